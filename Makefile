@@ -1,0 +1,88 @@
+# Tessera build. `make` builds build/tessera; `make test` runs every test level.
+# Out-of-tree objects under build/; nothing is written into src/.
+
+CC        ?= cc
+BUILD     ?= build
+OPT       ?= -O2
+CFLAGS_COMMON := -std=c17 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+                 -D_GNU_SOURCE -Isrc -pthread -MMD -MP
+LDLIBS    := -lfdt -lm -pthread
+
+SRCS      := $(shell find src -name '*.c' | sort)
+MAIN_SRC  := src/cli/main.c
+LIB_SRCS  := $(filter-out $(MAIN_SRC),$(SRCS))
+
+OBJ_DIR   := $(BUILD)/obj
+ASAN_DIR  := $(BUILD)/asan
+OBJS      := $(SRCS:%.c=$(OBJ_DIR)/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJ_DIR)/%.o)
+ASAN_OBJS := $(LIB_SRCS:%.c=$(ASAN_DIR)/%.o)
+
+# The FPU relies on the host's dynamic rounding mode: the compiler must not fold or move
+# floating-point operations across fesetround().
+FPU_FLAGS := -frounding-math -fno-fast-math -ffp-contract=off
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_ASAN := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests-asan/%)
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench
+all: $(BUILD)/tessera
+
+$(BUILD)/tessera: $(OBJS)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS)
+
+$(OBJ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(if $(findstring fpu,$<),$(FPU_FLAGS)) -c -o $@ $<
+
+$(ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) $(if $(findstring fpu,$<),$(FPU_FLAGS)) -c -o $@ $<
+
+# Each unit test names the modules it links on a line "// test-sources: src/a.c src/b.c", so a
+# test depends only on what it tests.
+test_sources = $(shell sed -n 's|^// test-sources:||p' tests/unit/$(1).c)
+test_objs = $(patsubst %.c,$(2)/%.o,$(call test_sources,$(1)))
+.SECONDEXPANSION:
+.SECONDARY:
+$(BUILD)/tests/%: tests/unit/%.c $$(call test_objs,$$*,$(OBJ_DIR))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -Itests/unit -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests-asan/%: tests/unit/%.c $$(call test_objs,$$*,$(ASAN_DIR))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) -Itests/unit -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+unit-asan: $(UNIT_ASAN)
+	@tests/run-unit.sh $(UNIT_ASAN)
+
+include tests/isa/isa.mk
+
+guest:
+	guest/build.sh
+
+guest-test: $(BUILD)/tessera guest
+	tests/guest/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "format: ok"
+
+bench: $(BUILD)/tessera guest
+	bench/run.sh
+
+# Everything CI runs, in order of cost.
+test: $(BUILD)/tessera
+	tests/run-all.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

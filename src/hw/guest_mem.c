@@ -1,0 +1,24 @@
+#include "hw/guest_mem.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+
+    if (p == MAP_FAILED)
+        return -errno;
+    ram->base = base;
+    ram->size = size;
+    ram->host = p;
+    return 0;
+}
+
+void guest_ram_destroy(struct guest_ram *ram)
+{
+    if (ram->host)
+        munmap(ram->host, ram->size);
+    ram->host = NULL;
+}

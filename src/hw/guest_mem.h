@@ -1,0 +1,32 @@
+/* Guest RAM: one contiguous host mapping per region, and the one bounds-checked helper
+ * through which devices and loaders turn guest physical addresses into host pointers. */
+#ifndef TESSERA_HW_GUEST_MEM_H
+#define TESSERA_HW_GUEST_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t gpa_t;
+
+struct guest_ram {
+    gpa_t base;
+    uint64_t size;
+    uint8_t *host; /* mmap(MAP_NORESERVE); size bytes */
+};
+
+/* Maps `size` bytes of anonymous memory for RAM at `base`. 0 or -errno. */
+int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size);
+void guest_ram_destroy(struct guest_ram *ram);
+
+/* Host pointer for [gpa, gpa+len) if that range lies entirely in RAM, else NULL. Handles
+ * wrap-around: a hostile gpa/len pair can never yield a pointer outside the mapping. */
+static inline void *guest_ram_ptr(const struct guest_ram *ram, gpa_t gpa, uint64_t len)
+{
+    uint64_t off = gpa - ram->base;
+
+    if (gpa < ram->base || off > ram->size || len > ram->size - off)
+        return NULL;
+    return ram->host + off;
+}
+
+#endif
