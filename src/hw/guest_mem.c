@@ -1,6 +1,7 @@
 #include "hw/guest_mem.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
@@ -21,4 +22,11 @@ void guest_ram_destroy(struct guest_ram *ram)
     if (ram->host)
         munmap(ram->host, ram->size);
     ram->host = NULL;
+}
+
+void guest_ram_clear(struct guest_ram *ram)
+{
+    /* On a private anonymous mapping MADV_DONTNEED drops the pages: later reads see zeros. */
+    if (madvise(ram->host, ram->size, MADV_DONTNEED) != 0)
+        memset(ram->host, 0, ram->size);
 }

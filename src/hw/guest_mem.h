@@ -18,6 +18,10 @@ struct guest_ram {
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size);
 void guest_ram_destroy(struct guest_ram *ram);
 
+/* Makes all of RAM read as zero again and gives its pages back to the host (no touching of
+ * every page, so a large idle guest stays cheap). */
+void guest_ram_clear(struct guest_ram *ram);
+
 /* Host pointer for [gpa, gpa+len) if that range lies entirely in RAM, else NULL. Handles
  * wrap-around: a hostile gpa/len pair can never yield a pointer outside the mapping. */
 static inline void *guest_ram_ptr(const struct guest_ram *ram, gpa_t gpa, uint64_t len)

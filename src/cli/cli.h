@@ -1,0 +1,8 @@
+/* The `tessera` command's verbs. Each takes the arguments after its name (argv[0] is the
+ * verb) and returns the process exit status. */
+#ifndef TESSERA_CLI_CLI_H
+#define TESSERA_CLI_CLI_H
+
+int cli_run(int argc, char **argv);
+
+#endif

@@ -1,0 +1,150 @@
+#include "cli/console.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "machine/virt.h"
+
+#define CTRL_A 0x01
+
+static struct termios saved_termios;
+static volatile sig_atomic_t termios_saved;
+
+void console_restore(void)
+{
+    if (termios_saved) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+        termios_saved = 0;
+    }
+}
+
+static void console_fatal_signal(int sig)
+{
+    console_restore();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void write_all(int fd, const char *s)
+{
+    size_t len = strlen(s);
+
+    while (len) {
+        ssize_t n = write(fd, s, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        s += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Hands bytes to the UART, waiting while its host-side queue is full: input is never lost. */
+static void feed(struct virt_machine *m, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        size_t n = virt_console_input(m, buf, len);
+
+        buf += n;
+        len -= n;
+        if (len) {
+            struct timespec ts = {0, 1000000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+struct console_ctx {
+    struct virt_machine *m;
+    bool tty;
+};
+
+static void *console_thread(void *opaque)
+{
+    struct console_ctx *c = opaque;
+    bool escape = false;
+    uint8_t buf[4096], out[4096];
+
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        size_t o = 0;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* EOF or error: the guest keeps running without input */
+        if (!c->tty) {
+            feed(c->m, buf, (size_t)n);
+            continue;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            uint8_t ch = buf[i];
+
+            if (!escape && ch == CTRL_A) {
+                escape = true;
+                continue;
+            }
+            if (!escape) {
+                out[o++] = ch;
+                continue;
+            }
+            escape = false;
+            switch (ch) {
+            case 'x':
+            case 'X':
+                write_all(STDERR_FILENO, "\r\ntessera: terminated by Ctrl-A x\r\n");
+                virt_request_exit(c->m, 0);
+                return NULL;
+            case 'h':
+            case 'H':
+            case '?':
+                write_all(STDERR_FILENO, "\r\nC-a x    exit\r\nC-a C-a  send C-a\r\n"
+                                         "C-a h    this help\r\n");
+                break;
+            case CTRL_A: out[o++] = CTRL_A; break;
+            default: break;
+            }
+        }
+        feed(c->m, out, o);
+    }
+    return NULL;
+}
+
+int console_start(struct virt_machine *m)
+{
+    static struct console_ctx ctx;
+    pthread_t thread;
+    int err;
+
+    ctx.m = m;
+    ctx.tty = isatty(STDIN_FILENO);
+    if (ctx.tty && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
+        struct termios raw = saved_termios;
+
+        termios_saved = 1;
+        atexit(console_restore);
+        signal(SIGTERM, console_fatal_signal);
+        signal(SIGHUP, console_fatal_signal);
+        signal(SIGQUIT, console_fatal_signal);
+        cfmakeraw(&raw);
+        /* Keep output processing so our own messages ("\n") still start at column 0. */
+        raw.c_oflag |= OPOST | ONLCR;
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    }
+    err = pthread_create(&thread, NULL, console_thread, &ctx);
+    if (err)
+        return -err;
+    pthread_detach(thread);
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* `tessera`: the entry point; dispatches to a verb. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct cli_verb {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct cli_verb verbs[] = {
+    {"run", cli_run, "run a virtual machine in the foreground (see `tessera run --help`)"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: tessera COMMAND [OPTIONS]\n\n"
+                 "Tessera runs virtual machines. Commands:\n");
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(out, "\n  tessera --help      this text\n"
+                 "\nWith no options, `tessera run` boots the default guest (build it with "
+                 "guest/build.sh).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        if (!strcmp(argv[1], verbs[i].name))
+            return verbs[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "tessera: unknown command '%s' (try `tessera --help`)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,214 @@
+/* `tessera run`: one VM in the foreground, its serial console on stdin/stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/console.h"
+#include "machine/virt.h"
+
+#define RUN_DEFAULT_MEM    (256ull << 20)
+#define RUN_DEFAULT_APPEND "console=ttyS0"
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: tessera run [OPTIONS]\n"
+            "\n"
+            "Boots a RISC-V RV64GC virtual machine (QEMU `virt` board layout) with its serial\n"
+            "console on stdin/stdout. With no options it boots the default guest:\n"
+            "OpenSBI, build/guest/Image and build/guest/initramfs.cpio.gz.\n"
+            "\n"
+            "  --bios FILE     firmware: a RISC-V ELF (loaded at its own addresses) or a flat\n"
+            "                  binary (loaded at 0x80000000). Default: OpenSBI fw_dynamic from\n"
+            "                  Debian's opensbi package. Given without --kernel, FILE runs\n"
+            "                  bare-metal with no kernel.\n"
+            "  --kernel FILE   Linux kernel: a RISC-V Image or ELF (default: the default guest)\n"
+            "  --initrd FILE   initial ramdisk (default: the default guest's initramfs)\n"
+            "  --append STR    kernel command line (default: \"%s\")\n"
+            "  --mem SIZE      guest RAM, e.g. 512M or 2G; a plain number means MiB\n"
+            "                  (default: 256M, range 16M-64G)\n"
+            "  --cpus N        number of harts, 1-%d, one host thread each (default: 1)\n"
+            "  -h, --help      this text\n"
+            "\n"
+            "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
+            "pipe, input is delivered once the guest's serial driver is ready, so\n"
+            "`printf 'uname -m\\npoweroff\\n' | tessera run` works.\n"
+            "\n"
+            "Exit status: 0 when the guest powers off, the guest's code when it reports a\n"
+            "failure through the test device, 2 for bad options, 1 for other errors.\n",
+            RUN_DEFAULT_APPEND, VIRT_MAX_CPUS);
+}
+
+/* Parses SIZE as QEMU does for -m: a number with an optional K, M, G or T suffix; no suffix
+ * means MiB. Returns 0 or -1. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 20;
+
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return -1;
+        }
+        if (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+            return -1;
+    }
+    if (v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* The default guest lives beside the binary: <dir of tessera>/guest/. */
+static char *default_guest_file(const char *name)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash, *path;
+
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    if (asprintf(&path, "%s/guest/%s", exe, name) < 0)
+        return NULL;
+    return path;
+}
+
+int cli_run(int argc, char **argv)
+{
+    enum { OPT_BIOS = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_MEM, OPT_CPUS };
+    static const struct option opts[] = {
+        {"bios", required_argument, NULL, OPT_BIOS},
+        {"kernel", required_argument, NULL, OPT_KERNEL},
+        {"initrd", required_argument, NULL, OPT_INITRD},
+        {"append", required_argument, NULL, OPT_APPEND},
+        {"mem", required_argument, NULL, OPT_MEM},
+        {"cpus", required_argument, NULL, OPT_CPUS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct virt_config cfg = {.cpus = 1, .mem_size = RUN_DEFAULT_MEM, .console_fd = STDOUT_FILENO};
+    struct virt_machine *m;
+    char *default_kernel = NULL, *default_initrd = NULL;
+    bool have_append = false;
+    int c, status;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BIOS: cfg.bios = optarg; break;
+        case OPT_KERNEL: cfg.kernel = optarg; break;
+        case OPT_INITRD: cfg.initrd = optarg; break;
+        case OPT_APPEND:
+            cfg.append = optarg;
+            have_append = true;
+            break;
+        case OPT_MEM:
+            if (parse_size(optarg, &cfg.mem_size) || cfg.mem_size < VIRT_MIN_MEM ||
+                cfg.mem_size > VIRT_MAX_MEM || (cfg.mem_size & 0xfffff)) {
+                fprintf(stderr,
+                        "tessera: --mem '%s': expected a size from 16M to 64G in whole MiB, "
+                        "e.g. 512M or 2G\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case OPT_CPUS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+
+            if (!*optarg || *end || n < 1 || n > VIRT_MAX_CPUS) {
+                fprintf(stderr, "tessera: --cpus '%s': expected a number from 1 to %d\n", optarg,
+                        VIRT_MAX_CPUS);
+                return 2;
+            }
+            cfg.cpus = (unsigned)n;
+            break;
+        }
+        case 'h': run_usage(stdout); return 0;
+        case ':':
+            fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
+                    argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tessera: unknown option '%s' (see `tessera run --help`)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tessera: unexpected argument '%s' (see `tessera run --help`)\n",
+                argv[optind]);
+        return 2;
+    }
+
+    /* No firmware and no kernel given: the default guest. --bios alone: bare metal. */
+    if (!cfg.bios && !cfg.kernel) {
+        default_kernel = default_guest_file("Image");
+        if (!cfg.initrd)
+            cfg.initrd = default_initrd = default_guest_file("initramfs.cpio.gz");
+        cfg.kernel = default_kernel;
+        if (!cfg.kernel || access(cfg.kernel, R_OK) != 0) {
+            fprintf(stderr,
+                    "tessera: the default guest kernel %s is missing: build it with "
+                    "guest/build.sh, or pass --kernel\n",
+                    cfg.kernel ? cfg.kernel : "build/guest/Image");
+            status = 1;
+            goto out;
+        }
+    }
+    if (!cfg.bios)
+        cfg.bios = VIRT_DEFAULT_BIOS;
+    if (cfg.kernel && !have_append)
+        cfg.append = RUN_DEFAULT_APPEND;
+    if (!cfg.kernel && cfg.initrd) {
+        fprintf(stderr, "tessera: --initrd needs --kernel\n");
+        status = 2;
+        goto out;
+    }
+
+    if (virt_create(&cfg, &m)) {
+        status = 1;
+        goto out;
+    }
+    if (console_start(m)) {
+        fprintf(stderr, "tessera: cannot start the console thread\n");
+        virt_destroy(m);
+        status = 1;
+        goto out;
+    }
+    status = virt_run(m);
+    console_restore();
+    /* The console thread may still sit in read(); exiting the process ends it. The machine
+     * is not destroyed here for that reason: its memory goes with the process. */
+    fflush(stdout);
+    _exit(status & 0xff);
+
+out:
+    free(default_kernel);
+    free(default_initrd);
+    return status;
+}

@@ -1,0 +1,293 @@
+/* The hart's life cycle and run loop: the decoded-block cache, interrupt checks at block
+ * boundaries and WFI sleeping. See hart.h for the execution model. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "cpu/rv64/hart.h"
+#include "cpu/rv64/insn.h"
+
+#define RV_BLOCK_MAX_INSNS 64
+#define RV_BC_BUCKETS      (1u << 15)
+#define RV_BC_ARENA_SIZE   (32u << 20)
+
+struct rv_block {
+    uintptr_t key; /* host address of the first instruction */
+    struct rv_block *next;
+    uint32_t n;     /* instructions */
+    uint32_t bytes; /* their total length */
+    struct rv_insn insn[];
+};
+
+static unsigned bc_hash(uintptr_t key)
+{
+    return (unsigned)((key >> 1) ^ (key >> 16)) & (RV_BC_BUCKETS - 1);
+}
+
+void rv_block_cache_flush(struct rv64_hart *h)
+{
+    memset(h->bc.buckets, 0, RV_BC_BUCKETS * sizeof(h->bc.buckets[0]));
+    h->bc.arena_used = 0;
+    h->bc.flushes++;
+    h->bc_flush_pending = false;
+}
+
+static struct rv_block *bc_lookup(struct rv64_hart *h, uintptr_t key)
+{
+    struct rv_block *b = h->bc.buckets[bc_hash(key)];
+
+    while (b && b->key != key)
+        b = b->next;
+    return b;
+}
+
+/* Decodes a block starting at guest pc whose bytes are at `host` (valid to the end of the
+ * page). Returns NULL when the first instruction crosses into the next page; the caller then
+ * runs it on its own. */
+static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t *host)
+{
+    size_t max = sizeof(struct rv_block) + RV_BLOCK_MAX_INSNS * sizeof(struct rv_insn);
+    unsigned avail_page = (unsigned)(RV_PAGE_SIZE - (pc & (RV_PAGE_SIZE - 1)));
+    unsigned off = 0, n = 0;
+    struct rv_block *b;
+
+    if (h->bc.arena_used + max > RV_BC_ARENA_SIZE)
+        rv_block_cache_flush(h);
+    b = (struct rv_block *)(h->bc.arena + h->bc.arena_used);
+    while (n < RV_BLOCK_MAX_INSNS && avail_page - off >= 2) {
+        struct rv_insn *in = &b->insn[n];
+        uint16_t lo;
+        uint32_t raw;
+
+        memcpy(&lo, host + off, 2);
+        if ((lo & 3) == 3) {
+            if (avail_page - off < 4)
+                break;
+            memcpy(&raw, host + off, 4);
+        } else {
+            raw = lo;
+        }
+        rv_decode(raw, in);
+        in->pc_off = (uint16_t)off;
+        in->idx = (uint8_t)n;
+        off += in->len;
+        n++;
+        if (in->flags & RV_INSN_ENDS_BLOCK)
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    b->key = (uintptr_t)host;
+    b->n = n;
+    b->bytes = off;
+    h->bc.arena_used += sizeof(struct rv_block) + n * sizeof(struct rv_insn);
+    h->bc.arena_used = (h->bc.arena_used + 15) & ~(size_t)15;
+    b->next = h->bc.buckets[bc_hash(b->key)];
+    h->bc.buckets[bc_hash(b->key)] = b;
+    return b;
+}
+
+static void exec_block(struct rv64_hart *h, const struct rv_block *b)
+{
+    const struct rv_insn *in = b->insn, *end = in + b->n;
+
+    for (; in < end; in++) {
+        int r = in->fn(h, in);
+
+        if (unlikely(r)) {
+            h->instret += in->idx + (r == RV_JUMP);
+            return;
+        }
+    }
+    h->pc += b->bytes;
+    h->instret += b->n;
+}
+
+/* A 32-bit instruction whose second half lies on the next page: fetch both halves (either
+ * may fault, and the fault names the half that did, privileged §3.1.16) and run it alone. */
+static void exec_cross_page(struct rv64_hart *h, const uint8_t *host)
+{
+    struct rv_insn in;
+    uint16_t lo, hi;
+    const uint8_t *next = rv_fetch_ptr(h, h->pc + 2);
+    int r;
+
+    if (!next) {
+        rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
+        return;
+    }
+    memcpy(&lo, host, 2);
+    memcpy(&hi, next, 2);
+    rv_decode((uint32_t)lo | ((uint32_t)hi << 16), &in);
+    r = in.fn(h, &in);
+    if (r == RV_NEXT)
+        h->pc += in.len;
+    if (r != RV_TRAP)
+        h->instret++;
+}
+
+static void hart_wfi(struct rv64_hart *h)
+{
+    pthread_mutex_lock(&h->lock);
+    while (!(atomic_load(&h->mip) & h->mie) && !atomic_load(&h->stop))
+        pthread_cond_wait(&h->wake, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    if (!atomic_load(&h->stop))
+        h->in_wfi = false;
+}
+
+int rv64_hart_run(struct rv64_hart *h)
+{
+    while (likely(!atomic_load_explicit(&h->stop, memory_order_relaxed))) {
+        const uint8_t *host;
+        struct rv_block *b;
+
+        if (unlikely(atomic_load_explicit(&h->mip, memory_order_relaxed) & h->mie))
+            rv_check_interrupts(h);
+        if (unlikely(h->in_wfi)) {
+            hart_wfi(h);
+            continue;
+        }
+        host = rv_fetch_ptr(h, h->pc);
+        if (unlikely(!host)) {
+            rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
+            continue;
+        }
+        b = bc_lookup(h, (uintptr_t)host);
+        if (unlikely(!b)) {
+            b = bc_build(h, h->pc, host);
+            if (!b) {
+                exec_cross_page(h, host);
+                continue;
+            }
+        }
+        exec_block(h, b);
+        if (unlikely(h->bc_flush_pending))
+            rv_block_cache_flush(h);
+    }
+    return 0;
+}
+
+static void kick(struct rv64_hart *h)
+{
+    pthread_mutex_lock(&h->lock);
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void rv64_hart_set_irq(void *hart, unsigned irq, bool level)
+{
+    struct rv64_hart *h = hart;
+    uint64_t bit = 1ull << irq;
+
+    if (level) {
+        if (!(atomic_fetch_or(&h->mip, bit) & bit))
+            kick(h);
+    } else {
+        atomic_fetch_and(&h->mip, ~bit);
+    }
+}
+
+void rv64_hart_request_stop(struct rv64_hart *h)
+{
+    atomic_store(&h->stop, true);
+    kick(h);
+}
+
+void rv64_hart_clear_stop(struct rv64_hart *h)
+{
+    atomic_store(&h->stop, false);
+}
+
+void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
+{
+    memset(h->x, 0, sizeof(h->x));
+    memset(h->f, 0, sizeof(h->f));
+    h->pc = reset_pc;
+    atomic_store(&h->mip, 0);
+    h->mie = 0;
+    h->instret = 0;
+    h->fflags = h->frm = 0;
+    h->res_host = NULL;
+    h->mstatus = 0;
+    h->medeleg = h->mideleg = 0;
+    h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
+    h->mcounteren = h->scounteren = h->mcountinhibit = 0;
+    h->menvcfg = h->senvcfg = 0;
+    h->stvec = h->sscratch = h->sepc = h->scause = h->stval = 0;
+    h->satp = 0;
+    h->cycle_offset = h->instret_offset = 0;
+    memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
+    memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
+    h->pmp_active = false;
+    h->in_wfi = false;
+    rv_set_priv(h, RV_PRIV_M);
+    rv_tlb_flush(h);
+    rv_block_cache_flush(h);
+}
+
+int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
+{
+    struct rv64_hart *h = calloc(1, sizeof(*h));
+    int err = -ENOMEM;
+
+    if (!h)
+        return -ENOMEM;
+    h->cfg = *cfg;
+    h->bc.buckets = calloc(RV_BC_BUCKETS, sizeof(h->bc.buckets[0]));
+    if (!h->bc.buckets)
+        goto free_hart;
+    h->bc.arena = mmap(NULL, RV_BC_ARENA_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (h->bc.arena == MAP_FAILED)
+        goto free_buckets;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    rv64_hart_reset(h, 0);
+    *out = h;
+    return 0;
+
+free_buckets:
+    free(h->bc.buckets);
+free_hart:
+    free(h);
+    return err;
+}
+
+void rv64_hart_destroy(struct rv64_hart *h)
+{
+    if (!h)
+        return;
+    munmap(h->bc.arena, RV_BC_ARENA_SIZE);
+    free(h->bc.buckets);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void rv64_hart_set_time_source(struct rv64_hart *h, uint64_t (*time)(void *), void *opaque)
+{
+    h->cfg.time = time;
+    h->cfg.time_opaque = opaque;
+}
+
+uint64_t rv64_hart_get_pc(const struct rv64_hart *h)
+{
+    return h->pc;
+}
+
+uint64_t rv64_hart_get_x(const struct rv64_hart *h, unsigned reg)
+{
+    return reg < 32 ? h->x[reg] : 0;
+}
+
+void rv64_hart_set_x(struct rv64_hart *h, unsigned reg, uint64_t value)
+{
+    if (reg > 0 && reg < 32)
+        h->x[reg] = value;
+}
+
+uint64_t rv64_hart_instret(const struct rv64_hart *h)
+{
+    return h->instret;
+}

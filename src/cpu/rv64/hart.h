@@ -1,0 +1,315 @@
+/* Private to src/cpu/rv64/: the hart's state, the decoded-instruction format, the software
+ * TLB and the inline fast paths for guest memory access.
+ *
+ * Execution model. Guest code is decoded once into blocks of struct rv_insn (a handler
+ * pointer plus pre-extracted operands). A block starts at any pc, never crosses a 4 KiB page
+ * and ends after an instruction that may change control flow, privilege, translation or
+ * interrupt enables. Blocks are found by the host address of their first instruction, so a
+ * block is valid whatever virtual address maps that physical page; they are flushed by
+ * FENCE.I on the same hart, which is exactly the visibility the ISA promises (unprivileged
+ * §3.1: stores become visible to instruction fetch after FENCE.I). Interrupts and stop
+ * requests are checked between blocks.
+ *
+ * All of struct rv64_hart is owned by the hart's thread except `mip` (atomic; any thread
+ * raises bits) and `stop` (atomic), and the lock/cond pair used to sleep in WFI. */
+#ifndef TESSERA_CPU_RV64_HART_H
+#define TESSERA_CPU_RV64_HART_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/rv64/rv64.h"
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define RV_PAGE_SHIFT 12
+#define RV_PAGE_SIZE  4096ull
+#define RV_PAGE_MASK  (~(RV_PAGE_SIZE - 1))
+
+enum rv_priv { RV_PRIV_U = 0, RV_PRIV_S = 1, RV_PRIV_M = 3 };
+
+/* Exception causes (privileged §3.1.15). */
+enum rv_exc {
+    RV_EXC_INSN_MISALIGNED = 0,
+    RV_EXC_INSN_ACCESS = 1,
+    RV_EXC_ILLEGAL = 2,
+    RV_EXC_BREAKPOINT = 3,
+    RV_EXC_LOAD_MISALIGNED = 4,
+    RV_EXC_LOAD_ACCESS = 5,
+    RV_EXC_STORE_MISALIGNED = 6,
+    RV_EXC_STORE_ACCESS = 7,
+    RV_EXC_ECALL_U = 8,
+    RV_EXC_ECALL_S = 9,
+    RV_EXC_ECALL_M = 11,
+    RV_EXC_INSN_PAGE = 12,
+    RV_EXC_LOAD_PAGE = 13,
+    RV_EXC_STORE_PAGE = 15,
+};
+
+#define RV_CAUSE_INTERRUPT (1ull << 63)
+
+/* mstatus fields (privileged §3.1.6). */
+#define MSTATUS_SIE  (1ull << 1)
+#define MSTATUS_MIE  (1ull << 3)
+#define MSTATUS_SPIE (1ull << 5)
+#define MSTATUS_UBE  (1ull << 6)
+#define MSTATUS_MPIE (1ull << 7)
+#define MSTATUS_SPP  (1ull << 8)
+#define MSTATUS_VS   (3ull << 9)
+#define MSTATUS_MPP  (3ull << 11)
+#define MSTATUS_FS   (3ull << 13)
+#define MSTATUS_XS   (3ull << 15)
+#define MSTATUS_MPRV (1ull << 17)
+#define MSTATUS_SUM  (1ull << 18)
+#define MSTATUS_MXR  (1ull << 19)
+#define MSTATUS_TVM  (1ull << 20)
+#define MSTATUS_TW   (1ull << 21)
+#define MSTATUS_TSR  (1ull << 22)
+#define MSTATUS_UXL  (3ull << 32)
+#define MSTATUS_SXL  (3ull << 34)
+#define MSTATUS_SD   (1ull << 63)
+
+#define MIP_SSIP (1ull << RV64_IRQ_SSI)
+#define MIP_MSIP (1ull << RV64_IRQ_MSI)
+#define MIP_STIP (1ull << RV64_IRQ_STI)
+#define MIP_MTIP (1ull << RV64_IRQ_MTI)
+#define MIP_SEIP (1ull << RV64_IRQ_SEI)
+#define MIP_MEIP (1ull << RV64_IRQ_MEI)
+#define MIP_S_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
+#define MIP_ALL    (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
+
+/* Return values of instruction handlers. */
+#define RV_NEXT 0 /* fall through to the next instruction of the block */
+#define RV_JUMP 1 /* retired; h->pc holds the next pc; leave the block */
+#define RV_TRAP 2 /* not retired; h->pc holds the trap vector; leave the block */
+
+struct rv64_hart;
+struct rv_insn;
+typedef int (*rv_exec_fn)(struct rv64_hart *h, const struct rv_insn *in);
+
+/* One decoded instruction. Register numbers are pre-mapped: a destination x0 becomes
+ * RV_X_SINK so handlers write without testing for x0; sources read x[0], which stays 0. */
+struct rv_insn {
+    rv_exec_fn fn;
+    int64_t imm;
+    uint32_t raw; /* the instruction bits as fetched (16-bit ones zero-extended) */
+    uint16_t pc_off; /* offset from the block's first instruction */
+    uint8_t rd, rs1, rs2, rs3;
+    uint8_t len;   /* 2 or 4 */
+    uint8_t rm;    /* FP rounding-mode field; for CSR ops: RV_CSR_* flags */
+    uint8_t idx;   /* position in the block: instructions retired before this one */
+    uint8_t flags; /* RV_INSN_* */
+};
+
+#define RV_INSN_ENDS_BLOCK 0x01 /* may change pc, privilege, translation or interrupt state */
+
+#define RV_CSR_WRITES 0x01 /* the instruction writes the CSR */
+#define RV_CSR_IMM    0x02 /* the source is the 5-bit immediate held in rs1 */
+
+#define RV_X_SINK 32
+
+/* The software TLB: one direct-mapped table per translation context (below), 4 KiB entries.
+ * An entry caches one virtual page -> host pointer; each access kind has its own tag so a
+ * page readable but not writable hits for loads only. A tag never matches when it has low
+ * bits set (RV_TLB_INVALID). */
+#define RV_TLB_BITS    8
+#define RV_TLB_SIZE    (1u << RV_TLB_BITS)
+#define RV_TLB_INVALID 1ull
+
+struct rv_tlb_entry {
+    uint64_t tag_r, tag_w, tag_x;
+    uintptr_t addend; /* host address = guest virtual address + addend */
+};
+
+/* Translation contexts: the effective privilege and, for S, SUM (which decides whether S may
+ * touch U pages). Keeping them apart means mode switches and SUM toggles flush nothing. */
+enum rv_mmu_idx { RV_MMU_M, RV_MMU_S, RV_MMU_S_SUM, RV_MMU_U, RV_MMU_COUNT };
+
+enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
+
+struct rv_block;
+
+struct rv_block_cache {
+    struct rv_block **buckets; /* RV_BC_BUCKETS chains keyed by host address */
+    uint8_t *arena;            /* blocks are bump-allocated; full arena = flush all */
+    size_t arena_used;
+    uint64_t flushes;
+};
+
+#define RV_PMP_COUNT 16
+
+struct rv64_hart {
+    /* Hot: touched by nearly every instruction. */
+    uint64_t x[33];
+    uint64_t pc; /* inside a block: the pc of the block's first instruction */
+    unsigned mmu_data; /* enum rv_mmu_idx for loads and stores */
+    unsigned mmu_fetch;
+    struct rv_tlb_entry tlb[RV_MMU_COUNT][RV_TLB_SIZE];
+    _Atomic uint64_t mip;
+    uint64_t mie;
+    unsigned priv;
+    uint64_t instret;
+
+    /* Set by a failing memory helper, consumed by rv_raise_pending(). */
+    uint64_t exc_cause;
+    uint64_t exc_tval;
+
+    /* Floating point. */
+    uint64_t f[32];
+    unsigned fflags;
+    unsigned frm;
+
+    /* LR/SC reservation: a host pointer and the value LR saw (SC is a compare-and-swap). */
+    void *res_host;
+    uint64_t res_value;
+
+    /* Machine and supervisor CSRs. */
+    uint64_t mstatus;
+    uint64_t medeleg, mideleg;
+    uint64_t mtvec, mscratch, mepc, mcause, mtval;
+    uint32_t mcounteren, scounteren, mcountinhibit;
+    uint64_t menvcfg, senvcfg;
+    uint64_t stvec, sscratch, sepc, scause, stval;
+    uint64_t satp;
+    uint64_t cycle_offset;   /* mcycle = instret + cycle_offset */
+    uint64_t instret_offset; /* minstret = instret + instret_offset */
+    uint8_t pmpcfg[RV_PMP_COUNT];
+    uint64_t pmpaddr[RV_PMP_COUNT];
+    bool pmp_active; /* some entry has A != OFF */
+
+    struct rv_block_cache bc;
+    bool in_wfi;
+    bool bc_flush_pending; /* FENCE.I ran: flush the block cache once the block is left */
+
+    /* Configuration and host plumbing. */
+    struct rv64_config cfg;
+    _Atomic bool stop;
+    pthread_mutex_t lock; /* protects the WFI sleep only */
+    pthread_cond_t wake;
+};
+
+/* --- traps and CSRs (csr.c) --- */
+
+/* Enters the trap handler for `cause` (RV_CAUSE_INTERRUPT set for interrupts) taken at `epc`,
+ * applying medeleg/mideleg; sets h->pc to the vector. */
+void rv_trap(struct rv64_hart *h, uint64_t cause, uint64_t tval, uint64_t epc);
+
+/* Takes the highest-priority pending and enabled interrupt, if any. Returns true if taken. */
+bool rv_check_interrupts(struct rv64_hart *h);
+
+/* CSR access for Zicsr instructions: 0, or -1 after which the caller raises illegal insn. */
+int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value);
+int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t value);
+
+/* Recomputes mmu_data/mmu_fetch after priv, MPRV, MPP or SUM changed. */
+void rv_update_mmu_idx(struct rv64_hart *h);
+
+/* Sets the privilege mode (trap entry and return). */
+void rv_set_priv(struct rv64_hart *h, unsigned priv);
+
+/* --- memory (mmu.c) --- */
+
+void rv_tlb_flush(struct rv64_hart *h);
+
+/* Slow paths behind the inline helpers below: translate, check PMP, fill the TLB, or go to
+ * MMIO. Return 0, or -1 with h->exc_cause/exc_tval set. Misaligned and page-crossing
+ * accesses are performed byte-wise-correct here (the hart supports misaligned accesses). */
+int rv_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *value);
+int rv_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t value);
+
+/* Host pointer for a naturally aligned access of `size` bytes at `va` for an atomic memory
+ * operation (read and write permission both needed). NULL with the exception set (store/AMO
+ * access fault for MMIO or misaligned AMOs as the privileged spec's §3.6.3.3 permits). */
+void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr);
+
+/* Host pointer to the instruction bytes at va (at least up to the end of its page), or NULL
+ * with the exception set (instruction page fault / access fault). */
+uint8_t *rv_fetch_ptr(struct rv64_hart *h, uint64_t va);
+
+/* --- execution (exec.c, decode.c, cpu.c) --- */
+
+/* Decodes one instruction (`raw`: 16 or 32 bits as fetched) into *in; never fails: invalid
+ * encodings decode to a handler that raises illegal instruction. */
+void rv_decode(uint32_t raw, struct rv_insn *in);
+
+void rv_block_cache_flush(struct rv64_hart *h);
+
+/* Raises the exception recorded by a failing memory helper for instruction `in`. */
+static inline int rv_raise_pending(struct rv64_hart *h, const struct rv_insn *in)
+{
+    rv_trap(h, h->exc_cause, h->exc_tval, h->pc + in->pc_off);
+    return RV_TRAP;
+}
+
+static inline int rv_raise(struct rv64_hart *h, const struct rv_insn *in, uint64_t cause,
+                           uint64_t tval)
+{
+    rv_trap(h, cause, tval, h->pc + in->pc_off);
+    return RV_TRAP;
+}
+
+static inline int rv_illegal(struct rv64_hart *h, const struct rv_insn *in)
+{
+    return rv_raise(h, in, RV_EXC_ILLEGAL, in->raw);
+}
+
+/* --- inline fast paths: a TLB hit touches host memory directly --- */
+
+static inline struct rv_tlb_entry *rv_tlb_entry(struct rv64_hart *h, unsigned idx, uint64_t va)
+{
+    return &h->tlb[idx][(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1)];
+}
+
+/* True when [va, va+size) stays inside one page. */
+static inline bool rv_in_page(uint64_t va, unsigned size)
+{
+    return (va & (RV_PAGE_SIZE - 1)) <= RV_PAGE_SIZE - size;
+}
+
+#define RV_DEFINE_LOAD(name, type)                                                                 \
+    static inline int name(struct rv64_hart *h, uint64_t va, uint64_t *value)                      \
+    {                                                                                              \
+        struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);                                 \
+        if (likely(e->tag_r == (va & RV_PAGE_MASK) && rv_in_page(va, sizeof(type)))) {             \
+            type v;                                                                                \
+            memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(type));                         \
+            *value = (uint64_t)(int64_t)v;                                                         \
+            return 0;                                                                              \
+        }                                                                                          \
+        if (rv_load_slow(h, va, sizeof(type), value))                                              \
+            return -1;                                                                             \
+        *value = (uint64_t)(int64_t)(type) * value;                                                \
+        return 0;                                                                                  \
+    }
+
+RV_DEFINE_LOAD(rv_load_i8, int8_t)
+RV_DEFINE_LOAD(rv_load_u8, uint8_t)
+RV_DEFINE_LOAD(rv_load_i16, int16_t)
+RV_DEFINE_LOAD(rv_load_u16, uint16_t)
+RV_DEFINE_LOAD(rv_load_i32, int32_t)
+RV_DEFINE_LOAD(rv_load_u32, uint32_t)
+RV_DEFINE_LOAD(rv_load_u64, uint64_t)
+
+static inline int rv_store(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t value)
+{
+    struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);
+
+    if (likely(e->tag_w == (va & RV_PAGE_MASK) && rv_in_page(va, size))) {
+        void *p = (void *)(uintptr_t)(va + e->addend);
+
+        switch (size) {
+        case 1: *(uint8_t *)p = (uint8_t)value; break;
+        case 2: memcpy(p, &(uint16_t){(uint16_t)value}, 2); break;
+        case 4: memcpy(p, &(uint32_t){(uint32_t)value}, 4); break;
+        default: memcpy(p, &value, 8); break;
+        }
+        return 0;
+    }
+    return rv_store_slow(h, va, size, value);
+}
+
+#endif

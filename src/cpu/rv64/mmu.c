@@ -1,0 +1,424 @@
+/* Address translation (Sv39, Sv48), physical memory protection, the software TLB's fill and
+ * the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.5). */
+#include <stddef.h>
+
+#include "cpu/rv64/hart.h"
+#include "hw/bus.h"
+
+#define PTE_V (1ull << 0)
+#define PTE_R (1ull << 1)
+#define PTE_W (1ull << 2)
+#define PTE_X (1ull << 3)
+#define PTE_U (1ull << 4)
+#define PTE_A (1ull << 6)
+#define PTE_D (1ull << 7)
+#define PTE_PPN_SHIFT 10
+#define PTE_PPN_MASK  ((1ull << 44) - 1)
+#define PTE_RESERVED  (0x3ffull << 54) /* PBMT, N and reserved bits: none implemented */
+
+#define SATP_MODE_BARE 0
+#define SATP_MODE_SV39 8
+#define SATP_MODE_SV48 9
+
+#define PMP_R     0x01
+#define PMP_W     0x02
+#define PMP_X     0x04
+#define PMP_A     0x18
+#define PMP_TOR   0x08
+#define PMP_NA4   0x10
+#define PMP_NAPOT 0x18
+#define PMP_L     0x80
+
+enum pmp_result { PMP_DENY, PMP_ALLOW, PMP_MIXED };
+
+void rv_tlb_flush(struct rv64_hart *h)
+{
+    for (unsigned i = 0; i < RV_MMU_COUNT; i++) {
+        for (unsigned j = 0; j < RV_TLB_SIZE; j++) {
+            h->tlb[i][j].tag_r = RV_TLB_INVALID;
+            h->tlb[i][j].tag_w = RV_TLB_INVALID;
+            h->tlb[i][j].tag_x = RV_TLB_INVALID;
+        }
+    }
+}
+
+static unsigned mmu_idx_priv(unsigned idx)
+{
+    switch (idx) {
+    case RV_MMU_M: return RV_PRIV_M;
+    case RV_MMU_U: return RV_PRIV_U;
+    default: return RV_PRIV_S;
+    }
+}
+
+/* The range [*lo, *hi) that PMP entry i covers; false if the entry is off. */
+static bool pmp_range(const struct rv64_hart *h, unsigned i, uint64_t *lo, uint64_t *hi)
+{
+    uint8_t cfg = h->pmpcfg[i];
+    uint64_t a = h->pmpaddr[i];
+
+    switch (cfg & PMP_A) {
+    case PMP_TOR:
+        *lo = i ? h->pmpaddr[i - 1] << 2 : 0;
+        *hi = a << 2;
+        return *lo < *hi;
+    case PMP_NA4:
+        *lo = a << 2;
+        *hi = *lo + 4;
+        return true;
+    case PMP_NAPOT: {
+        unsigned t = (unsigned)__builtin_ctzll(~a); /* trailing ones; a has 54 bits */
+        uint64_t size = 1ull << (t + 3 > 63 ? 63 : t + 3);
+
+        *lo = (a << 2) & ~(size - 1);
+        *hi = *lo + size;
+        if (*hi < *lo)
+            *hi = UINT64_MAX;
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* PMP decision for [pa, pa+len) (privileged §3.7.1): the lowest-numbered entry that matches
+ * any byte decides; it must match all bytes. PMP_MIXED: an entry covers only part of the
+ * range, so the answer differs inside it (used to refuse caching a page in the TLB). With no
+ * active entry every access is allowed, as QEMU's virt does for bare-metal code. */
+static enum pmp_result pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_t len,
+                                 unsigned priv, enum rv_access acc)
+{
+    uint64_t end = pa + len;
+
+    if (!h->pmp_active)
+        return PMP_ALLOW;
+    for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
+        uint64_t lo, hi;
+        uint8_t cfg = h->pmpcfg[i];
+        uint8_t need;
+
+        if (!pmp_range(h, i, &lo, &hi))
+            continue;
+        if (end <= lo || pa >= hi)
+            continue;
+        if (pa < lo || end > hi)
+            return PMP_MIXED;
+        if (priv == RV_PRIV_M && !(cfg & PMP_L))
+            return PMP_ALLOW;
+        need = acc == RV_ACCESS_READ ? PMP_R : acc == RV_ACCESS_WRITE ? PMP_W : PMP_X;
+        return (cfg & need) ? PMP_ALLOW : PMP_DENY;
+    }
+    return priv == RV_PRIV_M ? PMP_ALLOW : PMP_DENY;
+}
+
+static enum pmp_result pmp_check_access(const struct rv64_hart *h, uint64_t pa, unsigned len,
+                                        unsigned priv, enum rv_access acc)
+{
+    enum pmp_result r = pmp_check(h, pa, len, priv, acc);
+
+    return r == PMP_MIXED ? PMP_DENY : r;
+}
+
+static const struct rv64_mem_region *mem_find(const struct rv64_hart *h, uint64_t pa)
+{
+    for (unsigned i = 0; i < h->cfg.mem_count; i++) {
+        const struct rv64_mem_region *m = &h->cfg.mem[i];
+
+        if (pa - m->base < m->size)
+            return m;
+    }
+    return NULL;
+}
+
+static uint64_t cause_page_fault(enum rv_access acc)
+{
+    return acc == RV_ACCESS_READ    ? RV_EXC_LOAD_PAGE
+           : acc == RV_ACCESS_WRITE ? RV_EXC_STORE_PAGE
+                                    : RV_EXC_INSN_PAGE;
+}
+
+static uint64_t cause_access_fault(enum rv_access acc)
+{
+    return acc == RV_ACCESS_READ    ? RV_EXC_LOAD_ACCESS
+           : acc == RV_ACCESS_WRITE ? RV_EXC_STORE_ACCESS
+                                    : RV_EXC_INSN_ACCESS;
+}
+
+static int fault(struct rv64_hart *h, uint64_t cause, uint64_t va)
+{
+    h->exc_cause = cause;
+    h->exc_tval = va;
+    return -1;
+}
+
+/* Sv39/Sv48 translation (privileged §4.3.2). On success *pa is the physical address of va
+ * and *pte_out the leaf PTE (with the A/D bits as now stored). */
+static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
+                         uint64_t *pa, uint64_t *pte_out)
+{
+    unsigned priv = mmu_idx_priv(idx);
+    unsigned mode = (unsigned)(h->satp >> 60);
+    unsigned levels;
+    uint64_t base, pte = 0;
+    int level;
+
+    if (priv == RV_PRIV_M || mode == SATP_MODE_BARE) {
+        *pa = va;
+        *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+        return 0;
+    }
+    levels = mode == SATP_MODE_SV48 ? 4 : 3;
+    {
+        /* The VA must be the sign extension of its top translated bit. */
+        unsigned bits = 12 + 9 * levels;
+        int64_t sext = (int64_t)(va << (64 - bits)) >> (64 - bits);
+
+        if ((uint64_t)sext != va)
+            return fault(h, cause_page_fault(acc), va);
+    }
+
+restart:
+    base = (h->satp & PTE_PPN_MASK) << RV_PAGE_SHIFT;
+    for (level = (int)levels - 1; level >= 0; level--) {
+        uint64_t vpn = (va >> (12 + 9 * level)) & 0x1ff;
+        uint64_t pte_pa = base + vpn * 8;
+        const struct rv64_mem_region *m = mem_find(h, pte_pa);
+        uint64_t *pte_host;
+
+        /* Implicit page-table reads are S-mode accesses for PMP (§3.7.1). */
+        if (!m || m->readonly ||
+            pmp_check_access(h, pte_pa, 8, RV_PRIV_S, RV_ACCESS_READ) != PMP_ALLOW)
+            return fault(h, cause_access_fault(acc), va);
+        pte_host = (uint64_t *)(m->host + (pte_pa - m->base));
+        pte = __atomic_load_n(pte_host, __ATOMIC_ACQUIRE);
+
+        if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
+            return fault(h, cause_page_fault(acc), va);
+        if (!(pte & (PTE_R | PTE_X))) {
+            base = ((pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK) << RV_PAGE_SHIFT;
+            continue;
+        }
+
+        /* A leaf: check permissions (§4.3.2 step 5). */
+        if (priv == RV_PRIV_U && !(pte & PTE_U))
+            return fault(h, cause_page_fault(acc), va);
+        if (priv == RV_PRIV_S && (pte & PTE_U) && (acc == RV_ACCESS_EXEC || idx != RV_MMU_S_SUM))
+            return fault(h, cause_page_fault(acc), va);
+        switch (acc) {
+        case RV_ACCESS_READ:
+            if (!(pte & PTE_R) && !((h->mstatus & MSTATUS_MXR) && (pte & PTE_X)))
+                return fault(h, cause_page_fault(acc), va);
+            break;
+        case RV_ACCESS_WRITE:
+            if (!(pte & PTE_W))
+                return fault(h, cause_page_fault(acc), va);
+            break;
+        case RV_ACCESS_EXEC:
+            if (!(pte & PTE_X))
+                return fault(h, cause_page_fault(acc), va);
+            break;
+        }
+        /* A superpage's PPN must be aligned to its size (step 6). */
+        uint64_t ppn = (pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK;
+        uint64_t low_mask = (1ull << (9 * level)) - 1;
+
+        if (ppn & low_mask)
+            return fault(h, cause_page_fault(acc), va);
+
+        /* Hardware A/D update, atomically with respect to the PTE (step 7). */
+        if (!(pte & PTE_A) || (acc == RV_ACCESS_WRITE && !(pte & PTE_D))) {
+            uint64_t want = pte | PTE_A | (acc == RV_ACCESS_WRITE ? PTE_D : 0);
+
+            if (pmp_check_access(h, pte_pa, 8, RV_PRIV_S, RV_ACCESS_WRITE) != PMP_ALLOW)
+                return fault(h, cause_access_fault(acc), va);
+            if (!__atomic_compare_exchange_n(pte_host, &pte, want, false, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                goto restart;
+            pte = want;
+        }
+        ppn |= (va >> 12) & low_mask;
+        *pa = (ppn << RV_PAGE_SHIFT) | (va & (RV_PAGE_SIZE - 1));
+        *pte_out = pte;
+        return 0;
+    }
+    return fault(h, cause_page_fault(acc), va);
+}
+
+/* Translates va for `acc` in context idx and resolves the physical page. On success returns
+ * 0 with *pa; *host is the host pointer for pa if it is in a mem region (else NULL: MMIO).
+ * Fills the TLB when the whole page may be cached. */
+static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
+                       unsigned len, uint64_t *pa, uint8_t **host)
+{
+    uint64_t pte;
+    unsigned priv = mmu_idx_priv(idx);
+    const struct rv64_mem_region *m;
+    enum pmp_result pr;
+
+    if (mmu_translate(h, va, acc, idx, pa, &pte))
+        return -1;
+    m = mem_find(h, *pa);
+    if (!m) {
+        *host = NULL;
+        if (pmp_check_access(h, *pa, len, priv, acc) != PMP_ALLOW)
+            return fault(h, cause_access_fault(acc), va);
+        return 0;
+    }
+    if (acc == RV_ACCESS_WRITE && m->readonly)
+        return fault(h, cause_access_fault(acc), va);
+    *host = m->host + (*pa - m->base);
+
+    pr = pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, acc);
+    if (pr == PMP_MIXED)
+        pr = pmp_check_access(h, *pa, len, priv, acc);
+    else if (pr == PMP_ALLOW) {
+        struct rv_tlb_entry *e = rv_tlb_entry(h, idx, va);
+        uint64_t tag = va & RV_PAGE_MASK;
+        uintptr_t addend = (uintptr_t)(*host - (*pa & (RV_PAGE_SIZE - 1))) - (uintptr_t)tag;
+
+        if (e->addend != addend ||
+            (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
+            e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
+            e->addend = addend;
+        }
+        if (acc == RV_ACCESS_READ)
+            e->tag_r = tag;
+        else if (acc == RV_ACCESS_WRITE) {
+            e->tag_w = tag;
+            /* A store set A and D, so a later load needs no walk if the page is readable
+             * and PMP agrees. */
+            if ((pte & PTE_R) &&
+                pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, RV_ACCESS_READ) ==
+                    PMP_ALLOW)
+                e->tag_r = tag;
+        } else
+            e->tag_x = tag;
+    }
+    if (pr != PMP_ALLOW)
+        return fault(h, cause_access_fault(acc), va);
+    return 0;
+}
+
+static int load_in_page(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *value)
+{
+    uint64_t pa;
+    uint8_t *host;
+
+    if (mmu_resolve(h, va, RV_ACCESS_READ, h->mmu_data, size, &pa, &host))
+        return -1;
+    if (host) {
+        uint64_t v = 0;
+
+        memcpy(&v, host, size);
+        *value = v;
+        return 0;
+    }
+    if (bus_read(h->cfg.bus, pa, size, value))
+        return fault(h, RV_EXC_LOAD_ACCESS, va);
+    return 0;
+}
+
+static int store_in_page(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t value)
+{
+    uint64_t pa;
+    uint8_t *host;
+
+    if (mmu_resolve(h, va, RV_ACCESS_WRITE, h->mmu_data, size, &pa, &host))
+        return -1;
+    if (host) {
+        memcpy(host, &value, size);
+        return 0;
+    }
+    if (bus_write(h->cfg.bus, pa, size, value))
+        return fault(h, RV_EXC_STORE_ACCESS, va);
+    return 0;
+}
+
+int rv_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *value)
+{
+    uint64_t v = 0;
+
+    if (rv_in_page(va, size))
+        return load_in_page(h, va, size, value);
+    /* A misaligned access that crosses a page: byte by byte, so a fault reports the
+     * address of the part that faulted (privileged §3.1.16), which the OS must map. */
+    for (unsigned i = 0; i < size; i++) {
+        uint64_t b;
+
+        if (load_in_page(h, va + i, 1, &b))
+            return -1;
+        v |= b << (8 * i);
+    }
+    *value = v;
+    return 0;
+}
+
+int rv_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t value)
+{
+    uint64_t pa;
+    uint8_t *host;
+
+    if (rv_in_page(va, size))
+        return store_in_page(h, va, size, value);
+    /* Check both pages before writing anything, so a fault leaves memory untouched. */
+    if (mmu_resolve(h, va, RV_ACCESS_WRITE, h->mmu_data, 1, &pa, &host) ||
+        mmu_resolve(h, (va | (RV_PAGE_SIZE - 1)) + 1, RV_ACCESS_WRITE, h->mmu_data, 1, &pa, &host))
+        return -1;
+    for (unsigned i = 0; i < size; i++) {
+        if (store_in_page(h, va + i, 1, (value >> (8 * i)) & 0xff))
+            return -1;
+    }
+    return 0;
+}
+
+void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr)
+{
+    uint64_t pa;
+    uint8_t *host;
+    enum rv_access acc = is_lr ? RV_ACCESS_READ : RV_ACCESS_WRITE;
+
+    if (va & (size - 1)) {
+        fault(h, is_lr ? RV_EXC_LOAD_MISALIGNED : RV_EXC_STORE_MISALIGNED, va);
+        return NULL;
+    }
+    if (!is_lr) {
+        /* An AMO both reads and writes: a page that is not readable faults too. */
+        struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);
+
+        if (e->tag_w == (va & RV_PAGE_MASK) && e->tag_r == e->tag_w)
+            return (void *)(uintptr_t)(va + e->addend);
+        if (mmu_resolve(h, va, RV_ACCESS_READ, h->mmu_data, size, &pa, &host)) {
+            h->exc_cause = h->exc_cause == RV_EXC_LOAD_PAGE ? RV_EXC_STORE_PAGE
+                                                            : RV_EXC_STORE_ACCESS;
+            return NULL;
+        }
+    } else {
+        struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);
+
+        if (e->tag_r == (va & RV_PAGE_MASK))
+            return (void *)(uintptr_t)(va + e->addend);
+    }
+    if (mmu_resolve(h, va, acc, h->mmu_data, size, &pa, &host))
+        return NULL;
+    if (!host) {
+        fault(h, is_lr ? RV_EXC_LOAD_ACCESS : RV_EXC_STORE_ACCESS, va);
+        return NULL;
+    }
+    return host;
+}
+
+uint8_t *rv_fetch_ptr(struct rv64_hart *h, uint64_t va)
+{
+    struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_fetch, va);
+    uint64_t pa;
+    uint8_t *host;
+
+    if (likely(e->tag_x == (va & RV_PAGE_MASK)))
+        return (uint8_t *)(uintptr_t)(va + e->addend);
+    if (mmu_resolve(h, va, RV_ACCESS_EXEC, h->mmu_fetch, 2, &pa, &host))
+        return NULL;
+    if (!host) {
+        fault(h, RV_EXC_INSN_ACCESS, va);
+        return NULL;
+    }
+    return host;
+}

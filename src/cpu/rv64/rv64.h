@@ -1,0 +1,77 @@
+/* The software RISC-V RV64GC hart: the CPU engine that runs on any host.
+ *
+ * One struct rv64_hart per hart; each runs on its own host thread in rv64_hart_run(). The
+ * machine never reaches into the hart: it hands over memory, the bus and a time source at
+ * creation, raises interrupt bits with rv64_hart_set_irq() and asks it to stop with
+ * rv64_hart_request_stop(). Nothing here is global, so several machines can share a process. */
+#ifndef TESSERA_CPU_RV64_RV64_H
+#define TESSERA_CPU_RV64_RV64_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bus;
+struct rv64_hart;
+
+/* A host-backed physical range the hart may execute from and access directly (RAM, ROM). */
+struct rv64_mem_region {
+    uint64_t base;
+    uint64_t size; /* multiple of 4 KiB */
+    uint8_t *host;
+    bool readonly; /* stores fault with a store access fault */
+};
+
+#define RV64_MAX_MEM_REGIONS 4
+
+struct rv64_config {
+    unsigned hartid;
+    const struct bus *bus; /* everything that is not a mem region */
+    struct rv64_mem_region mem[RV64_MAX_MEM_REGIONS];
+    unsigned mem_count;
+    /* The `time` CSR (and nothing else) reads this; callable from any thread. */
+    uint64_t (*time)(void *opaque);
+    void *time_opaque;
+};
+
+/* mip bit numbers for rv64_hart_set_irq (RISC-V privileged §3.1.9). */
+enum rv64_irq {
+    RV64_IRQ_SSI = 1,
+    RV64_IRQ_MSI = 3,
+    RV64_IRQ_STI = 5,
+    RV64_IRQ_MTI = 7,
+    RV64_IRQ_SEI = 9,
+    RV64_IRQ_MEI = 11,
+};
+
+/* Creates a hart in its reset state with pc = 0. Returns 0 or -ENOMEM. The config is copied. */
+int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out);
+void rv64_hart_destroy(struct rv64_hart *h);
+
+/* Sets the source of the `time` CSR; set-up only, before the hart runs. */
+void rv64_hart_set_time_source(struct rv64_hart *h, uint64_t (*time)(void *), void *opaque);
+
+/* Back to the power-on state (M-mode, mstatus/mie/mip cleared, PMP off, caches flushed),
+ * then pc = reset_pc.
+ * Only while the hart's thread is not inside rv64_hart_run(). */
+void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc);
+
+/* Raises or lowers interrupt bit `irq` (enum rv64_irq) of mip. Thread-safe, usable as an
+ * irq_set_fn with the hart as opaque; wakes the hart if it sleeps in WFI. */
+void rv64_hart_set_irq(void *hart, unsigned irq, bool level);
+
+/* Runs guest code on the calling thread until rv64_hart_request_stop(). Returns 0. */
+int rv64_hart_run(struct rv64_hart *h);
+
+/* Asks the hart to leave rv64_hart_run() at its next block boundary (or out of WFI). Any
+ * thread. The request stays set until rv64_hart_clear_stop(). */
+void rv64_hart_request_stop(struct rv64_hart *h);
+void rv64_hart_clear_stop(struct rv64_hart *h);
+
+/* Register access for the board's reset vector set-up, tests and debugging; only while the
+ * hart is stopped. */
+uint64_t rv64_hart_get_pc(const struct rv64_hart *h);
+uint64_t rv64_hart_get_x(const struct rv64_hart *h, unsigned reg);
+void rv64_hart_set_x(struct rv64_hart *h, unsigned reg, uint64_t value);
+uint64_t rv64_hart_instret(const struct rv64_hart *h);
+
+#endif

@@ -1,0 +1,241 @@
+#include "machine/loader.h"
+
+#include <elf.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOADER_MAX_FILE (4ull << 30)
+
+int loader_read_file(const char *path, struct loader_file *f, char *err)
+{
+    struct stat st;
+    size_t done = 0;
+    int fd;
+
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, LOADER_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, LOADER_ERR_LEN, "%s: not a regular file", path);
+        goto close_fd;
+    }
+    if (st.st_size == 0) {
+        snprintf(err, LOADER_ERR_LEN, "%s: file is empty", path);
+        goto close_fd;
+    }
+    if ((uint64_t)st.st_size > LOADER_MAX_FILE) {
+        snprintf(err, LOADER_ERR_LEN, "%s: file is larger than 4 GiB", path);
+        goto close_fd;
+    }
+    f->size = (size_t)st.st_size;
+    f->data = malloc(f->size);
+    if (!f->data) {
+        snprintf(err, LOADER_ERR_LEN, "%s: out of memory reading %zu bytes", path, f->size);
+        goto close_fd;
+    }
+    while (done < f->size) {
+        ssize_t n = read(fd, f->data + done, f->size - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(err, LOADER_ERR_LEN, "%s: read failed: %s", path,
+                     n < 0 ? strerror(errno) : "file shrank while reading");
+            goto free_data;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    return 0;
+
+free_data:
+    free(f->data);
+    f->data = NULL;
+close_fd:
+    close(fd);
+    return -1;
+}
+
+void loader_free_file(struct loader_file *f)
+{
+    free(f->data);
+    f->data = NULL;
+}
+
+static int place(struct guest_ram *ram, gpa_t addr, const uint8_t *src, uint64_t filesz,
+                 uint64_t memsz, const char *path, const char *what, char *err)
+{
+    uint8_t *dst = guest_ram_ptr(ram, addr, memsz);
+
+    if (!dst) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: %s at 0x%" PRIx64 " (%" PRIu64 " bytes) does not fit in RAM 0x%" PRIx64
+                 "-0x%" PRIx64 " (use a larger --mem?)",
+                 path, what, addr, memsz, ram->base, ram->base + ram->size - 1);
+        return -1;
+    }
+    memcpy(dst, src, filesz);
+    memset(dst + filesz, 0, memsz - filesz);
+    return 0;
+}
+
+static bool is_elf(const struct loader_file *f)
+{
+    return f->size >= 4 && memcmp(f->data, ELFMAG, SELFMAG) == 0;
+}
+
+/* Loads every PT_LOAD segment at its physical address after checking the headers against the
+ * file; the checks are the ones a truncated or hostile ELF would trip. */
+static int load_elf(const struct loader_file *f, struct guest_ram *ram, struct loader_span *out,
+                    char *err)
+{
+    Elf64_Ehdr eh;
+    gpa_t lo = UINT64_MAX, hi = 0;
+    unsigned loaded = 0;
+
+    if (f->size < sizeof(eh)) {
+        snprintf(err, LOADER_ERR_LEN, "%s: truncated ELF header (%zu bytes)", f->path, f->size);
+        return -1;
+    }
+    memcpy(&eh, f->data, sizeof(eh));
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
+        snprintf(err, LOADER_ERR_LEN, "%s: not a 64-bit little-endian ELF (RISC-V RV64 expected)",
+                 f->path);
+        return -1;
+    }
+    if (eh.e_machine != EM_RISCV) {
+        snprintf(err, LOADER_ERR_LEN, "%s: ELF e_machine is %u, expected %u (RISC-V)", f->path,
+                 eh.e_machine, EM_RISCV);
+        return -1;
+    }
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > f->size ||
+        (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > f->size - eh.e_phoff) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: program headers (offset 0x%" PRIx64 ", %u entries) lie outside the file "
+                 "(%zu bytes): truncated or corrupt ELF",
+                 f->path, (uint64_t)eh.e_phoff, eh.e_phnum, f->size);
+        return -1;
+    }
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+
+        memcpy(&ph, f->data + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+        if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+            continue;
+        if (ph.p_filesz > ph.p_memsz || ph.p_offset > f->size ||
+            ph.p_filesz > f->size - ph.p_offset) {
+            snprintf(err, LOADER_ERR_LEN,
+                     "%s: segment %u (file offset 0x%" PRIx64 ", %" PRIu64
+                     " bytes) lies outside the file (%zu bytes): truncated or corrupt ELF",
+                     f->path, i, (uint64_t)ph.p_offset, (uint64_t)ph.p_filesz, f->size);
+            return -1;
+        }
+        if (place(ram, ph.p_paddr, f->data + ph.p_offset, ph.p_filesz, ph.p_memsz, f->path,
+                  "ELF segment", err))
+            return -1;
+        if (ph.p_paddr < lo)
+            lo = ph.p_paddr;
+        if (ph.p_paddr + ph.p_memsz > hi)
+            hi = ph.p_paddr + ph.p_memsz;
+        loaded++;
+    }
+    if (!loaded) {
+        snprintf(err, LOADER_ERR_LEN, "%s: ELF has no loadable segment", f->path);
+        return -1;
+    }
+    if (eh.e_entry < lo || eh.e_entry >= hi) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: entry point 0x%" PRIx64 " is outside the loaded segments", f->path,
+                 (uint64_t)eh.e_entry);
+        return -1;
+    }
+    out->start = lo;
+    out->size = hi - lo;
+    out->entry = eh.e_entry;
+    return 0;
+}
+
+int loader_load_firmware(const struct loader_file *f, struct guest_ram *ram,
+                         struct loader_span *out, char *err)
+{
+    if (is_elf(f))
+        return load_elf(f, ram, out, err);
+    if (place(ram, ram->base, f->data, f->size, f->size, f->path, "flat binary", err))
+        return -1;
+    out->start = out->entry = ram->base;
+    out->size = f->size;
+    return 0;
+}
+
+/* The RISC-V Linux Image header (Documentation/riscv/boot-image-header.rst). */
+struct riscv_image_header {
+    uint32_t code0, code1;
+    uint64_t text_offset;
+    uint64_t image_size;
+    uint64_t flags;
+    uint32_t version, res1;
+    uint64_t res2;
+    uint64_t magic;  /* "RISCV\0\0\0", deprecated but still written */
+    uint32_t magic2; /* "RSC\x05" */
+    uint32_t res3;
+};
+
+int loader_load_kernel(const struct loader_file *f, struct guest_ram *ram, gpa_t load_addr,
+                       struct loader_span *out, char *err)
+{
+    struct riscv_image_header hdr;
+    uint64_t memsz;
+
+    if (is_elf(f))
+        return load_elf(f, ram, out, err);
+    if (f->size < sizeof(hdr)) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: %zu bytes is too small for a RISC-V Linux Image (header is %zu bytes)",
+                 f->path, f->size, sizeof(hdr));
+        return -1;
+    }
+    memcpy(&hdr, f->data, sizeof(hdr));
+    if (memcmp(&hdr.magic2, "RSC\x05", 4) != 0 && memcmp(&hdr.magic, "RISCV\0\0\0", 8) != 0) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: not a RISC-V Linux kernel (no \"RSC\\x05\" Image magic at offset 56 and not "
+                 "a RISC-V ELF)",
+                 f->path);
+        return -1;
+    }
+    memsz = hdr.image_size;
+    if (memsz < f->size)
+        memsz = f->size;
+    if (memsz > ram->size) {
+        snprintf(err, LOADER_ERR_LEN,
+                 "%s: kernel needs %" PRIu64 " bytes but RAM is %" PRIu64
+                 " bytes (use a larger --mem)",
+                 f->path, memsz, ram->size);
+        return -1;
+    }
+    if (place(ram, load_addr, f->data, f->size, memsz, f->path, "kernel image", err))
+        return -1;
+    out->start = out->entry = load_addr;
+    out->size = memsz;
+    return 0;
+}
+
+int loader_load_raw(const struct loader_file *f, struct guest_ram *ram, gpa_t addr,
+                    struct loader_span *out, char *err)
+{
+    if (place(ram, addr, f->data, f->size, f->size, f->path, "image", err))
+        return -1;
+    out->start = out->entry = addr;
+    out->size = f->size;
+    return 0;
+}

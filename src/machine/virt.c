@@ -1,0 +1,519 @@
+#include "machine/virt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libfdt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cpu/rv64/rv64.h"
+#include "hw/bus.h"
+#include "hw/clint.h"
+#include "hw/guest_mem.h"
+#include "hw/irq.h"
+#include "hw/plic.h"
+#include "hw/sifive_test.h"
+#include "hw/uart16550.h"
+#include "machine/loader.h"
+
+/* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
+#define VIRT_ROM_BASE   0x1000ull
+#define VIRT_ROM_SIZE   0x1000ull
+#define VIRT_TEST_BASE  0x100000ull
+#define VIRT_CLINT_BASE 0x2000000ull
+#define VIRT_PLIC_BASE  0xc000000ull
+#define VIRT_UART_BASE  0x10000000ull
+#define VIRT_UART_IRQ   10
+#define VIRT_PLIC_NSRC  96
+#define VIRT_TIMEBASE   10000000ull
+#define VIRT_KERNEL_OFF 0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
+#define VIRT_FDT_MAX    0x10000
+
+enum virt_event { VIRT_EV_NONE, VIRT_EV_EXIT, VIRT_EV_RESET };
+
+struct virt_machine {
+    struct virt_config cfg;
+    struct guest_ram ram;
+    uint8_t *rom;
+    struct bus bus;
+    struct clint *clint;
+    struct plic *plic;
+    struct uart16550 *uart;
+    struct sifive_test *test;
+    struct rv64_hart *harts[VIRT_MAX_CPUS];
+    pthread_t threads[VIRT_MAX_CPUS];
+
+    /* The images, kept so a reset can restore RAM's boot contents as QEMU does. */
+    struct loader_file bios, kernel, initrd;
+    gpa_t fdt_addr;
+    uint8_t fdt[VIRT_FDT_MAX];
+
+    pthread_mutex_t lock; /* protects event and exit_status */
+    pthread_cond_t cond;
+    enum virt_event event;
+    int exit_status;
+};
+
+static void virt_post(struct virt_machine *m, enum virt_event ev, int status)
+{
+    pthread_mutex_lock(&m->lock);
+    /* The first exit wins; a reset never overrides an exit. */
+    if (m->event != VIRT_EV_EXIT) {
+        m->event = ev;
+        m->exit_status = status;
+    }
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    for (unsigned i = 0; i < m->cfg.cpus; i++)
+        rv64_hart_request_stop(m->harts[i]);
+}
+
+void virt_request_exit(struct virt_machine *m, int status)
+{
+    virt_post(m, VIRT_EV_EXIT, status);
+}
+
+/* The test device's callback, on the hart thread that wrote it. A failure with code 0 still
+ * exits non-zero: a failing guest must never look like a passing one. */
+static void virt_test_event(void *opaque, enum sifive_test_event ev, unsigned code)
+{
+    struct virt_machine *m = opaque;
+
+    switch (ev) {
+    case SIFIVE_TEST_PASS: virt_post(m, VIRT_EV_EXIT, 0); break;
+    case SIFIVE_TEST_FAIL: virt_post(m, VIRT_EV_EXIT, code ? (int)code : 1); break;
+    case SIFIVE_TEST_RESET: virt_post(m, VIRT_EV_RESET, 0); break;
+    }
+}
+
+size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len)
+{
+    return uart16550_input(m->uart, buf, len);
+}
+
+/* --- device tree (the same nodes and properties as QEMU's virt, for what we implement) --- */
+
+#define FDT_CHECK(call)                                                                            \
+    do {                                                                                           \
+        int e_ = (call);                                                                           \
+        if (e_ < 0)                                                                                \
+            return e_;                                                                             \
+    } while (0)
+
+static int fdt_reg(void *fdt, uint64_t base, uint64_t size)
+{
+    fdt64_t reg[2] = {cpu_to_fdt64(base), cpu_to_fdt64(size)};
+
+    return fdt_property(fdt, "reg", reg, sizeof(reg));
+}
+
+static int fdt_stringlist(void *fdt, const char *name, const char *const *list, unsigned n)
+{
+    char buf[256];
+    size_t len = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        size_t l = strlen(list[i]) + 1;
+
+        if (len + l > sizeof(buf))
+            return -FDT_ERR_NOSPACE;
+        memcpy(buf + len, list[i], l);
+        len += l;
+    }
+    return fdt_property(fdt, name, buf, (int)len);
+}
+
+enum { PH_PLIC = 1, PH_TEST = 2, PH_CPU_INTC = 16 };
+
+static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t initrd_end)
+{
+    void *fdt = m->fdt;
+    unsigned n = m->cfg.cpus;
+    char name[64];
+    uint32_t cells[4 * VIRT_MAX_CPUS];
+
+    FDT_CHECK(fdt_create(fdt, VIRT_FDT_MAX));
+    FDT_CHECK(fdt_finish_reservemap(fdt));
+    FDT_CHECK(fdt_begin_node(fdt, ""));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 2));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 2));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv-virtio"));
+    FDT_CHECK(fdt_property_string(fdt, "model", "tessera,virt"));
+
+    FDT_CHECK(fdt_begin_node(fdt, "chosen"));
+    if (m->cfg.append)
+        FDT_CHECK(fdt_property_string(fdt, "bootargs", m->cfg.append));
+    FDT_CHECK(fdt_property_string(fdt, "stdout-path", "/soc/serial@10000000"));
+    if (initrd_end > initrd_start) {
+        FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-start", initrd_start));
+        FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-end", initrd_end));
+    }
+    FDT_CHECK(fdt_end_node(fdt));
+
+    snprintf(name, sizeof(name), "memory@%" PRIx64, m->ram.base);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    FDT_CHECK(fdt_property_string(fdt, "device_type", "memory"));
+    FDT_CHECK(fdt_reg(fdt, m->ram.base, m->ram.size));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    FDT_CHECK(fdt_begin_node(fdt, "cpus"));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 1));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 0));
+    FDT_CHECK(fdt_property_u32(fdt, "timebase-frequency", VIRT_TIMEBASE));
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "cpu@%u", i);
+        FDT_CHECK(fdt_begin_node(fdt, name));
+        FDT_CHECK(fdt_property_string(fdt, "device_type", "cpu"));
+        FDT_CHECK(fdt_property_u32(fdt, "reg", i));
+        FDT_CHECK(fdt_property_string(fdt, "status", "okay"));
+        FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv"));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", "rv64imafdc_zicsr_zifencei"));
+        FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv48"));
+        FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
+        FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
+        FDT_CHECK(fdt_property(fdt, "interrupt-controller", NULL, 0));
+        FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv,cpu-intc"));
+        FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_CPU_INTC + i));
+        FDT_CHECK(fdt_end_node(fdt));
+        FDT_CHECK(fdt_end_node(fdt));
+    }
+    FDT_CHECK(fdt_end_node(fdt));
+
+    /* Power-off and reboot go through the test device, as on QEMU's virt. */
+    FDT_CHECK(fdt_begin_node(fdt, "poweroff"));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "syscon-poweroff"));
+    FDT_CHECK(fdt_property_u32(fdt, "regmap", PH_TEST));
+    FDT_CHECK(fdt_property_u32(fdt, "offset", 0));
+    FDT_CHECK(fdt_property_u32(fdt, "value", 0x5555));
+    FDT_CHECK(fdt_end_node(fdt));
+    FDT_CHECK(fdt_begin_node(fdt, "reboot"));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "syscon-reboot"));
+    FDT_CHECK(fdt_property_u32(fdt, "regmap", PH_TEST));
+    FDT_CHECK(fdt_property_u32(fdt, "offset", 0));
+    FDT_CHECK(fdt_property_u32(fdt, "value", 0x7777));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    FDT_CHECK(fdt_begin_node(fdt, "soc"));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 2));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 2));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "simple-bus"));
+    FDT_CHECK(fdt_property(fdt, "ranges", NULL, 0));
+
+    snprintf(name, sizeof(name), "test@%llx", VIRT_TEST_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    {
+        static const char *const compat[] = {"sifive,test1", "sifive,test0", "syscon"};
+        FDT_CHECK(fdt_stringlist(fdt, "compatible", compat, 3));
+    }
+    FDT_CHECK(fdt_reg(fdt, VIRT_TEST_BASE, SIFIVE_TEST_MMIO_SIZE));
+    FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_TEST));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    snprintf(name, sizeof(name), "serial@%llx", VIRT_UART_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "ns16550a"));
+    FDT_CHECK(fdt_reg(fdt, VIRT_UART_BASE, UART16550_MMIO_SIZE));
+    FDT_CHECK(fdt_property_u32(fdt, "clock-frequency", 3686400));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupt-parent", PH_PLIC));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupts", VIRT_UART_IRQ));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    snprintf(name, sizeof(name), "clint@%llx", VIRT_CLINT_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    {
+        static const char *const compat[] = {"sifive,clint0", "riscv,clint0"};
+        FDT_CHECK(fdt_stringlist(fdt, "compatible", compat, 2));
+    }
+    FDT_CHECK(fdt_reg(fdt, VIRT_CLINT_BASE, CLINT_MMIO_SIZE));
+    for (unsigned i = 0; i < n; i++) {
+        cells[4 * i + 0] = cpu_to_fdt32(PH_CPU_INTC + i);
+        cells[4 * i + 1] = cpu_to_fdt32(RV64_IRQ_MSI);
+        cells[4 * i + 2] = cpu_to_fdt32(PH_CPU_INTC + i);
+        cells[4 * i + 3] = cpu_to_fdt32(RV64_IRQ_MTI);
+    }
+    FDT_CHECK(fdt_property(fdt, "interrupts-extended", cells, (int)(n * 16)));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    snprintf(name, sizeof(name), "plic@%llx", VIRT_PLIC_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    {
+        static const char *const compat[] = {"sifive,plic-1.0.0", "riscv,plic0"};
+        FDT_CHECK(fdt_stringlist(fdt, "compatible", compat, 2));
+    }
+    FDT_CHECK(fdt_reg(fdt, VIRT_PLIC_BASE, PLIC_MMIO_SIZE));
+    FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 0));
+    FDT_CHECK(fdt_property(fdt, "interrupt-controller", NULL, 0));
+    FDT_CHECK(fdt_property_u32(fdt, "riscv,ndev", VIRT_PLIC_NSRC - 1));
+    for (unsigned i = 0; i < n; i++) {
+        cells[4 * i + 0] = cpu_to_fdt32(PH_CPU_INTC + i);
+        cells[4 * i + 1] = cpu_to_fdt32(RV64_IRQ_MEI);
+        cells[4 * i + 2] = cpu_to_fdt32(PH_CPU_INTC + i);
+        cells[4 * i + 3] = cpu_to_fdt32(RV64_IRQ_SEI);
+    }
+    FDT_CHECK(fdt_property(fdt, "interrupts-extended", cells, (int)(n * 16)));
+    FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_PLIC));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    FDT_CHECK(fdt_end_node(fdt)); /* soc */
+    FDT_CHECK(fdt_end_node(fdt)); /* root */
+    FDT_CHECK(fdt_finish(fdt));
+    return 0;
+}
+
+/* The reset vector, as QEMU's virt: a0 = mhartid, a1 = device tree, a2 = fw_dynamic info,
+ * then jump to the firmware's entry. Words are RV64 encodings of:
+ *   auipc t0, 0; addi a2, t0, 40; csrr a0, mhartid; ld a1, 32(t0); ld t0, 24(t0); jr t0 */
+static void virt_write_rom(struct virt_machine *m, gpa_t entry, gpa_t next_addr)
+{
+    static const uint32_t code[6] = {0x00000297, 0x02828613, 0xf1402573,
+                                     0x0202b583, 0x0182b283, 0x00028067};
+    /* OpenSBI's struct fw_dynamic_info, version 2: magic, version, next_addr, next_mode
+     * (1 = S-mode), options, boot_hart (-1: any hart may win the boot lottery). */
+    uint64_t info[6] = {0x4942534f, 2, next_addr, 1, 0, UINT64_MAX};
+
+    memset(m->rom, 0, VIRT_ROM_SIZE);
+    memcpy(m->rom, code, sizeof(code));
+    memcpy(m->rom + 24, &entry, 8);
+    memcpy(m->rom + 32, &m->fdt_addr, 8);
+    memcpy(m->rom + 40, info, sizeof(info));
+}
+
+static bool overlaps(gpa_t a, uint64_t alen, gpa_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/* Places firmware, kernel, initrd and device tree in RAM and writes the ROM. Called at
+ * creation and on every reset. */
+static int virt_load(struct virt_machine *m)
+{
+    char err[LOADER_ERR_LEN];
+    struct loader_span fw, kern = {0}, rd = {0};
+    gpa_t ram_end = m->ram.base + m->ram.size;
+    uint64_t fdt_size;
+
+    guest_ram_clear(&m->ram);
+    if (loader_load_firmware(&m->bios, &m->ram, &fw, err))
+        goto fail;
+    if (m->kernel.data) {
+        gpa_t kaddr = m->ram.base + VIRT_KERNEL_OFF;
+
+        if (overlaps(fw.start, fw.size, kaddr, 1)) {
+            snprintf(err, sizeof(err), "%s: firmware reaches 0x%" PRIx64
+                     ", past the kernel's load address 0x%" PRIx64,
+                     m->bios.path, fw.start + fw.size, kaddr);
+            goto fail;
+        }
+        if (loader_load_kernel(&m->kernel, &m->ram, kaddr, &kern, err))
+            goto fail;
+    }
+    if (m->initrd.data) {
+        /* As QEMU: half-way into RAM below 256 MiB, else 128 MiB above the kernel, so that
+         * the kernel can grow into its bss and early allocations below it. */
+        uint64_t gap = m->ram.size < (256ull << 20) ? m->ram.size / 2 : 128ull << 20;
+        gpa_t addr = (kern.start + gap) & ~0xfffull;
+
+        if (addr < kern.start + kern.size)
+            addr = (kern.start + kern.size + 0xfff) & ~0xfffull;
+        if (loader_load_raw(&m->initrd, &m->ram, addr, &rd, err))
+            goto fail;
+    }
+    if (virt_build_fdt(m, rd.start, rd.start + rd.size) < 0) {
+        snprintf(err, sizeof(err), "device tree: libfdt failed to build it");
+        goto fail;
+    }
+    fdt_size = fdt_totalsize(m->fdt);
+    {
+        gpa_t top = ram_end < m->ram.base + (3ull << 30) ? ram_end : m->ram.base + (3ull << 30);
+
+        m->fdt_addr = (top - fdt_size) & ~((2ull << 20) - 1);
+    }
+    if (overlaps(m->fdt_addr, fdt_size, fw.start, fw.size) ||
+        (kern.size && overlaps(m->fdt_addr, fdt_size, kern.start, kern.size)) ||
+        (rd.size && overlaps(m->fdt_addr, fdt_size, rd.start, rd.size))) {
+        snprintf(err, sizeof(err),
+                 "--mem %" PRIu64 "M is too small for the firmware, kernel, initrd and device "
+                 "tree together",
+                 m->ram.size >> 20);
+        goto fail;
+    }
+    memcpy(guest_ram_ptr(&m->ram, m->fdt_addr, fdt_size), m->fdt, fdt_size);
+    virt_write_rom(m, fw.entry, kern.size ? kern.entry : 0);
+    return 0;
+
+fail:
+    log_error("%s", err);
+    return -1;
+}
+
+static void virt_reset(struct virt_machine *m)
+{
+    clint_reset(m->clint);
+    plic_reset(m->plic);
+    uart16550_reset(m->uart);
+    sifive_test_reset(m->test);
+    for (unsigned i = 0; i < m->cfg.cpus; i++) {
+        rv64_hart_reset(m->harts[i], VIRT_ROM_BASE);
+        rv64_hart_clear_stop(m->harts[i]);
+    }
+}
+
+static int load_optional(const char *path, struct loader_file *f)
+{
+    char err[LOADER_ERR_LEN];
+
+    if (!path)
+        return 0;
+    if (loader_read_file(path, f, err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct mmio_ops rom_ops = {.min_size = 1, .max_size = 8};
+
+int virt_create(const struct virt_config *cfg, struct virt_machine **out)
+{
+    struct virt_machine *m = xzalloc(sizeof(*m));
+    struct irq_line msip[VIRT_MAX_CPUS], mtip[VIRT_MAX_CPUS], ctx[2 * VIRT_MAX_CPUS];
+    struct irq_line uart_irq;
+    struct rv64_config hc = {0};
+    int err;
+
+    m->cfg = *cfg;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    if (load_optional(cfg->bios, &m->bios) || load_optional(cfg->kernel, &m->kernel) ||
+        load_optional(cfg->initrd, &m->initrd))
+        goto fail;
+
+    err = guest_ram_init(&m->ram, VIRT_RAM_BASE, cfg->mem_size);
+    if (err) {
+        log_error("--mem: cannot reserve %" PRIu64 " MiB of RAM: %s", cfg->mem_size >> 20,
+                  strerror(-err));
+        goto fail;
+    }
+    m->rom = xzalloc(VIRT_ROM_SIZE);
+
+    /* Harts first: the devices' interrupt lines point at them. */
+    hc.bus = &m->bus;
+    hc.mem[0] = (struct rv64_mem_region){m->ram.base, m->ram.size, m->ram.host, false};
+    hc.mem[1] = (struct rv64_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true};
+    hc.mem_count = 2;
+    for (unsigned i = 0; i < cfg->cpus; i++) {
+        hc.hartid = i;
+        if (rv64_hart_create(&hc, &m->harts[i])) {
+            log_error("out of memory creating hart %u", i);
+            goto fail;
+        }
+        msip[i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MSI};
+        mtip[i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MTI};
+        ctx[2 * i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MEI};
+        ctx[2 * i + 1] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_SEI};
+    }
+    if (clint_create(cfg->cpus, VIRT_TIMEBASE, msip, mtip, &m->clint) ||
+        plic_create(VIRT_PLIC_NSRC, 2 * cfg->cpus, ctx, &m->plic)) {
+        log_error("cannot create the interrupt controllers");
+        goto fail;
+    }
+    uart_irq = (struct irq_line){plic_set_irq, m->plic, VIRT_UART_IRQ};
+    if (uart16550_create(&uart_irq, cfg->console_fd, &m->uart) ||
+        sifive_test_create(virt_test_event, m, &m->test)) {
+        log_error("cannot create the console devices");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->cpus; i++)
+        rv64_hart_set_time_source(m->harts[i], clint_time, m->clint);
+    {
+        const struct mmio_region regions[] = {
+            {"rom", VIRT_ROM_BASE, VIRT_ROM_SIZE, &rom_ops, NULL},
+            {"test", VIRT_TEST_BASE, SIFIVE_TEST_MMIO_SIZE, &sifive_test_mmio_ops, m->test},
+            {"clint", VIRT_CLINT_BASE, CLINT_MMIO_SIZE, &clint_mmio_ops, m->clint},
+            {"plic", VIRT_PLIC_BASE, PLIC_MMIO_SIZE, &plic_mmio_ops, m->plic},
+            {"uart", VIRT_UART_BASE, UART16550_MMIO_SIZE, &uart16550_mmio_ops, m->uart},
+        };
+        for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+            if (bus_add(&m->bus, &regions[i])) {
+                log_error("bus: cannot map %s", regions[i].name);
+                goto fail;
+            }
+        }
+    }
+    virt_reset(m);
+    if (virt_load(m))
+        goto fail;
+    *out = m;
+    return 0;
+
+fail:
+    virt_destroy(m);
+    return -1;
+}
+
+static void *virt_hart_thread(void *opaque)
+{
+    rv64_hart_run(opaque);
+    return NULL;
+}
+
+int virt_run(struct virt_machine *m)
+{
+    for (;;) {
+        enum virt_event ev;
+        unsigned started = 0;
+
+        for (; started < m->cfg.cpus; started++) {
+            if (pthread_create(&m->threads[started], NULL, virt_hart_thread, m->harts[started]))
+                break;
+        }
+        if (started < m->cfg.cpus) {
+            log_error("cannot start a thread for hart %u", started);
+            virt_post(m, VIRT_EV_EXIT, 1);
+        }
+        pthread_mutex_lock(&m->lock);
+        while (m->event == VIRT_EV_NONE)
+            pthread_cond_wait(&m->cond, &m->lock);
+        ev = m->event;
+        pthread_mutex_unlock(&m->lock);
+
+        for (unsigned i = 0; i < m->cfg.cpus; i++)
+            rv64_hart_request_stop(m->harts[i]);
+        for (unsigned i = 0; i < started; i++)
+            pthread_join(m->threads[i], NULL);
+        if (ev == VIRT_EV_EXIT)
+            return m->exit_status;
+
+        /* A guest-requested reset: devices and harts to power-on state, images reloaded. */
+        pthread_mutex_lock(&m->lock);
+        m->event = VIRT_EV_NONE;
+        pthread_mutex_unlock(&m->lock);
+        virt_reset(m);
+        if (virt_load(m))
+            return 1;
+    }
+}
+
+void virt_destroy(struct virt_machine *m)
+{
+    if (!m)
+        return;
+    for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
+        rv64_hart_destroy(m->harts[i]);
+    clint_destroy(m->clint);
+    plic_destroy(m->plic);
+    uart16550_destroy(m->uart);
+    sifive_test_destroy(m->test);
+    guest_ram_destroy(&m->ram);
+    free(m->rom);
+    loader_free_file(&m->bios);
+    loader_free_file(&m->kernel);
+    loader_free_file(&m->initrd);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

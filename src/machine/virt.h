@@ -1,0 +1,50 @@
+/* The `virt` board: RISC-V harts, RAM at 0x8000_0000 and the devices of QEMU's `virt`
+ * machine at the same addresses, a device tree built with libfdt, and the boot flow of
+ * QEMU (a reset vector in ROM that hands firmware the hart id, the device tree and
+ * OpenSBI's fw_dynamic info).
+ *
+ * Threads: virt_run() runs on the caller's thread and starts one thread per hart. Device
+ * events (power-off, reset) arrive on hart threads; console input on the caller's input
+ * thread through virt_console_input(). */
+#ifndef TESSERA_MACHINE_VIRT_H
+#define TESSERA_MACHINE_VIRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VIRT_MAX_CPUS     8
+#define VIRT_RAM_BASE     0x80000000ull
+#define VIRT_MIN_MEM      (16ull << 20)
+#define VIRT_MAX_MEM      (64ull << 30)
+#define VIRT_DEFAULT_BIOS "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
+
+struct virt_config {
+    unsigned cpus;
+    uint64_t mem_size;
+    const char *bios;   /* firmware; required */
+    const char *kernel; /* NULL: bare-metal firmware only */
+    const char *initrd; /* NULL: none */
+    const char *append; /* kernel command line; NULL: none */
+    int console_fd;     /* where the UART's output goes */
+};
+
+struct virt_machine;
+
+/* Builds the machine and loads the images. On failure prints one line naming the file or
+ * option and what was wrong, and returns -1. */
+int virt_create(const struct virt_config *cfg, struct virt_machine **out);
+void virt_destroy(struct virt_machine *m);
+
+/* Runs until the guest powers off or reports failure through the test device, or until
+ * virt_request_exit(); handles guest-requested resets in between. Returns the exit status:
+ * 0 for power-off, the test device's code for a failure. */
+int virt_run(struct virt_machine *m);
+
+/* Stops the machine from any thread; virt_run() then returns `status`. */
+void virt_request_exit(struct virt_machine *m, int status);
+
+/* Host console input for the UART; returns how many bytes were taken (the rest must be
+ * offered again later). Any thread. */
+size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len);
+
+#endif
