@@ -11,8 +11,8 @@ for t in "$@"; do
         broken=$((broken + 1))
         continue
     fi
-    p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")
-    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
+    f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
     passed=$((passed + p)) failed=$((failed + f))
     if [ "$rc" -ne 0 ]; then
         printf '%s\n' "$out"

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,8 @@ int cli_run(int argc, char **argv)
         goto out;
     }
 
+    /* A closed stdout must not kill the VM from inside a UART write. */
+    signal(SIGPIPE, SIG_IGN);
     if (virt_create(&cfg, &m)) {
         status = 1;
         goto out;

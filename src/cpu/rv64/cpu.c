@@ -11,11 +11,22 @@
 #define RV_BC_BUCKETS      (1u << 15)
 #define RV_BC_ARENA_SIZE   (32u << 20)
 
+/* A successor seen before: valid while the hart's fetch context and generation (bumped by
+ * every TLB and block-cache flush) are unchanged, since then the target pc still maps to the
+ * same host bytes, or the ISA lets us keep using the old translation (no SFENCE.VMA yet). */
+struct rv_chain {
+    uint64_t pc;
+    uint64_t gen;
+    struct rv_block *blk;
+    unsigned fetch_idx;
+};
+
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
     uint32_t n;     /* instructions */
     uint32_t bytes; /* their total length */
+    struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
     struct rv_insn insn[];
 };
 
@@ -29,6 +40,7 @@ void rv_block_cache_flush(struct rv64_hart *h)
     memset(h->bc.buckets, 0, RV_BC_BUCKETS * sizeof(h->bc.buckets[0]));
     h->bc.arena_used = 0;
     h->bc.flushes++;
+    h->fetch_gen++;
     h->bc_flush_pending = false;
 }
 
@@ -78,6 +90,7 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     if (n == 0)
         return NULL;
     b->key = (uintptr_t)host;
+    memset(b->chain, 0, sizeof(b->chain));
     b->n = n;
     b->bytes = off;
     h->bc.arena_used += sizeof(struct rv_block) + n * sizeof(struct rv_insn);
@@ -136,11 +149,55 @@ static void hart_wfi(struct rv64_hart *h)
         h->in_wfi = false;
 }
 
+/* The block for h->pc: from prev's chain when it is still valid, else through the fetch
+ * TLB and the block cache (building it if needed), recording the link in prev. NULL when the
+ * pc's instruction crossed a page and was executed here, or when fetching trapped. */
+static struct rv_block *next_block(struct rv64_hart *h, struct rv_block *prev, uint64_t prev_pc)
+{
+    struct rv_chain *c = NULL;
+    const uint8_t *host;
+    struct rv_block *b;
+    uint64_t flushes;
+
+    if (prev) {
+        c = &prev->chain[h->pc != prev_pc + prev->bytes];
+        if (likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch &&
+                   c->blk))
+            return c->blk;
+    }
+    host = rv_fetch_ptr(h, h->pc);
+    if (unlikely(!host)) {
+        rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
+        return NULL;
+    }
+    b = bc_lookup(h, (uintptr_t)host);
+    if (unlikely(!b)) {
+        flushes = h->bc.flushes;
+        b = bc_build(h, h->pc, host);
+        if (!b) {
+            exec_cross_page(h, host);
+            return NULL;
+        }
+        if (flushes != h->bc.flushes)
+            c = NULL; /* the arena was recycled: prev no longer exists */
+    }
+    if (c) {
+        c->pc = h->pc;
+        c->gen = h->fetch_gen;
+        c->fetch_idx = h->mmu_fetch;
+        c->blk = b;
+    }
+    return b;
+}
+
 int rv64_hart_run(struct rv64_hart *h)
 {
+    struct rv_block *prev = NULL;
+    uint64_t prev_pc = 0;
+
     while (likely(!atomic_load_explicit(&h->stop, memory_order_relaxed))) {
-        const uint8_t *host;
         struct rv_block *b;
+        uint64_t pc;
 
         if (unlikely(atomic_load_explicit(&h->mip, memory_order_relaxed) & h->mie))
             rv_check_interrupts(h);
@@ -148,22 +205,19 @@ int rv64_hart_run(struct rv64_hart *h)
             hart_wfi(h);
             continue;
         }
-        host = rv_fetch_ptr(h, h->pc);
-        if (unlikely(!host)) {
-            rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
+        pc = h->pc;
+        b = next_block(h, prev, prev_pc);
+        if (unlikely(!b)) {
+            prev = NULL;
             continue;
         }
-        b = bc_lookup(h, (uintptr_t)host);
-        if (unlikely(!b)) {
-            b = bc_build(h, h->pc, host);
-            if (!b) {
-                exec_cross_page(h, host);
-                continue;
-            }
-        }
         exec_block(h, b);
-        if (unlikely(h->bc_flush_pending))
+        prev = b;
+        prev_pc = pc;
+        if (unlikely(h->bc_flush_pending)) {
             rv_block_cache_flush(h);
+            prev = NULL;
+        }
     }
     return 0;
 }

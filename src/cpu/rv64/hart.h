@@ -182,6 +182,7 @@ struct rv64_hart {
     bool pmp_active; /* some entry has A != OFF */
 
     struct rv_block_cache bc;
+    uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: flush the block cache once the block is left */
 

@@ -33,6 +33,7 @@ enum pmp_result { PMP_DENY, PMP_ALLOW, PMP_MIXED };
 
 void rv_tlb_flush(struct rv64_hart *h)
 {
+    h->fetch_gen++;
     for (unsigned i = 0; i < RV_MMU_COUNT; i++) {
         for (unsigned j = 0; j < RV_TLB_SIZE; j++) {
             h->tlb[i][j].tag_r = RV_TLB_INVALID;

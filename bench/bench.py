@@ -1,0 +1,80 @@
+"""Boot time and a CPU-bound guest program: Tessera against qemu-system-riscv64 (TCG), with
+the same firmware, kernel, initrd, memory and hart count, alternating runs so both see the
+same machine load. Prints each run as it finishes, then medians and ratios.
+
+Boot time is host wall time from process start to the guest's TESSERA-GUEST-READY line. The
+CPU-bound program is BusyBox sha256sum over data generated in the guest, timed on the host
+between two markers the guest prints.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
+from vmdrive import VM  # noqa: E402
+
+BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
+KERNEL = "build/guest/Image"
+INITRD = "build/guest/initramfs.cpio.gz"
+APPEND = "console=ttyS0"
+READY = rb"TESSERA-GUEST-READY"
+WORKLOAD = "dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum"
+
+
+def argv_for(vmm, smp, mem):
+    if vmm == "tessera":
+        return ["build/tessera", "run", "--bios", BIOS, "--kernel", KERNEL, "--initrd", INITRD,
+                "--append", APPEND, "--cpus", str(smp), "--mem", mem]
+    return ["qemu-system-riscv64", "-M", "virt", "-smp", str(smp), "-m", mem, "-bios", BIOS,
+            "-kernel", KERNEL, "-initrd", INITRD, "-append", APPEND, "-display", "none",
+            "-serial", "stdio", "-monitor", "none"]
+
+
+def one_run(vmm, smp, mem, logdir, i):
+    v = VM(argv_for(vmm, smp, mem), log_path=os.path.join(logdir, "%s-%d.log" % (vmm, i)))
+    try:
+        _, boot = v.expect(READY, 300)
+        time.sleep(0.5)  # let the shell settle so the workload timing sees no boot noise
+        v.send("echo WL-BEGIN; %s; echo WL-END\n" % WORKLOAD)
+        _, t0 = v.expect(rb"\nWL-BEGIN", 120)
+        _, t1 = v.expect(rb"\nWL-END", 600)
+        v.send("poweroff\n")
+        v.wait(120)
+        return boot, t1 - t0
+    finally:
+        v.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--smp", type=int, default=1)
+    ap.add_argument("--mem", default="256M")
+    args = ap.parse_args()
+    for f in (KERNEL, INITRD, BIOS):
+        if not os.path.exists(f):
+            sys.exit("bench: %s is missing (build the guest with guest/build.sh)" % f)
+    logdir = "build/bench-logs"
+    os.makedirs(logdir, exist_ok=True)
+    res = {"tessera": {"boot": [], "cpu": []}, "qemu": {"boot": [], "cpu": []}}
+    print("bench: %d runs each, smp=%d, mem=%s; workload: %s" % (args.runs, args.smp, args.mem, WORKLOAD))
+    for i in range(args.runs):
+        for vmm in ("tessera", "qemu"):
+            boot, cpu = one_run(vmm, args.smp, args.mem, logdir, i)
+            res[vmm]["boot"].append(boot)
+            res[vmm]["cpu"].append(cpu)
+            print("  run %d/%d %-8s boot %6.3fs  cpu %6.3fs" % (i + 1, args.runs, vmm, boot, cpu), flush=True)
+    print()
+    print("%-28s %10s %10s %10s" % ("metric (median)", "tessera", "qemu", "ratio"))
+    for key, label in (("boot", "boot to READY (s)"), ("cpu", "sha256 16 MiB (s)")):
+        t = statistics.median(res["tessera"][key])
+        q = statistics.median(res["qemu"][key])
+        print("%-28s %10.3f %10.3f %9.2fx" % (label, t, q, t / q))
+    print("(ratio = tessera time / qemu time; below 1 means Tessera is faster)")
+
+
+if __name__ == "__main__":
+    main()

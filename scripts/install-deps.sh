@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything Tessera needs to build, test and benchmark on Debian 12 (bookworm), from
+# Debian's own repositories. Safe to run again. Needs root (uses sudo when not root).
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# The guest's BusyBox is built from Debian's source package (`apt-get source busybox`),
+# which needs a deb-src entry.
+if ! grep -rqsE '^(deb-src|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "install-deps: adding a deb-src entry for bookworm (needed by apt-get source)"
+    $SUDO tee /etc/apt/sources.list.d/tessera-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+packages=(
+    # building tessera
+    build-essential make gcc clang clang-format pkg-config libfdt-dev git
+    # the guest: cross compiler, kernel source and what a kernel build needs
+    gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
+    linux-source-6.1 bc flex bison cpio dpkg-dev libelf-dev libssl-dev xz-utils
+    # firmware, the reference peer and test tools
+    opensbi qemu-system-misc qemu-utils device-tree-compiler python3
+)
+
+echo "install-deps: apt-get update"
+$SUDO apt-get update -q
+echo "install-deps: installing ${#packages[@]} packages"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"

@@ -1,0 +1,58 @@
+/* The SiFive CLINT (core-local interruptor) as on QEMU's RISC-V `virt` board: per-hart
+ * machine software interrupts (msip) and the machine timer (mtime, mtimecmp).
+ *
+ * Layout (offsets from the board's base, 0x0200_0000 on `virt`), as in QEMU's ACLINT
+ * (SWI at 0x0, MTIMER at 0x4000) and the SiFive FU540-C000 manual, "Core Local Interruptor"
+ * chapter: 0x0000 + 4*h   msip[h]      4-byte only; bit 0 is the hart's MSIP, other bits read 0
+ *   0x4000 + 8*h   mtimecmp[h]  4- or 8-byte (4-byte accesses reach the low or high half)
+ *   0xbff8         mtime        4- or 8-byte; reads the current time, a write sets it
+ * Registers of harts the CLINT does not have, and the rest of the window, read 0 and ignore
+ * writes. An 8-byte access to the msip block is an access fault (QEMU's SWI allows 4 only).
+ *
+ * Interrupts (RISC-V privileged spec 1.12 §3.1.9 mip, §3.2.1 mtime/mtimecmp): MSIP[h] follows
+ * msip[h] bit 0; MTIP[h] is high exactly while mtime >= mtimecmp[h] (unsigned). A timer thread,
+ * one per CLINT, raises MTIP when a deadline passes; mtimecmp and mtime writes set the lines to
+ * their new level at once.
+ *
+ * Threads and locks: MMIO handlers run on any vCPU thread, the timer thread on its own; all
+ * of them take the CLINT's mutex, and they call the irq lines while holding it (lock order:
+ * CLINT lock -> hart interrupt bits, which are atomics). clint_time() takes no lock. */
+#ifndef TESSERA_HW_CLINT_H
+#define TESSERA_HW_CLINT_H
+
+#include <stdint.h>
+
+#include "hw/bus.h"
+#include "hw/irq.h"
+
+#define CLINT_MMIO_SIZE 0x10000
+#define CLINT_MAX_HARTS 4095 /* msip fills 0x0..0x3ffc, mtimecmp 0x4000..0xbff0 */
+
+struct clint;
+
+/* Creates a CLINT for `nharts` harts (1..CLINT_MAX_HARTS) whose mtime counts at `freq_hz`
+ * (1 Hz..10 GHz; `virt` uses 10 MHz) from CLOCK_MONOTONIC, starting at 0 now.
+ * `msip_lines` and `mtip_lines` are arrays of `nharts` lines (copied; the arrays need not
+ * outlive the call), wired to each hart's MSIP and MTIP. The lines are assumed low and are not
+ * touched here. Starts the timer thread. Returns 0 and the CLINT in *out, or -EINVAL for bad
+ * arguments, -ENOMEM, or the error of pthread_create() (as -errno). Set-up thread only. */
+int clint_create(unsigned nharts, uint64_t freq_hz, const struct irq_line *msip_lines,
+                 const struct irq_line *mtip_lines, struct clint **out);
+
+/* Stops and joins the timer thread and frees the CLINT. NULL is allowed. No MMIO access and
+ * no clint_time() call may be running or follow. */
+void clint_destroy(struct clint *clint);
+
+/* Power-on state: mtime restarts at 0, every mtimecmp is UINT64_MAX (never due), every msip
+ * is 0; every MSIP and MTIP line is set low. Any thread; takes the CLINT lock. */
+void clint_reset(struct clint *clint);
+
+/* mtime now, for the hart's `time` CSR (RISC-V unprivileged spec, "Zicntr" counters).
+ * `clint` is a struct clint *; the void * lets a hart hold it as an opaque callback. Any
+ * thread, no lock: one clock read and arithmetic on an atomic time base. */
+uint64_t clint_time(void *clint);
+
+/* MMIO handlers for the CLINT_MMIO_SIZE window; opaque is the struct clint *. */
+extern const struct mmio_ops clint_mmio_ops;
+
+#endif

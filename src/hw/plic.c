@@ -1,0 +1,291 @@
+/* SiFive PLIC. See plic.h for the register map, the gateway rules and the locking. */
+#include "hw/plic.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/log.h"
+
+#define PLIC_PRIORITY_BASE  0x000000
+#define PLIC_PENDING_BASE   0x001000
+#define PLIC_ENABLE_BASE    0x002000
+#define PLIC_ENABLE_STRIDE  0x80
+#define PLIC_CONTEXT_BASE   0x200000
+#define PLIC_CONTEXT_STRIDE 0x1000
+#define PLIC_THRESHOLD      0x0
+#define PLIC_CLAIM          0x4
+
+struct plic {
+    /* Immutable after plic_create(). */
+    unsigned nsources;
+    unsigned ncontexts;
+    unsigned nwords;        /* 32-bit words per source bitmap */
+    uint32_t *valid;        /* [nwords]: bits of the sources that exist (never source 0) */
+    struct irq_line *lines; /* [ncontexts] */
+
+    /* Everything below is protected by `lock`. */
+    pthread_mutex_t lock;
+    uint8_t *priority;    /* [nsources], 0..PLIC_MAX_PRIORITY */
+    uint32_t *level;      /* [nwords]: the input wires */
+    uint32_t *in_service; /* [nwords]: claimed and not yet completed */
+    uint32_t *enable;     /* [ncontexts * nwords] */
+    uint8_t *threshold;   /* [ncontexts] */
+    bool *out;            /* [ncontexts]: the level last set on lines[c] */
+};
+
+/* Caller holds p->lock. Pending bits of word w: level high and not in service ("Interrupt
+ * Gateways"). */
+static uint32_t plic_pending_locked(const struct plic *p, unsigned w)
+{
+    return p->level[w] & ~p->in_service[w] & p->valid[w];
+}
+
+/* Caller holds p->lock. The pending source enabled for context `ctx` with the highest priority
+ * above its threshold, the lowest id among equals; 0 if none. */
+static unsigned plic_best_locked(const struct plic *p, unsigned ctx)
+{
+    const uint32_t *en = &p->enable[(size_t)ctx * p->nwords];
+    unsigned best = 0, best_prio = p->threshold[ctx];
+
+    for (unsigned w = 0; w < p->nwords; w++) {
+        uint32_t bits = plic_pending_locked(p, w) & en[w];
+
+        while (bits) {
+            unsigned src = w * 32 + (unsigned)__builtin_ctz(bits);
+
+            bits &= bits - 1;
+            if (p->priority[src] > best_prio) { /* strict: ties keep the lower id */
+                best = src;
+                best_prio = p->priority[src];
+            }
+        }
+    }
+    return best;
+}
+
+/* Caller holds p->lock. Brings every context's output line to its level, calling a line only
+ * when it changes (receivers take only hart atomics: safe under our lock). */
+static void plic_update_locked(struct plic *p)
+{
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        bool level = plic_best_locked(p, c) != 0;
+
+        if (level != p->out[c]) {
+            p->out[c] = level;
+            irq_set(&p->lines[c], level);
+        }
+    }
+}
+
+static void plic_free(struct plic *p)
+{
+    free(p->valid);
+    free(p->lines);
+    free(p->priority);
+    free(p->level);
+    free(p->in_service);
+    free(p->enable);
+    free(p->threshold);
+    free(p->out);
+    free(p);
+}
+
+int plic_create(unsigned nsources, unsigned ncontexts, const struct irq_line *ctx_lines,
+                struct plic **out)
+{
+    struct plic *p;
+    int err;
+
+    if (nsources < 2 || nsources > PLIC_MAX_SOURCES || ncontexts == 0 ||
+        ncontexts > PLIC_MAX_CONTEXTS || !ctx_lines || !out)
+        return -EINVAL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->nsources = nsources;
+    p->ncontexts = ncontexts;
+    p->nwords = (nsources + 31) / 32;
+    p->valid = calloc(p->nwords, sizeof(*p->valid));
+    p->lines = calloc(ncontexts, sizeof(*p->lines));
+    p->priority = calloc(nsources, sizeof(*p->priority));
+    p->level = calloc(p->nwords, sizeof(*p->level));
+    p->in_service = calloc(p->nwords, sizeof(*p->in_service));
+    p->enable = calloc((size_t)ncontexts * p->nwords, sizeof(*p->enable));
+    p->threshold = calloc(ncontexts, sizeof(*p->threshold));
+    p->out = calloc(ncontexts, sizeof(*p->out));
+    if (!p->valid || !p->lines || !p->priority || !p->level || !p->in_service || !p->enable ||
+        !p->threshold || !p->out) {
+        err = -ENOMEM;
+        goto err_free;
+    }
+    for (unsigned src = 1; src < nsources; src++)
+        p->valid[src / 32] |= 1u << (src % 32);
+    for (unsigned c = 0; c < ncontexts; c++)
+        p->lines[c] = ctx_lines[c];
+    err = -pthread_mutex_init(&p->lock, NULL);
+    if (err)
+        goto err_free;
+    *out = p;
+    return 0;
+
+err_free:
+    plic_free(p);
+    return err;
+}
+
+void plic_destroy(struct plic *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_destroy(&p->lock);
+    plic_free(p);
+}
+
+void plic_reset(struct plic *p)
+{
+    pthread_mutex_lock(&p->lock);
+    for (unsigned src = 0; src < p->nsources; src++)
+        p->priority[src] = 0;
+    for (unsigned w = 0; w < p->nwords; w++)
+        p->in_service[w] = 0;
+    for (size_t i = 0; i < (size_t)p->ncontexts * p->nwords; i++)
+        p->enable[i] = 0;
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        p->threshold[c] = 0;
+        p->out[c] = false;
+        irq_set(&p->lines[c], false); /* unconditionally: whatever the receiver believed */
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void plic_set_irq(void *opaque, unsigned src, bool level)
+{
+    struct plic *p = opaque;
+    uint32_t bit;
+
+    if (src == 0 || src >= p->nsources) {
+        log_guest("plic: input %u set, but sources are 1..%u", src, p->nsources - 1);
+        return;
+    }
+    bit = 1u << (src % 32);
+    pthread_mutex_lock(&p->lock);
+    if (!!(p->level[src / 32] & bit) != level) {
+        p->level[src / 32] ^= bit;
+        plic_update_locked(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Caller holds p->lock. Claim for context ctx ("Interrupt Claim Process"): the best source leaves
+ * pending and enters service. */
+static unsigned plic_claim_locked(struct plic *p, unsigned ctx)
+{
+    unsigned src = plic_best_locked(p, ctx);
+
+    if (src) {
+        p->in_service[src / 32] |= 1u << (src % 32);
+        plic_update_locked(p);
+    }
+    return src;
+}
+
+/* Caller holds p->lock. Completion from context ctx ("Interrupt Completion"). */
+static void plic_complete_locked(struct plic *p, unsigned ctx, uint32_t src)
+{
+    uint32_t bit;
+
+    if (src == 0 || src >= p->nsources) {
+        log_guest("plic: context %u completes source %u, which does not exist", ctx, src);
+        return;
+    }
+    bit = 1u << (src % 32);
+    if (!(p->enable[(size_t)ctx * p->nwords + src / 32] & bit) || !(p->in_service[src / 32] & bit))
+        return; /* silently ignored, as the spec says */
+    p->in_service[src / 32] &= ~bit;
+    plic_update_locked(p); /* re-pends the source if its level is still high */
+}
+
+/* vCPU thread; takes the PLIC lock. A claim read changes state. */
+static int plic_mmio_read(void *opaque, uint64_t offset, unsigned size, uint64_t *value)
+{
+    struct plic *p = opaque;
+
+    *value = 0;
+    pthread_mutex_lock(&p->lock);
+    if (offset < PLIC_PENDING_BASE) {
+        uint64_t src = (offset - PLIC_PRIORITY_BASE) / 4;
+
+        if (src < p->nsources)
+            *value = p->priority[src]; /* source 0 always holds 0 */
+    } else if (offset < PLIC_ENABLE_BASE) {
+        uint64_t w = (offset - PLIC_PENDING_BASE) / 4;
+
+        if (w < p->nwords)
+            *value = plic_pending_locked(p, (unsigned)w);
+    } else if (offset < PLIC_CONTEXT_BASE) {
+        uint64_t c = (offset - PLIC_ENABLE_BASE) / PLIC_ENABLE_STRIDE;
+        uint64_t w = (offset - PLIC_ENABLE_BASE) % PLIC_ENABLE_STRIDE / 4;
+
+        if (c < p->ncontexts && w < p->nwords)
+            *value = p->enable[c * p->nwords + w];
+    } else {
+        uint64_t c = (offset - PLIC_CONTEXT_BASE) / PLIC_CONTEXT_STRIDE;
+        uint64_t reg = (offset - PLIC_CONTEXT_BASE) % PLIC_CONTEXT_STRIDE;
+
+        if (c < p->ncontexts && reg == PLIC_THRESHOLD)
+            *value = p->threshold[c];
+        else if (c < p->ncontexts && reg == PLIC_CLAIM)
+            *value = plic_claim_locked(p, (unsigned)c);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* vCPU thread; takes the PLIC lock and sets output lines under it. */
+static int plic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    struct plic *p = opaque;
+    uint32_t v = (uint32_t)value;
+
+    pthread_mutex_lock(&p->lock);
+    if (offset < PLIC_PENDING_BASE) {
+        uint64_t src = (offset - PLIC_PRIORITY_BASE) / 4;
+
+        if (src != 0 && src < p->nsources) {
+            p->priority[src] = v & PLIC_MAX_PRIORITY; /* WARL, like QEMU's 3-bit field */
+            plic_update_locked(p);
+        }
+    } else if (offset < PLIC_ENABLE_BASE) {
+        log_guest("plic: write to read-only pending word at 0x%" PRIx64, offset);
+    } else if (offset < PLIC_CONTEXT_BASE) {
+        uint64_t c = (offset - PLIC_ENABLE_BASE) / PLIC_ENABLE_STRIDE;
+        uint64_t w = (offset - PLIC_ENABLE_BASE) % PLIC_ENABLE_STRIDE / 4;
+
+        if (c < p->ncontexts && w < p->nwords) {
+            p->enable[c * p->nwords + w] = v & p->valid[w];
+            plic_update_locked(p);
+        }
+    } else {
+        uint64_t c = (offset - PLIC_CONTEXT_BASE) / PLIC_CONTEXT_STRIDE;
+        uint64_t reg = (offset - PLIC_CONTEXT_BASE) % PLIC_CONTEXT_STRIDE;
+
+        if (c < p->ncontexts && reg == PLIC_THRESHOLD) {
+            p->threshold[c] = v & PLIC_MAX_PRIORITY;
+            plic_update_locked(p);
+        } else if (c < p->ncontexts && reg == PLIC_CLAIM) {
+            plic_complete_locked(p, (unsigned)c, v);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+const struct mmio_ops plic_mmio_ops = {
+    .read = plic_mmio_read,
+    .write = plic_mmio_write,
+    .min_size = 4,
+    .max_size = 4,
+};

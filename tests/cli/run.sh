@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Bad input to `tessera run`: every case must end with exactly one line on stderr that names
+# the file or option and what was wrong, a non-zero exit status, and no crash (no status from
+# a signal). A guest that runs garbage must never crash the VMM.
+set -u
+cd "$(dirname "$0")/../.."
+T=${TESSERA:-build/tessera}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+ok()  { pass=$((pass + 1)); echo "PASS $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+
+# expect_error NAME WANT_SUBSTRING ARGS...
+expect_error() {
+    local name=$1 want=$2; shift 2
+    local err rc lines
+    err=$(timeout 20 "$T" run "$@" 2>&1 >/dev/null </dev/null); rc=$?
+    lines=$(printf '%s\n' "$err" | grep -c .)
+    if [ "$rc" -eq 0 ]; then bad "$name" "exit status 0"; return; fi
+    if [ "$rc" -ge 124 ]; then bad "$name" "exit status $rc (timeout or signal)"; return; fi
+    if [ "$lines" -ne 1 ]; then bad "$name" "expected one line on stderr, got $lines: $err"; return; fi
+    if ! grep -qF -- "$want" <<<"$err"; then bad "$name" "message '$err' lacks '$want'"; return; fi
+    ok "$name"
+}
+
+riscv_elf() { # a minimal valid bare-metal ELF, built from tests/isa's link script
+    printf '.globl _start\n_start:\n li t0, 0x100000\n li t1, 0x5555\n sw t1, 0(t0)\n1: j 1b\n' >"$tmp/ok.S"
+    riscv64-linux-gnu-gcc -march=rv64gc -mabi=lp64d -nostdlib -nostartfiles -static \
+        -T tests/isa/link.ld -o "$1" "$tmp/ok.S" 2>/dev/null
+}
+
+riscv_elf "$tmp/ok.elf"
+: >"$tmp/empty"
+head -c 100 "$tmp/ok.elf" >"$tmp/truncated.elf"
+head -c 4096 /dev/urandom >"$tmp/random.bin"
+head -c $((24 << 20)) /dev/zero >"$tmp/big.img"
+
+expect_error missing-bios "/nonexistent/fw.bin" --bios /nonexistent/fw.bin
+expect_error empty-bios "$tmp/empty: file is empty" --bios "$tmp/empty"
+expect_error truncated-elf "$tmp/truncated.elf" --bios "$tmp/truncated.elf"
+expect_error x86-elf-bios "expected 243 (RISC-V)" --bios /bin/true
+expect_error missing-kernel "/nonexistent/Image" --kernel /nonexistent/Image
+expect_error empty-kernel "file is empty" --kernel "$tmp/empty"
+expect_error non-riscv-kernel "not a RISC-V Linux kernel" --kernel "$tmp/random.bin"
+expect_error x86-kernel "expected 243 (RISC-V)" --kernel /bin/true
+expect_error missing-initrd "/nonexistent/initrd" --bios "$tmp/ok.elf" --kernel "$tmp/ok.elf" --initrd /nonexistent/initrd
+expect_error initrd-too-big "does not fit in RAM" --kernel "$tmp/ok.elf" --initrd "$tmp/big.img" --mem 16M
+expect_error bios-too-big "does not fit in RAM" --bios "$tmp/big.img" --mem 16M
+expect_error unknown-option "unknown option '--frobnicate'" --frobnicate
+expect_error missing-value "option '--mem' needs a value" --mem
+expect_error mem-garbage "--mem 'lots'" --mem lots
+expect_error mem-zero "--mem '0'" --mem 0
+expect_error mem-huge "--mem '99999G'" --mem 99999G
+expect_error cpus-zero "--cpus '0'" --cpus 0
+expect_error cpus-many "--cpus '99'" --cpus 99
+expect_error cpus-garbage "--cpus 'four'" --cpus four
+expect_error stray-arg "unexpected argument 'extra'" --bios "$tmp/ok.elf" extra
+
+# The good case still works and exits with the guest's status.
+if timeout 20 "$T" run --bios "$tmp/ok.elf" </dev/null >/dev/null 2>&1; then ok bare-metal-pass
+else bad bare-metal-pass "exit status $?"; fi
+
+# Garbage as firmware: the guest traps forever, the VMM keeps running until killed.
+timeout 3 "$T" run --bios "$tmp/random.bin" </dev/null >/dev/null 2>&1; rc=$?
+if [ "$rc" -eq 124 ]; then ok garbage-firmware-contained
+else bad garbage-firmware-contained "exit status $rc, want 124 (still running at the timeout)"; fi
+
+# --help texts exist and exit 0.
+if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
+else bad help "--help output incomplete"; fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

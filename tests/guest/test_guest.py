@@ -1,0 +1,131 @@
+"""Boots the default guest on Tessera and checks behaviour a user relies on.
+
+Each test prints PASS/FAIL with a reason; the last line is "guest: N passed, N failed". The
+console log of every VM goes to build/test-logs/ so a failure can be read afterwards.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from vmdrive import VM, VMError  # noqa: E402
+
+TESSERA = os.environ.get("TESSERA", "build/tessera")
+LOGS = "build/test-logs"
+BOOT_TIMEOUT = float(os.environ.get("GUEST_BOOT_TIMEOUT", "180"))
+READY = rb"TESSERA-GUEST-READY uptime=([0-9.]+)"
+
+results = []
+
+
+def check(name, fn):
+    t0 = time.monotonic()
+    try:
+        fn()
+        results.append(True)
+        print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+    except (AssertionError, VMError) as e:
+        results.append(False)
+        print("FAIL %s: %s (log: %s/%s.log)" % (name, e, LOGS, name), flush=True)
+
+
+def vm(name, *args):
+    return VM([TESSERA, "run", *args], log_path="%s/%s.log" % (LOGS, name))
+
+
+def test_pipe_script():
+    """The README's promise: a script pipes commands into the console and gets the exit
+    status of the guest's power-off."""
+    p = subprocess.run(
+        [TESSERA, "run"],
+        input=b"uname -m\npoweroff\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=BOOT_TIMEOUT,
+    )
+    with open("%s/pipe_script.log" % LOGS, "wb") as f:
+        f.write(p.stdout)
+    out = p.stdout.decode(errors="replace")
+    assert "TESSERA-GUEST-READY" in out, "no TESSERA-GUEST-READY line"
+    assert "\nriscv64" in out.replace("\r", ""), "uname -m did not print riscv64"
+    assert p.returncode == 0, "exit status %d after poweroff, want 0" % p.returncode
+
+
+def test_smp_sha256():
+    """Four harts: the guest sees them, and four parallel hashes of the same data agree with
+    the host's."""
+    size = 2 * 1024 * 1024
+    want = hashlib.sha256((b"tessera\n" * (size // 8 + 1))[:size]).hexdigest()
+    v = vm("smp_sha256", "--cpus", "4")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        n = v.run("grep -c ^processor /proc/cpuinfo")
+        assert n.strip() == "4", "guest sees %r processors, want 4" % n
+        v.run("yes tessera | head -c %d > /tmp/data" % size, timeout=120)
+        out = v.run(
+            "for i in 1 2 3 4; do sha256sum /tmp/data > /tmp/h$i & done; wait; cat /tmp/h1 /tmp/h2 /tmp/h3 /tmp/h4",
+            timeout=300,
+        )
+        sums = [line.split()[0] for line in out.splitlines() if line.strip()]
+        assert len(sums) == 4, "expected 4 hashes, got %r" % out
+        assert all(s == want for s in sums), "hashes %r, want %s" % (sums, want)
+        v.send("poweroff\n")
+        rc = v.wait(60)
+        assert rc == 0, "exit status %d after poweroff" % rc
+    finally:
+        v.close()
+
+
+def test_reboot():
+    """`reboot` resets the machine (test device 0x7777): the guest boots again."""
+    v = vm("reboot")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        v.send("reboot\n")
+        v.expect(READY, BOOT_TIMEOUT)
+        out = v.run("cat /proc/uptime")
+        assert float(out.split()[0]) < 60, "uptime %r: the kernel did not restart" % out
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
+def test_guest_fault_is_contained():
+    """A user program that executes garbage and touches unmapped memory gets the
+    architectural trap (SIGILL/SIGSEGV); the kernel and the VMM carry on."""
+    v = vm("guest_fault")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        # printf writes raw bytes: 0x00000000 is an illegal instruction on RISC-V.
+        out = v.run("printf '\\x7fELF' > /tmp/bad; sh -c 'kill -SEGV $$'; echo status=$?")
+        assert "status=139" in out, "SIGSEGV did not terminate the child: %r" % out
+        out = v.run("echo still-alive; uname -s")
+        assert "still-alive" in out and "Linux" in out
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
+def main():
+    os.makedirs(LOGS, exist_ok=True)
+    if not os.path.exists("build/guest/Image"):
+        print("guest: build/guest/Image missing: run guest/build.sh")
+        print("guest: 0 passed, 1 failed")
+        return 1
+    check("pipe_script", test_pipe_script)
+    check("smp_sha256", test_smp_sha256)
+    check("reboot", test_reboot)
+    check("guest_fault", test_guest_fault_is_contained)
+    passed = sum(results)
+    failed = len(results) - passed
+    print("guest: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

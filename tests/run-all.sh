@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every test level, cheapest first; one closing line "N passed, N failed" for the whole run.
+# Each stage prints its own result line; a stage that cannot run counts as failed.
+set -u
+cd "$(dirname "$0")/.."
+
+JOBS=${JOBS:-2}
+total_pass=0 total_fail=0
+start=$(date +%s)
+
+stage() {
+    local name=$1; shift
+    local log; log=$(mktemp)
+    printf '\n=== %s (%ds elapsed)\n' "$name" $(( $(date +%s) - start ))
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    local line; line=$(grep -E '^([A-Za-z0-9_-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    rm -f "$log"
+    if [ -n "$line" ]; then
+        local p f
+        p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
+        f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
+        total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then total_fail=$((total_fail + 1)); fi
+    else
+        if [ "$rc" -eq 0 ]; then total_pass=$((total_pass + 1)); else total_fail=$((total_fail + 1)); fi
+    fi
+}
+
+stage "format"      make -s check-format
+stage "build"       make -s -j"$JOBS"
+stage "unit"        make -s -j"$JOBS" unit
+stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan
+stage "isa"         make -s -j"$JOBS" isa
+stage "cli"         tests/cli/run.sh
+stage "guest build" guest/build.sh
+stage "guest"       tests/guest/run.sh
+
+printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

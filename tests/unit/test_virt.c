@@ -1,0 +1,115 @@
+// test-sources: src/machine/virt.c src/machine/loader.c src/cpu/rv64/cpu.c src/cpu/rv64/csr.c src/cpu/rv64/decode.c src/cpu/rv64/exec.c src/cpu/rv64/mmu.c src/cpu/rv64/fpu.c src/hw/bus.c src/hw/guest_mem.c src/hw/clint.c src/hw/plic.c src/hw/uart16550.c src/hw/sifive_test.c src/base/log.c
+/* The whole board, no guest OS: two machines in one process run side by side (nothing is
+ * global), each computes its own answer and reports it through the test device; console
+ * output reaches the fd the machine was given. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "machine/virt.h"
+
+static uint32_t enc_i(unsigned op, unsigned rd, unsigned f3, unsigned rs1, int imm)
+{
+    return ((uint32_t)(imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
+}
+
+static uint32_t enc_r(unsigned op, unsigned rd, unsigned f3, unsigned rs1, unsigned rs2,
+                      unsigned f7)
+{
+    return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
+}
+
+static uint32_t enc_s(unsigned rs1, unsigned rs2, unsigned f3, int imm)
+{
+    return ((uint32_t)((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
+           ((uint32_t)(imm & 0x1f) << 7) | 0x23;
+}
+
+static uint32_t enc_b(unsigned rs1, unsigned rs2, unsigned f3, int imm)
+{
+    uint32_t u = (uint32_t)imm;
+
+    return (((u >> 12) & 1) << 31) | (((u >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) |
+           (f3 << 12) | (((u >> 1) & 0xf) << 8) | (((u >> 11) & 1) << 7) | 0x63;
+}
+
+enum { T0 = 5, T1 = 6, T2 = 7, T3 = 28 };
+
+/* sum = 1 + ... + n; print 'A' + n % 26 on the UART; fail through the test device with
+ * code = sum & 0xffff, so the exit status proves the computation ran on this machine. */
+static char *write_program(unsigned n)
+{
+    uint32_t p[] = {
+        enc_i(0x13, T0, 0, 0, (int)n),               /* addi t0, x0, n */
+        enc_i(0x13, T1, 0, 0, 0),                    /* addi t1, x0, 0 */
+        enc_r(0x33, T1, 0, T1, T0, 0),               /* loop: add t1, t1, t0 */
+        enc_i(0x13, T0, 0, T0, -1),                  /* addi t0, t0, -1 */
+        enc_b(T0, 0, 1, -8),                         /* bne t0, x0, loop */
+        (0x10000u << 12) | (T2 << 7) | 0x37,         /* lui t2, 0x10000 (UART) */
+        enc_i(0x13, T3, 0, 0, 'A' + (int)(n % 26)),  /* addi t3, x0, ch */
+        enc_s(T2, T3, 0, 0),                         /* sb t3, 0(t2) */
+        (0x100u << 12) | (T2 << 7) | 0x37,           /* lui t2, 0x100 (test device) */
+        enc_i(0x13, T1, 1, T1, 16),                  /* slli t1, t1, 16 */
+        (0x3u << 12) | (T3 << 7) | 0x37,             /* lui t3, 0x3 */
+        enc_i(0x13, T3, 0, T3, 0x333),               /* addi t3, t3, 0x333 */
+        enc_r(0x33, T1, 6, T1, T3, 0),               /* or t1, t1, t3 */
+        enc_s(T2, T1, 2, 0),                         /* sw t1, 0(t2) */
+        0x0000006f,                                  /* j . */
+    };
+    char *path = strdup("/tmp/tessera-test-virt-XXXXXX");
+    int fd = mkstemp(path);
+
+    if (fd < 0 || write(fd, p, sizeof(p)) != (ssize_t)sizeof(p))
+        abort();
+    close(fd);
+    return path;
+}
+
+struct run {
+    struct virt_machine *m;
+    int status;
+};
+
+static void *run_thread(void *opaque)
+{
+    struct run *r = opaque;
+
+    r->status = virt_run(r->m);
+    return NULL;
+}
+
+int main(void)
+{
+    unsigned n[2] = {100, 200};
+    int pipes[2][2];
+    char *paths[2];
+    struct run runs[2];
+    pthread_t threads[2];
+
+    for (int i = 0; i < 2; i++) {
+        struct virt_config cfg = {.cpus = 2, .mem_size = 32ull << 20};
+
+        CHECK(pipe(pipes[i]) == 0);
+        paths[i] = write_program(n[i]);
+        cfg.bios = paths[i];
+        cfg.console_fd = pipes[i][1];
+        CHECK(virt_create(&cfg, &runs[i].m) == 0);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&threads[i], NULL, run_thread, &runs[i]) == 0);
+    for (int i = 0; i < 2; i++) {
+        char ch = 0;
+
+        pthread_join(threads[i], NULL);
+        /* Both harts run the program; the first to reach the test device decides. */
+        CHECK_EQ_U64(runs[i].status, (n[i] * (n[i] + 1) / 2) & 0xffff);
+        CHECK(read(pipes[i][0], &ch, 1) == 1);
+        CHECK_EQ_U64(ch, 'A' + n[i] % 26);
+        virt_destroy(runs[i].m);
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    return test_finish("virt");
+}
