@@ -27,7 +27,7 @@
 #define VIRT_PLIC_BASE  0xc000000ull
 #define VIRT_UART_BASE  0x10000000ull
 #define VIRT_UART_IRQ   10
-#define VIRT_PLIC_NSRC  96
+#define VIRT_PLIC_NSRC  97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
 #define VIRT_TIMEBASE   10000000ull
 #define VIRT_KERNEL_OFF 0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
 #define VIRT_FDT_MAX    0x10000
