@@ -31,16 +31,25 @@ struct plic {
     uint8_t *priority;    /* [nsources], 0..PLIC_MAX_PRIORITY */
     uint32_t *level;      /* [nwords]: the input wires */
     uint32_t *in_service; /* [nwords]: claimed and not yet completed */
+    uint32_t *pending;    /* [nwords]: requests latched by the gateways, cleared by a claim */
     uint32_t *enable;     /* [ncontexts * nwords] */
     uint8_t *threshold;   /* [ncontexts] */
     bool *out;            /* [ncontexts]: the level last set on lines[c] */
 };
 
-/* Caller holds p->lock. Pending bits of word w: level high and not in service ("Interrupt
- * Gateways"). */
+/* Caller holds p->lock. Pending bits of word w. A gateway latches a request when its level
+ * input is high and the source is not in service; the request stays pending until a claim
+ * takes it, even if the level drops meanwhile (RISC-V PLIC spec, "Interrupt Gateways"). */
 static uint32_t plic_pending_locked(const struct plic *p, unsigned w)
 {
-    return p->level[w] & ~p->in_service[w] & p->valid[w];
+    return p->pending[w] & p->valid[w];
+}
+
+/* Caller holds p->lock. Latches requests for sources whose level is high and that are not in
+ * service. */
+static void plic_gateway_locked(struct plic *p, unsigned w)
+{
+    p->pending[w] |= p->level[w] & ~p->in_service[w] & p->valid[w];
 }
 
 /* Caller holds p->lock. The pending source enabled for context `ctx` with the highest priority
@@ -87,6 +96,7 @@ static void plic_free(struct plic *p)
     free(p->priority);
     free(p->level);
     free(p->in_service);
+    free(p->pending);
     free(p->enable);
     free(p->threshold);
     free(p->out);
@@ -113,10 +123,12 @@ int plic_create(unsigned nsources, unsigned ncontexts, const struct irq_line *ct
     p->priority = calloc(nsources, sizeof(*p->priority));
     p->level = calloc(p->nwords, sizeof(*p->level));
     p->in_service = calloc(p->nwords, sizeof(*p->in_service));
+    p->pending = calloc(p->nwords, sizeof(*p->pending));
     p->enable = calloc((size_t)ncontexts * p->nwords, sizeof(*p->enable));
     p->threshold = calloc(ncontexts, sizeof(*p->threshold));
     p->out = calloc(ncontexts, sizeof(*p->out));
-    if (!p->valid || !p->lines || !p->priority || !p->level || !p->in_service || !p->enable ||
+    if (!p->valid || !p->lines || !p->priority || !p->level || !p->in_service || !p->pending ||
+        !p->enable ||
         !p->threshold || !p->out) {
         err = -ENOMEM;
         goto err_free;
@@ -149,8 +161,11 @@ void plic_reset(struct plic *p)
     pthread_mutex_lock(&p->lock);
     for (unsigned src = 0; src < p->nsources; src++)
         p->priority[src] = 0;
-    for (unsigned w = 0; w < p->nwords; w++)
+    for (unsigned w = 0; w < p->nwords; w++) {
         p->in_service[w] = 0;
+        p->pending[w] = 0;
+        plic_gateway_locked(p, w); /* the input wires keep their levels across a reset */
+    }
     for (size_t i = 0; i < (size_t)p->ncontexts * p->nwords; i++)
         p->enable[i] = 0;
     for (unsigned c = 0; c < p->ncontexts; c++) {
@@ -174,6 +189,7 @@ void plic_set_irq(void *opaque, unsigned src, bool level)
     pthread_mutex_lock(&p->lock);
     if (!!(p->level[src / 32] & bit) != level) {
         p->level[src / 32] ^= bit;
+        plic_gateway_locked(p, src / 32);
         plic_update_locked(p);
     }
     pthread_mutex_unlock(&p->lock);
@@ -187,6 +203,7 @@ static unsigned plic_claim_locked(struct plic *p, unsigned ctx)
 
     if (src) {
         p->in_service[src / 32] |= 1u << (src % 32);
+        p->pending[src / 32] &= ~(1u << (src % 32));
         plic_update_locked(p);
     }
     return src;
@@ -205,7 +222,8 @@ static void plic_complete_locked(struct plic *p, unsigned ctx, uint32_t src)
     if (!(p->enable[(size_t)ctx * p->nwords + src / 32] & bit) || !(p->in_service[src / 32] & bit))
         return; /* silently ignored, as the spec says */
     p->in_service[src / 32] &= ~bit;
-    plic_update_locked(p); /* re-pends the source if its level is still high */
+    plic_gateway_locked(p, src / 32); /* re-pends the source if its level is still high */
+    plic_update_locked(p);
 }
 
 /* vCPU thread; takes the PLIC lock. A claim read changes state. */

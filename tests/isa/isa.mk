@@ -1,0 +1,25 @@
+# Tessera ISA tests (bare-metal RV64GC, reporting through the virt test device).
+# Included by the top-level Makefile, which defines BUILD.
+
+ISA_CROSS   ?= riscv64-linux-gnu-
+ISA_CC      := $(ISA_CROSS)gcc
+ISA_OBJCOPY := $(ISA_CROSS)objcopy
+ISA_CFLAGS  := -march=rv64gc -mabi=lp64d -nostdlib -nostartfiles -static -fno-pie -no-pie -mcmodel=medany \
+               -Wl,--no-relax -Wl,--build-id=none -Itests/isa -T tests/isa/link.ld
+ISA_SRCS    := $(sort $(wildcard tests/isa/*.S))
+ISA_ELFS    := $(ISA_SRCS:tests/isa/%.S=$(BUILD)/isa/%.elf)
+
+.PHONY: isa isa-qemu isa-build
+
+isa-build: $(ISA_ELFS)
+
+$(BUILD)/isa/%.elf: tests/isa/%.S tests/isa/isa.h tests/isa/link.ld tests/isa/isa.mk
+	@mkdir -p $(dir $@)
+	$(ISA_CC) $(ISA_CFLAGS) -o $@ $<
+	$(ISA_CROSS)objdump -d $@ > $(@:.elf=.dump)
+
+isa: $(BUILD)/tessera $(ISA_ELFS)
+	@tests/isa/run.sh --tessera $(BUILD)/tessera $(ISA_ELFS)
+
+isa-qemu: $(ISA_ELFS)
+	@tests/isa/run.sh --qemu $(ISA_ELFS)

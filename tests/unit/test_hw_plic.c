@@ -146,8 +146,15 @@ static void test_claim_complete(struct plic *p)
     CHECK(pending(p, 1));
     CHECK(ctx_rx[0].level);
 
-    /* Level-triggered: an input that drops before the claim is no longer pending. */
+    /* The gateway latched the request: an input that drops before the claim stays pending
+     * until claimed (PLIC spec, "Interrupt Gateways"), and after completion it does not
+     * re-pend because the level is now low. */
     plic_set_irq(p, 1, false);
+    CHECK(pending(p, 1));
+    CHECK(ctx_rx[0].level);
+    CHECK_EQ_U64(rd(p, CLAIM(0)), 1);
+    CHECK(!ctx_rx[0].level);
+    wr(p, CLAIM(0), 1);
     CHECK(!pending(p, 1));
     CHECK(!ctx_rx[0].level);
     CHECK_EQ_U64(rd(p, CLAIM(0)), 0);
@@ -276,6 +283,8 @@ static void test_two_contexts(struct plic *p)
     plic_set_irq(p, 20, false);
     wr(p, CLAIM(2), 10);
     wr(p, CLAIM(1), 20);
+    CHECK_EQ_U64(rd(p, CLAIM(2)), 11); /* re-pended above and latched */
+    wr(p, CLAIM(2), 11);
     CHECK_EQ_U64(rd(p, CLAIM(2)), 0);
     for (unsigned c = 0; c < NCONTEXTS; c++)
         CHECK(!ctx_rx[c].level);
@@ -309,6 +318,8 @@ static void test_reset(struct plic *p)
     enable(p, 3, 30);
     CHECK(ctx_rx[3].level);
     plic_set_irq(p, 30, false);
+    CHECK(ctx_rx[3].level); /* latched until claimed */
+    CHECK_EQ_U64(rd(p, CLAIM(3)), 30);
     CHECK(!ctx_rx[3].level);
 }
 
