@@ -70,10 +70,10 @@ guest-test: $(BUILD)/tessera guest
 	tests/guest/run.sh
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/fuzz/*.[ch]')
 
 check-format:
-	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "format: ok"
+	@clang-format --dry-run -Werror $$(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/fuzz/*.[ch]') && echo "format: ok"
 
 bench: $(BUILD)/tessera guest
 	bench/run.sh

@@ -29,11 +29,11 @@ struct log_ratelimit {
 /* Returns true when a message from the call site owning `rl` may be printed now. */
 bool log_ratelimit_ok(struct log_ratelimit *rl);
 
-#define log_guest(...)                                                                             \
-    do {                                                                                           \
-        static struct log_ratelimit rl_;                                                           \
-        if (log_ratelimit_ok(&rl_))                                                                \
-            log_msg(LOG_WARN, __VA_ARGS__);                                                        \
+#define log_guest(...)                      \
+    do {                                    \
+        static struct log_ratelimit rl_;    \
+        if (log_ratelimit_ok(&rl_))         \
+            log_msg(LOG_WARN, __VA_ARGS__); \
     } while (0)
 
 /* Start-up allocation helpers: print a message and exit(1) on failure. Only for set-up paths,

@@ -128,8 +128,7 @@ int plic_create(unsigned nsources, unsigned ncontexts, const struct irq_line *ct
     p->threshold = calloc(ncontexts, sizeof(*p->threshold));
     p->out = calloc(ncontexts, sizeof(*p->out));
     if (!p->valid || !p->lines || !p->priority || !p->level || !p->in_service || !p->pending ||
-        !p->enable ||
-        !p->threshold || !p->out) {
+        !p->enable || !p->threshold || !p->out) {
         err = -ENOMEM;
         goto err_free;
     }

@@ -96,11 +96,11 @@ size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len
 
 /* --- device tree (the same nodes and properties as QEMU's virt, for what we implement) --- */
 
-#define FDT_CHECK(call)                                                                            \
-    do {                                                                                           \
-        int e_ = (call);                                                                           \
-        if (e_ < 0)                                                                                \
-            return e_;                                                                             \
+#define FDT_CHECK(call)  \
+    do {                 \
+        int e_ = (call); \
+        if (e_ < 0)      \
+            return e_;   \
     } while (0)
 
 static int fdt_reg(void *fdt, uint64_t base, uint64_t size)
@@ -303,7 +303,8 @@ static int virt_load(struct virt_machine *m)
         gpa_t kaddr = m->ram.base + VIRT_KERNEL_OFF;
 
         if (overlaps(fw.start, fw.size, kaddr, 1)) {
-            snprintf(err, sizeof(err), "%s: firmware reaches 0x%" PRIx64
+            snprintf(err, sizeof(err),
+                     "%s: firmware reaches 0x%" PRIx64
                      ", past the kernel's load address 0x%" PRIx64,
                      m->bios.path, fw.start + fw.size, kaddr);
             goto fail;

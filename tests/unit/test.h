@@ -10,14 +10,14 @@
 
 static unsigned test_passed, test_failed;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            test_passed++;                                                                         \
-        } else {                                                                                   \
-            test_failed++;                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            test_passed++;                                                           \
+        } else {                                                                     \
+            test_failed++;                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
     } while (0)
 
 #define CHECK_EQ_U64(got, want)                                                                    \
@@ -27,8 +27,8 @@ static unsigned test_passed, test_failed;
             test_passed++;                                                                         \
         } else {                                                                                   \
             test_failed++;                                                                         \
-            fprintf(stderr, "%s:%d: %s = 0x%" PRIx64 ", want 0x%" PRIx64 "\n", __FILE__,           \
-                    __LINE__, #got, got_, want_);                                                  \
+            fprintf(stderr, "%s:%d: %s = 0x%" PRIx64 ", want 0x%" PRIx64 "\n", __FILE__, __LINE__, \
+                    #got, got_, want_);                                                            \
         }                                                                                          \
     } while (0)
 

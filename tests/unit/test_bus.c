@@ -38,8 +38,8 @@ int main(void)
 {
     struct bus bus = {0};
     struct fake_dev dev = {0};
-    struct mmio_region r = {.name = "fake", .base = 0x1000, .size = 0x100, .ops = &fake_ops,
-                            .opaque = &dev};
+    struct mmio_region r = {
+        .name = "fake", .base = 0x1000, .size = 0x100, .ops = &fake_ops, .opaque = &dev};
     uint64_t v;
 
     CHECK(bus_add(&bus, &r) == 0);

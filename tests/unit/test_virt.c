@@ -1,4 +1,7 @@
-// test-sources: src/machine/virt.c src/machine/loader.c src/cpu/rv64/cpu.c src/cpu/rv64/csr.c src/cpu/rv64/decode.c src/cpu/rv64/exec.c src/cpu/rv64/mmu.c src/cpu/rv64/fpu.c src/hw/bus.c src/hw/guest_mem.c src/hw/clint.c src/hw/plic.c src/hw/uart16550.c src/hw/sifive_test.c src/base/log.c
+// test-sources: src/machine/virt.c src/machine/loader.c src/cpu/rv64/cpu.c src/cpu/rv64/csr.c
+// src/cpu/rv64/decode.c src/cpu/rv64/exec.c src/cpu/rv64/mmu.c src/cpu/rv64/fpu.c src/hw/bus.c
+// src/hw/guest_mem.c src/hw/clint.c src/hw/plic.c src/hw/uart16550.c src/hw/sifive_test.c
+// src/base/log.c
 /* The whole board, no guest OS: two machines in one process run side by side (nothing is
  * global), each computes its own answer and reports it through the test device; console
  * output reaches the fd the machine was given. */
@@ -42,21 +45,21 @@ enum { T0 = 5, T1 = 6, T2 = 7, T3 = 28 };
 static char *write_program(unsigned n)
 {
     uint32_t p[] = {
-        enc_i(0x13, T0, 0, 0, (int)n),               /* addi t0, x0, n */
-        enc_i(0x13, T1, 0, 0, 0),                    /* addi t1, x0, 0 */
-        enc_r(0x33, T1, 0, T1, T0, 0),               /* loop: add t1, t1, t0 */
-        enc_i(0x13, T0, 0, T0, -1),                  /* addi t0, t0, -1 */
-        enc_b(T0, 0, 1, -8),                         /* bne t0, x0, loop */
-        (0x10000u << 12) | (T2 << 7) | 0x37,         /* lui t2, 0x10000 (UART) */
-        enc_i(0x13, T3, 0, 0, 'A' + (int)(n % 26)),  /* addi t3, x0, ch */
-        enc_s(T2, T3, 0, 0),                         /* sb t3, 0(t2) */
-        (0x100u << 12) | (T2 << 7) | 0x37,           /* lui t2, 0x100 (test device) */
-        enc_i(0x13, T1, 1, T1, 16),                  /* slli t1, t1, 16 */
-        (0x3u << 12) | (T3 << 7) | 0x37,             /* lui t3, 0x3 */
-        enc_i(0x13, T3, 0, T3, 0x333),               /* addi t3, t3, 0x333 */
-        enc_r(0x33, T1, 6, T1, T3, 0),               /* or t1, t1, t3 */
-        enc_s(T2, T1, 2, 0),                         /* sw t1, 0(t2) */
-        0x0000006f,                                  /* j . */
+        enc_i(0x13, T0, 0, 0, (int)n),              /* addi t0, x0, n */
+        enc_i(0x13, T1, 0, 0, 0),                   /* addi t1, x0, 0 */
+        enc_r(0x33, T1, 0, T1, T0, 0),              /* loop: add t1, t1, t0 */
+        enc_i(0x13, T0, 0, T0, -1),                 /* addi t0, t0, -1 */
+        enc_b(T0, 0, 1, -8),                        /* bne t0, x0, loop */
+        (0x10000u << 12) | (T2 << 7) | 0x37,        /* lui t2, 0x10000 (UART) */
+        enc_i(0x13, T3, 0, 0, 'A' + (int)(n % 26)), /* addi t3, x0, ch */
+        enc_s(T2, T3, 0, 0),                        /* sb t3, 0(t2) */
+        (0x100u << 12) | (T2 << 7) | 0x37,          /* lui t2, 0x100 (test device) */
+        enc_i(0x13, T1, 1, T1, 16),                 /* slli t1, t1, 16 */
+        (0x3u << 12) | (T3 << 7) | 0x37,            /* lui t3, 0x3 */
+        enc_i(0x13, T3, 0, T3, 0x333),              /* addi t3, t3, 0x333 */
+        enc_r(0x33, T1, 6, T1, T3, 0),              /* or t1, t1, t3 */
+        enc_s(T2, T1, 2, 0),                        /* sw t1, 0(t2) */
+        0x0000006f,                                 /* j . */
     };
     char *path = strdup("/tmp/tessera-test-virt-XXXXXX");
     int fd = mkstemp(path);

@@ -24,8 +24,8 @@ struct rv_chain {
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
-    uint32_t n;     /* instructions */
-    uint32_t bytes; /* their total length */
+    uint32_t n;               /* instructions */
+    uint32_t bytes;           /* their total length */
     struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
     struct rv_insn insn[];
 };

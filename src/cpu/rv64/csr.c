@@ -56,16 +56,16 @@ enum {
 };
 
 /* misa: RV64 with A, C, D, F, I, M, S and U (§3.1.1). */
-#define MISA_VALUE                                                                                 \
-    ((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | (1u << 8) | (1u << 12) |       \
+#define MISA_VALUE                                                                           \
+    ((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | (1u << 8) | (1u << 12) | \
      (1u << 18) | (1u << 20))
 
-#define MSTATUS_WRITABLE                                                                           \
-    (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP |         \
-     MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |            \
+#define MSTATUS_WRITABLE                                                                   \
+    (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP | \
+     MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |    \
      MSTATUS_TSR)
-#define SSTATUS_MASK                                                                               \
-    (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP | MSTATUS_VS | MSTATUS_FS |            \
+#define SSTATUS_MASK                                                                    \
+    (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP | MSTATUS_VS | MSTATUS_FS | \
      MSTATUS_XS | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
 
 /* Exceptions that may be delegated to S: everything but ecall from M (§3.1.8). */
@@ -310,8 +310,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         /* SSIP, STIP and SEIP are writable by M (§3.1.9); the others follow the devices. */
         uint64_t old = atomic_load(&h->mip);
 
-        while (!atomic_compare_exchange_weak(&h->mip, &old,
-                                             (old & ~MIP_S_MASK) | (v & MIP_S_MASK)))
+        while (!atomic_compare_exchange_weak(&h->mip, &old, (old & ~MIP_S_MASK) | (v & MIP_S_MASK)))
             ;
         return 0;
     }

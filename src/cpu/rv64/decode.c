@@ -318,8 +318,8 @@ static void decode32(uint32_t r, struct rv_insn *in)
     case 0x3b: {
         static const rv_exec_fn base[8] = {rv_op_addw, rv_op_sllw, NULL, NULL,
                                            NULL,       rv_op_srlw, NULL, NULL};
-        static const rv_exec_fn mext[8] = {rv_op_mulw,  NULL,         NULL,       NULL,
-                                           rv_op_divw,  rv_op_divuw,  rv_op_remw, rv_op_remuw};
+        static const rv_exec_fn mext[8] = {rv_op_mulw, NULL,        NULL,       NULL,
+                                           rv_op_divw, rv_op_divuw, rv_op_remw, rv_op_remuw};
         rv_exec_fn fn = NULL;
 
         if (f7 == 0)
@@ -414,16 +414,14 @@ static void decode16(uint32_t r, struct rv_insn *in)
             set(in, rv_op_ld, rdp, rs1p, 0, (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6));
             return;
         case 5: /* c.fsd */
-            set(in, rv_op_fsd, RV_X_SINK, rs1p, rdp,
-                (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6));
+            set(in, rv_op_fsd, RV_X_SINK, rs1p, rdp, (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6));
             return;
         case 6: /* c.sw */
             set(in, rv_op_sw, RV_X_SINK, rs1p, rdp,
                 (bits(r, 12, 10) << 3) | (bits(r, 6, 6) << 2) | (bits(r, 5, 5) << 6));
             return;
         case 7: /* c.sd */
-            set(in, rv_op_sd, RV_X_SINK, rs1p, rdp,
-                (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6));
+            set(in, rv_op_sd, RV_X_SINK, rs1p, rdp, (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6));
             return;
         default: illegal(in); return;
         }
@@ -439,10 +437,10 @@ static void decode16(uint32_t r, struct rv_insn *in)
         case 2: set(in, rv_op_addi, xd(rd), 0, 0, imm6); return; /* c.li */
         case 3:
             if (rd == 2) { /* c.addi16sp */
-                int64_t imm = sext((bits(r, 12, 12) << 9) | (bits(r, 6, 6) << 4) |
-                                       (bits(r, 5, 5) << 6) | (bits(r, 4, 3) << 7) |
-                                       (bits(r, 2, 2) << 5),
-                                   10);
+                int64_t imm =
+                    sext((bits(r, 12, 12) << 9) | (bits(r, 6, 6) << 4) | (bits(r, 5, 5) << 6) |
+                             (bits(r, 4, 3) << 7) | (bits(r, 2, 2) << 5),
+                         10);
                 if (imm == 0)
                     illegal(in);
                 else
@@ -477,28 +475,26 @@ static void decode16(uint32_t r, struct rv_insn *in)
             return;
         }
         case 5: { /* c.j */
-            int64_t imm = sext((bits(r, 12, 12) << 11) | (bits(r, 11, 11) << 4) |
-                                   (bits(r, 10, 9) << 8) | (bits(r, 8, 8) << 10) |
-                                   (bits(r, 7, 7) << 6) | (bits(r, 6, 6) << 7) |
-                                   (bits(r, 5, 3) << 1) | (bits(r, 2, 2) << 5),
-                               12);
+            int64_t imm =
+                sext((bits(r, 12, 12) << 11) | (bits(r, 11, 11) << 4) | (bits(r, 10, 9) << 8) |
+                         (bits(r, 8, 8) << 10) | (bits(r, 7, 7) << 6) | (bits(r, 6, 6) << 7) |
+                         (bits(r, 5, 3) << 1) | (bits(r, 2, 2) << 5),
+                     12);
             set_end(in, rv_op_jal, RV_X_SINK, 0, 0, imm);
             return;
         }
         default: { /* 6: c.beqz, 7: c.bnez */
-            int64_t imm = sext((bits(r, 12, 12) << 8) | (bits(r, 11, 10) << 3) |
-                                   (bits(r, 6, 5) << 6) | (bits(r, 4, 3) << 1) |
-                                   (bits(r, 2, 2) << 5),
-                               9);
+            int64_t imm =
+                sext((bits(r, 12, 12) << 8) | (bits(r, 11, 10) << 3) | (bits(r, 6, 5) << 6) |
+                         (bits(r, 4, 3) << 1) | (bits(r, 2, 2) << 5),
+                     9);
             set_end(in, f3 == 6 ? rv_op_beq : rv_op_bne, RV_X_SINK, rs1p, 0, imm);
             return;
         }
         }
     default: /* op == 2 */
         switch (f3) {
-        case 0:
-            set(in, rv_op_slli, xd(rd), rd, 0, (bits(r, 12, 12) << 5) | bits(r, 6, 2));
-            return;
+        case 0: set(in, rv_op_slli, xd(rd), rd, 0, (bits(r, 12, 12) << 5) | bits(r, 6, 2)); return;
         case 1: /* c.fldsp */
             set(in, rv_op_fld, rd, 2, 0,
                 (bits(r, 12, 12) << 5) | (bits(r, 6, 5) << 3) | (bits(r, 4, 2) << 6));

@@ -5,8 +5,8 @@
 #include "cpu/rv64/fpu.h"
 #include "cpu/rv64/insn.h"
 
-#define X(r)  (h->x[(r)])
-#define PC    (h->pc + in->pc_off)
+#define X(r)   (h->x[(r)])
+#define PC     (h->pc + in->pc_off)
 #define NEXTPC (PC + in->len)
 
 #define OP(name) int rv_op_##name(struct rv64_hart *h, const struct rv_insn *in)
@@ -52,11 +52,11 @@ OP(jalr)
     return jump_to(h, target);
 }
 
-#define BRANCH(name, cond)                                                                         \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t a = X(in->rs1), b = X(in->rs2);                                                   \
-        return jump_to(h, (cond) ? PC + (uint64_t)in->imm : NEXTPC);                               \
+#define BRANCH(name, cond)                                           \
+    OP(name)                                                         \
+    {                                                                \
+        uint64_t a = X(in->rs1), b = X(in->rs2);                     \
+        return jump_to(h, (cond) ? PC + (uint64_t)in->imm : NEXTPC); \
     }
 
 BRANCH(beq, a == b)
@@ -66,14 +66,14 @@ BRANCH(bge, (int64_t)a >= (int64_t)b)
 BRANCH(bltu, a < b)
 BRANCH(bgeu, a >= b)
 
-#define LOAD(name, fn)                                                                             \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t v;                                                                                \
-        if (unlikely(fn(h, X(in->rs1) + (uint64_t)in->imm, &v)))                                   \
-            return rv_raise_pending(h, in);                                                        \
-        X(in->rd) = v;                                                                             \
-        return RV_NEXT;                                                                            \
+#define LOAD(name, fn)                                           \
+    OP(name)                                                     \
+    {                                                            \
+        uint64_t v;                                              \
+        if (unlikely(fn(h, X(in->rs1) + (uint64_t)in->imm, &v))) \
+            return rv_raise_pending(h, in);                      \
+        X(in->rd) = v;                                           \
+        return RV_NEXT;                                          \
     }
 
 LOAD(lb, rv_load_i8)
@@ -84,12 +84,12 @@ LOAD(lbu, rv_load_u8)
 LOAD(lhu, rv_load_u16)
 LOAD(lwu, rv_load_u32)
 
-#define STORE(name, size)                                                                          \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        if (unlikely(rv_store(h, X(in->rs1) + (uint64_t)in->imm, size, X(in->rs2))))               \
-            return rv_raise_pending(h, in);                                                        \
-        return RV_NEXT;                                                                            \
+#define STORE(name, size)                                                            \
+    OP(name)                                                                         \
+    {                                                                                \
+        if (unlikely(rv_store(h, X(in->rs1) + (uint64_t)in->imm, size, X(in->rs2)))) \
+            return rv_raise_pending(h, in);                                          \
+        return RV_NEXT;                                                              \
     }
 
 STORE(sb, 1)
@@ -97,20 +97,20 @@ STORE(sh, 2)
 STORE(sw, 4)
 STORE(sd, 8)
 
-#define ALU_IMM(name, expr)                                                                        \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t a = X(in->rs1), b = (uint64_t)in->imm;                                            \
-        X(in->rd) = (expr);                                                                        \
-        return RV_NEXT;                                                                            \
+#define ALU_IMM(name, expr)                             \
+    OP(name)                                            \
+    {                                                   \
+        uint64_t a = X(in->rs1), b = (uint64_t)in->imm; \
+        X(in->rd) = (expr);                             \
+        return RV_NEXT;                                 \
     }
 
-#define ALU_REG(name, expr)                                                                        \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t a = X(in->rs1), b = X(in->rs2);                                                   \
-        X(in->rd) = (expr);                                                                        \
-        return RV_NEXT;                                                                            \
+#define ALU_REG(name, expr)                      \
+    OP(name)                                     \
+    {                                            \
+        uint64_t a = X(in->rs1), b = X(in->rs2); \
+        X(in->rd) = (expr);                      \
+        return RV_NEXT;                          \
     }
 
 #define SEXT32(v) ((uint64_t)(int64_t)(int32_t)(uint32_t)(v))
@@ -191,7 +191,7 @@ ALU_REG(div, div_s64((int64_t)a, (int64_t)b))
 ALU_REG(divu, b ? a / b : UINT64_MAX)
 ALU_REG(rem, rem_s64((int64_t)a, (int64_t)b))
 ALU_REG(remu, b ? a % b : a)
-ALU_REG(mulw, SEXT32((uint32_t)a * (uint32_t)b))
+ALU_REG(mulw, SEXT32((uint32_t)a *(uint32_t)b))
 ALU_REG(divw, div_s32((int32_t)(uint32_t)a, (int32_t)(uint32_t)b))
 ALU_REG(divuw, (uint32_t)b ? SEXT32((uint32_t)a / (uint32_t)b) : UINT64_MAX)
 ALU_REG(remw, rem_s32((int32_t)(uint32_t)a, (int32_t)(uint32_t)b))
@@ -348,9 +348,9 @@ OP(sc_w)
     if (!p)
         return rv_raise_pending(h, in);
     expect = (uint32_t)h->res_value;
-    X(in->rd) = !(h->res_host == p &&
-                  __atomic_compare_exchange_n(p, &expect, (uint32_t)X(in->rs2), false,
-                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    X(in->rd) =
+        !(h->res_host == p && __atomic_compare_exchange_n(p, &expect, (uint32_t)X(in->rs2), false,
+                                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     h->res_host = NULL;
     return RV_NEXT;
 }
@@ -363,21 +363,21 @@ OP(sc_d)
     if (!p)
         return rv_raise_pending(h, in);
     expect = h->res_value;
-    X(in->rd) = !(h->res_host == p &&
-                  __atomic_compare_exchange_n(p, &expect, X(in->rs2), false, __ATOMIC_SEQ_CST,
-                                              __ATOMIC_SEQ_CST));
+    X(in->rd) =
+        !(h->res_host == p && __atomic_compare_exchange_n(p, &expect, X(in->rs2), false,
+                                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     h->res_host = NULL;
     return RV_NEXT;
 }
 
-#define AMO_FETCH(name, type, utype, call)                                                         \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        utype *p = rv_amo_ptr(h, X(in->rs1), sizeof(utype), false);                                \
-        if (!p)                                                                                    \
-            return rv_raise_pending(h, in);                                                        \
-        X(in->rd) = (uint64_t)(type)call(p, (utype)X(in->rs2), __ATOMIC_SEQ_CST);                  \
-        return RV_NEXT;                                                                            \
+#define AMO_FETCH(name, type, utype, call)                                        \
+    OP(name)                                                                      \
+    {                                                                             \
+        utype *p = rv_amo_ptr(h, X(in->rs1), sizeof(utype), false);               \
+        if (!p)                                                                   \
+            return rv_raise_pending(h, in);                                       \
+        X(in->rd) = (uint64_t)(type)call(p, (utype)X(in->rs2), __ATOMIC_SEQ_CST); \
+        return RV_NEXT;                                                           \
     }
 
 AMO_FETCH(amoswap_w, int32_t, uint32_t, __atomic_exchange_n)
@@ -391,25 +391,25 @@ AMO_FETCH(amoxor_d, int64_t, uint64_t, __atomic_fetch_xor)
 AMO_FETCH(amoand_d, int64_t, uint64_t, __atomic_fetch_and)
 AMO_FETCH(amoor_d, int64_t, uint64_t, __atomic_fetch_or)
 
-#define AMO_MINMAX(name, type, utype, cmptype, pick_new)                                           \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        utype *p = rv_amo_ptr(h, X(in->rs1), sizeof(utype), false);                                \
-        utype old, b = (utype)X(in->rs2);                                                          \
-        if (!p)                                                                                    \
-            return rv_raise_pending(h, in);                                                        \
-        old = __atomic_load_n(p, __ATOMIC_RELAXED);                                                \
-        for (;;) {                                                                                 \
-            cmptype o = (cmptype)old, n = (cmptype)b;                                              \
-            utype want = (pick_new) ? b : old;                                                     \
-            if (__atomic_compare_exchange_n(p, &old, want, true, __ATOMIC_SEQ_CST,                 \
-                                            __ATOMIC_RELAXED))                                     \
-                break;                                                                             \
-            (void)o;                                                                               \
-            (void)n;                                                                               \
-        }                                                                                          \
-        X(in->rd) = (uint64_t)(type)old;                                                           \
-        return RV_NEXT;                                                                            \
+#define AMO_MINMAX(name, type, utype, cmptype, pick_new)                           \
+    OP(name)                                                                       \
+    {                                                                              \
+        utype *p = rv_amo_ptr(h, X(in->rs1), sizeof(utype), false);                \
+        utype old, b = (utype)X(in->rs2);                                          \
+        if (!p)                                                                    \
+            return rv_raise_pending(h, in);                                        \
+        old = __atomic_load_n(p, __ATOMIC_RELAXED);                                \
+        for (;;) {                                                                 \
+            cmptype o = (cmptype)old, n = (cmptype)b;                              \
+            utype want = (pick_new) ? b : old;                                     \
+            if (__atomic_compare_exchange_n(p, &old, want, true, __ATOMIC_SEQ_CST, \
+                                            __ATOMIC_RELAXED))                     \
+                break;                                                             \
+            (void)o;                                                               \
+            (void)n;                                                               \
+        }                                                                          \
+        X(in->rd) = (uint64_t)(type)old;                                           \
+        return RV_NEXT;                                                            \
     }
 
 AMO_MINMAX(amomin_w, int32_t, uint32_t, int32_t, n < o)
@@ -427,18 +427,18 @@ AMO_MINMAX(amomaxu_d, int64_t, uint64_t, uint64_t, n > o)
 
 /* FP instructions raise illegal instruction while mstatus.FS is Off (§3.1.6.6); any write
  * to an f register or fflags makes FS Dirty. */
-#define FP_ENABLED()                                                                               \
-    do {                                                                                           \
-        if (unlikely(!(h->mstatus & MSTATUS_FS)))                                                  \
-            return rv_illegal(h, in);                                                              \
+#define FP_ENABLED()                              \
+    do {                                          \
+        if (unlikely(!(h->mstatus & MSTATUS_FS))) \
+            return rv_illegal(h, in);             \
     } while (0)
 
 /* The effective rounding mode; reserved modes (5, 6, or DYN with frm >= 5) are illegal. */
-#define FP_RM(var)                                                                                 \
-    unsigned var = in->rm == 7 ? h->frm : in->rm;                                                  \
-    do {                                                                                           \
-        if (unlikely(var > 4))                                                                     \
-            return rv_illegal(h, in);                                                              \
+#define FP_RM(var)                                \
+    unsigned var = in->rm == 7 ? h->frm : in->rm; \
+    do {                                          \
+        if (unlikely(var > 4))                    \
+            return rv_illegal(h, in);             \
     } while (0)
 
 #define FP_DIRTY() (h->mstatus |= MSTATUS_FS)
@@ -484,70 +484,70 @@ OP(fsd)
 }
 
 /* f[rd] = fn(f[rs1], f[rs2], f[rs3], rm) and friends, by operand shape. */
-#define FP_R3(name, fn)                                                                            \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        FP_RM(rm);                                                                                 \
-        h->f[in->rd] = fn(h->f[in->rs1], h->f[in->rs2], h->f[in->rs3], rm, &h->fflags);            \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_R3(name, fn)                                                                 \
+    OP(name)                                                                            \
+    {                                                                                   \
+        FP_ENABLED();                                                                   \
+        FP_RM(rm);                                                                      \
+        h->f[in->rd] = fn(h->f[in->rs1], h->f[in->rs2], h->f[in->rs3], rm, &h->fflags); \
+        FP_DIRTY();                                                                     \
+        return RV_NEXT;                                                                 \
     }
-#define FP_R2(name, fn)                                                                            \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        FP_RM(rm);                                                                                 \
-        h->f[in->rd] = fn(h->f[in->rs1], h->f[in->rs2], rm, &h->fflags);                           \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_R2(name, fn)                                                  \
+    OP(name)                                                             \
+    {                                                                    \
+        FP_ENABLED();                                                    \
+        FP_RM(rm);                                                       \
+        h->f[in->rd] = fn(h->f[in->rs1], h->f[in->rs2], rm, &h->fflags); \
+        FP_DIRTY();                                                      \
+        return RV_NEXT;                                                  \
     }
-#define FP_R1(name, fn)                                                                            \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        FP_RM(rm);                                                                                 \
-        h->f[in->rd] = fn(h->f[in->rs1], rm, &h->fflags);                                          \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_R1(name, fn)                                   \
+    OP(name)                                              \
+    {                                                     \
+        FP_ENABLED();                                     \
+        FP_RM(rm);                                        \
+        h->f[in->rd] = fn(h->f[in->rs1], rm, &h->fflags); \
+        FP_DIRTY();                                       \
+        return RV_NEXT;                                   \
     }
 /* No rounding mode: sign injection, min/max. */
-#define FP_R2_NORM(name, expr)                                                                     \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t a = h->f[in->rs1], b = h->f[in->rs2];                                             \
-        FP_ENABLED();                                                                              \
-        h->f[in->rd] = (expr);                                                                     \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_R2_NORM(name, expr)                         \
+    OP(name)                                           \
+    {                                                  \
+        uint64_t a = h->f[in->rs1], b = h->f[in->rs2]; \
+        FP_ENABLED();                                  \
+        h->f[in->rd] = (expr);                         \
+        FP_DIRTY();                                    \
+        return RV_NEXT;                                \
     }
 /* Integer result from f registers. */
-#define FP_TO_X(name, expr)                                                                        \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        uint64_t a = h->f[in->rs1], b = h->f[in->rs2];                                             \
-        FP_ENABLED();                                                                              \
-        (void)b;                                                                                   \
-        X(in->rd) = (expr);                                                                        \
-        return RV_NEXT;                                                                            \
+#define FP_TO_X(name, expr)                            \
+    OP(name)                                           \
+    {                                                  \
+        uint64_t a = h->f[in->rs1], b = h->f[in->rs2]; \
+        FP_ENABLED();                                  \
+        (void)b;                                       \
+        X(in->rd) = (expr);                            \
+        return RV_NEXT;                                \
     }
-#define FP_CVT_TO_X(name, fn)                                                                      \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        FP_RM(rm);                                                                                 \
-        X(in->rd) = fn(h->f[in->rs1], rm, &h->fflags);                                             \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_CVT_TO_X(name, fn)                          \
+    OP(name)                                           \
+    {                                                  \
+        FP_ENABLED();                                  \
+        FP_RM(rm);                                     \
+        X(in->rd) = fn(h->f[in->rs1], rm, &h->fflags); \
+        FP_DIRTY();                                    \
+        return RV_NEXT;                                \
     }
-#define FP_CVT_FROM_X(name, fn)                                                                    \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        FP_RM(rm);                                                                                 \
-        h->f[in->rd] = fn(X(in->rs1), rm, &h->fflags);                                             \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_CVT_FROM_X(name, fn)                        \
+    OP(name)                                           \
+    {                                                  \
+        FP_ENABLED();                                  \
+        FP_RM(rm);                                     \
+        h->f[in->rd] = fn(X(in->rs1), rm, &h->fflags); \
+        FP_DIRTY();                                    \
+        return RV_NEXT;                                \
     }
 
 FP_R3(fmadd_s, fpu_madd_s)
@@ -582,13 +582,13 @@ FP_R1(fcvt_s_d, fpu_cvt_s_d)
 FP_R1(fcvt_d_s, fpu_cvt_d_s)
 
 /* Comparisons can set NV, so they also dirty the FP state. */
-#define FP_CMP(name, fn)                                                                           \
-    OP(name)                                                                                       \
-    {                                                                                              \
-        FP_ENABLED();                                                                              \
-        X(in->rd) = fn(h->f[in->rs1], h->f[in->rs2], &h->fflags);                                  \
-        FP_DIRTY();                                                                                \
-        return RV_NEXT;                                                                            \
+#define FP_CMP(name, fn)                                          \
+    OP(name)                                                      \
+    {                                                             \
+        FP_ENABLED();                                             \
+        X(in->rd) = fn(h->f[in->rs1], h->f[in->rs2], &h->fflags); \
+        FP_DIRTY();                                               \
+        return RV_NEXT;                                           \
     }
 
 FP_CMP(feq_s, fpu_eq_s)

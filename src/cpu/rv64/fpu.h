@@ -27,36 +27,36 @@ enum fpu_rm { FPU_RNE = 0, FPU_RTZ = 1, FPU_RDN = 2, FPU_RUP = 3, FPU_RMM = 4 };
 #define FPU_DZ 0x08u /* divide by zero */
 #define FPU_NV 0x10u /* invalid operation */
 
-#define FPU_DECLARE_PREC(p)                                                                        \
-    uint64_t fpu_add_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                   \
-    uint64_t fpu_sub_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                   \
-    uint64_t fpu_mul_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                   \
-    uint64_t fpu_div_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                   \
-    uint64_t fpu_sqrt_##p(uint64_t a, unsigned rm, unsigned *fflags);                              \
-    /* fmadd: a*b+c, fmsub: a*b-c, fnmsub: -(a*b)+c, fnmadd: -(a*b)-c, one rounding. */            \
-    uint64_t fpu_madd_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);      \
-    uint64_t fpu_msub_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);      \
-    uint64_t fpu_nmsub_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);     \
-    uint64_t fpu_nmadd_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);     \
-    /* minimumNumber/maximumNumber of the 2.2 F extension: -0 < +0, NV on signaling NaN. */       \
-    uint64_t fpu_min_##p(uint64_t a, uint64_t b, unsigned *fflags);                                \
-    uint64_t fpu_max_##p(uint64_t a, uint64_t b, unsigned *fflags);                                \
-    uint64_t fpu_sgnj_##p(uint64_t a, uint64_t b);                                                 \
-    uint64_t fpu_sgnjn_##p(uint64_t a, uint64_t b);                                                \
-    uint64_t fpu_sgnjx_##p(uint64_t a, uint64_t b);                                                \
-    /* Comparisons return 0 or 1. feq is quiet (NV only for sNaN), flt/fle signal on any NaN. */  \
-    uint64_t fpu_eq_##p(uint64_t a, uint64_t b, unsigned *fflags);                                 \
-    uint64_t fpu_lt_##p(uint64_t a, uint64_t b, unsigned *fflags);                                 \
-    uint64_t fpu_le_##p(uint64_t a, uint64_t b, unsigned *fflags);                                 \
-    /* The 10-bit class mask of §11.9. */                                                          \
-    uint64_t fpu_class_##p(uint64_t a);                                                            \
-    uint64_t fpu_cvt_w_##p(uint64_t a, unsigned rm, unsigned *fflags);                             \
-    uint64_t fpu_cvt_wu_##p(uint64_t a, unsigned rm, unsigned *fflags);                            \
-    uint64_t fpu_cvt_l_##p(uint64_t a, unsigned rm, unsigned *fflags);                             \
-    uint64_t fpu_cvt_lu_##p(uint64_t a, unsigned rm, unsigned *fflags);                            \
-    uint64_t fpu_cvt_##p##_w(uint64_t x, unsigned rm, unsigned *fflags);                           \
-    uint64_t fpu_cvt_##p##_wu(uint64_t x, unsigned rm, unsigned *fflags);                          \
-    uint64_t fpu_cvt_##p##_l(uint64_t x, unsigned rm, unsigned *fflags);                           \
+#define FPU_DECLARE_PREC(p)                                                                      \
+    uint64_t fpu_add_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \
+    uint64_t fpu_sub_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \
+    uint64_t fpu_mul_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \
+    uint64_t fpu_div_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \
+    uint64_t fpu_sqrt_##p(uint64_t a, unsigned rm, unsigned *fflags);                            \
+    /* fmadd: a*b+c, fmsub: a*b-c, fnmsub: -(a*b)+c, fnmadd: -(a*b)-c, one rounding. */          \
+    uint64_t fpu_madd_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);    \
+    uint64_t fpu_msub_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);    \
+    uint64_t fpu_nmsub_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);   \
+    uint64_t fpu_nmadd_##p(uint64_t a, uint64_t b, uint64_t c, unsigned rm, unsigned *fflags);   \
+    /* minimumNumber/maximumNumber of the 2.2 F extension: -0 < +0, NV on signaling NaN. */      \
+    uint64_t fpu_min_##p(uint64_t a, uint64_t b, unsigned *fflags);                              \
+    uint64_t fpu_max_##p(uint64_t a, uint64_t b, unsigned *fflags);                              \
+    uint64_t fpu_sgnj_##p(uint64_t a, uint64_t b);                                               \
+    uint64_t fpu_sgnjn_##p(uint64_t a, uint64_t b);                                              \
+    uint64_t fpu_sgnjx_##p(uint64_t a, uint64_t b);                                              \
+    /* Comparisons return 0 or 1. feq is quiet (NV only for sNaN), flt/fle signal on any NaN. */ \
+    uint64_t fpu_eq_##p(uint64_t a, uint64_t b, unsigned *fflags);                               \
+    uint64_t fpu_lt_##p(uint64_t a, uint64_t b, unsigned *fflags);                               \
+    uint64_t fpu_le_##p(uint64_t a, uint64_t b, unsigned *fflags);                               \
+    /* The 10-bit class mask of §11.9. */                                                       \
+    uint64_t fpu_class_##p(uint64_t a);                                                          \
+    uint64_t fpu_cvt_w_##p(uint64_t a, unsigned rm, unsigned *fflags);                           \
+    uint64_t fpu_cvt_wu_##p(uint64_t a, unsigned rm, unsigned *fflags);                          \
+    uint64_t fpu_cvt_l_##p(uint64_t a, unsigned rm, unsigned *fflags);                           \
+    uint64_t fpu_cvt_lu_##p(uint64_t a, unsigned rm, unsigned *fflags);                          \
+    uint64_t fpu_cvt_##p##_w(uint64_t x, unsigned rm, unsigned *fflags);                         \
+    uint64_t fpu_cvt_##p##_wu(uint64_t x, unsigned rm, unsigned *fflags);                        \
+    uint64_t fpu_cvt_##p##_l(uint64_t x, unsigned rm, unsigned *fflags);                         \
     uint64_t fpu_cvt_##p##_lu(uint64_t x, unsigned rm, unsigned *fflags);
 
 FPU_DECLARE_PREC(s)

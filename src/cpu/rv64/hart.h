@@ -73,12 +73,12 @@ enum rv_exc {
 #define MSTATUS_SXL  (3ull << 34)
 #define MSTATUS_SD   (1ull << 63)
 
-#define MIP_SSIP (1ull << RV64_IRQ_SSI)
-#define MIP_MSIP (1ull << RV64_IRQ_MSI)
-#define MIP_STIP (1ull << RV64_IRQ_STI)
-#define MIP_MTIP (1ull << RV64_IRQ_MTI)
-#define MIP_SEIP (1ull << RV64_IRQ_SEI)
-#define MIP_MEIP (1ull << RV64_IRQ_MEI)
+#define MIP_SSIP   (1ull << RV64_IRQ_SSI)
+#define MIP_MSIP   (1ull << RV64_IRQ_MSI)
+#define MIP_STIP   (1ull << RV64_IRQ_STI)
+#define MIP_MTIP   (1ull << RV64_IRQ_MTI)
+#define MIP_SEIP   (1ull << RV64_IRQ_SEI)
+#define MIP_MEIP   (1ull << RV64_IRQ_MEI)
 #define MIP_S_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
 #define MIP_ALL    (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
 
@@ -96,7 +96,7 @@ typedef int (*rv_exec_fn)(struct rv64_hart *h, const struct rv_insn *in);
 struct rv_insn {
     rv_exec_fn fn;
     int64_t imm;
-    uint32_t raw; /* the instruction bits as fetched (16-bit ones zero-extended) */
+    uint32_t raw;    /* the instruction bits as fetched (16-bit ones zero-extended) */
     uint16_t pc_off; /* offset from the block's first instruction */
     uint8_t rd, rs1, rs2, rs3;
     uint8_t len;   /* 2 or 4 */
@@ -145,7 +145,7 @@ struct rv_block_cache {
 struct rv64_hart {
     /* Hot: touched by nearly every instruction. */
     uint64_t x[33];
-    uint64_t pc; /* inside a block: the pc of the block's first instruction */
+    uint64_t pc;       /* inside a block: the pc of the block's first instruction */
     unsigned mmu_data; /* enum rv_mmu_idx for loads and stores */
     unsigned mmu_fetch;
     struct rv_tlb_entry tlb[RV_MMU_COUNT][RV_TLB_SIZE];
@@ -271,20 +271,20 @@ static inline bool rv_in_page(uint64_t va, unsigned size)
     return (va & (RV_PAGE_SIZE - 1)) <= RV_PAGE_SIZE - size;
 }
 
-#define RV_DEFINE_LOAD(name, type)                                                                 \
-    static inline int name(struct rv64_hart *h, uint64_t va, uint64_t *value)                      \
-    {                                                                                              \
-        struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);                                 \
-        if (likely(e->tag_r == (va & RV_PAGE_MASK) && rv_in_page(va, sizeof(type)))) {             \
-            type v;                                                                                \
-            memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(type));                         \
-            *value = (uint64_t)(int64_t)v;                                                         \
-            return 0;                                                                              \
-        }                                                                                          \
-        if (rv_load_slow(h, va, sizeof(type), value))                                              \
-            return -1;                                                                             \
-        *value = (uint64_t)(int64_t)(type) * value;                                                \
-        return 0;                                                                                  \
+#define RV_DEFINE_LOAD(name, type)                                                     \
+    static inline int name(struct rv64_hart *h, uint64_t va, uint64_t *value)          \
+    {                                                                                  \
+        struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);                     \
+        if (likely(e->tag_r == (va & RV_PAGE_MASK) && rv_in_page(va, sizeof(type)))) { \
+            type v;                                                                    \
+            memcpy(&v, (void *)(uintptr_t)(va + e->addend), sizeof(type));             \
+            *value = (uint64_t)(int64_t)v;                                             \
+            return 0;                                                                  \
+        }                                                                              \
+        if (rv_load_slow(h, va, sizeof(type), value))                                  \
+            return -1;                                                                 \
+        *value = (uint64_t)(int64_t)(type)*value;                                      \
+        return 0;                                                                      \
     }
 
 RV_DEFINE_LOAD(rv_load_i8, int8_t)

@@ -5,6 +5,7 @@
 
 #include "cpu/rv64/hart.h"
 
+// clang-format off
 #define RV_OPS(X)                                                                                  \
     X(illegal)                                                                                     \
     X(lui) X(auipc) X(jal) X(jalr)                                                                 \
@@ -38,6 +39,7 @@
     X(fcvt_s_w) X(fcvt_s_wu) X(fcvt_s_l) X(fcvt_s_lu)                                              \
     X(fcvt_d_w) X(fcvt_d_wu) X(fcvt_d_l) X(fcvt_d_lu)                                              \
     X(fmv_x_w) X(fclass_s) X(fmv_x_d) X(fclass_d) X(fmv_w_x) X(fmv_d_x)
+// clang-format on
 
 #define RV_DECLARE_OP(name) int rv_op_##name(struct rv64_hart *h, const struct rv_insn *in);
 RV_OPS(RV_DECLARE_OP)

@@ -5,13 +5,13 @@
 #include "cpu/rv64/hart.h"
 #include "hw/bus.h"
 
-#define PTE_V (1ull << 0)
-#define PTE_R (1ull << 1)
-#define PTE_W (1ull << 2)
-#define PTE_X (1ull << 3)
-#define PTE_U (1ull << 4)
-#define PTE_A (1ull << 6)
-#define PTE_D (1ull << 7)
+#define PTE_V         (1ull << 0)
+#define PTE_R         (1ull << 1)
+#define PTE_W         (1ull << 2)
+#define PTE_X         (1ull << 3)
+#define PTE_U         (1ull << 4)
+#define PTE_A         (1ull << 6)
+#define PTE_D         (1ull << 7)
 #define PTE_PPN_SHIFT 10
 #define PTE_PPN_MASK  ((1ull << 44) - 1)
 #define PTE_RESERVED  (0x3ffull << 54) /* PBMT, N and reserved bits: none implemented */
@@ -276,8 +276,7 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         uint64_t tag = va & RV_PAGE_MASK;
         uintptr_t addend = (uintptr_t)(*host - (*pa & (RV_PAGE_SIZE - 1))) - (uintptr_t)tag;
 
-        if (e->addend != addend ||
-            (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
+        if (e->addend != addend || (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
             e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
             e->addend = addend;
         }
@@ -288,8 +287,7 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
             /* A store set A and D, so a later load needs no walk if the page is readable
              * and PMP agrees. */
             if ((pte & PTE_R) &&
-                pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, RV_ACCESS_READ) ==
-                    PMP_ALLOW)
+                pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, RV_ACCESS_READ) == PMP_ALLOW)
                 e->tag_r = tag;
         } else
             e->tag_x = tag;
@@ -388,8 +386,8 @@ void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr)
         if (e->tag_w == (va & RV_PAGE_MASK) && e->tag_r == e->tag_w)
             return (void *)(uintptr_t)(va + e->addend);
         if (mmu_resolve(h, va, RV_ACCESS_READ, h->mmu_data, size, &pa, &host)) {
-            h->exc_cause = h->exc_cause == RV_EXC_LOAD_PAGE ? RV_EXC_STORE_PAGE
-                                                            : RV_EXC_STORE_ACCESS;
+            h->exc_cause =
+                h->exc_cause == RV_EXC_LOAD_PAGE ? RV_EXC_STORE_PAGE : RV_EXC_STORE_ACCESS;
             return NULL;
         }
     } else {
