@@ -41,7 +41,7 @@ $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) $(if $(findstring fpu,$<),$(FPU_FLAGS)) -c -o $@ $<
 
-# Each unit test names the modules it links on a line "// test-sources: src/a.c src/b.c", so a
+# Each unit test names the modules it links on one or more lines "// test-sources: src/a.c", so a
 # test depends only on what it tests.
 test_sources = $(shell sed -n 's|^// test-sources:||p' tests/unit/$(1).c)
 test_objs = $(patsubst %.c,$(2)/%.o,$(call test_sources,$(1)))

@@ -24,6 +24,7 @@ struct rv_chain {
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
+    uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
     uint32_t n;               /* instructions */
     uint32_t bytes;           /* their total length */
     struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
@@ -44,12 +45,39 @@ void rv_block_cache_flush(struct rv64_hart *h)
     h->bc_flush_pending = false;
 }
 
+/* True when the instruction bytes in memory are still the ones the block was decoded from. */
+static bool bc_still_valid(const struct rv_block *b)
+{
+    const uint8_t *code = (const uint8_t *)b->key;
+
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct rv_insn *in = &b->insn[i];
+        uint32_t raw = 0;
+
+        memcpy(&raw, code + in->pc_off, in->len);
+        if (raw != in->raw)
+            return false;
+    }
+    return true;
+}
+
+/* The cached block for `key`, or NULL. FENCE.I only bumps code_gen (privileged-spec
+ * visibility of stores to fetch needs no more): a block decoded before it is compared with
+ * memory on its next use, kept if unchanged, dropped from its chain if the code changed. */
 static struct rv_block *bc_lookup(struct rv64_hart *h, uintptr_t key)
 {
-    struct rv_block *b = h->bc.buckets[bc_hash(key)];
+    struct rv_block **link = &h->bc.buckets[bc_hash(key)];
+    struct rv_block *b;
 
-    while (b && b->key != key)
-        b = b->next;
+    while ((b = *link) && b->key != key)
+        link = &b->next;
+    if (b && unlikely(b->code_gen != h->bc.code_gen)) {
+        if (!bc_still_valid(b)) {
+            *link = b->next; /* its arena space comes back at the next full flush */
+            return NULL;
+        }
+        b->code_gen = h->bc.code_gen;
+    }
     return b;
 }
 
@@ -90,6 +118,7 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     if (n == 0)
         return NULL;
     b->key = (uintptr_t)host;
+    b->code_gen = h->bc.code_gen;
     memset(b->chain, 0, sizeof(b->chain));
     b->n = n;
     b->bytes = off;
@@ -215,8 +244,10 @@ int rv64_hart_run(struct rv64_hart *h)
         prev = b;
         prev_pc = pc;
         if (unlikely(h->bc_flush_pending)) {
-            rv_block_cache_flush(h);
-            prev = NULL;
+            /* FENCE.I: revalidate blocks lazily; chains must go through the lookup. */
+            h->bc_flush_pending = false;
+            h->bc.code_gen++;
+            h->fetch_gen++;
         }
     }
     return 0;

@@ -138,6 +138,7 @@ struct rv_block_cache {
     uint8_t *arena;            /* blocks are bump-allocated; full arena = flush all */
     size_t arena_used;
     uint64_t flushes;
+    uint64_t code_gen; /* bumped by FENCE.I; see bc_lookup() */
 };
 
 #define RV_PMP_COUNT 16
@@ -184,7 +185,7 @@ struct rv64_hart {
     struct rv_block_cache bc;
     uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
-    bool bc_flush_pending; /* FENCE.I ran: flush the block cache once the block is left */
+    bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 
     /* Configuration and host plumbing. */
     struct rv64_config cfg;
