@@ -22,11 +22,15 @@ fi
 packages=(
     # building tessera
     build-essential make gcc clang clang-format pkg-config libfdt-dev git
+    # device backends: libslirp (user networking), zlib and zstd (compressed qcow2 clusters)
+    libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
+    # fuzzing runtime for libFuzzer targets built with clang
+    libclang-rt-14-dev
     # the guest: cross compiler, kernel source and what a kernel build needs
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
     linux-source-6.1 bc flex bison cpio dpkg-dev libelf-dev libssl-dev xz-utils
     # firmware, the reference peer and test tools
-    opensbi qemu-system-misc qemu-utils device-tree-compiler python3
+    opensbi qemu-system-misc qemu-utils device-tree-compiler python3 iproute2
 )
 
 echo "install-deps: apt-get update"

@@ -1,6 +1,8 @@
 #include "cli/console.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -68,7 +70,12 @@ static void feed(struct virt_machine *m, const uint8_t *buf, size_t len)
 struct console_ctx {
     struct virt_machine *m;
     bool tty;
+    int stop_pipe[2]; /* console_stop() writes a byte to [1] */
+    pthread_t thread;
+    bool running;
 };
+
+static struct console_ctx console_ctx;
 
 static void *console_thread(void *opaque)
 {
@@ -77,9 +84,18 @@ static void *console_thread(void *opaque)
     uint8_t buf[4096], out[4096];
 
     for (;;) {
-        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        struct pollfd pfd[2] = {{STDIN_FILENO, POLLIN, 0}, {c->stop_pipe[0], POLLIN, 0}};
+        ssize_t n;
         size_t o = 0;
 
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        n = read(STDIN_FILENO, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -123,13 +139,14 @@ static void *console_thread(void *opaque)
 
 int console_start(struct virt_machine *m)
 {
-    static struct console_ctx ctx;
-    pthread_t thread;
+    struct console_ctx *ctx = &console_ctx;
     int err;
 
-    ctx.m = m;
-    ctx.tty = isatty(STDIN_FILENO);
-    if (ctx.tty && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
+    ctx->m = m;
+    ctx->tty = isatty(STDIN_FILENO);
+    if (pipe2(ctx->stop_pipe, O_CLOEXEC) < 0)
+        return -errno;
+    if (ctx->tty && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
         struct termios raw = saved_termios;
 
         termios_saved = 1;
@@ -142,9 +159,24 @@ int console_start(struct virt_machine *m)
         raw.c_oflag |= OPOST | ONLCR;
         tcsetattr(STDIN_FILENO, TCSANOW, &raw);
     }
-    err = pthread_create(&thread, NULL, console_thread, &ctx);
+    err = pthread_create(&ctx->thread, NULL, console_thread, ctx);
     if (err)
         return -err;
-    pthread_detach(thread);
+    ctx->running = true;
     return 0;
+}
+
+void console_stop(void)
+{
+    struct console_ctx *ctx = &console_ctx;
+
+    if (!ctx->running)
+        return;
+    if (write(ctx->stop_pipe[1], "", 1) < 0)
+        return;
+    pthread_join(ctx->thread, NULL);
+    ctx->running = false;
+    close(ctx->stop_pipe[0]);
+    close(ctx->stop_pipe[1]);
+    console_restore();
 }

@@ -9,8 +9,12 @@
 
 struct virt_machine;
 
-/* Starts feeding stdin to the machine's console on a detached thread. 0 or -errno. */
+/* Starts feeding stdin to the machine's console on its own thread. 0 or -errno. */
 int console_start(struct virt_machine *m);
+
+/* Stops and joins the console thread (it is blocked in poll, never inside the machine, when
+ * this returns) and restores the terminal. After this the machine may be destroyed. */
+void console_stop(void);
 
 /* Restores the terminal if console_start() changed it. Idempotent. */
 void console_restore(void);

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/console.h"
+#include "hw/virtio/vdev.h"
 #include "machine/virt.h"
 
 #define RUN_DEFAULT_MEM    (256ull << 20)
@@ -36,6 +37,10 @@ static void run_usage(FILE *out)
             "  --mem SIZE      guest RAM, e.g. 512M or 2G; a plain number means MiB\n"
             "                  (default: 256M, range 16M-64G)\n"
             "  --cpus N        number of harts, 1-%d, one host thread each (default: 1)\n"
+            "  --device TYPE[,OPTS]  add a virtio device (up to %d); types below\n"
+            "  --disk OPTS     the same as --device disk,OPTS (the first disk is /dev/vda)\n"
+            "  --net OPTS      the same as --device net,OPTS\n"
+            "  --agent-sock PATH  serve the guest agent's channel on a unix socket at PATH\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -44,7 +49,10 @@ static void run_usage(FILE *out)
             "\n"
             "Exit status: 0 when the guest powers off, the guest's code when it reports a\n"
             "failure through the test device, 2 for bad options, 1 for other errors.\n",
-            RUN_DEFAULT_APPEND, VIRT_MAX_CPUS);
+            RUN_DEFAULT_APPEND, VIRT_MAX_CPUS, VIRT_VIRTIO_SLOTS);
+    fprintf(out, "\nDevice types:\n");
+    for (const struct vdev_type *t = vdev_type_first(); t; t = t->next)
+        fprintf(out, "  %-8s %s\n           %s\n", t->name, t->summary, t->usage);
 }
 
 /* Parses SIZE as QEMU does for -m: a number with an optional K, M, G or T suffix; no suffix
@@ -82,6 +90,43 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Adds a virtio device: `type` with `opts`, or for --device the type is the text before the
+ * first comma of `arg`. The strings live as long as argv. */
+static int add_device(struct virt_config *cfg, const char *type, char *arg)
+{
+    struct virt_device_spec *spec;
+
+    if (cfg->ndevices == VIRT_VIRTIO_SLOTS) {
+        fprintf(stderr, "tessera: at most %d virtio devices (--device, --disk, --net)\n",
+                VIRT_VIRTIO_SLOTS);
+        return -1;
+    }
+    spec = &cfg->devices[cfg->ndevices];
+    if (type) {
+        spec->type = type;
+        spec->opts = arg;
+    } else {
+        char *comma = strchr(arg, ',');
+
+        spec->type = arg;
+        spec->opts = comma ? comma + 1 : "";
+        if (comma)
+            *comma = 0;
+        if (!vdev_type_find(spec->type)) {
+            fprintf(stderr, "tessera: --device '%s': unknown device type (see `tessera run "
+                            "--help`)\n",
+                    spec->type);
+            return -1;
+        }
+    }
+    if (!vdev_type_find(spec->type)) {
+        fprintf(stderr, "tessera: --%s is not available in this build\n", spec->type);
+        return -1;
+    }
+    cfg->ndevices++;
+    return 0;
+}
+
 /* The default guest lives beside the binary: <dir of tessera>/guest/. */
 static char *default_guest_file(const char *name)
 {
@@ -103,7 +148,18 @@ static char *default_guest_file(const char *name)
 
 int cli_run(int argc, char **argv)
 {
-    enum { OPT_BIOS = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_MEM, OPT_CPUS };
+    enum {
+        OPT_BIOS = 256,
+        OPT_KERNEL,
+        OPT_INITRD,
+        OPT_APPEND,
+        OPT_MEM,
+        OPT_CPUS,
+        OPT_DEVICE,
+        OPT_DISK,
+        OPT_NET,
+        OPT_AGENT_SOCK,
+    };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
         {"kernel", required_argument, NULL, OPT_KERNEL},
@@ -111,6 +167,10 @@ int cli_run(int argc, char **argv)
         {"append", required_argument, NULL, OPT_APPEND},
         {"mem", required_argument, NULL, OPT_MEM},
         {"cpus", required_argument, NULL, OPT_CPUS},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"disk", required_argument, NULL, OPT_DISK},
+        {"net", required_argument, NULL, OPT_NET},
+        {"agent-sock", required_argument, NULL, OPT_AGENT_SOCK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -118,6 +178,8 @@ int cli_run(int argc, char **argv)
     struct virt_machine *m;
     char *default_kernel = NULL, *default_initrd = NULL;
     bool have_append = false;
+    const char *agent_sock = NULL;
+    char *agent_opts = NULL;
     int c, status;
 
     opterr = 0;
@@ -153,6 +215,15 @@ int cli_run(int argc, char **argv)
             cfg.cpus = (unsigned)n;
             break;
         }
+        case OPT_DEVICE:
+        case OPT_DISK:
+        case OPT_NET:
+            if (add_device(&cfg, c == OPT_DISK ? "disk" : c == OPT_NET ? "net" : NULL, optarg))
+                return 2;
+            break;
+        case OPT_AGENT_SOCK:
+            agent_sock = optarg;
+            break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -168,6 +239,23 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "tessera: unexpected argument '%s' (see `tessera run --help`)\n",
                 argv[optind]);
         return 2;
+    }
+
+    /* The agent channel is a port of the virtio-console device. */
+    if (agent_sock) {
+        struct virt_device_spec *con = NULL;
+
+        for (unsigned i = 0; i < cfg.ndevices; i++) {
+            if (!strcmp(cfg.devices[i].type, "console"))
+                con = &cfg.devices[i];
+        }
+        if (asprintf(&agent_opts, "%s%sagent=%s", con ? con->opts : "",
+                     con && con->opts[0] ? "," : "", agent_sock) < 0)
+            return 1;
+        if (con)
+            con->opts = agent_opts;
+        else if (add_device(&cfg, "console", agent_opts))
+            return 2;
     }
 
     /* No firmware and no kernel given: the default guest. --bios alone: bare metal. */
@@ -208,14 +296,16 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     status = virt_run(m);
-    console_restore();
-    /* The console thread may still sit in read(); exiting the process ends it. The machine
-     * is not destroyed here for that reason: its memory goes with the process. */
+    console_stop();
+    /* Destroying the machine flushes and closes its disks: a guest that powered off after a
+     * sync must find its data in the image. */
+    virt_destroy(m);
     fflush(stdout);
-    _exit(status & 0xff);
+    status &= 0xff;
 
 out:
     free(default_kernel);
     free(default_initrd);
+    free(agent_opts);
     return status;
 }

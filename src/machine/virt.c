@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/loop.h"
 #include "cpu/rv64/rv64.h"
 #include "hw/bus.h"
 #include "hw/clint.h"
@@ -17,6 +18,8 @@
 #include "hw/plic.h"
 #include "hw/sifive_test.h"
 #include "hw/uart16550.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtio_mmio.h"
 #include "machine/loader.h"
 
 /* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
@@ -27,6 +30,9 @@
 #define VIRT_PLIC_BASE  0xc000000ull
 #define VIRT_UART_BASE  0x10000000ull
 #define VIRT_UART_IRQ   10
+#define VIRT_VIRTIO_BASE 0x10001000ull /* slot n at base + n * 0x1000, PLIC source 1 + n */
+#define VIRT_VIRTIO_STRIDE 0x1000ull
+#define VIRT_VIRTIO_IRQ  1
 #define VIRT_PLIC_NSRC  97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
 #define VIRT_TIMEBASE   10000000ull
 #define VIRT_KERNEL_OFF 0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
@@ -44,6 +50,12 @@ struct virt_machine {
     struct uart16550 *uart;
     struct sifive_test *test;
     struct rv64_hart *harts[VIRT_MAX_CPUS];
+    struct loop *loop; /* host I/O for the devices: sockets, timers, backends */
+    struct virt_vdev {
+        const struct vdev_type *type;
+        void *dev;
+        struct virtio_dev *vdev;
+    } vdevs[VIRT_VIRTIO_SLOTS];
     pthread_t threads[VIRT_MAX_CPUS];
 
     /* The images, kept so a reset can restore RAM's boot contents as QEMU does. */
@@ -237,6 +249,19 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     FDT_CHECK(fdt_property(fdt, "interrupts-extended", cells, (int)(n * 16)));
     FDT_CHECK(fdt_end_node(fdt));
 
+    /* Lowest address first: Linux probes in this order, so the first disk becomes vda. */
+    for (unsigned i = 0; i < m->cfg.ndevices; i++) {
+        uint64_t base = VIRT_VIRTIO_BASE + i * VIRT_VIRTIO_STRIDE;
+
+        snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, base);
+        FDT_CHECK(fdt_begin_node(fdt, name));
+        FDT_CHECK(fdt_property_string(fdt, "compatible", "virtio,mmio"));
+        FDT_CHECK(fdt_reg(fdt, base, VIRT_VIRTIO_STRIDE));
+        FDT_CHECK(fdt_property_u32(fdt, "interrupt-parent", PH_PLIC));
+        FDT_CHECK(fdt_property_u32(fdt, "interrupts", VIRT_VIRTIO_IRQ + i));
+        FDT_CHECK(fdt_end_node(fdt));
+    }
+
     snprintf(name, sizeof(name), "plic@%llx", VIRT_PLIC_BASE);
     FDT_CHECK(fdt_begin_node(fdt, name));
     {
@@ -357,6 +382,8 @@ static void virt_reset(struct virt_machine *m)
     plic_reset(m->plic);
     uart16550_reset(m->uart);
     sifive_test_reset(m->test);
+    for (unsigned i = 0; i < m->cfg.ndevices; i++)
+        virtio_mmio_reset(m->vdevs[i].vdev);
     for (unsigned i = 0; i < m->cfg.cpus; i++) {
         rv64_hart_reset(m->harts[i], VIRT_ROM_BASE);
         rv64_hart_clear_stop(m->harts[i]);
@@ -372,6 +399,49 @@ static int load_optional(const char *path, struct loader_file *f)
     if (loader_read_file(path, f, err)) {
         log_error("%s", err);
         return -1;
+    }
+    return 0;
+}
+
+/* Creates each requested virtio device behind its own virtio-mmio transport. */
+static int virt_create_devices(struct virt_machine *m)
+{
+    for (unsigned i = 0; i < m->cfg.ndevices; i++) {
+        const struct virt_device_spec *spec = &m->cfg.devices[i];
+        struct virt_vdev *v = &m->vdevs[i];
+        const struct virtio_device_ops *ops;
+        struct vdev_env env = {.ram = &m->ram, .loop = m->loop};
+        struct irq_line irq = {plic_set_irq, m->plic, VIRT_VIRTIO_IRQ + i};
+        struct mmio_region region = {
+            .name = spec->type,
+            .base = VIRT_VIRTIO_BASE + i * VIRT_VIRTIO_STRIDE,
+            .size = VIRT_VIRTIO_STRIDE,
+            .ops = &virtio_mmio_ops,
+        };
+        char err[VDEV_ERR_LEN] = "";
+
+        v->type = vdev_type_find(spec->type);
+        if (!v->type) {
+            log_error("--device %s: unknown device type (see `tessera run --help`)", spec->type);
+            return -1;
+        }
+        for (unsigned j = 0; j < i; j++)
+            env.index += m->vdevs[j].type == v->type;
+        if (v->type->create(&env, spec->opts ? spec->opts : "", &v->dev, &ops, err) < 0) {
+            log_error("%s", err[0] ? err : "cannot create a virtio device");
+            v->type = NULL;
+            return -1;
+        }
+        if (virtio_mmio_create(&m->ram, &irq, ops, v->dev, &v->vdev)) {
+            log_error("%s: cannot create its virtio-mmio transport", spec->type);
+            return -1;
+        }
+        v->type->attach(v->dev, v->vdev);
+        region.opaque = v->vdev;
+        if (bus_add(&m->bus, &region)) {
+            log_error("bus: cannot map %s", spec->type);
+            return -1;
+        }
     }
     return 0;
 }
@@ -445,6 +515,12 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
             }
         }
     }
+    if (loop_create(&m->loop) || loop_start(m->loop)) {
+        log_error("cannot start the I/O event loop");
+        goto fail;
+    }
+    if (virt_create_devices(m))
+        goto fail;
     virt_reset(m);
     if (virt_load(m))
         goto fail;
@@ -503,6 +579,20 @@ void virt_destroy(struct virt_machine *m)
 {
     if (!m)
         return;
+    /* Quiesce every device first (its reset waits for work in flight), then free. */
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
+        if (m->vdevs[i].vdev)
+            virtio_mmio_reset(m->vdevs[i].vdev);
+    }
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
+        if (m->vdevs[i].vdev)
+            virtio_mmio_destroy(m->vdevs[i].vdev);
+        if (m->vdevs[i].type)
+            m->vdevs[i].type->destroy(m->vdevs[i].dev);
+    }
+    if (m->loop)
+        loop_stop(m->loop);
+    loop_destroy(m->loop);
     for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
         rv64_hart_destroy(m->harts[i]);
     clint_destroy(m->clint);

@@ -18,6 +18,14 @@
 #define VIRT_MAX_MEM      (64ull << 30)
 #define VIRT_DEFAULT_BIOS "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
 
+#define VIRT_VIRTIO_SLOTS 8
+
+/* One virtio device: a registered type name (src/hw/virtio/vdev.h) and its options. */
+struct virt_device_spec {
+    const char *type;
+    const char *opts;
+};
+
 struct virt_config {
     unsigned cpus;
     uint64_t mem_size;
@@ -26,6 +34,8 @@ struct virt_config {
     const char *initrd; /* NULL: none */
     const char *append; /* kernel command line; NULL: none */
     int console_fd;     /* where the UART's output goes */
+    struct virt_device_spec devices[VIRT_VIRTIO_SLOTS]; /* in slot order: the first disk is vda */
+    unsigned ndevices;
 };
 
 struct virt_machine;

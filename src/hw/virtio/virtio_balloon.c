@@ -1,0 +1,324 @@
+/* virtio-balloon (virtio 1.2 §5.5): the host asks the guest to give back memory by raising
+ * num_pages; the guest lists the pages it gave up on the inflate queue and we release them to
+ * the host with madvise(MADV_DONTNEED), so the VMM's RSS drops. Deflated pages need nothing:
+ * the next guest touch faults in a zero page. The stats queue delivers the guest's memory
+ * statistics, refreshed every few seconds.
+ *
+ * Threads: queue work runs on the event loop thread (a kick writes the eventfd); the target is
+ * set from any thread (the control API). `lock` protects everything below it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/time.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtio_balloon.h"
+#include "hw/virtio/virtqueue.h"
+
+#define VIRTIO_BALLOON_F_MUST_TELL_HOST 0
+#define VIRTIO_BALLOON_F_STATS_VQ       1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+
+#define BALLOON_PAGE     4096u
+#define BALLOON_QUEUE    128
+#define BALLOON_INFLATEQ 0
+#define BALLOON_DEFLATEQ 1
+#define BALLOON_STATSQ   2
+#define BALLOON_STATS_NS (2ull * 1000000000ull)
+
+struct virtio_balloon {
+    struct virtio_dev *vdev;
+    struct guest_ram *ram;
+    struct loop *loop;
+    int kick_fd;
+    struct loop_fd *kick_h;
+    struct loop_timer *stats_timer;
+
+    pthread_mutex_t lock;
+    bool active;
+    bool stats_held; /* we hold the driver's stats buffer, to return when we want new stats */
+    struct virtq_req stats_req;
+    uint32_t target_pages; /* num_pages: what the host wants the balloon to hold */
+    uint32_t actual_pages; /* what the guest says it holds */
+    uint64_t released;     /* pages madvise()d away, since reset */
+    struct balloon_stats stats;
+};
+
+static uint64_t balloon_features(void *dev)
+{
+    return (1ull << VIRTIO_BALLOON_F_STATS_VQ) | (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+}
+
+/* struct virtio_balloon_config: num_pages, actual. */
+static void balloon_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+    struct virtio_balloon *b = dev;
+    uint32_t cfg[2];
+
+    pthread_mutex_lock(&b->lock);
+    cfg[0] = b->target_pages;
+    cfg[1] = b->actual_pages;
+    pthread_mutex_unlock(&b->lock);
+    memcpy(buf, (uint8_t *)cfg + off, len);
+}
+
+static void balloon_config_write(void *dev, uint32_t off, const void *buf, uint32_t len)
+{
+    struct virtio_balloon *b = dev;
+
+    /* Only `actual` (offset 4) is the driver's to write. */
+    if (off == 4 && len == 4) {
+        pthread_mutex_lock(&b->lock);
+        memcpy(&b->actual_pages, buf, 4);
+        pthread_mutex_unlock(&b->lock);
+    }
+}
+
+static void balloon_kick(struct virtio_balloon *b)
+{
+    uint64_t one = 1;
+
+    if (write(b->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_guest("virtio-balloon: cannot wake the event loop: %s", strerror(errno));
+}
+
+/* Releases the guest pages listed in one inflate buffer. Caller holds b->lock. */
+static void balloon_inflate(struct virtio_balloon *b, const struct virtq_req *req)
+{
+    uint32_t pfns[256];
+    size_t off = 0;
+
+    while (off < req->out_len) {
+        size_t n = virtq_req_read(req, off, pfns, sizeof(pfns)) / 4;
+
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            gpa_t gpa = (gpa_t)pfns[i] * BALLOON_PAGE;
+            void *host = guest_ram_ptr(b->ram, gpa, BALLOON_PAGE);
+
+            if (!host) {
+                log_guest("virtio-balloon: page 0x%" PRIx64 " is not in RAM, ignored", gpa);
+                continue;
+            }
+            if (madvise(host, BALLOON_PAGE, MADV_DONTNEED) == 0)
+                b->released++;
+        }
+        off += n * 4;
+    }
+}
+
+/* Parses the driver's statistics: tag (le16) + value (le64) pairs (§5.5.6.3). */
+static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_req *req)
+{
+    uint8_t buf[10];
+
+    memset(&b->stats, 0, sizeof(b->stats));
+    for (size_t off = 0; virtq_req_read(req, off, buf, sizeof(buf)) == sizeof(buf);
+         off += sizeof(buf)) {
+        uint16_t tag;
+        uint64_t val;
+
+        memcpy(&tag, buf, 2);
+        memcpy(&val, buf + 2, 8);
+        if (tag < BALLOON_STAT_COUNT) {
+            b->stats.value[tag] = val;
+            b->stats.valid |= 1u << tag;
+        }
+    }
+    b->stats.updated_ns = time_now_ns();
+}
+
+/* Loop thread, b->lock held. */
+static void balloon_process_locked(struct virtio_balloon *b)
+{
+    static __thread struct virtq_req req;
+
+    if (!b->active)
+        return;
+    for (unsigned q = BALLOON_INFLATEQ; q <= BALLOON_DEFLATEQ; q++) {
+        struct virtq *vq = virtio_get_queue(b->vdev, q);
+        bool pushed = false;
+
+        if (!virtq_ready(vq))
+            continue;
+        while (virtq_pop(vq, &req) > 0) {
+            if (q == BALLOON_INFLATEQ)
+                balloon_inflate(b, &req);
+            virtq_push(vq, &req, 0);
+            pushed = true;
+        }
+        if (pushed)
+            virtio_notify_queue(b->vdev, vq);
+    }
+    if (virtio_negotiated(b->vdev, VIRTIO_BALLOON_F_STATS_VQ) && !b->stats_held) {
+        struct virtq *vq = virtio_get_queue(b->vdev, BALLOON_STATSQ);
+
+        if (virtq_ready(vq) && virtq_pop(vq, &b->stats_req) > 0) {
+            balloon_parse_stats(b, &b->stats_req);
+            b->stats_held = true;
+        }
+    }
+}
+
+static void balloon_on_kick(void *opaque, int fd, unsigned revents)
+{
+    struct virtio_balloon *b = opaque;
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&b->lock);
+    balloon_process_locked(b);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Every few seconds: hand the stats buffer back so the driver refills it. */
+static void balloon_on_stats_timer(void *opaque)
+{
+    struct virtio_balloon *b = opaque;
+
+    pthread_mutex_lock(&b->lock);
+    if (b->active && b->stats_held) {
+        struct virtq *vq = virtio_get_queue(b->vdev, BALLOON_STATSQ);
+
+        b->stats_held = false;
+        virtq_push(vq, &b->stats_req, 0);
+        virtio_notify_queue(b->vdev, vq);
+    }
+    pthread_mutex_unlock(&b->lock);
+    loop_mod_timer(b->loop, b->stats_timer, time_now_ns() + BALLOON_STATS_NS);
+}
+
+static void balloon_queue_notify(void *dev, unsigned q)
+{
+    balloon_kick(dev);
+}
+
+static int balloon_activate(void *dev, uint64_t features)
+{
+    struct virtio_balloon *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->active = true;
+    pthread_mutex_unlock(&b->lock);
+    balloon_kick(b);
+    return 0;
+}
+
+static void balloon_reset(void *dev)
+{
+    struct virtio_balloon *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->active = false;
+    b->stats_held = false;
+    b->actual_pages = 0;
+    b->released = 0;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static const struct virtio_device_ops balloon_ops = {
+    .name = "virtio-balloon",
+    .device_id = VIRTIO_ID_BALLOON,
+    .num_queues = 3,
+    .queue_max = BALLOON_QUEUE,
+    .config_size = 8,
+    .features = balloon_features,
+    .config_read = balloon_config_read,
+    .config_write = balloon_config_write,
+    .activate = balloon_activate,
+    .queue_notify = balloon_queue_notify,
+    .reset = balloon_reset,
+};
+
+void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t bytes)
+{
+    uint64_t pages = bytes / BALLOON_PAGE;
+
+    pthread_mutex_lock(&b->lock);
+    b->target_pages = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
+    pthread_mutex_unlock(&b->lock);
+    virtio_config_changed(b->vdev);
+}
+
+void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out)
+{
+    pthread_mutex_lock(&b->lock);
+    out->target_bytes = (uint64_t)b->target_pages * BALLOON_PAGE;
+    out->actual_bytes = (uint64_t)b->actual_pages * BALLOON_PAGE;
+    out->released_pages = b->released;
+    out->stats = b->stats;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int balloon_create(const struct vdev_env *env, const char *opts, void **dev,
+                          const struct virtio_device_ops **ops, char *err)
+{
+    static const char *const known[] = {NULL};
+    struct virtio_balloon *b;
+
+    if (opt_check(opts, known, false, err, "--device balloon"))
+        return -EINVAL;
+    if (!env->loop) {
+        snprintf(err, VDEV_ERR_LEN, "--device balloon: no event loop");
+        return -EINVAL;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->ram = env->ram;
+    b->loop = env->loop;
+    pthread_mutex_init(&b->lock, NULL);
+    b->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (b->kick_fd < 0 ||
+        loop_add_fd(b->loop, b->kick_fd, LOOP_IN, balloon_on_kick, b, &b->kick_h) ||
+        loop_add_timer(b->loop, time_now_ns() + BALLOON_STATS_NS, balloon_on_stats_timer, b,
+                       &b->stats_timer)) {
+        snprintf(err, VDEV_ERR_LEN, "--device balloon: cannot set up: %s", strerror(errno));
+        if (b->kick_h)
+            loop_remove_fd(b->loop, b->kick_h);
+        if (b->kick_fd >= 0)
+            close(b->kick_fd);
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+        return -EINVAL;
+    }
+    *dev = b;
+    *ops = &balloon_ops;
+    return 0;
+}
+
+static void balloon_attach(void *dev, struct virtio_dev *vdev)
+{
+    ((struct virtio_balloon *)dev)->vdev = vdev;
+}
+
+static void balloon_destroy(void *dev)
+{
+    struct virtio_balloon *b = dev;
+
+    loop_del_timer(b->loop, b->stats_timer);
+    loop_remove_fd(b->loop, b->kick_h);
+    close(b->kick_fd);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+static struct vdev_type balloon_type = {
+    .name = "balloon",
+    .summary = "virtio-balloon: memory given back by the guest is released to the host",
+    .usage = "--device balloon",
+    .create = balloon_create,
+    .attach = balloon_attach,
+    .destroy = balloon_destroy,
+};
+VDEV_TYPE_REGISTER(balloon_type)

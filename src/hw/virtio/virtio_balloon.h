@@ -1,0 +1,30 @@
+/* The balloon device's host-side controls, for the control API. */
+#ifndef TESSERA_HW_VIRTIO_VIRTIO_BALLOON_H
+#define TESSERA_HW_VIRTIO_VIRTIO_BALLOON_H
+
+#include <stdint.h>
+
+struct virtio_balloon;
+
+/* Statistic tags of virtio 1.2 §5.5.6.3 (swap in/out, major/minor faults, free, total,
+ * available, caches, hugetlb allocations/failures). */
+#define BALLOON_STAT_COUNT 10
+
+struct balloon_stats {
+    uint64_t value[BALLOON_STAT_COUNT];
+    uint32_t valid;      /* bit n: value[n] was reported */
+    uint64_t updated_ns; /* CLOCK_MONOTONIC of the last report, 0 if none */
+};
+
+struct balloon_info {
+    uint64_t target_bytes;
+    uint64_t actual_bytes;   /* as the guest last reported */
+    uint64_t released_pages; /* pages released to the host since the last reset */
+    struct balloon_stats stats;
+};
+
+/* Asks the guest to hold `bytes` in the balloon (rounded down to 4 KiB pages). Any thread. */
+void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t bytes);
+void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out);
+
+#endif

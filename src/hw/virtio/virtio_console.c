@@ -1,0 +1,542 @@
+/* virtio-console with multiport (virtio 1.2 §5.3): port 0 is a console (hvc0 in Linux), port 1
+ * is the guest agent's channel, named "org.tessera.agent.0". Each port's host side is a unix
+ * socket the VMM listens on; one client at a time, bytes pass through unchanged.
+ *
+ * Threads: everything runs on the VM's event loop thread, under `lock`. A guest kick (vCPU
+ * thread) only writes the device's eventfd. reset() takes `lock`, so once it returns no
+ * processing is in flight and none will touch the queues until the next activate(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtqueue.h"
+
+#define VIRTIO_CONSOLE_F_MULTIPORT 1
+
+/* Control events (§5.3.6.2). */
+enum {
+    CON_DEVICE_READY = 0,
+    CON_DEVICE_ADD = 1,
+    CON_PORT_READY = 3,
+    CON_CONSOLE_PORT = 4,
+    CON_PORT_OPEN = 6,
+    CON_PORT_NAME = 7,
+};
+
+#define CON_QUEUE_SIZE 128
+#define CON_NPORTS     2
+#define CON_NQUEUES    (2 + 2 * CON_NPORTS) /* port0 rx/tx, control rx/tx, port1 rx/tx */
+#define CON_CTRL_RX    2
+#define CON_CTRL_TX    3
+#define CON_TX_LIMIT   (1u << 20) /* guest bytes held back while the host client is slow */
+#define CON_CTRL_MAX   16         /* device-to-driver control messages waiting for buffers */
+#define CON_NAME_MAX   64
+
+struct con_ctrl_msg {
+    uint32_t id;
+    uint16_t event;
+    uint16_t value;
+};
+
+struct con_port {
+    unsigned id;
+    const char *name; /* NULL for the console port */
+    char *path;       /* host socket path, NULL: no host side (guest output is dropped) */
+    int listen_fd;
+    int client_fd;
+    struct loop_fd *listen_h, *client_h;
+    bool guest_ready; /* PORT_READY(1) received */
+    bool guest_open;  /* the guest application has the port open */
+    uint8_t *tx;      /* guest output not yet accepted by the host client */
+    size_t tx_len;
+};
+
+struct virtio_console {
+    struct virtio_dev *vdev;
+    struct loop *loop;
+    int kick_fd;
+    struct loop_fd *kick_h;
+    pthread_mutex_t lock;
+    bool active;
+    bool multiport;
+    struct con_port ports[CON_NPORTS];
+    struct {
+        struct con_ctrl_msg msg;
+        char name[CON_NAME_MAX];
+        size_t name_len;
+    } ctrl[CON_CTRL_MAX];
+    unsigned nctrl;
+};
+
+static unsigned port_rxq(unsigned port)
+{
+    return port == 0 ? 0 : 2 + 2 * port;
+}
+
+static uint64_t con_features(void *dev)
+{
+    return 1ull << VIRTIO_CONSOLE_F_MULTIPORT;
+}
+
+/* struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr. */
+static void con_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+    uint8_t cfg[12] = {0};
+    uint32_t nports = CON_NPORTS;
+
+    memcpy(cfg + 4, &nports, 4);
+    memcpy(buf, cfg + off, len);
+}
+
+static void con_kick(struct virtio_console *c)
+{
+    uint64_t one = 1;
+
+    if (write(c->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_guest("virtio-console: cannot wake the event loop: %s", strerror(errno));
+}
+
+/* Queues a control message for the driver. Caller holds c->lock. */
+static void con_ctrl_send(struct virtio_console *c, uint32_t id, uint16_t event, uint16_t value,
+                          const char *name)
+{
+    if (c->nctrl == CON_CTRL_MAX) {
+        log_guest("virtio-console: control queue overflow, message %u dropped", event);
+        return;
+    }
+    c->ctrl[c->nctrl].msg = (struct con_ctrl_msg){id, event, value};
+    c->ctrl[c->nctrl].name_len = name ? strlen(name) : 0;
+    if (name)
+        memcpy(c->ctrl[c->nctrl].name, name, c->ctrl[c->nctrl].name_len);
+    c->nctrl++;
+}
+
+/* Delivers queued control messages while the driver has buffers. Caller holds c->lock. */
+static void con_ctrl_flush(struct virtio_console *c)
+{
+    struct virtq *vq = virtio_get_queue(c->vdev, CON_CTRL_RX);
+    static __thread struct virtq_req req;
+    unsigned sent = 0;
+
+    if (!virtq_ready(vq))
+        return;
+    while (sent < c->nctrl && virtq_pop(vq, &req) > 0) {
+        size_t n = virtq_req_write(&req, 0, &c->ctrl[sent].msg, sizeof(c->ctrl[sent].msg));
+
+        n += virtq_req_write(&req, n, c->ctrl[sent].name, c->ctrl[sent].name_len);
+        virtq_push(vq, &req, (uint32_t)n);
+        sent++;
+    }
+    if (sent) {
+        memmove(c->ctrl, c->ctrl + sent, (c->nctrl - sent) * sizeof(c->ctrl[0]));
+        c->nctrl -= sent;
+        virtio_notify_queue(c->vdev, vq);
+    }
+}
+
+static void con_port_announce(struct virtio_console *c, struct con_port *p)
+{
+    if (!p->name) {
+        con_ctrl_send(c, p->id, CON_CONSOLE_PORT, 1, NULL);
+        con_ctrl_send(c, p->id, CON_PORT_OPEN, 1, NULL);
+        return;
+    }
+    con_ctrl_send(c, p->id, CON_PORT_NAME, 1, p->name);
+    if (p->client_fd >= 0)
+        con_ctrl_send(c, p->id, CON_PORT_OPEN, 1, NULL);
+}
+
+/* Messages from the driver. Caller holds c->lock. */
+static void con_ctrl_receive(struct virtio_console *c)
+{
+    struct virtq *vq = virtio_get_queue(c->vdev, CON_CTRL_TX);
+    static __thread struct virtq_req req;
+    bool pushed = false;
+
+    if (!virtq_ready(vq))
+        return;
+    while (virtq_pop(vq, &req) > 0) {
+        struct con_ctrl_msg m;
+
+        if (virtq_req_read(&req, 0, &m, sizeof(m)) == sizeof(m)) {
+            struct con_port *p = m.id < CON_NPORTS ? &c->ports[m.id] : NULL;
+
+            if (m.event == CON_DEVICE_READY && m.value == 1) {
+                for (unsigned i = 0; i < CON_NPORTS; i++)
+                    con_ctrl_send(c, i, CON_DEVICE_ADD, 0, NULL);
+            } else if (m.event == CON_PORT_READY && p) {
+                p->guest_ready = m.value == 1;
+                if (p->guest_ready)
+                    con_port_announce(c, p);
+            } else if (m.event == CON_PORT_OPEN && p) {
+                p->guest_open = m.value == 1;
+            } else if (!p && m.event != CON_DEVICE_READY) {
+                log_guest("virtio-console: control message %u for port %u ignored", m.event,
+                          m.id);
+            }
+        }
+        virtq_push(vq, &req, 0);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_notify_queue(c->vdev, vq);
+}
+
+static void con_client_close(struct virtio_console *c, struct con_port *p)
+{
+    loop_remove_fd(c->loop, p->client_h);
+    p->client_h = NULL;
+    close(p->client_fd);
+    p->client_fd = -1;
+    p->tx_len = 0;
+    if (p->name && p->guest_ready && c->active)
+        con_ctrl_send(c, p->id, CON_PORT_OPEN, 0, NULL);
+}
+
+/* Writes held-back guest output to the host client. Caller holds c->lock. */
+static void con_tx_drain(struct virtio_console *c, struct con_port *p)
+{
+    while (p->tx_len && p->client_fd >= 0) {
+        ssize_t n = write(p->client_fd, p->tx, p->tx_len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            con_client_close(c, p);
+            return;
+        }
+        memmove(p->tx, p->tx + n, p->tx_len - (size_t)n);
+        p->tx_len -= (size_t)n;
+    }
+}
+
+/* Guest output on port p. Stops taking buffers while the host client is behind. */
+static void con_port_tx(struct virtio_console *c, struct con_port *p)
+{
+    struct virtq *vq = virtio_get_queue(c->vdev, port_rxq(p->id) + 1);
+    static __thread struct virtq_req req;
+    bool pushed = false;
+
+    if (!virtq_ready(vq))
+        return;
+    con_tx_drain(c, p);
+    while (p->tx_len < CON_TX_LIMIT && virtq_pop(vq, &req) > 0) {
+        size_t room = CON_TX_LIMIT - p->tx_len;
+        size_t n = req.out_len < room ? req.out_len : room;
+
+        if (p->client_fd >= 0) {
+            virtq_req_read(&req, 0, p->tx + p->tx_len, n);
+            p->tx_len += n;
+        }
+        virtq_push(vq, &req, 0);
+        pushed = true;
+        con_tx_drain(c, p);
+    }
+    if (pushed)
+        virtio_notify_queue(c->vdev, vq);
+    if (p->client_h)
+        loop_mod_fd(c->loop, p->client_h, LOOP_IN | (p->tx_len ? LOOP_OUT : 0));
+}
+
+/* Host input on port p, straight into the guest's receive buffers. */
+static void con_port_rx(struct virtio_console *c, struct con_port *p)
+{
+    struct virtq *vq = virtio_get_queue(c->vdev, port_rxq(p->id));
+    static __thread struct virtq_req req;
+    bool pushed = false;
+
+    if (!virtq_ready(vq) || p->client_fd < 0)
+        return;
+    for (;;) {
+        int r = virtq_pop(vq, &req);
+        ssize_t n;
+
+        if (r <= 0) {
+            /* No buffer: stop reading until the driver adds some (it kicks the rx queue). */
+            loop_mod_fd(c->loop, p->client_h, p->tx_len ? LOOP_OUT : 0);
+            break;
+        }
+        n = readv(p->client_fd, req.in, (int)req.nin);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            virtq_unpop(vq);
+            loop_mod_fd(c->loop, p->client_h, LOOP_IN | (p->tx_len ? LOOP_OUT : 0));
+            break;
+        }
+        if (n <= 0) {
+            virtq_unpop(vq);
+            con_client_close(c, p);
+            break;
+        }
+        virtq_push(vq, &req, (uint32_t)n);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_notify_queue(c->vdev, vq);
+}
+
+/* Everything the device may have to do; loop thread, c->lock held. */
+static void con_process_locked(struct virtio_console *c)
+{
+    if (!c->active)
+        return;
+    if (c->multiport)
+        con_ctrl_receive(c);
+    for (unsigned i = 0; i < (c->multiport ? CON_NPORTS : 1u); i++) {
+        con_port_tx(c, &c->ports[i]);
+        con_port_rx(c, &c->ports[i]);
+    }
+    if (c->multiport)
+        con_ctrl_flush(c);
+}
+
+static void con_on_kick(void *opaque, int fd, unsigned revents)
+{
+    struct virtio_console *c = opaque;
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&c->lock);
+    con_process_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void con_on_client(void *opaque, int fd, unsigned revents)
+{
+    struct con_port *p = opaque;
+    struct virtio_console *c = (struct virtio_console *)((char *)(p - p->id) -
+                                                         offsetof(struct virtio_console, ports));
+
+    pthread_mutex_lock(&c->lock);
+    if (!c->active) {
+        /* Before the driver is up: keep the connection, stop watching until activate(). */
+        if (revents & (LOOP_HUP | LOOP_ERR))
+            con_client_close(c, p);
+        else
+            loop_mod_fd(c->loop, p->client_h, 0);
+    } else {
+        if (revents & LOOP_OUT)
+            con_tx_drain(c, p);
+        if (revents & (LOOP_IN | LOOP_HUP | LOOP_ERR))
+            con_port_rx(c, p);
+        con_process_locked(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void con_on_accept(void *opaque, int fd, unsigned revents)
+{
+    struct con_port *p = opaque;
+    struct virtio_console *c = (struct virtio_console *)((char *)(p - p->id) -
+                                                         offsetof(struct virtio_console, ports));
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (cfd < 0)
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (p->client_fd >= 0) {
+        /* One client at a time: a second connection is refused by closing it. */
+        close(cfd);
+    } else if (loop_add_fd(c->loop, cfd, c->active ? LOOP_IN : 0, con_on_client, p,
+                           &p->client_h) == 0) {
+        p->client_fd = cfd;
+        if (p->name && p->guest_ready && c->active)
+            con_ctrl_send(c, p->id, CON_PORT_OPEN, 1, NULL);
+        con_process_locked(c);
+    } else {
+        close(cfd);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void con_queue_notify(void *dev, unsigned q)
+{
+    con_kick(dev);
+}
+
+static int con_activate(void *dev, uint64_t features)
+{
+    struct virtio_console *c = dev;
+
+    pthread_mutex_lock(&c->lock);
+    c->active = true;
+    c->multiport = features & (1ull << VIRTIO_CONSOLE_F_MULTIPORT);
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        if (c->ports[i].client_h)
+            loop_mod_fd(c->loop, c->ports[i].client_h, LOOP_IN);
+    }
+    pthread_mutex_unlock(&c->lock);
+    con_kick(c);
+    return 0;
+}
+
+static void con_reset(void *dev)
+{
+    struct virtio_console *c = dev;
+
+    pthread_mutex_lock(&c->lock);
+    c->active = false;
+    c->nctrl = 0;
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        c->ports[i].guest_ready = false;
+        c->ports[i].guest_open = false;
+        c->ports[i].tx_len = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const struct virtio_device_ops con_ops = {
+    .name = "virtio-console",
+    .device_id = VIRTIO_ID_CONSOLE,
+    .num_queues = CON_NQUEUES,
+    .queue_max = CON_QUEUE_SIZE,
+    .config_size = 12,
+    .features = con_features,
+    .config_read = con_config_read,
+    .activate = con_activate,
+    .queue_notify = con_queue_notify,
+    .reset = con_reset,
+};
+
+/* Listens on a unix socket at `path`, replacing a stale socket file (never another file). */
+static int con_listen(const char *path, char *err, const char *what)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, VDEV_ERR_LEN, "%s %s: path is longer than %zu bytes", what, path,
+                 sizeof(sa.sun_path) - 1);
+        return -1;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, VDEV_ERR_LEN, "%s %s: exists and is not a socket", what, path);
+            return -1;
+        }
+        unlink(path);
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+        snprintf(err, VDEV_ERR_LEN, "%s %s: cannot listen: %s", what, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void con_free(struct virtio_console *c)
+{
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        struct con_port *p = &c->ports[i];
+
+        if (p->client_h)
+            loop_remove_fd(c->loop, p->client_h);
+        if (p->client_fd >= 0)
+            close(p->client_fd);
+        if (p->listen_h)
+            loop_remove_fd(c->loop, p->listen_h);
+        if (p->listen_fd >= 0) {
+            close(p->listen_fd);
+            unlink(p->path);
+        }
+        free(p->path);
+        free(p->tx);
+    }
+    if (c->kick_h)
+        loop_remove_fd(c->loop, c->kick_h);
+    if (c->kick_fd >= 0)
+        close(c->kick_fd);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static int con_create(const struct vdev_env *env, const char *opts, void **dev,
+                      const struct virtio_device_ops **ops, char *err)
+{
+    static const char *const known[] = {"sock", "agent", NULL};
+    static const char *const what[CON_NPORTS] = {"--device console,sock=", "--agent-sock"};
+    static const char *const keys[CON_NPORTS] = {"sock", "agent"};
+    struct virtio_console *c;
+
+    if (opt_check(opts, known, false, err, "--device console"))
+        return -EINVAL;
+    if (!env->loop) {
+        snprintf(err, VDEV_ERR_LEN, "--device console: no event loop");
+        return -EINVAL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    c->loop = env->loop;
+    c->kick_fd = -1;
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        struct con_port *p = &c->ports[i];
+        char path[108];
+
+        p->id = i;
+        p->name = i == 1 ? "org.tessera.agent.0" : NULL;
+        p->listen_fd = p->client_fd = -1;
+        p->tx = malloc(CON_TX_LIMIT);
+        if (!p->tx)
+            goto fail;
+        if (opt_get(opts, keys[i], path, sizeof(path)) != 1)
+            continue;
+        p->listen_fd = con_listen(path, err, what[i]);
+        if (p->listen_fd < 0)
+            goto fail;
+        p->path = xstrdup(path);
+        if (loop_add_fd(c->loop, p->listen_fd, LOOP_IN, con_on_accept, p, &p->listen_h))
+            goto fail;
+    }
+    c->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->kick_fd < 0 || loop_add_fd(c->loop, c->kick_fd, LOOP_IN, con_on_kick, c, &c->kick_h))
+        goto fail;
+    *dev = c;
+    *ops = &con_ops;
+    return 0;
+
+fail:
+    if (!err[0])
+        snprintf(err, VDEV_ERR_LEN, "--device console: cannot set up: %s", strerror(errno));
+    con_free(c);
+    return -EINVAL;
+}
+
+static void con_attach(void *dev, struct virtio_dev *vdev)
+{
+    ((struct virtio_console *)dev)->vdev = vdev;
+}
+
+static void con_destroy(void *dev)
+{
+    con_free(dev);
+}
+
+static struct vdev_type con_type = {
+    .name = "console",
+    .summary = "virtio-console: hvc0 and the guest agent port, each on a host unix socket",
+    .usage = "--device console[,sock=PATH][,agent=PATH]  (--agent-sock PATH adds the agent)",
+    .create = con_create,
+    .attach = con_attach,
+    .destroy = con_destroy,
+};
+VDEV_TYPE_REGISTER(con_type)
