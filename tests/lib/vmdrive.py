@@ -18,7 +18,7 @@ class VMError(Exception):
 
 
 class VM:
-    def __init__(self, argv, log_path=None, echo=False):
+    def __init__(self, argv, log_path=None, echo=False, pass_fds=()):
         self.argv = argv
         self.start = time.monotonic()
         self.proc = subprocess.Popen(
@@ -27,6 +27,7 @@ class VM:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         self.buf = b""
         self.pos = 0  # everything before pos has been consumed by expect()

@@ -1,0 +1,342 @@
+"""Device tests with the default guest: disks (raw, qcow2, overlays, compressed), crash safety,
+networks (user, hostfwd, socket pairs), entropy and the guest agent.
+
+Each test prints PASS/FAIL; the last line is "devices: N passed, N failed". VM console logs go
+to build/test-logs/. Images live in a temporary directory removed at the end.
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from vmdrive import VM, VMError  # noqa: E402
+
+TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
+LOGS = os.path.abspath("build/test-logs")
+BOOT = float(os.environ.get("GUEST_BOOT_TIMEOUT", "180"))
+CRASH_ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
+READY = rb"TESSERA-GUEST-READY"
+
+results = []
+tmp = tempfile.mkdtemp(prefix="tessera-devtest-")
+
+
+def check(name, fn):
+    t0 = time.monotonic()
+    try:
+        fn()
+        results.append(True)
+        print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+    except (AssertionError, VMError, subprocess.CalledProcessError) as e:
+        results.append(False)
+        print("FAIL %s: %s (logs: %s/%s*.log)" % (name, e, LOGS, name), flush=True)
+
+
+def boot(name, *args, **kw):
+    v = VM([TESSERA, "run", *args], log_path="%s/%s.log" % (LOGS, name), **kw)
+    v.expect(READY, BOOT)
+    return v
+
+
+def poweroff(v):
+    v.send("poweroff\n")
+    rc = v.wait(60)
+    v.close()
+    assert rc == 0, "exit status %d after poweroff" % rc
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def qemu_img(*args):
+    return subprocess.run(["qemu-img", *args], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT).stdout.decode()
+
+
+def img_check(p):
+    r = subprocess.run(["qemu-img", "check", p], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # 0: clean; 3: leaked clusters only (allowed after a crash)
+    assert r.returncode in (0, 3), "qemu-img check %s: exit %d\n%s" % (p, r.returncode, r.stdout.decode())
+
+
+def test_qcow2_persist():
+    """mkfs on a qemu-img-made qcow2, files written, power-off; a second boot reads them back;
+    qemu-img check finds nothing wrong."""
+    img = path("persist.qcow2")
+    qemu_img("create", "-f", "qcow2", img, "64M")
+    v = boot("qcow2_persist_1", "--disk", img)
+    v.run("mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt")
+    v.run("dd if=/dev/urandom of=/mnt/rand bs=1k count=3072 2>/dev/null; sha256sum /mnt/rand > /mnt/rand.sum")
+    v.run("echo hello-persist > /mnt/hello; sync; umount /mnt")
+    poweroff(v)
+    img_check(img)
+    v = boot("qcow2_persist_2", "--disk", img)
+    out = v.run("mount /dev/vda /mnt && cat /mnt/hello && sha256sum -c /mnt/rand.sum")
+    assert "hello-persist" in out and "/mnt/rand: OK" in out, out
+    poweroff(v)
+    img_check(img)
+
+
+def make_ext2(name, files, size_mb=32):
+    """A raw ext2 image holding `files` (name -> bytes), built on the host with mke2fs -d."""
+    d = path(name + ".d")
+    os.makedirs(d)
+    for fname, content in files.items():
+        with open(os.path.join(d, fname), "wb") as f:
+            f.write(content)
+    img = path(name + ".raw")
+    subprocess.run(["mke2fs", "-q", "-t", "ext2", "-d", d, img, "%dM" % size_mb], check=True,
+                   stdout=subprocess.DEVNULL)
+    return img
+
+
+def test_overlays():
+    """A template and two overlays backed by it, both VMs running side by side: each sees its
+    own writes only and the template is untouched."""
+    tpl_raw = make_ext2("tpl", {"base.txt": b"from-template\n"})
+    tpl = path("tpl.qcow2")
+    qemu_img("convert", "-O", "qcow2", tpl_raw, tpl)
+    tpl_sum = hashlib.sha256(open(tpl, "rb").read()).hexdigest()
+    ovs = []
+    for i in (1, 2):
+        ov = path("ov%d.qcow2" % i)
+        qemu_img("create", "-f", "qcow2", "-b", tpl, "-F", "qcow2", ov)
+        ovs.append(ov)
+    vms = [boot("overlays_%d" % i, "--disk", ovs[i - 1]) for i in (1, 2)]
+    for i, v in enumerate(vms, 1):
+        v.run("mkdir -p /mnt && mount /dev/vda /mnt && echo mine-%d > /mnt/own.txt && sync" % i)
+    for i, v in enumerate(vms, 1):
+        out = v.run("cat /mnt/base.txt /mnt/own.txt")
+        assert "from-template" in out and ("mine-%d" % i) in out, out
+        assert ("mine-%d" % (3 - i)) not in out, out
+        v.run("umount /mnt")
+        poweroff(v)
+    for ov in ovs:
+        img_check(ov)
+    assert hashlib.sha256(open(tpl, "rb").read()).hexdigest() == tpl_sum, "template changed"
+    v = boot("overlays_3", "--disk", tpl + ",readonly=on")
+    out = v.run("mount -o ro /dev/vda /mnt && ls /mnt")
+    assert "own.txt" not in out, "template sees an overlay's write: %r" % out
+    poweroff(v)
+
+
+def test_compressed():
+    """A qcow2 image made by `qemu-img convert -c` reads correctly (zlib and zstd)."""
+    rnd = random.Random(7)
+    files = {"f%d.bin" % i: rnd.randbytes(rnd.randint(1, 300000)) for i in range(12)}
+    files["text.txt"] = b"compressible " * 40000
+    raw = make_ext2("comp", files)
+    sums = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+    for kind in ("zlib", "zstd"):
+        img = path("comp-%s.qcow2" % kind)
+        qemu_img("convert", "-c", "-O", "qcow2", "-o", "compression_type=" + kind, raw, img)
+        v = boot("compressed_" + kind, "--disk", img + ",readonly=on")
+        out = v.run("mount -o ro /dev/vda /mnt && cd /mnt && sha256sum * && cd /")
+        for k, s in sums.items():
+            assert "%s  %s" % (s, k) in out, "%s: %s missing or wrong in %r" % (kind, k, out[-300:])
+        poweroff(v)
+
+
+def test_crash_safety():
+    """kill -9 of the VMM while the guest writes and syncs in a loop: every time, qemu-img
+    check finds no corruption, and every write the guest saw flushed is there."""
+    img = path("crash.qcow2")
+    qemu_img("create", "-f", "qcow2", img, "64M")
+    v = boot("crash_mkfs", "--disk", img)
+    v.run("mkfs.ext2 -q /dev/vda && mount /dev/vda /mnt && mkdir /mnt/d && umount /mnt")
+    poweroff(v)
+    rnd = random.Random(3)
+    for rnd_i in range(CRASH_ROUNDS):
+        v = boot("crash_%d" % rnd_i, "--disk", img)
+        v.run("mount /dev/vda /mnt")
+        # Each round writes files named r<round>-<n>; "FLUSHED n" means file n and all before
+        # it survived a sync (which the kernel turns into a virtio-blk flush).
+        v.send("n=0; while true; do head -c 8192 /dev/urandom > /tmp/x; "
+               "cp /tmp/x /mnt/d/r%d-$n; sha256sum /tmp/x | cut -c1-64 > /mnt/d/r%d-$n.sum; "
+               "sync; echo FLUSHED $n; n=$((n+1)); done\n" % (rnd_i, rnd_i))
+        deadline = time.monotonic() + 0.5 + rnd.random() * 2.0
+        last = -1
+        while time.monotonic() < deadline:
+            try:
+                m, _ = v.expect(rb"FLUSHED (\d+)", max(0.05, deadline - time.monotonic()))
+                last = int(m.group(1))
+            except VMError:
+                break
+        os.killpg(v.proc.pid, signal.SIGKILL)
+        v.close()
+        img_check(img)
+        v = boot("crash_%d_verify" % rnd_i, "--disk", img)
+        out = v.run("mount /dev/vda /mnt && cd /mnt/d && n=0; bad=0; while [ $n -le %d ]; do "
+                    "s=$(sha256sum r%d-$n | cut -c1-64); [ \"$s\" = \"$(cat r%d-$n.sum)\" ] || "
+                    "bad=$((bad+1)); n=$((n+1)); done; echo checked=$n bad=$bad; cd /; umount /mnt"
+                    % (last, rnd_i, rnd_i), timeout=120)
+        assert "bad=0" in out, "round %d: flushed writes lost: %s" % (rnd_i, out)
+        poweroff(v)
+        img_check(img)
+
+
+def test_socket_pair():
+    """Two VMs joined by a connected socket pair ping each other and copy a file intact."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        a, b = socket.socketpair(socket.AF_UNIX, kind)
+        fa, fb = a.fileno(), b.fileno()
+        label = "dgram" if kind == socket.SOCK_DGRAM else "stream"
+        v1 = VM([TESSERA, "run", "--net", "socket,fd=%d,mac=52:54:00:00:00:01" % fa],
+                log_path="%s/socket_%s_1.log" % (LOGS, label), pass_fds=(fa,))
+        v2 = VM([TESSERA, "run", "--net", "socket,fd=%d,mac=52:54:00:00:00:02" % fb],
+                log_path="%s/socket_%s_2.log" % (LOGS, label), pass_fds=(fb,))
+        a.close()
+        b.close()
+        try:
+            for i, v in ((1, v1), (2, v2)):
+                v.expect(READY, BOOT)
+                v.run("pkill udhcpc; ip addr flush dev eth0; ip addr add 10.9.0.%d/24 dev eth0; "
+                      "ip link set eth0 up" % i)
+            out = v1.run("ping -c 3 -W 5 10.9.0.2", timeout=60)
+            assert "3 packets received" in out, out
+            v2.run("dd if=/dev/urandom of=/tmp/blob bs=1k count=512 2>/dev/null; "
+                   "sha256sum /tmp/blob | cut -c1-64 > /tmp/blob.sum; "
+                   "(nc -l -p 7000 -e cat /tmp/blob &) ; sleep 1")
+            out = v1.run("nc -w 10 10.9.0.2 7000 > /tmp/got; sha256sum /tmp/got | cut -c1-64",
+                         timeout=120)
+            want = v2.run("cat /tmp/blob.sum")
+            assert want.strip() and want.strip() in out, "copied file differs: %r vs %r" % (out, want)
+            for v in (v1, v2):
+                poweroff(v)
+        finally:
+            v1.close()
+            v2.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def test_user_net():
+    """DHCP on eth0 at boot; the guest reaches a TCP server on the host; a host client
+    reaches a guest server through hostfwd."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    hport = srv.getsockname()[1]
+    got = {}
+
+    def serve():
+        c, _ = srv.accept()
+        got["data"] = c.recv(100)
+        c.sendall(b"hello-from-host\n")
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    fwd = free_port()
+    v = boot("user_net", "--net", "user,hostfwd=tcp::%d-:8080" % fwd)
+    try:
+        out = ""
+        for _ in range(30):
+            out = v.run("ip -4 addr show eth0")
+            if "10.0.2.15/24" in out:
+                break
+            time.sleep(1)
+        assert "10.0.2.15/24" in out, "no DHCP address on eth0: %r" % out
+        out = v.run("echo from-guest | nc 10.0.2.2 %d" % hport, timeout=60)
+        assert "hello-from-host" in out, out
+        t.join(10)
+        assert got.get("data", b"").startswith(b"from-guest"), got
+        v.run("mkdir -p /tmp/www && echo served-by-guest > /tmp/www/index.html && "
+              "httpd -p 8080 -h /tmp/www")
+        body = b""
+        for _ in range(20):
+            try:
+                c = socket.create_connection(("127.0.0.1", fwd), timeout=10)
+                c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                while True:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    body += d
+                c.close()
+                if b"served-by-guest" in body:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert b"served-by-guest" in body, "hostfwd: %r" % body[:200]
+        poweroff(v)
+    finally:
+        v.close()
+        srv.close()
+
+
+def test_rng():
+    """virtio-rng feeds /dev/hwrng from the host."""
+    v = boot("rng", "--device", "rng")
+    out = v.run("cat /sys/class/misc/hw_random/rng_current; head -c 4096 /dev/hwrng | wc -c")
+    assert "virtio_rng" in out and "4096" in out, out
+    poweroff(v)
+
+
+def test_agent():
+    """The guest agent answers on --agent-sock: exec, files, memory statistics."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+    try:
+        from agent import Agent
+    except ImportError:
+        raise AssertionError("tests/lib/agent.py is missing")
+    sock = path("agent.sock")
+    v = boot("agent", "--agent-sock", sock)
+    try:
+        a = Agent(sock)
+        a.ping()
+        rc, out, err = a.exec(["uname", "-m"])
+        assert rc == 0 and out.strip() == b"riscv64" if isinstance(out, bytes) else out.strip() == "riscv64", (rc, out, err)
+        blob = os.urandom(100000)
+        a.write_file("/tmp/blob", blob)
+        assert a.read_file("/tmp/blob") == blob, "file round trip differs"
+        st = a.mem_stats()
+        assert st and int(st.get("total", 0)) > 0, st
+        a.close() if hasattr(a, "close") else None
+        poweroff(v)
+    finally:
+        v.close()
+
+
+def main():
+    os.makedirs(LOGS, exist_ok=True)
+    only = sys.argv[1:]
+    tests = [
+        ("rng", test_rng),
+        ("qcow2_persist", test_qcow2_persist),
+        ("overlays", test_overlays),
+        ("compressed", test_compressed),
+        ("user_net", test_user_net),
+        ("socket_pair", test_socket_pair),
+        ("agent", test_agent),
+        ("crash_safety", test_crash_safety),
+    ]
+    try:
+        for name, fn in tests:
+            if not only or name in only:
+                check(name, fn)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    passed = sum(results)
+    print("devices: %d passed, %d failed" % (passed, len(results) - passed))
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
