@@ -382,8 +382,9 @@ int loop_add_fd(struct loop *loop, int fd, unsigned events, loop_fd_fn cb, void 
     if (loop->fds)
         loop->fds->prev = h;
     loop->fds = h;
-    pthread_mutex_unlock(&loop->lock);
+    /* Published under the lock: the callback, which runs only after taking it, sees it. */
     *out = h;
+    pthread_mutex_unlock(&loop->lock);
     return 0;
 
 err_unlock:
@@ -478,8 +479,9 @@ int loop_add_timer(struct loop *loop, uint64_t deadline_ns, loop_timer_fn cb, vo
     if (loop->timers)
         loop->timers->prev = t;
     loop->timers = t;
-    pthread_mutex_unlock(&loop->lock);
+    /* Published under the lock: the callback, which runs only after taking it, sees it. */
     *out = t;
+    pthread_mutex_unlock(&loop->lock);
     return 0;
 }
 

@@ -77,7 +77,8 @@ bool loop_in_thread(struct loop *loop);
  * the callback is called again on every loop iteration while the condition holds. The fd stays
  * the caller's: it must stay open until loop_remove_fd() returns, and one fd may be watched
  * only once per loop. Returns 0 and the watch in *out, -EINVAL for unknown event bits, -ENOMEM,
- * or the -errno of epoll_ctl (-EBADF, -EEXIST, -EPERM for a regular file). */
+ * or the -errno of epoll_ctl (-EBADF, -EEXIST, -EPERM for a regular file). *out is written
+ * before the callback can first run, so the callback may read it (to remove itself, say). */
 int loop_add_fd(struct loop *loop, int fd, unsigned events, loop_fd_fn cb, void *opaque,
                 struct loop_fd **out);
 
@@ -93,7 +94,8 @@ void loop_remove_fd(struct loop *loop, struct loop_fd *h);
  * (LOOP_TIMER_OFF: created disarmed). A deadline in the past fires on the next loop
  * iteration. Timers that are due fire in deadline order. After firing, the timer is disarmed
  * but still exists; re-arm it with loop_mod_timer() (also from its own callback). Returns 0 and
- * the timer in *out, or -ENOMEM. */
+ * the timer in *out, or -ENOMEM. As for loop_add_fd(), *out is written before the callback
+ * can run. */
 int loop_add_timer(struct loop *loop, uint64_t deadline_ns, loop_timer_fn cb, void *opaque,
                    struct loop_timer **out);
 

@@ -1,0 +1,330 @@
+/* virtio-net (virtio 1.2 §5.1) on a network backend (src/net/net.h): one receive and one
+ * transmit queue, a MAC address and link status in config space.
+ *
+ * Threads: transmit work and received frames are both handled on the VM's event loop thread
+ * (a kick only writes the device's eventfd; the backend calls the receiver on the loop), under
+ * `lock`, which reset() also takes. When the guest has posted no receive buffer the receiver
+ * refuses the frame and the backend holds further frames back until the guest adds buffers
+ * (net_backend_rx_ready()). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtqueue.h"
+#include "net/net.h"
+
+#define VIRTIO_NET_F_MAC    5
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_S_LINK_UP 1
+
+#define NET_QUEUE_SIZE 256
+#define NET_HDR_LEN    12 /* struct virtio_net_hdr with num_buffers (VERSION_1, §5.1.6) */
+#define NET_RXQ        0
+#define NET_TXQ        1
+#define NET_TX_BUDGET  256 /* frames per loop turn, so receive work is not starved */
+
+struct virtio_net {
+    struct virtio_dev *vdev;
+    struct net_backend *nb;
+    struct loop *loop;
+    int kick_fd;
+    struct loop_fd *kick_h;
+    pthread_mutex_t lock;
+    bool active;
+    bool link_up;
+    uint8_t mac[6];
+    uint8_t frame[NET_FRAME_MAX]; /* transmit bounce buffer: guest bytes are copied once */
+};
+
+static uint64_t vnet_features(void *dev)
+{
+    return (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+}
+
+/* struct virtio_net_config: mac[6], status, max_virtqueue_pairs. */
+static void vnet_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+    struct virtio_net *n = dev;
+    uint8_t cfg[10] = {0};
+    uint16_t status, pairs = 1;
+
+    pthread_mutex_lock(&n->lock);
+    status = n->link_up ? VIRTIO_NET_S_LINK_UP : 0;
+    pthread_mutex_unlock(&n->lock);
+    memcpy(cfg, n->mac, 6);
+    memcpy(cfg + 6, &status, 2);
+    memcpy(cfg + 8, &pairs, 2);
+    memcpy(buf, cfg + off, len);
+}
+
+static void vnet_kick(struct virtio_net *n)
+{
+    uint64_t one = 1;
+
+    if (write(n->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_guest("virtio-net: cannot wake the event loop: %s", strerror(errno));
+}
+
+/* Sends what the guest queued. Loop thread, n->lock held. Returns true if work remains. */
+static bool vnet_tx_locked(struct virtio_net *n)
+{
+    struct virtq *vq = virtio_get_queue(n->vdev, NET_TXQ);
+    static __thread struct virtq_req req;
+    unsigned budget = NET_TX_BUDGET;
+    bool pushed = false;
+    int r = 0;
+
+    if (!virtq_ready(vq))
+        return false;
+    while (budget-- && (r = virtq_pop(vq, &req)) > 0) {
+        size_t len = req.out_len;
+
+        /* The header carries offload requests we did not offer; skip it (§5.1.6.2). */
+        if (len < NET_HDR_LEN + NET_FRAME_MIN || len > NET_HDR_LEN + NET_FRAME_MAX) {
+            log_guest("virtio-net: transmit of %zu bytes dropped (bad length)", len);
+        } else if (n->link_up) {
+            struct iovec iov = {n->frame, len - NET_HDR_LEN};
+
+            virtq_req_read(&req, NET_HDR_LEN, n->frame, len - NET_HDR_LEN);
+            net_backend_send(n->nb, &iov, 1);
+        }
+        virtq_push(vq, &req, 0);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_notify_queue(n->vdev, vq);
+    return r > 0;
+}
+
+/* The backend's receiver: one frame for the guest. Loop thread. */
+static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
+{
+    struct virtio_net *n = opaque;
+    struct virtq *vq;
+    static __thread struct virtq_req req;
+    uint8_t hdr[NET_HDR_LEN] = {0};
+    uint16_t num_buffers = 1;
+    ssize_t ret = (ssize_t)len;
+
+    pthread_mutex_lock(&n->lock);
+    if (!n->active || !n->link_up)
+        goto out; /* dropped, as a cable would */
+    vq = virtio_get_queue(n->vdev, NET_RXQ);
+    if (!virtq_ready(vq) || virtq_pop(vq, &req) <= 0) {
+        ret = 0; /* no buffer: the backend holds the frame until we call rx_ready */
+        goto out;
+    }
+    if (req.in_len < NET_HDR_LEN + len) {
+        log_guest("virtio-net: %zu-byte frame does not fit a %zu-byte receive buffer", len,
+                  req.in_len);
+        virtq_push(vq, &req, 0);
+    } else {
+        memcpy(hdr + 10, &num_buffers, 2);
+        virtq_req_write(&req, 0, hdr, NET_HDR_LEN);
+        virtq_req_write(&req, NET_HDR_LEN, frame, len);
+        virtq_push(vq, &req, (uint32_t)(NET_HDR_LEN + len));
+    }
+    virtio_notify_queue(n->vdev, vq);
+out:
+    pthread_mutex_unlock(&n->lock);
+    return ret;
+}
+
+static void vnet_on_kick(void *opaque, int fd, unsigned revents)
+{
+    struct virtio_net *n = opaque;
+    uint64_t v;
+    bool more;
+
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&n->lock);
+    more = n->active && vnet_tx_locked(n);
+    pthread_mutex_unlock(&n->lock);
+    if (more)
+        vnet_kick(n); /* come back after other loop work */
+    /* Any kick may mean new receive buffers. */
+    net_backend_rx_ready(n->nb);
+}
+
+static void vnet_queue_notify(void *dev, unsigned q)
+{
+    vnet_kick(dev);
+}
+
+static int vnet_activate(void *dev, uint64_t features)
+{
+    struct virtio_net *n = dev;
+
+    pthread_mutex_lock(&n->lock);
+    n->active = true;
+    pthread_mutex_unlock(&n->lock);
+    vnet_kick(n);
+    return 0;
+}
+
+static void vnet_reset(void *dev)
+{
+    struct virtio_net *n = dev;
+
+    pthread_mutex_lock(&n->lock);
+    n->active = false;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static const struct virtio_device_ops vnet_ops = {
+    .name = "virtio-net",
+    .device_id = VIRTIO_ID_NET,
+    .num_queues = 2,
+    .queue_max = NET_QUEUE_SIZE,
+    .config_size = 10,
+    .features = vnet_features,
+    .config_read = vnet_config_read,
+    .activate = vnet_activate,
+    .queue_notify = vnet_queue_notify,
+    .reset = vnet_reset,
+};
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char tail;
+
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &tail) != 6)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    /* A guest NIC needs a unicast address (bit 0 of the first byte clear). */
+    return (mac[0] & 1) ? -1 : 0;
+}
+
+/* Splits the device's own keys (mac=, link=) out of the backend spec. */
+static int vnet_split(const char *opts, char *backend, size_t len, char *mac, char *link)
+{
+    const char *p = opts;
+    size_t o = 0;
+
+    mac[0] = link[0] = 0;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+
+        if (n > 4 && !strncmp(p, "mac=", 4) && n - 4 < 18) {
+            memcpy(mac, p + 4, n - 4);
+            mac[n - 4] = 0;
+        } else if (n > 5 && !strncmp(p, "link=", 5) && n - 5 < 8) {
+            memcpy(link, p + 5, n - 5);
+            link[n - 5] = 0;
+        } else {
+            if (o + n + 2 > len)
+                return -1;
+            if (o)
+                backend[o++] = ',';
+            memcpy(backend + o, p, n);
+            o += n;
+        }
+        p = end ? end + 1 : p + n;
+    }
+    backend[o] = 0;
+    return 0;
+}
+
+static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
+                       const struct virtio_device_ops **ops, char *err)
+{
+    char *spec = malloc(NET_SPEC_MAX + 1);
+    char mac[18], link[8], nerr[NET_ERR_LEN];
+    struct virtio_net *n = NULL;
+    int ret = -EINVAL;
+
+    if (!spec)
+        return -ENOMEM;
+    if (vnet_split(opts, spec, NET_SPEC_MAX + 1, mac, link)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: the option string is too long");
+        goto out;
+    }
+    n = calloc(1, sizeof(*n));
+    if (!n) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    /* QEMU's default is 52:54:00:12:34:56; each further NIC counts up. */
+    memcpy(n->mac, (uint8_t[6]){0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, 6);
+    n->mac[5] = (uint8_t)(0x56 + env->index);
+    if (mac[0] && parse_mac(mac, n->mac)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: mac='%s': expected a unicast address like "
+                                    "52:54:00:12:34:56",
+                 mac);
+        goto free_dev;
+    }
+    n->link_up = true;
+    if (link[0] && opt_bool(link, &n->link_up)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: link='%s': expected on or off", link);
+        goto free_dev;
+    }
+    if (!env->loop) {
+        snprintf(err, VDEV_ERR_LEN, "--net: no event loop");
+        goto free_dev;
+    }
+    n->loop = env->loop;
+    if (net_backend_open(spec, env->loop, &n->nb, nerr)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: %s", nerr);
+        goto free_dev;
+    }
+    pthread_mutex_init(&n->lock, NULL);
+    n->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (n->kick_fd < 0 || loop_add_fd(n->loop, n->kick_fd, LOOP_IN, vnet_on_kick, n, &n->kick_h)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: cannot set up its event: %s", strerror(errno));
+        if (n->kick_fd >= 0)
+            close(n->kick_fd);
+        net_backend_close(n->nb);
+        pthread_mutex_destroy(&n->lock);
+        goto free_dev;
+    }
+    net_backend_set_receiver(n->nb, vnet_receive, n);
+    *dev = n;
+    *ops = &vnet_ops;
+    ret = 0;
+    goto out;
+
+free_dev:
+    free(n);
+out:
+    free(spec);
+    return ret;
+}
+
+static void vnet_attach(void *dev, struct virtio_dev *vdev)
+{
+    ((struct virtio_net *)dev)->vdev = vdev;
+}
+
+static void vnet_destroy(void *dev)
+{
+    struct virtio_net *n = dev;
+
+    loop_remove_fd(n->loop, n->kick_h);
+    net_backend_close(n->nb);
+    close(n->kick_fd);
+    pthread_mutex_destroy(&n->lock);
+    free(n);
+}
+
+static struct vdev_type vnet_type = {
+    .name = "net",
+    .summary = "virtio-net NIC on a user (slirp), tap or socket backend",
+    .usage = "--net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | "
+             "socket,fd=N|connect=H:P|listen=H:P|udp=H:P,localaddr=H:P  [,mac=MAC][,link=off]",
+    .create = vnet_create,
+    .attach = vnet_attach,
+    .destroy = vnet_destroy,
+};
+VDEV_TYPE_REGISTER(vnet_type)
