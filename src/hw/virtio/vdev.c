@@ -1,7 +1,13 @@
 #include "hw/virtio/vdev.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/loop.h"
 
 /* Filled by constructors before main(); read-only afterwards. */
 static struct vdev_type *vdev_types;
@@ -27,8 +33,7 @@ const struct vdev_type *vdev_type_first(void)
 }
 
 /* Calls fn for each "key[=value]" item of opts; stops when fn returns non-zero. */
-static int opt_each(const char *opts, int (*fn)(const char *item, size_t len, void *ctx),
-                    void *ctx)
+static int opt_each(const char *opts, int (*fn)(const char *item, size_t len, void *ctx), void *ctx)
 {
     const char *p = opts;
 
@@ -143,4 +148,52 @@ int opt_bool(const char *value, bool *out)
         }
     }
     return -1;
+}
+
+static void vdev_kick_ready(void *opaque, int fd, unsigned revents)
+{
+    struct vdev_kick *k = opaque;
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return;
+    k->fn(k->opaque);
+}
+
+int vdev_kick_init(struct vdev_kick *k, struct loop *loop, void (*fn)(void *opaque), void *opaque)
+{
+    int err;
+
+    k->loop = loop;
+    k->fn = fn;
+    k->opaque = opaque;
+    k->handle = NULL;
+    k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (k->fd < 0)
+        return -errno;
+    err = loop_add_fd(loop, k->fd, LOOP_IN, vdev_kick_ready, k, &k->handle);
+    if (err) {
+        close(k->fd);
+        k->fd = -1;
+    }
+    return err;
+}
+
+void vdev_kick_signal(struct vdev_kick *k)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN means the counter is saturated: a wake-up is pending anyway. */
+    if (write(k->fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_guest("virtio: cannot wake the event loop: %s", strerror(errno));
+}
+
+void vdev_kick_destroy(struct vdev_kick *k)
+{
+    if (k->handle)
+        loop_remove_fd(k->loop, k->handle);
+    k->handle = NULL;
+    if (k->fd > 0)
+        close(k->fd);
+    k->fd = -1;
 }

@@ -8,6 +8,9 @@
 #ifndef TESSERA_HW_VIRTIO_VDEV_H
 #define TESSERA_HW_VIRTIO_VDEV_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "hw/guest_mem.h"
 #include "hw/virtio/virtio.h"
 
@@ -42,11 +45,27 @@ void vdev_type_register(struct vdev_type *type);
 const struct vdev_type *vdev_type_find(const char *name);
 const struct vdev_type *vdev_type_first(void);
 
-#define VDEV_TYPE_REGISTER(var)                                                                    \
-    __attribute__((constructor)) static void vdev_register_##var(void)                             \
-    {                                                                                              \
-        vdev_type_register(&(var));                                                                \
+#define VDEV_TYPE_REGISTER(var)                                        \
+    __attribute__((constructor)) static void vdev_register_##var(void) \
+    {                                                                  \
+        vdev_type_register(&(var));                                    \
     }
+
+/* A device's doorbell on the event loop: vdev_kick_signal() (any thread, never blocks, no
+ * allocation) makes the loop thread call `fn(opaque)` soon; kicks that arrive before it runs
+ * merge into one call. For devices whose queue work runs on the loop. */
+struct vdev_kick {
+    struct loop *loop;
+    int fd; /* eventfd */
+    struct loop_fd *handle;
+    void (*fn)(void *opaque);
+    void *opaque;
+};
+
+int vdev_kick_init(struct vdev_kick *k, struct loop *loop, void (*fn)(void *opaque), void *opaque);
+void vdev_kick_signal(struct vdev_kick *k);
+/* After return fn is not running and will not run again. Safe on a zeroed struct. */
+void vdev_kick_destroy(struct vdev_kick *k);
 
 /* Option strings "key=value,key=value" as QEMU writes them. opt_get copies the value of
  * `key` into buf (at most len-1 bytes); returns 1 if found, 0 if not, -1 if the value does

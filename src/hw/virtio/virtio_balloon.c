@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -38,8 +37,7 @@ struct virtio_balloon {
     struct virtio_dev *vdev;
     struct guest_ram *ram;
     struct loop *loop;
-    int kick_fd;
-    struct loop_fd *kick_h;
+    struct vdev_kick kick;
     struct loop_timer *stats_timer;
 
     pthread_mutex_t lock;
@@ -80,14 +78,6 @@ static void balloon_config_write(void *dev, uint32_t off, const void *buf, uint3
         memcpy(&b->actual_pages, buf, 4);
         pthread_mutex_unlock(&b->lock);
     }
-}
-
-static void balloon_kick(struct virtio_balloon *b)
-{
-    uint64_t one = 1;
-
-    if (write(b->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_guest("virtio-balloon: cannot wake the event loop: %s", strerror(errno));
 }
 
 /* Releases the guest pages listed in one inflate buffer. Caller holds b->lock. */
@@ -169,13 +159,10 @@ static void balloon_process_locked(struct virtio_balloon *b)
     }
 }
 
-static void balloon_on_kick(void *opaque, int fd, unsigned revents)
+static void balloon_on_kick(void *opaque)
 {
     struct virtio_balloon *b = opaque;
-    uint64_t v;
 
-    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return;
     pthread_mutex_lock(&b->lock);
     balloon_process_locked(b);
     pthread_mutex_unlock(&b->lock);
@@ -200,7 +187,7 @@ static void balloon_on_stats_timer(void *opaque)
 
 static void balloon_queue_notify(void *dev, unsigned q)
 {
-    balloon_kick(dev);
+    vdev_kick_signal(&((struct virtio_balloon *)dev)->kick);
 }
 
 static int balloon_activate(void *dev, uint64_t features)
@@ -210,7 +197,7 @@ static int balloon_activate(void *dev, uint64_t features)
     pthread_mutex_lock(&b->lock);
     b->active = true;
     pthread_mutex_unlock(&b->lock);
-    balloon_kick(b);
+    vdev_kick_signal(&b->kick);
     return 0;
 }
 
@@ -278,16 +265,12 @@ static int balloon_create(const struct vdev_env *env, const char *opts, void **d
     b->ram = env->ram;
     b->loop = env->loop;
     pthread_mutex_init(&b->lock, NULL);
-    b->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (b->kick_fd < 0 ||
-        loop_add_fd(b->loop, b->kick_fd, LOOP_IN, balloon_on_kick, b, &b->kick_h) ||
+    b->kick.fd = -1;
+    if (vdev_kick_init(&b->kick, b->loop, balloon_on_kick, b) ||
         loop_add_timer(b->loop, time_now_ns() + BALLOON_STATS_NS, balloon_on_stats_timer, b,
                        &b->stats_timer)) {
         snprintf(err, VDEV_ERR_LEN, "--device balloon: cannot set up: %s", strerror(errno));
-        if (b->kick_h)
-            loop_remove_fd(b->loop, b->kick_h);
-        if (b->kick_fd >= 0)
-            close(b->kick_fd);
+        vdev_kick_destroy(&b->kick);
         pthread_mutex_destroy(&b->lock);
         free(b);
         return -EINVAL;
@@ -307,8 +290,7 @@ static void balloon_destroy(void *dev)
     struct virtio_balloon *b = dev;
 
     loop_del_timer(b->loop, b->stats_timer);
-    loop_remove_fd(b->loop, b->kick_h);
-    close(b->kick_fd);
+    vdev_kick_destroy(&b->kick);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }

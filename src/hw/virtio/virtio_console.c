@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -66,8 +65,7 @@ struct con_port {
 struct virtio_console {
     struct virtio_dev *vdev;
     struct loop *loop;
-    int kick_fd;
-    struct loop_fd *kick_h;
+    struct vdev_kick kick;
     pthread_mutex_t lock;
     bool active;
     bool multiport;
@@ -98,14 +96,6 @@ static void con_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
 
     memcpy(cfg + 4, &nports, 4);
     memcpy(buf, cfg + off, len);
-}
-
-static void con_kick(struct virtio_console *c)
-{
-    uint64_t one = 1;
-
-    if (write(c->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_guest("virtio-console: cannot wake the event loop: %s", strerror(errno));
 }
 
 /* Queues a control message for the driver. Caller holds c->lock. */
@@ -183,8 +173,7 @@ static void con_ctrl_receive(struct virtio_console *c)
             } else if (m.event == CON_PORT_OPEN && p) {
                 p->guest_open = m.value == 1;
             } else if (!p && m.event != CON_DEVICE_READY) {
-                log_guest("virtio-console: control message %u for port %u ignored", m.event,
-                          m.id);
+                log_guest("virtio-console: control message %u for port %u ignored", m.event, m.id);
             }
         }
         virtq_push(vq, &req, 0);
@@ -303,13 +292,10 @@ static void con_process_locked(struct virtio_console *c)
         con_ctrl_flush(c);
 }
 
-static void con_on_kick(void *opaque, int fd, unsigned revents)
+static void con_on_kick(void *opaque)
 {
     struct virtio_console *c = opaque;
-    uint64_t v;
 
-    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return;
     pthread_mutex_lock(&c->lock);
     con_process_locked(c);
     pthread_mutex_unlock(&c->lock);
@@ -318,8 +304,8 @@ static void con_on_kick(void *opaque, int fd, unsigned revents)
 static void con_on_client(void *opaque, int fd, unsigned revents)
 {
     struct con_port *p = opaque;
-    struct virtio_console *c = (struct virtio_console *)((char *)(p - p->id) -
-                                                         offsetof(struct virtio_console, ports));
+    struct virtio_console *c =
+        (struct virtio_console *)((char *)(p - p->id) - offsetof(struct virtio_console, ports));
 
     pthread_mutex_lock(&c->lock);
     if (!c->active) {
@@ -341,8 +327,8 @@ static void con_on_client(void *opaque, int fd, unsigned revents)
 static void con_on_accept(void *opaque, int fd, unsigned revents)
 {
     struct con_port *p = opaque;
-    struct virtio_console *c = (struct virtio_console *)((char *)(p - p->id) -
-                                                         offsetof(struct virtio_console, ports));
+    struct virtio_console *c =
+        (struct virtio_console *)((char *)(p - p->id) - offsetof(struct virtio_console, ports));
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (cfd < 0)
@@ -351,8 +337,8 @@ static void con_on_accept(void *opaque, int fd, unsigned revents)
     if (p->client_fd >= 0) {
         /* One client at a time: a second connection is refused by closing it. */
         close(cfd);
-    } else if (loop_add_fd(c->loop, cfd, c->active ? LOOP_IN : 0, con_on_client, p,
-                           &p->client_h) == 0) {
+    } else if (loop_add_fd(c->loop, cfd, c->active ? LOOP_IN : 0, con_on_client, p, &p->client_h) ==
+               0) {
         p->client_fd = cfd;
         if (p->name && p->guest_ready && c->active)
             con_ctrl_send(c, p->id, CON_PORT_OPEN, 1, NULL);
@@ -365,7 +351,7 @@ static void con_on_accept(void *opaque, int fd, unsigned revents)
 
 static void con_queue_notify(void *dev, unsigned q)
 {
-    con_kick(dev);
+    vdev_kick_signal(&((struct virtio_console *)dev)->kick);
 }
 
 static int con_activate(void *dev, uint64_t features)
@@ -380,7 +366,7 @@ static int con_activate(void *dev, uint64_t features)
             loop_mod_fd(c->loop, c->ports[i].client_h, LOOP_IN);
     }
     pthread_mutex_unlock(&c->lock);
-    con_kick(c);
+    vdev_kick_signal(&c->kick);
     return 0;
 }
 
@@ -460,10 +446,7 @@ static void con_free(struct virtio_console *c)
         free(p->path);
         free(p->tx);
     }
-    if (c->kick_h)
-        loop_remove_fd(c->loop, c->kick_h);
-    if (c->kick_fd >= 0)
-        close(c->kick_fd);
+    vdev_kick_destroy(&c->kick);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -487,7 +470,7 @@ static int con_create(const struct vdev_env *env, const char *opts, void **dev,
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     c->loop = env->loop;
-    c->kick_fd = -1;
+    c->kick.fd = -1;
     for (unsigned i = 0; i < CON_NPORTS; i++) {
         struct con_port *p = &c->ports[i];
         char path[108];
@@ -507,8 +490,7 @@ static int con_create(const struct vdev_env *env, const char *opts, void **dev,
         if (loop_add_fd(c->loop, p->listen_fd, LOOP_IN, con_on_accept, p, &p->listen_h))
             goto fail;
     }
-    c->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->kick_fd < 0 || loop_add_fd(c->loop, c->kick_fd, LOOP_IN, con_on_kick, c, &c->kick_h))
+    if (vdev_kick_init(&c->kick, c->loop, con_on_kick, c))
         goto fail;
     *dev = c;
     *ops = &con_ops;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -20,8 +19,8 @@
 #include "hw/virtio/virtqueue.h"
 #include "net/net.h"
 
-#define VIRTIO_NET_F_MAC    5
-#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_MAC     5
+#define VIRTIO_NET_F_STATUS  16
 #define VIRTIO_NET_S_LINK_UP 1
 
 #define NET_QUEUE_SIZE 256
@@ -34,8 +33,7 @@ struct virtio_net {
     struct virtio_dev *vdev;
     struct net_backend *nb;
     struct loop *loop;
-    int kick_fd;
-    struct loop_fd *kick_h;
+    struct vdev_kick kick;
     pthread_mutex_t lock;
     bool active;
     bool link_up;
@@ -62,14 +60,6 @@ static void vnet_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
     memcpy(cfg + 6, &status, 2);
     memcpy(cfg + 8, &pairs, 2);
     memcpy(buf, cfg + off, len);
-}
-
-static void vnet_kick(struct virtio_net *n)
-{
-    uint64_t one = 1;
-
-    if (write(n->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_guest("virtio-net: cannot wake the event loop: %s", strerror(errno));
 }
 
 /* Sends what the guest queued. Loop thread, n->lock held. Returns true if work remains. */
@@ -137,26 +127,23 @@ out:
     return ret;
 }
 
-static void vnet_on_kick(void *opaque, int fd, unsigned revents)
+static void vnet_on_kick(void *opaque)
 {
     struct virtio_net *n = opaque;
-    uint64_t v;
     bool more;
 
-    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return;
     pthread_mutex_lock(&n->lock);
     more = n->active && vnet_tx_locked(n);
     pthread_mutex_unlock(&n->lock);
     if (more)
-        vnet_kick(n); /* come back after other loop work */
+        vdev_kick_signal(&n->kick); /* come back after other loop work */
     /* Any kick may mean new receive buffers. */
     net_backend_rx_ready(n->nb);
 }
 
 static void vnet_queue_notify(void *dev, unsigned q)
 {
-    vnet_kick(dev);
+    vdev_kick_signal(&((struct virtio_net *)dev)->kick);
 }
 
 static int vnet_activate(void *dev, uint64_t features)
@@ -166,7 +153,7 @@ static int vnet_activate(void *dev, uint64_t features)
     pthread_mutex_lock(&n->lock);
     n->active = true;
     pthread_mutex_unlock(&n->lock);
-    vnet_kick(n);
+    vdev_kick_signal(&n->kick);
     return 0;
 }
 
@@ -197,8 +184,8 @@ static int parse_mac(const char *s, uint8_t mac[6])
     unsigned v[6];
     char tail;
 
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &tail) != 6)
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+        6)
         return -1;
     for (int i = 0; i < 6; i++)
         mac[i] = (uint8_t)v[i];
@@ -260,8 +247,9 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
     memcpy(n->mac, (uint8_t[6]){0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, 6);
     n->mac[5] = (uint8_t)(0x56 + env->index);
     if (mac[0] && parse_mac(mac, n->mac)) {
-        snprintf(err, VDEV_ERR_LEN, "--net: mac='%s': expected a unicast address like "
-                                    "52:54:00:12:34:56",
+        snprintf(err, VDEV_ERR_LEN,
+                 "--net: mac='%s': expected a unicast address like "
+                 "52:54:00:12:34:56",
                  mac);
         goto free_dev;
     }
@@ -280,11 +268,8 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
         goto free_dev;
     }
     pthread_mutex_init(&n->lock, NULL);
-    n->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (n->kick_fd < 0 || loop_add_fd(n->loop, n->kick_fd, LOOP_IN, vnet_on_kick, n, &n->kick_h)) {
+    if (vdev_kick_init(&n->kick, n->loop, vnet_on_kick, n)) {
         snprintf(err, VDEV_ERR_LEN, "--net: cannot set up its event: %s", strerror(errno));
-        if (n->kick_fd >= 0)
-            close(n->kick_fd);
         net_backend_close(n->nb);
         pthread_mutex_destroy(&n->lock);
         goto free_dev;
@@ -311,9 +296,8 @@ static void vnet_destroy(void *dev)
 {
     struct virtio_net *n = dev;
 
-    loop_remove_fd(n->loop, n->kick_h);
+    vdev_kick_destroy(&n->kick);
     net_backend_close(n->nb);
-    close(n->kick_fd);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }
