@@ -24,6 +24,8 @@ packages=(
     build-essential make gcc clang clang-format pkg-config libfdt-dev git
     # device backends: libslirp (user networking), zlib and zstd (compressed qcow2 clusters)
     libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
+    # the control API: HTTP server and JSON
+    libmicrohttpd-dev libjansson-dev
     # fuzzing runtime for libFuzzer targets built with clang
     libclang-rt-14-dev
     # the guest: cross compiler, kernel source and what a kernel build needs

@@ -4,5 +4,6 @@
 #define TESSERA_CLI_CLI_H
 
 int cli_run(int argc, char **argv);
+int cli_vm(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include "cli/console.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
+#include "vmm/vm_api.h"
 
 #define RUN_DEFAULT_MEM    (256ull << 20)
 #define RUN_DEFAULT_APPEND "console=ttyS0"
@@ -41,6 +42,7 @@ static void run_usage(FILE *out)
             "  --disk OPTS     the same as --device disk,OPTS (the first disk is /dev/vda)\n"
             "  --net OPTS      the same as --device net,OPTS\n"
             "  --agent-sock PATH  serve the guest agent's channel on a unix socket at PATH\n"
+            "  --api-sock PATH    serve the control API (HTTP/JSON, docs/api.md) at PATH\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -113,8 +115,9 @@ static int add_device(struct virt_config *cfg, const char *type, char *arg)
         if (comma)
             *comma = 0;
         if (!vdev_type_find(spec->type)) {
-            fprintf(stderr, "tessera: --device '%s': unknown device type (see `tessera run "
-                            "--help`)\n",
+            fprintf(stderr,
+                    "tessera: --device '%s': unknown device type (see `tessera run "
+                    "--help`)\n",
                     spec->type);
             return -1;
         }
@@ -159,6 +162,7 @@ int cli_run(int argc, char **argv)
         OPT_DISK,
         OPT_NET,
         OPT_AGENT_SOCK,
+        OPT_API_SOCK,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -171,6 +175,7 @@ int cli_run(int argc, char **argv)
         {"disk", required_argument, NULL, OPT_DISK},
         {"net", required_argument, NULL, OPT_NET},
         {"agent-sock", required_argument, NULL, OPT_AGENT_SOCK},
+        {"api-sock", required_argument, NULL, OPT_API_SOCK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -179,6 +184,8 @@ int cli_run(int argc, char **argv)
     char *default_kernel = NULL, *default_initrd = NULL;
     bool have_append = false;
     const char *agent_sock = NULL;
+    const char *api_sock = NULL;
+    struct control *api = NULL;
     char *agent_opts = NULL;
     int c, status;
 
@@ -221,9 +228,8 @@ int cli_run(int argc, char **argv)
             if (add_device(&cfg, c == OPT_DISK ? "disk" : c == OPT_NET ? "net" : NULL, optarg))
                 return 2;
             break;
-        case OPT_AGENT_SOCK:
-            agent_sock = optarg;
-            break;
+        case OPT_AGENT_SOCK: agent_sock = optarg; break;
+        case OPT_API_SOCK: api_sock = optarg; break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -289,6 +295,16 @@ int cli_run(int argc, char **argv)
         status = 1;
         goto out;
     }
+    if (api_sock) {
+        char aerr[CONTROL_ERR_LEN];
+
+        if (vm_api_start(m, api_sock, &api, aerr)) {
+            fprintf(stderr, "tessera: --api-sock %s\n", aerr);
+            virt_destroy(m);
+            status = 1;
+            goto out;
+        }
+    }
     if (console_start(m)) {
         fprintf(stderr, "tessera: cannot start the console thread\n");
         virt_destroy(m);
@@ -296,6 +312,8 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     status = virt_run(m);
+    if (api)
+        control_stop(api); /* no API call may reach the machine once it is torn down */
     console_stop();
     /* Destroying the machine flushes and closes its disks: a guest that powered off after a
      * sync must find its data in the image. */

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/time.h"
 #include "cpu/rv64/rv64.h"
 #include "hw/bus.h"
 #include "hw/clint.h"
@@ -23,22 +24,22 @@
 #include "machine/loader.h"
 
 /* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
-#define VIRT_ROM_BASE   0x1000ull
-#define VIRT_ROM_SIZE   0x1000ull
-#define VIRT_TEST_BASE  0x100000ull
-#define VIRT_CLINT_BASE 0x2000000ull
-#define VIRT_PLIC_BASE  0xc000000ull
-#define VIRT_UART_BASE  0x10000000ull
-#define VIRT_UART_IRQ   10
-#define VIRT_VIRTIO_BASE 0x10001000ull /* slot n at base + n * 0x1000, PLIC source 1 + n */
+#define VIRT_ROM_BASE      0x1000ull
+#define VIRT_ROM_SIZE      0x1000ull
+#define VIRT_TEST_BASE     0x100000ull
+#define VIRT_CLINT_BASE    0x2000000ull
+#define VIRT_PLIC_BASE     0xc000000ull
+#define VIRT_UART_BASE     0x10000000ull
+#define VIRT_UART_IRQ      10
+#define VIRT_VIRTIO_BASE   0x10001000ull /* slot n at base + n * 0x1000, PLIC source 1 + n */
 #define VIRT_VIRTIO_STRIDE 0x1000ull
-#define VIRT_VIRTIO_IRQ  1
-#define VIRT_PLIC_NSRC  97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
-#define VIRT_TIMEBASE   10000000ull
-#define VIRT_KERNEL_OFF 0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
-#define VIRT_FDT_MAX    0x10000
+#define VIRT_VIRTIO_IRQ    1
+#define VIRT_PLIC_NSRC     97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
+#define VIRT_TIMEBASE      10000000ull
+#define VIRT_KERNEL_OFF    0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
+#define VIRT_FDT_MAX       0x10000
 
-enum virt_event { VIRT_EV_NONE, VIRT_EV_EXIT, VIRT_EV_RESET };
+enum virt_event { VIRT_EV_NONE, VIRT_EV_EXIT, VIRT_EV_RESET, VIRT_EV_PAUSE };
 
 struct virt_machine {
     struct virt_config cfg;
@@ -67,17 +68,21 @@ struct virt_machine {
     pthread_cond_t cond;
     enum virt_event event;
     int exit_status;
+    bool paused;     /* harts stopped by virt_pause(), waiting for virt_resume() */
+    bool resume_req; /* virt_resume() asked while paused */
+    uint64_t paused_mtime;
+    uint64_t start_ns;
 };
 
 static void virt_post(struct virt_machine *m, enum virt_event ev, int status)
 {
     pthread_mutex_lock(&m->lock);
-    /* The first exit wins; a reset never overrides an exit. */
-    if (m->event != VIRT_EV_EXIT) {
+    /* The first exit wins; a reset never overrides an exit; a pause overrides nothing. */
+    if (m->event != VIRT_EV_EXIT && (ev != VIRT_EV_PAUSE || m->event == VIRT_EV_NONE)) {
         m->event = ev;
         m->exit_status = status;
     }
-    pthread_cond_signal(&m->cond);
+    pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     for (unsigned i = 0; i < m->cfg.cpus; i++)
         rv64_hart_request_stop(m->harts[i]);
@@ -457,6 +462,7 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     int err;
 
     m->cfg = *cfg;
+    m->start_ns = time_now_ns();
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
     if (load_optional(cfg->bios, &m->bios) || load_optional(cfg->kernel, &m->kernel) ||
@@ -532,6 +538,109 @@ fail:
     return -1;
 }
 
+/* Paused: every hart thread has been joined. The guest's clock stops too (as QEMU's
+ * virtual clock does): mtime is saved now and written back on resume. Returns true if an
+ * exit arrived instead of a resume. */
+static bool virt_wait_resume(struct virt_machine *m)
+{
+    uint64_t mtime = clint_time(m->clint);
+    bool exited;
+
+    pthread_mutex_lock(&m->lock);
+    m->paused_mtime = mtime;
+    m->paused = true;
+    pthread_cond_broadcast(&m->cond);
+    while (!m->resume_req && m->event != VIRT_EV_EXIT)
+        pthread_cond_wait(&m->cond, &m->lock);
+    exited = m->event == VIRT_EV_EXIT;
+    m->resume_req = false;
+    m->paused = false;
+    if (m->event == VIRT_EV_PAUSE)
+        m->event = VIRT_EV_NONE; /* a reset asked meanwhile stays pending */
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    if (!exited) {
+        clint_mmio_ops.write(m->clint, 0xbff8, 8, mtime);
+        for (unsigned i = 0; i < m->cfg.cpus; i++)
+            rv64_hart_clear_stop(m->harts[i]);
+    }
+    return exited;
+}
+
+int virt_pause(struct virt_machine *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->paused || m->event == VIRT_EV_PAUSE) {
+        pthread_mutex_unlock(&m->lock);
+        return -EALREADY;
+    }
+    if (m->event != VIRT_EV_NONE) {
+        pthread_mutex_unlock(&m->lock);
+        return -EBUSY;
+    }
+    pthread_mutex_unlock(&m->lock);
+    virt_post(m, VIRT_EV_PAUSE, 0);
+    /* Return once the harts are really stopped, so the caller can rely on it. */
+    pthread_mutex_lock(&m->lock);
+    while (!m->paused && m->event == VIRT_EV_PAUSE)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int virt_resume(struct virt_machine *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (!m->paused) {
+        pthread_mutex_unlock(&m->lock);
+        return -EALREADY;
+    }
+    m->resume_req = true;
+    pthread_cond_broadcast(&m->cond);
+    while (m->paused)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void virt_request_reset(struct virt_machine *m)
+{
+    virt_post(m, VIRT_EV_RESET, 0);
+    pthread_mutex_lock(&m->lock);
+    if (m->paused) {
+        m->resume_req = true; /* a reset of a paused machine runs it again, like QEMU */
+        pthread_cond_broadcast(&m->cond);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void virt_get_info(struct virt_machine *m, struct virt_info *out)
+{
+    pthread_mutex_lock(&m->lock);
+    out->paused = m->paused;
+    pthread_mutex_unlock(&m->lock);
+    out->cpus = m->cfg.cpus;
+    out->mem_size = m->cfg.mem_size;
+    out->uptime_ns = time_now_ns() - m->start_ns;
+    for (unsigned i = 0; i < m->cfg.cpus; i++)
+        out->instret[i] = rv64_hart_instret(m->harts[i]);
+    out->mtime = out->paused ? m->paused_mtime : clint_time(m->clint);
+}
+
+void *virt_find_device(struct virt_machine *m, const char *type, unsigned index)
+{
+    for (unsigned i = 0; i < m->cfg.ndevices; i++) {
+        if (m->vdevs[i].type && !strcmp(m->vdevs[i].type->name, type) && index-- == 0)
+            return m->vdevs[i].dev;
+    }
+    return NULL;
+}
+
+const struct virt_config *virt_get_config(const struct virt_machine *m)
+{
+    return &m->cfg;
+}
+
 static void *virt_hart_thread(void *opaque)
 {
     rv64_hart_run(opaque);
@@ -564,6 +673,11 @@ int virt_run(struct virt_machine *m)
             pthread_join(m->threads[i], NULL);
         if (ev == VIRT_EV_EXIT)
             return m->exit_status;
+        if (ev == VIRT_EV_PAUSE) {
+            if (virt_wait_resume(m))
+                return m->exit_status;
+            continue;
+        }
 
         /* A guest-requested reset: devices and harts to power-on state, images reloaded. */
         pthread_mutex_lock(&m->lock);

@@ -9,6 +9,7 @@
 #ifndef TESSERA_MACHINE_VIRT_H
 #define TESSERA_MACHINE_VIRT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,11 +30,11 @@ struct virt_device_spec {
 struct virt_config {
     unsigned cpus;
     uint64_t mem_size;
-    const char *bios;   /* firmware; required */
-    const char *kernel; /* NULL: bare-metal firmware only */
-    const char *initrd; /* NULL: none */
-    const char *append; /* kernel command line; NULL: none */
-    int console_fd;     /* where the UART's output goes */
+    const char *bios;                                   /* firmware; required */
+    const char *kernel;                                 /* NULL: bare-metal firmware only */
+    const char *initrd;                                 /* NULL: none */
+    const char *append;                                 /* kernel command line; NULL: none */
+    int console_fd;                                     /* where the UART's output goes */
     struct virt_device_spec devices[VIRT_VIRTIO_SLOTS]; /* in slot order: the first disk is vda */
     unsigned ndevices;
 };
@@ -52,6 +53,31 @@ int virt_run(struct virt_machine *m);
 
 /* Stops the machine from any thread; virt_run() then returns `status`. */
 void virt_request_exit(struct virt_machine *m, int status);
+
+/* Pauses all harts (returns once they are stopped; the guest clock stops too) and resumes
+ * them. Any thread but a hart's. 0, -EALREADY (already in that state) or -EBUSY (the machine
+ * is exiting or resetting). */
+int virt_pause(struct virt_machine *m);
+int virt_resume(struct virt_machine *m);
+
+/* A hard reset, as if the guest wrote the test device's reset value. Any thread. */
+void virt_request_reset(struct virt_machine *m);
+
+struct virt_info {
+    bool paused;
+    unsigned cpus;
+    uint64_t mem_size;
+    uint64_t uptime_ns; /* since virt_create */
+    uint64_t mtime;     /* the guest's timer */
+    uint64_t instret[VIRT_MAX_CPUS];
+};
+
+/* A snapshot of the machine's state for the control API. Any thread. */
+void virt_get_info(struct virt_machine *m, struct virt_info *out);
+const struct virt_config *virt_get_config(const struct virt_machine *m);
+
+/* The index-th device instance of a registered type ("balloon", "disk", ...), or NULL. */
+void *virt_find_device(struct virt_machine *m, const char *type, unsigned index);
 
 /* Host console input for the UART; returns how many bytes were taken (the rest must be
  * offered again later). Any thread. */

@@ -1,0 +1,968 @@
+/* The per-VM control API server (control.h): libmicrohttpd on a unix socket in front of a
+ * const route table; strict, schema-driven validation of request bodies; one mutex around
+ * every call into the VMM.
+ *
+ * The request core (control_handle() and the parse functions) knows nothing of HTTP framing,
+ * so the unit test and the fuzz target drive it directly; the libmicrohttpd glue at the end of
+ * the file only collects the body, applies the limits that must act before a body is read
+ * (413 on a large Content-Length, 415, query strings) and sends the response. */
+#include "vmm/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "base/log.h"
+
+#define CONTROL_CONN_MEM       (32u << 10) /* per-connection pool: request line and headers */
+#define CONTROL_IDLE_TIMEOUT_S 60          /* an idle connection is closed after this */
+#define CONTROL_FIELDS_MAX     8           /* fields in one body schema */
+#define CONTROL_QUOTE_LEN      52          /* quote() buffers */
+
+/* ---- Messages ---- */
+
+static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, CONTROL_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies at most 40 bytes of s (n of them, or up to its NUL when n is SIZE_MAX) into buf
+ * (CONTROL_QUOTE_LEN bytes) for a message: anything but printable ASCII becomes '?', a longer
+ * s ends in "...". The result is always valid UTF-8, which jansson requires of strings. */
+static const char *quote_n(const char *s, size_t n, char *buf)
+{
+    size_t i;
+
+    for (i = 0; i < n && s[i] && i < 40; i++)
+        buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (i < n && s[i])
+        memcpy(buf + i, "...", 4);
+    else
+        buf[i] = '\0';
+    return buf;
+}
+
+static const char *quote(const char *s, char *buf)
+{
+    return quote_n(s, SIZE_MAX, buf);
+}
+
+/* A JSON value's kind, as an error message names it. */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number with a fraction or exponent";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown JSON value";
+}
+
+/* ---- Responses ---- */
+
+static void reply_error(struct control_response *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Every message is built from quote()d input, strerror() text and constants: plain ASCII. */
+static void reply_error(struct control_response *r, unsigned status, const char *fmt, ...)
+{
+    static const char oom[] = "{\"error\":\"out of memory\"}";
+    char msg[CONTROL_ERR_LEN];
+    json_t *obj;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    free(r->body);
+    r->status = status;
+    r->body = NULL;
+    obj = json_pack("{s:s}", "error", msg);
+    if (obj)
+        r->body = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!r->body) {
+        r->status = 500;
+        r->body = strdup(oom);
+    }
+    r->len = r->body ? strlen(r->body) : 0;
+}
+
+/* Takes over v (a reference the VMM handed us) and makes it the 200 response body. */
+static void reply_json(struct control_response *r, const char *what, json_t *v)
+{
+    if (!v) {
+        reply_error(r, 500, "%s: the VMM returned no data", what);
+        return;
+    }
+    r->body = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!r->body) {
+        reply_error(r, 500, "%s: the VMM's answer could not be encoded as JSON", what);
+        return;
+    }
+    r->status = 200;
+    r->len = strlen(r->body);
+}
+
+static void reply_empty(struct control_response *r)
+{
+    r->status = 204;
+    r->body = NULL;
+    r->len = 0;
+}
+
+void control_response_free(struct control_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+/* ---- Errors from the VMM ---- */
+
+/* The VM's state ("paused") from describe, quoted into buf (n bytes), or "" when describe
+ * fails or gives none. Called with the mutex held, like every op. */
+static const char *state_phrase(const struct control_ops *ops, void *vm, char *buf, size_t n)
+{
+    char q[CONTROL_QUOTE_LEN];
+    json_t *d = NULL, *state;
+
+    buf[0] = '\0';
+    if (ops->describe && ops->describe(vm, &d) == 0 && d) {
+        state = json_object_get(d, "state");
+        if (json_is_string(state))
+            snprintf(buf, n, "%s", quote(json_string_value(state), q));
+    }
+    json_decref(d);
+    return buf;
+}
+
+/* Turns an op's -errno into the response (control.h, struct control_ops, says the mapping).
+ * what names the action ("pause"); device is the device the route needs (NULL: none); einval
+ * says what the VM may have refused on -EINVAL (NULL: nothing more to say). */
+static void reply_op_error(struct control_response *r, const struct control_ops *ops, void *vm,
+                           const char *what, const char *device, const char *einval, int ret)
+{
+    char state[64], ebuf[128];
+
+    switch (-ret) {
+    case EBUSY:
+        if (*state_phrase(ops, vm, state, sizeof(state)))
+            reply_error(r, 409, "%s: not possible while the VM is %s", what, state);
+        else
+            reply_error(r, 409, "%s: not possible in the VM's current state", what);
+        return;
+    case EALREADY:
+        if (*state_phrase(ops, vm, state, sizeof(state)))
+            reply_error(r, 409, "%s: already done (the VM is %s)", what, state);
+        else
+            reply_error(r, 409, "%s: already done", what);
+        return;
+    case EINVAL:
+    case ERANGE:
+        if (einval)
+            reply_error(r, 400, "%s: the VM refused the value (%s)", what, einval);
+        else
+            reply_error(r, 400, "%s: the VM refused the value (%s)", what,
+                        strerror_r(-ret, ebuf, sizeof(ebuf)));
+        return;
+    case ENODEV:
+        if (device)
+            reply_error(r, 409, "%s: this VM has no %s device (add --device %s to `tessera run`)",
+                        what, device, device);
+        else
+            reply_error(r, 409, "%s: this VM lacks the device it needs", what);
+        return;
+    case ENOSYS:
+    case ENOTSUP: reply_error(r, 501, "%s: not supported by this VMM", what); return;
+    default:
+        reply_error(r, 500, "%s failed: %s", what, strerror_r(-ret, ebuf, sizeof(ebuf)));
+        return;
+    }
+}
+
+/* ---- Body schemas: strict validation shared by every route that takes a body ---- */
+
+enum field_type { FIELD_STRING, FIELD_UINT };
+
+struct field {
+    const char *name;
+    enum field_type type;
+    uint64_t min, max; /* FIELD_UINT: the inclusive range */
+};
+
+struct schema {
+    const struct field *fields;
+    size_t count;       /* at most CONTROL_FIELDS_MAX */
+    const char *names;  /* "action, timeout_s": for the unknown-field message */
+    const char *sample; /* a valid body, for the empty-body message */
+};
+
+struct field_value {
+    bool present;
+    uint64_t u;    /* FIELD_UINT */
+    const char *s; /* FIELD_STRING: owned by the parsed document */
+};
+
+/* Parses body as one JSON object whose members all appear in s, with the declared types and
+ * ranges (jansson also rejects trailing data, duplicate keys and "\u0000"). Returns 0, *doc
+ * (decref it; it owns the strings in v) and v[i] for s->fields[i]; or -EINVAL / -ENOMEM with
+ * err. Missing fields are left to the caller: v[i].present. */
+static int schema_parse(const struct schema *s, const char *body, size_t len, json_t **doc,
+                        struct field_value *v, char *err)
+{
+    char q[CONTROL_QUOTE_LEN];
+    json_error_t jerr;
+    const char *key;
+    json_t *root, *val;
+    size_t i;
+
+    *doc = NULL;
+    memset(v, 0, s->count * sizeof(*v));
+    if (!len) {
+        set_err(err, "empty request body (expected a JSON object such as %s)", s->sample);
+        return -EINVAL;
+    }
+    if (len > CONTROL_BODY_MAX) {
+        set_err(err, "request body is %zu bytes; the limit is %u", len, CONTROL_BODY_MAX);
+        return -EINVAL;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (json_error_code(&jerr) == json_error_out_of_memory) {
+            set_err(err, "out of memory parsing the request body");
+            return -ENOMEM;
+        }
+        set_err(err, "request body is not valid JSON: %s (at byte %d)", quote(jerr.text, q),
+                jerr.position);
+        return -EINVAL;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, "request body must be a JSON object, not %s", json_kind(root));
+        json_decref(root);
+        return -EINVAL;
+    }
+    json_object_foreach(root, key, val)
+    {
+        const struct field *f = NULL;
+        json_int_t n;
+
+        for (i = 0; i < s->count; i++) {
+            if (!strcmp(key, s->fields[i].name)) {
+                f = &s->fields[i];
+                break;
+            }
+        }
+        if (!f) {
+            set_err(err, "unknown field '%s' (valid fields: %s)", quote(key, q), s->names);
+            goto fail;
+        }
+        switch (f->type) {
+        case FIELD_STRING:
+            if (!json_is_string(val)) {
+                set_err(err, "field '%s' must be a string, not %s", f->name, json_kind(val));
+                goto fail;
+            }
+            v[i].s = json_string_value(val);
+            break;
+        case FIELD_UINT:
+            if (!json_is_integer(val)) {
+                set_err(err, "field '%s' must be an integer, not %s", f->name, json_kind(val));
+                goto fail;
+            }
+            n = json_integer_value(val);
+            if (n < 0 || (uint64_t)n < f->min || (uint64_t)n > f->max) {
+                set_err(err, "field '%s' must be in %" PRIu64 "..%" PRIu64 " (got %lld)", f->name,
+                        f->min, f->max, (long long)n);
+                goto fail;
+            }
+            v[i].u = (uint64_t)n;
+            break;
+        }
+        v[i].present = true;
+    }
+    *doc = root;
+    return 0;
+fail:
+    json_decref(root);
+    return -EINVAL;
+}
+
+/* ---- PUT /v1/vm/state ---- */
+
+/* One state action: its name in the API and the op it calls (-ENOSYS when the VMM lacks it). */
+struct action {
+    const char *name;
+    int (*call)(const struct control_ops *ops, void *vm, const struct control_state_req *req);
+};
+
+static int act_pause(const struct control_ops *ops, void *vm, const struct control_state_req *q)
+{
+    return ops->pause ? ops->pause(vm) : -ENOSYS;
+}
+
+static int act_resume(const struct control_ops *ops, void *vm, const struct control_state_req *q)
+{
+    return ops->resume ? ops->resume(vm) : -ENOSYS;
+}
+
+static int act_shutdown(const struct control_ops *ops, void *vm, const struct control_state_req *q)
+{
+    return ops->shutdown ? ops->shutdown(vm, q->timeout_s) : -ENOSYS;
+}
+
+static int act_stop(const struct control_ops *ops, void *vm, const struct control_state_req *q)
+{
+    return ops->stop ? ops->stop(vm) : -ENOSYS;
+}
+
+static int act_reset(const struct control_ops *ops, void *vm, const struct control_state_req *q)
+{
+    return ops->reset ? ops->reset(vm) : -ENOSYS;
+}
+
+static const struct action actions[CONTROL_ACTION_COUNT] = {
+    [CONTROL_ACTION_PAUSE] = {"pause", act_pause},
+    [CONTROL_ACTION_RESUME] = {"resume", act_resume},
+    [CONTROL_ACTION_SHUTDOWN] = {"shutdown", act_shutdown},
+    [CONTROL_ACTION_STOP] = {"stop", act_stop},
+    [CONTROL_ACTION_RESET] = {"reset", act_reset},
+};
+
+#define ACTION_NAMES "pause, resume, shutdown, stop, reset"
+
+const char *control_action_name(enum control_action a)
+{
+    return (unsigned)a < CONTROL_ACTION_COUNT ? actions[a].name : NULL;
+}
+
+enum { STATE_ACTION, STATE_TIMEOUT };
+static const struct field state_fields[] = {
+    [STATE_ACTION] = {"action", FIELD_STRING, 0, 0},
+    [STATE_TIMEOUT] = {"timeout_s", FIELD_UINT, 1, CONTROL_SHUTDOWN_TIMEOUT_MAX},
+};
+static const struct schema state_schema = {
+    state_fields,
+    sizeof(state_fields) / sizeof(state_fields[0]),
+    "action, timeout_s",
+    "{\"action\": \"pause\"}",
+};
+
+int control_parse_state(const char *body, size_t len, struct control_state_req *out, char *err)
+{
+    struct field_value v[CONTROL_FIELDS_MAX];
+    char q[CONTROL_QUOTE_LEN];
+    json_t *doc;
+    int ret;
+
+    ret = schema_parse(&state_schema, body, len, &doc, v, err);
+    if (ret)
+        return ret;
+    ret = -EINVAL;
+    if (!v[STATE_ACTION].present) {
+        set_err(err, "missing field 'action' (one of " ACTION_NAMES ")");
+        goto out;
+    }
+    for (out->action = 0; out->action < CONTROL_ACTION_COUNT; out->action++) {
+        if (!strcmp(v[STATE_ACTION].s, actions[out->action].name))
+            break;
+    }
+    if (out->action == CONTROL_ACTION_COUNT) {
+        set_err(err, "field 'action' must be one of " ACTION_NAMES " (got '%s')",
+                quote(v[STATE_ACTION].s, q));
+        goto out;
+    }
+    if (v[STATE_TIMEOUT].present && out->action != CONTROL_ACTION_SHUTDOWN) {
+        set_err(err, "field 'timeout_s' applies only to action 'shutdown', not '%s'",
+                actions[out->action].name);
+        goto out;
+    }
+    out->timeout_s =
+        v[STATE_TIMEOUT].present ? (unsigned)v[STATE_TIMEOUT].u : CONTROL_SHUTDOWN_TIMEOUT_DEFAULT;
+    ret = 0;
+out:
+    json_decref(doc);
+    return ret;
+}
+
+static void put_state(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                      struct control_response *r)
+{
+    struct control_state_req req;
+    char err[CONTROL_ERR_LEN];
+    int ret;
+
+    ret = control_parse_state(body, len, &req, err);
+    if (ret) {
+        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
+        return;
+    }
+    log_info("api: %s", actions[req.action].name);
+    ret = actions[req.action].call(ops, vm, &req);
+    if (ret < 0)
+        reply_op_error(r, ops, vm, actions[req.action].name, NULL, NULL, ret);
+    else
+        reply_empty(r);
+}
+
+/* ---- PUT /v1/vm/balloon ---- */
+
+enum { BALLOON_BYTES, BALLOON_MIB };
+static const struct field balloon_fields[] = {
+    [BALLOON_BYTES] = {"target_bytes", FIELD_UINT, 0, CONTROL_BALLOON_MAX},
+    [BALLOON_MIB] = {"target_mib", FIELD_UINT, 0, CONTROL_BALLOON_MAX >> 20},
+};
+static const struct schema balloon_schema = {
+    balloon_fields,
+    sizeof(balloon_fields) / sizeof(balloon_fields[0]),
+    "target_bytes, target_mib",
+    "{\"target_mib\": 512}",
+};
+
+int control_parse_balloon(const char *body, size_t len, uint64_t *target_bytes, char *err)
+{
+    struct field_value v[CONTROL_FIELDS_MAX];
+    json_t *doc;
+    int ret;
+
+    ret = schema_parse(&balloon_schema, body, len, &doc, v, err);
+    if (ret)
+        return ret;
+    json_decref(doc);
+    if (v[BALLOON_BYTES].present && v[BALLOON_MIB].present) {
+        set_err(err, "give one of 'target_bytes' and 'target_mib', not both");
+        return -EINVAL;
+    }
+    if (v[BALLOON_MIB].present) {
+        *target_bytes = v[BALLOON_MIB].u << 20;
+        return 0;
+    }
+    if (!v[BALLOON_BYTES].present) {
+        set_err(err, "missing field 'target_bytes' (or 'target_mib')");
+        return -EINVAL;
+    }
+    if (v[BALLOON_BYTES].u % CONTROL_BALLOON_PAGE) {
+        set_err(err,
+                "field 'target_bytes' must be a multiple of %llu, the balloon's page size "
+                "(got %" PRIu64 ")",
+                CONTROL_BALLOON_PAGE, v[BALLOON_BYTES].u);
+        return -EINVAL;
+    }
+    *target_bytes = v[BALLOON_BYTES].u;
+    return 0;
+}
+
+static void put_balloon(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                        struct control_response *r)
+{
+    char err[CONTROL_ERR_LEN];
+    uint64_t target;
+    int ret;
+
+    ret = control_parse_balloon(body, len, &target, err);
+    if (ret) {
+        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
+        return;
+    }
+    log_info("api: balloon target %" PRIu64 " bytes", target);
+    ret = ops->balloon_set ? ops->balloon_set(vm, target) : -ENOSYS;
+    if (ret < 0)
+        reply_op_error(r, ops, vm, "balloon", "balloon", "is the target above the guest's RAM?",
+                       ret);
+    else
+        reply_empty(r);
+}
+
+/* ---- GET routes: an op that hands back a JSON document ---- */
+
+static int get_describe(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->describe ? ops->describe(vm, out) : -ENOSYS;
+}
+
+static int get_balloon(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->balloon_get ? ops->balloon_get(vm, out) : -ENOSYS;
+}
+
+static int get_stats(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->stats ? ops->stats(vm, out) : -ENOSYS;
+}
+
+/* ---- The route table ---- */
+
+/* One method on one path. Exactly one of get (no request body; its JSON is the 200 body) and
+ * put (takes the body, makes the response) is set. what names the action in error messages;
+ * device is the device the route needs, for the "no such device" message. */
+struct route {
+    const char *method;
+    const char *path;
+    const char *what;
+    const char *device;
+    int (*get)(const struct control_ops *ops, void *vm, json_t **out);
+    void (*put)(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                struct control_response *r);
+};
+
+/* Snapshot and migration routes join this table, one line each, with their put handler. */
+static const struct route routes[] = {
+    {"GET", "/v1/vm", "describe", NULL, get_describe, NULL},
+    {"PUT", "/v1/vm/state", "state", NULL, NULL, put_state},
+    {"GET", "/v1/vm/balloon", "balloon", "balloon", get_balloon, NULL},
+    {"PUT", "/v1/vm/balloon", "balloon", "balloon", NULL, put_balloon},
+    {"GET", "/v1/vm/stats", "stats", NULL, get_stats, NULL},
+};
+
+#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+/* Finds method on path. Returns 0 and *out; -ENOENT when no route has the path; or -EPERM
+ * when the path exists but not with this method, with the methods it takes in allow. */
+static int route_find(const char *method, const char *path, const struct route **out,
+                      char allow[CONTROL_ALLOW_LEN])
+{
+    bool known = false;
+    size_t i;
+
+    allow[0] = '\0';
+    for (i = 0; i < ROUTE_COUNT; i++) {
+        if (strcmp(path, routes[i].path))
+            continue;
+        if (!strcmp(method, routes[i].method)) {
+            *out = &routes[i];
+            return 0;
+        }
+        if (known)
+            strncat(allow, ", ", CONTROL_ALLOW_LEN - strlen(allow) - 1);
+        strncat(allow, routes[i].method, CONTROL_ALLOW_LEN - strlen(allow) - 1);
+        known = true;
+    }
+    return known ? -EPERM : -ENOENT;
+}
+
+static void reply_route_error(struct control_response *r, int ret, const char *method,
+                              const char *path)
+{
+    char qm[CONTROL_QUOTE_LEN], qp[CONTROL_QUOTE_LEN];
+
+    if (ret == -EPERM)
+        reply_error(r, 405, "%s %s: method not allowed (use %s)", quote(method, qm),
+                    quote(path, qp), r->allow);
+    else
+        reply_error(r, 404, "no such path '%s' (see docs/api.md)", quote(path, qp));
+}
+
+void control_handle(const struct control_ops *ops, void *vm, const char *method, const char *path,
+                    const char *body, size_t len, struct control_response *r)
+{
+    const struct route *rt;
+    json_t *doc = NULL;
+    int ret;
+
+    memset(r, 0, sizeof(*r));
+    ret = route_find(method, path, &rt, r->allow);
+    if (ret) {
+        reply_route_error(r, ret, method, path);
+        return;
+    }
+    if (len > CONTROL_BODY_MAX) {
+        reply_error(r, 413, "request body is %zu bytes; the limit is %u", len, CONTROL_BODY_MAX);
+        return;
+    }
+    if (rt->put) {
+        rt->put(ops, vm, body, len, r);
+        return;
+    }
+    if (len) {
+        reply_error(r, 400, "%s %s takes no request body", rt->method, rt->path);
+        return;
+    }
+    ret = rt->get(ops, vm, &doc);
+    if (ret < 0) {
+        json_decref(doc); /* an op that failed half-way may have left one */
+        reply_op_error(r, ops, vm, rt->what, rt->device, NULL, ret);
+    } else {
+        reply_json(r, rt->what, doc);
+    }
+}
+
+/* ---- The socket ---- */
+
+struct control {
+    struct MHD_Daemon *mhd;
+    pthread_mutex_t lock; /* held around control_handle(): ops never run concurrently */
+    const struct control_ops *ops;
+    void *vm;
+    char *path;
+    dev_t dev; /* the socket file we made: control_stop() removes only that one */
+    ino_t ino;
+};
+
+/* Makes sure nothing but a stale socket is at path, removing that. Returns 0 or -errno. */
+static int socket_clear(const char *path, const struct sockaddr_un *sa, char *err)
+{
+    struct stat st;
+    int fd, ret;
+
+    if (lstat(path, &st)) {
+        if (errno == ENOENT)
+            return 0;
+        ret = -errno;
+        set_err(err, "%s: %s", path, strerror(errno));
+        return ret;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        set_err(err,
+                "%s: exists and is not a socket; refusing to replace it (remove it or "
+                "choose another --api-sock path)",
+                path);
+        return -EEXIST;
+    }
+    /* A socket: live if something accepts (or queues) a connection, stale if refused. The
+     * probe is non-blocking so a live server with a full backlog cannot stall us. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, "%s: socket: %s", path, strerror(errno));
+        return ret;
+    }
+    ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? -errno : 0;
+    close(fd);
+    if (ret == 0 || ret == -EAGAIN || ret == -EINPROGRESS) {
+        set_err(err,
+                "%s: another process is serving on this socket (is this VM already "
+                "running?)",
+                path);
+        return -EADDRINUSE;
+    }
+    if (ret != -ECONNREFUSED) {
+        set_err(err, "%s: cannot tell whether the socket is in use: %s", path, strerror(-ret));
+        return ret;
+    }
+    if (unlink(path) && errno != ENOENT) {
+        ret = -errno;
+        set_err(err, "%s: cannot remove the stale socket: %s", path, strerror(errno));
+        return ret;
+    }
+    return 0;
+}
+
+/* Creates the listening socket at path, mode 0600. Returns the fd or -errno. */
+static int socket_listen(struct control *c, const char *path, char *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd, ret;
+
+    if (!*path) {
+        set_err(err, "the API socket path is empty");
+        return -EINVAL;
+    }
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        set_err(err, "%s: a unix socket path must be shorter than %zu bytes", path,
+                sizeof(sa.sun_path));
+        return -ENAMETOOLONG;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ret = socket_clear(path, &sa, err);
+    if (ret)
+        return ret;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, "%s: socket: %s", path, strerror(errno));
+        return ret;
+    }
+    if (bind(fd, (const struct sockaddr *)&sa, sizeof(sa))) {
+        ret = -errno;
+        set_err(err, "%s: bind: %s", path, strerror(errno));
+        goto close_fd;
+    }
+    /* Before listen(): until then every connect() is refused, so nobody gets in through the
+     * umask's wider mode. Whoever can connect can stop the VM. */
+    if (chmod(path, 0600) || lstat(path, &st)) {
+        ret = -errno;
+        set_err(err, "%s: chmod: %s", path, strerror(errno));
+        goto unlink_path;
+    }
+    c->dev = st.st_dev;
+    c->ino = st.st_ino;
+    if (listen(fd, CONTROL_CONN_MAX)) {
+        ret = -errno;
+        set_err(err, "%s: listen: %s", path, strerror(errno));
+        goto unlink_path;
+    }
+    return fd;
+unlink_path:
+    unlink(path);
+close_fd:
+    close(fd);
+    return ret;
+}
+
+/* ---- libmicrohttpd glue (all callbacks run on the API thread) ---- */
+
+/* One request being received. */
+struct control_req {
+    char *body;
+    size_t len, cap;
+    bool too_big; /* more than CONTROL_BODY_MAX arrived (chunked): answer 413 at the end */
+};
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    size_t n;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("api: %s", line);
+}
+
+/* Paths are matched exactly as sent: "%2F" or "%00" is never decoded into something a route
+ * matches, and query strings are refused before anyone reads them. */
+static size_t mhd_unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+    return strlen(s);
+}
+
+static enum MHD_Result mhd_send(struct MHD_Connection *conn, struct control_response *r)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        control_response_free(r);
+        return MHD_NO;
+    }
+    r->body = NULL; /* the response owns it now */
+    if (r->len)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (r->status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    ret = MHD_queue_response(conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* MHD_KeyValueIterator: keeps the first key, quoted, in cls (CONTROL_QUOTE_LEN bytes). */
+static enum MHD_Result first_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    char *first = cls;
+
+    if (!*first)
+        quote(key, first);
+    return MHD_YES;
+}
+
+/* Checks made on the headers alone, before any body is read. Returns true when r holds the
+ * answer to send at once. */
+static bool check_headers(struct MHD_Connection *conn, const char *url, const char *method,
+                          struct control_response *r)
+{
+    char q[CONTROL_QUOTE_LEN], first[CONTROL_QUOTE_LEN] = "";
+    const char *ctype, *clen;
+    const struct route *rt;
+    unsigned long long n;
+    char *end;
+    int ret;
+
+    ret = route_find(method, url, &rt, r->allow);
+    if (ret) {
+        reply_route_error(r, ret, method, url);
+        return true;
+    }
+    if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, first_arg, first) > 0) {
+        reply_error(r, 400, "%s: query parameters are not supported (got '%s')", rt->path, first);
+        return true;
+    }
+    clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen) {
+        errno = 0;
+        n = strtoull(clen, &end, 10);
+        if (!errno && end != clen && n > CONTROL_BODY_MAX) {
+            reply_error(r, 413, "request body is %llu bytes; the limit is %u", n, CONTROL_BODY_MAX);
+            return true;
+        }
+        if (!errno && end != clen && n && !rt->put) {
+            reply_error(r, 400, "%s %s takes no request body", rt->method, rt->path);
+            return true;
+        }
+    }
+    ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (rt->put && ctype &&
+        (strncasecmp(ctype, "application/json", 16) ||
+         (ctype[16] && ctype[16] != ';' && ctype[16] != ' ' && ctype[16] != '\t'))) {
+        reply_error(r, 415, "Content-Type must be application/json (got '%s')", quote(ctype, q));
+        return true;
+    }
+    return false;
+}
+
+static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    struct control *c = cls;
+    struct control_req *req = *con_cls;
+    struct control_response r = {0};
+
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return check_headers(conn, url, method, &r) ? mhd_send(conn, &r) : MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (req->too_big || n > CONTROL_BODY_MAX - req->len) {
+            /* Chunked, so not caught by Content-Length: drop the rest and answer at the end. */
+            req->too_big = true;
+            free(req->body);
+            req->body = NULL;
+            req->len = req->cap = 0;
+            return MHD_YES;
+        }
+        if (req->len + n > req->cap) {
+            size_t cap = req->cap ? req->cap : 1024;
+            char *p;
+
+            while (cap < req->len + n)
+                cap *= 2;
+            if (cap > CONTROL_BODY_MAX)
+                cap = CONTROL_BODY_MAX;
+            p = realloc(req->body, cap);
+            if (!p)
+                return MHD_NO;
+            req->body = p;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, upload_data, n);
+        req->len += n;
+        return MHD_YES;
+    }
+    if (req->too_big) {
+        reply_error(&r, 413, "request body is larger than the limit of %u bytes", CONTROL_BODY_MAX);
+        return mhd_send(conn, &r);
+    }
+    pthread_mutex_lock(&c->lock);
+    control_handle(c->ops, c->vm, method, url, req->body, req->len, &r);
+    pthread_mutex_unlock(&c->lock);
+    return mhd_send(conn, &r);
+}
+
+static void mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                          enum MHD_RequestTerminationCode toe)
+{
+    struct control_req *req = *con_cls;
+
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+int control_start(const char *sock_path, const struct control_ops *ops, void *vm,
+                  struct control **out, char *err)
+{
+    struct control *c;
+    int fd, ret;
+
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        set_err(err, "%s: out of memory", sock_path);
+        return -ENOMEM;
+    }
+    c->ops = ops;
+    c->vm = vm;
+    c->path = strdup(sock_path);
+    if (!c->path) {
+        set_err(err, "%s: out of memory", sock_path);
+        ret = -ENOMEM;
+        goto free_c;
+    }
+    ret = pthread_mutex_init(&c->lock, NULL);
+    if (ret) {
+        set_err(err, "%s: pthread_mutex_init: %s", sock_path, strerror(ret));
+        ret = -ret;
+        goto free_path;
+    }
+    fd = socket_listen(c, sock_path, err);
+    if (fd < 0) {
+        ret = fd;
+        goto destroy_lock;
+    }
+    /* From here libmicrohttpd owns fd and closes it in MHD_stop_daemon(). */
+    c->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        mhd_request, c, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, c, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONTROL_CONN_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONTROL_CONN_MEM, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONTROL_IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, mhd_completed, c, MHD_OPTION_UNESCAPE_CALLBACK,
+        mhd_unescape_none, c, MHD_OPTION_END);
+    if (!c->mhd) {
+        /* Whether a failed start closed fd is not documented: leak it rather than risk
+         * closing a descriptor another thread has since been given. */
+        set_err(err, "%s: cannot start the HTTP server (libmicrohttpd)", sock_path);
+        ret = -EIO;
+        unlink(sock_path);
+        goto destroy_lock;
+    }
+    *out = c;
+    return 0;
+destroy_lock:
+    pthread_mutex_destroy(&c->lock);
+free_path:
+    free(c->path);
+free_c:
+    free(c);
+    return ret;
+}
+
+void control_stop(struct control *c)
+{
+    struct stat st;
+
+    if (!c)
+        return;
+    /* Unlink first, so that a new client finds nothing rather than a closing server. */
+    if (!lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev && st.st_ino == c->ino)
+        unlink(c->path);
+    MHD_stop_daemon(c->mhd);
+    pthread_mutex_destroy(&c->lock);
+    free(c->path);
+    free(c);
+}

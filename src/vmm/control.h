@@ -1,0 +1,122 @@
+/* The per-VM control API: a JSON-over-HTTP/1.1 server on a unix socket, one per `tessera run`
+ * process (docs/api.md, docs/api.yaml). The daemon and `tessera vm` are its clients.
+ *
+ * The server never touches the data path: every action is a call through struct control_ops,
+ * which the VMM implements. Requests are hostile input: bodies are capped at CONTROL_BODY_MAX
+ * (413 beyond), parsed strictly (unknown fields, wrong types and out-of-range numbers are a 400
+ * whose message names the field), and every error is a JSON object {"error": "message"}.
+ *
+ * Threads: libmicrohttpd runs one internal thread (the API thread) that serves every
+ * connection; all ops are called on it, one at a time, under the server's mutex. So ops never
+ * run concurrently with each other, but they do run concurrently with the VMM's own threads. */
+#ifndef TESSERA_VMM_CONTROL_H
+#define TESSERA_VMM_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define CONTROL_ERR_LEN   256         /* err buffers below: one line, with its NUL */
+#define CONTROL_BODY_MAX  (64u << 10) /* request body cap; larger bodies get 413 */
+#define CONTROL_CONN_MAX  16          /* connections served at once; more wait in the backlog */
+#define CONTROL_ALLOW_LEN 32          /* struct control_response's allow */
+
+/* Range limits of request fields (docs/api.yaml states the same). */
+#define CONTROL_SHUTDOWN_TIMEOUT_DEFAULT 30
+#define CONTROL_SHUTDOWN_TIMEOUT_MAX     3600
+#define CONTROL_BALLOON_PAGE             4096ull      /* target_bytes must be a multiple */
+#define CONTROL_BALLOON_MAX              (1ull << 50) /* 1 PiB: beyond any RAM we map */
+
+/* The VMM side. Every member:
+ *   - is called on the API thread with the server's mutex held, so never concurrently with
+ *     another member; it must not block for long (the whole API waits) and must never wait for
+ *     the thread that calls control_stop() (that thread waits for the API thread: deadlock);
+ *   - returns 0 or -errno. The server maps -EBUSY and -EALREADY to 409 (wrong state for the
+ *     action), -EINVAL and -ERANGE to 400 (a value the VM cannot take, e.g. a balloon target
+ *     above its RAM), -ENODEV to 409 (the VM lacks the device), -ENOTSUP and -ENOSYS to 501, and
+ *     anything else to 500;
+ *   - through *out, hands over a new jansson reference (the server json_decref()s it); *out
+ *     starts NULL, must be non-NULL when the call returns 0, and is released if it fails.
+ * A NULL member means "not supported" (501). */
+struct control_ops {
+    /* {"state": "running|paused|shutting-down|stopped", "uptime_s": N, "config": {...}} */
+    int (*describe)(void *vm, json_t **out);
+    int (*pause)(void *vm);
+    int (*resume)(void *vm);
+    /* Graceful: asks the guest to power off and returns at once; the VMM falls back to stop
+     * after timeout_s seconds (1..CONTROL_SHUTDOWN_TIMEOUT_MAX). */
+    int (*shutdown)(void *vm, unsigned timeout_s);
+    /* Hard stop: the process exits. Best done shortly after returning, so the reply reaches
+     * the client; a client that sees the connection close instead takes that as success. */
+    int (*stop)(void *vm);
+    int (*reset)(void *vm);
+    /* target_bytes: a multiple of CONTROL_BALLOON_PAGE, at most CONTROL_BALLOON_MAX; the VMM
+     * returns -EINVAL when it exceeds the guest's RAM. */
+    int (*balloon_set)(void *vm, uint64_t target_bytes);
+    int (*balloon_get)(void *vm, json_t **out); /* {"target_bytes": N, "actual_bytes": N} */
+    int (*stats)(void *vm, json_t **out);       /* per-vCPU, devices, memory */
+};
+
+struct control;
+
+/* Creates an AF_UNIX stream socket at sock_path (mode 0600: whoever can connect controls the
+ * VM) and serves the API on it from a new internal thread. A stale socket at sock_path (one
+ * nobody listens on) is replaced; a live one is -EADDRINUSE, and a file that is not a socket
+ * is -EEXIST (never replaced). ops and vm must outlive the server. Returns 0 and *out, or
+ * -errno with one line in err (CONTROL_ERR_LEN bytes) that names sock_path. Any thread. */
+int control_start(const char *sock_path, const struct control_ops *ops, void *vm,
+                  struct control **out, char *err);
+
+/* Closes every connection, waits for the API thread (and so for any op in progress), removes
+ * the socket file if it is still the one control_start() made, and frees c. NULL is a no-op.
+ * Call it from any thread except the API thread (never from inside an op). */
+void control_stop(struct control *c);
+
+/* The request core without HTTP, for the server, the unit test and the fuzz target.
+ * Pure functions of their input and the ops they call; any thread (the server calls
+ * control_handle() with its mutex held). */
+
+struct control_response {
+    unsigned status; /* HTTP status: 200, 204, 400, 404, 405, 409, 413, 500, 501 */
+    char *body;      /* malloc'd JSON text (NULL for 204); free with control_response_free() */
+    size_t len;
+    char allow[CONTROL_ALLOW_LEN]; /* for 405: the methods the path takes ("GET, PUT") */
+};
+
+/* Serves one request: method and path (no query string), body (len bytes, need not be
+ * NUL-terminated; NULL when len is 0). Never fails: errors become an error response. A body
+ * larger than CONTROL_BODY_MAX is a 413. Returns only when the op has returned. */
+void control_handle(const struct control_ops *ops, void *vm, const char *method, const char *path,
+                    const char *body, size_t len, struct control_response *r);
+
+void control_response_free(struct control_response *r);
+
+/* What the routes take, parsed. Each parse function validates a whole request body strictly
+ * and returns 0 and the request, or -EINVAL with one line in err (CONTROL_ERR_LEN bytes) that
+ * names the offending field, or -ENOMEM. */
+
+enum control_action {
+    CONTROL_ACTION_PAUSE,
+    CONTROL_ACTION_RESUME,
+    CONTROL_ACTION_SHUTDOWN,
+    CONTROL_ACTION_STOP,
+    CONTROL_ACTION_RESET,
+    CONTROL_ACTION_COUNT
+};
+
+struct control_state_req {
+    enum control_action action;
+    unsigned timeout_s; /* shutdown only: 1..CONTROL_SHUTDOWN_TIMEOUT_MAX, default 30 */
+};
+
+/* PUT /v1/vm/state: {"action": "pause|resume|shutdown|stop|reset", "timeout_s": N}. */
+int control_parse_state(const char *body, size_t len, struct control_state_req *out, char *err);
+
+/* PUT /v1/vm/balloon: {"target_bytes": N} or {"target_mib": N}, exactly one. */
+int control_parse_balloon(const char *body, size_t len, uint64_t *target_bytes, char *err);
+
+/* The name of an action ("pause"), or NULL when a is out of range. */
+const char *control_action_name(enum control_action a);
+
+#endif
