@@ -1,0 +1,412 @@
+/* The block layer's front door: the driver table, opening and probing, backing-chain
+ * recursion, and the one wrapper per request that checks it before the driver runs. */
+#include "block/block.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "block/block_int.h"
+
+/* Every format, once. Probing asks each one; a new format is one more line here. */
+static const struct block_driver *const block_drivers[] = {
+    &block_driver_qcow2,
+    &block_driver_raw,
+};
+
+#define BLOCK_PROBE_LEN 512
+
+void block_set_error(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, BLOCK_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+void block_report(struct block *bs, const char *fmt, ...)
+{
+    char line[BLOCK_ERR_LEN];
+    va_list ap;
+
+    if (!log_ratelimit_ok(&bs->report_rl))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log_error("%s: %s", bs->path, line);
+}
+
+int block_file_read(int fd, uint64_t offset, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0) {
+            memset(p, 0, len);
+            return 0;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+int block_file_write(int fd, uint64_t offset, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+static const struct block_driver *block_find_driver(const char *name)
+{
+    for (size_t i = 0; i < sizeof(block_drivers) / sizeof(block_drivers[0]); i++)
+        if (strcmp(block_drivers[i]->name, name) == 0)
+            return block_drivers[i];
+    return NULL;
+}
+
+static const struct block_driver *block_probe_driver(const uint8_t *hdr, size_t len)
+{
+    const struct block_driver *best = NULL;
+    int best_score = 0;
+
+    for (size_t i = 0; i < sizeof(block_drivers) / sizeof(block_drivers[0]); i++) {
+        int score = block_drivers[i]->probe ? block_drivers[i]->probe(hdr, len) : 0;
+
+        if (score > best_score) {
+            best = block_drivers[i];
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+/* Opens and locks the file: O_NONBLOCK keeps open() from hanging on a FIFO, which the type
+ * check then refuses. */
+static int block_open_file(const char *path, bool readonly, int *out_fd, char *err)
+{
+    struct stat st;
+    int fd, flags, ret;
+
+    fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: cannot open: %s", path, strerror(errno));
+        return ret;
+    }
+    if (fstat(fd, &st) < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: cannot stat: %s", path, strerror(errno));
+        goto close_fd;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        ret = -EINVAL;
+        block_set_error(err, "%s: not a regular file or block device", path);
+        goto close_fd;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: fcntl: %s", path, strerror(errno));
+        goto close_fd;
+    }
+    if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        block_set_error(err, "%s: image is in use (%s): %s", path,
+                        readonly ? "open for writing elsewhere" : "open elsewhere",
+                        strerror(errno));
+        goto close_fd;
+    }
+    *out_fd = fd;
+    return 0;
+
+close_fd:
+    close(fd);
+    return ret;
+}
+
+static int block_open_depth(const char *path, const char *format, bool readonly, unsigned depth,
+                            struct block **out, char *err)
+{
+    uint8_t hdr[BLOCK_PROBE_LEN];
+    const struct block_driver *drv = NULL;
+    struct block *bs = NULL;
+    int fd = -1, ret;
+
+    if (depth > BLOCK_MAX_CHAIN_DEPTH) {
+        block_set_error(err, "%s: backing chain is deeper than %d images (is there a loop?)", path,
+                        BLOCK_MAX_CHAIN_DEPTH);
+        return -ELOOP;
+    }
+    if (format) {
+        drv = block_find_driver(format);
+        if (!drv) {
+            block_set_error(err, "%s: unknown image format '%s' (known: qcow2, raw)", path, format);
+            return -EINVAL;
+        }
+    }
+    ret = block_open_file(path, readonly, &fd, err);
+    if (ret < 0)
+        return ret;
+    if (!format) {
+        ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+
+        if (n < 0) {
+            ret = -errno;
+            block_set_error(err, "%s: cannot read the header: %s", path, strerror(errno));
+            goto close_fd;
+        }
+        drv = block_probe_driver(hdr, (size_t)n);
+    }
+    bs = calloc(1, sizeof(*bs));
+    if (!bs) {
+        ret = -ENOMEM;
+        block_set_error(err, "%s: out of memory", path);
+        goto close_fd;
+    }
+    bs->path = strdup(path);
+    if (!bs->path) {
+        ret = -ENOMEM;
+        block_set_error(err, "%s: out of memory", path);
+        goto free_bs;
+    }
+    bs->drv = drv;
+    bs->fd = fd;
+    bs->readonly = readonly;
+    bs->depth = depth;
+    ret = drv->open(bs, err);
+    if (ret < 0)
+        goto free_path;
+    *out = bs;
+    return 0;
+
+free_path:
+    free(bs->path);
+free_bs:
+    free(bs);
+close_fd:
+    close(fd);
+    return ret;
+}
+
+int block_open(const char *path, const char *format, bool readonly, struct block **out, char *err)
+{
+    return block_open_depth(path, format, readonly, 0, out, err);
+}
+
+char *block_resolve_backing_path(const char *image_path, const char *name)
+{
+    const char *slash = strrchr(image_path, '/');
+    char *full;
+
+    /* QEMU resolves a relative backing name against the folder of the image naming it. */
+    if (name[0] == '/' || !slash)
+        return strdup(name);
+    if (asprintf(&full, "%.*s/%s", (int)(slash - image_path), image_path, name) < 0)
+        return NULL;
+    return full;
+}
+
+int block_open_backing(struct block *parent, const char *name, const char *format,
+                       struct block **out, char *err)
+{
+    char inner[BLOCK_ERR_LEN] = "";
+    char *full = block_resolve_backing_path(parent->path, name);
+    int ret;
+
+    if (!full) {
+        block_set_error(err, "%s: out of memory", parent->path);
+        return -ENOMEM;
+    }
+    ret = block_open_depth(full, format, true, parent->depth + 1, out, inner);
+    /* A chain that is too deep reports its top image and its last one, not every level. */
+    if (ret == -ELOOP && parent->depth > 0)
+        snprintf(err, BLOCK_ERR_LEN, "%s", inner);
+    else if (ret < 0)
+        block_set_error(err, "%s: backing file '%s': %s", parent->path, name, inner);
+    free(full);
+    return ret;
+}
+
+void block_close(struct block *bs)
+{
+    if (!bs)
+        return;
+    bs->drv->close(bs);
+    close(bs->fd);
+    free(bs->path);
+    free(bs);
+}
+
+uint64_t block_length(const struct block *bs)
+{
+    return bs->length;
+}
+
+bool block_readonly(const struct block *bs)
+{
+    return bs->readonly;
+}
+
+const char *block_format_name(const struct block *bs)
+{
+    return bs->drv->name;
+}
+
+const char *block_path(const struct block *bs)
+{
+    return bs->path;
+}
+
+/* The one check every request passes before a driver sees it. */
+static int block_check_request(const struct block *bs, uint64_t offset, uint64_t len, bool write)
+{
+    if (write && bs->readonly)
+        return -EROFS;
+    if (offset > bs->length || len > bs->length - offset)
+        return -EINVAL;
+    return 0;
+}
+
+int block_read(struct block *bs, uint64_t offset, void *buf, size_t len)
+{
+    int ret = block_check_request(bs, offset, len, false);
+
+    if (ret < 0 || len == 0)
+        return ret;
+    return bs->drv->read(bs, offset, buf, len);
+}
+
+int block_write(struct block *bs, uint64_t offset, const void *buf, size_t len)
+{
+    int ret = block_check_request(bs, offset, len, true);
+
+    if (ret < 0 || len == 0)
+        return ret;
+    return bs->drv->write(bs, offset, buf, len);
+}
+
+int block_flush(struct block *bs)
+{
+    if (bs->readonly)
+        return 0;
+    return bs->drv->flush(bs);
+}
+
+int block_discard(struct block *bs, uint64_t offset, uint64_t len)
+{
+    int ret = block_check_request(bs, offset, len, true);
+
+    if (ret < 0 || len == 0)
+        return ret;
+    if (!bs->drv->discard)
+        return -ENOTSUP;
+    return bs->drv->discard(bs, offset, len);
+}
+
+int block_write_zeroes(struct block *bs, uint64_t offset, uint64_t len, bool may_unmap)
+{
+    const size_t chunk = 64 * 1024;
+    uint8_t *zeroes;
+    int ret = block_check_request(bs, offset, len, true);
+
+    if (ret < 0 || len == 0)
+        return ret;
+    if (bs->drv->write_zeroes)
+        return bs->drv->write_zeroes(bs, offset, len, may_unmap);
+    zeroes = calloc(1, chunk);
+    if (!zeroes)
+        return -ENOMEM;
+    while (len > 0 && ret == 0) {
+        size_t n = len < chunk ? (size_t)len : chunk;
+
+        ret = bs->drv->write(bs, offset, zeroes, n);
+        offset += n;
+        len -= n;
+    }
+    free(zeroes);
+    return ret;
+}
+
+int block_snapshot_list(struct block *bs, struct block_snapshot_info **list, unsigned *count)
+{
+    *list = NULL;
+    *count = 0;
+    if (!bs->drv->snapshot_list)
+        return 0;
+    return bs->drv->snapshot_list(bs, list, count);
+}
+
+void block_snapshot_list_free(struct block_snapshot_info *list, unsigned count)
+{
+    if (!list)
+        return;
+    for (unsigned i = 0; i < count; i++) {
+        free(list[i].id);
+        free(list[i].name);
+    }
+    free(list);
+}
+
+int block_create(const char *path, const char *format, const struct block_create_opts *opts,
+                 char *err)
+{
+    const struct block_driver *drv = block_find_driver(format);
+
+    if (!drv) {
+        block_set_error(err, "%s: unknown image format '%s' (known: qcow2, raw)", path, format);
+        return -EINVAL;
+    }
+    if (!drv->create) {
+        block_set_error(err, "%s: format %s cannot create images", path, format);
+        return -ENOTSUP;
+    }
+    return drv->create(path, opts, err);
+}
+
+int block_create_qcow2(const char *path, uint64_t size, unsigned cluster_bits,
+                       const char *backing_file, const char *backing_fmt, char *err)
+{
+    const struct block_create_opts opts = {
+        .size = size,
+        .cluster_bits = cluster_bits,
+        .backing_file = backing_file,
+        .backing_fmt = backing_fmt,
+    };
+
+    return block_create(path, "qcow2", &opts, err);
+}

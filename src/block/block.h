@@ -1,0 +1,109 @@
+/* The disk-image layer: one interface in front of every image format (raw, qcow2).
+ *
+ * A `struct block` is one open image together with its backing chain. Devices reach their disk
+ * only through the functions below. Every request passes one wrapper in block.c that checks it
+ * (range, read-only) before the format driver sees it: that wrapper is the single place where
+ * tracing, throttling and fault injection hook in, as SQLite's VFS does.
+ *
+ * Threads: a struct block (with its backing chain) is used by one thread at a time, normally
+ * the owning device's I/O worker. Calls are synchronous, may block on host I/O and take no
+ * locks, so they must never run on a vCPU thread. Different struct blocks may be used from
+ * different threads at once: the layer keeps no global mutable state. Images are opened with a
+ * flock() (shared when read-only, exclusive when writable), so two writers, in this process or
+ * another, cannot open the same image at once.
+ *
+ * Requests: offsets and lengths are in bytes. Callers normally use multiples of 512, but any
+ * offset and length is accepted. A request must lie inside [0, block_length()); a zero-length
+ * request succeeds at once. Functions return 0 or -errno:
+ *   -EINVAL  the request reaches past the end of the disk
+ *   -EROFS   write, discard or write_zeroes on an image opened read-only
+ *   -EIO     corruption found at run time (a rate-limited log line names the file and the
+ *            field), or an I/O error from the host
+ *   -ENOSPC  the host file system, or the format's own addressing, is full
+ *   -ENOMEM  out of memory
+ * Writes are durable only after block_flush() returns 0. */
+#ifndef TESSERA_BLOCK_BLOCK_H
+#define TESSERA_BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Size of the `err` buffers below: one line for people, naming the file and the field. */
+#define BLOCK_ERR_LEN 512
+
+/* Backing chains deeper than this are refused (it also stops loops of backing files). */
+#define BLOCK_MAX_CHAIN_DEPTH 32
+
+struct block;
+
+/* Opens the image at `path`. `format` is "raw", "qcow2", or NULL to probe the header (the
+ * format with the highest probe score wins; raw, score 1, is the fallback). Probing is unsafe
+ * for an image a guest has written to as raw: the guest can make it look like qcow2 with a
+ * backing file of its choosing. Callers that know the format pass it. Backing files are opened
+ * read-only through this same function, relative paths resolved against the directory of the
+ * image that names them. Only regular files and block devices are opened.
+ * On success stores the new block in *out. On failure returns -errno and writes one line to
+ * `err` (BLOCK_ERR_LEN bytes), e.g. "disk.qcow2: L1 table offset 0x1234 is not
+ * cluster-aligned". Start-up or control thread. */
+int block_open(const char *path, const char *format, bool readonly, struct block **out, char *err);
+
+/* Flushes a writable image (errors are logged: call block_flush() first to see them), closes
+ * its backing chain and frees everything. NULL is ignored. */
+void block_close(struct block *bs);
+
+/* Virtual disk size in bytes. */
+uint64_t block_length(const struct block *bs);
+bool block_readonly(const struct block *bs);
+/* "raw" or "qcow2": a string with static storage. */
+const char *block_format_name(const struct block *bs);
+/* The path the image was opened with. */
+const char *block_path(const struct block *bs);
+
+int block_read(struct block *bs, uint64_t offset, void *buf, size_t len);
+int block_write(struct block *bs, uint64_t offset, const void *buf, size_t len);
+/* Makes every write that returned before this call durable: the image file is fdatasync()ed
+ * and, for formats with metadata, all metadata is written and synced first. */
+int block_flush(struct block *bs);
+/* Deallocates the range where the format can. Afterwards the range reads as zeroes (stronger
+ * than virtio asks, so that images stay deterministic and comparable). */
+int block_discard(struct block *bs, uint64_t offset, uint64_t len);
+/* Makes the range read as zeroes. With `may_unmap` the format may deallocate it; without, it
+ * keeps (or creates) allocations where it can describe zeroes without writing them. */
+int block_write_zeroes(struct block *bs, uint64_t offset, uint64_t len, bool may_unmap);
+
+/* One internal snapshot (qcow2 spec "Snapshots"). */
+struct block_snapshot_info {
+    char *id;               /* unique ID string, NUL-terminated copy */
+    char *name;             /* name, NUL-terminated copy */
+    uint64_t vm_state_size; /* bytes of saved VM state, 0 when none */
+    uint64_t date_sec;      /* when it was taken, seconds since the Epoch */
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec; /* guest run time at the snapshot */
+    uint64_t disk_size;     /* virtual disk size at the snapshot; 0 when the entry lacks it */
+};
+
+/* Lists the image's internal snapshots (read-only; formats without snapshots list none). On
+ * success *list is an array of *count entries (NULL when 0) that the caller frees with
+ * block_snapshot_list_free(). Returns -EIO, with a log line, for a corrupt snapshot table. */
+int block_snapshot_list(struct block *bs, struct block_snapshot_info **list, unsigned *count);
+void block_snapshot_list_free(struct block_snapshot_info *list, unsigned count);
+
+/* Options for creating an image. */
+struct block_create_opts {
+    uint64_t size;            /* virtual size in bytes; 0 with a backing file: the backing's */
+    unsigned cluster_bits;    /* qcow2: 9..21, 0 = 16 (64 KiB clusters) */
+    const char *backing_file; /* qcow2: stored as given (relative to the new image's folder) */
+    const char *backing_fmt;  /* qcow2: stored in the header extension; NULL = probe it now */
+};
+
+/* Creates (or truncates) an empty image of `format` at `path`. Returns 0 or -errno with one
+ * line in `err`. */
+int block_create(const char *path, const char *format, const struct block_create_opts *opts,
+                 char *err);
+
+/* Creates an empty qcow2 version 3 image (16-bit refcounts, zlib compression type). */
+int block_create_qcow2(const char *path, uint64_t size, unsigned cluster_bits,
+                       const char *backing_file, const char *backing_fmt, char *err);
+
+#endif

@@ -1,0 +1,423 @@
+/* virtio-blk (virtio 1.2 §5.2) on the block layer (src/block/block.h).
+ *
+ * Threads: the guest's kick arrives on a vCPU thread and only wakes this disk's I/O worker,
+ * which pops requests, performs them synchronously on the image and pushes the results; so a
+ * vCPU never waits for the disk. `lock` protects the worker's state and is held while a batch
+ * is processed, which is how reset() waits for requests in flight to finish. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "block/block.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtqueue.h"
+
+/* Feature bits (§5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status (§5.2.6). */
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK           0
+#define VIRTIO_BLK_S_IOERR        1
+#define VIRTIO_BLK_S_UNSUPP       2
+
+#define BLK_SECTOR      512u
+#define BLK_QUEUE_SIZE  256
+#define BLK_SEG_MAX     (BLK_QUEUE_SIZE - 2)
+#define BLK_MAX_REQ     (32u << 20) /* data bytes in one request */
+#define BLK_MAX_DISCARD (1u << 22)  /* sectors per discard/write-zeroes segment (2 GiB) */
+#define BLK_ID_BYTES    20
+#define BLK_CONFIG_SIZE 60
+
+struct virtio_blk {
+    struct virtio_dev *vdev;
+    struct block *bs;
+    char serial[BLK_ID_BYTES + 1];
+    uint64_t capacity; /* in 512-byte sectors */
+    bool readonly;
+
+    pthread_t worker;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool kicked;     /* a kick arrived since the worker last looked */
+    bool active;     /* between activate() and reset() */
+    bool quit;       /* destroy() asks the worker to end */
+    uint8_t *bounce; /* BLK_MAX_REQ bytes: data is copied, never parsed, from guest memory */
+
+    /* Statistics, read by the control API later; updated by the worker only. */
+    uint64_t reads, writes, flushes, read_bytes, write_bytes, errors;
+};
+
+struct blk_outhdr {
+    uint32_t type;
+    uint32_t reserved;
+    uint64_t sector;
+};
+
+struct blk_range {
+    uint64_t sector;
+    uint32_t num_sectors;
+    uint32_t flags; /* bit 0: unmap (write-zeroes only) */
+};
+
+static uint64_t blk_features(void *dev)
+{
+    struct virtio_blk *b = dev;
+    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                 (1ull << VIRTIO_BLK_F_FLUSH);
+
+    if (b->readonly)
+        f |= 1ull << VIRTIO_BLK_F_RO;
+    else
+        f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+    return f;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+/* struct virtio_blk_config (§5.2.4), little-endian like the host. */
+static void blk_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+    struct virtio_blk *b = dev;
+    uint8_t cfg[BLK_CONFIG_SIZE] = {0};
+
+    memcpy(cfg + 0, &b->capacity, 8);
+    put32(cfg + 12, BLK_SEG_MAX);
+    put32(cfg + 20, BLK_SECTOR);      /* blk_size */
+    put32(cfg + 36, BLK_MAX_DISCARD); /* max_discard_sectors */
+    put32(cfg + 40, 1);               /* max_discard_seg */
+    put32(cfg + 44, 1);               /* discard_sector_alignment */
+    put32(cfg + 48, BLK_MAX_DISCARD); /* max_write_zeroes_sectors */
+    put32(cfg + 52, 1);               /* max_write_zeroes_seg */
+    cfg[56] = 1;                      /* write_zeroes_may_unmap */
+    memcpy(buf, cfg + off, len);
+}
+
+/* Checks that [sector, sector + bytes/512) lies on the disk. */
+static bool blk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+    uint64_t n = bytes / BLK_SECTOR;
+
+    return sector <= b->capacity && n <= b->capacity - sector;
+}
+
+static uint8_t blk_rw(struct virtio_blk *b, const struct virtq_req *req, const struct blk_outhdr *h,
+                      uint32_t *written)
+{
+    bool is_read = h->type == VIRTIO_BLK_T_IN;
+    size_t len = is_read ? req->in_len - 1 : req->out_len - sizeof(*h);
+    int err;
+
+    if (!is_read && b->readonly)
+        return VIRTIO_BLK_S_IOERR;
+    if (len % BLK_SECTOR || len > BLK_MAX_REQ || !blk_range_ok(b, h->sector, len)) {
+        log_guest("virtio-blk: %s of %zu bytes at sector %" PRIu64 " is outside the disk or "
+                  "not whole sectors",
+                  is_read ? "read" : "write", len, h->sector);
+        return VIRTIO_BLK_S_IOERR;
+    }
+    if (is_read) {
+        err = block_read(b->bs, h->sector * BLK_SECTOR, b->bounce, len);
+        if (!err) {
+            virtq_req_write(req, 0, b->bounce, len);
+            *written += (uint32_t)len;
+            b->reads++;
+            b->read_bytes += len;
+        }
+    } else {
+        virtq_req_read(req, sizeof(*h), b->bounce, len);
+        err = block_write(b->bs, h->sector * BLK_SECTOR, b->bounce, len);
+        if (!err) {
+            b->writes++;
+            b->write_bytes += len;
+        }
+    }
+    return err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+}
+
+static uint8_t blk_discard(struct virtio_blk *b, const struct virtq_req *req,
+                           const struct blk_outhdr *h)
+{
+    struct blk_range r;
+
+    if (b->readonly)
+        return VIRTIO_BLK_S_IOERR;
+    /* We advertised max_discard_seg = 1: exactly one range. */
+    if (req->out_len != sizeof(*h) + sizeof(r))
+        return VIRTIO_BLK_S_UNSUPP;
+    virtq_req_read(req, sizeof(*h), &r, sizeof(r));
+    if (r.num_sectors > BLK_MAX_DISCARD ||
+        !blk_range_ok(b, r.sector, (uint64_t)r.num_sectors * BLK_SECTOR) ||
+        (h->type == VIRTIO_BLK_T_DISCARD && r.flags) || (r.flags & ~1u))
+        return VIRTIO_BLK_S_UNSUPP;
+    if (h->type == VIRTIO_BLK_T_DISCARD)
+        return block_discard(b->bs, r.sector * BLK_SECTOR, (uint64_t)r.num_sectors * BLK_SECTOR)
+                   ? VIRTIO_BLK_S_IOERR
+                   : VIRTIO_BLK_S_OK;
+    return block_write_zeroes(b->bs, r.sector * BLK_SECTOR, (uint64_t)r.num_sectors * BLK_SECTOR,
+                              r.flags & 1)
+               ? VIRTIO_BLK_S_IOERR
+               : VIRTIO_BLK_S_OK;
+}
+
+/* One request; returns the bytes written into the guest's buffers (status included). */
+static uint32_t blk_handle(struct virtio_blk *b, const struct virtq_req *req)
+{
+    struct blk_outhdr h;
+    uint32_t written = 0;
+    uint8_t status;
+
+    /* Every request has a 16-byte header to read and a status byte to write (§5.2.6). */
+    if (req->out_len < sizeof(h) || req->in_len < 1) {
+        log_guest("virtio-blk: request without header or status byte dropped");
+        b->errors++;
+        return 0;
+    }
+    virtq_req_read(req, 0, &h, sizeof(h));
+    switch (h.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: status = blk_rw(b, req, &h, &written); break;
+    case VIRTIO_BLK_T_FLUSH:
+        status = block_flush(b->bs) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+        b->flushes++;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        size_t n = req->in_len - 1 < BLK_ID_BYTES ? req->in_len - 1 : BLK_ID_BYTES;
+        char id[BLK_ID_BYTES] = {0};
+
+        memcpy(id, b->serial, strlen(b->serial)); /* NUL-padded, not terminated if 20 long */
+        virtq_req_write(req, 0, id, n);
+        written += (uint32_t)n;
+        status = VIRTIO_BLK_S_OK;
+        break;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: status = blk_discard(b, req, &h); break;
+    default: status = VIRTIO_BLK_S_UNSUPP; break;
+    }
+    if (status != VIRTIO_BLK_S_OK)
+        b->errors++;
+    virtq_req_write(req, req->in_len - 1, &status, 1);
+    return written + 1;
+}
+
+/* Serves everything available on the queue. Caller holds b->lock and b->active is set. */
+static void blk_process_locked(struct virtio_blk *b)
+{
+    struct virtq *vq = virtio_get_queue(b->vdev, 0);
+    static __thread struct virtq_req req; /* large: not on the worker's stack */
+
+    if (!virtq_ready(vq))
+        return;
+    for (;;) {
+        bool pushed = false;
+        int r;
+
+        virtq_disable_notify(vq);
+        while ((r = virtq_pop(vq, &req)) > 0) {
+            virtq_push(vq, &req, blk_handle(b, &req));
+            pushed = true;
+        }
+        if (pushed)
+            virtio_notify_queue(b->vdev, vq);
+        if (r < 0)
+            return; /* the transport marked the device as needing a reset */
+        /* Re-enable kicks; if buffers arrived meanwhile, go round again. */
+        if (!virtq_enable_notify(vq))
+            return;
+    }
+}
+
+static void *blk_worker(void *opaque)
+{
+    struct virtio_blk *b = opaque;
+
+    pthread_mutex_lock(&b->lock);
+    while (!b->quit) {
+        if (b->kicked && b->active) {
+            b->kicked = false;
+            blk_process_locked(b);
+            continue;
+        }
+        pthread_cond_wait(&b->wake, &b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+static void blk_kick(struct virtio_blk *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->kicked = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_queue_notify(void *dev, unsigned q)
+{
+    blk_kick(dev);
+}
+
+static int blk_activate(void *dev, uint64_t features)
+{
+    struct virtio_blk *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->active = true;
+    b->kicked = true; /* buffers may be waiting from before DRIVER_OK */
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+static void blk_reset(void *dev)
+{
+    struct virtio_blk *b = dev;
+
+    /* The worker holds the lock for a whole batch: once we have it, nothing is in flight. */
+    pthread_mutex_lock(&b->lock);
+    b->active = false;
+    b->kicked = false;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static const struct virtio_device_ops blk_ops = {
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .num_queues = 1,
+    .queue_max = BLK_QUEUE_SIZE,
+    .config_size = BLK_CONFIG_SIZE,
+    .features = blk_features,
+    .config_read = blk_config_read,
+    .activate = blk_activate,
+    .queue_notify = blk_queue_notify,
+    .reset = blk_reset,
+};
+
+static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
+                      const struct virtio_device_ops **ops, char *err)
+{
+    static const char *const known[] = {"file", "format", "readonly", "serial", NULL};
+    char path[4096], format[16], ro[8], serial[64];
+    const char *fmt = NULL;
+    struct virtio_blk *b;
+    char berr[BLOCK_ERR_LEN];
+    int r;
+
+    if (opt_check(opts, known, true, err, "--disk"))
+        return -EINVAL;
+    r = opt_first_word(opts, path, sizeof(path));
+    if (r == 0)
+        r = opt_get(opts, "file", path, sizeof(path));
+    if (r <= 0) {
+        snprintf(err, VDEV_ERR_LEN, "--disk: expected FILE[,format=raw|qcow2][,readonly=on]");
+        return -EINVAL;
+    }
+    if (opt_get(opts, "format", format, sizeof(format)) == 1) {
+        if (strcmp(format, "raw") && strcmp(format, "qcow2")) {
+            snprintf(err, VDEV_ERR_LEN, "--disk %.300s: format '%s': expected raw or qcow2", path,
+                     format);
+            return -EINVAL;
+        }
+        fmt = format;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    if (opt_get(opts, "readonly", ro, sizeof(ro)) == 1 && opt_bool(ro, &b->readonly)) {
+        snprintf(err, VDEV_ERR_LEN, "--disk %.300s: readonly='%s': expected on or off", path, ro);
+        goto free_blk;
+    }
+    r = opt_get(opts, "serial", serial, sizeof(serial));
+    if (r < 0 || (r == 1 && strlen(serial) > BLK_ID_BYTES)) {
+        snprintf(err, VDEV_ERR_LEN, "--disk %.300s: serial is longer than %d characters", path,
+                 BLK_ID_BYTES);
+        goto free_blk;
+    }
+    if (r == 1)
+        strcpy(b->serial, serial);
+    else
+        snprintf(b->serial, sizeof(b->serial), "tessera-disk%u", env->index);
+    if (block_open(path, fmt, b->readonly, &b->bs, berr)) {
+        snprintf(err, VDEV_ERR_LEN, "--disk: %.480s", berr);
+        goto free_blk;
+    }
+    if (!fmt && !strcmp(block_format_name(b->bs), "raw"))
+        /* A raw image's first bytes belong to the guest: if it ever writes a qcow2 header
+         * there, the next probe would trust it (and any backing file it names). */
+        log_warn("--disk %.300s: no format given, probed as raw; add format=raw to be safe",
+                 path);
+    b->readonly = block_readonly(b->bs);
+    b->capacity = block_length(b->bs) / BLK_SECTOR;
+    b->bounce = malloc(BLK_MAX_REQ);
+    if (!b->bounce)
+        goto close_bs;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->wake, NULL);
+    if (pthread_create(&b->worker, NULL, blk_worker, b)) {
+        snprintf(err, VDEV_ERR_LEN, "--disk %.300s: cannot start its I/O thread", path);
+        goto free_bounce;
+    }
+    *dev = b;
+    *ops = &blk_ops;
+    return 0;
+
+free_bounce:
+    pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->lock);
+    free(b->bounce);
+close_bs:
+    block_close(b->bs);
+free_blk:
+    free(b);
+    return -EINVAL;
+}
+
+static void blk_attach(void *dev, struct virtio_dev *vdev)
+{
+    ((struct virtio_blk *)dev)->vdev = vdev;
+}
+
+static void blk_destroy(void *dev)
+{
+    struct virtio_blk *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->quit = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->worker, NULL);
+    block_flush(b->bs);
+    block_close(b->bs);
+    pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->lock);
+    free(b->bounce);
+    free(b);
+}
+
+static struct vdev_type blk_type = {
+    .name = "disk",
+    .summary = "virtio-blk disk on a raw or qcow2 image (format probed when not given)",
+    .usage = "--disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID]",
+    .create = blk_create,
+    .attach = blk_attach,
+    .destroy = blk_destroy,
+};
+VDEV_TYPE_REGISTER(blk_type)
