@@ -185,7 +185,7 @@ int cli_run(int argc, char **argv)
     bool have_append = false;
     const char *agent_sock = NULL;
     const char *api_sock = NULL;
-    struct control *api = NULL;
+    struct vm_api *api = NULL;
     char *agent_opts = NULL;
     int c, status;
 
@@ -312,8 +312,7 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     status = virt_run(m);
-    if (api)
-        control_stop(api); /* no API call may reach the machine once it is torn down */
+    vm_api_stop(api); /* no API call may reach the machine once it is torn down */
     console_stop();
     /* Destroying the machine flushes and closes its disks: a guest that powered off after a
      * sync must find its data in the image. */

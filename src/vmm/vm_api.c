@@ -4,12 +4,32 @@
 #include "vmm/vm_api.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
+#include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
+
+/* One VM's API: the server and the fallback timer of a graceful shutdown. */
+struct vm_api {
+    struct virt_machine *m;
+    struct control *control;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t timer;
+    bool timer_running;
+    bool stopping;
+    uint64_t deadline_ns; /* hard stop at this CLOCK_MONOTONIC time */
+};
 
 static json_t *config_json(const struct virt_config *cfg)
 {
@@ -25,46 +45,152 @@ static json_t *config_json(const struct virt_config *cfg)
 
 static int api_describe(void *vm, json_t **out)
 {
-    struct virt_machine *m = vm;
+    struct vm_api *a = vm;
+    struct virt_machine *m = a->m;
     struct virt_info info;
+    bool shutting_down;
 
     virt_get_info(m, &info);
-    *out = json_pack("{s:s, s:f, s:o}", "state", info.paused ? "paused" : "running", "uptime_s",
+    pthread_mutex_lock(&a->lock);
+    shutting_down = a->timer_running;
+    pthread_mutex_unlock(&a->lock);
+    *out = json_pack("{s:s, s:f, s:o}", "state",
+                     shutting_down ? "shutting-down" : info.paused ? "paused" : "running",
+                     "uptime_s",
                      (double)info.uptime_ns / 1e9, "config", config_json(virt_get_config(m)));
     return *out ? 0 : -ENOMEM;
 }
 
 static int api_pause(void *vm)
 {
-    return virt_pause(vm);
+    return virt_pause(((struct vm_api *)vm)->m);
 }
 
 static int api_resume(void *vm)
 {
-    return virt_resume(vm);
+    return virt_resume(((struct vm_api *)vm)->m);
 }
 
-/* Graceful shutdown goes through the guest agent, which the VMM does not drive yet. */
+/* The agent channel's host socket, from the console device's options; 0 or -ENODEV. */
+static int agent_path(struct virt_machine *m, char *buf, size_t len)
+{
+    const struct virt_config *cfg = virt_get_config(m);
+
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        if (!strcmp(cfg->devices[i].type, "console") &&
+            opt_get(cfg->devices[i].opts, "agent", buf, len) == 1)
+            return 0;
+    }
+    return -ENODEV;
+}
+
+/* Asks the guest agent to power the guest off: one JSON line, one reply line. The VMM
+ * connects to its own agent socket, so this works only while no other client holds it. */
+static int agent_poweroff(const char *path)
+{
+    static const char req[] = "{\"id\":\"api-shutdown\",\"cmd\":\"shutdown\","
+                              "\"mode\":\"poweroff\"}\n";
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct pollfd pfd;
+    char reply[256];
+    ssize_t n;
+    int fd, ret = -EIO;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+        goto out;
+    /* The guest answers before it goes down; a busy port (another client) never answers. */
+    pfd = (struct pollfd){fd, POLLIN, 0};
+    if (poll(&pfd, 1, 3000) == 1 && (n = read(fd, reply, sizeof(reply) - 1)) > 0) {
+        reply[n] = 0;
+        ret = strstr(reply, "\"ok\":true") ? 0 : -EIO;
+    } else {
+        ret = -ETIMEDOUT;
+    }
+out:
+    close(fd);
+    return ret;
+}
+
+/* Hard-stops the VM at a->deadline_ns unless the API is being torn down first. */
+static void *shutdown_timer(void *opaque)
+{
+    struct vm_api *a = opaque;
+    struct timespec ts;
+    bool fire = false;
+
+    pthread_mutex_lock(&a->lock);
+    while (!a->stopping) {
+        uint64_t now = time_now_ns();
+
+        if (now >= a->deadline_ns) {
+            fire = true;
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)((a->deadline_ns - now) / 1000000000ull);
+        ts.tv_nsec += (long)((a->deadline_ns - now) % 1000000000ull);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (fire)
+        virt_request_exit(a->m, 0);
+    return NULL;
+}
+
+/* Graceful: the guest agent powers the guest off; if the guest is still running after
+ * timeout_s, the VM is stopped hard. Without an agent channel it is refused (-ENOTSUP). */
 static int api_shutdown(void *vm, unsigned timeout_s)
 {
-    return -ENOTSUP;
+    struct vm_api *a = vm;
+    char path[108];
+    int err;
+
+    if (agent_path(a->m, path, sizeof(path)))
+        return -ENOTSUP;
+    pthread_mutex_lock(&a->lock);
+    if (a->timer_running) {
+        pthread_mutex_unlock(&a->lock);
+        return -EALREADY;
+    }
+    a->deadline_ns = time_now_ns() + (uint64_t)timeout_s * 1000000000ull;
+    a->timer_running = pthread_create(&a->timer, NULL, shutdown_timer, a) == 0;
+    pthread_mutex_unlock(&a->lock);
+    if (!a->timer_running)
+        return -ENOMEM;
+    err = agent_poweroff(path);
+    if (err)
+        fprintf(stderr, "tessera: shutdown: the guest agent did not answer (%s); stopping in "
+                        "%u s\n",
+                strerror(-err), timeout_s);
+    return 0;
 }
 
 static int api_stop(void *vm)
 {
-    virt_request_exit(vm, 0);
+    virt_request_exit(((struct vm_api *)vm)->m, 0);
     return 0;
 }
 
 static int api_reset(void *vm)
 {
-    virt_request_reset(vm);
+    virt_request_reset(((struct vm_api *)vm)->m);
     return 0;
 }
 
 static int api_balloon_set(void *vm, uint64_t target_bytes)
 {
-    struct virt_machine *m = vm;
+    struct virt_machine *m = ((struct vm_api *)vm)->m;
     struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
 
     if (!b)
@@ -97,7 +223,7 @@ static json_t *balloon_json(struct virtio_balloon *b)
 
 static int api_balloon_get(void *vm, json_t **out)
 {
-    struct virtio_balloon *b = virt_find_device(vm, "balloon", 0);
+    struct virtio_balloon *b = virt_find_device(((struct vm_api *)vm)->m, "balloon", 0);
 
     if (!b)
         return -ENODEV;
@@ -121,7 +247,7 @@ static uint64_t rss_bytes(void)
 
 static int api_stats(void *vm, json_t **out)
 {
-    struct virt_machine *m = vm;
+    struct virt_machine *m = ((struct vm_api *)vm)->m;
     struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
     struct virt_info info;
     json_t *cpus = json_array();
@@ -150,7 +276,39 @@ static const struct control_ops vm_api_ops = {
     .stats = api_stats,
 };
 
-int vm_api_start(struct virt_machine *m, const char *sock_path, struct control **out, char *err)
+int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err)
 {
-    return control_start(sock_path, &vm_api_ops, m, out, err);
+    struct vm_api *a = calloc(1, sizeof(*a));
+    int ret;
+
+    if (!a)
+        return -ENOMEM;
+    a->m = m;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    ret = control_start(sock_path, &vm_api_ops, a, &a->control, err);
+    if (ret) {
+        pthread_cond_destroy(&a->cond);
+        pthread_mutex_destroy(&a->lock);
+        free(a);
+        return ret;
+    }
+    *out = a;
+    return 0;
+}
+
+void vm_api_stop(struct vm_api *a)
+{
+    if (!a)
+        return;
+    control_stop(a->control);
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    if (a->timer_running)
+        pthread_join(a->timer, NULL);
+    pthread_cond_destroy(&a->cond);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
 }

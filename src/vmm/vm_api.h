@@ -6,8 +6,13 @@
 #include "vmm/control.h"
 
 struct virt_machine;
+struct vm_api;
 
 /* Listens on sock_path; 0 or <0 with err (CONTROL_ERR_LEN) naming the path and the problem. */
-int vm_api_start(struct virt_machine *m, const char *sock_path, struct control **out, char *err);
+int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err);
+
+/* Stops serving and cancels a pending shutdown fallback. After return nothing of the API
+ * touches the machine. NULL is allowed. */
+void vm_api_stop(struct vm_api *a);
 
 #endif

@@ -32,6 +32,10 @@
 #define BALLOON_DEFLATEQ 1
 #define BALLOON_STATSQ   2
 #define BALLOON_STATS_NS (2ull * 1000000000ull)
+/* Work per buffer is bounded, since it runs on the loop thread that also serves the other
+ * devices: Linux sends at most 256 PFNs per inflate buffer and 10 statistics. */
+#define BALLOON_MAX_PFN_BYTES (64u * 1024u)
+#define BALLOON_MAX_STATS     64u
 
 struct virtio_balloon {
     struct virtio_dev *vdev;
@@ -84,10 +88,15 @@ static void balloon_config_write(void *dev, uint32_t off, const void *buf, uint3
 static void balloon_inflate(struct virtio_balloon *b, const struct virtq_req *req)
 {
     uint32_t pfns[256];
-    size_t off = 0;
+    size_t off = 0,
+           end = req->out_len < BALLOON_MAX_PFN_BYTES ? req->out_len : BALLOON_MAX_PFN_BYTES;
 
-    while (off < req->out_len) {
-        size_t n = virtq_req_read(req, off, pfns, sizeof(pfns)) / 4;
+    if (req->out_len > BALLOON_MAX_PFN_BYTES)
+        log_guest("virtio-balloon: inflate list of %zu bytes truncated to %u", req->out_len,
+                  BALLOON_MAX_PFN_BYTES);
+    while (off < end) {
+        size_t want = end - off < sizeof(pfns) ? end - off : sizeof(pfns);
+        size_t n = virtq_req_read(req, off, pfns, want) / 4;
 
         if (!n)
             break;
@@ -110,9 +119,11 @@ static void balloon_inflate(struct virtio_balloon *b, const struct virtq_req *re
 static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_req *req)
 {
     uint8_t buf[10];
+    unsigned records = 0;
 
     memset(&b->stats, 0, sizeof(b->stats));
-    for (size_t off = 0; virtq_req_read(req, off, buf, sizeof(buf)) == sizeof(buf);
+    for (size_t off = 0;
+         records++ < BALLOON_MAX_STATS && virtq_req_read(req, off, buf, sizeof(buf)) == sizeof(buf);
          off += sizeof(buf)) {
         uint16_t tag;
         uint64_t val;

@@ -259,6 +259,13 @@ static void con_port_rx(struct virtio_console *c, struct con_port *p)
             loop_mod_fd(c->loop, p->client_h, p->tx_len ? LOOP_OUT : 0);
             break;
         }
+        if (req.in_len == 0) {
+            /* Nothing writable: readv would return 0, which must not read as the client's
+             * end of file. Give the buffer back empty. */
+            virtq_push(vq, &req, 0);
+            pushed = true;
+            continue;
+        }
         n = readv(p->client_fd, req.in, (int)req.nin);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             virtq_unpop(vq);
