@@ -62,6 +62,7 @@ unit-asan: $(UNIT_ASAN)
 	@tests/run-unit.sh $(UNIT_ASAN)
 
 include tests/isa/isa.mk
+include tests/hostile/hostile.mk
 
 guest:
 	guest/build.sh

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Tessera against QEMU (TCG) on the same guest, in one run; prints medians and ratios.
-#   bench/run.sh [--runs N] [--smp N] [--mem SIZE]
+#   bench/run.sh            CPU: boot time and a CPU-bound program (bench/bench.py)
+#   bench/run.sh io         disk and network throughput (bench/bench_io.py)
+# Extra arguments go to the script (--runs N, --smp N, --mem SIZE, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = io ]; then
+    shift
+    exec python3 bench/bench_io.py "$@"
+fi
 exec python3 bench/bench.py "$@"

@@ -67,6 +67,18 @@ timeout 3 "$T" run --bios "$tmp/random.bin" </dev/null >/dev/null 2>&1; rc=$?
 if [ "$rc" -eq 124 ]; then ok garbage-firmware-contained
 else bad garbage-firmware-contained "exit status $rc, want 124 (still running at the timeout)"; fi
 
+# The control client: a socket nobody serves is one clear line and exit status 1.
+err=$("$T" vm describe --api-sock "$tmp/none.sock" 2>&1 >/dev/null); rc=$?
+if [ "$rc" -eq 1 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] && grep -q "no VM is listening" <<<"$err"; then
+    ok vm-client-no-vm
+else bad vm-client-no-vm "exit $rc: $err"; fi
+"$T" vm frobnicate --api-sock "$tmp/none.sock" >/dev/null 2>&1; rc=$?
+if [ "$rc" -eq 2 ]; then ok vm-client-bad-command; else bad vm-client-bad-command "exit $rc"; fi
+expect_error disk-missing "/nonexistent/disk.img" --disk /nonexistent/disk.img
+expect_error disk-bad-format "format 'vmdk'" --disk "$tmp/empty",format=vmdk
+expect_error net-bad-backend "nosuch" --net nosuch
+expect_error device-unknown "unknown device type" --device frobnicator
+
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
 else bad help "--help output incomplete"; fi

@@ -289,6 +289,76 @@ def test_rng():
     poweroff(v)
 
 
+def vm_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def test_balloon():
+    """Inflating the balloon by 128 MiB lowers the VMM's RSS by at least 100 MiB; deflating
+    gives the memory back to the guest."""
+    from api import call
+    sock = path("api.sock")
+    v = boot("balloon", "--mem", "512M", "--device", "balloon", "--api-sock", sock)
+    try:
+        # Dirty 300 MiB in the guest and free it again: the host now backs those pages.
+        v.run("dd if=/dev/zero of=/tmp/fill bs=1M count=200 2>/dev/null; rm /tmp/fill")
+        before = vm_rss_mib(v.proc.pid)
+        st, _ = call(sock, "PUT", "/v1/vm/balloon", {"target_bytes": 128 << 20})
+        assert st in (200, 204), "balloon set: HTTP %d" % st
+        info = None
+        for _ in range(30):
+            time.sleep(0.5)
+            _, info = call(sock, "GET", "/v1/vm/balloon")
+            if info["actual_bytes"] == 128 << 20:
+                break
+        assert info["actual_bytes"] == 128 << 20, "guest did not inflate: %r" % info
+        after = vm_rss_mib(v.proc.pid)
+        assert before - after >= 100, "RSS %d MiB -> %d MiB: dropped less than 100 MiB" % (before, after)
+        free_inflated = int(v.run("free -m | awk '/Mem:/ {print $4}'"))
+        call(sock, "PUT", "/v1/vm/balloon", {"target_bytes": 0})
+        for _ in range(30):
+            time.sleep(0.5)
+            _, info = call(sock, "GET", "/v1/vm/balloon")
+            if info["actual_bytes"] == 0:
+                break
+        assert info["actual_bytes"] == 0, "guest did not deflate: %r" % info
+        free_deflated = int(v.run("free -m | awk '/Mem:/ {print $4}'"))
+        assert free_deflated - free_inflated >= 100, "guest free %d -> %d MiB after deflate" % (
+            free_inflated, free_deflated)
+        print("  balloon: RSS %d -> %d MiB; guest free %d -> %d MiB" % (
+            before, after, free_inflated, free_deflated))
+        poweroff(v)
+    finally:
+        v.close()
+
+
+def test_pause_resume():
+    """Pause stops the guest (its clock included), resume continues it."""
+    from api import call
+    sock = path("api2.sock")
+    v = boot("pause_resume", "--api-sock", sock)
+    try:
+        st, _ = call(sock, "PUT", "/v1/vm/state", {"action": "pause"})
+        assert st in (200, 204), st
+        _, d = call(sock, "GET", "/v1/vm")
+        assert d["state"] == "paused", d
+        _, s1 = call(sock, "GET", "/v1/vm/stats")
+        time.sleep(1.0)
+        _, s2 = call(sock, "GET", "/v1/vm/stats")
+        assert s1["vcpus"][0]["instructions"] == s2["vcpus"][0]["instructions"], "ran while paused"
+        assert s1["guest_mtime"] == s2["guest_mtime"], "guest clock ran while paused"
+        st, _ = call(sock, "PUT", "/v1/vm/state", {"action": "resume"})
+        assert st in (200, 204), st
+        assert "alive" in v.run("echo alive")
+        poweroff(v)
+    finally:
+        v.close()
+
+
 def test_agent():
     """The guest agent answers on --agent-sock: exec, files, memory statistics."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -302,14 +372,38 @@ def test_agent():
         a = Agent(sock)
         a.ping()
         rc, out, err = a.exec(["uname", "-m"])
-        assert rc == 0 and out.strip() == b"riscv64" if isinstance(out, bytes) else out.strip() == "riscv64", (rc, out, err)
+        assert rc == 0 and out.strip() == b"riscv64", (rc, out, err)
+        rc, out, _ = a.exec(["sh", "-c", "cat; exit 3"], stdin=b"piped")
+        assert rc == 3 and out == b"piped", (rc, out)
         blob = os.urandom(100000)
         a.write_file("/tmp/blob", blob)
         assert a.read_file("/tmp/blob") == blob, "file round trip differs"
         st = a.mem_stats()
         assert st and int(st.get("total", 0)) > 0, st
-        a.close() if hasattr(a, "close") else None
+        a.close()
         poweroff(v)
+    finally:
+        v.close()
+
+
+def test_api_shutdown():
+    """A graceful shutdown through the control API: the guest agent powers the guest off and
+    the VMM exits 0 well before the hard-stop timeout."""
+    from api import call
+    from agent import Agent
+    api, agent = path("sd.api"), path("sd.agent")
+    v = boot("api_shutdown", "--agent-sock", agent, "--api-sock", api)
+    try:
+        a = Agent(agent)
+        a.ping()
+        a.close()
+        t0 = time.monotonic()
+        st, _ = call(api, "PUT", "/v1/vm/state", {"action": "shutdown", "timeout_s": 60})
+        assert st in (200, 204), "shutdown: HTTP %d" % st
+        rc = v.wait(50)
+        assert rc == 0, "exit status %d" % rc
+        assert time.monotonic() - t0 < 30, "took the fallback path"
+        assert b"Power down" in v.buf or b"going down" in v.buf, "the guest did not shut down"
     finally:
         v.close()
 
@@ -325,6 +419,9 @@ def main():
         ("user_net", test_user_net),
         ("socket_pair", test_socket_pair),
         ("agent", test_agent),
+        ("balloon", test_balloon),
+        ("pause_resume", test_pause_resume),
+        ("api_shutdown", test_api_shutdown),
         ("crash_safety", test_crash_safety),
     ]
     try:
