@@ -55,9 +55,11 @@ static int api_describe(void *vm, json_t **out)
     shutting_down = a->timer_running;
     pthread_mutex_unlock(&a->lock);
     *out = json_pack("{s:s, s:f, s:o}", "state",
-                     shutting_down ? "shutting-down" : info.paused ? "paused" : "running",
-                     "uptime_s",
-                     (double)info.uptime_ns / 1e9, "config", config_json(virt_get_config(m)));
+                     shutting_down ? "shutting-down"
+                     : info.paused ? "paused"
+                                   : "running",
+                     "uptime_s", (double)info.uptime_ns / 1e9, "config",
+                     config_json(virt_get_config(m)));
     return *out ? 0 : -ENOMEM;
 }
 
@@ -170,8 +172,9 @@ static int api_shutdown(void *vm, unsigned timeout_s)
         return -ENOMEM;
     err = agent_poweroff(path);
     if (err)
-        fprintf(stderr, "tessera: shutdown: the guest agent did not answer (%s); stopping in "
-                        "%u s\n",
+        fprintf(stderr,
+                "tessera: shutdown: the guest agent did not answer (%s); stopping in "
+                "%u s\n",
                 strerror(-err), timeout_s);
     return 0;
 }

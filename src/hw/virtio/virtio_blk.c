@@ -362,8 +362,7 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     if (!fmt && !strcmp(block_format_name(b->bs), "raw"))
         /* A raw image's first bytes belong to the guest: if it ever writes a qcow2 header
          * there, the next probe would trust it (and any backing file it names). */
-        log_warn("--disk %.300s: no format given, probed as raw; add format=raw to be safe",
-                 path);
+        log_warn("--disk %.300s: no format given, probed as raw; add format=raw to be safe", path);
     b->readonly = block_readonly(b->bs);
     b->capacity = block_length(b->bs) / BLK_SECTOR;
     b->bounce = malloc(BLK_MAX_REQ);
