@@ -2,18 +2,36 @@
 # Build the Tessera default Linux guest: a riscv64 kernel Image and a BusyBox
 # initramfs. See guest/README.md.
 #
-# The result is cached outside the clone, in
+# The build has three stages, each cached on its own, outside the clone:
+#     ${TESSERA_CACHE:-$HOME/.cache/tessera}/guest/kernel/<key>/
+#     ${TESSERA_CACHE:-$HOME/.cache/tessera}/guest/busybox/<key>/
+#     ${TESSERA_CACHE:-$HOME/.cache/tessera}/guest/initramfs/<key>/
+# Each <key> hashes that stage's inputs only (its script in guest/stages/ and
+# what that script's <stage>_inputs prints), so a change to rootfs/ or to the
+# agent rebuilds the initramfs in seconds and reuses the kernel. The guest
+# itself is the entry
 #     ${TESSERA_CACHE:-$HOME/.cache/tessera}/guest/<key>/
-# where <key> hashes every input (see print_inputs). A cache entry is built in
-# a work directory beside it and renamed into place only once complete, with
-# the COMPLETE marker written last, so an interrupted build never leaves a half
-# entry. Either way the script ends by pointing build/guest/{Image,
-# initramfs.cpio.gz,kernel.config} in the repository at the entry.
+# keyed on this script and the three stage keys; it holds hard links to the
+# stage results, so deleting a stage entry never breaks it.
+#
+# Every entry is built in a work directory beside it and renamed into place
+# only once complete, with the COMPLETE marker written last, so an interrupted
+# build never leaves a half entry. Builds hold $CACHE_ROOT/guest/.lock. Either
+# way the script ends by pointing build/guest/{Image,initramfs.cpio.gz,
+# kernel.config} in the repository at the guest entry.
+#
+# This file is the driver: logging, keys, locking and entries. It is part of
+# the final entry's key only: a change here that changes what a stage
+# produces belongs in that stage's script instead.
 #
 # Environment:
 #   TESSERA_CACHE        cache root (default $HOME/.cache/tessera)
 #   TESSERA_GUEST_JOBS   make -j value (default: nproc)
+# The stage scripts (sourced) call functions and read variables of this file.
+# shellcheck disable=SC2317,SC2034
 set -euo pipefail
+# Keys are built in $(...); a failure there must stop the script.
+shopt -s inherit_errexit
 export LC_ALL=C
 # Stray kbuild settings from the caller's shell would redirect the builds.
 unset ARCH CROSS_COMPILE KBUILD_OUTPUT KCONFIG_CONFIG O MAKEFLAGS MFLAGS
@@ -21,11 +39,15 @@ unset ARCH CROSS_COMPILE KBUILD_OUTPUT KCONFIG_CONFIG O MAKEFLAGS MFLAGS
 GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(dirname "$GUEST_DIR")
 CACHE_ROOT=${TESSERA_CACHE:-$HOME/.cache/tessera}
+GUEST_CACHE=$CACHE_ROOT/guest
 JOBS=${TESSERA_GUEST_JOBS:-$(nproc)}
 
 KERNEL_PKG=linux-source-6.1
 KERNEL_TARBALL=/usr/src/linux-source-6.1.tar.xz
 CROSS=riscv64-linux-gnu-
+
+# In build order: a stage may use the entries of the stages before it.
+STAGES=(kernel busybox initramfs)
 
 START=$SECONDS
 
@@ -97,34 +119,75 @@ query_busybox_source() {
         die "could not find the busybox .dsc in the output of 'apt-get source --print-uris busybox'"
 }
 
-# The cache key is the sha256 of this text: one line per input.
-print_inputs() {
-    local kernel_version gcc_version path mode
-    kernel_version=$(dpkg-query -W -f='${Version}' "$KERNEL_PKG" 2>/dev/null) ||
+# Sets KERNEL_VERSION (the linux-source package version) and CROSS_GCC_VERSION
+# (the first line of the cross compiler's --version), inputs of several stages.
+query_versions() {
+    KERNEL_VERSION=$(dpkg-query -W -f='${Version}' "$KERNEL_PKG" 2>/dev/null) ||
         die "$KERNEL_PKG is not installed (dpkg-query found no version); apt-get install $KERNEL_PKG"
-    gcc_version=$("${CROSS}gcc" --version)
-    gcc_version=${gcc_version%%$'\n'*}
+    CROSS_GCC_VERSION=$("${CROSS}gcc" --version)
+    CROSS_GCC_VERSION=${CROSS_GCC_VERSION%%$'\n'*}
+}
 
-    echo "build.sh $(sha256sum <"$GUEST_DIR/build.sh" | cut -c1-64)"
-    echo "kernel.config $(sha256sum <"$GUEST_DIR/kernel.config" | cut -c1-64)"
-    # Every file under guest/rootfs, with the mode it gets in the cpio.
+# Prints "<what> <sha256>" for one file.
+hash_line() {
+    echo "$1 $(sha256sum <"$2" | cut -c1-64)"
+}
+
+# Prints one line per entry under the directory $2 (relative to GUEST_DIR),
+# prefixed with $1: its kind, path, and for files the mode it gets in the
+# cpio and its sha256. Entries whose name matches the glob $3 (optional) are
+# left out. Fails on anything that is not a file, directory or symlink.
+hash_tree() {
+    local prefix=$1 dir=$GUEST_DIR/$2 skip=${3:-} path mode
+    [[ -d $dir ]] || return 0
     while IFS= read -r path; do
-        if [[ -L $GUEST_DIR/rootfs/$path ]]; then
-            echo "rootfs slink $path $(readlink "$GUEST_DIR/rootfs/$path")"
-        elif [[ -d $GUEST_DIR/rootfs/$path ]]; then
-            echo "rootfs dir $path"
-        elif [[ -f $GUEST_DIR/rootfs/$path ]]; then
+        # shellcheck disable=SC2053 # $skip is a glob on purpose
+        if [[ -n $skip && ${path##*/} == $skip ]]; then
+            continue
+        elif [[ -L $dir/$path ]]; then
+            echo "$prefix slink $path $(readlink "$dir/$path")"
+        elif [[ -d $dir/$path ]]; then
+            echo "$prefix dir $path"
+        elif [[ -f $dir/$path ]]; then
             mode=0644
-            [[ -x $GUEST_DIR/rootfs/$path ]] && mode=0755
-            echo "rootfs file $path $mode $(sha256sum <"$GUEST_DIR/rootfs/$path" | cut -c1-64)"
+            [[ -x $dir/$path ]] && mode=0755
+            echo "$prefix file $path $mode $(sha256sum <"$dir/$path" | cut -c1-64)"
         else
-            die "guest/rootfs/$path: only files, directories and symlinks can go into the initramfs"
+            die "guest/$2/$path: only files, directories and symlinks can be inputs"
         fi
-    done < <(cd "$GUEST_DIR/rootfs" && find . -mindepth 1 | sort)
-    echo "$KERNEL_PKG $kernel_version"
-    echo "busybox-source $BUSYBOX_VERSION"
-    printf '%s\n' "$BUSYBOX_FILES" | sed 's/^/busybox-source-file /'
-    echo "cross-gcc $gcc_version"
+    done < <(cd "$dir" && find . -mindepth 1 | sort)
+}
+
+# The per-stage state, filled by compute_keys:
+#   STAGE_INPUTS[s]  the text hashed into the key, one line per input
+#   STAGE_KEY[s]     first 16 hex digits of its sha256
+#   STAGE_ENTRY[s]   $GUEST_CACHE/<s>/<key>
+declare -A STAGE_INPUTS=() STAGE_KEY=() STAGE_ENTRY=()
+
+# Prints the key lines of stage $1: its script's hash, then what its
+# <stage>_inputs prints.
+stage_inputs() {
+    hash_line "stages/$1.sh" "$GUEST_DIR/stages/$1.sh"
+    "${1}_inputs"
+}
+
+compute_keys() {
+    local s
+    for s in "${STAGES[@]}"; do
+        # shellcheck source=/dev/null
+        source "$GUEST_DIR/stages/$s.sh"
+        STAGE_INPUTS[$s]=$(stage_inputs "$s")
+        STAGE_KEY[$s]=$(printf '%s\n' "${STAGE_INPUTS[$s]}" | sha256sum | cut -c1-16)
+        STAGE_ENTRY[$s]=$GUEST_CACHE/$s/${STAGE_KEY[$s]}
+    done
+    GUEST_INPUTS=$(
+        hash_line build.sh "$GUEST_DIR/build.sh"
+        for s in "${STAGES[@]}"; do
+            echo "stage $s ${STAGE_KEY[$s]}"
+        done
+    )
+    KEY=$(printf '%s\n' "$GUEST_INPUTS" | sha256sum | cut -c1-16)
+    ENTRY=$GUEST_CACHE/$KEY
 }
 
 link_results() {
@@ -135,92 +198,7 @@ link_results() {
     done
 }
 
-# Fails naming every line of the fragment $1 that did not make it into the
-# kernel config $2: a `CONFIG_X=v` line that is not in $2 verbatim, or a
-# `# CONFIG_X is not set` line whose symbol ended up set. Kconfig drops a
-# symbol without a word when a dependency is missing, so this is the check
-# that keeps the fragment honest. Symbols named in `# absent-ok: SYMBOL`
-# comments (no CONFIG_ prefix) are skipped.
-verify_kernel_config() {
-    local fragment=$1 config=$2 line sym have
-    local -a bad=()
-    local -A absent_ok=()
-    while read -r sym; do
-        absent_ok[$sym]=1
-    done < <(sed -n 's/^# absent-ok: \([A-Za-z0-9_]*\).*/CONFIG_\1/p' "$fragment")
-
-    while IFS= read -r line; do
-        case $line in
-        CONFIG_*=*)
-            sym=${line%%=*}
-            [[ -n ${absent_ok[$sym]:-} ]] && continue
-            grep -qxF -- "$line" "$config" && continue
-            have=$(grep -E "^(# )?${sym}[= ]" "$config" || echo "absent from .config")
-            bad+=("wanted $line, got: $have")
-            ;;
-        "# CONFIG_"*" is not set")
-            sym=${line#\# }
-            sym=${sym%% *}
-            if have=$(grep -E "^$sym=" "$config"); then
-                bad+=("wanted $sym off, got: $have")
-            fi
-            ;;
-        esac
-    done <"$fragment"
-
-    if ((${#bad[@]})); then
-        printf 'guest/build.sh: error: %s: %d line(s) did not survive olddefconfig\n' \
-            "$fragment" "${#bad[@]}" >&2
-        printf '  %s\n' "${bad[@]}" >&2
-        printf '  Fix the missing dependency, or document the symbol as "# absent-ok: SYMBOL <why>".\n' >&2
-        exit 1
-    fi
-}
-
-# Writes the gen_init_cpio(1) file list for the tree $1 to stdout. Everything
-# is owned by root; files are 0755 if executable, else 0644. Device nodes are
-# added here because an unprivileged build cannot mknod them in the tree.
-print_cpio_list() {
-    local root=$1 path mode
-    while IFS= read -r path; do
-        path=${path#.}
-        [[ $path =~ [[:space:]] ]] && die "rootfs path '$path' contains white space, gen_init_cpio cannot name it"
-        if [[ -L $root$path ]]; then
-            echo "slink $path $(readlink "$root$path") 0777 0 0"
-        elif [[ -d $root$path ]]; then
-            case $path in
-            /tmp) mode=1777 ;;
-            /root) mode=0700 ;;
-            *) mode=0755 ;;
-            esac
-            echo "dir $path $mode 0 0"
-        elif [[ -f $root$path ]]; then
-            mode=0644
-            [[ -x $root$path ]] && mode=0755
-            echo "file $path $root$path $mode 0 0"
-        else
-            die "$root$path: not a file, directory or symlink"
-        fi
-    done < <(cd "$root" && find . -mindepth 1 | sort)
-    echo "nod /dev/console 0600 0 0 c 5 1"
-    echo "nod /dev/null 0666 0 0 c 1 3"
-}
-
-# ---------------------------------------------------------------------------
-
-check_tools
-query_busybox_source
-INPUTS=$(print_inputs)
-KEY=$(printf '%s\n' "$INPUTS" | sha256sum | cut -c1-16)
-GUEST_CACHE=$CACHE_ROOT/guest
-ENTRY=$GUEST_CACHE/$KEY
-
-if [[ -f $ENTRY/COMPLETE ]]; then
-    link_results "$ENTRY"
-    log "cached guest $KEY: $ENTRY"
-    exit 0
-fi
-
+# Set while a work tree exists, for on_exit's message.
 WORK=
 BUILT=
 on_exit() {
@@ -231,7 +209,7 @@ on_exit() {
     if ((rc == 0)); then
         return
     elif [[ -n $BUILT ]]; then
-        printf 'guest/build.sh: stopped while removing the build tree %s; the guest itself is complete\n' \
+        printf 'guest/build.sh: stopped while removing the build tree %s; the entry itself is complete\n' \
             "$WORK" >&2
     elif [[ -z $WORK ]]; then
         printf 'guest/build.sh: did not finish (exit %d) after %ds\n' "$rc" "$((SECONDS - START))" >&2
@@ -240,134 +218,118 @@ on_exit() {
             "$rc" "$((SECONDS - START))" "$WORK" >&2
     fi
 }
-trap on_exit EXIT
-# Turn ^C and kill into an ordinary exit so that on_exit reports it.
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
 
-mkdir -p "$GUEST_CACHE"
-exec 9>"$GUEST_CACHE/.lock"
-if ! flock -n 9; then
-    log "another guest build holds $GUEST_CACHE/.lock; waiting for it"
-    flock 9
-fi
-# The other build may have made our entry.
-if [[ -f $ENTRY/COMPLETE ]]; then
-    link_results "$ENTRY"
-    log "cached guest $KEY: $ENTRY"
-    exit 0
-fi
-# We hold the lock, so every work directory left is from a failed or killed
-# build. Deleting a kernel tree takes a while on some disks; say so.
-stale=("$GUEST_CACHE"/.work-*)
-if [[ -e ${stale[0]} ]]; then
-    log "removing ${#stale[@]} work tree(s) left by an earlier failed build"
-    with_heartbeat "removing old work trees" rm -rf "${stale[@]}"
-fi
-rm -rf "$ENTRY"
+# Moves the finished $WORK/entry into place as $1, with inputs.txt ($2) and
+# the COMPLETE marker ($3 is the key), then deletes the work tree.
+commit_entry() {
+    local dest=$1 inputs=$2 key=$3 out=$WORK/entry
+    printf '%s\n' "$inputs" >"$out/inputs.txt"
+    # Written last: an entry without it is not an entry.
+    printf 'key %s\nbuilt %s in %ds\n' "$key" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        "$((SECONDS - STAGE_START))" >"$out/COMPLETE"
+    mkdir -p "$(dirname "$dest")"
+    rm -rf "$dest"
+    mv -T "$out" "$dest"
+    BUILT=1
+    with_heartbeat "removing the build tree" rm -rf "$WORK"
+    WORK=
+    BUILT=
+}
 
-WORK=$(mktemp -d "$GUEST_CACHE/.work-$KEY.XXXXXX")
+# Builds stage $1 unless its entry is complete. The stage's <s>_build gets
+# the work tree as $1 and must leave the entry's files in $1/entry.
+ensure_stage() {
+    local s=$1 key=${STAGE_KEY[$1]} entry=${STAGE_ENTRY[$1]}
+    if [[ -f $entry/COMPLETE ]]; then
+        log "$s $key: cached"
+        return
+    fi
+    STAGE_START=$SECONDS
+    WORK=$(mktemp -d "$GUEST_CACHE/.work-$s-$key.XXXXXX")
+    mkdir "$WORK/entry"
+    log "$s $key: building in $WORK (make -j$JOBS)"
+    printf '%s\n' "${STAGE_INPUTS[$s]}" | sed 's/^/    /'
+    "${s}_build" "$WORK"
+    # The stage read the working tree as it was during the build; an entry
+    # under the key of the tree as it was before would be a lie.
+    [[ $(stage_inputs "$s") == "${STAGE_INPUTS[$s]}" ]] ||
+        die "inputs of the $s stage changed while it was building; run guest/build.sh again"
+    commit_entry "$entry" "${STAGE_INPUTS[$s]}" "$key"
+    log "$s $key: done in $((SECONDS - STAGE_START))s"
+}
 
-log "building guest $KEY in $WORK (make -j$JOBS)"
-printf '%s\n' "$INPUTS" | sed 's/^/    /'
+# Hard-links (or, across file systems, copies) file $1 to $2.
+link_or_copy() {
+    ln "$1" "$2" 2>/dev/null || cp "$1" "$2"
+}
 
-# --- kernel ---------------------------------------------------------------
-KSRC=$WORK/$KERNEL_PKG
-kmake() { make -C "$KSRC" ARCH=riscv CROSS_COMPILE="$CROSS" "$@"; }
+# ---------------------------------------------------------------------------
 
-log "stage 1/6: extracting $KERNEL_TARBALL"
-with_heartbeat "extracting the kernel source" tar -xJf "$KERNEL_TARBALL" -C "$WORK"
-[[ -f $KSRC/Makefile ]] || die "$KERNEL_TARBALL did not unpack to $KSRC"
+# All of the work is in functions, and the last line calls main and exits:
+# bash reads a script as it runs it, so this way an edit of this file (a git
+# checkout) during a build cannot change what the running build does.
+main() {
+    local s stale
+    check_tools
+    query_versions
+    query_busybox_source
+    compute_keys
 
-log "stage 2/6: configuring the kernel: tinyconfig + guest/kernel.config"
-kmake -s tinyconfig
-(cd "$KSRC" && ARCH=riscv scripts/kconfig/merge_config.sh -m .config "$GUEST_DIR/kernel.config" |
-    sed '/^$/d')
-kmake -s olddefconfig
-verify_kernel_config "$GUEST_DIR/kernel.config" "$KSRC/.config"
-log "  all lines of guest/kernel.config survived olddefconfig"
+    if [[ -f $ENTRY/COMPLETE ]]; then
+        link_results "$ENTRY"
+        log "cached guest $KEY: $ENTRY"
+        exit 0
+    fi
 
-log "stage 3/6: building the kernel Image"
-kmake -j"$JOBS" Image
-# gen_init_cpio is a host tool that the kernel build makes for usr/
-# (BLK_DEV_INITRD=y); build it by name in case that ever changes.
-[[ -x $KSRC/usr/gen_init_cpio ]] || kmake usr/gen_init_cpio
+    trap on_exit EXIT
+    # Turn ^C and kill into an ordinary exit so that on_exit reports it.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
 
-# --- busybox --------------------------------------------------------------
-BB_DOWNLOADS=$CACHE_ROOT/downloads/busybox_$BUSYBOX_VERSION
-log "stage 4/6: fetching the busybox source $BUSYBOX_VERSION"
-mkdir -p "$WORK/busybox"
-# apt-get source skips files already present with the right checksum, so
-# seeding the directory from the download cache avoids the network.
-if [[ -d $BB_DOWNLOADS ]]; then
-    cp "$BB_DOWNLOADS"/* "$WORK/busybox/"
-fi
-(cd "$WORK/busybox" && apt_source busybox)
-if [[ ! -d $BB_DOWNLOADS ]]; then
-    mkdir -p "$CACHE_ROOT/downloads"
-    tmp=$(mktemp -d "$CACHE_ROOT/downloads/.tmp.XXXXXX")
-    printf '%s\n' "$BUSYBOX_FILES" | while read -r name _; do
-        cp "$WORK/busybox/$name" "$tmp/"
+    mkdir -p "$GUEST_CACHE"
+    exec 9>"$GUEST_CACHE/.lock"
+    if ! flock -n 9; then
+        log "another guest build holds $GUEST_CACHE/.lock; waiting for it"
+        flock 9
+    fi
+    # The other build may have made our entry.
+    if [[ -f $ENTRY/COMPLETE ]]; then
+        link_results "$ENTRY"
+        log "cached guest $KEY: $ENTRY"
+        exit 0
+    fi
+    # We hold the lock, so every work directory left is from a failed or killed
+    # build. Deleting a kernel tree takes a while on some disks; say so.
+    stale=("$GUEST_CACHE"/.work-*)
+    if [[ -e ${stale[0]} ]]; then
+        log "removing ${#stale[@]} work tree(s) left by an earlier failed build"
+        with_heartbeat "removing old work trees" rm -rf "${stale[@]}"
+    fi
+
+    log "guest $KEY: stages ${STAGES[*]}"
+    for s in "${STAGES[@]}"; do
+        ensure_stage "$s"
     done
-    mv -T "$tmp" "$BB_DOWNLOADS" 2>/dev/null || rm -rf "$tmp"
-fi
-BBSRC=$(find "$WORK/busybox" -mindepth 1 -maxdepth 1 -type d -name 'busybox-*')
-[[ -f $BBSRC/Makefile ]] || die "apt-get source busybox did not unpack a source tree in $WORK/busybox"
 
-log "stage 5/6: building busybox (static)"
-bbmake() { make -C "$BBSRC" "$@"; }
-# defconfig answers every question on stdout; that is not progress.
-bbmake -s defconfig >/dev/null
-sed -i \
-    -e 's/^# CONFIG_STATIC is not set$/CONFIG_STATIC=y/' \
-    -e "s/^CONFIG_CROSS_COMPILER_PREFIX=.*/CONFIG_CROSS_COMPILER_PREFIX=\"$CROSS\"/" \
-    "$BBSRC/.config"
-# `yes` dies of SIGPIPE when oldconfig stops reading; that is not a failure.
-{ yes "" || true; } | bbmake -s oldconfig >/dev/null
-grep -qx 'CONFIG_STATIC=y' "$BBSRC/.config" || die "busybox: CONFIG_STATIC=y did not stick"
-grep -qx "CONFIG_CROSS_COMPILER_PREFIX=\"$CROSS\"" "$BBSRC/.config" ||
-    die "busybox: CONFIG_CROSS_COMPILER_PREFIX did not stick"
-# With Debian's busybox 1.35.0 and glibc 2.36 every defconfig applet links
-# statically; user and group look-ups use busybox's own /etc/passwd reader
-# (USE_BB_PWD_GRP), not glibc's NSS, which a static binary cannot load. If an
-# applet ever stops linking, turn off just that one in the sed above and say
-# why here.
-bbmake -j"$JOBS"
-ROOTFS=$WORK/rootfs
-bbmake -s install CONFIG_PREFIX="$ROOTFS" >/dev/null
-[[ -x $ROOTFS/bin/busybox ]] || die "busybox install left no $ROOTFS/bin/busybox"
-log "  installed busybox and $(find "$ROOTFS" -type l | wc -l) applet links"
+    # The guest entry: the files tests and people use, linked from the stages.
+    STAGE_START=$SECONDS
+    WORK=$(mktemp -d "$GUEST_CACHE/.work-guest-$KEY.XXXXXX")
+    mkdir "$WORK/entry"
+    link_or_copy "${STAGE_ENTRY[kernel]}/Image" "$WORK/entry/Image"
+    link_or_copy "${STAGE_ENTRY[kernel]}/kernel.config" "$WORK/entry/kernel.config"
+    link_or_copy "${STAGE_ENTRY[busybox]}/busybox.config" "$WORK/entry/busybox.config"
+    link_or_copy "${STAGE_ENTRY[initramfs]}/initramfs.cpio.gz" "$WORK/entry/initramfs.cpio.gz"
+    link_or_copy "${STAGE_ENTRY[initramfs]}/initramfs.list" "$WORK/entry/initramfs.list"
+    commit_entry "$ENTRY" "$(
+        printf '%s\n' "$GUEST_INPUTS"
+        for s in "${STAGES[@]}"; do
+            printf '%s\n' "${STAGE_INPUTS[$s]}" | sed "s/^/$s: /"
+        done
+    )" "$KEY"
+    link_results "$ENTRY"
 
-# --- initramfs ------------------------------------------------------------
-log "stage 6/6: packing the initramfs"
-rm -f "$ROOTFS/linuxrc"
-mkdir -p "$ROOTFS"/{dev,proc,sys,tmp,root,mnt,run,etc}
-cp -R "$GUEST_DIR/rootfs/." "$ROOTFS/"
-# The kernel runs /init from an initramfs; BusyBox picks the applet by
-# argv[0]'s base name, so this is busybox init as PID 1.
-[[ -e $ROOTFS/init || -L $ROOTFS/init ]] || ln -s /sbin/init "$ROOTFS/init"
-# Fixed timestamps make the archive depend only on its contents.
-find "$ROOTFS" -exec touch -h -d @0 {} +
+    log "done: guest $KEY in $ENTRY"
+    log "  Image $(stat -c %s "$ENTRY/Image") bytes, initramfs.cpio.gz $(stat -c %s "$ENTRY/initramfs.cpio.gz") bytes"
+}
 
-OUT=$WORK/entry
-mkdir "$OUT"
-print_cpio_list "$ROOTFS" >"$OUT/initramfs.list"
-"$KSRC/usr/gen_init_cpio" -t 0 "$OUT/initramfs.list" | gzip -9 -n >"$OUT/initramfs.cpio.gz"
-# The list names files in the work tree, which is about to go away.
-sed -i "s| $ROOTFS/| /|" "$OUT/initramfs.list"
-
-cp "$KSRC/arch/riscv/boot/Image" "$OUT/Image"
-cp "$KSRC/.config" "$OUT/kernel.config"
-cp "$BBSRC/.config" "$OUT/busybox.config"
-printf '%s\n' "$INPUTS" >"$OUT/inputs.txt"
-# Written last: an entry without it is not an entry.
-printf 'key %s\nbuilt %s in %ds\n' "$KEY" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    "$((SECONDS - START))" >"$OUT/COMPLETE"
-mv -T "$OUT" "$ENTRY"
-BUILT=1
-link_results "$ENTRY"
-
-log "removing the build tree"
-with_heartbeat "removing the build tree" rm -rf "$WORK"
-log "done: guest $KEY in $ENTRY"
-log "  Image $(stat -c %s "$ENTRY/Image") bytes, initramfs.cpio.gz $(stat -c %s "$ENTRY/initramfs.cpio.gz") bytes"
+main "$@"; exit
