@@ -9,6 +9,7 @@ host socket that counts bytes; throughput measured on the host.
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import sys
@@ -68,9 +69,11 @@ def one_run(vmm, img, mem, secs, logdir, i):
         v.expect(rb"TESSERA-GUEST-READY", 300)
         for mode in MODES:
             out = v.run("tessera-diskbench /dev/vda %s %s" % (mode, secs), timeout=120)
-            res[mode] = float(out.split()[1]) if "MB/s" in out else float("nan")
+            # Kernel messages may share the console: pick the tool's own line.
+            m = re.search(r"%s ([0-9.]+) MB/s ([0-9.]+) IOPS" % mode, out)
+            res[mode] = float(m.group(1)) if m else float("nan")
             if mode.startswith("rand"):
-                res[mode + "_iops"] = float(out.split()[3]) if "IOPS" in out else float("nan")
+                res[mode + "_iops"] = float(m.group(2)) if m else float("nan")
         for _ in range(30):
             if "10.0.2.15" in v.run("ip -4 addr show eth0"):
                 break
