@@ -33,8 +33,12 @@ stage "unit"        make -s -j"$JOBS" unit
 stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan
 stage "isa"         make -s -j"$JOBS" isa
 stage "cli"         tests/cli/run.sh
+stage "fuzz"        tests/fuzz/run.sh
+stage "hostile"     tests/hostile/run.sh
+stage "block crash" tests/block/crash.sh
 stage "guest build" guest/build.sh
 stage "guest"       tests/guest/run.sh
+stage "devices"     python3 tests/guest/test_devices.py
 
 printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
 echo "$total_pass passed, $total_fail failed"

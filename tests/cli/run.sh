@@ -74,9 +74,9 @@ if [ "$rc" -eq 1 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] && grep -q
 else bad vm-client-no-vm "exit $rc: $err"; fi
 "$T" vm frobnicate --api-sock "$tmp/none.sock" >/dev/null 2>&1; rc=$?
 if [ "$rc" -eq 2 ]; then ok vm-client-bad-command; else bad vm-client-bad-command "exit $rc"; fi
-expect_error disk-missing "/nonexistent/disk.img" --disk /nonexistent/disk.img
-expect_error disk-bad-format "format 'vmdk'" --disk "$tmp/empty",format=vmdk
-expect_error net-bad-backend "nosuch" --net nosuch
+expect_error disk-missing "/nonexistent/disk.img" --bios "$tmp/ok.elf" --disk /nonexistent/disk.img
+expect_error disk-bad-format "format 'vmdk'" --bios "$tmp/ok.elf" --disk "$tmp/empty",format=vmdk
+expect_error net-bad-backend "nosuch" --bios "$tmp/ok.elf" --net nosuch
 expect_error device-unknown "unknown device type" --device frobnicator
 
 # --help texts exist and exit 0.
