@@ -351,9 +351,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         }
         return 0;
     }
-    if (csr >= CSR_HPMCOUNTER3 && csr <= CSR_HPMCOUNTER31)
-        return -1;
-    return -1;
+    return -1; /* read-only or unimplemented */
 }
 
 void rv_trap(struct rv64_hart *h, uint64_t cause, uint64_t tval, uint64_t epc)

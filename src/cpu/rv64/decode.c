@@ -213,6 +213,28 @@ static void decode_system(uint32_t r, struct rv_insn *in)
     }
 }
 
+/* OP and OP-32 (register-register): funct7 0 selects `base`, 1 the M extension, 0x20 the
+ * subtract and arithmetic-shift forms. */
+static void decode_op_rr(uint32_t r, struct rv_insn *in, const rv_exec_fn base[8],
+                         const rv_exec_fn mext[8], rv_exec_fn sub, rv_exec_fn sra)
+{
+    unsigned f3 = bits(r, 14, 12), f7 = bits(r, 31, 25);
+    rv_exec_fn fn = NULL;
+
+    if (f7 == 0)
+        fn = base[f3];
+    else if (f7 == 1)
+        fn = mext[f3];
+    else if (f7 == 0x20 && f3 == 0)
+        fn = sub;
+    else if (f7 == 0x20 && f3 == 5)
+        fn = sra;
+    if (fn)
+        set(in, fn, xd(bits(r, 11, 7)), bits(r, 19, 15), bits(r, 24, 20), 0);
+    else
+        illegal(in);
+}
+
 static void decode32(uint32_t r, struct rv_insn *in)
 {
     unsigned opcode = r & 0x7f;
@@ -299,20 +321,7 @@ static void decode32(uint32_t r, struct rv_insn *in)
                                            rv_op_xor, rv_op_srl, rv_op_or,  rv_op_and};
         static const rv_exec_fn mext[8] = {rv_op_mul, rv_op_mulh, rv_op_mulhsu, rv_op_mulhu,
                                            rv_op_div, rv_op_divu, rv_op_rem,    rv_op_remu};
-        rv_exec_fn fn = NULL;
-
-        if (f7 == 0)
-            fn = base[f3];
-        else if (f7 == 1)
-            fn = mext[f3];
-        else if (f7 == 0x20 && f3 == 0)
-            fn = rv_op_sub;
-        else if (f7 == 0x20 && f3 == 5)
-            fn = rv_op_sra;
-        if (fn)
-            set(in, fn, xd(rd), rs1, rs2, 0);
-        else
-            illegal(in);
+        decode_op_rr(r, in, base, mext, rv_op_sub, rv_op_sra);
         return;
     }
     case 0x3b: {
@@ -320,20 +329,7 @@ static void decode32(uint32_t r, struct rv_insn *in)
                                            NULL,       rv_op_srlw, NULL, NULL};
         static const rv_exec_fn mext[8] = {rv_op_mulw, NULL,        NULL,       NULL,
                                            rv_op_divw, rv_op_divuw, rv_op_remw, rv_op_remuw};
-        rv_exec_fn fn = NULL;
-
-        if (f7 == 0)
-            fn = base[f3];
-        else if (f7 == 1)
-            fn = mext[f3];
-        else if (f7 == 0x20 && f3 == 0)
-            fn = rv_op_subw;
-        else if (f7 == 0x20 && f3 == 5)
-            fn = rv_op_sraw;
-        if (fn)
-            set(in, fn, xd(rd), rs1, rs2, 0);
-        else
-            illegal(in);
+        decode_op_rr(r, in, base, mext, rv_op_subw, rv_op_sraw);
         return;
     }
     case 0x0f:
