@@ -6,12 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dirty.h"
+
 typedef uint64_t gpa_t;
 
 struct guest_ram {
     gpa_t base;
     uint64_t size;
     uint8_t *host; /* mmap(MAP_NORESERVE); size bytes */
+    /* Pages written while logging is on (migration, snapshots). Devices mark what they wrote
+     * with guest_ram_mark_dirty() before they hand a buffer back to the driver. */
+    struct dirty_log dirty;
 };
 
 /* Maps `size` bytes of anonymous memory for RAM at `base`. 0 or -errno. */
@@ -31,6 +36,17 @@ static inline void *guest_ram_ptr(const struct guest_ram *ram, gpa_t gpa, uint64
     if (gpa < ram->base || off > ram->size || len > ram->size - off)
         return NULL;
     return ram->host + off;
+}
+
+/* Marks the host range [p, p + len) of RAM dirty if logging is on; p must come from
+ * guest_ram_ptr() (other pointers are ignored). Any thread. */
+static inline void guest_ram_mark_dirty(const struct guest_ram *ram, const void *p, uint64_t len)
+{
+    const uint8_t *b = p;
+
+    if (b < ram->host || b >= ram->host + ram->size)
+        return;
+    dirty_log_mark((struct dirty_log *)&ram->dirty, (uint64_t)(b - ram->host), len);
 }
 
 #endif

@@ -1,0 +1,575 @@
+#include "vmm/stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define PAGE        4096u
+#define CHUNK_BYTES (STREAM_RAM_CHUNK * PAGE)
+#define WBUF_SIZE   (1u << 20)
+#define RBUF_SIZE   (256u << 10)
+#define KIND_SKIP   0
+#define KIND_ZERO   1
+#define KIND_DATA   2
+
+struct stream_writer {
+    int fd;
+    const char *what;
+    int level;
+    int err;
+    char msg[STREAM_ERR_LEN];
+    uint32_t crc;
+    uint64_t bytes;
+    ZSTD_CCtx *zc;
+    uint8_t *buf; /* WBUF_SIZE */
+    size_t len;
+    uint8_t *stage; /* CHUNK_BYTES of page data */
+    uint8_t *zbuf;
+    size_t zcap;
+};
+
+struct stream_reader {
+    int fd;
+    const char *what;
+    char msg[STREAM_ERR_LEN];
+    bool failed;
+    bool ended;
+    bool seen_section;
+    uint32_t crc;
+    uint64_t bytes; /* consumed */
+    ZSTD_DCtx *dc;
+    uint8_t *buf; /* RBUF_SIZE */
+    size_t have, pos;
+    uint8_t *stage; /* CHUNK_BYTES */
+    uint8_t *zbuf;
+    size_t zcap;
+    uint8_t *payload;
+    char name[STREAM_NAME_MAX + 1];
+};
+
+/* ---- writer ---- */
+
+static int w_fail(struct stream_writer *w, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (w->err)
+        return w->err;
+    w->err = err;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+static int w_push(struct stream_writer *w)
+{
+    size_t off = 0;
+
+    while (off < w->len && !w->err) {
+        ssize_t n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(w->fd, w->buf + off, w->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return w_fail(w, n < 0 ? -errno : -EIO, "%s: write failed after %" PRIu64 " bytes: %s",
+                          w->what, w->bytes - (w->len - off), n < 0 ? strerror(errno) : "EOF");
+        off += (size_t)n;
+    }
+    w->len = 0;
+    return w->err;
+}
+
+static void w_put(struct stream_writer *w, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    if (n == 0)
+        return; /* zlib's crc32() with a NULL buffer returns its initial value */
+    w->crc = (uint32_t)crc32(w->crc, b, (uInt)n);
+    w->bytes += n;
+    while (n && !w->err) {
+        size_t room = WBUF_SIZE - w->len, k = n < room ? n : room;
+
+        memcpy(w->buf + w->len, b, k);
+        w->len += k;
+        b += k;
+        n -= k;
+        if (w->len == WBUF_SIZE)
+            w_push(w);
+    }
+}
+
+static void w_le(struct stream_writer *w, uint64_t v, unsigned n)
+{
+    uint8_t le[8];
+
+    for (unsigned i = 0; i < n; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    w_put(w, le, n);
+}
+
+int stream_writer_create(int fd, const char *what, int zstd_level, struct stream_writer **out)
+{
+    struct stream_writer *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return -ENOMEM;
+    w->fd = fd;
+    w->what = what;
+    w->level = zstd_level;
+    w->crc = (uint32_t)crc32(0, NULL, 0);
+    w->zcap = ZSTD_compressBound(CHUNK_BYTES);
+    w->zc = ZSTD_createCCtx();
+    w->buf = malloc(WBUF_SIZE);
+    w->stage = malloc(CHUNK_BYTES);
+    w->zbuf = malloc(w->zcap);
+    if (!w->zc || !w->buf || !w->stage || !w->zbuf) {
+        stream_writer_destroy(w);
+        return -ENOMEM;
+    }
+    *out = w;
+    return 0;
+}
+
+void stream_writer_destroy(struct stream_writer *w)
+{
+    if (!w)
+        return;
+    ZSTD_freeCCtx(w->zc);
+    free(w->buf);
+    free(w->stage);
+    free(w->zbuf);
+    free(w);
+}
+
+int stream_write_header(struct stream_writer *w, const char *config_json)
+{
+    size_t n = strlen(config_json);
+
+    if (n > STREAM_CONFIG_MAX)
+        return w_fail(w, -E2BIG, "%s: machine config of %zu bytes is too big", w->what, n);
+    w_put(w, STREAM_MAGIC, 8);
+    w_le(w, STREAM_VERSION, 4);
+    w_le(w, 0, 4);
+    w_le(w, (uint64_t)time(NULL), 8);
+    w_le(w, n, 4);
+    w_put(w, config_json, n);
+    return w->err;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *q = (const uint64_t *)(const void *)p;
+    uint64_t acc = 0;
+
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        acc |= q[i];
+    return acc == 0;
+}
+
+/* One 'R' record for pages [first, first + count) with the given selection. */
+static void w_ram_chunk(struct stream_writer *w, const struct guest_ram *ram, uint64_t first,
+                        unsigned count, const uint64_t *bitmap, uint64_t *sent, uint64_t *zeros)
+{
+    uint8_t kinds[STREAM_RAM_CHUNK];
+    unsigned ndata = 0;
+    size_t c;
+
+    for (unsigned i = 0; i < count; i++) {
+        uint64_t pg = first + i;
+        uint8_t *dst = w->stage + (size_t)ndata * PAGE;
+
+        if (bitmap && !(bitmap[pg / 64] >> (pg % 64) & 1)) {
+            kinds[i] = KIND_SKIP;
+            continue;
+        }
+        /* Copy first, then look at the copy: the guest may be writing the page right now, and
+         * what we send must be one consistent version of it. */
+        memcpy(dst, ram->host + pg * PAGE, PAGE);
+        if (page_is_zero(dst)) {
+            kinds[i] = KIND_ZERO;
+            if (zeros)
+                (*zeros)++;
+        } else {
+            kinds[i] = KIND_DATA;
+            ndata++;
+        }
+        if (sent)
+            (*sent)++;
+    }
+    c = 0;
+    if (ndata) {
+        c = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, w->stage, (size_t)ndata * PAGE, w->level);
+        if (ZSTD_isError(c)) {
+            w_fail(w, -EIO, "%s: zstd: %s", w->what, ZSTD_getErrorName(c));
+            return;
+        }
+    }
+    w_put(w, "R", 1);
+    w_le(w, first, 8);
+    w_le(w, count, 4);
+    w_put(w, kinds, count);
+    w_le(w, c, 4);
+    w_put(w, w->zbuf, c);
+}
+
+int stream_write_ram(struct stream_writer *w, const struct guest_ram *ram, const uint64_t *bitmap,
+                     uint64_t *pages_sent, uint64_t *zero_pages)
+{
+    uint64_t pages = ram->size / PAGE;
+
+    for (uint64_t first = 0; first < pages && !w->err; first += STREAM_RAM_CHUNK) {
+        unsigned count =
+            pages - first < STREAM_RAM_CHUNK ? (unsigned)(pages - first) : STREAM_RAM_CHUNK;
+        bool any = !bitmap;
+
+        for (unsigned i = 0; i < count && !any; i += 64) {
+            uint64_t pg = first + i; /* STREAM_RAM_CHUNK is a multiple of 64 */
+
+            any = bitmap[pg / 64] != 0;
+        }
+        if (any)
+            w_ram_chunk(w, ram, first, count, bitmap, pages_sent, zero_pages);
+    }
+    return w->err;
+}
+
+int stream_write_section(struct stream_writer *w, const char *name, uint32_t version,
+                         const void *payload, size_t len)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > STREAM_NAME_MAX || len > STREAM_SECTION_MAX)
+        return w_fail(w, -EINVAL, "%s: section '%s' of %zu bytes cannot be written", w->what, name,
+                      len);
+    w_put(w, "S", 1);
+    w_le(w, n, 1);
+    w_put(w, name, n);
+    w_le(w, version, 4);
+    w_le(w, len, 4);
+    w_put(w, payload, len);
+    return w->err;
+}
+
+int stream_write_end(struct stream_writer *w)
+{
+    uint32_t crc;
+
+    w_put(w, "E", 1);
+    crc = w->crc;
+    w_le(w, crc, 4);
+    return w_push(w);
+}
+
+int stream_flush(struct stream_writer *w)
+{
+    return w_push(w);
+}
+
+uint64_t stream_bytes_written(const struct stream_writer *w)
+{
+    return w->bytes;
+}
+
+const char *stream_writer_error(const struct stream_writer *w)
+{
+    return w->err ? w->msg : NULL;
+}
+
+/* ---- reader ---- */
+
+static int r_fail(struct stream_reader *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->failed)
+        return -1;
+    r->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Reads exactly n bytes (folding them into the checksum unless nocrc). */
+static int r_get(struct stream_reader *r, void *p, size_t n, const char *inside, bool nocrc)
+{
+    uint8_t *b = p;
+
+    if (r->failed)
+        return -1;
+    while (n) {
+        size_t k;
+
+        if (r->pos == r->have) {
+            ssize_t got = read(r->fd, r->buf, RBUF_SIZE);
+
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                return r_fail(r, "%s: read failed after %" PRIu64 " bytes: %s", r->what, r->bytes,
+                              strerror(errno));
+            if (got == 0)
+                return r_fail(r,
+                              "%s: truncated: the stream ends after %" PRIu64 " bytes, inside %s",
+                              r->what, r->bytes, inside);
+            r->have = (size_t)got;
+            r->pos = 0;
+        }
+        k = r->have - r->pos < n ? r->have - r->pos : n;
+        memcpy(b, r->buf + r->pos, k);
+        if (!nocrc)
+            r->crc = (uint32_t)crc32(r->crc, b, (uInt)k);
+        r->pos += k;
+        r->bytes += k;
+        b += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static uint64_t r_le(struct stream_reader *r, unsigned n, const char *inside)
+{
+    uint8_t le[8];
+    uint64_t v = 0;
+
+    if (r_get(r, le, n, inside, false))
+        return 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)le[i] << (8 * i);
+    return v;
+}
+
+int stream_reader_create(int fd, const char *what, struct stream_reader **out)
+{
+    struct stream_reader *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return -ENOMEM;
+    r->fd = fd;
+    r->what = what;
+    r->crc = (uint32_t)crc32(0, NULL, 0);
+    r->zcap = ZSTD_compressBound(CHUNK_BYTES);
+    r->dc = ZSTD_createDCtx();
+    r->buf = malloc(RBUF_SIZE);
+    r->stage = malloc(CHUNK_BYTES);
+    r->zbuf = malloc(r->zcap);
+    if (!r->dc || !r->buf || !r->stage || !r->zbuf) {
+        stream_reader_destroy(r);
+        return -ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+void stream_reader_destroy(struct stream_reader *r)
+{
+    if (!r)
+        return;
+    ZSTD_freeDCtx(r->dc);
+    free(r->buf);
+    free(r->stage);
+    free(r->zbuf);
+    free(r->payload);
+    free(r);
+}
+
+int stream_read_header(struct stream_reader *r, char **config_json)
+{
+    char magic[8];
+    uint32_t version, flags, n;
+    char *json;
+
+    *config_json = NULL;
+    if (r_get(r, magic, 8, "the header", false))
+        return -1;
+    if (memcmp(magic, STREAM_MAGIC, 8))
+        return r_fail(r, "%s: not a Tessera state stream (its first 8 bytes are not \"%s\")",
+                      r->what, STREAM_MAGIC);
+    version = (uint32_t)r_le(r, 4, "the header");
+    flags = (uint32_t)r_le(r, 4, "the header");
+    (void)r_le(r, 8, "the header");
+    n = (uint32_t)r_le(r, 4, "the header");
+    if (r->failed)
+        return -1;
+    if (version != STREAM_VERSION)
+        return r_fail(r, "%s: state format version %" PRIu32 ", this tessera reads version %d",
+                      r->what, version, STREAM_VERSION);
+    if (flags)
+        return r_fail(r, "%s: header flags 0x%" PRIx32 " unknown to this tessera", r->what, flags);
+    if (n == 0 || n > STREAM_CONFIG_MAX)
+        return r_fail(r, "%s: machine config of %" PRIu32 " bytes (expected 1..%u)", r->what, n,
+                      STREAM_CONFIG_MAX);
+    json = malloc((size_t)n + 1);
+    if (!json)
+        return r_fail(r, "%s: out of memory", r->what);
+    if (r_get(r, json, n, "the machine config", false)) {
+        free(json);
+        return -1;
+    }
+    json[n] = '\0';
+    if (strlen(json) != n) {
+        free(json);
+        return r_fail(r, "%s: machine config contains a NUL byte", r->what);
+    }
+    *config_json = json;
+    return 0;
+}
+
+static int r_ram(struct stream_reader *r, struct guest_ram *ram)
+{
+    uint8_t kinds[STREAM_RAM_CHUNK];
+    uint64_t first, pages;
+    uint32_t count, c;
+    unsigned ndata = 0;
+    size_t got;
+
+    first = r_le(r, 8, "a RAM record");
+    count = (uint32_t)r_le(r, 4, "a RAM record");
+    if (r->failed)
+        return -1;
+    if (!ram || r->seen_section)
+        return r_fail(r, "%s: RAM record at byte %" PRIu64 " after the device sections", r->what,
+                      r->bytes);
+    pages = ram->size / PAGE;
+    if (count == 0 || count > STREAM_RAM_CHUNK || first >= pages || count > pages - first)
+        return r_fail(r,
+                      "%s: RAM record for pages %" PRIu64 "+%" PRIu32 " does not fit %" PRIu64
+                      " pages of RAM (is the stream from a machine with more memory?)",
+                      r->what, first, count, pages);
+    if (r_get(r, kinds, count, "a RAM record", false))
+        return -1;
+    for (unsigned i = 0; i < count; i++) {
+        if (kinds[i] > KIND_DATA)
+            return r_fail(r, "%s: RAM record page %" PRIu64 " has kind %u (expected 0, 1 or 2)",
+                          r->what, first + i, kinds[i]);
+        ndata += kinds[i] == KIND_DATA;
+    }
+    c = (uint32_t)r_le(r, 4, "a RAM record");
+    if (r->failed)
+        return -1;
+    if ((ndata == 0 && c != 0) || (ndata && (c == 0 || c > r->zcap)))
+        return r_fail(
+            r, "%s: RAM record at page %" PRIu64 ": %" PRIu32 " compressed bytes for %u pages",
+            r->what, first, c, ndata);
+    if (r_get(r, r->zbuf, c, "a RAM record's data", false))
+        return -1;
+    if (ndata) {
+        got = ZSTD_decompressDCtx(r->dc, r->stage, (size_t)ndata * PAGE, r->zbuf, c);
+        if (ZSTD_isError(got) || got != (size_t)ndata * PAGE)
+            return r_fail(r,
+                          "%s: RAM record at page %" PRIu64 " does not decode to its %u pages%s%s",
+                          r->what, first, ndata, ZSTD_isError(got) ? ": " : "",
+                          ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
+    }
+    ndata = 0;
+    for (unsigned i = 0; i < count; i++) {
+        uint8_t *dst = guest_ram_ptr(ram, ram->base + (first + i) * PAGE, PAGE);
+
+        if (kinds[i] == KIND_DATA)
+            memcpy(dst, r->stage + (size_t)ndata++ * PAGE, PAGE);
+        else if (kinds[i] == KIND_ZERO && !page_is_zero(dst))
+            memset(dst, 0, PAGE);
+    }
+    return 0;
+}
+
+static int r_section(struct stream_reader *r, const char **name, uint32_t *version,
+                     const uint8_t **payload, size_t *len)
+{
+    unsigned n = (unsigned)r_le(r, 1, "a section");
+    uint32_t l;
+
+    if (r->failed)
+        return -1;
+    if (n == 0 || n > STREAM_NAME_MAX)
+        return r_fail(r, "%s: section name of %u bytes at byte %" PRIu64, r->what, n, r->bytes);
+    if (r_get(r, r->name, n, "a section name", false))
+        return -1;
+    r->name[n] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        char ch = r->name[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+              ch == '_'))
+            return r_fail(r, "%s: section name at byte %" PRIu64 " has a byte 0x%02x", r->what,
+                          r->bytes, (unsigned char)ch);
+    }
+    *version = (uint32_t)r_le(r, 4, "a section");
+    l = (uint32_t)r_le(r, 4, "a section");
+    if (r->failed)
+        return -1;
+    if (l > STREAM_SECTION_MAX)
+        return r_fail(r, "%s: section '%s' claims %" PRIu32 " bytes (at most %u)", r->what, r->name,
+                      l, STREAM_SECTION_MAX);
+    free(r->payload);
+    r->payload = malloc(l ? l : 1);
+    if (!r->payload)
+        return r_fail(r, "%s: out of memory", r->what);
+    if (r_get(r, r->payload, l, "a section's payload", false))
+        return -1;
+    r->seen_section = true;
+    *name = r->name;
+    *payload = r->payload;
+    *len = l;
+    return 0;
+}
+
+int stream_read_next(struct stream_reader *r, struct guest_ram *ram, enum stream_item *item,
+                     const char **name, uint32_t *version, const uint8_t **payload, size_t *len)
+{
+    uint8_t type;
+
+    if (r->failed)
+        return -1;
+    if (r->ended)
+        return r_fail(r, "%s: read past the end record", r->what);
+    if (r_get(r, &type, 1, "a record", false))
+        return -1;
+    switch (type) {
+    case 'R': *item = STREAM_ITEM_RAM; return r_ram(r, ram);
+    case 'S': *item = STREAM_ITEM_SECTION; return r_section(r, name, version, payload, len);
+    case 'E': {
+        uint32_t want = r->crc;
+        uint8_t le[4];
+        uint32_t got;
+
+        if (r_get(r, le, 4, "the end record", true))
+            return -1;
+        got =
+            (uint32_t)le[0] | (uint32_t)le[1] << 8 | (uint32_t)le[2] << 16 | (uint32_t)le[3] << 24;
+        if (got != want)
+            return r_fail(r,
+                          "%s: checksum mismatch: the trailer says %08" PRIx32 ", the %" PRIu64
+                          " bytes before it sum to %08" PRIx32 " (the stream is corrupt)",
+                          r->what, got, r->bytes - 4, want);
+        r->ended = true;
+        *item = STREAM_ITEM_END;
+        return 0;
+    }
+    default:
+        return r_fail(r, "%s: unknown record type 0x%02x at byte %" PRIu64, r->what, type,
+                      r->bytes - 1);
+    }
+}
+
+uint64_t stream_bytes_read(const struct stream_reader *r)
+{
+    return r->bytes;
+}
+
+const char *stream_reader_error(const struct stream_reader *r)
+{
+    return r->failed ? r->msg : NULL;
+}

@@ -1,0 +1,78 @@
+/* The machine-state stream: one format for snapshot files and migration streams.
+ *
+ *   header   "TSRSTATE" | u32 format version | u32 flags (0) | u64 unix time |
+ *            u32 n | n bytes of JSON: the machine config (cpus, memory, images, devices)
+ *   records, each starting with one type byte:
+ *     'R'    RAM pages: u64 first page | u32 count (1..STREAM_RAM_CHUNK) | count bytes, one per
+ *            page: 0 not in this record, 1 zero page, 2 data follows | u32 c | c bytes of a
+ *            zstd frame holding the data pages in order (exactly 4096 bytes each)
+ *     'S'    a section: u8 n | n bytes of name | u32 version | u32 len | len bytes of payload
+ *     'E'    end: u32 CRC-32 (zlib's) of every byte before it, from the header's first byte
+ * All integers little-endian. RAM records may repeat a page (later rounds of a live migration
+ * overwrite earlier ones); sections come after the last RAM record. A reader applies nothing
+ * it has not checked: lengths are bounded before allocation, page numbers against the RAM
+ * size, and a machine runs only after the trailer's checksum matched.
+ *
+ * Threads: a writer or a reader belongs to the thread that uses it. */
+#ifndef TESSERA_VMM_STREAM_H
+#define TESSERA_VMM_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hw/guest_mem.h"
+
+#define STREAM_MAGIC       "TSRSTATE"
+#define STREAM_VERSION     1
+#define STREAM_CONFIG_MAX  (64u << 10)
+#define STREAM_SECTION_MAX (16u << 20)
+#define STREAM_RAM_CHUNK   256 /* pages per 'R' record */
+#define STREAM_ERR_LEN     512
+#define STREAM_NAME_MAX    63
+
+struct stream_writer;
+struct stream_reader;
+
+/* Writes to fd (a file or a connected socket; not closed by the writer). `what` names the
+ * destination in errors. zstd_level: 1 for migration (speed), 3 for snapshots. */
+int stream_writer_create(int fd, const char *what, int zstd_level, struct stream_writer **out);
+void stream_writer_destroy(struct stream_writer *w);
+
+/* Each returns 0 or -errno; the first error sticks, and stream_writer_error() says it. */
+int stream_write_header(struct stream_writer *w, const char *config_json);
+/* The pages of `ram` whose bit is set in `bitmap` (one bit per 4 KiB page), or every page when
+ * bitmap is NULL. Zero pages travel as one byte. Adds to *pages_sent / *zero_pages if given. */
+int stream_write_ram(struct stream_writer *w, const struct guest_ram *ram, const uint64_t *bitmap,
+                     uint64_t *pages_sent, uint64_t *zero_pages);
+int stream_write_section(struct stream_writer *w, const char *name, uint32_t version,
+                         const void *payload, size_t len);
+/* Writes the trailer and pushes out what is buffered. */
+int stream_write_end(struct stream_writer *w);
+/* Pushes out buffered bytes (so a peer sees progress). */
+int stream_flush(struct stream_writer *w);
+uint64_t stream_bytes_written(const struct stream_writer *w);
+const char *stream_writer_error(const struct stream_writer *w);
+
+enum stream_item { STREAM_ITEM_RAM, STREAM_ITEM_SECTION, STREAM_ITEM_END };
+
+int stream_reader_create(int fd, const char *what, struct stream_reader **out);
+void stream_reader_destroy(struct stream_reader *r);
+
+/* Reads and checks the header; *config_json (malloc'd, NUL-terminated) is the machine config.
+ * 0, or -1 with stream_reader_error() set ("snap.tsr: not a Tessera state stream (magic ...)",
+ * "... format version 2, this tessera reads version 1"). */
+int stream_read_header(struct stream_reader *r, char **config_json);
+
+/* Reads the next record. For STREAM_ITEM_RAM the pages are applied to `ram` (each checked to
+ * lie inside it); for a section, *name, *version, *payload and *len describe it until the
+ * next call; for STREAM_ITEM_END the checksum has been verified. 0 and *item, or -1 with
+ * stream_reader_error() set: truncated stream, unknown record type, bad lengths, a page
+ * outside RAM, a zstd frame that does not decode to exactly its pages, a checksum mismatch.
+ * `ram` may be NULL only if no RAM record may follow (then one is an error). */
+int stream_read_next(struct stream_reader *r, struct guest_ram *ram, enum stream_item *item,
+                     const char **name, uint32_t *version, const uint8_t **payload, size_t *len);
+uint64_t stream_bytes_read(const struct stream_reader *r);
+const char *stream_reader_error(const struct stream_reader *r);
+
+#endif
