@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/state.h"
 #include "base/time.h"
 
 #define CLINT_MSIP_BASE     0x0000
@@ -245,6 +246,75 @@ void clint_reset(struct clint *c)
     }
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
+}
+
+void clint_save(struct clint *c, struct sbuf *out)
+{
+    pthread_mutex_lock(&c->lock);
+    sbuf_put_u32(out, c->nharts);
+    sbuf_put_u64(out, c->freq_hz);
+    sbuf_put_u64(out, clint_mtime_at(c, time_now_ns()));
+    for (unsigned h = 0; h < c->nharts; h++) {
+        sbuf_put_bool(out, c->msip[h] & 1);
+        sbuf_put_u64(out, c->mtimecmp[h]);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+int clint_load(struct clint *c, struct scur *in, uint32_t version)
+{
+    uint32_t nharts;
+    uint64_t freq, mtime;
+    bool *msip;
+    uint64_t *mtimecmp;
+    int ret = -1;
+
+    if (version != CLINT_STATE_VERSION)
+        return scur_fail(in, "section version %" PRIu32 " is not supported (this build reads %u)",
+                         version, CLINT_STATE_VERSION);
+    nharts = scur_get_u32(in);
+    freq = scur_get_u64(in);
+    mtime = scur_get_u64(in);
+    if (scur_ok(in))
+        return -1;
+    if (nharts != c->nharts)
+        return scur_fail(in, "field 'harts' is %" PRIu32 ", this machine has %u", nharts,
+                         c->nharts);
+    if (freq != c->freq_hz)
+        return scur_fail(in,
+                         "field 'freq_hz' is %" PRIu64 ", this machine's timer runs at %" PRIu64,
+                         freq, c->freq_hz);
+    msip = calloc(nharts, sizeof(*msip));
+    mtimecmp = calloc(nharts, sizeof(*mtimecmp));
+    if (!msip || !mtimecmp) {
+        scur_fail(in, "out of memory for %" PRIu32 " harts", nharts);
+        goto free_arrays;
+    }
+    for (unsigned h = 0; h < nharts; h++) {
+        msip[h] = scur_get_bool(in);
+        mtimecmp[h] = scur_get_u64(in);
+    }
+    if (scur_finish(in))
+        goto free_arrays;
+
+    pthread_mutex_lock(&c->lock);
+    clint_set_mtime_locked(c, time_now_ns(), mtime);
+    for (unsigned h = 0; h < c->nharts; h++) {
+        c->msip[h] = msip[h];
+        c->mtimecmp[h] = mtimecmp[h];
+        c->mtip[h] = mtime >= mtimecmp[h];
+        /* Unconditionally: the receivers may hold anything (a fresh machine, a loaded hart). */
+        irq_set(&c->msip_lines[h], msip[h]);
+        irq_set(&c->mtip_lines[h], c->mtip[h]);
+    }
+    pthread_cond_signal(&c->wake); /* the timer thread re-plans from the new deadlines */
+    pthread_mutex_unlock(&c->lock);
+    ret = 0;
+
+free_arrays:
+    free(msip);
+    free(mtimecmp);
+    return ret;
 }
 
 /* The 4- or 8-byte view of a 64-bit register at byte `offset & 7` within it. */

@@ -28,7 +28,11 @@
 #define CLINT_MMIO_SIZE 0x10000
 #define CLINT_MAX_HARTS 4095 /* msip fills 0x0..0x3ffc, mtimecmp 0x4000..0xbff0 */
 
+#define CLINT_STATE_VERSION 1
+
 struct clint;
+struct sbuf;
+struct scur;
 
 /* Creates a CLINT for `nharts` harts (1..CLINT_MAX_HARTS) whose mtime counts at `freq_hz`
  * (1 Hz..10 GHz; `virt` uses 10 MHz) from CLOCK_MONOTONIC, starting at 0 now.
@@ -51,6 +55,26 @@ void clint_reset(struct clint *clint);
  * `clint` is a struct clint *; the void * lets a hart hold it as an opaque callback. Any
  * thread, no lock: one clock read and arithmetic on an atomic time base. */
 uint64_t clint_time(void *clint);
+
+/* Saved state, section version 1 (src/base/state.h encoding):
+ *   u32 harts, u64 freq_hz     must equal this CLINT's
+ *   u64 mtime                  the guest's mtime at the save
+ *   per hart: bool msip, u64 mtimecmp
+ * clint_save() writes mtime as clint_time() reads it during the call: the CLINT's clock runs
+ * on host time, paused or not. A board that keeps a frozen guest time while paused (virt
+ * writes it back to mtime on resume) must first write that value to mtime (offset 0xbff8),
+ * or the section holds a later time than the guest saw. Takes the CLINT lock; any thread. */
+void clint_save(struct clint *c, struct sbuf *out);
+
+/* Loads a section written by clint_save() with `version` (1 only). Checks every field (the
+ * hart count and frequency must match this CLINT, msip is 0 or 1, nothing may follow) and
+ * changes nothing unless all are good; returns 0, or -1 with the reason in in->err. On
+ * success mtime continues from the saved value from now on (not from host time), and every
+ * MSIP and MTIP line is set to its level again, unconditionally (MTIP = mtime >= mtimecmp),
+ * after which the timer thread re-plans. A board that froze the guest time while paused must
+ * take clint_time() right after the load as its new frozen value. Machine stopped; the
+ * calling thread, which must not hold a lock the irq receivers take; takes the CLINT lock. */
+int clint_load(struct clint *c, struct scur *in, uint32_t version);
 
 /* MMIO handlers for the CLINT_MMIO_SIZE window; opaque is the struct clint *. */
 extern const struct mmio_ops clint_mmio_ops;

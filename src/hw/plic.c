@@ -5,9 +5,12 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
+#include "base/state.h"
 
 #define PLIC_PRIORITY_BASE  0x000000
 #define PLIC_PENDING_BASE   0x001000
@@ -192,6 +195,149 @@ void plic_set_irq(void *opaque, unsigned src, bool level)
         plic_update_locked(p);
     }
     pthread_mutex_unlock(&p->lock);
+}
+
+void plic_save(struct plic *p, struct sbuf *out)
+{
+    pthread_mutex_lock(&p->lock);
+    sbuf_put_u32(out, p->nsources);
+    sbuf_put_u32(out, p->ncontexts);
+    sbuf_put_bytes(out, p->priority, p->nsources);
+    for (unsigned w = 0; w < p->nwords; w++)
+        sbuf_put_u32(out, p->level[w]);
+    for (unsigned w = 0; w < p->nwords; w++)
+        sbuf_put_u32(out, p->pending[w]);
+    for (unsigned w = 0; w < p->nwords; w++)
+        sbuf_put_u32(out, p->in_service[w]);
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        for (unsigned w = 0; w < p->nwords; w++)
+            sbuf_put_u32(out, p->enable[(size_t)c * p->nwords + w]);
+        sbuf_put_u8(out, p->threshold[c]);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The registers of a section being loaded, read and checked before any is applied. */
+struct plic_saved {
+    uint8_t *priority;  /* [nsources] */
+    uint32_t *words;    /* level, pending, in_service: [3 * nwords] */
+    uint32_t *enable;   /* [ncontexts * nwords] */
+    uint8_t *threshold; /* [ncontexts] */
+};
+
+static int plic_check_bits(const struct plic *p, struct scur *in, const char *field,
+                           const uint32_t *bits)
+{
+    for (unsigned w = 0; w < p->nwords; w++) {
+        if (bits[w] & ~p->valid[w])
+            return scur_fail(in,
+                             "field '%s' word %u is 0x%08" PRIx32 ", but only bits 0x%08" PRIx32
+                             " are sources of this machine",
+                             field, w, bits[w], p->valid[w]);
+    }
+    return 0;
+}
+
+static int plic_read_saved(const struct plic *p, struct scur *in, struct plic_saved *s)
+{
+    uint32_t *level = s->words, *pending = level + p->nwords, *in_service = pending + p->nwords;
+
+    scur_get_bytes(in, s->priority, p->nsources);
+    for (unsigned i = 0; i < 3 * p->nwords; i++)
+        s->words[i] = scur_get_u32(in);
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        for (unsigned w = 0; w < p->nwords; w++)
+            s->enable[(size_t)c * p->nwords + w] = scur_get_u32(in);
+        s->threshold[c] = scur_get_u8(in);
+    }
+    if (scur_finish(in))
+        return -1;
+    if (s->priority[0] != 0)
+        return scur_fail(in, "field 'priority[0]' is %u, but source 0 does not exist",
+                         s->priority[0]);
+    for (unsigned src = 1; src < p->nsources; src++) {
+        if (s->priority[src] > PLIC_MAX_PRIORITY)
+            return scur_fail(in, "field 'priority[%u]' is %u, at most %u allowed", src,
+                             s->priority[src], PLIC_MAX_PRIORITY);
+    }
+    if (plic_check_bits(p, in, "level", level) || plic_check_bits(p, in, "pending", pending) ||
+        plic_check_bits(p, in, "in_service", in_service))
+        return -1;
+    for (unsigned w = 0; w < p->nwords; w++) {
+        if (pending[w] & in_service[w])
+            return scur_fail(in,
+                             "fields 'pending' and 'in_service' word %u share bits 0x%08" PRIx32
+                             ": a source in service cannot be pending",
+                             w, pending[w] & in_service[w]);
+        if (level[w] & ~in_service[w] & ~pending[w])
+            return scur_fail(in,
+                             "field 'pending' word %u lacks bits 0x%08" PRIx32
+                             " whose level is high and that are not in service",
+                             w, level[w] & ~in_service[w] & ~pending[w]);
+    }
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        char field[32];
+
+        snprintf(field, sizeof(field), "enable[%u]", c);
+        if (plic_check_bits(p, in, field, &s->enable[(size_t)c * p->nwords]))
+            return -1;
+        if (s->threshold[c] > PLIC_MAX_PRIORITY)
+            return scur_fail(in, "field 'threshold[%u]' is %u, at most %u allowed", c,
+                             s->threshold[c], PLIC_MAX_PRIORITY);
+    }
+    return 0;
+}
+
+int plic_load(struct plic *p, struct scur *in, uint32_t version)
+{
+    struct plic_saved s;
+    uint32_t nsources, ncontexts;
+    int ret = -1;
+
+    if (version != PLIC_STATE_VERSION)
+        return scur_fail(in, "section version %" PRIu32 " is not supported (this build reads %u)",
+                         version, PLIC_STATE_VERSION);
+    nsources = scur_get_u32(in);
+    ncontexts = scur_get_u32(in);
+    if (scur_ok(in))
+        return -1;
+    if (nsources != p->nsources)
+        return scur_fail(in, "field 'sources' is %" PRIu32 ", this machine has %u", nsources,
+                         p->nsources);
+    if (ncontexts != p->ncontexts)
+        return scur_fail(in, "field 'contexts' is %" PRIu32 ", this machine has %u", ncontexts,
+                         p->ncontexts);
+    s.priority = calloc(p->nsources, sizeof(*s.priority));
+    s.words = calloc(3 * (size_t)p->nwords, sizeof(*s.words));
+    s.enable = calloc((size_t)p->ncontexts * p->nwords, sizeof(*s.enable));
+    s.threshold = calloc(p->ncontexts, sizeof(*s.threshold));
+    if (!s.priority || !s.words || !s.enable || !s.threshold) {
+        scur_fail(in, "out of memory for %u sources and %u contexts", p->nsources, p->ncontexts);
+        goto free_saved;
+    }
+    if (plic_read_saved(p, in, &s))
+        goto free_saved;
+
+    pthread_mutex_lock(&p->lock);
+    memcpy(p->priority, s.priority, p->nsources);
+    memcpy(p->level, s.words, p->nwords * sizeof(uint32_t));
+    memcpy(p->pending, s.words + p->nwords, p->nwords * sizeof(uint32_t));
+    memcpy(p->in_service, s.words + 2 * p->nwords, p->nwords * sizeof(uint32_t));
+    memcpy(p->enable, s.enable, (size_t)p->ncontexts * p->nwords * sizeof(uint32_t));
+    memcpy(p->threshold, s.threshold, p->ncontexts);
+    for (unsigned c = 0; c < p->ncontexts; c++) {
+        p->out[c] = plic_best_locked(p, c) != 0;
+        irq_set(&p->lines[c], p->out[c]); /* unconditionally: whatever the receiver believed */
+    }
+    pthread_mutex_unlock(&p->lock);
+    ret = 0;
+
+free_saved:
+    free(s.priority);
+    free(s.words);
+    free(s.enable);
+    free(s.threshold);
+    return ret;
 }
 
 /* Caller holds p->lock. Claim for context ctx ("Interrupt Claim Process"): the best source leaves

@@ -31,6 +31,7 @@
 #define TESSERA_HW_PLIC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "hw/bus.h"
 #include "hw/irq.h"
@@ -40,7 +41,11 @@
 #define PLIC_MAX_CONTEXTS 15872     /* (PLIC_MMIO_SIZE - 0x200000) / 0x1000 */
 #define PLIC_MAX_PRIORITY 7
 
+#define PLIC_STATE_VERSION 1
+
 struct plic;
+struct sbuf;
+struct scur;
 
 /* Creates a PLIC with sources 1..nsources-1 (nsources in 2..PLIC_MAX_SOURCES; `virt` uses 96
  * like QEMU 7.2) and `ncontexts` targets (1..PLIC_MAX_CONTEXTS). `ctx_lines` is an array of
@@ -62,6 +67,26 @@ void plic_reset(struct plic *plic);
  * {.set = plic_set_irq, .opaque = plic, .n = src}. A source out of range (0 or >= nsources)
  * is a board bug: ignored with a rate-limited log line. Any thread; takes the PLIC lock. */
 void plic_set_irq(void *plic, unsigned src, bool level);
+
+/* Saved state, section version 1 (src/base/state.h encoding), W = ceil(sources / 32):
+ *   u32 sources, u32 contexts      must equal this PLIC's (sources counts source 0)
+ *   u8  priority[sources]          0..7; source 0's is 0
+ *   u32 level[W]                   the input wires as the gateways last saw them
+ *   u32 pending[W]                 requests latched by the gateways
+ *   u32 in_service[W]              claimed and not yet completed
+ *   per context: u32 enable[W], u8 threshold (0..7)
+ * Bitmaps hold only existing sources; the gateway invariants hold (pending and in_service
+ * disjoint; a high level not in service is pending). The output levels are not saved: they
+ * follow from the rest. Takes the PLIC lock; any thread. */
+void plic_save(struct plic *plic, struct sbuf *out);
+
+/* Loads a section written by plic_save() with `version` (1 only). Checks every field and
+ * changes nothing unless all are good; returns 0, or -1 with the reason in in->err (e.g.
+ * "field 'sources' is 64, this machine has 97"). On success every context's output line is
+ * set to its level again, unconditionally. The saved input levels stand until the devices
+ * drive their lines again (their own loads do). Machine stopped; the calling thread, holding
+ * no device lock; takes the PLIC lock. */
+int plic_load(struct plic *plic, struct scur *in, uint32_t version);
 
 /* MMIO handlers for the PLIC_MMIO_SIZE window; opaque is the struct plic *. */
 extern const struct mmio_ops plic_mmio_ops;

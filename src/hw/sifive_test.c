@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "base/state.h"
 
 #define SIFIVE_TEST_CMD_FAIL  0x3333
 #define SIFIVE_TEST_CMD_PASS  0x5555
@@ -39,6 +40,18 @@ void sifive_test_destroy(struct sifive_test *t)
 
 void sifive_test_reset(struct sifive_test *t)
 {
+}
+
+void sifive_test_save(struct sifive_test *t, struct sbuf *out)
+{
+}
+
+int sifive_test_load(struct sifive_test *t, struct scur *in, uint32_t version)
+{
+    if (version != SIFIVE_TEST_STATE_VERSION)
+        return scur_fail(in, "section version %" PRIu32 " is not supported (this build reads %u)",
+                         version, SIFIVE_TEST_STATE_VERSION);
+    return scur_finish(in);
 }
 
 /* vCPU thread, no lock. */

@@ -16,9 +16,13 @@
 #ifndef TESSERA_HW_SIFIVE_TEST_H
 #define TESSERA_HW_SIFIVE_TEST_H
 
+#include <stdint.h>
+
 #include "hw/bus.h"
 
 #define SIFIVE_TEST_MMIO_SIZE 0x1000
+
+#define SIFIVE_TEST_STATE_VERSION 1
 
 enum sifive_test_event {
     SIFIVE_TEST_PASS,
@@ -29,6 +33,8 @@ enum sifive_test_event {
 typedef void (*sifive_test_event_fn)(void *opaque, enum sifive_test_event ev, unsigned code);
 
 struct sifive_test;
+struct sbuf;
+struct scur;
 
 /* Creates the finisher; `on_event` (required) is called with `opaque` for every recognised
  * write. Returns 0 and the device in *out, or -EINVAL, -ENOMEM. Set-up thread only. */
@@ -40,6 +46,15 @@ void sifive_test_destroy(struct sifive_test *t);
 /* Power-on state. The device has none, so this does nothing; it exists so that every device
  * has the same life cycle. */
 void sifive_test_reset(struct sifive_test *t);
+
+/* Saved state, section version 1: an empty payload. The device has no state; the section
+ * exists so that every device of a board saves and loads the same way, and so that a later
+ * version with state has a number to grow from. Any thread. */
+void sifive_test_save(struct sifive_test *t, struct sbuf *out);
+
+/* Accepts an empty section of `version` 1: returns 0, or -1 with the reason in in->err (another
+ * version, or any payload byte). */
+int sifive_test_load(struct sifive_test *t, struct scur *in, uint32_t version);
 
 /* MMIO handlers for the SIFIVE_TEST_MMIO_SIZE window; opaque is the struct sifive_test *. */
 extern const struct mmio_ops sifive_test_mmio_ops;

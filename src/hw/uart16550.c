@@ -3,12 +3,14 @@
 #include "hw/uart16550.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/state.h"
 
 enum {
     UART_RBR = 0, /* also THR, DLL */
@@ -363,6 +365,131 @@ bool uart16550_wants_input(struct uart16550 *u)
     room = u->inq_count < UART16550_INPUT_QUEUE_SIZE;
     pthread_mutex_unlock(&u->lock);
     return room;
+}
+
+void uart16550_save(struct uart16550 *u, struct sbuf *out)
+{
+    pthread_mutex_lock(&u->lock);
+    sbuf_put_u8(out, u->ier);
+    sbuf_put_u8(out, u->lcr);
+    sbuf_put_u8(out, u->mcr);
+    sbuf_put_u8(out, u->scr);
+    sbuf_put_u8(out, u->dll);
+    sbuf_put_u8(out, u->dlm);
+    sbuf_put_u8(out, u->fcr);
+    sbuf_put_u8(out, u->lsr_errors);
+    sbuf_put_u8(out, u->msr_deltas);
+    sbuf_put_u8(out, u->rbr);
+    sbuf_put_bool(out, u->thr_ipending);
+    sbuf_put_u8(out, (uint8_t)u->rx_count);
+    for (unsigned i = 0; i < u->rx_count; i++)
+        sbuf_put_u8(out, u->rx_fifo[(u->rx_head + i) % UART16550_FIFO_SIZE]);
+    sbuf_put_u32(out, (uint32_t)u->inq_count);
+    for (size_t i = 0; i < u->inq_count; i++)
+        sbuf_put_u8(out, u->inq[(u->inq_head + i) % UART16550_INPUT_QUEUE_SIZE]);
+    pthread_mutex_unlock(&u->lock);
+}
+
+/* The registers of a section being loaded, read and checked before any is applied. */
+struct uart_saved {
+    uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, lsr_errors, msr_deltas, rbr;
+    bool thr_ipending;
+    uint8_t rx_count;
+    uint8_t rx_fifo[UART16550_FIFO_SIZE];
+    uint32_t inq_count;
+};
+
+static int uart_check_mask(struct scur *in, const char *field, uint8_t v, uint8_t allowed)
+{
+    if (v & ~allowed)
+        return scur_fail(in, "field '%s' is 0x%02x, only bits 0x%02x may be set", field, v,
+                         allowed);
+    return 0;
+}
+
+/* Reads and checks everything but the host queue's bytes, which follow in `in`. */
+static int uart_read_saved(struct scur *in, struct uart_saved *s)
+{
+    unsigned cap;
+
+    s->ier = scur_get_u8(in);
+    s->lcr = scur_get_u8(in);
+    s->mcr = scur_get_u8(in);
+    s->scr = scur_get_u8(in);
+    s->dll = scur_get_u8(in);
+    s->dlm = scur_get_u8(in);
+    s->fcr = scur_get_u8(in);
+    s->lsr_errors = scur_get_u8(in);
+    s->msr_deltas = scur_get_u8(in);
+    s->rbr = scur_get_u8(in);
+    s->thr_ipending = scur_get_bool(in);
+    s->rx_count = scur_get_u8(in);
+    if (scur_ok(in))
+        return -1;
+    if (uart_check_mask(in, "ier", s->ier, IER_MASK) ||
+        uart_check_mask(in, "mcr", s->mcr, MCR_MASK) ||
+        uart_check_mask(in, "fcr", s->fcr, FCR_FE | FCR_DMA | FCR_TRIGGER) ||
+        uart_check_mask(in, "lsr_errors", s->lsr_errors, LSR_ERRORS) ||
+        uart_check_mask(in, "msr_deltas", s->msr_deltas, MSR_DCTS | MSR_DDSR | MSR_TERI | MSR_DDCD))
+        return -1;
+    if (!(s->fcr & FCR_FE) && s->fcr)
+        return scur_fail(in, "field 'fcr' is 0x%02x: FIFO bits are set with the FIFOs off", s->fcr);
+    cap = (s->fcr & FCR_FE) ? UART16550_FIFO_SIZE : 1;
+    if (s->rx_count > cap)
+        return scur_fail(in, "field 'rx_count' is %u, the receiver holds at most %u bytes here",
+                         s->rx_count, cap);
+    scur_get_bytes(in, s->rx_fifo, s->rx_count);
+    s->inq_count = scur_get_u32(in);
+    if (scur_ok(in))
+        return -1;
+    if (s->inq_count > UART16550_INPUT_QUEUE_SIZE)
+        return scur_fail(in, "field 'input_count' is %" PRIu32 ", the host queue holds at most %u",
+                         s->inq_count, UART16550_INPUT_QUEUE_SIZE);
+    return 0;
+}
+
+int uart16550_load(struct uart16550 *u, struct scur *in, uint32_t version)
+{
+    struct uart_saved s;
+    uint8_t *inq;
+
+    if (version != UART16550_STATE_VERSION)
+        return scur_fail(in, "section version %" PRIu32 " is not supported (this build reads %u)",
+                         version, UART16550_STATE_VERSION);
+    if (uart_read_saved(in, &s))
+        return -1;
+    inq = malloc(UART16550_INPUT_QUEUE_SIZE);
+    if (!inq)
+        return scur_fail(in, "out of memory for the host input queue");
+    scur_get_bytes(in, inq, s.inq_count);
+    if (scur_finish(in)) {
+        free(inq);
+        return -1;
+    }
+
+    pthread_mutex_lock(&u->lock);
+    u->ier = s.ier;
+    u->lcr = s.lcr;
+    u->mcr = s.mcr;
+    u->scr = s.scr;
+    u->dll = s.dll;
+    u->dlm = s.dlm;
+    u->fcr = s.fcr;
+    u->lsr_errors = s.lsr_errors;
+    u->msr_deltas = s.msr_deltas;
+    u->rbr = s.rbr;
+    u->thr_ipending = s.thr_ipending;
+    memcpy(u->rx_fifo, s.rx_fifo, s.rx_count);
+    u->rx_head = 0;
+    u->rx_count = s.rx_count;
+    free(u->inq); /* the new ring, its bytes from offset 0 */
+    u->inq = inq;
+    u->inq_head = 0;
+    u->inq_count = s.inq_count;
+    u->irq_level = uart_iir_locked(u) != IIR_NO_INT;
+    irq_set(&u->irq, u->irq_level); /* unconditionally: whatever the receiver believed */
+    pthread_mutex_unlock(&u->lock);
+    return 0;
 }
 
 /* vCPU thread; takes the UART lock. RBR, IIR, LSR and MSR reads have side effects. */

@@ -50,7 +50,11 @@
 #define UART16550_INPUT_QUEUE_SIZE 65536 /* host-side receive queue, bytes */
 #define UART16550_FIFO_SIZE        16
 
+#define UART16550_STATE_VERSION 1
+
 struct uart16550;
+struct sbuf;
+struct scur;
 
 /* Creates a UART in its power-on state. `irq` is its interrupt line (copied; {0} for an
  * unconnected one). `out_fd` receives transmitted bytes; < 0 discards them. The fd stays the
@@ -73,6 +77,25 @@ size_t uart16550_input(struct uart16550 *u, const uint8_t *buf, size_t len);
 /* True while the host queue has room, i.e. uart16550_input() would take at least one byte:
  * an input thread can stop polling its source while this is false. Takes the lock. */
 bool uart16550_wants_input(struct uart16550 *u);
+
+/* Saved state, section version 1 (src/base/state.h encoding):
+ *   u8 IER, LCR, MCR, SCR, DLL, DLM, FCR (FE, DMA and trigger bits), LSR error bits (OE, PE,
+ *      FE, BI: pending until LSR is read), MSR delta bits, the last RBR byte read
+ *   bool THR-empty interrupt armed
+ *   u8 RX FIFO count (at most 16, 1 outside FIFO mode), then the bytes, oldest first
+ *   u32 host queue count (at most UART16550_INPUT_QUEUE_SIZE), then the bytes, oldest first
+ * The host queue is saved because the guest already sees those bytes (LSR.DR, RBR, the
+ * received-data interrupt) while it listens; dropping them would change what it reads. LSR's
+ * other bits and IIR follow from the rest; the output fd is the host's. Takes the UART lock;
+ * any thread. */
+void uart16550_save(struct uart16550 *u, struct sbuf *out);
+
+/* Loads a section written by uart16550_save() with `version` (1 only). Checks every field
+ * and changes nothing unless all are good; returns 0, or -1 with the reason in in->err. On
+ * success the host queue holds the saved bytes (bytes queued before the load are dropped) and
+ * the irq line is set to its level again, unconditionally. Machine stopped; the calling
+ * thread, holding no lock the irq receiver takes; takes the UART lock. */
+int uart16550_load(struct uart16550 *u, struct scur *in, uint32_t version);
 
 /* MMIO handlers for the UART16550_MMIO_SIZE window; opaque is the struct uart16550 *. */
 extern const struct mmio_ops uart16550_mmio_ops;

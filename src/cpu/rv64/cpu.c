@@ -376,3 +376,8 @@ uint64_t rv64_hart_instret(const struct rv64_hart *h)
 {
     return h->instret;
 }
+
+void rv64_hart_flush_tlb(struct rv64_hart *h)
+{
+    rv_tlb_flush(h);
+}

@@ -60,16 +60,9 @@ enum {
     ((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | (1u << 8) | (1u << 12) | \
      (1u << 18) | (1u << 20))
 
-#define MSTATUS_WRITABLE                                                                   \
-    (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP | \
-     MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |    \
-     MSTATUS_TSR)
 #define SSTATUS_MASK                                                                    \
     (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP | MSTATUS_VS | MSTATUS_FS | \
      MSTATUS_XS | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
-
-/* Exceptions that may be delegated to S: everything but ecall from M (§3.1.8). */
-#define MEDELEG_WRITABLE 0xb3ffull
 
 void rv_update_mmu_idx(struct rv64_hart *h)
 {
@@ -123,7 +116,7 @@ static bool counter_allowed(const struct rv64_hart *h, unsigned bit)
     return h->priv == RV_PRIV_S || (h->scounteren & (1u << bit));
 }
 
-static void pmp_update_active(struct rv64_hart *h)
+void rv_pmp_update(struct rv64_hart *h)
 {
     h->pmp_active = false;
     for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
@@ -289,7 +282,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 0. */
         if (mode != 0 && mode != 8 && mode != 9)
             return 0;
-        h->satp = v & ((0xfull << 60) | ((1ull << 44) - 1));
+        h->satp = v & SATP_WRITABLE;
         rv_tlb_flush(h);
         return 0;
     }
@@ -339,7 +332,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
                 c &= ~0x02;
             h->pmpcfg[e] = c & 0x9f;
         }
-        pmp_update_active(h);
+        rv_pmp_update(h);
         return 0;
     }
     if (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63) {
@@ -347,7 +340,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
 
         if (e < RV_PMP_COUNT && !pmp_entry_locked(h, e)) {
             h->pmpaddr[e] = v & ((1ull << 54) - 1);
-            pmp_update_active(h);
+            rv_pmp_update(h);
         }
         return 0;
     }

@@ -72,6 +72,17 @@ enum rv_exc {
 #define MSTATUS_UXL  (3ull << 32)
 #define MSTATUS_SXL  (3ull << 34)
 #define MSTATUS_SD   (1ull << 63)
+/* The bits of mstatus with storage; the rest read as constants (UXL, SXL) or are computed (SD). */
+#define MSTATUS_WRITABLE                                                                   \
+    (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP | \
+     MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW |    \
+     MSTATUS_TSR)
+
+/* Exceptions that may be delegated to S: everything but ecall from M (§3.1.8). */
+#define MEDELEG_WRITABLE 0xb3ffull
+
+/* satp (§4.1.11): MODE and PPN; ASIDLEN is 0, so the ASID field reads 0. */
+#define SATP_WRITABLE ((0xfull << 60) | ((1ull << 44) - 1))
 
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
 #define MIP_MSIP   (1ull << RV64_IRQ_MSI)
@@ -212,6 +223,9 @@ void rv_update_mmu_idx(struct rv64_hart *h);
 
 /* Sets the privilege mode (trap entry and return). */
 void rv_set_priv(struct rv64_hart *h, unsigned priv);
+
+/* Recomputes pmp_active from pmpcfg and flushes the TLB, after a PMP register changed. */
+void rv_pmp_update(struct rv64_hart *h);
 
 /* --- memory (mmu.c) --- */
 

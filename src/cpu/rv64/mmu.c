@@ -2,6 +2,7 @@
  * the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.5). */
 #include <stddef.h>
 
+#include "base/dirty.h"
 #include "cpu/rv64/hart.h"
 #include "hw/bus.h"
 
@@ -231,6 +232,8 @@ restart:
 
             if (pmp_check_access(h, pte_pa, 8, RV_PRIV_S, RV_ACCESS_WRITE) != PMP_ALLOW)
                 return fault(h, cause_access_fault(acc), va);
+            /* A store to RAM that no TLB entry covers: log it before making it. */
+            dirty_log_mark(m->dirty, pte_pa - m->base, 8);
             if (!__atomic_compare_exchange_n(pte_host, &pte, want, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE))
                 goto restart;
@@ -246,7 +249,13 @@ restart:
 
 /* Translates va for `acc` in context idx and resolves the physical page. On success returns
  * 0 with *pa; *host is the host pointer for pa if it is in a mem region (else NULL: MMIO).
- * Fills the TLB when the whole page may be cached. */
+ * Fills the TLB when the whole page may be cached.
+ *
+ * Dirty logging: the hart stores to RAM only through a TLB write entry filled here or through
+ * the host pointer returned here for RV_ACCESS_WRITE (slow paths, AMOs, SC), and page-table
+ * A/D updates (mmu_translate()). So a successful write resolution marks its page in the
+ * region's log before the entry exists or the pointer is used, and the store fast path needs
+ * no test of its own: with logging off the cost is one test of `on` per write fill. */
 static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
                        unsigned len, uint64_t *pa, uint8_t **host)
 {
@@ -254,6 +263,7 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
     unsigned priv = mmu_idx_priv(idx);
     const struct rv64_mem_region *m;
     enum pmp_result pr;
+    bool cacheable;
 
     if (mmu_translate(h, va, acc, idx, pa, &pte))
         return -1;
@@ -269,9 +279,14 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
     *host = m->host + (*pa - m->base);
 
     pr = pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, acc);
+    cacheable = pr == PMP_ALLOW;
     if (pr == PMP_MIXED)
         pr = pmp_check_access(h, *pa, len, priv, acc);
-    else if (pr == PMP_ALLOW) {
+    if (pr != PMP_ALLOW)
+        return fault(h, cause_access_fault(acc), va);
+    if (acc == RV_ACCESS_WRITE)
+        dirty_log_mark(m->dirty, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
+    if (cacheable) {
         struct rv_tlb_entry *e = rv_tlb_entry(h, idx, va);
         uint64_t tag = va & RV_PAGE_MASK;
         uintptr_t addend = (uintptr_t)(*host - (*pa & (RV_PAGE_SIZE - 1))) - (uintptr_t)tag;
@@ -292,8 +307,6 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         } else
             e->tag_x = tag;
     }
-    if (pr != PMP_ALLOW)
-        return fault(h, cause_access_fault(acc), va);
     return 0;
 }
 

@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 struct bus;
+struct dirty_log;
 struct rv64_hart;
+struct sbuf;
+struct scur;
 
 /* A host-backed physical range the hart may execute from and access directly (RAM, ROM). */
 struct rv64_mem_region {
@@ -19,6 +22,12 @@ struct rv64_mem_region {
     uint64_t size; /* multiple of 4 KiB */
     uint8_t *host;
     bool readonly; /* stores fault with a store access fault */
+    /* NULL: never logged (ROM). Otherwise, while dirty->on, every page of `host` the hart
+     * writes is marked in it (src/base/dirty.h): the hart marks a page when it maps it for
+     * writing in its TLB, and marks every other write to the region (page-table A/D updates,
+     * atomics, page-crossing stores) before it makes it. After harvesting, call
+     * rv64_hart_flush_tlb() on every hart so that the next store to a page marks it again. */
+    struct dirty_log *dirty;
 };
 
 #define RV64_MAX_MEM_REGIONS 4
@@ -73,5 +82,32 @@ uint64_t rv64_hart_get_pc(const struct rv64_hart *h);
 uint64_t rv64_hart_get_x(const struct rv64_hart *h, unsigned reg);
 void rv64_hart_set_x(struct rv64_hart *h, unsigned reg, uint64_t value);
 uint64_t rv64_hart_instret(const struct rv64_hart *h);
+
+/* Drops every cached translation (all TLBs and the block chains that depend on them), so the
+ * next access of each kind walks the page tables again and, for a store, marks its page in the
+ * region's dirty log. Only while the hart is stopped (not inside rv64_hart_run()). */
+void rv64_hart_flush_tlb(struct rv64_hart *h);
+
+/* The layout version of rv64_hart_save()'s section (layout in state.c); a new field is a new
+ * version. */
+#define RV64_STATE_VERSION 1
+
+/* Writes the hart's architectural state: hartid (checked on load), pc, x1..x31, f0..f31,
+ * fflags, frm, privilege, every CSR with storage (mstatus, delegation, trap CSRs, counters,
+ * counter enables, envcfg, satp, the 16 PMP entries), mip and mie, the LR reservation (as a
+ * guest physical address) and whether the hart sleeps in WFI. Caches (TLBs, decoded blocks)
+ * are not state. Only while the hart is stopped; allocation failure is left in out->oom. */
+void rv64_hart_save(const struct rv64_hart *h, struct sbuf *out);
+
+/* Loads what rv64_hart_save() wrote with section version `version` (1 only). Every field is
+ * checked against what this hart can hold (privilege 0, 1 or 3; satp mode Bare, Sv39 or Sv48;
+ * WARL fields holding legal values; the reservation inside a mem region; the same hartid),
+ * and the whole payload must be consumed. Returns 0, or -1 with the reason in in->err; on
+ * failure the hart is in its reset state with pc 0 (as rv64_hart_reset(h, 0) leaves it).
+ * Flushes all caches (TLBs, decoded blocks). mip is restored as saved, device-driven bits
+ * (MSIP, MTIP, MEIP, SEIP) included: load harts before the CLINT and PLIC, whose loads drive
+ * those lines again. Only while the hart is stopped, on the thread that will run it or with
+ * a happens-before edge to it (thread start, a mutex). */
+int rv64_hart_load(struct rv64_hart *h, struct scur *in, uint32_t version);
 
 #endif
