@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sbuf;
+struct scur;
 struct virtq;
 
 /* Device status bits (virtio 1.2 §2.1). */
@@ -110,8 +112,47 @@ struct virtio_device_ops {
      * header before returning: after return the transport forgets the queues, and a request
      * popped before the reset must not be pushed. Bring the device's configuration to its
      * initial values. Called on every reset, whether or not the device was activated.
-     * Required (not NULL). */
+     * Required (not NULL). Leaves the quiesce state (below) as it is. */
     void (*reset)(void *dev);
+
+    /* --- snapshots and live migration (virtio_mmio_quiesce/resume/save/load) --- */
+
+    /* The machine is about to save its state; its harts are stopped. Finish every request
+     * already popped and push it (or hand it back, pushed with 0 bytes), then keep workers,
+     * timers and loop callbacks from popping, pushing, touching guest RAM or changing the
+     * configuration space until resume(). Blocks until that holds: when it returns nothing is
+     * mid-way. Host-side work that touches no guest state (draining output already taken) may
+     * go on. Called on the saving thread, never on the loop thread, with the register lock
+     * held; the transport holds back kicks until resume(). Not nested: the transport calls it
+     * once and then resume() once. Reset and activate() may come in between (a load into a
+     * quiesced transport): the device stays quiet until resume(). NULL: the device does all
+     * its queue work inside queue_notify()/activate() (nothing runs on its own). */
+    void (*quiesce)(void *dev);
+
+    /* Undoes quiesce(): work resumes, and if the device is active it polls every queue once,
+     * since buffers may have been made available while kicks were held. Same thread and lock
+     * as quiesce(). NULL: the transport calls queue_notify() once for every ready queue of an
+     * active device instead. */
+    void (*resume)(void *dev);
+
+    /* Version of the layout save() writes; 0 (with save and load NULL): no device state. A
+     * new field is a new version, and load() keeps reading every older one. */
+    uint32_t state_version;
+
+    /* Appends the device-type state the driver can see or has set (configuration values the
+     * device changes, state negotiated over its queues) to `out`, little-endian with the
+     * sbuf_put_*() functions. Host-side things (backend fds, paths, statistics) are not state:
+     * the target machine is created from the same configuration. Called with the register
+     * lock held, only while quiesced or before activate(). */
+    void (*save)(void *dev, struct sbuf *out);
+
+    /* Reads back what save() wrote under `version` (1..state_version) and applies it. The
+     * stream is hostile input: validate every field before using it and refuse a bad one with
+     * scur_fail() naming the field, returning -1. Called with the register lock held, after
+     * reset() and before activate() (which follows if the saved device was running), on the
+     * loading thread; the guest RAM is already loaded. The transport checks that every byte
+     * was consumed. */
+    int (*load)(void *dev, struct scur *in, uint32_t version);
 };
 
 /* The device's handle on its transport instance (virtio_mmio_create() gives it out). */

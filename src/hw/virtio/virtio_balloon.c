@@ -5,7 +5,17 @@
  * statistics, refreshed every few seconds.
  *
  * Threads: queue work runs on the event loop thread (a kick writes the eventfd); the target is
- * set from any thread (the control API). `lock` protects everything below it. */
+ * set from any thread (the control API). `lock` protects everything below it.
+ *
+ * Dirty log: a released page reads as zero afterwards, a change of guest memory like any
+ * write, so it is marked dirty (guest_mem.h) for the next migration pass to send.
+ *
+ * Quiesce: every callback (kick, stats timer) does its ring work under `lock`, so once
+ * quiesce() has held it none is mid-way; the `quiesced` flag keeps later ones out. The stats
+ * buffer the device keeps popped is handed back (pushed empty) at quiesce, so nothing is in
+ * flight; the driver re-posts it. A new target set while quiesced is kept aside and applied at
+ * resume(), so the saved configuration and its change notification stay consistent. The saved
+ * state is the configuration space: num_pages (the target) and actual. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -17,6 +27,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/state.h"
 #include "base/time.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
@@ -46,6 +57,9 @@ struct virtio_balloon {
 
     pthread_mutex_t lock;
     bool active;
+    bool quiesced;       /* between quiesce() and resume(): no ring or config change */
+    bool target_pending; /* virtio_balloon_set_target() while quiesced: pending_target waits */
+    uint32_t pending_target;
     bool stats_held; /* we hold the driver's stats buffer, to return when we want new stats */
     struct virtq_req stats_req;
     uint32_t target_pages; /* num_pages: what the host wants the balloon to hold */
@@ -108,8 +122,10 @@ static void balloon_inflate(struct virtio_balloon *b, const struct virtq_req *re
                 log_guest("virtio-balloon: page 0x%" PRIx64 " is not in RAM, ignored", gpa);
                 continue;
             }
-            if (madvise(host, BALLOON_PAGE, MADV_DONTNEED) == 0)
+            if (madvise(host, BALLOON_PAGE, MADV_DONTNEED) == 0) {
                 b->released++;
+                guest_ram_mark_dirty(b->ram, host, BALLOON_PAGE); /* it reads as zero now */
+            }
         }
         off += n * 4;
     }
@@ -143,7 +159,7 @@ static void balloon_process_locked(struct virtio_balloon *b)
 {
     static __thread struct virtq_req req;
 
-    if (!b->active)
+    if (!b->active || b->quiesced)
         return;
     for (unsigned q = BALLOON_INFLATEQ; q <= BALLOON_DEFLATEQ; q++) {
         struct virtq *vq = virtio_get_queue(b->vdev, q);
@@ -185,7 +201,7 @@ static void balloon_on_stats_timer(void *opaque)
     struct virtio_balloon *b = opaque;
 
     pthread_mutex_lock(&b->lock);
-    if (b->active && b->stats_held) {
+    if (b->active && !b->quiesced && b->stats_held) {
         struct virtq *vq = virtio_get_queue(b->vdev, BALLOON_STATSQ);
 
         b->stats_held = false;
@@ -224,6 +240,69 @@ static void balloon_reset(void *dev)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* Saving thread, register lock held; never the loop thread, which may be waiting for `lock`
+ * in a callback (that callback then sees the flag). */
+static void balloon_quiesce(void *dev)
+{
+    struct virtio_balloon *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->quiesced = true;
+    if (b->active && b->stats_held) {
+        /* §5.5.6.3: the driver re-posts the stats buffer once it comes back. */
+        struct virtq *vq = virtio_get_queue(b->vdev, BALLOON_STATSQ);
+
+        b->stats_held = false;
+        virtq_push(vq, &b->stats_req, 0);
+        virtio_notify_queue(b->vdev, vq);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void balloon_resume(void *dev)
+{
+    struct virtio_balloon *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->quiesced = false;
+    if (b->target_pending) {
+        b->target_pending = false;
+        b->target_pages = b->pending_target;
+        virtio_config_changed(b->vdev);
+    }
+    pthread_mutex_unlock(&b->lock);
+    vdev_kick_signal(&b->kick);
+}
+
+#define BALLOON_STATE_VERSION 1
+
+/* Version 1: u32 num_pages (the target), u32 actual. */
+static void balloon_save(void *dev, struct sbuf *out)
+{
+    struct virtio_balloon *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    sbuf_put_u32(out, b->target_pages);
+    sbuf_put_u32(out, b->actual_pages);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Both fields take any value: the host may ask for any number of pages, and the driver writes
+ * `actual` unchecked (it is only reported back). */
+static int balloon_load(void *dev, struct scur *in, uint32_t version)
+{
+    struct virtio_balloon *b = dev;
+    uint32_t target = scur_get_u32(in), actual = scur_get_u32(in);
+
+    if (scur_ok(in))
+        return -1;
+    pthread_mutex_lock(&b->lock);
+    b->target_pages = target;
+    b->actual_pages = actual;
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
 static const struct virtio_device_ops balloon_ops = {
     .name = "virtio-balloon",
     .device_id = VIRTIO_ID_BALLOON,
@@ -236,16 +315,29 @@ static const struct virtio_device_ops balloon_ops = {
     .activate = balloon_activate,
     .queue_notify = balloon_queue_notify,
     .reset = balloon_reset,
+    .quiesce = balloon_quiesce,
+    .resume = balloon_resume,
+    .state_version = BALLOON_STATE_VERSION,
+    .save = balloon_save,
+    .load = balloon_load,
 };
 
 void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t bytes)
 {
     uint64_t pages = bytes / BALLOON_PAGE;
 
+    uint32_t target = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
+
+    /* Notified under the lock, so quiesce() sees the change and its notification together. */
     pthread_mutex_lock(&b->lock);
-    b->target_pages = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
+    if (b->quiesced) {
+        b->pending_target = target;
+        b->target_pending = true;
+    } else {
+        b->target_pages = target;
+        virtio_config_changed(b->vdev);
+    }
     pthread_mutex_unlock(&b->lock);
-    virtio_config_changed(b->vdev);
 }
 
 void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out)

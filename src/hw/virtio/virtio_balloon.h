@@ -23,7 +23,9 @@ struct balloon_info {
     struct balloon_stats stats;
 };
 
-/* Asks the guest to hold `bytes` in the balloon (rounded down to 4 KiB pages). Any thread. */
+/* Asks the guest to hold `bytes` in the balloon (rounded down to 4 KiB pages). Any thread.
+ * While the device is quiesced for a snapshot the new target waits and reaches the guest at
+ * resume (it is not part of the saved state). */
 void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t bytes);
 void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out);
 

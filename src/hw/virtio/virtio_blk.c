@@ -3,7 +3,13 @@
  * Threads: the guest's kick arrives on a vCPU thread and only wakes this disk's I/O worker,
  * which pops requests, performs them synchronously on the image and pushes the results; so a
  * vCPU never waits for the disk. `lock` protects the worker's state and is held while a batch
- * is processed, which is how reset() waits for requests in flight to finish. */
+ * is processed, which is how reset() waits for requests in flight to finish.
+ *
+ * Quiesce works the same way: once quiesce() holds the lock the worker's batch is done (every
+ * request it popped was performed and pushed), and the `quiesced` flag keeps it asleep; kicks
+ * that arrive meanwhile are held, and resume() wakes the worker to poll the queue. The saved
+ * device state is what the driver has read from config space and GET_ID (capacity, read-only,
+ * serial): a target opened on another image would fail the load instead of lying to the guest. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,8 +18,10 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/state.h"
 #include "block/block.h"
 #include "hw/virtio/vdev.h"
+#include "hw/virtio/virtio_blk.h"
 #include "hw/virtio/virtqueue.h"
 
 /* Feature bits (§5.2.3). */
@@ -56,6 +64,7 @@ struct virtio_blk {
     bool kicked;     /* a kick arrived since the worker last looked */
     bool active;     /* between activate() and reset() */
     bool quit;       /* destroy() asks the worker to end */
+    bool quiesced;   /* between quiesce() and resume(): the worker does not look at the queue */
     uint8_t *bounce; /* BLK_MAX_REQ bytes: data is copied, never parsed, from guest memory */
 
     /* Statistics, read by the control API later; updated by the worker only. */
@@ -251,7 +260,7 @@ static void *blk_worker(void *opaque)
 
     pthread_mutex_lock(&b->lock);
     while (!b->quit) {
-        if (b->kicked && b->active) {
+        if (b->kicked && b->active && !b->quiesced) {
             b->kicked = false;
             blk_process_locked(b);
             continue;
@@ -298,6 +307,66 @@ static void blk_reset(void *dev)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* Saving thread, register lock held. The worker holds the lock for a whole batch, so once we
+ * have it every request it popped has been pushed; the flag keeps it from starting another. */
+static void blk_quiesce(void *dev)
+{
+    struct virtio_blk *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->quiesced = true;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_resume(void *dev)
+{
+    struct virtio_blk *b = dev;
+
+    pthread_mutex_lock(&b->lock);
+    b->quiesced = false;
+    b->kicked = true; /* kicks were held back; poll once (harmless when not active) */
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+}
+
+#define BLK_STATE_VERSION 1
+
+/* Version 1: u64 capacity (sectors), bool readonly, str serial. */
+static void blk_save(void *dev, struct sbuf *out)
+{
+    struct virtio_blk *b = dev;
+
+    sbuf_put_u64(out, b->capacity);
+    sbuf_put_bool(out, b->readonly);
+    sbuf_put_str(out, b->serial);
+}
+
+/* The saved values are facts about the image that the driver has seen; they are compared with
+ * the image this device opened, not copied. */
+static int blk_load(void *dev, struct scur *in, uint32_t version)
+{
+    struct virtio_blk *b = dev;
+    char serial[BLK_ID_BYTES + 1];
+    uint64_t capacity = scur_get_u64(in);
+    bool readonly = scur_get_bool(in);
+
+    scur_get_str(in, serial, sizeof(serial));
+    if (scur_ok(in))
+        return -1;
+    if (capacity != b->capacity)
+        return scur_fail(in,
+                         "capacity: %" PRIu64 " sectors saved, the disk opened here has %" PRIu64
+                         " (is it the same image?)",
+                         capacity, b->capacity);
+    if (readonly != b->readonly)
+        return scur_fail(in, "readonly: saved %s, the disk opened here is %s",
+                         readonly ? "on" : "off", b->readonly ? "read-only" : "writable");
+    if (strcmp(serial, b->serial))
+        return scur_fail(in, "serial: the saved one differs from '%s' of the disk opened here",
+                         b->serial);
+    return 0;
+}
+
 static const struct virtio_device_ops blk_ops = {
     .name = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -309,6 +378,11 @@ static const struct virtio_device_ops blk_ops = {
     .activate = blk_activate,
     .queue_notify = blk_queue_notify,
     .reset = blk_reset,
+    .quiesce = blk_quiesce,
+    .resume = blk_resume,
+    .state_version = BLK_STATE_VERSION,
+    .save = blk_save,
+    .load = blk_load,
 };
 
 static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
@@ -409,6 +483,11 @@ static void blk_destroy(void *dev)
     pthread_mutex_destroy(&b->lock);
     free(b->bounce);
     free(b);
+}
+
+struct block *virtio_blk_block(struct virtio_blk *b)
+{
+    return b->bs;
 }
 
 static struct vdev_type blk_type = {

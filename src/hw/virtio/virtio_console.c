@@ -4,9 +4,19 @@
  *
  * Threads: everything runs on the VM's event loop thread, under `lock`. A guest kick (vCPU
  * thread) only writes the device's eventfd. reset() takes `lock`, so once it returns no
- * processing is in flight and none will touch the queues until the next activate(). */
+ * processing is in flight and none will touch the queues until the next activate().
+ *
+ * Quiesce works the same way: once quiesce() has held `lock`, no callback is mid-way, and the
+ * `quiesced` flag keeps the next ones from touching the rings: host input stays in the client
+ * sockets (their watches pause), guest output waits in the rings, control messages queue up
+ * in `ctrl`. resume() re-arms the watches and kicks. The saved state is the multiport
+ * conversation: which ports the guest made ready and opened, what the guest was told about
+ * the host side, and the control messages not yet delivered. Guest output already taken but
+ * not yet written to a host client belongs to that connection, which does not survive a
+ * snapshot, and is not saved. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +29,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/state.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtqueue.h"
 
@@ -68,6 +79,7 @@ struct virtio_console {
     struct vdev_kick kick;
     pthread_mutex_t lock;
     bool active;
+    bool quiesced; /* between quiesce() and resume(): no ring work */
     bool multiport;
     struct con_port ports[CON_NPORTS];
     struct {
@@ -287,7 +299,7 @@ static void con_port_rx(struct virtio_console *c, struct con_port *p)
 /* Everything the device may have to do; loop thread, c->lock held. */
 static void con_process_locked(struct virtio_console *c)
 {
-    if (!c->active)
+    if (!c->active || c->quiesced)
         return;
     if (c->multiport)
         con_ctrl_receive(c);
@@ -315,8 +327,9 @@ static void con_on_client(void *opaque, int fd, unsigned revents)
         (struct virtio_console *)((char *)(p - p->id) - offsetof(struct virtio_console, ports));
 
     pthread_mutex_lock(&c->lock);
-    if (!c->active) {
-        /* Before the driver is up: keep the connection, stop watching until activate(). */
+    if (!c->active || c->quiesced) {
+        /* Before the driver is up or while quiesced: keep the connection, stop watching until
+         * activate() or resume(). */
         if (revents & (LOOP_HUP | LOOP_ERR))
             con_client_close(c, p);
         else
@@ -344,8 +357,8 @@ static void con_on_accept(void *opaque, int fd, unsigned revents)
     if (p->client_fd >= 0) {
         /* One client at a time: a second connection is refused by closing it. */
         close(cfd);
-    } else if (loop_add_fd(c->loop, cfd, c->active ? LOOP_IN : 0, con_on_client, p, &p->client_h) ==
-               0) {
+    } else if (loop_add_fd(c->loop, cfd, c->active && !c->quiesced ? LOOP_IN : 0, con_on_client, p,
+                           &p->client_h) == 0) {
         p->client_fd = cfd;
         if (p->name && p->guest_ready && c->active)
             con_ctrl_send(c, p->id, CON_PORT_OPEN, 1, NULL);
@@ -392,6 +405,129 @@ static void con_reset(void *dev)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Saving thread, register lock held; never the loop thread, which may be waiting for `lock`
+ * in a callback (that callback then sees the flag). */
+static void con_quiesce(void *dev)
+{
+    struct virtio_console *c = dev;
+
+    pthread_mutex_lock(&c->lock);
+    c->quiesced = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void con_resume(void *dev)
+{
+    struct virtio_console *c = dev;
+
+    pthread_mutex_lock(&c->lock);
+    c->quiesced = false;
+    for (unsigned i = 0; i < CON_NPORTS && c->active; i++) {
+        struct con_port *p = &c->ports[i];
+
+        if (p->client_h)
+            loop_mod_fd(c->loop, p->client_h, LOOP_IN | (p->tx_len ? LOOP_OUT : 0));
+    }
+    pthread_mutex_unlock(&c->lock);
+    vdev_kick_signal(&c->kick);
+}
+
+#define CON_STATE_VERSION 1
+
+/* Version 1: u32 ports; per port bool guest_ready, bool guest_open, bool host_open (a client
+ * is connected, which is what the guest has been or will be told); u32 pending control
+ * messages, each u32 id, u16 event, u16 value, u32 name length, name bytes. */
+static void con_save(void *dev, struct sbuf *out)
+{
+    struct virtio_console *c = dev;
+
+    pthread_mutex_lock(&c->lock);
+    sbuf_put_u32(out, CON_NPORTS);
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        sbuf_put_bool(out, c->ports[i].guest_ready);
+        sbuf_put_bool(out, c->ports[i].guest_open);
+        sbuf_put_bool(out, c->ports[i].client_fd >= 0);
+    }
+    sbuf_put_u32(out, c->nctrl);
+    for (unsigned i = 0; i < c->nctrl; i++) {
+        sbuf_put_u32(out, c->ctrl[i].msg.id);
+        sbuf_put_u16(out, c->ctrl[i].msg.event);
+        sbuf_put_u16(out, c->ctrl[i].msg.value);
+        sbuf_put_u32(out, (uint32_t)c->ctrl[i].name_len);
+        sbuf_put_bytes(out, c->ctrl[i].name, c->ctrl[i].name_len);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int con_load(void *dev, struct scur *in, uint32_t version)
+{
+    struct virtio_console *c = dev;
+    bool ready[CON_NPORTS], open[CON_NPORTS], host_open[CON_NPORTS];
+    uint32_t nports = scur_get_u32(in), nctrl;
+
+    if (scur_ok(in))
+        return -1;
+    if (nports != CON_NPORTS)
+        return scur_fail(in, "ports: %" PRIu32 " saved, this device has %u", nports, CON_NPORTS);
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        ready[i] = scur_get_bool(in);
+        open[i] = scur_get_bool(in);
+        host_open[i] = scur_get_bool(in);
+    }
+    nctrl = scur_get_u32(in);
+    if (scur_ok(in))
+        return -1;
+    if (nctrl > CON_CTRL_MAX)
+        return scur_fail(in, "control messages: %" PRIu32 " pending, at most %u", nctrl,
+                         CON_CTRL_MAX);
+    pthread_mutex_lock(&c->lock);
+    for (unsigned i = 0; i < nctrl; i++) {
+        uint32_t id = scur_get_u32(in), name_len;
+        uint16_t event = scur_get_u16(in), value = scur_get_u16(in);
+
+        name_len = scur_get_u32(in);
+        if (scur_ok(in))
+            goto fail;
+        /* Only what con_ctrl_send() queues: device-to-driver events (§5.3.6.2). */
+        if (id >= CON_NPORTS || value > 1 ||
+            (event != CON_DEVICE_ADD && event != CON_CONSOLE_PORT && event != CON_PORT_OPEN &&
+             event != CON_PORT_NAME)) {
+            scur_fail(in,
+                      "control message %u: port %" PRIu32 ", event %u, value %u is not one "
+                      "this device sends",
+                      i, id, (unsigned)event, (unsigned)value);
+            goto fail;
+        }
+        if (name_len > CON_NAME_MAX) {
+            scur_fail(in, "control message %u: name of %" PRIu32 " bytes, at most %u", i, name_len,
+                      CON_NAME_MAX);
+            goto fail;
+        }
+        c->ctrl[i].msg = (struct con_ctrl_msg){id, event, value};
+        scur_get_bytes(in, c->ctrl[i].name, name_len);
+        c->ctrl[i].name_len = name_len;
+    }
+    if (scur_ok(in))
+        goto fail;
+    c->nctrl = nctrl;
+    for (unsigned i = 0; i < CON_NPORTS; i++) {
+        struct con_port *p = &c->ports[i];
+
+        p->guest_ready = ready[i];
+        p->guest_open = open[i];
+        /* The host side here is not the one the guest was told about: correct it. */
+        if (p->name && p->guest_ready && host_open[i] != (p->client_fd >= 0))
+            con_ctrl_send(c, p->id, CON_PORT_OPEN, p->client_fd >= 0, NULL);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+
+fail:
+    c->nctrl = 0;
+    pthread_mutex_unlock(&c->lock);
+    return -1;
+}
+
 static const struct virtio_device_ops con_ops = {
     .name = "virtio-console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -403,6 +539,11 @@ static const struct virtio_device_ops con_ops = {
     .activate = con_activate,
     .queue_notify = con_queue_notify,
     .reset = con_reset,
+    .quiesce = con_quiesce,
+    .resume = con_resume,
+    .state_version = CON_STATE_VERSION,
+    .save = con_save,
+    .load = con_load,
 };
 
 /* Listens on a unix socket at `path`, replacing a stale socket file (never another file). */

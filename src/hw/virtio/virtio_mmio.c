@@ -10,64 +10,12 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "hw/virtio/virtio_mmio_int.h"
 #include "hw/virtio/virtqueue.h"
-
-#define BIT64(n) (UINT64_C(1) << (n))
-
-/* Transport features this core implements for every device. */
-#define VIRTIO_MMIO_TRANSPORT_FEATURES                                \
-    (BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_RING_INDIRECT_DESC) | \
-     BIT64(VIRTIO_F_RING_EVENT_IDX))
-
-/* Status bits the driver may write; DEVICE_NEEDS_RESET is the device's (Linux writes back what
- * it read, so that bit is dropped silently). */
-#define VIRTIO_STATUS_DRIVER_BITS                                                   \
-    (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | \
-     VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FAILED)
-
-/* The driver's view of one queue's registers, kept until QueueReady turns them into a ring. */
-struct virtio_mmio_queue {
-    uint32_t num;
-    uint64_t desc, driver, device;
-};
-
-struct virtio_dev {
-    /* Immutable after virtio_mmio_create(). */
-    const struct virtio_device_ops *ops;
-    void *dev;
-    struct guest_ram *ram;
-    struct irq_line irq;
-    uint64_t device_features;
-    struct virtq *vqs; /* [num_queues]; the rings belong to the device's threads (virtqueue.h) */
-
-    /* Protected by `lock` (the register lock). */
-    pthread_mutex_t lock;
-    uint32_t device_features_sel;
-    uint32_t driver_features_sel;
-    uint64_t driver_features;
-    bool driver_features_high; /* the driver set a bit above 63: never offered */
-    uint32_t queue_sel;
-    bool activated;                  /* activate() succeeded since the last reset */
-    struct virtio_mmio_queue *qregs; /* [num_queues] */
-
-    /* Written under `lock`, read lock-free by the device-side functions. */
-    atomic_uint status; /* driver bits only; NEEDS_RESET is `needs_reset` */
-    atomic_ullong negotiated;
-
-    /* Any thread. */
-    atomic_bool needs_reset;
-    atomic_uint config_generation;
-
-    /* Protected by `irq_lock`, a leaf below `lock`: the line is high iff isr != 0. */
-    pthread_mutex_t irq_lock;
-    uint32_t isr;
-    bool irq_level;
-};
 
 /* --- interrupts ------------------------------------------------------------------------ */
 
-/* Caller holds irq_lock. Brings the line to the level InterruptStatus asks for. */
-static void virtio_mmio_update_irq_locked(struct virtio_dev *vdev)
+void virtio_mmio_update_irq_locked(struct virtio_dev *vdev)
 {
     bool level = vdev->isr != 0;
 
@@ -153,10 +101,10 @@ static void virtio_mmio_queue_error(void *opaque)
 
 /* --- reset, status, features ------------------------------------------------------------- */
 
-/* Caller holds lock. §2.4, §4.2.2.1: the device forgets everything the driver set up; Status,
- * InterruptStatus and every QueueReady read 0 afterwards. The device stops first, so no worker
- * uses a queue while we tear it down. ConfigGeneration keeps counting. */
-static void virtio_mmio_reset_locked(struct virtio_dev *vdev)
+/* §2.4, §4.2.2.1: the device forgets everything the driver set up; Status, InterruptStatus and
+ * every QueueReady read 0 afterwards. The device stops first, so no worker uses a queue while
+ * we tear it down. ConfigGeneration keeps counting. */
+void virtio_mmio_reset_locked(struct virtio_dev *vdev)
 {
     vdev->ops->reset(vdev->dev);
     for (unsigned q = 0; q < vdev->ops->num_queues; q++) {
@@ -376,11 +324,43 @@ static void virtio_mmio_write_queue_notify_locked(struct virtio_dev *vdev, uint3
                   vdev->ops->name, q);
         return;
     }
-    /* Kicks before DRIVER_OK are dropped: activate() polls instead (virtio.h). */
-    if (!vdev->activated || !virtq_ready(&vdev->vqs[q]))
+    /* Kicks before DRIVER_OK are dropped: activate() polls instead (virtio.h); so are kicks
+     * while quiesced: resume() polls. */
+    if (!vdev->activated || vdev->quiesced || !virtq_ready(&vdev->vqs[q]))
         return;
     if (vdev->ops->queue_notify)
         vdev->ops->queue_notify(vdev->dev, q);
+}
+
+/* --- quiesce ---------------------------------------------------------------------------- */
+
+void virtio_mmio_quiesce(struct virtio_dev *vdev)
+{
+    pthread_mutex_lock(&vdev->lock);
+    if (!vdev->quiesced) {
+        vdev->quiesced = true;
+        if (vdev->ops->quiesce)
+            vdev->ops->quiesce(vdev->dev);
+    }
+    pthread_mutex_unlock(&vdev->lock);
+}
+
+void virtio_mmio_resume(struct virtio_dev *vdev)
+{
+    pthread_mutex_lock(&vdev->lock);
+    if (vdev->quiesced) {
+        vdev->quiesced = false;
+        if (vdev->ops->resume) {
+            vdev->ops->resume(vdev->dev);
+        } else if (vdev->activated && vdev->ops->queue_notify) {
+            /* Kicks were dropped meanwhile: pass one on for every queue (virtio.h, resume). */
+            for (unsigned q = 0; q < vdev->ops->num_queues; q++) {
+                if (virtq_ready(&vdev->vqs[q]))
+                    vdev->ops->queue_notify(vdev->dev, q);
+            }
+        }
+    }
+    pthread_mutex_unlock(&vdev->lock);
 }
 
 /* --- MMIO -------------------------------------------------------------------------------- */
@@ -578,7 +558,9 @@ int virtio_mmio_create(struct guest_ram *ram, const struct irq_line *irq,
     *out = NULL;
     if (!ram || !ops || !ops->name || !ops->reset || ops->device_id == 0 ||
         ops->num_queues > VIRTIO_MMIO_MAX_QUEUES || ops->queue_max == 0 ||
-        ops->queue_max > VIRTIO_QUEUE_SIZE_MAX || ops->config_size > 0x100)
+        ops->queue_max > VIRTIO_QUEUE_SIZE_MAX || ops->config_size > 0x100 ||
+        !ops->quiesce != !ops->resume || !ops->save != !ops->load ||
+        !ops->save != !ops->state_version)
         return -EINVAL;
 
     vdev = calloc(1, sizeof(*vdev));

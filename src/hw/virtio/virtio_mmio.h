@@ -39,6 +39,7 @@
 #ifndef TESSERA_HW_VIRTIO_VIRTIO_MMIO_H
 #define TESSERA_HW_VIRTIO_VIRTIO_MMIO_H
 
+#include "base/state.h"
 #include "hw/bus.h"
 #include "hw/guest_mem.h"
 #include "hw/irq.h"
@@ -85,8 +86,9 @@
 /* Creates a transport instance for device `ops`/`dev` in its reset state. `ram` is where the
  * driver's rings live (must outlive the instance); `irq` is copied. Returns 0 and the handle in
  * *out, -EINVAL for an ops table that breaks its documented limits (no name or reset, device_id 0,
- * more than VIRTIO_MMIO_MAX_QUEUES queues, queue_max outside 1..32768, config_size above 0x100),
- * or -ENOMEM. Calls ops->features() once. Set-up thread. */
+ * more than VIRTIO_MMIO_MAX_QUEUES queues, queue_max outside 1..32768, config_size above 0x100,
+ * only one of quiesce and resume, only one of save and load, save without a state_version or
+ * a state_version without save), or -ENOMEM. Calls ops->features() once. Set-up thread. */
 int virtio_mmio_create(struct guest_ram *ram, const struct irq_line *irq,
                        const struct virtio_device_ops *ops, void *dev, struct virtio_dev **out);
 
@@ -98,6 +100,66 @@ void virtio_mmio_destroy(struct virtio_dev *vdev);
  * forgets features and queues, clears InterruptStatus and lowers the line. Any thread that
  * does not hold a device lock the device's reset() takes; takes the register lock. */
 void virtio_mmio_reset(struct virtio_dev *vdev);
+
+/* --- snapshots and live migration ---------------------------------------------------------
+ *
+ * The saving side: stop the harts, virtio_mmio_quiesce() every transport, save RAM and every
+ * section, then either resume (a snapshot of a running VM) or tear down (migration). The loading
+ * side: create the machine from the same configuration, load RAM, then virtio_mmio_load() each
+ * transport's section, then start the harts. Threads: any thread but the loop thread, one call
+ * at a time per transport; each call takes the register lock (so it waits out an MMIO access on
+ * a vCPU thread) and must not be made while holding a device lock. */
+
+/* Makes the device stop touching guest RAM and its configuration (virtio.h, quiesce()): every
+ * request it had popped is pushed, no worker or loop callback pops, pushes or writes guest memory
+ * until virtio_mmio_resume(), and queue notifications are held back meanwhile. Blocks until that
+ * holds. A second call before resume does nothing. The MMIO window keeps answering (harts are
+ * stopped, so none should come). */
+void virtio_mmio_quiesce(struct virtio_dev *vdev);
+
+/* Undoes virtio_mmio_quiesce(): the device works again and polls each of its queues once, for
+ * the buffers made available while kicks were held. Nothing if not quiesced. */
+void virtio_mmio_resume(struct virtio_dev *vdev);
+
+/* Layout version of the section virtio_mmio_save() writes. */
+#define VIRTIO_MMIO_STATE_VERSION 1
+
+/* Appends the transport's state, its queues' and the device's own state to `out` as one
+ * section payload, little-endian (base/state.h). Version 1 layout:
+ *   u32 device_id, u32 num_queues                      must match the loading transport
+ *   u32 status (driver bits), bool needs_reset, bool activated
+ *   u32 device_features_sel, u32 driver_features_sel, u64 driver_features,
+ *   bool driver_features_high, u64 negotiated features, u32 queue_sel
+ *   u32 InterruptStatus, u32 ConfigGeneration
+ *   num_queues x { u32 num, u64 desc, u64 driver, u64 device, bool ready,
+ *                  u16 last_avail, u16 used_idx, u16 signalled_used,
+ *                  bool signalled_valid, bool notify_off, bool broken }
+ *   u32 device state_version, u32 length, then `length` bytes written by ops->save()
+ *     (version and length 0 when the device has no state).
+ * Only while quiesced or before the driver set DRIVER_OK: otherwise the queue positions are
+ * those of a moving target. Allocation failure shows in out->oom. */
+void virtio_mmio_save(struct virtio_dev *vdev, struct sbuf *out);
+
+/* Loads a section written by virtio_mmio_save() under `version` into a transport created for
+ * the same device type (device id and queue count are checked and the difference named). The
+ * guest RAM must already hold the loaded image. The payload is hostile input: every field is
+ * checked before anything changes (status bits this transport does not know or cannot reach,
+ * negotiated features the device does not offer or that lack VERSION_1, a queue size that is
+ * not a power of two or above QueueNumMax, rings misaligned or outside RAM, a ready queue before
+ * FEATURES_OK, requests left in flight, InterruptStatus bits that do not exist, a device state
+ * newer than this build, trailing bytes), and the device validates its own part.
+ *
+ * On success the transport is reset and then holds exactly the saved state: Status, feature
+ * selections and negotiated features, every queue's registers and ring position (rings mapped
+ * again through virtq_setup()), InterruptStatus (the interrupt line follows it) and
+ * ConfigGeneration; the device's state is loaded; and if the saved device was running, it is
+ * activated (ops->activate()), which starts its workers and polls every queue, so a request the
+ * driver made available but the device had not taken is served. The transport's quiesce state
+ * is left as it was: load into a fresh transport and the device runs at once (the harts are
+ * still stopped; that is fine, RAM is in place); quiesce it before loading and the device
+ * starts on virtio_mmio_resume(). Returns 0, or -1 with the reason in in->err; the transport
+ * is then in its reset state. Not while the device is in use by a running guest. */
+int virtio_mmio_load(struct virtio_dev *vdev, struct scur *in, uint32_t version);
 
 /* MMIO handlers for the VIRTIO_MMIO_SIZE window; opaque is the struct virtio_dev *.
  * min_size 1, max_size 4. */

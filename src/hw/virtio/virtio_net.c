@@ -5,7 +5,14 @@
  * (a kick only writes the device's eventfd; the backend calls the receiver on the loop), under
  * `lock`, which reset() also takes. When the guest has posted no receive buffer the receiver
  * refuses the frame and the backend holds further frames back until the guest adds buffers
- * (net_backend_rx_ready()). */
+ * (net_backend_rx_ready()).
+ *
+ * Quiesce: every callback that touches the rings does all of it under `lock`, so once
+ * quiesce() has held the lock none is mid-way, and the `quiesced` flag keeps the next ones out:
+ * transmit stops, and the receiver refuses frames, which the backend holds back until resume()
+ * kicks the device (which calls net_backend_rx_ready()). Frames the backend cannot hold are
+ * dropped, as on a real link. The saved state is what the guest reads from config space: the
+ * MAC address and the link status. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/state.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtqueue.h"
 #include "net/net.h"
@@ -36,6 +44,7 @@ struct virtio_net {
     struct vdev_kick kick;
     pthread_mutex_t lock;
     bool active;
+    bool quiesced; /* between quiesce() and resume(): no ring work */
     bool link_up;
     uint8_t mac[6];
     uint8_t frame[NET_FRAME_MAX]; /* transmit bounce buffer: guest bytes are copied once */
@@ -104,6 +113,10 @@ static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
     ssize_t ret = (ssize_t)len;
 
     pthread_mutex_lock(&n->lock);
+    if (n->quiesced) {
+        ret = 0; /* held by the backend until resume() */
+        goto out;
+    }
     if (!n->active || !n->link_up)
         goto out; /* dropped, as a cable would */
     vq = virtio_get_queue(n->vdev, NET_RXQ);
@@ -130,11 +143,14 @@ out:
 static void vnet_on_kick(void *opaque)
 {
     struct virtio_net *n = opaque;
-    bool more;
+    bool more, quiesced;
 
     pthread_mutex_lock(&n->lock);
-    more = n->active && vnet_tx_locked(n);
+    quiesced = n->quiesced;
+    more = n->active && !quiesced && vnet_tx_locked(n);
     pthread_mutex_unlock(&n->lock);
+    if (quiesced)
+        return; /* resume() kicks again */
     if (more)
         vdev_kick_signal(&n->kick); /* come back after other loop work */
     /* Any kick may mean new receive buffers. */
@@ -166,6 +182,62 @@ static void vnet_reset(void *dev)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* Saving thread, register lock held; never the loop thread, which may be waiting for `lock`
+ * in a callback (that callback then sees the flag). */
+static void vnet_quiesce(void *dev)
+{
+    struct virtio_net *n = dev;
+
+    pthread_mutex_lock(&n->lock);
+    n->quiesced = true;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void vnet_resume(void *dev)
+{
+    struct virtio_net *n = dev;
+
+    pthread_mutex_lock(&n->lock);
+    n->quiesced = false;
+    pthread_mutex_unlock(&n->lock);
+    /* On the loop: transmit what waits and let the backend deliver what it held. */
+    vdev_kick_signal(&n->kick);
+}
+
+#define VNET_STATE_VERSION 1
+
+/* Version 1: u8 mac[6], bool link_up. */
+static void vnet_save(void *dev, struct sbuf *out)
+{
+    struct virtio_net *n = dev;
+
+    pthread_mutex_lock(&n->lock);
+    sbuf_put_bytes(out, n->mac, sizeof(n->mac));
+    sbuf_put_bool(out, n->link_up);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* The guest has read these from config space; keep showing it the same ones. */
+static int vnet_load(void *dev, struct scur *in, uint32_t version)
+{
+    struct virtio_net *n = dev;
+    uint8_t mac[6];
+    bool link_up;
+
+    scur_get_bytes(in, mac, sizeof(mac));
+    link_up = scur_get_bool(in);
+    if (scur_ok(in))
+        return -1;
+    if (mac[0] & 1)
+        return scur_fail(in, "mac: %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address", mac[0],
+                         mac[1], mac[2], mac[3], mac[4], mac[5]);
+    pthread_mutex_lock(&n->lock);
+    memcpy(n->mac, mac, sizeof(mac));
+    n->link_up = link_up;
+    pthread_mutex_unlock(&n->lock);
+    return 0;
+}
+
 static const struct virtio_device_ops vnet_ops = {
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
@@ -177,6 +249,11 @@ static const struct virtio_device_ops vnet_ops = {
     .activate = vnet_activate,
     .queue_notify = vnet_queue_notify,
     .reset = vnet_reset,
+    .quiesce = vnet_quiesce,
+    .resume = vnet_resume,
+    .state_version = VNET_STATE_VERSION,
+    .save = vnet_save,
+    .load = vnet_load,
 };
 
 static int parse_mac(const char *s, uint8_t mac[6])

@@ -3,7 +3,11 @@
  *
  * Requests are served on the kicking vCPU thread: getrandom with GRND_NONBLOCK never blocks
  * once the host pool is initialised (and returns EAGAIN before that, when we simply leave the
- * buffer for the next kick). A mutex makes kicks from several harts take turns. */
+ * buffer for the next kick). A mutex makes kicks from several harts take turns.
+ *
+ * Quiesce: the device has no thread; taking the lock waits out a kick in progress, and the
+ * `quiesced` flag keeps later ones (and activate()'s poll) from touching the queue. The device
+ * has no state of its own to save: the transport's section holds it all. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,7 +22,9 @@
 
 struct virtio_rng {
     struct virtio_dev *vdev;
-    pthread_mutex_t lock; /* serialises queue processing */
+    pthread_mutex_t lock; /* serialises queue processing; protects the flags below */
+    bool active;          /* between activate() and reset() */
+    bool quiesced;        /* between quiesce() and resume() */
     uint64_t bytes;       /* statistics: bytes handed to the guest */
 };
 
@@ -29,7 +35,7 @@ static void rng_serve_locked(struct virtio_rng *r)
     struct virtq_req req;
     bool pushed = false;
 
-    if (!virtq_ready(vq))
+    if (!r->active || r->quiesced || !virtq_ready(vq))
         return;
     while (virtq_pop(vq, &req) > 0) {
         size_t want = req.in_len < RNG_MAX_FILL ? req.in_len : RNG_MAX_FILL;
@@ -72,7 +78,12 @@ static void rng_queue_notify(void *dev, unsigned q)
 
 static int rng_activate(void *dev, uint64_t features)
 {
-    rng_queue_notify(dev, 0);
+    struct virtio_rng *r = dev;
+
+    pthread_mutex_lock(&r->lock);
+    r->active = true;
+    rng_serve_locked(r);
+    pthread_mutex_unlock(&r->lock);
     return 0;
 }
 
@@ -82,6 +93,28 @@ static void rng_reset(void *dev)
 
     /* Taking the lock waits out a kick in progress on another hart. */
     pthread_mutex_lock(&r->lock);
+    r->active = false;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Saving thread, register lock held. Every request is served and pushed inside one locked
+ * call, so once we hold the lock none is in flight. */
+static void rng_quiesce(void *dev)
+{
+    struct virtio_rng *r = dev;
+
+    pthread_mutex_lock(&r->lock);
+    r->quiesced = true;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void rng_resume(void *dev)
+{
+    struct virtio_rng *r = dev;
+
+    pthread_mutex_lock(&r->lock);
+    r->quiesced = false;
+    rng_serve_locked(r); /* kicks were held back meanwhile */
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -94,6 +127,8 @@ static const struct virtio_device_ops rng_ops = {
     .activate = rng_activate,
     .queue_notify = rng_queue_notify,
     .reset = rng_reset,
+    .quiesce = rng_quiesce,
+    .resume = rng_resume,
 };
 
 static int rng_create(const struct vdev_env *env, const char *opts, void **dev,

@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -43,6 +44,22 @@ static void virtq_store16(uint16_t *p, uint16_t v, int order)
     __atomic_store_n(p, htole16(v), order);
 }
 
+/* True while the dirty-page log of the queue's RAM is on: the one load and branch that ring and
+ * buffer writes cost when logging is off. Read after the write it is about (never before), so
+ * a write is either marked or was made before logging started, when dirty_log_start() marked
+ * every page anyway. */
+static bool virtq_logging(const struct virtq *vq)
+{
+    return atomic_load_explicit(&vq->ram->dirty.on, memory_order_acquire);
+}
+
+/* Marks [p, p + len) of the queue's RAM dirty if logging is on. */
+static void virtq_mark(const struct virtq *vq, const void *p, uint64_t len)
+{
+    if (virtq_logging(vq))
+        guest_ram_mark_dirty(vq->ram, p, len);
+}
+
 /* used_event lives just past the avail ring, avail_event just past the used ring (§2.7.10). */
 static uint16_t virtq_used_event(const struct virtq *vq)
 {
@@ -51,7 +68,17 @@ static uint16_t virtq_used_event(const struct virtq *vq)
 
 static void virtq_set_avail_event(struct virtq *vq, uint16_t v)
 {
-    virtq_store16((uint16_t *)&vq->used->ring[vq->num], v, __ATOMIC_RELAXED);
+    uint16_t *p = (uint16_t *)&vq->used->ring[vq->num];
+
+    virtq_store16(p, v, __ATOMIC_RELAXED);
+    virtq_mark(vq, p, sizeof(*p));
+}
+
+/* used->flags (§2.7.8: VIRTQ_USED_F_NO_NOTIFY without EVENT_IDX). */
+static void virtq_set_used_flags(struct virtq *vq, uint16_t v)
+{
+    virtq_store16(&vq->used->flags, v, __ATOMIC_RELAXED);
+    virtq_mark(vq, &vq->used->flags, sizeof(vq->used->flags));
 }
 
 /* The guest broke the rules on this queue: mark it broken, log once per episode (rate-limited
@@ -122,6 +149,31 @@ int virtq_setup(struct virtq *vq, const struct guest_ram *ram, const struct virt
     vq->broken = false;
     atomic_store_explicit(&vq->ready, true, memory_order_release);
     return 0;
+}
+
+void virtq_get_state(const struct virtq *vq, struct virtq_state *st)
+{
+    *st = (struct virtq_state){0};
+    if (!virtq_ready(vq))
+        return;
+    st->last_avail = vq->last_avail;
+    st->used_idx = vq->used_idx;
+    st->signalled_used = vq->signalled_used;
+    st->signalled_valid = vq->signalled_valid;
+    st->notify_off = vq->notify_off;
+    st->broken = vq->broken;
+}
+
+void virtq_set_state(struct virtq *vq, const struct virtq_state *st)
+{
+    if (!virtq_ready(vq))
+        return;
+    vq->last_avail = st->last_avail;
+    vq->used_idx = st->used_idx;
+    vq->signalled_used = st->signalled_used;
+    vq->signalled_valid = st->signalled_valid;
+    vq->notify_off = st->notify_off;
+    vq->broken = st->broken;
 }
 
 void virtq_reset(struct virtq *vq)
@@ -294,6 +346,13 @@ void virtq_push(struct virtq *vq, const struct virtq_req *req, uint32_t written)
     /* Release: the buffer contents and the element become visible before the index
      * (§2.7.8.2 in reverse: the driver reads idx, then the element). */
     virtq_store16(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+    /* After the writes, so that a harvest which misses a mark sees the bytes (virtqueue.h). */
+    if (virtq_logging(vq)) {
+        for (unsigned i = 0; i < req->nin; i++)
+            guest_ram_mark_dirty(vq->ram, req->in[i].iov_base, req->in[i].iov_len);
+        guest_ram_mark_dirty(vq->ram, e, sizeof(*e));
+        guest_ram_mark_dirty(vq->ram, vq->used, offsetof(struct virtq_used, ring));
+    }
 }
 
 bool virtq_needs_notify(struct virtq *vq)
@@ -326,7 +385,7 @@ void virtq_disable_notify(struct virtq *vq)
         return;
     vq->notify_off = true;
     if (!vq->event_idx)
-        virtq_store16(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+        virtq_set_used_flags(vq, VIRTQ_USED_F_NO_NOTIFY);
 }
 
 bool virtq_enable_notify(struct virtq *vq)
@@ -337,7 +396,7 @@ bool virtq_enable_notify(struct virtq *vq)
     if (vq->event_idx)
         virtq_set_avail_event(vq, vq->last_avail);
     else
-        virtq_store16(&vq->used->flags, 0, __ATOMIC_RELAXED);
+        virtq_set_used_flags(vq, 0);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return virtq_load16(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
 }

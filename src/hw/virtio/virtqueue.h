@@ -129,6 +129,17 @@ struct virtq {
     atomic_bool ready; /* release-stored by setup/reset, acquire-loaded by the queue thread */
 };
 
+/* The queue thread's position in the rings: what a saved machine state needs, besides the
+ * set-up (struct virtq_config), to carry on where the device stopped. */
+struct virtq_state {
+    uint16_t last_avail;     /* next avail ring slot to read */
+    uint16_t used_idx;       /* next used ring slot to write */
+    uint16_t signalled_used; /* used_idx at the last notify decision */
+    bool signalled_valid;
+    bool notify_off; /* virtq_disable_notify() in force */
+    bool broken;     /* the driver broke the rules; pop fails until the next setup */
+};
+
 /* Gives a queue its identity: `name` (kept, not copied), `index`, and the function called the
  * first time virtq_pop() finds a guest error (the transport passes one that sets
  * DEVICE_NEEDS_RESET; NULL for none). Leaves the queue not ready. Set-up thread. */
@@ -141,6 +152,17 @@ void virtq_init(struct virtq *vq, const char *name, unsigned index, void (*on_er
  * then the queue stays not ready. `ram` must outlive the queue. Caller: the transport, while
  * no device thread uses the queue. */
 int virtq_setup(struct virtq *vq, const struct guest_ram *ram, const struct virtq_config *cfg);
+
+/* Reads the position of a ready queue (all zero for one that is not ready). Only while no
+ * device thread uses the queue: the device is quiesced (virtio.h, quiesce()) or not active. */
+void virtq_get_state(const struct virtq *vq, struct virtq_state *st);
+
+/* Puts a queue that virtq_setup() just made ready at a saved position. The ring memory is not
+ * written (the loaded RAM already holds what the driver and the device wrote). Any index value
+ * is accepted: the rings check every index the driver gives, and a position that does not match
+ * the rings only makes the queue report a guest error later. Same caller rules as
+ * virtq_setup(); does nothing on a queue that is not ready. */
+void virtq_set_state(struct virtq *vq, const struct virtq_state *st);
 
 /* Makes the queue not ready and forgets the rings. Same caller rules as virtq_setup(). */
 void virtq_reset(struct virtq *vq);
@@ -172,7 +194,15 @@ void virtq_unpop(struct virtq *vq);
 /* Returns a popped chain to the driver with `written` bytes written into its writable buffers
  * (clamped to req->in_len). Does nothing if the queue is no longer ready. Publishes the used
  * element before used->idx (release). Does not notify: call virtio_notify_queue() after one or
- * a batch of pushes. Queue thread only. */
+ * a batch of pushes. Queue thread only.
+ *
+ * Dirty-page log (guest_mem.h): while logging is on it marks every device-writable buffer of
+ * the chain in full (not only `written` bytes: a device may write past what it reports, as
+ * virtio-blk's status byte at the end of the chain after a failed read) and the used element
+ * and used->idx, after writing them, so a harvest that misses the mark sees the bytes. Every
+ * other ring write (avail_event, used->flags) marks its page too. So a device that writes guest
+ * RAM only into popped chains and pushes them needs no marking of its own; anything else it
+ * writes it marks with guest_ram_mark_dirty(). Logging off costs one load and a branch. */
 void virtq_push(struct virtq *vq, const struct virtq_req *req, uint32_t written);
 
 /* True when the driver wants a used buffer notification for what was pushed since the last
