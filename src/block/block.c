@@ -3,6 +3,7 @@
 #include "block/block.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -266,10 +267,53 @@ void block_close(struct block *bs)
 {
     if (!bs)
         return;
-    bs->drv->close(bs);
-    close(bs->fd);
+    if (!bs->released) {
+        bs->drv->close(bs);
+        close(bs->fd);
+    }
     free(bs->path);
     free(bs);
+}
+
+int block_release(struct block *bs)
+{
+    int ret;
+
+    if (bs->released)
+        return 0;
+    ret = bs->readonly ? 0 : bs->drv->flush(bs);
+    bs->drv->close(bs);
+    close(bs->fd); /* drops the flock: another process may open the image now */
+    bs->fd = -1;
+    bs->opaque = NULL;
+    bs->released = true;
+    return ret;
+}
+
+int block_reopen(struct block *bs, const char *path, const char *format, bool readonly, char *err)
+{
+    struct block *nb, tmp;
+    int ret;
+
+    ret = block_open(path, format, readonly, &nb, err);
+    if (ret < 0)
+        return ret;
+    if (nb->length != bs->length) {
+        block_set_error(err, "%s: disk is %" PRIu64 " bytes, the device's is %" PRIu64, path,
+                        nb->length, bs->length);
+        block_close(nb);
+        return -EINVAL;
+    }
+    /* Swap contents so the device's pointer stays valid, then close the old image. */
+    tmp = *bs;
+    *bs = *nb;
+    *nb = tmp;
+    if (bs->drv->rebind)
+        bs->drv->rebind(bs);
+    if (!nb->released && nb->drv->rebind)
+        nb->drv->rebind(nb);
+    block_close(nb);
+    return 0;
 }
 
 uint64_t block_length(const struct block *bs)
@@ -295,6 +339,8 @@ const char *block_path(const struct block *bs)
 /* The one check every request passes before a driver sees it. */
 static int block_check_request(const struct block *bs, uint64_t offset, uint64_t len, bool write)
 {
+    if (bs->released)
+        return -EIO;
     if (write && bs->readonly)
         return -EROFS;
     if (offset > bs->length || len > bs->length - offset)
@@ -322,6 +368,8 @@ int block_write(struct block *bs, uint64_t offset, const void *buf, size_t len)
 
 int block_flush(struct block *bs)
 {
+    if (bs->released)
+        return -EIO;
     if (bs->readonly)
         return 0;
     return bs->drv->flush(bs);
@@ -366,6 +414,8 @@ int block_snapshot_list(struct block *bs, struct block_snapshot_info **list, uns
 {
     *list = NULL;
     *count = 0;
+    if (bs->released)
+        return -EIO;
     if (!bs->drv->snapshot_list)
         return 0;
     return bs->drv->snapshot_list(bs, list, count);

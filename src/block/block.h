@@ -52,6 +52,15 @@ int block_open(const char *path, const char *format, bool readonly, struct block
  * its backing chain and frees everything. NULL is ignored. */
 void block_close(struct block *bs);
 
+/* For snapshots and migration, while nothing uses bs (its device is quiesced):
+ * block_release() flushes and closes the image file, so its lock is dropped and another
+ * process may open it; afterwards every request fails with -EIO until block_reopen().
+ * block_reopen() opens the image at `path` (same virtual size) and puts it in place of bs's
+ * current one, which is closed; pointers to bs stay valid. On failure bs is unchanged.
+ * Both return 0 or -errno (reopen with one line in err). Control thread. */
+int block_release(struct block *bs);
+int block_reopen(struct block *bs, const char *path, const char *format, bool readonly, char *err);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block *bs);
 bool block_readonly(const struct block *bs);

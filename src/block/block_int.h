@@ -37,6 +37,9 @@ struct block_driver {
     int (*snapshot_list)(struct block *bs, struct block_snapshot_info **list, unsigned *count);
     /* Optional: creates an empty image; NULL means this format cannot create images. */
     int (*create)(const char *path, const struct block_create_opts *opts, char *err);
+    /* Optional: bs's contents moved to a new struct block (block_reopen() swaps images in
+     * place); the driver points its state back at `bs`. NULL: the driver keeps no pointer. */
+    void (*rebind)(struct block *bs);
 };
 
 struct block {
@@ -47,6 +50,7 @@ struct block {
     uint64_t length;
     bool readonly;
     unsigned depth; /* 0 for the image a device opened, n for its n-th backing file */
+    bool released;  /* block_release(): no image open; every request fails with -EIO */
     struct log_ratelimit report_rl; /* for block_report(): per image, no global state */
 };
 

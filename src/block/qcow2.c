@@ -1275,6 +1275,13 @@ static void qcow2_close(struct block *bs)
     qcow2_free_state(s);
 }
 
+static void qcow2_rebind(struct block *bs)
+{
+    struct qcow2 *q = bs->opaque;
+
+    q->bs = bs;
+}
+
 const struct block_driver block_driver_qcow2 = {
     .name = "qcow2",
     .probe = qcow2_probe,
@@ -1287,4 +1294,5 @@ const struct block_driver block_driver_qcow2 = {
     .write_zeroes = qcow2_write_zeroes,
     .snapshot_list = qcow2_snapshot_list,
     .create = qcow2_create_image,
+    .rebind = qcow2_rebind,
 };
