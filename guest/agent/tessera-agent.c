@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -1004,23 +1007,55 @@ static bool hostname_valid(const char *s, size_t len)
 }
 
 /*
- * {"cmd":"regenerate-identity","hostname":"optional"} gives a cloned guest a
- * new /etc/machine-id (32 lowercase hex digits from getrandom(2), as
- * machine-id(5) specifies) and, if asked, a new host name (sethostname(2)
- * and /etc/hostname). Replies with both.
+ * Sets eth0's hardware address to "xx:xx:xx:xx:xx:xx" (SIOCSIFHWADDR; virtio-net
+ * allows it while the link is up). 0 or -errno; -EINVAL for a malformed address.
+ */
+static int set_eth0_mac(const char *mac, size_t len)
+{
+    struct ifreq ifr;
+    unsigned b[6];
+    int fd, ret = 0;
+
+    if (len != 17 || sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4],
+                            &b[5]) != 6 || (b[0] & 1))
+        return -EINVAL;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    for (int i = 0; i < 6; i++)
+        ifr.ifr_hwaddr.sa_data[i] = (char)b[i];
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0)
+        ret = -errno;
+    close(fd);
+    return ret;
+}
+
+/*
+ * {"cmd":"regenerate-identity","hostname":"optional","mac":"optional"} gives a
+ * cloned guest a new /etc/machine-id (32 lowercase hex digits from
+ * getrandom(2), as machine-id(5) specifies), if asked a new host name
+ * (sethostname(2) and /etc/hostname), and if given eth0's new MAC address
+ * (the VMM gave the clone's NIC a new one). Replies with what it set.
  */
 static int cmd_regenerate_identity(struct request *rq)
 {
     static const char hex[] = "0123456789abcdef";
-    const char *name;
-    size_t name_len;
+    const char *name, *mac;
+    size_t name_len, mac_len;
     unsigned char rnd[16];
     char id[33 + 1];
     struct utsname un;
     int e;
 
-    if (arg_string(rq, "hostname", false, true, &name, &name_len) < 0)
+    if (arg_string(rq, "hostname", false, true, &name, &name_len) < 0 ||
+        arg_string(rq, "mac", false, true, &mac, &mac_len) < 0)
         return -1;
+    if (mac && (e = set_eth0_mac(mac, mac_len)) < 0)
+        return req_fail(rq, "\"mac\" '%s': %s", mac,
+                        e == -EINVAL ? "expected a unicast xx:xx:xx:xx:xx:xx" : strerror(-e));
     if (name && !hostname_valid(name, name_len))
         return req_fail(rq,
                         "\"hostname\" '%s' is not a valid host name (RFC 1123, at most 64 "
@@ -1051,6 +1086,10 @@ static int cmd_regenerate_identity(struct request *rq)
         e = write_file_atomic("/etc/hostname", line, name_len + 1, 0644);
         if (e < 0)
             return req_fail(rq, "/etc/hostname: %s", strerror(-e));
+    }
+    if (mac) {
+        json_buf_key(&rq->reply, "mac");
+        json_buf_string(&rq->reply, mac, mac_len);
     }
     json_buf_key(&rq->reply, "machine_id");
     json_buf_string(&rq->reply, id, 32);

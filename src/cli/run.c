@@ -1,5 +1,6 @@
 /* `tessera run`: one VM in the foreground, its serial console on stdin/stdout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -8,13 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/console.h"
+#include "base/log.h"
+#include "base/time.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
 #include "vmm/vm_api.h"
+#include "vmm/vmstate.h"
 
 #define RUN_DEFAULT_MEM    (256ull << 20)
 #define RUN_DEFAULT_APPEND "console=ttyS0"
@@ -149,6 +156,100 @@ static char *default_guest_file(const char *name)
     return path;
 }
 
+/* --restore FILE: the snapshot's machine, ready to run. 0 or the exit status. */
+static int restore_file(const char *path, const struct vm_restore_opts *ro, struct virt_machine **m,
+                        bool *cloned)
+{
+    char err[VMSTATE_ERR_LEN];
+    uint64_t t0 = time_now_ns();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        fprintf(stderr, "tessera: --restore %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (ro->clone_dir && mkdir(ro->clone_dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "tessera: --clone %s: %s\n", ro->clone_dir, strerror(errno));
+        close(fd);
+        return 1;
+    }
+    if (vm_restore(fd, path, ro, m, cloned, err)) {
+        fprintf(stderr, "tessera: --restore: %s\n", err);
+        close(fd);
+        return 1;
+    }
+    close(fd);
+    log_info("restored %s in %.1f ms", path, (double)(time_now_ns() - t0) / 1e6);
+    return 0;
+}
+
+/* --incoming tcp:HOST:PORT: waits for one migration stream, loads it, and answers the source
+ * "OK" (the source then exits) or "ERR why". 0 or the exit status. */
+static int receive_migration(const char *uri, const struct vm_restore_opts *ro,
+                             struct virt_machine **m)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
+    char host[256], err[VMSTATE_ERR_LEN], line[VMSTATE_ERR_LEN + 8];
+    const char *colon = strncmp(uri, "tcp:", 4) ? NULL : strrchr(uri + 4, ':');
+    int lfd = -1, fd = -1, one = 1, e, ret = 1;
+    bool cloned;
+
+    if (!colon || (size_t)(colon - (uri + 4)) >= sizeof(host) || !colon[1]) {
+        fprintf(stderr, "tessera: --incoming '%s': expected tcp:HOST:PORT\n", uri);
+        return 2;
+    }
+    memcpy(host, uri + 4, (size_t)(colon - (uri + 4)));
+    host[colon - (uri + 4)] = '\0';
+    e = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (e) {
+        fprintf(stderr, "tessera: --incoming %s: %s\n", uri, gai_strerror(e));
+        return 2;
+    }
+    lfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(lfd, 1) < 0) {
+        fprintf(stderr, "tessera: --incoming %s: %s\n", uri, strerror(errno));
+        goto out;
+    }
+    log_info("waiting for a migration on %s", uri);
+    do
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        fprintf(stderr, "tessera: --incoming %s: accept: %s\n", uri, strerror(errno));
+        goto out;
+    }
+    close(lfd);
+    lfd = -1;
+    if (vm_restore(fd, "migration stream", ro, m, &cloned, err)) {
+        fprintf(stderr, "tessera: --incoming: %s\n", err);
+        snprintf(line, sizeof(line), "ERR %s\n", err);
+        if (write(fd, line, strlen(line)) < 0)
+            log_warn("could not tell the source why: %s", strerror(errno));
+        goto out;
+    }
+    if (write(fd, "OK\n", 3) != 3) {
+        /* The source cannot learn that we have the VM: it keeps running it; so must not we. */
+        fprintf(stderr, "tessera: --incoming: the source went away before the handover\n");
+        virt_destroy(*m);
+        *m = NULL;
+        goto out;
+    }
+    log_info("migration received; the VM runs here now");
+    ret = 0;
+out:
+    if (res)
+        freeaddrinfo(res);
+    if (lfd >= 0)
+        close(lfd);
+    if (fd >= 0)
+        close(fd);
+    return ret;
+}
+
 int cli_run(int argc, char **argv)
 {
     enum {
@@ -163,6 +264,10 @@ int cli_run(int argc, char **argv)
         OPT_NET,
         OPT_AGENT_SOCK,
         OPT_API_SOCK,
+        OPT_RESTORE,
+        OPT_INCOMING,
+        OPT_CLONE,
+        OPT_FULL,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -176,6 +281,10 @@ int cli_run(int argc, char **argv)
         {"net", required_argument, NULL, OPT_NET},
         {"agent-sock", required_argument, NULL, OPT_AGENT_SOCK},
         {"api-sock", required_argument, NULL, OPT_API_SOCK},
+        {"restore", required_argument, NULL, OPT_RESTORE},
+        {"incoming", required_argument, NULL, OPT_INCOMING},
+        {"clone", required_argument, NULL, OPT_CLONE},
+        {"full", no_argument, NULL, OPT_FULL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -187,16 +296,29 @@ int cli_run(int argc, char **argv)
     const char *api_sock = NULL;
     struct vm_api *api = NULL;
     char *agent_opts = NULL;
+    const char *restore = NULL, *incoming = NULL;
+    struct vm_restore_opts ro = {.console_fd = STDOUT_FILENO};
+    bool machine_opts = false, cloned = false;
     int c, status;
 
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_BIOS: cfg.bios = optarg; break;
-        case OPT_KERNEL: cfg.kernel = optarg; break;
-        case OPT_INITRD: cfg.initrd = optarg; break;
+        case OPT_BIOS:
+            cfg.bios = optarg;
+            machine_opts = true;
+            break;
+        case OPT_KERNEL:
+            cfg.kernel = optarg;
+            machine_opts = true;
+            break;
+        case OPT_INITRD:
+            cfg.initrd = optarg;
+            machine_opts = true;
+            break;
         case OPT_APPEND:
+            machine_opts = true;
             cfg.append = optarg;
             have_append = true;
             break;
@@ -209,6 +331,7 @@ int cli_run(int argc, char **argv)
                         optarg);
                 return 2;
             }
+            ro.want_mem = cfg.mem_size;
             break;
         case OPT_CPUS: {
             char *end;
@@ -220,6 +343,7 @@ int cli_run(int argc, char **argv)
                 return 2;
             }
             cfg.cpus = (unsigned)n;
+            ro.want_cpus = cfg.cpus;
             break;
         }
         case OPT_DEVICE:
@@ -227,9 +351,17 @@ int cli_run(int argc, char **argv)
         case OPT_NET:
             if (add_device(&cfg, c == OPT_DISK ? "disk" : c == OPT_NET ? "net" : NULL, optarg))
                 return 2;
+            machine_opts = true;
             break;
-        case OPT_AGENT_SOCK: agent_sock = optarg; break;
+        case OPT_AGENT_SOCK:
+            agent_sock = optarg;
+            machine_opts = true;
+            break;
         case OPT_API_SOCK: api_sock = optarg; break;
+        case OPT_RESTORE: restore = optarg; break;
+        case OPT_INCOMING: incoming = optarg; break;
+        case OPT_CLONE: ro.clone_dir = optarg; break;
+        case OPT_FULL: ro.full_clone = true; break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -244,6 +376,33 @@ int cli_run(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "tessera: unexpected argument '%s' (see `tessera run --help`)\n",
                 argv[optind]);
+        return 2;
+    }
+
+    if (restore || incoming) {
+        const char *what = restore ? "--restore" : "--incoming";
+
+        if ((restore && incoming) || machine_opts || (restore && (ro.want_cpus || ro.want_mem))) {
+            fprintf(stderr,
+                    "tessera: %s takes the machine from the %s: give no --kernel, --disk, "
+                    "--net, --device, --agent-sock%s\n",
+                    what, restore ? "snapshot" : "stream",
+                    restore ? ", --cpus, --mem or --incoming" : " (--cpus and --mem are checked)");
+            return 2;
+        }
+        if (ro.clone_dir && !restore) {
+            fprintf(stderr, "tessera: --clone applies to --restore\n");
+            return 2;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        status = restore ? restore_file(restore, &ro, &m, &cloned)
+                         : receive_migration(incoming, &ro, &m);
+        if (status)
+            return status;
+        goto run;
+    }
+    if (ro.clone_dir || ro.full_clone) {
+        fprintf(stderr, "tessera: --clone and --full apply to --restore\n");
         return 2;
     }
 
@@ -295,6 +454,7 @@ int cli_run(int argc, char **argv)
         status = 1;
         goto out;
     }
+run:
     if (api_sock) {
         char aerr[CONTROL_ERR_LEN];
 
@@ -311,6 +471,8 @@ int cli_run(int argc, char **argv)
         status = 1;
         goto out;
     }
+    if (cloned)
+        vm_clone_notify_agent(m);
     status = virt_run(m);
     vm_api_stop(api); /* no API call may reach the machine once it is torn down */
     console_stop();

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -21,9 +23,11 @@
 struct vm_call {
     const char *method;
     const char *path;
-    char body[128]; /* "" for none */
-    bool print;     /* pretty-print the 200 body */
-    bool exit_ok;   /* the VM closing the connection unanswered means success (stop) */
+    char body[4352];    /* "" for none */
+    unsigned timeout_s; /* per send/receive; 0: VM_CALL_TIMEOUT_S */
+    bool migrate;       /* then follow GET /v1/vm/migrate until it ends */
+    bool print;         /* pretty-print the 200 body */
+    bool exit_ok;       /* the VM closing the connection unanswered means success (stop) */
 };
 
 /* One command: prepare() checks its arguments (args[0..nargs), timeout_s when --timeout was
@@ -120,6 +124,130 @@ static int prep_balloon(const struct vm_command *cmd, char **args, int nargs, un
     return 0;
 }
 
+/* A JSON body with one string field, escaped by jansson. */
+static int body_with(struct vm_call *call, const char *fmt, ...)
+{
+    va_list ap;
+    json_t *o;
+    char *text;
+    int ret = -1;
+
+    va_start(ap, fmt);
+    o = json_vpack_ex(NULL, 0, fmt, ap);
+    va_end(ap);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text && strlen(text) < sizeof(call->body)) {
+        strcpy(call->body, text);
+        ret = 0;
+    }
+    free(text);
+    json_decref(o);
+    return ret ? usage_error("argument too long") : 0;
+}
+
+static int prep_snapshot(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                         struct vm_call *call)
+{
+    char abs[4096];
+
+    if (nargs != 1)
+        return usage_error("snapshot takes one FILE");
+    if (timeout_s)
+        return usage_error("--timeout applies only to shutdown");
+    /* The VMM may run in another folder: send an absolute path. */
+    if (args[0][0] != '/') {
+        if (!getcwd(abs, sizeof(abs) - 1 - strlen(args[0]) - 1))
+            return usage_error("snapshot: cannot resolve '%s'", args[0]);
+        strcat(abs, "/");
+        strcat(abs, args[0]);
+    } else {
+        snprintf(abs, sizeof(abs), "%s", args[0]);
+    }
+    call->method = "PUT";
+    call->path = "/v1/vm/snapshot";
+    call->timeout_s = 3600;
+    return body_with(call, "{s:s}", "file", abs);
+}
+
+static const char *migrate_mode = "live";
+static unsigned migrate_downtime_ms;
+
+static int prep_migrate(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                        struct vm_call *call)
+{
+    if (nargs != 1)
+        return usage_error("migrate takes one URI (tcp:HOST:PORT)");
+    if (timeout_s)
+        return usage_error("--timeout applies only to shutdown");
+    call->method = "PUT";
+    call->path = "/v1/vm/migrate";
+    call->migrate = true;
+    if (migrate_downtime_ms)
+        return body_with(call, "{s:s, s:s, s:i}", "uri", args[0], "mode", migrate_mode,
+                         "downtime_ms", (int)migrate_downtime_ms);
+    return body_with(call, "{s:s, s:s}", "uri", args[0], "mode", migrate_mode);
+}
+
+/* Follows a started migration, printing each round, until it completes or fails. */
+static int follow_migration(const char *sock)
+{
+    char err[CONTROL_CLIENT_ERR_LEN];
+    int last_rounds = -1;
+
+    for (;;) {
+        struct control_client_reply reply;
+        json_t *doc;
+        const char *status;
+        int rounds, ret;
+        struct timespec ts = {0, 200000000L};
+
+        ret = control_client_call(sock, "GET", "/v1/vm/migrate", NULL, VM_CALL_TIMEOUT_S, &reply,
+                                  err);
+        if (ret) {
+            fprintf(stderr, "tessera vm: migrate: lost the source VM's API: %s\n", err);
+            return 1;
+        }
+        doc = json_loadb(reply.body, reply.len, 0, NULL);
+        control_client_reply_free(&reply);
+        status = json_string_value(json_object_get(doc, "status"));
+        rounds = (int)json_integer_value(json_object_get(doc, "rounds"));
+        if (!status) {
+            json_decref(doc);
+            fprintf(stderr, "tessera vm: migrate: the VM's answer has no status\n");
+            return 1;
+        }
+        if (rounds != last_rounds && !strcmp(status, "active")) {
+            printf("migration: round %d, %" JSON_INTEGER_FORMAT " MiB sent, %" JSON_INTEGER_FORMAT
+                   " pages dirty, throttle %" JSON_INTEGER_FORMAT "%%\n",
+                   rounds, json_integer_value(json_object_get(doc, "bytes")) >> 20,
+                   json_integer_value(json_object_get(doc, "remaining_pages")),
+                   json_integer_value(json_object_get(doc, "throttle_pct")));
+            fflush(stdout);
+            last_rounds = rounds;
+        }
+        if (strcmp(status, "active")) {
+            bool ok = !strcmp(status, "completed");
+
+            if (ok)
+                printf("migration: completed in %" JSON_INTEGER_FORMAT
+                       " ms, downtime %" JSON_INTEGER_FORMAT " ms, %" JSON_INTEGER_FORMAT
+                       " MiB sent, %d rounds\n",
+                       json_integer_value(json_object_get(doc, "total_ms")),
+                       json_integer_value(json_object_get(doc, "downtime_ms")),
+                       json_integer_value(json_object_get(doc, "bytes")) >> 20, rounds);
+            else
+                fprintf(stderr, "tessera vm: migrate: failed: %s (the VM keeps running)\n",
+                        json_string_value(json_object_get(doc, "error"))
+                            ? json_string_value(json_object_get(doc, "error"))
+                            : "unknown error");
+            json_decref(doc);
+            return ok ? 0 : 1;
+        }
+        json_decref(doc);
+        nanosleep(&ts, NULL);
+    }
+}
+
 static const struct vm_command commands[] = {
     {"describe", "", "print the VM's state, uptime and configuration (JSON)", prep_get},
     {"pause", "", "pause every vCPU", prep_action},
@@ -131,6 +259,9 @@ static const struct vm_command commands[] = {
     {"balloon", "[SIZE]", "show the balloon, or set its target (e.g. 512M, 2G; plain: MiB)",
      prep_balloon},
     {"stats", "", "print per-vCPU, device and memory statistics (JSON)", prep_get},
+    {"snapshot", "FILE", "save CPU, devices, RAM and disks to FILE; the VM runs on", prep_snapshot},
+    {"migrate", "tcp:HOST:PORT",
+     "move the VM to `tessera run --incoming tcp:HOST:PORT` (--mode, --downtime-ms)", prep_migrate},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -146,6 +277,8 @@ static void vm_usage(FILE *out)
         fprintf(out, "  %-24s %s\n", head, commands[i].summary);
     }
     fprintf(out, "\n  --api-sock PATH          the VM's API socket (required)\n"
+                 "  --mode MODE              migrate: live (default), suspend or cold\n"
+                 "  --downtime-ms N          migrate: live mode's downtime limit (default 300)\n"
                  "  -h, --help               this text\n"
                  "\nExit status: 0 on success, 1 when the VM refuses or cannot be reached,\n"
                  "2 for bad usage. The API itself is described in docs/api.md.\n");
@@ -186,10 +319,9 @@ static void print_json(const struct control_client_reply *r)
 int cli_vm(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"api-sock", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"api-sock", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},     {"downtime-ms", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const struct vm_command *cmd = NULL;
     struct control_client_reply reply;
@@ -209,6 +341,21 @@ int cli_vm(int argc, char **argv)
                 return usage_error("--timeout '%s' is not a number of seconds in 1..%d", optarg,
                                    CONTROL_SHUTDOWN_TIMEOUT_MAX);
             break;
+        case 'm':
+            if (strcmp(optarg, "live") && strcmp(optarg, "suspend") && strcmp(optarg, "cold"))
+                return usage_error("--mode '%s': expected live, suspend or cold", optarg);
+            migrate_mode = optarg;
+            break;
+        case 'd': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > CONTROL_DOWNTIME_MAX_MS)
+                return usage_error("--downtime-ms '%s' is not a number in 1..%d", optarg,
+                                   CONTROL_DOWNTIME_MAX_MS);
+            migrate_downtime_ms = (unsigned)v;
+            break;
+        }
         case 'h': vm_usage(stdout); return 0;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -231,7 +378,7 @@ int cli_vm(int argc, char **argv)
         return usage_error("%s: --api-sock PATH is required", cmd->name);
 
     ret = control_client_call(sock, call.method, call.path, call.body[0] ? call.body : NULL,
-                              VM_CALL_TIMEOUT_S, &reply, err);
+                              call.timeout_s ? call.timeout_s : VM_CALL_TIMEOUT_S, &reply, err);
     if (ret == -ECONNRESET && call.exit_ok)
         return 0;
     if (ret) {
@@ -246,6 +393,21 @@ int cli_vm(int argc, char **argv)
     }
     if (call.print && reply.status == 200)
         print_json(&reply);
+    if (!strcmp(cmd->name, "snapshot") && reply.status == 200) {
+        json_t *doc = json_loadb(reply.body, reply.len, 0, NULL);
+
+        printf("snapshot %s: %" JSON_INTEGER_FORMAT " MiB written (%" JSON_INTEGER_FORMAT
+               " of %" JSON_INTEGER_FORMAT " RAM pages zero), %" JSON_INTEGER_FORMAT
+               " disk(s) frozen, paused %.0f ms\n",
+               argv[argc - 1], json_integer_value(json_object_get(doc, "bytes")) >> 20,
+               json_integer_value(json_object_get(doc, "zero_pages")),
+               json_integer_value(json_object_get(doc, "ram_pages")),
+               json_integer_value(json_object_get(doc, "disks")),
+               json_number_value(json_object_get(doc, "paused_ms")));
+        json_decref(doc);
+    }
     control_client_reply_free(&reply);
+    if (call.migrate)
+        return follow_migration(sock);
     return 0;
 }

@@ -22,10 +22,9 @@
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_mmio.h"
 #include "machine/loader.h"
+#include "machine/virt_int.h"
 
 /* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
-#define VIRT_ROM_BASE      0x1000ull
-#define VIRT_ROM_SIZE      0x1000ull
 #define VIRT_TEST_BASE     0x100000ull
 #define VIRT_CLINT_BASE    0x2000000ull
 #define VIRT_PLIC_BASE     0xc000000ull
@@ -37,42 +36,6 @@
 #define VIRT_PLIC_NSRC     97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
 #define VIRT_TIMEBASE      10000000ull
 #define VIRT_KERNEL_OFF    0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
-#define VIRT_FDT_MAX       0x10000
-
-enum virt_event { VIRT_EV_NONE, VIRT_EV_EXIT, VIRT_EV_RESET, VIRT_EV_PAUSE };
-
-struct virt_machine {
-    struct virt_config cfg;
-    struct guest_ram ram;
-    uint8_t *rom;
-    struct bus bus;
-    struct clint *clint;
-    struct plic *plic;
-    struct uart16550 *uart;
-    struct sifive_test *test;
-    struct rv64_hart *harts[VIRT_MAX_CPUS];
-    struct loop *loop; /* host I/O for the devices: sockets, timers, backends */
-    struct virt_vdev {
-        const struct vdev_type *type;
-        void *dev;
-        struct virtio_dev *vdev;
-    } vdevs[VIRT_VIRTIO_SLOTS];
-    pthread_t threads[VIRT_MAX_CPUS];
-
-    /* The images, kept so a reset can restore RAM's boot contents as QEMU does. */
-    struct loader_file bios, kernel, initrd;
-    gpa_t fdt_addr;
-    uint8_t fdt[VIRT_FDT_MAX];
-
-    pthread_mutex_t lock; /* protects event and exit_status */
-    pthread_cond_t cond;
-    enum virt_event event;
-    int exit_status;
-    bool paused;     /* harts stopped by virt_pause(), waiting for virt_resume() */
-    bool resume_req; /* virt_resume() asked while paused */
-    uint64_t paused_mtime;
-    uint64_t start_ns;
-};
 
 static void virt_post(struct virt_machine *m, enum virt_event ev, int status)
 {
@@ -459,6 +422,7 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     struct irq_line msip[VIRT_MAX_CPUS], mtip[VIRT_MAX_CPUS], ctx[2 * VIRT_MAX_CPUS];
     struct irq_line uart_irq;
     struct rv64_config hc = {0};
+    bool restoring = cfg->preloaded_ram != NULL;
     int err;
 
     m->cfg = *cfg;
@@ -469,7 +433,14 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
         load_optional(cfg->initrd, &m->initrd))
         goto fail;
 
-    err = guest_ram_init(&m->ram, VIRT_RAM_BASE, cfg->mem_size);
+    if (cfg->preloaded_ram) {
+        m->ram = *cfg->preloaded_ram;
+        memset(cfg->preloaded_ram, 0, sizeof(*cfg->preloaded_ram));
+        m->cfg.preloaded_ram = NULL;
+        err = m->ram.size == cfg->mem_size && m->ram.base == VIRT_RAM_BASE ? 0 : -EINVAL;
+    } else {
+        err = guest_ram_init(&m->ram, VIRT_RAM_BASE, cfg->mem_size);
+    }
     if (err) {
         log_error("--mem: cannot reserve %" PRIu64 " MiB of RAM: %s", cfg->mem_size >> 20,
                   strerror(-err));
@@ -479,8 +450,9 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
 
     /* Harts first: the devices' interrupt lines point at them. */
     hc.bus = &m->bus;
-    hc.mem[0] = (struct rv64_mem_region){m->ram.base, m->ram.size, m->ram.host, false};
-    hc.mem[1] = (struct rv64_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true};
+    hc.mem[0] =
+        (struct rv64_mem_region){m->ram.base, m->ram.size, m->ram.host, false, &m->ram.dirty};
+    hc.mem[1] = (struct rv64_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true, NULL};
     hc.mem_count = 2;
     for (unsigned i = 0; i < cfg->cpus; i++) {
         hc.hartid = i;
@@ -528,7 +500,7 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     if (virt_create_devices(m))
         goto fail;
     virt_reset(m);
-    if (virt_load(m))
+    if (!restoring && virt_load(m))
         goto fail;
     *out = m;
     return 0;
@@ -714,6 +686,8 @@ void virt_destroy(struct virt_machine *m)
     uart16550_destroy(m->uart);
     sifive_test_destroy(m->test);
     guest_ram_destroy(&m->ram);
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        free(m->owned_opts[i]);
     free(m->rom);
     loader_free_file(&m->bios);
     loader_free_file(&m->kernel);

@@ -27,6 +27,9 @@ struct virt_device_spec {
     const char *opts;
 };
 
+struct guest_ram;
+struct stream_writer;
+
 struct virt_config {
     unsigned cpus;
     uint64_t mem_size;
@@ -37,6 +40,10 @@ struct virt_config {
     int console_fd;                                     /* where the UART's output goes */
     struct virt_device_spec devices[VIRT_VIRTIO_SLOTS]; /* in slot order: the first disk is vda */
     unsigned ndevices;
+    /* Restore and incoming migration: the machine adopts this RAM (already holding the
+     * guest's memory; the machine takes it over and the caller's struct is emptied) and loads
+     * no images into it. The images are still read, for a later guest reset. NULL: boot. */
+    struct guest_ram *preloaded_ram;
 };
 
 struct virt_machine;
@@ -82,5 +89,43 @@ void *virt_find_device(struct virt_machine *m, const char *type, unsigned index)
 /* Host console input for the UART; returns how many bytes were taken (the rest must be
  * offered again later). Any thread. */
 size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len);
+
+/* ---- Machine state for snapshots and migration (stream format: src/vmm/stream.h) ----
+ * The caller holds the machine paused (virt_pause()) around quiesce..unquiesce. */
+
+/* Makes every device stop touching guest RAM (requests in flight finish first) and undoes it. */
+void virt_quiesce(struct virt_machine *m);
+void virt_unquiesce(struct virt_machine *m);
+
+/* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "virtio.N". Paused and
+ * quiesced. 0 or -errno (the writer holds the message). */
+int virt_save_sections(struct virt_machine *m, struct stream_writer *w);
+
+/* Loads one section into a machine created with preloaded_ram, before virt_run(). 0, or -1
+ * with one line in err (STREAM_ERR_LEN bytes) naming the section and the field. */
+int virt_load_section(struct virt_machine *m, const char *name, uint32_t version,
+                      const uint8_t *payload, size_t len, char *err);
+/* After the last section: every section this machine needs arrived exactly once. */
+int virt_load_finish(struct virt_machine *m, char *err);
+
+struct guest_ram *virt_ram(struct virt_machine *m);
+
+/* Dirty-page logging of RAM, for live migration: on marks every page dirty. */
+void virt_dirty_log(struct virt_machine *m, bool on);
+/* ORs the dirty bits into bitmap (one bit per 4 KiB page of RAM; clear it first for a fresh
+ * set), clears them, and makes every hart re-mark pages it writes from now on. Harts paused.
+ * Returns the number of pages selected in bitmap. */
+uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap);
+
+/* The index-th device's block device ("disk" type) or NULL; and a replacement option string
+ * for device slot `slot` (copied), so state written later names the current image. */
+struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
+void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
+
+/* The machine config as JSON (malloc'd) for a stream header, and back: the strings of *cfg
+ * are malloc'd and owned by the caller (virt_config_free()). 0 or -1 with err. */
+char *virt_config_to_json(const struct virt_config *cfg);
+int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, size_t errlen);
+void virt_config_free(struct virt_config *cfg);
 
 #endif

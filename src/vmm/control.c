@@ -498,6 +498,103 @@ static void put_balloon(const struct control_ops *ops, void *vm, const char *bod
         reply_empty(r);
 }
 
+/* ---- PUT /v1/vm/snapshot, PUT /v1/vm/migrate ---- */
+
+/* An op that failed with its own message: the status from its errno, the message as given. */
+static void reply_op_message(struct control_response *r, const char *what, int ret, const char *msg)
+{
+    int status = ret == -EBUSY || ret == -EALREADY ? 409
+                 : ret == -EINVAL                  ? 400
+                 : ret == -ENOSYS                  ? 501
+                                                   : 500;
+
+    reply_error(r, status, "%s: %s", what, msg[0] ? msg : "failed");
+}
+
+enum { SNAP_FILE };
+static const struct field snapshot_fields[] = {
+    [SNAP_FILE] = {"file", FIELD_STRING, 0, 0},
+};
+static const struct schema snapshot_schema = {
+    snapshot_fields,
+    sizeof(snapshot_fields) / sizeof(snapshot_fields[0]),
+    "file",
+    "{\"file\": \"/var/lib/tessera/vm1.tsr\"}",
+};
+
+static void put_snapshot(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                         struct control_response *r)
+{
+    struct field_value v[CONTROL_FIELDS_MAX];
+    char err[CONTROL_ERR_LEN] = "";
+    json_t *doc, *out = NULL;
+    int ret;
+
+    ret = schema_parse(&snapshot_schema, body, len, &doc, v, err);
+    if (ret) {
+        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
+        return;
+    }
+    if (!v[SNAP_FILE].present || !v[SNAP_FILE].s[0]) {
+        reply_error(r, 400, "missing field 'file' (where to write the snapshot)");
+        goto out;
+    }
+    log_info("api: snapshot to %s", v[SNAP_FILE].s);
+    ret = ops->snapshot ? ops->snapshot(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
+    if (ret < 0)
+        reply_op_message(r, "snapshot", ret, err);
+    else
+        reply_json(r, "snapshot", out);
+out:
+    json_decref(doc);
+}
+
+enum { MIG_URI, MIG_MODE, MIG_DOWNTIME };
+static const struct field migrate_fields[] = {
+    [MIG_URI] = {"uri", FIELD_STRING, 0, 0},
+    [MIG_MODE] = {"mode", FIELD_STRING, 0, 0},
+    [MIG_DOWNTIME] = {"downtime_ms", FIELD_UINT, 1, CONTROL_DOWNTIME_MAX_MS},
+};
+static const struct schema migrate_schema = {
+    migrate_fields,
+    sizeof(migrate_fields) / sizeof(migrate_fields[0]),
+    "uri, mode, downtime_ms",
+    "{\"uri\": \"tcp:10.0.0.2:4444\", \"mode\": \"live\"}",
+};
+
+static void put_migrate(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                        struct control_response *r)
+{
+    struct field_value v[CONTROL_FIELDS_MAX];
+    char err[CONTROL_ERR_LEN] = "";
+    const char *mode;
+    json_t *doc;
+    int ret;
+
+    ret = schema_parse(&migrate_schema, body, len, &doc, v, err);
+    if (ret) {
+        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
+        return;
+    }
+    mode = v[MIG_MODE].present ? v[MIG_MODE].s : "live";
+    if (!v[MIG_URI].present) {
+        reply_error(r, 400, "missing field 'uri' (tcp:HOST:PORT of `tessera run --incoming`)");
+    } else if (strcmp(mode, "live") && strcmp(mode, "suspend") && strcmp(mode, "cold")) {
+        reply_error(r, 400, "field 'mode' must be one of live, suspend, cold");
+    } else {
+        log_info("api: migrate %s to %s", mode, v[MIG_URI].s);
+        ret = ops->migrate
+                  ? ops->migrate(vm, v[MIG_URI].s, mode,
+                                 v[MIG_DOWNTIME].present ? (unsigned)v[MIG_DOWNTIME].u : 300, err)
+                  : -ENOSYS;
+        if (ret < 0)
+            reply_op_message(r, "migrate", ret, err);
+        else
+            reply_empty(r);
+    }
+    json_decref(doc);
+}
+
 /* ---- GET routes: an op that hands back a JSON document ---- */
 
 static int get_describe(const struct control_ops *ops, void *vm, json_t **out)
@@ -515,6 +612,11 @@ static int get_stats(const struct control_ops *ops, void *vm, json_t **out)
     return ops->stats ? ops->stats(vm, out) : -ENOSYS;
 }
 
+static int get_migrate(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->migrate_status ? ops->migrate_status(vm, out) : -ENOSYS;
+}
+
 /* ---- The route table ---- */
 
 /* One method on one path. Exactly one of get (no request body; its JSON is the 200 body) and
@@ -530,13 +632,15 @@ struct route {
                 struct control_response *r);
 };
 
-/* Snapshot and migration routes join this table, one line each, with their put handler. */
 static const struct route routes[] = {
     {"GET", "/v1/vm", "describe", NULL, get_describe, NULL},
     {"PUT", "/v1/vm/state", "state", NULL, NULL, put_state},
     {"GET", "/v1/vm/balloon", "balloon", "balloon", get_balloon, NULL},
     {"PUT", "/v1/vm/balloon", "balloon", "balloon", NULL, put_balloon},
     {"GET", "/v1/vm/stats", "stats", NULL, get_stats, NULL},
+    {"PUT", "/v1/vm/snapshot", "snapshot", NULL, NULL, put_snapshot},
+    {"PUT", "/v1/vm/migrate", "migrate", NULL, NULL, put_migrate},
+    {"GET", "/v1/vm/migrate", "migrate", NULL, get_migrate, NULL},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))

@@ -27,6 +27,7 @@
 #define CONTROL_SHUTDOWN_TIMEOUT_MAX     3600
 #define CONTROL_BALLOON_PAGE             4096ull      /* target_bytes must be a multiple */
 #define CONTROL_BALLOON_MAX              (1ull << 50) /* 1 PiB: beyond any RAM we map */
+#define CONTROL_DOWNTIME_MAX_MS          600000
 
 /* The VMM side. Every member:
  *   - is called on the API thread with the server's mutex held, so never concurrently with
@@ -56,6 +57,14 @@ struct control_ops {
     int (*balloon_set)(void *vm, uint64_t target_bytes);
     int (*balloon_get)(void *vm, json_t **out); /* {"target_bytes": N, "actual_bytes": N} */
     int (*stats)(void *vm, json_t **out);       /* per-vCPU, devices, memory */
+    /* Saves a snapshot to `file` (src/vmm/vmstate.h) and returns what it measured; the API
+     * waits for it. On failure a message in err (CONTROL_ERR_LEN) is the reply. */
+    int (*snapshot)(void *vm, const char *file, json_t **out, char *err);
+    /* Starts a migration to uri ("tcp:HOST:PORT"); mode "live", "suspend" or "cold";
+     * downtime_ms the live mode's limit. Returns once it runs; progress through
+     * migrate_status. Message in err on failure. */
+    int (*migrate)(void *vm, const char *uri, const char *mode, unsigned downtime_ms, char *err);
+    int (*migrate_status)(void *vm, json_t **out);
 };
 
 struct control;

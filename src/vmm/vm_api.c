@@ -18,6 +18,7 @@
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
+#include "vmm/vmstate.h"
 
 /* One VM's API: the server and the fallback timer of a graceful shutdown. */
 struct vm_api {
@@ -28,7 +29,8 @@ struct vm_api {
     pthread_t timer;
     bool timer_running;
     bool stopping;
-    uint64_t deadline_ns; /* hard stop at this CLOCK_MONOTONIC time */
+    uint64_t deadline_ns;     /* hard stop at this CLOCK_MONOTONIC time */
+    struct vm_migration *mig; /* the last migration started, or NULL */
 };
 
 static json_t *config_json(const struct virt_config *cfg)
@@ -267,6 +269,51 @@ static int api_stats(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
+static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
+{
+    struct vm_api *a = vm;
+    struct vm_snapshot_stats st;
+    char msg[VMSTATE_ERR_LEN];
+    int ret;
+
+    if (a->mig && vm_migrate_active(a->mig)) {
+        snprintf(err, CONTROL_ERR_LEN, "a migration is running");
+        return -EBUSY;
+    }
+    ret = vm_snapshot(a->m, file, &st, msg);
+    if (ret) {
+        snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
+        return ret;
+    }
+    *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:i}", "file", file, "bytes",
+                     (json_int_t)st.bytes, "ram_pages", (json_int_t)st.ram_pages, "zero_pages",
+                     (json_int_t)st.zero_pages, "paused_ms", (double)st.paused_ns / 1e6, "total_ms",
+                     (double)st.total_ns / 1e6, "disks", (int)st.disks);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int api_migrate(void *vm, const char *uri, const char *mode, unsigned downtime_ms, char *err)
+{
+    struct vm_api *a = vm;
+    enum vm_migrate_mode md = !strcmp(mode, "suspend") ? VM_MIGRATE_SUSPEND
+                              : !strcmp(mode, "cold")  ? VM_MIGRATE_COLD
+                                                       : VM_MIGRATE_LIVE;
+    char msg[VMSTATE_ERR_LEN] = "";
+    int ret = vm_migrate_start(a->m, uri, md, downtime_ms, &a->mig, msg);
+
+    if (ret)
+        snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
+    return ret;
+}
+
+static int api_migrate_status(void *vm, json_t **out)
+{
+    struct vm_api *a = vm;
+
+    *out = a->mig ? vm_migrate_status(a->mig) : json_pack("{s:s}", "status", "none");
+    return *out ? 0 : -ENOMEM;
+}
+
 static const struct control_ops vm_api_ops = {
     .describe = api_describe,
     .pause = api_pause,
@@ -277,6 +324,9 @@ static const struct control_ops vm_api_ops = {
     .balloon_set = api_balloon_set,
     .balloon_get = api_balloon_get,
     .stats = api_stats,
+    .snapshot = api_snapshot,
+    .migrate = api_migrate,
+    .migrate_status = api_migrate_status,
 };
 
 int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err)
@@ -311,6 +361,7 @@ void vm_api_stop(struct vm_api *a)
     pthread_mutex_unlock(&a->lock);
     if (a->timer_running)
         pthread_join(a->timer, NULL);
+    vm_migrate_free(a->mig);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);
     free(a);

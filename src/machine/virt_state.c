@@ -1,0 +1,366 @@
+/* Saving and loading the virt board: the sections of every hart and device, the dirty-page
+ * log, and the machine config that a stream's header carries. The stream format itself is
+ * src/vmm/stream.c; this file only decides what the board's sections are. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/state.h"
+#include "cpu/rv64/rv64.h"
+#include "hw/clint.h"
+#include "hw/plic.h"
+#include "hw/uart16550.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtio_blk.h"
+#include "hw/virtio/virtio_mmio.h"
+#include "machine/virt_int.h"
+#include "vmm/stream.h"
+
+#define ROM_STATE_VERSION 1
+
+/* Bits of m->loaded: which sections a restore has seen. */
+#define LOADED_ROM    (1u << 0)
+#define LOADED_CLINT  (1u << 1)
+#define LOADED_PLIC   (1u << 2)
+#define LOADED_UART   (1u << 3)
+#define LOADED_CPU0   4  /* + hart index, VIRT_MAX_CPUS bits */
+#define LOADED_VIRTIO 12 /* + slot, VIRT_VIRTIO_SLOTS bits */
+
+_Static_assert(LOADED_CPU0 + VIRT_MAX_CPUS <= LOADED_VIRTIO, "section bits overlap");
+_Static_assert(LOADED_VIRTIO + VIRT_VIRTIO_SLOTS <= 32, "section bits overflow");
+
+void virt_quiesce(struct virt_machine *m)
+{
+    for (unsigned i = 0; i < m->cfg.ndevices; i++)
+        virtio_mmio_quiesce(m->vdevs[i].vdev);
+}
+
+void virt_unquiesce(struct virt_machine *m)
+{
+    for (unsigned i = 0; i < m->cfg.ndevices; i++)
+        virtio_mmio_resume(m->vdevs[i].vdev);
+}
+
+struct guest_ram *virt_ram(struct virt_machine *m)
+{
+    return &m->ram;
+}
+
+void virt_dirty_log(struct virt_machine *m, bool on)
+{
+    if (on)
+        dirty_log_start(&m->ram.dirty);
+    else
+        dirty_log_stop(&m->ram.dirty);
+}
+
+uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap)
+{
+    uint64_t n = dirty_log_collect(&m->ram.dirty, bitmap);
+
+    /* After the bits are taken: a hart that still maps a page writable from before would
+     * write it unseen. Dropping the mappings makes the next store re-mark its page. */
+    for (unsigned i = 0; i < m->cfg.cpus; i++)
+        rv64_hart_flush_tlb(m->harts[i]);
+    return n;
+}
+
+struct block *virt_disk_block(struct virt_machine *m, unsigned slot)
+{
+    const struct vdev_type *disk = vdev_type_find("disk");
+
+    if (slot >= m->cfg.ndevices || !disk || m->vdevs[slot].type != disk)
+        return NULL;
+    return virtio_blk_block(m->vdevs[slot].dev);
+}
+
+void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts)
+{
+    char *copy = strdup(opts);
+
+    if (!copy || slot >= m->cfg.ndevices) {
+        free(copy);
+        return;
+    }
+    free(m->owned_opts[slot]);
+    m->owned_opts[slot] = copy;
+    m->cfg.devices[slot].opts = copy;
+}
+
+/* One section from a filled sbuf. */
+static int put_section(struct stream_writer *w, const char *name, uint32_t version, struct sbuf *b)
+{
+    int ret = b->oom ? -ENOMEM : stream_write_section(w, name, version, b->data, b->len);
+
+    sbuf_free(b);
+    return ret;
+}
+
+int virt_save_sections(struct virt_machine *m, struct stream_writer *w)
+{
+    char name[32];
+    struct sbuf b;
+    int ret;
+
+    ret = stream_write_section(w, "rom", ROM_STATE_VERSION, m->rom, VIRT_ROM_SIZE);
+    for (unsigned i = 0; i < m->cfg.cpus && !ret; i++) {
+        sbuf_init(&b);
+        rv64_hart_save(m->harts[i], &b);
+        snprintf(name, sizeof(name), "cpu.%u", i);
+        ret = put_section(w, name, RV64_STATE_VERSION, &b);
+    }
+    if (!ret) {
+        /* The CLINT's clock runs on while the harts are paused; the guest's is frozen. */
+        if (m->paused)
+            clint_mmio_ops.write(m->clint, 0xbff8, 8, m->paused_mtime);
+        sbuf_init(&b);
+        clint_save(m->clint, &b);
+        ret = put_section(w, "clint", CLINT_STATE_VERSION, &b);
+    }
+    if (!ret) {
+        sbuf_init(&b);
+        plic_save(m->plic, &b);
+        ret = put_section(w, "plic", PLIC_STATE_VERSION, &b);
+    }
+    if (!ret) {
+        sbuf_init(&b);
+        uart16550_save(m->uart, &b);
+        ret = put_section(w, "uart", UART16550_STATE_VERSION, &b);
+    }
+    for (unsigned i = 0; i < m->cfg.ndevices && !ret; i++) {
+        sbuf_init(&b);
+        virtio_mmio_save(m->vdevs[i].vdev, &b);
+        snprintf(name, sizeof(name), "virtio.%u", i);
+        ret = put_section(w, name, VIRTIO_MMIO_STATE_VERSION, &b);
+    }
+    return ret;
+}
+
+/* Parses "<prefix>.<index>" with index < limit; -1 when name is not of that form. */
+static int section_index(const char *name, const char *prefix, unsigned limit)
+{
+    size_t n = strlen(prefix);
+    char *end;
+    unsigned long v;
+
+    if (strncmp(name, prefix, n) || name[n] != '.' || name[n + 1] < '0' || name[n + 1] > '9')
+        return -1;
+    v = strtoul(name + n + 1, &end, 10);
+    if (*end || v >= limit || (name[n + 1] == '0' && name[n + 2]))
+        return -1;
+    return (int)v;
+}
+
+int virt_load_section(struct virt_machine *m, const char *name, uint32_t version,
+                      const uint8_t *payload, size_t len, char *err)
+{
+    struct scur c;
+    uint32_t bit;
+    int idx, ret;
+
+    scur_init(&c, payload, len, name);
+    if (!strcmp(name, "rom")) {
+        bit = LOADED_ROM;
+        if (version != ROM_STATE_VERSION || len != VIRT_ROM_SIZE)
+            ret = scur_fail(&c, "version %" PRIu32 " of %zu bytes, expected version %d of %llu",
+                            version, len, ROM_STATE_VERSION, VIRT_ROM_SIZE);
+        else
+            ret = (scur_get_bytes(&c, m->rom, VIRT_ROM_SIZE), scur_ok(&c));
+    } else if (!strcmp(name, "clint")) {
+        bit = LOADED_CLINT;
+        ret = clint_load(m->clint, &c, version);
+    } else if (!strcmp(name, "plic")) {
+        bit = LOADED_PLIC;
+        ret = plic_load(m->plic, &c, version);
+    } else if (!strcmp(name, "uart")) {
+        bit = LOADED_UART;
+        ret = uart16550_load(m->uart, &c, version);
+    } else if ((idx = section_index(name, "cpu", VIRT_MAX_CPUS)) >= 0) {
+        bit = 1u << (LOADED_CPU0 + idx);
+        ret = (unsigned)idx < m->cfg.cpus ? rv64_hart_load(m->harts[idx], &c, version)
+                                          : scur_fail(&c, "this machine has %u harts", m->cfg.cpus);
+    } else if ((idx = section_index(name, "virtio", VIRT_VIRTIO_SLOTS)) >= 0) {
+        bit = 1u << (LOADED_VIRTIO + idx);
+        ret = (unsigned)idx < m->cfg.ndevices
+                  ? virtio_mmio_load(m->vdevs[idx].vdev, &c, version)
+                  : scur_fail(&c, "this machine has %u virtio devices", m->cfg.ndevices);
+    } else {
+        snprintf(err, STREAM_ERR_LEN, "section '%s' is unknown to this tessera", name);
+        return -1;
+    }
+    if (!ret && (m->loaded & bit))
+        ret = scur_fail(&c, "appears twice");
+    if (!ret)
+        ret = scur_finish(&c);
+    if (ret) {
+        snprintf(err, STREAM_ERR_LEN, "%s", c.err);
+        return -1;
+    }
+    m->loaded |= bit;
+    return 0;
+}
+
+int virt_load_finish(struct virt_machine *m, char *err)
+{
+    uint32_t want = LOADED_ROM | LOADED_CLINT | LOADED_PLIC | LOADED_UART;
+    uint32_t missing;
+
+    for (unsigned i = 0; i < m->cfg.cpus; i++)
+        want |= 1u << (LOADED_CPU0 + i);
+    for (unsigned i = 0; i < m->cfg.ndevices; i++)
+        want |= 1u << (LOADED_VIRTIO + i);
+    missing = want & ~m->loaded;
+    if (!missing)
+        return 0;
+    {
+        static const char *const fixed[] = {"rom", "clint", "plic", "uart"};
+        unsigned b = (unsigned)__builtin_ctz(missing);
+
+        if (b < LOADED_CPU0)
+            snprintf(err, STREAM_ERR_LEN, "the stream lacks section '%s'", fixed[b]);
+        else if (b < LOADED_VIRTIO)
+            snprintf(err, STREAM_ERR_LEN, "the stream lacks section 'cpu.%u'", b - LOADED_CPU0);
+        else
+            snprintf(err, STREAM_ERR_LEN, "the stream lacks section 'virtio.%u'",
+                     b - LOADED_VIRTIO);
+    }
+    return -1;
+}
+
+/* ---- the machine config as JSON ---- */
+
+static int set_str(json_t *o, const char *key, const char *v)
+{
+    return v ? json_object_set_new(o, key, json_string(v)) : 0;
+}
+
+char *virt_config_to_json(const struct virt_config *cfg)
+{
+    json_t *o = json_object(), *devs = json_array();
+    char *s = NULL;
+
+    if (!o || !devs)
+        goto out;
+    json_object_set_new(o, "machine", json_string("virt"));
+    json_object_set_new(o, "cpus", json_integer(cfg->cpus));
+    json_object_set_new(o, "mem_size", json_integer((json_int_t)cfg->mem_size));
+    set_str(o, "bios", cfg->bios);
+    set_str(o, "kernel", cfg->kernel);
+    set_str(o, "initrd", cfg->initrd);
+    set_str(o, "append", cfg->append);
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        json_t *d = json_object();
+
+        json_object_set_new(d, "type", json_string(cfg->devices[i].type));
+        json_object_set_new(d, "opts",
+                            json_string(cfg->devices[i].opts ? cfg->devices[i].opts : ""));
+        json_array_append_new(devs, d);
+    }
+    json_object_set(o, "devices", devs);
+    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+out:
+    json_decref(devs);
+    json_decref(o);
+    return s;
+}
+
+static int get_str(json_t *o, const char *key, bool required, const char **out, char *err,
+                   size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+
+    *out = NULL;
+    if (!v) {
+        if (required)
+            snprintf(err, errlen, "machine config: field '%s' is missing", key);
+        return required ? -1 : 0;
+    }
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "machine config: field '%s' must be a string", key);
+        return -1;
+    }
+    *out = strdup(json_string_value(v));
+    return *out ? 0 : -1;
+}
+
+int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr), *v, *devs;
+    const char *machine = NULL;
+    int ret = -1;
+
+    err[0] = '\0';
+    memset(cfg, 0, sizeof(*cfg));
+    if (!o || !json_is_object(o)) {
+        snprintf(err, errlen, "machine config: not a JSON object (%s)", o ? "" : jerr.text);
+        goto out;
+    }
+    if (get_str(o, "machine", true, &machine, err, errlen))
+        goto out;
+    if (strcmp(machine, "virt")) {
+        snprintf(err, errlen, "machine config: machine '%s', this tessera runs 'virt'", machine);
+        goto out;
+    }
+    v = json_object_get(o, "cpus");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > VIRT_MAX_CPUS) {
+        snprintf(err, errlen, "machine config: field 'cpus' must be 1..%d", VIRT_MAX_CPUS);
+        goto out;
+    }
+    cfg->cpus = (unsigned)json_integer_value(v);
+    v = json_object_get(o, "mem_size");
+    if (!json_is_integer(v) || (uint64_t)json_integer_value(v) < VIRT_MIN_MEM ||
+        (uint64_t)json_integer_value(v) > VIRT_MAX_MEM || (json_integer_value(v) & 0xfffff)) {
+        snprintf(err, errlen,
+                 "machine config: field 'mem_size' must be a MiB multiple in "
+                 "16M..64G");
+        goto out;
+    }
+    cfg->mem_size = (uint64_t)json_integer_value(v);
+    if (get_str(o, "bios", true, &cfg->bios, err, errlen) ||
+        get_str(o, "kernel", false, &cfg->kernel, err, errlen) ||
+        get_str(o, "initrd", false, &cfg->initrd, err, errlen) ||
+        get_str(o, "append", false, &cfg->append, err, errlen))
+        goto out;
+    devs = json_object_get(o, "devices");
+    if (!json_is_array(devs) || json_array_size(devs) > VIRT_VIRTIO_SLOTS) {
+        snprintf(err, errlen, "machine config: field 'devices' must be a list of at most %d",
+                 VIRT_VIRTIO_SLOTS);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(devs); i++) {
+        json_t *d = json_array_get(devs, i);
+
+        if (!json_is_object(d) || get_str(d, "type", true, &cfg->devices[i].type, err, errlen) ||
+            get_str(d, "opts", true, &cfg->devices[i].opts, err, errlen)) {
+            if (!err[0])
+                snprintf(err, errlen, "machine config: devices[%zu] is not an object", i);
+            cfg->ndevices = (unsigned)i + 1;
+            goto out;
+        }
+        cfg->ndevices = (unsigned)i + 1;
+    }
+    ret = 0;
+out:
+    free((char *)machine);
+    json_decref(o);
+    if (ret)
+        virt_config_free(cfg);
+    return ret;
+}
+
+void virt_config_free(struct virt_config *cfg)
+{
+    free((char *)cfg->bios);
+    free((char *)cfg->kernel);
+    free((char *)cfg->initrd);
+    free((char *)cfg->append);
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        free((char *)cfg->devices[i].type);
+        free((char *)cfg->devices[i].opts);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
