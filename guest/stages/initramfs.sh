@@ -17,6 +17,7 @@ GUEST_PROGRAMS=(
     "agent/tessera-agent.c agent/json.c -> /sbin/tessera-agent"
     "tools/tessera-fault.c -> /bin/tessera-fault"
     "tools/tessera-diskbench.c -> /bin/tessera-diskbench"
+    "tools/tessera-memstress.c -> /bin/tessera-memstress"
 )
 GUEST_CFLAGS=(-static -Os -s -std=gnu11 -Wall -Wextra -Werror)
 
