@@ -78,6 +78,12 @@ expect_error disk-missing "/nonexistent/disk.img" --bios "$tmp/ok.elf" --disk /n
 expect_error disk-bad-format "format 'vmdk'" --bios "$tmp/ok.elf" --disk "$tmp/empty",format=vmdk
 expect_error net-bad-backend "nosuch" --bios "$tmp/ok.elf" --net nosuch
 expect_error device-unknown "unknown device type" --device frobnicator
+expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
+expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
+expect_error restore-empty "truncated" --restore "$tmp/empty"
+expect_error restore-with-disk "give no --kernel" --restore "$tmp/random.bin" --disk "$tmp/big.img"
+expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
+expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
 
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
