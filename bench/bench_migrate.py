@@ -15,6 +15,7 @@ snapshot        an idle booted guest is saved to a file (QEMU: `migrate "exec:ca
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -82,9 +83,18 @@ def tessera_argv(mem, extra):
 
 
 def responds(v, timeout=120):
+    """Returns once the guest answers on the console. A UART may drop what arrives while the
+    machine is still loading, so the command is repeated every 0.2 s until it is answered."""
+    deadline = time.monotonic() + timeout
     tag = "ALIVE%d" % int(time.monotonic() * 1000)
-    v.send("echo %s\n" % tag)
-    v.expect(("\n%s" % tag).encode(), timeout)
+    while True:
+        v.send("\necho %s$((6*7))\n" % tag)
+        try:
+            v.expect(("%s42" % tag).encode(), 0.2)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
 
 
 def qemu_wait_migration(hmp, timeout=600):
@@ -223,7 +233,7 @@ def main():
         q = statistics.median(res["qemu"][k])
         print("%-34s %10.0f %10.0f %9.2fx" % (label, t, q, t / q if q else float("inf")))
     print("(ratio = tessera / qemu; below 1 means Tessera is faster or smaller)")
-    os.rmdir(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
