@@ -1016,8 +1016,9 @@ static int set_eth0_mac(const char *mac, size_t len)
     unsigned b[6];
     int fd, ret = 0;
 
-    if (len != 17 || sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4],
-                            &b[5]) != 6 || (b[0] & 1))
+    if (len != 17 ||
+        sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6 ||
+        (b[0] & 1))
         return -EINVAL;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");

@@ -17,9 +17,9 @@ static struct guest_ram ram;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const uint8_t header[] = {'T', 'S', 'R', 'S', 'T', 'A', 'T', 'E', 1, 0, 0, 0,
-                                     0,   0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0,
-                                     2,   0,   0,   0,   '{', '}'};
+    static const uint8_t header[] = {'T', 'S', 'R', 'S', 'T', 'A', 'T', 'E', 1,   0,
+                                     0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
+                                     0,   0,   0,   0,   2,   0,   0,   0,   '{', '}'};
     struct stream_reader *r;
     char *json = NULL;
     int fd;
