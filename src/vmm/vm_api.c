@@ -4,13 +4,10 @@
 #include "vmm/vm_api.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +15,7 @@
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
+#include "vmm/agent_client.h"
 #include "vmm/vmstate.h"
 
 /* One VM's API: the server and the fallback timer of a graceful shutdown. */
@@ -75,51 +73,13 @@ static int api_resume(void *vm)
     return virt_resume(((struct vm_api *)vm)->m);
 }
 
-/* The agent channel's host socket, from the console device's options; 0 or -ENODEV. */
-static int agent_path(struct virt_machine *m, char *buf, size_t len)
-{
-    const struct virt_config *cfg = virt_get_config(m);
-
-    for (unsigned i = 0; i < cfg->ndevices; i++) {
-        if (!strcmp(cfg->devices[i].type, "console") &&
-            opt_get(cfg->devices[i].opts, "agent", buf, len) == 1)
-            return 0;
-    }
-    return -ENODEV;
-}
-
-/* Asks the guest agent to power the guest off: one JSON line, one reply line. The VMM
- * connects to its own agent socket, so this works only while no other client holds it. */
+/* Asks the guest agent to power the guest off. It answers before it goes down. */
 static int agent_poweroff(const char *path)
 {
-    static const char req[] = "{\"id\":\"api-shutdown\",\"cmd\":\"shutdown\","
-                              "\"mode\":\"poweroff\"}\n";
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct pollfd pfd;
-    char reply[256];
-    ssize_t n;
-    int fd, ret = -EIO;
-
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
-        goto out;
-    /* The guest answers before it goes down; a busy port (another client) never answers. */
-    pfd = (struct pollfd){fd, POLLIN, 0};
-    if (poll(&pfd, 1, 3000) == 1 && (n = read(fd, reply, sizeof(reply) - 1)) > 0) {
-        reply[n] = 0;
-        ret = strstr(reply, "\"ok\":true") ? 0 : -EIO;
-    } else {
-        ret = -ETIMEDOUT;
-    }
-out:
-    close(fd);
-    return ret;
+    return agent_client_request(path,
+                                "{\"id\":\"api-shutdown\",\"cmd\":\"shutdown\","
+                                "\"mode\":\"poweroff\"}\n",
+                                3000, NULL, 0);
 }
 
 /* Hard-stops the VM at a->deadline_ns unless the API is being torn down first. */
@@ -160,7 +120,7 @@ static int api_shutdown(void *vm, unsigned timeout_s)
     char path[108];
     int err;
 
-    if (agent_path(a->m, path, sizeof(path)))
+    if (agent_client_path(virt_get_config(a->m), path, sizeof(path)))
         return -ENOTSUP;
     pthread_mutex_lock(&a->lock);
     if (a->timer_running) {

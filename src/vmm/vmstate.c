@@ -6,7 +6,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +14,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "hw/guest_mem.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
+#include "vmm/agent_client.h"
 #include "vmm/stream.h"
 
 #define OPTS_MAX 1024
@@ -574,30 +573,21 @@ struct clone_note {
 static void *clone_note_thread(void *opaque)
 {
     struct clone_note *n = opaque;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char reply[512];
 
-    memcpy(sa.sun_path, n->sock, sizeof(sa.sun_path));
     /* The agent starts late in boot and answers once a host client connects; a restored guest
      * is already up, so this normally succeeds at the first or second try. */
     for (int tries = 0; tries < 150; tries++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct pollfd pfd = {fd, POLLIN, 0};
-        char reply[512];
-        ssize_t k;
+        int ret = agent_client_request(n->sock, n->line, 2000, reply, sizeof(reply));
 
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            write(fd, n->line, strlen(n->line)) == (ssize_t)strlen(n->line) &&
-            poll(&pfd, 1, 2000) == 1 && (k = read(fd, reply, sizeof(reply) - 1)) > 0) {
-            reply[k] = '\0';
-            if (strstr(reply, "\"ok\":true"))
-                log_info("clone: the guest agent took a new identity");
-            else
-                log_warn("clone: the guest agent refused a new identity: %s", reply);
-            close(fd);
+        if (ret == 0) {
+            log_info("clone: the guest agent took a new identity");
             break;
         }
-        if (fd >= 0)
-            close(fd);
+        if (ret == -EIO) {
+            log_warn("clone: the guest agent refused a new identity: %s", reply);
+            break;
+        }
         usleep(200000);
     }
     free(n);
@@ -612,12 +602,10 @@ void vm_clone_notify_agent(struct virt_machine *m)
     pthread_t t;
 
     for (unsigned i = 0; i < cfg->ndevices; i++) {
-        if (!strcmp(cfg->devices[i].type, "console"))
-            opt_get(cfg->devices[i].opts, "agent", sock, sizeof(sock));
         if (!strcmp(cfg->devices[i].type, "net") && !mac[0])
             opt_get(cfg->devices[i].opts, "mac", mac, sizeof(mac));
     }
-    if (!sock[0] || strlen(sock) >= sizeof(n->sock) || !(n = calloc(1, sizeof(*n))))
+    if (agent_client_path(cfg, sock, sizeof(sock)) || strlen(sock) >= sizeof(n->sock) || !(n = calloc(1, sizeof(*n))))
         return;
     memcpy(n->sock, sock, strlen(sock) + 1);
     if (mac[0])
