@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define VIRT_MAX_CPUS     8
 #define VIRT_RAM_BASE     0x80000000ull
 #define VIRT_MIN_MEM      (16ull << 20)
@@ -122,8 +124,11 @@ uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap);
 struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
 
-/* The machine config as JSON (malloc'd) for a stream header, and back: the strings of *cfg
- * are malloc'd and owned by the caller (virt_config_free()). 0 or -1 with err. */
+/* The machine config as JSON: the object the control API's describe shows (a new reference;
+ * json_t is jansson's), the same as text (malloc'd) for a stream header, and back: the
+ * strings of *cfg are malloc'd and owned by the caller (virt_config_free()). 0 or -1 with
+ * err. */
+json_t *virt_config_json(const struct virt_config *cfg);
 char *virt_config_to_json(const struct virt_config *cfg);
 int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, size_t errlen);
 void virt_config_free(struct virt_config *cfg);

@@ -232,37 +232,25 @@ int virt_load_finish(struct virt_machine *m, char *err)
 
 /* ---- the machine config as JSON ---- */
 
-static int set_str(json_t *o, const char *key, const char *v)
+json_t *virt_config_json(const struct virt_config *cfg)
 {
-    return v ? json_object_set_new(o, key, json_string(v)) : 0;
+    json_t *devs = json_array();
+
+    for (unsigned i = 0; i < cfg->ndevices; i++)
+        json_array_append_new(devs, json_pack("{s:s, s:s}", "type", cfg->devices[i].type,
+                                              "options",
+                                              cfg->devices[i].opts ? cfg->devices[i].opts : ""));
+    return json_pack("{s:s, s:i, s:I, s:s?, s:s?, s:s?, s:s?, s:o}", "machine", "virt", "cpus",
+                     (int)cfg->cpus, "mem_bytes", (json_int_t)cfg->mem_size, "bios", cfg->bios,
+                     "kernel", cfg->kernel, "initrd", cfg->initrd, "append", cfg->append,
+                     "devices", devs);
 }
 
 char *virt_config_to_json(const struct virt_config *cfg)
 {
-    json_t *o = json_object(), *devs = json_array();
-    char *s = NULL;
+    json_t *o = virt_config_json(cfg);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
-    if (!o || !devs)
-        goto out;
-    json_object_set_new(o, "machine", json_string("virt"));
-    json_object_set_new(o, "cpus", json_integer(cfg->cpus));
-    json_object_set_new(o, "mem_size", json_integer((json_int_t)cfg->mem_size));
-    set_str(o, "bios", cfg->bios);
-    set_str(o, "kernel", cfg->kernel);
-    set_str(o, "initrd", cfg->initrd);
-    set_str(o, "append", cfg->append);
-    for (unsigned i = 0; i < cfg->ndevices; i++) {
-        json_t *d = json_object();
-
-        json_object_set_new(d, "type", json_string(cfg->devices[i].type));
-        json_object_set_new(d, "opts",
-                            json_string(cfg->devices[i].opts ? cfg->devices[i].opts : ""));
-        json_array_append_new(devs, d);
-    }
-    json_object_set(o, "devices", devs);
-    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-out:
-    json_decref(devs);
     json_decref(o);
     return s;
 }
@@ -311,11 +299,11 @@ int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, 
         goto out;
     }
     cfg->cpus = (unsigned)json_integer_value(v);
-    v = json_object_get(o, "mem_size");
+    v = json_object_get(o, "mem_bytes");
     if (!json_is_integer(v) || (uint64_t)json_integer_value(v) < VIRT_MIN_MEM ||
         (uint64_t)json_integer_value(v) > VIRT_MAX_MEM || (json_integer_value(v) & 0xfffff)) {
         snprintf(err, errlen,
-                 "machine config: field 'mem_size' must be a MiB multiple in "
+                 "machine config: field 'mem_bytes' must be a MiB multiple in "
                  "16M..64G");
         goto out;
     }
@@ -335,7 +323,7 @@ int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, 
         json_t *d = json_array_get(devs, i);
 
         if (!json_is_object(d) || get_str(d, "type", true, &cfg->devices[i].type, err, errlen) ||
-            get_str(d, "opts", true, &cfg->devices[i].opts, err, errlen)) {
+            get_str(d, "options", true, &cfg->devices[i].opts, err, errlen)) {
             if (!err[0])
                 snprintf(err, errlen, "machine config: devices[%zu] is not an object", i);
             cfg->ndevices = (unsigned)i + 1;

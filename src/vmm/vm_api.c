@@ -31,18 +31,6 @@ struct vm_api {
     struct vm_migration *mig; /* the last migration started, or NULL */
 };
 
-static json_t *config_json(const struct virt_config *cfg)
-{
-    json_t *devs = json_array();
-
-    for (unsigned i = 0; i < cfg->ndevices; i++)
-        json_array_append_new(devs, json_pack("{s:s, s:s}", "type", cfg->devices[i].type, "options",
-                                              cfg->devices[i].opts));
-    return json_pack("{s:i, s:I, s:s?, s:s?, s:s?, s:s?, s:o}", "cpus", (int)cfg->cpus, "mem_bytes",
-                     (json_int_t)cfg->mem_size, "bios", cfg->bios, "kernel", cfg->kernel, "initrd",
-                     cfg->initrd, "append", cfg->append, "devices", devs);
-}
-
 static int api_describe(void *vm, json_t **out)
 {
     struct vm_api *a = vm;
@@ -59,7 +47,7 @@ static int api_describe(void *vm, json_t **out)
                      : info.paused ? "paused"
                                    : "running",
                      "uptime_s", (double)info.uptime_ns / 1e9, "config",
-                     config_json(virt_get_config(m)));
+                     virt_config_json(virt_get_config(m)));
     return *out ? 0 : -ENOMEM;
 }
 
