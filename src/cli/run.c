@@ -197,18 +197,16 @@ static int receive_migration(const char *uri, const struct vm_restore_opts *ro,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *res = NULL;
-    char host[256], err[VMSTATE_ERR_LEN], line[VMSTATE_ERR_LEN + 8];
-    const char *colon = strncmp(uri, "tcp:", 4) ? NULL : strrchr(uri + 4, ':');
+    char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
+    char err[VMSTATE_ERR_LEN], line[VMSTATE_ERR_LEN + 8];
     int lfd = -1, fd = -1, one = 1, e, ret = 1;
     bool cloned;
 
-    if (!colon || (size_t)(colon - (uri + 4)) >= sizeof(host) || !colon[1]) {
+    if (vm_parse_tcp_uri(uri, host, port)) {
         fprintf(stderr, "tessera: --incoming '%s': expected tcp:HOST:PORT\n", uri);
         return 2;
     }
-    memcpy(host, uri + 4, (size_t)(colon - (uri + 4)));
-    host[colon - (uri + 4)] = '\0';
-    e = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    e = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (e) {
         fprintf(stderr, "tessera: --incoming %s: %s\n", uri, gai_strerror(e));
         return 2;

@@ -237,13 +237,12 @@ json_t *virt_config_json(const struct virt_config *cfg)
     json_t *devs = json_array();
 
     for (unsigned i = 0; i < cfg->ndevices; i++)
-        json_array_append_new(devs, json_pack("{s:s, s:s}", "type", cfg->devices[i].type,
-                                              "options",
+        json_array_append_new(devs, json_pack("{s:s, s:s}", "type", cfg->devices[i].type, "options",
                                               cfg->devices[i].opts ? cfg->devices[i].opts : ""));
     return json_pack("{s:s, s:i, s:I, s:s?, s:s?, s:s?, s:s?, s:o}", "machine", "virt", "cpus",
                      (int)cfg->cpus, "mem_bytes", (json_int_t)cfg->mem_size, "bios", cfg->bios,
-                     "kernel", cfg->kernel, "initrd", cfg->initrd, "append", cfg->append,
-                     "devices", devs);
+                     "kernel", cfg->kernel, "initrd", cfg->initrd, "append", cfg->append, "devices",
+                     devs);
 }
 
 char *virt_config_to_json(const struct virt_config *cfg)

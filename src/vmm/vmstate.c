@@ -83,6 +83,11 @@ static size_t bitmap_bytes(struct virt_machine *m)
     return (size_t)((virt_ram(m)->size / 4096 + 63) / 64) * sizeof(uint64_t);
 }
 
+static uint64_t *bitmap_alloc(struct virt_machine *m)
+{
+    return calloc(1, bitmap_bytes(m));
+}
+
 /* ---- snapshot ---- */
 
 struct frozen_disk {
@@ -214,7 +219,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
-    bits = calloc(1, bitmap_bytes(m));
+    bits = bitmap_alloc(m);
     ret = bits ? stream_writer_create(fd, path, 1, &w) : -ENOMEM;
     if (ret) {
         set_err(err, "out of memory");
@@ -605,7 +610,8 @@ void vm_clone_notify_agent(struct virt_machine *m)
         if (!strcmp(cfg->devices[i].type, "net") && !mac[0])
             opt_get(cfg->devices[i].opts, "mac", mac, sizeof(mac));
     }
-    if (agent_client_path(cfg, sock, sizeof(sock)) || strlen(sock) >= sizeof(n->sock) || !(n = calloc(1, sizeof(*n))))
+    if (agent_client_path(cfg, sock, sizeof(sock)) || strlen(sock) >= sizeof(n->sock) ||
+        !(n = calloc(1, sizeof(*n))))
         return;
     memcpy(n->sock, sock, strlen(sock) + 1);
     if (mac[0])
@@ -622,6 +628,27 @@ void vm_clone_notify_agent(struct virt_machine *m)
 
 /* ---- migration, source side ---- */
 
+int vm_parse_tcp_uri(const char *uri, char host[VM_URI_HOST_MAX], char port[VM_URI_PORT_MAX])
+{
+    const char *colon = strncmp(uri, "tcp:", 4) ? NULL : strrchr(uri + 4, ':');
+    size_t hl;
+
+    if (!colon || !colon[1] || strlen(colon + 1) >= VM_URI_PORT_MAX ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return -EINVAL;
+    hl = (size_t)(colon - (uri + 4));
+    if (hl >= 2 && uri[4] == '[' && colon[-1] == ']') { /* [IPv6 address] */
+        uri++;
+        hl -= 2;
+    }
+    if (hl >= VM_URI_HOST_MAX)
+        return -EINVAL;
+    memcpy(host, uri + 4, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, strlen(colon + 1) + 1);
+    return 0;
+}
+
 struct vm_migration {
     struct virt_machine *m;
     pthread_t thread;
@@ -629,7 +656,7 @@ struct vm_migration {
     bool throttler_running;
     enum vm_migrate_mode mode;
     unsigned downtime_ms;
-    char host[256], port[16];
+    char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
 
     pthread_mutex_t lock; /* the fields below, and the right to pause the machine */
     pthread_mutex_t pause_lock;
@@ -754,11 +781,6 @@ static int mig_await_ack(struct vm_migration *g, int fd)
     else
         mig_fail(g, "the target did not confirm (%s)", n ? line : "connection closed");
     return -1;
-}
-
-static uint64_t *bitmap_alloc(struct virt_machine *m)
-{
-    return calloc(1, bitmap_bytes(m));
 }
 
 static void *mig_thread(void *opaque)
@@ -946,15 +968,14 @@ out:
 int vm_migrate_start(struct virt_machine *m, const char *uri, enum vm_migrate_mode mode,
                      unsigned downtime_ms, struct vm_migration **mig, char *err)
 {
+    char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
     struct vm_migration *g;
-    const char *colon;
 
     if (*mig && vm_migrate_active(*mig)) {
         set_err(err, "a migration is already running");
         return -EBUSY;
     }
-    if (strncmp(uri, "tcp:", 4) || !(colon = strrchr(uri + 4, ':')) || colon == uri + 4 ||
-        !colon[1] || strlen(colon + 1) > 5 || (size_t)(colon - (uri + 4)) >= 256) {
+    if (vm_parse_tcp_uri(uri, host, port) || !host[0]) {
         set_err(err, "migration target '%s': expected tcp:HOST:PORT", uri);
         return -EINVAL;
     }
@@ -966,12 +987,8 @@ int vm_migrate_start(struct virt_machine *m, const char *uri, enum vm_migrate_mo
     g->m = m;
     g->mode = mode;
     g->downtime_ms = downtime_ms;
-    memcpy(g->host, uri + 4, (size_t)(colon - (uri + 4)));
-    if (g->host[0] == '[' && g->host[strlen(g->host) - 1] == ']') {
-        memmove(g->host, g->host + 1, strlen(g->host));
-        g->host[strlen(g->host) - 1] = '\0';
-    }
-    snprintf(g->port, sizeof(g->port), "%s", colon + 1);
+    memcpy(g->host, host, sizeof(host));
+    memcpy(g->port, port, sizeof(port));
     g->status = MIG_ACTIVE;
     g->start_ns = time_now_ns();
     pthread_mutex_init(&g->lock, NULL);

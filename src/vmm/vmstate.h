@@ -60,6 +60,13 @@ void vm_clone_notify_agent(struct virt_machine *m);
 
 /* ---- migration, source side ---- */
 
+#define VM_URI_HOST_MAX 256
+#define VM_URI_PORT_MAX 6
+
+/* Splits "tcp:HOST:PORT" (HOST may be empty, a name, an IPv4 or a [bracketed] IPv6 address;
+ * PORT decimal). 0, or -EINVAL for anything else. */
+int vm_parse_tcp_uri(const char *uri, char host[VM_URI_HOST_MAX], char port[VM_URI_PORT_MAX]);
+
 enum vm_migrate_mode { VM_MIGRATE_LIVE, VM_MIGRATE_SUSPEND, VM_MIGRATE_COLD };
 
 struct vm_migration;
