@@ -25,6 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
+from testkit import free_port  # noqa: E402
 from vmdrive import VM  # noqa: E402
 
 BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
@@ -33,14 +34,6 @@ INITRD = "build/guest/initramfs.cpio.gz"
 APPEND = "console=ttyS0"
 READY = rb"TESSERA-GUEST-READY"
 TESSERA = "build/tessera"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Hmp:

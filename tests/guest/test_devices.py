@@ -18,6 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from testkit import free_port, run_tests  # noqa: E402
 from vmdrive import VM, VMError  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
@@ -26,19 +27,7 @@ BOOT = float(os.environ.get("GUEST_BOOT_TIMEOUT", "180"))
 CRASH_ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
 READY = rb"TESSERA-GUEST-READY"
 
-results = []
 tmp = tempfile.mkdtemp(prefix="tessera-devtest-")
-
-
-def check(name, fn):
-    t0 = time.monotonic()
-    try:
-        fn()
-        results.append(True)
-        print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-    except (AssertionError, VMError, subprocess.CalledProcessError) as e:
-        results.append(False)
-        print("FAIL %s: %s (logs: %s/%s*.log)" % (name, e, LOGS, name), flush=True)
 
 
 def boot(name, *args, **kw):
@@ -244,14 +233,6 @@ def test_socket_pair():
             v2.close()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def test_user_net():
     """DHCP on eth0 at boot; the guest reaches a TCP server on the host; a host client
     reaches a guest server through hostfwd."""
@@ -451,15 +432,9 @@ def main():
         ("crash_safety", test_crash_safety),
     ]
     try:
-        for name, fn in tests:
-            if not only or name in only:
-                check(name, fn)
+        return run_tests("devices", tests, only, LOGS + "/%s*.log")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(results)
-    print("devices: %d passed, %d failed" % (passed, len(results) - passed))
-    return 0 if passed == len(results) else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

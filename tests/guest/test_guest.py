@@ -8,28 +8,16 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from vmdrive import VM, VMError  # noqa: E402
+from testkit import run_tests  # noqa: E402
+from vmdrive import VM  # noqa: E402
 
 TESSERA = os.environ.get("TESSERA", "build/tessera")
 LOGS = "build/test-logs"
 BOOT_TIMEOUT = float(os.environ.get("GUEST_BOOT_TIMEOUT", "180"))
 READY = rb"TESSERA-GUEST-READY uptime=([0-9.]+)"
 
-results = []
-
-
-def check(name, fn):
-    t0 = time.monotonic()
-    try:
-        fn()
-        results.append(True)
-        print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-    except (AssertionError, VMError) as e:
-        results.append(False)
-        print("FAIL %s: %s (log: %s/%s.log)" % (name, e, LOGS, name), flush=True)
 
 
 def vm(name, *args):
@@ -117,14 +105,12 @@ def main():
         print("guest: build/guest/Image missing: run guest/build.sh")
         print("guest: 0 passed, 1 failed")
         return 1
-    check("pipe_script", test_pipe_script)
-    check("smp_sha256", test_smp_sha256)
-    check("reboot", test_reboot)
-    check("guest_fault", test_guest_fault_is_contained)
-    passed = sum(results)
-    failed = len(results) - passed
-    print("guest: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests("guest", [
+        ("pipe_script", test_pipe_script),
+        ("smp_sha256", test_smp_sha256),
+        ("reboot", test_reboot),
+        ("guest_fault", test_guest_fault_is_contained),
+    ], sys.argv[1:], LOGS + "/%s.log")
 
 
 if __name__ == "__main__":

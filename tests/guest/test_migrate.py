@@ -32,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from api import call  # noqa: E402
+from testkit import free_port, run_tests  # noqa: E402
 from vmdrive import VM, VMError  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
@@ -46,23 +47,11 @@ READY = rb"TESSERA-GUEST-READY"
 MEM, MEM_BYTES = "256M", 256 << 20
 STRESS_MIB = 64
 
-results = []
 tmp = tempfile.mkdtemp(prefix="tessera-migtest-")
 
 
 class CommandError(AssertionError):
     pass
-
-
-def check(name, fn):
-    t0 = time.monotonic()
-    try:
-        fn()
-        results.append(True)
-        print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-    except (AssertionError, VMError, subprocess.CalledProcessError, OSError) as e:
-        results.append(False)
-        print("FAIL %s: %s (logs: %s/migrate_%s*.log)" % (name, e, LOGS, name), flush=True)
 
 
 def log_path(name):
@@ -111,14 +100,6 @@ def sha256_file(p):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def listening(port):
@@ -847,26 +828,10 @@ def main():
         ("failures_checksum", test_failures_checksum, False),
         ("failures_bad_stream", test_failures_bad_stream, False),
     ]
-    names = [t[0] for t in tests]
-
-    def named(n):
-        return any(n == o or n.startswith(o + "_") for o in only)
-
-    unknown = [o for o in only if not any(n == o or n.startswith(o + "_") for n in names)]
-    if unknown:
-        print("unknown test(s) %s; tests: %s" % (", ".join(unknown), ", ".join(names)))
-        shutil.rmtree(tmp, ignore_errors=True)
-        return 2
     try:
-        for name, fn, hidden in tests:
-            if named(name) if only else not hidden:
-                check(name, fn)
+        return run_tests("migrate", tests, only, LOGS + "/migrate_%s*.log")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(results)
-    print("migrate: %d passed, %d failed" % (passed, len(results) - passed))
-    return 0 if passed == len(results) else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
