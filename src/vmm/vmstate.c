@@ -88,6 +88,20 @@ static uint64_t *bitmap_alloc(struct virt_machine *m)
     return calloc(1, bitmap_bytes(m));
 }
 
+/* The end of a stream, written with the vCPUs stopped and the devices quiesced: the pages in
+ * bits plus those dirtied since they were taken (collected only now, when nothing can dirty
+ * another), or all of RAM when bits is NULL; every hart's and device's section; the trailer.
+ * 0 or -EIO (the writer holds the message). */
+static int write_stopped_state(struct virt_machine *m, struct stream_writer *w, uint64_t *bits)
+{
+    if (bits)
+        virt_harvest_dirty(m, bits);
+    if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL) || virt_save_sections(m, w) ||
+        stream_write_end(w))
+        return -EIO;
+    return 0;
+}
+
 /* ---- snapshot ---- */
 
 struct frozen_disk {
@@ -279,9 +293,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         if (ret)
             goto out;
     }
-    virt_harvest_dirty(m, bits);
-    if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL) || virt_save_sections(m, w) ||
-        stream_write_end(w))
+    if (write_stopped_state(m, w, bits))
         goto io_error;
     virt_dirty_log(m, false);
     virt_unquiesce(m);
@@ -878,14 +890,7 @@ static void *mig_thread(void *opaque)
      * handed over, then the device state. */
     virt_quiesce(m);
     quiesced = true;
-    if (g->mode == VM_MIGRATE_LIVE) {
-        virt_harvest_dirty(m, bits);
-        if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL))
-            goto io_failed;
-    } else if (g->mode == VM_MIGRATE_SUSPEND) {
-        if (stream_write_ram(w, virt_ram(m), NULL, NULL, NULL))
-            goto io_failed;
-    }
+    /* The devices are quiet: hand the disks' locks to the target before it opens them. */
     for (unsigned i = 0; i < virt_get_config(m)->ndevices; i++) {
         struct block *bs = virt_disk_block(m, i);
 
@@ -899,7 +904,9 @@ static void *mig_thread(void *opaque)
             }
         }
     }
-    if ((g->mode != VM_MIGRATE_COLD && virt_save_sections(m, w)) || stream_write_end(w))
+    if (g->mode == VM_MIGRATE_COLD
+            ? stream_write_end(w)
+            : write_stopped_state(m, w, g->mode == VM_MIGRATE_LIVE ? bits : NULL))
         goto io_failed;
     pthread_mutex_lock(&g->lock);
     g->bytes = stream_bytes_written(w);
