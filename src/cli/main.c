@@ -1,7 +1,9 @@
 /* `tessera`: the entry point; dispatches to a verb. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "cli/cli.h"
 
 struct cli_verb {
@@ -23,11 +25,29 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(out, "\n  tessera --help      this text\n"
                  "\nWith no options, `tessera run` boots the default guest (build it with "
-                 "guest/build.sh).\n");
+                 "guest/build.sh).\n"
+                 "TESSERA_LOG=error|warn|info|debug sets how much goes to stderr (warn).\n");
+}
+
+/* TESSERA_LOG=error|warn|info|debug sets how much goes to stderr (warn by default). */
+static void log_level_from_env(void)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    const char *v = getenv("TESSERA_LOG");
+
+    for (unsigned i = 0; v && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strcmp(v, names[i])) {
+            log_set_level((enum log_level)i);
+            return;
+        }
+    }
+    if (v && *v)
+        fprintf(stderr, "tessera: TESSERA_LOG='%s' is not error, warn, info or debug\n", v);
 }
 
 int main(int argc, char **argv)
 {
+    log_level_from_env();
     if (argc < 2) {
         usage(stderr);
         return 2;
