@@ -1,8 +1,11 @@
 #include "hw/guest_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
 {
@@ -35,4 +38,41 @@ void guest_ram_clear(struct guest_ram *ram)
     if (madvise(ram->host, ram->size, MADV_DONTNEED) != 0)
         memset(ram->host, 0, ram->size);
     dirty_log_mark(&ram->dirty, 0, ram->size);
+}
+
+/* /proc/self/pagemap: one u64 per virtual page of this process; bit 63 set when a page is
+ * present, bit 62 when it is swapped out. A page of a private anonymous mapping with neither
+ * has never been written (or was dropped with MADV_DONTNEED) and reads as zero. */
+#define PAGEMAP_PRESENT (UINT64_C(1) << 63)
+#define PAGEMAP_SWAPPED (UINT64_C(1) << 62)
+
+static int pagemap_fd = -1;
+static pthread_once_t pagemap_once = PTHREAD_ONCE_INIT;
+
+static void pagemap_open(void)
+{
+    pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+int guest_ram_untouched(const struct guest_ram *ram, uint64_t first, unsigned count, uint64_t *out)
+{
+    uint64_t ent[64];
+    uint64_t pages = ram->size >> DIRTY_PAGE_SHIFT;
+    uintptr_t vpage = (uintptr_t)ram->host / DIRTY_PAGE_SIZE + first;
+    ssize_t got;
+
+    *out = 0;
+    if (count > 64 || first > pages || count > pages - first)
+        return -EINVAL;
+    pthread_once(&pagemap_once, pagemap_open);
+    if (pagemap_fd < 0)
+        return -ENOENT;
+    got = pread(pagemap_fd, ent, count * sizeof(ent[0]), (off_t)(vpage * sizeof(ent[0])));
+    if (got != (ssize_t)(count * sizeof(ent[0])))
+        return -EIO;
+    for (unsigned i = 0; i < count; i++) {
+        if (!(ent[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)))
+            *out |= UINT64_C(1) << i;
+    }
+    return 0;
 }

@@ -27,6 +27,14 @@ void guest_ram_destroy(struct guest_ram *ram);
  * every page, so a large idle guest stays cheap). */
 void guest_ram_clear(struct guest_ram *ram);
 
+/* Finds which of the `count` pages (64 at most) from page index `first` of the mapping have
+ * never been touched, or were given back, and so read as zero without host memory behind
+ * them: bit i of *out is page first + i. Looking at such a page (to see that it is zero)
+ * would make the host map it, so snapshots and migration ask here first. 0, or -errno when
+ * the kernel cannot tell (no /proc): then treat every page as touched. Any thread; the answer
+ * may be stale at once if the guest runs, which the dirty log covers. */
+int guest_ram_untouched(const struct guest_ram *ram, uint64_t first, unsigned count, uint64_t *out);
+
 /* Host pointer for [gpa, gpa+len) if that range lies entirely in RAM, else NULL. Handles
  * wrap-around: a hostile gpa/len pair can never yield a pointer outside the mapping. */
 static inline void *guest_ram_ptr(const struct guest_ram *ram, gpa_t gpa, uint64_t len)

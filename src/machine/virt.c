@@ -280,8 +280,22 @@ static bool overlaps(gpa_t a, uint64_t alen, gpa_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
+static int load_optional(const char *path, struct loader_file *f)
+{
+    char err[LOADER_ERR_LEN];
+
+    if (!path || f->data)
+        return 0;
+    if (loader_read_file(path, f, err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Places firmware, kernel, initrd and device tree in RAM and writes the ROM. Called at
- * creation and on every reset. */
+ * creation and on every reset. The image files are read at the first call: a restored
+ * machine has them in RAM already and reads them only if the guest resets. */
 static int virt_load(struct virt_machine *m)
 {
     char err[LOADER_ERR_LEN];
@@ -289,6 +303,9 @@ static int virt_load(struct virt_machine *m)
     gpa_t ram_end = m->ram.base + m->ram.size;
     uint64_t fdt_size;
 
+    if (load_optional(m->cfg.bios, &m->bios) || load_optional(m->cfg.kernel, &m->kernel) ||
+        load_optional(m->cfg.initrd, &m->initrd))
+        return -1;
     guest_ram_clear(&m->ram);
     if (loader_load_firmware(&m->bios, &m->ram, &fw, err))
         goto fail;
@@ -358,19 +375,6 @@ static void virt_reset(struct virt_machine *m)
     }
 }
 
-static int load_optional(const char *path, struct loader_file *f)
-{
-    char err[LOADER_ERR_LEN];
-
-    if (!path)
-        return 0;
-    if (loader_read_file(path, f, err)) {
-        log_error("%s", err);
-        return -1;
-    }
-    return 0;
-}
-
 /* Creates each requested virtio device behind its own virtio-mmio transport. */
 static int virt_create_devices(struct virt_machine *m)
 {
@@ -429,10 +433,6 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     m->start_ns = time_now_ns();
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
-    if (load_optional(cfg->bios, &m->bios) || load_optional(cfg->kernel, &m->kernel) ||
-        load_optional(cfg->initrd, &m->initrd))
-        goto fail;
-
     if (cfg->preloaded_ram) {
         m->ram = *cfg->preloaded_ram;
         memset(cfg->preloaded_ram, 0, sizeof(*cfg->preloaded_ram));

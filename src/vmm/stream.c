@@ -1,6 +1,7 @@
 #include "vmm/stream.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #define KIND_SKIP   0
 #define KIND_ZERO   1
 #define KIND_DATA   2
+_Static_assert(STREAM_DISK_CHUNK <= CHUNK_BYTES, "a disk record must fit the staging buffer");
 
 struct stream_writer {
     int fd;
@@ -43,6 +45,7 @@ struct stream_reader {
     bool failed;
     bool ended;
     bool seen_section;
+    uint32_t flags;
     uint32_t crc;
     uint64_t bytes; /* consumed */
     ZSTD_DCtx *dc;
@@ -53,6 +56,11 @@ struct stream_reader {
     size_t zcap;
     uint8_t *payload;
     char name[STREAM_NAME_MAX + 1];
+    /* Pages this reader has written data into. The others are still as guest_ram_init() left
+     * them, zero and not even mapped, so a zero page there costs nothing: touching it just to
+     * look would fault in host memory. */
+    uint64_t *written;
+    uint64_t written_pages;
 };
 
 /* ---- writer ---- */
@@ -153,7 +161,7 @@ void stream_writer_destroy(struct stream_writer *w)
     free(w);
 }
 
-int stream_write_header(struct stream_writer *w, const char *config_json)
+int stream_write_header(struct stream_writer *w, const char *config_json, uint32_t flags)
 {
     size_t n = strlen(config_json);
 
@@ -161,7 +169,7 @@ int stream_write_header(struct stream_writer *w, const char *config_json)
         return w_fail(w, -E2BIG, "%s: machine config of %zu bytes is too big", w->what, n);
     w_put(w, STREAM_MAGIC, 8);
     w_le(w, STREAM_VERSION, 4);
-    w_le(w, 0, 4);
+    w_le(w, flags, 4);
     w_le(w, (uint64_t)time(NULL), 8);
     w_le(w, n, 4);
     w_put(w, config_json, n);
@@ -183,7 +191,8 @@ static void w_ram_chunk(struct stream_writer *w, const struct guest_ram *ram, ui
                         unsigned count, const uint64_t *bitmap, uint64_t *sent, uint64_t *zeros)
 {
     uint8_t kinds[STREAM_RAM_CHUNK];
-    unsigned ndata = 0;
+    uint64_t untouched = 0;
+    unsigned ndata = 0, group = UINT_MAX;
     size_t c;
 
     for (unsigned i = 0; i < count; i++) {
@@ -192,6 +201,21 @@ static void w_ram_chunk(struct stream_writer *w, const struct guest_ram *ram, ui
 
         if (bitmap && !(bitmap[pg / 64] >> (pg % 64) & 1)) {
             kinds[i] = KIND_SKIP;
+            continue;
+        }
+        if (i / 64 != group) {
+            group = i / 64;
+            if (guest_ram_untouched(ram, first + group * 64,
+                                    count - group * 64 < 64 ? count - group * 64 : 64,
+                                    &untouched) < 0)
+                untouched = 0;
+        }
+        if (untouched >> (i % 64) & 1) {
+            kinds[i] = KIND_ZERO; /* never written: zero, and reading it would map it */
+            if (zeros)
+                (*zeros)++;
+            if (sent)
+                (*sent)++;
             continue;
         }
         /* Copy first, then look at the copy: the guest may be writing the page right now, and
@@ -259,6 +283,50 @@ int stream_write_section(struct stream_writer *w, const char *name, uint32_t ver
     w_le(w, version, 4);
     w_le(w, len, 4);
     w_put(w, payload, len);
+    return w->err;
+}
+
+static void w_disk_head(struct stream_writer *w, unsigned slot, unsigned kind, uint64_t offset,
+                        uint32_t len)
+{
+    w_put(w, "D", 1);
+    w_le(w, slot, 1);
+    w_le(w, kind, 1);
+    w_le(w, offset, 8);
+    w_le(w, len, 4);
+}
+
+int stream_write_disk_size(struct stream_writer *w, unsigned slot, uint64_t size)
+{
+    if (slot > UINT8_MAX)
+        return w_fail(w, -EINVAL, "%s: disk slot %u cannot be written", w->what, slot);
+    w_disk_head(w, slot, STREAM_DISK_SIZE, size, 0);
+    return w->err;
+}
+
+int stream_write_disk(struct stream_writer *w, unsigned slot, uint64_t offset, const void *data,
+                      size_t len)
+{
+    const uint8_t *b = data;
+    size_t c, i = 0;
+
+    if (slot > UINT8_MAX || len == 0 || len > STREAM_DISK_CHUNK || offset > UINT64_MAX - len)
+        return w_fail(w, -EINVAL, "%s: disk record of %zu bytes at %" PRIu64 " cannot be written",
+                      w->what, len, offset);
+    while (i + PAGE <= len && page_is_zero(b + i))
+        i += PAGE;
+    while (i < len && b[i] == 0)
+        i++;
+    if (i == len) {
+        w_disk_head(w, slot, STREAM_DISK_ZERO, offset, (uint32_t)len);
+        return w->err;
+    }
+    c = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, data, len, w->level);
+    if (ZSTD_isError(c))
+        return w_fail(w, -EIO, "%s: zstd: %s", w->what, ZSTD_getErrorName(c));
+    w_disk_head(w, slot, STREAM_DISK_DATA, offset, (uint32_t)len);
+    w_le(w, c, 4);
+    w_put(w, w->zbuf, c);
     return w->err;
 }
 
@@ -382,6 +450,7 @@ void stream_reader_destroy(struct stream_reader *r)
     free(r->stage);
     free(r->zbuf);
     free(r->payload);
+    free(r->written);
     free(r);
 }
 
@@ -406,8 +475,10 @@ int stream_read_header(struct stream_reader *r, char **config_json)
     if (version != STREAM_VERSION)
         return r_fail(r, "%s: state format version %" PRIu32 ", this tessera reads version %d",
                       r->what, version, STREAM_VERSION);
-    if (flags)
-        return r_fail(r, "%s: header flags 0x%" PRIx32 " unknown to this tessera", r->what, flags);
+    if (flags & ~(uint32_t)STREAM_F_DISKS)
+        return r_fail(r, "%s: header flags 0x%" PRIx32 " unknown to this tessera", r->what,
+                      flags & ~(uint32_t)STREAM_F_DISKS);
+    r->flags = flags;
     if (n == 0 || n > STREAM_CONFIG_MAX)
         return r_fail(r, "%s: machine config of %" PRIu32 " bytes (expected 1..%u)", r->what, n,
                       STREAM_CONFIG_MAX);
@@ -473,14 +544,26 @@ static int r_ram(struct stream_reader *r, struct guest_ram *ram)
                           r->what, first, ndata, ZSTD_isError(got) ? ": " : "",
                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
     }
+    if (!r->written) {
+        r->written = calloc((pages + 63) / 64, sizeof(uint64_t));
+        r->written_pages = pages;
+        if (!r->written)
+            return r_fail(r, "%s: out of memory", r->what);
+    } else if (r->written_pages != pages) {
+        return r_fail(r, "%s: RAM records applied to RAM of two sizes", r->what);
+    }
     ndata = 0;
     for (unsigned i = 0; i < count; i++) {
-        uint8_t *dst = guest_ram_ptr(ram, ram->base + (first + i) * PAGE, PAGE);
+        uint64_t pg = first + i, bit = UINT64_C(1) << (pg % 64);
+        uint8_t *dst = guest_ram_ptr(ram, ram->base + pg * PAGE, PAGE);
 
-        if (kinds[i] == KIND_DATA)
+        if (kinds[i] == KIND_DATA) {
             memcpy(dst, r->stage + (size_t)ndata++ * PAGE, PAGE);
-        else if (kinds[i] == KIND_ZERO && !page_is_zero(dst))
+            r->written[pg / 64] |= bit;
+        } else if (kinds[i] == KIND_ZERO && (r->written[pg / 64] & bit)) {
             memset(dst, 0, PAGE);
+            r->written[pg / 64] &= ~bit;
+        }
     }
     return 0;
 }
@@ -526,11 +609,67 @@ static int r_section(struct stream_reader *r, const char **name, uint32_t *versi
     return 0;
 }
 
-int stream_read_next(struct stream_reader *r, struct guest_ram *ram, enum stream_item *item,
-                     const char **name, uint32_t *version, const uint8_t **payload, size_t *len)
+uint32_t stream_reader_flags(const struct stream_reader *r)
+{
+    return r->flags;
+}
+
+static int r_disk(struct stream_reader *r, struct stream_record *rec)
+{
+    uint64_t offset;
+    uint32_t len, c;
+    unsigned slot, kind;
+    size_t got;
+
+    slot = (unsigned)r_le(r, 1, "a disk record");
+    kind = (unsigned)r_le(r, 1, "a disk record");
+    offset = r_le(r, 8, "a disk record");
+    len = (uint32_t)r_le(r, 4, "a disk record");
+    if (r->failed)
+        return -1;
+    if (!(r->flags & STREAM_F_DISKS) || r->seen_section)
+        return r_fail(r, "%s: disk record at byte %" PRIu64 " %s", r->what, r->bytes,
+                      r->seen_section ? "after the device sections"
+                                      : "in a stream whose header announced no disks");
+    if (kind > STREAM_DISK_DATA)
+        return r_fail(r, "%s: disk record at byte %" PRIu64 " has kind %u (expected 0, 1 or 2)",
+                      r->what, r->bytes, kind);
+    if (kind == STREAM_DISK_SIZE
+            ? len != 0
+            : (len == 0 || len > STREAM_DISK_CHUNK || offset > UINT64_MAX - len))
+        return r_fail(r, "%s: disk %u record of %" PRIu32 " bytes at %" PRIu64 " (expected %s)",
+                      r->what, slot, len, offset,
+                      kind == STREAM_DISK_SIZE ? "0 bytes" : "1 byte to 1 MiB");
+    *rec = (struct stream_record){.item = STREAM_ITEM_DISK,
+                                  .slot = slot,
+                                  .kind = (enum stream_disk_kind)kind,
+                                  .offset = offset,
+                                  .len = len};
+    if (kind != STREAM_DISK_DATA)
+        return 0;
+    c = (uint32_t)r_le(r, 4, "a disk record");
+    if (r->failed)
+        return -1;
+    if (c == 0 || c > r->zcap)
+        return r_fail(r, "%s: disk %u record at %" PRIu64 ": %" PRIu32 " compressed bytes", r->what,
+                      slot, offset, c);
+    if (r_get(r, r->zbuf, c, "a disk record's data", false))
+        return -1;
+    got = ZSTD_decompressDCtx(r->dc, r->stage, len, r->zbuf, c);
+    if (ZSTD_isError(got) || got != len)
+        return r_fail(
+            r, "%s: disk %u record at %" PRIu64 " does not decode to its %" PRIu32 " bytes%s%s",
+            r->what, slot, offset, len, ZSTD_isError(got) ? ": " : "",
+            ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
+    rec->payload = r->stage;
+    return 0;
+}
+
+int stream_read_next(struct stream_reader *r, struct guest_ram *ram, struct stream_record *rec)
 {
     uint8_t type;
 
+    memset(rec, 0, sizeof(*rec));
     if (r->failed)
         return -1;
     if (r->ended)
@@ -538,8 +677,11 @@ int stream_read_next(struct stream_reader *r, struct guest_ram *ram, enum stream
     if (r_get(r, &type, 1, "a record", false))
         return -1;
     switch (type) {
-    case 'R': *item = STREAM_ITEM_RAM; return r_ram(r, ram);
-    case 'S': *item = STREAM_ITEM_SECTION; return r_section(r, name, version, payload, len);
+    case 'R': rec->item = STREAM_ITEM_RAM; return r_ram(r, ram);
+    case 'D': return r_disk(r, rec);
+    case 'S':
+        rec->item = STREAM_ITEM_SECTION;
+        return r_section(r, &rec->name, &rec->version, &rec->payload, &rec->len);
     case 'E': {
         uint32_t want = r->crc;
         uint8_t le[4];
@@ -555,7 +697,7 @@ int stream_read_next(struct stream_reader *r, struct guest_ram *ram, enum stream
                           " bytes before it sum to %08" PRIx32 " (the stream is corrupt)",
                           r->what, got, r->bytes - 4, want);
         r->ended = true;
-        *item = STREAM_ITEM_END;
+        rec->item = STREAM_ITEM_END;
         return 0;
     }
     default:

@@ -252,7 +252,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         nd++;
     }
     json = snapshot_config(m, disks, nd);
-    if (!json || stream_write_header(w, json)) {
+    if (!json || stream_write_header(w, json, 0)) {
         ret = -EIO;
         set_err(err, "%s: cannot write the header", path);
         goto out;
@@ -476,6 +476,7 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
     struct guest_ram ram = {0};
     char *json = NULL;
     bool ram_seen = false;
+    uint64_t t_build = 0;
     int ret = -1;
 
     *out = NULL;
@@ -508,19 +509,15 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
     }
     cfg.console_fd = o->console_fd;
     for (;;) {
-        enum stream_item it;
-        const char *name = NULL;
-        uint32_t version = 0;
-        const uint8_t *p = NULL;
-        size_t len = 0;
+        struct stream_record rec;
 
-        if (stream_read_next(r, m ? NULL : &ram, &it, &name, &version, &p, &len))
+        if (stream_read_next(r, m ? NULL : &ram, &rec))
             goto stream_err;
-        if (it == STREAM_ITEM_RAM) {
+        if (rec.item == STREAM_ITEM_RAM) {
             ram_seen = true;
             continue;
         }
-        if (!m && (it == STREAM_ITEM_SECTION || ram_seen)) {
+        if (!m && (rec.item == STREAM_ITEM_SECTION || ram_seen)) {
             /* The disks are touched only now: a migration source has released them. */
             for (unsigned i = 0; i < cfg.ndevices; i++) {
                 if (!strcmp(cfg.devices[i].type, "disk") && restore_disk(&cfg, i, o, err))
@@ -530,15 +527,17 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
             }
             *cloned = o->clone_dir != NULL;
             cfg.preloaded_ram = &ram;
+            t_build = time_now_ns();
             if (virt_create(&cfg, &m)) {
                 set_err(err, "%s: the machine it describes cannot be built here (see above)", what);
                 goto out;
             }
+            log_debug("restore: machine built in %.1f ms", (double)(time_now_ns() - t_build) / 1e6);
         }
-        if (it == STREAM_ITEM_SECTION) {
+        if (rec.item == STREAM_ITEM_SECTION) {
             char inner[STREAM_ERR_LEN];
 
-            if (virt_load_section(m, name, version, p, len, inner)) {
+            if (virt_load_section(m, rec.name, rec.version, rec.payload, rec.len, inner)) {
                 set_err(err, "%s: %s", what, inner);
                 goto out;
             }
@@ -559,6 +558,8 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
                 set_err(err, "%s: %s", what, inner);
                 goto out;
             }
+            log_debug("restore: state loaded %.1f ms after the first section",
+                      (double)(time_now_ns() - t_build) / 1e6);
         }
         break;
     }
@@ -809,7 +810,7 @@ static void *mig_thread(void *opaque)
     if (fd < 0 || !bits || stream_writer_create(fd, "migration stream", 1, &w))
         goto failed;
     json = virt_config_to_json(virt_get_config(m));
-    if (!json || stream_write_header(w, json))
+    if (!json || stream_write_header(w, json, 0))
         goto io_failed;
 
     if (g->mode == VM_MIGRATE_LIVE) {
@@ -904,6 +905,8 @@ static void *mig_thread(void *opaque)
             }
         }
     }
+    log_debug("migration: +%.1f ms devices quiet, disks handed over",
+              (double)(time_now_ns() - t_pause) / 1e6);
     if (g->mode == VM_MIGRATE_COLD
             ? stream_write_end(w)
             : write_stopped_state(m, w, g->mode == VM_MIGRATE_LIVE ? bits : NULL))
@@ -911,6 +914,7 @@ static void *mig_thread(void *opaque)
     pthread_mutex_lock(&g->lock);
     g->bytes = stream_bytes_written(w);
     pthread_mutex_unlock(&g->lock);
+    log_debug("migration: +%.1f ms stream sent", (double)(time_now_ns() - t_pause) / 1e6);
     if (mig_await_ack(g, fd))
         goto failed;
 

@@ -31,7 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* Half the inputs get a valid header, so records are reached. */
     if (size && (data[0] & 1)) {
-        if (write(fd, header, sizeof(header)) != (ssize_t)sizeof(header))
+        uint8_t h[sizeof(header)];
+
+        memcpy(h, header, sizeof(h));
+        h[12] = (data[0] >> 1) & 1; /* STREAM_F_DISKS: disk records are reached too */
+        if (write(fd, h, sizeof(h)) != (ssize_t)sizeof(h))
             abort();
         data++;
         size--;
@@ -42,14 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (stream_reader_create(fd, "fuzz", &r) == 0) {
         if (stream_read_header(r, &json) == 0) {
             for (int i = 0; i < 10000; i++) {
-                enum stream_item it;
-                const char *name;
-                uint32_t version;
-                const uint8_t *p;
-                size_t len;
+                struct stream_record rec;
 
-                if (stream_read_next(r, &ram, &it, &name, &version, &p, &len) ||
-                    it == STREAM_ITEM_END)
+                if (stream_read_next(r, &ram, &rec) || rec.item == STREAM_ITEM_END)
                     break;
             }
         }

@@ -4,6 +4,8 @@
  * message, never applied silently; dirty-page harvests and the section cursor behave. */
 #include "test.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -24,7 +26,7 @@ static int write_stream(const struct guest_ram *ram, const uint64_t *bitmap)
     sbuf_put_u32(&b, 0xdeadbeef);
     sbuf_put_str(&b, "hello");
     CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
-    CHECK(stream_write_header(w, "{\"cpus\": 1}") == 0);
+    CHECK(stream_write_header(w, "{\"cpus\": 1}", 0) == 0);
     CHECK(stream_write_ram(w, ram, bitmap, NULL, NULL) == 0);
     CHECK(stream_write_section(w, "cpu.0", 1, b.data, b.len) == 0);
     CHECK(stream_write_section(w, "empty", 7, NULL, 0) == 0);
@@ -47,17 +49,13 @@ static int read_stream(int fd, struct guest_ram *ram, char *err, size_t errlen, 
         return -1;
     if (stream_read_header(r, &json) == 0) {
         for (;;) {
-            enum stream_item it;
-            const char *name;
-            uint32_t version;
-            const uint8_t *p;
-            size_t len;
+            struct stream_record rec;
 
-            if (stream_read_next(r, ram, &it, &name, &version, &p, &len))
+            if (stream_read_next(r, ram, &rec))
                 break;
-            if (it == STREAM_ITEM_SECTION)
+            if (rec.item == STREAM_ITEM_SECTION)
                 (*sections)++;
-            if (it == STREAM_ITEM_END) {
+            if (rec.item == STREAM_ITEM_END) {
                 ret = 0;
                 break;
             }
@@ -95,10 +93,20 @@ static void test_roundtrip_and_corruption(void)
     size = lseek(fd, 0, SEEK_END);
     /* Zero pages cost one byte: the stream is far smaller than the non-zero data. */
     CHECK(size > 0 && size < RAM_SIZE);
-    memset(b.host, 0x55, RAM_SIZE); /* zero pages must be cleared on load */
     CHECK(read_stream(fd, &b, err, sizeof(err), &sections) == 0 || !fprintf(stderr, "%s\n", err));
     CHECK(sections == 2);
     CHECK(memcmp(a.host, b.host, RAM_SIZE) == 0);
+    {
+        /* Loading left the zero pages alone: they take no host memory. */
+        unsigned char res[RAM_SIZE / 4096];
+        struct guest_ram c;
+
+        CHECK(guest_ram_init(&c, 0x80000000, RAM_SIZE) == 0);
+        CHECK(read_stream(fd, &c, err, sizeof(err), &sections) == 0);
+        CHECK(mincore(c.host, RAM_SIZE, res) == 0);
+        CHECK((res[0] & 1) == 0 && (res[3] & 1) == 0 && (res[1] & 1) == 1);
+        guest_ram_destroy(&c);
+    }
 
     copy = malloc((size_t)size);
     CHECK(pread(fd, copy, (size_t)size, 0) == size);
@@ -156,24 +164,35 @@ static void test_dirty_rounds(void)
     unsigned sections;
     int fd;
 
+    struct stream_writer *w;
+    off_t first_pass;
+
     CHECK(guest_ram_init(&a, 0x80000000, RAM_SIZE) == 0);
     CHECK(guest_ram_init(&b, 0x80000000, RAM_SIZE) == 0);
     fill(&a);
-    memcpy(b.host, a.host, RAM_SIZE);
+    fd = memfd_create("rounds", 0);
+    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
+    CHECK(stream_write_header(w, "{}", 0) == 0);
     dirty_log_start(&a.dirty);
     CHECK_EQ_U64(dirty_log_harvest(&a.dirty, bits), RAM_SIZE / 4096);
     CHECK_EQ_U64(dirty_log_harvest(&a.dirty, bits), 0);
+    CHECK(stream_write_ram(w, &a, NULL, NULL, NULL) == 0 && stream_flush(w) == 0);
+    first_pass = lseek(fd, 0, SEEK_END);
     memset(a.host + 5 * 4096, 0, 4096);
     guest_ram_mark_dirty(&a, a.host + 5 * 4096, 4096);
     a.host[300 * 4096 + 17] = 0x99;
     guest_ram_mark_dirty(&a, a.host + 300 * 4096 + 17, 1);
     a.host[7 * 4096] = 0x42; /* written but not marked: must not travel */
     CHECK_EQ_U64(dirty_log_harvest(&a.dirty, bits), 2);
-    fd = write_stream(&a, bits);
-    CHECK(lseek(fd, 0, SEEK_END) < 3 * 4096);
+    CHECK(stream_write_ram(w, &a, bits, NULL, NULL) == 0 && stream_write_end(w) == 0);
+    stream_writer_destroy(w);
+    CHECK(lseek(fd, 0, SEEK_END) - first_pass < 3 * 4096); /* the round is two pages */
     CHECK(read_stream(fd, &b, err, sizeof(err), &sections) == 0 || !fprintf(stderr, "%s\n", err));
+    /* The later round turned page 5 (data in the first pass) into zeros. */
     CHECK(b.host[5 * 4096 + 1] == 0 && b.host[300 * 4096 + 17] == 0x99);
     CHECK(b.host[7 * 4096] != 0x42);
+    a.host[7 * 4096] = b.host[7 * 4096];
+    CHECK(memcmp(a.host, b.host, RAM_SIZE) == 0);
     close(fd);
     guest_ram_destroy(&a);
     guest_ram_destroy(&b);
@@ -216,8 +235,149 @@ static void test_cursor(void)
     sbuf_free(&b);
 }
 
+/* Untouched RAM is known to be zero without looking: a snapshot of a mostly idle guest maps
+ * no host memory for it, on either side. */
+static void test_untouched_pages(void)
+{
+    struct guest_ram a, b;
+    unsigned char res[RAM_SIZE / 4096];
+    uint64_t mask, sent = 0, zeros = 0;
+    struct stream_writer *w;
+    char err[512];
+    unsigned sections;
+    int fd = memfd_create("untouched", 0);
+
+    CHECK(guest_ram_init(&a, 0x80000000, RAM_SIZE) == 0);
+    CHECK(guest_ram_init(&b, 0x80000000, RAM_SIZE) == 0);
+    CHECK(guest_ram_untouched(&a, 0, 64, &mask) == 0 && mask == UINT64_MAX);
+    a.host[3 * 4096 + 5] = 7;
+    a.host[70 * 4096] = 0; /* a read-for-write of zero still maps the page */
+    CHECK(guest_ram_untouched(&a, 0, 64, &mask) == 0 && mask == (UINT64_MAX & ~(UINT64_C(1) << 3)));
+    CHECK(guest_ram_untouched(&a, 64, 10, &mask) == 0 && mask == 0x3bf);
+    CHECK(guest_ram_untouched(&a, RAM_SIZE / 4096 - 1, 2, &mask) == -EINVAL);
+    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
+    CHECK(stream_write_header(w, "{}", 0) == 0);
+    CHECK(stream_write_ram(w, &a, NULL, &sent, &zeros) == 0 && stream_write_end(w) == 0);
+    stream_writer_destroy(w);
+    CHECK_EQ_U64(sent, RAM_SIZE / 4096);
+    CHECK_EQ_U64(zeros, RAM_SIZE / 4096 - 1);
+    CHECK(mincore(a.host, RAM_SIZE, res) == 0);
+    CHECK((res[100] & 1) == 0); /* the writer did not map what it did not need to look at */
+    CHECK(read_stream(fd, &b, err, sizeof(err), &sections) == 0 || !fprintf(stderr, "%s\n", err));
+    CHECK(memcmp(a.host, b.host, RAM_SIZE) == 0);
+    /* Given back: untouched again. */
+    guest_ram_clear(&a);
+    CHECK(guest_ram_untouched(&a, 0, 64, &mask) == 0 && mask == UINT64_MAX);
+    close(fd);
+    guest_ram_destroy(&a);
+    guest_ram_destroy(&b);
+}
+
+/* Block migration's disk records: sizes, data (compressed) and zero runs read back as written;
+ * disk records are refused where the header announced none, after the sections, or with a
+ * bad kind or length. */
+static void test_disk_records(void)
+{
+    static uint8_t data[STREAM_DISK_CHUNK], zeros[8192];
+    struct stream_reader *r;
+    struct stream_writer *w;
+    struct stream_record rec;
+    struct guest_ram ram;
+    char *json;
+    int fd = memfd_create("disks", 0);
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 9));
+    CHECK(guest_ram_init(&ram, 0x80000000, RAM_SIZE) == 0);
+    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
+    CHECK(stream_write_header(w, "{}", STREAM_F_DISKS) == 0);
+    CHECK(stream_write_disk_size(w, 3, (1u << 30) + 512) == 0);
+    CHECK(stream_write_disk(w, 3, 4096, data, sizeof(data)) == 0);
+    CHECK(stream_write_disk(w, 3, 1u << 30, zeros, 512) == 0);
+    CHECK(stream_flush(w) == 0);
+    CHECK(stream_write_disk(w, 3, 0, data, 0) == -EINVAL); /* sticks */
+    CHECK(stream_write_end(w) == -EINVAL);
+    stream_writer_destroy(w);
+
+    lseek(fd, 0, SEEK_SET);
+    CHECK(stream_reader_create(fd, "disks.tsr", &r) == 0);
+    CHECK(stream_read_header(r, &json) == 0);
+    CHECK(stream_reader_flags(r) == STREAM_F_DISKS);
+    CHECK(stream_read_next(r, &ram, &rec) == 0 && rec.item == STREAM_ITEM_DISK);
+    CHECK(rec.slot == 3 && rec.kind == STREAM_DISK_SIZE && rec.offset == (1u << 30) + 512);
+    CHECK(stream_read_next(r, &ram, &rec) == 0 && rec.kind == STREAM_DISK_DATA);
+    CHECK(rec.offset == 4096 && rec.len == sizeof(data) && !memcmp(rec.payload, data, rec.len));
+    CHECK(stream_read_next(r, &ram, &rec) == 0 && rec.kind == STREAM_DISK_ZERO);
+    CHECK(rec.offset == 1u << 30 && rec.len == 512 && rec.payload == NULL);
+    CHECK(stream_read_next(r, &ram, &rec) == -1); /* the failed write left no record */
+    CHECK(strstr(stream_reader_error(r), "truncated") != NULL);
+    stream_reader_destroy(r);
+    free(json);
+
+    /* Refusals: no STREAM_F_DISKS, after a section, a bad kind, a chunk too long. */
+    {
+        static const struct {
+            uint32_t flags;
+            bool section_first;
+            uint8_t kind;
+            uint32_t len;
+            const char *want;
+        } bad[] = {
+            {0, false, 1, 512, "announced no disks"},
+            {STREAM_F_DISKS, true, 1, 512, "after the device sections"},
+            {STREAM_F_DISKS, false, 3, 512, "kind 3"},
+            {STREAM_F_DISKS, false, 1, STREAM_DISK_CHUNK + 1, "1 byte to 1 MiB"},
+            {STREAM_F_DISKS, false, 1, 0, "1 byte to 1 MiB"},
+            {STREAM_F_DISKS, false, 0, 512, "expected 0 bytes"},
+        };
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            uint8_t rec_bytes[15] = {'D', 7, bad[k].kind};
+            int t = memfd_create("bad", 0);
+
+            for (int i = 0; i < 4; i++)
+                rec_bytes[11 + i] = (uint8_t)(bad[k].len >> (8 * i));
+            CHECK(stream_writer_create(t, "test", 1, &w) == 0);
+            CHECK(stream_write_header(w, "{}", bad[k].flags) == 0);
+            if (bad[k].section_first)
+                CHECK(stream_write_section(w, "x", 1, NULL, 0) == 0);
+            CHECK(stream_flush(w) == 0);
+            stream_writer_destroy(w);
+            CHECK(write(t, rec_bytes, sizeof(rec_bytes)) == (ssize_t)sizeof(rec_bytes));
+            lseek(t, 0, SEEK_SET);
+            CHECK(stream_reader_create(t, "bad.tsr", &r) == 0);
+            CHECK(stream_read_header(r, &json) == 0);
+            if (bad[k].section_first)
+                CHECK(stream_read_next(r, &ram, &rec) == 0);
+            CHECK(stream_read_next(r, &ram, &rec) == -1);
+            CHECK(strstr(stream_reader_error(r), bad[k].want) != NULL ||
+                  !fprintf(stderr, "case %zu: %s\n", k, stream_reader_error(r)));
+            stream_reader_destroy(r);
+            free(json);
+            close(t);
+        }
+    }
+    /* Unknown header flags are refused by value. */
+    {
+        int t = memfd_create("flags", 0);
+
+        CHECK(stream_writer_create(t, "test", 1, &w) == 0);
+        CHECK(stream_write_header(w, "{}", 6) == 0 && stream_flush(w) == 0);
+        stream_writer_destroy(w);
+        lseek(t, 0, SEEK_SET);
+        CHECK(stream_reader_create(t, "flags.tsr", &r) == 0);
+        CHECK(stream_read_header(r, &json) == -1);
+        CHECK(strstr(stream_reader_error(r), "flags 0x6") != NULL);
+        stream_reader_destroy(r);
+        close(t);
+    }
+    close(fd);
+    guest_ram_destroy(&ram);
+}
+
 int main(void)
 {
+    test_disk_records();
+    test_untouched_pages();
     test_roundtrip_and_corruption();
     test_dirty_rounds();
     test_cursor();
