@@ -161,7 +161,7 @@ close_fd:
 }
 
 static int block_open_depth(const char *path, const char *format, bool readonly, unsigned depth,
-                            struct block **out, char *err)
+                            bool no_backing, struct block **out, char *err)
 {
     uint8_t hdr[BLOCK_PROBE_LEN];
     const struct block_driver *drv = NULL;
@@ -209,6 +209,7 @@ static int block_open_depth(const char *path, const char *format, bool readonly,
     bs->fd = fd;
     bs->readonly = readonly;
     bs->depth = depth;
+    bs->no_backing = no_backing;
     ret = drv->open(bs, err);
     if (ret < 0)
         goto free_path;
@@ -226,7 +227,12 @@ close_fd:
 
 int block_open(const char *path, const char *format, bool readonly, struct block **out, char *err)
 {
-    return block_open_depth(path, format, readonly, 0, out, err);
+    return block_open_depth(path, format, readonly, 0, false, out, err);
+}
+
+int block_open_layer(const char *path, const char *format, struct block **out, char *err)
+{
+    return block_open_depth(path, format, true, 0, true, out, err);
 }
 
 char *block_resolve_backing_path(const char *image_path, const char *name)
@@ -253,7 +259,7 @@ int block_open_backing(struct block *parent, const char *name, const char *forma
         block_set_error(err, "%s: out of memory", parent->path);
         return -ENOMEM;
     }
-    ret = block_open_depth(full, format, true, parent->depth + 1, out, inner);
+    ret = block_open_depth(full, format, true, parent->depth + 1, false, out, inner);
     /* A chain that is too deep reports its top image and its last one, not every level. */
     if (ret == -ELOOP && parent->depth > 0)
         snprintf(err, BLOCK_ERR_LEN, "%s", inner);
@@ -459,4 +465,156 @@ int block_create_qcow2(const char *path, uint64_t size, unsigned cluster_bits,
     };
 
     return block_create(path, "qcow2", &opts, err);
+}
+
+/* ---- Layers of a backing chain ---- */
+
+struct block *block_backing(const struct block *bs)
+{
+    if (bs->released || !bs->drv->backing)
+        return NULL;
+    return bs->drv->backing(bs);
+}
+
+int block_map(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc *kind,
+              uint64_t *run)
+{
+    int ret = block_check_request(bs, offset, len, false);
+
+    if (ret < 0)
+        return ret;
+    if (len == 0)
+        return -EINVAL;
+    if (!bs->drv->map) {
+        *kind = BLOCK_ALLOC_DATA;
+        *run = len;
+        return 0;
+    }
+    return bs->drv->map(bs, offset, len, kind, run);
+}
+
+int block_query_backing(const char *path, const char *format, char *name, size_t name_len,
+                        char *fmt, size_t fmt_len, char *err)
+{
+    const struct block_driver *drv;
+    uint8_t hdr[BLOCK_PROBE_LEN];
+    struct stat st;
+    ssize_t n;
+    int fd, ret = 0;
+
+    if (name_len)
+        name[0] = '\0';
+    if (fmt_len)
+        fmt[0] = '\0';
+    if (format && !block_find_driver(format)) {
+        block_set_error(err, "%s: unknown image format '%s' (known: qcow2, raw)", path, format);
+        return -EINVAL;
+    }
+    /* No lock: the image may be some other VM's, open for writing. O_NONBLOCK keeps a FIFO
+     * from hanging the open; the type check then refuses it. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: cannot open: %s", path, strerror(errno));
+        return ret;
+    }
+    if (fstat(fd, &st) < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: cannot stat: %s", path, strerror(errno));
+        goto close_fd;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        ret = -EINVAL;
+        block_set_error(err, "%s: not a regular file or block device", path);
+        goto close_fd;
+    }
+    if (format) {
+        drv = block_find_driver(format);
+    } else {
+        n = pread(fd, hdr, sizeof(hdr), 0);
+        if (n < 0) {
+            ret = -errno;
+            block_set_error(err, "%s: cannot read the header: %s", path, strerror(errno));
+            goto close_fd;
+        }
+        drv = block_probe_driver(hdr, (size_t)n);
+    }
+    if (drv->query_backing)
+        ret = drv->query_backing(fd, path, name, name_len, fmt, fmt_len, err);
+
+close_fd:
+    close(fd);
+    return ret;
+}
+
+int block_commit(struct block *top, struct block *base, uint64_t *bytes, char *err)
+{
+    const size_t chunk = 1u << 20;
+    const uint64_t len = block_length(top);
+    uint8_t *buf = NULL;
+    uint64_t off, run = 0;
+    int ret = 0;
+
+    if (block_length(base) != len) {
+        block_set_error(err, "%s: disk is %" PRIu64 " bytes, %s above it is %" PRIu64,
+                        block_path(base), block_length(base), block_path(top), len);
+        return -EINVAL;
+    }
+    if (base->readonly) {
+        block_set_error(err, "%s: opened read-only: cannot commit %s into it", block_path(base),
+                        block_path(top));
+        return -EROFS;
+    }
+    for (off = 0; off < len && ret == 0; off += run) {
+        enum block_alloc kind;
+
+        ret = block_map(top, off, len - off, &kind, &run);
+        if (ret < 0) {
+            block_set_error(err, "%s: reading its allocation at offset %" PRIu64 ": %s",
+                            block_path(top), off, strerror(-ret));
+            break;
+        }
+        if (kind == BLOCK_ALLOC_ZERO) {
+            /* Unmapping is fine: base must read zeroes there, which the format guarantees
+             * over its own backing file (block_write_zeroes()). */
+            ret = block_write_zeroes(base, off, run, true);
+            if (ret < 0)
+                block_set_error(err, "%s: writing zeroes at offset %" PRIu64 ": %s",
+                                block_path(base), off, strerror(-ret));
+            continue;
+        }
+        if (kind != BLOCK_ALLOC_DATA)
+            continue;
+        if (!buf && !(buf = malloc(chunk))) {
+            ret = -ENOMEM;
+            block_set_error(err, "%s: out of memory", block_path(base));
+            break;
+        }
+        for (uint64_t done = 0; done < run && ret == 0;) {
+            size_t n = run - done < chunk ? (size_t)(run - done) : chunk;
+
+            ret = block_read(top, off + done, buf, n);
+            if (ret < 0) {
+                block_set_error(err, "%s: reading %zu bytes at offset %" PRIu64 ": %s",
+                                block_path(top), n, off + done, strerror(-ret));
+                break;
+            }
+            ret = block_write(base, off + done, buf, n);
+            if (ret < 0) {
+                block_set_error(err, "%s: writing %zu bytes at offset %" PRIu64 ": %s",
+                                block_path(base), n, off + done, strerror(-ret));
+                break;
+            }
+            done += n;
+            if (bytes)
+                *bytes += n;
+        }
+    }
+    free(buf);
+    if (ret == 0) {
+        ret = block_flush(base);
+        if (ret < 0)
+            block_set_error(err, "%s: flush: %s", block_path(base), strerror(-ret));
+    }
+    return ret;
 }

@@ -98,6 +98,52 @@ struct block_snapshot_info {
 int block_snapshot_list(struct block *bs, struct block_snapshot_info **list, unsigned *count);
 void block_snapshot_list_free(struct block_snapshot_info *list, unsigned count);
 
+/* ---- Looking at and merging the layers of a backing chain (external snapshots) ---- */
+
+/* The image bs reads from where it holds no data of its own: its backing file, opened with it
+ * (read-only), or NULL when it has none, was opened without it (block_open_layer()) or is
+ * released. The pointer stays valid until bs is closed, released or reopened; the backing's
+ * block_path() is the name its parent names, resolved. Any thread that may use bs. */
+struct block *block_backing(const struct block *bs);
+
+/* Opens only the image at `path`, read-only with a shared lock, without its backing file: the
+ * ranges it holds no data for read as zeroes. For looking at one layer of a chain (block_map(),
+ * block_commit()) while a file below it is open for writing. Arguments and errors as
+ * block_open(). */
+int block_open_layer(const char *path, const char *format, struct block **out, char *err);
+
+/* How an image holds a range by itself, not counting its backing file. */
+enum block_alloc {
+    BLOCK_ALLOC_NONE, /* holds nothing: reads come from the backing file, or are zeroes */
+    BLOCK_ALLOC_ZERO, /* reads as zeroes, whatever the backing file holds */
+    BLOCK_ALLOC_DATA, /* holds the data */
+};
+
+/* Says how bs itself holds the bytes from `offset`: *kind for a run of *run bytes (1..len) that
+ * all have that kind. The request must lie inside the disk and len be at least 1 (-EINVAL
+ * otherwise); -EIO for corrupt metadata. Formats without allocation (raw) hold everything as
+ * data. */
+int block_map(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc *kind,
+              uint64_t *run);
+
+/* Reads, from the header of the image at `path`, the backing file name as stored (relative
+ * names are relative to path's folder: block_open() resolves them so) into name (name_len
+ * bytes; "" when there is none) and the backing format the header names into fmt (fmt_len
+ * bytes; "" when it names none). Takes no lock and opens no backing file: the image may be
+ * open for writing elsewhere, only its header is read. `format` NULL probes, as block_open().
+ * 0, or -errno with one line in err: not a regular file or block device, a header that does
+ * not check, a name longer than name_len - 1 (-ENAMETOOLONG). Any thread. */
+int block_query_backing(const char *path, const char *format, char *name, size_t name_len,
+                        char *fmt, size_t fmt_len, char *err);
+
+/* Copies what `top` holds by itself (block_map(): its data, and zeroes where it says zeroes
+ * over its backing file) into the writable image `base`, at the same offsets, and flushes base:
+ * afterwards base reads, on every byte, as top did (top over base) when base was top's backing
+ * file. This is QEMU's block-commit of one layer, done while nothing else uses either image.
+ * Both have the same virtual size (-EINVAL otherwise). Adds the bytes of data copied to
+ * *bytes (may be NULL). 0 or -errno with one line in err naming the file and the offset. */
+int block_commit(struct block *top, struct block *base, uint64_t *bytes, char *err);
+
 /* Options for creating an image. */
 struct block_create_opts {
     uint64_t size;            /* virtual size in bytes; 0 with a backing file: the backing's */

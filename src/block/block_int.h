@@ -37,6 +37,15 @@ struct block_driver {
     int (*snapshot_list)(struct block *bs, struct block_snapshot_info **list, unsigned *count);
     /* Optional: creates an empty image; NULL means this format cannot create images. */
     int (*create)(const char *path, const struct block_create_opts *opts, char *err);
+    /* Optional: the open backing image (block_backing()); NULL: the format has none. */
+    struct block *(*backing)(const struct block *bs);
+    /* Optional: block_map() for a checked, non-empty request; NULL: everything is data. */
+    int (*map)(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc *kind,
+               uint64_t *run);
+    /* Optional: block_query_backing() on `fd`, the image at `path` (opened read-only, no lock,
+     * checked to be a regular file or block device). NULL: the format has no backing file. */
+    int (*query_backing)(int fd, const char *path, char *name, size_t name_len, char *fmt,
+                         size_t fmt_len, char *err);
     /* Optional: bs's contents moved to a new struct block (block_reopen() swaps images in
      * place); the driver points its state back at `bs`. NULL: the driver keeps no pointer. */
     void (*rebind)(struct block *bs);
@@ -49,8 +58,9 @@ struct block {
     char *path;   /* as given to block_open() (resolved for backing files) */
     uint64_t length;
     bool readonly;
-    unsigned depth; /* 0 for the image a device opened, n for its n-th backing file */
-    bool released;  /* block_release(): no image open; every request fails with -EIO */
+    unsigned depth;  /* 0 for the image a device opened, n for its n-th backing file */
+    bool released;   /* block_release(): no image open; every request fails with -EIO */
+    bool no_backing; /* block_open_layer(): open() must not open the backing file */
     struct log_ratelimit report_rl; /* for block_report(): per image, no global state */
 };
 

@@ -532,14 +532,75 @@ static void qcow2_free_state(struct qcow2 *s)
     free(s);
 }
 
+/* Reads and checks the header and its extensions (spec §Header, §Header extensions) of the
+ * image s->bs->fd, s->bs->path: sets s->file_size, *h, *ext, and returns the first cluster (or
+ * the whole file when shorter) in *hdr (malloc'd; ext points into it), *hdr_len bytes. */
+static int qcow2_read_header(struct qcow2 *s, struct qcow2_header *h, struct qcow2_extensions *ext,
+                             uint8_t **hdr, size_t *hdr_len, char *err)
+{
+    struct block *bs = s->bs;
+    uint8_t *buf;
+    size_t len, ext_end;
+    off_t fsize;
+    int ret;
+
+    *hdr = NULL;
+    fsize = lseek(bs->fd, 0, SEEK_END);
+    if (fsize < 0) {
+        ret = -errno;
+        block_set_error(err, "%s: cannot find the size: %s", bs->path, strerror(errno));
+        return ret;
+    }
+    s->file_size = (uint64_t)fsize;
+    if (s->file_size < QCOW2_V2_HEADER_LEN) {
+        block_set_error(err, "%s: file is too short (%llu bytes) for a qcow2 header", bs->path,
+                        (unsigned long long)s->file_size);
+        return -EINVAL;
+    }
+    /* First the fixed fields, then (knowing the cluster size) the whole first cluster. */
+    buf = calloc(1, QCOW2_V3_HEADER_LEN + 8);
+    if (!buf)
+        return -ENOMEM;
+    ret = block_file_read(bs->fd, 0, buf, QCOW2_V3_HEADER_LEN + 8);
+    if (ret < 0) {
+        block_set_error(err, "%s: reading the header: %s", bs->path, strerror(-ret));
+        goto free_buf;
+    }
+    qcow2_decode_header(buf, h);
+    ret = qcow2_check_header(s, h, err);
+    if (ret < 0)
+        goto free_buf;
+    len = (1ull << h->cluster_bits) < s->file_size ? (size_t)1 << h->cluster_bits
+                                                   : (size_t)s->file_size;
+    free(buf);
+    buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    ret = block_file_read(bs->fd, 0, buf, len);
+    if (ret < 0) {
+        block_set_error(err, "%s: reading the header: %s", bs->path, strerror(-ret));
+        goto free_buf;
+    }
+    ext_end = h->backing_file_offset ? (size_t)h->backing_file_offset : len;
+    ret = qcow2_parse_extensions(bs->path, buf, h->header_length, ext_end, ext, err);
+    if (ret < 0)
+        goto free_buf;
+    *hdr = buf;
+    *hdr_len = len;
+    return 0;
+
+free_buf:
+    free(buf);
+    return ret;
+}
+
 static int qcow2_open(struct block *bs, char *err)
 {
     struct qcow2_extensions ext = {.backing_fmt = ""};
     struct qcow2_header h;
     struct qcow2 *s;
     uint8_t *hdr = NULL;
-    size_t hdr_len, ext_end;
-    off_t fsize;
+    size_t hdr_len;
     int ret;
 
     s = calloc(1, sizeof(*s));
@@ -549,55 +610,14 @@ static int qcow2_open(struct block *bs, char *err)
     }
     s->bs = bs;
     s->reserved = UINT64_MAX;
-    fsize = lseek(bs->fd, 0, SEEK_END);
-    if (fsize < 0) {
-        ret = -errno;
-        block_set_error(err, "%s: cannot find the size: %s", bs->path, strerror(errno));
-        goto free_state;
-    }
-    s->file_size = (uint64_t)fsize;
-    if (s->file_size < QCOW2_V2_HEADER_LEN) {
-        block_set_error(err, "%s: file is too short (%llu bytes) for a qcow2 header", bs->path,
-                        (unsigned long long)s->file_size);
-        ret = -EINVAL;
-        goto free_state;
-    }
-    /* First the fixed fields, then (knowing the cluster size) the whole first cluster. */
-    hdr = calloc(1, QCOW2_V3_HEADER_LEN + 8);
-    if (!hdr) {
-        ret = -ENOMEM;
-        goto free_state;
-    }
-    ret = block_file_read(bs->fd, 0, hdr, QCOW2_V3_HEADER_LEN + 8);
-    if (ret < 0) {
-        block_set_error(err, "%s: reading the header: %s", bs->path, strerror(-ret));
-        goto free_hdr;
-    }
-    qcow2_decode_header(hdr, &h);
-    ret = qcow2_check_header(s, &h, err);
+    ret = qcow2_read_header(s, &h, &ext, &hdr, &hdr_len, err);
     if (ret < 0)
-        goto free_hdr;
+        goto free_state;
     s->version = h.version;
     s->cluster_bits = h.cluster_bits;
     s->cluster_size = 1ull << h.cluster_bits;
     s->l2_bits = h.cluster_bits - 3;
     s->size = h.size;
-    hdr_len = s->cluster_size < s->file_size ? s->cluster_size : s->file_size;
-    free(hdr);
-    hdr = malloc(hdr_len);
-    if (!hdr) {
-        ret = -ENOMEM;
-        goto free_state;
-    }
-    ret = block_file_read(bs->fd, 0, hdr, hdr_len);
-    if (ret < 0) {
-        block_set_error(err, "%s: reading the header: %s", bs->path, strerror(-ret));
-        goto free_hdr;
-    }
-    ext_end = h.backing_file_offset ? (size_t)h.backing_file_offset : hdr_len;
-    ret = qcow2_parse_extensions(bs->path, hdr, h.header_length, ext_end, &ext, err);
-    if (ret < 0)
-        goto free_hdr;
     ret = qcow2_check_features(s, &h, &ext, err);
     if (ret < 0)
         goto free_hdr;
@@ -636,7 +656,8 @@ static int qcow2_open(struct block *bs, char *err)
         goto free_hdr;
     }
 
-    if (h.backing_file_offset) {
+    /* block_open_layer(): this layer alone; what it lacks reads as zeroes. */
+    if (h.backing_file_offset && !bs->no_backing) {
         char name[QCOW2_MAX_BACKING_NAME + 1];
 
         memcpy(name, hdr + h.backing_file_offset, h.backing_file_size);
@@ -1275,6 +1296,95 @@ static void qcow2_close(struct block *bs)
     qcow2_free_state(s);
 }
 
+/* ---- Layers: block_backing(), block_map(), block_query_backing() ---- */
+
+static struct block *qcow2_backing(const struct block *bs)
+{
+    const struct qcow2 *s = bs->opaque;
+
+    return s->backing;
+}
+
+/* Guest clusters of one L1 entry that are all unallocated (no L2 table) count as one step. */
+static int qcow2_map(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc *kind,
+                     uint64_t *run)
+{
+    struct qcow2 *s = bs->opaque;
+    const uint64_t l2_span = s->cluster_size << s->l2_bits;
+    bool first = true;
+    int ret;
+
+    *run = 0;
+    while (len > 0) {
+        uint64_t gc = offset >> s->cluster_bits, n, l2_off, entry, host;
+        enum qcow2_cluster_kind k;
+        enum block_alloc a;
+
+        ret = qcow2_l2_table_offset(s, offset / l2_span, &l2_off);
+        if (ret < 0)
+            return ret;
+        if (l2_off == 0) {
+            n = l2_span - offset % l2_span;
+            a = BLOCK_ALLOC_NONE;
+        } else {
+            ret = qcow2_get_cluster(s, gc, &entry, &k, &host);
+            if (ret < 0)
+                return ret;
+            n = s->cluster_size - (offset & (s->cluster_size - 1));
+            a = k == QCOW2_CLUSTER_UNALLOCATED ? BLOCK_ALLOC_NONE
+                : k == QCOW2_CLUSTER_ZERO      ? BLOCK_ALLOC_ZERO
+                                               : BLOCK_ALLOC_DATA;
+        }
+        if (!first && a != *kind)
+            break;
+        *kind = a;
+        first = false;
+        n = n < len ? n : len;
+        *run += n;
+        offset += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* The header alone, through the checks qcow2_open() makes of it. */
+static int qcow2_query_backing(int fd, const char *path, char *name, size_t name_len, char *fmt,
+                               size_t fmt_len, char *err)
+{
+    struct block b = {.fd = fd, .path = (char *)path, .readonly = true};
+    struct qcow2 s = {.bs = &b};
+    struct qcow2_extensions ext = {.backing_fmt = ""};
+    struct qcow2_header h;
+    uint8_t *hdr;
+    size_t hdr_len;
+    int ret;
+
+    ret = qcow2_read_header(&s, &h, &ext, &hdr, &hdr_len, err);
+    if (ret < 0)
+        return ret;
+    if (h.backing_file_offset) {
+        const char *p = (const char *)hdr + h.backing_file_offset;
+
+        /* qcow2_check_header() put the name inside hdr. */
+        if (memchr(p, '\0', h.backing_file_size)) {
+            block_set_error(err, "%s: backing file name (offset 0x%llx) holds a NUL byte", path,
+                            (unsigned long long)h.backing_file_offset);
+            ret = -EINVAL;
+        } else if (h.backing_file_size >= name_len) {
+            block_set_error(err, "%s: backing file name is %u bytes; at most %zu fit", path,
+                            h.backing_file_size, name_len ? name_len - 1 : 0);
+            ret = -ENAMETOOLONG;
+        } else {
+            memcpy(name, p, h.backing_file_size);
+            name[h.backing_file_size] = '\0';
+            if (fmt_len)
+                snprintf(fmt, fmt_len, "%s", ext.backing_fmt);
+        }
+    }
+    free(hdr);
+    return ret;
+}
+
 static void qcow2_rebind(struct block *bs)
 {
     struct qcow2 *q = bs->opaque;
@@ -1294,5 +1404,8 @@ const struct block_driver block_driver_qcow2 = {
     .write_zeroes = qcow2_write_zeroes,
     .snapshot_list = qcow2_snapshot_list,
     .create = qcow2_create_image,
+    .backing = qcow2_backing,
+    .map = qcow2_map,
+    .query_backing = qcow2_query_backing,
     .rebind = qcow2_rebind,
 };

@@ -145,28 +145,128 @@ static int body_with(struct vm_call *call, const char *fmt, ...)
     return ret ? usage_error("argument too long") : 0;
 }
 
-static int prep_snapshot(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
-                         struct vm_call *call)
+static bool print_as_json; /* --json */
+
+/* The command's one FILE argument, absolute (the VMM may run in another folder), as the body
+ * {"file": ...} of a long-running PUT to `path`. */
+static int prep_file(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                     struct vm_call *call, const char *path)
 {
     char abs[4096];
 
     if (nargs != 1)
-        return usage_error("snapshot takes one FILE");
+        return usage_error("%s takes one FILE", cmd->name);
     if (timeout_s)
         return usage_error("--timeout applies only to shutdown");
-    /* The VMM may run in another folder: send an absolute path. */
+    if (!args[0][0] || strlen(args[0]) >= sizeof(abs) - 2)
+        return usage_error("%s: FILE is empty or too long", cmd->name);
     if (args[0][0] != '/') {
         if (!getcwd(abs, sizeof(abs) - 1 - strlen(args[0]) - 1))
-            return usage_error("snapshot: cannot resolve '%s'", args[0]);
+            return usage_error("%s: cannot resolve '%s'", cmd->name, args[0]);
         strcat(abs, "/");
         strcat(abs, args[0]);
     } else {
         snprintf(abs, sizeof(abs), "%s", args[0]);
     }
     call->method = "PUT";
-    call->path = "/v1/vm/snapshot";
+    call->path = path;
     call->timeout_s = 3600;
     return body_with(call, "{s:s}", "file", abs);
+}
+
+static int prep_snapshot(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                         struct vm_call *call)
+{
+    return prep_file(cmd, args, nargs, timeout_s, call, "/v1/vm/snapshot");
+}
+
+static int prep_snapshot_delete(const struct vm_command *cmd, char **args, int nargs,
+                                unsigned timeout_s, struct vm_call *call)
+{
+    return prep_file(cmd, args, nargs, timeout_s, call, "/v1/vm/snapshot-delete");
+}
+
+static int prep_snapshots(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                          struct vm_call *call)
+{
+    call->method = "GET";
+    call->path = "/v1/vm/snapshots";
+    call->print = print_as_json;
+    return check_plain(cmd, nargs, timeout_s);
+}
+
+/* A size for people: "812 B", "3.4 MiB", "1.2 GiB". */
+static void human_size(uint64_t n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    unsigned u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%" PRIu64 " B", n);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* Prints s with control bytes as '?': a file name must not drive the terminal. */
+static void print_plain(const char *s)
+{
+    for (; *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+/* The answer of GET /v1/vm/snapshots as a table: taken (local time), size, disks, file. */
+static int print_snapshots(const struct control_client_reply *r)
+{
+    json_t *doc = json_loadb(r->body, r->len, 0, NULL);
+    json_t *list = json_object_get(doc, "snapshots"), *e;
+    size_t i;
+
+    if (!json_is_array(list)) {
+        fprintf(stderr, "tessera vm: snapshots: the VM's answer has no list\n");
+        json_decref(doc);
+        return 1;
+    }
+    if (json_array_size(list) == 0) {
+        if (json_integer_value(json_object_get(doc, "writable_disks")) == 0)
+            printf("no snapshots: this VM has no writable disk, so each of its snapshot files "
+                   "stands alone\n");
+        else
+            printf("no snapshots: the VM's disks descend from none\n");
+        json_decref(doc);
+        return 0;
+    }
+    printf("%-19s  %10s  %-5s  %s\n", "TAKEN", "SIZE", "DISKS", "FILE");
+    json_array_foreach(list, i, e)
+    {
+        time_t t = (time_t)json_integer_value(json_object_get(e, "taken"));
+        const char *file = json_string_value(json_object_get(e, "file"));
+        json_t *disks = json_object_get(e, "disks"), *d;
+        char when[32] = "?", size[32], slots[32] = "";
+        struct tm tm;
+        size_t j, len = 0;
+
+        if (localtime_r(&t, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        human_size((uint64_t)json_integer_value(json_object_get(e, "bytes")), size, sizeof(size));
+        json_array_foreach(disks, j, d)
+        {
+            if (len < sizeof(slots))
+                len += (size_t)snprintf(slots + len, sizeof(slots) - len, "%s%" JSON_INTEGER_FORMAT,
+                                        len ? "," : "", json_integer_value(d));
+        }
+        printf("%-19s  %10s  %-5s  ", when, size, slots);
+        print_plain(file ? file : "?");
+        putchar('\n');
+    }
+    printf("%zu snapshot(s), oldest first; each is the parent of the next\n",
+           json_array_size(list));
+    json_decref(doc);
+    return 0;
 }
 
 static const char *migrate_mode = "live";
@@ -260,6 +360,10 @@ static const struct vm_command commands[] = {
      prep_balloon},
     {"stats", "", "print per-vCPU, device and memory statistics (JSON)", prep_get},
     {"snapshot", "FILE", "save CPU, devices, RAM and disks to FILE; the VM runs on", prep_snapshot},
+    {"snapshots", "[--json]", "list the snapshots the VM's disks descend from, oldest first",
+     prep_snapshots},
+    {"snapshot-delete", "FILE", "delete a snapshot; its disks' data merges into the newer layer",
+     prep_snapshot_delete},
     {"migrate", "tcp:HOST:PORT",
      "move the VM to `tessera run --incoming tcp:HOST:PORT` (--mode, --downtime-ms)", prep_migrate},
 };
@@ -279,6 +383,7 @@ static void vm_usage(FILE *out)
     fprintf(out, "\n  --api-sock PATH          the VM's API socket (required)\n"
                  "  --mode MODE              migrate: live (default), suspend or cold\n"
                  "  --downtime-ms N          migrate: live mode's downtime limit (default 300)\n"
+                 "  --json                   snapshots: print the JSON answer, not a table\n"
                  "  -h, --help               this text\n"
                  "\nExit status: 0 on success, 1 when the VM refuses or cannot be reached,\n"
                  "2 for bad usage. The API itself is described in docs/api.md.\n");
@@ -319,9 +424,13 @@ static void print_json(const struct control_client_reply *r)
 int cli_vm(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"api-sock", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-        {"mode", required_argument, NULL, 'm'},     {"downtime-ms", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"api-sock", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},
+        {"downtime-ms", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const struct vm_command *cmd = NULL;
     struct control_client_reply reply;
@@ -356,6 +465,7 @@ int cli_vm(int argc, char **argv)
             migrate_downtime_ms = (unsigned)v;
             break;
         }
+        case 'j': print_as_json = true; break;
         case 'h': vm_usage(stdout); return 0;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -371,6 +481,8 @@ int cli_vm(int argc, char **argv)
     }
     if (!cmd)
         return usage_error("unknown command '%s'", argv[optind]);
+    if (print_as_json && strcmp(cmd->name, "snapshots"))
+        return usage_error("--json applies only to snapshots");
     ret = cmd->prepare(cmd, argv + optind + 1, argc - optind - 1, timeout_s, &call);
     if (ret)
         return ret;
@@ -387,7 +499,9 @@ int cli_vm(int argc, char **argv)
     }
     /* The server's messages name the action themselves ("pause: already done ..."). */
     if (reply.status >= 300) {
-        fprintf(stderr, "tessera vm: %s\n", control_client_error(&reply, err, sizeof(err)));
+        char msg[1024];
+
+        fprintf(stderr, "tessera vm: %s\n", control_client_error(&reply, msg, sizeof(msg)));
         control_client_reply_free(&reply);
         return 1;
     }
@@ -406,7 +520,29 @@ int cli_vm(int argc, char **argv)
                json_number_value(json_object_get(doc, "paused_ms")));
         json_decref(doc);
     }
+    if (!strcmp(cmd->name, "snapshots") && !print_as_json && reply.status == 200)
+        ret = print_snapshots(&reply);
+    if (!strcmp(cmd->name, "snapshot-delete") && reply.status == 200) {
+        json_t *doc = json_loadb(reply.body, reply.len, 0, NULL);
+        const char *action = json_string_value(json_object_get(doc, "action"));
+        char size[32];
+
+        human_size((uint64_t)json_integer_value(json_object_get(doc, "bytes_merged")), size,
+                   sizeof(size));
+        if (action && !strcmp(action, "merged"))
+            printf("snapshot-delete %s: %" JSON_INTEGER_FORMAT
+                   " disk image(s) merged (%s copied), paused %.0f ms\n",
+                   argv[argc - 1], json_integer_value(json_object_get(doc, "disks")), size,
+                   json_number_value(json_object_get(doc, "paused_ms")));
+        else
+            printf("snapshot-delete %s: removed with %" JSON_INTEGER_FORMAT
+                   " disk image(s) (it was on another branch)\n",
+                   argv[argc - 1], json_integer_value(json_object_get(doc, "disks")));
+        json_decref(doc);
+    }
     control_client_reply_free(&reply);
+    if (ret)
+        return ret;
     if (call.migrate)
         return follow_migration(sock);
     return 0;

@@ -549,6 +549,35 @@ out:
     json_decref(doc);
 }
 
+/* ---- PUT /v1/vm/snapshot-delete ---- */
+
+static void put_snapshot_delete(const struct control_ops *ops, void *vm, const char *body,
+                                size_t len, struct control_response *r)
+{
+    struct field_value v[CONTROL_FIELDS_MAX];
+    char err[CONTROL_ERR_LEN] = "";
+    json_t *doc, *out = NULL;
+    int ret;
+
+    ret = schema_parse(&snapshot_schema, body, len, &doc, v, err);
+    if (ret) {
+        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
+        return;
+    }
+    if (!v[SNAP_FILE].present || !v[SNAP_FILE].s[0]) {
+        reply_error(r, 400, "missing field 'file' (the snapshot to delete)");
+        goto out;
+    }
+    log_info("api: delete snapshot %s", v[SNAP_FILE].s);
+    ret = ops->snapshot_delete ? ops->snapshot_delete(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
+    if (ret < 0)
+        reply_op_message(r, "snapshot-delete", ret, err);
+    else
+        reply_json(r, "snapshot-delete", out);
+out:
+    json_decref(doc);
+}
+
 enum { MIG_URI, MIG_MODE, MIG_DOWNTIME };
 static const struct field migrate_fields[] = {
     [MIG_URI] = {"uri", FIELD_STRING, 0, 0},
@@ -617,6 +646,11 @@ static int get_migrate(const struct control_ops *ops, void *vm, json_t **out)
     return ops->migrate_status ? ops->migrate_status(vm, out) : -ENOSYS;
 }
 
+static int get_snapshots(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->snapshots ? ops->snapshots(vm, out) : -ENOSYS;
+}
+
 /* ---- The route table ---- */
 
 /* One method on one path. Exactly one of get (no request body; its JSON is the 200 body) and
@@ -639,6 +673,8 @@ static const struct route routes[] = {
     {"PUT", "/v1/vm/balloon", "balloon", "balloon", NULL, put_balloon},
     {"GET", "/v1/vm/stats", "stats", NULL, get_stats, NULL},
     {"PUT", "/v1/vm/snapshot", "snapshot", NULL, NULL, put_snapshot},
+    {"GET", "/v1/vm/snapshots", "snapshots", NULL, get_snapshots, NULL},
+    {"PUT", "/v1/vm/snapshot-delete", "snapshot-delete", NULL, NULL, put_snapshot_delete},
     {"PUT", "/v1/vm/migrate", "migrate", NULL, NULL, put_migrate},
     {"GET", "/v1/vm/migrate", "migrate", NULL, get_migrate, NULL},
 };

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#define CONTROL_ERR_LEN   256         /* err buffers below: one line, with its NUL */
+#define CONTROL_ERR_LEN   512         /* err buffers below: one line, with its NUL */
 #define CONTROL_BODY_MAX  (64u << 10) /* request body cap; larger bodies get 413 */
 #define CONTROL_CONN_MAX  16          /* connections served at once; more wait in the backlog */
 #define CONTROL_ALLOW_LEN 32          /* struct control_response's allow */
@@ -60,6 +60,15 @@ struct control_ops {
     /* Saves a snapshot to `file` (src/vmm/vmstate.h) and returns what it measured; the API
      * waits for it. On failure a message in err (CONTROL_ERR_LEN) is the reply. */
     int (*snapshot)(void *vm, const char *file, json_t **out, char *err);
+    /* The snapshots the VM's disks descend from (src/vmm/snapshots.h), oldest first:
+     * {"writable_disks": N, "snapshots": [{"file", "taken", "bytes", "disks": [slot...],
+     * "parent": file or null}]}. -EBUSY while a migration runs. */
+    int (*snapshots)(void *vm, json_t **out);
+    /* Deletes snapshot `file` (snapshots.h): merges it out of the VM's chain or removes it
+     * from another branch; the API waits for it. {"file", "action": "merged|removed", "disks",
+     * "bytes_merged", "paused_ms", "total_ms"}. On failure a message in err: -EINVAL not a
+     * snapshot of this VM (or none at all), -EBUSY something depends on it or uses it. */
+    int (*snapshot_delete)(void *vm, const char *file, json_t **out, char *err);
     /* Starts a migration to uri ("tcp:HOST:PORT"); mode "live", "suspend" or "cold";
      * downtime_ms the live mode's limit. Returns once it runs; progress through
      * migrate_status. Message in err on failure. */

@@ -4,6 +4,7 @@
 #include "vmm/vm_api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/time.h"
+#include "block/block.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
+#include "vmm/snapshots.h"
 #include "vmm/vmstate.h"
+
+_Static_assert(SNAPSHOT_MAX_DISKS == VIRT_VIRTIO_SLOTS, "snapshots.h counts device slots");
+
+#define API_OPTS_MAX 1024
 
 /* One VM's API: the server and the fallback timer of a graceful shutdown. */
 struct vm_api {
@@ -217,6 +225,167 @@ static int api_stats(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
+/* ---- Snapshots: the machine as snapshots.h sees it ---- */
+
+/* The guest's disk I/O stopped by snapshot_delete(): paused (unless it was) and quiesced. */
+struct api_io {
+    struct virt_machine *m;
+    bool was_paused;
+};
+
+static int api_stop_io(void *opaque)
+{
+    struct api_io *io = opaque;
+    int ret = virt_pause(io->m);
+
+    io->was_paused = ret == -EALREADY;
+    if (ret && !io->was_paused)
+        return -EBUSY;
+    virt_quiesce(io->m);
+    return 0;
+}
+
+static void api_resume_io(void *opaque)
+{
+    struct api_io *io = opaque;
+
+    virt_unquiesce(io->m);
+    if (!io->was_paused)
+        virt_resume(io->m);
+}
+
+/* A raw image took the place of disk `slot`'s overlay: its options say format=raw from now on,
+ * so that a later snapshot records the format the image has. */
+static void api_disk_format_changed(void *opaque, unsigned slot, const char *format)
+{
+    struct api_io *io = opaque;
+    const char *opts = virt_get_config(io->m)->devices[slot].opts, *p = opts;
+    char out[API_OPTS_MAX];
+    size_t len = 0;
+
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+
+        if (strncmp(p, "format=", 7) || n < 7)
+            len += (size_t)snprintf(out + len, len < sizeof(out) ? sizeof(out) - len : 0, "%s%.*s",
+                                    len ? "," : "", (int)n, p);
+        p = end ? end + 1 : NULL;
+    }
+    len += (size_t)snprintf(out + len, len < sizeof(out) ? sizeof(out) - len : 0, "%sformat=%s",
+                            len ? "," : "", format);
+    if (len >= sizeof(out)) {
+        log_error("disk %u: its options are too long to say format=%s", slot, format);
+        return;
+    }
+    virt_set_device_opts(io->m, slot, out);
+}
+
+/* Fills vm with the machine's writable disks; io is the stop/resume state. */
+static void api_snapshot_vm(struct virt_machine *m, struct api_io *io, struct snapshot_vm *vm)
+{
+    const struct virt_config *cfg = virt_get_config(m);
+
+    memset(vm, 0, sizeof(*vm));
+    io->m = m;
+    io->was_paused = false;
+    for (unsigned i = 0; i < cfg->ndevices && vm->ndisks < SNAPSHOT_MAX_DISKS; i++) {
+        struct block *bs = virt_disk_block(m, i);
+
+        if (bs && !block_readonly(bs))
+            vm->disks[vm->ndisks++] = (struct snapshot_disk){.slot = i, .bs = bs};
+    }
+    vm->stop_io = api_stop_io;
+    vm->resume_io = api_resume_io;
+    vm->disk_format_changed = api_disk_format_changed;
+    vm->opaque = io;
+}
+
+/* A path as a JSON string: jansson takes only UTF-8, so other bytes show as '?'. */
+static json_t *path_json(const char *path)
+{
+    json_t *s = json_string(path);
+    char *copy;
+
+    if (s || !(copy = strdup(path)))
+        return s;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    s = json_string(copy);
+    free(copy);
+    return s;
+}
+
+static int api_snapshots(void *vm, json_t **out)
+{
+    struct vm_api *a = vm;
+    struct snapshot_entry *list;
+    struct snapshot_vm svm;
+    struct api_io io;
+    char msg[SNAPSHOT_ERR_LEN];
+    unsigned n;
+    json_t *arr;
+    int ret;
+
+    if (a->mig && vm_migrate_active(a->mig))
+        return -EBUSY;
+    api_snapshot_vm(a->m, &io, &svm);
+    ret = snapshot_list(&svm, &list, &n, msg);
+    if (ret)
+        return ret;
+    arr = json_array();
+    for (unsigned i = 0; i < n && arr; i++) {
+        json_t *disks = json_array();
+
+        for (unsigned s = 0; s < SNAPSHOT_MAX_DISKS; s++)
+            if (list[i].disks & (1u << s))
+                json_array_append_new(disks, json_integer(s));
+        if (json_array_append_new(
+                arr, json_pack("{s:o, s:I, s:I, s:o, s:o}", "file", path_json(list[i].file),
+                               "taken", (json_int_t)list[i].taken, "bytes",
+                               (json_int_t)list[i].bytes, "disks", disks, "parent",
+                               list[i].parent >= 0 ? path_json(list[list[i].parent].file)
+                                                   : json_null()))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(list);
+    *out =
+        arr ? json_pack("{s:i, s:o}", "writable_disks", (int)svm.ndisks, "snapshots", arr) : NULL;
+    return *out ? 0 : -ENOMEM;
+}
+
+static int api_snapshot_delete(void *vm, const char *file, json_t **out, char *err)
+{
+    struct vm_api *a = vm;
+    struct snapshot_delete_result res;
+    struct snapshot_vm svm;
+    struct api_io io;
+    char msg[SNAPSHOT_ERR_LEN];
+    int ret;
+
+    if (a->mig && vm_migrate_active(a->mig)) {
+        snprintf(err, CONTROL_ERR_LEN, "a migration is running");
+        return -EBUSY;
+    }
+    api_snapshot_vm(a->m, &io, &svm);
+    ret = snapshot_delete(&svm, file, &res, msg);
+    if (ret) {
+        snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
+        return ret == -ENOENT ? -EINVAL : ret; /* no such snapshot: a value the VM refuses */
+    }
+    log_info("snapshot %s deleted: %s %u disk image(s), %" PRIu64 " bytes merged, paused %.1f ms",
+             file, res.in_chain ? "merged" : "removed", res.disks, res.bytes_merged,
+             (double)res.paused_ns / 1e6);
+    *out = json_pack("{s:o, s:s, s:i, s:I, s:f, s:f}", "file", path_json(file), "action",
+                     res.in_chain ? "merged" : "removed", "disks", (int)res.disks, "bytes_merged",
+                     (json_int_t)res.bytes_merged, "paused_ms", (double)res.paused_ns / 1e6,
+                     "total_ms", (double)res.total_ns / 1e6);
+    return *out ? 0 : -ENOMEM;
+}
+
 static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
 {
     struct vm_api *a = vm;
@@ -232,6 +401,14 @@ static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
     if (ret) {
         snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
         return ret;
+    }
+    /* For snapshot-delete: what now depends on which frozen image. */
+    {
+        struct snapshot_vm svm;
+        struct api_io io;
+
+        api_snapshot_vm(a->m, &io, &svm);
+        snapshot_note_chain(&svm);
     }
     *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:i}", "file", file, "bytes",
                      (json_int_t)st.bytes, "ram_pages", (json_int_t)st.ram_pages, "zero_pages",
@@ -273,6 +450,8 @@ static const struct control_ops vm_api_ops = {
     .balloon_get = api_balloon_get,
     .stats = api_stats,
     .snapshot = api_snapshot,
+    .snapshots = api_snapshots,
+    .snapshot_delete = api_snapshot_delete,
     .migrate = api_migrate,
     .migrate_status = api_migrate_status,
 };

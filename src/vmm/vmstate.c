@@ -24,6 +24,7 @@
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
+#include "vmm/snapshots.h"
 #include "vmm/stream.h"
 
 #define OPTS_MAX 1024
@@ -418,6 +419,7 @@ static int restore_disk(struct virt_config *cfg, unsigned slot, const struct vm_
         set_err(err, "%s", berr);
     if (ret < 0)
         return ret;
+    snapshot_note_dependant(frozen, target); /* for snapshot-delete; a full copy is none */
     if (opts_rewrite(orig, target, drop, "format=qcow2", opts)) {
         set_err(err, "%s: path too long", target);
         return -ENAMETOOLONG;

@@ -85,6 +85,55 @@ expect_error restore-with-disk "give no --kernel" --restore "$tmp/random.bin" --
 expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
 expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
 
+# Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
+# one clear line each and exit status 1; a snapshot merges back into the raw disk.
+printf '.globl _start\n_start:\n1: j 1b\n' >"$tmp/loop.S"
+riscv64-linux-gnu-gcc -march=rv64gc -mabi=lp64d -nostdlib -nostartfiles -static \
+    -T tests/isa/link.ld -o "$tmp/loop.elf" "$tmp/loop.S" 2>/dev/null
+head -c $((4 << 20)) /dev/zero >"$tmp/disk.img"
+sock=$tmp/vm.sock
+"$T" run --bios "$tmp/loop.elf" --disk "$tmp/disk.img",format=raw --api-sock "$sock" \
+    </dev/null >"$tmp/vm.log" 2>&1 &
+vmpid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+# expect_vm_error NAME WANT_SUBSTRING ARGS...: `tessera vm ARGS --api-sock S` fails with one line.
+expect_vm_error() {
+    local name=$1 want=$2; shift 2
+    local err rc
+    err=$(timeout 20 "$T" vm "$@" --api-sock "$sock" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -ne 1 ]; then bad "$name" "exit status $rc: $err"; return; fi
+    if [ "$(printf '%s\n' "$err" | grep -c .)" -ne 1 ]; then bad "$name" "not one line: $err"; return; fi
+    if ! grep -qF -- "$want" <<<"$err"; then bad "$name" "message '$err' lacks '$want'"; return; fi
+    ok "$name"
+}
+ln -s "$tmp/random.bin" "$tmp/link.tsr"
+mkfifo "$tmp/fifo.tsr"
+long=$tmp/$(printf 'x%.0s' $(seq 5000))
+expect_vm_error snapdel-not-state "$tmp/random.bin: not a Tessera state stream" snapshot-delete "$tmp/random.bin"
+expect_vm_error snapdel-truncated "truncated" snapshot-delete "$tmp/empty"
+expect_vm_error snapdel-no-folder "/nonexistent" snapshot-delete /nonexistent/s.tsr
+expect_vm_error snapdel-missing "no such snapshot" snapshot-delete "$tmp/nosuch.tsr"
+expect_vm_error snapdel-symlink "symbolic link" snapshot-delete "$tmp/link.tsr"
+expect_vm_error snapdel-fifo "not a regular file" snapshot-delete "$tmp/fifo.tsr"
+err=$("$T" vm snapshot-delete --api-sock "$sock" "$long" 2>&1 >/dev/null); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "too long" <<<"$err"; then ok snapdel-long
+else bad snapdel-long "exit $rc: $err"; fi
+expect_vm_error snapdel-disk-image "not a Tessera state stream" snapshot-delete "$tmp/disk.img"
+if "$T" vm snapshots --api-sock "$sock" | grep -q "no snapshots"; then ok snapshots-none
+else bad snapshots-none "not an empty list"; fi
+if "$T" vm snapshot --api-sock "$sock" "$tmp/s1.tsr" >/dev/null &&
+    "$T" vm snapshots --api-sock "$sock" | grep -qF "$tmp/s1.tsr" &&
+    "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s1.tsr" | grep -q "merged" &&
+    [ ! -e "$tmp/s1.tsr" ] && [ ! -e "$tmp/s1.tsr.disk0" ] &&
+    "$T" vm describe --api-sock "$sock" | grep -q "disk.img,format=raw" &&
+    "$T" vm snapshot --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
+    "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
+    [ "$(head -c 4 "$tmp/disk.img" | od -An -tx1 | tr -d ' ')" = "00000000" ]; then
+    ok snapshot-delete-raw
+else bad snapshot-delete-raw "see $tmp/vm.log"; cat "$tmp/vm.log"; fi
+kill "$vmpid" 2>/dev/null
+wait "$vmpid" 2>/dev/null
+
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
 else bad help "--help output incomplete"; fi

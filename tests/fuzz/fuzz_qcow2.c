@@ -12,7 +12,9 @@
  * The image is a memfd opened through /proc/self/fd with block_open(format NULL), so probing,
  * header validation, header extensions, backing-file lookup (names resolve inside
  * /proc/self/fd, mostly to nothing), the snapshot table, L1/L2 lookups, compressed clusters
- * and refcounts are all reached. Errors are expected; crashes, sanitizer reports, leaks and
+ * and refcounts are all reached; so are the tools of snapshot-delete: the header read
+ * without opening (block_query_backing), one layer alone (block_open_layer) and its
+ * allocation map (block_map). Errors are expected; crashes, sanitizer reports, leaks and
  * hangs are bugs. The driver logs corruption it meets: -close_fd_mask=2 hides those lines
  * (libFuzzer still prints sanitizer reports). */
 #include <fcntl.h>
@@ -37,6 +39,22 @@ static void fuzz_read(struct block *bs, uint64_t offset, uint8_t *buf, size_t le
     (void)block_read(bs, offset, buf, len);
 }
 
+/* Walks the allocation map of the image alone, at most 4096 runs. */
+static void fuzz_map(const char *path)
+{
+    char err[BLOCK_ERR_LEN];
+    enum block_alloc kind;
+    uint64_t off = 0, run = 0;
+    struct block *bs;
+
+    if (block_open_layer(path, NULL, &bs, err) < 0)
+        return;
+    for (unsigned i = 0; i < 4096 && off < block_length(bs); i++, off += run)
+        if (block_map(bs, off, block_length(bs) - off, &kind, &run) < 0 || run == 0)
+            break;
+    block_close(bs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t buf[65536];
@@ -57,6 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (write(fd, data + 1, size - 1) != (ssize_t)(size - 1))
         goto close_fd;
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    {
+        char name[1024], fmt[32];
+
+        (void)block_query_backing(path, NULL, name, sizeof(name), fmt, sizeof(fmt), err);
+    }
+    fuzz_map(path);
     if (block_open(path, NULL, !rw, &bs, err) < 0)
         goto close_fd;
     if (block_snapshot_list(bs, &list, &count) == 0)

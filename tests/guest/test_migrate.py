@@ -17,6 +17,7 @@ a temporary directory removed at the end.
 """
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -540,7 +541,15 @@ def test_linked_clones():
         for ov in overlays:
             assert "backing file:" in qemu_img("info", ov), "%s is not an overlay" % ov
             img_check(ov)
-    after = {f: sha256_file(os.path.join(d, f)) for f in sorted(os.listdir(d))}
+    # Restore records each clone's overlay beside the snapshot (for snapshot-delete); nothing
+    # else there changes.
+    with open(snap + ".deps") as f:
+        deps = f.read().split("\n")
+    for cd in dirs:
+        assert os.path.join(cd, "disk.qcow2") in deps, "%s.deps lacks %s: %r" % (snap, cd, deps)
+    after = {f: sha256_file(os.path.join(d, f)) for f in sorted(os.listdir(d))
+             if f != "vm.tvs.deps"}
+    before.pop("vm.tvs.deps", None)
     assert after == before, "the snapshot's files changed: %s" % sorted(
         f for f in set(before) | set(after) if before.get(f) != after.get(f))
     for f in qcow2_files(d):
@@ -575,6 +584,123 @@ def test_full_clone():
     for f in images:
         assert "backing file:" not in qemu_img("info", f), "%s has a backing file" % f
         img_check(f)
+
+
+def tessera_vm(args, name, vms=()):
+    """`tessera vm ARGS` run to its end while the consoles of `vms` are read: (status, output)."""
+    cmd = HostCommand([TESSERA, "vm", *args], name)
+    rc = cmd.finish(MIGRATE_TIMEOUT, vms)
+    return rc, cmd.output()
+
+
+def snapshot_files(sock):
+    """[(file, parent)] of GET /v1/vm/snapshots, checking each entry's fields."""
+    st, doc = call(sock, "GET", "/v1/vm/snapshots")
+    assert st == 200, "GET /v1/vm/snapshots: %d %r" % (st, doc)
+    for e in doc["snapshots"]:
+        assert e["bytes"] == os.path.getsize(e["file"]), "size of %s: %r" % (e["file"], e)
+        assert abs(e["taken"] - time.time()) < 3600, "taken: %r" % e
+        assert e["disks"] == [0], "disks: %r" % e
+    return [(e["file"], e["parent"]) for e in doc["snapshots"]]
+
+
+def test_snapshot_list_delete():
+    """Snapshots s1 and s2 of a VM with a qcow2 disk, with files A, B and C written before,
+    between and after them: `tessera vm snapshots` lists s1 then s2 with their parents.
+    Deleting s1 merges it into s2's image, deleting s2 merges the VM's active overlay into its
+    image (the guest pausing for the copy): the guest reads A, B and C after each, writes on,
+    and the snapshots' files are gone; qemu-img finds the chain shorter and the images clean.
+    A linked clone of a third snapshot makes its delete refuse with an error naming the
+    clone's disk, until that disk is gone."""
+    d = path("sld")
+    os.makedirs(d)
+    img, sock = os.path.join(d, "disk.qcow2"), path("sld.sock")
+    s1, s2, s3 = (os.path.join(d, "s%d.tvs" % i) for i in (1, 2, 3))
+    marks = {k: "%s-%08x" % (k, random.getrandbits(32)) for k in "ABCD"}
+    qemu_img("create", "-f", "qcow2", img, "64M")
+    cd = path("sld-clone")
+    os.makedirs(cd)
+    clone_disk = os.path.join(cd, "disk.qcow2")
+    pauses = []
+
+    def reads(vm, keys, what):
+        out = vm.run("echo 3 > /proc/sys/vm/drop_caches; cat %s" % " ".join(
+            "/mnt/" + k.lower() for k in keys), timeout=120)
+        for k in keys:
+            assert marks[k] in out, "%s: /mnt/%s does not read %s: %r" % (
+                what, k.lower(), marks[k], out)
+
+    def delete(snap, name, vms):
+        rc, out = tessera_vm(["snapshot-delete", "--api-sock", sock, snap], name, vms)
+        assert rc == 0, "snapshot-delete %s: exit status %d:\n%s" % (snap, rc, out[-2000:])
+        m = re.search(r"snapshot-delete (\S+): 1 disk image\(s\) merged .*paused (\d+) ms", out)
+        assert m and m.group(1) == snap, "no 'snapshot-delete FILE: ... paused N ms' line: %r" % out
+        pauses.append(int(m.group(2)))
+        for suffix in ("", ".disk0", ".deps"):
+            assert not os.path.exists(snap + suffix), "%s%s is still there" % (snap, suffix)
+
+    v = boot("snapshot_list_delete", "--disk", img, "--api-sock", sock)
+    clone = None
+    try:
+        v.run("mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && "
+              "echo %s > /mnt/a && sync" % marks["A"], timeout=120)
+        snapshot(sock, s1, "snapshot_list_delete_s1", (v,))
+        v.run("echo %s > /mnt/b && sync" % marks["B"], timeout=120)
+        snapshot(sock, s2, "snapshot_list_delete_s2", (v,))
+        v.run("echo %s > /mnt/c && sync" % marks["C"], timeout=120)
+
+        got = snapshot_files(sock)
+        assert got == [(s1, None), (s2, s1)], "list: %r" % got
+        rc, out = tessera_vm(["snapshots", "--api-sock", sock], "snapshot_list_delete_list",
+                             (v,))
+        assert rc == 0 and "s1.tvs" in out and out.index("s1.tvs") < out.index("s2.tvs"), out
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", out), "no local time: %r" % out
+        rc, out = tessera_vm(["snapshots", "--json", "--api-sock", sock],
+                             "snapshot_list_delete_list_json", (v,))
+        assert rc == 0 and [e["file"] for e in json.loads(out)["snapshots"]] == [s1, s2], out
+
+        # The older one: its image takes s2's image's place with both snapshots' data.
+        delete(s1, "snapshot_list_delete_delete_s1", (v,))
+        got = snapshot_files(sock)
+        assert got == [(s2, None)], "list after deleting s1: %r" % got
+        reads(v, "ABC", "after deleting s1")
+        chain = qemu_img("info", "-U", "--backing-chain", img)
+        assert s2 + ".disk0" in chain and s1 not in chain, chain
+        img_check(s2 + ".disk0", leaks_ok=False)
+
+        # The newest: the active overlay merges into s2's image, which takes its place.
+        delete(s2, "snapshot_list_delete_delete_s2", (v,))
+        assert snapshot_files(sock) == [], "list after deleting s2"
+        reads(v, "ABC", "after deleting s2")
+        v.run("echo %s > /mnt/d && sync" % marks["D"], timeout=120)
+        reads(v, "ABCD", "written after deleting s2")
+        assert "backing file" not in qemu_img("info", "-U", img), "%s has a backing file" % img
+
+        # A linked clone of s3 depends on s3's image: the delete refuses and names it.
+        snapshot(sock, s3, "snapshot_list_delete_s3", (v,))
+        clone = restore("snapshot_list_delete_clone", s3, "--clone", cd)
+        reads(clone, "ABCD", "the clone")
+        rc, out = tessera_vm(["snapshot-delete", "--api-sock", sock, s3],
+                             "snapshot_list_delete_refused", (v, clone))
+        assert rc == 1, "snapshot-delete with a clone: exit status %d:\n%s" % (rc, out)
+        line = [l for l in out.splitlines() if "tessera vm:" in l]
+        assert line and clone_disk in line[0] and len(line[0]) < 700, out
+        assert os.path.exists(s3) and os.path.exists(s3 + ".disk0"), "s3 lost files"
+        reads(v, "ABCD", "after the refused delete")
+        poweroff(clone)
+        clone.close()
+        clone = None
+        os.unlink(clone_disk)
+        delete(s3, "snapshot_list_delete_delete_s3", (v,))
+        reads(v, "ABCD", "after deleting s3")
+        print("  snapshot_list_delete: paused %s ms; refused with: %s" % (
+            ", ".join(map(str, pauses)), line[0].strip()), flush=True)
+        poweroff(v)
+    finally:
+        if clone:
+            clone.close()
+        v.close()
+    img_check(img, leaks_ok=False)
 
 
 def read_mac(v, what):
@@ -823,6 +949,7 @@ def main():
         ("revert", test_revert, False),
         ("linked_clones", test_linked_clones, False),
         ("full_clone", test_full_clone, False),
+        ("snapshot_list_delete", test_snapshot_list_delete, False),
         ("failures_target_killed", test_failures_target_killed, False),
         ("failures_truncated", test_failures_truncated, False),
         ("failures_checksum", test_failures_checksum, False),

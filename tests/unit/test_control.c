@@ -414,6 +414,93 @@ static void test_missing_ops(void)
     CHECK(control_action_name((enum control_action) - 1) == NULL);
 }
 
+/* ---- GET /v1/vm/snapshots, PUT /v1/vm/snapshot-delete (through the request core) ---- */
+
+static char snap_file[64];
+static int snap_ret;
+
+static int snap_list(void *vm, json_t **out)
+{
+    *out = json_loads("{\"writable_disks\":1,\"snapshots\":[{\"file\":\"/s/a\",\"taken\":5,"
+                      "\"bytes\":9,\"disks\":[0],\"parent\":null}]}",
+                      0, NULL);
+    return snap_ret;
+}
+
+static int snap_delete(void *vm, const char *file, json_t **out, char *err)
+{
+    snprintf(snap_file, sizeof(snap_file), "%s", file);
+    if (snap_ret) {
+        snprintf(err, CONTROL_ERR_LEN, "%s: cannot delete it: /c/disk.qcow2 depends on it", file);
+        return snap_ret;
+    }
+    *out = json_pack("{s:s, s:s}", "file", file, "action", "merged");
+    return 0;
+}
+
+static void test_snapshot_routes(void)
+{
+    static const struct control_ops ops = {.snapshots = snap_list, .snapshot_delete = snap_delete};
+    static const struct control_ops none = {0};
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"", "empty request body"},
+        {"{}", "missing field 'file' (the snapshot to delete)"},
+        {"{\"file\":\"\"}", "missing field 'file'"},
+        {"{\"file\":5}", "field 'file' must be a string"},
+        {"{\"file\":\"/a\",\"force\":true}", "unknown field 'force'"},
+    };
+    struct control_response r;
+    const char *body = "{\"file\":\"/snaps/a.tsr\"}";
+
+    snap_ret = 0;
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshots", NULL, 0, &r);
+    CHECK(r.status == 200 && strstr(r.body, "\"file\":\"/s/a\"") && strstr(r.body, "null"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshots", "{}", 2, &r);
+    CHECK(r.status == 400 && strstr(r.body, "takes no request body"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshots", body, strlen(body), &r);
+    CHECK(r.status == 405 && !strcmp(r.allow, "GET"));
+    control_response_free(&r);
+
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot-delete", body, strlen(body), &r);
+    CHECK(r.status == 200 && strstr(r.body, "\"action\":\"merged\""));
+    CHECK(!strcmp(snap_file, "/snaps/a.tsr"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshot-delete", NULL, 0, &r);
+    CHECK(r.status == 405 && !strcmp(r.allow, "PUT"));
+    control_response_free(&r);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snap_file[0] = '\0';
+        control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot-delete", bad[i].body,
+                       strlen(bad[i].body), &r);
+        CHECK(r.status == 400 && strstr(r.body, bad[i].want) && !snap_file[0]);
+        control_response_free(&r);
+    }
+    /* The op's own message, with the status its errno says. */
+    snap_ret = -EBUSY;
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot-delete", body, strlen(body), &r);
+    CHECK(r.status == 409 && strstr(r.body, "snapshot-delete: /snaps/a.tsr: cannot delete it"));
+    control_response_free(&r);
+    snap_ret = -EINVAL;
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot-delete", body, strlen(body), &r);
+    CHECK(r.status == 400 && strstr(r.body, "/c/disk.qcow2"));
+    control_response_free(&r);
+    snap_ret = -EIO;
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshots", NULL, 0, &r);
+    CHECK(r.status == 500);
+    control_response_free(&r);
+    snap_ret = 0;
+    control_handle(&none, NULL, "GET", "/v1/vm/snapshots", NULL, 0, &r);
+    CHECK(r.status == 501 && strstr(r.body, "snapshots: not supported"));
+    control_response_free(&r);
+    control_handle(&none, NULL, "PUT", "/v1/vm/snapshot-delete", body, strlen(body), &r);
+    CHECK(r.status == 501);
+    control_response_free(&r);
+}
+
 static void test_paths_and_methods(void)
 {
     char *resp;
@@ -969,6 +1056,7 @@ int main(void)
     test_bad_bodies(f);
     test_op_errors(f);
     test_missing_ops();
+    test_snapshot_routes();
     test_paths_and_methods();
     test_body_limits(f);
     test_concurrency(f);

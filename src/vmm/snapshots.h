@@ -1,0 +1,109 @@
+/* Listing and deleting the external snapshots of one VM (what `tessera vm snapshots` and
+ * `tessera vm snapshot-delete` do; the snapshots themselves are vmstate.h's).
+ *
+ * A snapshot FILE froze each writable disk of the VM: the image that was at the disk's path
+ * LIVE became FILE.diskN (N: the device slot) and the VM went on in a qcow2 overlay at LIVE
+ * backed by it; FILE's header config names FILE.diskN for slot N (with snapshot-of=LIVE). So
+ * after snapshots A then B a disk's backing chain is LIVE -> B.disk0 -> A.disk0 -> original.
+ * A restore (a revert, a linked clone) puts a new overlay on FILE.diskN, leaving the old one
+ * as a side branch.
+ *
+ *   list     walks each disk's chain: a layer X.diskN (N the disk's slot) of which X is a
+ *            readable state file whose config names that image for slot N is snapshot X. A VM
+ *            without writable disks has no chain and lists none: each snapshot file of such a
+ *            VM stands alone (deleting it is deleting the file).
+ *   delete   of a snapshot X in the chain merges, for each disk, the layer above X.diskN (the
+ *            "child": the VM's active overlay or a newer snapshot's frozen image) into X.diskN
+ *            (QEMU's block-commit: every cluster the child holds is copied), then X.diskN
+ *            takes the child's place by rename(), so everything that named the child reads the
+ *            same bytes as before; X's files go. The guest is paused for the merge: its disks
+ *            release their images (the frozen one must be opened for writing, with an
+ *            exclusive lock, so nobody reads it while it changes). A snapshot on another
+ *            branch of this VM
+ *            (after a revert) is removed with its images. Either is refused, with nothing
+ *            changed, when an image X.diskN is the backing file of anything else: a linked
+ *            clone, a restored VM, another branch. Those are found in X.deps, a list of paths
+ *            beside X that restore and snapshot append to (snapshot_note_dependant()), and in
+ *            X.diskN's folder; paths that are gone or no longer backed by X.diskN are ignored.
+ *
+ * The core works on struct snapshot_vm, so it runs (and is tested) without a machine; the
+ * VMM's API fills it in (vm_api.c). Threads: the caller's (the API thread); the VM's disks are
+ * looked at while the guest runs and changed only between stop_io() and resume_io(). */
+#ifndef TESSERA_VMM_SNAPSHOTS_H
+#define TESSERA_VMM_SNAPSHOTS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SNAPSHOT_ERR_LEN   512
+#define SNAPSHOT_MAX_DISKS 8 /* device slots, VIRT_VIRTIO_SLOTS */
+
+struct block;
+
+/* One writable disk of the VM. */
+struct snapshot_disk {
+    unsigned slot;    /* device slot (< SNAPSHOT_MAX_DISKS): its snapshot images are FILE.diskN */
+    struct block *bs; /* the VM's open image, the top of the chain; used by the VM's I/O thread
+                       * except between stop_io() and resume_io() */
+};
+
+struct snapshot_vm {
+    struct snapshot_disk disks[SNAPSHOT_MAX_DISKS];
+    unsigned ndisks;
+    /* Stops every guest access to the disks (vCPUs paused, devices quiesced), and lets them
+     * go on. stop_io() returns 0 or -errno (-EBUSY: the VM is resetting or exiting). */
+    int (*stop_io)(void *opaque);
+    void (*resume_io)(void *opaque);
+    /* Optional: the image at disk `slot`'s path is now of `format` (a raw image took the
+     * active overlay's place), for the config later snapshots record. Between stop and resume. */
+    void (*disk_format_changed)(void *opaque, unsigned slot, const char *format);
+    void *opaque;
+};
+
+/* One snapshot the VM's current state descends from. */
+struct snapshot_entry {
+    char file[PATH_MAX]; /* absolute path of the state file */
+    uint64_t taken;      /* unix time, from the state file's header */
+    uint64_t bytes;      /* size of the state file */
+    unsigned disks;      /* bit N: FILE.diskN is in the chain of the disk in slot N */
+    int parent;          /* index in the list of the next older snapshot; -1: none */
+};
+
+/* The snapshots in vm's chains, oldest first, as a malloc'd array of *count entries (NULL
+ * when none; free()). Files that look like snapshot images but are not (no state file, a
+ * header that does not check, a config naming other images) are skipped. 0, or -ENOMEM with
+ * err (SNAPSHOT_ERR_LEN). */
+int snapshot_list(const struct snapshot_vm *vm, struct snapshot_entry **out, unsigned *count,
+                  char *err);
+
+struct snapshot_delete_result {
+    bool in_chain;         /* merged into the chain (else: removed from another branch) */
+    unsigned disks;        /* disk images merged or removed */
+    uint64_t bytes_merged; /* data copied from the children */
+    uint64_t paused_ns;    /* how long the guest's disks were stopped */
+    uint64_t total_ns;
+};
+
+/* Deletes snapshot `file` of vm as the top of this file says. Returns 0, or -errno with one
+ * line in err naming the file and the fix: -EINVAL not a snapshot of this VM (or not a
+ * snapshot at all, a symbolic link, a path too long), -EBUSY something else depends on it or
+ * uses its images, -ENOENT no such snapshot, others for I/O failures. On a refusal nothing has
+ * changed. A failure after the merge began leaves every chain readable with the same data and
+ * says so: running the delete again finishes it. */
+int snapshot_delete(const struct snapshot_vm *vm, const char *file,
+                    struct snapshot_delete_result *res, char *err);
+
+/* Records that the image at `overlay` has `frozen`, a snapshot's image X.diskN, as its backing
+ * file: appends overlay's absolute path to X.deps (one path a line) unless it is listed. Does
+ * nothing (returns 0) when frozen is not named X.diskN beside a regular file X, or when
+ * overlay's header does not name frozen as its backing file (a full copy). On failure logs a
+ * warning and returns -errno: the record only guards later deletes, so callers go on. */
+int snapshot_note_dependant(const char *frozen, const char *overlay);
+
+/* After a snapshot of vm: records, for each disk, its active overlay as a dependant of the
+ * image below it, and that image as a dependant of the one below it (a snapshot frozen on top
+ * of an older one). Failures are logged. */
+void snapshot_note_chain(const struct snapshot_vm *vm);
+
+#endif
