@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/dirty.h"
 #include "base/log.h"
 #include "block/block_int.h"
 
@@ -363,12 +364,18 @@ int block_read(struct block *bs, uint64_t offset, void *buf, size_t len)
     return bs->drv->read(bs, offset, buf, len);
 }
 
+void block_track_writes(struct block *bs, struct dirty_log *log)
+{
+    bs->track = log;
+}
+
 int block_write(struct block *bs, uint64_t offset, const void *buf, size_t len)
 {
     int ret = block_check_request(bs, offset, len, true);
 
     if (ret < 0 || len == 0)
         return ret;
+    dirty_log_mark(bs->track, offset, len);
     return bs->drv->write(bs, offset, buf, len);
 }
 
@@ -389,6 +396,7 @@ int block_discard(struct block *bs, uint64_t offset, uint64_t len)
         return ret;
     if (!bs->drv->discard)
         return -ENOTSUP;
+    dirty_log_mark(bs->track, offset, len);
     return bs->drv->discard(bs, offset, len);
 }
 
@@ -400,6 +408,7 @@ int block_write_zeroes(struct block *bs, uint64_t offset, uint64_t len, bool may
 
     if (ret < 0 || len == 0)
         return ret;
+    dirty_log_mark(bs->track, offset, len);
     if (bs->drv->write_zeroes)
         return bs->drv->write_zeroes(bs, offset, len, may_unmap);
     zeroes = calloc(1, chunk);

@@ -61,6 +61,14 @@ void block_close(struct block *bs);
 int block_release(struct block *bs);
 int block_reopen(struct block *bs, const char *path, const char *format, bool readonly, char *err);
 
+struct dirty_log;
+
+/* Block migration: while `log` is set (NULL stops it), every write, discard and write_zeroes
+ * marks the 4 KiB blocks of the disk it reaches in `log`, which the caller owns and sized with
+ * dirty_log_init(log, (block_length() + 4095) / 4096); it is marked before the call returns,
+ * whether or not the request succeeded. Set it only while nothing else uses bs. */
+void block_track_writes(struct block *bs, struct dirty_log *log);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block *bs);
 bool block_readonly(const struct block *bs);

@@ -58,9 +58,10 @@ struct block {
     char *path;   /* as given to block_open() (resolved for backing files) */
     uint64_t length;
     bool readonly;
-    unsigned depth;  /* 0 for the image a device opened, n for its n-th backing file */
-    bool released;   /* block_release(): no image open; every request fails with -EIO */
-    bool no_backing; /* block_open_layer(): open() must not open the backing file */
+    unsigned depth;          /* 0 for the image a device opened, n for its n-th backing file */
+    bool released;           /* block_release(): no image open; every request fails with -EIO */
+    bool no_backing;         /* block_open_layer(): open() must not open the backing file */
+    struct dirty_log *track; /* block_track_writes(): writes are marked here */
     struct log_ratelimit report_rl; /* for block_report(): per image, no global state */
 };
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +56,8 @@ static void run_usage(FILE *out)
             "  --clone DIR [--full]  with --restore: a clone with its own disks in DIR\n"
             "                     (overlays, or full copies), a new MAC and identity\n"
             "  --incoming tcp:HOST:PORT  wait for `tessera vm migrate` and run the VM it sends\n"
+            "  --disk-dir DIR     with --incoming: where the disks of a migration that copies\n"
+            "                     them (`migrate --copy-disks`) go (default: the same paths)\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -188,6 +191,24 @@ static int restore_file(const char *path, const struct vm_restore_opts *ro, stru
     return 0;
 }
 
+/* After a refusal: reads (and drops) what the source still sends for up to a second before
+ * the connection closes, so that the close does not reset it and the source reads our "ERR"
+ * line rather than only "connection reset". */
+static void drain_briefly(int fd)
+{
+    uint64_t end = time_now_ns() + 1000000000ull;
+    char buf[65536];
+
+    shutdown(fd, SHUT_WR);
+    while (time_now_ns() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int wait_ms = (int)((end - time_now_ns()) / 1000000) + 1;
+
+        if (poll(&p, 1, wait_ms) <= 0 || read(fd, buf, sizeof(buf)) <= 0)
+            break;
+    }
+}
+
 /* --incoming tcp:HOST:PORT: waits for one migration stream, loads it, and answers the source
  * "OK" (the source then exits) or "ERR why". 0 or the exit status. */
 static int receive_migration(const char *uri, const struct vm_restore_opts *ro,
@@ -232,6 +253,7 @@ static int receive_migration(const char *uri, const struct vm_restore_opts *ro,
         snprintf(line, sizeof(line), "ERR %s\n", err);
         if (write(fd, line, strlen(line)) < 0)
             log_warn("could not tell the source why: %s", strerror(errno));
+        drain_briefly(fd);
         goto out;
     }
     if (write(fd, "OK\n", 3) != 3) {
@@ -271,6 +293,7 @@ int cli_run(int argc, char **argv)
         OPT_INCOMING,
         OPT_CLONE,
         OPT_FULL,
+        OPT_DISK_DIR,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -288,6 +311,7 @@ int cli_run(int argc, char **argv)
         {"incoming", required_argument, NULL, OPT_INCOMING},
         {"clone", required_argument, NULL, OPT_CLONE},
         {"full", no_argument, NULL, OPT_FULL},
+        {"disk-dir", required_argument, NULL, OPT_DISK_DIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -365,6 +389,7 @@ int cli_run(int argc, char **argv)
         case OPT_INCOMING: incoming = optarg; break;
         case OPT_CLONE: ro.clone_dir = optarg; break;
         case OPT_FULL: ro.full_clone = true; break;
+        case OPT_DISK_DIR: ro.disk_dir = optarg; break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -397,6 +422,14 @@ int cli_run(int argc, char **argv)
             fprintf(stderr, "tessera: --clone applies to --restore\n");
             return 2;
         }
+        if (ro.disk_dir && !incoming) {
+            fprintf(stderr, "tessera: --disk-dir applies to --incoming\n");
+            return 2;
+        }
+        if (ro.disk_dir && access(ro.disk_dir, W_OK) != 0) {
+            fprintf(stderr, "tessera: --disk-dir %s: %s\n", ro.disk_dir, strerror(errno));
+            return 2;
+        }
         signal(SIGPIPE, SIG_IGN);
         status = restore ? restore_file(restore, &ro, &m, &cloned)
                          : receive_migration(incoming, &ro, &m);
@@ -404,8 +437,10 @@ int cli_run(int argc, char **argv)
             return status;
         goto run;
     }
-    if (ro.clone_dir || ro.full_clone) {
-        fprintf(stderr, "tessera: --clone and --full apply to --restore\n");
+    if (ro.clone_dir || ro.full_clone || ro.disk_dir) {
+        fprintf(stderr, "tessera: %s\n",
+                ro.disk_dir ? "--disk-dir applies to --incoming"
+                            : "--clone and --full apply to --restore");
         return 2;
     }
 

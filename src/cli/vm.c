@@ -271,6 +271,7 @@ static int print_snapshots(const struct control_client_reply *r)
 
 static const char *migrate_mode = "live";
 static unsigned migrate_downtime_ms;
+static bool migrate_copy_disks;
 
 static int prep_migrate(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
                         struct vm_call *call)
@@ -283,9 +284,10 @@ static int prep_migrate(const struct vm_command *cmd, char **args, int nargs, un
     call->path = "/v1/vm/migrate";
     call->migrate = true;
     if (migrate_downtime_ms)
-        return body_with(call, "{s:s, s:s, s:i}", "uri", args[0], "mode", migrate_mode,
-                         "downtime_ms", (int)migrate_downtime_ms);
-    return body_with(call, "{s:s, s:s}", "uri", args[0], "mode", migrate_mode);
+        return body_with(call, "{s:s, s:s, s:b, s:i}", "uri", args[0], "mode", migrate_mode,
+                         "copy_disks", migrate_copy_disks, "downtime_ms", (int)migrate_downtime_ms);
+    return body_with(call, "{s:s, s:s, s:b}", "uri", args[0], "mode", migrate_mode, "copy_disks",
+                     migrate_copy_disks);
 }
 
 /* Follows a started migration, printing each round, until it completes or fails. */
@@ -365,7 +367,9 @@ static const struct vm_command commands[] = {
     {"snapshot-delete", "FILE", "delete a snapshot; its disks' data merges into the newer layer",
      prep_snapshot_delete},
     {"migrate", "tcp:HOST:PORT",
-     "move the VM to `tessera run --incoming tcp:HOST:PORT` (--mode, --downtime-ms)", prep_migrate},
+     "move the VM to `tessera run --incoming tcp:HOST:PORT` (--mode, --downtime-ms, "
+     "--copy-disks)",
+     prep_migrate},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -384,6 +388,8 @@ static void vm_usage(FILE *out)
                  "  --mode MODE              migrate: live (default), suspend or cold\n"
                  "  --downtime-ms N          migrate: live mode's downtime limit (default 300)\n"
                  "  --json                   snapshots: print the JSON answer, not a table\n"
+                 "  --copy-disks             migrate: send the disks too, for hosts without\n"
+                 "                           shared storage (the target writes new images)\n"
                  "  -h, --help               this text\n"
                  "\nExit status: 0 on success, 1 when the VM refuses or cannot be reached,\n"
                  "2 for bad usage. The API itself is described in docs/api.md.\n");
@@ -424,13 +430,10 @@ static void print_json(const struct control_client_reply *r)
 int cli_vm(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"api-sock", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'},
-        {"mode", required_argument, NULL, 'm'},
-        {"downtime-ms", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"api-sock", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},     {"downtime-ms", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},           {"copy-disks", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const struct vm_command *cmd = NULL;
     struct control_client_reply reply;
@@ -466,6 +469,7 @@ int cli_vm(int argc, char **argv)
             break;
         }
         case 'j': print_as_json = true; break;
+        case 'c': migrate_copy_disks = true; break;
         case 'h': vm_usage(stdout); return 0;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);

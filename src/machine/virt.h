@@ -122,6 +122,9 @@ uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap);
 /* The index-th device's block device ("disk" type) or NULL; and a replacement option string
  * for device slot `slot` (copied), so state written later names the current image. */
 struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
+/* Holds that disk's I/O worker off its block while the VM runs (virtio_blk_lock()). */
+void virt_disk_lock(struct virt_machine *m, unsigned slot);
+void virt_disk_unlock(struct virt_machine *m, unsigned slot);
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
 
 /* The machine config as JSON: the object the control API's describe shows (a new reference;

@@ -77,6 +77,18 @@ struct block *virt_disk_block(struct virt_machine *m, unsigned slot)
     return virtio_blk_block(m->vdevs[slot].dev);
 }
 
+void virt_disk_lock(struct virt_machine *m, unsigned slot)
+{
+    if (virt_disk_block(m, slot))
+        virtio_blk_lock(m->vdevs[slot].dev);
+}
+
+void virt_disk_unlock(struct virt_machine *m, unsigned slot)
+{
+    if (virt_disk_block(m, slot))
+        virtio_blk_unlock(m->vdevs[slot].dev);
+}
+
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts)
 {
     char *copy = strdup(opts);

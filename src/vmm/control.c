@@ -208,7 +208,7 @@ static void reply_op_error(struct control_response *r, const struct control_ops 
 
 /* ---- Body schemas: strict validation shared by every route that takes a body ---- */
 
-enum field_type { FIELD_STRING, FIELD_UINT };
+enum field_type { FIELD_STRING, FIELD_UINT, FIELD_BOOL };
 
 struct field {
     const char *name;
@@ -225,7 +225,7 @@ struct schema {
 
 struct field_value {
     bool present;
-    uint64_t u;    /* FIELD_UINT */
+    uint64_t u;    /* FIELD_UINT; FIELD_BOOL: 0 or 1 */
     const char *s; /* FIELD_STRING: owned by the parsed document */
 };
 
@@ -302,6 +302,13 @@ static int schema_parse(const struct schema *s, const char *body, size_t len, js
                 goto fail;
             }
             v[i].u = (uint64_t)n;
+            break;
+        case FIELD_BOOL:
+            if (!json_is_boolean(val)) {
+                set_err(err, "field '%s' must be true or false, not %s", f->name, json_kind(val));
+                goto fail;
+            }
+            v[i].u = json_is_true(val);
             break;
         }
         v[i].present = true;
@@ -578,16 +585,17 @@ out:
     json_decref(doc);
 }
 
-enum { MIG_URI, MIG_MODE, MIG_DOWNTIME };
+enum { MIG_URI, MIG_MODE, MIG_DOWNTIME, MIG_COPY_DISKS };
 static const struct field migrate_fields[] = {
     [MIG_URI] = {"uri", FIELD_STRING, 0, 0},
     [MIG_MODE] = {"mode", FIELD_STRING, 0, 0},
     [MIG_DOWNTIME] = {"downtime_ms", FIELD_UINT, 1, CONTROL_DOWNTIME_MAX_MS},
+    [MIG_COPY_DISKS] = {"copy_disks", FIELD_BOOL, 0, 0},
 };
 static const struct schema migrate_schema = {
     migrate_fields,
     sizeof(migrate_fields) / sizeof(migrate_fields[0]),
-    "uri, mode, downtime_ms",
+    "uri, mode, downtime_ms, copy_disks",
     "{\"uri\": \"tcp:10.0.0.2:4444\", \"mode\": \"live\"}",
 };
 
@@ -614,7 +622,8 @@ static void put_migrate(const struct control_ops *ops, void *vm, const char *bod
         log_info("api: migrate %s to %s", mode, v[MIG_URI].s);
         ret = ops->migrate
                   ? ops->migrate(vm, v[MIG_URI].s, mode,
-                                 v[MIG_DOWNTIME].present ? (unsigned)v[MIG_DOWNTIME].u : 300, err)
+                                 v[MIG_DOWNTIME].present ? (unsigned)v[MIG_DOWNTIME].u : 300,
+                                 v[MIG_COPY_DISKS].u != 0, err)
                   : -ENOSYS;
         if (ret < 0)
             reply_op_message(r, "migrate", ret, err);

@@ -12,6 +12,7 @@
 #ifndef TESSERA_VMM_CONTROL_H
 #define TESSERA_VMM_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,9 +71,11 @@ struct control_ops {
      * snapshot of this VM (or none at all), -EBUSY something depends on it or uses it. */
     int (*snapshot_delete)(void *vm, const char *file, json_t **out, char *err);
     /* Starts a migration to uri ("tcp:HOST:PORT"); mode "live", "suspend" or "cold";
-     * downtime_ms the live mode's limit. Returns once it runs; progress through
-     * migrate_status. Message in err on failure. */
-    int (*migrate)(void *vm, const char *uri, const char *mode, unsigned downtime_ms, char *err);
+     * downtime_ms the live mode's limit; copy_disks sends the disks' contents too (block
+     * migration). Returns once it runs; progress through migrate_status. Message in err on
+     * failure. */
+    int (*migrate)(void *vm, const char *uri, const char *mode, unsigned downtime_ms,
+                   bool copy_disks, char *err);
     int (*migrate_status)(void *vm, json_t **out);
 };
 

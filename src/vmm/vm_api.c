@@ -417,14 +417,15 @@ static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
     return *out ? 0 : -ENOMEM;
 }
 
-static int api_migrate(void *vm, const char *uri, const char *mode, unsigned downtime_ms, char *err)
+static int api_migrate(void *vm, const char *uri, const char *mode, unsigned downtime_ms,
+                       bool copy_disks, char *err)
 {
     struct vm_api *a = vm;
     enum vm_migrate_mode md = !strcmp(mode, "suspend") ? VM_MIGRATE_SUSPEND
                               : !strcmp(mode, "cold")  ? VM_MIGRATE_COLD
                                                        : VM_MIGRATE_LIVE;
     char msg[VMSTATE_ERR_LEN] = "";
-    int ret = vm_migrate_start(a->m, uri, md, downtime_ms, &a->mig, msg);
+    int ret = vm_migrate_start(a->m, uri, md, downtime_ms, copy_disks, &a->mig, msg);
 
     if (ret)
         snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);

@@ -469,6 +469,147 @@ static int clone_device(struct virt_config *cfg, unsigned slot, const char *dir,
     return cfg->devices[slot].opts ? 0 : -ENOMEM;
 }
 
+/* ---- block migration, target side ---- */
+
+/* One disk being received: a new image, created at its size record and filled by the records
+ * after it; handed to the machine (closed, its options pointing at it) before it is built. */
+struct disk_target {
+    char path[PATH_MAX];
+    char fmt[16];
+    struct block *bs;
+    uint64_t size;
+    bool created;
+};
+
+static int disk_target_create(struct virt_config *cfg, const struct vm_restore_opts *o,
+                              const char *what, const struct stream_record *rec,
+                              struct disk_target *t, char *err)
+{
+    char orig[PATH_MAX], base[PATH_MAX], berr[BLOCK_ERR_LEN];
+    struct block_create_opts co = {.size = rec->offset};
+    struct stat sb;
+    unsigned slot = rec->slot;
+    int ret;
+
+    if (slot >= cfg->ndevices || strcmp(cfg->devices[slot].type, "disk")) {
+        set_err(err, "%s: disk contents for device %u, which is not a disk of the machine", what,
+                slot);
+        return -EINVAL;
+    }
+    if (t[slot].created) {
+        set_err(err, "%s: disk %u announced twice", what, slot);
+        return -EINVAL;
+    }
+    if (opt_first_word(cfg->devices[slot].opts, orig, sizeof(orig)) != 1 ||
+        opt_get(cfg->devices[slot].opts, "format", t[slot].fmt, sizeof(t[slot].fmt)) != 1) {
+        set_err(err, "%s: disk %u: '%s' lacks its image or format", what, slot,
+                cfg->devices[slot].opts);
+        return -EINVAL;
+    }
+    snprintf(base, sizeof(base), "%s", orig);
+    if (snprintf(t[slot].path, sizeof(t[slot].path), "%s%s%s", o->disk_dir ? o->disk_dir : "",
+                 o->disk_dir ? "/" : "",
+                 o->disk_dir ? basename(base) : orig) >= (int)sizeof(t[slot].path)) {
+        set_err(err, "%s: path too long", o->disk_dir ? o->disk_dir : orig);
+        return -ENAMETOOLONG;
+    }
+    if (lstat(t[slot].path, &sb) == 0) {
+        set_err(err,
+                "%s: disk %u would be copied to %s, which exists (the copy is a new image; "
+                "pass --disk-dir DIR to put it elsewhere)",
+                what, slot, t[slot].path);
+        return -EEXIST;
+    }
+    ret = block_create(t[slot].path, t[slot].fmt, &co, berr);
+    t[slot].created = ret == 0;
+    if (ret == 0)
+        ret = block_open(t[slot].path, t[slot].fmt, false, &t[slot].bs, berr);
+    if (ret < 0) {
+        set_err(err, "%s: disk %u: %s", what, slot, berr);
+        return ret;
+    }
+    t[slot].size = rec->offset;
+    log_info("migration: disk %u (%" PRIu64 " MiB) is copied to %s", slot, rec->offset >> 20,
+             t[slot].path);
+    return 0;
+}
+
+/* A size, zero or data record of a block migration. 0, or -errno with err. */
+static int disk_target_record(struct virt_config *cfg, const struct vm_restore_opts *o,
+                              const char *what, const struct stream_record *rec,
+                              struct disk_target *t, char *err)
+{
+    struct disk_target *d = rec->slot < VIRT_VIRTIO_SLOTS ? &t[rec->slot] : NULL;
+    int ret;
+
+    if (rec->kind == STREAM_DISK_SIZE)
+        return disk_target_create(cfg, o, what, rec, t, err);
+    if (!d || !d->bs) {
+        set_err(err, "%s: contents for disk %u before its size", what, rec->slot);
+        return -EINVAL;
+    }
+    if (rec->offset > d->size || rec->len > d->size - rec->offset) {
+        set_err(err, "%s: disk %u record %" PRIu64 "+%zu is past its end (%" PRIu64 " bytes)", what,
+                rec->slot, rec->offset, rec->len, d->size);
+        return -EINVAL;
+    }
+    ret = rec->kind == STREAM_DISK_ZERO ? block_write_zeroes(d->bs, rec->offset, rec->len, true)
+                                        : block_write(d->bs, rec->offset, rec->payload, rec->len);
+    if (ret < 0)
+        set_err(err, "%s: writing %" PRIu64 "+%zu failed: %s", d->path, rec->offset, rec->len,
+                strerror(-ret));
+    return ret;
+}
+
+/* Before the machine is built: every disk arrived, is flushed and closed, and the device's
+ * options name the copy. */
+static int disk_targets_finish(struct virt_config *cfg, const char *what, struct disk_target *t,
+                               char *err)
+{
+    static const char *const drop[] = {"format", NULL};
+
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        char opts[OPTS_MAX], extra[32];
+        int ret;
+
+        if (strcmp(cfg->devices[i].type, "disk"))
+            continue;
+        if (!t[i].bs) {
+            set_err(err, "%s: the stream carries no contents for disk %u", what, i);
+            return -EINVAL;
+        }
+        ret = block_flush(t[i].bs);
+        block_close(t[i].bs);
+        t[i].bs = NULL;
+        if (ret < 0) {
+            set_err(err, "%s: flush failed: %s", t[i].path, strerror(-ret));
+            return ret;
+        }
+        snprintf(extra, sizeof(extra), "format=%s", t[i].fmt);
+        if (opts_rewrite(cfg->devices[i].opts, t[i].path, drop, extra, opts)) {
+            set_err(err, "%s: path too long", t[i].path);
+            return -ENAMETOOLONG;
+        }
+        free((char *)cfg->devices[i].opts);
+        cfg->devices[i].opts = strdup(opts);
+        if (!cfg->devices[i].opts)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* A failed receive leaves no partial copies behind. */
+static void disk_targets_discard(struct disk_target *t)
+{
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
+        block_close(t[i].bs);
+        t[i].bs = NULL;
+        if (t[i].created && unlink(t[i].path) == 0)
+            log_info("migration failed: removed the partial copy %s", t[i].path);
+        t[i].created = false;
+    }
+}
+
 int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct virt_machine **out,
                bool *cloned, char *err)
 {
@@ -476,19 +617,22 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
     struct virt_machine *m = NULL;
     struct virt_config cfg = {0};
     struct guest_ram ram = {0};
+    struct disk_target *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
     char *json = NULL;
-    bool ram_seen = false;
+    bool ram_seen = false, copying = false;
     uint64_t t_build = 0;
     int ret = -1;
 
     *out = NULL;
     *cloned = false;
-    if (stream_reader_create(fd, what, &r)) {
+    if (!disks || stream_reader_create(fd, what, &r)) {
+        free(disks);
         set_err(err, "%s: out of memory", what);
         return -1;
     }
     if (stream_read_header(r, &json))
         goto stream_err;
+    copying = stream_reader_flags(r) & STREAM_F_DISKS;
     if (virt_config_from_json(json, &cfg, err, VMSTATE_ERR_LEN)) {
         char inner[VMSTATE_ERR_LEN];
 
@@ -519,6 +663,13 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
             ram_seen = true;
             continue;
         }
+        if (rec.item == STREAM_ITEM_DISK) {
+            if (disk_target_record(&cfg, o, what, &rec, disks, err))
+                goto out;
+            continue;
+        }
+        if (!m && copying && disk_targets_finish(&cfg, what, disks, err))
+            goto out;
         if (!m && (rec.item == STREAM_ITEM_SECTION || ram_seen)) {
             /* The disks are touched only now: a migration source has released them. */
             for (unsigned i = 0; i < cfg.ndevices; i++) {
@@ -573,6 +724,9 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
 stream_err:
     set_err(err, "%s", stream_reader_error(r));
 out:
+    if (ret)
+        disk_targets_discard(disks);
+    free(disks);
     virt_destroy(m);
     guest_ram_destroy(&ram);
     /* The machine keeps pointers into cfg's strings: they live as long as the process. */
@@ -671,6 +825,9 @@ struct vm_migration {
     bool throttler_running;
     enum vm_migrate_mode mode;
     unsigned downtime_ms;
+    bool copy_disks;
+    struct disk_copy *disks; /* copy_disks: one per disk device */
+    unsigned ndisks;
     char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
 
     pthread_mutex_t lock; /* the fields below, and the right to pause the machine */
@@ -699,6 +856,163 @@ static void mig_fail(struct vm_migration *g, const char *fmt, ...)
         va_end(ap);
     }
     pthread_mutex_unlock(&g->lock);
+}
+
+/* ---- block migration, source side ----
+ *
+ * Each disk's writes are tracked in a dirty log of 4 KiB blocks from the start (everything
+ * marked, so the first pass sends the whole disk). Every round sends the blocks written since
+ * the last one, read under the disk's device lock while the guest runs; the stop-and-copy
+ * sends the rest with the devices quiesced. The target writes them into new images, so the
+ * source's disks are never handed over: on failure the VM runs on with them untouched. */
+
+#define DISK_BLOCK_SHIFT 12
+
+struct disk_copy {
+    unsigned slot;
+    struct block *bs;
+    uint64_t length;
+    struct dirty_log log;
+    uint64_t *bits; /* blocks selected for the next send */
+    bool sent_once; /* the first pass skips zeroes: the target's new image reads as zero */
+};
+
+static uint64_t disk_blocks(const struct disk_copy *d)
+{
+    return (d->length + (1u << DISK_BLOCK_SHIFT) - 1) >> DISK_BLOCK_SHIFT;
+}
+
+/* Starts tracking every disk's writes. 0, or -1 with the reason in g->error. */
+static int disks_track(struct vm_migration *g)
+{
+    const struct virt_config *cfg = virt_get_config(g->m);
+
+    g->disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*g->disks));
+    if (!g->disks) {
+        mig_fail(g, "out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        struct block *bs = virt_disk_block(g->m, i);
+        struct disk_copy *d = &g->disks[g->ndisks];
+
+        if (!bs)
+            continue;
+        d->slot = i;
+        d->bs = bs;
+        d->length = block_length(bs);
+        if (dirty_log_init(&d->log, disk_blocks(d)) ||
+            !(d->bits = calloc((disk_blocks(d) + 63) / 64, sizeof(uint64_t)))) {
+            dirty_log_destroy(&d->log);
+            mig_fail(g, "out of memory for the dirty map of %s", block_path(bs));
+            return -1;
+        }
+        virt_disk_lock(g->m, i);
+        block_track_writes(bs, &d->log);
+        virt_disk_unlock(g->m, i);
+        dirty_log_start(&d->log); /* after: a write in between is covered by the full mark */
+        g->ndisks++;
+    }
+    return 0;
+}
+
+static void disks_untrack(struct vm_migration *g)
+{
+    for (unsigned k = 0; k < g->ndisks; k++) {
+        struct disk_copy *d = &g->disks[k];
+
+        virt_disk_lock(g->m, d->slot);
+        block_track_writes(d->bs, NULL);
+        virt_disk_unlock(g->m, d->slot);
+        dirty_log_destroy(&d->log);
+        free(d->bits);
+    }
+    free(g->disks);
+    g->disks = NULL;
+    g->ndisks = 0;
+}
+
+/* Takes the blocks written since the last call into each disk's selection; returns how many
+ * bytes are selected in all. */
+static uint64_t disks_collect(struct vm_migration *g)
+{
+    uint64_t blocks = 0;
+
+    for (unsigned k = 0; k < g->ndisks; k++)
+        blocks += dirty_log_collect(&g->disks[k].log, g->disks[k].bits);
+    return blocks << DISK_BLOCK_SHIFT;
+}
+
+/* Sends the selected blocks of every disk, in runs of up to STREAM_DISK_CHUNK, each read under
+ * the device lock; clears the selection. 0 or -1 (the writer or g->error says why). */
+static int disks_send(struct vm_migration *g, struct stream_writer *w, uint8_t *buf)
+{
+    const uint64_t per_chunk = STREAM_DISK_CHUNK >> DISK_BLOCK_SHIFT;
+
+    for (unsigned k = 0; k < g->ndisks; k++) {
+        struct disk_copy *d = &g->disks[k];
+        uint64_t n = disk_blocks(d), b = 0;
+
+        while (b < n) {
+            uint64_t first, off, len;
+            int ret;
+
+            if (!d->bits[b / 64]) {
+                b = (b / 64 + 1) * 64;
+                continue;
+            }
+            if (!(d->bits[b / 64] >> (b % 64) & 1)) {
+                b++;
+                continue;
+            }
+            for (first = b; b < n && b - first < per_chunk && (d->bits[b / 64] >> (b % 64) & 1);
+                 b++)
+                d->bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+            off = first << DISK_BLOCK_SHIFT;
+            len = ((b - first) << DISK_BLOCK_SHIFT);
+            if (len > d->length - off)
+                len = d->length - off;
+            virt_disk_lock(g->m, d->slot);
+            ret = block_read(d->bs, off, buf, (size_t)len);
+            virt_disk_unlock(g->m, d->slot);
+            if (ret < 0) {
+                mig_fail(g, "%s: reading %" PRIu64 "+%" PRIu64 " for the target failed: %s",
+                         block_path(d->bs), off, len, strerror(-ret));
+                return -1;
+            }
+            if (!d->sent_once && buf[0] == 0 && !memcmp(buf, buf + 1, (size_t)len - 1))
+                continue; /* zero, as the target's new image already reads */
+            if (stream_write_disk(w, d->slot, off, buf, (size_t)len))
+                return -1;
+        }
+        d->sent_once = true;
+    }
+    return 0;
+}
+
+/* The header config of a migration that copies the disks: each disk names its format. */
+static char *copy_disks_config(struct vm_migration *g)
+{
+    struct virt_config cfg = *virt_get_config(g->m);
+    static const char *const drop[] = {"format", NULL};
+    char(*opts)[OPTS_MAX] = calloc(VIRT_VIRTIO_SLOTS, OPTS_MAX);
+    char *json = NULL;
+
+    if (!opts)
+        return NULL;
+    for (unsigned k = 0; k < g->ndisks; k++) {
+        struct disk_copy *d = &g->disks[k];
+        char extra[64];
+
+        snprintf(extra, sizeof(extra), "format=%s", block_format_name(d->bs));
+        if (opts_rewrite(cfg.devices[d->slot].opts, NULL, drop, extra, opts[k]))
+            goto out;
+        cfg.devices[d->slot].opts = opts[k];
+    }
+    json = virt_config_to_json(&cfg);
+out:
+    free(opts);
+    return json;
 }
 
 static int mig_connect(struct vm_migration *g)
@@ -768,16 +1082,15 @@ static void mig_stop_throttle(struct vm_migration *g)
     g->throttler_running = false;
 }
 
-/* Waits up to 60 s for the target's verdict line: "OK" or "ERR <why>". */
-static int mig_await_ack(struct vm_migration *g, int fd)
+/* Reads the target's verdict line ("OK" or "ERR <why>") into line, waiting up to `secs`.
+ * Returns its length (0 when none came). */
+static size_t mig_read_verdict(int fd, unsigned secs, char line[VMSTATE_ERR_LEN])
 {
-    char line[VMSTATE_ERR_LEN];
     size_t n = 0;
-    struct timeval tv = {60, 0};
+    struct timeval tv = {(time_t)secs, 0};
 
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    shutdown(fd, SHUT_WR);
-    while (n < sizeof(line) - 1) {
+    while (n < VMSTATE_ERR_LEN - 1) {
         ssize_t k = read(fd, line + n, 1);
 
         if (k < 0 && errno == EINTR)
@@ -789,6 +1102,17 @@ static int mig_await_ack(struct vm_migration *g, int fd)
         n++;
     }
     line[n] = '\0';
+    return n;
+}
+
+/* Waits up to 60 s for the target's verdict on the whole stream. */
+static int mig_await_ack(struct vm_migration *g, int fd)
+{
+    char line[VMSTATE_ERR_LEN];
+    size_t n;
+
+    shutdown(fd, SHUT_WR);
+    n = mig_read_verdict(fd, 60, line);
     if (!strcmp(line, "OK"))
         return 0;
     if (!strncmp(line, "ERR ", 4))
@@ -806,14 +1130,25 @@ static void *mig_thread(void *opaque)
     struct block *released[VIRT_VIRTIO_SLOTS] = {NULL};
     char *json = NULL;
     uint64_t *bits = bitmap_alloc(m), t_pause = 0;
+    uint8_t *dbuf = NULL;
     bool paused = false, quiesced = false, logging = false;
     int fd = mig_connect(g);
 
     if (fd < 0 || !bits || stream_writer_create(fd, "migration stream", 1, &w))
         goto failed;
-    json = virt_config_to_json(virt_get_config(m));
-    if (!json || stream_write_header(w, json, 0))
+    if (g->copy_disks) {
+        if (disks_track(g) || !(dbuf = malloc(STREAM_DISK_CHUNK)))
+            goto failed;
+        json = copy_disks_config(g);
+    } else {
+        json = virt_config_to_json(virt_get_config(m));
+    }
+    if (!json || stream_write_header(w, json, g->copy_disks ? STREAM_F_DISKS : 0))
         goto io_failed;
+    for (unsigned k = 0; k < g->ndisks; k++) {
+        if (stream_write_disk_size(w, g->disks[k].slot, g->disks[k].length))
+            goto io_failed;
+    }
 
     if (g->mode == VM_MIGRATE_LIVE) {
         uint64_t prev_dirty = UINT64_MAX;
@@ -831,9 +1166,15 @@ static void *mig_thread(void *opaque)
         pthread_mutex_unlock(&g->pause_lock);
         g->throttler_running = !pthread_create(&g->throttler, NULL, mig_throttle_thread, g);
         for (;;) {
-            uint64_t t0 = time_now_ns(), b0 = stream_bytes_written(w), sent = 0, dirty;
+            uint64_t t0 = time_now_ns(), b0 = stream_bytes_written(w), sent = 0, dirty, disk_bytes;
             double ns_per_byte, est_ms;
 
+            uint64_t b_ram;
+
+            disks_collect(g);
+            if (disks_send(g, w, dbuf))
+                goto io_failed;
+            b_ram = stream_bytes_written(w);
             if (stream_write_ram(w, virt_ram(m), bits, &sent, NULL) || stream_flush(w))
                 goto io_failed;
             pthread_mutex_lock(&g->lock);
@@ -847,15 +1188,18 @@ static void *mig_thread(void *opaque)
             t_pause = time_now_ns();
             memset(bits, 0, bitmap_bytes(m)); /* this round's pages are sent */
             dirty = virt_harvest_dirty(m, bits);
-            /* Expected stop-and-copy time at this round's cost per page. */
-            est_ms = (double)dirty * ((double)(g->bytes - b0) / (double)(sent ? sent : 1)) *
+            disk_bytes = disks_collect(g);
+            /* Expected stop-and-copy time at this round's cost per byte sent. */
+            est_ms = ((double)dirty * ((double)(g->bytes - b_ram) / (double)(sent ? sent : 1)) +
+                      (double)disk_bytes) *
                      ns_per_byte / 1e6;
             pthread_mutex_lock(&g->lock);
             g->remaining = dirty;
             pthread_mutex_unlock(&g->lock);
             log_info("migration: round %u sent %" PRIu64 " pages, %" PRIu64
-                     " dirty now (about %.0f ms to copy), throttle %u%%",
-                     g->rounds, sent, dirty, est_ms, g->throttle_pct);
+                     " dirty now and %" PRIu64 " KiB of disk (about %.0f ms to copy), "
+                     "throttle %u%%",
+                     g->rounds, sent, dirty, disk_bytes >> 10, est_ms, g->throttle_pct);
             if (est_ms <= g->downtime_ms || g->rounds >= 60) {
                 paused = true; /* stop-and-copy: keep the vCPUs stopped */
                 pthread_mutex_unlock(&g->pause_lock);
@@ -864,6 +1208,7 @@ static void *mig_thread(void *opaque)
             virt_resume(m);
             pthread_mutex_unlock(&g->pause_lock);
             /* Not converging: the guest dirties pages about as fast as we send them. */
+            dirty += disk_bytes >> DISK_BLOCK_SHIFT;
             if (g->rounds >= 2 && dirty * 4 > prev_dirty * 3) {
                 pthread_mutex_lock(&g->lock);
                 g->throttle_pct = g->throttle_pct ? g->throttle_pct + 10 : 30;
@@ -893,8 +1238,12 @@ static void *mig_thread(void *opaque)
      * handed over, then the device state. */
     virt_quiesce(m);
     quiesced = true;
-    /* The devices are quiet: hand the disks' locks to the target before it opens them. */
-    for (unsigned i = 0; i < virt_get_config(m)->ndevices; i++) {
+    /* The devices are quiet: the disks' last writes go out, or (shared storage) their locks
+     * are handed to the target before it opens them. */
+    disks_collect(g);
+    if (disks_send(g, w, dbuf))
+        goto io_failed;
+    for (unsigned i = 0; i < virt_get_config(m)->ndevices && !g->copy_disks; i++) {
         struct block *bs = virt_disk_block(m, i);
 
         if (bs && !block_readonly(bs)) {
@@ -919,6 +1268,7 @@ static void *mig_thread(void *opaque)
     log_debug("migration: +%.1f ms stream sent", (double)(time_now_ns() - t_pause) / 1e6);
     if (mig_await_ack(g, fd))
         goto failed;
+    disks_untrack(g); /* before this VM exits and its devices go */
 
     pthread_mutex_lock(&g->lock);
     g->status = MIG_COMPLETED;
@@ -947,6 +1297,13 @@ static void *mig_thread(void *opaque)
     goto out;
 
 io_failed:
+    if (fd >= 0) {
+        /* A target that refused the stream said why before it hung up. */
+        char line[VMSTATE_ERR_LEN];
+
+        if (mig_read_verdict(fd, 1, line) && !strncmp(line, "ERR ", 4))
+            mig_fail(g, "the target refused the stream: %s", line + 4);
+    }
     mig_fail(g, "%s", w && stream_writer_error(w) ? stream_writer_error(w) : "out of memory");
 failed:
     mig_stop_throttle(g);
@@ -958,6 +1315,7 @@ failed:
             block_reopen(released[i], block_path(released[i]), NULL, false, berr) < 0)
             log_error("migration: cannot take back the disk: %s", berr);
     }
+    disks_untrack(g);
     if (logging)
         virt_dirty_log(m, false);
     if (quiesced)
@@ -975,11 +1333,12 @@ out:
         close(fd);
     free(json);
     free(bits);
+    free(dbuf);
     return NULL;
 }
 
 int vm_migrate_start(struct virt_machine *m, const char *uri, enum vm_migrate_mode mode,
-                     unsigned downtime_ms, struct vm_migration **mig, char *err)
+                     unsigned downtime_ms, bool copy_disks, struct vm_migration **mig, char *err)
 {
     char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
     struct vm_migration *g;
@@ -1000,13 +1359,15 @@ int vm_migrate_start(struct virt_machine *m, const char *uri, enum vm_migrate_mo
     g->m = m;
     g->mode = mode;
     g->downtime_ms = downtime_ms;
+    g->copy_disks = copy_disks;
     memcpy(g->host, host, sizeof(host));
     memcpy(g->port, port, sizeof(port));
     g->status = MIG_ACTIVE;
     g->start_ns = time_now_ns();
     pthread_mutex_init(&g->lock, NULL);
     pthread_mutex_init(&g->pause_lock, NULL);
-    log_info("migration: %s to %s started", mode_names[mode], uri);
+    log_info("migration: %s to %s started%s", mode_names[mode], uri,
+             copy_disks ? ", copying the disks" : "");
     if (pthread_create(&g->thread, NULL, mig_thread, g)) {
         free(g);
         set_err(err, "cannot start the migration thread");
@@ -1034,9 +1395,10 @@ json_t *vm_migrate_status(struct vm_migration *g)
 
     pthread_mutex_lock(&g->lock);
     total = g->status == MIG_ACTIVE ? time_now_ns() - g->start_ns : g->total_ns;
-    o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:i}", "status", names[g->status], "mode",
-                  mode_names[g->mode], "rounds", (int)g->rounds, "bytes", (json_int_t)g->bytes,
-                  "total_ms", (json_int_t)(total / 1000000), "downtime_ms",
+    o = json_pack("{s:s, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:i}", "status", names[g->status],
+                  "mode", mode_names[g->mode], "copy_disks", g->copy_disks, "rounds",
+                  (int)g->rounds, "bytes", (json_int_t)g->bytes, "total_ms",
+                  (json_int_t)(total / 1000000), "downtime_ms",
                   (json_int_t)(g->downtime_ns / 1000000), "remaining_pages",
                   (json_int_t)g->remaining, "throttle_pct", (int)g->throttle_pct);
     if (o && g->error[0])

@@ -43,6 +43,8 @@ struct vm_restore_opts {
     int console_fd;
     const char *clone_dir; /* snapshot disks become new images here, NICs get new MACs */
     bool full_clone;       /* with clone_dir: full copies instead of overlays */
+    const char *disk_dir;  /* a migration that copies disks: their new images go here
+                              (NULL: at the paths the source used) */
     unsigned want_cpus;    /* nonzero: the stream must be for this many harts */
     uint64_t want_mem;     /* nonzero: ... and this much RAM */
 };
@@ -71,12 +73,14 @@ enum vm_migrate_mode { VM_MIGRATE_LIVE, VM_MIGRATE_SUSPEND, VM_MIGRATE_COLD };
 
 struct vm_migration;
 
-/* Starts migrating to `uri` ("tcp:HOST:PORT") on a new thread. -EBUSY if one is running,
- * -EINVAL with err for a bad uri. */
+/* Starts migrating to `uri` ("tcp:HOST:PORT") on a new thread. With copy_disks (block
+ * migration) the disks' contents travel in the stream and the target writes them into new
+ * images; otherwise the disks are shared and handed over. -EBUSY if one is running, -EINVAL
+ * with err for a bad uri. */
 int vm_migrate_start(struct virt_machine *m, const char *uri, enum vm_migrate_mode mode,
-                     unsigned downtime_ms, struct vm_migration **mig, char *err);
-/* {"status": "active|completed|failed", "mode", "rounds", "bytes", "total_ms", "downtime_ms",
- *  "remaining_pages", "throttle_pct", "error"} */
+                     unsigned downtime_ms, bool copy_disks, struct vm_migration **mig, char *err);
+/* {"status": "active|completed|failed", "mode", "copy_disks", "rounds", "bytes", "total_ms",
+ *  "downtime_ms", "remaining_pages", "throttle_pct", "error"} */
 json_t *vm_migrate_status(struct vm_migration *mig);
 bool vm_migrate_active(struct vm_migration *mig);
 /* Waits for the thread and frees. NULL is a no-op. */

@@ -84,6 +84,8 @@ expect_error restore-empty "truncated" --restore "$tmp/empty"
 expect_error restore-with-disk "give no --kernel" --restore "$tmp/random.bin" --disk "$tmp/big.img"
 expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
 expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
+expect_error disk-dir-without-incoming "--disk-dir applies to --incoming" --disk-dir "$tmp"
+expect_error disk-dir-missing "/nonexistent/dir" --incoming tcp:127.0.0.1:1 --disk-dir /nonexistent/dir
 
 # Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
 # one clear line each and exit status 1; a snapshot merges back into the raw disk.

@@ -298,13 +298,13 @@ def start_target(name, port, *extra):
     return t
 
 
-def migrate_and_check(src, sock, mode, name, *extra):
+def migrate_and_check(src, sock, mode, name, *extra, target_args=()):
     """Migrates the VM `src` (running memstress of STRESS_MIB) to a new --incoming process and
     checks everything the tests expect of a successful migration. Returns the target VM,
     still running memstress, and (total ms, downtime ms, MiB sent, rounds)."""
     port = free_port()
     tsock = path(name + "_target.sock")
-    dst = start_target(name + "_target", port, "--api-sock", tsock)
+    dst = start_target(name + "_target", port, "--api-sock", tsock, *target_args)
     try:
         before = max_round(src)
         cmd = start_migrate(sock, port, mode, name, *extra)
@@ -408,6 +408,95 @@ def test_live_migrate():
 def test_suspend_migrate():
     """The same with --mode suspend (the VM is paused for the whole transfer)."""
     live_or_suspend("suspend", "suspend_migrate")
+
+
+# The guest's disk writer for block migration: file N holds `seq N N+4000`, each synced,
+# until /tmp/stop-writer exists; then it prints how many it wrote.
+DISK_WRITER = ("(i=0; while [ ! -e /tmp/stop-writer ]; do seq $i $((i + 4000)) > /mnt/w$i; "
+               "sync; i=$((i + 1)); done; echo WRITER-DONE $i) & echo $! > /tmp/writer.pid")
+DISK_VERIFY = ("echo 3 > /proc/sys/vm/drop_caches; n=0; for f in /mnt/w*; do k=${f#/mnt/w}; "
+               "seq $k $((k + 4000)) | cmp -s - $f || echo BAD-FILE $f; n=$((n + 1)); done; "
+               "echo VERIFIED $n; dd if=/dev/vdb bs=1M count=8 2>/dev/null | sha256sum")
+
+
+def test_block_migrate():
+    """Live migration without shared storage (--copy-disks): a qcow2 disk that the guest keeps
+    writing during the migration and a raw disk with random data arrive as new images in the
+    target's --disk-dir; after dropping its caches the guest on the target reads back every
+    file it wrote, before and during the migration, and the raw disk's bytes; the copies are
+    clean standalone images and the source's images are untouched."""
+    img, raw, sock = path("bm.qcow2"), path("bm.raw"), path("bm.sock")
+    ddir = path("bm-target")
+    os.makedirs(ddir)
+    qemu_img("create", "-f", "qcow2", img, "64M")
+    qemu_img("create", "-f", "raw", raw, "16M")
+    src = boot("block_migrate_source", "--mem", MEM, "--disk", img, "--disk", raw,
+               "--api-sock", sock)
+    try:
+        out = src.run("mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && "
+                      "dd if=/dev/urandom of=/dev/vdb bs=1M count=8 2>/dev/null && sync && "
+                      "dd if=/dev/vdb bs=1M count=8 2>/dev/null | sha256sum", timeout=120)
+        raw_sum = re.search(r"\b([0-9a-f]{64})\b", out).group(1)
+        src.send(DISK_WRITER + "\n")
+        start_memstress(src, what="block_migrate source")
+        dst, (total, downtime, sent, rounds) = migrate_and_check(
+            src, sock, "live", "block_migrate", "--copy-disks", target_args=("--disk-dir", ddir))
+        try:
+            out = dst.run("touch /tmp/stop-writer; while kill -0 $(cat /tmp/writer.pid) "
+                          "2>/dev/null; do sleep 0.2; done; " + DISK_VERIFY, timeout=300)
+            done = re.search(r"WRITER-DONE (\d+)", out)
+            verified = re.search(r"VERIFIED (\d+)", out)
+            assert done and verified, "the writer or the check did not finish: %r" % out
+            assert "BAD-FILE" not in out, "files differ after the migration: %r" % out
+            assert int(verified.group(1)) == int(done.group(1)) >= 1, out
+            assert raw_sum in out, "the raw disk's data changed: %r (want %s)" % (out, raw_sum)
+            poweroff(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    copies = sorted(os.listdir(ddir))
+    assert copies == ["bm.qcow2", "bm.raw"], "the target's disk folder holds %s" % copies
+    info = qemu_img("info", os.path.join(ddir, "bm.qcow2"))
+    assert "file format: qcow2" in info and "backing file" not in info, info
+    assert "file format: raw" in qemu_img("info", "-f", "raw", os.path.join(ddir, "bm.raw"))
+    img_check(os.path.join(ddir, "bm.qcow2"), leaks_ok=False)
+    img_check(img)
+    print("  block_migrate: %d ms in all, downtime %d ms, %.1f MiB sent, %d rounds; %s files "
+          "written and read back" % (total, downtime, sent, rounds, done.group(1)), flush=True)
+
+
+def test_block_migrate_refused():
+    """A block migration whose target would overwrite an existing file is refused by the
+    target with a message naming it; the file is left alone and the source runs on."""
+    img, sock = path("bmr.qcow2"), path("bmr.sock")
+    ddir = path("bmr-target")
+    os.makedirs(ddir)
+    qemu_img("create", "-f", "qcow2", img, "64M")
+    with open(os.path.join(ddir, "bmr.qcow2"), "wb") as f:
+        f.write(b"precious")
+    v = boot("block_migrate_refused_source", "--disk", img, "--api-sock", sock)
+    port = free_port()
+    t = start_target("block_migrate_refused_target", port, "--disk-dir", ddir)
+    try:
+        cmd = start_migrate(sock, port, "live", "block_migrate_refused", "--copy-disks")
+        rc = cmd.finish(MIGRATE_TIMEOUT, (v, t))
+        out = cmd.output()
+        assert rc != 0, "the migration succeeded:\n%s" % out
+        assert re.search(r"exists", out), "no reason given:\n%s" % out
+        t.wait(30)
+        assert t.proc.returncode not in (0, None), "the target did not exit with an error"
+        with open(os.path.join(ddir, "bmr.qcow2"), "rb") as f:
+            assert f.read() == b"precious", "the target overwrote an existing file"
+        assert os.listdir(ddir) == ["bmr.qcow2"], os.listdir(ddir)
+        out = v.run("echo alive-$((6 * 7))", timeout=120)
+        assert "alive-42" in out, "the source does not answer after the refusal: %r" % out
+        poweroff(v)
+        print("  block_migrate_refused: %s" % [l for l in cmd.lines if "exists" in l][0],
+              flush=True)
+    finally:
+        t.close()
+        v.close()
 
 
 def test_snapshot_restore():
@@ -945,6 +1034,8 @@ def main():
         ("memstress_sums", test_memstress_sums, True),
         ("live_migrate", test_live_migrate, False),
         ("suspend_migrate", test_suspend_migrate, False),
+        ("block_migrate", test_block_migrate, False),
+        ("block_migrate_refused", test_block_migrate_refused, False),
         ("snapshot_restore", test_snapshot_restore, False),
         ("revert", test_revert, False),
         ("linked_clones", test_linked_clones, False),

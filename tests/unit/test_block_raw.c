@@ -1,18 +1,21 @@
 // test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c src/block/qcow2_refcount.c src/block/qcow2_decompress.c src/block/qcow2_snapshot.c src/block/qcow2_create.c src/base/log.c
+// test-sources: src/base/dirty.c
 /* The block layer's front door with the raw format: creating, probing and opening images,
  * the request checks every wrapper makes (range, overflow, read-only), reads and writes at
  * any offset and length, discard and write_zeroes reading back as zeroes, flush, the snapshot
  * list of a format without snapshots, and what block_open refuses (missing files, folders,
- * FIFOs, unknown formats, a second writer). */
+ * FIFOs, unknown formats, a second writer), and write tracking for block migration. */
 #include "test.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/dirty.h"
 #include "block/block.h"
 
 static char tmpdir[64];
@@ -163,6 +166,46 @@ static void test_empty(void)
     block_close(bs);
 }
 
+/* Block migration's write tracking: writes, discards and write_zeroes mark the 4 KiB blocks
+ * they reach (a partial block, a request across a boundary, the disk's short last block);
+ * reads and refused requests mark nothing, and nothing is marked once tracking stops. */
+static void test_track_writes(void)
+{
+    char path[256], err[BLOCK_ERR_LEN] = "";
+    struct block_create_opts o = {.size = 64 * 4096 + 512};
+    struct block *bs = NULL;
+    struct dirty_log log;
+    uint64_t bits[2] = {0};
+    uint8_t buf[8192] = {1};
+
+    tmp_path(path, "track.raw");
+    CHECK(block_create(path, "raw", &o, err) == 0);
+    CHECK(block_open(path, "raw", false, &bs, err) == 0);
+    if (!bs)
+        return;
+    CHECK(dirty_log_init(&log, 65) == 0);
+    block_track_writes(bs, &log);
+    dirty_log_start(&log);
+    CHECK_EQ_U64(dirty_log_harvest(&log, bits), 65);           /* the first pass: everything */
+    CHECK(block_write(bs, 4096 + 100, buf, 10) == 0);          /* block 1 */
+    CHECK(block_write(bs, 3 * 4096 - 1, buf, 2) == 0);         /* blocks 2 and 3 */
+    CHECK(block_write_zeroes(bs, 10 * 4096, 8192, true) == 0); /* 10, 11 */
+    CHECK(block_discard(bs, 20 * 4096, 512) == 0);             /* 20 */
+    CHECK(block_write(bs, 64 * 4096, buf, 512) == 0);          /* the short last block */
+    CHECK(block_read(bs, 30 * 4096, buf, 4096) == 0);          /* reads mark nothing */
+    CHECK(block_write(bs, 64 * 4096, buf, 1024) == -EINVAL);   /* refused: nothing */
+    memset(bits, 0, sizeof(bits));
+    dirty_log_harvest(&log, bits);
+    CHECK(bits[0] ==
+          ((1ull << 1) | (1ull << 2) | (1ull << 3) | (1ull << 10) | (1ull << 11) | (1ull << 20)));
+    CHECK(bits[1] == 1);
+    block_track_writes(bs, NULL);
+    CHECK(block_write(bs, 0, buf, 4096) == 0);
+    CHECK_EQ_U64(dirty_log_harvest(&log, bits), 0);
+    dirty_log_destroy(&log);
+    block_close(bs);
+}
+
 int main(void)
 {
     char cmd[128];
@@ -175,6 +218,7 @@ int main(void)
     test_create_open_probe();
     test_read_write();
     test_refusals();
+    test_track_writes();
     test_empty();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

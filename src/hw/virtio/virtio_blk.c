@@ -490,6 +490,16 @@ struct block *virtio_blk_block(struct virtio_blk *b)
     return b->bs;
 }
 
+void virtio_blk_lock(struct virtio_blk *b)
+{
+    pthread_mutex_lock(&b->lock);
+}
+
+void virtio_blk_unlock(struct virtio_blk *b)
+{
+    pthread_mutex_unlock(&b->lock);
+}
+
 static struct vdev_type blk_type = {
     .name = "disk",
     .summary = "virtio-blk disk on a raw or qcow2 image (format probed when not given)",

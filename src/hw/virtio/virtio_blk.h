@@ -12,4 +12,10 @@ struct virtio_blk;
  * capacity it read at creation, so a reopened image must have the same size. */
 struct block *virtio_blk_block(struct virtio_blk *b);
 
+/* Keeps the I/O worker off the image: it performs whole batches under this lock, so between
+ * lock and unlock another thread may use the block (block migration reads a chunk, or starts
+ * tracking writes). The guest's requests wait meanwhile: hold it for one short step. */
+void virtio_blk_lock(struct virtio_blk *b);
+void virtio_blk_unlock(struct virtio_blk *b);
+
 #endif
