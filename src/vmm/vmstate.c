@@ -843,6 +843,9 @@ struct vm_migration {
 
 static const char *const mode_names[] = {"live", "suspend", "cold"};
 
+/* A stop-and-copy expected to take less than this is not worth another round. */
+#define MIG_DOWNTIME_FLOOR_MS 10
+
 static void mig_fail(struct vm_migration *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void mig_fail(struct vm_migration *g, const char *fmt, ...)
@@ -1200,7 +1203,11 @@ static void *mig_thread(void *opaque)
                      " dirty now and %" PRIu64 " KiB of disk (about %.0f ms to copy), "
                      "throttle %u%%",
                      g->rounds, sent, dirty, disk_bytes >> 10, est_ms, g->throttle_pct);
-            if (est_ms <= g->downtime_ms || g->rounds >= 60) {
+            /* Stop once the rest fits the limit, unless another round still pays: the dirty
+             * set fell to half of what this round sent, so the next stop is shorter. */
+            if ((est_ms <= g->downtime_ms &&
+                 (dirty * 2 > sent || est_ms < MIG_DOWNTIME_FLOOR_MS || g->rounds >= 30)) ||
+                g->rounds >= 60) {
                 paused = true; /* stop-and-copy: keep the vCPUs stopped */
                 pthread_mutex_unlock(&g->pause_lock);
                 break;
