@@ -315,6 +315,7 @@ int block_reopen(struct block *bs, const char *path, const char *format, bool re
     tmp = *bs;
     *bs = *nb;
     *nb = tmp;
+    bs->track = nb->track; /* write tracking belongs to the device's disk, not to one file */
     if (bs->drv->rebind)
         bs->drv->rebind(bs);
     if (!nb->released && nb->drv->rebind)

@@ -199,6 +199,10 @@ static void test_track_writes(void)
     CHECK(bits[0] ==
           ((1ull << 1) | (1ull << 2) | (1ull << 3) | (1ull << 10) | (1ull << 11) | (1ull << 20)));
     CHECK(bits[1] == 1);
+    /* A reopened image (a snapshot froze the disk meanwhile) is still tracked. */
+    CHECK(block_release(bs) == 0 && block_reopen(bs, path, "raw", false, err) == 0);
+    CHECK(block_write(bs, 5 * 4096, buf, 1) == 0);
+    CHECK_EQ_U64(dirty_log_harvest(&log, bits), 1);
     block_track_writes(bs, NULL);
     CHECK(block_write(bs, 0, buf, 4096) == 0);
     CHECK_EQ_U64(dirty_log_harvest(&log, bits), 0);
