@@ -117,9 +117,10 @@ static const struct block_driver *block_probe_driver(const uint8_t *hdr, size_t 
     return best;
 }
 
-/* Opens and locks the file: O_NONBLOCK keeps open() from hanging on a FIFO, which the type
- * check then refuses. */
-static int block_open_file(const char *path, bool readonly, int *out_fd, char *err)
+/* Opens an image file (read-only or read-write) that must be a regular file or a block
+ * device: O_NONBLOCK keeps open() from hanging on a FIFO, which the type check then refuses.
+ * 0 and *out_fd, or -errno with err. */
+static int block_open_image_fd(const char *path, bool readonly, int *out_fd, char *err)
 {
     struct stat st;
     int fd, flags, ret;
@@ -146,19 +147,31 @@ static int block_open_file(const char *path, bool readonly, int *out_fd, char *e
         block_set_error(err, "%s: fcntl: %s", path, strerror(errno));
         goto close_fd;
     }
-    if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-        ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        block_set_error(err, "%s: image is in use (%s): %s", path,
-                        readonly ? "open for writing elsewhere" : "open elsewhere",
-                        strerror(errno));
-        goto close_fd;
-    }
     *out_fd = fd;
     return 0;
 
 close_fd:
     close(fd);
     return ret;
+}
+
+/* Opens the image file and locks it: shared when read-only, exclusive when writable. */
+static int block_open_file(const char *path, bool readonly, int *out_fd, char *err)
+{
+    int fd, ret = block_open_image_fd(path, readonly, &fd, err);
+
+    if (ret < 0)
+        return ret;
+    if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        block_set_error(err, "%s: image is in use (%s): %s", path,
+                        readonly ? "open for writing elsewhere" : "open elsewhere",
+                        strerror(errno));
+        close(fd);
+        return ret;
+    }
+    *out_fd = fd;
+    return 0;
 }
 
 static int block_open_depth(const char *path, const char *format, bool readonly, unsigned depth,
@@ -508,7 +521,6 @@ int block_query_backing(const char *path, const char *format, char *name, size_t
 {
     const struct block_driver *drv;
     uint8_t hdr[BLOCK_PROBE_LEN];
-    struct stat st;
     ssize_t n;
     int fd, ret = 0;
 
@@ -520,24 +532,10 @@ int block_query_backing(const char *path, const char *format, char *name, size_t
         block_set_error(err, "%s: unknown image format '%s' (known: qcow2, raw)", path, format);
         return -EINVAL;
     }
-    /* No lock: the image may be some other VM's, open for writing. O_NONBLOCK keeps a FIFO
-     * from hanging the open; the type check then refuses it. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        ret = -errno;
-        block_set_error(err, "%s: cannot open: %s", path, strerror(errno));
+    /* No lock: the image may be some other VM's, open for writing. */
+    ret = block_open_image_fd(path, true, &fd, err);
+    if (ret < 0)
         return ret;
-    }
-    if (fstat(fd, &st) < 0) {
-        ret = -errno;
-        block_set_error(err, "%s: cannot stat: %s", path, strerror(errno));
-        goto close_fd;
-    }
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        ret = -EINVAL;
-        block_set_error(err, "%s: not a regular file or block device", path);
-        goto close_fd;
-    }
     if (format) {
         drv = block_find_driver(format);
     } else {

@@ -529,8 +529,11 @@ static const struct schema snapshot_schema = {
     "{\"file\": \"/var/lib/tessera/vm1.tsr\"}",
 };
 
-static void put_snapshot(const struct control_ops *ops, void *vm, const char *body, size_t len,
-                         struct control_response *r)
+/* PUT /v1/vm/snapshot and /v1/vm/snapshot-delete: {"file": ...} for an op that answers with
+ * JSON. `what` names the op in replies, `file_is` says what the file is for. */
+static void put_file_op(int (*op)(void *vm, const char *file, json_t **out, char *err), void *vm,
+                        const char *body, size_t len, const char *what, const char *file_is,
+                        struct control_response *r)
 {
     struct field_value v[CONTROL_FIELDS_MAX];
     char err[CONTROL_ERR_LEN] = "";
@@ -543,46 +546,30 @@ static void put_snapshot(const struct control_ops *ops, void *vm, const char *bo
         return;
     }
     if (!v[SNAP_FILE].present || !v[SNAP_FILE].s[0]) {
-        reply_error(r, 400, "missing field 'file' (where to write the snapshot)");
+        reply_error(r, 400, "missing field 'file' (%s)", file_is);
         goto out;
     }
-    log_info("api: snapshot to %s", v[SNAP_FILE].s);
-    ret = ops->snapshot ? ops->snapshot(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
+    log_info("api: %s %s", what, v[SNAP_FILE].s);
+    ret = op ? op(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
     if (ret < 0)
-        reply_op_message(r, "snapshot", ret, err);
+        reply_op_message(r, what, ret, err);
     else
-        reply_json(r, "snapshot", out);
+        reply_json(r, what, out);
 out:
     json_decref(doc);
 }
 
-/* ---- PUT /v1/vm/snapshot-delete ---- */
+static void put_snapshot(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                         struct control_response *r)
+{
+    put_file_op(ops->snapshot, vm, body, len, "snapshot", "where to write the snapshot", r);
+}
 
 static void put_snapshot_delete(const struct control_ops *ops, void *vm, const char *body,
                                 size_t len, struct control_response *r)
 {
-    struct field_value v[CONTROL_FIELDS_MAX];
-    char err[CONTROL_ERR_LEN] = "";
-    json_t *doc, *out = NULL;
-    int ret;
-
-    ret = schema_parse(&snapshot_schema, body, len, &doc, v, err);
-    if (ret) {
-        reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
-        return;
-    }
-    if (!v[SNAP_FILE].present || !v[SNAP_FILE].s[0]) {
-        reply_error(r, 400, "missing field 'file' (the snapshot to delete)");
-        goto out;
-    }
-    log_info("api: delete snapshot %s", v[SNAP_FILE].s);
-    ret = ops->snapshot_delete ? ops->snapshot_delete(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
-    if (ret < 0)
-        reply_op_message(r, "snapshot-delete", ret, err);
-    else
-        reply_json(r, "snapshot-delete", out);
-out:
-    json_decref(doc);
+    put_file_op(ops->snapshot_delete, vm, body, len, "snapshot-delete", "the snapshot to delete",
+                r);
 }
 
 enum { MIG_URI, MIG_MODE, MIG_DOWNTIME, MIG_COPY_DISKS };
