@@ -366,9 +366,7 @@ static const struct vm_command commands[] = {
      prep_snapshots},
     {"snapshot-delete", "FILE", "delete a snapshot; its disks' data merges into the newer layer",
      prep_snapshot_delete},
-    {"migrate", "tcp:HOST:PORT",
-     "move the VM to `tessera run --incoming tcp:HOST:PORT` (--mode, --downtime-ms, "
-     "--copy-disks)",
+    {"migrate", "tcp:HOST:PORT", "move the VM to `tessera run --incoming tcp:HOST:PORT`",
      prep_migrate},
 };
 
