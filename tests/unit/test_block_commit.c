@@ -21,68 +21,11 @@
 
 #include "base/log.h"
 #include "block/block.h"
-
-#define KiB (1024ull)
-#define MiB (1024ull * 1024)
-
-static char tmpdir[64];
-static bool have_qemu_img;
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
+#include "test_disk.h"
 
 static void tpath(char *out, const char *name)
 {
     snprintf(out, 256, "%s/%s", tmpdir, name);
-}
-
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)((seed * 131 + i * 7 + (i >> 9)) ^ (seed >> 3));
-}
-
-/* Reads the whole disk through bs. */
-static uint8_t *read_all(struct block *bs)
-{
-    uint8_t *buf = malloc(block_length(bs));
-
-    if (buf && block_read(bs, 0, buf, block_length(bs)) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* Random data writes (partial and whole clusters), write_zeroes and discards. */
-static void scribble(struct block *bs, unsigned n, uint64_t seed)
-{
-    const uint64_t len = block_length(bs);
-    uint8_t *buf = malloc(256 * KiB);
-
-    for (unsigned i = 0; i < n && buf; i++) {
-        uint64_t size = 1 + rng() % (200 * KiB), off = rng() % len;
-        unsigned what = (unsigned)(rng() % 8);
-
-        if (size > len - off)
-            size = len - off;
-        if (what == 0) {
-            CHECK(block_write_zeroes(bs, off, size, rng() & 1) == 0);
-        } else if (what == 1) {
-            CHECK(block_discard(bs, off, size) == 0);
-        } else {
-            fill(buf, size, seed + i);
-            CHECK(block_write(bs, off, buf, size) == 0);
-        }
-    }
-    CHECK(block_flush(bs) == 0);
-    free(buf);
 }
 
 static int copy_file(const char *from, const char *to)
@@ -103,14 +46,6 @@ static int patch_header(const char *path, const uint8_t *hdr)
     ret = pwrite(fd, hdr, 512, 0) == 512 ? 0 : -1;
     close(fd);
     return ret;
-}
-
-static int qemu_img_check(const char *path)
-{
-    char cmd[512];
-
-    snprintf(cmd, sizeof(cmd), "qemu-img check -q '%s' >/dev/null 2>&1", path);
-    return system(cmd);
 }
 
 static void test_backing_and_layer(void)
@@ -328,7 +263,7 @@ static void commit_case(const char *tag, const char *base_fmt, unsigned mid_bits
         CHECK(block_open(base, "raw", false, &b, err) == 0);
         if (!b)
             return;
-        scribble(b, 40, 10);
+        scribble(b, 40);
         block_close(b);
         snprintf(mid, sizeof(mid), "%s", base);
         CHECK(block_create_qcow2(top, 0, top_bits, base, "raw", err) == 0);
@@ -337,13 +272,13 @@ static void commit_case(const char *tag, const char *base_fmt, unsigned mid_bits
         CHECK(block_open(base, "qcow2", false, &b, err) == 0);
         if (!b)
             return;
-        scribble(b, 40, 10);
+        scribble(b, 40);
         block_close(b);
         CHECK(block_create_qcow2(mid, 0, mid_bits, base, "qcow2", err) == 0);
         CHECK(block_open(mid, "qcow2", false, &m, err) == 0);
         if (!m)
             return;
-        scribble(m, 40, 20);
+        scribble(m, 40);
         block_close(m);
         m = NULL;
         CHECK(block_create_qcow2(top, 0, top_bits, mid, "qcow2", err) == 0);
@@ -351,7 +286,7 @@ static void commit_case(const char *tag, const char *base_fmt, unsigned mid_bits
     CHECK(block_open(top, "qcow2", false, &t, err) == 0);
     if (!t)
         return;
-    scribble(t, 60, 30);
+    scribble(t, 60);
     want = read_all(t);
     block_close(t);
     CHECK(block_open(mid, mid_is_base ? "raw" : "qcow2", true, &m, err) == 0);
@@ -420,17 +355,9 @@ static void test_commit_errors(void)
 
 int main(void)
 {
-    char cmd[128];
-
     log_set_level(LOG_ERROR);
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tessera-commit-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (disk_tests_begin("commit"))
         return 1;
-    }
-    have_qemu_img = system("qemu-img --version >/dev/null 2>&1") == 0;
-    if (!have_qemu_img)
-        printf("note: qemu-img not found; image checks skipped\n");
     test_backing_and_layer();
     test_map();
     test_query_backing();
@@ -439,8 +366,6 @@ int main(void)
     commit_case("small-top", "qcow2", 16, 9);
     commit_case("raw", "raw", 0, 16);
     test_commit_errors();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        printf("note: could not remove %s\n", tmpdir);
+    disk_tests_end();
     return test_finish("block_commit");
 }

@@ -30,23 +30,10 @@
 
 #include "base/log.h"
 #include "block/block.h"
+#include "test_disk.h"
 #include "vmm/snapshots.h"
 
-#define KiB       (1024ull)
-#define MiB       (1024ull * 1024)
 #define DISK_SIZE (4 * MiB + 3 * 512)
-
-static char tmpdir[64];
-static bool have_qemu_img;
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
 
 /* snprintf() for paths and texts that fit by construction (the folder is short). */
 static void sfmt(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -220,48 +207,6 @@ static bool revert(struct fake_vm *f, const char *snap, const char *fmt)
            block_reopen(bs, f->live[0], "qcow2", false, err) == 0;
 }
 
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)((seed * 131 + i * 7 + (i >> 9)) ^ (seed >> 3));
-}
-
-/* Random writes, zeroes and discards, as a guest would make them. */
-static void scribble(struct block *bs, unsigned n)
-{
-    const uint64_t len = block_length(bs);
-    uint8_t *buf = malloc(256 * KiB);
-
-    for (unsigned i = 0; i < n && buf; i++) {
-        uint64_t size = 1 + rng() % (200 * KiB), off = rng() % len;
-        unsigned what = (unsigned)(rng() % 8);
-
-        if (size > len - off)
-            size = len - off;
-        if (what == 0)
-            CHECK(block_write_zeroes(bs, off, size, rng() & 1) == 0);
-        else if (what == 1)
-            CHECK(block_discard(bs, off, size) == 0);
-        else {
-            fill(buf, size, rng());
-            CHECK(block_write(bs, off, buf, size) == 0);
-        }
-    }
-    CHECK(block_flush(bs) == 0);
-    free(buf);
-}
-
-static uint8_t *read_all(struct block *bs)
-{
-    uint8_t *buf = malloc(block_length(bs));
-
-    if (buf && block_read(bs, 0, buf, block_length(bs)) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* The disk a snapshot image holds (its chain), read now. */
 static uint8_t *read_image(const char *path)
 {
@@ -332,14 +277,6 @@ static void fingerprint(const char *dir, char *out, size_t len)
         free(names[i]);
     }
     free(names);
-}
-
-static int qemu_img_check(const char *path)
-{
-    char cmd[PATH_MAX + 64];
-
-    sfmt(cmd, sizeof(cmd), "qemu-img check -q '%s' >/dev/null 2>&1", path);
-    return system(cmd);
 }
 
 /* A folder for one case. */
@@ -976,17 +913,9 @@ static void test_note(void)
 
 int main(void)
 {
-    char cmd[128];
-
     log_set_level(LOG_ERROR);
-    sfmt(tmpdir, sizeof(tmpdir), "/tmp/tessera-snapshots-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (disk_tests_begin("snapshots"))
         return 1;
-    }
-    have_qemu_img = system("qemu-img --version >/dev/null 2>&1") == 0;
-    if (!have_qemu_img)
-        printf("note: qemu-img not found; image checks skipped\n");
     test_chain();
     test_dependants();
     test_state_missing();
@@ -995,8 +924,6 @@ int main(void)
     test_hostile();
     test_diskless();
     test_note();
-    sfmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        printf("note: could not remove %s\n", tmpdir);
+    disk_tests_end();
     return test_finish("snapshots");
 }
