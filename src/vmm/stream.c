@@ -127,6 +127,14 @@ static void w_le(struct stream_writer *w, uint64_t v, unsigned n)
     w_put(w, le, n);
 }
 
+/* Ends the header or a record: the CRC-32 of every stream byte before this one. */
+static void w_check(struct stream_writer *w)
+{
+    uint32_t crc = w->crc;
+
+    w_le(w, crc, 4);
+}
+
 int stream_writer_create(int fd, const char *what, int zstd_level, struct stream_writer **out)
 {
     struct stream_writer *w = calloc(1, sizeof(*w));
@@ -173,6 +181,7 @@ int stream_write_header(struct stream_writer *w, const char *config_json, uint32
     w_le(w, (uint64_t)time(NULL), 8);
     w_le(w, n, 4);
     w_put(w, config_json, n);
+    w_check(w);
     return w->err;
 }
 
@@ -246,6 +255,7 @@ static void w_ram_chunk(struct stream_writer *w, const struct guest_ram *ram, ui
     w_put(w, kinds, count);
     w_le(w, c, 4);
     w_put(w, w->zbuf, c);
+    w_check(w);
 }
 
 int stream_write_ram(struct stream_writer *w, const struct guest_ram *ram, const uint64_t *bitmap,
@@ -283,6 +293,7 @@ int stream_write_section(struct stream_writer *w, const char *name, uint32_t ver
     w_le(w, version, 4);
     w_le(w, len, 4);
     w_put(w, payload, len);
+    w_check(w);
     return w->err;
 }
 
@@ -301,6 +312,7 @@ int stream_write_disk_size(struct stream_writer *w, unsigned slot, uint64_t size
     if (slot > UINT8_MAX)
         return w_fail(w, -EINVAL, "%s: disk slot %u cannot be written", w->what, slot);
     w_disk_head(w, slot, STREAM_DISK_SIZE, size, 0);
+    w_check(w);
     return w->err;
 }
 
@@ -319,6 +331,7 @@ int stream_write_disk(struct stream_writer *w, unsigned slot, uint64_t offset, c
         i++;
     if (i == len) {
         w_disk_head(w, slot, STREAM_DISK_ZERO, offset, (uint32_t)len);
+        w_check(w);
         return w->err;
     }
     c = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, data, len, w->level);
@@ -327,16 +340,14 @@ int stream_write_disk(struct stream_writer *w, unsigned slot, uint64_t offset, c
     w_disk_head(w, slot, STREAM_DISK_DATA, offset, (uint32_t)len);
     w_le(w, c, 4);
     w_put(w, w->zbuf, c);
+    w_check(w);
     return w->err;
 }
 
 int stream_write_end(struct stream_writer *w)
 {
-    uint32_t crc;
-
     w_put(w, "E", 1);
-    crc = w->crc;
-    w_le(w, crc, 4);
+    w_check(w);
     return w_push(w);
 }
 
@@ -370,8 +381,9 @@ static int r_fail(struct stream_reader *r, const char *fmt, ...)
     return -1;
 }
 
-/* Reads exactly n bytes (folding them into the checksum unless nocrc). */
-static int r_get(struct stream_reader *r, void *p, size_t n, const char *inside, bool nocrc)
+/* Reads exactly n bytes, folding them into the checksum; `inside` names the part they belong
+ * to, NULL between records. */
+static int r_get(struct stream_reader *r, void *p, size_t n, const char *inside)
 {
     uint8_t *b = p;
 
@@ -388,17 +400,24 @@ static int r_get(struct stream_reader *r, void *p, size_t n, const char *inside,
             if (got < 0)
                 return r_fail(r, "%s: read failed after %" PRIu64 " bytes: %s", r->what, r->bytes,
                               strerror(errno));
+            /* Between records the stream was cut; inside one, a damaged length may have
+             * sent the reader past the end just as well. */
+            if (got == 0 && !inside)
+                return r_fail(r,
+                              "%s: truncated: the stream ends after %" PRIu64
+                              " bytes, before its end record",
+                              r->what, r->bytes);
             if (got == 0)
                 return r_fail(r,
-                              "%s: truncated: the stream ends after %" PRIu64 " bytes, inside %s",
+                              "%s: truncated or corrupt: the stream ends after %" PRIu64
+                              " bytes, inside %s",
                               r->what, r->bytes, inside);
             r->have = (size_t)got;
             r->pos = 0;
         }
         k = r->have - r->pos < n ? r->have - r->pos : n;
         memcpy(b, r->buf + r->pos, k);
-        if (!nocrc)
-            r->crc = (uint32_t)crc32(r->crc, b, (uInt)k);
+        r->crc = (uint32_t)crc32(r->crc, b, (uInt)k);
         r->pos += k;
         r->bytes += k;
         b += k;
@@ -412,7 +431,7 @@ static uint64_t r_le(struct stream_reader *r, unsigned n, const char *inside)
     uint8_t le[8];
     uint64_t v = 0;
 
-    if (r_get(r, le, n, inside, false))
+    if (r_get(r, le, n, inside))
         return 0;
     for (unsigned i = 0; i < n; i++)
         v |= (uint64_t)le[i] << (8 * i);
@@ -454,6 +473,25 @@ void stream_reader_destroy(struct stream_reader *r)
     free(r);
 }
 
+/* Ends the header or a record: its stored checksum must match the bytes read so far, so
+ * nothing in it is acted on unless it arrived as it was written. `what` names the part. */
+static int r_check(struct stream_reader *r, const char *part)
+{
+    uint64_t at = r->bytes;
+    uint32_t want = r->crc, got = (uint32_t)r_le(r, 4, part);
+
+    if (r->failed)
+        return -1;
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* a fuzzer cannot forge CRCs */
+    if (got != want)
+        return r_fail(r,
+                      "%s: the stream is corrupt: %s ending at byte %" PRIu64
+                      " fails its checksum (stored %08" PRIx32 ", its bytes sum to %08" PRIx32 ")",
+                      r->what, part, at, got, want);
+#endif
+    return 0;
+}
+
 int stream_read_header(struct stream_reader *r, char **config_json)
 {
     char magic[8];
@@ -461,35 +499,40 @@ int stream_read_header(struct stream_reader *r, char **config_json)
     char *json;
 
     *config_json = NULL;
-    if (r_get(r, magic, 8, "the header", false))
+    if (r_get(r, magic, 8, "the header"))
         return -1;
     if (memcmp(magic, STREAM_MAGIC, 8))
         return r_fail(r, "%s: not a Tessera state stream (its first 8 bytes are not \"%s\")",
                       r->what, STREAM_MAGIC);
     version = (uint32_t)r_le(r, 4, "the header");
-    flags = (uint32_t)r_le(r, 4, "the header");
-    (void)r_le(r, 8, "the header");
-    n = (uint32_t)r_le(r, 4, "the header");
     if (r->failed)
         return -1;
     if (version != STREAM_VERSION)
         return r_fail(r, "%s: state format version %" PRIu32 ", this tessera reads version %d",
                       r->what, version, STREAM_VERSION);
-    if (flags & ~(uint32_t)STREAM_F_DISKS)
-        return r_fail(r, "%s: header flags 0x%" PRIx32 " unknown to this tessera", r->what,
-                      flags & ~(uint32_t)STREAM_F_DISKS);
-    r->flags = flags;
+    flags = (uint32_t)r_le(r, 4, "the header");
+    (void)r_le(r, 8, "the header");
+    n = (uint32_t)r_le(r, 4, "the header");
+    if (r->failed)
+        return -1;
     if (n == 0 || n > STREAM_CONFIG_MAX)
-        return r_fail(r, "%s: machine config of %" PRIu32 " bytes (expected 1..%u)", r->what, n,
-                      STREAM_CONFIG_MAX);
+        return r_fail(
+            r, "%s: the stream is corrupt: a machine config of %" PRIu32 " bytes (expected 1..%u)",
+            r->what, n, STREAM_CONFIG_MAX);
     json = malloc((size_t)n + 1);
     if (!json)
         return r_fail(r, "%s: out of memory", r->what);
-    if (r_get(r, json, n, "the machine config", false)) {
+    if (r_get(r, json, n, "the machine config") || r_check(r, "the header")) {
         free(json);
         return -1;
     }
     json[n] = '\0';
+    if (flags & ~(uint32_t)STREAM_F_DISKS) {
+        free(json);
+        return r_fail(r, "%s: header flags 0x%" PRIx32 " unknown to this tessera", r->what,
+                      flags & ~(uint32_t)STREAM_F_DISKS);
+    }
+    r->flags = flags;
     if (strlen(json) != n) {
         free(json);
         return r_fail(r, "%s: machine config contains a NUL byte", r->what);
@@ -506,36 +549,45 @@ static int r_ram(struct stream_reader *r, struct guest_ram *ram)
     unsigned ndata = 0;
     size_t got;
 
+    /* Framing first, bounded so the reads stay inside the buffers; the fields' meaning only
+     * once the checksum has vouched for them. */
     first = r_le(r, 8, "a RAM record");
     count = (uint32_t)r_le(r, 4, "a RAM record");
     if (r->failed)
         return -1;
+    if (count == 0 || count > STREAM_RAM_CHUNK)
+        return r_fail(
+            r, "%s: the stream is corrupt: a RAM record of %" PRIu32 " pages (expected 1..%d)",
+            r->what, count, STREAM_RAM_CHUNK);
+    if (r_get(r, kinds, count, "a RAM record"))
+        return -1;
+    c = (uint32_t)r_le(r, 4, "a RAM record");
+    if (r->failed)
+        return -1;
+    if (c > r->zcap)
+        return r_fail(r, "%s: the stream is corrupt: a RAM record of %" PRIu32 " compressed bytes",
+                      r->what, c);
+    if (r_get(r, r->zbuf, c, "a RAM record's data") || r_check(r, "a RAM record"))
+        return -1;
     if (!ram || r->seen_section)
-        return r_fail(r, "%s: RAM record at byte %" PRIu64 " after the device sections", r->what,
-                      r->bytes);
+        return r_fail(r, "%s: RAM record at byte %" PRIu64 " %s", r->what, r->bytes,
+                      ram ? "after the device sections" : "where none may come");
     pages = ram->size / PAGE;
-    if (count == 0 || count > STREAM_RAM_CHUNK || first >= pages || count > pages - first)
+    if (first >= pages || count > pages - first)
         return r_fail(r,
-                      "%s: RAM record for pages %" PRIu64 "+%" PRIu32 " does not fit %" PRIu64
+                      "%s: RAM record for pages %" PRIu64 "..+%" PRIu32 " does not fit %" PRIu64
                       " pages of RAM (is the stream from a machine with more memory?)",
                       r->what, first, count, pages);
-    if (r_get(r, kinds, count, "a RAM record", false))
-        return -1;
     for (unsigned i = 0; i < count; i++) {
         if (kinds[i] > KIND_DATA)
             return r_fail(r, "%s: RAM record page %" PRIu64 " has kind %u (expected 0, 1 or 2)",
                           r->what, first + i, kinds[i]);
         ndata += kinds[i] == KIND_DATA;
     }
-    c = (uint32_t)r_le(r, 4, "a RAM record");
-    if (r->failed)
-        return -1;
-    if ((ndata == 0 && c != 0) || (ndata && (c == 0 || c > r->zcap)))
+    if ((ndata == 0) != (c == 0))
         return r_fail(
             r, "%s: RAM record at page %" PRIu64 ": %" PRIu32 " compressed bytes for %u pages",
             r->what, first, c, ndata);
-    if (r_get(r, r->zbuf, c, "a RAM record's data", false))
-        return -1;
     if (ndata) {
         got = ZSTD_decompressDCtx(r->dc, r->stage, (size_t)ndata * PAGE, r->zbuf, c);
         if (ZSTD_isError(got) || got != (size_t)ndata * PAGE)
@@ -568,8 +620,7 @@ static int r_ram(struct stream_reader *r, struct guest_ram *ram)
     return 0;
 }
 
-static int r_section(struct stream_reader *r, const char **name, uint32_t *version,
-                     const uint8_t **payload, size_t *len)
+static int r_section(struct stream_reader *r, struct stream_record *rec)
 {
     unsigned n = (unsigned)r_le(r, 1, "a section");
     uint32_t l;
@@ -577,10 +628,24 @@ static int r_section(struct stream_reader *r, const char **name, uint32_t *versi
     if (r->failed)
         return -1;
     if (n == 0 || n > STREAM_NAME_MAX)
-        return r_fail(r, "%s: section name of %u bytes at byte %" PRIu64, r->what, n, r->bytes);
-    if (r_get(r, r->name, n, "a section name", false))
+        return r_fail(r, "%s: the stream is corrupt: a section name of %u bytes at byte %" PRIu64,
+                      r->what, n, r->bytes);
+    if (r_get(r, r->name, n, "a section name"))
         return -1;
     r->name[n] = '\0';
+    rec->version = (uint32_t)r_le(r, 4, "a section");
+    l = (uint32_t)r_le(r, 4, "a section");
+    if (r->failed)
+        return -1;
+    if (l > STREAM_SECTION_MAX)
+        return r_fail(r, "%s: the stream is corrupt: a section of %" PRIu32 " bytes (at most %u)",
+                      r->what, l, STREAM_SECTION_MAX);
+    free(r->payload);
+    r->payload = malloc(l ? l : 1);
+    if (!r->payload)
+        return r_fail(r, "%s: out of memory", r->what);
+    if (r_get(r, r->payload, l, "a section's payload") || r_check(r, "a section"))
+        return -1;
     for (unsigned i = 0; i < n; i++) {
         char ch = r->name[i];
 
@@ -589,23 +654,11 @@ static int r_section(struct stream_reader *r, const char **name, uint32_t *versi
             return r_fail(r, "%s: section name at byte %" PRIu64 " has a byte 0x%02x", r->what,
                           r->bytes, (unsigned char)ch);
     }
-    *version = (uint32_t)r_le(r, 4, "a section");
-    l = (uint32_t)r_le(r, 4, "a section");
-    if (r->failed)
-        return -1;
-    if (l > STREAM_SECTION_MAX)
-        return r_fail(r, "%s: section '%s' claims %" PRIu32 " bytes (at most %u)", r->what, r->name,
-                      l, STREAM_SECTION_MAX);
-    free(r->payload);
-    r->payload = malloc(l ? l : 1);
-    if (!r->payload)
-        return r_fail(r, "%s: out of memory", r->what);
-    if (r_get(r, r->payload, l, "a section's payload", false))
-        return -1;
     r->seen_section = true;
-    *name = r->name;
-    *payload = r->payload;
-    *len = l;
+    rec->item = STREAM_ITEM_SECTION;
+    rec->name = r->name;
+    rec->payload = r->payload;
+    rec->len = l;
     return 0;
 }
 
@@ -617,7 +670,7 @@ uint32_t stream_reader_flags(const struct stream_reader *r)
 static int r_disk(struct stream_reader *r, struct stream_record *rec)
 {
     uint64_t offset;
-    uint32_t len, c;
+    uint32_t len, c = 0;
     unsigned slot, kind;
     size_t got;
 
@@ -625,7 +678,18 @@ static int r_disk(struct stream_reader *r, struct stream_record *rec)
     kind = (unsigned)r_le(r, 1, "a disk record");
     offset = r_le(r, 8, "a disk record");
     len = (uint32_t)r_le(r, 4, "a disk record");
-    if (r->failed)
+    if (kind == STREAM_DISK_DATA) {
+        c = (uint32_t)r_le(r, 4, "a disk record");
+        if (r->failed)
+            return -1;
+        if (c == 0 || c > r->zcap)
+            return r_fail(
+                r, "%s: the stream is corrupt: a disk record of %" PRIu32 " compressed bytes",
+                r->what, c);
+        if (r_get(r, r->zbuf, c, "a disk record's data"))
+            return -1;
+    }
+    if (r_check(r, "a disk record"))
         return -1;
     if (!(r->flags & STREAM_F_DISKS) || r->seen_section)
         return r_fail(r, "%s: disk record at byte %" PRIu64 " %s", r->what, r->bytes,
@@ -647,14 +711,6 @@ static int r_disk(struct stream_reader *r, struct stream_record *rec)
                                   .len = len};
     if (kind != STREAM_DISK_DATA)
         return 0;
-    c = (uint32_t)r_le(r, 4, "a disk record");
-    if (r->failed)
-        return -1;
-    if (c == 0 || c > r->zcap)
-        return r_fail(r, "%s: disk %u record at %" PRIu64 ": %" PRIu32 " compressed bytes", r->what,
-                      slot, offset, c);
-    if (r_get(r, r->zbuf, c, "a disk record's data", false))
-        return -1;
     got = ZSTD_decompressDCtx(r->dc, r->stage, len, r->zbuf, c);
     if (ZSTD_isError(got) || got != len)
         return r_fail(
@@ -674,35 +730,21 @@ int stream_read_next(struct stream_reader *r, struct guest_ram *ram, struct stre
         return -1;
     if (r->ended)
         return r_fail(r, "%s: read past the end record", r->what);
-    if (r_get(r, &type, 1, "a record", false))
+    if (r_get(r, &type, 1, NULL))
         return -1;
     switch (type) {
     case 'R': rec->item = STREAM_ITEM_RAM; return r_ram(r, ram);
     case 'D': return r_disk(r, rec);
-    case 'S':
-        rec->item = STREAM_ITEM_SECTION;
-        return r_section(r, &rec->name, &rec->version, &rec->payload, &rec->len);
-    case 'E': {
-        uint32_t want = r->crc;
-        uint8_t le[4];
-        uint32_t got;
-
-        if (r_get(r, le, 4, "the end record", true))
+    case 'S': return r_section(r, rec);
+    case 'E':
+        if (r_check(r, "the end record"))
             return -1;
-        got =
-            (uint32_t)le[0] | (uint32_t)le[1] << 8 | (uint32_t)le[2] << 16 | (uint32_t)le[3] << 24;
-        if (got != want)
-            return r_fail(r,
-                          "%s: checksum mismatch: the trailer says %08" PRIx32 ", the %" PRIu64
-                          " bytes before it sum to %08" PRIx32 " (the stream is corrupt)",
-                          r->what, got, r->bytes - 4, want);
         r->ended = true;
         rec->item = STREAM_ITEM_END;
         return 0;
-    }
     default:
-        return r_fail(r, "%s: unknown record type 0x%02x at byte %" PRIu64, r->what, type,
-                      r->bytes - 1);
+        return r_fail(r, "%s: the stream is corrupt: unknown record type 0x%02x at byte %" PRIu64,
+                      r->what, type, r->bytes - 1);
     }
 }
 

@@ -1,10 +1,11 @@
 /* The machine-state stream: one format for snapshot files and migration streams.
  *
  *   header   "TSRSTATE" | u32 format version | u32 flags | u64 unix time |
- *            u32 n | n bytes of JSON: the machine config (cpus, memory, images, devices)
+ *            u32 n | n bytes of JSON: the machine config (cpus, memory, images, devices) |
+ *            u32 check
  *            flags: STREAM_F_DISKS, the disks' contents travel in 'D' records (block
  *            migration); other bits are refused
- *   records, each starting with one type byte:
+ *   records, each starting with one type byte and ending with a u32 check:
  *     'R'    RAM pages: u64 first page | u32 count (1..STREAM_RAM_CHUNK) | count bytes, one per
  *            page: 0 not in this record, 1 zero page, 2 data follows | u32 c | c bytes of a
  *            zstd frame holding the data pages in order (exactly 4096 bytes each)
@@ -14,11 +15,14 @@
  *              2 data: u32 c | c bytes of a zstd frame holding the len bytes
  *            len of zero and data is 1..STREAM_DISK_CHUNK; later records overwrite earlier ones
  *     'S'    a section: u8 n | n bytes of name | u32 version | u32 len | len bytes of payload
- *     'E'    end: u32 CRC-32 (zlib's) of every byte before it, from the header's first byte
+ *     'E'    end: nothing but its check
+ *   check    the CRC-32 (zlib's) of every stream byte before it, from the header's first byte
  * All integers little-endian. RAM records may repeat a page (later rounds of a live migration
- * overwrite earlier ones); sections come after the last RAM and disk record. A reader applies
- * nothing it has not checked: lengths are bounded before allocation, page numbers against the RAM
- * size, and a machine runs only after the trailer's checksum matched.
+ * overwrite earlier ones); sections come after the last RAM and disk record. A reader acts on
+ * nothing it has not checked: lengths are bounded before allocation, a record's fields are used
+ * only after its check matched (a damaged byte is reported as corruption, never as a strange
+ * field), page numbers are checked against the RAM size, and a machine runs only after the
+ * end record's check matched: a record cannot go missing unnoticed either.
  *
  * Threads: a writer or a reader belongs to the thread that uses it. */
 #ifndef TESSERA_VMM_STREAM_H
@@ -31,7 +35,7 @@
 #include "hw/guest_mem.h"
 
 #define STREAM_MAGIC       "TSRSTATE"
-#define STREAM_VERSION     1
+#define STREAM_VERSION     2
 #define STREAM_CONFIG_MAX  (64u << 10)
 #define STREAM_SECTION_MAX (16u << 20)
 #define STREAM_RAM_CHUNK   256 /* pages per 'R' record */
@@ -93,7 +97,7 @@ void stream_reader_destroy(struct stream_reader *r);
 
 /* Reads and checks the header; *config_json (malloc'd, NUL-terminated) is the machine config.
  * 0, or -1 with stream_reader_error() set ("snap.tsr: not a Tessera state stream (magic ...)",
- * "... format version 2, this tessera reads version 1"). */
+ * "... format version 3, this tessera reads version 2"). */
 int stream_read_header(struct stream_reader *r, char **config_json);
 /* The header's flags (STREAM_F_*), once stream_read_header() succeeded. */
 uint32_t stream_reader_flags(const struct stream_reader *r);
@@ -101,8 +105,9 @@ uint32_t stream_reader_flags(const struct stream_reader *r);
 /* Reads the next record into *rec. For STREAM_ITEM_RAM the pages are applied to `ram` (each
  * checked to lie inside it); a section or disk record is described by *rec until the next
  * call; for STREAM_ITEM_END the checksum has been verified. 0, or -1 with
- * stream_reader_error() set: truncated stream, unknown record type, bad lengths, a page
- * outside RAM, a zstd frame that does not decode to exactly its pages, a checksum mismatch.
+ * stream_reader_error() set: truncated stream, a record that fails its checksum or is framed
+ * wrongly ("the stream is corrupt: ..."), a page outside RAM, a zstd frame that does not decode
+ * to exactly its pages.
  * `ram` may be NULL only if no RAM record may follow (then one is an error). Otherwise it must
  * be the same RAM at every call, all zeroes before the first (as guest_ram_init() leaves it):
  * the reader touches a page only to give it data, or to clear data it gave it earlier, so

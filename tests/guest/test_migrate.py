@@ -987,17 +987,21 @@ def test_failures_truncated():
 
 
 def test_failures_checksum():
-    """A snapshot with one byte in the middle flipped: restore fails at once on a checksum."""
-    bad = path("flipped.tvs")
-    shutil.copyfile(base_snapshot(), bad)
-    with open(bad, "r+b") as f:
-        f.seek(os.path.getsize(bad) // 2)
-        b = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([b[0] ^ 0xFF]))
-    line = expect_clean_failure([TESSERA, "run", "--restore", bad], "failures_checksum",
-                                r"checksum|crc|corrupt")
-    assert os.path.basename(bad) in line, "the error does not name the file: %r" % line
+    """A snapshot with one byte flipped, early, in the middle, late or in the end record: restore
+    fails at once and says the file is corrupt."""
+    size = os.path.getsize(base_snapshot())
+    for where in (size // 4, size // 2, size * 3 // 4, size - 2):
+        bad = path("flipped-%d.tvs" % where)
+        shutil.copyfile(base_snapshot(), bad)
+        with open(bad, "r+b") as f:
+            f.seek(where)
+            b = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([b[0] ^ 0xFF]))
+        line = expect_clean_failure([TESSERA, "run", "--restore", bad], "failures_checksum",
+                                    r"corrupt")
+        assert os.path.basename(bad) in line, "the error does not name the file: %r" % line
+        os.unlink(bad)
 
 
 def test_failures_bad_stream():

@@ -32,6 +32,7 @@
 #include "block/block.h"
 #include "test_disk.h"
 #include "vmm/snapshots.h"
+#include "vmm/stream.h"
 
 #define DISK_SIZE (4 * MiB + 3 * 512)
 
@@ -113,7 +114,18 @@ static void vm_close(struct fake_vm *f)
     f->vm.ndisks = 0;
 }
 
-/* A state file as stream.h describes it: the header (with `json`) and the trailer. */
+static void put_check(FILE *fp, uint32_t *crc)
+{
+    uint8_t le[4];
+
+    for (int i = 0; i < 4; i++)
+        le[i] = (uint8_t)(*crc >> (8 * i));
+    fwrite(le, 1, 4, fp);
+    *crc = (uint32_t)crc32(*crc, le, 4);
+}
+
+/* A state file as stream.h describes it: the header (with `json`) and the end record, each
+ * closed by the CRC-32 of every byte before it. */
 static void write_state(const char *path, const char *json, uint32_t version)
 {
     uint8_t hdr[28];
@@ -129,17 +141,17 @@ static void write_state(const char *path, const char *json, uint32_t version)
     }
     for (int i = 0; i < 8; i++)
         hdr[16 + i] = (uint8_t)(t >> (8 * i));
-    crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
-    crc = (uint32_t)crc32(crc, (const uint8_t *)json, n);
-    crc = (uint32_t)crc32(crc, (const uint8_t *)"E", 1);
     CHECK(fp != NULL);
     if (!fp)
         return;
+    crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
+    crc = (uint32_t)crc32(crc, (const uint8_t *)json, n);
     fwrite(hdr, 1, sizeof(hdr), fp);
     fwrite(json, 1, n, fp);
+    put_check(fp, &crc);
     fputc('E', fp);
-    for (int i = 0; i < 4; i++)
-        fputc((int)(uint8_t)(crc >> (8 * i)), fp);
+    crc = (uint32_t)crc32(crc, (const uint8_t *)"E", 1);
+    put_check(fp, &crc);
     fclose(fp);
 }
 
@@ -178,7 +190,7 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
                                 s ? "," : "", frozen, fmt, f->live[disk - f->vm.disks]);
     }
     sfmt(json + len, sizeof(json) - len, "]}");
-    write_state(snap, json, 1);
+    write_state(snap, json, STREAM_VERSION);
     snapshot_note_chain(&f->vm);
     return true;
 }
@@ -736,7 +748,7 @@ static void test_hostile(void)
     sfmt(p, sizeof(p), "%s/short.tsr", dir);
     fp = fopen(p, "wb");
     if (fp) {
-        fputs("TSRSTATE\1\0", fp);
+        fputs("TSRSTATE\2\0", fp);
         fclose(fp);
     }
     err[0] = '\0';
@@ -750,13 +762,13 @@ static void test_hostile(void)
     CHECK(strstr(err, "version 99") != NULL);
 
     sfmt(p, sizeof(p), "%s/notjson.tsr", dir);
-    write_state(p, "[1, 2, {", 1);
+    write_state(p, "[1, 2, {", STREAM_VERSION);
     err[0] = '\0';
     CHECK(snapshot_delete(&f.vm, p, &res, err) == -EINVAL);
     CHECK(strstr(err, "not a JSON object") != NULL);
 
     sfmt(p, sizeof(p), "%s/baddevs.tsr", dir);
-    write_state(p, "{\"devices\": [{\"type\": 5}]}", 1);
+    write_state(p, "{\"devices\": [{\"type\": 5}]}", STREAM_VERSION);
     err[0] = '\0';
     CHECK(snapshot_delete(&f.vm, p, &res, err) == -EINVAL);
     CHECK(strstr(err, "devices[0]") != NULL);
@@ -767,7 +779,7 @@ static void test_hostile(void)
          "{\"devices\": [{\"type\": \"disk\", \"options\": "
          "\"%s.disk0,format=qcow2,snapshot-of=%s\"}]}",
          s, live);
-    write_state(p, json, 1);
+    write_state(p, json, STREAM_VERSION);
     err[0] = '\0';
     CHECK(snapshot_delete(&f.vm, p, &res, err) == -EINVAL);
     CHECK(strstr(err, "renamed") != NULL);
@@ -805,7 +817,7 @@ static void test_hostile(void)
          "{\"devices\": [{\"type\": \"disk\", \"options\": "
          "\"%s.disk0,format=qcow2,snapshot-of=%s\"}]}",
          p, live);
-    write_state(p, json, 1);
+    write_state(p, json, STREAM_VERSION);
     {
         char img[PATH_MAX];
         struct fake_vm h;
@@ -863,7 +875,7 @@ static void test_diskless(void)
     vm_init(&f);
     CHECK(snapshot_list(&f.vm, &e, &n, err) == 0 && n == 0 && e == NULL);
     sfmt(s, sizeof(s), "%s/s.tsr", dir);
-    write_state(s, "{\"devices\": [{\"type\": \"rng\", \"options\": \"\"}]}", 1);
+    write_state(s, "{\"devices\": [{\"type\": \"rng\", \"options\": \"\"}]}", STREAM_VERSION);
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(!exists(s) && res.disks == 0);
     sfmt(t, sizeof(t), "%s/t.tsr", dir);
@@ -871,7 +883,7 @@ static void test_diskless(void)
          "{\"devices\": [{\"type\": \"disk\", \"options\": "
          "\"%s.disk0,format=qcow2,snapshot-of=/x\"}]}",
          t);
-    write_state(t, json, 1);
+    write_state(t, json, STREAM_VERSION);
     err[0] = '\0';
     CHECK(snapshot_delete(&f.vm, t, &res, err) == -EINVAL);
     CHECK(strstr(err, "not a snapshot of this VM") != NULL && exists(t));
@@ -890,7 +902,7 @@ static void test_note(void)
     sfmt(ov, sizeof(ov), "%s/ov.qcow2", dir);
     sfmt(full, sizeof(full), "%s/full.qcow2", dir);
     sfmt(deps, sizeof(deps), "%s.deps", x);
-    write_state(x, "{\"devices\": []}", 1);
+    write_state(x, "{\"devices\": []}", STREAM_VERSION);
     CHECK(block_create_qcow2(img, MiB, 0, NULL, NULL, err) == 0);
     CHECK(block_create_qcow2(ov, 0, 0, img, NULL, err) == 0);
     CHECK(block_create_qcow2(full, MiB, 0, NULL, NULL, err) == 0);
