@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -551,6 +552,47 @@ int block_query_backing(const char *path, const char *format, char *name, size_t
         ret = drv->query_backing(fd, path, name, name_len, fmt, fmt_len, err);
 
 close_fd:
+    close(fd);
+    return ret;
+}
+
+int block_anchor_backing(const char *path, const char *format, char *err)
+{
+    const struct block_driver *drv;
+    char name[PATH_MAX], fmt[32], abs_name[PATH_MAX], cwd[PATH_MAX] = "";
+    char *full;
+    uint8_t hdr[BLOCK_PROBE_LEN];
+    ssize_t n;
+    int fd, ret;
+
+    ret = block_query_backing(path, format, name, sizeof(name), fmt, sizeof(fmt), err);
+    if (ret < 0 || name[0] == '\0' || name[0] == '/')
+        return ret;
+    full = block_resolve_backing_path(path, name);
+    if (!full) {
+        block_set_error(err, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    if (full[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+        ret = -errno;
+    else if (snprintf(abs_name, sizeof(abs_name), "%s%s%s", cwd, cwd[0] ? "/" : "", full) >=
+             (int)sizeof(abs_name))
+        ret = -ENAMETOOLONG;
+    free(full);
+    if (ret < 0) {
+        block_set_error(err, "%s: backing file '%s': %s", path, name, strerror(-ret));
+        return ret;
+    }
+    ret = block_open_file(path, false, &fd, err);
+    if (ret < 0)
+        return ret;
+    if (format) {
+        drv = block_find_driver(format);
+    } else {
+        n = pread(fd, hdr, sizeof(hdr), 0);
+        drv = n < 0 ? NULL : block_probe_driver(hdr, (size_t)n);
+    }
+    ret = drv && drv->set_backing_name ? drv->set_backing_name(fd, path, abs_name, err) : 0;
     close(fd);
     return ret;
 }

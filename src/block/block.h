@@ -144,6 +144,13 @@ int block_map(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc 
 int block_query_backing(const char *path, const char *format, char *name, size_t name_len,
                         char *fmt, size_t fmt_len, char *err);
 
+/* If the image at `path` names its backing file relative to its own folder, rewrites the
+ * stored name as the absolute path it resolves to now (QEMU's `rebase -u`, same file), so the
+ * image may move to another folder and keep its backing file. Nothing to do for an absolute
+ * name, no backing file or a format without one. Locks the image exclusively: it must not be
+ * open. `format` NULL probes. 0, or -errno with one line in err (-EBUSY: in use). */
+int block_anchor_backing(const char *path, const char *format, char *err);
+
 /* Copies what `top` holds by itself (block_map(): its data, and zeroes where it says zeroes
  * over its backing file) into the writable image `base`, at the same offsets, and flushes base:
  * afterwards base reads, on every byte, as top did (top over base) when base was top's backing

@@ -46,6 +46,9 @@ struct block_driver {
      * checked to be a regular file or block device). NULL: the format has no backing file. */
     int (*query_backing)(int fd, const char *path, char *name, size_t name_len, char *fmt,
                          size_t fmt_len, char *err);
+    /* Optional: block_anchor_backing()'s rewrite of the stored backing file name, on `fd`,
+     * the image at `path` (opened writable and locked exclusively). NULL: no backing file. */
+    int (*set_backing_name)(int fd, const char *path, const char *name, char *err);
     /* Optional: bs's contents moved to a new struct block (block_reopen() swaps images in
      * place); the driver points its state back at `bs`. NULL: the driver keeps no pointer. */
     void (*rebind)(struct block *bs);

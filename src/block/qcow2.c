@@ -1385,6 +1385,54 @@ static int qcow2_query_backing(int fd, const char *path, char *name, size_t name
     return ret;
 }
 
+/* Points the header at a new backing file name, as QEMU's `rebase -u`: the name is written
+ * into free space of the header cluster first, then the 12 bytes of the header that say where
+ * the name lies and how long it is, each flushed; a crash leaves the old name or the new. */
+static int qcow2_set_backing_name(int fd, const char *path, const char *name, char *err)
+{
+    struct block b = {.fd = fd, .path = (char *)path};
+    struct qcow2 s = {.bs = &b};
+    struct qcow2_extensions ext = {.backing_fmt = ""};
+    struct qcow2_header h;
+    uint8_t *hdr, field[12];
+    size_t hdr_len, n = strlen(name);
+    uint64_t at;
+    int ret;
+
+    ret = qcow2_read_header(&s, &h, &ext, &hdr, &hdr_len, err);
+    if (ret < 0)
+        return ret;
+    free(hdr);
+    if (!h.backing_file_offset) {
+        block_set_error(err, "%s: has no backing file to rename", path);
+        return -EINVAL;
+    }
+    if (n == 0 || n > QCOW2_MAX_BACKING_NAME) {
+        block_set_error(err, "%s: a backing file name of %zu bytes (must be 1..%d)", path, n,
+                        QCOW2_MAX_BACKING_NAME);
+        return -ENAMETOOLONG;
+    }
+    /* Nothing follows the name in the header cluster (qcow2_check_header() put it inside). */
+    at = (h.backing_file_offset + h.backing_file_size + 7) & ~UINT64_C(7);
+    if (at + n > hdr_len) {
+        block_set_error(err, "%s: no room for a %zu-byte backing file name in the header cluster",
+                        path, n);
+        return -ENOSPC;
+    }
+    qcow2_put_be64(field, at);
+    qcow2_put_be32(field + 8, (uint32_t)n);
+    ret = block_file_write(fd, at, name, n);
+    if (ret == 0 && fdatasync(fd) < 0)
+        ret = -errno;
+    if (ret == 0)
+        ret = block_file_write(fd, 8, field, sizeof(field));
+    if (ret == 0 && fdatasync(fd) < 0)
+        ret = -errno;
+    if (ret < 0)
+        block_set_error(err, "%s: writing the backing file name: %s", path, strerror(-ret));
+    return ret;
+}
+
 static void qcow2_rebind(struct block *bs)
 {
     struct qcow2 *q = bs->opaque;
@@ -1407,5 +1455,6 @@ const struct block_driver block_driver_qcow2 = {
     .backing = qcow2_backing,
     .map = qcow2_map,
     .query_backing = qcow2_query_backing,
+    .set_backing_name = qcow2_set_backing_name,
     .rebind = qcow2_rebind,
 };

@@ -174,8 +174,7 @@ static void folder_of(const char *path, char *out)
         snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
 }
 
-/* Whether the folders of paths a and b are the same folder. */
-static bool same_folder(const char *a, const char *b)
+bool snapshot_same_folder(const char *a, const char *b)
 {
     char da[PATH_MAX], db[PATH_MAX];
     struct file_id ia, ib;
@@ -689,7 +688,6 @@ struct disk_plan {
 static int check_merge(const char *state, struct disk_plan *p, char *err)
 {
     struct block *x = p->chain.layer[p->k], *c = p->chain.layer[p->k - 1];
-    char name[PATH_MAX], fmt[FMT_LEN], berr[BLOCK_ERR_LEN];
     struct file_id cid;
     struct stat sx, sc;
     int ret;
@@ -741,18 +739,6 @@ static int check_merge(const char *state, struct disk_plan *p, char *err)
                 state, p->frozen, p->fmt_frozen, p->child, block_format_name(c));
         return -EINVAL;
     }
-    ret = block_query_backing(p->frozen, p->fmt_frozen, name, sizeof(name), fmt, sizeof(fmt), berr);
-    if (ret < 0) {
-        set_err(err, "%s: %s", state, berr);
-        return ret;
-    }
-    if (name[0] && name[0] != '/' && !same_folder(p->frozen, p->child)) {
-        set_err(err,
-                "%s: cannot delete it: %s names its backing file '%s' relative to its "
-                "folder, so it cannot move to %s's",
-                state, p->frozen, name, p->child);
-        return -EINVAL;
-    }
     cid.dev = sc.st_dev;
     cid.ino = sc.st_ino;
     return find_dependant(state, p->frozen, &p->fid, &cid, 1, err);
@@ -799,7 +785,13 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
     for (unsigned i = 0; i < np; i++) {
         struct disk_plan *p = &plans[i];
 
-        ret = block_open(p->frozen, p->fmt_frozen, false, &p->base, berr);
+        /* X.diskN moves into the child's folder: a backing name relative to its own folder
+         * becomes absolute first (the same file, so still nothing deleted). */
+        ret = snapshot_same_folder(p->frozen, p->child)
+                  ? 0
+                  : block_anchor_backing(p->frozen, p->fmt_frozen, berr);
+        if (ret == 0)
+            ret = block_open(p->frozen, p->fmt_frozen, false, &p->base, berr);
         if (ret == -EBUSY) {
             set_err(err,
                     "%s: cannot delete it: another process uses its disk image (a VM running "
@@ -844,7 +836,7 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
             goto reopen;
         }
         sync_folder(p->child);
-        if (!same_folder(p->frozen, p->child))
+        if (!snapshot_same_folder(p->frozen, p->child))
             sync_folder(p->frozen);
         p->merged = true;
         res->disks++;

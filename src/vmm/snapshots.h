@@ -106,4 +106,8 @@ int snapshot_note_dependant(const char *frozen, const char *overlay);
  * of an older one). Failures are logged. */
 void snapshot_note_chain(const struct snapshot_vm *vm);
 
+/* Whether the folders of paths a and b are the same folder (compared by identity, so
+ * "a/x" and "./a/y" are). */
+bool snapshot_same_folder(const char *a, const char *b);
+
 #endif

@@ -144,6 +144,15 @@ static int freeze_disk(struct virt_machine *m, struct block *bs, const struct fr
         set_err(err, "%s: flush before the snapshot failed: %s", f->live, strerror(-ret));
         goto reopen_live;
     }
+    /* A backing name relative to the image's folder would break in the snapshot's folder:
+     * it becomes absolute first (the same file, so nothing to undo on failure). */
+    if (!snapshot_same_folder(f->live, f->frozen)) {
+        ret = block_anchor_backing(f->live, f->fmt, berr);
+        if (ret < 0) {
+            set_err(err, "%s: %s", f->live, berr);
+            goto reopen_live;
+        }
+    }
     if (rename(f->live, f->frozen) < 0) {
         ret = -errno;
         set_err(err,

@@ -700,13 +700,17 @@ def test_snapshot_list_delete():
     image (the guest pausing for the copy): the guest reads A, B and C after each, writes on,
     and the snapshots' files are gone; qemu-img finds the chain shorter and the images clean.
     A linked clone of a third snapshot makes its delete refuse with an error naming the
-    clone's disk, until that disk is gone."""
-    d = path("sld")
+    clone's disk, until that disk is gone. The disk is the user's overlay naming its template
+    relative to its folder, and s1 is kept in another folder: the template stays found."""
+    d, sd = path("sld"), path("sld-snaps")
     os.makedirs(d)
+    os.makedirs(sd)
     img, sock = os.path.join(d, "disk.qcow2"), path("sld.sock")
-    s1, s2, s3 = (os.path.join(d, "s%d.tvs" % i) for i in (1, 2, 3))
+    base = os.path.join(d, "base.qcow2")
+    s1, s2, s3 = [os.path.join(sd, "s1.tvs")] + [os.path.join(d, "s%d.tvs" % i) for i in (2, 3)]
     marks = {k: "%s-%08x" % (k, random.getrandbits(32)) for k in "ABCD"}
-    qemu_img("create", "-f", "qcow2", img, "64M")
+    qemu_img("create", "-f", "qcow2", base, "64M")
+    qemu_img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", img)
     cd = path("sld-clone")
     os.makedirs(cd)
     clone_disk = os.path.join(cd, "disk.qcow2")
@@ -763,7 +767,8 @@ def test_snapshot_list_delete():
         reads(v, "ABC", "after deleting s2")
         v.run("echo %s > /mnt/d && sync" % marks["D"], timeout=120)
         reads(v, "ABCD", "written after deleting s2")
-        assert "backing file" not in qemu_img("info", "-U", img), "%s has a backing file" % img
+        info = qemu_img("info", "-U", img)
+        assert "backing file: %s\n" % base in info, "%s is not backed by %s: %s" % (img, base, info)
 
         # A linked clone of s3 depends on s3's image: the delete refuses and names it.
         snapshot(sock, s3, "snapshot_list_delete_s3", (v,))

@@ -3,7 +3,8 @@
  * block_create_qcow2(); a differential test that applies the same random writes, discards and
  * write_zeroes to a qcow2 and a raw image and compares them, then asks `qemu-img check` (no
  * corruption) and `qemu-img compare` (identical); backing chains (two overlays on one template,
- * depth 3, a relative path into another folder, a loop); compressed images (zlib and zstd);
+ * depth 3, a relative path into another folder, a loop, a relative name made absolute);
+ * compressed images (zlib and zstd);
  * version 2 images; internal snapshots listed, and kept intact while the active layer is
  * written; corrupt headers refused with a message naming the field; run-time corruption
  * answered with -EIO; read-only images refusing writes.
@@ -547,6 +548,104 @@ static void test_backing_depth3_and_dirs(void)
     }
 }
 
+/* The first 64 KiB of a file, to see whether a call changed it. */
+static bool file_head(const char *path, uint8_t *out)
+{
+    int fd = open(path, O_RDONLY);
+    bool ok = fd >= 0 && pread(fd, out, 65536, 0) > 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static bool backing_is(const char *path, const char *want)
+{
+    char name[4096], fmt[32], err[BLOCK_ERR_LEN] = "";
+
+    return block_query_backing(path, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0 &&
+           !strcmp(name, want);
+}
+
+/* block_anchor_backing(): a backing name relative to the image's folder becomes the absolute
+ * path it resolved to, so the image can move to another folder and read as before; absolute
+ * names, images without a backing file and raw images are left alone; an image in use is
+ * refused; a name that does not fit the header cluster is refused with the image unchanged. */
+static void test_anchor_backing(void)
+{
+    static uint8_t head[65536], head2[65536];
+    char err[BLOCK_ERR_LEN] = "", cwd[4096], rel[400], abs_base[256];
+    struct block *bs, *top, *holder;
+
+    CHECK(sh("mkdir -p '%s' '%s'", tp("an1"), tp("an2")) == 0);
+    make_raw_file(tp("an1/base.raw"), 4 * MiB, 11);
+    CHECK(block_create_qcow2(tp("an1/top.qcow2"), 0, 16, "base.raw", "raw", err) == 0);
+    bs = open_ok(tp("an1/top.qcow2"), NULL, false);
+    if (!bs)
+        return;
+    write_pattern(bs, 1 * MiB, 64 * 1024, 0x44);
+    block_close(bs);
+
+    /* Named relative to the working folder, as a user would. */
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL && chdir(tmpdir) == 0);
+    CHECK(block_anchor_backing("an1/top.qcow2", NULL, err) == 0 || !printf("%s\n", err));
+    CHECK(chdir(cwd) == 0);
+    tmp_path(abs_base, "an1/base.raw");
+    CHECK(backing_is(tp("an1/top.qcow2"), abs_base));
+    CHECK(rename(tp("an1/top.qcow2"), tp("an2/top.qcow2")) == 0);
+    top = open_ok(tp("an2/top.qcow2"), NULL, true);
+    bs = open_ok(tp("an1/base.raw"), "raw", true);
+    if (top && bs) {
+        uint8_t a[4096], b[4096];
+
+        CHECK(reads_pattern(top, 1 * MiB, 64 * 1024, 0x44));
+        CHECK(block_read(top, 3 * MiB, a, sizeof(a)) == 0 && block_read(bs, 3 * MiB, b, 4096) == 0);
+        CHECK(memcmp(a, b, sizeof(a)) == 0);
+        CHECK(block_length(top) == 4 * MiB);
+    }
+    block_close(top);
+    block_close(bs);
+    if (have_qemu_img) {
+        CHECK(qemu_check(tp("an2/top.qcow2")) == 0);
+        CHECK(sh("qemu-img info '%s' | grep -qxF 'backing file: %s'", tp("an2/top.qcow2"),
+                 abs_base) == 0);
+    }
+
+    /* Absolute already, no backing file, raw: nothing written. */
+    CHECK(file_head(tp("an2/top.qcow2"), head));
+    CHECK(block_anchor_backing(tp("an2/top.qcow2"), "qcow2", err) == 0);
+    CHECK(file_head(tp("an2/top.qcow2"), head2) && !memcmp(head, head2, sizeof(head)));
+    CHECK(block_create_qcow2(tp("an2/plain.qcow2"), 1 * MiB, 16, NULL, NULL, err) == 0);
+    CHECK(file_head(tp("an2/plain.qcow2"), head));
+    CHECK(block_anchor_backing(tp("an2/plain.qcow2"), NULL, err) == 0);
+    CHECK(file_head(tp("an2/plain.qcow2"), head2) && !memcmp(head, head2, sizeof(head)));
+    CHECK(block_anchor_backing(tp("an1/base.raw"), NULL, err) == 0);
+
+    /* In use: refused, unchanged. */
+    CHECK(block_create_qcow2(tp("an2/o.qcow2"), 0, 16, "top.qcow2", "qcow2", err) == 0);
+    holder = open_ok(tp("an2/o.qcow2"), NULL, false);
+    CHECK(block_anchor_backing(tp("an2/o.qcow2"), NULL, err) == -EBUSY);
+    CHECK(backing_is(tp("an2/o.qcow2"), "top.qcow2"));
+    block_close(holder);
+
+    /* 512-byte clusters and a long name ("./././.../b.qcow2", which fits as it is but not
+     * with the folder in front): no room, unchanged, still opens. */
+    for (int i = 0; i < 170; i++)
+        memcpy(rel + 2 * i, "./", 2);
+    snprintf(rel + 340, sizeof(rel) - 340, "b.qcow2");
+    CHECK(block_create_qcow2(tp("an2/b.qcow2"), 1 * MiB, 16, NULL, NULL, err) == 0);
+    CHECK(block_create_qcow2(tp("an2/s.qcow2"), 0, 9, rel, "qcow2", err) == 0 ||
+          !printf("%s\n", err));
+    CHECK(file_head(tp("an2/s.qcow2"), head));
+    err[0] = '\0';
+    CHECK(block_anchor_backing(tp("an2/s.qcow2"), NULL, err) == -ENOSPC);
+    CHECK(strstr(err, "no room") != NULL);
+    CHECK(file_head(tp("an2/s.qcow2"), head2) && !memcmp(head, head2, 512));
+    CHECK(backing_is(tp("an2/s.qcow2"), rel));
+    bs = open_ok(tp("an2/s.qcow2"), NULL, true);
+    block_close(bs);
+}
+
 static void test_backing_loop(void)
 {
     char err[BLOCK_ERR_LEN] = "";
@@ -1072,6 +1171,7 @@ int main(void)
     test_backing_overlays();
     test_backing_depth3_and_dirs();
     test_backing_loop();
+    test_anchor_backing();
     test_compressed("zlib", 65536);
     test_compressed("zstd", 65536);
     test_compressed("zlib", 4096);

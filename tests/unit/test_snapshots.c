@@ -179,7 +179,10 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
         d++;
         sfmt(fmt, sizeof(fmt), "%s", block_format_name(disk->bs));
         sfmt(frozen, sizeof(frozen), "%s.disk%u", snap, s);
-        if (block_release(disk->bs) || rename(f->live[disk - f->vm.disks], frozen) ||
+        if (block_release(disk->bs) ||
+            (!snapshot_same_folder(f->live[disk - f->vm.disks], frozen) &&
+             block_anchor_backing(f->live[disk - f->vm.disks], fmt, err)) ||
+            rename(f->live[disk - f->vm.disks], frozen) ||
             block_create_qcow2(f->live[disk - f->vm.disks], 0, 0, frozen, fmt, err) ||
             block_reopen(disk->bs, f->live[disk - f->vm.disks], "qcow2", false, err)) {
             printf("snapshot %s: %s\n", snap, err);
@@ -653,6 +656,62 @@ static void test_raw(void)
     vm_close(&f);
 }
 
+/* A user's disk names its template relative to its folder. Snapshot A stays in that folder,
+ * snapshot B goes to another one; deleting A moves A's image (which still names the template
+ * relatively) into B's folder: its backing name becomes absolute, the chain reads as before. */
+static void test_relative_backing(void)
+{
+    char dir[PATH_MAX], sdir[PATH_MAX], base[PATH_MAX], live[PATH_MAX], a[PATH_MAX], b[PATH_MAX],
+        img[PATH_MAX], name[PATH_MAX], fmt[32], err[SNAPSHOT_ERR_LEN];
+    struct snapshot_delete_result res;
+    uint8_t *want, *got, *frozen_b;
+    struct block *bs = NULL;
+    struct fake_vm f;
+
+    case_dir(dir, "rel");
+    case_dir(sdir, "rel-snaps");
+    sfmt(base, sizeof(base), "%s/base.qcow2", dir);
+    sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
+    CHECK(block_create_qcow2(base, DISK_SIZE, 0, NULL, NULL, err) == 0);
+    CHECK(block_open(base, "qcow2", false, &bs, err) == 0);
+    if (!bs)
+        return;
+    scribble(bs, 40);
+    block_close(bs);
+    CHECK(block_create_qcow2(live, 0, 0, "base.qcow2", "qcow2", err) == 0);
+    vm_init(&f);
+    if (!vm_add_disk(&f, 0, live, "qcow2"))
+        return;
+    scribble(f.vm.disks[0].bs, 20);
+    sfmt(a, sizeof(a), "%s/A.tsr", dir);
+    sfmt(b, sizeof(b), "%s/B.tsr", sdir);
+    CHECK(take_snapshot(&f, a));
+    sfmt(img, sizeof(img), "%s.disk0", a);
+    CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
+    CHECK(!strcmp(name, "base.qcow2")); /* same folder: left as the user wrote it */
+    scribble(f.vm.disks[0].bs, 20);
+    CHECK(take_snapshot(&f, b));
+    sfmt(img, sizeof(img), "%s.disk0", b);
+    frozen_b = read_image(img);
+    scribble(f.vm.disks[0].bs, 20);
+    want = read_all(f.vm.disks[0].bs);
+
+    CHECK(snapshot_delete(&f.vm, a, &res, err) == 0 || !printf("%s\n", err));
+    CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
+    CHECK(!strcmp(name, base));
+    got = read_image(img);
+    CHECK(same(frozen_b, got));
+    free(got);
+    got = read_all(f.vm.disks[0].bs);
+    CHECK(same(want, got));
+    free(got);
+    if (have_qemu_img)
+        CHECK(qemu_img_check(img) == 0);
+    free(want);
+    free(frozen_b);
+    vm_close(&f);
+}
+
 /* Two disks (slots 0 and 2) frozen together, merged together. */
 static void test_two_disks(void)
 {
@@ -932,6 +991,7 @@ int main(void)
     test_dependants();
     test_state_missing();
     test_raw();
+    test_relative_backing();
     test_two_disks();
     test_hostile();
     test_diskless();
