@@ -517,12 +517,32 @@ int block_map(struct block *bs, uint64_t offset, uint64_t len, enum block_alloc 
     return bs->drv->map(bs, offset, len, kind, run);
 }
 
+/* The driver for the image open on fd: `format`'s (checked by the caller), or the probed one. */
+static int block_driver_of(int fd, const char *path, const char *format,
+                           const struct block_driver **drv, char *err)
+{
+    uint8_t hdr[BLOCK_PROBE_LEN];
+    ssize_t n;
+
+    if (format) {
+        *drv = block_find_driver(format);
+        return 0;
+    }
+    n = pread(fd, hdr, sizeof(hdr), 0);
+    if (n < 0) {
+        int ret = -errno;
+
+        block_set_error(err, "%s: cannot read the header: %s", path, strerror(-ret));
+        return ret;
+    }
+    *drv = block_probe_driver(hdr, (size_t)n);
+    return 0;
+}
+
 int block_query_backing(const char *path, const char *format, char *name, size_t name_len,
                         char *fmt, size_t fmt_len, char *err)
 {
     const struct block_driver *drv;
-    uint8_t hdr[BLOCK_PROBE_LEN];
-    ssize_t n;
     int fd, ret = 0;
 
     if (name_len)
@@ -537,21 +557,9 @@ int block_query_backing(const char *path, const char *format, char *name, size_t
     ret = block_open_image_fd(path, true, &fd, err);
     if (ret < 0)
         return ret;
-    if (format) {
-        drv = block_find_driver(format);
-    } else {
-        n = pread(fd, hdr, sizeof(hdr), 0);
-        if (n < 0) {
-            ret = -errno;
-            block_set_error(err, "%s: cannot read the header: %s", path, strerror(errno));
-            goto close_fd;
-        }
-        drv = block_probe_driver(hdr, (size_t)n);
-    }
-    if (drv->query_backing)
+    ret = block_driver_of(fd, path, format, &drv, err);
+    if (ret == 0 && drv->query_backing)
         ret = drv->query_backing(fd, path, name, name_len, fmt, fmt_len, err);
-
-close_fd:
     close(fd);
     return ret;
 }
@@ -561,8 +569,6 @@ int block_anchor_backing(const char *path, const char *format, char *err)
     const struct block_driver *drv;
     char name[PATH_MAX], fmt[32], abs_name[PATH_MAX], cwd[PATH_MAX] = "";
     char *full;
-    uint8_t hdr[BLOCK_PROBE_LEN];
-    ssize_t n;
     int fd, ret;
 
     ret = block_query_backing(path, format, name, sizeof(name), fmt, sizeof(fmt), err);
@@ -586,13 +592,9 @@ int block_anchor_backing(const char *path, const char *format, char *err)
     ret = block_open_file(path, false, &fd, err);
     if (ret < 0)
         return ret;
-    if (format) {
-        drv = block_find_driver(format);
-    } else {
-        n = pread(fd, hdr, sizeof(hdr), 0);
-        drv = n < 0 ? NULL : block_probe_driver(hdr, (size_t)n);
-    }
-    ret = drv && drv->set_backing_name ? drv->set_backing_name(fd, path, abs_name, err) : 0;
+    ret = block_driver_of(fd, path, format, &drv, err);
+    if (ret == 0 && drv->set_backing_name)
+        ret = drv->set_backing_name(fd, path, abs_name, err);
     close(fd);
     return ret;
 }

@@ -64,6 +64,20 @@ static inline void scribble(struct block *bs, unsigned n)
     free(buf);
 }
 
+/* Opens the image at path for writing, makes n scribble()s in it, closes it. */
+static inline bool scribble_file(const char *path, const char *format, unsigned n)
+{
+    char err[BLOCK_ERR_LEN] = "";
+    struct block *bs = NULL;
+
+    CHECK(block_open(path, format, false, &bs, err) == 0 || !printf("%s\n", err));
+    if (!bs)
+        return false;
+    scribble(bs, n);
+    block_close(bs);
+    return true;
+}
+
 /* The whole disk as bs reads it (malloc'd), or NULL. */
 static inline uint8_t *read_all(struct block *bs)
 {

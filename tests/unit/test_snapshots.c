@@ -334,7 +334,6 @@ static void test_chain(void)
     char err[SNAPSHOT_ERR_LEN], list[1024];
     uint8_t *want = NULL, *got = NULL, *frozen[3] = {NULL};
     struct snapshot_delete_result res;
-    struct block *b = NULL;
     struct fake_vm f;
     const char *names = "ABC";
 
@@ -342,11 +341,8 @@ static void test_chain(void)
     sfmt(base, sizeof(base), "%s/base.qcow2", dir);
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     CHECK(block_create_qcow2(base, DISK_SIZE, 0, NULL, NULL, err) == 0);
-    CHECK(block_open(base, "qcow2", false, &b, err) == 0);
-    if (!b)
+    if (!scribble_file(base, "qcow2", 40))
         return;
-    scribble(b, 40);
-    block_close(b);
     CHECK(block_create_qcow2(live, 0, 0, "base.qcow2", "qcow2", err) == 0); /* a template */
     vm_init(&f);
     if (!vm_add_disk(&f, 0, live, "qcow2"))
@@ -665,7 +661,6 @@ static void test_relative_backing(void)
         img[PATH_MAX], name[PATH_MAX], fmt[32], err[SNAPSHOT_ERR_LEN];
     struct snapshot_delete_result res;
     uint8_t *want, *got, *frozen_b;
-    struct block *bs = NULL;
     struct fake_vm f;
 
     case_dir(dir, "rel");
@@ -673,11 +668,8 @@ static void test_relative_backing(void)
     sfmt(base, sizeof(base), "%s/base.qcow2", dir);
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     CHECK(block_create_qcow2(base, DISK_SIZE, 0, NULL, NULL, err) == 0);
-    CHECK(block_open(base, "qcow2", false, &bs, err) == 0);
-    if (!bs)
+    if (!scribble_file(base, "qcow2", 40))
         return;
-    scribble(bs, 40);
-    block_close(bs);
     CHECK(block_create_qcow2(live, 0, 0, "base.qcow2", "qcow2", err) == 0);
     vm_init(&f);
     if (!vm_add_disk(&f, 0, live, "qcow2"))
