@@ -224,7 +224,9 @@ def main():
                      ("snap_mib", "snapshot file (MiB)")):
         t = statistics.median(res["tessera"][k])
         q = statistics.median(res["qemu"][k])
-        print("%-34s %10.0f %10.0f %9.2fx" % (label, t, q, t / q if q else float("inf")))
+        # A median of 0 (under the 1 ms resolution) has no meaningful ratio.
+        ratio = "%.2fx" % (t / q) if q else "-"
+        print("%-34s %10.0f %10.0f %10s" % (label, t, q, ratio))
     print("(ratio = tessera / qemu; below 1 means Tessera is faster or smaller)")
     shutil.rmtree(tmp, ignore_errors=True)
 
