@@ -107,6 +107,19 @@ static bool vm_add_disk(struct fake_vm *f, unsigned slot, const char *path, cons
     return true;
 }
 
+/* A VM whose disk 0 is a new qcow2 image at `live`: DISK_SIZE bytes of its own, or an overlay
+ * of `backing` (a name relative to live's folder). */
+static bool vm_on_new_disk(struct fake_vm *f, const char *live, const char *backing)
+{
+    char err[BLOCK_ERR_LEN] = "";
+
+    CHECK(block_create_qcow2(live, backing ? 0 : DISK_SIZE, 0, backing, backing ? "qcow2" : NULL,
+                             err) == 0 ||
+          !printf("%s\n", err));
+    vm_init(f);
+    return vm_add_disk(f, 0, live, "qcow2");
+}
+
 static void vm_close(struct fake_vm *f)
 {
     for (unsigned d = 0; d < f->vm.ndisks; d++)
@@ -343,9 +356,7 @@ static void test_chain(void)
     CHECK(block_create_qcow2(base, DISK_SIZE, 0, NULL, NULL, err) == 0);
     if (!scribble_file(base, "qcow2", 40))
         return;
-    CHECK(block_create_qcow2(live, 0, 0, "base.qcow2", "qcow2", err) == 0); /* a template */
-    vm_init(&f);
-    if (!vm_add_disk(&f, 0, live, "qcow2"))
+    if (!vm_on_new_disk(&f, live, "base.qcow2")) /* a template */
         return;
     for (int i = 0; i < 3; i++) {
         scribble(f.vm.disks[0].bs, 30);
@@ -444,9 +455,7 @@ static void test_dependants(void)
     case_dir(dir, "deps");
     case_dir(cdir, "deps-clone");
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
-    CHECK(block_create_qcow2(live, DISK_SIZE, 0, NULL, NULL, err) == 0);
-    vm_init(&f);
-    if (!vm_add_disk(&f, 0, live, "qcow2"))
+    if (!vm_on_new_disk(&f, live, NULL))
         return;
     scribble(f.vm.disks[0].bs, 20);
     sfmt(s, sizeof(s), "%s/s.tsr", dir);
@@ -551,9 +560,7 @@ static void test_state_missing(void)
 
     case_dir(dir, "missing");
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
-    CHECK(block_create_qcow2(live, DISK_SIZE, 0, NULL, NULL, err) == 0);
-    vm_init(&f);
-    if (!vm_add_disk(&f, 0, live, "qcow2"))
+    if (!vm_on_new_disk(&f, live, NULL))
         return;
     scribble(f.vm.disks[0].bs, 20);
     sfmt(s, sizeof(s), "%s/m.tsr", dir);
@@ -670,9 +677,7 @@ static void test_relative_backing(void)
     CHECK(block_create_qcow2(base, DISK_SIZE, 0, NULL, NULL, err) == 0);
     if (!scribble_file(base, "qcow2", 40))
         return;
-    CHECK(block_create_qcow2(live, 0, 0, "base.qcow2", "qcow2", err) == 0);
-    vm_init(&f);
-    if (!vm_add_disk(&f, 0, live, "qcow2"))
+    if (!vm_on_new_disk(&f, live, "base.qcow2"))
         return;
     scribble(f.vm.disks[0].bs, 20);
     sfmt(a, sizeof(a), "%s/A.tsr", dir);
