@@ -3,6 +3,7 @@
  * follows mtime >= mtimecmp as time passes. The only timing assertions are generous upper
  * bounds on "the timer fires". */
 #include "test.h"
+#include "fake_irq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,27 +18,7 @@
 #define FREQ     10000000ull /* 10 MHz, as on `virt` */
 #define MS_TICKS (FREQ / 1000)
 
-/* Records what a hart's interrupt bit would see. Set from vCPU-like threads and from the
- * CLINT's timer thread, hence atomics. */
-struct fake_irq {
-    atomic_bool level;
-    atomic_uint sets;
-};
-
 static struct fake_irq msip_rx[NHARTS], mtip_rx[NHARTS];
-
-static void fake_irq_set(void *opaque, unsigned n, bool level)
-{
-    struct fake_irq *f = opaque;
-
-    atomic_store(&f[n].level, level);
-    atomic_fetch_add(&f[n].sets, 1);
-}
-
-static bool level(struct fake_irq *f)
-{
-    return atomic_load(&f->level);
-}
 
 static uint64_t rd(struct clint *c, uint64_t off, unsigned size)
 {

@@ -2,6 +2,7 @@
 /* The PLIC as a guest and the devices see it: priorities, pending, enables, thresholds,
  * claim/complete with the level-triggered gateway, ties, and several contexts. */
 #include "test.h"
+#include "fake_irq.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -17,20 +18,7 @@
 #define THRESH(c)    (0x200000 + 0x1000 * (c))
 #define CLAIM(c)     (0x200004 + 0x1000 * (c))
 
-struct fake_irq {
-    bool level;
-    unsigned sets;
-};
-
 static struct fake_irq ctx_rx[NCONTEXTS];
-
-static void fake_irq_set(void *opaque, unsigned n, bool level)
-{
-    struct fake_irq *f = opaque;
-
-    f[n].level = level;
-    f[n].sets++;
-}
 
 static uint64_t rd(struct plic *p, uint64_t off)
 {

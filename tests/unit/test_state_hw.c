@@ -12,6 +12,7 @@
  * loaded into a fresh hart with a copy of RAM, and both run to the end: same registers, same
  * memory, same state bytes. For the dirty log: every kind of guest store marks its page. */
 #include "test.h"
+#include "fake_irq.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,24 +31,6 @@
 #include "hw/uart16550.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-struct fake_irq {
-    atomic_bool level;
-    atomic_uint sets;
-};
-
-static void fake_irq_set(void *opaque, unsigned n, bool level)
-{
-    struct fake_irq *f = opaque;
-
-    atomic_store(&f[n].level, level);
-    atomic_fetch_add(&f[n].sets, 1);
-}
-
-static bool level(struct fake_irq *f)
-{
-    return atomic_load(&f->level);
-}
 
 static void wire(struct irq_line *lines, struct fake_irq *rx, unsigned n)
 {
