@@ -10,27 +10,17 @@ between two markers the guest prints.
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
-from vmdrive import VM  # noqa: E402
-
-BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
-KERNEL = "build/guest/Image"
-INITRD = "build/guest/initramfs.cpio.gz"
-APPEND = "console=ttyS0"
-READY = rb"TESSERA-GUEST-READY"
+from benchkit import READY, need_guest, qemu_argv, tessera_argv
+from vmdrive import VM
 WORKLOAD = "dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum"
 
 
 def argv_for(vmm, smp, mem):
     if vmm == "tessera":
-        return ["build/tessera", "run", "--bios", BIOS, "--kernel", KERNEL, "--initrd", INITRD,
-                "--append", APPEND, "--cpus", str(smp), "--mem", mem]
-    return ["qemu-system-riscv64", "-M", "virt", "-smp", str(smp), "-m", mem, "-bios", BIOS,
-            "-kernel", KERNEL, "-initrd", INITRD, "-append", APPEND, "-display", "none",
-            "-serial", "stdio", "-monitor", "none"]
+        return tessera_argv(mem, ["--cpus", str(smp)])
+    return qemu_argv(mem, ["-smp", str(smp), "-monitor", "none"])
 
 
 def one_run(vmm, smp, mem, logdir, i):
@@ -54,9 +44,7 @@ def main():
     ap.add_argument("--smp", type=int, default=1)
     ap.add_argument("--mem", default="256M")
     args = ap.parse_args()
-    for f in (KERNEL, INITRD, BIOS):
-        if not os.path.exists(f):
-            sys.exit("bench: %s is missing (build the guest with guest/build.sh)" % f)
+    need_guest()
     logdir = "build/bench-logs"
     os.makedirs(logdir, exist_ok=True)
     res = {"tessera": {"boot": [], "cpu": []}, "qemu": {"boot": [], "cpu": []}}

@@ -12,30 +12,21 @@ import os
 import re
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
-from vmdrive import VM  # noqa: E402
-
-BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
-KERNEL = "build/guest/Image"
-INITRD = "build/guest/initramfs.cpio.gz"
+from benchkit import READY, need_guest, qemu_argv, tessera_argv
+from vmdrive import VM
 MODES = ("seqread", "seqwrite", "randread", "randwrite")
 
 
 def argv_for(vmm, img, mem):
     if vmm == "tessera":
-        return ["build/tessera", "run", "--bios", BIOS, "--kernel", KERNEL, "--initrd", INITRD,
-                "--append", "console=ttyS0", "--mem", mem, "--disk", img + ",format=raw",
-                "--net", "user"]
-    return ["qemu-system-riscv64", "-M", "virt", "-m", mem, "-bios", BIOS, "-kernel", KERNEL,
-            "-initrd", INITRD, "-append", "console=ttyS0", "-display", "none", "-serial", "stdio",
-            "-monitor", "none", "-drive", "file=%s,if=none,format=raw,id=d0" % img, "-device",
-            "virtio-blk-device,drive=d0", "-netdev", "user,id=n0", "-device",
-            "virtio-net-device,netdev=n0"]
+        return tessera_argv(mem, ["--disk", img + ",format=raw", "--net", "user"])
+    return qemu_argv(mem, ["-monitor", "none", "-drive", "file=%s,if=none,format=raw,id=d0" % img,
+                           "-device", "virtio-blk-device,drive=d0", "-netdev", "user,id=n0",
+                           "-device", "virtio-net-device,netdev=n0"])
 
 
 def tcp_sink(results):
@@ -66,7 +57,7 @@ def one_run(vmm, img, mem, secs, logdir, i):
     v = VM(argv_for(vmm, img, mem), log_path=os.path.join(logdir, "io-%s-%d.log" % (vmm, i)))
     res = {}
     try:
-        v.expect(rb"TESSERA-GUEST-READY", 300)
+        v.expect(READY, 300)
         for mode in MODES:
             out = v.run("tessera-diskbench /dev/vda %s %s" % (mode, secs), timeout=120)
             # Kernel messages may share the console: pick the tool's own line.
@@ -100,9 +91,7 @@ def main():
     ap.add_argument("--secs", type=float, default=3.0, help="seconds per disk measurement")
     ap.add_argument("--mem", default="256M")
     args = ap.parse_args()
-    for f in (KERNEL, INITRD, BIOS):
-        if not os.path.exists(f):
-            sys.exit("bench: %s is missing (build the guest with guest/build.sh)" % f)
+    need_guest()
     logdir = "build/bench-logs"
     os.makedirs(logdir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="tessera-bench-")

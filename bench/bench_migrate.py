@@ -20,20 +20,13 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
-from testkit import free_port  # noqa: E402
-from vmdrive import VM  # noqa: E402
-
-BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
-KERNEL = "build/guest/Image"
-INITRD = "build/guest/initramfs.cpio.gz"
-APPEND = "console=ttyS0"
-READY = rb"TESSERA-GUEST-READY"
-TESSERA = "build/tessera"
+import benchkit
+from benchkit import READY, TESSERA, need_guest, tessera_argv
+from testkit import free_port
+from vmdrive import VM
 
 
 class Hmp:
@@ -65,14 +58,7 @@ class Hmp:
 
 
 def qemu_argv(mem, extra):
-    return ["qemu-system-riscv64", "-M", "virt", "-m", mem, "-bios", BIOS, "-kernel", KERNEL,
-            "-initrd", INITRD, "-append", APPEND, "-display", "none", "-serial", "stdio",
-            "-nodefaults"] + extra
-
-
-def tessera_argv(mem, extra):
-    return [TESSERA, "run", "--bios", BIOS, "--kernel", KERNEL, "--initrd", INITRD, "--append",
-            APPEND, "--mem", mem] + extra
+    return benchkit.qemu_argv(mem, ["-nodefaults"] + extra)
 
 
 def responds(v, timeout=120):
@@ -195,9 +181,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem", default="256M")
     args = ap.parse_args()
-    for f in (KERNEL, INITRD, BIOS, TESSERA):
-        if not os.path.exists(f):
-            sys.exit("bench: %s is missing (run `make` and guest/build.sh)" % f)
+    need_guest()
     logs = "build/bench-logs"
     os.makedirs(logs, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="tessera-bench-")
