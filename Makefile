@@ -30,8 +30,25 @@ SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 .PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench
 all: $(BUILD)/tessera
 
-$(BUILD)/tessera: $(OBJS)
-	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS)
+# Everything but main() is one library; each binary is its main() linked against it. A new
+# binary (tesserad) is one more line of the form below.
+LIB       := $(BUILD)/libtessera.a
+LIB_ASAN  := $(BUILD)/libtessera-asan.a
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB_ASAN): $(ASAN_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Devices, disk formats and net backends register themselves from constructors that nothing
+# calls by name, so the library is linked whole.
+WHOLE = -Wl,--whole-archive $(1) -Wl,--no-whole-archive
+
+$(BUILD)/tessera: $(OBJ_DIR)/src/cli/main.o $(LIB)
+	$(CC) $(CFLAGS_COMMON) -o $@ $< $(call WHOLE,$(LIB)) $(LDLIBS)
 
 $(OBJ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -41,19 +58,16 @@ $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) $(if $(findstring fpu,$<),$(FPU_FLAGS)) -c -o $@ $<
 
-# Each unit test names the modules it links on one or more lines "// test-sources: src/a.c", so a
-# test depends only on what it tests.
-test_sources = $(shell sed -n 's|^// test-sources:||p' tests/unit/$(1).c)
-test_objs = $(patsubst %.c,$(2)/%.o,$(call test_sources,$(1)))
-.SECONDEXPANSION:
+# Unit tests link the whole library, as the binaries do.
 .SECONDARY:
-$(BUILD)/tests/%: tests/unit/%.c $$(call test_objs,$$*,$(OBJ_DIR))
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -Itests/unit -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -Itests/unit -o $@ $< $(call WHOLE,$(LIB)) $(LDLIBS)
 
-$(BUILD)/tests-asan/%: tests/unit/%.c $$(call test_objs,$$*,$(ASAN_DIR))
+$(BUILD)/tests-asan/%: tests/unit/%.c $(LIB_ASAN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) -Itests/unit -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) -Itests/unit -o $@ $< $(call WHOLE,$(LIB_ASAN)) \
+	    $(LDLIBS)
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)

@@ -1,6 +1,3 @@
-// test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c
-// test-sources: src/block/qcow2_refcount.c src/block/qcow2_decompress.c src/block/qcow2_snapshot.c
-// test-sources: src/block/qcow2_create.c src/base/log.c
 /* The block layer's tools for external snapshots, on real files in a temporary folder:
  * block_backing() walks a chain; block_open_layer() opens one layer without what lies below
  * (reads of what it lacks are zeroes, its lock is shared); block_map() says what a layer holds

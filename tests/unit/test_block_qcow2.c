@@ -1,4 +1,3 @@
-// test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c src/block/qcow2_refcount.c src/block/qcow2_decompress.c src/block/qcow2_snapshot.c src/block/qcow2_create.c src/base/log.c
 /* The qcow2 driver against QEMU's own tools: images made by `qemu-img create` and by
  * block_create_qcow2(); a differential test that applies the same random writes, discards and
  * write_zeroes to a qcow2 and a raw image and compares them, then asks `qemu-img check` (no

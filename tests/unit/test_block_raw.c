@@ -1,5 +1,3 @@
-// test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c src/block/qcow2_refcount.c src/block/qcow2_decompress.c src/block/qcow2_snapshot.c src/block/qcow2_create.c src/base/log.c
-// test-sources: src/base/dirty.c
 /* The block layer's front door with the raw format: creating, probing and opening images,
  * the request checks every wrapper makes (range, overflow, read-only), reads and writes at
  * any offset and length, discard and write_zeroes reading back as zeroes, flush, the snapshot

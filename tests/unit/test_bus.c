@@ -1,4 +1,3 @@
-// test-sources: src/hw/bus.c src/hw/guest_mem.c src/base/dirty.c
 /* The bus guards the door: devices see only in-range, legal-size, aligned accesses. */
 #include "test.h"
 

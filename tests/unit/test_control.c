@@ -1,4 +1,3 @@
-// test-sources: src/vmm/control.c src/vmm/control_client.c src/base/log.c
 /* The control API end to end: the server with a fake VMM (it records calls and returns canned
  * JSON or errors) on a real unix socket, spoken to by the client module and by raw HTTP bytes
  * for what a well-behaved client never sends. Then the client's pieces alone: request bytes,

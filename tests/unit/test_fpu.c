@@ -1,4 +1,3 @@
-// test-sources: src/cpu/rv64/fpu.c
 /* The FPU against the RISC-V F/D rules (unprivileged ISA 20191213, chapters 11 and 12): directed
  * vectors for every operation, flag and corner, then a randomized differential test against an
  * independent software reference that computes each result exactly in 128-bit integers and

@@ -1,4 +1,3 @@
-// test-sources: src/hw/clint.c src/base/log.c src/base/state.c
 /* The CLINT as a guest sees it: msip, mtimecmp (whole and in halves), mtime, and MTIP that
  * follows mtime >= mtimecmp as time passes. The only timing assertions are generous upper
  * bounds on "the timer fires". */

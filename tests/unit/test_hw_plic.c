@@ -1,4 +1,3 @@
-// test-sources: src/hw/plic.c src/base/log.c src/base/state.c
 /* The PLIC as a guest and the devices see it: priorities, pending, enables, thresholds,
  * claim/complete with the level-triggered gateway, ties, and several contexts. */
 #include "test.h"

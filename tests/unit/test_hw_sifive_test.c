@@ -1,4 +1,3 @@
-// test-sources: src/hw/sifive_test.c src/base/log.c src/base/state.c
 /* The test finisher: which writes power off, fail with a code, reset, or do nothing. */
 #include "test.h"
 

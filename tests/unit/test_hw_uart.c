@@ -1,4 +1,3 @@
-// test-sources: src/hw/uart16550.c src/base/log.c src/base/state.c
 /* The 16550 as a guest sees it: registers and DLAB, output to a pipe, FIFO and loopback,
  * IIR priorities, THRE re-arm after a THR write, and host input held back until the guest
  * listens (IER.ERBFI), surviving the way Linux's 8250 driver starts a port. */

@@ -1,4 +1,3 @@
-// test-sources: src/base/loop.c src/base/log.c
 /* The event loop: start/stop, fd watches (level-triggered, pause, hang-up while paused),
  * removal from inside callbacks and from other threads (the callback is not running after
  * return and never runs again), one-shot timers in deadline order with re-arming and deletion,

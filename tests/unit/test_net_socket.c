@@ -1,4 +1,3 @@
-// test-sources: src/net/net.c src/net/netspec.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/base/loop.c src/base/log.c
 /* The socket backend without root: two backends joined by a socketpair (datagram and stream,
  * frames both ways, on one loop and on two), stream framing against a raw peer (partial
  * reads, several frames per read, partial writes, a hostile length, end-of-file),

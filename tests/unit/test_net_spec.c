@@ -1,4 +1,3 @@
-// test-sources: src/net/net.c src/net/netspec.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/base/loop.c src/base/log.c
 /* The network spec parser against golden results (accepted, or the exact one-line error),
  * input that must be quoted safely in messages, the length limit, the port and HOST:PORT
  * helpers, and the errors that only opening can find (each naming the key and the fix). */

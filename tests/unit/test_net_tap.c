@@ -1,4 +1,3 @@
-// test-sources: src/net/net.c src/net/netspec.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/base/loop.c src/base/log.c
 /* The tap backend on a real tap. Needs root (CAP_NET_ADMIN) and /dev/net/tun; otherwise it
  * prints why it skips and passes. It creates a tap with `ip tuntap add`, brings it up, and
  * checks with an AF_PACKET socket on the host side: a frame the backend sends arrives on the

@@ -1,4 +1,3 @@
-// test-sources: src/net/net.c src/net/netspec.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/base/loop.c src/base/log.c
 /* The user (libslirp) backend, with the test playing the guest: an ARP request for 10.0.2.2
  * gets a well-formed reply, a DHCP DISCOVER gets an OFFER of 10.0.2.15 from 10.0.2.2, all
  * delivered on the loop thread. With hostfwd=tcp::PORT-:22 on a free port, a TCP connect to

@@ -1,8 +1,3 @@
-// test-sources: src/vmm/snapshots.c src/vmm/stream.c src/base/state.c src/hw/guest_mem.c
-// test-sources: src/base/dirty.c src/hw/virtio/vdev.c src/base/loop.c src/base/log.c
-// test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c
-// test-sources: src/block/qcow2_refcount.c src/block/qcow2_decompress.c src/block/qcow2_snapshot.c
-// test-sources: src/block/qcow2_create.c
 /* Snapshot list and delete without a VM: a fake VM whose disks are real images in a temporary
  * folder, snapshots taken the way vm_snapshot() takes them (the image moves to FILE.diskN, a
  * qcow2 overlay takes its place, a state file names them), restores and clones made the way

@@ -1,7 +1,3 @@
-// test-sources: src/base/state.c src/base/dirty.c src/base/log.c src/hw/bus.c
-// test-sources: src/hw/clint.c src/hw/plic.c src/hw/uart16550.c src/hw/sifive_test.c
-// test-sources: src/cpu/rv64/cpu.c src/cpu/rv64/csr.c src/cpu/rv64/decode.c
-// test-sources: src/cpu/rv64/exec.c src/cpu/rv64/fpu.c src/cpu/rv64/mmu.c src/cpu/rv64/state.c
 /* Saved state of the board devices and the hart, and the hart's dirty-page logging.
  *
  * For each device: drive it into a non-trivial state through its MMIO ops, save, load into a

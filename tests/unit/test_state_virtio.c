@@ -1,11 +1,3 @@
-// test-sources: src/hw/virtio/virtio_mmio.c src/hw/virtio/virtio_mmio_state.c
-// test-sources: src/hw/virtio/virtqueue.c src/hw/virtio/vdev.c src/hw/virtio/virtio_rng.c
-// test-sources: src/hw/virtio/virtio_blk.c src/hw/virtio/virtio_balloon.c
-// test-sources: src/hw/virtio/virtio_console.c src/hw/guest_mem.c src/base/dirty.c
-// test-sources: src/base/state.c src/base/loop.c src/base/log.c
-// test-sources: src/block/block.c src/block/raw.c src/block/qcow2.c src/block/qcow2_cache.c
-// test-sources: src/block/qcow2_refcount.c src/block/qcow2_decompress.c
-// test-sources: src/block/qcow2_snapshot.c src/block/qcow2_create.c
 /* Snapshots and migration of the virtio layer: quiesce, save, load into a fresh transport over a
  * copy of guest RAM, and carry on. The real devices (rng, blk on a temporary raw image, balloon
  * and console on an event loop) are driven through virtio_mmio_ops exactly as a driver would,

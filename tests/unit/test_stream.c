@@ -1,4 +1,3 @@
-// test-sources: src/vmm/stream.c src/base/state.c src/hw/guest_mem.c src/base/dirty.c
 /* The state stream: what is written reads back exactly (RAM with zero pages elided, sections,
  * trailer); every truncation, every flipped byte and every foreign stream is refused with a
  * message, never applied silently; dirty-page harvests and the section cursor behave. */

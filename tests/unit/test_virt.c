@@ -1,9 +1,3 @@
-// test-sources: src/machine/virt.c src/machine/loader.c src/cpu/rv64/cpu.c
-// test-sources: src/cpu/rv64/csr.c src/cpu/rv64/decode.c src/cpu/rv64/exec.c
-// test-sources: src/cpu/rv64/mmu.c src/cpu/rv64/fpu.c src/hw/bus.c src/hw/guest_mem.c src/base/dirty.c
-// test-sources: src/hw/clint.c src/hw/plic.c src/hw/uart16550.c src/hw/sifive_test.c src/base/state.c
-// test-sources: src/base/log.c src/base/loop.c src/hw/virtio/vdev.c
-// test-sources: src/hw/virtio/virtio_mmio.c src/hw/virtio/virtqueue.c
 /* The whole board, no guest OS: two machines in one process run side by side (nothing is
  * global), each computes its own answer and reports it through the test device; console
  * output reaches the fd the machine was given. */

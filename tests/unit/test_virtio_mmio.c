@@ -1,5 +1,3 @@
-// test-sources: src/hw/virtio/virtio_mmio.c src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c
-// test-sources: src/base/log.c
 /* The virtio-mmio transport driven exactly as a Linux driver drives it, through
  * virtio_mmio_ops.read/write with 32-bit register accesses and rings in guest RAM, against a fake
  * "echo" device that copies each chain's readable bytes into its writable buffers. A fake

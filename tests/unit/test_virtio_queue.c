@@ -1,5 +1,3 @@
-// test-sources: src/hw/virtio/virtio_mmio.c src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c
-// test-sources: src/base/log.c
 /* The split virtqueue on its own: rings built in guest RAM as a Linux driver builds them, popped
  * and pushed through virtqueue.h, and every way a hostile driver can break the rules.
  *
