@@ -171,7 +171,13 @@ static inline void qcow2_put_be64(uint8_t *p, uint64_t v)
     memcpy(p, &v, sizeof(v));
 }
 
-/* qcow2.c */
+/* Whether [a, a + alen) and [b, b + blen) share a byte; empty ranges share none. */
+static inline bool qcow2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return alen && blen && a < b + blen && b < a + alen;
+}
+
+/* qcow2_io.c */
 /* Logs (rate-limited) a corruption found at run time, marks the image so that it takes no
  * more writes, and returns -EIO. */
 int qcow2_report_corruption(struct qcow2 *s, const char *fmt, ...)
@@ -183,6 +189,8 @@ int qcow2_sync_host(struct qcow2 *s);
 /* Returns -EIO (reported) when [offset, offset + len) overlaps the header, the L1 table or the
  * refcount table: a corrupt pointer must never make us overwrite them. */
 int qcow2_check_overlap(struct qcow2 *s, uint64_t offset, uint64_t len, const char *what);
+/* Reads from the image file; a failure is reported (naming the offset) and returned. */
+int qcow2_read_host(struct qcow2 *s, uint64_t host, uint8_t *buf, size_t len);
 
 /* qcow2_cache.c */
 int qcow2_cache_init(struct qcow2_cache *c, const char *name, unsigned nslots,
