@@ -28,6 +28,7 @@ stage() {
 }
 
 stage "format"      make -s check-format
+stage "layering"    python3 tests/layering/check.py
 stage "build"       make -s -j"$JOBS"
 stage "unit"        make -s -j"$JOBS" unit
 stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan

@@ -3,8 +3,8 @@
  *
  * A section's payload is a flat little-endian byte string written with the sbuf_put_*()
  * functions and read back, in the same order, with the scur_get_*() functions. The stream that
- * carries sections (header, RAM, trailer checksum) lives in src/vmm/stream.h; this header is all
- * a device needs.
+ * carries sections (header, RAM, trailer checksum) lives in src/vmm/stream.h and reaches the
+ * machine only as a struct state_sink; this header is all a device or a board needs.
  *
  * Loading is hostile-input parsing: a snapshot file or a migration stream comes from outside.
  * A cursor never reads past its end; a short read sets a sticky error and returns zeros, so a
@@ -19,6 +19,24 @@
 #include <stdint.h>
 
 #define STATE_ERR_LEN 256
+/* A section loader's error line (virt_load_section() and the stream that calls it). */
+#define STATE_LOAD_ERR_LEN 512
+
+/* Where saved sections go. The state stream (src/vmm/stream.h) provides one, so the machine
+ * and the devices write their sections without knowing the stream's format or its floor.
+ * write_section() returns 0 or -errno; the sink keeps its own message for the caller that
+ * made it. Called on whichever thread saves the machine (paused and quiesced). */
+struct state_sink {
+    int (*write_section)(void *opaque, const char *name, uint32_t version, const void *payload,
+                         size_t len);
+    void *opaque;
+};
+
+static inline int state_sink_write(const struct state_sink *s, const char *name, uint32_t version,
+                                   const void *payload, size_t len)
+{
+    return s->write_section(s->opaque, name, version, payload, len);
+}
 
 /* A growing output buffer. Allocation failure is sticky (oom) and checked once at the end. */
 struct sbuf {

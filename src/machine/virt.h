@@ -30,7 +30,7 @@ struct virt_device_spec {
 };
 
 struct guest_ram;
-struct stream_writer;
+struct state_sink;
 
 struct virt_config {
     unsigned cpus;
@@ -92,7 +92,7 @@ void *virt_find_device(struct virt_machine *m, const char *type, unsigned index)
  * offered again later). Any thread. */
 size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len);
 
-/* ---- Machine state for snapshots and migration (stream format: src/vmm/stream.h) ----
+/* ---- Machine state for snapshots and migration (sections: src/base/state.h) ----
  * The caller holds the machine paused (virt_pause()) around quiesce..unquiesce. */
 
 /* Makes every device stop touching guest RAM (requests in flight finish first) and undoes it. */
@@ -101,10 +101,10 @@ void virt_unquiesce(struct virt_machine *m);
 
 /* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "virtio.N". Paused and
  * quiesced. 0 or -errno (the writer holds the message). */
-int virt_save_sections(struct virt_machine *m, struct stream_writer *w);
+int virt_save_sections(struct virt_machine *m, const struct state_sink *sink);
 
 /* Loads one section into a machine created with preloaded_ram, before virt_run(). 0, or -1
- * with one line in err (STREAM_ERR_LEN bytes) naming the section and the field. */
+ * with one line in err (STATE_LOAD_ERR_LEN bytes) naming the section and the field. */
 int virt_load_section(struct virt_machine *m, const char *name, uint32_t version,
                       const uint8_t *payload, size_t len, char *err);
 /* After the last section: every section this machine needs arrived exactly once. */

@@ -1,6 +1,7 @@
 /* Saving and loading the virt board: the sections of every hart and device, the dirty-page
  * log, and the machine config that a stream's header carries. The stream format itself is
- * src/vmm/stream.c; this file only decides what the board's sections are. */
+ * src/vmm/stream.c, reached only through a struct state_sink (base/state.h); this file only
+ * decides what the board's sections are. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -17,7 +18,6 @@
 #include "hw/virtio/virtio_blk.h"
 #include "hw/virtio/virtio_mmio.h"
 #include "machine/virt_int.h"
-#include "vmm/stream.h"
 
 #define ROM_STATE_VERSION 1
 
@@ -103,21 +103,22 @@ void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opt
 }
 
 /* One section from a filled sbuf. */
-static int put_section(struct stream_writer *w, const char *name, uint32_t version, struct sbuf *b)
+static int put_section(const struct state_sink *w, const char *name, uint32_t version,
+                       struct sbuf *b)
 {
-    int ret = b->oom ? -ENOMEM : stream_write_section(w, name, version, b->data, b->len);
+    int ret = b->oom ? -ENOMEM : state_sink_write(w, name, version, b->data, b->len);
 
     sbuf_free(b);
     return ret;
 }
 
-int virt_save_sections(struct virt_machine *m, struct stream_writer *w)
+int virt_save_sections(struct virt_machine *m, const struct state_sink *w)
 {
     char name[32];
     struct sbuf b;
     int ret;
 
-    ret = stream_write_section(w, "rom", ROM_STATE_VERSION, m->rom, VIRT_ROM_SIZE);
+    ret = state_sink_write(w, "rom", ROM_STATE_VERSION, m->rom, VIRT_ROM_SIZE);
     for (unsigned i = 0; i < m->cfg.cpus && !ret; i++) {
         sbuf_init(&b);
         rv64_hart_save(m->harts[i], &b);
@@ -200,7 +201,7 @@ int virt_load_section(struct virt_machine *m, const char *name, uint32_t version
                   ? virtio_mmio_load(m->vdevs[idx].vdev, &c, version)
                   : scur_fail(&c, "this machine has %u virtio devices", m->cfg.ndevices);
     } else {
-        snprintf(err, STREAM_ERR_LEN, "section '%s' is unknown to this tessera", name);
+        snprintf(err, STATE_LOAD_ERR_LEN, "section '%s' is unknown to this tessera", name);
         return -1;
     }
     if (!ret && (m->loaded & bit))
@@ -208,7 +209,7 @@ int virt_load_section(struct virt_machine *m, const char *name, uint32_t version
     if (!ret)
         ret = scur_finish(&c);
     if (ret) {
-        snprintf(err, STREAM_ERR_LEN, "%s", c.err);
+        snprintf(err, STATE_LOAD_ERR_LEN, "%s", c.err);
         return -1;
     }
     m->loaded |= bit;
@@ -232,11 +233,11 @@ int virt_load_finish(struct virt_machine *m, char *err)
         unsigned b = (unsigned)__builtin_ctz(missing);
 
         if (b < LOADED_CPU0)
-            snprintf(err, STREAM_ERR_LEN, "the stream lacks section '%s'", fixed[b]);
+            snprintf(err, STATE_LOAD_ERR_LEN, "the stream lacks section '%s'", fixed[b]);
         else if (b < LOADED_VIRTIO)
-            snprintf(err, STREAM_ERR_LEN, "the stream lacks section 'cpu.%u'", b - LOADED_CPU0);
+            snprintf(err, STATE_LOAD_ERR_LEN, "the stream lacks section 'cpu.%u'", b - LOADED_CPU0);
         else
-            snprintf(err, STREAM_ERR_LEN, "the stream lacks section 'virtio.%u'",
+            snprintf(err, STATE_LOAD_ERR_LEN, "the stream lacks section 'virtio.%u'",
                      b - LOADED_VIRTIO);
     }
     return -1;

@@ -297,6 +297,17 @@ int stream_write_section(struct stream_writer *w, const char *name, uint32_t ver
     return w->err;
 }
 
+static int sink_write_section(void *opaque, const char *name, uint32_t version, const void *payload,
+                              size_t len)
+{
+    return stream_write_section(opaque, name, version, payload, len);
+}
+
+struct state_sink stream_writer_sink(struct stream_writer *w)
+{
+    return (struct state_sink){.write_section = sink_write_section, .opaque = w};
+}
+
 static void w_disk_head(struct stream_writer *w, unsigned slot, unsigned kind, uint64_t offset,
                         uint32_t len)
 {

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/state.h"
 #include "hw/guest_mem.h"
 
 #define STREAM_MAGIC       "TSRSTATE"
@@ -39,7 +40,7 @@
 #define STREAM_CONFIG_MAX  (64u << 10)
 #define STREAM_SECTION_MAX (16u << 20)
 #define STREAM_RAM_CHUNK   256 /* pages per 'R' record */
-#define STREAM_ERR_LEN     512
+#define STREAM_ERR_LEN     STATE_LOAD_ERR_LEN
 #define STREAM_NAME_MAX    63
 #define STREAM_DISK_CHUNK  (1u << 20) /* bytes of disk per 'D' record, at most */
 #define STREAM_F_DISKS     (1u << 0)
@@ -60,6 +61,8 @@ int stream_write_ram(struct stream_writer *w, const struct guest_ram *ram, const
                      uint64_t *pages_sent, uint64_t *zero_pages);
 int stream_write_section(struct stream_writer *w, const char *name, uint32_t version,
                          const void *payload, size_t len);
+/* The writer as a section sink for the machine (virt_save_sections()); valid while w is. */
+struct state_sink stream_writer_sink(struct stream_writer *w);
 /* Block migration (header flag STREAM_F_DISKS): the size of the disk in `slot`, then its
  * contents, len (1..STREAM_DISK_CHUNK) bytes at offset; all-zero data travels as a zero
  * record. */

@@ -95,9 +95,11 @@ static uint64_t *bitmap_alloc(struct virt_machine *m)
  * 0 or -EIO (the writer holds the message). */
 static int write_stopped_state(struct virt_machine *m, struct stream_writer *w, uint64_t *bits)
 {
+    struct state_sink sink = stream_writer_sink(w);
+
     if (bits)
         virt_harvest_dirty(m, bits);
-    if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL) || virt_save_sections(m, w) ||
+    if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL) || virt_save_sections(m, &sink) ||
         stream_write_end(w))
         return -EIO;
     return 0;
