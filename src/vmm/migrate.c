@@ -61,8 +61,7 @@ int vm_migrate_parse_uri(const char *uri, bool *tls, char host[VM_URI_HOST_MAX],
 
 /* Checks the TLS files against the scheme: none for tcp:, all three (and loadable) for tls:.
  * `opt` names how the caller calls them ("--tls-cert" or "tls_cert"). */
-static int check_tls(bool tls, const struct transport_tls *f, const char *uri, bool api,
-                     char *err)
+static int check_tls(bool tls, const struct transport_tls *f, const char *uri, bool api, char *err)
 {
     char terr[TRANSPORT_ERR_LEN];
     bool any = f->cert || f->key || f->ca, all = f->cert && f->key && f->ca;
@@ -106,10 +105,10 @@ struct vm_migration {
     pthread_mutex_t lock; /* the fields below, and the right to pause the machine */
     pthread_mutex_t pause_lock;
     enum { MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED } status;
-    int fd;                /* the connection's socket once made, else -1 */
-    struct transport *t;   /* ... and its transport; the thread owns both, cancel only cuts */
-    bool cancelled;        /* cancel or free asked; the thread fails at its next step */
-    bool final;            /* in the stop-and-copy: cancel is refused */
+    int fd;              /* the connection's socket once made, else -1 */
+    struct transport *t; /* ... and its transport; the thread owns both, cancel only cuts */
+    bool cancelled;      /* cancel or free asked; the thread fails at its next step */
+    bool final;          /* in the stop-and-copy: cancel is refused */
     unsigned rounds;
     unsigned throttle_pct;
     bool stop_throttle;
@@ -657,8 +656,10 @@ io_failed:
             mig_fail(g, "the target refused the stream: %s", line + 4);
     }
     if (w && stream_writer_error(w) && strstr(stream_writer_error(w), "no byte moved"))
-        mig_fail(g, "no progress for %u s (progress_timeout_s): the target stopped reading; %s",
-                 g->timeout_s, stream_writer_error(w));
+        mig_fail(g,
+                 "no progress for %u s (progress_timeout_s) after %" PRIu64
+                 " bytes: the target stopped reading",
+                 g->timeout_s, stream_bytes_written(w));
     mig_fail(g, "%s", w && stream_writer_error(w) ? stream_writer_error(w) : "out of memory");
 failed:
     mig_stop_throttle(g);

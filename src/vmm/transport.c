@@ -106,6 +106,10 @@ static int handshake_error(struct transport *t, int e, bool server, char *err)
 
         if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) < 0)
             why.data = NULL;
+        /* GnuTLS ends its sentences with ". ": keep the line tidy. */
+        while (why.data && why.size &&
+               (why.data[why.size - 1] == ' ' || why.data[why.size - 1] == 0))
+            why.data[--why.size] = 0;
         set_err(err, "TLS: %s's certificate is not accepted: %s", peer,
                 why.data ? (const char *)why.data : "verification failed");
         gnutls_free(why.data);
@@ -116,8 +120,9 @@ static int handshake_error(struct transport *t, int e, bool server, char *err)
         return -EACCES;
     }
     if (e == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-        set_err(err, "TLS: %s refused the handshake (alert: %s; is our certificate from the CA it "
-                     "trusts?)",
+        set_err(err,
+                "TLS: %s refused the handshake (alert: %s; is our certificate from the CA it "
+                "trusts?)",
                 peer, gnutls_alert_get_name(gnutls_alert_get(t->tls)));
         return -EACCES;
     }
@@ -125,11 +130,16 @@ static int handshake_error(struct transport *t, int e, bool server, char *err)
         set_err(err, "TLS: %s did not complete the handshake in time", peer);
         return -ETIMEDOUT;
     }
+    if (e == GNUTLS_E_PREMATURE_TERMINATION || e == GNUTLS_E_PUSH_ERROR ||
+        e == GNUTLS_E_PULL_ERROR) {
+        set_err(err,
+                "TLS handshake with %s failed: it closed the connection (did it refuse our "
+                "certificate?)",
+                peer);
+        return -ECONNRESET;
+    }
     set_err(err, "TLS handshake with %s failed: %s", peer, gnutls_strerror(e));
-    return e == GNUTLS_E_PREMATURE_TERMINATION || e == GNUTLS_E_PUSH_ERROR ||
-                   e == GNUTLS_E_PULL_ERROR
-               ? -ECONNRESET
-               : -EPROTO;
+    return -EPROTO;
 }
 
 static int tls_open(int fd, const struct transport_tls *tls, const char *server_name,
@@ -188,8 +198,7 @@ int transport_tls_client(int fd, const struct transport_tls *tls, const char *se
     return tls_open(fd, tls, server_name ? server_name : "", out, err);
 }
 
-int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out,
-                         char *err)
+int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out, char *err)
 {
     return tls_open(fd, tls, NULL, out, err);
 }

@@ -249,7 +249,7 @@ static void test_refusals(void)
 
         CHECK(transport_tls_check(&bad, cerr) == -ENOENT);
         CHECK(strstr(cerr, "missing.crt") != NULL);
-        bad = files(2, "source", "source"); /* a leaf is not a CA, but it does load */
+        bad = files(2, "source", "source");     /* a leaf is not a CA, but it does load */
         bad.key = files(3, "target", "ca").key; /* the key of another certificate */
         CHECK(transport_tls_check(&bad, cerr) == -EINVAL);
         CHECK(strstr(cerr, "target.key") != NULL);
