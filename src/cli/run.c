@@ -214,7 +214,7 @@ static int receive_migration(const char *uri, const struct vm_incoming_opts *io,
     int ret = vm_migrate_incoming(uri, io, m, err);
 
     if (ret) {
-        fprintf(stderr, "tessera: --incoming %s\n", err);
+        fprintf(stderr, "tessera: --incoming: %s\n", err);
         return ret == -EINVAL ? 2 : 1;
     }
     return 0;

@@ -60,7 +60,7 @@ int vm_migrate_parse_uri(const char *uri, bool *tls, char host[VM_URI_HOST_MAX],
 }
 
 /* Checks the TLS files against the scheme: none for tcp:, all three (and loadable) for tls:.
- * `opt` names how the caller calls them ("--tls-cert" or "tls_cert"). */
+ * `api`: name them as the API's fields (tls_cert) in err, else as options (--tls-cert). */
 static int check_tls(bool tls, const struct transport_tls *f, const char *uri, bool api, char *err)
 {
     char terr[TRANSPORT_ERR_LEN];
@@ -353,8 +353,9 @@ static int mig_connect(struct vm_migration *g)
         ret = transport_tls_client(fd, &files, g->host, &t, terr);
         if (ret) {
             pthread_mutex_lock(&g->lock);
-            g->fd = -1; /* closed by the failed handshake */
+            g->fd = -1; /* before the number can be reused: cancel shuts g->fd down */
             pthread_mutex_unlock(&g->lock);
+            close(fd);
             mig_fail(g, "%s: %s", g->uri, terr);
             return -1;
         }
@@ -928,6 +929,8 @@ static int incoming_accept(int lfd, const char *uri, bool tls, const struct vm_i
             return 0;
         }
         ret = transport_tls_server(fd, &o->tls, out, terr);
+        if (ret)
+            close(fd);
         if (ret == 0) {
             ret = transport_write_all(*out, "READY\n", 6);
             if (ret == 0) {

@@ -150,12 +150,10 @@ static int tls_open(int fd, const struct transport_tls *tls, const char *server_
     int e, ret;
 
     if (!t) {
-        close(fd);
         set_err(err, "out of memory");
         return -ENOMEM;
     }
     t->fd = fd;
-    t->owns_fd = true;
     ret = load_cred(tls, &t->cred, err);
     if (ret)
         goto fail;
@@ -184,11 +182,12 @@ static int tls_open(int fd, const struct transport_tls *tls, const char *server_
         ret = handshake_error(t, e, server, err);
         goto fail;
     }
+    t->owns_fd = true;
     *out = t;
     return 0;
 
 fail:
-    transport_close(t);
+    transport_close(t); /* not fd: it stays the caller's */
     return ret;
 }
 

@@ -37,10 +37,12 @@ int transport_plain(int fd, bool owns_fd, struct transport **out);
 
 /* Runs the TLS handshake on the connected socket fd, as the client (server_name: the host
  * dialled, checked against the peer's certificate) or as the server (server_name NULL). The
- * socket's SO_RCVTIMEO/SO_SNDTIMEO bound every step. The transport owns fd from the call on,
- * also on failure (it is closed). 0 and *out, or -errno with one line in err (TRANSPORT_ERR_LEN
- * bytes) naming the file or what the peer failed: -ENOENT/-EACCES/-EINVAL for the files,
- * -EACCES for a peer whose certificate is not accepted, -ETIMEDOUT, -EPROTO otherwise. */
+ * socket's SO_RCVTIMEO/SO_SNDTIMEO bound every step, and shutdown(2) of fd from another thread
+ * ends it. On success the transport owns fd; on failure it stays the caller's (so the caller
+ * decides when the number may be reused). 0 and *out, or -errno with one line in err
+ * (TRANSPORT_ERR_LEN bytes) naming the file or what the peer failed: -ENOENT/-EACCES/-EINVAL for
+ * the files, -EACCES for a peer whose certificate is not accepted, -ETIMEDOUT, -EPROTO otherwise.
+ */
 int transport_tls_client(int fd, const struct transport_tls *tls, const char *server_name,
                          struct transport **out, char *err);
 int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out,

@@ -125,6 +125,8 @@ static void *server_thread(void *opaque)
     char *json = NULL;
 
     s->ret = transport_tls_server(s->fd, &s->tls, &s->t, s->err);
+    if (s->ret)
+        close(s->fd);
     if (s->ret || !s->echo_stream)
         return NULL;
     if (stream_reader_create_on(s->t, "tls stream", &r) == 0) {
@@ -167,6 +169,8 @@ static int handshake(struct transport_tls ct, const char *host, struct transport
     s.fd = sv[1];
     CHECK(pthread_create(&th, NULL, server_thread, &s) == 0);
     ret = transport_tls_client(sv[0], &ct, host, &t, client_err);
+    if (ret)
+        close(sv[0]);
     /* In TLS 1.3 the client's handshake ends before the server has checked its certificate:
      * a read shows the server's verdict (an alert, or the close). */
     if (ret == 0) {
@@ -268,6 +272,7 @@ static void test_handshake_timeout(void)
     set_timeouts(sv[0], 1);
     CHECK(transport_tls_client(sv[0], &ct, "127.0.0.1", &t, err) == -ETIMEDOUT);
     CHECK(t == NULL);
+    close(sv[0]);
     close(sv[1]);
 }
 
