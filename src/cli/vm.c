@@ -409,7 +409,7 @@ static const struct vm_command commands[] = {
      prep_snapshots},
     {"snapshot-delete", "FILE", "delete a snapshot; its disks' data merges into the newer layer",
      prep_snapshot_delete},
-    {"migrate", "tcp|tls:HOST:PORT", "move the VM to `tessera run --incoming` at that URI",
+    {"migrate", "URI", "move the VM to `tessera run --incoming URI` (tcp: or tls:HOST:PORT)",
      prep_migrate},
     {"migrate-cancel", "", "cut a running migration; the VM runs on here", prep_migrate_cancel},
 };
