@@ -817,14 +817,18 @@ json_t *vm_migrate_status(struct vm_migration *g)
 {
     static const char *const names[] = {"active", "completed", "failed"};
     json_t *o;
-    uint64_t total;
+    uint64_t total, bytes;
 
     pthread_mutex_lock(&g->lock);
     total = g->status == MIG_ACTIVE ? time_now_ns() - g->start_ns : g->total_ns;
+    /* Inside a round: what the connection has taken so far, so a stall shows. */
+    bytes = g->bytes;
+    if (g->t && transport_bytes_written(g->t) > bytes)
+        bytes = transport_bytes_written(g->t);
     o = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:i, s:i}", "status",
                   names[g->status], "mode", mode_names[g->mode], "uri", g->uri, "copy_disks",
-                  g->copy_disks, "rounds", (int)g->rounds, "bytes", (json_int_t)g->bytes,
-                  "total_ms", (json_int_t)(total / 1000000), "downtime_ms",
+                  g->copy_disks, "rounds", (int)g->rounds, "bytes", (json_int_t)bytes, "total_ms",
+                  (json_int_t)(total / 1000000), "downtime_ms",
                   (json_int_t)(g->downtime_ns / 1000000), "remaining_pages",
                   (json_int_t)g->remaining, "throttle_pct", (int)g->throttle_pct,
                   "progress_timeout_s", (int)g->timeout_s);

@@ -1,234 +1,19 @@
+/* Transports (transport.h): the front that every kind goes through, and the plain kind. */
 #include "vmm/transport.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
+#include "vmm/transport_int.h"
 
-struct transport {
-    int fd;
-    bool owns_fd;
-    gnutls_session_t tls; /* NULL: plain */
-    gnutls_certificate_credentials_t cred;
-    char msg[TRANSPORT_ERR_LEN]; /* the last TLS failure, "" for none */
-};
-
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, TRANSPORT_ERR_LEN, fmt, ap);
-    va_end(ap);
-}
-
-int transport_plain(int fd, bool owns_fd, struct transport **out)
-{
-    struct transport *t = calloc(1, sizeof(*t));
-
-    if (!t)
-        return -ENOMEM;
-    t->fd = fd;
-    t->owns_fd = owns_fd;
-    *out = t;
-    return 0;
-}
-
-/* Loads the three files into new credentials. 0 or -errno with err naming the file. */
-static int load_cred(const struct transport_tls *tls, gnutls_certificate_credentials_t *out,
-                     char *err)
-{
-    gnutls_certificate_credentials_t cred;
-    int e;
-
-    if (!tls->cert || !tls->key || !tls->ca) {
-        set_err(err, "TLS needs a certificate, its key and a CA file");
-        return -EINVAL;
-    }
-    for (const char *const *f = (const char *const[]){tls->cert, tls->key, tls->ca, NULL}; *f;
-         f++) {
-        if (access(*f, R_OK) != 0) {
-            e = -errno;
-            set_err(err, "%s: %s", *f, strerror(errno));
-            return e;
-        }
-    }
-    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
-        set_err(err, "out of memory");
-        return -ENOMEM;
-    }
-    e = gnutls_certificate_set_x509_trust_file(cred, tls->ca, GNUTLS_X509_FMT_PEM);
-    if (e <= 0) {
-        set_err(err, "%s: no CA certificate in it (%s)", tls->ca,
-                e < 0 ? gnutls_strerror(e) : "expected PEM");
-        goto free_cred;
-    }
-    e = gnutls_certificate_set_x509_key_file2(cred, tls->cert, tls->key, GNUTLS_X509_FMT_PEM, NULL,
-                                              0);
-    if (e < 0) {
-        set_err(err, "%s with key %s: %s (expected a PEM certificate and its unencrypted key)",
-                tls->cert, tls->key, gnutls_strerror(e));
-        goto free_cred;
-    }
-    *out = cred;
-    return 0;
-
-free_cred:
-    gnutls_certificate_free_credentials(cred);
-    return -EINVAL;
-}
-
-int transport_tls_check(const struct transport_tls *tls, char *err)
-{
-    gnutls_certificate_credentials_t cred;
-    int ret = load_cred(tls, &cred, err);
-
-    if (ret == 0)
-        gnutls_certificate_free_credentials(cred);
-    return ret;
-}
-
-/* Why the handshake failed, in words, and the errno that fits. */
-static int handshake_error(struct transport *t, int e, bool server, char *err)
-{
-    const char *peer = server ? "the source" : "the target";
-
-    if (e == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
-        gnutls_datum_t why = {NULL, 0};
-        unsigned status = gnutls_session_get_verify_cert_status(t->tls);
-
-        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) < 0)
-            why.data = NULL;
-        /* GnuTLS ends its sentences with ". ": keep the line tidy. */
-        while (why.data && why.size &&
-               (why.data[why.size - 1] == ' ' || why.data[why.size - 1] == 0))
-            why.data[--why.size] = 0;
-        set_err(err, "TLS: %s's certificate is not accepted: %s", peer,
-                why.data ? (const char *)why.data : "verification failed");
-        gnutls_free(why.data);
-        return -EACCES;
-    }
-    if (e == GNUTLS_E_NO_CERTIFICATE_FOUND || e == GNUTLS_E_CERTIFICATE_REQUIRED) {
-        set_err(err, "TLS: %s sent no certificate from a CA we trust", peer);
-        return -EACCES;
-    }
-    if (e == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-        set_err(err,
-                "TLS: %s refused the handshake (alert: %s; is our certificate from the CA it "
-                "trusts?)",
-                peer, gnutls_alert_get_name(gnutls_alert_get(t->tls)));
-        return -EACCES;
-    }
-    if (e == GNUTLS_E_AGAIN) {
-        set_err(err, "TLS: %s did not complete the handshake in time", peer);
-        return -ETIMEDOUT;
-    }
-    if (e == GNUTLS_E_PREMATURE_TERMINATION || e == GNUTLS_E_PUSH_ERROR ||
-        e == GNUTLS_E_PULL_ERROR) {
-        set_err(err,
-                "TLS handshake with %s failed: it closed the connection (did it refuse our "
-                "certificate?)",
-                peer);
-        return -ECONNRESET;
-    }
-    set_err(err, "TLS handshake with %s failed: %s", peer, gnutls_strerror(e));
-    return -EPROTO;
-}
-
-static int tls_open(int fd, const struct transport_tls *tls, const char *server_name,
-                    struct transport **out, char *err)
-{
-    bool server = server_name == NULL;
-    struct transport *t = calloc(1, sizeof(*t));
-    int e, ret;
-
-    if (!t) {
-        set_err(err, "out of memory");
-        return -ENOMEM;
-    }
-    t->fd = fd;
-    ret = load_cred(tls, &t->cred, err);
-    if (ret)
-        goto fail;
-    if (gnutls_init(&t->tls, server ? GNUTLS_SERVER : GNUTLS_CLIENT) < 0) {
-        t->tls = NULL;
-        set_err(err, "out of memory");
-        ret = -ENOMEM;
-        goto fail;
-    }
-    if ((e = gnutls_set_default_priority(t->tls)) < 0 ||
-        (e = gnutls_credentials_set(t->tls, GNUTLS_CRD_CERTIFICATE, t->cred)) < 0) {
-        set_err(err, "TLS set-up: %s", gnutls_strerror(e));
-        ret = -EPROTO;
-        goto fail;
-    }
-    /* Mutual: the server demands a certificate; both check the peer's chain against the CA
-     * (and the client the name it dialled) inside the handshake, which fails otherwise. */
-    if (server)
-        gnutls_certificate_server_set_request(t->tls, GNUTLS_CERT_REQUIRE);
-    gnutls_session_set_verify_cert(t->tls, server_name, 0);
-    gnutls_transport_set_int(t->tls, fd);
-    do
-        e = gnutls_handshake(t->tls);
-    while (e == GNUTLS_E_INTERRUPTED);
-    if (e < 0) {
-        ret = handshake_error(t, e, server, err);
-        goto fail;
-    }
-    t->owns_fd = true;
-    *out = t;
-    return 0;
-
-fail:
-    transport_close(t); /* not fd: it stays the caller's */
-    return ret;
-}
-
-int transport_tls_client(int fd, const struct transport_tls *tls, const char *server_name,
-                         struct transport **out, char *err)
-{
-    return tls_open(fd, tls, server_name ? server_name : "", out, err);
-}
-
-int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out, char *err)
-{
-    return tls_open(fd, tls, NULL, out, err);
-}
-
-/* A GnuTLS record error as -errno, keeping its words in t->msg. */
-static ssize_t tls_errno(struct transport *t, ssize_t e)
-{
-    if (e == GNUTLS_E_AGAIN)
-        return -ETIMEDOUT;
-    snprintf(t->msg, sizeof(t->msg), "TLS: %s", gnutls_strerror((int)e));
-    if (e == GNUTLS_E_PUSH_ERROR || e == GNUTLS_E_PULL_ERROR)
-        return -EPIPE;
-    return -EPROTO;
-}
-
-ssize_t transport_read(struct transport *t, void *buf, size_t len)
+static ssize_t plain_read(struct transport *t, void *buf, size_t len)
 {
     for (;;) {
-        ssize_t n;
+        ssize_t n = read(t->fd, buf, len);
 
-        if (t->tls) {
-            n = gnutls_record_recv(t->tls, buf, len);
-            if (n == GNUTLS_E_INTERRUPTED)
-                continue;
-            /* A peer that closed without close_notify: the stream's own end record says
-             * whether anything is missing. */
-            if (n == GNUTLS_E_PREMATURE_TERMINATION)
-                return 0;
-            return n < 0 ? tls_errno(t, n) : n;
-        }
-        n = read(t->fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -237,18 +22,11 @@ ssize_t transport_read(struct transport *t, void *buf, size_t len)
     }
 }
 
-ssize_t transport_write(struct transport *t, const void *buf, size_t len)
+static ssize_t plain_write(struct transport *t, const void *buf, size_t len)
 {
     for (;;) {
-        ssize_t n;
+        ssize_t n = send(t->fd, buf, len, MSG_NOSIGNAL);
 
-        if (t->tls) {
-            n = gnutls_record_send(t->tls, buf, len);
-            if (n == GNUTLS_E_INTERRUPTED)
-                continue;
-            return n < 0 ? tls_errno(t, n) : n;
-        }
-        n = send(t->fd, buf, len, MSG_NOSIGNAL);
         if (n < 0 && errno == ENOTSOCK)
             n = write(t->fd, buf, len);
         if (n < 0 && errno == EINTR)
@@ -257,6 +35,49 @@ ssize_t transport_write(struct transport *t, const void *buf, size_t len)
             return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
         return n;
     }
+}
+
+static const struct transport_ops plain_ops = {
+    .tls = false,
+    .read = plain_read,
+    .write = plain_write,
+};
+
+struct transport *transport_new(const struct transport_ops *ops, int fd)
+{
+    struct transport *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    t->ops = ops;
+    t->fd = fd;
+    atomic_init(&t->written, 0);
+    return t;
+}
+
+int transport_plain(int fd, bool owns_fd, struct transport **out)
+{
+    struct transport *t = transport_new(&plain_ops, fd);
+
+    if (!t)
+        return -ENOMEM;
+    t->owns_fd = owns_fd;
+    *out = t;
+    return 0;
+}
+
+ssize_t transport_read(struct transport *t, void *buf, size_t len)
+{
+    return t->ops->read(t, buf, len);
+}
+
+ssize_t transport_write(struct transport *t, const void *buf, size_t len)
+{
+    ssize_t n = t->ops->write(t, buf, len);
+
+    if (n > 0)
+        atomic_fetch_add_explicit(&t->written, (uint64_t)n, memory_order_relaxed);
+    return n;
 }
 
 int transport_write_all(struct transport *t, const void *buf, size_t len)
@@ -276,6 +97,11 @@ int transport_write_all(struct transport *t, const void *buf, size_t len)
     return 0;
 }
 
+uint64_t transport_bytes_written(const struct transport *t)
+{
+    return atomic_load_explicit(&t->written, memory_order_relaxed);
+}
+
 const char *transport_error(const struct transport *t, int ret)
 {
     if (ret == -ETIMEDOUT)
@@ -287,8 +113,8 @@ const char *transport_error(const struct transport *t, int ret)
 
 void transport_end_writes(struct transport *t)
 {
-    if (t->tls)
-        gnutls_bye(t->tls, GNUTLS_SHUT_WR);
+    if (t->ops->end_writes)
+        t->ops->end_writes(t);
     shutdown(t->fd, SHUT_WR);
 }
 
@@ -301,10 +127,8 @@ void transport_close(struct transport *t)
 {
     if (!t)
         return;
-    if (t->tls)
-        gnutls_deinit(t->tls);
-    if (t->cred)
-        gnutls_certificate_free_credentials(t->cred);
+    if (t->ops->destroy)
+        t->ops->destroy(t);
     if (t->owns_fd && t->fd >= 0)
         close(t->fd);
     free(t);
@@ -312,5 +136,5 @@ void transport_close(struct transport *t)
 
 bool transport_is_tls(const struct transport *t)
 {
-    return t->tls != NULL;
+    return t->ops->tls;
 }

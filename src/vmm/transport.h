@@ -8,15 +8,19 @@
  * GnuTLS, because libmicrohttpd (the control API's HTTP server) is built on it: one TLS
  * library in the process.
  *
+ * Kinds: transport.c (plain) and transport_tls.c, each a const ops table
+ * (transport_int.h).
+ *
  * Threads: a transport belongs to the thread that reads and writes it, except
- * transport_shutdown(), which any thread may call (it is how a stuck migration is cancelled).
- * Timeouts: reads and writes on a socket honour its SO_RCVTIMEO and SO_SNDTIMEO; a call that
- * moved no byte within them fails with -ETIMEDOUT. */
+ * transport_shutdown() and transport_bytes_written(), which any thread may call (it is how a stuck
+ * migration is cancelled). Timeouts: reads and writes on a socket honour its SO_RCVTIMEO and
+ * SO_SNDTIMEO; a call that moved no byte within them fails with -ETIMEDOUT. */
 #ifndef TESSERA_VMM_TRANSPORT_H
 #define TESSERA_VMM_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define TRANSPORT_ERR_LEN 256
@@ -57,6 +61,9 @@ int transport_tls_check(const struct transport_tls *tls, char *err);
  * gone or a transport shut down, -EPROTO for a TLS failure (transport_error() says which). */
 ssize_t transport_read(struct transport *t, void *buf, size_t len);
 ssize_t transport_write(struct transport *t, const void *buf, size_t len);
+
+/* Bytes written through t so far (what the peer was handed). Any thread. */
+uint64_t transport_bytes_written(const struct transport *t);
 
 /* Writes all of buf, or fails as transport_write(). 0 or -errno. */
 int transport_write_all(struct transport *t, const void *buf, size_t len);

@@ -213,6 +213,7 @@ static void test_stream_over_tls(void)
         CHECK(stream_write_section(w, "big", 1, payload, 300000) == 0);
         CHECK(stream_write_end(w) == 0);
         stream_writer_destroy(w);
+        CHECK(transport_bytes_written(t) > 300000); /* the payload and its framing */
         transport_end_writes(t);
         CHECK(transport_read(t, line, 3) == 3 && !memcmp(line, "OK\n", 3));
     }
