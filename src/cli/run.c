@@ -187,6 +187,7 @@ static int restore_file(const char *path, const struct vm_restore_opts *ro, stru
         return 1;
     }
     if (transport_plain(fd, true, &t)) {
+        fprintf(stderr, "tessera: --restore %s: out of memory\n", path);
         close(fd);
         return 1;
     }
@@ -345,9 +346,18 @@ int cli_run(int argc, char **argv)
         case OPT_CLONE: ro.clone_dir = optarg; break;
         case OPT_FULL: ro.full_clone = true; break;
         case OPT_DISK_DIR: ro.disk_dir = optarg; break;
-        case OPT_TLS_CERT: io.tls.cert = optarg, incoming_opts = true; break;
-        case OPT_TLS_KEY: io.tls.key = optarg, incoming_opts = true; break;
-        case OPT_TLS_CA: io.tls.ca = optarg, incoming_opts = true; break;
+        case OPT_TLS_CERT:
+            io.tls.cert = optarg;
+            incoming_opts = true;
+            break;
+        case OPT_TLS_KEY:
+            io.tls.key = optarg;
+            incoming_opts = true;
+            break;
+        case OPT_TLS_CA:
+            io.tls.ca = optarg;
+            incoming_opts = true;
+            break;
         case OPT_PROGRESS_TIMEOUT: {
             char *end;
             long n = strtol(optarg, &end, 10);

@@ -256,8 +256,7 @@ int transport_tls_client(int fd, const struct transport_tls *tls, const char *se
     return tls_open(fd, tls, server_name ? server_name : "", out, err);
 }
 
-int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out,
-                         char *err)
+int transport_tls_server(int fd, const struct transport_tls *tls, struct transport **out, char *err)
 {
     return tls_open(fd, tls, NULL, out, err);
 }
