@@ -4,7 +4,9 @@ same firmware, kernel, initrd and memory, alternating runs so both see the same 
 live migration  the guest runs tessera-memstress (rewrites 64 MiB per round) and is migrated to
                 a second process on 127.0.0.1; each VMM reports its own total time and
                 downtime (QEMU: `info migrate`, with auto-converge on and no bandwidth cap, as
-                Tessera has; both with a 300 ms downtime limit).
+                Tessera has; both with a 300 ms downtime limit). Tessera runs it twice, over
+                tcp: and over tls: (mutual TLS with certificates made for the run), so the
+                cost of TLS is measured on the same load.
 snapshot        an idle booted guest is saved to a file (QEMU: `migrate "exec:cat > FILE"`,
                 the usual way to snapshot a VM without a qcow2 disk) and restored in a new
                 process (QEMU: `-incoming "exec:cat FILE"`); save is the VMM's reported pause
@@ -26,6 +28,7 @@ import time
 import benchkit
 from benchkit import READY, TESSERA, need_guest, tessera_argv
 from testkit import free_port
+from tlscerts import make_certs, tls_args
 from vmdrive import VM
 
 
@@ -92,10 +95,16 @@ def qemu_wait_migration(hmp, timeout=600):
 
 
 def live_run(vmm, mem, logs, i, tmp):
+    """vmm: tessera, tessera-tls or qemu. Returns (total ms, downtime ms)."""
     port = free_port()
     sock = os.path.join(tmp, "%s-live.sock" % vmm)
-    if vmm == "tessera":
-        dst = VM([TESSERA, "run", "--incoming", "tcp:127.0.0.1:%d" % port],
+    tls = vmm == "tessera-tls"
+    if tls:
+        certs, cas = make_certs(os.path.join(tmp, "certs"))
+    uri = "%s:127.0.0.1:%d" % ("tls" if tls else "tcp", port)
+    if vmm.startswith("tessera"):
+        dst = VM([TESSERA, "run", "--incoming", uri] +
+                 (tls_args(certs, cas, "target") if tls else []),
                  log_path="%s/live-%s-%d-dst.log" % (logs, vmm, i))
         src = VM(tessera_argv(mem, ["--api-sock", sock]),
                  log_path="%s/live-%s-%d-src.log" % (logs, vmm, i))
@@ -109,10 +118,11 @@ def live_run(vmm, mem, logs, i, tmp):
         src.send("tessera-memstress 64 &\n")
         src.expect(rb"MEMSTRESS round 2 ", 300)
         time.sleep(0.5)
-        if vmm == "tessera":
-            out = subprocess.run([TESSERA, "vm", "migrate", "--api-sock", sock,
-                                  "tcp:127.0.0.1:%d" % port], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, timeout=600).stdout.decode()
+        if vmm.startswith("tessera"):
+            out = subprocess.run([TESSERA, "vm", "migrate", "--api-sock", sock, uri] +
+                                 (tls_args(certs, cas, "source") if tls else []),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=600).stdout.decode()
             m = re.search(r"completed in (\d+) ms, downtime (\d+) ms", out)
             if not m:
                 raise RuntimeError("tessera migration failed:\n%s" % out)
@@ -186,16 +196,22 @@ def main():
     os.makedirs(logs, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="tessera-bench-")
     keys = ("live_total", "live_down", "snap_pause", "snap_total", "restore", "snap_mib")
-    res = {vmm: {k: [] for k in keys} for vmm in ("tessera", "qemu")}
+    res = {vmm: {k: [] for k in keys} for vmm in ("tessera", "tessera-tls", "qemu")}
     print("bench: %d runs each, mem=%s; live migration under tessera-memstress 64, snapshot of "
           "an idle guest" % (args.runs, args.mem), flush=True)
     for i in range(args.runs):
-        for vmm in ("tessera", "qemu"):
+        for vmm in ("tessera", "tessera-tls", "qemu"):
             total, down = live_run(vmm, args.mem, logs, i, tmp)
+            if vmm == "tessera-tls":
+                res[vmm]["live_total"].append(total)
+                res[vmm]["live_down"].append(down)
+                print("  run %d/%d %-11s live %5d ms (down %4d)" % (i + 1, args.runs, vmm, total,
+                                                                   down), flush=True)
+                continue
             pause, stotal, restore, size = snapshot_run(vmm, args.mem, logs, i, tmp)
             for k, val in zip(keys, (total, down, pause, stotal, restore, size)):
                 res[vmm][k].append(val)
-            print("  run %d/%d %-8s live %5d ms (down %4d)  snapshot %5.0f ms (pause %4d, %d MiB)"
+            print("  run %d/%d %-11s live %5d ms (down %4d)  snapshot %5.0f ms (pause %4d, %d MiB)"
                   "  restore %5.0f ms" % (i + 1, args.runs, vmm, total, down, stotal, pause, size,
                                           restore), flush=True)
     print()
@@ -212,6 +228,15 @@ def main():
         ratio = "%.2fx" % (t / q) if q else "-"
         print("%-34s %10.0f %10.0f %10s" % (label, t, q, ratio))
     print("(ratio = tessera / qemu; below 1 means Tessera is faster or smaller)")
+    print()
+    print("%-34s %10s %10s %10s" % ("what TLS costs (median)", "tcp", "tls", "ratio"))
+    for k, label in (("live_total", "live migration total (ms)"),
+                     ("live_down", "live migration downtime (ms)")):
+        t = statistics.median(res["tessera"][k])
+        s = statistics.median(res["tessera-tls"][k])
+        ratio = "%.2fx" % (s / t) if t else "-"
+        print("%-34s %10.0f %10.0f %10s" % (label, t, s, ratio))
+    print("(ratio = tls / tcp, both Tessera: the price of mutual TLS on the migration wire)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -26,6 +26,8 @@ packages=(
     libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
     # the control API: HTTP server and JSON
     libmicrohttpd-dev libjansson-dev
+    # migration over mutual TLS (GnuTLS, which libmicrohttpd is built on); test certificates
+    libgnutls28-dev gnutls-bin openssl
     # fuzzing runtime for libFuzzer targets built with clang
     libclang-rt-14-dev
     # the guest: cross compiler, kernel source and what a kernel build needs

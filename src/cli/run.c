@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +18,8 @@
 #include "base/time.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
+#include "vmm/migrate.h"
+#include "vmm/transport.h"
 #include "vmm/vm_api.h"
 #include "vmm/vmstate.h"
 
@@ -56,6 +55,15 @@ static void run_usage(FILE *out)
             "  --clone DIR [--full]  with --restore: a clone with its own disks in DIR\n"
             "                     (overlays, or full copies), a new MAC and identity\n"
             "  --incoming tcp:HOST:PORT  wait for `tessera vm migrate` and run the VM it sends\n"
+            "  --incoming tls:HOST:PORT  the same over mutual TLS: needs the three --tls-*;\n"
+            "                     a source whose certificate is not from --tls-ca is refused\n"
+            "                     before any state is read, and the next one is awaited\n"
+            "  --tls-cert FILE    with tls: this end's certificate (PEM); the source checks that\n"
+            "                     it names HOST (a DNS or IP subject alternative name)\n"
+            "  --tls-key FILE     with tls: its private key (PEM, unencrypted)\n"
+            "  --tls-ca FILE      with tls: the CA certificate(s) a source's must chain to\n"
+            "  --progress-timeout S  with --incoming: give up when no byte arrives for S\n"
+            "                     seconds, 1-%d (default: %d)\n"
             "  --disk-dir DIR     with --incoming: where the disks of a migration that copies\n"
             "                     them (`migrate --copy-disks`) go (default: the same paths)\n"
             "  -h, --help      this text\n"
@@ -66,7 +74,8 @@ static void run_usage(FILE *out)
             "\n"
             "Exit status: 0 when the guest powers off, the guest's code when it reports a\n"
             "failure through the test device, 2 for bad options, 1 for other errors.\n",
-            RUN_DEFAULT_APPEND, VIRT_MAX_CPUS, VIRT_VIRTIO_SLOTS);
+            RUN_DEFAULT_APPEND, VIRT_MAX_CPUS, VIRT_VIRTIO_SLOTS, VM_MIGRATE_TIMEOUT_MAX_S,
+            VM_MIGRATE_TIMEOUT_DEFAULT_S);
     fprintf(out, "\nDevice types:\n");
     for (const struct vdev_type *t = vdev_type_first(); t; t = t->next)
         fprintf(out, "  %-8s %s\n           %s\n", t->name, t->summary, t->usage);
@@ -170,109 +179,46 @@ static int restore_file(const char *path, const struct vm_restore_opts *ro, stru
 {
     char err[VMSTATE_ERR_LEN];
     uint64_t t0 = time_now_ns();
+    struct transport *t;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0) {
         fprintf(stderr, "tessera: --restore %s: %s\n", path, strerror(errno));
         return 1;
     }
+    if (transport_plain(fd, true, &t)) {
+        fprintf(stderr, "tessera: --restore %s: out of memory\n", path);
+        close(fd);
+        return 1;
+    }
     if (ro->clone_dir && mkdir(ro->clone_dir, 0755) < 0 && errno != EEXIST) {
         fprintf(stderr, "tessera: --clone %s: %s\n", ro->clone_dir, strerror(errno));
-        close(fd);
+        transport_close(t);
         return 1;
     }
-    if (vm_restore(fd, path, ro, m, cloned, err)) {
+    if (vm_restore(t, path, ro, m, cloned, err)) {
         fprintf(stderr, "tessera: --restore: %s\n", err);
-        close(fd);
+        transport_close(t);
         return 1;
     }
-    close(fd);
+    transport_close(t);
     log_info("restored %s in %.1f ms", path, (double)(time_now_ns() - t0) / 1e6);
     return 0;
 }
 
-/* After a refusal: reads (and drops) what the source still sends for up to a second before
- * the connection closes, so that the close does not reset it and the source reads our "ERR"
- * line rather than only "connection reset". */
-static void drain_briefly(int fd)
-{
-    uint64_t end = time_now_ns() + 1000000000ull;
-    char buf[65536];
-
-    shutdown(fd, SHUT_WR);
-    while (time_now_ns() < end) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int wait_ms = (int)((end - time_now_ns()) / 1000000) + 1;
-
-        if (poll(&p, 1, wait_ms) <= 0 || read(fd, buf, sizeof(buf)) <= 0)
-            break;
-    }
-}
-
-/* --incoming tcp:HOST:PORT: waits for one migration stream, loads it, and answers the source
- * "OK" (the source then exits) or "ERR why". 0 or the exit status. */
-static int receive_migration(const char *uri, const struct vm_restore_opts *ro,
+/* --incoming URI: waits for one migration stream and builds its machine. 0 or the exit
+ * status. */
+static int receive_migration(const char *uri, const struct vm_incoming_opts *io,
                              struct virt_machine **m)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res = NULL;
-    char host[VM_URI_HOST_MAX], port[VM_URI_PORT_MAX];
-    char err[VMSTATE_ERR_LEN], line[VMSTATE_ERR_LEN + 8];
-    int lfd = -1, fd = -1, one = 1, e, ret = 1;
-    bool cloned;
+    char err[VM_MIGRATE_ERR_LEN];
+    int ret = vm_migrate_incoming(uri, io, m, err);
 
-    if (vm_parse_tcp_uri(uri, host, port)) {
-        fprintf(stderr, "tessera: --incoming '%s': expected tcp:HOST:PORT\n", uri);
-        return 2;
-    }
-    e = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (e) {
-        fprintf(stderr, "tessera: --incoming %s: %s\n", uri, gai_strerror(e));
-        return 2;
-    }
-    lfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(lfd, 1) < 0) {
-        fprintf(stderr, "tessera: --incoming %s: %s\n", uri, strerror(errno));
-        goto out;
-    }
-    log_info("waiting for a migration on %s", uri);
-    do
-        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        fprintf(stderr, "tessera: --incoming %s: accept: %s\n", uri, strerror(errno));
-        goto out;
-    }
-    close(lfd);
-    lfd = -1;
-    if (vm_restore(fd, "migration stream", ro, m, &cloned, err)) {
+    if (ret) {
         fprintf(stderr, "tessera: --incoming: %s\n", err);
-        snprintf(line, sizeof(line), "ERR %s\n", err);
-        if (write(fd, line, strlen(line)) < 0)
-            log_warn("could not tell the source why: %s", strerror(errno));
-        drain_briefly(fd);
-        goto out;
+        return ret == -EINVAL ? 2 : 1;
     }
-    if (write(fd, "OK\n", 3) != 3) {
-        /* The source cannot learn that we have the VM: it keeps running it; so must not we. */
-        fprintf(stderr, "tessera: --incoming: the source went away before the handover\n");
-        virt_destroy(*m);
-        *m = NULL;
-        goto out;
-    }
-    log_info("migration received; the VM runs here now");
-    ret = 0;
-out:
-    if (res)
-        freeaddrinfo(res);
-    if (lfd >= 0)
-        close(lfd);
-    if (fd >= 0)
-        close(fd);
-    return ret;
+    return 0;
 }
 
 int cli_run(int argc, char **argv)
@@ -294,6 +240,10 @@ int cli_run(int argc, char **argv)
         OPT_CLONE,
         OPT_FULL,
         OPT_DISK_DIR,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+        OPT_TLS_CA,
+        OPT_PROGRESS_TIMEOUT,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -312,6 +262,10 @@ int cli_run(int argc, char **argv)
         {"clone", required_argument, NULL, OPT_CLONE},
         {"full", no_argument, NULL, OPT_FULL},
         {"disk-dir", required_argument, NULL, OPT_DISK_DIR},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"progress-timeout", required_argument, NULL, OPT_PROGRESS_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -324,7 +278,9 @@ int cli_run(int argc, char **argv)
     struct vm_api *api = NULL;
     char *agent_opts = NULL;
     const char *restore = NULL, *incoming = NULL;
+    struct vm_incoming_opts io = {.restore = {.console_fd = STDOUT_FILENO}};
     struct vm_restore_opts ro = {.console_fd = STDOUT_FILENO};
+    bool incoming_opts = false;
     bool machine_opts = false, cloned = false;
     int c, status;
 
@@ -390,6 +346,31 @@ int cli_run(int argc, char **argv)
         case OPT_CLONE: ro.clone_dir = optarg; break;
         case OPT_FULL: ro.full_clone = true; break;
         case OPT_DISK_DIR: ro.disk_dir = optarg; break;
+        case OPT_TLS_CERT:
+            io.tls.cert = optarg;
+            incoming_opts = true;
+            break;
+        case OPT_TLS_KEY:
+            io.tls.key = optarg;
+            incoming_opts = true;
+            break;
+        case OPT_TLS_CA:
+            io.tls.ca = optarg;
+            incoming_opts = true;
+            break;
+        case OPT_PROGRESS_TIMEOUT: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+
+            if (!*optarg || *end || n < 1 || n > VM_MIGRATE_TIMEOUT_MAX_S) {
+                fprintf(stderr, "tessera: --progress-timeout '%s': expected seconds from 1 to %d\n",
+                        optarg, VM_MIGRATE_TIMEOUT_MAX_S);
+                return 2;
+            }
+            io.progress_timeout_s = (unsigned)n;
+            incoming_opts = true;
+            break;
+        }
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -407,6 +388,11 @@ int cli_run(int argc, char **argv)
         return 2;
     }
 
+    if (incoming_opts && !incoming) {
+        fprintf(stderr, "tessera: --tls-cert, --tls-key, --tls-ca and --progress-timeout apply to "
+                        "--incoming\n");
+        return 2;
+    }
     if (restore || incoming) {
         const char *what = restore ? "--restore" : "--incoming";
 
@@ -431,8 +417,9 @@ int cli_run(int argc, char **argv)
             return 2;
         }
         signal(SIGPIPE, SIG_IGN);
+        io.restore = ro;
         status = restore ? restore_file(restore, &ro, &m, &cloned)
-                         : receive_migration(incoming, &ro, &m);
+                         : receive_migration(incoming, &io, &m);
         if (status)
             return status;
         goto run;

@@ -271,23 +271,66 @@ static int print_snapshots(const struct control_client_reply *r)
 
 static const char *migrate_mode = "live";
 static unsigned migrate_downtime_ms;
+static unsigned migrate_timeout_s;
 static bool migrate_copy_disks;
+static const char *migrate_tls[3]; /* --tls-cert, --tls-key, --tls-ca */
 
 static int prep_migrate(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
                         struct vm_call *call)
 {
+    static const char *const tls_keys[3] = {"tls_cert", "tls_key", "tls_ca"};
+    static const char *const tls_opts[3] = {"--tls-cert", "--tls-key", "--tls-ca"};
+    json_t *o;
+    char *text;
+    int ret = 0;
+
     if (nargs != 1)
-        return usage_error("migrate takes one URI (tcp:HOST:PORT)");
+        return usage_error("migrate takes one URI (tcp:HOST:PORT or tls:HOST:PORT)");
     if (timeout_s)
         return usage_error("--timeout applies only to shutdown");
     call->method = "PUT";
     call->path = "/v1/vm/migrate";
     call->migrate = true;
-    if (migrate_downtime_ms)
-        return body_with(call, "{s:s, s:s, s:b, s:i}", "uri", args[0], "mode", migrate_mode,
-                         "copy_disks", migrate_copy_disks, "downtime_ms", (int)migrate_downtime_ms);
-    return body_with(call, "{s:s, s:s, s:b}", "uri", args[0], "mode", migrate_mode, "copy_disks",
-                     migrate_copy_disks);
+    o = json_pack("{s:s, s:s, s:b}", "uri", args[0], "mode", migrate_mode, "copy_disks",
+                  migrate_copy_disks);
+    if (o && migrate_downtime_ms)
+        json_object_set_new(o, "downtime_ms", json_integer(migrate_downtime_ms));
+    if (o && migrate_timeout_s)
+        json_object_set_new(o, "progress_timeout_s", json_integer(migrate_timeout_s));
+    /* The VMM opens the files, perhaps from another folder: absolute paths. */
+    for (int i = 0; i < 3 && o && !ret; i++) {
+        char *abs;
+
+        if (!migrate_tls[i])
+            continue;
+        abs = realpath(migrate_tls[i], NULL);
+        if (!abs) {
+            ret = usage_error("%s %s: %s", tls_opts[i], migrate_tls[i], strerror(errno));
+            break;
+        }
+        json_object_set_new(o, tls_keys[i], json_string(abs));
+        free(abs);
+    }
+    text = o && !ret ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (ret)
+        return ret;
+    if (!text || strlen(text) >= sizeof(call->body)) {
+        free(text);
+        return usage_error("migrate: arguments too long");
+    }
+    strcpy(call->body, text);
+    free(text);
+    return 0;
+}
+
+/* DELETE /v1/vm/migrate. */
+static int prep_migrate_cancel(const struct vm_command *cmd, char **args, int nargs,
+                               unsigned timeout_s, struct vm_call *call)
+{
+    call->method = "DELETE";
+    call->path = "/v1/vm/migrate";
+    return check_plain(cmd, nargs, timeout_s);
 }
 
 /* Follows a started migration, printing each round, until it completes or fails. */
@@ -366,8 +409,9 @@ static const struct vm_command commands[] = {
      prep_snapshots},
     {"snapshot-delete", "FILE", "delete a snapshot; its disks' data merges into the newer layer",
      prep_snapshot_delete},
-    {"migrate", "tcp:HOST:PORT", "move the VM to `tessera run --incoming tcp:HOST:PORT`",
+    {"migrate", "URI", "move the VM to `tessera run --incoming URI` (tcp: or tls:HOST:PORT)",
      prep_migrate},
+    {"migrate-cancel", "", "cut a running migration; the VM runs on here", prep_migrate_cancel},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -388,6 +432,12 @@ static void vm_usage(FILE *out)
                  "  --json                   snapshots: print the JSON answer, not a table\n"
                  "  --copy-disks             migrate: send the disks too, for hosts without\n"
                  "                           shared storage (the target writes new images)\n"
+                 "  --progress-timeout S     migrate: fail (the VM runs on here) when no byte\n"
+                 "                           moves for S seconds, 1-3600 (default 30)\n"
+                 "  --tls-cert FILE          migrate to tls:HOST:PORT (mutual TLS): this VM's\n"
+                 "  --tls-key FILE           certificate and key, and the CA the target's\n"
+                 "  --tls-ca FILE            certificate must chain to; it must name HOST. PEM\n"
+                 "                           files, read by the VMM process\n"
                  "  -h, --help               this text\n"
                  "\nExit status: 0 on success, 1 when the VM refuses or cannot be reached,\n"
                  "2 for bad usage. The API itself is described in docs/api.md.\n");
@@ -428,10 +478,18 @@ static void print_json(const struct control_client_reply *r)
 int cli_vm(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"api-sock", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-        {"mode", required_argument, NULL, 'm'},     {"downtime-ms", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},           {"copy-disks", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"api-sock", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},
+        {"downtime-ms", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"copy-disks", no_argument, NULL, 'c'},
+        {"progress-timeout", required_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const struct vm_command *cmd = NULL;
     struct control_client_reply reply;
@@ -466,6 +524,19 @@ int cli_vm(int argc, char **argv)
             migrate_downtime_ms = (unsigned)v;
             break;
         }
+        case 'p': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > CONTROL_MIGRATE_TIMEOUT_MAX)
+                return usage_error("--progress-timeout '%s' is not a number in 1..%d", optarg,
+                                   CONTROL_MIGRATE_TIMEOUT_MAX);
+            migrate_timeout_s = (unsigned)v;
+            break;
+        }
+        case 'C': migrate_tls[0] = optarg; break;
+        case 'K': migrate_tls[1] = optarg; break;
+        case 'A': migrate_tls[2] = optarg; break;
         case 'j': print_as_json = true; break;
         case 'c': migrate_copy_disks = true; break;
         case 'h': vm_usage(stdout); return 0;
@@ -485,6 +556,9 @@ int cli_vm(int argc, char **argv)
         return usage_error("unknown command '%s'", argv[optind]);
     if (print_as_json && strcmp(cmd->name, "snapshots"))
         return usage_error("--json applies only to snapshots");
+    if ((migrate_timeout_s || migrate_tls[0] || migrate_tls[1] || migrate_tls[2]) &&
+        strcmp(cmd->name, "migrate"))
+        return usage_error("--progress-timeout and --tls-* apply only to migrate");
     ret = cmd->prepare(cmd, argv + optind + 1, argc - optind - 1, timeout_s, &call);
     if (ret)
         return ret;

@@ -505,7 +505,7 @@ static void put_balloon(const struct control_ops *ops, void *vm, const char *bod
         reply_empty(r);
 }
 
-/* ---- PUT /v1/vm/snapshot, PUT /v1/vm/migrate ---- */
+/* ---- PUT /v1/vm/snapshot, PUT and DELETE /v1/vm/migrate ---- */
 
 /* An op that failed with its own message: the status from its errno, the message as given. */
 static void reply_op_message(struct control_response *r, const char *what, int ret, const char *msg)
@@ -572,17 +572,30 @@ static void put_snapshot_delete(const struct control_ops *ops, void *vm, const c
                 r);
 }
 
-enum { MIG_URI, MIG_MODE, MIG_DOWNTIME, MIG_COPY_DISKS };
+enum {
+    MIG_URI,
+    MIG_MODE,
+    MIG_DOWNTIME,
+    MIG_COPY_DISKS,
+    MIG_TIMEOUT,
+    MIG_TLS_CERT,
+    MIG_TLS_KEY,
+    MIG_TLS_CA
+};
 static const struct field migrate_fields[] = {
     [MIG_URI] = {"uri", FIELD_STRING, 0, 0},
     [MIG_MODE] = {"mode", FIELD_STRING, 0, 0},
     [MIG_DOWNTIME] = {"downtime_ms", FIELD_UINT, 1, CONTROL_DOWNTIME_MAX_MS},
     [MIG_COPY_DISKS] = {"copy_disks", FIELD_BOOL, 0, 0},
+    [MIG_TIMEOUT] = {"progress_timeout_s", FIELD_UINT, 1, CONTROL_MIGRATE_TIMEOUT_MAX},
+    [MIG_TLS_CERT] = {"tls_cert", FIELD_STRING, 0, 0},
+    [MIG_TLS_KEY] = {"tls_key", FIELD_STRING, 0, 0},
+    [MIG_TLS_CA] = {"tls_ca", FIELD_STRING, 0, 0},
 };
 static const struct schema migrate_schema = {
     migrate_fields,
     sizeof(migrate_fields) / sizeof(migrate_fields[0]),
-    "uri, mode, downtime_ms, copy_disks",
+    "uri, mode, downtime_ms, copy_disks, progress_timeout_s, tls_cert, tls_key, tls_ca",
     "{\"uri\": \"tcp:10.0.0.2:4444\", \"mode\": \"live\"}",
 };
 
@@ -591,7 +604,7 @@ static void put_migrate(const struct control_ops *ops, void *vm, const char *bod
 {
     struct field_value v[CONTROL_FIELDS_MAX];
     char err[CONTROL_ERR_LEN] = "";
-    const char *mode;
+    struct control_migrate_req req;
     json_t *doc;
     int ret;
 
@@ -600,24 +613,52 @@ static void put_migrate(const struct control_ops *ops, void *vm, const char *bod
         reply_error(r, ret == -ENOMEM ? 500 : 400, "%s", err);
         return;
     }
-    mode = v[MIG_MODE].present ? v[MIG_MODE].s : "live";
+    req = (struct control_migrate_req){
+        .uri = v[MIG_URI].s,
+        .mode = v[MIG_MODE].present ? v[MIG_MODE].s : "live",
+        .downtime_ms = v[MIG_DOWNTIME].present ? (unsigned)v[MIG_DOWNTIME].u : 300,
+        .copy_disks = v[MIG_COPY_DISKS].u != 0,
+        .progress_timeout_s =
+            v[MIG_TIMEOUT].present ? (unsigned)v[MIG_TIMEOUT].u : CONTROL_MIGRATE_TIMEOUT_DEFAULT,
+        .tls_cert = v[MIG_TLS_CERT].present ? v[MIG_TLS_CERT].s : NULL,
+        .tls_key = v[MIG_TLS_KEY].present ? v[MIG_TLS_KEY].s : NULL,
+        .tls_ca = v[MIG_TLS_CA].present ? v[MIG_TLS_CA].s : NULL,
+    };
     if (!v[MIG_URI].present) {
-        reply_error(r, 400, "missing field 'uri' (tcp:HOST:PORT of `tessera run --incoming`)");
-    } else if (strcmp(mode, "live") && strcmp(mode, "suspend") && strcmp(mode, "cold")) {
+        reply_error(r, 400,
+                    "missing field 'uri' (tcp:HOST:PORT or tls:HOST:PORT of `tessera run "
+                    "--incoming`)");
+    } else if (strcmp(req.mode, "live") && strcmp(req.mode, "suspend") &&
+               strcmp(req.mode, "cold")) {
         reply_error(r, 400, "field 'mode' must be one of live, suspend, cold");
     } else {
-        log_info("api: migrate %s to %s", mode, v[MIG_URI].s);
-        ret = ops->migrate
-                  ? ops->migrate(vm, v[MIG_URI].s, mode,
-                                 v[MIG_DOWNTIME].present ? (unsigned)v[MIG_DOWNTIME].u : 300,
-                                 v[MIG_COPY_DISKS].u != 0, err)
-                  : -ENOSYS;
+        log_info("api: migrate %s to %s", req.mode, req.uri);
+        ret = ops->migrate ? ops->migrate(vm, &req, err) : -ENOSYS;
         if (ret < 0)
             reply_op_message(r, "migrate", ret, err);
         else
             reply_empty(r);
     }
     json_decref(doc);
+}
+
+/* DELETE /v1/vm/migrate: cancel. */
+static void delete_migrate(const struct control_ops *ops, void *vm, const char *body, size_t len,
+                           struct control_response *r)
+{
+    char err[CONTROL_ERR_LEN] = "";
+    int ret;
+
+    if (len) {
+        reply_error(r, 400, "DELETE /v1/vm/migrate takes no request body");
+        return;
+    }
+    log_info("api: migrate cancel");
+    ret = ops->migrate_cancel ? ops->migrate_cancel(vm, err) : -ENOSYS;
+    if (ret < 0)
+        reply_op_message(r, "migrate-cancel", ret, err);
+    else
+        reply_empty(r);
 }
 
 /* ---- GET routes: an op that hands back a JSON document ---- */
@@ -673,6 +714,7 @@ static const struct route routes[] = {
     {"PUT", "/v1/vm/snapshot-delete", "snapshot-delete", NULL, NULL, put_snapshot_delete},
     {"PUT", "/v1/vm/migrate", "migrate", NULL, NULL, put_migrate},
     {"GET", "/v1/vm/migrate", "migrate", NULL, get_migrate, NULL},
+    {"DELETE", "/v1/vm/migrate", "migrate-cancel", NULL, NULL, delete_migrate},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))

@@ -29,6 +29,20 @@
 #define CONTROL_BALLOON_PAGE             4096ull      /* target_bytes must be a multiple */
 #define CONTROL_BALLOON_MAX              (1ull << 50) /* 1 PiB: beyond any RAM we map */
 #define CONTROL_DOWNTIME_MAX_MS          600000
+#define CONTROL_MIGRATE_TIMEOUT_DEFAULT  30
+#define CONTROL_MIGRATE_TIMEOUT_MAX      3600
+
+/* PUT /v1/vm/migrate, checked: the strings live as long as the call. */
+struct control_migrate_req {
+    const char *uri;             /* "tcp:HOST:PORT" or "tls:HOST:PORT" */
+    const char *mode;            /* "live", "suspend" or "cold" */
+    unsigned downtime_ms;        /* live: the stop-and-copy's limit */
+    bool copy_disks;             /* the disks' contents travel too (block migration) */
+    unsigned progress_timeout_s; /* fail when no byte moves this long */
+    const char *tls_cert;        /* tls: only: this end's certificate, key and the CA that the */
+    const char *tls_key;         /* target's certificate must chain to (PEM files the VMM */
+    const char *tls_ca;          /* process reads); NULL when absent */
+};
 
 /* The VMM side. Every member:
  *   - is called on the API thread with the server's mutex held, so never concurrently with
@@ -70,13 +84,13 @@ struct control_ops {
      * "bytes_merged", "paused_ms", "total_ms"}. On failure a message in err: -EINVAL not a
      * snapshot of this VM (or none at all), -EBUSY something depends on it or uses it. */
     int (*snapshot_delete)(void *vm, const char *file, json_t **out, char *err);
-    /* Starts a migration to uri ("tcp:HOST:PORT"); mode "live", "suspend" or "cold";
-     * downtime_ms the live mode's limit; copy_disks sends the disks' contents too (block
-     * migration). Returns once it runs; progress through migrate_status. Message in err on
-     * failure. */
-    int (*migrate)(void *vm, const char *uri, const char *mode, unsigned downtime_ms,
-                   bool copy_disks, char *err);
+    /* Starts a migration (struct control_migrate_req). Returns once it runs; progress through
+     * migrate_status. Message in err on failure. */
+    int (*migrate)(void *vm, const struct control_migrate_req *req, char *err);
     int (*migrate_status)(void *vm, json_t **out);
+    /* Cuts the running migration; the VM runs on here. -EALREADY none runs, -EBUSY it is in
+     * its stop-and-copy (vmm/migrate.h); message in err. */
+    int (*migrate_cancel)(void *vm, char *err);
 };
 
 struct control;

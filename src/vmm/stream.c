@@ -7,11 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+
+#include "vmm/transport.h"
 
 #define PAGE        4096u
 #define CHUNK_BYTES (STREAM_RAM_CHUNK * PAGE)
@@ -23,7 +24,8 @@
 _Static_assert(STREAM_DISK_CHUNK <= CHUNK_BYTES, "a disk record must fit the staging buffer");
 
 struct stream_writer {
-    int fd;
+    struct transport *t;
+    struct transport *own; /* t, when made here for a plain fd */
     const char *what;
     int level;
     int err;
@@ -39,7 +41,8 @@ struct stream_writer {
 };
 
 struct stream_reader {
-    int fd;
+    struct transport *t;
+    struct transport *own; /* t, when made here for a plain fd */
     const char *what;
     char msg[STREAM_ERR_LEN];
     bool failed;
@@ -83,15 +86,12 @@ static int w_push(struct stream_writer *w)
     size_t off = 0;
 
     while (off < w->len && !w->err) {
-        ssize_t n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+        ssize_t n = transport_write(w->t, w->buf + off, w->len - off);
 
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(w->fd, w->buf + off, w->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n <= 0)
-            return w_fail(w, n < 0 ? -errno : -EIO, "%s: write failed after %" PRIu64 " bytes: %s",
-                          w->what, w->bytes - (w->len - off), n < 0 ? strerror(errno) : "EOF");
+            return w_fail(w, n < 0 ? (int)n : -EIO, "%s: write failed after %" PRIu64 " bytes: %s",
+                          w->what, w->bytes - (w->len - off),
+                          n < 0 ? transport_error(w->t, (int)n) : "EOF");
         off += (size_t)n;
     }
     w->len = 0;
@@ -137,11 +137,27 @@ static void w_check(struct stream_writer *w)
 
 int stream_writer_create(int fd, const char *what, int zstd_level, struct stream_writer **out)
 {
+    struct transport *t;
+    int ret = transport_plain(fd, false, &t);
+
+    if (ret)
+        return ret;
+    ret = stream_writer_create_on(t, what, zstd_level, out);
+    if (ret)
+        transport_close(t);
+    else
+        (*out)->own = t;
+    return ret;
+}
+
+int stream_writer_create_on(struct transport *t, const char *what, int zstd_level,
+                            struct stream_writer **out)
+{
     struct stream_writer *w = calloc(1, sizeof(*w));
 
     if (!w)
         return -ENOMEM;
-    w->fd = fd;
+    w->t = t;
     w->what = what;
     w->level = zstd_level;
     w->crc = (uint32_t)crc32(0, NULL, 0);
@@ -163,6 +179,7 @@ void stream_writer_destroy(struct stream_writer *w)
     if (!w)
         return;
     ZSTD_freeCCtx(w->zc);
+    transport_close(w->own);
     free(w->buf);
     free(w->stage);
     free(w->zbuf);
@@ -404,13 +421,11 @@ static int r_get(struct stream_reader *r, void *p, size_t n, const char *inside)
         size_t k;
 
         if (r->pos == r->have) {
-            ssize_t got = read(r->fd, r->buf, RBUF_SIZE);
+            ssize_t got = transport_read(r->t, r->buf, RBUF_SIZE);
 
-            if (got < 0 && errno == EINTR)
-                continue;
             if (got < 0)
                 return r_fail(r, "%s: read failed after %" PRIu64 " bytes: %s", r->what, r->bytes,
-                              strerror(errno));
+                              transport_error(r->t, (int)got));
             /* Between records the stream was cut; inside one, a damaged length may have
              * sent the reader past the end just as well. */
             if (got == 0 && !inside)
@@ -451,11 +466,26 @@ static uint64_t r_le(struct stream_reader *r, unsigned n, const char *inside)
 
 int stream_reader_create(int fd, const char *what, struct stream_reader **out)
 {
+    struct transport *t;
+    int ret = transport_plain(fd, false, &t);
+
+    if (ret)
+        return ret;
+    ret = stream_reader_create_on(t, what, out);
+    if (ret)
+        transport_close(t);
+    else
+        (*out)->own = t;
+    return ret;
+}
+
+int stream_reader_create_on(struct transport *t, const char *what, struct stream_reader **out)
+{
     struct stream_reader *r = calloc(1, sizeof(*r));
 
     if (!r)
         return -ENOMEM;
-    r->fd = fd;
+    r->t = t;
     r->what = what;
     r->crc = (uint32_t)crc32(0, NULL, 0);
     r->zcap = ZSTD_compressBound(CHUNK_BYTES);
@@ -476,6 +506,7 @@ void stream_reader_destroy(struct stream_reader *r)
     if (!r)
         return;
     ZSTD_freeDCtx(r->dc);
+    transport_close(r->own);
     free(r->buf);
     free(r->stage);
     free(r->zbuf);

@@ -48,9 +48,15 @@
 struct stream_writer;
 struct stream_reader;
 
+struct transport;
+
 /* Writes to fd (a file or a connected socket; not closed by the writer). `what` names the
  * destination in errors. zstd_level: 1 for migration (speed), 3 for snapshots. */
 int stream_writer_create(int fd, const char *what, int zstd_level, struct stream_writer **out);
+/* The same over a transport (vmm/transport.h: a plain fd or a TLS session), which must outlive
+ * the writer and is not closed by it. */
+int stream_writer_create_on(struct transport *t, const char *what, int zstd_level,
+                            struct stream_writer **out);
 void stream_writer_destroy(struct stream_writer *w);
 
 /* Each returns 0 or -errno; the first error sticks, and stream_writer_error() says it. */
@@ -96,6 +102,8 @@ struct stream_record {
 };
 
 int stream_reader_create(int fd, const char *what, struct stream_reader **out);
+/* The same over a transport, which must outlive the reader and is not closed by it. */
+int stream_reader_create_on(struct transport *t, const char *what, struct stream_reader **out);
 void stream_reader_destroy(struct stream_reader *r);
 
 /* Reads and checks the header; *config_json (malloc'd, NUL-terminated) is the machine config.

@@ -19,6 +19,7 @@
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
+#include "vmm/migrate.h"
 #include "vmm/snapshots.h"
 #include "vmm/vmstate.h"
 
@@ -417,15 +418,31 @@ static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
     return *out ? 0 : -ENOMEM;
 }
 
-static int api_migrate(void *vm, const char *uri, const char *mode, unsigned downtime_ms,
-                       bool copy_disks, char *err)
+static int api_migrate(void *vm, const struct control_migrate_req *req, char *err)
 {
     struct vm_api *a = vm;
-    enum vm_migrate_mode md = !strcmp(mode, "suspend") ? VM_MIGRATE_SUSPEND
-                              : !strcmp(mode, "cold")  ? VM_MIGRATE_COLD
-                                                       : VM_MIGRATE_LIVE;
-    char msg[VMSTATE_ERR_LEN] = "";
-    int ret = vm_migrate_start(a->m, uri, md, downtime_ms, copy_disks, &a->mig, msg);
+    struct vm_migrate_opts o = {
+        .mode = !strcmp(req->mode, "suspend") ? VM_MIGRATE_SUSPEND
+                : !strcmp(req->mode, "cold")  ? VM_MIGRATE_COLD
+                                              : VM_MIGRATE_LIVE,
+        .downtime_ms = req->downtime_ms,
+        .copy_disks = req->copy_disks,
+        .progress_timeout_s = req->progress_timeout_s,
+        .tls = {req->tls_cert, req->tls_key, req->tls_ca},
+    };
+    char msg[VM_MIGRATE_ERR_LEN] = "";
+    int ret = vm_migrate_start(a->m, req->uri, &o, &a->mig, msg);
+
+    if (ret)
+        snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
+    return ret;
+}
+
+static int api_migrate_cancel(void *vm, char *err)
+{
+    struct vm_api *a = vm;
+    char msg[VM_MIGRATE_ERR_LEN] = "";
+    int ret = vm_migrate_cancel(a->mig, msg);
 
     if (ret)
         snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
@@ -455,6 +472,7 @@ static const struct control_ops vm_api_ops = {
     .snapshot_delete = api_snapshot_delete,
     .migrate = api_migrate,
     .migrate_status = api_migrate_status,
+    .migrate_cancel = api_migrate_cancel,
 };
 
 int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err)

@@ -86,6 +86,16 @@ expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
 expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
 expect_error disk-dir-without-incoming "--disk-dir applies to --incoming" --disk-dir "$tmp"
 expect_error disk-dir-missing "/nonexistent/dir" --incoming tcp:127.0.0.1:1 --disk-dir /nonexistent/dir
+expect_error incoming-tls-no-files "needs --tls-cert, --tls-key and --tls-ca" --incoming tls:127.0.0.1:1
+expect_error incoming-tls-missing-file "/nonexistent/c.pem" --incoming tls:127.0.0.1:1 \
+    --tls-cert /nonexistent/c.pem --tls-key /nonexistent/k.pem --tls-ca /nonexistent/ca.pem
+expect_error incoming-tls-not-pem "no CA certificate in it" --incoming tls:127.0.0.1:1 \
+    --tls-cert "$tmp/random.bin" --tls-key "$tmp/random.bin" --tls-ca "$tmp/ok.elf"
+expect_error incoming-tcp-with-tls "plain TCP" --incoming tcp:127.0.0.1:1 --tls-cert "$tmp/empty" \
+    --tls-key "$tmp/empty" --tls-ca "$tmp/empty"
+expect_error tls-without-incoming "apply to --incoming" --tls-ca "$tmp/empty"
+expect_error progress-timeout-range "--progress-timeout '0'" --incoming tcp:127.0.0.1:1 \
+    --progress-timeout 0
 
 # Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
 # one clear line each and exit status 1; a snapshot merges back into the raw disk.

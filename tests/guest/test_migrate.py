@@ -34,6 +34,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from api import call  # noqa: E402
 from testkit import free_port, run_tests  # noqa: E402
+from tlscerts import make_certs, tls_args  # noqa: E402
 from vmdrive import VM, VMError  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
@@ -285,29 +286,35 @@ RX_DONE = re.compile(r"migration: completed in (\d+) ms, downtime (\d+) ms, "
                      r"(\d+(?:\.\d+)?) MiB sent, (\d+) rounds")
 
 
-def start_migrate(sock, port, mode, name, *extra):
-    return HostCommand([TESSERA, "vm", "migrate", "--api-sock", sock, "tcp:127.0.0.1:%d" % port,
-                        "--mode", mode, *extra], name + "_migrate")
+def start_migrate(sock, port, mode, name, *extra, scheme="tcp"):
+    return HostCommand([TESSERA, "vm", "migrate", "--api-sock", sock,
+                        "%s:127.0.0.1:%d" % (scheme, port), "--mode", mode, *extra],
+                       name + "_migrate")
 
 
-def start_target(name, port, *extra):
+def start_target(name, port, *extra, scheme="tcp"):
     """A `tessera run --incoming` process, once it listens on `port`."""
-    t = VM([TESSERA, "run", "--incoming", "tcp:127.0.0.1:%d" % port, *extra],
+    t = VM([TESSERA, "run", "--incoming", "%s:127.0.0.1:%d" % (scheme, port), *extra],
            log_path=log_path(name))
     wait_until(t, lambda: listening(port), 60, "%s: listening on %d" % (name, port))
     return t
 
 
-def migrate_and_check(src, sock, mode, name, *extra, target_args=()):
+def migrate_and_check(src, sock, mode, name, *extra, target_args=(), scheme="tcp",
+                      before_migrate=None):
     """Migrates the VM `src` (running memstress of STRESS_MIB) to a new --incoming process and
     checks everything the tests expect of a successful migration. Returns the target VM,
-    still running memstress, and (total ms, downtime ms, MiB sent, rounds)."""
+    still running memstress, and (total ms, downtime ms, MiB sent, rounds). `scheme` is tcp
+    or tls (then target_args and extra carry the --tls-* files); before_migrate(port, dst), if
+    given, runs once the target listens."""
     port = free_port()
     tsock = path(name + "_target.sock")
-    dst = start_target(name + "_target", port, "--api-sock", tsock, *target_args)
+    dst = start_target(name + "_target", port, "--api-sock", tsock, *target_args, scheme=scheme)
     try:
+        if before_migrate:
+            before_migrate(port, dst)
         before = max_round(src)
-        cmd = start_migrate(sock, port, mode, name, *extra)
+        cmd = start_migrate(sock, port, mode, name, *extra, scheme=scheme)
         rc = cmd.finish(MIGRATE_TIMEOUT, (src, dst))
         out = cmd.output()
         assert rc == 0, "tessera vm migrate: exit status %d:\n%s" % (rc, out[-2000:])
@@ -926,6 +933,198 @@ def test_failures_target_killed():
         src.close()
 
 
+# ---- TLS -------------------------------------------------------------------------------------
+
+def untrusted_client(port, certs, cas, who):
+    """Connects to a tls: target as a client with `who`'s certificate (None: none at all) and
+    returns what the target sent after the handshake: b"" or an error when it refused."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cas["ca"])
+    if who:
+        ctx.load_cert_chain(*certs[who])
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        return t.recv(16)
+    except (ssl.SSLError, OSError) as e:
+        return repr(e).encode()
+    finally:
+        s.close()
+
+
+def test_tls_migrate():
+    """Live migration over tls: with mutual certificates. First to a target whose certificate
+    comes from another CA: the source refuses it in the handshake, the migration fails and the
+    VM runs on, and that target reads nothing. Then to a good target, which first refuses
+    clients with a rogue certificate or none (and keeps waiting); the migration works, and
+    memstress goes on verified on the target."""
+    name = "tls_migrate"
+    certs, cas = make_certs(path("certs"))
+    sock = path(name + ".sock")
+    src = boot(name + "_source", "--mem", MEM, "--api-sock", sock)
+    try:
+        start_memstress(src, what="source")
+        port = free_port()
+        rogue = start_target(name + "_rogue_target", port, *tls_args(certs, cas, "rogue"),
+                             scheme="tls")
+        try:
+            cmd = start_migrate(sock, port, "live", name + "_rogue",
+                                *tls_args(certs, cas, "source"), scheme="tls")
+            rc = cmd.finish(120, (src, rogue))
+            out = cmd.output()
+            assert rc == 1, "migrate to a rogue target: exit status %d:\n%s" % (rc, out[-2000:])
+            assert "certificate is not accepted" in out, "no certificate error:\n" + out
+            assert not RX_DONE.search(out), "migrate claims success:\n" + out
+            pump(rogue, 1)
+            assert rogue.proc.poll() is None, "the rogue target exited"
+            assert b"refused a connection" in rogue.buf, "the rogue target did not say it " \
+                "refused:\n%s" % rogue.buf[-2000:].decode(errors="replace")
+            assert b"migration received" not in rogue.buf
+        finally:
+            rogue.close()
+        assert src.proc.poll() is None, "the source VMM exited (status %s)" % src.proc.returncode
+        st, d = call(sock, "GET", "/v1/vm")
+        assert st == 200 and d["state"] == "running", "source after the refusal: %d %r" % (st, d)
+        last = max_round(src)
+        wait_rounds(src, 2, after=last, what="source after the refused target")
+        print("  %s: a target from another CA is refused: %s" % (name, cmd.lines[-1]), flush=True)
+
+        def intruders(p, dst):
+            for who in ("rogue", None):
+                got = untrusted_client(p, certs, cas, who)
+                assert b"READY" not in got, "a %s client got READY" % (who or "certless")
+                pump(dst, 0.5)
+                assert dst.proc.poll() is None, "the target exited after an untrusted client"
+            assert dst.buf.count(b"refused a connection") >= 2, dst.buf[-2000:]
+
+        dst, _ = migrate_and_check(src, sock, "live", name, *tls_args(certs, cas, "source"),
+                                   "--downtime-ms", "1000",
+                                   target_args=tls_args(certs, cas, "target"), scheme="tls",
+                                   before_migrate=intruders)
+        try:
+            poweroff(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+# ---- a target that accepts and never reads ---------------------------------------------------
+
+class StuckTarget:
+    """A TCP listener that accepts connections and never reads from them."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        for c in self.conns + [self.srv]:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+
+def source_runs_on(src, sock, what):
+    assert src.proc.poll() is None, "%s: the source VMM exited (status %s)" % (
+        what, src.proc.returncode)
+    st, d = call(sock, "GET", "/v1/vm")
+    assert st == 200 and d["state"] == "running", "%s: source API %d %r" % (what, st, d)
+    out = src.run("echo alive-$((6 * 7))", timeout=120)
+    assert "alive-42" in out, "%s: the source's console does not answer: %r" % (what, out)
+
+
+def test_failures_stuck_target():
+    """A target that accepts the connection and never reads. (1) `migrate-cancel` cuts the
+    migration: it fails saying so, the VM runs on, and a second cancel is a 409. (2) With
+    --progress-timeout 3 the migration fails by itself, saying there was no progress, and the
+    VM runs on. (3) `stop` while such a migration hangs (progress timeout 600 s) ends the
+    process within seconds."""
+    name = "failures_stuck_target"
+    sock = path(name + ".sock")
+    src = boot(name + "_source", "--mem", MEM, "--api-sock", sock)
+    stuck = StuckTarget()
+    try:
+        # Incompressible data that cannot fit the socket buffers.
+        src.run("dd if=/dev/urandom of=/tmp/fill bs=1M count=48; echo filled", timeout=300)
+
+        def active_and_stuck():
+            st, d = call(sock, "GET", "/v1/vm/migrate")
+            assert st == 200, (st, d)
+            # Stuck inside its first round, yet the bytes the connection took show.
+            return d["status"] == "active" and d["total_ms"] >= 2000 and d["bytes"] > 0 and d
+
+        # (1) cancel
+        cmd = start_migrate(sock, stuck.port, "live", name + "_cancel", scheme="tcp")
+        deadline = time.monotonic() + 120
+        while not active_and_stuck():
+            assert time.monotonic() < deadline, "the migration never got going"
+            assert cmd.proc.poll() is None, "migrate ended early:\n" + cmd.output()
+            pump(src, 0.5)
+        st, d = call(sock, "DELETE", "/v1/vm/migrate")
+        assert st == 204, "DELETE /v1/vm/migrate: %d %r" % (st, d)
+        rc = cmd.finish(60, (src,))
+        out = cmd.output()
+        assert rc == 1 and "cancelled" in out, "migrate after cancel: %d\n%s" % (rc, out)
+        source_runs_on(src, sock, "after cancel")
+        st, d = call(sock, "DELETE", "/v1/vm/migrate")
+        assert st == 409, "a second cancel: %d %r" % (st, d)
+        c2 = HostCommand([TESSERA, "vm", "migrate-cancel", "--api-sock", sock],
+                         name + "_cancel_again")
+        assert c2.finish(30, (src,)) == 1 and "no migration is running" in c2.output(), \
+            c2.output()
+        print("  %s: cancelled: %s" % (name, cmd.lines[-1]), flush=True)
+
+        # (2) progress timeout
+        t0 = time.monotonic()
+        cmd = start_migrate(sock, stuck.port, "live", name + "_timeout", "--progress-timeout",
+                            "3")
+        rc = cmd.finish(120, (src,))
+        out = cmd.output()
+        assert rc == 1 and "no progress for 3 s" in out, "migrate to a stuck target: %d\n%s" % (
+            rc, out)
+        source_runs_on(src, sock, "after the progress timeout")
+        print("  %s: timed out after %.1fs: %s" % (name, time.monotonic() - t0, cmd.lines[-1]),
+              flush=True)
+
+        # (3) stop with a stuck migration
+        cmd = start_migrate(sock, stuck.port, "live", name + "_stop", "--progress-timeout",
+                            "600")
+        deadline = time.monotonic() + 120
+        while not active_and_stuck():
+            assert time.monotonic() < deadline, "the migration never got going"
+            pump(src, 0.5)
+        t0 = time.monotonic()
+        c3 = HostCommand([TESSERA, "vm", "stop", "--api-sock", sock], name + "_stop_cmd")
+        assert c3.finish(30, (src,)) == 0, c3.output()
+        try:
+            rc = src.wait(30)
+        except Exception as e:
+            raise AssertionError("stop with a stuck migration: the VMM did not exit: %r" % e)
+        print("  %s: stop exited the VMM (status %d) in %.1fs" % (
+            name, rc, time.monotonic() - t0), flush=True)
+        cmd.finish(30)
+    finally:
+        stuck.close()
+        src.close()
+
+
 _base_snapshot = {}
 
 
@@ -1050,7 +1249,9 @@ def main():
         ("linked_clones", test_linked_clones, False),
         ("full_clone", test_full_clone, False),
         ("snapshot_list_delete", test_snapshot_list_delete, False),
+        ("tls_migrate", test_tls_migrate, False),
         ("failures_target_killed", test_failures_target_killed, False),
+        ("failures_stuck_target", test_failures_stuck_target, False),
         ("failures_truncated", test_failures_truncated, False),
         ("failures_checksum", test_failures_checksum, False),
         ("failures_bad_stream", test_failures_bad_stream, False),

@@ -500,6 +500,86 @@ static void test_snapshot_routes(void)
     control_response_free(&r);
 }
 
+/* ---- PUT, GET and DELETE /v1/vm/migrate (through the request core) ---- */
+
+static struct control_migrate_req mig_req;
+static char mig_strs[4][64]; /* uri, tls_cert, tls_key, tls_ca as the op saw them */
+static int mig_calls, mig_cancel_ret;
+
+static int mig_start(void *vm, const struct control_migrate_req *req, char *err)
+{
+    mig_req = *req;
+    snprintf(mig_strs[0], sizeof(mig_strs[0]), "%s", req->uri);
+    snprintf(mig_strs[1], sizeof(mig_strs[1]), "%s", req->tls_cert ? req->tls_cert : "-");
+    snprintf(mig_strs[2], sizeof(mig_strs[2]), "%s", req->tls_key ? req->tls_key : "-");
+    snprintf(mig_strs[3], sizeof(mig_strs[3]), "%s", req->tls_ca ? req->tls_ca : "-");
+    mig_calls++;
+    return 0;
+}
+
+static int mig_cancel(void *vm, char *err)
+{
+    if (mig_cancel_ret)
+        snprintf(err, CONTROL_ERR_LEN, "no migration is running");
+    return mig_cancel_ret;
+}
+
+static void test_migrate_routes(void)
+{
+    static const struct control_ops ops = {.migrate = mig_start, .migrate_cancel = mig_cancel};
+    static const struct control_ops none = {0};
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"{\"mode\":\"live\"}", "missing field 'uri'"},
+        {"{\"uri\":\"tls:h:1\",\"progress_timeout_s\":0}", "progress_timeout_s"},
+        {"{\"uri\":\"tls:h:1\",\"progress_timeout_s\":3601}", "progress_timeout_s"},
+        {"{\"uri\":\"tls:h:1\",\"tls_cert\":5}", "field 'tls_cert' must be a string"},
+        {"{\"uri\":\"tls:h:1\",\"tls_pass\":\"x\"}", "unknown field 'tls_pass'"},
+    };
+    const char *tls = "{\"uri\":\"tls:10.0.0.2:4444\",\"tls_cert\":\"/c.pem\","
+                      "\"tls_key\":\"/k.pem\",\"tls_ca\":\"/ca.pem\",\"progress_timeout_s\":7}";
+    const char *plain = "{\"uri\":\"tcp:10.0.0.2:4444\"}";
+    struct control_response r;
+
+    control_handle(&ops, NULL, "PUT", "/v1/vm/migrate", tls, strlen(tls), &r);
+    CHECK(r.status == 204 && mig_calls == 1);
+    CHECK(!strcmp(mig_strs[0], "tls:10.0.0.2:4444") && !strcmp(mig_strs[1], "/c.pem") &&
+          !strcmp(mig_strs[2], "/k.pem") && !strcmp(mig_strs[3], "/ca.pem"));
+    CHECK(mig_req.progress_timeout_s == 7 && !strcmp(mig_req.mode, "live"));
+    control_response_free(&r);
+    /* Defaults: the progress timeout, no TLS files. */
+    control_handle(&ops, NULL, "PUT", "/v1/vm/migrate", plain, strlen(plain), &r);
+    CHECK(r.status == 204 && mig_calls == 2);
+    CHECK(mig_req.progress_timeout_s == CONTROL_MIGRATE_TIMEOUT_DEFAULT);
+    CHECK(!strcmp(mig_strs[1], "-") && !strcmp(mig_strs[2], "-") && !strcmp(mig_strs[3], "-"));
+    control_response_free(&r);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        control_handle(&ops, NULL, "PUT", "/v1/vm/migrate", bad[i].body, strlen(bad[i].body), &r);
+        CHECK(r.status == 400 && strstr(r.body, bad[i].want) && mig_calls == 2);
+        control_response_free(&r);
+    }
+
+    /* Cancel: 204, or the op's 409 with its message; no body. */
+    mig_cancel_ret = 0;
+    control_handle(&ops, NULL, "DELETE", "/v1/vm/migrate", NULL, 0, &r);
+    CHECK(r.status == 204);
+    control_response_free(&r);
+    mig_cancel_ret = -EALREADY;
+    control_handle(&ops, NULL, "DELETE", "/v1/vm/migrate", NULL, 0, &r);
+    CHECK(r.status == 409 && strstr(r.body, "migrate-cancel: no migration is running"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "DELETE", "/v1/vm/migrate", "{}", 2, &r);
+    CHECK(r.status == 400 && strstr(r.body, "takes no request body"));
+    control_response_free(&r);
+    control_handle(&none, NULL, "DELETE", "/v1/vm/migrate", NULL, 0, &r);
+    CHECK(r.status == 501);
+    control_response_free(&r);
+    control_handle(&ops, NULL, "POST", "/v1/vm/migrate", NULL, 0, &r);
+    CHECK(r.status == 405 && strstr(r.allow, "DELETE"));
+    control_response_free(&r);
+}
+
 static void test_paths_and_methods(void)
 {
     char *resp;
@@ -1056,6 +1136,7 @@ int main(void)
     test_op_errors(f);
     test_missing_ops();
     test_snapshot_routes();
+    test_migrate_routes();
     test_paths_and_methods();
     test_body_limits(f);
     test_concurrency(f);
