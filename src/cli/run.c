@@ -381,6 +381,14 @@ int cli_run(int argc, char **argv)
             machine_opts = true;
             break;
         case OPT_AGENT_SOCK:
+            /* sun_path holds 107 bytes and the NUL (unix(7)). */
+            if (!*optarg || strlen(optarg) > 107) {
+                fprintf(stderr,
+                        "tessera: --agent-sock: the path must be 1 to 107 bytes (a unix socket "
+                        "address), not %zu\n",
+                        strlen(optarg));
+                return 2;
+            }
             agent_sock = optarg;
             machine_opts = true;
             break;

@@ -391,6 +391,7 @@ static int virt_create_devices(struct virt_machine *m)
             .ops = &virtio_mmio_ops,
         };
         char err[VDEV_ERR_LEN] = "";
+        json_t *conf;
 
         v->type = vdev_type_find(spec->type);
         if (!v->type) {
@@ -399,6 +400,13 @@ static int virt_create_devices(struct virt_machine *m)
         }
         for (unsigned j = 0; j < i; j++)
             env.index += m->vdevs[j].type == v->type;
+        /* Every value checked against the type's table before the device sees it. */
+        if (vdev_opts_to_conf(v->type, spec->opts ? spec->opts : "", &conf, err)) {
+            log_error("%s", err);
+            v->type = NULL;
+            return -1;
+        }
+        json_decref(conf);
         if (v->type->create(&env, spec->opts ? spec->opts : "", &v->dev, &ops, err) < 0) {
             log_error("%s", err[0] ? err : "cannot create a virtio device");
             v->type = NULL;

@@ -78,6 +78,22 @@ expect_error disk-missing "/nonexistent/disk.img" --bios "$tmp/ok.elf" --disk /n
 expect_error disk-bad-format "format 'vmdk'" --bios "$tmp/ok.elf" --disk "$tmp/empty",format=vmdk
 expect_error net-bad-backend "nosuch" --bios "$tmp/ok.elf" --net nosuch
 expect_error device-unknown "unknown device type" --device frobnicator
+# Option values too long for their buffer are refused, never taken as "not given".
+head -c $((1 << 20)) /dev/zero >"$tmp/small.img"
+long_sock=$tmp/$(printf 's%.0s' $(seq 110)).sock
+expect_error disk-readonly-garbage "readonly 'garbage1': expected on or off" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=raw,readonly=garbage1
+expect_error disk-format-16-chars "format 'qcow2qcow2qcow2qc': expected raw or qcow2" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=qcow2qcow2qcow2qc
+expect_error agent-sock-too-long "--agent-sock: the path must be 1 to 107 bytes" \
+    --bios "$tmp/ok.elf" --agent-sock "$long_sock"
+expect_error console-sock-too-long "--device console: sock" \
+    --bios "$tmp/ok.elf" --device console,sock="$long_sock"
+expect_error net-mac-too-long "mac '52:54:00:12:34:567'" --bios "$tmp/ok.elf" --net user,mac=52:54:00:12:34:567
+expect_error net-link-garbage "link 'offffffff': expected on or off" --bios "$tmp/ok.elf" --net user,link=offffffff
+expect_error disk-serial-too-long "serial '123456789012345678901': expected at most 20 bytes" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=raw,serial=123456789012345678901
+expect_error disk-stray-comma "empty option" --bios "$tmp/ok.elf" --disk "$tmp/small.img",,format=raw
 expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
 expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
 expect_error restore-empty "truncated" --restore "$tmp/empty"

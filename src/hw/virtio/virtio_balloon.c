@@ -405,5 +405,7 @@ static struct vdev_type balloon_type = {
     .create = balloon_create,
     .attach = balloon_attach,
     .destroy = balloon_destroy,
+    .flag = "--device balloon",
+    .options = (const struct vdev_opt[]){{NULL}},
 };
 VDEV_TYPE_REGISTER(balloon_type)

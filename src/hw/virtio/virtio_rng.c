@@ -168,5 +168,7 @@ static struct vdev_type rng_type = {
     .create = rng_create,
     .attach = rng_attach,
     .destroy = rng_destroy,
+    .flag = "--device rng",
+    .options = (const struct vdev_opt[]){{NULL}},
 };
 VDEV_TYPE_REGISTER(rng_type)
