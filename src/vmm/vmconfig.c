@@ -258,7 +258,8 @@ static int check_keys(struct vmconfig_reader *r, json_t *o, const char *path,
     const char *key;
     json_t *v;
 
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         size_t n;
         bool ok = false;
 
@@ -269,8 +270,8 @@ static int check_keys(struct vmconfig_reader *r, json_t *o, const char *path,
         n = (size_t)snprintf(r->err, VMCONFIG_ERR_LEN, "%s: %s%s%.100s: unknown key (expected",
                              r->what, path, path[0] ? "." : "", key);
         for (const char *const *k = known; *k && n < VMCONFIG_ERR_LEN; k++)
-            n += (size_t)snprintf(r->err + n, VMCONFIG_ERR_LEN - n, "%s%s",
-                                  k == known ? " " : ", ", *k);
+            n += (size_t)snprintf(r->err + n, VMCONFIG_ERR_LEN - n, "%s%s", k == known ? " " : ", ",
+                                  *k);
         if (n < VMCONFIG_ERR_LEN)
             snprintf(r->err + n, VMCONFIG_ERR_LEN - n, "%s)", *known ? "" : " none");
         return -EINVAL;
@@ -292,8 +293,8 @@ static int get_string(struct vmconfig_reader *r, json_t *o, const char *path, co
         return -EINVAL;
     }
     if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
-        set_err(r->err, "%s: %s%s%s: expected a string of at most %zu bytes without NUL",
-                r->what, path, sep, key, max);
+        set_err(r->err, "%s: %s%s%s: expected a string of at most %zu bytes without NUL", r->what,
+                path, sep, key, max);
         return -EINVAL;
     }
     free(*out);
@@ -325,8 +326,8 @@ static int read_boot(struct vmconfig_reader *r, json_t *boot, struct vmconfig *c
 }
 
 /* "disks", "nics" (whose type is implicit) or "devices" (each names its type). */
-static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key,
-                        const char *type, struct vmconfig *c)
+static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key, const char *type,
+                        struct vmconfig *c)
 {
     static const char *const ignore[] = {"type", NULL};
     json_t *list = json_object_get(doc, key), *d;
@@ -338,7 +339,8 @@ static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key,
         set_err(r->err, "%s: %s: expected a list", r->what, key);
         return -EINVAL;
     }
-    json_array_foreach(list, i, d) {
+    json_array_foreach(list, i, d)
+    {
         const struct vdev_type *t = type ? vdev_type_find(type) : NULL;
         char where[128], verr[VDEV_ERR_LEN];
         json_t *conf;
@@ -358,8 +360,7 @@ static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key,
             }
             t = name ? vdev_type_find(name) : NULL;
             if (!t || vmconfig_rank(t) != 2) {
-                size_t n = (size_t)snprintf(r->err, VMCONFIG_ERR_LEN, "%s.type: expected",
-                                            where);
+                size_t n = (size_t)snprintf(r->err, VMCONFIG_ERR_LEN, "%s.type: expected", where);
                 bool first = true;
 
                 for (const struct vdev_type *o = vdev_type_first(); o && n < VMCONFIG_ERR_LEN;
@@ -405,7 +406,7 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
     int ret = -EINVAL;
 
     if (!json_is_object(doc)) {
-        set_err(r->err, "%s: expected a JSON object", r->what);
+        set_err(r->err, "%s: not a JSON object", r->what);
         return -EINVAL;
     }
     if (check_keys(r, doc, "", known))
@@ -417,8 +418,8 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
         return -EINVAL;
     }
     if (!json_is_integer(v) || json_integer_value(v) != VMCONFIG_VERSION) {
-        set_err(r->err, "%s: version: expected %d (the only version this tessera reads)",
-                r->what, VMCONFIG_VERSION);
+        set_err(r->err, "%s: version: expected %d (the only version this tessera reads)", r->what,
+                VMCONFIG_VERSION);
         return -EINVAL;
     }
     if (get_string(r, doc, "", "machine", 16, &s))
@@ -442,15 +443,16 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
             vmconfig_parse_size(json_string_value(v), &size) || size < VIRT_MIN_MEM ||
             size > VIRT_MAX_MEM || (size & 0xfffff)) {
-            set_err(r->err, "%s: memory: expected a size between 16M and 64G in whole MiB, "
-                    "e.g. \"512M\"", r->what);
+            set_err(r->err,
+                    "%s: memory: expected a size between 16M and 64G in whole MiB, "
+                    "e.g. \"512M\"",
+                    r->what);
             goto out;
         }
         c->mem_size = size;
     }
-    if (read_boot(r, json_object_get(doc, "boot"), c) ||
-        read_devices(r, doc, "disks", "disk", c) || read_devices(r, doc, "nics", "net", c) ||
-        read_devices(r, doc, "devices", NULL, c))
+    if (read_boot(r, json_object_get(doc, "boot"), c) || read_devices(r, doc, "disks", "disk", c) ||
+        read_devices(r, doc, "nics", "net", c) || read_devices(r, doc, "devices", NULL, c))
         goto out;
     v = json_object_get(doc, "console");
     if (v) {
@@ -502,7 +504,8 @@ int vmconfig_parse(const char *text, size_t len, const char *what, struct vmconf
     err[0] = '\0';
     doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        set_err(err, "%s:%d:%d: invalid JSON: %.200s", what, jerr.line, jerr.column, jerr.text);
+        set_err(err, "%s:%d:%d: not a JSON object (invalid JSON: %.200s)", what, jerr.line,
+                jerr.column, jerr.text);
         return -EINVAL;
     }
     ret = read_doc(&r, doc, c);
@@ -640,8 +643,7 @@ int vmconfig_from_virt(const struct virt_config *v, struct vmconfig *c, char *er
         char verr[VDEV_ERR_LEN];
         json_t *conf;
 
-        if (!t || vdev_opts_to_conf(t, v->devices[i].opts ? v->devices[i].opts : "", &conf,
-                                    verr)) {
+        if (!t || vdev_opts_to_conf(t, v->devices[i].opts ? v->devices[i].opts : "", &conf, verr)) {
             set_err(err, "device %u: %s", i, t ? verr : "unknown type");
             goto fail;
         }

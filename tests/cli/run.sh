@@ -143,7 +143,7 @@ if "$T" vm snapshot --api-sock "$sock" "$tmp/s1.tsr" >/dev/null &&
     "$T" vm snapshots --api-sock "$sock" | grep -qF "$tmp/s1.tsr" &&
     "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s1.tsr" | grep -q "merged" &&
     [ ! -e "$tmp/s1.tsr" ] && [ ! -e "$tmp/s1.tsr.disk0" ] &&
-    "$T" vm describe --api-sock "$sock" | grep -q "disk.img,format=raw" &&
+    "$T" vm describe --api-sock "$sock" | tr -d ' \n' | grep -qF "{\"path\":\"$tmp/disk.img\",\"format\":\"raw\"}" &&
     "$T" vm snapshot --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
     "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
     [ "$(head -c 4 "$tmp/disk.img" | od -An -tx1 | tr -d ' ')" = "00000000" ]; then
