@@ -103,6 +103,42 @@ expect_error clone-without-restore "--clone and --full apply to --restore" --clo
 expect_error disk-dir-without-incoming "--disk-dir applies to --incoming" --disk-dir "$tmp"
 expect_error disk-dir-missing "/nonexistent/dir" --incoming tcp:127.0.0.1:1 --disk-dir /nonexistent/dir
 
+# --config FILE: each kind of bad document is refused with the key path (docs/vm-config.md).
+# expect_config NAME WANT_SUBSTRING JSON [ARGS...]
+expect_config() {
+    local name=$1 want=$2 json=$3; shift 3
+    printf '%s\n' "$json" >"$tmp/vm.json"
+    expect_error "$name" "$want" --config "$tmp/vm.json" "$@"
+}
+expect_config config-unknown-key "vm.json: disks[0].cache: unknown key" \
+    '{"version": 1, "disks": [{"path": "d.img", "cache": "none"}]}'
+expect_config config-wrong-type "vm.json: cpus: expected an integer from 1 to 8" \
+    '{"version": 1, "cpus": "two"}'
+expect_config config-out-of-range "vm.json: memory: expected a size between 16M and 64G" \
+    '{"version": 1, "memory": "128G"}'
+expect_config config-bad-enum "vm.json: disks[1].format: expected raw or qcow2" \
+    '{"version": 1, "disks": [{"path": "a.img"}, {"path": "b.img", "format": "vmdk"}]}'
+expect_config config-missing-required "vm.json: nics[0].backend: missing (required)" \
+    '{"version": 1, "nics": [{"mac": "52:54:00:12:34:56"}]}'
+expect_config config-missing-version "vm.json: version: missing (required" '{"cpus": 1}'
+expect_config config-bad-json "vm.json:2:12: not a JSON object (invalid JSON" \
+    "$(printf '{"version": 1,\n "cpus": 1,,\n}')"
+expect_config config-bad-mac "vm.json: nics[0].mac: expected a unicast address" \
+    '{"version": 1, "nics": [{"backend": "user", "mac": "ff:ff:ff:ff:ff:ff"}]}'
+expect_config config-bad-backend "vm.json: nics[0].backend: unknown network backend 'vde'" \
+    '{"version": 1, "nics": [{"backend": "vde"}]}'
+expect_config config-long-agent-sock "vm.json: agent_socket: expected a string of at most 107" \
+    "{\"version\": 1, \"agent_socket\": \"$long_sock\"}"
+expect_error config-missing-file "/nonexistent/vm.json: No such file or directory" \
+    --config /nonexistent/vm.json
+expect_error config-with-restore "give no --kernel" --config "$tmp/vm.json" --restore "$tmp/random.bin"
+# The flags override the document: its bare-metal firmware runs with the --cpus given.
+printf '{"version": 1, "cpus": 9}\n' >"$tmp/vm.json"
+expect_error config-flag-does-not-hide-bad-doc "cpus: expected an integer" --config "$tmp/vm.json" --cpus 2
+printf '{"version": 1, "cpus": 2, "boot": {"firmware": "%s"}}\n' "$tmp/ok.elf" >"$tmp/vm.json"
+if timeout 20 "$T" run --config "$tmp/vm.json" --cpus 3 </dev/null >/dev/null 2>&1; then ok config-bare-metal
+else bad config-bare-metal "exit status $?"; fi
+
 # Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
 # one clear line each and exit status 1; a snapshot merges back into the raw disk.
 printf '.globl _start\n_start:\n1: j 1b\n' >"$tmp/loop.S"
