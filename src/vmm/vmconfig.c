@@ -498,7 +498,7 @@ int vmconfig_parse(const char *text, size_t len, const char *what, struct vmconf
     struct vmconfig_reader r = {what, err};
     json_error_t jerr;
     json_t *doc;
-    int ret;
+    int ret = -EINVAL;
 
     vmconfig_init(c);
     err[0] = '\0';
@@ -506,12 +506,18 @@ int vmconfig_parse(const char *text, size_t len, const char *what, struct vmconf
     if (!doc) {
         set_err(err, "%s:%d:%d: not a JSON object (invalid JSON: %.200s)", what, jerr.line,
                 jerr.column, jerr.text);
-        return -EINVAL;
+        goto refused;
     }
     ret = read_doc(&r, doc, c);
     json_decref(doc);
-    if (ret)
-        vmconfig_free(c);
+    if (ret == 0)
+        return 0;
+    vmconfig_free(c);
+refused:
+    /* Messages quote keys and (jansson) the text near a syntax error as they are: control
+     * bytes become '?' so that the message stays one line. */
+    for (char *p = err; *p; p++)
+        *p = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
     return ret;
 }
 

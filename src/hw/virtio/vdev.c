@@ -433,8 +433,11 @@ int vdev_conf_to_opts(const struct vdev_type *t, json_t *conf, char **opts)
     for (int pass = 0; pass < 2; pass++) {
         for (const struct vdev_opt *o = t->options; o && o->key; o++) {
             json_t *v = json_object_get(conf, o->json);
-            bool lead = o->first_word || o->kind == VDEV_OPT_REST;
+            bool lead =
+                o->kind == VDEV_OPT_REST ||
+                (o->first_word && !strchr(json_string_value(v) ? json_string_value(v) : "", '='));
 
+            /* A leading word with '=' in it would read as a key: it goes as key=value. */
             if (!v || o->record_only || lead != (pass == 0))
                 continue;
             if (any)
