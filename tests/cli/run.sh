@@ -185,8 +185,32 @@ if "$T" vm snapshot --api-sock "$sock" "$tmp/s1.tsr" >/dev/null &&
     [ "$(head -c 4 "$tmp/disk.img" | od -An -tx1 | tr -d ' ')" = "00000000" ]; then
     ok snapshot-delete-raw
 else bad snapshot-delete-raw "see $tmp/vm.log"; cat "$tmp/vm.log"; fi
+# describe's config is a document that the schema and --config both accept.
+if "$T" vm describe --api-sock "$sock" >"$tmp/describe.json" &&
+    python3 - "$tmp/describe.json" docs/vm-config.schema.json docs/vm-config.example.json <<'PY'
+import json, sys
+import jsonschema
+doc = json.load(open(sys.argv[1]))["config"]
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[2])))
+for d in (doc, json.load(open(sys.argv[3]))):
+    errs = [e.message for e in v.iter_errors(d)]
+    assert not errs, errs
+json.dump(doc, open(sys.argv[1] + ".config", "w"))
+PY
+then ok describe-matches-schema
+else bad describe-matches-schema "describe's config or the example fails docs/vm-config.schema.json"; fi
 kill "$vmpid" 2>/dev/null
 wait "$vmpid" 2>/dev/null
+# ... and, with the API socket moved, it runs the same machine.
+if timeout 20 "$T" run --config "$tmp/describe.json.config" --api-sock "$tmp/vm2.sock" \
+    </dev/null >/dev/null 2>"$tmp/vm2.log" & vm2=$!
+    for _ in $(seq 100); do [ -S "$tmp/vm2.sock" ] && break; sleep 0.1; done
+    "$T" vm describe --api-sock "$tmp/vm2.sock" >"$tmp/describe2.json" &&
+    python3 -c 'import json,sys; a,b=(json.load(open(f))["config"] for f in sys.argv[1:]); a.pop("api_socket"); b.pop("api_socket"); sys.exit(a != b)' \
+        "$tmp/describe.json" "$tmp/describe2.json"; then ok describe-config-runs
+else bad describe-config-runs "$(cat "$tmp/vm2.log")"; fi
+kill "$vm2" 2>/dev/null
+wait "$vm2" 2>/dev/null
 
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
