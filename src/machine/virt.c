@@ -391,7 +391,6 @@ static int virt_create_devices(struct virt_machine *m)
             .ops = &virtio_mmio_ops,
         };
         char err[VDEV_ERR_LEN] = "";
-        json_t *conf;
 
         v->type = vdev_type_find(spec->type);
         if (!v->type) {
@@ -401,12 +400,11 @@ static int virt_create_devices(struct virt_machine *m)
         for (unsigned j = 0; j < i; j++)
             env.index += m->vdevs[j].type == v->type;
         /* Every value checked against the type's table before the device sees it. */
-        if (vdev_opts_to_conf(v->type, spec->opts ? spec->opts : "", &conf, err)) {
+        if (vdev_opts_check(v->type, spec->opts ? spec->opts : "", err)) {
             log_error("%s", err);
             v->type = NULL;
             return -1;
         }
-        json_decref(conf);
         if (v->type->create(&env, spec->opts ? spec->opts : "", &v->dev, &ops, err) < 0) {
             log_error("%s", err[0] ? err : "cannot create a virtio device");
             v->type = NULL;

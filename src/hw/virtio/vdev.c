@@ -98,41 +98,6 @@ int opt_first_word(const char *opts, char *buf, size_t len)
     return 1;
 }
 
-struct opt_known {
-    const char *const *known;
-    bool first_word_ok;
-    bool first;
-    char *err;
-    const char *what;
-};
-
-static int opt_check_item(const char *item, size_t len, void *opaque)
-{
-    struct opt_known *k = opaque;
-    const char *eq = memchr(item, '=', len);
-    size_t klen = eq ? (size_t)(eq - item) : len;
-    bool first = k->first;
-
-    k->first = false;
-    if (!eq && first && k->first_word_ok)
-        return 0;
-    for (const char *const *p = k->known; *p; p++) {
-        if (strlen(*p) == klen && !strncmp(*p, item, klen) && eq)
-            return 0;
-    }
-    snprintf(k->err, VDEV_ERR_LEN, "%s: unknown option '%.*s'%s", k->what, (int)len, item,
-             eq ? "" : " (expected key=value)");
-    return -1;
-}
-
-int opt_check(const char *opts, const char *const *known, bool first_word_ok, char *err,
-              const char *what)
-{
-    struct opt_known k = {known, first_word_ok, true, err, what};
-
-    return opt_each(opts, opt_check_item, &k);
-}
-
 int opt_bool(const char *value, bool *out)
 {
     static const char *const yes[] = {"on", "true", "yes", "1"};
@@ -354,6 +319,16 @@ oom:
 refuse:
     json_decref(c);
     return -EINVAL;
+}
+
+int vdev_opts_check(const struct vdev_type *t, const char *opts, char *err)
+{
+    json_t *conf;
+    int r = vdev_opts_to_conf(t, opts, &conf, err);
+
+    if (r == 0)
+        json_decref(conf);
+    return r;
 }
 
 /* Checks one JSON value of option o: 0, or -1 with what was expected. */

@@ -110,6 +110,10 @@ void vdev_kick_destroy(struct vdev_kick *k);
  * *conf, or -EINVAL with err. */
 int vdev_opts_to_conf(const struct vdev_type *t, const char *opts, json_t **conf, char *err);
 
+/* The same check without keeping the object: what create() runs first, and the machine before
+ * it. 0 or -EINVAL with err. */
+int vdev_opts_check(const struct vdev_type *t, const char *opts, char *err);
+
 /* Checks a JSON object of the config document against t->options: `where` names it in
  * errors ("vm.json: disks[1]"), e.g. "vm.json: disks[1].format: expected raw or qcow2".
  * Keys named in `ignore` (NULL-terminated, may be NULL) are the caller's. 0 or -EINVAL. */
@@ -128,12 +132,10 @@ int vdev_conf_set(const struct vdev_type *t, json_t *conf, const char *json_key,
 
 /* Option strings "key=value,key=value" as QEMU writes them. opt_get copies the value of
  * `key` into buf (at most len-1 bytes); returns 1 if found, 0 if not, -1 if the value does
- * not fit. opt_check returns 0 if every key in opts is one of `known` (NULL-terminated), or
- * -1 with err naming the first unknown key. A leading bare word (no '=') is returned by
- * opt_first_word, e.g. the FILE of --disk FILE,format=qcow2. */
+ * not fit (a caller must refuse that, never read it as "not given"). A leading bare word (no
+ * '=') is returned by opt_first_word, e.g. the FILE of --disk FILE,format=qcow2. Which keys
+ * and values are allowed is the type's table (vdev_opts_check()). */
 int opt_get(const char *opts, const char *key, char *buf, size_t len);
-int opt_check(const char *opts, const char *const *known, bool first_word_ok, char *err,
-              const char *what);
 int opt_first_word(const char *opts, char *buf, size_t len);
 /* Parses "on"/"off"/"true"/"false"/"yes"/"no" (QEMU's booleans). 0 or -1. */
 int opt_bool(const char *value, bool *out);

@@ -407,17 +407,18 @@ static const struct vdev_opt blk_options[] = {
     {NULL},
 };
 
+static struct vdev_type blk_type;
+
 static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
                       const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {"file", "format", "readonly", "serial", NULL};
     char path[4096], format[16], ro[8], serial[BLK_ID_BYTES + 1];
     const char *fmt = NULL;
     struct virtio_blk *b;
     char berr[BLOCK_ERR_LEN];
     int r;
 
-    if (opt_check(opts, known, true, err, "--disk"))
+    if (vdev_opts_check(&blk_type, opts, err))
         return -EINVAL;
     r = opt_first_word(opts, path, sizeof(path));
     if (r == 0)

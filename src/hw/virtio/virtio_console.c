@@ -633,12 +633,11 @@ static int con_clone(json_t *conf, const char *dir, char *err)
 static int con_create(const struct vdev_env *env, const char *opts, void **dev,
                       const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {"sock", "agent", NULL};
     static const char *const what[CON_NPORTS] = {"--device console,sock=", "--agent-sock"};
     static const char *const keys[CON_NPORTS] = {"sock", "agent"};
     struct virtio_console *c;
 
-    if (opt_check(opts, known, false, err, "--device console"))
+    if (vdev_opts_check(&con_type, opts, err))
         return -EINVAL;
     if (!env->loop) {
         snprintf(err, VDEV_ERR_LEN, "--device console: no event loop");

@@ -368,6 +368,8 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
 
     if (!spec)
         return -ENOMEM;
+    if (vdev_opts_check(&vnet_type, opts, err))
+        goto out;
     if (vnet_split(opts, spec, NET_SPEC_MAX + 1, mac, link)) {
         snprintf(err, VDEV_ERR_LEN, "--net: the option string is too long");
         goto out;
