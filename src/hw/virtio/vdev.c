@@ -153,11 +153,21 @@ static const struct vdev_opt *vdev_opt_by_json(const struct vdev_type *t, const 
     return NULL;
 }
 
-static const struct vdev_opt *vdev_opt_where(const struct vdev_type *t, bool first_word,
-                                             enum vdev_opt_kind kind)
+/* The option a leading bare word is (--disk FILE), or NULL. */
+static const struct vdev_opt *vdev_opt_leading(const struct vdev_type *t)
 {
     for (const struct vdev_opt *o = t->options; o && o->key; o++) {
-        if ((first_word && o->first_word) || (!first_word && o->kind == kind))
+        if (o->first_word)
+            return o;
+    }
+    return NULL;
+}
+
+/* The option that collects what the table does not name (a NIC's backend spec), or NULL. */
+static const struct vdev_opt *vdev_opt_rest(const struct vdev_type *t)
+{
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->kind == VDEV_OPT_REST)
             return o;
     }
     return NULL;
@@ -241,7 +251,7 @@ static int vdev_rest_append(json_t *conf, const struct vdev_opt *o, const char *
 int vdev_opts_to_conf(const struct vdev_type *t, const char *opts, json_t **conf, char *err)
 {
     json_t *c = json_object();
-    const struct vdev_opt *rest = vdev_opt_where(t, false, VDEV_OPT_REST);
+    const struct vdev_opt *rest = vdev_opt_rest(t);
     const char *p = opts;
     char q[64], expected[VDEV_ERR_LEN];
     bool first = true;
@@ -263,7 +273,7 @@ int vdev_opts_to_conf(const struct vdev_type *t, const char *opts, json_t **conf
             goto refuse;
         }
         if (!eq) {
-            o = first ? vdev_opt_where(t, true, VDEV_OPT_STR) : NULL;
+            o = first ? vdev_opt_leading(t) : NULL;
             v = p;
             vlen = len;
         } else {
