@@ -499,6 +499,21 @@ int cli_run(int argc, char **argv)
         status = 2;
         goto out;
     }
+    /* The tree the flags built is checked as a --config document is: what describe prints of
+     * this VM is then always a document that --config accepts. */
+    {
+        char *text = vmconfig_dumps(&vc);
+        struct vmconfig check;
+
+        if (!text || vmconfig_parse(text, strlen(text), "command line", &check, verr)) {
+            fprintf(stderr, "tessera: %s\n", text ? verr : "out of memory");
+            free(text);
+            status = 2;
+            goto out;
+        }
+        free(text);
+        vmconfig_free(&check);
+    }
     if (vmconfig_to_virt(&vc, &mcfg)) {
         fprintf(stderr, "tessera: out of memory\n");
         status = 1;

@@ -93,6 +93,8 @@ expect_error net-mac-too-long "mac '52:54:00:12:34:567'" --bios "$tmp/ok.elf" --
 expect_error net-link-garbage "link 'offffffff': expected on or off" --bios "$tmp/ok.elf" --net user,link=offffffff
 expect_error disk-serial-too-long "serial '123456789012345678901': expected at most 20 bytes" \
     --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=raw,serial=123456789012345678901
+expect_error append-too-long "command line: boot.cmdline: expected a string of at most 4095 bytes" \
+    --bios "$tmp/ok.elf" --append "$(printf 'a%.0s' $(seq 5000))"
 expect_error disk-stray-comma "empty option" --bios "$tmp/ok.elf" --disk "$tmp/small.img",,format=raw
 expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
 expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
