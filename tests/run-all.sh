@@ -41,6 +41,7 @@ stage "guest build" guest/build.sh
 stage "guest"       tests/guest/run.sh
 stage "devices"     python3 tests/guest/test_devices.py
 stage "migrate"     python3 tests/guest/test_migrate.py
+stage "config"      python3 tests/guest/test_config.py
 
 printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
 echo "$total_pass passed, $total_fail failed"

@@ -21,6 +21,7 @@
 #include "vmm/migrate.h"
 #include "vmm/transport.h"
 #include "vmm/vm_api.h"
+#include "vmm/vmconfig.h"
 #include "vmm/vmstate.h"
 
 #define RUN_DEFAULT_MEM    (256ull << 20)
@@ -66,6 +67,9 @@ static void run_usage(FILE *out)
             "                     seconds, 1-%d (default: %d)\n"
             "  --disk-dir DIR     with --incoming: where the disks of a migration that copies\n"
             "                     them (`migrate --copy-disks`) go (default: the same paths)\n"
+            "  --config FILE   the VM as one JSON document (docs/vm-config.md); the flags\n"
+            "                  above override its values, and --disk, --net and --device add\n"
+            "                  devices to its own. `tessera vm describe` prints one.\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -81,43 +85,8 @@ static void run_usage(FILE *out)
         fprintf(out, "  %-8s %s\n           %s\n", t->name, t->summary, t->usage);
 }
 
-/* Parses SIZE as QEMU does for -m: a number with an optional K, M, G or T suffix; no suffix
- * means MiB. Returns 0 or -1. */
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-    unsigned shift = 20;
-
-    if (!*s || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    if (*end) {
-        switch (*end) {
-        case 'k':
-        case 'K': shift = 10; break;
-        case 'm':
-        case 'M': shift = 20; break;
-        case 'g':
-        case 'G': shift = 30; break;
-        case 't':
-        case 'T': shift = 40; break;
-        default: return -1;
-        }
-        if (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
-            return -1;
-    }
-    if (v > (UINT64_MAX >> shift))
-        return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
-/* Adds a virtio device: `type` with `opts`, or for --device the type is the text before the
- * first comma of `arg`. The strings live as long as argv. */
+/* Adds a virtio device flag to the list: `type` with `opts`, or for --device the type is the
+ * text before the first comma of `arg`. The strings live as long as argv. */
 static int add_device(struct virt_config *cfg, const char *type, char *arg)
 {
     struct virt_device_spec *spec;
@@ -151,6 +120,23 @@ static int add_device(struct virt_config *cfg, const char *type, char *arg)
         return -1;
     }
     cfg->ndevices++;
+    return 0;
+}
+
+/* Sets *dst to a copy of src when src is given. 0 or -ENOMEM. */
+static int replace_str(char **dst, const char *src)
+{
+    char *copy;
+
+    if (!src)
+        return 0;
+    copy = strdup(src);
+    if (!copy) {
+        fprintf(stderr, "tessera: out of memory\n");
+        return -ENOMEM;
+    }
+    free(*dst);
+    *dst = copy;
     return 0;
 }
 
@@ -244,6 +230,7 @@ int cli_run(int argc, char **argv)
         OPT_TLS_KEY,
         OPT_TLS_CA,
         OPT_PROGRESS_TIMEOUT,
+        OPT_CONFIG,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -266,17 +253,19 @@ int cli_run(int argc, char **argv)
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {"progress-timeout", required_argument, NULL, OPT_PROGRESS_TIMEOUT},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct virt_config cfg = {.cpus = 1, .mem_size = RUN_DEFAULT_MEM, .console_fd = STDOUT_FILENO};
     struct virt_machine *m;
-    char *default_kernel = NULL, *default_initrd = NULL;
-    bool have_append = false;
+    struct vmconfig vc = {0};
+    struct virt_config mcfg = {0};
+    char verr[VMCONFIG_ERR_LEN];
+    const char *config_path = NULL;
     const char *agent_sock = NULL;
     const char *api_sock = NULL;
     struct vm_api *api = NULL;
-    char *agent_opts = NULL;
     const char *restore = NULL, *incoming = NULL;
     struct vm_incoming_opts io = {.restore = {.console_fd = STDOUT_FILENO}};
     struct vm_restore_opts ro = {.console_fd = STDOUT_FILENO};
@@ -303,10 +292,9 @@ int cli_run(int argc, char **argv)
         case OPT_APPEND:
             machine_opts = true;
             cfg.append = optarg;
-            have_append = true;
             break;
         case OPT_MEM:
-            if (parse_size(optarg, &cfg.mem_size) || cfg.mem_size < VIRT_MIN_MEM ||
+            if (vmconfig_parse_size(optarg, &cfg.mem_size) || cfg.mem_size < VIRT_MIN_MEM ||
                 cfg.mem_size > VIRT_MAX_MEM || (cfg.mem_size & 0xfffff)) {
                 fprintf(stderr,
                         "tessera: --mem '%s': expected a size from 16M to 64G in whole MiB, "
@@ -337,6 +325,14 @@ int cli_run(int argc, char **argv)
             machine_opts = true;
             break;
         case OPT_AGENT_SOCK:
+            /* sun_path holds 107 bytes and the NUL (unix(7)). */
+            if (!*optarg || strlen(optarg) > 107) {
+                fprintf(stderr,
+                        "tessera: --agent-sock: the path must be 1 to 107 bytes (a unix socket "
+                        "address), not %zu\n",
+                        strlen(optarg));
+                return 2;
+            }
             agent_sock = optarg;
             machine_opts = true;
             break;
@@ -371,6 +367,10 @@ int cli_run(int argc, char **argv)
             incoming_opts = true;
             break;
         }
+        case OPT_CONFIG:
+            config_path = optarg;
+            machine_opts = true;
+            break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -399,7 +399,7 @@ int cli_run(int argc, char **argv)
         if ((restore && incoming) || machine_opts || (restore && (ro.want_cpus || ro.want_mem))) {
             fprintf(stderr,
                     "tessera: %s takes the machine from the %s: give no --kernel, --disk, "
-                    "--net, --device, --agent-sock%s\n",
+                    "--net, --device, --agent-sock, --config%s\n",
                     what, restore ? "snapshot" : "stream",
                     restore ? ", --cpus, --mem or --incoming" : " (--cpus and --mem are checked)");
             return 2;
@@ -431,51 +431,86 @@ int cli_run(int argc, char **argv)
         return 2;
     }
 
-    /* The agent channel is a port of the virtio-console device. */
-    if (agent_sock) {
-        struct virt_device_spec *con = NULL;
-
-        for (unsigned i = 0; i < cfg.ndevices; i++) {
-            if (!strcmp(cfg.devices[i].type, "console"))
-                con = &cfg.devices[i];
-        }
-        if (asprintf(&agent_opts, "%s%sagent=%s", con ? con->opts : "",
-                     con && con->opts[0] ? "," : "", agent_sock) < 0)
-            return 1;
-        if (con)
-            con->opts = agent_opts;
-        else if (add_device(&cfg, "console", agent_opts))
-            return 2;
+    /* The machine is the document (--config FILE, or an empty one) with the flags applied:
+     * a flag's value overrides the document's, a device flag adds a device. */
+    if (config_path ? vmconfig_load_file(config_path, &vc, verr) : (vmconfig_init(&vc), 0)) {
+        fprintf(stderr, "tessera: --config %s\n", verr);
+        return 2;
     }
-
-    /* No firmware and no kernel given: the default guest. --bios alone: bare metal. */
-    if (!cfg.bios && !cfg.kernel) {
-        default_kernel = default_guest_file("Image");
-        if (!cfg.initrd)
-            cfg.initrd = default_initrd = default_guest_file("initramfs.cpio.gz");
-        cfg.kernel = default_kernel;
-        if (!cfg.kernel || access(cfg.kernel, R_OK) != 0) {
-            fprintf(stderr,
-                    "tessera: the default guest kernel %s is missing: build it with "
-                    "guest/build.sh, or pass --kernel\n",
-                    cfg.kernel ? cfg.kernel : "build/guest/Image");
-            status = 1;
+    if (ro.want_cpus)
+        vc.cpus = ro.want_cpus;
+    if (ro.want_mem)
+        vc.mem_size = ro.want_mem;
+    if (replace_str(&vc.firmware, cfg.bios) || replace_str(&vc.kernel, cfg.kernel) ||
+        replace_str(&vc.initrd, cfg.initrd) || replace_str(&vc.cmdline, cfg.append) ||
+        replace_str(&vc.api_socket, api_sock)) {
+        status = 1;
+        goto out;
+    }
+    api_sock = vc.api_socket;
+    for (unsigned i = 0; i < cfg.ndevices; i++) {
+        if (vmconfig_add_device(&vc, cfg.devices[i].type, cfg.devices[i].opts, verr)) {
+            fprintf(stderr, "tessera: %s\n", verr);
+            status = 2;
             goto out;
         }
     }
-    if (!cfg.bios)
-        cfg.bios = VIRT_DEFAULT_BIOS;
-    if (cfg.kernel && !have_append)
-        cfg.append = RUN_DEFAULT_APPEND;
-    if (!cfg.kernel && cfg.initrd) {
-        fprintf(stderr, "tessera: --initrd needs --kernel\n");
+    /* The agent channel is a port of the virtio-console device. */
+    if (agent_sock && vmconfig_set_agent_socket(&vc, agent_sock, verr)) {
+        fprintf(stderr, "tessera: --agent-sock: %s\n", verr);
         status = 2;
         goto out;
     }
 
+    /* No firmware and no kernel given: the default guest. --bios alone: bare metal. */
+    if (!vc.firmware && !vc.kernel) {
+        vc.kernel = default_guest_file("Image");
+        if (!vc.initrd)
+            vc.initrd = default_guest_file("initramfs.cpio.gz");
+        if (!vc.kernel || access(vc.kernel, R_OK) != 0) {
+            fprintf(stderr,
+                    "tessera: the default guest kernel %s is missing: build it with "
+                    "guest/build.sh, or pass --kernel\n",
+                    vc.kernel ? vc.kernel : "build/guest/Image");
+            status = 1;
+            goto out;
+        }
+    }
+    if ((!vc.firmware && replace_str(&vc.firmware, VIRT_DEFAULT_BIOS)) ||
+        (vc.kernel && !vc.cmdline && replace_str(&vc.cmdline, RUN_DEFAULT_APPEND))) {
+        status = 1;
+        goto out;
+    }
+    if (!vc.kernel && vc.initrd) {
+        fprintf(stderr, "tessera: --initrd needs --kernel\n");
+        status = 2;
+        goto out;
+    }
+    /* The tree the flags built is checked as a --config document is: what describe prints of
+     * this VM is then always a document that --config accepts. */
+    {
+        char *text = vmconfig_dumps(&vc);
+        struct vmconfig check;
+
+        if (!text || vmconfig_parse(text, strlen(text), "command line", &check, verr)) {
+            fprintf(stderr, "tessera: %s\n", text ? verr : "out of memory");
+            free(text);
+            status = 2;
+            goto out;
+        }
+        free(text);
+        vmconfig_free(&check);
+    }
+    if (vmconfig_to_virt(&vc, &mcfg)) {
+        fprintf(stderr, "tessera: out of memory\n");
+        status = 1;
+        goto out;
+    }
+    mcfg.console_fd = STDOUT_FILENO;
+
     /* A closed stdout must not kill the VM from inside a UART write. */
     signal(SIGPIPE, SIG_IGN);
-    if (virt_create(&cfg, &m)) {
+    if (virt_create(&mcfg, &m)) {
         status = 1;
         goto out;
     }
@@ -508,8 +543,7 @@ run:
     status &= 0xff;
 
 out:
-    free(default_kernel);
-    free(default_initrd);
-    free(agent_opts);
+    vmconfig_free(&vc);
+    virt_config_free(&mcfg);
     return status;
 }

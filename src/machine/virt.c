@@ -399,6 +399,12 @@ static int virt_create_devices(struct virt_machine *m)
         }
         for (unsigned j = 0; j < i; j++)
             env.index += m->vdevs[j].type == v->type;
+        /* Every value checked against the type's table before the device sees it. */
+        if (vdev_opts_check(v->type, spec->opts ? spec->opts : "", err)) {
+            log_error("%s", err);
+            v->type = NULL;
+            return -1;
+        }
         if (v->type->create(&env, spec->opts ? spec->opts : "", &v->dev, &ops, err) < 0) {
             log_error("%s", err[0] ? err : "cannot create a virtio device");
             v->type = NULL;

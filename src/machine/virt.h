@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #define VIRT_MAX_CPUS     8
 #define VIRT_RAM_BASE     0x80000000ull
 #define VIRT_MIN_MEM      (16ull << 20)
@@ -127,13 +125,9 @@ void virt_disk_lock(struct virt_machine *m, unsigned slot);
 void virt_disk_unlock(struct virt_machine *m, unsigned slot);
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
 
-/* The machine config as JSON: the object the control API's describe shows (a new reference;
- * json_t is jansson's), the same as text (malloc'd) for a stream header, and back: the
- * strings of *cfg are malloc'd and owned by the caller (virt_config_free()). 0 or -1 with
- * err. */
-json_t *virt_config_json(const struct virt_config *cfg);
-char *virt_config_to_json(const struct virt_config *cfg);
-int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, size_t errlen);
+/* Frees the strings of a config whose strings are all malloc'd (as vmconfig_to_virt() in
+ * src/vmm/vmconfig.h makes them; the VM config document is the config's outside form) and
+ * zeroes it. */
 void virt_config_free(struct virt_config *cfg);
 
 #endif

@@ -1,10 +1,9 @@
 /* Saving and loading the virt board: the sections of every hart and device, the dirty-page
- * log, and the machine config that a stream's header carries. The stream format itself is
- * src/vmm/stream.c, reached only through a struct state_sink (base/state.h); this file only
- * decides what the board's sections are. */
+ * log, and freeing a machine config. The stream format itself is src/vmm/stream.c, reached
+ * only through a struct state_sink (base/state.h); this file only decides what the board's
+ * sections are. */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,114 +242,7 @@ int virt_load_finish(struct virt_machine *m, char *err)
     return -1;
 }
 
-/* ---- the machine config as JSON ---- */
-
-json_t *virt_config_json(const struct virt_config *cfg)
-{
-    json_t *devs = json_array();
-
-    for (unsigned i = 0; i < cfg->ndevices; i++)
-        json_array_append_new(devs, json_pack("{s:s, s:s}", "type", cfg->devices[i].type, "options",
-                                              cfg->devices[i].opts ? cfg->devices[i].opts : ""));
-    return json_pack("{s:s, s:i, s:I, s:s?, s:s?, s:s?, s:s?, s:o}", "machine", "virt", "cpus",
-                     (int)cfg->cpus, "mem_bytes", (json_int_t)cfg->mem_size, "bios", cfg->bios,
-                     "kernel", cfg->kernel, "initrd", cfg->initrd, "append", cfg->append, "devices",
-                     devs);
-}
-
-char *virt_config_to_json(const struct virt_config *cfg)
-{
-    json_t *o = virt_config_json(cfg);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-    json_decref(o);
-    return s;
-}
-
-static int get_str(json_t *o, const char *key, bool required, const char **out, char *err,
-                   size_t errlen)
-{
-    json_t *v = json_object_get(o, key);
-
-    *out = NULL;
-    if (!v) {
-        if (required)
-            snprintf(err, errlen, "machine config: field '%s' is missing", key);
-        return required ? -1 : 0;
-    }
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(err, errlen, "machine config: field '%s' must be a string", key);
-        return -1;
-    }
-    *out = strdup(json_string_value(v));
-    return *out ? 0 : -1;
-}
-
-int virt_config_from_json(const char *json, struct virt_config *cfg, char *err, size_t errlen)
-{
-    json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr), *v, *devs;
-    const char *machine = NULL;
-    int ret = -1;
-
-    err[0] = '\0';
-    memset(cfg, 0, sizeof(*cfg));
-    if (!o || !json_is_object(o)) {
-        snprintf(err, errlen, "machine config: not a JSON object (%s)", o ? "" : jerr.text);
-        goto out;
-    }
-    if (get_str(o, "machine", true, &machine, err, errlen))
-        goto out;
-    if (strcmp(machine, "virt")) {
-        snprintf(err, errlen, "machine config: machine '%s', this tessera runs 'virt'", machine);
-        goto out;
-    }
-    v = json_object_get(o, "cpus");
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > VIRT_MAX_CPUS) {
-        snprintf(err, errlen, "machine config: field 'cpus' must be 1..%d", VIRT_MAX_CPUS);
-        goto out;
-    }
-    cfg->cpus = (unsigned)json_integer_value(v);
-    v = json_object_get(o, "mem_bytes");
-    if (!json_is_integer(v) || (uint64_t)json_integer_value(v) < VIRT_MIN_MEM ||
-        (uint64_t)json_integer_value(v) > VIRT_MAX_MEM || (json_integer_value(v) & 0xfffff)) {
-        snprintf(err, errlen,
-                 "machine config: field 'mem_bytes' must be a MiB multiple in "
-                 "16M..64G");
-        goto out;
-    }
-    cfg->mem_size = (uint64_t)json_integer_value(v);
-    if (get_str(o, "bios", true, &cfg->bios, err, errlen) ||
-        get_str(o, "kernel", false, &cfg->kernel, err, errlen) ||
-        get_str(o, "initrd", false, &cfg->initrd, err, errlen) ||
-        get_str(o, "append", false, &cfg->append, err, errlen))
-        goto out;
-    devs = json_object_get(o, "devices");
-    if (!json_is_array(devs) || json_array_size(devs) > VIRT_VIRTIO_SLOTS) {
-        snprintf(err, errlen, "machine config: field 'devices' must be a list of at most %d",
-                 VIRT_VIRTIO_SLOTS);
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(devs); i++) {
-        json_t *d = json_array_get(devs, i);
-
-        if (!json_is_object(d) || get_str(d, "type", true, &cfg->devices[i].type, err, errlen) ||
-            get_str(d, "options", true, &cfg->devices[i].opts, err, errlen)) {
-            if (!err[0])
-                snprintf(err, errlen, "machine config: devices[%zu] is not an object", i);
-            cfg->ndevices = (unsigned)i + 1;
-            goto out;
-        }
-        cfg->ndevices = (unsigned)i + 1;
-    }
-    ret = 0;
-out:
-    free((char *)machine);
-    json_decref(o);
-    if (ret)
-        virt_config_free(cfg);
-    return ret;
-}
+/* ---- the machine config ---- */
 
 void virt_config_free(struct virt_config *cfg)
 {

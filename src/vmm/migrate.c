@@ -21,6 +21,7 @@
 #include "hw/guest_mem.h"
 #include "machine/virt.h"
 #include "vmm/stream.h"
+#include "vmm/vmconfig.h"
 #include "vmm/vmstate_int.h"
 
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -269,29 +270,18 @@ static int disks_send(struct vm_migration *g, struct stream_writer *w, uint8_t *
     return 0;
 }
 
-/* The header config of a migration that copies the disks: each disk names its format. */
-static char *copy_disks_config(struct vm_migration *g)
+/* The header document of a migration that copies the disks: each disk names its format. */
+static int copy_disks_edit(struct vmconfig *vc, void *opaque, char *err)
 {
-    struct virt_config cfg = *virt_get_config(g->m);
-    static const char *const drop[] = {"format", NULL};
-    char(*opts)[OPTS_MAX] = calloc(VIRT_VIRTIO_SLOTS, OPTS_MAX);
-    char *json = NULL;
+    struct vm_migration *g = opaque;
 
-    if (!opts)
-        return NULL;
     for (unsigned k = 0; k < g->ndisks; k++) {
         struct disk_copy *d = &g->disks[k];
-        char extra[64];
 
-        snprintf(extra, sizeof(extra), "format=%s", block_format_name(d->bs));
-        if (opts_rewrite(cfg.devices[d->slot].opts, NULL, drop, extra, opts[k]))
-            goto out;
-        cfg.devices[d->slot].opts = opts[k];
+        if (conf_set_str(vc, d->slot, "format", block_format_name(d->bs), err))
+            return -EINVAL;
     }
-    json = virt_config_to_json(&cfg);
-out:
-    free(opts);
-    return json;
+    return 0;
 }
 
 /* Reads one line ("OK", "ERR why", "READY") into line, waiting up to `secs` for each byte.
@@ -463,7 +453,7 @@ static void *mig_thread(void *opaque)
     struct virt_machine *m = g->m;
     struct stream_writer *w = NULL;
     struct block *released[VIRT_VIRTIO_SLOTS] = {NULL};
-    char *json = NULL;
+    char *json = NULL, herr[VMSTATE_ERR_LEN];
     uint64_t *bits = bitmap_alloc(m), t_pause = 0;
     uint8_t *dbuf = NULL;
     bool paused = false, quiesced = false, logging = false;
@@ -477,10 +467,12 @@ static void *mig_thread(void *opaque)
     if (g->copy_disks) {
         if (disks_track(g) || !(dbuf = malloc(STREAM_DISK_CHUNK)))
             goto failed;
-        json = copy_disks_config(g);
+        json = header_config(m, copy_disks_edit, g, herr);
     } else {
-        json = virt_config_to_json(virt_get_config(m));
+        json = header_config(m, NULL, NULL, herr);
     }
+    if (!json)
+        log_error("migration: %s", herr);
     if (!json || stream_write_header(w, json, g->copy_disks ? STREAM_F_DISKS : 0))
         goto io_failed;
     for (unsigned k = 0; k < g->ndisks; k++) {

@@ -23,6 +23,7 @@
 #include "block/block.h"
 #include "hw/virtio/vdev.h"
 #include "vmm/stream.h"
+#include "vmm/vmconfig.h"
 
 #define DEPS_SUFFIX    ".deps"
 #define DEPS_MAX_BYTES (1u << 20) /* a dependants list larger than this is not ours */
@@ -208,57 +209,39 @@ struct snap_config {
     char of[SNAPSHOT_MAX_DISKS][PATH_MAX];     /* snapshot-of: the disk's path then */
 };
 
-/* A string member of a JSON object without NUL bytes, or NULL. */
-static const char *json_str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-        return NULL;
-    return json_string_value(v);
-}
-
-/* Parses the machine config of state file `path` (the JSON vm_snapshot() writes). */
+/* Parses the machine config of state file `path` (the document vm_snapshot() writes,
+ * src/vmm/vmconfig.h): which disks were frozen, into which image, from which path. */
 static int parse_config(const char *path, const char *json, struct snap_config *c, char *err)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr), *devs;
+    struct vmconfig vc;
+    char what[PATH_MAX + 32], verr[VMCONFIG_ERR_LEN];
     int ret = -EINVAL;
 
     memset(c, 0, sizeof(*c));
-    if (!json_is_object(root)) {
-        set_err(err, "%s: the machine config in its header is not a JSON object", path);
-        goto out;
+    snprintf(what, sizeof(what), "%s: machine config", path);
+    if (vmconfig_parse(json, strlen(json), what, &vc, verr)) {
+        set_err(err, "%s", verr);
+        return -EINVAL;
     }
-    devs = json_object_get(root, "devices");
-    if (!json_is_array(devs) || json_array_size(devs) > SNAPSHOT_MAX_DISKS) {
-        set_err(err, "%s: the machine config's 'devices' is not a list of at most %d", path,
-                SNAPSHOT_MAX_DISKS);
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(devs); i++) {
-        json_t *d = json_array_get(devs, i);
-        const char *type = json_str(d, "type"), *opts = json_str(d, "options");
-        int r;
+    for (unsigned i = 0; i < vc.ndevices; i++) {
+        json_t *conf = vc.devices[i].conf;
+        const char *of = json_string_value(json_object_get(conf, "snapshot_of"));
+        const char *frozen = json_string_value(json_object_get(conf, "path"));
 
-        if (!type || !opts) {
-            set_err(err, "%s: machine config: devices[%zu] lacks its type or options", path, i);
-            goto out;
-        }
-        if (strcmp(type, "disk"))
-            continue;
-        r = opt_get(opts, "snapshot-of", c->of[i], PATH_MAX);
-        if (r == 0)
+        if (strcmp(vc.devices[i].type->name, "disk") || !of)
             continue; /* a read-only disk: not frozen */
-        if (r < 0 || opt_first_word(opts, c->frozen[i], PATH_MAX) != 1) {
-            set_err(err, "%s: machine config: disk %zu names no image, or one too long", path, i);
+        if (i >= SNAPSHOT_MAX_DISKS || strlen(of) >= PATH_MAX || !frozen ||
+            strlen(frozen) >= PATH_MAX) {
+            set_err(err, "%s: machine config: disk %u names no image, or one too long", path, i);
             goto out;
         }
+        strcpy(c->of[i], of);
+        strcpy(c->frozen[i], frozen);
         c->disks |= 1u << i;
     }
     ret = 0;
 out:
-    json_decref(root);
+    vmconfig_free(&vc);
     return ret;
 }
 

@@ -21,11 +21,10 @@
 #include "vmm/agent_client.h"
 #include "vmm/migrate.h"
 #include "vmm/snapshots.h"
+#include "vmm/vmconfig.h"
 #include "vmm/vmstate.h"
 
 _Static_assert(SNAPSHOT_MAX_DISKS == VIRT_VIRTIO_SLOTS, "snapshots.h counts device slots");
-
-#define API_OPTS_MAX 1024
 
 /* One VM's API: the server and the fallback timer of a graceful shutdown. */
 struct vm_api {
@@ -38,6 +37,7 @@ struct vm_api {
     bool stopping;
     uint64_t deadline_ns;     /* hard stop at this CLOCK_MONOTONIC time */
     struct vm_migration *mig; /* the last migration started, or NULL */
+    char *sock_path;          /* where the API listens; part of the config describe shows */
 };
 
 static int api_describe(void *vm, json_t **out)
@@ -45,8 +45,20 @@ static int api_describe(void *vm, json_t **out)
     struct vm_api *a = vm;
     struct virt_machine *m = a->m;
     struct virt_info info;
+    struct vmconfig vc;
+    char err[VMCONFIG_ERR_LEN];
+    json_t *doc;
     bool shutting_down;
 
+    if (vmconfig_from_virt(virt_get_config(m), &vc, err)) {
+        log_error("describe: %s", err);
+        return -EIO;
+    }
+    vc.api_socket = strdup(a->sock_path);
+    doc = vc.api_socket ? vmconfig_to_json(&vc) : NULL;
+    vmconfig_free(&vc);
+    if (!doc)
+        return -ENOMEM;
     virt_get_info(m, &info);
     pthread_mutex_lock(&a->lock);
     shutting_down = a->timer_running;
@@ -55,8 +67,7 @@ static int api_describe(void *vm, json_t **out)
                      shutting_down ? "shutting-down"
                      : info.paused ? "paused"
                                    : "running",
-                     "uptime_s", (double)info.uptime_ns / 1e9, "config",
-                     virt_config_json(virt_get_config(m)));
+                     "uptime_s", (double)info.uptime_ns / 1e9, "config", doc);
     return *out ? 0 : -ENOMEM;
 }
 
@@ -260,26 +271,10 @@ static void api_resume_io(void *opaque)
 static void api_disk_format_changed(void *opaque, unsigned slot, const char *format)
 {
     struct api_io *io = opaque;
-    const char *opts = virt_get_config(io->m)->devices[slot].opts, *p = opts;
-    char out[API_OPTS_MAX];
-    size_t len = 0;
+    char err[VMCONFIG_ERR_LEN];
 
-    while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-
-        if (strncmp(p, "format=", 7) || n < 7)
-            len += (size_t)snprintf(out + len, len < sizeof(out) ? sizeof(out) - len : 0, "%s%.*s",
-                                    len ? "," : "", (int)n, p);
-        p = end ? end + 1 : NULL;
-    }
-    len += (size_t)snprintf(out + len, len < sizeof(out) ? sizeof(out) - len : 0, "%sformat=%s",
-                            len ? "," : "", format);
-    if (len >= sizeof(out)) {
-        log_error("disk %u: its options are too long to say format=%s", slot, format);
-        return;
-    }
-    virt_set_device_opts(io->m, slot, out);
+    if (vmconfig_machine_set(io->m, slot, "format", json_string(format), err))
+        log_error("disk %u: cannot record format=%s: %s", slot, format, err);
 }
 
 /* Fills vm with the machine's writable disks; io is the stop/resume state. */
@@ -483,12 +478,18 @@ int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **
     if (!a)
         return -ENOMEM;
     a->m = m;
+    a->sock_path = strdup(sock_path);
+    if (!a->sock_path) {
+        free(a);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);
     ret = control_start(sock_path, &vm_api_ops, a, &a->control, err);
     if (ret) {
         pthread_cond_destroy(&a->cond);
         pthread_mutex_destroy(&a->lock);
+        free(a->sock_path);
         free(a);
         return ret;
     }
@@ -510,5 +511,6 @@ void vm_api_stop(struct vm_api *a)
     vm_migrate_free(a->mig);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);
+    free(a->sock_path);
     free(a);
 }

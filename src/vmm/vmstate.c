@@ -26,6 +26,7 @@
 #include "vmm/snapshots.h"
 #include "vmm/stream.h"
 #include "vmm/transport.h"
+#include "vmm/vmconfig.h"
 #include "vmm/vmstate_int.h"
 
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -38,43 +39,37 @@ static void set_err(char *err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- device option strings: "FIRST,key=value,..." ---- */
-
-/* Rebuilds opts with a new first word, dropping `drop` keys and appending `extra` (may be
- * NULL). Returns 0, or -1 when the result does not fit OPTS_MAX. */
-int opts_rewrite(const char *opts, const char *first, const char *const *drop, const char *extra,
-                 char *out)
+/* A header's document for the machine as it runs now, after `edit` (may be NULL) changed it.
+ * malloc'd, or NULL with err. */
+char *header_config(struct virt_machine *m,
+                    int (*edit)(struct vmconfig *vc, void *opaque, char *err), void *opaque,
+                    char *err)
 {
-    char copy[OPTS_MAX];
-    char *save = NULL, *tok;
-    size_t len = 0;
-    bool first_tok = true;
+    struct vmconfig vc;
+    char *json = NULL;
 
-    if (snprintf(copy, sizeof(copy), "%s", opts) >= (int)sizeof(copy))
-        return -1;
-    out[0] = '\0';
-    if (first)
-        len += (size_t)snprintf(out + len, OPTS_MAX - len, "%s", first);
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        bool skip = false;
-        const char *eq = strchr(tok, '=');
-
-        if (first_tok && !eq && first) {
-            first_tok = false;
-            continue; /* the old first word */
-        }
-        first_tok = false;
-        for (const char *const *d = drop; d && *d && eq; d++)
-            skip |= strlen(*d) == (size_t)(eq - tok) && !strncmp(tok, *d, (size_t)(eq - tok));
-        if (skip)
-            continue;
-        len += (size_t)snprintf(out + len, len < OPTS_MAX ? OPTS_MAX - len : 0, "%s%s",
-                                len ? "," : "", tok);
+    if (vmconfig_from_virt(virt_get_config(m), &vc, err))
+        return NULL;
+    if (!edit || edit(&vc, opaque, err) == 0) {
+        json = vmconfig_dumps(&vc);
+        if (!json)
+            set_err(err, "out of memory");
     }
-    if (extra)
-        len += (size_t)snprintf(out + len, len < OPTS_MAX ? OPTS_MAX - len : 0, "%s%s",
-                                len ? "," : "", extra);
-    return len < OPTS_MAX ? 0 : -1;
+    vmconfig_free(&vc);
+    return json;
+}
+
+/* Sets a string key of device `slot`'s conf through its type's table; NULL removes it. */
+int conf_set_str(struct vmconfig *vc, unsigned slot, const char *key, const char *value, char *err)
+{
+    struct vmconfig_device *d = &vc->devices[slot];
+    char verr[VDEV_ERR_LEN];
+
+    if (vdev_conf_set(d->type, d->conf, key, value ? json_string(value) : NULL, verr)) {
+        set_err(err, "disk %u: %.480s", slot, verr);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* The size of a dirty bitmap for m's RAM. */
@@ -111,21 +106,15 @@ struct frozen_disk {
     char live[PATH_MAX];   /* the disk's path, where the VM goes on in an overlay */
     char frozen[PATH_MAX]; /* where the image as of the snapshot now lives */
     char fmt[16];
-    char old_opts[OPTS_MAX];
 };
 
-/* Where the writable disk in `f->slot` will be frozen (f->frozen) and the options the VM
- * goes on with; nothing is touched yet. */
-static int plan_freeze(struct block *bs, const char *snap_abs, struct frozen_disk *f,
-                       char *new_opts, char *err)
+/* Where the writable disk in `f->slot` will be frozen (f->frozen); nothing is touched yet. */
+static int plan_freeze(struct block *bs, const char *snap_abs, struct frozen_disk *f, char *err)
 {
-    static const char *const drop[] = {"format", NULL};
-
     snprintf(f->live, sizeof(f->live), "%s", block_path(bs));
     snprintf(f->fmt, sizeof(f->fmt), "%s", block_format_name(bs));
     if (snprintf(f->frozen, sizeof(f->frozen), "%s.disk%u", snap_abs, f->slot) >=
-            (int)sizeof(f->frozen) ||
-        opts_rewrite(f->old_opts, f->live, drop, "format=qcow2", new_opts)) {
+        (int)sizeof(f->frozen)) {
         set_err(err, "%s: path too long", snap_abs);
         return -ENAMETOOLONG;
     }
@@ -135,7 +124,7 @@ static int plan_freeze(struct block *bs, const char *snap_abs, struct frozen_dis
 /* Puts the disk aside as f->frozen and continues the VM on a new overlay at its old path.
  * Device quiesced. On failure everything is as before. */
 static int freeze_disk(struct virt_machine *m, struct block *bs, const struct frozen_disk *f,
-                       const char *new_opts, char *err)
+                       char *err)
 {
     char berr[BLOCK_ERR_LEN];
     int ret;
@@ -171,7 +160,10 @@ static int freeze_disk(struct virt_machine *m, struct block *bs, const struct fr
         rename(f->frozen, f->live);
         goto reopen_live;
     }
-    virt_set_device_opts(m, f->slot, new_opts);
+    /* The disk's config names what it runs on now: a qcow2 overlay at its old path. */
+    if (vmconfig_machine_set(m, f->slot, "path", json_string(f->live), err) ||
+        vmconfig_machine_set(m, f->slot, "format", json_string("qcow2"), err))
+        log_error("disk %u: %s", f->slot, err);
     return 0;
 
 reopen_live:
@@ -180,35 +172,30 @@ reopen_live:
     return ret;
 }
 
-/* The config for the snapshot's header: frozen disks point at their frozen image and say
- * where they were ("snapshot-of"). */
-static char *snapshot_config(struct virt_machine *m, const struct frozen_disk *f, unsigned n)
+struct frozen_set {
+    const struct frozen_disk *f;
+    unsigned n;
+};
+
+/* Frozen disks point at their frozen image and say where they were ("snapshot_of"). */
+static int snapshot_edit(struct vmconfig *vc, void *opaque, char *err)
 {
-    struct virt_config cfg = *virt_get_config(m);
-    static const char *const drop[] = {"format", NULL};
-    char(*opts)[OPTS_MAX] = calloc(VIRT_VIRTIO_SLOTS, OPTS_MAX);
-    char *json = NULL;
+    const struct frozen_set *s = opaque;
 
-    if (!opts)
-        return NULL;
-    for (unsigned i = 0; i < n; i++) {
-        char extra[PATH_MAX + 64];
+    for (unsigned i = 0; i < s->n; i++) {
+        const struct frozen_disk *f = &s->f[i];
 
-        snprintf(extra, sizeof(extra), "format=%s,snapshot-of=%s", f[i].fmt, f[i].live);
-        if (opts_rewrite(f[i].old_opts, f[i].frozen, drop, extra, opts[i]))
-            goto out;
-        cfg.devices[f[i].slot].opts = opts[i];
+        if (conf_set_str(vc, f->slot, "path", f->frozen, err) ||
+            conf_set_str(vc, f->slot, "format", f->fmt, err) ||
+            conf_set_str(vc, f->slot, "snapshot_of", f->live, err))
+            return -EINVAL;
     }
-    json = virt_config_to_json(&cfg);
-out:
-    free(opts);
-    return json;
+    return 0;
 }
 
 int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_stats *st, char *err)
 {
     struct frozen_disk *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
-    char(*new_opts)[OPTS_MAX] = calloc(VIRT_VIRTIO_SLOTS, OPTS_MAX);
     struct stream_writer *w = NULL;
     char tmp[PATH_MAX], abs_path[PATH_MAX], dir[PATH_MAX];
     uint64_t t0 = time_now_ns(), tp = 0, *bits = NULL;
@@ -218,7 +205,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
     int fd = -1, ret;
 
     memset(st, 0, sizeof(*st));
-    if (!disks || !new_opts) {
+    if (!disks) {
         ret = -ENOMEM;
         set_err(err, "out of memory");
         goto out;
@@ -237,7 +224,11 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
     }
     strcat(abs_path, "/");
     strcat(abs_path, basename(dir));
-    snprintf(tmp, sizeof(tmp), "%s.part", abs_path);
+    if (snprintf(tmp, sizeof(tmp), "%s.part", abs_path) >= (int)sizeof(tmp)) {
+        ret = -ENAMETOOLONG; /* cannot happen after the check above; the compiler cannot tell */
+        set_err(err, "%s: path too long", path);
+        goto out;
+    }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         ret = -errno;
@@ -256,14 +247,17 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         if (!bs || block_readonly(bs))
             continue;
         disks[nd].slot = i;
-        snprintf(disks[nd].old_opts, OPTS_MAX, "%s", virt_get_config(m)->devices[i].opts);
-        ret = plan_freeze(bs, abs_path, &disks[nd], new_opts[nd], err);
+        ret = plan_freeze(bs, abs_path, &disks[nd], err);
         if (ret)
             goto out;
         nd++;
     }
-    json = snapshot_config(m, disks, nd);
-    if (!json || stream_write_header(w, json, 0)) {
+    json = header_config(m, snapshot_edit, &(struct frozen_set){disks, nd}, err);
+    if (!json) {
+        ret = -EINVAL;
+        goto out;
+    }
+    if (stream_write_header(w, json, 0)) {
         ret = -EIO;
         set_err(err, "%s: cannot write the header", path);
         goto out;
@@ -299,8 +293,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
     quiesced = true;
     memset(bits, 0, bitmap_bytes(m)); /* the pre-copy pass is written */
     for (frozen = 0; frozen < nd; frozen++) {
-        ret = freeze_disk(m, virt_disk_block(m, disks[frozen].slot), &disks[frozen],
-                          new_opts[frozen], err);
+        ret = freeze_disk(m, virt_disk_block(m, disks[frozen].slot), &disks[frozen], err);
         if (ret)
             goto out;
     }
@@ -344,7 +337,6 @@ out:
     free(json);
     free(bits);
     free(disks);
-    free(new_opts);
     if (fd >= 0)
         close(fd);
     st->total_ns = time_now_ns() - t0;
@@ -396,21 +388,21 @@ out:
 }
 
 /* Where a snapshot's disk goes on: a new overlay (or copy) at its old path or in the clone
- * folder; the device's options are rewritten to it. */
-static int restore_disk(struct virt_config *cfg, unsigned slot, const struct vm_restore_opts *o,
+ * folder; the disk's config is changed to it through the disk type's table. */
+static int restore_disk(struct vmconfig *vc, unsigned slot, const struct vm_restore_opts *o,
                         char *err)
 {
-    static const char *const drop[] = {"format", "snapshot-of", NULL};
-    char frozen[PATH_MAX], live[PATH_MAX], fmt[16], target[PATH_MAX], berr[BLOCK_ERR_LEN];
-    char opts[OPTS_MAX], base[PATH_MAX];
-    const char *orig = cfg->devices[slot].opts;
+    json_t *conf = vc->devices[slot].conf;
+    const char *live = json_string_value(json_object_get(conf, "snapshot_of"));
+    const char *frozen = json_string_value(json_object_get(conf, "path"));
+    const char *fmt = json_string_value(json_object_get(conf, "format"));
+    char target[PATH_MAX], berr[BLOCK_ERR_LEN], base[PATH_MAX];
     int ret;
 
-    if (opt_get(orig, "snapshot-of", live, sizeof(live)) != 1)
+    if (!live)
         return 0; /* a read-only disk or a migration: used as it is */
-    if (opt_first_word(orig, frozen, sizeof(frozen)) != 1 ||
-        opt_get(orig, "format", fmt, sizeof(fmt)) != 1) {
-        set_err(err, "machine config: disk %u: '%s' lacks its image or format", slot, orig);
+    if (!frozen || !fmt) {
+        set_err(err, "machine config: disk %u: a snapshot's disk lacks its image or format", slot);
         return -EINVAL;
     }
     if (o->clone_dir) {
@@ -430,53 +422,11 @@ static int restore_disk(struct virt_config *cfg, unsigned slot, const struct vm_
     if (ret < 0)
         return ret;
     snapshot_note_dependant(frozen, target); /* for snapshot-delete; a full copy is none */
-    if (opts_rewrite(orig, target, drop, "format=qcow2", opts)) {
-        set_err(err, "%s: path too long", target);
-        return -ENAMETOOLONG;
-    }
-    free((char *)cfg->devices[slot].opts);
-    cfg->devices[slot].opts = strdup(opts);
-    return cfg->devices[slot].opts ? 0 : -ENOMEM;
-}
-
-/* A clone must not share a NIC address or a host socket path with its origin. */
-static int clone_device(struct virt_config *cfg, unsigned slot, const char *dir, char *err)
-{
-    static const char *const sock_keys[] = {"sock", "agent"};
-    const char *orig = cfg->devices[slot].opts;
-    char opts[OPTS_MAX], extra[OPTS_MAX] = "", val[PATH_MAX];
-    const char *drop[4] = {NULL};
-    unsigned nd = 0;
-    size_t len = 0;
-
-    if (!strcmp(cfg->devices[slot].type, "net")) {
-        uint8_t r[3];
-
-        if (getrandom(r, sizeof(r), 0) != sizeof(r))
-            r[0] = (uint8_t)time(NULL), r[1] = (uint8_t)getpid(), r[2] = (uint8_t)slot;
-        drop[nd++] = "mac";
-        len += (size_t)snprintf(extra + len, sizeof(extra) - len, "mac=52:54:00:%02x:%02x:%02x",
-                                r[0], r[1], r[2]);
-    }
-    for (unsigned k = 0; k < 2; k++) {
-        char b[PATH_MAX];
-
-        if (opt_get(orig, sock_keys[k], val, sizeof(val)) != 1)
-            continue;
-        snprintf(b, sizeof(b), "%s", val);
-        drop[nd++] = sock_keys[k];
-        len += (size_t)snprintf(extra + len, len < sizeof(extra) ? sizeof(extra) - len : 0,
-                                "%s%s=%s/%s", len ? "," : "", sock_keys[k], dir, basename(b));
-    }
-    if (!nd)
-        return 0;
-    if (len >= sizeof(extra) || opts_rewrite(orig, NULL, drop, extra, opts)) {
-        set_err(err, "device %u: options too long for a clone", slot);
-        return -ENAMETOOLONG;
-    }
-    free((char *)cfg->devices[slot].opts);
-    cfg->devices[slot].opts = strdup(opts);
-    return cfg->devices[slot].opts ? 0 : -ENOMEM;
+    if (conf_set_str(vc, slot, "path", target, err) ||
+        conf_set_str(vc, slot, "format", "qcow2", err) ||
+        conf_set_str(vc, slot, "snapshot_of", NULL, err))
+        return -EINVAL;
+    return 0;
 }
 
 /* ---- block migration, target side ---- */
@@ -491,17 +441,18 @@ struct disk_target {
     bool created;
 };
 
-static int disk_target_create(struct virt_config *cfg, const struct vm_restore_opts *o,
+static int disk_target_create(struct vmconfig *vc, const struct vm_restore_opts *o,
                               const char *what, const struct stream_record *rec,
                               struct disk_target *t, char *err)
 {
-    char orig[PATH_MAX], base[PATH_MAX], berr[BLOCK_ERR_LEN];
+    char base[PATH_MAX], berr[BLOCK_ERR_LEN];
     struct block_create_opts co = {.size = rec->offset};
     struct stat sb;
     unsigned slot = rec->slot;
+    const char *orig, *fmt;
     int ret;
 
-    if (slot >= cfg->ndevices || strcmp(cfg->devices[slot].type, "disk")) {
+    if (slot >= vc->ndevices || strcmp(vc->devices[slot].type->name, "disk")) {
         set_err(err, "%s: disk contents for device %u, which is not a disk of the machine", what,
                 slot);
         return -EINVAL;
@@ -510,12 +461,13 @@ static int disk_target_create(struct virt_config *cfg, const struct vm_restore_o
         set_err(err, "%s: disk %u announced twice", what, slot);
         return -EINVAL;
     }
-    if (opt_first_word(cfg->devices[slot].opts, orig, sizeof(orig)) != 1 ||
-        opt_get(cfg->devices[slot].opts, "format", t[slot].fmt, sizeof(t[slot].fmt)) != 1) {
-        set_err(err, "%s: disk %u: '%s' lacks its image or format", what, slot,
-                cfg->devices[slot].opts);
+    orig = json_string_value(json_object_get(vc->devices[slot].conf, "path"));
+    fmt = json_string_value(json_object_get(vc->devices[slot].conf, "format"));
+    if (!orig || !fmt) {
+        set_err(err, "%s: disk %u lacks its image or format", what, slot);
         return -EINVAL;
     }
+    snprintf(t[slot].fmt, sizeof(t[slot].fmt), "%s", fmt);
     snprintf(base, sizeof(base), "%s", orig);
     if (snprintf(t[slot].path, sizeof(t[slot].path), "%s%s%s", o->disk_dir ? o->disk_dir : "",
                  o->disk_dir ? "/" : "",
@@ -545,7 +497,7 @@ static int disk_target_create(struct virt_config *cfg, const struct vm_restore_o
 }
 
 /* A size, zero or data record of a block migration. 0, or -errno with err. */
-static int disk_target_record(struct virt_config *cfg, const struct vm_restore_opts *o,
+static int disk_target_record(struct vmconfig *vc, const struct vm_restore_opts *o,
                               const char *what, const struct stream_record *rec,
                               struct disk_target *t, char *err)
 {
@@ -553,7 +505,7 @@ static int disk_target_record(struct virt_config *cfg, const struct vm_restore_o
     int ret;
 
     if (rec->kind == STREAM_DISK_SIZE)
-        return disk_target_create(cfg, o, what, rec, t, err);
+        return disk_target_create(vc, o, what, rec, t, err);
     if (!d || !d->bs) {
         set_err(err, "%s: contents for disk %u before its size", what, rec->slot);
         return -EINVAL;
@@ -571,18 +523,15 @@ static int disk_target_record(struct virt_config *cfg, const struct vm_restore_o
     return ret;
 }
 
-/* Before the machine is built: every disk arrived, is flushed and closed, and the device's
- * options name the copy. */
-static int disk_targets_finish(struct virt_config *cfg, const char *what, struct disk_target *t,
+/* Before the machine is built: every disk arrived, is flushed and closed, and the disk's
+ * config names the copy. */
+static int disk_targets_finish(struct vmconfig *vc, const char *what, struct disk_target *t,
                                char *err)
 {
-    static const char *const drop[] = {"format", NULL};
-
-    for (unsigned i = 0; i < cfg->ndevices; i++) {
-        char opts[OPTS_MAX], extra[32];
+    for (unsigned i = 0; i < vc->ndevices; i++) {
         int ret;
 
-        if (strcmp(cfg->devices[i].type, "disk"))
+        if (strcmp(vc->devices[i].type->name, "disk"))
             continue;
         if (!t[i].bs) {
             set_err(err, "%s: the stream carries no contents for disk %u", what, i);
@@ -595,15 +544,9 @@ static int disk_targets_finish(struct virt_config *cfg, const char *what, struct
             set_err(err, "%s: flush failed: %s", t[i].path, strerror(-ret));
             return ret;
         }
-        snprintf(extra, sizeof(extra), "format=%s", t[i].fmt);
-        if (opts_rewrite(cfg->devices[i].opts, t[i].path, drop, extra, opts)) {
-            set_err(err, "%s: path too long", t[i].path);
-            return -ENAMETOOLONG;
-        }
-        free((char *)cfg->devices[i].opts);
-        cfg->devices[i].opts = strdup(opts);
-        if (!cfg->devices[i].opts)
-            return -ENOMEM;
+        if (conf_set_str(vc, i, "path", t[i].path, err) ||
+            conf_set_str(vc, i, "format", t[i].fmt, err))
+            return -EINVAL;
     }
     return 0;
 }
@@ -620,12 +563,26 @@ static void disk_targets_discard(struct disk_target *t)
     }
 }
 
+/* The machine config for vc, its console on o->console_fd. */
+static int build_config(const struct vmconfig *vc, const struct vm_restore_opts *o,
+                        struct virt_config *cfg, char *err)
+{
+    virt_config_free(cfg);
+    if (vmconfig_to_virt(vc, cfg)) {
+        set_err(err, "out of memory");
+        return -ENOMEM;
+    }
+    cfg->console_fd = o->console_fd;
+    return 0;
+}
+
 int vm_restore(struct transport *t, const char *what, const struct vm_restore_opts *o,
                struct virt_machine **out, bool *cloned, char *err)
 {
     struct stream_reader *r = NULL;
     struct virt_machine *m = NULL;
     struct virt_config cfg = {0};
+    struct vmconfig vc;
     struct guest_ram ram = {0};
     struct disk_target *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
     char *json = NULL;
@@ -635,6 +592,7 @@ int vm_restore(struct transport *t, const char *what, const struct vm_restore_op
 
     *out = NULL;
     *cloned = false;
+    vmconfig_init(&vc);
     if (!disks || stream_reader_create_on(t, what, &r)) {
         free(disks);
         set_err(err, "%s: out of memory", what);
@@ -643,27 +601,25 @@ int vm_restore(struct transport *t, const char *what, const struct vm_restore_op
     if (stream_read_header(r, &json))
         goto stream_err;
     copying = stream_reader_flags(r) & STREAM_F_DISKS;
-    if (virt_config_from_json(json, &cfg, err, VMSTATE_ERR_LEN)) {
-        char inner[VMSTATE_ERR_LEN];
+    {
+        char what_hdr[128];
 
-        snprintf(inner, sizeof(inner), "%s", err);
-        set_err(err, "%s: %s", what, inner);
-        goto out;
+        snprintf(what_hdr, sizeof(what_hdr), "%.100s: machine config", what);
+        if (vmconfig_parse(json, strlen(json), what_hdr, &vc, err))
+            goto out;
     }
-    if ((o->want_cpus && o->want_cpus != cfg.cpus) ||
-        (o->want_mem && o->want_mem != cfg.mem_size)) {
+    if ((o->want_cpus && o->want_cpus != vc.cpus) || (o->want_mem && o->want_mem != vc.mem_size)) {
         set_err(err,
                 "%s: the stream is for a machine with %u CPUs and %" PRIu64
                 " MiB, not the %u CPUs and %" PRIu64 " MiB asked for",
-                what, cfg.cpus, cfg.mem_size >> 20, o->want_cpus ? o->want_cpus : cfg.cpus,
-                (o->want_mem ? o->want_mem : cfg.mem_size) >> 20);
+                what, vc.cpus, vc.mem_size >> 20, o->want_cpus ? o->want_cpus : vc.cpus,
+                (o->want_mem ? o->want_mem : vc.mem_size) >> 20);
         goto out;
     }
-    if (guest_ram_init(&ram, VIRT_RAM_BASE, cfg.mem_size)) {
-        set_err(err, "%s: cannot reserve %" PRIu64 " MiB of RAM", what, cfg.mem_size >> 20);
+    if (guest_ram_init(&ram, VIRT_RAM_BASE, vc.mem_size)) {
+        set_err(err, "%s: cannot reserve %" PRIu64 " MiB of RAM", what, vc.mem_size >> 20);
         goto out;
     }
-    cfg.console_fd = o->console_fd;
     for (;;) {
         struct stream_record rec;
 
@@ -674,21 +630,24 @@ int vm_restore(struct transport *t, const char *what, const struct vm_restore_op
             continue;
         }
         if (rec.item == STREAM_ITEM_DISK) {
-            if (disk_target_record(&cfg, o, what, &rec, disks, err))
+            if (disk_target_record(&vc, o, what, &rec, disks, err))
                 goto out;
             continue;
         }
-        if (!m && copying && disk_targets_finish(&cfg, what, disks, err))
+        if (!m && copying && disk_targets_finish(&vc, what, disks, err))
             goto out;
         if (!m && (rec.item == STREAM_ITEM_SECTION || ram_seen)) {
             /* The disks are touched only now: a migration source has released them. */
-            for (unsigned i = 0; i < cfg.ndevices; i++) {
-                if (!strcmp(cfg.devices[i].type, "disk") && restore_disk(&cfg, i, o, err))
-                    goto out;
-                if (o->clone_dir && clone_device(&cfg, i, o->clone_dir, err))
+            for (unsigned i = 0; i < vc.ndevices; i++) {
+                if (!strcmp(vc.devices[i].type->name, "disk") && restore_disk(&vc, i, o, err))
                     goto out;
             }
+            /* A clone shares no MAC or host socket with its origin: each type's hook. */
+            if (o->clone_dir && vmconfig_clone(&vc, o->clone_dir, err))
+                goto out;
             *cloned = o->clone_dir != NULL;
+            if (build_config(&vc, o, &cfg, err))
+                goto out;
             cfg.preloaded_ram = &ram;
             t_build = time_now_ns();
             if (virt_create(&cfg, &m)) {
@@ -709,6 +668,8 @@ int vm_restore(struct transport *t, const char *what, const struct vm_restore_op
         /* STREAM_ITEM_END, checksum verified. */
         if (!m) {
             /* A cold migration: config only; the machine boots afresh. */
+            if (build_config(&vc, o, &cfg, err))
+                goto out;
             cfg.preloaded_ram = NULL;
             if (virt_create(&cfg, &m)) {
                 set_err(err, "%s: the machine it describes cannot be built here (see above)", what);
@@ -742,6 +703,7 @@ out:
     /* The machine keeps pointers into cfg's strings: they live as long as the process. */
     if (ret)
         virt_config_free(&cfg);
+    vmconfig_free(&vc);
     free(json);
     stream_reader_destroy(r);
     return ret;

@@ -9,13 +9,17 @@
 struct stream_writer;
 struct virt_machine;
 
-#define OPTS_MAX 1024
+struct vmconfig;
 
-/* Rebuilds device options "FIRST,key=value,..." with a new first word (NULL: keep it), without
- * the `drop` keys (NULL-terminated, may be NULL) and with `extra` appended (may be NULL), into
- * out (OPTS_MAX bytes). 0, or -1 when the result does not fit. */
-int opts_rewrite(const char *opts, const char *first, const char *const *drop, const char *extra,
-                 char *out);
+/* A stream header's config document for the machine as it runs now, after `edit` (may be
+ * NULL) changed it. malloc'd, or NULL with one line in err (VMSTATE_ERR_LEN). */
+char *header_config(struct virt_machine *m,
+                    int (*edit)(struct vmconfig *vc, void *opaque, char *err), void *opaque,
+                    char *err);
+
+/* Sets a string key of device `slot`'s options through its type's table (vdev.h); NULL
+ * removes it. 0, or -EINVAL with err. */
+int conf_set_str(struct vmconfig *vc, unsigned slot, const char *key, const char *value, char *err);
 
 /* The size of a dirty bitmap for m's RAM (one bit per 4 KiB page), and a zeroed one (NULL when
  * out of memory; free() it). */

@@ -78,6 +78,24 @@ expect_error disk-missing "/nonexistent/disk.img" --bios "$tmp/ok.elf" --disk /n
 expect_error disk-bad-format "format 'vmdk'" --bios "$tmp/ok.elf" --disk "$tmp/empty",format=vmdk
 expect_error net-bad-backend "nosuch" --bios "$tmp/ok.elf" --net nosuch
 expect_error device-unknown "unknown device type" --device frobnicator
+# Option values too long for their buffer are refused, never taken as "not given".
+head -c $((1 << 20)) /dev/zero >"$tmp/small.img"
+long_sock=$tmp/$(printf 's%.0s' $(seq 110)).sock
+expect_error disk-readonly-garbage "readonly 'garbage1': expected on or off" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=raw,readonly=garbage1
+expect_error disk-format-16-chars "format 'qcow2qcow2qcow2qc': expected raw or qcow2" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=qcow2qcow2qcow2qc
+expect_error agent-sock-too-long "--agent-sock: the path must be 1 to 107 bytes" \
+    --bios "$tmp/ok.elf" --agent-sock "$long_sock"
+expect_error console-sock-too-long "--device console: sock" \
+    --bios "$tmp/ok.elf" --device console,sock="$long_sock"
+expect_error net-mac-too-long "mac '52:54:00:12:34:567'" --bios "$tmp/ok.elf" --net user,mac=52:54:00:12:34:567
+expect_error net-link-garbage "link 'offffffff': expected on or off" --bios "$tmp/ok.elf" --net user,link=offffffff
+expect_error disk-serial-too-long "serial '123456789012345678901': expected at most 20 bytes" \
+    --bios "$tmp/ok.elf" --disk "$tmp/small.img",format=raw,serial=123456789012345678901
+expect_error append-too-long "command line: boot.cmdline: expected a string of at most 4095 bytes" \
+    --bios "$tmp/ok.elf" --append "$(printf 'a%.0s' $(seq 5000))"
+expect_error disk-stray-comma "empty option" --bios "$tmp/ok.elf" --disk "$tmp/small.img",,format=raw
 expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
 expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
 expect_error restore-empty "truncated" --restore "$tmp/empty"
@@ -96,6 +114,42 @@ expect_error incoming-tcp-with-tls "plain TCP" --incoming tcp:127.0.0.1:1 --tls-
 expect_error tls-without-incoming "apply to --incoming" --tls-ca "$tmp/empty"
 expect_error progress-timeout-range "--progress-timeout '0'" --incoming tcp:127.0.0.1:1 \
     --progress-timeout 0
+
+# --config FILE: each kind of bad document is refused with the key path (docs/vm-config.md).
+# expect_config NAME WANT_SUBSTRING JSON [ARGS...]
+expect_config() {
+    local name=$1 want=$2 json=$3; shift 3
+    printf '%s\n' "$json" >"$tmp/vm.json"
+    expect_error "$name" "$want" --config "$tmp/vm.json" "$@"
+}
+expect_config config-unknown-key "vm.json: disks[0].cache: unknown key" \
+    '{"version": 1, "disks": [{"path": "d.img", "cache": "none"}]}'
+expect_config config-wrong-type "vm.json: cpus: expected an integer from 1 to 8" \
+    '{"version": 1, "cpus": "two"}'
+expect_config config-out-of-range "vm.json: memory: expected a size between 16M and 64G" \
+    '{"version": 1, "memory": "128G"}'
+expect_config config-bad-enum "vm.json: disks[1].format: expected raw or qcow2" \
+    '{"version": 1, "disks": [{"path": "a.img"}, {"path": "b.img", "format": "vmdk"}]}'
+expect_config config-missing-required "vm.json: nics[0].backend: missing (required)" \
+    '{"version": 1, "nics": [{"mac": "52:54:00:12:34:56"}]}'
+expect_config config-missing-version "vm.json: version: missing (required" '{"cpus": 1}'
+expect_config config-bad-json "vm.json:2:12: not a JSON object (invalid JSON" \
+    "$(printf '{"version": 1,\n "cpus": 1,,\n}')"
+expect_config config-bad-mac "vm.json: nics[0].mac: expected a unicast address" \
+    '{"version": 1, "nics": [{"backend": "user", "mac": "ff:ff:ff:ff:ff:ff"}]}'
+expect_config config-bad-backend "vm.json: nics[0].backend: unknown network backend 'vde'" \
+    '{"version": 1, "nics": [{"backend": "vde"}]}'
+expect_config config-long-agent-sock "vm.json: agent_socket: expected a string of at most 107" \
+    "{\"version\": 1, \"agent_socket\": \"$long_sock\"}"
+expect_error config-missing-file "/nonexistent/vm.json: No such file or directory" \
+    --config /nonexistent/vm.json
+expect_error config-with-restore "give no --kernel" --config "$tmp/vm.json" --restore "$tmp/random.bin"
+# The flags override the document: its bare-metal firmware runs with the --cpus given.
+printf '{"version": 1, "cpus": 9}\n' >"$tmp/vm.json"
+expect_error config-flag-does-not-hide-bad-doc "cpus: expected an integer" --config "$tmp/vm.json" --cpus 2
+printf '{"version": 1, "cpus": 2, "boot": {"firmware": "%s"}}\n' "$tmp/ok.elf" >"$tmp/vm.json"
+if timeout 20 "$T" run --config "$tmp/vm.json" --cpus 3 </dev/null >/dev/null 2>&1; then ok config-bare-metal
+else bad config-bare-metal "exit status $?"; fi
 
 # Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
 # one clear line each and exit status 1; a snapshot merges back into the raw disk.
@@ -137,14 +191,38 @@ if "$T" vm snapshot --api-sock "$sock" "$tmp/s1.tsr" >/dev/null &&
     "$T" vm snapshots --api-sock "$sock" | grep -qF "$tmp/s1.tsr" &&
     "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s1.tsr" | grep -q "merged" &&
     [ ! -e "$tmp/s1.tsr" ] && [ ! -e "$tmp/s1.tsr.disk0" ] &&
-    "$T" vm describe --api-sock "$sock" | grep -q "disk.img,format=raw" &&
+    "$T" vm describe --api-sock "$sock" | tr -d ' \n' | grep -qF "{\"path\":\"$tmp/disk.img\",\"format\":\"raw\"}" &&
     "$T" vm snapshot --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
     "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s2.tsr" >/dev/null &&
     [ "$(head -c 4 "$tmp/disk.img" | od -An -tx1 | tr -d ' ')" = "00000000" ]; then
     ok snapshot-delete-raw
 else bad snapshot-delete-raw "see $tmp/vm.log"; cat "$tmp/vm.log"; fi
+# describe's config is a document that the schema and --config both accept.
+if "$T" vm describe --api-sock "$sock" >"$tmp/describe.json" &&
+    python3 - "$tmp/describe.json" docs/vm-config.schema.json docs/vm-config.example.json <<'PY'
+import json, sys
+import jsonschema
+doc = json.load(open(sys.argv[1]))["config"]
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[2])))
+for d in (doc, json.load(open(sys.argv[3]))):
+    errs = [e.message for e in v.iter_errors(d)]
+    assert not errs, errs
+json.dump(doc, open(sys.argv[1] + ".config", "w"))
+PY
+then ok describe-matches-schema
+else bad describe-matches-schema "describe's config or the example fails docs/vm-config.schema.json"; fi
 kill "$vmpid" 2>/dev/null
 wait "$vmpid" 2>/dev/null
+# ... and, with the API socket moved, it runs the same machine.
+if timeout 20 "$T" run --config "$tmp/describe.json.config" --api-sock "$tmp/vm2.sock" \
+    </dev/null >/dev/null 2>"$tmp/vm2.log" & vm2=$!
+    for _ in $(seq 100); do [ -S "$tmp/vm2.sock" ] && break; sleep 0.1; done
+    "$T" vm describe --api-sock "$tmp/vm2.sock" >"$tmp/describe2.json" &&
+    python3 -c 'import json,sys; a,b=(json.load(open(f))["config"] for f in sys.argv[1:]); a.pop("api_socket"); b.pop("api_socket"); sys.exit(a != b)' \
+        "$tmp/describe.json" "$tmp/describe2.json"; then ok describe-config-runs
+else bad describe-config-runs "$(cat "$tmp/vm2.log")"; fi
+kill "$vm2" 2>/dev/null
+wait "$vm2" 2>/dev/null
 
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help

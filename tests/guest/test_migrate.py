@@ -349,7 +349,7 @@ def migrate_and_check(src, sock, mode, name, *extra, target_args=(), scheme="tcp
         assert not re.search(READY, dst.buf), "the target booted the guest again"
         st, d = call(tsock, "GET", "/v1/vm")
         assert st == 200 and d["state"] == "running", "target API: %d %r" % (st, d)
-        assert d["config"]["mem_bytes"] == MEM_BYTES, "target config: %r" % d["config"]
+        assert d["config"]["memory"] == "%dM" % (MEM_BYTES >> 20), "target config: %r" % d["config"]
         print("  %s: completed in %d ms, downtime %d ms, %.1f MiB sent, %d rounds; memstress "
               "rounds %d..%d on the source (%d during the migration), %d..%d on the target" % (
                   name, total, downtime, sent, rounds, src_rounds[0][0], last, during,

@@ -170,8 +170,9 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
     size_t len = 0;
 
     len += (size_t)snprintf(json + len, sizeof(json) - len,
-                            "{\"machine\":\"virt\",\"cpus\":1,\"mem_bytes\":134217728,"
-                            "\"bios\":\"fw.bin\",\"devices\":[");
+                            "{\"version\":1,\"machine\":\"virt\",\"cpus\":1,"
+                            "\"memory\":\"128M\",\"boot\":{\"firmware\":\"fw.bin\"},"
+                            "\"disks\":[");
     for (unsigned s = 0, d = 0; s < SNAPSHOT_MAX_DISKS && d < f->vm.ndisks; s++) {
         struct snapshot_disk *disk = NULL;
         char frozen[PATH_MAX], fmt[16];
@@ -179,9 +180,9 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
         for (unsigned i = 0; i < f->vm.ndisks; i++)
             if (f->vm.disks[i].slot == s)
                 disk = &f->vm.disks[i];
-        if (!disk) {
+        if (!disk) { /* a read-only disk in this slot: not frozen */
             len += (size_t)snprintf(json + len, sizeof(json) - len,
-                                    "%s{\"type\":\"rng\",\"options\":\"\"}", s ? "," : "");
+                                    "%s{\"path\":\"ro.img\",\"readonly\":true}", s ? "," : "");
             continue;
         }
         d++;
@@ -197,7 +198,7 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
             return false;
         }
         len += (size_t)snprintf(json + len, sizeof(json) - len,
-                                "%s{\"type\":\"disk\",\"options\":\"%s,format=%s,snapshot-of=%s\"}",
+                                "%s{\"path\":\"%s\",\"format\":\"%s\",\"snapshot_of\":\"%s\"}",
                                 s ? "," : "", frozen, fmt, f->live[disk - f->vm.disks]);
     }
     sfmt(json + len, sizeof(json) - len, "]}");
@@ -819,7 +820,7 @@ static void test_hostile(void)
     CHECK(strstr(err, "not a JSON object") != NULL);
 
     sfmt(p, sizeof(p), "%s/baddevs.tsr", dir);
-    write_state(p, "{\"devices\": [{\"type\": 5}]}", STREAM_VERSION);
+    write_state(p, "{\"version\": 1, \"devices\": [{\"type\": 5}]}", STREAM_VERSION);
     err[0] = '\0';
     CHECK(snapshot_delete(&f.vm, p, &res, err) == -EINVAL);
     CHECK(strstr(err, "devices[0]") != NULL);
@@ -827,8 +828,8 @@ static void test_hostile(void)
     /* A config that names another image than FILE.disk0. */
     sfmt(p, sizeof(p), "%s/renamed.tsr", dir);
     sfmt(json, sizeof(json),
-         "{\"devices\": [{\"type\": \"disk\", \"options\": "
-         "\"%s.disk0,format=qcow2,snapshot-of=%s\"}]}",
+         "{\"version\": 1, \"disks\": [{\"path\": \"%s.disk0\", \"format\": \"qcow2\", "
+         "\"snapshot_of\": \"%s\"}]}",
          s, live);
     write_state(p, json, STREAM_VERSION);
     err[0] = '\0';
@@ -865,8 +866,8 @@ static void test_hostile(void)
     /* A state file naming an image as disk 0 that is this VM's running disk. */
     sfmt(p, sizeof(p), "%s/running", dir);
     sfmt(json, sizeof(json),
-         "{\"devices\": [{\"type\": \"disk\", \"options\": "
-         "\"%s.disk0,format=qcow2,snapshot-of=%s\"}]}",
+         "{\"version\": 1, \"disks\": [{\"path\": \"%s.disk0\", \"format\": \"qcow2\", "
+         "\"snapshot_of\": \"%s\"}]}",
          p, live);
     write_state(p, json, STREAM_VERSION);
     {
@@ -926,13 +927,13 @@ static void test_diskless(void)
     vm_init(&f);
     CHECK(snapshot_list(&f.vm, &e, &n, err) == 0 && n == 0 && e == NULL);
     sfmt(s, sizeof(s), "%s/s.tsr", dir);
-    write_state(s, "{\"devices\": [{\"type\": \"rng\", \"options\": \"\"}]}", STREAM_VERSION);
+    write_state(s, "{\"version\": 1, \"devices\": [{\"type\": \"rng\"}]}", STREAM_VERSION);
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(!exists(s) && res.disks == 0);
     sfmt(t, sizeof(t), "%s/t.tsr", dir);
     sfmt(json, sizeof(json),
-         "{\"devices\": [{\"type\": \"disk\", \"options\": "
-         "\"%s.disk0,format=qcow2,snapshot-of=/x\"}]}",
+         "{\"version\": 1, \"disks\": [{\"path\": \"%s.disk0\", \"format\": \"qcow2\", "
+         "\"snapshot_of\": \"/x\"}]}",
          t);
     write_state(t, json, STREAM_VERSION);
     err[0] = '\0';

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -97,41 +98,6 @@ int opt_first_word(const char *opts, char *buf, size_t len)
     return 1;
 }
 
-struct opt_known {
-    const char *const *known;
-    bool first_word_ok;
-    bool first;
-    char *err;
-    const char *what;
-};
-
-static int opt_check_item(const char *item, size_t len, void *opaque)
-{
-    struct opt_known *k = opaque;
-    const char *eq = memchr(item, '=', len);
-    size_t klen = eq ? (size_t)(eq - item) : len;
-    bool first = k->first;
-
-    k->first = false;
-    if (!eq && first && k->first_word_ok)
-        return 0;
-    for (const char *const *p = k->known; *p; p++) {
-        if (strlen(*p) == klen && !strncmp(*p, item, klen) && eq)
-            return 0;
-    }
-    snprintf(k->err, VDEV_ERR_LEN, "%s: unknown option '%.*s'%s", k->what, (int)len, item,
-             eq ? "" : " (expected key=value)");
-    return -1;
-}
-
-int opt_check(const char *opts, const char *const *known, bool first_word_ok, char *err,
-              const char *what)
-{
-    struct opt_known k = {known, first_word_ok, true, err, what};
-
-    return opt_each(opts, opt_check_item, &k);
-}
-
 int opt_bool(const char *value, bool *out)
 {
     static const char *const yes[] = {"on", "true", "yes", "1"};
@@ -148,6 +114,357 @@ int opt_bool(const char *value, bool *out)
         }
     }
     return -1;
+}
+
+/* ---- typed options ---- */
+
+/* Up to 48 bytes of s for a message: non-printable bytes become '?', a longer s ends in
+ * "...". buf holds at least 52 bytes. */
+static const char *vdev_quote(const char *s, size_t len, char *buf)
+{
+    size_t i;
+
+    for (i = 0; i < len && i < 48; i++)
+        buf[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    if (i < len) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static const struct vdev_opt *vdev_opt_by_key(const struct vdev_type *t, const char *key,
+                                              size_t klen)
+{
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->kind != VDEV_OPT_REST && strlen(o->key) == klen && !strncmp(o->key, key, klen))
+            return o;
+    }
+    return NULL;
+}
+
+static const struct vdev_opt *vdev_opt_by_json(const struct vdev_type *t, const char *name)
+{
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (!strcmp(o->json, name))
+            return o;
+    }
+    return NULL;
+}
+
+/* The option a leading bare word is (--disk FILE), or NULL. */
+static const struct vdev_opt *vdev_opt_leading(const struct vdev_type *t)
+{
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->first_word)
+            return o;
+    }
+    return NULL;
+}
+
+/* The option that collects what the table does not name (a NIC's backend spec), or NULL. */
+static const struct vdev_opt *vdev_opt_rest(const struct vdev_type *t)
+{
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->kind == VDEV_OPT_REST)
+            return o;
+    }
+    return NULL;
+}
+
+/* Checks a string value of option o: 0, or -1 with what was expected. */
+static int vdev_opt_check_str(const struct vdev_opt *o, const char *v, size_t len, char *expected)
+{
+    if (o->kind == VDEV_OPT_ENUM) {
+        size_t n = 0;
+
+        for (const char *const *c = o->choices; *c; c++) {
+            if (strlen(*c) == len && !strcmp(*c, v))
+                return 0;
+        }
+        n += (size_t)snprintf(expected, VDEV_ERR_LEN, "expected");
+        for (const char *const *c = o->choices; *c && n < VDEV_ERR_LEN; c++)
+            n += (size_t)snprintf(expected + n, VDEV_ERR_LEN - n, "%s%s",
+                                  c == o->choices ? " "
+                                  : c[1]          ? ", "
+                                                  : " or ",
+                                  *c);
+        return -1;
+    }
+    if (o->kind == VDEV_OPT_BOOL) {
+        bool b;
+
+        if (strlen(v) != len || opt_bool(v, &b)) {
+            snprintf(expected, VDEV_ERR_LEN, "expected on or off");
+            return -1;
+        }
+        return 0;
+    }
+    if (len == 0 || strlen(v) != len) {
+        snprintf(expected, VDEV_ERR_LEN, "expected a non-empty string without NUL bytes");
+        return -1;
+    }
+    if (o->kind == VDEV_OPT_STR) {
+        if (len > o->max_len) {
+            snprintf(expected, VDEV_ERR_LEN, "expected at most %zu bytes, not %zu", o->max_len,
+                     len);
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (v[i] == ',' || (unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+                snprintf(expected, VDEV_ERR_LEN, "expected text without ',' or control characters");
+                return -1;
+            }
+        }
+    }
+    return o->check ? o->check(v, expected) : 0;
+}
+
+/* The value of an option o as JSON, from its text in an option string. */
+static json_t *vdev_opt_json(const struct vdev_opt *o, const char *v)
+{
+    bool b = false;
+
+    if (o->kind == VDEV_OPT_BOOL) {
+        opt_bool(v, &b);
+        return json_boolean(b);
+    }
+    return json_string(v);
+}
+
+/* Appends `item` (len bytes) to the REST string under o->json in conf. */
+static int vdev_rest_append(json_t *conf, const struct vdev_opt *o, const char *item, size_t len)
+{
+    const char *old = json_string_value(json_object_get(conf, o->json));
+    char *s;
+    int n =
+        old ? asprintf(&s, "%s,%.*s", old, (int)len, item) : asprintf(&s, "%.*s", (int)len, item);
+
+    if (n < 0)
+        return -ENOMEM;
+    n = json_object_set_new(conf, o->json, json_string(s));
+    free(s);
+    return n ? -ENOMEM : 0;
+}
+
+int vdev_opts_to_conf(const struct vdev_type *t, const char *opts, json_t **conf, char *err)
+{
+    json_t *c = json_object();
+    const struct vdev_opt *rest = vdev_opt_rest(t);
+    const char *p = opts;
+    char q[64], expected[VDEV_ERR_LEN];
+    bool first = true;
+
+    if (!c)
+        return -ENOMEM;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        const struct vdev_opt *o;
+        const char *v;
+        size_t vlen;
+        char *copy;
+        int r;
+
+        if (len == 0) {
+            snprintf(err, VDEV_ERR_LEN, "%s: empty option (a stray ',')", t->flag);
+            goto refuse;
+        }
+        if (!eq) {
+            o = first ? vdev_opt_leading(t) : NULL;
+            v = p;
+            vlen = len;
+        } else {
+            o = vdev_opt_by_key(t, p, (size_t)(eq - p));
+            v = eq + 1;
+            vlen = len - (size_t)(eq - p) - 1;
+        }
+        first = false;
+        if (!o && rest) {
+            if (vdev_rest_append(c, rest, p, len))
+                goto oom;
+            p = end ? end + 1 : NULL;
+            continue;
+        }
+        if (!o) {
+            snprintf(err, VDEV_ERR_LEN, "%s: unknown option '%s'%s", t->flag, vdev_quote(p, len, q),
+                     eq ? "" : " (expected key=value)");
+            goto refuse;
+        }
+        copy = strndup(v, vlen);
+        if (!copy)
+            goto oom;
+        if (vdev_opt_check_str(o, copy, vlen, expected)) {
+            snprintf(err, VDEV_ERR_LEN, "%s: %s '%s': %.300s", t->flag, o->key,
+                     vdev_quote(v, vlen, q), expected);
+            free(copy);
+            goto refuse;
+        }
+        /* The last occurrence wins, as in QEMU. */
+        r = json_object_set_new(c, o->json, vdev_opt_json(o, copy));
+        free(copy);
+        if (r)
+            goto oom;
+        p = end ? end + 1 : NULL;
+    }
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->required && !json_object_get(c, o->json)) {
+            snprintf(err, VDEV_ERR_LEN, "%s: %s is missing (usage: %s)", t->flag,
+                     o->kind == VDEV_OPT_REST ? "the backend" : o->key, t->usage);
+            goto refuse;
+        }
+        if (o->kind == VDEV_OPT_REST && json_object_get(c, o->json) &&
+            o->check(json_string_value(json_object_get(c, o->json)), expected)) {
+            snprintf(err, VDEV_ERR_LEN, "%s: %.480s", t->flag, expected);
+            goto refuse;
+        }
+    }
+    *conf = c;
+    return 0;
+
+oom:
+    snprintf(err, VDEV_ERR_LEN, "%s: out of memory", t->flag);
+refuse:
+    json_decref(c);
+    return -EINVAL;
+}
+
+int vdev_opts_check(const struct vdev_type *t, const char *opts, char *err)
+{
+    json_t *conf;
+    int r = vdev_opts_to_conf(t, opts, &conf, err);
+
+    if (r == 0)
+        json_decref(conf);
+    return r;
+}
+
+/* Checks one JSON value of option o: 0, or -1 with what was expected. */
+static int vdev_opt_check_json(const struct vdev_opt *o, json_t *v, char *expected)
+{
+    if (o->kind == VDEV_OPT_BOOL) {
+        if (json_is_boolean(v))
+            return 0;
+        snprintf(expected, VDEV_ERR_LEN, "expected true or false");
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        if (o->kind == VDEV_OPT_ENUM)
+            return vdev_opt_check_str(o, "", 1, expected);
+        snprintf(expected, VDEV_ERR_LEN, "expected a string");
+        return -1;
+    }
+    return vdev_opt_check_str(o, json_string_value(v), json_string_length(v), expected);
+}
+
+int vdev_conf_check(const struct vdev_type *t, json_t *conf, const char *where,
+                    const char *const *ignore, char *err)
+{
+    char expected[VDEV_ERR_LEN];
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(conf)) {
+        snprintf(err, VDEV_ERR_LEN, "%s: expected an object", where);
+        return -EINVAL;
+    }
+    json_object_foreach(conf, key, v)
+    {
+        const struct vdev_opt *o = vdev_opt_by_json(t, key);
+        bool skip = false;
+
+        for (const char *const *i = ignore; i && *i; i++)
+            skip |= !strcmp(*i, key);
+        if (skip)
+            continue;
+        if (!o) {
+            size_t n =
+                (size_t)snprintf(err, VDEV_ERR_LEN, "%s.%s: unknown key (expected", where, key);
+            bool none = true;
+
+            for (o = t->options; o && o->key && n < VDEV_ERR_LEN; o++, none = false)
+                n +=
+                    (size_t)snprintf(err + n, VDEV_ERR_LEN - n, "%s%s", none ? " " : ", ", o->json);
+            if (n < VDEV_ERR_LEN)
+                snprintf(err + n, VDEV_ERR_LEN - n, "%s)", none ? " no options" : "");
+            return -EINVAL;
+        }
+        if (vdev_opt_check_json(o, v, expected)) {
+            snprintf(err, VDEV_ERR_LEN, "%s.%s: %.300s", where, key, expected);
+            return -EINVAL;
+        }
+    }
+    for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+        if (o->required && !json_object_get(conf, o->json)) {
+            snprintf(err, VDEV_ERR_LEN, "%s.%s: missing (required)", where, o->json);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int vdev_conf_to_opts(const struct vdev_type *t, json_t *conf, char **opts)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    bool any = false;
+
+    if (!f)
+        return -ENOMEM;
+    /* The leading word first, then the keys in table order. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (const struct vdev_opt *o = t->options; o && o->key; o++) {
+            json_t *v = json_object_get(conf, o->json);
+            bool lead =
+                o->kind == VDEV_OPT_REST ||
+                (o->first_word && !strchr(json_string_value(v) ? json_string_value(v) : "", '='));
+
+            /* A leading word with '=' in it would read as a key: it goes as key=value. */
+            if (!v || o->record_only || lead != (pass == 0))
+                continue;
+            if (any)
+                fputc(',', f);
+            any = true;
+            if (!lead)
+                fprintf(f, "%s=", o->key);
+            if (o->kind == VDEV_OPT_BOOL)
+                fputs(json_is_true(v) ? "on" : "off", f);
+            else
+                fputs(json_string_value(v) ? json_string_value(v) : "", f);
+        }
+    }
+    if (fclose(f)) {
+        free(s);
+        return -ENOMEM;
+    }
+    *opts = s;
+    return 0;
+}
+
+int vdev_conf_set(const struct vdev_type *t, json_t *conf, const char *json_key, json_t *value,
+                  char *err)
+{
+    const struct vdev_opt *o = vdev_opt_by_json(t, json_key);
+    char expected[VDEV_ERR_LEN];
+
+    if (!o) {
+        snprintf(err, VDEV_ERR_LEN, "%s: no option '%s'", t->name, json_key);
+        json_decref(value);
+        return -EINVAL;
+    }
+    if (!value) {
+        json_object_del(conf, json_key);
+        return 0;
+    }
+    if (vdev_opt_check_json(o, value, expected)) {
+        snprintf(err, VDEV_ERR_LEN, "%s.%s: %.300s", t->name, json_key, expected);
+        json_decref(value);
+        return -EINVAL;
+    }
+    return json_object_set_new(conf, json_key, value) ? -ENOMEM : 0;
 }
 
 static void vdev_kick_ready(void *opaque, int fd, unsigned revents)

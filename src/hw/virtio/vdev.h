@@ -11,12 +11,42 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "hw/guest_mem.h"
 #include "hw/virtio/virtio.h"
 
 #define VDEV_ERR_LEN 512
 
 struct loop;
+
+/* ---- a device type's options, typed ----
+ * Each type lists its option keys in a const table. The table is the one truth for both
+ * spellings of a device's configuration: the option string of the command line
+ * ("disk.img,format=raw") and the JSON object of the VM config document ({"path":
+ * "disk.img", "format": "raw"}, docs/vm-config.md). Every value is checked against it before
+ * a device is created, so create() sees only values the table allows. */
+enum vdev_opt_kind {
+    VDEV_OPT_STR,  /* text of 1..max_len bytes without ',' or control characters */
+    VDEV_OPT_BOOL, /* "on|off|true|false|yes|no|1|0" in a string; true/false in JSON */
+    VDEV_OPT_ENUM, /* one of choices */
+    VDEV_OPT_REST, /* the leading word and every item the table does not name, in order (a
+                      NIC's backend spec "user,hostfwd=..."): a string */
+};
+
+struct vdev_opt {
+    const char *key;  /* in the option string; NULL ends the table */
+    const char *json; /* in the config document */
+    enum vdev_opt_kind kind;
+    size_t max_len;             /* STR: the most bytes */
+    const char *const *choices; /* ENUM: NULL-terminated */
+    bool first_word;  /* may be the leading bare word of the option string (--disk FILE) */
+    bool required;    /* the device cannot be created without it */
+    bool record_only; /* kept in the document (a snapshot's header) but never given to create() */
+    /* Extra check of a STR or REST value (a MAC address, a network backend spec): 0, or -1
+     * with what was expected in `expected` (VDEV_ERR_LEN bytes). NULL: none. */
+    int (*check)(const char *value, char *expected);
+};
 
 /* What a device may use from the machine. Valid from create() until destroy(). */
 struct vdev_env {
@@ -38,6 +68,13 @@ struct vdev_type {
     void (*attach)(void *dev, struct virtio_dev *vdev);
     /* Frees the instance; the transport was destroyed first, so no callback runs. */
     void (*destroy)(void *dev);
+    const char *flag;               /* how errors name an option string: "--disk" */
+    const struct vdev_opt *options; /* its keys; the table ends with a NULL key */
+    /* A clone of the VM gets this device's configuration `conf` (a JSON object the table
+     * checked) changed so that it shares nothing with its origin that must be unique: a new
+     * MAC, host sockets moved into the clone's folder `dir`. NULL: nothing to change. 0 or
+     * -errno with err. Set-up thread. */
+    int (*clone)(json_t *conf, const char *dir, char *err);
     const struct vdev_type *next; /* registry link, set by vdev_type_register() */
 };
 
@@ -67,14 +104,38 @@ void vdev_kick_signal(struct vdev_kick *k);
 /* After return fn is not running and will not run again. Safe on a zeroed struct. */
 void vdev_kick_destroy(struct vdev_kick *k);
 
+/* An option string (the text after "--disk ") as the JSON object of the config document:
+ * every key and value is checked against t->options (an unknown key, a value too long, a bad
+ * boolean or choice is refused with err naming t->flag and the key). 0 and a new object in
+ * *conf, or -EINVAL with err. */
+int vdev_opts_to_conf(const struct vdev_type *t, const char *opts, json_t **conf, char *err);
+
+/* The same check without keeping the object: what create() runs first, and the machine before
+ * it. 0 or -EINVAL with err. */
+int vdev_opts_check(const struct vdev_type *t, const char *opts, char *err);
+
+/* Checks a JSON object of the config document against t->options: `where` names it in
+ * errors ("vm.json: disks[1]"), e.g. "vm.json: disks[1].format: expected raw or qcow2".
+ * Keys named in `ignore` (NULL-terminated, may be NULL) are the caller's. 0 or -EINVAL. */
+int vdev_conf_check(const struct vdev_type *t, json_t *conf, const char *where,
+                    const char *const *ignore, char *err);
+
+/* The option string create() takes for a checked conf (malloc'd into *opts; record_only keys
+ * left out). 0, -ENOMEM, or -EINVAL when a value cannot be written as an option. */
+int vdev_conf_to_opts(const struct vdev_type *t, json_t *conf, char **opts);
+
+/* Sets one key of a conf to `value` (a reference is stolen, also on failure) after checking
+ * it against the table: the typed way for restore, clone and migration to change a device's
+ * image, format or socket. A NULL value removes the key. 0 or -EINVAL with err. */
+int vdev_conf_set(const struct vdev_type *t, json_t *conf, const char *json_key, json_t *value,
+                  char *err);
+
 /* Option strings "key=value,key=value" as QEMU writes them. opt_get copies the value of
  * `key` into buf (at most len-1 bytes); returns 1 if found, 0 if not, -1 if the value does
- * not fit. opt_check returns 0 if every key in opts is one of `known` (NULL-terminated), or
- * -1 with err naming the first unknown key. A leading bare word (no '=') is returned by
- * opt_first_word, e.g. the FILE of --disk FILE,format=qcow2. */
+ * not fit (a caller must refuse that, never read it as "not given"). A leading bare word (no
+ * '=') is returned by opt_first_word, e.g. the FILE of --disk FILE,format=qcow2. Which keys
+ * and values are allowed is the type's table (vdev_opts_check()). */
 int opt_get(const char *opts, const char *key, char *buf, size_t len);
-int opt_check(const char *opts, const char *const *known, bool first_word_ok, char *err,
-              const char *what);
 int opt_first_word(const char *opts, char *buf, size_t len);
 /* Parses "on"/"off"/"true"/"false"/"yes"/"no" (QEMU's booleans). 0 or -1. */
 int opt_bool(const char *value, bool *out);

@@ -350,13 +350,14 @@ void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out)
     pthread_mutex_unlock(&b->lock);
 }
 
+static struct vdev_type balloon_type;
+
 static int balloon_create(const struct vdev_env *env, const char *opts, void **dev,
                           const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {NULL};
     struct virtio_balloon *b;
 
-    if (opt_check(opts, known, false, err, "--device balloon"))
+    if (vdev_opts_check(&balloon_type, opts, err))
         return -EINVAL;
     if (!env->loop) {
         snprintf(err, VDEV_ERR_LEN, "--device balloon: no event loop");
@@ -405,5 +406,7 @@ static struct vdev_type balloon_type = {
     .create = balloon_create,
     .attach = balloon_attach,
     .destroy = balloon_destroy,
+    .flag = "--device balloon",
+    .options = (const struct vdev_opt[]){{NULL}},
 };
 VDEV_TYPE_REGISTER(balloon_type)

@@ -385,29 +385,59 @@ static const struct virtio_device_ops blk_ops = {
     .load = blk_load,
 };
 
+static const char *const blk_formats[] = {"raw", "qcow2", NULL};
+
+/* "snapshot-of" is where a snapshot's frozen image was live: a snapshot's header records it for
+ * restore and snapshot-delete; a disk never runs with it. */
+static const struct vdev_opt blk_options[] = {
+    {.key = "file",
+     .json = "path",
+     .kind = VDEV_OPT_STR,
+     .max_len = 4095,
+     .first_word = true,
+     .required = true},
+    {.key = "format", .json = "format", .kind = VDEV_OPT_ENUM, .choices = blk_formats},
+    {.key = "readonly", .json = "readonly", .kind = VDEV_OPT_BOOL},
+    {.key = "serial", .json = "serial", .kind = VDEV_OPT_STR, .max_len = BLK_ID_BYTES},
+    {.key = "snapshot-of",
+     .json = "snapshot_of",
+     .kind = VDEV_OPT_STR,
+     .max_len = 4095,
+     .record_only = true},
+    {NULL},
+};
+
+static struct vdev_type blk_type;
+
 static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
                       const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {"file", "format", "readonly", "serial", NULL};
-    char path[4096], format[16], ro[8], serial[64];
+    char path[4096], format[16], ro[8], serial[BLK_ID_BYTES + 1];
     const char *fmt = NULL;
     struct virtio_blk *b;
     char berr[BLOCK_ERR_LEN];
     int r;
 
-    if (opt_check(opts, known, true, err, "--disk"))
+    if (vdev_opts_check(&blk_type, opts, err))
         return -EINVAL;
     r = opt_first_word(opts, path, sizeof(path));
     if (r == 0)
         r = opt_get(opts, "file", path, sizeof(path));
-    if (r <= 0) {
+    if (r < 0) {
+        snprintf(err, VDEV_ERR_LEN, "--disk: the file name is longer than %zu bytes",
+                 sizeof(path) - 1);
+        return -EINVAL;
+    }
+    if (r == 0) {
         snprintf(err, VDEV_ERR_LEN, "--disk: expected FILE[,format=raw|qcow2][,readonly=on]");
         return -EINVAL;
     }
-    if (opt_get(opts, "format", format, sizeof(format)) == 1) {
-        if (strcmp(format, "raw") && strcmp(format, "qcow2")) {
+    /* A value that does not fit its buffer is refused, never taken as "not given". */
+    r = opt_get(opts, "format", format, sizeof(format));
+    if (r != 0) {
+        if (r < 0 || (strcmp(format, "raw") && strcmp(format, "qcow2"))) {
             snprintf(err, VDEV_ERR_LEN, "--disk %.300s: format '%s': expected raw or qcow2", path,
-                     format);
+                     r < 0 ? "(too long)" : format);
             return -EINVAL;
         }
         fmt = format;
@@ -415,8 +445,10 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    if (opt_get(opts, "readonly", ro, sizeof(ro)) == 1 && opt_bool(ro, &b->readonly)) {
-        snprintf(err, VDEV_ERR_LEN, "--disk %.300s: readonly='%s': expected on or off", path, ro);
+    r = opt_get(opts, "readonly", ro, sizeof(ro));
+    if (r < 0 || (r == 1 && opt_bool(ro, &b->readonly))) {
+        snprintf(err, VDEV_ERR_LEN, "--disk %.300s: readonly='%s': expected on or off", path,
+                 r < 0 ? "(too long)" : ro);
         goto free_blk;
     }
     r = opt_get(opts, "serial", serial, sizeof(serial));
@@ -507,5 +539,7 @@ static struct vdev_type blk_type = {
     .create = blk_create,
     .attach = blk_attach,
     .destroy = blk_destroy,
+    .flag = "--disk",
+    .options = blk_options,
 };
 VDEV_TYPE_REGISTER(blk_type)

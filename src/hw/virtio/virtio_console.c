@@ -599,15 +599,45 @@ static void con_free(struct virtio_console *c)
     free(c);
 }
 
+/* sun_path holds 108 bytes with the NUL (unix(7)). */
+static const struct vdev_opt con_options[] = {
+    {.key = "sock", .json = "sock", .kind = VDEV_OPT_STR, .max_len = 107},
+    {.key = "agent", .json = "agent", .kind = VDEV_OPT_STR, .max_len = 107},
+    {NULL},
+};
+
+static struct vdev_type con_type;
+
+/* A clone listens in its own folder: the same socket names under dir. */
+static int con_clone(json_t *conf, const char *dir, char *err)
+{
+    for (const struct vdev_opt *o = con_options; o->key; o++) {
+        const char *old = json_string_value(json_object_get(conf, o->json));
+        const char *base;
+        char *path;
+        int r;
+
+        if (!old)
+            continue;
+        base = strrchr(old, '/') ? strrchr(old, '/') + 1 : old;
+        if (asprintf(&path, "%s/%s", dir, base) < 0)
+            return -ENOMEM;
+        r = vdev_conf_set(&con_type, conf, o->json, json_string(path), err);
+        free(path);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
 static int con_create(const struct vdev_env *env, const char *opts, void **dev,
                       const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {"sock", "agent", NULL};
     static const char *const what[CON_NPORTS] = {"--device console,sock=", "--agent-sock"};
     static const char *const keys[CON_NPORTS] = {"sock", "agent"};
     struct virtio_console *c;
 
-    if (opt_check(opts, known, false, err, "--device console"))
+    if (vdev_opts_check(&con_type, opts, err))
         return -EINVAL;
     if (!env->loop) {
         snprintf(err, VDEV_ERR_LEN, "--device console: no event loop");
@@ -629,8 +659,14 @@ static int con_create(const struct vdev_env *env, const char *opts, void **dev,
         p->tx = malloc(CON_TX_LIMIT);
         if (!p->tx)
             goto fail;
-        if (opt_get(opts, keys[i], path, sizeof(path)) != 1)
-            continue;
+        switch (opt_get(opts, keys[i], path, sizeof(path))) {
+        case 0: continue;
+        case 1: break;
+        default:
+            snprintf(err, VDEV_ERR_LEN, "%s: the path is longer than %zu bytes", what[i],
+                     sizeof(path) - 1);
+            goto fail;
+        }
         p->listen_fd = con_listen(path, err, what[i]);
         if (p->listen_fd < 0)
             goto fail;
@@ -668,5 +704,8 @@ static struct vdev_type con_type = {
     .create = con_create,
     .attach = con_attach,
     .destroy = con_destroy,
+    .flag = "--device console",
+    .options = con_options,
+    .clone = con_clone,
 };
 VDEV_TYPE_REGISTER(con_type)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -26,6 +27,7 @@
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtqueue.h"
 #include "net/net.h"
+#include "net/netspec.h"
 
 #define VIRTIO_NET_F_MAC     5
 #define VIRTIO_NET_F_STATUS  16
@@ -281,12 +283,15 @@ static int vnet_split(const char *opts, char *backend, size_t len, char *mac, ch
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
 
-        if (n > 4 && !strncmp(p, "mac=", 4) && n - 4 < 18) {
-            memcpy(mac, p + 4, n - 4);
-            mac[n - 4] = 0;
-        } else if (n > 5 && !strncmp(p, "link=", 5) && n - 5 < 8) {
-            memcpy(link, p + 5, n - 5);
-            link[n - 5] = 0;
+        /* A value too long for its buffer is a bad value, never "not given". */
+        if (n >= 4 && !strncmp(p, "mac=", 4)) {
+            snprintf(mac, 18, "%.*s", n - 4 < 18 ? (int)(n - 4) : 0, p + 4);
+            if (n - 4 >= 18 || n == 4)
+                snprintf(mac, 18, "(bad length)");
+        } else if (n >= 5 && !strncmp(p, "link=", 5)) {
+            snprintf(link, 8, "%.*s", n - 5 < 8 ? (int)(n - 5) : 0, p + 5);
+            if (n - 5 >= 8 || n == 5)
+                snprintf(link, 8, "(bad)");
         } else {
             if (o + n + 2 > len)
                 return -1;
@@ -301,6 +306,58 @@ static int vnet_split(const char *opts, char *backend, size_t len, char *mac, ch
     return 0;
 }
 
+static int vnet_check_mac(const char *value, char *expected)
+{
+    uint8_t mac[6];
+
+    if (parse_mac(value, mac) == 0)
+        return 0;
+    snprintf(expected, VDEV_ERR_LEN, "expected a unicast address like 52:54:00:12:34:56");
+    return -1;
+}
+
+/* The backend spec is checked as the backend will parse it, without opening anything. */
+static int vnet_check_backend(const char *value, char *expected)
+{
+    struct net_spec spec;
+    char nerr[NET_ERR_LEN];
+
+    if (netspec_parse(value, &spec, nerr) == 0) {
+        netspec_free(&spec);
+        return 0;
+    }
+    snprintf(expected, VDEV_ERR_LEN, "%s", nerr);
+    return -1;
+}
+
+static const struct vdev_opt vnet_options[] = {
+    {.key = "",
+     .json = "backend",
+     .kind = VDEV_OPT_REST,
+     .required = true,
+     .check = vnet_check_backend},
+    {.key = "mac", .json = "mac", .kind = VDEV_OPT_STR, .max_len = 17, .check = vnet_check_mac},
+    {.key = "link", .json = "link", .kind = VDEV_OPT_BOOL},
+    {NULL},
+};
+
+static struct vdev_type vnet_type;
+
+/* A clone's NIC must not share its origin's address: a new random one in QEMU's 52:54:00
+ * prefix. */
+static int vnet_clone(json_t *conf, const char *dir, char *err)
+{
+    uint8_t r[3];
+    char mac[18];
+
+    if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: no random bytes for a new MAC: %s", strerror(errno));
+        return -EIO;
+    }
+    snprintf(mac, sizeof(mac), "52:54:00:%02x:%02x:%02x", r[0], r[1], r[2]);
+    return vdev_conf_set(&vnet_type, conf, "mac", json_string(mac), err);
+}
+
 static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
                        const struct virtio_device_ops **ops, char *err)
 {
@@ -311,6 +368,8 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
 
     if (!spec)
         return -ENOMEM;
+    if (vdev_opts_check(&vnet_type, opts, err))
+        goto out;
     if (vnet_split(opts, spec, NET_SPEC_MAX + 1, mac, link)) {
         snprintf(err, VDEV_ERR_LEN, "--net: the option string is too long");
         goto out;
@@ -387,5 +446,8 @@ static struct vdev_type vnet_type = {
     .create = vnet_create,
     .attach = vnet_attach,
     .destroy = vnet_destroy,
+    .flag = "--net",
+    .options = vnet_options,
+    .clone = vnet_clone,
 };
 VDEV_TYPE_REGISTER(vnet_type)

@@ -131,13 +131,14 @@ static const struct virtio_device_ops rng_ops = {
     .resume = rng_resume,
 };
 
+static struct vdev_type rng_type;
+
 static int rng_create(const struct vdev_env *env, const char *opts, void **dev,
                       const struct virtio_device_ops **ops, char *err)
 {
-    static const char *const known[] = {NULL};
     struct virtio_rng *r;
 
-    if (opt_check(opts, known, false, err, "--device rng"))
+    if (vdev_opts_check(&rng_type, opts, err))
         return -EINVAL;
     r = calloc(1, sizeof(*r));
     if (!r)
@@ -168,5 +169,7 @@ static struct vdev_type rng_type = {
     .create = rng_create,
     .attach = rng_attach,
     .destroy = rng_destroy,
+    .flag = "--device rng",
+    .options = (const struct vdev_opt[]){{NULL}},
 };
 VDEV_TYPE_REGISTER(rng_type)

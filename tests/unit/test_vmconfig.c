@@ -1,0 +1,370 @@
+/* The VM config document (src/vmm/vmconfig.h) and the device option tables behind it
+ * (src/hw/virtio/vdev.h): the documented example and a describe golden file parse and come
+ * back unchanged, every kind of bad input is refused with its exact one-line error naming
+ * the key path, option strings and documents are two spellings of the same tree, and the
+ * typed hooks (clone, vdev_conf_set) change only what they own. No guest, no I/O but reading
+ * the golden files. */
+#include "test.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw/virtio/vdev.h"
+#include "machine/virt.h"
+#include "vmm/vmconfig.h"
+
+/* The file parsed as plain JSON, for comparing trees. */
+static json_t *load_json(const char *path)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+
+    if (!j)
+        fprintf(stderr, "%s:%d: %s\n", path, jerr.line, jerr.text);
+    return j;
+}
+
+static bool same_json(json_t *got, json_t *want, const char *what)
+{
+    char *g, *w;
+    bool same = got && want && json_equal(got, want);
+
+    if (!same) {
+        g = got ? json_dumps(got, JSON_INDENT(2)) : NULL;
+        w = want ? json_dumps(want, JSON_INDENT(2)) : NULL;
+        fprintf(stderr, "%s differs:\n--- got\n%s\n--- want\n%s\n", what, g ? g : "(null)",
+                w ? w : "(null)");
+        free(g);
+        free(w);
+    }
+    return same;
+}
+
+/* docs/vm-config.example.json is accepted and written back as it is. */
+static void test_documented_example(void)
+{
+    const char *path = "docs/vm-config.example.json";
+    struct vmconfig c;
+    char err[VMCONFIG_ERR_LEN] = "";
+    json_t *want = load_json(path), *got;
+
+    CHECK(vmconfig_load_file(path, &c, err) == 0);
+    if (err[0])
+        fprintf(stderr, "%s\n", err);
+    CHECK(c.cpus == 2 && c.mem_size == 512ull << 20 && c.ndevices == 6);
+    /* Slot order: disks, NICs, the rest; the agent's socket is the console's port. */
+    CHECK(c.ndevices == 6 && !strcmp(c.devices[0].type->name, "disk") &&
+          !strcmp(c.devices[2].type->name, "net") && !strcmp(c.devices[5].type->name, "console"));
+    CHECK(c.ndevices == 6 && !strcmp(json_string_value(json_object_get(c.devices[5].conf, "agent")),
+                                     "vm1/agent.sock"));
+    got = vmconfig_to_json(&c);
+    CHECK(same_json(got, want, path));
+    json_decref(got);
+    json_decref(want);
+    vmconfig_free(&c);
+}
+
+/* What describe shows for a VM built from flags, read back from the machine's config as
+ * describe does (vmconfig_from_virt()), matches the golden file, and --config accepts it. */
+static void test_describe_golden(void)
+{
+    const char *path = "tests/unit/golden/vmconfig-describe.json";
+    struct vmconfig flags, seen, again;
+    struct virt_config machine;
+    char err[VMCONFIG_ERR_LEN] = "";
+    json_t *want = load_json(path), *got = NULL;
+    char *text = NULL;
+
+    vmconfig_init(&flags);
+    /* tessera run --device rng --net ... --disk ... --agent-sock ... (the disk becomes vda) */
+    CHECK(vmconfig_add_device(&flags, "rng", "", err) == 0);
+    CHECK(vmconfig_add_device(&flags, "net",
+                              "user,hostfwd=tcp::2222-:22,link=off,mac=52:54:00:12:34:57",
+                              err) == 0);
+    CHECK(vmconfig_add_device(&flags, "disk", "disk.img,format=raw", err) == 0);
+    CHECK(vmconfig_set_agent_socket(&flags, "/run/vm1/agent.sock", err) == 0);
+    flags.firmware = strdup(VIRT_DEFAULT_BIOS);
+    flags.kernel = strdup("build/guest/Image");
+    flags.initrd = strdup("build/guest/initramfs.cpio.gz");
+    flags.cmdline = strdup("console=ttyS0");
+    CHECK(vmconfig_to_virt(&flags, &machine) == 0);
+    CHECK(machine.ndevices == 4 && !strcmp(machine.devices[0].type, "disk") &&
+          !strcmp(machine.devices[0].opts, "disk.img,format=raw"));
+    CHECK(machine.ndevices == 4 &&
+          !strcmp(machine.devices[1].opts,
+                  "user,hostfwd=tcp::2222-:22,mac=52:54:00:12:34:57,link=off"));
+    CHECK(vmconfig_from_virt(&machine, &seen, err) == 0);
+    seen.api_socket = strdup("/run/vm1/api.sock");
+    got = vmconfig_to_json(&seen);
+    CHECK(same_json(got, want, path));
+    text = vmconfig_dumps(&seen);
+    CHECK(text && vmconfig_parse(text, strlen(text), "describe", &again, err) == 0);
+    if (text) {
+        char *text2 = vmconfig_dumps(&again);
+
+        CHECK(text2 && !strcmp(text, text2));
+        free(text2);
+        vmconfig_free(&again);
+    }
+    free(text);
+    json_decref(got);
+    json_decref(want);
+    virt_config_free(&machine);
+    vmconfig_free(&seen);
+    vmconfig_free(&flags);
+}
+
+struct bad_doc {
+    const char *json;
+    const char *err; /* the exact message */
+};
+
+static const struct bad_doc bad_docs[] = {
+    /* bad JSON: line and column */
+    {"{\"version\": 1,\n \"cpus\": 1,,}",
+     "vm.json:2:12: not a JSON object (invalid JSON: string or '}' expected near ',')"},
+    {"[]", "vm.json: not a JSON object"},
+    {"{\"version\": 1, \"version\": 1}",
+     "vm.json:1:24: not a JSON object (invalid JSON: duplicate object key near '\"version\"')"},
+    /* missing required */
+    {"{}", "vm.json: version: missing (required; this tessera writes 1)"},
+    {"{\"version\": 1, \"disks\": [{\"format\": \"raw\"}]}",
+     "vm.json: disks[0].path: missing (required)"},
+    {"{\"version\": 1, \"nics\": [{}]}", "vm.json: nics[0].backend: missing (required)"},
+    {"{\"version\": 1, \"devices\": [{}]}", "vm.json: devices[0].type: missing (required)"},
+    /* unknown keys */
+    {"{\"version\": 1, \"cpu\": 2}",
+     "vm.json: cpu: unknown key (expected version, machine, cpus, memory, boot, disks, nics, "
+     "devices, console, agent_socket, api_socket, limits)"},
+    {"{\"version\": 1, \"boot\": {\"bios\": \"x\"}}",
+     "vm.json: boot.bios: unknown key (expected firmware, kernel, initrd, cmdline)"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\"}, {\"path\": \"b\", \"cache\": \"none\"}]}",
+     "vm.json: disks[1].cache: unknown key (expected path, format, readonly, serial, "
+     "snapshot_of)"},
+    {"{\"version\": 1, \"devices\": [{\"type\": \"rng\", \"rate\": 5}]}",
+     "vm.json: devices[0].rate: unknown key (expected no options)"},
+    {"{\"version\": 1, \"limits\": {\"iops\": 5}}",
+     "vm.json: limits.iops: unknown key (expected none)"},
+    /* wrong types */
+    {"{\"version\": \"1\"}", "vm.json: version: expected 1 (the only version this tessera reads)"},
+    {"{\"version\": 1, \"cpus\": \"2\"}", "vm.json: cpus: expected an integer from 1 to 8"},
+    {"{\"version\": 1, \"memory\": 536870912}",
+     "vm.json: memory: expected a size between 16M and 64G in whole MiB, e.g. \"512M\""},
+    {"{\"version\": 1, \"boot\": \"Image\"}", "vm.json: boot: expected an object"},
+    {"{\"version\": 1, \"boot\": {\"kernel\": 5}}", "vm.json: boot.kernel: expected a string"},
+    {"{\"version\": 1, \"disks\": {}}", "vm.json: disks: expected a list"},
+    {"{\"version\": 1, \"disks\": [\"a.img\"]}", "vm.json: disks[0]: expected an object"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"readonly\": \"yes\"}]}",
+     "vm.json: disks[0].readonly: expected true or false"},
+    {"{\"version\": 1, \"disks\": [{\"path\": 7}]}", "vm.json: disks[0].path: expected a string"},
+    /* out of range */
+    {"{\"version\": 1, \"cpus\": 9}", "vm.json: cpus: expected an integer from 1 to 8"},
+    {"{\"version\": 1, \"cpus\": 0}", "vm.json: cpus: expected an integer from 1 to 8"},
+    {"{\"version\": 1, \"memory\": \"8M\"}",
+     "vm.json: memory: expected a size between 16M and 64G in whole MiB, e.g. \"512M\""},
+    {"{\"version\": 1, \"memory\": \"65G\"}",
+     "vm.json: memory: expected a size between 16M and 64G in whole MiB, e.g. \"512M\""},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"serial\": \"123456789012345678901\"}]}",
+     "vm.json: disks[0].serial: expected at most 20 bytes, not 21"},
+    {"{\"version\": 1, \"agent_socket\": "
+     "\"/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+     "vm.json: agent_socket: expected a string of at most 107 bytes without NUL"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\"}, {\"path\": \"b\"}, {\"path\": \"c\"}, "
+     "{\"path\": \"d\"}, {\"path\": \"e\"}, {\"path\": \"f\"}, {\"path\": \"g\"}, {\"path\": "
+     "\"h\"}, {\"path\": \"i\"}]}",
+     "vm.json: disks[8]: at most 8 virtio devices (disks, NICs and devices together)"},
+    /* bad choices */
+    {"{\"version\": 1, \"machine\": \"pc\"}", "vm.json: machine: expected virt"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\"}, {\"path\": \"b\", \"format\": \"vmdk\"}]}",
+     "vm.json: disks[1].format: expected raw or qcow2"},
+    {"{\"version\": 1, \"nics\": [{\"backend\": \"user\", \"mac\": \"01:00:5e:00:00:01\"}]}",
+     "vm.json: nics[0].mac: expected a unicast address like 52:54:00:12:34:56"},
+    {"{\"version\": 1, \"nics\": [{\"backend\": \"vde\"}]}",
+     "vm.json: nics[0].backend: unknown network backend 'vde' (expected user, tap or socket)"},
+    {"{\"version\": 1, \"devices\": [{\"type\": \"disk\", \"path\": \"a\"}]}",
+     "vm.json: devices[0].type: expected rng, console, balloon (a disk goes in 'disks')"},
+    {"{\"version\": 1, \"console\": {\"mode\": \"tty\"}}", "vm.json: console.mode: expected stdio"},
+    /* values an option string could not carry */
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a,format=qcow2\"}]}",
+     "vm.json: disks[0].path: expected text without ',' or control characters"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\\u0000b\"}]}",
+     "vm.json:1:44: not a JSON object (invalid JSON: \\u0000 is not allowed without "
+     "JSON_ALLOW_NUL near '\"a\\u0000b\"')"},
+};
+
+static void test_bad_documents(void)
+{
+    for (size_t i = 0; i < sizeof(bad_docs) / sizeof(bad_docs[0]); i++) {
+        struct vmconfig c;
+        char err[VMCONFIG_ERR_LEN] = "";
+        int r = vmconfig_parse(bad_docs[i].json, strlen(bad_docs[i].json), "vm.json", &c, err);
+
+        CHECK(r == -EINVAL);
+        CHECK(!strcmp(err, bad_docs[i].err));
+        if (strcmp(err, bad_docs[i].err))
+            fprintf(stderr, "  case %zu: got  '%s'\n          want '%s'\n", i, err,
+                    bad_docs[i].err);
+        CHECK(c.ndevices == 0 && c.kernel == NULL); /* emptied on failure */
+    }
+    {
+        /* jansson quotes the bytes near a syntax error: a newline there stays out of the
+         * one-line message (found by fuzz_vmconfig). */
+        const char *doc = "{\"version\": 1, \"boot\": {\"cmdline\": \"a\\\n\"}}";
+        struct vmconfig c;
+        char err[VMCONFIG_ERR_LEN] = "";
+
+        CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == -EINVAL);
+        CHECK(err[0] && !strchr(err, '\n') && !strncmp(err, "vm.json:2:", 10));
+    }
+}
+
+struct opts_case {
+    const char *type;
+    const char *opts;
+    const char *back; /* the option string the conf gives back, or the exact error */
+    bool ok;
+};
+
+static const struct opts_case opts_cases[] = {
+    {"disk", "d.img", "d.img", true},
+    {"disk", "file=a=b.img", "file=a=b.img", true}, /* a name with '=' cannot lead */
+    {"disk", "file=d.img,readonly=yes,format=qcow2", "d.img,format=qcow2,readonly=on", true},
+    {"disk", "d.img,format=raw,format=qcow2", "d.img,format=qcow2", true}, /* the last wins */
+    {"disk", "d.img,readonly=garbage1", "--disk: readonly 'garbage1': expected on or off", false},
+    {"disk", "d.img,format=qcow2qcow2qcow2qc",
+     "--disk: format 'qcow2qcow2qcow2qc': expected raw or qcow2", false},
+    {"disk", "d.img,cache=none", "--disk: unknown option 'cache=none'", false},
+    {"disk", "d.img,,format=raw", "--disk: empty option (a stray ',')", false},
+    {"disk", "format=raw",
+     "--disk: file is missing (usage: --disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID])",
+     false},
+    {"net", "user,mac=52:54:00:00:00:01,hostfwd=tcp::22-:22",
+     "user,hostfwd=tcp::22-:22,mac=52:54:00:00:00:01", true},
+    {"net", "user,link=maybe", "--net: link 'maybe': expected on or off", false},
+    {"net", "user,mac=52:54:00:12:34:567",
+     "--net: mac '52:54:00:12:34:567': expected at most 17 bytes, not 18", false},
+    {"net", "nosuch", "--net: unknown network backend 'nosuch' (expected user, tap or socket)",
+     false},
+    {"console", "sock=/tmp/c.sock,agent=/tmp/a.sock", "sock=/tmp/c.sock,agent=/tmp/a.sock", true},
+    {"console", "/tmp/c.sock",
+     "--device console: unknown option '/tmp/c.sock' (expected key=value)", false},
+    {"rng", "", "", true},
+    {"rng", "x=1", "--device rng: unknown option 'x=1'", false},
+    {"balloon", "", "", true},
+};
+
+/* Option strings and documents are two spellings of one tree. */
+static void test_option_strings(void)
+{
+    for (size_t i = 0; i < sizeof(opts_cases) / sizeof(opts_cases[0]); i++) {
+        const struct opts_case *k = &opts_cases[i];
+        const struct vdev_type *t = vdev_type_find(k->type);
+        char err[VDEV_ERR_LEN] = "";
+        json_t *conf = NULL;
+        char *back = NULL;
+        int r;
+
+        CHECK(t != NULL);
+        if (!t)
+            continue;
+        r = vdev_opts_to_conf(t, k->opts, &conf, err);
+        CHECK((r == 0) == k->ok);
+        if (r == 0) {
+            CHECK(vdev_conf_check(t, conf, "x", NULL, err) == 0);
+            CHECK(vdev_conf_to_opts(t, conf, &back) == 0 && back && !strcmp(back, k->back));
+        } else {
+            CHECK(!strcmp(err, k->back));
+        }
+        if ((r == 0 && (!back || strcmp(back, k->back))) || (r != 0 && strcmp(err, k->back)))
+            fprintf(stderr, "  case %zu (%s '%s'): got '%s'\n", i, k->type, k->opts,
+                    r == 0 ? (back ? back : "(null)") : err);
+        free(back);
+        json_decref(conf);
+    }
+}
+
+/* The typed hooks: a clone gets a new MAC and its sockets in its folder, nothing else
+ * changes; vdev_conf_set() refuses what the table refuses. */
+static void test_typed_hooks(void)
+{
+    struct vmconfig c;
+    char err[VMCONFIG_ERR_LEN] = "", verr[VDEV_ERR_LEN] = "";
+    const struct vdev_type *disk = vdev_type_find("disk");
+    const char *mac;
+    json_t *dconf;
+
+    vmconfig_init(&c);
+    CHECK(vmconfig_add_device(&c, "disk", "/vm/a.qcow2,format=qcow2", err) == 0);
+    CHECK(vmconfig_add_device(&c, "net", "user,mac=52:54:00:12:34:56", err) == 0);
+    CHECK(vmconfig_add_device(&c, "console", "sock=/vm/hvc0.sock", err) == 0);
+    CHECK(vmconfig_set_agent_socket(&c, "/vm/agent.sock", err) == 0);
+    CHECK(c.ndevices == 3);
+    CHECK(vmconfig_clone(&c, "/clone", err) == 0);
+    mac = json_string_value(json_object_get(c.devices[1].conf, "mac"));
+    CHECK(mac && strlen(mac) == 17 && !strncmp(mac, "52:54:00:", 9) &&
+          strcmp(mac, "52:54:00:12:34:56"));
+    CHECK(
+        !strcmp(json_string_value(json_object_get(c.devices[2].conf, "sock")), "/clone/hvc0.sock"));
+    CHECK(!strcmp(json_string_value(json_object_get(c.devices[2].conf, "agent")),
+                  "/clone/agent.sock"));
+    CHECK(!strcmp(json_string_value(json_object_get(c.devices[0].conf, "path")), "/vm/a.qcow2"));
+
+    dconf = c.devices[0].conf;
+    CHECK(vdev_conf_set(disk, dconf, "format", json_string("vmdk"), verr) == -EINVAL);
+    CHECK(!strcmp(verr, "disk.format: expected raw or qcow2"));
+    CHECK(vdev_conf_set(disk, dconf, "mac", json_string("x"), verr) == -EINVAL);
+    CHECK(vdev_conf_set(disk, dconf, "snapshot_of", json_string("/vm/old.qcow2"), verr) == 0);
+    {
+        char *opts = NULL;
+
+        /* A snapshot's record never reaches the device. */
+        CHECK(vdev_conf_to_opts(disk, dconf, &opts) == 0 && opts &&
+              !strcmp(opts, "/vm/a.qcow2,format=qcow2"));
+        free(opts);
+    }
+    CHECK(vdev_conf_set(disk, dconf, "snapshot_of", NULL, verr) == 0);
+    CHECK(json_object_get(dconf, "snapshot_of") == NULL);
+    vmconfig_free(&c);
+
+    /* Too many devices from flags, and an agent socket that cannot be a unix address. */
+    vmconfig_init(&c);
+    for (int i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        CHECK(vmconfig_add_device(&c, "rng", "", err) == 0);
+    CHECK(vmconfig_add_device(&c, "rng", "", err) == -EINVAL);
+    CHECK(strstr(err, "at most 8 virtio devices") != NULL);
+    vmconfig_free(&c);
+    vmconfig_init(&c);
+    CHECK(vmconfig_set_agent_socket(&c,
+                                    "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                    err) == -EINVAL);
+    CHECK(c.ndevices == 0);
+    vmconfig_free(&c);
+}
+
+static void test_sizes(void)
+{
+    uint64_t v = 0;
+
+    CHECK(vmconfig_parse_size("512", &v) == 0 && v == 512ull << 20);
+    CHECK(vmconfig_parse_size("2G", &v) == 0 && v == 2ull << 30);
+    CHECK(vmconfig_parse_size("1GiB", &v) == 0 && v == 1ull << 30);
+    CHECK(vmconfig_parse_size("64k", &v) == 0 && v == 64ull << 10);
+    CHECK(vmconfig_parse_size("-1", &v) == -EINVAL);
+    CHECK(vmconfig_parse_size(" 1G", &v) == -EINVAL);
+    CHECK(vmconfig_parse_size("1Gb", &v) == -EINVAL);
+    CHECK(vmconfig_parse_size("99999999999T", &v) == -EINVAL);
+}
+
+int main(void)
+{
+    test_documented_example();
+    test_describe_golden();
+    test_bad_documents();
+    test_option_strings();
+    test_typed_hooks();
+    test_sizes();
+    return test_finish("vmconfig");
+}
