@@ -663,6 +663,7 @@ int vm_restore(int fd, const char *what, const struct vm_restore_opts *o, struct
         goto out;
     }
     cfg.console_fd = o->console_fd;
+    cfg.console_ring = o->console_ring;
     for (;;) {
         struct stream_record rec;
 
