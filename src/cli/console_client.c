@@ -62,8 +62,7 @@ static int console_client_connect(const char *path)
     memcpy(sa.sun_path, path, strlen(path) + 1);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (const struct sockaddr *)&sa, sizeof(sa))) {
-        fprintf(stderr,
-                "tessera console: %s: %s (is a VM running with --console sock=%s?)\n", path,
+        fprintf(stderr, "tessera console: %s: %s (is a VM running with --console sock=%s?)\n", path,
                 strerror(errno), path);
         if (fd >= 0)
             close(fd);

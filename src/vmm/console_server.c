@@ -158,8 +158,7 @@ static int sock_clear(const char *path, const struct sockaddr_un *sa, char *err,
     close(fd);
     if (ret != -ECONNREFUSED) {
         set_err(err, errlen, "--console sock=%s: %s", path,
-                ret == 0 || ret == -EAGAIN ? "another process serves this socket"
-                                           : strerror(-ret));
+                ret == 0 || ret == -EAGAIN ? "another process serves this socket" : strerror(-ret));
         return ret ? ret : -EADDRINUSE;
     }
     if (unlink(path) && errno != ENOENT) {
@@ -434,23 +433,33 @@ static void *console_drain_thread(void *opaque)
         struct pollfd pfd[PFD_CLIENTS + CONSOLE_CLIENTS_MAX];
         unsigned nc = cs->nclients;
         bool waiting_input = false;
+        /* New output matters only to a sink that is not already waiting to be writable: with
+         * none (stdout stalled, no client, no log) the ring is not watched, its wake-up stays
+         * pending, and a guest printing on costs this thread nothing. */
+        bool want_ring = cs->log && !cs->log->dead;
 
         pfd[PFD_STOP] = (struct pollfd){cs->stop_fd, POLLIN, 0};
-        pfd[PFD_RING] = (struct pollfd){bytering_wake_fd(cs->ring), POLLIN, 0};
         pfd[PFD_LISTEN] = (struct pollfd){cs->listen_fd, POLLIN, 0}; /* -1: ignored */
         pfd[PFD_OUT] = (struct pollfd){-1, POLLOUT, 0};
         if (cs->out && sink_pending(cs, cs->out))
             pfd[PFD_OUT].fd = cs->out->fd;
+        else if (cs->out && !cs->out->dead)
+            want_ring = true;
         for (unsigned i = 0; i < nc; i++) {
             struct con_sink *s = cs->clients[i];
-            short ev = sink_pending(cs, s) ? POLLOUT : 0;
+            short ev = POLLOUT;
 
+            if (!sink_pending(cs, s)) {
+                ev = 0;
+                want_ring = true;
+            }
             if (s->in_len)
                 waiting_input = true;
             else
                 ev |= POLLIN;
             pfd[PFD_CLIENTS + i] = (struct pollfd){s->fd, ev, 0};
         }
+        pfd[PFD_RING] = (struct pollfd){want_ring ? bytering_wake_fd(cs->ring) : -1, POLLIN, 0};
         if (poll(pfd, PFD_CLIENTS + nc, waiting_input ? CON_RETRY_MS : -1) < 0) {
             if (errno == EINTR)
                 continue;

@@ -28,7 +28,7 @@
 #define CONSOLE_RING_SIZE    (1u << 20) /* output kept for replay and for slow sinks */
 #define CONSOLE_CLIENTS_MAX  64
 #define CONSOLE_FLUSH_MS     2000 /* how long stop waits for sinks to take the last output */
-#define CONSOLE_SUN_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), the NUL included */
+#define CONSOLE_SUN_PATH_MAX 108  /* sizeof(sockaddr_un.sun_path), the NUL included */
 
 struct bytering;
 struct console_server;
