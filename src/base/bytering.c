@@ -159,13 +159,16 @@ void bytering_ack_wake(struct bytering *r)
 {
     uint64_t count;
 
+    /* The eventfd first, the flag second. The other order loses wake-ups for good: a writer
+     * that saw the flag clear between the two would signal, this read would eat its signal,
+     * and with the flag left set no writer would ever signal again. In this order a writer
+     * between the two finds the flag still set and does not signal, which is fine: the caller
+     * reads its bytes after this returns. EAGAIN (nothing to read) is fine too. */
+    while (read(r->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
     pthread_mutex_lock(&r->lock);
     r->signalled = false;
     pthread_mutex_unlock(&r->lock);
-    /* EAGAIN: a writer set the flag but has not written the eventfd yet; its write will make
-     * the fd readable once more, which costs one spurious wake-up, never a lost one. */
-    while (read(r->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR)
-        ;
 }
 
 void bytering_get_stats(struct bytering *r, struct bytering_stats *out)
