@@ -27,7 +27,9 @@ struct bytering;
 
 struct bytering_stats {
     uint64_t written; /* bytes ever written: the offset one past the newest byte */
-    uint64_t dropped; /* bytes readers skipped because they were overwritten first, summed */
+    uint64_t dropped; /* bytes readers skipped because they were overwritten first, summed;
+                       * counted by bytering_read(), so a stalled reader's loss shows once it
+                       * reads again */
 };
 
 /* Creates an empty ring that keeps the newest `capacity` bytes (at least 1). Returns 0 and the
