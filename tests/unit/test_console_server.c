@@ -377,7 +377,8 @@ static void test_slow_client(void)
 }
 
 /* Stdout (a pipe) that nobody reads: writing 3 MiB never waits; the reader who comes back
- * gets what the pipe held, a notice, and the newest output. */
+ * gets what the pipe held, a notice, and the newest output. (Which lines the pipe took
+ * before it filled depends on when the drain thread ran, so only the rest is checked.) */
 static void test_stalled_stdout(void)
 {
     struct console_server_opts o;
@@ -397,7 +398,6 @@ static void test_stalled_stdout(void)
     put(cs, "LAST\n");
     CHECK(stream_until(&out, p[0], "LAST\n"));
     CHECK(strstr(out.buf, NOTICE) != NULL);
-    CHECK(strstr(out.buf, "line 000000 ") != NULL); /* the pipe held the oldest */
     CHECK(strstr(out.buf, "line 099999 of the guest's output\nLAST\n") != NULL);
     console_server_destroy(cs);
     close(p[0]);
