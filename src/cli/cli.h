@@ -5,5 +5,6 @@
 
 int cli_run(int argc, char **argv);
 int cli_vm(int argc, char **argv);
+int cli_console(int argc, char **argv);
 
 #endif

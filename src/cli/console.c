@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -67,6 +68,67 @@ static void feed(struct virt_machine *m, const uint8_t *buf, size_t len)
     }
 }
 
+void console_escape_init(struct console_escape *e, const char *quit_action)
+{
+    e->pending = false;
+    e->quit_action = quit_action;
+}
+
+bool console_escape_filter(struct console_escape *e, const uint8_t *in, size_t n, uint8_t *out,
+                           size_t *olen)
+{
+    char help[160];
+
+    *olen = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = in[i];
+
+        if (!e->pending && ch == CTRL_A) {
+            e->pending = true;
+            continue;
+        }
+        if (!e->pending) {
+            out[(*olen)++] = ch;
+            continue;
+        }
+        e->pending = false;
+        switch (ch) {
+        case 'x':
+        case 'X': return true;
+        case 'h':
+        case 'H':
+        case '?':
+            snprintf(help, sizeof(help),
+                     "\r\nC-a x    %s\r\nC-a C-a  send C-a\r\nC-a h    this help\r\n",
+                     e->quit_action);
+            write_all(STDERR_FILENO, help);
+            break;
+        case CTRL_A: out[(*olen)++] = CTRL_A; break;
+        default: break;
+        }
+    }
+    return false;
+}
+
+bool console_raw_mode(void)
+{
+    struct termios raw;
+
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios))
+        return false;
+    raw = saved_termios;
+    termios_saved = 1;
+    atexit(console_restore);
+    signal(SIGTERM, console_fatal_signal);
+    signal(SIGHUP, console_fatal_signal);
+    signal(SIGQUIT, console_fatal_signal);
+    cfmakeraw(&raw);
+    /* Keep output processing so our own messages ("\n") still start at column 0. */
+    raw.c_oflag |= OPOST | ONLCR;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    return true;
+}
+
 struct console_ctx {
     struct virt_machine *m;
     bool tty;
@@ -80,13 +142,15 @@ static struct console_ctx console_ctx;
 static void *console_thread(void *opaque)
 {
     struct console_ctx *c = opaque;
-    bool escape = false;
+    struct console_escape esc;
     uint8_t buf[4096], out[4096];
+
+    console_escape_init(&esc, "exit");
 
     for (;;) {
         struct pollfd pfd[2] = {{STDIN_FILENO, POLLIN, 0}, {c->stop_pipe[0], POLLIN, 0}};
         ssize_t n;
-        size_t o = 0;
+        size_t o;
 
         if (poll(pfd, 2, -1) < 0) {
             if (errno == EINTR)
@@ -104,33 +168,11 @@ static void *console_thread(void *opaque)
             feed(c->m, buf, (size_t)n);
             continue;
         }
-        for (ssize_t i = 0; i < n; i++) {
-            uint8_t ch = buf[i];
-
-            if (!escape && ch == CTRL_A) {
-                escape = true;
-                continue;
-            }
-            if (!escape) {
-                out[o++] = ch;
-                continue;
-            }
-            escape = false;
-            switch (ch) {
-            case 'x':
-            case 'X':
-                write_all(STDERR_FILENO, "\r\ntessera: terminated by Ctrl-A x\r\n");
-                virt_request_exit(c->m, 0);
-                return NULL;
-            case 'h':
-            case 'H':
-            case '?':
-                write_all(STDERR_FILENO, "\r\nC-a x    exit\r\nC-a C-a  send C-a\r\n"
-                                         "C-a h    this help\r\n");
-                break;
-            case CTRL_A: out[o++] = CTRL_A; break;
-            default: break;
-            }
+        if (console_escape_filter(&esc, buf, (size_t)n, out, &o)) {
+            feed(c->m, out, o);
+            write_all(STDERR_FILENO, "\r\ntessera: terminated by Ctrl-A x\r\n");
+            virt_request_exit(c->m, 0);
+            return NULL;
         }
         feed(c->m, out, o);
     }
@@ -146,19 +188,8 @@ int console_start(struct virt_machine *m)
     ctx->tty = isatty(STDIN_FILENO);
     if (pipe2(ctx->stop_pipe, O_CLOEXEC) < 0)
         return -errno;
-    if (ctx->tty && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
-        struct termios raw = saved_termios;
-
-        termios_saved = 1;
-        atexit(console_restore);
-        signal(SIGTERM, console_fatal_signal);
-        signal(SIGHUP, console_fatal_signal);
-        signal(SIGQUIT, console_fatal_signal);
-        cfmakeraw(&raw);
-        /* Keep output processing so our own messages ("\n") still start at column 0. */
-        raw.c_oflag |= OPOST | ONLCR;
-        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-    }
+    if (ctx->tty)
+        console_raw_mode();
     err = pthread_create(&ctx->thread, NULL, console_thread, ctx);
     if (err)
         return -err;

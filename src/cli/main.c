@@ -15,6 +15,7 @@ struct cli_verb {
 static const struct cli_verb verbs[] = {
     {"run", cli_run, "run a virtual machine in the foreground (see `tessera run --help`)"},
     {"vm", cli_vm, "control a running VM through its API socket"},
+    {"console", cli_console, "attach to a VM's console socket (`tessera run --console sock=`)"},
 };
 
 static void usage(FILE *out)

@@ -1,4 +1,4 @@
-/* `tessera run`: one VM in the foreground, its serial console on stdin/stdout. */
+/* `tessera run`: one VM in the foreground, its serial console on stdin/stdout or a socket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -20,6 +20,7 @@
 #include "machine/virt.h"
 #include "vmm/migrate.h"
 #include "vmm/transport.h"
+#include "vmm/console_server.h"
 #include "vmm/vm_api.h"
 #include "vmm/vmconfig.h"
 #include "vmm/vmstate.h"
@@ -51,6 +52,10 @@ static void run_usage(FILE *out)
             "  --net OPTS      the same as --device net,OPTS\n"
             "  --agent-sock PATH  serve the guest agent's channel on a unix socket at PATH\n"
             "  --api-sock PATH    serve the control API (HTTP/JSON, docs/api.md) at PATH\n"
+            "  --console stdio|sock=PATH[,log=FILE]  the serial console: on stdin/stdout\n"
+            "                     (stdio, the default) or on a unix socket at PATH that any\n"
+            "                     number of `tessera console --sock PATH` clients attach to;\n"
+            "                     log=FILE appends all output to FILE (docs/console.md)\n"
             "  --restore FILE     continue the VM saved by `tessera vm snapshot` (its disks\n"
             "                     revert to the snapshot)\n"
             "  --clone DIR [--full]  with --restore: a clone with its own disks in DIR\n"
@@ -74,7 +79,8 @@ static void run_usage(FILE *out)
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
             "pipe, input is delivered once the guest's serial driver is ready, so\n"
-            "`printf 'uname -m\\npoweroff\\n' | tessera run` works.\n"
+            "`printf 'uname -m\\npoweroff\\n' | tessera run` works. Output never stops the\n"
+            "guest: a reader that stalls loses the oldest output beyond 1 MiB instead.\n"
             "\n"
             "Exit status: 0 when the guest powers off, the guest's code when it reports a\n"
             "failure through the test device, 2 for bad options, 1 for other errors.\n",
@@ -207,6 +213,12 @@ static int receive_migration(const char *uri, const struct vm_incoming_opts *io,
     return 0;
 }
 
+/* Client input for the UART (console_input_fn), on the console's drain thread. */
+static size_t run_console_input(void *opaque, const uint8_t *buf, size_t len)
+{
+    return virt_console_input(opaque, buf, len);
+}
+
 int cli_run(int argc, char **argv)
 {
     enum {
@@ -231,6 +243,7 @@ int cli_run(int argc, char **argv)
         OPT_TLS_CA,
         OPT_PROGRESS_TIMEOUT,
         OPT_CONFIG,
+        OPT_CONSOLE,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -254,6 +267,7 @@ int cli_run(int argc, char **argv)
         {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {"progress-timeout", required_argument, NULL, OPT_PROGRESS_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
+        {"console", required_argument, NULL, OPT_CONSOLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -270,6 +284,9 @@ int cli_run(int argc, char **argv)
     struct vm_incoming_opts io = {.restore = {.console_fd = STDOUT_FILENO}};
     struct vm_restore_opts ro = {.console_fd = STDOUT_FILENO};
     bool incoming_opts = false;
+    struct console_server_opts co = {.out_fd = STDOUT_FILENO};
+    struct console_server *cs = NULL;
+    char cerr[256];
     bool machine_opts = false, cloned = false;
     int c, status;
 
@@ -371,6 +388,12 @@ int cli_run(int argc, char **argv)
             config_path = optarg;
             machine_opts = true;
             break;
+        case OPT_CONSOLE:
+            if (console_server_parse_opts(optarg, STDOUT_FILENO, &co, cerr, sizeof(cerr))) {
+                fprintf(stderr, "tessera: %s\n", cerr);
+                return 2;
+            }
+            break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -417,11 +440,16 @@ int cli_run(int argc, char **argv)
             return 2;
         }
         signal(SIGPIPE, SIG_IGN);
+        if (console_server_create(&co, &cs, cerr, sizeof(cerr))) {
+            fprintf(stderr, "tessera: %s\n", cerr);
+            return 1;
+        }
+        ro.console_ring = console_server_ring(cs);
         io.restore = ro;
         status = restore ? restore_file(restore, &ro, &m, &cloned)
                          : receive_migration(incoming, &io, &m);
         if (status)
-            return status;
+            goto out;
         goto run;
     }
     if (ro.clone_dir || ro.full_clone || ro.disk_dir) {
@@ -508,8 +536,14 @@ int cli_run(int argc, char **argv)
     }
     mcfg.console_fd = STDOUT_FILENO;
 
-    /* A closed stdout must not kill the VM from inside a UART write. */
+    /* A closed stdout must not kill the VMM from inside a console write. */
     signal(SIGPIPE, SIG_IGN);
+    if (console_server_create(&co, &cs, cerr, sizeof(cerr))) {
+        fprintf(stderr, "tessera: %s\n", cerr);
+        status = 1;
+        goto out;
+    }
+    mcfg.console_ring = console_server_ring(cs);
     if (virt_create(&mcfg, &m)) {
         status = 1;
         goto out;
@@ -525,8 +559,12 @@ run:
             goto out;
         }
     }
-    if (console_start(m)) {
-        fprintf(stderr, "tessera: cannot start the console thread\n");
+    /* stdin is the console's input only when stdout is its output (--console stdio); with a
+     * socket, the clients type. */
+    if (console_server_start(cs, run_console_input, m) || (co.out_fd >= 0 && console_start(m))) {
+        fprintf(stderr, "tessera: cannot start the console threads\n");
+        vm_api_stop(api);
+        console_server_stop(cs);
         virt_destroy(m);
         status = 1;
         goto out;
@@ -536,6 +574,7 @@ run:
     status = virt_run(m);
     vm_api_stop(api); /* no API call may reach the machine once it is torn down */
     console_stop();
+    console_server_stop(cs); /* the harts have stopped: the last output goes out now */
     /* Destroying the machine flushes and closes its disks: a guest that powered off after a
      * sync must find its data in the image. */
     virt_destroy(m);
@@ -545,5 +584,6 @@ run:
 out:
     vmconfig_free(&vc);
     virt_config_free(&mcfg);
+    console_server_destroy(cs); /* after the machine: the UART writes its ring */
     return status;
 }

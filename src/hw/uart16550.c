@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bytering.h"
 #include "base/log.h"
 #include "base/state.h"
 
@@ -74,6 +75,7 @@ struct uart16550 {
     /* Immutable after uart16550_create(). */
     struct irq_line irq;
     int out_fd;
+    struct bytering *out_ring; /* set-up thread only (before the machine runs); then fixed */
 
     /* Everything below is protected by `lock`. */
     pthread_mutex_t lock;
@@ -202,12 +204,17 @@ static bool uart_rx_pop_locked(struct uart16550 *u, uint8_t *byte)
     return false;
 }
 
-/* Sends one byte to the output fd; on failure drops it with a rate-limited log. */
+/* Sends one byte to the output ring (never waits), or to the output fd; a failed fd write drops
+ * the byte with a rate-limited log. */
 static void uart_emit_locked(struct uart16550 *u, uint8_t byte)
 {
     char msg[64];
     ssize_t n;
 
+    if (u->out_ring) {
+        bytering_write(u->out_ring, &byte, 1);
+        return;
+    }
     if (u->out_fd < 0)
         return;
     do {
@@ -323,6 +330,11 @@ err_free:
     free(u->inq);
     free(u);
     return err;
+}
+
+void uart16550_set_output_ring(struct uart16550 *u, struct bytering *ring)
+{
+    u->out_ring = ring;
 }
 
 void uart16550_destroy(struct uart16550 *u)

@@ -10,8 +10,8 @@
  * Accesses of 1 to 4 bytes are accepted; a wider access uses its low byte (robustness: a
  * guest that thinks reg-io-width is 4 still works). Offsets 8..0xff read 0, ignore writes.
  *
- * Transmit is instant: each THR byte (outside loopback) is written to the output fd at once,
- * so THR and the transmitter are always empty (LSR.THRE and LSR.TEMT always read 1), and the
+ * Transmit is instant: each THR byte (outside loopback) goes to the output at once, so THR and
+ * the transmitter are always empty (LSR.THRE and LSR.TEMT always read 1), and the
  * THR-empty interrupt re-arms right after every THR write (Linux's 8250 driver relies on it).
  *
  * Receive: the host's bytes wait in a host-side queue of UART16550_INPUT_QUEUE_SIZE bytes.
@@ -32,10 +32,12 @@
  *
  * Threads and locks: MMIO handlers run on vCPU threads, uart16550_input() and
  * uart16550_wants_input() on the host's input thread; all take the UART's one mutex. The irq
- * line is set and the output fd written while holding it (lock order: UART lock -> PLIC lock
- * -> hart interrupt bits). A blocking output fd that stalls therefore stalls the writing vCPU
- * and the input thread; give it a non-blocking fd to drop output instead. Writing to a closed
- * pipe raises SIGPIPE: the process is expected to ignore it. */
+ * line is set and the output written while holding it (lock order: UART lock -> PLIC lock ->
+ * hart interrupt bits; UART lock -> ring lock). The output is either a byte ring
+ * (uart16550_set_output_ring(), what the VMM uses: a write never waits, a stalled reader only
+ * loses the oldest bytes) or an fd. A blocking output fd that stalls stalls the writing vCPU
+ * and the input thread, so an fd suits tests and tools only. Writing to a closed pipe raises
+ * SIGPIPE: the process is expected to ignore it. */
 #ifndef TESSERA_HW_UART16550_H
 #define TESSERA_HW_UART16550_H
 
@@ -53,6 +55,7 @@
 #define UART16550_STATE_VERSION 1
 
 struct uart16550;
+struct bytering;
 struct sbuf;
 struct scur;
 
@@ -60,6 +63,11 @@ struct scur;
  * unconnected one). `out_fd` receives transmitted bytes; < 0 discards them. The fd stays the
  * caller's. Returns 0 and the UART in *out, or -EINVAL, -ENOMEM. Set-up thread only. */
 int uart16550_create(const struct irq_line *irq, int out_fd, struct uart16550 **out);
+
+/* Sends transmitted bytes to `ring` (src/base/bytering.h) instead of the output fd; NULL goes
+ * back to the fd. The ring stays the caller's and must outlive the UART's use of it. Set-up
+ * thread, before the machine runs. */
+void uart16550_set_output_ring(struct uart16550 *u, struct bytering *ring);
 
 /* Frees the UART. NULL is allowed. Nothing may access it any more. */
 void uart16550_destroy(struct uart16550 *u);

@@ -482,6 +482,8 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
         log_error("cannot create the console devices");
         goto fail;
     }
+    if (cfg->console_ring)
+        uart16550_set_output_ring(m->uart, cfg->console_ring);
     for (unsigned i = 0; i < cfg->cpus; i++)
         rv64_hart_set_time_source(m->harts[i], clint_time, m->clint);
     {

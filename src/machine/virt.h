@@ -27,6 +27,7 @@ struct virt_device_spec {
     const char *opts;
 };
 
+struct bytering;
 struct guest_ram;
 struct state_sink;
 
@@ -40,6 +41,9 @@ struct virt_config {
     int console_fd;                                     /* where the UART's output goes */
     struct virt_device_spec devices[VIRT_VIRTIO_SLOTS]; /* in slot order: the first disk is vda */
     unsigned ndevices;
+    /* If set, the UART's output goes to this ring instead of console_fd (a write never blocks
+     * a vCPU; src/base/bytering.h). The ring stays the caller's and outlives the machine. */
+    struct bytering *console_ring;
     /* Restore and incoming migration: the machine adopts this RAM (already holding the
      * guest's memory; the machine takes it over and the caller's struct is emptied) and loads
      * no images into it. The images are still read, for a later guest reset. NULL: boot. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytering.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
@@ -222,6 +223,7 @@ static int api_stats(void *vm, json_t **out)
 {
     struct virt_machine *m = ((struct vm_api *)vm)->m;
     struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
+    struct bytering *ring = virt_get_config(m)->console_ring;
     struct virt_info info;
     json_t *cpus = json_array();
 
@@ -234,6 +236,14 @@ static int api_stats(void *vm, json_t **out)
                      (json_int_t)info.mem_size, "host_rss_bytes", (json_int_t)rss_bytes());
     if (*out && b)
         json_object_set_new(*out, "balloon", balloon_json(b));
+    if (*out && ring) {
+        struct bytering_stats cst;
+
+        bytering_get_stats(ring, &cst);
+        json_object_set_new(*out, "console",
+                            json_pack("{s:I, s:I}", "output_bytes", (json_int_t)cst.written,
+                                      "dropped_bytes", (json_int_t)cst.dropped));
+    }
     return *out ? 0 : -ENOMEM;
 }
 

@@ -573,6 +573,7 @@ static int build_config(const struct vmconfig *vc, const struct vm_restore_opts 
         return -ENOMEM;
     }
     cfg->console_fd = o->console_fd;
+    cfg->console_ring = o->console_ring;
     return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #define VMSTATE_ERR_LEN 512
 
+struct bytering;
 struct virt_machine;
 
 struct vm_snapshot_stats {
@@ -37,6 +38,8 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
 
 struct vm_restore_opts {
     int console_fd;
+    /* NULL: the UART writes console_fd */
+    struct bytering *console_ring;
     const char *clone_dir; /* snapshot disks become new images here, NICs get new MACs */
     bool full_clone;       /* with clone_dir: full copies instead of overlays */
     const char *disk_dir;  /* a migration that copies disks: their new images go here

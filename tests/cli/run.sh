@@ -57,6 +57,9 @@ expect_error cpus-zero "--cpus '0'" --cpus 0
 expect_error cpus-many "--cpus '99'" --cpus 99
 expect_error cpus-garbage "--cpus 'four'" --cpus four
 expect_error stray-arg "unexpected argument 'extra'" --bios "$tmp/ok.elf" extra
+expect_error console-garbage "--console: 'tty': expected stdio" --console tty
+expect_error console-log-dir "--console log=$tmp: Is a directory" --bios "$tmp/ok.elf" --console "stdio,log=$tmp"
+expect_error console-sock-file "sock=$tmp/empty: exists and is not a socket" --bios "$tmp/ok.elf" --console "sock=$tmp/empty"
 
 # The good case still works and exits with the guest's status.
 if timeout 20 "$T" run --bios "$tmp/ok.elf" </dev/null >/dev/null 2>&1; then ok bare-metal-pass

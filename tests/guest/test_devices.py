@@ -1,5 +1,5 @@
 """Device tests with the default guest: disks (raw, qcow2, overlays, compressed), crash safety,
-networks (user, hostfwd, socket pairs), entropy and the guest agent.
+networks (user, hostfwd, socket pairs), entropy, the guest agent and the serial console.
 
 Each test prints PASS/FAIL; the last line is "devices: N passed, N failed". VM console logs go
 to build/test-logs/. Images live in a temporary directory removed at the end.
@@ -415,6 +415,173 @@ def test_api_shutdown():
         v.close()
 
 
+def test_console_stall():
+    """A console reader that stops reading for 10 s does not stop the guest: a loop that
+    prints and counts keeps counting (read through the agent), the VMM counts the output it
+    dropped, and the console answers again once it is read."""
+    from agent import Agent
+    from api import call
+    agent, api = path("stall.agent"), path("stall.api")
+    v = boot("console_stall", "--agent-sock", agent, "--api-sock", api)
+    try:
+        a = Agent(agent)
+        a.ping()
+        # 1 KiB lines as fast as the guest prints (no fork in the loop: the UART is the
+        # limit); the counter is what the test reads.
+        v.send("sh -c 'l=$(printf %01000d 0); i=0; while :; do i=$((i+1)); "
+               "echo $i > /tmp/count; echo \"tick $i $l\"; done' & echo $! > /tmp/loop.pid\n")
+        v.expect(rb"tick 200 ", 60)
+
+        def count():
+            rc, out, err = a.exec(["cat", "/tmp/count"])
+            assert rc == 0, (rc, out, err)
+            return int(out.strip())
+
+        def console_stats():
+            st, stats = call(api, "GET", "/v1/vm/stats")
+            assert st == 200, st
+            return stats["console"]
+
+        # From here nothing reads the console's pipe (vmdrive reads only inside expect()).
+        c0, o0 = count(), console_stats()["output_bytes"]
+        time.sleep(10)
+        c1, con = count(), console_stats()
+        o1 = con["output_bytes"]
+        print("  during the 10 s stall: counter %d -> %d, console output %d KiB (dropped %d KiB)"
+              % (c0, c1, (o1 - o0) >> 10, con["dropped_bytes"] >> 10))
+        assert c1 - c0 >= 100, "the guest loop stalled with the console: %d -> %d" % (c0, c1)
+        # A blocking console would have stopped the guest once the 64 KiB pipe was full.
+        assert o1 - o0 > 4 * 65536, "the guest printed only %d bytes" % (o1 - o0)
+        rc, _, _ = a.exec(["sh", "-c", "kill $(cat /tmp/loop.pid)"])
+        assert rc == 0
+        assert "alive-42" in v.run("echo alive-$((6*7))", timeout=60)
+        # The stdout reader skipped what the ring could not keep, and that was counted.
+        assert console_stats()["dropped_bytes"] > 0
+        a.close()
+        poweroff(v)
+    finally:
+        v.close()
+
+
+class ConsoleClient:
+    """One client of `--console sock=PATH`: a plain socket, or `tessera console` on a pty."""
+
+    def __init__(self, sock=None, pty_argv=None):
+        self.buf = b""
+        self.proc = None
+        if pty_argv:
+            import pty
+            master, slave = pty.openpty()
+            self.proc = subprocess.Popen(pty_argv, stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True)
+            os.close(slave)
+            self.fd = master
+        else:
+            self.s = socket.socket(socket.AF_UNIX)
+            self.s.connect(sock)
+            self.fd = self.s.fileno()
+
+    def send(self, data):
+        os.write(self.fd, data)
+
+    def expect(self, pattern, timeout=60):
+        import select
+        deadline = time.monotonic() + timeout
+        while pattern not in self.buf:
+            left = deadline - time.monotonic()
+            assert left > 0, "no %r in %r" % (pattern, self.buf[-500:])
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                try:
+                    d = os.read(self.fd, 65536)
+                except OSError:  # a pty whose other side closed
+                    d = b""
+                assert d, "closed before %r: %r" % (pattern, self.buf[-500:])
+                self.buf += d
+
+    def close(self):
+        if self.proc:
+            os.close(self.fd)
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        else:
+            self.s.close()
+
+
+def test_console_sock():
+    """--console sock=PATH,log=FILE: two clients attach, both see the output and either can
+    type; one detaches; output while none is attached is replayed on the next attach (and
+    nothing from before it); `tessera console` attaches a terminal and Ctrl-A x detaches
+    while the VM runs on; the log file holds everything; the socket is 0600 and removed at
+    exit."""
+    from agent import Agent
+    sock, log, agent = path("con.sock"), path("con.log"), path("con.agent")
+    out = open("%s/console_sock.log" % LOGS, "wb")
+    proc = subprocess.Popen([TESSERA, "run", "--console", "sock=%s,log=%s" % (sock, log),
+                             "--agent-sock", agent], stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    clients = []
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        assert os.stat(sock).st_mode & 0o777 == 0o600, oct(os.stat(sock).st_mode)
+        a = ConsoleClient(sock)
+        clients.append(a)
+        a.expect(READY, BOOT)  # the boot, replayed to the first client
+        b = ConsoleClient(sock)
+        clients.append(b)
+        # b's input is read only once b is attached, so both see what it makes the guest print.
+        b.send(b"echo FROM-B-$((6*7))\n")
+        a.expect(b"FROM-B-42")
+        b.expect(b"FROM-B-42")
+        a.send(b"echo FROM-A-$((7*7))\n")
+        a.expect(b"FROM-A-49")
+        b.expect(b"FROM-A-49")
+        b.close()
+        a.send(b"echo ONLY-A-$((8*8))\n")
+        a.expect(b"ONLY-A-64")
+        a.expect(b"# ")  # the prompt after it
+        a.close()
+        time.sleep(1)  # the VMM notices the hang-up on its own thread
+        ag = Agent(agent)
+        rc, _, _ = ag.exec(["sh", "-c", "echo REPLAY-$((9*9)) > /dev/ttyS0"])
+        assert rc == 0
+        c = ConsoleClient(pty_argv=[TESSERA, "console", "--sock", sock])
+        clients.append(c)
+        c.expect(b"REPLAY-81")
+        assert b"ONLY-A" not in c.buf and b"FROM-B" not in c.buf, c.buf
+        c.send(b"echo FROM-C-$((5*5))\r")
+        c.expect(b"FROM-C-25")
+        c.send(b"\x01x")
+        c.expect(b"detached")
+        assert c.proc.wait(10) == 0
+        ag.ping()  # the VM runs on without clients
+        ag.close()
+        d = ConsoleClient(sock)
+        clients.append(d)
+        d.send(b"poweroff\n")
+        assert proc.wait(60) == 0
+        assert not os.path.exists(sock), "the socket outlived the VMM"
+        with open(log, "rb") as f:
+            text = f.read()
+        for want in (READY, b"FROM-B-42", b"FROM-A-49", b"ONLY-A-64", b"REPLAY-81",
+                     b"FROM-C-25", b"poweroff"):
+            assert want in text, "the log lacks %r" % want
+    finally:
+        for cl in clients:
+            try:
+                cl.close()
+            except OSError:
+                pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out.close()
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     only = sys.argv[1:]
@@ -429,6 +596,8 @@ def main():
         ("balloon", test_balloon),
         ("pause_resume", test_pause_resume),
         ("api_shutdown", test_api_shutdown),
+        ("console_stall", test_console_stall),
+        ("console_sock", test_console_sock),
         ("crash_safety", test_crash_safety),
     ]
     try:
