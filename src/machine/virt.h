@@ -9,6 +9,7 @@
 #ifndef TESSERA_MACHINE_VIRT_H
 #define TESSERA_MACHINE_VIRT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,7 +126,46 @@ struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
 /* Holds that disk's I/O worker off its block while the VM runs (virtio_blk_lock()). */
 void virt_disk_lock(struct virt_machine *m, unsigned slot);
 void virt_disk_unlock(struct virt_machine *m, unsigned slot);
+/* Any thread; under the machine's lock (see virt_config_json_now()). */
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
+
+/* ---- Disks and the balloon, as the VMM sees them (virt_disks.c) ----
+ * Slots are device slots (virt_config.devices). The VMM works on disks only through these:
+ * it never holds a device's block or lock. */
+
+struct virt_disk_info {
+    unsigned slot;
+    bool readonly;
+    uint64_t length;     /* bytes the guest sees */
+    char path[PATH_MAX]; /* the image the device has open, the top of its chain */
+    char format[16];     /* "raw" or "qcow2" */
+};
+
+/* Disk `slot`: 0 and *out, or -ENODEV when the slot holds no disk (-ENAMETOOLONG: a path that
+ * does not fit). Any thread; what it says changes only through virt_disk_reopen(). */
+int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out);
+/* The paths of disk `slot`'s chain, top (the open image) first, at most max: 0 and *n, or
+ * -ENODEV. Any thread, as virt_disk_info(). */
+int virt_disk_chain(struct virt_machine *m, unsigned slot, char (*paths)[PATH_MAX], unsigned max,
+                    unsigned *n);
+/* Flushes disk `slot`'s image and lets go of its file (and lock); virt_disk_reopen() takes an
+ * image (the same or another of the same size) back. Only between virt_quiesce() and
+ * virt_unquiesce(), from the thread that quiesced. 0 or -errno (reopen: one line in err,
+ * BLOCK_ERR_LEN bytes). */
+int virt_disk_release(struct virt_machine *m, unsigned slot);
+int virt_disk_reopen(struct virt_machine *m, unsigned slot, const char *path, const char *format,
+                     char *err);
+
+/* virt_config_json() of the machine's config as it is now, taken under the machine's lock so
+ * that a virt_set_device_opts() on another thread (a snapshot worker) cannot free a string
+ * under it. Any thread; a new reference. */
+json_t *virt_config_json_now(struct virt_machine *m);
+
+struct balloon_info;
+/* The balloon (the first "balloon" device): its target (a multiple of 4 KiB at most the
+ * guest's RAM, else -EINVAL) and what the guest reports. -ENODEV without one. Any thread. */
+int virt_balloon_set(struct virt_machine *m, uint64_t target_bytes);
+int virt_balloon_get(struct virt_machine *m, struct balloon_info *out);
 
 /* The machine config as JSON: the object the control API's describe shows (a new reference;
  * json_t is jansson's), the same as text (malloc'd) for a stream header, and back: the

@@ -1,7 +1,6 @@
-/* Snapshots, restore and migration of one VM: the uses of the state stream (stream.h).
+/* Restore and migration of one VM: the uses of the state stream (stream.h) but the snapshot
+ * writer (snapshot.h).
  *
- *   snapshot   pause, quiesce, freeze each writable disk (the image becomes FILE.diskN and the
- *              VM goes on in a new qcow2 overlay at the disk's old path), write FILE, resume
  *   restore    read a stream (a file or a migration connection) into a new machine; the disks
  *              of a snapshot get a new overlay on their frozen image (at the old path, or in a
  *              clone folder), or a full copy
@@ -9,9 +8,8 @@
  *              rounds with dirty-page tracking, auto-converge, then stop-and-copy), suspend
  *              (stop, copy, resume there) or cold (stop; the target boots the same config)
  *
- * Threads: vm_snapshot() runs on the caller's thread (the API thread) while vCPUs run; a
- * migration runs on its own thread; vm_restore() on the start-up thread, before the machine
- * runs. */
+ * Threads: a migration runs on its own thread; vm_restore() on the start-up thread, before the
+ * machine runs. */
 #ifndef TESSERA_VMM_VMSTATE_H
 #define TESSERA_VMM_VMSTATE_H
 
@@ -24,20 +22,6 @@
 #define VM_MIGRATE_DOWNTIME_DEFAULT_MS 300
 
 struct virt_machine;
-
-struct vm_snapshot_stats {
-    uint64_t bytes;      /* size of the state file */
-    uint64_t ram_pages;  /* pages looked at */
-    uint64_t zero_pages; /* of which zero: elided */
-    uint64_t paused_ns;  /* how long the guest was stopped */
-    uint64_t total_ns;
-    unsigned disks; /* disks frozen */
-};
-
-/* Saves a snapshot of the running (or paused) machine to `path`; the machine keeps running
- * (or stays paused). Returns 0, or -errno with one line in err; on failure the machine runs on
- * with the disks it had. */
-int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_stats *st, char *err);
 
 struct vm_restore_opts {
     int console_fd;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -25,8 +26,9 @@
 
 #include "base/log.h"
 #include "block/block.h"
+#include "machine/virt.h"
 #include "test_disk.h"
-#include "vmm/snapshots.h"
+#include "vmm/snapshot.h"
 #include "vmm/stream.h"
 
 #define DISK_SIZE (4 * MiB + 3 * 512)
@@ -974,6 +976,179 @@ static void test_note(void)
     CHECK(!strcmp(buf, full));
 }
 
+/* ---- Taking snapshots of a real machine: what is refused, and a failure undone ---- */
+
+struct machine_run {
+    struct virt_machine *m;
+    pthread_t thread;
+    char bios[PATH_MAX];
+    char plant[PATH_MAX]; /* progress: create this file when the guest stops */
+};
+
+static void *machine_thread(void *opaque)
+{
+    virt_run(((struct machine_run *)opaque)->m);
+    return NULL;
+}
+
+/* A one-hart machine looping in its firmware, with disk 0 the qcow2 image at `disk`. */
+static bool machine_start(struct machine_run *r, const char *dir, const char *disk)
+{
+    static const uint32_t loop[] = {0x0000006f}; /* j . */
+    struct virt_config cfg = {.cpus = 1, .mem_size = VIRT_MIN_MEM};
+    char opts[PATH_MAX + 32], err[BLOCK_ERR_LEN] = "";
+    FILE *fp;
+
+    memset(r, 0, sizeof(*r));
+    sfmt(r->bios, sizeof(r->bios), "%s/bios.bin", dir);
+    fp = fopen(r->bios, "wb");
+    CHECK(fp && fwrite(loop, sizeof(loop), 1, fp) == 1);
+    if (fp)
+        fclose(fp);
+    CHECK(block_create_qcow2(disk, DISK_SIZE, 0, NULL, NULL, err) == 0 || !printf("%s\n", err));
+    sfmt(opts, sizeof(opts), "%s,format=qcow2", disk);
+    cfg.bios = r->bios;
+    cfg.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    cfg.devices[0] = (struct virt_device_spec){"disk", opts};
+    cfg.ndevices = 1;
+    if (virt_create(&cfg, &r->m))
+        return false;
+    CHECK(pthread_create(&r->thread, NULL, machine_thread, r) == 0);
+    return true;
+}
+
+static void machine_stop(struct machine_run *r)
+{
+    virt_request_exit(r->m, 0);
+    pthread_join(r->thread, NULL);
+    virt_destroy(r->m);
+}
+
+/* The paths of disk 0's chain as "top<backing<..." */
+static void chain_str(struct virt_machine *m, char *out, size_t len)
+{
+    char(*paths)[PATH_MAX] = calloc(8, PATH_MAX);
+    unsigned n = 0;
+
+    out[0] = '\0';
+    CHECK(paths && virt_disk_chain(m, 0, paths, 8, &n) == 0);
+    for (unsigned i = 0; paths && i < n; i++)
+        sfmt(out + strlen(out), len - strlen(out), "%s%s", i ? "<" : "", paths[i]);
+    free(paths);
+}
+
+static void plant_file(void *opaque, const char *phase, uint64_t done, uint64_t total,
+                       uint64_t bytes)
+{
+    struct machine_run *r = opaque;
+    FILE *fp;
+
+    if (strcmp(phase, "stopped") || !r->plant[0])
+        return;
+    fp = fopen(r->plant, "w");
+    if (fp)
+        fclose(fp);
+}
+
+/* Tries a snapshot that must be refused with `want`; nothing in dir and nothing of the disk's
+ * chain may change. */
+static void refused(struct machine_run *r, const char *dir, const char *file, int want,
+                    const char *msg_has)
+{
+    static char before[16384], after[16384];
+    char chain0[4 * PATH_MAX], chain1[4 * PATH_MAX], err[SNAPSHOT_ERR_LEN] = "";
+    struct snapshot_create_stats st;
+    int ret;
+
+    before[0] = after[0] = '\0';
+    fingerprint(dir, before, sizeof(before));
+    chain_str(r->m, chain0, sizeof(chain0));
+    ret = snapshot_create(r->m, file, NULL, &st, err);
+    fingerprint(dir, after, sizeof(after));
+    chain_str(r->m, chain1, sizeof(chain1));
+    if (ret != want || !strstr(err, msg_has) || strcmp(before, after) || strcmp(chain0, chain1))
+        printf("snapshot %s: %d (want %d): %s\n", file, ret, want, err);
+    CHECK(ret == want && strstr(err, msg_has));
+    CHECK(!strcmp(before, after));
+    CHECK(!strcmp(chain0, chain1));
+}
+
+static void test_create(void)
+{
+    char dir[PATH_MAX], disk[PATH_MAX], a[PATH_MAX], p[PATH_MAX], chain[4 * PATH_MAX];
+    char want[4 * PATH_MAX], err[SNAPSHOT_ERR_LEN] = "";
+    struct snapshot_create_stats st;
+    struct machine_run r;
+
+    case_dir(dir, "create");
+    sfmt(disk, sizeof(disk), "%s/disk.qcow2", dir);
+    sfmt(a, sizeof(a), "%s/a.tsr", dir);
+    if (!machine_start(&r, dir, disk)) {
+        CHECK(!"machine_start");
+        return;
+    }
+    CHECK(snapshot_create(r.m, a, NULL, &st, err) == 0 || !printf("%s\n", err));
+    CHECK(st.disks == 1 && st.bytes > 0 && exists(a) && exists_fmt("%s.disk0", a));
+    CHECK(!exists_fmt("%s.part", a));
+    chain_str(r.m, chain, sizeof(chain));
+    sfmt(want, sizeof(want), "%s<%s.disk0", disk, a);
+    CHECK(!strcmp(chain, want) || !printf("chain %s\n", chain));
+
+    /* The same FILE again: it used to rename the new frozen image over a.tsr.disk0. */
+    refused(&r, dir, a, -EEXIST, "exists");
+    /* The VM's own disk, and an image below it. */
+    refused(&r, dir, disk, -EEXIST, "is an image of the VM's disk 0");
+    sfmt(p, sizeof(p), "%s.disk0", a);
+    refused(&r, dir, p, -EEXIST, "is an image of the VM's disk 0");
+    /* FILE.disk0 alone is in the way (FILE is free). */
+    sfmt(p, sizeof(p), "%s/b.tsr.disk0", dir);
+    CHECK(close(open(p, O_WRONLY | O_CREAT | O_EXCL, 0600)) == 0);
+    sfmt(p, sizeof(p), "%s/b.tsr", dir);
+    refused(&r, dir, p, -EEXIST, "b.tsr.disk0: exists");
+    /* Names: a control character, a trailing slash, a folder, a missing folder. */
+    sfmt(p, sizeof(p), "%s/new\nline", dir);
+    refused(&r, dir, p, -EINVAL, "control character (byte 0x0a");
+    sfmt(p, sizeof(p), "%s/tab\there", dir);
+    refused(&r, dir, p, -EINVAL, "control character (byte 0x09");
+    sfmt(p, sizeof(p), "%s/sub", dir);
+    CHECK(mkdir(p, 0700) == 0);
+    sfmt(p, sizeof(p), "%s/sub/", dir);
+    refused(&r, dir, p, -EINVAL, "ends in '/'");
+    sfmt(p, sizeof(p), "%s/sub", dir);
+    refused(&r, dir, p, -EEXIST, "is a folder");
+    sfmt(p, sizeof(p), "%s/sub/.", dir);
+    refused(&r, dir, p, -EEXIST, "names a folder");
+    sfmt(p, sizeof(p), "%s/none/x.tsr", dir);
+    refused(&r, dir, p, -ENOENT, "its folder does not exist");
+
+    /* A failure with the disk frozen (the name is taken while the guest is stopped): the disk
+     * is back as it was, and nothing of the snapshot stays. */
+    {
+        static char before[16384], after[16384];
+        const struct snapshot_progress prog = {.report = plant_file, .opaque = &r};
+        char chain1[4 * PATH_MAX];
+
+        sfmt(p, sizeof(p), "%s/c.tsr", dir);
+        sfmt(r.plant, sizeof(r.plant), "%s", p);
+        before[0] = after[0] = '\0';
+        fingerprint(dir, before, sizeof(before));
+        chain_str(r.m, chain, sizeof(chain));
+        CHECK(snapshot_create(r.m, p, &prog, &st, err) == -EEXIST);
+        CHECK(exists(p) && unlink(p) == 0 && !exists_fmt("%s.disk0", p));
+        CHECK(!exists_fmt("%s.part", p));
+        fingerprint(dir, after, sizeof(after));
+        chain_str(r.m, chain1, sizeof(chain1));
+        CHECK(!strcmp(before, after) || !printf("before:\n%safter:\n%s", before, after));
+        CHECK(!strcmp(chain, chain1) || !printf("%s\n%s\n", chain, chain1));
+        CHECK(strstr(virt_get_config(r.m)->devices[0].opts, disk) &&
+              strstr(virt_get_config(r.m)->devices[0].opts, "format=qcow2"));
+        r.plant[0] = '\0';
+        /* And the VM snapshots fine afterwards. */
+        CHECK(snapshot_create(r.m, p, NULL, &st, err) == 0 || !printf("%s\n", err));
+    }
+    machine_stop(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -988,6 +1163,7 @@ int main(void)
     test_hostile();
     test_diskless();
     test_note();
+    test_create();
     disk_tests_end();
     return test_finish("snapshots");
 }

@@ -1,12 +1,14 @@
-/* Listing and deleting external snapshots (snapshots.h): backing chains walked through the
- * VM's open images, state file headers, the X.deps records, and the merge of one layer into
- * the snapshot image below it. */
-#include "vmm/snapshots.h"
+/* External snapshots (snapshot.h): taking one (the target checked, the disks frozen, the state
+ * file written), and listing and deleting them: backing chains walked through the VM's open
+ * images, state file headers, the X.deps records, and the merge of one layer into the snapshot
+ * image below it. */
+#include "vmm/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,8 +23,11 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
+#include "hw/guest_mem.h"
 #include "hw/virtio/vdev.h"
+#include "machine/virt.h"
 #include "vmm/stream.h"
+#include "vmm/vmstate_int.h"
 
 #define DEPS_SUFFIX    ".deps"
 #define DEPS_MAX_BYTES (1u << 20) /* a dependants list larger than this is not ours */
@@ -1168,5 +1173,453 @@ out:
     free(plans);
     free(cfg);
     res->total_ns = time_now_ns() - t0;
+    return ret;
+}
+
+/* ---- Taking a snapshot ---- */
+
+#define RAM_SLICE_WORDS 256 /* bitmap words per progress step: 16384 pages, 64 MiB */
+
+struct frozen_disk {
+    unsigned slot;
+    char live[PATH_MAX];   /* the disk's path, where the VM goes on in an overlay */
+    char frozen[PATH_MAX]; /* where the image as of the snapshot now lives */
+    char fmt[FMT_LEN];
+    char old_opts[OPTS_MAX];
+    char new_opts[OPTS_MAX]; /* what the device says once it runs on the overlay */
+    bool moved;              /* the image is at frozen, an overlay at live */
+};
+
+/* rename() that never replaces: a snapshot must not destroy what already has the name. Falls
+ * back to a check and rename() on a file system without RENAME_NOREPLACE. */
+static int rename_new(const char *from, const char *to)
+{
+    struct stat st;
+
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    if (lstat(to, &st) == 0)
+        return -EEXIST;
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
+/* Whether id is the file of an image in any disk's chain; *slot says whose. */
+static bool in_chains(struct virt_machine *m, const struct file_id *id, unsigned *slot)
+{
+    char(*paths)[PATH_MAX] = malloc(CHAIN_MAX * sizeof(*paths));
+    bool found = false;
+
+    if (!paths)
+        return false;
+    for (unsigned s = 0; s < virt_get_config(m)->ndevices && !found; s++) {
+        unsigned n = 0;
+        struct file_id lid;
+
+        if (virt_disk_chain(m, s, paths, CHAIN_MAX, &n))
+            continue;
+        for (unsigned i = 0; i < n && !found; i++)
+            if (id_of(paths[i], &lid) && id_eq(&lid, id)) {
+                found = true;
+                *slot = s;
+            }
+    }
+    free(paths);
+    return found;
+}
+
+/* Refuses a file the snapshot would create when anything has its name: an image of the VM
+ * (it would be destroyed), a folder, another file. */
+static int check_free(struct virt_machine *m, const char *shown, const char *path, char *err)
+{
+    struct file_id id;
+    struct stat st;
+    unsigned slot = 0;
+
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        set_err(err, "%s: cannot look at it: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (id_of(path, &id) && in_chains(m, &id, &slot))
+        set_err(err,
+                "%s: is an image of the VM's disk %u (or one it is backed by); a snapshot there "
+                "would destroy the disk: choose another name",
+                path, slot);
+    else if (S_ISDIR(st.st_mode))
+        set_err(err, "%s: is a folder; name a new file for the snapshot", shown);
+    else
+        set_err(err,
+                "%s: exists; choose a new name, or delete the old snapshot first "
+                "(tessera vm snapshot-delete)",
+                path);
+    return -EEXIST;
+}
+
+int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PATH_MAX], char *err)
+{
+    char dir[PATH_MAX], base[PATH_MAX], name[PATH_MAX + 16];
+    size_t len = strlen(path);
+    struct file_id id;
+    unsigned slot;
+
+    if (!len) {
+        set_err(err, "the snapshot's file name is empty");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f) {
+            set_err(err,
+                    "the snapshot's file name holds a control character (byte 0x%02x at offset "
+                    "%zu); such a name could be made but never listed or deleted",
+                    (unsigned char)path[i], i);
+            return -EINVAL;
+        }
+    }
+    if (path[len - 1] == '/') {
+        set_err(err, "%s: ends in '/'; a snapshot is a file: name it without the slash", path);
+        return -EINVAL;
+    }
+    if (len >= PATH_MAX - 32) {
+        set_err(err, "%.64s...: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(dir, path, len + 1);
+    memcpy(base, path, len + 1);
+    if (!strcmp(basename(base), ".") || !strcmp(basename(base), "..")) {
+        set_err(err, "%s: names a folder; name a new file for the snapshot", path);
+        return -EEXIST;
+    }
+    if (!realpath(dirname(dir), abs)) {
+        set_err(err, "%s: its folder does not exist: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    memcpy(base, path, len + 1);
+    if (!path_fmt(name, "%s/%s", strcmp(abs, "/") ? abs : "", basename(base)) ||
+        strlen(name) >= PATH_MAX - 32) {
+        set_err(err, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    snprintf(abs, PATH_MAX, "%s", name);
+    if (check_free(m, path, abs, err))
+        return -EEXIST;
+    for (unsigned s = 0; s < virt_get_config(m)->ndevices; s++) {
+        struct virt_disk_info info;
+        int ret;
+
+        if (virt_disk_info(m, s, &info) || info.readonly)
+            continue;
+        disk_name(abs, s, name);
+        ret = check_free(m, name, name, err);
+        if (ret)
+            return ret;
+    }
+    /* FILE.part is where the state is written first; a leftover of a failed snapshot is
+     * replaced, but never an image of the VM or something that is not a plain file. */
+    path_fmt(name, "%s.part", abs);
+    if (id_of(name, &id) && in_chains(m, &id, &slot)) {
+        set_err(err, "%s: is an image of the VM's disk %u; choose another snapshot name", name,
+                slot);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+/* Where the writable disk in `f->slot` will be frozen (f->frozen) and the options the VM
+ * goes on with; nothing is touched yet. */
+static int plan_freeze(const struct virt_disk_info *info, const char *snap_abs,
+                       struct frozen_disk *f, char *err)
+{
+    static const char *const drop[] = {"format", NULL};
+
+    snprintf(f->live, sizeof(f->live), "%s", info->path);
+    snprintf(f->fmt, sizeof(f->fmt), "%s", info->format);
+    if (!path_fmt(f->frozen, "%s.disk%u", snap_abs, f->slot) ||
+        opts_rewrite(f->old_opts, f->live, drop, "format=qcow2", f->new_opts)) {
+        set_err(err, "%s: path too long", snap_abs);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* Puts the disk aside as f->frozen and continues the VM on a new overlay at its old path.
+ * Device quiesced. On failure everything is as before. */
+static int freeze_disk(struct virt_machine *m, struct frozen_disk *f, char *err)
+{
+    char berr[BLOCK_ERR_LEN];
+    int ret;
+
+    ret = virt_disk_release(m, f->slot);
+    if (ret < 0) {
+        set_err(err, "%s: flush before the snapshot failed: %s", f->live, strerror(-ret));
+        goto reopen_live;
+    }
+    /* A backing name relative to the image's folder would break in the snapshot's folder:
+     * it becomes absolute first (the same file, so nothing to undo on failure). */
+    if (!snapshot_same_folder(f->live, f->frozen)) {
+        ret = block_anchor_backing(f->live, f->fmt, berr);
+        if (ret < 0) {
+            set_err(err, "%s: %s", f->live, berr);
+            goto reopen_live;
+        }
+    }
+    ret = rename_new(f->live, f->frozen);
+    if (ret < 0) {
+        set_err(err,
+                "%s: cannot move it to %s (%s); the snapshot file must be on the disk's "
+                "file system",
+                f->live, f->frozen, strerror(-ret));
+        goto reopen_live;
+    }
+    ret = block_create_qcow2(f->live, 0, 0, f->frozen, f->fmt, berr);
+    if (ret == 0)
+        ret = virt_disk_reopen(m, f->slot, f->live, "qcow2", berr);
+    if (ret < 0) {
+        set_err(err, "%s: cannot start the overlay: %s", f->live, berr);
+        unlink(f->live);
+        if (rename(f->frozen, f->live) < 0)
+            log_error("%s: cannot move the disk back from %s: %s", f->live, f->frozen,
+                      strerror(errno));
+        goto reopen_live;
+    }
+    virt_set_device_opts(m, f->slot, f->new_opts);
+    f->moved = true;
+    return 0;
+
+reopen_live:
+    if (virt_disk_reopen(m, f->slot, f->live, f->fmt, berr) < 0)
+        log_error("%s: cannot reopen the disk after a failed snapshot: %s", f->live, berr);
+    return ret;
+}
+
+/* Undoes freeze_disk() while the guest is still stopped (it wrote nothing to the overlay):
+ * the overlay goes, the image comes back to its path, the device reopens it. */
+static void thaw_disk(struct virt_machine *m, struct frozen_disk *f)
+{
+    char berr[BLOCK_ERR_LEN];
+
+    if (!f->moved)
+        return;
+    if (virt_disk_release(m, f->slot) < 0)
+        log_warn("%s: flushing the overlay of a failed snapshot failed", f->live);
+    if (unlink(f->live) < 0 || rename(f->frozen, f->live) < 0) {
+        log_error("%s: cannot move the disk back from %s (%s); the VM goes on in the overlay",
+                  f->live, f->frozen, strerror(errno));
+        if (virt_disk_reopen(m, f->slot, f->live, "qcow2", berr) < 0)
+            log_error("%s: cannot reopen the overlay: %s", f->live, berr);
+        return;
+    }
+    if (virt_disk_reopen(m, f->slot, f->live, f->fmt, berr) < 0)
+        log_error("%s: cannot reopen the disk after a failed snapshot: %s", f->live, berr);
+    virt_set_device_opts(m, f->slot, f->old_opts);
+    f->moved = false;
+}
+
+/* The config for the snapshot's header: frozen disks point at their frozen image and say
+ * where they were ("snapshot-of"). */
+static char *snapshot_config(struct virt_machine *m, const struct frozen_disk *f, unsigned n)
+{
+    struct virt_config cfg = *virt_get_config(m);
+    static const char *const drop[] = {"format", NULL};
+    char(*opts)[OPTS_MAX] = calloc(VIRT_VIRTIO_SLOTS, OPTS_MAX);
+    char *json = NULL;
+
+    if (!opts)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        char extra[PATH_MAX + 64];
+
+        snprintf(extra, sizeof(extra), "format=%s,snapshot-of=%s", f[i].fmt, f[i].live);
+        if (opts_rewrite(f[i].old_opts, f[i].frozen, drop, extra, opts[i]))
+            goto out;
+        cfg.devices[f[i].slot].opts = opts[i];
+    }
+    json = virt_config_to_json(&cfg);
+out:
+    free(opts);
+    return json;
+}
+
+static void progress(const struct snapshot_progress *p, const char *phase,
+                     const struct snapshot_create_stats *st, uint64_t pages_total,
+                     const struct stream_writer *w)
+{
+    if (p && p->report)
+        p->report(p->opaque, phase, st->ram_pages, pages_total, w ? stream_bytes_written(w) : 0);
+}
+
+/* The pre-copy pass: the pages in bits, a slice at a time (each slice a RAM record, as a
+ * migration's rounds are), reporting progress after each. 0 or -EIO. */
+static int write_ram_slices(struct virt_machine *m, struct stream_writer *w, const uint64_t *bits,
+                            size_t words, uint64_t total, struct snapshot_create_stats *st,
+                            const struct snapshot_progress *p)
+{
+    uint64_t *slice = calloc(words, sizeof(*slice));
+
+    if (!slice)
+        return -ENOMEM;
+    for (size_t i = 0; i < words; i += RAM_SLICE_WORDS) {
+        size_t n = words - i < RAM_SLICE_WORDS ? words - i : RAM_SLICE_WORDS;
+
+        if (i)
+            memset(slice + i - RAM_SLICE_WORDS, 0, RAM_SLICE_WORDS * sizeof(*slice));
+        memcpy(slice + i, bits + i, n * sizeof(*slice));
+        if (stream_write_ram(w, virt_ram(m), slice, &st->ram_pages, &st->zero_pages)) {
+            free(slice);
+            return -EIO;
+        }
+        progress(p, "copying", st, total, w);
+    }
+    free(slice);
+    return 0;
+}
+
+int snapshot_create(struct virt_machine *m, const char *path, const struct snapshot_progress *p,
+                    struct snapshot_create_stats *st, char *err)
+{
+    struct frozen_disk *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
+    struct stream_writer *w = NULL;
+    char tmp[PATH_MAX], abs[PATH_MAX];
+    uint64_t t0 = time_now_ns(), tp = 0, *bits = NULL, total = 0;
+    size_t words = (size_t)((virt_ram(m)->size / 4096 + 63) / 64);
+    unsigned nd = 0;
+    bool was_paused = false, paused = false, quiesced = false, tmp_made = false;
+    char *json = NULL;
+    int fd = -1, ret;
+
+    memset(st, 0, sizeof(*st));
+    if (!disks) {
+        set_err(err, "out of memory");
+        return -ENOMEM;
+    }
+    /* Everything that can be refused is refused here, before any file is touched. */
+    ret = snapshot_check_target(m, path, abs, err);
+    if (ret)
+        goto out;
+    for (unsigned i = 0; i < virt_get_config(m)->ndevices; i++) {
+        struct virt_disk_info info;
+
+        if (virt_disk_info(m, i, &info) || info.readonly)
+            continue;
+        disks[nd].slot = i;
+        snprintf(disks[nd].old_opts, OPTS_MAX, "%s", virt_get_config(m)->devices[i].opts);
+        ret = plan_freeze(&info, abs, &disks[nd], err);
+        if (ret)
+            goto out;
+        nd++;
+    }
+    path_fmt(tmp, "%s.part", abs);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    tmp_made = true;
+    bits = calloc(words, sizeof(*bits));
+    ret = bits ? stream_writer_create(fd, path, 1, &w) : -ENOMEM;
+    if (ret) {
+        set_err(err, "out of memory");
+        goto out;
+    }
+    json = snapshot_config(m, disks, nd);
+    if (!json || stream_write_header(w, json, 0)) {
+        ret = -EIO;
+        set_err(err, "%s: cannot write the header", path);
+        goto out;
+    }
+
+    /* Pre-copy while the guest runs, then a short stop for what it dirtied meanwhile, the
+     * disks and the devices: the pause is what a user notices, not the file's size. */
+    ret = virt_pause(m);
+    was_paused = ret == -EALREADY;
+    if (ret && !was_paused) {
+        set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
+        goto out;
+    }
+    paused = true;
+    virt_dirty_log(m, true);
+    total = virt_harvest_dirty(m, bits);
+    if (!was_paused) {
+        virt_resume(m);
+        paused = false;
+    }
+    progress(p, "copying", st, total, w);
+    ret = write_ram_slices(m, w, bits, words, total, st, p);
+    if (ret == -ENOMEM) {
+        set_err(err, "out of memory");
+        goto out;
+    }
+    if (ret || stream_flush(w))
+        goto io_error;
+    /* The bulk reaches the disk while the guest still runs; the stop syncs only the rest. */
+    if (fdatasync(fd) < 0) {
+        ret = -errno;
+        set_err(err, "%s: cannot write: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (!was_paused) {
+        ret = virt_pause(m);
+        if (ret) {
+            set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
+            goto out;
+        }
+        paused = true;
+    }
+    progress(p, "stopped", st, total, w);
+    tp = time_now_ns();
+    virt_quiesce(m);
+    quiesced = true;
+    memset(bits, 0, words * sizeof(*bits)); /* the pre-copy pass is written */
+    for (unsigned i = 0; i < nd; i++) {
+        ret = freeze_disk(m, &disks[i], err);
+        if (ret)
+            goto out;
+    }
+    virt_harvest_dirty(m, bits);
+    if (stream_write_ram(w, virt_ram(m), bits, NULL, NULL) || virt_save_sections(m, w) ||
+        stream_write_end(w))
+        goto io_error;
+    /* Complete before the guest goes on, so that a failure can still put the disks back. */
+    if (fsync(fd) < 0 || (ret = rename_new(tmp, abs)) < 0) {
+        ret = ret < 0 ? ret : -errno;
+        set_err(err, "%s: cannot complete: %s", path, strerror(-ret));
+        goto out;
+    }
+    tmp_made = false;
+    sync_folder(abs);
+    st->bytes = stream_bytes_written(w);
+    st->disks = nd;
+    ret = 0;
+    goto out;
+
+io_error:
+    ret = -EIO;
+    set_err(err, "%s", stream_writer_error(w) ? stream_writer_error(w) : "write failed");
+out:
+    /* A failure puts every disk back where it was, in reverse order, while the guest is still
+     * stopped: it never wrote to an overlay that now goes. */
+    for (unsigned i = nd; ret && i-- > 0;)
+        thaw_disk(m, &disks[i]);
+    virt_dirty_log(m, false);
+    if (quiesced)
+        virt_unquiesce(m);
+    if (paused && !was_paused)
+        virt_resume(m);
+    if (tp)
+        st->paused_ns = time_now_ns() - tp;
+    if (tmp_made)
+        unlink(tmp);
+    if (ret == 0)
+        progress(p, "done", st, total, w);
+    stream_writer_destroy(w);
+    free(json);
+    free(bits);
+    free(disks);
+    if (fd >= 0)
+        close(fd);
+    st->total_ns = time_now_ns() - t0;
     return ret;
 }

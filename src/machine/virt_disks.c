@@ -1,0 +1,103 @@
+/* The machine's disks and balloon as the VMM sees them (virt.h, "Disks and the balloon"): the
+ * device-side work of a snapshot (release, reopen) and of the balloon, so that src/vmm/ never
+ * holds a device's struct block * or its lock. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "block/block.h"
+#include "hw/virtio/vdev.h"
+#include "hw/virtio/virtio_balloon.h"
+#include "hw/virtio/virtio_blk.h"
+#include "machine/virt_int.h"
+
+/* The block of the disk in `slot`, or NULL when that slot holds another device. */
+static struct block *disk_block(struct virt_machine *m, unsigned slot)
+{
+    const struct vdev_type *disk = vdev_type_find("disk");
+
+    if (slot >= m->cfg.ndevices || !disk || m->vdevs[slot].type != disk)
+        return NULL;
+    return virtio_blk_block(m->vdevs[slot].dev);
+}
+
+int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out)
+{
+    struct block *bs = disk_block(m, slot);
+
+    memset(out, 0, sizeof(*out));
+    if (!bs)
+        return -ENODEV;
+    out->slot = slot;
+    out->readonly = block_readonly(bs);
+    out->length = block_length(bs);
+    if (snprintf(out->path, sizeof(out->path), "%s", block_path(bs)) >= (int)sizeof(out->path) ||
+        snprintf(out->format, sizeof(out->format), "%s", block_format_name(bs)) >=
+            (int)sizeof(out->format))
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int virt_disk_chain(struct virt_machine *m, unsigned slot, char (*paths)[PATH_MAX], unsigned max,
+                    unsigned *n)
+{
+    struct block *bs = disk_block(m, slot);
+
+    *n = 0;
+    if (!bs)
+        return -ENODEV;
+    for (; bs && *n < max; bs = block_backing(bs))
+        snprintf(paths[(*n)++], PATH_MAX, "%s", block_path(bs));
+    return 0;
+}
+
+int virt_disk_release(struct virt_machine *m, unsigned slot)
+{
+    struct block *bs = disk_block(m, slot);
+
+    return bs ? block_release(bs) : -ENODEV;
+}
+
+int virt_disk_reopen(struct virt_machine *m, unsigned slot, const char *path, const char *format,
+                     char *err)
+{
+    struct block *bs = disk_block(m, slot);
+
+    if (!bs) {
+        snprintf(err, BLOCK_ERR_LEN, "device slot %u holds no disk", slot);
+        return -ENODEV;
+    }
+    return block_reopen(bs, path, format, false, err);
+}
+
+json_t *virt_config_json_now(struct virt_machine *m)
+{
+    json_t *o;
+
+    pthread_mutex_lock(&m->lock);
+    o = virt_config_json(&m->cfg);
+    pthread_mutex_unlock(&m->lock);
+    return o;
+}
+
+int virt_balloon_set(struct virt_machine *m, uint64_t target_bytes)
+{
+    struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
+
+    if (!b)
+        return -ENODEV;
+    if (target_bytes > m->cfg.mem_size)
+        return -EINVAL;
+    virtio_balloon_set_target(b, target_bytes);
+    return 0;
+}
+
+int virt_balloon_get(struct virt_machine *m, struct balloon_info *out)
+{
+    struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
+
+    if (!b)
+        return -ENODEV;
+    virtio_balloon_get_info(b, out);
+    return 0;
+}
