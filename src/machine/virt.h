@@ -144,10 +144,10 @@ struct virt_disk_info {
 /* Disk `slot`: 0 and *out, or -ENODEV when the slot holds no disk (-ENAMETOOLONG: a path that
  * does not fit). Any thread; what it says changes only through virt_disk_reopen(). */
 int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out);
-/* The paths of disk `slot`'s chain, top (the open image) first, at most max: 0 and *n, or
- * -ENODEV. Any thread, as virt_disk_info(). */
-int virt_disk_chain(struct virt_machine *m, unsigned slot, char (*paths)[PATH_MAX], unsigned max,
-                    unsigned *n);
+/* The images of disk `slot`'s chain as virt_disk_info() describes the top one, top first, at
+ * most max: 0 and *n, or -ENODEV. Any thread, as virt_disk_info(). */
+int virt_disk_chain(struct virt_machine *m, unsigned slot, struct virt_disk_info *layers,
+                    unsigned max, unsigned *n);
 /* Flushes disk `slot`'s image and lets go of its file (and lock); virt_disk_reopen() takes an
  * image (the same or another of the same size) back. Only between virt_quiesce() and
  * virt_unquiesce(), from the thread that quiesced. 0 or -errno (reopen: one line in err,

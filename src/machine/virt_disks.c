@@ -21,13 +21,10 @@ static struct block *disk_block(struct virt_machine *m, unsigned slot)
     return virtio_blk_block(m->vdevs[slot].dev);
 }
 
-int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out)
+/* One image of a chain into *out. */
+static int layer_info(struct block *bs, unsigned slot, struct virt_disk_info *out)
 {
-    struct block *bs = disk_block(m, slot);
-
     memset(out, 0, sizeof(*out));
-    if (!bs)
-        return -ENODEV;
     out->slot = slot;
     out->readonly = block_readonly(bs);
     out->length = block_length(bs);
@@ -38,17 +35,29 @@ int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info 
     return 0;
 }
 
-int virt_disk_chain(struct virt_machine *m, unsigned slot, char (*paths)[PATH_MAX], unsigned max,
-                    unsigned *n)
+int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out)
 {
     struct block *bs = disk_block(m, slot);
+
+    if (!bs) {
+        memset(out, 0, sizeof(*out));
+        return -ENODEV;
+    }
+    return layer_info(bs, slot, out);
+}
+
+int virt_disk_chain(struct virt_machine *m, unsigned slot, struct virt_disk_info *layers,
+                    unsigned max, unsigned *n)
+{
+    struct block *bs = disk_block(m, slot);
+    int ret = 0;
 
     *n = 0;
     if (!bs)
         return -ENODEV;
-    for (; bs && *n < max; bs = block_backing(bs))
-        snprintf(paths[(*n)++], PATH_MAX, "%s", block_path(bs));
-    return 0;
+    for (; bs && *n < max && ret == 0; bs = block_backing(bs))
+        ret = layer_info(bs, slot, &layers[(*n)++]);
+    return ret;
 }
 
 int virt_disk_release(struct virt_machine *m, unsigned slot)

@@ -322,16 +322,14 @@ out:
 
 struct chain {
     unsigned n;
-    struct block *layer[CHAIN_MAX]; /* [0] the VM's image, [n - 1] the bottom */
+    struct virt_disk_info layer[CHAIN_MAX]; /* [0] the VM's image, [n - 1] the bottom */
 };
 
-static void chain_of(struct block *bs, struct chain *c)
+/* Disk `slot`'s chain as the VM has it open now; an empty chain when the VM cannot say. */
+static void chain_of(const struct snapshot_vm *vm, unsigned slot, struct chain *c)
 {
-    c->n = 0;
-    while (bs && c->n < CHAIN_MAX) {
-        c->layer[c->n++] = bs;
-        bs = block_backing(bs);
-    }
+    if (vm->chain(vm->opaque, slot, c->layer, CHAIN_MAX, &c->n) < 0)
+        c->n = 0;
 }
 
 /* ---- Listing ---- */
@@ -343,6 +341,7 @@ int snapshot_list(const struct snapshot_vm *vm, struct snapshot_entry **out, uns
     struct snapshot_entry *e = NULL;
     struct file_id *ids = NULL;
     struct snap_config *c = NULL;
+    struct chain *ch = NULL;
     unsigned n = 0;
     int ret = 0;
 
@@ -353,19 +352,19 @@ int snapshot_list(const struct snapshot_vm *vm, struct snapshot_entry **out, uns
     e = calloc(cap, sizeof(*e));
     ids = calloc(cap, sizeof(*ids));
     c = malloc(sizeof(*c));
-    if (!e || !ids || !c) {
+    ch = malloc(sizeof(*ch));
+    if (!e || !ids || !c || !ch) {
         ret = -ENOMEM;
         set_err(err, "out of memory");
         goto out;
     }
     for (unsigned d = 0; d < vm->ndisks; d++) {
-        struct chain ch;
         int last = -1;
 
-        chain_of(vm->disks[d].bs, &ch);
+        chain_of(vm, vm->disks[d].slot, ch);
         /* Bottom up: oldest first. */
-        for (unsigned k = ch.n; k-- > 1;) {
-            const char *layer = block_path(ch.layer[k]);
+        for (unsigned k = ch->n; k-- > 1;) {
+            const char *layer = ch->layer[k].path;
             char state[PATH_MAX], abs[PATH_MAX], inner[SNAPSHOT_ERR_LEN];
             struct file_id lid, sid, fid;
             uint64_t taken = 0, bytes = 0;
@@ -411,6 +410,7 @@ out:
     free(e);
     free(ids);
     free(c);
+    free(ch);
     return ret;
 }
 
@@ -658,15 +658,20 @@ int snapshot_note_dependant(const char *frozen, const char *overlay)
 
 void snapshot_note_chain(const struct snapshot_vm *vm)
 {
-    for (unsigned d = 0; d < vm->ndisks; d++) {
-        struct block *top = vm->disks[d].bs, *b1 = block_backing(top);
-        struct block *b2 = b1 ? block_backing(b1) : NULL;
+    struct chain *ch = malloc(sizeof(*ch));
 
-        if (b1)
-            snapshot_note_dependant(block_path(b1), block_path(top));
-        if (b2)
-            snapshot_note_dependant(block_path(b2), block_path(b1));
+    if (!ch) {
+        log_warn("snapshots: out of memory: the new snapshot's users are not recorded");
+        return;
     }
+    for (unsigned d = 0; d < vm->ndisks; d++) {
+        chain_of(vm, vm->disks[d].slot, ch);
+        if (ch->n > 1)
+            snapshot_note_dependant(ch->layer[1].path, ch->layer[0].path);
+        if (ch->n > 2)
+            snapshot_note_dependant(ch->layer[2].path, ch->layer[1].path);
+    }
+    free(ch);
 }
 
 /* ---- Deleting ---- */
@@ -679,7 +684,7 @@ struct disk_plan {
     struct file_id fid;
     /* In the chain: */
     const struct snapshot_disk *disk; /* the VM's disk in this slot, or NULL */
-    struct chain chain;               /* the VM's open images: not to be used once released */
+    struct chain chain;               /* the VM's images when the delete began */
     unsigned k;                       /* frozen is chain.layer[k]; 0: not in the chain */
     char child[PATH_MAX];             /* chain.layer[k - 1]'s path: what frozen replaces */
     char below[PATH_MAX]; /* chain.layer[k + 1]'s path: frozen's backing file; "" none */
@@ -692,16 +697,16 @@ struct disk_plan {
 /* The checks of an in-chain disk before anything is touched. */
 static int check_merge(const char *state, struct disk_plan *p, char *err)
 {
-    struct block *x = p->chain.layer[p->k], *c = p->chain.layer[p->k - 1];
+    const struct virt_disk_info *x = &p->chain.layer[p->k], *c = &p->chain.layer[p->k - 1];
     struct file_id cid;
     struct stat sx, sc;
     int ret;
 
-    snprintf(p->child, sizeof(p->child), "%s", block_path(c));
+    snprintf(p->child, sizeof(p->child), "%s", c->path);
     snprintf(p->below, sizeof(p->below), "%s",
-             p->k + 1 < p->chain.n ? block_path(p->chain.layer[p->k + 1]) : "");
-    snprintf(p->fmt_frozen, sizeof(p->fmt_frozen), "%s", block_format_name(x));
-    snprintf(p->fmt_top, sizeof(p->fmt_top), "%s", block_format_name(p->chain.layer[0]));
+             p->k + 1 < p->chain.n ? p->chain.layer[p->k + 1].path : "");
+    snprintf(p->fmt_frozen, sizeof(p->fmt_frozen), "%s", x->format);
+    snprintf(p->fmt_top, sizeof(p->fmt_top), "%s", p->chain.layer[0].format);
     if (lstat(p->frozen, &sx) < 0 || lstat(p->child, &sc) < 0) {
         ret = -errno;
         set_err(err, "%s: cannot look at %s or %s: %s", state, p->frozen, p->child,
@@ -730,18 +735,18 @@ static int check_merge(const char *state, struct disk_plan *p, char *err)
                 state, p->frozen, p->child);
         return -EINVAL;
     }
-    if (block_length(x) != block_length(c)) {
+    if (x->length != c->length) {
         set_err(err, "%s: cannot delete it: %s is %" PRIu64 " bytes, %s above it %" PRIu64, state,
-                p->frozen, block_length(x), p->child, block_length(c));
+                p->frozen, x->length, p->child, c->length);
         return -EINVAL;
     }
     /* The images above name the child with its format; a frozen image can change format only
      * where nothing does: in the VM's own active layer. */
-    if (p->k > 1 && strcmp(p->fmt_frozen, block_format_name(c))) {
+    if (p->k > 1 && strcmp(p->fmt_frozen, c->format)) {
         set_err(err,
                 "%s: cannot delete it: its disk image %s is %s and %s above it is %s; merging "
                 "would change that image's format: delete the newer snapshot first",
-                state, p->frozen, p->fmt_frozen, p->child, block_format_name(c));
+                state, p->frozen, p->fmt_frozen, p->child, c->format);
         return -EINVAL;
     }
     cid.dev = sc.st_dev;
@@ -779,7 +784,7 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
     }
     tp = time_now_ns();
     for (unsigned i = 0; i < np; i++) {
-        ret = block_release(plans[i].disk->bs);
+        ret = vm->release(vm->opaque, plans[i].slot);
         plans[i].released = true;
         if (ret < 0) {
             set_err(err, "%s: flushing %s failed: %s; nothing was deleted", state, plans[i].child,
@@ -862,7 +867,7 @@ reopen:
         p->top = p->base = NULL;
         if (!p->released)
             continue;
-        r = block_reopen(p->disk->bs, block_path(p->disk->bs), fmt, false, berr);
+        r = vm->reopen(vm->opaque, p->slot, p->chain.layer[0].path, fmt, berr);
         if (r < 0) {
             log_error("%s: the VM cannot reopen its disk: %s", state, berr);
             if (ret == 0) {
@@ -941,6 +946,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
 {
     struct disk_plan *plans = NULL;
     struct snap_config *cfg = NULL;
+    struct chain *ch = NULL;
     char state[PATH_MAX], deps[PATH_MAX];
     unsigned slots = 0, in_chain = 0, np = 0;
     uint64_t t0 = time_now_ns(), taken, bytes;
@@ -962,7 +968,8 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         return ret;
     plans = calloc(SNAPSHOT_MAX_DISKS, sizeof(*plans));
     cfg = calloc(1, sizeof(*cfg));
-    if (!plans || !cfg) {
+    ch = malloc(sizeof(*ch));
+    if (!plans || !cfg || !ch) {
         ret = -ENOMEM;
         set_err(err, "out of memory");
         goto out;
@@ -1010,13 +1017,11 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         if (!p->exists)
             continue;
         for (unsigned d = 0; d < vm->ndisks; d++) {
-            struct chain ch;
-
-            chain_of(vm->disks[d].bs, &ch);
-            for (unsigned k = 0; k < ch.n; k++) {
+            chain_of(vm, vm->disks[d].slot, ch);
+            for (unsigned k = 0; k < ch->n; k++) {
                 struct file_id lid;
 
-                if (!id_of(block_path(ch.layer[k]), &lid) || !id_eq(&lid, &p->fid))
+                if (!id_of(ch->layer[k].path, &lid) || !id_eq(&lid, &p->fid))
                     continue;
                 if (k == 0) {
                     ret = -EINVAL;
@@ -1031,7 +1036,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
                     goto out;
                 }
                 p->disk = &vm->disks[d];
-                p->chain = ch;
+                p->chain = *ch;
                 p->k = k;
                 in_chain |= 1u << s;
             }
@@ -1130,16 +1135,17 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         /* Another branch: only one of this VM's, and only if nothing uses it. */
         for (unsigned i = 0; i < np; i++) {
             struct disk_plan *p = &plans[i];
-            const struct snapshot_disk *d = vm_disk(vm, p->slot);
             struct file_id of, mine;
 
-            if (!id_of(cfg->of[p->slot], &of) || !id_of(block_path(d->bs), &mine) ||
-                !id_eq(&of, &mine)) {
+            chain_of(vm, p->slot, &p->chain);
+            if (!p->chain.n || !id_of(cfg->of[p->slot], &of) ||
+                !id_of(p->chain.layer[0].path, &mine) || !id_eq(&of, &mine)) {
                 ret = -EINVAL;
                 set_err(err,
                         "%s: not a snapshot of this VM: it froze %s as disk %u, this VM's "
                         "disk there is %s",
-                        state, cfg->of[p->slot], p->slot, block_path(d->bs));
+                        state, cfg->of[p->slot], p->slot,
+                        p->chain.n ? p->chain.layer[0].path : "unknown");
                 goto out;
             }
             if (!p->exists)
@@ -1172,6 +1178,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
 out:
     free(plans);
     free(cfg);
+    free(ch);
     res->total_ns = time_now_ns() - t0;
     return ret;
 }
@@ -1208,24 +1215,23 @@ static int rename_new(const char *from, const char *to)
 /* Whether id is the file of an image in any disk's chain; *slot says whose. */
 static bool in_chains(struct virt_machine *m, const struct file_id *id, unsigned *slot)
 {
-    char(*paths)[PATH_MAX] = malloc(CHAIN_MAX * sizeof(*paths));
+    struct chain *ch = malloc(sizeof(*ch));
     bool found = false;
 
-    if (!paths)
+    if (!ch)
         return false;
     for (unsigned s = 0; s < virt_get_config(m)->ndevices && !found; s++) {
-        unsigned n = 0;
         struct file_id lid;
 
-        if (virt_disk_chain(m, s, paths, CHAIN_MAX, &n))
+        if (virt_disk_chain(m, s, ch->layer, CHAIN_MAX, &ch->n))
             continue;
-        for (unsigned i = 0; i < n && !found; i++)
-            if (id_of(paths[i], &lid) && id_eq(&lid, id)) {
+        for (unsigned i = 0; i < ch->n && !found; i++)
+            if (id_of(ch->layer[i].path, &lid) && id_eq(&lid, id)) {
                 found = true;
                 *slot = s;
             }
     }
-    free(paths);
+    free(ch);
     return found;
 }
 

@@ -42,7 +42,7 @@
 #define SNAPSHOT_ERR_LEN   512
 #define SNAPSHOT_MAX_DISKS 8 /* device slots, VIRT_VIRTIO_SLOTS */
 
-struct block;
+struct virt_disk_info;
 struct virt_machine;
 
 /* ---- Taking a snapshot ----
@@ -90,18 +90,27 @@ int snapshot_create(struct virt_machine *m, const char *path, const struct snaps
 
 /* One writable disk of the VM. */
 struct snapshot_disk {
-    unsigned slot;    /* device slot (< SNAPSHOT_MAX_DISKS): its snapshot images are FILE.diskN */
-    struct block *bs; /* the VM's open image, the top of the chain; used by the VM's I/O thread
-                       * except between stop_io() and resume_io() */
+    unsigned slot; /* device slot (< SNAPSHOT_MAX_DISKS): its snapshot images are FILE.diskN */
 };
 
+/* The VM as list and delete see it: its writable disks, and what they may do to them. Every
+ * member is called on the caller's thread; the VM's images are looked at (chain) while the
+ * guest runs and changed only between stop_io() and resume_io(). */
 struct snapshot_vm {
     struct snapshot_disk disks[SNAPSHOT_MAX_DISKS];
     unsigned ndisks;
+    /* Disk `slot`'s chain as the VM has it open, top (the image the guest writes) first:
+     * 0 and at most max layers in *n, or -errno. */
+    int (*chain)(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                 unsigned *n);
     /* Stops every guest access to the disks (vCPUs paused, devices quiesced), and lets them
      * go on. stop_io() returns 0 or -errno (-EBUSY: the VM is resetting or exiting). */
     int (*stop_io)(void *opaque);
     void (*resume_io)(void *opaque);
+    /* Between stop and resume: disk `slot` flushes and lets go of its image, and takes the
+     * image at path (of format) back. 0 or -errno (reopen: one line in err, BLOCK_ERR_LEN). */
+    int (*release)(void *opaque, unsigned slot);
+    int (*reopen)(void *opaque, unsigned slot, const char *path, const char *format, char *err);
     /* Optional: the image at disk `slot`'s path is now of `format` (a raw image took the
      * active overlay's place), for the config later snapshots record. Between stop and resume. */
     void (*disk_format_changed)(void *opaque, unsigned slot, const char *format);

@@ -15,7 +15,6 @@
 
 #include "base/log.h"
 #include "base/time.h"
-#include "block/block.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
@@ -293,6 +292,23 @@ static void api_disk_format_changed(void *opaque, unsigned slot, const char *for
     virt_set_device_opts(io->m, slot, out);
 }
 
+static int api_disk_chain(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                          unsigned *n)
+{
+    return virt_disk_chain(((struct api_io *)opaque)->m, slot, layers, max, n);
+}
+
+static int api_disk_release(void *opaque, unsigned slot)
+{
+    return virt_disk_release(((struct api_io *)opaque)->m, slot);
+}
+
+static int api_disk_reopen(void *opaque, unsigned slot, const char *path, const char *format,
+                           char *err)
+{
+    return virt_disk_reopen(((struct api_io *)opaque)->m, slot, path, format, err);
+}
+
 /* Fills vm with the machine's writable disks; io is the stop/resume state. */
 static void api_snapshot_vm(struct virt_machine *m, struct api_io *io, struct snapshot_vm *vm)
 {
@@ -302,13 +318,16 @@ static void api_snapshot_vm(struct virt_machine *m, struct api_io *io, struct sn
     io->m = m;
     io->was_paused = false;
     for (unsigned i = 0; i < cfg->ndevices && vm->ndisks < SNAPSHOT_MAX_DISKS; i++) {
-        struct block *bs = virt_disk_block(m, i);
+        struct virt_disk_info info;
 
-        if (bs && !block_readonly(bs))
-            vm->disks[vm->ndisks++] = (struct snapshot_disk){.slot = i, .bs = bs};
+        if (virt_disk_info(m, i, &info) == 0 && !info.readonly)
+            vm->disks[vm->ndisks++] = (struct snapshot_disk){.slot = i};
     }
+    vm->chain = api_disk_chain;
     vm->stop_io = api_stop_io;
     vm->resume_io = api_resume_io;
+    vm->release = api_disk_release;
+    vm->reopen = api_disk_reopen;
     vm->disk_format_changed = api_disk_format_changed;
     vm->opaque = io;
 }

@@ -1,5 +1,5 @@
 /* Snapshot list and delete without a VM: a fake VM whose disks are real images in a temporary
- * folder, snapshots taken the way vm_snapshot() takes them (the image moves to FILE.diskN, a
+ * folder, snapshots taken the way snapshot_create() takes them (the image moves to FILE.diskN, a
  * qcow2 overlay takes its place, a state file names them), restores and clones made the way
  * restore_disk() makes them. Checked: the list (order, parents, sizes); deleting the middle,
  * oldest and newest of base -> A -> B -> C -> top with every byte of the disk the VM sees, and
@@ -53,6 +53,7 @@ static void tpath(char *out, const char *fmt, const char *name)
 
 struct fake_vm {
     struct snapshot_vm vm;
+    struct block *bs[SNAPSHOT_MAX_DISKS]; /* the images the VM has open, as vm.disks */
     char live[SNAPSHOT_MAX_DISKS][PATH_MAX];
     int stops, resumes;
     bool refuse_stop;
@@ -74,6 +75,47 @@ static void fake_resume(void *opaque)
     ((struct fake_vm *)opaque)->resumes++;
 }
 
+/* The open image of disk `slot`, as a machine's device holds it. */
+static struct block *fake_disk(struct fake_vm *f, unsigned slot)
+{
+    for (unsigned d = 0; d < f->vm.ndisks; d++)
+        if (f->vm.disks[d].slot == slot)
+            return f->bs[d];
+    return NULL;
+}
+
+static int fake_chain(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                      unsigned *n)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    *n = 0;
+    if (!bs)
+        return -ENODEV;
+    for (; bs && *n < max; bs = block_backing(bs), (*n)++) {
+        memset(&layers[*n], 0, sizeof(layers[*n]));
+        layers[*n].slot = slot;
+        layers[*n].length = block_length(bs);
+        sfmt(layers[*n].path, PATH_MAX, "%s", block_path(bs));
+        sfmt(layers[*n].format, sizeof(layers[*n].format), "%s", block_format_name(bs));
+    }
+    return 0;
+}
+
+static int fake_release(void *opaque, unsigned slot)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    return bs ? block_release(bs) : -ENODEV;
+}
+
+static int fake_reopen(void *opaque, unsigned slot, const char *path, const char *format, char *err)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    return bs ? block_reopen(bs, path, format, false, err) : -ENODEV;
+}
+
 static void fake_format(void *opaque, unsigned slot, const char *format)
 {
     sfmt(((struct fake_vm *)opaque)->changed_fmt, 16, "%s", format);
@@ -82,8 +124,11 @@ static void fake_format(void *opaque, unsigned slot, const char *format)
 static void vm_init(struct fake_vm *f)
 {
     memset(f, 0, sizeof(*f));
+    f->vm.chain = fake_chain;
     f->vm.stop_io = fake_stop;
     f->vm.resume_io = fake_resume;
+    f->vm.release = fake_release;
+    f->vm.reopen = fake_reopen;
     f->vm.disk_format_changed = fake_format;
     f->vm.opaque = f;
 }
@@ -94,7 +139,7 @@ static bool vm_add_disk(struct fake_vm *f, unsigned slot, const char *path, cons
     char err[BLOCK_ERR_LEN];
     struct snapshot_disk *d = &f->vm.disks[f->vm.ndisks];
 
-    if (block_open(path, fmt, false, &d->bs, err)) {
+    if (block_open(path, fmt, false, &f->bs[f->vm.ndisks], err)) {
         printf("open %s: %s\n", path, err);
         return false;
     }
@@ -120,7 +165,7 @@ static bool vm_on_new_disk(struct fake_vm *f, const char *live, const char *back
 static void vm_close(struct fake_vm *f)
 {
     for (unsigned d = 0; d < f->vm.ndisks; d++)
-        block_close(f->vm.disks[d].bs);
+        block_close(f->bs[d]);
     f->vm.ndisks = 0;
 }
 
@@ -165,7 +210,7 @@ static void write_state(const char *path, const char *json, uint32_t version)
     fclose(fp);
 }
 
-/* What vm_snapshot() does to the disks, and the state file it writes. */
+/* What snapshot_create() does to the disks, and the state file it writes. */
 static bool take_snapshot(struct fake_vm *f, const char *snap)
 {
     char json[16384], err[BLOCK_ERR_LEN];
@@ -187,14 +232,15 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
             continue;
         }
         d++;
-        sfmt(fmt, sizeof(fmt), "%s", block_format_name(disk->bs));
+        sfmt(fmt, sizeof(fmt), "%s", block_format_name(f->bs[disk - f->vm.disks]));
         sfmt(frozen, sizeof(frozen), "%s.disk%u", snap, s);
-        if (block_release(disk->bs) ||
+        if (block_release(f->bs[disk - f->vm.disks]) ||
             (!snapshot_same_folder(f->live[disk - f->vm.disks], frozen) &&
              block_anchor_backing(f->live[disk - f->vm.disks], fmt, err)) ||
             rename(f->live[disk - f->vm.disks], frozen) ||
             block_create_qcow2(f->live[disk - f->vm.disks], 0, 0, frozen, fmt, err) ||
-            block_reopen(disk->bs, f->live[disk - f->vm.disks], "qcow2", false, err)) {
+            block_reopen(f->bs[disk - f->vm.disks], f->live[disk - f->vm.disks], "qcow2", false,
+                         err)) {
             printf("snapshot %s: %s\n", snap, err);
             return false;
         }
@@ -225,7 +271,7 @@ static bool make_overlay(const char *target, const char *frozen, const char *fmt
 static bool revert(struct fake_vm *f, const char *snap, const char *fmt)
 {
     char frozen[PATH_MAX], err[BLOCK_ERR_LEN];
-    struct block *bs = f->vm.disks[0].bs;
+    struct block *bs = f->bs[0];
 
     sfmt(frozen, sizeof(frozen), "%s.disk0", snap);
     return block_release(bs) == 0 && make_overlay(f->live[0], frozen, fmt) &&
@@ -356,16 +402,16 @@ static void test_chain(void)
     if (!vm_on_new_disk(&f, live, "base.qcow2")) /* a template */
         return;
     for (int i = 0; i < 3; i++) {
-        scribble(f.vm.disks[0].bs, 30);
+        scribble(f.bs[0], 30);
         sfmt(snap[i], sizeof(snap[i]), "%s/%c.tsr", dir, names[i]);
         CHECK(take_snapshot(&f, snap[i]));
         sfmt(img, sizeof(img), "%s.disk0", snap[i]);
         frozen[i] = read_image(img);
     }
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "A.tsr(-1:1),B.tsr(0:1),C.tsr(1:1)"));
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
 
     /* The middle one: B.disk0 takes C.disk0's content and place. */
     err[0] = '\0';
@@ -374,7 +420,7 @@ static void test_chain(void)
         printf("%s\n", err);
     CHECK(res.in_chain && res.disks == 1 && res.bytes_merged > 0);
     CHECK(f.stops == 1 && f.resumes == 1);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     CHECK(!exists(snap[1]) && !exists_fmt("%s.disk0", snap[1]) && !exists_fmt("%s.deps", snap[1]));
@@ -394,11 +440,11 @@ static void test_chain(void)
     }
 
     /* The VM writes on; then the oldest goes (its child: C.disk0, B's data merged in). */
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     free(want);
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     CHECK(snapshot_delete(&f.vm, snap[0], &res, err) == 0);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     sfmt(img, sizeof(img), "%s.disk0", snap[2]);
@@ -409,25 +455,24 @@ static void test_chain(void)
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "C.tsr(-1:1)"));
     /* C.disk0 (A's image now) still backs on the template, by its relative name. */
-    if (block_backing(f.vm.disks[0].bs) && block_backing(block_backing(f.vm.disks[0].bs)))
-        CHECK(!strcmp(block_path(block_backing(block_backing(f.vm.disks[0].bs))), base));
+    if (block_backing(f.bs[0]) && block_backing(block_backing(f.bs[0])))
+        CHECK(!strcmp(block_path(block_backing(block_backing(f.bs[0]))), base));
 
     /* The newest: the VM's active overlay is merged into C.disk0, which takes its place. */
     CHECK(snapshot_delete(&f.vm, snap[2], &res, err) == 0);
     CHECK(f.stops == 3 && f.resumes == 3);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     CHECK(!exists(snap[2]) && !exists_fmt("%s.disk0", snap[2]) && exists(live));
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, ""));
-    CHECK(block_backing(f.vm.disks[0].bs) &&
-          !strcmp(block_path(block_backing(f.vm.disks[0].bs)), base));
-    CHECK(!strcmp(block_format_name(f.vm.disks[0].bs), "qcow2") && !f.changed_fmt[0]);
+    CHECK(block_backing(f.bs[0]) && !strcmp(block_path(block_backing(f.bs[0])), base));
+    CHECK(!strcmp(block_format_name(f.bs[0]), "qcow2") && !f.changed_fmt[0]);
     /* The disk works on. */
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     free(want);
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     vm_close(&f);
     got = read_image(live);
     CHECK(same(want, got));
@@ -454,10 +499,10 @@ static void test_dependants(void)
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     if (!vm_on_new_disk(&f, live, NULL))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(s, sizeof(s), "%s/s.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(img, sizeof(img), "%s.disk0", s);
     sfmt(clone, sizeof(clone), "%s/disk.qcow2", cdir);
     CHECK(make_overlay(clone, img, "qcow2"));
@@ -516,11 +561,11 @@ static void test_dependants(void)
     sfmt(s, sizeof(s), "%s/a.tsr", dir);
     sfmt(t, sizeof(t), "%s/b.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, t));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(revert(&f, s, "qcow2"));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     char list[512];
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "a.tsr(-1:1)"));
@@ -537,10 +582,10 @@ static void test_dependants(void)
     CHECK(!res.in_chain && res.disks == 1 && f.stops == 0);
     CHECK(!exists(t) && !exists_fmt("%s.disk0", t) && !exists_fmt("%s.deps", t));
     /* Now a goes too, merged. */
-    uint8_t *want = read_all(f.vm.disks[0].bs), *got;
+    uint8_t *want = read_all(f.bs[0]), *got;
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(res.in_chain);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(want);
     free(got);
@@ -559,16 +604,16 @@ static void test_state_missing(void)
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     if (!vm_on_new_disk(&f, live, NULL))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(s, sizeof(s), "%s/m.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
-    want = read_all(f.vm.disks[0].bs);
+    scribble(f.bs[0], 20);
+    want = read_all(f.bs[0]);
     /* Interrupted after its third step: the state file gone, the active overlay's clusters
      * copied into m.tsr.disk0, not yet renamed. The chain reads the same. */
     {
         char img[PATH_MAX], berr[BLOCK_ERR_LEN];
-        struct block *base = NULL, *top = NULL, *bs = f.vm.disks[0].bs;
+        struct block *base = NULL, *top = NULL, *bs = f.bs[0];
 
         sfmt(img, sizeof(img), "%s.disk0", s);
         CHECK(block_release(bs) == 0);
@@ -586,7 +631,7 @@ static void test_state_missing(void)
     }
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(res.in_chain && res.disks == 1);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     CHECK(!exists_fmt("%s.disk0", s) && !exists_fmt("%s.deps", s));
     /* Interrupted after its last rename: only the record is left, and a rerun removes it. */
@@ -629,13 +674,13 @@ static void test_raw(void)
     vm_init(&f);
     if (!vm_add_disk(&f, 0, live, "raw"))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(a, sizeof(a), "%s/a.tsr", dir);
     sfmt(b, sizeof(b), "%s/b.tsr", dir);
     CHECK(take_snapshot(&f, a));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, b));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     before[0] = after[0] = '\0';
     fingerprint(dir, before, sizeof(before));
     err[0] = '\0';
@@ -643,10 +688,10 @@ static void test_raw(void)
     CHECK(strstr(err, "raw") != NULL && strstr(err, "newer snapshot first") != NULL);
     fingerprint(dir, after, sizeof(after));
     CHECK(!strcmp(before, after));
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     CHECK(snapshot_delete(&f.vm, b, &res, err) == 0);
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0);
-    bs = f.vm.disks[0].bs;
+    bs = f.bs[0];
     CHECK(!strcmp(block_format_name(bs), "raw") && !strcmp(f.changed_fmt, "raw"));
     got = read_all(bs);
     CHECK(same(want, got));
@@ -676,19 +721,19 @@ static void test_relative_backing(void)
         return;
     if (!vm_on_new_disk(&f, live, "base.qcow2"))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(a, sizeof(a), "%s/A.tsr", dir);
     sfmt(b, sizeof(b), "%s/B.tsr", sdir);
     CHECK(take_snapshot(&f, a));
     sfmt(img, sizeof(img), "%s.disk0", a);
     CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
     CHECK(!strcmp(name, "base.qcow2")); /* same folder: left as the user wrote it */
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, b));
     sfmt(img, sizeof(img), "%s.disk0", b);
     frozen_b = read_image(img);
-    scribble(f.vm.disks[0].bs, 20);
-    want = read_all(f.vm.disks[0].bs);
+    scribble(f.bs[0], 20);
+    want = read_all(f.bs[0]);
 
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0 || !printf("%s\n", err));
     CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
@@ -696,7 +741,7 @@ static void test_relative_backing(void)
     got = read_image(img);
     CHECK(same(frozen_b, got));
     free(got);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     if (have_qemu_img)
@@ -725,23 +770,23 @@ static void test_two_disks(void)
         return;
     sfmt(a, sizeof(a), "%s/a.tsr", dir);
     sfmt(b, sizeof(b), "%s/b.tsr", dir);
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     CHECK(take_snapshot(&f, a));
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     CHECK(take_snapshot(&f, b));
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "a.tsr(-1:5),b.tsr(0:5)"));
-    w0 = read_all(f.vm.disks[0].bs);
-    w2 = read_all(f.vm.disks[1].bs);
+    w0 = read_all(f.bs[0]);
+    w2 = read_all(f.bs[1]);
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0);
     CHECK(res.disks == 2);
     CHECK(snapshot_delete(&f.vm, b, &res, err) == 0);
-    g0 = read_all(f.vm.disks[0].bs);
-    g2 = read_all(f.vm.disks[1].bs);
+    g0 = read_all(f.bs[0]);
+    g2 = read_all(f.bs[1]);
     CHECK(same(w0, g0) && same(w2, g2));
     free(w0);
     free(w2);
@@ -1027,14 +1072,14 @@ static void machine_stop(struct machine_run *r)
 /* The paths of disk 0's chain as "top<backing<..." */
 static void chain_str(struct virt_machine *m, char *out, size_t len)
 {
-    char(*paths)[PATH_MAX] = calloc(8, PATH_MAX);
+    struct virt_disk_info *layers = calloc(8, sizeof(*layers));
     unsigned n = 0;
 
     out[0] = '\0';
-    CHECK(paths && virt_disk_chain(m, 0, paths, 8, &n) == 0);
-    for (unsigned i = 0; paths && i < n; i++)
-        sfmt(out + strlen(out), len - strlen(out), "%s%s", i ? "<" : "", paths[i]);
-    free(paths);
+    CHECK(layers && virt_disk_chain(m, 0, layers, 8, &n) == 0);
+    for (unsigned i = 0; layers && i < n; i++)
+        sfmt(out + strlen(out), len - strlen(out), "%s%s", i ? "<" : "", layers[i].path);
+    free(layers);
 }
 
 static void plant_file(void *opaque, const char *phase, uint64_t done, uint64_t total,
