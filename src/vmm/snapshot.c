@@ -1266,7 +1266,7 @@ static int check_free(struct virt_machine *m, const char *shown, const char *pat
 
 int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PATH_MAX], char *err)
 {
-    char dir[PATH_MAX], base[PATH_MAX], name[PATH_MAX + 16];
+    char dir[PATH_MAX], base[PATH_MAX], name[PATH_MAX];
     size_t len = strlen(path);
     struct file_id id;
     unsigned slot;
@@ -1308,7 +1308,7 @@ int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PAT
         set_err(err, "%s: path too long", path);
         return -ENAMETOOLONG;
     }
-    snprintf(abs, PATH_MAX, "%s", name);
+    memcpy(abs, name, strlen(name) + 1);
     if (check_free(m, path, abs, err))
         return -EEXIST;
     for (unsigned s = 0; s < virt_get_config(m)->ndevices; s++) {

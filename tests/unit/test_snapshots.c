@@ -1027,7 +1027,9 @@ struct machine_run {
     struct virt_machine *m;
     pthread_t thread;
     char bios[PATH_MAX];
-    char plant[PATH_MAX]; /* progress: create this file when the guest stops */
+    char plant[PATH_MAX];     /* progress: create this file when the guest stops */
+    char opts[PATH_MAX + 32]; /* disk 0's options: the machine keeps pointing at them */
+    int console;
 };
 
 static void *machine_thread(void *opaque)
@@ -1041,7 +1043,7 @@ static bool machine_start(struct machine_run *r, const char *dir, const char *di
 {
     static const uint32_t loop[] = {0x0000006f}; /* j . */
     struct virt_config cfg = {.cpus = 1, .mem_size = VIRT_MIN_MEM};
-    char opts[PATH_MAX + 32], err[BLOCK_ERR_LEN] = "";
+    char err[BLOCK_ERR_LEN] = "";
     FILE *fp;
 
     memset(r, 0, sizeof(*r));
@@ -1051,10 +1053,11 @@ static bool machine_start(struct machine_run *r, const char *dir, const char *di
     if (fp)
         fclose(fp);
     CHECK(block_create_qcow2(disk, DISK_SIZE, 0, NULL, NULL, err) == 0 || !printf("%s\n", err));
-    sfmt(opts, sizeof(opts), "%s,format=qcow2", disk);
+    sfmt(r->opts, sizeof(r->opts), "%s,format=qcow2", disk);
     cfg.bios = r->bios;
-    cfg.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    cfg.devices[0] = (struct virt_device_spec){"disk", opts};
+    r->console = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    cfg.console_fd = r->console;
+    cfg.devices[0] = (struct virt_device_spec){"disk", r->opts};
     cfg.ndevices = 1;
     if (virt_create(&cfg, &r->m))
         return false;
@@ -1067,6 +1070,7 @@ static void machine_stop(struct machine_run *r)
     virt_request_exit(r->m, 0);
     pthread_join(r->thread, NULL);
     virt_destroy(r->m);
+    close(r->console);
 }
 
 /* The paths of disk 0's chain as "top<backing<..." */
