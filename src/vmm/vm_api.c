@@ -74,8 +74,8 @@ static int api_describe(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
-/* A snapshot job pauses and resumes the guest itself: a user's pause or resume meanwhile
- * would run the guest while its disks are frozen. */
+/* A snapshot job pauses and resumes the guest itself: a user's pause, resume or reset
+ * meanwhile would run the guest while its disks are frozen. */
 static bool job_active(struct vm_api *a);
 
 static int api_pause(void *vm)
@@ -162,8 +162,11 @@ static int api_stop(void *vm)
     return 0;
 }
 
+/* Refused while a snapshot job runs: a reset runs a paused guest again. */
 static int api_reset(void *vm)
 {
+    if (job_active(vm))
+        return -EBUSY;
     virt_request_reset(((struct vm_api *)vm)->m);
     return 0;
 }
