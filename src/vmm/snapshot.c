@@ -223,7 +223,7 @@ static const char *json_str(json_t *o, const char *key)
     return json_string_value(v);
 }
 
-/* Parses the machine config of state file `path` (the JSON vm_snapshot() writes). */
+/* Parses the machine config of state file `path` (the JSON snapshot_create() writes). */
 static int parse_config(const char *path, const char *json, struct snap_config *c, char *err)
 {
     json_error_t jerr;
