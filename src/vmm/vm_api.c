@@ -15,7 +15,6 @@
 
 #include "base/log.h"
 #include "base/time.h"
-#include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
