@@ -156,6 +156,14 @@ int virt_disk_release(struct virt_machine *m, unsigned slot);
 int virt_disk_reopen(struct virt_machine *m, unsigned slot, const char *path, const char *format,
                      char *err);
 
+struct dirty_log;
+/* Block migration, while the VM runs: every write to disk `slot` from now on marks `log` (the
+ * caller's, sized for the disk in 4 KiB blocks; NULL stops it), and a read of the disk's
+ * contents. Each holds the device's I/O worker off the image for that one step. 0 or -errno
+ * (-ENODEV: no disk in that slot). */
+int virt_disk_track_writes(struct virt_machine *m, unsigned slot, struct dirty_log *log);
+int virt_disk_read(struct virt_machine *m, unsigned slot, uint64_t offset, void *buf, size_t len);
+
 /* virt_config_json() of the machine's config as it is now, taken under the machine's lock so
  * that a virt_set_device_opts() on another thread (a snapshot worker) cannot free a string
  * under it. Any thread; a new reference. */

@@ -79,6 +79,31 @@ int virt_disk_reopen(struct virt_machine *m, unsigned slot, const char *path, co
     return block_reopen(bs, path, format, false, err);
 }
 
+int virt_disk_track_writes(struct virt_machine *m, unsigned slot, struct dirty_log *log)
+{
+    struct block *bs = disk_block(m, slot);
+
+    if (!bs)
+        return -ENODEV;
+    virtio_blk_lock(m->vdevs[slot].dev);
+    block_track_writes(bs, log);
+    virtio_blk_unlock(m->vdevs[slot].dev);
+    return 0;
+}
+
+int virt_disk_read(struct virt_machine *m, unsigned slot, uint64_t offset, void *buf, size_t len)
+{
+    struct block *bs = disk_block(m, slot);
+    int ret;
+
+    if (!bs)
+        return -ENODEV;
+    virtio_blk_lock(m->vdevs[slot].dev);
+    ret = block_read(bs, offset, buf, len);
+    virtio_blk_unlock(m->vdevs[slot].dev);
+    return ret;
+}
+
 json_t *virt_config_json_now(struct virt_machine *m)
 {
     json_t *o;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/dirty.h"
 #include "base/log.h"
 #include "block/block.h"
 #include "machine/virt.h"
@@ -1135,6 +1136,23 @@ static void test_create(void)
     if (!machine_start(&r, dir, disk)) {
         CHECK(!"machine_start");
         return;
+    }
+    /* The machine's view of its disk, as the VMM uses it. */
+    {
+        struct virt_disk_info info;
+        struct dirty_log log;
+        uint8_t buf[4096] = {1};
+
+        CHECK(virt_disk_info(r.m, 0, &info) == 0 && !strcmp(info.path, disk) &&
+              !strcmp(info.format, "qcow2") && !info.readonly && info.length == DISK_SIZE);
+        CHECK(virt_disk_info(r.m, 1, &info) == -ENODEV);
+        CHECK(virt_disk_read(r.m, 0, 8192, buf, sizeof(buf)) == 0 && !buf[0] &&
+              !memcmp(buf, buf + 1, sizeof(buf) - 1));
+        CHECK(virt_disk_read(r.m, 3, 0, buf, sizeof(buf)) == -ENODEV);
+        CHECK(dirty_log_init(&log, (DISK_SIZE + 4095) / 4096) == 0);
+        CHECK(virt_disk_track_writes(r.m, 0, &log) == 0);
+        CHECK(virt_disk_track_writes(r.m, 0, NULL) == 0);
+        dirty_log_destroy(&log);
     }
     CHECK(snapshot_create(r.m, a, NULL, &st, err) == 0 || !printf("%s\n", err));
     CHECK(st.disks == 1 && st.bytes > 0 && exists(a) && exists_fmt("%s.disk0", a));
