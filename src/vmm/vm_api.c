@@ -392,9 +392,6 @@ static int api_snapshots(void *vm, json_t **out)
 
 /* ---- The snapshot worker: snapshot and snapshot-delete run on it, one at a time ---- */
 
-/* Runs on the job's thread: the action, then its outcome into a->job under a->lock. */
-static void *job_thread(void *opaque);
-
 /* The job's status object (GET /v1/vm/snapshot). a->lock held. */
 static json_t *job_status_locked(const struct vm_api *a)
 {
@@ -416,7 +413,7 @@ static json_t *job_status_locked(const struct vm_api *a)
     if (o && j->state == JOB_COMPLETED && j->result)
         json_object_set(o, "result", j->result);
     if (o && j->state == JOB_FAILED)
-        json_object_set_new(o, "error", json_string(j->error));
+        json_object_set_new(o, "error", path_json(j->error)); /* may hold a path: any bytes */
     return o;
 }
 
@@ -486,6 +483,7 @@ static int job_delete(struct vm_api *a, const char *file, json_t **result, char 
     return *result ? 0 : -ENOMEM;
 }
 
+/* Runs on the job's thread: the action, then its outcome into a->job under a->lock. */
 static void *job_thread(void *opaque)
 {
     struct vm_api *a = opaque;
