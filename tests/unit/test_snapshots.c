@@ -8,7 +8,11 @@
  * delete refuse with nothing changed (every file's name and content compared); another
  * branch's snapshot removed; a state file gone but its images in the chain (a rerun after a
  * crash); raw original disks; two disks; a diskless VM; and hostile input: garbage, truncated
- * and foreign headers, symbolic links, FIFOs, long paths, another VM's snapshot. */
+ * and foreign headers, symbolic links, FIFOs, long paths, another VM's snapshot.
+ * Then snapshot_create() on a real one-hart machine looping in its firmware, with a qcow2 disk:
+ * the machine's disk view; a snapshot; and the targets refused with nothing changed (the same
+ * FILE twice, the VM's disk, an image below it, a stray FILE.disk0, control characters, a
+ * trailing slash, a folder, a missing folder); a failure after the disk is frozen undone. */
 #include "test.h"
 
 #include <dirent.h>
