@@ -334,6 +334,78 @@ static int prep_migrate_cancel(const struct vm_command *cmd, char **args, int na
 }
 
 /* Follows a started migration, printing each round, until it completes or fails. */
+/* The result line of a finished snapshot or snapshot-delete, from its result object. */
+static void print_snapshot_result(const char *name, const char *file, json_t *doc)
+{
+    if (!strcmp(name, "snapshot")) {
+        printf("snapshot %s: %" JSON_INTEGER_FORMAT " MiB written (%" JSON_INTEGER_FORMAT
+               " of %" JSON_INTEGER_FORMAT " RAM pages zero), %" JSON_INTEGER_FORMAT
+               " disk(s) frozen, paused %.0f ms\n",
+               file, json_integer_value(json_object_get(doc, "bytes")) >> 20,
+               json_integer_value(json_object_get(doc, "zero_pages")),
+               json_integer_value(json_object_get(doc, "ram_pages")),
+               json_integer_value(json_object_get(doc, "disks")),
+               json_number_value(json_object_get(doc, "paused_ms")));
+    } else {
+        const char *action = json_string_value(json_object_get(doc, "action"));
+        char size[32];
+
+        human_size((uint64_t)json_integer_value(json_object_get(doc, "bytes_merged")), size,
+                   sizeof(size));
+        if (action && !strcmp(action, "merged"))
+            printf("snapshot-delete %s: %" JSON_INTEGER_FORMAT
+                   " disk image(s) merged (%s copied), paused %.0f ms\n",
+                   file, json_integer_value(json_object_get(doc, "disks")), size,
+                   json_number_value(json_object_get(doc, "paused_ms")));
+        else
+            printf("snapshot-delete %s: removed with %" JSON_INTEGER_FORMAT
+                   " disk image(s) (it was on another branch)\n",
+                   file, json_integer_value(json_object_get(doc, "disks")));
+    }
+}
+
+/* Follows GET /v1/vm/snapshot from the status `doc` (taken) of a job `name` started until it
+ * ends. Returns its result object (a new reference), or NULL after printing why it failed. */
+static json_t *follow_snapshot(const char *sock, const char *name, json_t *doc)
+{
+    char err[CONTROL_CLIENT_ERR_LEN];
+
+    for (;;) {
+        struct control_client_reply reply;
+        const char *status = json_string_value(json_object_get(doc, "status"));
+        struct timespec ts = {0, 50000000L};
+        int ret;
+
+        if (!status || strcmp(status, "active")) {
+            json_t *result = json_object_get(doc, "result");
+            const char *msg = json_string_value(json_object_get(doc, "error"));
+
+            if (status && !strcmp(status, "completed") && json_is_object(result)) {
+                json_incref(result);
+                json_decref(doc);
+                return result;
+            }
+            fprintf(stderr, "tessera vm: %s: %s\n", name, msg ? msg : "failed");
+            json_decref(doc);
+            return NULL;
+        }
+        json_decref(doc);
+        nanosleep(&ts, NULL);
+        ret = control_client_call(sock, "GET", "/v1/vm/snapshot", NULL, VM_CALL_TIMEOUT_S, &reply,
+                                  err);
+        if (ret) {
+            fprintf(stderr, "tessera vm: %s: lost the VM's API: %s\n", name, err);
+            return NULL;
+        }
+        doc = reply.status == 200 ? json_loadb(reply.body, reply.len, 0, NULL) : NULL;
+        control_client_reply_free(&reply);
+        if (!doc) {
+            fprintf(stderr, "tessera vm: %s: the VM's answer has no status\n", name);
+            return NULL;
+        }
+    }
+}
+
 static int follow_migration(const char *sock)
 {
     char err[CONTROL_CLIENT_ERR_LEN];
@@ -583,38 +655,21 @@ int cli_vm(int argc, char **argv)
     }
     if (call.print && reply.status == 200)
         print_json(&reply);
-    if (!strcmp(cmd->name, "snapshot") && reply.status == 200) {
-        json_t *doc = json_loadb(reply.body, reply.len, 0, NULL);
-
-        printf("snapshot %s: %" JSON_INTEGER_FORMAT " MiB written (%" JSON_INTEGER_FORMAT
-               " of %" JSON_INTEGER_FORMAT " RAM pages zero), %" JSON_INTEGER_FORMAT
-               " disk(s) frozen, paused %.0f ms\n",
-               argv[argc - 1], json_integer_value(json_object_get(doc, "bytes")) >> 20,
-               json_integer_value(json_object_get(doc, "zero_pages")),
-               json_integer_value(json_object_get(doc, "ram_pages")),
-               json_integer_value(json_object_get(doc, "disks")),
-               json_number_value(json_object_get(doc, "paused_ms")));
-        json_decref(doc);
-    }
     if (!strcmp(cmd->name, "snapshots") && !print_as_json && reply.status == 200)
         ret = print_snapshots(&reply);
-    if (!strcmp(cmd->name, "snapshot-delete") && reply.status == 200) {
+    if (!strcmp(cmd->name, "snapshot") || !strcmp(cmd->name, "snapshot-delete")) {
         json_t *doc = json_loadb(reply.body, reply.len, 0, NULL);
-        const char *action = json_string_value(json_object_get(doc, "action"));
-        char size[32];
+        bool started = reply.status == 202;
 
-        human_size((uint64_t)json_integer_value(json_object_get(doc, "bytes_merged")), size,
-                   sizeof(size));
-        if (action && !strcmp(action, "merged"))
-            printf("snapshot-delete %s: %" JSON_INTEGER_FORMAT
-                   " disk image(s) merged (%s copied), paused %.0f ms\n",
-                   argv[argc - 1], json_integer_value(json_object_get(doc, "disks")), size,
-                   json_number_value(json_object_get(doc, "paused_ms")));
-        else
-            printf("snapshot-delete %s: removed with %" JSON_INTEGER_FORMAT
-                   " disk image(s) (it was on another branch)\n",
-                   argv[argc - 1], json_integer_value(json_object_get(doc, "disks")));
+        control_client_reply_free(&reply);
+        /* 202: the VM works on it; the result comes when it is done. */
+        if (doc && started)
+            doc = follow_snapshot(sock, cmd->name, doc);
+        if (!doc)
+            return 1;
+        print_snapshot_result(cmd->name, argv[argc - 1], doc);
         json_decref(doc);
+        return 0;
     }
     control_client_reply_free(&reply);
     if (ret)

@@ -9,6 +9,7 @@
 #ifndef TESSERA_MACHINE_VIRT_H
 #define TESSERA_MACHINE_VIRT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,7 +128,55 @@ struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
 /* Holds that disk's I/O worker off its block while the VM runs (virtio_blk_lock()). */
 void virt_disk_lock(struct virt_machine *m, unsigned slot);
 void virt_disk_unlock(struct virt_machine *m, unsigned slot);
+/* Any thread; under the machine's lock (see virt_config_copy()). */
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
+
+/* ---- Disks and the balloon, as the VMM sees them (virt_disks.c) ----
+ * Slots are device slots (virt_config.devices). The VMM works on disks only through these:
+ * it never holds a device's block or lock. */
+
+struct virt_disk_info {
+    unsigned slot;
+    bool readonly;
+    uint64_t length;     /* bytes the guest sees */
+    char path[PATH_MAX]; /* the image the device has open, the top of its chain */
+    char format[16];     /* "raw" or "qcow2" */
+};
+
+/* Disk `slot`: 0 and *out, or -ENODEV when the slot holds no disk (-ENAMETOOLONG: a path that
+ * does not fit). Any thread; what it says changes only through virt_disk_reopen(). */
+int virt_disk_info(struct virt_machine *m, unsigned slot, struct virt_disk_info *out);
+/* The images of disk `slot`'s chain as virt_disk_info() describes the top one, top first, at
+ * most max: 0 and *n, or -ENODEV. Any thread, as virt_disk_info(). */
+int virt_disk_chain(struct virt_machine *m, unsigned slot, struct virt_disk_info *layers,
+                    unsigned max, unsigned *n);
+/* Flushes disk `slot`'s image and lets go of its file (and lock); virt_disk_reopen() takes an
+ * image (the same or another of the same size) back. Only between virt_quiesce() and
+ * virt_unquiesce(), from the thread that quiesced. 0 or -errno (reopen: one line in err,
+ * BLOCK_ERR_LEN bytes). */
+int virt_disk_release(struct virt_machine *m, unsigned slot);
+int virt_disk_reopen(struct virt_machine *m, unsigned slot, const char *path, const char *format,
+                     char *err);
+
+struct dirty_log;
+/* Block migration, while the VM runs: every write to disk `slot` from now on marks `log` (the
+ * caller's, sized for the disk in 4 KiB blocks; NULL stops it), and a read of the disk's
+ * contents. Each holds the device's I/O worker off the image for that one step. 0 or -errno
+ * (-ENODEV: no disk in that slot). */
+int virt_disk_track_writes(struct virt_machine *m, unsigned slot, struct dirty_log *log);
+int virt_disk_read(struct virt_machine *m, unsigned slot, uint64_t offset, void *buf, size_t len);
+
+/* A copy of the machine's config as it is now (every string malloc'd: free it with
+ * virt_config_free()), taken under the machine's lock so that a virt_set_device_opts() on
+ * another thread (a snapshot worker) cannot free a string under it. The copy has no
+ * console_ring or preloaded_ram. Any thread. 0 or -ENOMEM. */
+int virt_config_copy(struct virt_machine *m, struct virt_config *out);
+
+struct balloon_info;
+/* The balloon (the first "balloon" device): its target (a multiple of 4 KiB at most the
+ * guest's RAM, else -EINVAL) and what the guest reports. -ENODEV without one. Any thread. */
+int virt_balloon_set(struct virt_machine *m, uint64_t target_bytes);
+int virt_balloon_get(struct virt_machine *m, struct balloon_info *out);
 
 /* Frees the strings of a config whose strings are all malloc'd (as vmconfig_to_virt() in
  * src/vmm/vmconfig.h makes them; the VM config document is the config's outside form) and

@@ -52,7 +52,7 @@ struct virt_machine {
     gpa_t fdt_addr;
     uint8_t fdt[VIRT_FDT_MAX];
 
-    pthread_mutex_t lock; /* protects event and exit_status */
+    pthread_mutex_t lock; /* protects event, exit_status and cfg.devices[].opts */
     pthread_cond_t cond;
     enum virt_event event;
     int exit_status;

@@ -96,9 +96,11 @@ void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opt
         free(copy);
         return;
     }
+    pthread_mutex_lock(&m->lock);
     free(m->owned_opts[slot]);
     m->owned_opts[slot] = copy;
     m->cfg.devices[slot].opts = copy;
+    pthread_mutex_unlock(&m->lock);
 }
 
 /* One section from a filled sbuf. */

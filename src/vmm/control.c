@@ -510,10 +510,10 @@ static void put_balloon(const struct control_ops *ops, void *vm, const char *bod
 /* An op that failed with its own message: the status from its errno, the message as given. */
 static void reply_op_message(struct control_response *r, const char *what, int ret, const char *msg)
 {
-    int status = ret == -EBUSY || ret == -EALREADY ? 409
-                 : ret == -EINVAL                  ? 400
-                 : ret == -ENOSYS                  ? 501
-                                                   : 500;
+    int status = ret == -EBUSY || ret == -EALREADY || ret == -EEXIST ? 409
+                 : ret == -EINVAL                                    ? 400
+                 : ret == -ENOSYS                                    ? 501
+                                                                     : 500;
 
     reply_error(r, status, "%s: %s", what, msg[0] ? msg : "failed");
 }
@@ -551,10 +551,13 @@ static void put_file_op(int (*op)(void *vm, const char *file, json_t **out, char
     }
     log_info("api: %s %s", what, v[SNAP_FILE].s);
     ret = op ? op(vm, v[SNAP_FILE].s, &out, err) : -ENOSYS;
-    if (ret < 0)
+    if (ret < 0) {
         reply_op_message(r, what, ret, err);
-    else
+    } else {
         reply_json(r, what, out);
+        if (ret == CONTROL_STARTED && r->status == 200)
+            r->status = 202; /* it goes on: GET /v1/vm/snapshot follows it */
+    }
 out:
     json_decref(doc);
 }
@@ -683,6 +686,11 @@ static int get_migrate(const struct control_ops *ops, void *vm, json_t **out)
     return ops->migrate_status ? ops->migrate_status(vm, out) : -ENOSYS;
 }
 
+static int get_snapshot_status(const struct control_ops *ops, void *vm, json_t **out)
+{
+    return ops->snapshot_status ? ops->snapshot_status(vm, out) : -ENOSYS;
+}
+
 static int get_snapshots(const struct control_ops *ops, void *vm, json_t **out)
 {
     return ops->snapshots ? ops->snapshots(vm, out) : -ENOSYS;
@@ -710,6 +718,7 @@ static const struct route routes[] = {
     {"PUT", "/v1/vm/balloon", "balloon", "balloon", NULL, put_balloon},
     {"GET", "/v1/vm/stats", "stats", NULL, get_stats, NULL},
     {"PUT", "/v1/vm/snapshot", "snapshot", NULL, NULL, put_snapshot},
+    {"GET", "/v1/vm/snapshot", "snapshot", NULL, get_snapshot_status, NULL},
     {"GET", "/v1/vm/snapshots", "snapshots", NULL, get_snapshots, NULL},
     {"PUT", "/v1/vm/snapshot-delete", "snapshot-delete", NULL, NULL, put_snapshot_delete},
     {"PUT", "/v1/vm/migrate", "migrate", NULL, NULL, put_migrate},

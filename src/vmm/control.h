@@ -44,6 +44,10 @@ struct control_migrate_req {
     const char *tls_ca;          /* process reads); NULL when absent */
 };
 
+/* A long action's op returns this (> 0) when it goes on on a worker: the reply is 202 with the
+ * status object in *out, and a GET of the action's path follows it. */
+#define CONTROL_STARTED 1
+
 /* The VMM side. Every member:
  *   - is called on the API thread with the server's mutex held, so never concurrently with
  *     another member; it must not block for long (the whole API waits) and must never wait for
@@ -72,18 +76,28 @@ struct control_ops {
     int (*balloon_set)(void *vm, uint64_t target_bytes);
     int (*balloon_get)(void *vm, json_t **out); /* {"target_bytes": N, "actual_bytes": N} */
     int (*stats)(void *vm, json_t **out);       /* per-vCPU, devices, memory */
-    /* Saves a snapshot to `file` (src/vmm/vmstate.h) and returns what it measured; the API
-     * waits for it. On failure a message in err (CONTROL_ERR_LEN) is the reply. */
+    /* Saves a snapshot to `file` (src/vmm/snapshot.h). Either it is done: 0 and what it
+     * measured {"file", "bytes", "ram_pages", "zero_pages", "paused_ms", "total_ms", "disks"}
+     * (200); or it goes on on a worker: CONTROL_STARTED and the job's status as
+     * snapshot_status gives it (202). On failure a message in err (CONTROL_ERR_LEN) is the
+     * reply: -EINVAL a name refused, -EEXIST the file or one of its images exists (409),
+     * -EBUSY a migration or another snapshot job runs. */
     int (*snapshot)(void *vm, const char *file, json_t **out, char *err);
-    /* The snapshots the VM's disks descend from (src/vmm/snapshots.h), oldest first:
+    /* The snapshots the VM's disks descend from (src/vmm/snapshot.h), oldest first:
      * {"writable_disks": N, "snapshots": [{"file", "taken", "bytes", "disks": [slot...],
      * "parent": file or null}]}. -EBUSY while a migration runs. */
     int (*snapshots)(void *vm, json_t **out);
-    /* Deletes snapshot `file` (snapshots.h): merges it out of the VM's chain or removes it
-     * from another branch; the API waits for it. {"file", "action": "merged|removed", "disks",
-     * "bytes_merged", "paused_ms", "total_ms"}. On failure a message in err: -EINVAL not a
-     * snapshot of this VM (or none at all), -EBUSY something depends on it or uses it. */
+    /* Deletes snapshot `file` (snapshot.h): merges it out of the VM's chain or removes it
+     * from another branch. Done: 0 and {"file", "action": "merged|removed", "disks",
+     * "bytes_merged", "paused_ms", "total_ms"} (200); or CONTROL_STARTED as for snapshot. On
+     * failure a message in err: -EINVAL not a snapshot of this VM (or none at all), -EBUSY
+     * something depends on it or uses it, or a job runs. */
     int (*snapshot_delete)(void *vm, const char *file, json_t **out, char *err);
+    /* The last snapshot or snapshot-delete started: {"status": "none"} or {"status":
+     * "active|completed|failed", "action": "snapshot|snapshot-delete", "file", "phase",
+     * "ram_pages_done", "ram_pages_total", "bytes_written", "elapsed_ms", "result" (completed:
+     * what the action's 200 would hold), "error" (failed: the message)}. */
+    int (*snapshot_status)(void *vm, json_t **out);
     /* Starts a migration (struct control_migrate_req). Returns once it runs; progress through
      * migrate_status. Message in err on failure. */
     int (*migrate)(void *vm, const struct control_migrate_req *req, char *err);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,19 +16,32 @@
 #include "base/bytering.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "block/block.h"
-#include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
 #include "vmm/migrate.h"
-#include "vmm/snapshots.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmconfig.h"
 #include "vmm/vmstate.h"
 
-_Static_assert(SNAPSHOT_MAX_DISKS == VIRT_VIRTIO_SLOTS, "snapshots.h counts device slots");
+_Static_assert(SNAPSHOT_MAX_DISKS == VIRT_VIRTIO_SLOTS, "snapshot.h counts device slots");
 
-/* One VM's API: the server and the fallback timer of a graceful shutdown. */
+/* The last snapshot or snapshot-delete started. Its thread writes state..error under the API's
+ * lock; thread and joinable are the API thread's. */
+struct snapshot_job {
+    enum { JOB_NONE, JOB_ACTIVE, JOB_COMPLETED, JOB_FAILED } state;
+    bool is_delete;
+    bool joinable;
+    pthread_t thread;
+    char file[PATH_MAX];
+    const char *phase; /* a string literal */
+    uint64_t pages_done, pages_total, bytes;
+    uint64_t start_ns, end_ns;
+    json_t *result; /* completed: what the action reports */
+    char error[SNAPSHOT_ERR_LEN];
+};
+
+/* One VM's API: the server, the fallback timer of a graceful shutdown, the snapshot worker. */
 struct vm_api {
     struct virt_machine *m;
     struct control *control;
@@ -39,6 +53,7 @@ struct vm_api {
     uint64_t deadline_ns;     /* hard stop at this CLOCK_MONOTONIC time */
     struct vm_migration *mig; /* the last migration started, or NULL */
     char *sock_path;          /* where the API listens; part of the config describe shows */
+    struct snapshot_job job;
 };
 
 static int api_describe(void *vm, json_t **out)
@@ -48,10 +63,16 @@ static int api_describe(void *vm, json_t **out)
     struct virt_info info;
     struct vmconfig vc;
     char err[VMCONFIG_ERR_LEN];
+    struct virt_config now;
     json_t *doc;
     bool shutting_down;
+    int ret;
 
-    if (vmconfig_from_virt(virt_get_config(m), &vc, err)) {
+    if (virt_config_copy(m, &now))
+        return -ENOMEM;
+    ret = vmconfig_from_virt(&now, &vc, err);
+    virt_config_free(&now);
+    if (ret) {
         log_error("describe: %s", err);
         return -EIO;
     }
@@ -72,14 +93,18 @@ static int api_describe(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
+/* A snapshot job pauses and resumes the guest itself: a user's pause, resume or reset
+ * meanwhile would run the guest while its disks are frozen. */
+static bool job_active(struct vm_api *a);
+
 static int api_pause(void *vm)
 {
-    return virt_pause(((struct vm_api *)vm)->m);
+    return job_active(vm) ? -EBUSY : virt_pause(((struct vm_api *)vm)->m);
 }
 
 static int api_resume(void *vm)
 {
-    return virt_resume(((struct vm_api *)vm)->m);
+    return job_active(vm) ? -EBUSY : virt_resume(((struct vm_api *)vm)->m);
 }
 
 /* Asks the guest agent to power the guest off. It answers before it goes down. */
@@ -156,52 +181,46 @@ static int api_stop(void *vm)
     return 0;
 }
 
+/* Refused while a snapshot job runs: a reset runs a paused guest again. */
 static int api_reset(void *vm)
 {
+    if (job_active(vm))
+        return -EBUSY;
     virt_request_reset(((struct vm_api *)vm)->m);
     return 0;
 }
 
 static int api_balloon_set(void *vm, uint64_t target_bytes)
 {
-    struct virt_machine *m = ((struct vm_api *)vm)->m;
-    struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
-
-    if (!b)
-        return -ENODEV;
-    if (target_bytes > virt_get_config(m)->mem_size)
-        return -EINVAL;
-    virtio_balloon_set_target(b, target_bytes);
-    return 0;
+    return virt_balloon_set(((struct vm_api *)vm)->m, target_bytes);
 }
 
-static json_t *balloon_json(struct virtio_balloon *b)
+static json_t *balloon_json(const struct balloon_info *info)
 {
     static const char *const names[BALLOON_STAT_COUNT] = {
         "swap_in",         "swap_out",          "major_faults",
         "minor_faults",    "free_bytes",        "total_bytes",
         "available_bytes", "disk_caches_bytes", "hugetlb_allocations",
         "hugetlb_failures"};
-    struct balloon_info info;
     json_t *stats = json_object();
 
-    virtio_balloon_get_info(b, &info);
     for (unsigned i = 0; i < BALLOON_STAT_COUNT; i++) {
-        if (info.stats.valid & (1u << i))
-            json_object_set_new(stats, names[i], json_integer((json_int_t)info.stats.value[i]));
+        if (info->stats.valid & (1u << i))
+            json_object_set_new(stats, names[i], json_integer((json_int_t)info->stats.value[i]));
     }
-    return json_pack("{s:I, s:I, s:I, s:o}", "target_bytes", (json_int_t)info.target_bytes,
-                     "actual_bytes", (json_int_t)info.actual_bytes, "released_pages",
-                     (json_int_t)info.released_pages, "guest_stats", stats);
+    return json_pack("{s:I, s:I, s:I, s:o}", "target_bytes", (json_int_t)info->target_bytes,
+                     "actual_bytes", (json_int_t)info->actual_bytes, "released_pages",
+                     (json_int_t)info->released_pages, "guest_stats", stats);
 }
 
 static int api_balloon_get(void *vm, json_t **out)
 {
-    struct virtio_balloon *b = virt_find_device(((struct vm_api *)vm)->m, "balloon", 0);
+    struct balloon_info info;
+    int ret = virt_balloon_get(((struct vm_api *)vm)->m, &info);
 
-    if (!b)
-        return -ENODEV;
-    *out = balloon_json(b);
+    if (ret)
+        return ret;
+    *out = balloon_json(&info);
     return *out ? 0 : -ENOMEM;
 }
 
@@ -222,7 +241,8 @@ static uint64_t rss_bytes(void)
 static int api_stats(void *vm, json_t **out)
 {
     struct virt_machine *m = ((struct vm_api *)vm)->m;
-    struct virtio_balloon *b = virt_find_device(m, "balloon", 0);
+    struct balloon_info binfo;
+    bool have_balloon = virt_balloon_get(m, &binfo) == 0;
     struct bytering *ring = virt_get_config(m)->console_ring;
     struct virt_info info;
     json_t *cpus = json_array();
@@ -234,8 +254,8 @@ static int api_stats(void *vm, json_t **out)
     *out = json_pack("{s:f, s:I, s:o, s:{s:I, s:I}}", "uptime_s", (double)info.uptime_ns / 1e9,
                      "guest_mtime", (json_int_t)info.mtime, "vcpus", cpus, "memory", "guest_bytes",
                      (json_int_t)info.mem_size, "host_rss_bytes", (json_int_t)rss_bytes());
-    if (*out && b)
-        json_object_set_new(*out, "balloon", balloon_json(b));
+    if (*out && have_balloon)
+        json_object_set_new(*out, "balloon", balloon_json(&binfo));
     if (*out && ring) {
         struct bytering_stats cst;
 
@@ -247,7 +267,7 @@ static int api_stats(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
-/* ---- Snapshots: the machine as snapshots.h sees it ---- */
+/* ---- Snapshots: the machine as snapshot.h sees it ---- */
 
 /* The guest's disk I/O stopped by snapshot_delete(): paused (unless it was) and quiesced. */
 struct api_io {
@@ -287,6 +307,23 @@ static void api_disk_format_changed(void *opaque, unsigned slot, const char *for
         log_error("disk %u: cannot record format=%s: %s", slot, format, err);
 }
 
+static int api_disk_chain(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                          unsigned *n)
+{
+    return virt_disk_chain(((struct api_io *)opaque)->m, slot, layers, max, n);
+}
+
+static int api_disk_release(void *opaque, unsigned slot)
+{
+    return virt_disk_release(((struct api_io *)opaque)->m, slot);
+}
+
+static int api_disk_reopen(void *opaque, unsigned slot, const char *path, const char *format,
+                           char *err)
+{
+    return virt_disk_reopen(((struct api_io *)opaque)->m, slot, path, format, err);
+}
+
 /* Fills vm with the machine's writable disks; io is the stop/resume state. */
 static void api_snapshot_vm(struct virt_machine *m, struct api_io *io, struct snapshot_vm *vm)
 {
@@ -296,13 +333,16 @@ static void api_snapshot_vm(struct virt_machine *m, struct api_io *io, struct sn
     io->m = m;
     io->was_paused = false;
     for (unsigned i = 0; i < cfg->ndevices && vm->ndisks < SNAPSHOT_MAX_DISKS; i++) {
-        struct block *bs = virt_disk_block(m, i);
+        struct virt_disk_info info;
 
-        if (bs && !block_readonly(bs))
-            vm->disks[vm->ndisks++] = (struct snapshot_disk){.slot = i, .bs = bs};
+        if (virt_disk_info(m, i, &info) == 0 && !info.readonly)
+            vm->disks[vm->ndisks++] = (struct snapshot_disk){.slot = i};
     }
+    vm->chain = api_disk_chain;
     vm->stop_io = api_stop_io;
     vm->resume_io = api_resume_io;
+    vm->release = api_disk_release;
+    vm->reopen = api_disk_reopen;
     vm->disk_format_changed = api_disk_format_changed;
     vm->opaque = io;
 }
@@ -334,7 +374,7 @@ static int api_snapshots(void *vm, json_t **out)
     json_t *arr;
     int ret;
 
-    if (a->mig && vm_migrate_active(a->mig))
+    if ((a->mig && vm_migrate_active(a->mig)) || job_active(a))
         return -EBUSY;
     api_snapshot_vm(a->m, &io, &svm);
     ret = snapshot_list(&svm, &list, &n, msg);
@@ -363,63 +403,202 @@ static int api_snapshots(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
-static int api_snapshot_delete(void *vm, const char *file, json_t **out, char *err)
+/* ---- The snapshot worker: snapshot and snapshot-delete run on it, one at a time ---- */
+
+/* The job's status object (GET /v1/vm/snapshot). a->lock held. */
+static json_t *job_status_locked(const struct vm_api *a)
 {
-    struct vm_api *a = vm;
+    const struct snapshot_job *j = &a->job;
+    uint64_t end = j->state == JOB_ACTIVE ? time_now_ns() : j->end_ns;
+    json_t *o;
+
+    if (j->state == JOB_NONE)
+        return json_pack("{s:s}", "status", "none");
+    o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:f}", "status",
+                  j->state == JOB_ACTIVE      ? "active"
+                  : j->state == JOB_COMPLETED ? "completed"
+                                              : "failed",
+                  "action", j->is_delete ? "snapshot-delete" : "snapshot", "file",
+                  path_json(j->file), "phase", j->phase, "ram_pages_done",
+                  (json_int_t)j->pages_done, "ram_pages_total", (json_int_t)j->pages_total,
+                  "bytes_written", (json_int_t)j->bytes, "elapsed_ms",
+                  (double)(end - j->start_ns) / 1e6);
+    if (o && j->state == JOB_COMPLETED && j->result)
+        json_object_set(o, "result", j->result);
+    if (o && j->state == JOB_FAILED)
+        json_object_set_new(o, "error", path_json(j->error)); /* may hold a path: any bytes */
+    return o;
+}
+
+static bool job_active(struct vm_api *a)
+{
+    bool active;
+
+    pthread_mutex_lock(&a->lock);
+    active = a->job.state == JOB_ACTIVE;
+    pthread_mutex_unlock(&a->lock);
+    return active;
+}
+
+static void job_progress(void *opaque, const char *phase, uint64_t pages_done, uint64_t pages_total,
+                         uint64_t bytes)
+{
+    struct vm_api *a = opaque;
+
+    pthread_mutex_lock(&a->lock);
+    a->job.phase = phase;
+    a->job.pages_done = pages_done;
+    a->job.pages_total = pages_total;
+    a->job.bytes = bytes;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int job_snapshot(struct vm_api *a, const char *file, json_t **result, char *msg)
+{
+    const struct snapshot_progress p = {.report = job_progress, .opaque = a};
+    struct snapshot_create_stats st;
+    struct snapshot_vm svm;
+    struct api_io io;
+    int ret = snapshot_create(a->m, file, &p, &st, msg);
+
+    if (ret)
+        return ret;
+    /* For snapshot-delete: what now depends on which frozen image. */
+    api_snapshot_vm(a->m, &io, &svm);
+    snapshot_note_chain(&svm);
+    log_info("snapshot %s: %" PRIu64 " MiB, %u disk(s) frozen, paused %.1f ms, %.1f ms in all",
+             file, st.bytes >> 20, st.disks, (double)st.paused_ns / 1e6, (double)st.total_ns / 1e6);
+    *result = json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:i}", "file", path_json(file), "bytes",
+                        (json_int_t)st.bytes, "ram_pages", (json_int_t)st.ram_pages, "zero_pages",
+                        (json_int_t)st.zero_pages, "paused_ms", (double)st.paused_ns / 1e6,
+                        "total_ms", (double)st.total_ns / 1e6, "disks", (int)st.disks);
+    return *result ? 0 : -ENOMEM;
+}
+
+static int job_delete(struct vm_api *a, const char *file, json_t **result, char *msg)
+{
     struct snapshot_delete_result res;
     struct snapshot_vm svm;
     struct api_io io;
-    char msg[SNAPSHOT_ERR_LEN];
     int ret;
 
-    if (a->mig && vm_migrate_active(a->mig)) {
-        snprintf(err, CONTROL_ERR_LEN, "a migration is running");
-        return -EBUSY;
-    }
     api_snapshot_vm(a->m, &io, &svm);
     ret = snapshot_delete(&svm, file, &res, msg);
-    if (ret) {
-        snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
-        return ret == -ENOENT ? -EINVAL : ret; /* no such snapshot: a value the VM refuses */
-    }
+    if (ret)
+        return ret;
     log_info("snapshot %s deleted: %s %u disk image(s), %" PRIu64 " bytes merged, paused %.1f ms",
              file, res.in_chain ? "merged" : "removed", res.disks, res.bytes_merged,
              (double)res.paused_ns / 1e6);
-    *out = json_pack("{s:o, s:s, s:i, s:I, s:f, s:f}", "file", path_json(file), "action",
-                     res.in_chain ? "merged" : "removed", "disks", (int)res.disks, "bytes_merged",
-                     (json_int_t)res.bytes_merged, "paused_ms", (double)res.paused_ns / 1e6,
-                     "total_ms", (double)res.total_ns / 1e6);
-    return *out ? 0 : -ENOMEM;
+    *result = json_pack("{s:o, s:s, s:i, s:I, s:f, s:f}", "file", path_json(file), "action",
+                        res.in_chain ? "merged" : "removed", "disks", (int)res.disks,
+                        "bytes_merged", (json_int_t)res.bytes_merged, "paused_ms",
+                        (double)res.paused_ns / 1e6, "total_ms", (double)res.total_ns / 1e6);
+    return *result ? 0 : -ENOMEM;
 }
 
-static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
+/* Runs on the job's thread: the action, then its outcome into a->job under a->lock. */
+static void *job_thread(void *opaque)
 {
-    struct vm_api *a = vm;
-    struct vm_snapshot_stats st;
-    char msg[VMSTATE_ERR_LEN];
-    int ret;
+    struct vm_api *a = opaque;
+    char msg[SNAPSHOT_ERR_LEN] = "";
+    json_t *result = NULL;
+    int ret = a->job.is_delete ? job_delete(a, a->job.file, &result, msg)
+                               : job_snapshot(a, a->job.file, &result, msg);
 
+    if (ret)
+        log_warn("%s %s failed: %s", a->job.is_delete ? "snapshot-delete" : "snapshot", a->job.file,
+                 msg[0] ? msg : strerror(-ret));
+    pthread_mutex_lock(&a->lock);
+    a->job.state = ret ? JOB_FAILED : JOB_COMPLETED;
+    a->job.phase = "done";
+    a->job.end_ns = time_now_ns();
+    a->job.result = result;
+    snprintf(a->job.error, sizeof(a->job.error), "%s",
+             ret && msg[0] ? msg
+             : ret         ? strerror(-ret)
+                           : "");
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+/* Starts a job on the worker: refused (-EBUSY, message in err) while a migration or another
+ * job runs. 0 and the job's status in *out. */
+static int job_start(struct vm_api *a, bool is_delete, const char *file, json_t **out, char *err)
+{
     if (a->mig && vm_migrate_active(a->mig)) {
         snprintf(err, CONTROL_ERR_LEN, "a migration is running");
         return -EBUSY;
     }
-    ret = vm_snapshot(a->m, file, &st, msg);
+    if (strlen(file) >= sizeof(a->job.file)) {
+        snprintf(err, CONTROL_ERR_LEN, "the file name is too long");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (a->job.state == JOB_ACTIVE) {
+        snprintf(err, CONTROL_ERR_LEN, "a %s of %.400s is running; see GET /v1/vm/snapshot",
+                 a->job.is_delete ? "snapshot-delete" : "snapshot", a->job.file);
+        pthread_mutex_unlock(&a->lock);
+        return -EBUSY;
+    }
+    pthread_mutex_unlock(&a->lock);
+    /* The job thread of the last job has ended (its state is final): collect it. */
+    if (a->job.joinable) {
+        pthread_join(a->job.thread, NULL);
+        a->job.joinable = false;
+    }
+    pthread_mutex_lock(&a->lock);
+    json_decref(a->job.result);
+    memset(&a->job, 0, sizeof(a->job));
+    a->job.state = JOB_ACTIVE;
+    a->job.is_delete = is_delete;
+    a->job.phase = "starting";
+    a->job.start_ns = time_now_ns();
+    snprintf(a->job.file, sizeof(a->job.file), "%s", file);
+    pthread_mutex_unlock(&a->lock);
+    if (pthread_create(&a->job.thread, NULL, job_thread, a)) {
+        pthread_mutex_lock(&a->lock);
+        a->job.state = JOB_NONE;
+        pthread_mutex_unlock(&a->lock);
+        snprintf(err, CONTROL_ERR_LEN, "cannot start the snapshot worker");
+        return -ENOMEM;
+    }
+    a->job.joinable = true;
+    pthread_mutex_lock(&a->lock);
+    *out = job_status_locked(a);
+    pthread_mutex_unlock(&a->lock);
+    return *out ? CONTROL_STARTED : -ENOMEM;
+}
+
+static int api_snapshot_delete(void *vm, const char *file, json_t **out, char *err)
+{
+    return job_start(vm, true, file, out, err);
+}
+
+/* What can be refused is refused here (400, 409) before the job starts; the job checks again,
+ * before it touches anything. */
+static int api_snapshot(void *vm, const char *file, json_t **out, char *err)
+{
+    struct vm_api *a = vm;
+    char abs[PATH_MAX], msg[SNAPSHOT_ERR_LEN];
+    int ret;
+
+    if (job_active(a))
+        return job_start(a, false, file, out, err); /* refused, saying which job runs */
+    ret = snapshot_check_target(a->m, file, abs, msg);
     if (ret) {
         snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
-        return ret;
+        return ret == -ENAMETOOLONG ? -EINVAL : ret;
     }
-    /* For snapshot-delete: what now depends on which frozen image. */
-    {
-        struct snapshot_vm svm;
-        struct api_io io;
+    return job_start(a, false, file, out, err);
+}
 
-        api_snapshot_vm(a->m, &io, &svm);
-        snapshot_note_chain(&svm);
-    }
-    *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:i}", "file", file, "bytes",
-                     (json_int_t)st.bytes, "ram_pages", (json_int_t)st.ram_pages, "zero_pages",
-                     (json_int_t)st.zero_pages, "paused_ms", (double)st.paused_ns / 1e6, "total_ms",
-                     (double)st.total_ns / 1e6, "disks", (int)st.disks);
+static int api_snapshot_status(void *vm, json_t **out)
+{
+    struct vm_api *a = vm;
+
+    pthread_mutex_lock(&a->lock);
+    *out = job_status_locked(a);
+    pthread_mutex_unlock(&a->lock);
     return *out ? 0 : -ENOMEM;
 }
 
@@ -436,8 +615,13 @@ static int api_migrate(void *vm, const struct control_migrate_req *req, char *er
         .tls = {req->tls_cert, req->tls_key, req->tls_ca},
     };
     char msg[VM_MIGRATE_ERR_LEN] = "";
-    int ret = vm_migrate_start(a->m, req->uri, &o, &a->mig, msg);
+    int ret;
 
+    if (job_active(a)) {
+        snprintf(err, CONTROL_ERR_LEN, "a snapshot or snapshot-delete is running");
+        return -EBUSY;
+    }
+    ret = vm_migrate_start(a->m, req->uri, &o, &a->mig, msg);
     if (ret)
         snprintf(err, CONTROL_ERR_LEN, "%.*s", CONTROL_ERR_LEN - 1, msg);
     return ret;
@@ -475,6 +659,7 @@ static const struct control_ops vm_api_ops = {
     .snapshot = api_snapshot,
     .snapshots = api_snapshots,
     .snapshot_delete = api_snapshot_delete,
+    .snapshot_status = api_snapshot_status,
     .migrate = api_migrate,
     .migrate_status = api_migrate_status,
     .migrate_cancel = api_migrate_cancel,
@@ -518,6 +703,10 @@ void vm_api_stop(struct vm_api *a)
     pthread_mutex_unlock(&a->lock);
     if (a->timer_running)
         pthread_join(a->timer, NULL);
+    /* The machine is exiting: a job's pause fails with -EBUSY, so it ends soon. */
+    if (a->job.joinable)
+        pthread_join(a->job.thread, NULL);
+    json_decref(a->job.result);
     vm_migrate_free(a->mig);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);

@@ -23,7 +23,7 @@
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
-#include "vmm/snapshots.h"
+#include "vmm/snapshot.h"
 #include "vmm/stream.h"
 #include "vmm/transport.h"
 #include "vmm/vmconfig.h"
@@ -45,10 +45,18 @@ char *header_config(struct virt_machine *m,
                     int (*edit)(struct vmconfig *vc, void *opaque, char *err), void *opaque,
                     char *err)
 {
+    struct virt_config now;
     struct vmconfig vc;
     char *json = NULL;
+    int ret;
 
-    if (vmconfig_from_virt(virt_get_config(m), &vc, err))
+    if (virt_config_copy(m, &now)) {
+        set_err(err, "out of memory");
+        return NULL;
+    }
+    ret = vmconfig_from_virt(&now, &vc, err);
+    virt_config_free(&now);
+    if (ret)
         return NULL;
     if (!edit || edit(&vc, opaque, err) == 0) {
         json = vmconfig_dumps(&vc);
@@ -97,250 +105,6 @@ int write_stopped_state(struct virt_machine *m, struct stream_writer *w, uint64_
         stream_write_end(w))
         return -EIO;
     return 0;
-}
-
-/* ---- snapshot ---- */
-
-struct frozen_disk {
-    unsigned slot;
-    char live[PATH_MAX];   /* the disk's path, where the VM goes on in an overlay */
-    char frozen[PATH_MAX]; /* where the image as of the snapshot now lives */
-    char fmt[16];
-};
-
-/* Where the writable disk in `f->slot` will be frozen (f->frozen); nothing is touched yet. */
-static int plan_freeze(struct block *bs, const char *snap_abs, struct frozen_disk *f, char *err)
-{
-    snprintf(f->live, sizeof(f->live), "%s", block_path(bs));
-    snprintf(f->fmt, sizeof(f->fmt), "%s", block_format_name(bs));
-    if (snprintf(f->frozen, sizeof(f->frozen), "%s.disk%u", snap_abs, f->slot) >=
-        (int)sizeof(f->frozen)) {
-        set_err(err, "%s: path too long", snap_abs);
-        return -ENAMETOOLONG;
-    }
-    return 0;
-}
-
-/* Puts the disk aside as f->frozen and continues the VM on a new overlay at its old path.
- * Device quiesced. On failure everything is as before. */
-static int freeze_disk(struct virt_machine *m, struct block *bs, const struct frozen_disk *f,
-                       char *err)
-{
-    char berr[BLOCK_ERR_LEN];
-    int ret;
-
-    ret = block_release(bs);
-    if (ret < 0) {
-        set_err(err, "%s: flush before the snapshot failed: %s", f->live, strerror(-ret));
-        goto reopen_live;
-    }
-    /* A backing name relative to the image's folder would break in the snapshot's folder:
-     * it becomes absolute first (the same file, so nothing to undo on failure). */
-    if (!snapshot_same_folder(f->live, f->frozen)) {
-        ret = block_anchor_backing(f->live, f->fmt, berr);
-        if (ret < 0) {
-            set_err(err, "%s: %s", f->live, berr);
-            goto reopen_live;
-        }
-    }
-    if (rename(f->live, f->frozen) < 0) {
-        ret = -errno;
-        set_err(err,
-                "%s: cannot move it to %s (%s); the snapshot file must be on the disk's "
-                "file system",
-                f->live, f->frozen, strerror(errno));
-        goto reopen_live;
-    }
-    ret = block_create_qcow2(f->live, 0, 0, f->frozen, f->fmt, berr);
-    if (ret == 0)
-        ret = block_reopen(bs, f->live, "qcow2", false, berr);
-    if (ret < 0) {
-        set_err(err, "%s: cannot start the overlay: %s", f->live, berr);
-        unlink(f->live);
-        rename(f->frozen, f->live);
-        goto reopen_live;
-    }
-    /* The disk's config names what it runs on now: a qcow2 overlay at its old path. */
-    if (vmconfig_machine_set(m, f->slot, "path", json_string(f->live), err) ||
-        vmconfig_machine_set(m, f->slot, "format", json_string("qcow2"), err))
-        log_error("disk %u: %s", f->slot, err);
-    return 0;
-
-reopen_live:
-    if (block_reopen(bs, f->live, f->fmt, false, berr) < 0)
-        log_error("%s: cannot reopen the disk after a failed snapshot: %s", f->live, berr);
-    return ret;
-}
-
-struct frozen_set {
-    const struct frozen_disk *f;
-    unsigned n;
-};
-
-/* Frozen disks point at their frozen image and say where they were ("snapshot_of"). */
-static int snapshot_edit(struct vmconfig *vc, void *opaque, char *err)
-{
-    const struct frozen_set *s = opaque;
-
-    for (unsigned i = 0; i < s->n; i++) {
-        const struct frozen_disk *f = &s->f[i];
-
-        if (conf_set_str(vc, f->slot, "path", f->frozen, err) ||
-            conf_set_str(vc, f->slot, "format", f->fmt, err) ||
-            conf_set_str(vc, f->slot, "snapshot_of", f->live, err))
-            return -EINVAL;
-    }
-    return 0;
-}
-
-int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_stats *st, char *err)
-{
-    struct frozen_disk *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
-    struct stream_writer *w = NULL;
-    char tmp[PATH_MAX], abs_path[PATH_MAX], dir[PATH_MAX];
-    uint64_t t0 = time_now_ns(), tp = 0, *bits = NULL;
-    unsigned nd = 0, frozen = 0;
-    bool was_paused = false, paused = false, quiesced = false;
-    char *json = NULL;
-    int fd = -1, ret;
-
-    memset(st, 0, sizeof(*st));
-    if (!disks) {
-        ret = -ENOMEM;
-        set_err(err, "out of memory");
-        goto out;
-    }
-    snprintf(dir, sizeof(dir), "%s", path);
-    if (!realpath(dirname(dir), abs_path)) {
-        ret = -ENOENT;
-        set_err(err, "%s: its folder does not exist: %s", path, strerror(errno));
-        goto out;
-    }
-    snprintf(dir, sizeof(dir), "%s", path);
-    if (strlen(abs_path) + strlen(basename(dir)) + 2 > sizeof(abs_path) - 16) {
-        ret = -ENAMETOOLONG;
-        set_err(err, "%s: path too long", path);
-        goto out;
-    }
-    strcat(abs_path, "/");
-    strcat(abs_path, basename(dir));
-    if (snprintf(tmp, sizeof(tmp), "%s.part", abs_path) >= (int)sizeof(tmp)) {
-        ret = -ENAMETOOLONG; /* cannot happen after the check above; the compiler cannot tell */
-        set_err(err, "%s: path too long", path);
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        ret = -errno;
-        set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
-    bits = bitmap_alloc(m);
-    ret = bits ? stream_writer_create(fd, path, 1, &w) : -ENOMEM;
-    if (ret) {
-        set_err(err, "out of memory");
-        goto out;
-    }
-    for (unsigned i = 0; i < virt_get_config(m)->ndevices; i++) {
-        struct block *bs = virt_disk_block(m, i);
-
-        if (!bs || block_readonly(bs))
-            continue;
-        disks[nd].slot = i;
-        ret = plan_freeze(bs, abs_path, &disks[nd], err);
-        if (ret)
-            goto out;
-        nd++;
-    }
-    json = header_config(m, snapshot_edit, &(struct frozen_set){disks, nd}, err);
-    if (!json) {
-        ret = -EINVAL;
-        goto out;
-    }
-    if (stream_write_header(w, json, 0)) {
-        ret = -EIO;
-        set_err(err, "%s: cannot write the header", path);
-        goto out;
-    }
-
-    /* Pre-copy while the guest runs, then a short stop for what it dirtied meanwhile, the
-     * disks and the devices: the pause is what a user notices, not the file's size. */
-    ret = virt_pause(m);
-    was_paused = ret == -EALREADY;
-    if (ret && !was_paused) {
-        set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
-        goto out;
-    }
-    paused = true;
-    virt_dirty_log(m, true);
-    virt_harvest_dirty(m, bits);
-    if (!was_paused) {
-        virt_resume(m);
-        paused = false;
-    }
-    if (stream_write_ram(w, virt_ram(m), bits, &st->ram_pages, &st->zero_pages))
-        goto io_error;
-    if (!was_paused) {
-        ret = virt_pause(m);
-        if (ret) {
-            set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
-            goto out;
-        }
-        paused = true;
-    }
-    tp = time_now_ns();
-    virt_quiesce(m);
-    quiesced = true;
-    memset(bits, 0, bitmap_bytes(m)); /* the pre-copy pass is written */
-    for (frozen = 0; frozen < nd; frozen++) {
-        ret = freeze_disk(m, virt_disk_block(m, disks[frozen].slot), &disks[frozen], err);
-        if (ret)
-            goto out;
-    }
-    if (write_stopped_state(m, w, bits))
-        goto io_error;
-    virt_dirty_log(m, false);
-    virt_unquiesce(m);
-    quiesced = false;
-    if (!was_paused)
-        virt_resume(m);
-    paused = false;
-    st->paused_ns = time_now_ns() - tp;
-    if (fsync(fd) < 0 || rename(tmp, abs_path) < 0) {
-        ret = -errno;
-        set_err(err, "%s: cannot complete: %s", path, strerror(errno));
-        goto out;
-    }
-    st->bytes = stream_bytes_written(w);
-    st->disks = nd;
-    ret = 0;
-    goto out;
-
-io_error:
-    ret = -EIO;
-    set_err(err, "%s", stream_writer_error(w) ? stream_writer_error(w) : "write failed");
-out:
-    if (ret && frozen)
-        log_warn("snapshot failed after %u disk(s) moved to their overlays; the VM goes on in "
-                 "them, the frozen images stay beside %s",
-                 frozen, path);
-    virt_dirty_log(m, false);
-    if (quiesced)
-        virt_unquiesce(m);
-    if (paused && !was_paused)
-        virt_resume(m);
-    if (tp && !st->paused_ns)
-        st->paused_ns = time_now_ns() - tp;
-    if (ret && fd >= 0)
-        unlink(tmp);
-    stream_writer_destroy(w);
-    free(json);
-    free(bits);
-    free(disks);
-    if (fd >= 0)
-        close(fd);
-    st->total_ns = time_now_ns() - t0;
-    return ret;
 }
 
 /* ---- restore ---- */

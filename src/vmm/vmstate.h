@@ -1,14 +1,11 @@
-/* Snapshots and restore of one VM: the uses of the state stream (stream.h); migration is
- * vmm/migrate.h.
+/* Restore of one VM from the state stream (stream.h); the snapshot writer is vmm/snapshot.h and
+ * migration vmm/migrate.h.
  *
- *   snapshot   pause, quiesce, freeze each writable disk (the image becomes FILE.diskN and the
- *              VM goes on in a new qcow2 overlay at the disk's old path), write FILE, resume
  *   restore    read a stream (a file or a migration connection) into a new machine; the disks
  *              of a snapshot get a new overlay on their frozen image (at the old path, or in a
  *              clone folder), or a full copy
  *
- * Threads: vm_snapshot() runs on the caller's thread (the API thread) while vCPUs run;
- * vm_restore() on the start-up thread, before the machine runs. */
+ * Threads: vm_restore() runs on the start-up thread, before the machine runs. */
 #ifndef TESSERA_VMM_VMSTATE_H
 #define TESSERA_VMM_VMSTATE_H
 
@@ -21,20 +18,6 @@
 
 struct bytering;
 struct virt_machine;
-
-struct vm_snapshot_stats {
-    uint64_t bytes;      /* size of the state file */
-    uint64_t ram_pages;  /* pages looked at */
-    uint64_t zero_pages; /* of which zero: elided */
-    uint64_t paused_ns;  /* how long the guest was stopped */
-    uint64_t total_ns;
-    unsigned disks; /* disks frozen */
-};
-
-/* Saves a snapshot of the running (or paused) machine to `path`; the machine keeps running
- * (or stays paused). Returns 0, or -errno with one line in err; on failure the machine runs on
- * with the disks it had. */
-int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_stats *st, char *err);
 
 struct vm_restore_opts {
     int console_fd;

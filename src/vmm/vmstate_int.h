@@ -1,5 +1,5 @@
-/* vmstate.c's helpers that the other users of the state stream share (migrate.c). Private to
- * src/vmm/. */
+/* vmstate.c's helpers that the other users of the state stream share (migrate.c, snapshot.c).
+ * Private to src/vmm/. */
 #ifndef TESSERA_VMM_VMSTATE_INT_H
 #define TESSERA_VMM_VMSTATE_INT_H
 

@@ -214,6 +214,22 @@ json.dump(doc, open(sys.argv[1] + ".config", "w"))
 PY
 then ok describe-matches-schema
 else bad describe-matches-schema "describe's config or the example fails docs/vm-config.schema.json"; fi
+# Snapshot targets refused before anything is touched: the VM's disk, a name taken by an older
+# snapshot, a control character, a trailing slash, a folder.
+mkdir "$tmp/snapdir"
+expect_vm_error snap-own-disk "is an image of the VM's disk 0" snapshot "$tmp/disk.img"
+if "$T" vm snapshot --api-sock "$sock" "$tmp/s3.tsr" >/dev/null; then
+    expect_vm_error snap-twice "s3.tsr: exists" snapshot "$tmp/s3.tsr"
+    if "$T" vm snapshot-delete --api-sock "$sock" "$tmp/s3.tsr" | grep -q "merged"; then
+        ok snap-twice-intact
+    else bad snap-twice-intact "the first snapshot no longer merges back"; fi
+else bad snap-twice "the first snapshot failed"; fi
+expect_vm_error snap-newline "control character (byte 0x0a" snapshot "$tmp/new
+line.tsr"
+expect_vm_error snap-slash "ends in '/'" snapshot "$tmp/snapdir/sub/"
+expect_vm_error snap-folder "is a folder" snapshot "$tmp/snapdir"
+if [ -z "$(ls -A "$tmp/snapdir")" ] && ! ls "$tmp" | grep -q "line.tsr"; then ok snap-refused-clean
+else bad snap-refused-clean "a refused snapshot left files: $(ls "$tmp" "$tmp/snapdir")"; fi
 kill "$vmpid" 2>/dev/null
 wait "$vmpid" 2>/dev/null
 # ... and, with the API socket moved, it runs the same machine.

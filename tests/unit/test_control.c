@@ -580,6 +580,57 @@ static void test_migrate_routes(void)
     control_response_free(&r);
 }
 
+/* ---- PUT /v1/vm/snapshot started on a worker: 202, then GET /v1/vm/snapshot ---- */
+
+static int job_start_ret;
+
+static int job_snapshot(void *vm, const char *file, json_t **out, char *err)
+{
+    if (job_start_ret < 0) {
+        snprintf(err, CONTROL_ERR_LEN, "%s: exists; choose a new name", file);
+        return job_start_ret;
+    }
+    *out = json_pack("{s:s, s:s, s:s}", "status", "active", "action", "snapshot", "file", file);
+    return CONTROL_STARTED;
+}
+
+static int job_status(void *vm, json_t **out)
+{
+    *out = json_pack("{s:s, s:{s:i}}", "status", "completed", "result", "disks", 1);
+    return 0;
+}
+
+static void test_snapshot_job_routes(void)
+{
+    static const struct control_ops ops = {.snapshot = job_snapshot, .snapshot_status = job_status};
+    static const struct control_ops none = {0};
+    const char *body = "{\"file\":\"/snaps/b.tsr\"}";
+    struct control_response r;
+
+    job_start_ret = 0;
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot", body, strlen(body), &r);
+    CHECK(r.status == 202 && strstr(r.body, "\"status\":\"active\"") &&
+          strstr(r.body, "/snaps/b.tsr"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshot", NULL, 0, &r);
+    CHECK(r.status == 200 && strstr(r.body, "\"completed\"") && strstr(r.body, "\"disks\":1"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "GET", "/v1/vm/snapshot", "{}", 2, &r);
+    CHECK(r.status == 400);
+    control_response_free(&r);
+    /* A target that exists is a conflict, with the op's message. */
+    job_start_ret = -EEXIST;
+    control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot", body, strlen(body), &r);
+    CHECK(r.status == 409 && strstr(r.body, "snapshot: /snaps/b.tsr: exists"));
+    control_response_free(&r);
+    control_handle(&none, NULL, "GET", "/v1/vm/snapshot", NULL, 0, &r);
+    CHECK(r.status == 501);
+    control_response_free(&r);
+    control_handle(&ops, NULL, "DELETE", "/v1/vm/snapshot", NULL, 0, &r);
+    CHECK(r.status == 405 && !strcmp(r.allow, "PUT, GET"));
+    control_response_free(&r);
+}
+
 static void test_paths_and_methods(void)
 {
     char *resp;
@@ -1137,6 +1188,7 @@ int main(void)
     test_missing_ops();
     test_snapshot_routes();
     test_migrate_routes();
+    test_snapshot_job_routes();
     test_paths_and_methods();
     test_body_limits(f);
     test_concurrency(f);

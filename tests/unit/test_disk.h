@@ -1,5 +1,5 @@
 /* Helpers shared by the unit tests that build disk images and chains in a temporary folder
- * (test_block_commit.c, test_snapshots.c): a seeded generator so failures replay, guest-like
+ * (test_block_commit.c, test_snapshot.c): a seeded generator so failures replay, guest-like
  * random I/O, whole-disk reads, qemu-img's opinion when it is installed, and the folder. */
 #ifndef TESSERA_TESTS_UNIT_TEST_DISK_H
 #define TESSERA_TESTS_UNIT_TEST_DISK_H

@@ -1,5 +1,5 @@
 /* Snapshot list and delete without a VM: a fake VM whose disks are real images in a temporary
- * folder, snapshots taken the way vm_snapshot() takes them (the image moves to FILE.diskN, a
+ * folder, snapshots taken the way snapshot_create() takes them (the image moves to FILE.diskN, a
  * qcow2 overlay takes its place, a state file names them), restores and clones made the way
  * restore_disk() makes them. Checked: the list (order, parents, sizes); deleting the middle,
  * oldest and newest of base -> A -> B -> C -> top with every byte of the disk the VM sees, and
@@ -8,13 +8,18 @@
  * delete refuse with nothing changed (every file's name and content compared); another
  * branch's snapshot removed; a state file gone but its images in the chain (a rerun after a
  * crash); raw original disks; two disks; a diskless VM; and hostile input: garbage, truncated
- * and foreign headers, symbolic links, FIFOs, long paths, another VM's snapshot. */
+ * and foreign headers, symbolic links, FIFOs, long paths, another VM's snapshot.
+ * Then snapshot_create() on a real one-hart machine looping in its firmware, with a qcow2 disk:
+ * the machine's disk view; a snapshot; and the targets refused with nothing changed (the same
+ * FILE twice, the VM's disk, an image below it, a stray FILE.disk0, control characters, a
+ * trailing slash, a folder, a missing folder); a failure after the disk is frozen undone. */
 #include "test.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -23,10 +28,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/dirty.h"
 #include "base/log.h"
 #include "block/block.h"
+#include "machine/virt.h"
 #include "test_disk.h"
-#include "vmm/snapshots.h"
+#include "vmm/snapshot.h"
 #include "vmm/stream.h"
 
 #define DISK_SIZE (4 * MiB + 3 * 512)
@@ -51,6 +58,7 @@ static void tpath(char *out, const char *fmt, const char *name)
 
 struct fake_vm {
     struct snapshot_vm vm;
+    struct block *bs[SNAPSHOT_MAX_DISKS]; /* the images the VM has open, as vm.disks */
     char live[SNAPSHOT_MAX_DISKS][PATH_MAX];
     int stops, resumes;
     bool refuse_stop;
@@ -72,6 +80,47 @@ static void fake_resume(void *opaque)
     ((struct fake_vm *)opaque)->resumes++;
 }
 
+/* The open image of disk `slot`, as a machine's device holds it. */
+static struct block *fake_disk(struct fake_vm *f, unsigned slot)
+{
+    for (unsigned d = 0; d < f->vm.ndisks; d++)
+        if (f->vm.disks[d].slot == slot)
+            return f->bs[d];
+    return NULL;
+}
+
+static int fake_chain(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                      unsigned *n)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    *n = 0;
+    if (!bs)
+        return -ENODEV;
+    for (; bs && *n < max; bs = block_backing(bs), (*n)++) {
+        memset(&layers[*n], 0, sizeof(layers[*n]));
+        layers[*n].slot = slot;
+        layers[*n].length = block_length(bs);
+        sfmt(layers[*n].path, PATH_MAX, "%s", block_path(bs));
+        sfmt(layers[*n].format, sizeof(layers[*n].format), "%s", block_format_name(bs));
+    }
+    return 0;
+}
+
+static int fake_release(void *opaque, unsigned slot)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    return bs ? block_release(bs) : -ENODEV;
+}
+
+static int fake_reopen(void *opaque, unsigned slot, const char *path, const char *format, char *err)
+{
+    struct block *bs = fake_disk(opaque, slot);
+
+    return bs ? block_reopen(bs, path, format, false, err) : -ENODEV;
+}
+
 static void fake_format(void *opaque, unsigned slot, const char *format)
 {
     sfmt(((struct fake_vm *)opaque)->changed_fmt, 16, "%s", format);
@@ -80,8 +129,11 @@ static void fake_format(void *opaque, unsigned slot, const char *format)
 static void vm_init(struct fake_vm *f)
 {
     memset(f, 0, sizeof(*f));
+    f->vm.chain = fake_chain;
     f->vm.stop_io = fake_stop;
     f->vm.resume_io = fake_resume;
+    f->vm.release = fake_release;
+    f->vm.reopen = fake_reopen;
     f->vm.disk_format_changed = fake_format;
     f->vm.opaque = f;
 }
@@ -92,7 +144,7 @@ static bool vm_add_disk(struct fake_vm *f, unsigned slot, const char *path, cons
     char err[BLOCK_ERR_LEN];
     struct snapshot_disk *d = &f->vm.disks[f->vm.ndisks];
 
-    if (block_open(path, fmt, false, &d->bs, err)) {
+    if (block_open(path, fmt, false, &f->bs[f->vm.ndisks], err)) {
         printf("open %s: %s\n", path, err);
         return false;
     }
@@ -118,7 +170,7 @@ static bool vm_on_new_disk(struct fake_vm *f, const char *live, const char *back
 static void vm_close(struct fake_vm *f)
 {
     for (unsigned d = 0; d < f->vm.ndisks; d++)
-        block_close(f->vm.disks[d].bs);
+        block_close(f->bs[d]);
     f->vm.ndisks = 0;
 }
 
@@ -163,7 +215,7 @@ static void write_state(const char *path, const char *json, uint32_t version)
     fclose(fp);
 }
 
-/* What vm_snapshot() does to the disks, and the state file it writes. */
+/* What snapshot_create() does to the disks, and the state file it writes. */
 static bool take_snapshot(struct fake_vm *f, const char *snap)
 {
     char json[16384], err[BLOCK_ERR_LEN];
@@ -186,14 +238,15 @@ static bool take_snapshot(struct fake_vm *f, const char *snap)
             continue;
         }
         d++;
-        sfmt(fmt, sizeof(fmt), "%s", block_format_name(disk->bs));
+        sfmt(fmt, sizeof(fmt), "%s", block_format_name(f->bs[disk - f->vm.disks]));
         sfmt(frozen, sizeof(frozen), "%s.disk%u", snap, s);
-        if (block_release(disk->bs) ||
+        if (block_release(f->bs[disk - f->vm.disks]) ||
             (!snapshot_same_folder(f->live[disk - f->vm.disks], frozen) &&
              block_anchor_backing(f->live[disk - f->vm.disks], fmt, err)) ||
             rename(f->live[disk - f->vm.disks], frozen) ||
             block_create_qcow2(f->live[disk - f->vm.disks], 0, 0, frozen, fmt, err) ||
-            block_reopen(disk->bs, f->live[disk - f->vm.disks], "qcow2", false, err)) {
+            block_reopen(f->bs[disk - f->vm.disks], f->live[disk - f->vm.disks], "qcow2", false,
+                         err)) {
             printf("snapshot %s: %s\n", snap, err);
             return false;
         }
@@ -224,7 +277,7 @@ static bool make_overlay(const char *target, const char *frozen, const char *fmt
 static bool revert(struct fake_vm *f, const char *snap, const char *fmt)
 {
     char frozen[PATH_MAX], err[BLOCK_ERR_LEN];
-    struct block *bs = f->vm.disks[0].bs;
+    struct block *bs = f->bs[0];
 
     sfmt(frozen, sizeof(frozen), "%s.disk0", snap);
     return block_release(bs) == 0 && make_overlay(f->live[0], frozen, fmt) &&
@@ -355,16 +408,16 @@ static void test_chain(void)
     if (!vm_on_new_disk(&f, live, "base.qcow2")) /* a template */
         return;
     for (int i = 0; i < 3; i++) {
-        scribble(f.vm.disks[0].bs, 30);
+        scribble(f.bs[0], 30);
         sfmt(snap[i], sizeof(snap[i]), "%s/%c.tsr", dir, names[i]);
         CHECK(take_snapshot(&f, snap[i]));
         sfmt(img, sizeof(img), "%s.disk0", snap[i]);
         frozen[i] = read_image(img);
     }
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "A.tsr(-1:1),B.tsr(0:1),C.tsr(1:1)"));
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
 
     /* The middle one: B.disk0 takes C.disk0's content and place. */
     err[0] = '\0';
@@ -373,7 +426,7 @@ static void test_chain(void)
         printf("%s\n", err);
     CHECK(res.in_chain && res.disks == 1 && res.bytes_merged > 0);
     CHECK(f.stops == 1 && f.resumes == 1);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     CHECK(!exists(snap[1]) && !exists_fmt("%s.disk0", snap[1]) && !exists_fmt("%s.deps", snap[1]));
@@ -393,11 +446,11 @@ static void test_chain(void)
     }
 
     /* The VM writes on; then the oldest goes (its child: C.disk0, B's data merged in). */
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     free(want);
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     CHECK(snapshot_delete(&f.vm, snap[0], &res, err) == 0);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     sfmt(img, sizeof(img), "%s.disk0", snap[2]);
@@ -408,25 +461,24 @@ static void test_chain(void)
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "C.tsr(-1:1)"));
     /* C.disk0 (A's image now) still backs on the template, by its relative name. */
-    if (block_backing(f.vm.disks[0].bs) && block_backing(block_backing(f.vm.disks[0].bs)))
-        CHECK(!strcmp(block_path(block_backing(block_backing(f.vm.disks[0].bs))), base));
+    if (block_backing(f.bs[0]) && block_backing(block_backing(f.bs[0])))
+        CHECK(!strcmp(block_path(block_backing(block_backing(f.bs[0]))), base));
 
     /* The newest: the VM's active overlay is merged into C.disk0, which takes its place. */
     CHECK(snapshot_delete(&f.vm, snap[2], &res, err) == 0);
     CHECK(f.stops == 3 && f.resumes == 3);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     CHECK(!exists(snap[2]) && !exists_fmt("%s.disk0", snap[2]) && exists(live));
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, ""));
-    CHECK(block_backing(f.vm.disks[0].bs) &&
-          !strcmp(block_path(block_backing(f.vm.disks[0].bs)), base));
-    CHECK(!strcmp(block_format_name(f.vm.disks[0].bs), "qcow2") && !f.changed_fmt[0]);
+    CHECK(block_backing(f.bs[0]) && !strcmp(block_path(block_backing(f.bs[0])), base));
+    CHECK(!strcmp(block_format_name(f.bs[0]), "qcow2") && !f.changed_fmt[0]);
     /* The disk works on. */
-    scribble(f.vm.disks[0].bs, 30);
+    scribble(f.bs[0], 30);
     free(want);
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     vm_close(&f);
     got = read_image(live);
     CHECK(same(want, got));
@@ -453,10 +505,10 @@ static void test_dependants(void)
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     if (!vm_on_new_disk(&f, live, NULL))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(s, sizeof(s), "%s/s.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(img, sizeof(img), "%s.disk0", s);
     sfmt(clone, sizeof(clone), "%s/disk.qcow2", cdir);
     CHECK(make_overlay(clone, img, "qcow2"));
@@ -515,11 +567,11 @@ static void test_dependants(void)
     sfmt(s, sizeof(s), "%s/a.tsr", dir);
     sfmt(t, sizeof(t), "%s/b.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, t));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(revert(&f, s, "qcow2"));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     char list[512];
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "a.tsr(-1:1)"));
@@ -536,10 +588,10 @@ static void test_dependants(void)
     CHECK(!res.in_chain && res.disks == 1 && f.stops == 0);
     CHECK(!exists(t) && !exists_fmt("%s.disk0", t) && !exists_fmt("%s.deps", t));
     /* Now a goes too, merged. */
-    uint8_t *want = read_all(f.vm.disks[0].bs), *got;
+    uint8_t *want = read_all(f.bs[0]), *got;
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(res.in_chain);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(want);
     free(got);
@@ -558,16 +610,16 @@ static void test_state_missing(void)
     sfmt(live, sizeof(live), "%s/disk.qcow2", dir);
     if (!vm_on_new_disk(&f, live, NULL))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(s, sizeof(s), "%s/m.tsr", dir);
     CHECK(take_snapshot(&f, s));
-    scribble(f.vm.disks[0].bs, 20);
-    want = read_all(f.vm.disks[0].bs);
+    scribble(f.bs[0], 20);
+    want = read_all(f.bs[0]);
     /* Interrupted after its third step: the state file gone, the active overlay's clusters
      * copied into m.tsr.disk0, not yet renamed. The chain reads the same. */
     {
         char img[PATH_MAX], berr[BLOCK_ERR_LEN];
-        struct block *base = NULL, *top = NULL, *bs = f.vm.disks[0].bs;
+        struct block *base = NULL, *top = NULL, *bs = f.bs[0];
 
         sfmt(img, sizeof(img), "%s.disk0", s);
         CHECK(block_release(bs) == 0);
@@ -585,7 +637,7 @@ static void test_state_missing(void)
     }
     CHECK(snapshot_delete(&f.vm, s, &res, err) == 0);
     CHECK(res.in_chain && res.disks == 1);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     CHECK(!exists_fmt("%s.disk0", s) && !exists_fmt("%s.deps", s));
     /* Interrupted after its last rename: only the record is left, and a rerun removes it. */
@@ -628,13 +680,13 @@ static void test_raw(void)
     vm_init(&f);
     if (!vm_add_disk(&f, 0, live, "raw"))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(a, sizeof(a), "%s/a.tsr", dir);
     sfmt(b, sizeof(b), "%s/b.tsr", dir);
     CHECK(take_snapshot(&f, a));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, b));
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     before[0] = after[0] = '\0';
     fingerprint(dir, before, sizeof(before));
     err[0] = '\0';
@@ -642,10 +694,10 @@ static void test_raw(void)
     CHECK(strstr(err, "raw") != NULL && strstr(err, "newer snapshot first") != NULL);
     fingerprint(dir, after, sizeof(after));
     CHECK(!strcmp(before, after));
-    want = read_all(f.vm.disks[0].bs);
+    want = read_all(f.bs[0]);
     CHECK(snapshot_delete(&f.vm, b, &res, err) == 0);
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0);
-    bs = f.vm.disks[0].bs;
+    bs = f.bs[0];
     CHECK(!strcmp(block_format_name(bs), "raw") && !strcmp(f.changed_fmt, "raw"));
     got = read_all(bs);
     CHECK(same(want, got));
@@ -675,19 +727,19 @@ static void test_relative_backing(void)
         return;
     if (!vm_on_new_disk(&f, live, "base.qcow2"))
         return;
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     sfmt(a, sizeof(a), "%s/A.tsr", dir);
     sfmt(b, sizeof(b), "%s/B.tsr", sdir);
     CHECK(take_snapshot(&f, a));
     sfmt(img, sizeof(img), "%s.disk0", a);
     CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
     CHECK(!strcmp(name, "base.qcow2")); /* same folder: left as the user wrote it */
-    scribble(f.vm.disks[0].bs, 20);
+    scribble(f.bs[0], 20);
     CHECK(take_snapshot(&f, b));
     sfmt(img, sizeof(img), "%s.disk0", b);
     frozen_b = read_image(img);
-    scribble(f.vm.disks[0].bs, 20);
-    want = read_all(f.vm.disks[0].bs);
+    scribble(f.bs[0], 20);
+    want = read_all(f.bs[0]);
 
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0 || !printf("%s\n", err));
     CHECK(block_query_backing(img, NULL, name, sizeof(name), fmt, sizeof(fmt), err) == 0);
@@ -695,7 +747,7 @@ static void test_relative_backing(void)
     got = read_image(img);
     CHECK(same(frozen_b, got));
     free(got);
-    got = read_all(f.vm.disks[0].bs);
+    got = read_all(f.bs[0]);
     CHECK(same(want, got));
     free(got);
     if (have_qemu_img)
@@ -724,23 +776,23 @@ static void test_two_disks(void)
         return;
     sfmt(a, sizeof(a), "%s/a.tsr", dir);
     sfmt(b, sizeof(b), "%s/b.tsr", dir);
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     CHECK(take_snapshot(&f, a));
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     CHECK(take_snapshot(&f, b));
-    scribble(f.vm.disks[0].bs, 10);
-    scribble(f.vm.disks[1].bs, 10);
+    scribble(f.bs[0], 10);
+    scribble(f.bs[1], 10);
     list_str(&f, list, sizeof(list));
     CHECK(!strcmp(list, "a.tsr(-1:5),b.tsr(0:5)"));
-    w0 = read_all(f.vm.disks[0].bs);
-    w2 = read_all(f.vm.disks[1].bs);
+    w0 = read_all(f.bs[0]);
+    w2 = read_all(f.bs[1]);
     CHECK(snapshot_delete(&f.vm, a, &res, err) == 0);
     CHECK(res.disks == 2);
     CHECK(snapshot_delete(&f.vm, b, &res, err) == 0);
-    g0 = read_all(f.vm.disks[0].bs);
-    g2 = read_all(f.vm.disks[1].bs);
+    g0 = read_all(f.bs[0]);
+    g2 = read_all(f.bs[1]);
     CHECK(same(w0, g0) && same(w2, g2));
     free(w0);
     free(w2);
@@ -975,6 +1027,200 @@ static void test_note(void)
     CHECK(!strcmp(buf, full));
 }
 
+/* ---- Taking snapshots of a real machine: what is refused, and a failure undone ---- */
+
+struct machine_run {
+    struct virt_machine *m;
+    pthread_t thread;
+    char bios[PATH_MAX];
+    char plant[PATH_MAX];     /* progress: create this file when the guest stops */
+    char opts[PATH_MAX + 32]; /* disk 0's options: the machine keeps pointing at them */
+    int console;
+};
+
+static void *machine_thread(void *opaque)
+{
+    virt_run(((struct machine_run *)opaque)->m);
+    return NULL;
+}
+
+/* A one-hart machine looping in its firmware, with disk 0 the qcow2 image at `disk`. */
+static bool machine_start(struct machine_run *r, const char *dir, const char *disk)
+{
+    static const uint32_t loop[] = {0x0000006f}; /* j . */
+    struct virt_config cfg = {.cpus = 1, .mem_size = VIRT_MIN_MEM};
+    char err[BLOCK_ERR_LEN] = "";
+    FILE *fp;
+
+    memset(r, 0, sizeof(*r));
+    sfmt(r->bios, sizeof(r->bios), "%s/bios.bin", dir);
+    fp = fopen(r->bios, "wb");
+    CHECK(fp && fwrite(loop, sizeof(loop), 1, fp) == 1);
+    if (fp)
+        fclose(fp);
+    CHECK(block_create_qcow2(disk, DISK_SIZE, 0, NULL, NULL, err) == 0 || !printf("%s\n", err));
+    sfmt(r->opts, sizeof(r->opts), "%s,format=qcow2", disk);
+    cfg.bios = r->bios;
+    r->console = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    cfg.console_fd = r->console;
+    cfg.devices[0] = (struct virt_device_spec){"disk", r->opts};
+    cfg.ndevices = 1;
+    if (virt_create(&cfg, &r->m))
+        return false;
+    CHECK(pthread_create(&r->thread, NULL, machine_thread, r) == 0);
+    return true;
+}
+
+static void machine_stop(struct machine_run *r)
+{
+    virt_request_exit(r->m, 0);
+    pthread_join(r->thread, NULL);
+    virt_destroy(r->m);
+    close(r->console);
+}
+
+/* The paths of disk 0's chain as "top<backing<..." */
+static void chain_str(struct virt_machine *m, char *out, size_t len)
+{
+    struct virt_disk_info *layers = calloc(8, sizeof(*layers));
+    unsigned n = 0;
+
+    out[0] = '\0';
+    CHECK(layers && virt_disk_chain(m, 0, layers, 8, &n) == 0);
+    for (unsigned i = 0; layers && i < n; i++)
+        sfmt(out + strlen(out), len - strlen(out), "%s%s", i ? "<" : "", layers[i].path);
+    free(layers);
+}
+
+static void plant_file(void *opaque, const char *phase, uint64_t done, uint64_t total,
+                       uint64_t bytes)
+{
+    struct machine_run *r = opaque;
+    FILE *fp;
+
+    if (strcmp(phase, "stopped") || !r->plant[0])
+        return;
+    fp = fopen(r->plant, "w");
+    if (fp)
+        fclose(fp);
+}
+
+/* Tries a snapshot that must be refused with `want`; nothing in dir and nothing of the disk's
+ * chain may change. */
+static void refused(struct machine_run *r, const char *dir, const char *file, int want,
+                    const char *msg_has)
+{
+    static char before[16384], after[16384];
+    char chain0[4 * PATH_MAX], chain1[4 * PATH_MAX], err[SNAPSHOT_ERR_LEN] = "";
+    struct snapshot_create_stats st;
+    int ret;
+
+    before[0] = after[0] = '\0';
+    fingerprint(dir, before, sizeof(before));
+    chain_str(r->m, chain0, sizeof(chain0));
+    ret = snapshot_create(r->m, file, NULL, &st, err);
+    fingerprint(dir, after, sizeof(after));
+    chain_str(r->m, chain1, sizeof(chain1));
+    if (ret != want || !strstr(err, msg_has) || strcmp(before, after) || strcmp(chain0, chain1))
+        printf("snapshot %s: %d (want %d): %s\n", file, ret, want, err);
+    CHECK(ret == want && strstr(err, msg_has));
+    CHECK(!strcmp(before, after));
+    CHECK(!strcmp(chain0, chain1));
+}
+
+static void test_create(void)
+{
+    char dir[PATH_MAX], disk[PATH_MAX], a[PATH_MAX], p[PATH_MAX], chain[4 * PATH_MAX];
+    char want[4 * PATH_MAX], err[SNAPSHOT_ERR_LEN] = "";
+    struct snapshot_create_stats st;
+    struct machine_run r;
+
+    case_dir(dir, "create");
+    sfmt(disk, sizeof(disk), "%s/disk.qcow2", dir);
+    sfmt(a, sizeof(a), "%s/a.tsr", dir);
+    if (!machine_start(&r, dir, disk)) {
+        CHECK(!"machine_start");
+        return;
+    }
+    /* The machine's view of its disk, as the VMM uses it. */
+    {
+        struct virt_disk_info info;
+        struct dirty_log log;
+        uint8_t buf[4096] = {1};
+
+        CHECK(virt_disk_info(r.m, 0, &info) == 0 && !strcmp(info.path, disk) &&
+              !strcmp(info.format, "qcow2") && !info.readonly && info.length == DISK_SIZE);
+        CHECK(virt_disk_info(r.m, 1, &info) == -ENODEV);
+        CHECK(virt_disk_read(r.m, 0, 8192, buf, sizeof(buf)) == 0 && !buf[0] &&
+              !memcmp(buf, buf + 1, sizeof(buf) - 1));
+        CHECK(virt_disk_read(r.m, 3, 0, buf, sizeof(buf)) == -ENODEV);
+        CHECK(dirty_log_init(&log, (DISK_SIZE + 4095) / 4096) == 0);
+        CHECK(virt_disk_track_writes(r.m, 0, &log) == 0);
+        CHECK(virt_disk_track_writes(r.m, 0, NULL) == 0);
+        dirty_log_destroy(&log);
+    }
+    CHECK(snapshot_create(r.m, a, NULL, &st, err) == 0 || !printf("%s\n", err));
+    CHECK(st.disks == 1 && st.bytes > 0 && exists(a) && exists_fmt("%s.disk0", a));
+    CHECK(!exists_fmt("%s.part", a));
+    chain_str(r.m, chain, sizeof(chain));
+    sfmt(want, sizeof(want), "%s<%s.disk0", disk, a);
+    CHECK(!strcmp(chain, want) || !printf("chain %s\n", chain));
+
+    /* The same FILE again: it used to rename the new frozen image over a.tsr.disk0. */
+    refused(&r, dir, a, -EEXIST, "exists");
+    /* The VM's own disk, and an image below it. */
+    refused(&r, dir, disk, -EEXIST, "is an image of the VM's disk 0");
+    sfmt(p, sizeof(p), "%s.disk0", a);
+    refused(&r, dir, p, -EEXIST, "is an image of the VM's disk 0");
+    /* FILE.disk0 alone is in the way (FILE is free). */
+    sfmt(p, sizeof(p), "%s/b.tsr.disk0", dir);
+    CHECK(close(open(p, O_WRONLY | O_CREAT | O_EXCL, 0600)) == 0);
+    sfmt(p, sizeof(p), "%s/b.tsr", dir);
+    refused(&r, dir, p, -EEXIST, "b.tsr.disk0: exists");
+    /* Names: a control character, a trailing slash, a folder, a missing folder. */
+    sfmt(p, sizeof(p), "%s/new\nline", dir);
+    refused(&r, dir, p, -EINVAL, "control character (byte 0x0a");
+    sfmt(p, sizeof(p), "%s/tab\there", dir);
+    refused(&r, dir, p, -EINVAL, "control character (byte 0x09");
+    sfmt(p, sizeof(p), "%s/sub", dir);
+    CHECK(mkdir(p, 0700) == 0);
+    sfmt(p, sizeof(p), "%s/sub/", dir);
+    refused(&r, dir, p, -EINVAL, "ends in '/'");
+    sfmt(p, sizeof(p), "%s/sub", dir);
+    refused(&r, dir, p, -EEXIST, "is a folder");
+    sfmt(p, sizeof(p), "%s/sub/.", dir);
+    refused(&r, dir, p, -EEXIST, "names a folder");
+    sfmt(p, sizeof(p), "%s/none/x.tsr", dir);
+    refused(&r, dir, p, -ENOENT, "its folder does not exist");
+
+    /* A failure with the disk frozen (the name is taken while the guest is stopped): the disk
+     * is back as it was, and nothing of the snapshot stays. */
+    {
+        static char before[16384], after[16384];
+        const struct snapshot_progress prog = {.report = plant_file, .opaque = &r};
+        char chain1[4 * PATH_MAX];
+
+        sfmt(p, sizeof(p), "%s/c.tsr", dir);
+        sfmt(r.plant, sizeof(r.plant), "%s", p);
+        before[0] = after[0] = '\0';
+        fingerprint(dir, before, sizeof(before));
+        chain_str(r.m, chain, sizeof(chain));
+        CHECK(snapshot_create(r.m, p, &prog, &st, err) == -EEXIST);
+        CHECK(exists(p) && unlink(p) == 0 && !exists_fmt("%s.disk0", p));
+        CHECK(!exists_fmt("%s.part", p));
+        fingerprint(dir, after, sizeof(after));
+        chain_str(r.m, chain1, sizeof(chain1));
+        CHECK(!strcmp(before, after) || !printf("before:\n%safter:\n%s", before, after));
+        CHECK(!strcmp(chain, chain1) || !printf("%s\n%s\n", chain, chain1));
+        CHECK(strstr(virt_get_config(r.m)->devices[0].opts, disk) &&
+              strstr(virt_get_config(r.m)->devices[0].opts, "format=qcow2"));
+        r.plant[0] = '\0';
+        /* And the VM snapshots fine afterwards. */
+        CHECK(snapshot_create(r.m, p, NULL, &st, err) == 0 || !printf("%s\n", err));
+    }
+    machine_stop(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -989,6 +1235,7 @@ int main(void)
     test_hostile();
     test_diskless();
     test_note();
+    test_create();
     disk_tests_end();
     return test_finish("snapshots");
 }

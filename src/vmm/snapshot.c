@@ -1,12 +1,14 @@
-/* Listing and deleting external snapshots (snapshots.h): backing chains walked through the
- * VM's open images, state file headers, the X.deps records, and the merge of one layer into
- * the snapshot image below it. */
-#include "vmm/snapshots.h"
+/* External snapshots (snapshot.h): taking one (the target checked, the disks frozen, the state
+ * file written), and listing and deleting them: backing chains walked through the VM's open
+ * images, state file headers, the X.deps records, and the merge of one layer into the snapshot
+ * image below it. */
+#include "vmm/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,9 +23,12 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
+#include "hw/guest_mem.h"
 #include "hw/virtio/vdev.h"
+#include "machine/virt.h"
 #include "vmm/stream.h"
 #include "vmm/vmconfig.h"
+#include "vmm/vmstate_int.h"
 
 #define DEPS_SUFFIX    ".deps"
 #define DEPS_MAX_BYTES (1u << 20) /* a dependants list larger than this is not ours */
@@ -300,16 +305,14 @@ out:
 
 struct chain {
     unsigned n;
-    struct block *layer[CHAIN_MAX]; /* [0] the VM's image, [n - 1] the bottom */
+    struct virt_disk_info layer[CHAIN_MAX]; /* [0] the VM's image, [n - 1] the bottom */
 };
 
-static void chain_of(struct block *bs, struct chain *c)
+/* Disk `slot`'s chain as the VM has it open now; an empty chain when the VM cannot say. */
+static void chain_of(const struct snapshot_vm *vm, unsigned slot, struct chain *c)
 {
-    c->n = 0;
-    while (bs && c->n < CHAIN_MAX) {
-        c->layer[c->n++] = bs;
-        bs = block_backing(bs);
-    }
+    if (vm->chain(vm->opaque, slot, c->layer, CHAIN_MAX, &c->n) < 0)
+        c->n = 0;
 }
 
 /* ---- Listing ---- */
@@ -321,6 +324,7 @@ int snapshot_list(const struct snapshot_vm *vm, struct snapshot_entry **out, uns
     struct snapshot_entry *e = NULL;
     struct file_id *ids = NULL;
     struct snap_config *c = NULL;
+    struct chain *ch = NULL;
     unsigned n = 0;
     int ret = 0;
 
@@ -331,19 +335,19 @@ int snapshot_list(const struct snapshot_vm *vm, struct snapshot_entry **out, uns
     e = calloc(cap, sizeof(*e));
     ids = calloc(cap, sizeof(*ids));
     c = malloc(sizeof(*c));
-    if (!e || !ids || !c) {
+    ch = malloc(sizeof(*ch));
+    if (!e || !ids || !c || !ch) {
         ret = -ENOMEM;
         set_err(err, "out of memory");
         goto out;
     }
     for (unsigned d = 0; d < vm->ndisks; d++) {
-        struct chain ch;
         int last = -1;
 
-        chain_of(vm->disks[d].bs, &ch);
+        chain_of(vm, vm->disks[d].slot, ch);
         /* Bottom up: oldest first. */
-        for (unsigned k = ch.n; k-- > 1;) {
-            const char *layer = block_path(ch.layer[k]);
+        for (unsigned k = ch->n; k-- > 1;) {
+            const char *layer = ch->layer[k].path;
             char state[PATH_MAX], abs[PATH_MAX], inner[SNAPSHOT_ERR_LEN];
             struct file_id lid, sid, fid;
             uint64_t taken = 0, bytes = 0;
@@ -389,6 +393,7 @@ out:
     free(e);
     free(ids);
     free(c);
+    free(ch);
     return ret;
 }
 
@@ -636,15 +641,20 @@ int snapshot_note_dependant(const char *frozen, const char *overlay)
 
 void snapshot_note_chain(const struct snapshot_vm *vm)
 {
-    for (unsigned d = 0; d < vm->ndisks; d++) {
-        struct block *top = vm->disks[d].bs, *b1 = block_backing(top);
-        struct block *b2 = b1 ? block_backing(b1) : NULL;
+    struct chain *ch = malloc(sizeof(*ch));
 
-        if (b1)
-            snapshot_note_dependant(block_path(b1), block_path(top));
-        if (b2)
-            snapshot_note_dependant(block_path(b2), block_path(b1));
+    if (!ch) {
+        log_warn("snapshots: out of memory: the new snapshot's users are not recorded");
+        return;
     }
+    for (unsigned d = 0; d < vm->ndisks; d++) {
+        chain_of(vm, vm->disks[d].slot, ch);
+        if (ch->n > 1)
+            snapshot_note_dependant(ch->layer[1].path, ch->layer[0].path);
+        if (ch->n > 2)
+            snapshot_note_dependant(ch->layer[2].path, ch->layer[1].path);
+    }
+    free(ch);
 }
 
 /* ---- Deleting ---- */
@@ -657,7 +667,7 @@ struct disk_plan {
     struct file_id fid;
     /* In the chain: */
     const struct snapshot_disk *disk; /* the VM's disk in this slot, or NULL */
-    struct chain chain;               /* the VM's open images: not to be used once released */
+    struct chain chain;               /* the VM's images when the delete began */
     unsigned k;                       /* frozen is chain.layer[k]; 0: not in the chain */
     char child[PATH_MAX];             /* chain.layer[k - 1]'s path: what frozen replaces */
     char below[PATH_MAX]; /* chain.layer[k + 1]'s path: frozen's backing file; "" none */
@@ -670,16 +680,16 @@ struct disk_plan {
 /* The checks of an in-chain disk before anything is touched. */
 static int check_merge(const char *state, struct disk_plan *p, char *err)
 {
-    struct block *x = p->chain.layer[p->k], *c = p->chain.layer[p->k - 1];
+    const struct virt_disk_info *x = &p->chain.layer[p->k], *c = &p->chain.layer[p->k - 1];
     struct file_id cid;
     struct stat sx, sc;
     int ret;
 
-    snprintf(p->child, sizeof(p->child), "%s", block_path(c));
+    snprintf(p->child, sizeof(p->child), "%s", c->path);
     snprintf(p->below, sizeof(p->below), "%s",
-             p->k + 1 < p->chain.n ? block_path(p->chain.layer[p->k + 1]) : "");
-    snprintf(p->fmt_frozen, sizeof(p->fmt_frozen), "%s", block_format_name(x));
-    snprintf(p->fmt_top, sizeof(p->fmt_top), "%s", block_format_name(p->chain.layer[0]));
+             p->k + 1 < p->chain.n ? p->chain.layer[p->k + 1].path : "");
+    snprintf(p->fmt_frozen, sizeof(p->fmt_frozen), "%s", x->format);
+    snprintf(p->fmt_top, sizeof(p->fmt_top), "%s", p->chain.layer[0].format);
     if (lstat(p->frozen, &sx) < 0 || lstat(p->child, &sc) < 0) {
         ret = -errno;
         set_err(err, "%s: cannot look at %s or %s: %s", state, p->frozen, p->child,
@@ -708,18 +718,18 @@ static int check_merge(const char *state, struct disk_plan *p, char *err)
                 state, p->frozen, p->child);
         return -EINVAL;
     }
-    if (block_length(x) != block_length(c)) {
+    if (x->length != c->length) {
         set_err(err, "%s: cannot delete it: %s is %" PRIu64 " bytes, %s above it %" PRIu64, state,
-                p->frozen, block_length(x), p->child, block_length(c));
+                p->frozen, x->length, p->child, c->length);
         return -EINVAL;
     }
     /* The images above name the child with its format; a frozen image can change format only
      * where nothing does: in the VM's own active layer. */
-    if (p->k > 1 && strcmp(p->fmt_frozen, block_format_name(c))) {
+    if (p->k > 1 && strcmp(p->fmt_frozen, c->format)) {
         set_err(err,
                 "%s: cannot delete it: its disk image %s is %s and %s above it is %s; merging "
                 "would change that image's format: delete the newer snapshot first",
-                state, p->frozen, p->fmt_frozen, p->child, block_format_name(c));
+                state, p->frozen, p->fmt_frozen, p->child, c->format);
         return -EINVAL;
     }
     cid.dev = sc.st_dev;
@@ -757,7 +767,7 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
     }
     tp = time_now_ns();
     for (unsigned i = 0; i < np; i++) {
-        ret = block_release(plans[i].disk->bs);
+        ret = vm->release(vm->opaque, plans[i].slot);
         plans[i].released = true;
         if (ret < 0) {
             set_err(err, "%s: flushing %s failed: %s; nothing was deleted", state, plans[i].child,
@@ -840,7 +850,7 @@ reopen:
         p->top = p->base = NULL;
         if (!p->released)
             continue;
-        r = block_reopen(p->disk->bs, block_path(p->disk->bs), fmt, false, berr);
+        r = vm->reopen(vm->opaque, p->slot, p->chain.layer[0].path, fmt, berr);
         if (r < 0) {
             log_error("%s: the VM cannot reopen its disk: %s", state, berr);
             if (ret == 0) {
@@ -919,6 +929,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
 {
     struct disk_plan *plans = NULL;
     struct snap_config *cfg = NULL;
+    struct chain *ch = NULL;
     char state[PATH_MAX], deps[PATH_MAX];
     unsigned slots = 0, in_chain = 0, np = 0;
     uint64_t t0 = time_now_ns(), taken, bytes;
@@ -940,7 +951,8 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         return ret;
     plans = calloc(SNAPSHOT_MAX_DISKS, sizeof(*plans));
     cfg = calloc(1, sizeof(*cfg));
-    if (!plans || !cfg) {
+    ch = malloc(sizeof(*ch));
+    if (!plans || !cfg || !ch) {
         ret = -ENOMEM;
         set_err(err, "out of memory");
         goto out;
@@ -988,13 +1000,11 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         if (!p->exists)
             continue;
         for (unsigned d = 0; d < vm->ndisks; d++) {
-            struct chain ch;
-
-            chain_of(vm->disks[d].bs, &ch);
-            for (unsigned k = 0; k < ch.n; k++) {
+            chain_of(vm, vm->disks[d].slot, ch);
+            for (unsigned k = 0; k < ch->n; k++) {
                 struct file_id lid;
 
-                if (!id_of(block_path(ch.layer[k]), &lid) || !id_eq(&lid, &p->fid))
+                if (!id_of(ch->layer[k].path, &lid) || !id_eq(&lid, &p->fid))
                     continue;
                 if (k == 0) {
                     ret = -EINVAL;
@@ -1009,7 +1019,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
                     goto out;
                 }
                 p->disk = &vm->disks[d];
-                p->chain = ch;
+                p->chain = *ch;
                 p->k = k;
                 in_chain |= 1u << s;
             }
@@ -1108,16 +1118,17 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         /* Another branch: only one of this VM's, and only if nothing uses it. */
         for (unsigned i = 0; i < np; i++) {
             struct disk_plan *p = &plans[i];
-            const struct snapshot_disk *d = vm_disk(vm, p->slot);
             struct file_id of, mine;
 
-            if (!id_of(cfg->of[p->slot], &of) || !id_of(block_path(d->bs), &mine) ||
-                !id_eq(&of, &mine)) {
+            chain_of(vm, p->slot, &p->chain);
+            if (!p->chain.n || !id_of(cfg->of[p->slot], &of) ||
+                !id_of(p->chain.layer[0].path, &mine) || !id_eq(&of, &mine)) {
                 ret = -EINVAL;
                 set_err(err,
                         "%s: not a snapshot of this VM: it froze %s as disk %u, this VM's "
                         "disk there is %s",
-                        state, cfg->of[p->slot], p->slot, block_path(d->bs));
+                        state, cfg->of[p->slot], p->slot,
+                        p->chain.n ? p->chain.layer[0].path : "unknown");
                 goto out;
             }
             if (!p->exists)
@@ -1150,6 +1161,450 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
 out:
     free(plans);
     free(cfg);
+    free(ch);
     res->total_ns = time_now_ns() - t0;
+    return ret;
+}
+
+/* ---- Taking a snapshot ---- */
+
+#define RAM_SLICE_WORDS 256 /* bitmap words per progress step: 16384 pages, 64 MiB */
+
+struct frozen_disk {
+    unsigned slot;
+    char live[PATH_MAX];   /* the disk's path, where the VM goes on in an overlay */
+    char frozen[PATH_MAX]; /* where the image as of the snapshot now lives */
+    char fmt[FMT_LEN];
+    bool moved; /* the image is at frozen, an overlay at live */
+};
+
+/* rename() that never replaces: a snapshot must not destroy what already has the name. Falls
+ * back to a check and rename() on a file system without RENAME_NOREPLACE. */
+static int rename_new(const char *from, const char *to)
+{
+    struct stat st;
+
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    if (lstat(to, &st) == 0)
+        return -EEXIST;
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
+/* Whether id is the file of an image in any disk's chain; *slot says whose. */
+static bool in_chains(struct virt_machine *m, const struct file_id *id, unsigned *slot)
+{
+    struct chain *ch = malloc(sizeof(*ch));
+    bool found = false;
+
+    if (!ch)
+        return false;
+    for (unsigned s = 0; s < virt_get_config(m)->ndevices && !found; s++) {
+        struct file_id lid;
+
+        if (virt_disk_chain(m, s, ch->layer, CHAIN_MAX, &ch->n))
+            continue;
+        for (unsigned i = 0; i < ch->n && !found; i++)
+            if (id_of(ch->layer[i].path, &lid) && id_eq(&lid, id)) {
+                found = true;
+                *slot = s;
+            }
+    }
+    free(ch);
+    return found;
+}
+
+/* Refuses a file the snapshot would create when anything has its name: an image of the VM
+ * (it would be destroyed), a folder, another file. */
+static int check_free(struct virt_machine *m, const char *shown, const char *path, char *err)
+{
+    struct file_id id;
+    struct stat st;
+    unsigned slot = 0;
+
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        set_err(err, "%s: cannot look at it: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (id_of(path, &id) && in_chains(m, &id, &slot))
+        set_err(err,
+                "%s: is an image of the VM's disk %u (or one it is backed by); a snapshot there "
+                "would destroy the disk: choose another name",
+                path, slot);
+    else if (S_ISDIR(st.st_mode))
+        set_err(err, "%s: is a folder; name a new file for the snapshot", shown);
+    else
+        set_err(err,
+                "%s: exists; choose a new name, or delete the old snapshot first "
+                "(tessera vm snapshot-delete)",
+                path);
+    return -EEXIST;
+}
+
+int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PATH_MAX], char *err)
+{
+    char dir[PATH_MAX], base[PATH_MAX], name[PATH_MAX];
+    size_t len = strlen(path);
+    struct file_id id;
+    unsigned slot;
+
+    if (!len) {
+        set_err(err, "the snapshot's file name is empty");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f) {
+            set_err(err,
+                    "the snapshot's file name holds a control character (byte 0x%02x at offset "
+                    "%zu); such a name could be made but never listed or deleted",
+                    (unsigned char)path[i], i);
+            return -EINVAL;
+        }
+    }
+    if (path[len - 1] == '/') {
+        set_err(err, "%s: ends in '/'; a snapshot is a file: name it without the slash", path);
+        return -EINVAL;
+    }
+    if (len >= PATH_MAX - 32) {
+        set_err(err, "%.64s...: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(dir, path, len + 1);
+    memcpy(base, path, len + 1);
+    if (!strcmp(basename(base), ".") || !strcmp(basename(base), "..")) {
+        set_err(err, "%s: names a folder; name a new file for the snapshot", path);
+        return -EEXIST;
+    }
+    if (!realpath(dirname(dir), abs)) {
+        set_err(err, "%s: its folder does not exist: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    memcpy(base, path, len + 1);
+    if (!path_fmt(name, "%s/%s", strcmp(abs, "/") ? abs : "", basename(base)) ||
+        strlen(name) >= PATH_MAX - 32) {
+        set_err(err, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(abs, name, strlen(name) + 1);
+    if (check_free(m, path, abs, err))
+        return -EEXIST;
+    for (unsigned s = 0; s < virt_get_config(m)->ndevices; s++) {
+        struct virt_disk_info info;
+        int ret;
+
+        if (virt_disk_info(m, s, &info) || info.readonly)
+            continue;
+        disk_name(abs, s, name);
+        ret = check_free(m, name, name, err);
+        if (ret)
+            return ret;
+    }
+    /* FILE.part is where the state is written first; a leftover of a failed snapshot is
+     * replaced, but never an image of the VM or something that is not a plain file. */
+    path_fmt(name, "%s.part", abs);
+    if (id_of(name, &id) && in_chains(m, &id, &slot)) {
+        set_err(err, "%s: is an image of the VM's disk %u; choose another snapshot name", name,
+                slot);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+/* Where the writable disk in `f->slot` will be frozen (f->frozen); nothing is touched yet. */
+static int plan_freeze(const struct virt_disk_info *info, const char *snap_abs,
+                       struct frozen_disk *f, char *err)
+{
+    snprintf(f->live, sizeof(f->live), "%s", info->path);
+    snprintf(f->fmt, sizeof(f->fmt), "%s", info->format);
+    if (!path_fmt(f->frozen, "%s.disk%u", snap_abs, f->slot)) {
+        set_err(err, "%s: path too long", snap_abs);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* Puts the disk aside as f->frozen and continues the VM on a new overlay at its old path.
+ * Device quiesced. On failure everything is as before. */
+static int freeze_disk(struct virt_machine *m, struct frozen_disk *f, char *err)
+{
+    char berr[BLOCK_ERR_LEN];
+    int ret;
+
+    ret = virt_disk_release(m, f->slot);
+    if (ret < 0) {
+        set_err(err, "%s: flush before the snapshot failed: %s", f->live, strerror(-ret));
+        goto reopen_live;
+    }
+    /* A backing name relative to the image's folder would break in the snapshot's folder:
+     * it becomes absolute first (the same file, so nothing to undo on failure). */
+    if (!snapshot_same_folder(f->live, f->frozen)) {
+        ret = block_anchor_backing(f->live, f->fmt, berr);
+        if (ret < 0) {
+            set_err(err, "%s: %s", f->live, berr);
+            goto reopen_live;
+        }
+    }
+    ret = rename_new(f->live, f->frozen);
+    if (ret < 0) {
+        set_err(err,
+                "%s: cannot move it to %s (%s); the snapshot file must be on the disk's "
+                "file system",
+                f->live, f->frozen, strerror(-ret));
+        goto reopen_live;
+    }
+    ret = block_create_qcow2(f->live, 0, 0, f->frozen, f->fmt, berr);
+    if (ret == 0)
+        ret = virt_disk_reopen(m, f->slot, f->live, "qcow2", berr);
+    if (ret < 0) {
+        set_err(err, "%s: cannot start the overlay: %s", f->live, berr);
+        unlink(f->live);
+        if (rename(f->frozen, f->live) < 0)
+            log_error("%s: cannot move the disk back from %s: %s", f->live, f->frozen,
+                      strerror(errno));
+        goto reopen_live;
+    }
+    /* The disk's config names what it runs on now: a qcow2 overlay at its old path. */
+    if (vmconfig_machine_set(m, f->slot, "path", json_string(f->live), err) ||
+        vmconfig_machine_set(m, f->slot, "format", json_string("qcow2"), err))
+        log_error("disk %u: %s", f->slot, err);
+    f->moved = true;
+    return 0;
+
+reopen_live:
+    if (virt_disk_reopen(m, f->slot, f->live, f->fmt, berr) < 0)
+        log_error("%s: cannot reopen the disk after a failed snapshot: %s", f->live, berr);
+    return ret;
+}
+
+/* Undoes freeze_disk() while the guest is still stopped (it wrote nothing to the overlay):
+ * the overlay goes, the image comes back to its path, the device reopens it. */
+static void thaw_disk(struct virt_machine *m, struct frozen_disk *f)
+{
+    char berr[BLOCK_ERR_LEN];
+
+    if (!f->moved)
+        return;
+    if (virt_disk_release(m, f->slot) < 0)
+        log_warn("%s: flushing the overlay of a failed snapshot failed", f->live);
+    if (unlink(f->live) < 0 || rename(f->frozen, f->live) < 0) {
+        log_error("%s: cannot move the disk back from %s (%s); the VM goes on in the overlay",
+                  f->live, f->frozen, strerror(errno));
+        if (virt_disk_reopen(m, f->slot, f->live, "qcow2", berr) < 0)
+            log_error("%s: cannot reopen the overlay: %s", f->live, berr);
+        return;
+    }
+    if (virt_disk_reopen(m, f->slot, f->live, f->fmt, berr) < 0)
+        log_error("%s: cannot reopen the disk after a failed snapshot: %s", f->live, berr);
+    if (vmconfig_machine_set(m, f->slot, "format", json_string(f->fmt), berr))
+        log_error("disk %u: %s", f->slot, berr);
+    f->moved = false;
+}
+
+struct frozen_set {
+    const struct frozen_disk *f;
+    unsigned n;
+};
+
+/* The snapshot header's document: frozen disks point at their frozen image and say where they
+ * were ("snapshot_of"). */
+static int snapshot_edit(struct vmconfig *vc, void *opaque, char *err)
+{
+    const struct frozen_set *set = opaque;
+
+    for (unsigned i = 0; i < set->n; i++) {
+        const struct frozen_disk *f = &set->f[i];
+
+        if (conf_set_str(vc, f->slot, "path", f->frozen, err) ||
+            conf_set_str(vc, f->slot, "format", f->fmt, err) ||
+            conf_set_str(vc, f->slot, "snapshot_of", f->live, err))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static void progress(const struct snapshot_progress *p, const char *phase,
+                     const struct snapshot_create_stats *st, uint64_t pages_total,
+                     const struct stream_writer *w)
+{
+    if (p && p->report)
+        p->report(p->opaque, phase, st->ram_pages, pages_total, w ? stream_bytes_written(w) : 0);
+}
+
+/* The pre-copy pass: the pages in bits, a slice at a time (each slice a RAM record, as a
+ * migration's rounds are), reporting progress after each. 0 or -EIO. */
+static int write_ram_slices(struct virt_machine *m, struct stream_writer *w, const uint64_t *bits,
+                            size_t words, uint64_t total, struct snapshot_create_stats *st,
+                            const struct snapshot_progress *p)
+{
+    uint64_t *slice = calloc(words, sizeof(*slice));
+
+    if (!slice)
+        return -ENOMEM;
+    for (size_t i = 0; i < words; i += RAM_SLICE_WORDS) {
+        size_t n = words - i < RAM_SLICE_WORDS ? words - i : RAM_SLICE_WORDS;
+
+        if (i)
+            memset(slice + i - RAM_SLICE_WORDS, 0, RAM_SLICE_WORDS * sizeof(*slice));
+        memcpy(slice + i, bits + i, n * sizeof(*slice));
+        if (stream_write_ram(w, virt_ram(m), slice, &st->ram_pages, &st->zero_pages)) {
+            free(slice);
+            return -EIO;
+        }
+        progress(p, "copying", st, total, w);
+    }
+    free(slice);
+    return 0;
+}
+
+int snapshot_create(struct virt_machine *m, const char *path, const struct snapshot_progress *p,
+                    struct snapshot_create_stats *st, char *err)
+{
+    struct frozen_disk *disks = calloc(VIRT_VIRTIO_SLOTS, sizeof(*disks));
+    struct stream_writer *w = NULL;
+    char tmp[PATH_MAX], abs[PATH_MAX];
+    uint64_t t0 = time_now_ns(), tp = 0, *bits = NULL, total = 0;
+    size_t words = (size_t)((virt_ram(m)->size / 4096 + 63) / 64);
+    unsigned nd = 0;
+    bool was_paused = false, paused = false, quiesced = false, tmp_made = false;
+    char *json = NULL;
+    int fd = -1, ret;
+
+    memset(st, 0, sizeof(*st));
+    if (!disks) {
+        set_err(err, "out of memory");
+        return -ENOMEM;
+    }
+    /* Everything that can be refused is refused here, before any file is touched. */
+    ret = snapshot_check_target(m, path, abs, err);
+    if (ret)
+        goto out;
+    for (unsigned i = 0; i < virt_get_config(m)->ndevices; i++) {
+        struct virt_disk_info info;
+
+        if (virt_disk_info(m, i, &info) || info.readonly)
+            continue;
+        disks[nd].slot = i;
+        ret = plan_freeze(&info, abs, &disks[nd], err);
+        if (ret)
+            goto out;
+        nd++;
+    }
+    path_fmt(tmp, "%s.part", abs);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    tmp_made = true;
+    bits = calloc(words, sizeof(*bits));
+    ret = bits ? stream_writer_create(fd, path, 1, &w) : -ENOMEM;
+    if (ret) {
+        set_err(err, "out of memory");
+        goto out;
+    }
+    json = header_config(m, snapshot_edit, &(struct frozen_set){disks, nd}, err);
+    if (!json) {
+        ret = -EINVAL;
+        goto out;
+    }
+    if (stream_write_header(w, json, 0)) {
+        ret = -EIO;
+        set_err(err, "%s: cannot write the header", path);
+        goto out;
+    }
+
+    /* Pre-copy while the guest runs, then a short stop for what it dirtied meanwhile, the
+     * disks and the devices: the pause is what a user notices, not the file's size. */
+    ret = virt_pause(m);
+    was_paused = ret == -EALREADY;
+    if (ret && !was_paused) {
+        set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
+        goto out;
+    }
+    paused = true;
+    virt_dirty_log(m, true);
+    total = virt_harvest_dirty(m, bits);
+    if (!was_paused) {
+        virt_resume(m);
+        paused = false;
+    }
+    progress(p, "copying", st, total, w);
+    ret = write_ram_slices(m, w, bits, words, total, st, p);
+    if (ret == -ENOMEM) {
+        set_err(err, "out of memory");
+        goto out;
+    }
+    if (ret || stream_flush(w))
+        goto io_error;
+    /* The bulk reaches the disk while the guest still runs; the stop syncs only the rest. */
+    if (fdatasync(fd) < 0) {
+        ret = -errno;
+        set_err(err, "%s: cannot write: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (!was_paused) {
+        ret = virt_pause(m);
+        if (ret) {
+            set_err(err, "the VM cannot be paused now (it is resetting or exiting)");
+            goto out;
+        }
+        paused = true;
+    }
+    progress(p, "stopped", st, total, w);
+    tp = time_now_ns();
+    virt_quiesce(m);
+    quiesced = true;
+    memset(bits, 0, words * sizeof(*bits)); /* the pre-copy pass is written */
+    for (unsigned i = 0; i < nd; i++) {
+        ret = freeze_disk(m, &disks[i], err);
+        if (ret)
+            goto out;
+    }
+    if (write_stopped_state(m, w, bits))
+        goto io_error;
+    /* Complete before the guest goes on, so that a failure can still put the disks back. */
+    if (fsync(fd) < 0 || (ret = rename_new(tmp, abs)) < 0) {
+        ret = ret < 0 ? ret : -errno;
+        set_err(err, "%s: cannot complete: %s", path, strerror(-ret));
+        goto out;
+    }
+    tmp_made = false;
+    sync_folder(abs);
+    st->bytes = stream_bytes_written(w);
+    st->disks = nd;
+    ret = 0;
+    goto out;
+
+io_error:
+    ret = -EIO;
+    set_err(err, "%s", stream_writer_error(w) ? stream_writer_error(w) : "write failed");
+out:
+    /* A failure puts every disk back where it was, in reverse order, while the guest is still
+     * stopped: it never wrote to an overlay that now goes. */
+    for (unsigned i = nd; ret && i-- > 0;)
+        thaw_disk(m, &disks[i]);
+    virt_dirty_log(m, false);
+    if (quiesced)
+        virt_unquiesce(m);
+    if (paused && !was_paused)
+        virt_resume(m);
+    if (tp)
+        st->paused_ns = time_now_ns() - tp;
+    if (tmp_made)
+        unlink(tmp);
+    if (ret == 0)
+        progress(p, "done", st, total, w);
+    stream_writer_destroy(w);
+    free(json);
+    free(bits);
+    free(disks);
+    if (fd >= 0)
+        close(fd);
+    st->total_ns = time_now_ns() - t0;
     return ret;
 }

@@ -1,5 +1,7 @@
-/* Listing and deleting the external snapshots of one VM (what `tessera vm snapshots` and
- * `tessera vm snapshot-delete` do; the snapshots themselves are vmstate.h's).
+/* External snapshots of one VM: taking one (`tessera vm snapshot`), listing them (`tessera vm
+ * snapshots`) and deleting one (`tessera vm snapshot-delete`). This module owns every disk
+ * layer operation of a snapshot: freezing an image under a new overlay, walking the chains,
+ * merging a layer away. It reaches the machine's disks only through machine/virt.h's disk view.
  *
  * A snapshot FILE froze each writable disk of the VM: the image that was at the disk's path
  * LIVE became FILE.diskN (N: the device slot) and the VM went on in a qcow2 overlay at LIVE
@@ -26,9 +28,10 @@
  *            beside X that restore and snapshot append to (snapshot_note_dependant()), and in
  *            X.diskN's folder; paths that are gone or no longer backed by X.diskN are ignored.
  *
- * The core works on struct snapshot_vm, so it runs (and is tested) without a machine; the
- * VMM's API fills it in (vm_api.c). Threads: the caller's (the API thread); the VM's disks are
- * looked at while the guest runs and changed only between stop_io() and resume_io(). */
+ * List and delete work on struct snapshot_vm, so they run (and are tested) without a machine;
+ * the VMM's API fills it in (vm_api.c). Threads: the caller's (the VMM's snapshot worker, or
+ * the API thread for a list); the VM's disks are looked at while the guest runs and changed
+ * only between stop_io() and resume_io(). */
 #ifndef TESSERA_VMM_SNAPSHOTS_H
 #define TESSERA_VMM_SNAPSHOTS_H
 
@@ -39,22 +42,75 @@
 #define SNAPSHOT_ERR_LEN   512
 #define SNAPSHOT_MAX_DISKS 8 /* device slots, VIRT_VIRTIO_SLOTS */
 
-struct block;
+struct virt_disk_info;
+struct virt_machine;
+
+/* ---- Taking a snapshot ----
+ * The image at a writable disk's path LIVE becomes FILE.diskN and the VM goes on in a new
+ * qcow2 overlay at LIVE backed by it; FILE holds RAM, CPUs and devices and a config naming
+ * FILE.diskN for slot N (snapshot-of=LIVE). RAM is copied while the guest runs (dirty pages
+ * logged), then the guest stops for the pages it dirtied meanwhile, the disks and the devices. */
+
+struct snapshot_create_stats {
+    uint64_t bytes;      /* size of the state file */
+    uint64_t ram_pages;  /* pages looked at */
+    uint64_t zero_pages; /* of which zero: elided */
+    uint64_t paused_ns;  /* how long the guest was stopped */
+    uint64_t total_ns;
+    unsigned disks; /* disks frozen */
+};
+
+/* Told how far a snapshot is, on the snapshot's thread: phase "copying" (RAM while the guest
+ * runs: pages_done of pages_total), "stopped" (the guest is paused: disks and devices), "done".
+ * bytes: the state file so far. Must not block. */
+struct snapshot_progress {
+    void (*report)(void *opaque, const char *phase, uint64_t pages_done, uint64_t pages_total,
+                   uint64_t bytes);
+    void *opaque;
+};
+
+/* Checks, touching nothing, that a snapshot may be written to `path` and gives its absolute
+ * form: refused are names with a control character, a trailing '/', "." or "..", a missing
+ * folder (-EINVAL, -ENOENT), and (-EEXIST) any FILE or FILE.diskN (N a writable disk's slot)
+ * that exists (a folder, an older snapshot, an image of the VM's chains), or a FILE.part that
+ * is an image of the VM. One line in err (SNAPSHOT_ERR_LEN) naming the file and the fix. Any
+ * thread that may look at m's disks (virt.h). */
+int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PATH_MAX], char *err);
+
+/* Saves a snapshot of the running (or paused) machine to `path` (checked first as above); the
+ * machine keeps running (or stays paused). p may be NULL. Returns 0, or -errno with one line in
+ * err; on failure nothing was renamed or replaced: the VM runs on with its disks exactly as
+ * they were (a failure once the disks are frozen puts them back before the guest resumes) and
+ * no new file stays. One snapshot at a time, on any thread but a hart's; virt_pause() and
+ * virt_resume() must not be called by others meanwhile. */
+int snapshot_create(struct virt_machine *m, const char *path, const struct snapshot_progress *p,
+                    struct snapshot_create_stats *st, char *err);
+
+/* ---- Listing and deleting ---- */
 
 /* One writable disk of the VM. */
 struct snapshot_disk {
-    unsigned slot;    /* device slot (< SNAPSHOT_MAX_DISKS): its snapshot images are FILE.diskN */
-    struct block *bs; /* the VM's open image, the top of the chain; used by the VM's I/O thread
-                       * except between stop_io() and resume_io() */
+    unsigned slot; /* device slot (< SNAPSHOT_MAX_DISKS): its snapshot images are FILE.diskN */
 };
 
+/* The VM as list and delete see it: its writable disks, and what they may do to them. Every
+ * member is called on the caller's thread; the VM's images are looked at (chain) while the
+ * guest runs and changed only between stop_io() and resume_io(). */
 struct snapshot_vm {
     struct snapshot_disk disks[SNAPSHOT_MAX_DISKS];
     unsigned ndisks;
+    /* Disk `slot`'s chain as the VM has it open, top (the image the guest writes) first:
+     * 0 and at most max layers in *n, or -errno. */
+    int (*chain)(void *opaque, unsigned slot, struct virt_disk_info *layers, unsigned max,
+                 unsigned *n);
     /* Stops every guest access to the disks (vCPUs paused, devices quiesced), and lets them
      * go on. stop_io() returns 0 or -errno (-EBUSY: the VM is resetting or exiting). */
     int (*stop_io)(void *opaque);
     void (*resume_io)(void *opaque);
+    /* Between stop and resume: disk `slot` flushes and lets go of its image, and takes the
+     * image at path (of format) back. 0 or -errno (reopen: one line in err, BLOCK_ERR_LEN). */
+    int (*release)(void *opaque, unsigned slot);
+    int (*reopen)(void *opaque, unsigned slot, const char *path, const char *format, char *err);
     /* Optional: the image at disk `slot`'s path is now of `format` (a raw image took the
      * active overlay's place), for the config later snapshots record. Between stop and resume. */
     void (*disk_format_changed)(void *opaque, unsigned slot, const char *format);
