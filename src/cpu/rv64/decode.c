@@ -4,9 +4,13 @@
  * valid RV64GC decodes to rv_op_illegal. */
 #include "cpu/rv64/insn.h"
 
+/* Sign-extends the low `bits` bits of v. Done in unsigned arithmetic: shifting a negative
+ * signed value left is undefined in C17 (§6.5.7), and right is implementation-defined. */
 static int64_t sext(uint64_t v, unsigned bits)
 {
-    return (int64_t)(v << (64 - bits)) >> (64 - bits);
+    uint64_t sign = 1ull << (bits - 1);
+
+    return (int64_t)(((v & ((sign << 1) - 1)) ^ sign) - sign);
 }
 
 static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
@@ -445,7 +449,7 @@ static void decode16(uint32_t r, struct rv_insn *in)
                 if (imm6 == 0)
                     illegal(in);
                 else
-                    set(in, rv_op_lui, xd(rd), 0, 0, imm6 << 12);
+                    set(in, rv_op_lui, xd(rd), 0, 0, (int64_t)((uint64_t)imm6 << 12));
             }
             return;
         case 4: {
