@@ -108,6 +108,16 @@ static int fdt_stringlist(void *fdt, const char *name, const char *const *list, 
 
 enum { PH_PLIC = 1, PH_TEST = 2, PH_CPU_INTC = 16 };
 
+/* What every hart implements, for the device tree: riscv,isa for today's kernels and
+ * firmware, riscv,isa-base and riscv,isa-extensions for kernels from 6.6 on (Linux
+ * Documentation/devicetree/bindings/riscv/extensions.yaml). Multi-letter extensions go in
+ * the ISA manual's canonical order (unprivileged 20191213 §27.11): Zi*, then Zb*, then S*. */
+#define VIRT_ISA_BASE "rv64i"
+#define VIRT_ISA      "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs"
+static const char *const virt_isa_extensions[] = {
+    "i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zihintpause", "zba", "zbb", "zbs",
+};
+
 static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t initrd_end)
 {
     void *fdt = m->fdt;
@@ -150,7 +160,10 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
         FDT_CHECK(fdt_property_u32(fdt, "reg", i));
         FDT_CHECK(fdt_property_string(fdt, "status", "okay"));
         FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv"));
-        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", "rv64imafdc_zicsr_zifencei"));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", VIRT_ISA));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa-base", VIRT_ISA_BASE));
+        FDT_CHECK(fdt_stringlist(fdt, "riscv,isa-extensions", virt_isa_extensions,
+                                 sizeof(virt_isa_extensions) / sizeof(virt_isa_extensions[0])));
         FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv48"));
         FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
         FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
