@@ -293,7 +293,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
 
         if (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
-        /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 0. */
+        /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 16. */
         if (mode != 0 && mode != 8 && mode != 9)
             return 0;
         h->satp = v & SATP_WRITABLE;

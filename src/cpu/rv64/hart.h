@@ -81,8 +81,10 @@ enum rv_exc {
 /* Exceptions that may be delegated to S: everything but ecall from M (§3.1.8). */
 #define MEDELEG_WRITABLE 0xb3ffull
 
-/* satp (§4.1.11): MODE and PPN; ASIDLEN is 0, so the ASID field reads 0. */
-#define SATP_WRITABLE ((0xfull << 60) | ((1ull << 44) - 1))
+/* satp (§4.1.11): MODE, a 16-bit ASID (ASIDLEN = 16, the most RV64 allows) and PPN. The TLB
+ * is not tagged with the ASID: a satp write drops every cached translation, and SFENCE.VMA
+ * of any form drops them all, which the spec permits (a fence may do more than asked). */
+#define SATP_WRITABLE ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1))
 
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
 #define MIP_MSIP   (1ull << RV64_IRQ_MSI)
