@@ -20,8 +20,9 @@
 #define PT_L0    0x80402000     /* VA 0x4000_0000 .. 0x401f_ffff */
 #define PA(i)    (0x80500000 + (i) * 0x1000)   /* page i holds MARK(i) */
 #define MARK(i)  (0x33330000 + (i))
-#define VA_P     0x40000000     /* L0[0]: a non-global page */
-#define VA_G     0x40001000     /* L0[1]: a global page */
+#define VA_P     0x40050000     /* L0[0x50]: a non-global page (TLB slot 0x50, clear of the
+                                   code and page-table pages, so only a fence drops it) */
+#define VA_G     0x40051000     /* L0[0x51]: a global page */
 #define ASID_SH  44
 #define SATP(asid) ((8 << 60) | ((asid) << ASID_SH) | (PT_ROOT >> 12))
 
@@ -41,8 +42,8 @@
     SETPTE PT_ROOT, 1, PTE(PT_L1, PTE_V)
     SETPTE PT_ROOT, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
     SETPTE PT_L1, 0, PTE(PT_L0, PTE_V)
-    SETPTE PT_L0, 0, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-    SETPTE PT_L0, 1, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D)
+    SETPTE PT_L0, 0x50, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    SETPTE PT_L0, 0x51, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D)
     li a0, PA(0)
     li a1, MARK(0)
     li a2, 4
@@ -87,7 +88,7 @@
     EXPECT a0, MARK(0)
 
     CHECK 3             /* PTE changed; "sfence.vma x0, 1" and ASID 1 sees the new page */
-    li a2, PT_L0
+    li a2, PT_L0 + 8 * 0x50
     li a3, PTE(PA(1), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
     sd a3, 0(a2)
     sfence.vma zero, s4
@@ -110,7 +111,7 @@
 
     CHECK 6             /* a global PTE changed: "sfence.vma x0, x0" is seen under every
                            ASID */
-    li a2, PT_L0 + 8
+    li a2, PT_L0 + 8 * 0x51
     li a3, PTE(PA(3), PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D)
     sd a3, 0(a2)
     sfence.vma

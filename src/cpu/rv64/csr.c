@@ -296,8 +296,9 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 16. */
         if (mode != 0 && mode != 8 && mode != 9)
             return 0;
-        h->satp = v & SATP_WRITABLE;
-        rv_tlb_flush(h);
+        v &= SATP_WRITABLE;
+        rv_tlb_switch(h, h->satp, v);
+        h->satp = v;
         return 0;
     }
     case CSR_MSTATUS: mstatus_write(h, v, MSTATUS_WRITABLE); return 0;

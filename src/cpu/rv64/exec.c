@@ -352,7 +352,12 @@ OP(sfence_vma)
 {
     if (h->priv == RV_PRIV_U || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM)))
         return rv_illegal(h, in);
-    rv_tlb_flush(h);
+    /* rs2 = x0: every address space; otherwise the ASID in rs2 (whole, whatever rs1 says:
+     * a fence may drop more than the one address). */
+    if (in->rs2)
+        rv_tlb_flush_asid(h, X(in->rs2) & 0xffff);
+    else
+        rv_tlb_flush(h);
     return jump_to(h, NEXTPC);
 }
 
