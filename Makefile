@@ -50,6 +50,10 @@ WHOLE = -Wl,--whole-archive $(1) -Wl,--no-whole-archive
 $(BUILD)/tessera: $(OBJ_DIR)/src/cli/main.o $(LIB)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< $(call WHOLE,$(LIB)) $(LDLIBS)
 
+# The same program built with ASan+UBSan (every report fatal), for `make isa-asan`.
+$(BUILD)/tessera-asan: $(ASAN_DIR)/src/cli/main.o $(LIB_ASAN)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) -o $@ $< $(call WHOLE,$(LIB_ASAN)) $(LDLIBS)
+
 $(OBJ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(if $(findstring fpu,$<),$(FPU_FLAGS)) -c -o $@ $<
@@ -100,4 +104,4 @@ test: $(BUILD)/tessera
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(ASAN_DIR)/src/cli/main.d

@@ -33,6 +33,7 @@ stage "build"       make -s -j"$JOBS"
 stage "unit"        make -s -j"$JOBS" unit
 stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan
 stage "isa"         make -s -j"$JOBS" isa
+stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
 stage "cli"         tests/cli/run.sh
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh

@@ -6,8 +6,8 @@
  * atomically, so a mark is never lost: it lands either in this harvest or in the next one.
  * The CPU engine marks a page when it first maps it for writing, so a harvester must, after
  * taking the bits, make every vCPU drop its writable mappings before it copies the pages (see
- * rv64_hart_flush_tlb()); writes through a mapping made before the flush are then already in
- * the copied bytes. */
+ * vcpu_dirty_rearm() in src/cpu/engine.h); writes through a mapping made before the flush are
+ * then already in the copied bytes. */
 #ifndef TESSERA_BASE_DIRTY_H
 #define TESSERA_BASE_DIRTY_H
 

@@ -11,7 +11,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/time.h"
-#include "cpu/rv64/rv64.h"
+#include "cpu/engine.h"
 #include "hw/bus.h"
 #include "hw/clint.h"
 #include "hw/guest_mem.h"
@@ -48,7 +48,7 @@ static void virt_post(struct virt_machine *m, enum virt_event ev, int status)
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     for (unsigned i = 0; i < m->cfg.cpus; i++)
-        rv64_hart_request_stop(m->harts[i]);
+        vcpu_request_stop(m->harts[i]);
 }
 
 void virt_request_exit(struct virt_machine *m, int status)
@@ -108,6 +108,16 @@ static int fdt_stringlist(void *fdt, const char *name, const char *const *list, 
 
 enum { PH_PLIC = 1, PH_TEST = 2, PH_CPU_INTC = 16 };
 
+/* What every hart implements, for the device tree: riscv,isa for today's kernels and
+ * firmware, riscv,isa-base and riscv,isa-extensions for kernels from 6.6 on (Linux
+ * Documentation/devicetree/bindings/riscv/extensions.yaml). Multi-letter extensions go in
+ * the ISA manual's canonical order (unprivileged 20191213 §27.11): Zi*, then Zb*, then S*. */
+#define VIRT_ISA_BASE "rv64i"
+#define VIRT_ISA      "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs"
+static const char *const virt_isa_extensions[] = {
+    "i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zihintpause", "zba", "zbb", "zbs",
+};
+
 static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t initrd_end)
 {
     void *fdt = m->fdt;
@@ -150,7 +160,10 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
         FDT_CHECK(fdt_property_u32(fdt, "reg", i));
         FDT_CHECK(fdt_property_string(fdt, "status", "okay"));
         FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv"));
-        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", "rv64imafdc_zicsr_zifencei"));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", VIRT_ISA));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa-base", VIRT_ISA_BASE));
+        FDT_CHECK(fdt_stringlist(fdt, "riscv,isa-extensions", virt_isa_extensions,
+                                 sizeof(virt_isa_extensions) / sizeof(virt_isa_extensions[0])));
         FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv48"));
         FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
         FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
@@ -210,9 +223,9 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     FDT_CHECK(fdt_reg(fdt, VIRT_CLINT_BASE, CLINT_MMIO_SIZE));
     for (unsigned i = 0; i < n; i++) {
         cells[4 * i + 0] = cpu_to_fdt32(PH_CPU_INTC + i);
-        cells[4 * i + 1] = cpu_to_fdt32(RV64_IRQ_MSI);
+        cells[4 * i + 1] = cpu_to_fdt32(VCPU_IRQ_MSI);
         cells[4 * i + 2] = cpu_to_fdt32(PH_CPU_INTC + i);
-        cells[4 * i + 3] = cpu_to_fdt32(RV64_IRQ_MTI);
+        cells[4 * i + 3] = cpu_to_fdt32(VCPU_IRQ_MTI);
     }
     FDT_CHECK(fdt_property(fdt, "interrupts-extended", cells, (int)(n * 16)));
     FDT_CHECK(fdt_end_node(fdt));
@@ -243,9 +256,9 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     FDT_CHECK(fdt_property_u32(fdt, "riscv,ndev", VIRT_PLIC_NSRC - 1));
     for (unsigned i = 0; i < n; i++) {
         cells[4 * i + 0] = cpu_to_fdt32(PH_CPU_INTC + i);
-        cells[4 * i + 1] = cpu_to_fdt32(RV64_IRQ_MEI);
+        cells[4 * i + 1] = cpu_to_fdt32(VCPU_IRQ_MEI);
         cells[4 * i + 2] = cpu_to_fdt32(PH_CPU_INTC + i);
-        cells[4 * i + 3] = cpu_to_fdt32(RV64_IRQ_SEI);
+        cells[4 * i + 3] = cpu_to_fdt32(VCPU_IRQ_SEI);
     }
     FDT_CHECK(fdt_property(fdt, "interrupts-extended", cells, (int)(n * 16)));
     FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_PLIC));
@@ -370,8 +383,8 @@ static void virt_reset(struct virt_machine *m)
     for (unsigned i = 0; i < m->cfg.ndevices; i++)
         virtio_mmio_reset(m->vdevs[i].vdev);
     for (unsigned i = 0; i < m->cfg.cpus; i++) {
-        rv64_hart_reset(m->harts[i], VIRT_ROM_BASE);
-        rv64_hart_clear_stop(m->harts[i]);
+        vcpu_reset(m->harts[i], VIRT_ROM_BASE);
+        vcpu_clear_stop(m->harts[i]);
     }
 }
 
@@ -431,7 +444,8 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     struct virt_machine *m = xzalloc(sizeof(*m));
     struct irq_line msip[VIRT_MAX_CPUS], mtip[VIRT_MAX_CPUS], ctx[2 * VIRT_MAX_CPUS];
     struct irq_line uart_irq;
-    struct rv64_config hc = {0};
+    const struct cpu_engine *engine;
+    struct vcpu_config hc = {0};
     bool restoring = cfg->preloaded_ram != NULL;
     int err;
 
@@ -455,21 +469,29 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     m->rom = xzalloc(VIRT_ROM_SIZE);
 
     /* Harts first: the devices' interrupt lines point at them. */
+    engine = cpu_engine_find(cfg->cpu_engine ? cfg->cpu_engine : CPU_ENGINE_DEFAULT);
+    if (!engine) {
+        char known[128];
+
+        cpu_engine_list(known, sizeof(known));
+        log_error("cpu engine '%s' is unknown (known: %s)", cfg->cpu_engine, known);
+        goto fail;
+    }
     hc.bus = &m->bus;
     hc.mem[0] =
-        (struct rv64_mem_region){m->ram.base, m->ram.size, m->ram.host, false, &m->ram.dirty};
-    hc.mem[1] = (struct rv64_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true, NULL};
+        (struct vcpu_mem_region){m->ram.base, m->ram.size, m->ram.host, false, &m->ram.dirty};
+    hc.mem[1] = (struct vcpu_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true, NULL};
     hc.mem_count = 2;
     for (unsigned i = 0; i < cfg->cpus; i++) {
-        hc.hartid = i;
-        if (rv64_hart_create(&hc, &m->harts[i])) {
+        hc.id = i;
+        if (vcpu_create(engine, &hc, &m->harts[i])) {
             log_error("out of memory creating hart %u", i);
             goto fail;
         }
-        msip[i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MSI};
-        mtip[i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MTI};
-        ctx[2 * i] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_MEI};
-        ctx[2 * i + 1] = (struct irq_line){rv64_hart_set_irq, m->harts[i], RV64_IRQ_SEI};
+        msip[i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MSI};
+        mtip[i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MTI};
+        ctx[2 * i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MEI};
+        ctx[2 * i + 1] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_SEI};
     }
     if (clint_create(cfg->cpus, VIRT_TIMEBASE, msip, mtip, &m->clint) ||
         plic_create(VIRT_PLIC_NSRC, 2 * cfg->cpus, ctx, &m->plic)) {
@@ -485,7 +507,7 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     if (cfg->console_ring)
         uart16550_set_output_ring(m->uart, cfg->console_ring);
     for (unsigned i = 0; i < cfg->cpus; i++)
-        rv64_hart_set_time_source(m->harts[i], clint_time, m->clint);
+        vcpu_set_time_source(m->harts[i], clint_time, m->clint);
     {
         const struct mmio_region regions[] = {
             {"rom", VIRT_ROM_BASE, VIRT_ROM_SIZE, &rom_ops, NULL},
@@ -542,7 +564,7 @@ static bool virt_wait_resume(struct virt_machine *m)
     if (!exited) {
         clint_mmio_ops.write(m->clint, 0xbff8, 8, mtime);
         for (unsigned i = 0; i < m->cfg.cpus; i++)
-            rv64_hart_clear_stop(m->harts[i]);
+            vcpu_clear_stop(m->harts[i]);
     }
     return exited;
 }
@@ -603,7 +625,7 @@ void virt_get_info(struct virt_machine *m, struct virt_info *out)
     out->mem_size = m->cfg.mem_size;
     out->uptime_ns = time_now_ns() - m->start_ns;
     for (unsigned i = 0; i < m->cfg.cpus; i++)
-        out->instret[i] = rv64_hart_instret(m->harts[i]);
+        out->instret[i] = vcpu_instret(m->harts[i]);
     out->mtime = out->paused ? m->paused_mtime : clint_time(m->clint);
 }
 
@@ -623,7 +645,7 @@ const struct virt_config *virt_get_config(const struct virt_machine *m)
 
 static void *virt_hart_thread(void *opaque)
 {
-    rv64_hart_run(opaque);
+    vcpu_run(opaque);
     return NULL;
 }
 
@@ -648,7 +670,7 @@ int virt_run(struct virt_machine *m)
         pthread_mutex_unlock(&m->lock);
 
         for (unsigned i = 0; i < m->cfg.cpus; i++)
-            rv64_hart_request_stop(m->harts[i]);
+            vcpu_request_stop(m->harts[i]);
         for (unsigned i = 0; i < started; i++)
             pthread_join(m->threads[i], NULL);
         if (ev == VIRT_EV_EXIT)
@@ -688,7 +710,7 @@ void virt_destroy(struct virt_machine *m)
         loop_stop(m->loop);
     loop_destroy(m->loop);
     for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
-        rv64_hart_destroy(m->harts[i]);
+        vcpu_destroy(m->harts[i]);
     clint_destroy(m->clint);
     plic_destroy(m->plic);
     uart16550_destroy(m->uart);

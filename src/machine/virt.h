@@ -49,6 +49,8 @@ struct virt_config {
      * guest's memory; the machine takes it over and the caller's struct is emptied) and loads
      * no images into it. The images are still read, for a later guest reset. NULL: boot. */
     struct guest_ram *preloaded_ram;
+    /* The CPU engine that runs the harts, by name (src/cpu/engine.h); NULL: the default. */
+    const char *cpu_engine;
 };
 
 struct virt_machine;

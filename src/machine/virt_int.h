@@ -20,7 +20,7 @@ struct clint;
 struct plic;
 struct uart16550;
 struct sifive_test;
-struct rv64_hart;
+struct vcpu;
 struct loop;
 struct vdev_type;
 struct virtio_dev;
@@ -36,8 +36,8 @@ struct virt_machine {
     struct plic *plic;
     struct uart16550 *uart;
     struct sifive_test *test;
-    struct rv64_hart *harts[VIRT_MAX_CPUS];
-    struct loop *loop; /* host I/O for the devices: sockets, timers, backends */
+    struct vcpu *harts[VIRT_MAX_CPUS]; /* through the engine seam, src/cpu/engine.h */
+    struct loop *loop;                 /* host I/O for the devices: sockets, timers, backends */
     struct virt_vdev {
         const struct vdev_type *type;
         void *dev;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/state.h"
-#include "cpu/rv64/rv64.h"
+#include "cpu/engine.h"
 #include "hw/clint.h"
 #include "hw/plic.h"
 #include "hw/uart16550.h"
@@ -63,7 +63,7 @@ uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap)
     /* After the bits are taken: a hart that still maps a page writable from before would
      * write it unseen. Dropping the mappings makes the next store re-mark its page. */
     for (unsigned i = 0; i < m->cfg.cpus; i++)
-        rv64_hart_flush_tlb(m->harts[i]);
+        vcpu_dirty_rearm(m->harts[i]);
     return n;
 }
 
@@ -122,9 +122,9 @@ int virt_save_sections(struct virt_machine *m, const struct state_sink *w)
     ret = state_sink_write(w, "rom", ROM_STATE_VERSION, m->rom, VIRT_ROM_SIZE);
     for (unsigned i = 0; i < m->cfg.cpus && !ret; i++) {
         sbuf_init(&b);
-        rv64_hart_save(m->harts[i], &b);
+        vcpu_save(m->harts[i], &b);
         snprintf(name, sizeof(name), "cpu.%u", i);
-        ret = put_section(w, name, RV64_STATE_VERSION, &b);
+        ret = put_section(w, name, vcpu_state_version(m->harts[i]), &b);
     }
     if (!ret) {
         /* The CLINT's clock runs on while the harts are paused; the guest's is frozen. */
@@ -194,7 +194,7 @@ int virt_load_section(struct virt_machine *m, const char *name, uint32_t version
         ret = uart16550_load(m->uart, &c, version);
     } else if ((idx = section_index(name, "cpu", VIRT_MAX_CPUS)) >= 0) {
         bit = 1u << (LOADED_CPU0 + idx);
-        ret = (unsigned)idx < m->cfg.cpus ? rv64_hart_load(m->harts[idx], &c, version)
+        ret = (unsigned)idx < m->cfg.cpus ? vcpu_load(m->harts[idx], &c, version)
                                           : scur_fail(&c, "this machine has %u harts", m->cfg.cpus);
     } else if ((idx = section_index(name, "virtio", VIRT_VIRTIO_SLOTS)) >= 0) {
         bit = 1u << (LOADED_VIRTIO + idx);

@@ -2,6 +2,9 @@
 # Builds every libFuzzer target (tests/fuzz/fuzz_*.c, each names its build command on a
 # "// build:" line) and runs each for FUZZ_SECONDS (default 20) from its saved corpus. A target
 # passes when libFuzzer finds no crash, leak, timeout or sanitizer report in that time.
+# A build line must sanitize undefined behaviour and make every report fatal
+# (-fsanitize=...undefined... -fno-sanitize-recover=all): UBSan otherwise prints and goes on,
+# and libFuzzer never sees a report as a failure.
 set -u
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-20}
@@ -12,6 +15,12 @@ for src in tests/fuzz/fuzz_*.c; do
     cmd=$(sed -n 's|^// build: ||p' "$src" | head -n 1)
     if [ -z "$cmd" ]; then
         echo "FAIL $name: no '// build:' line"; fail=$((fail + 1)); continue
+    fi
+    if ! grep -qE -- '-fsanitize=[a-z,]*undefined' <<<"$cmd" ||
+            ! grep -qE -- '-fno-sanitize-recover=all( |$)' <<<"$cmd"; then
+        echo "FAIL $name: its '// build:' line needs -fsanitize=...,undefined and" \
+            "-fno-sanitize-recover=all so that undefined behaviour fails the run"
+        fail=$((fail + 1)); continue
     fi
     if ! eval "$cmd" >"build/$name.build.log" 2>&1; then
         echo "FAIL $name: build failed (build/$name.build.log)"; fail=$((fail + 1)); continue

@@ -99,6 +99,23 @@ def test_guest_fault_is_contained():
         v.close()
 
 
+def test_cpu_features():
+    """What the guest kernel finds in the hart: the extensions the device tree reports
+    (Linux 6.1 lists the multi-letter ones it knows; of ours, Zihintpause) and 16-bit
+    ASIDs, so it stops flushing the whole TLB on every context switch."""
+    v = vm("cpu_features")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        isa = v.run("grep -m1 ^isa /proc/cpuinfo")
+        assert "rv64imafdc" in isa and "zihintpause" in isa, "isa line %r" % isa
+        asid = v.run("dmesg | grep -i 'ASID allocator'")
+        assert "using 16 bits" in asid, "ASID allocator line %r" % asid
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     if not os.path.exists("build/guest/Image"):
@@ -110,6 +127,7 @@ def main():
         ("smp_sha256", test_smp_sha256),
         ("reboot", test_reboot),
         ("guest_fault", test_guest_fault_is_contained),
+        ("cpu_features", test_cpu_features),
     ], sys.argv[1:], LOGS + "/%s.log")
 
 

@@ -9,7 +9,7 @@ ISA_CFLAGS  := -march=rv64gc -mabi=lp64d -nostdlib -nostartfiles -static -fno-pi
 ISA_SRCS    := $(sort $(wildcard tests/isa/*.S))
 ISA_ELFS    := $(ISA_SRCS:tests/isa/%.S=$(BUILD)/isa/%.elf)
 
-.PHONY: isa isa-qemu isa-build
+.PHONY: isa isa-asan isa-qemu isa-build
 
 isa-build: $(ISA_ELFS)
 
@@ -23,3 +23,7 @@ isa: $(BUILD)/tessera $(ISA_ELFS)
 
 isa-qemu: $(ISA_ELFS)
 	@tests/isa/run.sh --qemu $(ISA_ELFS)
+
+# Under the ASan+UBSan build: any undefined behaviour in the hart fails the test that hit it.
+isa-asan: $(BUILD)/tessera-asan $(ISA_ELFS)
+	@ISA_TIMEOUT=$${ISA_TIMEOUT:-60} tests/isa/run.sh --tessera $(BUILD)/tessera-asan $(ISA_ELFS)

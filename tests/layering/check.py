@@ -3,6 +3,7 @@
 
 1. A folder of src/ includes only from the folders below it (the table FLOORS): machine/
    nothing from vmm/ or cli/, block/ and hw/ nothing from vmm/, and so on.
+   machine/, vmm/ and cli/ reach a CPU only through cpu/engine.h, never cpu/rv64/.
 2. No circle between modules of different folders. A module is a .c file and the header of
    the same name beside it; module A depends on module B when a file of A includes B's header.
 
@@ -23,6 +24,14 @@ FLOORS = {
     "vmm": {"base", "block", "net", "hw", "cpu", "machine"},
     "daemon": {"base", "vmm"},
     "cli": {"base", "block", "net", "hw", "cpu", "machine", "vmm", "daemon"},
+}
+
+# Doors within a floor: the board reaches a CPU only through the engine seam (cpu/engine.h),
+# never an engine's own headers.
+PRIVATE = {
+    "machine": ("cpu/rv64/",),
+    "vmm": ("cpu/rv64/",),
+    "cli": ("cpu/rv64/",),
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -61,6 +70,9 @@ def main():
                     floor_errors.append("%s: folder %s/ is not in the floor table" % (f, a))
                 elif a != b and b not in FLOORS[a]:
                     floor_errors.append("%s includes %s: %s/ may not depend on %s/" % (f, inc, a, b))
+                elif any(inc.startswith(p) for p in PRIVATE.get(a, ())):
+                    floor_errors.append("%s includes %s: %s/ reaches a CPU only through "
+                                        "cpu/engine.h" % (f, inc, a))
                 if target != mod:
                     edges[mod].add(target)
 

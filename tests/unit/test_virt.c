@@ -1,12 +1,13 @@
 /* The whole board, no guest OS: two machines in one process run side by side (nothing is
  * global), each computes its own answer and reports it through the test device; console
- * output reaches the fd the machine was given. */
+ * output reaches the fd the machine was given; the CPU engine is chosen by name. */
 #include "test.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cpu/engine.h"
 #include "machine/virt.h"
 
 static uint32_t enc_i(unsigned op, unsigned rd, unsigned f3, unsigned rs1, int imm)
@@ -90,6 +91,9 @@ int main(void)
     for (int i = 0; i < 2; i++) {
         struct virt_config cfg = {.cpus = 2, .mem_size = 32ull << 20};
 
+        /* The second machine names its CPU engine; the first gets the default. */
+        if (i == 1)
+            cfg.cpu_engine = "interp";
         CHECK(pipe(pipes[i]) == 0);
         paths[i] = write_program(n[i]);
         cfg.bios = paths[i];
@@ -109,6 +113,24 @@ int main(void)
         virt_destroy(runs[i].m);
         unlink(paths[i]);
         free(paths[i]);
+    }
+    {
+        /* An engine name that no engine registered is refused before anything runs. */
+        struct virt_config cfg = {.cpus = 1, .mem_size = 32ull << 20, .cpu_engine = "nope"};
+        struct virt_machine *m = NULL;
+        char known[64];
+
+        paths[0] = write_program(1);
+        cfg.bios = paths[0];
+        cfg.console_fd = pipes[0][1];
+        CHECK(virt_create(&cfg, &m) == -1);
+        CHECK(m == NULL);
+        unlink(paths[0]);
+        free(paths[0]);
+        CHECK(cpu_engine_find("interp") != NULL);
+        CHECK(cpu_engine_find("nope") == NULL);
+        cpu_engine_list(known, sizeof(known));
+        CHECK(strstr(known, "interp") != NULL);
     }
     return test_finish("virt");
 }

@@ -319,9 +319,12 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     if (!h)
         return -ENOMEM;
     h->cfg = *cfg;
+    h->tlb_sets = calloc(RV_TLB_SETS, sizeof(h->tlb_sets[0]));
+    if (!h->tlb_sets)
+        goto free_hart;
     h->bc.buckets = calloc(RV_BC_BUCKETS, sizeof(h->bc.buckets[0]));
     if (!h->bc.buckets)
-        goto free_hart;
+        goto free_sets;
     h->bc.arena = mmap(NULL, RV_BC_ARENA_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)
@@ -334,6 +337,8 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
 
 free_buckets:
     free(h->bc.buckets);
+free_sets:
+    free(h->tlb_sets);
 free_hart:
     free(h);
     return err;
@@ -345,6 +350,7 @@ void rv64_hart_destroy(struct rv64_hart *h)
         return;
     munmap(h->bc.arena, RV_BC_ARENA_SIZE);
     free(h->bc.buckets);
+    free(h->tlb_sets);
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -49,6 +49,11 @@ enum {
     CSR_PMPCFG15 = 0x3af,
     CSR_PMPADDR0 = 0x3b0,
     CSR_PMPADDR63 = 0x3ef,
+    CSR_TSELECT = 0x7a0,
+    CSR_TDATA1 = 0x7a1,
+    CSR_TDATA2 = 0x7a2,
+    CSR_TDATA3 = 0x7a3,
+    CSR_TINFO = 0x7a4,
     CSR_MCYCLE = 0xb00,
     CSR_MINSTRET = 0xb02,
     CSR_MHPMCOUNTER3 = 0xb03,
@@ -191,6 +196,15 @@ int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value)
     case CSR_MIP: *value = atomic_load(&h->mip); return 0;
     case CSR_MCYCLE: *value = h->instret + h->cycle_offset; return 0;
     case CSR_MINSTRET: *value = h->instret + h->instret_offset; return 0;
+    /* The trigger module with no triggers (debug spec 1.0 §5, tselect/tdata1/tinfo in §5.7):
+     * tselect is WARL and holds only 0, trigger 0 does not exist (tdata1.type = 0, with
+     * dmode and data hard-wired to 0), tdata2/tdata3 hold nothing, and tinfo.info = 1 says
+     * "no trigger here". Software enumerating triggers finds none instead of trapping. */
+    case CSR_TSELECT:
+    case CSR_TDATA1:
+    case CSR_TDATA2:
+    case CSR_TDATA3: *value = 0; return 0;
+    case CSR_TINFO: *value = 1; return 0;
     default: break;
     }
     if (csr >= CSR_HPMCOUNTER3 && csr <= CSR_HPMCOUNTER31) {
@@ -279,11 +293,12 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
 
         if (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
-        /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 0. */
+        /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 16. */
         if (mode != 0 && mode != 8 && mode != 9)
             return 0;
-        h->satp = v & SATP_WRITABLE;
-        rv_tlb_flush(h);
+        v &= SATP_WRITABLE;
+        rv_tlb_switch(h, h->satp, v);
+        h->satp = v;
         return 0;
     }
     case CSR_MSTATUS: mstatus_write(h, v, MSTATUS_WRITABLE); return 0;
@@ -312,6 +327,11 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         /* The write takes effect after this instruction retires (§3.3.1): compensate. */
         h->instret_offset = v - h->instret - 1;
         return 0;
+    case CSR_TSELECT: /* WARL: no index but 0 is legal */
+    case CSR_TDATA1:  /* type 0: every field hard-wired to 0 */
+    case CSR_TDATA2:
+    case CSR_TDATA3:
+    case CSR_TINFO: return 0; /* read-only fields */
     default: break;
     }
     if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||

@@ -4,9 +4,13 @@
  * valid RV64GC decodes to rv_op_illegal. */
 #include "cpu/rv64/insn.h"
 
+/* Sign-extends the low `bits` bits of v. Done in unsigned arithmetic: shifting a negative
+ * signed value left is undefined in C17 (§6.5.7), and right is implementation-defined. */
 static int64_t sext(uint64_t v, unsigned bits)
 {
-    return (int64_t)(v << (64 - bits)) >> (64 - bits);
+    uint64_t sign = 1ull << (bits - 1);
+
+    return (int64_t)(((v & ((sign << 1) - 1)) ^ sign) - sign);
 }
 
 static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
@@ -235,6 +239,68 @@ static void decode_op_rr(uint32_t r, struct rv_insn *in, const rv_exec_fn base[8
         illegal(in);
 }
 
+/* Zba/Zbb/Zbs register-register forms in OP (0x33) and OP-32 (0x3b), bit manipulation 1.0.0
+ * chapter 2. Returns the handler, or NULL when (funct7, funct3) is not one of them. */
+static rv_exec_fn decode_bitmanip_rr(uint32_t r, bool w)
+{
+    unsigned f3 = bits(r, 14, 12), f7 = bits(r, 31, 25), rs2 = bits(r, 24, 20);
+
+    if (w) {
+        switch (f7) {
+        case 0x04: return f3 == 0 ? rv_op_add_uw : f3 == 4 && rs2 == 0 ? rv_op_zext_h : NULL;
+        case 0x10:
+            return f3 == 2   ? rv_op_sh1add_uw
+                   : f3 == 4 ? rv_op_sh2add_uw
+                   : f3 == 6 ? rv_op_sh3add_uw
+                             : NULL;
+        case 0x30: return f3 == 1 ? rv_op_rolw : f3 == 5 ? rv_op_rorw : NULL;
+        default: return NULL;
+        }
+    }
+    switch (f7) {
+    case 0x20: return f3 == 4 ? rv_op_xnor : f3 == 6 ? rv_op_orn : f3 == 7 ? rv_op_andn : NULL;
+    case 0x05: {
+        static const rv_exec_fn ops[8] = {NULL,      NULL,       NULL,      NULL,
+                                          rv_op_min, rv_op_minu, rv_op_max, rv_op_maxu};
+        return ops[f3];
+    }
+    case 0x10:
+        return f3 == 2 ? rv_op_sh1add : f3 == 4 ? rv_op_sh2add : f3 == 6 ? rv_op_sh3add : NULL;
+    case 0x30: return f3 == 1 ? rv_op_rol : f3 == 5 ? rv_op_ror : NULL;
+    case 0x24: return f3 == 1 ? rv_op_bclr : f3 == 5 ? rv_op_bext : NULL;
+    case 0x34: return f3 == 1 ? rv_op_binv : NULL;
+    case 0x14: return f3 == 1 ? rv_op_bset : NULL;
+    default: return NULL;
+    }
+}
+
+/* Zbb/Zbs immediate forms in OP-IMM (0x13) with funct3 1 or 5: the unary ones are told
+ * apart by the whole imm[11:0], the shift-amount ones by imm[11:6]. NULL if none. */
+static rv_exec_fn decode_bitmanip_imm(uint32_t r, unsigned f3)
+{
+    unsigned imm12 = bits(r, 31, 20), hi6 = bits(r, 31, 26);
+
+    if (f3 == 1) {
+        switch (imm12) {
+        case 0x600: return rv_op_clz;
+        case 0x601: return rv_op_ctz;
+        case 0x602: return rv_op_cpop;
+        case 0x604: return rv_op_sext_b;
+        case 0x605: return rv_op_sext_h;
+        default: break;
+        }
+        return hi6 == 0x12   ? rv_op_bclri
+               : hi6 == 0x1a ? rv_op_binvi
+               : hi6 == 0x0a ? rv_op_bseti
+                             : NULL;
+    }
+    if (imm12 == 0x287)
+        return rv_op_orc_b;
+    if (imm12 == 0x6b8)
+        return rv_op_rev8;
+    return hi6 == 0x18 ? rv_op_rori : hi6 == 0x12 ? rv_op_bexti : NULL;
+}
+
 static void decode32(uint32_t r, struct rv_insn *in)
 {
     unsigned opcode = r & 0x7f;
@@ -280,6 +346,7 @@ static void decode32(uint32_t r, struct rv_insn *in)
     case 0x13: {
         unsigned hi6 = bits(r, 31, 26);
         int64_t imm = imm_i(r);
+        rv_exec_fn fn;
 
         switch (f3) {
         case 0: set(in, rv_op_addi, xd(rd), rs1, 0, imm); return;
@@ -291,6 +358,8 @@ static void decode32(uint32_t r, struct rv_insn *in)
         case 1:
             if (hi6 == 0)
                 set(in, rv_op_slli, xd(rd), rs1, 0, bits(r, 25, 20));
+            else if ((fn = decode_bitmanip_imm(r, f3)))
+                set(in, fn, xd(rd), rs1, 0, bits(r, 25, 20));
             else
                 illegal(in);
             return;
@@ -299,6 +368,8 @@ static void decode32(uint32_t r, struct rv_insn *in)
                 set(in, rv_op_srli, xd(rd), rs1, 0, bits(r, 25, 20));
             else if (hi6 == 0x10)
                 set(in, rv_op_srai, xd(rd), rs1, 0, bits(r, 25, 20));
+            else if ((fn = decode_bitmanip_imm(r, f3)))
+                set(in, fn, xd(rd), rs1, 0, bits(r, 25, 20));
             else
                 illegal(in);
             return;
@@ -313,6 +384,12 @@ static void decode32(uint32_t r, struct rv_insn *in)
             set(in, rv_op_srliw, xd(rd), rs1, 0, rs2);
         else if (f3 == 5 && f7 == 0x20)
             set(in, rv_op_sraiw, xd(rd), rs1, 0, rs2);
+        else if (f3 == 5 && f7 == 0x30) /* Zbb roriw */
+            set(in, rv_op_roriw, xd(rd), rs1, 0, rs2);
+        else if (f3 == 1 && bits(r, 31, 26) == 0x02) /* Zba slli.uw: a 6-bit shift amount */
+            set(in, rv_op_slli_uw, xd(rd), rs1, 0, bits(r, 25, 20));
+        else if (f3 == 1 && f7 == 0x30 && rs2 <= 2) /* Zbb clzw, ctzw, cpopw */
+            set(in, rs2 == 0 ? rv_op_clzw : rs2 == 1 ? rv_op_ctzw : rv_op_cpopw, xd(rd), rs1, 0, 0);
         else
             illegal(in);
         return;
@@ -321,7 +398,12 @@ static void decode32(uint32_t r, struct rv_insn *in)
                                            rv_op_xor, rv_op_srl, rv_op_or,  rv_op_and};
         static const rv_exec_fn mext[8] = {rv_op_mul, rv_op_mulh, rv_op_mulhsu, rv_op_mulhu,
                                            rv_op_div, rv_op_divu, rv_op_rem,    rv_op_remu};
-        decode_op_rr(r, in, base, mext, rv_op_sub, rv_op_sra);
+        rv_exec_fn fn = decode_bitmanip_rr(r, false);
+
+        if (fn)
+            set(in, fn, xd(rd), rs1, rs2, 0);
+        else
+            decode_op_rr(r, in, base, mext, rv_op_sub, rv_op_sra);
         return;
     }
     case 0x3b: {
@@ -329,7 +411,12 @@ static void decode32(uint32_t r, struct rv_insn *in)
                                            NULL,       rv_op_srlw, NULL, NULL};
         static const rv_exec_fn mext[8] = {rv_op_mulw, NULL,        NULL,       NULL,
                                            rv_op_divw, rv_op_divuw, rv_op_remw, rv_op_remuw};
-        decode_op_rr(r, in, base, mext, rv_op_subw, rv_op_sraw);
+        rv_exec_fn fn = decode_bitmanip_rr(r, true);
+
+        if (fn)
+            set(in, fn, xd(rd), rs1, rs2, 0);
+        else
+            decode_op_rr(r, in, base, mext, rv_op_subw, rv_op_sraw);
         return;
     }
     case 0x0f:
@@ -445,7 +532,7 @@ static void decode16(uint32_t r, struct rv_insn *in)
                 if (imm6 == 0)
                     illegal(in);
                 else
-                    set(in, rv_op_lui, xd(rd), 0, 0, imm6 << 12);
+                    set(in, rv_op_lui, xd(rd), 0, 0, (int64_t)((uint64_t)imm6 << 12));
             }
             return;
         case 4: {

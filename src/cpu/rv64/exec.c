@@ -197,6 +197,88 @@ ALU_REG(divuw, (uint32_t)b ? SEXT32((uint32_t)a / (uint32_t)b) : UINT64_MAX)
 ALU_REG(remw, rem_s32((int32_t)(uint32_t)a, (int32_t)(uint32_t)b))
 ALU_REG(remuw, (uint32_t)b ? SEXT32((uint32_t)a % (uint32_t)b) : SEXT32(a))
 
+/* --- Zba, Zbb, Zbs (bit manipulation 1.0.0, chapter 2 "Zba", "Zbb", "Zbs"): rotate counts
+ * and bit indices use the low 6 bits of rs2 (5 for the W forms); the W forms work on the
+ * low word and sign-extend the result. --- */
+
+static uint64_t rol64(uint64_t a, unsigned sh)
+{
+    sh &= 63;
+    return (a << sh) | (a >> ((64 - sh) & 63));
+}
+
+static uint64_t rol32(uint64_t a, unsigned sh)
+{
+    uint32_t x = (uint32_t)a;
+
+    sh &= 31;
+    return SEXT32((x << sh) | (x >> ((32 - sh) & 31)));
+}
+
+static uint64_t orc_b(uint64_t a)
+{
+    uint64_t r = 0;
+
+    for (unsigned i = 0; i < 64; i += 8) {
+        if ((a >> i) & 0xff)
+            r |= 0xffull << i;
+    }
+    return r;
+}
+
+#define ZEXT32(v) ((uint64_t)(uint32_t)(v))
+
+#define ALU_UNARY(name, expr)    \
+    OP(name)                     \
+    {                            \
+        uint64_t a = X(in->rs1); \
+        X(in->rd) = (expr);      \
+        return RV_NEXT;          \
+    }
+
+ALU_REG(add_uw, ZEXT32(a) + b)
+ALU_REG(sh1add, (a << 1) + b)
+ALU_REG(sh2add, (a << 2) + b)
+ALU_REG(sh3add, (a << 3) + b)
+ALU_REG(sh1add_uw, (ZEXT32(a) << 1) + b)
+ALU_REG(sh2add_uw, (ZEXT32(a) << 2) + b)
+ALU_REG(sh3add_uw, (ZEXT32(a) << 3) + b)
+ALU_IMM(slli_uw, ZEXT32(a) << (b & 63))
+
+ALU_REG(andn, a & ~b)
+ALU_REG(orn, a | ~b)
+ALU_REG(xnor, ~(a ^ b))
+ALU_UNARY(clz, a ? (uint64_t)__builtin_clzll(a) : 64)
+ALU_UNARY(clzw, (uint32_t)a ? (uint64_t)__builtin_clz((uint32_t)a) : 32)
+ALU_UNARY(ctz, a ? (uint64_t)__builtin_ctzll(a) : 64)
+ALU_UNARY(ctzw, (uint32_t)a ? (uint64_t)__builtin_ctz((uint32_t)a) : 32)
+ALU_UNARY(cpop, (uint64_t)__builtin_popcountll(a))
+ALU_UNARY(cpopw, (uint64_t)__builtin_popcount((uint32_t)a))
+ALU_REG(max, (int64_t)a > (int64_t)b ? a : b)
+ALU_REG(maxu, a > b ? a : b)
+ALU_REG(min, (int64_t)a < (int64_t)b ? a : b)
+ALU_REG(minu, a < b ? a : b)
+ALU_UNARY(sext_b, (uint64_t)(int64_t)(int8_t)(uint8_t)a)
+ALU_UNARY(sext_h, (uint64_t)(int64_t)(int16_t)(uint16_t)a)
+ALU_UNARY(zext_h, a & 0xffff)
+ALU_REG(rol, rol64(a, (unsigned)b))
+ALU_REG(rolw, rol32(a, (unsigned)b))
+ALU_REG(ror, rol64(a, 64 - (unsigned)(b & 63)))
+ALU_REG(rorw, rol32(a, 32 - (unsigned)(b & 31)))
+ALU_IMM(rori, rol64(a, 64 - (unsigned)(b & 63)))
+ALU_IMM(roriw, rol32(a, 32 - (unsigned)(b & 31)))
+ALU_UNARY(orc_b, orc_b(a))
+ALU_UNARY(rev8, __builtin_bswap64(a))
+
+ALU_REG(bclr, a & ~(1ull << (b & 63)))
+ALU_IMM(bclri, a & ~(1ull << (b & 63)))
+ALU_REG(bext, (a >> (b & 63)) & 1)
+ALU_IMM(bexti, (a >> (b & 63)) & 1)
+ALU_REG(binv, a ^ (1ull << (b & 63)))
+ALU_IMM(binvi, a ^ (1ull << (b & 63)))
+ALU_REG(bset, a | (1ull << (b & 63)))
+ALU_IMM(bseti, a | (1ull << (b & 63)))
+
 /* --- system --- */
 
 OP(fence)
@@ -270,7 +352,12 @@ OP(sfence_vma)
 {
     if (h->priv == RV_PRIV_U || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM)))
         return rv_illegal(h, in);
-    rv_tlb_flush(h);
+    /* rs2 = x0: every address space; otherwise the ASID in rs2 (whole, whatever rs1 says:
+     * a fence may drop more than the one address). */
+    if (in->rs2)
+        rv_tlb_flush_asid(h, X(in->rs2) & 0xffff);
+    else
+        rv_tlb_flush(h);
     return jump_to(h, NEXTPC);
 }
 

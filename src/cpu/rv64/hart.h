@@ -81,8 +81,9 @@ enum rv_exc {
 /* Exceptions that may be delegated to S: everything but ecall from M (§3.1.8). */
 #define MEDELEG_WRITABLE 0xb3ffull
 
-/* satp (§4.1.11): MODE and PPN; ASIDLEN is 0, so the ASID field reads 0. */
-#define SATP_WRITABLE ((0xfull << 60) | ((1ull << 44) - 1))
+/* satp (§4.1.11): MODE, a 16-bit ASID (ASIDLEN = 16, the most RV64 allows) and PPN. The TLB
+ * keeps translations per address space: see struct rv_tlb_set. */
+#define SATP_WRITABLE ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1))
 
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
 #define MIP_MSIP   (1ull << RV64_IRQ_MSI)
@@ -142,6 +143,21 @@ enum rv_mmu_idx { RV_MMU_M, RV_MMU_S, RV_MMU_S_SUM, RV_MMU_U, RV_MMU_COUNT };
 
 enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
 
+/* Translations of address spaces that are not current, so that switching back (a satp write
+ * that selects an ASID seen before) finds them instead of walking the page tables again. A
+ * satp write saves the live TLB under the old satp value (MODE, ASID and root together) and
+ * restores the set saved under the new one, if any. SFENCE.VMA with an ASID drops the sets of
+ * that ASID (and the live TLB if it is that ASID's); every other flush drops them all. Global
+ * mappings are cached per set, which only costs a refill (privileged §4.2.1 lets an
+ * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
+#define RV_TLB_SETS 8
+
+struct rv_tlb_set {
+    bool valid;
+    uint64_t satp;
+    struct rv_tlb_entry tlb[RV_MMU_COUNT][RV_TLB_SIZE];
+};
+
 struct rv_block;
 
 struct rv_block_cache {
@@ -193,6 +209,9 @@ struct rv64_hart {
     uint64_t pmpaddr[RV_PMP_COUNT];
     bool pmp_active; /* some entry has A != OFF */
 
+    struct rv_tlb_set *tlb_sets; /* RV_TLB_SETS saved address spaces */
+    unsigned tlb_set_next;       /* the slot the next save may take, round robin */
+
     struct rv_block_cache bc;
     uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
@@ -229,7 +248,15 @@ void rv_pmp_update(struct rv64_hart *h);
 
 /* --- memory (mmu.c) --- */
 
+/* Drops every cached translation, of every address space. */
 void rv_tlb_flush(struct rv64_hart *h);
+
+/* A satp write: saves the live TLB under old_satp, and restores the one saved under
+ * new_satp or starts empty. */
+void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp);
+
+/* SFENCE.VMA with rs2 != x0: drops the translations of ASID `asid`. */
+void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid);
 
 /* Slow paths behind the inline helpers below: translate, check PMP, fill the TLB, or go to
  * MMIO. Return 0, or -1 with h->exc_cause/exc_tval set. Misaligned and page-crossing

@@ -18,6 +18,11 @@
     X(addw) X(subw) X(sllw) X(srlw) X(sraw)                                                        \
     X(mul) X(mulh) X(mulhsu) X(mulhu) X(div) X(divu) X(rem) X(remu)                                \
     X(mulw) X(divw) X(divuw) X(remw) X(remuw)                                                      \
+    X(add_uw) X(sh1add) X(sh2add) X(sh3add) X(sh1add_uw) X(sh2add_uw) X(sh3add_uw) X(slli_uw)      \
+    X(andn) X(orn) X(xnor) X(clz) X(clzw) X(ctz) X(ctzw) X(cpop) X(cpopw)                          \
+    X(max) X(maxu) X(min) X(minu) X(sext_b) X(sext_h) X(zext_h)                                    \
+    X(rol) X(rolw) X(ror) X(rorw) X(rori) X(roriw) X(orc_b) X(rev8)                                \
+    X(bclr) X(bclri) X(bext) X(bexti) X(binv) X(binvi) X(bset) X(bseti)                            \
     X(fence) X(fence_i) X(ecall) X(ebreak) X(mret) X(sret) X(wfi) X(sfence_vma)                    \
     X(csrrw) X(csrrs) X(csrrc)                                                                     \
     X(lr_w) X(sc_w) X(lr_d) X(sc_d)                                                                \

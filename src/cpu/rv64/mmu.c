@@ -32,9 +32,9 @@
 
 enum pmp_result { PMP_DENY, PMP_ALLOW, PMP_MIXED };
 
-void rv_tlb_flush(struct rv64_hart *h)
+static void tlb_clear_live(struct rv64_hart *h)
 {
-    h->fetch_gen++;
+    h->fetch_gen++; /* block chains were found through the fetch TLB */
     for (unsigned i = 0; i < RV_MMU_COUNT; i++) {
         for (unsigned j = 0; j < RV_TLB_SIZE; j++) {
             h->tlb[i][j].tag_r = RV_TLB_INVALID;
@@ -42,6 +42,58 @@ void rv_tlb_flush(struct rv64_hart *h)
             h->tlb[i][j].tag_x = RV_TLB_INVALID;
         }
     }
+}
+
+void rv_tlb_flush(struct rv64_hart *h)
+{
+    tlb_clear_live(h);
+    for (unsigned i = 0; i < RV_TLB_SETS; i++)
+        h->tlb_sets[i].valid = false;
+}
+
+static uint64_t satp_asid(uint64_t satp)
+{
+    return (satp >> 44) & 0xffff;
+}
+
+void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
+{
+    struct rv_tlb_set *save = NULL;
+
+    if (old_satp == new_satp)
+        return;
+    for (unsigned i = 0; i < RV_TLB_SETS && !save; i++) {
+        if (h->tlb_sets[i].valid && h->tlb_sets[i].satp == old_satp)
+            save = &h->tlb_sets[i];
+    }
+    if (!save) {
+        save = &h->tlb_sets[h->tlb_set_next];
+        h->tlb_set_next = (h->tlb_set_next + 1) % RV_TLB_SETS;
+    }
+    save->valid = true;
+    save->satp = old_satp;
+    memcpy(save->tlb, h->tlb, sizeof(h->tlb));
+    for (unsigned i = 0; i < RV_TLB_SETS; i++) {
+        struct rv_tlb_set *s = &h->tlb_sets[i];
+
+        if (s->valid && s->satp == new_satp) {
+            memcpy(h->tlb, s->tlb, sizeof(h->tlb));
+            s->valid = false;
+            h->fetch_gen++;
+            return;
+        }
+    }
+    tlb_clear_live(h);
+}
+
+void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
+{
+    for (unsigned i = 0; i < RV_TLB_SETS; i++) {
+        if (h->tlb_sets[i].valid && satp_asid(h->tlb_sets[i].satp) == asid)
+            h->tlb_sets[i].valid = false;
+    }
+    if (satp_asid(h->satp) == asid)
+        tlb_clear_live(h);
 }
 
 static unsigned mmu_idx_priv(unsigned idx)

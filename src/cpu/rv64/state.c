@@ -13,7 +13,7 @@
  *   u64 stvec, sscratch, sepc, scause, stval
  *   u32 mcounteren, scounteren, mcountinhibit
  *   u64 menvcfg, senvcfg (no fields implemented: 0)
- *   u64 satp            MODE Bare, Sv39 or Sv48; ASID 0
+ *   u64 satp            MODE Bare, Sv39 or Sv48; any 16-bit ASID
  *   u64 instret, cycle_offset, instret_offset   (mcycle/minstret = instret + offset)
  *   u8  pmpcfg[16], u64 pmpaddr[16]
  *   bool in_wfi
