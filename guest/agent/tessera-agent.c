@@ -60,6 +60,8 @@
 /* How long to wait between looks for the port, and for a host to connect. */
 #define PORT_RETRY_MS 2000
 #define HOST_WAIT_MS  2000
+/* How long a reply waits for a port that looks closed to open (port_write_all). */
+#define HOST_SETTLE_MS 2000
 /* After SIGKILL on timeout, how long to wait for the command to die. */
 #define KILL_WAIT_MS 5000
 
@@ -1216,9 +1218,17 @@ static int port_open(char *dev, size_t devlen)
  * Writes all `n` bytes to the port, waiting for room. Returns 0; -EPIPE if
  * the host disconnected (the rest is dropped: a new host must not get an old
  * reply's tail); or another -errno.
+ *
+ * A host that has just connected and sent a request can look disconnected
+ * for a moment: the driver hands data over at once but handles the device's
+ * PORT_OPEN in a work queue, so the reply may be written before the port
+ * counts as open. So a port that looks closed is given HOST_SETTLE_MS to open
+ * before the host is taken for gone.
  */
 static int port_write_all(struct agent *ag, const char *p, size_t n)
 {
+    int settle_ms = HOST_SETTLE_MS;
+
     while (n > 0) {
         ssize_t w = write(ag->fd, p, n);
         if (w > 0) {
@@ -1233,8 +1243,14 @@ static int port_write_all(struct agent *ag, const char *p, size_t n)
         struct pollfd pf = {.fd = ag->fd, .events = POLLOUT};
         if (poll(&pf, 1, -1) < 0 && errno != EINTR)
             return -errno;
-        if ((pf.revents & (POLLHUP | POLLERR)) && !(pf.revents & POLLOUT))
-            return -EPIPE;
+        if ((pf.revents & (POLLHUP | POLLERR)) && !(pf.revents & POLLOUT)) {
+            struct timespec ts = {0, 20 * 1000000L};
+
+            if (settle_ms <= 0)
+                return -EPIPE;
+            nanosleep(&ts, NULL);
+            settle_ms -= 20;
+        }
     }
     return 0;
 }
@@ -1315,10 +1331,22 @@ static void serve_line(struct agent *ag, const char *line, size_t len)
             snprintf(rq.error, sizeof(rq.error), "out of memory building the reply");
         rq.after = AFTER_NOTHING;
         send_error(ag, id, rq.error);
-    } else if (port_write_all(ag, rq.reply.data, rq.reply.len) == 0 &&
-               rq.after == AFTER_SIGNAL_INIT) {
-        agent_log("shutdown requested: signal %d to init", rq.init_signal);
-        kill(1, rq.init_signal);
+    } else {
+        int wrc = port_write_all(ag, rq.reply.data, rq.reply.len);
+
+        /* A shutdown is carried out whether or not its reply reached the host: the host
+         * asked for it, and a host that stopped waiting (the VMM gives up after a few
+         * seconds, less than a loaded guest may need for sync()) has disconnected, which
+         * makes the write fail. Dropping the shutdown with the reply left the guest running
+         * until the VMM's hard-stop fallback. */
+        if (rq.after == AFTER_SIGNAL_INIT) {
+            if (wrc == 0)
+                agent_log("shutdown requested: signal %d to init", rq.init_signal);
+            else
+                agent_log("shutdown requested: signal %d to init (the reply was lost: %s)",
+                          rq.init_signal, strerror(-wrc));
+            kill(1, rq.init_signal);
+        }
     }
     json_buf_free(&rq.reply);
     json_arena_free(&arena);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@
 #include <microhttpd.h>
 
 #include "base/log.h"
+#include "base/time.h"
 
 #define CONTROL_CONN_MEM       (32u << 10) /* per-connection pool: request line and headers */
 #define CONTROL_IDLE_TIMEOUT_S 60          /* an idle connection is closed after this */
@@ -87,7 +89,69 @@ static const char *json_kind(const json_t *v)
 static void reply_error(struct control_response *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Every message is built from quote()d input, strerror() text and constants: plain ASCII. */
+/* The length of the UTF-8 sequence that starts s (at most n bytes are looked at), or 0 when
+ * none starts there: a stray continuation byte, an overlong form, a surrogate, a code point
+ * above U+10FFFF, or a sequence cut short (RFC 3629 §4 gives the well-formed forms). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    uint32_t cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Makes the NUL-terminated s valid UTF-8 in place, which jansson requires of strings: a
+ * character cut at the end (a message truncated to its buffer) is dropped, any other byte
+ * that starts no well-formed character becomes '?'. */
+static void utf8_repair(char *s)
+{
+    size_t n = strlen(s), i = 0, len;
+
+    while (i < n) {
+        len = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            i += len;
+            continue;
+        }
+        /* The tail of a truncated message: a lead byte with only continuation bytes after
+         * it, fewer than it announces. */
+        len = 1;
+        while (i + len < n && ((unsigned char)s[i + len] & 0xc0) == 0x80)
+            len++;
+        if (i + len == n && (unsigned char)s[i] >= 0xc2 && (unsigned char)s[i] <= 0xf4 &&
+            len < ((unsigned char)s[i] >= 0xf0   ? 4u
+                   : (unsigned char)s[i] >= 0xe0 ? 3u
+                                                 : 2u)) {
+            s[i] = '\0';
+            return;
+        }
+        s[i++] = '?';
+    }
+}
+
+/* Messages are built from quote()d input, strerror() text, constants and the messages ops
+ * give back, which may quote a path the client sent: any bytes, cut anywhere by
+ * CONTROL_ERR_LEN. utf8_repair() makes them a valid JSON string. */
 static void reply_error(struct control_response *r, unsigned status, const char *fmt, ...)
 {
     static const char oom[] = "{\"error\":\"out of memory\"}";
@@ -98,6 +162,7 @@ static void reply_error(struct control_response *r, unsigned status, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    utf8_repair(msg);
     free(r->body);
     r->status = status;
     r->body = NULL;
@@ -800,6 +865,15 @@ void control_handle(const struct control_ops *ops, void *vm, const char *method,
 
 /* ---- The socket ---- */
 
+/* One accepted connection, from accept() until libmicrohttpd reports it closed. */
+struct control_conn {
+    struct control_conn *next;
+    int fd;               /* owned by libmicrohttpd once handed over, by the acceptor before */
+    pid_t pid;            /* the client: SO_PEERCRED's pid, 0 when unknown */
+    uint64_t deadline_ns; /* a whole request must have arrived by then; UINT64_MAX: answering */
+    bool cut;             /* shut down for being late; libmicrohttpd closes it */
+};
+
 struct control {
     struct MHD_Daemon *mhd;
     pthread_mutex_t lock; /* held around control_handle(): ops never run concurrently */
@@ -808,6 +882,17 @@ struct control {
     char *path;
     dev_t dev; /* the socket file we made: control_stop() removes only that one */
     ino_t ino;
+    int listen_fd;
+    int wake[2]; /* pipe: a connection closed, or control_stop(); wakes the acceptor */
+    pthread_t acceptor;
+    bool acceptor_running;
+    /* conn_lock guards what follows. Taken by the acceptor and by libmicrohttpd's callbacks
+     * on the API thread, never around a call into libmicrohttpd or an op. */
+    pthread_mutex_t conn_lock;
+    struct control_conn *conns;  /* handed to libmicrohttpd */
+    struct control_conn *parked; /* accepted, waiting for a slot of their client (or any) */
+    unsigned nconns, nparked;
+    bool stopping;
 };
 
 /* Makes sure nothing but a stale socket is at path, removing that. Returns 0 or -errno. */
@@ -899,7 +984,7 @@ static int socket_listen(struct control *c, const char *path, char *err)
     }
     c->dev = st.st_dev;
     c->ino = st.st_ino;
-    if (listen(fd, CONTROL_CONN_MAX)) {
+    if (listen(fd, CONTROL_CONN_TOTAL)) {
         ret = -errno;
         set_err(err, "%s: listen: %s", path, strerror(errno));
         goto unlink_path;
@@ -914,11 +999,15 @@ close_fd:
 
 /* ---- libmicrohttpd glue (all callbacks run on the API thread) ---- */
 
-/* One request being received. */
+/* One request being received. Made by mhd_uri() when the request line arrives; libmicrohttpd
+ * hands it to mhd_request() as *con_cls and to mhd_completed(), which frees it. */
 struct control_req {
     char *body;
     size_t len, cap;
-    bool too_big; /* more than CONTROL_BODY_MAX arrived (chunked): answer 413 at the end */
+    const char *uri; /* the request target as mhd_uri() saw it (libmicrohttpd's buffer) */
+    size_t uri_len;  /* its length up to the first NUL */
+    bool started;    /* mhd_request() has seen the headers */
+    bool too_big;    /* more than CONTROL_BODY_MAX arrived (chunked): answer 413 at the end */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -938,6 +1027,33 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static size_t mhd_unescape_none(void *cls, struct MHD_Connection *conn, char *s)
 {
     return strlen(s);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: runs once per request, on the raw request target before
+ * libmicrohttpd cuts off a query string. Its result becomes the request's *con_cls. */
+static void *mhd_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct control_req *req = calloc(1, sizeof(*req));
+
+    if (req) {
+        req->uri = uri;
+        req->uri_len = strlen(uri);
+    }
+    return req;
+}
+
+/* Whether the request target held a NUL byte, which ends the C string libmicrohttpd hands
+ * us: "/v1/vm\0/anything" would be served as "/v1/vm". libmicrohttpd (0.9.75) parses the
+ * request line in place, so the target runs from url up to the NUL it wrote over the space
+ * before the version; a target that ends earlier than that had a NUL of its own. When the
+ * two are not laid out that way nothing can be told, and nothing is refused. */
+static bool uri_has_nul(const struct control_req *req, const char *url, const char *version)
+{
+    uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+
+    if (req->uri != url || !*version || v <= u || version[-1] != '\0')
+        return false;
+    return req->uri_len < v - 1 - u;
 }
 
 static enum MHD_Result mhd_send(struct MHD_Connection *conn, struct control_response *r)
@@ -973,16 +1089,33 @@ static enum MHD_Result first_arg(void *cls, enum MHD_ValueKind kind, const char 
 
 /* Checks made on the headers alone, before any body is read. Returns true when r holds the
  * answer to send at once. */
-static bool check_headers(struct MHD_Connection *conn, const char *url, const char *method,
+static bool check_headers(struct MHD_Connection *conn, const struct control_req *req,
+                          const char *url, const char *method, const char *version,
                           struct control_response *r)
 {
     char q[CONTROL_QUOTE_LEN], first[CONTROL_QUOTE_LEN] = "";
-    const char *ctype, *clen;
+    const char *ctype, *clen, *te, *ce;
     const struct route *rt;
     unsigned long long n;
     char *end;
     int ret;
 
+    if (uri_has_nul(req, url, version)) {
+        reply_error(r, 400, "the request path '%s' is followed by a NUL byte (paths are text)",
+                    quote(url, q));
+        return true;
+    }
+    /* RFC 9112 §6.1: a transfer coding the server does not understand is a 501; the body
+     * would otherwise be read until the client closes. Only "chunked" frames a request body
+     * here ("identity" is gone from HTTP/1.1 and would be read the same way). */
+    te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te && strcasecmp(te, "chunked")) {
+        reply_error(r, 501,
+                    "Transfer-Encoding '%s' is not supported (send the body with "
+                    "Content-Length, or chunked)",
+                    quote(te, q));
+        return true;
+    }
     ret = route_find(method, url, &rt, r->allow);
     if (ret) {
         reply_route_error(r, ret, method, url);
@@ -1005,6 +1138,13 @@ static bool check_headers(struct MHD_Connection *conn, const char *url, const ch
             return true;
         }
     }
+    /* RFC 9110 §15.5.16: a content coding the server does not accept is a 415. */
+    ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (rt->put && ce && strcasecmp(ce, "identity")) {
+        reply_error(r, 415, "Content-Encoding '%s' is not supported (send the JSON uncompressed)",
+                    quote(ce, q));
+        return true;
+    }
     ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (rt->put && ctype &&
         (strncasecmp(ctype, "application/json", 16) ||
@@ -1015,6 +1155,32 @@ static bool check_headers(struct MHD_Connection *conn, const char *url, const ch
     return false;
 }
 
+/* Sets the deadline of conn's connection: none while its request is being answered (an op
+ * may take long), CONTROL_REQUEST_TIMEOUT_S from now otherwise (to read the answer, or to
+ * send the next request on a kept-alive connection). */
+static void conn_set_busy(struct control *c, struct MHD_Connection *conn, bool busy)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct control_conn *cc = info ? info->socket_context : NULL;
+
+    if (!cc)
+        return;
+    pthread_mutex_lock(&c->conn_lock);
+    cc->deadline_ns =
+        busy ? UINT64_MAX : time_now_ns() + (uint64_t)CONTROL_REQUEST_TIMEOUT_S * 1000000000ull;
+    pthread_mutex_unlock(&c->conn_lock);
+}
+
+static enum MHD_Result mhd_answer(struct control *c, struct MHD_Connection *conn,
+                                  struct control_response *r)
+{
+    enum MHD_Result ret = mhd_send(conn, r);
+
+    conn_set_busy(c, conn, false);
+    return ret;
+}
+
 static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
@@ -1023,12 +1189,15 @@ static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const
     struct control_req *req = *con_cls;
     struct control_response r = {0};
 
-    if (!req) {
-        req = calloc(1, sizeof(*req));
-        if (!req)
-            return MHD_NO;
-        *con_cls = req;
-        return check_headers(conn, url, method, &r) ? mhd_send(conn, &r) : MHD_YES;
+    if (!req)
+        return MHD_NO; /* mhd_uri() ran out of memory: close the connection */
+    if (!req->started) {
+        req->started = true;
+        if (check_headers(conn, req, url, method, version, &r)) {
+            conn_set_busy(c, conn, true);
+            return mhd_answer(c, conn, &r);
+        }
+        return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -1060,14 +1229,15 @@ static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const
         req->len += n;
         return MHD_YES;
     }
+    conn_set_busy(c, conn, true);
     if (req->too_big) {
         reply_error(&r, 413, "request body is larger than the limit of %u bytes", CONTROL_BODY_MAX);
-        return mhd_send(conn, &r);
+        return mhd_answer(c, conn, &r);
     }
     pthread_mutex_lock(&c->lock);
     control_handle(c->ops, c->vm, method, url, req->body, req->len, &r);
     pthread_mutex_unlock(&c->lock);
-    return mhd_send(conn, &r);
+    return mhd_answer(c, conn, &r);
 }
 
 static void mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1080,13 +1250,213 @@ static void mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls
         free(req);
         *con_cls = NULL;
     }
+    conn_set_busy(cls, conn, false);
+}
+
+/* ---- Connections: per-client slots and request deadlines (the acceptor thread) ---- */
+
+static void conn_wake(struct control *c)
+{
+    char b = 0;
+
+    /* A full pipe already holds a wake-up; nothing is lost when this write fails. */
+    if (write(c->wake[1], &b, 1) < 0)
+        return;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: ties a connection libmicrohttpd starts to its record, and
+ * drops the record when it closes (before libmicrohttpd closes the fd, so the acceptor never
+ * shuts down an fd that has been reused). */
+static void mhd_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct control *c = cls;
+    struct control_conn **pp, *cc = *socket_context;
+
+    pthread_mutex_lock(&c->conn_lock);
+    for (pp = &c->conns; *pp; pp = &(*pp)->next) {
+        if (cc ? *pp == cc : info && (*pp)->fd == info->connect_fd)
+            break;
+    }
+    if (*pp && code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = *pp;
+    } else if (*pp && code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        cc = *pp;
+        *pp = cc->next;
+        c->nconns--;
+        free(cc);
+        *socket_context = NULL;
+        conn_wake(c);
+    }
+    pthread_mutex_unlock(&c->conn_lock);
+}
+
+/* The number of connections of pid served now. Caller holds conn_lock. */
+static unsigned conn_count_pid(const struct control *c, pid_t pid)
+{
+    unsigned n = 0;
+
+    for (const struct control_conn *cc = c->conns; cc; cc = cc->next)
+        n += cc->pid == pid;
+    return n;
+}
+
+/* Whether cc may be served now: a slot is free, overall and for its client. Caller holds
+ * conn_lock. A client whose identity is unknown (pid 0) shares one set of slots. */
+static bool conn_may_start(const struct control *c, const struct control_conn *cc)
+{
+    return c->nconns < CONTROL_CONN_TOTAL && conn_count_pid(c, cc->pid) < CONTROL_CONN_MAX;
+}
+
+/* Gives cc (already in c->conns) to libmicrohttpd. Called without conn_lock: libmicrohttpd
+ * may call mhd_connection() before it returns. On failure it has closed the fd. */
+static void conn_hand_over(struct control *c, struct control_conn *cc)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct control_conn **pp;
+    int fd = cc->fd;
+
+    if (MHD_add_connection(c->mhd, fd, (struct sockaddr *)&sa, sizeof(sa.sun_family)) == MHD_YES)
+        return;
+    /* Unless mhd_connection() already dropped it. */
+    pthread_mutex_lock(&c->conn_lock);
+    for (pp = &c->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == cc) {
+            *pp = cc->next;
+            c->nconns--;
+            free(cc);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->conn_lock);
+}
+
+/* Accepts one connection: serves it at once when its client has a slot, else parks it. */
+static void conn_accept(struct control *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    struct control_conn *cc;
+    bool start;
+    int fd;
+
+    fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return; /* EAGAIN (the client gave up), EMFILE: the backlog keeps the rest */
+    cc = calloc(1, sizeof(*cc));
+    if (!cc) {
+        close(fd);
+        return;
+    }
+    cc->fd = fd;
+    if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) && len == sizeof(cred))
+        cc->pid = cred.pid;
+    cc->deadline_ns = time_now_ns() + (uint64_t)CONTROL_REQUEST_TIMEOUT_S * 1000000000ull;
+    pthread_mutex_lock(&c->conn_lock);
+    start = conn_may_start(c, cc);
+    if (start) {
+        cc->next = c->conns;
+        c->conns = cc;
+        c->nconns++;
+    } else {
+        cc->next = c->parked;
+        c->parked = cc;
+        c->nparked++;
+    }
+    pthread_mutex_unlock(&c->conn_lock);
+    if (start)
+        conn_hand_over(c, cc);
+}
+
+/* Closes what is late, starts parked connections that have a slot now. Returns the time of
+ * the next deadline (UINT64_MAX: none). */
+static uint64_t conn_tend(struct control *c)
+{
+    struct control_conn **pp, *cc, *start;
+    uint64_t now = time_now_ns(), next = UINT64_MAX;
+
+    do {
+        start = NULL;
+        pthread_mutex_lock(&c->conn_lock);
+        for (cc = c->conns; cc; cc = cc->next) {
+            if (!cc->cut && cc->deadline_ns <= now) {
+                /* libmicrohttpd sees the end of the stream and closes the connection. */
+                log_info("api: closing a connection (pid %ld) that sent no whole request in "
+                         "%d s",
+                         (long)cc->pid, CONTROL_REQUEST_TIMEOUT_S);
+                shutdown(cc->fd, SHUT_RDWR);
+                cc->cut = true;
+            } else if (!cc->cut && cc->deadline_ns < next) {
+                next = cc->deadline_ns;
+            }
+        }
+        for (pp = &c->parked; (cc = *pp);) {
+            if (cc->deadline_ns <= now) {
+                *pp = cc->next;
+                c->nparked--;
+                close(cc->fd);
+                free(cc);
+            } else if (!start && conn_may_start(c, cc)) {
+                *pp = cc->next;
+                c->nparked--;
+                cc->next = c->conns;
+                c->conns = cc;
+                c->nconns++;
+                start = cc;
+            } else {
+                if (cc->deadline_ns < next)
+                    next = cc->deadline_ns;
+                pp = &cc->next;
+            }
+        }
+        pthread_mutex_unlock(&c->conn_lock);
+        if (start)
+            conn_hand_over(c, start);
+    } while (start);
+    return next;
+}
+
+static void *acceptor_main(void *opaque)
+{
+    struct control *c = opaque;
+    struct pollfd pfd[2];
+    uint64_t next, now;
+    bool more;
+    char buf[64];
+    int ms;
+
+    for (;;) {
+        next = conn_tend(c);
+        pthread_mutex_lock(&c->conn_lock);
+        if (c->stopping) {
+            pthread_mutex_unlock(&c->conn_lock);
+            return NULL;
+        }
+        /* Beyond this many waiting, more wait in the listen backlog. */
+        more = c->nparked < CONTROL_CONN_TOTAL;
+        pthread_mutex_unlock(&c->conn_lock);
+        now = time_now_ns();
+        ms = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000u + 1);
+        pfd[0] = (struct pollfd){c->wake[0], POLLIN, 0};
+        pfd[1] = (struct pollfd){more ? c->listen_fd : -1, POLLIN, 0};
+        if (poll(pfd, 2, ms) < 0)
+            continue; /* EINTR */
+        if (pfd[0].revents & POLLIN) {
+            while (read(c->wake[0], buf, sizeof(buf)) > 0)
+                ;
+        }
+        if (pfd[1].revents & POLLIN)
+            conn_accept(c);
+    }
 }
 
 int control_start(const char *sock_path, const struct control_ops *ops, void *vm,
                   struct control **out, char *err)
 {
     struct control *c;
-    int fd, ret;
+    int ret;
 
     c = calloc(1, sizeof(*c));
     if (!c) {
@@ -1095,6 +1465,7 @@ int control_start(const char *sock_path, const struct control_ops *ops, void *vm
     }
     c->ops = ops;
     c->vm = vm;
+    c->listen_fd = c->wake[0] = c->wake[1] = -1;
     c->path = strdup(sock_path);
     if (!c->path) {
         set_err(err, "%s: out of memory", sock_path);
@@ -1107,29 +1478,56 @@ int control_start(const char *sock_path, const struct control_ops *ops, void *vm
         ret = -ret;
         goto free_path;
     }
-    fd = socket_listen(c, sock_path, err);
-    if (fd < 0) {
-        ret = fd;
+    ret = pthread_mutex_init(&c->conn_lock, NULL);
+    if (ret) {
+        set_err(err, "%s: pthread_mutex_init: %s", sock_path, strerror(ret));
+        ret = -ret;
         goto destroy_lock;
     }
-    /* From here libmicrohttpd owns fd and closes it in MHD_stop_daemon(). */
+    if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK)) {
+        ret = -errno;
+        set_err(err, "%s: pipe: %s", sock_path, strerror(errno));
+        goto destroy_conn_lock;
+    }
+    c->listen_fd = socket_listen(c, sock_path, err);
+    if (c->listen_fd < 0) {
+        ret = c->listen_fd;
+        goto close_wake;
+    }
+    /* The acceptor owns the listening socket and hands each connection over with
+     * MHD_add_connection() (MHD_USE_ITC wakes the API thread for it). */
     c->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        mhd_request, c, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, c, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONTROL_CONN_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONTROL_CONN_MEM, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONTROL_IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, mhd_completed, c, MHD_OPTION_UNESCAPE_CALLBACK,
-        mhd_unescape_none, c, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, mhd_request, c, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, c,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONTROL_CONN_TOTAL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONTROL_CONN_MEM, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONTROL_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, mhd_completed, c,
+        MHD_OPTION_NOTIFY_CONNECTION, mhd_connection, c, MHD_OPTION_URI_LOG_CALLBACK, mhd_uri, c,
+        MHD_OPTION_UNESCAPE_CALLBACK, mhd_unescape_none, c, MHD_OPTION_END);
     if (!c->mhd) {
-        /* Whether a failed start closed fd is not documented: leak it rather than risk
-         * closing a descriptor another thread has since been given. */
         set_err(err, "%s: cannot start the HTTP server (libmicrohttpd)", sock_path);
         ret = -EIO;
-        unlink(sock_path);
-        goto destroy_lock;
+        goto close_listen;
     }
+    ret = pthread_create(&c->acceptor, NULL, acceptor_main, c);
+    if (ret) {
+        set_err(err, "%s: cannot start the API's acceptor thread: %s", sock_path, strerror(ret));
+        ret = -ret;
+        MHD_stop_daemon(c->mhd);
+        goto close_listen;
+    }
+    c->acceptor_running = true;
     *out = c;
     return 0;
+close_listen:
+    close(c->listen_fd);
+    unlink(sock_path);
+close_wake:
+    close(c->wake[0]);
+    close(c->wake[1]);
+destroy_conn_lock:
+    pthread_mutex_destroy(&c->conn_lock);
 destroy_lock:
     pthread_mutex_destroy(&c->lock);
 free_path:
@@ -1141,6 +1539,7 @@ free_c:
 
 void control_stop(struct control *c)
 {
+    struct control_conn *cc;
     struct stat st;
 
     if (!c)
@@ -1148,7 +1547,23 @@ void control_stop(struct control *c)
     /* Unlink first, so that a new client finds nothing rather than a closing server. */
     if (!lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev && st.st_ino == c->ino)
         unlink(c->path);
+    pthread_mutex_lock(&c->conn_lock);
+    c->stopping = true;
+    conn_wake(c);
+    pthread_mutex_unlock(&c->conn_lock);
+    if (c->acceptor_running)
+        pthread_join(c->acceptor, NULL);
+    close(c->listen_fd);
+    while ((cc = c->parked)) {
+        c->parked = cc->next;
+        close(cc->fd);
+        free(cc);
+    }
+    /* Closes every handed-over connection; mhd_connection() frees their records. */
     MHD_stop_daemon(c->mhd);
+    close(c->wake[0]);
+    close(c->wake[1]);
+    pthread_mutex_destroy(&c->conn_lock);
     pthread_mutex_destroy(&c->lock);
     free(c->path);
     free(c);

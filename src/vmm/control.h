@@ -6,9 +6,17 @@
  * (413 beyond), parsed strictly (unknown fields, wrong types and out-of-range numbers are a 400
  * whose message names the field), and every error is a JSON object {"error": "message"}.
  *
+ * Slow or idle clients cannot lock others out: a client is a process (SO_PEERCRED), served on
+ * at most CONTROL_CONN_MAX connections at once (more from it wait, unserved, until one of its
+ * own closes) out of CONTROL_CONN_TOTAL for everyone, and a connection that has not sent a
+ * whole request CONTROL_REQUEST_TIMEOUT_S after it connected (or after its last answer) is
+ * closed.
+ *
  * Threads: libmicrohttpd runs one internal thread (the API thread) that serves every
  * connection; all ops are called on it, one at a time, under the server's mutex. So ops never
- * run concurrently with each other, but they do run concurrently with the VMM's own threads. */
+ * run concurrently with each other, but they do run concurrently with the VMM's own threads.
+ * A second thread (the acceptor) accepts connections, hands them to the API thread and
+ * closes the ones past their deadline; it never calls an op. */
 #ifndef TESSERA_VMM_CONTROL_H
 #define TESSERA_VMM_CONTROL_H
 
@@ -18,10 +26,12 @@
 
 #include <jansson.h>
 
-#define CONTROL_ERR_LEN   512         /* err buffers below: one line, with its NUL */
-#define CONTROL_BODY_MAX  (64u << 10) /* request body cap; larger bodies get 413 */
-#define CONTROL_CONN_MAX  16          /* connections served at once; more wait in the backlog */
-#define CONTROL_ALLOW_LEN 32          /* struct control_response's allow */
+#define CONTROL_ERR_LEN           512         /* err buffers below: one line, with its NUL */
+#define CONTROL_BODY_MAX          (64u << 10) /* request body cap; larger bodies get 413 */
+#define CONTROL_CONN_MAX          16 /* connections one client (process) is served at once */
+#define CONTROL_CONN_TOTAL        64 /* connections of all clients served at once */
+#define CONTROL_REQUEST_TIMEOUT_S 10 /* from connecting (or the last answer) to a whole request */
+#define CONTROL_ALLOW_LEN         32 /* struct control_response's allow */
 
 /* Range limits of request fields (docs/api.yaml states the same). */
 #define CONTROL_SHUTDOWN_TIMEOUT_DEFAULT 30

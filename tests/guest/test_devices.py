@@ -582,6 +582,35 @@ def test_console_sock():
         out.close()
 
 
+def test_api_shutdown_late_reply():
+    """The flake 'VM did not exit within 50s' after a shutdown through the API: the VMM waits
+    3 s for the agent's reply and then disconnects; a guest slow to answer (a loaded host, a
+    long sync()) found the host gone, dropped the reply and with it the shutdown. Made
+    certain here by pausing the VM across the request: the agent only sees it after the VMM
+    gave up. The guest must still power off, long before the hard-stop fallback."""
+    from api import call
+    from agent import Agent
+    api, agent = path("sdl.api"), path("sdl.agent")
+    v = boot("api_shutdown_late_reply", "--agent-sock", agent, "--api-sock", api)
+    try:
+        a = Agent(agent)
+        a.ping()
+        a.close()
+        st, _ = call(api, "PUT", "/v1/vm/state", {"action": "pause"})
+        assert st == 204, "pause: HTTP %d" % st
+        t0 = time.monotonic()
+        st, _ = call(api, "PUT", "/v1/vm/state", {"action": "shutdown", "timeout_s": 90})
+        assert st in (200, 204), "shutdown: HTTP %d" % st
+        assert b"did not answer" in v.buf or time.monotonic() - t0 > 2.5, "the agent answered"
+        st, _ = call(api, "PUT", "/v1/vm/state", {"action": "resume"})
+        assert st == 204, "resume: HTTP %d" % st
+        rc = v.wait(60)
+        assert rc == 0, "exit status %d" % rc
+        assert time.monotonic() - t0 < 60, "took the fallback path"
+        assert b"Power down" in v.buf or b"going down" in v.buf, "the guest did not shut down"
+    finally:
+        v.close()
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     only = sys.argv[1:]
@@ -598,6 +627,7 @@ def main():
         ("api_shutdown", test_api_shutdown),
         ("console_stall", test_console_stall),
         ("console_sock", test_console_sock),
+        ("api_shutdown_late_reply", test_api_shutdown_late_reply),
         ("crash_safety", test_crash_safety),
     ]
     try:

@@ -6,13 +6,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -885,6 +888,136 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A message an op builds from a long non-ASCII path is cut to CONTROL_ERR_LEN inside a
+ * character: the answer is still the op's 400, as valid JSON, not a 500. */
+static void test_utf8_messages(void)
+{
+    static const struct control_ops ops = {.snapshot_delete = snap_delete};
+    struct control_response r;
+    char body[2048];
+    json_t *doc;
+
+    /* 0..3 ASCII bytes before the two-byte characters move the cut onto each byte. */
+    for (int k = 0; k < 4; k++) {
+        int n = sprintf(body, "{\"file\":\"/%.*s", k, "xxx");
+
+        for (int i = 0; i < 400; i++)
+            n += sprintf(body + n, "\xc3\xa9"); /* U+00E9 */
+        sprintf(body + n, "\"}");
+        snap_ret = -EINVAL;
+        control_handle(&ops, NULL, "PUT", "/v1/vm/snapshot-delete", body, strlen(body), &r);
+        CHECK(r.status == 400);
+        doc = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+        CHECK(doc && json_is_string(json_object_get(doc, "error")));
+        CHECK(r.body && strstr(r.body, "\xc3\xa9\xc3\xa9"));
+        json_decref(doc);
+        control_response_free(&r);
+    }
+    snap_ret = 0;
+}
+
+/* Request framing a client controls: a NUL inside the path, transfer and content codings. */
+static void test_hostile_framing(struct fake *f)
+{
+    static const char nul_get[] = "GET /v1/vm\0/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    static const char nul_put[] =
+        "PUT /v1/vm/state\0/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Length: 18\r\n\r\n{\"action\":\"pause\"}";
+    int describes = f->calls[OP_DESCRIBE], pauses = f->calls[OP_PAUSE];
+    double t;
+    char *resp;
+
+    resp = raw(nul_get, sizeof(nul_get) - 1);
+    CHECK(raw_status(resp) == 400);
+    CHECK(resp && strstr(resp, "NUL byte"));
+    free(resp);
+    resp = raw(nul_put, sizeof(nul_put) - 1);
+    CHECK(raw_status(resp) == 400);
+    free(resp);
+    CHECK_EQ_U64(f->calls[OP_DESCRIBE], describes);
+    CHECK_EQ_U64(f->calls[OP_PAUSE], pauses);
+
+    /* A transfer coding we cannot read is answered at once, not after the idle timeout. */
+    t = now_s();
+    CHECK(raw_req("PUT /v1/vm/state HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00",
+                  &resp) == 501);
+    CHECK(now_s() - t < 4.0);
+    CHECK(resp && strstr(resp, "Transfer-Encoding 'gzip' is not supported"));
+    free(resp);
+    CHECK(raw_req("PUT /v1/vm/state HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                  &resp) == 501);
+    free(resp);
+    CHECK(raw_req("PUT /v1/vm/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "12\r\n{\"action\":\"pause\"}\r\n0\r\n\r\n",
+                  &resp) == 204);
+    free(resp);
+    CHECK(raw_req("PUT /v1/vm/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                  "Content-Length: 18\r\n\r\n{\"action\":\"pause\"}",
+                  &resp) == 415);
+    CHECK(resp && strstr(resp, "Content-Encoding 'gzip' is not supported"));
+    free(resp);
+    CHECK_EQ_U64(f->calls[OP_PAUSE], pauses + 1);
+}
+
+/* Slow clients: another process holds 20 connections that each send a byte now and then and
+ * never finish a request; a describe from here is still answered at once, and a connection
+ * that dribbles is closed once it has had CONTROL_REQUEST_TIMEOUT_S for its request. */
+static void test_slow_clients(void)
+{
+    static const char req[] = "GET /v1/vm HTTP/1.1\r\nHost: x\r\n";
+    int ready[2], fd, st;
+    double t, open_for;
+    pid_t child;
+    char b;
+
+    CHECK(pipe(ready) == 0);
+    child = fork();
+    if (child == 0) {
+        int fds[20];
+
+        for (int i = 0; i < 20; i++)
+            fds[i] = connect_sock(sock_path);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        for (int s = 0; s < 60; s++) {
+            for (int i = 0; i < 20; i++)
+                send(fds[i], req + s % (sizeof(req) - 1), 1, MSG_NOSIGNAL);
+            usleep(500000);
+        }
+        _exit(0);
+    }
+    CHECK(child > 0);
+    CHECK(read(ready[0], &b, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    usleep(300000);
+    t = now_s();
+    CHECK(call("GET", "/v1/vm", NULL) == 200);
+    CHECK(now_s() - t < 3.0);
+    kill(child, SIGKILL);
+    waitpid(child, &st, 0);
+
+    /* One byte every half second keeps libmicrohttpd's idle timeout from ever firing. */
+    fd = connect_sock(sock_path);
+    CHECK(fd >= 0);
+    t = now_s();
+    for (size_t i = 0; fd >= 0 && now_s() - t < CONTROL_REQUEST_TIMEOUT_S + 10; i++) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+
+        if (send(fd, req + i % (sizeof(req) - 1), 1, MSG_NOSIGNAL) != 1 || poll(&pfd, 1, 500) != 0)
+            break;
+    }
+    open_for = now_s() - t;
+    CHECK(open_for > CONTROL_REQUEST_TIMEOUT_S - 1 && open_for < CONTROL_REQUEST_TIMEOUT_S + 5);
+    if (fd >= 0)
+        close(fd);
+    CHECK(call("GET", "/v1/vm", NULL) == 200);
+}
+
 static void test_stop_with_client(struct fake *f)
 {
     char err[CONTROL_ERR_LEN], buf[64];
@@ -1193,6 +1326,9 @@ int main(void)
     test_body_limits(f);
     test_concurrency(f);
     test_connection_limit();
+    test_utf8_messages();
+    test_hostile_framing(f);
+    test_slow_clients();
     control_stop(c);
 
     test_stop_with_client(f);

@@ -540,6 +540,7 @@ enum {
     CSR_MSCRATCH = 0x340,
     CSR_MEPC = 0x341,
     CSR_MCAUSE = 0x342,
+    CSR_MIP = 0x344,
     CSR_PMPCFG0 = 0x3a0,
     CSR_PMPADDR0 = 0x3b0,
     CSR_CYCLE = 0xc00,
@@ -1076,6 +1077,51 @@ static void test_dirty(void)
     dirty_log_destroy(&log);
 }
 
+/* mip.SEIP reads as the OR of the PLIC's line and a bit M-mode software writes (privileged
+ * §3.1.9). A write of mip (OpenSBI sets and clears STIP on every timer tick) changes only the
+ * software bit: it used to overwrite the line's level too, so an external interrupt raised
+ * just before it was lost for good, and the guest waited forever on its disk, network or
+ * console. And CSRRS/CSRRC modify the software bit, so the line's level never sticks. */
+static void test_hart_seip(void)
+{
+    struct test_hart t;
+    struct prog p;
+    const uint64_t seip = 1ull << 9, stip = 1ull << 5;
+
+    CHECK(hart_init(&t, 0, NULL) == 0);
+    p = (struct prog){t.ram, 0};
+    emit(&p, CSRW(CSR_MIP, ZERO));  /* a full write with SEIP clear */
+    emit(&p, CSRR(A0, CSR_MIP));    /* the line still shows */
+    emit(&p, ADDI(T1, ZERO, 0x20)); /* STIP */
+    emit(&p, CSRS(CSR_MIP, T1));    /* read-modify-write while the line is high */
+    STOP_HERE(&p);
+    emit(&p, CSRR(A1, CSR_MIP)); /* after the line dropped: STIP only */
+    emit(&p, ADDI(T1, ZERO, 0x200));
+    emit(&p, CSRS(CSR_MIP, T1)); /* software SEIP */
+    emit(&p, CSRR(A2, CSR_MIP));
+    STOP_HERE(&p);
+    emit(&p, CSRR(A3, CSR_MIP)); /* after the line rose and fell: software SEIP stays */
+    emit(&p, CSRC(CSR_MIP, T1));
+    emit(&p, CSRR(A4, CSR_MIP)); /* cleared by software */
+    STOP_HERE(&p);
+    rv64_hart_reset(t.h, RAM_BASE);
+    rv64_hart_set_x(t.h, S1, STOP_DEV);
+    rv64_hart_set_irq(t.h, RV64_IRQ_SEI, true); /* interrupts stay disabled: none is taken */
+
+    CHECK(run_hart(t.h, 10000));
+    CHECK_EQ_U64(rv64_hart_get_x(t.h, A0) & (seip | stip), seip);
+    rv64_hart_set_irq(t.h, RV64_IRQ_SEI, false);
+    CHECK(run_hart(t.h, 10000));
+    CHECK_EQ_U64(rv64_hart_get_x(t.h, A1) & (seip | stip), stip);
+    CHECK_EQ_U64(rv64_hart_get_x(t.h, A2) & (seip | stip), seip | stip);
+    rv64_hart_set_irq(t.h, RV64_IRQ_SEI, true);
+    rv64_hart_set_irq(t.h, RV64_IRQ_SEI, false);
+    CHECK(run_hart(t.h, 10000));
+    CHECK_EQ_U64(rv64_hart_get_x(t.h, A3) & seip, seip);
+    CHECK_EQ_U64(rv64_hart_get_x(t.h, A4) & seip, 0);
+    hart_fini(&t);
+}
+
 int main(void)
 {
     test_clint();
@@ -1084,6 +1130,7 @@ int main(void)
     test_sifive();
     test_hart_continue();
     test_hart_wfi();
+    test_hart_seip();
     test_dirty();
     return test_finish("state_hw");
 }

@@ -265,6 +265,13 @@ void rv64_hart_set_irq(void *hart, unsigned irq, bool level)
     struct rv64_hart *h = hart;
     uint64_t bit = 1ull << irq;
 
+    if (irq == RV64_IRQ_SEI) {
+        /* SEIP also has a software source that mip writes change (hart.h). */
+        atomic_store(&h->seip_line, level);
+        if (rv_mip_sync_seip(h))
+            kick(h);
+        return;
+    }
     if (level) {
         if (!(atomic_fetch_or(&h->mip, bit) & bit))
             kick(h);
@@ -289,7 +296,9 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
     memset(h->x, 0, sizeof(h->x));
     memset(h->f, 0, sizeof(h->f));
     h->pc = reset_pc;
-    atomic_store(&h->mip, 0);
+    /* The PLIC's line keeps its level across a hart reset; the software bit does not. */
+    atomic_store(&h->seip_sw, false);
+    atomic_store(&h->mip, atomic_load(&h->seip_line) ? MIP_SEIP : 0);
     h->mie = 0;
     h->instret = 0;
     h->fflags = h->frm = 0;

@@ -250,6 +250,27 @@ static bool pmp_entry_locked(const struct rv64_hart *h, unsigned e)
     return e + 1 < RV_PMP_COUNT && (h->pmpcfg[e + 1] & 0x80) && (h->pmpcfg[e + 1] & 0x18) == 0x08;
 }
 
+uint64_t rv_csr_rmw_base(struct rv64_hart *h, unsigned csr, uint64_t read)
+{
+    if (csr != CSR_MIP)
+        return read;
+    return (read & ~MIP_SEIP) | (atomic_load(&h->seip_sw) ? MIP_SEIP : 0);
+}
+
+bool rv_mip_sync_seip(struct rv64_hart *h)
+{
+    uint64_t old = atomic_load(&h->mip), nv;
+
+    /* The sources are read inside the loop: a CAS that succeeds wrote a value computed after
+     * every source store that preceded it, and a later source store runs its own sync. */
+    do {
+        bool seip = atomic_load(&h->seip_line) || atomic_load(&h->seip_sw);
+
+        nv = (old & ~MIP_SEIP) | (seip ? MIP_SEIP : 0);
+    } while (!atomic_compare_exchange_weak(&h->mip, &old, nv));
+    return !(old & MIP_SEIP) && (nv & MIP_SEIP);
+}
+
 int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
 {
     if (((csr >> 8) & 3) > h->priv || ((csr >> 10) & 3) == 3)
@@ -315,11 +336,17 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
     case CSR_MCAUSE: h->mcause = v; return 0;
     case CSR_MTVAL: h->mtval = v; return 0;
     case CSR_MIP: {
-        /* SSIP, STIP and SEIP are writable by M (§3.1.9); the others follow the devices. */
+        /* SSIP, STIP and SEIP are writable by M (§3.1.9); the others follow the devices.
+         * SEIP's written bit is only the software source: the PLIC's line may have risen
+         * since the instruction read mip, and the write must not erase it (which left a
+         * guest waiting forever for an interrupt the PLIC had already signalled). */
         uint64_t old = atomic_load(&h->mip);
 
-        while (!atomic_compare_exchange_weak(&h->mip, &old, (old & ~MIP_S_MASK) | (v & MIP_S_MASK)))
+        atomic_store(&h->seip_sw, (v & MIP_SEIP) != 0);
+        while (!atomic_compare_exchange_weak(
+            &h->mip, &old, (old & ~(MIP_SSIP | MIP_STIP)) | (v & (MIP_SSIP | MIP_STIP))))
             ;
+        rv_mip_sync_seip(h);
         return 0;
     }
     case CSR_MCYCLE: h->cycle_offset = v - h->instret; return 0;

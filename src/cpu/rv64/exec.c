@@ -374,7 +374,9 @@ static int csr_op(struct rv64_hart *h, const struct rv_insn *in, int kind)
     h->instret += in->idx;
     err = rv_csr_read(h, csr, &old);
     if (!err && (in->rm & RV_CSR_WRITES)) {
-        nv = kind == 0 ? src : kind == 1 ? (old | src) : (old & ~src);
+        uint64_t base = rv_csr_rmw_base(h, csr, old);
+
+        nv = kind == 0 ? src : kind == 1 ? (base | src) : (base & ~src);
         err = rv_csr_write(h, csr, nv);
     }
     h->instret -= in->idx;

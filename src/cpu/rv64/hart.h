@@ -11,7 +11,8 @@
  * requests are checked between blocks.
  *
  * All of struct rv64_hart is owned by the hart's thread except `mip` (atomic; any thread
- * raises bits) and `stop` (atomic), and the lock/cond pair used to sleep in WFI. */
+ * raises bits), `seip_line` and `seip_sw` (atomic), `stop` (atomic), and the lock/cond pair
+ * used to sleep in WFI. */
 #ifndef TESSERA_CPU_RV64_HART_H
 #define TESSERA_CPU_RV64_HART_H
 
@@ -220,6 +221,12 @@ struct rv64_hart {
     /* Configuration and host plumbing. */
     struct rv64_config cfg;
     _Atomic bool stop;
+    /* mip.SEIP has two sources (privileged §3.1.9): the PLIC's S-mode line (any thread) and
+     * a bit only M-mode software writes (this thread). mip holds their OR; these hold the
+     * sources, so that a write of mip never erases the line's level, nor the line the
+     * software's bit. Changed only with rv_mip_sync_seip(). */
+    _Atomic bool seip_line;
+    _Atomic bool seip_sw;
     pthread_mutex_t lock; /* protects the WFI sleep only */
     pthread_cond_t wake;
 };
@@ -236,6 +243,15 @@ bool rv_check_interrupts(struct rv64_hart *h);
 /* CSR access for Zicsr instructions: 0, or -1 after which the caller raises illegal insn. */
 int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value);
 int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t value);
+
+/* The value CSRRS and CSRRC modify, given what rv_csr_read() returned: the same, except that
+ * for mip the SEIP bit is the software-written one, not its OR with the PLIC's line
+ * (privileged §3.1.9), which would otherwise stick once written back. */
+uint64_t rv_csr_rmw_base(struct rv64_hart *h, unsigned csr, uint64_t read);
+
+/* Makes mip.SEIP the OR of seip_line and seip_sw, whatever other thread changes mip at the
+ * same time. Any thread. Returns true when SEIP went from 0 to 1. */
+bool rv_mip_sync_seip(struct rv64_hart *h);
 
 /* Recomputes mmu_data/mmu_fetch after priv, MPRV, MPP or SUM changed. */
 void rv_update_mmu_idx(struct rv64_hart *h);

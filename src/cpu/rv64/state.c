@@ -247,6 +247,10 @@ static void state_apply(struct rv64_hart *h, const struct rv_saved *s)
     h->medeleg = s->medeleg;
     h->mideleg = s->mideleg;
     h->mie = s->mie;
+    /* A saved SEIP is taken as the PLIC's line (no software here writes SEIP), which the
+     * PLIC's own load then sets to its saved level. */
+    atomic_store(&h->seip_sw, false);
+    atomic_store(&h->seip_line, (s->mip & MIP_SEIP) != 0);
     atomic_store(&h->mip, s->mip);
     h->mtvec = s->mtvec;
     h->mscratch = s->mscratch;
