@@ -532,7 +532,7 @@ static bool virt_wait_resume(struct virt_machine *m)
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     if (!exited) {
-        clint_mmio_ops.write(m->clint, 0xbff8, 8, mtime);
+        clint_set_mtime(m->clint, mtime);
         for (unsigned i = 0; i < m->cfg.cpus; i++)
             rv64_hart_clear_stop(m->harts[i]);
     }

@@ -127,7 +127,7 @@ int virt_save_sections(struct virt_machine *m, struct stream_writer *w)
     if (!ret) {
         /* The CLINT's clock runs on while the harts are paused; the guest's is frozen. */
         if (m->paused)
-            clint_mmio_ops.write(m->clint, 0xbff8, 8, m->paused_mtime);
+            clint_set_mtime(m->clint, m->paused_mtime);
         sbuf_init(&b);
         clint_save(m->clint, &b);
         ret = put_section(w, "clint", CLINT_STATE_VERSION, &b);
