@@ -14,6 +14,7 @@
 #include "cpu/rv64/rv64.h"
 #include "hw/bus.h"
 #include "hw/clint.h"
+#include "hw/goldfish_rtc.h"
 #include "hw/guest_mem.h"
 #include "hw/irq.h"
 #include "hw/plic.h"
@@ -26,6 +27,8 @@
 
 /* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
 #define VIRT_TEST_BASE     0x100000ull
+#define VIRT_RTC_BASE      0x101000ull
+#define VIRT_RTC_IRQ       11
 #define VIRT_CLINT_BASE    0x2000000ull
 #define VIRT_PLIC_BASE     0xc000000ull
 #define VIRT_UART_BASE     0x10000000ull
@@ -190,6 +193,15 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     }
     FDT_CHECK(fdt_reg(fdt, VIRT_TEST_BASE, SIFIVE_TEST_MMIO_SIZE));
     FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_TEST));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    /* As QEMU's virt: the kernel's clock starts from it (RTC_HCTOSYS). */
+    snprintf(name, sizeof(name), "rtc@%llx", VIRT_RTC_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "google,goldfish-rtc"));
+    FDT_CHECK(fdt_reg(fdt, VIRT_RTC_BASE, GOLDFISH_RTC_MMIO_SIZE));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupt-parent", PH_PLIC));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupts", VIRT_RTC_IRQ));
     FDT_CHECK(fdt_end_node(fdt));
 
     snprintf(name, sizeof(name), "serial@%llx", VIRT_UART_BASE);
@@ -367,6 +379,7 @@ static void virt_reset(struct virt_machine *m)
     plic_reset(m->plic);
     uart16550_reset(m->uart);
     sifive_test_reset(m->test);
+    goldfish_rtc_reset(m->rtc);
     for (unsigned i = 0; i < m->cfg.ndevices; i++)
         virtio_mmio_reset(m->vdevs[i].vdev);
     for (unsigned i = 0; i < m->cfg.cpus; i++) {
@@ -495,6 +508,20 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     }
     if (loop_create(&m->loop) || loop_start(m->loop)) {
         log_error("cannot start the I/O event loop");
+        goto fail;
+    }
+    /* The RTC's alarm is a timer on the loop, so it comes after the loop. */
+    {
+        struct irq_line rtc_irq = {plic_set_irq, m->plic, VIRT_RTC_IRQ};
+
+        if (goldfish_rtc_create(&rtc_irq, m->loop, &m->rtc)) {
+            log_error("cannot create the real-time clock");
+            goto fail;
+        }
+    }
+    if (bus_add(&m->bus, &(struct mmio_region){"rtc", VIRT_RTC_BASE, GOLDFISH_RTC_MMIO_SIZE,
+                                               &goldfish_rtc_mmio_ops, m->rtc})) {
+        log_error("bus: cannot map rtc");
         goto fail;
     }
     if (virt_create_devices(m))
@@ -678,6 +705,7 @@ void virt_destroy(struct virt_machine *m)
     }
     if (m->loop)
         loop_stop(m->loop);
+    goldfish_rtc_destroy(m->rtc); /* its alarm timer lives on the loop */
     loop_destroy(m->loop);
     for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
         rv64_hart_destroy(m->harts[i]);

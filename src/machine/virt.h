@@ -99,8 +99,8 @@ size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len
 void virt_quiesce(struct virt_machine *m);
 void virt_unquiesce(struct virt_machine *m);
 
-/* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "virtio.N". Paused and
- * quiesced. 0 or -errno (the writer holds the message). */
+/* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "rtc", "virtio.N".
+ * Paused and quiesced. 0 or -errno (the writer holds the message). */
 int virt_save_sections(struct virt_machine *m, struct stream_writer *w);
 
 /* Loads one section into a machine created with preloaded_ram, before virt_run(). 0, or -1
