@@ -85,6 +85,11 @@ struct virt_info {
 void virt_get_info(struct virt_machine *m, struct virt_info *out);
 const struct virt_config *virt_get_config(const struct virt_machine *m);
 
+/* The flattened device tree of the last boot or reset, as the firmware got it (a1): the host's
+ * copy, with /chosen/rng-seed still in it. NULL for a restored machine that has not reset (it
+ * never built one). Read it only while the machine cannot reset (not running, or paused). */
+const void *virt_fdt(const struct virt_machine *m);
+
 /* The index-th device instance of a registered type ("balloon", "disk", ...), or NULL. */
 void *virt_find_device(struct virt_machine *m, const char *type, unsigned index);
 
