@@ -48,8 +48,8 @@
 #include "hw/bus.h"
 #include "hw/irq.h"
 
-#define GOLDFISH_RTC_MMIO_SIZE    0x1000
-#define GOLDFISH_RTC_MAX_WAIT_S   60 /* the alarm timer re-checks the wall clock this often */
+#define GOLDFISH_RTC_MMIO_SIZE     0x1000
+#define GOLDFISH_RTC_MAX_WAIT_S    60 /* the alarm timer re-checks the wall clock this often */
 #define GOLDFISH_RTC_STATE_VERSION 1
 
 struct goldfish_rtc;
