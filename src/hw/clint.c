@@ -248,6 +248,14 @@ void clint_reset(struct clint *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+void clint_set_mtime(struct clint *c, uint64_t mtime)
+{
+    pthread_mutex_lock(&c->lock);
+    clint_set_mtime_locked(c, time_now_ns(), mtime);
+    clint_update_all_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void clint_save(struct clint *c, struct sbuf *out)
 {
     pthread_mutex_lock(&c->lock);

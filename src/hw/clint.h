@@ -56,14 +56,21 @@ void clint_reset(struct clint *clint);
  * thread, no lock: one clock read and arithmetic on an atomic time base. */
 uint64_t clint_time(void *clint);
 
+/* Makes mtime read `mtime` now and count on from there, exactly as an 8-byte guest store to
+ * mtime (offset 0xbff8) does: every MTIP line is set to its new level at once and the timer
+ * thread re-plans. For a board that stops the guest's clock while paused and restarts it
+ * from the value it froze. Any thread that holds no lock the irq receivers take; takes the
+ * CLINT lock. */
+void clint_set_mtime(struct clint *clint, uint64_t mtime);
+
 /* Saved state, section version 1 (src/base/state.h encoding):
  *   u32 harts, u64 freq_hz     must equal this CLINT's
  *   u64 mtime                  the guest's mtime at the save
  *   per hart: bool msip, u64 mtimecmp
  * clint_save() writes mtime as clint_time() reads it during the call: the CLINT's clock runs
  * on host time, paused or not. A board that keeps a frozen guest time while paused (virt
- * writes it back to mtime on resume) must first write that value to mtime (offset 0xbff8),
- * or the section holds a later time than the guest saw. Takes the CLINT lock; any thread. */
+ * writes it back to mtime on resume) must first set that value with clint_set_mtime(), or
+ * the section holds a later time than the guest saw. Takes the CLINT lock; any thread. */
 void clint_save(struct clint *c, struct sbuf *out);
 
 /* Loads a section written by clint_save() with `version` (1 only). Checks every field (the

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "base/log.h"
 #include "base/loop.h"
@@ -14,6 +15,7 @@
 #include "cpu/engine.h"
 #include "hw/bus.h"
 #include "hw/clint.h"
+#include "hw/goldfish_rtc.h"
 #include "hw/guest_mem.h"
 #include "hw/irq.h"
 #include "hw/plic.h"
@@ -26,6 +28,8 @@
 
 /* The address map of QEMU's virt machine (hw/riscv/virt.c) for what we implement. */
 #define VIRT_TEST_BASE     0x100000ull
+#define VIRT_RTC_BASE      0x101000ull
+#define VIRT_RTC_IRQ       11
 #define VIRT_CLINT_BASE    0x2000000ull
 #define VIRT_PLIC_BASE     0xc000000ull
 #define VIRT_UART_BASE     0x10000000ull
@@ -36,6 +40,7 @@
 #define VIRT_PLIC_NSRC     97 /* sources 1..96 as QEMU 7.2 (source 0 does not exist) */
 #define VIRT_TIMEBASE      10000000ull
 #define VIRT_KERNEL_OFF    0x200000ull /* RV64 kernels go 2 MiB above RAM base, after firmware */
+#define VIRT_RNG_SEED_LEN  64          /* /chosen/rng-seed: 512 bits, twice what Linux needs */
 
 static void virt_post(struct virt_machine *m, enum virt_event ev, int status)
 {
@@ -118,7 +123,32 @@ static const char *const virt_isa_extensions[] = {
     "i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zihintpause", "zba", "zbb", "zbs",
 };
 
-static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t initrd_end)
+/* Fresh entropy for one boot's device tree. */
+struct virt_seeds {
+    uint8_t rng[VIRT_RNG_SEED_LEN];
+    uint64_t kaslr;
+};
+
+/* Fills `len` bytes from getrandom(2), which blocks only until the host's own pool was first
+ * initialised (early in the host's boot). 0 or -errno. */
+static int virt_getrandom(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = getrandom(p + done, len - done, 0);
+
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0)
+            done += (size_t)n;
+    }
+    return 0;
+}
+
+static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t initrd_end,
+                          const struct virt_seeds *seeds)
 {
     void *fdt = m->fdt;
     unsigned n = m->cfg.cpus;
@@ -137,6 +167,13 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     if (m->cfg.append)
         FDT_CHECK(fdt_property_string(fdt, "bootargs", m->cfg.append));
     FDT_CHECK(fdt_property_string(fdt, "stdout-path", "/soc/serial@10000000"));
+    /* Entropy before the first driver runs (Devicetree Specification 0.4 §3.6 /chosen): Linux
+     * mixes rng-seed into its pool at once, credits it (RANDOM_TRUST_BOOTLOADER, on by default)
+     * so the pool is ready before init, and blanks the property (drivers/of/fdt.c). Without it
+     * a guest with no hardware RNG waits tens of seconds for "crng init done". kaslr-seed is
+     * for kernels that randomise their own placement (QEMU's arm virt passes it the same way). */
+    FDT_CHECK(fdt_property(fdt, "rng-seed", seeds->rng, sizeof(seeds->rng)));
+    FDT_CHECK(fdt_property_u64(fdt, "kaslr-seed", seeds->kaslr));
     if (initrd_end > initrd_start) {
         FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-start", initrd_start));
         FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-end", initrd_end));
@@ -203,6 +240,15 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
     }
     FDT_CHECK(fdt_reg(fdt, VIRT_TEST_BASE, SIFIVE_TEST_MMIO_SIZE));
     FDT_CHECK(fdt_property_u32(fdt, "phandle", PH_TEST));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    /* As QEMU's virt: the kernel's clock starts from it (RTC_HCTOSYS). */
+    snprintf(name, sizeof(name), "rtc@%llx", VIRT_RTC_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "google,goldfish-rtc"));
+    FDT_CHECK(fdt_reg(fdt, VIRT_RTC_BASE, GOLDFISH_RTC_MMIO_SIZE));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupt-parent", PH_PLIC));
+    FDT_CHECK(fdt_property_u32(fdt, "interrupts", VIRT_RTC_IRQ));
     FDT_CHECK(fdt_end_node(fdt));
 
     snprintf(name, sizeof(name), "serial@%llx", VIRT_UART_BASE);
@@ -346,9 +392,21 @@ static int virt_load(struct virt_machine *m)
         if (loader_load_raw(&m->initrd, &m->ram, addr, &rd, err))
             goto fail;
     }
-    if (virt_build_fdt(m, rd.start, rd.start + rd.size) < 0) {
-        snprintf(err, sizeof(err), "device tree: libfdt failed to build it");
-        goto fail;
+    {
+        struct virt_seeds seeds;
+        int e = virt_getrandom(&seeds, sizeof(seeds));
+
+        if (e) {
+            snprintf(err, sizeof(err), "device tree: getrandom() for /chosen/rng-seed: %s",
+                     strerror(-e));
+            goto fail;
+        }
+        e = virt_build_fdt(m, rd.start, rd.start + rd.size, &seeds);
+        explicit_bzero(&seeds, sizeof(seeds));
+        if (e < 0) {
+            snprintf(err, sizeof(err), "device tree: libfdt failed to build it");
+            goto fail;
+        }
     }
     fdt_size = fdt_totalsize(m->fdt);
     {
@@ -380,6 +438,7 @@ static void virt_reset(struct virt_machine *m)
     plic_reset(m->plic);
     uart16550_reset(m->uart);
     sifive_test_reset(m->test);
+    goldfish_rtc_reset(m->rtc);
     for (unsigned i = 0; i < m->cfg.ndevices; i++)
         virtio_mmio_reset(m->vdevs[i].vdev);
     for (unsigned i = 0; i < m->cfg.cpus; i++) {
@@ -527,6 +586,20 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
         log_error("cannot start the I/O event loop");
         goto fail;
     }
+    /* The RTC's alarm is a timer on the loop, so it comes after the loop. */
+    {
+        struct irq_line rtc_irq = {plic_set_irq, m->plic, VIRT_RTC_IRQ};
+
+        if (goldfish_rtc_create(&rtc_irq, m->loop, &m->rtc)) {
+            log_error("cannot create the real-time clock");
+            goto fail;
+        }
+    }
+    if (bus_add(&m->bus, &(struct mmio_region){"rtc", VIRT_RTC_BASE, GOLDFISH_RTC_MMIO_SIZE,
+                                               &goldfish_rtc_mmio_ops, m->rtc})) {
+        log_error("bus: cannot map rtc");
+        goto fail;
+    }
     if (virt_create_devices(m))
         goto fail;
     virt_reset(m);
@@ -562,7 +635,7 @@ static bool virt_wait_resume(struct virt_machine *m)
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     if (!exited) {
-        clint_mmio_ops.write(m->clint, 0xbff8, 8, mtime);
+        clint_set_mtime(m->clint, mtime);
         for (unsigned i = 0; i < m->cfg.cpus; i++)
             vcpu_clear_stop(m->harts[i]);
     }
@@ -638,6 +711,11 @@ void *virt_find_device(struct virt_machine *m, const char *type, unsigned index)
     return NULL;
 }
 
+const void *virt_fdt(const struct virt_machine *m)
+{
+    return fdt_magic(m->fdt) == FDT_MAGIC ? m->fdt : NULL;
+}
+
 const struct virt_config *virt_get_config(const struct virt_machine *m)
 {
     return &m->cfg;
@@ -708,6 +786,7 @@ void virt_destroy(struct virt_machine *m)
     }
     if (m->loop)
         loop_stop(m->loop);
+    goldfish_rtc_destroy(m->rtc); /* its alarm timer lives on the loop */
     loop_destroy(m->loop);
     for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
         vcpu_destroy(m->harts[i]);

@@ -90,6 +90,11 @@ struct virt_info {
 void virt_get_info(struct virt_machine *m, struct virt_info *out);
 const struct virt_config *virt_get_config(const struct virt_machine *m);
 
+/* The flattened device tree of the last boot or reset, as the firmware got it (a1): the host's
+ * copy, with /chosen/rng-seed still in it. NULL for a restored machine that has not reset (it
+ * never built one). Read it only while the machine cannot reset (not running, or paused). */
+const void *virt_fdt(const struct virt_machine *m);
+
 /* The index-th device instance of a registered type ("balloon", "disk", ...), or NULL. */
 void *virt_find_device(struct virt_machine *m, const char *type, unsigned index);
 
@@ -104,8 +109,8 @@ size_t virt_console_input(struct virt_machine *m, const uint8_t *buf, size_t len
 void virt_quiesce(struct virt_machine *m);
 void virt_unquiesce(struct virt_machine *m);
 
-/* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "virtio.N". Paused and
- * quiesced. 0 or -errno (the writer holds the message). */
+/* Writes every section but RAM: "rom", "cpu.N", "clint", "plic", "uart", "rtc", "virtio.N".
+ * Paused and quiesced. 0 or -errno (the writer holds the message). */
 int virt_save_sections(struct virt_machine *m, const struct state_sink *sink);
 
 /* Loads one section into a machine created with preloaded_ram, before virt_run(). 0, or -1

@@ -20,6 +20,7 @@ struct clint;
 struct plic;
 struct uart16550;
 struct sifive_test;
+struct goldfish_rtc;
 struct vcpu;
 struct loop;
 struct vdev_type;
@@ -36,6 +37,7 @@ struct virt_machine {
     struct plic *plic;
     struct uart16550 *uart;
     struct sifive_test *test;
+    struct goldfish_rtc *rtc;
     struct vcpu *harts[VIRT_MAX_CPUS]; /* through the engine seam, src/cpu/engine.h */
     struct loop *loop;                 /* host I/O for the devices: sockets, timers, backends */
     struct virt_vdev {

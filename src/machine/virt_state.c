@@ -11,6 +11,7 @@
 #include "base/state.h"
 #include "cpu/engine.h"
 #include "hw/clint.h"
+#include "hw/goldfish_rtc.h"
 #include "hw/plic.h"
 #include "hw/uart16550.h"
 #include "hw/virtio/vdev.h"
@@ -27,9 +28,10 @@
 #define LOADED_UART   (1u << 3)
 #define LOADED_CPU0   4  /* + hart index, VIRT_MAX_CPUS bits */
 #define LOADED_VIRTIO 12 /* + slot, VIRT_VIRTIO_SLOTS bits */
+#define LOADED_RTC    (1u << (LOADED_VIRTIO + VIRT_VIRTIO_SLOTS))
 
 _Static_assert(LOADED_CPU0 + VIRT_MAX_CPUS <= LOADED_VIRTIO, "section bits overlap");
-_Static_assert(LOADED_VIRTIO + VIRT_VIRTIO_SLOTS <= 32, "section bits overflow");
+_Static_assert(LOADED_VIRTIO + VIRT_VIRTIO_SLOTS + 1 <= 32, "section bits overflow");
 
 void virt_quiesce(struct virt_machine *m)
 {
@@ -129,7 +131,7 @@ int virt_save_sections(struct virt_machine *m, const struct state_sink *w)
     if (!ret) {
         /* The CLINT's clock runs on while the harts are paused; the guest's is frozen. */
         if (m->paused)
-            clint_mmio_ops.write(m->clint, 0xbff8, 8, m->paused_mtime);
+            clint_set_mtime(m->clint, m->paused_mtime);
         sbuf_init(&b);
         clint_save(m->clint, &b);
         ret = put_section(w, "clint", CLINT_STATE_VERSION, &b);
@@ -143,6 +145,11 @@ int virt_save_sections(struct virt_machine *m, const struct state_sink *w)
         sbuf_init(&b);
         uart16550_save(m->uart, &b);
         ret = put_section(w, "uart", UART16550_STATE_VERSION, &b);
+    }
+    if (!ret) {
+        sbuf_init(&b);
+        goldfish_rtc_save(m->rtc, &b);
+        ret = put_section(w, "rtc", GOLDFISH_RTC_STATE_VERSION, &b);
     }
     for (unsigned i = 0; i < m->cfg.ndevices && !ret; i++) {
         sbuf_init(&b);
@@ -192,6 +199,9 @@ int virt_load_section(struct virt_machine *m, const char *name, uint32_t version
     } else if (!strcmp(name, "uart")) {
         bit = LOADED_UART;
         ret = uart16550_load(m->uart, &c, version);
+    } else if (!strcmp(name, "rtc")) {
+        bit = LOADED_RTC;
+        ret = goldfish_rtc_load(m->rtc, &c, version);
     } else if ((idx = section_index(name, "cpu", VIRT_MAX_CPUS)) >= 0) {
         bit = 1u << (LOADED_CPU0 + idx);
         ret = (unsigned)idx < m->cfg.cpus ? vcpu_load(m->harts[idx], &c, version)
@@ -217,6 +227,8 @@ int virt_load_section(struct virt_machine *m, const char *name, uint32_t version
     return 0;
 }
 
+/* "rtc" is not required: a stream written before the board had an RTC lacks it, and its guest,
+ * booted from a device tree without one, never looks at the fresh RTC it gets here. */
 int virt_load_finish(struct virt_machine *m, char *err)
 {
     uint32_t want = LOADED_ROM | LOADED_CLINT | LOADED_PLIC | LOADED_UART;

@@ -6,8 +6,10 @@ console log of every VM goes to build/test-logs/ so a failure can be read afterw
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from testkit import run_tests  # noqa: E402
@@ -116,6 +118,45 @@ def test_cpu_features():
         v.close()
 
 
+def test_clock_and_entropy():
+    """What a distribution's boot relies on from the board. The clock: the kernel sets its
+    time from the goldfish RTC (RTC_HCTOSYS), so `date` right after boot is within 2 s of the
+    host's. The entropy: the device tree's /chosen/rng-seed fills the kernel's pool, which
+    reports "crng init done" before userspace starts (before "Run /init as init process")."""
+    v = vm("clock_entropy")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        # This BusyBox's `date` prints whole seconds only (no FEATURE_DATE_NANO); adjtimex
+        # reads the same clock (CLOCK_REALTIME) to the microsecond.
+        before = time.time()
+        out = v.run("date +%s; adjtimex | grep time.tv_")
+        after = time.time()
+        date = int(out.split()[0])
+        sec = re.search(r"time.tv_sec:\s*(\d+)", out)
+        usec = re.search(r"time.tv_usec:\s*(\d+)", out)
+        assert sec and usec, "adjtimex printed no time: %r" % out
+        guest = int(sec.group(1)) + int(usec.group(1)) / 1e6
+        # The guest read its clock between before and after (host time).
+        off = max(before - guest, guest - after, 0)
+        assert off <= 2.0, "guest time %.3f, host %.3f..%.3f: %.3f s apart, want <= 2 s" % (
+            guest, before, after, off)
+        assert 0 <= int(guest) - date <= 1, "date +%%s says %d, adjtimex %.3f" % (date, guest)
+        print("  clock_entropy: guest clock %+.3f s from the host's (host read %.3f s around it)"
+              % (guest - (before + after) / 2, after - before), flush=True)
+        log = v.buf.decode(errors="replace")
+        assert "101000.rtc: registered as rtc0" in log, "no goldfish RTC probed"
+        assert "setting system clock to" in log, "the kernel did not set its clock from the RTC"
+        crng = log.find("random: crng init done")
+        init = log.find("Run /init as init process")
+        assert crng >= 0, "the kernel never reported 'random: crng init done'"
+        assert init >= 0, "no 'Run /init as init process' line"
+        assert crng < init, "'crng init done' came after userspace started"
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     if not os.path.exists("build/guest/Image"):
@@ -128,6 +169,7 @@ def main():
         ("reboot", test_reboot),
         ("guest_fault", test_guest_fault_is_contained),
         ("cpu_features", test_cpu_features),
+        ("clock_entropy", test_clock_and_entropy),
     ], sys.argv[1:], LOGS + "/%s.log")
 
 

@@ -17,6 +17,7 @@ a temporary directory removed at the end.
 """
 
 import hashlib
+import calendar
 import json
 import os
 import random
@@ -581,6 +582,38 @@ def test_revert():
                 poweroff(r)
         finally:
             r.close()
+
+
+RX_HWCLOCK = re.compile(r"(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})")
+
+
+def test_rtc_snapshot():
+    """The time a guest sets in its RTC survives a snapshot: the guest sets its clock and the
+    RTC to 2001, and after a restore in a new process the RTC still reads 2001 (plus the
+    seconds that passed): the snapshot keeps the guest's offset from the host's clock."""
+    sock = path("rtc.sock")
+    snap = path("rtc.tvs")
+    set_at = calendar.timegm((2001, 2, 3, 4, 5, 6))
+    v = boot("rtc_source", "--api-sock", sock)
+    try:
+        out = v.run("date -u -s '2001-02-03 04:05:06' >/dev/null && hwclock -w -u && "
+                    "hwclock -r -u")
+        assert "2001" in out, "the guest could not set its RTC to 2001: %r" % out
+        snapshot(sock, snap, "rtc", (v,))
+    finally:
+        v.close()
+    r = restore("rtc_restored", snap)
+    try:
+        out = r.run("hwclock -r -u", timeout=120)
+        m = RX_HWCLOCK.search(out)
+        assert m, "hwclock -r printed no date: %r" % out
+        got = calendar.timegm(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
+        # Generous: the snapshot and the restore of a small guest take seconds.
+        assert 0 <= got - set_at < 600, "the restored RTC reads %s, %d s after the time set" % (
+            m.group(1), got - set_at)
+        poweroff(r)
+    finally:
+        r.close()
 
 
 def test_linked_clones():
@@ -1298,6 +1331,7 @@ def main():
         ("block_migrate_refused", test_block_migrate_refused, False),
         ("snapshot_restore", test_snapshot_restore, False),
         ("revert", test_revert, False),
+        ("rtc_snapshot", test_rtc_snapshot, False),
         ("linked_clones", test_linked_clones, False),
         ("full_clone", test_full_clone, False),
         ("snapshot_list_delete", test_snapshot_list_delete, False),

@@ -214,6 +214,24 @@ static void test_mtime_write_levels(struct clint *c)
     wr(c, cmp_off(0), 8, UINT64_MAX);
 }
 
+/* clint_set_mtime(), the board's typed way to restart a frozen guest clock, is the same as a
+ * guest's 8-byte mtime store: the value reads back and the lines follow it at once. */
+static void test_set_mtime(struct clint *c)
+{
+    wr(c, cmp_off(1), 8, 500 * FREQ);
+    clint_set_mtime(c, 400 * FREQ);
+    CHECK(!level(&mtip_rx[1]));
+    CHECK(rd(c, 0xbff8, 8) >= 400 * FREQ);
+    CHECK(rd(c, 0xbff8, 8) < 460 * FREQ);
+    clint_set_mtime(c, 500 * FREQ);
+    CHECK(level(&mtip_rx[1]));
+    CHECK(!level(&mtip_rx[0]));
+    CHECK(clint_time(c) >= 500 * FREQ);
+    clint_set_mtime(c, 0);
+    CHECK(!level(&mtip_rx[1]));
+    wr(c, cmp_off(1), 8, UINT64_MAX);
+}
+
 static void test_reset(struct clint *c)
 {
     wr(c, 0x0, 4, 1);
@@ -291,6 +309,7 @@ int main(void)
     test_timer_fires(c);
     test_timer_two_harts_and_rearm(c);
     test_mtime_write_levels(c);
+    test_set_mtime(c);
     test_reset(c);
     test_concurrency(c);
     clint_destroy(c);

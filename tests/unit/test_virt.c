@@ -1,8 +1,11 @@
 /* The whole board, no guest OS: two machines in one process run side by side (nothing is
  * global), each computes its own answer and reports it through the test device; console
- * output reaches the fd the machine was given; the CPU engine is chosen by name. */
+ * output reaches the fd the machine was given; the CPU engine is chosen by name. Each
+ * machine's device tree carries its own entropy in /chosen and the RTC node the kernel looks
+ * for. */
 #include "test.h"
 
+#include <libfdt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -67,6 +70,46 @@ static char *write_program(unsigned n)
     return path;
 }
 
+/* The device tree has /chosen/rng-seed (64 bytes) and kaslr-seed (u64) and the goldfish RTC
+ * where QEMU's virt has it. Copies the seed to `seed` to compare machines. */
+static void check_fdt(struct virt_machine *m, uint8_t seed[64])
+{
+    const void *fdt = virt_fdt(m);
+    const uint8_t *p;
+    const fdt32_t *cell;
+    const char *compat;
+    int chosen, rtc, len = -1;
+    uint8_t zero[64] = {0};
+
+    CHECK(fdt != NULL);
+    if (!fdt)
+        return;
+    chosen = fdt_path_offset(fdt, "/chosen");
+    CHECK(chosen >= 0);
+    p = fdt_getprop(fdt, chosen, "rng-seed", &len);
+    CHECK(p != NULL && len == 64);
+    if (p && len == 64) {
+        memcpy(seed, p, 64);
+        CHECK(memcmp(seed, zero, 64) != 0);
+    }
+    p = fdt_getprop(fdt, chosen, "kaslr-seed", &len);
+    CHECK(p != NULL && len == 8);
+
+    rtc = fdt_path_offset(fdt, "/soc/rtc@101000");
+    CHECK(rtc >= 0);
+    compat = fdt_getprop(fdt, rtc, "compatible", &len);
+    CHECK(compat && !strcmp(compat, "google,goldfish-rtc"));
+    cell = fdt_getprop(fdt, rtc, "reg", &len);
+    CHECK(cell && len == 16 && fdt32_to_cpu(cell[1]) == 0x101000 &&
+          fdt32_to_cpu(cell[3]) == 0x1000);
+    cell = fdt_getprop(fdt, rtc, "interrupts", &len);
+    CHECK(cell && len == 4 && fdt32_to_cpu(cell[0]) == 11);
+    cell = fdt_getprop(fdt, rtc, "interrupt-parent", &len);
+    CHECK(cell && len == 4 &&
+          fdt_node_offset_by_phandle(fdt, fdt32_to_cpu(cell[0])) ==
+              fdt_path_offset(fdt, "/soc/plic@c000000"));
+}
+
 struct run {
     struct virt_machine *m;
     int status;
@@ -87,6 +130,7 @@ int main(void)
     char *paths[2];
     struct run runs[2];
     pthread_t threads[2];
+    uint8_t seeds[2][64] = {{0}};
 
     for (int i = 0; i < 2; i++) {
         struct virt_config cfg = {.cpus = 2, .mem_size = 32ull << 20};
@@ -99,7 +143,9 @@ int main(void)
         cfg.bios = paths[i];
         cfg.console_fd = pipes[i][1];
         CHECK(virt_create(&cfg, &runs[i].m) == 0);
+        check_fdt(runs[i].m, seeds[i]);
     }
+    CHECK(memcmp(seeds[0], seeds[1], 64) != 0); /* from getrandom(), per machine */
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&threads[i], NULL, run_thread, &runs[i]) == 0);
     for (int i = 0; i < 2; i++) {
