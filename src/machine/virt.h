@@ -129,13 +129,9 @@ void virt_dirty_log(struct virt_machine *m, bool on);
  * Returns the number of pages selected in bitmap. */
 uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap);
 
-/* The index-th device's block device ("disk" type) or NULL; and a replacement option string
- * for device slot `slot` (copied), so state written later names the current image. */
-struct block *virt_disk_block(struct virt_machine *m, unsigned slot);
-/* Holds that disk's I/O worker off its block while the VM runs (virtio_blk_lock()). */
-void virt_disk_lock(struct virt_machine *m, unsigned slot);
-void virt_disk_unlock(struct virt_machine *m, unsigned slot);
-/* Any thread; under the machine's lock (see virt_config_copy()). */
+/* A replacement option string for device slot `slot` (copied), so that state written later
+ * names what the device uses now. Any thread; under the machine's lock (see
+ * virt_config_copy()). */
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts);
 
 /* ---- Disks and the balloon, as the VMM sees them (virt_disks.c) ----

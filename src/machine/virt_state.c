@@ -69,27 +69,6 @@ uint64_t virt_harvest_dirty(struct virt_machine *m, uint64_t *bitmap)
     return n;
 }
 
-struct block *virt_disk_block(struct virt_machine *m, unsigned slot)
-{
-    const struct vdev_type *disk = vdev_type_find("disk");
-
-    if (slot >= m->cfg.ndevices || !disk || m->vdevs[slot].type != disk)
-        return NULL;
-    return virtio_blk_block(m->vdevs[slot].dev);
-}
-
-void virt_disk_lock(struct virt_machine *m, unsigned slot)
-{
-    if (virt_disk_block(m, slot))
-        virtio_blk_lock(m->vdevs[slot].dev);
-}
-
-void virt_disk_unlock(struct virt_machine *m, unsigned slot)
-{
-    if (virt_disk_block(m, slot))
-        virtio_blk_unlock(m->vdevs[slot].dev);
-}
-
 void virt_set_device_opts(struct virt_machine *m, unsigned slot, const char *opts)
 {
     char *copy = strdup(opts);

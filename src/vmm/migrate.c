@@ -150,7 +150,7 @@ static void mig_fail(struct vm_migration *g, const char *fmt, ...)
 
 struct disk_copy {
     unsigned slot;
-    struct block *bs;
+    struct virt_disk_info info; /* its image: path and format, for errors and the header */
     uint64_t length;
     struct dirty_log log;
     uint64_t *bits; /* blocks selected for the next send */
@@ -173,23 +173,19 @@ static int disks_track(struct vm_migration *g)
         return -1;
     }
     for (unsigned i = 0; i < cfg->ndevices; i++) {
-        struct block *bs = virt_disk_block(g->m, i);
         struct disk_copy *d = &g->disks[g->ndisks];
 
-        if (!bs)
+        if (virt_disk_info(g->m, i, &d->info))
             continue;
         d->slot = i;
-        d->bs = bs;
-        d->length = block_length(bs);
+        d->length = d->info.length;
         if (dirty_log_init(&d->log, disk_blocks(d)) ||
             !(d->bits = calloc((disk_blocks(d) + 63) / 64, sizeof(uint64_t)))) {
             dirty_log_destroy(&d->log);
-            mig_fail(g, "out of memory for the dirty map of %s", block_path(bs));
+            mig_fail(g, "out of memory for the dirty map of %s", d->info.path);
             return -1;
         }
-        virt_disk_lock(g->m, i);
-        block_track_writes(bs, &d->log);
-        virt_disk_unlock(g->m, i);
+        virt_disk_track_writes(g->m, i, &d->log);
         dirty_log_start(&d->log); /* after: a write in between is covered by the full mark */
         g->ndisks++;
     }
@@ -201,9 +197,7 @@ static void disks_untrack(struct vm_migration *g)
     for (unsigned k = 0; k < g->ndisks; k++) {
         struct disk_copy *d = &g->disks[k];
 
-        virt_disk_lock(g->m, d->slot);
-        block_track_writes(d->bs, NULL);
-        virt_disk_unlock(g->m, d->slot);
+        virt_disk_track_writes(g->m, d->slot, NULL);
         dirty_log_destroy(&d->log);
         free(d->bits);
     }
@@ -252,12 +246,10 @@ static int disks_send(struct vm_migration *g, struct stream_writer *w, uint8_t *
             len = ((b - first) << DISK_BLOCK_SHIFT);
             if (len > d->length - off)
                 len = d->length - off;
-            virt_disk_lock(g->m, d->slot);
-            ret = block_read(d->bs, off, buf, (size_t)len);
-            virt_disk_unlock(g->m, d->slot);
+            ret = virt_disk_read(g->m, d->slot, off, buf, (size_t)len);
             if (ret < 0) {
                 mig_fail(g, "%s: reading %" PRIu64 "+%" PRIu64 " for the target failed: %s",
-                         block_path(d->bs), off, len, strerror(-ret));
+                         d->info.path, off, len, strerror(-ret));
                 return -1;
             }
             if (!d->sent_once && buf[0] == 0 && !memcmp(buf, buf + 1, (size_t)len - 1))
@@ -278,7 +270,7 @@ static int copy_disks_edit(struct vmconfig *vc, void *opaque, char *err)
     for (unsigned k = 0; k < g->ndisks; k++) {
         struct disk_copy *d = &g->disks[k];
 
-        if (conf_set_str(vc, d->slot, "format", block_format_name(d->bs), err))
+        if (conf_set_str(vc, d->slot, "format", d->info.format, err))
             return -EINVAL;
     }
     return 0;
@@ -452,7 +444,7 @@ static void *mig_thread(void *opaque)
     struct vm_migration *g = opaque;
     struct virt_machine *m = g->m;
     struct stream_writer *w = NULL;
-    struct block *released[VIRT_VIRTIO_SLOTS] = {NULL};
+    struct virt_disk_info released[VIRT_VIRTIO_SLOTS] = {{0}}; /* path set: handed over */
     char *json = NULL, herr[VMSTATE_ERR_LEN];
     uint64_t *bits = bitmap_alloc(m), t_pause = 0;
     uint8_t *dbuf = NULL;
@@ -586,14 +578,13 @@ static void *mig_thread(void *opaque)
     if (disks_send(g, w, dbuf))
         goto io_failed;
     for (unsigned i = 0; i < virt_get_config(m)->ndevices && !g->copy_disks; i++) {
-        struct block *bs = virt_disk_block(m, i);
+        struct virt_disk_info *r = &released[i];
 
-        if (bs && !block_readonly(bs)) {
-            int e = block_release(bs);
+        if (virt_disk_info(m, i, r) == 0 && !r->readonly) {
+            int e = virt_disk_release(m, i);
 
-            released[i] = bs;
             if (e < 0) {
-                mig_fail(g, "%s: flush failed: %s", block_path(bs), strerror(-e));
+                mig_fail(g, "%s: flush failed: %s", r->path, strerror(-e));
                 goto failed;
             }
         }
@@ -660,8 +651,8 @@ failed:
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
         char berr[BLOCK_ERR_LEN];
 
-        if (released[i] &&
-            block_reopen(released[i], block_path(released[i]), NULL, false, berr) < 0)
+        if (released[i].path[0] && !released[i].readonly &&
+            virt_disk_reopen(m, i, released[i].path, released[i].format, berr) < 0)
             log_error("migration: cannot take back the disk: %s", berr);
     }
     disks_untrack(g);
