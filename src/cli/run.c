@@ -287,7 +287,7 @@ int cli_run(int argc, char **argv)
     struct console_server_opts co = {.out_fd = STDOUT_FILENO};
     struct console_server *cs = NULL;
     char cerr[256];
-    bool machine_opts = false, cloned = false;
+    bool machine_opts = false, cloned = false, console_given = false;
     int c, status;
 
     opterr = 0;
@@ -393,6 +393,7 @@ int cli_run(int argc, char **argv)
                 fprintf(stderr, "tessera: %s\n", cerr);
                 return 2;
             }
+            console_given = true;
             break;
         case 'h': run_usage(stdout); return 0;
         case ':':
@@ -476,6 +477,20 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     api_sock = vc.api_socket;
+    /* --console replaces the document's console; without it the document's is used. */
+    if (console_given) {
+        free(vc.console_socket);
+        free(vc.console_log);
+        vc.console_socket = vc.console_log = NULL;
+        if (replace_str(&vc.console_socket, co.sock_path) ||
+            replace_str(&vc.console_log, co.log_path)) {
+            status = 1;
+            goto out;
+        }
+    }
+    co.sock_path = vc.console_socket;
+    co.log_path = vc.console_log;
+    co.out_fd = vc.console_socket ? -1 : STDOUT_FILENO;
     for (unsigned i = 0; i < cfg.ndevices; i++) {
         if (vmconfig_add_device(&vc, cfg.devices[i].type, cfg.devices[i].opts, verr)) {
             fprintf(stderr, "tessera: %s\n", verr);
@@ -552,7 +567,7 @@ run:
     if (api_sock) {
         char aerr[CONTROL_ERR_LEN];
 
-        if (vm_api_start(m, api_sock, &api, aerr)) {
+        if (vm_api_start(m, api_sock, co.sock_path, co.log_path, &api, aerr)) {
             fprintf(stderr, "tessera: --api-sock %s\n", aerr);
             virt_destroy(m);
             status = 1;

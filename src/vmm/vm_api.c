@@ -53,6 +53,8 @@ struct vm_api {
     uint64_t deadline_ns;     /* hard stop at this CLOCK_MONOTONIC time */
     struct vm_migration *mig; /* the last migration started, or NULL */
     char *sock_path;          /* where the API listens; part of the config describe shows */
+    char *console_sock;       /* the serial console's socket and log, or NULL: the same */
+    char *console_log;
     struct snapshot_job job;
 };
 
@@ -77,7 +79,12 @@ static int api_describe(void *vm, json_t **out)
         return -EIO;
     }
     vc.api_socket = strdup(a->sock_path);
-    doc = vc.api_socket ? vmconfig_to_json(&vc) : NULL;
+    vc.console_socket = a->console_sock ? strdup(a->console_sock) : NULL;
+    vc.console_log = a->console_log ? strdup(a->console_log) : NULL;
+    doc = vc.api_socket && !(a->console_sock && !vc.console_socket) &&
+                  !(a->console_log && !vc.console_log)
+              ? vmconfig_to_json(&vc)
+              : NULL;
     vmconfig_free(&vc);
     if (!doc)
         return -ENOMEM;
@@ -665,7 +672,8 @@ static const struct control_ops vm_api_ops = {
     .migrate_cancel = api_migrate_cancel,
 };
 
-int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err)
+int vm_api_start(struct virt_machine *m, const char *sock_path, const char *console_sock,
+                 const char *console_log, struct vm_api **out, char *err)
 {
     struct vm_api *a = calloc(1, sizeof(*a));
     int ret;
@@ -674,7 +682,13 @@ int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **
         return -ENOMEM;
     a->m = m;
     a->sock_path = strdup(sock_path);
-    if (!a->sock_path) {
+    a->console_sock = console_sock ? strdup(console_sock) : NULL;
+    a->console_log = console_log ? strdup(console_log) : NULL;
+    if (!a->sock_path || (console_sock && !a->console_sock) || (console_log && !a->console_log)) {
+        snprintf(err, CONTROL_ERR_LEN, "%s: out of memory", sock_path);
+        free(a->sock_path);
+        free(a->console_sock);
+        free(a->console_log);
         free(a);
         return -ENOMEM;
     }
@@ -685,6 +699,8 @@ int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **
         pthread_cond_destroy(&a->cond);
         pthread_mutex_destroy(&a->lock);
         free(a->sock_path);
+        free(a->console_sock);
+        free(a->console_log);
         free(a);
         return ret;
     }
@@ -711,5 +727,7 @@ void vm_api_stop(struct vm_api *a)
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);
     free(a->sock_path);
+    free(a->console_sock);
+    free(a->console_log);
     free(a);
 }

@@ -9,7 +9,10 @@ struct virt_machine;
 struct vm_api;
 
 /* Listens on sock_path; 0 or <0 with err (CONTROL_ERR_LEN) naming the path and the problem. */
-int vm_api_start(struct virt_machine *m, const char *sock_path, struct vm_api **out, char *err);
+/* console_sock and console_log (may be NULL) are where the serial console is served and
+ * logged (vmm/console_server.h): describe shows them in the VM's config document. */
+int vm_api_start(struct virt_machine *m, const char *sock_path, const char *console_sock,
+                 const char *console_log, struct vm_api **out, char *err);
 
 /* Stops serving and cancels a pending shutdown fallback. After return nothing of the API
  * touches the machine. NULL is allowed. */

@@ -2,6 +2,7 @@
 #include "vmm/vmconfig.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,6 +39,8 @@ void vmconfig_free(struct vmconfig *c)
     free(c->initrd);
     free(c->cmdline);
     free(c->api_socket);
+    free(c->console_socket);
+    free(c->console_log);
     for (unsigned i = 0; i < c->ndevices; i++)
         json_decref(c->devices[i].conf);
     vmconfig_init(c);
@@ -185,6 +188,21 @@ static int set_opt_str(json_t *o, const char *key, const char *v)
     return v ? json_object_set_new(o, key, json_string(v)) : 0;
 }
 
+/* The document's "console" object: {"mode": "stdio"} or {"mode": "socket", "socket": PATH},
+ * with "log": FILE when there is one. A new reference, NULL when out of memory. */
+static json_t *console_json(const struct vmconfig *c)
+{
+    json_t *o = json_pack("{s:s}", "mode", c->console_socket ? "socket" : "stdio");
+
+    if (o &&
+        ((c->console_socket && json_object_set_new(o, "socket", json_string(c->console_socket))) ||
+         (c->console_log && json_object_set_new(o, "log", json_string(c->console_log))))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 json_t *vmconfig_to_json(const struct vmconfig *c)
 {
     json_t *doc = json_object(), *boot = json_object(), *disks = json_array();
@@ -220,7 +238,7 @@ json_t *vmconfig_to_json(const struct vmconfig *c)
           json_object_set_new(doc, "memory", vmconfig_size_json(c->mem_size)) ||
           json_object_set(doc, "boot", boot) || json_object_set(doc, "disks", disks) ||
           json_object_set(doc, "nics", nics) || json_object_set(doc, "devices", devs) ||
-          json_object_set_new(doc, "console", json_pack("{s:s}", "mode", "stdio")) ||
+          json_object_set_new(doc, "console", console_json(c)) ||
           set_opt_str(doc, "agent_socket", agent) ||
           set_opt_str(doc, "api_socket", c->api_socket) ||
           json_object_set_new(doc, "limits", json_object());
@@ -399,7 +417,7 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
         "version", "machine", "cpus",         "memory",     "boot",   "disks", "nics",
         "devices", "console", "agent_socket", "api_socket", "limits", NULL,
     };
-    static const char *const console_keys[] = {"mode", NULL};
+    static const char *const console_keys[] = {"mode", "socket", "log", NULL};
     static const char *const limit_keys[] = {NULL};
     json_t *v;
     char *s = NULL, *agent = NULL;
@@ -464,8 +482,23 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
         }
         if (check_keys(r, v, "console", console_keys))
             goto out;
-        if (json_object_get(v, "mode") && (!mode || strcmp(mode, "stdio"))) {
-            set_err(r->err, "%s: console.mode: expected stdio", r->what);
+        if (json_object_get(v, "mode") &&
+            (!mode || (strcmp(mode, "stdio") && strcmp(mode, "socket")))) {
+            set_err(r->err, "%s: console.mode: expected stdio or socket", r->what);
+            goto out;
+        }
+        if (get_string(r, v, "console", "socket", VMCONFIG_SOCK_MAX, &c->console_socket) ||
+            get_string(r, v, "console", "log", PATH_MAX - 1, &c->console_log))
+            goto out;
+        if ((mode && !strcmp(mode, "socket")) != (c->console_socket != NULL)) {
+            set_err(r->err, "%s: console.socket: %s", r->what,
+                    c->console_socket ? "given, so console.mode must be socket"
+                                      : "required with console.mode socket");
+            goto out;
+        }
+        if ((c->console_socket && !*c->console_socket) || (c->console_log && !*c->console_log)) {
+            set_err(r->err, "%s: console.%s: expected a path, not an empty string", r->what,
+                    c->console_log && !*c->console_log ? "log" : "socket");
             goto out;
         }
     }

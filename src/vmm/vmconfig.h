@@ -46,6 +46,10 @@ struct vmconfig {
     struct vmconfig_device devices[VIRT_VIRTIO_SLOTS]; /* slot order: disks, NICs, the rest */
     unsigned ndevices;
     char *api_socket; /* malloc'd or NULL; the agent's socket is the console device's "agent" */
+    /* The serial console (docs/console.md): NULL on stdin/stdout, or the unix socket its
+     * clients attach to; the log file that gets all of its output, or NULL. malloc'd. */
+    char *console_socket;
+    char *console_log;
 };
 
 /* An empty config with the defaults (1 CPU, 256 MiB, no devices). */

@@ -242,6 +242,19 @@ if timeout 20 "$T" run --config "$tmp/describe.json.config" --api-sock "$tmp/vm2
 else bad describe-config-runs "$(cat "$tmp/vm2.log")"; fi
 kill "$vm2" 2>/dev/null
 wait "$vm2" 2>/dev/null
+# A document's console socket and log are served, and describe gives them back.
+printf '{"version": 1, "boot": {"firmware": "%s"}, "console": {"mode": "socket", "socket": "%s", "log": "%s"}}\n' \
+    "$tmp/loop.elf" "$tmp/con.sock" "$tmp/con.log" >"$tmp/con.json"
+"$T" run --config "$tmp/con.json" --api-sock "$tmp/vm3.sock" </dev/null >/dev/null 2>"$tmp/vm3.log" &
+vm3=$!
+for _ in $(seq 100); do [ -S "$tmp/vm3.sock" ] && [ -S "$tmp/con.sock" ] && break; sleep 0.1; done
+if [ -S "$tmp/con.sock" ] && [ -f "$tmp/con.log" ] &&
+    "$T" vm describe --api-sock "$tmp/vm3.sock" >"$tmp/describe3.json" &&
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]["console"]; sys.exit(c != {"mode": "socket", "socket": sys.argv[2], "log": sys.argv[3]})' \
+        "$tmp/describe3.json" "$tmp/con.sock" "$tmp/con.log"; then ok config-console-socket
+else bad config-console-socket "$(cat "$tmp/vm3.log" "$tmp/describe3.json" 2>/dev/null)"; fi
+kill "$vm3" 2>/dev/null
+wait "$vm3" 2>/dev/null
 
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help

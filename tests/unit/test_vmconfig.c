@@ -185,7 +185,16 @@ static const struct bad_doc bad_docs[] = {
      "vm.json: nics[0].backend: unknown network backend 'vde' (expected user, tap or socket)"},
     {"{\"version\": 1, \"devices\": [{\"type\": \"disk\", \"path\": \"a\"}]}",
      "vm.json: devices[0].type: expected rng, console, balloon (a disk goes in 'disks')"},
-    {"{\"version\": 1, \"console\": {\"mode\": \"tty\"}}", "vm.json: console.mode: expected stdio"},
+    {"{\"version\": 1, \"console\": {\"mode\": \"tty\"}}",
+     "vm.json: console.mode: expected stdio or socket"},
+    {"{\"version\": 1, \"console\": {\"mode\": \"socket\"}}",
+     "vm.json: console.socket: required with console.mode socket"},
+    {"{\"version\": 1, \"console\": {\"socket\": \"/c.sock\"}}",
+     "vm.json: console.socket: given, so console.mode must be socket"},
+    {"{\"version\": 1, \"console\": {\"mode\": \"socket\", \"socket\": 5}}",
+     "vm.json: console.socket: expected a string"},
+    {"{\"version\": 1, \"console\": {\"mode\": \"stdio\", \"log\": \"\"}}",
+     "vm.json: console.log: expected a path, not an empty string"},
     /* values an option string could not carry */
     {"{\"version\": 1, \"disks\": [{\"path\": \"a,format=qcow2\"}]}",
      "vm.json: disks[0].path: expected text without ',' or control characters"},
@@ -344,6 +353,33 @@ static void test_typed_hooks(void)
     vmconfig_free(&c);
 }
 
+/* The serial console's socket and log travel through the document and back. */
+static void test_console(void)
+{
+    const char *doc = "{\"version\": 1, \"console\": {\"mode\": \"socket\", \"socket\": "
+                      "\"/vm/console.sock\", \"log\": \"/vm/console.log\"}}";
+    struct vmconfig c, back;
+    char err[VMCONFIG_ERR_LEN] = "", *text;
+
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    CHECK(c.console_socket && !strcmp(c.console_socket, "/vm/console.sock"));
+    CHECK(c.console_log && !strcmp(c.console_log, "/vm/console.log"));
+    text = vmconfig_dumps(&c);
+    CHECK(text && strstr(text, "\"console\":{\"mode\":\"socket\""));
+    CHECK(text && vmconfig_parse(text, strlen(text), "dump", &back, err) == 0);
+    CHECK(back.console_socket && !strcmp(back.console_socket, "/vm/console.sock"));
+    CHECK(back.console_log && !strcmp(back.console_log, "/vm/console.log"));
+    free(text);
+    vmconfig_free(&back);
+    vmconfig_free(&c);
+    /* The default: stdio, no log. */
+    vmconfig_init(&c);
+    text = vmconfig_dumps(&c);
+    CHECK(text && strstr(text, "\"console\":{\"mode\":\"stdio\"}"));
+    free(text);
+    vmconfig_free(&c);
+}
+
 static void test_sizes(void)
 {
     uint64_t v = 0;
@@ -365,6 +401,7 @@ int main(void)
     test_bad_documents();
     test_option_strings();
     test_typed_hooks();
+    test_console();
     test_sizes();
     return test_finish("vmconfig");
 }
