@@ -27,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests-asan/%)
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench
+.PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench print-libs
 all: $(BUILD)/tessera
 
 # Everything but main() is one library; each binary is its main() linked against it. A new
@@ -100,6 +100,11 @@ bench: $(BUILD)/tessera guest
 # Everything CI runs, in order of cost.
 test: $(BUILD)/tessera
 	tests/run-all.sh
+
+# What a program built outside this Makefile (a fuzz target's "// build:" line) needs to link
+# the sources of src/: the libraries, one line.
+print-libs:
+	@echo $(LDLIBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc $(pkg-config --cflags slirp) $(find src -name '*.c' ! -path src/cli/main.c | sort) tests/fuzz/fuzz_vmconfig.c -o build/fuzz_vmconfig -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -pthread $(pkg-config --libs slirp)
+// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc $(pkg-config --cflags slirp gnutls) $(find src -name '*.c' ! -name main.c | sort) tests/fuzz/fuzz_vmconfig.c -o build/fuzz_vmconfig $(make -s --no-print-directory print-libs)
 // run:   build/fuzz_vmconfig -max_total_time=60 [corpus-dir]
 // clang-format on
 /* libFuzzer target for the VM config document (src/vmm/vmconfig.h) and the device option
