@@ -25,6 +25,7 @@
 
 #include <microhttpd.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 
 #define CONTROL_CONN_MEM       (32u << 10) /* per-connection pool: request line and headers */
@@ -1095,8 +1096,9 @@ void control_stop(struct control *c)
     if (!c)
         return;
     /* Unlink first, so that a new client finds nothing rather than a closing server. */
-    if (!lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev && st.st_ino == c->ino)
-        unlink(c->path);
+    if (!hostfs_lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev &&
+        st.st_ino == c->ino)
+        hostfs_unlink(c->path);
     MHD_stop_daemon(c->mhd);
     pthread_mutex_destroy(&c->lock);
     free(c->path);

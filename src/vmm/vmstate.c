@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
@@ -153,7 +154,7 @@ static int freeze_disk(struct virt_machine *m, struct block *bs, const struct fr
             goto reopen_live;
         }
     }
-    if (rename(f->live, f->frozen) < 0) {
+    if (hostfs_rename(f->live, f->frozen) < 0) {
         ret = -errno;
         set_err(err,
                 "%s: cannot move it to %s (%s); the snapshot file must be on the disk's "
@@ -166,8 +167,8 @@ static int freeze_disk(struct virt_machine *m, struct block *bs, const struct fr
         ret = block_reopen(bs, f->live, "qcow2", false, berr);
     if (ret < 0) {
         set_err(err, "%s: cannot start the overlay: %s", f->live, berr);
-        unlink(f->live);
-        rename(f->frozen, f->live);
+        hostfs_unlink(f->live);
+        hostfs_rename(f->frozen, f->live);
         goto reopen_live;
     }
     virt_set_device_opts(m, f->slot, new_opts);
@@ -223,7 +224,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         goto out;
     }
     snprintf(dir, sizeof(dir), "%s", path);
-    if (!realpath(dirname(dir), abs_path)) {
+    if (hostfs_realpath(dirname(dir), abs_path) < 0) {
         ret = -ENOENT;
         set_err(err, "%s: its folder does not exist: %s", path, strerror(errno));
         goto out;
@@ -237,7 +238,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
     strcat(abs_path, "/");
     strcat(abs_path, basename(dir));
     snprintf(tmp, sizeof(tmp), "%s.part", abs_path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = hostfs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         ret = -errno;
         set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
@@ -312,7 +313,7 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
         virt_resume(m);
     paused = false;
     st->paused_ns = time_now_ns() - tp;
-    if (fsync(fd) < 0 || rename(tmp, abs_path) < 0) {
+    if (fsync(fd) < 0 || hostfs_rename(tmp, abs_path) < 0) {
         ret = -errno;
         set_err(err, "%s: cannot complete: %s", path, strerror(errno));
         goto out;
@@ -338,7 +339,7 @@ out:
     if (tp && !st->paused_ns)
         st->paused_ns = time_now_ns() - tp;
     if (ret && fd >= 0)
-        unlink(tmp);
+        hostfs_unlink(tmp);
     stream_writer_destroy(w);
     free(json);
     free(bits);
@@ -522,7 +523,7 @@ static int disk_target_create(struct virt_config *cfg, const struct vm_restore_o
         set_err(err, "%s: path too long", o->disk_dir ? o->disk_dir : orig);
         return -ENAMETOOLONG;
     }
-    if (lstat(t[slot].path, &sb) == 0) {
+    if (hostfs_lstat(t[slot].path, &sb) == 0) {
         set_err(err,
                 "%s: disk %u would be copied to %s, which exists (the copy is a new image; "
                 "pass --disk-dir DIR to put it elsewhere)",
@@ -613,7 +614,7 @@ static void disk_targets_discard(struct disk_target *t)
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
         block_close(t[i].bs);
         t[i].bs = NULL;
-        if (t[i].created && unlink(t[i].path) == 0)
+        if (t[i].created && hostfs_unlink(t[i].path) == 0)
             log_info("migration failed: removed the partial copy %s", t[i].path);
         t[i].created = false;
     }
