@@ -26,6 +26,8 @@ packages=(
     libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
     # the control API: HTTP server and JSON
     libmicrohttpd-dev libjansson-dev
+    # the VMM's sandbox: seccomp filters
+    libseccomp-dev
     # fuzzing runtime for libFuzzer targets built with clang
     libclang-rt-14-dev
     # the guest: cross compiler, kernel source and what a kernel build needs

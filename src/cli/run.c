@@ -21,6 +21,7 @@
 #include "base/time.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm_api.h"
 #include "vmm/vmstate.h"
 
@@ -58,6 +59,12 @@ static void run_usage(FILE *out)
             "  --incoming tcp:HOST:PORT  wait for `tessera vm migrate` and run the VM it sends\n"
             "  --disk-dir DIR     with --incoming: where the disks of a migration that copies\n"
             "                     them (`migrate --copy-disks`) go (default: the same paths)\n"
+            "  --sandbox on|off  after set-up, run with no-new-privs, a seccomp filter that\n"
+            "                  kills the process on any system call outside its allow-list,\n"
+            "                  and, when started as root, as --user (default: on; see\n"
+            "                  docs/sandbox.md). `selftest` is a test hook: on, then one\n"
+            "                  forbidden call, so the process must die of SIGSYS\n"
+            "  --user NAME     the user the sandbox switches to when root (default: nobody)\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -294,6 +301,8 @@ int cli_run(int argc, char **argv)
         OPT_CLONE,
         OPT_FULL,
         OPT_DISK_DIR,
+        OPT_SANDBOX,
+        OPT_USER,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -312,6 +321,8 @@ int cli_run(int argc, char **argv)
         {"clone", required_argument, NULL, OPT_CLONE},
         {"full", no_argument, NULL, OPT_FULL},
         {"disk-dir", required_argument, NULL, OPT_DISK_DIR},
+        {"sandbox", required_argument, NULL, OPT_SANDBOX},
+        {"user", required_argument, NULL, OPT_USER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -326,6 +337,8 @@ int cli_run(int argc, char **argv)
     const char *restore = NULL, *incoming = NULL;
     struct vm_restore_opts ro = {.console_fd = STDOUT_FILENO};
     bool machine_opts = false, cloned = false;
+    struct sandbox_opts sb = {0};
+    char sberr[SANDBOX_ERR_LEN];
     int c, status;
 
     opterr = 0;
@@ -390,6 +403,15 @@ int cli_run(int argc, char **argv)
         case OPT_CLONE: ro.clone_dir = optarg; break;
         case OPT_FULL: ro.full_clone = true; break;
         case OPT_DISK_DIR: ro.disk_dir = optarg; break;
+        case OPT_SANDBOX:
+            sb.off = !strcmp(optarg, "off");
+            sb.selftest = !strcmp(optarg, "selftest");
+            if (!sb.off && !sb.selftest && strcmp(optarg, "on")) {
+                fprintf(stderr, "tessera: --sandbox '%s': expected on or off\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_USER: sb.user = optarg; break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -404,6 +426,11 @@ int cli_run(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "tessera: unexpected argument '%s' (see `tessera run --help`)\n",
                 argv[optind]);
+        return 2;
+    }
+
+    if (sandbox_check(&sb, sberr)) {
+        fprintf(stderr, "tessera: %s\n", sberr);
         return 2;
     }
 
@@ -505,6 +532,24 @@ run:
     }
     if (console_start(m)) {
         fprintf(stderr, "tessera: cannot start the console thread\n");
+        virt_destroy(m);
+        status = 1;
+        goto out;
+    }
+    /* Everything is open and every thread started: from here on the process runs as the
+     * sandbox allows, before the guest's first instruction (docs/sandbox.md). */
+    if (sandbox_enter(&sb, sberr)) {
+        fprintf(stderr, "tessera: sandbox: %s\n", sberr);
+        vm_api_stop(api);
+        console_stop();
+        virt_destroy(m);
+        status = 1;
+        goto out;
+    }
+    if (sb.selftest) {
+        sandbox_selftest();
+        vm_api_stop(api);
+        console_stop();
         virt_destroy(m);
         status = 1;
         goto out;

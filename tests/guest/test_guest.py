@@ -6,6 +6,7 @@ console log of every VM goes to build/test-logs/ so a failure can be read afterw
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 
@@ -99,6 +100,59 @@ def test_guest_fault_is_contained():
         v.close()
 
 
+def proc_status(pid):
+    """The fields of /proc/PID/status as a dict of strings."""
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_sandbox():
+    """docs/sandbox.md: while the guest runs, the VMM has no-new-privs and a seccomp filter
+    (mode 2), and started as root it runs as an unprivileged user; the guest works under it and
+    powers off with status 0. With --sandbox off none of it applies."""
+    v = vm("sandbox")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        st = proc_status(v.proc.pid)
+        assert st.get("Seccomp") == "2", "Seccomp: %r, want 2" % st.get("Seccomp")
+        assert st.get("NoNewPrivs") == "1", "NoNewPrivs: %r, want 1" % st.get("NoNewPrivs")
+        uids = st["Uid"].split()
+        if os.geteuid() == 0:
+            assert all(u != "0" for u in uids), "started as root, Uid: %r" % st["Uid"]
+            assert st["CapEff"].strip("0") == "", "capabilities left: %s" % st["CapEff"]
+        assert "sha256" in v.run("echo sha256 | sha256sum >/dev/null && echo sha256")
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+    v = vm("sandbox_off", "--sandbox", "off")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        st = proc_status(v.proc.pid)
+        assert st.get("Seccomp") == "0" and st["Uid"].split()[0] == str(os.getuid()), st
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
+def test_sandbox_selftest():
+    """The test hook `--sandbox selftest` makes one forbidden system call (execve) after
+    entering the sandbox: the kernel kills the VMM with SIGSYS before the guest runs."""
+    p = subprocess.run(
+        [TESSERA, "run", "--sandbox", "selftest"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=BOOT_TIMEOUT,
+    )
+    with open("%s/sandbox_selftest.log" % LOGS, "wb") as f:
+        f.write(p.stdout)
+    assert p.returncode == -signal.SIGSYS, "exit %d, want killed by SIGSYS (%d)" % (
+        p.returncode, -signal.SIGSYS)
+    assert b"Linux version" not in p.stdout, "the guest ran before the sandbox"
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     if not os.path.exists("build/guest/Image"):
@@ -110,6 +164,8 @@ def main():
         ("smp_sha256", test_smp_sha256),
         ("reboot", test_reboot),
         ("guest_fault", test_guest_fault_is_contained),
+        ("sandbox", test_sandbox),
+        ("sandbox_selftest", test_sandbox_selftest),
     ], sys.argv[1:], LOGS + "/%s.log")
 
 

@@ -1,0 +1,329 @@
+/* The VMM's sandbox: user switch, no-new-privs and the seccomp allow-list (sandbox.h,
+ * docs/sandbox.md). The list names every system call the VMM makes after set-up and why;
+ * adding one means adding its reason here and in the document. */
+#include "vmm/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "base/hostfs.h"
+#include "base/log.h"
+
+#define SANDBOX_DEFAULT_USER "nobody"
+
+static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, SANDBOX_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Allowed with any arguments. One line each: who makes the call after set-up. */
+static const int sandbox_allow[] = {
+    /* memory */
+    SCMP_SYS(brk),      /* malloc's heap */
+    SCMP_SYS(mmap),     /* malloc's large blocks, thread stacks, qcow2 caches */
+    SCMP_SYS(munmap),   /* their release */
+    SCMP_SYS(mprotect), /* thread-stack guard pages (glibc pthread_create) */
+    SCMP_SYS(mremap),   /* realloc of large blocks */
+    SCMP_SYS(madvise),  /* balloon and reset (MADV_DONTNEED of guest RAM), glibc's thread stacks */
+    /* threads and their synchronization */
+    SCMP_SYS(futex),             /* every mutex and condition variable */
+    SCMP_SYS(set_robust_list),   /* glibc, at the start of each new thread */
+    SCMP_SYS(rseq),              /* glibc >= 2.35 registers restartable sequences per thread */
+    SCMP_SYS(gettid),            /* glibc (pthread_kill, mutex owner), logging */
+    SCMP_SYS(getpid),            /* glibc (raise, pthread_kill) */
+    SCMP_SYS(sched_yield),       /* vCPU threads waiting for a pause to settle */
+    SCMP_SYS(sched_getaffinity), /* glibc sysconf(_SC_NPROCESSORS_ONLN) in libraries */
+    SCMP_SYS(exit),              /* a thread's end */
+    SCMP_SYS(exit_group),        /* the process's end */
+    /* signals */
+    SCMP_SYS(rt_sigaction),    /* SIGPIPE ignored, console's handlers */
+    SCMP_SYS(rt_sigprocmask),  /* glibc blocks signals around thread creation */
+    SCMP_SYS(rt_sigreturn),    /* returning from any handler */
+    SCMP_SYS(sigaltstack),     /* glibc at thread exit */
+    SCMP_SYS(restart_syscall), /* a call interrupted by a stop signal resumes */
+    /* time */
+    SCMP_SYS(clock_gettime),   /* time_now_ns() where the vDSO falls back to the kernel */
+    SCMP_SYS(clock_nanosleep), /* nanosleep()/usleep() in pause and shutdown waits */
+    SCMP_SYS(nanosleep),       /* the same, older glibc paths */
+    SCMP_SYS(gettimeofday),    /* time() in libraries (libslirp, libmicrohttpd) */
+    /* I/O on descriptors opened before the sandbox or passed by the broker */
+    SCMP_SYS(read),       /* console, sockets, eventfds, state streams */
+    SCMP_SYS(write),      /* console, sockets, eventfds, logging */
+    SCMP_SYS(readv),      /* tap and socket backends, stdio */
+    SCMP_SYS(writev),     /* tap and socket backends, stdio */
+    SCMP_SYS(pread64),    /* disk images, /proc/self/pagemap */
+    SCMP_SYS(pwrite64),   /* disk images */
+    SCMP_SYS(preadv),     /* disk images, vectored */
+    SCMP_SYS(pwritev),    /* disk images, vectored */
+    SCMP_SYS(lseek),      /* stdio, image size probes */
+    SCMP_SYS(close),      /* any descriptor */
+    SCMP_SYS(fsync),      /* disk flush, snapshot files */
+    SCMP_SYS(fdatasync),  /* disk flush */
+    SCMP_SYS(fallocate),  /* qcow2 and raw discard (punch hole) and preallocation */
+    SCMP_SYS(ftruncate),  /* qcow2 growth and shrink, raw and qcow2 creation */
+    SCMP_SYS(fstat),      /* size and type of an image */
+    SCMP_SYS(newfstatat), /* glibc's fstat() (AT_EMPTY_PATH) */
+    SCMP_SYS(statx),      /* the same, newer libraries */
+    SCMP_SYS(fcntl),      /* O_NONBLOCK, image locks (OFD locks), FD_CLOEXEC */
+    SCMP_SYS(flock),      /* image locks */
+    SCMP_SYS(dup),        /* fdopen() of a broker descriptor */
+    SCMP_SYS(getdents64), /* listing a snapshot's folder (opened by the broker) */
+    SCMP_SYS(getcwd),     /* resolving a relative backing-file name */
+    SCMP_SYS(uname),      /* libraries asking the kernel version once */
+    SCMP_SYS(getrandom),  /* hash seeds; TLS migration (GnuTLS) will need it */
+    /* the event loop and its threads */
+    SCMP_SYS(epoll_create1),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(eventfd2),        /* wake-ups for loops, virtqueue kicks */
+    SCMP_SYS(timerfd_create),  /* loop timers */
+    SCMP_SYS(timerfd_settime), /* loop timers */
+    SCMP_SYS(timerfd_gettime), /* loop timers */
+    SCMP_SYS(poll),            /* libmicrohttpd, console, migration waits */
+    SCMP_SYS(ppoll),           /* the same, through glibc's poll() */
+    SCMP_SYS(select),          /* libmicrohttpd's fallback */
+    SCMP_SYS(pselect6),        /* the same */
+    SCMP_SYS(pipe2),           /* libmicrohttpd's inter-thread channel */
+    /* sockets: slirp's guest connections, the API, migration, the agent socket */
+    SCMP_SYS(connect),     /* slirp (guest TCP/UDP), migration source */
+    SCMP_SYS(accept4),     /* API, agent and console sockets, slirp port forwards */
+    SCMP_SYS(accept),      /* libraries that use the old call */
+    SCMP_SYS(bind),        /* slirp's UDP sockets */
+    SCMP_SYS(listen),      /* slirp */
+    SCMP_SYS(getsockname), /* slirp, libmicrohttpd */
+    SCMP_SYS(getpeername), /* slirp, libmicrohttpd */
+    SCMP_SYS(getsockopt),  /* slirp (SO_ERROR after a connect), libmicrohttpd */
+    SCMP_SYS(setsockopt),  /* slirp, libmicrohttpd, migration (TCP_NODELAY) */
+    SCMP_SYS(shutdown),    /* slirp, libmicrohttpd, migration */
+    SCMP_SYS(sendto),      /* slirp (UDP, ICMP), send() */
+    SCMP_SYS(recvfrom),    /* slirp, recv() */
+    SCMP_SYS(sendmsg),     /* slirp, the broker's requests, libmicrohttpd */
+    SCMP_SYS(recvmsg),     /* slirp, the broker's replies with descriptors */
+    SCMP_SYS(sendmmsg),    /* glibc's resolver, should a migration URI need it */
+    /* harmless identity reads made by libraries */
+    SCMP_SYS(getuid),
+    SCMP_SYS(geteuid),
+    SCMP_SYS(getgid),
+    SCMP_SYS(getegid),
+};
+
+/* ioctl requests, each allowed alone. */
+static const unsigned long sandbox_ioctls[] = {
+    FIONREAD,   /* slirp: bytes waiting on a socket */
+    FIONBIO,    /* libraries setting O_NONBLOCK the old way */
+    TCGETS,     /* console: isatty() and reading the terminal mode */
+    TCSETS,     /* console: restoring the terminal mode at exit */
+    TCSETSW,    /* the same, after output drains */
+    TCSETSF,    /* the same, flushing input */
+    TIOCGWINSZ, /* console: terminal size */
+};
+
+/* Path calls made directly (no broker: the VMM did not start as root, so there are no rights
+ * to keep apart, and hostfs makes the calls itself). */
+static const int sandbox_allow_direct[] = {
+    SCMP_SYS(openat),     /* hostfs_open: images, snapshot files, their folders */
+    SCMP_SYS(renameat2),  /* hostfs_rename: snapshot commit */
+    SCMP_SYS(renameat),   /* the same, glibc's rename() */
+    SCMP_SYS(rename),     /* the same, older glibc */
+    SCMP_SYS(unlinkat),   /* hostfs_unlink: snapshot clean-up, socket removal */
+    SCMP_SYS(unlink),     /* the same, older glibc */
+    SCMP_SYS(mkdirat),    /* hostfs_mkdir */
+    SCMP_SYS(mkdir),      /* the same, older glibc */
+    SCMP_SYS(readlink),   /* hostfs_realpath (glibc's realpath) */
+    SCMP_SYS(readlinkat), /* the same */
+};
+
+static int add_rule(scmp_filter_ctx ctx, int nr, unsigned n, ...)
+{
+    struct scmp_arg_cmp cmp[2];
+    va_list ap;
+
+    va_start(ap, n);
+    for (unsigned i = 0; i < n && i < 2; i++)
+        cmp[i] = va_arg(ap, struct scmp_arg_cmp);
+    va_end(ap);
+    return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, n, cmp);
+}
+
+/* The whole filter. broker: path calls go to the broker, so the VMM may open files only for
+ * reading (/proc/self/statm) and may not create, rename or remove anything itself. */
+static int filter_build(scmp_filter_ctx ctx, bool broker)
+{
+    int r = 0;
+
+    for (size_t i = 0; !r && i < sizeof(sandbox_allow) / sizeof(sandbox_allow[0]); i++)
+        r = add_rule(ctx, sandbox_allow[i], 0);
+    for (size_t i = 0; !r && i < sizeof(sandbox_ioctls) / sizeof(sandbox_ioctls[0]); i++)
+        r = add_rule(ctx, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, sandbox_ioctls[i]));
+    /* New threads only (snapshot and migration workers): CLONE_THREAD must be set, so the
+     * VMM can never fork or spawn a process. glibc tries clone3 first and falls back to clone
+     * on ENOSYS; clone3's flags live in memory a filter cannot read, so it gets ENOSYS. */
+    if (!r)
+        r = add_rule(ctx, SCMP_SYS(clone), 1,
+                     SCMP_A0(SCMP_CMP_MASKED_EQ, (scmp_datum_t)CLONE_THREAD, CLONE_THREAD));
+    if (!r)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* Signals to this process's own threads only (pthread_kill, raise, abort). */
+    if (!r)
+        r = add_rule(ctx, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    /* Names of our own threads (pthread_setname_np of self). */
+    if (!r)
+        r = add_rule(ctx, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    /* Sockets of the families slirp and migration use: unix, IPv4, IPv6. No netlink, no
+     * packet sockets. */
+    for (int fam = 0; !r && fam < 3; fam++) {
+        static const int fams[] = {AF_UNIX, AF_INET, AF_INET6};
+
+        r = add_rule(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fams[fam]));
+    }
+    if (!r && broker) {
+        /* Read-only opens only (glibc reading /proc/self/statm, /etc files for a resolver):
+         * no O_WRONLY, O_RDWR, O_CREAT or O_TRUNC. Everything else goes through the broker. */
+        r = add_rule(ctx, SCMP_SYS(openat), 1,
+                     SCMP_A2(SCMP_CMP_MASKED_EQ, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));
+    }
+    for (size_t i = 0; !r && !broker && i < sizeof(sandbox_allow_direct) / sizeof(int); i++)
+        r = add_rule(ctx, sandbox_allow_direct[i], 0);
+    return r;
+}
+
+/* The user to become: 0 and its ids, or -EINVAL with err. */
+static int user_lookup(const char *name, uid_t *uid, gid_t *gid, char *err)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int e = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+
+    if (e || !res) {
+        set_err(err, "--user %s: no such user%s%s", name, e ? ": " : "", e ? strerror(e) : "");
+        return -EINVAL;
+    }
+    if (pw.pw_uid == 0) {
+        set_err(err, "--user %s: is root; the sandbox needs an unprivileged user", name);
+        return -EINVAL;
+    }
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
+    return 0;
+}
+
+int sandbox_check(const struct sandbox_opts *o, char *err)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (o->off && o->selftest) {
+        set_err(err, "--sandbox: give one of on, off, selftest");
+        return -EINVAL;
+    }
+    if (o->off)
+        return 0;
+    if (geteuid() != 0) {
+        if (o->user) {
+            set_err(err, "--user %s: only root can switch users (running as uid %u)", o->user,
+                    (unsigned)geteuid());
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return user_lookup(o->user ? o->user : SANDBOX_DEFAULT_USER, &uid, &gid, err);
+}
+
+/* Becomes uid/gid for good: every group, real, effective and saved id. Afterwards root cannot
+ * be regained (checked). */
+static int drop_user(uid_t uid, gid_t gid, char *err)
+{
+    if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+        int ret = -errno;
+
+        set_err(err, "cannot switch to uid %u: %s", (unsigned)uid, strerror(errno));
+        return ret;
+    }
+    if (setuid(0) == 0 || geteuid() == 0) {
+        set_err(err, "uid %u could become root again", (unsigned)uid);
+        return -EPERM;
+    }
+    return 0;
+}
+
+int sandbox_enter(const struct sandbox_opts *o, char *err)
+{
+    scmp_filter_ctx ctx;
+    bool broker = false;
+    int ret;
+
+    if (o->off) {
+        log_info("sandbox: off (--sandbox off)");
+        return 0;
+    }
+    if (geteuid() == 0) {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+
+        ret = user_lookup(o->user ? o->user : SANDBOX_DEFAULT_USER, &uid, &gid, err);
+        if (ret)
+            return ret;
+        ret = hostfs_broker_start(&pid);
+        if (ret) {
+            set_err(err, "cannot start the file broker: %s", strerror(-ret));
+            return ret;
+        }
+        broker = true;
+        ret = drop_user(uid, gid, err);
+        if (ret)
+            return ret;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        ret = -errno;
+        set_err(err, "no-new-privs: %s", strerror(errno));
+        return ret;
+    }
+    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (!ctx) {
+        set_err(err, "seccomp: cannot create a filter");
+        return -ENOMEM;
+    }
+    /* Synchronize onto every thread that exists (API, console, loop, block workers); threads
+     * started later inherit the filter. */
+    ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (!ret)
+        ret = filter_build(ctx, broker);
+    if (!ret)
+        ret = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (ret) {
+        set_err(err, "seccomp: cannot install the filter: %s", strerror(-ret));
+        return ret < 0 ? ret : -EIO;
+    }
+    log_info("sandbox: uid %u, no-new-privs, seccomp filter%s", (unsigned)getuid(),
+             broker ? ", file broker" : "");
+    return 0;
+}
+
+void sandbox_selftest(void)
+{
+    static char *const argv[] = {"/nonexistent/tessera-sandbox-selftest", NULL};
+
+    log_info("sandbox: self-test: calling execve, which the filter forbids");
+    execve(argv[0], argv, argv + 1);
+    log_error("sandbox: self-test: execve was not stopped (%s)", strerror(errno));
+}
