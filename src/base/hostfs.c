@@ -421,13 +421,18 @@ free_bufs:
 }
 
 /* The broker child: keeps only its socket (and stderr), dies with its parent, serves. */
-static void broker_main(int sock, pid_t parent)
+static void broker_main(int sock, pid_t parent, int (*confine)(void))
 {
     int null_fd;
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(1);
-    signal(SIGINT, SIG_IGN); /* a terminal's ^C is for the VMM, whose death ends us anyway */
+    /* None of the VMM's handlers (the console's terminal restore) belongs here: they would
+     * make calls outside the broker's filter. A terminal's ^C is for the VMM, whose death
+     * ends us anyway. */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    signal(SIGINT, SIG_IGN);
     if (sock != 3) {
         if (dup2(sock, 3) < 0)
             _exit(1);
@@ -440,10 +445,12 @@ static void broker_main(int sock, pid_t parent)
     if (close_range(4, ~0u, 0) < 0)
         _exit(1);
     prctl(PR_SET_NAME, "tessera-broker");
+    if (confine && confine())
+        _exit(1);
     _exit(hostfs_broker_serve(sock) ? 1 : 0);
 }
 
-int hostfs_broker_start(pid_t *pid_out)
+int hostfs_broker_start(int (*confine)(void), pid_t *pid_out)
 {
     pid_t parent = getpid(), pid;
     int sv[2];
@@ -462,7 +469,7 @@ int hostfs_broker_start(pid_t *pid_out)
     }
     if (pid == 0) {
         close(sv[0]);
-        broker_main(sv[1], parent);
+        broker_main(sv[1], parent, confine);
     }
     close(sv[1]);
     __atomic_store_n(&broker_fd, sv[0], __ATOMIC_RELEASE);

@@ -45,10 +45,12 @@ int hostfs_connect_unix(const char *path);
 
 /* Starts the broker: forks a process that keeps this process's user and answers the calls
  * above from now on. The broker dies with the thread that started it (PR_SET_PDEATHSIG) and
- * when its socket closes. Call it once, from the main thread, before any privilege is
- * dropped and before threads that could fork exist. *pid_out is the broker's pid (a child
- * of this process). 0 or -errno. */
-int hostfs_broker_start(pid_t *pid_out);
+ * when its socket closes. In the broker, once it holds only its socket and stderr, confine()
+ * (when not NULL) runs before the first request: it restricts the broker further (a seccomp
+ * filter) and returns 0, or it fails and the broker exits. Call it once, from the main
+ * thread, before any privilege is dropped. *pid_out is the broker's pid (a child of this
+ * process). 0 or -errno. */
+int hostfs_broker_start(int (*confine)(void), pid_t *pid_out);
 
 /* The broker's loop on socket `sock`: serves requests until EOF. Exposed for the unit test,
  * which drives it with malformed messages. Returns 0 at EOF, -errno on a socket error. */

@@ -33,122 +33,103 @@ static void set_err(char *err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Allowed with any arguments. One line each: who makes the call after set-up. */
+/* Allowed with any arguments. One line each: who makes the call after set-up. Calls marked
+ * "fallback" are not made on a usual host but would be on some (the vDSO's clock falling
+ * back to the kernel), and killing a VM for them would help no one. */
 static const int sandbox_allow[] = {
     /* memory */
     SCMP_SYS(brk),      /* malloc's heap */
     SCMP_SYS(mmap),     /* malloc's large blocks, thread stacks, qcow2 caches */
     SCMP_SYS(munmap),   /* their release */
     SCMP_SYS(mprotect), /* thread-stack guard pages (glibc pthread_create) */
-    SCMP_SYS(mremap),   /* realloc of large blocks */
+    SCMP_SYS(mremap),   /* realloc of large blocks (qcow2 tables, API buffers) */
     SCMP_SYS(madvise),  /* balloon and reset (MADV_DONTNEED of guest RAM), glibc's thread stacks */
     /* threads and their synchronization */
-    SCMP_SYS(futex),             /* every mutex and condition variable */
-    SCMP_SYS(set_robust_list),   /* glibc, at the start of each new thread */
-    SCMP_SYS(rseq),              /* glibc >= 2.35 registers restartable sequences per thread */
-    SCMP_SYS(gettid),            /* glibc (pthread_kill, mutex owner), logging */
-    SCMP_SYS(getpid),            /* glibc (raise, pthread_kill) */
-    SCMP_SYS(sched_yield),       /* vCPU threads waiting for a pause to settle */
-    SCMP_SYS(sched_getaffinity), /* glibc sysconf(_SC_NPROCESSORS_ONLN) in libraries */
-    SCMP_SYS(exit),              /* a thread's end */
-    SCMP_SYS(exit_group),        /* the process's end */
+    SCMP_SYS(futex),           /* every mutex and condition variable */
+    SCMP_SYS(set_robust_list), /* glibc, at the start of each new thread */
+    SCMP_SYS(rseq),            /* glibc >= 2.35 registers restartable sequences per thread */
+    SCMP_SYS(gettid),          /* glibc (mutex owners, pthread_kill) */
+    SCMP_SYS(getpid),          /* glibc (raise, pthread_kill) */
+    SCMP_SYS(exit),            /* a thread's end */
+    SCMP_SYS(exit_group),      /* the process's end */
     /* signals */
-    SCMP_SYS(rt_sigaction),    /* SIGPIPE ignored, console's handlers */
+    SCMP_SYS(rt_sigaction),    /* glibc and libmicrohttpd (SIGPIPE) */
     SCMP_SYS(rt_sigprocmask),  /* glibc blocks signals around thread creation */
     SCMP_SYS(rt_sigreturn),    /* returning from any handler */
-    SCMP_SYS(sigaltstack),     /* glibc at thread exit */
-    SCMP_SYS(restart_syscall), /* a call interrupted by a stop signal resumes */
+    SCMP_SYS(restart_syscall), /* a sleep interrupted by SIGSTOP/SIGCONT (^Z, fg) resumes */
     /* time */
-    SCMP_SYS(clock_gettime),   /* time_now_ns() where the vDSO falls back to the kernel */
-    SCMP_SYS(clock_nanosleep), /* nanosleep()/usleep() in pause and shutdown waits */
-    SCMP_SYS(nanosleep),       /* the same, older glibc paths */
-    SCMP_SYS(gettimeofday),    /* time() in libraries (libslirp, libmicrohttpd) */
+    SCMP_SYS(clock_nanosleep), /* usleep()/nanosleep() in pause, shutdown and migration waits */
+    SCMP_SYS(clock_gettime),   /* fallback: time_now_ns() when the vDSO cannot answer */
+    SCMP_SYS(gettimeofday),    /* fallback: time() in libslirp and libmicrohttpd, the same */
     /* I/O on descriptors opened before the sandbox or passed by the broker */
     SCMP_SYS(read),       /* console, sockets, eventfds, state streams */
     SCMP_SYS(write),      /* console, sockets, eventfds, logging */
-    SCMP_SYS(readv),      /* tap and socket backends, stdio */
+    SCMP_SYS(readv),      /* tap and socket backends */
     SCMP_SYS(writev),     /* tap and socket backends, stdio */
     SCMP_SYS(pread64),    /* disk images, /proc/self/pagemap */
     SCMP_SYS(pwrite64),   /* disk images */
-    SCMP_SYS(preadv),     /* disk images, vectored */
-    SCMP_SYS(pwritev),    /* disk images, vectored */
-    SCMP_SYS(lseek),      /* stdio, image size probes */
+    SCMP_SYS(lseek),      /* image size (SEEK_END), stdio */
     SCMP_SYS(close),      /* any descriptor */
-    SCMP_SYS(fsync),      /* disk flush, snapshot files */
-    SCMP_SYS(fdatasync),  /* disk flush */
-    SCMP_SYS(fallocate),  /* qcow2 and raw discard (punch hole) and preallocation */
-    SCMP_SYS(ftruncate),  /* qcow2 growth and shrink, raw and qcow2 creation */
-    SCMP_SYS(fstat),      /* size and type of an image */
+    SCMP_SYS(fsync),      /* snapshot files and folders */
+    SCMP_SYS(fdatasync),  /* a guest's flush reaching the disk */
+    SCMP_SYS(fallocate),  /* raw discard (punching holes) */
+    SCMP_SYS(ftruncate),  /* qcow2 growth and shrink, images made by snapshots and clones */
+    SCMP_SYS(fstat),      /* size and type of an image (libraries other than glibc) */
     SCMP_SYS(newfstatat), /* glibc's fstat() (AT_EMPTY_PATH) */
-    SCMP_SYS(statx),      /* the same, newer libraries */
-    SCMP_SYS(fcntl),      /* O_NONBLOCK, image locks (OFD locks), FD_CLOEXEC */
-    SCMP_SYS(flock),      /* image locks */
-    SCMP_SYS(dup),        /* fdopen() of a broker descriptor */
+    SCMP_SYS(fcntl),      /* O_NONBLOCK, FD_CLOEXEC */
+    SCMP_SYS(flock),      /* image locks: shared read-only, exclusive writable */
     SCMP_SYS(getdents64), /* listing a snapshot's folder (opened by the broker) */
     SCMP_SYS(getcwd),     /* resolving a relative backing-file name */
-    SCMP_SYS(uname),      /* libraries asking the kernel version once */
-    SCMP_SYS(getrandom),  /* hash seeds; TLS migration (GnuTLS) will need it */
+    SCMP_SYS(getrandom),  /* virtio-rng, clone identities; TLS migration (GnuTLS) needs it too */
     /* the event loop and its threads */
-    SCMP_SYS(epoll_create1),
-    SCMP_SYS(epoll_ctl),
-    SCMP_SYS(epoll_wait),
-    SCMP_SYS(epoll_pwait),
-    SCMP_SYS(eventfd2),        /* wake-ups for loops, virtqueue kicks */
-    SCMP_SYS(timerfd_create),  /* loop timers */
+    SCMP_SYS(epoll_create1),   /* a loop created after set-up (workers) */
+    SCMP_SYS(epoll_ctl),       /* watching and unwatching descriptors */
+    SCMP_SYS(epoll_wait),      /* every loop */
+    SCMP_SYS(eventfd2),        /* wake-ups of loops and virtqueue kicks made after set-up */
+    SCMP_SYS(timerfd_create),  /* a loop's timer made after set-up */
     SCMP_SYS(timerfd_settime), /* loop timers */
-    SCMP_SYS(timerfd_gettime), /* loop timers */
-    SCMP_SYS(poll),            /* libmicrohttpd, console, migration waits */
-    SCMP_SYS(ppoll),           /* the same, through glibc's poll() */
-    SCMP_SYS(select),          /* libmicrohttpd's fallback */
-    SCMP_SYS(pselect6),        /* the same */
-    SCMP_SYS(pipe2),           /* libmicrohttpd's inter-thread channel */
-    /* sockets: slirp's guest connections, the API, migration, the agent socket */
-    SCMP_SYS(connect),     /* slirp (guest TCP/UDP), migration source */
+    SCMP_SYS(poll),            /* libmicrohttpd, the agent client, migration waits */
+    /* sockets (socket() itself is below, by family) */
+    SCMP_SYS(connect),     /* slirp (guest TCP/UDP), migration source, the agent socket */
     SCMP_SYS(accept4),     /* API, agent and console sockets, slirp port forwards */
-    SCMP_SYS(accept),      /* libraries that use the old call */
-    SCMP_SYS(bind),        /* slirp's UDP sockets */
-    SCMP_SYS(listen),      /* slirp */
-    SCMP_SYS(getsockname), /* slirp, libmicrohttpd */
-    SCMP_SYS(getpeername), /* slirp, libmicrohttpd */
+    SCMP_SYS(bind),        /* slirp's protocol helpers (FTP, IRC) listening for the guest */
+    SCMP_SYS(listen),      /* the same */
+    SCMP_SYS(getsockname), /* slirp */
     SCMP_SYS(getsockopt),  /* slirp (SO_ERROR after a connect), libmicrohttpd */
     SCMP_SYS(setsockopt),  /* slirp, libmicrohttpd, migration (TCP_NODELAY) */
     SCMP_SYS(shutdown),    /* slirp, libmicrohttpd, migration */
     SCMP_SYS(sendto),      /* slirp (UDP, ICMP), send() */
     SCMP_SYS(recvfrom),    /* slirp, recv() */
-    SCMP_SYS(sendmsg),     /* slirp, the broker's requests, libmicrohttpd */
+    SCMP_SYS(sendmsg),     /* socket backend, libmicrohttpd, the broker's requests */
     SCMP_SYS(recvmsg),     /* slirp, the broker's replies with descriptors */
-    SCMP_SYS(sendmmsg),    /* glibc's resolver, should a migration URI need it */
-    /* harmless identity reads made by libraries */
-    SCMP_SYS(getuid),
-    SCMP_SYS(geteuid),
-    SCMP_SYS(getgid),
-    SCMP_SYS(getegid),
+    SCMP_SYS(sendmmsg),    /* glibc's DNS resolver, for a migration URI with a host name */
+    /* identity reads made by libraries */
+    SCMP_SYS(getuid),  /* libmicrohttpd, glibc */
+    SCMP_SYS(geteuid), /* glibc */
 };
 
 /* ioctl requests, each allowed alone. */
 static const unsigned long sandbox_ioctls[] = {
-    FIONREAD,   /* slirp: bytes waiting on a socket */
-    FIONBIO,    /* libraries setting O_NONBLOCK the old way */
-    TCGETS,     /* console: isatty() and reading the terminal mode */
-    TCSETS,     /* console: restoring the terminal mode at exit */
-    TCSETSW,    /* the same, after output drains */
-    TCSETSF,    /* the same, flushing input */
-    TIOCGWINSZ, /* console: terminal size */
+    FIONREAD, /* slirp: bytes waiting on a UDP socket */
+    TCGETS,   /* console: isatty() */
+    TCSETS,   /* console: the terminal's mode restored at exit (tcsetattr TCSANOW) */
 };
 
 /* Path calls made directly (no broker: the VMM did not start as root, so there are no rights
  * to keep apart, and hostfs makes the calls itself). */
 static const int sandbox_allow_direct[] = {
     SCMP_SYS(openat),     /* hostfs_open: images, snapshot files, their folders */
-    SCMP_SYS(renameat2),  /* hostfs_rename: snapshot commit */
-    SCMP_SYS(renameat),   /* the same, glibc's rename() */
-    SCMP_SYS(rename),     /* the same, older glibc */
-    SCMP_SYS(unlinkat),   /* hostfs_unlink: snapshot clean-up, socket removal */
-    SCMP_SYS(unlink),     /* the same, older glibc */
-    SCMP_SYS(mkdirat),    /* hostfs_mkdir */
-    SCMP_SYS(mkdir),      /* the same, older glibc */
-    SCMP_SYS(readlink),   /* hostfs_realpath (glibc's realpath) */
-    SCMP_SYS(readlinkat), /* the same */
+    SCMP_SYS(rename),     /* hostfs_rename: snapshot commit (glibc's rename() on x86-64) */
+    SCMP_SYS(renameat),   /* the same where the architecture has no rename (arm64) */
+    SCMP_SYS(renameat2),  /* the same, newer glibc */
+    SCMP_SYS(unlink),     /* hostfs_unlink: snapshot clean-up, socket removal (x86-64) */
+    SCMP_SYS(unlinkat),   /* the same (arm64) */
+    SCMP_SYS(mkdir),      /* hostfs_mkdir (x86-64) */
+    SCMP_SYS(mkdirat),    /* the same (arm64) */
+    SCMP_SYS(readlink),   /* hostfs_realpath: glibc's realpath, each component (x86-64) */
+    SCMP_SYS(readlinkat), /* the same (arm64) */
+    SCMP_SYS(faccessat2), /* the same: glibc checks a folder before a ".." */
+    SCMP_SYS(faccessat),  /* the same, on kernels before 5.8 */
 };
 
 static int add_rule(scmp_filter_ctx ctx, int nr, unsigned n, ...)
@@ -202,6 +183,57 @@ static int filter_build(scmp_filter_ctx ctx, bool broker)
     }
     for (size_t i = 0; !r && !broker && i < sizeof(sandbox_allow_direct) / sizeof(int); i++)
         r = add_rule(ctx, sandbox_allow_direct[i], 0);
+    return r;
+}
+
+/* The broker's own filter (hostfs_broker_start's confine hook): it keeps root's file access,
+ * so it gets the fewest calls of all: its socket, the path calls it serves, and malloc. It
+ * runs single-threaded and never forks or executes anything. 0 or -errno. */
+static const int broker_allow[] = {
+    SCMP_SYS(recvmsg),    /* a request */
+    SCMP_SYS(sendmsg),    /* its reply, with a descriptor */
+    SCMP_SYS(openat),     /* OPEN */
+    SCMP_SYS(fstat),      /* OPEN's type check */
+    SCMP_SYS(newfstatat), /* OPEN's type check (glibc's fstat), STAT, LSTAT */
+    SCMP_SYS(fcntl),      /* OPEN and CONNECT: clearing O_NONBLOCK */
+    SCMP_SYS(close),      /* the descriptor once sent */
+    SCMP_SYS(rename),     /* RENAME (glibc's rename() on x86-64) */
+    SCMP_SYS(renameat),   /* RENAME where the architecture has no rename (arm64) */
+    SCMP_SYS(renameat2),  /* the same, newer glibc */
+    SCMP_SYS(unlink),     /* UNLINK (x86-64) */
+    SCMP_SYS(unlinkat),   /* UNLINK (arm64) */
+    SCMP_SYS(mkdir),      /* MKDIR (x86-64) */
+    SCMP_SYS(mkdirat),    /* MKDIR (arm64) */
+    SCMP_SYS(readlink),   /* REALPATH: each component (x86-64) */
+    SCMP_SYS(readlinkat), /* REALPATH (arm64) */
+    SCMP_SYS(getcwd),     /* REALPATH of a relative path */
+    SCMP_SYS(faccessat2), /* REALPATH: glibc checks a folder before a ".." */
+    SCMP_SYS(faccessat),  /* the same, on kernels before 5.8 */
+    SCMP_SYS(connect),    /* CONNECT */
+    SCMP_SYS(brk),        /* malloc */
+    SCMP_SYS(mmap),       /* malloc */
+    SCMP_SYS(munmap),     /* free */
+    SCMP_SYS(rt_sigreturn), SCMP_SYS(exit_group), /* EOF: the VMM is gone */
+};
+
+static int broker_confine(void)
+{
+    scmp_filter_ctx ctx;
+    int r = 0;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (!ctx)
+        return -ENOMEM;
+    for (size_t i = 0; !r && i < sizeof(broker_allow) / sizeof(broker_allow[0]); i++)
+        r = add_rule(ctx, broker_allow[i], 0);
+    /* CONNECT's socket: unix only. */
+    if (!r)
+        r = add_rule(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    if (!r)
+        r = seccomp_load(ctx);
+    seccomp_release(ctx);
     return r;
 }
 
@@ -282,7 +314,7 @@ int sandbox_enter(const struct sandbox_opts *o, char *err)
         ret = user_lookup(o->user ? o->user : SANDBOX_DEFAULT_USER, &uid, &gid, err);
         if (ret)
             return ret;
-        ret = hostfs_broker_start(&pid);
+        ret = hostfs_broker_start(broker_confine, &pid);
         if (ret) {
             set_err(err, "cannot start the file broker: %s", strerror(-ret));
             return ret;

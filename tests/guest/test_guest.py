@@ -120,6 +120,14 @@ def test_sandbox():
         if os.geteuid() == 0:
             assert all(u != "0" for u in uids), "started as root, Uid: %r" % st["Uid"]
             assert st["CapEff"].strip("0") == "", "capabilities left: %s" % st["CapEff"]
+            # The file broker keeps root's files, under a filter of its own.
+            with open("/proc/%d/task/%d/children" % (v.proc.pid, v.proc.pid)) as f:
+                kids = [int(k) for k in f.read().split()]
+            brokers = [proc_status(k) for k in kids]
+            brokers = [b for b in brokers if b.get("Name") == "tessera-broker"]
+            assert len(brokers) == 1, "want one tessera-broker child, found %d" % len(brokers)
+            assert brokers[0].get("Seccomp") == "2", "broker Seccomp: %r" % brokers[0]
+            assert brokers[0].get("NoNewPrivs") == "1", "broker NoNewPrivs: %r" % brokers[0]
         assert "sha256" in v.run("echo sha256 | sha256sum >/dev/null && echo sha256")
         v.send("poweroff\n")
         assert v.wait(60) == 0

@@ -188,7 +188,7 @@ static int child_unprivileged(const struct passwd *pw)
     memcpy(sa.sun_path, sock, strlen(sock) + 1);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1))
         return 100;
-    if (hostfs_broker_start(&broker))
+    if (hostfs_broker_start(NULL, &broker))
         return 101;
     if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
         setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
@@ -253,7 +253,7 @@ static void test_broker_dies(void)
         pid_t b;
 
         close(pfd[0]);
-        if (hostfs_broker_start(&b) || write(pfd[1], &b, sizeof(b)) != sizeof(b))
+        if (hostfs_broker_start(NULL, &b) || write(pfd[1], &b, sizeof(b)) != sizeof(b))
             _exit(1);
         pause();
         _exit(0);
