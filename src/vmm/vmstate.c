@@ -237,7 +237,11 @@ int vm_snapshot(struct virt_machine *m, const char *path, struct vm_snapshot_sta
     }
     strcat(abs_path, "/");
     strcat(abs_path, basename(dir));
-    snprintf(tmp, sizeof(tmp), "%s.part", abs_path);
+    if (snprintf(tmp, sizeof(tmp), "%s.part", abs_path) >= (int)sizeof(tmp)) {
+        ret = -ENAMETOOLONG; /* not reached: checked above; tells -O1 builds the bound */
+        set_err(err, "%s: path too long", path);
+        goto out;
+    }
     fd = hostfs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         ret = -errno;

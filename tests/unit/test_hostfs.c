@@ -222,7 +222,7 @@ static void test_unprivileged(void)
     pid_t pid;
 
     if (geteuid() != 0 || !pw) {
-        printf("test_hostfs: unprivileged case skipped: %s\n", pw ? "not root" : "no nobody");
+        printf("hostfs: unprivileged case skipped: %s\n", pw ? "not root" : "no nobody");
         return;
     }
     CHECK(chmod(dir, 0700) == 0);
@@ -232,7 +232,7 @@ static void test_unprivileged(void)
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (WIFEXITED(status) && WEXITSTATUS(status))
-        fprintf(stderr, "test_hostfs: unprivileged child: %d failures\n", WEXITSTATUS(status));
+        fprintf(stderr, "hostfs: unprivileged child: %d failures\n", WEXITSTATUS(status));
     path_in(path, "sub");
     CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0);
     rmdir(path);
@@ -282,5 +282,5 @@ int main(void)
     test_unprivileged();
     test_broker_dies();
     rmdir(dir);
-    return test_finish("test_hostfs");
+    return test_finish("hostfs");
 }
