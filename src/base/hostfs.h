@@ -24,7 +24,8 @@
  * O_NOFOLLOW, O_NONBLOCK, O_NOCTTY, O_DIRECTORY, O_DSYNC, O_SYNC, O_DIRECT, O_NOATIME; a
  * broker refuses anything else with -EINVAL, and refuses a device with -EPERM (devices are
  * opened before the sandbox).
- * As with open(2), a mode_t mode follows when flags hold O_CREAT. */
+ * As with open(2), a mode_t mode follows when flags hold O_CREAT. A descriptor from the
+ * broker is always close-on-exec. */
 int hostfs_open(const char *path, int flags, ...);
 
 /* opendir(3): NULL with errno on failure. */

@@ -3,8 +3,9 @@
  * One request, one reply, each one SOCK_SEQPACKET message of exactly its struct's size; the
  * broker refuses any other size, an unknown op, a string not NUL-terminated inside its field,
  * flags or a mode outside what the op allows, and nonzero reserved fields, answering -EPROTO
- * (or -EINVAL for flags) and serving on. Both ends are the same binary, so the structs need no
- * byte-order or padding rules beyond "same layout". */
+ * (or -EINVAL for flags) and serving on. (A message of zero bytes cannot be told from the
+ * end of the stream on a SOCK_SEQPACKET socket: it ends the broker.) Both ends are the same binary,
+ * so the structs need no byte-order or padding rules beyond "same layout". */
 #ifndef TESSERA_BASE_HOSTFS_MSG_H
 #define TESSERA_BASE_HOSTFS_MSG_H
 

@@ -91,10 +91,12 @@ static const int sandbox_allow[] = {
     SCMP_SYS(poll),            /* libmicrohttpd, the agent client, migration waits */
     /* sockets (socket() itself is below, by family) */
     SCMP_SYS(connect),     /* slirp (guest TCP/UDP), migration source, the agent socket */
-    SCMP_SYS(accept4),     /* API, agent and console sockets, slirp port forwards */
+    SCMP_SYS(accept4),     /* API (libmicrohttpd), agent and console sockets */
+    SCMP_SYS(accept),      /* slirp's port forwards (hostfwd) */
     SCMP_SYS(bind),        /* slirp's protocol helpers (FTP, IRC) listening for the guest */
     SCMP_SYS(listen),      /* the same */
-    SCMP_SYS(getsockname), /* slirp */
+    SCMP_SYS(getsockname), /* slirp, libmicrohttpd */
+    SCMP_SYS(getpeername), /* slirp, on each connection a port forward accepts */
     SCMP_SYS(getsockopt),  /* slirp (SO_ERROR after a connect), libmicrohttpd */
     SCMP_SYS(setsockopt),  /* slirp, libmicrohttpd, migration (TCP_NODELAY) */
     SCMP_SYS(shutdown),    /* slirp, libmicrohttpd, migration */
@@ -110,9 +112,10 @@ static const int sandbox_allow[] = {
 
 /* ioctl requests, each allowed alone. */
 static const unsigned long sandbox_ioctls[] = {
-    FIONREAD, /* slirp: bytes waiting on a UDP socket */
-    TCGETS,   /* console: isatty() */
-    TCSETS,   /* console: the terminal's mode restored at exit (tcsetattr TCSANOW) */
+    FIONREAD,     /* slirp: bytes waiting on a UDP socket */
+    SIOCGIFINDEX, /* slirp re-reading /etc/resolv.conf: a nameserver's %iface (if_nametoindex) */
+    TCGETS,       /* console: isatty() */
+    TCSETS,       /* console: the terminal's mode restored at exit (tcsetattr TCSANOW) */
 };
 
 /* Path calls made directly (no broker: the VMM did not start as root, so there are no rights
@@ -226,6 +229,7 @@ static int broker_confine(void)
     ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (!ctx)
         return -ENOMEM;
+    r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     for (size_t i = 0; !r && i < sizeof(broker_allow) / sizeof(broker_allow[0]); i++)
         r = add_rule(ctx, broker_allow[i], 0);
     /* CONNECT's socket: unix only. */
@@ -337,6 +341,9 @@ int sandbox_enter(const struct sandbox_opts *o, char *err)
     /* Synchronize onto every thread that exists (API, console, loop, block workers); threads
      * started later inherit the filter. */
     ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    /* A call through another ABI (32-bit int 0x80, x32) ends the process like any other. */
+    if (!ret)
+        ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (!ret)
         ret = filter_build(ctx, broker);
     if (!ret)

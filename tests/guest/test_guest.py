@@ -116,10 +116,15 @@ def test_sandbox():
         st = proc_status(v.proc.pid)
         assert st.get("Seccomp") == "2", "Seccomp: %r, want 2" % st.get("Seccomp")
         assert st.get("NoNewPrivs") == "1", "NoNewPrivs: %r, want 1" % st.get("NoNewPrivs")
-        uids = st["Uid"].split()
         if os.geteuid() == 0:
-            assert all(u != "0" for u in uids), "started as root, Uid: %r" % st["Uid"]
+            assert "0" not in st["Uid"].split(), "started as root, Uid: %r" % st["Uid"]
             assert st["CapEff"].strip("0") == "", "capabilities left: %s" % st["CapEff"]
+        # Every thread, not only the main one (vCPUs, loop, API server, block workers).
+        for tid in os.listdir("/proc/%d/task" % v.proc.pid):
+            t = proc_status(int(tid))
+            assert (t.get("Seccomp"), t.get("NoNewPrivs"), t["Uid"], t["Gid"]) == (
+                "2", "1", st["Uid"], st["Gid"]), "thread %s (%s) differs: %r" % (tid, t["Name"], t)
+        if os.geteuid() == 0:
             # The file broker keeps root's files, under a filter of its own.
             with open("/proc/%d/task/%d/children" % (v.proc.pid, v.proc.pid)) as f:
                 kids = [int(k) for k in f.read().split()]
