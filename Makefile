@@ -7,6 +7,7 @@ OPT       ?= -O2
 CFLAGS_COMMON := -std=c17 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                  -D_GNU_SOURCE -Isrc -pthread -MMD -MP $(shell pkg-config --cflags slirp gnutls)
 LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -pthread $(shell pkg-config --libs slirp gnutls)
+LDLIBS    += $(shell pkg-config --libs libseccomp)
 
 SRCS      := $(shell find src -name '*.c' | sort)
 MAIN_SRC  := src/cli/main.c

@@ -28,6 +28,8 @@ packages=(
     libmicrohttpd-dev libjansson-dev
     # migration over mutual TLS (GnuTLS, which libmicrohttpd is built on); test certificates
     libgnutls28-dev gnutls-bin openssl
+    # the VMM's sandbox: seccomp filters
+    libseccomp-dev
     # fuzzing runtime for libFuzzer targets built with clang
     libclang-rt-14-dev
     # the guest: cross compiler, kernel source and what a kernel build needs

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/dirty.h"
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "block/block_int.h"
 
@@ -126,7 +127,7 @@ static int block_open_image_fd(const char *path, bool readonly, int *out_fd, cha
     struct stat st;
     int fd, flags, ret;
 
-    fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    fd = hostfs_open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         ret = -errno;
         block_set_error(err, "%s: cannot open: %s", path, strerror(errno));

@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "base/hostfs.h"
 #include "block/qcow2_int.h"
 
 #define QCOW2_CREATE_HEADER_LEN   112 /* 104 + compression_type, padded to 8 */
@@ -199,7 +200,7 @@ int qcow2_create_image(const char *path, const struct block_create_opts *opts, c
     for (uint64_t c = 0; c < total; c++) /* 16-bit big-endian refcounts of 1 */
         buf[(1 + rt_clusters) * cs + c * 2 + 1] = 1;
 
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = hostfs_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         ret = -errno;
         block_set_error(err, "%s: cannot create: %s", path, strerror(errno));

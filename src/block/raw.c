@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hostfs.h"
 #include "block/block_int.h"
 
 static int raw_probe(const uint8_t *hdr, size_t len)
@@ -101,7 +102,7 @@ static int raw_create(const char *path, const struct block_create_opts *opts, ch
         block_set_error(err, "%s: raw images cannot have a backing file", path);
         return -EINVAL;
     }
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = hostfs_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ret = -errno;
         block_set_error(err, "%s: cannot create: %s", path, strerror(errno));

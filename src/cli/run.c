@@ -21,6 +21,7 @@
 #include "vmm/migrate.h"
 #include "vmm/transport.h"
 #include "vmm/console_server.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm_api.h"
 #include "vmm/vmconfig.h"
 #include "vmm/vmstate.h"
@@ -75,6 +76,12 @@ static void run_usage(FILE *out)
             "  --config FILE   the VM as one JSON document (docs/vm-config.md); the flags\n"
             "                  above override its values, and --disk, --net and --device add\n"
             "                  devices to its own. `tessera vm describe` prints one.\n"
+            "  --sandbox on|off  after set-up, run with no-new-privs, a seccomp filter that\n"
+            "                  kills the process on any system call outside its allow-list,\n"
+            "                  and, when started as root, as --user (default: on; see\n"
+            "                  docs/sandbox.md). `selftest` is a test hook: on, then one\n"
+            "                  forbidden call, so the process must die of SIGSYS\n"
+            "  --user NAME     the user the sandbox switches to when root (default: nobody)\n"
             "  -h, --help      this text\n"
             "\n"
             "Console: on a terminal, Ctrl-A x quits and Ctrl-A h lists the other keys; from a\n"
@@ -244,6 +251,8 @@ int cli_run(int argc, char **argv)
         OPT_PROGRESS_TIMEOUT,
         OPT_CONFIG,
         OPT_CONSOLE,
+        OPT_SANDBOX,
+        OPT_USER,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -268,6 +277,8 @@ int cli_run(int argc, char **argv)
         {"progress-timeout", required_argument, NULL, OPT_PROGRESS_TIMEOUT},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"console", required_argument, NULL, OPT_CONSOLE},
+        {"sandbox", required_argument, NULL, OPT_SANDBOX},
+        {"user", required_argument, NULL, OPT_USER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -288,6 +299,8 @@ int cli_run(int argc, char **argv)
     struct console_server *cs = NULL;
     char cerr[256];
     bool machine_opts = false, cloned = false, console_given = false;
+    struct sandbox_opts sb = {0};
+    char sberr[SANDBOX_ERR_LEN];
     int c, status;
 
     opterr = 0;
@@ -395,6 +408,15 @@ int cli_run(int argc, char **argv)
             }
             console_given = true;
             break;
+        case OPT_SANDBOX:
+            sb.off = !strcmp(optarg, "off");
+            sb.selftest = !strcmp(optarg, "selftest");
+            if (!sb.off && !sb.selftest && strcmp(optarg, "on")) {
+                fprintf(stderr, "tessera: --sandbox '%s': expected on or off\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_USER: sb.user = optarg; break;
         case 'h': run_usage(stdout); return 0;
         case ':':
             fprintf(stderr, "tessera: option '%s' needs a value (see `tessera run --help`)\n",
@@ -417,6 +439,11 @@ int cli_run(int argc, char **argv)
                         "--incoming\n");
         return 2;
     }
+    if (sandbox_check(&sb, sberr)) {
+        fprintf(stderr, "tessera: %s\n", sberr);
+        return 2;
+    }
+
     if (restore || incoming) {
         const char *what = restore ? "--restore" : "--incoming";
 
@@ -579,6 +606,26 @@ run:
     if (console_server_start(cs, run_console_input, m) || (co.out_fd >= 0 && console_start(m))) {
         fprintf(stderr, "tessera: cannot start the console threads\n");
         vm_api_stop(api);
+        console_server_stop(cs);
+        virt_destroy(m);
+        status = 1;
+        goto out;
+    }
+    /* Everything is open and every thread started: from here on the process runs as the
+     * sandbox allows, before the guest's first instruction (docs/sandbox.md). */
+    if (sandbox_enter(&sb, sberr)) {
+        fprintf(stderr, "tessera: sandbox: %s\n", sberr);
+        vm_api_stop(api);
+        console_stop();
+        console_server_stop(cs);
+        virt_destroy(m);
+        status = 1;
+        goto out;
+    }
+    if (sb.selftest) {
+        sandbox_selftest();
+        vm_api_stop(api);
+        console_stop();
         console_server_stop(cs);
         virt_destroy(m);
         status = 1;

@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+static void pagemap_open_once(void);
+
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -21,6 +23,9 @@ int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
     ram->base = base;
     ram->size = size;
     ram->host = p;
+    /* Now, while /proc/self is still ours: once the VMM switches users it is not dumpable,
+     * and pagemap (mode 0400) then belongs to root. */
+    pagemap_open_once();
     return 0;
 }
 
@@ -54,6 +59,11 @@ static void pagemap_open(void)
     pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
+static void pagemap_open_once(void)
+{
+    pthread_once(&pagemap_once, pagemap_open);
+}
+
 int guest_ram_untouched(const struct guest_ram *ram, uint64_t first, unsigned count, uint64_t *out)
 {
     uint64_t ent[64];
@@ -64,7 +74,7 @@ int guest_ram_untouched(const struct guest_ram *ram, uint64_t first, unsigned co
     *out = 0;
     if (count > 64 || first > pages || count > pages - first)
         return -EINVAL;
-    pthread_once(&pagemap_once, pagemap_open);
+    pagemap_open_once();
     if (pagemap_fd < 0)
         return -ENOENT;
     got = pread(pagemap_fd, ent, count * sizeof(ent[0]), (off_t)(vpage * sizeof(ent[0])));

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/bytering.h"
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/time.h"
 
@@ -615,8 +616,9 @@ void console_server_destroy(struct console_server *cs)
     console_server_stop(cs);
     if (cs->listen_fd >= 0) {
         /* Only our own socket: another VMM may have replaced a path we no longer serve. */
-        if (!lstat(cs->sock_path, &st) && st.st_dev == cs->sock_dev && st.st_ino == cs->sock_ino)
-            unlink(cs->sock_path);
+        if (!hostfs_lstat(cs->sock_path, &st) && st.st_dev == cs->sock_dev &&
+            st.st_ino == cs->sock_ino)
+            hostfs_unlink(cs->sock_path);
         close(cs->listen_fd);
     }
     if (cs->log) {

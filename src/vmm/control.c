@@ -26,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/time.h"
 
@@ -1545,8 +1546,9 @@ void control_stop(struct control *c)
     if (!c)
         return;
     /* Unlink first, so that a new client finds nothing rather than a closing server. */
-    if (!lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev && st.st_ino == c->ino)
-        unlink(c->path);
+    if (!hostfs_lstat(c->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == c->dev &&
+        st.st_ino == c->ino)
+        hostfs_unlink(c->path);
     pthread_mutex_lock(&c->conn_lock);
     c->stopping = true;
     conn_wake(c);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
@@ -78,7 +79,7 @@ static bool id_of(const char *path, struct file_id *id)
 {
     struct stat st;
 
-    if (stat(path, &st) < 0)
+    if (hostfs_stat(path, &st) < 0)
         return false;
     id->dev = st.st_dev;
     id->ino = st.st_ino;
@@ -113,7 +114,7 @@ static int abs_path(const char *path, char *out, char *err)
         snprintf(copy, sizeof(copy), "%.*s", (int)dlen, path);
     else
         snprintf(copy, sizeof(copy), ".");
-    if (!realpath(copy, folder)) {
+    if (hostfs_realpath(copy, folder) < 0) {
         int ret = -errno;
 
         set_err(err, "%s: its folder %s cannot be resolved: %s", path, copy, strerror(errno));
@@ -197,7 +198,7 @@ static void sync_folder(const char *path)
     int fd;
 
     folder_of(path, dir);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = hostfs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return;
     if (fsync(fd) < 0)
@@ -261,7 +262,7 @@ static int read_state(const char *path, uint64_t *taken, uint64_t *bytes, struct
     struct stat st;
     int fd, ret;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    fd = hostfs_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         ret = -errno;
         set_err(err, "%s: cannot open: %s", path, strerror(errno));
@@ -429,7 +430,7 @@ static int check_candidate(const char *state, const char *frozen, const struct f
     struct stat st;
     int ret;
 
-    if (stat(cand, &st) < 0) {
+    if (hostfs_stat(cand, &st) < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
         ret = -errno;
@@ -471,7 +472,7 @@ static int find_dependant(const char *state, const char *frozen, const struct fi
     int fd, ret = 0;
 
     deps_name(state, deps);
-    fd = open(deps, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    fd = hostfs_open(deps, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0 && errno != ENOENT) {
         ret = -errno;
         set_err(err, "%s: cannot read it, so cannot tell what uses %s: %s", deps, frozen,
@@ -513,7 +514,7 @@ static int find_dependant(const char *state, const char *frozen, const struct fi
 
     /* Images made before the record, or by hand beside the snapshot. */
     folder_of(frozen, folder);
-    dir = opendir(folder);
+    dir = hostfs_opendir(folder);
     if (!dir) {
         ret = -errno;
         set_err(err, "%s: cannot list the folder of %s: %s", folder, frozen, strerror(errno));
@@ -531,9 +532,9 @@ static int find_dependant(const char *state, const char *frozen, const struct fi
             break;
         }
         if (snprintf(cand, sizeof(cand), "%s/%s", folder, de->d_name) >= (int)sizeof(cand) ||
-            lstat(cand, &st) < 0 || !S_ISREG(st.st_mode))
+            hostfs_lstat(cand, &st) < 0 || !S_ISREG(st.st_mode))
             continue;
-        cfd = open(cand, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        cfd = hostfs_open(cand, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
         if (cfd < 0)
             continue;
         got = pread(cfd, magic, sizeof(magic), 0);
@@ -598,7 +599,7 @@ int snapshot_note_dependant(const char *frozen, const char *overlay)
     int fd, ret;
 
     if (!split_disk_name(frozen, state, &slot) || strlen(state) >= PATH_MAX - 32 ||
-        lstat(state, &st) < 0 || !S_ISREG(st.st_mode) || !id_of(frozen, &fid))
+        hostfs_lstat(state, &st) < 0 || !S_ISREG(st.st_mode) || !id_of(frozen, &fid))
         return 0;
     ret = backs_on(overlay, NULL, &fid, inner);
     if (ret <= 0) {
@@ -616,7 +617,7 @@ int snapshot_note_dependant(const char *frozen, const char *overlay)
     }
     deps_name(state, deps);
     len = (size_t)snprintf(line, sizeof(line), "%s\n", abs);
-    fd = open(deps, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    fd = hostfs_open(deps, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) {
         ret = -errno;
         log_warn("%s: cannot record %s as a user of %s: %s", deps, abs, frozen, strerror(errno));
@@ -690,7 +691,7 @@ static int check_merge(const char *state, struct disk_plan *p, char *err)
              p->k + 1 < p->chain.n ? p->chain.layer[p->k + 1].path : "");
     snprintf(p->fmt_frozen, sizeof(p->fmt_frozen), "%s", x->format);
     snprintf(p->fmt_top, sizeof(p->fmt_top), "%s", p->chain.layer[0].format);
-    if (lstat(p->frozen, &sx) < 0 || lstat(p->child, &sc) < 0) {
+    if (hostfs_lstat(p->frozen, &sx) < 0 || hostfs_lstat(p->child, &sc) < 0) {
         ret = -errno;
         set_err(err, "%s: cannot look at %s or %s: %s", state, p->frozen, p->child,
                 strerror(errno));
@@ -800,7 +801,7 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
         }
     }
     if (have_state) {
-        if (unlink(state) < 0 && errno != ENOENT) {
+        if (hostfs_unlink(state) < 0 && errno != ENOENT) {
             ret = -errno;
             set_err(err, "%s: cannot remove it: %s; nothing was deleted", state, strerror(errno));
             goto reopen;
@@ -814,7 +815,7 @@ static int merge_disks(const struct snapshot_vm *vm, const char *state, bool hav
         block_close(p->top);
         p->top = NULL;
         /* Flushed by block_commit(); renamed while still open, so still locked. */
-        if (ret == 0 && rename(p->frozen, p->child) < 0) {
+        if (ret == 0 && hostfs_rename(p->frozen, p->child) < 0) {
             ret = -errno;
             snprintf(berr, sizeof(berr), "rename: %s", strerror(errno));
         }
@@ -880,7 +881,8 @@ static int remove_branch(const char *state, bool have_state, struct disk_plan *p
 
         if (!p->exists)
             continue;
-        p->lock_fd = open(p->frozen, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        p->lock_fd =
+            hostfs_open(p->frozen, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
         if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
             ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
             set_err(err, "%s: cannot delete it: %s is in use by another process (%s)", state,
@@ -890,7 +892,7 @@ static int remove_branch(const char *state, bool have_state, struct disk_plan *p
     for (unsigned i = 0; i < np && ret == 0; i++) {
         if (!plans[i].exists)
             continue;
-        if (unlink(plans[i].frozen) < 0 && errno != ENOENT) {
+        if (hostfs_unlink(plans[i].frozen) < 0 && errno != ENOENT) {
             ret = -errno;
             set_err(err, "%s: cannot remove %s: %s", state, plans[i].frozen, strerror(errno));
         } else {
@@ -904,13 +906,13 @@ static int remove_branch(const char *state, bool have_state, struct disk_plan *p
         return ret;
     if (np)
         sync_folder(plans[0].frozen);
-    if (have_state && unlink(state) < 0 && errno != ENOENT) {
+    if (have_state && hostfs_unlink(state) < 0 && errno != ENOENT) {
         ret = -errno;
         set_err(err, "%s: cannot remove it: %s", state, strerror(errno));
         return ret;
     }
     deps_name(state, deps);
-    unlink(deps);
+    hostfs_unlink(deps);
     sync_folder(state);
     return 0;
 }
@@ -957,7 +959,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         set_err(err, "out of memory");
         goto out;
     }
-    if (lstat(state, &st) == 0) {
+    if (hostfs_lstat(state, &st) == 0) {
         if (S_ISLNK(st.st_mode)) {
             ret = -EINVAL;
             set_err(err, "%s: is a symbolic link; name the snapshot file itself", state);
@@ -1032,9 +1034,9 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
         for (unsigned s = 0; s < SNAPSHOT_MAX_DISKS; s++)
             any_image |= plans[s].exists;
         deps_name(state, deps);
-        if (!any_image && lstat(deps, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (!any_image && hostfs_lstat(deps, &st) == 0 && S_ISREG(st.st_mode)) {
             /* All that is left of a delete interrupted after its last rename. */
-            if (unlink(deps) < 0) {
+            if (hostfs_unlink(deps) < 0) {
                 ret = -errno;
                 set_err(err, "%s: cannot remove it: %s", deps, strerror(errno));
                 goto out;
@@ -1069,13 +1071,13 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
             goto out;
         }
         /* A diskless VM's snapshot stands alone: it is only its state file. */
-        if (unlink(state) < 0) {
+        if (hostfs_unlink(state) < 0) {
             ret = -errno;
             set_err(err, "%s: cannot remove it: %s", state, strerror(errno));
             goto out;
         }
         deps_name(state, deps);
-        unlink(deps);
+        hostfs_unlink(deps);
         sync_folder(state);
         ret = 0;
         goto out;
@@ -1133,7 +1135,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
             }
             if (!p->exists)
                 continue;
-            if (lstat(p->frozen, &st) < 0 || !S_ISREG(st.st_mode)) {
+            if (hostfs_lstat(p->frozen, &st) < 0 || !S_ISREG(st.st_mode)) {
                 ret = -EINVAL;
                 set_err(err, "%s: cannot delete it: %s is not a regular file", state, p->frozen);
                 goto out;
@@ -1155,7 +1157,7 @@ int snapshot_delete(const struct snapshot_vm *vm, const char *file,
     ret = merge_disks(vm, state, have_state, plans, np, res, err);
     if (ret == 0) {
         deps_name(state, deps);
-        unlink(deps);
+        hostfs_unlink(deps);
         sync_folder(state);
     }
 out:
@@ -1184,13 +1186,13 @@ static int rename_new(const char *from, const char *to)
 {
     struct stat st;
 
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -errno;
-    if (lstat(to, &st) == 0)
+    int ret = hostfs_rename_noreplace(from, to);
+
+    if (ret != -EINVAL && ret != -ENOSYS)
+        return ret;
+    if (hostfs_lstat(to, &st) == 0)
         return -EEXIST;
-    return rename(from, to) < 0 ? -errno : 0;
+    return hostfs_rename(from, to);
 }
 
 /* Whether id is the file of an image in any disk's chain; *slot says whose. */
@@ -1224,7 +1226,7 @@ static int check_free(struct virt_machine *m, const char *shown, const char *pat
     struct stat st;
     unsigned slot = 0;
 
-    if (lstat(path, &st) < 0) {
+    if (hostfs_lstat(path, &st) < 0) {
         if (errno == ENOENT)
             return 0;
         set_err(err, "%s: cannot look at it: %s", path, strerror(errno));
@@ -1279,7 +1281,7 @@ int snapshot_check_target(struct virt_machine *m, const char *path, char abs[PAT
         set_err(err, "%s: names a folder; name a new file for the snapshot", path);
         return -EEXIST;
     }
-    if (!realpath(dirname(dir), abs)) {
+    if (hostfs_realpath(dirname(dir), abs) < 0) {
         set_err(err, "%s: its folder does not exist: %s", path, strerror(errno));
         return -ENOENT;
     }
@@ -1361,8 +1363,8 @@ static int freeze_disk(struct virt_machine *m, struct frozen_disk *f, char *err)
         ret = virt_disk_reopen(m, f->slot, f->live, "qcow2", berr);
     if (ret < 0) {
         set_err(err, "%s: cannot start the overlay: %s", f->live, berr);
-        unlink(f->live);
-        if (rename(f->frozen, f->live) < 0)
+        hostfs_unlink(f->live);
+        if (hostfs_rename(f->frozen, f->live) < 0)
             log_error("%s: cannot move the disk back from %s: %s", f->live, f->frozen,
                       strerror(errno));
         goto reopen_live;
@@ -1390,7 +1392,7 @@ static void thaw_disk(struct virt_machine *m, struct frozen_disk *f)
         return;
     if (virt_disk_release(m, f->slot) < 0)
         log_warn("%s: flushing the overlay of a failed snapshot failed", f->live);
-    if (unlink(f->live) < 0 || rename(f->frozen, f->live) < 0) {
+    if (hostfs_unlink(f->live) < 0 || hostfs_rename(f->frozen, f->live) < 0) {
         log_error("%s: cannot move the disk back from %s (%s); the VM goes on in the overlay",
                   f->live, f->frozen, strerror(errno));
         if (virt_disk_reopen(m, f->slot, f->live, "qcow2", berr) < 0)
@@ -1494,7 +1496,7 @@ int snapshot_create(struct virt_machine *m, const char *path, const struct snaps
         nd++;
     }
     path_fmt(tmp, "%s.part", abs);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = hostfs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         ret = -errno;
         set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
@@ -1596,7 +1598,7 @@ out:
     if (tp)
         st->paused_ns = time_now_ns() - tp;
     if (tmp_made)
-        unlink(tmp);
+        hostfs_unlink(tmp);
     if (ret == 0)
         progress(p, "done", st, total, w);
     stream_writer_destroy(w);

@@ -3,6 +3,7 @@
 #include "vmm/transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "base/hostfs.h"
 #include "vmm/transport_int.h"
 
 struct tls_state {
@@ -34,48 +36,106 @@ static void set_err(char *err, const char *fmt, ...)
     va_end(ap);
 }
 
+#define TLS_FILE_MAX (1u << 20) /* a PEM file larger than this is not a certificate or key */
+
+/* Reads a whole PEM file through the host-file door (base/hostfs.h), so that a sandboxed VMM
+ * reads the files its original user can (the broker opens them). 0 and d (free d->data), or
+ * -errno with err naming the file. */
+static int read_pem(const char *path, gnutls_datum_t *d, char *err)
+{
+    int fd = hostfs_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int ret;
+
+    if (fd < 0) {
+        ret = -errno;
+        set_err(err, "%s: %s", path, strerror(errno));
+        return ret;
+    }
+    buf = malloc(TLS_FILE_MAX + 1);
+    if (!buf) {
+        close(fd);
+        set_err(err, "out of memory");
+        return -ENOMEM;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, TLS_FILE_MAX + 1 - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            set_err(err, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > TLS_FILE_MAX) {
+            ret = -EFBIG;
+            set_err(err, "%s: larger than %u bytes: not a PEM certificate or key", path,
+                    TLS_FILE_MAX);
+            goto fail;
+        }
+    }
+    close(fd);
+    d->data = buf;
+    d->size = (unsigned)len;
+    return 0;
+
+fail:
+    close(fd);
+    free(buf);
+    return ret;
+}
+
 /* Loads the three files into new credentials. 0 or -errno with err naming the file. */
 static int load_cred(const struct transport_tls *tls, gnutls_certificate_credentials_t *out,
                      char *err)
 {
     gnutls_certificate_credentials_t cred;
-    int e;
+    gnutls_datum_t cert = {NULL, 0}, key = {NULL, 0}, ca = {NULL, 0};
+    int e, ret = -EINVAL;
 
     if (!tls->cert || !tls->key || !tls->ca) {
         set_err(err, "TLS needs a certificate, its key and a CA file");
         return -EINVAL;
     }
-    for (const char *const *f = (const char *const[]){tls->cert, tls->key, tls->ca, NULL}; *f;
-         f++) {
-        if (access(*f, R_OK) != 0) {
-            e = -errno;
-            set_err(err, "%s: %s", *f, strerror(errno));
-            return e;
-        }
-    }
+    if ((ret = read_pem(tls->cert, &cert, err)) || (ret = read_pem(tls->key, &key, err)) ||
+        (ret = read_pem(tls->ca, &ca, err)))
+        goto free_files;
     if (gnutls_certificate_allocate_credentials(&cred) < 0) {
         set_err(err, "out of memory");
-        return -ENOMEM;
+        ret = -ENOMEM;
+        goto free_files;
     }
-    e = gnutls_certificate_set_x509_trust_file(cred, tls->ca, GNUTLS_X509_FMT_PEM);
+    ret = -EINVAL;
+    e = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
     if (e <= 0) {
         set_err(err, "%s: no CA certificate in it (%s)", tls->ca,
                 e < 0 ? gnutls_strerror(e) : "expected PEM");
         goto free_cred;
     }
-    e = gnutls_certificate_set_x509_key_file2(cred, tls->cert, tls->key, GNUTLS_X509_FMT_PEM, NULL,
-                                              0);
+    e = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
     if (e < 0) {
         set_err(err, "%s with key %s: %s (expected a PEM certificate and its unencrypted key)",
                 tls->cert, tls->key, gnutls_strerror(e));
         goto free_cred;
     }
     *out = cred;
-    return 0;
+    ret = 0;
+    goto free_files;
 
 free_cred:
     gnutls_certificate_free_credentials(cred);
-    return -EINVAL;
+free_files:
+    free(cert.data);
+    if (key.data)
+        explicit_bzero(key.data, key.size); /* the private key does not linger in the heap */
+    free(key.data);
+    free(ca.data);
+    return ret;
 }
 
 int transport_tls_check(const struct transport_tls *tls, char *err)

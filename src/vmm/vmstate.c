@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "block/block.h"
@@ -239,7 +240,7 @@ static int disk_target_create(struct vmconfig *vc, const struct vm_restore_opts 
         set_err(err, "%s: path too long", o->disk_dir ? o->disk_dir : orig);
         return -ENAMETOOLONG;
     }
-    if (lstat(t[slot].path, &sb) == 0) {
+    if (hostfs_lstat(t[slot].path, &sb) == 0) {
         set_err(err,
                 "%s: disk %u would be copied to %s, which exists (the copy is a new image; "
                 "pass --disk-dir DIR to put it elsewhere)",
@@ -321,7 +322,7 @@ static void disk_targets_discard(struct disk_target *t)
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++) {
         block_close(t[i].bs);
         t[i].bs = NULL;
-        if (t[i].created && unlink(t[i].path) == 0)
+        if (t[i].created && hostfs_unlink(t[i].path) == 0)
             log_info("migration failed: removed the partial copy %s", t[i].path);
         t[i].created = false;
     }

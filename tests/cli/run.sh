@@ -256,6 +256,22 @@ else bad config-console-socket "$(cat "$tmp/vm3.log" "$tmp/describe3.json" 2>/de
 kill "$vm3" 2>/dev/null
 wait "$vm3" 2>/dev/null
 
+# The sandbox (docs/sandbox.md): bad values are refused; the test hook's forbidden system
+# call kills the VMM with SIGSYS (status 128+31 from the shell) before the guest runs.
+expect_error sandbox-bad-value "--sandbox 'maybe'" --sandbox maybe
+if [ "$(id -u)" -eq 0 ]; then
+    expect_error sandbox-no-user "--user no-such-user-tessera: no such user" --user no-such-user-tessera
+    expect_error sandbox-root-user "is root" --user root
+else
+    expect_error sandbox-user-not-root "only root can switch users" --user nobody
+fi
+rc=$( { timeout 20 "$T" run --bios "$tmp/ok.elf" --sandbox selftest </dev/null >/dev/null; echo $?; } 2>/dev/null)
+if [ "$rc" -eq 159 ]; then ok sandbox-selftest-sigsys
+else bad sandbox-selftest-sigsys "exit status $rc, want 159 (SIGSYS)"; fi
+timeout 20 "$T" run --bios "$tmp/ok.elf" --sandbox off </dev/null >/dev/null 2>&1; rc=$?
+if [ "$rc" -eq 0 ]; then ok sandbox-off-runs
+else bad sandbox-off-runs "exit status $rc"; fi
+
 # --help texts exist and exit 0.
 if "$T" --help | grep -q "run" && "$T" run --help | grep -q -- "--cpus"; then ok help
 else bad help "--help output incomplete"; fi

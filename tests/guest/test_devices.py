@@ -233,6 +233,49 @@ def test_socket_pair():
             v2.close()
 
 
+def test_tap():
+    """A tap made by the host (as root): the guest pings the host's end and fetches a file
+    from it over TCP, through a VMM that runs sandboxed as an unprivileged user."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        print("tap: skipped (needs root and /dev/net/tun)")
+        return
+    name = "tsrtap%d" % (os.getpid() % 10000)
+    subprocess.run(["ip", "tuntap", "add", "dev", name, "mode", "tap"], check=True)
+    srv = socket.socket()
+    try:
+        subprocess.run(["ip", "addr", "add", "10.77.0.1/24", "dev", name], check=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        srv.bind(("10.77.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        got = {}
+
+        def serve():
+            c, _ = srv.accept()
+            got["data"] = c.recv(100)
+            c.sendall(b"hello-over-tap\n")
+            c.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        v = boot("tap", "--net", "tap,ifname=%s" % name)
+        try:
+            v.run("pkill udhcpc; ip addr flush dev eth0; ip addr add 10.77.0.2/24 dev eth0; "
+                  "ip link set eth0 up")
+            out = v.run("ping -c 3 -W 5 10.77.0.1", timeout=60)
+            assert "3 packets received" in out, out
+            out = v.run("echo via-tap | nc 10.77.0.1 %d" % port, timeout=60)
+            assert "hello-over-tap" in out, out
+            t.join(10)
+            assert got.get("data", b"").startswith(b"via-tap"), got
+            poweroff(v)
+        finally:
+            v.close()
+    finally:
+        srv.close()
+        subprocess.run(["ip", "link", "del", "dev", name], stderr=subprocess.DEVNULL)
+
+
 def test_user_net():
     """DHCP on eth0 at boot; the guest reaches a TCP server on the host; a host client
     reaches a guest server through hostfwd."""
@@ -621,6 +664,7 @@ def main():
         ("compressed", test_compressed),
         ("user_net", test_user_net),
         ("socket_pair", test_socket_pair),
+        ("tap", test_tap),
         ("agent", test_agent),
         ("balloon", test_balloon),
         ("pause_resume", test_pause_resume),

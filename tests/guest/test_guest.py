@@ -7,6 +7,7 @@ console log of every VM goes to build/test-logs/ so a failure can be read afterw
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,55 @@ def test_cpu_features():
         v.close()
 
 
+def proc_status(pid):
+    """The fields of /proc/PID/status as a dict of strings."""
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_sandbox():
+    """docs/sandbox.md: while the guest runs, the VMM has no-new-privs and a seccomp filter
+    (mode 2), and started as root it runs as an unprivileged user; the guest works under it and
+    powers off with status 0. With --sandbox off none of it applies."""
+    v = vm("sandbox")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        st = proc_status(v.proc.pid)
+        assert st.get("Seccomp") == "2", "Seccomp: %r, want 2" % st.get("Seccomp")
+        assert st.get("NoNewPrivs") == "1", "NoNewPrivs: %r, want 1" % st.get("NoNewPrivs")
+        if os.geteuid() == 0:
+            assert "0" not in st["Uid"].split(), "started as root, Uid: %r" % st["Uid"]
+            assert st["CapEff"].strip("0") == "", "capabilities left: %s" % st["CapEff"]
+        # Every thread, not only the main one (vCPUs, loop, API server, block workers).
+        for tid in os.listdir("/proc/%d/task" % v.proc.pid):
+            t = proc_status(int(tid))
+            assert (t.get("Seccomp"), t.get("NoNewPrivs"), t["Uid"], t["Gid"]) == (
+                "2", "1", st["Uid"], st["Gid"]), "thread %s (%s) differs: %r" % (tid, t["Name"], t)
+        if os.geteuid() == 0:
+            # The file broker keeps root's files, under a filter of its own.
+            with open("/proc/%d/task/%d/children" % (v.proc.pid, v.proc.pid)) as f:
+                kids = [int(k) for k in f.read().split()]
+            brokers = [proc_status(k) for k in kids]
+            brokers = [b for b in brokers if b.get("Name") == "tessera-broker"]
+            assert len(brokers) == 1, "want one tessera-broker child, found %d" % len(brokers)
+            assert brokers[0].get("Seccomp") == "2", "broker Seccomp: %r" % brokers[0]
+            assert brokers[0].get("NoNewPrivs") == "1", "broker NoNewPrivs: %r" % brokers[0]
+        assert "sha256" in v.run("echo sha256 | sha256sum >/dev/null && echo sha256")
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+    v = vm("sandbox_off", "--sandbox", "off")
+    try:
+        v.expect(READY, BOOT_TIMEOUT)
+        st = proc_status(v.proc.pid)
+        assert st.get("Seccomp") == "0" and st["Uid"].split()[0] == str(os.getuid()), st
+        v.send("poweroff\n")
+        assert v.wait(60) == 0
+    finally:
+        v.close()
+
+
 def test_clock_and_entropy():
     """What a distribution's boot relies on from the board. The clock: the kernel sets its
     time from the goldfish RTC (RTC_HCTOSYS), so `date` right after boot is within 2 s of the
@@ -157,6 +207,23 @@ def test_clock_and_entropy():
         v.close()
 
 
+def test_sandbox_selftest():
+    """The test hook `--sandbox selftest` makes one forbidden system call (execve) after
+    entering the sandbox: the kernel kills the VMM with SIGSYS before the guest runs."""
+    p = subprocess.run(
+        [TESSERA, "run", "--sandbox", "selftest"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=BOOT_TIMEOUT,
+    )
+    with open("%s/sandbox_selftest.log" % LOGS, "wb") as f:
+        f.write(p.stdout)
+    assert p.returncode == -signal.SIGSYS, "exit %d, want killed by SIGSYS (%d)" % (
+        p.returncode, -signal.SIGSYS)
+    assert b"Linux version" not in p.stdout, "the guest ran before the sandbox"
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     if not os.path.exists("build/guest/Image"):
@@ -170,6 +237,8 @@ def main():
         ("guest_fault", test_guest_fault_is_contained),
         ("cpu_features", test_cpu_features),
         ("clock_entropy", test_clock_and_entropy),
+        ("sandbox", test_sandbox),
+        ("sandbox_selftest", test_sandbox_selftest),
     ], sys.argv[1:], LOGS + "/%s.log")
 
 

@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/hostfs.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/state.h"
@@ -589,7 +590,7 @@ static void con_free(struct virtio_console *c)
             loop_remove_fd(c->loop, p->listen_h);
         if (p->listen_fd >= 0) {
             close(p->listen_fd);
-            unlink(p->path);
+            hostfs_unlink(p->path);
         }
         free(p->path);
         free(p->tx);
