@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -349,7 +350,10 @@ static void test_remove_stress(void)
         struct loop_fd *h;
 
         CHECK(loop_add_fd(loop, p[0], LOOP_IN, busy_cb, b, &h) == 0);
-        if (i % 3 == 0)
+        if (i % 50 == 0)
+            wait_atleast(&b->calls, 1); /* some removals surely land while it fires, on a
+                                           loaded host too */
+        else if (i % 3 == 0)
             sched_yield();
         loop_remove_fd(loop, h);
         atomic_store(&b->dead, 1);
@@ -379,6 +383,19 @@ struct tick {
     unsigned rearm;   /* re-arm this many times from the callback */
     bool self_delete; /* once no re-arm is left, delete the timer from its own callback */
 };
+
+/* Holds the loop thread inside a timer callback until the test lets it go. */
+struct hold {
+    sem_t in, out;
+};
+
+static void hold_cb(void *opaque)
+{
+    struct hold *h = opaque;
+
+    sem_post(&h->in);
+    sem_wait(&h->out);
+}
 
 static void tick_cb(void *opaque)
 {
@@ -421,11 +438,26 @@ static void test_timers(void)
         k[i].deadline = now + ms[i] * MS;
         CHECK(loop_add_timer(loop, k[i].deadline, tick_cb, &k[i], &k[i].t) == 0);
     }
-    /* Disarmed, and deleted before its deadline: neither fires. */
+    /* Disarmed, and deleted before it could fire: neither fires. `gone` is already due when
+     * it is added, so only the deletion keeps it from firing; the loop thread is held in a
+     * callback meanwhile, so that the deletion is sure to come first on a loaded host. */
     off.loop = gone.loop = loop;
     CHECK(loop_add_timer(loop, LOOP_TIMER_OFF, tick_cb, &off, &off.t) == 0);
-    CHECK(loop_add_timer(loop, now + 5 * MS, tick_cb, &gone, &gone.t) == 0);
-    loop_del_timer(loop, gone.t);
+    {
+        struct hold h;
+        struct loop_timer *ht;
+
+        sem_init(&h.in, 0, 0);
+        sem_init(&h.out, 0, 0);
+        CHECK(loop_add_timer(loop, time_now_ns(), hold_cb, &h, &ht) == 0);
+        sem_wait(&h.in); /* the loop thread is inside hold_cb */
+        CHECK(loop_add_timer(loop, time_now_ns(), tick_cb, &gone, &gone.t) == 0);
+        loop_del_timer(loop, gone.t);
+        sem_post(&h.out);
+        loop_del_timer(loop, ht);
+        sem_destroy(&h.in);
+        sem_destroy(&h.out);
+    }
     CHECK(wait_atleast(&k[0].fired, 1));
     CHECK_EQ_U64(atomic_load(&norder), 3);
     CHECK_EQ_U64(order[0], 1);
