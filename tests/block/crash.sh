@@ -33,7 +33,7 @@ if ! command -v qemu-img >/dev/null; then
 fi
 mkdir -p build/tests
 if ! ${CC:-cc} -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -D_GNU_SOURCE -Isrc -o "$BIN" \
-    -Wl,--wrap=pwrite tests/block/crash_writer.c src/block/*.c src/base/log.c -lz -lzstd; then
+    -Wl,--wrap=pwrite tests/block/crash_writer.c src/block/*.c src/base/log.c src/base/hostfs.c -lz -lzstd; then
     echo "block-crash: cannot build $BIN"
     fail=1
     finish

@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/vmm/control.c src/vmm/control_client.c src/base/log.c tests/fuzz/fuzz_control.c -o build/fuzz_control -lmicrohttpd -ljansson -pthread
+// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/vmm/control.c src/vmm/control_client.c src/base/log.c src/base/hostfs.c tests/fuzz/fuzz_control.c -o build/fuzz_control -lmicrohttpd -ljansson -pthread
 // run:   build/fuzz_control -max_total_time=60 [corpus-dir]
 // clang-format on
 /* libFuzzer target for the control API's parsers of outside input: the request bodies (JSON to

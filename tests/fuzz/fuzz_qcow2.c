@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/block/*.c src/base/log.c tests/fuzz/fuzz_qcow2.c -lz -lzstd -o build/fuzz_qcow2
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/block/*.c src/base/log.c src/base/hostfs.c tests/fuzz/fuzz_qcow2.c -lz -lzstd -o build/fuzz_qcow2
 // seeds: tests/block/fuzz_seeds.sh build/fuzz_qcow2_corpus
 // run:   build/fuzz_qcow2 -max_total_time=60 -max_len=524288 -timeout=10 -close_fd_mask=2 build/fuzz_qcow2_corpus
 // clang-format on
