@@ -17,7 +17,7 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TESSERAD = os.path.join(ROOT, "build", "tesserad")
+TESSERAD = os.environ.get("TESSERAD", os.path.join(ROOT, "build", "tesserad"))
 
 passed = failed = 0
 
@@ -154,6 +154,9 @@ def main():
         if d.proc and d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+        if failed:
+            with open(os.path.join(tmp, "tesserad.log"), errors="replace") as f:
+                print("tesserad's log:\n" + f.read()[-4000:])
         subprocess.run(["rm", "-rf", tmp])
     print("daemon: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

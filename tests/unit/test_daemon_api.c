@@ -94,7 +94,7 @@ int main(void)
     snprintf(path, sizeof(path), "%s/tesserad.db", dir);
     CHECK(store_open_sqlite(path, &st, err) == 0);
     if (!st)
-        return test_finish("test_daemon_api");
+        return test_finish("daemon_api");
 
     /* First start makes the administrator once. */
     CHECK(api_bootstrap(st, &created, admin, err) == 0 && created);
@@ -225,5 +225,5 @@ int main(void)
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     if (system(path))
         fprintf(stderr, "could not remove %s\n", dir);
-    return test_finish("test_daemon_api");
+    return test_finish("daemon_api");
 }

@@ -299,5 +299,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd))
         fprintf(stderr, "could not remove %s\n", dir);
-    return test_finish("test_store");
+    return test_finish("store");
 }
