@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ static int write_token(const char *path, const char *token)
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
+    errno = 0;
     if (write(fd, token, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd))
         ret = errno ? -errno : -EIO;
     if (close(fd) && !ret)
@@ -64,20 +66,20 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    char db_path[PATH_MAX], sock_path[PATH_MAX], token_path[PATH_MAX];
+    char db_path[PATH_MAX], sock_path[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1];
-    const char *dir = NULL, *listen = NULL;
+    const char *dir = NULL, *listen_arg = NULL;
     struct server *srv = NULL;
     struct store *store = NULL;
     sigset_t stop;
     bool created;
-    int opt, sig, ret;
+    int opt, sig, ret, lock_fd;
 
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': dir = optarg; break;
-        case 'l': listen = optarg; break;
+        case 'l': listen_arg = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -86,17 +88,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (listen && strncmp(listen, "unix:", 5)) {
-        fprintf(stderr, "tesserad: --listen %s: expected unix:PATH\n", listen);
+    if (listen_arg && strncmp(listen_arg, "unix:", 5)) {
+        fprintf(stderr, "tesserad: --listen %s: expected unix:PATH\n", listen_arg);
         return 2;
     }
     if (snprintf(db_path, sizeof(db_path), "%s/tesserad.db", dir) >= (int)sizeof(db_path) ||
         snprintf(token_path, sizeof(token_path), "%s/admin.token", dir) >=
             (int)sizeof(token_path) ||
-        snprintf(sock_path, sizeof(sock_path), "%s", listen ? listen + 5 : "") >=
+        snprintf(lock_path, sizeof(lock_path), "%s/tesserad.lock", dir) >= (int)sizeof(lock_path) ||
+        snprintf(sock_path, sizeof(sock_path), "%s", listen_arg ? listen_arg + 5 : "") >=
             (int)sizeof(sock_path) ||
-        (!listen && snprintf(sock_path, sizeof(sock_path), "%s/tesserad.sock", dir) >=
-                        (int)sizeof(sock_path))) {
+        (!listen_arg && snprintf(sock_path, sizeof(sock_path), "%s/tesserad.sock", dir) >=
+                            (int)sizeof(sock_path))) {
         fprintf(stderr, "tesserad: --state-dir %s: path too long\n", dir);
         return 2;
     }
@@ -104,6 +107,14 @@ int main(int argc, char **argv)
     umask(0077);
     if (mkdir(dir, 0700) && errno != EEXIST) {
         fprintf(stderr, "tesserad: --state-dir %s: cannot create: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    /* One daemon per state directory: the lock is held until we exit. */
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
+        fprintf(stderr, "tesserad: %s: %s\n", lock_path,
+                errno == EWOULDBLOCK ? "another tesserad uses this state directory"
+                                     : strerror(errno));
         return 1;
     }
     /* The signals that stop us are taken by sigwait() below; block them before any thread

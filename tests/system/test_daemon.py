@@ -255,6 +255,12 @@ def run(d, state):
           "a tenant's audit log is its own")
     check(all(a["actor"] for a in doc["audit"] if a["status"] != 401), "audit names the actor")
 
+    # One daemon per state directory; a second one leaves the first serving.
+    r = subprocess.run([TESSERAD, "--state-dir", state], capture_output=True, timeout=10)
+    check(r.returncode != 0 and b"another tesserad" in r.stderr,
+          "a second daemon on the same state dir is refused: %r" % r.stderr[-200:])
+    expect(d, "GET", "/api/v1/tenants", admin, 200, what="first daemon still serves")
+
     # Restart: the data and the tokens are still there, the revoked one still refused.
     check(d.stop() == 0, "clean stop on SIGTERM")
     check(not os.path.exists(d.sock), "socket removed on stop")
