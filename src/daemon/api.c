@@ -697,16 +697,10 @@ static bool route_matches(const struct route *rt, const struct req *q)
 {
     size_t i;
 
-    for (i = 0; i < API_SEG_MAX; i++) {
-        if (!rt->pattern[i] || i >= q->nseg) {
-            if (rt->pattern[i] || i < q->nseg)
-                return false;
-            return true;
-        }
-        if (rt->pattern[i][0] != '{' && strcmp(rt->pattern[i], q->seg[i]))
+    for (i = 0; i < API_SEG_MAX && rt->pattern[i]; i++)
+        if (i >= q->nseg || (rt->pattern[i][0] != '{' && strcmp(rt->pattern[i], q->seg[i])))
             return false;
-    }
-    return q->nseg == API_SEG_MAX;
+    return i == q->nseg;
 }
 
 /* The path's parameters, checked: 0, or -EINVAL with the 400 in q->r. */
@@ -851,6 +845,8 @@ void api_handle(struct store *s, const char *method, const char *path, const cha
             if (!route_matches(&routes[i], &q))
                 continue;
             path_known = true;
+            snprintf(r->allow + strlen(r->allow), sizeof(r->allow) - strlen(r->allow), "%s%s",
+                     r->allow[0] ? ", " : "", routes[i].method);
             if (!strcmp(routes[i].method, method)) {
                 rt = &routes[i];
                 break;

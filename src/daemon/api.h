@@ -26,11 +26,13 @@
 #define API_BODY_MAX    (64u << 10) /* request body cap; larger bodies get 413 */
 #define API_AUDIT_LIMIT 1000        /* GET /api/v1/audit: at most this many, newest first */
 #define API_ADMIN_USER  "admin"     /* the platform administrator made on first start */
+#define API_ALLOW_LEN   32          /* struct api_response's allow */
 
 struct api_response {
     unsigned status; /* HTTP status */
     char *body;      /* malloc'd JSON text (NULL for 204); free with api_response_free() */
     size_t len;
+    char allow[API_ALLOW_LEN]; /* for 405: the methods the path takes ("GET, POST") */
 };
 
 /* Serves one request: method, path (no query string), the Authorization header's value (NULL

@@ -13,7 +13,8 @@
 #include "test.h"
 
 static struct store *st;
-static json_t *last; /* the last response's body, parsed (NULL for none) */
+static json_t *last;              /* the last response's body, parsed (NULL for none) */
+static char allow[API_ALLOW_LEN]; /* the last response's Allow */
 
 /* One request; returns its status and keeps its body in `last`. Checks the error shape of
  * every 4xx/5xx. */
@@ -27,6 +28,7 @@ static unsigned call(const char *method, const char *path, const char *token, co
     api_handle(st, method, path, token ? auth : NULL, body, body ? strlen(body) : 0, &r);
     json_decref(last);
     last = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    memcpy(allow, r.allow, sizeof(allow));
     if (r.status >= 400) {
         err = json_object_get(last, "error");
         CHECK(json_is_object(err) &&
@@ -177,6 +179,9 @@ int main(void)
     CHECK(call("GET", "/api/v1/tenants/", admin, NULL) == 404);
     CHECK(call("GET", "/api/v2/tenants", admin, NULL) == 404);
     CHECK(call("PUT", "/api/v1/tenants", admin, "{}") == 405);
+    CHECK(!strcmp(allow, "GET, POST"));
+    CHECK(call("POST", "/api/v1/tokens/0123456789abcdef", admin, "{}") == 405);
+    CHECK(!strcmp(allow, "DELETE"));
     big = malloc(API_BODY_MAX + 2);
     if (big) {
         memset(big, ' ', API_BODY_MAX + 1);
