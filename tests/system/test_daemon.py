@@ -147,9 +147,11 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tessera-daemon-")
     state = os.path.join(tmp, "state")
     d = Daemon(state)
-    d.start()
     try:
+        d.start()
         run(d, state)
+    except Exception as e:  # a daemon that does not start, or a request that hangs
+        check(False, "%s: %s" % (type(e).__name__, e))
     finally:
         if d.proc and d.proc.poll() is None:
             d.proc.kill()
