@@ -5,12 +5,12 @@ CC        ?= cc
 BUILD     ?= build
 OPT       ?= -O2
 CFLAGS_COMMON := -std=c17 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-                 -D_GNU_SOURCE -Isrc -pthread -MMD -MP $(shell pkg-config --cflags slirp gnutls)
-LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -pthread $(shell pkg-config --libs slirp gnutls)
+                 -D_GNU_SOURCE -Isrc -pthread -MMD -MP $(shell pkg-config --cflags slirp gnutls sqlite3)
+LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -pthread $(shell pkg-config --libs slirp gnutls sqlite3)
 LDLIBS    += $(shell pkg-config --libs libseccomp)
 
 SRCS      := $(shell find src -name '*.c' | sort)
-MAIN_SRC  := src/cli/main.c
+MAIN_SRC  := src/cli/main.c src/daemon/main.c
 LIB_SRCS  := $(filter-out $(MAIN_SRC),$(SRCS))
 
 OBJ_DIR   := $(BUILD)/obj
@@ -29,7 +29,7 @@ UNIT_ASAN := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests-asan/%)
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench print-libs
-all: $(BUILD)/tessera
+all: $(BUILD)/tessera $(BUILD)/tesserad
 
 # Everything but main() is one library; each binary is its main() linked against it. A new
 # binary (tesserad) is one more line of the form below.
@@ -49,6 +49,9 @@ $(LIB_ASAN): $(ASAN_OBJS)
 WHOLE = -Wl,--whole-archive $(1) -Wl,--no-whole-archive
 
 $(BUILD)/tessera: $(OBJ_DIR)/src/cli/main.o $(LIB)
+	$(CC) $(CFLAGS_COMMON) -o $@ $< $(call WHOLE,$(LIB)) $(LDLIBS)
+
+$(BUILD)/tesserad: $(OBJ_DIR)/src/daemon/main.o $(LIB)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< $(call WHOLE,$(LIB)) $(LDLIBS)
 
 # The same program built with ASan+UBSan (every report fatal), for `make isa-asan`.

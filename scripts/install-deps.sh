@@ -26,6 +26,8 @@ packages=(
     libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
     # the control API: HTTP server and JSON
     libmicrohttpd-dev libjansson-dev
+    # tesserad's store
+    libsqlite3-dev
     # migration over mutual TLS (GnuTLS, which libmicrohttpd is built on); test certificates
     libgnutls28-dev gnutls-bin openssl
     # the VMM's sandbox: seccomp filters

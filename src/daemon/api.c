@@ -1,0 +1,948 @@
+/* The daemon's REST API core (api.h): authentication, a const route table, strict bodies,
+ * tenant visibility and roles, the audit record of every change.
+ *
+ * The order of the checks is part of the contract: authentication (401), the route (404,
+ * 405), the names in the path (400), the tenant's visibility (404: another tenant's objects do
+ * not exist for the caller), the caller's role (403), the body (400), then the store (404,
+ * 409). So a viewer probing another tenant learns nothing, not even that a change would be
+ * refused. */
+#include "daemon/api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define API_SEG_MAX    4    /* path segments after /api/v1/ */
+#define API_PATH_MAX   1024 /* longer paths are no route of ours */
+#define API_QUOTE_LEN  52   /* quote() buffers */
+#define API_FIELDS_MAX 4    /* fields in one body schema */
+#define API_MSG_LEN    STORE_TEXT_LEN
+
+enum role { ROLE_NONE, ROLE_VIEWER, ROLE_TENANT_ADMIN, ROLE_PLATFORM_ADMIN };
+
+static const char *const role_names[] = {
+    [ROLE_VIEWER] = "viewer",
+    [ROLE_TENANT_ADMIN] = "tenant-admin",
+    [ROLE_PLATFORM_ADMIN] = "platform-admin",
+};
+
+static enum role role_parse(const char *s)
+{
+    enum role r;
+
+    for (r = ROLE_VIEWER; r <= ROLE_PLATFORM_ADMIN; r++)
+        if (!strcmp(s, role_names[r]))
+            return r;
+    return ROLE_NONE;
+}
+
+/* Who is asking: from the token that authenticated the request. */
+struct caller {
+    char tenant[STORE_NAME_LEN]; /* "" for a platform user */
+    char user[STORE_NAME_LEN];
+    enum role role; /* the token's (the user's or narrower) */
+};
+
+/* One request on its way through. */
+struct req {
+    struct store *s;
+    struct caller c;
+    bool authenticated;
+    const char *seg[API_SEG_MAX];
+    size_t nseg;
+    const char *body;
+    size_t len;
+    struct api_response *r;
+    /* The audit record's parts the handler knows best. */
+    char audit_tenant[STORE_NAME_LEN];
+    char target[2 * STORE_NAME_LEN];
+};
+
+/* ---- Messages and responses ---- */
+
+/* Copies at most 40 bytes of s into buf (API_QUOTE_LEN bytes) for a message: anything but
+ * printable ASCII becomes '?', a longer s ends in "...". Always valid UTF-8 for jansson. */
+static const char *quote(const char *s, char *buf)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i < 40; i++)
+        buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (s[i])
+        memcpy(buf + i, "...", 4);
+    else
+        buf[i] = '\0';
+    return buf;
+}
+
+static void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+/* Messages are built from quote()d input, validated names and constants: valid UTF-8. */
+static void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt,
+                        ...)
+{
+    static const char oom[] = "{\"error\":{\"code\":500,\"message\":\"out of memory\","
+                              "\"field\":null}}";
+    char msg[API_MSG_LEN];
+    json_t *obj;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    free(r->body);
+    r->status = status;
+    r->body = NULL;
+    obj = json_pack("{s:{s:i,s:s,s:s?}}", "error", "code", (int)status, "message", msg, "field",
+                    field);
+    if (obj)
+        r->body = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!r->body) {
+        r->status = 500;
+        r->body = strdup(oom);
+    }
+    r->len = r->body ? strlen(r->body) : 0;
+}
+
+/* Takes over v (NULL: out of memory) as the body of a `status` response. */
+static void reply_json(struct api_response *r, unsigned status, json_t *v)
+{
+    if (v)
+        r->body = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!r->body) {
+        reply_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    r->status = status;
+    r->len = strlen(r->body);
+}
+
+static void reply_empty(struct api_response *r)
+{
+    r->status = 204;
+    r->body = NULL;
+    r->len = 0;
+}
+
+/* A store failure that no check before it explains. */
+static void reply_store(struct req *q, const char *what, int ret)
+{
+    if (ret == -ENOMEM)
+        reply_error(q->r, 500, NULL, "%s: out of memory", what);
+    else
+        reply_error(q->r, 500, NULL, "%s: the store failed: %s", what, store_error(q->s));
+}
+
+void api_response_free(struct api_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+/* ---- Names ---- */
+
+int api_check_name(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name[i]; i++) {
+        if (i >= STORE_NAME_LEN - 1)
+            return -EINVAL;
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '-'))
+            return -EINVAL;
+    }
+    return i ? 0 : -EINVAL;
+}
+
+/* Checks a name from the path or a body; on failure the 400 names the field. */
+static int check_name(struct req *q, const char *field, const char *name)
+{
+    char b[API_QUOTE_LEN];
+
+    if (!api_check_name(name))
+        return 0;
+    reply_error(q->r, 400, field,
+                "%s '%s' is not a valid name: 1 to 63 characters of a-z, 0-9 and '-'", field,
+                quote(name, b));
+    return -EINVAL;
+}
+
+/* ---- Bodies: one JSON object of string fields, strictly ---- */
+
+struct field {
+    const char *name;
+    bool required;
+};
+
+struct schema {
+    const struct field *fields;
+    size_t count;       /* at most API_FIELDS_MAX */
+    const char *names;  /* "name, role": for the unknown-field message */
+    const char *sample; /* a valid body, for the empty-body message */
+};
+
+/* Parses the body against s: returns 0, *doc (decref it; it owns the strings in v) and v[i]
+ * for s->fields[i] (NULL when absent); or -EINVAL with the 400 already in q->r. Strings must
+ * hold no control characters (jansson already refuses "\u0000", invalid UTF-8, duplicate keys
+ * and trailing data). */
+static int body_parse(struct req *q, const struct schema *s, json_t **doc, const char **v)
+{
+    char b[API_QUOTE_LEN];
+    json_error_t jerr;
+    const char *key, *str;
+    json_t *root, *val;
+    size_t i, j;
+
+    *doc = NULL;
+    memset(v, 0, s->count * sizeof(*v));
+    if (!q->len) {
+        reply_error(q->r, 400, NULL, "empty request body (expected a JSON object such as %s)",
+                    s->sample);
+        return -EINVAL;
+    }
+    root = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        reply_error(q->r, 400, NULL, "request body is not valid JSON: %s (at byte %d)",
+                    quote(jerr.text, b), jerr.position);
+        return -EINVAL;
+    }
+    if (!json_is_object(root)) {
+        reply_error(q->r, 400, NULL, "request body must be a JSON object such as %s", s->sample);
+        goto fail;
+    }
+    json_object_foreach(root, key, val)
+    {
+        for (i = 0; i < s->count && strcmp(key, s->fields[i].name); i++)
+            ;
+        if (i == s->count) {
+            reply_error(q->r, 400, NULL, "unknown field '%s' (valid fields: %s)", quote(key, b),
+                        s->names);
+            goto fail;
+        }
+        if (!json_is_string(val)) {
+            reply_error(q->r, 400, s->fields[i].name, "field '%s' must be a string",
+                        s->fields[i].name);
+            goto fail;
+        }
+        str = json_string_value(val);
+        for (j = 0; str[j]; j++) {
+            if ((unsigned char)str[j] < 0x20 || str[j] == 0x7f) {
+                reply_error(q->r, 400, s->fields[i].name,
+                            "field '%s' must not hold control characters", s->fields[i].name);
+                goto fail;
+            }
+        }
+        v[i] = str;
+    }
+    for (i = 0; i < s->count; i++) {
+        if (s->fields[i].required && !v[i]) {
+            reply_error(q->r, 400, s->fields[i].name, "field '%s' is required (e.g. %s)",
+                        s->fields[i].name, s->sample);
+            goto fail;
+        }
+    }
+    *doc = root;
+    return 0;
+fail:
+    json_decref(root);
+    return -EINVAL;
+}
+
+/* ---- Visibility and roles ---- */
+
+/* Whether the caller may know that tenant `name` exists. */
+static bool tenant_visible(const struct req *q, const char *name)
+{
+    return q->c.role == ROLE_PLATFORM_ADMIN || !strcmp(q->c.tenant, name);
+}
+
+static void reply_no_tenant(struct req *q, const char *name)
+{
+    reply_error(q->r, 404, "tenant", "tenant '%s' not found", name);
+}
+
+/* 403 unless the caller's role is at least `need`. */
+static int need_role(struct req *q, enum role need, const char *what)
+{
+    if (q->c.role >= need)
+        return 0;
+    reply_error(q->r, 403, NULL, "%s needs the role %s or higher; this token's role is %s", what,
+                role_names[need], role_names[q->c.role]);
+    return -EPERM;
+}
+
+/* The tenant in the path, visible and existing: 0, or -ENOENT with the 404 in q->r. */
+static int path_tenant(struct req *q, const char *name)
+{
+    struct store_tenant t;
+    int ret;
+
+    if (!tenant_visible(q, name)) {
+        reply_no_tenant(q, name);
+        return -ENOENT;
+    }
+    ret = q->s->ops->tenant_get(q->s, name, &t);
+    if (ret == -ENOENT)
+        reply_no_tenant(q, name);
+    else if (ret)
+        reply_store(q, "tenant", ret);
+    return ret;
+}
+
+/* ---- JSON of the objects ---- */
+
+static json_t *tenant_json(const struct store_tenant *t)
+{
+    return json_pack("{s:s,s:I}", "name", t->name, "created", (json_int_t)t->created);
+}
+
+static json_t *user_json(const struct store_user *u)
+{
+    return json_pack("{s:s,s:s,s:s,s:I}", "tenant", u->tenant, "name", u->name, "role", u->role,
+                     "created", (json_int_t)u->created);
+}
+
+static json_t *token_json(const struct store_token *t)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "id", t->id, "tenant", t->tenant, "user",
+                     t->user, "role", t->role, "description", t->description, "created",
+                     (json_int_t)t->created, "revoked", t->revoked);
+}
+
+static json_t *audit_json(const struct store_audit *a)
+{
+    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:i,s:s}", "seq", (json_int_t)a->seq, "time",
+                     (json_int_t)a->time, "tenant", a->tenant, "actor", a->actor, "action",
+                     a->action, "target", a->target, "status", (int)a->status, "message",
+                     a->message);
+}
+
+/* List callbacks: append the item's JSON to the array arg. */
+static int append(json_t *arr, json_t *item)
+{
+    return item && !json_array_append_new(arr, item) ? 0 : -ENOMEM;
+}
+
+static int each_tenant(void *arg, const struct store_tenant *t)
+{
+    return append(arg, tenant_json(t));
+}
+
+static int each_user(void *arg, const struct store_user *u)
+{
+    return append(arg, user_json(u));
+}
+
+static int each_token(void *arg, const struct store_token *t)
+{
+    return append(arg, token_json(t));
+}
+
+static int each_audit(void *arg, const struct store_audit *a)
+{
+    return append(arg, audit_json(a));
+}
+
+/* Replies {key: arr} (taking arr over) or the list's failure. */
+static void reply_list(struct req *q, const char *key, json_t *arr, int ret)
+{
+    if (ret) {
+        json_decref(arr);
+        reply_store(q, key, ret);
+        return;
+    }
+    reply_json(q->r, 200, json_pack("{s:o}", key, arr));
+}
+
+/* ---- Tenants ---- */
+
+static void tenants_list(struct req *q)
+{
+    struct store_tenant t;
+    json_t *arr = json_array();
+    int ret;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    if (q->c.role == ROLE_PLATFORM_ADMIN) {
+        ret = q->s->ops->tenant_list(q->s, each_tenant, arr);
+    } else {
+        ret = q->s->ops->tenant_get(q->s, q->c.tenant, &t);
+        if (!ret)
+            ret = each_tenant(arr, &t);
+    }
+    reply_list(q, "tenants", arr, ret);
+}
+
+static const struct field tenant_fields[] = {{"name", true}};
+static const struct schema tenant_schema = {tenant_fields, 1, "name", "{\"name\": \"acme\"}"};
+
+static void tenants_create(struct req *q)
+{
+    struct store_tenant t = {.created = time(NULL)};
+    const char *v[1];
+    json_t *doc;
+    int ret;
+
+    if (need_role(q, ROLE_PLATFORM_ADMIN, "creating a tenant"))
+        return;
+    if (body_parse(q, &tenant_schema, &doc, v))
+        return;
+    if (check_name(q, "name", v[0]))
+        goto done;
+    snprintf(t.name, sizeof(t.name), "%s", v[0]);
+    snprintf(q->target, sizeof(q->target), "%s", t.name);
+    ret = q->s->ops->tenant_create(q->s, &t);
+    if (ret == -EEXIST)
+        reply_error(q->r, 409, "name", "tenant '%s' already exists", t.name);
+    else if (ret)
+        reply_store(q, "tenant create", ret);
+    else
+        reply_json(q->r, 201, tenant_json(&t));
+done:
+    json_decref(doc);
+}
+
+static void tenant_get(struct req *q)
+{
+    struct store_tenant t;
+    int ret;
+
+    if (!tenant_visible(q, q->seg[1])) {
+        reply_no_tenant(q, q->seg[1]);
+        return;
+    }
+    ret = q->s->ops->tenant_get(q->s, q->seg[1], &t);
+    if (ret == -ENOENT)
+        reply_no_tenant(q, q->seg[1]);
+    else if (ret)
+        reply_store(q, "tenant", ret);
+    else
+        reply_json(q->r, 200, tenant_json(&t));
+}
+
+static void tenant_delete(struct req *q)
+{
+    int ret;
+
+    if (!tenant_visible(q, q->seg[1])) {
+        reply_no_tenant(q, q->seg[1]);
+        return;
+    }
+    if (need_role(q, ROLE_PLATFORM_ADMIN, "deleting a tenant"))
+        return;
+    ret = q->s->ops->tenant_delete(q->s, q->seg[1]);
+    if (ret == -ENOENT)
+        reply_no_tenant(q, q->seg[1]);
+    else if (ret)
+        reply_store(q, "tenant delete", ret);
+    else
+        reply_empty(q->r);
+}
+
+/* ---- Users ---- */
+
+static void users_list(struct req *q)
+{
+    json_t *arr;
+
+    if (path_tenant(q, q->seg[1]))
+        return;
+    arr = json_array();
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    reply_list(q, "users", arr, q->s->ops->user_list(q->s, q->seg[1], each_user, arr));
+}
+
+static const struct field user_fields[] = {{"name", true}, {"role", true}};
+static const struct schema user_schema = {user_fields, 2, "name, role",
+                                          "{\"name\": \"alice\", \"role\": \"viewer\"}"};
+
+static void users_create(struct req *q)
+{
+    struct store_user u = {.created = time(NULL)};
+    char b[API_QUOTE_LEN];
+    const char *v[2];
+    enum role role;
+    json_t *doc;
+    int ret;
+
+    if (path_tenant(q, q->seg[1]) || need_role(q, ROLE_TENANT_ADMIN, "creating a user"))
+        return;
+    if (body_parse(q, &user_schema, &doc, v))
+        return;
+    if (check_name(q, "name", v[0]))
+        goto done;
+    role = role_parse(v[1]);
+    if (role != ROLE_VIEWER && role != ROLE_TENANT_ADMIN) {
+        reply_error(q->r, 400, "role",
+                    "role '%s' is not a tenant's role (expected tenant-admin or viewer)",
+                    quote(v[1], b));
+        goto done;
+    }
+    snprintf(u.tenant, sizeof(u.tenant), "%s", q->seg[1]);
+    snprintf(u.name, sizeof(u.name), "%s", v[0]);
+    snprintf(u.role, sizeof(u.role), "%s", role_names[role]);
+    snprintf(q->target, sizeof(q->target), "%s/%s", u.tenant, u.name);
+    ret = q->s->ops->user_create(q->s, &u);
+    if (ret == -EEXIST)
+        reply_error(q->r, 409, "name", "user '%s' already exists in tenant '%s'", u.name, u.tenant);
+    else if (ret == -ENOENT)
+        reply_no_tenant(q, u.tenant);
+    else if (ret)
+        reply_store(q, "user create", ret);
+    else
+        reply_json(q->r, 201, user_json(&u));
+done:
+    json_decref(doc);
+}
+
+/* ---- Tokens ---- */
+
+static void tokens_list(struct req *q)
+{
+    json_t *arr = json_array();
+    const char *tenant = q->c.role == ROLE_PLATFORM_ADMIN ? NULL : q->c.tenant;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    reply_list(q, "tokens", arr, q->s->ops->token_list(q->s, tenant, each_token, arr));
+}
+
+static const struct field token_fields[] = {
+    {"tenant", false}, {"user", false}, {"role", false}, {"description", false}};
+static const struct schema token_schema = {
+    token_fields, 4, "tenant, user, role, description",
+    "{\"tenant\": \"acme\", \"user\": \"alice\", \"description\": \"ci\"}"};
+
+static void tokens_create(struct req *q)
+{
+    struct store_token t = {.created = time(NULL)};
+    char text[TOKEN_TEXT_LEN + 1], b[API_QUOTE_LEN];
+    struct store_user u;
+    const char *v[4];
+    enum role role;
+    json_t *doc, *obj;
+    int ret;
+
+    if (need_role(q, ROLE_TENANT_ADMIN, "creating a token"))
+        return;
+    if (body_parse(q, &token_schema, &doc, v))
+        return;
+    /* tenant: absent is the caller's own; "" is the platform's, which only its admins see. */
+    if (v[0] && v[0][0] && check_name(q, "tenant", v[0]))
+        goto done;
+    if (v[0] && !tenant_visible(q, v[0])) {
+        reply_error(q->r, 404, "tenant", "tenant '%s' not found", v[0]);
+        goto done;
+    }
+    snprintf(t.tenant, sizeof(t.tenant), "%s", v[0] ? v[0] : q->c.tenant);
+    if (t.tenant[0] && path_tenant(q, t.tenant))
+        goto done;
+    if (v[1] && check_name(q, "user", v[1]))
+        goto done;
+    if (!v[1] && strcmp(t.tenant, q->c.tenant)) {
+        reply_error(q->r, 400, "user", "field 'user' is required for another tenant's token");
+        goto done;
+    }
+    snprintf(t.user, sizeof(t.user), "%s", v[1] ? v[1] : q->c.user);
+    snprintf(q->audit_tenant, sizeof(q->audit_tenant), "%s", t.tenant);
+    snprintf(q->target, sizeof(q->target), "%s%s%s", t.tenant, t.tenant[0] ? "/" : "", t.user);
+    ret = q->s->ops->user_get(q->s, t.tenant, t.user, &u);
+    if (ret == -ENOENT) {
+        reply_error(q->r, 404, "user", "user '%s' not found", t.user);
+        goto done;
+    } else if (ret) {
+        reply_store(q, "user", ret);
+        goto done;
+    }
+    role = role_parse(u.role);
+    if (v[2]) {
+        enum role want = role_parse(v[2]);
+
+        if (want == ROLE_NONE) {
+            reply_error(q->r, 400, "role",
+                        "role '%s' is not a role (platform-admin, tenant-admin, viewer)",
+                        quote(v[2], b));
+            goto done;
+        }
+        if (want > role) {
+            reply_error(q->r, 400, "role", "role '%s' is wider than the user's role %s", v[2],
+                        u.role);
+            goto done;
+        }
+        role = want;
+    }
+    /* A tenant-admin never mints a token wider than its own. */
+    if (role > q->c.role) {
+        reply_error(q->r, 403, "role", "a token with role %s needs that role or higher",
+                    role_names[role]);
+        goto done;
+    }
+    if (v[3] && strlen(v[3]) >= sizeof(t.description)) {
+        reply_error(q->r, 400, "description", "field 'description' is longer than %zu bytes",
+                    sizeof(t.description) - 1);
+        goto done;
+    }
+    snprintf(t.description, sizeof(t.description), "%s", v[3] ? v[3] : "");
+    snprintf(t.role, sizeof(t.role), "%s", role_names[role]);
+    ret = token_new(text, t.id, t.hash);
+    if (ret) {
+        reply_error(q->r, 500, NULL, "no random numbers for a token: %s", strerror(-ret));
+        goto done;
+    }
+    snprintf(q->target, sizeof(q->target), "%s", t.id);
+    ret = q->s->ops->token_create(q->s, &t);
+    if (ret) {
+        reply_store(q, "token create", ret);
+        goto wipe;
+    }
+    /* The secret is shown this once; only its hash is kept. */
+    obj = token_json(&t);
+    if (obj && json_object_set_new(obj, "token", json_string(text))) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    reply_json(q->r, 201, obj);
+wipe:
+    explicit_bzero(text, sizeof(text));
+done:
+    json_decref(doc);
+}
+
+static void token_revoke(struct req *q)
+{
+    struct store_token t;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    ret = q->s->ops->token_get(q->s, q->seg[1], &t);
+    if (ret == -ENOENT || (!ret && !tenant_visible(q, t.tenant))) {
+        reply_error(q->r, 404, "id", "token '%s' not found", q->seg[1]);
+        return;
+    }
+    if (ret) {
+        reply_store(q, "token", ret);
+        return;
+    }
+    snprintf(q->audit_tenant, sizeof(q->audit_tenant), "%s", t.tenant);
+    if (need_role(q, ROLE_TENANT_ADMIN, "revoking a token"))
+        return;
+    ret = q->s->ops->token_revoke(q->s, t.id);
+    if (ret)
+        reply_store(q, "token revoke", ret);
+    else
+        reply_empty(q->r);
+}
+
+/* ---- Audit ---- */
+
+static void audit_list(struct req *q)
+{
+    json_t *arr = json_array();
+    const char *tenant = q->c.role == ROLE_PLATFORM_ADMIN ? NULL : q->c.tenant;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    reply_list(q, "audit", arr,
+               q->s->ops->audit_list(q->s, tenant, API_AUDIT_LIMIT, each_audit, arr));
+}
+
+/* ---- Routes ---- */
+
+/* A pattern segment "{x}" matches any segment, which must then be a valid name (the 400
+ * names field x); "{id}" a token id. */
+struct route {
+    const char *method;
+    const char *pattern[API_SEG_MAX];
+    void (*handle)(struct req *q);
+    const char *action; /* the audit record's action; NULL: a read, not audited */
+};
+
+static const struct route routes[] = {
+    {"GET", {"tenants"}, tenants_list, NULL},
+    {"POST", {"tenants"}, tenants_create, "tenant.create"},
+    {"GET", {"tenants", "{tenant}"}, tenant_get, NULL},
+    {"DELETE", {"tenants", "{tenant}"}, tenant_delete, "tenant.delete"},
+    {"GET", {"tenants", "{tenant}", "users"}, users_list, NULL},
+    {"POST", {"tenants", "{tenant}", "users"}, users_create, "user.create"},
+    {"GET", {"tokens"}, tokens_list, NULL},
+    {"POST", {"tokens"}, tokens_create, "token.create"},
+    {"DELETE", {"tokens", "{id}"}, token_revoke, "token.revoke"},
+    {"GET", {"audit"}, audit_list, NULL},
+};
+
+#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+static bool route_matches(const struct route *rt, const struct req *q)
+{
+    size_t i;
+
+    for (i = 0; i < API_SEG_MAX && rt->pattern[i]; i++)
+        if (i >= q->nseg || (rt->pattern[i][0] != '{' && strcmp(rt->pattern[i], q->seg[i])))
+            return false;
+    return i == q->nseg;
+}
+
+/* The path's parameters, checked: 0, or -EINVAL with the 400 in q->r. */
+static int route_check_params(const struct route *rt, struct req *q)
+{
+    char b[API_QUOTE_LEN];
+    size_t i, n;
+
+    for (i = 0; i < q->nseg; i++) {
+        if (!strcmp(rt->pattern[i], "{tenant}") && check_name(q, "tenant", q->seg[i]))
+            return -EINVAL;
+        if (!strcmp(rt->pattern[i], "{id}")) {
+            n = strlen(q->seg[i]);
+            if (n != TOKEN_ID_HEX || strspn(q->seg[i], "0123456789abcdef") != n) {
+                reply_error(q->r, 400, "id", "token id '%s' is not 16 hex digits",
+                            quote(q->seg[i], b));
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Splits the path after /api/v1/ into q->seg (pointing into buf, API_PATH_MAX bytes).
+ * -ENOENT when it is no path of ours: another prefix, empty segments, too many or too long. */
+static int path_split(const char *path, char *buf, struct req *q)
+{
+    static const char prefix[] = "/api/v1/";
+    char *p, *slash;
+
+    if (strncmp(path, prefix, sizeof(prefix) - 1) || strlen(path) >= API_PATH_MAX)
+        return -ENOENT;
+    strcpy(buf, path + sizeof(prefix) - 1);
+    for (p = buf, q->nseg = 0;; p = slash + 1) {
+        if (q->nseg == API_SEG_MAX || !*p)
+            return -ENOENT;
+        q->seg[q->nseg++] = p;
+        slash = strchr(p, '/');
+        if (!slash)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+/* ---- Authentication ---- */
+
+/* Finds the caller from "Bearer TOKEN" (RFC 6750 §2.1; the scheme is case-insensitive, RFC
+ * 7235 §2.1). 0, or -EACCES with the 401 in q->r. */
+static int authenticate(struct req *q, const char *authorization)
+{
+    uint8_t hash[STORE_HASH_LEN];
+    char id[STORE_TOKEN_ID_LEN];
+    struct store_token t;
+    const char *p;
+    size_t n;
+    int ret;
+
+    if (!authorization) {
+        reply_error(q->r, 401, NULL,
+                    "missing 'Authorization: Bearer TOKEN' header (the platform "
+                    "administrator's token is in STATE_DIR/admin.token)");
+        return -EACCES;
+    }
+    if (strncasecmp(authorization, "Bearer ", 7))
+        goto bad;
+    for (p = authorization + 7; *p == ' '; p++)
+        ;
+    for (n = strlen(p); n && (p[n - 1] == ' ' || p[n - 1] == '\t'); n--)
+        ;
+    if (token_parse(p, n, id, hash))
+        goto bad;
+    ret = q->s->ops->token_get(q->s, id, &t);
+    if (ret && ret != -ENOENT) {
+        reply_store(q, "token", ret);
+        return -EACCES;
+    }
+    if (ret || !token_hash_equal(hash, t.hash) || t.revoked)
+        goto bad;
+    q->c.role = role_parse(t.role);
+    if (q->c.role == ROLE_NONE || (q->c.role == ROLE_PLATFORM_ADMIN) != !t.tenant[0])
+        goto bad;
+    snprintf(q->c.tenant, sizeof(q->c.tenant), "%s", t.tenant);
+    snprintf(q->c.user, sizeof(q->c.user), "%s", t.user);
+    q->authenticated = true;
+    return 0;
+bad:
+    /* One answer for every way a token fails, so none can be told apart. */
+    reply_error(q->r, 401, NULL, "the token is not valid (unknown, malformed or revoked)");
+    return -EACCES;
+}
+
+/* ---- Audit records ---- */
+
+static void audit_write(struct req *q, const char *action)
+{
+    struct store_audit a = {.time = time(NULL), .status = q->r->status};
+    json_t *err;
+    const char *msg = NULL;
+
+    snprintf(a.tenant, sizeof(a.tenant), "%s", q->audit_tenant);
+    if (q->authenticated)
+        snprintf(a.actor, sizeof(a.actor), "%s%s%s", q->c.tenant, q->c.tenant[0] ? "/" : "",
+                 q->c.user);
+    snprintf(a.action, sizeof(a.action), "%s", action);
+    snprintf(a.target, sizeof(a.target), "%s", q->target);
+    if (q->r->status >= 300 && q->r->body) {
+        err = json_loadb(q->r->body, q->r->len, 0, NULL);
+        msg = json_string_value(json_object_get(json_object_get(err, "error"), "message"));
+        snprintf(a.message, sizeof(a.message), "%s", msg ? msg : "");
+        json_decref(err);
+    }
+    if (q->s->ops->audit_append(q->s, &a))
+        /* The change happened (or was refused) but is not on record: say so loudly. */
+        fprintf(stderr, "tesserad: audit: cannot record %s %s (%u): %s\n", a.action, a.target,
+                a.status, store_error(q->s));
+}
+
+/* ---- The request core ---- */
+
+void api_handle(struct store *s, const char *method, const char *path, const char *authorization,
+                const char *body, size_t len, struct api_response *r)
+{
+    char buf[API_PATH_MAX], b2[API_QUOTE_LEN];
+    struct req q = {.s = s, .body = body, .len = len, .r = r};
+    const struct route *rt = NULL;
+    bool change = strcmp(method, "GET") && strcmp(method, "HEAD");
+    bool path_known = false;
+    char b[API_QUOTE_LEN];
+    size_t i;
+
+    memset(r, 0, sizeof(*r));
+    if (len > API_BODY_MAX) {
+        reply_error(r, 413, NULL, "request body is %zu bytes; the limit is %u", len, API_BODY_MAX);
+        goto audit;
+    }
+    if (authenticate(&q, authorization))
+        goto audit;
+    if (q.c.role != ROLE_PLATFORM_ADMIN)
+        snprintf(q.audit_tenant, sizeof(q.audit_tenant), "%s", q.c.tenant);
+    if (!path_split(path, buf, &q)) {
+        for (i = 0; i < ROUTE_COUNT; i++) {
+            if (!route_matches(&routes[i], &q))
+                continue;
+            path_known = true;
+            snprintf(r->allow + strlen(r->allow), sizeof(r->allow) - strlen(r->allow), "%s%s",
+                     r->allow[0] ? ", " : "", routes[i].method);
+            if (!strcmp(routes[i].method, method)) {
+                rt = &routes[i];
+                break;
+            }
+        }
+    }
+    if (!rt) {
+        snprintf(q.target, sizeof(q.target), "%s", quote(path, b));
+        if (path_known)
+            reply_error(r, 405, NULL, "method %s is not allowed on %s", quote(method, b),
+                        quote(path, b2));
+        else
+            reply_error(r, 404, NULL, "no such route: %s", quote(path, b));
+        goto audit;
+    }
+    if (route_check_params(rt, &q))
+        goto audit;
+    if (q.nseg > 1 && !strcmp(rt->pattern[1], "{tenant}")) {
+        snprintf(q.target, sizeof(q.target), "%s", q.seg[1]);
+        if (q.c.role == ROLE_PLATFORM_ADMIN)
+            snprintf(q.audit_tenant, sizeof(q.audit_tenant), "%s", q.seg[1]);
+    }
+    if (!rt->action) {
+        rt->handle(&q);
+        return;
+    }
+    /* A change and its audit record are one transaction; a refused change is rolled back
+     * and its record written alone. */
+    if (s->ops->begin(s)) {
+        reply_store(&q, rt->action, -EIO);
+        goto audit;
+    }
+    rt->handle(&q);
+    if (r->status < 300) {
+        audit_write(&q, rt->action);
+        if (s->ops->commit(s)) {
+            reply_store(&q, rt->action, -EIO);
+            s->ops->rollback(s);
+            goto audit;
+        }
+        return;
+    }
+    s->ops->rollback(s);
+audit:
+    if (change)
+        audit_write(&q, rt ? rt->action : "unknown");
+}
+
+/* ---- First start ---- */
+
+int api_bootstrap(struct store *s, bool *created, char *token, char *err)
+{
+    struct store_user u = {.created = time(NULL)};
+    struct store_token t = {.created = u.created};
+    struct store_audit a = {.time = u.created, .status = 201};
+    uint64_t users;
+    int ret;
+
+    *created = false;
+    ret = s->ops->begin(s);
+    if (ret)
+        goto fail;
+    ret = s->ops->user_count(s, &users);
+    if (ret || users) {
+        s->ops->rollback(s);
+        if (ret)
+            goto fail;
+        return 0;
+    }
+    snprintf(u.name, sizeof(u.name), API_ADMIN_USER);
+    snprintf(u.role, sizeof(u.role), "platform-admin");
+    ret = s->ops->user_create(s, &u);
+    if (!ret)
+        ret = token_new(token, t.id, t.hash);
+    if (!ret) {
+        snprintf(t.user, sizeof(t.user), "%s", u.name);
+        snprintf(t.role, sizeof(t.role), "%s", u.role);
+        snprintf(t.description, sizeof(t.description), "created on first start");
+        ret = s->ops->token_create(s, &t);
+    }
+    if (!ret) {
+        snprintf(a.actor, sizeof(a.actor), "tesserad");
+        snprintf(a.action, sizeof(a.action), "bootstrap");
+        snprintf(a.target, sizeof(a.target), "%s", t.id);
+        ret = s->ops->audit_append(s, &a);
+    }
+    if (!ret)
+        ret = s->ops->commit(s);
+    if (ret) {
+        s->ops->rollback(s);
+        goto fail;
+    }
+    *created = true;
+    return 0;
+fail:
+    snprintf(err, STORE_ERR_LEN, "creating the platform administrator: %.400s",
+             ret == -EIO ? store_error(s) : strerror(-ret));
+    return ret;
+}

@@ -1,0 +1,166 @@
+/* tesserad: the host daemon (docs/daemon.md).
+ *
+ *   tesserad --state-dir DIR [--listen unix:PATH]
+ *
+ * Keeps its state in DIR/tesserad.db (SQLite) and serves the REST API on a unix socket
+ * (default DIR/tesserad.sock, mode 0660). On the first start it creates the platform
+ * administrator and writes its token to DIR/admin.token (mode 0600). SIGTERM or SIGINT stop it
+ * cleanly: the server finishes, the store is closed, the socket removed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/api.h"
+#include "daemon/server.h"
+#include "daemon/store.h"
+
+#define SOCKET_MODE 0660
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tesserad --state-dir DIR [--listen unix:PATH]\n"
+               "  --state-dir DIR     where the database, the socket and admin.token live\n"
+               "  --listen unix:PATH  the API's unix socket (default DIR/tesserad.sock)\n");
+}
+
+/* Writes the administrator's token to path (mode 0600), replacing it atomically. */
+static int write_token(const char *path, const char *token)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(token);
+    int fd, ret = 0;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    errno = 0;
+    if (write(fd, token, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd))
+        ret = errno ? -errno : -EIO;
+    if (close(fd) && !ret)
+        ret = -errno;
+    if (!ret && rename(tmp, path))
+        ret = -errno;
+    if (ret)
+        unlink(tmp);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    char db_path[PATH_MAX], sock_path[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
+    char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
+    char token[TOKEN_TEXT_LEN + 1];
+    const char *dir = NULL, *listen_arg = NULL;
+    struct server *srv = NULL;
+    struct store *store = NULL;
+    sigset_t stop;
+    bool created;
+    int opt, sig, ret, lock_fd;
+
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': dir = optarg; break;
+        case 'l': listen_arg = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!dir || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (listen_arg && strncmp(listen_arg, "unix:", 5)) {
+        fprintf(stderr, "tesserad: --listen %s: expected unix:PATH\n", listen_arg);
+        return 2;
+    }
+    if (snprintf(db_path, sizeof(db_path), "%s/tesserad.db", dir) >= (int)sizeof(db_path) ||
+        snprintf(token_path, sizeof(token_path), "%s/admin.token", dir) >=
+            (int)sizeof(token_path) ||
+        snprintf(lock_path, sizeof(lock_path), "%s/tesserad.lock", dir) >= (int)sizeof(lock_path) ||
+        snprintf(sock_path, sizeof(sock_path), "%s", listen_arg ? listen_arg + 5 : "") >=
+            (int)sizeof(sock_path) ||
+        (!listen_arg && snprintf(sock_path, sizeof(sock_path), "%s/tesserad.sock", dir) >=
+                            (int)sizeof(sock_path))) {
+        fprintf(stderr, "tesserad: --state-dir %s: path too long\n", dir);
+        return 2;
+    }
+    /* The database and the token are for this user alone; the socket's mode is set apart. */
+    umask(0077);
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        fprintf(stderr, "tesserad: --state-dir %s: cannot create: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    /* One daemon per state directory: the lock is held until we exit. */
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
+        fprintf(stderr, "tesserad: %s: %s\n", lock_path,
+                errno == EWOULDBLOCK ? "another tesserad uses this state directory"
+                                     : strerror(errno));
+        return 1;
+    }
+    /* The signals that stop us are taken by sigwait() below; block them before any thread
+     * starts so that every thread inherits the mask. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ret = store_open_sqlite(db_path, &store, err);
+    if (ret) {
+        fprintf(stderr, "tesserad: %s\n", err);
+        return 1;
+    }
+    ret = api_bootstrap(store, &created, token, err);
+    if (ret) {
+        fprintf(stderr, "tesserad: %s\n", err);
+        goto close_store;
+    }
+    if (created) {
+        ret = write_token(token_path, token);
+        explicit_bzero(token, sizeof(token));
+        if (ret) {
+            fprintf(stderr, "tesserad: %s: cannot write the administrator's token: %s\n",
+                    token_path, strerror(-ret));
+            goto close_store;
+        }
+        fprintf(stderr,
+                "tesserad: created the platform administrator '%s'; its token is in %s "
+                "(mode 0600): keep it secret\n",
+                API_ADMIN_USER, token_path);
+    }
+    ret = server_start(sock_path, SOCKET_MODE, store, &srv, err);
+    if (ret) {
+        fprintf(stderr, "tesserad: %s\n", err);
+        goto close_store;
+    }
+    fprintf(stderr, "tesserad: serving the API on unix:%s\n", sock_path);
+    do {
+        ret = sigwait(&stop, &sig);
+    } while (ret == EINTR);
+    fprintf(stderr, "tesserad: stopping (%s)\n", strsignal(sig));
+    server_stop(srv);
+    ret = 0;
+close_store:
+    store_close(store);
+    return ret ? 1 : 0;
+}
