@@ -788,12 +788,14 @@ void virt_destroy(struct virt_machine *m)
         loop_stop(m->loop);
     goldfish_rtc_destroy(m->rtc); /* its alarm timer lives on the loop */
     loop_destroy(m->loop);
-    for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
-        vcpu_destroy(m->harts[i]);
+    /* The interrupt sources go before the harts their lines point at: the CLINT's timer
+     * thread raises MTIP on a hart until clint_destroy() has joined it. */
     clint_destroy(m->clint);
     plic_destroy(m->plic);
     uart16550_destroy(m->uart);
     sifive_test_destroy(m->test);
+    for (unsigned i = 0; i < VIRT_MAX_CPUS; i++)
+        vcpu_destroy(m->harts[i]);
     guest_ram_destroy(&m->ram);
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
         free(m->owned_opts[i]);
