@@ -39,6 +39,8 @@ packages=(
     linux-source-6.1 bc flex bison cpio dpkg-dev libelf-dev libssl-dev xz-utils
     # firmware, the reference peer and test tools
     opensbi qemu-system-misc qemu-utils device-tree-compiler python3 iproute2
+    # the CLI test checks describe's document against docs/vm-config.schema.json
+    python3-jsonschema
 )
 
 echo "install-deps: apt-get update"
