@@ -14,7 +14,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from testkit import run_tests  # noqa: E402
-from vmdrive import VM  # noqa: E402
+from vmdrive import VM, poweroff  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
 GUEST = os.path.join(os.path.dirname(TESSERA), "guest")
@@ -33,13 +33,6 @@ def boot(name, *args):
     v = VM([TESSERA, "run", *args], log_path="%s/config_%s.log" % (LOGS, name))
     v.expect(READY, BOOT)
     return v
-
-
-def poweroff(v):
-    v.send("poweroff\n")
-    rc = v.wait(60)
-    v.close()
-    assert rc == 0, "exit status %d after poweroff" % rc
 
 
 def describe(sock):

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from testkit import free_port, run_tests  # noqa: E402
-from vmdrive import VM, VMError  # noqa: E402
+from vmdrive import VM, VMError, poweroff  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
 LOGS = os.path.abspath("build/test-logs")
@@ -34,13 +34,6 @@ def boot(name, *args, **kw):
     v = VM([TESSERA, "run", *args], log_path="%s/%s.log" % (LOGS, name), **kw)
     v.expect(READY, BOOT)
     return v
-
-
-def poweroff(v):
-    v.send("poweroff\n")
-    rc = v.wait(60)
-    v.close()
-    assert rc == 0, "exit status %d after poweroff" % rc
 
 
 def path(name):

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from api import call  # noqa: E402
 from testkit import free_port, run_tests  # noqa: E402
 from tlscerts import make_certs, tls_args  # noqa: E402
-from vmdrive import VM, VMError  # noqa: E402
+from vmdrive import VM, VMError, poweroff  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
 LOGS = os.path.abspath("build/test-logs")
@@ -75,13 +75,6 @@ def restore(name, snap, *args):
     """A new VMM process that continues the guest saved in `snap`. The guest does not boot
     again, so there is no READY line to wait for: the caller talks to the console."""
     return VM([TESSERA, "run", "--restore", snap, *args], log_path=log_path(name))
-
-
-def poweroff(v):
-    v.send("poweroff\n")
-    rc = v.wait(60)
-    v.close()
-    assert rc == 0, "exit status %d after poweroff" % rc
 
 
 def qemu_img(*args):

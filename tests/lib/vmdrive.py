@@ -121,3 +121,11 @@ class VM:
         self.kill()
         if self.log:
             self.log.close()
+
+
+def poweroff(v):
+    """Powers the guest off from its shell and checks that the VMM exits with status 0."""
+    v.send("poweroff\n")
+    rc = v.wait(60)
+    v.close()
+    assert rc == 0, "exit status %d after poweroff" % rc
