@@ -400,6 +400,12 @@ int loop_mod_fd(struct loop *loop, struct loop_fd *h, unsigned events)
     if (events & ~LOOP_EVENT_BITS)
         return -EINVAL;
     pthread_mutex_lock(&loop->lock);
+    if (h->removed) {
+        /* A callback changing its own watch while another thread removes it: the removal wins,
+         * and the fd must not go back into the epoll set. */
+        pthread_mutex_unlock(&loop->lock);
+        return 0;
+    }
     if (!events) {
         /* Paused watches leave the epoll set: epoll reports EPOLLERR/EPOLLHUP even for an
          * empty event mask, and a level-triggered hang-up would otherwise spin the loop. */
@@ -500,6 +506,12 @@ void loop_del_timer(struct loop *loop, struct loop_timer *t)
     if (!t)
         return;
     pthread_mutex_lock(&loop->lock);
+    /* Wait out a running callback first: it may re-arm its own timer, which must then be taken
+     * out of the heap below rather than left there pointing at freed memory. */
+    if (!loop_on_thread_locked(loop)) {
+        while (loop->running == t)
+            pthread_cond_wait(&loop->cond, &loop->lock);
+    }
     if (t->heap_idx != LOOP_HEAP_NONE) {
         loop_heap_remove(loop, t);
         loop_timerfd_update_locked(loop);
@@ -510,10 +522,6 @@ void loop_del_timer(struct loop *loop, struct loop_timer *t)
         loop->timers = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    if (!loop_on_thread_locked(loop)) {
-        while (loop->running == t)
-            pthread_cond_wait(&loop->cond, &loop->lock);
-    }
     free(t);
     pthread_mutex_unlock(&loop->lock);
 }
