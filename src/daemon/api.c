@@ -7,8 +7,10 @@
  * 409). So a viewer probing another tenant learns nothing, not even that a change would be
  * refused. */
 #include "daemon/api.h"
+#include "daemon/api_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +20,15 @@
 
 #include <jansson.h>
 
-#define API_SEG_MAX    4    /* path segments after /api/v1/ */
-#define API_PATH_MAX   1024 /* longer paths are no route of ours */
-#define API_QUOTE_LEN  52   /* quote() buffers */
-#define API_FIELDS_MAX 4    /* fields in one body schema */
-#define API_MSG_LEN    STORE_TEXT_LEN
-
-enum role { ROLE_NONE, ROLE_VIEWER, ROLE_TENANT_ADMIN, ROLE_PLATFORM_ADMIN };
-
-static const char *const role_names[] = {
+/* ---- Roles ---- */
+const char *const role_names[] = {
     [ROLE_VIEWER] = "viewer",
+    [ROLE_OPERATOR] = "operator",
     [ROLE_TENANT_ADMIN] = "tenant-admin",
     [ROLE_PLATFORM_ADMIN] = "platform-admin",
 };
 
-static enum role role_parse(const char *s)
+enum role role_parse(const char *s)
 {
     enum role r;
 
@@ -42,33 +38,11 @@ static enum role role_parse(const char *s)
     return ROLE_NONE;
 }
 
-/* Who is asking: from the token that authenticated the request. */
-struct caller {
-    char tenant[STORE_NAME_LEN]; /* "" for a platform user */
-    char user[STORE_NAME_LEN];
-    enum role role; /* the token's (the user's or narrower) */
-};
-
-/* One request on its way through. */
-struct req {
-    struct store *s;
-    struct caller c;
-    bool authenticated;
-    const char *seg[API_SEG_MAX];
-    size_t nseg;
-    const char *body;
-    size_t len;
-    struct api_response *r;
-    /* The audit record's parts the handler knows best. */
-    char audit_tenant[STORE_NAME_LEN];
-    char target[2 * STORE_NAME_LEN];
-};
-
 /* ---- Messages and responses ---- */
 
 /* Copies at most 40 bytes of s into buf (API_QUOTE_LEN bytes) for a message: anything but
  * printable ASCII becomes '?', a longer s ends in "...". Always valid UTF-8 for jansson. */
-static const char *quote(const char *s, char *buf)
+const char *quote(const char *s, char *buf)
 {
     size_t i;
 
@@ -81,12 +55,8 @@ static const char *quote(const char *s, char *buf)
     return buf;
 }
 
-static void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
-
 /* Messages are built from quote()d input, validated names and constants: valid UTF-8. */
-static void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt,
-                        ...)
+void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt, ...)
 {
     static const char oom[] = "{\"error\":{\"code\":500,\"message\":\"out of memory\","
                               "\"field\":null}}";
@@ -113,7 +83,7 @@ static void reply_error(struct api_response *r, unsigned status, const char *fie
 }
 
 /* Takes over v (NULL: out of memory) as the body of a `status` response. */
-static void reply_json(struct api_response *r, unsigned status, json_t *v)
+void reply_json(struct api_response *r, unsigned status, json_t *v)
 {
     if (v)
         r->body = json_dumps(v, JSON_COMPACT);
@@ -126,7 +96,7 @@ static void reply_json(struct api_response *r, unsigned status, json_t *v)
     r->len = strlen(r->body);
 }
 
-static void reply_empty(struct api_response *r)
+void reply_empty(struct api_response *r)
 {
     r->status = 204;
     r->body = NULL;
@@ -134,7 +104,7 @@ static void reply_empty(struct api_response *r)
 }
 
 /* A store failure that no check before it explains. */
-static void reply_store(struct req *q, const char *what, int ret)
+void reply_store(struct req *q, const char *what, int ret)
 {
     if (ret == -ENOMEM)
         reply_error(q->r, 500, NULL, "%s: out of memory", what);
@@ -166,7 +136,7 @@ int api_check_name(const char *name)
 }
 
 /* Checks a name from the path or a body; on failure the 400 names the field. */
-static int check_name(struct req *q, const char *field, const char *name)
+int check_name(struct req *q, const char *field, const char *name)
 {
     char b[API_QUOTE_LEN];
 
@@ -187,7 +157,7 @@ struct field {
 
 struct schema {
     const struct field *fields;
-    size_t count;       /* at most API_FIELDS_MAX */
+    size_t count;
     const char *names;  /* "name, role": for the unknown-field message */
     const char *sample; /* a valid body, for the empty-body message */
 };
@@ -262,18 +232,18 @@ fail:
 /* ---- Visibility and roles ---- */
 
 /* Whether the caller may know that tenant `name` exists. */
-static bool tenant_visible(const struct req *q, const char *name)
+bool tenant_visible(const struct req *q, const char *name)
 {
     return q->c.role == ROLE_PLATFORM_ADMIN || !strcmp(q->c.tenant, name);
 }
 
-static void reply_no_tenant(struct req *q, const char *name)
+void reply_no_tenant(struct req *q, const char *name)
 {
     reply_error(q->r, 404, "tenant", "tenant '%s' not found", name);
 }
 
 /* 403 unless the caller's role is at least `need`. */
-static int need_role(struct req *q, enum role need, const char *what)
+int need_role(struct req *q, enum role need, const char *what)
 {
     if (q->c.role >= need)
         return 0;
@@ -282,8 +252,13 @@ static int need_role(struct req *q, enum role need, const char *what)
     return -EPERM;
 }
 
+int need_route_role(struct req *q, const char *what)
+{
+    return need_role(q, q->min_role, what);
+}
+
 /* The tenant in the path, visible and existing: 0, or -ENOENT with the 404 in q->r. */
-static int path_tenant(struct req *q, const char *name)
+int path_tenant(struct req *q, const char *name)
 {
     struct store_tenant t;
     int ret;
@@ -329,7 +304,7 @@ static json_t *audit_json(const struct store_audit *a)
 }
 
 /* List callbacks: append the item's JSON to the array arg. */
-static int append(json_t *arr, json_t *item)
+int append(json_t *arr, json_t *item)
 {
     return item && !json_array_append_new(arr, item) ? 0 : -ENOMEM;
 }
@@ -355,7 +330,7 @@ static int each_audit(void *arg, const struct store_audit *a)
 }
 
 /* Replies {key: arr} (taking arr over) or the list's failure. */
-static void reply_list(struct req *q, const char *key, json_t *arr, int ret)
+void reply_list(struct req *q, const char *key, json_t *arr, int ret)
 {
     if (ret) {
         json_decref(arr);
@@ -442,9 +417,22 @@ static void tenant_delete(struct req *q)
         reply_no_tenant(q, q->seg[1]);
         return;
     }
+    uint64_t owned;
+
     if (need_role(q, ROLE_PLATFORM_ADMIN, "deleting a tenant"))
         return;
-    ret = q->s->ops->tenant_delete(q->s, q->seg[1]);
+    /* Its VMs, volumes and templates hold files and processes: they go first, by their own
+     * routes, so that nothing is left running or on disk without an owner. */
+    ret = q->s->ops->doc_count(q->s, q->seg[1], &owned);
+    if (!ret && owned) {
+        reply_error(q->r, 409, "tenant",
+                    "tenant '%s' still owns %" PRIu64 " objects (VMs, volumes, templates or its "
+                    "quota); delete them first",
+                    q->seg[1], owned);
+        return;
+    }
+    if (!ret)
+        ret = q->s->ops->tenant_delete(q->s, q->seg[1]);
     if (ret == -ENOENT)
         reply_no_tenant(q, q->seg[1]);
     else if (ret)
@@ -489,9 +477,10 @@ static void users_create(struct req *q)
     if (check_name(q, "name", v[0]))
         goto done;
     role = role_parse(v[1]);
-    if (role != ROLE_VIEWER && role != ROLE_TENANT_ADMIN) {
+    if (role == ROLE_NONE || role == ROLE_PLATFORM_ADMIN) {
         reply_error(q->r, 400, "role",
-                    "role '%s' is not a tenant's role (expected tenant-admin or viewer)",
+                    "role '%s' is not a tenant's role (expected tenant-admin, operator or "
+                    "viewer)",
                     quote(v[1], b));
         goto done;
     }
@@ -579,7 +568,8 @@ static void tokens_create(struct req *q)
 
         if (want == ROLE_NONE) {
             reply_error(q->r, 400, "role",
-                        "role '%s' is not a role (platform-admin, tenant-admin, viewer)",
+                        "role '%s' is not a role (platform-admin, tenant-admin, operator, "
+                        "viewer)",
                         quote(v[2], b));
             goto done;
         }
@@ -676,22 +666,76 @@ struct route {
     const char *pattern[API_SEG_MAX];
     void (*handle)(struct req *q);
     const char *action; /* the audit record's action; NULL: a read, not audited */
+    enum role min_role; /* the least role that may use it (in its own tenant) */
 };
 
 static const struct route routes[] = {
-    {"GET", {"tenants"}, tenants_list, NULL},
-    {"POST", {"tenants"}, tenants_create, "tenant.create"},
-    {"GET", {"tenants", "{tenant}"}, tenant_get, NULL},
-    {"DELETE", {"tenants", "{tenant}"}, tenant_delete, "tenant.delete"},
-    {"GET", {"tenants", "{tenant}", "users"}, users_list, NULL},
-    {"POST", {"tenants", "{tenant}", "users"}, users_create, "user.create"},
-    {"GET", {"tokens"}, tokens_list, NULL},
-    {"POST", {"tokens"}, tokens_create, "token.create"},
-    {"DELETE", {"tokens", "{id}"}, token_revoke, "token.revoke"},
-    {"GET", {"audit"}, audit_list, NULL},
+    {"GET", {"tenants"}, tenants_list, NULL, ROLE_VIEWER},
+    {"POST", {"tenants"}, tenants_create, "tenant.create", ROLE_PLATFORM_ADMIN},
+    {"GET", {"tenants", "{tenant}"}, tenant_get, NULL, ROLE_VIEWER},
+    {"DELETE", {"tenants", "{tenant}"}, tenant_delete, "tenant.delete", ROLE_PLATFORM_ADMIN},
+    {"GET", {"tenants", "{tenant}", "users"}, users_list, NULL, ROLE_VIEWER},
+    {"POST", {"tenants", "{tenant}", "users"}, users_create, "user.create", ROLE_TENANT_ADMIN},
+    {"GET", {"tenants", "{tenant}", "quota"}, quota_get, NULL, ROLE_VIEWER},
+    {"PUT", {"tenants", "{tenant}", "quota"}, quota_set, "quota.set", ROLE_PLATFORM_ADMIN},
+    {"GET", {"tokens"}, tokens_list, NULL, ROLE_VIEWER},
+    {"POST", {"tokens"}, tokens_create, "token.create", ROLE_TENANT_ADMIN},
+    {"DELETE", {"tokens", "{id}"}, token_revoke, "token.revoke", ROLE_TENANT_ADMIN},
+    {"GET", {"audit"}, audit_list, NULL, ROLE_VIEWER},
+    {"GET", {"roles"}, roles_list, NULL, ROLE_VIEWER},
+    {"GET", {"host"}, host_get, NULL, ROLE_VIEWER},
+    {"PUT", {"host"}, host_set, "host.set", ROLE_PLATFORM_ADMIN},
+    {"GET", {"pools"}, pools_list, NULL, ROLE_VIEWER},
+    {"GET", {"volumes"}, volumes_list, NULL, ROLE_VIEWER},
+    {"POST", {"volumes"}, volumes_create, "volume.create", ROLE_TENANT_ADMIN},
+    {"GET", {"volumes", "{name}"}, volume_get, NULL, ROLE_VIEWER},
+    {"DELETE", {"volumes", "{name}"}, volume_delete, "volume.delete", ROLE_TENANT_ADMIN},
+    {"POST", {"volumes", "{name}", "resize"}, volume_resize, "volume.resize", ROLE_TENANT_ADMIN},
+    {"POST", {"volumes", "{name}", "clone"}, volume_clone, "volume.clone", ROLE_TENANT_ADMIN},
+    {"GET", {"templates"}, templates_list, NULL, ROLE_VIEWER},
+    {"POST", {"templates"}, templates_create, "template.create", ROLE_TENANT_ADMIN},
+    {"GET", {"templates", "{name}"}, template_get, NULL, ROLE_VIEWER},
+    {"DELETE", {"templates", "{name}"}, template_delete, "template.delete", ROLE_TENANT_ADMIN},
+    {"GET", {"vms"}, vms_list, NULL, ROLE_VIEWER},
+    {"POST", {"vms"}, vms_create, "vm.create", ROLE_TENANT_ADMIN},
+    {"GET", {"vms", "{name}"}, vm_get, NULL, ROLE_VIEWER},
+    {"DELETE", {"vms", "{name}"}, vm_delete, "vm.delete", ROLE_TENANT_ADMIN},
+    {"POST", {"vms", "{name}", "actions", "{action}"}, vm_action, "vm.action", ROLE_OPERATOR},
+    {"GET", {"vms", "{name}", "log"}, vm_log, NULL, ROLE_VIEWER},
+    {"GET", {"operations"}, operations_list, NULL, ROLE_VIEWER},
+    {"GET", {"operations", "{op}"}, operation_get, NULL, ROLE_VIEWER},
+    {"GET", {"operations", "{op}", "wait"}, operation_wait, NULL, ROLE_VIEWER},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+/* GET /roles: the roles and, per route, the least role that may use it (docs/daemon.md's
+ * permission table is this list; a system test checks both against the server). */
+void roles_list(struct req *q)
+{
+    json_t *roles = json_array(), *perms = json_array(), *obj;
+    char path[API_PATH_MAX];
+    size_t i, j, n;
+    int ret = roles && perms ? 0 : -ENOMEM;
+
+    for (i = ROLE_VIEWER; !ret && i <= ROLE_PLATFORM_ADMIN; i++)
+        ret = append(roles, json_string(role_names[i]));
+    for (i = 0; !ret && i < ROUTE_COUNT; i++) {
+        n = (size_t)snprintf(path, sizeof(path), "/api/v1");
+        for (j = 0; j < API_SEG_MAX && routes[i].pattern[j]; j++)
+            n += (size_t)snprintf(path + n, sizeof(path) - n, "/%s", routes[i].pattern[j]);
+        ret = append(perms, json_pack("{s:s,s:s,s:s}", "method", routes[i].method, "path", path,
+                                      "role", role_names[routes[i].min_role]));
+    }
+    if (ret) {
+        json_decref(roles);
+        json_decref(perms);
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    obj = json_pack("{s:o,s:o}", "roles", roles, "permissions", perms);
+    reply_json(q->r, 200, obj);
+}
 
 static bool route_matches(const struct route *rt, const struct req *q)
 {
@@ -712,6 +756,15 @@ static int route_check_params(const struct route *rt, struct req *q)
     for (i = 0; i < q->nseg; i++) {
         if (!strcmp(rt->pattern[i], "{tenant}") && check_name(q, "tenant", q->seg[i]))
             return -EINVAL;
+        if (!strcmp(rt->pattern[i], "{name}") && check_name(q, "name", q->seg[i]))
+            return -EINVAL;
+        if (!strcmp(rt->pattern[i], "{op}")) {
+            n = strlen(q->seg[i]);
+            if (n != 16 || strspn(q->seg[i], "0123456789abcdef") != n) {
+                reply_error(q->r, 404, "id", "operation '%s' not found", quote(q->seg[i], b));
+                return -EINVAL;
+            }
+        }
         if (!strcmp(rt->pattern[i], "{id}")) {
             n = strlen(q->seg[i]);
             if (n != TOKEN_ID_HEX || strspn(q->seg[i], "0123456789abcdef") != n) {
@@ -820,11 +873,13 @@ static void audit_write(struct req *q, const char *action)
 
 /* ---- The request core ---- */
 
-void api_handle(struct store *s, const char *method, const char *path, const char *authorization,
-                const char *body, size_t len, struct api_response *r)
+void api_handle(struct daemon *d, const struct api_request *rq, struct api_response *r)
 {
     char buf[API_PATH_MAX], b2[API_QUOTE_LEN];
-    struct req q = {.s = s, .body = body, .len = len, .r = r};
+    struct store *s = d->store;
+    struct req q = {.d = d, .s = s, .rq = rq, .body = rq->body, .len = rq->len, .r = r};
+    const char *method = rq->method, *path = rq->path;
+    size_t len = rq->len;
     const struct route *rt = NULL;
     bool change = strcmp(method, "GET") && strcmp(method, "HEAD");
     bool path_known = false;
@@ -836,10 +891,25 @@ void api_handle(struct store *s, const char *method, const char *path, const cha
         reply_error(r, 413, NULL, "request body is %zu bytes; the limit is %u", len, API_BODY_MAX);
         goto audit;
     }
-    if (authenticate(&q, authorization))
+    if (authenticate(&q, rq->authorization))
         goto audit;
     if (q.c.role != ROLE_PLATFORM_ADMIN)
         snprintf(q.audit_tenant, sizeof(q.audit_tenant), "%s", q.c.tenant);
+    /* The scope of tenant-scoped routes. ?tenant= is a platform administrator's to choose;
+     * for anyone else naming another tenant is naming something that does not exist. */
+    snprintf(q.scope, sizeof(q.scope), "%s", q.c.tenant);
+    if (rq->tenant) {
+        if (rq->tenant[0] && check_name(&q, "tenant", rq->tenant))
+            goto audit;
+        if (!tenant_visible(&q, rq->tenant)) {
+            reply_no_tenant(&q, rq->tenant);
+            goto audit;
+        }
+        if (rq->tenant[0] && path_tenant(&q, rq->tenant))
+            goto audit;
+        snprintf(q.scope, sizeof(q.scope), "%s", rq->tenant);
+        snprintf(q.audit_tenant, sizeof(q.audit_tenant), "%s", rq->tenant);
+    }
     if (!path_split(path, buf, &q)) {
         for (i = 0; i < ROUTE_COUNT; i++) {
             if (!route_matches(&routes[i], &q))
@@ -862,6 +932,7 @@ void api_handle(struct store *s, const char *method, const char *path, const cha
             reply_error(r, 404, NULL, "no such route: %s", quote(path, b));
         goto audit;
     }
+    q.min_role = rt->min_role;
     if (route_check_params(rt, &q))
         goto audit;
     if (q.nseg > 1 && !strcmp(rt->pattern[1], "{tenant}")) {

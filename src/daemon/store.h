@@ -70,6 +70,9 @@ struct store_audit {
 
 struct store;
 
+/* doc_put: make a new document (-EEXIST when the key is taken) or replace one (-ENOENT). */
+enum store_put { STORE_PUT_CREATE, STORE_PUT_UPDATE };
+
 struct store_ops {
     const char *name; /* "sqlite" */
     void (*close)(struct store *s);
@@ -107,6 +110,23 @@ struct store_ops {
     /* The newest `limit` records of one tenant's log (NULL: all), newest first. */
     int (*audit_list)(struct store *s, const char *tenant, unsigned limit,
                       int (*each)(void *arg, const struct store_audit *a), void *arg);
+
+    /* The inventory: one JSON document (text) per object, keyed (kind, tenant, name) with
+     * kind one of "vm", "volume", "template", "pool", "quota", "host" and tenant "" for the
+     * platform's objects. The store keeps the text as given; api.c owns its shape. The etcd
+     * backend maps the key onto /tessera/KIND/TENANT/NAME. */
+    int (*doc_put)(struct store *s, const char *kind, const char *tenant, const char *name,
+                   const char *doc, enum store_put how);
+    /* *doc is malloc'd; free it. */
+    int (*doc_get)(struct store *s, const char *kind, const char *tenant, const char *name,
+                   char **doc);
+    /* One kind's documents of one tenant (NULL: of everyone), by tenant then name. */
+    int (*doc_list)(struct store *s, const char *kind, const char *tenant,
+                    int (*each)(void *arg, const char *tenant, const char *name, const char *doc),
+                    void *arg);
+    int (*doc_delete)(struct store *s, const char *kind, const char *tenant, const char *name);
+    /* How many documents of any kind a tenant owns. */
+    int (*doc_count)(struct store *s, const char *tenant, uint64_t *out);
 };
 
 /* Every backend's store starts with this. */

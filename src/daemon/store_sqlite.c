@@ -39,6 +39,11 @@ static const char *const migrations[] = {
     " tenant TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,"
     " status INTEGER NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX audit_tenant ON audit(tenant, seq);",
+    /* 4: the inventory (VMs, volumes, templates, pools, quotas, host settings) as one JSON
+     * document per object, keyed like the cluster store's keys will be. Tenant "" holds the
+     * platform's objects; a tenant is only deleted once it owns none (the API checks). */
+    "CREATE TABLE docs (kind TEXT NOT NULL, tenant TEXT NOT NULL, name TEXT NOT NULL,"
+    " doc TEXT NOT NULL, PRIMARY KEY (kind, tenant, name)) WITHOUT ROWID;",
 };
 
 #define LEVEL_MAX (sizeof(migrations) / sizeof(migrations[0]))
@@ -62,6 +67,12 @@ enum stmt_id {
     ST_TOKEN_REVOKE,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
+    ST_DOC_INSERT,
+    ST_DOC_UPDATE,
+    ST_DOC_GET,
+    ST_DOC_LIST,
+    ST_DOC_DELETE,
+    ST_DOC_COUNT,
     ST_COUNT
 };
 
@@ -97,6 +108,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_AUDIT_LIST] = "SELECT seq, time, tenant, actor, action, target, status, message FROM audit"
                       " WHERE ?1 IS NULL OR tenant = ?1 ORDER BY seq DESC LIMIT ?2",
+    [ST_DOC_INSERT] = "INSERT INTO docs (kind, tenant, name, doc) VALUES (?1, ?2, ?3, ?4)",
+    [ST_DOC_UPDATE] = "UPDATE docs SET doc = ?4 WHERE kind = ?1 AND tenant = ?2 AND name = ?3",
+    [ST_DOC_GET] = "SELECT doc FROM docs WHERE kind = ?1 AND tenant = ?2 AND name = ?3",
+    [ST_DOC_LIST] = "SELECT tenant, name, doc FROM docs WHERE kind = ?1 AND (?2 IS NULL OR"
+                    " tenant = ?2) ORDER BY tenant, name",
+    [ST_DOC_DELETE] = "DELETE FROM docs WHERE kind = ?1 AND tenant = ?2 AND name = ?3",
+    [ST_DOC_COUNT] = "SELECT count(*) FROM docs WHERE tenant = ?1",
 };
 
 struct sqlite_store {
@@ -692,6 +710,115 @@ static int sq_audit_list(struct store *s, const char *tenant, unsigned limit,
     return ret;
 }
 
+/* ---- Documents ---- */
+
+static int sq_doc_put(struct store *s, const char *kind, const char *tenant, const char *name,
+                      const char *doc, enum store_put how)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, how == STORE_PUT_CREATE ? ST_DOC_INSERT : ST_DOC_UPDATE);
+    int ret;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, tenant);
+    bind_text(st, 3, name);
+    bind_text(st, 4, doc);
+    ret = run_done(q, st, "document put");
+    if (!ret && how == STORE_PUT_UPDATE && sqlite3_changes(q->db) == 0)
+        ret = -ENOENT;
+    return ret;
+}
+
+static int sq_doc_get(struct store *s, const char *kind, const char *tenant, const char *name,
+                      char **doc)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_DOC_GET);
+    const unsigned char *t;
+    int rc, ret = 0;
+
+    *doc = NULL;
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, tenant);
+    bind_text(st, 3, name);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        t = sqlite3_column_text(st, 0);
+        *doc = strdup(t ? (const char *)t : "");
+        if (!*doc)
+            ret = -ENOMEM;
+    } else {
+        ret = rc == SQLITE_DONE ? -ENOENT : fail(q, "document get", rc);
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_doc_list(struct store *s, const char *kind, const char *tenant,
+                       int (*each)(void *arg, const char *tenant, const char *name,
+                                   const char *doc),
+                       void *arg)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_DOC_LIST);
+    int rc, ret = 0;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, tenant);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0), *n = sqlite3_column_text(st, 1),
+                            *d = sqlite3_column_text(st, 2);
+
+        ret =
+            each(arg, t ? (const char *)t : "", n ? (const char *)n : "", d ? (const char *)d : "");
+        if (ret)
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = fail(q, "document list", rc);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_doc_delete(struct store *s, const char *kind, const char *tenant, const char *name)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_DOC_DELETE);
+    int ret;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, tenant);
+    bind_text(st, 3, name);
+    ret = run_done(q, st, "document delete");
+    if (!ret && sqlite3_changes(q->db) == 0)
+        ret = -ENOENT;
+    return ret;
+}
+
+static int sq_doc_count(struct store *s, const char *tenant, uint64_t *out)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_DOC_COUNT);
+    int rc;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, tenant);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : fail(q, "document count", rc);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -712,4 +839,9 @@ static const struct store_ops sqlite_ops = {
     .token_revoke = sq_token_revoke,
     .audit_append = sq_audit_append,
     .audit_list = sq_audit_list,
+    .doc_put = sq_doc_put,
+    .doc_get = sq_doc_get,
+    .doc_list = sq_doc_list,
+    .doc_delete = sq_doc_delete,
+    .doc_count = sq_doc_count,
 };

@@ -1,9 +1,12 @@
 // clang-format off
-// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/daemon/api.c src/daemon/token.c src/daemon/store_sqlite.c tests/fuzz/fuzz_daemon_api.c -o build/fuzz_daemon_api -lsqlite3 -ljansson -lgnutls
+// build: clang -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc $(pkg-config --cflags slirp gnutls) $(find src -name '*.c' ! -name main.c | sort) tests/fuzz/fuzz_daemon_api.c -o build/fuzz_daemon_api $(make -s --no-print-directory print-libs)
 // run:   build/fuzz_daemon_api -max_total_time=60 [corpus-dir]
 // clang-format on
-/* libFuzzer target for tesserad's request core (api_handle()) on a real SQLite store: random
- * methods, paths, Authorization values and bodies, as a hostile client sends them.
+/* libFuzzer target for tesserad's request core (api_handle()) on a real daemon (SQLite store,
+ * default pool, VM runtime in a temporary state directory): random methods, paths, queries,
+ * Authorization values and bodies, as a hostile client sends them. VMs are created (linked
+ * clones and seeds are real files) but never started: there is no `tessera` beside the
+ * fuzzer's executable.
  *
  * Input layout: [0] who asks (low 2 bits: no token, the platform admin, a tenant's viewer, a
  * malformed token; bit 2: the path gets the "/api/v1/" prefix; bit 3: the path also gets a
@@ -19,8 +22,10 @@
 #include <jansson.h>
 
 #include "daemon/api.h"
+#include "daemon/daemon.h"
 #include "daemon/store.h"
 
+static struct daemon dm;
 static struct store *st;
 static char admin[TOKEN_TEXT_LEN + 8], viewer[TOKEN_TEXT_LEN + 8];
 static char dir[] = "/tmp/tessera-fuzz-daemon-XXXXXX";
@@ -30,7 +35,7 @@ static void cleanup(void)
 {
     char cmd[64];
 
-    store_close(st);
+    daemon_fini(&dm);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd))
         fprintf(stderr, "could not remove %s\n", dir);
@@ -39,12 +44,15 @@ static void cleanup(void)
 /* A request as the platform admin. */
 static void request(const char *method, const char *path, const char *body, struct api_response *r)
 {
-    api_handle(st, method, path, admin, body, strlen(body), r);
+    struct api_request rq = {
+        .method = method, .path = path, .authorization = admin, .body = body, .len = strlen(body)};
+
+    api_handle(&dm, &rq, r);
 }
 
 static void setup(void)
 {
-    char path[128], err[STORE_ERR_LEN], tok[TOKEN_TEXT_LEN + 1];
+    char err[STORE_ERR_LEN], tok[TOKEN_TEXT_LEN + 1];
     struct api_response r;
     bool created;
     json_t *doc;
@@ -52,13 +60,19 @@ static void setup(void)
     if (!mkdtemp(dir))
         abort();
     atexit(cleanup);
-    snprintf(path, sizeof(path), "%s/tesserad.db", dir);
-    if (store_open_sqlite(path, &st, err) || api_bootstrap(st, &created, tok, err) || !created)
+    if (daemon_init(&dm, dir, err) || api_bootstrap(dm.store, &created, tok, err) || !created)
         abort();
+    st = dm.store;
     snprintf(admin, sizeof(admin), "Bearer %s", tok);
     request("POST", "/api/v1/tenants", "{\"name\":\"t\"}", &r);
     api_response_free(&r);
     request("POST", "/api/v1/tenants/t/users", "{\"name\":\"v\",\"role\":\"viewer\"}", &r);
+    api_response_free(&r);
+    /* Something to aim at: a shared template and a VM of tenant t. */
+    request("POST", "/api/v1/volumes", "{\"name\":\"base\",\"size_bytes\":1048576}", &r);
+    api_response_free(&r);
+    request("POST", "/api/v1/templates",
+            "{\"name\":\"busybox\",\"volume\":\"base\",\"boot\":{\"kernel\":\"/no/Image\"}}", &r);
     api_response_free(&r);
     request("POST", "/api/v1/tokens", "{\"tenant\":\"t\",\"user\":\"v\"}", &r);
     doc = json_loadb(r.body, r.len, 0, NULL);
@@ -71,7 +85,7 @@ static void setup(void)
 
 static void check_response(const struct api_response *r)
 {
-    static const unsigned ok[] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413};
+    static const unsigned ok[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 507};
     json_t *doc, *err, *field;
     size_t i;
 
@@ -101,7 +115,7 @@ static void check_response(const struct api_response *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const methods[] = {"GET", "POST", "DELETE", "PUT", "HEAD", "PATCH"};
-    static const char *const heads[] = {"tenants/", "tokens/", "audit", "tenants/t/"};
+    static const char *const heads[] = {"tenants/", "tokens/", "vms/", "volumes/"};
     const char *auth, *nl, *body;
     char path[512];
     struct api_response r;
@@ -129,8 +143,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         plen = sizeof(path) - 1 - n;
     memcpy(path + n, data + 2, plen);
     path[n + plen] = '\0'; /* a NUL inside cuts the path, as an HTTP server's would */
-    api_handle(st, methods[data[1] % 6], path, auth, body,
-               body ? size - (size_t)(body - (const char *)data) : 0, &r);
+    {
+        struct api_request rq = {.method = methods[data[1] % 6],
+                                 .path = path,
+                                 .authorization = auth,
+                                 .body = body,
+                                 .len = body ? size - (size_t)(body - (const char *)data) : 0};
+        char *qs = strchr(path, '?');
+
+        /* A query: the front end hands ?tenant= and ?timeout= over apart. */
+        if (qs) {
+            *qs++ = '\0';
+            if (data[1] & 8)
+                rq.tenant = qs;
+            else
+                rq.timeout = qs;
+        }
+        api_handle(&dm, &rq, &r);
+    }
     check_response(&r);
     api_response_free(&r);
     return 0;

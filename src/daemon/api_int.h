@@ -1,0 +1,153 @@
+/* Inside the API core: the request being served, replies, names, visibility and roles,
+ * shared by api.c (routing, authentication, audit, tenants, users, tokens) and the resource
+ * files (api_inventory.c: pools, volumes, templates, quotas, host; api_vms.c: VMs and
+ * operations). Not a door for anyone else. */
+#ifndef TESSERA_DAEMON_API_INT_H
+#define TESSERA_DAEMON_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "daemon/api.h"
+#include "daemon/daemon.h"
+#include "daemon/store.h"
+
+#define API_SEG_MAX    6    /* path segments after /api/v1/ */
+#define API_PATH_MAX   1024 /* longer paths are no route of ours */
+#define API_QUOTE_LEN  52   /* quote() buffers */
+#define API_MSG_LEN    STORE_TEXT_LEN
+
+/* Ordered: each role can do what the ones before it can. */
+enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OPERATOR, ROLE_TENANT_ADMIN, ROLE_PLATFORM_ADMIN };
+
+extern const char *const role_names[];
+enum role role_parse(const char *s);
+
+/* Who is asking: from the token that authenticated the request. */
+struct caller {
+    char tenant[STORE_NAME_LEN]; /* "" for a platform user */
+    char user[STORE_NAME_LEN];
+    enum role role; /* the token's (the user's or narrower) */
+};
+
+/* One request on its way through. */
+struct req {
+    struct daemon *d;
+    struct store *s;
+    const struct api_request *rq;
+    struct caller c;
+    bool authenticated;
+    enum role min_role; /* the route's (api.c's table) */
+    const char *seg[API_SEG_MAX];
+    size_t nseg;
+    const char *body;
+    size_t len;
+    struct api_response *r;
+    /* The tenant whose objects a tenant-scoped route acts on: the caller's, or ?tenant= of
+     * a platform administrator ("" = the platform's own). */
+    char scope[STORE_NAME_LEN];
+    /* The audit record's parts the handler knows best. */
+    char audit_tenant[STORE_NAME_LEN];
+    char target[2 * STORE_NAME_LEN];
+};
+
+const char *quote(const char *s, char *buf);
+void reply_error(struct api_response *r, unsigned status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void reply_json(struct api_response *r, unsigned status, json_t *v);
+void reply_empty(struct api_response *r);
+void reply_store(struct req *q, const char *what, int ret);
+void reply_list(struct req *q, const char *key, json_t *arr, int ret);
+int append(json_t *arr, json_t *item);
+int check_name(struct req *q, const char *field, const char *name);
+bool tenant_visible(const struct req *q, const char *name);
+void reply_no_tenant(struct req *q, const char *name);
+int need_role(struct req *q, enum role need, const char *what);
+int path_tenant(struct req *q, const char *name);
+/* need_role() with the route's least role. */
+int need_route_role(struct req *q, const char *what);
+
+/* ---- Typed bodies (api_body.c) ----
+ * body_object() parses the body as one JSON object whose keys are all in `fields` (a
+ * NULL-terminated list), or replies 400 (bad JSON, not an object, an unknown field naming
+ * the valid ones). The getters check one member: absent is 0 with *present false (and a 400
+ * when required), a wrong type or range a 400 naming the field (`prefix` + name, e.g.
+ * "cloud_init.hostname"). Strings hold no control characters. */
+int body_object(struct req *q, const char *const *fields, const char *sample, json_t **root);
+int body_keys(struct req *q, json_t *obj, const char *prefix, const char *const *fields);
+int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
+             size_t max, const char **out);
+int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
+             uint64_t min, uint64_t max, uint64_t *out, bool *present);
+int body_bool(struct req *q, json_t *obj, const char *prefix, const char *field, bool *out);
+int body_name(struct req *q, json_t *obj, const char *field, bool required, const char **out);
+
+/* ---- Documents (api_body.c) ---- */
+/* The kind/tenant/name document as JSON (new reference) or NULL with the reply set: 404
+ * naming `what` when absent, 500 when the store or its text fails. */
+json_t *doc_load(struct req *q, const char *kind, const char *tenant, const char *name,
+                 const char *what);
+/* Stores obj under the key (create or update); 0 or the reply set. */
+int doc_save(struct req *q, const char *kind, const char *tenant, const char *name, json_t *obj,
+             enum store_put how);
+
+/* Creates or replaces. */
+int doc_upsert(struct req *q, const char *kind, const char *tenant, const char *name, json_t *obj);
+
+/* ---- Usage and admission (api_inventory.c) ---- */
+struct api_usage {
+    uint64_t vcpus, memory, disk, vms;
+};
+
+/* What a tenant's VMs and volumes use (tenant NULL: every tenant's); active: count only VMs
+ * whose process runs or is starting (the host's allocation), else every VM (a quota). 0 or
+ * the reply set. */
+int api_usage(struct req *q, const char *tenant, bool active, struct api_usage *u);
+/* The host's capacity after overcommit. */
+void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory);
+/* Whether adding `add` to the tenant's usage stays within its quota (and, when `start`, the
+ * host's capacity): 0, or -EDQUOT with a 409/422 naming the limit, the request and what is
+ * left. Called inside the request's transaction, so check and allocation are one. */
+int api_admit(struct req *q, const char *tenant, const struct api_usage *add, bool quota,
+              bool start);
+
+/* A new volume's document (backing: the volume a linked clone sits on, or NULL). */
+json_t *api_volume_new(const char *tenant, const char *name, const char *format, uint64_t size,
+                       const char *backing_tenant, const char *backing);
+/* 0 when nothing depends on the volume, else -EBUSY with the 409 set. */
+int api_volume_busy(struct req *q, const char *tenant, const char *name, json_t *doc);
+/* A template the caller's scope sees (its own, then the shared ones): new reference, its
+ * tenant in tenant_out (STORE_NAME_LEN); NULL with the 404 set. */
+json_t *api_template_find(struct req *q, const char *name, char *tenant_out);
+
+/* ---- Resource handlers ---- */
+void pools_list(struct req *q);
+void volumes_list(struct req *q);
+void volumes_create(struct req *q);
+void volume_get(struct req *q);
+void volume_delete(struct req *q);
+void volume_resize(struct req *q);
+void volume_clone(struct req *q);
+void templates_list(struct req *q);
+void templates_create(struct req *q);
+void template_get(struct req *q);
+void template_delete(struct req *q);
+void quota_get(struct req *q);
+void quota_set(struct req *q);
+void host_get(struct req *q);
+void host_set(struct req *q);
+void roles_list(struct req *q);
+void vms_list(struct req *q);
+void vms_create(struct req *q);
+void vm_get(struct req *q);
+void vm_delete(struct req *q);
+void vm_action(struct req *q);
+void vm_log(struct req *q);
+void operations_list(struct req *q);
+void operation_get(struct req *q);
+void operation_wait(struct req *q);
+
+#endif

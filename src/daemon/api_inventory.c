@@ -1,0 +1,842 @@
+/* Pools, volumes, templates, quotas and the host's capacity (api_int.h; docs/daemon.md).
+ *
+ * Each object is one document in the store (store.h: doc_*) and, for volumes, files in a
+ * pool that rt.c makes. A change writes its document inside the request's transaction
+ * (api.c: the route's handler runs between begin and commit) and does its host work last,
+ * so that a refused or failed request leaves neither a document nor a file behind. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/api_int.h"
+#include "daemon/rt.h"
+
+#define VOLUME_MIN_BYTES (1ull << 20)
+#define VOLUME_MAX_BYTES (16ull << 40) /* 16 TiB: a volume larger is a typo */
+#define GIB              (1ull << 30)
+
+
+
+/* ---- The host ---- */
+
+static json_t *host_doc(struct req *q)
+{
+    char *text;
+    json_t *v = NULL;
+
+    if (!q->s->ops->doc_get(q->s, "host", "", "host", &text)) {
+        v = json_loads(text, 0, NULL);
+        free(text);
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        /* Defaults: 4 vCPUs per CPU (vCPUs mostly wait), memory not overcommitted. */
+        v = json_pack("{s:i,s:i}", "cpu_overcommit", 4, "memory_overcommit", 1);
+    }
+    return v;
+}
+
+void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory)
+{
+    json_t *h = host_doc(q);
+    json_int_t c = json_integer_value(json_object_get(h, "cpu_overcommit"));
+    json_int_t m = json_integer_value(json_object_get(h, "memory_overcommit"));
+
+    *vcpus = (uint64_t)q->d->host.cpus * (uint64_t)(c > 0 ? c : 1);
+    *memory = q->d->host.memory_bytes * (uint64_t)(m > 0 ? m : 1);
+    json_decref(h);
+}
+
+void host_get(struct req *q)
+{
+    struct api_usage u;
+    uint64_t vcpus, memory;
+    json_t *h;
+
+    if (api_usage(q, NULL, true, &u))
+        return;
+    api_host_limits(q, &vcpus, &memory);
+    h = host_doc(q);
+    reply_json(q->r, 200,
+               json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I}}", "cpus",
+                         (int)q->d->host.cpus, "memory_bytes",
+                         (json_int_t)q->d->host.memory_bytes, "cpu_overcommit",
+                         json_object_get(h, "cpu_overcommit"), "memory_overcommit",
+                         json_object_get(h, "memory_overcommit"), "capacity", "vcpus",
+                         (json_int_t)vcpus, "memory_bytes", (json_int_t)memory, "allocated",
+                         "vcpus", (json_int_t)u.vcpus, "memory_bytes", (json_int_t)u.memory,
+                         "vms", (json_int_t)u.vms));
+    json_decref(h);
+}
+
+void host_set(struct req *q)
+{
+    static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", NULL};
+    uint64_t c, m;
+    bool have_c, have_m;
+    json_t *body, *h;
+
+    snprintf(q->target, sizeof(q->target), "host");
+    if (need_route_role(q, "changing the host's settings"))
+        return;
+    if (body_object(q, fields, "{\"cpu_overcommit\": 4, \"memory_overcommit\": 1}", &body))
+        return;
+    if (body_u64(q, body, NULL, "cpu_overcommit", false, 1, 64, &c, &have_c) ||
+        body_u64(q, body, NULL, "memory_overcommit", false, 1, 16, &m, &have_m))
+        goto done;
+    h = host_doc(q);
+    if (have_c)
+        json_object_set_new(h, "cpu_overcommit", json_integer((json_int_t)c));
+    if (have_m)
+        json_object_set_new(h, "memory_overcommit", json_integer((json_int_t)m));
+    if (!doc_upsert(q, "host", "", "host", h))
+        host_get(q);
+    json_decref(h);
+done:
+    json_decref(body);
+}
+
+/* ---- Usage, quotas and admission ---- */
+
+struct usage_walk {
+    struct api_usage *u;
+    bool active;
+};
+
+static uint64_t doc_u64(const json_t *obj, const char *key)
+{
+    json_int_t n = json_integer_value(json_object_get(obj, key));
+
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+static int usage_vm(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct usage_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL);
+    const char *state = json_string_value(json_object_get(vm, "state"));
+
+    (void)tenant;
+    (void)name;
+    if (!w->active || (state && strcmp(state, "stopped") && strcmp(state, "error"))) {
+        w->u->vcpus += doc_u64(vm, "cpus");
+        w->u->memory += doc_u64(vm, "memory_bytes");
+        w->u->vms++;
+    }
+    json_decref(vm);
+    return 0;
+}
+
+static int usage_volume(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct usage_walk *w = arg;
+    json_t *v = json_loads(doc, 0, NULL);
+
+    (void)tenant;
+    (void)name;
+    w->u->disk += doc_u64(v, "size_bytes");
+    json_decref(v);
+    return 0;
+}
+
+int api_usage(struct req *q, const char *tenant, bool active, struct api_usage *u)
+{
+    struct usage_walk w = {u, active};
+    int ret;
+
+    memset(u, 0, sizeof(*u));
+    ret = q->s->ops->doc_list(q->s, "vm", tenant, usage_vm, &w);
+    if (!ret && !active)
+        ret = q->s->ops->doc_list(q->s, "volume", tenant, usage_volume, &w);
+    if (ret)
+        reply_store(q, "usage", ret);
+    return ret;
+}
+
+/* The tenant's quota document, or an empty one (every limit null: unlimited). */
+static json_t *quota_doc(struct req *q, const char *tenant)
+{
+    char *text;
+    json_t *v = NULL;
+
+    if (!q->s->ops->doc_get(q->s, "quota", tenant, "quota", &text)) {
+        v = json_loads(text, 0, NULL);
+        free(text);
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        v = json_pack("{s:n,s:n,s:n,s:n}", "vcpus", "memory_bytes", "disk_bytes", "vms");
+    }
+    return v;
+}
+
+static const char *const quota_keys[] = {"vcpus", "memory_bytes", "disk_bytes", "vms", NULL};
+
+static uint64_t usage_of(const struct api_usage *u, size_t i)
+{
+    const uint64_t v[] = {u->vcpus, u->memory, u->disk, u->vms};
+
+    return v[i];
+}
+
+int api_admit(struct req *q, const char *tenant, const struct api_usage *add, bool quota,
+              bool start)
+{
+    struct api_usage u;
+    uint64_t limit, have, want, cap_vcpus, cap_memory;
+    json_t *quotas, *l;
+    size_t i;
+
+    if (quota) {
+        if (api_usage(q, tenant, false, &u))
+            return -EIO;
+        quotas = quota_doc(q, tenant);
+        for (i = 0; quota_keys[i]; i++) {
+            l = json_object_get(quotas, quota_keys[i]);
+            if (!json_is_integer(l))
+                continue;
+            limit = doc_u64(quotas, quota_keys[i]);
+            have = usage_of(&u, i);
+            want = usage_of(add, i);
+            if (want && have + want > limit) {
+                reply_error(q->r, 409, quota_keys[i],
+                            "quota: tenant '%s' may use %s %" PRIu64 "; it uses %" PRIu64
+                            " and this request asks for %" PRIu64 " more (%" PRIu64 " left)",
+                            tenant, quota_keys[i], limit, have, want,
+                            limit > have ? limit - have : 0);
+                json_decref(quotas);
+                return -EDQUOT;
+            }
+        }
+        json_decref(quotas);
+    }
+    if (start) {
+        if (api_usage(q, NULL, true, &u))
+            return -EIO;
+        api_host_limits(q, &cap_vcpus, &cap_memory);
+        if (u.vcpus + add->vcpus > cap_vcpus || u.memory + add->memory > cap_memory) {
+            bool cpu = u.vcpus + add->vcpus > cap_vcpus;
+
+            reply_error(q->r, 409, cpu ? "cpus" : "memory_bytes",
+                        "host capacity: %s %" PRIu64 " after overcommit; running VMs have %" PRIu64
+                        " and this VM needs %" PRIu64 " more (%" PRIu64 " left)",
+                        cpu ? "vcpus" : "memory_bytes", cpu ? cap_vcpus : cap_memory,
+                        cpu ? u.vcpus : u.memory, cpu ? add->vcpus : add->memory,
+                        cpu ? (cap_vcpus > u.vcpus ? cap_vcpus - u.vcpus : 0)
+                            : (cap_memory > u.memory ? cap_memory - u.memory : 0));
+            return -EDQUOT;
+        }
+    }
+    return 0;
+}
+
+void quota_get(struct req *q)
+{
+    struct api_usage u;
+    json_t *limits, *usage;
+    size_t i;
+
+    if (path_tenant(q, q->seg[1]) || api_usage(q, q->seg[1], false, &u))
+        return;
+    limits = quota_doc(q, q->seg[1]);
+    usage = json_object();
+    for (i = 0; usage && quota_keys[i]; i++)
+        json_object_set_new(usage, quota_keys[i], json_integer((json_int_t)usage_of(&u, i)));
+    reply_json(q->r, 200, json_pack("{s:s,s:o,s:o*}", "tenant", q->seg[1], "limits", limits,
+                                    "usage", usage));
+}
+
+void quota_set(struct req *q)
+{
+    static const uint64_t max[] = {1u << 20, 1ull << 50, 1ull << 56, 1u << 20};
+    json_t *body, *limits, *v;
+    char f[32];
+    size_t i;
+
+    if (path_tenant(q, q->seg[1]) || need_route_role(q, "setting a quota"))
+        return;
+    if (body_object(q, quota_keys, "{\"vcpus\": 8, \"memory_bytes\": 8589934592, \"vms\": 10}",
+                    &body))
+        return;
+    limits = quota_doc(q, q->seg[1]);
+    for (i = 0; quota_keys[i]; i++) {
+        v = json_object_get(body, quota_keys[i]);
+        if (!v)
+            continue;
+        if (json_is_null(v)) {
+            json_object_set_new(limits, quota_keys[i], json_null());
+            continue;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (uint64_t)json_integer_value(v) > max[i]) {
+            snprintf(f, sizeof(f), "%s", quota_keys[i]);
+            reply_error(q->r, 400, f,
+                        "field '%s' must be null (unlimited) or an integer from 0 to %" PRIu64, f,
+                        max[i]);
+            goto done;
+        }
+        json_object_set(limits, quota_keys[i], v);
+    }
+    /* Lowering a limit below what is used is allowed (Incus and OpenStack agree): nothing
+     * running is taken away; new requests are refused until usage falls under it. */
+    if (!doc_upsert(q, "quota", q->seg[1], "quota", limits))
+        quota_get(q);
+done:
+    json_decref(limits);
+    json_decref(body);
+}
+
+/* ---- Pools ---- */
+
+void pools_list(struct req *q)
+{
+    uint64_t cap = 0, used = 0;
+    char path[PATH_MAX + 16];
+
+    snprintf(path, sizeof(path), "%s/pools/default", q->d->state_dir);
+    rt_pool_stats(q->d, &cap, &used);
+    reply_json(q->r, 200,
+               json_pack("{s:[{s:s,s:s,s:I,s:I}]}", "pools", "name", "default", "path", path,
+                         "capacity_bytes", (json_int_t)cap, "used_bytes", (json_int_t)used));
+}
+
+/* ---- Volumes ---- */
+
+static void volume_reply(struct req *q, unsigned status, const char *tenant, json_t *doc)
+{
+    struct rt_volume_info info;
+    char err[RT_ERR_LEN];
+
+    /* What the file says now; the document keeps what was asked for. */
+    if (!rt_volume_info(q->d, tenant, json_string_value(json_object_get(doc, "name")), &info,
+                        err))
+        json_object_set_new(doc, "allocated_bytes", json_integer((json_int_t)info.allocated_bytes));
+    reply_json(q->r, status, json_incref(doc));
+}
+
+static int each_volume(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    (void)tenant;
+    (void)name;
+    return append(arg, json_loads(doc, 0, NULL));
+}
+
+void volumes_list(struct req *q)
+{
+    json_t *arr = json_array();
+    const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    reply_list(q, "volumes", arr, q->s->ops->doc_list(q->s, "volume", scope, each_volume, arr));
+}
+
+json_t *api_volume_new(const char *tenant, const char *name, const char *format, uint64_t size,
+                       const char *backing_tenant, const char *backing)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:n,s:I}", "name", name, "tenant", tenant,
+                     "pool", "default", "format", format, "size_bytes", (json_int_t)size,
+                     "allocated_bytes", (json_int_t)0, "backing",
+                     backing ? json_pack("{s:s,s:s}", "tenant", backing_tenant, "name", backing)
+                             : json_null(),
+                     "used_by", "created", (json_int_t)time(NULL));
+}
+
+void volumes_create(struct req *q)
+{
+    static const char *const fields[] = {"name", "size_bytes", "format", "pool", NULL};
+    struct api_usage add = {0};
+    char err[RT_ERR_LEN], b[API_QUOTE_LEN];
+    const char *name, *format = "qcow2", *pool = NULL;
+    json_t *body, *doc = NULL;
+    uint64_t size;
+    int ret;
+
+    if (body_object(q, fields, "{\"name\": \"data\", \"size_bytes\": 1073741824}", &body))
+        return;
+    if (body_name(q, body, "name", true, &name))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (need_route_role(q, "creating a volume") ||
+        body_u64(q, body, NULL, "size_bytes", true, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &size,
+                 NULL) ||
+        body_str(q, body, NULL, "format", false, 8, &format) ||
+        body_str(q, body, NULL, "pool", false, STORE_NAME_LEN, &pool))
+        goto done;
+    if (!format)
+        format = "qcow2";
+    if (strcmp(format, "qcow2") && strcmp(format, "raw")) {
+        reply_error(q->r, 400, "format", "format '%s': expected qcow2 or raw", quote(format, b));
+        goto done;
+    }
+    if (pool && strcmp(pool, "default")) {
+        reply_error(q->r, 404, "pool", "pool '%s' not found", quote(pool, b));
+        goto done;
+    }
+    add.disk = size;
+    if (api_admit(q, q->scope, &add, true, false))
+        goto done;
+    doc = api_volume_new(q->scope, name, format, size, NULL, NULL);
+    if (doc_save(q, "volume", q->scope, name, doc, STORE_PUT_CREATE))
+        goto done;
+    ret = rt_volume_create(q->d, q->scope, name, format, size, err);
+    if (ret) {
+        reply_error(q->r, ret == -ENOSPC || ret == -EFBIG ? 507 : 500, NULL, "volume '%s': %s",
+                    name, err);
+        goto done;
+    }
+    volume_reply(q, 201, q->scope, doc);
+done:
+    json_decref(doc);
+    json_decref(body);
+}
+
+void volume_get(struct req *q)
+{
+    json_t *doc = doc_load(q, "volume", q->scope, q->seg[1], "volume");
+
+    if (doc)
+        volume_reply(q, 200, q->scope, doc);
+    json_decref(doc);
+}
+
+/* Whether anything depends on the volume: a VM's disk, a template's base, a linked clone. */
+struct dep_walk {
+    const char *tenant, *name;
+    char who[2 * STORE_NAME_LEN];
+};
+
+static int each_dependant(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct dep_walk *w = arg;
+    json_t *v = json_loads(doc, 0, NULL), *bk = json_object_get(v, "backing");
+    const char *bt = json_string_value(json_object_get(bk, "tenant"));
+    const char *bn = json_string_value(json_object_get(bk, "name"));
+    int found = bt && bn && !strcmp(bt, w->tenant) && !strcmp(bn, w->name);
+
+    if (found)
+        snprintf(w->who, sizeof(w->who), "%s%s%s", tenant, tenant[0] ? "/" : "", name);
+    json_decref(v);
+    return found;
+}
+
+int api_volume_busy(struct req *q, const char *tenant, const char *name, json_t *doc)
+{
+    struct dep_walk w = {tenant, name, ""};
+    const char *user = json_string_value(json_object_get(doc, "used_by"));
+
+    if (user) {
+        reply_error(q->r, 409, "name", "volume '%s' is used by %s", name, user);
+        return -EBUSY;
+    }
+    if (q->s->ops->doc_list(q->s, "volume", NULL, each_dependant, &w) > 0) {
+        reply_error(q->r, 409, "name", "volume '%s' is the base of the linked clone %s", name,
+                    w.who);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+void volume_delete(struct req *q)
+{
+    char err[RT_ERR_LEN];
+    json_t *doc;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    doc = doc_load(q, "volume", q->scope, q->seg[1], "volume");
+    if (!doc || need_route_role(q, "deleting a volume") ||
+        api_volume_busy(q, q->scope, q->seg[1], doc))
+        goto done;
+    ret = q->s->ops->doc_delete(q->s, "volume", q->scope, q->seg[1]);
+    if (ret) {
+        reply_store(q, "volume delete", ret);
+        goto done;
+    }
+    if (rt_volume_delete(q->d, q->scope, q->seg[1], err)) {
+        reply_error(q->r, 500, NULL, "volume '%s': %s", q->seg[1], err);
+        goto done;
+    }
+    reply_empty(q->r);
+done:
+    json_decref(doc);
+}
+
+void volume_resize(struct req *q)
+{
+    static const char *const fields[] = {"size_bytes", NULL};
+    struct api_usage add = {0};
+    char err[RT_ERR_LEN];
+    json_t *body = NULL, *doc;
+    uint64_t size, old;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    doc = doc_load(q, "volume", q->scope, q->seg[1], "volume");
+    if (!doc || need_route_role(q, "resizing a volume") ||
+        body_object(q, fields, "{\"size_bytes\": 2147483648}", &body) ||
+        body_u64(q, body, NULL, "size_bytes", true, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &size,
+                 NULL))
+        goto done;
+    old = doc_u64(doc, "size_bytes");
+    if (size < old) {
+        reply_error(q->r, 400, "size_bytes",
+                    "volume '%s' is %" PRIu64 " bytes; shrinking it would lose data", q->seg[1],
+                    old);
+        goto done;
+    }
+    if (json_is_string(json_object_get(doc, "used_by")) &&
+        !strncmp(json_string_value(json_object_get(doc, "used_by")), "template", 8)) {
+        reply_error(q->r, 409, "name", "volume '%s' is a template's base: it cannot change",
+                    q->seg[1]);
+        goto done;
+    }
+    add.disk = size - old;
+    if (api_admit(q, q->scope, &add, true, false))
+        goto done;
+    json_object_set_new(doc, "size_bytes", json_integer((json_int_t)size));
+    if (doc_save(q, "volume", q->scope, q->seg[1], doc, STORE_PUT_UPDATE))
+        goto done;
+    if (rt_volume_resize(q->d, q->scope, q->seg[1], size, err)) {
+        reply_error(q->r, 500, NULL, "volume '%s': %s", q->seg[1], err);
+        goto done;
+    }
+    volume_reply(q, 200, q->scope, doc);
+done:
+    json_decref(body);
+    json_decref(doc);
+}
+
+void volume_clone(struct req *q)
+{
+    static const char *const fields[] = {"name", "mode", NULL};
+    struct api_usage add = {0};
+    char err[RT_ERR_LEN], b[API_QUOTE_LEN];
+    const char *name, *mode = NULL;
+    json_t *body = NULL, *src, *doc = NULL;
+    bool linked;
+
+    src = doc_load(q, "volume", q->scope, q->seg[1], "volume");
+    if (!src || need_route_role(q, "cloning a volume") ||
+        body_object(q, fields, "{\"name\": \"copy\", \"mode\": \"linked\"}", &body) ||
+        body_name(q, body, "name", true, &name) ||
+        body_str(q, body, NULL, "mode", false, 8, &mode))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (mode && strcmp(mode, "linked") && strcmp(mode, "full")) {
+        reply_error(q->r, 400, "mode", "mode '%s': expected linked or full", quote(mode, b));
+        goto done;
+    }
+    linked = !mode || !strcmp(mode, "linked");
+    if (json_is_string(json_object_get(src, "used_by"))) {
+        reply_error(q->r, 409, "name", "volume '%s' is in use by %s; clone it when it is free",
+                    q->seg[1], json_string_value(json_object_get(src, "used_by")));
+        goto done;
+    }
+    add.disk = doc_u64(src, "size_bytes");
+    if (api_admit(q, q->scope, &add, true, false))
+        goto done;
+    doc = api_volume_new(q->scope, name, linked ? "qcow2" : json_string_value(json_object_get(
+                                                               src, "format")),
+                         add.disk, linked ? q->scope : NULL, linked ? q->seg[1] : NULL);
+    if (doc_save(q, "volume", q->scope, name, doc, STORE_PUT_CREATE))
+        goto done;
+    if (rt_volume_clone(q->d, q->scope, q->seg[1], q->scope, name, linked, err)) {
+        reply_error(q->r, 500, NULL, "volume '%s': %s", name, err);
+        goto done;
+    }
+    volume_reply(q, 201, q->scope, doc);
+done:
+    json_decref(doc);
+    json_decref(body);
+    json_decref(src);
+}
+
+/* ---- Templates ---- */
+
+static int each_template(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    (void)tenant;
+    (void)name;
+    return append(arg, json_loads(doc, 0, NULL));
+}
+
+void templates_list(struct req *q)
+{
+    json_t *arr = json_array();
+    int ret;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    /* Tenants see their own and the shared ones (tenant ""). */
+    if (q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant) {
+        ret = q->s->ops->doc_list(q->s, "template", NULL, each_template, arr);
+    } else {
+        ret = q->s->ops->doc_list(q->s, "template", "", each_template, arr);
+        if (!ret && q->scope[0])
+            ret = q->s->ops->doc_list(q->s, "template", q->scope, each_template, arr);
+    }
+    reply_list(q, "templates", arr, ret);
+}
+
+json_t *api_template_find(struct req *q, const char *name, char *tenant_out)
+{
+    char *text;
+    json_t *v;
+    int ret = q->s->ops->doc_get(q->s, "template", q->scope, name, &text);
+
+    snprintf(tenant_out, STORE_NAME_LEN, "%s", q->scope);
+    if (ret == -ENOENT && q->scope[0]) {
+        ret = q->s->ops->doc_get(q->s, "template", "", name, &text);
+        tenant_out[0] = '\0';
+    }
+    if (ret == -ENOENT) {
+        reply_error(q->r, 404, "template", "template '%s' not found", name);
+        return NULL;
+    }
+    if (ret) {
+        reply_store(q, "template", ret);
+        return NULL;
+    }
+    v = json_loads(text, 0, NULL);
+    free(text);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        reply_error(q->r, 500, NULL, "template '%s': its stored record is damaged", name);
+        return NULL;
+    }
+    return v;
+}
+
+void template_get(struct req *q)
+{
+    char tenant[STORE_NAME_LEN];
+    json_t *t = api_template_find(q, q->seg[1], tenant);
+
+    if (t)
+        reply_json(q->r, 200, t);
+}
+
+void templates_create(struct req *q)
+{
+    static const char *const fields[] = {"name",       "volume",    "cpus", "memory_bytes",
+                                         "disk_bytes", "boot_from", "boot", "os",
+                                         NULL};
+    static const char *const boot_fields[] = {"kernel", "initrd", "cmdline", NULL};
+    char btenant[STORE_NAME_LEN];
+    const char *name, *volume, *boot_from = NULL, *os = NULL;
+    json_t *body, *vol = NULL, *base = NULL, *t = NULL, *boot;
+    uint64_t cpus = 1, mem = 256ull << 20, disk = 0;
+    bool have;
+
+    if (body_object(q, fields,
+                    "{\"name\": \"web\", \"volume\": \"web-base\", \"cpus\": 1, "
+                    "\"memory_bytes\": 268435456}",
+                    &body))
+        return;
+    if (body_name(q, body, "name", true, &name))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (need_route_role(q, "creating a template"))
+        goto done;
+    /* Host paths: only the platform's administrators name them. A tenant's template boots
+     * what a shared template boots (boot_from). */
+    if (json_object_get(body, "boot") && q->c.role != ROLE_PLATFORM_ADMIN) {
+        reply_error(q->r, 403, "boot",
+                    "field 'boot' names host files: only a platform-admin sets it; use "
+                    "boot_from");
+        goto done;
+    }
+    if (body_name(q, body, "volume", true, &volume) ||
+        body_u64(q, body, NULL, "cpus", false, 1, 8, &cpus, NULL) ||
+        body_u64(q, body, NULL, "memory_bytes", false, 16ull << 20, 64ull << 30, &mem, NULL) ||
+        body_u64(q, body, NULL, "disk_bytes", false, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &disk,
+                 &have) ||
+        body_name(q, body, "boot_from", false, &boot_from) ||
+        body_str(q, body, NULL, "os", false, 32, &os))
+        goto done;
+    vol = doc_load(q, "volume", q->scope, volume, "volume");
+    if (!vol)
+        goto done;
+    if (json_is_string(json_object_get(vol, "used_by"))) {
+        reply_error(q->r, 409, "volume", "volume '%s' is used by %s", volume,
+                    json_string_value(json_object_get(vol, "used_by")));
+        goto done;
+    }
+    boot = json_object_get(body, "boot");
+    if (boot) {
+        const char *k, *i, *c;
+
+        if (!json_is_object(boot) || body_keys(q, boot, "boot", boot_fields) ||
+            body_str(q, boot, "boot", "kernel", true, 255, &k) ||
+            body_str(q, boot, "boot", "initrd", false, 255, &i) ||
+            body_str(q, boot, "boot", "cmdline", false, 1024, &c)) {
+            if (!json_is_object(boot))
+                reply_error(q->r, 400, "boot", "field 'boot' must be an object");
+            goto done;
+        }
+        if (k[0] != '/' || (i && i[0] != '/') || strchr(k, ',') || (i && strchr(i, ','))) {
+            reply_error(q->r, 400, "boot",
+                        "boot.kernel and boot.initrd must be absolute paths without ','");
+            goto done;
+        }
+        base = json_pack("{s:O,s:s}", "boot", boot, "os", "custom");
+    } else {
+        /* A template's boot files are a shared template's: a tenant never names a host
+         * path. */
+        base = api_template_find(q, boot_from ? boot_from : "busybox", btenant);
+        if (!base)
+            goto done;
+        if (btenant[0]) {
+            reply_error(q->r, 400, "boot_from", "boot_from must name a shared template");
+            goto done;
+        }
+    }
+    if (!have || disk < doc_u64(vol, "size_bytes"))
+        disk = doc_u64(vol, "size_bytes");
+    t = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:O,s:s,s:I}", "name", name, "tenant", q->scope,
+                  "volume", volume, "cpus", (json_int_t)cpus, "memory_bytes", (json_int_t)mem,
+                  "disk_bytes", (json_int_t)disk, "boot", json_object_get(base, "boot"), "os",
+                  os ? os : json_string_value(json_object_get(base, "os")), "created",
+                  (json_int_t)time(NULL));
+    if (doc_save(q, "template", q->scope, name, t, STORE_PUT_CREATE))
+        goto done;
+    /* The base of linked clones must never change again. */
+    json_object_set_new(vol, "used_by", json_sprintf("template %s", name));
+    if (doc_save(q, "volume", q->scope, volume, vol, STORE_PUT_UPDATE))
+        goto done;
+    reply_json(q->r, 201, json_incref(t));
+done:
+    json_decref(t);
+    json_decref(base);
+    json_decref(vol);
+    json_decref(body);
+}
+
+struct clone_walk {
+    const char *tenant, *name;
+    char vm[2 * STORE_NAME_LEN];
+};
+
+static int each_template_user(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct clone_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *t = json_object_get(vm, "template");
+    const char *tt = json_string_value(json_object_get(t, "tenant"));
+    const char *tn = json_string_value(json_object_get(t, "name"));
+    int found = tt && tn && !strcmp(tt, w->tenant) && !strcmp(tn, w->name);
+
+    if (found)
+        snprintf(w->vm, sizeof(w->vm), "%s%s%s", tenant, tenant[0] ? "/" : "", name);
+    json_decref(vm);
+    return found;
+}
+
+void template_delete(struct req *q)
+{
+    struct clone_walk w = {q->scope, q->seg[1], ""};
+    json_t *t, *vol = NULL;
+    const char *volume;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    t = doc_load(q, "template", q->scope, q->seg[1], "template");
+    if (!t || need_route_role(q, "deleting a template"))
+        goto done;
+    if (q->s->ops->doc_list(q->s, "vm", NULL, each_template_user, &w) > 0) {
+        reply_error(q->r, 409, "name", "template '%s' is the base of VM %s", q->seg[1], w.vm);
+        goto done;
+    }
+    if (q->s->ops->doc_delete(q->s, "template", q->scope, q->seg[1])) {
+        reply_store(q, "template delete", -EIO);
+        goto done;
+    }
+    /* Its volume stays, free again (the tenant may delete it). */
+    volume = json_string_value(json_object_get(t, "volume"));
+    vol = volume ? doc_load(q, "volume", q->scope, volume, "volume") : NULL;
+    if (vol) {
+        json_object_set_new(vol, "used_by", json_null());
+        if (doc_save(q, "volume", q->scope, volume, vol, STORE_PUT_UPDATE))
+            goto done;
+    }
+    api_response_free(q->r);
+    reply_empty(q->r);
+done:
+    json_decref(vol);
+    json_decref(t);
+}
+
+
+/* ---- Shipped templates ---- */
+
+/* Registers one shipped template in the platform's tenant: its base volume (made by rt from
+ * the shipped image) and its document. Already registered: nothing to do. */
+static int shipped_template(struct daemon *d, const struct rt_shipped *sh, char *err)
+{
+    struct store *s = d->store;
+    char *text = NULL;
+    json_t *vol = NULL, *t = NULL;
+    int ret;
+
+    if (!s->ops->doc_get(s, "template", "", sh->name, &text)) {
+        free(text);
+        return 0;
+    }
+    vol = api_volume_new("", sh->name, "qcow2", sh->disk_bytes, NULL, NULL);
+    json_object_set_new(vol, "used_by", json_sprintf("template %s", sh->name));
+    t = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:{s:s,s:s*,s:s},s:s,s:I}", "name", sh->name,
+                  "tenant", "", "volume", sh->name, "cpus", sh->cpus, "memory_bytes",
+                  (json_int_t)sh->memory_bytes, "disk_bytes", (json_int_t)sh->disk_bytes, "boot",
+                  "kernel", sh->kernel, "initrd", sh->initrd[0] ? sh->initrd : NULL, "cmdline",
+                  sh->cmdline, "os", sh->os, "created", (json_int_t)time(NULL));
+    if (!vol || !t) {
+        ret = -ENOMEM;
+        snprintf(err, STORE_ERR_LEN, "out of memory");
+        goto done;
+    }
+    ret = s->ops->begin(s);
+    if (!ret) {
+        char *v = json_dumps(vol, JSON_COMPACT | JSON_SORT_KEYS);
+        char *tt = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+
+        ret = v && tt ? 0 : -ENOMEM;
+        /* A volume of that name left by an earlier, interrupted registration is replaced. */
+        if (!ret)
+            s->ops->doc_delete(s, "volume", "", sh->name);
+        if (!ret)
+            ret = s->ops->doc_put(s, "volume", "", sh->name, v, STORE_PUT_CREATE);
+        if (!ret)
+            ret = s->ops->doc_put(s, "template", "", sh->name, tt, STORE_PUT_CREATE);
+        free(v);
+        free(tt);
+        if (!ret)
+            ret = s->ops->commit(s);
+        if (ret) {
+            snprintf(err, STORE_ERR_LEN, "template %.63s: %.400s", sh->name, store_error(s));
+            s->ops->rollback(s);
+        }
+    }
+    if (!ret)
+        fprintf(stderr, "tesserad: registered the shipped template '%s' (%s)\n", sh->name,
+                sh->os);
+done:
+    json_decref(t);
+    json_decref(vol);
+    return ret;
+}
+
+int api_shipped_templates(struct daemon *d, char *err)
+{
+    struct rt_shipped sh[RT_SHIPPED_MAX];
+    size_t i, n = 0;
+    int ret = rt_shipped_templates(d, sh, &n, err);
+
+    for (i = 0; !ret && i < n; i++)
+        ret = shipped_template(d, &sh[i], err);
+    return ret;
+}

@@ -1,0 +1,43 @@
+/* One tesserad: its state directory, store, lock, operations and the modules that run VMs
+ * (docs/daemon.md). Everything the API core needs besides the request itself.
+ *
+ * Locking: `lock` guards the store, the operations table and every VM's runtime record. The
+ * HTTP front end holds it around api_handle(); worker threads (operations) and the VM
+ * supervisor's exit callback take it themselves. Nothing slow (a VM boot, a copy) runs under
+ * it: long actions are operations (ops.h) whose workers drop the lock while they wait. */
+#ifndef TESSERA_DAEMON_DAEMON_H
+#define TESSERA_DAEMON_DAEMON_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/store.h"
+
+struct ops;
+
+/* What the host offers to VMs; the store's "host" document keeps the overcommit ratios. */
+struct daemon_host {
+    unsigned cpus;         /* online CPUs */
+    uint64_t memory_bytes; /* physical memory */
+};
+
+struct daemon {
+    pthread_mutex_t lock;
+    struct store *store;
+    struct ops *ops;
+    struct daemon_host host;
+    char state_dir[PATH_MAX];
+    char tessera[PATH_MAX]; /* the VMM binary; "" when none was found (VMs cannot start) */
+    void *vm;               /* the VM runtime (vm.c); NULL until daemon_vm_init() */
+};
+
+/* Opens the state directory (which exists, mode 0700): the store, the runtime (rt.h), the
+ * shipped templates; finds the VMs that run already. 0, or -errno with err (STORE_ERR_LEN).
+ * The platform administrator is made apart (api_bootstrap()). */
+int daemon_init(struct daemon *d, const char *state_dir, char *err);
+/* Stops the workers and closes everything; the VMs keep running. */
+void daemon_fini(struct daemon *d);
+
+#endif

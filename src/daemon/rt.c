@@ -1,0 +1,593 @@
+/* The daemon's runtime (rt.h): the default pool, VM run directories, seeds and processes.
+ *
+ * Layout under the state directory:
+ *   pools/default/                the default pool (pool.h); volume (TENANT, NAME) is the key
+ *                                 "TENANT/NAME", the platform's "_shared/NAME"
+ *   vms/ID/                       a VM's run directory (vmproc.h): config.json, seed.iso,
+ *                                 api.sock, console.sock, console.log, pid, exit, vmm.log.
+ *                                 ID is the first 16 hex digits of SHA-256("TENANT/NAME"): a
+ *                                 short path (a socket's path must fit 107 bytes) that no
+ *                                 tenant can make collide with another's
+ *   images/NAME/                  the shipped templates' boot files, copied once */
+#include "daemon/rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+
+#include "daemon/pool.h"
+#include "daemon/seed.h"
+#include "daemon/vmproc.h"
+
+#define BUSYBOX_DISK (64ull << 20) /* the BusyBox template's (empty) data disk */
+
+struct rt {
+    struct pool *pool;
+    struct vmsup *sup;
+    char self[PATH_MAX]; /* tesserad's executable: the shim */
+};
+
+static struct rt *rt_of(struct daemon *d)
+{
+    return d->vm;
+}
+
+static void vol_key(const char *tenant, const char *name, char *key)
+{
+    snprintf(key, POOL_KEY_LEN, "%s/%s", tenant[0] ? tenant : "_shared", name);
+}
+
+/* The VM's id: see the layout above. */
+static void vm_id(const char *tenant, const char *name, char *id)
+{
+    char key[2 * STORE_NAME_LEN + 1];
+    uint8_t h[32];
+    int i;
+
+    snprintf(key, sizeof(key), "%s/%s", tenant, name);
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, key, strlen(key), h);
+    for (i = 0; i < 8; i++)
+        snprintf(id + 2 * i, 3, "%02x", h[i]);
+}
+
+static int vm_dir(struct daemon *d, const char *tenant, const char *name, char *dir, char *err)
+{
+    char id[17];
+
+    vm_id(tenant, name, id);
+    if (snprintf(dir, PATH_MAX, "%s/vms/%s", d->state_dir, id) >= VMPROC_DIR_MAX) {
+        snprintf(err, RT_ERR_LEN,
+                 "the state directory's path is too long for a VM's sockets (at most %d bytes)",
+                 VMPROC_DIR_MAX - 21);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* ---- Start and stop ---- */
+
+static void on_exit_cb(void *arg, const char *id, const struct vmproc_info *info)
+{
+    struct daemon *d = arg;
+    char tenant[STORE_NAME_LEN], name[STORE_NAME_LEN];
+    const char *slash = strchr(id, '/');
+    int status;
+
+    if (!slash || (size_t)(slash - id) >= sizeof(tenant))
+        return;
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)(slash - id), id);
+    snprintf(name, sizeof(name), "%s", slash + 1);
+    if (info->state != VMPROC_EXITED || !info->exit_known)
+        status = 255;
+    else if (info->exit_signal)
+        status = 128 + info->exit_signal;
+    else
+        status = info->exit_status;
+    pthread_mutex_lock(&d->lock);
+    api_vm_exited(d, tenant, name, status);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    return mkdir(path, mode) && errno != EEXIST ? -errno : 0;
+}
+
+int rt_init(struct daemon *d, char *err)
+{
+    char path[PATH_MAX];
+    struct rt *rt = calloc(1, sizeof(*rt));
+    ssize_t n;
+    int ret;
+
+    if (!rt) {
+        snprintf(err, STORE_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    n = readlink("/proc/self/exe", rt->self, sizeof(rt->self) - 1);
+    if (n <= 0) {
+        snprintf(err, STORE_ERR_LEN, "/proc/self/exe: %s", strerror(errno));
+        free(rt);
+        return -EIO;
+    }
+    rt->self[n] = '\0';
+    const char *const dirs[] = {"pools", "vms", "images"};
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", d->state_dir, dirs[i]);
+        ret = mkdir_p(path, 0700);
+        if (ret) {
+            snprintf(err, STORE_ERR_LEN, "%.400s: %s", path, strerror(-ret));
+            free(rt);
+            return ret;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/pools/default", d->state_dir);
+    ret = pool_open(path, &rt->pool, err);
+    if (ret) {
+        free(rt);
+        return ret;
+    }
+    ret = vmsup_create(on_exit_cb, d, &rt->sup);
+    if (ret) {
+        snprintf(err, STORE_ERR_LEN, "the VM supervisor: %s", strerror(-ret));
+        pool_close(rt->pool);
+        free(rt);
+        return ret;
+    }
+    d->vm = rt;
+    return 0;
+}
+
+void rt_fini(struct daemon *d)
+{
+    struct rt *rt = rt_of(d);
+
+    if (!rt)
+        return;
+    vmsup_destroy(rt->sup);
+    pool_close(rt->pool);
+    free(rt);
+    d->vm = NULL;
+}
+
+int rt_pool_stats(struct daemon *d, uint64_t *capacity, uint64_t *used)
+{
+    char err[POOL_ERR_LEN];
+
+    return pool_stats(rt_of(d)->pool, capacity, used, err);
+}
+
+/* ---- Volumes ---- */
+
+int rt_volume_create(struct daemon *d, const char *tenant, const char *name, const char *format,
+                     uint64_t size, char *err)
+{
+    enum pool_format fmt;
+    char key[POOL_KEY_LEN];
+
+    vol_key(tenant, name, key);
+    if (pool_parse_format(format, &fmt)) {
+        snprintf(err, RT_ERR_LEN, "format %s: expected raw or qcow2", format);
+        return -EINVAL;
+    }
+    /* Sizes are whole sectors: round up. */
+    return volume_create(rt_of(d)->pool, key, fmt, (size + 511) & ~511ull, err);
+}
+
+int rt_volume_clone(struct daemon *d, const char *src_tenant, const char *src, const char *tenant,
+                    const char *name, bool linked, char *err)
+{
+    char skey[POOL_KEY_LEN], dkey[POOL_KEY_LEN];
+
+    vol_key(src_tenant, src, skey);
+    vol_key(tenant, name, dkey);
+    return linked ? volume_clone_linked(rt_of(d)->pool, skey, dkey, err)
+                  : volume_clone_full(rt_of(d)->pool, skey, dkey, err);
+}
+
+int rt_volume_resize(struct daemon *d, const char *tenant, const char *name, uint64_t size,
+                     char *err)
+{
+    char key[POOL_KEY_LEN];
+
+    vol_key(tenant, name, key);
+    return volume_resize(rt_of(d)->pool, key, (size + 511) & ~511ull, err);
+}
+
+int rt_volume_delete(struct daemon *d, const char *tenant, const char *name, char *err)
+{
+    char key[POOL_KEY_LEN];
+    int ret;
+
+    vol_key(tenant, name, key);
+    ret = volume_delete(rt_of(d)->pool, key, err);
+    return ret == -ENOENT ? 0 : ret;
+}
+
+int rt_volume_info(struct daemon *d, const char *tenant, const char *name,
+                   struct rt_volume_info *out, char *err)
+{
+    struct volume_info vi;
+    char key[POOL_KEY_LEN];
+    int ret;
+
+    vol_key(tenant, name, key);
+    ret = volume_info(rt_of(d)->pool, key, &vi, err);
+    if (ret)
+        return ret;
+    snprintf(out->format, sizeof(out->format), "%s", pool_format_name(vi.format));
+    out->size_bytes = vi.size_bytes;
+    out->allocated_bytes = vi.allocated_bytes;
+    return 0;
+}
+
+/* ---- VMs ---- */
+
+/* A MAC from the VM's id: stable across restarts, different per VM. */
+static void vm_mac(const char *id, char *mac)
+{
+    snprintf(mac, 18, "52:54:00:%.2s:%.2s:%.2s", id, id + 2, id + 4);
+}
+
+static int write_file(const char *path, const char *text, char *err)
+{
+    char tmp[PATH_MAX + 8];
+    size_t len = strlen(text);
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) || close(fd) ||
+        rename(tmp, path)) {
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The seed from the VM's cloud_init object (api_vms.c checked its shape). */
+static int vm_seed(const json_t *vm, const char *id, const char *mac, const char *path, char *err)
+{
+    const json_t *ci = json_object_get(vm, "cloud_init"), *net = json_object_get(ci, "network");
+    const json_t *keys = json_object_get(ci, "ssh_keys"), *dns = json_object_get(net, "dns");
+    const char *kv[SEED_MAX_KEYS], *dv[SEED_MAX_DNS], *ud, *mode;
+    char instance[64];
+    struct seed_spec s = {0};
+    size_t i;
+
+    snprintf(instance, sizeof(instance), "tessera-%s-%" JSON_INTEGER_FORMAT, id,
+             json_integer_value(json_object_get(vm, "created")));
+    s.instance_id = instance;
+    s.hostname = json_string_value(json_object_get(ci, "hostname"));
+    if (json_array_size(keys) > SEED_MAX_KEYS || json_array_size(dns) > SEED_MAX_DNS) {
+        snprintf(err, RT_ERR_LEN, "cloud_init: too many ssh_keys or dns entries");
+        return -EINVAL;
+    }
+    for (i = 0; i < json_array_size(keys); i++)
+        kv[i] = json_string_value(json_array_get(keys, i));
+    s.ssh_keys = kv;
+    s.n_ssh_keys = json_array_size(keys);
+    ud = json_string_value(json_object_get(ci, "user_data"));
+    s.user_data = (const uint8_t *)ud;
+    s.user_data_len = ud ? strlen(ud) : 0;
+    mode = json_string_value(json_object_get(net, "mode"));
+    s.net_mode = !mode ? SEED_NET_NONE : !strcmp(mode, "static") ? SEED_NET_STATIC : SEED_NET_DHCP;
+    s.mac = mac;
+    s.address = json_string_value(json_object_get(net, "address"));
+    s.gateway = json_string_value(json_object_get(net, "gateway"));
+    for (i = 0; i < json_array_size(dns); i++)
+        dv[i] = json_string_value(json_array_get(dns, i));
+    s.dns = dv;
+    s.n_dns = json_array_size(dns);
+    return seed_build(&s, path, err);
+}
+
+int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, const json_t *tmpl,
+                    char *err)
+{
+    const char *name = json_string_value(json_object_get(vm, "name"));
+    const json_t *boot = json_object_get(tmpl, "boot"), *f;
+    char dir[PATH_MAX], id[17], mac[18], key[POOL_KEY_LEN], disk[PATH_MAX], path[PATH_MAX + 16];
+    char backend[1024] = "user", mem[32];
+    json_t *cfg = NULL;
+    char *text = NULL;
+    size_t i, n = 4;
+    int ret;
+
+    ret = vm_dir(d, tenant, name, dir, err);
+    if (ret)
+        return ret;
+    vm_id(tenant, name, id);
+    vm_mac(id, mac);
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    vol_key(tenant, json_string_value(json_object_get(vm, "volume")), key);
+    ret = volume_path(rt_of(d)->pool, key, disk, sizeof(disk), err);
+    if (ret)
+        return ret;
+    snprintf(path, sizeof(path), "%s/seed.iso", dir);
+    ret = vm_seed(vm, id, mac, path, err);
+    if (ret)
+        return ret;
+    json_array_foreach(json_object_get(vm, "port_forwards"), i, f)
+    {
+        n += (size_t)snprintf(backend + n, n < sizeof(backend) ? sizeof(backend) - n : 0,
+                              ",hostfwd=%s:%s:%" JSON_INTEGER_FORMAT "-:%" JSON_INTEGER_FORMAT,
+                              json_string_value(json_object_get(f, "proto")),
+                              json_string_value(json_object_get(f, "host_addr")),
+                              json_integer_value(json_object_get(f, "host_port")),
+                              json_integer_value(json_object_get(f, "guest_port")));
+    }
+    if (n >= sizeof(backend)) {
+        snprintf(err, RT_ERR_LEN, "too many port forwards");
+        return -EINVAL;
+    }
+    snprintf(mem, sizeof(mem), "%" JSON_INTEGER_FORMAT "M",
+             json_integer_value(json_object_get(vm, "memory_bytes")) >> 20);
+    cfg = json_pack(
+        "{s:i,s:I,s:s,s:{s:O,s:O*,s:O*},s:[{s:s,s:s,s:s},{s:s,s:s,s:b,s:s}],s:[{s:s,s:s}],"
+        "s:[{s:s},{s:s}],s:{s:s,s:s++,s:s++},s:s++}",
+        "version", 1, "cpus", json_integer_value(json_object_get(vm, "cpus")), "memory",
+        mem, "boot", "kernel", json_object_get(boot, "kernel"), "initrd",
+        json_object_get(boot, "initrd"), "cmdline", json_object_get(boot, "cmdline"), "disks",
+        "path", disk, "format", "qcow2", "serial", "root", "path", path, "format", "raw",
+        "readonly", 1, "serial", "cidata", "nics", "backend", backend, "mac", mac, "devices",
+        "type", "rng", "type", "balloon", "console", "mode", "socket", "socket", dir,
+        "/console.sock", "log", dir, "/console.log", "api_socket", dir, "/api.sock");
+    if (cfg)
+        text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(cfg);
+    if (!text) {
+        snprintf(err, RT_ERR_LEN, "VM %s: cannot build its config (out of memory)", name);
+        return -ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    ret = write_file(path, text, err);
+    free(text);
+    return ret;
+}
+
+int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t *pid, char *err)
+{
+    char dir[PATH_MAX], config[PATH_MAX + 16], id[2 * STORE_NAME_LEN + 1];
+    struct rt *rt = rt_of(d);
+    struct vmproc_info info;
+    struct vmproc_spec spec = {.id = name, .dir = dir, .config = config, .shim = rt->self,
+                               .tessera = d->tessera};
+    int ret;
+
+    if (!d->tessera[0]) {
+        snprintf(err, RT_ERR_LEN, "no VMM: 'tessera' is not beside tesserad's executable");
+        return -ENOENT;
+    }
+    ret = vm_dir(d, tenant, name, dir, err);
+    if (ret)
+        return ret;
+    snprintf(config, sizeof(config), "%s/config.json", dir);
+    ret = vmproc_start(&spec, &info, err);
+    if (ret)
+        return ret;
+    *pid = info.pid;
+    snprintf(id, sizeof(id), "%s/%s", tenant, name);
+    /* Watched from now on; an exit before this point is reported at once by the watch. */
+    vmsup_unwatch(rt->sup, id);
+    ret = vmsup_watch(rt->sup, id, dir, err);
+    return ret;
+}
+
+int rt_vm_action(struct daemon *d, const char *tenant, const char *name, const char *action,
+                 char *err)
+{
+    char dir[PATH_MAX];
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    if (ret)
+        return ret;
+    if (!strcmp(action, "reboot"))
+        action = "reset";
+    ret = vmproc_action(dir, action, 30, err);
+    /* 1: it did not stop in time and was killed, which err says; the VM is stopped. */
+    return ret > 0 ? 0 : ret;
+}
+
+int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t *pid,
+                int *status)
+{
+    char dir[PATH_MAX], err[RT_ERR_LEN], id[2 * STORE_NAME_LEN + 1];
+    struct vmproc_info info;
+
+    if (vm_dir(d, tenant, name, dir, err) || vmproc_probe(dir, &info, err))
+        return -ENOENT;
+    switch (info.state) {
+    case VMPROC_RUNNING:
+        *pid = info.pid;
+        snprintf(id, sizeof(id), "%s/%s", tenant, name);
+        vmsup_unwatch(rt_of(d)->sup, id);
+        if (vmsup_watch(rt_of(d)->sup, id, dir, err))
+            fprintf(stderr, "tesserad: VM %s: cannot watch it: %s\n", id, err);
+        return !strcmp(info.vm_state, "paused") ? 2 : 1;
+    case VMPROC_EXITED:
+        *status = !info.exit_known   ? 255
+                  : info.exit_signal ? 128 + info.exit_signal
+                                     : info.exit_status;
+        return 0;
+    default:
+        return -ENOENT;
+    }
+}
+
+int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, char *path,
+                       size_t len)
+{
+    char dir[PATH_MAX], err[RT_ERR_LEN];
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    if (ret)
+        return ret;
+    return snprintf(path, len, "%s/console.sock", dir) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, size_t max,
+                      char **text)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16], err[RT_ERR_LEN];
+    struct stat st;
+    ssize_t n;
+    size_t i;
+    int fd, ret = vm_dir(d, tenant, name, dir, err);
+
+    *text = NULL;
+    if (ret)
+        return ret;
+    snprintf(path, sizeof(path), "%s/console.log", dir);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    if ((size_t)st.st_size < max)
+        max = (size_t)st.st_size;
+    *text = malloc(max + 1);
+    if (!*text) {
+        close(fd);
+        return -ENOMEM;
+    }
+    n = pread(fd, *text, max, st.st_size - (off_t)max);
+    close(fd);
+    if (n < 0) {
+        free(*text);
+        *text = NULL;
+        return -EIO;
+    }
+    for (i = 0; i < (size_t)n; i++) {
+        unsigned char c = (unsigned char)(*text)[i];
+
+        if (!(c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)))
+            (*text)[i] = '?';
+    }
+    (*text)[n] = '\0';
+    return 0;
+}
+
+int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *err)
+{
+    static const char *const files[] = {"config.json", "config.json.tmp", "seed.iso", "pid",
+                                        "exit", "vmm.log", "vmm.log.1", "console.log",
+                                        "api.sock", "console.sock", NULL};
+    char dir[PATH_MAX], path[PATH_MAX + 32], id[2 * STORE_NAME_LEN + 1];
+    size_t i;
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    if (ret)
+        return ret;
+    snprintf(id, sizeof(id), "%s/%s", tenant, name);
+    vmsup_unwatch(rt_of(d)->sup, id);
+    for (i = 0; files[i]; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    if (rmdir(dir) && errno != ENOENT) {
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+/* ---- Shipped templates ---- */
+
+/* Copies src to dst (0600) unless dst exists. */
+static int copy_once(const char *src, const char *dst, char *err)
+{
+    char buf[1 << 16], tmp[PATH_MAX + 8];
+    int in, out = -1, ret = 0;
+    ssize_t n;
+
+    if (!access(dst, F_OK))
+        return 0;
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", src, strerror(errno));
+        return -errno;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+        ret = -errno;
+    while (!ret && (n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0 || write(out, buf, (size_t)n) != n)
+            ret = -errno ? -errno : -EIO;
+    }
+    if (!ret && (fsync(out) || rename(tmp, dst)))
+        ret = -errno;
+    if (out >= 0)
+        close(out);
+    close(in);
+    if (ret) {
+        unlink(tmp);
+        snprintf(err, RT_ERR_LEN, "copying %.200s to %.200s: %s", src, dst, strerror(-ret));
+    }
+    return ret;
+}
+
+static int shipped_busybox(struct daemon *d, struct rt_shipped *sh, char *err)
+{
+    char src[PATH_MAX], dir[PATH_MAX], key[POOL_KEY_LEN], path[PATH_MAX];
+    const char *bin = dirname(strcpy(src, d->tessera));
+    int ret;
+
+    memset(sh, 0, sizeof(*sh));
+    snprintf(sh->name, sizeof(sh->name), "busybox");
+    snprintf(sh->os, sizeof(sh->os), "busybox");
+    snprintf(sh->cmdline, sizeof(sh->cmdline), "console=ttyS0");
+    sh->cpus = 1;
+    sh->memory_bytes = 256ull << 20;
+    sh->disk_bytes = BUSYBOX_DISK;
+    snprintf(dir, sizeof(dir), "%s/images/busybox", d->state_dir);
+    snprintf(sh->kernel, sizeof(sh->kernel), "%s/Image", dir);
+    snprintf(sh->initrd, sizeof(sh->initrd), "%s/initramfs.cpio.gz", dir);
+    /* The default guest that guest/build.sh links beside the binaries (build/guest/). */
+    snprintf(path, sizeof(path), "%s/guest/Image", bin);
+    if (access(path, R_OK))
+        return -ENOENT;
+    ret = mkdir_p(dir, 0700);
+    if (!ret)
+        ret = copy_once(path, sh->kernel, err);
+    snprintf(path, sizeof(path), "%s/guest/initramfs.cpio.gz", bin);
+    if (!ret)
+        ret = copy_once(path, sh->initrd, err);
+    if (ret)
+        return ret;
+    vol_key("", sh->name, key);
+    ret = volume_create(rt_of(d)->pool, key, POOL_FORMAT_QCOW2, sh->disk_bytes, err);
+    return ret == -EEXIST ? 0 : ret;
+}
+
+int rt_shipped_templates(struct daemon *d, struct rt_shipped *out, size_t *n, char *err)
+{
+    int ret;
+
+    *n = 0;
+    if (!d->tessera[0])
+        return 0;
+    ret = shipped_busybox(d, &out[*n], err);
+    if (!ret)
+        (*n)++;
+    else if (ret != -ENOENT)
+        return ret;
+    return 0;
+}

@@ -1,0 +1,107 @@
+"""A tesserad for tests: started on a fresh (or given) state directory, reached over its unix
+socket with JSON requests and a bearer token; stopped with SIGTERM or killed with SIGKILL.
+Used by tests/system/test_daemon*.py and bench/daemon.py."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TESSERAD = os.environ.get("TESSERAD", os.path.join(ROOT, "build", "tesserad"))
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("tesserad", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class Daemon:
+    def __init__(self, state, args=()):
+        self.state = state
+        self.sock = os.path.join(state, "tesserad.sock")
+        self.args = list(args)
+        self.proc = None
+        self.token = None
+
+    def start(self, timeout=20):
+        self.log = open(os.path.join(os.path.dirname(self.state), "tesserad.log"), "ab")
+        self.proc = subprocess.Popen([TESSERAD, "--state-dir", self.state] + self.args,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.sock):
+                try:
+                    s = socket.socket(socket.AF_UNIX)
+                    s.connect(self.sock)
+                    s.close()
+                    with open(os.path.join(self.state, "admin.token")) as f:
+                        self.token = f.read().strip()
+                    return
+                except OSError:
+                    pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("tesserad did not start (see %s)" % self.log.name)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.log.close()
+        return rc
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def call(self, method, path, token=None, body=None, raw=None, headers=None, timeout=30):
+        """Returns (status, parsed JSON or None, raw body). token None: the administrator's."""
+        c = UnixHTTPConnection(self.sock, timeout=timeout)
+        h = {"Content-Type": "application/json"}
+        tok = self.token if token is None else token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        payload = r.read()
+        c.close()
+        doc = None
+        if payload:
+            try:
+                doc = json.loads(payload)
+            except ValueError:
+                doc = None
+        return r.status, doc, payload
+
+    def ok(self, method, path, token=None, body=None, want=(200, 201, 202, 204)):
+        st, doc, payload = self.call(method, path, token, body)
+        if st not in want:
+            raise AssertionError("%s %s: %d %s" % (method, path, st, payload[:300]))
+        return doc
+
+    def wait_op(self, doc, token=None, timeout=120):
+        """Waits for the operation a 202 answered with; returns it (raises on failure)."""
+        op = doc.get("operation", doc)
+        st, res, payload = self.call("GET", "/api/v1/operations/%s/wait?timeout=%d" %
+                                     (op["id"], timeout), token, timeout=timeout + 10)
+        if st != 200 or res.get("status") != "success":
+            raise AssertionError("operation %s: %d %s" % (op["id"], st, payload[:300]))
+        return res
+
+    def user(self, tenant, name, role):
+        """Creates a user in tenant and returns a token for it."""
+        self.ok("POST", "/api/v1/tenants/%s/users" % tenant, body={"name": name, "role": role})
+        return self.ok("POST", "/api/v1/tokens", body={"tenant": tenant, "user": name})["token"]
