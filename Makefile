@@ -77,10 +77,11 @@ $(BUILD)/tests-asan/%: tests/unit/%.c $(LIB_ASAN)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SANFLAGS) -Itests/unit -o $@ $< $(call WHOLE,$(LIB_ASAN)) \
 	    $(LDLIBS)
 
-unit: $(UNIT_BINS)
+# test_vmproc runs the real VMM (build/tessera, with the default guest of guest/build.sh).
+unit: $(UNIT_BINS) $(BUILD)/tessera
 	@tests/run-unit.sh $(UNIT_BINS)
 
-unit-asan: $(UNIT_ASAN)
+unit-asan: $(UNIT_ASAN) $(BUILD)/tessera
 	@tests/run-unit.sh $(UNIT_ASAN)
 
 include tests/isa/isa.mk

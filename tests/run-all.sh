@@ -30,6 +30,8 @@ stage() {
 stage "format"      make -s check-format
 stage "layering"    python3 tests/layering/check.py
 stage "build"       make -s -j"$JOBS"
+# Before the unit tests: test_vmproc boots the default guest (cached, seconds once built).
+stage "guest build" guest/build.sh
 stage "unit"        make -s -j"$JOBS" unit
 stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan
 stage "isa"         make -s -j"$JOBS" isa
@@ -39,7 +41,6 @@ stage "daemon"      python3 tests/system/test_daemon.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh
-stage "guest build" guest/build.sh
 stage "guest"       tests/guest/run.sh
 stage "devices"     python3 tests/guest/test_devices.py
 stage "net"         python3 tests/guest/test_net.py

@@ -23,6 +23,7 @@
 #include "daemon/api.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
+#include "daemon/vmproc.h"
 
 #define SOCKET_MODE 0660
 
@@ -76,6 +77,9 @@ int main(int argc, char **argv)
     bool created;
     int opt, sig, ret, lock_fd;
 
+    /* Re-run as a VM's shim (daemon/vmproc.h): before any thread or fd of the daemon exists. */
+    if (argc > 1 && !strcmp(argv[1], VMPROC_SHIM_ARG))
+        return vmproc_shim_main(argc, argv);
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': dir = optarg; break;
