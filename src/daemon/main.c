@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/daemon.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
 #include "daemon/vmproc.h"
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
     char token[TOKEN_TEXT_LEN + 1];
     const char *dir = NULL, *listen_arg = NULL;
     struct server *srv = NULL;
-    struct store *store = NULL;
+    static struct daemon d;
     sigset_t stop;
     bool created;
     int opt, sig, ret, lock_fd;
@@ -129,12 +130,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ret = store_open_sqlite(db_path, &store, err);
+    ret = daemon_init(&d, dir, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         return 1;
     }
-    ret = api_bootstrap(store, &created, token, err);
+    ret = api_bootstrap(d.store, &created, token, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         goto close_store;
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
                 "(mode 0600): keep it secret\n",
                 API_ADMIN_USER, token_path);
     }
-    ret = server_start(sock_path, SOCKET_MODE, store, &srv, err);
+    ret = server_start(sock_path, SOCKET_MODE, &d, &srv, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         goto close_store;
@@ -165,6 +166,6 @@ int main(int argc, char **argv)
     server_stop(srv);
     ret = 0;
 close_store:
-    store_close(store);
+    daemon_fini(&d);
     return ret ? 1 : 0;
 }

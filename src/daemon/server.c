@@ -17,7 +17,7 @@
 
 struct server {
     struct MHD_Daemon *mhd;
-    struct store *store;
+    struct daemon *d;
     int listen_fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t dev; /* the socket file we made, so stop removes only that one */
@@ -53,6 +53,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (r->status == 405 && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->location[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"tesserad\"");
@@ -121,9 +123,22 @@ static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const
     }
     if (req->too_big)
         return too_big(conn);
-    api_handle(srv->store, method, url,
-               MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-               req->body, req->len, &r);
+    {
+        struct api_request rq = {
+            .method = method,
+            .path = url,
+            .tenant = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+            .timeout = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout"),
+            .authorization =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+            .body = req->body,
+            .len = req->len,
+        };
+
+        pthread_mutex_lock(&srv->d->lock);
+        api_handle(srv->d, &rq, &r);
+        pthread_mutex_unlock(&srv->d->lock);
+    }
     return send_response(conn, &r);
 }
 
@@ -201,7 +216,7 @@ static void socket_remove(struct server *srv)
         unlink(srv->path);
 }
 
-int server_start(const char *sock_path, mode_t mode, struct store *s, struct server **out,
+int server_start(const char *sock_path, mode_t mode, struct daemon *d, struct server **out,
                  char *err)
 {
     struct server *srv;
@@ -213,7 +228,7 @@ int server_start(const char *sock_path, mode_t mode, struct store *s, struct ser
         snprintf(err, SERVER_ERR_LEN, "%s: out of memory", sock_path);
         return -ENOMEM;
     }
-    srv->store = s;
+    srv->d = d;
     ret = socket_listen(srv, sock_path, mode, err);
     if (ret)
         goto free_srv;

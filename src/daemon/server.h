@@ -10,7 +10,7 @@
 
 #include <sys/types.h>
 
-#include "daemon/store.h"
+#include "daemon/daemon.h"
 
 #define SERVER_ERR_LEN   512
 #define SERVER_CONN_MAX  64
@@ -24,7 +24,7 @@ struct server;
  * stale socket at sock_path (nobody listening) is replaced; a live one is -EADDRINUSE and a
  * file that is not a socket -EEXIST. Returns 0 and *out, or -errno with err (SERVER_ERR_LEN)
  * naming sock_path. */
-int server_start(const char *sock_path, mode_t mode, struct store *s, struct server **out,
+int server_start(const char *sock_path, mode_t mode, struct daemon *d, struct server **out,
                  char *err);
 
 /* Closes every connection, waits for the server's thread, removes the socket and frees srv.
