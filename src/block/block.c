@@ -600,6 +600,29 @@ int block_anchor_backing(const char *path, const char *format, char *err)
     return ret;
 }
 
+int block_grow(const char *path, const char *format, uint64_t new_size, char *err)
+{
+    const struct block_driver *drv;
+    int fd, ret;
+
+    if (format && !block_find_driver(format)) {
+        block_set_error(err, "%s: unknown image format '%s' (known: qcow2, raw)", path, format);
+        return -EINVAL;
+    }
+    ret = block_open_file(path, false, &fd, err);
+    if (ret < 0)
+        return ret;
+    ret = block_driver_of(fd, path, format, &drv, err);
+    if (ret == 0 && !drv->grow) {
+        block_set_error(err, "%s: format %s cannot grow", path, drv->name);
+        ret = -ENOTSUP;
+    }
+    if (ret == 0)
+        ret = drv->grow(fd, path, new_size, err);
+    close(fd);
+    return ret;
+}
+
 int block_commit(struct block *top, struct block *base, uint64_t *bytes, char *err)
 {
     const size_t chunk = 1u << 20;

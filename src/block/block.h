@@ -151,6 +151,13 @@ int block_query_backing(const char *path, const char *format, char *name, size_t
  * open. `format` NULL probes. 0, or -errno with one line in err (-EBUSY: in use). */
 int block_anchor_backing(const char *path, const char *format, char *err);
 
+/* Grows the virtual size of the image at `path` to new_size bytes; the new range reads as
+ * zeroes. Shrinking is refused (-EINVAL: it would lose data). qcow2 grows inside the clusters
+ * its L1 table already has (4 TiB for a 64 KiB-cluster image that block_create() made);
+ * beyond them it answers -EFBIG. Locks the image exclusively: it must not be open (-EBUSY).
+ * `format` NULL probes. 0, or -errno with one line in err. */
+int block_grow(const char *path, const char *format, uint64_t new_size, char *err);
+
 /* Copies what `top` holds by itself (block_map(): its data, and zeroes where it says zeroes
  * over its backing file) into the writable image `base`, at the same offsets, and flushes base:
  * afterwards base reads, on every byte, as top did (top over base) when base was top's backing

@@ -49,6 +49,10 @@ struct block_driver {
     /* Optional: block_anchor_backing()'s rewrite of the stored backing file name, on `fd`,
      * the image at `path` (opened writable and locked exclusively). NULL: no backing file. */
     int (*set_backing_name)(int fd, const char *path, const char *name, char *err);
+    /* Optional: block_grow() on `fd`, the image at `path` (opened writable and locked
+     * exclusively): makes the virtual size new_size, which is not below the current one.
+     * NULL: the format cannot grow. */
+    int (*grow)(int fd, const char *path, uint64_t new_size, char *err);
     /* Optional: bs's contents moved to a new struct block (block_reopen() swaps images in
      * place); the driver points its state back at `bs`. NULL: the driver keeps no pointer. */
     void (*rebind)(struct block *bs);

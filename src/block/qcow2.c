@@ -1359,6 +1359,78 @@ static int qcow2_set_backing_name(int fd, const char *path, const char *name, ch
     return ret;
 }
 
+/* Grows the virtual size (header bytes 24..31) and, when the disk needs more L2 tables, the
+ * number of L1 entries (bytes 36..39), spec §Header. The L1 table is not moved: the new entries
+ * must fit in the clusters it already occupies (whole clusters, spec §Cluster mapping: "the L1
+ * table is contiguous in the image file") and read as zero there, so they map nothing. Both
+ * fields go in one 16-byte write, then a sync: a crash leaves the old size or the new. */
+static int qcow2_grow(int fd, const char *path, uint64_t new_size, char *err)
+{
+    struct block b = {.fd = fd, .path = (char *)path};
+    struct qcow2 s = {.bs = &b};
+    struct qcow2_extensions ext = {.backing_fmt = ""};
+    struct qcow2_header h;
+    uint8_t *hdr, field[16];
+    uint64_t cs, l2_span, need, cap;
+    size_t hdr_len;
+    int ret;
+
+    ret = qcow2_read_header(&s, &h, &ext, &hdr, &hdr_len, err);
+    if (ret < 0)
+        return ret;
+    free(hdr);
+    if (new_size < h.size) {
+        block_set_error(err, "%s: size %llu is below the current %llu bytes: shrinking loses data",
+                        path, (unsigned long long)new_size, (unsigned long long)h.size);
+        return -EINVAL;
+    }
+    cs = 1ull << h.cluster_bits;
+    l2_span = cs << (h.cluster_bits - 3);
+    if (new_size > INT64_MAX) {
+        block_set_error(err, "%s: size %llu is too large", path, (unsigned long long)new_size);
+        return -EFBIG;
+    }
+    need = new_size / l2_span + (new_size % l2_span != 0);
+    cap = h.l1_size ? ((uint64_t)h.l1_size * 8 + cs - 1) / cs * cs / 8 : 0;
+    if (need > h.l1_size) {
+        uint64_t tail = (need - h.l1_size) * 8;
+        uint8_t *zero;
+
+        if (need > cap || h.l1_table_offset + need * 8 > s.file_size) {
+            block_set_error(err,
+                            "%s: growing to %llu bytes needs %llu L1 entries; the L1 table's "
+                            "clusters hold %llu (at most %llu bytes): make a full clone instead",
+                            path, (unsigned long long)new_size, (unsigned long long)need,
+                            (unsigned long long)cap, (unsigned long long)(cap * l2_span));
+            return -EFBIG;
+        }
+        zero = malloc(tail);
+        if (!zero)
+            return -ENOMEM;
+        ret = block_file_read(fd, h.l1_table_offset + (uint64_t)h.l1_size * 8, zero, tail);
+        for (uint64_t i = 0; ret == 0 && i < tail; i++)
+            if (zero[i]) {
+                block_set_error(err,
+                                "%s: the L1 table's cluster holds data past entry %u: cannot "
+                                "grow it in place",
+                                path, h.l1_size);
+                ret = -EINVAL;
+            }
+        free(zero);
+        if (ret < 0)
+            return ret;
+    }
+    qcow2_put_be64(field, new_size);
+    qcow2_put_be32(field + 8, h.crypt_method);
+    qcow2_put_be32(field + 12, need > h.l1_size ? (uint32_t)need : h.l1_size);
+    ret = block_file_write(fd, 24, field, sizeof(field));
+    if (ret == 0 && fdatasync(fd) < 0)
+        ret = -errno;
+    if (ret < 0)
+        block_set_error(err, "%s: writing the new size: %s", path, strerror(-ret));
+    return ret;
+}
+
 static void qcow2_rebind(struct block *bs)
 {
     struct qcow2 *q = bs->opaque;
@@ -1382,5 +1454,6 @@ const struct block_driver block_driver_qcow2 = {
     .map = qcow2_map,
     .query_backing = qcow2_query_backing,
     .set_backing_name = qcow2_set_backing_name,
+    .grow = qcow2_grow,
     .rebind = qcow2_rebind,
 };

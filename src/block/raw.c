@@ -117,6 +117,38 @@ static int raw_create(const char *path, const struct block_create_opts *opts, ch
     return ret;
 }
 
+/* A raw disk is its file: growing is extending the file, sparse. */
+static int raw_grow(int fd, const char *path, uint64_t new_size, char *err)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        block_set_error(err, "%s: cannot stat: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        block_set_error(err, "%s: only a regular file can grow", path);
+        return -ENOTSUP;
+    }
+    if (new_size < (uint64_t)st.st_size) {
+        block_set_error(err, "%s: size %llu is below the current %lld bytes: shrinking loses data",
+                        path, (unsigned long long)new_size, (long long)st.st_size);
+        return -EINVAL;
+    }
+    if (new_size > INT64_MAX) {
+        block_set_error(err, "%s: size %llu is too large", path, (unsigned long long)new_size);
+        return -EFBIG;
+    }
+    if (ftruncate(fd, (off_t)new_size) < 0 || fsync(fd) < 0) {
+        int ret = -errno;
+
+        block_set_error(err, "%s: cannot grow to %llu bytes: %s", path,
+                        (unsigned long long)new_size, strerror(errno));
+        return ret;
+    }
+    return 0;
+}
+
 const struct block_driver block_driver_raw = {
     .name = "raw",
     .probe = raw_probe,
@@ -128,4 +160,5 @@ const struct block_driver block_driver_raw = {
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
     .create = raw_create,
+    .grow = raw_grow,
 };

@@ -22,7 +22,7 @@ FLOORS = {
     "cpu": {"base", "hw"},
     "machine": {"base", "block", "net", "hw", "cpu"},
     "vmm": {"base", "block", "net", "hw", "cpu", "machine"},
-    "daemon": {"base", "vmm"},
+    "daemon": {"base", "block", "vmm"},
     "cli": {"base", "block", "net", "hw", "cpu", "machine", "vmm", "daemon"},
 }
 
