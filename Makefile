@@ -115,3 +115,5 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(ASAN_DIR)/src/cli/main.d
+# A unit test may include sources from outside src/ (test_seed.c: the guest agent's reader).
+-include $(UNIT_BINS:=.d) $(UNIT_ASAN:=.d)

@@ -41,6 +41,9 @@ packages=(
     opensbi qemu-system-misc qemu-utils device-tree-compiler python3 iproute2
     # the CLI test checks describe's document against docs/vm-config.schema.json
     python3-jsonschema
+    # cloud-init seed disks: tesserad makes the ISO 9660 image with xorriso (as cloud-localds
+    # does); the seed test reads our YAML back with PyYAML, the parser cloud-init uses
+    xorriso python3-yaml
 )
 
 echo "install-deps: apt-get update"

@@ -47,6 +47,7 @@ stage "net"         python3 tests/guest/test_net.py
 stage "migrate"     python3 tests/guest/test_migrate.py
 stage "config"      python3 tests/guest/test_config.py
 stage "pool"        python3 tests/guest/test_pool.py
+stage "seed"        python3 tests/guest/test_seed.py
 
 printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
 echo "$total_pass passed, $total_fail failed"

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "json.h"
+#include "seed.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1464,12 +1465,19 @@ static void detach_stdio(void)
         close(fd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct agent ag = {.fd = -1};
     sigset_t set;
     int last_err = 1; /* never an open() result: the first outcome is logged */
 
+    /* `tessera-agent seed`: rcS applies the cloud-init seed disk once at boot (seed.h). */
+    if (argc == 2 && strcmp(argv[1], "seed") == 0)
+        return seed_main();
+    if (argc != 1) {
+        fprintf(stderr, "usage: tessera-agent [seed]\n");
+        return 2;
+    }
     umask(022);
     if (chdir("/") < 0)
         return 1;

@@ -14,7 +14,7 @@
 # Static riscv64 programs: "source files -> path in the guest". Paths of
 # sources are relative to guest/.
 GUEST_PROGRAMS=(
-    "agent/tessera-agent.c agent/json.c -> /sbin/tessera-agent"
+    "agent/tessera-agent.c agent/json.c agent/seed.c agent/cidata.c -> /sbin/tessera-agent"
     "tools/tessera-fault.c -> /bin/tessera-fault"
     "tools/tessera-diskbench.c -> /bin/tessera-diskbench"
     "tools/tessera-memstress.c -> /bin/tessera-memstress"
