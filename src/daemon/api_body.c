@@ -140,6 +140,40 @@ int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, 
     return 0;
 }
 
+int body_str_at(struct req *q, json_t *arr, const char *field, size_t i, size_t max,
+                const char **out)
+{
+    char f[FIELD_LEN];
+    json_t *wrap;
+    int ret;
+
+    snprintf(f, sizeof(f), "%s[%zu]", field, i);
+    /* One checker for strings: the element as the one member of an object. */
+    wrap = json_pack("{s:O}", "x", json_array_get(arr, i));
+    if (!wrap) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    ret = body_str(q, wrap, NULL, "x", true, max, out);
+    if (ret) {
+        /* Name the element in the reply rather than the wrapper's key. */
+        json_t *err = json_loadb(q->r->body, q->r->len, 0, NULL);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(err, "error"), "message"));
+        char m[API_MSG_LEN];
+
+        snprintf(m, sizeof(m), "%s", msg ? msg : "");
+        json_decref(err);
+        api_response_free(q->r);
+        reply_error(q->r, 400, f, "%s: %s", f, strstr(m, "must") ? strstr(m, "must") : m);
+    } else {
+        /* The array keeps the string alive; the wrapper only borrowed it. */
+        *out = json_string_value(json_array_get(arr, i));
+    }
+    json_decref(wrap);
+    return ret;
+}
+
 int body_bool(struct req *q, json_t *obj, const char *prefix, const char *field, bool *out)
 {
     char f[FIELD_LEN];
@@ -148,8 +182,7 @@ int body_bool(struct req *q, json_t *obj, const char *prefix, const char *field,
     if (!v)
         return 0;
     if (!json_is_boolean(v)) {
-        reply_error(q->r, 400, field_path(f, prefix, field), "field '%s' must be true or false",
-                    f);
+        reply_error(q->r, 400, field_path(f, prefix, field), "field '%s' must be true or false", f);
         return -EINVAL;
     }
     *out = json_is_true(v);

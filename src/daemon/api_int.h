@@ -15,10 +15,10 @@
 #include "daemon/daemon.h"
 #include "daemon/store.h"
 
-#define API_SEG_MAX    6    /* path segments after /api/v1/ */
-#define API_PATH_MAX   1024 /* longer paths are no route of ours */
-#define API_QUOTE_LEN  52   /* quote() buffers */
-#define API_MSG_LEN    STORE_TEXT_LEN
+#define API_SEG_MAX   6    /* path segments after /api/v1/ */
+#define API_PATH_MAX  1024 /* longer paths are no route of ours */
+#define API_QUOTE_LEN 52   /* quote() buffers */
+#define API_MSG_LEN   STORE_TEXT_LEN
 
 /* Ordered: each role can do what the ones before it can. */
 enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OPERATOR, ROLE_TENANT_ADMIN, ROLE_PLATFORM_ADMIN };
@@ -82,6 +82,9 @@ int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, 
              size_t max, const char **out);
 int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
              uint64_t min, uint64_t max, uint64_t *out, bool *present);
+/* Element i of the array arr, which must be a string; the 400 names "field[i]". */
+int body_str_at(struct req *q, json_t *arr, const char *field, size_t i, size_t max,
+                const char **out);
 int body_bool(struct req *q, json_t *obj, const char *prefix, const char *field, bool *out);
 int body_name(struct req *q, json_t *obj, const char *field, bool required, const char **out);
 
@@ -124,30 +127,30 @@ int api_volume_busy(struct req *q, const char *tenant, const char *name, json_t 
 json_t *api_template_find(struct req *q, const char *name, char *tenant_out);
 
 /* ---- Resource handlers ---- */
-void pools_list(struct req *q);
-void volumes_list(struct req *q);
-void volumes_create(struct req *q);
-void volume_get(struct req *q);
-void volume_delete(struct req *q);
-void volume_resize(struct req *q);
-void volume_clone(struct req *q);
-void templates_list(struct req *q);
-void templates_create(struct req *q);
-void template_get(struct req *q);
-void template_delete(struct req *q);
-void quota_get(struct req *q);
-void quota_set(struct req *q);
-void host_get(struct req *q);
-void host_set(struct req *q);
-void roles_list(struct req *q);
-void vms_list(struct req *q);
-void vms_create(struct req *q);
-void vm_get(struct req *q);
-void vm_delete(struct req *q);
-void vm_action(struct req *q);
-void vm_log(struct req *q);
-void operations_list(struct req *q);
-void operation_get(struct req *q);
-void operation_wait(struct req *q);
+void api_pools_list(struct req *q);
+void api_volumes_list(struct req *q);
+void api_volumes_create(struct req *q);
+void api_volume_get(struct req *q);
+void api_volume_delete(struct req *q);
+void api_volume_resize(struct req *q);
+void api_volume_clone(struct req *q);
+void api_templates_list(struct req *q);
+void api_templates_create(struct req *q);
+void api_template_get(struct req *q);
+void api_template_delete(struct req *q);
+void api_quota_get(struct req *q);
+void api_quota_set(struct req *q);
+void api_host_get(struct req *q);
+void api_host_set(struct req *q);
+void api_roles_list(struct req *q);
+void api_vms_list(struct req *q);
+void api_vms_create(struct req *q);
+void api_vm_get(struct req *q);
+void api_vm_delete(struct req *q);
+void api_vm_action(struct req *q);
+void api_vm_log(struct req *q);
+void api_operations_list(struct req *q);
+void api_operation_get(struct req *q);
+void api_operation_wait(struct req *q);
 
 #endif

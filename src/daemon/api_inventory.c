@@ -18,8 +18,6 @@
 #define VOLUME_MAX_BYTES (16ull << 40) /* 16 TiB: a volume larger is a typo */
 #define GIB              (1ull << 30)
 
-
-
 /* ---- The host ---- */
 
 static json_t *host_doc(struct req *q)
@@ -50,7 +48,7 @@ void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory)
     json_decref(h);
 }
 
-void host_get(struct req *q)
+void api_host_get(struct req *q)
 {
     struct api_usage u;
     uint64_t vcpus, memory;
@@ -62,17 +60,16 @@ void host_get(struct req *q)
     h = host_doc(q);
     reply_json(q->r, 200,
                json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I}}", "cpus",
-                         (int)q->d->host.cpus, "memory_bytes",
-                         (json_int_t)q->d->host.memory_bytes, "cpu_overcommit",
-                         json_object_get(h, "cpu_overcommit"), "memory_overcommit",
-                         json_object_get(h, "memory_overcommit"), "capacity", "vcpus",
-                         (json_int_t)vcpus, "memory_bytes", (json_int_t)memory, "allocated",
-                         "vcpus", (json_int_t)u.vcpus, "memory_bytes", (json_int_t)u.memory,
-                         "vms", (json_int_t)u.vms));
+                         (int)q->d->host.cpus, "memory_bytes", (json_int_t)q->d->host.memory_bytes,
+                         "cpu_overcommit", json_object_get(h, "cpu_overcommit"),
+                         "memory_overcommit", json_object_get(h, "memory_overcommit"), "capacity",
+                         "vcpus", (json_int_t)vcpus, "memory_bytes", (json_int_t)memory,
+                         "allocated", "vcpus", (json_int_t)u.vcpus, "memory_bytes",
+                         (json_int_t)u.memory, "vms", (json_int_t)u.vms));
     json_decref(h);
 }
 
-void host_set(struct req *q)
+void api_host_set(struct req *q)
 {
     static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", NULL};
     uint64_t c, m;
@@ -93,7 +90,7 @@ void host_set(struct req *q)
     if (have_m)
         json_object_set_new(h, "memory_overcommit", json_integer((json_int_t)m));
     if (!doc_upsert(q, "host", "", "host", h))
-        host_get(q);
+        api_host_get(q);
     json_decref(h);
 done:
     json_decref(body);
@@ -233,7 +230,7 @@ int api_admit(struct req *q, const char *tenant, const struct api_usage *add, bo
     return 0;
 }
 
-void quota_get(struct req *q)
+void api_quota_get(struct req *q)
 {
     struct api_usage u;
     json_t *limits, *usage;
@@ -245,11 +242,11 @@ void quota_get(struct req *q)
     usage = json_object();
     for (i = 0; usage && quota_keys[i]; i++)
         json_object_set_new(usage, quota_keys[i], json_integer((json_int_t)usage_of(&u, i)));
-    reply_json(q->r, 200, json_pack("{s:s,s:o,s:o*}", "tenant", q->seg[1], "limits", limits,
-                                    "usage", usage));
+    reply_json(q->r, 200,
+               json_pack("{s:s,s:o,s:o*}", "tenant", q->seg[1], "limits", limits, "usage", usage));
 }
 
-void quota_set(struct req *q)
+void api_quota_set(struct req *q)
 {
     static const uint64_t max[] = {1u << 20, 1ull << 50, 1ull << 56, 1u << 20};
     json_t *body, *limits, *v;
@@ -283,7 +280,7 @@ void quota_set(struct req *q)
     /* Lowering a limit below what is used is allowed (Incus and OpenStack agree): nothing
      * running is taken away; new requests are refused until usage falls under it. */
     if (!doc_upsert(q, "quota", q->seg[1], "quota", limits))
-        quota_get(q);
+        api_quota_get(q);
 done:
     json_decref(limits);
     json_decref(body);
@@ -291,7 +288,7 @@ done:
 
 /* ---- Pools ---- */
 
-void pools_list(struct req *q)
+void api_pools_list(struct req *q)
 {
     uint64_t cap = 0, used = 0;
     char path[PATH_MAX + 16];
@@ -311,8 +308,7 @@ static void volume_reply(struct req *q, unsigned status, const char *tenant, jso
     char err[RT_ERR_LEN];
 
     /* What the file says now; the document keeps what was asked for. */
-    if (!rt_volume_info(q->d, tenant, json_string_value(json_object_get(doc, "name")), &info,
-                        err))
+    if (!rt_volume_info(q->d, tenant, json_string_value(json_object_get(doc, "name")), &info, err))
         json_object_set_new(doc, "allocated_bytes", json_integer((json_int_t)info.allocated_bytes));
     reply_json(q->r, status, json_incref(doc));
 }
@@ -324,7 +320,7 @@ static int each_volume(void *arg, const char *tenant, const char *name, const ch
     return append(arg, json_loads(doc, 0, NULL));
 }
 
-void volumes_list(struct req *q)
+void api_volumes_list(struct req *q)
 {
     json_t *arr = json_array();
     const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
@@ -347,7 +343,7 @@ json_t *api_volume_new(const char *tenant, const char *name, const char *format,
                      "used_by", "created", (json_int_t)time(NULL));
 }
 
-void volumes_create(struct req *q)
+void api_volumes_create(struct req *q)
 {
     static const char *const fields[] = {"name", "size_bytes", "format", "pool", NULL};
     struct api_usage add = {0};
@@ -396,7 +392,7 @@ done:
     json_decref(body);
 }
 
-void volume_get(struct req *q)
+void api_volume_get(struct req *q)
 {
     json_t *doc = doc_load(q, "volume", q->scope, q->seg[1], "volume");
 
@@ -442,7 +438,7 @@ int api_volume_busy(struct req *q, const char *tenant, const char *name, json_t 
     return 0;
 }
 
-void volume_delete(struct req *q)
+void api_volume_delete(struct req *q)
 {
     char err[RT_ERR_LEN];
     json_t *doc;
@@ -467,7 +463,7 @@ done:
     json_decref(doc);
 }
 
-void volume_resize(struct req *q)
+void api_volume_resize(struct req *q)
 {
     static const char *const fields[] = {"size_bytes", NULL};
     struct api_usage add = {0};
@@ -511,7 +507,7 @@ done:
     json_decref(doc);
 }
 
-void volume_clone(struct req *q)
+void api_volume_clone(struct req *q)
 {
     static const char *const fields[] = {"name", "mode", NULL};
     struct api_usage add = {0};
@@ -523,8 +519,7 @@ void volume_clone(struct req *q)
     src = doc_load(q, "volume", q->scope, q->seg[1], "volume");
     if (!src || need_route_role(q, "cloning a volume") ||
         body_object(q, fields, "{\"name\": \"copy\", \"mode\": \"linked\"}", &body) ||
-        body_name(q, body, "name", true, &name) ||
-        body_str(q, body, NULL, "mode", false, 8, &mode))
+        body_name(q, body, "name", true, &name) || body_str(q, body, NULL, "mode", false, 8, &mode))
         goto done;
     snprintf(q->target, sizeof(q->target), "%s", name);
     if (mode && strcmp(mode, "linked") && strcmp(mode, "full")) {
@@ -540,8 +535,8 @@ void volume_clone(struct req *q)
     add.disk = doc_u64(src, "size_bytes");
     if (api_admit(q, q->scope, &add, true, false))
         goto done;
-    doc = api_volume_new(q->scope, name, linked ? "qcow2" : json_string_value(json_object_get(
-                                                               src, "format")),
+    doc = api_volume_new(q->scope, name,
+                         linked ? "qcow2" : json_string_value(json_object_get(src, "format")),
                          add.disk, linked ? q->scope : NULL, linked ? q->seg[1] : NULL);
     if (doc_save(q, "volume", q->scope, name, doc, STORE_PUT_CREATE))
         goto done;
@@ -565,7 +560,7 @@ static int each_template(void *arg, const char *tenant, const char *name, const 
     return append(arg, json_loads(doc, 0, NULL));
 }
 
-void templates_list(struct req *q)
+void api_templates_list(struct req *q)
 {
     json_t *arr = json_array();
     int ret;
@@ -614,7 +609,7 @@ json_t *api_template_find(struct req *q, const char *name, char *tenant_out)
     return v;
 }
 
-void template_get(struct req *q)
+void api_template_get(struct req *q)
 {
     char tenant[STORE_NAME_LEN];
     json_t *t = api_template_find(q, q->seg[1], tenant);
@@ -623,11 +618,10 @@ void template_get(struct req *q)
         reply_json(q->r, 200, t);
 }
 
-void templates_create(struct req *q)
+void api_templates_create(struct req *q)
 {
-    static const char *const fields[] = {"name",       "volume",    "cpus", "memory_bytes",
-                                         "disk_bytes", "boot_from", "boot", "os",
-                                         NULL};
+    static const char *const fields[] = {
+        "name", "volume", "cpus", "memory_bytes", "disk_bytes", "boot_from", "boot", "os", NULL};
     static const char *const boot_fields[] = {"kernel", "initrd", "cmdline", NULL};
     char btenant[STORE_NAME_LEN];
     const char *name, *volume, *boot_from = NULL, *os = NULL;
@@ -738,7 +732,7 @@ static int each_template_user(void *arg, const char *tenant, const char *name, c
     return found;
 }
 
-void template_delete(struct req *q)
+void api_template_delete(struct req *q)
 {
     struct clone_walk w = {q->scope, q->seg[1], ""};
     json_t *t, *vol = NULL;
@@ -771,7 +765,6 @@ done:
     json_decref(t);
 }
 
-
 /* ---- Shipped templates ---- */
 
 /* Registers one shipped template in the platform's tenant: its base volume (made by rt from
@@ -789,8 +782,8 @@ static int shipped_template(struct daemon *d, const struct rt_shipped *sh, char 
     }
     vol = api_volume_new("", sh->name, "qcow2", sh->disk_bytes, NULL, NULL);
     json_object_set_new(vol, "used_by", json_sprintf("template %s", sh->name));
-    t = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:{s:s,s:s*,s:s},s:s,s:I}", "name", sh->name,
-                  "tenant", "", "volume", sh->name, "cpus", sh->cpus, "memory_bytes",
+    t = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:{s:s,s:s*,s:s},s:s,s:I}", "name", sh->name, "tenant",
+                  "", "volume", sh->name, "cpus", sh->cpus, "memory_bytes",
                   (json_int_t)sh->memory_bytes, "disk_bytes", (json_int_t)sh->disk_bytes, "boot",
                   "kernel", sh->kernel, "initrd", sh->initrd[0] ? sh->initrd : NULL, "cmdline",
                   sh->cmdline, "os", sh->os, "created", (json_int_t)time(NULL));
@@ -822,8 +815,7 @@ static int shipped_template(struct daemon *d, const struct rt_shipped *sh, char 
         }
     }
     if (!ret)
-        fprintf(stderr, "tesserad: registered the shipped template '%s' (%s)\n", sh->name,
-                sh->os);
+        fprintf(stderr, "tesserad: registered the shipped template '%s' (%s)\n", sh->name, sh->os);
 done:
     json_decref(t);
     json_decref(vol);

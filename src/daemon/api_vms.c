@@ -38,7 +38,7 @@ static int each_vm(void *arg, const char *tenant, const char *name, const char *
     return append(arg, json_loads(doc, 0, NULL));
 }
 
-void vms_list(struct req *q)
+void api_vms_list(struct req *q)
 {
     json_t *arr = json_array();
     const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
@@ -50,7 +50,7 @@ void vms_list(struct req *q)
     reply_list(q, "vms", arr, q->s->ops->doc_list(q->s, "vm", scope, each_vm, arr));
 }
 
-void vm_get(struct req *q)
+void api_vm_get(struct req *q)
 {
     json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM");
 
@@ -62,7 +62,7 @@ void vm_get(struct req *q)
 
 /* GET /vms/{name}/log: the tail of the serial console's output, which the VM's process keeps
  * in its run directory whoever is attached. */
-void vm_log(struct req *q)
+void api_vm_log(struct req *q)
 {
     json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM");
     char *text;
@@ -196,9 +196,8 @@ static int vm_op(struct req *q, const char *tenant, const char *name, const char
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->action, sizeof(j->action), "%s", action);
     snprintf(opname, sizeof(opname), "vm.%s", action);
-    ret = ops_create(q->d, tenant, opname, name, strcmp(action, "start") ? vm_action_work
-                                                                       : vm_start_work,
-                     j, id);
+    ret = ops_create(q->d, tenant, opname, name,
+                     strcmp(action, "start") ? vm_action_work : vm_start_work, j, id);
     if (ret) {
         json_decref(body);
         reply_error(q->r, 503, NULL, "cannot start an operation: %s", strerror(-ret));
@@ -218,8 +217,8 @@ static int vm_op(struct req *q, const char *tenant, const char *name, const char
 static int vm_admit_start(struct req *q, const char *tenant, const char *name, json_t *vm)
 {
     struct api_usage add = {.vcpus = (uint64_t)json_integer_value(json_object_get(vm, "cpus")),
-                            .memory = (uint64_t)json_integer_value(
-                                json_object_get(vm, "memory_bytes")),
+                            .memory =
+                                (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes")),
                             .vms = 1};
 
     if (api_admit(q, tenant, &add, false, true))
@@ -244,8 +243,9 @@ static int parse_forwards(struct req *q, json_t *body, json_t **out)
     if (!arr)
         return *out ? 0 : -ENOMEM;
     if (!json_is_array(arr) || json_array_size(arr) > VM_FORWARDS_MAX) {
-        reply_error(q->r, 400, "port_forwards", "field 'port_forwards' must be a list of at most %d "
-                                                "objects",
+        reply_error(q->r, 400, "port_forwards",
+                    "field 'port_forwards' must be a list of at most %d "
+                    "objects",
                     VM_FORWARDS_MAX);
         return -EINVAL;
     }
@@ -253,13 +253,13 @@ static int parse_forwards(struct req *q, json_t *body, json_t **out)
     {
         snprintf(prefix, sizeof(prefix), "port_forwards[%zu]", i);
         if (!json_is_object(f)) {
-            reply_error(q->r, 400, prefix, "%s must be an object such as {\"proto\": \"tcp\", "
-                                           "\"host_port\": 8022, \"guest_port\": 22}",
+            reply_error(q->r, 400, prefix,
+                        "%s must be an object such as {\"proto\": \"tcp\", "
+                        "\"host_port\": 8022, \"guest_port\": 22}",
                         prefix);
             return -EINVAL;
         }
-        if (body_keys(q, f, prefix, fields) ||
-            body_str(q, f, prefix, "proto", false, 3, &proto) ||
+        if (body_keys(q, f, prefix, fields) || body_str(q, f, prefix, "proto", false, 3, &proto) ||
             body_str(q, f, prefix, "host_addr", false, 15, &addr) ||
             body_u64(q, f, prefix, "host_port", true, 1024, 65535, &hp, NULL) ||
             body_u64(q, f, prefix, "guest_port", true, 1, 65535, &gp, NULL))
@@ -319,9 +319,8 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
 {
     static const char *const fields[] = {"hostname", "ssh_keys", "user_data", "network", NULL};
     static const char *const net_fields[] = {"mode", "address", "gateway", "dns", NULL};
-    json_t *ci = json_object_get(body, "cloud_init"), *keys, *net, *dns, *k;
+    json_t *ci = json_object_get(body, "cloud_init"), *keys, *net, *dns;
     const char *host = NULL, *ud = NULL, *mode = NULL, *addr = NULL, *gw = NULL, *s;
-    char prefix[32];
     size_t i;
 
     *out = NULL;
@@ -344,15 +343,11 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
                     "cloud_init.ssh_keys must be a list of at most %d strings", SSH_KEYS_MAX);
         return -EINVAL;
     }
-    json_array_foreach(keys, i, k)
-    {
-        snprintf(prefix, sizeof(prefix), "%zu", i);
-        if (body_str(q, keys, "cloud_init.ssh_keys", prefix, true, 8192, &s))
+    for (i = 0; i < json_array_size(keys); i++)
+        if (body_str_at(q, keys, "cloud_init.ssh_keys", i, 8192, &s))
             return -EINVAL;
-    }
     net = json_object_get(ci, "network");
-    if (net && (!json_is_object(net) ||
-                body_keys(q, net, "cloud_init.network", net_fields) ||
+    if (net && (!json_is_object(net) || body_keys(q, net, "cloud_init.network", net_fields) ||
                 body_str(q, net, "cloud_init.network", "mode", true, 8, &mode) ||
                 body_str(q, net, "cloud_init.network", "address", false, 43, &addr) ||
                 body_str(q, net, "cloud_init.network", "gateway", false, 39, &gw))) {
@@ -377,12 +372,9 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
                     "cloud_init.network.dns must be a list of at most 4 addresses");
         return -EINVAL;
     }
-    json_array_foreach(dns, i, k)
-    {
-        snprintf(prefix, sizeof(prefix), "%zu", i);
-        if (body_str(q, dns, "cloud_init.network.dns", prefix, true, 39, &s))
+    for (i = 0; i < json_array_size(dns); i++)
+        if (body_str_at(q, dns, "cloud_init.network.dns", i, 39, &s))
             return -EINVAL;
-    }
     /* The seed's own checks (seed.h) refuse what YAML cannot carry; here the shape. Every
      * VM gets a seed: at least its hostname, its name by default. */
     *out = ci ? json_deep_copy(ci) : json_object();
@@ -393,10 +385,10 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
     return 0;
 }
 
-void vms_create(struct req *q)
+void api_vms_create(struct req *q)
 {
     static const char *const fields[] = {
-        "name",           "template", "cpus",       "memory_bytes", "disk_bytes", "clone",
+        "name",           "template", "cpus",       "memory_bytes",  "disk_bytes", "clone",
         "restart_policy", "start",    "cloud_init", "port_forwards", NULL};
     char ttenant[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], b[API_QUOTE_LEN];
     const char *name, *tname, *clone = NULL, *policy = NULL;
@@ -420,10 +412,8 @@ void vms_create(struct req *q)
     }
     if (body_name(q, body, "template", true, &tname) ||
         body_u64(q, body, NULL, "cpus", false, 1, 8, &cpus, &have_cpus) ||
-        body_u64(q, body, NULL, "memory_bytes", false, 16ull << 20, 64ull << 30, &mem,
-                 &have_mem) ||
-        body_u64(q, body, NULL, "disk_bytes", false, 1ull << 20, 16ull << 40, &disk,
-                 &have_disk) ||
+        body_u64(q, body, NULL, "memory_bytes", false, 16ull << 20, 64ull << 30, &mem, &have_mem) ||
+        body_u64(q, body, NULL, "disk_bytes", false, 1ull << 20, 16ull << 40, &disk, &have_disk) ||
         body_str(q, body, NULL, "clone", false, 8, &clone) ||
         body_str(q, body, NULL, "restart_policy", false, 16, &policy) ||
         body_bool(q, body, NULL, "start", &start) || parse_forwards(q, body, &fwd) ||
@@ -459,11 +449,9 @@ void vms_create(struct req *q)
         goto done;
     }
     pw.mine = fwd;
-    if (json_array_size(fwd) &&
-        q->s->ops->doc_list(q->s, "vm", NULL, each_port_user, &pw) > 0) {
-        reply_error(q->r, 409, "port_forwards", "host port %" JSON_INTEGER_FORMAT
-                                                " is taken by another VM",
-                    pw.port);
+    if (json_array_size(fwd) && q->s->ops->doc_list(q->s, "vm", NULL, each_port_user, &pw) > 0) {
+        reply_error(q->r, 409, "port_forwards",
+                    "host port %" JSON_INTEGER_FORMAT " is taken by another VM", pw.port);
         goto done;
     }
     add.vcpus = cpus;
@@ -472,23 +460,22 @@ void vms_create(struct req *q)
     if (api_admit(q, q->scope, &add, true, false))
         goto done;
     vm_volume_name(name, volname);
-    vm = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:{s:s,s:s},s:s,s:s,s:s,s:o,s:o,s:n,s:n,s:n,"
-                   "s:I,s:n,s:[]}",
-                   "name", name, "tenant", q->scope, "state", "stopped", "desired", "stopped",
-                   "cpus", (json_int_t)cpus, "memory_bytes", (json_int_t)mem, "disk_bytes",
-                   (json_int_t)disk, "template", "tenant", ttenant, "name", tname, "volume",
-                   volname, "clone", linked ? "linked" : "full", "restart_policy",
-                   policy ? policy : "never", "port_forwards", json_incref(fwd), "cloud_init",
-                   json_incref(ci), "pid", "exit_status", "started", "created",
-                   (json_int_t)time(NULL), "error", "restarts");
+    vm =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:{s:s,s:s},s:s,s:s,s:s,s:o,s:o,s:n,s:n,s:n,"
+                  "s:I,s:n}",
+                  "name", name, "tenant", q->scope, "state", "stopped", "desired", "stopped",
+                  "cpus", (json_int_t)cpus, "memory_bytes", (json_int_t)mem, "disk_bytes",
+                  (json_int_t)disk, "template", "tenant", ttenant, "name", tname, "volume", volname,
+                  "clone", linked ? "linked" : "full", "restart_policy", policy ? policy : "never",
+                  "port_forwards", json_incref(fwd), "cloud_init", json_incref(ci), "pid",
+                  "exit_status", "started", "created", (json_int_t)time(NULL), "error");
     if (!vm) {
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
     if (doc_save(q, "vm", q->scope, name, vm, STORE_PUT_CREATE))
         goto done;
-    vol = api_volume_new(q->scope, volname, "qcow2",
-                         disk, linked ? ttenant : NULL,
+    vol = api_volume_new(q->scope, volname, "qcow2", disk, linked ? ttenant : NULL,
                          linked ? json_string_value(json_object_get(tmpl, "volume")) : NULL);
     json_object_set_new(vol, "used_by", json_sprintf("vm %s", name));
     if (doc_save(q, "volume", q->scope, volname, vol, STORE_PUT_CREATE)) {
@@ -540,10 +527,10 @@ done:
 
 /* ---- Lifecycle ---- */
 
-static const char *const actions[] = {"start", "stop", "shutdown", "reboot", "pause", "resume",
-                                      NULL};
+static const char *const actions[] = {"start", "stop",   "shutdown", "reboot",
+                                      "pause", "resume", NULL};
 
-void vm_action(struct req *q)
+void api_vm_action(struct req *q)
 {
     const char *action = q->seg[3], *state;
     char b[API_QUOTE_LEN];
@@ -569,8 +556,7 @@ void vm_action(struct req *q)
         state = "error";
     if (!strcmp(action, "start")) {
         if (strcmp(state, "stopped") && strcmp(state, "error")) {
-            reply_error(q->r, 409, NULL, "VM '%s' is %s; start needs it stopped", q->seg[1],
-                        state);
+            reply_error(q->r, 409, NULL, "VM '%s' is %s; start needs it stopped", q->seg[1], state);
             goto done;
         }
         if (vm_admit_start(q, q->scope, q->seg[1], vm))
@@ -600,7 +586,7 @@ done:
     json_decref(vm);
 }
 
-void vm_delete(struct req *q)
+void api_vm_delete(struct req *q)
 {
     char volname[STORE_NAME_LEN], err[RT_ERR_LEN];
     const char *state;
@@ -663,11 +649,11 @@ void api_vm_exited(struct daemon *d, const char *tenant, const char *name, int s
                                          RESTART_MAX, RESTART_WINDOW));
         restart = false;
     } else if (!restart) {
-        vm_set_state(vm, status == 0 || (desired && !strcmp(desired, "stopped")) ? "stopped"
-                                                                                : "error");
+        vm_set_state(vm,
+                     status == 0 || (desired && !strcmp(desired, "stopped")) ? "stopped" : "error");
         if (status && !(desired && !strcmp(desired, "stopped")))
-            json_object_set_new(vm, "error", json_sprintf("the VM process exited with status %d",
-                                                          status));
+            json_object_set_new(vm, "error",
+                                json_sprintf("the VM process exited with status %d", status));
     }
     if (restart) {
         struct vm_job *j = calloc(1, sizeof(*j));
@@ -721,7 +707,7 @@ int api_recover(struct daemon *d)
 
 /* ---- Operations ---- */
 
-void operations_list(struct req *q)
+void api_operations_list(struct req *q)
 {
     const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
     json_t *arr = ops_list_json(q->d, scope);
@@ -733,7 +719,7 @@ void operations_list(struct req *q)
     reply_json(q->r, 200, json_pack("{s:o}", "operations", arr));
 }
 
-void operation_get(struct req *q)
+void api_operation_get(struct req *q)
 {
     const char *scope = q->c.role == ROLE_PLATFORM_ADMIN ? NULL : q->c.tenant;
     json_t *op = ops_get_json(q->d, q->seg[1], scope);
@@ -745,7 +731,7 @@ void operation_get(struct req *q)
     reply_json(q->r, 200, op);
 }
 
-void operation_wait(struct req *q)
+void api_operation_wait(struct req *q)
 {
     const char *scope = q->c.role == ROLE_PLATFORM_ADMIN ? NULL : q->c.tenant;
     const char *t = q->rq->timeout;
@@ -764,5 +750,5 @@ void operation_wait(struct req *q)
         reply_error(q->r, 404, "id", "operation '%s' not found", q->seg[1]);
         return;
     }
-    operation_get(q);
+    api_operation_get(q);
 }

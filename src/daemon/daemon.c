@@ -43,7 +43,8 @@ int daemon_init(struct daemon *d, const char *state_dir, char *err)
     if (snprintf(d->state_dir, sizeof(d->state_dir), "%s", state_dir) >=
             (int)sizeof(d->state_dir) ||
         snprintf(path, sizeof(path), "%s/tesserad.db", state_dir) >= (int)sizeof(path)) {
-        snprintf(err, STORE_ERR_LEN, "--state-dir %.400s: path too long", state_dir);
+        snprintf(err, STORE_ERR_LEN, "--state-dir %.400s: path too long (at most %d bytes)",
+                 state_dir, DAEMON_STATE_DIR_MAX - 1);
         return -ENAMETOOLONG;
     }
     cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -17,6 +17,8 @@
 
 struct ops;
 
+#define DAEMON_STATE_DIR_MAX 200
+
 /* What the host offers to VMs; the store's "host" document keeps the overcommit ratios. */
 struct daemon_host {
     unsigned cpus;         /* online CPUs */
@@ -28,7 +30,7 @@ struct daemon {
     struct store *store;
     struct ops *ops;
     struct daemon_host host;
-    char state_dir[PATH_MAX];
+    char state_dir[DAEMON_STATE_DIR_MAX]; /* a VM's sockets live under it: kept short */
     char tessera[PATH_MAX]; /* the VMM binary; "" when none was found (VMs cannot start) */
     void *vm;               /* the VM runtime (vm.c); NULL until daemon_vm_init() */
 };

@@ -244,7 +244,7 @@ static int write_file(const char *path, const char *text, char *err)
     size_t len = strlen(text);
     int fd;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), "%.4000s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) || close(fd) ||
         rename(tmp, path)) {
@@ -300,6 +300,8 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
     const json_t *boot = json_object_get(tmpl, "boot"), *f;
     char dir[PATH_MAX], id[17], mac[18], key[POOL_KEY_LEN], disk[PATH_MAX], path[PATH_MAX + 16];
     char backend[1024] = "user", mem[32];
+    char csock[PATH_MAX + 16], clog[PATH_MAX + 16], asock[PATH_MAX + 16];
+    char gsock[PATH_MAX + 16];
     json_t *cfg = NULL;
     char *text = NULL;
     size_t i, n = 4;
@@ -337,16 +339,28 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
     }
     snprintf(mem, sizeof(mem), "%" JSON_INTEGER_FORMAT "M",
              json_integer_value(json_object_get(vm, "memory_bytes")) >> 20);
-    cfg = json_pack(
-        "{s:i,s:I,s:s,s:{s:O,s:O*,s:O*},s:[{s:s,s:s,s:s},{s:s,s:s,s:b,s:s}],s:[{s:s,s:s}],"
-        "s:[{s:s},{s:s}],s:{s:s,s:s++,s:s++},s:s++}",
-        "version", 1, "cpus", json_integer_value(json_object_get(vm, "cpus")), "memory",
-        mem, "boot", "kernel", json_object_get(boot, "kernel"), "initrd",
-        json_object_get(boot, "initrd"), "cmdline", json_object_get(boot, "cmdline"), "disks",
-        "path", disk, "format", "qcow2", "serial", "root", "path", path, "format", "raw",
-        "readonly", 1, "serial", "cidata", "nics", "backend", backend, "mac", mac, "devices",
-        "type", "rng", "type", "balloon", "console", "mode", "socket", "socket", dir,
-        "/console.sock", "log", dir, "/console.log", "api_socket", dir, "/api.sock");
+    snprintf(csock, sizeof(csock), "%s/console.sock", dir);
+    snprintf(clog, sizeof(clog), "%s/console.log", dir);
+    snprintf(asock, sizeof(asock), "%s/api.sock", dir);
+    snprintf(gsock, sizeof(gsock), "%s/agent.sock", dir);
+    cfg = json_pack("{s:i,s:I,s:s,s:{},s:[{s:s,s:s,s:s},{s:s,s:s,s:b,s:s}],s:[{s:s,s:s}],"
+                    "s:[{s:s},{s:s}],s:{s:s,s:s,s:s},s:s,s:s}",
+                    "version", 1, "cpus", json_integer_value(json_object_get(vm, "cpus")), "memory",
+                    mem, "boot", "disks", "path", disk, "format", "qcow2", "serial", "root", "path",
+                    path, "format", "raw", "readonly", 1, "serial", "cidata", "nics", "backend",
+                    backend, "mac", mac, "devices", "type", "rng", "type", "balloon", "console",
+                    "mode", "socket", "socket", csock, "log", clog, "api_socket", asock,
+                    "agent_socket", gsock);
+    /* The template's boot files: a kernel always, an initrd and a command line when it has
+     * them. */
+    if (cfg) {
+        json_t *b = json_object_get(cfg, "boot");
+        const char *const keys[] = {"kernel", "initrd", "cmdline"};
+
+        for (i = 0; i < 3; i++)
+            if (json_is_string(json_object_get(boot, keys[i])))
+                json_object_set(b, keys[i], json_object_get(boot, keys[i]));
+    }
     if (cfg)
         text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(cfg);
@@ -365,8 +379,8 @@ int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t 
     char dir[PATH_MAX], config[PATH_MAX + 16], id[2 * STORE_NAME_LEN + 1];
     struct rt *rt = rt_of(d);
     struct vmproc_info info;
-    struct vmproc_spec spec = {.id = name, .dir = dir, .config = config, .shim = rt->self,
-                               .tessera = d->tessera};
+    struct vmproc_spec spec = {
+        .id = name, .dir = dir, .config = config, .shim = rt->self, .tessera = d->tessera};
     int ret;
 
     if (!d->tessera[0]) {
@@ -403,8 +417,7 @@ int rt_vm_action(struct daemon *d, const char *tenant, const char *name, const c
     return ret > 0 ? 0 : ret;
 }
 
-int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t *pid,
-                int *status)
+int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t *pid, int *status)
 {
     char dir[PATH_MAX], err[RT_ERR_LEN], id[2 * STORE_NAME_LEN + 1];
     struct vmproc_info info;
@@ -424,8 +437,7 @@ int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t 
                   : info.exit_signal ? 128 + info.exit_signal
                                      : info.exit_status;
         return 0;
-    default:
-        return -ENOENT;
+    default: return -ENOENT;
     }
 }
 
@@ -486,9 +498,9 @@ int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, si
 
 int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *err)
 {
-    static const char *const files[] = {"config.json", "config.json.tmp", "seed.iso", "pid",
-                                        "exit", "vmm.log", "vmm.log.1", "console.log",
-                                        "api.sock", "console.sock", NULL};
+    static const char *const files[] = {
+        "config.json", "config.json.tmp", "seed.iso", "pid",          "exit", "vmm.log",
+        "vmm.log.1",   "console.log",     "api.sock", "console.sock", NULL};
     char dir[PATH_MAX], path[PATH_MAX + 32], id[2 * STORE_NAME_LEN + 1];
     size_t i;
     int ret = vm_dir(d, tenant, name, dir, err);
@@ -546,7 +558,7 @@ static int copy_once(const char *src, const char *dst, char *err)
 
 static int shipped_busybox(struct daemon *d, struct rt_shipped *sh, char *err)
 {
-    char src[PATH_MAX], dir[PATH_MAX], key[POOL_KEY_LEN], path[PATH_MAX];
+    char src[PATH_MAX], dir[DAEMON_STATE_DIR_MAX + 32], key[POOL_KEY_LEN], path[PATH_MAX + 32];
     const char *bin = dirname(strcpy(src, d->tessera));
     int ret;
 

@@ -73,8 +73,7 @@ int rt_vm_action(struct daemon *d, const char *tenant, const char *name, const c
                  char *err);
 /* Whether the VM's process runs (after a restart of tesserad): 1 running, 2 paused (with
  * *pid), 0 it exited (*status: its exit status or 128 + signal), -ENOENT never started. */
-int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t *pid,
-                int *status);
+int rt_vm_probe(struct daemon *d, const char *tenant, const char *name, int64_t *pid, int *status);
 /* The path of the VM's console socket. */
 int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, char *path,
                        size_t len);

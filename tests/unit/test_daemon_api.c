@@ -8,11 +8,12 @@
 #include <jansson.h>
 
 #include "daemon/api.h"
+#include "daemon/daemon.h"
 #include "daemon/store.h"
 #include "daemon/token.h"
 #include "test.h"
 
-static struct store *st;
+static struct daemon dm;
 static json_t *last;              /* the last response's body, parsed (NULL for none) */
 static char allow[API_ALLOW_LEN]; /* the last response's Allow */
 
@@ -24,11 +25,31 @@ static unsigned call(const char *method, const char *path, const char *token, co
     char auth[128];
     json_t *err;
 
+    char p[512], *qs;
+    struct api_request rq = {
+        .method = method, .path = p, .body = body, .len = body ? strlen(body) : 0};
+
     snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
-    api_handle(st, method, path, token ? auth : NULL, body, body ? strlen(body) : 0, &r);
+    rq.authorization = token ? auth : NULL;
+    /* The front end splits the query off: ?tenant= and ?timeout= reach the core apart. */
+    snprintf(p, sizeof(p), "%s", path);
+    qs = strchr(p, '?');
+    if (qs) {
+        *qs++ = '\0';
+        if (!strncmp(qs, "tenant=", 7))
+            rq.tenant = qs + 7;
+        else if (!strncmp(qs, "timeout=", 8))
+            rq.timeout = qs + 8;
+    }
+    pthread_mutex_lock(&dm.lock);
+    api_handle(&dm, &rq, &r);
+    pthread_mutex_unlock(&dm.lock);
     json_decref(last);
     last = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
     memcpy(allow, r.allow, sizeof(allow));
+    if (getenv("API_DEBUG"))
+        fprintf(stderr, "%s %s -> %u %.*s\n", method, path, r.status, (int)r.len,
+                r.body ? r.body : "");
     if (r.status >= 400) {
         err = json_object_get(last, "error");
         CHECK(json_is_object(err) &&
@@ -81,6 +102,149 @@ static bool audited(const char *action, unsigned status)
     return false;
 }
 
+/* How many files are under dir (the pool's folder): nothing half-made stays behind. */
+static int count_files(const char *dir)
+{
+    char cmd[512];
+    int n = -1;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "find %s -type f | wc -l", dir);
+    f = popen(cmd, "r");
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        pclose(f);
+    }
+    return n;
+}
+
+/* Pools, volumes, templates, VMs, quotas and admission: everything but starting a process
+ * (tests/system/test_daemon_vms.py boots them). */
+static void test_inventory(const char *admin, const char *a_admin, const char *a_view,
+                           const char *dir)
+{
+    char pool[256];
+    int files;
+    size_t i;
+
+    snprintf(pool, sizeof(pool), "%s/pools/default", dir);
+    /* A shared base volume and template, made by the platform's administrator. */
+    CHECK(call("POST", "/api/v1/volumes?tenant=", admin,
+               "{\"name\": \"base\", \"size_bytes\": 67108864}") == 201);
+    CHECK(call("POST", "/api/v1/templates?tenant=", a_admin,
+               "{\"name\": \"x\", \"volume\": \"base\"}") == 404); /* not theirs */
+    CHECK(call("POST", "/api/v1/templates?tenant=", admin,
+               "{\"name\": \"busybox\", \"volume\": \"base\", \"boot\": {\"kernel\": "
+               "\"/nonexistent/Image\"}}") == 201);
+    CHECK(call("POST", "/api/v1/templates", a_admin,
+               "{\"name\": \"mine\", \"volume\": \"base\", \"boot\": {\"kernel\": "
+               "\"/etc/shadow\"}}") == 403 &&
+          !strcmp(err_field() ?: "", "boot"));
+    CHECK(call("GET", "/api/v1/templates", a_view, NULL) == 200 && list_len("templates") == 1);
+    /* The base of a template cannot change or go. */
+    CHECK(call("DELETE", "/api/v1/volumes/base?tenant=", admin, NULL) == 409);
+    CHECK(call("POST", "/api/v1/volumes/base/resize?tenant=", admin,
+               "{\"size_bytes\": 134217728}") == 409);
+
+    /* Quota: 2 VMs, 3 vCPUs. */
+    CHECK(call("PUT", "/api/v1/tenants/alpha/quota", a_admin, "{\"vms\": 2}") == 403);
+    CHECK(call("PUT", "/api/v1/tenants/alpha/quota", admin, "{\"vms\": 2, \"vcpus\": 3}") == 200);
+    CHECK(call("PUT", "/api/v1/tenants/alpha/quota", admin, "{\"vms\": -1}") == 400 &&
+          !strcmp(err_field() ?: "", "vms"));
+    CHECK(call("GET", "/api/v1/tenants/alpha/quota", a_view, NULL) == 200);
+    CHECK(json_integer_value(json_object_get(json_object_get(last, "limits"), "vms")) == 2);
+
+    files = count_files(pool);
+    CHECK(call("POST", "/api/v1/vms", a_view, "{\"name\": \"web1\", \"template\": \"busybox\"}") ==
+          403);
+    CHECK(call("POST", "/api/v1/vms", a_admin,
+               "{\"name\": \"web1\", \"template\": \"busybox\", \"cpus\": 2, "
+               "\"port_forwards\": [{\"host_port\": 18022, \"guest_port\": 22}]}") == 201);
+    CHECK(!strcmp(json_string_value(json_object_get(last, "state")) ?: "", "stopped"));
+    /* A linked clone costs well under 1 MiB. */
+    CHECK(call("GET", "/api/v1/volumes/vm-web1", a_view, NULL) == 200);
+    CHECK(json_integer_value(json_object_get(last, "allocated_bytes")) < (1 << 20));
+    CHECK(json_integer_value(json_object_get(last, "size_bytes")) == 67108864);
+    CHECK(count_files(pool) == files + 1);
+    /* The quota's vCPUs: 2 used, 2 more asked, 3 allowed. */
+    files = count_files(pool);
+    CHECK(call("POST", "/api/v1/vms", a_admin,
+               "{\"name\": \"web2\", \"template\": \"busybox\", \"cpus\": 2}") == 409);
+    CHECK(!strcmp(err_field() ?: "", "vcpus"));
+    CHECK(
+        strstr(json_string_value(json_object_get(json_object_get(last, "error"), "message")) ?: "",
+               "1 left") != NULL);
+    CHECK(call("GET", "/api/v1/vms/web2", a_admin, NULL) == 404);
+    CHECK(count_files(pool) == files); /* nothing half-made */
+    /* The same host port twice is refused. */
+    CHECK(call("POST", "/api/v1/vms", a_admin,
+               "{\"name\": \"web2\", \"template\": \"busybox\", \"port_forwards\": "
+               "[{\"host_port\": 18022, \"guest_port\": 80}]}") == 409);
+    CHECK(call("POST", "/api/v1/vms", a_admin, "{\"name\": \"web2\", \"template\": \"busybox\"}") ==
+          201);
+    /* VM count: 2 of 2 (with vCPUs to spare). */
+    CHECK(call("PUT", "/api/v1/tenants/alpha/quota", admin, "{\"vcpus\": 8}") == 200);
+    CHECK(call("POST", "/api/v1/vms", a_admin, "{\"name\": \"web3\", \"template\": \"busybox\"}") ==
+          409);
+    CHECK(!strcmp(err_field() ?: "", "vms"));
+    CHECK(call("GET", "/api/v1/tenants/alpha/quota", a_view, NULL) == 200);
+    CHECK(json_integer_value(json_object_get(json_object_get(last, "usage"), "vms")) == 2);
+    CHECK(json_integer_value(json_object_get(json_object_get(last, "usage"), "vcpus")) == 3);
+
+    /* Hostile VM bodies: 400 naming the field. */
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cpus\": 99}", "cpus"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cpus\": \"2\"}", "cpus"},
+        {"{\"name\": \"a\", \"template\": \"../etc\"}", "template"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"restart_policy\": \"x\"}",
+         "restart_policy"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"port_forwards\": [{\"host_port\": "
+         "80, \"guest_port\": 22}]}",
+         "port_forwards[0].host_port"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cloud_init\": {\"hostname\": "
+         "\"A_B\"}}",
+         "cloud_init.hostname"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cloud_init\": {\"ssh_keys\": "
+         "[\"ok\", 5]}}",
+         "cloud_init.ssh_keys[1]"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cloud_init\": {\"network\": "
+         "{\"mode\": \"static\"}}}",
+         "cloud_init.network.address"},
+    };
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(call("POST", "/api/v1/vms", a_admin, bad[i].body) == 400);
+        CHECK(!strcmp(err_field() ?: "", bad[i].field));
+    }
+
+    /* Another tenant's VMs do not exist for alpha's users. */
+    CHECK(call("GET", "/api/v1/vms", admin, NULL) == 200 && list_len("vms") == 2);
+    CHECK(call("GET", "/api/v1/vms?tenant=beta", a_admin, NULL) == 404);
+    /* Lifecycle refusals that need no process. */
+    CHECK(call("POST", "/api/v1/vms/web1/actions/stop", a_admin, NULL) == 409);
+    CHECK(call("POST", "/api/v1/vms/web1/actions/pause", a_view, NULL) == 403);
+    CHECK(call("POST", "/api/v1/vms/web1/actions/pause", a_admin, NULL) == 409);
+    CHECK(call("POST", "/api/v1/vms/web1/actions/explode", a_admin, NULL) == 404);
+    /* A tenant with VMs cannot be deleted under them. */
+    CHECK(call("DELETE", "/api/v1/tenants/alpha", admin, NULL) == 409);
+
+    /* Delete: the VM's disk goes with it, the shared base stays. */
+    files = count_files(pool);
+    CHECK(call("DELETE", "/api/v1/vms/web1", a_view, NULL) == 403);
+    CHECK(call("DELETE", "/api/v1/vms/web1", a_admin, NULL) == 204);
+    CHECK(call("DELETE", "/api/v1/vms/web2", a_admin, NULL) == 204);
+    CHECK(count_files(pool) == files - 2);
+    CHECK(call("GET", "/api/v1/volumes", a_admin, NULL) == 200 && list_len("volumes") == 0);
+    CHECK(call("DELETE", "/api/v1/templates/busybox?tenant=", admin, NULL) == 204);
+    CHECK(call("DELETE", "/api/v1/volumes/base?tenant=", admin, NULL) == 204);
+    CHECK(count_files(pool) == 0);
+
+    /* The permission table lists every route. */
+    CHECK(call("GET", "/api/v1/roles", a_view, NULL) == 200 && list_len("permissions") > 30);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tessera-test-api-XXXXXX", path[256], err[STORE_ERR_LEN];
@@ -93,14 +257,13 @@ int main(void)
 
     if (!mkdtemp(dir))
         return 1;
-    snprintf(path, sizeof(path), "%s/tesserad.db", dir);
-    CHECK(store_open_sqlite(path, &st, err) == 0);
-    if (!st)
+    CHECK(daemon_init(&dm, dir, err) == 0);
+    if (!dm.store)
         return test_finish("daemon_api");
 
     /* First start makes the administrator once. */
-    CHECK(api_bootstrap(st, &created, admin, err) == 0 && created);
-    CHECK(api_bootstrap(st, &created, again, err) == 0 && !created);
+    CHECK(api_bootstrap(dm.store, &created, admin, err) == 0 && created);
+    CHECK(api_bootstrap(dm.store, &created, again, err) == 0 && !created);
     CHECK(!strncmp(admin, "tsr_", 4) && strlen(admin) == TOKEN_TEXT_LEN);
 
     /* Authentication. */
@@ -225,8 +388,10 @@ int main(void)
     CHECK(call("GET", "/api/v1/tenants/beta", admin, NULL) == 404);
     CHECK(call("GET", "/api/v1/tenants/alpha", a_admin, NULL) == 200);
 
+    test_inventory(admin, a_admin, a_view, dir);
+
     json_decref(last);
-    store_close(st);
+    daemon_fini(&dm);
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     if (system(path))
         fprintf(stderr, "could not remove %s\n", dir);
