@@ -5,8 +5,10 @@
  * /proc/self/fd/DIRFD/FILE (DIRFD: the volume's folder, opened that way) or /proc/self/fd/FD
  * (a file just created with O_EXCL | O_NOFOLLOW): the kernel resolves such a name to the very
  * folder or file behind the descriptor, and a relative backing name ("../x.qcow2") stored in
- * an image resolves from that folder as it does from the pool's real path. Messages drop the
- * /proc/self/fd/N/ prefix so that people read file names of the pool. */
+ * an image resolves from that folder as it does from the pool's real path. Those names are this
+ * process's descriptors, so the block layer must make its calls itself: the daemon installs no
+ * hostfs broker (base/hostfs.h). Messages drop the /proc/self/fd/N/ prefix so that people read
+ * file names of the pool. */
 #include "daemon/pool.h"
 
 #include <dirent.h>
