@@ -1396,7 +1396,7 @@ static int qcow2_grow(int fd, const char *path, uint64_t new_size, char *err)
         uint64_t tail = (need - h.l1_size) * 8;
         uint8_t *zero;
 
-        if (need > cap || h.l1_table_offset + need * 8 > s.file_size) {
+        if (need > cap) {
             block_set_error(err,
                             "%s: growing to %llu bytes needs %llu L1 entries; the L1 table's "
                             "clusters hold %llu (at most %llu bytes): make a full clone instead",
@@ -1419,6 +1419,15 @@ static int qcow2_grow(int fd, const char *path, uint64_t new_size, char *err)
         free(zero);
         if (ret < 0)
             return ret;
+        /* QEMU ends the file right after the L1 entries it uses; the cluster is allocated
+         * whole, so the file may grow over the new entries (zeroes). */
+        if (h.l1_table_offset + need * 8 > s.file_size &&
+            (ftruncate(fd, (off_t)(h.l1_table_offset + need * 8)) < 0 || fsync(fd) < 0)) {
+            ret = -errno;
+            block_set_error(err, "%s: extending the file over the L1 table: %s", path,
+                            strerror(errno));
+            return ret;
+        }
     }
     qcow2_put_be64(field, new_size);
     qcow2_put_be32(field + 8, h.crypt_method);

@@ -5,8 +5,10 @@
  * /proc/self/fd/DIRFD/FILE (DIRFD: the volume's folder, opened that way) or /proc/self/fd/FD
  * (a file just created with O_EXCL | O_NOFOLLOW): the kernel resolves such a name to the very
  * folder or file behind the descriptor, and a relative backing name ("../x.qcow2") stored in
- * an image resolves from that folder as it does from the pool's real path. Messages drop the
- * /proc/self/fd/N/ prefix so that people read file names of the pool. */
+ * an image resolves from that folder as it does from the pool's real path. Those names are this
+ * process's descriptors, so the block layer must make its calls itself: the daemon installs no
+ * hostfs broker (base/hostfs.h). Messages drop the /proc/self/fd/N/ prefix so that people read
+ * file names of the pool. */
 #include "daemon/pool.h"
 
 #include <dirent.h>
@@ -23,32 +25,12 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "block/block.h"
+#include "daemon/pool_int.h"
 
 #define POOL_MAX_DEPTH  32         /* folders below the pool that a scan descends */
 #define POOL_COPY_CHUNK (1u << 20) /* bytes per read in a copy */
-#define POOL_FILE_LEN   (POOL_KEY_LEN + POOL_SNAP_LEN + 8)
-#define QCOW2_MAGIC_BE  "QFI\xfb"
 
-struct pool {
-    int fd;    /* the pool's folder */
-    char *dir; /* its absolute path */
-};
-
-/* One volume key, resolved: its folder opened, its file looked up. */
-struct vol {
-    const char *key;
-    int dirfd;                 /* the key's folder, O_NOFOLLOW all the way */
-    char folder[POOL_KEY_LEN]; /* the key up to its last '/', "" at the top */
-    char leaf[POOL_KEY_LEN];   /* the key's last component */
-    enum pool_format fmt;      /* valid once found */
-    char file[POOL_FILE_LEN];  /* leaf.qcow2 or leaf.raw */
-    char path[PATH_MAX];       /* /proc/self/fd/DIRFD/file, for the block layer */
-};
-
-static void pool_set_error(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void pool_set_error(char *err, const char *fmt, ...)
+void pool_set_error(char *err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -61,7 +43,7 @@ static void pool_set_error(char *err, const char *fmt, ...)
 
 /* The block layer's line without /proc/self/fd/N prefixes: "/proc/self/fd/N/" goes (the file
  * name stays), a bare "/proc/self/fd/N" (a file open by descriptor) becomes `bare`. */
-static void pool_clean_error(const char *inner, const char *bare, char *out, size_t len)
+void pool_clean_error(const char *inner, const char *bare, char *out, size_t len)
 {
     size_t o = 0;
 
@@ -84,7 +66,7 @@ static void pool_clean_error(const char *inner, const char *bare, char *out, siz
 }
 
 /* "volume KEY: " + the block layer's line, cleaned. */
-static void pool_block_error(char *err, const char *key, const char *inner)
+void pool_block_error(char *err, const char *key, const char *inner)
 {
     char clean[BLOCK_ERR_LEN];
 
@@ -146,7 +128,7 @@ int pool_check_key(const char *key, char *err)
     return 0;
 }
 
-static int pool_check_snap(const char *key, const char *snap, char *err)
+int pool_check_snap(const char *key, const char *snap, char *err)
 {
     size_t n = strlen(snap);
 
@@ -217,7 +199,7 @@ close_cur:
 }
 
 /* Splits and checks the key and opens its folder (creating it with `create`). */
-static int vol_resolve(struct pool *p, const char *key, bool create, struct vol *v, char *err)
+int pool_vol_resolve(struct pool *p, const char *key, bool create, struct pool_vol *v, char *err)
 {
     const char *slash;
     int ret;
@@ -235,14 +217,14 @@ static int vol_resolve(struct pool *p, const char *key, bool create, struct vol 
     return pool_open_folder(p, v->folder, create, &v->dirfd, key, err);
 }
 
-static void vol_release(struct vol *v)
+void pool_vol_release(struct pool_vol *v)
 {
     if (v->dirfd >= 0)
         close(v->dirfd);
     v->dirfd = -1;
 }
 
-static void vol_set_file(struct vol *v, enum pool_format fmt)
+void pool_vol_set_file(struct pool_vol *v, enum pool_format fmt)
 {
     v->fmt = fmt;
     snprintf(v->file, sizeof(v->file), "%s.%s", v->leaf, pool_format_name(fmt));
@@ -251,7 +233,7 @@ static void vol_set_file(struct vol *v, enum pool_format fmt)
 
 /* 1 when `name` exists in the folder as a regular file, 0 when it does not exist; -ELOOP for
  * a symlink, -EINVAL for anything else (with err). */
-static int vol_stat(struct vol *v, const char *name, struct stat *st, char *err)
+int pool_vol_stat(struct pool_vol *v, const char *name, struct stat *st, char *err)
 {
     if (fstatat(v->dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
@@ -270,8 +252,8 @@ static int vol_stat(struct vol *v, const char *name, struct stat *st, char *err)
     return 1;
 }
 
-/* 0 when neither leaf.qcow2 nor leaf.raw exists; -EEXIST (or the refusal of vol_stat()). */
-static int vol_check_free(struct vol *v, char *err)
+/* 0 when neither leaf.qcow2 nor leaf.raw exists; -EEXIST (or the refusal of pool_vol_stat()). */
+int pool_vol_check_free(struct pool_vol *v, char *err)
 {
     static const enum pool_format fmts[] = {POOL_FORMAT_QCOW2, POOL_FORMAT_RAW};
     struct stat st;
@@ -283,7 +265,7 @@ static int vol_check_free(struct vol *v, char *err)
         snprintf(name, sizeof(name), "%s.%s", v->leaf, pool_format_name(fmts[i]));
         if (fstatat(v->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISLNK(st.st_mode)) {
-                r = vol_stat(v, name, &st, err);
+                r = pool_vol_stat(v, name, &st, err);
                 return r < 0 ? r : -ELOOP;
             }
             pool_set_error(err, "volume %s already exists", v->key);
@@ -294,19 +276,19 @@ static int vol_check_free(struct vol *v, char *err)
 }
 
 /* Resolves an existing volume: its folder and its one image file. */
-static int vol_find(struct pool *p, const char *key, struct vol *v, char *err)
+int pool_vol_find(struct pool *p, const char *key, struct pool_vol *v, char *err)
 {
     char q[POOL_FILE_LEN], r[POOL_FILE_LEN];
     struct stat st;
     int hq, hr, ret;
 
-    ret = vol_resolve(p, key, false, v, err);
+    ret = pool_vol_resolve(p, key, false, v, err);
     if (ret < 0)
         return ret;
     snprintf(q, sizeof(q), "%s.qcow2", v->leaf);
     snprintf(r, sizeof(r), "%s.raw", v->leaf);
-    hq = vol_stat(v, q, &st, err);
-    hr = hq < 0 ? 0 : vol_stat(v, r, &st, err);
+    hq = pool_vol_stat(v, q, &st, err);
+    hr = hq < 0 ? 0 : pool_vol_stat(v, r, &st, err);
     if (hq < 0 || hr < 0) {
         ret = hq < 0 ? hq : hr;
         goto release;
@@ -321,18 +303,18 @@ static int vol_find(struct pool *p, const char *key, struct vol *v, char *err)
         ret = -ENOENT;
         goto release;
     }
-    vol_set_file(v, hq ? POOL_FORMAT_QCOW2 : POOL_FORMAT_RAW);
+    pool_vol_set_file(v, hq ? POOL_FORMAT_QCOW2 : POOL_FORMAT_RAW);
     return 0;
 
 release:
-    vol_release(v);
+    pool_vol_release(v);
     return ret;
 }
 
 /* The virtual size of file `name` in v's folder: a raw file's length, a qcow2 header's size
  * field (read without a lock: the image may be open in a running VM). */
-static int vol_size_of(struct vol *v, const char *name, enum pool_format fmt, uint64_t *size,
-                       char *err)
+int pool_vol_size_of(struct pool_vol *v, const char *name, enum pool_format fmt, uint64_t *size,
+                     char *err)
 {
     uint8_t hdr[32];
     struct stat st;
@@ -367,7 +349,7 @@ static int vol_size_of(struct vol *v, const char *name, enum pool_format fmt, ui
 
 /* Locks v's image exclusively (as a writer would): -EBUSY when a running VM (or anyone) has
  * it open through the block layer. The lock lives until *fd is closed. */
-static int vol_lock(struct vol *v, int *fd, char *err)
+int pool_vol_lock(struct pool_vol *v, int *fd, char *err)
 {
     int ret;
 
@@ -390,7 +372,8 @@ static int vol_lock(struct vol *v, int *fd, char *err)
 
 /* Creates `.LEAF.tmp` in v's folder with O_EXCL | O_NOFOLLOW (a stale one from a crash is
  * removed first) and names it /proc/self/fd/FD in `path`. */
-static int vol_create_tmp(struct vol *v, char *tmp, size_t tmp_len, int *fd, char *path, char *err)
+int pool_vol_create_tmp(struct pool_vol *v, char *tmp, size_t tmp_len, int *fd, char *path,
+                        char *err)
 {
     int ret;
 
@@ -411,8 +394,8 @@ static int vol_create_tmp(struct vol *v, char *tmp, size_t tmp_len, int *fd, cha
 
 /* Makes the temporary file durable and renames it to `name` (without replacing an existing
  * file unless `replace`), then syncs the folder. */
-static int vol_commit_tmp(struct vol *v, int fd, const char *tmp, const char *name, bool replace,
-                          char *err)
+int pool_vol_commit_tmp(struct pool_vol *v, int fd, const char *tmp, const char *name, bool replace,
+                        char *err)
 {
     int ret;
 
@@ -693,8 +676,8 @@ int pool_stats(struct pool *p, uint64_t *capacity_bytes, uint64_t *used_bytes, c
 
 int volume_path(struct pool *p, const char *key, char *path, size_t path_len, char *err)
 {
-    struct vol v;
-    int ret = vol_find(p, key, &v, err);
+    struct pool_vol v;
+    int ret = pool_vol_find(p, key, &v, err);
 
     if (ret < 0)
         return ret;
@@ -703,7 +686,7 @@ int volume_path(struct pool *p, const char *key, char *path, size_t path_len, ch
         pool_set_error(err, "volume %s: path is too long", key);
         ret = -ENAMETOOLONG;
     }
-    vol_release(&v);
+    pool_vol_release(&v);
     return ret;
 }
 
@@ -721,7 +704,7 @@ int volume_create(struct pool *p, const char *key, enum pool_format fmt, uint64_
                   char *err)
 {
     char tmp[POOL_FILE_LEN], tpath[PATH_MAX], inner[BLOCK_ERR_LEN] = "";
-    struct vol v;
+    struct pool_vol v;
     int fd, ret;
 
     ret = pool_check_key(key, err);
@@ -729,14 +712,14 @@ int volume_create(struct pool *p, const char *key, enum pool_format fmt, uint64_
         ret = pool_check_size(key, size_bytes, err);
     if (ret < 0)
         return ret;
-    ret = vol_resolve(p, key, true, &v, err);
+    ret = pool_vol_resolve(p, key, true, &v, err);
     if (ret < 0)
         return ret;
-    ret = vol_check_free(&v, err);
+    ret = pool_vol_check_free(&v, err);
     if (ret < 0)
         goto release;
-    vol_set_file(&v, fmt);
-    ret = vol_create_tmp(&v, tmp, sizeof(tmp), &fd, tpath, err);
+    pool_vol_set_file(&v, fmt);
+    ret = pool_vol_create_tmp(&v, tmp, sizeof(tmp), &fd, tpath, err);
     if (ret < 0)
         goto release;
     if (fmt == POOL_FORMAT_RAW) {
@@ -751,19 +734,18 @@ int volume_create(struct pool *p, const char *key, enum pool_format fmt, uint64_
             pool_block_error(err, key, inner);
     }
     if (ret == 0)
-        ret = vol_commit_tmp(&v, fd, tmp, v.file, false, err);
+        ret = pool_vol_commit_tmp(&v, fd, tmp, v.file, false, err);
     if (ret < 0)
         unlinkat(v.dirfd, tmp, 0);
     close(fd);
 release:
-    vol_release(&v);
+    pool_vol_release(&v);
     return ret;
 }
 
 /* Walks the backing chain of pool file `rel` (each file opened O_NOFOLLOW from the pool, each
  * backing name resolved inside the pool) and counts its layers below it in *depth. */
-static int pool_chain_depth(struct pool *p, const char *rel, const char *key, unsigned *depth,
-                            char *err)
+int pool_chain_depth(struct pool *p, const char *rel, const char *key, unsigned *depth, char *err)
 {
     char cur[PATH_MAX], next[PATH_MAX];
     int ret = 0;
@@ -774,7 +756,7 @@ static int pool_chain_depth(struct pool *p, const char *rel, const char *key, un
         const char *slash = strrchr(cur, '/'), *name = slash ? slash + 1 : cur;
         enum pool_format fmt;
         struct stat st;
-        struct vol v = {.key = key, .dirfd = -1};
+        struct pool_vol v = {.key = key, .dirfd = -1};
 
         snprintf(folder, sizeof(folder), "%.*s", slash ? (int)(slash - cur) : 0, cur);
         if (!pool_parse_file(name, leaf, snap, &fmt)) {
@@ -784,7 +766,7 @@ static int pool_chain_depth(struct pool *p, const char *rel, const char *key, un
         ret = pool_open_folder(p, folder, false, &v.dirfd, key, err);
         if (ret < 0)
             return ret;
-        ret = vol_stat(&v, name, &st, err);
+        ret = pool_vol_stat(&v, name, &st, err);
         if (ret == 0) {
             pool_set_error(err, "volume %s: backing file %s is missing", key, cur);
             ret = -ENOENT;
@@ -793,7 +775,7 @@ static int pool_chain_depth(struct pool *p, const char *rel, const char *key, un
             ret = fmt == POOL_FORMAT_QCOW2
                       ? pool_backing_rel(v.dirfd, folder, name, key, next, sizeof(next), err)
                       : (next[0] = '\0', 0);
-        vol_release(&v);
+        pool_vol_release(&v);
         if (ret < 0)
             return ret;
         if (!next[0])
@@ -805,7 +787,7 @@ static int pool_chain_depth(struct pool *p, const char *rel, const char *key, un
     return -ELOOP;
 }
 
-static void vol_rel(const struct vol *v, const char *name, char *rel, size_t len)
+void pool_vol_rel(const struct pool_vol *v, const char *name, char *rel, size_t len)
 {
     snprintf(rel, len, "%s%s%s", v->folder, v->folder[0] ? "/" : "", name);
 }
@@ -814,20 +796,20 @@ int volume_clone_linked(struct pool *p, const char *src_key, const char *dst_key
 {
     char tmp[POOL_FILE_LEN], tpath[PATH_MAX], backing[PATH_MAX], rel[PATH_MAX];
     char inner[BLOCK_ERR_LEN] = "";
-    struct vol s, d;
+    struct pool_vol s, d;
     struct block *b;
     uint64_t size;
     unsigned depth;
     size_t o = 0;
     int lock, fd, ret;
 
-    ret = vol_find(p, src_key, &s, err);
+    ret = pool_vol_find(p, src_key, &s, err);
     if (ret < 0)
         return ret;
     ret = pool_check_key(dst_key, err);
     if (ret < 0)
         goto release_src;
-    vol_rel(&s, s.file, rel, sizeof(rel));
+    pool_vol_rel(&s, s.file, rel, sizeof(rel));
     ret = pool_chain_depth(p, rel, src_key, &depth, err);
     if (ret == 0 && depth + 2 > BLOCK_MAX_CHAIN_DEPTH) {
         pool_set_error(err,
@@ -854,36 +836,36 @@ int volume_clone_linked(struct pool *p, const char *src_key, const char *dst_key
     }
     size = block_length(b);
     block_close(b);
-    ret = vol_resolve(p, dst_key, true, &d, err);
+    ret = pool_vol_resolve(p, dst_key, true, &d, err);
     if (ret < 0)
         goto close_lock;
-    ret = vol_check_free(&d, err);
+    ret = pool_vol_check_free(&d, err);
     if (ret < 0)
         goto release_dst;
-    vol_set_file(&d, POOL_FORMAT_QCOW2);
+    pool_vol_set_file(&d, POOL_FORMAT_QCOW2);
     /* The backing name, relative to the clone's folder: "../" for each of its folders. */
     for (const char *c = d.folder; *c; c++)
         if (*c == '/' || c == d.folder)
             o += (size_t)snprintf(backing + o, sizeof(backing) - o, "../");
     snprintf(backing + o, sizeof(backing) - o, "%s", rel);
-    ret = vol_create_tmp(&d, tmp, sizeof(tmp), &fd, tpath, err);
+    ret = pool_vol_create_tmp(&d, tmp, sizeof(tmp), &fd, tpath, err);
     if (ret < 0)
         goto release_dst;
     ret = block_create_qcow2(tpath, size, 0, backing, pool_format_name(s.fmt), inner);
     if (ret < 0)
         pool_block_error(err, dst_key, inner);
     if (ret == 0)
-        ret = vol_commit_tmp(&d, fd, tmp, d.file, false, err);
+        ret = pool_vol_commit_tmp(&d, fd, tmp, d.file, false, err);
     if (ret < 0)
         unlinkat(d.dirfd, tmp, 0);
     close(fd);
 release_dst:
-    vol_release(&d);
+    pool_vol_release(&d);
 close_lock:
     if (lock >= 0)
         close(lock);
 release_src:
-    vol_release(&s);
+    pool_vol_release(&s);
     return ret;
 }
 
@@ -924,8 +906,8 @@ static bool pool_all_zero(const uint8_t *buf, size_t len)
 
 /* Copies what src reads as, sparse, into the new empty file `fd` (/proc/self/fd path
  * `dpath`) as an image of `fmt` and `size` bytes (>= src's length). */
-static int pool_copy(struct block *src, int fd, const char *dpath, enum pool_format fmt,
-                     uint64_t size, const char *key, char *err)
+int pool_copy(struct block *src, int fd, const char *dpath, enum pool_format fmt, uint64_t size,
+              const char *key, char *err)
 {
     const uint64_t len = block_length(src);
     char inner[BLOCK_ERR_LEN] = "";
@@ -1007,18 +989,18 @@ int volume_clone_full(struct pool *p, const char *src_key, const char *dst_key, 
 {
     char tmp[POOL_FILE_LEN], tpath[PATH_MAX], rel[PATH_MAX], inner[BLOCK_ERR_LEN] = "";
     struct block *src;
-    struct vol s, d;
+    struct pool_vol s, d;
     unsigned depth;
     int fd, ret;
 
-    ret = vol_find(p, src_key, &s, err);
+    ret = pool_vol_find(p, src_key, &s, err);
     if (ret < 0)
         return ret;
     ret = pool_check_key(dst_key, err);
     if (ret < 0)
         goto release_src;
     /* Every layer checked to be a file of the pool before the block layer opens the chain. */
-    vol_rel(&s, s.file, rel, sizeof(rel));
+    pool_vol_rel(&s, s.file, rel, sizeof(rel));
     ret = pool_chain_depth(p, rel, src_key, &depth, err);
     if (ret < 0)
         goto release_src;
@@ -1027,28 +1009,28 @@ int volume_clone_full(struct pool *p, const char *src_key, const char *dst_key, 
         pool_block_error(err, src_key, inner);
         goto release_src;
     }
-    ret = vol_resolve(p, dst_key, true, &d, err);
+    ret = pool_vol_resolve(p, dst_key, true, &d, err);
     if (ret < 0)
         goto close_src;
-    ret = vol_check_free(&d, err);
+    ret = pool_vol_check_free(&d, err);
     if (ret < 0)
         goto release_dst;
-    vol_set_file(&d, s.fmt);
-    ret = vol_create_tmp(&d, tmp, sizeof(tmp), &fd, tpath, err);
+    pool_vol_set_file(&d, s.fmt);
+    ret = pool_vol_create_tmp(&d, tmp, sizeof(tmp), &fd, tpath, err);
     if (ret < 0)
         goto release_dst;
     ret = pool_copy(src, fd, tpath, s.fmt, block_length(src), dst_key, err);
     if (ret == 0)
-        ret = vol_commit_tmp(&d, fd, tmp, d.file, false, err);
+        ret = pool_vol_commit_tmp(&d, fd, tmp, d.file, false, err);
     if (ret < 0)
         unlinkat(d.dirfd, tmp, 0);
     close(fd);
 release_dst:
-    vol_release(&d);
+    pool_vol_release(&d);
 close_src:
     block_close(src);
 release_src:
-    vol_release(&s);
+    pool_vol_release(&s);
     return ret;
 }
 
@@ -1056,15 +1038,15 @@ int volume_resize(struct pool *p, const char *key, uint64_t new_size, char *err)
 {
     char inner[BLOCK_ERR_LEN] = "";
     uint64_t cur;
-    struct vol v;
+    struct pool_vol v;
     int ret;
 
-    ret = vol_find(p, key, &v, err);
+    ret = pool_vol_find(p, key, &v, err);
     if (ret < 0)
         return ret;
     ret = pool_check_size(key, new_size, err);
     if (ret == 0)
-        ret = vol_size_of(&v, v.file, v.fmt, &cur, err);
+        ret = pool_vol_size_of(&v, v.file, v.fmt, &cur, err);
     if (ret < 0)
         goto release;
     if (new_size < cur) {
@@ -1083,19 +1065,11 @@ int volume_resize(struct pool *p, const char *key, uint64_t new_size, char *err)
     else if (ret < 0)
         pool_block_error(err, key, inner);
 release:
-    vol_release(&v);
+    pool_vol_release(&v);
     return ret;
 }
 
 /* ---- Who depends on whom ---- */
-
-struct pool_deps {
-    const char *key;    /* volumes backed by this volume's files... */
-    const char *target; /* ...or by exactly this pool file, when set */
-    char **keys;        /* the dependants' keys (target unset) or files (target set) */
-    unsigned count;
-    int error;
-};
 
 static int pool_collect_dep(struct pool_scan *sc, const char *rel, const struct stat *st,
                             const char *brel)
@@ -1138,7 +1112,7 @@ void pool_keys_free(char **keys, unsigned count)
 }
 
 /* Every qcow2 file of the pool backed by key's files (dp.key) or by file dp.target. */
-static int pool_find_deps(struct pool *p, struct pool_deps *dp, char *err)
+int pool_find_deps(struct pool *p, struct pool_deps *dp, char *err)
 {
     struct pool_scan sc = {.backing = true, .each = pool_collect_dep, .arg = dp};
     int ret = pool_scan(p, &sc);
@@ -1155,13 +1129,13 @@ static int pool_find_deps(struct pool *p, struct pool_deps *dp, char *err)
 int volume_dependants(struct pool *p, const char *key, char ***keys, unsigned *count, char *err)
 {
     struct pool_deps dp = {.key = key};
-    struct vol v;
+    struct pool_vol v;
     int ret;
 
-    ret = vol_find(p, key, &v, err);
+    ret = pool_vol_find(p, key, &v, err);
     if (ret < 0)
         return ret;
-    vol_release(&v);
+    pool_vol_release(&v);
     ret = pool_find_deps(p, &dp, err);
     if (ret < 0)
         return ret;
@@ -1171,7 +1145,7 @@ int volume_dependants(struct pool *p, const char *key, char ***keys, unsigned *c
 }
 
 /* -EBUSY, naming them, when other volumes are backed by key's files. */
-static int pool_refuse_deps(struct pool *p, const char *key, const char *what, char *err)
+int pool_refuse_deps(struct pool *p, const char *key, const char *what, char *err)
 {
     struct pool_deps dp = {.key = key};
     char names[200] = "";
@@ -1189,8 +1163,9 @@ static int pool_refuse_deps(struct pool *p, const char *key, const char *what, c
 }
 
 /* Calls each(v, name of layer, snapshot name, arg) for every snapshot layer of v. */
-static int vol_each_layer(struct vol *v,
-                          int (*each)(struct vol *, const char *, const char *, void *), void *arg)
+int pool_vol_each_layer(struct pool_vol *v,
+                        int (*each)(struct pool_vol *, const char *, const char *, void *),
+                        void *arg)
 {
     struct dirent *de;
     DIR *d;
@@ -1217,14 +1192,9 @@ static int vol_each_layer(struct vol *v,
     return ret;
 }
 
-struct vol_usage {
-    uint64_t bytes;
-    unsigned layers;
-};
-
-static int vol_add_layer(struct vol *v, const char *name, const char *snap, void *arg)
+int pool_vol_add_layer(struct pool_vol *v, const char *name, const char *snap, void *arg)
 {
-    struct vol_usage *u = arg;
+    struct pool_vol_usage *u = arg;
     struct stat st;
 
     if (fstatat(v->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
@@ -1237,22 +1207,22 @@ static int vol_add_layer(struct vol *v, const char *name, const char *snap, void
 int volume_info(struct pool *p, const char *key, struct volume_info *info, char *err)
 {
     char cur[PATH_MAX], next[PATH_MAX];
-    struct vol_usage u = {0};
+    struct pool_vol_usage u = {0};
     struct stat st;
-    struct vol v;
+    struct pool_vol v;
     int ret;
 
     memset(info, 0, sizeof(*info));
-    ret = vol_find(p, key, &v, err);
+    ret = pool_vol_find(p, key, &v, err);
     if (ret < 0)
         return ret;
     info->format = v.fmt;
-    ret = vol_size_of(&v, v.file, v.fmt, &info->size_bytes, err);
+    ret = pool_vol_size_of(&v, v.file, v.fmt, &info->size_bytes, err);
     if (ret < 0)
         goto release;
     if (fstatat(v.dirfd, v.file, &st, AT_SYMLINK_NOFOLLOW) == 0)
         u.bytes = (uint64_t)st.st_blocks * 512;
-    ret = vol_each_layer(&v, vol_add_layer, &u);
+    ret = pool_vol_each_layer(&v, pool_vol_add_layer, &u);
     if (ret < 0) {
         pool_set_error(err, "volume %s: listing its snapshots: %s", key, strerror(-ret));
         goto release;
@@ -1266,7 +1236,7 @@ int volume_info(struct pool *p, const char *key, struct volume_info *info, char 
     for (unsigned depth = 0; ret == 0 && next[0] && depth < BLOCK_MAX_CHAIN_DEPTH; depth++) {
         char fam[POOL_KEY_LEN], snap[POOL_SNAP_LEN], folder[PATH_MAX];
         const char *slash;
-        struct vol b = {.key = key, .dirfd = -1};
+        struct pool_vol b = {.key = key, .dirfd = -1};
 
         if (!pool_family(next, fam, snap))
             break;
@@ -1283,15 +1253,15 @@ int volume_info(struct pool *p, const char *key, struct volume_info *info, char 
         if (ret == 0) {
             ret = pool_backing_rel(b.dirfd, folder, slash ? slash + 1 : cur, key, next,
                                    sizeof(next), err);
-            vol_release(&b);
+            pool_vol_release(&b);
         }
     }
 release:
-    vol_release(&v);
+    pool_vol_release(&v);
     return ret;
 }
 
-static int vol_delete_layer(struct vol *v, const char *name, const char *snap, void *arg)
+static int pool_vol_delete_layer(struct pool_vol *v, const char *name, const char *snap, void *arg)
 {
     if (unlinkat(v->dirfd, name, 0) < 0 && errno != ENOENT) {
         pool_set_error(arg, "volume %s: removing snapshot %s: %s", v->key, snap, strerror(errno));
@@ -1302,21 +1272,21 @@ static int vol_delete_layer(struct vol *v, const char *name, const char *snap, v
 
 int volume_delete(struct pool *p, const char *key, char *err)
 {
-    struct vol v;
+    struct pool_vol v;
     int lock, ret;
 
-    ret = vol_find(p, key, &v, err);
+    ret = pool_vol_find(p, key, &v, err);
     if (ret < 0)
         return ret;
     ret = pool_refuse_deps(p, key, "deleted", err);
     if (ret < 0)
         goto release;
-    ret = vol_lock(&v, &lock, err);
+    ret = pool_vol_lock(&v, &lock, err);
     if (ret < 0)
         goto release;
     /* Layers first: a crash half-way leaves the volume (to delete again), never snapshot
      * layers that a new volume of the same name would take for its own. */
-    ret = vol_each_layer(&v, vol_delete_layer, err);
+    ret = pool_vol_each_layer(&v, pool_vol_delete_layer, err);
     if (ret == 0 && unlinkat(v.dirfd, v.file, 0) < 0) {
         ret = -errno;
         pool_set_error(err, "volume %s: removing %s: %s", key, v.file, strerror(errno));
@@ -1325,441 +1295,6 @@ int volume_delete(struct pool *p, const char *key, char *err)
         log_warn("pool: volume %s: fsync of its folder: %s", key, strerror(errno));
     close(lock);
 release:
-    vol_release(&v);
-    return ret;
-}
-
-/* ---- Import ---- */
-
-int volume_import(struct pool *p, const char *key, enum pool_format fmt, int fd, uint64_t max_size,
-                  char *err)
-{
-    char upath[PATH_MAX], tmp[POOL_FILE_LEN], tpath[PATH_MAX], inner[BLOCK_ERR_LEN] = "";
-    char bname[PATH_MAX], bfmt[32], clean[BLOCK_ERR_LEN];
-    const char *ufmt = "raw";
-    uint8_t hdr[80] = {0};
-    struct block *src = NULL;
-    struct vol_usage u = {0};
-    struct stat st;
-    struct vol v;
-    uint64_t size;
-    int tfd, lock = -1, ret, old = 0;
-    enum pool_format old_fmt = fmt;
-
-    ret = pool_check_key(key, err);
-    if (ret < 0)
-        return ret;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        pool_set_error(err, "volume %s: the upload is not a regular file", key);
-        return -EINVAL;
-    }
-    if (pread(fd, hdr, sizeof(hdr), 0) < 0) {
-        ret = -errno;
-        pool_set_error(err, "volume %s: reading the upload: %s", key, strerror(errno));
-        return ret;
-    }
-    snprintf(upath, sizeof(upath), "/proc/self/fd/%d", fd);
-    if (!memcmp(hdr, QCOW2_MAGIC_BE, 4)) {
-        ufmt = "qcow2";
-        /* Refused before anything opens it: a backing file or an external data file would
-         * make the image read (or write) a host file of the uploader's choosing. */
-        ret = block_query_backing(upath, "qcow2", bname, sizeof(bname), bfmt, sizeof(bfmt), inner);
-        if (ret < 0) {
-            pool_clean_error(inner, "upload", clean, sizeof(clean));
-            pool_set_error(err, "volume %s: the uploaded qcow2 image is invalid: %s", key, clean);
-            return -EINVAL;
-        }
-        if (bname[0]) {
-            pool_set_error(err,
-                           "volume %s: the uploaded qcow2 image names a backing file ('%.200s'): "
-                           "refused; upload a self-contained image (qemu-img convert)",
-                           key, bname);
-            return -EPERM;
-        }
-        if (hdr[7] >= 3 && (hdr[79] & 4)) {
-            pool_set_error(err,
-                           "volume %s: the uploaded qcow2 image uses an external data file: "
-                           "refused; upload a self-contained image (qemu-img convert)",
-                           key);
-            return -EPERM;
-        }
-    }
-    ret = block_open(upath, ufmt, true, &src, inner);
-    if (ret < 0) {
-        pool_clean_error(inner, "upload", clean, sizeof(clean));
-        pool_set_error(err, "volume %s: the uploaded %s image is invalid: %s", key, ufmt, clean);
-        return -EINVAL;
-    }
-    size = block_length(src);
-    if (size == 0 || size > max_size) {
-        pool_set_error(err,
-                       "volume %s: the uploaded image's virtual size %llu is %s (at most %llu "
-                       "bytes)",
-                       key, (unsigned long long)size, size ? "too large" : "empty",
-                       (unsigned long long)max_size);
-        ret = size ? -EFBIG : -EINVAL;
-        goto close_src;
-    }
-    size = (size + 511) & ~511ull;
-    ret = vol_resolve(p, key, true, &v, err);
-    if (ret < 0)
-        goto close_src;
-    /* Replacing a volume: only one nobody uses or depends on, without snapshots. */
-    if (vol_check_free(&v, NULL) == -EEXIST) {
-        struct vol o;
-
-        ret = vol_find(p, key, &o, err);
-        if (ret == 0) {
-            old_fmt = o.fmt;
-            old = 1;
-            ret = pool_refuse_deps(p, key, "replaced", err);
-            if (ret == 0)
-                ret = vol_lock(&o, &lock, err);
-            if (ret == 0)
-                ret = vol_each_layer(&o, vol_add_layer, &u);
-            if (ret == 0 && u.layers) {
-                pool_set_error(err, "volume %s has %u snapshots: delete them before importing", key,
-                               u.layers);
-                ret = -EBUSY;
-            }
-            vol_release(&o);
-        }
-    } else {
-        ret = vol_check_free(&v, err);
-    }
-    if (ret < 0)
-        goto release;
-    vol_set_file(&v, fmt);
-    ret = vol_create_tmp(&v, tmp, sizeof(tmp), &tfd, tpath, err);
-    if (ret < 0)
-        goto release;
-    ret = pool_copy(src, tfd, tpath, fmt, size, key, err);
-    if (ret == 0)
-        ret = vol_commit_tmp(&v, tfd, tmp, v.file, true, err);
-    if (ret < 0)
-        unlinkat(v.dirfd, tmp, 0);
-    close(tfd);
-    if (ret == 0 && old && old_fmt != fmt) {
-        char name[POOL_FILE_LEN];
-
-        snprintf(name, sizeof(name), "%s.%s", v.leaf, pool_format_name(old_fmt));
-        if (unlinkat(v.dirfd, name, 0) < 0)
-            log_warn("pool: volume %s: removing the replaced %s: %s", key, name, strerror(errno));
-    }
-release:
-    if (lock >= 0)
-        close(lock);
-    vol_release(&v);
-close_src:
-    block_close(src);
-    return ret;
-}
-
-/* ---- Snapshots ---- */
-
-/* Finds qcow2 volume key and names its snapshot layer (checking the name). */
-static int vol_find_snap(struct pool *p, const char *key, const char *snap, struct vol *v,
-                         char *layer, char *err)
-{
-    int ret = pool_check_key(key, err);
-
-    if (ret == 0)
-        ret = pool_check_snap(key, snap, err);
-    if (ret == 0)
-        ret = vol_find(p, key, v, err);
-    if (ret < 0)
-        return ret;
-    if (v->fmt != POOL_FORMAT_QCOW2) {
-        pool_set_error(err, "volume %s is raw: snapshots need a qcow2 volume", key);
-        vol_release(v);
-        return -ENOTSUP;
-    }
-    snprintf(layer, POOL_FILE_LEN, "%s@%s.qcow2", v->leaf, snap);
-    return 0;
-}
-
-/* A new overlay, backed by layer `backing` of v's folder, of `size`, renamed over v's image.
- * With `link_as`, v's image is first hard-linked under that name (taking a snapshot). */
-static int vol_put_overlay(struct vol *v, const char *backing, uint64_t size, const char *link_as,
-                           char *err)
-{
-    char tmp[POOL_FILE_LEN], tpath[PATH_MAX], inner[BLOCK_ERR_LEN] = "";
-    int fd, ret;
-
-    ret = vol_create_tmp(v, tmp, sizeof(tmp), &fd, tpath, err);
-    if (ret < 0)
-        return ret;
-    ret = block_create_qcow2(tpath, size, 0, backing, "qcow2", inner);
-    if (ret < 0)
-        pool_block_error(err, v->key, inner);
-    if (ret == 0 && fsync(fd) < 0)
-        ret = -errno;
-    /* The link, then the rename: a crash in between leaves the snapshot and the volume as
-     * the same file, both reading as the volume did. */
-    if (ret == 0 && link_as && linkat(v->dirfd, v->file, v->dirfd, link_as, 0) < 0) {
-        ret = -errno;
-        pool_set_error(err, "volume %s: linking %s: %s", v->key, link_as, strerror(errno));
-    }
-    if (ret == 0)
-        ret = vol_commit_tmp(v, fd, tmp, v->file, true, err);
-    if (ret < 0) {
-        unlinkat(v->dirfd, tmp, 0);
-        if (link_as)
-            unlinkat(v->dirfd, link_as, 0);
-    }
-    close(fd);
-    return ret;
-}
-
-int volume_snapshot_create(struct pool *p, const char *key, const char *snap, char *err)
-{
-    char layer[POOL_FILE_LEN], rel[PATH_MAX];
-    struct stat st;
-    uint64_t size;
-    unsigned depth;
-    struct vol v;
-    int lock, ret;
-
-    ret = vol_find_snap(p, key, snap, &v, layer, err);
-    if (ret < 0)
-        return ret;
-    ret = vol_stat(&v, layer, &st, err);
-    if (ret > 0) {
-        pool_set_error(err, "volume %s: snapshot %s already exists", key, snap);
-        ret = -EEXIST;
-    }
-    if (ret == 0)
-        ret = pool_refuse_deps(p, key, "snapshotted", err);
-    if (ret < 0)
-        goto release;
-    vol_rel(&v, v.file, rel, sizeof(rel));
-    ret = pool_chain_depth(p, rel, key, &depth, err);
-    if (ret == 0 && depth + 2 > BLOCK_MAX_CHAIN_DEPTH) {
-        pool_set_error(err, "volume %s: %u layers already: delete a snapshot first", key,
-                       depth + 1);
-        ret = -EMLINK;
-    }
-    if (ret < 0)
-        goto release;
-    ret = vol_lock(&v, &lock, err);
-    if (ret < 0)
-        goto release;
-    ret = vol_size_of(&v, v.file, v.fmt, &size, err);
-    if (ret == 0)
-        ret = vol_put_overlay(&v, layer, size, layer, err);
-    close(lock);
-release:
-    vol_release(&v);
-    return ret;
-}
-
-struct snap_list {
-    struct volume_snapshot *arr;
-    unsigned count;
-    char current[PATH_MAX]; /* the image's backing file, relative to its folder */
-    char *err;
-};
-
-static int vol_list_layer(struct vol *v, const char *name, const char *snap, void *arg)
-{
-    struct snap_list *l = arg;
-    struct volume_snapshot *grown, *e;
-    struct stat st;
-    int ret;
-
-    grown = realloc(l->arr, (l->count + 1) * sizeof(*grown));
-    if (!grown)
-        return -ENOMEM;
-    l->arr = grown;
-    e = &l->arr[l->count];
-    memset(e, 0, sizeof(*e));
-    snprintf(e->name, sizeof(e->name), "%s", snap);
-    ret = vol_stat(v, name, &st, l->err);
-    if (ret <= 0)
-        return ret < 0 ? ret : 0;
-    e->allocated_bytes = (uint64_t)st.st_blocks * 512;
-    ret = vol_size_of(v, name, POOL_FORMAT_QCOW2, &e->size_bytes, l->err);
-    if (ret < 0)
-        return ret;
-    e->current = !strcmp(l->current, name);
-    l->count++;
-    return 0;
-}
-
-static int snap_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct volume_snapshot *)a)->name,
-                  ((const struct volume_snapshot *)b)->name);
-}
-
-int volume_snapshot_list(struct pool *p, const char *key, struct volume_snapshot **list,
-                         unsigned *count, char *err)
-{
-    struct snap_list l = {.err = err};
-    char bname[PATH_MAX], bfmt[32], inner[BLOCK_ERR_LEN] = "";
-    struct vol v;
-    int ret;
-
-    *list = NULL;
-    *count = 0;
-    ret = vol_find(p, key, &v, err);
-    if (ret < 0)
-        return ret;
-    if (v.fmt == POOL_FORMAT_QCOW2) {
-        ret = block_query_backing(v.path, "qcow2", bname, sizeof(bname), bfmt, sizeof(bfmt), inner);
-        if (ret < 0) {
-            pool_block_error(err, key, inner);
-            goto release;
-        }
-        snprintf(l.current, sizeof(l.current), "%s", bname);
-    }
-    ret = vol_each_layer(&v, vol_list_layer, &l);
-    if (ret < 0) {
-        if (ret == -ENOMEM)
-            pool_set_error(err, "volume %s: out of memory", key);
-        free(l.arr);
-        goto release;
-    }
-    if (l.count)
-        qsort(l.arr, l.count, sizeof(*l.arr), snap_cmp);
-    *list = l.arr;
-    *count = l.count;
-release:
-    vol_release(&v);
-    return ret;
-}
-
-int volume_snapshot_revert(struct pool *p, const char *key, const char *snap, char *err)
-{
-    char layer[POOL_FILE_LEN];
-    struct stat st;
-    uint64_t size;
-    struct vol v;
-    int lock, ret;
-
-    ret = vol_find_snap(p, key, snap, &v, layer, err);
-    if (ret < 0)
-        return ret;
-    ret = vol_stat(&v, layer, &st, err);
-    if (ret == 0) {
-        pool_set_error(err, "volume %s has no snapshot %s", key, snap);
-        ret = -ENOENT;
-    }
-    if (ret > 0)
-        ret = pool_refuse_deps(p, key, "reverted", err);
-    if (ret < 0)
-        goto release;
-    ret = vol_lock(&v, &lock, err);
-    if (ret < 0)
-        goto release;
-    ret = vol_size_of(&v, layer, POOL_FORMAT_QCOW2, &size, err);
-    if (ret == 0)
-        ret = vol_put_overlay(&v, layer, size, NULL, err);
-    close(lock);
-release:
-    vol_release(&v);
-    return ret;
-}
-
-/* Merges the one layer `child` (in v's folder) into snapshot layer `layer` and renames the
- * layer over the child: afterwards the child's name reads as before, one layer shorter. */
-static int vol_merge_child(struct vol *v, const char *layer, const char *child, char *err)
-{
-    char lpath[PATH_MAX], cpath[PATH_MAX], inner[BLOCK_ERR_LEN] = "";
-    struct block *top, *base;
-    uint64_t lsize, csize;
-    int ret;
-
-    snprintf(lpath, sizeof(lpath), "/proc/self/fd/%d/%s", v->dirfd, layer);
-    snprintf(cpath, sizeof(cpath), "/proc/self/fd/%d/%s", v->dirfd, child);
-    ret = vol_size_of(v, layer, POOL_FORMAT_QCOW2, &lsize, err);
-    if (ret == 0)
-        ret = vol_size_of(v, child, POOL_FORMAT_QCOW2, &csize, err);
-    if (ret < 0)
-        return ret;
-    /* The child may have grown since: the merged layer takes its size. */
-    if (csize > lsize) {
-        ret = block_grow(lpath, "qcow2", csize, inner);
-        if (ret < 0)
-            goto fail;
-    }
-    ret = block_open_layer(cpath, "qcow2", &top, inner);
-    if (ret < 0)
-        goto fail;
-    ret = block_open(lpath, "qcow2", false, &base, inner);
-    if (ret == 0) {
-        ret = block_commit(top, base, NULL, inner);
-        block_close(base);
-    }
-    block_close(top);
-    if (ret < 0)
-        goto fail;
-    if (renameat(v->dirfd, layer, v->dirfd, child) < 0) {
-        ret = -errno;
-        pool_set_error(err, "volume %s: renaming %s over %s: %s", v->key, layer, child,
-                       strerror(errno));
-        return ret;
-    }
-    if (fsync(v->dirfd) < 0)
-        log_warn("pool: volume %s: fsync of its folder: %s", v->key, strerror(errno));
-    return 0;
-
-fail:
-    if (ret == -EBUSY)
-        pool_set_error(err, "volume %s is in use (its image is open, e.g. by a running VM)",
-                       v->key);
-    else
-        pool_block_error(err, v->key, inner);
-    return ret;
-}
-
-int volume_snapshot_delete(struct pool *p, const char *key, const char *snap, char *err)
-{
-    char layer[POOL_FILE_LEN], rel[PATH_MAX];
-    struct pool_deps dp = {.key = key, .target = rel};
-    struct stat st;
-    struct vol v;
-    int lock, ret;
-
-    ret = vol_find_snap(p, key, snap, &v, layer, err);
-    if (ret < 0)
-        return ret;
-    ret = vol_stat(&v, layer, &st, err);
-    if (ret == 0) {
-        pool_set_error(err, "volume %s has no snapshot %s", key, snap);
-        ret = -ENOENT;
-    }
-    if (ret < 0)
-        goto release;
-    vol_rel(&v, layer, rel, sizeof(rel));
-    ret = pool_find_deps(p, &dp, err);
-    if (ret < 0)
-        goto release;
-    if (dp.count == 0) {
-        /* Nothing grows from it: nothing reads it, it just goes. */
-        ret = vol_lock(&v, &lock, err);
-        if (ret == 0) {
-            if (unlinkat(v.dirfd, layer, 0) < 0) {
-                ret = -errno;
-                pool_set_error(err, "volume %s: removing snapshot %s: %s", key, snap,
-                               strerror(errno));
-            }
-            close(lock);
-        }
-    } else if (dp.count == 1 && !strncmp(dp.keys[0], rel, strlen(rel) - strlen(layer)) &&
-               !strchr(dp.keys[0] + strlen(rel) - strlen(layer), '/')) {
-        const char *child = dp.keys[0] + strlen(rel) - strlen(layer);
-
-        ret = vol_merge_child(&v, layer, child, err);
-    } else {
-        pool_set_error(err,
-                       "volume %s: snapshot %s cannot be deleted: %u layers grow from it "
-                       "(%s%s); delete the later snapshot first",
-                       key, snap, dp.count, dp.keys[0], dp.count > 1 ? ", ..." : "");
-        ret = -EBUSY;
-    }
-    pool_keys_free(dp.keys, dp.count);
-release:
-    vol_release(&v);
+    pool_vol_release(&v);
     return ret;
 }

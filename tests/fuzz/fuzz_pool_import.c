@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/block/*.c src/base/log.c src/base/hostfs.c src/daemon/pool.c tests/fuzz/fuzz_pool_import.c -lz -lzstd -o build/fuzz_pool_import
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/block/*.c src/base/log.c src/base/hostfs.c src/daemon/pool*.c tests/fuzz/fuzz_pool_import.c -lz -lzstd -o build/fuzz_pool_import
 // run:   build/fuzz_pool_import -max_total_time=60 -max_len=262144 -timeout=10 -close_fd_mask=2 build/fuzz-corpus/fuzz_pool_import
 // clang-format on
 /* libFuzzer target for volume_import(): the input is a hostile uploaded image.

@@ -246,7 +246,7 @@ static void test_full_clone(void)
 
 static void test_resize(void)
 {
-    char err[POOL_ERR_LEN] = "";
+    char err[POOL_ERR_LEN] = "", path[600], berr[BLOCK_ERR_LEN] = "";
     struct volume_info info;
 
     CHECK(volume_resize(pool, "t1/full", 1ull << 40, err) == 0);
@@ -266,6 +266,33 @@ static void test_resize(void)
     CHECK(volume_info(pool, "t1/rawcopy", &info, err) == 0 && info.size_bytes == 2ull << 30);
     CHECK(volume_resize(pool, "t1/rawcopy", 1ull << 30, err) == -EINVAL);
     CHECK(volume_resize(pool, "t1/rawcopy", (2ull << 30) + 1, err) == -EINVAL);
+    /* An image QEMU laid out (imported images are ours, but the block layer takes any). */
+    CHECK(sh("qemu-img create -q -f qcow2 '%s/q.qcow2' 1M && qemu-img create -q -f qcow2 -o "
+             "cluster_size=4096 '%s/s.qcow2' 1M",
+             tmpdir, tmpdir) == 0);
+    snprintf(path, sizeof(path), "%s/q.qcow2", tmpdir);
+    CHECK(block_grow(path, "qcow2", 1ull << 40, berr) == 0);
+    CHECK(sh("qemu-img check -q '%s/q.qcow2'", tmpdir) == 0);
+    CHECK(block_grow(path, "qcow2", 1ull << 20, berr) == -EINVAL);
+    {
+        struct block *bs = NULL;
+        uint8_t sector[512];
+
+        memset(sector, 0x42, sizeof(sector));
+        CHECK(block_open(path, "qcow2", false, &bs, berr) == 0);
+        CHECK(bs && block_write(bs, (1ull << 40) - 512, sector, 512) == 0);
+        CHECK(bs && block_flush(bs) == 0);
+        block_close(bs);
+        CHECK(sh("qemu-img check -q '%s/q.qcow2'", tmpdir) == 0);
+    }
+    /* 4 KiB clusters: one L1 cluster maps 512 * 512 * 4 KiB = 1 GiB. */
+    snprintf(path, sizeof(path), "%s/s.qcow2", tmpdir);
+    CHECK(block_grow(path, "qcow2", 1ull << 30, berr) == 0);
+    CHECK(block_grow(path, "qcow2", 2ull << 30, berr) == -EFBIG);
+    CHECK(strstr(berr, "full clone") != NULL);
+    CHECK(sh("qemu-img check -q '%s/s.qcow2' && qemu-img info '%s/s.qcow2' | grep -q 'virtual "
+             "size: 1 GiB'",
+             tmpdir, tmpdir) == 0);
     /* A linked clone grows above its backing file: the new range reads as zeroes. */
     CHECK(volume_resize(pool, "t1/vm1", 64 << 20, err) == 0);
     CHECK(qcheck("t1/vm1.qcow2") == 0);
