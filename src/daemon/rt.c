@@ -213,6 +213,50 @@ int rt_volume_delete(struct daemon *d, const char *tenant, const char *name, cha
     return ret == -ENOENT ? 0 : ret;
 }
 
+int rt_volume_snapshot(struct daemon *d, const char *tenant, const char *name, const char *op,
+                       const char *snap, char *err)
+{
+    char key[POOL_KEY_LEN];
+
+    vol_key(tenant, name, key);
+    if (!strcmp(op, "create"))
+        return volume_snapshot_create(rt_of(d)->pool, key, snap, err);
+    if (!strcmp(op, "revert"))
+        return volume_snapshot_revert(rt_of(d)->pool, key, snap, err);
+    return volume_snapshot_delete(rt_of(d)->pool, key, snap, err);
+}
+
+int rt_volume_snapshots(struct daemon *d, const char *tenant, const char *name, json_t **out,
+                        char *err)
+{
+    struct volume_snapshot *list = NULL;
+    char key[POOL_KEY_LEN];
+    unsigned i, n = 0;
+    int ret;
+
+    vol_key(tenant, name, key);
+    ret = volume_snapshot_list(rt_of(d)->pool, key, &list, &n, err);
+    if (ret)
+        return ret;
+    *out = json_array();
+    for (i = 0; *out && i < n; i++) {
+        if (json_array_append_new(
+                *out, json_pack("{s:s,s:I,s:I,s:b}", "name", list[i].name, "size_bytes",
+                                (json_int_t)list[i].size_bytes, "allocated_bytes",
+                                (json_int_t)list[i].allocated_bytes, "current",
+                                list[i].current))) {
+            json_decref(*out);
+            *out = NULL;
+        }
+    }
+    free(list);
+    if (!*out) {
+        snprintf(err, RT_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int rt_volume_info(struct daemon *d, const char *tenant, const char *name,
                    struct rt_volume_info *out, char *err)
 {

@@ -59,6 +59,12 @@ int rt_volume_clone(struct daemon *d, const char *src_tenant, const char *src, c
 int rt_volume_resize(struct daemon *d, const char *tenant, const char *name, uint64_t size,
                      char *err);
 int rt_volume_delete(struct daemon *d, const char *tenant, const char *name, char *err);
+/* Snapshots of a volume that is not in use (pool.h: external qcow2 layers). list: a JSON array
+ * of {name, size_bytes, allocated_bytes, current} (new reference) in *out. */
+int rt_volume_snapshot(struct daemon *d, const char *tenant, const char *name, const char *op,
+                       const char *snap, char *err);
+int rt_volume_snapshots(struct daemon *d, const char *tenant, const char *name, json_t **out,
+                        char *err);
 int rt_volume_info(struct daemon *d, const char *tenant, const char *name,
                    struct rt_volume_info *out, char *err);
 
