@@ -559,13 +559,13 @@ static int build_audit(const struct command *c, const struct client_args *a, con
 /* "tcp:8022:22", "udp:5353:53", "tcp:127.0.0.1:8022:22": a port forward. */
 static int parse_forward(const char *s, json_t *arr, char *err)
 {
-    char proto[4], addr[64] = "";
+    char proto[8], addr[64] = "";
     unsigned host_port, guest_port;
     char tail;
     json_t *fw;
 
-    if (sscanf(s, "%3[a-z]:%u:%u%c", proto, &host_port, &guest_port, &tail) != 3 &&
-        sscanf(s, "%3[a-z]:%63[0-9.]:%u:%u%c", proto, addr, &host_port, &guest_port, &tail) != 4) {
+    if (sscanf(s, "%7[a-z]:%u:%u%c", proto, &host_port, &guest_port, &tail) != 3 &&
+        sscanf(s, "%7[a-z]:%63[0-9.]:%u:%u%c", proto, addr, &host_port, &guest_port, &tail) != 4) {
         set_err(err, "--forward '%s': expected PROTO:[ADDR:]HOST_PORT:GUEST_PORT (tcp:8022:22)", s);
         return -EINVAL;
     }
