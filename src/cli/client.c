@@ -459,8 +459,9 @@ int cli_client(int argc, char **argv)
     /* Usage errors come first, before any connection is needed. */
     ret = client_request_build(&c.args, NULL, &req, err);
     if (ret && ret != -EAGAIN) {
+        /* A bad argument, or a file named on the line that cannot be read: both usage. */
         fprintf(stderr, "tessera: %s%s\n", err, ret == -EINVAL ? " (try `tessera --help`)" : "");
-        return ret == -EINVAL ? 2 : 1;
+        return ret == -ENOMEM ? 1 : 2;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
         client_request_free(&req);
@@ -476,7 +477,7 @@ int cli_client(int argc, char **argv)
             goto cleanup;
         ret = client_request_build(&c.args, tenant, &req, err);
         if (ret) {
-            ret = fail(&c, ret == -EINVAL ? 2 : 1, "%s", err);
+            ret = fail(&c, ret == -ENOMEM ? 1 : 2, "%s", err);
             goto cleanup;
         }
     }

@@ -504,6 +504,10 @@ static int build_user(const struct command *c, const struct client_args *a, cons
     const char *tenant = client_args_get(a, CLIENT_OPT_TENANT);
     json_t *body;
 
+    if (!strcmp(c->verb, "create") && !client_args_get(a, CLIENT_OPT_ROLE)) {
+        set_err(err, "--role R is required (tenant-admin, operator or viewer)");
+        return -EINVAL;
+    }
     if (!tenant && !self)
         return -EAGAIN;
     if (!tenant && !*self) {
@@ -515,10 +519,6 @@ static int build_user(const struct command *c, const struct client_args *a, cons
         r->method = "GET";
         view_table(r, COLS(user_cols));
         return path_set(r, NULL, err, "/tenants", "%s", tenant, "/users", NULL);
-    }
-    if (!client_args_get(a, CLIENT_OPT_ROLE)) {
-        set_err(err, "--role R is required (tenant-admin, operator or viewer)");
-        return -EINVAL;
     }
     r->method = "POST";
     r->view = CLIENT_VIEW_OBJECT;

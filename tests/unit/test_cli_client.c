@@ -135,6 +135,9 @@ static void test_tenants_users_tokens(void)
     /* Without --tenant, user list needs the caller's tenant: first -EAGAIN, then a platform
      * user (tenant "") is told to name one. */
     CHECK(build("user list", NULL, &r, err) == -EAGAIN);
+    /* ...but a missing --role is said before anything is asked of the daemon. */
+    CHECK(build("user create bob", NULL, &r, err) == -EINVAL);
+    CHECK(strstr(err, "--role R is required") != NULL);
     CHECK(build("user list", "", &r, err) == -EINVAL);
     CHECK(strstr(err, "--tenant T") != NULL);
 }
