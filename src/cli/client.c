@@ -452,7 +452,7 @@ int cli_client(int argc, char **argv)
     client_args_command(&c.args, c.cmd, sizeof(c.cmd));
     c.json = client_args_has(&c.args, CLIENT_OPT_JSON);
     if (client_args_has(&c.args, CLIENT_OPT_HELP) || !c.args.nwords) {
-        client_usage(c.args.nwords ? stdout : stderr,
+        client_usage(c.args.nwords || client_args_has(&c.args, CLIENT_OPT_HELP) ? stdout : stderr,
                      c.args.nwords && client_is_noun(c.args.words[0]) ? c.args.words[0] : NULL);
         return c.args.nwords || client_args_has(&c.args, CLIENT_OPT_HELP) ? 0 : 2;
     }

@@ -64,8 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f = (struct feed){data + 1, size - 1, (size_t)(data[0] >> 1) + 1};
     io = (struct client_ws_io){.ctx = &f, .fd = hup[0], .send = sink_send, .recv = feed_recv};
     if (!(data[0] & 1)) {
-        if (client_ws_handshake(&ws, &io, "localhost", "/api/v1/vms/x/console", "tsr_x", 1,
-                                &status, err) == 0)
+        if (client_ws_handshake(&ws, &io, "localhost", "/api/v1/vms/x/console", "tsr_x", 1, &status,
+                                err) == 0)
             abort(); /* the accept key depends on a random nonce the input cannot know */
         client_ws_free(&ws);
         return 0;
