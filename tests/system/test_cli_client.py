@@ -233,6 +233,13 @@ def run(d, tmp):
     expect("tenant delete again", tessera("tenant", "delete", "beta-corp", host=host,
                                           token=admin), 1, err="404")
 
+    # The console's websocket handshake over the daemon's socket: a refusal is the daemon's
+    # status and message (no VM "web" exists, whether or not the route does yet).
+    expect("console 404", tessera("vm", "console", "web", host=host, token=admin), 1,
+           err="tessera: vm console: 404: ")
+    expect("console 401", tessera("vm", "console", "web", host=host, token="tsr_" + "1" * 16 +
+                                  "_" + "1" * 64), 1, err="tessera: vm console: 401: ")
+
     # Nobody listening: exit 1 naming the socket.
     expect("no daemon", tessera("tenant", "list", host="unix:" + os.path.join(tmp, "none.sock"),
                                 token=admin), 1, err="cannot reach tesserad")
