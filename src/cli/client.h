@@ -102,7 +102,9 @@ enum client_view {
 };
 
 /* A table column: the header, the object's key, how to show the value. */
-enum client_cell { CLIENT_CELL_TEXT, CLIENT_CELL_SIZE, CLIENT_CELL_TIME };
+/* TEXT as it is; SIZE: bytes for people ("512M"); TIME: seconds since 1970 as UTC;
+ * PERCENT: a fraction 0..1 as "40%". */
+enum client_cell { CLIENT_CELL_TEXT, CLIENT_CELL_SIZE, CLIENT_CELL_TIME, CLIENT_CELL_PERCENT };
 
 struct client_column {
     const char *header;

@@ -410,7 +410,7 @@ static const struct client_column operation_cols[] = {
     {"ACTION", "action", CLIENT_CELL_TEXT},
     {"TARGET", "target", CLIENT_CELL_TEXT},
     {"STATUS", "status", CLIENT_CELL_TEXT},
-    {"PROGRESS", "progress", CLIENT_CELL_TEXT},
+    {"PROGRESS", "progress", CLIENT_CELL_PERCENT},
     {"CREATED", "created", CLIENT_CELL_TIME},
     {"ERROR", "error", CLIENT_CELL_TEXT},
 };
@@ -424,43 +424,50 @@ static void view_table(struct client_request *r, const struct client_column *col
     r->ncolumns = n;
 }
 
-/* The collection of a noun: "/vms" for vm. */
-static const char *collection(const char *noun)
-{
-    static const char *const map[][2] = {
-        {"tenant", "/tenants"}, {"vm", "/vms"},     {"template", "/templates"},
-        {"volume", "/volumes"}, {"pool", "/pools"}, {"operation", "/operations"},
-        {"token", "/tokens"},
-    };
+/* The nouns with a collection of their own: where it lives and how `list` shows it. */
+struct noun {
+    const char *name;
+    const char *collection; /* "/vms" */
+    const struct client_column *cols;
+    size_t ncols;
+};
 
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-        if (!strcmp(map[i][0], noun))
-            return map[i][1];
+static const struct noun nouns[] = {
+    {"tenant", "/tenants", COLS(tenant_cols)},
+    {"token", "/tokens", COLS(token_cols)},
+    {"vm", "/vms", COLS(vm_cols)},
+    {"template", "/templates", COLS(template_cols)},
+    {"volume", "/volumes", COLS(volume_cols)},
+    {"pool", "/pools", COLS(pool_cols)},
+    {"operation", "/operations", COLS(operation_cols)},
+};
+
+/* The collection of a noun of the table above ("/vms" for vm). */
+static const struct noun *noun_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(nouns) / sizeof(nouns[0]); i++) {
+        if (!strcmp(nouns[i].name, name))
+            return &nouns[i];
     }
     return NULL;
+}
+
+static const char *collection(const char *name)
+{
+    const struct noun *n = noun_find(name);
+
+    return n ? n->collection : NULL;
 }
 
 /* NOUN list: GET the collection. */
 static int build_list(const struct command *c, const struct client_args *a, const char *self,
                       struct client_request *r, char *err)
 {
-    static const struct {
-        const char *noun;
-        const struct client_column *cols;
-        size_t n;
-    } tables[] = {
-        {"tenant", COLS(tenant_cols)},     {"vm", COLS(vm_cols)},
-        {"template", COLS(template_cols)}, {"volume", COLS(volume_cols)},
-        {"pool", COLS(pool_cols)},         {"operation", COLS(operation_cols)},
-        {"token", COLS(token_cols)},
-    };
+    const struct noun *n = noun_find(c->noun);
 
     r->method = "GET";
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        if (!strcmp(tables[i].noun, c->noun))
-            view_table(r, tables[i].cols, tables[i].n);
-    }
-    return path_set(r, a, err, collection(c->noun), NULL);
+    view_table(r, n->cols, n->ncols);
+    return path_set(r, a, err, n->collection, NULL);
 }
 
 /* NOUN show NAME: GET the object. */

@@ -56,6 +56,8 @@ static void cell_text(json_t *v, enum client_cell kind, char *buf, size_t n)
             strftime(buf, n, "%Y-%m-%d %H:%M:%SZ", &tm);
         else
             snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (json_is_number(v) && kind == CLIENT_CELL_PERCENT) {
+        snprintf(buf, n, "%.0f%%", json_number_value(v) * 100);
     } else if (json_is_integer(v)) {
         snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     } else if (json_is_real(v)) {

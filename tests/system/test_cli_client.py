@@ -42,7 +42,8 @@ def tessera(*args, env=None, token=None, host=None):
     if token is not None:
         e["TESSERA_TOKEN"] = token
     e.update(env or {})
-    p = subprocess.run([TESSERA] + list(args), env=e, capture_output=True, text=True, timeout=30)
+    p = subprocess.run([TESSERA] + list(args), env=e, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -160,6 +160,11 @@ static void test_vms(void)
     int fd;
 
     check_request("vm list", "GET", "/api/v1/vms", NULL);
+    CHECK(build("vm list", "acme", &r, err) == 0);
+    CHECK(r.view == CLIENT_VIEW_TABLE && r.ncolumns == 7);
+    CHECK(!strcmp(r.columns[0].key, "name") && !strcmp(r.columns[1].key, "state"));
+    CHECK(r.columns[3].cell == CLIENT_CELL_SIZE);
+    client_request_free(&r);
     check_request("vm list --tenant acme", "GET", "/api/v1/vms?tenant=acme", NULL);
     check_request("vm show web", "GET", "/api/v1/vms/web", NULL);
     check_request("vm create web --template debian", "POST", "/api/v1/vms",
@@ -359,6 +364,17 @@ static void check_printed(int (*print)(FILE *, json_t *), const char *json, cons
     json_decref(doc);
 }
 
+static int print_operation_table(FILE *f, json_t *rows)
+{
+    static const struct client_column cols[] = {
+        {"ID", "id", CLIENT_CELL_TEXT},
+        {"PROGRESS", "progress", CLIENT_CELL_PERCENT},
+        {"ERROR", "error", CLIENT_CELL_TEXT},
+    };
+
+    return client_table_print(f, cols, 3, rows);
+}
+
 static int print_vm_table(FILE *f, json_t *rows)
 {
     static const struct client_column cols[] = {
@@ -386,6 +402,12 @@ static void test_tables(void)
                   "database-1  -        1.5G    2026-12-06 17:03:53Z\n"
                   "evil?[2J    -        -       -\n");
     check_printed(print_vm_table, "[]", "NAME  STATE  MEMORY  CREATED\n");
+    check_printed(print_operation_table,
+                  "[{\"id\": 7, \"progress\": 0.4, \"error\": null},"
+                  " {\"id\": \"op-8\", \"progress\": 1, \"error\": {\"code\": 409}}]",
+                  "ID    PROGRESS  ERROR\n"
+                  "7     40%       -\n"
+                  "op-8  100%      {\"code\":409}\n");
     bad = json_loads("[1, 2]", 0, NULL);
     CHECK(client_table_print(stdout, NULL, 0, bad) == -EPROTO);
     json_decref(bad);
