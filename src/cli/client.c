@@ -253,12 +253,21 @@ static int operation_id(json_t *op, char *buf, size_t n)
     return strlen(buf) && strlen(buf) < 100 ? 0 : -EPROTO;
 }
 
-/* Waits until the operation in op_text (an answer's body) ends, within timeout_s (0: no limit),
- * and prints it. A failed operation is an error (1). Returns the exit status. */
-static int wait_operation(struct client *c, const char *op_text, size_t len, unsigned timeout_s)
+/* The operation of a 202 answer: the answer itself, or its "operation" member when the answer
+ * is the object acted on (vm create --start answers the VM with its start operation). */
+static json_t *operation_of(json_t *doc)
+{
+    json_t *op = json_object_get(doc, "operation");
+
+    return json_is_object(op) ? op : doc;
+}
+
+/* Waits until the operation op (borrowed) ends, within timeout_s (0: no limit), and prints it.
+ * A failed operation is an error (1). Returns the exit status. */
+static int wait_operation(struct client *c, json_t *first, unsigned timeout_s)
 {
     time_t deadline = timeout_s ? time(NULL) + timeout_s : 0;
-    json_t *op = json_loadb(op_text, len, 0, NULL);
+    json_t *op = json_incref(first);
     struct client_http_reply r = {0};
     char id[128], path[CLIENT_PATH_MAX];
     const char *status;
@@ -410,7 +419,7 @@ static int run_request(struct client *c, struct client_request *req)
     if (r.status >= 300) {
         ret = fail_reply(c, &r);
     } else if (r.status == 202 || req->operation) {
-        json_t *op = json_loadb(r.body, r.len, 0, NULL);
+        json_t *doc = json_loadb(r.body, r.len, 0, NULL), *op = operation_of(doc);
         char id[128];
 
         if (client_args_has(&c->args, CLIENT_OPT_NO_WAIT)) {
@@ -422,9 +431,9 @@ static int run_request(struct client *c, struct client_request *req)
             else
                 ret = fail(c, 1, "the daemon answered 202 without an operation id");
         } else {
-            ret = wait_operation(c, r.body, r.len, timeout_s);
+            ret = wait_operation(c, op, timeout_s);
         }
-        json_decref(op);
+        json_decref(doc);
     } else if (r.status == 204 || !r.len) {
         if (!c->json && req->done[0])
             printf("%s\n", req->done);

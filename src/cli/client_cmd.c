@@ -971,6 +971,9 @@ static int opt_ratio(const struct client_args *a, enum client_opt opt, json_t *o
                 opt_defs[opt].name, v);
         return -EINVAL;
     }
+    /* A whole ratio goes as an integer: the daemon may take only those. */
+    if (d == (double)(long long)d)
+        return json_object_set_new(o, key, json_integer((json_int_t)d)) ? -ENOMEM : 0;
     return json_object_set_new(o, key, json_real(d)) ? -ENOMEM : 0;
 }
 

@@ -309,7 +309,7 @@ static void test_templates_volumes_quotas(void)
                   "{\"name\": \"fast\", \"path\": \"/srv/fast\"}");
     check_request("host show", "GET", "/api/v1/host", NULL);
     check_request("host set --cpu-overcommit 4 --memory-overcommit 1.5", "PUT", "/api/v1/host",
-                  "{\"cpu_overcommit\": 4.0, \"memory_overcommit\": 1.5}");
+                  "{\"cpu_overcommit\": 4, \"memory_overcommit\": 1.5}");
     check_usage_error("host set --cpu-overcommit 0", "--cpu-overcommit '0'");
     check_usage_error("host set", "host set: give");
     check_request("operation list", "GET", "/api/v1/operations", NULL);
