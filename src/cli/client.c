@@ -385,13 +385,16 @@ static int run_console(struct client *c, const struct client_request *req)
                 c->args.words[2]);
     ret = client_ws_relay(&ws, STDIN_FILENO, STDOUT_FILENO, tty, &end, err);
     console_restore();
-    client_ws_free(&ws);
-    if (ret)
+    if (ret) {
+        client_ws_free(&ws);
         return fail(c, 1, "%s", err);
+    }
     if (end == CLIENT_WS_END_DETACHED)
         fprintf(stderr, "\ntessera: detached (the VM keeps running)\n");
     else if (end == CLIENT_WS_END_PEER_CLOSED)
-        fprintf(stderr, "%stessera: the daemon closed the console\n", tty ? "\n" : "");
+        fprintf(stderr, "%stessera: the daemon closed the console%s%s\n", tty ? "\n" : "",
+                ws.close_reason[0] ? ": " : "", ws.close_reason);
+    client_ws_free(&ws);
     return 0;
 }
 

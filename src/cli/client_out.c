@@ -66,6 +66,14 @@ static void cell_text(json_t *v, enum client_cell kind, char *buf, size_t n)
         snprintf(buf, n, "%s", json_is_true(v) ? "yes" : "no");
     } else if (json_is_string(v)) {
         plain_copy(buf, n, json_string_value(v));
+    } else if (json_is_object(v) && json_is_string(json_object_get(v, "name"))) {
+        /* A reference to another object ({"tenant": "acme", "name": "data"}): "acme/data", or
+         * the name alone for the platform's shared objects (tenant ""). */
+        const char *tenant = json_string_value(json_object_get(v, "tenant"));
+
+        snprintf(tmp, sizeof(tmp), "%s%s%s", tenant && *tenant ? tenant : "",
+                 tenant && *tenant ? "/" : "", json_string_value(json_object_get(v, "name")));
+        plain_copy(buf, n, tmp);
     } else {
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 

@@ -427,7 +427,20 @@ static int handle_frames(struct client_ws *ws, int out_fd, char *err)
             break;
         case CLIENT_WS_PONG: break;
         case CLIENT_WS_CLOSE:
-            /* §5.5.1: answer with a close frame echoing the status code, then end. */
+            /* §5.5.1: the body is a 2-byte status code and a UTF-8 reason. */
+            if (f.len > 2) {
+                size_t i, n = f.len - 2 < sizeof(ws->close_reason) - 1
+                                  ? f.len - 2
+                                  : sizeof(ws->close_reason) - 1;
+
+                for (i = 0; i < n; i++) {
+                    uint8_t ch = f.payload[2 + i];
+
+                    ws->close_reason[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+                }
+                ws->close_reason[i] = 0;
+            }
+            /* Answer with a close frame echoing the status code, then end. */
             if (!ws->close_sent) {
                 send_frame(ws, CLIENT_WS_CLOSE, f.payload, f.len >= 2 ? 2 : 0);
                 ws->close_sent = true;

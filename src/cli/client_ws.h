@@ -44,6 +44,7 @@ struct client_ws {
     uint8_t *in; /* received, not yet parsed (malloc'd) */
     size_t in_len, in_cap;
     bool close_sent;
+    char close_reason[124]; /* the server's close frame's reason (§5.5.1), control bytes '?' */
 };
 
 /* One server frame, parsed: payload points into the buffer given to client_ws_parse(). */

@@ -417,12 +417,16 @@ static void test_tables(void)
 
     check_printed(client_object_print,
                   "{\"name\": \"web\", \"memory_bytes\": 1073741824, \"pid\": null, "
-                  "\"port_forwards\": [{\"proto\": \"tcp\"}], \"running\": true}",
+                  "\"port_forwards\": [{\"proto\": \"tcp\"}], \"running\": true, "
+                  "\"template\": {\"tenant\": \"\", \"name\": \"busybox\"}, "
+                  "\"backing\": {\"tenant\": \"acme\", \"name\": \"data\"}}",
                   "name:           web\n"
                   "memory_bytes:   1G\n"
                   "pid:            -\n"
                   "port_forwards:  [{\"proto\":\"tcp\"}]\n"
-                  "running:        yes\n");
+                  "running:        yes\n"
+                  "template:       busybox\n"
+                  "backing:        acme/data\n");
     check_printed(client_quota_print,
                   "{\"limits\": {\"vcpus\": 8, \"memory_bytes\": 8589934592, \"disk_bytes\": null,"
                   " \"vms\": 10}, \"usage\": {\"vcpus\": 2, \"memory_bytes\": 536870912, "

@@ -180,7 +180,7 @@ static void *server_main(void *arg)
     /* A fragmented text message, then a close frame (1000). */
     n = server_frame(frames, false, CLIENT_WS_TEXT, "wor", 3);
     n += server_frame(frames + n, true, CLIENT_WS_CONT, "ld", 2);
-    n += server_frame(frames + n, true, CLIENT_WS_CLOSE, "\x03\xe8", 2);
+    n += server_frame(frames + n, true, CLIENT_WS_CLOSE, "\x03\xe8the VM\x1b stopped", 17);
     CHECK(write(s->fd, frames, n) == (ssize_t)n);
     op = server_read_frame(s->fd, payload, sizeof(payload), &len, &masked);
     s->close_ok = op == CLIENT_WS_CLOSE && masked && len == 2 && !memcmp(payload, "\x03\xe8", 2);
@@ -227,6 +227,7 @@ static void test_relay(void)
     CHECK(write(in[1], "typed", 5) == 5);
     CHECK(client_ws_relay(&ws, in[0], out[1], false, &end, err) == 0);
     CHECK(end == CLIENT_WS_END_PEER_CLOSED);
+    CHECK(!strcmp(ws.close_reason, "the VM? stopped"));
     pthread_join(t, NULL);
     close(out[1]);
     n = read(out[0], got, sizeof(got) - 1);
