@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/client.h"
+#include "cli/client_http.h"
 #include "test.h"
 
 /* Builds the request of a command line given as one string of words split at spaces. */
@@ -441,8 +442,46 @@ static void test_tables(void)
     json_decref(bad);
 }
 
+/* --host: the socket forms and https; plain http and anything else refused. */
+static void test_hosts(void)
+{
+    static const struct {
+        const char *host, *sock, *url; /* sock NULL: refused, with url in the message */
+    } cases[] = {
+        {"unix:/run/tesserad.sock", "/run/tesserad.sock", "http://localhost"},
+        {"/var/lib/t/tesserad.sock", "/var/lib/t/tesserad.sock", "http://localhost"},
+        {"./tesserad.sock", "./tesserad.sock", "http://localhost"},
+        {"https://tessera.example:8443", "", "https://tessera.example:8443"},
+        {"https://[::1]:8443/", "", "https://[::1]:8443"},
+        {"http://tessera.example:8080", NULL, "plain http is refused"},
+        {"https://h:1/api/v1", NULL, "no path"},
+        {"https://user@h:1", NULL, "no path, user"},
+        {"https://", NULL, "expected unix:PATH"},
+        {"unix:", NULL, "1 to 107 bytes"},
+        {"tessera.example:8443", NULL, "expected unix:PATH"},
+    };
+    char sock[108], url[CLIENT_HTTP_URL_MAX], err[CLIENT_HTTP_ERR_LEN], longpath[200];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int ret = client_http_parse_host(cases[i].host, sock, sizeof(sock), url, sizeof(url), err);
+
+        if (cases[i].sock) {
+            CHECK(ret == 0 && !strcmp(sock, cases[i].sock) && !strcmp(url, cases[i].url));
+        } else {
+            CHECK(ret == -EINVAL && strstr(err, cases[i].url));
+            if (ret != -EINVAL || !strstr(err, cases[i].url))
+                fprintf(stderr, "  --host %s: %d '%s'\n", cases[i].host, ret, err);
+        }
+    }
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = 0;
+    CHECK(client_http_parse_host(longpath, sock, sizeof(sock), url, sizeof(url), err) == -EINVAL);
+}
+
 int main(void)
 {
+    test_hosts();
     test_args();
     test_tenants_users_tokens();
     test_names_are_one_segment();
