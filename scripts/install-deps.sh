@@ -28,6 +28,9 @@ packages=(
     libmicrohttpd-dev libjansson-dev
     # tesserad's store
     libsqlite3-dev
+    # the CLI as tesserad's client: HTTP over a unix socket or HTTPS (GnuTLS flavour, the TLS
+    # stack the rest of tessera uses)
+    libcurl4-gnutls-dev
     # migration over mutual TLS (GnuTLS, which libmicrohttpd is built on); test certificates
     libgnutls28-dev gnutls-bin openssl
     # the VMM's sandbox: seccomp filters
