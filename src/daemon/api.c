@@ -696,6 +696,22 @@ static const struct route routes[] = {
      "volume.resize",
      ROLE_TENANT_ADMIN},
     {"POST", {"volumes", "{name}", "clone"}, api_volume_clone, "volume.clone", ROLE_TENANT_ADMIN},
+    {"GET", {"volumes", "{name}", "snapshots"}, api_volume_snapshots, NULL, ROLE_VIEWER},
+    {"POST",
+     {"volumes", "{name}", "snapshots"},
+     api_volume_snapshots,
+     "volume.snapshot",
+     ROLE_TENANT_ADMIN},
+    {"POST",
+     {"volumes", "{name}", "snapshots", "{snap}", "revert"},
+     api_volume_snapshots,
+     "volume.revert",
+     ROLE_TENANT_ADMIN},
+    {"DELETE",
+     {"volumes", "{name}", "snapshots", "{snap}"},
+     api_volume_snapshots,
+     "volume.snapshot-delete",
+     ROLE_TENANT_ADMIN},
     {"GET", {"templates"}, api_templates_list, NULL, ROLE_VIEWER},
     {"POST", {"templates"}, api_templates_create, "template.create", ROLE_TENANT_ADMIN},
     {"GET", {"templates", "{name}"}, api_template_get, NULL, ROLE_VIEWER},
@@ -706,6 +722,19 @@ static const struct route routes[] = {
     {"DELETE", {"vms", "{name}"}, api_vm_delete, "vm.delete", ROLE_TENANT_ADMIN},
     {"POST", {"vms", "{name}", "actions", "{action}"}, api_vm_action, "vm.action", ROLE_OPERATOR},
     {"GET", {"vms", "{name}", "log"}, api_vm_log, NULL, ROLE_VIEWER},
+    {"POST", {"vms", "{name}", "clone"}, api_vm_clone, "vm.clone", ROLE_TENANT_ADMIN},
+    {"GET", {"vms", "{name}", "snapshots"}, api_vm_snapshots, NULL, ROLE_VIEWER},
+    {"POST", {"vms", "{name}", "snapshots"}, api_vm_snapshots, "vm.snapshot", ROLE_TENANT_ADMIN},
+    {"POST",
+     {"vms", "{name}", "snapshots", "{snap}", "revert"},
+     api_vm_snapshots,
+     "vm.revert",
+     ROLE_OPERATOR},
+    {"DELETE",
+     {"vms", "{name}", "snapshots", "{snap}"},
+     api_vm_snapshots,
+     "vm.snapshot-delete",
+     ROLE_TENANT_ADMIN},
     {"GET", {"operations"}, api_operations_list, NULL, ROLE_VIEWER},
     {"GET", {"operations", "{op}"}, api_operation_get, NULL, ROLE_VIEWER},
     {"GET", {"operations", "{op}", "wait"}, api_operation_wait, NULL, ROLE_VIEWER},
@@ -761,6 +790,8 @@ static int route_check_params(const struct route *rt, struct req *q)
         if (!strcmp(rt->pattern[i], "{tenant}") && check_name(q, "tenant", q->seg[i]))
             return -EINVAL;
         if (!strcmp(rt->pattern[i], "{name}") && check_name(q, "name", q->seg[i]))
+            return -EINVAL;
+        if (!strcmp(rt->pattern[i], "{snap}") && check_name(q, "snapshot", q->seg[i]))
             return -EINVAL;
         if (!strcmp(rt->pattern[i], "{op}")) {
             n = strlen(q->seg[i]);

@@ -126,6 +126,13 @@ int api_volume_busy(struct req *q, const char *tenant, const char *name, json_t 
  * tenant in tenant_out (STORE_NAME_LEN); NULL with the 404 set. */
 json_t *api_template_find(struct req *q, const char *name, char *tenant_out);
 
+/* Snapshot op ("create", "revert", "delete"; NULL: list) on volume (tenant, name) with
+ * document doc; replies. */
+void api_snapshot_do(struct req *q, const char *tenant, const char *name, json_t *doc,
+                     const char *op, const char *snap);
+/* The snapshot name of a create body ({"name"}); 0, or -EINVAL with the 400 set. */
+int api_snapshot_name(struct req *q, json_t **body, const char **snap);
+
 /* ---- Resource handlers ---- */
 void api_pools_list(struct req *q);
 void api_volumes_list(struct req *q);
@@ -138,6 +145,9 @@ void api_templates_list(struct req *q);
 void api_templates_create(struct req *q);
 void api_template_get(struct req *q);
 void api_template_delete(struct req *q);
+void api_volume_snapshots(struct req *q);
+void api_vm_snapshots(struct req *q);
+void api_vm_clone(struct req *q);
 void api_quota_get(struct req *q);
 void api_quota_set(struct req *q);
 void api_host_get(struct req *q);

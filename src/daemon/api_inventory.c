@@ -618,13 +618,52 @@ void api_template_get(struct req *q)
         reply_json(q->r, 200, t);
 }
 
+/* The copy of a stopped VM's disk that a template made from it stands on: the volume `name`
+ * (document and file) in *vol, the VM's document in *vm. 0 or the reply set. */
+static int template_from_vm(struct req *q, const char *name, const char *vm_name, json_t **vol,
+                            json_t **vm)
+{
+    char src[STORE_NAME_LEN], err[RT_ERR_LEN];
+    struct api_usage add = {0};
+    const char *state;
+
+    *vol = NULL;
+    *vm = doc_load(q, "vm", q->scope, vm_name, "VM");
+    if (!*vm)
+        return -ENOENT;
+    state = json_string_value(json_object_get(*vm, "state"));
+    if (state && strcmp(state, "stopped") && strcmp(state, "error")) {
+        reply_error(q->r, 409, "from_vm", "VM '%s' is %s; a template is made from a stopped VM",
+                    vm_name, state);
+        return -EBUSY;
+    }
+    add.disk = doc_u64(*vm, "disk_bytes");
+    if (api_admit(q, q->scope, &add, true, false))
+        return -EDQUOT;
+    *vol = api_volume_new(q->scope, name, "qcow2", add.disk, NULL, NULL);
+    if (doc_save(q, "volume", q->scope, name, *vol, STORE_PUT_CREATE)) {
+        /* Someone's volume of that name: not ours to remove on the way out. */
+        json_decref(*vol);
+        *vol = NULL;
+        return -EEXIST;
+    }
+    snprintf(src, sizeof(src), "vm-%.59s", vm_name);
+    if (rt_volume_clone(q->d, q->scope, src, q->scope, name, false, err)) {
+        reply_error(q->r, 500, NULL, "template '%s': copying VM '%s''s disk: %s", name, vm_name,
+                    err);
+        return -EIO;
+    }
+    return 0;
+}
+
 void api_templates_create(struct req *q)
 {
-    static const char *const fields[] = {
-        "name", "volume", "cpus", "memory_bytes", "disk_bytes", "boot_from", "boot", "os", NULL};
+    static const char *const fields[] = {"name",         "volume",     "from_vm",   "cpus",
+                                         "memory_bytes", "disk_bytes", "boot_from", "boot",
+                                         "os",           NULL};
     static const char *const boot_fields[] = {"kernel", "initrd", "cmdline", NULL};
     char btenant[STORE_NAME_LEN];
-    const char *name, *volume, *boot_from = NULL, *os = NULL;
+    const char *name, *volume = NULL, *boot_from = NULL, *os = NULL, *from_vm = NULL;
     json_t *body, *vol = NULL, *base = NULL, *t = NULL, *boot;
     uint64_t cpus = 1, mem = 256ull << 20, disk = 0;
     bool have;
@@ -647,7 +686,8 @@ void api_templates_create(struct req *q)
                     "boot_from");
         goto done;
     }
-    if (body_name(q, body, "volume", true, &volume) ||
+    if (body_name(q, body, "volume", false, &volume) ||
+        body_name(q, body, "from_vm", false, &from_vm) ||
         body_u64(q, body, NULL, "cpus", false, 1, 8, &cpus, NULL) ||
         body_u64(q, body, NULL, "memory_bytes", false, 16ull << 20, 64ull << 30, &mem, NULL) ||
         body_u64(q, body, NULL, "disk_bytes", false, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &disk,
@@ -655,7 +695,25 @@ void api_templates_create(struct req *q)
         body_name(q, body, "boot_from", false, &boot_from) ||
         body_str(q, body, NULL, "os", false, 32, &os))
         goto done;
-    vol = doc_load(q, "volume", q->scope, volume, "volume");
+    if (!volume == !from_vm) {
+        reply_error(q->r, 400, volume ? "from_vm" : "volume",
+                    "a template is made from a 'volume' or from a stopped VM ('from_vm'): give "
+                    "one of them");
+        goto done;
+    }
+    if (from_vm) {
+        /* The VM's disk, copied whole into a volume of the template's name; the VM stays. */
+        if (template_from_vm(q, name, from_vm, &vol, &base))
+            goto done;
+        volume = name;
+        if (!boot_from)
+            boot_from =
+                json_string_value(json_object_get(json_object_get(base, "template"), "name"));
+        json_decref(base);
+        base = NULL;
+    } else {
+        vol = doc_load(q, "volume", q->scope, volume, "volume");
+    }
     if (!vol)
         goto done;
     if (json_is_string(json_object_get(vol, "used_by"))) {
@@ -707,6 +765,12 @@ void api_templates_create(struct req *q)
         goto done;
     reply_json(q->r, 201, json_incref(t));
 done:
+    /* A refused template leaves no copy of the VM's disk behind. */
+    if (from_vm && vol && q->r->status >= 300) {
+        char err[RT_ERR_LEN];
+
+        rt_volume_delete(q->d, q->scope, name, err);
+    }
     json_decref(t);
     json_decref(base);
     json_decref(vol);
@@ -831,4 +895,81 @@ int api_shipped_templates(struct daemon *d, char *err)
     for (i = 0; !ret && i < n; i++)
         ret = shipped_template(d, &sh[i], err);
     return ret;
+}
+
+/* ---- Volume snapshots (pool.h: external qcow2 layers) ---- */
+
+/* The snapshot operation op on volume (tenant, name), whose document is doc; replies. A
+ * volume in use or with dependants is refused by the pool (-EBUSY: 409). */
+void api_snapshot_do(struct req *q, const char *tenant, const char *name, json_t *doc,
+                     const char *op, const char *snap)
+{
+    char err[RT_ERR_LEN];
+    json_t *list;
+    int ret;
+
+    if (!strcmp(json_string_value(json_object_get(doc, "format")) ?: "", "raw")) {
+        reply_error(q->r, 409, "name", "volume '%s' is raw: only qcow2 volumes have snapshots",
+                    name);
+        return;
+    }
+    ret = op ? rt_volume_snapshot(q->d, tenant, name, op, snap, err) : 0;
+    if (ret) {
+        unsigned st = ret == -EBUSY || ret == -EEXIST ? 409 : ret == -ENOENT ? 404 : 500;
+
+        reply_error(q->r, st, ret == -ENOENT ? "snapshot" : NULL, "%s", err);
+        return;
+    }
+    if (op && !strcmp(op, "delete")) {
+        reply_empty(q->r);
+        return;
+    }
+    ret = rt_volume_snapshots(q->d, tenant, name, &list, err);
+    if (ret) {
+        reply_error(q->r, 500, NULL, "%s", err);
+        return;
+    }
+    reply_json(q->r, op && !strcmp(op, "create") ? 201 : 200,
+               json_pack("{s:s,s:o}", "volume", name, "snapshots", list));
+}
+
+/* The snapshot name of a create body; 0 or the 400 set. */
+int api_snapshot_name(struct req *q, json_t **body, const char **snap)
+{
+    static const char *const fields[] = {"name", NULL};
+
+    if (body_object(q, fields, "{\"name\": \"before-upgrade\"}", body))
+        return -EINVAL;
+    return body_name(q, *body, "name", true, snap);
+}
+
+void api_volume_snapshots(struct req *q)
+{
+    json_t *doc = doc_load(q, "volume", q->scope, q->seg[1], "volume"), *body = NULL;
+    const char *snap = NULL, *op = NULL;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    if (!doc)
+        return;
+    if (strcmp(q->rq->method, "GET")) {
+        if (need_route_role(q, "changing a volume's snapshots"))
+            goto done;
+        if (q->nseg == 3) {
+            if (api_snapshot_name(q, &body, &snap))
+                goto done;
+            op = "create";
+        } else {
+            snap = q->seg[3];
+            op = q->nseg == 5 ? "revert" : "delete";
+        }
+        if (json_is_string(json_object_get(doc, "used_by"))) {
+            reply_error(q->r, 409, "name", "volume '%s' is used by %s", q->seg[1],
+                        json_string_value(json_object_get(doc, "used_by")));
+            goto done;
+        }
+    }
+    api_snapshot_do(q, q->scope, q->seg[1], doc, op, snap);
+done:
+    json_decref(body);
+    json_decref(doc);
 }

@@ -752,3 +752,124 @@ void api_operation_wait(struct req *q)
     }
     api_operation_get(q);
 }
+
+/* ---- Snapshots and clones of stopped VMs ---- */
+
+/* A VM's snapshots are its disk's (the volume vm-NAME): taken, reverted and deleted while
+ * it is stopped, so that they hold a consistent disk. */
+void api_vm_snapshots(struct req *q)
+{
+    char volname[STORE_NAME_LEN];
+    json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM"), *vol = NULL, *body = NULL;
+    const char *snap = NULL, *op = NULL, *state;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    if (!vm)
+        return;
+    vm_volume_name(q->seg[1], volname);
+    if (strcmp(q->rq->method, "GET")) {
+        if (need_route_role(q, "changing a VM's snapshots"))
+            goto done;
+        state = json_string_value(json_object_get(vm, "state"));
+        if (state && strcmp(state, "stopped") && strcmp(state, "error")) {
+            reply_error(q->r, 409, NULL, "VM '%s' is %s; its snapshots change while it is stopped",
+                        q->seg[1], state);
+            goto done;
+        }
+        if (q->nseg == 3) {
+            if (api_snapshot_name(q, &body, &snap))
+                goto done;
+            op = "create";
+        } else {
+            snap = q->seg[3];
+            op = q->nseg == 5 ? "revert" : "delete";
+        }
+    }
+    vol = doc_load(q, "volume", q->scope, volname, "volume");
+    if (vol)
+        api_snapshot_do(q, q->scope, volname, vol, op, snap);
+done:
+    json_decref(body);
+    json_decref(vol);
+    json_decref(vm);
+}
+
+/* POST /vms/{name}/clone {"name"}: a new, stopped VM with a full copy of the disk of a stopped
+ * one (a linked clone would pin the source's disk: no more snapshots or deletes of it). */
+void api_vm_clone(struct req *q)
+{
+    static const char *const fields[] = {"name", NULL};
+    char src_vol[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], ttenant[STORE_NAME_LEN];
+    json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM"), *body = NULL, *copy = NULL;
+    json_t *vol = NULL, *tmpl = NULL;
+    struct api_usage add = {.vms = 1};
+    const char *name, *state, *tname;
+    bool made = false;
+    int ret;
+
+    if (!vm || need_route_role(q, "cloning a VM") ||
+        body_object(q, fields, "{\"name\": \"web2\"}", &body) ||
+        body_name(q, body, "name", true, &name))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (strlen(name) > VM_NAME_MAX) {
+        reply_error(q->r, 400, "name", "a VM's name is at most %d characters", VM_NAME_MAX);
+        goto done;
+    }
+    state = json_string_value(json_object_get(vm, "state"));
+    if (state && strcmp(state, "stopped") && strcmp(state, "error")) {
+        reply_error(q->r, 409, NULL, "VM '%s' is %s; clone it when it is stopped", q->seg[1],
+                    state);
+        goto done;
+    }
+    tname = json_string_value(json_object_get(json_object_get(vm, "template"), "name"));
+    tmpl = tname ? api_template_find(q, tname, ttenant) : NULL;
+    if (!tmpl)
+        goto done;
+    add.vcpus = (uint64_t)json_integer_value(json_object_get(vm, "cpus"));
+    add.memory = (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes"));
+    add.disk = (uint64_t)json_integer_value(json_object_get(vm, "disk_bytes"));
+    if (api_admit(q, q->scope, &add, true, false))
+        goto done;
+    vm_volume_name(q->seg[1], src_vol);
+    vm_volume_name(name, volname);
+    /* The copy: the source's settings, its own name, disk, seed and no port forwards (a host
+     * port belongs to one VM). */
+    copy = json_deep_copy(vm);
+    json_object_set_new(copy, "name", json_string(name));
+    json_object_set_new(copy, "volume", json_string(volname));
+    json_object_set_new(copy, "clone", json_string("full"));
+    json_object_set_new(copy, "state", json_string("stopped"));
+    json_object_set_new(copy, "desired", json_string("stopped"));
+    json_object_set_new(copy, "port_forwards", json_array());
+    json_object_set_new(copy, "pid", json_null());
+    json_object_set_new(copy, "exit_status", json_null());
+    json_object_set_new(copy, "error", json_null());
+    json_object_set_new(copy, "started", json_null());
+    json_object_set_new(copy, "created", json_integer(time(NULL)));
+    json_object_set_new(json_object_get(copy, "cloud_init"), "hostname", json_string(name));
+    if (doc_save(q, "vm", q->scope, name, copy, STORE_PUT_CREATE))
+        goto done;
+    vol = api_volume_new(q->scope, volname, "qcow2", add.disk, NULL, NULL);
+    json_object_set_new(vol, "used_by", json_sprintf("vm %s", name));
+    if (doc_save(q, "volume", q->scope, volname, vol, STORE_PUT_CREATE))
+        goto done;
+    ret = rt_volume_clone(q->d, q->scope, src_vol, q->scope, volname, false, err);
+    made = !ret;
+    if (!ret)
+        ret = rt_vm_provision(q->d, q->scope, copy, tmpl, err);
+    if (ret) {
+        reply_error(q->r, ret == -ENOSPC ? 507 : 500, NULL, "VM '%s': %s", name, err);
+        rt_vm_remove(q->d, q->scope, name, err);
+        if (made)
+            rt_volume_delete(q->d, q->scope, volname, err);
+        goto done;
+    }
+    reply_json(q->r, 201, json_incref(copy));
+done:
+    json_decref(tmpl);
+    json_decref(vol);
+    json_decref(copy);
+    json_decref(body);
+    json_decref(vm);
+}

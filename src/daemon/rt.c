@@ -243,8 +243,7 @@ int rt_volume_snapshots(struct daemon *d, const char *tenant, const char *name, 
         if (json_array_append_new(
                 *out, json_pack("{s:s,s:I,s:I,s:b}", "name", list[i].name, "size_bytes",
                                 (json_int_t)list[i].size_bytes, "allocated_bytes",
-                                (json_int_t)list[i].allocated_bytes, "current",
-                                list[i].current))) {
+                                (json_int_t)list[i].allocated_bytes, "current", list[i].current))) {
             json_decref(*out);
             *out = NULL;
         }
