@@ -662,7 +662,7 @@ void api_templates_create(struct req *q)
                                          "memory_bytes", "disk_bytes", "boot_from", "boot",
                                          "os",           NULL};
     static const char *const boot_fields[] = {"kernel", "initrd", "cmdline", NULL};
-    char btenant[STORE_NAME_LEN];
+    char btenant[STORE_NAME_LEN], vm_boot[STORE_NAME_LEN];
     const char *name, *volume = NULL, *boot_from = NULL, *os = NULL, *from_vm = NULL;
     json_t *body, *vol = NULL, *base = NULL, *t = NULL, *boot;
     uint64_t cpus = 1, mem = 256ull << 20, disk = 0;
@@ -706,9 +706,13 @@ void api_templates_create(struct req *q)
         if (template_from_vm(q, name, from_vm, &vol, &base))
             goto done;
         volume = name;
-        if (!boot_from)
-            boot_from =
-                json_string_value(json_object_get(json_object_get(base, "template"), "name"));
+        if (!boot_from) {
+            /* What the VM boots: its own template's boot files. */
+            snprintf(vm_boot, sizeof(vm_boot), "%s",
+                     json_string_value(json_object_get(json_object_get(base, "template"), "name"))
+                         ?: "busybox");
+            boot_from = vm_boot;
+        }
         json_decref(base);
         base = NULL;
     } else {

@@ -227,6 +227,31 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
     CHECK(call("POST", "/api/v1/vms/web1/actions/pause", a_view, NULL) == 403);
     CHECK(call("POST", "/api/v1/vms/web1/actions/pause", a_admin, NULL) == 409);
     CHECK(call("POST", "/api/v1/vms/web1/actions/explode", a_admin, NULL) == 404);
+    /* Snapshots of a stopped VM's disk, a clone, a template made from it. */
+    CHECK(call("PUT", "/api/v1/tenants/alpha/quota", admin, "{\"vms\": 3}") == 200);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots", a_view, "{\"name\": \"s1\"}") == 403);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots", a_admin, "{\"name\": \"s1\"}") == 201);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots", a_admin, "{\"name\": \"s1\"}") == 409);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots", a_admin, "{\"name\": \"../x\"}") == 400);
+    CHECK(call("GET", "/api/v1/vms/web1/snapshots", a_view, NULL) == 200 &&
+          list_len("snapshots") == 1);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots/s1/revert", a_admin, NULL) == 200);
+    CHECK(call("POST", "/api/v1/vms/web1/snapshots/nope/revert", a_admin, NULL) == 404);
+    CHECK(call("DELETE", "/api/v1/vms/web1/snapshots/s1", a_admin, NULL) == 204);
+    CHECK(call("GET", "/api/v1/vms/web1/snapshots", a_view, NULL) == 200 &&
+          list_len("snapshots") == 0);
+    CHECK(call("POST", "/api/v1/vms/web1/clone", a_admin, "{\"name\": \"web1c\"}") == 201);
+    CHECK(call("POST", "/api/v1/vms/web1/clone", a_admin, "{\"name\": \"web1d\"}") == 409 &&
+          !strcmp(err_field() ?: "", "vms"));
+    CHECK(call("POST", "/api/v1/templates", a_admin,
+               "{\"name\": \"tw\", \"from_vm\": \"web1c\"}") == 201);
+    CHECK(call("POST", "/api/v1/templates", a_admin,
+               "{\"name\": \"tw2\", \"from_vm\": \"web1c\", \"volume\": \"x\"}") == 400);
+    CHECK(call("DELETE", "/api/v1/vms/web1c", a_admin, NULL) == 204);
+    CHECK(call("DELETE", "/api/v1/volumes/tw", a_admin, NULL) == 409); /* the template's */
+    CHECK(call("DELETE", "/api/v1/templates/tw", a_admin, NULL) == 204);
+    CHECK(call("DELETE", "/api/v1/volumes/tw", a_admin, NULL) == 204);
+
     /* A tenant with VMs cannot be deleted under them. */
     CHECK(call("DELETE", "/api/v1/tenants/alpha", admin, NULL) == 409);
 
