@@ -1,17 +1,102 @@
 #!/usr/bin/env bash
-# From a fresh Debian 12 machine to a running VM: installs the dependencies, builds Tessera,
-# builds (or takes from the cache) the default guest, then boots it with the console on this
-# terminal. Ctrl-A x leaves; `poweroff` in the guest ends it cleanly.
+# From a fresh Debian 12 machine to a running platform: installs the dependencies, builds
+# Tessera, builds (or takes from the cache) the default guest, starts tesserad on its embedded
+# SQLite store (state in $TESSERA_STATE, default /var/lib/tesserad as root, else
+# ~/.local/share/tesserad), and boots a VM "demo" from the default template. Prints how to
+# reach its console, the API and the administrator's token. Run it again at any time: what is
+# there already (the daemon, the VM) is kept.
+#
+# The Debian 13 cloud template is built apart (templates/debian/build.sh, cached like the
+# guest); tesserad registers it when it starts and finds it built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
 step() { printf '\n==> %s\n' "$*"; }
 
+if [ "$(id -u)" = 0 ]; then
+    STATE=${TESSERA_STATE:-/var/lib/tesserad}
+else
+    STATE=${TESSERA_STATE:-$HOME/.local/share/tesserad}
+fi
+SOCK=$STATE/tesserad.sock
+
 step "Installing dependencies (Debian packages)"
 scripts/install-deps.sh
-step "Building tessera"
+step "Building tessera and tesserad"
 make -j"$(nproc)"
 step "Building the default guest (first time: about 15 minutes; then cached)"
 guest/build.sh
-step "Booting the default guest: build/tessera run"
-exec build/tessera run
+
+export TESSERA_HOST=unix:$SOCK
+cli() { build/tessera --token-file "$STATE/admin.token" "$@"; }
+
+if cli host show >/dev/null 2>&1; then
+    step "tesserad already runs (state in $STATE)"
+else
+    step "Starting tesserad (state in $STATE)"
+    mkdir -p "$STATE"
+    if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
+        # KillMode=process: stopping or restarting the daemon leaves the VMs running; it
+        # finds them again when it starts.
+        cat >/etc/systemd/system/tesserad.service <<UNIT
+[Unit]
+Description=Tessera host daemon
+After=network.target
+
+[Service]
+ExecStart=$ROOT/build/tesserad --state-dir $STATE
+KillMode=process
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        systemctl daemon-reload
+        systemctl enable --now tesserad.service
+        LOG="journalctl -u tesserad"
+    else
+        setsid build/tesserad --state-dir "$STATE" >>"$STATE/tesserad.log" 2>&1 </dev/null &
+        LOG="$STATE/tesserad.log"
+    fi
+    for _ in $(seq 100); do
+        [ -S "$SOCK" ] && [ -f "$STATE/admin.token" ] && cli host show >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    cli host show >/dev/null || { echo "setup: tesserad did not start (see $LOG)" >&2; exit 1; }
+fi
+
+if cli vm show demo >/dev/null 2>&1; then
+    step "The VM 'demo' exists already"
+    state=$(cli vm show demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+    [ "$state" = running ] || cli vm start demo
+else
+    step "Creating the VM 'demo' from the default template and starting it"
+    cli vm create demo --template busybox --start
+fi
+printf 'Waiting for it to boot'
+for _ in $(seq 600); do
+    if curl -fsS --unix-socket "$SOCK" -H "Authorization: Bearer $(cat "$STATE/admin.token")" \
+        http://localhost/api/v1/vms/demo/log | grep -q TESSERA-GUEST-READY; then
+        break
+    fi
+    printf '.'
+    sleep 0.5
+done
+echo
+cli vm list
+
+cat <<EOF2
+
+tesserad runs (state in $STATE, its SQLite database $STATE/tesserad.db) and the VM 'demo'
+booted from the default template.
+
+  export TESSERA_HOST=unix:$SOCK
+  export TESSERA_TOKEN=\$(cat $STATE/admin.token)   # the platform administrator's token
+  build/tessera vm console demo                     # its console (Ctrl-A x detaches)
+  build/tessera vm list                             # tenants, templates, volumes: docs/cli.md
+  curl --unix-socket $SOCK -H "Authorization: Bearer \$TESSERA_TOKEN" \\
+       http://localhost/api/v1/vms                  # the REST API: docs/daemon.md
+
+The Debian 13 cloud template: templates/debian/build.sh (cached), then restart tesserad.
+EOF2
