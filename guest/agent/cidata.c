@@ -806,6 +806,8 @@ static int y_seq(struct yp *p, int ind, int *out)
             p->pos++;
         if (y_eolc(y_cur(p)) || y_cur(p) == '#')
             rc = y_block(p, ind, false, &child);
+        else if (y_cur(p) == '|') /* its lines need only be deeper than the "-" */
+            rc = y_literal(p, ind, &child);
         else
             rc = y_block_at(p, (int)y_col(p), &child);
         if (rc < 0)

@@ -645,20 +645,10 @@ int seed_build(const struct seed_spec *spec, const char *out_path, char *err)
         snprintf(f_net, sizeof(f_net), "%s/network-config", stage);
         /* cloud-localds's options: Joliet and Rock Ridge keep the lower-case names with
          * their hyphens, which plain ISO 9660 level 1 names could not. */
-        char *argv[] = {"xorriso",
-                        "-as",
-                        "mkisofs",
-                        "-quiet",
-                        "-output",
-                        iso,
-                        "-volid",
-                        "cidata",
-                        "-joliet",
-                        "-rock",
-                        f_meta,
-                        f_user,
-                        spec->net_mode != SEED_NET_NONE ? f_net : NULL,
-                        NULL};
+        char *argv[] = {"xorriso", "-as",     "mkisofs", "-quiet", "-volid", "cidata", "-joliet",
+                        "-rock",   "-output", iso,       f_meta,   f_user,   f_net,    NULL};
+        if (spec->net_mode == SEED_NET_NONE)
+            argv[12] = NULL; /* no network-config */
         rc = run_tool(argv, out, sizeof(out), &status);
     }
     if (rc == -ENOENT) {
@@ -690,6 +680,17 @@ int seed_build(const struct seed_spec *spec, const char *out_path, char *err)
         rc = -errno;
         seed_fail(err, rc, "%s: %s", out_path, strerror(-rc));
         goto unlink_iso;
+    }
+    /* The rename is durable once the directory holding out_path is on disk too (the
+     * staging directory's parent is that directory). */
+    {
+        char parent[PATH_MAX + 4];
+        snprintf(parent, sizeof(parent), "%s/..", stage);
+        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0) {
+            fsync(pfd);
+            close(pfd);
+        }
     }
     rc = 0;
 unlink_iso:

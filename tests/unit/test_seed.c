@@ -427,6 +427,8 @@ static void test_guest_yaml(void)
                        "    done\r\n"
                        "\r\n"
                        "- 'single ''quoted'''\r\n"
+                       "-     |-\r\n"
+                       "   indented less than the bar\r\n"
                        "ssh_authorized_keys: []\r\n"
                        "packages: {a: [b, {c: d}]}\r\n";
     const char *net = "network:\n"
@@ -444,7 +446,8 @@ static void test_guest_yaml(void)
     CHECK(cd.n_keys == 2);
     CHECK(cd.script && strcmp(cd.script, "#!/bin/sh\n'touch' '/tmp/it'\\''s here'\n"
                                          "for i in 1 2; do\n  echo $i\ndone\n\n"
-                                         "single 'quoted'\n") == 0);
+                                         "single 'quoted'\n"
+                                         "indented less than the bar\n") == 0);
     CHECK(strcmp(cd.net.mac, "52:54:00:00:00:09") == 0);
     CHECK(strcmp(cd.net.address, "192.168.7.9/25") == 0);
     CHECK(strcmp(cd.net.gateway, "192.168.7.1") == 0);
