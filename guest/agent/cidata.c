@@ -15,12 +15,22 @@
 
 static int cd_fail(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Messages quote bits of the seed, which may hold any byte: each control byte becomes '?',
+ * so that an error stays one line on the console. */
+static void err_clean(char *err)
+{
+    for (; *err; err++)
+        if ((unsigned char)*err < 0x20 || *err == 0x7f)
+            *err = '?';
+}
+
 static int cd_fail(char *err, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, CIDATA_ERR_LEN, fmt, ap);
     va_end(ap);
+    err_clean(err);
     return rc;
 }
 
@@ -278,6 +288,7 @@ static int y_fail(struct yp *p, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(p->err, CIDATA_ERR_LEN, "%.16s: line %u: %s", p->file, p->line, msg);
+    err_clean(p->err);
     return -EINVAL;
 }
 

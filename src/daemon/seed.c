@@ -20,12 +20,16 @@ extern char **environ;
 
 static int seed_fail(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A message may quote the caller's value; control bytes become '?' so it stays one line. */
 static int seed_fail(char *err, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, SEED_ERR_LEN, fmt, ap);
     va_end(ap);
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return rc;
 }
 

@@ -339,6 +339,9 @@ static void test_refused(void)
         {"prefix 33",
          {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/33"},
          "cloud_init.network.address"},
+        {"address with a newline",
+         {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/24\nx: y"},
+         "cloud_init.network.address"},
         {"prefix with junk",
          {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/24x"},
          "cloud_init.network.address"},
@@ -370,7 +373,8 @@ static void test_refused(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[SEED_ERR_LEN] = "";
         int rc = seed_build(&cases[i].spec, iso, err);
-        bool named = strncmp(err, cases[i].field, strlen(cases[i].field)) == 0;
+        bool named =
+            strncmp(err, cases[i].field, strlen(cases[i].field)) == 0 && !strchr(err, '\n');
         if (rc != -EINVAL || !named)
             fprintf(stderr, "case '%s': rc %d, err '%s', want the field %s\n", cases[i].what, rc,
                     err, cases[i].field);
@@ -471,6 +475,8 @@ static void test_guest_yaml(void)
          "user-data: ssh key 1"},
         {"a: 1\n", "#cloud-config\nruncmd: [\"a\\0b\"]\n", "user-data: runcmd: a NUL"},
         {"a: \"\\ud800\"\n", NULL, "meta-data: line 1: escape of a UTF-16"},
+        /* Input quoted in a message cannot break its line. */
+        {"\"a\\nb\": 1\n\"a\\nb\": 2\n", NULL, "meta-data: line 2: duplicate key 'a?b'"},
         {"a: 1\x01\n", NULL, "meta-data: byte 5 is a control"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
