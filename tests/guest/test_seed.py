@@ -1,8 +1,9 @@
 """cloud-init NoCloud seed disks (src/daemon/seed.c) and the default guest applying them
 (guest/agent/seed.c, run by rcS as `tessera-agent seed`).
 
-- seed_yaml: cloud-init's own YAML parser (PyYAML) reads back exactly the hostile strings
-  seed_build() wrote; no guest.
+- seed_yaml: blkid finds the image as cloud-init looks for it (iso9660, LABEL=cidata), and
+  cloud-init's own YAML parser (PyYAML) reads back exactly the hostile strings seed_build()
+  wrote; no guest.
 - seed_boot: the default guest boots with the seed as its second disk (raw, read-only): the
   host name, root's authorized_keys (content and modes), a static address, route and name
   server, and the user-data (plain text, delivered as cloud-config runcmd) ran once.
@@ -101,6 +102,10 @@ def test_seed_yaml():
                  "--user-data", path("hostile.txt"), "--net", "static", "--mac",
                  "52:54:00:AA:bb:01", "--address", "10.0.2.77/24", "--gateway", "10.0.2.2",
                  "--dns", "10.0.2.3")
+    # cloud-init finds the disk with blkid (util.find_devs_with "LABEL=cidata", TYPE iso9660).
+    probe = subprocess.run(["blkid", "-p", "-o", "export", iso], stdout=subprocess.PIPE,
+                           check=True).stdout.decode().split("\n")
+    assert "LABEL=cidata" in probe and "TYPE=iso9660" in probe, probe
     d = extract(iso, "hostile")
     with open(os.path.join(d, "meta-data"), "rb") as f:
         meta = yaml.safe_load(f)
