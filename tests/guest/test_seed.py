@@ -49,7 +49,7 @@ def build_mkseed():
                                           "src/daemon/seed.h")):
         os.makedirs(os.path.dirname(MKSEED), exist_ok=True)
         subprocess.run(["cc", "-std=c17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-                        "-Isrc", "-o", MKSEED, "tests/guest/mkseed.c", "src/daemon/seed.c"],
+                        "-Isrc", "-o", MKSEED, "tests/guest/mkseed.c", "src/daemon/seed.c", "-ljansson"],
                        check=True)
 
 
