@@ -15,12 +15,22 @@
 
 static int cd_fail(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Messages quote bits of the seed, which may hold any byte: each control byte becomes '?',
+ * so that an error stays one line on the console. */
+static void err_clean(char *err)
+{
+    for (; *err; err++)
+        if ((unsigned char)*err < 0x20 || *err == 0x7f)
+            *err = '?';
+}
+
 static int cd_fail(char *err, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, CIDATA_ERR_LEN, fmt, ap);
     va_end(ap);
+    err_clean(err);
     return rc;
 }
 
@@ -278,6 +288,7 @@ static int y_fail(struct yp *p, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(p->err, CIDATA_ERR_LEN, "%.16s: line %u: %s", p->file, p->line, msg);
+    err_clean(p->err);
     return -EINVAL;
 }
 
@@ -806,6 +817,8 @@ static int y_seq(struct yp *p, int ind, int *out)
             p->pos++;
         if (y_eolc(y_cur(p)) || y_cur(p) == '#')
             rc = y_block(p, ind, false, &child);
+        else if (y_cur(p) == '|') /* its lines need only be deeper than the "-" */
+            rc = y_literal(p, ind, &child);
         else
             rc = y_block_at(p, (int)y_col(p), &child);
         if (rc < 0)

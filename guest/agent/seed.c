@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SEED_RUN_DIR "/run/tessera-seed"
-#define SEED_SCRIPT  SEED_RUN_DIR "/user-data"
-#define SEED_STATUS  SEED_RUN_DIR "/user-data.status"
-#define SEED_STATIC  SEED_RUN_DIR "/static-network"
-#define SEED_OUTPUT  "/var/log/cloud-init-output.log" /* where cloud-init puts it too */
-#define SSH_DIR      "/root/.ssh"
-#define AUTHORIZED   SSH_DIR "/authorized_keys"
+#define SEED_RUN_DIR    "/run/tessera-seed"
+#define SEED_SCRIPT     SEED_RUN_DIR "/user-data"
+#define SEED_STATUS     SEED_RUN_DIR "/user-data.status"
+#define SEED_STATIC     SEED_RUN_DIR "/static-network"
+#define SEED_OUTPUT     "/var/log/cloud-init-output.log" /* where cloud-init puts it too */
+#define SSH_DIR         "/root/.ssh"
+#define AUTHORIZED      SSH_DIR "/authorized_keys"
+#define SEED_NET_WAIT_S 30 /* seconds the user-data script waits for a default route */
 
 static int fd_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
@@ -183,6 +185,34 @@ static int apply_network(const struct cidata_net *net, char *what, size_t what_l
     return 0;
 }
 
+/* Whether the routing table has a default route that is up (/proc/net/route: destination
+ * 00000000, RTF_UP in the flags). */
+static bool have_default_route(void)
+{
+    char line[256], iface[64];
+    unsigned dest, gw, flags;
+    bool found = false;
+    FILE *f = fopen("/proc/net/route", "re");
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = sscanf(line, "%63s %x %x %x", iface, &dest, &gw, &flags) == 4 && dest == 0 &&
+                (flags & 1);
+    fclose(f);
+    return found;
+}
+
+/* cloud-init runs user scripts in its last stage, once the network is up; scripts expect
+ * that. With a NIC, wait for a default route (DHCP is running in the background), at most
+ * SEED_NET_WAIT_S, then run the script anyway. */
+static void wait_for_network(void)
+{
+    if (access("/sys/class/net/eth0", F_OK) < 0)
+        return;
+    for (int i = 0; i < SEED_NET_WAIT_S * 5 && !have_default_route(); i++)
+        usleep(200 * 1000);
+}
+
 /* Starts the user-data program in its own session, its output appended to SEED_OUTPUT, and
  * does not wait: a helper process waits and writes "exit N" (or "signal N") to SEED_STATUS. */
 static int start_script(const struct cidata *cd)
@@ -200,6 +230,7 @@ static int start_script(const struct cidata *cd)
     mkdir("/var/log", 0755);
     int out = open(SEED_OUTPUT, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    wait_for_network();
     pid_t child = fork();
     if (child == 0) {
         char *argv[] = {SEED_SCRIPT, NULL};

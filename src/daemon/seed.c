@@ -20,12 +20,16 @@ extern char **environ;
 
 static int seed_fail(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A message may quote the caller's value; control bytes become '?' so it stays one line. */
 static int seed_fail(char *err, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, SEED_ERR_LEN, fmt, ap);
     va_end(ap);
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return rc;
 }
 
@@ -344,6 +348,125 @@ int seed_check(const struct seed_spec *spec, char *err)
     return check_network(spec, err);
 }
 
+/* ---- the REST API's cloud_init object ---------------------------------------------------- */
+
+/* A string member of obj (NULL when absent); -EINVAL when present but not a string. */
+static int json_str(const json_t *obj, const char *key, const char *field, const char **out,
+                    char *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return seed_fail(err, -EINVAL, "%s: expected a string", field);
+    /* jansson allows "\u0000"; a C string cannot hold it, and no field wants it. */
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return seed_fail(err, -EINVAL, "%s: contains a NUL character", field);
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* A list of strings (at most max) into out[]; *n is how many. */
+static int json_str_list(const json_t *obj, const char *key, const char *field, const char **out,
+                         size_t max, size_t *n, char *err)
+{
+    const json_t *v = json_object_get(obj, key), *item;
+    size_t i;
+    *n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return seed_fail(err, -EINVAL, "%s: expected a list of strings", field);
+    if (json_array_size(v) > max)
+        return seed_fail(err, -EINVAL, "%s: at most %zu entries", field, max);
+    json_array_foreach(v, i, item)
+    {
+        if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item))
+            return seed_fail(err, -EINVAL, "%s[%zu]: expected a string without NUL", field, i);
+        out[(*n)++] = json_string_value(item);
+    }
+    return 0;
+}
+
+/* Refuses a member of obj not in the NUL-separated list `known`. */
+static int json_known(const json_t *obj, const char *field, const char *known, const char *names,
+                      char *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const char *k = known;
+        while (*k && strcmp(k, key) != 0)
+            k += strlen(k) + 1;
+        if (!*k)
+            return seed_fail(err, -EINVAL, "%s.%.64s: unknown field (expected %s)", field, key,
+                             names);
+    }
+    return 0;
+}
+
+int seed_spec_from_json(const json_t *obj, const char *instance_id, const char *default_hostname,
+                        struct seed_json *out, char *err)
+{
+    struct seed_spec *spec = &out->spec;
+    const json_t *net;
+    const char *user_data, *mode;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    spec->instance_id = instance_id;
+    spec->ssh_keys = out->keys;
+    spec->dns = out->dns;
+    if (!json_is_object(obj))
+        return seed_fail(err, -EINVAL, "cloud_init: expected an object");
+    if ((rc = json_known(obj, "cloud_init", "hostname\0ssh_keys\0user_data\0network\0",
+                         "hostname, ssh_keys, user_data, network", err)) < 0 ||
+        (rc = json_str(obj, "hostname", "cloud_init.hostname", &spec->hostname, err)) < 0 ||
+        (rc = json_str_list(obj, "ssh_keys", "cloud_init.ssh_keys", out->keys, SEED_MAX_KEYS,
+                            &spec->n_ssh_keys, err)) < 0)
+        return rc;
+    /* user_data is a JSON string: UTF-8 text. It may hold "\u0000" (a script's bytes). */
+    const json_t *ud = json_object_get(obj, "user_data");
+    if (ud && !json_is_string(ud))
+        return seed_fail(err, -EINVAL, "cloud_init.user_data: expected a string");
+    user_data = ud ? json_string_value(ud) : NULL;
+    spec->user_data = (const uint8_t *)user_data;
+    spec->user_data_len = ud ? json_string_length(ud) : 0;
+    if (!spec->hostname) {
+        spec->hostname = default_hostname;
+        if (check_hostname(default_hostname, err) < 0)
+            return seed_fail(err, -EINVAL,
+                             "cloud_init.hostname: the VM's name '%.64s' is no host name; give "
+                             "one",
+                             default_hostname ? default_hostname : "");
+    }
+    net = json_object_get(obj, "network");
+    if (net) {
+        if (!json_is_object(net))
+            return seed_fail(err, -EINVAL, "cloud_init.network: expected an object");
+        if ((rc = json_known(net, "cloud_init.network", "mode\0address\0gateway\0dns\0mac\0",
+                             "mode, address, gateway, dns, mac", err)) < 0 ||
+            (rc = json_str(net, "mode", "cloud_init.network.mode", &mode, err)) < 0 ||
+            (rc = json_str(net, "address", "cloud_init.network.address", &spec->address, err)) <
+                0 ||
+            (rc = json_str(net, "gateway", "cloud_init.network.gateway", &spec->gateway, err)) <
+                0 ||
+            (rc = json_str(net, "mac", "cloud_init.network.mac", &spec->mac, err)) < 0 ||
+            (rc = json_str_list(net, "dns", "cloud_init.network.dns", out->dns, SEED_MAX_DNS,
+                                &spec->n_dns, err)) < 0)
+            return rc;
+        if (mode && strcmp(mode, "dhcp") == 0)
+            spec->net_mode = SEED_NET_DHCP;
+        else if (mode && strcmp(mode, "static") == 0)
+            spec->net_mode = SEED_NET_STATIC;
+        else
+            return seed_fail(err, -EINVAL, "cloud_init.network.mode: expected dhcp or static");
+    }
+    return seed_check(spec, err);
+}
+
 /* ---- the YAML files ---------------------------------------------------------------------- */
 
 /* A growing text buffer; a failed allocation is remembered and reported once at the end. */
@@ -645,20 +768,10 @@ int seed_build(const struct seed_spec *spec, const char *out_path, char *err)
         snprintf(f_net, sizeof(f_net), "%s/network-config", stage);
         /* cloud-localds's options: Joliet and Rock Ridge keep the lower-case names with
          * their hyphens, which plain ISO 9660 level 1 names could not. */
-        char *argv[] = {"xorriso",
-                        "-as",
-                        "mkisofs",
-                        "-quiet",
-                        "-output",
-                        iso,
-                        "-volid",
-                        "cidata",
-                        "-joliet",
-                        "-rock",
-                        f_meta,
-                        f_user,
-                        spec->net_mode != SEED_NET_NONE ? f_net : NULL,
-                        NULL};
+        char *argv[] = {"xorriso", "-as",     "mkisofs", "-quiet", "-volid", "cidata", "-joliet",
+                        "-rock",   "-output", iso,       f_meta,   f_user,   f_net,    NULL};
+        if (spec->net_mode == SEED_NET_NONE)
+            argv[12] = NULL; /* no network-config */
         rc = run_tool(argv, out, sizeof(out), &status);
     }
     if (rc == -ENOENT) {
@@ -690,6 +803,17 @@ int seed_build(const struct seed_spec *spec, const char *out_path, char *err)
         rc = -errno;
         seed_fail(err, rc, "%s: %s", out_path, strerror(-rc));
         goto unlink_iso;
+    }
+    /* The rename is durable once the directory holding out_path is on disk too (the
+     * staging directory's parent is that directory). */
+    {
+        char parent[PATH_MAX + 4];
+        snprintf(parent, sizeof(parent), "%s/..", stage);
+        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0) {
+            fsync(pfd);
+            close(pfd);
+        }
     }
     rc = 0;
 unlink_iso:

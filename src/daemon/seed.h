@@ -23,11 +23,14 @@
  * either the old file or the whole new image (mode 0600: user-data may hold secrets).
  *
  * Thread-safe (no global state; posix_spawn is safe in a threaded daemon). Blocks for the
- * run of xorriso, tens of milliseconds: call it off any event loop thread.
+ * run of xorriso: 10-20 ms of CPU, but 130-660 ms of wall time measured on a 2-core host at
+ * load 11 (tests/guest/mkseed, 6 runs), mostly xorriso's start. Call it off any event loop
+ * thread, and where a request has a latency budget, in the operation that follows it.
  */
 #ifndef TESSERA_DAEMON_SEED_H
 #define TESSERA_DAEMON_SEED_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +63,23 @@ struct seed_spec {
     const char *const *dns; /* n_dns IPv4 name servers */
     size_t n_dns;
 };
+
+/* A spec read from the REST API's `cloud_init` object, with the arrays it points into. */
+struct seed_json {
+    struct seed_spec spec;
+    const char *keys[SEED_MAX_KEYS];
+    const char *dns[SEED_MAX_DNS];
+};
+
+/* Fills out from obj, the `cloud_init` object of POST /vms: {hostname, ssh_keys: [..],
+ * user_data, network: {mode: dhcp|static, address, gateway, dns: [..], mac}}; every member is
+ * optional, an unknown one or a wrong type is refused. hostname defaults to default_hostname
+ * (the VM's name). The strings stay owned by obj and instance_id: out is valid while they
+ * live. Then runs seed_check(). Returns 0, or -EINVAL with err starting with the field
+ * ("cloud_init.network.dns[1]: ..."), so that api.c can put the part before ':' in the
+ * error's "field". */
+int seed_spec_from_json(const json_t *obj, const char *instance_id, const char *default_hostname,
+                        struct seed_json *out, char *err);
 
 /* Checks every field of spec; nothing is written. Returns 0, or -EINVAL with err
  * (SEED_ERR_LEN bytes) naming the field and what it must be. */

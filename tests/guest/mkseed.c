@@ -1,6 +1,6 @@
 /* mkseed: seed_build() (src/daemon/seed.h) from the command line, for tests/guest/test_seed.py.
  * Built by the test itself:  cc -std=c17 -D_GNU_SOURCE -Isrc -o build/tests/mkseed
- *                               tests/guest/mkseed.c src/daemon/seed.c
+ *                               tests/guest/mkseed.c src/daemon/seed.c -ljansson
  *
  *   mkseed OUT --id ID --hostname NAME [--key LINE]... [--user-data FILE]
  *          [--net dhcp|static] [--mac MAC] [--address A/N] [--gateway G] [--dns D]...

@@ -1,13 +1,14 @@
 """cloud-init NoCloud seed disks (src/daemon/seed.c) and the default guest applying them
 (guest/agent/seed.c, run by rcS as `tessera-agent seed`).
 
-- seed_yaml: cloud-init's own YAML parser (PyYAML) reads back exactly the hostile strings
-  seed_build() wrote; no guest.
+- seed_yaml: blkid finds the image as cloud-init looks for it (iso9660, LABEL=cidata), and
+  cloud-init's own YAML parser (PyYAML) reads back exactly the hostile strings seed_build()
+  wrote; no guest.
 - seed_boot: the default guest boots with the seed as its second disk (raw, read-only): the
   host name, root's authorized_keys (content and modes), a static address, route and name
   server, and the user-data (plain text, delivered as cloud-config runcmd) ran once.
-- seed_script_boot: a "#!" user-data script runs as given; a second, corrupt cidata disk is
-  reported on the console and the guest still boots.
+- seed_script_boot: a "#!" user-data script runs as given, once DHCP has given a default
+  route; a corrupt cidata disk is reported on the console and the guest still boots.
 
 Each test prints PASS/FAIL; the last line is "seed: N passed, N failed". Console logs go to
 build/test-logs/seed_*.log.
@@ -48,7 +49,7 @@ def build_mkseed():
                                           "src/daemon/seed.h")):
         os.makedirs(os.path.dirname(MKSEED), exist_ok=True)
         subprocess.run(["cc", "-std=c17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-                        "-Isrc", "-o", MKSEED, "tests/guest/mkseed.c", "src/daemon/seed.c"],
+                        "-Isrc", "-o", MKSEED, "tests/guest/mkseed.c", "src/daemon/seed.c", "-ljansson"],
                        check=True)
 
 
@@ -101,6 +102,10 @@ def test_seed_yaml():
                  "--user-data", path("hostile.txt"), "--net", "static", "--mac",
                  "52:54:00:AA:bb:01", "--address", "10.0.2.77/24", "--gateway", "10.0.2.2",
                  "--dns", "10.0.2.3")
+    # cloud-init finds the disk with blkid (util.find_devs_with "LABEL=cidata", TYPE iso9660).
+    probe = subprocess.run(["blkid", "-p", "-o", "export", iso], stdout=subprocess.PIPE,
+                           check=True).stdout.decode().split("\n")
+    assert "LABEL=cidata" in probe and "TYPE=iso9660" in probe, probe
     d = extract(iso, "hostile")
     with open(os.path.join(d, "meta-data"), "rb") as f:
         meta = yaml.safe_load(f)
@@ -159,9 +164,10 @@ def test_seed_boot():
 def test_seed_script_boot():
     """A "#!" script runs as given; a corrupt cidata disk is an error line, not a hang."""
     with open(path("script.sh"), "wb") as f:
-        f.write(b"#!/bin/sh\nprintf '%s\\n' \"$0\" > /tmp/script-ran\nexit 3\n")
+        f.write(b"#!/bin/sh\nprintf '%s\\n' \"$0\" > /tmp/script-ran\n"
+                b"ip route > /tmp/script-route\nexit 3\n")
     iso = mkseed("script.iso", "--id", "vm-8", "--hostname", "scripted", "--user-data",
-                 path("script.sh"))
+                 path("script.sh"), "--net", "dhcp")
     # A copy whose root directory lies past the end of the image (both byte orders agree).
     with open(iso, "rb") as f:
         img = bytearray(f.read())
@@ -176,11 +182,13 @@ def test_seed_script_boot():
         assert v.run("hostname") == "tessera"
     finally:
         poweroff(v)
-    v, line = boot("script2", "--disk", iso + ",format=raw,readonly=on")
+    v, line = boot("script2", "--disk", iso + ",format=raw,readonly=on", "--net", "user")
     try:
         assert "hostname scripted, 0 ssh keys, user-data script started" in line, line
         assert wait_file(v, "/run/tessera-seed/user-data.status") == "exit 3"
         assert v.run("cat /tmp/script-ran") == "/run/tessera-seed/user-data"
+        # It waited for DHCP's default route, as cloud-init runs scripts once networked.
+        assert "default via 10.0.2.2" in v.run("cat /tmp/script-route"), "ran before the network"
         assert v.run("test -e /root/.ssh/authorized_keys && echo yes || echo no") == "no"
     finally:
         poweroff(v)

@@ -339,6 +339,9 @@ static void test_refused(void)
         {"prefix 33",
          {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/33"},
          "cloud_init.network.address"},
+        {"address with a newline",
+         {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/24\nx: y"},
+         "cloud_init.network.address"},
         {"prefix with junk",
          {BASE, .net_mode = SEED_NET_STATIC, .address = "10.0.2.15/24x"},
          "cloud_init.network.address"},
@@ -370,7 +373,8 @@ static void test_refused(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[SEED_ERR_LEN] = "";
         int rc = seed_build(&cases[i].spec, iso, err);
-        bool named = strncmp(err, cases[i].field, strlen(cases[i].field)) == 0;
+        bool named =
+            strncmp(err, cases[i].field, strlen(cases[i].field)) == 0 && !strchr(err, '\n');
         if (rc != -EINVAL || !named)
             fprintf(stderr, "case '%s': rc %d, err '%s', want the field %s\n", cases[i].what, rc,
                     err, cases[i].field);
@@ -427,6 +431,8 @@ static void test_guest_yaml(void)
                        "    done\r\n"
                        "\r\n"
                        "- 'single ''quoted'''\r\n"
+                       "-     |-\r\n"
+                       "   indented less than the bar\r\n"
                        "ssh_authorized_keys: []\r\n"
                        "packages: {a: [b, {c: d}]}\r\n";
     const char *net = "network:\n"
@@ -444,7 +450,8 @@ static void test_guest_yaml(void)
     CHECK(cd.n_keys == 2);
     CHECK(cd.script && strcmp(cd.script, "#!/bin/sh\n'touch' '/tmp/it'\\''s here'\n"
                                          "for i in 1 2; do\n  echo $i\ndone\n\n"
-                                         "single 'quoted'\n") == 0);
+                                         "single 'quoted'\n"
+                                         "indented less than the bar\n") == 0);
     CHECK(strcmp(cd.net.mac, "52:54:00:00:00:09") == 0);
     CHECK(strcmp(cd.net.address, "192.168.7.9/25") == 0);
     CHECK(strcmp(cd.net.gateway, "192.168.7.1") == 0);
@@ -468,6 +475,8 @@ static void test_guest_yaml(void)
          "user-data: ssh key 1"},
         {"a: 1\n", "#cloud-config\nruncmd: [\"a\\0b\"]\n", "user-data: runcmd: a NUL"},
         {"a: \"\\ud800\"\n", NULL, "meta-data: line 1: escape of a UTF-16"},
+        /* Input quoted in a message cannot break its line. */
+        {"\"a\\nb\": 1\n\"a\\nb\": 2\n", NULL, "meta-data: line 2: duplicate key 'a?b'"},
         {"a: 1\x01\n", NULL, "meta-data: byte 5 is a control"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -557,6 +566,78 @@ static void test_guest_iso_mutations(void)
     free(img);
 }
 
+/* The REST API's cloud_init object: types, unknown fields and defaults, each error naming
+ * its field path. */
+static void test_from_json(void)
+{
+    struct seed_json sj;
+    char err[SEED_ERR_LEN];
+    json_error_t jerr;
+    json_t *o = json_loads("{\"hostname\": \"web\", \"ssh_keys\": [\"" ED25519 "\"],"
+                           " \"user_data\": \"#!/bin/sh\\u0000x\","
+                           " \"network\": {\"mode\": \"static\", \"address\": \"10.0.2.9/24\","
+                           " \"gateway\": \"10.0.2.2\", \"dns\": [\"10.0.2.3\"],"
+                           " \"mac\": \"52:54:00:00:00:01\"}}",
+                           JSON_ALLOW_NUL, &jerr);
+    CHECK(o != NULL);
+    if (!o)
+        return;
+    CHECK(seed_spec_from_json(o, "vm-1", "vmname", &sj, err) == 0);
+    CHECK(strcmp(sj.spec.instance_id, "vm-1") == 0 && strcmp(sj.spec.hostname, "web") == 0);
+    CHECK(sj.spec.n_ssh_keys == 1 && strcmp(sj.spec.ssh_keys[0], ED25519) == 0);
+    CHECK(sj.spec.user_data_len == 11 && sj.spec.user_data[9] == 0); /* a script keeps NUL */
+    CHECK(sj.spec.net_mode == SEED_NET_STATIC && strcmp(sj.spec.address, "10.0.2.9/24") == 0);
+    CHECK(sj.spec.n_dns == 1 && strcmp(sj.spec.mac, "52:54:00:00:00:01") == 0);
+    CHECK(seed_build(&sj.spec, path_in_tmp("json.iso"), err) == 0);
+    json_decref(o);
+
+    /* Everything optional: the VM's name is the host name, no network-config. */
+    o = json_object();
+    CHECK(seed_spec_from_json(o, "vm-2", "db-3", &sj, err) == 0);
+    CHECK(strcmp(sj.spec.hostname, "db-3") == 0 && sj.spec.net_mode == SEED_NET_NONE);
+    json_decref(o);
+
+    static const struct {
+        const char *json, *vm_name, *field;
+    } bad[] = {
+        {"[]", "vm", "cloud_init: expected an object"},
+        {"{\"hostnme\": \"x\"}", "vm", "cloud_init.hostnme: unknown field"},
+        {"{\"hostname\": 7}", "vm", "cloud_init.hostname: expected a string"},
+        {"{\"hostname\": \"a\\u0000b\"}", "vm", "cloud_init.hostname: contains a NUL"},
+        {"{}", "-vm", "cloud_init.hostname: the VM's name"},
+        {"{\"ssh_keys\": \"" ED25519 "\"}", "vm", "cloud_init.ssh_keys: expected a list"},
+        {"{\"ssh_keys\": [\"" ED25519 "\", 1]}", "vm", "cloud_init.ssh_keys[1]: expected"},
+        {"{\"ssh_keys\": [\"ssh-rsa x\"]}", "vm", "cloud_init.ssh_keys[0]: the base64"},
+        {"{\"user_data\": {}}", "vm", "cloud_init.user_data: expected a string"},
+        {"{\"user_data\": \"echo \\u0000\"}", "vm", "cloud_init.user_data: byte 6 is NUL"},
+        {"{\"network\": \"dhcp\"}", "vm", "cloud_init.network: expected an object"},
+        {"{\"network\": {}}", "vm", "cloud_init.network.mode: expected dhcp or static"},
+        {"{\"network\": {\"mode\": \"dhcp\", \"ip\": 1}}", "vm",
+         "cloud_init.network.ip: unknown field"},
+        {"{\"network\": {\"mode\": \"static\", \"address\": \"10.0.0.1/8\", \"dns\": "
+         "[\"1.1.1.1\", \"1.1.1.2\", \"1.1.1.3\", \"1.1.1.4\"]}}",
+         "vm", "cloud_init.network.dns: at most 3"},
+        {"{\"network\": {\"mode\": \"static\", \"address\": \"10.0.0.1/8\", \"gateway\": "
+         "\"11.0.0.1\"}}",
+         "vm", "cloud_init.network.gateway: 11.0.0.1 is not"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o = json_loads(bad[i].json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (!o) {
+            fprintf(stderr, "json case %zu does not parse: %s\n", i, jerr.text);
+            CHECK(o != NULL);
+            continue;
+        }
+        int rc = seed_spec_from_json(o, "i", bad[i].vm_name, &sj, err);
+        bool named = rc == -EINVAL && strncmp(err, bad[i].field, strlen(bad[i].field)) == 0;
+        if (!named)
+            fprintf(stderr, "json case %zu: rc %d, err '%s', want '%s'\n", i, rc, err,
+                    bad[i].field);
+        CHECK(named);
+        json_decref(o);
+    }
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tessera-seedtest-XXXXXX");
@@ -569,6 +650,7 @@ int main(void)
     test_hostile_strings_round_trip();
     test_refused();
     test_no_xorriso_keeps_old();
+    test_from_json();
     test_guest_yaml();
     test_guest_iso_mutations();
 
