@@ -495,8 +495,13 @@ void api_vms_create(struct req *q)
     if (!ret)
         ret = rt_vm_provision(q->d, q->scope, vm, tmpl, err);
     if (ret == -EINVAL) {
-        /* The seed's own checks (seed.h) go deeper than the shape checked above. */
-        reply_error(q->r, 400, "cloud_init", "VM '%s': %s", name, err);
+        /* The seed's own checks (seed.h) go deeper than the shape checked above; its message
+         * starts with the field. */
+        char field[64];
+        size_t n = strcspn(err, ":");
+
+        snprintf(field, sizeof(field), "%.*s", (int)(n < sizeof(field) ? n : 0), err);
+        reply_error(q->r, 400, strncmp(field, "cloud_init", 10) ? "cloud_init" : field, "%s", err);
         goto undo;
     }
     if (ret) {

@@ -11,6 +11,7 @@
  *   images/NAME/                  the shipped templates' boot files, copied once */
 #include "daemon/rt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -300,40 +301,85 @@ static int write_file(const char *path, const char *text, char *err)
 }
 
 /* The seed from the VM's cloud_init object (api_vms.c checked its shape). */
-static int vm_seed(const json_t *vm, const char *id, const char *mac, const char *path, char *err)
+/* The seed's inputs, kept in DIR/cloud-init.json: {"cloud_init", "instance_id", "hostname",
+ * "mac"}. Checked at provisioning (fast), made into DIR/seed.iso at the first start: xorriso
+ * takes tens of milliseconds that a create should not wait for. */
+static int vm_seed_spec(const json_t *in, struct seed_json *sj, char *err)
 {
-    const json_t *ci = json_object_get(vm, "cloud_init"), *net = json_object_get(ci, "network");
-    const json_t *keys = json_object_get(ci, "ssh_keys"), *dns = json_object_get(net, "dns");
-    const char *kv[SEED_MAX_KEYS], *dv[SEED_MAX_DNS], *ud, *mode;
-    char instance[64];
-    struct seed_spec s = {0};
-    size_t i;
+    const char *inst = json_string_value(json_object_get(in, "instance_id"));
+    const char *host = json_string_value(json_object_get(in, "hostname"));
+    int ret;
+
+    if (!inst || !host) {
+        snprintf(err, RT_ERR_LEN, "cloud-init.json: instance_id and hostname are required");
+        return -EINVAL;
+    }
+    ret = seed_spec_from_json(json_object_get(in, "cloud_init"), inst, host, sj, err);
+    /* The NIC to configure is the VM's one NIC, found by its MAC (seed.h). */
+    if (!ret && !sj->spec.mac)
+        sj->spec.mac = json_string_value(json_object_get(in, "mac"));
+    return ret;
+}
+
+static int vm_seed_prepare(const json_t *vm, const char *id, const char *mac, const char *dir,
+                           char *err)
+{
+    char path[PATH_MAX + 32], instance[64];
+    struct seed_json sj;
+    json_t *in;
+    char *text;
+    int ret;
 
     snprintf(instance, sizeof(instance), "tessera-%s-%" JSON_INTEGER_FORMAT, id,
              json_integer_value(json_object_get(vm, "created")));
-    s.instance_id = instance;
-    s.hostname = json_string_value(json_object_get(ci, "hostname"));
-    if (json_array_size(keys) > SEED_MAX_KEYS || json_array_size(dns) > SEED_MAX_DNS) {
-        snprintf(err, RT_ERR_LEN, "cloud_init: too many ssh_keys or dns entries");
+    in = json_pack("{s:O,s:s,s:O,s:s}", "cloud_init", json_object_get(vm, "cloud_init"),
+                   "instance_id", instance, "hostname", json_object_get(vm, "name"), "mac", mac);
+    if (!in) {
+        snprintf(err, RT_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    ret = vm_seed_spec(in, &sj, err);
+    text = ret ? NULL : json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    if (ret)
+        return ret;
+    if (!text) {
+        snprintf(err, RT_ERR_LEN, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/cloud-init.json", dir);
+    ret = write_file(path, text, err);
+    free(text);
+    /* A changed seed is made again at the next start. */
+    snprintf(path, sizeof(path), "%s/seed.iso", dir);
+    unlink(path);
+    return ret;
+}
+
+/* Makes DIR/seed.iso from DIR/cloud-init.json unless it exists. */
+static int vm_seed_build(const char *dir, char *err)
+{
+    char path[PATH_MAX + 32];
+    struct seed_json sj;
+    json_error_t jerr;
+    json_t *in;
+    int ret;
+
+    snprintf(path, sizeof(path), "%s/seed.iso", dir);
+    if (!access(path, F_OK))
+        return 0;
+    snprintf(path, sizeof(path), "%s/cloud-init.json", dir);
+    in = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!in) {
+        snprintf(err, RT_ERR_LEN, "%.300s: %.150s", path, jerr.text);
         return -EINVAL;
     }
-    for (i = 0; i < json_array_size(keys); i++)
-        kv[i] = json_string_value(json_array_get(keys, i));
-    s.ssh_keys = kv;
-    s.n_ssh_keys = json_array_size(keys);
-    ud = json_string_value(json_object_get(ci, "user_data"));
-    s.user_data = (const uint8_t *)ud;
-    s.user_data_len = ud ? strlen(ud) : 0;
-    mode = json_string_value(json_object_get(net, "mode"));
-    s.net_mode = !mode ? SEED_NET_NONE : !strcmp(mode, "static") ? SEED_NET_STATIC : SEED_NET_DHCP;
-    s.mac = mac;
-    s.address = json_string_value(json_object_get(net, "address"));
-    s.gateway = json_string_value(json_object_get(net, "gateway"));
-    for (i = 0; i < json_array_size(dns); i++)
-        dv[i] = json_string_value(json_array_get(dns, i));
-    s.dns = dv;
-    s.n_dns = json_array_size(dns);
-    return seed_build(&s, path, err);
+    ret = vm_seed_spec(in, &sj, err);
+    snprintf(path, sizeof(path), "%s/seed.iso", dir);
+    if (!ret)
+        ret = seed_build(&sj.spec, path, err);
+    json_decref(in);
+    return ret;
 }
 
 int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, const json_t *tmpl,
@@ -363,10 +409,10 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
     ret = volume_path(rt_of(d)->pool, key, disk, sizeof(disk), err);
     if (ret)
         return ret;
-    snprintf(path, sizeof(path), "%s/seed.iso", dir);
-    ret = vm_seed(vm, id, mac, path, err);
+    ret = vm_seed_prepare(vm, id, mac, dir, err);
     if (ret)
         return ret;
+    snprintf(path, sizeof(path), "%s/seed.iso", dir);
     json_array_foreach(json_object_get(vm, "port_forwards"), i, f)
     {
         n += (size_t)snprintf(backend + n, n < sizeof(backend) ? sizeof(backend) - n : 0,
@@ -434,6 +480,9 @@ int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t 
     if (ret)
         return ret;
     snprintf(config, sizeof(config), "%s/config.json", dir);
+    ret = vm_seed_build(dir, err);
+    if (ret)
+        return ret;
     ret = vmproc_start(&spec, &info, err);
     if (ret)
         return ret;
@@ -541,21 +590,24 @@ int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, si
 
 int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *err)
 {
-    static const char *const files[] = {
-        "config.json", "config.json.tmp", "seed.iso", "pid",          "exit", "vmm.log",
-        "vmm.log.1",   "console.log",     "api.sock", "console.sock", NULL};
-    char dir[PATH_MAX], path[PATH_MAX + 32], id[2 * STORE_NAME_LEN + 1];
-    size_t i;
+    char dir[PATH_MAX], id[2 * STORE_NAME_LEN + 1];
+    struct dirent *e;
+    DIR *dp;
     int ret = vm_dir(d, tenant, name, dir, err);
 
     if (ret)
         return ret;
     snprintf(id, sizeof(id), "%s/%s", tenant, name);
     vmsup_unwatch(rt_of(d)->sup, id);
-    for (i = 0; files[i]; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        unlink(path);
-    }
+    /* Everything in it is ours (config, seed, sockets, logs, the shim's records): no
+     * subfolders, no links followed (unlinkat removes the entry itself). */
+    dp = opendir(dir);
+    if (!dp)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(dp)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlinkat(dirfd(dp), e->d_name, 0);
+    closedir(dp);
     if (rmdir(dir) && errno != ENOENT) {
         snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(errno));
         return -errno;
