@@ -165,11 +165,11 @@ def main():
 
 
 def documented_routes():
-    """{path: {method: [statuses]}} from docs/openapi-daemon.yaml, read by its layout (two-space
+    """{path: {method: [statuses]}} from docs/openapi.yaml, read by its layout (two-space
     indented paths, four-space methods, eight-space quoted statuses), so no YAML parser is
     needed."""
     routes, path, method = {}, None, None
-    with open(os.path.join(ROOT, "docs", "openapi-daemon.yaml")) as f:
+    with open(os.path.join(ROOT, "docs", "openapi.yaml")) as f:
         for line in f:
             if line.startswith("  /api/"):
                 path, method = line.strip().rstrip(":"), None
@@ -188,7 +188,7 @@ def check_contract(d, admin):
     """Every documented route answers one of its documented statuses; every other method on a
     documented path is a 405: the OpenAPI file and the route table agree."""
     routes = documented_routes()
-    check(len(routes) == 6, "openapi-daemon.yaml lists 6 paths: %s" % sorted(routes))
+    check(len(routes) == 6, "openapi.yaml lists 6 paths: %s" % sorted(routes))
     expect(d, "POST", "/api/v1/tenants", admin, 201, {"name": "spec"})
     tok = expect(d, "POST", "/api/v1/tokens", admin, 201, {"description": "spec"})["id"]
     values = {"{tenant}": "spec", "{id}": tok}
