@@ -38,6 +38,7 @@ stage "isa"         make -s -j"$JOBS" isa
 stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
 stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
+stage "openapi"     python3 tests/system/test_openapi.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh
