@@ -152,7 +152,10 @@ class Client:
         payload = r.read()
         headers = {k.lower(): v for k, v in r.getheaders()}
         c.close()
-        doc = json.loads(payload) if payload else None
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            doc = None  # not JSON: the schema check says so
         return r.status, doc, headers, payload
 
     def call(self, method, route, params=None, token=None, body=None, query="", want=None,
