@@ -39,6 +39,7 @@ stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
 stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
 stage "cli client"  python3 tests/system/test_cli_client.py
+stage "openapi"     python3 tests/system/test_openapi.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

@@ -421,13 +421,19 @@ static void tenant_delete(struct req *q)
 
     if (need_role(q, ROLE_PLATFORM_ADMIN, "deleting a tenant"))
         return;
-    /* Its VMs, volumes and templates hold files and processes: they go first, by their own
-     * routes, so that nothing is left running or on disk without an owner. */
-    ret = q->s->ops->doc_count(q->s, q->seg[1], &owned);
+    /* Its quota is a setting with no route to delete it: it goes with the tenant (in this
+     * request's transaction, so a refusal below keeps it). Its VMs, volumes and templates
+     * hold files and processes: they go first, by their own routes, so that nothing is left
+     * running or on disk without an owner. */
+    ret = q->s->ops->doc_delete(q->s, "quota", q->seg[1], "quota");
+    if (ret == -ENOENT)
+        ret = 0;
+    if (!ret)
+        ret = q->s->ops->doc_count(q->s, q->seg[1], &owned);
     if (!ret && owned) {
         reply_error(q->r, 409, "tenant",
-                    "tenant '%s' still owns %" PRIu64 " objects (VMs, volumes, templates or its "
-                    "quota); delete them first",
+                    "tenant '%s' still owns %" PRIu64 " objects (VMs, volumes or templates); "
+                    "delete them first",
                     q->seg[1], owned);
         return;
     }

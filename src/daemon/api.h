@@ -1,4 +1,4 @@
-/* The daemon's REST API core (docs/daemon.md, docs/openapi-daemon.yaml): routes under /api/v1/,
+/* The daemon's REST API core (docs/daemon.md, docs/openapi.yaml): routes under /api/v1/,
  * JSON bodies, bearer tokens, roles, tenants, the audit log. Knows nothing of HTTP framing:
  * server.c feeds it requests, the unit test and the fuzz target call it directly.
  *

@@ -85,8 +85,8 @@ static json_t *member(struct req *q, json_t *obj, const char *prefix, const char
     return v;
 }
 
-int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
-             size_t max, const char **out)
+static int body_string(struct req *q, json_t *obj, const char *prefix, const char *field,
+                       bool required, size_t max, bool lines, const char **out)
 {
     char f[FIELD_LEN];
     const char *s;
@@ -104,8 +104,11 @@ int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, 
     }
     s = json_string_value(v);
     for (i = 0; s[i]; i++) {
+        if (lines && (s[i] == '\n' || s[i] == '\t' || s[i] == '\r'))
+            continue;
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            reply_error(q->r, 400, f, "field '%s' must not hold control characters", f);
+            reply_error(q->r, 400, f, "field '%s' must not hold control characters%s", f,
+                        lines ? " other than tabs and line breaks" : "");
             return -EINVAL;
         }
     }
@@ -115,6 +118,18 @@ int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, 
     }
     *out = s;
     return 0;
+}
+
+int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
+             size_t max, const char **out)
+{
+    return body_string(q, obj, prefix, field, required, max, false, out);
+}
+
+int body_text(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
+              size_t max, const char **out)
+{
+    return body_string(q, obj, prefix, field, required, max, true, out);
 }
 
 int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,

@@ -80,6 +80,9 @@ int body_object(struct req *q, const char *const *fields, const char *sample, js
 int body_keys(struct req *q, json_t *obj, const char *prefix, const char *const *fields);
 int body_str(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
              size_t max, const char **out);
+/* body_str() for text of several lines (a script): tabs and line breaks allowed. */
+int body_text(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
+              size_t max, const char **out);
 int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
              uint64_t min, uint64_t max, uint64_t *out, bool *present);
 /* Element i of the array arr, which must be a string; the 400 names "field[i]". */

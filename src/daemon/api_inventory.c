@@ -353,13 +353,14 @@ void api_volumes_create(struct req *q)
     uint64_t size;
     int ret;
 
-    if (body_object(q, fields, "{\"name\": \"data\", \"size_bytes\": 1073741824}", &body))
+    /* The role before the body (api.c): a refused caller learns nothing from its body. */
+    if (need_route_role(q, "creating a volume") ||
+        body_object(q, fields, "{\"name\": \"data\", \"size_bytes\": 1073741824}", &body))
         return;
     if (body_name(q, body, "name", true, &name))
         goto done;
     snprintf(q->target, sizeof(q->target), "%s", name);
-    if (need_route_role(q, "creating a volume") ||
-        body_u64(q, body, NULL, "size_bytes", true, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &size,
+    if (body_u64(q, body, NULL, "size_bytes", true, VOLUME_MIN_BYTES, VOLUME_MAX_BYTES, &size,
                  NULL) ||
         body_str(q, body, NULL, "format", false, 8, &format) ||
         body_str(q, body, NULL, "pool", false, STORE_NAME_LEN, &pool))
@@ -668,7 +669,8 @@ void api_templates_create(struct req *q)
     uint64_t cpus = 1, mem = 256ull << 20, disk = 0;
     bool have;
 
-    if (body_object(q, fields,
+    if (need_route_role(q, "creating a template") ||
+        body_object(q, fields,
                     "{\"name\": \"web\", \"volume\": \"web-base\", \"cpus\": 1, "
                     "\"memory_bytes\": 268435456}",
                     &body))
@@ -676,8 +678,6 @@ void api_templates_create(struct req *q)
     if (body_name(q, body, "name", true, &name))
         goto done;
     snprintf(q->target, sizeof(q->target), "%s", name);
-    if (need_route_role(q, "creating a template"))
-        goto done;
     /* Host paths: only the platform's administrators name them. A tenant's template boots
      * what a shared template boots (boot_from). */
     if (json_object_get(body, "boot") && q->c.role != ROLE_PLATFORM_ADMIN) {

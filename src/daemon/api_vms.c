@@ -330,7 +330,8 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
     }
     if (ci && (body_keys(q, ci, "cloud_init", fields) ||
                body_str(q, ci, "cloud_init", "hostname", false, 63, &host) ||
-               body_str(q, ci, "cloud_init", "user_data", false, USER_DATA_MAX, &ud)))
+               /* A script is lines of text; seed.h checks what YAML cannot carry. */
+               body_text(q, ci, "cloud_init", "user_data", false, USER_DATA_MAX, &ud)))
         return -EINVAL;
     if (host && api_check_name(host)) {
         reply_error(q->r, 400, "cloud_init.hostname",
@@ -399,13 +400,13 @@ void api_vms_create(struct req *q)
     bool have_cpus, have_mem, have_disk, start = false, linked, made_volume = false;
     int ret;
 
-    if (body_object(q, fields, "{\"name\": \"web1\", \"template\": \"busybox\"}", &body))
+    /* The role before the body (api.c): a refused caller learns nothing from its body. */
+    if (need_route_role(q, "creating a VM") ||
+        body_object(q, fields, "{\"name\": \"web1\", \"template\": \"busybox\"}", &body))
         return;
     if (body_name(q, body, "name", true, &name))
         goto done;
     snprintf(q->target, sizeof(q->target), "%s", name);
-    if (need_route_role(q, "creating a VM"))
-        goto done;
     if (strlen(name) > VM_NAME_MAX) {
         reply_error(q->r, 400, "name", "a VM's name is at most %d characters", VM_NAME_MAX);
         goto done;

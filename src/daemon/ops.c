@@ -170,7 +170,7 @@ static json_t *op_json(const struct op *op)
 {
     const char *status = !op->done ? "running" : op->error[0] ? "failure" : "success";
 
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s*,s:I,s:o}", "id", op->id, "tenant", op->tenant,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:I,s:o}", "id", op->id, "tenant", op->tenant,
                      "action", op->action, "target", op->target, "status", status, "error",
                      op->error[0] ? op->error : NULL, "created", (json_int_t)op->created,
                      "finished", op->done ? json_integer(op->finished) : json_null());

@@ -158,6 +158,10 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
     files = count_files(pool);
     CHECK(call("POST", "/api/v1/vms", a_view, "{\"name\": \"web1\", \"template\": \"busybox\"}") ==
           403);
+    /* The role before the body: a viewer learns nothing from a bad one. */
+    CHECK(call("POST", "/api/v1/vms", a_view, "{\"name\": 5}") == 403);
+    CHECK(call("POST", "/api/v1/volumes", a_view, "{\"nope\": 1}") == 403);
+    CHECK(call("POST", "/api/v1/templates", a_view, "[]") == 403);
     CHECK(call("POST", "/api/v1/vms", a_admin,
                "{\"name\": \"web1\", \"template\": \"busybox\", \"cpus\": 2, "
                "\"port_forwards\": [{\"host_port\": 18022, \"guest_port\": 22}]}") == 201);
@@ -213,6 +217,9 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
         {"{\"name\": \"a\", \"template\": \"busybox\", \"cloud_init\": {\"network\": "
          "{\"mode\": \"static\"}}}",
          "cloud_init.network.address"},
+        {"{\"name\": \"a\", \"template\": \"busybox\", \"cloud_init\": {\"user_data\": "
+         "\"#!/bin/sh\\u0001\"}}",
+         "cloud_init.user_data"},
     };
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK(call("POST", "/api/v1/vms", a_admin, bad[i].body) == 400);
@@ -260,11 +267,25 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
     CHECK(call("DELETE", "/api/v1/vms/web1", a_view, NULL) == 403);
     CHECK(call("DELETE", "/api/v1/vms/web1", a_admin, NULL) == 204);
     CHECK(call("DELETE", "/api/v1/vms/web2", a_admin, NULL) == 204);
+    /* user_data is a script: lines of text, tabs and line breaks allowed. */
+    CHECK(call("POST", "/api/v1/vms", a_admin,
+               "{\"name\": \"web4\", \"template\": \"busybox\", \"cloud_init\": "
+               "{\"user_data\": \"#!/bin/sh\\n\\techo hi\\r\\n\"}}") == 201);
+    CHECK(call("DELETE", "/api/v1/vms/web4", a_admin, NULL) == 204);
     CHECK(count_files(pool) == files - 2);
     CHECK(call("GET", "/api/v1/volumes", a_admin, NULL) == 200 && list_len("volumes") == 0);
     CHECK(call("DELETE", "/api/v1/templates/busybox?tenant=", admin, NULL) == 204);
     CHECK(call("DELETE", "/api/v1/volumes/base?tenant=", admin, NULL) == 204);
     CHECK(count_files(pool) == 0);
+
+    /* A quota is a setting: it goes with its tenant, and a new tenant of that name has none. */
+    CHECK(call("POST", "/api/v1/tenants", admin, "{\"name\": \"gamma\"}") == 201);
+    CHECK(call("PUT", "/api/v1/tenants/gamma/quota", admin, "{\"vms\": 1}") == 200);
+    CHECK(call("DELETE", "/api/v1/tenants/gamma", admin, NULL) == 204);
+    CHECK(call("POST", "/api/v1/tenants", admin, "{\"name\": \"gamma\"}") == 201);
+    CHECK(call("GET", "/api/v1/tenants/gamma/quota", admin, NULL) == 200);
+    CHECK(json_is_null(json_object_get(json_object_get(last, "limits"), "vms")));
+    CHECK(call("DELETE", "/api/v1/tenants/gamma", admin, NULL) == 204);
 
     /* The permission table lists every route. */
     CHECK(call("GET", "/api/v1/roles", a_view, NULL) == 200 && list_len("permissions") > 30);

@@ -1,0 +1,699 @@
+#!/usr/bin/env python3
+"""docs/openapi.yaml is tesserad's contract, and this test holds the server to it: starts
+build/tesserad on a fresh state directory and
+  - compares the document's routes with the server's own table (GET /api/v1/roles): a route
+    either side lacks is a failure;
+  - walks every documented operation with valid fixtures (tenants, users of the four roles, a
+    shared template whose kernel does not exist, so no VM ever runs), checking that each answer's
+    status is one the document lists for it, that each JSON body validates against the
+    documented schema, and that each 202 carries Location: /api/v1/operations/{op};
+  - the permission table: for every route and role, a request in the caller's own tenant
+    answers 403 exactly when the role is below the route's least role, and docs/daemon.md's
+    route table agrees with the server's, route by route;
+  - tenants apart: another tenant's admin and viewer get 404 for every read, change and delete
+    of the first tenant's VMs, volumes, templates and operations.
+Prints "openapi: N passed, N failed"."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tesserad import ROOT, TESSERAD, Daemon, UnixHTTPConnection  # noqa: E402
+
+SPEC = os.path.join(ROOT, "docs", "openapi.yaml")
+GUIDE = os.path.join(ROOT, "docs", "daemon.md")
+ROLES = ["viewer", "operator", "tenant-admin", "platform-admin"]
+METHODS = ("get", "post", "put", "delete", "patch")
+MIB = 1 << 20
+
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+# ---- The document, as JSON Schema ----
+
+def resolve(spec, node):
+    """node with every $ref inlined and OpenAPI 3.0's `nullable` turned into JSON Schema's
+    null type (draft 7), so that jsonschema can check answers against it."""
+    if isinstance(node, list):
+        return [resolve(spec, n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = spec
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return resolve(spec, target)
+    out = {k: resolve(spec, v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable"):
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+            if "enum" in out:
+                out["enum"] = out["enum"] + [None]
+        else:
+            out = {"anyOf": [{"type": "null"}, out]}
+    return out
+
+
+class Spec:
+    def __init__(self, path):
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self.ops = {}  # (METHOD, path) -> the operation, with the path's parameters
+        for path, item in self.doc["paths"].items():
+            for m in METHODS:
+                if m in item:
+                    op = dict(item[m])
+                    op["parameters"] = item.get("parameters", []) + op.get("parameters", [])
+                    self.ops[(m.upper(), path)] = op
+
+    def statuses(self, method, path):
+        return sorted(int(s) for s in self.ops[(method, path)]["responses"])
+
+    def response(self, method, path, status):
+        return resolve(self.doc, self.ops[(method, path)]["responses"].get(str(status)))
+
+    def request_schema(self, method, path):
+        rb = self.ops[(method, path)].get("requestBody")
+        if not rb:
+            return None
+        return resolve(self.doc, rb["content"]["application/json"]["schema"])
+
+
+def validate(schema, value):
+    """None when value fits schema, else the validator's message."""
+    try:
+        jsonschema.Draft7Validator(schema, format_checker=None).validate(value)
+        return None
+    except jsonschema.ValidationError as e:
+        return "%s at %s" % (e.message[:300], "/".join(str(p) for p in e.absolute_path))
+
+
+def check_document(spec):
+    """What an OpenAPI validator would say first (Debian 12 packages none): the version, a
+    unique operationId each, path parameters declared exactly as the path names them, a
+    description for every response, and every schema valid JSON Schema once resolved."""
+    check(spec.doc.get("openapi") == "3.0.3", "openapi: 3.0.3")
+    ids = [op.get("operationId") for op in spec.ops.values()]
+    check(None not in ids and len(set(ids)) == len(ids), "one unique operationId each: %s" % ids)
+    for (method, path), op in sorted(spec.ops.items()):
+        params = [resolve(spec.doc, p) for p in op["parameters"]]
+        declared = {p["name"] for p in params if p["in"] == "path"}
+        check(declared == set(re.findall(r"\{([^}]*)\}", path)),
+              "%s %s declares the path parameters %s" % (method, path, sorted(declared)))
+        check(all(p["in"] != "path" or p.get("required") for p in params),
+              "%s %s: path parameters are required" % (method, path))
+        for p in params:
+            check(jsonschema.Draft7Validator.check_schema(p["schema"]) is None,
+                  "%s %s: parameter %s has a schema" % (method, path, p["name"]))
+        for status, resp in op["responses"].items():
+            resp = resolve(spec.doc, resp)
+            check(re.fullmatch(r"[1-5]\d\d", status) and resp.get("description"),
+                  "%s %s %s: a status with a description" % (method, path, status))
+            for media in (resp.get("content") or {}).values():
+                jsonschema.Draft7Validator.check_schema(media["schema"])
+        schema = spec.request_schema(method, path)
+        if schema is not None:
+            jsonschema.Draft7Validator.check_schema(schema)
+
+
+# ---- Requests, each checked against the document ----
+
+class Client:
+    def __init__(self, d, spec):
+        self.d, self.spec = d, spec
+        self.exercised = {}  # (METHOD, path) -> set of statuses seen
+
+    def raw(self, method, path, token, body=None):
+        c = UnixHTTPConnection(self.d.sock, timeout=90)
+        h = {"Authorization": "Bearer " + token}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        payload = r.read()
+        headers = {k.lower(): v for k, v in r.getheaders()}
+        c.close()
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            doc = None  # not JSON: the schema check says so
+        return r.status, doc, headers, payload
+
+    def call(self, method, route, params=None, token=None, body=None, query="", want=None,
+             what=""):
+        """Sends METHOD route (with {x} from params) and checks the answer against the
+        document: a listed status, a body of its schema, a 202's Location. Returns
+        (status, doc)."""
+        path = route
+        for k, v in (params or {}).items():
+            path = path.replace("{%s}" % k, v)
+        tok = token or self.d.token
+        label = "%s %s%s %s" % (method, path, query, what)
+        st, doc, headers, payload = self.raw(method, path + query, tok, body)
+        self.exercised.setdefault((method, route), set()).add(st)
+        if want is not None:
+            check(st == want, "%s: got %d %s, want %d" % (label, st, payload[:300], want))
+        if (method, route) not in self.spec.ops:
+            return st, doc
+        listed = self.spec.statuses(method, route)
+        if not check(st in listed, "%s: status %d is not among the documented %s (%s)" %
+                     (label, st, listed, payload[:200])):
+            return st, doc
+        resp = self.spec.response(method, route, st)
+        content = (resp.get("content") or {}).get("application/json")
+        if content:
+            err = validate(content["schema"], doc)
+            check(err is None, "%s: the %d body does not fit the document: %s\n  %s" %
+                  (label, st, err, payload[:400]))
+        else:
+            check(not payload, "%s: %d should have no body, has %r" % (label, st, payload[:100]))
+        if "Location" in (resp.get("headers") or {}):
+            loc = headers.get("location", "")
+            op = doc.get("operation", doc) if isinstance(doc, dict) else {}
+            check(loc == "/api/v1/operations/%s" % op.get("id"),
+                  "%s: Location %r names the operation %s" % (label, loc, op.get("id")))
+        return st, doc
+
+    def change(self, method, route, params=None, token=None, body=None, query="", want=None,
+               what=""):
+        """A change with a body: the fixture must fit the documented request schema, the same
+        body with an unknown field must be a 400 (the server is as strict as the document),
+        then the real request."""
+        schema = self.spec.request_schema(method, route)
+        if check(schema is not None, "%s %s: the document gives it no request body" %
+                 (method, route)):
+            err = validate(schema, body)
+            check(err is None, "%s %s: the test's body %s does not fit the document: %s" %
+                  (method, route, body, err))
+            bad = dict(body, zz_unknown=1)
+            check(validate(schema, bad) is not None,
+                  "%s %s: the document allows unknown fields" % (method, route))
+            self.call(method, route, params, token, bad, query, want=400, what="unknown field")
+        return self.call(method, route, params, token, body, query, want=want, what=what)
+
+
+# ---- (b) the document against the server's own table ----
+
+def check_routes(cl, spec):
+    st, roles = cl.call("GET", "/api/v1/roles", want=200)
+    check(roles["roles"] == ROLES, "roles weakest first: %s" % roles["roles"])
+    server = {(p["method"], p["path"]): p["role"] for p in roles["permissions"]}
+    check(len(server) == len(roles["permissions"]), "the server's table has no duplicates")
+    for key in sorted(set(server) - set(spec.ops)):
+        check(False, "the server has %s %s; docs/openapi.yaml lacks it" % key)
+    for method, path in sorted(set(spec.ops) - set(server)):
+        real = re.sub(r"\{[^}]*\}", "x0", path)
+        st, _, _, _ = cl.raw(method, real, cl.d.token)
+        check(False, "docs/openapi.yaml has %s %s; the server lacks it (answers %d)" %
+              (method, path, st))
+    check(set(server) == set(spec.ops), "document and server have the same %d routes" %
+          len(server))
+    # Every other method on a documented path: 405, with Allow naming the documented ones.
+    error = resolve(spec.doc, spec.doc["components"]["schemas"]["Error"])
+    for path in sorted(spec.doc["paths"]):
+        documented = {m for (m, p) in spec.ops if p == path}
+        real = re.sub(r"\{[^}]*\}", "x0", path)
+        for m in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            if m in documented:
+                continue
+            st, doc, headers, payload = cl.raw(m, real, cl.d.token, {} if m != "GET" else None)
+            allow = {a.strip() for a in headers.get("allow", "").split(",") if a.strip()}
+            check(st == 405 and allow == documented and validate(error, doc) is None,
+                  "undocumented %s %s: %d Allow %r %s, want 405 Allow %s" %
+                  (m, path, st, headers.get("allow"), payload[:120], sorted(documented)))
+    return server
+
+
+def guide_table():
+    """{(METHOD, path): least role} from docs/daemon.md's table under "## Routes"."""
+    rows, inside = {}, False
+    with open(GUIDE) as f:
+        for line in f:
+            if line.startswith("## "):
+                inside = line.strip() == "## Routes"
+                continue
+            if not inside or not line.startswith("| `"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            role = cells[-1]
+            for m, p in re.findall(r"`(GET|POST|PUT|DELETE|PATCH) (/api/v1/[^`?\s]*)", cells[0]):
+                check((m, p) not in rows, "docs/daemon.md lists %s %s twice" % (m, p))
+                rows[(m, p)] = role
+    return rows
+
+
+def check_guide(server):
+    rows = guide_table()
+    for key in sorted(set(server) | set(rows)):
+        check(rows.get(key) == server.get(key),
+              "docs/daemon.md's route table says %s %s needs %s; the server says %s" %
+              (key[0], key[1], rows.get(key), server.get(key)))
+
+
+# ---- (c) every documented operation, walked with valid fixtures ----
+
+class World:
+    """The fixtures: tenants alpha and beta, a user of each role, a shared template."""
+
+    def __init__(self, cl):
+        self.cl = cl
+        self.tok = {"platform-admin": cl.d.token}
+        self.token_ids = {}
+        self.seq = 0
+
+    def fresh(self, prefix):
+        self.seq += 1
+        return "%s%d" % (prefix, self.seq)
+
+    def user(self, tenant, name, role):
+        self.cl.change("POST", "/api/v1/tenants/{tenant}/users", {"tenant": tenant},
+                       body={"name": name, "role": role}, want=201)
+        st, doc = self.cl.change("POST", "/api/v1/tokens", body={"tenant": tenant, "user": name,
+                                                                 "description": "test " + name},
+                                 want=201)
+        self.token_ids[name] = doc["id"]
+        return doc["token"]
+
+
+def walk(cl, w):
+    c = cl
+    c.call("GET", "/api/v1/tenants", want=200)
+    for t in ("alpha", "beta", "gamma"):
+        c.change("POST", "/api/v1/tenants", body={"name": t}, want=201)
+    c.change("POST", "/api/v1/tenants", body={"name": "alpha"}, want=409, what="taken")
+    c.call("GET", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, want=200)
+    c.call("GET", "/api/v1/tenants/{tenant}", {"tenant": "nobody"}, want=404)
+    c.call("GET", "/api/v1/tenants/{tenant}", {"tenant": "Bad.Name"}, want=400)
+    w.tok["tenant-admin"] = w.user("alpha", "ann", "tenant-admin")
+    w.tok["operator"] = w.user("alpha", "oscar", "operator")
+    w.tok["viewer"] = w.user("alpha", "vic", "viewer")
+    w.tok["beta-admin"] = w.user("beta", "bob", "tenant-admin")
+    w.tok["beta-viewer"] = w.user("beta", "val", "viewer")
+    ann, oscar, vic = w.tok["tenant-admin"], w.tok["operator"], w.tok["viewer"]
+    c.call("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, token=vic, want=200)
+    c.call("GET", "/api/v1/tokens", token=ann, want=200)
+    c.call("GET", "/api/v1/tokens", want=200)
+    st, own = c.change("POST", "/api/v1/tokens", body={"description": "spare"}, want=201)
+    c.change("POST", "/api/v1/tokens", body={"role": "viewer", "description": "narrow"},
+             token=ann, want=201)
+
+    # Quota and host.
+    c.call("GET", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"}, token=vic, want=200)
+    c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"},
+             body={"vcpus": 64, "memory_bytes": None, "disk_bytes": 1 << 40, "vms": 100},
+             want=200)
+    c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"}, body={"vms": 0},
+             want=200)
+    c.call("GET", "/api/v1/host", token=vic, want=200)
+    c.change("PUT", "/api/v1/host", body={"cpu_overcommit": 16, "memory_overcommit": 4}, want=200)
+    c.call("GET", "/api/v1/pools", token=vic, want=200)
+
+    # The shared template: the platform's volume and a kernel that does not exist, so that a
+    # start fails at once and no VM ever runs.
+    c.change("POST", "/api/v1/volumes", body={"name": "base-vol", "size_bytes": 4 * MIB},
+             want=201)
+    c.change("POST", "/api/v1/templates",
+             body={"name": "base", "volume": "base-vol", "cpus": 1, "memory_bytes": 64 * MIB,
+                   "boot": {"kernel": "/nonexistent/Image", "cmdline": "console=ttyS0"},
+                   "os": "none"}, want=201)
+    c.change("POST", "/api/v1/templates",
+             body={"name": "base2", "volume": "base-vol", "boot": {"kernel": "/x"}},
+             want=409, what="a template's volume")
+
+    # A tenant's volumes and template.
+    c.change("POST", "/api/v1/volumes", token=ann,
+             body={"name": "data", "size_bytes": 8 * MIB, "format": "raw", "pool": "default"},
+             want=201)
+    c.change("POST", "/api/v1/volumes", token=ann, body={"name": "data", "size_bytes": MIB},
+             want=409, what="taken")
+    c.call("GET", "/api/v1/volumes", token=vic, want=200)
+    c.call("GET", "/api/v1/volumes", want=200)
+    c.call("GET", "/api/v1/volumes", query="?tenant=alpha", want=200)
+    c.call("GET", "/api/v1/volumes/{name}", {"name": "data"}, token=vic, want=200)
+    c.call("GET", "/api/v1/volumes/{name}", {"name": "nothing"}, token=vic, want=404)
+    c.change("POST", "/api/v1/volumes/{name}/resize", {"name": "data"}, token=ann,
+             body={"size_bytes": 16 * MIB}, want=200)
+    c.change("POST", "/api/v1/volumes/{name}/resize", {"name": "data"}, token=ann,
+             body={"size_bytes": 2 * MIB}, want=400, what="shrink")
+    c.change("POST", "/api/v1/volumes/{name}/clone", {"name": "data"}, token=ann,
+             body={"name": "data2", "mode": "full"}, want=201)
+    c.change("POST", "/api/v1/volumes", token=ann, body={"name": "tbase", "size_bytes": 4 * MIB},
+             want=201)
+    c.change("POST", "/api/v1/volumes/{name}/clone", {"name": "tbase"}, token=ann,
+             body={"name": "tlinked"}, want=201)
+    c.change("POST", "/api/v1/templates", token=ann,
+             body={"name": "mine", "volume": "tbase", "boot_from": "base", "cpus": 2,
+                   "memory_bytes": 32 * MIB, "disk_bytes": 8 * MIB, "os": "mine"}, want=201)
+    c.change("POST", "/api/v1/templates", token=ann,
+             body={"name": "hostile", "volume": "data", "boot": {"kernel": "/etc/shadow"}},
+             want=403, what="boot by a tenant")
+    c.call("GET", "/api/v1/templates", token=vic, want=200)
+    c.call("GET", "/api/v1/templates", want=200)
+    c.call("GET", "/api/v1/templates/{name}", {"name": "mine"}, token=vic, want=200)
+    c.call("GET", "/api/v1/templates/{name}", {"name": "base"}, token=vic, want=200)
+    c.change("POST", "/api/v1/volumes/{name}/resize", {"name": "tbase"}, token=ann,
+             body={"size_bytes": 8 * MIB}, want=409, what="a template's base")
+    c.call("DELETE", "/api/v1/volumes/{name}", {"name": "tbase"}, token=ann, want=409)
+
+    # VMs: created stopped; one created with "start" and one started by an operator, whose
+    # operations fail quickly (the kernel does not exist).
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "web", "template": "mine", "cpus": 1, "memory_bytes": 32 * MIB,
+                   "disk_bytes": 8 * MIB, "clone": "linked", "restart_policy": "never",
+                   "port_forwards": [{"proto": "tcp", "host_addr": "127.0.0.1",
+                                      "host_port": 20022, "guest_port": 22}],
+                   "cloud_init": {"hostname": "web", "user_data": "#!/bin/sh\necho hi\n",
+                                  "network": {"mode": "static", "address": "10.0.2.15/24",
+                                              "gateway": "10.0.2.2", "dns": ["10.0.2.3"]}}},
+             want=201)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "web9", "template": "mine",
+                   "port_forwards": [{"host_port": 20022, "guest_port": 80}]},
+             want=409, what="a taken host port")
+    c.change("POST", "/api/v1/vms", token=ann, body={"name": "web9", "template": "nothing"},
+             want=404)
+    st, doc = c.change("POST", "/api/v1/vms", token=ann,
+                       body={"name": "web2", "template": "base", "start": True}, want=202)
+    ops = [doc["operation"]["id"]] if st == 202 else []
+    st, doc = c.call("POST", "/api/v1/vms/{name}/actions/{action}",
+                     {"name": "web", "action": "start"}, token=oscar, want=202)
+    if st == 202:
+        ops.append(doc["id"])
+    c.call("POST", "/api/v1/vms/{name}/actions/{action}", {"name": "web", "action": "fly"},
+           token=oscar, want=404)
+    c.call("GET", "/api/v1/operations", token=vic, want=200)
+    c.call("GET", "/api/v1/operations", query="?tenant=alpha", want=200)
+    for op in ops:
+        c.call("GET", "/api/v1/operations/{op}", {"op": op}, token=vic, want=200)
+        st, done = c.call("GET", "/api/v1/operations/{op}/wait", {"op": op}, token=vic,
+                          query="?timeout=60", want=200)
+        check(st == 200 and done["status"] == "failure" and done["error"],
+              "a start with no kernel fails with a reason: %s" % done)
+    c.call("GET", "/api/v1/operations/{op}/wait", {"op": "0" * 16}, token=vic, want=404)
+    c.call("GET", "/api/v1/operations/{op}/wait", {"op": ops[0] if ops else "0" * 16},
+           token=vic, query="?timeout=forever", want=400)
+    c.call("GET", "/api/v1/vms", token=vic, want=200)
+    c.call("GET", "/api/v1/vms", want=200)
+    st, vm = c.call("GET", "/api/v1/vms/{name}", {"name": "web"}, token=vic, want=200)
+    check(st == 200 and vm["state"] == "error" and vm["error"], "the failed start: %s" % vm)
+    c.call("GET", "/api/v1/vms/{name}/log", {"name": "web"}, token=vic, want=200)
+    c.call("POST", "/api/v1/vms/{name}/actions/{action}", {"name": "web", "action": "stop"},
+           token=oscar, want=409, what="stop a VM in error")
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "web2"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, token=ann, want=409,
+           what="a VM was made from it")
+    c.call("DELETE", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, want=409,
+           what="it owns objects")
+    return own
+
+
+def walk_deletes(c, w, own):
+    ann = w.tok["tenant-admin"]
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "web"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "web"}, token=ann, want=404)
+    c.call("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, token=ann, want=204)
+    for v in ("data2", "data", "tlinked", "tbase"):
+        c.call("DELETE", "/api/v1/volumes/{name}", {"name": v}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/tokens/{id}", {"id": own["id"]}, want=204)
+    c.call("DELETE", "/api/v1/tokens/{id}", {"id": "xyz"}, want=400)
+    c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"},
+             body={"vcpus": None, "memory_bytes": None, "disk_bytes": None, "vms": None},
+             want=200)
+    # A quota is a setting, not an object to delete first: it goes with its tenant.
+    c.call("DELETE", "/api/v1/tenants/{tenant}", {"tenant": "gamma"}, want=204)
+    c.call("GET", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"}, want=404)
+    c.change("POST", "/api/v1/tenants", body={"name": "gamma"}, want=201)
+    st, quota = c.call("GET", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"}, want=200)
+    check(st == 200 and quota["limits"]["vms"] is None, "a new gamma has no old quota: %s" % quota)
+    c.call("GET", "/api/v1/audit", token=w.tok["viewer"], want=200)
+    c.call("GET", "/api/v1/audit", want=200)
+
+
+# ---- (d) the permission table ----
+
+def permissions(c, w, server):
+    """For every route and role: 403 exactly when the role is below the route's least role,
+    in the caller's own tenant (alpha for its users; the platform's own objects for the
+    platform-admin). Allowed requests are valid ones and must succeed."""
+    cache = {}
+
+    def scope_of(role):
+        return "" if role == "platform-admin" else "alpha"
+
+    def admin_in(role, method, route, params, body=None):
+        """Makes a fixture as the platform-admin in the caller's tenant."""
+        query = "?tenant=%s" % scope_of(role)
+        if body is None:
+            return c.call(method, route, params, query=query)
+        return c.call(method, route, params, body=body, query=query)
+
+    def volume(role):
+        n = w.fresh("pv")
+        admin_in(role, "POST", "/api/v1/volumes", None, {"name": n, "size_bytes": MIB})
+        return n
+
+    def vm(role):
+        n = w.fresh("pm")
+        admin_in(role, "POST", "/api/v1/vms", None, {"name": n, "template": "base"})
+        return n
+
+    def template(role):
+        n = w.fresh("pt")
+        admin_in(role, "POST", "/api/v1/templates", None,
+                 {"name": n, "volume": volume(role), "boot_from": "base"})
+        return n
+
+    def cached(key, role, make):
+        k = (key, scope_of(role))
+        if k not in cache:
+            cache[k] = make(role)
+        return cache[k]
+
+    def operation(role):
+        n = cached("vm", role, vm)
+        st, doc = admin_in(role, "POST", "/api/v1/vms/{name}/actions/{action}",
+                           {"name": n, "action": "start"})
+        c.call("GET", "/api/v1/operations/{op}/wait", {"op": doc["id"]}, query="?timeout=60")
+        return doc["id"]
+
+    def own_tenant(role):
+        if role != "platform-admin":
+            return "alpha"
+        n = w.fresh("pten")
+        c.call("POST", "/api/v1/tenants", body={"name": n})
+        return n
+
+    def token_id(role):
+        tenant = scope_of(role)
+        st, doc = c.call("POST", "/api/v1/tokens",
+                         body={"tenant": tenant, "user": "vic" if tenant else "admin",
+                               "description": "to revoke"})
+        return doc["id"]
+
+    # (METHOD, route) -> role -> (params, body)
+    fixtures = {
+        ("GET", "/api/v1/tenants"): lambda r: ({}, None),
+        ("POST", "/api/v1/tenants"): lambda r: ({}, {"name": w.fresh("pten")}),
+        ("GET", "/api/v1/tenants/{tenant}"): lambda r: ({"tenant": own_tenant(r)}, None),
+        ("DELETE", "/api/v1/tenants/{tenant}"): lambda r: ({"tenant": own_tenant(r)}, None),
+        ("GET", "/api/v1/tenants/{tenant}/users"): lambda r: ({"tenant": own_tenant(r)}, None),
+        ("POST", "/api/v1/tenants/{tenant}/users"):
+            lambda r: ({"tenant": own_tenant(r)}, {"name": w.fresh("pu"), "role": "viewer"}),
+        ("GET", "/api/v1/tenants/{tenant}/quota"): lambda r: ({"tenant": own_tenant(r)}, None),
+        ("PUT", "/api/v1/tenants/{tenant}/quota"):
+            lambda r: ({"tenant": own_tenant(r)}, {"vms": None}),
+        ("GET", "/api/v1/tokens"): lambda r: ({}, None),
+        ("POST", "/api/v1/tokens"): lambda r: ({}, {"description": "perm"}),
+        ("DELETE", "/api/v1/tokens/{id}"): lambda r: ({"id": token_id(r)}, None),
+        ("GET", "/api/v1/audit"): lambda r: ({}, None),
+        ("GET", "/api/v1/roles"): lambda r: ({}, None),
+        ("GET", "/api/v1/host"): lambda r: ({}, None),
+        ("PUT", "/api/v1/host"): lambda r: ({}, {"cpu_overcommit": 16}),
+        ("GET", "/api/v1/pools"): lambda r: ({}, None),
+        ("GET", "/api/v1/volumes"): lambda r: ({}, None),
+        ("POST", "/api/v1/volumes"): lambda r: ({}, {"name": w.fresh("pv"), "size_bytes": MIB}),
+        ("GET", "/api/v1/volumes/{name}"):
+            lambda r: ({"name": cached("volume", r, volume)}, None),
+        ("DELETE", "/api/v1/volumes/{name}"): lambda r: ({"name": volume(r)}, None),
+        ("POST", "/api/v1/volumes/{name}/resize"):
+            lambda r: ({"name": volume(r)}, {"size_bytes": 2 * MIB}),
+        ("POST", "/api/v1/volumes/{name}/clone"):
+            lambda r: ({"name": cached("volume", r, volume)}, {"name": w.fresh("pv")}),
+        ("GET", "/api/v1/templates"): lambda r: ({}, None),
+        ("POST", "/api/v1/templates"):
+            lambda r: ({}, {"name": w.fresh("pt"), "volume": volume(r), "boot_from": "base"}),
+        ("GET", "/api/v1/templates/{name}"):
+            lambda r: ({"name": cached("template", r, template)}, None),
+        ("DELETE", "/api/v1/templates/{name}"): lambda r: ({"name": template(r)}, None),
+        ("GET", "/api/v1/vms"): lambda r: ({}, None),
+        ("POST", "/api/v1/vms"): lambda r: ({}, {"name": w.fresh("pm"), "template": "base"}),
+        ("GET", "/api/v1/vms/{name}"): lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("DELETE", "/api/v1/vms/{name}"): lambda r: ({"name": vm(r)}, None),
+        ("POST", "/api/v1/vms/{name}/actions/{action}"):
+            lambda r: ({"name": vm(r), "action": "start"}, None),
+        ("GET", "/api/v1/vms/{name}/log"): lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("GET", "/api/v1/operations"): lambda r: ({}, None),
+        ("GET", "/api/v1/operations/{op}"):
+            lambda r: ({"op": cached("op", r, operation)}, None),
+        ("GET", "/api/v1/operations/{op}/wait"):
+            lambda r: ({"op": cached("op", r, operation)}, None),
+    }
+    for (method, route), least in sorted(server.items()):
+        make = fixtures.get((method, route))
+        if not check(make is not None, "no permission fixture for %s %s: add one" %
+                     (method, route)):
+            continue
+        for role in ROLES:
+            params, body = make(role)
+            below = ROLES.index(role) < ROLES.index(least)
+            # No ?tenant=: each caller acts in its own tenant.
+            st, doc = c.call(method, route, params, token=w.tok[role], body=body,
+                             what="as " + role)
+            if below:
+                check(st == 403, "%s %s as %s (least role %s): %d, want 403" %
+                      (method, route, role, least, st))
+            else:
+                check(st != 403 and 200 <= st < 300, "%s %s as %s (least role %s): %d %s" %
+                      (method, route, role, least, st, doc))
+            if method == "POST" and route.endswith("/actions/{action}") and st == 202:
+                c.call("GET", "/api/v1/operations/{op}/wait", {"op": doc["id"]},
+                       query="?timeout=60")
+
+
+# ---- (e) tenants apart ----
+
+def cross_tenant(c, w, op_id):
+    """beta's admin and viewer probe alpha's objects: 404 for every read, change and delete,
+    and alpha's objects are untouched afterwards."""
+    n = {"name": "web"}
+    probes = [
+        ("GET", "/api/v1/vms/{name}", n, None, ""),
+        ("DELETE", "/api/v1/vms/{name}", n, None, ""),
+        ("GET", "/api/v1/vms/{name}/log", n, None, ""),
+        ("GET", "/api/v1/volumes/{name}", {"name": "data"}, None, ""),
+        ("DELETE", "/api/v1/volumes/{name}", {"name": "data"}, None, ""),
+        ("POST", "/api/v1/volumes/{name}/resize", {"name": "data"}, {"size_bytes": 64 * MIB}, ""),
+        ("POST", "/api/v1/volumes/{name}/clone", {"name": "data"}, {"name": "stolen"}, ""),
+        ("GET", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
+        ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
+        ("GET", "/api/v1/operations/{op}", {"op": op_id}, None, ""),
+        ("GET", "/api/v1/operations/{op}/wait", {"op": op_id}, None, "?timeout=0"),
+        ("GET", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, None, ""),
+        ("DELETE", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, None, ""),
+        ("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, None, ""),
+        ("POST", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"},
+         {"name": "mallory", "role": "tenant-admin"}, ""),
+        ("GET", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"}, None, ""),
+        ("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"}, {"vms": None}, ""),
+        ("DELETE", "/api/v1/tokens/{id}", {"id": w.token_ids["vic"]}, None, ""),
+    ]
+    for action in ("start", "stop", "shutdown", "reboot", "pause", "resume"):
+        probes.append(("POST", "/api/v1/vms/{name}/actions/{action}",
+                       {"name": "web", "action": action}, None, ""))
+    # Naming the tenant outright, on every tenant-scoped collection and object.
+    for method, route, params, body in (
+            ("GET", "/api/v1/vms", None, None), ("GET", "/api/v1/volumes", None, None),
+            ("GET", "/api/v1/templates", None, None), ("GET", "/api/v1/operations", None, None),
+            ("POST", "/api/v1/volumes", None, {"name": "x", "size_bytes": MIB}),
+            ("POST", "/api/v1/vms", None, {"name": "x", "template": "base"}),
+            ("GET", "/api/v1/vms/{name}", n, None), ("DELETE", "/api/v1/vms/{name}", n, None)):
+        probes.append((method, route, params, body, "?tenant=alpha"))
+    for who in ("beta-admin", "beta-viewer"):
+        for method, route, params, body, query in probes:
+            c.call(method, route, params, token=w.tok[who], body=body, query=query, want=404,
+                   what="as " + who)
+    # Objects named in a body: beta's admin may create, but not from alpha's objects.
+    bob = w.tok["beta-admin"]
+    c.call("POST", "/api/v1/vms", token=bob, body={"name": "x", "template": "mine"}, want=404,
+           what="alpha's template")
+    c.call("POST", "/api/v1/tokens", token=bob, body={"tenant": "alpha", "user": "ann"},
+           want=404, what="a token for alpha's admin")
+    c.call("POST", "/api/v1/templates", token=bob,
+           body={"name": "x", "volume": "data", "boot_from": "base"}, want=404,
+           what="alpha's volume")
+    # Listings hold none of alpha's objects.
+    for who in ("beta-admin", "beta-viewer"):
+        for coll in ("vms", "volumes", "templates", "operations"):
+            st, doc = c.call("GET", "/api/v1/" + coll, token=w.tok[who], want=200)
+            items = doc.get(coll, []) if st == 200 else []
+            check(all(i.get("tenant") in ("beta", "") for i in items),
+                  "%s lists only its own and shared %s: %s" % (who, coll, items))
+    # Nothing changed.
+    ann = w.tok["tenant-admin"]
+    c.call("GET", "/api/v1/vms/{name}", n, token=ann, want=200, what="still there")
+    st, vol = c.call("GET", "/api/v1/volumes/{name}", {"name": "data"}, token=ann, want=200)
+    check(st == 200 and vol["size_bytes"] == 16 * MIB, "alpha's volume kept its size")
+    c.call("GET", "/api/v1/templates/{name}", {"name": "mine"}, token=ann, want=200)
+    st, users = c.call("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, token=ann)
+    check(st == 200 and "mallory" not in [u["name"] for u in users["users"]],
+          "no user slipped into alpha")
+
+
+def run(d):
+    spec = Spec(SPEC)
+    check_document(spec)
+    c = Client(d, spec)
+    server = check_routes(c, spec)
+    check_guide(server)
+    w = World(c)
+    own = walk(c, w)
+    st, ops = c.call("GET", "/api/v1/operations", token=w.tok["tenant-admin"])
+    op_id = ops["operations"][0]["id"] if st == 200 and ops["operations"] else "0" * 16
+    cross_tenant(c, w, op_id)
+    permissions(c, w, server)
+    walk_deletes(c, w, own)
+    for key in sorted(spec.ops):
+        seen = c.exercised.get(key, set())
+        check(any(200 <= s < 300 for s in seen),
+              "%s %s was never walked to a success (saw %s)" % (key[0], key[1], sorted(seen)))
+
+
+def main():
+    for need in (TESSERAD, os.path.join(ROOT, "build", "tessera")):
+        if not os.access(need, os.X_OK):
+            print("openapi: %s is missing (run make)" % need)
+            print("openapi: 0 passed, 1 failed")
+            return 1
+    tmp = tempfile.mkdtemp(prefix="tessera-openapi-")
+    d = Daemon(os.path.join(tmp, "state"))
+    try:
+        d.start()
+        run(d)
+        check(d.stop() == 0, "clean stop")
+    except Exception as e:  # a daemon that does not start, or a request that hangs
+        import traceback
+        traceback.print_exc()
+        check(False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        if failed:
+            with open(os.path.join(tmp, "tesserad.log"), errors="replace") as f:
+                print("tesserad's log:\n" + f.read()[-3000:])
+        subprocess.run(["rm", "-rf", tmp])
+    print("openapi: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
