@@ -43,6 +43,20 @@ void api_handle(struct store *s, const char *method, const char *path, const cha
 
 void api_response_free(struct api_response *r);
 
+/* Who a valid token speaks for: what server.c needs to serve the routes that are not
+ * api_handle()'s (events, metrics, the console, uploads). */
+struct api_caller {
+    char tenant[STORE_NAME_LEN]; /* "" for a platform user */
+    char user[STORE_NAME_LEN];
+    char role[STORE_ROLE_LEN]; /* the token's role: "platform-admin", "tenant-admin", ... */
+};
+
+/* Checks the value of an Authorization header ("Bearer TOKEN"; NULL when absent) as
+ * api_handle() does: 0 and *out for a valid token; -EACCES for a missing, malformed, unknown
+ * or revoked one (no way to tell which); -EIO (the store's message in store_error()) or
+ * -ENOMEM when the store fails. Same thread rule as api_handle(). */
+int api_authenticate(struct store *s, const char *authorization, struct api_caller *out);
+
 /* First start: when the store has no users at all, creates the platform administrator
  * (API_ADMIN_USER) and a token for it: *created is true and token (TOKEN_TEXT_LEN + 1 bytes)
  * holds its text, the only time it is known. Otherwise *created is false. Returns 0, or -errno
