@@ -36,6 +36,7 @@ stage "isa"         make -s -j"$JOBS" isa
 stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
 stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
+stage "daemon http" python3 tests/system/test_daemon_http.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

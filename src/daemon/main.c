@@ -1,11 +1,18 @@
 /* tesserad: the host daemon (docs/daemon.md).
  *
- *   tesserad --state-dir DIR [--listen unix:PATH]
+ *   tesserad --state-dir DIR [--listen unix:PATH] [--listen https://HOST:PORT] ...
+ *            [--tls-cert FILE --tls-key FILE] [--upload-max BYTES]
  *
- * Keeps its state in DIR/tesserad.db (SQLite) and serves the REST API on a unix socket
- * (default DIR/tesserad.sock, mode 0660). On the first start it creates the platform
- * administrator and writes its token to DIR/admin.token (mode 0600). SIGTERM or SIGINT stop it
- * cleanly: the server finishes, the store is closed, the socket removed. */
+ * Keeps its state in DIR/tesserad.db (SQLite) and serves the REST API on every --listen given
+ * (default: the unix socket DIR/tesserad.sock, mode 0660; server.h lists the forms). On the
+ * first start it creates the platform administrator and writes its token to DIR/admin.token
+ * (mode 0600). SIGTERM or SIGINT stop it cleanly: the server finishes, the store is closed,
+ * the sockets removed.
+ *
+ * The hooks below (console_path, upload_begin, upload_end) are the first, directory-based
+ * versions that the VM and volume code replaces: a VM exists when DIR/vms/NAME/ does and runs
+ * when its console socket DIR/vms/NAME/console.sock is there; an upload lands in
+ * DIR/uploads/TENANT.VOLUME.raw. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +28,8 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/events.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
 
@@ -28,9 +37,96 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tesserad --state-dir DIR [--listen unix:PATH]\n"
-               "  --state-dir DIR     where the database, the socket and admin.token live\n"
-               "  --listen unix:PATH  the API's unix socket (default DIR/tesserad.sock)\n");
+    fprintf(f,
+            "usage: tesserad --state-dir DIR [--listen SPEC]... [--tls-cert FILE --tls-key FILE]\n"
+            "  --state-dir DIR      where the database, the socket and admin.token live\n"
+            "  --listen SPEC        where to serve the API; may be given up to %d times:\n"
+            "                         unix:PATH (default DIR/tesserad.sock)\n"
+            "                         https://HOST:PORT (needs --tls-cert and --tls-key)\n"
+            "                         http://127.0.0.1:PORT or http://[::1]:PORT (this host only)\n"
+            "  --tls-cert FILE      PEM certificate (chain) for https:// listeners\n"
+            "  --tls-key FILE       PEM private key for https:// listeners\n"
+            "  --upload-max BYTES   largest volume upload (default 1 TiB)\n",
+            SERVER_LISTEN_MAX);
+}
+
+/* ---- The first hooks (see the top comment) ---- */
+
+struct hooks_ctx {
+    const char *dir;
+};
+
+static bool may_change(const struct api_caller *c)
+{
+    return strcmp(c->role, "viewer") != 0;
+}
+
+static int hook_console_path(void *arg, const struct api_caller *caller, const char *vm, char *path,
+                             size_t len)
+{
+    const struct hooks_ctx *h = arg;
+    struct stat st;
+
+    if (snprintf(path, len, "%s/vms/%s", h->dir, vm) >= (int)len)
+        return -ENAMETOOLONG;
+    if (lstat(path, &st) || !S_ISDIR(st.st_mode))
+        return -ENOENT;
+    if (!may_change(caller))
+        return -EPERM;
+    if (snprintf(path, len, "%s/vms/%s/console.sock", h->dir, vm) >= (int)len)
+        return -ENAMETOOLONG;
+    if (lstat(path, &st) || !S_ISSOCK(st.st_mode))
+        return -ENOTCONN;
+    return 0;
+}
+
+static int hook_upload_begin(void *arg, const struct api_caller *caller, const char *volume,
+                             char *tmp_path, size_t len)
+{
+    const struct hooks_ctx *h = arg;
+
+    if (!may_change(caller))
+        return -EPERM;
+    if (snprintf(tmp_path, len, "%s/uploads", h->dir) >= (int)len)
+        return -ENAMETOOLONG;
+    if (mkdir(tmp_path, 0700) && errno != EEXIST)
+        return -errno;
+    /* Names are [a-z0-9-]: "TENANT.VOLUME" cannot collide, "_" is the platform's. */
+    if (snprintf(tmp_path, len, "%s/uploads/%s.%s.part", h->dir,
+                 caller->tenant[0] ? caller->tenant : "_", volume) >= (int)len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static void hook_upload_end(void *arg, const struct api_caller *caller, const char *volume,
+                            const char *tmp_path, bool ok, struct api_response *r)
+{
+    const struct hooks_ctx *h = arg;
+    char path[PATH_MAX];
+    struct stat st;
+    int n;
+
+    if (!ok)
+        return;
+    snprintf(path, sizeof(path), "%s/uploads/%s.%s.raw", h->dir,
+             caller->tenant[0] ? caller->tenant : "_", volume);
+    if (stat(tmp_path, &st) || rename(tmp_path, path)) {
+        unlink(tmp_path);
+        r->status = 500;
+        n = asprintf(&r->body,
+                     "{\"error\":{\"code\":500,\"message\":\"volume '%s': cannot keep the "
+                     "upload: %s\",\"field\":null}}",
+                     volume, strerror(errno));
+    } else {
+        r->status = 200;
+        n = asprintf(&r->body, "{\"volume\":\"%s\",\"tenant\":\"%s\",\"size_bytes\":%lld}", volume,
+                     caller->tenant, (long long)st.st_size);
+    }
+    if (n < 0) {
+        r->body = NULL;
+        r->status = 500;
+    }
+    r->len = r->body ? strlen(r->body) : 0;
 }
 
 /* Writes the administrator's token to path (mode 0600), replacing it atomically. */
@@ -63,15 +159,30 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"upload-max", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    char db_path[PATH_MAX], sock_path[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
+    char db_path[PATH_MAX], sock_spec[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1];
-    const char *dir = NULL, *listen_arg = NULL;
+    const char *dir = NULL, *listen[SERVER_LISTEN_MAX];
+    struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
+    static pthread_mutex_t daemon_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct hooks_ctx hctx;
+    struct server_hooks hooks = {.arg = &hctx,
+                                 .console_path = hook_console_path,
+                                 .upload_begin = hook_upload_begin,
+                                 .upload_end = hook_upload_end};
+    struct events_bus *bus = NULL;
+    struct metrics *metrics = NULL;
     struct server *srv = NULL;
     struct store *store = NULL;
+    bool https = false;
+    char *end;
+    size_t i;
     sigset_t stop;
     bool created;
     int opt, sig, ret, lock_fd;
@@ -79,7 +190,24 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': dir = optarg; break;
-        case 'l': listen_arg = optarg; break;
+        case 'l':
+            if (cfg.nlisten == SERVER_LISTEN_MAX) {
+                fprintf(stderr, "tesserad: --listen: at most %d\n", SERVER_LISTEN_MAX);
+                return 2;
+            }
+            listen[cfg.nlisten++] = optarg;
+            https |= !strncmp(optarg, "https://", 8);
+            break;
+        case 'c': cfg.tls_cert = optarg; break;
+        case 'k': cfg.tls_key = optarg; break;
+        case 'u':
+            errno = 0;
+            cfg.upload_max = strtoull(optarg, &end, 10);
+            if (errno || *end || !cfg.upload_max || optarg[0] == '-') {
+                fprintf(stderr, "tesserad: --upload-max %s: expected a number of bytes\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -88,18 +216,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (listen_arg && strncmp(listen_arg, "unix:", 5)) {
-        fprintf(stderr, "tesserad: --listen %s: expected unix:PATH\n", listen_arg);
+    if (https != (cfg.tls_cert || cfg.tls_key) || !cfg.tls_cert != !cfg.tls_key) {
+        fprintf(stderr, "tesserad: %s\n",
+                https ? "an https:// listener needs both --tls-cert FILE and --tls-key FILE"
+                      : "--tls-cert and --tls-key go with an https:// listener (and each other)");
         return 2;
     }
     if (snprintf(db_path, sizeof(db_path), "%s/tesserad.db", dir) >= (int)sizeof(db_path) ||
         snprintf(token_path, sizeof(token_path), "%s/admin.token", dir) >=
             (int)sizeof(token_path) ||
         snprintf(lock_path, sizeof(lock_path), "%s/tesserad.lock", dir) >= (int)sizeof(lock_path) ||
-        snprintf(sock_path, sizeof(sock_path), "%s", listen_arg ? listen_arg + 5 : "") >=
-            (int)sizeof(sock_path) ||
-        (!listen_arg && snprintf(sock_path, sizeof(sock_path), "%s/tesserad.sock", dir) >=
-                            (int)sizeof(sock_path))) {
+        snprintf(sock_spec, sizeof(sock_spec), "unix:%s/tesserad.sock", dir) >=
+            (int)sizeof(sock_spec)) {
         fprintf(stderr, "tesserad: --state-dir %s: path too long\n", dir);
         return 2;
     }
@@ -148,12 +276,28 @@ int main(int argc, char **argv)
                 "(mode 0600): keep it secret\n",
                 API_ADMIN_USER, token_path);
     }
-    ret = server_start(sock_path, SOCKET_MODE, store, &srv, err);
+    if (!cfg.nlisten)
+        listen[cfg.nlisten++] = sock_spec;
+    ret = events_bus_new(&bus);
+    if (!ret)
+        ret = metrics_new(&metrics);
+    if (ret) {
+        fprintf(stderr, "tesserad: out of memory\n");
+        goto close_store;
+    }
+    hctx.dir = dir;
+    cfg.store = store;
+    cfg.lock = &daemon_lock;
+    cfg.events = bus;
+    cfg.metrics = metrics;
+    cfg.hooks = &hooks;
+    ret = server_start(&cfg, &srv, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         goto close_store;
     }
-    fprintf(stderr, "tesserad: serving the API on unix:%s\n", sock_path);
+    for (i = 0; server_address(srv, i); i++)
+        fprintf(stderr, "tesserad: serving the API on %s\n", server_address(srv, i));
     do {
         ret = sigwait(&stop, &sig);
     } while (ret == EINTR);
@@ -161,6 +305,8 @@ int main(int argc, char **argv)
     server_stop(srv);
     ret = 0;
 close_store:
+    metrics_free(metrics);
+    events_bus_free(bus);
     store_close(store);
     return ret ? 1 : 0;
 }
