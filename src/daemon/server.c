@@ -49,7 +49,8 @@ struct server {
     atomic_bool stopping;     /* event streams check it (events_next's cancel) */
     pthread_mutex_t pumps_lock;
     pthread_cond_t pumps_done;
-    unsigned npumps; /* console pump threads running */
+    unsigned npumps;      /* console pump threads running */
+    atomic_uint nstreams; /* event streams and consoles open, all listeners together */
 };
 
 enum route_kind { KIND_API, KIND_EVENTS, KIND_METRICS, KIND_CONSOLE, KIND_UPLOAD };
@@ -359,6 +360,30 @@ static enum MHD_Result send_hook_error(struct server *srv, struct server_req *re
     }
 }
 
+/* Takes one of the SERVER_STREAMS_MAX slots for a long-lived connection, so that event streams
+ * and consoles can never take every connection the API's plain requests need. false with a
+ * 503 queued when none is left. */
+static bool stream_take(struct server *srv, struct server_req *req, struct MHD_Connection *conn,
+                        enum MHD_Result *ret)
+{
+    unsigned n = atomic_load(&srv->nstreams);
+
+    do {
+        if (n >= SERVER_STREAMS_MAX) {
+            *ret = send_error(srv, req, conn, 503, NULL,
+                              "%d event streams and consoles are open; try again later",
+                              SERVER_STREAMS_MAX);
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&srv->nstreams, &n, n + 1));
+    return true;
+}
+
+static void stream_put(struct server *srv)
+{
+    atomic_fetch_sub(&srv->nstreams, 1);
+}
+
 /* ---- GET /metrics ---- */
 
 static enum MHD_Result serve_metrics(struct server *srv, struct server_req *req,
@@ -394,7 +419,8 @@ static enum MHD_Result serve_metrics(struct server *srv, struct server_req *req,
 /* ---- GET /api/v1/events: server-sent events (WHATWG HTML §9.2) ---- */
 
 struct sse {
-    struct server *srv;
+    struct server *srv; /* holds one stream slot until sse_free() */
+    int fd;             /* the client's socket, to notice it hang up */
     uint64_t cursor;
     bool all; /* a platform-admin without ?tenant=: every tenant's events */
     char tenant[STORE_NAME_LEN];
@@ -402,16 +428,30 @@ struct sse {
     size_t off, len;
 };
 
-/* Fills s->buf with what comes next: an event, a gap notice, or a heartbeat comment. Blocks
- * up to SERVER_HEARTBEAT_S (this connection's own thread). -ECANCELED when stopping. */
+/* Has the client hung up? Only its socket can tell while this thread waits for events. */
+static bool sse_hung_up(const struct sse *s)
+{
+    struct pollfd pf = {.fd = s->fd, .events = POLLRDHUP};
+
+    return s->fd >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Fills s->buf with what comes next: an event, a gap notice, or a heartbeat comment after
+ * SERVER_HEARTBEAT_S without one. Blocks (this connection's own thread), looking each second
+ * for a client that hung up, so its slot comes back soon. -ECANCELED when stopping or when
+ * the client is gone. */
 static int sse_next(struct sse *s)
 {
     struct events_event ev;
     uint64_t missed;
-    int ret, n;
+    int ret = -ETIMEDOUT, n, i;
 
-    ret = events_next(s->srv->cfg.events, &s->cursor, s->all ? NULL : s->tenant,
-                      SERVER_HEARTBEAT_S * 1000, &s->srv->stopping, &ev, &missed);
+    for (i = 0; i < SERVER_HEARTBEAT_S && ret == -ETIMEDOUT; i++) {
+        if (sse_hung_up(s))
+            return -ECANCELED;
+        ret = events_next(s->srv->cfg.events, &s->cursor, s->all ? NULL : s->tenant, 1000,
+                          &s->srv->stopping, &ev, &missed);
+    }
     s->off = 0;
     if (ret == -ETIMEDOUT) {
         s->len = (size_t)snprintf(s->buf, sizeof(s->buf), ": heartbeat\n\n");
@@ -451,9 +491,18 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+static void sse_free(void *cls)
+{
+    struct sse *s = cls;
+
+    stream_put(s->srv);
+    free(s);
+}
+
 static enum MHD_Result serve_events(struct server *srv, struct server_req *req,
                                     struct MHD_Connection *conn)
 {
+    const union MHD_ConnectionInfo *info;
     const char *last, *t;
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -465,10 +514,16 @@ static enum MHD_Result serve_events(struct server *srv, struct server_req *req,
     t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant");
     if (!resolve_tenant(srv, req, conn, &ret))
         return ret;
+    if (!stream_take(srv, req, conn, &ret))
+        return ret;
     s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        stream_put(srv);
         return MHD_NO;
+    }
     s->srv = srv;
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = info ? info->connect_fd : -1;
     s->all = !strcmp(req->caller.role, "platform-admin") && !t;
     snprintf(s->tenant, sizeof(s->tenant), "%s", req->caller.tenant);
     /* Resume after the last event the client saw (§9.2.4); otherwise only what comes next. */
@@ -484,9 +539,9 @@ static enum MHD_Result serve_events(struct server *srv, struct server_req *req,
     }
     /* A first comment, so the client sees the answer's head at once. */
     s->len = (size_t)snprintf(s->buf, sizeof(s->buf), ": tesserad events\n\n");
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, free);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
     if (!resp) {
-        free(s);
+        sse_free(s);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -503,15 +558,22 @@ static enum MHD_Result serve_events(struct server *srv, struct server_req *req,
 /* ---- GET /api/v1/vms/{name}/console: a websocket (RFC 6455) onto the console socket ---- */
 
 struct console_pump {
-    struct server *srv;
-    int console; /* the VM's console socket */
-    int sock;    /* the client, from MHD (through its TLS relay for https) */
+    struct server *srv; /* holds one stream slot until pump_free() */
+    int console;        /* the VM's console socket */
+    int sock;           /* the client, from MHD (through its TLS relay for https) */
     struct MHD_UpgradeResponseHandle *urh;
     struct websocket_rx rx;
     size_t inlen;
     uint8_t in[WEBSOCKET_BUF_LEN];
     uint8_t out[WEBSOCKET_HDR_MAX + CONSOLE_CHUNK];
 };
+
+static void pump_free(struct console_pump *p)
+{
+    stream_put(p->srv);
+    close(p->console);
+    free(p);
+}
 
 /* Writes all of buf to fd, waiting while it is full; false when fd fails or the server
  * stops. */
@@ -644,9 +706,8 @@ static void *console_pump_main(void *arg)
         }
     }
 done:
-    close(p->console);
     MHD_upgrade_action(p->urh, MHD_UPGRADE_ACTION_CLOSE);
-    free(p);
+    pump_free(p);
     pthread_mutex_lock(&srv->pumps_lock);
     srv->npumps--;
     pthread_cond_broadcast(&srv->pumps_done);
@@ -692,8 +753,7 @@ static void console_upgraded(void *cls, struct MHD_Connection *conn, void *con_c
         pthread_cond_broadcast(&srv->pumps_done);
         pthread_mutex_unlock(&srv->pumps_lock);
     }
-    close(p->console);
-    free(p);
+    pump_free(p);
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
@@ -763,8 +823,13 @@ static enum MHD_Result serve_console(struct server *srv, struct server_req *req,
         return send_error(srv, req, conn, 500, NULL, "vm '%s': console: %s", req->name,
                           strerror(err));
     }
+    if (!stream_take(srv, req, conn, &ret)) {
+        close(fd);
+        return ret;
+    }
     p = calloc(1, sizeof(*p));
     if (!p) {
+        stream_put(srv);
         close(fd);
         return MHD_NO;
     }
@@ -1062,10 +1127,8 @@ static void mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls
     /* A client that went away mid-upload: its file goes, upload_end() hears of it. */
     if (req->kind == KIND_UPLOAD)
         upload_abandon(srv, req);
-    if (req->pump) {
-        close(req->pump->console);
-        free(req->pump);
-    }
+    if (req->pump)
+        pump_free(req->pump);
     api_response_free(&req->pending);
     free(req->body);
     free(req);

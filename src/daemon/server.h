@@ -10,7 +10,9 @@
  * in clear text, RFC 6750 §5.3). Any other http:// is refused.
  *
  * Threads: one thread per connection (libmicrohttpd's MHD_USE_THREAD_PER_CONNECTION), at most
- * SERVER_CONN_MAX connections per listener. An event stream blocks its own thread while it
+ * SERVER_CONN_MAX connections per listener, of which event streams and consoles (all
+ * listeners together) take at most SERVER_STREAMS_MAX, so they never crowd out plain
+ * requests. An event stream blocks its own thread while it
  * waits for events, and a websocket console gets a pump thread of its own, so neither holds up
  * anyone else. Because requests run in parallel threads and the store is not thread-safe,
  * every use of the store, and every hook call, happens with the DAEMON LOCK (cfg->lock) held:
@@ -39,6 +41,7 @@
 
 #define SERVER_ERR_LEN     512
 #define SERVER_CONN_MAX    64
+#define SERVER_STREAMS_MAX 32 /* event streams and consoles open at once (503 beyond) */
 #define SERVER_TIMEOUT_S   10
 #define SERVER_HEARTBEAT_S 15
 #define SERVER_CONN_MEM    (32u << 10)
