@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -546,8 +547,10 @@ static enum MHD_Result serve_events(struct server *srv, struct server_req *req,
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    /* The stream is silent between heartbeats: the idle timeout is not for it. */
-    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    /* Heartbeats keep a reading client busier than this; a client that stops reading (its
+     * socket full) is closed after it, so it cannot keep its stream slot. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)(4 * SERVER_HEARTBEAT_S));
     req->answered = true;
     metrics_count_request(srv->cfg.metrics, req->method, req->route, 200);
     ret = MHD_queue_response(conn, 200, resp);
@@ -575,13 +578,25 @@ static void pump_free(struct console_pump *p)
     free(p);
 }
 
-/* Writes all of buf to fd, waiting while it is full; false when fd fails or the server
- * stops. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes all of buf to fd, waiting while it is full: for the client at most 2 * SERVER_PING_S
+ * (a client that takes nothing for that long is gone), for the console as long as it takes
+ * (the VMM pauses a client that types faster than the guest reads, docs/console.md). false
+ * when fd fails, the wait ends or the server stops. */
 static bool write_all(struct console_pump *p, int fd, const uint8_t *buf, size_t len)
 {
     struct pollfd pf[2] = {{.fd = fd, .events = POLLOUT},
                            {.fd = p->srv->stop_pipe[0], .events = POLLIN}};
+    int wait = fd == p->sock ? 2 * SERVER_PING_S * 1000 : -1;
     ssize_t n;
+    int ready;
 
     while (len) {
         n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -594,9 +609,8 @@ static bool write_all(struct console_pump *p, int fd, const uint8_t *buf, size_t
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return false;
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            return false;
-        if (pf[1].revents)
+        ready = poll(pf, 2, wait);
+        if ((ready < 0 && errno != EINTR) || ready == 0 || pf[1].revents)
             return false;
     }
     return true;
@@ -670,13 +684,27 @@ static void *console_pump_main(void *arg)
         {.fd = srv->stop_pipe[0], .events = POLLIN},
     };
     uint8_t *chunk = p->out + WEBSOCKET_HDR_MAX;
+    int64_t heard = now_ms(), pinged = 0, due;
     ssize_t n;
 
     /* What the client sent right behind its handshake comes first. */
     if (p->inlen && !pump_client_frames(p))
         goto done;
     for (;;) {
-        if (poll(pf, 3, -1) < 0) {
+        /* A client silent for SERVER_PING_S gets a ping (§5.5.2); silent for as long again,
+         * it is gone (a peer that vanished without a FIN), and so is its console slot. */
+        due = (pinged ? pinged : heard) + SERVER_PING_S * 1000 - now_ms();
+        if (due <= 0) {
+            if (pinged) {
+                send_close(p, WEBSOCKET_GOING_AWAY, "no answer to a ping");
+                break;
+            }
+            if (!send_frame(p, WEBSOCKET_PING, (const uint8_t *)"tesserad", 8))
+                break;
+            pinged = now_ms();
+            continue;
+        }
+        if (poll(pf, 3, (int)due) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -690,6 +718,8 @@ static void *console_pump_main(void *arg)
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 break;
             if (n > 0) {
+                heard = now_ms();
+                pinged = 0;
                 p->inlen += (size_t)n;
                 if (!pump_client_frames(p))
                     break;

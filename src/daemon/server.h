@@ -22,8 +22,10 @@
  * takes the same lock. The event bus and the metrics registry have their own leaf locks,
  * taken with or without the daemon lock; nothing takes the daemon lock while holding one.
  *
- * Limits: SERVER_TIMEOUT_S of silence closes a connection (event streams excepted: they send
- * a heartbeat every SERVER_HEARTBEAT_S), a request's line and headers fit SERVER_CONN_MEM,
+ * Limits: SERVER_TIMEOUT_S of silence closes a connection (an event stream sends a heartbeat
+ * every SERVER_HEARTBEAT_S and is closed when its client has not taken anything for four of
+ * them; a console client silent for SERVER_PING_S is pinged, and dropped when silent as long
+ * again), a request's line and headers fit SERVER_CONN_MEM,
  * bodies are capped at API_BODY_MAX (413, from Content-Length before the body is read, or as
  * it arrives when chunked) except an upload's, capped at cfg->upload_max. */
 #ifndef TESSERA_DAEMON_SERVER_H
@@ -44,6 +46,7 @@
 #define SERVER_STREAMS_MAX 32 /* event streams and consoles open at once (503 beyond) */
 #define SERVER_TIMEOUT_S   10
 #define SERVER_HEARTBEAT_S 15
+#define SERVER_PING_S      30 /* a silent console client is pinged, then dropped */
 #define SERVER_CONN_MEM    (32u << 10)
 #define SERVER_LISTEN_MAX  8
 #define SERVER_UPLOAD_MAX  (1ull << 40) /* default per-upload cap: 1 TiB */
