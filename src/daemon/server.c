@@ -578,6 +578,11 @@ static void pump_free(struct console_pump *p)
     free(p);
 }
 
+static int ping_ms(const struct server *srv)
+{
+    return (int)(srv->cfg.ping_s ? srv->cfg.ping_s : SERVER_PING_S) * 1000;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -586,7 +591,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Writes all of buf to fd, waiting while it is full: for the client at most 2 * SERVER_PING_S
+/* Writes all of buf to fd, waiting while it is full: for the client at most two ping times
  * (a client that takes nothing for that long is gone), for the console as long as it takes
  * (the VMM pauses a client that types faster than the guest reads, docs/console.md). false
  * when fd fails, the wait ends or the server stops. */
@@ -594,7 +599,7 @@ static bool write_all(struct console_pump *p, int fd, const uint8_t *buf, size_t
 {
     struct pollfd pf[2] = {{.fd = fd, .events = POLLOUT},
                            {.fd = p->srv->stop_pipe[0], .events = POLLIN}};
-    int wait = fd == p->sock ? 2 * SERVER_PING_S * 1000 : -1;
+    int wait = fd == p->sock ? 2 * ping_ms(p->srv) : -1;
     ssize_t n;
     int ready;
 
@@ -693,7 +698,7 @@ static void *console_pump_main(void *arg)
     for (;;) {
         /* A client silent for SERVER_PING_S gets a ping (§5.5.2); silent for as long again,
          * it is gone (a peer that vanished without a FIN), and so is its console slot. */
-        due = (pinged ? pinged : heard) + SERVER_PING_S * 1000 - now_ms();
+        due = (pinged ? pinged : heard) + ping_ms(srv) - now_ms();
         if (due <= 0) {
             if (pinged) {
                 send_close(p, WEBSOCKET_GOING_AWAY, "no answer to a ping");

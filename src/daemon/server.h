@@ -89,6 +89,7 @@ struct server_config {
     struct metrics *metrics;   /* GET /metrics renders it; every answer is counted in it */
     const struct server_hooks *hooks;
     uint64_t upload_max; /* bytes per upload; 0: SERVER_UPLOAD_MAX */
+    unsigned ping_s;     /* a console client's silence before a ping; 0: SERVER_PING_S */
 };
 
 struct server;

@@ -1,7 +1,8 @@
 /* The daemon's HTTP front end (src/daemon/server.h) in one process, under the sanitizers:
  * server_start() on a unix socket with hooks of the test's own, a real unix socket standing
  * in for a VM's console (docs/console.md: raw bytes both ways), and a client written here.
- * Checks api_authenticate(), a websocket echo with ping/pong and close, an event stream that
+ * Checks api_authenticate(), a websocket echo with ping/pong and close, a silent websocket
+ * client pinged and dropped, an event stream that
  * gets a published event, the bound on long-lived connections (503), an upload that lands in
  * the hook's file with a 202 and its Location, an upload over the cap and one whose client
  * went away (the file removed, upload_end told), /metrics counting by route template, and a
@@ -262,6 +263,22 @@ static void test_websocket(void)
     CHECK(ws_recv(fd, out, &len) == WEBSOCKET_CLOSE && len == 2 && out[1] == 0xe8);
     close(fd);
 
+    /* A client that goes silent is pinged, and when it does not answer, closed with 1001. */
+    fd = ws_open("web", resp, sizeof(resp));
+    CHECK(status_of(resp) == 101);
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_PING && len == 8 && !memcmp(out, "tesserad", 8));
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_CLOSE && len >= 2 && out[0] == 0x03 &&
+          out[1] == 0xe9);
+    close(fd);
+    /* One that answers stays. */
+    fd = ws_open("web", resp, sizeof(resp));
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_PING);
+    ws_send(fd, WEBSOCKET_PONG, out, len);
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_PING);
+    ws_send(fd, WEBSOCKET_BINARY, "still", 5);
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_BINARY && len == 5 && !memcmp(out, "still", 5));
+    close(fd);
+
     fd = ws_open("nosuch", resp, sizeof(resp));
     CHECK(status_of(resp) == 404);
     close(fd);
@@ -431,7 +448,8 @@ int main(void)
                                     .events = bus,
                                     .metrics = metrics,
                                     .hooks = &hooks,
-                                    .upload_max = 1 << 20};
+                                    .upload_max = 1 << 20,
+                                    .ping_s = 2};
         const char *bad[1] = {"http://10.0.0.1:80"};
 
         CHECK(server_start(&cfg, &srv, err) == 0);
