@@ -1,11 +1,8 @@
 /* The daemon's HTTP front end (server.h). */
 #include "daemon/server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,36 +11,31 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "daemon/listener.h"
 #include "daemon/websocket.h"
 
-#define TLS_FILE_MAX  (1u << 20) /* a certificate chain or key file */
+_Static_assert(SERVER_ERR_LEN == LISTENER_ERR_LEN, "one err buffer for both");
+_Static_assert(SERVER_ADDRESS_LEN == LISTENER_ADDRESS_LEN, "server_address() gives the listener's");
+
 #define SSE_BUF_LEN   (EVENTS_DATA_MAX + 256)
 #define CONSOLE_CHUNK (16u << 10) /* console bytes per websocket frame */
-#define SEGMENTS_MAX  8
 
-struct listener {
+/* One listener and the libmicrohttpd daemon serving it. */
+struct http {
+    struct listener l;
     struct MHD_Daemon *mhd;
-    int fd;
-    bool is_unix;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    dev_t dev; /* the socket file we made, so stop removes only that one */
-    ino_t ino;
-    char address[SERVER_ADDRESS_LEN];
 };
 
 struct server {
     struct server_config cfg;
-    struct listener l[SERVER_LISTEN_MAX];
+    struct http l[SERVER_LISTEN_MAX];
     size_t nl;
     char *tls_cert, *tls_key; /* PEM text, for MHD */
     int stop_pipe[2];         /* readable once stopping: consoles poll it */
@@ -1178,317 +1170,55 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- Listeners ---- */
 
-/* Creates the unix socket at path: 0 and l->fd, or -errno with err. */
-static int listen_unix(struct listener *l, const char *path, mode_t mode, char *err)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-    int fd, probe, ret;
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, SERVER_ERR_LEN, "%s: socket path longer than %zu bytes", path,
-                 sizeof(sa.sun_path) - 1);
-        return -ENAMETOOLONG;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, SERVER_ERR_LEN, "%s: exists and is not a socket; not replacing it", path);
-            return -EEXIST;
-        }
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(probe);
-            snprintf(err, SERVER_ERR_LEN, "%s: another tesserad is listening there", path);
-            return -EADDRINUSE;
-        }
-        if (probe >= 0)
-            close(probe);
-        unlink(path);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        ret = -errno;
-        snprintf(err, SERVER_ERR_LEN, "%s: socket: %s", path, strerror(errno));
-        return ret;
-    }
-    /* Nobody can connect before listen(), so the mode is right before anyone can. */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, mode) || stat(path, &st) ||
-        listen(fd, SERVER_CONN_MAX)) {
-        ret = -errno;
-        snprintf(err, SERVER_ERR_LEN, "%s: cannot listen: %s", path, strerror(errno));
-        close(fd);
-        return ret;
-    }
-    l->is_unix = true;
-    snprintf(l->path, sizeof(l->path), "%s", path);
-    l->dev = st.st_dev;
-    l->ino = st.st_ino;
-    l->fd = fd;
-    snprintf(l->address, sizeof(l->address), "unix:%s", path);
-    return 0;
-}
-
-/* Binds HOST:PORT (host a name, an IPv4 address or a bracketed IPv6 one): 0 and l->fd, or
- * -errno with err naming spec. */
-static int listen_tcp(struct listener *l, const char *spec, const char *scheme, const char *host,
-                      const char *port, char *err)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    struct addrinfo *res, *ai;
-    char h[INET6_ADDRSTRLEN], p[8];
-    int fd = -1, ret, one = 1;
-
-    ret = getaddrinfo(host, port, &hints, &res);
-    if (ret) {
-        snprintf(err, SERVER_ERR_LEN, "--listen %s: %s: %s", spec, host, gai_strerror(ret));
-        return -EINVAL;
-    }
-    ret = -EADDRNOTAVAIL;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            ret = -errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SERVER_CONN_MAX) == 0)
-            break;
-        ret = -errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, SERVER_ERR_LEN, "--listen %s: cannot listen: %s", spec, strerror(-ret));
-        return ret;
-    }
-    l->fd = fd;
-    /* The address as bound: port 0 becomes the kernel's choice. */
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
-        getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p),
-                    NI_NUMERICHOST | NI_NUMERICSERV))
-        snprintf(l->address, sizeof(l->address), "%s", spec);
-    else
-        snprintf(l->address, sizeof(l->address), ss.ss_family == AF_INET6 ? "%s[%s]:%s" : "%s%s:%s",
-                 scheme, h, p);
-    return 0;
-}
-
-/* Splits "HOST:PORT" or "[V6]:PORT" (after the scheme) into host and port. */
-static int split_host_port(const char *spec, const char *rest, char *host, size_t hlen, char *port,
-                           char *err)
-{
-    const char *colon;
-    size_t n;
-
-    if (rest[0] == '[') {
-        const char *close_br = strchr(rest, ']');
-
-        if (!close_br || close_br[1] != ':')
-            goto bad;
-        n = (size_t)(close_br - rest - 1);
-        colon = close_br + 1;
-        rest++;
-    } else {
-        colon = strrchr(rest, ':');
-        if (!colon)
-            goto bad;
-        n = (size_t)(colon - rest);
-    }
-    if (!n || n >= hlen || strlen(colon + 1) < 1 || strlen(colon + 1) > 5 ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) > 65535)
-        goto bad;
-    memcpy(host, rest, n);
-    host[n] = '\0';
-    snprintf(port, 8, "%s", colon + 1);
-    return 0;
-bad:
-    snprintf(err, SERVER_ERR_LEN,
-             "--listen %s: expected unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT", spec);
-    return -EINVAL;
-}
-
-/* Reads a PEM file whole into *out (NUL-terminated). */
-static int read_pem(const char *what, const char *path, char **out, size_t *len, char *err)
-{
-    char *buf = NULL;
-    size_t n = 0;
-    ssize_t r;
-    int fd, ret = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        ret = -errno;
-        snprintf(err, SERVER_ERR_LEN, "%s %s: cannot read: %s", what, path, strerror(errno));
-        return ret;
-    }
-    buf = malloc(TLS_FILE_MAX + 1);
-    if (!buf) {
-        close(fd);
-        snprintf(err, SERVER_ERR_LEN, "%s %s: out of memory", what, path);
-        return -ENOMEM;
-    }
-    while ((r = read(fd, buf + n, TLS_FILE_MAX + 1 - n)) > 0)
-        n += (size_t)r;
-    if (r < 0) {
-        ret = -errno;
-        snprintf(err, SERVER_ERR_LEN, "%s %s: cannot read: %s", what, path, strerror(errno));
-    } else if (n > TLS_FILE_MAX) {
-        ret = -EFBIG;
-        snprintf(err, SERVER_ERR_LEN, "%s %s: larger than %u bytes: not a PEM file", what, path,
-                 TLS_FILE_MAX);
-    }
-    close(fd);
-    if (ret) {
-        free(buf);
-        return ret;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-/* Loads and checks the certificate and key, so a mistake is named before MHD sees them (it
- * would only say it could not start). */
-static int tls_load(struct server *srv, char *err)
-{
-    const char *cert = srv->cfg.tls_cert, *key = srv->cfg.tls_key;
-    gnutls_certificate_credentials_t cred;
-    gnutls_x509_crt_t *crts = NULL;
-    gnutls_x509_privkey_t pk;
-    gnutls_datum_t dc, dk;
-    unsigned ncrt = 0, i;
-    size_t lc, lk;
-    int ret;
-
-    if (!cert || !key) {
-        snprintf(err, SERVER_ERR_LEN,
-                 "an https:// listener needs --tls-cert FILE and --tls-key FILE");
-        return -EINVAL;
-    }
-    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-        snprintf(err, SERVER_ERR_LEN, "this libmicrohttpd was built without TLS");
-        return -ENOTSUP;
-    }
-    ret = read_pem("--tls-cert", cert, &srv->tls_cert, &lc, err);
-    if (!ret)
-        ret = read_pem("--tls-key", key, &srv->tls_key, &lk, err);
-    if (ret)
-        return ret;
-    dc = (gnutls_datum_t){(unsigned char *)srv->tls_cert, (unsigned)lc};
-    dk = (gnutls_datum_t){(unsigned char *)srv->tls_key, (unsigned)lk};
-    ret = gnutls_x509_crt_list_import2(&crts, &ncrt, &dc, GNUTLS_X509_FMT_PEM, 0);
-    if (ret < 0) {
-        snprintf(err, SERVER_ERR_LEN, "--tls-cert %s: not a PEM certificate: %s", cert,
-                 gnutls_strerror(ret));
-        return -EINVAL;
-    }
-    for (i = 0; i < ncrt; i++)
-        gnutls_x509_crt_deinit(crts[i]);
-    gnutls_free(crts);
-    if (gnutls_x509_privkey_init(&pk) < 0)
-        return -ENOMEM;
-    ret = gnutls_x509_privkey_import2(pk, &dk, GNUTLS_X509_FMT_PEM, NULL, 0);
-    gnutls_x509_privkey_deinit(pk);
-    if (ret < 0) {
-        snprintf(err, SERVER_ERR_LEN, "--tls-key %s: not an unencrypted PEM private key: %s", key,
-                 gnutls_strerror(ret));
-        return -EINVAL;
-    }
-    if (gnutls_certificate_allocate_credentials(&cred) < 0)
-        return -ENOMEM;
-    ret = gnutls_certificate_set_x509_key_mem2(cred, &dc, &dk, GNUTLS_X509_FMT_PEM, NULL, 0);
-    gnutls_certificate_free_credentials(cred);
-    if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-        snprintf(err, SERVER_ERR_LEN, "--tls-key %s: does not match the certificate in %s", key,
-                 cert);
-        return -EINVAL;
-    }
-    if (ret < 0) {
-        snprintf(err, SERVER_ERR_LEN, "--tls-cert %s, --tls-key %s: %s", cert, key,
-                 gnutls_strerror(ret));
-        return -EINVAL;
-    }
-    return 0;
-}
-
 /* Opens the listener for spec and starts its libmicrohttpd daemon. */
-static int listener_start(struct server *srv, struct listener *l, const char *spec, char *err)
+static int http_start(struct server *srv, struct http *h, const char *spec, char *err)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
-    char host[256], port[8];
-    bool tls = false;
     int ret;
 
-    l->fd = -1;
-    if (!strncmp(spec, "unix:", 5)) {
-        ret = listen_unix(l, spec + 5, srv->cfg.unix_mode, err);
-    } else if (!strncmp(spec, "https://", 8)) {
-        ret = split_host_port(spec, spec + 8, host, sizeof(host), port, err);
-        if (!ret && !srv->tls_cert)
-            ret = tls_load(srv, err);
-        if (!ret)
-            ret = listen_tcp(l, spec, "https://", host, port, err);
-        tls = true;
-    } else if (!strncmp(spec, "http://", 7)) {
-        ret = split_host_port(spec, spec + 7, host, sizeof(host), port, err);
-        /* Tokens in clear text stay on this host: loopback literals only (not "localhost",
-         * whose resolution is configuration). */
-        if (!ret && strcmp(host, "127.0.0.1") && strcmp(host, "::1")) {
-            snprintf(err, SERVER_ERR_LEN,
-                     "--listen %s: plain HTTP would send bearer tokens in clear text; use "
-                     "https:// with --tls-cert and --tls-key, or http://127.0.0.1:PORT or "
-                     "http://[::1]:PORT for this host only",
-                     spec);
-            ret = -EINVAL;
-        }
-        if (!ret)
-            ret = listen_tcp(l, spec, "http://", host, port, err);
-    } else {
-        snprintf(err, SERVER_ERR_LEN,
-                 "--listen %s: expected unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT",
-                 spec);
-        ret = -EINVAL;
-    }
+    ret = listener_open(spec, srv->cfg.unix_mode, &h->l, err);
     if (ret)
         return ret;
-    if (tls)
+    if (h->l.tls && !srv->tls_cert) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, SERVER_ERR_LEN, "--listen %s: this libmicrohttpd has no TLS", spec);
+            return -ENOTSUP;
+        }
+        ret = listener_tls_load(srv->cfg.tls_cert, srv->cfg.tls_key, &srv->tls_cert, &srv->tls_key,
+                                err);
+        if (ret)
+            return ret;
+    }
+    if (h->l.tls)
         flags |= MHD_USE_TLS;
-    l->mhd = MHD_start_daemon(
+    h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, mhd_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVER_CONN_MAX,
+        MHD_OPTION_LISTEN_SOCKET, h->l.fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVER_CONN_MAX,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEM, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)SERVER_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, mhd_completed, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, mhd_unescape_none, srv,
-        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
-        srv->tls_key, MHD_OPTION_END);
-    if (!l->mhd) {
+        h->l.tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
+    if (!h->mhd) {
         snprintf(err, SERVER_ERR_LEN, "--listen %s: cannot start the HTTP server", spec);
         return -EIO;
     }
     return 0;
 }
 
-static void listener_stop(struct listener *l)
+static void http_stop(struct http *h)
 {
-    struct stat st;
-
-    if (l->mhd) {
+    if (h->mhd) {
         /* Quiescing hands the listening socket back (MHD_USE_ITC lets the thread be woken for
          * it); without it MHD_stop_daemon() closes the socket itself. */
-        if (MHD_quiesce_daemon(l->mhd) == l->fd)
-            close(l->fd);
-        MHD_stop_daemon(l->mhd);
-    } else if (l->fd >= 0) {
-        close(l->fd);
+        if (MHD_quiesce_daemon(h->mhd) == h->l.fd)
+            close(h->l.fd);
+        MHD_stop_daemon(h->mhd);
+    } else if (h->l.fd >= 0) {
+        close(h->l.fd);
     }
-    if (l->is_unix && stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
-        unlink(l->path);
+    listener_remove(&h->l);
 }
 
 static void server_free(struct server *srv)
@@ -1546,7 +1276,7 @@ int server_start(const struct server_config *cfg, struct server **out, char *err
         return ret;
     }
     for (i = 0; i < cfg->nlisten; i++) {
-        ret = listener_start(srv, &srv->l[i], cfg->listen[i], err);
+        ret = http_start(srv, &srv->l[i], cfg->listen[i], err);
         srv->nl = i + 1;
         if (ret)
             goto stop;
@@ -1556,14 +1286,14 @@ int server_start(const struct server_config *cfg, struct server **out, char *err
 stop:
     server_quiet(srv);
     for (i = 0; i < srv->nl; i++)
-        listener_stop(&srv->l[i]);
+        http_stop(&srv->l[i]);
     server_free(srv);
     return ret;
 }
 
 const char *server_address(const struct server *srv, size_t i)
 {
-    return i < srv->nl ? srv->l[i].address : NULL;
+    return i < srv->nl ? srv->l[i].l.address : NULL;
 }
 
 void server_stop(struct server *srv)
@@ -1574,6 +1304,6 @@ void server_stop(struct server *srv)
         return;
     server_quiet(srv);
     for (i = 0; i < srv->nl; i++)
-        listener_stop(&srv->l[i]);
+        http_stop(&srv->l[i]);
     server_free(srv);
 }
