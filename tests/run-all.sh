@@ -40,6 +40,7 @@ stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
 stage "cli client"  python3 tests/system/test_cli_client.py
 stage "openapi"     python3 tests/system/test_openapi.py
+stage "daemon http" python3 tests/system/test_daemon_http.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

@@ -742,6 +742,11 @@ static const struct route routes[] = {
      "vm.snapshot-delete",
      ROLE_TENANT_ADMIN},
     {"GET", {"operations"}, api_operations_list, NULL, ROLE_VIEWER},
+    /* Served by the HTTP front end (server.c) before the core sees them; listed here so the
+     * permission table (GET /roles) holds every route. */
+    {"GET", {"events"}, api_front_only, NULL, ROLE_VIEWER},
+    {"GET", {"vms", "{name}", "console"}, api_front_only, NULL, ROLE_OPERATOR},
+    {"PUT", {"volumes", "{name}", "data"}, api_front_only, NULL, ROLE_TENANT_ADMIN},
     {"GET", {"operations", "{op}"}, api_operation_get, NULL, ROLE_VIEWER},
     {"GET", {"operations", "{op}", "wait"}, api_operation_wait, NULL, ROLE_VIEWER},
 };
@@ -841,15 +846,46 @@ static int path_split(const char *path, char *buf, struct req *q)
 
 /* ---- Authentication ---- */
 
-/* Finds the caller from "Bearer TOKEN" (RFC 6750 §2.1; the scheme is case-insensitive, RFC
- * 7235 §2.1). 0, or -EACCES with the 401 in q->r. */
-static int authenticate(struct req *q, const char *authorization)
+int api_authenticate(struct store *s, const char *authorization, struct api_caller *out)
 {
     uint8_t hash[STORE_HASH_LEN];
     char id[STORE_TOKEN_ID_LEN];
     struct store_token t;
+    enum role role;
     const char *p;
     size_t n;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7))
+        return -EACCES;
+    for (p = authorization + 7; *p == ' '; p++)
+        ;
+    for (n = strlen(p); n && (p[n - 1] == ' ' || p[n - 1] == '\t'); n--)
+        ;
+    if (token_parse(p, n, id, hash))
+        return -EACCES;
+    ret = s->ops->token_get(s, id, &t);
+    if (ret == -ENOMEM)
+        return ret;
+    if (ret && ret != -ENOENT)
+        return -EIO;
+    if (ret || !token_hash_equal(hash, t.hash) || t.revoked)
+        return -EACCES;
+    role = role_parse(t.role);
+    if (role == ROLE_NONE || (role == ROLE_PLATFORM_ADMIN) != !t.tenant[0])
+        return -EACCES;
+    snprintf(out->tenant, sizeof(out->tenant), "%s", t.tenant);
+    snprintf(out->user, sizeof(out->user), "%s", t.user);
+    snprintf(out->role, sizeof(out->role), "%s", role_names[role]);
+    return 0;
+}
+
+/* Finds the caller from "Bearer TOKEN" (RFC 6750 §2.1; the scheme is case-insensitive, RFC
+ * 7235 §2.1). 0, or -EACCES with the 401 in q->r. */
+static int authenticate(struct req *q, const char *authorization)
+{
+    struct api_caller c;
     int ret;
 
     if (!authorization) {
@@ -858,32 +894,21 @@ static int authenticate(struct req *q, const char *authorization)
                     "administrator's token is in STATE_DIR/admin.token)");
         return -EACCES;
     }
-    if (strncasecmp(authorization, "Bearer ", 7))
-        goto bad;
-    for (p = authorization + 7; *p == ' '; p++)
-        ;
-    for (n = strlen(p); n && (p[n - 1] == ' ' || p[n - 1] == '\t'); n--)
-        ;
-    if (token_parse(p, n, id, hash))
-        goto bad;
-    ret = q->s->ops->token_get(q->s, id, &t);
-    if (ret && ret != -ENOENT) {
+    ret = api_authenticate(q->s, authorization, &c);
+    if (ret == -EACCES) {
+        /* One answer for every way a token fails, so none can be told apart. */
+        reply_error(q->r, 401, NULL, "the token is not valid (unknown, malformed or revoked)");
+        return ret;
+    }
+    if (ret) {
         reply_store(q, "token", ret);
         return -EACCES;
     }
-    if (ret || !token_hash_equal(hash, t.hash) || t.revoked)
-        goto bad;
-    q->c.role = role_parse(t.role);
-    if (q->c.role == ROLE_NONE || (q->c.role == ROLE_PLATFORM_ADMIN) != !t.tenant[0])
-        goto bad;
-    snprintf(q->c.tenant, sizeof(q->c.tenant), "%s", t.tenant);
-    snprintf(q->c.user, sizeof(q->c.user), "%s", t.user);
+    q->c.role = role_parse(c.role);
+    snprintf(q->c.tenant, sizeof(q->c.tenant), "%s", c.tenant);
+    snprintf(q->c.user, sizeof(q->c.user), "%s", c.user);
     q->authenticated = true;
     return 0;
-bad:
-    /* One answer for every way a token fails, so none can be told apart. */
-    reply_error(q->r, 401, NULL, "the token is not valid (unknown, malformed or revoked)");
-    return -EACCES;
 }
 
 /* ---- Audit records ---- */
@@ -910,6 +935,22 @@ static void audit_write(struct req *q, const char *action)
         /* The change happened (or was refused) but is not on record: say so loudly. */
         fprintf(stderr, "tesserad: audit: cannot record %s %s (%u): %s\n", a.action, a.target,
                 a.status, store_error(q->s));
+}
+
+/* A committed change goes on the event stream of the tenant whose log it is in: what was done
+ * to what, by whom, and the object as the answer showed it. */
+static void publish_change(struct req *q, const char *action)
+{
+    json_t *body = q->r->body ? json_loadb(q->r->body, q->r->len, 0, NULL) : NULL;
+    json_t *ev = json_pack("{s:s,s:s,s:s,s:i}", "action", action, "target", q->target, "actor",
+                           q->c.user, "status", (int)q->r->status);
+
+    /* A token's secret never goes on a stream. */
+    if (ev && json_is_object(body) && !json_object_get(body, "token"))
+        json_object_set(ev, "object", body);
+    api_publish(q->d, q->audit_tenant, action, ev);
+    json_decref(body);
+    json_decref(ev);
 }
 
 /* ---- The request core ---- */
@@ -999,6 +1040,7 @@ void api_handle(struct daemon *d, const struct api_request *rq, struct api_respo
             s->ops->rollback(s);
             goto audit;
         }
+        publish_change(&q, rt->action);
         return;
     }
     s->ops->rollback(s);

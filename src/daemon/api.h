@@ -56,6 +56,20 @@ void api_handle(struct daemon *d, const struct api_request *rq, struct api_respo
 
 void api_response_free(struct api_response *r);
 
+/* Who a valid token speaks for: what server.c needs to serve the routes that are not
+ * api_handle()'s (events, metrics, the console, uploads). */
+struct api_caller {
+    char tenant[STORE_NAME_LEN]; /* "" for a platform user */
+    char user[STORE_NAME_LEN];
+    char role[STORE_ROLE_LEN]; /* the token's role: "platform-admin", "tenant-admin", ... */
+};
+
+/* Checks the value of an Authorization header ("Bearer TOKEN"; NULL when absent) as
+ * api_handle() does: 0 and *out for a valid token; -EACCES for a missing, malformed, unknown
+ * or revoked one (no way to tell which); -EIO (the store's message in store_error()) or
+ * -ENOMEM when the store fails. Same thread rule as api_handle(). */
+int api_authenticate(struct store *s, const char *authorization, struct api_caller *out);
+
 /* First start: when the store has no users at all, creates the platform administrator
  * (API_ADMIN_USER) and a token for it: *created is true and token (TOKEN_TEXT_LEN + 1 bytes)
  * holds its text, the only time it is known. Otherwise *created is false. Returns 0, or -errno
@@ -74,5 +88,21 @@ int api_recover(struct daemon *d);
  * BusyBox guest beside the binaries; the Debian template from its cache) and are not
  * registered yet. Called with d->lock held at start-up. 0, or -errno with err. */
 int api_shipped_templates(struct daemon *d, char *err);
+
+/* The routes the HTTP front end serves itself (server.h, struct server_hooks), with d as
+ * their arg; called with d->lock held. console_path: the VM's console socket for a caller of
+ * at least the operator role (-ENOENT no such VM in the caller's tenant, -EPERM the role,
+ * -ENOTCONN not running). upload_begin/end: a volume's new image, imported by an operation
+ * (202) whose size the tenant's disk quota caps. */
+struct api_caller;
+int api_hook_console_path(void *arg, const struct api_caller *caller, const char *vm, char *path,
+                          size_t len);
+int api_hook_upload_begin(void *arg, const struct api_caller *caller, const char *volume,
+                          char *tmp_path, size_t len);
+void api_hook_upload_end(void *arg, const struct api_caller *caller, const char *volume,
+                         const char *tmp_path, bool ok, struct api_response *r);
+
+/* Registers the VM, tenant and host metrics (metrics.h) in d->metrics. */
+int api_metrics_init(struct daemon *d);
 
 #endif

@@ -136,7 +136,11 @@ void api_snapshot_do(struct req *q, const char *tenant, const char *name, json_t
 /* The snapshot name of a create body ({"name"}); 0, or -EINVAL with the 400 set. */
 int api_snapshot_name(struct req *q, json_t **body, const char **snap);
 
+/* Publishes obj (not taken over) as an event of `type` about tenant's objects. */
+void api_publish(struct daemon *d, const char *tenant, const char *type, json_t *obj);
+
 /* ---- Resource handlers ---- */
+void api_front_only(struct req *q);
 void api_pools_list(struct req *q);
 void api_volumes_list(struct req *q);
 void api_volumes_create(struct req *q);

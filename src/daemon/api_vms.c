@@ -107,6 +107,8 @@ static void vm_save_locked(struct daemon *d, const char *tenant, const char *nam
     if (!text || d->store->ops->doc_put(d->store, "vm", tenant, name, text, STORE_PUT_UPDATE))
         fprintf(stderr, "tesserad: VM %s/%s: cannot record its state: %s\n", tenant, name,
                 text ? store_error(d->store) : "out of memory");
+    else
+        api_publish(d, tenant, "vm.state", vm);
     free(text);
 }
 

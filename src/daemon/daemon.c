@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/events.h"
+#include "daemon/metrics.h"
 #include "daemon/ops.h"
 #include "daemon/rt.h"
 
@@ -57,9 +59,15 @@ int daemon_init(struct daemon *d, const char *state_dir, char *err)
     if (ret)
         return ret;
     ret = ops_init(d);
+    if (!ret)
+        ret = events_bus_new(&d->events);
+    if (!ret)
+        ret = metrics_new(&d->metrics);
+    if (!ret)
+        ret = api_metrics_init(d);
     if (ret) {
         snprintf(err, STORE_ERR_LEN, "out of memory");
-        goto close_store;
+        goto fini_ops;
     }
     ret = rt_init(d, err);
     if (ret)
@@ -78,8 +86,9 @@ int daemon_init(struct daemon *d, const char *state_dir, char *err)
 fini_rt:
     rt_fini(d);
 fini_ops:
+    metrics_free(d->metrics);
+    events_bus_free(d->events);
     ops_fini(d);
-close_store:
     store_close(d->store);
     d->store = NULL;
     return ret;
@@ -90,6 +99,8 @@ void daemon_fini(struct daemon *d)
     /* The VMs run on: they are their own processes, found again on the next start. */
     rt_fini(d);
     ops_fini(d);
+    metrics_free(d->metrics);
+    events_bus_free(d->events);
     store_close(d->store);
     d->store = NULL;
     pthread_mutex_destroy(&d->lock);

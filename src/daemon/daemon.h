@@ -16,6 +16,8 @@
 #include "daemon/store.h"
 
 struct ops;
+struct events_bus;
+struct metrics;
 
 #define DAEMON_STATE_DIR_MAX 200
 
@@ -29,6 +31,8 @@ struct daemon {
     pthread_mutex_t lock;
     struct store *store;
     struct ops *ops;
+    struct events_bus *events; /* changes to objects, for GET /api/v1/events (events.h) */
+    struct metrics *metrics;   /* GET /metrics (metrics.h), with the VM and tenant providers */
     struct daemon_host host;
     char state_dir[DAEMON_STATE_DIR_MAX]; /* a VM's sockets live under it: kept short */
     char tessera[PATH_MAX]; /* the VMM binary; "" when none was found (VMs cannot start) */

@@ -1,11 +1,14 @@
 /* tesserad: the host daemon (docs/daemon.md).
  *
- *   tesserad --state-dir DIR [--listen unix:PATH]
+ *   tesserad --state-dir DIR [--listen unix:PATH] [--listen https://HOST:PORT] ...
+ *            [--tls-cert FILE --tls-key FILE] [--upload-max BYTES]
  *
- * Keeps its state in DIR/tesserad.db (SQLite) and serves the REST API on a unix socket
- * (default DIR/tesserad.sock, mode 0660). On the first start it creates the platform
- * administrator and writes its token to DIR/admin.token (mode 0600). SIGTERM or SIGINT stop it
- * cleanly: the server finishes, the store is closed, the socket removed. */
+ * Keeps its state in DIR/tesserad.db (SQLite) and serves the REST API on every --listen given
+ * (default: the unix socket DIR/tesserad.sock, mode 0660; server.h lists the forms). On the
+ * first start it creates the platform administrator and writes its token to DIR/admin.token
+ * (mode 0600). SIGTERM or SIGINT stop it cleanly: the server finishes, the store is closed,
+ * the sockets removed.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +25,8 @@
 
 #include "daemon/api.h"
 #include "daemon/daemon.h"
+#include "daemon/events.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
 #include "daemon/vmproc.h"
@@ -30,12 +35,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tesserad --state-dir DIR [--listen unix:PATH]\n"
-               "  --state-dir DIR     where the database, the socket and admin.token live\n"
-               "  --listen unix:PATH  the API's unix socket (default DIR/tesserad.sock)\n");
+    fprintf(f,
+            "usage: tesserad --state-dir DIR [--listen SPEC]... [--tls-cert FILE --tls-key FILE]\n"
+            "  --state-dir DIR      where the database, the socket and admin.token live\n"
+            "  --listen SPEC        where to serve the API; may be given up to %d times:\n"
+            "                         unix:PATH (default DIR/tesserad.sock)\n"
+            "                         https://HOST:PORT (needs --tls-cert and --tls-key)\n"
+            "                         http://127.0.0.1:PORT or http://[::1]:PORT (this host only)\n"
+            "  --tls-cert FILE      PEM certificate (chain) for https:// listeners\n"
+            "  --tls-key FILE       PEM private key for https:// listeners\n"
+            "  --upload-max BYTES   largest volume upload (default 1 TiB)\n",
+            SERVER_LISTEN_MAX);
 }
 
-/* Writes the administrator's token to path (mode 0600), replacing it atomically. */
 static int write_token(const char *path, const char *token)
 {
     char tmp[PATH_MAX];
@@ -65,26 +77,54 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"upload-max", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    char db_path[PATH_MAX], sock_path[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
+    char sock_spec[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1];
-    const char *dir = NULL, *listen_arg = NULL;
-    struct server *srv = NULL;
+    const char *dir = NULL, *listen[SERVER_LISTEN_MAX];
+    struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
     static struct daemon d;
+    struct server_hooks hooks = {.arg = &d,
+                                 .console_path = api_hook_console_path,
+                                 .upload_begin = api_hook_upload_begin,
+                                 .upload_end = api_hook_upload_end};
+    struct server *srv = NULL;
+    bool https = false;
+    char *end;
+    size_t i;
     sigset_t stop;
     bool created;
     int opt, sig, ret, lock_fd;
 
-    /* Re-run as a VM's shim (daemon/vmproc.h): before any thread or fd of the daemon exists. */
+    /* The shim between tesserad and a VM's process (vmproc.h): tesserad run again. */
     if (argc > 1 && !strcmp(argv[1], VMPROC_SHIM_ARG))
         return vmproc_shim_main(argc, argv);
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': dir = optarg; break;
-        case 'l': listen_arg = optarg; break;
+        case 'l':
+            if (cfg.nlisten == SERVER_LISTEN_MAX) {
+                fprintf(stderr, "tesserad: --listen: at most %d\n", SERVER_LISTEN_MAX);
+                return 2;
+            }
+            listen[cfg.nlisten++] = optarg;
+            https |= !strncmp(optarg, "https://", 8);
+            break;
+        case 'c': cfg.tls_cert = optarg; break;
+        case 'k': cfg.tls_key = optarg; break;
+        case 'u':
+            errno = 0;
+            cfg.upload_max = strtoull(optarg, &end, 10);
+            if (errno || *end || !cfg.upload_max || optarg[0] == '-') {
+                fprintf(stderr, "tesserad: --upload-max %s: expected a number of bytes\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -93,18 +133,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (listen_arg && strncmp(listen_arg, "unix:", 5)) {
-        fprintf(stderr, "tesserad: --listen %s: expected unix:PATH\n", listen_arg);
+    if (https != (cfg.tls_cert || cfg.tls_key) || !cfg.tls_cert != !cfg.tls_key) {
+        fprintf(stderr, "tesserad: %s\n",
+                https ? "an https:// listener needs both --tls-cert FILE and --tls-key FILE"
+                      : "--tls-cert and --tls-key go with an https:// listener (and each other)");
         return 2;
     }
-    if (snprintf(db_path, sizeof(db_path), "%s/tesserad.db", dir) >= (int)sizeof(db_path) ||
-        snprintf(token_path, sizeof(token_path), "%s/admin.token", dir) >=
+    if (snprintf(token_path, sizeof(token_path), "%s/admin.token", dir) >=
             (int)sizeof(token_path) ||
         snprintf(lock_path, sizeof(lock_path), "%s/tesserad.lock", dir) >= (int)sizeof(lock_path) ||
-        snprintf(sock_path, sizeof(sock_path), "%s", listen_arg ? listen_arg + 5 : "") >=
-            (int)sizeof(sock_path) ||
-        (!listen_arg && snprintf(sock_path, sizeof(sock_path), "%s/tesserad.sock", dir) >=
-                            (int)sizeof(sock_path))) {
+        snprintf(sock_spec, sizeof(sock_spec), "unix:%s/tesserad.sock", dir) >=
+            (int)sizeof(sock_spec)) {
         fprintf(stderr, "tesserad: --state-dir %s: path too long\n", dir);
         return 2;
     }
@@ -153,12 +192,21 @@ int main(int argc, char **argv)
                 "(mode 0600): keep it secret\n",
                 API_ADMIN_USER, token_path);
     }
-    ret = server_start(sock_path, SOCKET_MODE, &d, &srv, err);
+    if (!cfg.nlisten)
+        listen[cfg.nlisten++] = sock_spec;
+    cfg.daemon = &d;
+    cfg.store = d.store;
+    cfg.lock = &d.lock;
+    cfg.events = d.events;
+    cfg.metrics = d.metrics;
+    cfg.hooks = &hooks;
+    ret = server_start(&cfg, &srv, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         goto close_store;
     }
-    fprintf(stderr, "tesserad: serving the API on unix:%s\n", sock_path);
+    for (i = 0; server_address(srv, i); i++)
+        fprintf(stderr, "tesserad: serving the API on %s\n", server_address(srv, i));
     do {
         ret = sigwait(&stop, &sig);
     } while (ret == EINTR);

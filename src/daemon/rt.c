@@ -544,6 +544,65 @@ int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, c
     return snprintf(path, len, "%s/console.sock", dir) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
+int rt_vm_stats(struct daemon *d, const char *tenant, const char *name, json_t **out)
+{
+    char dir[PATH_MAX], err[RT_ERR_LEN], path[64], *text = NULL;
+    struct vmproc_info info;
+    unsigned long ut, st;
+    FILE *f;
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    *out = NULL;
+    if (!ret)
+        ret = vmproc_probe(dir, &info, err);
+    if (ret || info.state != VMPROC_RUNNING)
+        return ret ? ret : -ESRCH;
+    ret = vmproc_get(dir, &text, err);
+    if (ret)
+        return ret;
+    *out = json_loads(text, 0, NULL);
+    free(text);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return -EIO;
+    }
+    /* CPU time from the kernel's own count for the VMM's process (proc(5): fields 14, 15). */
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)info.pid);
+    f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                   &st) == 2)
+            json_object_set_new(*out, "process",
+                                json_pack("{s:f}", "cpu_seconds",
+                                          (double)(ut + st) / (double)sysconf(_SC_CLK_TCK)));
+        fclose(f);
+    }
+    return 0;
+}
+
+int rt_volume_import(struct daemon *d, const char *tenant, const char *name, const char *path,
+                     uint64_t max, char *err)
+{
+    struct volume_info vi;
+    char key[POOL_KEY_LEN];
+    int fd, ret;
+
+    vol_key(tenant, name, key);
+    ret = volume_info(rt_of(d)->pool, key, &vi, err);
+    if (ret)
+        return ret;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", path, strerror(errno));
+        return -errno;
+    }
+    /* The volume keeps its format; the upload may be either. */
+    ret = volume_import(rt_of(d)->pool, key, vi.format, fd, max, err);
+    close(fd);
+    return ret;
+}
+
 int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, size_t max,
                       char **text)
 {

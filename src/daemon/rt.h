@@ -87,6 +87,13 @@ int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, c
  * that are not printable ASCII, newline or tab replaced by '?'), or NULL when there is none. */
 int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, size_t max,
                       char **text);
+/* The running VM's counters (GET /v1/vm/stats) with its process's CPU time added as
+ * process.cpu_seconds: *out is a new reference. -ESRCH when it does not run. */
+int rt_vm_stats(struct daemon *d, const char *tenant, const char *name, json_t **out);
+/* Replaces volume (tenant, name)'s image with the uploaded file at path (pool.h:
+ * volume_import(): hostile input, at most max bytes of virtual size). */
+int rt_volume_import(struct daemon *d, const char *tenant, const char *name, const char *path,
+                     uint64_t max, char *err);
 /* Removes the VM's run directory (its process must have exited). */
 int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *err);
 

@@ -95,6 +95,16 @@ const struct virt_config *virt_get_config(const struct virt_machine *m);
  * never built one). Read it only while the machine cannot reset (not running, or paused). */
 const void *virt_fdt(const struct virt_machine *m);
 
+/* Device slot `slot`'s type name ("disk", "net", ...) and traffic so far: 0, or -ENODEV when
+ * the slot is empty or its type counts nothing. For a disk, reads are what the guest read; for
+ * a NIC, reads are the frames it received and writes those it sent. Any thread. */
+struct virt_device_stats {
+    uint64_t reads, writes;
+    uint64_t read_bytes, write_bytes;
+};
+int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
+                      struct virt_device_stats *out);
+
 /* The index-th device instance of a registered type ("balloon", "disk", ...), or NULL. */
 void *virt_find_device(struct virt_machine *m, const char *type, unsigned index);
 

@@ -14,6 +14,22 @@
 #include "hw/virtio/virtio_blk.h"
 #include "machine/virt_int.h"
 
+int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
+                      struct virt_device_stats *out)
+{
+    struct vdev_stats vs = {0};
+
+    if (slot >= VIRT_VIRTIO_SLOTS || !m->vdevs[slot].type || !m->vdevs[slot].type->stats)
+        return -ENODEV;
+    *type = m->vdevs[slot].type->name;
+    m->vdevs[slot].type->stats(m->vdevs[slot].dev, &vs);
+    out->reads = vs.reads;
+    out->writes = vs.writes;
+    out->read_bytes = vs.read_bytes;
+    out->write_bytes = vs.write_bytes;
+    return 0;
+}
+
 /* The block of the disk in `slot`, or NULL when that slot holds another device. */
 static struct block *disk_block(struct virt_machine *m, unsigned slot)
 {

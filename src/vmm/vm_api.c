@@ -263,6 +263,32 @@ static int api_stats(void *vm, json_t **out)
                      (json_int_t)info.mem_size, "host_rss_bytes", (json_int_t)rss_bytes());
     if (*out && have_balloon)
         json_object_set_new(*out, "balloon", balloon_json(&binfo));
+    if (*out) {
+        json_t *disks = json_array(), *nics = json_array();
+        struct virt_device_stats vs;
+        const char *type;
+
+        /* Per device, in slot order: a disk's reads and writes, a NIC's frames (rx: to the
+         * guest, tx: from it). */
+        for (unsigned s = 0; s < VIRT_VIRTIO_SLOTS; s++) {
+            if (virt_device_stats(m, s, &type, &vs))
+                continue;
+            if (!strcmp(type, "disk"))
+                json_array_append_new(disks, json_pack("{s:i,s:I,s:I,s:I,s:I}", "slot", (int)s,
+                                                       "reads", (json_int_t)vs.reads, "writes",
+                                                       (json_int_t)vs.writes, "read_bytes",
+                                                       (json_int_t)vs.read_bytes, "write_bytes",
+                                                       (json_int_t)vs.write_bytes));
+            else if (!strcmp(type, "net"))
+                json_array_append_new(nics, json_pack("{s:i,s:I,s:I,s:I,s:I}", "slot", (int)s,
+                                                      "rx_frames", (json_int_t)vs.reads,
+                                                      "tx_frames", (json_int_t)vs.writes,
+                                                      "rx_bytes", (json_int_t)vs.read_bytes,
+                                                      "tx_bytes", (json_int_t)vs.write_bytes));
+        }
+        json_object_set_new(*out, "disks", disks);
+        json_object_set_new(*out, "nics", nics);
+    }
     if (*out && ring) {
         struct bytering_stats cst;
 

@@ -55,6 +55,11 @@ struct vdev_env {
     unsigned index;    /* instance number among devices of the same type, from 0 */
 };
 
+struct vdev_stats {
+    uint64_t reads, writes;           /* requests, or frames */
+    uint64_t read_bytes, write_bytes; /* their bytes */
+};
+
 struct vdev_type {
     const char *name;    /* as typed by the user: "disk", "net", "rng", ... */
     const char *summary; /* one line for --help */
@@ -75,6 +80,10 @@ struct vdev_type {
      * MAC, host sockets moved into the clone's folder `dir`. NULL: nothing to change. 0 or
      * -errno with err. Set-up thread. */
     int (*clone)(json_t *conf, const char *dir, char *err);
+    /* The device's traffic so far, for the control API's stats (NULL: it counts none). For a
+     * disk, reads are what the guest read; for a NIC, reads are the frames the guest
+     * received and writes those it sent. Any thread. */
+    void (*stats)(void *dev, struct vdev_stats *out);
     const struct vdev_type *next; /* registry link, set by vdev_type_register() */
 };
 

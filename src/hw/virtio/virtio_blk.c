@@ -532,6 +532,19 @@ void virtio_blk_unlock(struct virtio_blk *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+static void blk_stats(void *dev, struct vdev_stats *out)
+{
+    struct virtio_blk *b = dev;
+
+    /* The worker updates them under the lock: a consistent set. */
+    pthread_mutex_lock(&b->lock);
+    out->reads = b->reads;
+    out->writes = b->writes;
+    out->read_bytes = b->read_bytes;
+    out->write_bytes = b->write_bytes;
+    pthread_mutex_unlock(&b->lock);
+}
+
 static struct vdev_type blk_type = {
     .name = "disk",
     .summary = "virtio-blk disk on a raw or qcow2 image (format probed when not given)",
@@ -541,5 +554,6 @@ static struct vdev_type blk_type = {
     .destroy = blk_destroy,
     .flag = "--disk",
     .options = blk_options,
+    .stats = blk_stats,
 };
 VDEV_TYPE_REGISTER(blk_type)

@@ -438,6 +438,18 @@ static void vnet_destroy(void *dev)
     free(n);
 }
 
+static void vnet_stats(void *dev, struct vdev_stats *out)
+{
+    struct virtio_net *n = dev;
+    struct net_stats st;
+
+    net_backend_get_stats(n->nb, &st);
+    out->reads = st.rx_frames;
+    out->read_bytes = st.rx_bytes;
+    out->writes = st.tx_frames;
+    out->write_bytes = st.tx_bytes;
+}
+
 static struct vdev_type vnet_type = {
     .name = "net",
     .summary = "virtio-net NIC on a user (slirp), tap or socket backend",
@@ -449,5 +461,6 @@ static struct vdev_type vnet_type = {
     .flag = "--net",
     .options = vnet_options,
     .clone = vnet_clone,
+    .stats = vnet_stats,
 };
 VDEV_TYPE_REGISTER(vnet_type)
