@@ -6,6 +6,7 @@
 
 #include "cpu/rv64/hart.h"
 #include "cpu/rv64/insn.h"
+#include "cpu/rv64/jit/jit.h"
 
 #define RV_BLOCK_MAX_INSNS 64
 #define RV_BC_BUCKETS      (1u << 15)
@@ -27,6 +28,8 @@ struct rv_block {
     uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
     uint32_t n;               /* instructions */
     uint32_t bytes;           /* their total length */
+    uint32_t runs;            /* interpreted runs, until the JIT translates the block */
+    rv_jit_fn code;           /* the block's translation, or NULL */
     struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
     struct rv_insn insn[];
 };
@@ -42,6 +45,8 @@ void rv_block_cache_flush(struct rv64_hart *h)
     h->bc.arena_used = 0;
     h->bc.flushes++;
     h->fetch_gen++;
+    if (h->jit)
+        rv_jit_flush(h->jit); /* translations hang off blocks, which are gone */
     h->bc_flush_pending = false;
 }
 
@@ -120,6 +125,8 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     b->key = (uintptr_t)host;
     b->code_gen = h->bc.code_gen;
     memset(b->chain, 0, sizeof(b->chain));
+    b->runs = 0;
+    b->code = NULL;
     b->n = n;
     b->bytes = off;
     h->bc.arena_used += sizeof(struct rv_block) + n * sizeof(struct rv_insn);
@@ -219,6 +226,24 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_block *prev, u
     return b;
 }
 
+/* Translates b (run often enough to be worth it). Returns true when the code cache was full
+ * and the block cache, b included, was flushed instead; b is then found, and later
+ * translated, again. A block that cannot be translated stays interpreted. */
+static bool jit_block(struct rv64_hart *h, struct rv_block *b)
+{
+    bool full;
+
+    b->code = rv_jit_compile(h->jit, b->insn, b->n, b->bytes, &full);
+    if (full)
+        rv_block_cache_flush(h);
+    return full;
+}
+
+bool rv64_jit_host(void)
+{
+    return RV_JIT_HOST;
+}
+
 int rv64_hart_run(struct rv64_hart *h)
 {
     struct rv_block *prev = NULL;
@@ -240,7 +265,15 @@ int rv64_hart_run(struct rv64_hart *h)
             prev = NULL;
             continue;
         }
-        exec_block(h, b);
+        if (unlikely(!b->code) && h->jit && b->runs++ >= rv_jit_threshold(h->jit) &&
+            jit_block(h, b)) {
+            prev = NULL; /* the code cache was full: every block was flushed, b included */
+            continue;
+        }
+        if (b->code)
+            b->code(h);
+        else
+            exec_block(h, b);
         prev = b;
         prev_pc = pc;
         if (unlikely(h->bc_flush_pending)) {
@@ -338,12 +371,19 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)
         goto free_buckets;
+    if (cfg->jit) {
+        err = rv_jit_create(&h->jit);
+        if (err)
+            goto unmap_arena;
+    }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
     rv64_hart_reset(h, 0);
     *out = h;
     return 0;
 
+unmap_arena:
+    munmap(h->bc.arena, RV_BC_ARENA_SIZE);
 free_buckets:
     free(h->bc.buckets);
 free_sets:
@@ -357,6 +397,7 @@ void rv64_hart_destroy(struct rv64_hart *h)
 {
     if (!h)
         return;
+    rv_jit_destroy(h->jit);
     munmap(h->bc.arena, RV_BC_ARENA_SIZE);
     free(h->bc.buckets);
     free(h->tlb_sets);

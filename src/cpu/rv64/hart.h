@@ -160,6 +160,7 @@ struct rv_tlb_set {
 };
 
 struct rv_block;
+struct rv_jit;
 
 struct rv_block_cache {
     struct rv_block **buckets; /* RV_BC_BUCKETS chains keyed by host address */
@@ -214,6 +215,7 @@ struct rv64_hart {
     unsigned tlb_set_next;       /* the slot the next save may take, round robin */
 
     struct rv_block_cache bc;
+    struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
     uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
