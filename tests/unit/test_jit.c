@@ -20,20 +20,20 @@
 #include "cpu/engine.h"
 #include "hw/bus.h"
 
-#define RAM_BASE  0x80000000ull
-#define RAM_SIZE  0x20000u
-#define REGVALS   0x400u  /* 31 initial register values */
+#define RAM_BASE    0x80000000ull
+#define RAM_SIZE    0x20000u
+#define REGVALS     0x400u /* 31 initial register values */
 #define MSTATUS_VAL 0x500u /* the prologue's mstatus and satp values */
 #define SATP_VAL    0x508u
-#define STOP      0x600u  /* the trap handler: write the stop device, then spin */
-#define STOP_DEV  0x40000000u
-#define BODY      0x800u  /* the random program */
-#define BODY_END  0x2000u /* its limit */
-#define DATA      0x8000u /* 32 KiB of data pages */
-#define DATA_END  0x10000u
-#define PT_ROOT   0x10000u /* Sv39 tables: root, then one level-1 and one level-0 table */
-#define PROGRAMS  2000
-#define MAX_INSNS 160
+#define STOP        0x600u /* the trap handler: write the stop device, then spin */
+#define STOP_DEV    0x40000000u
+#define BODY        0x800u  /* the random program */
+#define BODY_END    0x2000u /* its limit */
+#define DATA        0x8000u /* 32 KiB of data pages */
+#define DATA_END    0x10000u
+#define PT_ROOT     0x10000u /* Sv39 tables: root, then one level-1 and one level-0 table */
+#define PROGRAMS    2000
+#define MAX_INSNS   160
 
 enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21 }; /* reserved: data pointers, loop count */
 
@@ -162,9 +162,11 @@ static void add(struct program *p, uint32_t bits, unsigned len, int target)
 static void add_random(struct program *p, unsigned count)
 {
     static const unsigned op_f3f7[][2] = {
-        {0, 0},    {0, 0x20}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {5, 0x20}, {6, 0}, {7, 0},
-        {0, 1},    {1, 1},    {2, 1}, {3, 1}, {4, 1}, {5, 1}, {6, 1}, {7, 1},              /* M */
-        {2, 0x10}, {4, 0x10}, {6, 0x10}, {7, 0x20}, {6, 0x20}, {4, 0x20}, {6, 0x05}, {1, 0x30}, /* Zb */
+        {0, 0},    {0, 0x20}, {1, 0},    {2, 0},    {3, 0},    {4, 0},
+        {5, 0},    {5, 0x20}, {6, 0},    {7, 0},    {0, 1},    {1, 1},
+        {2, 1},    {3, 1},    {4, 1},    {5, 1},    {6, 1},    {7, 1}, /* M */
+        {2, 0x10}, {4, 0x10}, {6, 0x10}, {7, 0x20}, {6, 0x20}, {4, 0x20},
+        {6, 0x05}, {1, 0x30}, /* Zb */
     };
     static const unsigned opw_f3f7[][2] = {{0, 0}, {0, 0x20}, {1, 0}, {5, 0}, {5, 0x20}, {0, 1},
                                            {4, 1}, {5, 1},    {6, 1}, {7, 1}, {0, 4}};
@@ -282,26 +284,26 @@ static void program_write(const struct program *p, uint8_t *ram)
      * to the body; x1..x31 loaded last from REGVALS (x31 is the base, so it goes last). */
     put32(ram, off, enc_u(0, 31, 0x17)), off += 4; /* auipc x31, 0 */
     put32(ram, off, enc_i(STOP, 31, 0, 30, 0x13)), off += 4;
-    put32(ram, off, enc_i(0x305, 30, 1, 0, 0x73)), off += 4; /* csrw mtvec, x30 */
+    put32(ram, off, enc_i(0x305, 30, 1, 0, 0x73)), off += 4;     /* csrw mtvec, x30 */
     put32(ram, off, enc_i(0x306, 7, CSRRWI, 0, 0x73)), off += 4; /* mcounteren = 7 */
     if (p->smode) {
         /* PMP entry 0 grants S everything (no matching entry denies S, privileged §3.7.1). */
         put32(ram, off, enc_i(-1, 0, 0, 30, 0x13)), off += 4;           /* x30 = -1 */
         put32(ram, off, enc_i(0x3b0, 30, 1, 0, 0x73)), off += 4;        /* pmpaddr0 */
         put32(ram, off, enc_i(0x3a0, 0x1f, CSRRWI, 0, 0x73)), off += 4; /* pmpcfg0 NAPOT RWX */
-        put32(ram, off, enc_i(BODY / 2, 31, 0, 30, 0x13)), off += 4; /* a 12-bit imm is */
-        put32(ram, off, enc_i(BODY / 2, 30, 0, 30, 0x13)), off += 4; /* < 0x800: twice */
-        put32(ram, off, enc_i(0x341, 30, 1, 0, 0x73)), off += 4;         /* csrw mepc, x30 */
+        put32(ram, off, enc_i(BODY / 2, 31, 0, 30, 0x13)), off += 4;    /* a 12-bit imm is */
+        put32(ram, off, enc_i(BODY / 2, 30, 0, 30, 0x13)), off += 4;    /* < 0x800: twice */
+        put32(ram, off, enc_i(0x341, 30, 1, 0, 0x73)), off += 4;        /* csrw mepc, x30 */
         put32(ram, off, enc_i(MSTATUS_VAL, 31, 3, 30, 0x03)), off += 4; /* ld x30 */
-        put32(ram, off, enc_i(0x300, 30, 2, 0, 0x73)), off += 4;         /* csrs mstatus */
+        put32(ram, off, enc_i(0x300, 30, 2, 0, 0x73)), off += 4;        /* csrs mstatus */
         put32(ram, off, enc_i(SATP_VAL, 31, 3, 30, 0x03)), off += 4;    /* ld x30 */
-        put32(ram, off, enc_i(0x180, 30, 1, 0, 0x73)), off += 4;         /* csrw satp */
+        put32(ram, off, enc_i(0x180, 30, 1, 0, 0x73)), off += 4;        /* csrw satp */
     }
     for (unsigned r = 1; r <= 31; r++)
         put32(ram, off, enc_i((int32_t)(REGVALS + 8 * (r - 1)), 31, 3, r, 0x03)), off += 4;
     put32(ram, off, p->smode ? MRET : enc_j((int32_t)(BODY - off), 0)), off += 4;
     memcpy(ram + REGVALS, p->regs, sizeof(p->regs));
-    memcpy(ram + MSTATUS_VAL, &(uint64_t){1ull << 11}, 8); /* MPP = S */
+    memcpy(ram + MSTATUS_VAL, &(uint64_t){1ull << 11}, 8);                           /* MPP = S */
     memcpy(ram + SATP_VAL, &(uint64_t){8ull << 60 | (RAM_BASE + PT_ROOT) >> 12}, 8); /* Sv39 */
     put32(ram, STOP, enc_u(STOP_DEV >> 12, 1, 0x37)); /* lui x1, the stop device */
     put32(ram, STOP + 4, enc_s(0, 0, 1, 2));          /* sw x0, 0(x1) */
@@ -427,7 +429,7 @@ static void report(const struct hart *a, const struct hart *b, uint64_t seed)
                 "seed %" PRIu64 ": %s and %s differ at state byte %zu (%s): 0x%" PRIx64
                 " vs 0x%" PRIx64 "\n",
                 seed, a->name, b->name, i,
-                i < 12   ? "pc"
+                i < 12    ? "pc"
                 : i < 260 ? "x register"
                           : "a later field",
                 va, vb);
@@ -436,8 +438,8 @@ static void report(const struct hart *a, const struct hart *b, uint64_t seed)
     }
     for (size_t k = 0; k < RAM_SIZE; k++) {
         if (a->ram[k] != b->ram[k]) {
-            fprintf(stderr, "seed %" PRIu64 ": %s and %s: RAM differs at +0x%zx\n", seed,
-                    a->name, b->name, k);
+            fprintf(stderr, "seed %" PRIu64 ": %s and %s: RAM differs at +0x%zx\n", seed, a->name,
+                    b->name, k);
             break;
         }
     }
@@ -454,8 +456,8 @@ int main(void)
 {
     static struct program prog;
     struct bus bus = {0};
-    struct hart h[3] = {{.name = "interp"}, {.name = "jit (threshold 0)"},
-                        {.name = "jit (threshold 1)"}};
+    struct hart h[3] = {
+        {.name = "interp"}, {.name = "jit (threshold 0)"}, {.name = "jit (threshold 1)"}};
     const char *seed_env = getenv("TEST_JIT_SEED");
     unsigned programs = seed_env ? 1 : PROGRAMS, mismatches = 0;
     unsigned ended = 0;

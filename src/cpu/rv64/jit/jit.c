@@ -45,13 +45,13 @@ enum jit_kind {
     JK_AUIPC,
     JK_JAL,
     JK_JALR,
-    JK_BRANCH,  /* arg: x86 condition */
-    JK_LOAD,    /* arg: size, sign: sign-extends */
-    JK_STORE,   /* arg: size */
-    JK_ALU_RR,  /* arg: enum x86_alu; w32: sign-extend the low 32 bits of the result */
-    JK_ALU_RI,  /* arg: enum x86_alu_imm */
-    JK_SLT_RR,  /* arg: x86 condition */
-    JK_SLT_RI,  /* arg: x86 condition */
+    JK_BRANCH,   /* arg: x86 condition */
+    JK_LOAD,     /* arg: size, sign: sign-extends */
+    JK_STORE,    /* arg: size */
+    JK_ALU_RR,   /* arg: enum x86_alu; w32: sign-extend the low 32 bits of the result */
+    JK_ALU_RI,   /* arg: enum x86_alu_imm */
+    JK_SLT_RR,   /* arg: x86 condition */
+    JK_SLT_RI,   /* arg: x86 condition */
     JK_SHIFT_RR, /* arg: enum x86_shift; w32: 32-bit shift, result sign-extended */
     JK_SHIFT_RI,
     JK_MUL,
@@ -203,10 +203,9 @@ static void emit_mem(struct x86_buf *b, const struct rv_insn *in, const struct j
     size_t miss[2], done;
     unsigned nmiss;
 
-    nmiss = emit_tlb_probe(b, in, op->arg,
-                           store ? offsetof(struct rv_tlb_entry, tag_w)
-                                 : offsetof(struct rv_tlb_entry, tag_r),
-                           miss);
+    nmiss = emit_tlb_probe(
+        b, in, op->arg,
+        store ? offsetof(struct rv_tlb_entry, tag_w) : offsetof(struct rv_tlb_entry, tag_r), miss);
     if (store) {
         emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs2));
         emit_store_sized(b, op->arg, X86_RCX, X86_RAX);
@@ -236,9 +235,10 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
     int64_t off = in->pc_off;
     size_t taken;
 
-    if (!op || ((op->kind == JK_ALU_RI || op->kind == JK_SLT_RI || op->kind == JK_LOAD ||
-                 op->kind == JK_STORE || op->kind == JK_LUI) &&
-                !fits_i32(in->imm)) ||
+    if (!op ||
+        ((op->kind == JK_ALU_RI || op->kind == JK_SLT_RI || op->kind == JK_LOAD ||
+          op->kind == JK_STORE || op->kind == JK_LUI) &&
+         !fits_i32(in->imm)) ||
         ((op->kind == JK_JAL || op->kind == JK_BRANCH) && !fits_i32(in->imm + off))) {
         emit_handler(b, in);
         return false;
