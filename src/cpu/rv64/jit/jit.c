@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "cpu/rv64/insn.h"
@@ -23,7 +24,10 @@
 #define JIT_ALIGN      16u
 
 struct rv_jit {
-    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute except while a copy is made */
+    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute */
+    /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
+     * where that failed: then `cache` is made read+write around each copy instead. */
+    uint8_t *rw;
     size_t used;
     uint8_t *stage; /* where a translation is emitted before it is copied in */
     uint32_t threshold;
@@ -334,6 +338,36 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
     return false;
 }
 
+/* Maps the cache twice, read+execute and read+write, from one memfd: no address is ever
+ * writable and executable, and a translation needs no mprotect(), whose TLB shootdown (an
+ * IPI to every CPU that ran one of the VMM's threads) cost more than the translation itself
+ * when each block paid for two. Falls back to one private read+execute mapping. 0 or -1. */
+static int cache_map(struct rv_jit *j)
+{
+    int fd = memfd_create("tessera-jit", MFD_CLOEXEC);
+
+    j->rw = NULL;
+    if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
+        j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        j->rw = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
+            close(fd);
+            return 0;
+        }
+        if (j->cache != MAP_FAILED)
+            munmap(j->cache, JIT_CACHE_SIZE);
+        if (j->rw != MAP_FAILED)
+            munmap(j->rw, JIT_CACHE_SIZE);
+        j->rw = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
+    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return j->cache == MAP_FAILED ? -1 : 0;
+}
+
 int rv_jit_create(struct rv_jit **out)
 {
     struct rv_jit *j = calloc(1, sizeof(*j));
@@ -344,9 +378,7 @@ int rv_jit_create(struct rv_jit **out)
     j->stage = malloc(JIT_STAGE_SIZE);
     if (!j->stage)
         goto free_jit;
-    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (j->cache == MAP_FAILED)
+    if (cache_map(j))
         goto free_stage;
     j->threshold = RV_JIT_THRESHOLD;
     env = getenv("TESSERA_JIT_THRESHOLD");
@@ -377,6 +409,8 @@ void rv_jit_destroy(struct rv_jit *j)
     log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
               j->stats.flushes);
     munmap(j->cache, JIT_CACHE_SIZE);
+    if (j->rw)
+        munmap(j->rw, JIT_CACHE_SIZE);
     free(j->stage);
     free(j);
 }
@@ -417,9 +451,13 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned 
         *full = true;
         return NULL;
     }
-    /* W^X: the pages being written are never executable meanwhile. Nothing of this hart's
-     * code runs during the copy (it is this hart's thread that copies), and no other thread
-     * runs this cache. */
+    /* Nothing of this hart's code runs during the copy (it is this hart's thread that
+     * copies), and no other thread runs this cache. */
+    if (j->rw) {
+        memcpy(j->rw + start, b.p, b.len);
+        goto done;
+    }
+    /* W^X without a second mapping: the pages being written are not executable meanwhile. */
     lo = start & ~(size_t)(RV_PAGE_SIZE - 1);
     hi = (start + b.len + RV_PAGE_SIZE - 1) & ~(size_t)(RV_PAGE_SIZE - 1);
     if (mprotect(j->cache + lo, hi - lo, PROT_READ | PROT_WRITE)) {
@@ -435,6 +473,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned 
         *full = true;
         return NULL;
     }
+done:
     j->used = start + b.len;
     j->stats.blocks++;
     j->stats.bytes = j->used;
@@ -447,6 +486,36 @@ void rv_jit_get_stats(const struct rv_jit *j, struct rv_jit_stats *out)
 }
 
 #else /* !RV_JIT_HOST: no translator; engine "jit" is not registered. */
+
+/* Maps the cache twice, read+execute and read+write, from one memfd: no address is ever
+ * writable and executable, and a translation needs no mprotect(), whose TLB shootdown (an
+ * IPI to every CPU that ran one of the VMM's threads) cost more than the translation itself
+ * when each block paid for two. Falls back to one private read+execute mapping. 0 or -1. */
+static int cache_map(struct rv_jit *j)
+{
+    int fd = memfd_create("tessera-jit", MFD_CLOEXEC);
+
+    j->rw = NULL;
+    if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
+        j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        j->rw = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
+            close(fd);
+            return 0;
+        }
+        if (j->cache != MAP_FAILED)
+            munmap(j->cache, JIT_CACHE_SIZE);
+        if (j->rw != MAP_FAILED)
+            munmap(j->rw, JIT_CACHE_SIZE);
+        j->rw = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
+    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return j->cache == MAP_FAILED ? -1 : 0;
+}
 
 int rv_jit_create(struct rv_jit **out)
 {

@@ -18,8 +18,11 @@
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
  * the hart when it runs), so mode switches, satp writes and SFENCE.VMA need not drop any.
  *
- * W^X: the cache is mapped read+execute; a translation is written into a staging buffer and
- * copied in with the touched pages made read+write (never executable) for the copy.
+ * W^X: no address of the cache is ever writable and executable. The cache is one memfd
+ * mapped twice, read+execute where code runs and read+write where translations are copied in
+ * (from a staging buffer). Where that cannot be set up, one read+execute mapping has the
+ * touched pages made read+write, not executable, for each copy (slow: mprotect() shoots down
+ * every CPU's TLB).
  *
  * Threads: one struct rv_jit per hart, used only by that hart's thread. */
 #ifndef TESSERA_CPU_RV64_JIT_JIT_H
