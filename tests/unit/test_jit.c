@@ -465,7 +465,7 @@ int main(void)
     if (!cpu_engine_find("jit")) {
         /* Not an x86-64 host: there is no JIT to compare. */
         CHECK(cpu_engine_find("interp") != NULL);
-        return test_finish("test_jit");
+        return test_finish("jit");
     }
     CHECK(bus_add(&bus, &(struct mmio_region){"stop", STOP_DEV, 0x1000, &stop_ops, NULL}) == 0);
     CHECK(hart_open(&h[0], "interp", "8", &bus) == 0);
@@ -499,5 +499,5 @@ int main(void)
         free(h[k].ram);
         sbuf_free(&h[k].state);
     }
-    return test_finish("test_jit");
+    return test_finish("jit");
 }
