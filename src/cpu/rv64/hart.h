@@ -160,6 +160,7 @@ struct rv_tlb_set {
 };
 
 struct rv_block;
+struct rv_chain;
 struct rv_jit;
 
 struct rv_block_cache {
@@ -216,7 +217,8 @@ struct rv64_hart {
 
     struct rv_block_cache bc;
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
-    uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
+    struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
+    uint64_t fetch_gen;        /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 

@@ -224,6 +224,19 @@ void emit_store_sized(struct x86_buf *b, unsigned size, enum x86_reg reg, enum x
     modrm_mem(b, reg, base, 0);
 }
 
+void emit_cmp_m8_zero(struct x86_buf *b, enum x86_reg base, int32_t disp)
+{
+    put8(b, 0x80);
+    modrm_mem(b, 7, base, disp);
+    put8(b, 0);
+}
+
+void emit_jmp_reg(struct x86_buf *b, enum x86_reg reg)
+{
+    put8(b, 0xff);
+    modrm_reg(b, 4, reg);
+}
+
 void emit_test_ri32(struct x86_buf *b, enum x86_reg reg, uint32_t imm)
 {
     put8(b, 0xf7);

@@ -92,6 +92,10 @@ void emit_load_ext(struct x86_buf *b, unsigned size, bool is_signed, enum x86_re
                    enum x86_reg base);
 /* [base] = the low size bytes of reg. */
 void emit_store_sized(struct x86_buf *b, unsigned size, enum x86_reg reg, enum x86_reg base);
+/* cmp byte [base + disp], 0 (flags only). */
+void emit_cmp_m8_zero(struct x86_buf *b, enum x86_reg base, int32_t disp);
+/* jmp reg (absolute, indirect). */
+void emit_jmp_reg(struct x86_buf *b, enum x86_reg reg);
 /* test reg32, imm32 (flags only). */
 void emit_test_ri32(struct x86_buf *b, enum x86_reg reg, uint32_t imm);
 /* Forward jumps: each returns the offset of its rel32 for emit_patch(). */

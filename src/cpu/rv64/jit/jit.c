@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 #include "cpu/rv64/jit/emit.h"
 
@@ -37,6 +38,12 @@ struct rv_jit {
 #define HART_OFF(field) ((int32_t)offsetof(struct rv64_hart, field))
 #define XOFF(r)         ((int32_t)(offsetof(struct rv64_hart, x) + 8u * (r)))
 
+#define CHAIN_OFF(field) ((int32_t)offsetof(struct rv_chain, field))
+
+_Static_assert(sizeof(((struct rv64_hart *)0)->stop) == 1, "stop is tested as one byte");
+_Static_assert(sizeof(((struct rv64_hart *)0)->mmu_fetch) == 4 &&
+                   sizeof(((struct rv_chain *)0)->fetch_idx) == 4,
+               "fetch contexts are compared as 32 bits");
 _Static_assert(sizeof(struct rv_tlb_entry) == 32, "the TLB probe scales the index by 32");
 _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read as 32 bits");
 _Static_assert(offsetof(struct rv64_hart, tlb) + sizeof(((struct rv64_hart *)0)->tlb) <
@@ -140,17 +147,57 @@ static bool fits_i32(int64_t v)
     return v >= INT32_MIN && v <= INT32_MAX;
 }
 
-/* Leaves the block after an instruction that set h->pc itself: retired `idx + 1` in all. */
-static void emit_leave(struct x86_buf *b, unsigned retired)
+/* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
+ * through chain entry `slot` of the block (jit.h, "Chaining"): into the successor's code when
+ * the entry holds and nothing needs the run loop, else back to the loop with h->jit_link =
+ * slot. The successor is entered as if the loop had called it: rdi = h, our frame popped. */
+static void emit_leave(struct x86_buf *b, unsigned retired, struct rv_chain *slot)
 {
+    size_t out[7];
+    unsigned n = 0;
+
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
+    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
+    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
+    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
+    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
+    out[n++] = emit_jcc(b, X86_CC_NE);
+    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
+    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
+    out[n++] = emit_jcc(b, X86_CC_NE);
+    emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
+    emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
+    out[n++] = emit_jcc(b, X86_CC_NE);
+    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(blk));
+    emit_alu_ri(b, X86_IMM_CMP, true, X86_RAX, 0);
+    out[n++] = emit_jcc(b, X86_CC_E);
+    emit_load(b, true, X86_RAX, X86_RAX, (int32_t)offsetof(struct rv_block, code));
+    emit_alu_ri(b, X86_IMM_CMP, true, X86_RAX, 0);
+    out[n++] = emit_jcc(b, X86_CC_E);
+    emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
+    out[n++] = emit_jcc(b, X86_CC_NE);
+    emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
+    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+    out[n++] = emit_jcc(b, X86_CC_NE);
+    emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
+    emit_pop(b, X86_RBX);
+    emit_jmp_reg(b, X86_RAX);
+    for (unsigned i = 0; i < n; i++)
+        emit_patch(b, out[i]);
     emit_pop(b, X86_RBX);
     emit_ret(b);
 }
 
+/* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
+ * [0] for the fall-through pc, [1] for any other. */
+static struct rv_chain *slot_for(struct rv_block *blk, int64_t off)
+{
+    return &blk->chain[off != (int64_t)blk->bytes];
+}
+
 /* Runs instruction `in` through its interpreter handler; a nonzero result (RV_JUMP, RV_TRAP)
- * leaves the block with instret counted as exec_block() counts it. */
-static void emit_handler(struct x86_buf *b, const struct rv_insn *in)
+ * leaves the block, back to the run loop, with instret counted as exec_block() counts it. */
+static void emit_handler(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in)
 {
     size_t next;
 
@@ -163,6 +210,8 @@ static void emit_handler(struct x86_buf *b, const struct rv_insn *in)
     emit_setcc(b, X86_CC_E, X86_RCX);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
     emit_add_mr(b, X86_RCX, X86_RBX, HART_OFF(instret));
+    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)&blk->chain[1]);
+    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
     emit_pop(b, X86_RBX);
     emit_ret(b);
     emit_patch(b, next);
@@ -201,7 +250,8 @@ static unsigned emit_tlb_probe(struct x86_buf *b, const struct rv_insn *in, unsi
     return nmiss;
 }
 
-static void emit_mem(struct x86_buf *b, const struct rv_insn *in, const struct jit_op *op)
+static void emit_mem(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in,
+                     const struct jit_op *op)
 {
     bool store = op->kind == JK_STORE;
     size_t miss[2], done;
@@ -220,7 +270,7 @@ static void emit_mem(struct x86_buf *b, const struct rv_insn *in, const struct j
     done = emit_jmp(b);
     for (unsigned i = 0; i < nmiss; i++)
         emit_patch(b, miss[i]);
-    emit_handler(b, in);
+    emit_handler(b, blk, in);
     emit_patch(b, done);
 }
 
@@ -233,7 +283,7 @@ static void emit_result(struct x86_buf *b, const struct rv_insn *in, bool w32)
 }
 
 /* Emits `in`. Returns true when it ended the block itself (a jump that left it). */
-static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
+static bool emit_insn(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in)
 {
     const struct jit_op *op = jit_op_find(in->fn);
     int64_t off = in->pc_off;
@@ -244,7 +294,7 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
           op->kind == JK_STORE || op->kind == JK_LUI) &&
          !fits_i32(in->imm)) ||
         ((op->kind == JK_JAL || op->kind == JK_BRANCH) && !fits_i32(in->imm + off))) {
-        emit_handler(b, in);
+        emit_handler(b, blk, in);
         return false;
     }
     switch (op->kind) {
@@ -263,7 +313,7 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(b, in->idx + 1u);
+        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->imm));
         return true;
     case JK_JALR:
         emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs1));
@@ -274,20 +324,20 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(b, in->idx + 1u);
+        emit_leave(b, in->idx + 1u, &blk->chain[1]);
         return true;
     case JK_BRANCH:
         emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
         emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RBX, XOFF(in->rs2));
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(b, in->idx + 1u);
+        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->len));
         emit_patch(b, taken);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(b, in->idx + 1u);
+        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->imm));
         return true;
     case JK_LOAD:
-    case JK_STORE: emit_mem(b, in, op); return false;
+    case JK_STORE: emit_mem(b, blk, in, op); return false;
     case JK_ALU_RR:
         emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
         emit_alu_rm(b, (enum x86_alu)op->arg, true, X86_RAX, X86_RBX, XOFF(in->rs2));
@@ -334,7 +384,7 @@ static bool emit_insn(struct x86_buf *b, const struct rv_insn *in)
         emit_store(b, true, X86_RDX, X86_RBX, XOFF(in->rd));
         return false;
     }
-    emit_handler(b, in);
+    emit_handler(b, blk, in);
     return false;
 }
 
@@ -427,8 +477,7 @@ void rv_jit_flush(struct rv_jit *j)
     j->stats.flushes++;
 }
 
-rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned n, uint32_t bytes,
-                         bool *full)
+rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
 {
     size_t start = (j->used + JIT_ALIGN - 1) & ~(size_t)(JIT_ALIGN - 1);
     size_t lo, hi;
@@ -439,11 +488,11 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned 
     x86_buf_init(&b, j->stage, JIT_STAGE_SIZE);
     emit_push(&b, X86_RBX);
     emit_alu_rr(&b, X86_MOV, true, X86_RBX, X86_RDI);
-    for (unsigned i = 0; i < n && !left; i++)
-        left = emit_insn(&b, &insn[i]);
+    for (unsigned i = 0; i < blk->n && !left; i++)
+        left = emit_insn(&b, blk, &blk->insn[i]);
     if (!left) {
-        emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)bytes);
-        emit_leave(&b, n);
+        emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
+        emit_leave(&b, blk->n, &blk->chain[0]);
     }
     if (b.overflow)
         return NULL;
@@ -539,10 +588,9 @@ void rv_jit_flush(struct rv_jit *j)
     (void)j;
 }
 
-rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned n, uint32_t bytes,
-                         bool *full)
+rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
 {
-    (void)j, (void)insn, (void)n, (void)bytes;
+    (void)j, (void)blk;
     *full = false;
     return NULL;
 }

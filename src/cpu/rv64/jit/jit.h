@@ -14,6 +14,14 @@
  * tval. Interrupts, stop requests and FENCE.I are handled between blocks by the interpreter's
  * loop, as without the JIT.
  *
+ * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
+ * the successor's code, without the run loop, when the loop would have done no more than run
+ * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
+ * and fetch context, so the same host bytes), the successor has code, no stop is requested
+ * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
+ * the entry in h->jit_link, where the loop records the successor. Exits through a handler
+ * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop.
+ *
  * The code is keyed by what keys the block: the host address of its first instruction, i.e.
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
  * the hart when it runs), so mode switches, satp writes and SFENCE.VMA need not drop any.
@@ -44,7 +52,7 @@
 #define RV_JIT_THRESHOLD 8
 
 struct rv64_hart;
-struct rv_insn;
+struct rv_block;
 struct rv_jit;
 
 /* Host code for one block: behaves as exec_block() on the same instructions. */
@@ -60,11 +68,12 @@ uint32_t rv_jit_threshold(const struct rv_jit *j);
 /* Forgets every translation (the block cache was flushed: nothing points into it now). */
 void rv_jit_flush(struct rv_jit *j);
 
-/* Translates the n instructions of a block (`bytes` long in all). The code stays valid until
- * rv_jit_flush(). NULL when the cache is full (*full set: flush the block cache, which
- * flushes this) or the block does not fit one translation (left to the interpreter). */
-rv_jit_fn rv_jit_compile(struct rv_jit *j, const struct rv_insn *insn, unsigned n, uint32_t bytes,
-                         bool *full);
+/* Translates block b (block.h). The code stays valid until rv_jit_flush(), which must come
+ * with every flush of the block cache: it refers to b and to the chain entries of b, and
+ * jumps into other blocks' code through them. NULL when the cache is full (*full set: flush
+ * the block cache, which flushes this) or the block does not fit one translation (left to
+ * the interpreter). */
+rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *b, bool *full);
 
 /* Statistics for tests and logs. */
 struct rv_jit_stats {
