@@ -64,14 +64,14 @@ def main():
             print("  run %d/%d %-15s boot %6.3fs  cpu %6.3fs" % (i + 1, args.runs, name, boot, cpu), flush=True)
     print()
     engines = [v for v in VMMS if v != "qemu"]
-    print("%-22s" % "metric (median)" + "".join("%11s %7s" % ("tessera " + e, "ratio") for e in engines)
+    print("%-22s" % "metric (median)" + "".join("%15s %7s" % ("tessera " + e, "ratio") for e in engines)
           + "%10s" % "qemu")
     for key, label in (("boot", "boot to READY (s)"), ("cpu", "sha256 16 MiB (s)")):
         q = statistics.median(res["qemu"][key])
         row = "%-22s" % label
         for e in engines:
             t = statistics.median(res[e][key])
-            row += "%11.3f %6.2fx" % (t, t / q)
+            row += "%15.3f %6.2fx" % (t, t / q)
         print(row + "%10.3f" % q)
     print("(ratio = tessera time / qemu time; below 1 means Tessera is faster)")
 

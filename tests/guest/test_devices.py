@@ -26,16 +26,13 @@ TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
 LOGS = os.path.abspath("build/test-logs")
 BOOT = float(os.environ.get("GUEST_BOOT_TIMEOUT", "180"))
 CRASH_ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
-# CPU_ENGINE=jit runs every test of this file on that engine (default: the VMM's default).
-ENGINE = os.environ.get("CPU_ENGINE")
 READY = rb"TESSERA-GUEST-READY"
 
 tmp = tempfile.mkdtemp(prefix="tessera-devtest-")
 
 
 def boot(name, *args, **kw):
-    engine = ["--cpu-engine", ENGINE] if ENGINE and "--cpu-engine" not in args else []
-    v = VM([TESSERA, "run", *engine, *args], log_path="%s/%s.log" % (LOGS, name), **kw)
+    v = VM([TESSERA, "run", *args], log_path="%s/%s.log" % (LOGS, name), **kw)
     v.expect(READY, BOOT)
     return v
 
