@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tessera against QEMU (TCG) on the same guest, in one run; prints medians and ratios.
 #   bench/run.sh            CPU: boot time and a CPU-bound program (bench/bench.py)
+#   bench/run.sh cpu        bare-metal CPU kernels, interp vs jit vs QEMU (bench/cpu.py)
 #   bench/run.sh io         disk and network throughput (bench/bench_io.py)
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
 # Extra arguments go to the script (--runs N, --smp N, --mem SIZE, ...).
@@ -9,6 +10,10 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = migrate ]; then
     shift
     exec python3 bench/bench_migrate.py "$@"
+fi
+if [ "${1:-}" = cpu ]; then
+    shift
+    exec python3 bench/cpu.py "$@"
 fi
 if [ "${1:-}" = io ]; then
     shift
