@@ -238,7 +238,8 @@ int rv64_hart_run(struct rv64_hart *h)
             link = NULL;
             continue;
         }
-        if (unlikely(!b->code) && h->jit && b->runs++ >= rv_jit_threshold(h->jit) &&
+        /* Translated once, when the block becomes hot: one that cannot be is not retried. */
+        if (unlikely(!b->code) && h->jit && b->runs++ == rv_jit_threshold(h->jit) &&
             jit_block(h, b)) {
             link = NULL; /* the code cache was full: every block was flushed, b included */
             continue;

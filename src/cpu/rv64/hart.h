@@ -8,7 +8,8 @@
  * block is valid whatever virtual address maps that physical page; they are flushed by
  * FENCE.I on the same hart, which is exactly the visibility the ISA promises (unprivileged
  * §3.1: stores become visible to instruction fetch after FENCE.I). Interrupts and stop
- * requests are checked between blocks.
+ * requests are checked between blocks. Engine "jit" hangs x86-64 code on hot blocks and
+ * keeps this model (jit/jit.h).
  *
  * All of struct rv64_hart is owned by the hart's thread except `mip` (atomic; any thread
  * raises bits), `seip_line` and `seip_sw` (atomic), `stop` (atomic), and the lock/cond pair
