@@ -468,7 +468,7 @@ int cli_run(int argc, char **argv)
         if ((restore && incoming) || machine_opts || (restore && (ro.want_cpus || ro.want_mem))) {
             fprintf(stderr,
                     "tessera: %s takes the machine from the %s: give no --kernel, --disk, "
-                    "--net, --device, --agent-sock, --config%s\n",
+                    "--net, --device, --agent-sock, --cpu-engine, --config%s\n",
                     what, restore ? "snapshot" : "stream",
                     restore ? ", --cpus, --mem or --incoming" : " (--cpus and --mem are checked)");
             return 2;

@@ -105,6 +105,7 @@ expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
 expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
 expect_error restore-empty "truncated" --restore "$tmp/empty"
 expect_error restore-with-disk "give no --kernel" --restore "$tmp/random.bin" --disk "$tmp/big.img"
+expect_error restore-with-engine "--cpu-engine" --restore "$tmp/random.bin" --cpu-engine interp
 expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
 expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
 expect_error disk-dir-without-incoming "--disk-dir applies to --incoming" --disk-dir "$tmp"
