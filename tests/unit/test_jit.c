@@ -1,6 +1,7 @@
 /* Engine "jit" against engine "interp", differentially: random RV64 programs (integer, M, Zb,
  * compressed, loads and stores of every size at aligned, misaligned and faulting addresses,
- * forward branches and jumps, counter reads, FENCE.I, ecall) run on both, in M-mode with no
+ * forward branches and jumps, counter reads, FENCE.I, ecall, stores that raise a machine
+ * software interrupt, taken at the next block boundary) run on both, in M-mode with no
  * translation and in S-mode under Sv39 with read-only, unmapped and not-dirty data pages, and
  * everything architectural must match: the saved hart state (pc, x, f, privilege, every CSR,
  * trap cause/epc/tval, instret) and all of RAM.
@@ -27,15 +28,17 @@
 #define SATP_VAL    0x508u
 #define STOP        0x600u /* the trap handler: write the stop device, then spin */
 #define STOP_DEV    0x40000000u
-#define BODY        0x800u  /* the random program */
-#define BODY_END    0x2000u /* its limit */
-#define DATA        0x8000u /* 32 KiB of data pages */
+#define IRQ_DEV     0x40100000u /* a store raises the machine software interrupt */
+#define BODY        0x800u      /* the random program */
+#define BODY_END    0x2000u     /* its limit */
+#define DATA        0x8000u     /* 32 KiB of data pages */
 #define DATA_END    0x10000u
 #define PT_ROOT     0x10000u /* Sv39 tables: root, then one level-1 and one level-0 table */
 #define PROGRAMS    2000
 #define MAX_INSNS   160
 
-enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21 }; /* reserved: data pointers, loop count */
+/* Reserved registers: data pointers, the loop count, the interrupt device's address. */
+enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22 };
 
 static uint64_t rng_state;
 
@@ -114,12 +117,13 @@ struct program {
     uint64_t ptr[R_PTRN - R_PTR0 + 1];
     uint8_t data_perm[(DATA_END - DATA) / 4096]; /* S-mode: 0 RW, 1 R, 2 none, 3 RW not dirty */
     bool smode;
+    unsigned irq_after; /* see irq_write() */
 };
 
 static unsigned rnd_rd(void)
 {
     static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-                                    15, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 5,  10, 12, 14};
+                                    15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 5,  10, 12, 14};
 
     return pool[rndn(sizeof(pool) / sizeof(pool[0]))];
 }
@@ -233,9 +237,12 @@ static void add_random(struct program *p, unsigned count)
             add(p, 0x9002 | crd << 7 | crs2 << 2, 2, -1);
         else
             add(p, 0x4001 | (i6 >> 5) << 12 | crd << 7 | (i6 & 31) << 2, 2, -1);
-    } else if (k < 98) {
+    } else if (k < 97) {
         /* Counters: cycle and instret count what retired before, within a block too. */
         add(p, enc_i(rndn(2) ? 0xc02 : 0xc00, 0, CSRRS, rd, 0x73), 4, -1);
+    } else if (k < 98) {
+        /* Raises MSI: the block goes on to its end, the interrupt is taken after it. */
+        add(p, enc_s(0, 0, R_IRQ, 2), 4, -1);
     } else if (k < 99) {
         add(p, 0x0000100f, 4, -1); /* fence.i */
     } else {
@@ -256,6 +263,8 @@ static void program_make(struct program *p, bool smode)
         p->regs[R_PTR0 + i - 1] = p->ptr[i];
     }
     p->regs[R_LOOP - 1] = 3;
+    p->regs[R_IRQ - 1] = IRQ_DEV;
+    p->irq_after = 1 + rndn(3);
     for (unsigned i = 0; i < sizeof(p->data_perm); i++)
         p->data_perm[i] = smode ? (uint8_t)(rndn(3) ? 0 : 1 + rndn(3)) : 0;
     count = 1 + rndn(MAX_INSNS);
@@ -286,6 +295,9 @@ static void program_write(const struct program *p, uint8_t *ram)
     put32(ram, off, enc_i(STOP, 31, 0, 30, 0x13)), off += 4;
     put32(ram, off, enc_i(0x305, 30, 1, 0, 0x73)), off += 4;     /* csrw mtvec, x30 */
     put32(ram, off, enc_i(0x306, 7, CSRRWI, 0, 0x73)), off += 4; /* mcounteren = 7 */
+    put32(ram, off, enc_i(0x304, 8, 6, 0, 0x73)), off += 4;      /* csrsi mie, MSIE */
+    if (!p->smode) /* in S, M-level interrupts are enabled whatever mstatus.MIE says */
+        put32(ram, off, enc_i(0x300, 8, 6, 0, 0x73)), off += 4; /* csrsi mstatus, MIE */
     if (p->smode) {
         /* PMP entry 0 grants S everything (no matching entry denies S, privileged §3.7.1). */
         put32(ram, off, enc_i(-1, 0, 0, 30, 0x13)), off += 4;           /* x30 = -1 */
@@ -336,6 +348,8 @@ static void program_write(const struct program *p, uint8_t *ram)
         memcpy(ram + PT_ROOT + 8 * ((RAM_BASE >> 30) & 511), &pte, 8);
         pte = (l0 >> 12) << 10 | 1;
         memcpy(ram + PT_ROOT + 0x1000, &pte, 8);
+        pte = ((uint64_t)STOP_DEV >> 12) << 10 | 0xc7; /* the devices: one RW gigapage */
+        memcpy(ram + PT_ROOT + 8 * (STOP_DEV >> 30), &pte, 8);
         for (unsigned pg = 0; pg < DATA_END / 4096; pg++) {
             uint64_t flags = 0xcf; /* code pages: RWX, accessed, dirty */
 
@@ -368,6 +382,20 @@ static int stop_write(void *opaque, uint64_t offset, unsigned size, uint64_t val
 
 static const struct mmio_ops stop_ops = {
     .read = stop_read, .write = stop_write, .min_size = 1, .max_size = 8};
+
+/* The interrupt comes with the device's irq_after-th write, so that it often comes in a
+ * later round of the program's loop, when translated blocks chain into each other. */
+static unsigned irq_writes, irq_after;
+
+static int irq_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    if (++irq_writes == irq_after)
+        vcpu_set_irq(running, VCPU_IRQ_MSI, true);
+    return 0;
+}
+
+static const struct mmio_ops irq_ops = {
+    .read = stop_read, .write = irq_write, .min_size = 1, .max_size = 8};
 
 static uint64_t time_zero(void *opaque)
 {
@@ -402,6 +430,8 @@ static void hart_run(struct hart *t, const struct program *p)
 {
     program_write(p, t->ram);
     vcpu_reset(t->v, RAM_BASE);
+    irq_writes = 0;
+    irq_after = p->irq_after;
     vcpu_clear_stop(t->v);
     running = t->v;
     vcpu_run(t->v);
@@ -468,6 +498,7 @@ int main(void)
         return test_finish("jit");
     }
     CHECK(bus_add(&bus, &(struct mmio_region){"stop", STOP_DEV, 0x1000, &stop_ops, NULL}) == 0);
+    CHECK(bus_add(&bus, &(struct mmio_region){"irq", IRQ_DEV, 0x1000, &irq_ops, NULL}) == 0);
     CHECK(hart_open(&h[0], "interp", "8", &bus) == 0);
     CHECK(hart_open(&h[1], "jit", "0", &bus) == 0);
     CHECK(hart_open(&h[2], "jit", "1", &bus) == 0);
