@@ -536,36 +536,6 @@ void rv_jit_get_stats(const struct rv_jit *j, struct rv_jit_stats *out)
 
 #else /* !RV_JIT_HOST: no translator; engine "jit" is not registered. */
 
-/* Maps the cache twice, read+execute and read+write, from one memfd: no address is ever
- * writable and executable, and a translation needs no mprotect(), whose TLB shootdown (an
- * IPI to every CPU that ran one of the VMM's threads) cost more than the translation itself
- * when each block paid for two. Falls back to one private read+execute mapping. 0 or -1. */
-static int cache_map(struct rv_jit *j)
-{
-    int fd = memfd_create("tessera-jit", MFD_CLOEXEC);
-
-    j->rw = NULL;
-    if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
-        j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-        j->rw = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
-            close(fd);
-            return 0;
-        }
-        if (j->cache != MAP_FAILED)
-            munmap(j->cache, JIT_CACHE_SIZE);
-        if (j->rw != MAP_FAILED)
-            munmap(j->rw, JIT_CACHE_SIZE);
-        j->rw = NULL;
-    }
-    if (fd >= 0)
-        close(fd);
-    log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
-    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return j->cache == MAP_FAILED ? -1 : 0;
-}
-
 int rv_jit_create(struct rv_jit **out)
 {
     (void)out;
