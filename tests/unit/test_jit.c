@@ -7,9 +7,10 @@
  * trap cause/epc/tval, instret) and all of RAM.
  *
  * Each program ends in a trap (its closing ecall, or any fault on the way) whose M-mode
- * handler writes the test's stop device. Two JIT harts run each program: one translating
+ * handler writes the test's stop device. Three JIT harts run each program: one translating
  * every block before its first run, one after a block's first interpreted run, so both the
- * translated code and the hand-over from interpreted to translated runs are compared. The
+ * translated code and the hand-over from interpreted to translated runs are compared, and
+ * one whose code cache is the fallback (one mapping, mprotect() around each copy). The
  * program body runs three times (a loop around it) so translated blocks run again on changed
  * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one. */
 #include "test.h"
@@ -486,8 +487,10 @@ int main(void)
 {
     static struct program prog;
     struct bus bus = {0};
-    struct hart h[3] = {
-        {.name = "interp"}, {.name = "jit (threshold 0)"}, {.name = "jit (threshold 1)"}};
+    struct hart h[4] = {{.name = "interp"},
+                        {.name = "jit (threshold 0)"},
+                        {.name = "jit (threshold 1)"},
+                        {.name = "jit (threshold 0, one mapping and mprotect)"}};
     const char *seed_env = getenv("TEST_JIT_SEED");
     unsigned programs = seed_env ? 1 : PROGRAMS, mismatches = 0;
     unsigned ended = 0;
@@ -502,18 +505,21 @@ int main(void)
     CHECK(hart_open(&h[0], "interp", "8", &bus) == 0);
     CHECK(hart_open(&h[1], "jit", "0", &bus) == 0);
     CHECK(hart_open(&h[2], "jit", "1", &bus) == 0);
+    setenv("TESSERA_JIT_SINGLE_MAP", "1", 1);
+    CHECK(hart_open(&h[3], "jit", "0", &bus) == 0);
+    unsetenv("TESSERA_JIT_SINGLE_MAP");
     for (unsigned i = 0; i < programs; i++) {
         uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : i + 1;
         bool ok;
 
         rng_state = seed * 0x9e3779b97f4a7c15ull + 1;
         program_make(&prog, i % 2);
-        for (unsigned k = 0; k < 3; k++)
+        for (unsigned k = 0; k < 4; k++)
             hart_run(&h[k], &prog);
-        ok = same(&h[0], &h[1]) && same(&h[0], &h[2]);
+        ok = same(&h[0], &h[1]) && same(&h[0], &h[2]) && same(&h[0], &h[3]);
         if (!ok && mismatches++ < 5) {
-            report(&h[0], &h[1], seed);
-            report(&h[0], &h[2], seed);
+            for (unsigned k = 1; k < 4; k++)
+                report(&h[0], &h[k], seed);
         }
         CHECK(ok);
         /* Every program ends in a trap, whose handler stops the hart at its spin. */
@@ -525,7 +531,7 @@ int main(void)
         }
     }
     CHECK_EQ_U64(ended, programs);
-    for (unsigned k = 0; k < 3; k++) {
+    for (unsigned k = 0; k < 4; k++) {
         vcpu_destroy(h[k].v);
         free(h[k].ram);
         sbuf_free(&h[k].state);

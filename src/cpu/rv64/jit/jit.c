@@ -391,10 +391,11 @@ static bool emit_insn(struct x86_buf *b, struct rv_block *blk, const struct rv_i
 /* Maps the cache twice, read+execute and read+write, from one memfd: no address is ever
  * writable and executable, and a translation needs no mprotect(), whose TLB shootdown (an
  * IPI to every CPU that ran one of the VMM's threads) cost more than the translation itself
- * when each block paid for two. Falls back to one private read+execute mapping. 0 or -1. */
+ * when each block paid for two. Falls back to one private read+execute mapping, as it also
+ * does when TESSERA_JIT_SINGLE_MAP is set (so that tests run that path too). 0 or -1. */
 static int cache_map(struct rv_jit *j)
 {
-    int fd = memfd_create("tessera-jit", MFD_CLOEXEC);
+    int fd = getenv("TESSERA_JIT_SINGLE_MAP") ? -1 : memfd_create("tessera-jit", MFD_CLOEXEC);
 
     j->rw = NULL;
     if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
