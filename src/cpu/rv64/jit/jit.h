@@ -30,7 +30,7 @@
  * mapped twice, read+execute where code runs and read+write where translations are copied in
  * (from a staging buffer). Where that cannot be set up, one read+execute mapping has the
  * touched pages made read+write, not executable, for each copy (slow: mprotect() shoots down
- * every CPU's TLB).
+ * every CPU's TLB); TESSERA_JIT_SINGLE_MAP (read at creation) forces that, for tests.
  *
  * Threads: one struct rv_jit per hart, used only by that hart's thread. */
 #ifndef TESSERA_CPU_RV64_JIT_JIT_H
