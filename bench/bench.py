@@ -1,6 +1,7 @@
-"""Boot time and a CPU-bound guest program: Tessera against qemu-system-riscv64 (TCG), with
-the same firmware, kernel, initrd, memory and hart count, alternating runs so both see the
-same machine load. Prints each run as it finishes, then medians and ratios.
+"""Boot time and a CPU-bound guest program: Tessera (both CPU engines: the interpreter and,
+on x86-64 hosts, the JIT) against qemu-system-riscv64 (TCG), with the same firmware, kernel,
+initrd, memory and hart count, alternating runs so all see the same machine load. Prints each
+run as it finishes, then medians and ratios to QEMU.
 
 Boot time is host wall time from process start to the guest's TESSERA-GUEST-READY line. The
 CPU-bound program is BusyBox sha256sum over data generated in the guest, timed on the host
@@ -9,6 +10,7 @@ between two markers the guest prints.
 
 import argparse
 import os
+import platform
 import statistics
 import time
 
@@ -17,9 +19,13 @@ from vmdrive import VM
 WORKLOAD = "dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum"
 
 
+# The VMMs compared: Tessera with each engine this host has, then QEMU.
+VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu"]
+
+
 def argv_for(vmm, smp, mem):
-    if vmm == "tessera":
-        return tessera_argv(mem, ["--cpus", str(smp)])
+    if vmm != "qemu":
+        return tessera_argv(mem, ["--cpus", str(smp), "--cpu-engine", vmm])
     return qemu_argv(mem, ["-smp", str(smp), "-monitor", "none"])
 
 
@@ -47,20 +53,26 @@ def main():
     need_guest()
     logdir = "build/bench-logs"
     os.makedirs(logdir, exist_ok=True)
-    res = {"tessera": {"boot": [], "cpu": []}, "qemu": {"boot": [], "cpu": []}}
+    res = {vmm: {"boot": [], "cpu": []} for vmm in VMMS}
     print("bench: %d runs each, smp=%d, mem=%s; workload: %s" % (args.runs, args.smp, args.mem, WORKLOAD))
     for i in range(args.runs):
-        for vmm in ("tessera", "qemu"):
+        for vmm in VMMS:
             boot, cpu = one_run(vmm, args.smp, args.mem, logdir, i)
             res[vmm]["boot"].append(boot)
             res[vmm]["cpu"].append(cpu)
-            print("  run %d/%d %-8s boot %6.3fs  cpu %6.3fs" % (i + 1, args.runs, vmm, boot, cpu), flush=True)
+            name = vmm if vmm == "qemu" else "tessera " + vmm
+            print("  run %d/%d %-15s boot %6.3fs  cpu %6.3fs" % (i + 1, args.runs, name, boot, cpu), flush=True)
     print()
-    print("%-28s %10s %10s %10s" % ("metric (median)", "tessera", "qemu", "ratio"))
+    engines = [v for v in VMMS if v != "qemu"]
+    print("%-22s" % "metric (median)" + "".join("%15s %7s" % ("tessera " + e, "ratio") for e in engines)
+          + "%10s" % "qemu")
     for key, label in (("boot", "boot to READY (s)"), ("cpu", "sha256 16 MiB (s)")):
-        t = statistics.median(res["tessera"][key])
         q = statistics.median(res["qemu"][key])
-        print("%-28s %10.3f %10.3f %9.2fx" % (label, t, q, t / q))
+        row = "%-22s" % label
+        for e in engines:
+            t = statistics.median(res[e][key])
+            row += "%15.3f %6.2fx" % (t, t / q)
+        print(row + "%10.3f" % q)
     print("(ratio = tessera time / qemu time; below 1 means Tessera is faster)")
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tessera against QEMU (TCG) on the same guest, in one run; prints medians and ratios.
 #   bench/run.sh            CPU: boot time and a CPU-bound program (bench/bench.py)
+#   bench/run.sh cpu        bare-metal CPU kernels, interp vs jit vs QEMU (bench/cpu.py)
 #   bench/run.sh io         disk and network throughput (bench/bench_io.py)
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
 #   bench/run.sh daemon     tesserad creating VMs from a template (bench/bench_daemon.py)
@@ -14,6 +15,10 @@ fi
 if [ "${1:-}" = daemon ]; then
     shift
     exec python3 bench/bench_daemon.py "$@"
+fi
+if [ "${1:-}" = cpu ]; then
+    shift
+    exec python3 bench/cpu.py "$@"
 fi
 if [ "${1:-}" = io ]; then
     shift

@@ -36,6 +36,9 @@ stage "unit"        make -s -j"$JOBS" unit
 stage "unit (ASan+UBSan)" make -s -j"$JOBS" unit-asan
 stage "isa"         make -s -j"$JOBS" isa
 stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
+if [ "$(uname -m)" = x86_64 ]; then # the JIT engine exists on x86-64 hosts only
+    stage "isa (jit)" make -s -j"$JOBS" isa-jit
+fi
 stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
 stage "cli client"  python3 tests/system/test_cli_client.py

@@ -16,6 +16,7 @@
 #include "cli/console.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "cpu/engine.h"
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
 #include "vmm/migrate.h"
@@ -48,6 +49,8 @@ static void run_usage(FILE *out)
             "  --mem SIZE      guest RAM, e.g. 512M or 2G; a plain number means MiB\n"
             "                  (default: 256M, range 16M-64G)\n"
             "  --cpus N        number of harts, 1-%d, one host thread each (default: 1)\n"
+            "  --cpu-engine NAME  what runs the harts: interp (the interpreter, the\n"
+            "                  default) or jit (hot code translated to x86-64; x86-64 hosts)\n"
             "  --device TYPE[,OPTS]  add a virtio device (up to %d); types below\n"
             "  --disk OPTS     the same as --device disk,OPTS (the first disk is /dev/vda)\n"
             "  --net OPTS      the same as --device net,OPTS\n"
@@ -253,6 +256,7 @@ int cli_run(int argc, char **argv)
         OPT_CONSOLE,
         OPT_SANDBOX,
         OPT_USER,
+        OPT_CPU_ENGINE,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -261,6 +265,7 @@ int cli_run(int argc, char **argv)
         {"append", required_argument, NULL, OPT_APPEND},
         {"mem", required_argument, NULL, OPT_MEM},
         {"cpus", required_argument, NULL, OPT_CPUS},
+        {"cpu-engine", required_argument, NULL, OPT_CPU_ENGINE},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"disk", required_argument, NULL, OPT_DISK},
         {"net", required_argument, NULL, OPT_NET},
@@ -288,6 +293,7 @@ int cli_run(int argc, char **argv)
     struct virt_config mcfg = {0};
     char verr[VMCONFIG_ERR_LEN];
     const char *config_path = NULL;
+    const char *cpu_engine = NULL;
     const char *agent_sock = NULL;
     const char *api_sock = NULL;
     struct vm_api *api = NULL;
@@ -348,6 +354,17 @@ int cli_run(int argc, char **argv)
             ro.want_cpus = cfg.cpus;
             break;
         }
+        case OPT_CPU_ENGINE:
+            if (!cpu_engine_find(optarg)) {
+                char known[128];
+
+                cpu_engine_list(known, sizeof(known));
+                fprintf(stderr, "tessera: --cpu-engine '%s': expected one of %s\n", optarg, known);
+                return 2;
+            }
+            cpu_engine = optarg;
+            machine_opts = true;
+            break;
         case OPT_DEVICE:
         case OPT_DISK:
         case OPT_NET:
@@ -451,7 +468,7 @@ int cli_run(int argc, char **argv)
         if ((restore && incoming) || machine_opts || (restore && (ro.want_cpus || ro.want_mem))) {
             fprintf(stderr,
                     "tessera: %s takes the machine from the %s: give no --kernel, --disk, "
-                    "--net, --device, --agent-sock, --config%s\n",
+                    "--net, --device, --agent-sock, --cpu-engine, --config%s\n",
                     what, restore ? "snapshot" : "stream",
                     restore ? ", --cpus, --mem or --incoming" : " (--cpus and --mem are checked)");
             return 2;
@@ -500,7 +517,7 @@ int cli_run(int argc, char **argv)
         vc.mem_size = ro.want_mem;
     if (replace_str(&vc.firmware, cfg.bios) || replace_str(&vc.kernel, cfg.kernel) ||
         replace_str(&vc.initrd, cfg.initrd) || replace_str(&vc.cmdline, cfg.append) ||
-        replace_str(&vc.api_socket, api_sock)) {
+        replace_str(&vc.api_socket, api_sock) || replace_str(&vc.cpu_engine, cpu_engine)) {
         status = 1;
         goto out;
     }

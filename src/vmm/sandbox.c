@@ -41,7 +41,7 @@ static const int sandbox_allow[] = {
     SCMP_SYS(brk),      /* malloc's heap */
     SCMP_SYS(mmap),     /* malloc's large blocks, thread stacks, qcow2 caches */
     SCMP_SYS(munmap),   /* their release */
-    SCMP_SYS(mprotect), /* thread-stack guard pages (glibc pthread_create) */
+    SCMP_SYS(mprotect), /* thread-stack guard pages; the JIT's code cache: RW, then RX */
     SCMP_SYS(mremap),   /* realloc of large blocks (qcow2 tables, API buffers) */
     SCMP_SYS(madvise),  /* balloon and reset (MADV_DONTNEED of guest RAM), glibc's thread stacks */
     /* threads and their synchronization */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/engine.h"
 #include "hw/virtio/vdev.h"
 
 #define VMCONFIG_FILE_MAX (1u << 20)
@@ -34,6 +35,7 @@ void vmconfig_init(struct vmconfig *c)
 
 void vmconfig_free(struct vmconfig *c)
 {
+    free(c->cpu_engine);
     free(c->firmware);
     free(c->kernel);
     free(c->initrd);
@@ -235,6 +237,7 @@ json_t *vmconfig_to_json(const struct vmconfig *c)
           json_object_set_new(doc, "version", json_integer(VMCONFIG_VERSION)) ||
           json_object_set_new(doc, "machine", json_string("virt")) ||
           json_object_set_new(doc, "cpus", json_integer(c->cpus)) ||
+          set_opt_str(doc, "cpu_engine", c->cpu_engine) ||
           json_object_set_new(doc, "memory", vmconfig_size_json(c->mem_size)) ||
           json_object_set(doc, "boot", boot) || json_object_set(doc, "disks", disks) ||
           json_object_set(doc, "nics", nics) || json_object_set(doc, "devices", devs) ||
@@ -414,8 +417,8 @@ static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key,
 static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
 {
     static const char *const known[] = {
-        "version", "machine", "cpus",         "memory",     "boot",   "disks", "nics",
-        "devices", "console", "agent_socket", "api_socket", "limits", NULL,
+        "version", "machine", "cpus",    "cpu_engine",   "memory",     "boot",   "disks",
+        "nics",    "devices", "console", "agent_socket", "api_socket", "limits", NULL,
     };
     static const char *const console_keys[] = {"mode", "socket", "log", NULL};
     static const char *const limit_keys[] = {NULL};
@@ -454,6 +457,15 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
     }
     if (v)
         c->cpus = (unsigned)json_integer_value(v);
+    if (get_string(r, doc, "", "cpu_engine", 32, &c->cpu_engine))
+        goto out;
+    if (c->cpu_engine && !cpu_engine_find(c->cpu_engine)) {
+        char engines[128];
+
+        cpu_engine_list(engines, sizeof(engines));
+        set_err(r->err, "%s: cpu_engine: expected one of %s", r->what, engines);
+        goto out;
+    }
     v = json_object_get(doc, "memory");
     if (v) {
         uint64_t size;
@@ -611,6 +623,9 @@ int vmconfig_to_virt(const struct vmconfig *c, struct virt_config *out)
     memset(out, 0, sizeof(*out));
     out->cpus = c->cpus;
     out->mem_size = c->mem_size;
+    /* The registered engine's own name: static, so the machine's config need not own it. */
+    if (c->cpu_engine && cpu_engine_find(c->cpu_engine))
+        out->cpu_engine = cpu_engine_find(c->cpu_engine)->name;
     if (dup_opt(c->firmware, &out->bios) || dup_opt(c->kernel, &out->kernel) ||
         dup_opt(c->initrd, &out->initrd) || dup_opt(c->cmdline, &out->append))
         goto oom;
@@ -671,8 +686,9 @@ int vmconfig_from_virt(const struct virt_config *v, struct vmconfig *c, char *er
     vmconfig_init(c);
     c->cpus = v->cpus;
     c->mem_size = v->mem_size;
-    if (dup_str(v->bios, &c->firmware) || dup_str(v->kernel, &c->kernel) ||
-        dup_str(v->initrd, &c->initrd) || dup_str(v->append, &c->cmdline)) {
+    if (dup_str(v->cpu_engine, &c->cpu_engine) || dup_str(v->bios, &c->firmware) ||
+        dup_str(v->kernel, &c->kernel) || dup_str(v->initrd, &c->initrd) ||
+        dup_str(v->append, &c->cmdline)) {
         set_err(err, "out of memory");
         goto fail;
     }

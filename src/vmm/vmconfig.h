@@ -37,6 +37,9 @@ struct vmconfig_device {
 
 struct vmconfig {
     unsigned cpus;
+    /* The CPU engine (src/cpu/engine.h) by name, a registered one; NULL: the default.
+     * malloc'd. */
+    char *cpu_engine;
     uint64_t mem_size;
     /* boot; malloc'd, NULL when not given */
     char *firmware;

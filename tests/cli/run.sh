@@ -56,6 +56,8 @@ expect_error mem-huge "--mem '99999G'" --mem 99999G
 expect_error cpus-zero "--cpus '0'" --cpus 0
 expect_error cpus-many "--cpus '99'" --cpus 99
 expect_error cpus-garbage "--cpus 'four'" --cpus four
+expect_error cpu-engine-unknown "--cpu-engine 'qemu': expected one of" --cpu-engine qemu
+expect_error cpu-engine-empty "--cpu-engine '': expected one of" --cpu-engine ''
 expect_error stray-arg "unexpected argument 'extra'" --bios "$tmp/ok.elf" extra
 expect_error console-garbage "--console: 'tty': expected stdio" --console tty
 expect_error console-log-dir "--console log=$tmp: Is a directory" --bios "$tmp/ok.elf" --console "stdio,log=$tmp"
@@ -103,6 +105,7 @@ expect_error restore-missing "/nonexistent/s.tsr" --restore /nonexistent/s.tsr
 expect_error restore-not-state "not a Tessera state stream" --restore "$tmp/random.bin"
 expect_error restore-empty "truncated" --restore "$tmp/empty"
 expect_error restore-with-disk "give no --kernel" --restore "$tmp/random.bin" --disk "$tmp/big.img"
+expect_error restore-with-engine "--cpu-engine" --restore "$tmp/random.bin" --cpu-engine interp
 expect_error incoming-bad-uri "expected tcp:HOST:PORT" --incoming udp:1.2.3.4:5
 expect_error clone-without-restore "--clone and --full apply to --restore" --clone "$tmp"
 expect_error disk-dir-without-incoming "--disk-dir applies to --incoming" --disk-dir "$tmp"
@@ -129,6 +132,8 @@ expect_config config-unknown-key "vm.json: disks[0].cache: unknown key" \
     '{"version": 1, "disks": [{"path": "d.img", "cache": "none"}]}'
 expect_config config-wrong-type "vm.json: cpus: expected an integer from 1 to 8" \
     '{"version": 1, "cpus": "two"}'
+expect_config config-cpu-engine "vm.json: cpu_engine: expected one of" \
+    '{"version": 1, "cpu_engine": "kvm"}'
 expect_config config-out-of-range "vm.json: memory: expected a size between 16M and 64G" \
     '{"version": 1, "memory": "128G"}'
 expect_config config-bad-enum "vm.json: disks[1].format: expected raw or qcow2" \

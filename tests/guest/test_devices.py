@@ -7,6 +7,7 @@ to build/test-logs/. Images live in a temporary directory removed at the end.
 
 import hashlib
 import os
+import platform
 import random
 import shutil
 import signal
@@ -332,6 +333,25 @@ def test_rng():
     poweroff(v)
 
 
+def test_jit():
+    """The JIT engine boots the default guest on two harts and computes what the host does,
+    on both harts at once (x86-64 hosts only: elsewhere there is no JIT to test)."""
+    if platform.machine() != "x86_64":
+        return
+    v = boot("jit", "--cpu-engine", "jit", "--cpus", "2")
+    try:
+        assert v.run("nproc").split()[-1] == "2", "nproc"
+        want = hashlib.sha256(bytes(4 << 20)).hexdigest()
+        out = v.run("for i in 1 2; do (dd if=/dev/zero bs=1M count=4 2>/dev/null | sha256sum) & "
+                    "done; wait", 300)
+        assert out.count(want) == 2, out
+        out = v.run("seq 1 20000 | awk '{s += $1 * $1} END {print s}'", 300)
+        assert "2666866670000" in out, out
+        poweroff(v)
+    finally:
+        v.close()
+
+
 def vm_rss_mib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -652,6 +672,7 @@ def main():
     only = sys.argv[1:]
     tests = [
         ("rng", test_rng),
+        ("jit", test_jit),
         ("qcow2_persist", test_qcow2_persist),
         ("overlays", test_overlays),
         ("compressed", test_compressed),

@@ -9,7 +9,7 @@ ISA_CFLAGS  := -march=rv64gc -mabi=lp64d -nostdlib -nostartfiles -static -fno-pi
 ISA_SRCS    := $(sort $(wildcard tests/isa/*.S))
 ISA_ELFS    := $(ISA_SRCS:tests/isa/%.S=$(BUILD)/isa/%.elf)
 
-.PHONY: isa isa-asan isa-qemu isa-build
+.PHONY: isa isa-jit isa-asan isa-qemu isa-build
 
 isa-build: $(ISA_ELFS)
 
@@ -20,6 +20,12 @@ $(BUILD)/isa/%.elf: tests/isa/%.S tests/isa/isa.h tests/isa/link.ld tests/isa/is
 
 isa: $(BUILD)/tessera $(ISA_ELFS)
 	@tests/isa/run.sh --tessera $(BUILD)/tessera $(ISA_ELFS)
+
+# The same under the JIT engine, every block translated before its first run (threshold 0),
+# so each test checks the translated code rather than the interpreter warming it up.
+isa-jit: $(BUILD)/tessera $(ISA_ELFS)
+	@TESSERA_JIT_THRESHOLD=0 tests/isa/run.sh --tessera $(BUILD)/tessera --cpu-engine jit \
+	    $(ISA_ELFS)
 
 isa-qemu: $(ISA_ELFS)
 	@tests/isa/run.sh --qemu $(ISA_ELFS)

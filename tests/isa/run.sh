@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Tessera ISA tests: run.sh [--qemu | --tessera PATH] ELF...
+# Runs Tessera ISA tests: run.sh [--qemu | --tessera PATH] [--cpu-engine NAME] ELF...
 # One line per test (PASS / FAIL / TIMEOUT), then "isa: N passed, N failed"; exits non-zero on
 # any failure.  The default simulator is ${TESSERA:-build/tessera}.
 set -u
@@ -7,10 +7,12 @@ mode=tessera
 tessera=${TESSERA:-build/tessera}
 qemu=${QEMU:-qemu-system-riscv64}
 limit=${ISA_TIMEOUT:-20}
+engine=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --qemu) mode=qemu; shift ;;
         --tessera) mode=tessera; tessera=$2; shift 2 ;;
+        --cpu-engine) engine=(--cpu-engine "$2"); shift 2 ;;
         --) shift; break ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -45,7 +47,7 @@ for elf in "$@"; do
     if [ "$mode" = qemu ]; then
         cmd=("$qemu" -M virt -m 128M -nographic -bios "$elf")
     else
-        cmd=("$tessera" run --bios "$elf" --mem 128M)
+        cmd=("$tessera" run ${engine[@]+"${engine[@]}"} --bios "$elf" --mem 128M)
     fi
     errf=$(mktemp)
     timeout -v "$limit" "${cmd[@]}" </dev/null >/dev/null 2>"$errf"

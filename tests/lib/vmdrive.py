@@ -17,8 +17,23 @@ class VMError(Exception):
     pass
 
 
+# CPU_ENGINE=NAME: every `tessera run` started here that names no engine and takes its
+# machine from no stream (--restore, --incoming carry theirs) runs on that engine, so that
+# a whole guest test file runs on the JIT with CPU_ENGINE=jit.
+CPU_ENGINE = os.environ.get("CPU_ENGINE")
+
+
+def with_engine(argv):
+    if (CPU_ENGINE and len(argv) > 1 and argv[1] == "run"
+            and os.path.basename(argv[0]).startswith("tessera")
+            and not {"--cpu-engine", "--restore", "--incoming"} & set(argv)):
+        return [argv[0], "run", "--cpu-engine", CPU_ENGINE, *argv[2:]]
+    return argv
+
+
 class VM:
     def __init__(self, argv, log_path=None, echo=False, pass_fds=()):
+        argv = with_engine(argv)
         self.argv = argv
         self.start = time.monotonic()
         self.proc = subprocess.Popen(

@@ -12,6 +12,13 @@
 
 #include "hw/virtio/vdev.h"
 #include "machine/virt.h"
+
+/* The engines this host registers, as the error lists them (the last registered first). */
+#if defined(__x86_64__) && defined(__linux__)
+#define CPU_ENGINES "jit, interp"
+#else
+#define CPU_ENGINES "interp"
+#endif
 #include "vmm/vmconfig.h"
 
 /* The file parsed as plain JSON, for comparing trees. */
@@ -135,8 +142,11 @@ static const struct bad_doc bad_docs[] = {
     {"{\"version\": 1, \"devices\": [{}]}", "vm.json: devices[0].type: missing (required)"},
     /* unknown keys */
     {"{\"version\": 1, \"cpu\": 2}",
-     "vm.json: cpu: unknown key (expected version, machine, cpus, memory, boot, disks, nics, "
-     "devices, console, agent_socket, api_socket, limits)"},
+     "vm.json: cpu: unknown key (expected version, machine, cpus, cpu_engine, memory, boot, "
+     "disks, nics, devices, console, agent_socket, api_socket, limits)"},
+    {"{\"version\": 1, \"cpu_engine\": \"qemu\"}",
+     "vm.json: cpu_engine: expected one of " CPU_ENGINES},
+    {"{\"version\": 1, \"cpu_engine\": 1}", "vm.json: cpu_engine: expected a string"},
     {"{\"version\": 1, \"boot\": {\"bios\": \"x\"}}",
      "vm.json: boot.bios: unknown key (expected firmware, kernel, initrd, cmdline)"},
     {"{\"version\": 1, \"disks\": [{\"path\": \"a\"}, {\"path\": \"b\", \"cache\": \"none\"}]}",
@@ -394,8 +404,41 @@ static void test_sizes(void)
     CHECK(vmconfig_parse_size("99999999999T", &v) == -EINVAL);
 }
 
+/* cpu_engine names the engine the machine gets, and survives describe (and so a snapshot's
+ * header); without it the machine gets the default. */
+static void test_cpu_engine(void)
+{
+    const char *doc = "{\"version\": 1, \"cpu_engine\": \"interp\"}";
+    char err[VMCONFIG_ERR_LEN] = "";
+    struct vmconfig c, back;
+    struct virt_config v;
+    char *text;
+
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    CHECK(c.cpu_engine && !strcmp(c.cpu_engine, "interp"));
+    CHECK(vmconfig_to_virt(&c, &v) == 0);
+    CHECK(v.cpu_engine && !strcmp(v.cpu_engine, "interp"));
+    text = vmconfig_dumps(&c);
+    CHECK(text && vmconfig_parse(text, strlen(text), "dump", &back, err) == 0);
+    CHECK(text && back.cpu_engine && !strcmp(back.cpu_engine, "interp"));
+    if (text)
+        vmconfig_free(&back);
+    free(text);
+    virt_config_free(&v);
+    vmconfig_free(&c);
+
+    doc = "{\"version\": 1}";
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    CHECK(c.cpu_engine == NULL);
+    CHECK(vmconfig_to_virt(&c, &v) == 0);
+    CHECK(v.cpu_engine == NULL);
+    virt_config_free(&v);
+    vmconfig_free(&c);
+}
+
 int main(void)
 {
+    test_cpu_engine();
     test_documented_example();
     test_describe_golden();
     test_bad_documents();

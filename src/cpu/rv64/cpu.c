@@ -4,32 +4,12 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "cpu/rv64/hart.h"
+#include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 
 #define RV_BLOCK_MAX_INSNS 64
 #define RV_BC_BUCKETS      (1u << 15)
 #define RV_BC_ARENA_SIZE   (32u << 20)
-
-/* A successor seen before: valid while the hart's fetch context and generation (bumped by
- * every TLB and block-cache flush) are unchanged, since then the target pc still maps to the
- * same host bytes, or the ISA lets us keep using the old translation (no SFENCE.VMA yet). */
-struct rv_chain {
-    uint64_t pc;
-    uint64_t gen;
-    struct rv_block *blk;
-    unsigned fetch_idx;
-};
-
-struct rv_block {
-    uintptr_t key; /* host address of the first instruction */
-    struct rv_block *next;
-    uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
-    uint32_t n;               /* instructions */
-    uint32_t bytes;           /* their total length */
-    struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
-    struct rv_insn insn[];
-};
 
 static unsigned bc_hash(uintptr_t key)
 {
@@ -42,6 +22,8 @@ void rv_block_cache_flush(struct rv64_hart *h)
     h->bc.arena_used = 0;
     h->bc.flushes++;
     h->fetch_gen++;
+    if (h->jit)
+        rv_jit_flush(h->jit); /* translations hang off blocks, which are gone */
     h->bc_flush_pending = false;
 }
 
@@ -120,6 +102,8 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     b->key = (uintptr_t)host;
     b->code_gen = h->bc.code_gen;
     memset(b->chain, 0, sizeof(b->chain));
+    b->runs = 0;
+    b->code = NULL;
     b->n = n;
     b->bytes = off;
     h->bc.arena_used += sizeof(struct rv_block) + n * sizeof(struct rv_insn);
@@ -178,22 +162,19 @@ static void hart_wfi(struct rv64_hart *h)
         h->in_wfi = false;
 }
 
-/* The block for h->pc: from prev's chain when it is still valid, else through the fetch
- * TLB and the block cache (building it if needed), recording the link in prev. NULL when the
- * pc's instruction crossed a page and was executed here, or when fetching trapped. */
-static struct rv_block *next_block(struct rv64_hart *h, struct rv_block *prev, uint64_t prev_pc)
+/* The block for h->pc: from chain entry c (of the block that ran last) when it is still
+ * valid, else through the fetch TLB and the block cache (building it if needed), recording
+ * the link in c. NULL when the pc's instruction crossed a page and was executed here, or when
+ * fetching trapped. */
+static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
 {
-    struct rv_chain *c = NULL;
     const uint8_t *host;
     struct rv_block *b;
     uint64_t flushes;
 
-    if (prev) {
-        c = &prev->chain[h->pc != prev_pc + prev->bytes];
-        if (likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch &&
-                   c->blk))
-            return c->blk;
-    }
+    if (c &&
+        likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch && c->blk))
+        return c->blk;
     host = rv_fetch_ptr(h, h->pc);
     if (unlikely(!host)) {
         rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
@@ -208,7 +189,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_block *prev, u
             return NULL;
         }
         if (flushes != h->bc.flushes)
-            c = NULL; /* the arena was recycled: prev no longer exists */
+            c = NULL; /* the arena was recycled: c's block no longer exists */
     }
     if (c) {
         c->pc = h->pc;
@@ -219,10 +200,27 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_block *prev, u
     return b;
 }
 
+/* Translates b (run often enough to be worth it). Returns true when the code cache was full
+ * and the block cache, b included, was flushed instead; b is then found, and later
+ * translated, again. A block that cannot be translated stays interpreted. */
+static bool jit_block(struct rv64_hart *h, struct rv_block *b)
+{
+    bool full;
+
+    b->code = rv_jit_compile(h->jit, b, &full);
+    if (full)
+        rv_block_cache_flush(h);
+    return full;
+}
+
+bool rv64_jit_host(void)
+{
+    return RV_JIT_HOST;
+}
+
 int rv64_hart_run(struct rv64_hart *h)
 {
-    struct rv_block *prev = NULL;
-    uint64_t prev_pc = 0;
+    struct rv_chain *link = NULL; /* where the block that ran last records its successor */
 
     while (likely(!atomic_load_explicit(&h->stop, memory_order_relaxed))) {
         struct rv_block *b;
@@ -235,14 +233,26 @@ int rv64_hart_run(struct rv64_hart *h)
             continue;
         }
         pc = h->pc;
-        b = next_block(h, prev, prev_pc);
+        b = next_block(h, link);
         if (unlikely(!b)) {
-            prev = NULL;
+            link = NULL;
             continue;
         }
-        exec_block(h, b);
-        prev = b;
-        prev_pc = pc;
+        /* Translated once, when the block becomes hot: one that cannot be is not retried. */
+        if (unlikely(!b->code) && h->jit && b->runs++ == rv_jit_threshold(h->jit) &&
+            jit_block(h, b)) {
+            link = NULL; /* the code cache was full: every block was flushed, b included */
+            continue;
+        }
+        if (b->code) {
+            /* Translated code may go on into successors' code; it leaves the chain entry of
+             * the last block it ran in h->jit_link. */
+            b->code(h);
+            link = h->jit_link;
+        } else {
+            exec_block(h, b);
+            link = &b->chain[h->pc != pc + b->bytes];
+        }
         if (unlikely(h->bc_flush_pending)) {
             /* FENCE.I: revalidate blocks lazily; chains must go through the lookup. */
             h->bc_flush_pending = false;
@@ -338,12 +348,19 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)
         goto free_buckets;
+    if (cfg->jit) {
+        err = rv_jit_create(&h->jit);
+        if (err)
+            goto unmap_arena;
+    }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
     rv64_hart_reset(h, 0);
     *out = h;
     return 0;
 
+unmap_arena:
+    munmap(h->bc.arena, RV_BC_ARENA_SIZE);
 free_buckets:
     free(h->bc.buckets);
 free_sets:
@@ -357,6 +374,7 @@ void rv64_hart_destroy(struct rv64_hart *h)
 {
     if (!h)
         return;
+    rv_jit_destroy(h->jit);
     munmap(h->bc.arena, RV_BC_ARENA_SIZE);
     free(h->bc.buckets);
     free(h->tlb_sets);

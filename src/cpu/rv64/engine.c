@@ -1,5 +1,8 @@
-/* The RV64 interpreter behind the CPU engine seam (src/cpu/engine.h): each op is the
- * matching rv64_hart_* call of rv64.h. */
+/* The RV64 hart behind the CPU engine seam (src/cpu/engine.h), as two engines: "interp", the
+ * interpreter, and "jit", the same hart with hot blocks translated to host code
+ * (src/cpu/rv64/jit/jit.h), registered only where the host can run the translator. Each op is
+ * the matching rv64_hart_* call of rv64.h; the two share everything but creation, so their
+ * state sections are one format and a snapshot of either loads into the other. */
 #include <string.h>
 
 #include "cpu/engine.h"
@@ -11,9 +14,10 @@ _Static_assert((int)VCPU_IRQ_SSI == RV64_IRQ_SSI && (int)VCPU_IRQ_MSI == RV64_IR
                    (int)VCPU_IRQ_SEI == RV64_IRQ_SEI && (int)VCPU_IRQ_MEI == RV64_IRQ_MEI,
                "interrupt numbers differ");
 
-static int interp_create(const struct vcpu_config *cfg, void **impl)
+static int hart_create(const struct vcpu_config *cfg, bool jit, void **impl)
 {
-    struct rv64_config rc = {.hartid = cfg->id, .bus = cfg->bus, .mem_count = cfg->mem_count};
+    struct rv64_config rc = {
+        .hartid = cfg->id, .bus = cfg->bus, .mem_count = cfg->mem_count, .jit = jit};
     struct rv64_hart *h;
     int ret;
 
@@ -26,6 +30,11 @@ static int interp_create(const struct vcpu_config *cfg, void **impl)
     if (!ret)
         *impl = h;
     return ret;
+}
+
+static int interp_create(const struct vcpu_config *cfg, void **impl)
+{
+    return hart_create(cfg, false, impl);
 }
 
 static void interp_destroy(void *impl)
@@ -97,3 +106,30 @@ static const struct cpu_engine rv64_interp_engine = {
 };
 
 CPU_ENGINE_REGISTER(rv64_interp_engine)
+
+#if defined(__x86_64__) && defined(__linux__)
+static int jit_create(const struct vcpu_config *cfg, void **impl)
+{
+    return hart_create(cfg, true, impl);
+}
+
+static const struct cpu_engine rv64_jit_engine = {
+    .name = "jit",
+    .summary = "RV64GC interpreter that translates hot blocks to x86-64 code (src/cpu/rv64/jit)",
+    .state_version = RV64_STATE_VERSION,
+    .create = jit_create,
+    .destroy = interp_destroy,
+    .set_time_source = interp_set_time_source,
+    .reset = interp_reset,
+    .run = interp_run,
+    .request_stop = interp_request_stop,
+    .clear_stop = interp_clear_stop,
+    .set_irq = rv64_hart_set_irq,
+    .instret = interp_instret,
+    .dirty_rearm = interp_dirty_rearm,
+    .save = interp_save,
+    .load = interp_load,
+};
+
+CPU_ENGINE_REGISTER(rv64_jit_engine)
+#endif

@@ -8,7 +8,8 @@
  * block is valid whatever virtual address maps that physical page; they are flushed by
  * FENCE.I on the same hart, which is exactly the visibility the ISA promises (unprivileged
  * §3.1: stores become visible to instruction fetch after FENCE.I). Interrupts and stop
- * requests are checked between blocks.
+ * requests are checked between blocks. Engine "jit" hangs x86-64 code on hot blocks and
+ * keeps this model (jit/jit.h).
  *
  * All of struct rv64_hart is owned by the hart's thread except `mip` (atomic; any thread
  * raises bits), `seip_line` and `seip_sw` (atomic), `stop` (atomic), and the lock/cond pair
@@ -160,6 +161,8 @@ struct rv_tlb_set {
 };
 
 struct rv_block;
+struct rv_chain;
+struct rv_jit;
 
 struct rv_block_cache {
     struct rv_block **buckets; /* RV_BC_BUCKETS chains keyed by host address */
@@ -214,7 +217,9 @@ struct rv64_hart {
     unsigned tlb_set_next;       /* the slot the next save may take, round robin */
 
     struct rv_block_cache bc;
-    uint64_t fetch_gen; /* bumped by TLB and block-cache flushes: invalidates block chains */
+    struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
+    struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
+    uint64_t fetch_gen;        /* bumped by TLB and block-cache flushes: invalidates block chains */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 

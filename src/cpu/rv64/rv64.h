@@ -40,7 +40,13 @@ struct rv64_config {
     /* The `time` CSR (and nothing else) reads this; callable from any thread. */
     uint64_t (*time)(void *opaque);
     void *time_opaque;
+    /* Translate hot blocks to host code (src/cpu/rv64/jit/jit.h). Only where rv64_jit_host()
+     * is true; creation fails with -ENOTSUP elsewhere. */
+    bool jit;
 };
+
+/* True when this host can run the translator (x86-64 Linux). */
+bool rv64_jit_host(void);
 
 /* mip bit numbers for rv64_hart_set_irq (RISC-V privileged §3.1.9). */
 enum rv64_irq {

@@ -1,0 +1,32 @@
+/* Private to src/cpu/rv64/: a decoded block of the block cache (cpu.c), shared with the
+ * translator (jit/jit.c), whose code continues into a successor's code through the same chain
+ * entries the run loop uses. Blocks live in the block cache's arena until it is flushed. */
+#ifndef TESSERA_CPU_RV64_BLOCK_H
+#define TESSERA_CPU_RV64_BLOCK_H
+
+#include "cpu/rv64/hart.h"
+#include "cpu/rv64/jit/jit.h"
+
+/* A successor seen before: valid while the hart's fetch context and generation (bumped by
+ * every TLB and block-cache flush) are unchanged, since then the target pc still maps to the
+ * same host bytes, or the ISA lets us keep using the old translation (no SFENCE.VMA yet). */
+struct rv_chain {
+    uint64_t pc;
+    uint64_t gen;
+    struct rv_block *blk;
+    unsigned fetch_idx;
+};
+
+struct rv_block {
+    uintptr_t key; /* host address of the first instruction */
+    struct rv_block *next;
+    uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
+    uint32_t n;               /* instructions */
+    uint32_t bytes;           /* their total length */
+    uint32_t runs;            /* interpreted runs, until the JIT translates the block */
+    rv_jit_fn code;           /* the block's translation, or NULL */
+    struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
+    struct rv_insn insn[];
+};
+
+#endif

@@ -1,0 +1,86 @@
+/* Private to src/cpu/rv64/: the translator from decoded blocks (struct rv_insn, hart.h) to
+ * x86-64 machine code, and its per-hart code cache. Engine "jit" (src/cpu/rv64/engine.c) is
+ * the interpreter's hart with this attached; it exists only where RV_JIT_HOST is 1.
+ *
+ * Execution model. The interpreter's block cache stays the one index of guest code: a block
+ * is found, validated (FENCE.I compares its bytes with memory) and chained exactly as without
+ * the JIT, and a block that ran RV_JIT_THRESHOLD times gets host code hung on it. That code
+ * does what exec_block() does for the same block, bit for bit: it keeps the same invariant
+ * (h->pc is the block's first pc until the block is left), and it runs the common integer
+ * instructions inline (RV64I and M but divisions, loads and stores through an inline TLB
+ * probe) and every other instruction by calling the interpreter's own handler with the
+ * block's decoded instruction. A load or store that misses the TLB, is misaligned or faults
+ * calls the handler too, which takes the slow path and raises the trap with the same pc and
+ * tval. Interrupts, stop requests and FENCE.I are handled between blocks by the interpreter's
+ * loop, as without the JIT.
+ *
+ * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
+ * the successor's code, without the run loop, when the loop would have done no more than run
+ * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
+ * and fetch context, so the same host bytes), the successor has code, no stop is requested
+ * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
+ * the entry in h->jit_link, where the loop records the successor. Exits through a handler
+ * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop.
+ *
+ * The code is keyed by what keys the block: the host address of its first instruction, i.e.
+ * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
+ * the hart when it runs), so mode switches, satp writes and SFENCE.VMA need not drop any.
+ *
+ * W^X: no address of the cache is ever writable and executable. The cache is one memfd
+ * mapped twice, read+execute where code runs and read+write where translations are copied in
+ * (from a staging buffer). Where that cannot be set up, one read+execute mapping has the
+ * touched pages made read+write, not executable, for each copy (slow: mprotect() shoots down
+ * every CPU's TLB); TESSERA_JIT_SINGLE_MAP (read at creation) forces that, for tests.
+ *
+ * Threads: one struct rv_jit per hart, used only by that hart's thread. */
+#ifndef TESSERA_CPU_RV64_JIT_JIT_H
+#define TESSERA_CPU_RV64_JIT_JIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && defined(__linux__)
+#define RV_JIT_HOST 1
+#else
+#define RV_JIT_HOST 0
+#endif
+
+/* A block runs interpreted this many times before it is translated: code that runs once
+ * (firmware set-up, boot-time initialisation) is not worth translating. The environment
+ * variable TESSERA_JIT_THRESHOLD (read at creation; 0 to 1000000) overrides it, so that tests
+ * can translate every block before its first run (0). */
+#define RV_JIT_THRESHOLD 8
+
+struct rv64_hart;
+struct rv_block;
+struct rv_jit;
+
+/* Host code for one block: behaves as exec_block() on the same instructions. */
+typedef void (*rv_jit_fn)(struct rv64_hart *h);
+
+/* A code cache. 0, -ENOMEM, or -ENOTSUP where RV_JIT_HOST is 0. */
+int rv_jit_create(struct rv_jit **out);
+void rv_jit_destroy(struct rv_jit *j); /* NULL is ignored */
+
+/* How many interpreted runs a block needs before it is translated. */
+uint32_t rv_jit_threshold(const struct rv_jit *j);
+
+/* Forgets every translation (the block cache was flushed: nothing points into it now). */
+void rv_jit_flush(struct rv_jit *j);
+
+/* Translates block b (block.h). The code stays valid until rv_jit_flush(), which must come
+ * with every flush of the block cache: it refers to b and to the chain entries of b, and
+ * jumps into other blocks' code through them. NULL when the cache is full (*full set: flush
+ * the block cache, which flushes this) or the block does not fit one translation (left to
+ * the interpreter). */
+rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *b, bool *full);
+
+/* Statistics for tests and logs. */
+struct rv_jit_stats {
+    uint64_t blocks;  /* translations made */
+    uint64_t bytes;   /* host code bytes in use */
+    uint64_t flushes; /* rv_jit_flush() calls */
+};
+void rv_jit_get_stats(const struct rv_jit *j, struct rv_jit_stats *out);
+
+#endif

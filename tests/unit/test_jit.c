@@ -1,0 +1,540 @@
+/* Engine "jit" against engine "interp", differentially: random RV64 programs (integer, M, Zb,
+ * compressed, loads and stores of every size at aligned, misaligned and faulting addresses,
+ * forward branches and jumps, counter reads, FENCE.I, ecall, stores that raise a machine
+ * software interrupt, taken at the next block boundary) run on both, in M-mode with no
+ * translation and in S-mode under Sv39 with read-only, unmapped and not-dirty data pages, and
+ * everything architectural must match: the saved hart state (pc, x, f, privilege, every CSR,
+ * trap cause/epc/tval, instret) and all of RAM.
+ *
+ * Each program ends in a trap (its closing ecall, or any fault on the way) whose M-mode
+ * handler writes the test's stop device. Three JIT harts run each program: one translating
+ * every block before its first run, one after a block's first interpreted run, so both the
+ * translated code and the hand-over from interpreted to translated runs are compared, and
+ * one whose code cache is the fallback (one mapping, mprotect() around each copy). The
+ * program body runs three times (a loop around it) so translated blocks run again on changed
+ * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one. */
+#include "test.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "base/state.h"
+#include "cpu/engine.h"
+#include "hw/bus.h"
+
+#define RAM_BASE    0x80000000ull
+#define RAM_SIZE    0x20000u
+#define REGVALS     0x400u /* 31 initial register values */
+#define MSTATUS_VAL 0x500u /* the prologue's mstatus and satp values */
+#define SATP_VAL    0x508u
+#define STOP        0x600u /* the trap handler: write the stop device, then spin */
+#define STOP_DEV    0x40000000u
+#define IRQ_DEV     0x40100000u /* a store raises the machine software interrupt */
+#define BODY        0x800u      /* the random program */
+#define BODY_END    0x2000u     /* its limit */
+#define DATA        0x8000u     /* 32 KiB of data pages */
+#define DATA_END    0x10000u
+#define PT_ROOT     0x10000u /* Sv39 tables: root, then one level-1 and one level-0 table */
+#define PROGRAMS    2000
+#define MAX_INSNS   160
+
+/* Reserved registers: data pointers, the loop count, the interrupt device's address. */
+enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22 };
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    /* xorshift64*: any fixed generator will do; the seed is what replays a failure. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static unsigned rndn(unsigned n)
+{
+    return (unsigned)(rnd() % n);
+}
+
+/* --- encodings (unprivileged ISA 20191213, chapter 24 "Instruction Set Listings") --- */
+
+static uint32_t enc_r(unsigned f7, unsigned rs2, unsigned rs1, unsigned f3, unsigned rd,
+                      unsigned op)
+{
+    return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
+}
+
+static uint32_t enc_i(int32_t imm, unsigned rs1, unsigned f3, unsigned rd, unsigned op)
+{
+    return ((uint32_t)imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
+}
+
+static uint32_t enc_s(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
+{
+    uint32_t u = (uint32_t)imm;
+
+    return (u >> 5 & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 0x1f) << 7 | 0x23;
+}
+
+static uint32_t enc_b(int32_t off, unsigned rs2, unsigned rs1, unsigned f3)
+{
+    uint32_t u = (uint32_t)off;
+
+    return (u >> 12 & 1) << 31 | (u >> 5 & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 |
+           (u >> 1 & 0xf) << 8 | (u >> 11 & 1) << 7 | 0x63;
+}
+
+static uint32_t enc_j(int32_t off, unsigned rd)
+{
+    uint32_t u = (uint32_t)off;
+
+    return (u >> 20 & 1) << 31 | (u >> 1 & 0x3ff) << 21 | (u >> 11 & 1) << 20 |
+           (u >> 12 & 0xff) << 12 | rd << 7 | 0x6f;
+}
+
+static uint32_t enc_u(uint32_t imm20, unsigned rd, unsigned op)
+{
+    return imm20 << 12 | rd << 7 | op;
+}
+
+#define CSRRS  2
+#define CSRRWI 5
+#define ECALL  0x00000073u
+#define MRET   0x30200073u
+
+/* --- the program --- */
+
+struct insn {
+    uint32_t bits;
+    unsigned len;
+    int target; /* branch or jal: index of the instruction it jumps to, else -1 */
+};
+
+struct program {
+    struct insn in[MAX_INSNS + 4];
+    unsigned n;
+    uint64_t regs[31];
+    uint64_t ptr[R_PTRN - R_PTR0 + 1];
+    uint8_t data_perm[(DATA_END - DATA) / 4096]; /* S-mode: 0 RW, 1 R, 2 none, 3 RW not dirty */
+    bool smode;
+    unsigned irq_after; /* see irq_write() */
+};
+
+static unsigned rnd_rd(void)
+{
+    static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+                                    15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 5,  10, 12, 14};
+
+    return pool[rndn(sizeof(pool) / sizeof(pool[0]))];
+}
+
+static unsigned rnd_rs(void)
+{
+    return rndn(32);
+}
+
+static uint64_t rnd_value(void)
+{
+    static const uint64_t special[] = {0,
+                                       1,
+                                       ~0ull,
+                                       0x8000000000000000ull,
+                                       0x7fffffffffffffffull,
+                                       0x80000000ull,
+                                       0x7fffffffull,
+                                       0xffffffff80000000ull,
+                                       0xffffffffull,
+                                       63,
+                                       64,
+                                       31,
+                                       32};
+
+    switch (rndn(4)) {
+    case 0: return special[rndn(sizeof(special) / sizeof(special[0]))];
+    case 1: return rnd() & 0xfff;
+    case 2: return (uint64_t)(int64_t)(int32_t)rnd();
+    default: return rnd();
+    }
+}
+
+static void add(struct program *p, uint32_t bits, unsigned len, int target)
+{
+    p->in[p->n++] = (struct insn){bits, len, target};
+}
+
+/* One random instruction at position p->n of a body of `count`. */
+static void add_random(struct program *p, unsigned count)
+{
+    static const unsigned op_f3f7[][2] = {
+        {0, 0},    {0, 0x20}, {1, 0},    {2, 0},    {3, 0},    {4, 0},
+        {5, 0},    {5, 0x20}, {6, 0},    {7, 0},    {0, 1},    {1, 1},
+        {2, 1},    {3, 1},    {4, 1},    {5, 1},    {6, 1},    {7, 1}, /* M */
+        {2, 0x10}, {4, 0x10}, {6, 0x10}, {7, 0x20}, {6, 0x20}, {4, 0x20},
+        {6, 0x05}, {1, 0x30}, /* Zb */
+    };
+    static const unsigned opw_f3f7[][2] = {{0, 0}, {0, 0x20}, {1, 0}, {5, 0}, {5, 0x20}, {0, 1},
+                                           {4, 1}, {5, 1},    {6, 1}, {7, 1}, {0, 4}};
+    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(100);
+    unsigned remaining = count - p->n;
+    int32_t imm = (int32_t)rndn(4096) - 2048;
+
+    if (k < 22) {
+        const unsigned *e = op_f3f7[rndn(sizeof(op_f3f7) / sizeof(op_f3f7[0]))];
+        add(p, enc_r(e[1], rs2, rs1, e[0], rd, 0x33), 4, -1);
+    } else if (k < 30) {
+        const unsigned *e = opw_f3f7[rndn(sizeof(opw_f3f7) / sizeof(opw_f3f7[0]))];
+        add(p, enc_r(e[1], rs2, rs1, e[0], rd, 0x3b), 4, -1);
+    } else if (k < 44) {
+        unsigned f3 = rndn(8);
+
+        if (f3 == 1)
+            imm = (int32_t)rndn(64);
+        else if (f3 == 5)
+            imm = (int32_t)(rndn(64) | (rndn(2) << 10));
+        add(p, enc_i(imm, rs1, f3, rd, 0x13), 4, -1);
+    } else if (k < 48) {
+        static const unsigned f3s[] = {0, 1, 5};
+        unsigned f3 = f3s[rndn(3)];
+
+        if (f3 != 0)
+            imm = (int32_t)(rndn(32) | (f3 == 5 ? rndn(2) << 10 : 0));
+        add(p, enc_i(imm, rs1, f3, rd, 0x1b), 4, -1);
+    } else if (k < 51) {
+        add(p, enc_u((uint32_t)rnd() & 0xfffff, rd, rndn(2) ? 0x37 : 0x17), 4, -1);
+    } else if (k < 65) {
+        /* Loads: mostly through a data pointer, sometimes through any register (faults). */
+        unsigned base = rndn(8) ? R_PTR0 + rndn(R_PTRN - R_PTR0 + 1) : rs1;
+        static const unsigned f3s[] = {0, 1, 2, 3, 4, 5, 6};
+
+        add(p, enc_i(imm, base, f3s[rndn(7)], rd, 0x03), 4, -1);
+    } else if (k < 77) {
+        unsigned base = rndn(8) ? R_PTR0 + rndn(R_PTRN - R_PTR0 + 1) : rs1;
+
+        add(p, enc_s(imm, rs2, base, rndn(4)), 4, -1);
+    } else if (k < 85 && remaining > 1) {
+        static const unsigned f3s[] = {0, 1, 4, 5, 6, 7};
+        unsigned span = remaining < 8 ? remaining : 8;
+
+        add(p, 0, 4, (int)(p->n + 1 + rndn(span)));
+        p->in[p->n - 1].bits = enc_b(0, rs2, rs1, f3s[rndn(6)]);
+    } else if (k < 87 && remaining > 1) {
+        unsigned span = remaining < 8 ? remaining : 8;
+
+        add(p, enc_j(0, rd), 4, (int)(p->n + 1 + rndn(span)));
+    } else if (k < 95) {
+        /* Compressed (chapter 16): c.addi, c.slli, c.mv, c.add, c.li on any rd but the
+         * reserved ones; rs2 != 0 so none becomes c.jr/c.jalr/c.ebreak. */
+        unsigned crd = rd ? rd : 1, crs2 = rs2 ? rs2 : 1, c = rndn(5);
+        uint32_t i6 = rndn(64);
+
+        if (c == 0)
+            add(p, 0x0001 | (i6 >> 5) << 12 | crd << 7 | (i6 & 31) << 2, 2, -1);
+        else if (c == 1)
+            add(p, 0x0002 | (i6 >> 5) << 12 | crd << 7 | (i6 & 31) << 2, 2, -1);
+        else if (c == 2)
+            add(p, 0x8002 | crd << 7 | crs2 << 2, 2, -1);
+        else if (c == 3)
+            add(p, 0x9002 | crd << 7 | crs2 << 2, 2, -1);
+        else
+            add(p, 0x4001 | (i6 >> 5) << 12 | crd << 7 | (i6 & 31) << 2, 2, -1);
+    } else if (k < 97) {
+        /* Counters: cycle and instret count what retired before, within a block too. */
+        add(p, enc_i(rndn(2) ? 0xc02 : 0xc00, 0, CSRRS, rd, 0x73), 4, -1);
+    } else if (k < 98) {
+        /* Raises MSI: the block goes on to its end, the interrupt is taken after it. */
+        add(p, enc_s(0, 0, R_IRQ, 2), 4, -1);
+    } else if (k < 99) {
+        add(p, 0x0000100f, 4, -1); /* fence.i */
+    } else {
+        add(p, ECALL, 4, -1);
+    }
+}
+
+static void program_make(struct program *p, bool smode)
+{
+    unsigned count;
+
+    memset(p, 0, sizeof(*p));
+    p->smode = smode;
+    for (unsigned i = 0; i < 31; i++)
+        p->regs[i] = rnd_value();
+    for (unsigned i = 0; i <= R_PTRN - R_PTR0; i++) {
+        p->ptr[i] = RAM_BASE + DATA + 2048 + rndn(DATA_END - DATA - 4096);
+        p->regs[R_PTR0 + i - 1] = p->ptr[i];
+    }
+    p->regs[R_LOOP - 1] = 3;
+    p->regs[R_IRQ - 1] = IRQ_DEV;
+    p->irq_after = 1 + rndn(3);
+    for (unsigned i = 0; i < sizeof(p->data_perm); i++)
+        p->data_perm[i] = smode ? (uint8_t)(rndn(3) ? 0 : 1 + rndn(3)) : 0;
+    count = 1 + rndn(MAX_INSNS);
+    while (p->n < count)
+        add_random(p, count);
+    /* The loop around the body: three runs, then the closing ecall. */
+    add(p, enc_i(-1, R_LOOP, 0, R_LOOP, 0x13), 4, -1);
+    add(p, enc_b(0, 0, R_LOOP, 1), 4, 0); /* bne loop, x0, body */
+    add(p, ECALL, 4, -1);
+}
+
+static void put32(uint8_t *ram, unsigned off, uint32_t v)
+{
+    memcpy(ram + off, &v, 4);
+}
+
+/* Lays the program out in ram: prologue, register values, handler, body, page tables. */
+static void program_write(const struct program *p, uint8_t *ram)
+{
+    unsigned off = 0, at[MAX_INSNS + 4], pos;
+
+    memset(ram, 0, RAM_SIZE);
+    for (unsigned i = 0; i < DATA_END - DATA; i++)
+        ram[DATA + i] = (uint8_t)(i * 131 + 7);
+    /* Prologue (M-mode): mtvec = STOP; counters readable from S; then S-mode set-up or a jump
+     * to the body; x1..x31 loaded last from REGVALS (x31 is the base, so it goes last). */
+    put32(ram, off, enc_u(0, 31, 0x17)), off += 4; /* auipc x31, 0 */
+    put32(ram, off, enc_i(STOP, 31, 0, 30, 0x13)), off += 4;
+    put32(ram, off, enc_i(0x305, 30, 1, 0, 0x73)), off += 4;     /* csrw mtvec, x30 */
+    put32(ram, off, enc_i(0x306, 7, CSRRWI, 0, 0x73)), off += 4; /* mcounteren = 7 */
+    put32(ram, off, enc_i(0x304, 8, 6, 0, 0x73)), off += 4;      /* csrsi mie, MSIE */
+    if (!p->smode) /* in S, M-level interrupts are enabled whatever mstatus.MIE says */
+        put32(ram, off, enc_i(0x300, 8, 6, 0, 0x73)), off += 4; /* csrsi mstatus, MIE */
+    if (p->smode) {
+        /* PMP entry 0 grants S everything (no matching entry denies S, privileged §3.7.1). */
+        put32(ram, off, enc_i(-1, 0, 0, 30, 0x13)), off += 4;           /* x30 = -1 */
+        put32(ram, off, enc_i(0x3b0, 30, 1, 0, 0x73)), off += 4;        /* pmpaddr0 */
+        put32(ram, off, enc_i(0x3a0, 0x1f, CSRRWI, 0, 0x73)), off += 4; /* pmpcfg0 NAPOT RWX */
+        put32(ram, off, enc_i(BODY / 2, 31, 0, 30, 0x13)), off += 4;    /* a 12-bit imm is */
+        put32(ram, off, enc_i(BODY / 2, 30, 0, 30, 0x13)), off += 4;    /* < 0x800: twice */
+        put32(ram, off, enc_i(0x341, 30, 1, 0, 0x73)), off += 4;        /* csrw mepc, x30 */
+        put32(ram, off, enc_i(MSTATUS_VAL, 31, 3, 30, 0x03)), off += 4; /* ld x30 */
+        put32(ram, off, enc_i(0x300, 30, 2, 0, 0x73)), off += 4;        /* csrs mstatus */
+        put32(ram, off, enc_i(SATP_VAL, 31, 3, 30, 0x03)), off += 4;    /* ld x30 */
+        put32(ram, off, enc_i(0x180, 30, 1, 0, 0x73)), off += 4;        /* csrw satp */
+    }
+    for (unsigned r = 1; r <= 31; r++)
+        put32(ram, off, enc_i((int32_t)(REGVALS + 8 * (r - 1)), 31, 3, r, 0x03)), off += 4;
+    put32(ram, off, p->smode ? MRET : enc_j((int32_t)(BODY - off), 0)), off += 4;
+    memcpy(ram + REGVALS, p->regs, sizeof(p->regs));
+    memcpy(ram + MSTATUS_VAL, &(uint64_t){1ull << 11}, 8);                           /* MPP = S */
+    memcpy(ram + SATP_VAL, &(uint64_t){8ull << 60 | (RAM_BASE + PT_ROOT) >> 12}, 8); /* Sv39 */
+    put32(ram, STOP, enc_u(STOP_DEV >> 12, 1, 0x37)); /* lui x1, the stop device */
+    put32(ram, STOP + 4, enc_s(0, 0, 1, 2));          /* sw x0, 0(x1) */
+    put32(ram, STOP + 8, enc_j(0, 0));                /* j . */
+
+    pos = BODY;
+    for (unsigned i = 0; i < p->n; i++) {
+        at[i] = pos;
+        pos += p->in[i].len;
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        uint32_t bits = p->in[i].bits;
+
+        if (p->in[i].target >= 0) {
+            int32_t d = (int32_t)at[p->in[i].target] - (int32_t)at[i];
+
+            bits = (bits & 0x7f) == 0x63
+                       ? enc_b(d, bits >> 20 & 31, bits >> 15 & 31, bits >> 12 & 7)
+                       : enc_j(d, bits >> 7 & 31);
+        }
+        memcpy(ram + at[i], &bits, p->in[i].len);
+    }
+
+    if (p->smode) {
+        uint64_t root = RAM_BASE + PT_ROOT, l1 = root + 0x1000, l0 = root + 0x2000;
+        uint64_t pte;
+
+        /* V=1 R=2 W=4 X=8 A=0x40 D=0x80 (privileged §4.4.1); pointers have only V. */
+        pte = (l1 >> 12) << 10 | 1;
+        memcpy(ram + PT_ROOT + 8 * ((RAM_BASE >> 30) & 511), &pte, 8);
+        pte = (l0 >> 12) << 10 | 1;
+        memcpy(ram + PT_ROOT + 0x1000, &pte, 8);
+        pte = ((uint64_t)STOP_DEV >> 12) << 10 | 0xc7; /* the devices: one RW gigapage */
+        memcpy(ram + PT_ROOT + 8 * (STOP_DEV >> 30), &pte, 8);
+        for (unsigned pg = 0; pg < DATA_END / 4096; pg++) {
+            uint64_t flags = 0xcf; /* code pages: RWX, accessed, dirty */
+
+            if (pg >= DATA / 4096) {
+                static const uint64_t perm[] = {0xc7, 0x43, 0, 0x47};
+
+                flags = perm[p->data_perm[pg - DATA / 4096]];
+            }
+            pte = ((RAM_BASE + pg * 4096ull) >> 12) << 10 | flags;
+            memcpy(ram + PT_ROOT + 0x2000 + 8 * pg, &pte, 8);
+        }
+    }
+}
+
+/* --- running --- */
+
+static struct vcpu *running;
+
+static int stop_read(void *opaque, uint64_t offset, unsigned size, uint64_t *value)
+{
+    *value = 0;
+    return 0;
+}
+
+static int stop_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    vcpu_request_stop(running);
+    return 0;
+}
+
+static const struct mmio_ops stop_ops = {
+    .read = stop_read, .write = stop_write, .min_size = 1, .max_size = 8};
+
+/* The interrupt comes with the device's irq_after-th write, so that it often comes in a
+ * later round of the program's loop, when translated blocks chain into each other. */
+static unsigned irq_writes, irq_after;
+
+static int irq_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    if (++irq_writes == irq_after)
+        vcpu_set_irq(running, VCPU_IRQ_MSI, true);
+    return 0;
+}
+
+static const struct mmio_ops irq_ops = {
+    .read = stop_read, .write = irq_write, .min_size = 1, .max_size = 8};
+
+static uint64_t time_zero(void *opaque)
+{
+    return 0;
+}
+
+struct hart {
+    const char *name;
+    struct vcpu *v;
+    uint8_t *ram;
+    struct sbuf state;
+};
+
+static int hart_open(struct hart *t, const char *engine, const char *threshold,
+                     const struct bus *bus)
+{
+    struct vcpu_config cfg = {.id = 0, .bus = bus, .mem_count = 1};
+
+    t->ram = calloc(1, RAM_SIZE);
+    if (!t->ram)
+        return -1;
+    cfg.mem[0] = (struct vcpu_mem_region){RAM_BASE, RAM_SIZE, t->ram, false, NULL};
+    setenv("TESSERA_JIT_THRESHOLD", threshold, 1);
+    if (vcpu_create(cpu_engine_find(engine), &cfg, &t->v))
+        return -1;
+    vcpu_set_time_source(t->v, time_zero, NULL);
+    sbuf_init(&t->state);
+    return 0;
+}
+
+static void hart_run(struct hart *t, const struct program *p)
+{
+    program_write(p, t->ram);
+    vcpu_reset(t->v, RAM_BASE);
+    irq_writes = 0;
+    irq_after = p->irq_after;
+    vcpu_clear_stop(t->v);
+    running = t->v;
+    vcpu_run(t->v);
+    sbuf_free(&t->state);
+    sbuf_init(&t->state);
+    vcpu_save(t->v, &t->state);
+}
+
+/* Names the first difference between two harts' saved states (layout: rv64 state.c). */
+static void report(const struct hart *a, const struct hart *b, uint64_t seed)
+{
+    size_t n = a->state.len < b->state.len ? a->state.len : b->state.len, i = 0;
+
+    while (i < n && a->state.data[i] == b->state.data[i])
+        i++;
+    if (i < n || a->state.len != b->state.len) {
+        uint64_t va = 0, vb = 0;
+        size_t field = i < 4 ? 0 : (i - 4) / 8 * 8 + 4;
+
+        if (field + 8 <= n) {
+            memcpy(&va, a->state.data + field, 8);
+            memcpy(&vb, b->state.data + field, 8);
+        }
+        fprintf(stderr,
+                "seed %" PRIu64 ": %s and %s differ at state byte %zu (%s): 0x%" PRIx64
+                " vs 0x%" PRIx64 "\n",
+                seed, a->name, b->name, i,
+                i < 12    ? "pc"
+                : i < 260 ? "x register"
+                          : "a later field",
+                va, vb);
+        if (i >= 12 && i < 260)
+            fprintf(stderr, "    x%zu\n", (i - 12) / 8 + 1);
+    }
+    for (size_t k = 0; k < RAM_SIZE; k++) {
+        if (a->ram[k] != b->ram[k]) {
+            fprintf(stderr, "seed %" PRIu64 ": %s and %s: RAM differs at +0x%zx\n", seed, a->name,
+                    b->name, k);
+            break;
+        }
+    }
+}
+
+static bool same(const struct hart *a, const struct hart *b)
+{
+    return !a->state.oom && !b->state.oom && a->state.len == b->state.len &&
+           !memcmp(a->state.data, b->state.data, a->state.len) &&
+           !memcmp(a->ram, b->ram, RAM_SIZE) && vcpu_instret(a->v) == vcpu_instret(b->v);
+}
+
+int main(void)
+{
+    static struct program prog;
+    struct bus bus = {0};
+    struct hart h[4] = {{.name = "interp"},
+                        {.name = "jit (threshold 0)"},
+                        {.name = "jit (threshold 1)"},
+                        {.name = "jit (threshold 0, one mapping and mprotect)"}};
+    const char *seed_env = getenv("TEST_JIT_SEED");
+    unsigned programs = seed_env ? 1 : PROGRAMS, mismatches = 0;
+    unsigned ended = 0;
+
+    if (!cpu_engine_find("jit")) {
+        /* Not an x86-64 host: there is no JIT to compare. */
+        CHECK(cpu_engine_find("interp") != NULL);
+        return test_finish("jit");
+    }
+    CHECK(bus_add(&bus, &(struct mmio_region){"stop", STOP_DEV, 0x1000, &stop_ops, NULL}) == 0);
+    CHECK(bus_add(&bus, &(struct mmio_region){"irq", IRQ_DEV, 0x1000, &irq_ops, NULL}) == 0);
+    CHECK(hart_open(&h[0], "interp", "8", &bus) == 0);
+    CHECK(hart_open(&h[1], "jit", "0", &bus) == 0);
+    CHECK(hart_open(&h[2], "jit", "1", &bus) == 0);
+    setenv("TESSERA_JIT_SINGLE_MAP", "1", 1);
+    CHECK(hart_open(&h[3], "jit", "0", &bus) == 0);
+    unsetenv("TESSERA_JIT_SINGLE_MAP");
+    for (unsigned i = 0; i < programs; i++) {
+        uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : i + 1;
+        bool ok;
+
+        rng_state = seed * 0x9e3779b97f4a7c15ull + 1;
+        program_make(&prog, i % 2);
+        for (unsigned k = 0; k < 4; k++)
+            hart_run(&h[k], &prog);
+        ok = same(&h[0], &h[1]) && same(&h[0], &h[2]) && same(&h[0], &h[3]);
+        if (!ok && mismatches++ < 5) {
+            for (unsigned k = 1; k < 4; k++)
+                report(&h[0], &h[k], seed);
+        }
+        CHECK(ok);
+        /* Every program ends in a trap, whose handler stops the hart at its spin. */
+        if (h[0].state.len >= 12) {
+            uint64_t pc;
+
+            memcpy(&pc, h[0].state.data + 4, 8);
+            ended += pc == RAM_BASE + STOP + 8;
+        }
+    }
+    CHECK_EQ_U64(ended, programs);
+    for (unsigned k = 0; k < 4; k++) {
+        vcpu_destroy(h[k].v);
+        free(h[k].ram);
+        sbuf_free(&h[k].state);
+    }
+    return test_finish("jit");
+}
