@@ -3,8 +3,10 @@
 fresh state directory starts a VM from the shipped busybox template (guest/build.sh first), and
 build/tessera, on a pseudo-terminal as a user would run it, attaches over the daemon's unix
 socket with --token-file: the guest's output shows, a command typed runs in the guest and its
-output comes back, Ctrl-A x detaches with exit status 0 and the VM runs on. From a pipe, the
-input is sent and the end of input ends the session with exit status 0.
+output comes back, Ctrl-A x detaches with exit status 0, the terminal's modes restored, and the
+VM runs on. From a pipe, the input is sent and the end of input ends the session with exit
+status 0. The VM stopping ends an attached session with the daemon's reason; a stopped VM's
+console is refused with 409.
 Prints "cli-console: N passed, N failed"."""
 
 import os
@@ -15,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -64,6 +67,22 @@ def wait_exit(proc, timeout):
         return None
 
 
+def attach(argv, env):
+    """build/tessera on a new pseudo-terminal: (process, master fd, slave fd)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                         start_new_session=True)
+    return p, master, slave
+
+
+def detach(p, master, slave):
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    os.close(master)
+    os.close(slave)
+
+
 def run(d, tmp):
     d.ok("POST", "/api/v1/tenants", body={"name": "acme"})
     d.wait_op(d.ok("POST", "/api/v1/vms?tenant=acme",
@@ -76,25 +95,24 @@ def run(d, tmp):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
 
     # On a terminal, as an operator of the VM's tenant.
-    master, slave = pty.openpty()
-    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                         start_new_session=True)
-    os.close(slave)
+    p, master, slave = attach(argv, env)
     try:
+        before = termios.tcgetattr(slave)
         out = read_until(master, b"TESSERA-GUEST-READY", TIMEOUT)
         check(b"TESSERA-GUEST-READY" in out, "the guest's boot output on the terminal: %r"
               % out[-300:])
         os.write(master, b"echo con''sole-ok\r")
         out = read_until(master, b"console-ok", 60)
         check(b"console-ok" in out, "a typed command's output: %r" % out[-300:])
+        check(termios.tcgetattr(slave) != before, "the terminal is in raw mode while attached")
         os.write(master, b"\x01x")
         rc = wait_exit(p, 20)
         check(rc == 0, "Ctrl-A x detaches with exit status 0: %s" % rc)
+        out = read_until(master, b"keeps running", 5)
+        check(b"detached (the VM keeps running)" in out, "the detach is said: %r" % out[-200:])
+        check(termios.tcgetattr(slave) == before, "the terminal's modes are restored")
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        os.close(master)
+        detach(p, master, slave)
     vm = d.ok("GET", "/api/v1/vms/web?tenant=acme")
     check(vm["state"] == "running", "the VM runs on after a detach: %s" % vm["state"])
 
@@ -108,7 +126,19 @@ def run(d, tmp):
         time.sleep(0.5)
     check("\npiped" in log, "the piped command ran in the guest: %r" % log[-300:])
 
-    d.wait_op(d.ok("POST", "/api/v1/vms/web/actions/stop?tenant=acme"))
+    # The VM stopping ends the session: the daemon's reason is printed, exit status 0.
+    p, master, slave = attach(argv, env)
+    try:
+        read_until(master, b"Ctrl-A x detaches", 20)
+        os.write(master, b"echo st''ill-here\r")
+        check(b"still-here" in read_until(master, b"still-here", 60), "attached again")
+        d.wait_op(d.ok("POST", "/api/v1/vms/web/actions/stop?tenant=acme"))
+        rc = wait_exit(p, 30)
+        out = read_until(master, b"console closed", 5)
+        check(rc == 0 and b"the daemon closed the console: the VM's console closed" in out,
+              "the VM's stop ends the session: exit %s, %r" % (rc, out[-200:]))
+    finally:
+        detach(p, master, slave)
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=30)
     check(r.returncode == 1 and b"tessera: vm console: 409: " in r.stderr,
           "a stopped VM's console: exit %d, stderr %r" % (r.returncode, r.stderr))
