@@ -524,25 +524,37 @@ def check_console(d, targets, toks, admin):
             # The first client gets the output kept while none was attached: the boot.
             check(b"TESSERA-GUEST-READY" in ws.recv_until(b"TESSERA-GUEST-READY", 120),
                   "%s: the guest's boot output" % name)
-        check(ws.run("echo hel''lo", "hello"), "%s: a command and its output" % name)
+        # Each listener's own words: nothing replayed from an earlier client can match.
+        check(ws.run("echo hel''lo-" + name, "hello-" + name), "%s: a command and its output"
+              % name)
         ws.send_frame(9, b"are you there")
         op, p = ws.recv_control()
         check(op == 10 and p == b"are you there", "%s: ping answered by pong" % name)
         # A text message in three fragments, a ping between them: the shell runs it (the
         # quotes keep the terminal's echo of the line from matching).
-        ws.send_frame(1, b"echo fr''ag", fin=False)
+        ws.send_frame(1, b"echo %s fr''ag" % name.encode(), fin=False)
         ws.send_frame(9, b"x")
         ws.send_frame(0, "mé".encode(), fin=False)
         ws.send_frame(0, b"nt\n")
         op, p = ws.recv_control()
         check(op == 10 and p == b"x", "%s: ping between fragments" % name)
-        check("fragmént".encode() in ws.recv_until("fragmént".encode(), 60),
+        want = ("%s fragmént" % name).encode()
+        check(want in ws.recv_until(want, 60),
               "%s: fragments reassembled, run by the guest's shell" % name)
         ws.send_frame(8, struct.pack(">H", 1000) + b"bye")
         op, p = ws.recv_control()
         check(op == 8 and p[:2] == struct.pack(">H", 1000), "%s: close echoed" % name)
         check(not ws.masked, "%s: server frames are unmasked" % name)
         ws.close()
+
+    # Two clients at once (docs/console.md): both see the output of what one typed.
+    # ws2's command coming back shows the VMM has taken it in before ws1 types.
+    ws1, ws2 = console(u, "web", toks["ann"]), console(targets["https"], "web", toks["ann"])
+    check(ws2.run("echo rea''dy", "ready"), "a second client's command")
+    check(ws1.run("echo tw''o", "two") and b"two" in ws2.recv_until(b"two", 30),
+          "two clients see the output of a command one of them typed")
+    ws1.close()
+    ws2.close()
 
     t = u
     for payload, opcode, masked, code, what in (
