@@ -68,11 +68,13 @@ def wait_exit(proc, timeout):
 
 
 def attach(argv, env):
-    """build/tessera on a new pseudo-terminal: (process, master fd, slave fd)."""
+    """build/tessera on a new pseudo-terminal: (process, master fd, slave fd, the terminal's
+    modes before it started)."""
     master, slave = pty.openpty()
+    modes = termios.tcgetattr(slave)
     p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                          start_new_session=True)
-    return p, master, slave
+    return p, master, slave, modes
 
 
 def detach(p, master, slave):
@@ -95,9 +97,8 @@ def run(d, tmp):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
 
     # On a terminal, as an operator of the VM's tenant.
-    p, master, slave = attach(argv, env)
+    p, master, slave, before = attach(argv, env)
     try:
-        before = termios.tcgetattr(slave)
         out = read_until(master, b"TESSERA-GUEST-READY", TIMEOUT)
         check(b"TESSERA-GUEST-READY" in out, "the guest's boot output on the terminal: %r"
               % out[-300:])
@@ -127,7 +128,7 @@ def run(d, tmp):
     check("\npiped" in log, "the piped command ran in the guest: %r" % log[-300:])
 
     # The VM stopping ends the session: the daemon's reason is printed, exit status 0.
-    p, master, slave = attach(argv, env)
+    p, master, slave, _ = attach(argv, env)
     try:
         read_until(master, b"Ctrl-A x detaches", 20)
         os.write(master, b"echo st''ill-here\r")
