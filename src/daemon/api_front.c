@@ -40,13 +40,14 @@ void api_front_only(struct req *q)
 {
     /* server.c answers these before api_handle() sees them; a caller of the core alone
      * (the unit test, the fuzzer) gets this. */
-    reply_error(q->r, 400, NULL, "%s is served by the HTTP front end (a stream, a websocket or "
-                                 "an upload), not the request core",
+    reply_error(q->r, 400, NULL,
+                "%s is served by the HTTP front end (a stream, a websocket or "
+                "an upload), not the request core",
                 q->rq->path);
 }
 
-int api_hook_console_path(void *arg, const struct api_caller *caller, const char *vm,
-                          char *path, size_t len)
+int api_hook_console_path(void *arg, const struct api_caller *caller, const char *vm, char *path,
+                          size_t len)
 {
     struct daemon *d = arg;
     struct api_response r = {0};
@@ -351,8 +352,7 @@ static const struct stat_metric stat_metrics[] = {
     {"tessera_vm_disk_ops_total", "disk reads and writes of the guest", "counter", "disk_ops"},
     {"tessera_vm_net_rx_bytes_total", "bytes the VM's NICs received", "counter", "net_rx_bytes"},
     {"tessera_vm_net_tx_bytes_total", "bytes the VM's NICs sent", "counter", "net_tx_bytes"},
-    {"tessera_vm_net_rx_frames_total", "frames the VM's NICs received", "counter",
-     "net_rx_frames"},
+    {"tessera_vm_net_rx_frames_total", "frames the VM's NICs received", "counter", "net_rx_frames"},
     {"tessera_vm_net_tx_frames_total", "frames the VM's NICs sent", "counter", "net_tx_frames"},
 };
 
@@ -400,8 +400,7 @@ static int provide(void *arg, const struct api_caller *caller, struct metrics_wr
     hook_req(d, caller, &r, &q);
     ret = vm_family(d, w, tenant, "tessera_vm_vcpus", "vCPUs configured", VM_CPUS);
     if (!ret)
-        ret = vm_family(d, w, tenant, "tessera_vm_memory_bytes", "memory configured",
-                        VM_MEMORY);
+        ret = vm_family(d, w, tenant, "tessera_vm_memory_bytes", "memory configured", VM_MEMORY);
     if (!ret)
         ret = vm_family(d, w, tenant, "tessera_vm_running", "1 when the VM runs", VM_RUNNING);
     if (!ret && sw.stats)

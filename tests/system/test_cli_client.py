@@ -235,7 +235,7 @@ def run(d, tmp):
                                           token=admin), 1, err="404")
 
     # The console's websocket handshake over the daemon's socket: a refusal is the daemon's
-    # status and message (no VM "web" exists, whether or not the route does yet).
+    # status and message (no VM "web" exists; test_cli_console.py attaches to a real one).
     expect("console 404", tessera("vm", "console", "web", host=host, token=admin), 1,
            err="tessera: vm console: 404: ")
     expect("console 401", tessera("vm", "console", "web", host=host, token="tsr_" + "1" * 16 +

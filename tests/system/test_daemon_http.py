@@ -12,12 +12,12 @@ certificate made here by openssl, plain http on 127.0.0.1) and the checks a user
 - PUT /api/v1/volumes/{name}/data streams a 50 MiB body to disk (same bytes, the daemon's
   memory does not grow with it), refuses a body over --upload-max, removes the file of a
   client that went away, and answers 507 on a full disk (a 1 MiB tmpfs);
-- GET /api/v1/vms/{name}/console is a websocket onto a real unix socket standing in for the
-  VM's console (the VMM's console socket speaks raw bytes: docs/console.md): bytes both ways,
-  ping/pong, fragments, close, protocol errors, over the unix socket and over https.
+- GET /api/v1/vms/{name}/console is a websocket onto a real VM's console (a VM from the
+  shipped busybox template; guest/build.sh first): its boot output, a command typed and its
+  output, ping/pong, fragments, close, protocol errors, over the unix socket and over https;
+  the VM stopping closes it; a viewer 403, another tenant 404, a stopped VM 409.
 Prints "daemon-http: N passed, N failed"."""
 
-import base64
 import hashlib
 import http.client
 import json
@@ -32,6 +32,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from websocket import WebSocket  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TESSERAD = os.environ.get("TESSERAD", os.path.join(ROOT, "build", "tesserad"))
@@ -76,8 +79,8 @@ class Target:
         return c
 
 
-def call(t, method, path, token=None, body=None, headers=None):
-    c = t.conn()
+def call(t, method, path, token=None, body=None, headers=None, timeout=10):
+    c = t.conn(timeout)
     h = dict(headers or {})
     if token:
         h["Authorization"] = "Bearer " + token
@@ -231,149 +234,6 @@ class EventStream:
         except OSError:
             pass
         self.sock.close()
-
-
-# ---- Websockets (RFC 6455), the client's side, written here ----
-
-class WebSocket:
-    def __init__(self, t, path, token, version="13"):
-        self.sock = t.socket(timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        head = ("GET %s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n" % (path, key, version))
-        if token:
-            head += "Authorization: Bearer %s\r\n" % token
-        self.sock.sendall((head + "\r\n").encode())
-        self.buf, self.data, self.pongs, self.closed, self.masked = b"", b"", [], None, False
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                break
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode(errors="replace").split("\r\n")
-        self.status = int(lines[0].split()[1]) if lines[0] else 0
-        self.headers = {k.lower(): v.strip() for k, _, v in
-                        (ln.partition(":") for ln in lines[1:])}
-        want = base64.b64encode(hashlib.sha1(
-            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-        self.accept_ok = self.headers.get("sec-websocket-accept") == want
-
-    def send_frame(self, opcode, payload, fin=True, masked=True):
-        hdr = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        m = 0x80 if masked else 0
-        if n < 126:
-            hdr += bytes([m | n])
-        elif n < 65536:
-            hdr += bytes([m | 126]) + struct.pack(">H", n)
-        else:
-            hdr += bytes([m | 127]) + struct.pack(">Q", n)
-        if masked:
-            mask = os.urandom(4)
-            payload = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
-            hdr += mask
-        self.sock.sendall(hdr + payload)
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-
-    def recv_frame(self):
-        """(opcode, payload); server frames are unmasked and never fragmented here."""
-        self._need(2)
-        op, n = self.buf[0] & 0x0f, self.buf[1] & 0x7f
-        self.masked |= bool(self.buf[1] & 0x80)
-        hl = 2
-        if n == 126:
-            self._need(4)
-            n, hl = struct.unpack(">H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._need(10)
-            n, hl = struct.unpack(">Q", self.buf[2:10])[0], 10
-        self._need(hl + n)
-        payload, self.buf = self.buf[hl:hl + n], self.buf[hl + n:]
-        return op, payload
-
-    def recv_until(self, want):
-        """Reads frames until the console bytes (binary payloads) received hold want; returns
-        them up to and including want. Pongs are kept in .pongs, a close ends the wait."""
-        while want not in self.data:
-            op, p = self.recv_frame()
-            if op == 2:
-                self.data += p
-            elif op == 10:
-                self.pongs.append(p)
-            elif op == 8:
-                self.closed = p
-                break
-        i = self.data.find(want)
-        got, self.data = (self.data[:i + len(want)], self.data[i + len(want):]) if i >= 0 \
-            else (self.data, b"")
-        return got
-
-    def recv_control(self):
-        """The next pong or close frame, console bytes meanwhile kept for recv_until()."""
-        while True:
-            op, p = self.recv_frame()
-            if op == 2:
-                self.data += p
-            else:
-                return op, p
-
-    def close(self):
-        self.sock.close()
-
-
-class ConsolePeer:
-    """A real unix socket where the VM's console would be: greets each client, echoes what it
-    gets, and keeps everything it received in .received."""
-
-    def __init__(self, path):
-        self.path = path
-        self.received = b""
-        self.srv = socket.socket(socket.AF_UNIX)
-        self.srv.bind(path)
-        self.srv.listen(8)
-        self.clients = []
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            self.clients.append(c)
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        try:
-            c.sendall(b"console ready\r\n")
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                self.received += d
-                c.sendall(d)
-        except OSError:
-            pass
-
-    def close(self):
-        # shutdown() wakes the thread blocked in accept(), so the socket really closes.
-        try:
-            self.srv.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.srv.close()
-        for c in self.clients:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # ---- The checks ----
@@ -636,92 +496,117 @@ def check_metrics(d, targets, toks, admin):
     check(st == 401 and is_error(doc, 401), "/metrics without a token: %d" % st)
 
 
+def console(t, vm, token, version="13"):
+    return WebSocket(t.socket(timeout=30), "/api/v1/vms/%s/console" % vm, token, version)
+
+
 def check_console(d, targets, toks, admin):
-    vmdir = os.path.join(d.state, "vms", "web")
-    os.makedirs(vmdir)
-    os.makedirs(os.path.join(d.state, "vms", "down"))
-    peer = ConsolePeer(os.path.join(vmdir, "console.sock"))
+    """A real VM from the shipped busybox template (build/guest from guest/build.sh)."""
+    u = targets["unix"]
+    st, doc, payload, _ = call(u, "POST", "/api/v1/vms", toks["ann"],
+                               {"name": "web", "template": "busybox", "start": True})
+    if not check(st in (201, 202) and "operation" in doc, "create and start a VM: %d %s"
+                 % (st, payload[:300])):
+        return
+    st, op, _, _ = call(u, "GET", "/api/v1/operations/%s/wait?timeout=120"
+                        % doc["operation"]["id"], toks["ann"], timeout=130)
+    vm_pid = call(u, "GET", "/api/v1/vms/web", toks["ann"])[1]["pid"]
+    check(st == 200 and op["status"] == "success", "the VM started: %s" % op)
+    call(u, "POST", "/api/v1/vms", toks["ann"], {"name": "down", "template": "busybox"})
     for name in ("unix", "https"):
         t = targets[name]
-        ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"])
+        ws = console(t, "web", toks["ann"])
         check(ws.status == 101 and ws.accept_ok, "%s: websocket handshake: %d %s"
               % (name, ws.status, ws.headers))
         if ws.status != 101:
             continue
-        check(b"console ready" in ws.recv_until(b"console ready"), "%s: console output" % name)
-        ws.send_frame(2, b"echo hello\n")
-        check(b"echo hello\n" in ws.recv_until(b"echo hello\n"), "%s: binary both ways" % name)
+        if name == "unix":
+            # The first client gets the output kept while none was attached: the boot.
+            check(b"TESSERA-GUEST-READY" in ws.recv_until(b"TESSERA-GUEST-READY", 120),
+                  "%s: the guest's boot output" % name)
+        # Each listener's own words: nothing replayed from an earlier client can match.
+        check(ws.run("echo hel''lo-" + name, "hello-" + name), "%s: a command and its output"
+              % name)
         ws.send_frame(9, b"are you there")
         op, p = ws.recv_control()
         check(op == 10 and p == b"are you there", "%s: ping answered by pong" % name)
-        # A text message in three fragments, a ping between them.
-        ws.send_frame(1, b"frag", fin=False)
+        # A text message in three fragments, a ping between them: the shell runs it (the
+        # quotes keep the terminal's echo of the line from matching).
+        ws.send_frame(1, b"echo %s fr''ag" % name.encode(), fin=False)
         ws.send_frame(9, b"x")
         ws.send_frame(0, "mé".encode(), fin=False)
         ws.send_frame(0, b"nt\n")
         op, p = ws.recv_control()
         check(op == 10 and p == b"x", "%s: ping between fragments" % name)
-        check("fragmént\n".encode() in ws.recv_until("fragmént\n".encode()),
-              "%s: fragments reassembled on the console" % name)
-        big = os.urandom(60000)
-        ws.send_frame(2, big)
-        check(big in ws.recv_until(big), "%s: a 60000-byte frame" % name)
+        want = ("%s fragmént" % name).encode()
+        check(want in ws.recv_until(want, 60),
+              "%s: fragments reassembled, run by the guest's shell" % name)
         ws.send_frame(8, struct.pack(">H", 1000) + b"bye")
         op, p = ws.recv_control()
         check(op == 8 and p[:2] == struct.pack(">H", 1000), "%s: close echoed" % name)
         check(not ws.masked, "%s: server frames are unmasked" % name)
         ws.close()
-    check(b"echo hello\n" in peer.received and "fragmént".encode() in peer.received,
-          "the console socket got the client's bytes")
 
-    t = targets["unix"]
-    ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"])
-    ws.recv_until(b"console ready")
-    ws.send_frame(2, b"unmasked", masked=False)
-    op, p = ws.recv_control()
-    check(op == 8 and p[:2] == struct.pack(">H", 1002), "an unmasked frame is a 1002 close")
-    ws.close()
-    ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"])
-    ws.recv_until(b"console ready")
-    ws.send_frame(2, b"x" * 70000)
-    op, p = ws.recv_control()
-    check(op == 8 and p[:2] == struct.pack(">H", 1009), "an oversized frame is a 1009 close")
-    ws.close()
-    ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"])
-    ws.recv_until(b"console ready")
-    ws.send_frame(1, b"\xff\xfe")
-    op, p = ws.recv_control()
-    check(op == 8 and p[:2] == struct.pack(">H", 1007), "invalid UTF-8 text is a 1007 close")
-    ws.close()
+    # Two clients at once (docs/console.md): both see the output of what one typed.
+    # ws2's command coming back shows the VMM has taken it in before ws1 types.
+    ws1, ws2 = console(u, "web", toks["ann"]), console(targets["https"], "web", toks["ann"])
+    check(ws2.run("echo rea''dy", "ready"), "a second client's command")
+    check(ws1.run("echo tw''o", "two") and b"two" in ws2.recv_until(b"two", 30),
+          "two clients see the output of a command one of them typed")
+    ws1.close()
+    ws2.close()
 
-    # The console going away ends the websocket with a close.
-    ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"])
-    ws.recv_until(b"console ready")
-    peer.close()
-    op, p = 0, b""
-    try:
+    t = u
+    for payload, opcode, masked, code, what in (
+            (b"unmasked", 2, False, 1002, "an unmasked frame"),
+            (b"x" * 70000, 2, True, 1009, "an oversized frame"),
+            (b"\xff\xfe", 1, True, 1007, "invalid UTF-8 text")):
+        ws = console(t, "web", toks["ann"])
+        ws.send_frame(opcode, payload, masked=masked)
         op, p = ws.recv_control()
-    except EOFError:
-        pass
-    check(op == 8, "the console closing closes the websocket")
+        check(op == 8 and p[:2] == struct.pack(">H", code), "%s is a %d close: %d %r"
+              % (what, code, op, p[:2]))
+        ws.close()
+    # The VM still answers after those.
+    ws = console(t, "web", toks["ann"])
+    check(ws.run("echo al''ive", "alive"), "the console works after the refusals")
     ws.close()
 
     for path, tok, want, what in (
             ("/api/v1/vms/web/console", None, 401, "no token"),
             ("/api/v1/vms/web/console", toks["vic"], 403, "a viewer"),
+            ("/api/v1/vms/web/console", toks["bob"], 404, "another tenant"),
             ("/api/v1/vms/nosuch/console", toks["ann"], 404, "no such VM"),
             ("/api/v1/vms/down/console", toks["ann"], 409, "a VM not running"),
-            ("/api/v1/vms/web/console", toks["ann"], 409, "a console that went away"),
             ("/api/v1/vms/a%2e%2e/console", toks["ann"], 400, "a bad name")):
-        ws = WebSocket(t, path, tok)
+        ws = WebSocket(t.socket(), path, tok)
         check(ws.status == want, "console, %s: %d, want %d" % (what, ws.status, want))
         ws.close()
-    ws = WebSocket(t, "/api/v1/vms/web/console", toks["ann"], version="8")
+    ws = console(t, "web", toks["ann"], version="8")
     check(ws.status == 426 and ws.headers.get("sec-websocket-version") == "13",
           "console, websocket version 8: %d" % ws.status)
     ws.close()
     st, doc, _, _ = call(t, "GET", "/api/v1/vms/web/console", toks["ann"])
     check(st == 400 and is_error(doc, 400), "console without an upgrade: %d" % st)
+
+    # The VM stopping ends the websocket with a close; a stopped VM's console is 409.
+    ws = console(t, "web", toks["ann"])
+    st, doc, _, _ = call(t, "POST", "/api/v1/vms/web/actions/stop", toks["ann"])
+    check(st == 202, "stop: %d" % st)
+    op, p = 0, b""
+    try:
+        op, p = ws.recv_control()
+    except (EOFError, OSError):
+        pass
+    check(op == 8, "the VM stopping closes the websocket: %d %r" % (op, p))
+    ws.close()
+    if st == 202:
+        call(t, "GET", "/api/v1/operations/%s/wait?timeout=60" % doc.get("operation", doc)["id"],
+             toks["ann"], timeout=70)
+    ws = console(t, "web", toks["ann"])
+    check(ws.status == 409, "console of a stopped VM: %d" % ws.status)
+    ws.close()
+    check(not os.path.exists("/proc/%d" % vm_pid), "the VM's process is gone")
 
 
 def run(tmp):
@@ -795,6 +680,13 @@ def main():
             with open(os.path.join(tmp, "tesserad.log"), errors="replace") as f:
                 print("tesserad's log:\n" + f.read()[-4000:])
         subprocess.run(["umount", os.path.join(tmp, "state", "uploads")], capture_output=True)
+        # A VM is a process of its own that outlives the daemon: end any a failure left.
+        for root, _, files in os.walk(os.path.join(tmp, "state")):
+            if "pid" in files:
+                try:
+                    os.kill(int(open(os.path.join(root, "pid")).read().split()[0]), 9)
+                except (OSError, ValueError, IndexError):
+                    pass
         subprocess.run(["rm", "-rf", tmp])
     print("daemon-http: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

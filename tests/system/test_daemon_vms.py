@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tesserad import Daemon  # noqa: E402
+from websocket import WebSocket, unix_socket  # noqa: E402
 
 passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
@@ -106,8 +107,8 @@ def test_quota_race(d):
 
 
 def test_survive(d):
-    """kill -9 of tesserad with 3 VMs running: all still running after its restart, and a stop
-    works; a VM that exits while it is down gets its exit status."""
+    """kill -9 of tesserad with 3 VMs running: all still running after its restart, a console
+    attach and a stop work; a VM that exits while it is down gets its exit status."""
     d.ok("POST", "/api/v1/tenants", body={"name": "keep"})
     names = ["k1", "k2", "k3"]
     for n in names:
@@ -130,6 +131,14 @@ def test_survive(d):
     d.wait_op(d.ok("POST", "/api/v1/vms/k1/actions/pause?tenant=keep"))
     check(d.ok("GET", "/api/v1/vms/k1?tenant=keep")["state"] == "paused", "pause after restart")
     d.wait_op(d.ok("POST", "/api/v1/vms/k1/actions/resume?tenant=keep"))
+    # The restarted daemon finds the adopted VM's console: a command typed over the websocket
+    # runs in k1 and its output comes back.
+    ws = WebSocket(unix_socket(d.sock, timeout=60), "/api/v1/vms/k1/console?tenant=keep",
+                   d.token)
+    check(ws.status == 101, "console of k1 after restart: %d %s" % (ws.status, ws.headers))
+    if ws.status == 101:
+        check(ws.run("echo aft''er-restart", "after-restart"), "a command runs on k1's console")
+    ws.close()
     for n in ["k1", "k2"]:
         d.wait_op(d.ok("POST", "/api/v1/vms/%s/actions/stop?tenant=keep" % n))
         check(not os.path.exists("/proc/%d" % pids[n]), "%s stopped after restart" % n)
