@@ -257,6 +257,26 @@ int doc_save(struct req *q, const char *kind, const char *tenant, const char *na
     return ret;
 }
 
+int doc_append_each(void *arr, const char *tenant, const char *name, const char *doc)
+{
+    (void)tenant;
+    (void)name;
+    return append(arr, json_loads(doc, 0, NULL));
+}
+
+void doc_list_reply(struct req *q, const char *kind, const char *key)
+{
+    json_t *arr = json_array();
+    /* A platform administrator without ?tenant= sees every tenant's. */
+    const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
+
+    if (!arr) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return;
+    }
+    reply_list(q, key, arr, q->s->ops->doc_list(q->s, kind, scope, doc_append_each, arr));
+}
+
 int doc_upsert(struct req *q, const char *kind, const char *tenant, const char *name, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);

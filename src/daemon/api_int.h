@@ -100,6 +100,11 @@ json_t *doc_load(struct req *q, const char *kind, const char *tenant, const char
 int doc_save(struct req *q, const char *kind, const char *tenant, const char *name, json_t *obj,
              enum store_put how);
 
+/* A doc_list() callback that appends each document, parsed, to the JSON array arr. */
+int doc_append_each(void *arr, const char *tenant, const char *name, const char *doc);
+/* Replies {key: [the kind's documents in the caller's scope]}. */
+void doc_list_reply(struct req *q, const char *kind, const char *key);
+
 /* Creates or replaces. */
 int doc_upsert(struct req *q, const char *kind, const char *tenant, const char *name, json_t *obj);
 

@@ -313,23 +313,9 @@ static void volume_reply(struct req *q, unsigned status, const char *tenant, jso
     reply_json(q->r, status, json_incref(doc));
 }
 
-static int each_volume(void *arg, const char *tenant, const char *name, const char *doc)
-{
-    (void)tenant;
-    (void)name;
-    return append(arg, json_loads(doc, 0, NULL));
-}
-
 void api_volumes_list(struct req *q)
 {
-    json_t *arr = json_array();
-    const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
-
-    if (!arr) {
-        reply_error(q->r, 500, NULL, "out of memory");
-        return;
-    }
-    reply_list(q, "volumes", arr, q->s->ops->doc_list(q->s, "volume", scope, each_volume, arr));
+    doc_list_reply(q, "volume", "volumes");
 }
 
 json_t *api_volume_new(const char *tenant, const char *name, const char *format, uint64_t size,
@@ -554,13 +540,6 @@ done:
 
 /* ---- Templates ---- */
 
-static int each_template(void *arg, const char *tenant, const char *name, const char *doc)
-{
-    (void)tenant;
-    (void)name;
-    return append(arg, json_loads(doc, 0, NULL));
-}
-
 void api_templates_list(struct req *q)
 {
     json_t *arr = json_array();
@@ -572,11 +551,11 @@ void api_templates_list(struct req *q)
     }
     /* Tenants see their own and the shared ones (tenant ""). */
     if (q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant) {
-        ret = q->s->ops->doc_list(q->s, "template", NULL, each_template, arr);
+        ret = q->s->ops->doc_list(q->s, "template", NULL, doc_append_each, arr);
     } else {
-        ret = q->s->ops->doc_list(q->s, "template", "", each_template, arr);
+        ret = q->s->ops->doc_list(q->s, "template", "", doc_append_each, arr);
         if (!ret && q->scope[0])
-            ret = q->s->ops->doc_list(q->s, "template", q->scope, each_template, arr);
+            ret = q->s->ops->doc_list(q->s, "template", q->scope, doc_append_each, arr);
     }
     reply_list(q, "templates", arr, ret);
 }

@@ -31,23 +31,9 @@ static void vm_volume_name(const char *vm, char *out)
 
 /* ---- Listing and reading ---- */
 
-static int each_vm(void *arg, const char *tenant, const char *name, const char *doc)
-{
-    (void)tenant;
-    (void)name;
-    return append(arg, json_loads(doc, 0, NULL));
-}
-
 void api_vms_list(struct req *q)
 {
-    json_t *arr = json_array();
-    const char *scope = q->c.role == ROLE_PLATFORM_ADMIN && !q->rq->tenant ? NULL : q->scope;
-
-    if (!arr) {
-        reply_error(q->r, 500, NULL, "out of memory");
-        return;
-    }
-    reply_list(q, "vms", arr, q->s->ops->doc_list(q->s, "vm", scope, each_vm, arr));
+    doc_list_reply(q, "vm", "vms");
 }
 
 void api_vm_get(struct req *q)
