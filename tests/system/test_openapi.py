@@ -761,8 +761,8 @@ def permissions(c, w, server):
                 check(st == 403, "%s %s as %s (least role %s): %d, want 403" %
                       (method, route, role, least, st))
             else:
-                check(st != 403 and allowed[0] <= st < allowed[1], "%s %s as %s (least role %s): %d %s" %
-                      (method, route, role, least, st, doc))
+                check(st != 403 and allowed[0] <= st < allowed[1],
+                      "%s %s as %s (least role %s): %d %s" % (method, route, role, least, st, doc))
             if method == "POST" and route.endswith("/actions/{action}") and st == 202:
                 c.call("GET", "/api/v1/operations/{op}/wait", {"op": doc["id"]},
                        query="?timeout=60")
