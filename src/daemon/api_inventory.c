@@ -646,7 +646,7 @@ void api_templates_create(struct req *q)
     const char *name, *volume = NULL, *boot_from = NULL, *os = NULL, *from_vm = NULL;
     json_t *body, *vol = NULL, *base = NULL, *t = NULL, *boot;
     uint64_t cpus = 1, mem = 256ull << 20, disk = 0;
-    bool have;
+    bool have, vm_base = false;
 
     if (need_route_role(q, "creating a template") ||
         body_object(q, fields,
@@ -691,6 +691,7 @@ void api_templates_create(struct req *q)
                      json_string_value(json_object_get(json_object_get(base, "template"), "name"))
                          ?: "busybox");
             boot_from = vm_boot;
+            vm_base = true;
         }
         json_decref(base);
         base = NULL;
@@ -728,7 +729,9 @@ void api_templates_create(struct req *q)
         base = api_template_find(q, boot_from ? boot_from : "busybox", btenant);
         if (!base)
             goto done;
-        if (btenant[0]) {
+        /* A tenant names only shared templates; the VM's own template may be its tenant's
+         * (whose boot files are a shared template's in turn). */
+        if (btenant[0] && !vm_base) {
             reply_error(q->r, 400, "boot_from", "boot_from must name a shared template");
             goto done;
         }
