@@ -743,8 +743,79 @@ static int shipped_busybox(struct daemon *d, struct rt_shipped *sh, char *err)
     return ret == -EEXIST ? 0 : ret;
 }
 
+/* A built template beside the binaries: build/templates/NAME/template.json (templates/NAME/
+ * build.sh links it to its cache entry) with its boot files and disk image. The file is ours
+ * but read as carefully as any: names, numbers and file names are checked. */
+static int shipped_built(struct daemon *d, const char *name, struct rt_shipped *sh, char *err)
+{
+    char src[PATH_MAX], from[PATH_MAX + 64], dir[DAEMON_STATE_DIR_MAX + 80], key[POOL_KEY_LEN];
+    const char *bin = dirname(strcpy(src, d->tessera)), *kernel, *initrd, *cmdline, *os, *vol;
+    json_t *t, *boot;
+    json_error_t jerr;
+    int fd, ret;
+
+    memset(sh, 0, sizeof(*sh));
+    snprintf(from, sizeof(from), "%s/templates/%s/template.json", bin, name);
+    if (access(from, R_OK))
+        return -ENOENT;
+    t = json_load_file(from, JSON_REJECT_DUPLICATES, &jerr);
+    boot = json_object_get(t, "boot");
+    kernel = json_string_value(json_object_get(boot, "kernel"));
+    initrd = json_string_value(json_object_get(boot, "initrd"));
+    cmdline = json_string_value(json_object_get(boot, "cmdline"));
+    os = json_string_value(json_object_get(t, "os"));
+    vol = json_string_value(json_object_get(t, "volume"));
+    if (!t || !kernel || !cmdline || !os || !vol || strchr(kernel, '/') ||
+        (initrd && strchr(initrd, '/')) || strchr(vol, '/') ||
+        json_integer_value(json_object_get(t, "cpus")) < 1 ||
+        json_integer_value(json_object_get(t, "cpus")) > 8 ||
+        json_integer_value(json_object_get(t, "memory_bytes")) < (16 << 20) ||
+        json_integer_value(json_object_get(t, "disk_bytes")) < (1 << 20)) {
+        snprintf(err, RT_ERR_LEN, "%.300s: not a template description (%.100s)", from,
+                 t ? "boot.kernel, boot.cmdline, os, volume, cpus, memory_bytes, disk_bytes"
+                   : jerr.text);
+        json_decref(t);
+        return -EINVAL;
+    }
+    snprintf(sh->name, sizeof(sh->name), "%s", name);
+    snprintf(sh->os, sizeof(sh->os), "%s", os);
+    snprintf(sh->cmdline, sizeof(sh->cmdline), "%s", cmdline);
+    sh->cpus = (int)json_integer_value(json_object_get(t, "cpus"));
+    sh->memory_bytes = (uint64_t)json_integer_value(json_object_get(t, "memory_bytes"));
+    sh->disk_bytes = (uint64_t)json_integer_value(json_object_get(t, "disk_bytes"));
+    snprintf(dir, sizeof(dir), "%s/images/%s", d->state_dir, name);
+    snprintf(sh->kernel, sizeof(sh->kernel), "%s/%s", dir, kernel);
+    if (initrd)
+        snprintf(sh->initrd, sizeof(sh->initrd), "%s/%s", dir, initrd);
+    ret = mkdir_p(dir, 0700);
+    snprintf(from, sizeof(from), "%s/templates/%s/%s", bin, name, kernel);
+    if (!ret)
+        ret = copy_once(from, sh->kernel, err);
+    snprintf(from, sizeof(from), "%s/templates/%s/%s", bin, name, initrd ? initrd : "");
+    if (!ret && initrd)
+        ret = copy_once(from, sh->initrd, err);
+    /* The disk goes into the pool through the import's checks, once. */
+    vol_key("", name, key);
+    snprintf(from, sizeof(from), "%s/templates/%s/%s", bin, name, vol);
+    if (!ret && volume_path(rt_of(d)->pool, key, src, sizeof(src), err) == -ENOENT) {
+        fprintf(stderr, "tesserad: importing the %s template's disk (once)\n", name);
+        fd = open(from, O_RDONLY | O_CLOEXEC);
+        ret = fd < 0
+                  ? -errno
+                  : volume_import(rt_of(d)->pool, key, POOL_FORMAT_QCOW2, fd, sh->disk_bytes, err);
+        if (fd < 0)
+            snprintf(err, RT_ERR_LEN, "%.400s: %s", from, strerror(errno));
+        else
+            close(fd);
+    }
+    json_decref(t);
+    return ret;
+}
+
 int rt_shipped_templates(struct daemon *d, struct rt_shipped *out, size_t *n, char *err)
 {
+    static const char *const built[] = {"debian-13"};
+    size_t i;
     int ret;
 
     *n = 0;
@@ -755,5 +826,13 @@ int rt_shipped_templates(struct daemon *d, struct rt_shipped *out, size_t *n, ch
         (*n)++;
     else if (ret != -ENOENT)
         return ret;
+    for (i = 0; i < sizeof(built) / sizeof(built[0]) && *n < RT_SHIPPED_MAX; i++) {
+        ret = shipped_built(d, built[i], &out[*n], err);
+        if (!ret)
+            (*n)++;
+        else if (ret != -ENOENT)
+            /* A broken template is reported, not fatal: the daemon serves the others. */
+            fprintf(stderr, "tesserad: template %s: %s\n", built[i], err);
+    }
     return 0;
 }
