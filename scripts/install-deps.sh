@@ -41,6 +41,10 @@ packages=(
     opensbi qemu-system-misc qemu-utils device-tree-compiler python3 iproute2
     # the CLI test checks describe's document against docs/vm-config.schema.json
     python3-jsonschema
+    # the Debian template (templates/debian/build.sh): a riscv64 root file system from Debian's
+    # packages, whose scripts run under qemu-user through binfmt_misc; its test makes a NoCloud
+    # seed ISO and logs in over SSH
+    mmdebstrap arch-test qemu-user-static binfmt-support e2fsprogs xorriso openssh-client
 )
 
 echo "install-deps: apt-get update"
