@@ -3,12 +3,17 @@
 #   bench/run.sh            CPU: boot time and a CPU-bound program (bench/bench.py)
 #   bench/run.sh io         disk and network throughput (bench/bench_io.py)
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
+#   bench/run.sh debian     the Debian template's boot to its first SSH login (bench/bench_debian.py)
 # Extra arguments go to the script (--runs N, --smp N, --mem SIZE, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = migrate ]; then
     shift
     exec python3 bench/bench_migrate.py "$@"
+fi
+if [ "${1:-}" = debian ]; then
+    shift
+    exec python3 bench/bench_debian.py "$@"
 fi
 if [ "${1:-}" = io ]; then
     shift

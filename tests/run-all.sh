@@ -45,6 +45,7 @@ stage "devices"     python3 tests/guest/test_devices.py
 stage "net"         python3 tests/guest/test_net.py
 stage "migrate"     python3 tests/guest/test_migrate.py
 stage "config"      python3 tests/guest/test_config.py
+stage "debian"      python3 tests/guest/test_debian.py
 
 printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
 echo "$total_pass passed, $total_fail failed"
