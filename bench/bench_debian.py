@@ -27,7 +27,7 @@ def one_run(tpl, d, i, cpus, timeout, logdir):
                      cpus=cpus)
     try:
         t = cloudvm.wait_for_ssh(v, port, key, timeout)
-        r = cloudvm.ssh(port, key, "hostname; systemd-analyze 2>&1 | head -n 1")
+        r = cloudvm.ssh_retry(v, port, key, "hostname; systemd-analyze 2>&1 | head -n 1")
         lines = r.stdout.splitlines()
         assert lines and lines[0] == "bench-%d" % i, "hostname %r after the login" % r.stdout
         rc = cloudvm.poweroff(v, port, key)

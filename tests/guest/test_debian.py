@@ -10,6 +10,7 @@ cached disk (tests/lib/cloudvm.py).
 Each test prints PASS/FAIL; the last line is "debian: N passed, N failed". The console log goes
 to build/test-logs/debian-NAME.log. DEBIAN_BOOT_TIMEOUT (default 1500 s) bounds the wait for
 SSH: systemd and cloud-init under an interpreter on a slow, shared CI machine take minutes.
+TESSERA_DEBIAN_TEMPLATE=DIR tests the template in DIR instead of building one.
 """
 
 import os
@@ -39,10 +40,14 @@ def test_ssh_login():
     try:
         t = cloudvm.wait_for_ssh(v, port, key, BOOT)
         print("  first SSH login %.0fs after the VMM started" % t, flush=True)
-        r = cloudvm.ssh(port, key, "hostname; cat /proc/1/comm")
+        # What the VM looks like once cloud-init has finished with the seed.
+        r = cloudvm.ssh_retry(
+            v, port, key, "cloud-init status --wait | tail -n 1 >&2; hostname; cat /proc/1/comm"
+        )
         out = r.stdout.split()
         assert r.returncode == 0 and len(out) == 2, "ssh: status %d, output %r, errors %r" % (
             r.returncode, r.stdout, r.stderr)
+        print("  cloud-init %s" % r.stderr.strip(), flush=True)
         assert out[0] == HOSTNAME, "hostname is %r, the seed says %r" % (out[0], HOSTNAME)
         assert out[1] == "systemd", "PID 1 is %r, not systemd" % out[1]
         rc = cloudvm.poweroff(v, port, key)

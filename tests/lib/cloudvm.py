@@ -21,10 +21,18 @@ DEBIAN_USER = "debian"  # cloud-init's default user on Debian; the seed's keys g
 
 
 def build_debian():
-    """Builds the Debian template, or links the cached one; returns its template.json, read."""
-    subprocess.run([os.path.join(REPO, "templates/debian/build.sh")], check=True)
-    with open(os.path.join(DEBIAN, "template.json")) as f:
-        return json.load(f)
+    """Builds the Debian template, or links the cached one; returns its template.json, read,
+    with "dir" added: the directory its files are in. With TESSERA_DEBIAN_TEMPLATE set to a
+    template's directory, uses that one and builds nothing."""
+    d = os.environ.get("TESSERA_DEBIAN_TEMPLATE")
+    if not d:
+        subprocess.run([os.path.join(REPO, "templates/debian/build.sh")], check=True)
+        d = DEBIAN
+    d = os.path.realpath(d)
+    with open(os.path.join(d, "template.json")) as f:
+        tpl = json.load(f)
+    tpl["dir"] = d
+    return tpl
 
 
 def keypair(d):
@@ -53,10 +61,12 @@ def make_seed(d, name, hostname, pubkey):
             % (hostname, pubkey)
         )
     iso = os.path.join(d, name + ".iso")
-    subprocess.run(
+    r = subprocess.run(
         ["xorriso", "-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o", iso, src],
-        check=True,
+        capture_output=True, text=True,
     )
+    # xorriso prints its banner even when quiet: show its output only when it fails.
+    assert r.returncode == 0, "xorriso failed (status %d): %s" % (r.returncode, r.stderr.strip())
     return iso
 
 
@@ -73,20 +83,32 @@ def ssh(port, key, command, timeout=60):
     )
 
 
+def ssh_retry(v, port, key, command, timeout=300):
+    """Runs command like ssh(), again while ssh itself fails (status 255): cloud-init restarts
+    sshd after the first login can already have worked, and a connection made then is closed
+    during the key exchange. Returns the first CompletedProcess whose status is not 255."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = ssh(port, key, command, timeout=timeout)
+        if r.returncode != 255 or time.monotonic() >= deadline or v.proc.poll() is not None:
+            return r
+        v.drain(2)
+
+
 def boot(tpl, d, name, port, seed, log_path, cpus=None):
-    """Starts the template's VM (template.json's defaults) on a new overlay d/name.qcow2 of its
+    """Starts the template's VM (build_debian()'s result: template.json's defaults) on a new overlay d/name.qcow2 of its
     disk, with the seed as a second, read-only disk and host port `port` forwarded to the
     guest's SSH port. Returns the VM."""
     overlay = os.path.join(d, name + ".qcow2")
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-         "-b", os.path.join(os.path.realpath(DEBIAN), tpl["volume"]), overlay],
+         "-b", os.path.join(tpl["dir"], tpl["volume"]), overlay],
         check=True,
     )
     argv = [
         TESSERA, "run",
-        "--kernel", os.path.join(DEBIAN, tpl["boot"]["kernel"]),
-        "--initrd", os.path.join(DEBIAN, tpl["boot"]["initrd"]),
+        "--kernel", os.path.join(tpl["dir"], tpl["boot"]["kernel"]),
+        "--initrd", os.path.join(tpl["dir"], tpl["boot"]["initrd"]),
         "--append", tpl["boot"]["cmdline"],
         "--cpus", str(cpus or tpl["cpus"]),
         "--mem", "%dM" % (tpl["memory_bytes"] >> 20),
