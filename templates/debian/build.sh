@@ -193,19 +193,31 @@ in_root() {
     chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"
 }
 
+# mmdebstrap with its log in $WORK/mmdebstrap.log and its "I:" steps shown as progress.
+run_mmdebstrap() {
+    local line
+    mmdebstrap "$@" 2>&1 | tee "$WORK/mmdebstrap.log" | while IFS= read -r line; do
+        if [[ $line == I:* ]]; then
+            log "  mmdebstrap: ${line#I: }"
+        fi
+    done
+    # With pipefail the pipeline fails when mmdebstrap or tee does; the loop ends with 0.
+}
+
 bootstrap() {
     local include
     include=$(
         IFS=,
         echo "${PACKAGES[*]}"
     )
-    log "mmdebstrap $SUITE $ARCH from $MIRROR ($((${#PACKAGES[@]})) packages on minbase)"
+    log "mmdebstrap $SUITE $ARCH from $MIRROR (${#PACKAGES[@]} packages on minbase)"
     # Documentation, manual pages and translations are dropped as dpkg unpacks (the copyright
     # files stay): a third of the image, and nobody reads them on a cloud VM.
     # initramfs-tools/ goes in before any package, so that the kernel's postinst makes the
     # small initrd once instead of Debian's default one that would then be made again.
+    # shellcheck disable=SC2016 # mmdebstrap gives a hook the tree as $1; it is not ours to expand
     with_heartbeat "bootstrapping (the packages' scripts run under qemu-user)" \
-        mmdebstrap --mode=root --variant=minbase --arch="$ARCH" --include="$include" \
+        run_mmdebstrap --mode=root --variant=minbase --arch="$ARCH" --include="$include" \
         --setup-hook='mkdir -p "$1/etc/initramfs-tools"' \
         --setup-hook="cp -a --no-preserve=ownership '$TEMPLATE_DIR/initramfs-tools/.' \"\$1/etc/initramfs-tools/\"" \
         --aptopt='Acquire::Languages "none"' \
@@ -214,7 +226,7 @@ bootstrap() {
         --dpkgopt='path-include=/usr/share/locale/locale.alias' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        "$SUITE" "$ROOT" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 ||
+        "$SUITE" "$ROOT" "$MIRROR" ||
         {
             tail -n 30 "$WORK/mmdebstrap.log" >&2
             die "mmdebstrap failed; its log is $WORK/mmdebstrap.log"
@@ -236,6 +248,17 @@ customize() {
     # The package lists and downloaded .debs are of the build, not of the VM.
     rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb
     rm -f "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/*
+    # The boot's "update" units (ldconfig, the journal catalog, ...) run when /usr is newer than
+    # these stamps (systemd.unit(5), ConditionNeedsUpdate=); the build has done their work, and
+    # under an interpreter they cost the first boot a minute. The stamp is a second newer than
+    # /usr, as systemd-update-done writes it.
+    local stamp f
+    stamp=$(($(stat -c %Y "$ROOT/usr") + 1))
+    for f in "$ROOT/etc/.updated" "$ROOT/var/.updated"; do
+        printf '# Written by templates/debian/build.sh for systemd (ConditionNeedsUpdate=)\nTIMESTAMP_NSEC=%d000000000\n' \
+            "$stamp" >"$f"
+        touch -d "@$stamp" "$f"
+    done
 }
 
 # Copies the kernel, its config and initrd out of /boot. Debian's riscv64 vmlinux-* is the
