@@ -5,6 +5,7 @@
 #   bench/run.sh io         disk and network throughput (bench/bench_io.py)
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
 #   bench/run.sh daemon     tesserad creating VMs from a template (bench/bench_daemon.py)
+#   bench/run.sh debian     the Debian template's boot to its first SSH login (bench/bench_debian.py)
 # Extra arguments go to the script (--runs N, --smp N, --mem SIZE, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ fi
 if [ "${1:-}" = cpu ]; then
     shift
     exec python3 bench/cpu.py "$@"
+fi
+if [ "${1:-}" = debian ]; then
+    shift
+    exec python3 bench/bench_debian.py "$@"
 fi
 if [ "${1:-}" = io ]; then
     shift

@@ -47,6 +47,10 @@ packages=(
     # cloud-init seed disks: tesserad makes the ISO 9660 image with xorriso (as cloud-localds
     # does); the seed test reads our YAML back with PyYAML, the parser cloud-init uses
     xorriso python3-yaml
+    # the Debian template (templates/debian/build.sh): a riscv64 root file system from Debian's
+    # packages, whose scripts run under qemu-user through binfmt_misc; its test makes a NoCloud
+    # seed ISO and logs in over SSH
+    mmdebstrap arch-test qemu-user-static binfmt-support e2fsprogs openssh-client
 )
 
 echo "install-deps: apt-get update"

@@ -56,6 +56,7 @@ stage "migrate"     python3 tests/guest/test_migrate.py
 stage "config"      python3 tests/guest/test_config.py
 stage "pool"        python3 tests/guest/test_pool.py
 stage "seed"        python3 tests/guest/test_seed.py
+stage "debian"      python3 tests/guest/test_debian.py
 
 printf '\n=== total (%ds)\n' $(( $(date +%s) - start ))
 echo "$total_pass passed, $total_fail failed"
