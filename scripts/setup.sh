@@ -6,8 +6,8 @@
 # reach its console, the API and the administrator's token. Run it again at any time: what is
 # there already (the daemon, the VM) is kept.
 #
-# The Debian 13 cloud template is built apart (templates/debian/build.sh, cached like the
-# guest); tesserad registers it when it starts and finds it built.
+# The Debian 13 cloud template builds in the background (templates/debian/build.sh, about half
+# an hour the first time, cached like the guest); tesserad registers it when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,6 +66,15 @@ UNIT
     cli host show >/dev/null || { echo "setup: tesserad did not start (see $LOG)" >&2; exit 1; }
 fi
 
+if [ -e build/templates/debian-13/template.json ]; then
+    pkill -HUP -x tesserad || true
+else
+    step "Building the Debian 13 template in the background (log: $STATE/debian-template.log)"
+    # When it is built, SIGHUP makes tesserad register it.
+    setsid bash -c 'templates/debian/build.sh && pkill -HUP -x tesserad' \
+        >>"$STATE/debian-template.log" 2>&1 </dev/null &
+fi
+
 if cli vm show demo >/dev/null 2>&1; then
     step "The VM 'demo' exists already"
     state=$(cli vm show demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
@@ -98,5 +107,6 @@ booted from the default template.
   curl --unix-socket $SOCK -H "Authorization: Bearer \$TESSERA_TOKEN" \\
        http://localhost/api/v1/vms                  # the REST API: docs/daemon.md
 
-The Debian 13 cloud template: templates/debian/build.sh (cached), then restart tesserad.
+The Debian 13 cloud template appears in 'build/tessera template list' once its build is done
+($STATE/debian-template.log); docs/templates.md says what it holds.
 EOF2

@@ -166,6 +166,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -207,9 +208,19 @@ int main(int argc, char **argv)
     }
     for (i = 0; server_address(srv, i); i++)
         fprintf(stderr, "tesserad: serving the API on %s\n", server_address(srv, i));
-    do {
+    for (;;) {
         ret = sigwait(&stop, &sig);
-    } while (ret == EINTR);
+        if (ret == EINTR)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        /* SIGHUP: look again for shipped templates built since we started (the Debian one
+         * takes a while), as a service reloads its configuration. */
+        pthread_mutex_lock(&d.lock);
+        if (api_shipped_templates(&d, err))
+            fprintf(stderr, "tesserad: SIGHUP: %s\n", err);
+        pthread_mutex_unlock(&d.lock);
+    }
     fprintf(stderr, "tesserad: stopping (%s)\n", strsignal(sig));
     server_stop(srv);
     ret = 0;
