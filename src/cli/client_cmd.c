@@ -942,18 +942,6 @@ static int build_quota(const struct command *c, const struct client_args *a, con
                   err);
 }
 
-static int build_pool_create(const struct command *c, const struct client_args *a, const char *self,
-                             struct client_request *r, char *err)
-{
-    json_t *body = json_pack("{s:s,s:s}", "name", word(c, a, 0), "path", word(c, a, 1));
-
-    if (!body)
-        return -ENOMEM;
-    r->method = "POST";
-    r->view = CLIENT_VIEW_OBJECT;
-    return finish(r, body, path_set(r, NULL, err, "/pools", NULL), err);
-}
-
 /* An overcommit ratio: a number in (0, 100]. */
 static int opt_ratio(const struct client_args *a, enum client_opt opt, json_t *o, const char *key,
                      char *err)
@@ -1087,8 +1075,6 @@ static const struct command commands[] = {
      "TENANT [--vcpus N --memory SIZE --disk SIZE --vms N]",
      "set limits ('unlimited' lifts one; platform-admin)", build_quota},
     {"pool", "list", 0, 0, 0, "", "storage pools", build_list},
-    {"pool", "create", 2, 2, 0, "NAME PATH", "add a directory as a pool (platform-admin)",
-     build_pool_create},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
     {"host", "set", 0, 0, BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT),
      "[--cpu-overcommit R --memory-overcommit R]", "set overcommit ratios (platform-admin)",

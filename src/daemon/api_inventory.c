@@ -40,11 +40,12 @@ static json_t *host_doc(struct req *q)
 void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory)
 {
     json_t *h = host_doc(q);
-    json_int_t c = json_integer_value(json_object_get(h, "cpu_overcommit"));
-    json_int_t m = json_integer_value(json_object_get(h, "memory_overcommit"));
+    double c = json_number_value(json_object_get(h, "cpu_overcommit"));
+    double m = json_number_value(json_object_get(h, "memory_overcommit"));
 
-    *vcpus = (uint64_t)q->d->host.cpus * (uint64_t)(c > 0 ? c : 1);
-    *memory = q->d->host.memory_bytes * (uint64_t)(m > 0 ? m : 1);
+    /* Ratios are 1..64 and 1..16 (api_host_set()): the products fit comfortably. */
+    *vcpus = (uint64_t)((double)q->d->host.cpus * (c >= 1 ? c : 1));
+    *memory = (uint64_t)((double)q->d->host.memory_bytes * (m >= 1 ? m : 1));
     json_decref(h);
 }
 
@@ -72,23 +73,29 @@ void api_host_get(struct req *q)
 void api_host_set(struct req *q)
 {
     static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", NULL};
-    uint64_t c, m;
-    bool have_c, have_m;
-    json_t *body, *h;
+    static const double max[] = {64, 16};
+    json_t *body, *h, *v;
+    size_t i;
 
     snprintf(q->target, sizeof(q->target), "host");
     if (need_route_role(q, "changing the host's settings"))
         return;
     if (body_object(q, fields, "{\"cpu_overcommit\": 4, \"memory_overcommit\": 1}", &body))
         return;
-    if (body_u64(q, body, NULL, "cpu_overcommit", false, 1, 64, &c, &have_c) ||
-        body_u64(q, body, NULL, "memory_overcommit", false, 1, 16, &m, &have_m))
-        goto done;
+    /* Ratios are numbers, as Proxmox and OpenStack take them: 1.5 is a fine memory ratio. */
+    for (i = 0; i < 2; i++) {
+        v = json_object_get(body, fields[i]);
+        if (v &&
+            (!json_is_number(v) || !(json_number_value(v) >= 1) || json_number_value(v) > max[i])) {
+            reply_error(q->r, 400, fields[i], "field '%s' must be a number from 1 to %g", fields[i],
+                        max[i]);
+            goto done;
+        }
+    }
     h = host_doc(q);
-    if (have_c)
-        json_object_set_new(h, "cpu_overcommit", json_integer((json_int_t)c));
-    if (have_m)
-        json_object_set_new(h, "memory_overcommit", json_integer((json_int_t)m));
+    for (i = 0; i < 2; i++)
+        if (json_object_get(body, fields[i]))
+            json_object_set(h, fields[i], json_object_get(body, fields[i]));
     if (!doc_upsert(q, "host", "", "host", h))
         api_host_get(q);
     json_decref(h);

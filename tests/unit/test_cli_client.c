@@ -306,8 +306,6 @@ static void test_templates_volumes_quotas(void)
     check_usage_error("quota set acme --vcpus -1", "--vcpus '-1'");
 
     check_request("pool list", "GET", "/api/v1/pools", NULL);
-    check_request("pool create fast /srv/fast", "POST", "/api/v1/pools",
-                  "{\"name\": \"fast\", \"path\": \"/srv/fast\"}");
     check_request("host show", "GET", "/api/v1/host", NULL);
     check_request("host set --cpu-overcommit 4 --memory-overcommit 1.5", "PUT", "/api/v1/host",
                   "{\"cpu_overcommit\": 4, \"memory_overcommit\": 1.5}");

@@ -147,6 +147,13 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
     CHECK(call("POST", "/api/v1/volumes/base/resize?tenant=", admin,
                "{\"size_bytes\": 134217728}") == 409);
 
+    /* Overcommit ratios are numbers: 1.5 is fine, below 1 is not. */
+    CHECK(call("PUT", "/api/v1/host", admin, "{\"memory_overcommit\": 1.5}") == 200);
+    CHECK(json_real_value(json_object_get(last, "memory_overcommit")) == 1.5);
+    CHECK(call("PUT", "/api/v1/host", admin, "{\"cpu_overcommit\": 0.5}") == 400 &&
+          !strcmp(err_field() ?: "", "cpu_overcommit"));
+    CHECK(call("PUT", "/api/v1/host", a_admin, "{\"cpu_overcommit\": 8}") == 403);
+
     /* Quota: 2 VMs, 3 vCPUs. */
     CHECK(call("PUT", "/api/v1/tenants/alpha/quota", a_admin, "{\"vms\": 2}") == 403);
     CHECK(call("PUT", "/api/v1/tenants/alpha/quota", admin, "{\"vms\": 2, \"vcpus\": 3}") == 200);
