@@ -714,7 +714,11 @@ int vmproc_start(const struct vmproc_spec *spec, struct vmproc_info *out, char *
             *out = info;
             return 0;
         }
-        if (info.state == VMPROC_EXITED || (shim_done && info.state == VMPROC_GONE))
+        /* An exit counts once the shim recorded it (or is gone itself): between the shim's
+         * fork and the VMM's exec, /proc shows a process that does not name DIR yet, which a
+         * probe takes for one that exited. */
+        if ((info.state == VMPROC_EXITED && (info.exit_known || shim_done)) ||
+            (shim_done && info.state == VMPROC_GONE))
             break;
         if (now_ms() > deadline) {
             rec_kill_vmm(spec->dir, &rec);
