@@ -34,11 +34,13 @@ stage "build"       make -s -j"$JOBS"
 stage "guest build" guest/build.sh
 # The Debian template (cached outside the clone; a cold build is mostly downloads and
 # qemu-user) builds in the background while the other stages run; stage "debian" waits for it.
-debian_log=$(mktemp)
-nice -n 10 templates/debian/build.sh >"$debian_log" 2>&1 &
-debian_pid=$!
+# (A stage runs in a pipeline's subshell, which cannot wait for this shell's children: the
+# build leaves its exit status in a file instead.)
+debian_log=$(mktemp) debian_rc=$(mktemp)
+(nice -n 10 templates/debian/build.sh >"$debian_log" 2>&1; echo $? >"$debian_rc") &
 debian_stage() {
-    if ! wait "$debian_pid"; then
+    while [ ! -s "$debian_rc" ]; do sleep 5; done
+    if [ "$(cat "$debian_rc")" != 0 ]; then
         tail -n 40 "$debian_log"
         echo "debian: 0 passed, 1 failed (templates/debian/build.sh failed)"
         return 1
