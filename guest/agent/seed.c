@@ -50,37 +50,6 @@ static int fd_read(void *ctx, uint64_t off, void *buf, size_t len)
     return 0;
 }
 
-/* Writes data to path through a temporary file renamed over it, with the given mode. */
-static int write_file(const char *path, const char *data, size_t n, mode_t mode)
-{
-    char tmp[256];
-    int fd, rc = 0;
-    snprintf(tmp, sizeof(tmp), "%s.new", path);
-    unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (rc == 0 && fchmod(fd, mode) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 /* Runs argv (PATH search) and waits: 0 when it exits 0. */
 static int run(char *const argv[])
 {
@@ -177,7 +146,7 @@ static int apply_network(const struct cidata_net *net, char *what, size_t what_l
     }
     for (unsigned i = 0; i < net->n_dns; i++)
         off += (size_t)snprintf(resolv + off, sizeof(resolv) - off, "nameserver %s\n", net->dns[i]);
-    if (net->n_dns && write_file("/etc/resolv.conf", resolv, off, 0644) < 0) {
+    if (net->n_dns && write_file_atomic("/etc/resolv.conf", resolv, off, 0644) < 0) {
         snprintf(what, what_len, "writing /etc/resolv.conf failed");
         return -EIO;
     }
@@ -217,7 +186,7 @@ static void wait_for_network(void)
  * does not wait: a helper process waits and writes "exit N" (or "signal N") to SEED_STATUS. */
 static int start_script(const struct cidata *cd)
 {
-    int rc = write_file(SEED_SCRIPT, cd->script, cd->script_len, 0700);
+    int rc = write_file_atomic(SEED_SCRIPT, cd->script, cd->script_len, 0700);
     if (rc < 0)
         return rc;
     pid_t pid = fork();
@@ -257,7 +226,7 @@ static int start_script(const struct cidata *cd)
         else
             snprintf(line, sizeof(line), "exit %d\n", WEXITSTATUS(status));
     }
-    write_file(SEED_STATUS, line, strlen(line), 0644);
+    write_file_atomic(SEED_STATUS, line, strlen(line), 0644);
     _exit(0);
 }
 
@@ -289,7 +258,7 @@ int seed_main(void)
     if (cd.instance_id[0]) {
         char line[sizeof(cd.instance_id) + 1];
         int n = snprintf(line, sizeof(line), "%s\n", cd.instance_id);
-        write_file(SEED_RUN_DIR "/instance-id", line, (size_t)n, 0644);
+        write_file_atomic(SEED_RUN_DIR "/instance-id", line, (size_t)n, 0644);
     }
 
     rc = 0;
@@ -297,7 +266,7 @@ int seed_main(void)
         char line[80];
         int n = snprintf(line, sizeof(line), "%s\n", cd.hostname);
         if (sethostname(cd.hostname, strlen(cd.hostname)) < 0 ||
-            write_file("/etc/hostname", line, (size_t)n, 0644) < 0) {
+            write_file_atomic("/etc/hostname", line, (size_t)n, 0644) < 0) {
             printf("tessera-agent seed: setting the host name %s: %s\n", cd.hostname,
                    strerror(errno));
             rc = 1;
@@ -309,7 +278,7 @@ int seed_main(void)
         mkdir(SSH_DIR, 0700);
         /* Never follow a link planted at ~/.ssh; sshd wants it 0700 and owned by root. */
         if (lstat(SSH_DIR, &st) < 0 || !S_ISDIR(st.st_mode) || chmod(SSH_DIR, 0700) < 0 ||
-            write_file(AUTHORIZED, cd.keys, cd.keys_len, 0600) < 0) {
+            write_file_atomic(AUTHORIZED, cd.keys, cd.keys_len, 0600) < 0) {
             printf("tessera-agent seed: writing " AUTHORIZED ": %s\n", strerror(errno));
             rc = 1;
         }

@@ -951,15 +951,16 @@ static int cmd_fs_thaw(struct request *rq)
 
 /* ---- identity ---------------------------------------------------------- */
 
-/* Writes `len` bytes to `path` through a temporary file and rename(2). */
-static int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode)
+int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
     char tmp[4096];
     int fd, rc = 0;
 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-agent", path) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A file planted at the temporary name (a symlink) is removed, never written through. */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     for (size_t done = 0; done < len;) {
