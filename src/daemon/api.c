@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -753,24 +754,38 @@ static const struct route routes[] = {
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
+#define ROUTE_TEXT_LEN 96 /* "/api/v1/" and a route's pattern */
+
+static char route_text[ROUTE_COUNT][ROUTE_TEXT_LEN];
+static pthread_once_t route_text_once = PTHREAD_ONCE_INIT;
+
+/* Each route's pattern as text, once: what /roles lists and the metrics count by. */
+static void route_text_init(void)
+{
+    size_t i, j, n;
+
+    for (i = 0; i < ROUTE_COUNT; i++) {
+        n = (size_t)snprintf(route_text[i], ROUTE_TEXT_LEN, "/api/v1");
+        for (j = 0; j < API_SEG_MAX && routes[i].pattern[j] && n < ROUTE_TEXT_LEN; j++)
+            n += (size_t)snprintf(route_text[i] + n, ROUTE_TEXT_LEN - n, "/%s",
+                                  routes[i].pattern[j]);
+    }
+}
+
 /* GET /roles: the roles and, per route, the least role that may use it (docs/daemon.md's
  * permission table is this list; a system test checks both against the server). */
 void api_roles_list(struct req *q)
 {
     json_t *roles = json_array(), *perms = json_array(), *obj;
-    char path[API_PATH_MAX];
-    size_t i, j, n;
+    size_t i;
     int ret = roles && perms ? 0 : -ENOMEM;
 
+    pthread_once(&route_text_once, route_text_init);
     for (i = ROLE_VIEWER; !ret && i <= ROLE_PLATFORM_ADMIN; i++)
         ret = append(roles, json_string(role_names[i]));
-    for (i = 0; !ret && i < ROUTE_COUNT; i++) {
-        n = (size_t)snprintf(path, sizeof(path), "/api/v1");
-        for (j = 0; j < API_SEG_MAX && routes[i].pattern[j]; j++)
-            n += (size_t)snprintf(path + n, sizeof(path) - n, "/%s", routes[i].pattern[j]);
-        ret = append(perms, json_pack("{s:s,s:s,s:s}", "method", routes[i].method, "path", path,
-                                      "role", role_names[routes[i].min_role]));
-    }
+    for (i = 0; !ret && i < ROUTE_COUNT; i++)
+        ret = append(perms, json_pack("{s:s,s:s,s:s}", "method", routes[i].method, "path",
+                                      route_text[i], "role", role_names[routes[i].min_role]));
     if (ret) {
         json_decref(roles);
         json_decref(perms);
@@ -842,6 +857,21 @@ static int path_split(const char *path, char *buf, struct req *q)
             return 0;
         *slash = '\0';
     }
+}
+
+const char *api_route_template(const char *path)
+{
+    char buf[API_PATH_MAX];
+    struct req q = {0};
+    size_t i;
+
+    pthread_once(&route_text_once, route_text_init);
+    if (path_split(path, buf, &q))
+        return "other";
+    for (i = 0; i < ROUTE_COUNT; i++)
+        if (route_matches(&routes[i], &q))
+            return route_text[i];
+    return "other";
 }
 
 /* ---- Authentication ---- */

@@ -102,6 +102,10 @@ int api_hook_upload_begin(void *arg, const struct api_caller *caller, const char
 void api_hook_upload_end(void *arg, const struct api_caller *caller, const char *volume,
                          const char *tmp_path, bool ok, struct api_response *r);
 
+/* The route template path matches ("/api/v1/vms/{name}"), for counting requests without
+ * naming objects; "other" when it is no route. Any thread. */
+const char *api_route_template(const char *path);
+
 /* Registers the VM, tenant and host metrics (metrics.h) in d->metrics. */
 int api_metrics_init(struct daemon *d);
 
