@@ -152,7 +152,10 @@ run_one() { # name elf config [wrapper...]
     rm -f "$run/console.sock"
     case "$(config_args "$cfg")" in
         *console.sock*)
-            python3 "$here/console_client.py" "$run/console.sock" "$limit" &
+            # It must outlive the VMM (killed at $limit s, +5 s for its SIGKILL): a client that
+            # stopped first left the last console checks of a slow run without host bytes. It
+            # is killed below once the VMM ends; its own deadline only bounds an orphan.
+            python3 "$here/console_client.py" "$run/console.sock" "$((limit + 30))" &
             client=$!
             ;;
     esac
