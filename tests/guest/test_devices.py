@@ -489,9 +489,14 @@ def test_console_stall():
         v.expect(rb"tick 200 ", 60)
 
         def count():
-            rc, out, err = a.exec(["cat", "/tmp/count"])
-            assert rc == 0, (rc, out, err)
-            return int(out.strip())
+            # The loop's `echo $i > /tmp/count` truncates before it writes, so a read can
+            # land between the two and see an empty file: read again.
+            for _ in range(50):
+                rc, out, err = a.exec(["cat", "/tmp/count"])
+                assert rc == 0, (rc, out, err)
+                if out.strip():
+                    return int(out.strip())
+            raise AssertionError("/tmp/count stayed empty over 50 reads")
 
         def console_stats():
             st, stats = call(api, "GET", "/v1/vm/stats")

@@ -46,6 +46,10 @@ def run_tests(suite, tests, only, logs):
             except FAILURES as e:
                 results.append(False)
                 print("FAIL %s: %s (logs: %s)" % (name, e, logs % name), flush=True)
+            except Exception as e:  # a test's own bug fails that test, not the suite
+                results.append(False)
+                print("FAIL %s: %s: %s (logs: %s)" % (name, type(e).__name__, e, logs % name),
+                      flush=True)
     passed = sum(results)
     print("%s: %d passed, %d failed" % (suite, passed, len(results) - passed))
     return 0 if passed == len(results) else 1
