@@ -79,6 +79,11 @@ int api_bootstrap(struct store *s, bool *created, char *token, char *err);
 /* 0 when name is 1..63 chars of [a-z0-9-]; -EINVAL otherwise. */
 int api_check_name(const char *name);
 
+/* Writes the host's VM limits into the VMs' parent control group and every running VM's CPU
+ * weight (after api_recover()). Called with d->lock held. A failure is logged: the VMs run
+ * on, limited as before. */
+void api_resources_init(struct daemon *d);
+
 /* After a restart of tesserad: every VM the store holds is checked against its process
  * (rt.h), running ones adopted, exited ones given their exit status and restart policy.
  * Called with d->lock held. */

@@ -155,6 +155,35 @@ int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, 
     return 0;
 }
 
+int body_num(struct req *q, json_t *obj, const char *prefix, const char *field, double min,
+             double max, bool nullable, double *out, bool *present, bool *is_null)
+{
+    char f[FIELD_LEN];
+    double n;
+    int ret;
+    json_t *v = member(q, obj, prefix, field, false, &ret);
+
+    if (present)
+        *present = v != NULL;
+    if (is_null)
+        *is_null = false;
+    if (!v)
+        return ret;
+    field_path(f, prefix, field);
+    if (json_is_null(v) && nullable) {
+        if (is_null)
+            *is_null = true;
+        return 0;
+    }
+    if (!json_is_number(v) || !((n = json_number_value(v)) >= min) || n > max) {
+        reply_error(q->r, 400, f, "field '%s' must be a number from %g to %g%s", f, min, max,
+                    nullable ? ", or null" : "");
+        return -EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
 int body_str_at(struct req *q, json_t *arr, const char *field, size_t i, size_t max,
                 const char **out)
 {

@@ -85,6 +85,9 @@ int body_text(struct req *q, json_t *obj, const char *prefix, const char *field,
               size_t max, const char **out);
 int body_u64(struct req *q, json_t *obj, const char *prefix, const char *field, bool required,
              uint64_t min, uint64_t max, uint64_t *out, bool *present);
+/* A number (integer or real) from min to max; with nullable, null is taken: *is_null. */
+int body_num(struct req *q, json_t *obj, const char *prefix, const char *field, double min,
+             double max, bool nullable, double *out, bool *present, bool *is_null);
 /* Element i of the array arr, which must be a string; the 400 names "field[i]". */
 int body_str_at(struct req *q, json_t *arr, const char *field, size_t i, size_t max,
                 const char **out);
@@ -124,6 +127,28 @@ void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory);
  * left. Called inside the request's transaction, so check and allocation are one. */
 int api_admit(struct req *q, const char *tenant, const struct api_usage *add, bool quota,
               bool start);
+
+/* ---- Shares, limits and reservations (api_resources.c) ---- */
+struct cgroup_limits;
+/* The resources every VM has until told otherwise (new reference). */
+json_t *api_res_default(void);
+/* Checks the request's resources object `in` and merges it into cur (a VM's whole
+ * resources), bounded by the VM's vCPUs and memory. 0 or the 400 set. */
+int api_res_merge(struct req *q, json_t *in, json_t *cur, uint64_t cpus, uint64_t memory);
+/* Whether res's reservations fit beside those of the other running VMs (the VM tenant/name
+ * itself not counted): 0, or -EDQUOT with a 409 naming the resource and what is left. */
+int api_res_admit(struct req *q, const char *tenant, const char *name, const json_t *res);
+/* Makes the VM's control group (and its tenant's) and writes the VM's limits: before a
+ * start and on a change. 0 or -errno with err (CGROUP_ERR_LEN). */
+int api_res_vm_apply(struct daemon *d, const char *tenant, const char *name, const json_t *vm,
+                     char *err);
+/* Removes the group of a VM whose process has ended. */
+void api_res_vm_release(struct daemon *d, const char *tenant, const char *name);
+/* Writes the host's vm_cpuset and vm_memory_bytes into PARENT. */
+int api_res_host_apply(struct daemon *d, char *err);
+int api_res_cpuset(struct daemon *d, const struct cgroup_limits *l, char *err);
+/* Recomputes and writes the CPU weights of every tenant and running VM. */
+void api_res_rebalance(struct daemon *d);
 
 /* A new volume's document (backing: the volume a linked clone sits on, or NULL). */
 json_t *api_volume_new(const char *tenant, const char *name, const char *format, uint64_t size,
@@ -171,6 +196,9 @@ void api_vm_get(struct req *q);
 void api_vm_delete(struct req *q);
 void api_vm_action(struct req *q);
 void api_vm_log(struct req *q);
+void api_vm_stats(struct req *q);
+void api_vm_resources_set(struct req *q);
+void api_tenant_resources(struct req *q);
 void api_operations_list(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);

@@ -59,21 +59,75 @@ void api_host_get(struct req *q)
         return;
     api_host_limits(q, &vcpus, &memory);
     h = host_doc(q);
-    reply_json(q->r, 200,
-               json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I}}", "cpus",
-                         (int)q->d->host.cpus, "memory_bytes", (json_int_t)q->d->host.memory_bytes,
-                         "cpu_overcommit", json_object_get(h, "cpu_overcommit"),
-                         "memory_overcommit", json_object_get(h, "memory_overcommit"), "capacity",
-                         "vcpus", (json_int_t)vcpus, "memory_bytes", (json_int_t)memory,
-                         "allocated", "vcpus", (json_int_t)u.vcpus, "memory_bytes",
-                         (json_int_t)u.memory, "vms", (json_int_t)u.vms));
+    reply_json(
+        q->r, 200,
+        json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I},s:s,s:s?,s:s,s:O?}", "cpus",
+                  (int)q->d->host.cpus, "memory_bytes", (json_int_t)q->d->host.memory_bytes,
+                  "cpu_overcommit", json_object_get(h, "cpu_overcommit"), "memory_overcommit",
+                  json_object_get(h, "memory_overcommit"), "capacity", "vcpus", (json_int_t)vcpus,
+                  "memory_bytes", (json_int_t)memory, "allocated", "vcpus", (json_int_t)u.vcpus,
+                  "memory_bytes", (json_int_t)u.memory, "vms", (json_int_t)u.vms, "cgroups",
+                  q->d->cg.mode == CGROUP_V2   ? "v2"
+                  : q->d->cg.mode == CGROUP_V1 ? "v1"
+                                               : "none",
+                  "cgroups_why", q->d->cg.mode == CGROUP_NONE ? q->d->cg.why : NULL, "vm_cpuset",
+                  json_string_value(json_object_get(h, "vm_cpuset"))
+                      ? json_string_value(json_object_get(h, "vm_cpuset"))
+                      : "",
+                  "vm_memory_bytes", json_object_get(h, "vm_memory_bytes")));
     json_decref(h);
+}
+
+/* The host's bounds on all VMs together, in PARENT's control group: vm_cpuset (the CPUs VMs
+ * run on: a list "0-3,6" of online CPUs, or "" for all) and vm_memory_bytes (the memory they
+ * may hold together, or null). Checked into h; 0 or the 400 set. */
+static int host_vm_bounds(struct req *q, json_t *body, json_t *h)
+{
+    const char *set = NULL;
+    json_t *m = json_object_get(body, "vm_memory_bytes");
+    uint64_t mem;
+
+    if (body_str(q, body, NULL, "vm_cpuset", false, CGROUP_CPUSET_LEN - 1, &set))
+        return -EINVAL;
+    if (set && set[0]) {
+        unsigned n = cgroup_cpuset_count(set), hi = 0;
+        const char *p;
+
+        /* The highest CPU named: the last number in the list. */
+        for (p = set; *p; p++)
+            if (*p >= '0' && *p <= '9' && (p == set || p[-1] < '0' || p[-1] > '9'))
+                hi = (unsigned)strtoul(p, NULL, 10);
+        if (!n || hi >= q->d->host.cpus) {
+            reply_error(q->r, 400, "vm_cpuset",
+                        "vm_cpuset '%s': expected a list of CPUs such as \"0-3,6\" within "
+                        "0-%u, or \"\" for all",
+                        set, q->d->host.cpus - 1);
+            return -EINVAL;
+        }
+    }
+    if (m && !json_is_null(m) &&
+        body_u64(q, body, NULL, "vm_memory_bytes", false, 64ull << 20, 1ull << 50, &mem, NULL))
+        return -EINVAL;
+    if ((set || m) && q->d->cg.mode == CGROUP_NONE) {
+        reply_error(q->r, 409, set ? "vm_cpuset" : "vm_memory_bytes",
+                    "the VMs' CPUs and memory are bounded with cgroups, which this host does not "
+                    "offer tesserad: %s",
+                    q->d->cg.why);
+        return -EOPNOTSUPP;
+    }
+    if (set)
+        json_object_set_new(h, "vm_cpuset", json_string(set));
+    if (m)
+        json_object_set(h, "vm_memory_bytes", m);
+    return 0;
 }
 
 void api_host_set(struct req *q)
 {
-    static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", NULL};
+    static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", "vm_cpuset",
+                                         "vm_memory_bytes", NULL};
     static const double max[] = {64, 16};
+    char err[CGROUP_ERR_LEN];
     json_t *body, *h, *v;
     size_t i;
 
@@ -96,8 +150,13 @@ void api_host_set(struct req *q)
     for (i = 0; i < 2; i++)
         if (json_object_get(body, fields[i]))
             json_object_set(h, fields[i], json_object_get(body, fields[i]));
-    if (!doc_upsert(q, "host", "", "host", h))
-        api_host_get(q);
+    if (!host_vm_bounds(q, body, h) && !doc_upsert(q, "host", "", "host", h)) {
+        if (api_res_host_apply(q->d, err))
+            reply_error(q->r, 500, NULL, "the VMs' control group: %s", err);
+        else
+            api_host_get(q);
+        api_res_rebalance(q->d);
+    }
     json_decref(h);
 done:
     json_decref(body);

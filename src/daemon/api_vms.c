@@ -111,8 +111,18 @@ static void vm_start_work(struct daemon *d, struct op *op, void *arg)
     json_t *vm;
     int ret;
 
-    ret = rt_vm_start(d, j->tenant, j->name, &pid, err);
+    /* Its control group first, limits written, so the VMM runs limited from its first
+     * instruction (the shim puts it there before it executes). */
     pthread_mutex_lock(&d->lock);
+    vm = vm_doc_locked(d, j->tenant, j->name);
+    ret = vm ? api_res_vm_apply(d, j->tenant, j->name, vm, err) : -ENOENT;
+    json_decref(vm);
+    pthread_mutex_unlock(&d->lock);
+    if (!ret)
+        ret = rt_vm_start(d, j->tenant, j->name, &pid, err);
+    pthread_mutex_lock(&d->lock);
+    if (!ret)
+        api_res_rebalance(d);
     vm = vm_doc_locked(d, j->tenant, j->name);
     if (vm) {
         if (ret) {
@@ -209,8 +219,16 @@ static int vm_admit_start(struct req *q, const char *tenant, const char *name, j
                                 (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes")),
                             .vms = 1};
 
+    json_t *res = json_object_get(vm, "resources");
+    int ret;
+
     if (api_admit(q, tenant, &add, false, true))
         return -EDQUOT;
+    res = json_is_object(res) ? json_incref(res) : api_res_default();
+    ret = api_res_admit(q, tenant, name, res);
+    json_decref(res);
+    if (ret)
+        return ret;
     vm_set_state(vm, "starting");
     json_object_set_new(vm, "desired", json_string("running"));
     return doc_save(q, "vm", tenant, name, vm, STORE_PUT_UPDATE);
@@ -378,10 +396,10 @@ void api_vms_create(struct req *q)
 {
     static const char *const fields[] = {
         "name",           "template", "cpus",       "memory_bytes",  "disk_bytes", "clone",
-        "restart_policy", "start",    "cloud_init", "port_forwards", NULL};
+        "restart_policy", "start",    "cloud_init", "port_forwards", "resources",  NULL};
     char ttenant[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], b[API_QUOTE_LEN];
     const char *name, *tname, *clone = NULL, *policy = NULL;
-    json_t *body, *tmpl = NULL, *fwd = NULL, *ci = NULL, *vm = NULL, *vol = NULL;
+    json_t *body, *tmpl = NULL, *fwd = NULL, *ci = NULL, *vm = NULL, *vol = NULL, *res = NULL;
     struct port_walk pw = {0};
     struct api_usage add = {.vms = 1};
     uint64_t cpus, mem, disk, tdisk;
@@ -437,6 +455,10 @@ void api_vms_create(struct req *q)
                     disk, tname, tdisk);
         goto done;
     }
+    res = api_res_default();
+    if (json_object_get(body, "resources") &&
+        api_res_merge(q, json_object_get(body, "resources"), res, cpus, mem))
+        goto done;
     pw.mine = fwd;
     if (json_array_size(fwd) && q->s->ops->doc_list(q->s, "vm", NULL, each_port_user, &pw) > 0) {
         reply_error(q->r, 409, "port_forwards",
@@ -458,7 +480,7 @@ void api_vms_create(struct req *q)
                   "clone", linked ? "linked" : "full", "restart_policy", policy ? policy : "never",
                   "port_forwards", json_incref(fwd), "cloud_init", json_incref(ci), "pid",
                   "exit_status", "started", "created", (json_int_t)time(NULL), "error");
-    if (!vm) {
+    if (!vm || json_object_set(vm, "resources", res)) {
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
@@ -511,6 +533,7 @@ undo:
     if (made_volume)
         rt_volume_delete(q->d, q->scope, volname, err);
 done:
+    json_decref(res);
     json_decref(vol);
     json_decref(vm);
     json_decref(ci);
@@ -628,6 +651,8 @@ void api_vm_exited(struct daemon *d, const char *tenant, const char *name, int s
 
     if (!vm)
         return;
+    /* Its group goes (a restart makes it again) and the others' CPU weights follow. */
+    api_res_vm_release(d, tenant, name);
     desired = json_string_value(json_object_get(vm, "desired"));
     policy = json_string_value(json_object_get(vm, "restart_policy"));
     json_object_set_new(vm, "exit_status", json_integer(status));
@@ -669,6 +694,7 @@ void api_vm_exited(struct daemon *d, const char *tenant, const char *name, int s
     }
     vm_save_locked(d, tenant, name, vm);
     json_decref(vm);
+    api_res_rebalance(d);
 }
 
 /* Called once at start-up, with d->lock held, after rt_init(): every VM the store thinks

@@ -34,7 +34,7 @@ static void find_tessera(struct daemon *d)
         d->tessera[0] = '\0';
 }
 
-int daemon_init(struct daemon *d, const char *state_dir, char *err)
+int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_parent, char *err)
 {
     char path[PATH_MAX];
     long pages, psize, cpus;
@@ -55,6 +55,17 @@ int daemon_init(struct daemon *d, const char *state_dir, char *err)
     d->host.cpus = cpus > 0 ? (unsigned)cpus : 1;
     d->host.memory_bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
     find_tessera(d);
+    if (!cgroup_parent) {
+        snprintf(d->cg.why, sizeof(d->cg.why), "tesserad runs without cgroups (--no-cgroups)");
+    } else {
+        char cerr[CGROUP_ERR_LEN];
+
+        ret = cgroup_host_open(&d->cg, cgroup_parent, cerr);
+        if (ret) {
+            snprintf(err, STORE_ERR_LEN, "cgroups: %.400s", cerr);
+            return ret;
+        }
+    }
     ret = store_open_sqlite(path, &d->store, err);
     if (ret)
         return ret;
@@ -78,6 +89,8 @@ int daemon_init(struct daemon *d, const char *state_dir, char *err)
         ret = api_recover(d);
         if (ret)
             snprintf(err, STORE_ERR_LEN, "finding the VMs again: %.400s", store_error(d->store));
+        else
+            api_resources_init(d);
     }
     pthread_mutex_unlock(&d->lock);
     if (ret)

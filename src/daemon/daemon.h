@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/cgroup.h"
 #include "daemon/store.h"
 
 struct ops;
@@ -37,12 +38,15 @@ struct daemon {
     char state_dir[DAEMON_STATE_DIR_MAX]; /* a VM's sockets live under it: kept short */
     char tessera[PATH_MAX]; /* the VMM binary; "" when none was found (VMs cannot start) */
     void *vm;               /* the VM runtime (vm.c); NULL until daemon_vm_init() */
+    /* The VMs' control groups (cgroup.h); mode CGROUP_NONE without them (cg.why says why). */
+    struct cgroup_host cg;
 };
 
 /* Opens the state directory (which exists, mode 0700): the store, the runtime (rt.h), the
- * shipped templates; finds the VMs that run already. 0, or -errno with err (STORE_ERR_LEN).
- * The platform administrator is made apart (api_bootstrap()). */
-int daemon_init(struct daemon *d, const char *state_dir, char *err);
+ * shipped templates; finds the VMs that run already. cgroup_parent names the VMs' parent
+ * control group (cgroup.h; NULL: none, the VMs run in tesserad's own). 0, or -errno with err
+ * (STORE_ERR_LEN). The platform administrator is made apart (api_bootstrap()). */
+int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_parent, char *err);
 /* Stops the workers and closes everything; the VMs keep running. */
 void daemon_fini(struct daemon *d);
 

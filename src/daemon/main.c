@@ -44,7 +44,9 @@ static void usage(FILE *f)
             "                         http://127.0.0.1:PORT or http://[::1]:PORT (this host only)\n"
             "  --tls-cert FILE      PEM certificate (chain) for https:// listeners\n"
             "  --tls-key FILE       PEM private key for https:// listeners\n"
-            "  --upload-max BYTES   largest volume upload (default 1 TiB)\n",
+            "  --upload-max BYTES   largest volume upload (default 1 TiB)\n"
+            "  --cgroup-parent NAME the VMs' parent control group (default tessera)\n"
+            "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n",
             SERVER_LISTEN_MAX);
 }
 
@@ -80,13 +82,15 @@ int main(int argc, char **argv)
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"upload-max", required_argument, NULL, 'u'},
+        {"cgroup-parent", required_argument, NULL, 'g'},
+        {"no-cgroups", no_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     char sock_spec[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1];
-    const char *dir = NULL, *listen[SERVER_LISTEN_MAX];
+    const char *dir = NULL, *listen[SERVER_LISTEN_MAX], *cgroup_parent = "tessera";
     struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
     static struct daemon d;
     struct server_hooks hooks = {.arg = &d,
@@ -125,6 +129,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'g':
+            if (api_check_name(optarg)) {
+                fprintf(stderr,
+                        "tesserad: --cgroup-parent %s: expected 1 to 63 characters of "
+                        "a-z, 0-9 and '-'\n",
+                        optarg);
+                return 2;
+            }
+            cgroup_parent = optarg;
+            break;
+        case 'G': cgroup_parent = NULL; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -170,7 +185,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ret = daemon_init(&d, dir, err);
+    ret = daemon_init(&d, dir, cgroup_parent, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);
         return 1;

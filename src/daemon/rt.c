@@ -466,6 +466,8 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
 int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t *pid, char *err)
 {
     char dir[PATH_MAX], config[PATH_MAX + 16], id[2 * STORE_NAME_LEN + 1];
+    char cg_files[CGROUP_PROCS_MAX][PATH_MAX];
+    const char *cg_ptrs[CGROUP_PROCS_MAX];
     struct rt *rt = rt_of(d);
     struct vmproc_info info;
     struct vmproc_spec spec = {
@@ -483,6 +485,18 @@ int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t 
     ret = vm_seed_build(dir, err);
     if (ret)
         return ret;
+    if (d->cg.mode != CGROUP_NONE) {
+        char rel[PATH_MAX];
+
+        cgroup_rel_vm(tenant, name, rel);
+        if (cgroup_procs_files(&d->cg, rel, cg_files, &spec.ncgroups)) {
+            snprintf(err, RT_ERR_LEN, "vm %s: its control group's path is too long", name);
+            return -ENAMETOOLONG;
+        }
+        for (size_t i = 0; i < spec.ncgroups; i++)
+            cg_ptrs[i] = cg_files[i];
+        spec.cgroups = cg_ptrs;
+    }
     ret = vmproc_start(&spec, &info, err);
     if (ret)
         return ret;

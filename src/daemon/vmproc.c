@@ -554,6 +554,18 @@ static int spec_check(const struct vmproc_spec *s, char *err)
                  s->config, s->dir);
         return -EINVAL;
     }
+    if (s->ncgroups > VMPROC_CGROUPS_MAX) {
+        snprintf(err, VMPROC_ERR_LEN, "vm %s: %zu cgroups; at most %d", s->id, s->ncgroups,
+                 VMPROC_CGROUPS_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->ncgroups; i++) {
+        if (s->cgroups[i][0] != '/') {
+            snprintf(err, VMPROC_ERR_LEN, "vm %s: cgroup %s: expected an absolute path", s->id,
+                     s->cgroups[i]);
+            return -EINVAL;
+        }
+    }
     if (s->tessera[0] != '/' || s->shim[0] != '/') {
         snprintf(err, VMPROC_ERR_LEN, "vm %s: %s: expected an absolute path", s->id,
                  s->tessera[0] != '/' ? s->tessera : s->shim);
@@ -614,13 +626,26 @@ static int dir_clear_run(const char *dir, char *err)
 static int shim_spawn(const struct vmproc_spec *s, pid_t *pid, char *err)
 {
     char log[RUN_PATH_LEN];
-    char *argv[] = {(char *)s->shim, VMPROC_SHIM_ARG, (char *)s->dir,    "--", (char *)s->tessera,
-                    "run",           "--config",      (char *)s->config, NULL};
+    char *argv[3 + 2 * VMPROC_CGROUPS_MAX + 6];
+    size_t i, n = 0;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, dflt;
     int ret;
 
+    argv[n++] = (char *)s->shim;
+    argv[n++] = VMPROC_SHIM_ARG;
+    argv[n++] = (char *)s->dir;
+    for (i = 0; i < s->ncgroups; i++) {
+        argv[n++] = "--cgroup";
+        argv[n++] = (char *)s->cgroups[i];
+    }
+    argv[n++] = "--";
+    argv[n++] = (char *)s->tessera;
+    argv[n++] = "run";
+    argv[n++] = "--config";
+    argv[n++] = (char *)s->config;
+    argv[n] = NULL;
     dir_path(log, s->dir, "vmm.log");
     sigemptyset(&none);
     sigemptyset(&dflt);
@@ -902,18 +927,39 @@ int vmproc_get(const char *dir, char **json, char *err)
 
 /* ---- the shim ---- */
 
+/* Writes the calling process's pid into a cgroup.procs file. Called in the forked child: the
+ * shim has one thread, so the child may call what it likes. */
+static int cgroup_join(const char *procs)
+{
+    char num[24];
+    int fd, len, ret = 0;
+
+    len = snprintf(num, sizeof(num), "%d", (int)getpid());
+    fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, num, (size_t)len) != len)
+        ret = -1;
+    if (ret)
+        fprintf(stderr, "tesserad shim: cannot join the cgroup %s: %s\n", procs, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return ret;
+}
+
 int vmproc_shim_main(int argc, char **argv)
 {
     struct proc_stat self, vmm;
     char text[160];
     const char *dir;
     pid_t pid;
-    int st, ret = 0;
+    int st, i, vmm_arg, ret = 0;
 
-    if (argc < 6 || strcmp(argv[1], VMPROC_SHIM_ARG) || argv[2][0] != '/' ||
-        strcmp(argv[3], "--")) {
-        fprintf(stderr, "tesserad shim: usage: %s %s DIR -- VMM ARGS...\n", argv[0],
-                VMPROC_SHIM_ARG);
+    for (i = 3; i + 1 < argc && !strcmp(argv[i], "--cgroup"); i += 2)
+        ;
+    vmm_arg = i + 1;
+    if (argc < 6 || strcmp(argv[1], VMPROC_SHIM_ARG) || argv[2][0] != '/' || i >= argc ||
+        strcmp(argv[i], "--") || vmm_arg >= argc) {
+        fprintf(stderr, "tesserad shim: usage: %s %s DIR [--cgroup FILE]... -- VMM ARGS...\n",
+                argv[0], VMPROC_SHIM_ARG);
         return 2;
     }
     dir = argv[2];
@@ -924,8 +970,13 @@ int vmproc_shim_main(int argc, char **argv)
         return file_write_atomic(dir, "exit", text) ? 1 : 0;
     }
     if (pid == 0) {
-        execv(argv[4], argv + 4);
-        fprintf(stderr, "tesserad shim: cannot execute %s: %s\n", argv[4], strerror(errno));
+        /* Into the VM's control groups before the VMM runs a single instruction. */
+        for (i = 3; i < vmm_arg - 1; i += 2) {
+            if (cgroup_join(argv[i + 1]))
+                _exit(127);
+        }
+        execv(argv[vmm_arg], argv + vmm_arg);
+        fprintf(stderr, "tesserad shim: cannot execute %s: %s\n", argv[vmm_arg], strerror(errno));
         _exit(127);
     }
     /* The child is not reaped yet, so its /proc entry (and start time) is its own. */

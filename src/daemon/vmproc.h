@@ -2,7 +2,8 @@
  * daemon's own crash (docs/daemon.md, "How VMs run").
  *
  * Processes. vmproc_start() spawns a shim, like conmon or containerd-shim: the daemon's own
- * executable re-run as `SHIM __shim DIR -- TESSERA run --config CONFIG` (vmproc_shim_main()),
+ * executable re-run as `SHIM __shim DIR [--cgroup FILE]... -- TESSERA run --config CONFIG`
+ * (vmproc_shim_main()),
  * in a new session (setsid), working directory DIR, stdin /dev/null, stdout and stderr appended
  * to DIR/vmm.log, no other fd, no blocked signal. The shim forks the VMM, records it, waits for
  * it and records how it ended, then exits. Neither depends on the daemon: a `kill -9` of it
@@ -36,12 +37,14 @@
 #define TESSERA_DAEMON_VMPROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define VMPROC_ERR_LEN         512
 #define VMPROC_DIR_MAX         90 /* DIR/console.sock must fit a sun_path (107 bytes) */
 #define VMPROC_SHIM_ARG        "__shim"
 #define VMPROC_START_TIMEOUT_S 15
+#define VMPROC_CGROUPS_MAX     4
 
 struct vmproc_spec {
     const char *id;      /* the VM's id or name, for messages */
@@ -51,6 +54,10 @@ struct vmproc_spec {
     /* An absolute path of an executable whose main() calls vmproc_shim_main() when argv[1] is
      * VMPROC_SHIM_ARG: tesserad passes its own executable. */
     const char *shim;
+    /* cgroup.procs files the VMM joins before it runs (cgroup.h), each an absolute path; the
+     * shim passes them as `--cgroup FILE` before `--`. A failed join fails the start. */
+    const char *const *cgroups;
+    size_t ncgroups;
 };
 
 enum vmproc_state {

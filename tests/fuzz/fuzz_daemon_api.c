@@ -60,7 +60,7 @@ static void setup(void)
     if (!mkdtemp(dir))
         abort();
     atexit(cleanup);
-    if (daemon_init(&dm, dir, err) || api_bootstrap(dm.store, &created, tok, err) || !created)
+    if (daemon_init(&dm, dir, NULL, err) || api_bootstrap(dm.store, &created, tok, err) || !created)
         abort();
     st = dm.store;
     snprintf(admin, sizeof(admin), "Bearer %s", tok);

@@ -2,6 +2,7 @@
 socket with JSON requests and a bearer token; stopped with SIGTERM or killed with SIGKILL.
 Used by tests/system/test_daemon*.py and bench/daemon.py."""
 
+import atexit
 import http.client
 import json
 import os
@@ -25,11 +26,57 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+def cgroup_dirs(name):
+    """Every directory the control group NAME has, in each hierarchy mounted here."""
+    out = []
+    root = "/sys/fs/cgroup"
+    if os.path.isdir(os.path.join(root, name)):
+        out.append(os.path.join(root, name))
+    for h in (os.listdir(root) if os.path.isdir(root) else []):
+        d = os.path.join(root, h, name)
+        if os.path.isdir(d):
+            out.append(d)
+    return out
+
+
+def cgroup_cleanup(name):
+    """Kills what still runs in the control group tree NAME and removes it, leaves first."""
+    for top in cgroup_dirs(name):
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            try:
+                with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except OSError:
+                            pass
+            except OSError:
+                pass
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            for _ in range(50):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
 class Daemon:
+    """tesserad on a state directory. Its VMs' control groups are its own (a parent named
+    after this test process), removed when the test program exits."""
+    _serial = 0
+
     def __init__(self, state, args=()):
         self.state = state
         self.sock = os.path.join(state, "tesserad.sock")
         self.args = list(args)
+        if "--no-cgroups" not in self.args and "--cgroup-parent" not in self.args:
+            Daemon._serial += 1
+            self.cgroup = "tessera-test-%d-%d" % (os.getpid(), Daemon._serial)
+            self.args += ["--cgroup-parent", self.cgroup]
+            atexit.register(cgroup_cleanup, self.cgroup)
         self.proc = None
         self.token = None
 

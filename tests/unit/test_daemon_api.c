@@ -310,7 +310,7 @@ int main(void)
 
     if (!mkdtemp(dir))
         return 1;
-    CHECK(daemon_init(&dm, dir, err) == 0);
+    CHECK(daemon_init(&dm, dir, NULL, err) == 0);
     if (!dm.store)
         return test_finish("daemon_api");
 

@@ -431,7 +431,7 @@ int main(void)
     snprintf(con_sock, sizeof(con_sock), "%s/console.sock", dir);
     snprintf(part, sizeof(part), "%s/upload.part", dir);
     snprintf(spec, sizeof(spec), "unix:%s", api_sock);
-    CHECK(daemon_init(&dm, dir, err) == 0);
+    CHECK(daemon_init(&dm, dir, NULL, err) == 0);
     st = dm.store;
     CHECK(api_bootstrap(st, &created, token, err) == 0 && created);
     snprintf(admin, sizeof(admin), "%s", token);

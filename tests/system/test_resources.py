@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Shares, limits and reservations (issue 10) under a real tesserad with real cgroups: CPU-bound
+BusyBox VMs, what each gets read from its control group. Bounds are generous (CI runs other
+tests beside this one); bench/bench_resources.py reports the exact numbers. Skips cleanly where
+tesserad finds no cgroups. Prints "resources: N passed, N failed".
+
+    tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals)
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from cpuload import create_busy, measure, stats, wait_busy  # noqa: E402
+from tesserad import Daemon  # noqa: E402
+
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def pin_one_core(d):
+    """All VMs on the host's last CPU, so that they compete whatever else runs."""
+    host = d.ok("GET", "/api/v1/host")
+    cpu = host["cpus"] - 1
+    d.ok("PUT", "/api/v1/host", body={"vm_cpuset": str(cpu)})
+    return cpu
+
+
+def stop_all(d, tenant, names):
+    for n in names:
+        d.call("POST", "/api/v1/vms/%s/actions/stop?tenant=%s" % (n, tenant))
+    deadline = time.time() + 60
+    for n in names:
+        while time.time() < deadline:
+            if d.ok("GET", "/api/v1/vms/%s?tenant=%s" % (n, tenant))["state"] == "stopped":
+                break
+            time.sleep(0.5)
+
+
+def test_limit(d):
+    """A VM limited to 0.5 core never gets more, throttling shows in its stats, and a new
+    limit set on the running VM holds within a second or two."""
+    d.ok("POST", "/api/v1/tenants", body={"name": "lim"})
+    create_busy(d, "lim", "l1", {"cpu": {"limit": 0.5}})
+    check(not wait_busy(d, "lim", ["l1"]), "l1 runs its loop")
+    got, st = measure(d, "lim", ["l1"], 5)
+    print("  limit 0.5: used %.3f cores" % got["l1"])
+    check(0.3 <= got["l1"] <= 0.6, "limit 0.5 core: used %.3f" % got["l1"])
+    check(st["l1"]["cpu"].get("throttled_ns", 0) > 0 and st["l1"]["cpu"]["nr_throttled"] > 0,
+          "throttled time is reported: %s" % st["l1"]["cpu"])
+    t0 = time.monotonic()
+    d.ok("PUT", "/api/v1/vms/l1/resources?tenant=lim", body={"cpu": {"limit": 0.2}})
+    time.sleep(max(0, 1 - (time.monotonic() - t0)))
+    got, _ = measure(d, "lim", ["l1"], 3)
+    print("  limit changed to 0.2 live: used %.3f cores in the 3 s after the first second"
+          % got["l1"])
+    check(got["l1"] <= 0.3, "live limit 0.2: used %.3f" % got["l1"])
+    vm = d.ok("GET", "/api/v1/vms/l1?tenant=lim")
+    check(vm["resources"]["cpu"]["limit"] == 0.2, "the VM document shows the new limit")
+    stop_all(d, "lim", ["l1"])
+
+
+def test_shares(d):
+    """Two busy VMs on one core with shares 2:1 get CPU time near 2:1; the one that gets less
+    reports the CPU it waited for."""
+    pin_one_core(d)
+    d.ok("POST", "/api/v1/tenants", body={"name": "sh"})
+    create_busy(d, "sh", "s2", {"cpu": {"shares": 2000}})
+    create_busy(d, "sh", "s1", {"cpu": {"shares": 1000}})
+    check(not wait_busy(d, "sh", ["s1", "s2"]), "both loops run")
+    got, st = measure(d, "sh", ["s1", "s2"], 6)
+    ratio = got["s2"] / got["s1"] if got["s1"] > 0 else 0
+    print("  shares 2000:1000 on one core: %.3f and %.3f cores, ratio %.2f"
+          % (got["s2"], got["s1"], ratio))
+    check(1.5 <= ratio <= 2.7, "shares 2:1 ratio %.2f" % ratio)
+    check(st["s1"]["cpu"].get("wait_ns", 0) > 0, "the VM reports CPU it waited for")
+    stop_all(d, "sh", ["s1", "s2"])
+    d.ok("PUT", "/api/v1/host", body={"vm_cpuset": ""})
+
+
+def test_reservation(d):
+    """A VM with a reservation of 0.5 core keeps about that while three unreserved busy VMs
+    compete on the same core."""
+    cpu = pin_one_core(d)
+    d.ok("POST", "/api/v1/tenants", body={"name": "res"})
+    names = ["r0", "u1", "u2", "u3"]
+    create_busy(d, "res", "r0", {"cpu": {"reservation": 0.5}})
+    for n in names[1:]:
+        create_busy(d, "res", n)
+    check(not wait_busy(d, "res", names, timeout=180), "the four loops run")
+    got, _ = measure(d, "res", names, 6)
+    print("  reservation 0.5 on CPU %d against 3 busy VMs: %.3f cores (others %s)"
+          % (cpu, got["r0"], ", ".join("%.3f" % got[n] for n in names[1:])))
+    check(got["r0"] >= 0.38, "reserved VM kept %.3f cores" % got["r0"])
+    stop_all(d, "res", names)
+    d.ok("PUT", "/api/v1/host", body={"vm_cpuset": ""})
+
+
+def test_tenant(d):
+    """A tenant's pool limit bounds all its VMs together."""
+    d.ok("POST", "/api/v1/tenants", body={"name": "pool"})
+    pool = d.ok("PUT", "/api/v1/tenants/pool/resources", body={"cpu": {"limit": 0.4}})
+    check(pool["cpu"]["limit"] == 0.4, "the tenant's pool: %s" % pool)
+    create_busy(d, "pool", "p1")
+    create_busy(d, "pool", "p2")
+    check(not wait_busy(d, "pool", ["p1", "p2"]), "both loops run")
+    got, _ = measure(d, "pool", ["p1", "p2"], 5)
+    total = got["p1"] + got["p2"]
+    print("  tenant limit 0.4: its two busy VMs use %.3f cores together" % total)
+    check(total <= 0.5, "tenant pool limit 0.4: used %.3f" % total)
+    stop_all(d, "pool", ["p1", "p2"])
+
+
+def test_refusals(d):
+    """Reservations that do not fit, and bad values, are refused naming the field and what is
+    left."""
+    d.ok("POST", "/api/v1/tenants", body={"name": "ref"})
+    host = d.ok("GET", "/api/v1/host")
+    cpus = host["cpus"]
+    d.ok("POST", "/api/v1/vms?tenant=ref", body={
+        "name": "big", "template": "busybox", "memory_bytes": 64 << 20, "cpus": cpus,
+        "resources": {"cpu": {"reservation": cpus - 0.5}}})
+    d.ok("POST", "/api/v1/vms?tenant=ref", body={
+        "name": "more", "template": "busybox", "memory_bytes": 64 << 20,
+        "resources": {"cpu": {"reservation": 1}}})
+    op = d.wait_op(d.ok("POST", "/api/v1/vms/big/actions/start?tenant=ref"))
+    check(op["status"] == "success", "the big reservation starts")
+    st, doc, _ = d.call("POST", "/api/v1/vms/more/actions/start?tenant=ref")
+    msg = (doc or {}).get("error", {}).get("message", "")
+    check(st == 409 and doc["error"].get("field") == "resources.cpu.reservation" and
+          "0.5 are left" in msg, "a reservation that does not fit: %d %s" % (st, msg))
+    print("  refused: %s" % msg)
+    st, doc, _ = d.call("PUT", "/api/v1/vms/big/resources?tenant=ref",
+                        body={"cpu": {"reservation": cpus + 1}})
+    check(st == 400 and doc["error"]["field"] == "resources.cpu.reservation",
+          "a reservation above the VM's vCPUs: %d %s" % (st, doc))
+    st, doc, _ = d.call("PUT", "/api/v1/vms/big/resources?tenant=ref",
+                        body={"cpu": {"limit": "fast"}})
+    check(st == 400 and doc["error"]["field"] == "resources.cpu.limit", "a limit that is text")
+    st, doc, _ = d.call("PUT", "/api/v1/vms/big/resources?tenant=ref",
+                        body={"disk": {"iops": 5}})
+    check(st == 400, "an unknown resource group: %d %s" % (st, doc))
+    st, doc, _ = d.call("PUT", "/api/v1/host", body={"vm_cpuset": "0-999"})
+    check(st == 400 and doc["error"]["field"] == "vm_cpuset", "a cpuset beyond the host's CPUs")
+    # Memory: a reservation beyond what VMs may hold.
+    d.ok("PUT", "/api/v1/host", body={"vm_memory_bytes": 1 << 30})
+    d.ok("PUT", "/api/v1/vms/more/resources?tenant=ref", body={"cpu": {"reservation": 0}})
+    st, doc, _ = d.call("PUT", "/api/v1/vms/big/resources?tenant=ref",
+                        body={"memory": {"reservation_bytes": 60 << 20}})
+    check(st == 200, "a memory reservation that fits: %d %s" % (st, doc))
+    stats_doc = stats(d, "ref", "big")
+    check(stats_doc["memory"].get("cgroup_bytes", 0) > 0, "memory use is reported")
+    stop_all(d, "ref", ["big"])
+    d.ok("PUT", "/api/v1/host", body={"vm_memory_bytes": None})
+
+
+TESTS = [("limit", test_limit), ("shares", test_shares), ("reservation", test_reservation),
+         ("tenant", test_tenant), ("refusals", test_refusals)]
+
+
+def main():
+    only = sys.argv[1:]
+    tmp = tempfile.mkdtemp(prefix="tessera-res-")
+    d = Daemon(os.path.join(tmp, "state"))
+    try:
+        d.start()
+        host = d.ok("GET", "/api/v1/host")
+        if host["cgroups"] == "none":
+            print("resources: skipped: no cgroups (%s)" % host.get("cgroups_why"))
+            print("resources: 0 passed, 0 failed")
+            return 0
+        print("  cgroups %s, %d CPUs" % (host["cgroups"], host["cpus"]))
+        d.ok("PUT", "/api/v1/host", body={"cpu_overcommit": 16, "memory_overcommit": 4})
+        for name, fn in TESTS:
+            if not only or name in only:
+                t0 = time.monotonic()
+                n = failed
+                try:
+                    fn(d)
+                except (AssertionError, OSError, KeyError, RuntimeError) as e:
+                    check(False, "%s: %s: %s" % (name, type(e).__name__, e))
+                print("%s %s (%.1fs)" % ("PASS" if failed == n else "FAIL", name,
+                                         time.monotonic() - t0), flush=True)
+    finally:
+        try:
+            d.stop()
+        except Exception:
+            pass
+        os.system("pkill -9 -f 'tessera run --config %s' 2>/dev/null" % tmp)
+        if not failed:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("resources: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
