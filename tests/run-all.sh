@@ -62,6 +62,7 @@ stage "openapi"     python3 tests/system/test_openapi.py
 stage "daemon http" python3 tests/system/test_daemon_http.py
 stage "cli console" python3 tests/system/test_cli_console.py
 stage "daemon vms"  python3 tests/system/test_daemon_vms.py
+stage "resources"   python3 tests/system/test_resources.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

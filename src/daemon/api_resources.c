@@ -651,13 +651,11 @@ void api_vm_resources_set(struct req *q)
     const char *state;
 
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
-    if (need_route_role(q, "changing a VM's resources") ||
-        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 0.5}}", &body))
-        return;
-    if (res_need_cgroups(q, body))
-        goto done;
+    /* Another tenant's VM is not there (404) before this tenant's role is checked. */
     vm = doc_load(q, "vm", q->scope, q->seg[1], "VM");
-    if (!vm)
+    if (!vm || need_route_role(q, "changing a VM's resources") ||
+        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 0.5}}", &body) ||
+        res_need_cgroups(q, body))
         goto done;
     res = vm_res(vm);
     if (api_res_merge(q, body, res,

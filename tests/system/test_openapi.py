@@ -364,6 +364,10 @@ def walk(cl, w):
              want=200)
     c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"}, body={"vms": 0},
              want=200)
+    c.call("GET", "/api/v1/tenants/{tenant}/resources", {"tenant": "alpha"}, token=vic, want=200)
+    c.change("PUT", "/api/v1/tenants/{tenant}/resources", {"tenant": "alpha"},
+             body={"cpu": {"shares": 3000, "limit": 1.5}, "memory": {"limit_bytes": None}},
+             want=200)
     c.call("GET", "/api/v1/host", token=vic, want=200)
     c.change("PUT", "/api/v1/host", body={"cpu_overcommit": 16, "memory_overcommit": 4}, want=200)
     c.call("GET", "/api/v1/pools", token=vic, want=200)
@@ -457,6 +461,10 @@ def walk(cl, w):
     st, vm = c.call("GET", "/api/v1/vms/{name}", {"name": "web"}, token=vic, want=200)
     check(st == 200 and vm["state"] == "error" and vm["error"], "the failed start: %s" % vm)
     c.call("GET", "/api/v1/vms/{name}/log", {"name": "web"}, token=vic, want=200)
+    c.call("GET", "/api/v1/vms/{name}/stats", {"name": "web"}, token=vic, want=200)
+    c.change("PUT", "/api/v1/vms/{name}/resources", {"name": "web"},
+             body={"cpu": {"shares": 2000, "limit": 0.5}, "memory": {"limit_bytes": None}},
+             token=ann, want=200)
     walk_front(c, w)
     walk_snapshots(c, w)
     c.call("POST", "/api/v1/vms/{name}/actions/{action}", {"name": "web", "action": "stop"},
@@ -673,6 +681,13 @@ def permissions(c, w, server):
         ("GET", "/api/v1/tenants/{tenant}/quota"): lambda r: ({"tenant": own_tenant(r)}, None),
         ("PUT", "/api/v1/tenants/{tenant}/quota"):
             lambda r: ({"tenant": own_tenant(r)}, {"vms": None}),
+        ("GET", "/api/v1/tenants/{tenant}/resources"):
+            lambda r: ({"tenant": own_tenant(r)}, None),
+        ("PUT", "/api/v1/tenants/{tenant}/resources"):
+            lambda r: ({"tenant": own_tenant(r)}, {"cpu": {"shares": 1000}}),
+        ("GET", "/api/v1/vms/{name}/stats"): lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("PUT", "/api/v1/vms/{name}/resources"):
+            lambda r: ({"name": cached("vm", r, vm)}, {"cpu": {"shares": 1500}}),
         ("GET", "/api/v1/tokens"): lambda r: ({}, None),
         ("POST", "/api/v1/tokens"): lambda r: ({}, {"description": "perm"}),
         ("DELETE", "/api/v1/tokens/{id}"): lambda r: ({"id": token_id(r)}, None),
@@ -778,6 +793,9 @@ def cross_tenant(c, w, op_id):
         ("GET", "/api/v1/vms/{name}", n, None, ""),
         ("DELETE", "/api/v1/vms/{name}", n, None, ""),
         ("GET", "/api/v1/vms/{name}/log", n, None, ""),
+        ("GET", "/api/v1/vms/{name}/stats", n, None, ""),
+        ("PUT", "/api/v1/vms/{name}/resources", n, {"cpu": {"shares": 1}}, ""),
+        ("GET", "/api/v1/tenants/{tenant}/resources", {"tenant": "alpha"}, None, ""),
         ("GET", "/api/v1/volumes/{name}", {"name": "data"}, None, ""),
         ("DELETE", "/api/v1/volumes/{name}", {"name": "data"}, None, ""),
         ("POST", "/api/v1/volumes/{name}/resize", {"name": "data"}, {"size_bytes": 64 * MIB}, ""),
