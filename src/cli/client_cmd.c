@@ -60,6 +60,14 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_CPU_OVERCOMMIT] = {"cpu-overcommit", true},
     [CLIENT_OPT_MEMORY_OVERCOMMIT] = {"memory-overcommit", true},
     [CLIENT_OPT_TIMEOUT] = {"timeout", true},
+    [CLIENT_OPT_CPU_SHARES] = {"cpu-shares", true},
+    [CLIENT_OPT_CPU_LIMIT] = {"cpu-limit", true},
+    [CLIENT_OPT_CPU_RESERVATION] = {"cpu-reservation", true},
+    [CLIENT_OPT_MEMORY_SHARES] = {"memory-shares", true},
+    [CLIENT_OPT_MEMORY_LIMIT] = {"memory-limit", true},
+    [CLIENT_OPT_MEMORY_RESERVATION] = {"memory-reservation", true},
+    [CLIENT_OPT_VM_CPUSET] = {"vm-cpuset", true},
+    [CLIENT_OPT_VM_MEMORY] = {"vm-memory", true},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -277,6 +285,8 @@ static int opt_count(const struct client_args *a, enum client_opt opt, json_t *o
     }
     return json_object_set_new(o, key, json_integer(n)) ? -ENOMEM : 0;
 }
+
+static int opt_resources(const struct client_args *a, json_t *o, bool vm, char *err);
 
 /* Reads a small text file (--ssh-key, --user-data) into a JSON string. */
 static int read_text(const char *opt, const char *path, json_t **out, char *err)
@@ -649,7 +659,7 @@ static int build_vm_create(const struct command *c, const struct client_args *a,
                            struct client_request *r, char *err)
 {
     const char *restart = client_args_get(a, CLIENT_OPT_RESTART);
-    json_t *body = json_object(), *forwards = json_array();
+    json_t *body = json_object(), *forwards = json_array(), *res;
     int ret = -ENOMEM;
 
     if (!client_args_get(a, CLIENT_OPT_TEMPLATE)) {
@@ -688,6 +698,13 @@ static int build_vm_create(const struct command *c, const struct client_args *a,
     if (json_array_size(forwards) && json_object_set(body, "port_forwards", forwards))
         goto free_body;
     ret = vm_cloud_init(a, body, err);
+    if (ret)
+        goto free_body;
+    res = json_object();
+    ret = res ? opt_resources(a, res, true, err) : -ENOMEM;
+    if (!ret && json_object_size(res))
+        ret = json_object_set(body, "resources", res) ? -ENOMEM : 0;
+    json_decref(res);
     if (ret)
         goto free_body;
     ret = -ENOMEM;
@@ -982,8 +999,21 @@ static int build_host(const struct command *c, const struct client_args *a, cons
     ret = opt_ratio(a, CLIENT_OPT_CPU_OVERCOMMIT, body, "cpu_overcommit", err);
     if (!ret)
         ret = opt_ratio(a, CLIENT_OPT_MEMORY_OVERCOMMIT, body, "memory_overcommit", err);
+    if (!ret && client_args_has(a, CLIENT_OPT_VM_CPUSET))
+        ret = json_object_set_new(body, "vm_cpuset",
+                                  json_string(client_args_get(a, CLIENT_OPT_VM_CPUSET)))
+                  ? -EINVAL
+                  : 0;
+    if (!ret && client_args_has(a, CLIENT_OPT_VM_MEMORY) &&
+        !strcmp(client_args_get(a, CLIENT_OPT_VM_MEMORY), "none"))
+        ret = json_object_set_new(body, "vm_memory_bytes", json_null());
+    else if (!ret)
+        ret = opt_size(a, CLIENT_OPT_VM_MEMORY, body, "vm_memory_bytes", err);
+    if (ret == -EINVAL && !err[0])
+        set_err(err, "--vm-cpuset: not text");
     if (!ret && !json_object_size(body)) {
-        set_err(err, "host set: give --cpu-overcommit R and/or --memory-overcommit R");
+        set_err(err, "host set: give --cpu-overcommit R, --memory-overcommit R, --vm-cpuset "
+                     "LIST or --vm-memory SIZE");
         ret = -EINVAL;
     }
     if (ret) {
@@ -992,6 +1022,129 @@ static int build_host(const struct command *c, const struct client_args *a, cons
     }
     r->method = "PUT";
     return finish(r, body, path_set(r, NULL, err, "/host", NULL), err);
+}
+
+/* A number of cores (0.5), or "none" (null) where allow_null. */
+static int opt_cores(const struct client_args *a, enum client_opt opt, json_t *o, const char *key,
+                     bool allow_null, char *err)
+{
+    const char *v = client_args_get(a, opt);
+    char *end;
+    double d;
+
+    if (!v)
+        return 0;
+    if (allow_null && !strcmp(v, "none"))
+        return json_object_set_new(o, key, json_null()) ? -ENOMEM : 0;
+    errno = 0;
+    d = strtod(v, &end);
+    if (!*v || *end || errno || !(d >= 0 && d <= 1024)) {
+        set_err(err, "--%s '%s' is not a number of cores such as 0.5%s", opt_defs[opt].name, v,
+                allow_null ? " (or 'none')" : "");
+        return -EINVAL;
+    }
+    return json_object_set_new(o, key, json_real(d)) ? -ENOMEM : 0;
+}
+
+/* The member `group` of o, made when absent (borrowed). */
+static json_t *sub(json_t *o, const char *group)
+{
+    json_t *g = json_object_get(o, group);
+
+    if (!g && !json_object_set_new(o, group, json_object()))
+        g = json_object_get(o, group);
+    return g;
+}
+
+/* --cpu-* and --memory-* into a resources object ({"cpu": {...}, "memory": {...}}); a VM
+ * takes all six, a tenant's pool the shares and limits. */
+static int opt_resources(const struct client_args *a, json_t *o, bool vm, char *err)
+{
+    json_t *cpu = sub(o, "cpu"), *mem = sub(o, "memory");
+    int ret;
+
+    if (!cpu || !mem)
+        return -ENOMEM;
+    ret = opt_count(a, CLIENT_OPT_CPU_SHARES, cpu, "shares", 100000, false, err);
+    if (!ret)
+        ret = opt_cores(a, CLIENT_OPT_CPU_LIMIT, cpu, "limit", true, err);
+    if (!ret && vm)
+        ret = opt_cores(a, CLIENT_OPT_CPU_RESERVATION, cpu, "reservation", false, err);
+    if (!ret && vm)
+        ret = opt_count(a, CLIENT_OPT_MEMORY_SHARES, mem, "shares", 100000, false, err);
+    if (!ret && client_args_has(a, CLIENT_OPT_MEMORY_LIMIT) &&
+        !strcmp(client_args_get(a, CLIENT_OPT_MEMORY_LIMIT), "none"))
+        ret = json_object_set_new(mem, "limit_bytes", json_null());
+    else if (!ret)
+        ret = opt_size(a, CLIENT_OPT_MEMORY_LIMIT, mem, "limit_bytes", err);
+    if (!ret && vm)
+        ret = opt_size(a, CLIENT_OPT_MEMORY_RESERVATION, mem, "reservation_bytes", err);
+    if (!json_object_size(cpu))
+        json_object_del(o, "cpu");
+    if (!json_object_size(mem))
+        json_object_del(o, "memory");
+    return ret;
+}
+
+/* vm set NAME --cpu-shares ...: PUT /vms/NAME/resources. */
+static int build_vm_set(const struct command *c, const struct client_args *a, const char *self,
+                        struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+    int ret;
+
+    (void)self;
+    if (!body)
+        return -ENOMEM;
+    ret = opt_resources(a, body, true, err);
+    if (!ret && !json_object_size(body)) {
+        set_err(err, "vm set: give at least one of --cpu-shares, --cpu-limit, --cpu-reservation, "
+                     "--memory-shares, --memory-limit, --memory-reservation");
+        ret = -EINVAL;
+    }
+    if (ret) {
+        json_decref(body);
+        return ret;
+    }
+    r->method = "PUT";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, a, err, "/vms", "%s", word(c, a, 0), "/resources", NULL),
+                  err);
+}
+
+/* vm stats NAME: GET /vms/NAME/stats. */
+static int build_vm_stats(const struct command *c, const struct client_args *a, const char *self,
+                          struct client_request *r, char *err)
+{
+    (void)self;
+    r->method = "GET";
+    r->view = CLIENT_VIEW_OBJECT;
+    return path_set(r, a, err, "/vms", "%s", word(c, a, 0), "/stats", NULL);
+}
+
+/* tenant resources T [--cpu-shares N --cpu-limit C --memory-limit SIZE]: shows the tenant's
+ * pool, or sets what the options give. */
+static int build_tenant_resources(const struct command *c, const struct client_args *a,
+                                  const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+    int ret;
+
+    (void)self;
+    if (!body)
+        return -ENOMEM;
+    r->view = CLIENT_VIEW_OBJECT;
+    ret = opt_resources(a, body, false, err);
+    if (ret || !json_object_size(body)) {
+        json_decref(body);
+        if (ret)
+            return ret;
+        r->method = "GET";
+        return path_set(r, NULL, err, "/tenants", "%s", word(c, a, 0), "/resources", NULL);
+    }
+    r->method = "PUT";
+    return finish(r, body,
+                  path_set(r, NULL, err, "/tenants", "%s", word(c, a, 0), "/resources", NULL), err);
 }
 
 /* operation wait ID: GET it; the client then waits while it runs. */
@@ -1004,12 +1157,16 @@ static int build_operation_wait(const struct command *c, const struct client_arg
     return path_set(r, a, err, "/operations", "%s", word(c, a, 0), NULL);
 }
 
+#define RESOURCE_OPTS                                                                           \
+    (BIT(CLIENT_OPT_CPU_SHARES) | BIT(CLIENT_OPT_CPU_LIMIT) | BIT(CLIENT_OPT_CPU_RESERVATION) | \
+     BIT(CLIENT_OPT_MEMORY_SHARES) | BIT(CLIENT_OPT_MEMORY_LIMIT) |                             \
+     BIT(CLIENT_OPT_MEMORY_RESERVATION))
 #define VM_CREATE_OPTS                                                                           \
     (BIT(CLIENT_OPT_TEMPLATE) | BIT(CLIENT_OPT_CPUS) | BIT(CLIENT_OPT_MEMORY) |                  \
      BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_FULL) | BIT(CLIENT_OPT_RESTART) |                     \
      BIT(CLIENT_OPT_FORWARD) | BIT(CLIENT_OPT_HOSTNAME) | BIT(CLIENT_OPT_SSH_KEY) |              \
      BIT(CLIENT_OPT_USER_DATA) | BIT(CLIENT_OPT_IP) | BIT(CLIENT_OPT_GW) | BIT(CLIENT_OPT_DNS) | \
-     BIT(CLIENT_OPT_START) | WAIT | TENANT)
+     BIT(CLIENT_OPT_START) | RESOURCE_OPTS | WAIT | TENANT)
 #define TEMPLATE_CREATE_OPTS                                                   \
     (BIT(CLIENT_OPT_VOLUME) | BIT(CLIENT_OPT_FROM_VM) | BIT(CLIENT_OPT_CPUS) | \
      BIT(CLIENT_OPT_MEMORY) | BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_KERNEL) |  \
@@ -1019,6 +1176,10 @@ static const struct command commands[] = {
     {"tenant", "list", 0, 0, 0, "", "the tenants you can see", build_list},
     {"tenant", "create", 1, 1, 0, "NAME", "create a tenant (platform-admin)", build_tenant_create},
     {"tenant", "show", 1, 1, 0, "NAME", "one tenant", build_show},
+    {"tenant", "resources", 1, 1,
+     BIT(CLIENT_OPT_CPU_SHARES) | BIT(CLIENT_OPT_CPU_LIMIT) | BIT(CLIENT_OPT_MEMORY_LIMIT),
+     "NAME [--cpu-shares N --cpu-limit CORES|none --memory-limit SIZE|none]",
+     "a tenant's resource pool; with options, set it (platform-admin)", build_tenant_resources},
     {"tenant", "delete", 1, 1, 0, "NAME", "delete a tenant with its users and tokens",
      build_delete},
     {"user", "list", 0, 0, TENANT, "[--tenant T]", "a tenant's users (default: your own)",
@@ -1048,6 +1209,13 @@ static const struct command commands[] = {
     {"vm", "snapshot", 2, 3, WAIT | TENANT, "NAME create|list|revert|delete [SNAP]",
      "a VM's snapshots", build_snapshot},
     {"vm", "clone", 2, 2, WAIT | TENANT, "NAME NEW", "clone a stopped VM", build_clone},
+    {"vm", "stats", 1, 1, TENANT, "NAME",
+     "what a VM uses: CPU used, throttled and waited for, memory, its VMM's counters",
+     build_vm_stats},
+    {"vm", "set", 1, 1, TENANT | RESOURCE_OPTS,
+     "NAME [--cpu-shares N --cpu-limit CORES|none --cpu-reservation CORES --memory-shares N "
+     "--memory-limit SIZE|none --memory-reservation SIZE]",
+     "change a VM's shares, limits and reservations (live when it runs)", build_vm_set},
     {"template", "list", 0, 0, TENANT, "", "templates (yours and the shared ones)", build_list},
     {"template", "show", 1, 1, TENANT, "NAME", "one template", build_show},
     {"template", "create", 1, 1, TEMPLATE_CREATE_OPTS,
@@ -1076,9 +1244,11 @@ static const struct command commands[] = {
      "set limits ('unlimited' lifts one; platform-admin)", build_quota},
     {"pool", "list", 0, 0, 0, "", "storage pools", build_list},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
-    {"host", "set", 0, 0, BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT),
-     "[--cpu-overcommit R --memory-overcommit R]", "set overcommit ratios (platform-admin)",
-     build_host},
+    {"host", "set", 0, 0,
+     BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT) |
+         BIT(CLIENT_OPT_VM_CPUSET) | BIT(CLIENT_OPT_VM_MEMORY),
+     "[--cpu-overcommit R --memory-overcommit R --vm-cpuset LIST --vm-memory SIZE|none]",
+     "set overcommit ratios and the CPUs and memory all VMs may use (platform-admin)", build_host},
     {"operation", "list", 0, 0, TENANT, "", "recent long actions", build_list},
     {"operation", "show", 1, 1, TENANT, "ID", "one operation", build_show},
     {"operation", "wait", 1, 1, TENANT | BIT(CLIENT_OPT_TIMEOUT), "ID [--timeout S]",

@@ -30,9 +30,9 @@
 
 json_t *api_res_default(void)
 {
-    return json_pack("{s:{s:i,s:n,s:i},s:{s:i,s:n,s:i}}", "cpu", "shares", SHARES_DEFAULT,
-                     "limit", "reservation", 0, "memory", "shares", SHARES_DEFAULT,
-                     "limit_bytes", "reservation_bytes", 0);
+    return json_pack("{s:{s:i,s:n,s:i},s:{s:i,s:n,s:i}}", "cpu", "shares", SHARES_DEFAULT, "limit",
+                     "reservation", 0, "memory", "shares", SHARES_DEFAULT, "limit_bytes",
+                     "reservation_bytes", 0);
 }
 
 /* The VM's resources, defaults for a document from before they existed. New reference. */
@@ -66,8 +66,8 @@ static json_t *tenant_res(struct daemon *d, const char *tenant)
     }
     if (!json_is_object(v)) {
         json_decref(v);
-        v = json_pack("{s:{s:i,s:n},s:{s:n}}", "cpu", "shares", SHARES_DEFAULT, "limit",
-                      "memory", "limit_bytes");
+        v = json_pack("{s:{s:i,s:n},s:{s:n}}", "cpu", "shares", SHARES_DEFAULT, "limit", "memory",
+                      "limit_bytes");
     }
     return v;
 }
@@ -152,8 +152,7 @@ int api_res_merge(struct req *q, json_t *in, json_t *cur, uint64_t cpus, uint64_
         if (!g)
             continue;
         if (!json_is_object(g)) {
-            reply_error(q->r, 400, NULL, "field 'resources.%s' must be an object",
-                        res_groups[i]);
+            reply_error(q->r, 400, NULL, "field 'resources.%s' must be an object", res_groups[i]);
             return -EINVAL;
         }
         if (body_keys(q, g, i ? "resources.memory" : "resources.cpu", i ? res_mem : res_cpu))
@@ -270,9 +269,9 @@ int api_res_vm_apply(struct daemon *d, const char *tenant, const char *name, con
     ret = cgroup_make(&d->cg, rel, err);
     if (!ret) {
         l.cpu_limit = res_null(tres, "cpu", "limit") ? 0 : res_num(tres, "cpu", "limit");
-        l.memory_max =
-            res_null(tres, "memory", "limit_bytes") ? 0 : (int64_t)res_num(tres, "memory",
-                                                                           "limit_bytes");
+        l.memory_max = res_null(tres, "memory", "limit_bytes")
+                           ? 0
+                           : (int64_t)res_num(tres, "memory", "limit_bytes");
         ret = cgroup_apply(&d->cg, rel, &l, err);
     }
     cgroup_rel_vm(tenant, name, rel);
@@ -281,9 +280,9 @@ int api_res_vm_apply(struct daemon *d, const char *tenant, const char *name, con
     if (!ret) {
         l = limits_unset();
         l.cpu_limit = res_null(res, "cpu", "limit") ? 0 : res_num(res, "cpu", "limit");
-        l.memory_max =
-            res_null(res, "memory", "limit_bytes") ? 0 : (int64_t)res_num(res, "memory",
-                                                                          "limit_bytes");
+        l.memory_max = res_null(res, "memory", "limit_bytes")
+                           ? 0
+                           : (int64_t)res_num(res, "memory", "limit_bytes");
         l.memory_low = (int64_t)res_num(res, "memory", "reservation_bytes");
         ret = cgroup_apply(&d->cg, rel, &l, err);
     }
@@ -336,8 +335,8 @@ int api_res_host_apply(struct daemon *d, char *err)
 
 /* v1 cpuset: a group's CPUs must lie within its parent's, so a narrower set is written from
  * the leaves up and a wider one from PARENT down; each level of ours has the same set. */
-static int cpuset_walk(const char *dir, const struct cgroup_limits *l, bool leaves_first,
-                       int depth, char *err)
+static int cpuset_walk(const char *dir, const struct cgroup_limits *l, bool leaves_first, int depth,
+                       char *err)
 {
     struct dirent *e;
     DIR *dd;
@@ -424,8 +423,8 @@ void api_res_rebalance(struct daemon *d)
     size_t i, j, nt = 0, nv;
     size_t *tof = NULL; /* VM i's tenant index */
 
-    if (d->cg.mode == CGROUP_NONE ||
-        d->store->ops->doc_list(d->store, "vm", NULL, each_bal, &w) || !w.n)
+    if (d->cg.mode == CGROUP_NONE || d->store->ops->doc_list(d->store, "vm", NULL, each_bal, &w) ||
+        !w.n)
         goto done;
     ts = calloc(w.n, sizeof(*ts));
     vs = calloc(w.n, sizeof(*vs));
@@ -606,9 +605,9 @@ void api_tenant_resources(struct req *q)
         body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 4}}", &body) ||
         res_need_cgroups(q, body))
         goto done;
-    if ((json_object_get(body, "cpu") && (!json_is_object(json_object_get(body, "cpu")) ||
-                                          body_keys(q, json_object_get(body, "cpu"),
-                                                    "cpu", cpu_keys))) ||
+    if ((json_object_get(body, "cpu") &&
+         (!json_is_object(json_object_get(body, "cpu")) ||
+          body_keys(q, json_object_get(body, "cpu"), "cpu", cpu_keys))) ||
         (json_object_get(body, "memory") &&
          (!json_is_object(json_object_get(body, "memory")) ||
           body_keys(q, json_object_get(body, "memory"), "memory", mem_keys)))) {
@@ -626,9 +625,9 @@ void api_tenant_resources(struct req *q)
     if (q->d->cg.mode != CGROUP_NONE) {
         cgroup_rel_tenant(q->seg[1], rel);
         l.cpu_limit = res_null(tr, "cpu", "limit") ? 0 : res_num(tr, "cpu", "limit");
-        l.memory_max =
-            res_null(tr, "memory", "limit_bytes") ? 0 : (int64_t)res_num(tr, "memory",
-                                                                         "limit_bytes");
+        l.memory_max = res_null(tr, "memory", "limit_bytes")
+                           ? 0
+                           : (int64_t)res_num(tr, "memory", "limit_bytes");
         if (cgroup_make(&q->d->cg, rel, err) || cgroup_apply(&q->d->cg, rel, &l, err)) {
             reply_error(q->r, 500, NULL, "tenant '%s': its control group: %s", q->seg[1], err);
             goto done;
@@ -658,8 +657,7 @@ void api_vm_resources_set(struct req *q)
         res_need_cgroups(q, body))
         goto done;
     res = vm_res(vm);
-    if (api_res_merge(q, body, res,
-                      (uint64_t)json_integer_value(json_object_get(vm, "cpus")),
+    if (api_res_merge(q, body, res, (uint64_t)json_integer_value(json_object_get(vm, "cpus")),
                       (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes"))))
         goto done;
     state = json_string_value(json_object_get(vm, "state"));

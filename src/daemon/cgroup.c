@@ -33,7 +33,8 @@ static int file_write(const char *dir, const char *file, const char *value, char
     n = write(fd, value, len);
     if (n != (ssize_t)len) {
         ret = n < 0 ? -errno : -EIO;
-        snprintf(err, CGROUP_ERR_LEN, "%.300s: cannot write '%.60s': %s", path, value, strerror(-ret));
+        snprintf(err, CGROUP_ERR_LEN, "%.300s: cannot write '%.60s': %s", path, value,
+                 strerror(-ret));
     }
     close(fd);
     return ret;
@@ -415,8 +416,7 @@ int cgroup_remove(const struct cgroup_host *h, const char *rel, char *err)
 /* ---- Limits ---- */
 
 static void __attribute__((format(printf, 5, 6)))
-add(struct cgroup_write *out, size_t *n, enum cgroup_ctrl c, const char *file,
-                const char *fmt, ...)
+add(struct cgroup_write *out, size_t *n, enum cgroup_ctrl c, const char *file, const char *fmt, ...)
 {
     va_list ap;
 
@@ -585,8 +585,8 @@ int cgroup_usage(const struct cgroup_host *h, const char *rel, struct cgroup_usa
     }
     if (ctrl_dir(h, CG_MEMORY)[0]) {
         join(path, ctrl_dir(h, CG_MEMORY), rel);
-        if (!file_read(path, h->mode == CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes",
-                       buf, sizeof(buf))) {
+        if (!file_read(path, h->mode == CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes", buf,
+                       sizeof(buf))) {
             u->memory_bytes = strtoull(buf, NULL, 10);
             u->have_memory = true;
         }

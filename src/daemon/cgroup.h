@@ -48,11 +48,11 @@ struct cgroup_host {
 
 /* What one group gets. A field left at its "unset" value is not written. */
 struct cgroup_limits {
-    double cpu_weight;               /* fraction of the parent, (0, 1]; 0 = unset */
-    double cpu_limit;                /* cores; 0 = unlimited; < 0 = unset */
-    char cpuset[CGROUP_CPUSET_LEN];  /* "0-3,6"; "" = inherit the parent's */
-    int64_t memory_max;              /* bytes; 0 = unlimited; < 0 = unset */
-    int64_t memory_low;              /* bytes protected from reclaim; 0 = none; < 0 = unset */
+    double cpu_weight;              /* fraction of the parent, (0, 1]; 0 = unset */
+    double cpu_limit;               /* cores; 0 = unlimited; < 0 = unset */
+    char cpuset[CGROUP_CPUSET_LEN]; /* "0-3,6"; "" = inherit the parent's */
+    int64_t memory_max;             /* bytes; 0 = unlimited; < 0 = unset */
+    int64_t memory_low;             /* bytes protected from reclaim; 0 = none; < 0 = unset */
 };
 
 /* One file and the value cgroup_apply() writes into it. */
@@ -64,10 +64,10 @@ struct cgroup_write {
 #define CGROUP_WRITES_MAX 8
 
 struct cgroup_usage {
-    uint64_t cpu_ns;        /* CPU time used by the group's processes */
-    uint64_t throttled_ns;  /* time the group was held back by its CPU limit */
-    uint64_t nr_throttled;  /* periods in which it was */
-    uint64_t memory_bytes;  /* memory charged to it */
+    uint64_t cpu_ns;       /* CPU time used by the group's processes */
+    uint64_t throttled_ns; /* time the group was held back by its CPU limit */
+    uint64_t nr_throttled; /* periods in which it was */
+    uint64_t memory_bytes; /* memory charged to it */
     bool have_cpu, have_throttled, have_memory;
 };
 

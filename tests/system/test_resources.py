@@ -7,8 +7,10 @@ tesserad finds no cgroups. Prints "resources: N passed, N failed".
     tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals)
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +20,7 @@ from cpuload import create_busy, measure, stats, wait_busy  # noqa: E402
 from tesserad import Daemon  # noqa: E402
 
 passed = failed = 0
+TESSERA = os.path.join(os.path.dirname(__file__), "..", "..", "build", "tessera")
 
 
 def check(cond, what):
@@ -69,6 +72,21 @@ def test_limit(d):
     check(got["l1"] <= 0.3, "live limit 0.2: used %.3f" % got["l1"])
     vm = d.ok("GET", "/api/v1/vms/l1?tenant=lim")
     check(vm["resources"]["cpu"]["limit"] == 0.2, "the VM document shows the new limit")
+    # The same through the CLI: `tessera vm set` and `tessera vm stats`.
+    cli = [TESSERA, "--host", "unix:" + d.sock, "--token", d.token]
+    r = subprocess.run(cli + ["vm", "set", "l1", "--tenant", "lim", "--cpu-limit", "none",
+                              "--cpu-shares", "3000"], capture_output=True, text=True)
+    vm = d.ok("GET", "/api/v1/vms/l1?tenant=lim")
+    check(r.returncode == 0 and vm["resources"]["cpu"]["limit"] is None and
+          vm["resources"]["cpu"]["shares"] == 3000, "tessera vm set: %s %s" % (r.stderr, vm))
+    r = subprocess.run(cli + ["vm", "stats", "l1", "--tenant", "lim", "--json"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and json.loads(r.stdout)["cpu"]["used_ns"] > 0,
+          "tessera vm stats: %s %s" % (r.stdout[:200], r.stderr))
+    r = subprocess.run(cli + ["vm", "set", "l1", "--tenant", "lim", "--cpu-limit", "lots"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "--cpu-limit 'lots'" in r.stderr, "a bad --cpu-limit: %s"
+          % r.stderr)
     stop_all(d, "lim", ["l1"])
 
 
