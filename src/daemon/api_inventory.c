@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "daemon/api_int.h"
+#include "daemon/mempolicy.h"
 #include "daemon/rt.h"
 
 #define VOLUME_MIN_BYTES (1ull << 20)
@@ -51,30 +52,40 @@ void api_host_limits(struct req *q, uint64_t *vcpus, uint64_t *memory)
 
 void api_host_get(struct req *q)
 {
+    struct mempolicy_state mp;
     struct api_usage u;
     uint64_t vcpus, memory;
-    json_t *h;
+    const char *set;
+    json_t *h, *out;
 
     if (api_usage(q, NULL, true, &u))
         return;
     api_host_limits(q, &vcpus, &memory);
     h = host_doc(q);
-    reply_json(
-        q->r, 200,
-        json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I},s:s,s:s?,s:s,s:O?}", "cpus",
-                  (int)q->d->host.cpus, "memory_bytes", (json_int_t)q->d->host.memory_bytes,
-                  "cpu_overcommit", json_object_get(h, "cpu_overcommit"), "memory_overcommit",
-                  json_object_get(h, "memory_overcommit"), "capacity", "vcpus", (json_int_t)vcpus,
-                  "memory_bytes", (json_int_t)memory, "allocated", "vcpus", (json_int_t)u.vcpus,
-                  "memory_bytes", (json_int_t)u.memory, "vms", (json_int_t)u.vms, "cgroups",
-                  q->d->cg.mode == CGROUP_V2   ? "v2"
-                  : q->d->cg.mode == CGROUP_V1 ? "v1"
-                                               : "none",
-                  "cgroups_why", q->d->cg.mode == CGROUP_NONE ? q->d->cg.why : NULL, "vm_cpuset",
-                  json_string_value(json_object_get(h, "vm_cpuset"))
-                      ? json_string_value(json_object_get(h, "vm_cpuset"))
-                      : "",
-                  "vm_memory_bytes", json_object_get(h, "vm_memory_bytes")));
+    set = json_string_value(json_object_get(h, "vm_cpuset"));
+    out = json_pack("{s:i,s:I,s:O,s:O,s:{s:I,s:I},s:{s:I,s:I,s:I}}", "cpus", (int)q->d->host.cpus,
+                    "memory_bytes", (json_int_t)q->d->host.memory_bytes, "cpu_overcommit",
+                    json_object_get(h, "cpu_overcommit"), "memory_overcommit",
+                    json_object_get(h, "memory_overcommit"), "capacity", "vcpus", (json_int_t)vcpus,
+                    "memory_bytes", (json_int_t)memory, "allocated", "vcpus", (json_int_t)u.vcpus,
+                    "memory_bytes", (json_int_t)u.memory, "vms", (json_int_t)u.vms);
+    /* The resource controls (docs/resources.md): cgroups found, the bounds on all VMs, and
+     * the balloon policy's last round. */
+    mempolicy_last(q->d, &mp);
+    if (out)
+        json_object_update_new(
+            out, json_pack("{s:s,s:s?,s:s,s:O?,s:b,s:{s:I,s:I,s:I,s:I,s:I}}", "cgroups",
+                           q->d->cg.mode == CGROUP_V2   ? "v2"
+                           : q->d->cg.mode == CGROUP_V1 ? "v1"
+                                                        : "none",
+                           "cgroups_why", q->d->cg.mode == CGROUP_NONE ? q->d->cg.why : NULL,
+                           "vm_cpuset", set ? set : "", "vm_memory_bytes",
+                           json_object_get(h, "vm_memory_bytes"), "balloon_policy",
+                           !json_is_false(json_object_get(h, "balloon_policy")), "memory",
+                           "limit_bytes", (json_int_t)mp.limit, "used_bytes", (json_int_t)mp.used,
+                           "low_watermark_bytes", (json_int_t)mp.low, "high_watermark_bytes",
+                           (json_int_t)mp.high, "balloon_change_bytes", (json_int_t)mp.change));
+    reply_json(q->r, 200, out);
     json_decref(h);
 }
 
@@ -124,8 +135,9 @@ static int host_vm_bounds(struct req *q, json_t *body, json_t *h)
 
 void api_host_set(struct req *q)
 {
-    static const char *const fields[] = {"cpu_overcommit", "memory_overcommit", "vm_cpuset",
-                                         "vm_memory_bytes", NULL};
+    static const char *const fields[] = {"cpu_overcommit",  "memory_overcommit", "vm_cpuset",
+                                         "vm_memory_bytes", "balloon_policy",    NULL};
+    bool policy;
     static const double max[] = {64, 16};
     char err[CGROUP_ERR_LEN];
     json_t *body, *h, *v;
@@ -150,6 +162,11 @@ void api_host_set(struct req *q)
     for (i = 0; i < 2; i++)
         if (json_object_get(body, fields[i]))
             json_object_set(h, fields[i], json_object_get(body, fields[i]));
+    if (json_object_get(body, "balloon_policy")) {
+        if (body_bool(q, body, NULL, "balloon_policy", &policy))
+            goto free_h;
+        json_object_set_new(h, "balloon_policy", json_boolean(policy));
+    }
     if (!host_vm_bounds(q, body, h) && !doc_upsert(q, "host", "", "host", h)) {
         if (api_res_host_apply(q->d, err))
             reply_error(q->r, 500, NULL, "the VMs' control group: %s", err);
@@ -157,6 +174,7 @@ void api_host_set(struct req *q)
             api_host_get(q);
         api_res_rebalance(q->d);
     }
+free_h:
     json_decref(h);
 done:
     json_decref(body);

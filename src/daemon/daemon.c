@@ -14,6 +14,7 @@
 
 #include "daemon/api.h"
 #include "daemon/events.h"
+#include "daemon/mempolicy.h"
 #include "daemon/metrics.h"
 #include "daemon/ops.h"
 #include "daemon/rt.h"
@@ -95,6 +96,11 @@ int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_pare
     pthread_mutex_unlock(&d->lock);
     if (ret)
         goto fini_rt;
+    ret = mempolicy_start(d);
+    if (ret) {
+        snprintf(err, STORE_ERR_LEN, "the balloon policy's thread: %s", strerror(-ret));
+        goto fini_rt;
+    }
     return 0;
 fini_rt:
     rt_fini(d);
@@ -110,6 +116,7 @@ fini_ops:
 void daemon_fini(struct daemon *d)
 {
     /* The VMs run on: they are their own processes, found again on the next start. */
+    mempolicy_stop(d);
     rt_fini(d);
     ops_fini(d);
     metrics_free(d->metrics);

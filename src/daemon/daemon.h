@@ -40,6 +40,7 @@ struct daemon {
     void *vm;               /* the VM runtime (vm.c); NULL until daemon_vm_init() */
     /* The VMs' control groups (cgroup.h); mode CGROUP_NONE without them (cg.why says why). */
     struct cgroup_host cg;
+    void *mempolicy; /* the balloon policy's thread (mempolicy.h) */
 };
 
 /* Opens the state directory (which exists, mode 0700): the store, the runtime (rt.h), the

@@ -558,6 +558,26 @@ int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, c
     return snprintf(path, len, "%s/console.sock", dir) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
+int rt_vm_call(struct daemon *d, const char *tenant, const char *name, const char *method,
+               const char *path, const json_t *body, json_t **out, char *err)
+{
+    char dir[PATH_MAX], *text = NULL, *btext = NULL;
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    if (out)
+        *out = NULL;
+    if (ret)
+        return ret;
+    if (body && !(btext = json_dumps(body, JSON_COMPACT)))
+        return -ENOMEM;
+    ret = vmproc_call(dir, method, path, btext, &text, err);
+    free(btext);
+    if (!ret && out && text)
+        *out = json_loads(text, 0, NULL);
+    free(text);
+    return ret;
+}
+
 int rt_vm_stats(struct daemon *d, const char *tenant, const char *name, json_t **out)
 {
     char dir[PATH_MAX], err[RT_ERR_LEN], path[64], *text = NULL;

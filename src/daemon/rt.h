@@ -87,6 +87,11 @@ int rt_vm_console_path(struct daemon *d, const char *tenant, const char *name, c
  * that are not printable ASCII, newline or tab replaced by '?'), or NULL when there is none. */
 int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, size_t max,
                       char **text);
+/* A call of the running VM's control API (vmproc_call()); *out (may be NULL) the answer's
+ * JSON or NULL. Safe without d->lock: it reads only the VM's run directory. */
+int rt_vm_call(struct daemon *d, const char *tenant, const char *name, const char *method,
+               const char *path, const json_t *body, json_t **out, char *err);
+
 /* The running VM's counters (GET /v1/vm/stats) with its process's CPU time added as
  * process.cpu_seconds: *out is a new reference. -ESRCH when it does not run. */
 int rt_vm_stats(struct daemon *d, const char *tenant, const char *name, json_t **out);

@@ -892,6 +892,12 @@ kill:
 
 int vmproc_get(const char *dir, char **json, char *err)
 {
+    return vmproc_call(dir, "GET", "/v1/vm/stats", NULL, json, err);
+}
+
+int vmproc_call(const char *dir, const char *method, const char *path, const char *body,
+                char **json, char *err)
+{
     char sock[RUN_PATH_LEN], cerr[CONTROL_CLIENT_ERR_LEN], msg[200];
     struct control_client_reply r;
     struct vmproc_info info;
@@ -905,23 +911,29 @@ int vmproc_get(const char *dir, char **json, char *err)
     ret = probe_files(dir, &info, &rec, err);
     if (ret)
         return ret;
+    *json = NULL;
     if (info.state != VMPROC_RUNNING) {
-        snprintf(err, VMPROC_ERR_LEN, "%s: stats: the VM is not running", dir);
+        snprintf(err, VMPROC_ERR_LEN, "%s: %s %s: the VM is not running", dir, method, path);
         return -ESRCH;
     }
     dir_path(sock, dir, "api.sock");
-    ret = control_client_call(sock, "GET", "/v1/vm/stats", NULL, ACTION_CALL_S, &r, cerr);
+    ret = control_client_call(sock, method, path, body, ACTION_CALL_S, &r, cerr);
     if (ret) {
         snprintf(err, VMPROC_ERR_LEN, "%s", cerr);
         return ret;
     }
-    if (r.status != 200) {
-        snprintf(err, VMPROC_ERR_LEN, "%s: GET /v1/vm/stats: %s", sock,
+    if (r.status / 100 != 2) {
+        snprintf(err, VMPROC_ERR_LEN, "%s: %s %s: %s", sock, method, path,
                  control_client_error(&r, msg, sizeof(msg)));
+        ret = http_errno(r.status);
         control_client_reply_free(&r);
-        return -EIO;
+        return ret;
     }
-    *json = r.body;
+    if (r.status == 200) {
+        *json = r.body;
+        r.body = NULL;
+    }
+    control_client_reply_free(&r);
     return 0;
 }
 

@@ -109,6 +109,12 @@ int vmproc_action(const char *dir, const char *action, unsigned timeout_s, char 
  * the caller frees it), or -ESRCH / -errno with err. */
 int vmproc_get(const char *dir, char **json, char *err);
 
+/* Any call of the running VM's control API (docs/api.md), body NULL or JSON text, 5 s at
+ * most: 0 with *json the 200 answer's body (malloc'd; NULL for a 204), or -ESRCH when the VM
+ * is not running, -errno for its refusals (the status's meaning) and failures, with err. */
+int vmproc_call(const char *dir, const char *method, const char *path, const char *body,
+                char **json, char *err);
+
 /* The shim's main (argv as above, argv[1] == VMPROC_SHIM_ARG). Returns the process's exit
  * status: 0 when the VMM's end was recorded, 1 when it could not be, 2 for a bad argv. */
 int vmproc_shim_main(int argc, char **argv);

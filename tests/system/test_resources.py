@@ -4,7 +4,7 @@ BusyBox VMs, what each gets read from its control group. Bounds are generous (CI
 tests beside this one); bench/bench_resources.py reports the exact numbers. Skips cleanly where
 tesserad finds no cgroups. Prints "resources: N passed, N failed".
 
-    tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals)
+    tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals, memory)
 """
 
 import json
@@ -16,6 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mempressure  # noqa: E402
 from cpuload import create_busy, measure, stats, wait_busy  # noqa: E402
 from tesserad import Daemon  # noqa: E402
 
@@ -184,8 +185,34 @@ def test_refusals(d):
     d.ok("PUT", "/api/v1/host", body={"vm_memory_bytes": None})
 
 
+def test_memory(d):
+    """Six 512 MiB VMs under a 2 GiB bound for all VMs, each filling and freeing 350 MiB in
+    turn: the balloon policy takes the idle memory back, nobody is OOM-killed, every guest
+    answers on its console, and the VM with a 400 MiB reservation keeps it."""
+    d.ok("POST", "/api/v1/tenants", body={"name": "mem"})
+    r = mempressure.run(d, "mem")
+    reclaimed = r["peak_balloon"] >> 20
+    print("  memory: peak use %d MiB of %d; balloons peaked at %d MiB; end use %d MiB; "
+          "OOM kills %s" % (r["peak_used"] >> 20, r["bound"] >> 20, reclaimed,
+                            r["used_end"] >> 20, r["oom_kills"]))
+    print("  per VM (RSS/balloon MiB): %s" % ", ".join(
+        "%s %d/%d" % (n, r["rss"][n] >> 20, r["balloons"][n] >> 20) for n in r["names"]))
+    check(len(r["filled"]) == len(r["names"]), "every guest filled and freed: %s" % r["filled"])
+    check(all(s == "running" for s in r["states"].values()), "all still run: %s" % r["states"])
+    check(r["oom_kills"] in (0, None), "no OOM kill in the VMs' group: %s" % r["oom_kills"])
+    check(all(r["responsive"].values()), "every console answers: %s" % r["responsive"])
+    check(reclaimed > 0, "the balloons took memory back")
+    check(r["peak_used"] <= r["bound"], "use stayed within the bound")
+    check(r["balloons"][r["reserved_vm"]] <= r["memory"] - r["reserve"],
+          "the reserved VM keeps its reservation: balloon %d MiB"
+          % (r["balloons"][r["reserved_vm"]] >> 20))
+    stop_all(d, "mem", r["names"])
+    d.ok("PUT", "/api/v1/host", body={"vm_memory_bytes": None})
+
+
 TESTS = [("limit", test_limit), ("shares", test_shares), ("reservation", test_reservation),
-         ("tenant", test_tenant), ("refusals", test_refusals)]
+         ("tenant", test_tenant), ("refusals", test_refusals),
+         ("memory", test_memory)]
 
 
 def main():
