@@ -326,8 +326,24 @@ static int each_vm_stats(void *arg, const char *tenant, const char *name, const 
 
     if (state && (!strcmp(state, "running") || !strcmp(state, "paused")) &&
         !rt_vm_stats(s->d, tenant, name, &st)) {
+        json_t *flat = stats_flat(st), *cpu = json_object(), *mem = json_object();
+
+        /* From its control group: CPU held back by its limit, waited for, memory charged. */
+        api_res_usage(s->d, tenant, name, json_integer_value(json_object_get(vm, "pid")), cpu, mem);
+        if (json_is_integer(json_object_get(cpu, "throttled_ns")))
+            json_object_set_new(
+                flat, "cpu_throttled_seconds",
+                json_real((double)json_integer_value(json_object_get(cpu, "throttled_ns")) / 1e9));
+        if (json_is_integer(json_object_get(cpu, "wait_ns")))
+            json_object_set_new(
+                flat, "cpu_wait_seconds",
+                json_real((double)json_integer_value(json_object_get(cpu, "wait_ns")) / 1e9));
+        if (json_is_integer(json_object_get(mem, "cgroup_bytes")))
+            json_object_set(flat, "memory_cgroup_bytes", json_object_get(mem, "cgroup_bytes"));
         snprintf(key, sizeof(key), "%s/%s", tenant, name);
-        json_object_set_new(s->stats, key, stats_flat(st));
+        json_object_set_new(s->stats, key, flat);
+        json_decref(cpu);
+        json_decref(mem);
         json_decref(st);
     }
     json_decref(vm);
@@ -342,6 +358,13 @@ static const struct stat_metric stat_metrics[] = {
     {"tessera_vm_cpu_seconds_total", "CPU time the VM's process used", "counter", "cpu_seconds"},
     {"tessera_vm_instructions_total", "guest instructions retired, all vCPUs", "counter",
      "instructions"},
+    {"tessera_vm_cpu_throttled_seconds_total", "time the VM's CPU limit held it back", "counter",
+     "cpu_throttled_seconds"},
+    {"tessera_vm_cpu_wait_seconds_total",
+     "time the VM's threads were runnable but not running (CPU it wanted and did not get)",
+     "counter", "cpu_wait_seconds"},
+    {"tessera_vm_memory_cgroup_bytes", "memory charged to the VM's control group", "gauge",
+     "memory_cgroup_bytes"},
     {"tessera_vm_rss_bytes", "resident memory of the VM's process", "gauge", "rss_bytes"},
     {"tessera_vm_balloon_bytes", "memory the balloon holds back from the guest", "gauge",
      "balloon_bytes"},

@@ -147,6 +147,10 @@ void api_res_vm_release(struct daemon *d, const char *tenant, const char *name);
 /* Writes the host's vm_cpuset and vm_memory_bytes into PARENT. */
 int api_res_host_apply(struct daemon *d, char *err);
 int api_res_cpuset(struct daemon *d, const struct cgroup_limits *l, char *err);
+/* What the running VM's control group counted, into the objects cpu (used_ns, throttled_ns,
+ * nr_throttled, wait_ns) and mem (cgroup_bytes); members it cannot read are left out. */
+void api_res_usage(struct daemon *d, const char *tenant, const char *name, int64_t pid, json_t *cpu,
+                   json_t *mem);
 /* Recomputes and writes the CPU weights of every tenant and running VM. */
 void api_res_rebalance(struct daemon *d);
 

@@ -536,37 +536,43 @@ static bool sched_wait_ns(int64_t pid, uint64_t *out)
 /* GET /vms/{name}/stats: what the VM used, from its control group and its process: CPU time
  * used, throttled by its limit and waited for, memory charged, and the VMM's own counters
  * (GET /v1/vm/stats: balloon, disks, NICs). Counters: a client takes differences. */
+void api_res_usage(struct daemon *d, const char *tenant, const char *name, int64_t pid, json_t *cpu,
+                   json_t *mem)
+{
+    struct cgroup_usage u;
+    char rel[PATH_MAX], err[CGROUP_ERR_LEN];
+    uint64_t wait;
+
+    cgroup_rel_vm(tenant, name, rel);
+    cgroup_usage(&d->cg, rel, &u, err);
+    if (u.have_cpu)
+        json_object_set_new(cpu, "used_ns", json_integer((json_int_t)u.cpu_ns));
+    if (u.have_throttled) {
+        json_object_set_new(cpu, "throttled_ns", json_integer((json_int_t)u.throttled_ns));
+        json_object_set_new(cpu, "nr_throttled", json_integer((json_int_t)u.nr_throttled));
+    }
+    if (pid > 0 && sched_wait_ns(pid, &wait))
+        json_object_set_new(cpu, "wait_ns", json_integer((json_int_t)wait));
+    if (u.have_memory)
+        json_object_set_new(mem, "cgroup_bytes", json_integer((json_int_t)u.memory_bytes));
+}
+
 void api_vm_stats(struct req *q)
 {
     json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM"), *out, *st = NULL;
-    struct cgroup_usage u;
-    char rel[PATH_MAX], err[CGROUP_ERR_LEN];
     const char *state;
-    uint64_t wait;
-    json_int_t pid;
 
     if (!vm)
         return;
     state = json_string_value(json_object_get(vm, "state"));
-    pid = json_integer_value(json_object_get(vm, "pid"));
     /* sampled_ns (CLOCK_MONOTONIC) dates the counters, for rates between two reads. */
     out = json_pack("{s:s?,s:I,s:{},s:{},s:n}", "state", state, "sampled_ns",
                     (json_int_t)time_now_ns(), "cpu", "memory", "vmm");
-    if (state_active(state)) {
-        json_t *cpu = json_object_get(out, "cpu"), *mem = json_object_get(out, "memory");
+    if (out && state_active(state)) {
+        json_t *mem = json_object_get(out, "memory");
 
-        cgroup_rel_vm(q->scope, q->seg[1], rel);
-        cgroup_usage(&q->d->cg, rel, &u, err);
-        if (u.have_cpu)
-            json_object_set_new(cpu, "used_ns", json_integer((json_int_t)u.cpu_ns));
-        if (u.have_throttled) {
-            json_object_set_new(cpu, "throttled_ns", json_integer((json_int_t)u.throttled_ns));
-            json_object_set_new(cpu, "nr_throttled", json_integer((json_int_t)u.nr_throttled));
-        }
-        if (pid > 0 && sched_wait_ns(pid, &wait))
-            json_object_set_new(cpu, "wait_ns", json_integer((json_int_t)wait));
-        if (u.have_memory)
-            json_object_set_new(mem, "cgroup_bytes", json_integer((json_int_t)u.memory_bytes));
+        api_res_usage(q->d, q->scope, q->seg[1], json_integer_value(json_object_get(vm, "pid")),
+                      json_object_get(out, "cpu"), mem);
         if (!rt_vm_stats(q->d, q->scope, q->seg[1], &st)) {
             const json_t *m = json_object_get(st, "memory");
             const json_t *b = json_object_get(st, "balloon");

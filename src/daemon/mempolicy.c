@@ -15,11 +15,11 @@
 #include "daemon/daemon.h"
 #include "daemon/rt.h"
 
-#define MIB             (1ull << 20)
-#define GUEST_FLOOR     (64 * MIB)  /* a guest is never ballooned below this much RAM */
-#define STEP_MAX        (256 * MIB) /* the most one round moves one balloon */
-#define ROUND_NS        1000000000L /* a round a second */
-#define POLICY_VMS_MAX  1024
+#define MIB            (1ull << 20)
+#define GUEST_FLOOR    (64 * MIB)  /* a guest is never ballooned below this much RAM */
+#define STEP_MAX       (256 * MIB) /* the most one round moves one balloon */
+#define ROUND_NS       1000000000L /* a round a second */
+#define POLICY_VMS_MAX 1024
 
 uint64_t mempolicy_margin(uint64_t memory)
 {
@@ -111,7 +111,8 @@ void mempolicy_plan(uint64_t limit, uint64_t used, struct mempolicy_vm *vms, siz
                 if (can < MEMPOLICY_STEP)
                     continue;
                 w = (double)min_u64(idle, room) / (double)(v->shares ? v->shares : 1);
-                take = round_mib(min_u64(can, (uint64_t)((double)need * w / wsum) + MEMPOLICY_STEP));
+                take =
+                    round_mib(min_u64(can, (uint64_t)((double)need * w / wsum) + MEMPOLICY_STEP));
                 v->new_target += take;
                 took += take;
             }
@@ -321,8 +322,7 @@ static void *policy_thread(void *arg)
         pthread_mutex_lock(&mp->lock);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += 1;
-        while (!mp->stop &&
-               pthread_cond_timedwait(&mp->cond, &mp->lock, &until) != ETIMEDOUT)
+        while (!mp->stop && pthread_cond_timedwait(&mp->cond, &mp->lock, &until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&mp->lock);

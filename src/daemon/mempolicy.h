@@ -39,9 +39,9 @@ struct mempolicy_vm {
 };
 
 struct mempolicy_state {
-    uint64_t limit, used;   /* what VMs may hold together and what they hold */
-    uint64_t low, high;     /* the watermarks used (free bytes) */
-    int64_t change;         /* bytes the plan takes (> 0) or gives back (< 0) */
+    uint64_t limit, used; /* what VMs may hold together and what they hold */
+    uint64_t low, high;   /* the watermarks used (free bytes) */
+    int64_t change;       /* bytes the plan takes (> 0) or gives back (< 0) */
 };
 
 /* Decides every VM's new balloon target from the host's limit and use. */

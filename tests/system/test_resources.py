@@ -64,6 +64,11 @@ def test_limit(d):
     check(0.3 <= got["l1"] <= 0.6, "limit 0.5 core: used %.3f" % got["l1"])
     check(st["l1"]["cpu"].get("throttled_ns", 0) > 0 and st["l1"]["cpu"]["nr_throttled"] > 0,
           "throttled time is reported: %s" % st["l1"]["cpu"])
+    _, _, text = d.call("GET", "/metrics")
+    line = [ln for ln in text.decode().splitlines()
+            if ln.startswith('tessera_vm_cpu_throttled_seconds_total{tenant="lim",vm="l1"}')]
+    check(line and float(line[0].split()[-1]) > 0, "/metrics shows the throttled time: %s"
+          % line)
     t0 = time.monotonic()
     d.ok("PUT", "/api/v1/vms/l1/resources?tenant=lim", body={"cpu": {"limit": 0.2}})
     time.sleep(max(0, 1 - (time.monotonic() - t0)))
