@@ -38,7 +38,8 @@ else
     mkdir -p "$STATE"
     if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
         # KillMode=process: stopping or restarting the daemon leaves the VMs running; it
-        # finds them again when it starts.
+        # finds them again when it starts. Delegate=yes: the VMs' control groups below the
+        # service's are tesserad's to manage (docs/resources.md).
         cat >/etc/systemd/system/tesserad.service <<UNIT
 [Unit]
 Description=Tessera host daemon
@@ -47,6 +48,7 @@ After=network.target
 [Service]
 ExecStart=$ROOT/build/tesserad --state-dir $STATE
 KillMode=process
+Delegate=yes
 Restart=on-failure
 
 [Install]
