@@ -116,6 +116,10 @@ static void vm_start_work(struct daemon *d, struct op *op, void *arg)
     pthread_mutex_lock(&d->lock);
     vm = vm_doc_locked(d, j->tenant, j->name);
     ret = vm ? api_res_vm_apply(d, j->tenant, j->name, vm, err) : -ENOENT;
+    /* Its weight too (it counts as starting): a new group's default weight is tiny beside
+     * the computed ones, and a VMM starved while it starts would miss its start's deadline. */
+    if (!ret)
+        api_res_rebalance(d);
     json_decref(vm);
     pthread_mutex_unlock(&d->lock);
     if (!ret)

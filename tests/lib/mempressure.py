@@ -55,9 +55,20 @@ def run(d, tenant, n=6, memory=512 * MIB, bound=2 << 30, fill=350, reserve=400 *
     deadline = t0 + 60 + n * stagger + 120
     filled, peak_used, peak_balloon = set(), 0, 0
     first_fill = None
+    # Spells of pressure: from the first sample under the low watermark to the first one back
+    # above it, the time the policy took to take memory back.
+    spells, spell_start = [], None
     while time.monotonic() < deadline:
         host = d.ok("GET", "/api/v1/host")
-        peak_used = max(peak_used, host["memory"]["used_bytes"])
+        mem = host["memory"]
+        peak_used = max(peak_used, mem["used_bytes"])
+        if mem["limit_bytes"]:
+            under = mem["limit_bytes"] - mem["used_bytes"] < mem["low_watermark_bytes"]
+            if under and spell_start is None:
+                spell_start = time.monotonic()
+            elif not under and spell_start is not None:
+                spells.append(time.monotonic() - spell_start)
+                spell_start = None
         balloon = 0
         for name in names:
             if name not in filled and "FILLED-AND-FREED" in d.ok(
@@ -93,4 +104,5 @@ def run(d, tenant, n=6, memory=512 * MIB, bound=2 << 30, fill=350, reserve=400 *
             "peak_balloon": peak_balloon, "used_end": host["memory"]["used_bytes"],
             "oom_kills": parent_oom_kills(getattr(d, "cgroup", "tessera")),
             "fill_seconds": all_filled - (first_fill or all_filled), "bound": bound,
+            "pressure_spells": spells,
             "reserved_vm": names[0], "reserve": reserve, "memory": memory}
