@@ -135,6 +135,9 @@ json_t *api_res_default(void);
 /* Checks the request's resources object `in` and merges it into cur (a VM's whole
  * resources), bounded by the VM's vCPUs and memory. 0 or the 400 set. */
 int api_res_merge(struct req *q, json_t *in, json_t *cur, uint64_t cpus, uint64_t memory);
+/* 0 when the host has cgroups or `in` (a request's resources) sets no CPU or memory control;
+ * otherwise -EOPNOTSUPP with a 409 saying why there are none. */
+int api_res_need_cgroups(struct req *q, const json_t *in);
 /* Whether res's reservations fit beside those of the other running VMs (the VM tenant/name
  * itself not counted): 0, or -EDQUOT with a 409 naming the resource and what is left. */
 int api_res_admit(struct req *q, const char *tenant, const char *name, const json_t *res);

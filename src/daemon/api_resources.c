@@ -489,7 +489,7 @@ done:
 
 /* Shares, limits and reservations of CPU and memory are the kernel's to enforce: on a host
  * without usable cgroups they are refused rather than kept as settings that do nothing. */
-static int res_need_cgroups(struct req *q, const json_t *in)
+int api_res_need_cgroups(struct req *q, const json_t *in)
 {
     if (q->d->cg.mode != CGROUP_NONE || !json_is_object(in) ||
         (!json_object_get(in, "cpu") && !json_object_get(in, "memory")))
@@ -608,8 +608,7 @@ void api_tenant_resources(struct req *q)
     }
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
     if (need_route_role(q, "changing a tenant's resource pool") ||
-        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 4}}", &body) ||
-        res_need_cgroups(q, body))
+        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 4}}", &body))
         goto done;
     if ((json_object_get(body, "cpu") &&
          (!json_is_object(json_object_get(body, "cpu")) ||
@@ -624,7 +623,8 @@ void api_tenant_resources(struct req *q)
     res_capacity(q->d, &cap_cpu, &cap_mem);
     if (merge_num(q, body, tr, "cpu", "shares", 1, SHARES_MAX, false, true) ||
         merge_num(q, body, tr, "cpu", "limit", 0.01, cap_cpu, true, false) ||
-        merge_num(q, body, tr, "memory", "limit_bytes", 32 << 20, 1ull << 46, true, true))
+        merge_num(q, body, tr, "memory", "limit_bytes", 32 << 20, 1ull << 46, true, true) ||
+        api_res_need_cgroups(q, body))
         goto done;
     if (doc_upsert(q, "tenant-resources", q->seg[1], "resources", tr))
         goto done;
@@ -659,12 +659,12 @@ void api_vm_resources_set(struct req *q)
     /* Another tenant's VM is not there (404) before this tenant's role is checked. */
     vm = doc_load(q, "vm", q->scope, q->seg[1], "VM");
     if (!vm || need_route_role(q, "changing a VM's resources") ||
-        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 0.5}}", &body) ||
-        res_need_cgroups(q, body))
+        body_object(q, fields, "{\"cpu\": {\"shares\": 2000, \"limit\": 0.5}}", &body))
         goto done;
     res = vm_res(vm);
     if (api_res_merge(q, body, res, (uint64_t)json_integer_value(json_object_get(vm, "cpus")),
-                      (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes"))))
+                      (uint64_t)json_integer_value(json_object_get(vm, "memory_bytes"))) ||
+        api_res_need_cgroups(q, body))
         goto done;
     state = json_string_value(json_object_get(vm, "state"));
     if (state_active(state) && api_res_admit(q, q->scope, q->seg[1], res))

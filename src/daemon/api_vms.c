@@ -461,7 +461,8 @@ void api_vms_create(struct req *q)
     }
     res = api_res_default();
     if (json_object_get(body, "resources") &&
-        api_res_merge(q, json_object_get(body, "resources"), res, cpus, mem))
+        (api_res_merge(q, json_object_get(body, "resources"), res, cpus, mem) ||
+         api_res_need_cgroups(q, json_object_get(body, "resources"))))
         goto done;
     pw.mine = fwd;
     if (json_array_size(fwd) && q->s->ops->doc_list(q->s, "vm", NULL, each_port_user, &pw) > 0) {
