@@ -32,8 +32,8 @@
 #define BIT(n)      (UINT64_C(1) << (n))
 #define F_STATS     1
 #define F_REPORTING 5
-#define ST_LIVE                                                                                   \
-    (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |               \
+#define ST_LIVE                                                                     \
+    (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | \
      VIRTIO_STATUS_DRIVER_OK)
 #define NQ 5
 
@@ -359,8 +359,8 @@ static void test_report_refusals(void)
     struct dq q[NQ];
     gpa_t a = RAM_BASE + DATA;
     struct seg bad[4] = {
-        {a + 0x800, 0x1000, true},  /* start inside a page */
-        {a + 0x2000, 0x1800, true}, /* length not whole pages */
+        {a + 0x800, 0x1000, true},   /* start inside a page */
+        {a + 0x2000, 0x1800, true},  /* length not whole pages */
         {a + 0x4000, 0x1000, false}, /* device-readable: not a report */
         {a + 0x6000, 0, true},       /* empty */
     };
