@@ -169,8 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < HDR || !t)
         return 0;
-    map = mmap(NULL, RAM_SIZE + 2 * (size_t)page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
-               -1, 0);
+    map =
+        mmap(NULL, RAM_SIZE + 2 * (size_t)page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
         return 0;
     if (mprotect(map + page_size, RAM_SIZE, PROT_READ | PROT_WRITE) ||
