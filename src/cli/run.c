@@ -48,6 +48,8 @@ static void run_usage(FILE *out)
             "  --append STR    kernel command line (default: \"%s\")\n"
             "  --mem SIZE      guest RAM, e.g. 512M or 2G; a plain number means MiB\n"
             "                  (default: 256M, range 16M-64G)\n"
+            "  --mem-merge on|off  offer guest RAM to the host's page merging (KSM) when the\n"
+            "                  host runs it (default: on)\n"
             "  --cpus N        number of harts, 1-%d, one host thread each (default: 1)\n"
             "  --cpu-engine NAME  what runs the harts: interp (the interpreter, the\n"
             "                  default) or jit (hot code translated to x86-64; x86-64 hosts)\n"
@@ -257,6 +259,7 @@ int cli_run(int argc, char **argv)
         OPT_SANDBOX,
         OPT_USER,
         OPT_CPU_ENGINE,
+        OPT_MEM_MERGE,
     };
     static const struct option opts[] = {
         {"bios", required_argument, NULL, OPT_BIOS},
@@ -266,6 +269,7 @@ int cli_run(int argc, char **argv)
         {"mem", required_argument, NULL, OPT_MEM},
         {"cpus", required_argument, NULL, OPT_CPUS},
         {"cpu-engine", required_argument, NULL, OPT_CPU_ENGINE},
+        {"mem-merge", required_argument, NULL, OPT_MEM_MERGE},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"disk", required_argument, NULL, OPT_DISK},
         {"net", required_argument, NULL, OPT_NET},
@@ -294,6 +298,7 @@ int cli_run(int argc, char **argv)
     char verr[VMCONFIG_ERR_LEN];
     const char *config_path = NULL;
     const char *cpu_engine = NULL;
+    const char *mem_merge = NULL; /* --mem-merge on|off; NULL: the document's */
     const char *agent_sock = NULL;
     const char *api_sock = NULL;
     struct vm_api *api = NULL;
@@ -354,6 +359,14 @@ int cli_run(int argc, char **argv)
             ro.want_cpus = cfg.cpus;
             break;
         }
+        case OPT_MEM_MERGE:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "tessera: --mem-merge '%s': expected on or off\n", optarg);
+                return 2;
+            }
+            mem_merge = optarg;
+            machine_opts = true;
+            break;
         case OPT_CPU_ENGINE:
             if (!cpu_engine_find(optarg)) {
                 char known[128];
@@ -468,7 +481,7 @@ int cli_run(int argc, char **argv)
         if ((restore && incoming) || machine_opts || (restore && (ro.want_cpus || ro.want_mem))) {
             fprintf(stderr,
                     "tessera: %s takes the machine from the %s: give no --kernel, --disk, "
-                    "--net, --device, --agent-sock, --cpu-engine, --config%s\n",
+                    "--net, --device, --agent-sock, --cpu-engine, --mem-merge, --config%s\n",
                     what, restore ? "snapshot" : "stream",
                     restore ? ", --cpus, --mem or --incoming" : " (--cpus and --mem are checked)");
             return 2;
@@ -515,6 +528,8 @@ int cli_run(int argc, char **argv)
         vc.cpus = ro.want_cpus;
     if (ro.want_mem)
         vc.mem_size = ro.want_mem;
+    if (mem_merge)
+        vc.memory_merge_off = !strcmp(mem_merge, "off");
     if (replace_str(&vc.firmware, cfg.bios) || replace_str(&vc.kernel, cfg.kernel) ||
         replace_str(&vc.initrd, cfg.initrd) || replace_str(&vc.cmdline, cfg.append) ||
         replace_str(&vc.api_socket, api_sock) || replace_str(&vc.cpu_engine, cpu_engine)) {

@@ -37,6 +37,11 @@ void guest_ram_destroy(struct guest_ram *ram)
     dirty_log_destroy(&ram->dirty);
 }
 
+int guest_ram_set_mergeable(struct guest_ram *ram, bool on)
+{
+    return madvise(ram->host, ram->size, on ? MADV_MERGEABLE : MADV_UNMERGEABLE) ? -errno : 0;
+}
+
 void guest_ram_clear(struct guest_ram *ram)
 {
     /* On a private anonymous mapping MADV_DONTNEED drops the pages: later reads see zeros. */

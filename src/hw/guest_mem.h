@@ -3,6 +3,7 @@
 #ifndef TESSERA_HW_GUEST_MEM_H
 #define TESSERA_HW_GUEST_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,12 @@ struct guest_ram {
 /* Maps `size` bytes of anonymous memory for RAM at `base`. 0 or -errno. */
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size);
 void guest_ram_destroy(struct guest_ram *ram);
+
+/* Offers RAM to the host's page merging (KSM: madvise MADV_MERGEABLE) or takes the offer back
+ * (MADV_UNMERGEABLE, which unshares what was merged). Merging happens only while the host runs
+ * KSM (/sys/kernel/mm/ksm/run); a merged page is copied again on the guest's next write. 0, or
+ * -errno (-EINVAL: a kernel without KSM), and RAM works the same either way. Set-up thread. */
+int guest_ram_set_mergeable(struct guest_ram *ram, bool on);
 
 /* Makes all of RAM read as zero again and gives its pages back to the host (no touching of
  * every page, so a large idle guest stays cheap). */

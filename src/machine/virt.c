@@ -525,6 +525,13 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
                   strerror(-err));
         goto fail;
     }
+    /* Also for adopted RAM: the flag belongs to this process's mapping. A host without KSM
+     * only loses the sharing. */
+    err = guest_ram_set_mergeable(&m->ram, !cfg->mem_merge_off);
+    if (err && !cfg->mem_merge_off)
+        log_warn("memory_merge: the host kernel cannot merge pages (%s); guest RAM is not shared",
+                 strerror(-err));
+    err = 0;
     m->rom = xzalloc(VIRT_ROM_SIZE);
 
     /* Harts first: the devices' interrupt lines point at them. */

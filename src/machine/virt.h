@@ -51,6 +51,9 @@ struct virt_config {
     struct guest_ram *preloaded_ram;
     /* The CPU engine that runs the harts, by name (src/cpu/engine.h); NULL: the default. */
     const char *cpu_engine;
+    /* Guest RAM is kept out of the host's page merging (KSM); by default it is offered
+     * (memory_merge in docs/vm-config.md). */
+    bool mem_merge_off;
 };
 
 struct virt_machine;

@@ -43,7 +43,7 @@ static const int sandbox_allow[] = {
     SCMP_SYS(munmap),   /* their release */
     SCMP_SYS(mprotect), /* thread-stack guard pages; the JIT's code cache: RW, then RX */
     SCMP_SYS(mremap),   /* realloc of large blocks (qcow2 tables, API buffers) */
-    SCMP_SYS(madvise),  /* balloon and reset (MADV_DONTNEED of guest RAM), glibc's thread stacks */
+    SCMP_SYS(madvise),  /* balloon, page reporting, reset: MADV_DONTNEED of guest RAM; stacks */
     /* threads and their synchronization */
     SCMP_SYS(futex),           /* every mutex and condition variable */
     SCMP_SYS(set_robust_list), /* glibc, at the start of each new thread */
@@ -66,7 +66,7 @@ static const int sandbox_allow[] = {
     SCMP_SYS(write),      /* console, sockets, eventfds, logging */
     SCMP_SYS(readv),      /* tap and socket backends */
     SCMP_SYS(writev),     /* tap and socket backends, stdio */
-    SCMP_SYS(pread64),    /* disk images, /proc/self/pagemap */
+    SCMP_SYS(pread64),    /* disk images, /proc/self/pagemap, statm and ksm_* (memstats.c) */
     SCMP_SYS(pwrite64),   /* disk images */
     SCMP_SYS(lseek),      /* image size (SEEK_END), stdio */
     SCMP_SYS(close),      /* any descriptor */
@@ -179,7 +179,8 @@ static int filter_build(scmp_filter_ctx ctx, bool broker)
         r = add_rule(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fams[fam]));
     }
     if (!r && broker) {
-        /* Read-only opens only (glibc reading /proc/self/statm, /etc files for a resolver):
+        /* Read-only opens only (glibc, /etc files for a resolver; the stats' /proc/self files
+         * are opened before the sandbox, vmm/memstats.h):
          * no O_WRONLY, O_RDWR, O_CREAT or O_TRUNC. Everything else goes through the broker. */
         r = add_rule(ctx, SCMP_SYS(openat), 1,
                      SCMP_A2(SCMP_CMP_MASKED_EQ, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC, 0));

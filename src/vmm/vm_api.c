@@ -19,6 +19,7 @@
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
+#include "vmm/memstats.h"
 #include "vmm/migrate.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmconfig.h"
@@ -202,7 +203,8 @@ static int api_balloon_set(void *vm, uint64_t target_bytes)
     return virt_balloon_set(((struct vm_api *)vm)->m, target_bytes);
 }
 
-static json_t *balloon_json(const struct balloon_info *info)
+/* The guest's own statistics by their virtio names (§5.5.6.3), as last reported. */
+static json_t *guest_stats_json(const struct balloon_info *info)
 {
     static const char *const names[BALLOON_STAT_COUNT] = {
         "swap_in",         "swap_out",          "major_faults",
@@ -215,9 +217,28 @@ static json_t *balloon_json(const struct balloon_info *info)
         if (info->stats.valid & (1u << i))
             json_object_set_new(stats, names[i], json_integer((json_int_t)info->stats.value[i]));
     }
-    return json_pack("{s:I, s:I, s:I, s:o}", "target_bytes", (json_int_t)info->target_bytes,
-                     "actual_bytes", (json_int_t)info->actual_bytes, "released_pages",
-                     (json_int_t)info->released_pages, "guest_stats", stats);
+    return stats;
+}
+
+/* Milliseconds since the guest last reported its statistics; null when it never did. */
+static json_t *guest_stats_age(const struct balloon_info *info)
+{
+    uint64_t now = time_now_ns();
+
+    if (!info->stats.updated_ns)
+        return json_null();
+    return json_integer(
+        (json_int_t)((now > info->stats.updated_ns ? now - info->stats.updated_ns : 0) / 1000000));
+}
+
+static json_t *balloon_json(const struct balloon_info *info)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "target_bytes",
+                     (json_int_t)info->target_bytes, "actual_bytes", (json_int_t)info->actual_bytes,
+                     "released_pages", (json_int_t)info->released_pages, "reported_bytes",
+                     (json_int_t)info->reported_bytes, "free_page_reporting",
+                     (int)info->free_page_reporting, "guest_stats", guest_stats_json(info),
+                     "guest_stats_age_ms", guest_stats_age(info));
 }
 
 static int api_balloon_get(void *vm, json_t **out)
@@ -231,18 +252,39 @@ static int api_balloon_get(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
-/* The VMM process's resident memory, from /proc/self/statm (pages). */
-static uint64_t rss_bytes(void)
+/* An integer, or null when unknown. */
+static json_t *int_or_null(bool known, json_int_t v)
 {
-    unsigned long size, resident;
-    FILE *f = fopen("/proc/self/statm", "r");
-    int n;
+    return known ? json_integer(v) : json_null();
+}
 
-    if (!f)
-        return 0;
-    n = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    return n == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+/* The stats' "memory" section: everything the daemon's balloon policy reads (docs/api.md),
+ * with null for what this host or VM cannot tell. `b` is NULL without a balloon device. */
+static json_t *memory_json(uint64_t guest_bytes, bool merge, const struct balloon_info *b)
+{
+    struct memstats ms;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    json_t *balloon = json_null(), *guest = json_null();
+
+    memstats_read(&ms);
+    if (b) {
+        balloon = json_pack("{s:I, s:I, s:I, s:b}", "target_bytes", (json_int_t)b->target_bytes,
+                            "actual_bytes", (json_int_t)b->actual_bytes, "reported_bytes",
+                            (json_int_t)b->reported_bytes, "free_page_reporting",
+                            (int)b->free_page_reporting);
+        if (b->stats.updated_ns) {
+            guest = guest_stats_json(b);
+            json_object_set_new(guest, "age_ms", guest_stats_age(b));
+        }
+    }
+    return json_pack(
+        "{s:I, s:I, s:o, s:b, s:o, s:o, s:o, s:o, s:o}", "guest_bytes", (json_int_t)guest_bytes,
+        "host_rss_bytes", (json_int_t)ms.rss_bytes, "rss_bytes",
+        int_or_null(ms.have_rss, (json_int_t)ms.rss_bytes), "merge", (int)merge,
+        "ksm_merging_pages", int_or_null(ms.have_ksm, (json_int_t)ms.ksm_merging_pages),
+        "ksm_merging_bytes", int_or_null(ms.have_ksm, (json_int_t)(ms.ksm_merging_pages * page)),
+        "ksm_profit_bytes", int_or_null(ms.have_profit, ms.ksm_profit_bytes), "balloon", balloon,
+        "guest", guest);
 }
 
 static int api_stats(void *vm, json_t **out)
@@ -258,9 +300,10 @@ static int api_stats(void *vm, json_t **out)
     for (unsigned i = 0; i < info.cpus; i++)
         json_array_append_new(cpus, json_pack("{s:i, s:I}", "index", (int)i, "instructions",
                                               (json_int_t)info.instret[i]));
-    *out = json_pack("{s:f, s:I, s:o, s:{s:I, s:I}}", "uptime_s", (double)info.uptime_ns / 1e9,
-                     "guest_mtime", (json_int_t)info.mtime, "vcpus", cpus, "memory", "guest_bytes",
-                     (json_int_t)info.mem_size, "host_rss_bytes", (json_int_t)rss_bytes());
+    *out = json_pack("{s:f, s:I, s:o, s:o}", "uptime_s", (double)info.uptime_ns / 1e9,
+                     "guest_mtime", (json_int_t)info.mtime, "vcpus", cpus, "memory",
+                     memory_json(info.mem_size, !virt_get_config(m)->mem_merge_off,
+                                 have_balloon ? &binfo : NULL));
     if (*out && have_balloon)
         json_object_set_new(*out, "balloon", balloon_json(&binfo));
     if (*out) {
@@ -707,6 +750,7 @@ int vm_api_start(struct virt_machine *m, const char *sock_path, const char *cons
     if (!a)
         return -ENOMEM;
     a->m = m;
+    memstats_open(); /* before the sandbox (vmm/memstats.h) */
     a->sock_path = strdup(sock_path);
     a->console_sock = console_sock ? strdup(console_sock) : NULL;
     a->console_log = console_log ? strdup(console_log) : NULL;

@@ -239,6 +239,7 @@ json_t *vmconfig_to_json(const struct vmconfig *c)
           json_object_set_new(doc, "cpus", json_integer(c->cpus)) ||
           set_opt_str(doc, "cpu_engine", c->cpu_engine) ||
           json_object_set_new(doc, "memory", vmconfig_size_json(c->mem_size)) ||
+          (c->memory_merge_off && json_object_set_new(doc, "memory_merge", json_false())) ||
           json_object_set(doc, "boot", boot) || json_object_set(doc, "disks", disks) ||
           json_object_set(doc, "nics", nics) || json_object_set(doc, "devices", devs) ||
           json_object_set_new(doc, "console", console_json(c)) ||
@@ -417,8 +418,9 @@ static int read_devices(struct vmconfig_reader *r, json_t *doc, const char *key,
 static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
 {
     static const char *const known[] = {
-        "version", "machine", "cpus",    "cpu_engine",   "memory",     "boot",   "disks",
-        "nics",    "devices", "console", "agent_socket", "api_socket", "limits", NULL,
+        "version",      "machine",    "cpus",   "cpu_engine",   "memory",
+        "boot",         "disks",      "nics",   "devices",      "console",
+        "agent_socket", "api_socket", "limits", "memory_merge", NULL,
     };
     static const char *const console_keys[] = {"mode", "socket", "log", NULL};
     static const char *const limit_keys[] = {NULL};
@@ -481,6 +483,12 @@ static int read_doc(struct vmconfig_reader *r, json_t *doc, struct vmconfig *c)
         }
         c->mem_size = size;
     }
+    v = json_object_get(doc, "memory_merge");
+    if (v && !json_is_boolean(v)) {
+        set_err(r->err, "%s: memory_merge: expected true or false", r->what);
+        goto out;
+    }
+    c->memory_merge_off = v && json_is_false(v);
     if (read_boot(r, json_object_get(doc, "boot"), c) || read_devices(r, doc, "disks", "disk", c) ||
         read_devices(r, doc, "nics", "net", c) || read_devices(r, doc, "devices", NULL, c))
         goto out;
@@ -623,6 +631,7 @@ int vmconfig_to_virt(const struct vmconfig *c, struct virt_config *out)
     memset(out, 0, sizeof(*out));
     out->cpus = c->cpus;
     out->mem_size = c->mem_size;
+    out->mem_merge_off = c->memory_merge_off;
     /* The registered engine's own name: static, so the machine's config need not own it. */
     if (c->cpu_engine && cpu_engine_find(c->cpu_engine))
         out->cpu_engine = cpu_engine_find(c->cpu_engine)->name;
@@ -686,6 +695,7 @@ int vmconfig_from_virt(const struct virt_config *v, struct vmconfig *c, char *er
     vmconfig_init(c);
     c->cpus = v->cpus;
     c->mem_size = v->mem_size;
+    c->memory_merge_off = v->mem_merge_off;
     if (dup_str(v->cpu_engine, &c->cpu_engine) || dup_str(v->bios, &c->firmware) ||
         dup_str(v->kernel, &c->kernel) || dup_str(v->initrd, &c->initrd) ||
         dup_str(v->append, &c->cmdline)) {

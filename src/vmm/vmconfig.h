@@ -16,6 +16,7 @@
 #ifndef TESSERA_VMM_VMCONFIG_H
 #define TESSERA_VMM_VMCONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,9 @@ struct vmconfig {
      * malloc'd. */
     char *cpu_engine;
     uint64_t mem_size;
+    /* "memory_merge": false: guest RAM is not offered to the host's page merging (KSM). The
+     * document writes the key only when it is false (true is the default). */
+    bool memory_merge_off;
     /* boot; malloc'd, NULL when not given */
     char *firmware;
     char *kernel;

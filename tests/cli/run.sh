@@ -53,6 +53,8 @@ expect_error missing-value "option '--mem' needs a value" --mem
 expect_error mem-garbage "--mem 'lots'" --mem lots
 expect_error mem-zero "--mem '0'" --mem 0
 expect_error mem-huge "--mem '99999G'" --mem 99999G
+expect_error mem-merge-garbage "--mem-merge 'maybe': expected on or off" --mem-merge maybe
+expect_error balloon-reporting-garbage "--device balloon: free_page_reporting 'sometimes': expected on or off" --device balloon,free_page_reporting=sometimes
 expect_error cpus-zero "--cpus '0'" --cpus 0
 expect_error cpus-many "--cpus '99'" --cpus 99
 expect_error cpus-garbage "--cpus 'four'" --cpus four

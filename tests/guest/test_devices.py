@@ -365,7 +365,9 @@ def test_balloon():
     gives the memory back to the guest."""
     from api import call
     sock = path("api.sock")
-    v = boot("balloon", "--mem", "512M", "--device", "balloon", "--api-sock", sock)
+    # Free page reporting off: what is measured here is the balloon's inflation alone.
+    v = boot("balloon", "--mem", "512M", "--device", "balloon,free_page_reporting=off",
+             "--api-sock", sock)
     try:
         # Dirty 300 MiB in the guest and free it again: the host now backs those pages.
         v.run("dd if=/dev/zero of=/tmp/fill bs=1M count=200 2>/dev/null; rm /tmp/fill")
@@ -397,6 +399,118 @@ def test_balloon():
         poweroff(v)
     finally:
         v.close()
+
+
+def stats_memory(sock):
+    from api import call
+    st, body = call(sock, "GET", "/v1/vm/stats")
+    assert st == 200, "GET /v1/vm/stats: HTTP %d" % st
+    return body["memory"]
+
+
+def fill_and_free(v, sock, mib):
+    """Writes `mib` MiB into a file of the guest's tmpfs, reads the VMM's RSS, removes the
+    file. Returns (RSS with the file in MiB, reported MiB before the removal)."""
+    v.run("dd if=/dev/zero of=/tmp/fill bs=1M count=%d 2>/dev/null" % mib)
+    m = stats_memory(sock)
+    v.run("rm /tmp/fill")
+    return m["rss_bytes"] >> 20, m["balloon"]["reported_bytes"] >> 20
+
+
+def test_balloon_reporting():
+    """Free page reporting: a guest that fills and frees 200 MiB gives it back to the host
+    within 15 s with no balloon target (the VMM's RSS drops, reported_bytes grows); with
+    free_page_reporting off the RSS stays."""
+    sock = path("report.sock")
+    v = boot("balloon_reporting", "--mem", "512M", "--device", "balloon", "--api-sock", sock)
+    try:
+        m = stats_memory(sock)
+        assert m["balloon"]["free_page_reporting"] is True, m
+        full, rep0 = fill_and_free(v, sock, 200)
+        t0 = time.monotonic()
+        while True:
+            m = stats_memory(sock)
+            rss, rep = m["rss_bytes"] >> 20, m["balloon"]["reported_bytes"] >> 20
+            if full - rss >= 150 and rep - rep0 >= 150:
+                break
+            assert time.monotonic() - t0 < 15, (
+                "15 s after freeing 200 MiB: RSS %d -> %d MiB, reported %d -> %d MiB" % (
+                    full, rss, rep0, rep))
+            time.sleep(0.5)
+        took = time.monotonic() - t0
+        assert m["balloon"]["target_bytes"] == 0 and m["balloon"]["actual_bytes"] == 0, m
+        print("  reporting on: RSS %d -> %d MiB in %.1f s, reported +%d MiB" % (
+            full, rss, took, rep - rep0))
+        poweroff(v)
+    finally:
+        v.close()
+
+    sock = path("noreport.sock")
+    v = boot("balloon_reporting_off", "--mem", "512M", "--device",
+             "balloon,free_page_reporting=off", "--api-sock", sock)
+    try:
+        full, _ = fill_and_free(v, sock, 200)
+        time.sleep(8)  # four times Linux's 2 s reporting delay
+        m = stats_memory(sock)
+        rss = m["rss_bytes"] >> 20
+        assert m["balloon"]["free_page_reporting"] is False, m
+        assert m["balloon"]["reported_bytes"] == 0, m
+        assert full - rss < 50, "reporting off, yet RSS %d -> %d MiB" % (full, rss)
+        print("  reporting off: RSS %d -> %d MiB after 8 s" % (full, rss))
+        poweroff(v)
+    finally:
+        v.close()
+
+
+KSM = "/sys/kernel/mm/ksm"
+
+
+def ksm_settings(values=None):
+    """Reads (values None) or writes the host's KSM knobs this test changes."""
+    keys = ("pages_to_scan", "sleep_millisecs", "run")
+    if values is None:
+        return {k: open(os.path.join(KSM, k)).read().strip() for k in keys}
+    for k in keys:  # run last: scanning starts with the speed already set
+        if k in values:
+            with open(os.path.join(KSM, k), "w") as f:
+                f.write(str(values[k]))
+
+
+def test_ksm():
+    """Page sharing: with the host's KSM running, three VMs of the default guest each show
+    merged pages (ksm_merging_pages > 0) within 60 s; a fourth with --mem-merge off shows 0."""
+    if not os.path.isdir(KSM):
+        print("  SKIP: %s is absent (a kernel without KSM)" % KSM)
+        return
+    saved = ksm_settings()
+    vms = []
+    try:
+        ksm_settings({"pages_to_scan": 20000, "sleep_millisecs": 10, "run": 1})
+        for i in range(4):
+            sock = path("ksm%d.sock" % i)
+            args = ["--mem", "256M", "--api-sock", sock] + (["--mem-merge", "off"] if i == 3 else [])
+            vms.append((boot("ksm%d" % i, *args), sock))
+        t0 = time.monotonic()
+        while True:
+            pages = [stats_memory(sock)["ksm_merging_pages"] for _, sock in vms]
+            if pages[0] is None:
+                print("  SKIP: this kernel has no /proc/PID/ksm_merging_pages (Linux < 5.19)")
+                return
+            if all(p > 0 for p in pages[:3]):
+                break
+            assert time.monotonic() - t0 < 60, "60 s of KSM: merged pages per VM %r" % pages
+            time.sleep(1)
+        took = time.monotonic() - t0
+        m = stats_memory(vms[3][1])
+        assert m["merge"] is False and m["ksm_merging_pages"] == 0, m
+        assert stats_memory(vms[0][1])["merge"] is True
+        print("  ksm: merged pages per VM %r after %.1f s; memory_merge off: 0" % (pages, took))
+        for v, _ in vms:
+            poweroff(v)
+    finally:
+        for v, _ in vms:
+            v.close()
+        ksm_settings(saved)
 
 
 def test_pause_resume():
@@ -686,6 +800,8 @@ def main():
         ("tap", test_tap),
         ("agent", test_agent),
         ("balloon", test_balloon),
+        ("balloon_reporting", test_balloon_reporting),
+        ("ksm", test_ksm),
         ("pause_resume", test_pause_resume),
         ("api_shutdown", test_api_shutdown),
         ("console_stall", test_console_stall),

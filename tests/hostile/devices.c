@@ -68,7 +68,16 @@
  *   60      a 0-byte device-writable buffer: completed with 0 bytes
  *   61      a device-readable buffer only: completed with 0 bytes, not written
  *   62      a 1 MiB buffer: completed, no more than 1 MiB reported
- *   63      the device still works */
+ *   63      the device still works
+ *   virtio-balloon free page reporting (§5.5.6.7; REPORTING is offered by default):
+ *   64      REPORTING offered; with STATS, five queues set up and DRIVER_OK accepted
+ *   65      a scratch page full of a pattern, reported on queue 3 (Linux's compact number):
+ *           completed, and the guest reads it as zero afterwards
+ *   66      a start or a length not on a page and a device-readable part: completed, the
+ *           pages keep their bytes
+ *   67      a page reported on queue 4 (the spec's number): completed, reads as zero
+ *   68      a report running past the end of RAM: NEEDS_RESET, nothing completed
+ *   69      a report of the reporting queue's own rings: no crash, recovery by reset */
 #include "common.h"
 
 static struct vdev devs[VIRTIO_SLOTS];
@@ -587,6 +596,62 @@ static void test_balloon(struct vdev *d)
     }
 }
 
+static int page_is(uintptr_t page, uint8_t v, unsigned from, unsigned to)
+{
+    const volatile uint8_t *p = (const volatile uint8_t *)page;
+
+    for (unsigned i = from; i < to; i++) {
+        if (p[i] != v)
+            return 0;
+    }
+    return 1;
+}
+
+/* Negotiates STATS_VQ and REPORTING and sets up all five queues. 0 or -1. */
+static int reporting_init(struct vdev *d)
+{
+    if (vd_negotiate(d, (1u << 1) | (1u << 5), 0) || !(d->features & (1u << 5)))
+        return -1;
+    for (unsigned q = 0; q < 5; q++) {
+        if (vd_queue_setup(d, q, 0))
+            return -1;
+    }
+    return vd_driver_ok(d);
+}
+
+static void test_balloon_reporting(struct vdev *d)
+{
+    uintptr_t a = scratch_page(d, 10), b = scratch_page(d, 11), c = scratch_page(d, 12);
+    struct vbuf v[3];
+
+    CHECK(64, (d->offered & (1u << 5)) && reporting_init(d) == 0);
+    memset((void *)a, CANARY, 4096);
+    v[0] = (struct vbuf){a, 4096, D_WRITE};
+    CHECK(65, completes(d, 3, v, 1, 0) && page_is(a, 0, 0, 4096));
+
+    memset((void *)b, CANARY, 4096);
+    memset((void *)c, CANARY, 4096);
+    v[0] = (struct vbuf){a, 4096, 0};           /* readable: not a report */
+    v[1] = (struct vbuf){b + 8, 4088, D_WRITE}; /* starts inside the page */
+    v[2] = (struct vbuf){c, 2048, D_WRITE};     /* half a page */
+    memset((void *)a, CANARY, 4096);
+    CHECK(66, completes(d, 3, v, 3, 0) && page_is(a, CANARY, 0, 4096) &&
+                  page_is(b, CANARY, 0, 4096) && page_is(c, CANARY, 0, 4096));
+
+    v[0] = (struct vbuf){b, 4096, D_WRITE};
+    CHECK(67, completes(d, 4, v, 1, 0) && page_is(b, 0, 0, 4096));
+
+    v[0] = (struct vbuf){RAM_END - 4096, 8192, D_WRITE};
+    vd_submit(d, 3, v, 1);
+    CHECK(68, expect_broken(d, 3) == 0);
+
+    CHECK(69, reporting_init(d) == 0);
+    v[0] = (struct vbuf){(uintptr_t)d->q[3].desc & ~4095UL, 4096, D_WRITE};
+    vd_submit(d, 3, v, 1);
+    delay_us(100000);
+    CHECK(69, recover(d, 0) == 0);
+}
+
 static void test_rng(struct vdev *d)
 {
     uint8_t *buf = vd_alloc(d, 4096, 64);
@@ -618,7 +683,10 @@ int main(void)
         case ID_BLOCK: test_blk(d); break;
         case ID_NET: test_net(d); break;
         case ID_CONSOLE: test_console(d); break;
-        case ID_BALLOON: test_balloon(d); break;
+        case ID_BALLOON:
+            test_balloon(d);
+            test_balloon_reporting(d);
+            break;
         case ID_RNG: test_rng(d); break;
         }
         vd_reset(d);

@@ -143,7 +143,7 @@ static const struct bad_doc bad_docs[] = {
     /* unknown keys */
     {"{\"version\": 1, \"cpu\": 2}",
      "vm.json: cpu: unknown key (expected version, machine, cpus, cpu_engine, memory, boot, "
-     "disks, nics, devices, console, agent_socket, api_socket, limits)"},
+     "disks, nics, devices, console, agent_socket, api_socket, limits, memory_merge)"},
     {"{\"version\": 1, \"cpu_engine\": \"qemu\"}",
      "vm.json: cpu_engine: expected one of " CPU_ENGINES},
     {"{\"version\": 1, \"cpu_engine\": 1}", "vm.json: cpu_engine: expected a string"},
@@ -168,6 +168,9 @@ static const struct bad_doc bad_docs[] = {
     {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"readonly\": \"yes\"}]}",
      "vm.json: disks[0].readonly: expected true or false"},
     {"{\"version\": 1, \"disks\": [{\"path\": 7}]}", "vm.json: disks[0].path: expected a string"},
+    {"{\"version\": 1, \"memory_merge\": \"on\"}", "vm.json: memory_merge: expected true or false"},
+    {"{\"version\": 1, \"devices\": [{\"type\": \"balloon\", \"free_page_reporting\": 1}]}",
+     "vm.json: devices[0].free_page_reporting: expected true or false"},
     /* out of range */
     {"{\"version\": 1, \"cpus\": 9}", "vm.json: cpus: expected an integer from 1 to 8"},
     {"{\"version\": 1, \"cpus\": 0}", "vm.json: cpus: expected an integer from 1 to 8"},
@@ -436,8 +439,52 @@ static void test_cpu_engine(void)
     vmconfig_free(&c);
 }
 
+/* memory_merge false reaches the machine and survives describe (so a snapshot's header and a
+ * migration carry it); absent, the machine merges and the document does not name it. The
+ * balloon's free_page_reporting travels the same way, as an option of its device. */
+static void test_memory_merge(void)
+{
+    const char *doc = "{\"version\": 1, \"memory_merge\": false, \"devices\": [{\"type\": "
+                      "\"balloon\", \"free_page_reporting\": false}]}";
+    char err[VMCONFIG_ERR_LEN] = "";
+    struct vmconfig c, back;
+    struct virt_config v;
+    char *text;
+
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    CHECK(c.memory_merge_off);
+    CHECK(vmconfig_to_virt(&c, &v) == 0);
+    CHECK(v.mem_merge_off);
+    CHECK(v.ndevices == 1 && !strcmp(v.devices[0].opts, "free_page_reporting=off"));
+    vmconfig_free(&c);
+    CHECK(vmconfig_from_virt(&v, &back, err) == 0);
+    text = vmconfig_dumps(&back);
+    CHECK(text && strstr(text, "\"memory_merge\":false") &&
+          strstr(text, "{\"free_page_reporting\":false,\"type\":\"balloon\"}"));
+    vmconfig_free(&back);
+    CHECK(text && vmconfig_parse(text, strlen(text), "describe", &back, err) == 0);
+    CHECK(text && back.memory_merge_off);
+    if (text)
+        vmconfig_free(&back);
+    free(text);
+    virt_config_free(&v);
+
+    doc = "{\"version\": 1, \"memory_merge\": true, \"devices\": [{\"type\": \"balloon\"}]}";
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    CHECK(!c.memory_merge_off);
+    CHECK(vmconfig_to_virt(&c, &v) == 0);
+    CHECK(!v.mem_merge_off);
+    CHECK(v.ndevices == 1 && !strcmp(v.devices[0].opts, ""));
+    text = vmconfig_dumps(&c);
+    CHECK(text && !strstr(text, "memory_merge"));
+    free(text);
+    virt_config_free(&v);
+    vmconfig_free(&c);
+}
+
 int main(void)
 {
+    test_memory_merge();
     test_cpu_engine();
     test_documented_example();
     test_describe_golden();

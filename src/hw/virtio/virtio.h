@@ -80,6 +80,11 @@ struct virtio_device_ops {
     uint16_t queue_max;  /* QueueNumMax for every queue, 1..VIRTIO_QUEUE_SIZE_MAX */
     size_t config_size;  /* bytes of device configuration space, at most 0x100 */
 
+    /* A device that gained queues in a later version (a new feature's queue) sets the count
+     * it had before: a state saved with that many queues (up to num_queues) still loads, the
+     * newer queues not set up, as they were not then. 0: the saved count must be num_queues. */
+    unsigned saved_queues_min;
+
     /* Device-type feature bits offered to the driver (VIRTIO_DEVICE_FEATURE_MASK applies).
      * Called once, inside virtio_mmio_create(), on the creating thread. NULL: none. */
     uint64_t (*features)(void *dev);

@@ -4,6 +4,20 @@
  * the next guest touch faults in a zero page. The stats queue delivers the guest's memory
  * statistics, refreshed every few seconds.
  *
+ * Free page reporting (VIRTIO_BALLOON_F_REPORTING, §5.5.6.7; option free_page_reporting, on by
+ * default): without any target, the guest hands blocks it has free (Linux: whole free blocks
+ * of page_reporting_order, 2 s after they were freed) to the reporting queue as
+ * device-writable buffers; each one is released like an inflated page, and the buffer goes
+ * back. Guest RAM is a private anonymous mapping (guest_mem.c), so MADV_DONTNEED is what gives
+ * the pages back and makes them read as zero, which is what the driver expects of a reported
+ * page: it has not negotiated PAGE_POISON (we do not offer it), so it keeps no contents there.
+ *
+ * Which queue is the reporting queue: the spec numbers it 4, but Linux (virtio_mmio's
+ * find_vqs since 4.18) and QEMU number only the queues that exist, so with the stats queue
+ * negotiated and no free page hinting (never offered here) it is 3, without stats 2. The
+ * device has five queues and, once REPORTING is negotiated, serves both the compact number and
+ * 4: neither is used for anything else then, so either kind of driver is served.
+ *
  * Threads: queue work runs on the event loop thread (a kick writes the eventfd); the target is
  * set from any thread (the control API). `lock` protects everything below it.
  *
@@ -36,12 +50,15 @@
 #define VIRTIO_BALLOON_F_MUST_TELL_HOST 0
 #define VIRTIO_BALLOON_F_STATS_VQ       1
 #define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+#define VIRTIO_BALLOON_F_REPORTING      5
 
 #define BALLOON_PAGE     4096u
 #define BALLOON_QUEUE    128
 #define BALLOON_INFLATEQ 0
 #define BALLOON_DEFLATEQ 1
 #define BALLOON_STATSQ   2
+#define BALLOON_REPORTQ  4 /* the spec's number; see the top comment for the other one */
+#define BALLOON_QUEUES   5 /* inflate, deflate, stats, free page hints (never set up), reporting */
 #define BALLOON_STATS_NS (2ull * 1000000000ull)
 /* Work per buffer is bounded, since it runs on the loop thread that also serves the other
  * devices: Linux sends at most 256 PFNs per inflate buffer and 10 statistics. */
@@ -61,16 +78,21 @@ struct virtio_balloon {
     bool target_pending; /* virtio_balloon_set_target() while quiesced: pending_target waits */
     uint32_t pending_target;
     bool stats_held; /* we hold the driver's stats buffer, to return when we want new stats */
+    bool reporting;  /* free_page_reporting: offer VIRTIO_BALLOON_F_REPORTING (fixed at create) */
     struct virtq_req stats_req;
     uint32_t target_pages; /* num_pages: what the host wants the balloon to hold */
     uint32_t actual_pages; /* what the guest says it holds */
     uint64_t released;     /* pages madvise()d away, since reset */
+    uint64_t reported;     /* bytes released by free page reporting since create */
     struct balloon_stats stats;
 };
 
 static uint64_t balloon_features(void *dev)
 {
-    return (1ull << VIRTIO_BALLOON_F_STATS_VQ) | (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+    struct virtio_balloon *b = dev;
+
+    return (1ull << VIRTIO_BALLOON_F_STATS_VQ) | (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) |
+           (b->reporting ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0);
 }
 
 /* struct virtio_balloon_config: num_pages, actual. */
@@ -131,6 +153,53 @@ static void balloon_inflate(struct virtio_balloon *b, const struct virtq_req *re
     }
 }
 
+/* Releases the free blocks listed in one reporting buffer chain (§5.5.6.7): every
+ * device-writable buffer is a range of guest RAM the driver does not use while the chain is
+ * ours. virtq_pop() has checked that each lies entirely in RAM (a buffer outside it, or one
+ * whose address and length wrap, breaks the queue before we see it). What is left to refuse
+ * here: a buffer not aligned to pages at both ends (madvise works on whole pages, and rounding
+ * would zero bytes the guest did not give up) and device-readable buffers (not a report). A
+ * refused buffer is kept as it is and handed back with the rest. Caller holds b->lock. */
+static void balloon_report(struct virtio_balloon *b, const struct virtq_req *req)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+    if (req->nout)
+        log_guest("virtio-balloon: reporting buffer with %u device-readable parts: ignored",
+                  req->nout);
+    for (unsigned i = 0; i < req->nin; i++) {
+        uint8_t *host = req->in[i].iov_base;
+        uint64_t len = req->in[i].iov_len;
+        uint64_t off = (uint64_t)(host - b->ram->host);
+
+        if (!len)
+            continue;
+        /* The mapping starts on a page, so the offset tells the host address's alignment. */
+        if ((off | len) & (page - 1)) {
+            log_guest("virtio-balloon: reported range 0x%" PRIx64 "+0x%" PRIx64
+                      " is not page-aligned: kept",
+                      b->ram->base + off, len);
+            continue;
+        }
+        if (madvise(host, len, MADV_DONTNEED) != 0) {
+            log_guest("virtio-balloon: cannot release 0x%" PRIx64 "+0x%" PRIx64 ": %s",
+                      b->ram->base + off, len, strerror(errno));
+            continue;
+        }
+        b->reported += len;
+        guest_ram_mark_dirty(b->ram, host, len); /* it reads as zero now */
+    }
+}
+
+/* True when queue q is the reporting queue under the negotiated features (top comment). */
+static bool balloon_is_reportq(struct virtio_balloon *b, unsigned q)
+{
+    unsigned compact = virtio_negotiated(b->vdev, VIRTIO_BALLOON_F_STATS_VQ) ? 3 : 2;
+
+    return virtio_negotiated(b->vdev, VIRTIO_BALLOON_F_REPORTING) &&
+           (q == compact || q == BALLOON_REPORTQ);
+}
+
 /* Parses the driver's statistics: tag (le16) + value (le64) pairs (§5.5.6.3). */
 static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_req *req)
 {
@@ -170,6 +239,20 @@ static void balloon_process_locked(struct virtio_balloon *b)
         while (virtq_pop(vq, &req) > 0) {
             if (q == BALLOON_INFLATEQ)
                 balloon_inflate(b, &req);
+            virtq_push(vq, &req, 0);
+            pushed = true;
+        }
+        if (pushed)
+            virtio_notify_queue(b->vdev, vq);
+    }
+    for (unsigned q = BALLOON_STATSQ; q < BALLOON_QUEUES; q++) {
+        struct virtq *vq = virtio_get_queue(b->vdev, q);
+        bool pushed = false;
+
+        if (!balloon_is_reportq(b, q) || !virtq_ready(vq))
+            continue;
+        while (virtq_pop(vq, &req) > 0) {
+            balloon_report(b, &req);
             virtq_push(vq, &req, 0);
             pushed = true;
         }
@@ -306,7 +389,8 @@ static int balloon_load(void *dev, struct scur *in, uint32_t version)
 static const struct virtio_device_ops balloon_ops = {
     .name = "virtio-balloon",
     .device_id = VIRTIO_ID_BALLOON,
-    .num_queues = 3,
+    .num_queues = BALLOON_QUEUES,
+    .saved_queues_min = 3, /* before free page reporting */
     .queue_max = BALLOON_QUEUE,
     .config_size = 8,
     .features = balloon_features,
@@ -346,6 +430,8 @@ void virtio_balloon_get_info(struct virtio_balloon *b, struct balloon_info *out)
     out->target_bytes = (uint64_t)b->target_pages * BALLOON_PAGE;
     out->actual_bytes = (uint64_t)b->actual_pages * BALLOON_PAGE;
     out->released_pages = b->released;
+    out->reported_bytes = b->reported;
+    out->free_page_reporting = b->reporting;
     out->stats = b->stats;
     pthread_mutex_unlock(&b->lock);
 }
@@ -356,9 +442,16 @@ static int balloon_create(const struct vdev_env *env, const char *opts, void **d
                           const struct virtio_device_ops **ops, char *err)
 {
     struct virtio_balloon *b;
+    char val[8];
+    bool reporting = true;
 
     if (vdev_opts_check(&balloon_type, opts, err))
         return -EINVAL;
+    /* Checked by the table: a boolean when given. */
+    if (opt_get(opts, "free_page_reporting", val, sizeof(val)) == 1 && opt_bool(val, &reporting)) {
+        snprintf(err, VDEV_ERR_LEN, "--device balloon: free_page_reporting: expected on or off");
+        return -EINVAL;
+    }
     if (!env->loop) {
         snprintf(err, VDEV_ERR_LEN, "--device balloon: no event loop");
         return -EINVAL;
@@ -368,6 +461,7 @@ static int balloon_create(const struct vdev_env *env, const char *opts, void **d
         return -ENOMEM;
     b->ram = env->ram;
     b->loop = env->loop;
+    b->reporting = reporting;
     pthread_mutex_init(&b->lock, NULL);
     b->kick.fd = -1;
     if (vdev_kick_init(&b->kick, b->loop, balloon_on_kick, b) ||
@@ -401,12 +495,17 @@ static void balloon_destroy(void *dev)
 
 static struct vdev_type balloon_type = {
     .name = "balloon",
-    .summary = "virtio-balloon: memory given back by the guest is released to the host",
-    .usage = "--device balloon",
+    .summary = "virtio-balloon: memory given back or reported free by the guest is released to "
+               "the host",
+    .usage = "--device balloon[,free_page_reporting=on|off]",
     .create = balloon_create,
     .attach = balloon_attach,
     .destroy = balloon_destroy,
     .flag = "--device balloon",
-    .options = (const struct vdev_opt[]){{NULL}},
+    .options =
+        (const struct vdev_opt[]){
+            {.key = "free_page_reporting", .json = "free_page_reporting", .kind = VDEV_OPT_BOOL},
+            {NULL},
+        },
 };
 VDEV_TYPE_REGISTER(balloon_type)

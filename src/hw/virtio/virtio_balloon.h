@@ -1,7 +1,9 @@
-/* The balloon device's host-side controls, for the control API. */
+/* The balloon device's host-side controls, for the control API: the target, and what the
+ * device knows of the guest's memory (its statistics, what was released). */
 #ifndef TESSERA_HW_VIRTIO_VIRTIO_BALLOON_H
 #define TESSERA_HW_VIRTIO_VIRTIO_BALLOON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct virtio_balloon;
@@ -20,6 +22,10 @@ struct balloon_info {
     uint64_t target_bytes;
     uint64_t actual_bytes;   /* as the guest last reported */
     uint64_t released_pages; /* pages released to the host since the last reset */
+    /* Bytes the guest reported free (VIRTIO_BALLOON_F_REPORTING) and we released, since the
+     * device was created: a reboot of the guest does not reset it. */
+    uint64_t reported_bytes;
+    bool free_page_reporting; /* the device offers it (option free_page_reporting) */
     struct balloon_stats stats;
 };
 
