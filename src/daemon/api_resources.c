@@ -248,7 +248,8 @@ int api_res_admit(struct req *q, const char *tenant, const char *name, const jso
 
 static struct cgroup_limits limits_unset(void)
 {
-    struct cgroup_limits l = {.cpu_limit = -1, .memory_max = -1, .memory_low = -1};
+    struct cgroup_limits l = {
+        .cpu_limit = -1, .memory_max = -1, .memory_low = -1, .memory_high = -1};
 
     return l;
 }
@@ -316,6 +317,9 @@ int api_res_host_apply(struct daemon *d, char *err)
     set = json_string_value(json_object_get(h, "vm_cpuset"));
     mem = json_integer_value(json_object_get(h, "vm_memory_bytes"));
     l.memory_max = mem > 0 ? mem : 0;
+    /* Throttled a sixteenth below the bound (v2): the balloon policy acts before the kernel
+     * would have to kill. */
+    l.memory_high = mem > 0 ? mem - mem / 16 : 0;
     ret = cgroup_apply(&d->cg, "", &l, err);
     if (!ret && d->cg.dir[CG_CPUSET][0]) {
         char all[CGROUP_CPUSET_LEN];

@@ -474,6 +474,14 @@ void cgroup_writes(enum cgroup_mode mode, const struct cgroup_limits *l,
                 l->memory_max ? l->memory_max : (int64_t)-1);
         }
     }
+    /* v2's high mark throttles the group's allocations (reclaim, then sleep) instead of
+     * killing: time for the balloon policy to take memory back. v1 has nothing like it. */
+    if (l->memory_high >= 0 && mode == CGROUP_V2) {
+        if (l->memory_high)
+            add(out, n, CG_MEMORY, "memory.high", "%" PRId64, l->memory_high);
+        else
+            add(out, n, CG_MEMORY, "memory.high", "max");
+    }
     if (l->memory_low >= 0) {
         /* v1 has no protection as such: its soft limit is where reclaim under pressure stops
          * taking from the group first, the nearest thing. */

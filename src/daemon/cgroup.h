@@ -53,6 +53,7 @@ struct cgroup_limits {
     char cpuset[CGROUP_CPUSET_LEN]; /* "0-3,6"; "" = inherit the parent's */
     int64_t memory_max;             /* bytes; 0 = unlimited; < 0 = unset */
     int64_t memory_low;             /* bytes protected from reclaim; 0 = none; < 0 = unset */
+    int64_t memory_high;            /* v2 only: throttled above; 0 = none; < 0 = unset */
 };
 
 /* One file and the value cgroup_apply() writes into it. */

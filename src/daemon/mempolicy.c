@@ -15,10 +15,12 @@
 #include "daemon/daemon.h"
 #include "daemon/rt.h"
 
-#define MIB            (1ull << 20)
-#define GUEST_FLOOR    (64 * MIB)  /* a guest is never ballooned below this much RAM */
-#define STEP_MAX       (256 * MIB) /* the most one round moves one balloon */
-#define ROUND_NS       1000000000L /* a round a second */
+#define MIB         (1ull << 20)
+#define GUEST_FLOOR (64 * MIB)  /* a guest is never ballooned below this much RAM */
+#define STEP_MAX    (256 * MIB) /* the most one round moves one balloon */
+#define ROUND_NS                                                              \
+    250000000L /* four rounds a second: a guest filling its cache at 100 MB/s \
+                * moves 25 MB between two */
 #define POLICY_VMS_MAX 1024
 
 uint64_t mempolicy_margin(uint64_t memory)
@@ -56,7 +58,7 @@ void mempolicy_plan(uint64_t limit, uint64_t used, struct mempolicy_vm *vms, siz
     memset(st, 0, sizeof(*st));
     st->limit = limit;
     st->used = used;
-    st->low = limit / 10 > 64 * MIB ? limit / 10 : 64 * MIB;
+    st->low = limit / 8 > 64 * MIB ? limit / 8 : 64 * MIB;
     if (st->low > limit / 4)
         st->low = limit / 4;
     st->high = 2 * st->low;
@@ -321,7 +323,11 @@ static void *policy_thread(void *arg)
         round_once(d, mp);
         pthread_mutex_lock(&mp->lock);
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += ROUND_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         while (!mp->stop && pthread_cond_timedwait(&mp->cond, &mp->lock, &until) != ETIMEDOUT)
             ;
     }

@@ -1,6 +1,6 @@
 /* mempolicy: the daemon's balloon policy (docs/resources.md, "Memory").
  *
- * Once a second it compares what the VMs hold with what they may hold together: the host's
+ * Four times a second it compares what the VMs hold with what they may hold together: the host's
  * vm_memory_bytes against the VMs' parent control group's usage, or, without that bound, the
  * host's MemAvailable against its MemTotal. When the free part falls under the low watermark
  * it inflates the balloons of VMs that have idle memory (what the guest itself reports as

@@ -29,12 +29,13 @@ def parent_oom_kills(cgroup):
 
 
 def script(delay, fill):
-    # A tmpfs of its own: the root file system's is half the RAM.
-    return ("#!/bin/sh\nsleep %d\nmkdir -p /fill\n"
-            "mount -t tmpfs -o size=%dM fill /fill\n"
-            "dd if=/dev/zero of=/fill/f bs=1M count=%d 2>/dev/null\n"
-            "rm /fill/f\numount /fill\necho FILLED-AND-FREED > /dev/console\n"
-            % (delay, fill + 8, fill))
+    # Reading its disk fills the guest's page cache: memory the guest counts as available (it
+    # can drop it) but the host holds, which free page reporting does not return (the pages
+    # are not free) and only the balloon takes back.
+    # (A block device's cache goes when its last opener closes it: a sleeper holds it open.)
+    return ("#!/bin/sh\nsleep 100000 < /dev/vda &\nsleep %d\n"
+            "dd if=/dev/vda of=/dev/null bs=1M count=%d 2>/dev/null\n"
+            "echo CACHE-FILLED > /dev/console\n" % (delay, fill))
 
 
 def run(d, tenant, n=6, memory=512 * MIB, bound=2 << 30, fill=350, reserve=400 * MIB,
@@ -44,6 +45,7 @@ def run(d, tenant, n=6, memory=512 * MIB, bound=2 << 30, fill=350, reserve=400 *
     names = ["m%d" % i for i in range(n)]
     for i, name in enumerate(names):
         body = {"name": name, "template": "busybox", "memory_bytes": memory,
+                "disk_bytes": (fill + 64) * MIB,
                 "cloud_init": {"user_data": script(20 + i * stagger, fill)}, "start": True}
         if i == 0 and reserve:
             body["resources"] = {"memory": {"reservation_bytes": reserve}}
@@ -71,7 +73,7 @@ def run(d, tenant, n=6, memory=512 * MIB, bound=2 << 30, fill=350, reserve=400 *
                 spell_start = None
         balloon = 0
         for name in names:
-            if name not in filled and "FILLED-AND-FREED" in d.ok(
+            if name not in filled and "CACHE-FILLED" in d.ok(
                     "GET", "/api/v1/vms/%s/log?tenant=%s" % (name, tenant))["log"]:
                 filled.add(name)
                 first_fill = first_fill or time.monotonic()

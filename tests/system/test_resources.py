@@ -191,7 +191,7 @@ def test_refusals(d):
 
 
 def test_memory(d):
-    """Six 512 MiB VMs under a 2 GiB bound for all VMs, each filling and freeing 350 MiB in
+    """Six 512 MiB VMs under a 2 GiB bound for all VMs, each reading 350 MiB of its disk into
     turn: the balloon policy takes the idle memory back, nobody is OOM-killed, every guest
     answers on its console, and the VM with a 400 MiB reservation keeps it."""
     d.ok("POST", "/api/v1/tenants", body={"name": "mem"})

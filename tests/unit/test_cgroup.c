@@ -25,7 +25,8 @@ static const struct cgroup_write *find(const struct cgroup_write *w, size_t n, c
 
 static struct cgroup_limits unset(void)
 {
-    struct cgroup_limits l = {.cpu_limit = -1, .memory_max = -1, .memory_low = -1};
+    struct cgroup_limits l = {
+        .cpu_limit = -1, .memory_max = -1, .memory_low = -1, .memory_high = -1};
 
     return l;
 }
@@ -52,6 +53,12 @@ static void test_writes(void)
     CHECK(find(w, n, "memory.max") && !strcmp(find(w, n, "memory.max")->value, "536870912"));
     CHECK(find(w, n, "memory.low") && !strcmp(find(w, n, "memory.low")->value, "134217728"));
     CHECK(find(w, n, "cpuset.cpus") && find(w, n, "cpuset.cpus")->ctrl == CG_CPUSET);
+    l.memory_high = 480 << 20;
+    cgroup_writes(CGROUP_V2, &l, w, &n);
+    CHECK(find(w, n, "memory.high") && !strcmp(find(w, n, "memory.high")->value, "503316480"));
+    cgroup_writes(CGROUP_V1, &l, w, &n);
+    CHECK(!find(w, n, "memory.high"));
+    l.memory_high = -1;
 
     cgroup_writes(CGROUP_V1, &l, w, &n);
     CHECK(find(w, n, "cpu.shares") && !strcmp(find(w, n, "cpu.shares")->value, "50000"));

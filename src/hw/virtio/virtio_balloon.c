@@ -59,7 +59,10 @@
 #define BALLOON_STATSQ   2
 #define BALLOON_REPORTQ  4 /* the spec's number; see the top comment for the other one */
 #define BALLOON_QUEUES   5 /* inflate, deflate, stats, free page hints (never set up), reporting */
-#define BALLOON_STATS_NS (2ull * 1000000000ull)
+/* The guest's memory statistics once a second: tesserad's balloon policy (docs/resources.md)
+ * decides from them several times a second, and a cache filling at 100 MB/s makes them stale
+ * fast. */
+#define BALLOON_STATS_NS (1ull * 1000000000ull)
 /* Work per buffer is bounded, since it runs on the loop thread that also serves the other
  * devices: Linux sends at most 256 PFNs per inflate buffer and 10 statistics. */
 #define BALLOON_MAX_PFN_BYTES (64u * 1024u)
