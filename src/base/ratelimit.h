@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RATELIMIT_TICK_NS   10000000ull /* 10 ms: what a bucket banks without a burst */
+#define RATELIMIT_TICK_NS   10000000ull  /* 10 ms: what a bucket banks without a burst */
 #define RATELIMIT_MAX_RATE  (1ull << 50) /* tokens per second: 1 PiB/s, beyond any device */
 #define RATELIMIT_MAX_BURST (1ull << 56)
 

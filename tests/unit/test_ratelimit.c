@@ -15,8 +15,7 @@
 /* Sends `count` requests of (bytes, ops) as fast as the limiter allows, each waiting exactly
  * as long as it was told to, starting at *now; returns when the last one went and leaves the
  * clock there. */
-static void drive(struct ratelimit *rl, uint64_t bytes, uint64_t ops, unsigned count,
-                  uint64_t *now)
+static void drive(struct ratelimit *rl, uint64_t bytes, uint64_t ops, unsigned count, uint64_t *now)
 {
     for (unsigned i = 0; i < count; i++) {
         uint64_t wait;
