@@ -875,15 +875,35 @@ static const struct route routes[] = {
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
+/* PUT /v1/vm/disks/{index}/limits and /v1/vm/nics/{index}/limits: one route for every index
+ * (limits_path() matches the path; control_handle() calls put_limits() with what it found). */
+static const struct route limits_route = {
+    "PUT", "/v1/vm/{disks,nics}/{index}/limits", "limits", NULL, NULL, NULL};
+
+static bool route_takes_body(const struct route *rt)
+{
+    return rt->put || rt == &limits_route;
+}
+
 /* Finds method on path. Returns 0 and *out; -ENOENT when no route has the path; or -EPERM
  * when the path exists but not with this method, with the methods it takes in allow. */
 static int route_find(const char *method, const char *path, const struct route **out,
                       char allow[CONTROL_ALLOW_LEN])
 {
     bool known = false;
+    const char *type;
+    unsigned index;
     size_t i;
 
     allow[0] = '\0';
+    if (limits_path(path, &type, &index)) {
+        if (!strcmp(method, limits_route.method)) {
+            *out = &limits_route;
+            return 0;
+        }
+        snprintf(allow, CONTROL_ALLOW_LEN, "%s", limits_route.method);
+        return -EPERM;
+    }
     for (i = 0; i < ROUTE_COUNT; i++) {
         if (strcmp(path, routes[i].path))
             continue;
@@ -921,18 +941,6 @@ void control_handle(const struct control_ops *ops, void *vm, const char *method,
     int ret;
 
     memset(r, 0, sizeof(*r));
-    if (limits_path(path, &type, &index)) {
-        if (strcmp(method, "PUT")) {
-            snprintf(r->allow, CONTROL_ALLOW_LEN, "PUT");
-            reply_route_error(r, -EPERM, method, path);
-        } else if (len > CONTROL_BODY_MAX) {
-            reply_error(r, 413, "request body is %zu bytes; the limit is %u", len,
-                        CONTROL_BODY_MAX);
-        } else {
-            put_limits(ops, vm, type, index, body, len, r);
-        }
-        return;
-    }
     ret = route_find(method, path, &rt, r->allow);
     if (ret) {
         reply_route_error(r, ret, method, path);
@@ -940,6 +948,10 @@ void control_handle(const struct control_ops *ops, void *vm, const char *method,
     }
     if (len > CONTROL_BODY_MAX) {
         reply_error(r, 413, "request body is %zu bytes; the limit is %u", len, CONTROL_BODY_MAX);
+        return;
+    }
+    if (rt == &limits_route && limits_path(path, &type, &index)) {
+        put_limits(ops, vm, type, index, body, len, r);
         return;
     }
     if (rt->put) {
@@ -1229,20 +1241,20 @@ static bool check_headers(struct MHD_Connection *conn, const struct control_req 
             reply_error(r, 413, "request body is %llu bytes; the limit is %u", n, CONTROL_BODY_MAX);
             return true;
         }
-        if (!errno && end != clen && n && !rt->put) {
+        if (!errno && end != clen && n && !route_takes_body(rt)) {
             reply_error(r, 400, "%s %s takes no request body", rt->method, rt->path);
             return true;
         }
     }
     /* RFC 9110 §15.5.16: a content coding the server does not accept is a 415. */
     ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (rt->put && ce && strcasecmp(ce, "identity")) {
+    if (route_takes_body(rt) && ce && strcasecmp(ce, "identity")) {
         reply_error(r, 415, "Content-Encoding '%s' is not supported (send the JSON uncompressed)",
                     quote(ce, q));
         return true;
     }
     ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (rt->put && ctype &&
+    if (route_takes_body(rt) && ctype &&
         (strncasecmp(ctype, "application/json", 16) ||
          (ctype[16] && ctype[16] != ';' && ctype[16] != ' ' && ctype[16] != '\t'))) {
         reply_error(r, 415, "Content-Type must be application/json (got '%s')", quote(ctype, q));

@@ -59,8 +59,8 @@ json_t *iolimits_get(struct virt_machine *m, unsigned slot)
     if (virt_config_copy(m, &cfg))
         return NULL;
     t = slot < cfg.ndevices ? vdev_type_find(cfg.devices[slot].type) : NULL;
-    if (!t || vdev_opts_to_conf(t, cfg.devices[slot].opts ? cfg.devices[slot].opts : "", &conf,
-                                verr)) {
+    if (!t ||
+        vdev_opts_to_conf(t, cfg.devices[slot].opts ? cfg.devices[slot].opts : "", &conf, verr)) {
         virt_config_free(&cfg);
         return json_object();
     }
@@ -135,8 +135,7 @@ int iolimits_set(struct virt_machine *m, const char *type, unsigned index, json_
         ret = -ENODEV;
         goto free_cfg;
     }
-    if (vdev_opts_to_conf(t, cfg.devices[slot].opts ? cfg.devices[slot].opts : "", &conf,
-                          verr)) {
+    if (vdev_opts_to_conf(t, cfg.devices[slot].opts ? cfg.devices[slot].opts : "", &conf, verr)) {
         set_err(err, "%s: %.400s", where, verr);
         ret = -EINVAL;
         goto free_cfg;
