@@ -25,7 +25,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RATELIMIT_TICK_NS   10000000ull  /* 10 ms: what a bucket banks without a burst */
+/* What a bucket banks without a burst: 50 ms of its rate. Long enough that a sender woken a
+ * few milliseconds late (a busy host) or sending in bursts (TCP) loses no share of its rate,
+ * short enough that nobody notices the burst (QEMU's throttle banks 100 ms by default). */
+#define RATELIMIT_TICK_NS   50000000ull
 #define RATELIMIT_MAX_RATE  (1ull << 50) /* tokens per second: 1 PiB/s, beyond any device */
 #define RATELIMIT_MAX_BURST (1ull << 56)
 

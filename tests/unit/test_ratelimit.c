@@ -44,7 +44,7 @@ static void test_bytes_rate(void)
     /* 10 MiB/s in 64 KiB requests: 160 of them after the first full bucket take 1 s. */
     ratelimit_init(&rl, now);
     ratelimit_set(&rl, RATELIMIT_BYTES, 10 << 20, 0, now);
-    drive(&rl, 64 << 10, 1, 2, &now); /* empty the initial bucket */
+    drive(&rl, 64 << 10, 1, 8, &now); /* empty the initial bucket (50 ms: 512 KiB) */
     start = now;
     drive(&rl, 64 << 10, 1, 160, &now);
     CHECK(near((double)(now - start), (double)S, 1));
@@ -55,13 +55,13 @@ static void test_oversize_requests(void)
     struct ratelimit rl;
     uint64_t now = 0, start, wait;
 
-    /* A 1 MiB request on a 100 KiB bucket goes once the bucket is full, and leaves a debt the
+    /* A 1 MiB request on a 512 KiB bucket goes once the bucket is full, and leaves a debt the
      * next request waits for: ten of them at 10 MiB/s take ~1 s, never fail. */
     ratelimit_init(&rl, now);
     ratelimit_set(&rl, RATELIMIT_BYTES, 10 << 20, 0, now);
     CHECK(ratelimit_consume(&rl, 1 << 20, 1, now, &wait));
     CHECK(!ratelimit_check(&rl, 1, 1, now, &wait));
-    CHECK(wait > 80 * MS && wait < 120 * MS); /* the 1 MiB debt minus the 100 KiB bucket */
+    CHECK(wait > 45 * MS && wait < 55 * MS); /* the 1 MiB debt minus the 512 KiB bucket */
     start = now;
     drive(&rl, 1 << 20, 1, 10, &now);
     CHECK(near((double)(now - start), (double)S, 2));
@@ -74,14 +74,14 @@ static void test_ops_rate(void)
 
     ratelimit_init(&rl, now);
     ratelimit_set(&rl, RATELIMIT_OPS, 500, 0, now);
-    drive(&rl, 4096, 1, 5, &now); /* the 10 ms tick banks 5 */
+    drive(&rl, 4096, 1, 25, &now); /* the 50 ms tick banks 25 */
     start = now;
     drive(&rl, 4096, 1, 1000, &now);
     CHECK(near((double)(now - start), 2.0 * S, 0.5));
 
     /* Both buckets: the tighter one decides. */
     ratelimit_set(&rl, RATELIMIT_BYTES, 1 << 20, 0, now);
-    drive(&rl, 4096, 1, 100, &now);
+    drive(&rl, 4096, 1, 200, &now);
     start = now;
     drive(&rl, 4096, 1, 256, &now); /* 1 MiB at 1 MiB/s: 1 s; 256 ops at 500/s: 0.5 s */
     CHECK(near((double)(now - start), (double)S, 2));
@@ -92,7 +92,7 @@ static void test_slow_rate_has_a_token(void)
     struct ratelimit rl;
     uint64_t now = 0, start;
 
-    /* 10 ops/s banks a tenth of a token per tick: still one op at a time, at 10/s. */
+    /* 10 ops/s banks half a token per tick: still one op at a time, at 10/s. */
     ratelimit_init(&rl, now);
     ratelimit_set(&rl, RATELIMIT_OPS, 10, 0, now);
     drive(&rl, 0, 1, 1, &now);
@@ -107,13 +107,13 @@ static void test_burst(void)
     uint64_t now = 0, wait;
     unsigned n = 0;
 
-    /* 100 ops/s with a burst of 50: after a long idle time, 1 (the tick) + 50 go at once. */
+    /* 100 ops/s with a burst of 50: after a long idle time, 5 (the tick) + 50 go at once. */
     ratelimit_init(&rl, now);
     ratelimit_set(&rl, RATELIMIT_OPS, 100, 50, now);
     now += 60 * S;
     while (ratelimit_consume(&rl, 0, 1, now, &wait))
         n++;
-    CHECK_EQ_U64(n, 51);
+    CHECK_EQ_U64(n, 55);
     CHECK(wait > 0 && wait <= 10 * MS);
 
     /* No burst: only the tick's worth banks, however long it was idle. */
@@ -121,7 +121,7 @@ static void test_burst(void)
     now += 3600 * S;
     for (n = 0; ratelimit_consume(&rl, 0, 1, now, &wait);)
         n++;
-    CHECK_EQ_U64(n, 1);
+    CHECK_EQ_U64(n, 5);
 }
 
 static void test_live_change(void)
