@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import api  # noqa: E402
 import limitsdrive as ld  # noqa: E402
 from testkit import free_port, run_tests  # noqa: E402
-from vmdrive import poweroff  # noqa: E402
+from vmdrive import VM, poweroff  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
 LOGS = os.path.abspath("build/test-logs")
@@ -104,8 +104,11 @@ def test_disk_live_change():
 
 def test_disk_pause_snapshot_while_throttled():
     """A disk crawling at 2 IOPS with requests waiting: pause and resume, and a snapshot, go
-    through at once (nothing waits for the throttled request) and the I/O finishes after."""
+    through at once (nothing waits for the throttled request) and the I/O finishes after. The
+    snapshot restored runs on with the limit it was taken with (the config carries it) and the
+    request that waited in the ring completes there too."""
     v, sock = disk_vm("snap", ",iops=2")
+    v2 = None
     try:
         v.run("(sh -c 'dd if=/dev/vda of=/dev/null bs=4k count=12 iflag=direct > /tmp/dd.out "
               "2>&1; echo done >> /tmp/dd.out' &)")
@@ -134,8 +137,31 @@ def test_disk_pause_snapshot_while_throttled():
                 break
             time.sleep(0.5)
         assert "12+0 records in" in out and "done" in out, out
-    finally:
         poweroff(v)
+        v = None
+
+        sock2 = os.path.join(tmp, "snap2.sock")
+        v2 = VM([TESSERA, "run", "--restore", snap, "--api-sock", sock2],
+                   log_path="%s/limits_disk_pause_snapshot_restored.log" % LOGS)
+        for _ in range(100):
+            if os.path.exists(sock2):
+                break
+            time.sleep(0.1)
+        status, d = api.call(sock2, "GET", "/v1/vm")
+        assert status == 200 and d["config"]["disks"][0].get("iops") == 2, d
+        assert ld.stats(sock2, "disks", 0)["limits"] == {"iops": 2}
+        ld.set_limits(sock2, "disks", 0, {"iops": None})
+        for _ in range(40):
+            out = v2.run("cat /tmp/dd.out")
+            if "done" in out:
+                break
+            time.sleep(0.5)
+        assert "12+0 records in" in out and "done" in out, "restored: %r" % out
+    finally:
+        if v:
+            poweroff(v)
+        if v2:
+            poweroff(v2)
 
 
 def test_nic_rates():
