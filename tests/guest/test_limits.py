@@ -35,6 +35,18 @@ def near(got, want, what):
     print("  %s: %.2f (configured %.2f)" % (what, got, want))
 
 
+def listening(port):
+    """Whether something listens on TCP `port`, from /proc: a migration target takes the first
+    connection as its stream, so a probe connection would end it."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
 def disk_vm(name, opts):
     img = os.path.join(tmp, name + ".raw")
     with open(img, "wb") as f:
@@ -164,6 +176,61 @@ def test_disk_pause_snapshot_while_throttled():
             poweroff(v2)
 
 
+def test_disk_migrate_while_throttled():
+    """A live migration of a VM whose disk crawls at 2 IOPS with requests waiting completes,
+    the target runs with the same limit, refuses nothing, and the waiting I/O finishes there;
+    a limit change is refused on the source while the migration runs."""
+    v, sock = disk_vm("mig", ",iops=2")
+    t = None
+    try:
+        v.run("(sh -c 'dd if=/dev/vda of=/dev/null bs=4k count=12 iflag=direct > /tmp/dd.out "
+              "2>&1; echo done >> /tmp/dd.out' &)")
+        time.sleep(1.5)
+        port = free_port()
+        tsock = os.path.join(tmp, "mig-target.sock")
+        t = VM([TESSERA, "run", "--incoming", "tcp:127.0.0.1:%d" % port, "--api-sock", tsock],
+               log_path="%s/limits_disk_migrate_target.log" % LOGS)
+        for _ in range(600):
+            if listening(port):
+                break
+            time.sleep(0.1)
+        status, body = api.call(sock, "PUT", "/v1/vm/migrate",
+                                {"uri": "tcp:127.0.0.1:%d" % port, "mode": "live"})
+        assert status == 204, (status, body)
+        st = {}
+        try:
+            refused = api.call(sock, "PUT", "/v1/vm/disks/0/limits", {"iops": 0})
+            status, st = api.call(sock, "GET", "/v1/vm/migrate")
+            # Asked while it ran: refused (the target already has the config).
+            if st.get("status") == "active":
+                assert refused[0] == 409 and "migration" in refused[1]["error"], refused
+            for _ in range(1200):
+                status, st = api.call(sock, "GET", "/v1/vm/migrate")
+                if st.get("status") != "active":
+                    break
+                time.sleep(0.1)
+        except OSError:
+            st = {"status": "completed"}  # the source has gone, as it does when done
+        assert st.get("status") == "completed", st
+        assert v.wait(60) == 0, "the source did not exit after the migration"
+        status, d = api.call(tsock, "GET", "/v1/vm")
+        assert status == 200 and d["config"]["disks"][0].get("iops") == 2, d
+        ld.set_limits(tsock, "disks", 0, {"iops": 0})
+        out = ""
+        for _ in range(40):
+            out = t.run("cat /tmp/dd.out")
+            if "done" in out:
+                break
+            time.sleep(0.5)
+        assert "12+0 records in" in out and "done" in out, "target: %r" % out
+        poweroff(t)
+        t = None
+    finally:
+        v.close()
+        if t:
+            t.close()
+
+
 def test_nic_rates():
     """A NIC limited to 20 Mbit/s received (rx_bps=2500000, host -> guest through hostfwd)
     measures 20 Mbit/s ±25% at the NIC; sending (tx_bps, guest -> host) is held to its limit
@@ -216,6 +283,7 @@ def test_nic_live_change():
 TESTS = [("disk_bps", test_disk_bps), ("disk_iops", test_disk_iops),
          ("disk_live_change", test_disk_live_change),
          ("disk_pause_snapshot", test_disk_pause_snapshot_while_throttled),
+         ("disk_migrate", test_disk_migrate_while_throttled),
          ("nic_rates", test_nic_rates), ("nic_live_change", test_nic_live_change)]
 
 
