@@ -69,6 +69,7 @@ stage "block crash" tests/block/crash.sh
 stage "guest"       tests/guest/run.sh
 stage "devices"     python3 tests/guest/test_devices.py
 stage "net"         python3 tests/guest/test_net.py
+stage "limits"      python3 tests/guest/test_limits.py
 stage "migrate"     python3 tests/guest/test_migrate.py
 stage "config"      python3 tests/guest/test_config.py
 stage "pool"        python3 tests/guest/test_pool.py

@@ -23,6 +23,7 @@
 struct vm_call {
     const char *method;
     const char *path;
+    char path_buf[64];  /* where a command that builds its path keeps it */
     char body[4352];    /* "" for none */
     unsigned timeout_s; /* per send/receive; 0: VM_CALL_TIMEOUT_S */
     bool migrate;       /* then follow GET /v1/vm/migrate until it ends */
@@ -465,6 +466,65 @@ static int follow_migration(const char *sock)
     }
 }
 
+/* limits disk|nic INDEX KEY=VALUE...: PUT /v1/vm/{disks,nics}/INDEX/limits. A value of digits
+ * goes as a number, anything else ("10M") as a string; the VMM checks keys and values. */
+static int prep_limits(const struct vm_command *cmd, char **args, int nargs, unsigned timeout_s,
+                       struct vm_call *call)
+{
+    const char *kind = nargs ? args[0] : "";
+    json_t *body;
+    char *text;
+    char *end;
+    unsigned long index;
+
+    if (timeout_s)
+        return usage_error("--timeout applies only to shutdown");
+    if (nargs < 3 || (strcmp(kind, "disk") && strcmp(kind, "nic")))
+        return usage_error("limits: expected disk|nic INDEX KEY=VALUE... (e.g. limits disk 0 "
+                           "bps=10M iops=500)");
+    errno = 0;
+    index = strtoul(args[1], &end, 10);
+    if (errno || end == args[1] || *end || args[1][0] == '-' || index > 63)
+        return usage_error("limits: INDEX '%s' is not a device number (0 is the first)", args[1]);
+    body = json_object();
+    if (!body)
+        return usage_error("out of memory");
+    for (int i = 2; i < nargs; i++) {
+        const char *eq = strchr(args[i], '=');
+        char key[32];
+        size_t klen = eq ? (size_t)(eq - args[i]) : 0;
+        json_t *v;
+
+        if (!eq || !klen || klen >= sizeof(key) || !eq[1]) {
+            json_decref(body);
+            return usage_error("limits: '%s' is not KEY=VALUE (e.g. bps=10M)", args[i]);
+        }
+        memcpy(key, args[i], klen);
+        key[klen] = '\0';
+        v = strspn(eq + 1, "0123456789") == strlen(eq + 1) && strlen(eq + 1) <= 18
+                ? json_integer(strtoll(eq + 1, NULL, 10))
+                : json_string(eq + 1);
+        if (!v || json_object_set_new(body, key, v)) {
+            json_decref(body);
+            return usage_error("limits: '%s' is not a value the API can carry", args[i]);
+        }
+    }
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text || strlen(text) >= sizeof(call->body)) {
+        free(text);
+        return usage_error("limits: too many settings");
+    }
+    snprintf(call->body, sizeof(call->body), "%s", text);
+    free(text);
+    snprintf(call->path_buf, sizeof(call->path_buf), "/v1/vm/%s/%lu/limits",
+             !strcmp(kind, "disk") ? "disks" : "nics", index);
+    call->path = call->path_buf;
+    call->method = "PUT";
+    call->print = true;
+    return 0;
+}
+
 static const struct vm_command commands[] = {
     {"describe", "", "print the VM's state, uptime and configuration (JSON)", prep_get},
     {"pause", "", "pause every vCPU", prep_action},
@@ -484,6 +544,9 @@ static const struct vm_command commands[] = {
     {"migrate", "URI", "move the VM to `tessera run --incoming URI` (tcp: or tls:HOST:PORT)",
      prep_migrate},
     {"migrate-cancel", "", "cut a running migration; the VM runs on here", prep_migrate_cancel},
+    {"limits", "disk|nic N K=V...",
+     "change disk or NIC N's rate limits live (bps=10M iops=500, rx_bps=2500K; 0: none)",
+     prep_limits},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

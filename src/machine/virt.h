@@ -104,9 +104,18 @@ const void *virt_fdt(const struct virt_machine *m);
 struct virt_device_stats {
     uint64_t reads, writes;
     uint64_t read_bytes, write_bytes;
+    /* Rate limiting: requests or frames that waited for their limit and how long in all. */
+    uint64_t read_throttled, write_throttled;
+    uint64_t read_throttled_ns, write_throttled_ns;
 };
 int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
                       struct virt_device_stats *out);
+
+/* Applies a new option string to the running device in slot `slot` through its type's
+ * reconfigure() (only its live keys may differ: rate limits), then records it as the slot's
+ * options so that describe, snapshots and migration carry it. 0, -ENODEV (no device, or its
+ * type changes nothing live) or -EINVAL with err (VDEV_ERR_LEN bytes). Any thread. */
+int virt_device_reconfigure(struct virt_machine *m, unsigned slot, const char *opts, char *err);
 
 /* The index-th device instance of a registered type ("balloon", "disk", ...), or NULL. */
 void *virt_find_device(struct virt_machine *m, const char *type, unsigned index);

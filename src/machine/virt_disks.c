@@ -27,7 +27,25 @@ int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
     out->writes = vs.writes;
     out->read_bytes = vs.read_bytes;
     out->write_bytes = vs.write_bytes;
+    out->read_throttled = vs.read_throttled;
+    out->write_throttled = vs.write_throttled;
+    out->read_throttled_ns = vs.read_throttled_ns;
+    out->write_throttled_ns = vs.write_throttled_ns;
     return 0;
+}
+
+int virt_device_reconfigure(struct virt_machine *m, unsigned slot, const char *opts, char *err)
+{
+    int ret;
+
+    if (slot >= m->cfg.ndevices || !m->vdevs[slot].type || !m->vdevs[slot].type->reconfigure) {
+        snprintf(err, VDEV_ERR_LEN, "device %u: nothing of it can change while it runs", slot);
+        return -ENODEV;
+    }
+    ret = m->vdevs[slot].type->reconfigure(m->vdevs[slot].dev, opts, err);
+    if (ret == 0)
+        virt_set_device_opts(m, slot, opts);
+    return ret;
 }
 
 /* The block of the disk in `slot`, or NULL when that slot holds another device. */

@@ -730,6 +730,87 @@ static void delete_migrate(const struct control_ops *ops, void *vm, const char *
         reply_empty(r);
 }
 
+/* ---- PUT /v1/vm/{disks,nics}/{index}/limits ---- */
+
+#define LIMITS_INDEX_MAX 64 /* far beyond the slots of any machine */
+
+/* Matches "/v1/vm/disks/N/limits" and "/v1/vm/nics/N/limits" (N: decimal without leading
+ * zeros). 1 with the device type and index, 0 for any other path. */
+static int limits_path(const char *path, const char **type, unsigned *index)
+{
+    static const struct {
+        const char *prefix, *type;
+    } kinds[] = {{"/v1/vm/disks/", "disk"}, {"/v1/vm/nics/", "net"}};
+
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        size_t plen = strlen(kinds[k].prefix);
+        const char *p = path + plen;
+        unsigned v = 0;
+        size_t digits = 0;
+
+        if (strncmp(path, kinds[k].prefix, plen))
+            continue;
+        while (p[digits] >= '0' && p[digits] <= '9' && digits < 3)
+            v = v * 10 + (unsigned)(p[digits++] - '0');
+        if (!digits || (digits > 1 && p[0] == '0') || strcmp(p + digits, "/limits") ||
+            v >= LIMITS_INDEX_MAX)
+            return 0;
+        *type = kinds[k].type;
+        *index = v;
+        return 1;
+    }
+    return 0;
+}
+
+static void put_limits(const struct control_ops *ops, void *vm, const char *type, unsigned index,
+                       const char *body, size_t len, struct control_response *r)
+{
+    char err[CONTROL_ERR_LEN] = "", q[CONTROL_QUOTE_LEN];
+    json_t *doc, *val, *out = NULL;
+    json_error_t jerr;
+    const char *key;
+    int ret;
+
+    if (!len) {
+        reply_error(r, 400,
+                    "empty request body (expected a JSON object such as {\"%s\": "
+                    "10485760})",
+                    strcmp(type, "disk") ? "tx_bps" : "bps");
+        return;
+    }
+    doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        reply_error(r, 400, "request body is not valid JSON: %s (at byte %d)", quote(jerr.text, q),
+                    jerr.position);
+        return;
+    }
+    if (!json_is_object(doc)) {
+        reply_error(r, 400, "request body must be a JSON object, not %s", json_kind(doc));
+        goto free_doc;
+    }
+    json_object_foreach(doc, key, val)
+    {
+        if (!json_is_null(val) && !json_is_string(val) &&
+            !(json_is_integer(val) && json_integer_value(val) >= 0)) {
+            reply_error(r, 400,
+                        "field '%s' must be an integer >= 0, a string such as \"10M\" or "
+                        "null, not %s",
+                        quote(key, q), json_kind(val));
+            goto free_doc;
+        }
+    }
+    log_info("api: %s %u limits", type, index);
+    ret = ops->limits_set ? ops->limits_set(vm, type, index, doc, &out, err) : -ENOSYS;
+    if (ret == -ENODEV)
+        reply_error(r, 404, "limits: %s", err[0] ? err : "no such device");
+    else if (ret < 0)
+        reply_op_message(r, "limits", ret, err);
+    else
+        reply_json(r, "limits", out);
+free_doc:
+    json_decref(doc);
+}
+
 /* ---- GET routes: an op that hands back a JSON document ---- */
 
 static int get_describe(const struct control_ops *ops, void *vm, json_t **out)
@@ -794,15 +875,35 @@ static const struct route routes[] = {
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
+/* PUT /v1/vm/disks/{index}/limits and /v1/vm/nics/{index}/limits: one route for every index
+ * (limits_path() matches the path; control_handle() calls put_limits() with what it found). */
+static const struct route limits_route = {
+    "PUT", "/v1/vm/{disks,nics}/{index}/limits", "limits", NULL, NULL, NULL};
+
+static bool route_takes_body(const struct route *rt)
+{
+    return rt->put || rt == &limits_route;
+}
+
 /* Finds method on path. Returns 0 and *out; -ENOENT when no route has the path; or -EPERM
  * when the path exists but not with this method, with the methods it takes in allow. */
 static int route_find(const char *method, const char *path, const struct route **out,
                       char allow[CONTROL_ALLOW_LEN])
 {
     bool known = false;
+    const char *type;
+    unsigned index;
     size_t i;
 
     allow[0] = '\0';
+    if (limits_path(path, &type, &index)) {
+        if (!strcmp(method, limits_route.method)) {
+            *out = &limits_route;
+            return 0;
+        }
+        snprintf(allow, CONTROL_ALLOW_LEN, "%s", limits_route.method);
+        return -EPERM;
+    }
     for (i = 0; i < ROUTE_COUNT; i++) {
         if (strcmp(path, routes[i].path))
             continue;
@@ -834,6 +935,8 @@ void control_handle(const struct control_ops *ops, void *vm, const char *method,
                     const char *body, size_t len, struct control_response *r)
 {
     const struct route *rt;
+    const char *type;
+    unsigned index;
     json_t *doc = NULL;
     int ret;
 
@@ -845,6 +948,10 @@ void control_handle(const struct control_ops *ops, void *vm, const char *method,
     }
     if (len > CONTROL_BODY_MAX) {
         reply_error(r, 413, "request body is %zu bytes; the limit is %u", len, CONTROL_BODY_MAX);
+        return;
+    }
+    if (rt == &limits_route && limits_path(path, &type, &index)) {
+        put_limits(ops, vm, type, index, body, len, r);
         return;
     }
     if (rt->put) {
@@ -1134,20 +1241,20 @@ static bool check_headers(struct MHD_Connection *conn, const struct control_req 
             reply_error(r, 413, "request body is %llu bytes; the limit is %u", n, CONTROL_BODY_MAX);
             return true;
         }
-        if (!errno && end != clen && n && !rt->put) {
+        if (!errno && end != clen && n && !route_takes_body(rt)) {
             reply_error(r, 400, "%s %s takes no request body", rt->method, rt->path);
             return true;
         }
     }
     /* RFC 9110 §15.5.16: a content coding the server does not accept is a 415. */
     ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (rt->put && ce && strcasecmp(ce, "identity")) {
+    if (route_takes_body(rt) && ce && strcasecmp(ce, "identity")) {
         reply_error(r, 415, "Content-Encoding '%s' is not supported (send the JSON uncompressed)",
                     quote(ce, q));
         return true;
     }
     ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (rt->put && ctype &&
+    if (route_takes_body(rt) && ctype &&
         (strncasecmp(ctype, "application/json", 16) ||
          (ctype[16] && ctype[16] != ';' && ctype[16] != ' ' && ctype[16] != '\t'))) {
         reply_error(r, 415, "Content-Type must be application/json (got '%s')", quote(ctype, q));

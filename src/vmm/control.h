@@ -115,6 +115,13 @@ struct control_ops {
     /* Cuts the running migration; the VM runs on here. -EALREADY none runs, -EBUSY it is in
      * its stop-and-copy (vmm/migrate.h); message in err. */
     int (*migrate_cancel)(void *vm, char *err);
+    /* PUT /v1/vm/disks/{index}/limits (type "disk") and /v1/vm/nics/{index}/limits ("net"):
+     * changes the rate limits of that device on the running VM (vmm/iolimits.h). `changes`
+     * is the body, an object whose values are integers >= 0, strings or null (the VMM checks
+     * the keys and values against the device). 0 and every limit now in force in *out (200);
+     * -ENODEV no such device (404), -EINVAL a key or value refused (400); message in err. */
+    int (*limits_set)(void *vm, const char *type, unsigned index, json_t *changes, json_t **out,
+                      char *err);
 };
 
 struct control;

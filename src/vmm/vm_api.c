@@ -19,6 +19,7 @@
 #include "hw/virtio/virtio_balloon.h"
 #include "machine/virt.h"
 #include "vmm/agent_client.h"
+#include "vmm/iolimits.h"
 #include "vmm/memstats.h"
 #include "vmm/migrate.h"
 #include "vmm/snapshot.h"
@@ -317,17 +318,25 @@ static int api_stats(void *vm, json_t **out)
             if (virt_device_stats(m, s, &type, &vs))
                 continue;
             if (!strcmp(type, "disk"))
-                json_array_append_new(disks, json_pack("{s:i,s:I,s:I,s:I,s:I}", "slot", (int)s,
-                                                       "reads", (json_int_t)vs.reads, "writes",
-                                                       (json_int_t)vs.writes, "read_bytes",
-                                                       (json_int_t)vs.read_bytes, "write_bytes",
-                                                       (json_int_t)vs.write_bytes));
+                json_array_append_new(
+                    disks,
+                    json_pack("{s:i,s:I,s:I,s:I,s:I,s:o*,s:I,s:I}", "slot", (int)s, "reads",
+                              (json_int_t)vs.reads, "writes", (json_int_t)vs.writes, "read_bytes",
+                              (json_int_t)vs.read_bytes, "write_bytes", (json_int_t)vs.write_bytes,
+                              "limits", iolimits_get(m, s), "throttled_requests",
+                              (json_int_t)(vs.read_throttled + vs.write_throttled), "throttled_ns",
+                              (json_int_t)(vs.read_throttled_ns + vs.write_throttled_ns)));
             else if (!strcmp(type, "net"))
-                json_array_append_new(nics, json_pack("{s:i,s:I,s:I,s:I,s:I}", "slot", (int)s,
-                                                      "rx_frames", (json_int_t)vs.reads,
-                                                      "tx_frames", (json_int_t)vs.writes,
-                                                      "rx_bytes", (json_int_t)vs.read_bytes,
-                                                      "tx_bytes", (json_int_t)vs.write_bytes));
+                json_array_append_new(
+                    nics,
+                    json_pack("{s:i,s:I,s:I,s:I,s:I,s:o*,s:I,s:I,s:I,s:I}", "slot", (int)s,
+                              "rx_frames", (json_int_t)vs.reads, "tx_frames", (json_int_t)vs.writes,
+                              "rx_bytes", (json_int_t)vs.read_bytes, "tx_bytes",
+                              (json_int_t)vs.write_bytes, "limits", iolimits_get(m, s),
+                              "rx_throttled_frames", (json_int_t)vs.read_throttled,
+                              "tx_throttled_frames", (json_int_t)vs.write_throttled,
+                              "rx_throttled_ns", (json_int_t)vs.read_throttled_ns,
+                              "tx_throttled_ns", (json_int_t)vs.write_throttled_ns));
         }
         json_object_set_new(*out, "disks", disks);
         json_object_set_new(*out, "nics", nics);
@@ -722,6 +731,20 @@ static int api_migrate_status(void *vm, json_t **out)
     return *out ? 0 : -ENOMEM;
 }
 
+/* New rate limits for a disk or NIC. Refused while a migration runs: its target took the
+ * config document when it started, and would run on with the old limits. */
+static int api_limits_set(void *vm, const char *type, unsigned index, json_t *changes, json_t **out,
+                          char *err)
+{
+    struct vm_api *a = vm;
+
+    if (a->mig && vm_migrate_active(a->mig)) {
+        snprintf(err, CONTROL_ERR_LEN, "a migration is running; change the limits after it");
+        return -EBUSY;
+    }
+    return iolimits_set(a->m, type, index, changes, out, err);
+}
+
 static const struct control_ops vm_api_ops = {
     .describe = api_describe,
     .pause = api_pause,
@@ -739,6 +762,7 @@ static const struct control_ops vm_api_ops = {
     .migrate = api_migrate,
     .migrate_status = api_migrate_status,
     .migrate_cancel = api_migrate_cancel,
+    .limits_set = api_limits_set,
 };
 
 int vm_api_start(struct virt_machine *m, const char *sock_path, const char *console_sock,

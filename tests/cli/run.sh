@@ -195,6 +195,21 @@ err=$("$T" vm snapshot-delete --api-sock "$sock" "$long" 2>&1 >/dev/null); rc=$?
 if [ "$rc" -eq 2 ] && grep -q "too long" <<<"$err"; then ok snapdel-long
 else bad snapdel-long "exit $rc: $err"; fi
 expect_vm_error snapdel-disk-image "not a Tessera state stream" snapshot-delete "$tmp/disk.img"
+# Rate limits changed live: shown in the answer and in describe, bad keys and values refused
+# naming them, then removed again (describe below expects the disk as it started).
+if "$T" vm limits --api-sock "$sock" disk 0 bps=10M iops=500 | tr -d ' \n' |
+        grep -qF '{"iops":500,"bps":"10M"}' &&
+    "$T" vm describe --api-sock "$sock" | tr -d ' \n' | grep -qF '"iops":500,"bps":"10M"' &&
+    "$T" vm limits --api-sock "$sock" disk 0 bps=0 iops=0 | tr -d ' \n' | grep -qxF '{}'; then
+    ok limits-set
+else bad limits-set "tessera vm limits did not set and clear bps and iops"; fi
+expect_vm_error limits-bad-value "disks[0].bps: expected bytes" limits disk 0 bps=ten
+expect_vm_error limits-not-live "disks[0].path: cannot change while the VM runs" limits disk 0 path=/x
+expect_vm_error limits-no-disk "this VM has 1 disk" limits disk 1 iops=5
+expect_vm_error limits-no-nic "this VM has 0 nics" limits nic 0 rx_bps=1M
+err=$("$T" vm limits --api-sock "$sock" disk 0 2>&1 >/dev/null); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "KEY=VALUE" <<<"$err"; then ok limits-usage
+else bad limits-usage "exit $rc: $err"; fi
 if "$T" vm snapshots --api-sock "$sock" | grep -q "no snapshots"; then ok snapshots-none
 else bad snapshots-none "not an empty list"; fi
 if "$T" vm snapshot --api-sock "$sock" "$tmp/s1.tsr" >/dev/null &&

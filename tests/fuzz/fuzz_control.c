@@ -58,8 +58,9 @@ static uint64_t take64(struct src *s)
     return v;
 }
 
-static const char *const keys[] = {"action", "timeout_s", "target_bytes", "target_mib",
-                                   "Action", "",          "action ",      "target"};
+static const char *const keys[] = {"action",  "timeout_s", "target_bytes", "target_mib",
+                                   "bps",     "iops",      "Action",       "",
+                                   "action ", "target"};
 static const char *const strings[] = {"pause", "resume", "shutdown", "stop", "reset",
                                       "PAUSE", "",       "128M",     "1"};
 static const int64_t ints[] = {0,
@@ -161,6 +162,24 @@ static int f_balloon_set(void *vm, uint64_t target)
     return fake_ret;
 }
 
+/* The limits route hands over only an object of integers >= 0, strings and nulls. */
+static int f_limits_set(void *vm, const char *type, unsigned index, json_t *changes, json_t **out,
+                        char *err)
+{
+    const char *key;
+    json_t *v;
+
+    CHECK(json_is_object(changes) && (!strcmp(type, "disk") || !strcmp(type, "net")));
+    json_object_foreach(changes, key, v)
+    {
+        CHECK(json_is_null(v) || json_is_string(v) ||
+              (json_is_integer(v) && json_integer_value(v) >= 0));
+    }
+    if (fake_ret < 0)
+        snprintf(err, CONTROL_ERR_LEN, "disks[%u]: refused", index);
+    return fake_get(out);
+}
+
 static const struct control_ops ops = {
     .describe = f_describe,
     .pause = f_plain,
@@ -171,13 +190,14 @@ static const struct control_ops ops = {
     .balloon_set = f_balloon_set,
     .balloon_get = f_describe,
     .stats = f_describe,
+    .limits_set = f_limits_set,
 };
 
 static const struct {
     const char *method, *path;
 } requests[8] = {
     {"GET", "/v1/vm"},         {"PUT", "/v1/vm/state"}, {"GET", "/v1/vm/balloon"},
-    {"PUT", "/v1/vm/balloon"}, {"GET", "/v1/vm/stats"}, {"PUT", "/v1/vm/state"},
+    {"PUT", "/v1/vm/balloon"}, {"GET", "/v1/vm/stats"}, {"PUT", "/v1/vm/disks/7/limits"},
     {"DELETE", "/v1/vm"},      {"GET", "/v1/nope"},
 };
 

@@ -583,6 +583,90 @@ static void test_migrate_routes(void)
     control_response_free(&r);
 }
 
+/* ---- PUT /v1/vm/disks/{index}/limits and /v1/vm/nics/{index}/limits ---- */
+
+static char lim_type[8];
+static unsigned lim_index, lim_calls;
+
+/* Index 3 does not exist; a key "bad" is refused by the VMM; otherwise the body comes back. */
+static int lim_set(void *vm, const char *type, unsigned index, json_t *changes, json_t **out,
+                   char *err)
+{
+    lim_calls++;
+    snprintf(lim_type, sizeof(lim_type), "%s", type);
+    lim_index = index;
+    if (index == 3) {
+        snprintf(err, CONTROL_ERR_LEN, "disks[3]: this VM has 1 disk");
+        return -ENODEV;
+    }
+    if (json_object_get(changes, "bad")) {
+        snprintf(err, CONTROL_ERR_LEN, "disks[0].bad: unknown key");
+        return -EINVAL;
+    }
+    *out = json_deep_copy(changes);
+    return 0;
+}
+
+static void test_limits_routes(void)
+{
+    static const struct control_ops ops = {.limits_set = lim_set};
+    static const struct control_ops none = {0};
+    static const char *const not_paths[] = {
+        "/v1/vm/disks/01/limits", "/v1/vm/disks/x/limits", "/v1/vm/disks//limits",
+        "/v1/vm/disks/0/limits/", "/v1/vm/disks/0/limit",  "/v1/vm/disks/1000/limits",
+        "/v1/vm/disks/64/limits", "/v1/vm/nic/0/limits",   "/v1/vm/disks/0",
+    };
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"[1]", "must be a JSON object"},
+        {"{\"bps\": true}", "field 'bps' must be an integer >= 0"},
+        {"{\"iops\": -5}", "field 'iops' must be an integer >= 0"},
+        {"{\"iops\": 1.5}", "field 'iops' must be an integer >= 0"},
+        {"{\"iops\": 1, \"iops\": 2}", "not valid JSON"},
+        {"{\"bps\": ", "not valid JSON"},
+        {"", "empty request body"},
+    };
+    const char *body = "{\"bps\": \"10M\", \"iops\": 500, \"iops_rd\": null}";
+    struct control_response r;
+    unsigned calls;
+
+    control_handle(&ops, NULL, "PUT", "/v1/vm/disks/0/limits", body, strlen(body), &r);
+    CHECK(r.status == 200 && !strcmp(lim_type, "disk") && lim_index == 0);
+    CHECK(r.body && strstr(r.body, "\"iops\":500") && strstr(r.body, "\"bps\":\"10M\""));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "PUT", "/v1/vm/nics/12/limits", "{\"rx_bps\": 0}", 13, &r);
+    CHECK(r.status == 200 && !strcmp(lim_type, "net") && lim_index == 12);
+    control_response_free(&r);
+    control_handle(&ops, NULL, "PUT", "/v1/vm/disks/3/limits", "{\"iops\": 1}", 11, &r);
+    CHECK(r.status == 404 && strstr(r.body, "this VM has 1 disk"));
+    control_response_free(&r);
+    control_handle(&ops, NULL, "PUT", "/v1/vm/disks/0/limits", "{\"bad\": 1}", 10, &r);
+    CHECK(r.status == 400 && strstr(r.body, "disks[0].bad: unknown key"));
+    control_response_free(&r);
+    calls = lim_calls;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        control_handle(&ops, NULL, "PUT", "/v1/vm/disks/0/limits", bad[i].body, strlen(bad[i].body),
+                       &r);
+        CHECK(r.status == 400 && r.body && strstr(r.body, bad[i].want));
+        if (r.status != 400 || !r.body || !strstr(r.body, bad[i].want))
+            fprintf(stderr, "  limits body %zu: %u %s\n", i, r.status, r.body ? r.body : "");
+        control_response_free(&r);
+    }
+    CHECK(lim_calls == calls); /* refused before the VMM saw them */
+    for (size_t i = 0; i < sizeof(not_paths) / sizeof(not_paths[0]); i++) {
+        control_handle(&ops, NULL, "PUT", not_paths[i], "{}", 2, &r);
+        CHECK(r.status == 404);
+        control_response_free(&r);
+    }
+    control_handle(&ops, NULL, "GET", "/v1/vm/disks/0/limits", NULL, 0, &r);
+    CHECK(r.status == 405 && !strcmp(r.allow, "PUT"));
+    control_response_free(&r);
+    control_handle(&none, NULL, "PUT", "/v1/vm/disks/0/limits", "{\"iops\": 1}", 11, &r);
+    CHECK(r.status == 501);
+    control_response_free(&r);
+}
+
 /* ---- PUT /v1/vm/snapshot started on a worker: 202, then GET /v1/vm/snapshot ---- */
 
 static int job_start_ret;
@@ -1321,6 +1405,7 @@ int main(void)
     test_missing_ops();
     test_snapshot_routes();
     test_migrate_routes();
+    test_limits_routes();
     test_snapshot_job_routes();
     test_paths_and_methods();
     test_body_limits(f);

@@ -151,7 +151,7 @@ static const struct bad_doc bad_docs[] = {
      "vm.json: boot.bios: unknown key (expected firmware, kernel, initrd, cmdline)"},
     {"{\"version\": 1, \"disks\": [{\"path\": \"a\"}, {\"path\": \"b\", \"cache\": \"none\"}]}",
      "vm.json: disks[1].cache: unknown key (expected path, format, readonly, serial, "
-     "snapshot_of)"},
+     "snapshot_of, iops, iops_rd, iops_wr, iops_burst, bps, bps_rd, bps_wr, bps_burst)"},
     {"{\"version\": 1, \"devices\": [{\"type\": \"rng\", \"rate\": 5}]}",
      "vm.json: devices[0].rate: unknown key (expected no options)"},
     {"{\"version\": 1, \"limits\": {\"iops\": 5}}",
@@ -171,6 +171,23 @@ static const struct bad_doc bad_docs[] = {
     {"{\"version\": 1, \"memory_merge\": \"on\"}", "vm.json: memory_merge: expected true or false"},
     {"{\"version\": 1, \"devices\": [{\"type\": \"balloon\", \"free_page_reporting\": 1}]}",
      "vm.json: devices[0].free_page_reporting: expected true or false"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"bps\": true}]}",
+     "vm.json: disks[0].bps: expected a whole number >= 0"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"iops\": 2.5}]}",
+     "vm.json: disks[0].iops: expected a whole number >= 0"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"iops\": -1}]}",
+     "vm.json: disks[0].iops: expected a number >= 0"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"iops\": \"5K\"}]}",
+     "vm.json: disks[0].iops: expected a whole number up to 72057594037927936 (0: unlimited)"},
+    {"{\"version\": 1, \"disks\": [{\"path\": \"a\", \"bps_wr\": \"10Q\"}]}",
+     "vm.json: disks[0].bps_wr: expected bytes, a whole number with an optional K, M, G or T "
+     "suffix such as 10M (0: unlimited)"},
+    {"{\"version\": 1, \"nics\": [{\"backend\": \"user\", \"rx_bps\": \"1,2\"}]}",
+     "vm.json: nics[0].rx_bps: expected bytes, a whole number with an optional K, M, G or T "
+     "suffix such as 10M (0: unlimited)"},
+    {"{\"version\": 1, \"nics\": [{\"backend\": \"user\", \"tx_pps\": "
+     "72057594037927937}]}",
+     "vm.json: nics[0].tx_pps: expected a whole number up to 72057594037927936 (0: unlimited)"},
     /* out of range */
     {"{\"version\": 1, \"cpus\": 9}", "vm.json: cpus: expected an integer from 1 to 8"},
     {"{\"version\": 1, \"cpus\": 0}", "vm.json: cpus: expected an integer from 1 to 8"},
@@ -260,7 +277,24 @@ static const struct opts_case opts_cases[] = {
     {"disk", "d.img,cache=none", "--disk: unknown option 'cache=none'", false},
     {"disk", "d.img,,format=raw", "--disk: empty option (a stray ',')", false},
     {"disk", "format=raw",
-     "--disk: file is missing (usage: --disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID])",
+     "--disk: file is missing (usage: --disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID]"
+     "[,iops=N][,bps=SIZE][,iops_rd=N][,iops_wr=N][,bps_rd=SIZE][,bps_wr=SIZE][,iops_burst=N]"
+     "[,bps_burst=SIZE])",
+     false},
+    /* Rate limits: numbers, bytes with a suffix; written back in table order. */
+    {"disk", "d.img,bps=10M,iops=500,bps_burst=1MiB,iops_wr=0",
+     "d.img,iops=500,iops_wr=0,bps=10M,bps_burst=1MiB", true},
+    {"disk", "d.img,iops=fast",
+     "--disk: iops 'fast': expected a whole number up to 72057594037927936 (0: unlimited)", false},
+    {"disk", "d.img,bps_rd=1.5M",
+     "--disk: bps_rd '1.5M': expected bytes, a whole number with an optional K, M, G or T "
+     "suffix such as 10M (0: unlimited)",
+     false},
+    {"net", "user,rx_bps=2621440,tx_pps=1000,hostfwd=tcp::22-:22,pps_burst=10",
+     "user,hostfwd=tcp::22-:22,rx_bps=2621440,tx_pps=1000,pps_burst=10", true},
+    {"net", "user,tx_bps=-5",
+     "--net: tx_bps '-5': expected bytes, a whole number with an optional K, M, G or T suffix "
+     "such as 10M (0: unlimited)",
      false},
     {"net", "user,mac=52:54:00:00:00:01,hostfwd=tcp::22-:22",
      "user,hostfwd=tcp::22-:22,mac=52:54:00:00:00:01", true},
@@ -364,6 +398,46 @@ static void test_typed_hooks(void)
                                     err) == -EINVAL);
     CHECK(c.ndevices == 0);
     vmconfig_free(&c);
+}
+
+/* Rate limits travel through the document, the option strings the devices get and the
+ * machine's config read back (describe, snapshot and migration headers) unchanged: numbers
+ * stay numbers, a size stays as written. Only the limits are live. */
+static void test_limits_round_trip(void)
+{
+    const char *doc = "{\"version\": 1, \"disks\": [{\"path\": \"a.img\", \"format\": \"raw\", "
+                      "\"iops\": 500, \"bps\": \"10M\", \"bps_burst\": 1048576}], \"nics\": "
+                      "[{\"backend\": \"user\", \"rx_bps\": 2621440, \"tx_bps\": \"20M\", "
+                      "\"pps_burst\": 64}]}";
+    const struct vdev_type *disk = vdev_type_find("disk"), *net = vdev_type_find("net");
+    struct vmconfig c, back;
+    struct virt_config v;
+    char err[VMCONFIG_ERR_LEN] = "";
+    json_t *j1, *j2;
+
+    CHECK(vmconfig_parse(doc, strlen(doc), "vm.json", &c, err) == 0);
+    if (err[0])
+        fprintf(stderr, "%s\n", err);
+    CHECK(vmconfig_to_virt(&c, &v) == 0);
+    CHECK(v.ndevices == 2 && !strcmp(v.devices[0].opts, "a.img,format=raw,iops=500,bps=10M,"
+                                                        "bps_burst=1048576"));
+    CHECK(v.ndevices == 2 &&
+          !strcmp(v.devices[1].opts, "user,rx_bps=2621440,tx_bps=20M,pps_burst=64"));
+    CHECK(vmconfig_from_virt(&v, &back, err) == 0);
+    j1 = vmconfig_to_json(&c);
+    j2 = vmconfig_to_json(&back);
+    CHECK(same_json(j2, j1, "limits read back from the machine"));
+    json_decref(j1);
+    json_decref(j2);
+    vmconfig_free(&back);
+    virt_config_free(&v);
+    vmconfig_free(&c);
+
+    CHECK(vdev_opt_find(disk, "bps_wr") && vdev_opt_find(disk, "bps_wr")->live);
+    CHECK(vdev_opt_find(net, "tx_pps") && vdev_opt_find(net, "tx_pps")->live);
+    CHECK(vdev_opt_find(disk, "path") && !vdev_opt_find(disk, "path")->live);
+    CHECK(vdev_opt_find(net, "mac") && !vdev_opt_find(net, "mac")->live);
+    CHECK(vdev_opt_find(disk, "rx_bps") == NULL);
 }
 
 /* The serial console's socket and log travel through the document and back. */
@@ -491,6 +565,7 @@ int main(void)
     test_bad_documents();
     test_option_strings();
     test_typed_hooks();
+    test_limits_round_trip();
     test_console();
     test_sizes();
     return test_finish("vmconfig");

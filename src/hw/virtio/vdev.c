@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/ratelimit.h"
 
 /* Filled by constructors before main(); read-only afterwards. */
 static struct vdev_type *vdev_types;
@@ -116,6 +117,42 @@ int opt_bool(const char *value, bool *out)
     return -1;
 }
 
+int vdev_check_count(const char *value, char *expected)
+{
+    uint64_t v;
+
+    if (ratelimit_parse(value, false, &v) == 0)
+        return 0;
+    snprintf(expected, VDEV_ERR_LEN, "expected a whole number up to %llu (0: unlimited)",
+             (unsigned long long)RATELIMIT_MAX_BURST);
+    return -1;
+}
+
+int vdev_check_bytes(const char *value, char *expected)
+{
+    uint64_t v;
+
+    if (ratelimit_parse(value, true, &v) == 0)
+        return 0;
+    snprintf(expected, VDEV_ERR_LEN,
+             "expected bytes, a whole number with an optional K, M, G or T suffix such as 10M "
+             "(0: unlimited)");
+    return -1;
+}
+
+int vdev_opt_limit(const char *opts, const char *key, bool suffixes, uint64_t *out)
+{
+    char buf[32];
+    int r = opt_get(opts, key, buf, sizeof(buf));
+
+    *out = 0;
+    if (r == 0)
+        return 0;
+    if (r < 0 || ratelimit_parse(buf, suffixes, out))
+        return -EINVAL;
+    return 0;
+}
+
 /* ---- typed options ---- */
 
 /* Up to 48 bytes of s for a message: non-printable bytes become '?', a longer s ends in
@@ -151,6 +188,11 @@ static const struct vdev_opt *vdev_opt_by_json(const struct vdev_type *t, const 
             return o;
     }
     return NULL;
+}
+
+const struct vdev_opt *vdev_opt_find(const struct vdev_type *t, const char *json_key)
+{
+    return vdev_opt_by_json(t, json_key);
 }
 
 /* The option a leading bare word is (--disk FILE), or NULL. */
@@ -205,6 +247,11 @@ static int vdev_opt_check_str(const struct vdev_opt *o, const char *v, size_t le
         snprintf(expected, VDEV_ERR_LEN, "expected a non-empty string without NUL bytes");
         return -1;
     }
+    /* A UINT with its own check (which refuses ',' too) gets that check's message. */
+    if (o->kind == VDEV_OPT_UINT && !o->check && (len > 18 || strspn(v, "0123456789") != len)) {
+        snprintf(expected, VDEV_ERR_LEN, "expected a whole number");
+        return -1;
+    }
     if (o->kind == VDEV_OPT_STR) {
         if (len > o->max_len) {
             snprintf(expected, VDEV_ERR_LEN, "expected at most %zu bytes, not %zu", o->max_len,
@@ -230,6 +277,9 @@ static json_t *vdev_opt_json(const struct vdev_opt *o, const char *v)
         opt_bool(v, &b);
         return json_boolean(b);
     }
+    /* A number without a suffix is a JSON number; "10M" stays as the user wrote it. */
+    if (o->kind == VDEV_OPT_UINT && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 18)
+        return json_integer((json_int_t)strtoll(v, NULL, 10));
     return json_string(v);
 }
 
@@ -350,7 +400,21 @@ static int vdev_opt_check_json(const struct vdev_opt *o, json_t *v, char *expect
         snprintf(expected, VDEV_ERR_LEN, "expected true or false");
         return -1;
     }
+    if (o->kind == VDEV_OPT_UINT && json_is_integer(v)) {
+        char text[24];
+
+        if (json_integer_value(v) < 0) {
+            snprintf(expected, VDEV_ERR_LEN, "expected a number >= 0");
+            return -1;
+        }
+        snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+        return vdev_opt_check_str(o, text, strlen(text), expected);
+    }
     if (!json_is_string(v)) {
+        if (o->kind == VDEV_OPT_UINT) {
+            snprintf(expected, VDEV_ERR_LEN, "expected a whole number >= 0");
+            return -1;
+        }
         if (o->kind == VDEV_OPT_ENUM)
             return vdev_opt_check_str(o, "", 1, expected);
         snprintf(expected, VDEV_ERR_LEN, "expected a string");
@@ -432,6 +496,8 @@ int vdev_conf_to_opts(const struct vdev_type *t, json_t *conf, char **opts)
                 fprintf(f, "%s=", o->key);
             if (o->kind == VDEV_OPT_BOOL)
                 fputs(json_is_true(v) ? "on" : "off", f);
+            else if (json_is_integer(v))
+                fprintf(f, "%lld", (long long)json_integer_value(v));
             else
                 fputs(json_string_value(v) ? json_string_value(v) : "", f);
         }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -32,6 +33,8 @@ enum vdev_opt_kind {
     VDEV_OPT_ENUM, /* one of choices */
     VDEV_OPT_REST, /* the leading word and every item the table does not name, in order (a
                       NIC's backend spec "user,hostfwd=..."): a string */
+    VDEV_OPT_UINT, /* a number: decimal digits in the option string; in JSON an integer >= 0,
+                      or a string when `check` allows more ("10M"). `check` has the last word */
 };
 
 struct vdev_opt {
@@ -43,6 +46,7 @@ struct vdev_opt {
     bool first_word;  /* may be the leading bare word of the option string (--disk FILE) */
     bool required;    /* the device cannot be created without it */
     bool record_only; /* kept in the document (a snapshot's header) but never given to create() */
+    bool live;        /* may change on a running device (the type's reconfigure()) */
     /* Extra check of a STR or REST value (a MAC address, a network backend spec): 0, or -1
      * with what was expected in `expected` (VDEV_ERR_LEN bytes). NULL: none. */
     int (*check)(const char *value, char *expected);
@@ -58,6 +62,10 @@ struct vdev_env {
 struct vdev_stats {
     uint64_t reads, writes;           /* requests, or frames */
     uint64_t read_bytes, write_bytes; /* their bytes */
+    /* Rate limiting (base/ratelimit.h): the requests or frames that had to wait for their
+     * limit, and the time they waited in all, per direction as above. */
+    uint64_t read_throttled, write_throttled;
+    uint64_t read_throttled_ns, write_throttled_ns;
 };
 
 struct vdev_type {
@@ -84,6 +92,11 @@ struct vdev_type {
      * disk, reads are what the guest read; for a NIC, reads are the frames the guest
      * received and writes those it sent. Any thread. */
     void (*stats)(void *dev, struct vdev_stats *out);
+    /* Applies a new option string to a running instance: only keys marked `live` may differ
+     * from what it runs with (the caller checked the string against the table and that the
+     * rest is unchanged). Takes effect at once, also for requests waiting on an old value.
+     * 0 or -EINVAL with err. Any thread but the device's own. NULL: nothing is live. */
+    int (*reconfigure)(void *dev, const char *opts, char *err);
     const struct vdev_type *next; /* registry link, set by vdev_type_register() */
 };
 
@@ -133,11 +146,22 @@ int vdev_conf_check(const struct vdev_type *t, json_t *conf, const char *where,
  * left out). 0, -ENOMEM, or -EINVAL when a value cannot be written as an option. */
 int vdev_conf_to_opts(const struct vdev_type *t, json_t *conf, char **opts);
 
+/* The option of t whose JSON name is json_key, or NULL. */
+const struct vdev_opt *vdev_opt_find(const struct vdev_type *t, const char *json_key);
+
 /* Sets one key of a conf to `value` (a reference is stolen, also on failure) after checking
  * it against the table: the typed way for restore, clone and migration to change a device's
  * image, format or socket. A NULL value removes the key. 0 or -EINVAL with err. */
 int vdev_conf_set(const struct vdev_type *t, json_t *conf, const char *json_key, json_t *value,
                   char *err);
+
+/* Rate limits (base/ratelimit.h) as options: checks for vdev_opt.check of a VDEV_OPT_UINT, a
+ * count ("500") or a byte amount that may carry a K, M, G or T suffix ("10M"); and the value
+ * of such a key in a checked option string: 0 with *out (0 when the key is absent), or
+ * -EINVAL. */
+int vdev_check_count(const char *value, char *expected);
+int vdev_check_bytes(const char *value, char *expected);
+int vdev_opt_limit(const char *opts, const char *key, bool suffixes, uint64_t *out);
 
 /* Option strings "key=value,key=value" as QEMU writes them. opt_get copies the value of
  * `key` into buf (at most len-1 bytes); returns 1 if found, 0 if not, -1 if the value does

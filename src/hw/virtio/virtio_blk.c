@@ -9,7 +9,15 @@
  * request it popped was performed and pushed), and the `quiesced` flag keeps it asleep; kicks
  * that arrive meanwhile are held, and resume() wakes the worker to poll the queue. The saved
  * device state is what the driver has read from config space and GET_ID (capacity, read-only,
- * serial): a target opened on another image would fail the load instead of lying to the guest. */
+ * serial): a target opened on another image would fail the load instead of lying to the guest.
+ *
+ * Rate limits (the iops and bps keys, base/ratelimit.h) apply where the worker takes requests
+ * off the queue: a request its limits do not allow yet is given back to the ring unconsumed
+ * (virtq_unpop()) and the worker sleeps until the limiter says it may go (a timed wait on
+ * `wake`, so a kick, a limit change, quiesce or destroy wakes it early). A throttled request is
+ * never failed and never held half-done: it is queue state, so quiesce, snapshot and migration
+ * see nothing in flight, and a restored or migrated VM takes it again from the ring. The
+ * limits themselves are the device's options, so the config document carries them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,7 +26,9 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/ratelimit.h"
 #include "base/state.h"
+#include "base/time.h"
 #include "block/block.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtio_blk.h"
@@ -51,6 +61,15 @@
 #define BLK_ID_BYTES    20
 #define BLK_CONFIG_SIZE 60
 
+/* The three limiters a request passes: all requests, then reads or writes. */
+enum { BLK_RL_TOTAL, BLK_RL_READ, BLK_RL_WRITE, BLK_RL_COUNT };
+
+/* The limits as the options give them (0: unlimited). */
+struct blk_limits {
+    uint64_t iops[BLK_RL_COUNT], bps[BLK_RL_COUNT];
+    uint64_t iops_burst, bps_burst;
+};
+
 struct virtio_blk {
     struct virtio_dev *vdev;
     struct block *bs;
@@ -67,8 +86,16 @@ struct virtio_blk {
     bool quiesced;   /* between quiesce() and resume(): the worker does not look at the queue */
     uint8_t *bounce; /* BLK_MAX_REQ bytes: data is copied, never parsed, from guest memory */
 
+    /* Rate limiting, under `lock`. throttle_until: the worker sleeps until then (0: it does
+     * not wait for a limit); throttle_since: when the request at the head of the queue first
+     * had to wait (0: none waits), throttle_write: whether it is a write. */
+    struct ratelimit rl[BLK_RL_COUNT];
+    uint64_t throttle_until, throttle_since;
+    bool throttle_write;
+
     /* Statistics, read by the control API later; updated by the worker only. */
     uint64_t reads, writes, flushes, read_bytes, write_bytes, errors;
+    uint64_t read_throttled, write_throttled, read_throttled_ns, write_throttled_ns;
 };
 
 struct blk_outhdr {
@@ -227,7 +254,77 @@ static uint32_t blk_handle(struct virtio_blk *b, const struct virtq_req *req)
     return written + 1;
 }
 
-/* Serves everything available on the queue. Caller holds b->lock and b->active is set. */
+/* What a request costs its limiters: bytes and one op, in the direction it goes. Requests
+ * that move no data (flush, discard, write-zeroes) are one write op; GET_ID and malformed ones
+ * are not limited (0). The header is read again when the request runs: a guest changing it
+ * in between only fools its own limit. */
+static int blk_cost(const struct virtq_req *req, uint64_t *bytes, bool *write)
+{
+    struct blk_outhdr h;
+
+    if (req->out_len < sizeof(h) || req->in_len < 1)
+        return 0;
+    virtq_req_read(req, 0, &h, sizeof(h));
+    *write = h.type != VIRTIO_BLK_T_IN;
+    *bytes = 0;
+    switch (h.type) {
+    case VIRTIO_BLK_T_IN: *bytes = req->in_len - 1; return 1;
+    case VIRTIO_BLK_T_OUT: *bytes = req->out_len - sizeof(h); return 1;
+    case VIRTIO_BLK_T_FLUSH:
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: return 1;
+    default: return 0;
+    }
+}
+
+/* Whether the popped request may run now under the limits; takes its cost if so, else sets
+ * throttle_until. Caller holds b->lock. */
+static bool blk_admit(struct virtio_blk *b, const struct virtq_req *req)
+{
+    uint64_t bytes, now, wait_total, wait_dir;
+    bool write, ok_total, ok_dir;
+    int ops = blk_cost(req, &bytes, &write);
+    struct ratelimit *dir;
+
+    if (!ops ||
+        (!ratelimit_limited(&b->rl[BLK_RL_TOTAL]) && !ratelimit_limited(&b->rl[BLK_RL_READ]) &&
+         !ratelimit_limited(&b->rl[BLK_RL_WRITE]))) {
+        b->throttle_since = 0;
+        return true;
+    }
+    now = time_now_ns();
+    dir = &b->rl[write ? BLK_RL_WRITE : BLK_RL_READ];
+    /* Both must agree before either is charged; both are asked, for the longer wait. */
+    ok_total = ratelimit_check(&b->rl[BLK_RL_TOTAL], bytes, (uint64_t)ops, now, &wait_total);
+    ok_dir = ratelimit_check(dir, bytes, (uint64_t)ops, now, &wait_dir);
+    if (ok_total && ok_dir) {
+        ratelimit_take(&b->rl[BLK_RL_TOTAL], bytes, (uint64_t)ops);
+        ratelimit_take(dir, bytes, (uint64_t)ops);
+        if (b->throttle_since) {
+            uint64_t waited = now - b->throttle_since;
+
+            if (b->throttle_write)
+                b->write_throttled_ns += waited;
+            else
+                b->read_throttled_ns += waited;
+            b->throttle_since = 0;
+        }
+        return true;
+    }
+    if (!b->throttle_since) {
+        b->throttle_since = now;
+        b->throttle_write = write;
+        if (write)
+            b->write_throttled++;
+        else
+            b->read_throttled++;
+    }
+    b->throttle_until = now + (wait_total > wait_dir ? wait_total : wait_dir);
+    return false;
+}
+
+/* Serves everything available on the queue, up to a request the limits hold back. Caller
+ * holds b->lock and b->active is set. */
 static void blk_process_locked(struct virtio_blk *b)
 {
     struct virtq *vq = virtio_get_queue(b->vdev, 0);
@@ -241,13 +338,19 @@ static void blk_process_locked(struct virtio_blk *b)
 
         virtq_disable_notify(vq);
         while ((r = virtq_pop(vq, &req)) > 0) {
+            if (!blk_admit(b, &req)) {
+                /* Back to the ring; the worker comes back at throttle_until. Kicks stay
+                 * off meanwhile: they could not make it go sooner. */
+                virtq_unpop(vq);
+                break;
+            }
             virtq_push(vq, &req, blk_handle(b, &req));
             pushed = true;
         }
         if (pushed)
             virtio_notify_queue(b->vdev, vq);
-        if (r < 0)
-            return; /* the transport marked the device as needing a reset */
+        if (r < 0 || b->throttle_until)
+            return; /* r < 0: the transport marked the device as needing a reset */
         /* Re-enable kicks; if buffers arrived meanwhile, go round again. */
         if (!virtq_enable_notify(vq))
             return;
@@ -260,9 +363,20 @@ static void *blk_worker(void *opaque)
 
     pthread_mutex_lock(&b->lock);
     while (!b->quit) {
-        if (b->kicked && b->active && !b->quiesced) {
+        bool may_run = b->active && !b->quiesced;
+
+        if (may_run && (b->kicked || (b->throttle_until && time_now_ns() >= b->throttle_until))) {
             b->kicked = false;
+            b->throttle_until = 0;
             blk_process_locked(b);
+            continue;
+        }
+        if (may_run && b->throttle_until) {
+            struct timespec ts = {(time_t)(b->throttle_until / 1000000000ull),
+                                  (long)(b->throttle_until % 1000000000ull)};
+
+            /* `wake` runs on CLOCK_MONOTONIC (blk_create()), as time_now_ns(). */
+            pthread_cond_timedwait(&b->wake, &b->lock, &ts);
             continue;
         }
         pthread_cond_wait(&b->wake, &b->lock);
@@ -304,6 +418,8 @@ static void blk_reset(void *dev)
     pthread_mutex_lock(&b->lock);
     b->active = false;
     b->kicked = false;
+    b->throttle_until = 0; /* the request that waited went with the rings */
+    b->throttle_since = 0;
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -404,8 +520,58 @@ static const struct vdev_opt blk_options[] = {
      .kind = VDEV_OPT_STR,
      .max_len = 4095,
      .record_only = true},
+/* Rate limits (docs/vm-config.md): 0 or absent is unlimited; changeable live. */
+#define BLK_LIMIT(k, chk)                                                      \
+    {                                                                          \
+        .key = k, .json = k, .kind = VDEV_OPT_UINT, .check = chk, .live = true \
+    }
+    BLK_LIMIT("iops", vdev_check_count),
+    BLK_LIMIT("iops_rd", vdev_check_count),
+    BLK_LIMIT("iops_wr", vdev_check_count),
+    BLK_LIMIT("iops_burst", vdev_check_count),
+    BLK_LIMIT("bps", vdev_check_bytes),
+    BLK_LIMIT("bps_rd", vdev_check_bytes),
+    BLK_LIMIT("bps_wr", vdev_check_bytes),
+    BLK_LIMIT("bps_burst", vdev_check_bytes),
+#undef BLK_LIMIT
     {NULL},
 };
+
+/* The limits of a checked option string. 0, or -EINVAL with err naming the key. */
+static int blk_limits_parse(const char *opts, struct blk_limits *l, char *err)
+{
+    static const char *const iops[BLK_RL_COUNT] = {"iops", "iops_rd", "iops_wr"};
+    static const char *const bps[BLK_RL_COUNT] = {"bps", "bps_rd", "bps_wr"};
+
+    for (int i = 0; i < BLK_RL_COUNT; i++) {
+        if (vdev_opt_limit(opts, iops[i], false, &l->iops[i])) {
+            snprintf(err, VDEV_ERR_LEN, "--disk: %s: expected a whole number", iops[i]);
+            return -EINVAL;
+        }
+        if (vdev_opt_limit(opts, bps[i], true, &l->bps[i])) {
+            snprintf(err, VDEV_ERR_LEN, "--disk: %s: expected bytes such as 10M", bps[i]);
+            return -EINVAL;
+        }
+    }
+    if (vdev_opt_limit(opts, "iops_burst", false, &l->iops_burst) ||
+        vdev_opt_limit(opts, "bps_burst", true, &l->bps_burst)) {
+        snprintf(err, VDEV_ERR_LEN, "--disk: iops_burst or bps_burst: expected a number");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Puts limits in force. Caller holds b->lock (or owns b alone). The bursts belong to every
+ * limiter of their kind: each may bank that much beyond its tick. */
+static void blk_limits_apply(struct virtio_blk *b, const struct blk_limits *l)
+{
+    uint64_t now = time_now_ns();
+
+    for (int i = 0; i < BLK_RL_COUNT; i++) {
+        ratelimit_set(&b->rl[i], RATELIMIT_OPS, l->iops[i], l->iops_burst, now);
+        ratelimit_set(&b->rl[i], RATELIMIT_BYTES, l->bps[i], l->bps_burst, now);
+    }
+}
 
 static struct vdev_type blk_type;
 
@@ -414,6 +580,8 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
 {
     char path[4096], format[16], ro[8], serial[BLK_ID_BYTES + 1];
     const char *fmt = NULL;
+    struct blk_limits limits;
+    pthread_condattr_t cattr;
     struct virtio_blk *b;
     char berr[BLOCK_ERR_LEN];
     int r;
@@ -442,9 +610,14 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
         }
         fmt = format;
     }
+    if (blk_limits_parse(opts, &limits, err))
+        return -EINVAL;
     b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
+    for (int i = 0; i < BLK_RL_COUNT; i++)
+        ratelimit_init(&b->rl[i], time_now_ns());
+    blk_limits_apply(b, &limits);
     r = opt_get(opts, "readonly", ro, sizeof(ro));
     if (r < 0 || (r == 1 && opt_bool(ro, &b->readonly))) {
         snprintf(err, VDEV_ERR_LEN, "--disk %.300s: readonly='%s': expected on or off", path,
@@ -475,7 +648,11 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     if (!b->bounce)
         goto close_bs;
     pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->wake, NULL);
+    /* The worker's timed waits for a rate limit are on the limiter's clock. */
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->wake, &cattr);
+    pthread_condattr_destroy(&cattr);
     if (pthread_create(&b->worker, NULL, blk_worker, b)) {
         snprintf(err, VDEV_ERR_LEN, "--disk %.300s: cannot start its I/O thread", path);
         goto free_bounce;
@@ -542,18 +719,51 @@ static void blk_stats(void *dev, struct vdev_stats *out)
     out->writes = b->writes;
     out->read_bytes = b->read_bytes;
     out->write_bytes = b->write_bytes;
+    out->read_throttled = b->read_throttled;
+    out->write_throttled = b->write_throttled;
+    out->read_throttled_ns = b->read_throttled_ns;
+    out->write_throttled_ns = b->write_throttled_ns;
+    /* A request waiting now has waited too. */
+    if (b->throttle_since) {
+        uint64_t waited = time_now_ns() - b->throttle_since;
+
+        if (b->throttle_write)
+            out->write_throttled_ns += waited;
+        else
+            out->read_throttled_ns += waited;
+    }
     pthread_mutex_unlock(&b->lock);
+}
+
+/* New limits on the running disk (vdev_type.reconfigure): the worker is woken to ask its
+ * limiters again, so a request waiting on the old limits goes by the new ones at once. */
+static int blk_reconfigure(void *dev, const char *opts, char *err)
+{
+    struct virtio_blk *b = dev;
+    struct blk_limits limits;
+
+    if (blk_limits_parse(opts, &limits, err))
+        return -EINVAL;
+    pthread_mutex_lock(&b->lock);
+    blk_limits_apply(b, &limits);
+    if (b->throttle_until)
+        b->kicked = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
 }
 
 static struct vdev_type blk_type = {
     .name = "disk",
     .summary = "virtio-blk disk on a raw or qcow2 image (format probed when not given)",
-    .usage = "--disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID]",
+    .usage = "--disk FILE[,format=raw|qcow2][,readonly=on][,serial=ID][,iops=N][,bps=SIZE]"
+             "[,iops_rd=N][,iops_wr=N][,bps_rd=SIZE][,bps_wr=SIZE][,iops_burst=N][,bps_burst=SIZE]",
     .create = blk_create,
     .attach = blk_attach,
     .destroy = blk_destroy,
     .flag = "--disk",
     .options = blk_options,
     .stats = blk_stats,
+    .reconfigure = blk_reconfigure,
 };
 VDEV_TYPE_REGISTER(blk_type)

@@ -12,7 +12,15 @@
  * transmit stops, and the receiver refuses frames, which the backend holds back until resume()
  * kicks the device (which calls net_backend_rx_ready()). Frames the backend cannot hold are
  * dropped, as on a real link. The saved state is what the guest reads from config space: the
- * MAC address and the link status. */
+ * MAC address and the link status.
+ *
+ * Rate limits (rx_bps, tx_bps, rx_pps, tx_pps and their bursts; base/ratelimit.h) apply at the
+ * copy boundary. Transmit: a frame its limit does not allow yet goes back to the ring
+ * unconsumed (virtq_unpop()) and the queue is left alone until the limit allows it. Receive:
+ * the receiver refuses the frame like a full ring, so the backend keeps it and stops reading
+ * its socket or tap (a TCP sender behind it backs off; libslirp's own queue holds a few and
+ * then drops, and TCP retransmits). One loop timer, armed for the earliest deadline, resumes
+ * either direction; a limit change wakes both at once. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,7 +31,9 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/ratelimit.h"
 #include "base/state.h"
+#include "base/time.h"
 #include "hw/virtio/vdev.h"
 #include "hw/virtio/virtqueue.h"
 #include "net/net.h"
@@ -39,6 +49,14 @@
 #define NET_TXQ        1
 #define NET_TX_BUDGET  256 /* frames per loop turn, so receive work is not starved */
 
+enum { NET_RL_RX, NET_RL_TX, NET_RL_COUNT };
+
+/* A direction's limit as the options give it (0: unlimited). */
+struct vnet_limits {
+    uint64_t bps[NET_RL_COUNT], pps[NET_RL_COUNT];
+    uint64_t bps_burst, pps_burst;
+};
+
 struct virtio_net {
     struct virtio_dev *vdev;
     struct net_backend *nb;
@@ -49,8 +67,56 @@ struct virtio_net {
     bool quiesced; /* between quiesce() and resume(): no ring work */
     bool link_up;
     uint8_t mac[6];
+
+    /* Rate limiting, under `lock`, per direction: until (0: not waiting) is when the
+     * direction may go again, since (0: none waits) when the frame now held first waited. */
+    struct ratelimit rl[NET_RL_COUNT];
+    uint64_t until[NET_RL_COUNT], since[NET_RL_COUNT];
+    uint64_t throttled[NET_RL_COUNT], throttled_ns[NET_RL_COUNT];
+    struct loop_timer *timer; /* fires at the earliest until[] */
+
     uint8_t frame[NET_FRAME_MAX]; /* transmit bounce buffer: guest bytes are copied once */
 };
+
+/* Arms the timer for the earliest deadline, or disarms it. n->lock held. */
+static void vnet_arm_locked(struct virtio_net *n)
+{
+    uint64_t d = LOOP_TIMER_OFF;
+
+    for (int i = 0; i < NET_RL_COUNT; i++) {
+        if (n->until[i] && n->until[i] < d)
+            d = n->until[i];
+    }
+    loop_mod_timer(n->loop, n->timer, d);
+}
+
+/* Whether a frame of len bytes may cross in direction dir now. When it may not, the frame
+ * is counted as throttled (once) and the timer armed; when it may, its cost is taken if
+ * `take`. n->lock held. */
+static bool vnet_admit_locked(struct virtio_net *n, int dir, size_t len, bool take)
+{
+    uint64_t now, wait;
+
+    if (!ratelimit_limited(&n->rl[dir]))
+        return true;
+    now = time_now_ns();
+    if (!ratelimit_check(&n->rl[dir], len, 1, now, &wait)) {
+        if (!n->since[dir]) {
+            n->since[dir] = now;
+            n->throttled[dir]++;
+        }
+        n->until[dir] = now + wait;
+        vnet_arm_locked(n);
+        return false;
+    }
+    if (take) {
+        ratelimit_take(&n->rl[dir], len, 1);
+        if (n->since[dir])
+            n->throttled_ns[dir] += now - n->since[dir];
+        n->since[dir] = 0;
+    }
+    return true;
+}
 
 static uint64_t vnet_features(void *dev)
 {
@@ -87,6 +153,11 @@ static bool vnet_tx_locked(struct virtio_net *n)
     while (budget-- && (r = virtq_pop(vq, &req)) > 0) {
         size_t len = req.out_len;
 
+        if (len > NET_HDR_LEN && !vnet_admit_locked(n, NET_RL_TX, len - NET_HDR_LEN, true)) {
+            virtq_unpop(vq); /* the timer comes back for it */
+            r = 0;
+            break;
+        }
         /* The header carries offload requests we did not offer; skip it (§5.1.6.2). */
         if (len < NET_HDR_LEN + NET_FRAME_MIN || len > NET_HDR_LEN + NET_FRAME_MAX) {
             log_guest("virtio-net: transmit of %zu bytes dropped (bad length)", len);
@@ -121,11 +192,16 @@ static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
     }
     if (!n->active || !n->link_up)
         goto out; /* dropped, as a cable would */
+    if (!vnet_admit_locked(n, NET_RL_RX, len, false)) {
+        ret = 0; /* over the limit: held by the backend until the timer calls rx_ready */
+        goto out;
+    }
     vq = virtio_get_queue(n->vdev, NET_RXQ);
     if (!virtq_ready(vq) || virtq_pop(vq, &req) <= 0) {
         ret = 0; /* no buffer: the backend holds the frame until we call rx_ready */
         goto out;
     }
+    vnet_admit_locked(n, NET_RL_RX, len, true); /* it crosses now: charge it */
     if (req.in_len < NET_HDR_LEN + len) {
         log_guest("virtio-net: %zu-byte frame does not fit a %zu-byte receive buffer", len,
                   req.in_len);
@@ -159,6 +235,30 @@ static void vnet_on_kick(void *opaque)
     net_backend_rx_ready(n->nb);
 }
 
+/* The throttle timer: a direction's deadline passed. Loop thread. */
+static void vnet_on_timer(void *opaque)
+{
+    struct virtio_net *n = opaque;
+    uint64_t now = time_now_ns();
+    bool rx = false, tx = false;
+
+    pthread_mutex_lock(&n->lock);
+    if (n->until[NET_RL_RX] && n->until[NET_RL_RX] <= now) {
+        n->until[NET_RL_RX] = 0;
+        rx = true;
+    }
+    if (n->until[NET_RL_TX] && n->until[NET_RL_TX] <= now) {
+        n->until[NET_RL_TX] = 0;
+        tx = true;
+    }
+    vnet_arm_locked(n);
+    pthread_mutex_unlock(&n->lock);
+    if (tx)
+        vdev_kick_signal(&n->kick); /* also tells the backend to deliver */
+    else if (rx)
+        net_backend_rx_ready(n->nb);
+}
+
 static void vnet_queue_notify(void *dev, unsigned q)
 {
     vdev_kick_signal(&((struct virtio_net *)dev)->kick);
@@ -181,6 +281,9 @@ static void vnet_reset(void *dev)
 
     pthread_mutex_lock(&n->lock);
     n->active = false;
+    for (int i = 0; i < NET_RL_COUNT; i++)
+        n->until[i] = n->since[i] = 0;
+    vnet_arm_locked(n);
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -272,7 +375,9 @@ static int parse_mac(const char *s, uint8_t mac[6])
     return (mac[0] & 1) ? -1 : 0;
 }
 
-/* Splits the device's own keys (mac=, link=) out of the backend spec. */
+static bool vnet_limit_key(const char *item, size_t n);
+
+/* Splits the device's own keys (mac=, link=, the limits) out of the backend spec. */
 static int vnet_split(const char *opts, char *backend, size_t len, char *mac, char *link)
 {
     const char *p = opts;
@@ -292,6 +397,8 @@ static int vnet_split(const char *opts, char *backend, size_t len, char *mac, ch
             snprintf(link, 8, "%.*s", n - 5 < 8 ? (int)(n - 5) : 0, p + 5);
             if (n - 5 >= 8 || n == 5)
                 snprintf(link, 8, "(bad)");
+        } else if (vnet_limit_key(p, n)) {
+            /* vnet_limits_parse() reads them */
         } else {
             if (o + n + 2 > len)
                 return -1;
@@ -338,8 +445,60 @@ static const struct vdev_opt vnet_options[] = {
      .check = vnet_check_backend},
     {.key = "mac", .json = "mac", .kind = VDEV_OPT_STR, .max_len = 17, .check = vnet_check_mac},
     {.key = "link", .json = "link", .kind = VDEV_OPT_BOOL},
+/* Rate limits (docs/vm-config.md): 0 or absent is unlimited; changeable live. Each burst
+ * is for both directions. */
+#define NET_LIMIT(k, chk)                                                      \
+    {                                                                          \
+        .key = k, .json = k, .kind = VDEV_OPT_UINT, .check = chk, .live = true \
+    }
+    NET_LIMIT("rx_bps", vdev_check_bytes),
+    NET_LIMIT("tx_bps", vdev_check_bytes),
+    NET_LIMIT("bps_burst", vdev_check_bytes),
+    NET_LIMIT("rx_pps", vdev_check_count),
+    NET_LIMIT("tx_pps", vdev_check_count),
+    NET_LIMIT("pps_burst", vdev_check_count),
+#undef NET_LIMIT
     {NULL},
 };
+
+/* The limit keys: the device's own, never part of the backend spec. */
+static bool vnet_limit_key(const char *item, size_t n)
+{
+    static const char *const keys[] = {
+        "rx_bps=", "tx_bps=", "bps_burst=", "rx_pps=", "tx_pps=", "pps_burst="};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (n >= strlen(keys[i]) && !strncmp(item, keys[i], strlen(keys[i])))
+            return true;
+    }
+    return false;
+}
+
+/* The limits of a checked option string: 0, or -EINVAL with err. */
+static int vnet_limits_parse(const char *opts, struct vnet_limits *l, char *err)
+{
+    if (vdev_opt_limit(opts, "rx_bps", true, &l->bps[NET_RL_RX]) ||
+        vdev_opt_limit(opts, "tx_bps", true, &l->bps[NET_RL_TX]) ||
+        vdev_opt_limit(opts, "bps_burst", true, &l->bps_burst) ||
+        vdev_opt_limit(opts, "rx_pps", false, &l->pps[NET_RL_RX]) ||
+        vdev_opt_limit(opts, "tx_pps", false, &l->pps[NET_RL_TX]) ||
+        vdev_opt_limit(opts, "pps_burst", false, &l->pps_burst)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: a rate limit is not a number (rx_bps=10M, rx_pps=N)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Puts limits in force. n->lock held (or n is not shared yet). */
+static void vnet_limits_apply(struct virtio_net *n, const struct vnet_limits *l)
+{
+    uint64_t now = time_now_ns();
+
+    for (int i = 0; i < NET_RL_COUNT; i++) {
+        ratelimit_set(&n->rl[i], RATELIMIT_BYTES, l->bps[i], l->bps_burst, now);
+        ratelimit_set(&n->rl[i], RATELIMIT_OPS, l->pps[i], l->pps_burst, now);
+    }
+}
 
 static struct vdev_type vnet_type;
 
@@ -363,6 +522,7 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
 {
     char *spec = malloc(NET_SPEC_MAX + 1);
     char mac[18], link[8], nerr[NET_ERR_LEN];
+    struct vnet_limits limits = {0};
     struct virtio_net *n = NULL;
     int ret = -EINVAL;
 
@@ -374,6 +534,8 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
         snprintf(err, VDEV_ERR_LEN, "--net: the option string is too long");
         goto out;
     }
+    if (vnet_limits_parse(opts, &limits, err))
+        goto out;
     n = calloc(1, sizeof(*n));
     if (!n) {
         ret = -ENOMEM;
@@ -399,16 +561,23 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
         goto free_dev;
     }
     n->loop = env->loop;
+    for (int i = 0; i < NET_RL_COUNT; i++)
+        ratelimit_init(&n->rl[i], time_now_ns());
+    vnet_limits_apply(n, &limits);
+    if (loop_add_timer(n->loop, LOOP_TIMER_OFF, vnet_on_timer, n, &n->timer)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: out of memory");
+        goto free_dev;
+    }
     if (net_backend_open(spec, env->loop, &n->nb, nerr)) {
         snprintf(err, VDEV_ERR_LEN, "--net: %s", nerr);
-        goto free_dev;
+        goto del_timer;
     }
     pthread_mutex_init(&n->lock, NULL);
     if (vdev_kick_init(&n->kick, n->loop, vnet_on_kick, n)) {
         snprintf(err, VDEV_ERR_LEN, "--net: cannot set up its event: %s", strerror(errno));
         net_backend_close(n->nb);
         pthread_mutex_destroy(&n->lock);
-        goto free_dev;
+        goto del_timer;
     }
     net_backend_set_receiver(n->nb, vnet_receive, n);
     *dev = n;
@@ -416,6 +585,8 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
     ret = 0;
     goto out;
 
+del_timer:
+    loop_del_timer(n->loop, n->timer);
 free_dev:
     free(n);
 out:
@@ -432,6 +603,7 @@ static void vnet_destroy(void *dev)
 {
     struct virtio_net *n = dev;
 
+    loop_del_timer(n->loop, n->timer); /* first: it kicks and calls the backend */
     vdev_kick_destroy(&n->kick);
     net_backend_close(n->nb);
     pthread_mutex_destroy(&n->lock);
@@ -448,13 +620,44 @@ static void vnet_stats(void *dev, struct vdev_stats *out)
     out->read_bytes = st.rx_bytes;
     out->writes = st.tx_frames;
     out->write_bytes = st.tx_bytes;
+    pthread_mutex_lock(&n->lock);
+    out->read_throttled = n->throttled[NET_RL_RX];
+    out->write_throttled = n->throttled[NET_RL_TX];
+    out->read_throttled_ns = n->throttled_ns[NET_RL_RX];
+    out->write_throttled_ns = n->throttled_ns[NET_RL_TX];
+    /* A frame held now has waited too. */
+    if (n->since[NET_RL_RX])
+        out->read_throttled_ns += time_now_ns() - n->since[NET_RL_RX];
+    if (n->since[NET_RL_TX])
+        out->write_throttled_ns += time_now_ns() - n->since[NET_RL_TX];
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* New limits on the running NIC (vdev_type.reconfigure): both directions are woken to ask
+ * their limiters again, so a frame held on the old limits goes by the new ones at once. */
+static int vnet_reconfigure(void *dev, const char *opts, char *err)
+{
+    struct virtio_net *n = dev;
+    struct vnet_limits limits = {0};
+
+    if (vnet_limits_parse(opts, &limits, err))
+        return -EINVAL;
+    pthread_mutex_lock(&n->lock);
+    vnet_limits_apply(n, &limits);
+    for (int i = 0; i < NET_RL_COUNT; i++)
+        n->until[i] = 0;
+    vnet_arm_locked(n);
+    pthread_mutex_unlock(&n->lock);
+    vdev_kick_signal(&n->kick); /* transmit, then the backend delivers what it held */
+    return 0;
 }
 
 static struct vdev_type vnet_type = {
     .name = "net",
     .summary = "virtio-net NIC on a user (slirp), tap or socket backend",
     .usage = "--net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | "
-             "socket,fd=N|connect=H:P|listen=H:P|udp=H:P,localaddr=H:P  [,mac=MAC][,link=off]",
+             "socket,fd=N|connect=H:P|listen=H:P|udp=H:P,localaddr=H:P  [,mac=MAC][,link=off]"
+             "[,rx_bps=SIZE][,tx_bps=SIZE][,rx_pps=N][,tx_pps=N][,bps_burst=SIZE][,pps_burst=N]",
     .create = vnet_create,
     .attach = vnet_attach,
     .destroy = vnet_destroy,
@@ -462,5 +665,6 @@ static struct vdev_type vnet_type = {
     .options = vnet_options,
     .clone = vnet_clone,
     .stats = vnet_stats,
+    .reconfigure = vnet_reconfigure,
 };
 VDEV_TYPE_REGISTER(vnet_type)
