@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/ratelimit.h"
 #include "cli/client.h"
 #include "vmm/control_client.h"
 
@@ -68,6 +69,8 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_MEMORY_RESERVATION] = {"memory-reservation", true},
     [CLIENT_OPT_VM_CPUSET] = {"vm-cpuset", true},
     [CLIENT_OPT_VM_MEMORY] = {"vm-memory", true},
+    [CLIENT_OPT_DISK_LIMIT] = {"disk-limit", true},
+    [CLIENT_OPT_NET_LIMIT] = {"net-limit", true},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -287,6 +290,8 @@ static int opt_count(const struct client_args *a, enum client_opt opt, json_t *o
 }
 
 static int opt_resources(const struct client_args *a, json_t *o, bool vm, char *err);
+static int opt_io_limits(const struct client_args *a, enum client_opt opt, json_t *o,
+                         const char *group, char *err);
 
 /* Reads a small text file (--ssh-key, --user-data) into a JSON string. */
 static int read_text(const char *opt, const char *path, json_t **out, char *err)
@@ -1079,11 +1084,59 @@ static int opt_resources(const struct client_args *a, json_t *o, bool vm, char *
         ret = opt_size(a, CLIENT_OPT_MEMORY_LIMIT, mem, "limit_bytes", err);
     if (!ret && vm)
         ret = opt_size(a, CLIENT_OPT_MEMORY_RESERVATION, mem, "reservation_bytes", err);
+    if (!ret && vm)
+        ret = opt_io_limits(a, CLIENT_OPT_DISK_LIMIT, o, "disk", err);
+    if (!ret && vm)
+        ret = opt_io_limits(a, CLIENT_OPT_NET_LIMIT, o, "network", err);
     if (!json_object_size(cpu))
         json_object_del(o, "cpu");
     if (!json_object_size(mem))
         json_object_del(o, "memory");
     return ret;
+}
+
+/* --disk-limit / --net-limit K=V[,K=V]: the VMM's rate-limit keys (iops, bps, rx_bps, ...)
+ * into the object `group`; a bps or burst value may have a K, M, G or T suffix. */
+static int opt_io_limits(const struct client_args *a, enum client_opt opt, json_t *o,
+                         const char *group, char *err)
+{
+    const char *v = client_args_get(a, opt), *p;
+    json_t *g;
+
+    if (!v)
+        return 0;
+    g = sub(o, group);
+    if (!g)
+        return -ENOMEM;
+    for (p = v; *p;) {
+        char key[32], val[64];
+        size_t klen = strcspn(p, "="), vlen;
+        uint64_t n;
+
+        if (p[klen] != '=' || klen >= sizeof(key))
+            goto bad;
+        memcpy(key, p, klen);
+        key[klen] = '\0';
+        p += klen + 1;
+        vlen = strcspn(p, ",");
+        if (!vlen || vlen >= sizeof(val))
+            goto bad;
+        memcpy(val, p, vlen);
+        val[vlen] = '\0';
+        p += vlen + (p[vlen] == ',');
+        if (ratelimit_parse(val, strstr(key, "bps") || strstr(key, "burst"), &n)) {
+            set_err(err, "--%s %s=%s: expected a whole number%s (0: none)", opt_defs[opt].name, key,
+                    val, strstr(key, "bps") ? " of bytes, with an optional K, M, G or T" : "");
+            return -EINVAL;
+        }
+        if (json_object_set_new(g, key, json_integer((json_int_t)n)))
+            return -ENOMEM;
+    }
+    return 0;
+bad:
+    set_err(err, "--%s '%s': expected KEY=VALUE[,KEY=VALUE]... such as bps=10M,iops=500",
+            opt_defs[opt].name, v);
+    return -EINVAL;
 }
 
 /* vm set NAME --cpu-shares ...: PUT /vms/NAME/resources. */
@@ -1099,7 +1152,8 @@ static int build_vm_set(const struct command *c, const struct client_args *a, co
     ret = opt_resources(a, body, true, err);
     if (!ret && !json_object_size(body)) {
         set_err(err, "vm set: give at least one of --cpu-shares, --cpu-limit, --cpu-reservation, "
-                     "--memory-shares, --memory-limit, --memory-reservation");
+                     "--memory-shares, --memory-limit, --memory-reservation, --disk-limit, "
+                     "--net-limit");
         ret = -EINVAL;
     }
     if (ret) {
@@ -1160,7 +1214,7 @@ static int build_operation_wait(const struct command *c, const struct client_arg
 #define RESOURCE_OPTS                                                                           \
     (BIT(CLIENT_OPT_CPU_SHARES) | BIT(CLIENT_OPT_CPU_LIMIT) | BIT(CLIENT_OPT_CPU_RESERVATION) | \
      BIT(CLIENT_OPT_MEMORY_SHARES) | BIT(CLIENT_OPT_MEMORY_LIMIT) |                             \
-     BIT(CLIENT_OPT_MEMORY_RESERVATION))
+     BIT(CLIENT_OPT_MEMORY_RESERVATION) | BIT(CLIENT_OPT_DISK_LIMIT) | BIT(CLIENT_OPT_NET_LIMIT))
 #define VM_CREATE_OPTS                                                                           \
     (BIT(CLIENT_OPT_TEMPLATE) | BIT(CLIENT_OPT_CPUS) | BIT(CLIENT_OPT_MEMORY) |                  \
      BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_FULL) | BIT(CLIENT_OPT_RESTART) |                     \
@@ -1214,7 +1268,8 @@ static const struct command commands[] = {
      build_vm_stats},
     {"vm", "set", 1, 1, TENANT | RESOURCE_OPTS,
      "NAME [--cpu-shares N --cpu-limit CORES|none --cpu-reservation CORES --memory-shares N "
-     "--memory-limit SIZE|none --memory-reservation SIZE]",
+     "--memory-limit SIZE|none --memory-reservation SIZE --disk-limit K=V,... "
+     "--net-limit K=V,...]",
      "change a VM's shares, limits and reservations (live when it runs)", build_vm_set},
     {"template", "list", 0, 0, TENANT, "", "templates (yours and the shared ones)", build_list},
     {"template", "show", 1, 1, TENANT, "NAME", "one template", build_show},

@@ -145,6 +145,10 @@ int api_res_admit(struct req *q, const char *tenant, const char *name, const jso
  * start and on a change. 0 or -errno with err (CGROUP_ERR_LEN). */
 int api_res_vm_apply(struct daemon *d, const char *tenant, const char *name, const json_t *vm,
                      char *err);
+/* Writes the VM's disk and NIC rate limits into its config and, when running, into its VMM
+ * (PUT /v1/vm/disks/0/limits, /v1/vm/nics/0/limits). 0 or -errno with err (RT_ERR_LEN). */
+int api_res_io_apply(struct daemon *d, const char *tenant, const json_t *vm, bool running,
+                     char *err);
 /* Removes the group of a VM whose process has ended. */
 void api_res_vm_release(struct daemon *d, const char *tenant, const char *name);
 /* Writes the host's vm_cpuset and vm_memory_bytes into PARENT. */

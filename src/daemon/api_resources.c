@@ -28,19 +28,43 @@
 
 /* ---- Documents ---- */
 
+/* The disk's and the NIC's rate limits: the VMM's own keys (docs/vm-config.md, "Rate
+ * limits"), per second, 0 for none. */
+static const char *const res_disk[] = {"iops",   "iops_rd", "iops_wr",   "iops_burst", "bps",
+                                       "bps_rd", "bps_wr",  "bps_burst", NULL};
+static const char *const res_net[] = {"rx_bps", "tx_bps",    "bps_burst", "rx_pps",
+                                      "tx_pps", "pps_burst", NULL};
+#define IO_LIMIT_MAX (1ull << 50)
+
 json_t *api_res_default(void)
 {
-    return json_pack("{s:{s:i,s:n,s:i},s:{s:i,s:n,s:i}}", "cpu", "shares", SHARES_DEFAULT, "limit",
-                     "reservation", 0, "memory", "shares", SHARES_DEFAULT, "limit_bytes",
-                     "reservation_bytes", 0);
+    json_t *r = json_pack("{s:{s:i,s:n,s:i},s:{s:i,s:n,s:i},s:{},s:{}}", "cpu", "shares",
+                          SHARES_DEFAULT, "limit", "reservation", 0, "memory", "shares",
+                          SHARES_DEFAULT, "limit_bytes", "reservation_bytes", 0, "disk", "network");
+    size_t i;
+
+    for (i = 0; r && res_disk[i]; i++)
+        json_object_set_new(json_object_get(r, "disk"), res_disk[i], json_integer(0));
+    for (i = 0; r && res_net[i]; i++)
+        json_object_set_new(json_object_get(r, "network"), res_net[i], json_integer(0));
+    return r;
 }
 
-/* The VM's resources, defaults for a document from before they existed. New reference. */
+/* The VM's resources, with the defaults of whatever its document lacks. New reference. */
 static json_t *vm_res(const json_t *vm)
 {
-    json_t *r = json_object_get(vm, "resources");
+    json_t *r = json_object_get(vm, "resources"), *out = api_res_default();
+    const char *key;
+    json_t *g;
 
-    return json_is_object(r) ? json_deep_copy(r) : api_res_default();
+    if (out && json_is_object(r)) {
+        json_object_foreach(r, key, g)
+        {
+            if (json_is_object(g) && json_is_object(json_object_get(out, key)))
+                json_object_update(json_object_get(out, key), g);
+        }
+    }
+    return out;
 }
 
 static double res_num(const json_t *res, const char *group, const char *key)
@@ -104,7 +128,7 @@ static void res_capacity(struct daemon *d, double *cpus, uint64_t *memory)
 
 /* ---- Parsing: a request's resources merged into the current ones ---- */
 
-static const char *const res_groups[] = {"cpu", "memory", NULL};
+static const char *const res_groups[] = {"cpu", "memory", "disk", "network", NULL};
 static const char *const res_cpu[] = {"shares", "limit", "reservation", NULL};
 static const char *const res_mem[] = {"shares", "limit_bytes", "reservation_bytes", NULL};
 
@@ -155,9 +179,21 @@ int api_res_merge(struct req *q, json_t *in, json_t *cur, uint64_t cpus, uint64_
             reply_error(q->r, 400, NULL, "field 'resources.%s' must be an object", res_groups[i]);
             return -EINVAL;
         }
-        if (body_keys(q, g, i ? "resources.memory" : "resources.cpu", i ? res_mem : res_cpu))
-            return -EINVAL;
+        {
+            static const char *const *const keys[] = {res_cpu, res_mem, res_disk, res_net};
+            char prefix[32];
+
+            snprintf(prefix, sizeof(prefix), "resources.%s", res_groups[i]);
+            if (body_keys(q, g, prefix, keys[i]))
+                return -EINVAL;
+        }
     }
+    for (i = 0; res_disk[i]; i++)
+        if (merge_num(q, in, cur, "disk", res_disk[i], 0, (double)IO_LIMIT_MAX, false, true))
+            return -EINVAL;
+    for (i = 0; res_net[i]; i++)
+        if (merge_num(q, in, cur, "network", res_net[i], 0, (double)IO_LIMIT_MAX, false, true))
+            return -EINVAL;
     /* A limit below 1% of a core would throttle in 1 ms slices the kernel cannot keep; no
      * VM uses more cores than it has vCPUs, nor more memory than it has (and its VMM's). */
     if (merge_num(q, in, cur, "cpu", "shares", 1, SHARES_MAX, false, true) ||
@@ -489,6 +525,25 @@ done:
     free(w.vms);
 }
 
+/* ---- Disk and NIC limits, which the VMM enforces ---- */
+
+int api_res_io_apply(struct daemon *d, const char *tenant, const json_t *vm, bool running,
+                     char *err)
+{
+    const char *name = json_string_value(json_object_get(vm, "name"));
+    json_t *res = vm_res(vm);
+    int ret = rt_vm_limits(d, tenant, vm, err);
+
+    if (!ret && running)
+        ret = rt_vm_call(d, tenant, name, "PUT", "/v1/vm/disks/0/limits",
+                         json_object_get(res, "disk"), NULL, err);
+    if (!ret && running)
+        ret = rt_vm_call(d, tenant, name, "PUT", "/v1/vm/nics/0/limits",
+                         json_object_get(res, "network"), NULL, err);
+    json_decref(res);
+    return ret;
+}
+
 /* ---- Handlers ---- */
 
 /* Shares, limits and reservations of CPU and memory are the kernel's to enforce: on a host
@@ -654,9 +709,9 @@ done:
  * groups change at once and its reservations are admitted again. */
 void api_vm_resources_set(struct req *q)
 {
-    static const char *const fields[] = {"cpu", "memory", NULL};
+    static const char *const fields[] = {"cpu", "memory", "disk", "network", NULL};
     json_t *vm = NULL, *body = NULL, *res = NULL;
-    char err[CGROUP_ERR_LEN];
+    char err[RT_ERR_LEN > CGROUP_ERR_LEN ? RT_ERR_LEN : CGROUP_ERR_LEN];
     const char *state;
 
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
@@ -676,6 +731,12 @@ void api_vm_resources_set(struct req *q)
     json_object_set(vm, "resources", res);
     if (state_active(state) && api_res_vm_apply(q->d, q->scope, q->seg[1], vm, err)) {
         reply_error(q->r, 500, NULL, "VM '%s': its control group: %s", q->seg[1], err);
+        goto done;
+    }
+    /* Disk and NIC limits: the config for the next start, the VMM for a running VM. */
+    if ((json_object_get(body, "disk") || json_object_get(body, "network")) &&
+        (api_res_io_apply(q->d, q->scope, vm, state_active(state), err))) {
+        reply_error(q->r, 500, NULL, "VM '%s': its disk or NIC limits: %s", q->seg[1], err);
         goto done;
     }
     if (doc_save(q, "vm", q->scope, q->seg[1], vm, STORE_PUT_UPDATE))

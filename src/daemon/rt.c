@@ -382,6 +382,60 @@ static int vm_seed_build(const char *dir, char *err)
     return ret;
 }
 
+/* The VM's disk and NIC rate limits (its resources' disk and network objects, 0 for none)
+ * into its config document's first disk and first NIC: the keys the VMM reads
+ * (docs/vm-config.md, "Rate limits"), set where nonzero and removed where 0. */
+static void limits_into_config(json_t *cfg, const json_t *vm)
+{
+    const json_t *res = json_object_get(vm, "resources");
+    const char *const groups[] = {"disk", "network"}, *const lists[] = {"disks", "nics"};
+    const char *key;
+    json_t *v;
+
+    for (size_t g = 0; g < 2; g++) {
+        json_t *dev = json_array_get(json_object_get(cfg, lists[g]), 0);
+
+        json_object_foreach(json_object_get(res, groups[g]), key, v)
+        {
+            if (!dev)
+                break;
+            if (json_integer_value(v) > 0)
+                json_object_set(dev, key, v);
+            else
+                json_object_del(dev, key);
+        }
+    }
+}
+
+int rt_vm_limits(struct daemon *d, const char *tenant, const json_t *vm, char *err)
+{
+    const char *name = json_string_value(json_object_get(vm, "name"));
+    char dir[PATH_MAX], path[PATH_MAX + 16], *text;
+    json_error_t jerr;
+    json_t *cfg;
+    int ret = vm_dir(d, tenant, name, dir, err);
+
+    if (ret)
+        return ret;
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    cfg = json_load_file(path, 0, &jerr);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        snprintf(err, RT_ERR_LEN, "%.300s: %.100s", path, jerr.text);
+        return -EIO;
+    }
+    limits_into_config(cfg, vm);
+    text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(cfg);
+    if (!text) {
+        snprintf(err, RT_ERR_LEN, "VM %s: cannot write its config (out of memory)", name);
+        return -ENOMEM;
+    }
+    ret = write_file(path, text, err);
+    free(text);
+    return ret;
+}
+
 int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, const json_t *tmpl,
                     char *err)
 {
@@ -450,8 +504,10 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
             if (json_is_string(json_object_get(boot, keys[i])))
                 json_object_set(b, keys[i], json_object_get(boot, keys[i]));
     }
-    if (cfg)
+    if (cfg) {
+        limits_into_config(cfg, vm);
         text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+    }
     json_decref(cfg);
     if (!text) {
         snprintf(err, RT_ERR_LEN, "VM %s: cannot build its config (out of memory)", name);

@@ -72,6 +72,9 @@ int rt_volume_info(struct daemon *d, const char *tenant, const char *name,
  * documents), and its cloud-init seed when the VM has one. The disk volume exists already. */
 int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, const json_t *tmpl,
                     char *err);
+/* Writes the VM's disk and NIC rate limits (its resources) into its config document, for its
+ * next start; a running VM's are changed through its control API by the caller. */
+int rt_vm_limits(struct daemon *d, const char *tenant, const json_t *vm, char *err);
 /* Starts the VM's process; returns once its API answers. *pid gets its pid. */
 int rt_vm_start(struct daemon *d, const char *tenant, const char *name, int64_t *pid, char *err);
 /* pause, resume, shutdown, stop, reboot. */

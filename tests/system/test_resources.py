@@ -4,7 +4,7 @@ BusyBox VMs, what each gets read from its control group. Bounds are generous (CI
 tests beside this one); bench/bench_resources.py reports the exact numbers. Skips cleanly where
 tesserad finds no cgroups. Prints "resources: N passed, N failed".
 
-    tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals, memory)
+    tests/system/test_resources.py [TEST...]   (limit, shares, reservation, tenant, refusals, io, memory)
 """
 
 import json
@@ -174,7 +174,7 @@ def test_refusals(d):
                         body={"cpu": {"limit": "fast"}})
     check(st == 400 and doc["error"]["field"] == "resources.cpu.limit", "a limit that is text")
     st, doc, _ = d.call("PUT", "/api/v1/vms/big/resources?tenant=ref",
-                        body={"disk": {"iops": 5}})
+                        body={"gpu": {"count": 5}})
     check(st == 400, "an unknown resource group: %d %s" % (st, doc))
     st, doc, _ = d.call("PUT", "/api/v1/host", body={"vm_cpuset": "0-999"})
     check(st == 400 and doc["error"]["field"] == "vm_cpuset", "a cpuset beyond the host's CPUs")
@@ -188,6 +188,55 @@ def test_refusals(d):
     check(stats_doc["memory"].get("cgroup_bytes", 0) > 0, "memory use is reported")
     stop_all(d, "ref", ["big"])
     d.ok("PUT", "/api/v1/host", body={"vm_memory_bytes": None})
+
+
+def test_io(d):
+    """Disk and NIC rate limits through the daemon: given at create they reach the VMM at its
+    start, a change on the running VM reaches it at once, and 0 lifts one; the stopped VM's
+    next start keeps the change; throughput stays under the disk's limit."""
+    d.ok("POST", "/api/v1/tenants", body={"name": "io"})
+    mib = 1 << 20
+    fill = "#!/bin/sh\nwhile :; do dd if=/dev/vda of=/dev/null bs=1M iflag=direct 2>/dev/null; done\n"
+    vm = d.ok("POST", "/api/v1/vms?tenant=io", body={
+        "name": "disk", "template": "busybox", "memory_bytes": 64 * mib, "disk_bytes": 96 * mib,
+        "cloud_init": {"user_data": fill}, "start": True,
+        "resources": {"disk": {"bps": 4 * mib, "iops": 400}, "network": {"rx_bps": 2500000}}})
+    op = d.wait_op(vm["operation"])
+    check(op["status"] == "success", "started with limits: %s" % op)
+    vmm = stats(d, "io", "disk")["vmm"]
+    check(vmm["disks"][0]["limits"].get("bps") == 4 * mib and
+          vmm["disks"][0]["limits"].get("iops") == 400, "the VMM's disk limits: %s"
+          % vmm["disks"][0].get("limits"))
+    check(vmm["nics"][0]["limits"].get("rx_bps") == 2500000, "the VMM's NIC limits: %s"
+          % vmm["nics"][0].get("limits"))
+    # The guest reads its disk as fast as it may: the VMM's counters say how fast that is.
+    time.sleep(8)
+    a = stats(d, "io", "disk")
+    time.sleep(4)
+    b = stats(d, "io", "disk")
+    rate = (b["vmm"]["disks"][0]["read_bytes"] - a["vmm"]["disks"][0]["read_bytes"]) / (
+        (b["sampled_ns"] - a["sampled_ns"]) / 1e9)
+    print("  disk limited to 4 MiB/s: the guest read %.2f MiB/s" % (rate / mib))
+    check(0.5 * 4 * mib < rate <= 1.25 * 4 * mib, "disk read rate %.2f MiB/s" % (rate / mib))
+    check(b["vmm"]["disks"][0].get("throttled_ns", 0) > 0, "throttled time counted")
+    d.ok("PUT", "/api/v1/vms/disk/resources?tenant=io", body={"disk": {"bps": 0, "iops": 200}})
+    lim = stats(d, "io", "disk")["vmm"]["disks"][0]["limits"]
+    check(lim.get("iops") == 200 and not lim.get("bps"), "a live change: %s" % lim)
+    stop_all(d, "io", ["disk"])
+    d.ok("PUT", "/api/v1/vms/disk/resources?tenant=io", body={"network": {"tx_bps": 1000000}})
+    op = d.wait_op(d.ok("POST", "/api/v1/vms/disk/actions/start?tenant=io"))
+    vmm = stats(d, "io", "disk")["vmm"]
+    check(op["status"] == "success" and vmm["disks"][0]["limits"].get("iops") == 200 and
+          vmm["nics"][0]["limits"].get("tx_bps") == 1000000,
+          "the next start keeps them: %s %s" % (vmm["disks"][0].get("limits"),
+                                                vmm["nics"][0].get("limits")))
+    st, doc, _ = d.call("PUT", "/api/v1/vms/disk/resources?tenant=io",
+                        body={"disk": {"bps": -1}})
+    check(st == 400 and doc["error"]["field"] == "resources.disk.bps", "a negative bps")
+    st, doc, _ = d.call("PUT", "/api/v1/vms/disk/resources?tenant=io",
+                        body={"network": {"rx_mbit": 5}})
+    check(st == 400, "an unknown network key: %s" % doc)
+    stop_all(d, "io", ["disk"])
 
 
 def test_memory(d):
@@ -217,7 +266,7 @@ def test_memory(d):
 
 TESTS = [("limit", test_limit), ("shares", test_shares), ("reservation", test_reservation),
          ("tenant", test_tenant), ("refusals", test_refusals),
-         ("memory", test_memory)]
+         ("io", test_io), ("memory", test_memory)]
 
 
 def main():
