@@ -12,7 +12,8 @@
  * translated code and the hand-over from interpreted to translated runs are compared, and
  * one whose code cache is the fallback (one mapping, mprotect() around each copy). The
  * program body runs three times (a loop around it) so translated blocks run again on changed
- * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one. */
+ * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one, TEST_JIT_PROGRAMS=N
+ * runs N programs instead of PROGRAMS. */
 #include "test.h"
 
 #include <stdbool.h>
@@ -38,8 +39,9 @@
 #define PROGRAMS    2000
 #define MAX_INSNS   160
 
-/* Reserved registers: data pointers, the loop count, the interrupt device's address. */
-enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22 };
+/* Reserved registers: data pointers, the loop count, the interrupt device's address, the
+ * count of an inner loop. */
+enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22, R_INNER = 23 };
 
 static uint64_t rng_state;
 
@@ -123,8 +125,8 @@ struct program {
 
 static unsigned rnd_rd(void)
 {
-    static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-                                    15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 5,  10, 12, 14};
+    static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+                                    15, 24, 25, 26, 27, 28, 29, 30, 31, 5, 10, 12, 14, 24};
 
     return pool[rndn(sizeof(pool) / sizeof(pool[0]))];
 }
@@ -163,6 +165,36 @@ static void add(struct program *p, uint32_t bits, unsigned len, int target)
     p->in[p->n++] = (struct insn){bits, len, target};
 }
 
+static void add_random(struct program *p, unsigned count);
+
+/* A loop that is one block of its own: the translation's branch back to its own start keeps
+ * the registers in host registers across iterations (jit.c). A jump ends the block before it,
+ * so that the loop's first instruction starts one; the body has no jumps of its own. */
+static void add_loop(struct program *p, unsigned count)
+{
+    static bool inside;
+    unsigned start, body = 1 + rndn(5);
+
+    if (inside)
+        return;
+    inside = true;
+    add(p, enc_i((int32_t)(1 + rndn(4)), 0, 0, R_INNER, 0x13), 4, -1); /* li R_INNER, n */
+    add(p, enc_j(0, 0), 4, (int)p->n + 1);
+    start = p->n;
+    while (p->n < start + body) {
+        unsigned at = p->n;
+
+        add_random(p, count);
+        if (p->in[at].target >= 0)
+            p->n = at;
+    }
+    /* A forward branch may land inside the loop, past the li: the mask bounds the count. */
+    add(p, enc_i(-1, R_INNER, 0, R_INNER, 0x13), 4, -1);
+    add(p, enc_i(7, R_INNER, 7, R_INNER, 0x13), 4, -1); /* andi R_INNER, R_INNER, 7 */
+    add(p, enc_b(0, 0, R_INNER, 1), 4, (int)start);     /* bne R_INNER, x0, start */
+    inside = false;
+}
+
 /* One random instruction at position p->n of a body of `count`. */
 static void add_random(struct program *p, unsigned count)
 {
@@ -175,7 +207,7 @@ static void add_random(struct program *p, unsigned count)
     };
     static const unsigned opw_f3f7[][2] = {{0, 0}, {0, 0x20}, {1, 0}, {5, 0}, {5, 0x20}, {0, 1},
                                            {4, 1}, {5, 1},    {6, 1}, {7, 1}, {0, 4}};
-    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(100);
+    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(103);
     unsigned remaining = count - p->n;
     int32_t imm = (int32_t)rndn(4096) - 2048;
 
@@ -246,8 +278,10 @@ static void add_random(struct program *p, unsigned count)
         add(p, enc_s(0, 0, R_IRQ, 2), 4, -1);
     } else if (k < 99) {
         add(p, 0x0000100f, 4, -1); /* fence.i */
-    } else {
+    } else if (k < 100) {
         add(p, ECALL, 4, -1);
+    } else if (remaining > 12) {
+        add_loop(p, count);
     }
 }
 
@@ -492,7 +526,9 @@ int main(void)
                         {.name = "jit (threshold 1)"},
                         {.name = "jit (threshold 0, one mapping and mprotect)"}};
     const char *seed_env = getenv("TEST_JIT_SEED");
-    unsigned programs = seed_env ? 1 : PROGRAMS, mismatches = 0;
+    const char *count_env = getenv("TEST_JIT_PROGRAMS");
+    unsigned programs = seed_env ? 1 : count_env ? (unsigned)atoi(count_env) : PROGRAMS;
+    unsigned mismatches = 0;
     unsigned ended = 0;
 
     if (!cpu_engine_find("jit")) {

@@ -129,10 +129,12 @@ struct rv_insn {
 /* The software TLB: one direct-mapped table per translation context (below), 4 KiB entries.
  * An entry caches one virtual page -> host pointer; each access kind has its own tag so a
  * page readable but not writable hits for loads only. A tag never matches when it has low
- * bits set (RV_TLB_INVALID). */
+ * bits set: RV_TLB_INVALID is all ones, so that the JIT's probe, which compares the tag with
+ * the address's page and its low bits that must be zero for an aligned access, never matches
+ * it either. */
 #define RV_TLB_BITS    8
 #define RV_TLB_SIZE    (1u << RV_TLB_BITS)
-#define RV_TLB_INVALID 1ull
+#define RV_TLB_INVALID (~0ull)
 
 struct rv_tlb_entry {
     uint64_t tag_r, tag_w, tag_x;
