@@ -173,6 +173,16 @@ void emit_muldiv(struct x86_buf *b, enum x86_muldiv op, bool w64, enum x86_reg s
     op_reg(b, w64, 0xf7, op, src);
 }
 
+void emit_lea(struct x86_buf *b, enum x86_reg dst, enum x86_reg base, int32_t disp)
+{
+    if (disp == 0) {
+        if (dst != base)
+            emit_alu_rr(b, X86_MOV, true, dst, base);
+        return;
+    }
+    op_mem(b, true, 0x8d, dst, base, disp);
+}
+
 void emit_neg(struct x86_buf *b, bool w64, enum x86_reg dst)
 {
     op_reg(b, w64, 0xf7, 3, dst);

@@ -107,6 +107,8 @@ void emit_imul_rr(struct x86_buf *b, bool w64, enum x86_reg dst, enum x86_reg sr
 /* The one-operand 0xF7 forms on src: rdx:rax = rax * src (MUL, IMUL1), or rax = rdx:rax / src
  * and rdx = the remainder (DIV, IDIV); 64 or 32 bits. */
 void emit_muldiv(struct x86_buf *b, enum x86_muldiv op, bool w64, enum x86_reg src);
+/* dst = base + disp (64 bits; a plain mov when disp is 0). */
+void emit_lea(struct x86_buf *b, enum x86_reg dst, enum x86_reg base, int32_t disp);
 /* dst = -dst (64 or 32 bits). */
 void emit_neg(struct x86_buf *b, bool w64, enum x86_reg dst);
 /* Sign-extends rax into rdx (cqo) or eax into edx (cdq). */

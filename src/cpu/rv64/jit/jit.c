@@ -412,13 +412,11 @@ static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned
     struct x86_buf *b = c->b;
     struct jit_stub *s = &c->stubs[c->nstubs++];
 
-    load_x(c, X86_RAX, in->rs1);
-    if (in->imm)
-        emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)in->imm);
+    emit_lea(b, X86_RAX, get_x(c, in->rs1, X86_RAX), (int32_t)in->imm);
+    /* rdx = ((va >> 12) & (RV_TLB_SIZE - 1)) * 32, as (va >> 7) & ((RV_TLB_SIZE - 1) << 5). */
     emit_alu_rr(b, X86_MOV, false, X86_RDX, X86_RAX);
-    emit_shift_ri(b, X86_SHR, false, X86_RDX, RV_PAGE_SHIFT);
-    emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, RV_TLB_SIZE - 1);
-    emit_shift_ri(b, X86_SHL, false, X86_RDX, 5);
+    emit_shift_ri(b, X86_SHR, false, X86_RDX, RV_PAGE_SHIFT - 5);
+    emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, (RV_TLB_SIZE - 1) << 5);
     emit_alu_rr(b, X86_ADD, true, X86_RDX, JIT_TLB_REG);
     emit_alu_rr(b, X86_MOV, true, X86_RCX, X86_RAX);
     emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, (int32_t)(RV_PAGE_MASK | (size - 1)));
