@@ -183,6 +183,53 @@ void emit_lea(struct x86_buf *b, enum x86_reg dst, enum x86_reg base, int32_t di
     op_mem(b, true, 0x8d, dst, base, disp);
 }
 
+void emit_not(struct x86_buf *b, enum x86_reg dst)
+{
+    op_reg(b, true, 0xf7, 2, dst);
+}
+
+void emit_cmov(struct x86_buf *b, enum x86_cc cc, enum x86_reg dst, enum x86_reg src)
+{
+    rex(b, true, dst, src, false);
+    put8(b, 0x0f);
+    put8(b, (uint8_t)(0x40 + cc));
+    modrm_reg(b, dst, src);
+}
+
+void emit_movx_rr(struct x86_buf *b, unsigned size, bool is_signed, enum x86_reg dst,
+                  enum x86_reg src)
+{
+    /* movsx r64, r/m8|16 (REX.W) or movzx r32, r/m8|16, which zero-extends to 64 */
+    rex(b, is_signed, dst, src, size == 1 && src >= X86_RSP);
+    put8(b, 0x0f);
+    put8(b, (uint8_t)((is_signed ? 0xbe : 0xb6) + (size == 2)));
+    modrm_reg(b, dst, src);
+}
+
+void emit_bswap(struct x86_buf *b, enum x86_reg dst)
+{
+    rex(b, true, 0, dst, false);
+    put8(b, 0x0f);
+    put8(b, (uint8_t)(0xc8 + (dst & 7)));
+}
+
+void emit_bt_rr(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, enum x86_reg src)
+{
+    rex(b, true, src, dst, false);
+    put8(b, 0x0f);
+    put8(b, (uint8_t)op);
+    modrm_reg(b, src, dst);
+}
+
+void emit_bt_ri(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, uint8_t n)
+{
+    rex(b, true, 0, dst, false);
+    put8(b, 0x0f);
+    put8(b, 0xba);
+    modrm_reg(b, ((unsigned)op >> 3) & 7, dst);
+    put8(b, n);
+}
+
 void emit_neg(struct x86_buf *b, bool w64, enum x86_reg dst)
 {
     op_reg(b, w64, 0xf7, 3, dst);

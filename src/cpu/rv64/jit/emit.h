@@ -38,12 +38,14 @@ enum x86_reg {
 
 /* Condition codes, the low nibble of Jcc and SETcc. */
 enum x86_cc {
-    X86_CC_B = 0x2,  /* unsigned < */
+    X86_CC_B = 0x2,  /* unsigned <; also carry set */
     X86_CC_AE = 0x3, /* unsigned >= */
     X86_CC_E = 0x4,
     X86_CC_NE = 0x5,
+    X86_CC_A = 0x7,  /* unsigned > */
     X86_CC_L = 0xc,  /* signed < */
     X86_CC_GE = 0xd, /* signed >= */
+    X86_CC_G = 0xf,  /* signed > */
 };
 
 /* Two-operand ALU opcodes, `op r/m, r` form; the `op r, r/m` form is this + 2. */
@@ -67,8 +69,12 @@ enum x86_alu_imm {
     X86_IMM_CMP = 7,
 };
 
-/* The /digit of the shift groups (0xC1 by imm8, 0xD3 by cl). */
-enum x86_shift { X86_SHL = 4, X86_SHR = 5, X86_SAR = 7 };
+/* The /digit of the shift and rotate groups (0xC1 by imm8, 0xD3 by cl). */
+enum x86_shift { X86_ROL = 0, X86_ROR = 1, X86_SHL = 4, X86_SHR = 5, X86_SAR = 7 };
+
+/* The bit-test instructions: the second opcode byte of the register form (0F xx, the bit
+ * index taken mod 64 for 64-bit operands); the imm8 form is 0F BA with /digit (xx >> 3) & 7. */
+enum x86_bt { X86_BT = 0xa3, X86_BTS = 0xab, X86_BTR = 0xb3, X86_BTC = 0xbb };
 
 /* The /digit of the 0xF7 group's one-operand multiply and divide forms. */
 enum x86_muldiv { X86_MUL = 4, X86_IMUL1 = 5, X86_DIV = 6, X86_IDIV = 7 };
@@ -109,6 +115,19 @@ void emit_imul_rr(struct x86_buf *b, bool w64, enum x86_reg dst, enum x86_reg sr
 void emit_muldiv(struct x86_buf *b, enum x86_muldiv op, bool w64, enum x86_reg src);
 /* dst = base + disp (64 bits; a plain mov when disp is 0). */
 void emit_lea(struct x86_buf *b, enum x86_reg dst, enum x86_reg base, int32_t disp);
+/* dst = ~dst (64 bits). */
+void emit_not(struct x86_buf *b, enum x86_reg dst);
+/* if (cc) dst = src (64 bits). */
+void emit_cmov(struct x86_buf *b, enum x86_cc cc, enum x86_reg dst, enum x86_reg src);
+/* dst = the low size (1 or 2) bytes of src, sign- or zero-extended to 64 bits. */
+void emit_movx_rr(struct x86_buf *b, unsigned size, bool is_signed, enum x86_reg dst,
+                  enum x86_reg src);
+/* dst = dst with its eight bytes reversed. */
+void emit_bswap(struct x86_buf *b, enum x86_reg dst);
+/* Bit n of dst (64 bits) into the carry flag, and for BTS/BTR/BTC set, cleared or flipped:
+ * n from register src, or the immediate. */
+void emit_bt_rr(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, enum x86_reg src);
+void emit_bt_ri(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, uint8_t n);
 /* dst = -dst (64 or 32 bits). */
 void emit_neg(struct x86_buf *b, bool w64, enum x86_reg dst);
 /* Sign-extends rax into rdx (cqo) or eax into edx (cdq). */

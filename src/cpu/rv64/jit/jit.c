@@ -79,8 +79,16 @@ enum jit_kind {
     JK_SHIFT_RR, /* arg: enum x86_shift; w32: 32-bit shift, result sign-extended */
     JK_SHIFT_RI,
     JK_MUL,
-    JK_MULH, /* sign: signed (mulh) or unsigned (mulhu) */
-    JK_DIV,  /* sign: signed; arg: 1 for the remainder; w32: the W form */
+    JK_MULH,    /* sign: signed (mulh) or unsigned (mulhu) */
+    JK_DIV,     /* sign: signed; arg: 1 for the remainder; w32: the W form */
+    JK_SHADD,   /* Zba: (rs1 << arg) + rs2; w32: rs1 zero-extended from 32 bits first (.uw) */
+    JK_SLLI_UW, /* Zba: rs1 zero-extended from 32 bits, shifted left by the immediate */
+    JK_NOT_RR,  /* Zbb andn, orn, xnor: rs1 OP ~rs2; arg: enum x86_alu */
+    JK_MINMAX,  /* Zbb: rs2 where the x86 condition arg holds for cmp rs1, rs2, else rs1 */
+    JK_EXT,     /* Zbb sext.b, sext.h, zext.h: arg: size; sign */
+    JK_REV8,    /* Zbb */
+    JK_BIT_RR,  /* Zbs bclr, bset, binv, bext: arg: enum x86_bt (BT: bext) */
+    JK_BIT_RI,  /* Zbs immediate forms */
 };
 
 struct jit_op {
@@ -153,6 +161,39 @@ static const struct jit_op jit_ops[] = {
     {rv_op_divuw, JK_DIV, 0, true, false},
     {rv_op_remw, JK_DIV, 1, true, true},
     {rv_op_remuw, JK_DIV, 1, true, false},
+    {rv_op_sh1add, JK_SHADD, 1, false, false},
+    {rv_op_sh2add, JK_SHADD, 2, false, false},
+    {rv_op_sh3add, JK_SHADD, 3, false, false},
+    {rv_op_add_uw, JK_SHADD, 0, true, false},
+    {rv_op_sh1add_uw, JK_SHADD, 1, true, false},
+    {rv_op_sh2add_uw, JK_SHADD, 2, true, false},
+    {rv_op_sh3add_uw, JK_SHADD, 3, true, false},
+    {rv_op_slli_uw, JK_SLLI_UW, 0, false, false},
+    {rv_op_andn, JK_NOT_RR, X86_AND, false, false},
+    {rv_op_orn, JK_NOT_RR, X86_OR, false, false},
+    {rv_op_xnor, JK_NOT_RR, X86_XOR, false, false},
+    {rv_op_min, JK_MINMAX, X86_CC_G, false, false},
+    {rv_op_minu, JK_MINMAX, X86_CC_A, false, false},
+    {rv_op_max, JK_MINMAX, X86_CC_L, false, false},
+    {rv_op_maxu, JK_MINMAX, X86_CC_B, false, false},
+    {rv_op_sext_b, JK_EXT, 1, false, true},
+    {rv_op_sext_h, JK_EXT, 2, false, true},
+    {rv_op_zext_h, JK_EXT, 2, false, false},
+    {rv_op_rev8, JK_REV8, 0, false, false},
+    {rv_op_rol, JK_SHIFT_RR, X86_ROL, false, false},
+    {rv_op_ror, JK_SHIFT_RR, X86_ROR, false, false},
+    {rv_op_rolw, JK_SHIFT_RR, X86_ROL, true, false},
+    {rv_op_rorw, JK_SHIFT_RR, X86_ROR, true, false},
+    {rv_op_rori, JK_SHIFT_RI, X86_ROR, false, false},
+    {rv_op_roriw, JK_SHIFT_RI, X86_ROR, true, false},
+    {rv_op_bclr, JK_BIT_RR, X86_BTR, false, false},
+    {rv_op_bset, JK_BIT_RR, X86_BTS, false, false},
+    {rv_op_binv, JK_BIT_RR, X86_BTC, false, false},
+    {rv_op_bext, JK_BIT_RR, X86_BT, false, false},
+    {rv_op_bclri, JK_BIT_RI, X86_BTR, false, false},
+    {rv_op_bseti, JK_BIT_RI, X86_BTS, false, false},
+    {rv_op_binvi, JK_BIT_RI, X86_BTC, false, false},
+    {rv_op_bexti, JK_BIT_RI, X86_BT, false, false},
 };
 
 static const struct jit_op *jit_op_find(rv_exec_fn fn)
@@ -629,6 +670,55 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_div(c, in, op);
         emit_result(c, in, op->w32, op->arg ? X86_RDX : X86_RAX);
         return false;
+    case JK_SHADD:
+        load_x(c, X86_RAX, in->rs1);
+        if (op->w32)
+            emit_alu_rr(b, X86_MOV, false, X86_RAX, X86_RAX); /* mov eax, eax zero-extends */
+        if (op->arg)
+            emit_shift_ri(b, X86_SHL, true, X86_RAX, op->arg);
+        emit_alu_rr(b, X86_ADD, true, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_SLLI_UW:
+        load_x(c, X86_RAX, in->rs1);
+        emit_alu_rr(b, X86_MOV, false, X86_RAX, X86_RAX);
+        emit_shift_ri(b, X86_SHL, true, X86_RAX, (uint8_t)(in->imm & 63));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_NOT_RR:
+        load_x(c, X86_RAX, in->rs2);
+        emit_not(b, X86_RAX);
+        emit_alu_rr(b, (enum x86_alu)op->arg, true, X86_RAX, get_x(c, in->rs1, X86_RCX));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_MINMAX:
+        load_x(c, X86_RAX, in->rs1);
+        src = get_x(c, in->rs2, X86_RCX);
+        emit_alu_rr(b, X86_CMP, true, X86_RAX, src);
+        emit_cmov(b, (enum x86_cc)op->arg, X86_RAX, src);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_EXT:
+        load_x(c, X86_RAX, in->rs1);
+        emit_movx_rr(b, op->arg, op->sign, X86_RAX, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_REV8:
+        load_x(c, X86_RAX, in->rs1);
+        emit_bswap(b, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_BIT_RR:
+    case JK_BIT_RI:
+        load_x(c, X86_RAX, in->rs1);
+        if (op->kind == JK_BIT_RR)
+            emit_bt_rr(b, (enum x86_bt)op->arg, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        else
+            emit_bt_ri(b, (enum x86_bt)op->arg, X86_RAX, (uint8_t)(in->imm & 63));
+        if (op->arg == X86_BT)
+            emit_setcc(b, X86_CC_B, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
+        return false;
     }
     emit_call_handler(c, in);
     return false;
@@ -645,7 +735,11 @@ static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
     case JK_LOAD:
     case JK_ALU_RI:
     case JK_SLT_RI:
-    case JK_SHIFT_RI: return 1ull << in->rs1;
+    case JK_SHIFT_RI:
+    case JK_SLLI_UW:
+    case JK_EXT:
+    case JK_REV8:
+    case JK_BIT_RI: return 1ull << in->rs1;
     default: return 1ull << in->rs1 | 1ull << in->rs2;
     }
 }

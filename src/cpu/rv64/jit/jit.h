@@ -7,13 +7,13 @@
  * the JIT, and a block that ran RV_JIT_THRESHOLD times gets host code hung on it. That code
  * does what exec_block() does for the same block, bit for bit: it keeps the same invariant
  * (h->pc is the block's first pc until the block is left), and it runs the common integer
- * instructions inline (RV64I and M, loads and stores through an inline TLB probe) with the
- * block's most used guest registers in host registers, and every other instruction by
- * calling the interpreter's own handler with the block's decoded instruction, after writing
- * the registers back to h->x[]. A load or store that misses the TLB, is misaligned or faults
- * calls the handler too, which takes the slow path and raises the trap with the same pc and
- * tval. Interrupts, stop requests and FENCE.I are handled between blocks by the interpreter's
- * loop, as without the JIT.
+ * instructions inline (RV64I, M, Zba, Zbs and Zbb but clz, ctz, cpop and orc.b, loads and
+ * stores through an inline TLB probe) with the block's most used guest registers in host
+ * registers, and every other instruction by calling the interpreter's own handler with the
+ * block's decoded instruction, after writing the registers back to h->x[]. A load or store
+ * that misses the TLB, is misaligned or faults calls the handler too, which takes the slow
+ * path and raises the trap with the same pc and tval. Interrupts, stop requests and FENCE.I
+ * are handled between blocks by the interpreter's loop, as without the JIT.
  *
  * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
  * the successor's code, without the run loop, when the loop would have done no more than run
