@@ -390,7 +390,6 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     }
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
-    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
     out[n++] = emit_jcc(b, X86_CC_NE);
@@ -400,10 +399,7 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
     emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
     out[n++] = emit_jcc(b, X86_CC_NE);
-    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(blk));
-    emit_test_rr(b, true, X86_RAX);
-    out[n++] = emit_jcc(b, X86_CC_E);
-    emit_load(b, true, X86_RAX, X86_RAX, (int32_t)offsetof(struct rv_block, code));
+    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(code));
     emit_test_rr(b, true, X86_RAX);
     out[n++] = emit_jcc(b, X86_CC_E);
     emit_need_loop(b, out, &n);
@@ -411,6 +407,7 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_jmp_reg(b, X86_RAX);
     for (unsigned i = 0; i < n; i++)
         emit_patch(b, out[i]);
+    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
     emit_epilogue(b);
 }
 
@@ -787,15 +784,25 @@ static void choose_cached(struct jit_ctx *c)
 }
 
 /* Where the body starts (the prologue's end, and the target of chained jumps): rbp = the
- * data TLB of the current mmu_data, the cached registers loaded. */
+ * data TLB of the current mmu_data (where the block has inline loads or stores), the cached
+ * registers loaded. */
 static void emit_body_entry(struct jit_ctx *c)
 {
     struct x86_buf *b = c->b;
 
-    emit_load(b, false, JIT_TLB_REG, X86_RBX, HART_OFF(mmu_data));
-    emit_shift_ri(b, X86_SHL, false, JIT_TLB_REG, RV_TLB_BITS + 5);
-    emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RBX);
-    emit_alu_ri(b, X86_IMM_ADD, true, JIT_TLB_REG, HART_OFF(tlb));
+    bool mem = false;
+
+    for (unsigned i = 0; i < c->blk->n; i++) {
+        const struct jit_op *op = jit_op_for(&c->blk->insn[i]);
+
+        mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
+    }
+    if (mem) {
+        emit_load(b, false, JIT_TLB_REG, X86_RBX, HART_OFF(mmu_data));
+        emit_shift_ri(b, X86_SHL, false, JIT_TLB_REG, RV_TLB_BITS + 5);
+        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RBX);
+        emit_alu_ri(b, X86_IMM_ADD, true, JIT_TLB_REG, HART_OFF(tlb));
+    }
     for (unsigned i = 0; i < c->ncached; i++)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     c->loop_head = b->len;

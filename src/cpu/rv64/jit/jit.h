@@ -18,7 +18,8 @@
  * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
  * the successor's code, without the run loop, when the loop would have done no more than run
  * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
- * and fetch context, so the same host bytes), the successor has code, no stop is requested
+ * and fetch context, so the same host bytes), the successor had code when the loop last went
+ * through the entry (struct rv_chain's `code`), no stop is requested
  * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
  * the entry in h->jit_link, where the loop records the successor. Exits through a handler
  * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop. A jump back to the block's own
