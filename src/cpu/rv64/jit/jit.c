@@ -231,8 +231,11 @@ static const struct jit_op *jit_op_for(const struct rv_insn *in)
  * after the block's code, and comes back to `done`. */
 struct jit_stub {
     const struct rv_insn *in;
+    size_t probe; /* where the probe starts, to retry after a refill */
     size_t miss;
     size_t done;
+    unsigned size;
+    bool write;
 };
 
 /* One translation in progress. */
@@ -450,6 +453,9 @@ static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned
     struct x86_buf *b = c->b;
     struct jit_stub *s = &c->stubs[c->nstubs++];
 
+    s->probe = b->len;
+    s->size = size;
+    s->write = tag_off == offsetof(struct rv_tlb_entry, tag_w);
     emit_lea(b, X86_RAX, get_x(c, in->rs1, X86_RAX), (int32_t)in->imm);
     /* rdx = ((va >> 12) & (RV_TLB_SIZE - 1)) * 32, as (va >> 7) & ((RV_TLB_SIZE - 1) << 5). */
     emit_alu_rr(b, X86_MOV, false, X86_RDX, X86_RAX);
@@ -484,13 +490,30 @@ static void emit_mem(struct jit_ctx *c, const struct rv_insn *in, const struct j
     c->stubs[c->nstubs - 1].done = b->len;
 }
 
-/* The slow paths of the block's loads and stores, after its code. */
+/* The slow paths of the block's loads and stores, after its code: a miss (rax = the guest
+ * address) first tries to refill the TLB entry and probe again; what that cannot serve
+ * (misaligned, MMIO, faults) goes to the instruction's handler. */
 static void emit_stubs(struct jit_ctx *c)
 {
+    struct x86_buf *b = c->b;
+
     for (unsigned i = 0; i < c->nstubs; i++) {
         const struct jit_stub *s = &c->stubs[i];
+        size_t handler;
 
-        emit_patch(c->b, s->miss);
+        emit_patch(b, s->miss);
+        write_back(c);
+        emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
+        emit_alu_rr(b, X86_MOV, true, X86_RSI, X86_RAX);
+        emit_mov_ri(b, X86_RDX, s->size);
+        emit_mov_ri(b, X86_RCX, s->write);
+        emit_call(b, (const void *)rv_tlb_fill);
+        emit_test_rr(b, false, X86_RAX);
+        handler = emit_jcc(b, X86_CC_E);
+        reload_after_call(c, RV_X_SINK);
+        emit_jmp_back(b, s->probe);
+        emit_patch(b, handler);
+        reload_after_call(c, RV_X_SINK); /* r8-r11 are gone, and written back already */
         emit_call_handler(c, s->in);
         emit_jmp_back(c->b, s->done);
     }
