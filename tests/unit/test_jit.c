@@ -1,10 +1,10 @@
-/* Engine "jit" against engine "interp", differentially: random RV64 programs (integer, M, Zb,
- * compressed, loads and stores of every size at aligned, misaligned and faulting addresses,
- * forward branches and jumps, counter reads, FENCE.I, ecall, stores that raise a machine
- * software interrupt, taken at the next block boundary) run on both, in M-mode with no
- * translation and in S-mode under Sv39 with read-only, unmapped and not-dirty data pages, and
- * everything architectural must match: the saved hart state (pc, x, f, privilege, every CSR,
- * trap cause/epc/tval, instret) and all of RAM.
+/* Engine "jit" against engine "interp", differentially: random RV64 programs (integer, M,
+ * every Zba/Zbb/Zbs instruction, Zihintpause, compressed, loads and stores of every size at
+ * aligned, misaligned and faulting addresses, forward branches and jumps, counter reads, FENCE.I,
+ * ecall, stores that raise a machine software interrupt, taken at the next block boundary) run on
+ * both, in M-mode with no translation and in S-mode under Sv39 with read-only, unmapped and
+ * not-dirty data pages, and everything architectural must match: the saved hart state (pc, x, f,
+ * privilege, every CSR, trap cause/epc/tval, instret) and all of RAM.
  *
  * Each program ends in a trap (its closing ecall, or any fault on the way) whose M-mode
  * handler writes the test's stop device. Three JIT harts run each program: one translating
@@ -12,7 +12,8 @@
  * translated code and the hand-over from interpreted to translated runs are compared, and
  * one whose code cache is the fallback (one mapping, mprotect() around each copy). The
  * program body runs three times (a loop around it) so translated blocks run again on changed
- * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one. */
+ * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one, TEST_JIT_PROGRAMS=N
+ * runs N programs instead of PROGRAMS. */
 #include "test.h"
 
 #include <stdbool.h>
@@ -38,8 +39,9 @@
 #define PROGRAMS    2000
 #define MAX_INSNS   160
 
-/* Reserved registers: data pointers, the loop count, the interrupt device's address. */
-enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22 };
+/* Reserved registers: data pointers, the loop count, the interrupt device's address, the
+ * count of an inner loop. */
+enum { R_PTR0 = 16, R_PTRN = 20, R_LOOP = 21, R_IRQ = 22, R_INNER = 23 };
 
 static uint64_t rng_state;
 
@@ -123,8 +125,8 @@ struct program {
 
 static unsigned rnd_rd(void)
 {
-    static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-                                    15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 5,  10, 12, 14};
+    static const unsigned pool[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+                                    15, 24, 25, 26, 27, 28, 29, 30, 31, 5, 10, 12, 14, 24};
 
     return pool[rndn(sizeof(pool) / sizeof(pool[0]))];
 }
@@ -163,6 +165,36 @@ static void add(struct program *p, uint32_t bits, unsigned len, int target)
     p->in[p->n++] = (struct insn){bits, len, target};
 }
 
+static void add_random(struct program *p, unsigned count);
+
+/* A loop that is one block of its own: the translation's branch back to its own start keeps
+ * the registers in host registers across iterations (jit.c). A jump ends the block before it,
+ * so that the loop's first instruction starts one; the body has no jumps of its own. */
+static void add_loop(struct program *p, unsigned count)
+{
+    static bool inside;
+    unsigned start, body = 1 + rndn(5);
+
+    if (inside)
+        return;
+    inside = true;
+    add(p, enc_i((int32_t)(1 + rndn(4)), 0, 0, R_INNER, 0x13), 4, -1); /* li R_INNER, n */
+    add(p, enc_j(0, 0), 4, (int)p->n + 1);
+    start = p->n;
+    while (p->n < start + body) {
+        unsigned at = p->n;
+
+        add_random(p, count);
+        if (p->in[at].target >= 0)
+            p->n = at;
+    }
+    /* A forward branch may land inside the loop, past the li: the mask bounds the count. */
+    add(p, enc_i(-1, R_INNER, 0, R_INNER, 0x13), 4, -1);
+    add(p, enc_i(7, R_INNER, 7, R_INNER, 0x13), 4, -1); /* andi R_INNER, R_INNER, 7 */
+    add(p, enc_b(0, 0, R_INNER, 1), 4, (int)start);     /* bne R_INNER, x0, start */
+    inside = false;
+}
+
 /* One random instruction at position p->n of a body of `count`. */
 static void add_random(struct program *p, unsigned count)
 {
@@ -171,11 +203,20 @@ static void add_random(struct program *p, unsigned count)
         {5, 0},    {5, 0x20}, {6, 0},    {7, 0},    {0, 1},    {1, 1},
         {2, 1},    {3, 1},    {4, 1},    {5, 1},    {6, 1},    {7, 1}, /* M */
         {2, 0x10}, {4, 0x10}, {6, 0x10}, {7, 0x20}, {6, 0x20}, {4, 0x20},
-        {6, 0x05}, {1, 0x30}, /* Zb */
+        {4, 0x05}, {5, 0x05}, {6, 0x05}, {7, 0x05}, {1, 0x30}, {5, 0x30},
+        {1, 0x24}, {5, 0x24}, {1, 0x34}, {1, 0x14}, /* Zba, Zbb, Zbs */
     };
-    static const unsigned opw_f3f7[][2] = {{0, 0}, {0, 0x20}, {1, 0}, {5, 0}, {5, 0x20}, {0, 1},
-                                           {4, 1}, {5, 1},    {6, 1}, {7, 1}, {0, 4}};
-    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(100);
+    static const unsigned opw_f3f7[][2] = {
+        {0, 0},    {0, 0x20}, {1, 0}, {5, 0},    {5, 0x20}, {0, 1},    {4, 1},    {5, 1},
+        {6, 1},    {7, 1},    {0, 4}, {2, 0x10}, {4, 0x10}, {6, 0x10}, {1, 0x30}, /* Zb */
+        {5, 0x30},
+    };
+    /* Zbb and Zbs in OP-IMM and OP-IMM-32 (bit manipulation 1.0.0 chapter 2): imm[11:0] of
+     * the unary ones, imm[11:6] (imm[11:5] for the W form) of the shift-amount ones. */
+    static const unsigned unary_imm[][2] = {{1, 0x600}, {1, 0x601}, {1, 0x602}, {1, 0x604},
+                                            {1, 0x605}, {5, 0x287}, {5, 0x6b8}};
+    static const unsigned shamt_imm[][2] = {{1, 0x12}, {1, 0x1a}, {1, 0x0a}, {5, 0x18}, {5, 0x12}};
+    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(103);
     unsigned remaining = count - p->n;
     int32_t imm = (int32_t)rndn(4096) - 2048;
 
@@ -185,7 +226,7 @@ static void add_random(struct program *p, unsigned count)
     } else if (k < 30) {
         const unsigned *e = opw_f3f7[rndn(sizeof(opw_f3f7) / sizeof(opw_f3f7[0]))];
         add(p, enc_r(e[1], rs2, rs1, e[0], rd, 0x3b), 4, -1);
-    } else if (k < 44) {
+    } else if (k < 40) {
         unsigned f3 = rndn(8);
 
         if (f3 == 1)
@@ -193,13 +234,33 @@ static void add_random(struct program *p, unsigned count)
         else if (f3 == 5)
             imm = (int32_t)(rndn(64) | (rndn(2) << 10));
         add(p, enc_i(imm, rs1, f3, rd, 0x13), 4, -1);
-    } else if (k < 48) {
+    } else if (k < 43) {
         static const unsigned f3s[] = {0, 1, 5};
         unsigned f3 = f3s[rndn(3)];
 
         if (f3 != 0)
             imm = (int32_t)(rndn(32) | (f3 == 5 ? rndn(2) << 10 : 0));
         add(p, enc_i(imm, rs1, f3, rd, 0x1b), 4, -1);
+    } else if (k < 47) {
+        if (rndn(2)) {
+            const unsigned *e = unary_imm[rndn(sizeof(unary_imm) / sizeof(unary_imm[0]))];
+
+            add(p, enc_i((int32_t)e[1], rs1, e[0], rd, 0x13), 4, -1);
+        } else {
+            const unsigned *e = shamt_imm[rndn(sizeof(shamt_imm) / sizeof(shamt_imm[0]))];
+
+            add(p, enc_i((int32_t)(e[1] << 6 | rndn(64)), rs1, e[0], rd, 0x13), 4, -1);
+        }
+    } else if (k < 48) {
+        /* slli.uw, roriw, clzw, ctzw, cpopw */
+        unsigned c = rndn(3);
+
+        if (c == 0)
+            add(p, enc_i((int32_t)(0x02 << 6 | rndn(64)), rs1, 1, rd, 0x1b), 4, -1);
+        else if (c == 1)
+            add(p, enc_r(0x30, rndn(32), rs1, 5, rd, 0x1b), 4, -1);
+        else
+            add(p, enc_r(0x30, rndn(3), rs1, 1, rd, 0x1b), 4, -1);
     } else if (k < 51) {
         add(p, enc_u((uint32_t)rnd() & 0xfffff, rd, rndn(2) ? 0x37 : 0x17), 4, -1);
     } else if (k < 65) {
@@ -245,9 +306,18 @@ static void add_random(struct program *p, unsigned count)
         /* Raises MSI: the block goes on to its end, the interrupt is taken after it. */
         add(p, enc_s(0, 0, R_IRQ, 2), 4, -1);
     } else if (k < 99) {
-        add(p, 0x0000100f, 4, -1); /* fence.i */
-    } else {
+        /* fence.i, pause (Zihintpause: a FENCE with pred = W, succ = 0), zext.h */
+        static const uint32_t fixed[] = {0x0000100f, 0x0100000f};
+        unsigned c = rndn(3);
+
+        if (c < 2)
+            add(p, fixed[c], 4, -1);
+        else
+            add(p, enc_r(0x04, 0, rs1, 4, rd, 0x3b), 4, -1);
+    } else if (k < 100) {
         add(p, ECALL, 4, -1);
+    } else if (remaining > 12) {
+        add_loop(p, count);
     }
 }
 
@@ -492,7 +562,9 @@ int main(void)
                         {.name = "jit (threshold 1)"},
                         {.name = "jit (threshold 0, one mapping and mprotect)"}};
     const char *seed_env = getenv("TEST_JIT_SEED");
-    unsigned programs = seed_env ? 1 : PROGRAMS, mismatches = 0;
+    const char *count_env = getenv("TEST_JIT_PROGRAMS");
+    unsigned programs = seed_env ? 1 : count_env ? (unsigned)atoi(count_env) : PROGRAMS;
+    unsigned mismatches = 0;
     unsigned ended = 0;
 
     if (!cpu_engine_find("jit")) {

@@ -15,6 +15,10 @@ struct rv_chain {
     uint64_t gen;
     struct rv_block *blk;
     unsigned fetch_idx;
+    /* blk's translation as of the last time the run loop went through this entry (NULL: not
+     * translated then), so that translated code tests one pointer, not two; blk->code is
+     * only ever set once, so a stale NULL costs one more trip through the loop. */
+    rv_jit_fn code;
 };
 
 struct rv_block {

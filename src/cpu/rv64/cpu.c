@@ -172,9 +172,11 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
     struct rv_block *b;
     uint64_t flushes;
 
-    if (c &&
-        likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch && c->blk))
+    if (c && likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch &&
+                    c->blk)) {
+        c->code = c->blk->code;
         return c->blk;
+    }
     host = rv_fetch_ptr(h, h->pc);
     if (unlikely(!host)) {
         rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
@@ -196,6 +198,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
         c->gen = h->fetch_gen;
         c->fetch_idx = h->mmu_fetch;
         c->blk = b;
+        c->code = b->code;
     }
     return b;
 }

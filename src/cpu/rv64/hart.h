@@ -129,10 +129,12 @@ struct rv_insn {
 /* The software TLB: one direct-mapped table per translation context (below), 4 KiB entries.
  * An entry caches one virtual page -> host pointer; each access kind has its own tag so a
  * page readable but not writable hits for loads only. A tag never matches when it has low
- * bits set (RV_TLB_INVALID). */
+ * bits set: RV_TLB_INVALID is all ones, so that the JIT's probe, which compares the tag with
+ * the address's page and its low bits that must be zero for an aligned access, never matches
+ * it either. */
 #define RV_TLB_BITS    8
 #define RV_TLB_SIZE    (1u << RV_TLB_BITS)
-#define RV_TLB_INVALID 1ull
+#define RV_TLB_INVALID (~0ull)
 
 struct rv_tlb_entry {
     uint64_t tag_r, tag_w, tag_x;
@@ -283,6 +285,14 @@ void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid);
  * MMIO. Return 0, or -1 with h->exc_cause/exc_tval set. Misaligned and page-crossing
  * accesses are performed byte-wise-correct here (the hart supports misaligned accesses). */
 int rv_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *value);
+
+/* For the JIT's TLB misses: translates a naturally aligned data access of `size` bytes at va
+ * (a store when `write` is nonzero) and fills its TLB entry, with no access made and no trap
+ * raised. 1 when the entry now hits for it; 0 for a misaligned access, a fault, MMIO, or a
+ * page the TLB must not cache, which the instruction's handler then takes (and faults again,
+ * the same way: the page-table walk's A/D updates are the ones the access makes anyway).
+ * int, not bool, since generated code tests all of eax. */
+int rv_tlb_fill(struct rv64_hart *h, uint64_t va, unsigned size, int write);
 int rv_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t value);
 
 /* Host pointer for a naturally aligned access of `size` bytes at `va` for an atomic memory

@@ -397,6 +397,19 @@ static int store_in_page(struct rv64_hart *h, uint64_t va, unsigned size, uint64
     return 0;
 }
 
+int rv_tlb_fill(struct rv64_hart *h, uint64_t va, unsigned size, int write)
+{
+    const struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_data, va);
+    uint64_t pa;
+    uint8_t *host;
+
+    if (va & (size - 1))
+        return 0;
+    if (mmu_resolve(h, va, write ? RV_ACCESS_WRITE : RV_ACCESS_READ, h->mmu_data, size, &pa, &host))
+        return 0;
+    return (write ? e->tag_w : e->tag_r) == (va & RV_PAGE_MASK);
+}
+
 int rv_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *value)
 {
     uint64_t v = 0;

@@ -1,14 +1,15 @@
 /* Private to src/cpu/rv64/jit/: a small x86-64 machine-code emitter, just the instruction
  * forms the translator needs (Intel SDM vol. 2, "Instruction Format" and each opcode's page).
  *
- * Our own rather than a library such as Zydis: the translator uses about thirty fixed forms
- * on the eight legacy registers, which fit in a page of code with no dependency to install,
- * and each form is checked byte for byte by the differential test through the code it runs.
+ * Our own rather than a library such as Zydis: the translator uses a few dozen fixed forms,
+ * which fit in a few pages of code with no dependency to install, and each form is checked
+ * byte for byte by the differential test through the code it runs.
  *
- * Registers are the eight legacy ones (no REX.R/X/B is ever needed). Memory operands are
- * [base + disp] with a base other than rsp and rbp (so no SIB byte). Every emit_* appends to
- * an x86_buf; a buffer that would overflow sets `overflow` and keeps its length, so the
- * caller checks once at the end. One buffer belongs to one thread. */
+ * Registers are all sixteen; a REX prefix is added where an operand needs it (r8-r15, or the
+ * byte registers spl/bpl/sil/dil). Memory operands are [base + disp] on any base (rsp and r12
+ * take a SIB byte, rbp and r13 a zero disp8). Every emit_* appends to an x86_buf; a buffer
+ * that would overflow sets `overflow` and keeps its length, so the caller checks once at the
+ * end. One buffer belongs to one thread. */
 #ifndef TESSERA_CPU_RV64_JIT_EMIT_H
 #define TESSERA_CPU_RV64_JIT_EMIT_H
 
@@ -16,16 +17,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum x86_reg { X86_RAX, X86_RCX, X86_RDX, X86_RBX, X86_RSP, X86_RBP, X86_RSI, X86_RDI };
+enum x86_reg {
+    X86_RAX,
+    X86_RCX,
+    X86_RDX,
+    X86_RBX,
+    X86_RSP,
+    X86_RBP,
+    X86_RSI,
+    X86_RDI,
+    X86_R8,
+    X86_R9,
+    X86_R10,
+    X86_R11,
+    X86_R12,
+    X86_R13,
+    X86_R14,
+    X86_R15,
+};
 
 /* Condition codes, the low nibble of Jcc and SETcc. */
 enum x86_cc {
-    X86_CC_B = 0x2,  /* unsigned < */
+    X86_CC_B = 0x2,  /* unsigned <; also carry set */
     X86_CC_AE = 0x3, /* unsigned >= */
     X86_CC_E = 0x4,
     X86_CC_NE = 0x5,
+    X86_CC_A = 0x7,  /* unsigned > */
     X86_CC_L = 0xc,  /* signed < */
     X86_CC_GE = 0xd, /* signed >= */
+    X86_CC_G = 0xf,  /* signed > */
 };
 
 /* Two-operand ALU opcodes, `op r/m, r` form; the `op r, r/m` form is this + 2. */
@@ -49,8 +69,15 @@ enum x86_alu_imm {
     X86_IMM_CMP = 7,
 };
 
-/* The /digit of the shift groups (0xC1 by imm8, 0xD3 by cl). */
-enum x86_shift { X86_SHL = 4, X86_SHR = 5, X86_SAR = 7 };
+/* The /digit of the shift and rotate groups (0xC1 by imm8, 0xD3 by cl). */
+enum x86_shift { X86_ROL = 0, X86_ROR = 1, X86_SHL = 4, X86_SHR = 5, X86_SAR = 7 };
+
+/* The bit-test instructions: the second opcode byte of the register form (0F xx, the bit
+ * index taken mod 64 for 64-bit operands); the imm8 form is 0F BA with /digit (xx >> 3) & 7. */
+enum x86_bt { X86_BT = 0xa3, X86_BTS = 0xab, X86_BTR = 0xb3, X86_BTC = 0xbb };
+
+/* The /digit of the 0xF7 group's one-operand multiply and divide forms. */
+enum x86_muldiv { X86_MUL = 4, X86_IMUL1 = 5, X86_DIV = 6, X86_IDIV = 7 };
 
 struct x86_buf {
     uint8_t *p;
@@ -81,11 +108,31 @@ void emit_shift_rcl(struct x86_buf *b, enum x86_shift op, bool w64, enum x86_reg
 void emit_mov_ri(struct x86_buf *b, enum x86_reg dst, uint64_t imm);
 /* dst = (int64_t)(int32_t)src. */
 void emit_movsxd(struct x86_buf *b, enum x86_reg dst, enum x86_reg src);
-/* reg = reg * [base + disp] (low bits, 64 or 32). */
-void emit_imul_rm(struct x86_buf *b, bool w64, enum x86_reg reg, enum x86_reg base, int32_t disp);
-/* rdx:rax = rax * [base + disp], signed (imul) or unsigned (mul). */
-void emit_mul_wide_m(struct x86_buf *b, bool is_signed, enum x86_reg base, int32_t disp);
-/* dst = cc ? 1 : 0 (whole 64-bit register; dst is rax, rcx or rdx). */
+/* dst = dst * src (low bits, 64 or 32). */
+void emit_imul_rr(struct x86_buf *b, bool w64, enum x86_reg dst, enum x86_reg src);
+/* The one-operand 0xF7 forms on src: rdx:rax = rax * src (MUL, IMUL1), or rax = rdx:rax / src
+ * and rdx = the remainder (DIV, IDIV); 64 or 32 bits. */
+void emit_muldiv(struct x86_buf *b, enum x86_muldiv op, bool w64, enum x86_reg src);
+/* dst = base + disp (64 bits; a plain mov when disp is 0). */
+void emit_lea(struct x86_buf *b, enum x86_reg dst, enum x86_reg base, int32_t disp);
+/* dst = ~dst (64 bits). */
+void emit_not(struct x86_buf *b, enum x86_reg dst);
+/* if (cc) dst = src (64 bits). */
+void emit_cmov(struct x86_buf *b, enum x86_cc cc, enum x86_reg dst, enum x86_reg src);
+/* dst = the low size (1 or 2) bytes of src, sign- or zero-extended to 64 bits. */
+void emit_movx_rr(struct x86_buf *b, unsigned size, bool is_signed, enum x86_reg dst,
+                  enum x86_reg src);
+/* dst = dst with its eight bytes reversed. */
+void emit_bswap(struct x86_buf *b, enum x86_reg dst);
+/* Bit n of dst (64 bits) into the carry flag, and for BTS/BTR/BTC set, cleared or flipped:
+ * n from register src, or the immediate. */
+void emit_bt_rr(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, enum x86_reg src);
+void emit_bt_ri(struct x86_buf *b, enum x86_bt op, enum x86_reg dst, uint8_t n);
+/* dst = -dst (64 or 32 bits). */
+void emit_neg(struct x86_buf *b, bool w64, enum x86_reg dst);
+/* Sign-extends rax into rdx (cqo) or eax into edx (cdq). */
+void emit_sign_extend_rdx(struct x86_buf *b, bool w64);
+/* dst = cc ? 1 : 0 (whole 64-bit register). */
 void emit_setcc(struct x86_buf *b, enum x86_cc cc, enum x86_reg dst);
 /* reg = the size-byte value at [base], sign- or zero-extended to 64 bits. */
 void emit_load_ext(struct x86_buf *b, unsigned size, bool is_signed, enum x86_reg reg,
@@ -96,13 +143,15 @@ void emit_store_sized(struct x86_buf *b, unsigned size, enum x86_reg reg, enum x
 void emit_cmp_m8_zero(struct x86_buf *b, enum x86_reg base, int32_t disp);
 /* jmp reg (absolute, indirect). */
 void emit_jmp_reg(struct x86_buf *b, enum x86_reg reg);
-/* test reg32, imm32 (flags only). */
-void emit_test_ri32(struct x86_buf *b, enum x86_reg reg, uint32_t imm);
+/* test reg, reg (flags only; 64 or 32 bits). */
+void emit_test_rr(struct x86_buf *b, bool w64, enum x86_reg reg);
 /* Forward jumps: each returns the offset of its rel32 for emit_patch(). */
 size_t emit_jcc(struct x86_buf *b, enum x86_cc cc);
 size_t emit_jmp(struct x86_buf *b);
 /* Points the rel32 at `at` to the current end of the buffer. */
 void emit_patch(struct x86_buf *b, size_t at);
+/* Backward jump to offset `to` of the buffer (emitted before). */
+void emit_jmp_back(struct x86_buf *b, size_t to);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);

@@ -1,8 +1,21 @@
-/* The translator and its code cache (jit.h). Generated code keeps the hart pointer in rbx
- * (callee-saved, so it survives calls to handlers) and the guest registers in h->x[], where
- * the interpreter's handlers expect them; rax, rcx, rdx, rsi and rdi are scratch. A block's
- * code is one function `void f(struct rv64_hart *h)` under the System V AMD64 ABI: it pushes
- * rbx, which also leaves the stack 16-byte aligned for the calls it makes. */
+/* The translator and its code cache (jit.h).
+ *
+ * Generated code. A block's code is one function `void f(struct rv64_hart *h)` under the
+ * System V AMD64 ABI. Its prologue (JIT_PROLOGUE_LEN bytes, the same for every block) saves
+ * the callee-saved registers and aligns the stack for the calls it makes; a block that goes
+ * on into a successor jumps past the successor's prologue, so the chain shares one frame, and
+ * whichever block returns to the run loop pops it. In the code:
+ *   rbx  the hart (callee-saved, so it survives calls to handlers);
+ *   rbp  &h->tlb[h->mmu_data][0], set where the body starts (mmu_data cannot change inside a
+ *        block: what changes it, CSR writes and xRET, ends the block);
+ *   r12-r15, r8-r11  up to eight guest registers the block uses most (the "cached" ones);
+ *   rax, rcx, rdx, rsi, rdi  scratch.
+ * A cached register is loaded from h->x[] where the body starts, lives in its host register
+ * through the block, and is written back (those the block writes; the others never differ)
+ * before anything that reads h->x[] or leaves: a call to an interpreter handler, a TLB miss's
+ * slow path, and every exit. After a call, which may write its rd and clobbers r8-r11, those
+ * are loaded again. A branch back to the block's own start (a loop that fits one block) keeps
+ * every register where it is and only checks for stop requests and interrupts. */
 #include "cpu/rv64/jit/jit.h"
 
 #include <errno.h>
@@ -21,19 +34,13 @@
 #include "cpu/rv64/jit/emit.h"
 
 #define JIT_CACHE_SIZE (32u << 20)
-#define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 8 KiB */
+#define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 16 KiB */
 #define JIT_ALIGN      16u
-
-struct rv_jit {
-    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute */
-    /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
-     * where that failed: then `cache` is made read+write around each copy instead. */
-    uint8_t *rw;
-    size_t used;
-    uint8_t *stage; /* where a translation is emitted before it is copied in */
-    uint32_t threshold;
-    struct rv_jit_stats stats;
-};
+/* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
+#define JIT_PROLOGUE_LEN 17u
+#define JIT_MAX_CACHED   8u
+#define JIT_MAX_STUBS    64u
+#define JIT_TLB_REG      X86_RBP
 
 #define HART_OFF(field) ((int32_t)offsetof(struct rv64_hart, field))
 #define XOFF(r)         ((int32_t)(offsetof(struct rv64_hart, x) + 8u * (r)))
@@ -49,6 +56,12 @@ _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read
 _Static_assert(offsetof(struct rv64_hart, tlb) + sizeof(((struct rv64_hart *)0)->tlb) <
                    (size_t)INT32_MAX,
                "the TLB is reached with a 32-bit displacement");
+_Static_assert(RV_TLB_INVALID == ~0ull, "the TLB probe folds the alignment check into the tag");
+
+/* Host registers for cached guest registers, callee-saved first (they survive calls). */
+static const enum x86_reg cache_host[JIT_MAX_CACHED] = {X86_R12, X86_R13, X86_R14, X86_R15,
+                                                        X86_R8,  X86_R9,  X86_R10, X86_R11};
+#define JIT_CALLEE_SAVED 4u
 
 /* How an instruction is translated; anything not listed calls its handler. */
 enum jit_kind {
@@ -66,7 +79,16 @@ enum jit_kind {
     JK_SHIFT_RR, /* arg: enum x86_shift; w32: 32-bit shift, result sign-extended */
     JK_SHIFT_RI,
     JK_MUL,
-    JK_MULH, /* sign: signed (mulh) or unsigned (mulhu) */
+    JK_MULH,    /* sign: signed (mulh) or unsigned (mulhu) */
+    JK_DIV,     /* sign: signed; arg: 1 for the remainder; w32: the W form */
+    JK_SHADD,   /* Zba: (rs1 << arg) + rs2; w32: rs1 zero-extended from 32 bits first (.uw) */
+    JK_SLLI_UW, /* Zba: rs1 zero-extended from 32 bits, shifted left by the immediate */
+    JK_NOT_RR,  /* Zbb andn, orn, xnor: rs1 OP ~rs2; arg: enum x86_alu */
+    JK_MINMAX,  /* Zbb: rs2 where the x86 condition arg holds for cmp rs1, rs2, else rs1 */
+    JK_EXT,     /* Zbb sext.b, sext.h, zext.h: arg: size; sign */
+    JK_REV8,    /* Zbb */
+    JK_BIT_RR,  /* Zbs bclr, bset, binv, bext: arg: enum x86_bt (BT: bext) */
+    JK_BIT_RI,  /* Zbs immediate forms */
 };
 
 struct jit_op {
@@ -131,6 +153,47 @@ static const struct jit_op jit_ops[] = {
     {rv_op_mulw, JK_MUL, 0, true, false},
     {rv_op_mulh, JK_MULH, 0, false, true},
     {rv_op_mulhu, JK_MULH, 0, false, false},
+    {rv_op_div, JK_DIV, 0, false, true},
+    {rv_op_divu, JK_DIV, 0, false, false},
+    {rv_op_rem, JK_DIV, 1, false, true},
+    {rv_op_remu, JK_DIV, 1, false, false},
+    {rv_op_divw, JK_DIV, 0, true, true},
+    {rv_op_divuw, JK_DIV, 0, true, false},
+    {rv_op_remw, JK_DIV, 1, true, true},
+    {rv_op_remuw, JK_DIV, 1, true, false},
+    {rv_op_sh1add, JK_SHADD, 1, false, false},
+    {rv_op_sh2add, JK_SHADD, 2, false, false},
+    {rv_op_sh3add, JK_SHADD, 3, false, false},
+    {rv_op_add_uw, JK_SHADD, 0, true, false},
+    {rv_op_sh1add_uw, JK_SHADD, 1, true, false},
+    {rv_op_sh2add_uw, JK_SHADD, 2, true, false},
+    {rv_op_sh3add_uw, JK_SHADD, 3, true, false},
+    {rv_op_slli_uw, JK_SLLI_UW, 0, false, false},
+    {rv_op_andn, JK_NOT_RR, X86_AND, false, false},
+    {rv_op_orn, JK_NOT_RR, X86_OR, false, false},
+    {rv_op_xnor, JK_NOT_RR, X86_XOR, false, false},
+    {rv_op_min, JK_MINMAX, X86_CC_G, false, false},
+    {rv_op_minu, JK_MINMAX, X86_CC_A, false, false},
+    {rv_op_max, JK_MINMAX, X86_CC_L, false, false},
+    {rv_op_maxu, JK_MINMAX, X86_CC_B, false, false},
+    {rv_op_sext_b, JK_EXT, 1, false, true},
+    {rv_op_sext_h, JK_EXT, 2, false, true},
+    {rv_op_zext_h, JK_EXT, 2, false, false},
+    {rv_op_rev8, JK_REV8, 0, false, false},
+    {rv_op_rol, JK_SHIFT_RR, X86_ROL, false, false},
+    {rv_op_ror, JK_SHIFT_RR, X86_ROR, false, false},
+    {rv_op_rolw, JK_SHIFT_RR, X86_ROL, true, false},
+    {rv_op_rorw, JK_SHIFT_RR, X86_ROR, true, false},
+    {rv_op_rori, JK_SHIFT_RI, X86_ROR, false, false},
+    {rv_op_roriw, JK_SHIFT_RI, X86_ROR, true, false},
+    {rv_op_bclr, JK_BIT_RR, X86_BTR, false, false},
+    {rv_op_bset, JK_BIT_RR, X86_BTS, false, false},
+    {rv_op_binv, JK_BIT_RR, X86_BTC, false, false},
+    {rv_op_bext, JK_BIT_RR, X86_BT, false, false},
+    {rv_op_bclri, JK_BIT_RI, X86_BTR, false, false},
+    {rv_op_bseti, JK_BIT_RI, X86_BTS, false, false},
+    {rv_op_binvi, JK_BIT_RI, X86_BTC, false, false},
+    {rv_op_bexti, JK_BIT_RI, X86_BT, false, false},
 };
 
 static const struct jit_op *jit_op_find(rv_exec_fn fn)
@@ -147,18 +210,189 @@ static bool fits_i32(int64_t v)
     return v >= INT32_MIN && v <= INT32_MAX;
 }
 
+/* The inline translation of `in`, or NULL when its handler runs it. */
+static const struct jit_op *jit_op_for(const struct rv_insn *in)
+{
+    const struct jit_op *op = jit_op_find(in->fn);
+    int64_t off = in->pc_off;
+
+    if (!op)
+        return NULL;
+    if ((op->kind == JK_ALU_RI || op->kind == JK_SLT_RI || op->kind == JK_LOAD ||
+         op->kind == JK_STORE) &&
+        !fits_i32(in->imm))
+        return NULL;
+    if ((op->kind == JK_JAL || op->kind == JK_BRANCH) && !fits_i32(in->imm + off))
+        return NULL;
+    return op;
+}
+
+/* A load or store whose TLB probe missed (or was misaligned): its handler runs out of line,
+ * after the block's code, and comes back to `done`. */
+struct jit_stub {
+    const struct rv_insn *in;
+    size_t probe; /* where the probe starts, to retry after a refill */
+    size_t miss;
+    size_t done;
+    unsigned size;
+    bool write;
+};
+
+/* One translation in progress. */
+struct jit_ctx {
+    struct x86_buf *b;
+    struct rv_block *blk;
+    int8_t slot[RV_X_SINK + 1]; /* guest register -> index into cache_host, or -1 */
+    unsigned ncached;
+    uint8_t cached[JIT_MAX_CACHED]; /* guest register of each cache_host slot */
+    uint64_t written;               /* bit r: cached register r is written by the block */
+    size_t loop_head;               /* where the body starts, after the loads */
+    struct jit_stub stubs[JIT_MAX_STUBS];
+    unsigned nstubs;
+};
+
+struct rv_jit {
+    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute */
+    /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
+     * where that failed: then `cache` is made read+write around each copy instead. */
+    uint8_t *rw;
+    size_t used;
+    uint8_t *stage; /* where a translation is emitted before it is copied in */
+    uint32_t threshold;
+    struct rv_jit_stats stats;
+    struct jit_ctx ctx; /* the translation in progress */
+};
+
+/* The host register that caches guest register r, or -1. */
+static int cached_reg(const struct jit_ctx *c, unsigned r)
+{
+    return c->slot[r] < 0 ? -1 : (int)cache_host[c->slot[r]];
+}
+
+/* A host register holding guest register r: its cached register, else `scratch` loaded. */
+static enum x86_reg get_x(struct jit_ctx *c, unsigned r, enum x86_reg scratch)
+{
+    int h = cached_reg(c, r);
+
+    if (h >= 0)
+        return (enum x86_reg)h;
+    if (r == 0)
+        emit_alu_rr(c->b, X86_XOR, false, scratch, scratch);
+    else
+        emit_load(c->b, true, scratch, X86_RBX, XOFF(r));
+    return scratch;
+}
+
+/* dst = guest register r. */
+static void load_x(struct jit_ctx *c, enum x86_reg dst, unsigned r)
+{
+    enum x86_reg src = get_x(c, r, dst);
+
+    if (src != dst)
+        emit_alu_rr(c->b, X86_MOV, true, dst, src);
+}
+
+/* guest register rd = src (RV_X_SINK, the decoded x0 destination, is dropped). */
+static void set_x(struct jit_ctx *c, unsigned rd, enum x86_reg src)
+{
+    int h = cached_reg(c, rd);
+
+    if (rd == RV_X_SINK)
+        return;
+    if (h >= 0) {
+        if ((enum x86_reg)h != src)
+            emit_alu_rr(c->b, X86_MOV, true, (enum x86_reg)h, src);
+    } else {
+        emit_store(c->b, true, src, X86_RBX, XOFF(rd));
+    }
+}
+
+/* h->x[] = the cached registers the block writes. */
+static void write_back(struct jit_ctx *c)
+{
+    for (unsigned i = 0; i < c->ncached; i++) {
+        if (c->written >> c->cached[i] & 1)
+            emit_store(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    }
+}
+
+/* After a handler returned RV_NEXT: r8-r11 were clobbered and rd may have been written. */
+static void reload_after_call(struct jit_ctx *c, unsigned rd)
+{
+    for (unsigned i = 0; i < c->ncached; i++) {
+        if (i >= JIT_CALLEE_SAVED || c->cached[i] == rd)
+            emit_load(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    }
+}
+
+static void emit_prologue(struct x86_buf *b)
+{
+    emit_push(b, X86_RBX);
+    emit_push(b, X86_RBP);
+    emit_push(b, X86_R12);
+    emit_push(b, X86_R13);
+    emit_push(b, X86_R14);
+    emit_push(b, X86_R15);
+    emit_alu_ri(b, X86_IMM_SUB, true, X86_RSP, 8);
+    emit_alu_rr(b, X86_MOV, true, X86_RBX, X86_RDI);
+}
+
+/* Back to the run loop: the frame of emit_prologue() popped. */
+static void emit_epilogue(struct x86_buf *b)
+{
+    emit_alu_ri(b, X86_IMM_ADD, true, X86_RSP, 8);
+    emit_pop(b, X86_R15);
+    emit_pop(b, X86_R14);
+    emit_pop(b, X86_R13);
+    emit_pop(b, X86_R12);
+    emit_pop(b, X86_RBP);
+    emit_pop(b, X86_RBX);
+    emit_ret(b);
+}
+
+/* h->jit_link = slot, then back to the run loop. */
+static void emit_return(struct x86_buf *b, struct rv_chain *slot)
+{
+    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
+    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
+    emit_epilogue(b);
+}
+
+/* Jumps to the patch offsets out[] (appended, *n counted) when a stop is requested or an
+ * interrupt is pending and enabled (mip & mie): then the run loop must run. */
+static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
+{
+    emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
+    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+    emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
+    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+}
+
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
  * through chain entry `slot` of the block (jit.h, "Chaining"): into the successor's code when
  * the entry holds and nothing needs the run loop, else back to the loop with h->jit_link =
- * slot. The successor is entered as if the loop had called it: rdi = h, our frame popped. */
-static void emit_leave(struct x86_buf *b, unsigned retired, struct rv_chain *slot)
+ * slot. A jump back to the block's own start (`self`) stays in this code: the chain entry
+ * would hold, since the pc is the same and nothing inside a block changes the fetch context
+ * or generation (what does, ends the block through a handler). */
+static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot, bool self)
 {
-    size_t out[7];
+    struct x86_buf *b = c->b;
+    size_t out[8];
     unsigned n = 0;
 
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
+    if (self) {
+        emit_need_loop(b, out, &n);
+        emit_jmp_back(b, c->loop_head);
+        for (unsigned i = 0; i < n; i++)
+            emit_patch(b, out[i]);
+        write_back(c);
+        emit_return(b, slot);
+        return;
+    }
+    write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
-    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
     out[n++] = emit_jcc(b, X86_CC_NE);
@@ -168,24 +402,16 @@ static void emit_leave(struct x86_buf *b, unsigned retired, struct rv_chain *slo
     emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
     emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
     out[n++] = emit_jcc(b, X86_CC_NE);
-    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(blk));
-    emit_alu_ri(b, X86_IMM_CMP, true, X86_RAX, 0);
+    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(code));
+    emit_test_rr(b, true, X86_RAX);
     out[n++] = emit_jcc(b, X86_CC_E);
-    emit_load(b, true, X86_RAX, X86_RAX, (int32_t)offsetof(struct rv_block, code));
-    emit_alu_ri(b, X86_IMM_CMP, true, X86_RAX, 0);
-    out[n++] = emit_jcc(b, X86_CC_E);
-    emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-    out[n++] = emit_jcc(b, X86_CC_NE);
-    emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
-    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
-    out[n++] = emit_jcc(b, X86_CC_NE);
-    emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
-    emit_pop(b, X86_RBX);
+    emit_need_loop(b, out, &n);
+    emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, JIT_PROLOGUE_LEN);
     emit_jmp_reg(b, X86_RAX);
     for (unsigned i = 0; i < n; i++)
         emit_patch(b, out[i]);
-    emit_pop(b, X86_RBX);
-    emit_ret(b);
+    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
+    emit_epilogue(b);
 }
 
 /* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
@@ -195,197 +421,414 @@ static struct rv_chain *slot_for(struct rv_block *blk, int64_t off)
     return &blk->chain[off != (int64_t)blk->bytes];
 }
 
-/* Runs instruction `in` through its interpreter handler; a nonzero result (RV_JUMP, RV_TRAP)
- * leaves the block, back to the run loop, with instret counted as exec_block() counts it. */
-static void emit_handler(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in)
+/* Calls the handler of `in` with h->x[] current; a nonzero result (RV_JUMP, RV_TRAP) leaves
+ * the block, back to the run loop, with instret counted as exec_block() counts it. */
+static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
 {
+    struct x86_buf *b = c->b;
     size_t next;
 
+    write_back(c);
     emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
     emit_mov_ri(b, X86_RSI, (uint64_t)(uintptr_t)in);
     emit_call(b, (const void *)in->fn);
-    emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, RV_NEXT);
+    emit_test_rr(b, false, X86_RAX);
     next = emit_jcc(b, X86_CC_E);
     emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, RV_JUMP);
     emit_setcc(b, X86_CC_E, X86_RCX);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
     emit_add_mr(b, X86_RCX, X86_RBX, HART_OFF(instret));
-    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)&blk->chain[1]);
-    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
-    emit_pop(b, X86_RBX);
-    emit_ret(b);
+    emit_return(b, &c->blk->chain[1]);
     emit_patch(b, next);
+    reload_after_call(c, in->rd);
 }
 
-/* rax = guest address, rdx = the TLB entry's address minus offsetof(hart, tlb); jumps to the
- * slow path (patch offsets in miss[]) unless the entry's `tag_off` tag matches and the access
- * is naturally aligned (a misaligned one goes to the handler, which knows page crossings).
- * On a hit rax becomes the host address. Returns how many miss jumps it emitted. */
-static unsigned emit_tlb_probe(struct x86_buf *b, const struct rv_insn *in, unsigned size,
-                               size_t tag_off, size_t miss[2])
+/* rax = guest address, rdx = its TLB entry; jumps to a stub (recorded) unless the entry's
+ * `tag_off` tag matches the page and the access is naturally aligned (a misaligned one goes
+ * to the handler, which knows page crossings): the low bits of the address are kept in the
+ * compared value, and a valid tag has none. On a hit rax becomes the host address. */
+static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned size,
+                           size_t tag_off)
 {
-    unsigned nmiss = 0;
+    struct x86_buf *b = c->b;
+    struct jit_stub *s = &c->stubs[c->nstubs++];
 
-    emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-    if (in->imm)
-        emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)in->imm);
-    emit_alu_rr(b, X86_MOV, true, X86_RDX, X86_RAX);
-    emit_shift_ri(b, X86_SHR, true, X86_RDX, RV_PAGE_SHIFT);
-    emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, RV_TLB_SIZE - 1);
-    emit_load(b, false, X86_RCX, X86_RBX, HART_OFF(mmu_data));
-    emit_shift_ri(b, X86_SHL, false, X86_RCX, RV_TLB_BITS);
-    emit_alu_rr(b, X86_ADD, false, X86_RDX, X86_RCX);
-    emit_shift_ri(b, X86_SHL, true, X86_RDX, 5);
-    emit_alu_rr(b, X86_ADD, true, X86_RDX, X86_RBX);
+    s->probe = b->len;
+    s->size = size;
+    s->write = tag_off == offsetof(struct rv_tlb_entry, tag_w);
+    emit_lea(b, X86_RAX, get_x(c, in->rs1, X86_RAX), (int32_t)in->imm);
+    /* rdx = ((va >> 12) & (RV_TLB_SIZE - 1)) * 32, as (va >> 7) & ((RV_TLB_SIZE - 1) << 5). */
+    emit_alu_rr(b, X86_MOV, false, X86_RDX, X86_RAX);
+    emit_shift_ri(b, X86_SHR, false, X86_RDX, RV_PAGE_SHIFT - 5);
+    emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, (RV_TLB_SIZE - 1) << 5);
+    emit_alu_rr(b, X86_ADD, true, X86_RDX, JIT_TLB_REG);
     emit_alu_rr(b, X86_MOV, true, X86_RCX, X86_RAX);
-    emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, -(int32_t)RV_PAGE_SIZE);
-    emit_alu_rm(b, X86_CMP, true, X86_RCX, X86_RDX, HART_OFF(tlb) + (int32_t)tag_off);
-    miss[nmiss++] = emit_jcc(b, X86_CC_NE);
-    if (size > 1) {
-        emit_test_ri32(b, X86_RAX, size - 1);
-        miss[nmiss++] = emit_jcc(b, X86_CC_NE);
-    }
-    emit_alu_rm(b, X86_ADD, true, X86_RAX, X86_RDX,
-                HART_OFF(tlb) + (int32_t)offsetof(struct rv_tlb_entry, addend));
-    return nmiss;
+    emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, (int32_t)(RV_PAGE_MASK | (size - 1)));
+    emit_alu_rm(b, X86_CMP, true, X86_RCX, X86_RDX, (int32_t)tag_off);
+    s->in = in;
+    s->miss = emit_jcc(b, X86_CC_NE);
+    emit_alu_rm(b, X86_ADD, true, X86_RAX, X86_RDX, (int32_t)offsetof(struct rv_tlb_entry, addend));
 }
 
-static void emit_mem(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in,
-                     const struct jit_op *op)
+static void emit_mem(struct jit_ctx *c, const struct rv_insn *in, const struct jit_op *op)
 {
-    bool store = op->kind == JK_STORE;
-    size_t miss[2], done;
-    unsigned nmiss;
+    struct x86_buf *b = c->b;
+    int dst = cached_reg(c, in->rd);
 
-    nmiss = emit_tlb_probe(
-        b, in, op->arg,
-        store ? offsetof(struct rv_tlb_entry, tag_w) : offsetof(struct rv_tlb_entry, tag_r), miss);
-    if (store) {
-        emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs2));
-        emit_store_sized(b, op->arg, X86_RCX, X86_RAX);
+    if (op->kind == JK_STORE) {
+        emit_tlb_probe(c, in, op->arg, offsetof(struct rv_tlb_entry, tag_w));
+        emit_store_sized(b, op->arg, get_x(c, in->rs2, X86_RCX), X86_RAX);
     } else {
-        emit_load_ext(b, op->arg, op->sign, X86_RAX, X86_RAX);
-        emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
+        emit_tlb_probe(c, in, op->arg, offsetof(struct rv_tlb_entry, tag_r));
+        if (dst >= 0) {
+            emit_load_ext(b, op->arg, op->sign, (enum x86_reg)dst, X86_RAX);
+        } else {
+            emit_load_ext(b, op->arg, op->sign, X86_RAX, X86_RAX);
+            set_x(c, in->rd, X86_RAX);
+        }
     }
-    done = emit_jmp(b);
-    for (unsigned i = 0; i < nmiss; i++)
-        emit_patch(b, miss[i]);
-    emit_handler(b, blk, in);
-    emit_patch(b, done);
+    c->stubs[c->nstubs - 1].done = b->len;
 }
 
-/* rax = x[rs1] OP x[rs2] or imm, then x[rd] = rax (sign-extended from 32 bits for W ops). */
-static void emit_result(struct x86_buf *b, const struct rv_insn *in, bool w32)
+/* The slow paths of the block's loads and stores, after its code: a miss (rax = the guest
+ * address) first tries to refill the TLB entry and probe again; what that cannot serve
+ * (misaligned, MMIO, faults) goes to the instruction's handler. */
+static void emit_stubs(struct jit_ctx *c)
+{
+    struct x86_buf *b = c->b;
+
+    for (unsigned i = 0; i < c->nstubs; i++) {
+        const struct jit_stub *s = &c->stubs[i];
+        size_t handler;
+
+        emit_patch(b, s->miss);
+        write_back(c);
+        emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
+        emit_alu_rr(b, X86_MOV, true, X86_RSI, X86_RAX);
+        emit_mov_ri(b, X86_RDX, s->size);
+        emit_mov_ri(b, X86_RCX, s->write);
+        emit_call(b, (const void *)rv_tlb_fill);
+        emit_test_rr(b, false, X86_RAX);
+        handler = emit_jcc(b, X86_CC_E);
+        reload_after_call(c, RV_X_SINK);
+        emit_jmp_back(b, s->probe);
+        emit_patch(b, handler);
+        reload_after_call(c, RV_X_SINK); /* r8-r11 are gone, and written back already */
+        emit_call_handler(c, s->in);
+        emit_jmp_back(c->b, s->done);
+    }
+}
+
+/* rax or rdx = x[rs1] / x[rs2] or the remainder, with RISC-V's results where x86 would
+ * raise #DE (unprivileged §7.2): a zero divisor gives all ones and the dividend, and the
+ * signed overflow (most negative / -1) gives the dividend and 0, which is what negating the
+ * dividend gives for any divisor -1. W forms work on the low 32 bits; the caller
+ * sign-extends the 32-bit result. */
+static void emit_div(struct jit_ctx *c, const struct rv_insn *in, const struct jit_op *op)
+{
+    struct x86_buf *b = c->b;
+    bool w64 = !op->w32;
+    size_t zero, minus1 = 0, done[2];
+    unsigned nd = 0;
+
+    load_x(c, X86_RCX, in->rs2);
+    load_x(c, X86_RAX, in->rs1);
+    emit_test_rr(b, w64, X86_RCX);
+    zero = emit_jcc(b, X86_CC_E);
+    if (op->sign) {
+        emit_alu_ri(b, X86_IMM_CMP, w64, X86_RCX, -1);
+        minus1 = emit_jcc(b, X86_CC_E);
+        emit_sign_extend_rdx(b, w64);
+        emit_muldiv(b, X86_IDIV, w64, X86_RCX);
+    } else {
+        emit_alu_rr(b, X86_XOR, false, X86_RDX, X86_RDX);
+        emit_muldiv(b, X86_DIV, w64, X86_RCX);
+    }
+    done[nd++] = emit_jmp(b);
+    if (op->sign) {
+        emit_patch(b, minus1);
+        emit_neg(b, w64, X86_RAX);
+        emit_alu_rr(b, X86_XOR, false, X86_RDX, X86_RDX);
+        done[nd++] = emit_jmp(b);
+    }
+    emit_patch(b, zero);
+    emit_alu_rr(b, X86_MOV, true, X86_RDX, X86_RAX);
+    emit_mov_ri(b, X86_RAX, UINT64_MAX);
+    for (unsigned i = 0; i < nd; i++)
+        emit_patch(b, done[i]);
+}
+
+/* x[rd] = rax, sign-extended from 32 bits for W ops. */
+static void emit_result(struct jit_ctx *c, const struct rv_insn *in, bool w32, enum x86_reg r)
 {
     if (w32)
-        emit_movsxd(b, X86_RAX, X86_RAX);
-    emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
+        emit_movsxd(c->b, r, r);
+    set_x(c, in->rd, r);
 }
 
 /* Emits `in`. Returns true when it ended the block itself (a jump that left it). */
-static bool emit_insn(struct x86_buf *b, struct rv_block *blk, const struct rv_insn *in)
+static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
 {
-    const struct jit_op *op = jit_op_find(in->fn);
+    const struct jit_op *op = jit_op_for(in);
+    struct x86_buf *b = c->b;
+    struct rv_block *blk = c->blk;
     int64_t off = in->pc_off;
+    int dst = cached_reg(c, in->rd);
+    enum x86_reg src;
     size_t taken;
 
-    if (!op ||
-        ((op->kind == JK_ALU_RI || op->kind == JK_SLT_RI || op->kind == JK_LOAD ||
-          op->kind == JK_STORE || op->kind == JK_LUI) &&
-         !fits_i32(in->imm)) ||
-        ((op->kind == JK_JAL || op->kind == JK_BRANCH) && !fits_i32(in->imm + off))) {
-        emit_handler(b, blk, in);
+    if (!op) {
+        emit_call_handler(c, in);
         return false;
     }
     switch (op->kind) {
     case JK_LUI:
-        emit_mov_ri(b, X86_RAX, (uint64_t)in->imm);
-        emit_result(b, in, false);
+        if (dst >= 0) {
+            emit_mov_ri(b, (enum x86_reg)dst, (uint64_t)in->imm);
+        } else {
+            emit_mov_ri(b, X86_RAX, (uint64_t)in->imm);
+            set_x(c, in->rd, X86_RAX);
+        }
         return false;
     case JK_AUIPC:
         emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
         emit_mov_ri(b, X86_RCX, (uint64_t)in->imm + (uint64_t)off);
         emit_alu_rr(b, X86_ADD, true, X86_RAX, X86_RCX);
-        emit_result(b, in, false);
+        set_x(c, in->rd, X86_RAX);
         return false;
     case JK_JAL:
         emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
-        emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
-        emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->imm));
+        set_x(c, in->rd, X86_RAX);
+        if (off + in->imm != 0)
+            emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
         return true;
     case JK_JALR:
-        emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs1));
+        load_x(c, X86_RCX, in->rs1);
         emit_mov_ri(b, X86_RAX, (uint64_t)in->imm);
         emit_alu_rr(b, X86_ADD, true, X86_RCX, X86_RAX);
         emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, -2);
         emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
-        emit_store(b, true, X86_RAX, X86_RBX, XOFF(in->rd));
+        set_x(c, in->rd, X86_RAX);
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(b, in->idx + 1u, &blk->chain[1]);
+        emit_leave(c, in->idx + 1u, &blk->chain[1], false);
         return true;
     case JK_BRANCH:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-        emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RBX, XOFF(in->rs2));
+        src = get_x(c, in->rs1, X86_RAX);
+        emit_alu_rr(b, X86_CMP, true, src, get_x(c, in->rs2, X86_RCX));
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->len));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
         emit_patch(b, taken);
-        emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(b, in->idx + 1u, slot_for(blk, off + in->imm));
+        if (off + in->imm != 0)
+            emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
         return true;
     case JK_LOAD:
-    case JK_STORE: emit_mem(b, blk, in, op); return false;
+    case JK_STORE: emit_mem(c, in, op); return false;
     case JK_ALU_RR:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-        emit_alu_rm(b, (enum x86_alu)op->arg, true, X86_RAX, X86_RBX, XOFF(in->rs2));
-        emit_result(b, in, op->w32);
+        if (dst >= 0 && in->rd == in->rs1 && in->rd != in->rs2 && !op->w32) {
+            emit_alu_rr(b, (enum x86_alu)op->arg, true, (enum x86_reg)dst,
+                        get_x(c, in->rs2, X86_RCX));
+            return false;
+        }
+        load_x(c, X86_RAX, in->rs1);
+        emit_alu_rr(b, (enum x86_alu)op->arg, true, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_ALU_RI:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
+        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
+            emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, (enum x86_reg)dst, (int32_t)in->imm);
+            return false;
+        }
+        load_x(c, X86_RAX, in->rs1);
         emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, X86_RAX, (int32_t)in->imm);
-        emit_result(b, in, op->w32);
+        emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_SLT_RR:
-        emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs1));
-        emit_alu_rm(b, X86_CMP, true, X86_RCX, X86_RBX, XOFF(in->rs2));
+        src = get_x(c, in->rs1, X86_RCX);
+        emit_alu_rr(b, X86_CMP, true, src, get_x(c, in->rs2, X86_RDX));
         emit_setcc(b, (enum x86_cc)op->arg, X86_RAX);
-        emit_result(b, in, false);
+        set_x(c, in->rd, X86_RAX);
         return false;
     case JK_SLT_RI:
-        emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs1));
-        emit_alu_ri(b, X86_IMM_CMP, true, X86_RCX, (int32_t)in->imm);
+        emit_alu_ri(b, X86_IMM_CMP, true, get_x(c, in->rs1, X86_RCX), (int32_t)in->imm);
         emit_setcc(b, (enum x86_cc)op->arg, X86_RAX);
-        emit_result(b, in, false);
+        set_x(c, in->rd, X86_RAX);
         return false;
     case JK_SHIFT_RR:
         /* x86 masks a shift count in cl to 6 bits (5 for 32-bit operands), as RISC-V does. */
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-        emit_load(b, true, X86_RCX, X86_RBX, XOFF(in->rs2));
+        load_x(c, X86_RCX, in->rs2);
+        load_x(c, X86_RAX, in->rs1);
         emit_shift_rcl(b, (enum x86_shift)op->arg, !op->w32, X86_RAX);
-        emit_result(b, in, op->w32);
+        emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_SHIFT_RI:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
+        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
+            emit_shift_ri(b, (enum x86_shift)op->arg, true, (enum x86_reg)dst,
+                          (uint8_t)(in->imm & 63));
+            return false;
+        }
+        load_x(c, X86_RAX, in->rs1);
         emit_shift_ri(b, (enum x86_shift)op->arg, !op->w32, X86_RAX,
                       (uint8_t)(in->imm & (op->w32 ? 31 : 63)));
-        emit_result(b, in, op->w32);
+        emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_MUL:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-        emit_imul_rm(b, !op->w32, X86_RAX, X86_RBX, XOFF(in->rs2));
-        emit_result(b, in, op->w32);
+        load_x(c, X86_RAX, in->rs1);
+        emit_imul_rr(b, !op->w32, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_MULH:
-        emit_load(b, true, X86_RAX, X86_RBX, XOFF(in->rs1));
-        emit_mul_wide_m(b, op->sign, X86_RBX, XOFF(in->rs2));
-        emit_store(b, true, X86_RDX, X86_RBX, XOFF(in->rd));
+        load_x(c, X86_RAX, in->rs1);
+        emit_muldiv(b, op->sign ? X86_IMUL1 : X86_MUL, true, get_x(c, in->rs2, X86_RCX));
+        set_x(c, in->rd, X86_RDX);
+        return false;
+    case JK_DIV:
+        emit_div(c, in, op);
+        emit_result(c, in, op->w32, op->arg ? X86_RDX : X86_RAX);
+        return false;
+    case JK_SHADD:
+        load_x(c, X86_RAX, in->rs1);
+        if (op->w32)
+            emit_alu_rr(b, X86_MOV, false, X86_RAX, X86_RAX); /* mov eax, eax zero-extends */
+        if (op->arg)
+            emit_shift_ri(b, X86_SHL, true, X86_RAX, op->arg);
+        emit_alu_rr(b, X86_ADD, true, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_SLLI_UW:
+        load_x(c, X86_RAX, in->rs1);
+        emit_alu_rr(b, X86_MOV, false, X86_RAX, X86_RAX);
+        emit_shift_ri(b, X86_SHL, true, X86_RAX, (uint8_t)(in->imm & 63));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_NOT_RR:
+        load_x(c, X86_RAX, in->rs2);
+        emit_not(b, X86_RAX);
+        emit_alu_rr(b, (enum x86_alu)op->arg, true, X86_RAX, get_x(c, in->rs1, X86_RCX));
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_MINMAX:
+        load_x(c, X86_RAX, in->rs1);
+        src = get_x(c, in->rs2, X86_RCX);
+        emit_alu_rr(b, X86_CMP, true, X86_RAX, src);
+        emit_cmov(b, (enum x86_cc)op->arg, X86_RAX, src);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_EXT:
+        load_x(c, X86_RAX, in->rs1);
+        emit_movx_rr(b, op->arg, op->sign, X86_RAX, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_REV8:
+        load_x(c, X86_RAX, in->rs1);
+        emit_bswap(b, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
+        return false;
+    case JK_BIT_RR:
+    case JK_BIT_RI:
+        load_x(c, X86_RAX, in->rs1);
+        if (op->kind == JK_BIT_RR)
+            emit_bt_rr(b, (enum x86_bt)op->arg, X86_RAX, get_x(c, in->rs2, X86_RCX));
+        else
+            emit_bt_ri(b, (enum x86_bt)op->arg, X86_RAX, (uint8_t)(in->imm & 63));
+        if (op->arg == X86_BT)
+            emit_setcc(b, X86_CC_B, X86_RAX);
+        set_x(c, in->rd, X86_RAX);
         return false;
     }
-    emit_handler(b, blk, in);
+    emit_call_handler(c, in);
     return false;
+}
+
+/* Which guest registers the inline translation of `in` reads (bits) and writes (rd or -1). */
+static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
+{
+    switch (op->kind) {
+    case JK_LUI:
+    case JK_AUIPC:
+    case JK_JAL: return 0;
+    case JK_JALR:
+    case JK_LOAD:
+    case JK_ALU_RI:
+    case JK_SLT_RI:
+    case JK_SHIFT_RI:
+    case JK_SLLI_UW:
+    case JK_EXT:
+    case JK_REV8:
+    case JK_BIT_RI: return 1ull << in->rs1;
+    default: return 1ull << in->rs1 | 1ull << in->rs2;
+    }
+}
+
+/* Picks the registers to cache: those the block's inline code touches at least twice, most
+ * used first, at most JIT_MAX_CACHED; x0 and the sink never. */
+static void choose_cached(struct jit_ctx *c)
+{
+    unsigned uses[RV_X_SINK + 1] = {0};
+
+    for (unsigned i = 0; i < c->blk->n; i++) {
+        const struct rv_insn *in = &c->blk->insn[i];
+        const struct jit_op *op = jit_op_for(in);
+        uint64_t reads;
+
+        if (!op)
+            continue;
+        reads = insn_reads(in, op);
+        for (unsigned r = 1; r < RV_X_SINK; r++)
+            uses[r] += (unsigned)(reads >> r & 1);
+        if (op->kind != JK_BRANCH && op->kind != JK_STORE)
+            uses[in->rd]++;
+    }
+    memset(c->slot, -1, sizeof(c->slot));
+    c->ncached = 0;
+    while (c->ncached < JIT_MAX_CACHED) {
+        unsigned best = 0;
+
+        for (unsigned r = 1; r < RV_X_SINK; r++) {
+            if (c->slot[r] < 0 && uses[r] >= 2 && uses[r] > uses[best])
+                best = r;
+        }
+        if (!best)
+            break;
+        c->slot[best] = (int8_t)c->ncached;
+        c->cached[c->ncached++] = (uint8_t)best;
+    }
+    c->written = 0;
+    for (unsigned i = 0; i < c->blk->n; i++) {
+        unsigned rd = c->blk->insn[i].rd;
+
+        if (rd < RV_X_SINK && c->slot[rd] >= 0)
+            c->written |= 1ull << rd;
+    }
+}
+
+/* Where the body starts (the prologue's end, and the target of chained jumps): rbp = the
+ * data TLB of the current mmu_data (where the block has inline loads or stores), the cached
+ * registers loaded. */
+static void emit_body_entry(struct jit_ctx *c)
+{
+    struct x86_buf *b = c->b;
+
+    bool mem = false;
+
+    for (unsigned i = 0; i < c->blk->n; i++) {
+        const struct jit_op *op = jit_op_for(&c->blk->insn[i]);
+
+        mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
+    }
+    if (mem) {
+        emit_load(b, false, JIT_TLB_REG, X86_RBX, HART_OFF(mmu_data));
+        emit_shift_ri(b, X86_SHL, false, JIT_TLB_REG, RV_TLB_BITS + 5);
+        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RBX);
+        emit_alu_ri(b, X86_IMM_ADD, true, JIT_TLB_REG, HART_OFF(tlb));
+    }
+    for (unsigned i = 0; i < c->ncached; i++)
+        emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    c->loop_head = b->len;
 }
 
 /* Maps the cache twice, read+execute and read+write, from one memfd: no address is ever
@@ -483,18 +926,28 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     size_t start = (j->used + JIT_ALIGN - 1) & ~(size_t)(JIT_ALIGN - 1);
     size_t lo, hi;
     struct x86_buf b;
+    struct jit_ctx *c = &j->ctx;
     bool left = false;
 
     *full = false;
     x86_buf_init(&b, j->stage, JIT_STAGE_SIZE);
-    emit_push(&b, X86_RBX);
-    emit_alu_rr(&b, X86_MOV, true, X86_RBX, X86_RDI);
+    c->b = &b;
+    c->blk = blk;
+    c->nstubs = 0;
+    emit_prologue(&b);
+    if (b.len != JIT_PROLOGUE_LEN) {
+        log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
+        return NULL;
+    }
+    choose_cached(c);
+    emit_body_entry(c);
     for (unsigned i = 0; i < blk->n && !left; i++)
-        left = emit_insn(&b, blk, &blk->insn[i]);
+        left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(&b, blk->n, &blk->chain[0]);
+        emit_leave(c, blk->n, &blk->chain[0], false);
     }
+    emit_stubs(c);
     if (b.overflow)
         return NULL;
     if (start + b.len > JIT_CACHE_SIZE) {

@@ -7,20 +7,25 @@
  * the JIT, and a block that ran RV_JIT_THRESHOLD times gets host code hung on it. That code
  * does what exec_block() does for the same block, bit for bit: it keeps the same invariant
  * (h->pc is the block's first pc until the block is left), and it runs the common integer
- * instructions inline (RV64I and M but divisions, loads and stores through an inline TLB
- * probe) and every other instruction by calling the interpreter's own handler with the
- * block's decoded instruction. A load or store that misses the TLB, is misaligned or faults
- * calls the handler too, which takes the slow path and raises the trap with the same pc and
- * tval. Interrupts, stop requests and FENCE.I are handled between blocks by the interpreter's
- * loop, as without the JIT.
+ * instructions inline (RV64I, M, Zba, Zbs and Zbb but clz, ctz, cpop and orc.b, loads and
+ * stores through an inline TLB probe) with the block's most used guest registers in host
+ * registers, and every other instruction by calling the interpreter's own handler with the
+ * block's decoded instruction, after writing the registers back to h->x[]. A load or store
+ * that misses the TLB, is misaligned or faults calls the handler too, which takes the slow
+ * path and raises the trap with the same pc and tval. Interrupts, stop requests and FENCE.I
+ * are handled between blocks by the interpreter's loop, as without the JIT.
  *
  * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
  * the successor's code, without the run loop, when the loop would have done no more than run
  * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
- * and fetch context, so the same host bytes), the successor has code, no stop is requested
+ * and fetch context, so the same host bytes), the successor had code when the loop last went
+ * through the entry (struct rv_chain's `code`), no stop is requested
  * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
  * the entry in h->jit_link, where the loop records the successor. Exits through a handler
- * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop.
+ * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop. A jump back to the block's own
+ * first instruction (a loop that is one block) needs no chain entry: nothing that runs inside
+ * a block changes the pc of its start, the fetch generation or the fetch context, so it only
+ * checks for stop requests and interrupts, and keeps its registers in host registers.
  *
  * The code is keyed by what keys the block: the host address of its first instruction, i.e.
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
