@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/units.h"
+
 #define NS_PER_S 1000000000ull
 
 /* A cost no request reaches (a disk request is at most 32 MiB): keeps the debt in range. */
@@ -147,23 +149,8 @@ int ratelimit_parse(const char *s, bool suffixes, uint64_t *out)
             return -EINVAL;
         v = v * 10 + (uint64_t)(*p - '0');
     }
-    if (*p) {
-        if (!suffixes)
-            return -EINVAL;
-        switch (*p) {
-        case 'k':
-        case 'K': shift = 10; break;
-        case 'm':
-        case 'M': shift = 20; break;
-        case 'g':
-        case 'G': shift = 30; break;
-        case 't':
-        case 'T': shift = 40; break;
-        default: return -EINVAL;
-        }
-        if (p[1] && strcmp(p + 1, "iB") && strcmp(p + 1, "B"))
-            return -EINVAL;
-    }
+    if (*p && (!suffixes || units_suffix_shift(p, 0, &shift)))
+        return -EINVAL;
     if (v > (RATELIMIT_MAX_BURST >> shift))
         return -EINVAL;
     *out = v << shift;

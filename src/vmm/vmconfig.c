@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "cpu/engine.h"
 #include "hw/virtio/vdev.h"
 
@@ -60,21 +61,8 @@ int vmconfig_parse_size(const char *s, uint64_t *out)
     v = strtoull(s, &end, 10);
     if (errno || end == s)
         return -EINVAL;
-    if (*end) {
-        switch (*end) {
-        case 'k':
-        case 'K': shift = 10; break;
-        case 'm':
-        case 'M': shift = 20; break;
-        case 'g':
-        case 'G': shift = 30; break;
-        case 't':
-        case 'T': shift = 40; break;
-        default: return -EINVAL;
-        }
-        if (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
-            return -EINVAL;
-    }
+    if (units_suffix_shift(end, 20, &shift))
+        return -EINVAL;
     if (v > (UINT64_MAX >> shift))
         return -EINVAL;
     *out = (uint64_t)v << shift;

@@ -159,6 +159,22 @@ static void test_rel(void)
     CHECK(!strcmp(rel, "_platform"));
 }
 
+/* A group with a process in it stays; once the process is gone, "t/vm", "t" and PARENT go. */
+static void kill_and_remove(const struct cgroup_host *h, pid_t pid)
+{
+    char err[CGROUP_ERR_LEN];
+    int st;
+
+    CHECK(cgroup_remove(h, "t/vm", err) == -EBUSY);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    for (int i = 0; i < 50 && cgroup_remove(h, "t/vm", err) == -EBUSY; i++)
+        usleep(20 * 1000);
+    CHECK(cgroup_remove(h, "t/vm", err) == 0);
+    CHECK(cgroup_remove(h, "t", err) == 0);
+    CHECK(cgroup_remove(h, "", err) == 0);
+}
+
 /* A real group on this host: a child process joins it, burns CPU under a 20% limit, and the
  * group's usage shows both the time and the throttling. */
 static void test_real(void)
@@ -167,7 +183,7 @@ static void test_real(void)
     struct cgroup_limits l = unset();
     struct cgroup_usage u;
     char err[CGROUP_ERR_LEN], name[48];
-    int st, go[2];
+    int go[2];
     pid_t pid;
 
     snprintf(name, sizeof(name), "tessera-unit-%d", (int)getpid());
@@ -210,15 +226,7 @@ static void test_real(void)
     CHECK(u.cpu_ns < 300 * 1000 * 1000ull);
     CHECK(u.have_throttled && u.nr_throttled > 0);
     CHECK(u.have_memory && u.memory_bytes > 0);
-    /* A group with a process in it stays. */
-    CHECK(cgroup_remove(&h, "t/vm", err) == -EBUSY);
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    for (int i = 0; i < 50 && cgroup_remove(&h, "t/vm", err) == -EBUSY; i++)
-        usleep(20 * 1000);
-    CHECK(cgroup_remove(&h, "t/vm", err) == 0);
-    CHECK(cgroup_remove(&h, "t", err) == 0);
-    CHECK(cgroup_remove(&h, "", err) == 0);
+    kill_and_remove(&h, pid);
     /* Attaching to a group that is gone names the file. */
     CHECK(cgroup_attach(&h, "t/vm", getpid(), err) < 0 && strstr(err, "cgroup.procs"));
 }
@@ -250,7 +258,6 @@ static void test_real_v2(void)
     struct cgroup_usage u;
     char mnt[PATH_MAX], dir[PATH_MAX + 64], err[CGROUP_ERR_LEN];
     const char *dirs[CG_NCTRL] = {dir};
-    int st;
     pid_t pid;
 
     v2_mount(mnt);
@@ -273,14 +280,7 @@ static void test_real_v2(void)
     usleep(300 * 1000);
     CHECK(cgroup_usage(&h, "t/vm", &u, err) == 0);
     CHECK(u.have_cpu && u.cpu_ns > 0);
-    CHECK(cgroup_remove(&h, "t/vm", err) == -EBUSY);
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    for (int i = 0; i < 50 && cgroup_remove(&h, "t/vm", err) == -EBUSY; i++)
-        usleep(20 * 1000);
-    CHECK(cgroup_remove(&h, "t/vm", err) == 0);
-    CHECK(cgroup_remove(&h, "t", err) == 0);
-    CHECK(cgroup_remove(&h, "", err) == 0);
+    kill_and_remove(&h, pid);
 }
 
 int main(void)
