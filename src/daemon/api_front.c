@@ -297,9 +297,9 @@ static double sum_of(const json_t *arr, const char *key)
 static json_t *stats_flat(const json_t *st)
 {
     const json_t *disks = json_object_get(st, "disks"), *nics = json_object_get(st, "nics");
-
-    return json_pack(
-        "{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "cpu_seconds",
+    const json_t *ksm = json_object_get(json_object_get(st, "memory"), "ksm_merging_pages");
+    json_t *flat = json_pack(
+        "{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "cpu_seconds",
         json_number_value(json_object_get(json_object_get(st, "process"), "cpu_seconds")),
         "instructions", sum_of(json_object_get(st, "vcpus"), "instructions"), "rss_bytes",
         json_number_value(json_object_get(json_object_get(st, "memory"), "host_rss_bytes")),
@@ -308,7 +308,14 @@ static json_t *stats_flat(const json_t *st)
         "disk_read_bytes", sum_of(disks, "read_bytes"), "disk_write_bytes",
         sum_of(disks, "write_bytes"), "disk_ops", sum_of(disks, "reads") + sum_of(disks, "writes"),
         "net_rx_bytes", sum_of(nics, "rx_bytes"), "net_tx_bytes", sum_of(nics, "tx_bytes"),
-        "net_rx_frames", sum_of(nics, "rx_frames"), "net_tx_frames", sum_of(nics, "tx_frames"));
+        "net_rx_frames", sum_of(nics, "rx_frames"), "net_tx_frames", sum_of(nics, "tx_frames"),
+        "disk_throttled_seconds", sum_of(disks, "throttled_ns") / 1e9, "net_throttled_seconds",
+        (sum_of(nics, "rx_throttled_ns") + sum_of(nics, "tx_throttled_ns")) / 1e9);
+
+    /* Where the host kernel cannot tell (no KSM statistics), no sample rather than a 0. */
+    if (flat && json_is_integer(ksm))
+        json_object_set(flat, "ksm_merging_pages", (json_t *)ksm);
+    return flat;
 }
 
 struct stat_walk {
@@ -377,6 +384,14 @@ static const struct stat_metric stat_metrics[] = {
     {"tessera_vm_net_tx_bytes_total", "bytes the VM's NICs sent", "counter", "net_tx_bytes"},
     {"tessera_vm_net_rx_frames_total", "frames the VM's NICs received", "counter", "net_rx_frames"},
     {"tessera_vm_net_tx_frames_total", "frames the VM's NICs sent", "counter", "net_tx_frames"},
+    {"tessera_vm_disk_throttled_seconds_total",
+     "time the VM's disk requests waited for their rate limit", "counter",
+     "disk_throttled_seconds"},
+    {"tessera_vm_net_throttled_seconds_total",
+     "time the VM's frames waited for their NIC's rate limit, both ways", "counter",
+     "net_throttled_seconds"},
+    {"tessera_vm_ksm_merging_pages", "pages of the VM's memory the host's KSM shares", "gauge",
+     "ksm_merging_pages"},
 };
 
 static int stats_families(struct metrics_writer *w, json_t *stats)

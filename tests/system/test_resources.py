@@ -219,6 +219,10 @@ def test_io(d):
     print("  disk limited to 4 MiB/s: the guest read %.2f MiB/s" % (rate / mib))
     check(0.5 * 4 * mib < rate <= 1.25 * 4 * mib, "disk read rate %.2f MiB/s" % (rate / mib))
     check(b["vmm"]["disks"][0].get("throttled_ns", 0) > 0, "throttled time counted")
+    _, _, text = d.call("GET", "/metrics")
+    line = [ln for ln in text.decode().splitlines()
+            if ln.startswith('tessera_vm_disk_throttled_seconds_total{tenant="io",vm="disk"}')]
+    check(line and float(line[0].split()[-1]) > 0, "/metrics shows the disk's throttled time")
     d.ok("PUT", "/api/v1/vms/disk/resources?tenant=io", body={"disk": {"bps": 0, "iops": 200}})
     lim = stats(d, "io", "disk")["vmm"]["disks"][0]["limits"]
     check(lim.get("iops") == 200 and not lim.get("bps"), "a live change: %s" % lim)
