@@ -1,0 +1,184 @@
+/* Virtual networks on the host (daemon/net/vnet.h): the subnet parser's answers to good and
+ * hostile text, the kernel names (fit IFNAMSIZ, apart between tenants), and, where we are root
+ * with iproute2 and dnsmasq, a real network: namespace, bridge and dnsmasq made, a tap opened
+ * as the VMM opens it, moved in and still carrying frames, a dnsmasq left alone when nothing
+ * changed, and everything gone after a sweep. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/net/vnet.h"
+#include "daemon/net/vnic.h"
+#include "test.h"
+
+static void test_subnet(void)
+{
+    static const char *const bad[] = {
+        "10.0.0.1/24",  "10.0.0.0/33",
+        "10.0.0.0/7",   "10.0.0.0/30",
+        "10.0.0.0",     "10.0.0.0/",
+        "10.0.0.0/024", "010.0.0.0/24",
+        "10.0.0.0/24x", "10.0.0/24",
+        "/24",          "10.0.0.0/-1",
+        "10.0.0.0 /24", "",
+        "1.2.3.4.5/24",
+    };
+    struct vnet_subnet sn;
+    char err[NETCMD_ERR_LEN], cidr[24], gw[24];
+
+    CHECK(vnet_subnet_parse("10.0.0.0/24", NULL, &sn, err) == 0);
+    vnet_subnet_text(&sn, cidr, gw);
+    CHECK(!strcmp(cidr, "10.0.0.0/24") && !strcmp(gw, "10.0.0.1"));
+    CHECK(vnet_subnet_parse("192.168.128.0/17", "192.168.255.254", &sn, err) == 0);
+    vnet_subnet_text(&sn, cidr, gw);
+    CHECK(!strcmp(cidr, "192.168.128.0/17") && !strcmp(gw, "192.168.255.254"));
+    CHECK(vnet_subnet_parse("10.0.0.0/29", NULL, &sn, err) == 0 && sn.prefix == 29);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CHECK(vnet_subnet_parse(bad[i], NULL, &sn, err) == -EINVAL);
+        CHECK(!strncmp(err, "subnet: ", 8));
+    }
+    /* Gateways: outside, the network's own, the broadcast, not an address. */
+    CHECK(vnet_subnet_parse("10.0.0.0/24", "10.0.1.1", &sn, err) == -EINVAL &&
+          !strncmp(err, "gateway: ", 9));
+    CHECK(vnet_subnet_parse("10.0.0.0/24", "10.0.0.0", &sn, err) == -EINVAL);
+    CHECK(vnet_subnet_parse("10.0.0.0/24", "10.0.0.255", &sn, err) == -EINVAL);
+    CHECK(vnet_subnet_parse("10.0.0.0/24", "gateway", &sn, err) == -EINVAL);
+    CHECK(strstr(err, "gateway") != NULL);
+}
+
+static void test_names(void)
+{
+    char a[IFNAMSIZ], b[IFNAMSIZ], c[IFNAMSIZ];
+    struct vnet_names n1, n2, n3;
+
+    vnet_names("/state", "alpha", "lan", &n1);
+    vnet_names("/state", "beta", "lan", &n2);
+    vnet_names("/state", "alpha", "lan", &n3);
+    CHECK(!strcmp(n1.ns, n3.ns) && strcmp(n1.ns, n2.ns));
+    CHECK(!strncmp(n1.ns, VNET_NS_PREFIX, strlen(VNET_NS_PREFIX)) && strlen(n1.id) == 16);
+    CHECK(!strcmp(n1.dir + strlen(n1.dir) - 16, n1.id) && !strncmp(n1.dir, "/state/networks/", 16));
+    /* The same VM name in two tenants, and two NICs of one VM: three taps, each a legal
+     * interface name (at most IFNAMSIZ - 1 characters). */
+    vnet_tap_name("alpha", "web", 0, a);
+    vnet_tap_name("beta", "web", 0, b);
+    vnet_tap_name("alpha", "web", 1, c);
+    CHECK(strlen(a) == IFNAMSIZ - 1 && strlen(b) == IFNAMSIZ - 1);
+    CHECK(strcmp(a, b) && strcmp(a, c) && !strncmp(a, c, IFNAMSIZ - 2));
+}
+
+static int sh(const char *cmd)
+{
+    return system(cmd);
+}
+
+/* Opens the tap by name as src/net/tap.c does: in the host's namespace. */
+static int tap_open(const char *name)
+{
+    struct ifreq ifr = {0};
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool none_known(void *arg, const char *id)
+{
+    return false;
+}
+
+static void test_real(void)
+{
+    struct dnsmasq_host hosts[] = {{"52:54:00:aa:bb:01", "vm-one"}};
+    char state[] = "/tmp/tessera-vnet-XXXXXX", err[NETCMD_ERR_LEN], tap[IFNAMSIZ], cmd[512];
+    char conf[PATH_MAX + 32], buf[4096];
+    struct vnet_subnet sn;
+    struct vnet_names nm;
+    struct pollfd pfd;
+    pid_t pid1, pid2;
+    FILE *f;
+    size_t n;
+    int fd;
+
+    if (geteuid() != 0 || !netcmd_have("ip") || !netcmd_have("dnsmasq") ||
+        access("/dev/net/tun", R_OK | W_OK)) {
+        printf("vnet: skipping the real network (needs root, iproute2, dnsmasq, /dev/net/tun)\n");
+        return;
+    }
+    if (!mkdtemp(state)) {
+        CHECK(0);
+        return;
+    }
+    vnet_names(state, "unit", "lan", &nm);
+    CHECK(vnet_subnet_parse("10.231.0.0/24", NULL, &sn, err) == 0);
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 1, err) == 0);
+    CHECK(netns_exists(nm.ns));
+    CHECK(dnsmasq_running(nm.dir, &pid1));
+    snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", nm.dir);
+    f = fopen(conf, "r");
+    n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(buf, "dhcp-host=52:54:00:aa:bb:01,vm-one\n") != NULL);
+    CHECK(strstr(buf, "dhcp-range=10.231.0.2,10.231.0.254,255.255.255.0,1h\n") != NULL);
+    /* Nothing changed: the same dnsmasq serves on. A new host: a new one. */
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 1, err) == 0);
+    CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 == pid1);
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 0, err) == 0);
+    CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 != pid1);
+
+    /* A VM NIC: made in the host's namespace, opened there, moved in; the open file still
+     * carries the network's frames (an ARP request for a neighbour reaches it). */
+    vnet_tap_name("unit", "vm-one", 0, tap);
+    CHECK(vnic_prepare(tap, nm.ns, err) == 0);
+    fd = tap_open(tap);
+    CHECK(fd >= 0);
+    CHECK(vnic_plug(tap, nm.ns, err) == 0);
+    CHECK(if_nametoindex(tap) == 0);
+    snprintf(cmd, sizeof(cmd), "ip -n %s link show dev %s | grep -q 'master br0'", nm.ns, tap);
+    CHECK(sh(cmd) == 0);
+    CHECK(vnic_plug(tap, nm.ns, err) == 0); /* again, as after a restart: harmless */
+    snprintf(cmd, sizeof(cmd), "ip netns exec %s ping -c1 -W1 10.231.0.77 >/dev/null 2>&1", nm.ns);
+    sh(cmd);
+    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+    CHECK(fd >= 0 && poll(&pfd, 1, 2000) == 1 && read(fd, buf, sizeof(buf)) >= 42);
+    if (fd >= 0)
+        close(fd);
+    /* A new start: the old tap goes wherever it is, a fresh one is in the host's namespace. */
+    CHECK(vnic_prepare(tap, nm.ns, err) == 0);
+    CHECK(if_nametoindex(tap) != 0);
+    CHECK(vnic_remove(tap, nm.ns, err) == 0 && if_nametoindex(tap) == 0);
+    CHECK(vnic_remove(tap, nm.ns, err) == 0);
+
+    /* A sweep that knows no network removes it all: dnsmasq, namespace, folder. */
+    CHECK(vnet_sweep(state, none_known, NULL, err) == 0);
+    CHECK(!netns_exists(nm.ns));
+    CHECK(!dnsmasq_running(nm.dir, &pid2));
+    CHECK(access(nm.dir, F_OK) != 0);
+    CHECK(vnet_down(state, "unit", "lan", err) == 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+    sh(cmd);
+}
+
+int main(void)
+{
+    test_subnet();
+    test_names();
+    test_real();
+    return test_finish("vnet");
+}
