@@ -1,0 +1,389 @@
+/* Virtual networks (docs/networks.md): the tenant-scoped "network" documents
+ * {name, tenant, subnet, gateway, dhcp, created} and the NICs of VMs on them. The host side
+ * (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file decides who may do
+ * what and keeps the documents, as api_vms.c does for VMs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/api_int.h"
+#include "daemon/net/vnic.h"
+#include "daemon/net/vnet.h"
+
+/* The network (tenant, name)'s subnet from its document. */
+static int net_subnet(const json_t *net, struct vnet_subnet *sn, char *err)
+{
+    return vnet_subnet_parse(json_string_value(json_object_get(net, "subnet")),
+                             json_string_value(json_object_get(net, "gateway")), sn, err);
+}
+
+/* Collects the dnsmasq hosts of one network from its tenant's VM documents. */
+struct host_walk {
+    const char *net;
+    json_t *vms; /* the parsed VM documents, kept alive for the hosts' strings */
+    struct dnsmasq_host hosts[256];
+    size_t n;
+};
+
+static int each_host(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct host_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+
+    if (!vm)
+        return 0;
+    json_array_append_new(w->vms, vm);
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+        const char *mac = json_string_value(json_object_get(nic, "mac"));
+
+        if (net && mac && !strcmp(net, w->net) && w->n < sizeof(w->hosts) / sizeof(w->hosts[0]))
+            w->hosts[w->n++] = (struct dnsmasq_host){mac, json_string_value(json_object_get(vm, "name"))};
+    }
+    return 0;
+}
+
+/* Brings the network's host side to what the store says: namespace, bridge, and dnsmasq
+ * serving every NIC of the tenant's VMs on it. Caller holds d->lock. */
+static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net, char *err)
+{
+    struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
+    struct vnet_subnet sn;
+    int ret = net_subnet(net, &sn, err);
+
+    if (ret)
+        return ret;
+    w.vms = json_array();
+    if (!w.vms)
+        return -ENOMEM;
+    ret = d->store->ops->doc_list(d->store, "vm", tenant, each_host, &w);
+    if (ret)
+        snprintf(err, NETCMD_ERR_LEN, "network %.63s: the store failed: %.400s", w.net,
+                 store_error(d->store));
+    else
+        ret = vnet_up(d->state_dir, tenant, w.net, &sn,
+                      json_is_true(json_object_get(net, "dhcp")), w.hosts, w.n, err);
+    json_decref(w.vms);
+    return ret;
+}
+
+int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err)
+{
+    char *text;
+    json_t *net;
+    int ret = d->store->ops->doc_get(d->store, "network", tenant, name, &text);
+
+    if (ret == -ENOENT)
+        return 0;
+    if (ret) {
+        snprintf(err, NETCMD_ERR_LEN, "network %s: the store failed", name);
+        return ret;
+    }
+    net = json_loads(text, 0, NULL);
+    free(text);
+    ret = net ? net_sync_doc(d, tenant, net, err) : -EIO;
+    if (!net)
+        snprintf(err, NETCMD_ERR_LEN, "network %s: its stored record is damaged", name);
+    json_decref(net);
+    return ret;
+}
+
+/* ---- The VMs' NICs ---- */
+
+/* A NIC's MAC: locally administered (52:54:00 as QEMU's), from the hash of its tap's name. */
+static void nic_mac(const char *tap, char *mac)
+{
+    snprintf(mac, 18, "52:54:00:%.2s:%.2s:%.2s", tap + 3, tap + 5, tap + 7);
+}
+
+int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
+{
+    char field[32], tap[IFNAMSIZ], mac[18], *text;
+    const char *net;
+    json_t *nic, *res;
+    size_t i;
+    int ret;
+
+    *out = NULL;
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > VNET_NICS_MAX) {
+        reply_error(q->r, 400, "nics",
+                    "field 'nics' must be a list of at most %d objects {\"network\": NAME}",
+                    VNET_NICS_MAX);
+        return -EINVAL;
+    }
+    res = json_array();
+    if (!res) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    json_array_foreach(arr, i, nic)
+    {
+        static const char *const keys[] = {"network", NULL};
+
+        snprintf(field, sizeof(field), "nics[%zu]", i);
+        if (!json_is_object(nic)) {
+            reply_error(q->r, 400, field, "%s: expected an object {\"network\": NAME}", field);
+            goto fail;
+        }
+        if (body_keys(q, nic, field, keys) ||
+            body_str(q, nic, field, "network", true, STORE_NAME_LEN - 1, &net) ||
+            check_name(q, "network", net))
+            goto fail;
+        ret = q->s->ops->doc_get(q->s, "network", q->scope, net, &text);
+        if (ret == -ENOENT) {
+            reply_error(q->r, 404, "network", "%s: network '%s' not found", field, net);
+            goto fail;
+        }
+        if (ret) {
+            reply_store(q, "network", ret);
+            goto fail;
+        }
+        free(text);
+        vnet_tap_name(q->scope, vm, (unsigned)i, tap);
+        nic_mac(tap, mac);
+        if (append(res, json_pack("{s:s,s:s,s:s}", "network", net, "mac", mac, "tap", tap))) {
+            reply_error(q->r, 500, NULL, "out of memory");
+            goto fail;
+        }
+    }
+    *out = res;
+    return 0;
+fail:
+    json_decref(res);
+    return -EINVAL;
+}
+
+json_t *api_net_nics_rename(const char *tenant, const json_t *nics, const char *vm)
+{
+    char tap[IFNAMSIZ], mac[18];
+    json_t *res = json_array(), *nic;
+    size_t i;
+
+    json_array_foreach(nics, i, nic)
+    {
+        vnet_tap_name(tenant, vm, (unsigned)i, tap);
+        nic_mac(tap, mac);
+        if (append(res, json_pack("{s:O,s:s,s:s}", "network", json_object_get(nic, "network"),
+                                  "mac", mac, "tap", tap))) {
+            json_decref(res);
+            return NULL;
+        }
+    }
+    return res;
+}
+
+int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,
+                    char *err)
+{
+    struct vnet_names nm;
+    json_t *nic;
+    size_t i;
+    int ret = 0;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+        const char *tap = json_string_value(json_object_get(nic, "tap"));
+        int r;
+
+        if (!net || !tap)
+            continue;
+        vnet_names(d->state_dir, tenant, net, &nm);
+        if (!strcmp(what, "prepare"))
+            r = vnic_prepare(tap, nm.ns, err);
+        else if (!strcmp(what, "plug"))
+            r = vnic_plug(tap, nm.ns, err);
+        else
+            r = vnic_remove(tap, nm.ns, err);
+        /* A removal goes on past a failure: the other NICs go all the same. */
+        if (r && !ret)
+            ret = r;
+        if (ret && strcmp(what, "remove"))
+            return ret;
+    }
+    return ret;
+}
+
+/* ---- Routes ---- */
+
+void api_networks_list(struct req *q)
+{
+    doc_list_reply(q, "network", "networks");
+}
+
+void api_network_get(struct req *q)
+{
+    json_t *net = doc_load(q, "network", q->scope, q->seg[1], "network");
+
+    if (net)
+        reply_json(q->r, 200, net);
+}
+
+void api_networks_create(struct req *q)
+{
+    static const char *const fields[] = {"name", "subnet", "gateway", "dhcp", NULL};
+    char cidr[24], gw[24], err[NETCMD_ERR_LEN];
+    const char *name, *subnet, *gateway = NULL;
+    struct vnet_subnet sn;
+    json_t *body, *net = NULL;
+    bool dhcp = true;
+    int ret;
+
+    if (need_route_role(q, "creating a network") ||
+        body_object(q, fields, "{\"name\": \"net1\", \"subnet\": \"10.0.0.0/24\"}", &body))
+        return;
+    if (body_name(q, body, "name", true, &name))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (body_str(q, body, NULL, "subnet", true, 18, &subnet) ||
+        body_str(q, body, NULL, "gateway", false, 15, &gateway) ||
+        body_bool(q, body, NULL, "dhcp", &dhcp))
+        goto done;
+    if (!json_object_get(body, "dhcp"))
+        dhcp = true;
+    if (vnet_subnet_parse(subnet, gateway, &sn, err)) {
+        reply_error(q->r, 400, strncmp(err, "gateway", 7) ? "subnet" : "gateway", "%s", err);
+        goto done;
+    }
+    vnet_subnet_text(&sn, cidr, gw);
+    net = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "name", name, "tenant", q->scope, "subnet", cidr,
+                    "gateway", gw, "dhcp", dhcp, "created", (json_int_t)time(NULL));
+    if (!net) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        goto done;
+    }
+    if (doc_save(q, "network", q->scope, name, net, STORE_PUT_CREATE))
+        goto done;
+    /* The host work last: a failure undoes it, the transaction the document. */
+    ret = net_sync_doc(q->d, q->scope, net, err);
+    if (ret) {
+        char err2[NETCMD_ERR_LEN];
+
+        vnet_down(q->d->state_dir, q->scope, name, err2);
+        reply_error(q->r, 500, NULL, "network '%s': %s", name, err);
+        goto done;
+    }
+    reply_json(q->r, 201, json_incref(net));
+done:
+    json_decref(net);
+    json_decref(body);
+}
+
+/* The first of the tenant's VMs with a NIC on the network. */
+struct user_walk {
+    const char *net;
+    char vm[STORE_NAME_LEN];
+};
+
+static int each_net_user(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct user_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+    int found = 0;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+
+        if (net && !strcmp(net, w->net))
+            found = 1;
+    }
+    if (found)
+        snprintf(w->vm, sizeof(w->vm), "%s", name);
+    json_decref(vm);
+    return found;
+}
+
+void api_network_delete(struct req *q)
+{
+    struct user_walk w = {.net = q->seg[1]};
+    char err[NETCMD_ERR_LEN];
+    json_t *net;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    net = doc_load(q, "network", q->scope, q->seg[1], "network");
+    if (!net || need_route_role(q, "deleting a network"))
+        goto done;
+    ret = q->s->ops->doc_list(q->s, "vm", q->scope, each_net_user, &w);
+    if (ret > 0) {
+        reply_error(q->r, 409, NULL, "network '%s' is used by VM '%s'; delete the VM first",
+                    q->seg[1], w.vm);
+        goto done;
+    }
+    if (ret || q->s->ops->doc_delete(q->s, "network", q->scope, q->seg[1])) {
+        reply_store(q, "network delete", ret ? ret : -EIO);
+        goto done;
+    }
+    if (vnet_down(q->d->state_dir, q->scope, q->seg[1], err)) {
+        reply_error(q->r, 500, NULL, "network '%s': %s", q->seg[1], err);
+        goto done;
+    }
+    reply_empty(q->r);
+done:
+    json_decref(net);
+}
+
+/* ---- After a restart ---- */
+
+struct recover_walk {
+    struct daemon *d;
+    json_t *ids; /* the known networks' ids, as an object's keys */
+};
+
+static int each_net_recover(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct recover_walk *w = arg;
+    char err[NETCMD_ERR_LEN];
+    struct vnet_names nm;
+    json_t *net = json_loads(doc, 0, NULL);
+
+    vnet_names(w->d->state_dir, tenant, name, &nm);
+    json_object_set_new(w->ids, nm.id, json_true());
+    if (net && net_sync_doc(w->d, tenant, net, err))
+        fprintf(stderr, "tesserad: network %s/%s: %s\n", tenant, name, err);
+    json_decref(net);
+    return 0;
+}
+
+static bool net_known(void *arg, const char *id)
+{
+    return json_object_get(arg, id) != NULL;
+}
+
+static int each_vm_plug(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct daemon *d = arg;
+    json_t *vm = json_loads(doc, 0, NULL);
+    const char *state = json_string_value(json_object_get(vm, "state"));
+    char err[NETCMD_ERR_LEN];
+
+    /* A daemon killed between a VMM's start and its taps' move left them in the host's
+     * namespace. */
+    if (state && (!strcmp(state, "running") || !strcmp(state, "paused")) &&
+        api_net_vm_nics(d, tenant, vm, "plug", err))
+        fprintf(stderr, "tesserad: VM %s/%s: %s\n", tenant, name, err);
+    json_decref(vm);
+    return 0;
+}
+
+void api_net_recover(struct daemon *d)
+{
+    struct recover_walk w = {d, json_object()};
+    char err[NETCMD_ERR_LEN];
+
+    if (!w.ids)
+        return;
+    if (!d->store->ops->doc_list(d->store, "network", NULL, each_net_recover, &w) &&
+        vnet_sweep(d->state_dir, net_known, w.ids, err))
+        fprintf(stderr, "tesserad: networks: %s\n", err);
+    d->store->ops->doc_list(d->store, "vm", NULL, each_vm_plug, d);
+    json_decref(w.ids);
+}
