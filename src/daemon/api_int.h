@@ -185,7 +185,8 @@ void api_publish(struct daemon *d, const char *tenant, const char *type, json_t 
  * scope: *out the VM's NIC records [{network, mac, tap}] (new reference). 0 or the reply set. */
 int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out);
 /* The NIC records of a copy of a VM named vm: same networks, its own taps and MACs. */
-json_t *api_net_nics_rename(const char *tenant, const json_t *nics, const char *vm);
+json_t *api_net_nics_rename(struct daemon *d, const char *tenant, const json_t *nics,
+                            const char *vm);
 /* Brings network (tenant, name)'s host side to what the store holds (its dnsmasq serving every
  * VM NIC on it); a network that does not exist is 0. Caller holds d->lock. */
 int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err);

@@ -42,7 +42,8 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
         const char *mac = json_string_value(json_object_get(nic, "mac"));
 
         if (net && mac && !strcmp(net, w->net) && w->n < sizeof(w->hosts) / sizeof(w->hosts[0]))
-            w->hosts[w->n++] = (struct dnsmasq_host){mac, json_string_value(json_object_get(vm, "name"))};
+            w->hosts[w->n++] =
+                (struct dnsmasq_host){mac, json_string_value(json_object_get(vm, "name"))};
     }
     return 0;
 }
@@ -65,8 +66,8 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
         snprintf(err, NETCMD_ERR_LEN, "network %.63s: the store failed: %.400s", w.net,
                  store_error(d->store));
     else
-        ret = vnet_up(d->state_dir, tenant, w.net, &sn,
-                      json_is_true(json_object_get(net, "dhcp")), w.hosts, w.n, err);
+        ret = vnet_up(d->state_dir, tenant, w.net, &sn, json_is_true(json_object_get(net, "dhcp")),
+                      w.hosts, w.n, err);
     json_decref(w.vms);
     return ret;
 }
@@ -145,7 +146,7 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
             goto fail;
         }
         free(text);
-        vnet_tap_name(q->scope, vm, (unsigned)i, tap);
+        vnet_tap_name(q->d->state_dir, q->scope, vm, (unsigned)i, tap);
         nic_mac(tap, mac);
         if (append(res, json_pack("{s:s,s:s,s:s}", "network", net, "mac", mac, "tap", tap))) {
             reply_error(q->r, 500, NULL, "out of memory");
@@ -159,7 +160,8 @@ fail:
     return -EINVAL;
 }
 
-json_t *api_net_nics_rename(const char *tenant, const json_t *nics, const char *vm)
+json_t *api_net_nics_rename(struct daemon *d, const char *tenant, const json_t *nics,
+                            const char *vm)
 {
     char tap[IFNAMSIZ], mac[18];
     json_t *res = json_array(), *nic;
@@ -167,7 +169,7 @@ json_t *api_net_nics_rename(const char *tenant, const json_t *nics, const char *
 
     json_array_foreach(nics, i, nic)
     {
-        vnet_tap_name(tenant, vm, (unsigned)i, tap);
+        vnet_tap_name(d->state_dir, tenant, vm, (unsigned)i, tap);
         nic_mac(tap, mac);
         if (append(res, json_pack("{s:O,s:s,s:s}", "network", json_object_get(nic, "network"),
                                   "mac", mac, "tap", tap))) {

@@ -921,7 +921,7 @@ void api_vm_clone(struct req *q)
     json_object_set_new(copy, "desired", json_string("stopped"));
     json_object_set_new(copy, "port_forwards", json_array());
     json_object_set_new(copy, "nics",
-                        api_net_nics_rename(q->scope, json_object_get(vm, "nics"), name));
+                        api_net_nics_rename(q->d, q->scope, json_object_get(vm, "nics"), name));
     json_object_set_new(copy, "pid", json_null());
     json_object_set_new(copy, "exit_status", json_null());
     json_object_set_new(copy, "error", json_null());

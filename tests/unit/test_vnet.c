@@ -59,19 +59,28 @@ static void test_names(void)
     char a[IFNAMSIZ], b[IFNAMSIZ], c[IFNAMSIZ];
     struct vnet_names n1, n2, n3;
 
-    vnet_names("/state", "alpha", "lan", &n1);
-    vnet_names("/state", "beta", "lan", &n2);
-    vnet_names("/state", "alpha", "lan", &n3);
+    vnet_names("/", "alpha", "lan", &n1);
+    vnet_names("/", "beta", "lan", &n2);
+    vnet_names("/", "alpha", "lan", &n3);
     CHECK(!strcmp(n1.ns, n3.ns) && strcmp(n1.ns, n2.ns));
     CHECK(!strncmp(n1.ns, VNET_NS_PREFIX, strlen(VNET_NS_PREFIX)) && strlen(n1.id) == 16);
-    CHECK(!strcmp(n1.dir + strlen(n1.dir) - 16, n1.id) && !strncmp(n1.dir, "/state/networks/", 16));
+    CHECK(!strcmp(n1.dir + strlen(n1.dir) - 16, n1.id) && !strncmp(n1.dir, "//networks/", 11));
     /* The same VM name in two tenants, and two NICs of one VM: three taps, each a legal
      * interface name (at most IFNAMSIZ - 1 characters). */
-    vnet_tap_name("alpha", "web", 0, a);
-    vnet_tap_name("beta", "web", 0, b);
-    vnet_tap_name("alpha", "web", 1, c);
+    vnet_tap_name("/", "alpha", "web", 0, a);
+    vnet_tap_name("/", "beta", "web", 0, b);
+    vnet_tap_name("/", "alpha", "web", 1, c);
     CHECK(strlen(a) == IFNAMSIZ - 1 && strlen(b) == IFNAMSIZ - 1);
     CHECK(strcmp(a, b) && strcmp(a, c) && !strncmp(a, c, IFNAMSIZ - 2));
+    /* Another state directory (another daemon): other names; the same one spelt otherwise:
+     * the same. */
+    vnet_tap_name("/tmp", "alpha", "web", 0, b);
+    CHECK(strcmp(a, b));
+    vnet_tap_name("/tmp/./", "alpha", "web", 0, c);
+    CHECK(!strcmp(b, c));
+    vnet_names("/tmp", "alpha", "lan", &n2);
+    vnet_names("/tmp/.", "alpha", "lan", &n3);
+    CHECK(!strcmp(n2.ns, n3.ns));
 }
 
 static int sh(const char *cmd)
@@ -144,7 +153,7 @@ static void test_real(void)
 
     /* A VM NIC: made in the host's namespace, opened there, moved in; the open file still
      * carries the network's frames (an ARP request for a neighbour reaches it). */
-    vnet_tap_name("unit", "vm-one", 0, tap);
+    vnet_tap_name(state, "unit", "vm-one", 0, tap);
     CHECK(vnic_prepare(tap, nm.ns, err) == 0);
     fd = tap_open(tap);
     CHECK(fd >= 0);
@@ -165,8 +174,12 @@ static void test_real(void)
     CHECK(vnic_remove(tap, nm.ns, err) == 0 && if_nametoindex(tap) == 0);
     CHECK(vnic_remove(tap, nm.ns, err) == 0);
 
-    /* A sweep that knows no network removes it all: dnsmasq, namespace, folder. */
+    /* A sweep that knows no network removes it all: dnsmasq, namespace, folder; but not
+     * another daemon's namespace (no folder of ours). */
+    CHECK(sh("ip netns add " VNET_NS_PREFIX "0123456789abcdef") == 0);
     CHECK(vnet_sweep(state, none_known, NULL, err) == 0);
+    CHECK(netns_exists(VNET_NS_PREFIX "0123456789abcdef"));
+    CHECK(sh("ip netns delete " VNET_NS_PREFIX "0123456789abcdef") == 0);
     CHECK(!netns_exists(nm.ns));
     CHECK(!dnsmasq_running(nm.dir, &pid2));
     CHECK(access(nm.dir, F_OK) != 0);

@@ -1,8 +1,6 @@
 /* netns.h: `ip netns` and `ip -n NS link` (iproute2). */
 #include "daemon/net/netns.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,19 +52,4 @@ int netns_delete(const char *ns, char *err)
     if (!netns_exists(ns))
         return 0;
     return netcmd_run(del, err);
-}
-
-int netns_list(const char *prefix, int (*each)(void *arg, const char *ns), void *arg)
-{
-    struct dirent *e;
-    DIR *dp = opendir(NETNS_RUN_DIR);
-    int ret = 0;
-
-    if (!dp)
-        return errno == ENOENT ? 0 : -errno;
-    while (!ret && (e = readdir(dp)))
-        if (!strncmp(e->d_name, prefix, strlen(prefix)))
-            ret = each(arg, e->d_name);
-    closedir(dp);
-    return ret;
 }

@@ -25,7 +25,5 @@ int netns_create(const char *ns, const char *cidr, char *err);
 /* Deletes the namespace: the kernel destroys its bridge and every tap in it. Absent is 0. */
 int netns_delete(const char *ns, char *err);
 bool netns_exists(const char *ns);
-/* Calls each(arg, name) for every namespace whose name starts with prefix. */
-int netns_list(const char *prefix, int (*each)(void *arg, const char *ns), void *arg);
 
 #endif

@@ -91,14 +91,22 @@ void vnet_subnet_text(const struct vnet_subnet *sn, char *cidr, char *gateway)
     vnet_addr_text(sn->gateway, gateway);
 }
 
-/* The first 16 hex digits of SHA-256(kind "/" tenant "/" name). */
-static void vnet_hash(const char *kind, const char *tenant, const char *name, char *out)
+/* The first 16 hex digits of SHA-256(kind "/" DEV:INO "/" tenant "/" name), DEV:INO being
+ * the state directory's identity: kernel names are host-wide, and two daemons on one host
+ * (two state directories) must never take or sweep each other's. The identity, unlike the
+ * path, does not change with how the path is spelt. */
+static void vnet_hash(const char *state_dir, const char *kind, const char *tenant, const char *name,
+                      char *out)
 {
-    char key[256];
+    char key[512];
+    struct stat st;
     uint8_t h[32];
     int i;
 
-    snprintf(key, sizeof(key), "%s/%s/%s", kind, tenant, name);
+    if (stat(state_dir, &st))
+        st.st_dev = st.st_ino = 0;
+    snprintf(key, sizeof(key), "%s/%llx:%llx/%s/%s", kind, (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino, tenant, name);
     gnutls_hash_fast(GNUTLS_DIG_SHA256, key, strlen(key), h);
     for (i = 0; i < 8; i++)
         snprintf(out + 2 * i, 3, "%02x", h[i]);
@@ -106,16 +114,17 @@ static void vnet_hash(const char *kind, const char *tenant, const char *name, ch
 
 void vnet_names(const char *state_dir, const char *tenant, const char *name, struct vnet_names *out)
 {
-    vnet_hash("net", tenant, name, out->id);
+    vnet_hash(state_dir, "net", tenant, name, out->id);
     snprintf(out->ns, sizeof(out->ns), VNET_NS_PREFIX "%s", out->id);
     snprintf(out->dir, sizeof(out->dir), "%.3000s/networks/%s", state_dir, out->id);
 }
 
-void vnet_tap_name(const char *tenant, const char *vm, unsigned index, char out[IFNAMSIZ])
+void vnet_tap_name(const char *state_dir, const char *tenant, const char *vm, unsigned index,
+                   char out[IFNAMSIZ])
 {
     char id[VNET_ID_LEN];
 
-    vnet_hash("vm", tenant, vm, id);
+    vnet_hash(state_dir, "vm", tenant, vm, id);
     snprintf(out, IFNAMSIZ, VNET_TAP_PREFIX "%.11s%u", id, index % 10);
 }
 
@@ -236,11 +245,6 @@ static int vnet_sweep_one(void *arg, const char *id)
     return vnet_down_id(w->state_dir, id, w->err);
 }
 
-static int vnet_sweep_ns(void *arg, const char *ns)
-{
-    return vnet_sweep_one(arg, ns + strlen(VNET_NS_PREFIX));
-}
-
 int vnet_sweep(const char *state_dir, bool (*known)(void *arg, const char *id), void *arg,
                char *err)
 {
@@ -248,12 +252,14 @@ int vnet_sweep(const char *state_dir, bool (*known)(void *arg, const char *id), 
     char top[PATH_MAX];
     struct dirent *e;
     DIR *dp;
-    int ret = netns_list(VNET_NS_PREFIX, vnet_sweep_ns, &w);
+    int ret = 0;
 
+    /* By folder: a network's folder is made before its namespace and removed after it, so
+     * every leftover of ours has one, and another daemon's namespaces are never touched. */
     snprintf(top, sizeof(top), "%.3000s/networks", state_dir);
     dp = opendir(top);
     if (!dp)
-        return ret;
+        return errno == ENOENT ? 0 : -errno;
     while (!ret && (e = readdir(dp)))
         ret = vnet_sweep_one(&w, e->d_name);
     closedir(dp);

@@ -2,10 +2,11 @@
  * (tenant, name) with an IPv4 subnet; on the host it is a namespace with a bridge (netns.h),
  * optionally a dnsmasq (dnsmasq.h), and one tap per VM NIC on it (vnic.h).
  *
- * Kernel names come from a hash of the owner's names, so they fit the kernel's limits
- * (IFNAMSIZ: 15 characters) whatever the names, never collide between tenants, and are found
- * again after a restart without a record: namespace `tsrn-ID`, folder STATE_DIR/networks/ID,
- * tap `tsrHHHHHHHHHHHN` (11 hex digits of the VM's hash, N the NIC's index).
+ * Kernel names come from a hash of the state directory's identity and the owner's names, so
+ * they fit the kernel's limits (IFNAMSIZ: 15 characters) whatever the names, never collide
+ * between tenants or between two daemons of one host, and are found again after a restart
+ * without a record: namespace `tsrn-ID`, folder STATE_DIR/networks/ID, tap `tsrHHHHHHHHHHHN`
+ * (11 hex digits of the VM's hash, N the NIC's index).
  *
  * Every call returns 0 or -errno with err (NETCMD_ERR_LEN). Threads: callers hold tesserad's
  * lock (or are the only user, as the unit tests). */
@@ -47,7 +48,8 @@ struct vnet_names {
 void vnet_names(const char *state_dir, const char *tenant, const char *name,
                 struct vnet_names *out);
 /* The tap of NIC index (< VNET_NICS_MAX) of VM (tenant, vm). */
-void vnet_tap_name(const char *tenant, const char *vm, unsigned index, char out[IFNAMSIZ]);
+void vnet_tap_name(const char *state_dir, const char *tenant, const char *vm, unsigned index,
+                   char out[IFNAMSIZ]);
 
 /* Makes (or repairs) the network: its folder, namespace and bridge with the gateway's address,
  * and with dhcp its dnsmasq serving hosts (restarted, so a change of hosts applies). */
@@ -57,8 +59,9 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
 /* Removes everything the network made: dnsmasq, the namespace (with its bridge and taps) and
  * its folder. What is absent already is no error. */
 int vnet_down(const char *state_dir, const char *tenant, const char *name, char *err);
-/* Removes every network of this state directory (namespace `tsrn-ID` or folder networks/ID)
- * whose id known(arg, id) does not claim: what a crash or a daemon killed mid-delete left. */
+/* Removes every network of this state directory (folder networks/ID, with its dnsmasq and
+ * namespace `tsrn-ID`) whose id known(arg, id) does not claim: what a crash or a daemon
+ * killed mid-delete left. */
 int vnet_sweep(const char *state_dir, bool (*known)(void *arg, const char *id), void *arg,
                char *err);
 
