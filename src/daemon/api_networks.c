@@ -31,19 +31,19 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
 {
     struct host_walk *w = arg;
     json_t *vm = json_loads(doc, 0, NULL), *nic;
+    const char *vm_name = json_string_value(json_object_get(vm, "name"));
     size_t i;
 
-    if (!vm)
-        return 0;
-    json_array_append_new(w->vms, vm);
+    if (!vm || json_array_append_new(w->vms, vm))
+        return -ENOMEM;
     json_array_foreach(json_object_get(vm, "nics"), i, nic)
     {
         const char *net = json_string_value(json_object_get(nic, "network"));
         const char *mac = json_string_value(json_object_get(nic, "mac"));
 
-        if (net && mac && !strcmp(net, w->net) && w->n < sizeof(w->hosts) / sizeof(w->hosts[0]))
-            w->hosts[w->n++] =
-                (struct dnsmasq_host){mac, json_string_value(json_object_get(vm, "name"))};
+        if (net && mac && vm_name && !strcmp(net, w->net) &&
+            w->n < sizeof(w->hosts) / sizeof(w->hosts[0]))
+            w->hosts[w->n++] = (struct dnsmasq_host){mac, vm_name};
     }
     return 0;
 }
@@ -95,10 +95,11 @@ int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *e
 
 /* ---- The VMs' NICs ---- */
 
-/* A NIC's MAC: locally administered (52:54:00 as QEMU's), from the hash of its tap's name. */
+/* A NIC's MAC: QEMU's prefix 52:54:00, then five hex digits of the VM's hash and the NIC's
+ * index (the tap's name: "tsr", 11 hex digits, the index), so a VM's NICs differ. */
 static void nic_mac(const char *tap, char *mac)
 {
-    snprintf(mac, 18, "52:54:00:%.2s:%.2s:%.2s", tap + 3, tap + 5, tap + 7);
+    snprintf(mac, 18, "52:54:00:%.2s:%.2s:%c%c", tap + 3, tap + 5, tap[7], tap[14]);
 }
 
 int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)

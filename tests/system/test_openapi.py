@@ -544,10 +544,11 @@ def walk_networks(c, w):
     c.call("GET", "/api/v1/networks/{name}", {"name": "lan"}, token=vic, want=200)
     c.call("GET", "/api/v1/networks/{name}", {"name": "nothing"}, token=vic, want=404)
     st, vm = c.change("POST", "/api/v1/vms", token=ann,
-                      body={"name": "onlan", "template": "mine", "nics": [{"network": "lan"}]},
-                      want=201)
-    check(st == 201 and [n["network"] for n in vm["nics"]] == ["lan"],
-          "the VM's NIC is on the network: %s" % vm)
+                      body={"name": "onlan", "template": "mine",
+                            "nics": [{"network": "lan"}, {"network": "lan"}]}, want=201)
+    check(st == 201 and [n["network"] for n in vm["nics"]] == ["lan", "lan"] and
+          len({n["mac"] for n in vm["nics"]}) == 2 and len({n["tap"] for n in vm["nics"]}) == 2,
+          "the VM's two NICs are on the network, each with its own MAC and tap: %s" % vm)
     c.change("POST", "/api/v1/vms", token=ann,
              body={"name": "x", "template": "mine", "nics": [{"network": "nothing"}]}, want=404)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=409,
