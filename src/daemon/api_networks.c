@@ -19,11 +19,11 @@ static int net_subnet(const json_t *net, struct vnet_subnet *sn, char *err)
                              json_string_value(json_object_get(net, "gateway")), sn, err);
 }
 
-/* Collects the dnsmasq hosts of one network from its tenant's VM documents. */
+/* Collects the ports of one network from its tenant's VM documents. */
 struct host_walk {
     const char *net;
     json_t *vms; /* the parsed VM documents, kept alive for the hosts' strings */
-    struct dnsmasq_host hosts[256];
+    struct vnet_port ports[256];
     size_t n;
 };
 
@@ -40,10 +40,11 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
     {
         const char *net = json_string_value(json_object_get(nic, "network"));
         const char *mac = json_string_value(json_object_get(nic, "mac"));
+        const char *tap = json_string_value(json_object_get(nic, "tap"));
 
-        if (net && mac && vm_name && !strcmp(net, w->net) &&
-            w->n < sizeof(w->hosts) / sizeof(w->hosts[0]))
-            w->hosts[w->n++] = (struct dnsmasq_host){mac, vm_name};
+        if (net && mac && tap && vm_name && !strcmp(net, w->net) &&
+            w->n < sizeof(w->ports) / sizeof(w->ports[0]))
+            w->ports[w->n++] = (struct vnet_port){mac, vm_name, tap};
     }
     return 0;
 }
@@ -67,7 +68,7 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
                  store_error(d->store));
     else
         ret = vnet_up(d->state_dir, tenant, w.net, &sn, json_is_true(json_object_get(net, "dhcp")),
-                      w.hosts, w.n, err);
+                      w.ports, w.n, err);
     json_decref(w.vms);
     return ret;
 }

@@ -134,7 +134,10 @@ static void vm_start_work(struct daemon *d, struct op *op, void *arg)
     pthread_mutex_lock(&d->lock);
     vm = vm_doc_locked(d, j->tenant, j->name);
     ret = vm ? api_res_vm_apply(d, j->tenant, j->name, vm, err) : -ENOENT;
-    /* Fresh taps in the host's namespace, for its VMM to open by name. */
+    /* Its networks as the store has them (repaired if something removed a part), then fresh
+     * taps in the host's namespace, for its VMM to open by name. */
+    if (!ret)
+        ret = vm_nets_sync(d, j->tenant, vm, err);
     if (!ret)
         ret = api_net_vm_nics(d, j->tenant, vm, "prepare", err);
     /* Its weight too (it counts as starting): a new group's default weight is tiny beside

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,38 @@ static int tap_open(const char *name)
     return fd;
 }
 
+/* Reads what the tap's file has within ms milliseconds: 1 a frame, 0 none. */
+static int tap_read(int fd, int ms, uint8_t *buf, size_t len)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    return poll(&pfd, 1, ms) == 1 && read(fd, buf, len) > 0;
+}
+
+/* Sends an ARP request for 10.231.0.1 (the bridge) from the tap's guest side: Ethernet source
+ * src, ARP sender sha (RFC 826). Returns whether the bridge's reply came back. */
+static bool arp_answered(int fd, const uint8_t src[6], const uint8_t sha[6])
+{
+    uint8_t f[42] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, buf[2048];
+    static const uint8_t tail[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
+    static const uint8_t spa[4] = {10, 231, 0, 50}, tpa[4] = {10, 231, 0, 1};
+
+    while (tap_read(fd, 0, buf, sizeof(buf)))
+        ;
+    memcpy(f + 6, src, 6);
+    memcpy(f + 12, tail, sizeof(tail));
+    memcpy(f + 22, sha, 6);
+    memcpy(f + 28, spa, 4);
+    memcpy(f + 38, tpa, 4);
+    if (write(fd, f, sizeof(f)) != (ssize_t)sizeof(f))
+        return false;
+    /* Anything else the bridge sends (IPv6 router solicitations...) is skipped. */
+    for (int i = 0; i < 20 && tap_read(fd, 1000, buf, sizeof(buf)); i++)
+        if (buf[12] == 0x08 && buf[13] == 0x06 && buf[21] == 2 && !memcmp(buf, sha, 6))
+            return true;
+    return false;
+}
+
 static bool none_known(void *arg, const char *id)
 {
     return false;
@@ -112,7 +145,7 @@ static bool none_known(void *arg, const char *id)
 
 static void test_real(void)
 {
-    struct dnsmasq_host hosts[] = {{"52:54:00:aa:bb:01", "vm-one"}};
+    struct vnet_port ports[] = {{"52:54:00:aa:bb:01", "vm-one", "tsrunit0"}};
     char state[] = "/tmp/tessera-vnet-XXXXXX", err[NETCMD_ERR_LEN], tap[IFNAMSIZ], cmd[512];
     char conf[PATH_MAX + 32], buf[4096];
     struct vnet_subnet sn;
@@ -134,7 +167,7 @@ static void test_real(void)
     }
     vnet_names(state, "unit", "lan", &nm);
     CHECK(vnet_subnet_parse("10.231.0.0/24", NULL, &sn, err) == 0);
-    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 1, err) == 0);
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 1, err) == 0);
     CHECK(netns_exists(nm.ns));
     CHECK(dnsmasq_running(nm.dir, &pid1));
     snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", nm.dir);
@@ -146,9 +179,9 @@ static void test_real(void)
     CHECK(strstr(buf, "dhcp-host=52:54:00:aa:bb:01,vm-one\n") != NULL);
     CHECK(strstr(buf, "dhcp-range=10.231.0.2,10.231.0.254,255.255.255.0,1h\n") != NULL);
     /* Nothing changed: the same dnsmasq serves on. A new host: a new one. */
-    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 1, err) == 0);
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 1, err) == 0);
     CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 == pid1);
-    CHECK(vnet_up(state, "unit", "lan", &sn, true, hosts, 0, err) == 0);
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 0, err) == 0);
     CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 != pid1);
 
     /* A VM NIC: made in the host's namespace, opened there, moved in; the open file still
@@ -166,6 +199,26 @@ static void test_real(void)
     sh(cmd);
     pfd = (struct pollfd){.fd = fd, .events = POLLIN};
     CHECK(fd >= 0 && poll(&pfd, 1, 2000) == 1 && read(fd, buf, sizeof(buf)) >= 42);
+
+    /* Port security: the port lets through frames from its own MAC only, and ARP whose
+     * sender is that MAC; with traffic, not just rules. */
+    {
+        static const uint8_t own[6] = {0x52, 0x54, 0, 0xaa, 0xbb, 0x02};
+        static const uint8_t forged[6] = {0x52, 0x54, 0, 0x66, 0x66, 0x66};
+        struct vnet_port two[] = {ports[0], {"52:54:00:aa:bb:02", "vm-two", tap}};
+
+        CHECK(vnet_up(state, "unit", "lan", &sn, true, two, 2, err) == 0);
+        snprintf(cmd, sizeof(cmd),
+                 "ip netns exec %s nft list table bridge tessera | grep -q "
+                 "'iifname \"%s\" ether saddr != 52:54:00:aa:bb:02 drop'",
+                 nm.ns, tap);
+        CHECK(sh(cmd) == 0);
+        CHECK(fd >= 0 && arp_answered(fd, own, own));
+        CHECK(fd >= 0 && !arp_answered(fd, forged, forged));
+        CHECK(fd >= 0 && !arp_answered(fd, own, forged));
+        CHECK(fd >= 0 && !arp_answered(fd, forged, own));
+        CHECK(fd >= 0 && arp_answered(fd, own, own));
+    }
     if (fd >= 0)
         close(fd);
     /* A new start: the old tap goes wherever it is, a fresh one is in the host's namespace. */

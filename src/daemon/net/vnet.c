@@ -137,13 +137,38 @@ static int vnet_mkdir(const char *path, char *err)
     return 0;
 }
 
+/* Port security and DHCP for the ports. */
+static int vnet_ports(const struct vnet_names *nm, struct dnsmasq_spec *spec, bool dhcp,
+                      const struct vnet_port *ports, size_t n, char *err)
+{
+    struct dnsmasq_host *hosts = calloc(n + 1, sizeof(*hosts));
+    struct portsec_port *ps = calloc(n + 1, sizeof(*ps));
+    int ret = hosts && ps ? 0 : -ENOMEM;
+
+    for (size_t i = 0; !ret && i < n; i++) {
+        hosts[i] = (struct dnsmasq_host){ports[i].mac, ports[i].name};
+        ps[i] = (struct portsec_port){ports[i].tap, ports[i].mac};
+    }
+    if (ret)
+        snprintf(err, NETCMD_ERR_LEN, "network %s: out of memory", nm->id);
+    if (!ret)
+        ret = portsec_apply(nm->ns, nm->dir, ps, n, err);
+    spec->hosts = hosts;
+    spec->nhosts = n;
+    if (!ret)
+        ret = dhcp ? dnsmasq_start(spec, err) : dnsmasq_stop(nm->dir, err);
+    free(ps);
+    free(hosts);
+    return ret;
+}
+
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
-            const struct vnet_subnet *sn, bool dhcp, const struct dnsmasq_host *hosts,
-            size_t nhosts, char *err)
+            const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
+            char *err)
 {
     char top[PATH_MAX], cidr[20], gw[20], mask[16], lo[2][16], hi[2][16];
     uint32_t m = ~0u << (32 - sn->prefix), bcast = sn->net | ~m;
-    struct dnsmasq_spec spec = {.iface = NETNS_BRIDGE, .hosts = hosts, .nhosts = nhosts};
+    struct dnsmasq_spec spec = {.iface = NETNS_BRIDGE};
     struct vnet_names nm;
     int ret;
 
@@ -157,8 +182,8 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
     vnet_subnet_text(sn, cidr, gw);
     snprintf(cidr, sizeof(cidr), "%.15s/%u", gw, sn->prefix % 100);
     ret = netns_create(nm.ns, cidr, err);
-    if (ret || !dhcp)
-        return ret ? ret : dnsmasq_stop(nm.dir, err);
+    if (ret)
+        return ret;
     /* The leases: the subnet's host addresses around the gateway's. */
     vnet_addr_text(m, mask);
     if (sn->gateway > sn->net + 1) {
@@ -179,7 +204,7 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
     spec.ns = nm.ns;
     spec.gateway = gw;
     spec.mask = mask;
-    return dnsmasq_start(&spec, err);
+    return vnet_ports(&nm, &spec, dhcp, ports, nports, err);
 }
 
 /* Removes the network folder's files (all ours: no subfolders, no links followed). */

@@ -21,6 +21,7 @@
 
 #include "daemon/net/dnsmasq.h"
 #include "daemon/net/netns.h"
+#include "daemon/net/portsec.h"
 
 #define VNET_NS_PREFIX  "tsrn-"
 #define VNET_TAP_PREFIX "tsr"
@@ -51,11 +52,19 @@ void vnet_names(const char *state_dir, const char *tenant, const char *name,
 void vnet_tap_name(const char *state_dir, const char *tenant, const char *vm, unsigned index,
                    char out[IFNAMSIZ]);
 
+/* A VM NIC on the network. */
+struct vnet_port {
+    const char *mac;  /* its MAC: the only one it may send from; its DHCP lease's key */
+    const char *name; /* its VM's name: its name in the network's DNS */
+    const char *tap;  /* its tap */
+};
+
 /* Makes (or repairs) the network: its folder, namespace and bridge with the gateway's address,
- * and with dhcp its dnsmasq serving hosts (restarted, so a change of hosts applies). */
+ * its ports' security rules (portsec.h), and with dhcp its dnsmasq serving the ports
+ * (restarted when they changed). */
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
-            const struct vnet_subnet *sn, bool dhcp, const struct dnsmasq_host *hosts,
-            size_t nhosts, char *err);
+            const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
+            char *err);
 /* Removes everything the network made: dnsmasq, the namespace (with its bridge and taps) and
  * its folder. What is absent already is no error. */
 int vnet_down(const char *state_dir, const char *tenant, const char *name, char *err);
