@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +140,25 @@ static bool arp_answered(int fd, const uint8_t src[6], const uint8_t sha[6])
     return false;
 }
 
+/* Whether process pid blocks SIGTERM (/proc/PID/status, SigBlk: a hex mask, bit N-1 for
+ * signal N). */
+static bool blocks_sigterm(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long mask = 0;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+            found = true;
+    if (f)
+        fclose(f);
+    return !found || (mask & (1ull << (SIGTERM - 1)));
+}
+
 static bool none_known(void *arg, const char *id)
 {
     return false;
@@ -151,6 +172,7 @@ static void test_real(void)
     struct vnet_subnet sn;
     struct vnet_names nm;
     struct pollfd pfd;
+    sigset_t term, old;
     pid_t pid1, pid2;
     FILE *f;
     size_t n;
@@ -167,9 +189,15 @@ static void test_real(void)
     }
     vnet_names(state, "unit", "lan", &nm);
     CHECK(vnet_subnet_parse("10.231.0.0/24", NULL, &sn, err) == 0);
+    /* As in tesserad, whose threads block SIGTERM: dnsmasq must not inherit that. */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
     CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 1, err) == 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     CHECK(netns_exists(nm.ns));
     CHECK(dnsmasq_running(nm.dir, &pid1));
+    CHECK(!blocks_sigterm(pid1));
     snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", nm.dir);
     f = fopen(conf, "r");
     n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;

@@ -5,6 +5,8 @@
  * stdin /dev/null and no descriptor of ours but a pipe for its stderr. Returns 0 when it exited
  * with status 0, -ENOENT when the program is not installed, else -EIO with err (NETCMD_ERR_LEN)
  * holding the command's first words and the first line of what it said on stderr.
+ * The program starts with no blocked signal and every disposition at its default, whatever
+ * the calling thread had (a daemon it starts, dnsmasq, must obey SIGTERM).
  * Threads: any; it blocks until the program exits (each `ip` call takes milliseconds). */
 #ifndef TESSERA_DAEMON_NET_NETCMD_H
 #define TESSERA_DAEMON_NET_NETCMD_H

@@ -32,8 +32,8 @@ int portsec_apply(const char *ns, const char *dir, const struct portsec_port *po
 
     for (i = 0; i < n; i++) {
         if (portsec_check(&ports[i])) {
-            snprintf(err, NETCMD_ERR_LEN, "port security: port %zu (%.20s, %.20s) is malformed",
-                     i, ports[i].tap, ports[i].mac);
+            snprintf(err, NETCMD_ERR_LEN, "port security: port %zu (%.20s, %.20s) is malformed", i,
+                     ports[i].tap, ports[i].mac);
             return -EINVAL;
         }
     }
