@@ -12,6 +12,10 @@
 #include "daemon/net/vnic.h"
 #include "daemon/net/vnet.h"
 
+/* Each network is a namespace and a dnsmasq process on the host: a tenant may hold this many
+ * (until the quotas count networks). */
+#define NET_TENANT_MAX 16
+
 /* The network (tenant, name)'s subnet from its document. */
 static int net_subnet(const json_t *net, struct vnet_subnet *sn, char *err)
 {
@@ -229,6 +233,12 @@ void api_network_get(struct req *q)
         reply_json(q->r, 200, net);
 }
 
+static int each_count(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
 void api_networks_create(struct req *q)
 {
     static const char *const fields[] = {"name", "subnet", "gateway", "dhcp", NULL};
@@ -236,6 +246,7 @@ void api_networks_create(struct req *q)
     const char *name, *subnet, *gateway = NULL;
     struct vnet_subnet sn;
     json_t *body, *net = NULL;
+    size_t count = 0;
     bool dhcp = true;
     int ret;
 
@@ -253,6 +264,18 @@ void api_networks_create(struct req *q)
         dhcp = true;
     if (vnet_subnet_parse(subnet, gateway, &sn, err)) {
         reply_error(q->r, 400, strncmp(err, "gateway", 7) ? "subnet" : "gateway", "%s", err);
+        goto done;
+    }
+    ret = q->s->ops->doc_list(q->s, "network", q->scope, each_count, &count);
+    if (ret) {
+        reply_store(q, "network", ret);
+        goto done;
+    }
+    if (count >= NET_TENANT_MAX) {
+        reply_error(q->r, 409, "name",
+                    "the tenant has %zu networks already, the most a tenant may have; delete "
+                    "one first",
+                    count);
         goto done;
     }
     vnet_subnet_text(&sn, cidr, gw);

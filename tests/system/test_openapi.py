@@ -556,6 +556,16 @@ def walk_networks(c, w):
     c.call("DELETE", "/api/v1/vms/{name}", {"name": "onlan"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=404)
+    # A tenant holds 16 networks at most (each is a namespace and a dnsmasq on the host).
+    for i in range(16):
+        c.call("POST", "/api/v1/networks", query="?tenant=gamma",
+               body={"name": "cap%d" % i, "subnet": "10.2.0.0/24", "dhcp": False}, want=201)
+    c.change("POST", "/api/v1/networks", query="?tenant=gamma",
+             body={"name": "cap16", "subnet": "10.2.0.0/24", "dhcp": False}, want=409,
+             what="a 17th network")
+    for i in range(16):
+        c.call("DELETE", "/api/v1/networks/{name}", {"name": "cap%d" % i}, query="?tenant=gamma",
+               want=204)
     # One left for the cross-tenant probes (removed at the end).
     c.change("POST", "/api/v1/networks", token=ann,
              body={"name": "lan2", "subnet": "10.0.0.0/24", "dhcp": False}, want=201)
