@@ -182,11 +182,13 @@ void api_publish(struct daemon *d, const char *tenant, const char *type, json_t 
 
 /* ---- Virtual networks (api_networks.c; docs/networks.md) ---- */
 /* The request's `nics` array (NULL: absent, *out NULL) checked, each network in the caller's
- * scope: *out the VM's NIC records [{network, mac, tap}] (new reference). 0 or the reply set. */
+ * scope: *out the VM's NIC records [{network, mac, tap, ip}] (new reference), each with a
+ * fixed address, the lowest free on its network (409 when none is). 0 or the reply set.
+ * Called inside the request's transaction, so two creates never get one address. */
 int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out);
-/* The NIC records of a copy of a VM named vm: same networks, its own taps and MACs. */
-json_t *api_net_nics_rename(struct daemon *d, const char *tenant, const json_t *nics,
-                            const char *vm);
+/* The NIC records of a copy named vm of a VM with NICs nics: the same networks, its own
+ * taps, MACs and addresses (*out never NULL on success). 0 or the reply set. */
+int api_net_nics_copy(struct req *q, const json_t *nics, const char *vm, json_t **out);
 /* Brings network (tenant, name)'s host side to what the store holds (its dnsmasq serving every
  * VM NIC on it); a network that does not exist is 0. Caller holds d->lock. */
 int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err);

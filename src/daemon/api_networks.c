@@ -3,6 +3,7 @@
  * (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file decides who may do
  * what and keeps the documents, as api_vms.c does for VMs. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +46,11 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
         const char *net = json_string_value(json_object_get(nic, "network"));
         const char *mac = json_string_value(json_object_get(nic, "mac"));
         const char *tap = json_string_value(json_object_get(nic, "tap"));
+        const char *ip = json_string_value(json_object_get(nic, "ip"));
 
         if (net && mac && tap && vm_name && !strcmp(net, w->net) &&
             w->n < sizeof(w->ports) / sizeof(w->ports[0]))
-            w->ports[w->n++] = (struct vnet_port){mac, vm_name, tap};
+            w->ports[w->n++] = (struct vnet_port){mac, vm_name, tap, ip};
     }
     return 0;
 }
@@ -107,11 +109,81 @@ static void nic_mac(const char *tap, char *mac)
     snprintf(mac, 18, "52:54:00:%.2s:%.2s:%c%c", tap + 3, tap + 5, tap[7], tap[14]);
 }
 
+/* The addresses taken on network `net` of the scope: its VMs' NICs' and those given out
+ * earlier in this request (`mine`), as a JSON object whose keys are the addresses. */
+struct taken_walk {
+    const char *net;
+    json_t *taken;
+};
+
+static int each_taken(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct taken_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *n = json_string_value(json_object_get(nic, "network"));
+        const char *ip = json_string_value(json_object_get(nic, "ip"));
+
+        if (n && ip && !strcmp(n, w->net))
+            json_object_set_new(w->taken, ip, json_true());
+    }
+    json_decref(vm);
+    return 0;
+}
+
+/* A fixed address on network `net` (document netdoc) for a new NIC: the lowest host address
+ * that is neither the gateway nor taken. 0, or the reply set (409 when the network is full). */
+static int nic_address(struct req *q, const char *net, const json_t *netdoc, const json_t *mine,
+                       char *out)
+{
+    struct taken_walk w = {net, json_deep_copy(mine)};
+    char err[NETCMD_ERR_LEN], cidr[24];
+    struct vnet_subnet sn;
+    uint32_t a, bcast;
+    int ret;
+
+    if (!w.taken) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    ret = net_subnet(netdoc, &sn, err);
+    if (ret) {
+        reply_error(q->r, 500, NULL, "network '%s': its stored record is damaged: %s", net, err);
+        goto done;
+    }
+    ret = q->s->ops->doc_list(q->s, "vm", q->scope, each_taken, &w);
+    if (ret) {
+        reply_store(q, "network", ret);
+        goto done;
+    }
+    bcast = sn.net | ~(~0u << (32 - sn.prefix));
+    ret = -ENOSPC;
+    for (a = sn.net + 1; a < bcast; a++) {
+        if (a == sn.gateway)
+            continue;
+        snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+        if (!json_object_get(w.taken, out)) {
+            ret = 0;
+            break;
+        }
+    }
+    if (ret) {
+        vnet_subnet_text(&sn, cidr, err);
+        reply_error(q->r, 409, "nics", "network '%s' (%s) has no free address left", net, cidr);
+    }
+done:
+    json_decref(w.taken);
+    return ret;
+}
+
 int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
 {
-    char field[32], tap[IFNAMSIZ], mac[18], *text;
+    char field[32], tap[IFNAMSIZ], mac[18], ip[16], *text;
+    json_t *nic, *res, *mine = NULL, *netdoc;
     const char *net;
-    json_t *nic, *res;
     size_t i;
     int ret;
 
@@ -125,9 +197,10 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
         return -EINVAL;
     }
     res = json_array();
-    if (!res) {
+    mine = json_object();
+    if (!res || !mine) {
         reply_error(q->r, 500, NULL, "out of memory");
-        return -ENOMEM;
+        goto fail;
     }
     json_array_foreach(arr, i, nic)
     {
@@ -151,39 +224,53 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
             reply_store(q, "network", ret);
             goto fail;
         }
+        netdoc = json_loads(text, 0, NULL);
         free(text);
+        ret = netdoc ? nic_address(q, net, netdoc, mine, ip) : -EIO;
+        json_decref(netdoc);
+        if (ret == -EIO)
+            reply_error(q->r, 500, NULL, "network '%s': its stored record is damaged", net);
+        if (ret)
+            goto fail;
+        json_object_set_new(mine, ip, json_true());
         vnet_tap_name(q->d->state_dir, q->scope, vm, (unsigned)i, tap);
         nic_mac(tap, mac);
-        if (append(res, json_pack("{s:s,s:s,s:s}", "network", net, "mac", mac, "tap", tap))) {
+        if (append(res, json_pack("{s:s,s:s,s:s,s:s}", "network", net, "mac", mac, "tap", tap, "ip",
+                                  ip))) {
             reply_error(q->r, 500, NULL, "out of memory");
             goto fail;
         }
     }
+    json_decref(mine);
     *out = res;
     return 0;
 fail:
+    json_decref(mine);
     json_decref(res);
     return -EINVAL;
 }
 
-json_t *api_net_nics_rename(struct daemon *d, const char *tenant, const json_t *nics,
-                            const char *vm)
+int api_net_nics_copy(struct req *q, const json_t *nics, const char *vm, json_t **out)
 {
-    char tap[IFNAMSIZ], mac[18];
-    json_t *res = json_array(), *nic;
+    json_t *arr = json_array(), *nic;
     size_t i;
+    int ret = arr ? 0 : -ENOMEM;
 
     json_array_foreach(nics, i, nic)
     {
-        vnet_tap_name(d->state_dir, tenant, vm, (unsigned)i, tap);
-        nic_mac(tap, mac);
-        if (append(res, json_pack("{s:O,s:s,s:s}", "network", json_object_get(nic, "network"),
-                                  "mac", mac, "tap", tap))) {
-            json_decref(res);
-            return NULL;
-        }
+        if (!ret)
+            ret = append(arr, json_pack("{s:O}", "network", json_object_get(nic, "network")));
     }
-    return res;
+    if (ret) {
+        json_decref(arr);
+        reply_error(q->r, 500, NULL, "out of memory");
+        return ret;
+    }
+    ret = api_net_nics_parse(q, arr, vm, out);
+    json_decref(arr);
+    if (!ret && !*out)
+        *out = json_array();
+    return ret;
 }
 
 int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,

@@ -882,6 +882,7 @@ void api_vm_clone(struct req *q)
     static const char *const fields[] = {"name", NULL};
     char src_vol[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], ttenant[STORE_NAME_LEN];
     json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM"), *body = NULL, *copy = NULL;
+    json_t *nics = NULL;
     json_t *vol = NULL, *tmpl = NULL;
     struct api_usage add = {.vms = 1};
     const char *name, *state, *tname;
@@ -917,14 +918,18 @@ void api_vm_clone(struct req *q)
     /* The copy: the source's settings, its own name, disk, seed and no port forwards (a host
      * port belongs to one VM). */
     copy = json_deep_copy(vm);
+    if (!copy || api_net_nics_copy(q, json_object_get(vm, "nics"), name, &nics) ||
+        json_object_set_new(copy, "nics", nics)) {
+        if (q->r->status < 300)
+            reply_error(q->r, 500, NULL, "out of memory");
+        goto done;
+    }
     json_object_set_new(copy, "name", json_string(name));
     json_object_set_new(copy, "volume", json_string(volname));
     json_object_set_new(copy, "clone", json_string("full"));
     json_object_set_new(copy, "state", json_string("stopped"));
     json_object_set_new(copy, "desired", json_string("stopped"));
     json_object_set_new(copy, "port_forwards", json_array());
-    json_object_set_new(copy, "nics",
-                        api_net_nics_rename(q->d, q->scope, json_object_get(vm, "nics"), name));
     json_object_set_new(copy, "pid", json_null());
     json_object_set_new(copy, "exit_status", json_null());
     json_object_set_new(copy, "error", json_null());

@@ -547,10 +547,27 @@ def walk_networks(c, w):
                       body={"name": "onlan", "template": "mine",
                             "nics": [{"network": "lan"}, {"network": "lan"}]}, want=201)
     check(st == 201 and [n["network"] for n in vm["nics"]] == ["lan", "lan"] and
-          len({n["mac"] for n in vm["nics"]}) == 2 and len({n["tap"] for n in vm["nics"]}) == 2,
-          "the VM's two NICs are on the network, each with its own MAC and tap: %s" % vm)
+          len({n["mac"] for n in vm["nics"]}) == 2 and len({n["tap"] for n in vm["nics"]}) == 2 and
+          [n["ip"] for n in vm["nics"]] == ["10.0.0.1", "10.0.0.2"],
+          "the VM's two NICs are on the network, each with its own MAC, tap and address (the "
+          "lowest free: the gateway is 10.0.0.254): %s" % vm)
     c.change("POST", "/api/v1/vms", token=ann,
              body={"name": "x", "template": "mine", "nics": [{"network": "nothing"}]}, want=404)
+    # A /29 has 5 addresses besides its gateway's: a 6th NIC finds none.
+    c.change("POST", "/api/v1/networks", token=ann,
+             body={"name": "tiny", "subnet": "10.3.0.0/29", "dhcp": False}, want=201)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "t1", "template": "mine", "nics": [{"network": "tiny"}] * 4}, want=201)
+    st, vm = c.change("POST", "/api/v1/vms", token=ann,
+                      body={"name": "t2", "template": "mine", "nics": [{"network": "tiny"}]},
+                      want=201)
+    check(st == 201 and vm["nics"][0]["ip"] == "10.3.0.6", "the last address: %s" % vm)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "t3", "template": "mine", "nics": [{"network": "tiny"}]}, want=409,
+             what="a full network")
+    for n in ("t1", "t2"):
+        c.call("DELETE", "/api/v1/vms/{name}", {"name": n}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "tiny"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=409,
            what="in use")
     c.call("DELETE", "/api/v1/vms/{name}", {"name": "onlan"}, token=ann, want=204)

@@ -117,12 +117,14 @@ static int tap_read(int fd, int ms, uint8_t *buf, size_t len)
 }
 
 /* Sends an ARP request for 10.231.0.1 (the bridge) from the tap's guest side: Ethernet source
- * src, ARP sender sha (RFC 826). Returns whether the bridge's reply came back. */
-static bool arp_answered(int fd, const uint8_t src[6], const uint8_t sha[6])
+ * src, ARP sender sha with address 10.231.0.SPA (RFC 826). Returns whether the bridge's reply
+ * came back. */
+static bool arp_answered(int fd, const uint8_t src[6], const uint8_t sha[6], uint8_t last)
 {
     uint8_t f[42] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, buf[2048];
     static const uint8_t tail[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
-    static const uint8_t spa[4] = {10, 231, 0, 50}, tpa[4] = {10, 231, 0, 1};
+    static const uint8_t tpa[4] = {10, 231, 0, 1};
+    const uint8_t spa[4] = {10, 231, 0, last};
 
     while (tap_read(fd, 0, buf, sizeof(buf)))
         ;
@@ -166,7 +168,7 @@ static bool none_known(void *arg, const char *id)
 
 static void test_real(void)
 {
-    struct vnet_port ports[] = {{"52:54:00:aa:bb:01", "vm-one", "tsrunit0"}};
+    struct vnet_port ports[] = {{"52:54:00:aa:bb:01", "vm-one", "tsrunit0", "10.231.0.2"}};
     char state[] = "/tmp/tessera-vnet-XXXXXX", err[NETCMD_ERR_LEN], tap[IFNAMSIZ], cmd[512];
     char conf[PATH_MAX + 32], buf[4096];
     struct vnet_subnet sn;
@@ -204,7 +206,7 @@ static void test_real(void)
     buf[n] = '\0';
     if (f)
         fclose(f);
-    CHECK(strstr(buf, "dhcp-host=52:54:00:aa:bb:01,vm-one\n") != NULL);
+    CHECK(strstr(buf, "dhcp-host=52:54:00:aa:bb:01,10.231.0.2,vm-one\n") != NULL);
     CHECK(strstr(buf, "dhcp-range=10.231.0.2,10.231.0.254,255.255.255.0,1h\n") != NULL);
     /* Nothing changed: the same dnsmasq serves on. A new host: a new one. */
     CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 1, err) == 0);
@@ -233,7 +235,7 @@ static void test_real(void)
     {
         static const uint8_t own[6] = {0x52, 0x54, 0, 0xaa, 0xbb, 0x02};
         static const uint8_t forged[6] = {0x52, 0x54, 0, 0x66, 0x66, 0x66};
-        struct vnet_port two[] = {ports[0], {"52:54:00:aa:bb:02", "vm-two", tap}};
+        struct vnet_port two[] = {ports[0], {"52:54:00:aa:bb:02", "vm-two", tap, "10.231.0.50"}};
 
         CHECK(vnet_up(state, "unit", "lan", &sn, true, two, 2, err) == 0);
         snprintf(cmd, sizeof(cmd),
@@ -241,11 +243,14 @@ static void test_real(void)
                  "'iifname \"%s\" ether saddr != 52:54:00:aa:bb:02 drop'",
                  nm.ns, tap);
         CHECK(sh(cmd) == 0);
-        CHECK(fd >= 0 && arp_answered(fd, own, own));
-        CHECK(fd >= 0 && !arp_answered(fd, forged, forged));
-        CHECK(fd >= 0 && !arp_answered(fd, own, forged));
-        CHECK(fd >= 0 && !arp_answered(fd, forged, own));
-        CHECK(fd >= 0 && arp_answered(fd, own, own));
+        CHECK(fd >= 0 && arp_answered(fd, own, own, 50));
+        CHECK(fd >= 0 && !arp_answered(fd, forged, forged, 50));
+        CHECK(fd >= 0 && !arp_answered(fd, own, forged, 50));
+        CHECK(fd >= 0 && !arp_answered(fd, forged, own, 50));
+        /* Its own MAC but another address (vm-one's, or one nobody has): nothing either. */
+        CHECK(fd >= 0 && !arp_answered(fd, own, own, 2));
+        CHECK(fd >= 0 && !arp_answered(fd, own, own, 51));
+        CHECK(fd >= 0 && arp_answered(fd, own, own, 50));
     }
     if (fd >= 0)
         close(fd);

@@ -106,7 +106,9 @@ static char *dnsmasq_conf_text(const struct dnsmasq_spec *sp)
     for (i = 0; i < sp->nranges; i++)
         fprintf(f, "dhcp-range=%s,%s,%s,1h\n", sp->range[i][0], sp->range[i][1], sp->mask);
     for (i = 0; i < sp->nhosts; i++)
-        fprintf(f, "dhcp-host=%s,%s\n", sp->hosts[i].mac, sp->hosts[i].name);
+        fprintf(f, "dhcp-host=%s,%s%s%s\n", sp->hosts[i].mac,
+                sp->hosts[i].ip ? sp->hosts[i].ip : "", sp->hosts[i].ip ? "," : "",
+                sp->hosts[i].name);
     if (ferror(f)) {
         fclose(f);
         free(text);

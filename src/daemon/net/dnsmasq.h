@@ -7,10 +7,10 @@
  * its pid file; a pid is only taken for ours when /proc says it is dnsmasq reading our
  * conf file (a reused pid is never signalled).
  *
- * Each VM NIC is a `dhcp-host=MAC,NAME` line: the VM's lease is tied to its MAC and its name
- * resolves (dnsmasq puts DHCP names into its DNS). dnsmasq reads the file only at start (it
- * drops root after, and the state directory is root's), so a change of the hosts restarts
- * it; the lease file keeps every VM's address across the restart.
+ * Each VM NIC is a `dhcp-host=MAC,IP,NAME` line: the VM's lease is tied to its MAC, is always
+ * the same address, and its name resolves (dnsmasq puts DHCP names into its DNS). dnsmasq reads the
+ * file only at start (it drops root after, and the state directory is root's), so a change of the
+ * hosts restarts it; the lease file keeps every VM's address across the restart.
  *
  * Every call returns 0 or -errno with err (NETCMD_ERR_LEN). Threads: any; the caller keeps
  * two calls on one dir apart (tesserad's lock). */
@@ -26,6 +26,7 @@
 struct dnsmasq_host {
     const char *mac;  /* "52:54:00:12:34:56" */
     const char *name; /* a VM's name: [a-z0-9-] */
+    const char *ip;   /* its fixed lease ("10.0.0.2"), or NULL: one from the range */
 };
 
 struct dnsmasq_spec {

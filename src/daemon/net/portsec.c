@@ -18,6 +18,9 @@ static int portsec_check(const struct portsec_port *p)
         return -EINVAL;
     if (strlen(p->mac) != 17 || strspn(p->mac, "0123456789abcdef:") != 17)
         return -EINVAL;
+    n = p->ip ? strlen(p->ip) : 0;
+    if (p->ip && (n < 7 || n > 15 || strspn(p->ip, "0123456789.") != n))
+        return -EINVAL;
     return 0;
 }
 
@@ -53,11 +56,17 @@ int portsec_apply(const char *ns, const char *dir, const struct portsec_port *po
                "table bridge tessera {\n"
                "    chain ports {\n"
                "        type filter hook prerouting priority -200; policy accept;\n");
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         fprintf(f,
                 "        iifname \"%s\" ether saddr != %s drop\n"
                 "        iifname \"%s\" arp saddr ether != %s drop\n",
                 ports[i].tap, ports[i].mac, ports[i].tap, ports[i].mac);
+        if (ports[i].ip)
+            fprintf(f,
+                    "        iifname \"%s\" ip saddr != { 0.0.0.0, %s } drop\n"
+                    "        iifname \"%s\" arp saddr ip != { 0.0.0.0, %s } drop\n",
+                    ports[i].tap, ports[i].ip, ports[i].tap, ports[i].ip);
+    }
     fprintf(f, "    }\n}\n");
     if (fclose(f)) {
         snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));

@@ -146,8 +146,8 @@ static int vnet_ports(const struct vnet_names *nm, struct dnsmasq_spec *spec, bo
     int ret = hosts && ps ? 0 : -ENOMEM;
 
     for (size_t i = 0; !ret && i < n; i++) {
-        hosts[i] = (struct dnsmasq_host){ports[i].mac, ports[i].name};
-        ps[i] = (struct portsec_port){ports[i].tap, ports[i].mac};
+        hosts[i] = (struct dnsmasq_host){ports[i].mac, ports[i].name, ports[i].ip};
+        ps[i] = (struct portsec_port){ports[i].tap, ports[i].mac, ports[i].ip};
     }
     if (ret)
         snprintf(err, NETCMD_ERR_LEN, "network %s: out of memory", nm->id);

@@ -57,6 +57,8 @@ struct vnet_port {
     const char *mac;  /* its MAC: the only one it may send from; its DHCP lease's key */
     const char *name; /* its VM's name: its name in the network's DNS */
     const char *tap;  /* its tap */
+    const char *ip;   /* its fixed address ("10.0.0.2"): its lease, the only source it may
+                       * send from; NULL for a NIC made before addresses were fixed */
 };
 
 /* Makes (or repairs) the network: its folder, namespace and bridge with the gateway's address,
