@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/net/vnet.h"
@@ -213,6 +214,22 @@ static void test_real(void)
     CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 == pid1);
     CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 0, err) == 0);
     CHECK(dnsmasq_running(nm.dir, &pid2) && pid2 != pid1);
+    /* A restart keeps the leases of the network's NICs and drops the others' (a deleted VM's
+     * lease would keep its address from the next VM given it). */
+    snprintf(conf, sizeof(conf), "%s/dnsmasq.leases", nm.dir);
+    f = fopen(conf, "w");
+    if (f) {
+        fprintf(f, "%lld 52:54:00:aa:bb:01 10.231.0.2 vm-one *\n", (long long)time(NULL) + 3600);
+        fprintf(f, "%lld 52:54:00:de:ad:00 10.231.0.3 gone *\n", (long long)time(NULL) + 3600);
+        fclose(f);
+    }
+    CHECK(vnet_up(state, "unit", "lan", &sn, true, ports, 1, err) == 0);
+    f = fopen(conf, "r");
+    n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(buf, "52:54:00:aa:bb:01 10.231.0.2") && !strstr(buf, "52:54:00:de:ad:00"));
 
     /* A VM NIC: made in the host's namespace, opened there, moved in; the open file still
      * carries the network's frames (an ARP request for a neighbour reaches it). */

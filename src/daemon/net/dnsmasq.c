@@ -145,6 +145,47 @@ static int dnsmasq_write_conf(const char *dir, const char *text, char *err)
     return 0;
 }
 
+/* Keeps only the leases of the spec's hosts in the lease file (dnsmasq stopped): a deleted
+ * VM's lease would otherwise hold its address for its lease time, and dnsmasq does not give a
+ * host its configured address while another MAC holds a lease on it. Lines are "EXPIRY MAC
+ * IP NAME CLIENT-ID" (dnsmasq's lease file). */
+static void dnsmasq_prune_leases(const struct dnsmasq_spec *sp)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], line[512], mac[32];
+    FILE *in, *out;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/dnsmasq.leases", sp->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    in = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!in) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out) {
+        if (fd >= 0)
+            close(fd);
+        fclose(in);
+        return;
+    }
+    while (fgets(line, sizeof(line), in)) {
+        bool keep = false;
+
+        if (sscanf(line, "%*s %31s", mac) == 1)
+            for (size_t i = 0; i < sp->nhosts && !keep; i++)
+                keep = !strcmp(mac, sp->hosts[i].mac);
+        if (keep)
+            fputs(line, out);
+    }
+    fclose(in);
+    if (fclose(out) || rename(tmp, path))
+        unlink(tmp);
+}
+
 int dnsmasq_start(const struct dnsmasq_spec *sp, char *err)
 {
     char opt[PATH_MAX + 32], path[PATH_MAX], *text, *old = NULL;
@@ -174,8 +215,10 @@ int dnsmasq_start(const struct dnsmasq_spec *sp, char *err)
         goto free_text;
     }
     ret = dnsmasq_stop(sp->dir, err);
-    if (!ret)
+    if (!ret) {
+        dnsmasq_prune_leases(sp);
         ret = dnsmasq_write_conf(sp->dir, text, err);
+    }
     snprintf(opt, sizeof(opt), "--conf-file=%s/dnsmasq.conf", sp->dir);
     if (!ret)
         ret = netcmd_run(argv, err);
