@@ -447,24 +447,17 @@ done:
 
 /* ---- After a restart ---- */
 
-struct recover_walk {
-    struct daemon *d;
-    json_t *ids; /* the known networks' ids, as an object's keys */
-};
-
-static int each_net_recover(void *arg, const char *tenant, const char *name, const char *doc)
+/* Collects the networks' documents: recovery works on them after the walk, since a store
+ * walk must not run another store call from its callback (it would reuse the walk's own
+ * statement and end it early). */
+static int each_net_collect(void *arg, const char *tenant, const char *name, const char *doc)
 {
-    struct recover_walk *w = arg;
-    char err[NETCMD_ERR_LEN];
-    struct vnet_names nm;
     json_t *net = json_loads(doc, 0, NULL);
 
-    vnet_names(w->d->state_dir, tenant, name, &nm);
-    json_object_set_new(w->ids, nm.id, json_true());
-    if (net && net_sync_doc(w->d, tenant, net, err))
-        fprintf(stderr, "tesserad: network %s/%s: %s\n", tenant, name, err);
-    json_decref(net);
-    return 0;
+    if (!net)
+        return 0;
+    json_object_set_new(net, "tenant", json_string(tenant));
+    return json_array_append_new(arg, net) ? -ENOMEM : 0;
 }
 
 static bool net_known(void *arg, const char *id)
@@ -472,32 +465,52 @@ static bool net_known(void *arg, const char *id)
     return json_object_get(arg, id) != NULL;
 }
 
-static int each_vm_plug(void *arg, const char *tenant, const char *name, const char *doc)
+/* A running VM's taps onto their bridges: a daemon killed between a VMM's start and its
+ * taps' move left them in the host's namespace. */
+static void vm_plug(struct daemon *d, const json_t *vm)
 {
-    struct daemon *d = arg;
-    json_t *vm = json_loads(doc, 0, NULL);
     const char *state = json_string_value(json_object_get(vm, "state"));
+    const char *tenant = json_string_value(json_object_get(vm, "tenant"));
     char err[NETCMD_ERR_LEN];
 
-    /* A daemon killed between a VMM's start and its taps' move left them in the host's
-     * namespace. */
-    if (state && (!strcmp(state, "running") || !strcmp(state, "paused")) &&
+    if (tenant && state && (!strcmp(state, "running") || !strcmp(state, "paused")) &&
         api_net_vm_nics(d, tenant, vm, "plug", err))
-        fprintf(stderr, "tesserad: VM %s/%s: %s\n", tenant, name, err);
-    json_decref(vm);
-    return 0;
+        fprintf(stderr, "tesserad: VM %s/%s: %s\n", tenant,
+                json_string_value(json_object_get(vm, "name")), err);
 }
 
 void api_net_recover(struct daemon *d)
 {
-    struct recover_walk w = {d, json_object()};
+    json_t *nets = json_array(), *ids = json_object(), *net, *vms = json_array(), *vm;
     char err[NETCMD_ERR_LEN];
+    struct vnet_names nm;
+    size_t i;
 
-    if (!w.ids)
-        return;
-    if (!d->store->ops->doc_list(d->store, "network", NULL, each_net_recover, &w) &&
-        vnet_sweep(d->state_dir, net_known, w.ids, err))
+    if (!nets || !ids || !vms ||
+        d->store->ops->doc_list(d->store, "network", NULL, each_net_collect, nets)) {
+        fprintf(stderr, "tesserad: networks: cannot read them: %s\n", store_error(d->store));
+        goto done;
+    }
+    json_array_foreach(nets, i, net)
+    {
+        const char *tenant = json_string_value(json_object_get(net, "tenant"));
+        const char *name = json_string_value(json_object_get(net, "name"));
+
+        if (!tenant || !name)
+            continue;
+        vnet_names(d->state_dir, tenant, name, &nm);
+        json_object_set_new(ids, nm.id, json_true());
+        if (net_sync_doc(d, tenant, net, err))
+            fprintf(stderr, "tesserad: network %s/%s: %s\n", tenant, name, err);
+    }
+    /* Only once every network is known: what none claims goes. */
+    if (vnet_sweep(d->state_dir, net_known, ids, err))
         fprintf(stderr, "tesserad: networks: %s\n", err);
-    d->store->ops->doc_list(d->store, "vm", NULL, each_vm_plug, d);
-    json_decref(w.ids);
+    if (d->store->ops->doc_list(d->store, "vm", NULL, each_net_collect, vms))
+        goto done;
+    json_array_foreach(vms, i, vm) vm_plug(d, vm);
+done:
+    json_decref(vms);
+    json_decref(ids);
+    json_decref(nets);
 }

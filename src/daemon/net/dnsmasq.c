@@ -89,9 +89,13 @@ static char *dnsmasq_conf_text(const struct dnsmasq_spec *sp)
 
     if (!f)
         return NULL;
-    /* No upstream servers and no /etc/hosts: it answers for the network's VMs only. */
+    /* No upstream servers and no /etc/hosts: it answers for the network's VMs only. A plain
+     * name (no dot) is never forwarded (domain-needed): a VM's name with an A record but no
+     * AAAA answers the AAAA query with no data instead of REFUSED, which resolvers take for a
+     * failure. */
     fprintf(f,
             "# written by tesserad; rewritten on every change\n"
+            "domain-needed\n"
             "pid-file=%s/dnsmasq.pid\n"
             "dhcp-leasefile=%s/dnsmasq.leases\n"
             "log-facility=%s/dnsmasq.log\n"
