@@ -195,6 +195,20 @@ def run(d, state):
         out, ok = con[src].ask("wget -q -T 10 -O - http://%s:8080/" % ip[dst])
         check(ok and "hello-from-%s" % dst in out, "%s fetches %s's page: %r" % (src, dst, out))
 
+    # Measured, not asserted: a's round trip to b, and b's page of 16 MiB fetched by a.
+    con["b"].ask("dd if=/dev/zero of=/tmp/www/big bs=1M count=16 2>/dev/null")
+    out, ok = con["a"].ask("ping -c 10 -i 0.2 %s | tail -1" % ip["b"])
+    rtt = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", out)
+    out, ok = con["a"].ask("s=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null "
+                           "http://%s:8080/big; e=$(cut -d' ' -f1 /proc/uptime); "
+                           "echo \"took $s $e\"" % ip["b"], timeout=300)
+    took = re.search(r"took ([\d.]+) ([\d.]+)", out)
+    if rtt and took and ok:
+        secs = float(took.group(2)) - float(took.group(1))
+        print("  a to b: ping avg %s ms (min %s, max %s); 16 MiB by wget in %.2f s (%.1f MB/s)" %
+              (rtt.group(2), rtt.group(1), rtt.group(3), secs, 16 * 1.048576 / max(secs, 0.01)),
+              flush=True)
+
     # Port security: a with a forged MAC gets nothing through (its ARP requests are dropped at
     # its port, so b never answers); with its own MAC again it does.
     out, ok = con["a"].ask("ip link set eth0 down && ip link set eth0 address 52:54:00:66:66:66 "
