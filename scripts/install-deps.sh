@@ -51,6 +51,11 @@ packages=(
     # packages, whose scripts run under qemu-user through binfmt_misc; its test makes a NoCloud
     # seed ISO and logs in over SSH
     mmdebstrap arch-test qemu-user-static binfmt-support e2fsprogs openssh-client
+    # virtual networks (docs/networks.md): each network's DHCP and DNS server is a dnsmasq in
+    # its namespace; nftables holds each port to its VM's MAC (and the routers' NAT and the
+    # security groups that come next).
+    # The switch is a Linux bridge (iproute2, above): untagged networks need nothing more
+    dnsmasq-base nftables
 )
 
 echo "install-deps: apt-get update"

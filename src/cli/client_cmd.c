@@ -71,6 +71,10 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_VM_MEMORY] = {"vm-memory", true},
     [CLIENT_OPT_DISK_LIMIT] = {"disk-limit", true},
     [CLIENT_OPT_NET_LIMIT] = {"net-limit", true},
+    [CLIENT_OPT_SUBNET] = {"subnet", true},
+    [CLIENT_OPT_GATEWAY] = {"gateway", true},
+    [CLIENT_OPT_NO_DHCP] = {"no-dhcp", false},
+    [CLIENT_OPT_NETWORK] = {"network", true},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -414,6 +418,11 @@ static const struct client_column volume_cols[] = {
     {"POOL", "pool", CLIENT_CELL_TEXT},       {"BACKING", "backing", CLIENT_CELL_TEXT},
     {"USED-BY", "used_by", CLIENT_CELL_TEXT},
 };
+static const struct client_column network_cols[] = {
+    {"NAME", "name", CLIENT_CELL_TEXT},     {"TENANT", "tenant", CLIENT_CELL_TEXT},
+    {"SUBNET", "subnet", CLIENT_CELL_TEXT}, {"GATEWAY", "gateway", CLIENT_CELL_TEXT},
+    {"DHCP", "dhcp", CLIENT_CELL_TEXT},     {"CREATED", "created", CLIENT_CELL_TIME},
+};
 static const struct client_column pool_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},
     {"PATH", "path", CLIENT_CELL_TEXT},
@@ -454,6 +463,7 @@ static const struct noun nouns[] = {
     {"template", "/templates", COLS(template_cols)},
     {"volume", "/volumes", COLS(volume_cols)},
     {"pool", "/pools", COLS(pool_cols)},
+    {"network", "/networks", COLS(network_cols)},
     {"operation", "/operations", COLS(operation_cols)},
 };
 
@@ -702,6 +712,17 @@ static int build_vm_create(const struct command *c, const struct client_args *a,
     ret = -ENOMEM;
     if (json_array_size(forwards) && json_object_set(body, "port_forwards", forwards))
         goto free_body;
+    /* Each --network NAME is one NIC on that virtual network, in order. */
+    for (int i = 0; i < a->nopts; i++) {
+        json_t *nics = json_object_get(body, "nics");
+
+        if (a->opts[i].opt != CLIENT_OPT_NETWORK)
+            continue;
+        if (!nics && json_object_set_new(body, "nics", nics = json_array()))
+            goto free_body;
+        if (json_array_append_new(nics, json_pack("{s:s}", "network", a->opts[i].value)))
+            goto free_body;
+    }
     ret = vm_cloud_init(a, body, err);
     if (ret)
         goto free_body;
@@ -849,6 +870,31 @@ static int build_template_create(const struct command *c, const struct client_ar
     r->method = "POST";
     r->view = CLIENT_VIEW_OBJECT;
     return finish(r, body, path_set(r, a, err, "/templates", NULL), err);
+free_body:
+    json_decref(body);
+    return ret;
+}
+
+/* network create NAME --subnet CIDR [--gateway ADDR --no-dhcp] */
+static int build_network_create(const struct command *c, const struct client_args *a,
+                                const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+    int ret = -ENOMEM;
+
+    if (!client_args_get(a, CLIENT_OPT_SUBNET)) {
+        set_err(err, "--subnet A.B.C.D/N is required (such as 10.0.0.0/24)");
+        ret = -EINVAL;
+        goto free_body;
+    }
+    if (!body || set_str(body, "name", word(c, a, 0)) ||
+        set_str(body, "subnet", client_args_get(a, CLIENT_OPT_SUBNET)) ||
+        set_str(body, "gateway", client_args_get(a, CLIENT_OPT_GATEWAY)) ||
+        json_object_set_new(body, "dhcp", json_boolean(!client_args_has(a, CLIENT_OPT_NO_DHCP))))
+        goto free_body;
+    r->method = "POST";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, a, err, "/networks", NULL), err);
 free_body:
     json_decref(body);
     return ret;
@@ -1220,7 +1266,7 @@ static int build_operation_wait(const struct command *c, const struct client_arg
      BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_FULL) | BIT(CLIENT_OPT_RESTART) |                     \
      BIT(CLIENT_OPT_FORWARD) | BIT(CLIENT_OPT_HOSTNAME) | BIT(CLIENT_OPT_SSH_KEY) |              \
      BIT(CLIENT_OPT_USER_DATA) | BIT(CLIENT_OPT_IP) | BIT(CLIENT_OPT_GW) | BIT(CLIENT_OPT_DNS) | \
-     BIT(CLIENT_OPT_START) | RESOURCE_OPTS | WAIT | TENANT)
+     BIT(CLIENT_OPT_START) | BIT(CLIENT_OPT_NETWORK) | RESOURCE_OPTS | WAIT | TENANT)
 #define TEMPLATE_CREATE_OPTS                                                   \
     (BIT(CLIENT_OPT_VOLUME) | BIT(CLIENT_OPT_FROM_VM) | BIT(CLIENT_OPT_CPUS) | \
      BIT(CLIENT_OPT_MEMORY) | BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_KERNEL) |  \
@@ -1298,6 +1344,14 @@ static const struct command commands[] = {
      "TENANT [--vcpus N --memory SIZE --disk SIZE --vms N]",
      "set limits ('unlimited' lifts one; platform-admin)", build_quota},
     {"pool", "list", 0, 0, 0, "", "storage pools", build_list},
+    {"network", "list", 0, 0, TENANT, "", "the virtual networks", build_list},
+    {"network", "show", 1, 1, TENANT, "NAME", "one virtual network", build_show},
+    {"network", "create", 1, 1,
+     BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) | BIT(CLIENT_OPT_NO_DHCP) | TENANT,
+     "NAME --subnet A.B.C.D/N [--gateway ADDR --no-dhcp]",
+     "create an isolated network with DHCP and DNS for its VMs", build_network_create},
+    {"network", "delete", 1, 1, TENANT, "NAME", "delete a network (no VM may be on it)",
+     build_delete},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
     {"host", "set", 0, 0,
      BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT) |
@@ -1359,6 +1413,7 @@ void client_usage(FILE *out, const char *noun)
                 "  not a linked clone) --restart always|on-failure|never --forward\n"
                 "  tcp:HOST_PORT:GUEST_PORT (repeat) --hostname H --ssh-key FILE (repeat)\n"
                 "  --user-data FILE --ip ADDR/PREFIX --gw ADDR --dns ADDR (repeat) --start\n"
+                "  --network NET (repeat: a NIC on each virtual network instead of user-mode)\n"
                 "(`tessera vm COMMAND --api-sock PATH` still talks to one VMM directly: see\n"
                 "`tessera vm --api-sock x --help`.)\n");
     fprintf(

@@ -88,6 +88,10 @@ void api_resources_init(struct daemon *d);
  * (rt.h), running ones adopted, exited ones given their exit status and restart policy.
  * Called with d->lock held. */
 int api_recover(struct daemon *d);
+/* After a restart of tesserad, before api_recover(): every virtual network (docs/networks.md)
+ * brought up again as the store holds it (its namespace, bridge and dnsmasq), what no network
+ * claims removed, the taps of running VMs plugged. Failures are logged. d->lock held. */
+void api_net_recover(struct daemon *d);
 
 /* Registers the templates that ship with tessera when their images exist (the default
  * BusyBox guest beside the binaries; the Debian template from its cache) and are not

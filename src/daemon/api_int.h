@@ -180,6 +180,24 @@ int api_snapshot_name(struct req *q, json_t **body, const char **snap);
 /* Publishes obj (not taken over) as an event of `type` about tenant's objects. */
 void api_publish(struct daemon *d, const char *tenant, const char *type, json_t *obj);
 
+/* ---- Virtual networks (api_networks.c; docs/networks.md) ---- */
+/* The request's `nics` array (NULL: absent, *out NULL) checked, each network in the caller's
+ * scope: *out the VM's NIC records [{network, mac, tap, ip}] (new reference), each with a
+ * fixed address, the lowest free on its network (409 when none is). 0 or the reply set.
+ * Called inside the request's transaction, so two creates never get one address. */
+int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out);
+/* The NIC records of a copy named vm of a VM with NICs nics: the same networks, its own
+ * taps, MACs and addresses (*out never NULL on success). 0 or the reply set. */
+int api_net_nics_copy(struct req *q, const json_t *nics, const char *vm, json_t **out);
+/* Brings network (tenant, name)'s host side to what the store holds (its dnsmasq serving every
+ * VM NIC on it); a network that does not exist is 0. Caller holds d->lock. */
+int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err);
+/* For each NIC of the VM document vm on a network: what "prepare" (a fresh tap before its
+ * VMM starts), "plug" (into the network, after the VMM opened it) or "remove" (its tap).
+ * 0 or -errno with err (NETCMD_ERR_LEN); a removal tries every NIC. */
+int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,
+                    char *err);
+
 /* ---- Resource handlers ---- */
 void api_front_only(struct req *q);
 void api_pools_list(struct req *q);
@@ -211,6 +229,10 @@ void api_vm_stats(struct req *q);
 void api_vm_resources_set(struct req *q);
 void api_tenant_resources(struct req *q);
 void api_operations_list(struct req *q);
+void api_networks_list(struct req *q);
+void api_networks_create(struct req *q);
+void api_network_get(struct req *q);
+void api_network_delete(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);
 

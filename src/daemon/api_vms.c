@@ -103,6 +103,24 @@ static void vm_set_state(json_t *vm, const char *state)
     json_object_set_new(vm, "state", json_string(state));
 }
 
+/* Every network the VM has a NIC on, brought to what the store holds (its dnsmasq's hosts). */
+static int vm_nets_sync(struct daemon *d, const char *tenant, const json_t *vm, char *err)
+{
+    json_t *nic;
+    size_t i;
+    int ret = 0;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+        int r = net ? api_net_sync(d, tenant, net, err) : 0;
+
+        if (r && !ret)
+            ret = r;
+    }
+    return ret;
+}
+
 static void vm_start_work(struct daemon *d, struct op *op, void *arg)
 {
     struct vm_job *j = arg;
@@ -116,6 +134,12 @@ static void vm_start_work(struct daemon *d, struct op *op, void *arg)
     pthread_mutex_lock(&d->lock);
     vm = vm_doc_locked(d, j->tenant, j->name);
     ret = vm ? api_res_vm_apply(d, j->tenant, j->name, vm, err) : -ENOENT;
+    /* Its networks as the store has them (repaired if something removed a part), then fresh
+     * taps in the host's namespace, for its VMM to open by name. */
+    if (!ret)
+        ret = vm_nets_sync(d, j->tenant, vm, err);
+    if (!ret)
+        ret = api_net_vm_nics(d, j->tenant, vm, "prepare", err);
     /* Its weight too (it counts as starting): a new group's default weight is tiny beside
      * the computed ones, and a VMM starved while it starts would miss its start's deadline. */
     if (!ret)
@@ -128,6 +152,22 @@ static void vm_start_work(struct daemon *d, struct op *op, void *arg)
     if (!ret)
         api_res_rebalance(d);
     vm = vm_doc_locked(d, j->tenant, j->name);
+    /* A start that failed leaves no tap behind in the host's namespace. */
+    if (ret && vm) {
+        char err2[RT_ERR_LEN];
+
+        api_net_vm_nics(d, j->tenant, vm, "remove", err2);
+    }
+    /* Its VMM holds its taps open: into their networks' namespaces, onto the bridges. A VM
+     * that cannot be plugged is stopped rather than left running unreachable. */
+    if (!ret && vm && api_net_vm_nics(d, j->tenant, vm, "plug", err)) {
+        char err2[RT_ERR_LEN];
+
+        ret = -EIO;
+        pthread_mutex_unlock(&d->lock);
+        rt_vm_action(d, j->tenant, j->name, "stop", err2);
+        pthread_mutex_lock(&d->lock);
+    }
     if (vm) {
         if (ret) {
             vm_set_state(vm, "error");
@@ -399,11 +439,13 @@ static int parse_cloud_init(struct req *q, json_t *body, const char *vm_name, js
 void api_vms_create(struct req *q)
 {
     static const char *const fields[] = {
-        "name",           "template", "cpus",       "memory_bytes",  "disk_bytes", "clone",
-        "restart_policy", "start",    "cloud_init", "port_forwards", "resources",  NULL};
+        "name",      "template",       "cpus",  "memory_bytes", "disk_bytes",
+        "clone",     "restart_policy", "start", "cloud_init",   "port_forwards",
+        "resources", "nics",           NULL};
     char ttenant[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], b[API_QUOTE_LEN];
     const char *name, *tname, *clone = NULL, *policy = NULL;
     json_t *body, *tmpl = NULL, *fwd = NULL, *ci = NULL, *vm = NULL, *vol = NULL, *res = NULL;
+    json_t *nics = NULL;
     struct port_walk pw = {0};
     struct api_usage add = {.vms = 1};
     uint64_t cpus, mem, disk, tdisk;
@@ -428,8 +470,14 @@ void api_vms_create(struct req *q)
         body_str(q, body, NULL, "clone", false, 8, &clone) ||
         body_str(q, body, NULL, "restart_policy", false, 16, &policy) ||
         body_bool(q, body, NULL, "start", &start) || parse_forwards(q, body, &fwd) ||
-        parse_cloud_init(q, body, name, &ci))
+        parse_cloud_init(q, body, name, &ci) ||
+        api_net_nics_parse(q, json_object_get(body, "nics"), name, &nics))
         goto done;
+    if (nics && json_array_size(fwd)) {
+        reply_error(q->r, 400, "port_forwards",
+                    "port_forwards are the user-mode NIC's: a VM with nics on networks has none");
+        goto done;
+    }
     if (clone && strcmp(clone, "linked") && strcmp(clone, "full")) {
         reply_error(q->r, 400, "clone", "clone '%s': expected linked or full", quote(clone, b));
         goto done;
@@ -485,7 +533,8 @@ void api_vms_create(struct req *q)
                   "clone", linked ? "linked" : "full", "restart_policy", policy ? policy : "never",
                   "port_forwards", json_incref(fwd), "cloud_init", json_incref(ci), "pid",
                   "exit_status", "started", "created", (json_int_t)time(NULL), "error");
-    if (!vm || json_object_set(vm, "resources", res)) {
+    if (!vm || json_object_set(vm, "resources", res) ||
+        json_object_set_new(vm, "nics", nics ? json_incref(nics) : json_array())) {
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
@@ -510,6 +559,9 @@ void api_vms_create(struct req *q)
     }
     if (!ret)
         ret = rt_vm_provision(q->d, q->scope, vm, tmpl, err);
+    /* Its networks' DHCP servers learn its MACs and name. */
+    if (!ret)
+        ret = vm_nets_sync(q->d, q->scope, vm, err);
     if (ret == -EINVAL) {
         /* The seed's own checks (seed.h) go deeper than the shape checked above; its message
          * starts with the field. */
@@ -538,6 +590,7 @@ undo:
     if (made_volume)
         rt_volume_delete(q->d, q->scope, volname, err);
 done:
+    json_decref(nics);
     json_decref(res);
     json_decref(vol);
     json_decref(vm);
@@ -629,7 +682,10 @@ void api_vm_delete(struct req *q)
         reply_store(q, "VM delete", -EIO);
         goto done;
     }
-    if (rt_vm_remove(q->d, q->scope, q->seg[1], err) ||
+    /* Its taps, and its MACs from its networks' DHCP servers (the document is gone already
+     * in this transaction, so the sync leaves it out). */
+    if (api_net_vm_nics(q->d, q->scope, vm, "remove", err) ||
+        vm_nets_sync(q->d, q->scope, vm, err) || rt_vm_remove(q->d, q->scope, q->seg[1], err) ||
         rt_volume_delete(q->d, q->scope, volname, err)) {
         reply_error(q->r, 500, NULL, "VM '%s': %s", q->seg[1], err);
         goto done;
@@ -826,6 +882,7 @@ void api_vm_clone(struct req *q)
     static const char *const fields[] = {"name", NULL};
     char src_vol[STORE_NAME_LEN], volname[STORE_NAME_LEN], err[RT_ERR_LEN], ttenant[STORE_NAME_LEN];
     json_t *vm = doc_load(q, "vm", q->scope, q->seg[1], "VM"), *body = NULL, *copy = NULL;
+    json_t *nics = NULL;
     json_t *vol = NULL, *tmpl = NULL;
     struct api_usage add = {.vms = 1};
     const char *name, *state, *tname;
@@ -861,6 +918,12 @@ void api_vm_clone(struct req *q)
     /* The copy: the source's settings, its own name, disk, seed and no port forwards (a host
      * port belongs to one VM). */
     copy = json_deep_copy(vm);
+    if (!copy || api_net_nics_copy(q, json_object_get(vm, "nics"), name, &nics) ||
+        json_object_set_new(copy, "nics", nics)) {
+        if (q->r->status < 300)
+            reply_error(q->r, 500, NULL, "out of memory");
+        goto done;
+    }
     json_object_set_new(copy, "name", json_string(name));
     json_object_set_new(copy, "volume", json_string(volname));
     json_object_set_new(copy, "clone", json_string("full"));
@@ -883,6 +946,8 @@ void api_vm_clone(struct req *q)
     made = !ret;
     if (!ret)
         ret = rt_vm_provision(q->d, q->scope, copy, tmpl, err);
+    if (!ret)
+        ret = vm_nets_sync(q->d, q->scope, copy, err);
     if (ret) {
         reply_error(q->r, ret == -ENOSPC ? 507 : 500, NULL, "VM '%s': %s", name, err);
         rt_vm_remove(q->d, q->scope, name, err);

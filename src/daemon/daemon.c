@@ -87,6 +87,7 @@ int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_pare
     pthread_mutex_lock(&d->lock);
     ret = api_shipped_templates(d, err);
     if (!ret) {
+        api_net_recover(d);
         ret = api_recover(d);
         if (ret)
             snprintf(err, STORE_ERR_LEN, "finding the VMs again: %.400s", store_error(d->store));

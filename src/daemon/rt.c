@@ -455,6 +455,10 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
         return ret;
     vm_id(tenant, name, id);
     vm_mac(id, mac);
+    /* On virtual networks its first NIC's MAC is the one its seed configures. */
+    f = json_array_get(json_object_get(vm, "nics"), 0);
+    if (json_is_string(json_object_get(f, "mac")))
+        snprintf(mac, sizeof(mac), "%s", json_string_value(json_object_get(f, "mac")));
     if (mkdir(dir, 0700) && errno != EEXIST) {
         snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(errno));
         return -errno;
@@ -503,6 +507,21 @@ int rt_vm_provision(struct daemon *d, const char *tenant, const json_t *vm, cons
         for (i = 0; i < 3; i++)
             if (json_is_string(json_object_get(boot, keys[i])))
                 json_object_set(b, keys[i], json_object_get(boot, keys[i]));
+    }
+    /* NICs on virtual networks instead of the user-mode one: taps the daemon made and moves
+     * into the networks' namespaces once the VMM opened them (docs/networks.md). */
+    if (cfg && json_array_size(json_object_get(vm, "nics"))) {
+        json_t *nics = json_array(), *nic;
+        char spec[64];
+
+        json_array_foreach(json_object_get(vm, "nics"), i, nic)
+        {
+            snprintf(spec, sizeof(spec), "tap,ifname=%.15s",
+                     json_string_value(json_object_get(nic, "tap")));
+            json_array_append_new(
+                nics, json_pack("{s:s,s:O}", "backend", spec, "mac", json_object_get(nic, "mac")));
+        }
+        json_object_set_new(cfg, "nics", nics);
     }
     if (cfg) {
         limits_into_config(cfg, vm);

@@ -23,6 +23,7 @@
 
 #include "daemon/api.h"
 #include "daemon/daemon.h"
+#include "daemon/net/vnet.h"
 #include "daemon/store.h"
 
 static struct daemon dm;
@@ -30,12 +31,20 @@ static struct store *st;
 static char admin[TOKEN_TEXT_LEN + 8], viewer[TOKEN_TEXT_LEN + 8];
 static char dir[] = "/tmp/tessera-fuzz-daemon-XXXXXX";
 
-/* libFuzzer ends with exit(): the store's files go with it. */
+static bool no_network(void *arg, const char *id)
+{
+    return false;
+}
+
+/* libFuzzer ends with exit(): the store's files go with it, and what the networks a request
+ * made hold on the host (namespaces, dnsmasq processes). */
 static void cleanup(void)
 {
-    char cmd[64];
+    char cmd[64], err[NETCMD_ERR_LEN];
 
     daemon_fini(&dm);
+    if (vnet_sweep(dir, no_network, NULL, err))
+        fprintf(stderr, "networks of %s: %s\n", dir, err);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd))
         fprintf(stderr, "could not remove %s\n", dir);

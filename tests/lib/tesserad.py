@@ -63,6 +63,29 @@ def cgroup_cleanup(name):
                     time.sleep(0.1)
 
 
+def network_cleanup(state):
+    """Removes what the virtual networks of the state directory STATE made, whatever the
+    daemon left: their dnsmasq processes and namespaces (docs/networks.md: `tsrn-ID` for each
+    folder STATE/networks/ID)."""
+    top = os.path.join(state, "networks")
+    ids = os.listdir(top) if os.path.isdir(top) else []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    for i in ids:
+        subprocess.run(["ip", "netns", "delete", "tsrn-" + i], stderr=subprocess.DEVNULL)
+
+
 class Daemon:
     """tesserad on a state directory. Its VMs' control groups are its own (a parent named
     after this test process), removed when the test program exits."""

@@ -229,6 +229,23 @@ def run(d, tmp):
     check(any(a["action"] == "token.revoke" for a in json.loads(out)["audit"]),
           "audit --json holds the revoke")
 
+    # Virtual networks (docs/networks.md; they need root, iproute2 and nftables on the host).
+    if os.geteuid() == 0 and shutil.which("ip") and shutil.which("nft"):
+        expect("network create", tessera("network", "create", "lan", "--subnet", "10.0.0.0/24",
+                                         "--no-dhcp", "--tenant", "acme", host=host,
+                                         token=admin), 0, out="10.0.0.1")
+        expect("network bad subnet", tessera("network", "create", "x", "--subnet", "10.0.0.1/24",
+                                             "--tenant", "acme", host=host, token=admin), 1,
+               err="host bits set")
+        out = expect("network list", tessera("network", "list", "--tenant", "acme", host=host,
+                                             token=admin), 0)
+        rows = table(out)
+        check(rows[0][:5] == ["NAME", "TENANT", "SUBNET", "GATEWAY", "DHCP"] and
+              rows[1][:4] == ["lan", "acme", "10.0.0.0/24", "10.0.0.1"], "networks: %r" % rows)
+        expect("network delete", tessera("network", "delete", "lan", "--tenant", "acme",
+                                         host=host, token=admin), 0, out="deleted network lan")
+        expect("network gone", tessera("network", "show", "lan", "--tenant", "acme", host=host,
+                                       token=admin), 1, err="404")
     expect("tenant delete", tessera("tenant", "delete", "beta-corp", host=host, token=admin), 0,
            out="deleted tenant beta-corp")
     expect("tenant delete again", tessera("tenant", "delete", "beta-corp", host=host,

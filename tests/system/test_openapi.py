@@ -25,7 +25,7 @@ import jsonschema
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tesserad import ROOT, TESSERAD, Daemon, UnixHTTPConnection  # noqa: E402
+from tesserad import ROOT, TESSERAD, Daemon, UnixHTTPConnection, network_cleanup  # noqa: E402
 
 SPEC = os.path.join(ROOT, "docs", "openapi.yaml")
 GUIDE = os.path.join(ROOT, "docs", "daemon.md")
@@ -458,6 +458,7 @@ def walk(cl, w):
            token=vic, query="?timeout=forever", want=400)
     c.call("GET", "/api/v1/vms", token=vic, want=200)
     c.call("GET", "/api/v1/vms", want=200)
+    walk_networks(c, w)
     st, vm = c.call("GET", "/api/v1/vms/{name}", {"name": "web"}, token=vic, want=200)
     check(st == 200 and vm["state"] == "error" and vm["error"], "the failed start: %s" % vm)
     c.call("GET", "/api/v1/vms/{name}/log", {"name": "web"}, token=vic, want=200)
@@ -524,6 +525,69 @@ def walk_front(c, w):
     c.front("GET", "/metrics", token="0" * 43, want=401, what="a bad token")
 
 
+def walk_networks(c, w):
+    """A virtual network without DHCP (no dnsmasq needed), a VM with a NIC on it, and the
+    refusals: a bad subnet, a taken name, a network in use, a VM naming no network."""
+    ann, vic = w.tok["tenant-admin"], w.tok["viewer"]
+    st, net = c.change("POST", "/api/v1/networks", token=ann,
+                       body={"name": "lan", "subnet": "10.0.0.0/24", "gateway": "10.0.0.254",
+                             "dhcp": False}, want=201)
+    check(st == 201 and net["gateway"] == "10.0.0.254" and net["dhcp"] is False,
+          "the network as asked: %s" % net)
+    c.change("POST", "/api/v1/networks", token=ann, body={"name": "lan", "subnet": "10.1.0.0/24",
+                                                          "dhcp": False}, want=409, what="taken")
+    c.change("POST", "/api/v1/networks", token=ann, body={"name": "bad", "subnet": "10.1.0.1/24"},
+             want=400, what="host bits set")
+    c.change("POST", "/api/v1/networks", token=ann, body={"name": "bad", "subnet": "10.1.0.0/33"},
+             want=400, what="a prefix over 32")
+    c.call("GET", "/api/v1/networks", token=vic, want=200)
+    c.call("GET", "/api/v1/networks/{name}", {"name": "lan"}, token=vic, want=200)
+    c.call("GET", "/api/v1/networks/{name}", {"name": "nothing"}, token=vic, want=404)
+    st, vm = c.change("POST", "/api/v1/vms", token=ann,
+                      body={"name": "onlan", "template": "mine",
+                            "nics": [{"network": "lan"}, {"network": "lan"}]}, want=201)
+    check(st == 201 and [n["network"] for n in vm["nics"]] == ["lan", "lan"] and
+          len({n["mac"] for n in vm["nics"]}) == 2 and len({n["tap"] for n in vm["nics"]}) == 2 and
+          [n["ip"] for n in vm["nics"]] == ["10.0.0.1", "10.0.0.2"],
+          "the VM's two NICs are on the network, each with its own MAC, tap and address (the "
+          "lowest free: the gateway is 10.0.0.254): %s" % vm)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "x", "template": "mine", "nics": [{"network": "nothing"}]}, want=404)
+    # A /29 has 5 addresses besides its gateway's: a 6th NIC finds none.
+    c.change("POST", "/api/v1/networks", token=ann,
+             body={"name": "tiny", "subnet": "10.3.0.0/29", "dhcp": False}, want=201)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "t1", "template": "mine", "nics": [{"network": "tiny"}] * 4}, want=201)
+    st, vm = c.change("POST", "/api/v1/vms", token=ann,
+                      body={"name": "t2", "template": "mine", "nics": [{"network": "tiny"}]},
+                      want=201)
+    check(st == 201 and vm["nics"][0]["ip"] == "10.3.0.6", "the last address: %s" % vm)
+    c.change("POST", "/api/v1/vms", token=ann,
+             body={"name": "t3", "template": "mine", "nics": [{"network": "tiny"}]}, want=409,
+             what="a full network")
+    for n in ("t1", "t2"):
+        c.call("DELETE", "/api/v1/vms/{name}", {"name": n}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "tiny"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=409,
+           what="in use")
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "onlan"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan"}, token=ann, want=404)
+    # A tenant holds 16 networks at most (each is a namespace and a dnsmasq on the host).
+    for i in range(16):
+        c.call("POST", "/api/v1/networks", query="?tenant=gamma",
+               body={"name": "cap%d" % i, "subnet": "10.2.0.0/24", "dhcp": False}, want=201)
+    c.change("POST", "/api/v1/networks", query="?tenant=gamma",
+             body={"name": "cap16", "subnet": "10.2.0.0/24", "dhcp": False}, want=409,
+             what="a 17th network")
+    for i in range(16):
+        c.call("DELETE", "/api/v1/networks/{name}", {"name": "cap%d" % i}, query="?tenant=gamma",
+               want=204)
+    # One left for the cross-tenant probes (removed at the end).
+    c.change("POST", "/api/v1/networks", token=ann,
+             body={"name": "lan2", "subnet": "10.0.0.0/24", "dhcp": False}, want=201)
+
+
 def walk_snapshots(c, w):
     """Snapshots of a qcow2 volume and of a stopped VM's disk, a clone of a stopped VM and a
     template made from it."""
@@ -580,6 +644,7 @@ def walk_deletes(c, w, own):
         c.call("DELETE", "/api/v1/templates/{name}", {"name": t}, token=ann, want=204)
     for v in ("data2", "data", "tlinked", "tbase", "upvol", "snapvol", "fromweb"):
         c.call("DELETE", "/api/v1/volumes/{name}", {"name": v}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": own["id"]}, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": "xyz"}, want=400)
     c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"},
@@ -647,6 +712,12 @@ def permissions(c, w, server):
         if k not in cache:
             cache[k] = make(role)
         return cache[k]
+
+    def network(role):
+        n = w.fresh("pn")
+        admin_in(role, "POST", "/api/v1/networks", None,
+                 {"name": n, "subnet": "10.9.0.0/24", "dhcp": False})
+        return n
 
     def operation(role):
         n = cached("vm", role, vm)
@@ -719,6 +790,12 @@ def permissions(c, w, server):
             lambda r: ({"name": vm(r), "action": "start"}, None),
         ("GET", "/api/v1/vms/{name}/log"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("GET", "/api/v1/operations"): lambda r: ({}, None),
+        ("GET", "/api/v1/networks"): lambda r: ({}, None),
+        ("POST", "/api/v1/networks"):
+            lambda r: ({}, {"name": w.fresh("pn"), "subnet": "10.9.0.0/24", "dhcp": False}),
+        ("GET", "/api/v1/networks/{name}"):
+            lambda r: ({"name": cached("network", r, network)}, None),
+        ("DELETE", "/api/v1/networks/{name}"): lambda r: ({"name": network(r)}, None),
         ("GET", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("POST", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": vm(r)}, {"name": "s1"}),
         ("POST", "/api/v1/vms/{name}/snapshots/{snap}/revert"):
@@ -801,6 +878,8 @@ def cross_tenant(c, w, op_id):
         ("POST", "/api/v1/volumes/{name}/resize", {"name": "data"}, {"size_bytes": 64 * MIB}, ""),
         ("POST", "/api/v1/volumes/{name}/clone", {"name": "data"}, {"name": "stolen"}, ""),
         ("GET", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
+        ("GET", "/api/v1/networks/{name}", {"name": "lan2"}, None, ""),
+        ("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, None, ""),
         ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
         ("GET", "/api/v1/operations/{op}", {"op": op_id}, None, ""),
         ("GET", "/api/v1/operations/{op}/wait", {"op": op_id}, None, "?timeout=0"),
@@ -820,6 +899,8 @@ def cross_tenant(c, w, op_id):
     for method, route, params, body in (
             ("GET", "/api/v1/vms", None, None), ("GET", "/api/v1/volumes", None, None),
             ("GET", "/api/v1/templates", None, None), ("GET", "/api/v1/operations", None, None),
+            ("GET", "/api/v1/networks", None, None),
+            ("POST", "/api/v1/networks", None, {"name": "x", "subnet": "10.0.0.0/24"}),
             ("POST", "/api/v1/volumes", None, {"name": "x", "size_bytes": MIB}),
             ("POST", "/api/v1/vms", None, {"name": "x", "template": "base"}),
             ("GET", "/api/v1/vms/{name}", n, None), ("DELETE", "/api/v1/vms/{name}", n, None)):
@@ -839,7 +920,7 @@ def cross_tenant(c, w, op_id):
            what="alpha's volume")
     # Listings hold none of alpha's objects.
     for who in ("beta-admin", "beta-viewer"):
-        for coll in ("vms", "volumes", "templates", "operations"):
+        for coll in ("vms", "volumes", "templates", "operations", "networks"):
             st, doc = c.call("GET", "/api/v1/" + coll, token=w.tok[who], want=200)
             items = doc.get(coll, []) if st == 200 else []
             check(all(i.get("tenant") in ("beta", "") for i in items),
@@ -902,6 +983,7 @@ def main():
         if failed:
             with open(os.path.join(tmp, "tesserad.log"), errors="replace") as f:
                 print("tesserad's log:\n" + f.read()[-3000:])
+        network_cleanup(os.path.join(tmp, "state"))
         subprocess.run(["rm", "-rf", tmp])
     print("openapi: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -185,6 +185,23 @@ static void test_vms(void)
                   "\"address\": \"10.0.2.15/24\", \"gateway\": \"10.0.2.2\", \"dns\": "
                   "[\"10.0.2.3\"]}}, \"start\": true}");
 
+    /* Virtual networks: one NIC per --network, in order. */
+    check_request("vm create web --template t --network lan --network dmz", "POST", "/api/v1/vms",
+                  "{\"name\": \"web\", \"template\": \"t\", \"clone\": \"linked\", "
+                  "\"start\": false, \"nics\": [{\"network\": \"lan\"}, "
+                  "{\"network\": \"dmz\"}]}");
+    check_request("network list", "GET", "/api/v1/networks", NULL);
+    check_request("network show lan --tenant acme", "GET", "/api/v1/networks/lan?tenant=acme",
+                  NULL);
+    check_request("network create lan --subnet 10.0.0.0/24", "POST", "/api/v1/networks",
+                  "{\"name\": \"lan\", \"subnet\": \"10.0.0.0/24\", \"dhcp\": true}");
+    check_request("network create lan --subnet 10.0.0.0/24 --gateway 10.0.0.254 --no-dhcp", "POST",
+                  "/api/v1/networks",
+                  "{\"name\": \"lan\", \"subnet\": \"10.0.0.0/24\", "
+                  "\"gateway\": \"10.0.0.254\", \"dhcp\": false}");
+    check_request("network delete lan", "DELETE", "/api/v1/networks/lan", NULL);
+    check_usage_error("network create lan", "--subnet A.B.C.D/N is required");
+
     /* --ssh-key and --user-data read their files; the key's newline is not part of it. */
     fd = mkstemp(key);
     CHECK(fd >= 0 && write(fd, "ssh-ed25519 AAAA me@host\n", 25) == 25);

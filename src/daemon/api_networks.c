@@ -1,0 +1,516 @@
+/* Virtual networks (docs/networks.md): the tenant-scoped "network" documents
+ * {name, tenant, subnet, gateway, dhcp, created} and the NICs of VMs on them. The host side
+ * (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file decides who may do
+ * what and keeps the documents, as api_vms.c does for VMs. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/api_int.h"
+#include "daemon/net/vnic.h"
+#include "daemon/net/vnet.h"
+
+/* Each network is a namespace and a dnsmasq process on the host: a tenant may hold this many
+ * (until the quotas count networks). */
+#define NET_TENANT_MAX 16
+
+/* The network (tenant, name)'s subnet from its document. */
+static int net_subnet(const json_t *net, struct vnet_subnet *sn, char *err)
+{
+    return vnet_subnet_parse(json_string_value(json_object_get(net, "subnet")),
+                             json_string_value(json_object_get(net, "gateway")), sn, err);
+}
+
+/* Collects the ports of one network from its tenant's VM documents. */
+struct host_walk {
+    const char *net;
+    json_t *vms; /* the parsed VM documents, kept alive for the hosts' strings */
+    struct vnet_port ports[256];
+    size_t n;
+};
+
+static int each_host(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct host_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    const char *vm_name = json_string_value(json_object_get(vm, "name"));
+    size_t i;
+
+    if (!vm || json_array_append_new(w->vms, vm))
+        return -ENOMEM;
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+        const char *mac = json_string_value(json_object_get(nic, "mac"));
+        const char *tap = json_string_value(json_object_get(nic, "tap"));
+        const char *ip = json_string_value(json_object_get(nic, "ip"));
+
+        if (net && mac && tap && vm_name && !strcmp(net, w->net) &&
+            w->n < sizeof(w->ports) / sizeof(w->ports[0]))
+            w->ports[w->n++] = (struct vnet_port){mac, vm_name, tap, ip};
+    }
+    return 0;
+}
+
+/* Brings the network's host side to what the store says: namespace, bridge, and dnsmasq
+ * serving every NIC of the tenant's VMs on it. Caller holds d->lock. */
+static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net, char *err)
+{
+    struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
+    struct vnet_subnet sn;
+    int ret = net_subnet(net, &sn, err);
+
+    if (ret)
+        return ret;
+    w.vms = json_array();
+    if (!w.vms)
+        return -ENOMEM;
+    ret = d->store->ops->doc_list(d->store, "vm", tenant, each_host, &w);
+    if (ret)
+        snprintf(err, NETCMD_ERR_LEN, "network %.63s: the store failed: %.400s", w.net,
+                 store_error(d->store));
+    else
+        ret = vnet_up(d->state_dir, tenant, w.net, &sn, json_is_true(json_object_get(net, "dhcp")),
+                      w.ports, w.n, err);
+    json_decref(w.vms);
+    return ret;
+}
+
+int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err)
+{
+    char *text;
+    json_t *net;
+    int ret = d->store->ops->doc_get(d->store, "network", tenant, name, &text);
+
+    if (ret == -ENOENT)
+        return 0;
+    if (ret) {
+        snprintf(err, NETCMD_ERR_LEN, "network %s: the store failed", name);
+        return ret;
+    }
+    net = json_loads(text, 0, NULL);
+    free(text);
+    ret = net ? net_sync_doc(d, tenant, net, err) : -EIO;
+    if (!net)
+        snprintf(err, NETCMD_ERR_LEN, "network %s: its stored record is damaged", name);
+    json_decref(net);
+    return ret;
+}
+
+/* ---- The VMs' NICs ---- */
+
+/* A NIC's MAC: QEMU's prefix 52:54:00, then five hex digits of the VM's hash and the NIC's
+ * index (the tap's name: "tsr", 11 hex digits, the index), so a VM's NICs differ. */
+static void nic_mac(const char *tap, char *mac)
+{
+    snprintf(mac, 18, "52:54:00:%.2s:%.2s:%c%c", tap + 3, tap + 5, tap[7], tap[14]);
+}
+
+/* The addresses taken on network `net` of the scope: its VMs' NICs' and those given out
+ * earlier in this request (`mine`), as a JSON object whose keys are the addresses. */
+struct taken_walk {
+    const char *net;
+    json_t *taken;
+};
+
+static int each_taken(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct taken_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *n = json_string_value(json_object_get(nic, "network"));
+        const char *ip = json_string_value(json_object_get(nic, "ip"));
+
+        if (n && ip && !strcmp(n, w->net))
+            json_object_set_new(w->taken, ip, json_true());
+    }
+    json_decref(vm);
+    return 0;
+}
+
+/* A fixed address on network `net` (document netdoc) for a new NIC: the lowest host address
+ * that is neither the gateway nor taken. 0, or the reply set (409 when the network is full). */
+static int nic_address(struct req *q, const char *net, const json_t *netdoc, const json_t *mine,
+                       char *out)
+{
+    struct taken_walk w = {net, json_deep_copy(mine)};
+    char err[NETCMD_ERR_LEN], cidr[24];
+    struct vnet_subnet sn;
+    uint32_t a, bcast;
+    int ret;
+
+    if (!w.taken) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    ret = net_subnet(netdoc, &sn, err);
+    if (ret) {
+        reply_error(q->r, 500, NULL, "network '%s': its stored record is damaged: %s", net, err);
+        goto done;
+    }
+    ret = q->s->ops->doc_list(q->s, "vm", q->scope, each_taken, &w);
+    if (ret) {
+        reply_store(q, "network", ret);
+        goto done;
+    }
+    bcast = sn.net | ~(~0u << (32 - sn.prefix));
+    ret = -ENOSPC;
+    for (a = sn.net + 1; a < bcast; a++) {
+        if (a == sn.gateway)
+            continue;
+        snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+        if (!json_object_get(w.taken, out)) {
+            ret = 0;
+            break;
+        }
+    }
+    if (ret) {
+        vnet_subnet_text(&sn, cidr, err);
+        reply_error(q->r, 409, "nics", "network '%s' (%s) has no free address left", net, cidr);
+    }
+done:
+    json_decref(w.taken);
+    return ret;
+}
+
+int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
+{
+    char field[32], tap[IFNAMSIZ], mac[18], ip[16], *text;
+    json_t *nic, *res, *mine = NULL, *netdoc;
+    const char *net;
+    size_t i;
+    int ret;
+
+    *out = NULL;
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > VNET_NICS_MAX) {
+        reply_error(q->r, 400, "nics",
+                    "field 'nics' must be a list of at most %d objects {\"network\": NAME}",
+                    VNET_NICS_MAX);
+        return -EINVAL;
+    }
+    res = json_array();
+    mine = json_object();
+    if (!res || !mine) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        goto fail;
+    }
+    json_array_foreach(arr, i, nic)
+    {
+        static const char *const keys[] = {"network", NULL};
+
+        snprintf(field, sizeof(field), "nics[%zu]", i);
+        if (!json_is_object(nic)) {
+            reply_error(q->r, 400, field, "%s: expected an object {\"network\": NAME}", field);
+            goto fail;
+        }
+        if (body_keys(q, nic, field, keys) ||
+            body_str(q, nic, field, "network", true, STORE_NAME_LEN - 1, &net) ||
+            check_name(q, "network", net))
+            goto fail;
+        ret = q->s->ops->doc_get(q->s, "network", q->scope, net, &text);
+        if (ret == -ENOENT) {
+            reply_error(q->r, 404, "network", "%s: network '%s' not found", field, net);
+            goto fail;
+        }
+        if (ret) {
+            reply_store(q, "network", ret);
+            goto fail;
+        }
+        netdoc = json_loads(text, 0, NULL);
+        free(text);
+        ret = netdoc ? nic_address(q, net, netdoc, mine, ip) : -EIO;
+        json_decref(netdoc);
+        if (ret == -EIO)
+            reply_error(q->r, 500, NULL, "network '%s': its stored record is damaged", net);
+        if (ret)
+            goto fail;
+        json_object_set_new(mine, ip, json_true());
+        vnet_tap_name(q->d->state_dir, q->scope, vm, (unsigned)i, tap);
+        nic_mac(tap, mac);
+        if (append(res, json_pack("{s:s,s:s,s:s,s:s}", "network", net, "mac", mac, "tap", tap, "ip",
+                                  ip))) {
+            reply_error(q->r, 500, NULL, "out of memory");
+            goto fail;
+        }
+    }
+    json_decref(mine);
+    *out = res;
+    return 0;
+fail:
+    json_decref(mine);
+    json_decref(res);
+    return -EINVAL;
+}
+
+int api_net_nics_copy(struct req *q, const json_t *nics, const char *vm, json_t **out)
+{
+    json_t *arr = json_array(), *nic;
+    size_t i;
+    int ret = arr ? 0 : -ENOMEM;
+
+    json_array_foreach(nics, i, nic)
+    {
+        if (!ret)
+            ret = append(arr, json_pack("{s:O}", "network", json_object_get(nic, "network")));
+    }
+    if (ret) {
+        json_decref(arr);
+        reply_error(q->r, 500, NULL, "out of memory");
+        return ret;
+    }
+    ret = api_net_nics_parse(q, arr, vm, out);
+    json_decref(arr);
+    if (!ret && !*out)
+        *out = json_array();
+    return ret;
+}
+
+int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,
+                    char *err)
+{
+    struct vnet_names nm;
+    json_t *nic;
+    size_t i;
+    int ret = 0;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+        const char *tap = json_string_value(json_object_get(nic, "tap"));
+        int r;
+
+        if (!net || !tap)
+            continue;
+        vnet_names(d->state_dir, tenant, net, &nm);
+        if (!strcmp(what, "prepare"))
+            r = vnic_prepare(tap, nm.ns, err);
+        else if (!strcmp(what, "plug"))
+            r = vnic_plug(tap, nm.ns, err);
+        else
+            r = vnic_remove(tap, nm.ns, err);
+        /* A removal goes on past a failure: the other NICs go all the same. */
+        if (r && !ret)
+            ret = r;
+        if (ret && strcmp(what, "remove"))
+            return ret;
+    }
+    return ret;
+}
+
+/* ---- Routes ---- */
+
+void api_networks_list(struct req *q)
+{
+    doc_list_reply(q, "network", "networks");
+}
+
+void api_network_get(struct req *q)
+{
+    json_t *net = doc_load(q, "network", q->scope, q->seg[1], "network");
+
+    if (net)
+        reply_json(q->r, 200, net);
+}
+
+static int each_count(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+void api_networks_create(struct req *q)
+{
+    static const char *const fields[] = {"name", "subnet", "gateway", "dhcp", NULL};
+    char cidr[24], gw[24], err[NETCMD_ERR_LEN];
+    const char *name, *subnet, *gateway = NULL;
+    struct vnet_subnet sn;
+    json_t *body, *net = NULL;
+    size_t count = 0;
+    bool dhcp = true;
+    int ret;
+
+    if (need_route_role(q, "creating a network") ||
+        body_object(q, fields, "{\"name\": \"net1\", \"subnet\": \"10.0.0.0/24\"}", &body))
+        return;
+    if (body_name(q, body, "name", true, &name))
+        goto done;
+    snprintf(q->target, sizeof(q->target), "%s", name);
+    if (body_str(q, body, NULL, "subnet", true, 18, &subnet) ||
+        body_str(q, body, NULL, "gateway", false, 15, &gateway) ||
+        body_bool(q, body, NULL, "dhcp", &dhcp))
+        goto done;
+    if (!json_object_get(body, "dhcp"))
+        dhcp = true;
+    if (vnet_subnet_parse(subnet, gateway, &sn, err)) {
+        reply_error(q->r, 400, strncmp(err, "gateway", 7) ? "subnet" : "gateway", "%s", err);
+        goto done;
+    }
+    ret = q->s->ops->doc_list(q->s, "network", q->scope, each_count, &count);
+    if (ret) {
+        reply_store(q, "network", ret);
+        goto done;
+    }
+    if (count >= NET_TENANT_MAX) {
+        reply_error(q->r, 409, "name",
+                    "the tenant has %zu networks already, the most a tenant may have; delete "
+                    "one first",
+                    count);
+        goto done;
+    }
+    vnet_subnet_text(&sn, cidr, gw);
+    net = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "name", name, "tenant", q->scope, "subnet", cidr,
+                    "gateway", gw, "dhcp", dhcp, "created", (json_int_t)time(NULL));
+    if (!net) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        goto done;
+    }
+    if (doc_save(q, "network", q->scope, name, net, STORE_PUT_CREATE))
+        goto done;
+    /* The host work last: a failure undoes it, the transaction the document. */
+    ret = net_sync_doc(q->d, q->scope, net, err);
+    if (ret) {
+        char err2[NETCMD_ERR_LEN];
+
+        vnet_down(q->d->state_dir, q->scope, name, err2);
+        reply_error(q->r, 500, NULL, "network '%s': %s", name, err);
+        goto done;
+    }
+    reply_json(q->r, 201, json_incref(net));
+done:
+    json_decref(net);
+    json_decref(body);
+}
+
+/* The first of the tenant's VMs with a NIC on the network. */
+struct user_walk {
+    const char *net;
+    char vm[STORE_NAME_LEN];
+};
+
+static int each_net_user(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct user_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+    int found = 0;
+
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+
+        if (net && !strcmp(net, w->net))
+            found = 1;
+    }
+    if (found)
+        snprintf(w->vm, sizeof(w->vm), "%s", name);
+    json_decref(vm);
+    return found;
+}
+
+void api_network_delete(struct req *q)
+{
+    struct user_walk w = {.net = q->seg[1]};
+    char err[NETCMD_ERR_LEN];
+    json_t *net;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    net = doc_load(q, "network", q->scope, q->seg[1], "network");
+    if (!net || need_route_role(q, "deleting a network"))
+        goto done;
+    ret = q->s->ops->doc_list(q->s, "vm", q->scope, each_net_user, &w);
+    if (ret > 0) {
+        reply_error(q->r, 409, NULL, "network '%s' is used by VM '%s'; delete the VM first",
+                    q->seg[1], w.vm);
+        goto done;
+    }
+    if (ret || q->s->ops->doc_delete(q->s, "network", q->scope, q->seg[1])) {
+        reply_store(q, "network delete", ret ? ret : -EIO);
+        goto done;
+    }
+    if (vnet_down(q->d->state_dir, q->scope, q->seg[1], err)) {
+        reply_error(q->r, 500, NULL, "network '%s': %s", q->seg[1], err);
+        goto done;
+    }
+    reply_empty(q->r);
+done:
+    json_decref(net);
+}
+
+/* ---- After a restart ---- */
+
+/* Collects the networks' documents: recovery works on them after the walk, since a store
+ * walk must not run another store call from its callback (it would reuse the walk's own
+ * statement and end it early). */
+static int each_net_collect(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    json_t *net = json_loads(doc, 0, NULL);
+
+    if (!net)
+        return 0;
+    json_object_set_new(net, "tenant", json_string(tenant));
+    return json_array_append_new(arg, net) ? -ENOMEM : 0;
+}
+
+static bool net_known(void *arg, const char *id)
+{
+    return json_object_get(arg, id) != NULL;
+}
+
+/* A running VM's taps onto their bridges: a daemon killed between a VMM's start and its
+ * taps' move left them in the host's namespace. */
+static void vm_plug(struct daemon *d, const json_t *vm)
+{
+    const char *state = json_string_value(json_object_get(vm, "state"));
+    const char *tenant = json_string_value(json_object_get(vm, "tenant"));
+    char err[NETCMD_ERR_LEN];
+
+    if (tenant && state && (!strcmp(state, "running") || !strcmp(state, "paused")) &&
+        api_net_vm_nics(d, tenant, vm, "plug", err))
+        fprintf(stderr, "tesserad: VM %s/%s: %s\n", tenant,
+                json_string_value(json_object_get(vm, "name")), err);
+}
+
+void api_net_recover(struct daemon *d)
+{
+    json_t *nets = json_array(), *ids = json_object(), *net, *vms = json_array(), *vm;
+    char err[NETCMD_ERR_LEN];
+    struct vnet_names nm;
+    size_t i;
+
+    if (!nets || !ids || !vms ||
+        d->store->ops->doc_list(d->store, "network", NULL, each_net_collect, nets)) {
+        fprintf(stderr, "tesserad: networks: cannot read them: %s\n", store_error(d->store));
+        goto done;
+    }
+    json_array_foreach(nets, i, net)
+    {
+        const char *tenant = json_string_value(json_object_get(net, "tenant"));
+        const char *name = json_string_value(json_object_get(net, "name"));
+
+        if (!tenant || !name)
+            continue;
+        vnet_names(d->state_dir, tenant, name, &nm);
+        json_object_set_new(ids, nm.id, json_true());
+        if (net_sync_doc(d, tenant, net, err))
+            fprintf(stderr, "tesserad: network %s/%s: %s\n", tenant, name, err);
+    }
+    /* Only once every network is known: what none claims goes. */
+    if (vnet_sweep(d->state_dir, net_known, ids, err))
+        fprintf(stderr, "tesserad: networks: %s\n", err);
+    if (d->store->ops->doc_list(d->store, "vm", NULL, each_net_collect, vms))
+        goto done;
+    json_array_foreach(vms, i, vm) vm_plug(d, vm);
+done:
+    json_decref(vms);
+    json_decref(ids);
+    json_decref(nets);
+}

@@ -1,0 +1,20 @@
+/* Runs the host's network tools (iproute2's `ip`, dnsmasq) for the virtual networks
+ * (docs/networks.md): one fork and exec, never a shell, so no argument is ever parsed twice.
+ *
+ * Contract: argv is a NULL-terminated vector whose argv[0] is looked up in PATH; the child gets
+ * stdin /dev/null and no descriptor of ours but a pipe for its stderr. Returns 0 when it exited
+ * with status 0, -ENOENT when the program is not installed, else -EIO with err (NETCMD_ERR_LEN)
+ * holding the command's first words and the first line of what it said on stderr.
+ * The program starts with no blocked signal and every disposition at its default, whatever
+ * the calling thread had (a daemon it starts, dnsmasq, must obey SIGTERM).
+ * Threads: any; it blocks until the program exits (each `ip` call takes milliseconds). */
+#ifndef TESSERA_DAEMON_NET_NETCMD_H
+#define TESSERA_DAEMON_NET_NETCMD_H
+
+#define NETCMD_ERR_LEN 512
+
+int netcmd_run(const char *const argv[], char *err);
+/* Whether the program `name` is found in PATH (as netcmd_run() would find it). */
+int netcmd_have(const char *name);
+
+#endif
