@@ -11,7 +11,6 @@
  *   images/NAME/                  the shipped templates' boot files, copied once */
 #include "daemon/rt.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +23,7 @@
 
 #include <gnutls/crypto.h>
 
+#include "base/fsdir.h"
 #include "daemon/pool.h"
 #include "daemon/seed.h"
 #include "daemon/vmproc.h"
@@ -759,8 +759,6 @@ int rt_vm_console_log(struct daemon *d, const char *tenant, const char *name, si
 int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *err)
 {
     char dir[PATH_MAX], id[2 * STORE_NAME_LEN + 1];
-    struct dirent *e;
-    DIR *dp;
     int ret = vm_dir(d, tenant, name, dir, err);
 
     if (ret)
@@ -768,19 +766,11 @@ int rt_vm_remove(struct daemon *d, const char *tenant, const char *name, char *e
     snprintf(id, sizeof(id), "%s/%s", tenant, name);
     vmsup_unwatch(rt_of(d)->sup, id);
     /* Everything in it is ours (config, seed, sockets, logs, the shim's records): no
-     * subfolders, no links followed (unlinkat removes the entry itself). */
-    dp = opendir(dir);
-    if (!dp)
-        return errno == ENOENT ? 0 : -errno;
-    while ((e = readdir(dp)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(dp), e->d_name, 0);
-    closedir(dp);
-    if (rmdir(dir) && errno != ENOENT) {
-        snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(errno));
-        return -errno;
-    }
-    return 0;
+     * subfolders, no links followed. */
+    ret = fsdir_remove_flat(dir);
+    if (ret)
+        snprintf(err, RT_ERR_LEN, "%.400s: %s", dir, strerror(-ret));
+    return ret;
 }
 
 /* ---- Shipped templates ---- */

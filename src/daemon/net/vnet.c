@@ -1,6 +1,8 @@
 /* vnet.h: a network from its parts. */
 #include "daemon/net/vnet.h"
 
+#include "base/fsdir.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -208,24 +210,6 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
 }
 
 /* Removes the network folder's files (all ours: no subfolders, no links followed). */
-static int vnet_rmdir(const char *dir, char *err)
-{
-    struct dirent *e;
-    DIR *dp = opendir(dir);
-
-    if (!dp)
-        return errno == ENOENT ? 0 : -errno;
-    while ((e = readdir(dp)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(dp), e->d_name, 0);
-    closedir(dp);
-    if (rmdir(dir) && errno != ENOENT) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", dir, strerror(errno));
-        return -errno;
-    }
-    return 0;
-}
-
 static int vnet_down_id(const char *state_dir, const char *id, char *err)
 {
     char dir[PATH_MAX], ns[NETNS_NAME_MAX];
@@ -236,8 +220,8 @@ static int vnet_down_id(const char *state_dir, const char *id, char *err)
     ret = dnsmasq_stop(dir, err);
     if (!ret)
         ret = netns_delete(ns, err);
-    if (!ret)
-        ret = vnet_rmdir(dir, err);
+    if (!ret && (ret = fsdir_remove_flat(dir)))
+        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", dir, strerror(-ret));
     return ret;
 }
 
