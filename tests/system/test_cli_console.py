@@ -12,32 +12,19 @@ Prints "cli-console: N passed, N failed"."""
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tesserad import Daemon  # noqa: E402
+from syskit import check, run_suite, summary  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TESSERA = os.environ.get("TESSERA", os.path.join(ROOT, "build", "tessera"))
 TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "120"))
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def read_until(fd, want, timeout):
@@ -145,41 +132,26 @@ def run(d, tmp):
           "a stopped VM's console: exit %d, stderr %r" % (r.returncode, r.stderr))
 
 
+def kill_by_pidfiles(d):
+    # The VM is a process of its own that outlives the daemon: end any left.
+    for root, _, files in os.walk(d.state):
+        if "pid" in files:
+            try:
+                with open(os.path.join(root, "pid")) as f:
+                    os.kill(int(f.read().split()[0]), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                pass
+
+
 def main():
     for exe in (TESSERA, os.path.join(ROOT, "build", "tesserad")):
         if not os.access(exe, os.X_OK):
             print("cli-console: %s is missing (run make)" % exe)
-            print("cli-console: 0 passed, 1 failed")
-            return 1
-    tmp = tempfile.mkdtemp(prefix="tsr-clicon-")
-    d = Daemon(os.path.join(tmp, "state"))
-    try:
-        d.start()
-        try:
-            run(d, tmp)
-        finally:
-            d.stop()
-    except Exception as e:  # a crash of the test is a failure, with its reason
-        check(False, "exception: %r" % e)
-    finally:
-        # The VM is a process of its own that outlives the daemon: end any left.
-        for pidfile in _pidfiles(tmp):
-            try:
-                os.kill(int(open(pidfile).read().split()[0]), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                pass
-        if failed and os.path.exists(os.path.join(tmp, "tesserad.log")):
-            print("tesserad's log:\n" + open(os.path.join(tmp, "tesserad.log"),
-                                            errors="replace").read()[-3000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("cli-console: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
-def _pidfiles(tmp):
-    for root, _, files in os.walk(os.path.join(tmp, "state")):
-        if "pid" in files:
-            yield os.path.join(root, "pid")
+            check(False, "%s is built" % exe)
+            return summary("cli-console")
+    return run_suite("cli-console",
+                     [("console", lambda d: run(d, os.path.dirname(d.state)))],
+                     prefix="tsr-clicon-", cleanup=kill_by_pidfiles)
 
 
 if __name__ == "__main__":

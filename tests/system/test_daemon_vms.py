@@ -9,27 +9,14 @@ daemon. Starts build/tesserad on a fresh state directory with the default guest 
 
 import concurrent.futures
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tesserad import Daemon  # noqa: E402
+from syskit import check, run_suite  # noqa: E402
 from websocket import WebSocket, unix_socket  # noqa: E402
 
-passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def wait_booted(d, tenant_q, names, timeout):
@@ -148,35 +135,7 @@ TESTS = [("clones", test_clones), ("quota_race", test_quota_race), ("survive", t
 
 
 def main():
-    only = sys.argv[1:]
-    tmp = tempfile.mkdtemp(prefix="tsr-dvm-")
-    d = Daemon(os.path.join(tmp, "state"))
-    d.start()
-    try:
-        for name, fn in TESTS:
-            if only and name not in only:
-                continue
-            t0 = time.monotonic()
-            before = failed
-            try:
-                fn(d)
-            except AssertionError as e:
-                check(False, "%s: %s" % (name, e))
-            print("%s %s (%.1fs)" % ("PASS" if failed == before else "FAIL", name,
-                                     time.monotonic() - t0), flush=True)
-    finally:
-        try:
-            d.stop()
-        except Exception:
-            pass
-        # The VMs are their own processes: stop any left, then remove the state.
-        os.system("pkill -9 -f 'tessera run --config %s' 2>/dev/null" % tmp)
-        if not failed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("logs in", tmp)
-    print("daemon-vms: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_suite("daemon-vms", TESTS, sys.argv[1:], prefix="tsr-dvm-")
 
 
 if __name__ == "__main__":

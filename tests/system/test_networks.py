@@ -14,26 +14,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tesserad import Daemon, network_cleanup  # noqa: E402
+from syskit import check, run_suite, skipped  # noqa: E402
+from tesserad import network_cleanup  # noqa: E402
 from websocket import WebSocket, unix_socket  # noqa: E402
 
-passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 SUBNET = "10.77.0.0/24"
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def missing():
@@ -282,41 +271,19 @@ def run(d, state):
     check(not os.listdir(os.path.join(state, "networks")), "no network folder left")
 
 
+def cleanup(d):
+    # Whatever a failure left besides the VMs: dnsmasq, namespaces, taps.
+    network_cleanup(d.state)
+    for tap in host_objects(d.state, NS_IDS, TAPS)["taps"]:
+        subprocess.run(["ip", "link", "delete", tap], stderr=subprocess.DEVNULL)
+
+
 def main():
     why = missing()
     if why:
-        print("networks: skipped: %s" % why)
-        print("networks: 0 passed, 0 failed")
-        return 0
-    tmp = tempfile.mkdtemp(prefix="tsr-net-")
-    state = os.path.join(tmp, "state")
-    d = Daemon(state)
-    try:
-        d.start()
-        t0 = time.monotonic()
-        run(d, state)
-        print("%s networks (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
-    except (AssertionError, OSError, KeyError, RuntimeError, EOFError) as e:
-        import traceback
-        traceback.print_exc()
-        check(False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        try:
-            d.stop()
-        except Exception:
-            pass
-        # Whatever a failure left: the VMs (their own processes), dnsmasq, namespaces, taps.
-        subprocess.run(["pkill", "-9", "-f", "tessera run --config %s" % tmp],
-                       stderr=subprocess.DEVNULL)
-        network_cleanup(state)
-        for tap in host_objects(state, NS_IDS, TAPS)["taps"]:
-            subprocess.run(["ip", "link", "delete", tap], stderr=subprocess.DEVNULL)
-        if not failed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("logs in", tmp)
-    print("networks: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        return skipped("networks", why)
+    return run_suite("networks", [("networks", lambda d: run(d, d.state))], prefix="tsr-net-",
+                     cleanup=cleanup)
 
 
 if __name__ == "__main__":

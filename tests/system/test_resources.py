@@ -9,29 +9,16 @@ tesserad finds no cgroups. Prints "resources: N passed, N failed".
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mempressure  # noqa: E402
 from cpuload import create_busy, measure, stats, wait_busy  # noqa: E402
-from tesserad import Daemon  # noqa: E402
+from syskit import check, run_suite  # noqa: E402
 
-passed = failed = 0
 TESSERA = os.path.join(os.path.dirname(__file__), "..", "..", "build", "tessera")
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def pin_one_core(d):
@@ -278,39 +265,17 @@ TESTS = [("limit", test_limit), ("shares", test_shares), ("reservation", test_re
          ("io", test_io), ("memory", test_memory)]
 
 
+def prepare(d):
+    host = d.ok("GET", "/api/v1/host")
+    if host["cgroups"] == "none":
+        return "no cgroups (%s)" % host.get("cgroups_why")
+    print("  cgroups %s, %d CPUs" % (host["cgroups"], host["cpus"]))
+    d.ok("PUT", "/api/v1/host", body={"cpu_overcommit": 16, "memory_overcommit": 4})
+    return None
+
+
 def main():
-    only = sys.argv[1:]
-    tmp = tempfile.mkdtemp(prefix="tessera-res-")
-    d = Daemon(os.path.join(tmp, "state"))
-    try:
-        d.start()
-        host = d.ok("GET", "/api/v1/host")
-        if host["cgroups"] == "none":
-            print("resources: skipped: no cgroups (%s)" % host.get("cgroups_why"))
-            print("resources: 0 passed, 0 failed")
-            return 0
-        print("  cgroups %s, %d CPUs" % (host["cgroups"], host["cpus"]))
-        d.ok("PUT", "/api/v1/host", body={"cpu_overcommit": 16, "memory_overcommit": 4})
-        for name, fn in TESTS:
-            if not only or name in only:
-                t0 = time.monotonic()
-                n = failed
-                try:
-                    fn(d)
-                except (AssertionError, OSError, KeyError, RuntimeError) as e:
-                    check(False, "%s: %s: %s" % (name, type(e).__name__, e))
-                print("%s %s (%.1fs)" % ("PASS" if failed == n else "FAIL", name,
-                                         time.monotonic() - t0), flush=True)
-    finally:
-        try:
-            d.stop()
-        except Exception:
-            pass
-        os.system("pkill -9 -f 'tessera run --config %s' 2>/dev/null" % tmp)
-        if not failed:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("resources: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_suite("resources", TESTS, sys.argv[1:], prefix="tessera-res-", prepare=prepare)
 
 
 if __name__ == "__main__":
