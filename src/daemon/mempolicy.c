@@ -48,6 +48,21 @@ static uint64_t max_target(const struct mempolicy_vm *v)
     return v->memory > keep ? v->memory - keep : 0;
 }
 
+/* The low watermark: an eighth of the limit, at least 64 MiB, at most a quarter. */
+static uint64_t watermark_low(uint64_t limit)
+{
+    uint64_t low = limit / 8 > 64 * MIB ? limit / 8 : 64 * MIB;
+
+    return low > limit / 4 ? limit / 4 : low;
+}
+
+bool mempolicy_quiet(uint64_t limit, uint64_t used, uint64_t held, unsigned rounds_since)
+{
+    uint64_t free = limit > used ? limit - used : 0;
+
+    return free >= watermark_low(limit) && !held && rounds_since < MEMPOLICY_QUIET_ROUNDS;
+}
+
 void mempolicy_plan(uint64_t limit, uint64_t used, struct mempolicy_vm *vms, size_t n,
                     struct mempolicy_state *st)
 {
@@ -58,9 +73,7 @@ void mempolicy_plan(uint64_t limit, uint64_t used, struct mempolicy_vm *vms, siz
     memset(st, 0, sizeof(*st));
     st->limit = limit;
     st->used = used;
-    st->low = limit / 8 > 64 * MIB ? limit / 8 : 64 * MIB;
-    if (st->low > limit / 4)
-        st->low = limit / 4;
+    st->low = watermark_low(limit);
     st->high = 2 * st->low;
     for (i = 0; i < n; i++) {
         struct mempolicy_vm *v = &vms[i];
@@ -164,6 +177,8 @@ struct mempolicy {
     struct mempolicy_state last;
     struct policy_vm *vms;
     size_t n, cap;
+    uint64_t held;  /* the balloons' targets together at the last full round */
+    unsigned since; /* rounds since then */
 };
 
 static struct mempolicy *mp_of(struct daemon *d)
@@ -272,6 +287,19 @@ static void round_once(struct daemon *d, struct mempolicy *mp)
         limit = total;
         used = total - avail;
     }
+    /* Nothing to take and nothing held: asking every VM would change nothing. */
+    if (mempolicy_quiet(limit, used, mp->held, mp->since)) {
+        mp->since++;
+        pthread_mutex_lock(&mp->lock);
+        mp->last = (struct mempolicy_state){.limit = limit,
+                                            .used = used,
+                                            .low = watermark_low(limit),
+                                            .high = 2 * watermark_low(limit)};
+        pthread_mutex_unlock(&mp->lock);
+        return;
+    }
+    mp->since = 0;
+    mp->held = 0;
     for (i = 0; i < mp->n; i++) {
         struct policy_vm *p = &mp->vms[i];
         json_t *b = NULL, *gs;
@@ -293,6 +321,8 @@ static void round_once(struct daemon *d, struct mempolicy *mp)
     for (i = 0; i < mp->n; i++)
         plan[i] = mp->vms[i].v;
     mempolicy_plan(limit, used, plan, mp->n, &st);
+    for (i = 0; i < mp->n; i++)
+        mp->held += plan[i].new_target;
     for (i = 0; i < mp->n; i++) {
         struct policy_vm *p = &mp->vms[i];
 

@@ -11,6 +11,11 @@
  * time, so that guests get their memory back without the policy swinging. A guest whose own
  * available memory falls under its margin gets memory back at once, pressure or not.
  *
+ * A round with nothing to take (free at or above the low watermark) and no balloon held at the
+ * last full round asks no VM anything, since the plan could change nothing: with hundreds of
+ * idle VMs the policy costs a read of one control group file. A full round still comes at least
+ * every MEMPOLICY_QUIET_ROUNDS rounds, so a balloon set from outside is seen within two seconds.
+ *
  * mempolicy_plan() is the decision alone, a pure function the unit tests drive; the thread
  * gathers the inputs (the store under d->lock, each VM's stats outside it) and applies the
  * targets through each VM's control API (PUT /v1/vm/balloon). */
@@ -23,7 +28,8 @@
 
 struct daemon;
 
-#define MEMPOLICY_STEP (1ull << 20) /* targets move in whole MiB */
+#define MEMPOLICY_STEP         (1ull << 20) /* targets move in whole MiB */
+#define MEMPOLICY_QUIET_ROUNDS 8            /* quiet rounds between two full ones: 2 s */
 
 struct mempolicy_vm {
     /* In: the VM's size and settings, its balloon and the guest's own view. */
@@ -47,6 +53,11 @@ struct mempolicy_state {
 /* Decides every VM's new balloon target from the host's limit and use. */
 void mempolicy_plan(uint64_t limit, uint64_t used, struct mempolicy_vm *vms, size_t n,
                     struct mempolicy_state *st);
+
+/* Whether a round may skip asking the VMs (above): free = limit - used is at or above the low
+ * watermark, held (the targets together at the last full round) is zero, and that round was
+ * fewer than MEMPOLICY_QUIET_ROUNDS rounds ago (rounds_since). */
+bool mempolicy_quiet(uint64_t limit, uint64_t used, uint64_t held, unsigned rounds_since);
 
 /* The guest's margin: what the policy never takes from what it reports available. */
 uint64_t mempolicy_margin(uint64_t memory);

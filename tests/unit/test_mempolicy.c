@@ -128,11 +128,41 @@ static void test_starving_and_inflight(void)
     CHECK(v[0].new_target <= 512 * MIB);
 }
 
+/* A quiet round asks no VM: it must be one whose plan could change nothing. */
+static void test_quiet(void)
+{
+    struct mempolicy_state st;
+    struct mempolicy_vm v[3];
+    uint64_t low;
+
+    mempolicy_plan(2 * GIB, 0, NULL, 0, &st);
+    low = st.low;
+    CHECK(mempolicy_quiet(2 * GIB, 2 * GIB - low, 0, 0));
+    CHECK(mempolicy_quiet(2 * GIB, GIB, 0, MEMPOLICY_QUIET_ROUNDS - 1));
+    CHECK(!mempolicy_quiet(2 * GIB, 2 * GIB - low + MIB, 0, 0));      /* something to take */
+    CHECK(!mempolicy_quiet(2 * GIB, 3 * GIB, 0, 0));                  /* over the limit */
+    CHECK(!mempolicy_quiet(2 * GIB, GIB, MIB, 0));                    /* a balloon holds memory */
+    CHECK(!mempolicy_quiet(2 * GIB, GIB, 0, MEMPOLICY_QUIET_ROUNDS)); /* time for a full one */
+    /* Whenever it says quiet, VMs with empty balloons, idle or starving, keep them empty. */
+    for (uint64_t used = 0; used <= 2 * GIB; used += 64 * MIB) {
+        if (!mempolicy_quiet(2 * GIB, used, 0, 0))
+            continue;
+        v[0] = (struct mempolicy_vm){
+            .memory = GIB, .shares = 1000, .available = 900 * MIB, .have_stats = true};
+        v[1] = (struct mempolicy_vm){
+            .memory = 512 * MIB, .shares = 10, .available = MIB, .have_stats = true};
+        v[2] = (struct mempolicy_vm){.memory = 256 * MIB, .shares = 1000};
+        mempolicy_plan(2 * GIB, used, v, 3, &st);
+        CHECK(!v[0].new_target && !v[1].new_target && !v[2].new_target && !st.change);
+    }
+}
+
 int main(void)
 {
     test_reclaim();
     test_shares_and_reservation();
     test_give_back_and_hold();
     test_starving_and_inflight();
+    test_quiet();
     return test_finish("mempolicy");
 }
