@@ -220,14 +220,30 @@ static int print_answer(struct client *c, const struct client_request *req,
     json_t *doc;
     int ret = 0;
 
+    doc = json_loadb(r->body, r->len, 0, NULL);
     if (c->json) {
         print_raw(r);
-        return 0;
+        /* A check's verdict is the exit status, for scripts, whichever way it prints. */
+        ret = req->view == CLIENT_VIEW_CHECK && json_is_false(json_object_get(doc, "ok"));
+        json_decref(doc);
+        return ret;
     }
-    doc = json_loadb(r->body, r->len, 0, NULL);
     if (!doc)
         return fail(c, 1, "the daemon's answer is not JSON");
     switch (req->view) {
+    case CLIENT_VIEW_CHECK:
+        if (json_is_true(json_object_get(doc, "ok"))) {
+            printf("%s: no drift\n", json_string_value(json_object_get(doc, "network")));
+        } else if (json_is_false(json_object_get(doc, "ok"))) {
+            ret = client_table_print(stdout, req->columns, req->ncolumns, rows_of(doc));
+            if (!ret) {
+                json_decref(doc);
+                return fail(c, 1, "drift found (`network repair` brings it back)");
+            }
+        } else {
+            ret = -EPROTO;
+        }
+        break;
     case CLIENT_VIEW_TABLE:
         ret = client_table_print(stdout, req->columns, req->ncolumns, rows_of(doc));
         break;

@@ -113,6 +113,7 @@ enum client_view {
     CLIENT_VIEW_TABLE,  /* the first array in the answer, one row each, with `columns` */
     CLIENT_VIEW_OBJECT, /* one object: "key: value" lines */
     CLIENT_VIEW_QUOTA,  /* {limits, usage}: one row per resource */
+    CLIENT_VIEW_CHECK,  /* {network, ok, drift}: the drift as a table; exit status 1 if any */
 };
 
 /* A table column: the header, the object's key, how to show the value. */

@@ -423,6 +423,10 @@ static const struct client_column network_cols[] = {
     {"SUBNET", "subnet", CLIENT_CELL_TEXT}, {"GATEWAY", "gateway", CLIENT_CELL_TEXT},
     {"DHCP", "dhcp", CLIENT_CELL_TEXT},     {"CREATED", "created", CLIENT_CELL_TIME},
 };
+static const struct client_column drift_cols[] = {
+    {"OBJECT", "object", CLIENT_CELL_TEXT},
+    {"PROBLEM", "problem", CLIENT_CELL_TEXT},
+};
 static const struct client_column pool_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},
     {"PATH", "path", CLIENT_CELL_TEXT},
@@ -873,6 +877,21 @@ static int build_template_create(const struct command *c, const struct client_ar
 free_body:
     json_decref(body);
     return ret;
+}
+
+/* network check NAME, network repair NAME: the drift, before or after a repair. */
+static int build_network_check(const struct command *c, const struct client_args *a,
+                               const char *self, struct client_request *r, char *err)
+{
+    bool repair = !strcmp(c->verb, "repair");
+
+    (void)self;
+    r->method = repair ? "POST" : "GET";
+    r->view = CLIENT_VIEW_CHECK;
+    r->columns = drift_cols;
+    r->ncolumns = sizeof(drift_cols) / sizeof(drift_cols[0]);
+    return path_set(r, a, err, "/networks", "%s", word(c, a, 0), repair ? "/repair" : "/check",
+                    NULL);
 }
 
 /* network create NAME --subnet CIDR [--gateway ADDR --no-dhcp] */
@@ -1352,6 +1371,12 @@ static const struct command commands[] = {
      "create an isolated network with DHCP and DNS for its VMs", build_network_create},
     {"network", "delete", 1, 1, TENANT, "NAME", "delete a network (no VM may be on it)",
      build_delete},
+    {"network", "check", 1, 1, TENANT, "NAME",
+     "compare a network's namespace, bridge, taps, rules and dnsmasq with what they should be "
+     "(exit status 1 on drift)",
+     build_network_check},
+    {"network", "repair", 1, 1, TENANT, "NAME", "bring a network back to what it should be",
+     build_network_check},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
     {"host", "set", 0, 0,
      BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT) |

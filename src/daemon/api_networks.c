@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/api_int.h"
+#include "daemon/net/netcheck.h"
 #include "daemon/net/vnic.h"
 #include "daemon/net/vnet.h"
 
@@ -29,6 +30,7 @@ struct host_walk {
     const char *net;
     json_t *vms; /* the parsed VM documents, kept alive for the hosts' strings */
     struct vnet_port ports[256];
+    bool running[256]; /* the port's VM runs (or is paused): its tap is plugged */
     size_t n;
 };
 
@@ -37,6 +39,7 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
     struct host_walk *w = arg;
     json_t *vm = json_loads(doc, 0, NULL), *nic;
     const char *vm_name = json_string_value(json_object_get(vm, "name"));
+    const char *state = json_string_value(json_object_get(vm, "state"));
     size_t i;
 
     if (!vm || json_array_append_new(w->vms, vm))
@@ -49,8 +52,10 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
         const char *ip = json_string_value(json_object_get(nic, "ip"));
 
         if (net && mac && tap && vm_name && !strcmp(net, w->net) &&
-            w->n < sizeof(w->ports) / sizeof(w->ports[0]))
+            w->n < sizeof(w->ports) / sizeof(w->ports[0])) {
+            w->running[w->n] = state && (!strcmp(state, "running") || !strcmp(state, "paused"));
             w->ports[w->n++] = (struct vnet_port){mac, vm_name, tap, ip};
+        }
     }
     return 0;
 }
@@ -442,6 +447,124 @@ void api_network_delete(struct req *q)
     }
     reply_empty(q->r);
 done:
+    json_decref(net);
+}
+
+/* ---- Drift ---- */
+
+/* The check of one network: {"network", "ok", "drift": [{"object", "problem"}]}, or NULL with
+ * err when the check could not run. Caller holds d->lock. */
+static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t *net, char *err)
+{
+    struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
+    struct netcheck_port ports[sizeof(w.ports) / sizeof(w.ports[0])];
+    json_t *drift = json_array(), *out = NULL;
+    struct vnet_subnet sn;
+    int ret = net_subnet(net, &sn, err);
+
+    w.vms = json_array();
+    if (!ret && (!w.vms || !drift)) {
+        snprintf(err, NETCMD_ERR_LEN, "out of memory");
+        ret = -ENOMEM;
+    }
+    if (!ret && d->store->ops->doc_list(d->store, "vm", tenant, each_host, &w)) {
+        snprintf(err, NETCMD_ERR_LEN, "network %.63s: the store failed: %.400s", w.net,
+                 store_error(d->store));
+        ret = -EIO;
+    }
+    for (size_t i = 0; !ret && i < w.n; i++)
+        ports[i] = (struct netcheck_port){w.ports[i], w.running[i]};
+    if (!ret)
+        ret = netcheck_network(d->state_dir, tenant, w.net, &sn,
+                               json_is_true(json_object_get(net, "dhcp")), ports, w.n, drift, err);
+    if (!ret)
+        out = json_pack("{s:s, s:b, s:O}", "network", w.net, "ok", json_array_size(drift) == 0,
+                        "drift", drift);
+    json_decref(drift);
+    json_decref(w.vms);
+    return out;
+}
+
+/* GET /networks/{name}/check: what differs between the store and the host. */
+void api_network_check(struct req *q)
+{
+    char err[NETCMD_ERR_LEN];
+    json_t *net = doc_load(q, "network", q->scope, q->seg[1], "network"), *out;
+
+    if (!net)
+        return;
+    out = net_check_doc(q->d, q->scope, net, err);
+    if (out)
+        reply_json(q->r, 200, out);
+    else
+        reply_error(q->r, 500, NULL, "network '%s': checking it: %s", q->seg[1], err);
+    json_decref(out);
+    json_decref(net);
+}
+
+/* One VM of a walk of the scope's VMs: its taps plugged again when it runs with a NIC on
+ * the network being repaired. */
+struct plug_walk {
+    const char *net;
+    json_t *vms;
+};
+
+static int each_plug_vm(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct plug_walk *w = arg;
+    json_t *vm = json_loads(doc, 0, NULL), *nic;
+    size_t i;
+
+    if (!vm)
+        return 0;
+    json_object_set_new(vm, "tenant", json_string(tenant));
+    json_array_foreach(json_object_get(vm, "nics"), i, nic)
+    {
+        const char *net = json_string_value(json_object_get(nic, "network"));
+
+        if (net && !strcmp(net, w->net)) {
+            json_array_append(w->vms, vm);
+            break;
+        }
+    }
+    json_decref(vm);
+    return 0;
+}
+
+static void vm_plug(struct daemon *d, const json_t *vm);
+
+/* POST /networks/{name}/repair: the network brought back to what the store says (its
+ * ordinary bring-up), its running VMs' taps plugged again, then checked: the reply is the
+ * check after the repair, so what could not be repaired shows. */
+void api_network_repair(struct req *q)
+{
+    struct plug_walk w = {.net = q->seg[1]};
+    char err[NETCMD_ERR_LEN];
+    json_t *net, *out = NULL, *vm;
+    size_t i;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    net = doc_load(q, "network", q->scope, q->seg[1], "network");
+    if (!net || need_route_role(q, "repairing a network"))
+        goto done;
+    w.vms = json_array();
+    if (!w.vms || q->s->ops->doc_list(q->s, "vm", q->scope, each_plug_vm, &w)) {
+        reply_store(q, "network repair", -EIO);
+        goto done;
+    }
+    if (net_sync_doc(q->d, q->scope, net, err)) {
+        reply_error(q->r, 500, NULL, "network '%s': repairing it: %s", q->seg[1], err);
+        goto done;
+    }
+    json_array_foreach(w.vms, i, vm) vm_plug(q->d, vm);
+    out = net_check_doc(q->d, q->scope, net, err);
+    if (out)
+        reply_json(q->r, 200, out);
+    else
+        reply_error(q->r, 500, NULL, "network '%s': checking it: %s", q->seg[1], err);
+done:
+    json_decref(w.vms);
+    json_decref(out);
     json_decref(net);
 }
 

@@ -122,6 +122,7 @@ def lease_of(d, state, tenant, net, mac, timeout):
 VMS = [("red", "a"), ("red", "b"), ("blue", "c")]
 PADS = ["pad1", "pad2"]
 NS_IDS, TAPS = set(), set()
+TESSERA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tessera")
 
 
 def run(d, state):
@@ -140,7 +141,7 @@ def run(d, state):
                       token=d.user("blue", "bob", "tenant-admin"))
     check(st == 404, "another tenant's network is a 404 (got %d)" % st)
 
-    vms, fixed = dict.fromkeys(VMS), {}
+    vms, fixed, tap_of = dict.fromkeys(VMS), {}, {}
     # Two VMs of blue that never start take 10.77.0.2 and .3, so c gets .4, an address nobody
     # in red has: a ping from red to c's address then reaches no one of red's.
     for p in PADS:
@@ -155,6 +156,7 @@ def run(d, state):
         d.wait_op(vm)
         vms[(t, n)] = vm["nics"][0]["mac"]
         TAPS.add(vm["nics"][0]["tap"])
+        tap_of[n] = vm["nics"][0]["tap"]
         fixed[n] = vm["nics"][0]["ip"]
     for t, names in (("red", ["a", "b"]), ("blue", ["c"])):
         check(not wait_booted(d, t, names, BOOT_TIMEOUT), "%s's VMs booted" % t)
@@ -245,6 +247,10 @@ def run(d, state):
     ca = Console(d, "red", "a")
     out, ok = ca.ask("ping -c 2 -W 3 %s" % ip["b"])
     check(ok, "a still pings b after the restart: %r" % out)
+
+    drift(d, state, tap_of["a"])
+    out, ok = ca.ask("ping -c 2 -W 3 %s" % ip["b"])
+    check(ok, "a pings b again after the repair: %r" % out)
     ca.close()
 
     # A network in use cannot go; then everything goes, leaving nothing behind.
@@ -269,6 +275,44 @@ def run(d, state):
     check(objs == {"namespaces": [], "taps": [], "dnsmasq": []},
           "nothing left after deleting everything: %s" % objs)
     check(not os.listdir(os.path.join(state, "networks")), "no network folder left")
+
+
+def drift(d, state, tap):
+    """Breaks red's network four ways behind the daemon's back: `network check` names each,
+    `network repair` mends what is the daemon's to mend (interfaces someone else added, a veth
+    pair here, are reported, not removed)."""
+    ns = next("tsrn-" + i for i in NS_IDS
+              if subprocess.run(["ip", "-n", "tsrn-" + i, "link", "show", tap],
+                                capture_output=True).returncode == 0)
+    chk = d.ok("GET", "/api/v1/networks/lan/check?tenant=red")
+    check(chk["ok"] is True and chk["drift"] == [], "no drift after the restart: %s" % chk)
+    folder = os.path.join(state, "networks", ns[len("tsrn-"):])
+    with open(os.path.join(folder, "dnsmasq.pid")) as f:
+        os.kill(int(f.read().split()[0]), 9)
+    for argv in (["ip", "netns", "exec", ns, "nft", "delete", "table", "bridge", "tessera"],
+                 ["ip", "-n", ns, "link", "set", tap, "nomaster"],
+                 ["ip", "-n", ns, "link", "add", "stray0", "type", "veth", "peer", "name", "stray1"]):
+        subprocess.run(argv, check=True)
+    time.sleep(0.3)  # the killed dnsmasq's pid goes
+    chk = d.ok("GET", "/api/v1/networks/lan/check?tenant=red")
+    objects = {x["object"] for x in chk["drift"]}
+    check(chk["ok"] is False and {"dnsmasq", "nft table bridge tessera", "tap " + tap,
+                                  "interface stray0"} <= objects,
+          "check names the dead dnsmasq, the lost rules, the unplugged tap and the stray "
+          "interface: %s" % chk["drift"])
+    r = subprocess.run([TESSERA, "--host", "unix:" + d.sock, "--token-file",
+                        os.path.join(state, "admin.token"), "network", "check", "lan", "--tenant",
+                        "red"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and ("tap " + tap) in r.stdout and "drift found" in r.stderr,
+          "`tessera network check` shows the drift and exits 1: %d %r %r" %
+          (r.returncode, r.stdout, r.stderr))
+    rep = d.ok("POST", "/api/v1/networks/lan/repair?tenant=red")
+    check(sorted(x["object"] for x in rep["drift"]) == ["interface stray0", "interface stray1"],
+          "a repair mends the rules, the tap and dnsmasq and leaves the stray interface to its "
+          "owner: %s" % rep["drift"])
+    subprocess.run(["ip", "-n", ns, "link", "delete", "stray0"], check=True)
+    chk = d.ok("GET", "/api/v1/networks/lan/check?tenant=red")
+    check(chk["ok"] is True, "no drift left: %s" % chk)
 
 
 def cleanup(d):

@@ -543,6 +543,14 @@ def walk_networks(c, w):
     c.call("GET", "/api/v1/networks", token=vic, want=200)
     c.call("GET", "/api/v1/networks/{name}", {"name": "lan"}, token=vic, want=200)
     c.call("GET", "/api/v1/networks/{name}", {"name": "nothing"}, token=vic, want=404)
+    st, chk = c.call("GET", "/api/v1/networks/{name}/check", {"name": "lan"}, token=vic, want=200)
+    check(st == 200 and chk["ok"] is True and chk["drift"] == [],
+          "a network just made has no drift: %s" % chk)
+    c.call("POST", "/api/v1/networks/{name}/repair", {"name": "lan"}, token=vic, want=403,
+           what="a viewer repairs")
+    st, chk = c.call("POST", "/api/v1/networks/{name}/repair", {"name": "lan"}, token=ann,
+                     want=200)
+    check(st == 200 and chk["ok"] is True, "a repair answers the check after it: %s" % chk)
     st, vm = c.change("POST", "/api/v1/vms", token=ann,
                       body={"name": "onlan", "template": "mine",
                             "nics": [{"network": "lan"}, {"network": "lan"}]}, want=201)
@@ -796,6 +804,10 @@ def permissions(c, w, server):
         ("GET", "/api/v1/networks/{name}"):
             lambda r: ({"name": cached("network", r, network)}, None),
         ("DELETE", "/api/v1/networks/{name}"): lambda r: ({"name": network(r)}, None),
+        ("GET", "/api/v1/networks/{name}/check"):
+            lambda r: ({"name": cached("network", r, network)}, None),
+        ("POST", "/api/v1/networks/{name}/repair"):
+            lambda r: ({"name": cached("network", r, network)}, None),
         ("GET", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("POST", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": vm(r)}, {"name": "s1"}),
         ("POST", "/api/v1/vms/{name}/snapshots/{snap}/revert"):
@@ -879,6 +891,8 @@ def cross_tenant(c, w, op_id):
         ("POST", "/api/v1/volumes/{name}/clone", {"name": "data"}, {"name": "stolen"}, ""),
         ("GET", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
         ("GET", "/api/v1/networks/{name}", {"name": "lan2"}, None, ""),
+        ("GET", "/api/v1/networks/{name}/check", {"name": "lan2"}, None, ""),
+        ("POST", "/api/v1/networks/{name}/repair", {"name": "lan2"}, None, ""),
         ("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, None, ""),
         ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
         ("GET", "/api/v1/operations/{op}", {"op": op_id}, None, ""),

@@ -200,6 +200,9 @@ static void test_vms(void)
                   "{\"name\": \"lan\", \"subnet\": \"10.0.0.0/24\", "
                   "\"gateway\": \"10.0.0.254\", \"dhcp\": false}");
     check_request("network delete lan", "DELETE", "/api/v1/networks/lan", NULL);
+    check_request("network check lan --tenant acme", "GET",
+                  "/api/v1/networks/lan/check?tenant=acme", NULL);
+    check_request("network repair lan", "POST", "/api/v1/networks/lan/repair", NULL);
     check_usage_error("network create lan", "--subnet A.B.C.D/N is required");
 
     /* --ssh-key and --user-data read their files; the key's newline is not part of it. */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/net/netcheck.h"
 #include "daemon/net/vnet.h"
 #include "daemon/net/vnic.h"
 #include "test.h"
@@ -167,6 +168,17 @@ static bool none_known(void *arg, const char *id)
     return false;
 }
 
+/* Whether drift holds an entry for object. */
+static bool drift_names(json_t *drift, const char *object)
+{
+    json_t *e;
+    size_t i;
+
+    json_array_foreach(drift, i, e) if (!strcmp(json_string_value(json_object_get(e, "object")),
+                                                object)) return true;
+    return false;
+}
+
 static void test_real(void)
 {
     struct vnet_port ports[] = {{"52:54:00:aa:bb:01", "vm-one", "tsrunit0", "10.231.0.2"}};
@@ -246,6 +258,42 @@ static void test_real(void)
     sh(cmd);
     pfd = (struct pollfd){.fd = fd, .events = POLLIN};
     CHECK(fd >= 0 && poll(&pfd, 1, 2000) == 1 && read(fd, buf, sizeof(buf)) >= 42);
+
+    /* Drift: none while everything is as made; each break named, and gone after a new
+     * bring-up and plug. */
+    {
+        struct vnet_port mine = {ports[0].mac, ports[0].name, tap, ports[0].ip};
+        struct netcheck_port cp = {mine, true};
+        json_t *drift = json_array();
+        char want[64];
+
+        snprintf(want, sizeof(want), "tap %s", tap);
+        CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(json_array_size(drift) == 0);
+        snprintf(cmd, sizeof(cmd), "ip -n %s link set %s nomaster", nm.ns, tap);
+        CHECK(sh(cmd) == 0);
+        snprintf(cmd, sizeof(cmd), "ip netns exec %s nft delete table bridge tessera", nm.ns);
+        CHECK(sh(cmd) == 0);
+        json_array_clear(drift);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(json_array_size(drift) == 2 && drift_names(drift, want) &&
+              drift_names(drift, "nft table bridge tessera"));
+        /* Told the network has no DHCP, its running dnsmasq is drift too; a stopped VM's
+         * unplugged tap is not. */
+        cp.running = false;
+        json_array_clear(drift);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, false, &cp, 1, drift, err) == 0);
+        CHECK(json_array_size(drift) == 2 && drift_names(drift, "dnsmasq") &&
+              !drift_names(drift, want));
+        cp.running = true;
+        CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
+        CHECK(vnic_plug(tap, nm.ns, err) == 0);
+        json_array_clear(drift);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(json_array_size(drift) == 0);
+        json_decref(drift);
+    }
 
     /* Port security: the port lets through frames from its own MAC only, and ARP whose
      * sender is that MAC; with traffic, not just rules. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,25 +37,26 @@ static void netcmd_describe(const char *const argv[], char *out, size_t len)
         n += (size_t)snprintf(out + n, len - n, "%s%s", i ? " " : "", argv[i]);
 }
 
-int netcmd_run(const char *const argv[], char *err)
+/* Runs argv; with out, collects its stdout (up to NETCMD_OUT_MAX) there. Both pipes are read
+ * together (poll) so a program that fills one while we wait on the other never stalls. */
+static int netcmd_exec(const char *const argv[], char **out, char *err)
 {
-    char what[160], msg[256];
-    int pipefd[2], status, devnull;
-    ssize_t got = 0, r;
+    char what[160], msg[256], chunk[4096];
+    int errp[2] = {-1, -1}, outp[2] = {-1, -1}, status, devnull;
+    size_t got = 0, olen = 0, ocap = 0;
+    char *obuf = NULL;
+    struct pollfd pf[2];
     pid_t pid;
 
     if (!netcmd_have(argv[0])) {
         snprintf(err, NETCMD_ERR_LEN, "%s is not installed (scripts/install-deps.sh)", argv[0]);
         return -ENOENT;
     }
-    if (pipe2(pipefd, O_CLOEXEC))
+    if (pipe2(errp, O_CLOEXEC) || (out && pipe2(outp, O_CLOEXEC)))
         goto fail_errno;
     pid = fork();
-    if (pid < 0) {
-        close(pipefd[0]);
-        close(pipefd[1]);
+    if (pid < 0)
         goto fail_errno;
-    }
     if (pid == 0) {
         sigset_t none;
 
@@ -66,33 +68,97 @@ int netcmd_run(const char *const argv[], char *err)
             if (sig != SIGKILL && sig != SIGSTOP)
                 signal(sig, SIG_DFL);
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(pipefd[1], 2) < 0)
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out ? outp[1] : devnull, 1) < 0 ||
+            dup2(errp[1], 2) < 0)
             _exit(127);
         /* Every other descriptor of the daemon is O_CLOEXEC: the exec drops them. */
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
-    close(pipefd[1]);
-    while (got < (ssize_t)sizeof(msg) - 1 &&
-           (r = read(pipefd[0], msg + got, sizeof(msg) - 1 - (size_t)got)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
+    close(errp[1]);
+    errp[1] = -1;
+    if (out) {
+        close(outp[1]);
+        outp[1] = -1;
+    }
+    pf[0] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = out ? outp[0] : -1, .events = POLLIN};
+    while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
             break;
-        got += r;
+        }
+        for (int i = 0; i < 2; i++) {
+            ssize_t r;
+
+            if (pf[i].fd < 0 || !pf[i].revents)
+                continue;
+            r = read(pf[i].fd, chunk, sizeof(chunk));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                pf[i].fd = -1;
+                continue;
+            }
+            if (i == 0) {
+                /* The first line is what a message quotes; the rest is drained. */
+                size_t take = (size_t)r < sizeof(msg) - 1 - got ? (size_t)r : sizeof(msg) - 1 - got;
+
+                memcpy(msg + got, chunk, take);
+                got += take;
+            } else if (olen + (size_t)r <= NETCMD_OUT_MAX) {
+                if (olen + (size_t)r + 1 > ocap) {
+                    size_t cap = ocap ? 2 * ocap : 8192;
+                    char *nb;
+
+                    while (cap < olen + (size_t)r + 1)
+                        cap *= 2;
+                    nb = realloc(obuf, cap);
+                    if (!nb) {
+                        pf[i].fd = -1; /* counted as too long below */
+                        olen = NETCMD_OUT_MAX + 1;
+                        continue;
+                    }
+                    obuf = nb;
+                    ocap = cap;
+                }
+                memcpy(obuf + olen, chunk, (size_t)r);
+                olen += (size_t)r;
+            } else {
+                olen = NETCMD_OUT_MAX + 1; /* drained, then refused */
+            }
+        }
     }
     msg[got] = '\0';
-    /* Whatever more it says is drained by its exit: the pipe closes with it. */
-    while (read(pipefd[0], what, sizeof(what)) > 0)
-        ;
-    close(pipefd[0]);
+    close(errp[0]);
+    if (out)
+        close(outp[0]);
     while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            free(obuf);
+            errp[0] = outp[0] = -1;
             goto fail_errno;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    msg[strcspn(msg, "\n")] = '\0';
+        }
     netcmd_describe(argv, what, sizeof(what));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (!out)
+            return 0;
+        if (olen > NETCMD_OUT_MAX) {
+            free(obuf);
+            snprintf(err, NETCMD_ERR_LEN, "'%s' printed more than %d bytes", what, NETCMD_OUT_MAX);
+            return -E2BIG;
+        }
+        if (!obuf && !(obuf = malloc(1))) {
+            snprintf(err, NETCMD_ERR_LEN, "'%s': out of memory", what);
+            return -ENOMEM;
+        }
+        obuf[olen] = '\0';
+        *out = obuf;
+        return 0;
+    }
+    free(obuf);
+    msg[strcspn(msg, "\n")] = '\0';
     snprintf(err, NETCMD_ERR_LEN, "'%s' failed (%s %d): %s", what,
              WIFEXITED(status) ? "status" : "signal",
              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
@@ -100,6 +166,22 @@ int netcmd_run(const char *const argv[], char *err)
     return -EIO;
 fail_errno:
     status = errno;
+    for (int i = 0; i < 2; i++) {
+        if (errp[i] >= 0)
+            close(errp[i]);
+        if (outp[i] >= 0)
+            close(outp[i]);
+    }
     snprintf(err, NETCMD_ERR_LEN, "running %s: %s", argv[0], strerror(status));
     return -status;
+}
+
+int netcmd_run(const char *const argv[], char *err)
+{
+    return netcmd_exec(argv, NULL, err);
+}
+
+int netcmd_output(const char *const argv[], char **out, char *err)
+{
+    return netcmd_exec(argv, out, err);
 }

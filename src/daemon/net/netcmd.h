@@ -14,6 +14,10 @@
 #define NETCMD_ERR_LEN 512
 
 int netcmd_run(const char *const argv[], char *err);
+/* netcmd_run() that also collects what the program prints on stdout: on 0, *out is a
+ * NUL-terminated string the caller frees. More than NETCMD_OUT_MAX bytes is -E2BIG. */
+#define NETCMD_OUT_MAX (4 << 20)
+int netcmd_output(const char *const argv[], char **out, char *err);
 /* Whether the program `name` is found in PATH (as netcmd_run() would find it). */
 int netcmd_have(const char *name);
 
