@@ -3,6 +3,7 @@
 #   bench/run.sh            CPU: boot time and a CPU-bound program (bench/bench.py)
 #   bench/run.sh cpu        bare-metal CPU kernels, interp vs jit vs QEMU (bench/cpu.py)
 #   bench/run.sh io         disk and network throughput (bench/bench_io.py)
+#   bench/run.sh net        VM-to-VM throughput over a bridge and taps (bench/bench_net.py)
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
 #   bench/run.sh daemon     tesserad creating VMs from a template (bench/bench_daemon.py)
 #   bench/run.sh debian     the Debian template's boot to its first SSH login (bench/bench_debian.py)
@@ -29,6 +30,10 @@ fi
 if [ "${1:-}" = resources ]; then
     shift
     exec python3 bench/bench_resources.py "$@"
+fi
+if [ "${1:-}" = net ]; then
+    shift
+    exec python3 bench/bench_net.py "$@"
 fi
 if [ "${1:-}" = io ]; then
     shift
