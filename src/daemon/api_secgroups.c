@@ -23,8 +23,7 @@ static int sg_collect(struct daemon *d, const char *kind, const char *tenant, js
                       char *err)
 {
     json_t *arr = json_array();
-    int ret = arr ? d->store->ops->doc_list(d->store, kind, tenant, doc_append_each, arr)
-                  : -ENOMEM;
+    int ret = arr ? d->store->ops->doc_list(d->store, kind, tenant, doc_append_each, arr) : -ENOMEM;
 
     if (ret) {
         snprintf(err, NETCMD_ERR_LEN, "security groups: the store failed: %.400s",
@@ -98,19 +97,18 @@ int api_sg_net_sync(struct daemon *d, const char *tenant, const char *net, char 
     {
         json_array_foreach(json_object_get(vm, "nics"), j, nic)
         {
-        const char *n = json_string_value(json_object_get(nic, "network"));
+            const char *n = json_string_value(json_object_get(nic, "network"));
 
-        if (!n || strcmp(n, net) || j >= VNET_NICS_MAX)
-            continue;
-        nics[nn] = (struct secgroup_nic){
-                .tap = json_string_value(json_object_get(nic, "tap")),
-                .ip = json_string_value(json_object_get(nic, "ip"))};
-        json_array_foreach(json_object_get(nic, "security_groups"), k, name)
-        {
-            if (k < SECGROUP_NIC_MAX && json_string_value(name))
-                nics[nn].groups[nics[nn].ngroups++] = json_string_value(name);
-        }
-        nn++;
+            if (!n || strcmp(n, net) || j >= VNET_NICS_MAX)
+                continue;
+            nics[nn] = (struct secgroup_nic){.tap = json_string_value(json_object_get(nic, "tap")),
+                                             .ip = json_string_value(json_object_get(nic, "ip"))};
+            json_array_foreach(json_object_get(nic, "security_groups"), k, name)
+            {
+                if (k < SECGROUP_NIC_MAX && json_string_value(name))
+                    nics[nn].groups[nics[nn].ngroups++] = json_string_value(name);
+            }
+            nn++;
         }
     }
     vnet_names(d->state_dir, tenant, net, &nm);
@@ -333,8 +331,10 @@ void api_secgroups_create(struct req *q)
         goto done;
     }
     if (count >= SG_TENANT_MAX) {
-        reply_error(q->r, 409, "name", "the tenant has %zu security groups already, the most a "
-                    "tenant may have; delete one first", count);
+        reply_error(q->r, 409, "name",
+                    "the tenant has %zu security groups already, the most a "
+                    "tenant may have; delete one first",
+                    count);
         goto done;
     }
     g = json_pack("{s:s,s:s,s:s,s:O,s:I}", "name", name, "tenant", q->scope, "description",
@@ -378,8 +378,9 @@ void api_secgroup_update(struct req *q)
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
     g = doc_load(q, "secgroup", q->scope, q->seg[1], "security group");
     if (!g || need_route_role(q, "changing a security group") ||
-        body_object(q, fields, "{\"rules\": [{\"direction\": \"ingress\", \"protocol\": \"tcp\", "
-                               "\"ports\": \"22\"}]}",
+        body_object(q, fields,
+                    "{\"rules\": [{\"direction\": \"ingress\", \"protocol\": \"tcp\", "
+                    "\"ports\": \"22\"}]}",
                     &body))
         goto done;
     if (body_str(q, body, NULL, "description", false, 255, &desc))
@@ -408,8 +409,9 @@ void api_secgroup_rule_add(struct req *q)
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
     g = doc_load(q, "secgroup", q->scope, q->seg[1], "security group");
     if (!g || need_route_role(q, "changing a security group") ||
-        body_object(q, fields, "{\"direction\": \"ingress\", \"protocol\": \"tcp\", \"ports\": "
-                               "\"22\"}",
+        body_object(q, fields,
+                    "{\"direction\": \"ingress\", \"protocol\": \"tcp\", \"ports\": "
+                    "\"22\"}",
                     &body))
         goto done;
     rules = json_object_get(g, "rules");
@@ -461,8 +463,7 @@ void api_secgroup_rule_delete(struct req *q)
     if (!g || need_route_role(q, "changing a security group"))
         goto done;
     if (n == 0 || n > 9 || strspn(idtext, "0123456789") != n || idtext[0] == '0') {
-        reply_error(q->r, 404, "id", "security group '%s' has no rule '%.20s'", q->seg[1],
-                    idtext);
+        reply_error(q->r, 404, "id", "security group '%s' has no rule '%.20s'", q->seg[1], idtext);
         goto done;
     }
     id = (json_int_t)atol(idtext);

@@ -54,8 +54,8 @@ static void test_parse(void)
         {"ingress", "tcp", "80", "group:a;drop", "peer"},
         {"ingress", "tcp", "80", "group:a b", "peer"},
         {"ingress", "tcp", "80", "group: web", "peer"},
-        {"ingress", "tcp", "80", "group:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-         "peer"},
+        {"ingress", "tcp", "80",
+         "group:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "peer"},
         {"ingress", "tcp", "80", "10.0.0.0/8 accept", "peer"},
     };
     char err[NETCMD_ERR_LEN], ports[SECGROUP_PORTS_LEN], peer[SECGROUP_PEER_LEN];
@@ -217,8 +217,7 @@ static bool file_has(const char *path, const char *what)
     return strstr(buf, what) != NULL;
 }
 
-static int apply(const struct secgroup_group *g, size_t ng, const struct secgroup_nic *n,
-                 size_t nn)
+static int apply(const struct secgroup_group *g, size_t ng, const struct secgroup_nic *n, size_t nn)
 {
     char err[NETCMD_ERR_LEN];
     int ret = secgroup_apply(ns_net, dir, g, ng, n, nn, err);
@@ -274,8 +273,8 @@ static void test_real(void)
         fputs(echo_py, f);
         fclose(f);
     }
-    CHECK(sh("PIDFILE=%s ip netns exec %s python3 %s >/dev/null 2>&1 &", srv_pid, ns_b,
-             script) == 0);
+    CHECK(sh("PIDFILE=%s ip netns exec %s python3 %s >/dev/null 2>&1 &", srv_pid, ns_b, script) ==
+          0);
     for (i = 0; i < 50 && reach(80); i++)
         nanosleep(&ts, NULL);
     /* No groups: everything passes. */

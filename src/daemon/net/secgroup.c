@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const dir_names[] = {[SECGROUP_INGRESS] = "ingress",
-                                        [SECGROUP_EGRESS] = "egress"};
+static const char *const dir_names[] = {
+    [SECGROUP_INGRESS] = "ingress", [SECGROUP_EGRESS] = "egress"};
 static const char *const proto_names[] = {[SECGROUP_ANY] = "any",
                                           [SECGROUP_TCP] = "tcp",
                                           [SECGROUP_UDP] = "udp",
@@ -74,7 +74,8 @@ static bool sg_name_ok(const char *s)
 {
     size_t n = strlen(s);
 
-    return n > 0 && n < SECGROUP_NAME_LEN && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+    return n > 0 && n < SECGROUP_NAME_LEN &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
 /* Exactly four dotted decimal octets (inet_pton: no octal, no short forms). */
@@ -281,8 +282,8 @@ static int sg_check(const struct secgroup_group *groups, size_t ngroups,
             continue;
         if (!sg_tap_ok(n->tap) || !n->ip || sg_addr_parse(n->ip, strlen(n->ip), &a) ||
             n->ngroups > SECGROUP_NIC_MAX) {
-            snprintf(err, NETCMD_ERR_LEN, "security groups: NIC %zu (%.20s, %.20s) is malformed",
-                     i, n->tap ? n->tap : "-", n->ip ? n->ip : "no address");
+            snprintf(err, NETCMD_ERR_LEN, "security groups: NIC %zu (%.20s, %.20s) is malformed", i,
+                     n->tap ? n->tap : "-", n->ip ? n->ip : "no address");
             return -EINVAL;
         }
         for (size_t j = 0; j < i; j++)
@@ -294,8 +295,10 @@ static int sg_check(const struct secgroup_group *groups, size_t ngroups,
         for (size_t j = 0; j < n->ngroups; j++) {
             gi[i * SECGROUP_NIC_MAX + j] = sg_find(groups, ngroups, n->groups[j]);
             if (gi[i * SECGROUP_NIC_MAX + j] == ngroups) {
-                snprintf(err, NETCMD_ERR_LEN, "security groups: NIC %.20s names group %.63s, "
-                         "which does not exist", n->tap, n->groups[j]);
+                snprintf(err, NETCMD_ERR_LEN,
+                         "security groups: NIC %.20s names group %.63s, "
+                         "which does not exist",
+                         n->tap, n->groups[j]);
                 return -EINVAL;
             }
         }
@@ -374,8 +377,8 @@ static void sg_render_to(FILE *f, const struct secgroup_group *groups, size_t ng
         for (j = 0; j < nics[i].ngroups; j++)
             egress |= sg_has_egress(&groups[gi[i * SECGROUP_NIC_MAX + j]]);
         if (egress) {
-            fprintf(f, "%s%s : jump out%zu", first ? "        ip saddr vmap { " : ", ",
-                    nics[i].ip, i);
+            fprintf(f, "%s%s : jump out%zu", first ? "        ip saddr vmap { " : ", ", nics[i].ip,
+                    i);
             first = 0;
         }
     }
@@ -437,8 +440,8 @@ free_gi:
 int secgroup_host_check(const char *ns, char *err)
 {
     const char *modprobe[] = {"modprobe", "br_netfilter", NULL};
-    const char *sysctl[] = {"ip",     "netns", "exec", ns, "sysctl",
-                            "-q",     "-w",    "net.bridge.bridge-nf-call-iptables=1",
+    const char *sysctl[] = {"ip",     "netns", "exec", ns,
+                            "sysctl", "-q",    "-w",   "net.bridge.bridge-nf-call-iptables=1",
                             NULL};
     char why[NETCMD_ERR_LEN];
 

@@ -34,11 +34,11 @@
 
 #include "daemon/net/netcmd.h"
 
-#define SECGROUP_NAME_LEN   64 /* group names: 1..63 of a-z, 0-9 and '-' (the store's) */
-#define SECGROUP_RULES_MAX  64 /* rules in one group */
-#define SECGROUP_NIC_MAX    4  /* groups on one NIC */
-#define SECGROUP_PORTS_LEN  12 /* "65535-65535" and the NUL */
-#define SECGROUP_PEER_LEN   (6 + SECGROUP_NAME_LEN)
+#define SECGROUP_NAME_LEN  64 /* group names: 1..63 of a-z, 0-9 and '-' (the store's) */
+#define SECGROUP_RULES_MAX 64 /* rules in one group */
+#define SECGROUP_NIC_MAX   4  /* groups on one NIC */
+#define SECGROUP_PORTS_LEN 12 /* "65535-65535" and the NUL */
+#define SECGROUP_PEER_LEN  (6 + SECGROUP_NAME_LEN)
 
 enum secgroup_dir { SECGROUP_INGRESS, SECGROUP_EGRESS };
 enum secgroup_proto { SECGROUP_ANY, SECGROUP_TCP, SECGROUP_UDP, SECGROUP_ICMP };
@@ -73,10 +73,10 @@ struct secgroup_group {
 
 /* A VM NIC on the network. */
 struct secgroup_nic {
-    const char *tap;                           /* its port on the bridge */
-    const char *ip;                            /* its fixed address */
-    const char *groups[SECGROUP_NIC_MAX];      /* names of groups (in the groups array) */
-    size_t ngroups;                            /* 0: unfiltered */
+    const char *tap;                      /* its port on the bridge */
+    const char *ip;                       /* its fixed address */
+    const char *groups[SECGROUP_NIC_MAX]; /* names of groups (in the groups array) */
+    size_t ngroups;                       /* 0: unfiltered */
 };
 
 /* The nft text for the network (malloc'd, the caller frees it). groups holds every group the
