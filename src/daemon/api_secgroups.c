@@ -353,8 +353,9 @@ done:
     json_decref(body);
 }
 
-/* Stores the group and brings every network of the tenant to it; replies 200 with it. */
-static void sg_save_sync(struct req *q, json_t *g, unsigned status)
+/* Stores the group and brings every network of the tenant to it (its members may be on any);
+ * replies `status` with `reply` (not taken over), or 204 when it is NULL. */
+static void sg_save_sync(struct req *q, json_t *g, unsigned status, json_t *reply)
 {
     char err[NETCMD_ERR_LEN];
     int ret;
@@ -362,11 +363,12 @@ static void sg_save_sync(struct req *q, json_t *g, unsigned status)
     if (doc_save(q, "secgroup", q->scope, q->seg[1], g, STORE_PUT_UPDATE))
         return;
     ret = sg_tenant_sync(q->d, q->scope, err);
-    if (ret) {
+    if (ret)
         sg_reply_sync(q, ret, err);
-        return;
-    }
-    reply_json(q->r, status, json_incref(g));
+    else if (reply)
+        reply_json(q->r, status, json_incref(reply));
+    else
+        reply_empty(q->r);
 }
 
 void api_secgroup_update(struct req *q)
@@ -392,7 +394,7 @@ void api_secgroup_update(struct req *q)
             goto done;
         json_object_set(g, "rules", rules);
     }
-    sg_save_sync(q, g, 200);
+    sg_save_sync(q, g, 200, g);
 done:
     json_decref(rules);
     json_decref(body);
@@ -432,17 +434,7 @@ void api_secgroup_rule_add(struct req *q)
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
-    if (doc_save(q, "secgroup", q->scope, q->seg[1], g, STORE_PUT_UPDATE))
-        goto done;
-    {
-        char err[NETCMD_ERR_LEN];
-        int ret = sg_tenant_sync(q->d, q->scope, err);
-
-        if (ret)
-            sg_reply_sync(q, ret, err);
-        else
-            reply_json(q->r, 201, json_incref(rule));
-    }
+    sg_save_sync(q, g, 201, rule);
 done:
     json_decref(rule);
     json_decref(body);
@@ -454,9 +446,7 @@ void api_secgroup_rule_delete(struct req *q)
     const char *idtext = q->seg[3];
     json_t *g, *rules, *r;
     size_t i, n = strlen(idtext);
-    char err[NETCMD_ERR_LEN];
     json_int_t id;
-    int ret;
 
     snprintf(q->target, sizeof(q->target), "%s/%.20s", q->seg[1], idtext);
     g = doc_load(q, "secgroup", q->scope, q->seg[1], "security group");
@@ -479,14 +469,7 @@ void api_secgroup_rule_delete(struct req *q)
         goto done;
     }
     json_array_remove(rules, i);
-    if (doc_save(q, "secgroup", q->scope, q->seg[1], g, STORE_PUT_UPDATE))
-        goto done;
-    ret = sg_tenant_sync(q->d, q->scope, err);
-    if (ret) {
-        sg_reply_sync(q, ret, err);
-        goto done;
-    }
-    reply_empty(q->r);
+    sg_save_sync(q, g, 204, NULL);
 done:
     json_decref(g);
 }
