@@ -420,16 +420,16 @@ static const struct client_column volume_cols[] = {
     {"POOL", "pool", CLIENT_CELL_TEXT},       {"BACKING", "backing", CLIENT_CELL_TEXT},
     {"USED-BY", "used_by", CLIENT_CELL_TEXT},
 };
-static const struct client_column network_cols[] = {
-    {"NAME", "name", CLIENT_CELL_TEXT},     {"TENANT", "tenant", CLIENT_CELL_TEXT},
-    {"SUBNET", "subnet", CLIENT_CELL_TEXT}, {"GATEWAY", "gateway", CLIENT_CELL_TEXT},
-    {"DHCP", "dhcp", CLIENT_CELL_TEXT},     {"CREATED", "created", CLIENT_CELL_TIME},
-};
 static const struct client_column secgroup_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},
     {"TENANT", "tenant", CLIENT_CELL_TEXT},
     {"DESCRIPTION", "description", CLIENT_CELL_TEXT},
     {"CREATED", "created", CLIENT_CELL_TIME},
+};
+static const struct client_column network_cols[] = {
+    {"NAME", "name", CLIENT_CELL_TEXT},     {"TENANT", "tenant", CLIENT_CELL_TEXT},
+    {"SUBNET", "subnet", CLIENT_CELL_TEXT}, {"GATEWAY", "gateway", CLIENT_CELL_TEXT},
+    {"DHCP", "dhcp", CLIENT_CELL_TEXT},     {"CREATED", "created", CLIENT_CELL_TIME},
 };
 static const struct client_column pool_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},
@@ -1439,14 +1439,6 @@ static const struct command commands[] = {
      "TENANT [--vcpus N --memory SIZE --disk SIZE --vms N]",
      "set limits ('unlimited' lifts one; platform-admin)", build_quota},
     {"pool", "list", 0, 0, 0, "", "storage pools", build_list},
-    {"network", "list", 0, 0, TENANT, "", "the virtual networks", build_list},
-    {"network", "show", 1, 1, TENANT, "NAME", "one virtual network", build_show},
-    {"network", "create", 1, 1,
-     BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) | BIT(CLIENT_OPT_NO_DHCP) | TENANT,
-     "NAME --subnet A.B.C.D/N [--gateway ADDR --no-dhcp]",
-     "create an isolated network with DHCP and DNS for its VMs", build_network_create},
-    {"network", "delete", 1, 1, TENANT, "NAME", "delete a network (no VM may be on it)",
-     build_delete},
     {"secgroup", "list", 0, 0, TENANT, "", "the security groups", build_list},
     {"secgroup", "show", 1, 1, TENANT, "NAME", "one security group with its rules", build_show},
     {"secgroup", "create", 1, 1, TENANT, "NAME",
@@ -1459,6 +1451,14 @@ static const struct command commands[] = {
      "allow traffic, live", build_secgroup_rule_add},
     {"secgroup", "rule-delete", 2, 2, TENANT, "NAME ID", "delete a rule by its id, live",
      build_secgroup_rule_delete},
+    {"network", "list", 0, 0, TENANT, "", "the virtual networks", build_list},
+    {"network", "show", 1, 1, TENANT, "NAME", "one virtual network", build_show},
+    {"network", "create", 1, 1,
+     BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) | BIT(CLIENT_OPT_NO_DHCP) | TENANT,
+     "NAME --subnet A.B.C.D/N [--gateway ADDR --no-dhcp]",
+     "create an isolated network with DHCP and DNS for its VMs", build_network_create},
+    {"network", "delete", 1, 1, TENANT, "NAME", "delete a network (no VM may be on it)",
+     build_delete},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
     {"host", "set", 0, 0,
      BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT) |

@@ -754,10 +754,6 @@ static const struct route routes[] = {
      api_vm_snapshots,
      "vm.snapshot-delete",
      ROLE_TENANT_ADMIN},
-    {"GET", {"networks"}, api_networks_list, NULL, ROLE_VIEWER},
-    {"POST", {"networks"}, api_networks_create, "network.create", ROLE_TENANT_ADMIN},
-    {"GET", {"networks", "{name}"}, api_network_get, NULL, ROLE_VIEWER},
-    {"DELETE", {"networks", "{name}"}, api_network_delete, "network.delete", ROLE_TENANT_ADMIN},
     {"GET", {"security-groups"}, api_secgroups_list, NULL, ROLE_VIEWER},
     {"POST", {"security-groups"}, api_secgroups_create, "secgroup.create", ROLE_TENANT_ADMIN},
     {"GET", {"security-groups", "{name}"}, api_secgroup_get, NULL, ROLE_VIEWER},
@@ -786,6 +782,10 @@ static const struct route routes[] = {
      api_vm_nic_secgroups,
      "vm.security-groups",
      ROLE_TENANT_ADMIN},
+    {"GET", {"networks"}, api_networks_list, NULL, ROLE_VIEWER},
+    {"POST", {"networks"}, api_networks_create, "network.create", ROLE_TENANT_ADMIN},
+    {"GET", {"networks", "{name}"}, api_network_get, NULL, ROLE_VIEWER},
+    {"DELETE", {"networks", "{name}"}, api_network_delete, "network.delete", ROLE_TENANT_ADMIN},
     {"GET", {"operations"}, api_operations_list, NULL, ROLE_VIEWER},
     /* Served by the HTTP front end (server.c) before the core sees them; listed here so the
      * permission table (GET /roles) holds every route. */

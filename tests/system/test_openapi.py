@@ -892,12 +892,6 @@ def permissions(c, w, server):
             lambda r: ({"name": vm(r), "action": "start"}, None),
         ("GET", "/api/v1/vms/{name}/log"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("GET", "/api/v1/operations"): lambda r: ({}, None),
-        ("GET", "/api/v1/networks"): lambda r: ({}, None),
-        ("POST", "/api/v1/networks"):
-            lambda r: ({}, {"name": w.fresh("pn"), "subnet": "10.9.0.0/24", "dhcp": False}),
-        ("GET", "/api/v1/networks/{name}"):
-            lambda r: ({"name": cached("network", r, network)}, None),
-        ("DELETE", "/api/v1/networks/{name}"): lambda r: ({"name": network(r)}, None),
         ("GET", "/api/v1/security-groups"): lambda r: ({}, None),
         ("POST", "/api/v1/security-groups"): lambda r: ({}, {"name": w.fresh("pg")}),
         ("GET", "/api/v1/security-groups/{name}"):
@@ -913,6 +907,12 @@ def permissions(c, w, server):
         ("PUT", "/api/v1/vms/{name}/nics/{nic}/security-groups"):
             lambda r: ({"name": cached("nicvm", r, nic_vm), "nic": "0"},
                        {"security_groups": [cached("secgroup", r, secgroup)]}),
+        ("GET", "/api/v1/networks"): lambda r: ({}, None),
+        ("POST", "/api/v1/networks"):
+            lambda r: ({}, {"name": w.fresh("pn"), "subnet": "10.9.0.0/24", "dhcp": False}),
+        ("GET", "/api/v1/networks/{name}"):
+            lambda r: ({"name": cached("network", r, network)}, None),
+        ("DELETE", "/api/v1/networks/{name}"): lambda r: ({"name": network(r)}, None),
         ("GET", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("POST", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": vm(r)}, {"name": "s1"}),
         ("POST", "/api/v1/vms/{name}/snapshots/{snap}/revert"):
