@@ -75,6 +75,8 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_GATEWAY] = {"gateway", true},
     [CLIENT_OPT_NO_DHCP] = {"no-dhcp", false},
     [CLIENT_OPT_NETWORK] = {"network", true},
+    [CLIENT_OPT_SECGROUP] = {"secgroup", true},
+    [CLIENT_OPT_PEER] = {"peer", true},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -418,6 +420,12 @@ static const struct client_column volume_cols[] = {
     {"POOL", "pool", CLIENT_CELL_TEXT},       {"BACKING", "backing", CLIENT_CELL_TEXT},
     {"USED-BY", "used_by", CLIENT_CELL_TEXT},
 };
+static const struct client_column secgroup_cols[] = {
+    {"NAME", "name", CLIENT_CELL_TEXT},
+    {"TENANT", "tenant", CLIENT_CELL_TEXT},
+    {"DESCRIPTION", "description", CLIENT_CELL_TEXT},
+    {"CREATED", "created", CLIENT_CELL_TIME},
+};
 static const struct client_column network_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},     {"TENANT", "tenant", CLIENT_CELL_TEXT},
     {"SUBNET", "subnet", CLIENT_CELL_TEXT}, {"GATEWAY", "gateway", CLIENT_CELL_TEXT},
@@ -468,6 +476,7 @@ static const struct noun nouns[] = {
     {"volume", "/volumes", COLS(volume_cols)},
     {"pool", "/pools", COLS(pool_cols)},
     {"network", "/networks", COLS(network_cols)},
+    {"secgroup", "/security-groups", COLS(secgroup_cols)},
     {"operation", "/operations", COLS(operation_cols)},
 };
 
@@ -716,10 +725,26 @@ static int build_vm_create(const struct command *c, const struct client_args *a,
     ret = -ENOMEM;
     if (json_array_size(forwards) && json_object_set(body, "port_forwards", forwards))
         goto free_body;
-    /* Each --network NAME is one NIC on that virtual network, in order. */
+    /* Each --network NAME is one NIC on that virtual network, in order; each --secgroup G
+     * puts the NIC of the --network before it in group G. */
     for (int i = 0; i < a->nopts; i++) {
-        json_t *nics = json_object_get(body, "nics");
+        json_t *nics = json_object_get(body, "nics"), *nic, *groups;
 
+        if (a->opts[i].opt == CLIENT_OPT_SECGROUP) {
+            nic = json_array_get(nics, json_array_size(nics) - 1);
+            if (!nic) {
+                set_err(err, "--secgroup %s: name the NIC's --network before its groups",
+                        a->opts[i].value);
+                ret = -EINVAL;
+                goto free_body;
+            }
+            groups = json_object_get(nic, "security_groups");
+            if (!groups && json_object_set_new(nic, "security_groups", groups = json_array()))
+                goto free_body;
+            if (json_array_append_new(groups, json_string(a->opts[i].value)))
+                goto free_body;
+            continue;
+        }
         if (a->opts[i].opt != CLIENT_OPT_NETWORK)
             continue;
         if (!nics && json_object_set_new(body, "nics", nics = json_array()))
@@ -917,6 +942,72 @@ static int build_network_create(const struct command *c, const struct client_arg
 free_body:
     json_decref(body);
     return ret;
+}
+
+/* secgroup create NAME: a group with no rules yet (ingress from its members only). */
+static int build_secgroup_create(const struct command *c, const struct client_args *a,
+                                 const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+
+    if (!body || set_str(body, "name", word(c, a, 0))) {
+        json_decref(body);
+        return -ENOMEM;
+    }
+    r->method = "POST";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, a, err, "/security-groups", NULL), err);
+}
+
+/* secgroup rule-add NAME ingress|egress tcp|udp|icmp|any [PORTS] [--peer CIDR|group:G] */
+static int build_secgroup_rule_add(const struct command *c, const struct client_args *a,
+                                   const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+
+    if (!body || set_str(body, "direction", word(c, a, 1)) ||
+        set_str(body, "protocol", word(c, a, 2)) || set_str(body, "ports", word(c, a, 3)) ||
+        set_str(body, "peer", client_args_get(a, CLIENT_OPT_PEER))) {
+        json_decref(body);
+        return -ENOMEM;
+    }
+    r->method = "POST";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(
+        r, body, path_set(r, a, err, "/security-groups", "%s", word(c, a, 0), "/rules", NULL), err);
+}
+
+/* secgroup rule-delete NAME ID */
+static int build_secgroup_rule_delete(const struct command *c, const struct client_args *a,
+                                      const char *self, struct client_request *r, char *err)
+{
+    r->method = "DELETE";
+    r->view = CLIENT_VIEW_NONE;
+    snprintf(r->done, sizeof(r->done), "secgroup %s rule %s deleted", word(c, a, 0), word(c, a, 1));
+    return path_set(r, a, err, "/security-groups", "%s", word(c, a, 0), "/rules", "%s",
+                    word(c, a, 1), NULL);
+}
+
+/* vm secgroups NAME NIC [GROUP...]: the NIC's groups, all at once (none: unfiltered). */
+static int build_vm_secgroups(const struct command *c, const struct client_args *a,
+                              const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object(), *groups = json_array();
+    int ret = body && groups && !json_object_set(body, "security_groups", groups) ? 0 : -ENOMEM;
+
+    for (int i = 2; !ret && word(c, a, i); i++)
+        ret = json_array_append_new(groups, json_string(word(c, a, i))) ? -ENOMEM : 0;
+    json_decref(groups);
+    if (ret) {
+        json_decref(body);
+        return ret;
+    }
+    r->method = "PUT";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body,
+                  path_set(r, a, err, "/vms", "%s", word(c, a, 0), "/nics", "%s", word(c, a, 1),
+                           "/security-groups", NULL),
+                  err);
 }
 
 static int build_volume_create(const struct command *c, const struct client_args *a,
@@ -1280,12 +1371,13 @@ static int build_operation_wait(const struct command *c, const struct client_arg
     (BIT(CLIENT_OPT_CPU_SHARES) | BIT(CLIENT_OPT_CPU_LIMIT) | BIT(CLIENT_OPT_CPU_RESERVATION) | \
      BIT(CLIENT_OPT_MEMORY_SHARES) | BIT(CLIENT_OPT_MEMORY_LIMIT) |                             \
      BIT(CLIENT_OPT_MEMORY_RESERVATION) | BIT(CLIENT_OPT_DISK_LIMIT) | BIT(CLIENT_OPT_NET_LIMIT))
-#define VM_CREATE_OPTS                                                                           \
-    (BIT(CLIENT_OPT_TEMPLATE) | BIT(CLIENT_OPT_CPUS) | BIT(CLIENT_OPT_MEMORY) |                  \
-     BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_FULL) | BIT(CLIENT_OPT_RESTART) |                     \
-     BIT(CLIENT_OPT_FORWARD) | BIT(CLIENT_OPT_HOSTNAME) | BIT(CLIENT_OPT_SSH_KEY) |              \
-     BIT(CLIENT_OPT_USER_DATA) | BIT(CLIENT_OPT_IP) | BIT(CLIENT_OPT_GW) | BIT(CLIENT_OPT_DNS) | \
-     BIT(CLIENT_OPT_START) | BIT(CLIENT_OPT_NETWORK) | RESOURCE_OPTS | WAIT | TENANT)
+#define VM_CREATE_OPTS                                                                            \
+    (BIT(CLIENT_OPT_TEMPLATE) | BIT(CLIENT_OPT_CPUS) | BIT(CLIENT_OPT_MEMORY) |                   \
+     BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_FULL) | BIT(CLIENT_OPT_RESTART) |                      \
+     BIT(CLIENT_OPT_FORWARD) | BIT(CLIENT_OPT_HOSTNAME) | BIT(CLIENT_OPT_SSH_KEY) |               \
+     BIT(CLIENT_OPT_USER_DATA) | BIT(CLIENT_OPT_IP) | BIT(CLIENT_OPT_GW) | BIT(CLIENT_OPT_DNS) |  \
+     BIT(CLIENT_OPT_START) | BIT(CLIENT_OPT_NETWORK) | BIT(CLIENT_OPT_SECGROUP) | RESOURCE_OPTS | \
+     WAIT | TENANT)
 #define TEMPLATE_CREATE_OPTS                                                   \
     (BIT(CLIENT_OPT_VOLUME) | BIT(CLIENT_OPT_FROM_VM) | BIT(CLIENT_OPT_CPUS) | \
      BIT(CLIENT_OPT_MEMORY) | BIT(CLIENT_OPT_DISK) | BIT(CLIENT_OPT_KERNEL) |  \
@@ -1331,6 +1423,9 @@ static const struct command commands[] = {
     {"vm", "stats", 1, 1, TENANT, "NAME",
      "what a VM uses: CPU used, throttled and waited for, memory, its VMM's counters",
      build_vm_stats},
+    {"vm", "secgroups", 2, 6, TENANT, "NAME NIC [GROUP...]",
+     "set the security groups of the VM's NIC (index from 0; none: unfiltered), live",
+     build_vm_secgroups},
     {"vm", "set", 1, 1, TENANT | RESOURCE_OPTS,
      "NAME [--cpu-shares N --cpu-limit CORES|none --cpu-reservation CORES --memory-shares N "
      "--memory-limit SIZE|none --memory-reservation SIZE --disk-limit K=V,... "
@@ -1363,6 +1458,18 @@ static const struct command commands[] = {
      "TENANT [--vcpus N --memory SIZE --disk SIZE --vms N]",
      "set limits ('unlimited' lifts one; platform-admin)", build_quota},
     {"pool", "list", 0, 0, 0, "", "storage pools", build_list},
+    {"secgroup", "list", 0, 0, TENANT, "", "the security groups", build_list},
+    {"secgroup", "show", 1, 1, TENANT, "NAME", "one security group with its rules", build_show},
+    {"secgroup", "create", 1, 1, TENANT, "NAME",
+     "create a security group (its members reach each other; add rules for the rest)",
+     build_secgroup_create},
+    {"secgroup", "delete", 1, 1, TENANT, "NAME", "delete a security group (no NIC may be in it)",
+     build_delete},
+    {"secgroup", "rule-add", 3, 4, BIT(CLIENT_OPT_PEER) | TENANT,
+     "NAME ingress|egress tcp|udp|icmp|any [PORT|LOW-HIGH] [--peer A.B.C.D/N|group:G]",
+     "allow traffic, live", build_secgroup_rule_add},
+    {"secgroup", "rule-delete", 2, 2, TENANT, "NAME ID", "delete a rule by its id, live",
+     build_secgroup_rule_delete},
     {"network", "list", 0, 0, TENANT, "", "the virtual networks", build_list},
     {"network", "show", 1, 1, TENANT, "NAME", "one virtual network", build_show},
     {"network", "create", 1, 1,
@@ -1439,6 +1546,7 @@ void client_usage(FILE *out, const char *noun)
                 "  tcp:HOST_PORT:GUEST_PORT (repeat) --hostname H --ssh-key FILE (repeat)\n"
                 "  --user-data FILE --ip ADDR/PREFIX --gw ADDR --dns ADDR (repeat) --start\n"
                 "  --network NET (repeat: a NIC on each virtual network instead of user-mode)\n"
+                "  --secgroup G (repeat: a security group of the NIC of the --network before)\n"
                 "(`tessera vm COMMAND --api-sock PATH` still talks to one VMM directly: see\n"
                 "`tessera vm --api-sock x --help`.)\n");
     fprintf(

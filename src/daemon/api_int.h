@@ -198,6 +198,17 @@ int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *e
 int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,
                     char *err);
 
+/* ---- Security groups (api_secgroups.c; docs/networks.md) ---- */
+/* The security_groups list of the request's NIC object nic at `field` ("nics[0]"; absent:
+ * *out NULL): at most SECGROUP_NIC_MAX names, each once, each a group of the scope (404
+ * otherwise), and a host that can enforce them (409 otherwise). *out a new reference. 0 or
+ * the reply set. */
+int api_sg_nic_groups(struct req *q, json_t *nic, const char *field, json_t **out);
+/* Brings network (tenant, net)'s security-group table to what the store holds: its NICs'
+ * groups and the groups' rules. 0 or -errno with err (NETCMD_ERR_LEN; -EOPNOTSUPP: the host
+ * cannot filter bridged traffic). Caller holds d->lock, the network is up. */
+int api_sg_net_sync(struct daemon *d, const char *tenant, const char *net, char *err);
+
 /* ---- Resource handlers ---- */
 void api_front_only(struct req *q);
 void api_pools_list(struct req *q);
@@ -229,6 +240,14 @@ void api_vm_stats(struct req *q);
 void api_vm_resources_set(struct req *q);
 void api_tenant_resources(struct req *q);
 void api_operations_list(struct req *q);
+void api_secgroups_list(struct req *q);
+void api_secgroups_create(struct req *q);
+void api_secgroup_get(struct req *q);
+void api_secgroup_update(struct req *q);
+void api_secgroup_delete(struct req *q);
+void api_secgroup_rule_add(struct req *q);
+void api_secgroup_rule_delete(struct req *q);
+void api_vm_nic_secgroups(struct req *q);
 void api_networks_list(struct req *q);
 void api_networks_create(struct req *q);
 void api_network_get(struct req *q);

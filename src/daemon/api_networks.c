@@ -80,6 +80,9 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
     else
         ret = vnet_up(d->state_dir, tenant, w.net, &sn, json_is_true(json_object_get(net, "dhcp")),
                       w.ports, w.n, err);
+    /* Its NICs' security groups, once the namespace is there. */
+    if (!ret)
+        ret = api_sg_net_sync(d, tenant, w.net, err);
     json_decref(w.vms);
     return ret;
 }
@@ -197,7 +200,8 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
         return 0;
     if (!json_is_array(arr) || json_array_size(arr) > VNET_NICS_MAX) {
         reply_error(q->r, 400, "nics",
-                    "field 'nics' must be a list of at most %d objects {\"network\": NAME}",
+                    "field 'nics' must be a list of at most %d objects {\"network\": NAME, "
+                    "\"security_groups\": [NAME, ...]}",
                     VNET_NICS_MAX);
         return -EINVAL;
     }
@@ -209,7 +213,8 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
     }
     json_array_foreach(arr, i, nic)
     {
-        static const char *const keys[] = {"network", NULL};
+        static const char *const keys[] = {"network", "security_groups", NULL};
+        json_t *groups;
 
         snprintf(field, sizeof(field), "nics[%zu]", i);
         if (!json_is_object(nic)) {
@@ -245,6 +250,11 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
             reply_error(q->r, 500, NULL, "out of memory");
             goto fail;
         }
+        if (api_sg_nic_groups(q, nic, field, &groups))
+            goto fail;
+        if (json_array_size(groups))
+            json_object_set(json_array_get(res, i), "security_groups", groups);
+        json_decref(groups);
     }
     json_decref(mine);
     *out = res;
@@ -265,6 +275,10 @@ int api_net_nics_copy(struct req *q, const json_t *nics, const char *vm, json_t 
     {
         if (!ret)
             ret = append(arr, json_pack("{s:O}", "network", json_object_get(nic, "network")));
+        /* A copy keeps the original's security groups. */
+        if (!ret && json_object_get(nic, "security_groups"))
+            ret = json_object_set(json_array_get(arr, i), "security_groups",
+                                  json_object_get(nic, "security_groups"));
     }
     if (ret) {
         json_decref(arr);

@@ -459,6 +459,7 @@ def walk(cl, w):
     c.call("GET", "/api/v1/vms", token=vic, want=200)
     c.call("GET", "/api/v1/vms", want=200)
     walk_networks(c, w)
+    walk_secgroups(c, w)
     st, vm = c.call("GET", "/api/v1/vms/{name}", {"name": "web"}, token=vic, want=200)
     check(st == 200 and vm["state"] == "error" and vm["error"], "the failed start: %s" % vm)
     c.call("GET", "/api/v1/vms/{name}/log", {"name": "web"}, token=vic, want=200)
@@ -596,6 +597,92 @@ def walk_networks(c, w):
              body={"name": "lan2", "subnet": "10.0.0.0/24", "dhcp": False}, want=201)
 
 
+def walk_secgroups(c, w):
+    """Security groups on the network lan2 (no DHCP): a group and its rules, a VM NIC in it, a
+    live change of the NIC's groups, and the refusals: hostile rules (each 400 naming its
+    field), unknown groups, a group in use."""
+    ann, vic = w.tok["tenant-admin"], w.tok["viewer"]
+    sg, one = "/api/v1/security-groups", "/api/v1/security-groups/{name}"
+    st, g = c.change("POST", sg, token=ann,
+                     body={"name": "web", "description": "web servers",
+                           "rules": [{"direction": "ingress", "protocol": "tcp", "ports": "80"},
+                                     {"direction": "ingress", "protocol": "icmp",
+                                      "peer": "10.0.0.0/8"}]}, want=201)
+    check(st == 201 and [(r["id"], r["peer"], r.get("ports")) for r in g["rules"]] ==
+          [(1, "0.0.0.0/0", "80"), (2, "10.0.0.0/8", None)], "the group as asked: %s" % g)
+    c.change("POST", sg, token=ann, body={"name": "web"}, want=409, what="taken")
+    for rule, field in (({"direction": "sideways"}, "rules[0].direction"),
+                        ({"direction": "ingress", "protocol": "sctp"}, "rules[0].protocol"),
+                        ({"direction": "ingress", "protocol": "tcp", "ports": "0"},
+                         "rules[0].ports"),
+                        ({"direction": "ingress", "protocol": "tcp", "ports": "90-80"},
+                         "rules[0].ports"),
+                        ({"direction": "ingress", "protocol": "icmp", "ports": "80"},
+                         "rules[0].ports"),
+                        ({"direction": "ingress", "peer": "10.0.0.1/8"}, "rules[0].peer"),
+                        ({"direction": "ingress", "peer": "group:Bad;"}, "rules[0].peer"),
+                        ({"direction": "ingress", "ports": 80}, "rules[0].ports"),
+                        ({"protocol": "tcp"}, "rules[0].direction")):
+        st, doc = c.call("POST", sg, token=ann, body={"name": "bad", "rules": [rule]}, want=400,
+                         what=str(rule))
+        check(st == 400 and doc["error"]["field"] == field,
+              "%s: the error names %s: %s" % (rule, field, doc))
+    c.call("POST", sg, token=ann, want=404, what="a peer group that does not exist",
+           body={"name": "bad", "rules": [{"direction": "ingress", "peer": "group:nothing"}]})
+    st, g = c.change("POST", sg, token=ann, want=201,
+                     body={"name": "ssh", "rules": [{"direction": "ingress", "protocol": "tcp",
+                                                     "ports": "22", "peer": "group:web"}]})
+    c.call("GET", sg, token=vic, want=200)
+    c.call("GET", one, {"name": "web"}, token=vic, want=200)
+    c.call("GET", one, {"name": "nothing"}, token=vic, want=404)
+    st, r = c.change("POST", one + "/rules", {"name": "web"}, token=ann,
+                     body={"direction": "ingress", "protocol": "tcp", "ports": "8000-8080"},
+                     want=201)
+    check(st == 201 and r["id"] == 3 and r["ports"] == "8000-8080", "a third rule: %s" % r)
+    c.call("POST", one + "/rules", {"name": "web"}, token=ann, body={"direction": "up"},
+           want=400)
+    c.call("DELETE", one + "/rules/{rule}", {"name": "web", "rule": "3"}, token=ann, want=204)
+    c.call("DELETE", one + "/rules/{rule}", {"name": "web", "rule": "3"}, token=ann, want=404)
+    c.call("DELETE", one + "/rules/{rule}", {"name": "web", "rule": "x1"}, token=ann, want=404)
+    st, g = c.change("PUT", one, {"name": "web"}, token=ann,
+                     body={"rules": [{"direction": "egress", "protocol": "udp", "ports": "53"}]},
+                     want=200)
+    check(st == 200 and g["rules"] == [{"id": 1, "direction": "egress", "protocol": "udp",
+                                        "ports": "53", "peer": "0.0.0.0/0"}] and
+          g["description"] == "web servers", "the rules replaced, the description kept: %s" % g)
+    st, vm = c.change("POST", "/api/v1/vms", token=ann,
+                      body={"name": "sgvm", "template": "mine",
+                            "nics": [{"network": "lan2", "security_groups": ["web"]}]}, want=201)
+    check(st == 201 and vm["nics"][0]["security_groups"] == ["web"], "the NIC in web: %s" % vm)
+    c.call("POST", "/api/v1/vms", token=ann, want=404, what="a group that does not exist",
+           body={"name": "x", "template": "mine",
+                 "nics": [{"network": "lan2", "security_groups": ["nothing"]}]})
+    c.call("POST", "/api/v1/vms", token=ann, want=400, what="a group named twice",
+           body={"name": "x", "template": "mine",
+                 "nics": [{"network": "lan2", "security_groups": ["web", "web"]}]})
+    nic = "/api/v1/vms/{name}/nics/{nic}/security-groups"
+    st, vm = c.change("PUT", nic, {"name": "sgvm", "nic": "0"}, token=ann,
+                      body={"security_groups": ["web", "ssh"]}, want=200)
+    check(st == 200 and vm["nics"][0]["security_groups"] == ["web", "ssh"],
+          "the NIC's groups changed: %s" % vm)
+    c.call("PUT", nic, {"name": "sgvm", "nic": "1"}, token=ann,
+           body={"security_groups": ["web"]}, want=404, what="no NIC 1")
+    c.call("PUT", nic, {"name": "sgvm", "nic": "x"}, token=ann,
+           body={"security_groups": ["web"]}, want=404, what="no NIC x")
+    st, doc = c.call("DELETE", one, {"name": "web"}, token=ann, want=409, what="in use")
+    check(st == 409 and "sgvm" in doc["error"]["message"], "the 409 names the VM: %s" % doc)
+    st, vm = c.change("PUT", nic, {"name": "sgvm", "nic": "0"}, token=ann,
+                      body={"security_groups": []}, want=200)
+    check(st == 200 and "security_groups" not in vm["nics"][0], "the NIC unfiltered: %s" % vm)
+    c.call("DELETE", one, {"name": "web"}, token=ann, want=409, what="the peer of ssh's rule")
+    c.call("DELETE", one, {"name": "ssh"}, token=ann, want=204)
+    c.call("DELETE", one, {"name": "web"}, token=ann, want=204)
+    c.call("DELETE", one, {"name": "web"}, token=ann, want=404)
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "sgvm"}, token=ann, want=204)
+    # One left for the cross-tenant probes (removed at the end).
+    c.change("POST", sg, token=ann, body={"name": "web2"}, want=201)
+
+
 def walk_snapshots(c, w):
     """Snapshots of a qcow2 volume and of a stopped VM's disk, a clone of a stopped VM and a
     template made from it."""
@@ -653,6 +740,7 @@ def walk_deletes(c, w, own):
     for v in ("data2", "data", "tlinked", "tbase", "upvol", "snapvol", "fromweb"):
         c.call("DELETE", "/api/v1/volumes/{name}", {"name": v}, token=ann, want=204)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/security-groups/{name}", {"name": "web2"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": own["id"]}, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": "xyz"}, want=400)
     c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"},
@@ -727,6 +815,20 @@ def permissions(c, w, server):
                  {"name": n, "subnet": "10.9.0.0/24", "dhcp": False})
         return n
 
+    def secgroup(role):
+        n = w.fresh("pg")
+        admin_in(role, "POST", "/api/v1/security-groups", None,
+                 {"name": n, "rules": [{"direction": "ingress", "protocol": "tcp",
+                                        "ports": "80"}]})
+        return n
+
+    def nic_vm(role):
+        n = w.fresh("pm")
+        admin_in(role, "POST", "/api/v1/vms", None,
+                 {"name": n, "template": "base",
+                  "nics": [{"network": cached("network", role, network)}]})
+        return n
+
     def operation(role):
         n = cached("vm", role, vm)
         st, doc = admin_in(role, "POST", "/api/v1/vms/{name}/actions/{action}",
@@ -798,6 +900,21 @@ def permissions(c, w, server):
             lambda r: ({"name": vm(r), "action": "start"}, None),
         ("GET", "/api/v1/vms/{name}/log"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("GET", "/api/v1/operations"): lambda r: ({}, None),
+        ("GET", "/api/v1/security-groups"): lambda r: ({}, None),
+        ("POST", "/api/v1/security-groups"): lambda r: ({}, {"name": w.fresh("pg")}),
+        ("GET", "/api/v1/security-groups/{name}"):
+            lambda r: ({"name": cached("secgroup", r, secgroup)}, None),
+        ("PUT", "/api/v1/security-groups/{name}"):
+            lambda r: ({"name": cached("secgroup", r, secgroup)}, {"description": "d"}),
+        ("DELETE", "/api/v1/security-groups/{name}"): lambda r: ({"name": secgroup(r)}, None),
+        ("POST", "/api/v1/security-groups/{name}/rules"):
+            lambda r: ({"name": cached("secgroup", r, secgroup)},
+                       {"direction": "ingress", "protocol": "tcp", "ports": "22"}),
+        ("DELETE", "/api/v1/security-groups/{name}/rules/{rule}"):
+            lambda r: ({"name": secgroup(r), "rule": "1"}, None),
+        ("PUT", "/api/v1/vms/{name}/nics/{nic}/security-groups"):
+            lambda r: ({"name": cached("nicvm", r, nic_vm), "nic": "0"},
+                       {"security_groups": [cached("secgroup", r, secgroup)]}),
         ("GET", "/api/v1/networks"): lambda r: ({}, None),
         ("POST", "/api/v1/networks"):
             lambda r: ({}, {"name": w.fresh("pn"), "subnet": "10.9.0.0/24", "dhcp": False}),
@@ -894,6 +1011,15 @@ def cross_tenant(c, w, op_id):
         ("GET", "/api/v1/networks/{name}/check", {"name": "lan2"}, None, ""),
         ("POST", "/api/v1/networks/{name}/repair", {"name": "lan2"}, None, ""),
         ("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, None, ""),
+        ("GET", "/api/v1/security-groups/{name}", {"name": "web2"}, None, ""),
+        ("PUT", "/api/v1/security-groups/{name}", {"name": "web2"}, {"description": "x"}, ""),
+        ("DELETE", "/api/v1/security-groups/{name}", {"name": "web2"}, None, ""),
+        ("POST", "/api/v1/security-groups/{name}/rules", {"name": "web2"},
+         {"direction": "ingress"}, ""),
+        ("DELETE", "/api/v1/security-groups/{name}/rules/{rule}", {"name": "web2", "rule": "1"},
+         None, ""),
+        ("PUT", "/api/v1/vms/{name}/nics/{nic}/security-groups", {"name": "web", "nic": "0"},
+         {"security_groups": []}, ""),
         ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
         ("GET", "/api/v1/operations/{op}", {"op": op_id}, None, ""),
         ("GET", "/api/v1/operations/{op}/wait", {"op": op_id}, None, "?timeout=0"),
@@ -914,6 +1040,8 @@ def cross_tenant(c, w, op_id):
             ("GET", "/api/v1/vms", None, None), ("GET", "/api/v1/volumes", None, None),
             ("GET", "/api/v1/templates", None, None), ("GET", "/api/v1/operations", None, None),
             ("GET", "/api/v1/networks", None, None),
+            ("GET", "/api/v1/security-groups", None, None),
+            ("POST", "/api/v1/security-groups", None, {"name": "x"}),
             ("POST", "/api/v1/networks", None, {"name": "x", "subnet": "10.0.0.0/24"}),
             ("POST", "/api/v1/volumes", None, {"name": "x", "size_bytes": MIB}),
             ("POST", "/api/v1/vms", None, {"name": "x", "template": "base"}),
@@ -934,9 +1062,9 @@ def cross_tenant(c, w, op_id):
            what="alpha's volume")
     # Listings hold none of alpha's objects.
     for who in ("beta-admin", "beta-viewer"):
-        for coll in ("vms", "volumes", "templates", "operations", "networks"):
+        for coll in ("vms", "volumes", "templates", "operations", "networks", "security-groups"):
             st, doc = c.call("GET", "/api/v1/" + coll, token=w.tok[who], want=200)
-            items = doc.get(coll, []) if st == 200 else []
+            items = doc.get(coll.replace("-", "_"), []) if st == 200 else []
             check(all(i.get("tenant") in ("beta", "") for i in items),
                   "%s lists only its own and shared %s: %s" % (who, coll, items))
     # Nothing changed.

@@ -205,6 +205,31 @@ static void test_vms(void)
     check_request("network repair lan", "POST", "/api/v1/networks/lan/repair", NULL);
     check_usage_error("network create lan", "--subnet A.B.C.D/N is required");
 
+    /* Security groups: --secgroup belongs to the NIC of the --network before it. */
+    check_request("vm create web --template t --network lan --secgroup web --secgroup ssh "
+                  "--network dmz",
+                  "POST", "/api/v1/vms",
+                  "{\"name\": \"web\", \"template\": \"t\", \"clone\": \"linked\", "
+                  "\"start\": false, \"nics\": [{\"network\": \"lan\", \"security_groups\": "
+                  "[\"web\", \"ssh\"]}, {\"network\": \"dmz\"}]}");
+    check_usage_error("vm create web --template t --secgroup web --network lan",
+                      "name the NIC's --network before");
+    check_request("secgroup list", "GET", "/api/v1/security-groups", NULL);
+    check_request("secgroup create web", "POST", "/api/v1/security-groups", "{\"name\": \"web\"}");
+    check_request("secgroup rule-add web ingress tcp 80", "POST",
+                  "/api/v1/security-groups/web/rules",
+                  "{\"direction\": \"ingress\", \"protocol\": \"tcp\", \"ports\": \"80\"}");
+    check_request("secgroup rule-add web ingress icmp --peer group:ssh", "POST",
+                  "/api/v1/security-groups/web/rules",
+                  "{\"direction\": \"ingress\", \"protocol\": \"icmp\", \"peer\": \"group:ssh\"}");
+    check_request("secgroup rule-delete web 3", "DELETE", "/api/v1/security-groups/web/rules/3",
+                  NULL);
+    check_request("secgroup delete web", "DELETE", "/api/v1/security-groups/web", NULL);
+    check_request("vm secgroups web 0 web ssh", "PUT", "/api/v1/vms/web/nics/0/security-groups",
+                  "{\"security_groups\": [\"web\", \"ssh\"]}");
+    check_request("vm secgroups web 0", "PUT", "/api/v1/vms/web/nics/0/security-groups",
+                  "{\"security_groups\": []}");
+
     /* --ssh-key and --user-data read their files; the key's newline is not part of it. */
     fd = mkstemp(key);
     CHECK(fd >= 0 && write(fd, "ssh-ed25519 AAAA me@host\n", 25) == 25);
