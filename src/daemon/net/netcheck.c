@@ -45,9 +45,8 @@ static bool link_up(const json_t *l)
     json_t *f;
     size_t i;
 
-    json_array_foreach(json_object_get(l, "flags"), i, f)
-        if (json_is_string(f) && !strcmp(json_string_value(f), "UP"))
-            return true;
+    json_array_foreach(json_object_get(l, "flags"), i,
+                       f) if (json_is_string(f) && !strcmp(json_string_value(f), "UP")) return true;
     return false;
 }
 
@@ -70,8 +69,8 @@ static int json_of(const char *const argv[], json_t **out, char *err)
     return 0;
 }
 
-static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet *sn,
-                         json_t *drift, char *err)
+static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet *sn, json_t *drift,
+                         char *err)
 {
     const char *argv[] = {"ip", "-n", ns, "-json", "addr", "show", "dev", NETNS_BRIDGE, NULL};
     char cidr[20], gw[20], want[24];
@@ -91,8 +90,7 @@ static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet
         drift_add(drift, "bridge " NETNS_BRIDGE, "its addresses could not be read: %s", err);
         return;
     }
-    json_array_foreach(addrs, i, a)
-        json_array_foreach(json_object_get(a, "addr_info"), j, info)
+    json_array_foreach(addrs, i, a) json_array_foreach(json_object_get(a, "addr_info"), j, info)
     {
         const char *local = json_string_value(json_object_get(info, "local"));
 
@@ -105,8 +103,7 @@ static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet
     json_decref(addrs);
 }
 
-static void check_links(json_t *links, const struct netcheck_port *ports, size_t n,
-                        json_t *drift)
+static void check_links(json_t *links, const struct netcheck_port *ports, size_t n, json_t *drift)
 {
     json_t *l;
     size_t i, k;
@@ -139,17 +136,16 @@ static void check_links(json_t *links, const struct netcheck_port *ports, size_t
             known = !strcmp(name, ports[k].port.tap);
         if (!known) {
             snprintf(object, sizeof(object), "interface %.32s", name);
-            drift_add(drift, object, "in the network's namespace, but no VM NIC of it is %s",
-                      name);
+            drift_add(drift, object, "in the network's namespace, but no VM NIC of it is %s", name);
         }
     }
 }
 
-static void check_rules(const char *ns, const struct netcheck_port *ports, size_t n,
-                        json_t *drift, char *err)
+static void check_rules(const char *ns, const struct netcheck_port *ports, size_t n, json_t *drift,
+                        char *err)
 {
-    const char *argv[] = {"ip", "netns", "exec", ns, "nft", "list", "table", "bridge", "tessera",
-                          NULL};
+    const char *argv[] = {"ip",   "netns", "exec",   ns,        "nft",
+                          "list", "table", "bridge", "tessera", NULL};
     char *text = NULL, want[128];
     size_t i;
 
@@ -175,8 +171,8 @@ static void check_rules(const char *ns, const struct netcheck_port *ports, size_
     free(text);
 }
 
-static void check_dnsmasq(const char *dir, bool dhcp, const struct netcheck_port *ports,
-                          size_t n, json_t *drift)
+static void check_dnsmasq(const char *dir, bool dhcp, const struct netcheck_port *ports, size_t n,
+                          json_t *drift)
 {
     char path[PATH_MAX + 16], want[160], *conf = NULL;
     bool running;
