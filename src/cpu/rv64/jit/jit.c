@@ -6,8 +6,9 @@
  * on into a successor jumps past the successor's prologue, so the chain shares one frame, and
  * whichever block returns to the run loop pops it. In the code:
  *   rbx  the hart (callee-saved, so it survives calls to handlers);
- *   rbp  &h->tlb[h->mmu_data][0], set where the body starts (mmu_data cannot change inside a
- *        block: what changes it, CSR writes and xRET, ends the block);
+ *   rbp  &h->tlb->e[h->mmu_data][0], set where the body starts (mmu_data and the live table
+ *        cannot change inside a block: what changes them, CSR writes, SFENCE.VMA and xRET,
+ *        ends the block);
  *   r12-r15, r8-r11  up to eight guest registers the block uses most (the "cached" ones);
  *   rax, rcx, rdx, rsi, rdi  scratch.
  * A cached register is loaded from h->x[] where the body starts, lives in its host register
@@ -53,9 +54,7 @@ _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_fetch) == 4 &&
                "fetch contexts are compared as 32 bits");
 _Static_assert(sizeof(struct rv_tlb_entry) == 32, "the TLB probe scales the index by 32");
 _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read as 32 bits");
-_Static_assert(offsetof(struct rv64_hart, tlb) + sizeof(((struct rv64_hart *)0)->tlb) <
-                   (size_t)INT32_MAX,
-               "the TLB is reached with a 32-bit displacement");
+_Static_assert(offsetof(struct rv_tlb, e) == 0, "the live TLB's pointer is its first entry");
 _Static_assert(RV_TLB_INVALID == ~0ull, "the TLB probe folds the alignment check into the tag");
 
 /* Host registers for cached guest registers, callee-saved first (they survive calls). */
@@ -821,10 +820,10 @@ static void emit_body_entry(struct jit_ctx *c)
         mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
     }
     if (mem) {
-        emit_load(b, false, JIT_TLB_REG, X86_RBX, HART_OFF(mmu_data));
-        emit_shift_ri(b, X86_SHL, false, JIT_TLB_REG, RV_TLB_BITS + 5);
-        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RBX);
-        emit_alu_ri(b, X86_IMM_ADD, true, JIT_TLB_REG, HART_OFF(tlb));
+        emit_load(b, false, X86_RDX, X86_RBX, HART_OFF(mmu_data));
+        emit_shift_ri(b, X86_SHL, false, X86_RDX, RV_TLB_BITS + 5);
+        emit_load(b, true, JIT_TLB_REG, X86_RBX, HART_OFF(tlb));
+        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RDX);
     }
     for (unsigned i = 0; i < c->ncached; i++)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
