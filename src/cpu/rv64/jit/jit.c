@@ -57,10 +57,16 @@ _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read
 _Static_assert(offsetof(struct rv_tlb, e) == 0, "the live TLB's pointer is its first entry");
 _Static_assert(RV_TLB_INVALID == ~0ull, "the TLB probe folds the alignment check into the tag");
 
-/* Host registers for cached guest registers, callee-saved first (they survive calls). */
+/* Host registers for cached guest registers, callee-saved first (they survive calls). The
+ * last is JIT_LOOP_COUNT in a block that loops. */
 static const enum x86_reg cache_host[JIT_MAX_CACHED] = {X86_R12, X86_R13, X86_R14, X86_R15,
                                                         X86_R8,  X86_R9,  X86_R10, X86_R11};
 #define JIT_CALLEE_SAVED 4u
+/* In a block that jumps back to its own start: instructions retired by the loop's finished
+ * iterations and not yet added to h->instret (taken from the last cache slot). An add to
+ * memory per iteration would chain each iteration to the last through a store and a load
+ * (store forwarding, about five cycles: more than a small loop's whole body). */
+#define JIT_LOOP_COUNT X86_R11
 
 /* How an instruction is translated; anything not listed calls its handler. */
 enum jit_kind {
@@ -246,6 +252,7 @@ struct jit_ctx {
     uint8_t cached[JIT_MAX_CACHED]; /* guest register of each cache_host slot */
     uint64_t written;               /* bit r: cached register r is written by the block */
     size_t loop_head;               /* where the body starts, after the loads */
+    bool loops; /* jumps back to its own start: JIT_LOOP_COUNT counts the loop's instret */
     struct jit_stub stubs[JIT_MAX_STUBS];
     unsigned nstubs;
 };
@@ -306,13 +313,16 @@ static void set_x(struct jit_ctx *c, unsigned rd, enum x86_reg src)
     }
 }
 
-/* h->x[] = the cached registers the block writes. */
+/* h->x[] = the cached registers the block writes, and h->instret counts the loop's
+ * iterations (JIT_LOOP_COUNT then holds a stale count: it is zeroed again after any call). */
 static void write_back(struct jit_ctx *c)
 {
     for (unsigned i = 0; i < c->ncached; i++) {
         if (c->written >> c->cached[i] & 1)
             emit_store(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     }
+    if (c->loops)
+        emit_add_mr(c->b, JIT_LOOP_COUNT, X86_RBX, HART_OFF(instret));
 }
 
 /* After a handler returned RV_NEXT: r8-r11 were clobbered and rd may have been written. */
@@ -322,6 +332,8 @@ static void reload_after_call(struct jit_ctx *c, unsigned rd)
         if (i >= JIT_CALLEE_SAVED || c->cached[i] == rd)
             emit_load(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     }
+    if (c->loops)
+        emit_alu_rr(c->b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
 }
 
 static void emit_prologue(struct x86_buf *b)
@@ -380,8 +392,8 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     size_t out[8];
     unsigned n = 0;
 
-    emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     if (self) {
+        emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
         emit_need_loop(b, out, &n);
         emit_jmp_back(b, c->loop_head);
         for (unsigned i = 0; i < n; i++)
@@ -390,6 +402,7 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
         emit_return(b, slot);
         return;
     }
+    emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
@@ -763,6 +776,22 @@ static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
     }
 }
 
+/* True when the block's code will jump back to its first instruction (emit_leave's `self`):
+ * the first inline jump or branch, which ends the translation (emit_insn), goes there. */
+static bool block_loops(const struct rv_block *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        const struct rv_insn *in = &b->insn[i];
+        const struct jit_op *op = jit_op_for(in);
+
+        if (op && (op->kind == JK_JAL || op->kind == JK_BRANCH))
+            return in->pc_off + in->imm == 0;
+        if (op && op->kind == JK_JALR)
+            return false;
+    }
+    return false;
+}
+
 /* Picks the registers to cache: those the block's inline code touches at least twice, most
  * used first, at most JIT_MAX_CACHED; x0 and the sink never. */
 static void choose_cached(struct jit_ctx *c)
@@ -784,7 +813,7 @@ static void choose_cached(struct jit_ctx *c)
     }
     memset(c->slot, -1, sizeof(c->slot));
     c->ncached = 0;
-    while (c->ncached < JIT_MAX_CACHED) {
+    while (c->ncached < JIT_MAX_CACHED - c->loops) {
         unsigned best = 0;
 
         for (unsigned r = 1; r < RV_X_SINK; r++) {
@@ -827,6 +856,8 @@ static void emit_body_entry(struct jit_ctx *c)
     }
     for (unsigned i = 0; i < c->ncached; i++)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    if (c->loops)
+        emit_alu_rr(b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
     c->loop_head = b->len;
 }
 
@@ -933,6 +964,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     c->b = &b;
     c->blk = blk;
     c->nstubs = 0;
+    c->loops = block_loops(blk);
     emit_prologue(&b);
     if (b.len != JIT_PROLOGUE_LEN) {
         log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
