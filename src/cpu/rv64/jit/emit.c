@@ -345,6 +345,13 @@ void emit_jmp_back(struct x86_buf *b, size_t to)
     put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
 }
 
+void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to)
+{
+    put8(b, 0x0f);
+    put8(b, (uint8_t)(0x80 + cc));
+    put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
+}
+
 void emit_call(struct x86_buf *b, const void *fn)
 {
     emit_mov_ri(b, X86_RAX, (uint64_t)(uintptr_t)fn);

@@ -393,9 +393,13 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     unsigned n = 0;
 
     if (self) {
+        /* emit_need_loop()'s tests, the last one jumping back when nothing needs the loop. */
         emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
-        emit_need_loop(b, out, &n);
-        emit_jmp_back(b, c->loop_head);
+        emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
+        out[n++] = emit_jcc(b, X86_CC_NE);
+        emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
+        emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+        emit_jcc_back(b, X86_CC_E, c->loop_head);
         for (unsigned i = 0; i < n; i++)
             emit_patch(b, out[i]);
         write_back(c);
@@ -578,6 +582,18 @@ static void emit_result(struct jit_ctx *c, const struct rv_insn *in, bool w32, e
     set_x(c, in->rd, r);
 }
 
+/* Where an op that computes x[rd] from x[rs1] (and x[rs2], when reads2) works: rd's cached
+ * register, unless loading x[rs1] into it would overwrite an x[rs2] still to be read; else
+ * rax. Working in place spares the moves in and out of rax. */
+static enum x86_reg work_reg(const struct jit_ctx *c, const struct rv_insn *in, bool reads2)
+{
+    int dst = cached_reg(c, in->rd);
+
+    if (dst >= 0 && (!reads2 || in->rd != in->rs2 || in->rd == in->rs1))
+        return (enum x86_reg)dst;
+    return X86_RAX;
+}
+
 /* Emits `in`. Returns true when it ended the block itself (a jump that left it). */
 static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
 {
@@ -630,6 +646,16 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
     case JK_BRANCH:
         src = get_x(c, in->rs1, X86_RAX);
         emit_alu_rr(b, X86_CMP, true, src, get_x(c, in->rs2, X86_RCX));
+        if (off + in->imm == 0) {
+            /* A loop's closing branch: the turn back is the straight path (one taken jump
+             * per turn, backward), the exit jumps forward. */
+            taken = emit_jcc(b, x86_cc_not((enum x86_cc)op->arg));
+            emit_leave(c, in->idx + 1u, slot_for(blk, 0), true);
+            emit_patch(b, taken);
+            emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
+            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
+            return true;
+        }
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
         emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
@@ -641,23 +667,18 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
     case JK_LOAD:
     case JK_STORE: emit_mem(c, in, op); return false;
     case JK_ALU_RR:
-        if (dst >= 0 && in->rd == in->rs1 && in->rd != in->rs2 && !op->w32) {
-            emit_alu_rr(b, (enum x86_alu)op->arg, true, (enum x86_reg)dst,
-                        get_x(c, in->rs2, X86_RCX));
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_alu_rr(b, (enum x86_alu)op->arg, true, X86_RAX, get_x(c, in->rs2, X86_RCX));
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, true);
+        load_x(c, src, in->rs1);
+        emit_alu_rr(b, (enum x86_alu)op->arg, true, src, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_ALU_RI:
-        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
-            emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, (enum x86_reg)dst, (int32_t)in->imm);
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, X86_RAX, (int32_t)in->imm);
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, false);
+        load_x(c, src, in->rs1);
+        /* addi, ori, xori with 0 (mv, sext.w) change nothing but the flags, unused here. */
+        if (in->imm || op->arg == X86_IMM_AND)
+            emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, src, (int32_t)in->imm);
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_SLT_RR:
         src = get_x(c, in->rs1, X86_RCX);
@@ -678,20 +699,17 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_SHIFT_RI:
-        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
-            emit_shift_ri(b, (enum x86_shift)op->arg, true, (enum x86_reg)dst,
-                          (uint8_t)(in->imm & 63));
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_shift_ri(b, (enum x86_shift)op->arg, !op->w32, X86_RAX,
+        src = work_reg(c, in, false);
+        load_x(c, src, in->rs1);
+        emit_shift_ri(b, (enum x86_shift)op->arg, !op->w32, src,
                       (uint8_t)(in->imm & (op->w32 ? 31 : 63)));
-        emit_result(c, in, op->w32, X86_RAX);
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_MUL:
-        load_x(c, X86_RAX, in->rs1);
-        emit_imul_rr(b, !op->w32, X86_RAX, get_x(c, in->rs2, X86_RCX));
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, true);
+        load_x(c, src, in->rs1);
+        emit_imul_rr(b, !op->w32, src, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_MULH:
         load_x(c, X86_RAX, in->rs1);
@@ -792,8 +810,9 @@ static bool block_loops(const struct rv_block *b)
     return false;
 }
 
-/* Picks the registers to cache: those the block's inline code touches at least twice, most
- * used first, at most JIT_MAX_CACHED; x0 and the sink never. */
+/* Picks the registers to cache: those the block's inline code touches at least twice (once,
+ * in a loop: each turn would load it again), most used first, at most JIT_MAX_CACHED (less
+ * JIT_LOOP_COUNT's slot in a loop); x0 and the sink never. */
 static void choose_cached(struct jit_ctx *c)
 {
     unsigned uses[RV_X_SINK + 1] = {0};
@@ -817,7 +836,7 @@ static void choose_cached(struct jit_ctx *c)
         unsigned best = 0;
 
         for (unsigned r = 1; r < RV_X_SINK; r++) {
-            if (c->slot[r] < 0 && uses[r] >= 2 && uses[r] > uses[best])
+            if (c->slot[r] < 0 && uses[r] >= 2u - c->loops && uses[r] > uses[best])
                 best = r;
         }
         if (!best)
