@@ -57,13 +57,15 @@ static void tlb_clear_live(struct rv64_hart *h)
 
 void rv_tlb_init(struct rv64_hart *h)
 {
+    /* Only the live table is cleared now: another is cleared when a switch first takes it
+     * (rv_tlb_switch), so a hart whose guest never switches address spaces never touches
+     * (nor faults in) their memory. */
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
         h->tlbs[i].nfilled = RV_TLB_LOG + 1;
-        tlb_clear(&h->tlbs[i]);
         h->tlbs[i].valid = false;
     }
     h->tlb = &h->tlbs[0];
-    h->fetch_gen++;
+    tlb_clear_live(h);
 }
 
 void rv_tlb_flush(struct rv64_hart *h)
