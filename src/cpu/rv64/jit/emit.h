@@ -103,6 +103,10 @@ void emit_store(struct x86_buf *b, bool w64, enum x86_reg reg, enum x86_reg base
 /* reg = reg OP [base + disp] (OP from enum x86_alu, not MOV). */
 void emit_alu_rm(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
                  int32_t disp);
+/* reg = reg OP [base + index + disp] (64 bits; OP from enum x86_alu, not MOV; index not
+ * rsp). */
+void emit_alu_rm_indexed(struct x86_buf *b, enum x86_alu op, enum x86_reg reg, enum x86_reg base,
+                         enum x86_reg index, int32_t disp);
 /* [base + disp] += reg (64 bits). */
 void emit_add_mr(struct x86_buf *b, enum x86_reg reg, enum x86_reg base, int32_t disp);
 /* dst = dst OP src. */

@@ -485,10 +485,11 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     reload_after_call(c, in->rd);
 }
 
-/* rax = guest address, rdx = its TLB entry; jumps to a stub (recorded) unless the entry's
- * `tag_off` tag matches the page and the access is naturally aligned (a misaligned one goes
- * to the handler, which knows page crossings): the low bits of the address are kept in the
- * compared value, and a valid tag has none. On a hit rax becomes the host address. */
+/* rax = guest address, rdx = its TLB entry's offset from rbp; jumps to a stub (recorded)
+ * unless the entry's `tag_off` tag matches the page and the access is naturally aligned (a
+ * misaligned one goes to the handler, which knows page crossings): the low bits of the
+ * address are kept in the compared value, and a valid tag has none. On a hit rax becomes the
+ * host address. */
 static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned size,
                            size_t tag_off)
 {
@@ -503,13 +504,13 @@ static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned
     emit_alu_rr(b, X86_MOV, false, X86_RDX, X86_RAX);
     emit_shift_ri(b, X86_SHR, false, X86_RDX, RV_PAGE_SHIFT - 5);
     emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, (RV_TLB_SIZE - 1) << 5);
-    emit_alu_rr(b, X86_ADD, true, X86_RDX, JIT_TLB_REG);
     emit_alu_rr(b, X86_MOV, true, X86_RCX, X86_RAX);
     emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, (int32_t)(RV_PAGE_MASK | (size - 1)));
-    emit_alu_rm(b, X86_CMP, true, X86_RCX, X86_RDX, (int32_t)tag_off);
+    emit_alu_rm_indexed(b, X86_CMP, X86_RCX, JIT_TLB_REG, X86_RDX, (int32_t)tag_off);
     s->in = in;
     s->miss = emit_jcc(b, X86_CC_NE);
-    emit_alu_rm(b, X86_ADD, true, X86_RAX, X86_RDX, (int32_t)offsetof(struct rv_tlb_entry, addend));
+    emit_alu_rm_indexed(b, X86_ADD, X86_RAX, JIT_TLB_REG, X86_RDX,
+                        (int32_t)offsetof(struct rv_tlb_entry, addend));
 }
 
 static void emit_mem(struct jit_ctx *c, const struct rv_insn *in, const struct jit_op *op)
