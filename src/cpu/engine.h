@@ -92,8 +92,15 @@ struct cpu_engine {
     int (*load)(void *impl, struct scur *in, uint32_t version);
 };
 
-/* The engine a board uses when none is named. */
+/* The engine a board uses when none is named: the JIT where it exists (x86-64 Linux hosts,
+ * the condition of RV_JIT_HOST in cpu/rv64/jit/jit.h, which registers "jit" only there),
+ * the interpreter elsewhere. The two run the same guests the same way and save the same
+ * state, so a VM saved or migrated under one resumes under the other. */
+#if defined(__x86_64__) && defined(__linux__)
+#define CPU_ENGINE_DEFAULT "jit"
+#else
 #define CPU_ENGINE_DEFAULT "interp"
+#endif
 
 /* Registry node; one per engine, made by CPU_ENGINE_REGISTER(). */
 struct cpu_engine_entry {

@@ -160,6 +160,16 @@ expect_error config-flag-does-not-hide-bad-doc "cpus: expected an integer" --con
 printf '{"version": 1, "cpus": 2, "boot": {"firmware": "%s"}}\n' "$tmp/ok.elf" >"$tmp/vm.json"
 if timeout 20 "$T" run --config "$tmp/vm.json" --cpus 3 </dev/null >/dev/null 2>&1; then ok config-bare-metal
 else bad config-bare-metal "exit status $?"; fi
+# The engine when none is named: the JIT on x86-64 hosts (each hart's code cache reports at
+# exit in the debug log), the interpreter elsewhere; --cpu-engine interp names the interpreter.
+log=$(TESSERA_LOG=debug timeout 20 "$T" run --bios "$tmp/ok.elf" </dev/null 2>&1 >/dev/null)
+ilog=$(TESSERA_LOG=debug timeout 20 "$T" run --bios "$tmp/ok.elf" --cpu-engine interp \
+    </dev/null 2>&1 >/dev/null)
+want=0
+[ "$(uname -m)" = x86_64 ] && want=1
+if [ "$(grep -c 'jit: .* blocks translated' <<<"$log")" -eq "$want" ] &&
+    ! grep -q 'blocks translated' <<<"$ilog"; then ok default-engine
+else bad default-engine "expected $want JIT report(s) by default, none with interp: $log / $ilog"; fi
 
 # Snapshot list and delete against a running bare-metal VM with a raw disk: hostile files get
 # one clear line each and exit status 1; a snapshot merges back into the raw disk.

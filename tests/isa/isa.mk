@@ -18,8 +18,9 @@ $(BUILD)/isa/%.elf: tests/isa/%.S tests/isa/isa.h tests/isa/link.ld tests/isa/is
 	$(ISA_CC) $(ISA_CFLAGS) -o $@ $<
 	$(ISA_CROSS)objdump -d $@ > $(@:.elf=.dump)
 
+# The interpreter, named: the default engine is the JIT on x86-64 hosts (isa-jit below).
 isa: $(BUILD)/tessera $(ISA_ELFS)
-	@tests/isa/run.sh --tessera $(BUILD)/tessera $(ISA_ELFS)
+	@tests/isa/run.sh --tessera $(BUILD)/tessera --cpu-engine interp $(ISA_ELFS)
 
 # The same under the JIT engine, every block translated before its first run (threshold 0),
 # so each test checks the translated code rather than the interpreter warming it up.
@@ -32,4 +33,5 @@ isa-qemu: $(ISA_ELFS)
 
 # Under the ASan+UBSan build: any undefined behaviour in the hart fails the test that hit it.
 isa-asan: $(BUILD)/tessera-asan $(ISA_ELFS)
-	@ISA_TIMEOUT=$${ISA_TIMEOUT:-60} tests/isa/run.sh --tessera $(BUILD)/tessera-asan $(ISA_ELFS)
+	@ISA_TIMEOUT=$${ISA_TIMEOUT:-60} tests/isa/run.sh --tessera $(BUILD)/tessera-asan \
+	    --cpu-engine interp $(ISA_ELFS)

@@ -19,7 +19,8 @@ class VMError(Exception):
 
 # CPU_ENGINE=NAME: every `tessera run` started here that names no engine and takes its
 # machine from no stream (--restore, --incoming carry theirs) runs on that engine, so that
-# a whole guest test file runs on the JIT with CPU_ENGINE=jit.
+# a whole guest test file runs on the interpreter with CPU_ENGINE=interp (the default engine
+# is the JIT on x86-64 hosts).
 CPU_ENGINE = os.environ.get("CPU_ENGINE")
 
 

@@ -341,9 +341,10 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     if (!h)
         return -ENOMEM;
     h->cfg = *cfg;
-    h->tlb_sets = calloc(RV_TLB_SETS, sizeof(h->tlb_sets[0]));
-    if (!h->tlb_sets)
+    h->tlbs = calloc(RV_TLB_SETS + 1, sizeof(h->tlbs[0]));
+    if (!h->tlbs)
         goto free_hart;
+    rv_tlb_init(h);
     h->bc.buckets = calloc(RV_BC_BUCKETS, sizeof(h->bc.buckets[0]));
     if (!h->bc.buckets)
         goto free_sets;
@@ -367,7 +368,7 @@ unmap_arena:
 free_buckets:
     free(h->bc.buckets);
 free_sets:
-    free(h->tlb_sets);
+    free(h->tlbs);
 free_hart:
     free(h);
     return err;
@@ -380,7 +381,7 @@ void rv64_hart_destroy(struct rv64_hart *h)
     rv_jit_destroy(h->jit);
     munmap(h->bc.arena, RV_BC_ARENA_SIZE);
     free(h->bc.buckets);
-    free(h->tlb_sets);
+    free(h->tlbs);
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -84,7 +84,7 @@ enum rv_exc {
 #define MEDELEG_WRITABLE 0xb3ffull
 
 /* satp (§4.1.11): MODE, a 16-bit ASID (ASIDLEN = 16, the most RV64 allows) and PPN. The TLB
- * keeps translations per address space: see struct rv_tlb_set. */
+ * keeps translations per address space: see struct rv_tlb. */
 #define SATP_WRITABLE ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1))
 
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
@@ -131,8 +131,9 @@ struct rv_insn {
  * page readable but not writable hits for loads only. A tag never matches when it has low
  * bits set: RV_TLB_INVALID is all ones, so that the JIT's probe, which compares the tag with
  * the address's page and its low bits that must be zero for an aligned access, never matches
- * it either. */
-#define RV_TLB_BITS    8
+ * it either. 1024 entries (4 MiB per context): with 256, a loop striding over a few MiB (a
+ * sieve, a large array's columns) missed on nearly every access. */
+#define RV_TLB_BITS    10
 #define RV_TLB_SIZE    (1u << RV_TLB_BITS)
 #define RV_TLB_INVALID (~0ull)
 
@@ -147,19 +148,31 @@ enum rv_mmu_idx { RV_MMU_M, RV_MMU_S, RV_MMU_S_SUM, RV_MMU_U, RV_MMU_COUNT };
 
 enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
 
-/* Translations of address spaces that are not current, so that switching back (a satp write
- * that selects an ASID seen before) finds them instead of walking the page tables again. A
- * satp write saves the live TLB under the old satp value (MODE, ASID and root together) and
- * restores the set saved under the new one, if any. SFENCE.VMA with an ASID drops the sets of
- * that ASID (and the live TLB if it is that ASID's); every other flush drops them all. Global
- * mappings are cached per set, which only costs a refill (privileged §4.2.1 lets an
- * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
+/* How many entries of a table a clear resets one by one (those filled since the last clear,
+ * logged); a table filled more is cleared whole. Flushes come often (every SFENCE.VMA and
+ * every switch to an address space not kept), so a flush after few fills costs as many
+ * stores as there were fills, not the 4096 entries' worth a whole table costs. */
+#define RV_TLB_LOG 256
+
+/* One address space's translations, in every context. The hart keeps RV_TLB_SETS + 1 of
+ * them: the live one (h->tlb, whatever satp selects now) and the others, each holding the
+ * translations of the satp value (MODE, ASID and root together) it was last live under, so
+ * that switching back (a satp write that selects an ASID seen before) finds them instead of
+ * walking the page tables again; a switch only moves the pointer. A switch to a satp no table
+ * holds takes the least recently left one and clears it. SFENCE.VMA with an ASID drops the
+ * tables of that ASID (and clears the live one if it is that ASID's); every other flush drops
+ * them all. Global mappings are cached per table, which only costs a refill (privileged
+ * §4.2.1 lets an SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill
+ * any time). */
 #define RV_TLB_SETS 8
 
-struct rv_tlb_set {
-    bool valid;
-    uint64_t satp;
-    struct rv_tlb_entry tlb[RV_MMU_COUNT][RV_TLB_SIZE];
+struct rv_tlb {
+    struct rv_tlb_entry e[RV_MMU_COUNT][RV_TLB_SIZE]; /* first: the JIT adds offsets to it */
+    bool valid;       /* not live: holds satp's translations (the live table ignores it) */
+    uint64_t satp;    /* not live: the satp it was last live under */
+    uint64_t left;    /* not live: when it stopped being live (a count of switches) */
+    unsigned nfilled; /* entries filled since the last clear, RV_TLB_LOG + 1 if more */
+    uint16_t filled[RV_TLB_LOG]; /* their indexes into e[][] as one array */
 };
 
 struct rv_block;
@@ -182,7 +195,7 @@ struct rv64_hart {
     uint64_t pc;       /* inside a block: the pc of the block's first instruction */
     unsigned mmu_data; /* enum rv_mmu_idx for loads and stores */
     unsigned mmu_fetch;
-    struct rv_tlb_entry tlb[RV_MMU_COUNT][RV_TLB_SIZE];
+    struct rv_tlb *tlb; /* the live translations: one of tlbs[] (struct rv_tlb) */
     _Atomic uint64_t mip;
     uint64_t mie;
     unsigned priv;
@@ -215,8 +228,8 @@ struct rv64_hart {
     uint64_t pmpaddr[RV_PMP_COUNT];
     bool pmp_active; /* some entry has A != OFF */
 
-    struct rv_tlb_set *tlb_sets; /* RV_TLB_SETS saved address spaces */
-    unsigned tlb_set_next;       /* the slot the next save may take, round robin */
+    struct rv_tlb *tlbs;   /* RV_TLB_SETS + 1 tables, one of them live */
+    uint64_t tlb_switches; /* satp writes that changed the live table: ages the others */
 
     struct rv_block_cache bc;
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
@@ -273,6 +286,9 @@ void rv_pmp_update(struct rv64_hart *h);
 
 /* Drops every cached translation, of every address space. */
 void rv_tlb_flush(struct rv64_hart *h);
+
+/* Makes every table of h->tlbs empty and the first one live, once they are allocated. */
+void rv_tlb_init(struct rv64_hart *h);
 
 /* A satp write: saves the live TLB under old_satp, and restores the one saved under
  * new_satp or starts empty. */
@@ -335,7 +351,7 @@ static inline int rv_illegal(struct rv64_hart *h, const struct rv_insn *in)
 
 static inline struct rv_tlb_entry *rv_tlb_entry(struct rv64_hart *h, unsigned idx, uint64_t va)
 {
-    return &h->tlb[idx][(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1)];
+    return &h->tlb->e[idx][(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1)];
 }
 
 /* True when [va, va+size) stays inside one page. */

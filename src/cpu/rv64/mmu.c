@@ -32,23 +32,47 @@
 
 enum pmp_result { PMP_DENY, PMP_ALLOW, PMP_MIXED };
 
+/* Forgets every translation of table t: the entries logged as filled, or all of them. */
+static void tlb_clear(struct rv_tlb *t)
+{
+    struct rv_tlb_entry *e = &t->e[0][0];
+
+    if (t->nfilled > RV_TLB_LOG) {
+        memset(t->e, 0xff, sizeof(t->e)); /* every tag RV_TLB_INVALID */
+    } else {
+        for (unsigned i = 0; i < t->nfilled; i++) {
+            e[t->filled[i]].tag_r = RV_TLB_INVALID;
+            e[t->filled[i]].tag_w = RV_TLB_INVALID;
+            e[t->filled[i]].tag_x = RV_TLB_INVALID;
+        }
+    }
+    t->nfilled = 0;
+}
+
 static void tlb_clear_live(struct rv64_hart *h)
 {
     h->fetch_gen++; /* block chains were found through the fetch TLB */
-    for (unsigned i = 0; i < RV_MMU_COUNT; i++) {
-        for (unsigned j = 0; j < RV_TLB_SIZE; j++) {
-            h->tlb[i][j].tag_r = RV_TLB_INVALID;
-            h->tlb[i][j].tag_w = RV_TLB_INVALID;
-            h->tlb[i][j].tag_x = RV_TLB_INVALID;
-        }
+    tlb_clear(h->tlb);
+}
+
+void rv_tlb_init(struct rv64_hart *h)
+{
+    /* Only the live table is cleared now: another is cleared when a switch first takes it
+     * (rv_tlb_switch), so a hart whose guest never switches address spaces never touches
+     * (nor faults in) their memory. */
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+        h->tlbs[i].nfilled = RV_TLB_LOG + 1;
+        h->tlbs[i].valid = false;
     }
+    h->tlb = &h->tlbs[0];
+    tlb_clear_live(h);
 }
 
 void rv_tlb_flush(struct rv64_hart *h)
 {
     tlb_clear_live(h);
-    for (unsigned i = 0; i < RV_TLB_SETS; i++)
-        h->tlb_sets[i].valid = false;
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++)
+        h->tlbs[i].valid = false;
 }
 
 static uint64_t satp_asid(uint64_t satp)
@@ -58,39 +82,41 @@ static uint64_t satp_asid(uint64_t satp)
 
 void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
 {
-    struct rv_tlb_set *save = NULL;
+    struct rv_tlb *next = NULL;
 
     if (old_satp == new_satp)
         return;
-    for (unsigned i = 0; i < RV_TLB_SETS && !save; i++) {
-        if (h->tlb_sets[i].valid && h->tlb_sets[i].satp == old_satp)
-            save = &h->tlb_sets[i];
-    }
-    if (!save) {
-        save = &h->tlb_sets[h->tlb_set_next];
-        h->tlb_set_next = (h->tlb_set_next + 1) % RV_TLB_SETS;
-    }
-    save->valid = true;
-    save->satp = old_satp;
-    memcpy(save->tlb, h->tlb, sizeof(h->tlb));
-    for (unsigned i = 0; i < RV_TLB_SETS; i++) {
-        struct rv_tlb_set *s = &h->tlb_sets[i];
+    h->tlb->valid = true;
+    h->tlb->satp = old_satp;
+    h->tlb->left = ++h->tlb_switches;
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+        struct rv_tlb *t = &h->tlbs[i];
 
-        if (s->valid && s->satp == new_satp) {
-            memcpy(h->tlb, s->tlb, sizeof(h->tlb));
-            s->valid = false;
-            h->fetch_gen++;
-            return;
+        if (t != h->tlb && t->valid && t->satp == new_satp) {
+            next = t;
+            break;
         }
     }
-    tlb_clear_live(h);
+    if (!next) {
+        /* No table holds new_satp: take one that holds nothing, else the longest left. */
+        for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+            struct rv_tlb *t = &h->tlbs[i];
+
+            if (t != h->tlb && (!next || !t->valid || (next->valid && t->left < next->left)))
+                next = t;
+        }
+        tlb_clear(next);
+    }
+    next->valid = false;
+    h->tlb = next;
+    h->fetch_gen++; /* the fetch TLB changed under the block chains */
 }
 
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
 {
-    for (unsigned i = 0; i < RV_TLB_SETS; i++) {
-        if (h->tlb_sets[i].valid && satp_asid(h->tlb_sets[i].satp) == asid)
-            h->tlb_sets[i].valid = false;
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+        if (&h->tlbs[i] != h->tlb && h->tlbs[i].valid && satp_asid(h->tlbs[i].satp) == asid)
+            h->tlbs[i].valid = false;
     }
     if (satp_asid(h->satp) == asid)
         tlb_clear_live(h);
@@ -343,6 +369,16 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         uint64_t tag = va & RV_PAGE_MASK;
         uintptr_t addend = (uintptr_t)(*host - (*pa & (RV_PAGE_SIZE - 1))) - (uintptr_t)tag;
 
+        if (e->tag_r == RV_TLB_INVALID && e->tag_w == RV_TLB_INVALID &&
+            e->tag_x == RV_TLB_INVALID) {
+            struct rv_tlb *t = h->tlb;
+
+            /* Its first fill since the table was cleared: log it for the next clear. */
+            if (t->nfilled < RV_TLB_LOG)
+                t->filled[t->nfilled++] = (uint16_t)(e - &t->e[0][0]);
+            else
+                t->nfilled = RV_TLB_LOG + 1;
+        }
         if (e->addend != addend || (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
             e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
             e->addend = addend;

@@ -84,6 +84,22 @@ static void op_reg(struct x86_buf *b, bool w64, uint8_t opcode, unsigned reg, un
     modrm_reg(b, reg, rm);
 }
 
+void emit_alu_rm_indexed(struct x86_buf *b, enum x86_alu op, enum x86_reg reg, enum x86_reg base,
+                         enum x86_reg index, int32_t disp)
+{
+    /* ModRM.rm = 4: a SIB byte follows (scale 1); base rbp or r13 has no mod-0 form. */
+    uint8_t mod = disp == 0 && (base & 7) != 5 ? 0x00 : disp >= -128 && disp <= 127 ? 0x40 : 0x80;
+
+    put8(b, (uint8_t)(0x48 | (reg >> 3 & 1) << 2 | (index >> 3 & 1) << 1 | (base >> 3 & 1)));
+    put8(b, (uint8_t)(op + 2));
+    put8(b, (uint8_t)(mod | (reg & 7) << 3 | 4));
+    put8(b, (uint8_t)((index & 7) << 3 | (base & 7)));
+    if (mod == 0x40)
+        put8(b, (uint8_t)(int8_t)disp);
+    else if (mod == 0x80)
+        put32(b, (uint32_t)disp);
+}
+
 void emit_load(struct x86_buf *b, bool w64, enum x86_reg reg, enum x86_reg base, int32_t disp)
 {
     op_mem(b, w64, 0x8b, reg, base, disp);
@@ -342,6 +358,13 @@ void emit_patch(struct x86_buf *b, size_t at)
 void emit_jmp_back(struct x86_buf *b, size_t to)
 {
     put8(b, 0xe9);
+    put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
+}
+
+void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to)
+{
+    put8(b, 0x0f);
+    put8(b, (uint8_t)(0x80 + cc));
     put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
 }
 

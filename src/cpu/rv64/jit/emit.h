@@ -42,11 +42,20 @@ enum x86_cc {
     X86_CC_AE = 0x3, /* unsigned >= */
     X86_CC_E = 0x4,
     X86_CC_NE = 0x5,
+    X86_CC_BE = 0x6, /* unsigned <= */
     X86_CC_A = 0x7,  /* unsigned > */
     X86_CC_L = 0xc,  /* signed < */
     X86_CC_GE = 0xd, /* signed >= */
+    X86_CC_LE = 0xe, /* signed <= */
     X86_CC_G = 0xf,  /* signed > */
 };
+
+/* The condition that holds exactly when cc does not: the codes come in pairs differing in
+ * their lowest bit (Intel SDM vol. 2, Jcc). */
+static inline enum x86_cc x86_cc_not(enum x86_cc cc)
+{
+    return (enum x86_cc)(cc ^ 1);
+}
 
 /* Two-operand ALU opcodes, `op r/m, r` form; the `op r, r/m` form is this + 2. */
 enum x86_alu {
@@ -94,6 +103,10 @@ void emit_store(struct x86_buf *b, bool w64, enum x86_reg reg, enum x86_reg base
 /* reg = reg OP [base + disp] (OP from enum x86_alu, not MOV). */
 void emit_alu_rm(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
                  int32_t disp);
+/* reg = reg OP [base + index + disp] (64 bits; OP from enum x86_alu, not MOV; index not
+ * rsp). */
+void emit_alu_rm_indexed(struct x86_buf *b, enum x86_alu op, enum x86_reg reg, enum x86_reg base,
+                         enum x86_reg index, int32_t disp);
 /* [base + disp] += reg (64 bits). */
 void emit_add_mr(struct x86_buf *b, enum x86_reg reg, enum x86_reg base, int32_t disp);
 /* dst = dst OP src. */
@@ -150,8 +163,9 @@ size_t emit_jcc(struct x86_buf *b, enum x86_cc cc);
 size_t emit_jmp(struct x86_buf *b);
 /* Points the rel32 at `at` to the current end of the buffer. */
 void emit_patch(struct x86_buf *b, size_t at);
-/* Backward jump to offset `to` of the buffer (emitted before). */
+/* Backward jump to offset `to` of the buffer (emitted before), always or if cc. */
 void emit_jmp_back(struct x86_buf *b, size_t to);
+void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);

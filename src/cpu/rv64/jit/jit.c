@@ -6,8 +6,9 @@
  * on into a successor jumps past the successor's prologue, so the chain shares one frame, and
  * whichever block returns to the run loop pops it. In the code:
  *   rbx  the hart (callee-saved, so it survives calls to handlers);
- *   rbp  &h->tlb[h->mmu_data][0], set where the body starts (mmu_data cannot change inside a
- *        block: what changes it, CSR writes and xRET, ends the block);
+ *   rbp  &h->tlb->e[h->mmu_data][0], set where the body starts (mmu_data and the live table
+ *        cannot change inside a block: what changes them, CSR writes, SFENCE.VMA and xRET,
+ *        ends the block);
  *   r12-r15, r8-r11  up to eight guest registers the block uses most (the "cached" ones);
  *   rax, rcx, rdx, rsi, rdi  scratch.
  * A cached register is loaded from h->x[] where the body starts, lives in its host register
@@ -53,15 +54,19 @@ _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_fetch) == 4 &&
                "fetch contexts are compared as 32 bits");
 _Static_assert(sizeof(struct rv_tlb_entry) == 32, "the TLB probe scales the index by 32");
 _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read as 32 bits");
-_Static_assert(offsetof(struct rv64_hart, tlb) + sizeof(((struct rv64_hart *)0)->tlb) <
-                   (size_t)INT32_MAX,
-               "the TLB is reached with a 32-bit displacement");
+_Static_assert(offsetof(struct rv_tlb, e) == 0, "the live TLB's pointer is its first entry");
 _Static_assert(RV_TLB_INVALID == ~0ull, "the TLB probe folds the alignment check into the tag");
 
-/* Host registers for cached guest registers, callee-saved first (they survive calls). */
+/* Host registers for cached guest registers, callee-saved first (they survive calls). The
+ * last is JIT_LOOP_COUNT in a block that loops. */
 static const enum x86_reg cache_host[JIT_MAX_CACHED] = {X86_R12, X86_R13, X86_R14, X86_R15,
                                                         X86_R8,  X86_R9,  X86_R10, X86_R11};
 #define JIT_CALLEE_SAVED 4u
+/* In a block that jumps back to its own start: instructions retired by the loop's finished
+ * iterations and not yet added to h->instret (taken from the last cache slot). An add to
+ * memory per iteration would chain each iteration to the last through a store and a load
+ * (store forwarding, about five cycles: more than a small loop's whole body). */
+#define JIT_LOOP_COUNT X86_R11
 
 /* How an instruction is translated; anything not listed calls its handler. */
 enum jit_kind {
@@ -247,6 +252,7 @@ struct jit_ctx {
     uint8_t cached[JIT_MAX_CACHED]; /* guest register of each cache_host slot */
     uint64_t written;               /* bit r: cached register r is written by the block */
     size_t loop_head;               /* where the body starts, after the loads */
+    bool loops; /* jumps back to its own start: JIT_LOOP_COUNT counts the loop's instret */
     struct jit_stub stubs[JIT_MAX_STUBS];
     unsigned nstubs;
 };
@@ -307,13 +313,16 @@ static void set_x(struct jit_ctx *c, unsigned rd, enum x86_reg src)
     }
 }
 
-/* h->x[] = the cached registers the block writes. */
+/* h->x[] = the cached registers the block writes, and h->instret counts the loop's
+ * iterations (JIT_LOOP_COUNT then holds a stale count: it is zeroed again after any call). */
 static void write_back(struct jit_ctx *c)
 {
     for (unsigned i = 0; i < c->ncached; i++) {
         if (c->written >> c->cached[i] & 1)
             emit_store(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     }
+    if (c->loops)
+        emit_add_mr(c->b, JIT_LOOP_COUNT, X86_RBX, HART_OFF(instret));
 }
 
 /* After a handler returned RV_NEXT: r8-r11 were clobbered and rd may have been written. */
@@ -323,6 +332,8 @@ static void reload_after_call(struct jit_ctx *c, unsigned rd)
         if (i >= JIT_CALLEE_SAVED || c->cached[i] == rd)
             emit_load(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     }
+    if (c->loops)
+        emit_alu_rr(c->b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
 }
 
 static void emit_prologue(struct x86_buf *b)
@@ -369,33 +380,64 @@ static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
     out[(*n)++] = emit_jcc(b, X86_CC_NE);
 }
 
+/* Where an exit goes, as emit_leave() needs to know it. */
+enum jit_target {
+    JT_ANY,  /* a pc known only at run time, or on another page */
+    JT_PAGE, /* a pc known here, on the block's own page */
+    JT_SELF, /* the block's first instruction */
+};
+
+/* The kind of an inline jump or branch to `off` bytes from the block's start. */
+static enum jit_target target_for(const struct jit_ctx *c, int64_t off)
+{
+    int64_t page_off = (int64_t)(c->blk->key & (RV_PAGE_SIZE - 1)) + off;
+
+    if (off == 0)
+        return JT_SELF;
+    return page_off >= 0 && page_off < (int64_t)RV_PAGE_SIZE ? JT_PAGE : JT_ANY;
+}
+
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
  * through chain entry `slot` of the block (jit.h, "Chaining"): into the successor's code when
  * the entry holds and nothing needs the run loop, else back to the loop with h->jit_link =
- * slot. A jump back to the block's own start (`self`) stays in this code: the chain entry
+ * slot. A jump back to the block's own start (JT_SELF) stays in this code: the chain entry
  * would hold, since the pc is the same and nothing inside a block changes the fetch context
- * or generation (what does, ends the block through a handler). */
-static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot, bool self)
+ * or generation (what does, ends the block through a handler). A jump or branch to a pc on
+ * the block's own page (JT_PAGE) needs no comparison of pcs: the block's code was fetched
+ * through that page's translation, which holds while the fetch generation and context do,
+ * so the target's bytes are at the same distance from the block's own as its pc is from the
+ * block's pc, whatever virtual address the page has, and the entry (one per such exit: see
+ * block.h) holds the block keyed by those bytes. Saved: reading h->pc back right after it was
+ * written (a store-forwarding wait on every chained exit). */
+static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot,
+                       enum jit_target target)
 {
     struct x86_buf *b = c->b;
     size_t out[8];
     unsigned n = 0;
 
-    emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
-    if (self) {
-        emit_need_loop(b, out, &n);
-        emit_jmp_back(b, c->loop_head);
+    if (target == JT_SELF) {
+        /* emit_need_loop()'s tests, the last one jumping back when nothing needs the loop. */
+        emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
+        emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
+        out[n++] = emit_jcc(b, X86_CC_NE);
+        emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
+        emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+        emit_jcc_back(b, X86_CC_E, c->loop_head);
         for (unsigned i = 0; i < n; i++)
             emit_patch(b, out[i]);
         write_back(c);
         emit_return(b, slot);
         return;
     }
+    emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
-    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
-    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    if (target == JT_ANY) {
+        emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
+        emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
+        out[n++] = emit_jcc(b, X86_CC_NE);
+    }
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
     out[n++] = emit_jcc(b, X86_CC_NE);
@@ -414,8 +456,8 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_epilogue(b);
 }
 
-/* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
- * [0] for the fall-through pc, [1] for any other. */
+/* The chain entry for an exit to `off` bytes from the block's start: [0] for the fall-through
+ * pc, [1] for the block's one inline jump or branch target (block.h). */
 static struct rv_chain *slot_for(struct rv_block *blk, int64_t off)
 {
     return &blk->chain[off != (int64_t)blk->bytes];
@@ -438,15 +480,16 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     emit_setcc(b, X86_CC_E, X86_RCX);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
     emit_add_mr(b, X86_RCX, X86_RBX, HART_OFF(instret));
-    emit_return(b, &c->blk->chain[1]);
+    emit_return(b, &c->blk->chain[2]);
     emit_patch(b, next);
     reload_after_call(c, in->rd);
 }
 
-/* rax = guest address, rdx = its TLB entry; jumps to a stub (recorded) unless the entry's
- * `tag_off` tag matches the page and the access is naturally aligned (a misaligned one goes
- * to the handler, which knows page crossings): the low bits of the address are kept in the
- * compared value, and a valid tag has none. On a hit rax becomes the host address. */
+/* rax = guest address, rdx = its TLB entry's offset from rbp; jumps to a stub (recorded)
+ * unless the entry's `tag_off` tag matches the page and the access is naturally aligned (a
+ * misaligned one goes to the handler, which knows page crossings): the low bits of the
+ * address are kept in the compared value, and a valid tag has none. On a hit rax becomes the
+ * host address. */
 static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned size,
                            size_t tag_off)
 {
@@ -461,13 +504,13 @@ static void emit_tlb_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned
     emit_alu_rr(b, X86_MOV, false, X86_RDX, X86_RAX);
     emit_shift_ri(b, X86_SHR, false, X86_RDX, RV_PAGE_SHIFT - 5);
     emit_alu_ri(b, X86_IMM_AND, false, X86_RDX, (RV_TLB_SIZE - 1) << 5);
-    emit_alu_rr(b, X86_ADD, true, X86_RDX, JIT_TLB_REG);
     emit_alu_rr(b, X86_MOV, true, X86_RCX, X86_RAX);
     emit_alu_ri(b, X86_IMM_AND, true, X86_RCX, (int32_t)(RV_PAGE_MASK | (size - 1)));
-    emit_alu_rm(b, X86_CMP, true, X86_RCX, X86_RDX, (int32_t)tag_off);
+    emit_alu_rm_indexed(b, X86_CMP, X86_RCX, JIT_TLB_REG, X86_RDX, (int32_t)tag_off);
     s->in = in;
     s->miss = emit_jcc(b, X86_CC_NE);
-    emit_alu_rm(b, X86_ADD, true, X86_RAX, X86_RDX, (int32_t)offsetof(struct rv_tlb_entry, addend));
+    emit_alu_rm_indexed(b, X86_ADD, X86_RAX, JIT_TLB_REG, X86_RDX,
+                        (int32_t)offsetof(struct rv_tlb_entry, addend));
 }
 
 static void emit_mem(struct jit_ctx *c, const struct rv_insn *in, const struct jit_op *op)
@@ -566,6 +609,18 @@ static void emit_result(struct jit_ctx *c, const struct rv_insn *in, bool w32, e
     set_x(c, in->rd, r);
 }
 
+/* Where an op that computes x[rd] from x[rs1] (and x[rs2], when reads2) works: rd's cached
+ * register, unless loading x[rs1] into it would overwrite an x[rs2] still to be read; else
+ * rax. Working in place spares the moves in and out of rax. */
+static enum x86_reg work_reg(const struct jit_ctx *c, const struct rv_insn *in, bool reads2)
+{
+    int dst = cached_reg(c, in->rd);
+
+    if (dst >= 0 && (!reads2 || in->rd != in->rs2 || in->rd == in->rs1))
+        return (enum x86_reg)dst;
+    return X86_RAX;
+}
+
 /* Emits `in`. Returns true when it ended the block itself (a jump that left it). */
 static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
 {
@@ -602,7 +657,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         set_x(c, in->rd, X86_RAX);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), target_for(c, off + in->imm));
         return true;
     case JK_JALR:
         load_x(c, X86_RCX, in->rs1);
@@ -613,39 +668,44 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         set_x(c, in->rd, X86_RAX);
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(c, in->idx + 1u, &blk->chain[1], false);
+        emit_leave(c, in->idx + 1u, &blk->chain[1], JT_ANY);
         return true;
     case JK_BRANCH:
         src = get_x(c, in->rs1, X86_RAX);
         emit_alu_rr(b, X86_CMP, true, src, get_x(c, in->rs2, X86_RCX));
+        if (off + in->imm == 0) {
+            /* A loop's closing branch: the turn back is the straight path (one taken jump
+             * per turn, backward), the exit jumps forward. */
+            taken = emit_jcc(b, x86_cc_not((enum x86_cc)op->arg));
+            emit_leave(c, in->idx + 1u, slot_for(blk, 0), JT_SELF);
+            emit_patch(b, taken);
+            emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
+            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), target_for(c, off + in->len));
+            return true;
+        }
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), target_for(c, off + in->len));
         emit_patch(b, taken);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), target_for(c, off + in->imm));
         return true;
     case JK_LOAD:
     case JK_STORE: emit_mem(c, in, op); return false;
     case JK_ALU_RR:
-        if (dst >= 0 && in->rd == in->rs1 && in->rd != in->rs2 && !op->w32) {
-            emit_alu_rr(b, (enum x86_alu)op->arg, true, (enum x86_reg)dst,
-                        get_x(c, in->rs2, X86_RCX));
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_alu_rr(b, (enum x86_alu)op->arg, true, X86_RAX, get_x(c, in->rs2, X86_RCX));
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, true);
+        load_x(c, src, in->rs1);
+        emit_alu_rr(b, (enum x86_alu)op->arg, true, src, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_ALU_RI:
-        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
-            emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, (enum x86_reg)dst, (int32_t)in->imm);
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, X86_RAX, (int32_t)in->imm);
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, false);
+        load_x(c, src, in->rs1);
+        /* addi, ori, xori with 0 (mv, sext.w) change nothing but the flags, unused here. */
+        if (in->imm || op->arg == X86_IMM_AND)
+            emit_alu_ri(b, (enum x86_alu_imm)op->arg, true, src, (int32_t)in->imm);
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_SLT_RR:
         src = get_x(c, in->rs1, X86_RCX);
@@ -666,20 +726,17 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_result(c, in, op->w32, X86_RAX);
         return false;
     case JK_SHIFT_RI:
-        if (dst >= 0 && in->rd == in->rs1 && !op->w32) {
-            emit_shift_ri(b, (enum x86_shift)op->arg, true, (enum x86_reg)dst,
-                          (uint8_t)(in->imm & 63));
-            return false;
-        }
-        load_x(c, X86_RAX, in->rs1);
-        emit_shift_ri(b, (enum x86_shift)op->arg, !op->w32, X86_RAX,
+        src = work_reg(c, in, false);
+        load_x(c, src, in->rs1);
+        emit_shift_ri(b, (enum x86_shift)op->arg, !op->w32, src,
                       (uint8_t)(in->imm & (op->w32 ? 31 : 63)));
-        emit_result(c, in, op->w32, X86_RAX);
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_MUL:
-        load_x(c, X86_RAX, in->rs1);
-        emit_imul_rr(b, !op->w32, X86_RAX, get_x(c, in->rs2, X86_RCX));
-        emit_result(c, in, op->w32, X86_RAX);
+        src = work_reg(c, in, true);
+        load_x(c, src, in->rs1);
+        emit_imul_rr(b, !op->w32, src, get_x(c, in->rs2, X86_RCX));
+        emit_result(c, in, op->w32, src);
         return false;
     case JK_MULH:
         load_x(c, X86_RAX, in->rs1);
@@ -764,8 +821,25 @@ static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
     }
 }
 
-/* Picks the registers to cache: those the block's inline code touches at least twice, most
- * used first, at most JIT_MAX_CACHED; x0 and the sink never. */
+/* True when the block's code will jump back to its first instruction (emit_leave()'s JT_SELF):
+ * the first inline jump or branch, which ends the translation (emit_insn), goes there. */
+static bool block_loops(const struct rv_block *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        const struct rv_insn *in = &b->insn[i];
+        const struct jit_op *op = jit_op_for(in);
+
+        if (op && (op->kind == JK_JAL || op->kind == JK_BRANCH))
+            return in->pc_off + in->imm == 0;
+        if (op && op->kind == JK_JALR)
+            return false;
+    }
+    return false;
+}
+
+/* Picks the registers to cache: those the block's inline code touches at least twice (once,
+ * in a loop: each turn would load it again), most used first, at most JIT_MAX_CACHED (less
+ * JIT_LOOP_COUNT's slot in a loop); x0 and the sink never. */
 static void choose_cached(struct jit_ctx *c)
 {
     unsigned uses[RV_X_SINK + 1] = {0};
@@ -785,11 +859,11 @@ static void choose_cached(struct jit_ctx *c)
     }
     memset(c->slot, -1, sizeof(c->slot));
     c->ncached = 0;
-    while (c->ncached < JIT_MAX_CACHED) {
+    while (c->ncached < JIT_MAX_CACHED - c->loops) {
         unsigned best = 0;
 
         for (unsigned r = 1; r < RV_X_SINK; r++) {
-            if (c->slot[r] < 0 && uses[r] >= 2 && uses[r] > uses[best])
+            if (c->slot[r] < 0 && uses[r] >= 2u - c->loops && uses[r] > uses[best])
                 best = r;
         }
         if (!best)
@@ -821,13 +895,15 @@ static void emit_body_entry(struct jit_ctx *c)
         mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
     }
     if (mem) {
-        emit_load(b, false, JIT_TLB_REG, X86_RBX, HART_OFF(mmu_data));
-        emit_shift_ri(b, X86_SHL, false, JIT_TLB_REG, RV_TLB_BITS + 5);
-        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RBX);
-        emit_alu_ri(b, X86_IMM_ADD, true, JIT_TLB_REG, HART_OFF(tlb));
+        emit_load(b, false, X86_RDX, X86_RBX, HART_OFF(mmu_data));
+        emit_shift_ri(b, X86_SHL, false, X86_RDX, RV_TLB_BITS + 5);
+        emit_load(b, true, JIT_TLB_REG, X86_RBX, HART_OFF(tlb));
+        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RDX);
     }
     for (unsigned i = 0; i < c->ncached; i++)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    if (c->loops)
+        emit_alu_rr(b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
     c->loop_head = b->len;
 }
 
@@ -934,6 +1010,10 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     c->b = &b;
     c->blk = blk;
     c->nstubs = 0;
+    c->loops = block_loops(blk);
+    /* While interpreted, the run loop recorded any exit but the fall-through in chain[1],
+     * traps too; from now on only the inline jump or branch does (block.h). */
+    memset(&blk->chain[1], 0, sizeof(blk->chain[1]));
     emit_prologue(&b);
     if (b.len != JIT_PROLOGUE_LEN) {
         log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
@@ -945,7 +1025,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(c, blk->n, &blk->chain[0], false);
+        emit_leave(c, blk->n, &blk->chain[0], JT_ANY);
     }
     emit_stubs(c);
     if (b.overflow)

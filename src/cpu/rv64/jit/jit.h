@@ -21,11 +21,14 @@
  * and fetch context, so the same host bytes), the successor had code when the loop last went
  * through the entry (struct rv_chain's `code`), no stop is requested
  * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
- * the entry in h->jit_link, where the loop records the successor. Exits through a handler
- * (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop. A jump back to the block's own
- * first instruction (a loop that is one block) needs no chain entry: nothing that runs inside
- * a block changes the pc of its start, the fetch generation or the fetch context, so it only
- * checks for stop requests and interrupts, and keeps its registers in host registers.
+ * the entry in h->jit_link, where the loop records the successor. A jump or branch to a pc on
+ * the block's own page needs no comparison of pcs (the same page's translation gives the same
+ * host bytes), so a translated block keeps its entry [1] for that target alone (block.h).
+ * Exits through a handler (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop. A jump
+ * back to the block's own first instruction (a loop that is one block) needs no chain entry:
+ * nothing that runs inside a block changes the pc of its start, the fetch generation or the
+ * fetch context, so it only checks for stop requests and interrupts, keeps its registers in
+ * host registers (all it uses) and counts its turns' instructions in one (jit.c).
  *
  * The code is keyed by what keys the block: the host address of its first instruction, i.e.
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
