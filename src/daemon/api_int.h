@@ -198,6 +198,11 @@ int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *e
 int api_net_vm_nics(struct daemon *d, const char *tenant, const json_t *vm, const char *what,
                     char *err);
 
+/* ---- Routers (api_routers.c; docs/networks.md "Routers and NAT") ---- */
+/* 1 with router (STORE_NAME_LEN) naming the scope's router that network net is attached to,
+ * 0 when none is, -EIO when the store fails. */
+int api_router_of_network(struct req *q, const char *net, char *router);
+
 /* ---- Resource handlers ---- */
 void api_front_only(struct req *q);
 void api_pools_list(struct req *q);
@@ -233,6 +238,16 @@ void api_networks_list(struct req *q);
 void api_networks_create(struct req *q);
 void api_network_get(struct req *q);
 void api_network_delete(struct req *q);
+void api_ext_networks_list(struct req *q);
+void api_ext_networks_create(struct req *q);
+void api_ext_network_get(struct req *q);
+void api_ext_network_delete(struct req *q);
+void api_routers_list(struct req *q);
+void api_routers_create(struct req *q);
+void api_router_get(struct req *q);
+void api_router_put(struct req *q);
+void api_router_delete(struct req *q);
+void api_router_sub(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);
 

@@ -432,6 +432,14 @@ void api_network_delete(struct req *q)
                     q->seg[1], w.vm);
         goto done;
     }
+    if (!ret)
+        ret = api_router_of_network(q, q->seg[1], w.vm);
+    if (ret > 0) {
+        reply_error(q->r, 409, NULL,
+                    "network '%s' is attached to router '%s'; detach it from the router first",
+                    q->seg[1], w.vm);
+        goto done;
+    }
     if (ret || q->s->ops->doc_delete(q->s, "network", q->scope, q->seg[1])) {
         reply_store(q, "network delete", ret ? ret : -EIO);
         goto done;
