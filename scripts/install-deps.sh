@@ -56,6 +56,9 @@ packages=(
     # security groups that come next).
     # The switch is a Linux bridge (iproute2, above): untagged networks need nothing more
     dnsmasq-base nftables
+    # routers (docs/networks.md, "Routers and NAT") turn IPv4 forwarding on in their
+    # namespaces and their networks' with sysctl
+    procps
 )
 
 echo "install-deps: apt-get update"
