@@ -476,7 +476,7 @@ static int rtr_check_forwards(struct rtr_ctx *c)
     static const char *const keys[] = {"protocol", "external_port", "ip", "vm", "port", NULL};
     json_t *arr = json_object_get(c->doc, "port_forwards"), *f, *seen = json_object();
     char field[48], key[16];
-    unsigned proto, ep, p;
+    unsigned proto = 0, ep = 0, p = 0;
     uint32_t ip;
     size_t i;
     int ret = 0;
