@@ -310,7 +310,7 @@ static void router_applied_read(const char *dir, struct router_applied *ap)
             continue;
         if (!strcmp(word, "net") && router_is_id(arg) &&
             ap->nnets < sizeof(ap->nets) / sizeof(ap->nets[0]))
-            snprintf(ap->nets[ap->nnets++], VNET_ID_LEN, "%s", arg);
+            snprintf(ap->nets[ap->nnets++], VNET_ID_LEN, "%.16s", arg);
         else if (!strcmp(word, "fip") && !router_addr_parse(arg, &a) &&
                  ap->nfips < sizeof(ap->fips) / sizeof(ap->fips[0]))
             ap->fips[ap->nfips++] = a;
