@@ -362,71 +362,84 @@ static void router_leg_names(const char *rid, const char *nid, char rleg[IFNAMSI
     snprintf(nns, NETNS_NAME_MAX, VNET_NS_PREFIX "%.16s", nid);
 }
 
-/* The leg to network n: veth pair, transit addresses, the routes both ways. */
-static int router_leg_up(const struct router_names *rn, const struct router_net *n, char *err)
+/* Runs lines (ip(8) commands without the "ip", one a line) in namespace ns as one
+ * `ip -n NS -batch DIR/NAME`: one program for many changes, each applied in order. */
+static int router_batch(const char *ns, const char *dir, const char *name, const char *lines,
+                        char *err)
 {
-    char rleg[IFNAMSIZ], nleg[IFNAMSIZ], nns[NETNS_NAME_MAX], sub[24], a[16];
+    char path[PATH_MAX];
+    const char *argv[] = {"ip", "-n", ns, "-batch", path, NULL};
+    size_t len = strlen(lines);
+    ssize_t w = -1;
+    int fd;
+
+    snprintf(path, sizeof(path), "%.4000s/%.32s", dir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        w = write(fd, lines, len);
+    if (fd < 0 || w != (ssize_t)len || close(fd)) {
+        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
+        if (fd >= 0 && w != (ssize_t)len)
+            close(fd);
+        return -EIO;
+    }
+    return netcmd_run(argv, err);
+}
+
+/* The leg to network n: the veth pair, and in the network's namespace forwarding, the
+ * transit address and the default route through the router. The router's side of it goes
+ * into rb (its batch). */
+static int router_leg_up(const struct router_names *rn, const struct router_net *n,
+                         struct router_buf *rb, char *err)
+{
+    char rleg[IFNAMSIZ], nleg[IFNAMSIZ], nns[NETNS_NAME_MAX], a[16], lines[512];
     const char *add[] = {"ip",   "-n",   rn->ns, "link", "add",   rleg, "type",
                          "veth", "peer", "name", nleg,   "netns", nns,  NULL};
     const char *stale[] = {"ip", "-n", nns, "link", "delete", "dev", nleg, NULL};
-    const char *raddr[] = {"ip",  "-n", rn->ns, "addr", "replace", ROUTER_TRANSIT_ROUTER "/32",
-                           "dev", rleg, NULL};
-    const char *rup[] = {"ip", "-n", rn->ns, "link", "set", rleg, "up", NULL};
-    const char *naddr[] = {"ip",  "-n", nns, "addr", "replace", ROUTER_TRANSIT_NETWORK "/32",
-                           "dev", nleg, NULL};
-    const char *nup[] = {"ip", "-n", nns, "link", "set", nleg, "up", NULL};
-    const char *nroute[] = {"ip",      "-n",      nns,      "route",
-                            "replace", "default", "via",    ROUTER_TRANSIT_ROUTER,
-                            "dev",     nleg,      "onlink", NULL};
-    const char *rroute[] = {"ip",      "-n", rn->ns,   "route",
-                            "replace", sub,  "via",    ROUTER_TRANSIT_NETWORK,
-                            "dev",     rleg, "onlink", NULL};
     int ret = 0;
 
     router_leg_names(rn->id, n->id, rleg, nleg, nns);
-    router_addr_text(n->net, a);
-    snprintf(sub, sizeof(sub), "%s/%u", a, n->prefix);
     if (!netns_exists(nns)) {
         snprintf(err, NETCMD_ERR_LEN, "router %s: network %s is not up", rn->id, n->id);
         return -ENOENT;
     }
     if (!router_has_link(rn->ns, rleg)) {
-        /* A leftover end in the network (its peer gone with an earlier router namespace
-         * cannot be: veths die in pairs; but a half-made add can) would block the add. */
+        /* A leftover end in the network (from a half-made add) would block the add. */
         if (router_has_link(nns, nleg))
             ret = netcmd_run(stale, err);
         if (!ret)
             ret = netcmd_run(add, err);
     }
     if (!ret)
-        ret = netcmd_run(raddr, err);
-    if (!ret)
-        ret = netcmd_run(rup, err);
-    if (!ret)
-        ret = netcmd_run(naddr, err);
-    if (!ret)
-        ret = netcmd_run(nup, err);
-    if (!ret)
         ret = router_sysctl_forward(nns, err);
+    /* Up before the onlink route: the kernel takes no route through a device that is down. */
+    snprintf(lines, sizeof(lines),
+             "addr replace " ROUTER_TRANSIT_NETWORK "/32 dev %s\n"
+             "link set %s up\n"
+             "route replace default via " ROUTER_TRANSIT_ROUTER " dev %s onlink\n",
+             nleg, nleg, nleg);
     if (!ret)
-        ret = netcmd_run(nroute, err);
-    if (!ret)
-        ret = netcmd_run(rroute, err);
+        ret = router_batch(nns, rn->dir, "leg.ip", lines, err);
+    router_addr_text(n->net, a);
+    router_put(rb,
+               "addr replace " ROUTER_TRANSIT_ROUTER "/32 dev %s\n"
+               "link set %s up\n"
+               "route replace %s/%u via " ROUTER_TRANSIT_NETWORK " dev %s onlink\n",
+               rleg, rleg, a, n->prefix, rleg);
     return ret;
 }
 
-static int router_ext_up(const struct router_names *rn, const struct router_spec *s, char *err)
+/* The external leg: the veth pair and its host end on the bridge; the addresses and the
+ * default route go into rb. */
+static int router_ext_up(const struct router_names *rn, const struct router_spec *s,
+                         struct router_buf *rb, char *err)
 {
-    char cidr[24], a[16], gw[16];
+    char a[16];
     const char *bridge = s->ext->bridge;
     const char *add[] = {"ip",   "link", "add",         rn->ext_host, "type", "veth",
                          "peer", "name", ROUTER_EXT_IF, "netns",      rn->ns, NULL};
     const char *stale[] = {"ip", "link", "delete", "dev", rn->ext_host, NULL};
     const char *master[] = {"ip", "link", "set", "dev", rn->ext_host, "master", bridge, "up", NULL};
-    const char *up[] = {"ip", "-n", rn->ns, "link", "set", ROUTER_EXT_IF, "up", NULL};
-    const char *addr[] = {"ip", "-n", rn->ns, "addr", "replace", cidr, "dev", ROUTER_EXT_IF, NULL};
-    const char *route[] = {"ip",  "-n", rn->ns, "route",       "replace", "default",
-                           "via", gw,   "dev",  ROUTER_EXT_IF, NULL};
     int ret = 0;
 
     if (!router_has_link(NULL, bridge)) {
@@ -441,20 +454,15 @@ static int router_ext_up(const struct router_names *rn, const struct router_spec
     }
     if (!ret)
         ret = netcmd_run(master, err);
-    if (!ret)
-        ret = netcmd_run(up, err);
     router_addr_text(s->ext->addr, a);
-    snprintf(cidr, sizeof(cidr), "%s/%u", a, s->ext->prefix);
-    if (!ret)
-        ret = netcmd_run(addr, err);
-    for (size_t i = 0; !ret && i < s->nfips; i++) {
+    router_put(rb, "link set " ROUTER_EXT_IF " up\naddr replace %s/%u dev " ROUTER_EXT_IF "\n", a,
+               s->ext->prefix);
+    for (size_t i = 0; i < s->nfips; i++) {
         router_addr_text(s->fips[i].ext, a);
-        snprintf(cidr, sizeof(cidr), "%s/32", a);
-        ret = netcmd_run(addr, err);
+        router_put(rb, "addr replace %s/32 dev " ROUTER_EXT_IF "\n", a);
     }
-    router_addr_text(s->ext->gateway, gw);
-    if (!ret)
-        ret = netcmd_run(route, err);
+    router_addr_text(s->ext->gateway, a);
+    router_put(rb, "route replace default via %s dev " ROUTER_EXT_IF "\n", a);
     return ret;
 }
 
@@ -523,7 +531,10 @@ int router_up(const char *state_dir, const char *tenant, const char *name,
               const struct router_spec *s, char *err)
 {
     const char *del_ext[] = {"ip", "-n", NULL, "link", "delete", "dev", ROUTER_EXT_IF, NULL};
+    const char *add[] = {"ip", "netns", "add", NULL, NULL};
     struct router_applied *old = malloc(sizeof(*old));
+    char batch[8192];
+    struct router_buf rb = {batch, sizeof(batch), 0, false};
     struct router_names rn;
     char top[PATH_MAX];
     int ret;
@@ -548,27 +559,29 @@ int router_up(const char *state_dir, const char *tenant, const char *name,
     ret = router_applied_write(rn.dir, old, s, err);
     if (ret)
         goto free_old;
-    {
-        const char *add[] = {"ip", "netns", "add", rn.ns, NULL};
-        const char *lo[] = {"ip", "-n", rn.ns, "link", "set", "lo", "up", NULL};
-
-        if (!netns_exists(rn.ns))
-            ret = netcmd_run(add, err);
-        if (!ret)
-            ret = netcmd_run(lo, err);
-        if (!ret)
-            ret = router_sysctl_forward(rn.ns, err);
-    }
+    add[3] = rn.ns;
+    batch[0] = '\0';
+    if (!netns_exists(rn.ns))
+        ret = netcmd_run(add, err);
+    if (!ret)
+        ret = router_sysctl_forward(rn.ns, err);
     if (ret)
         goto free_old;
     router_prune(&rn, old, s);
     del_ext[2] = rn.ns;
+    router_put(&rb, "link set lo up\n");
     if (s->ext)
-        ret = router_ext_up(&rn, s, err);
+        ret = router_ext_up(&rn, s, &rb, err);
     else if (router_has_link(rn.ns, ROUTER_EXT_IF))
         ret = netcmd_run(del_ext, err);
     for (size_t i = 0; !ret && i < s->nnets; i++)
-        ret = router_leg_up(&rn, &s->nets[i], err);
+        ret = router_leg_up(&rn, &s->nets[i], &rb, err);
+    if (!ret && rb.full) {
+        snprintf(err, NETCMD_ERR_LEN, "router %s: its commands do not fit", name);
+        ret = -ENOSPC;
+    }
+    if (!ret)
+        ret = router_batch(rn.ns, rn.dir, "router.ip", rb.p, err);
     if (!ret)
         ret = router_rules_apply(&rn, s, err);
     if (!ret)
