@@ -19,6 +19,7 @@ Needs root, iproute2, dnsmasq, nft and /dev/net/tun: skips with a message otherw
 "routers: N passed, N failed".
 """
 
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tesserad import Daemon, network_cleanup  # noqa: E402
 from websocket import WebSocket, unix_socket  # noqa: E402
 
+TESSERA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tessera")
 passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 SUBNET = "10.79.0.0/24"
@@ -262,8 +264,12 @@ def run(d, state):
                  "httpd -p 80 -h /tmp/www")
     got = outside_fetch("http://%s:8080/" % rtr["red"]["external_ip"])
     check(got is None, "no forward yet, nothing reaches a: %r" % got)
-    doc = d.ok("POST", "/api/v1/routers/gw/port-forwards?tenant=red",
-               body={"protocol": "tcp", "external_port": 8080, "vm": "a", "port": 80})
+    # ... made with the CLI, as a user would.
+    r = subprocess.run([TESSERA, "--host", "unix:" + d.sock, "--token", d.token, "--json",
+                        "router", "forward-add", "gw", "tcp", "8080", "a:80", "--tenant", "red"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    check(r.returncode == 0, "tessera router forward-add: %d %s" % (r.returncode, r.stderr))
+    doc = json.loads(r.stdout) if r.returncode == 0 else {"port_forwards": None}
     check(doc["port_forwards"] == [{"protocol": "tcp", "external_port": 8080, "vm": "a",
                                     "ip": vms["a"][1], "port": 80}],
           "the forward names its VM and address: %s" % doc["port_forwards"])
