@@ -75,6 +75,14 @@ static const char *jstr(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+/* Whether member k of o is the string v (a damaged document's missing member is not). */
+static bool jeq(const json_t *o, const char *k, const char *v)
+{
+    const char *s = jstr(o, k);
+
+    return s && v && !strcmp(s, v);
+}
+
 /* ---- External networks ---- */
 
 struct ext_net {
@@ -262,8 +270,7 @@ static const char *rtr_vm_ip(struct rtr_ctx *c, const char *field, const char *v
     {
         json_array_foreach(c->nets, j, net)
         {
-            if (jstr(nic, "network") && jstr(nic, "ip") &&
-                !strcmp(jstr(nic, "network"), jstr(net, "name")))
+            if (jstr(nic, "ip") && jeq(nic, "network", jstr(net, "name")))
                 return jstr(nic, "ip");
         }
     }
@@ -402,7 +409,7 @@ static int rtr_check_nets(struct rtr_ctx *c)
     }
     json_array_foreach(all, i, other)
     {
-        if (!strcmp(jstr(other, "name"), jstr(c->doc, "name")))
+        if (jeq(other, "name", jstr(c->doc, "name")))
             continue;
         json_array_foreach(arr, j, v)
         {
@@ -455,9 +462,8 @@ static int rtr_taken(struct rtr_ctx *c)
     }
     json_array_foreach(all, i, r)
     {
-        if (!jstr(r, "external_network") || strcmp(jstr(r, "external_network"), ext) ||
-            (!strcmp(jstr(r, "tenant"), c->q->scope) &&
-             !strcmp(jstr(r, "name"), jstr(c->doc, "name"))))
+        if (!jeq(r, "external_network", ext) ||
+            (jeq(r, "tenant", c->q->scope) && jeq(r, "name", jstr(c->doc, "name"))))
             continue;
         if (jstr(r, "external_ip"))
             json_object_set_new(c->taken, jstr(r, "external_ip"), json_true());
