@@ -12,7 +12,8 @@ come from its own router's external address; a port forward on red's router make
 httpd reachable from the outside namespace; a floating IP does the same for `c` (and `c` then
 goes out as its floating address); another tenant's router is a 404, a viewer cannot change
 one, an attached network cannot be deleted. After a `kill -9` of tesserad and a restart the
-routers' namespaces and rules are as before and traffic still flows. After deleting everything,
+routers' namespaces and rules are as before (a router's rules and another's host port deleted
+while it was down are made again) and traffic still flows. After deleting everything,
 no namespace, link, nft table or process of the daemon's is left.
 
 Needs root, iproute2, dnsmasq, nft and /dev/net/tun: skips with a message otherwise. Prints
@@ -300,11 +301,18 @@ def run(d, state):
     check(len(before["namespaces"]) == 4 and len(before["links"]) == 2 and
           len(before["tables"]) == 2, "two networks and two routers on the host: %s" % before)
     d.kill()
+    # Drift while it is down: one router's rules and another's host port are gone; the
+    # restart makes them again from the store.
+    sh("ip", "netns", "exec", "tsrr-" + rids[0], "nft", "delete", "table", "ip", "tessera_router")
+    sh("ip", "link", "delete", "tsrx" + rids[1][:11])
+    check(host_objects(state, NET_IDS, rids) != before, "the drift is there before the restart")
     d.start()
     after = host_objects(state, NET_IDS, rids)
-    check(after == before, "the restart kept them: %s -> %s" % (before, after))
+    check(after == before, "the restart repaired them: %s -> %s" % (before, after))
     got = outside_fetch("http://%s:8080/" % rtr["red"]["external_ip"])
     check(got and "hello-from-a" in got, "the forward works after the restart: %r" % got)
+    got = outside_fetch("http://%s/" % fip)
+    check(got and "hello-from-c" in got, "the floating IP works after the restart: %r" % got)
     ca = Console(d, "red", "a")
     out, ok = ca.ask("wget -q -T 10 -O - %s" % url)
     check(ok and "outside-saw %s" % rtr["red"]["external_ip"] in out,
