@@ -386,6 +386,16 @@ static int router_batch(const char *ns, const char *dir, const char *name, const
     return netcmd_run(argv, err);
 }
 
+/* A fixed MAC for one end of a veth: the locally administered prefix (first octet `kind`: 0a
+ * the router's external end, 0e a leg's router end, 12 a leg's network end) and 10 hex digits
+ * of an id. A veth made again after a crash or a repair keeps its MAC, so neighbours' ARP
+ * caches (the outside's, the network's) stay right instead of pointing at a MAC that is gone
+ * until they time out. */
+static void router_mac(unsigned kind, const char *id, char out[18])
+{
+    snprintf(out, 18, "%02x:%.2s:%.2s:%.2s:%.2s:%.2s", kind, id, id + 2, id + 4, id + 6, id + 8);
+}
+
 /* The leg to network n: the veth pair, and in the network's namespace forwarding, the
  * transit address and the default route through the router. The router's side of it goes
  * into rb (its batch). */
@@ -393,12 +403,15 @@ static int router_leg_up(const struct router_names *rn, const struct router_net 
                          struct router_buf *rb, char *err)
 {
     char rleg[IFNAMSIZ], nleg[IFNAMSIZ], nns[NETNS_NAME_MAX], a[16], lines[512];
-    const char *add[] = {"ip",   "-n",   rn->ns, "link", "add",   rleg, "type",
-                         "veth", "peer", "name", nleg,   "netns", nns,  NULL};
+    char rmac[18], nmac[18];
+    const char *add[] = {"ip",   "-n",   rn->ns, "link", "add",     rleg, "address", rmac, "type",
+                         "veth", "peer", "name", nleg,   "address", nmac, "netns",   nns,  NULL};
     const char *stale[] = {"ip", "-n", nns, "link", "delete", "dev", nleg, NULL};
     int ret = 0;
 
     router_leg_names(rn->id, n->id, rleg, nleg, nns);
+    router_mac(0x0e, n->id, rmac);
+    router_mac(0x12, rn->id, nmac);
     if (!netns_exists(nns)) {
         snprintf(err, NETCMD_ERR_LEN, "router %s: network %s is not up", rn->id, n->id);
         return -ENOENT;
@@ -436,12 +449,14 @@ static int router_ext_up(const struct router_names *rn, const struct router_spec
 {
     char a[16];
     const char *bridge = s->ext->bridge;
-    const char *add[] = {"ip",   "link", "add",         rn->ext_host, "type", "veth",
-                         "peer", "name", ROUTER_EXT_IF, "netns",      rn->ns, NULL};
+    char mac[18];
+    const char *add[] = {"ip",   "link",        "add",     rn->ext_host, "type",  "veth", "peer",
+                         "name", ROUTER_EXT_IF, "address", mac,          "netns", rn->ns, NULL};
     const char *stale[] = {"ip", "link", "delete", "dev", rn->ext_host, NULL};
     const char *master[] = {"ip", "link", "set", "dev", rn->ext_host, "master", bridge, "up", NULL};
     int ret = 0;
 
+    router_mac(0x0a, rn->id, mac);
     if (!router_has_link(NULL, bridge)) {
         snprintf(err, NETCMD_ERR_LEN, "external network: the host has no bridge '%s'", bridge);
         return -ENOENT;
@@ -612,20 +627,43 @@ static int router_rmdir(const char *dir, char *err)
 
 static int router_down_id(const char *state_dir, const char *id, char *err)
 {
-    char dir[PATH_MAX], ns[NETNS_NAME_MAX], host[IFNAMSIZ];
+    char dir[PATH_MAX], ns[NETNS_NAME_MAX], host[IFNAMSIZ], rleg[IFNAMSIZ], nleg[IFNAMSIZ],
+        nns[NETNS_NAME_MAX];
     const char *del[] = {"ip", "link", "delete", "dev", host, NULL};
+    const char *del_leg[] = {"ip", "-n", nns, "link", "delete", "dev", nleg, NULL};
+    struct router_applied *ap = malloc(sizeof(*ap));
+    char err2[NETCMD_ERR_LEN];
     int ret;
 
+    if (!ap) {
+        snprintf(err, NETCMD_ERR_LEN, "router %.16s: out of memory", id);
+        return -ENOMEM;
+    }
     snprintf(dir, sizeof(dir), "%.3000s/routers/%.16s", state_dir, id);
     snprintf(ns, sizeof(ns), ROUTER_NS_PREFIX "%.16s", id);
     snprintf(host, sizeof(host), ROUTER_EXT_PREFIX "%.11s", id);
+    router_applied_read(dir, ap);
     /* The namespace takes its veths with it, and so their other ends: the host's port on the
-     * external bridge, each network's leg and its default route. */
+     * external bridge, each network's leg and its default route. But the kernel frees a
+     * namespace after `ip netns delete` returns, in its own time: the other ends are deleted
+     * here too, so none is left when this returns; one the kernel took first is no error. */
     ret = netns_delete(ns, err);
-    if (!ret && router_has_link(NULL, host))
-        ret = netcmd_run(del, err);
+    if (!ret && router_has_link(NULL, host) && netcmd_run(del, err2) &&
+        router_has_link(NULL, host)) {
+        snprintf(err, NETCMD_ERR_LEN, "%s", err2);
+        ret = -EIO;
+    }
+    for (size_t i = 0; !ret && i < ap->nnets; i++) {
+        router_leg_names(id, ap->nets[i], rleg, nleg, nns);
+        if (netns_exists(nns) && router_has_link(nns, nleg) && netcmd_run(del_leg, err2) &&
+            router_has_link(nns, nleg)) {
+            snprintf(err, NETCMD_ERR_LEN, "%s", err2);
+            ret = -EIO;
+        }
+    }
     if (!ret)
         ret = router_rmdir(dir, err);
+    free(ap);
     return ret;
 }
 
