@@ -14,6 +14,8 @@
  *     host end `tsrxXXXXXXXXXXX` is a port of that bridge and whose other end, ROUTER_EXT_IF,
  *     holds the router's external address (and its floating addresses as /32s), with the
  *     default route through the external gateway.
+ * The veths have fixed MACs made from the ids, so one made again (a repair) is the same to
+ * its neighbours' ARP caches. Addresses, links and routes go as one `ip -batch` per namespace.
  * The rules are one nftables table, `ip tessera_router`, in the router's namespace: source NAT
  * of the attached subnets to the external address (snat), DNAT port forwards, 1:1 floating
  * addresses, and a forward filter that lets in from outside only what a forward or a floating
