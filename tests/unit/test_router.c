@@ -2,7 +2,8 @@
  * text they make, and as root a real router between a network (vnet.h) and an "outside"
  * namespace on a host bridge, checked with TCP connections: source NAT as the router's address
  * or a floating one, a port forward and a floating address reaching in, nothing else reaching
- * in, an open connection surviving a change of the rules, and nothing left after the router's
+ * in, an open connection surviving a change of the rules, a router without a way out joining
+ * two networks (and their being apart again once it goes), and nothing left after the router's
  * deletion or a sweep. */
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -448,6 +449,56 @@ static void test_real(void)
     CHECK(!netns_exists(rn2.ns) && netns_exists(rn.ns));
     CHECK(router_down(state, "t", "gw3", err) == 0);
 
+    /* Without a way out, a router joins two networks: a stand-in on each reaches the other,
+     * seen as itself (no NAT between a tenant's own networks). */
+    {
+        char vm2[32], hv2[16];
+        struct vnet_subnet sn2;
+        struct vnet_names nm2;
+
+        snprintf(vm2, sizeof(vm2), "tsru-vm2-%d", (int)getpid());
+        snprintf(hv2, sizeof(hv2), "tsruw%d", (int)getpid() % 100000);
+        CHECK(vnet_subnet_parse("10.10.0.0/24", NULL, &sn2, err) == 0);
+        CHECK(vnet_up(state, "t", "lan2", &sn2, false, NULL, 0, err) == 0);
+        vnet_names(state, "t", "lan2", &nm2);
+        const char *cmds[][16] = {
+            {"ip", "netns", "add", vm2, NULL},
+            {"ip", "link", "add", hv2, "type", "veth", "peer", "name", "eth0", "netns", vm2, NULL},
+            {"ip", "link", "set", hv2, "netns", nm2.ns, NULL},
+            {"ip", "-n", nm2.ns, "link", "set", hv2, "master", "br0", "up", NULL},
+            {"ip", "-n", vm2, "addr", "add", "10.10.0.5/24", "dev", "eth0", NULL},
+            {"ip", "-n", vm2, "link", "set", "eth0", "up", NULL},
+            {"ip", "-n", vm2, "route", "add", "default", "via", "10.10.0.1", NULL},
+        };
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+            CHECK(sh(cmds[i]) == 0);
+        struct router_net two[2] = {{nm.id, sn.net, sn.prefix}, {nm2.id, sn2.net, sn2.prefix}};
+        struct router_spec inner = {NULL, two, 2, NULL, 0, NULL, 0};
+
+        CHECK(router_up(state, "t", "inner", &inner, err) == 0);
+        l = listener(vm2, "10.10.0.5", 82);
+        c2 = connect_from(vm, "10.9.0.5", "10.10.0.5", 82);
+        CHECK(c2 >= 0);
+        peer_of(l, seen, &a2);
+        CHECK(!strcmp(seen, "10.9.0.5"));
+        if (c2 >= 0)
+            close(c2);
+        if (a2 >= 0)
+            close(a2);
+        close(l);
+        CHECK(router_down(state, "t", "inner", err) == 0);
+        /* The router gone, the networks are apart again (the listener still listens). */
+        l = listener(vm2, "10.10.0.5", 82);
+        CHECK(l >= 0);
+        c2 = connect_from(vm, "10.9.0.5", "10.10.0.5", 82);
+        CHECK(c2 < 0);
+        if (c2 >= 0)
+            close(c2);
+        close(l);
+        const char *del[] = {"ip", "netns", "delete", vm2, NULL};
+        sh(del);
+        CHECK(vnet_down(state, "t", "lan2", err) == 0);
+    }
     {
         const char *cmds[][8] = {
             {"ip", "netns", "delete", out, NULL},
