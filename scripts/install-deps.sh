@@ -56,8 +56,9 @@ packages=(
     # security groups that come next).
     # The switch is a Linux bridge (iproute2, above): untagged networks need nothing more
     dnsmasq-base nftables
-    # security groups: sysctl sets net.bridge.bridge-nf-call-iptables in a network's
-    # namespace, modprobe loads br_netfilter where it is a module (Debian's kernel)
+    # security groups and routers: sysctl sets net.bridge.bridge-nf-call-iptables and IPv4
+    # forwarding in the networks' and routers' namespaces; modprobe loads br_netfilter where
+    # it is a module (Debian's kernel)
     procps kmod
 )
 

@@ -65,6 +65,7 @@ stage "daemon vms"  python3 tests/system/test_daemon_vms.py
 stage "resources"   python3 tests/system/test_resources.py
 stage "networks"    python3 tests/system/test_networks.py
 stage "secgroups"   python3 tests/system/test_secgroups.py
+stage "routers"     python3 tests/system/test_routers.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

@@ -77,6 +77,9 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_NETWORK] = {"network", true},
     [CLIENT_OPT_SECGROUP] = {"secgroup", true},
     [CLIENT_OPT_PEER] = {"peer", true},
+    [CLIENT_OPT_BRIDGE] = {"bridge", true},
+    [CLIENT_OPT_EXTERNAL] = {"external", true},
+    [CLIENT_OPT_NO_SNAT] = {"no-snat", false},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -435,6 +438,19 @@ static const struct client_column drift_cols[] = {
     {"OBJECT", "object", CLIENT_CELL_TEXT},
     {"PROBLEM", "problem", CLIENT_CELL_TEXT},
 };
+static const struct client_column router_cols[] = {
+    {"NAME", "name", CLIENT_CELL_TEXT},
+    {"TENANT", "tenant", CLIENT_CELL_TEXT},
+    {"EXTERNAL", "external_network", CLIENT_CELL_TEXT},
+    {"EXTERNAL-IP", "external_ip", CLIENT_CELL_TEXT},
+    {"SNAT", "snat", CLIENT_CELL_TEXT},
+    {"CREATED", "created", CLIENT_CELL_TIME},
+};
+static const struct client_column ext_network_cols[] = {
+    {"NAME", "name", CLIENT_CELL_TEXT},       {"SUBNET", "subnet", CLIENT_CELL_TEXT},
+    {"GATEWAY", "gateway", CLIENT_CELL_TEXT}, {"BRIDGE", "bridge", CLIENT_CELL_TEXT},
+    {"POOL", "pool", CLIENT_CELL_TEXT},
+};
 static const struct client_column pool_cols[] = {
     {"NAME", "name", CLIENT_CELL_TEXT},
     {"PATH", "path", CLIENT_CELL_TEXT},
@@ -477,6 +493,8 @@ static const struct noun nouns[] = {
     {"pool", "/pools", COLS(pool_cols)},
     {"network", "/networks", COLS(network_cols)},
     {"secgroup", "/security-groups", COLS(secgroup_cols)},
+    {"router", "/routers", COLS(router_cols)},
+    {"external-network", "/external-networks", COLS(ext_network_cols)},
     {"operation", "/operations", COLS(operation_cols)},
 };
 
@@ -917,6 +935,146 @@ static int build_network_check(const struct command *c, const struct client_args
     r->ncolumns = sizeof(drift_cols) / sizeof(drift_cols[0]);
     return path_set(r, a, err, "/networks", "%s", word(c, a, 0), repair ? "/repair" : "/check",
                     NULL);
+}
+
+/* external-network create NAME --bridge BR --subnet CIDR --pool FIRST-LAST [--gateway ADDR] */
+static int build_ext_network_create(const struct command *c, const struct client_args *a,
+                                    const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+
+    if (!client_args_get(a, CLIENT_OPT_BRIDGE) || !client_args_get(a, CLIENT_OPT_SUBNET) ||
+        !client_args_get(a, CLIENT_OPT_POOL)) {
+        json_decref(body);
+        set_err(err, "--bridge, --subnet and --pool are required");
+        return -EINVAL;
+    }
+    if (!body || set_str(body, "name", word(c, a, 0)) ||
+        set_str(body, "bridge", client_args_get(a, CLIENT_OPT_BRIDGE)) ||
+        set_str(body, "subnet", client_args_get(a, CLIENT_OPT_SUBNET)) ||
+        set_str(body, "gateway", client_args_get(a, CLIENT_OPT_GATEWAY)) ||
+        set_str(body, "pool", client_args_get(a, CLIENT_OPT_POOL))) {
+        json_decref(body);
+        return -ENOMEM;
+    }
+    r->method = "POST";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, NULL, err, "/external-networks", NULL), err);
+}
+
+/* router create NAME [--external EXT --no-snat --network NET ...] */
+static int build_router_create(const struct command *c, const struct client_args *a,
+                               const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object(), *nets = json_array();
+    const char *ext = client_args_get(a, CLIENT_OPT_EXTERNAL);
+
+    if (!body || !nets || set_str(body, "name", word(c, a, 0)) ||
+        set_str(body, "external_network", ext))
+        goto nomem;
+    for (int i = 0; i < a->nopts; i++)
+        if (a->opts[i].opt == CLIENT_OPT_NETWORK &&
+            json_array_append_new(nets, json_string(a->opts[i].value)))
+            goto nomem;
+    if (json_object_set_new(body, "networks", nets))
+        goto nomem_body;
+    if (client_args_has(a, CLIENT_OPT_NO_SNAT) && json_object_set_new(body, "snat", json_false()))
+        goto nomem_body;
+    r->method = "POST";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, a, err, "/routers", NULL), err);
+nomem:
+    json_decref(nets);
+nomem_body:
+    json_decref(body);
+    return -ENOMEM;
+}
+
+/* A port: 1..65535 in decimal. */
+static int cli_port(const char *s, json_int_t *out)
+{
+    char *end;
+    long v;
+
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 5)
+        return -EINVAL;
+    v = strtol(s, &end, 10);
+    if (v < 1 || v > 65535)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* router attach|detach NAME NET, forward-add NAME tcp|udp PORT TARGET[:PORT], forward-delete
+ * NAME tcp|udp PORT, floating-add NAME TARGET, floating-delete NAME ADDRESS. A TARGET is a VM's
+ * name or an address (it has dots). */
+static int build_router_sub(const struct command *c, const struct client_args *a, const char *self,
+                            struct client_request *r, char *err)
+{
+    const char *name = word(c, a, 0), *w1 = word(c, a, 1), *w2 = word(c, a, 2);
+    const char *w3 = word(c, a, 3);
+    char target[128], *colon;
+    json_int_t ext_port, port;
+    json_t *body = NULL;
+
+    r->view = CLIENT_VIEW_OBJECT;
+    if (!strcmp(c->verb, "attach")) {
+        r->method = "POST";
+        body = json_pack("{s:s}", "network", w1);
+        return finish(
+            r, body,
+            body ? path_set(r, a, err, "/routers", "%s", name, "/networks", NULL) : -ENOMEM, err);
+    }
+    if (!strcmp(c->verb, "detach")) {
+        r->method = "DELETE";
+        return path_set(r, a, err, "/routers", "%s", name, "/networks", "%s", w1, NULL);
+    }
+    if (!strcmp(c->verb, "floating-delete")) {
+        r->method = "DELETE";
+        return path_set(r, a, err, "/routers", "%s", name, "/floating-ips", "%s", w1, NULL);
+    }
+    if (!strcmp(c->verb, "floating-add")) {
+        r->method = "POST";
+        body = json_pack("{s:s}", strchr(w1, '.') ? "ip" : "vm", w1);
+        return finish(r, body,
+                      body ? path_set(r, a, err, "/routers", "%s", name, "/floating-ips", NULL)
+                           : -ENOMEM,
+                      err);
+    }
+    if (strcmp(w1, "tcp") && strcmp(w1, "udp")) {
+        set_err(err, "the protocol is tcp or udp, not '%s'", w1);
+        return -EINVAL;
+    }
+    if (cli_port(w2, &ext_port)) {
+        set_err(err, "'%s' is not a port (1 to 65535)", w2);
+        return -EINVAL;
+    }
+    if (!strcmp(c->verb, "forward-delete")) {
+        r->method = "DELETE";
+        return path_set(r, a, err, "/routers", "%s", name, "/port-forwards", "%s", w1, "%s", w2,
+                        NULL);
+    }
+    /* forward-add: TARGET[:PORT], the port the external one when absent. */
+    snprintf(target, sizeof(target), "%s", w3 ? w3 : "");
+    colon = strchr(target, ':');
+    port = ext_port;
+    if (colon) {
+        *colon = '\0';
+        if (cli_port(colon + 1, &port)) {
+            set_err(err, "'%s' is not a port (1 to 65535)", colon + 1);
+            return -EINVAL;
+        }
+    }
+    if (!target[0]) {
+        set_err(err, "expected TARGET: a VM's name or an address, then :PORT if it differs");
+        return -EINVAL;
+    }
+    body = json_pack("{s:s,s:I,s:s,s:I}", "protocol", w1, "external_port", ext_port,
+                     strchr(target, '.') ? "ip" : "vm", target, "port", port);
+    r->method = "POST";
+    return finish(
+        r, body,
+        body ? path_set(r, a, err, "/routers", "%s", name, "/port-forwards", NULL) : -ENOMEM, err);
 }
 
 /* network create NAME --subnet CIDR [--gateway ADDR --no-dhcp] */
@@ -1484,6 +1642,34 @@ static const struct command commands[] = {
      build_network_check},
     {"network", "repair", 1, 1, TENANT, "NAME", "bring a network back to what it should be",
      build_network_check},
+    {"external-network", "list", 0, 0, 0, "", "the ways out (names and subnets)", build_list},
+    {"external-network", "show", 1, 1, 0, "NAME", "one external network", build_show},
+    {"external-network", "create", 1, 1,
+     BIT(CLIENT_OPT_BRIDGE) | BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) |
+         BIT(CLIENT_OPT_POOL),
+     "NAME --bridge BR --subnet A.B.C.D/N --pool FIRST-LAST [--gateway ADDR]",
+     "a host bridge as a way out (platform-admin)", build_ext_network_create},
+    {"external-network", "delete", 1, 1, 0, "NAME", "delete an external network (no router on it)",
+     build_delete},
+    {"router", "list", 0, 0, TENANT, "", "the routers", build_list},
+    {"router", "show", 1, 1, TENANT, "NAME", "one router: networks, forwards, floating IPs",
+     build_show},
+    {"router", "create", 1, 1,
+     BIT(CLIENT_OPT_EXTERNAL) | BIT(CLIENT_OPT_NO_SNAT) | BIT(CLIENT_OPT_NETWORK) | TENANT,
+     "NAME [--external EXT --no-snat --network NET ...]",
+     "join networks and (--external) the outside, with source NAT", build_router_create},
+    {"router", "delete", 1, 1, TENANT, "NAME", "delete a router", build_delete},
+    {"router", "attach", 2, 2, TENANT, "NAME NET", "join a network to a router", build_router_sub},
+    {"router", "detach", 2, 2, TENANT, "NAME NET", "take a network off a router (and its forwards)",
+     build_router_sub},
+    {"router", "forward-add", 4, 4, TENANT, "NAME tcp|udp PORT VM|ADDR[:PORT]",
+     "forward the router's external PORT to a VM's port", build_router_sub},
+    {"router", "forward-delete", 3, 3, TENANT, "NAME tcp|udp PORT", "delete a port forward",
+     build_router_sub},
+    {"router", "floating-add", 2, 2, TENANT, "NAME VM|ADDR",
+     "give a VM an external address of its own (in and out)", build_router_sub},
+    {"router", "floating-delete", 2, 2, TENANT, "NAME ADDRESS", "release a floating IP",
+     build_router_sub},
     {"host", "show", 0, 0, 0, "", "the host's capacity, overcommit and allocation", build_host},
     {"host", "set", 0, 0,
      BIT(CLIENT_OPT_CPU_OVERCOMMIT) | BIT(CLIENT_OPT_MEMORY_OVERCOMMIT) |

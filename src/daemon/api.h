@@ -92,6 +92,9 @@ int api_recover(struct daemon *d);
  * brought up again as the store holds it (its namespace, bridge and dnsmasq), what no network
  * claims removed, the taps of running VMs plugged. Failures are logged. d->lock held. */
 void api_net_recover(struct daemon *d);
+/* After api_net_recover(): every router (docs/networks.md, "Routers and NAT") brought up again
+ * as the store holds it, what no router claims removed. Failures are logged. d->lock held. */
+void api_router_recover(struct daemon *d);
 
 /* Registers the templates that ship with tessera when their images exist (the default
  * BusyBox guest beside the binaries; the Debian template from its cache) and are not

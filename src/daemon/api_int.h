@@ -208,6 +208,14 @@ int api_sg_nic_groups(struct req *q, json_t *nic, const char *field, json_t **ou
  * groups and the groups' rules. 0 or -errno with err (NETCMD_ERR_LEN; -EOPNOTSUPP: the host
  * cannot filter bridged traffic). Caller holds d->lock, the network is up. */
 int api_sg_net_sync(struct daemon *d, const char *tenant, const char *net, char *err);
+/* ---- Routers (api_routers.c; docs/networks.md "Routers and NAT") ---- */
+/* 1 with router (STORE_NAME_LEN) naming the scope's router that network net is attached to,
+ * 0 when none is, -EIO when the store fails. */
+int api_router_of_network(struct req *q, const char *net, char *router);
+/* Brings router (tenant, name) back to what the store says (its namespace, legs, external
+ * leg and rules), as a change or a restart does. 0 or -errno with err (NETCMD_ERR_LEN).
+ * Caller holds d->lock. */
+int api_router_sync(struct daemon *d, const char *tenant, const char *name, char *err);
 
 /* ---- Resource handlers ---- */
 void api_front_only(struct req *q);
@@ -254,6 +262,16 @@ void api_network_get(struct req *q);
 void api_network_delete(struct req *q);
 void api_network_check(struct req *q);
 void api_network_repair(struct req *q);
+void api_ext_networks_list(struct req *q);
+void api_ext_networks_create(struct req *q);
+void api_ext_network_get(struct req *q);
+void api_ext_network_delete(struct req *q);
+void api_routers_list(struct req *q);
+void api_routers_create(struct req *q);
+void api_router_get(struct req *q);
+void api_router_put(struct req *q);
+void api_router_delete(struct req *q);
+void api_router_sub(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);
 

@@ -11,6 +11,7 @@
 
 #include "daemon/api_int.h"
 #include "daemon/net/netcheck.h"
+#include "daemon/net/router.h"
 #include "daemon/net/vnic.h"
 #include "daemon/net/vnet.h"
 
@@ -451,6 +452,14 @@ void api_network_delete(struct req *q)
                     q->seg[1], w.vm);
         goto done;
     }
+    if (!ret)
+        ret = api_router_of_network(q, q->seg[1], w.vm);
+    if (ret > 0) {
+        reply_error(q->r, 409, NULL,
+                    "network '%s' is attached to router '%s'; detach it from the router first",
+                    q->seg[1], w.vm);
+        goto done;
+    }
     if (ret || q->s->ops->doc_delete(q->s, "network", q->scope, q->seg[1])) {
         reply_store(q, "network delete", ret ? ret : -EIO);
         goto done;
@@ -468,7 +477,8 @@ done:
 
 /* The check of one network: {"network", "ok", "drift": [{"object", "problem"}]}, or NULL with
  * err when the check could not run. Caller holds d->lock. */
-static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t *net, char *err)
+static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t *net,
+                             const char *router_leg, char *err)
 {
     struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
     struct netcheck_port ports[sizeof(w.ports) / sizeof(w.ports[0])];
@@ -490,7 +500,8 @@ static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t 
         ports[i] = (struct netcheck_port){w.ports[i], w.running[i]};
     if (!ret)
         ret = netcheck_network(d->state_dir, tenant, w.net, &sn,
-                               json_is_true(json_object_get(net, "dhcp")), ports, w.n, drift, err);
+                               json_is_true(json_object_get(net, "dhcp")), ports, w.n, router_leg,
+                               drift, err);
     if (!ret)
         out = json_pack("{s:s, s:b, s:O}", "network", w.net, "ok", json_array_size(drift) == 0,
                         "drift", drift);
@@ -499,15 +510,36 @@ static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t 
     return out;
 }
 
+/* The router network net of the scope is attached to (*router: its name) and its leg there:
+ * 1, or 0 when it is on none, or -EIO. */
+static int net_router(struct req *q, const char *net, char router[STORE_NAME_LEN],
+                      char leg[IFNAMSIZ])
+{
+    struct router_names rn;
+    int ret = api_router_of_network(q, net, router);
+
+    if (ret == 1) {
+        router_names(q->d->state_dir, q->scope, router, &rn);
+        router_net_leg(rn.id, leg);
+    }
+    return ret;
+}
+
 /* GET /networks/{name}/check: what differs between the store and the host. */
 void api_network_check(struct req *q)
 {
-    char err[NETCMD_ERR_LEN];
-    json_t *net = doc_load(q, "network", q->scope, q->seg[1], "network"), *out;
+    char err[NETCMD_ERR_LEN], router[STORE_NAME_LEN], leg[IFNAMSIZ];
+    json_t *net = doc_load(q, "network", q->scope, q->seg[1], "network"), *out = NULL;
+    int on = net ? net_router(q, q->seg[1], router, leg) : 0;
 
     if (!net)
         return;
-    out = net_check_doc(q->d, q->scope, net, err);
+    if (on < 0) {
+        reply_store(q, "network check", on);
+        json_decref(net);
+        return;
+    }
+    out = net_check_doc(q->d, q->scope, net, on ? leg : NULL, err);
     if (out)
         reply_json(q->r, 200, out);
     else
@@ -548,14 +580,16 @@ static int each_plug_vm(void *arg, const char *tenant, const char *name, const c
 static void vm_plug(struct daemon *d, const json_t *vm);
 
 /* POST /networks/{name}/repair: the network brought back to what the store says (its
- * ordinary bring-up), its running VMs' taps plugged again, then checked: the reply is the
- * check after the repair, so what could not be repaired shows. */
+ * ordinary bring-up), its router's too (which makes its leg again), its running VMs' taps
+ * plugged again, then checked: the reply is the check after the repair, so what could not be
+ * repaired shows. */
 void api_network_repair(struct req *q)
 {
     struct plug_walk w = {.net = q->seg[1]};
-    char err[NETCMD_ERR_LEN];
+    char err[NETCMD_ERR_LEN], router[STORE_NAME_LEN], leg[IFNAMSIZ];
     json_t *net, *out = NULL, *vm;
     size_t i;
+    int on;
 
     snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
     net = doc_load(q, "network", q->scope, q->seg[1], "network");
@@ -566,12 +600,18 @@ void api_network_repair(struct req *q)
         reply_store(q, "network repair", -EIO);
         goto done;
     }
-    if (net_sync_doc(q->d, q->scope, net, err)) {
+    on = net_router(q, q->seg[1], router, leg);
+    if (on < 0) {
+        reply_store(q, "network repair", on);
+        goto done;
+    }
+    if (net_sync_doc(q->d, q->scope, net, err) ||
+        (on && api_router_sync(q->d, q->scope, router, err))) {
         reply_error(q->r, 500, NULL, "network '%s': repairing it: %s", q->seg[1], err);
         goto done;
     }
     json_array_foreach(w.vms, i, vm) vm_plug(q->d, vm);
-    out = net_check_doc(q->d, q->scope, net, err);
+    out = net_check_doc(q->d, q->scope, net, on ? leg : NULL, err);
     if (out)
         reply_json(q->r, 200, out);
     else

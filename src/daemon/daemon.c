@@ -88,6 +88,7 @@ int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_pare
     ret = api_shipped_templates(d, err);
     if (!ret) {
         api_net_recover(d);
+        api_router_recover(d);
         ret = api_recover(d);
         if (ret)
             snprintf(err, STORE_ERR_LEN, "finding the VMs again: %.400s", store_error(d->store));

@@ -460,6 +460,7 @@ def walk(cl, w):
     c.call("GET", "/api/v1/vms", want=200)
     walk_networks(c, w)
     walk_secgroups(c, w)
+    walk_routers(c, w)
     st, vm = c.call("GET", "/api/v1/vms/{name}", {"name": "web"}, token=vic, want=200)
     check(st == 200 and vm["state"] == "error" and vm["error"], "the failed start: %s" % vm)
     c.call("GET", "/api/v1/vms/{name}/log", {"name": "web"}, token=vic, want=200)
@@ -683,6 +684,86 @@ def walk_secgroups(c, w):
     c.change("POST", sg, token=ann, body={"name": "web2"}, want=201)
 
 
+# A bridge of the host standing for the way out (docs/networks.md, "Routers and NAT"): nothing
+# is plugged into it, and it goes at the end.
+EXT_BRIDGE = "tsrt-oa%d" % (os.getpid() % 100000)
+EXT_POOL = "198.51.100.10-198.51.100.250"
+
+
+def walk_routers(c, w):
+    """An external network (the platform's), a router joining a network and the outside, its
+    sub-resources (attach, forward, floating IP and their deletes), PUT, and the refusals: a
+    tenant making an external network, a bad pool, overlapping subnets, a forward into no
+    network, deleting a network or an external network in use."""
+    ann, vic = w.tok["tenant-admin"], w.tok["viewer"]
+    subprocess.run(["ip", "link", "add", EXT_BRIDGE, "type", "bridge"], check=True)
+    ext = {"name": "ext", "bridge": EXT_BRIDGE, "subnet": "198.51.100.0/24",
+           "gateway": "198.51.100.1", "pool": EXT_POOL}
+    c.change("POST", "/api/v1/external-networks", body=ext, want=201)
+    c.call("POST", "/api/v1/external-networks", token=ann, body=dict(ext, name="mine"),
+           want=403, what="a tenant's")
+    c.change("POST", "/api/v1/external-networks", body=dict(ext, name="e2", subnet="198.51.0.0/16"),
+             want=409, what="an overlapping subnet")
+    c.change("POST", "/api/v1/external-networks",
+             body=dict(ext, name="e2", pool="198.51.100.1-198.51.100.9"), want=400,
+             what="a pool holding the gateway")
+    st, doc = c.call("GET", "/api/v1/external-networks", token=vic, want=200)
+    check(st == 200 and doc["external_networks"] == [
+        {"name": "ext", "subnet": "198.51.100.0/24", "gateway": "198.51.100.1"}],
+        "a tenant sees no bridge or pool: %s" % doc)
+    c.call("GET", "/api/v1/external-networks/{name}", {"name": "ext"}, want=200)
+    c.call("GET", "/api/v1/external-networks/{name}", {"name": "nothing"}, want=404)
+    for n, sub in (("rnet", "10.20.0.0/24"), ("rnet2", "10.21.0.0/24"), ("rover", "10.20.0.0/16")):
+        c.change("POST", "/api/v1/networks", token=ann,
+                 body={"name": n, "subnet": sub, "dhcp": False}, want=201)
+    st, gw = c.change("POST", "/api/v1/routers", token=ann,
+                      body={"name": "gw", "external_network": "ext", "networks": ["rnet"]},
+                      want=201)
+    check(st == 201 and gw["external_ip"] == "198.51.100.10" and gw["snat"] is True,
+          "the router has the pool's first address: %s" % gw)
+    n = {"name": "gw"}
+    c.call("GET", "/api/v1/routers", token=vic, want=200)
+    c.call("GET", "/api/v1/routers/{name}", n, token=vic, want=200)
+    c.change("POST", "/api/v1/routers/{name}/networks", n, token=ann, body={"network": "rover"},
+             want=409, what="overlapping networks")
+    c.change("POST", "/api/v1/routers/{name}/networks", n, token=ann, body={"network": "rnet2"},
+             want=201)
+    c.change("POST", "/api/v1/routers/{name}/port-forwards", n, token=ann,
+             body={"protocol": "tcp", "external_port": 8080, "ip": "10.20.0.5", "port": 80},
+             want=201)
+    c.change("POST", "/api/v1/routers/{name}/port-forwards", n, token=ann,
+             body={"protocol": "tcp", "external_port": 8081, "ip": "10.99.0.5"}, want=400,
+             what="an address behind no network of the router")
+    c.call("POST", "/api/v1/routers/{name}/port-forwards", n, token=ann,
+           body={"protocol": "sctp", "external_port": 8081, "ip": "10.20.0.5"}, want=400,
+           what="a protocol")
+    st, doc = c.change("POST", "/api/v1/routers/{name}/floating-ips", n, token=ann,
+                       body={"ip": "10.21.0.6"}, want=201)
+    fip = doc["floating_ips"][0]["external_ip"] if st == 201 else "198.51.100.11"
+    check(fip == "198.51.100.11", "the floating IP is the next pool address: %s" % fip)
+    c.change("PUT", "/api/v1/routers/{name}", n, token=ann, body={"snat": False}, want=200)
+    c.change("PUT", "/api/v1/routers/{name}", n, token=ann, body={"external_ip": "198.51.100.99"},
+             want=409, what="the daemon's address")
+    c.call("DELETE", "/api/v1/routers/{name}/port-forwards/{protocol}/{port}",
+           {"name": "gw", "protocol": "tcp", "port": "8080"}, token=ann, want=200)
+    c.call("DELETE", "/api/v1/routers/{name}/port-forwards/{protocol}/{port}",
+           {"name": "gw", "protocol": "tcp", "port": "8080"}, token=ann, want=404)
+    c.call("DELETE", "/api/v1/routers/{name}/floating-ips/{address}",
+           {"name": "gw", "address": fip}, token=ann, want=200)
+    c.call("DELETE", "/api/v1/routers/{name}/networks/{network}",
+           {"name": "gw", "network": "rnet2"}, token=ann, want=200)
+    c.call("DELETE", "/api/v1/routers/{name}/networks/{network}",
+           {"name": "gw", "network": "rnet2"}, token=ann, want=404)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "rnet"}, token=ann, want=409,
+           what="attached to a router")
+    c.call("DELETE", "/api/v1/external-networks/{name}", {"name": "ext"}, want=409,
+           what="a router uses it")
+    for n in ("rnet2", "rover"):
+        c.call("DELETE", "/api/v1/networks/{name}", {"name": n}, token=ann, want=204)
+    # Router gw, network rnet and the external network stay for the cross-tenant probes and the
+    # permission table; walk_deletes() removes them.
+
+
 def walk_snapshots(c, w):
     """Snapshots of a qcow2 volume and of a stopped VM's disk, a clone of a stopped VM and a
     template made from it."""
@@ -741,6 +822,9 @@ def walk_deletes(c, w, own):
         c.call("DELETE", "/api/v1/volumes/{name}", {"name": v}, token=ann, want=204)
     c.call("DELETE", "/api/v1/networks/{name}", {"name": "lan2"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/security-groups/{name}", {"name": "web2"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/routers/{name}", {"name": "gw"}, token=ann, want=204)
+    c.call("DELETE", "/api/v1/routers/{name}", {"name": "gw"}, token=ann, want=404)
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "rnet"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": own["id"]}, want=204)
     c.call("DELETE", "/api/v1/tokens/{id}", {"id": "xyz"}, want=400)
     c.change("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "gamma"},
@@ -828,6 +912,68 @@ def permissions(c, w, server):
                  {"name": n, "template": "base",
                   "nics": [{"network": cached("network", role, network)}]})
         return n
+
+    ext_seq = [0]
+
+    def ext_body():
+        """A new external network's body, on a subnet of its own (198.18.N.0/24)."""
+        ext_seq[0] += 1
+        return {"name": w.fresh("pe"), "bridge": EXT_BRIDGE,
+                "subnet": "198.18.%d.0/24" % ext_seq[0],
+                "pool": "198.18.%d.10-198.18.%d.20" % (ext_seq[0], ext_seq[0])}
+
+    def ext_network(role):
+        body = ext_body()
+        c.call("POST", "/api/v1/external-networks", body=body)
+        return body["name"]
+
+    seq = [0]
+
+    def unique():
+        seq[0] += 1
+        return seq[0]
+
+    def fresh_network(role):
+        """A new network on a subnet of its own (a router joins subnets apart)."""
+        n = w.fresh("pn")
+        admin_in(role, "POST", "/api/v1/networks", None,
+                 {"name": n, "subnet": "10.30.%d.0/24" % unique(), "dhcp": False})
+        return n
+
+    def router(role, ext=False):
+        """A new router in the caller's scope; with ext, on the walk's external network and
+        joined to a new network of 10.9.0.0/24. A tenant holds 8 routers: the fixtures share
+        them where they can."""
+        n = w.fresh("pr")
+        body = {"name": n}
+        if ext:
+            body.update({"external_network": "ext", "networks": [network(role)]})
+        admin_in(role, "POST", "/api/v1/routers", None, body)
+        return n
+
+    def sub(role, kind, body):
+        """Adds to the caller's scope's shared router with a way out; the router's answer."""
+        n = cached("xrouter", role, lambda x: router(x, ext=True))
+        st, doc = admin_in(role, "POST", "/api/v1/routers/{name}/%s" % kind, {"name": n}, body)
+        return n, doc
+
+    def attached(role):
+        n = cached("router", role, router)
+        net = fresh_network(role)
+        admin_in(role, "POST", "/api/v1/routers/{name}/networks", {"name": n}, {"network": net})
+        return {"name": n, "network": net}
+
+    def forwarded(role):
+        port = 9000 + unique()
+        n, _ = sub(role, "port-forwards", {"protocol": "tcp", "external_port": port,
+                                           "ip": "10.9.0.5"})
+        return {"name": n, "protocol": "tcp", "port": str(port)}
+
+    def floating(role):
+        ip = "10.9.0.%d" % (10 + unique())
+        n, doc = sub(role, "floating-ips", {"ip": ip})
+        return {"name": n, "address": [f["external_ip"] for f in doc["floating_ips"]
+                                       if f["ip"] == ip][0]}
 
     def operation(role):
         n = cached("vm", role, vm)
@@ -925,6 +1071,30 @@ def permissions(c, w, server):
             lambda r: ({"name": cached("network", r, network)}, None),
         ("POST", "/api/v1/networks/{name}/repair"):
             lambda r: ({"name": cached("network", r, network)}, None),
+        ("GET", "/api/v1/external-networks"): lambda r: ({}, None),
+        ("POST", "/api/v1/external-networks"): lambda r: ({}, ext_body()),
+        ("GET", "/api/v1/external-networks/{name}"): lambda r: ({"name": "ext"}, None),
+        ("DELETE", "/api/v1/external-networks/{name}"): lambda r: ({"name": ext_network(r)}, None),
+        ("GET", "/api/v1/routers"): lambda r: ({}, None),
+        ("POST", "/api/v1/routers"): lambda r: ({}, {"name": w.fresh("pr")}),
+        ("GET", "/api/v1/routers/{name}"): lambda r: ({"name": cached("router", r, router)}, None),
+        ("PUT", "/api/v1/routers/{name}"):
+            lambda r: ({"name": cached("router", r, router)}, {"snat": False}),
+        ("DELETE", "/api/v1/routers/{name}"): lambda r: ({"name": router(r)}, None),
+        ("POST", "/api/v1/routers/{name}/networks"):
+            lambda r: ({"name": cached("router", r, router)}, {"network": fresh_network(r)}),
+        ("DELETE", "/api/v1/routers/{name}/networks/{network}"): lambda r: (attached(r), None),
+        ("POST", "/api/v1/routers/{name}/port-forwards"):
+            lambda r: ({"name": cached("xrouter", r, lambda x: router(x, ext=True))},
+                       {"protocol": "tcp", "external_port": 8000 + unique(), "ip": "10.9.0.5",
+                        "port": 80}),
+        ("DELETE", "/api/v1/routers/{name}/port-forwards/{protocol}/{port}"):
+            lambda r: (forwarded(r), None),
+        ("POST", "/api/v1/routers/{name}/floating-ips"):
+            lambda r: ({"name": cached("xrouter", r, lambda x: router(x, ext=True))},
+                       {"ip": "10.9.0.%d" % (10 + unique())}),
+        ("DELETE", "/api/v1/routers/{name}/floating-ips/{address}"):
+            lambda r: (floating(r), None),
         ("GET", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("POST", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": vm(r)}, {"name": "s1"}),
         ("POST", "/api/v1/vms/{name}/snapshots/{snap}/revert"):
@@ -1021,6 +1191,19 @@ def cross_tenant(c, w, op_id):
         ("PUT", "/api/v1/vms/{name}/nics/{nic}/security-groups", {"name": "web", "nic": "0"},
          {"security_groups": []}, ""),
         ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
+        ("GET", "/api/v1/routers/{name}", {"name": "gw"}, None, ""),
+        ("PUT", "/api/v1/routers/{name}", {"name": "gw"}, {"snat": True}, ""),
+        ("DELETE", "/api/v1/routers/{name}", {"name": "gw"}, None, ""),
+        ("POST", "/api/v1/routers/{name}/networks", {"name": "gw"}, {"network": "rnet"}, ""),
+        ("DELETE", "/api/v1/routers/{name}/networks/{network}", {"name": "gw", "network": "rnet"},
+         None, ""),
+        ("POST", "/api/v1/routers/{name}/port-forwards", {"name": "gw"},
+         {"protocol": "tcp", "external_port": 1, "ip": "10.20.0.5"}, ""),
+        ("DELETE", "/api/v1/routers/{name}/port-forwards/{protocol}/{port}",
+         {"name": "gw", "protocol": "tcp", "port": "1"}, None, ""),
+        ("POST", "/api/v1/routers/{name}/floating-ips", {"name": "gw"}, {"ip": "10.20.0.5"}, ""),
+        ("DELETE", "/api/v1/routers/{name}/floating-ips/{address}",
+         {"name": "gw", "address": "198.51.100.10"}, None, ""),
         ("GET", "/api/v1/operations/{op}", {"op": op_id}, None, ""),
         ("GET", "/api/v1/operations/{op}/wait", {"op": op_id}, None, "?timeout=0"),
         ("GET", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, None, ""),
@@ -1042,6 +1225,7 @@ def cross_tenant(c, w, op_id):
             ("GET", "/api/v1/networks", None, None),
             ("GET", "/api/v1/security-groups", None, None),
             ("POST", "/api/v1/security-groups", None, {"name": "x"}),
+            ("GET", "/api/v1/routers", None, None), ("POST", "/api/v1/routers", None, {"name": "x"}),
             ("POST", "/api/v1/networks", None, {"name": "x", "subnet": "10.0.0.0/24"}),
             ("POST", "/api/v1/volumes", None, {"name": "x", "size_bytes": MIB}),
             ("POST", "/api/v1/vms", None, {"name": "x", "template": "base"}),
@@ -1062,7 +1246,8 @@ def cross_tenant(c, w, op_id):
            what="alpha's volume")
     # Listings hold none of alpha's objects.
     for who in ("beta-admin", "beta-viewer"):
-        for coll in ("vms", "volumes", "templates", "operations", "networks", "security-groups"):
+        for coll in ("vms", "volumes", "templates", "operations", "networks", "security-groups",
+                     "routers"):
             st, doc = c.call("GET", "/api/v1/" + coll, token=w.tok[who], want=200)
             items = doc.get(coll.replace("-", "_"), []) if st == 200 else []
             check(all(i.get("tenant") in ("beta", "") for i in items),
@@ -1126,6 +1311,10 @@ def main():
             with open(os.path.join(tmp, "tesserad.log"), errors="replace") as f:
                 print("tesserad's log:\n" + f.read()[-3000:])
         network_cleanup(os.path.join(tmp, "state"))
+        routers = os.path.join(tmp, "state", "routers")
+        for i in os.listdir(routers) if os.path.isdir(routers) else []:
+            subprocess.run(["ip", "netns", "delete", "tsrr-" + i], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "delete", EXT_BRIDGE], stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", tmp])
     print("openapi: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -229,6 +229,42 @@ static void test_vms(void)
                   "{\"security_groups\": [\"web\", \"ssh\"]}");
     check_request("vm secgroups web 0", "PUT", "/api/v1/vms/web/nics/0/security-groups",
                   "{\"security_groups\": []}");
+    /* Routers and external networks (docs/networks.md, "Routers and NAT"). */
+    check_request("external-network create ext --bridge br-ext --subnet 192.0.2.0/24 --pool "
+                  "192.0.2.10-192.0.2.99",
+                  "POST", "/api/v1/external-networks",
+                  "{\"name\": \"ext\", \"bridge\": \"br-ext\", \"subnet\": \"192.0.2.0/24\", "
+                  "\"pool\": \"192.0.2.10-192.0.2.99\"}");
+    check_usage_error("external-network create ext --bridge br-ext",
+                      "--bridge, --subnet and --pool are required");
+    check_request("router create gw --external ext --network lan --network dmz", "POST",
+                  "/api/v1/routers",
+                  "{\"name\": \"gw\", \"external_network\": \"ext\", "
+                  "\"networks\": [\"lan\", \"dmz\"]}");
+    check_request("router create gw --no-snat --tenant acme", "POST", "/api/v1/routers?tenant=acme",
+                  "{\"name\": \"gw\", \"networks\": [], \"snat\": false}");
+    check_request("router list", "GET", "/api/v1/routers", NULL);
+    check_request("router attach gw lan", "POST", "/api/v1/routers/gw/networks",
+                  "{\"network\": \"lan\"}");
+    check_request("router detach gw lan", "DELETE", "/api/v1/routers/gw/networks/lan", NULL);
+    check_request("router forward-add gw tcp 8080 web:80", "POST",
+                  "/api/v1/routers/gw/port-forwards",
+                  "{\"protocol\": \"tcp\", \"external_port\": 8080, \"vm\": \"web\", "
+                  "\"port\": 80}");
+    check_request("router forward-add gw udp 53 10.0.0.5", "POST",
+                  "/api/v1/routers/gw/port-forwards",
+                  "{\"protocol\": \"udp\", \"external_port\": 53, \"ip\": \"10.0.0.5\", "
+                  "\"port\": 53}");
+    check_request("router forward-delete gw tcp 8080", "DELETE",
+                  "/api/v1/routers/gw/port-forwards/tcp/8080", NULL);
+    check_request("router floating-add gw web", "POST", "/api/v1/routers/gw/floating-ips",
+                  "{\"vm\": \"web\"}");
+    check_request("router floating-delete gw 192.0.2.11", "DELETE",
+                  "/api/v1/routers/gw/floating-ips/192.0.2.11", NULL);
+    check_usage_error("router forward-add gw icmp 8080 web", "the protocol is tcp or udp");
+    check_usage_error("router forward-add gw tcp 0 web", "'0' is not a port");
+    check_usage_error("router forward-add gw tcp 80 web:99999", "'99999' is not a port");
+    check_usage_error("router forward-delete gw tcp 8080x", "'8080x' is not a port");
 
     /* --ssh-key and --user-data read their files; the key's newline is not part of it. */
     fd = mkstemp(key);

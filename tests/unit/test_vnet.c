@@ -269,28 +269,28 @@ static void test_real(void)
 
         snprintf(want, sizeof(want), "tap %s", tap);
         CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
         CHECK(json_array_size(drift) == 0);
         snprintf(cmd, sizeof(cmd), "ip -n %s link set %s nomaster", nm.ns, tap);
         CHECK(sh(cmd) == 0);
         snprintf(cmd, sizeof(cmd), "ip netns exec %s nft delete table bridge tessera", nm.ns);
         CHECK(sh(cmd) == 0);
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
         CHECK(json_array_size(drift) == 2 && drift_names(drift, want) &&
               drift_names(drift, "nft table bridge tessera"));
         /* Told the network has no DHCP, its running dnsmasq is drift too; a stopped VM's
          * unplugged tap is not. */
         cp.running = false;
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, false, &cp, 1, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, false, &cp, 1, NULL, drift, err) == 0);
         CHECK(json_array_size(drift) == 2 && drift_names(drift, "dnsmasq") &&
               !drift_names(drift, want));
         cp.running = true;
         CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
         CHECK(vnic_plug(tap, nm.ns, err) == 0);
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
         CHECK(json_array_size(drift) == 0);
         json_decref(drift);
     }

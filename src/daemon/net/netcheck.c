@@ -103,7 +103,8 @@ static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet
     json_decref(addrs);
 }
 
-static void check_links(json_t *links, const struct netcheck_port *ports, size_t n, json_t *drift)
+static void check_links(json_t *links, const struct netcheck_port *ports, size_t n,
+                        const char *router_leg, json_t *drift)
 {
     json_t *l;
     size_t i, k;
@@ -125,11 +126,22 @@ static void check_links(json_t *links, const struct netcheck_port *ports, size_t
         else if (!link_up(l))
             drift_add(drift, object, "down");
     }
+    if (router_leg) {
+        char object[64];
+
+        snprintf(object, sizeof(object), "router leg %s", router_leg);
+        l = link_find(links, router_leg);
+        if (!l)
+            drift_add(drift, object, "missing: the network's router does not reach it");
+        else if (!link_up(l))
+            drift_add(drift, object, "down");
+    }
     /* Nothing else belongs in the namespace: a link no port names was made by hand, or left. */
     json_array_foreach(links, i, l)
     {
         const char *name = json_string_value(json_object_get(l, "ifname"));
-        bool known = !name || !strcmp(name, "lo") || !strcmp(name, NETNS_BRIDGE);
+        bool known = !name || !strcmp(name, "lo") || !strcmp(name, NETNS_BRIDGE) ||
+                     (router_leg && !strcmp(name, router_leg));
         char object[64];
 
         for (k = 0; !known && k < n; k++)
@@ -216,7 +228,7 @@ static void check_dnsmasq(const char *dir, bool dhcp, const struct netcheck_port
 
 int netcheck_network(const char *state_dir, const char *tenant, const char *name,
                      const struct vnet_subnet *sn, bool dhcp, const struct netcheck_port *ports,
-                     size_t nports, json_t *drift, char *err)
+                     size_t nports, const char *router_leg, json_t *drift, char *err)
 {
     struct vnet_names nm;
     char msg[NETCMD_ERR_LEN];
@@ -239,7 +251,7 @@ int netcheck_network(const char *state_dir, const char *tenant, const char *name
             return ret;
     }
     check_bridge(links, nm.ns, sn, drift, msg);
-    check_links(links, ports, nports, drift);
+    check_links(links, ports, nports, router_leg, drift);
     check_rules(nm.ns, ports, nports, drift, msg);
     check_dnsmasq(nm.dir, dhcp, ports, nports, drift);
     json_decref(links);

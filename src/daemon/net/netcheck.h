@@ -4,10 +4,10 @@
  * bring-up (vnet_up) and the running VMs' taps plugged again.
  *
  * Looked at, in the network's namespace: the namespace itself, its folder, the bridge (up, the
- * gateway's address), each running VM NIC's tap (present, on the bridge, up), interfaces no
- * one made, the port-security table (a rule for each port's MAC and address), and dnsmasq
- * (running with a dhcp-host line for each port when the network has DHCP; not running when
- * it has none). Read-only: it changes nothing.
+ * gateway's address), each running VM NIC's tap (present, on the bridge, up), the leg of the
+ * router it is attached to (present, up), interfaces no one made, the port-security table (a rule
+ * for each port's MAC and address), and dnsmasq (running with a dhcp-host line for each port when
+ * the network has DHCP; not running when it has none). Read-only: it changes nothing.
  *
  * 0 or -errno with err (NETCMD_ERR_LEN) when the check itself could not run; the differences
  * found are not errors. Threads: any; the caller holds tesserad's lock so the network does not
@@ -28,9 +28,11 @@ struct netcheck_port {
 };
 
 /* Appends to the JSON array drift one {"object", "problem"} per difference found in network
- * (tenant, name) of state_dir whose subnet is sn. */
+ * (tenant, name) of state_dir whose subnet is sn. router_leg: the interface of the router the
+ * network is attached to (router.h's router_net_leg()), which must be there and up; NULL when
+ * it is on no router. */
 int netcheck_network(const char *state_dir, const char *tenant, const char *name,
                      const struct vnet_subnet *sn, bool dhcp, const struct netcheck_port *ports,
-                     size_t nports, json_t *drift, char *err);
+                     size_t nports, const char *router_leg, json_t *drift, char *err);
 
 #endif

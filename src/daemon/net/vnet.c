@@ -114,6 +114,12 @@ static void vnet_hash(const char *state_dir, const char *kind, const char *tenan
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+void vnet_hash_id(const char *state_dir, const char *kind, const char *tenant, const char *name,
+                  char out[VNET_ID_LEN])
+{
+    vnet_hash(state_dir, kind, tenant, name, out);
+}
+
 void vnet_names(const char *state_dir, const char *tenant, const char *name, struct vnet_names *out)
 {
     vnet_hash(state_dir, "net", tenant, name, out->id);

@@ -48,6 +48,10 @@ struct vnet_names {
 };
 void vnet_names(const char *state_dir, const char *tenant, const char *name,
                 struct vnet_names *out);
+/* The 16 hex digits naming object (kind, tenant, name) of this state directory: "net" for
+ * networks, "vm" for VMs' taps, "rtr" for routers (router.h). */
+void vnet_hash_id(const char *state_dir, const char *kind, const char *tenant, const char *name,
+                  char out[VNET_ID_LEN]);
 /* The tap of NIC index (< VNET_NICS_MAX) of VM (tenant, vm). */
 void vnet_tap_name(const char *state_dir, const char *tenant, const char *vm, unsigned index,
                    char out[IFNAMSIZ]);
