@@ -24,16 +24,12 @@ struct rv_chain {
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
-    uint64_t code_gen; /* h->bc.code_gen when the bytes were last known to match */
-    uint32_t n;        /* instructions */
-    uint32_t bytes;    /* their total length */
-    uint32_t runs;     /* interpreted runs, until the JIT translates the block */
-    rv_jit_fn code;    /* the block's translation, or NULL */
-    /* Successors: [0] the fall-through pc; [1] any other while the block is interpreted, and
-     * once translated only the target of its inline jump or branch, which the translated code
-     * may then take with no comparison of pcs (jit.c, emit_leave()); [2] where a translated
-     * block's handlers send it (traps, jumps made by handlers). */
-    struct rv_chain chain[3];
+    uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
+    uint32_t n;               /* instructions */
+    uint32_t bytes;           /* their total length */
+    uint32_t runs;            /* interpreted runs, until the JIT translates the block */
+    rv_jit_fn code;           /* the block's translation, or NULL */
+    struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
     struct rv_insn insn[];
 };
 

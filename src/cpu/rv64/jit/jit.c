@@ -380,43 +380,19 @@ static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
     out[(*n)++] = emit_jcc(b, X86_CC_NE);
 }
 
-/* Where an exit goes, as emit_leave() needs to know it. */
-enum jit_target {
-    JT_ANY,  /* a pc known only at run time, or on another page */
-    JT_PAGE, /* a pc known here, on the block's own page */
-    JT_SELF, /* the block's first instruction */
-};
-
-/* The kind of an inline jump or branch to `off` bytes from the block's start. */
-static enum jit_target target_for(const struct jit_ctx *c, int64_t off)
-{
-    int64_t page_off = (int64_t)(c->blk->key & (RV_PAGE_SIZE - 1)) + off;
-
-    if (off == 0)
-        return JT_SELF;
-    return page_off >= 0 && page_off < (int64_t)RV_PAGE_SIZE ? JT_PAGE : JT_ANY;
-}
-
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
  * through chain entry `slot` of the block (jit.h, "Chaining"): into the successor's code when
  * the entry holds and nothing needs the run loop, else back to the loop with h->jit_link =
- * slot. A jump back to the block's own start (JT_SELF) stays in this code: the chain entry
+ * slot. A jump back to the block's own start (`self`) stays in this code: the chain entry
  * would hold, since the pc is the same and nothing inside a block changes the fetch context
- * or generation (what does, ends the block through a handler). A jump or branch to a pc on
- * the block's own page (JT_PAGE) needs no comparison of pcs: the block's code was fetched
- * through that page's translation, which holds while the fetch generation and context do,
- * so the target's bytes are at the same distance from the block's own as its pc is from the
- * block's pc, whatever virtual address the page has, and the entry (one per such exit: see
- * block.h) holds the block keyed by those bytes. Saved: reading h->pc back right after it was
- * written (a store-forwarding wait on every chained exit). */
-static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot,
-                       enum jit_target target)
+ * or generation (what does, ends the block through a handler). */
+static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot, bool self)
 {
     struct x86_buf *b = c->b;
     size_t out[8];
     unsigned n = 0;
 
-    if (target == JT_SELF) {
+    if (self) {
         /* emit_need_loop()'s tests, the last one jumping back when nothing needs the loop. */
         emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
         emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
@@ -433,11 +409,9 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
-    if (target == JT_ANY) {
-        emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
-        emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
-        out[n++] = emit_jcc(b, X86_CC_NE);
-    }
+    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
+    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
+    out[n++] = emit_jcc(b, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
     out[n++] = emit_jcc(b, X86_CC_NE);
@@ -456,8 +430,8 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_epilogue(b);
 }
 
-/* The chain entry for an exit to `off` bytes from the block's start: [0] for the fall-through
- * pc, [1] for the block's one inline jump or branch target (block.h). */
+/* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
+ * [0] for the fall-through pc, [1] for any other. */
 static struct rv_chain *slot_for(struct rv_block *blk, int64_t off)
 {
     return &blk->chain[off != (int64_t)blk->bytes];
@@ -480,7 +454,7 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     emit_setcc(b, X86_CC_E, X86_RCX);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
     emit_add_mr(b, X86_RCX, X86_RBX, HART_OFF(instret));
-    emit_return(b, &c->blk->chain[2]);
+    emit_return(b, &c->blk->chain[1]);
     emit_patch(b, next);
     reload_after_call(c, in->rd);
 }
@@ -657,7 +631,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         set_x(c, in->rd, X86_RAX);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), target_for(c, off + in->imm));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
         return true;
     case JK_JALR:
         load_x(c, X86_RCX, in->rs1);
@@ -668,7 +642,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         set_x(c, in->rd, X86_RAX);
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(c, in->idx + 1u, &blk->chain[1], JT_ANY);
+        emit_leave(c, in->idx + 1u, &blk->chain[1], false);
         return true;
     case JK_BRANCH:
         src = get_x(c, in->rs1, X86_RAX);
@@ -677,19 +651,19 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
             /* A loop's closing branch: the turn back is the straight path (one taken jump
              * per turn, backward), the exit jumps forward. */
             taken = emit_jcc(b, x86_cc_not((enum x86_cc)op->arg));
-            emit_leave(c, in->idx + 1u, slot_for(blk, 0), JT_SELF);
+            emit_leave(c, in->idx + 1u, slot_for(blk, 0), true);
             emit_patch(b, taken);
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), target_for(c, off + in->len));
+            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
             return true;
         }
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), target_for(c, off + in->len));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
         emit_patch(b, taken);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), target_for(c, off + in->imm));
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
         return true;
     case JK_LOAD:
     case JK_STORE: emit_mem(c, in, op); return false;
@@ -821,7 +795,7 @@ static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
     }
 }
 
-/* True when the block's code will jump back to its first instruction (emit_leave()'s JT_SELF):
+/* True when the block's code will jump back to its first instruction (emit_leave's `self`):
  * the first inline jump or branch, which ends the translation (emit_insn), goes there. */
 static bool block_loops(const struct rv_block *b)
 {
@@ -1011,9 +985,6 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     c->blk = blk;
     c->nstubs = 0;
     c->loops = block_loops(blk);
-    /* While interpreted, the run loop recorded any exit but the fall-through in chain[1],
-     * traps too; from now on only the inline jump or branch does (block.h). */
-    memset(&blk->chain[1], 0, sizeof(blk->chain[1]));
     emit_prologue(&b);
     if (b.len != JIT_PROLOGUE_LEN) {
         log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
@@ -1025,7 +996,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(c, blk->n, &blk->chain[0], JT_ANY);
+        emit_leave(c, blk->n, &blk->chain[0], false);
     }
     emit_stubs(c);
     if (b.overflow)
