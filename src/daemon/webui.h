@@ -13,15 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEBUI_NAME_LEN 64         /* a file name of the folder, with its NUL */
+#define WEBUI_NAME_LEN 64          /* a file name of the folder, with its NUL */
 #define WEBUI_FILE_MAX (32u << 20) /* the largest file served */
 
 /* The Content-Security-Policy every answer of the console carries: scripts, connections and
  * everything else from this origin only; no frames, no plugins. Styles may also be inline:
  * xterm.js sizes its cells and colours through <style> elements it creates at run time. */
-#define WEBUI_CSP                                                                                  \
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' "     \
-    "data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "           \
+#define WEBUI_CSP                                                                              \
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' " \
+    "data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "       \
     "form-action 'none'; frame-ancestors 'none'"
 
 /* Is url a path of the console ("/" or under "/ui/")? Such a path is the console's to answer,

@@ -17,8 +17,9 @@
 static void test_resolve(void)
 {
     static const char *const refused[] = {
-        "/index.html", "/ui/", "/ui/../tesserad.db", "/ui/..", "/ui/.hidden.js", "/ui/a/b.js",
-        "/ui/a%2fb.js", "/ui/app", "/ui/app.exe", "/api/v1/vms", "/ui/a b.js", "//",
+        "/index.html",    "/ui/",        "/ui/../tesserad.db", "/ui/..",
+        "/ui/.hidden.js", "/ui/a/b.js",  "/ui/a%2fb.js",       "/ui/app",
+        "/ui/app.exe",    "/api/v1/vms", "/ui/a b.js",         "//",
     };
     char name[WEBUI_NAME_LEN];
     const char *type = NULL;
@@ -30,7 +31,8 @@ static void test_resolve(void)
           !strcmp(type, "text/html; charset=utf-8"));
     CHECK(webui_resolve("/ui/app.js", name, &type) == 0 && !strcmp(name, "app.js") &&
           !strcmp(type, "text/javascript; charset=utf-8"));
-    CHECK(webui_resolve("/ui/app.css", name, &type) == 0 && !strcmp(type, "text/css; charset=utf-8"));
+    CHECK(webui_resolve("/ui/app.css", name, &type) == 0 &&
+          !strcmp(type, "text/css; charset=utf-8"));
     for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         int ret = webui_resolve(refused[i], name, &type);
 
