@@ -1,5 +1,6 @@
-// Bundles the console into OUTDIR (argv[2]): index.html, app.js and app.css, the files
-// tesserad serves at / and /ui/ (src/daemon/webui.h).
+// Bundles the console into OUTDIR (argv[2]): index.html, app.js, app.css and the chunks
+// app.js loads later (chunk-HASH.js: xterm.js, when a console opens), the files tesserad
+// serves at / and /ui/ (src/daemon/webui.h).
 import { build } from 'esbuild';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,8 @@ await build({
   entryPoints: [join(here, 'src', 'app.js')],
   bundle: true,
   format: 'esm',
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   target: 'es2020',
   minify: true,
   legalComments: 'linked',

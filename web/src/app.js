@@ -3,7 +3,8 @@
 import { h, render } from 'preact';
 import { useEffect, useRef, useState, useCallback } from 'preact/hooks';
 import htm from 'htm';
-import { Terminal } from '@xterm/xterm';
+// xterm.js is most of the bundle: its code is loaded when a console opens (its own chunk),
+// so the list comes up without it; its small stylesheet stays in app.css.
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
 import { Client, abilities, applyEvent, consoleURL } from './api.js';
@@ -87,11 +88,16 @@ function CreateDialog({ client, onClose }) {
       setBusy(false);
     }
   };
-  return html`<div class="dialog" role="dialog" aria-labelledby="create-title">
+  // Escape closes it, as a dialog should for keyboard users.
+  const onKey = (e) => {
+    if (e.key === 'Escape') onClose();
+  };
+  return html`<div class="dialog" role="dialog" aria-modal="true" aria-labelledby="create-title"
+    onKeyDown=${onKey}>
     <form onSubmit=${submit}>
       <h2 id="create-title">New VM</h2>
       <label for="vm-name">Name</label>
-      <input id="vm-name" value=${name} onInput=${(e) => setName(e.target.value)} required
+      <input id="vm-name" autofocus value=${name} onInput=${(e) => setName(e.target.value)} required
         pattern="[a-z0-9\\-]{1,59}" title="1 to 59 characters of a-z, 0-9 and -" />
       <label for="vm-template">Template</label>
       <select id="vm-template" value=${template} onChange=${(e) => setTemplate(e.target.value)}>
@@ -117,7 +123,7 @@ function VmList({ client, me, vms, error }) {
       ${can.create && html`<button id="create" onClick=${() => setCreating(true)}>New VM</button>`}
     </div>
     <${ErrorLine} error=${error} />
-    <table class="vms">
+    <div class="scroll"><table class="vms">
       <thead><tr><th>Name</th><th>State</th><th>CPUs</th><th>Memory</th><th>Template</th></tr></thead>
       <tbody>
         ${vms.map((v) => html`<tr data-vm=${v.name}>
@@ -128,7 +134,7 @@ function VmList({ client, me, vms, error }) {
           <td>${templateName(v)}</td>
         </tr>`)}
       </tbody>
-    </table>
+    </table></div>
     ${vms.length === 0 && html`<p class="empty">No VMs.</p>`}
     ${creating && html`<${CreateDialog} client=${client} onClose=${() => setCreating(false)} />`}
   </main>`;
@@ -211,12 +217,19 @@ function Console({ client, name }) {
   const box = useRef(null);
   const [status, setStatus] = useState('connecting');
   useEffect(() => {
-    const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14 });
-    term.open(box.current);
+    let term = null;
+    let input = null;
     let ws = null;
     let closed = false;
-    client.call('POST', `/vms/${name}/console-ticket`).then((t) => {
+    const enc = new TextEncoder();
+    const ticket = client.call('POST', `/vms/${name}/console-ticket`);
+    Promise.all([import('@xterm/xterm'), ticket]).then(([{ Terminal }, t]) => {
       if (closed) return;
+      term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14 });
+      term.open(box.current);
+      input = term.onData((d) => {
+        if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+      });
       ws = new WebSocket(consoleURL(location, name, t.ticket));
       ws.binaryType = 'arraybuffer';
       ws.onopen = () => {
@@ -226,15 +239,11 @@ function Console({ client, name }) {
       ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data));
       ws.onclose = (e) => setStatus(`closed${e.reason ? `: ${e.reason}` : ''}`);
     }, (err) => setStatus(`refused: ${err.message}`));
-    const enc = new TextEncoder();
-    const input = term.onData((d) => {
-      if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
-    });
     return () => {
       closed = true;
-      input.dispose();
+      if (input) input.dispose();
       if (ws) ws.close();
-      term.dispose();
+      if (term) term.dispose();
     };
   }, [client, name]);
   return html`<main>
