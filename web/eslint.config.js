@@ -12,6 +12,10 @@ export default [
     languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: globals.node },
   },
   {
-    rules: { 'no-unused-vars': ['error', { argsIgnorePattern: '^_' }], eqeqeq: 'error' },
+    rules: {
+      'no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      eqeqeq: 'error',
+      'max-len': ['error', { code: 130, ignoreStrings: true, ignoreTemplateLiterals: true }],
+    },
   },
 ];
