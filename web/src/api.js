@@ -73,11 +73,14 @@ export function parseSSE(text) {
   return { events, rest };
 }
 
-// The VM list after event ev ({type, data} with data parsed): a vm.state carries the VM's
-// document and replaces or adds it. Returns null when the list cannot be updated from the
-// event alone (a delete, a gap): the caller fetches the list again.
-export function applyEvent(vms, ev) {
+// The VM list of tenant (the one the page shows) after event ev ({type, data} with data
+// parsed): a vm.state carries the VM's document and replaces or adds it; another tenant's
+// (a platform administrator's stream carries every tenant's) is no change. Returns null when
+// the list cannot be updated from the event alone (a delete, a gap): the caller fetches the
+// list again.
+export function applyEvent(vms, ev, tenant) {
   if (ev.type === 'vm.state' && ev.data && typeof ev.data.name === 'string') {
+    if ((ev.data.tenant ?? '') !== tenant) return vms;
     const i = vms.findIndex((v) => v.name === ev.data.name);
     const next = vms.slice();
     if (i >= 0) next[i] = ev.data;
@@ -94,17 +97,29 @@ export function consoleURL(loc, vm, ticket) {
   return `${scheme}//${loc.host}/api/v1/vms/${encodeURIComponent(vm)}/console?ticket=${encodeURIComponent(ticket)}`;
 }
 
-// A client with one token; fetchFn is window.fetch (or a test's).
+// A client with one token; fetchFn is window.fetch (or a test's). tenant: the tenant a
+// platform administrator acts in (?tenant=), '' for its own scope or for anyone else.
 export class Client {
-  constructor(token, fetchFn) {
+  constructor(token, fetchFn, tenant = '') {
     this.token = token;
     this.fetch = fetchFn;
+    this.tenant = tenant;
+  }
+
+  withTenant(tenant) {
+    return new Client(this.token, this.fetch, tenant);
+  }
+
+  // The URL of an API path, with ?tenant= when acting in another tenant.
+  url(path) {
+    if (!this.tenant) return `/api/v1${path}`;
+    return `/api/v1${path}${path.includes('?') ? '&' : '?'}tenant=${encodeURIComponent(this.tenant)}`;
   }
 
   async call(method, path, body) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const r = await this.fetch(`/api/v1${path}`, {
+    const r = await this.fetch(this.url(path), {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -139,7 +154,7 @@ export class Client {
   async follow(onEvent, signal, lastId) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (lastId) headers['Last-Event-ID'] = lastId;
-    const r = await this.fetch('/api/v1/events', { headers, signal });
+    const r = await this.fetch(this.url('/events'), { headers, signal });
     if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
     const reader = r.body.getReader();
     const dec = new TextDecoder();

@@ -1,7 +1,7 @@
 // Tessera's web console (docs/web.md): login, the VM list kept live by the event stream, a VM's
 // page with its actions and snapshots, and its serial console in xterm.js.
 import { h, render } from 'preact';
-import { useEffect, useRef, useState, useCallback } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState, useCallback } from 'preact/hooks';
 import htm from 'htm';
 // xterm.js is most of the bundle: its code is loaded when a console opens (its own chunk),
 // so the list comes up without it; its small stylesheet stays in app.css.
@@ -253,12 +253,32 @@ function Console({ client, name }) {
   </main>`;
 }
 
+// A platform administrator picks the tenant it acts in ('' : the platform's own scope).
+function TenantSwitch({ base, tenant, onChange }) {
+  const [tenants, setTenants] = useState([]);
+  useEffect(() => {
+    base.call('GET', '/tenants').then((d) => setTenants((d.tenants || []).map((t) => t.name)),
+      () => setTenants([]));
+  }, [base]);
+  return html`<label class="tenant">Tenant
+    <select id="tenant" value=${tenant} onChange=${(e) => onChange(e.target.value)}>
+      <option value="">(platform)</option>
+      ${tenants.map((t) => html`<option value=${t}>${t}</option>`)}
+    </select></label>`;
+}
+
 function App() {
   const [session, setSession] = useState(null);
+  const [tenant, setTenant] = useState('');
   const [vms, setVms] = useState([]);
   const [error, setError] = useState('');
   const [live, setLive] = useState(false);
   const hash = useHash();
+  const platform = session !== null && session.me.role === 'platform-admin';
+  // The tenant the page shows, and a client acting in it.
+  const scope = session === null ? '' : platform ? tenant : session.me.tenant;
+  const client = useMemo(() => (session === null ? null : platform ? session.client.withTenant(tenant) : session.client),
+    [session, platform, tenant]);
 
   useEffect(() => {
     const token = sessionStorage.getItem(TOKEN_KEY);
@@ -271,8 +291,8 @@ function App() {
   // The list, then every change from the event stream; a change the stream cannot say in full
   // (a delete, a gap) fetches the list again. A dropped stream reconnects after 2 s.
   useEffect(() => {
-    if (!session) return undefined;
-    const { client } = session;
+    if (!client) return undefined;
+    setVms([]);
     const abort = new AbortController();
     let lastId = null;
     const load = () => client.call('GET', '/vms').then((d) => {
@@ -287,7 +307,7 @@ function App() {
           await client.follow((ev) => {
             if (ev.id) lastId = ev.id;
             setVms((cur) => {
-              const next = applyEvent(cur, ev);
+              const next = applyEvent(cur, ev, scope);
               if (next === null) load();
               return next === null ? cur : next;
             });
@@ -302,13 +322,14 @@ function App() {
     };
     run();
     return () => abort.abort();
-  }, [session]);
+  }, [client, scope]);
 
-  if (!session) return html`<${Login} onLogin=${(client, me) => setSession({ client, me })} />`;
-  const { client, me } = session;
+  if (!session) return html`<${Login} onLogin=${(c, me) => setSession({ client: c, me })} />`;
+  const { me } = session;
   const logout = () => {
     sessionStorage.removeItem(TOKEN_KEY);
     setSession(null);
+    setTenant('');
     setVms([]);
   };
   const m = /^#\/vm\/([a-z0-9-]+)(\/console)?$/.exec(hash);
@@ -320,6 +341,7 @@ function App() {
     <header>
       <a class="brand" href="#/">Tessera</a>
       <span class=${live ? 'live' : 'live off'} title="event stream">${live ? 'live' : 'offline'}</span>
+      ${platform && html`<${TenantSwitch} base=${session.client} tenant=${tenant} onChange=${setTenant} />`}
       <span class="who" id="who">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</span>
       <button id="logout" onClick=${logout}>Log out</button>
     </header>

@@ -38,15 +38,34 @@ test('parseSSE splits events, keeps an incomplete one and skips comments', () =>
 });
 
 test('applyEvent: vm.state replaces or adds, sorted; deletes and gaps ask for the list', () => {
-  const vms = [{ name: 'b', state: 'stopped' }];
-  const a = applyEvent(vms, { type: 'vm.state', data: { name: 'a', state: 'starting' } });
+  const vms = [{ name: 'b', tenant: 'acme', state: 'stopped' }];
+  const a = applyEvent(vms, { type: 'vm.state', data: { name: 'a', tenant: 'acme', state: 'starting' } }, 'acme');
   assert.deepEqual(a.map((v) => v.name), ['a', 'b']);
-  const b = applyEvent(a, { type: 'vm.state', data: { name: 'a', state: 'running' } });
+  const b = applyEvent(a, { type: 'vm.state', data: { name: 'a', tenant: 'acme', state: 'running' } }, 'acme');
   assert.equal(b[0].state, 'running');
   assert.equal(vms.length, 1, 'the old list is left alone');
-  assert.equal(applyEvent(b, { type: 'vm.delete', data: { target: 'a' } }), null);
-  assert.equal(applyEvent(b, { type: 'events.gap', data: { missed: 3 } }), null);
-  assert.equal(applyEvent(b, { type: 'volume.upload', data: {} }), b);
+  assert.equal(applyEvent(b, { type: 'vm.delete', data: { target: 'a' } }, 'acme'), null);
+  assert.equal(applyEvent(b, { type: 'events.gap', data: { missed: 3 } }, 'acme'), null);
+  assert.equal(applyEvent(b, { type: 'volume.upload', data: {} }, 'acme'), b);
+});
+
+test("applyEvent: another tenant's VM never enters the list", () => {
+  const vms = [{ name: 'a', tenant: 'acme', state: 'stopped' }];
+  assert.equal(applyEvent(vms, { type: 'vm.state', data: { name: 'x', tenant: 'other', state: 'running' } }, 'acme'), vms);
+  assert.equal(applyEvent(vms, { type: 'vm.state', data: { name: 'a', tenant: 'other', state: 'running' } }, 'acme'), vms);
+  // The platform's own scope is the tenant ''.
+  assert.equal(applyEvent(vms, { type: 'vm.state', data: { name: 'p', tenant: '', state: 'running' } }, 'acme'), vms);
+  assert.equal(applyEvent([], { type: 'vm.state', data: { name: 'p', tenant: '', state: 'running' } }, '').length, 1);
+});
+
+test('Client.url adds ?tenant= for a platform administrator acting in a tenant', () => {
+  const c = new Client(TOKEN, null);
+  assert.equal(c.url('/vms'), '/api/v1/vms');
+  const t = c.withTenant('acme');
+  assert.equal(t.token, TOKEN);
+  assert.equal(t.url('/vms'), '/api/v1/vms?tenant=acme');
+  assert.equal(t.url('/operations/00ff/wait?timeout=60'), '/api/v1/operations/00ff/wait?timeout=60&tenant=acme');
+  assert.equal(t.url('/events'), '/api/v1/events?tenant=acme');
 });
 
 test('consoleURL follows the page: ws for http, wss for https, names escaped', () => {

@@ -6,7 +6,7 @@ other (a VM 'secret'), and runs drive.mjs in Debian's Chromium through playwrigh
 in, create a VM from the busybox template and watch it reach running without a reload, its
 console (the output since boot; `uname -m` prints riscv64), stop, snapshot, delete; then the
 viewer finds no button to press; the other tenant's VM never shows; a list of 200 VMs renders
-in under 1 s from the page load. Also: the static files' types and Content-Security-Policy,
+in under 1 s from the page load; the platform administrator switches tenants. Also: the static files' types and Content-Security-Policy,
 no token needed for them, the console ticket good once, and a daemon whose console was not
 built answering / with a 503 that says so. Screenshots
 go to build/web-artifacts/. Skips without the built console; the browser part alone is
@@ -129,7 +129,7 @@ def browser(d, base, admin, viewer):
                                                       "template": "busybox"})
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
-               WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
+               WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
     p = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "drive.mjs")],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=900)
@@ -144,7 +144,7 @@ def browser(d, base, admin, viewer):
     check(st == 200 and [v["name"] for v in doc["vms"]] == ["keep"],
           "the API agrees: only 'keep' is left in acme (%s)" % doc)
     shots = sorted(os.listdir(ARTIFACTS)) if os.path.isdir(ARTIFACTS) else []
-    check(len([s for s in shots if s.endswith(".png")]) >= 9,
+    check(len([s for s in shots if s.endswith(".png")]) >= 10,
           "a screenshot of each view in %s: %s" % (ARTIFACTS, shots))
 
 
