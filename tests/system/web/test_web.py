@@ -6,11 +6,11 @@ other (a VM 'secret'), and runs drive.mjs in Debian's Chromium through playwrigh
 in, create a VM from the busybox template and watch it reach running without a reload, its
 console (the output since boot; `uname -m` prints riscv64), stop, snapshot, delete; then the
 viewer finds no button to press; the other tenant's VM never shows; a list of 200 VMs renders
-in under 1 s from the page load; the platform administrator switches tenants. Also: the static files' types and Content-Security-Policy,
-no token needed for them, the console ticket good once, and a daemon whose console was not
-built answering / with a 503 that says so. Screenshots
-go to build/web-artifacts/. Skips without the built console; the browser part alone is
-skipped (with the reason) without Chromium, node, playwright-core or the guest.
+in under 1 s from the page load; the platform administrator switches tenants. Also: the
+static files' types and Content-Security-Policy, no token needed for them, the console ticket
+good once, and a daemon whose console was not built answering / with a 503 that says so.
+Screenshots go to build/web-artifacts/. Skips without the built console; the browser part
+alone is skipped (with the reason) without Chromium, node, playwright-core or the guest.
 Prints "web: N passed, N failed"."""
 
 import os
