@@ -73,22 +73,24 @@ export function parseSSE(text) {
   return { events, rest };
 }
 
+// Does event ev change the VM list in a way the event alone cannot say (a delete, a clone, a
+// gap in the stream)? Then the list is fetched again.
+export function needsReload(ev) {
+  return ev.type === 'events.gap' || (ev.type.startsWith('vm.') && ev.type !== 'vm.state');
+}
+
 // The VM list of tenant (the one the page shows) after event ev ({type, data} with data
 // parsed): a vm.state carries the VM's document and replaces or adds it; another tenant's
-// (a platform administrator's stream carries every tenant's) is no change. Returns null when
-// the list cannot be updated from the event alone (a delete, a gap): the caller fetches the
-// list again.
+// (a platform administrator's stream carries every tenant's) and any other event leave the
+// list as it is.
 export function applyEvent(vms, ev, tenant) {
-  if (ev.type === 'vm.state' && ev.data && typeof ev.data.name === 'string') {
-    if ((ev.data.tenant ?? '') !== tenant) return vms;
-    const i = vms.findIndex((v) => v.name === ev.data.name);
-    const next = vms.slice();
-    if (i >= 0) next[i] = ev.data;
-    else next.push(ev.data);
-    return next.sort((a, b) => a.name.localeCompare(b.name));
-  }
-  if (ev.type.startsWith('vm.') || ev.type === 'events.gap') return null;
-  return vms;
+  if (ev.type !== 'vm.state' || !ev.data || typeof ev.data.name !== 'string') return vms;
+  if ((ev.data.tenant ?? '') !== tenant) return vms;
+  const i = vms.findIndex((v) => v.name === ev.data.name);
+  const next = vms.slice();
+  if (i >= 0) next[i] = ev.data;
+  else next.push(ev.data);
+  return next.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 // The console websocket's URL for a page at loc (window.location) and a ticket.
@@ -149,13 +151,15 @@ export class Client {
     }
   }
 
-  // Follows the event stream, calling onEvent({id, type, data}) for each event, until signal
-  // aborts. fetch rather than EventSource: only fetch can send the Authorization header.
-  async follow(onEvent, signal, lastId) {
+  // Follows the event stream: onOpen() once it is open, then onEvent({id, type, data}) for
+  // each event, until signal aborts or the stream ends. fetch rather than EventSource: only
+  // fetch can send the Authorization header.
+  async follow(onEvent, signal, lastId, onOpen = () => {}) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (lastId) headers['Last-Event-ID'] = lastId;
     const r = await this.fetch(this.url('/events'), { headers, signal });
     if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+    onOpen();
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     let buf = '';

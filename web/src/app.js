@@ -7,7 +7,7 @@ import htm from 'htm';
 // so the list comes up without it; its small stylesheet stays in app.css.
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
-import { Client, abilities, applyEvent, consoleURL } from './api.js';
+import { Client, abilities, applyEvent, consoleURL, needsReload } from './api.js';
 
 const html = htm.bind(h);
 const TOKEN_KEY = 'tessera.token';
@@ -272,6 +272,7 @@ function App() {
   const [tenant, setTenant] = useState('');
   const [vms, setVms] = useState([]);
   const [error, setError] = useState('');
+  const [streamError, setStreamError] = useState('');
   const [live, setLive] = useState(false);
   const hash = useHash();
   const platform = session !== null && session.me.role === 'platform-admin';
@@ -288,33 +289,50 @@ function App() {
       () => sessionStorage.removeItem(TOKEN_KEY));
   }, []);
 
-  // The list, then every change from the event stream; a change the stream cannot say in full
-  // (a delete, a gap) fetches the list again. A dropped stream reconnects after 2 s.
+  // The event stream first, then the list (so no change falls between the two), then every
+  // change from the stream. Events that come while the list is being fetched wait and are
+  // applied on top of it in order: each vm.state carries its VM's whole document, so the last
+  // one wins. A change the stream cannot say in full (a delete, a gap) fetches the list again.
+  // A dropped stream reconnects after 2 s, resuming after the last event seen.
   useEffect(() => {
     if (!client) return undefined;
     setVms([]);
     const abort = new AbortController();
     let lastId = null;
-    const load = () => client.call('GET', '/vms').then((d) => {
-      setVms((d.vms || []).slice().sort((a, b) => a.name.localeCompare(b.name)));
-      setError('');
-    }, (err) => setError(err.message));
+    let ready = false;
+    let pending = [];
+    const apply = (ev) => {
+      if (needsReload(ev)) load();
+      else setVms((cur) => applyEvent(cur, ev, scope));
+    };
+    const load = () => {
+      ready = false;
+      return client.call('GET', '/vms').then((d) => {
+        setVms((d.vms || []).slice().sort((a, b) => a.name.localeCompare(b.name)));
+        setError('');
+      }, (err) => setError(err.message)).finally(() => {
+        ready = true;
+        const waiting = pending;
+        pending = [];
+        waiting.forEach(apply);
+      });
+    };
     const run = async () => {
       while (!abort.signal.aborted) {
-        await load();
         try {
-          setLive(true);
           await client.follow((ev) => {
             if (ev.id) lastId = ev.id;
-            setVms((cur) => {
-              const next = applyEvent(cur, ev, scope);
-              if (next === null) load();
-              return next === null ? cur : next;
-            });
-          }, abort.signal, lastId);
+            if (ready) apply(ev);
+            else pending.push(ev);
+          }, abort.signal, lastId, () => {
+            setLive(true);
+            setStreamError('');
+            load();
+          });
         } catch (err) {
           if (abort.signal.aborted) return;
-          setError(`event stream: ${err.message}`);
+          setStreamError(`event stream: ${err.message}`);
+          if (!ready) load(); // the list as it is, at least
         }
         setLive(false);
         await new Promise((r) => setTimeout(r, 2000));
@@ -336,7 +354,7 @@ function App() {
   let view;
   if (m && m[2]) view = html`<${Console} client=${client} name=${m[1]} />`;
   else if (m) view = html`<${VmDetail} client=${client} me=${me} name=${m[1]} vm=${vms.find((v) => v.name === m[1])} />`;
-  else view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error} />`;
+  else view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
   return html`<div>
     <header>
       <a class="brand" href="#/">Tessera</a>

@@ -2,7 +2,7 @@
 // VM list's updates from events, and the client against a fetch that answers as tesserad does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { abilities, applyEvent, Client, consoleURL, errorMessage, parseSSE, roleAtLeast, tokenId } from '../src/api.js';
+import { abilities, applyEvent, Client, consoleURL, errorMessage, needsReload, parseSSE, roleAtLeast, tokenId } from '../src/api.js';
 
 const TOKEN = `tsr_0123456789abcdef_${'ab'.repeat(32)}`;
 
@@ -44,9 +44,11 @@ test('applyEvent: vm.state replaces or adds, sorted; deletes and gaps ask for th
   const b = applyEvent(a, { type: 'vm.state', data: { name: 'a', tenant: 'acme', state: 'running' } }, 'acme');
   assert.equal(b[0].state, 'running');
   assert.equal(vms.length, 1, 'the old list is left alone');
-  assert.equal(applyEvent(b, { type: 'vm.delete', data: { target: 'a' } }, 'acme'), null);
-  assert.equal(applyEvent(b, { type: 'events.gap', data: { missed: 3 } }, 'acme'), null);
+  assert.equal(applyEvent(b, { type: 'vm.delete', data: { target: 'a' } }, 'acme'), b);
   assert.equal(applyEvent(b, { type: 'volume.upload', data: {} }, 'acme'), b);
+  assert.ok(needsReload({ type: 'vm.delete' }) && needsReload({ type: 'vm.clone' }));
+  assert.ok(needsReload({ type: 'events.gap' }));
+  assert.ok(!needsReload({ type: 'vm.state' }) && !needsReload({ type: 'volume.upload' }));
 });
 
 test("applyEvent: another tenant's VM never enters the list", () => {
@@ -108,4 +110,24 @@ test('Client.wait throws the failed operation\'s error', async () => {
   }, []));
   await assert.rejects(c.wait('00000000000000aa'), /the VMM exited with 1/);
   assert.equal((await c.wait('00000000000000bb')).status, 'success');
+});
+
+test('Client.follow: onOpen first, then the events, even split across chunks; a refusal throws', async () => {
+  const chunks = [': tesserad events\n\nid: 4\nevent: vm.st', 'ate\ndata: {"name":"a","state":"running"}\n\n'];
+  const enc = new TextEncoder();
+  const seen = [];
+  const order = [];
+  const fetchFn = async (url, opts) => {
+    seen.push({ url, ...opts });
+    let i = 0;
+    const reader = { read: async () => (i < chunks.length ? { value: enc.encode(chunks[i++]), done: false } : { done: true }) };
+    return { ok: true, status: 200, body: { getReader: () => reader } };
+  };
+  const c = new Client(TOKEN, fetchFn, 'acme');
+  await c.follow((ev) => order.push(ev), undefined, '3', () => order.push('open'));
+  assert.deepEqual(order, ['open', { id: '4', type: 'vm.state', data: { name: 'a', state: 'running' } }]);
+  assert.equal(seen[0].url, '/api/v1/events?tenant=acme');
+  assert.equal(seen[0].headers['Last-Event-ID'], '3');
+  const refused = new Client(TOKEN, fakeFetch({}, []));
+  await assert.rejects(refused.follow(() => {}, undefined, null, () => assert.fail('opened')), /no such route/);
 });
