@@ -28,8 +28,19 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests-asan/%)
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench print-libs
-all: $(BUILD)/tessera $(BUILD)/tesserad
+.PHONY: all clean test unit unit-asan isa guest guest-test format check-format bench print-libs \
+        web-test
+all: $(BUILD)/tessera $(BUILD)/tesserad $(BUILD)/web/index.html
+
+# The web console (docs/web.md): bundled from web/ with its npm dependencies into build/web/,
+# beside build/tesserad, which serves it. Without npm the rule warns and builds nothing.
+WEB_SRCS := $(sort $(wildcard web/src/*)) web/package.json web/package-lock.json web/build.mjs \
+            scripts/web-build.sh
+$(BUILD)/web/index.html: $(WEB_SRCS)
+	@scripts/web-build.sh build $(BUILD)/web
+
+web-test:
+	@scripts/web-build.sh test
 
 # Everything but main() is one library; each binary is its main() linked against it. A new
 # binary (tesserad) is one more line of the form below.

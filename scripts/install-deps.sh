@@ -60,9 +60,17 @@ packages=(
     # forwarding in the networks' and routers' namespaces; modprobe loads br_netfilter where
     # it is a module (Debian's kernel)
     procps kmod
+    # the web console (docs/web.md): node bundles web/ (its npm packages need node 20 or
+    # later: bookworm's own nodejs is 18, so CI takes node from a repository that has 20, which
+    # brings npm along); its browser test drives Debian's Chromium headless
+    nodejs chromium
 )
 
 echo "install-deps: apt-get update"
 $SUDO apt-get update -q
 echo "install-deps: installing ${#packages[@]} packages"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
+# Debian's nodejs comes without npm (a package of its own); NodeSource's brings it.
+if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends npm
+fi

@@ -55,6 +55,7 @@ stage "isa (ASan+UBSan)" make -s -j"$JOBS" isa-asan
 if [ "$(uname -m)" = x86_64 ]; then # the JIT engine exists on x86-64 hosts only
     stage "isa (jit)" make -s -j"$JOBS" isa-jit
 fi
+stage "web"         make -s web-test
 stage "cli"         tests/cli/run.sh
 stage "daemon"      python3 tests/system/test_daemon.py
 stage "cli client"  python3 tests/system/test_cli_client.py
@@ -66,6 +67,7 @@ stage "resources"   python3 tests/system/test_resources.py
 stage "networks"    python3 tests/system/test_networks.py
 stage "secgroups"   python3 tests/system/test_secgroups.py
 stage "routers"     python3 tests/system/test_routers.py
+stage "web browser" python3 tests/system/web/test_web.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

@@ -840,6 +840,7 @@ static const struct route routes[] = {
      * permission table (GET /roles) holds every route. */
     {"GET", {"events"}, api_front_only, NULL, ROLE_VIEWER},
     {"GET", {"vms", "{name}", "console"}, api_front_only, NULL, ROLE_OPERATOR},
+    {"POST", {"vms", "{name}", "console-ticket"}, api_front_only, NULL, ROLE_OPERATOR},
     {"PUT", {"volumes", "{name}", "data"}, api_front_only, NULL, ROLE_TENANT_ADMIN},
     {"GET", {"operations", "{op}"}, api_operation_get, NULL, ROLE_VIEWER},
     {"GET", {"operations", "{op}", "wait"}, api_operation_wait, NULL, ROLE_VIEWER},

@@ -46,7 +46,9 @@ static void usage(FILE *f)
             "  --tls-key FILE       PEM private key for https:// listeners\n"
             "  --upload-max BYTES   largest volume upload (default 1 TiB)\n"
             "  --cgroup-parent NAME the VMs' parent control group (default tessera)\n"
-            "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n",
+            "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n"
+            "  --web-dir DIR        the web console's built files (default: web/ beside this\n"
+            "                       program, where make puts them)\n",
             SERVER_LISTEN_MAX);
 }
 
@@ -74,6 +76,23 @@ static int write_token(const char *path, const char *token)
     return ret;
 }
 
+/* web/ beside this program: build/web for build/tesserad, where make builds the console
+ * (docs/web.md). 0, or -errno when the program's path cannot be read. */
+static int web_dir_default(char *out, size_t len)
+{
+    char exe[PATH_MAX], *slash;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+    if (n <= 0)
+        return n < 0 ? -errno : -ENOENT;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (!slash)
+        return -ENOENT;
+    *slash = '\0';
+    return snprintf(out, len, "%s/web", exe) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -84,12 +103,13 @@ int main(int argc, char **argv)
         {"upload-max", required_argument, NULL, 'u'},
         {"cgroup-parent", required_argument, NULL, 'g'},
         {"no-cgroups", no_argument, NULL, 'G'},
+        {"web-dir", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     char sock_spec[PATH_MAX], token_path[PATH_MAX], lock_path[PATH_MAX];
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
-    char token[TOKEN_TEXT_LEN + 1];
+    char token[TOKEN_TEXT_LEN + 1], web_dir[PATH_MAX];
     const char *dir = NULL, *listen[SERVER_LISTEN_MAX], *cgroup_parent = "tessera";
     struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
     static struct daemon d;
@@ -140,6 +160,7 @@ int main(int argc, char **argv)
             cgroup_parent = optarg;
             break;
         case 'G': cgroup_parent = NULL; break;
+        case 'w': cfg.web_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -216,6 +237,8 @@ int main(int argc, char **argv)
     cfg.events = d.events;
     cfg.metrics = d.metrics;
     cfg.hooks = &hooks;
+    if (!cfg.web_dir && !web_dir_default(web_dir, sizeof(web_dir)))
+        cfg.web_dir = web_dir;
     ret = server_start(&cfg, &srv, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);

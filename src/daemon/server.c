@@ -19,6 +19,8 @@
 #include <microhttpd.h>
 
 #include "daemon/listener.h"
+#include "daemon/ticket.h"
+#include "daemon/webui.h"
 #include "daemon/websocket.h"
 
 _Static_assert(SERVER_ERR_LEN == LISTENER_ERR_LEN, "one err buffer for both");
@@ -44,9 +46,19 @@ struct server {
     pthread_cond_t pumps_done;
     unsigned npumps;      /* console pump threads running */
     atomic_uint nstreams; /* event streams and consoles open, all listeners together */
+    int web_fd;           /* the web console's folder (cfg.web_dir); -1: not built */
+    struct ticket_table tickets;
 };
 
-enum route_kind { KIND_API, KIND_EVENTS, KIND_METRICS, KIND_CONSOLE, KIND_UPLOAD };
+enum route_kind {
+    KIND_API,
+    KIND_EVENTS,
+    KIND_METRICS,
+    KIND_CONSOLE,
+    KIND_UPLOAD,
+    KIND_TICKET,
+    KIND_WEB
+};
 
 struct upload {
     int fd;
@@ -745,6 +757,30 @@ static bool header_has_token(const char *value, const char *token)
     return false;
 }
 
+/* Who opens the console: the token's caller, or, for a request with ?ticket= and no
+ * Authorization header (a browser's websocket cannot send one), the caller the ticket was
+ * issued to, in the tenant it was issued in (ticket.h). false with the answer queued. */
+static bool console_caller(struct server *srv, struct server_req *req, struct MHD_Connection *conn,
+                           enum MHD_Result *ret)
+{
+    const char *ticket = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ticket");
+
+    if (!ticket ||
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))
+        return authenticate(srv, req, conn, ret) && check_path_name(srv, req, conn, "vm", ret) &&
+               resolve_tenant(srv, req, conn, ret);
+    if (!check_path_name(srv, req, conn, "vm", ret))
+        return false;
+    if (ticket_redeem(&srv->tickets, ticket, req->name, ticket_now(), &req->caller)) {
+        *ret = send_error(srv, req, conn, 401, "ticket",
+                          "the console ticket is not valid for vm '%s' (unknown, already used, "
+                          "expired or issued for another VM)",
+                          req->name);
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result serve_console(struct server *srv, struct server_req *req,
                                      struct MHD_Connection *conn)
 {
@@ -756,8 +792,7 @@ static enum MHD_Result serve_console(struct server *srv, struct server_req *req,
     enum MHD_Result ret;
     int err, fd;
 
-    if (!authenticate(srv, req, conn, &ret) || !check_path_name(srv, req, conn, "vm", &ret) ||
-        !resolve_tenant(srv, req, conn, &ret))
+    if (!console_caller(srv, req, conn, &ret))
         return ret;
     /* RFC 6455 §4.2.1: what makes a request a websocket handshake. */
     upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
@@ -819,6 +854,95 @@ static enum MHD_Result serve_console(struct server *srv, struct server_req *req,
     req->answered = true;
     metrics_count_request(srv->cfg.metrics, req->method, req->route, 101);
     ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- POST /api/v1/vms/{name}/console-ticket: a console ticket for a browser ---- */
+
+static enum MHD_Result serve_ticket(struct server *srv, struct server_req *req,
+                                    struct MHD_Connection *conn)
+{
+    char path[SERVER_PATH_LEN], text[TICKET_TEXT_LEN + 1];
+    struct api_response r = {0};
+    enum MHD_Result ret;
+    json_t *doc;
+    int err;
+
+    if (!authenticate(srv, req, conn, &ret) || !check_path_name(srv, req, conn, "vm", &ret) ||
+        !resolve_tenant(srv, req, conn, &ret))
+        return ret;
+    if (!srv->cfg.hooks || !srv->cfg.hooks->console_path)
+        return send_error(srv, req, conn, 501, NULL, "consoles are not served by this daemon");
+    /* The console's own checks (the VM exists for this caller, the role may attach), but a VM
+     * that is not running yet gets its ticket: the console it opens says so. */
+    pthread_mutex_lock(srv->cfg.lock);
+    err = srv->cfg.hooks->console_path(srv->cfg.hooks->arg, &req->caller, req->name, path,
+                                       sizeof(path));
+    pthread_mutex_unlock(srv->cfg.lock);
+    if (err && err != -ENOTCONN)
+        return send_hook_error(srv, req, conn, "vm", err);
+    err = ticket_issue(&srv->tickets, &req->caller, req->name, ticket_now(), text);
+    if (err == -EAGAIN)
+        return send_error(srv, req, conn, 503, NULL,
+                          "%d console tickets are outstanding; try again in %d s", TICKET_MAX,
+                          TICKET_TTL_S);
+    if (err)
+        return send_error(srv, req, conn, 500, NULL, "console ticket: %s", strerror(-err));
+    doc = json_pack("{s:s,s:i}", "ticket", text, "expires_in_s", TICKET_TTL_S);
+    explicit_bzero(text, sizeof(text));
+    r.status = 201;
+    r.body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!r.body)
+        return MHD_NO;
+    r.len = strlen(r.body);
+    return send_response(srv, req, conn, &r);
+}
+
+/* ---- GET / and /ui/...: the web console's files (webui.h, docs/web.md) ---- */
+
+static enum MHD_Result serve_web(struct server *srv, struct server_req *req,
+                                 struct MHD_Connection *conn, const char *url)
+{
+    char name[WEBUI_NAME_LEN];
+    struct MHD_Response *resp;
+    const char *type;
+    enum MHD_Result ret;
+    uint64_t size;
+    int err, fd;
+
+    if (srv->web_fd < 0)
+        return send_error(srv, req, conn, 503, NULL,
+                          "the web console was not built: build tessera where npm can install "
+                          "web/'s dependencies, or start tesserad with --web-dir (docs/web.md)");
+    err = webui_resolve(url, name, &type);
+    if (!err)
+        err = webui_open_file(srv->web_fd, name, &fd, &size);
+    if (err == -ENOENT && !strcmp(url, "/"))
+        return send_error(srv, req, conn, 503, NULL,
+                          "the web console was not built: its folder has no index.html "
+                          "(docs/web.md)");
+    if (err == -ENOENT || err == -ELOOP || err == -EINVAL)
+        return send_error(srv, req, conn, 404, NULL, "no such file of the web console");
+    if (err)
+        return send_error(srv, req, conn, 500, NULL, "web console file %s: %s", name,
+                          strerror(-err));
+    req->answered = true;
+    metrics_count_request(srv->cfg.metrics, req->method, req->route, 200);
+    resp = MHD_create_response_from_fd((size_t)size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "Content-Security-Policy", WEBUI_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* A rebuilt console is seen at the next load: the browser asks again each time (the files
+     * are small, and served from this host). */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    ret = MHD_queue_response(conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -1002,6 +1126,16 @@ static enum MHD_Result first_call(struct server *srv, struct server_req *req,
     if (!strcmp(method, "GET") && route_match("/api/v1/vms/{name}/console", url, req->name)) {
         req->kind = KIND_CONSOLE;
         return serve_console(srv, req, conn);
+    }
+    if (!strcmp(method, "POST") &&
+        route_match("/api/v1/vms/{name}/console-ticket", url, req->name)) {
+        req->kind = KIND_TICKET;
+        return serve_ticket(srv, req, conn);
+    }
+    if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) && webui_owns(url)) {
+        req->kind = KIND_WEB;
+        req->route = "/ui";
+        return serve_web(srv, req, conn, url);
     }
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!strcmp(method, "PUT") && route_match("/api/v1/volumes/{name}/data", url, req->name)) {
@@ -1187,6 +1321,9 @@ static void server_free(struct server *srv)
     free(srv->tls_cert);
     close(srv->stop_pipe[0]);
     close(srv->stop_pipe[1]);
+    if (srv->web_fd >= 0)
+        close(srv->web_fd);
+    ticket_table_destroy(&srv->tickets);
     pthread_cond_destroy(&srv->pumps_done);
     pthread_mutex_destroy(&srv->pumps_lock);
     free(srv);
@@ -1224,6 +1361,9 @@ int server_start(const struct server_config *cfg, struct server **out, char *err
         return -ENOMEM;
     }
     srv->cfg = *cfg;
+    ticket_table_init(&srv->tickets);
+    /* A folder that is absent is a console that was not built: "/" says so (503). */
+    srv->web_fd = cfg->web_dir ? open(cfg->web_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     pthread_mutex_init(&srv->pumps_lock, NULL);
     pthread_cond_init(&srv->pumps_done, NULL);
     if (pipe2(srv->stop_pipe, O_CLOEXEC)) {

@@ -1,8 +1,10 @@
 /* The daemon's HTTP front end (docs/daemon.md, "Listening", "Events", "Metrics", "Console",
  * "Uploads"): libmicrohttpd on one or more listeners in front of api_handle(), plus the routes
  * that are not request-and-answer: GET /api/v1/events (server-sent events), GET /metrics,
- * GET /api/v1/vms/{name}/console (a websocket) and PUT /api/v1/volumes/{name}/data (a streamed
- * upload of any size).
+ * GET /api/v1/vms/{name}/console (a websocket; a browser opens it with a single-use ticket from
+ * POST /api/v1/vms/{name}/console-ticket, ticket.h), PUT /api/v1/volumes/{name}/data (a
+ * streamed upload of any size), and the web console's static files at / and /ui/ (webui.h,
+ * docs/web.md), the only answers given without a token.
  *
  * Listeners: "unix:PATH" (mode cfg->unix_mode), "https://HOST:PORT" (TLS by GnuTLS with
  * cfg->tls_cert and cfg->tls_key, PEM files) and "http://127.0.0.1:PORT" or
@@ -92,6 +94,9 @@ struct server_config {
     const struct server_hooks *hooks;
     uint64_t upload_max; /* bytes per upload; 0: SERVER_UPLOAD_MAX */
     unsigned ping_s;     /* a console client's silence before a ping; 0: SERVER_PING_S */
+    /* The web console's built files (webui.h), served at / and /ui/ without a token; NULL or
+     * a folder that is absent: / answers 503, the console was not built. */
+    const char *web_dir;
 };
 
 struct server;

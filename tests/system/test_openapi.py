@@ -502,6 +502,19 @@ def walk_front(c, w):
             what="websocket version 8")
     c.front("GET", "/api/v1/vms/{name}/console", {"name": "nothing"}, token=w.tok["operator"],
             headers=WS_HANDSHAKE, want=404)
+    # A browser's way in: a ticket, good once, instead of the Authorization header.
+    st, t = c.call("POST", "/api/v1/vms/{name}/console-ticket", vm, token=w.tok["operator"],
+                   want=201)
+    if st == 201:
+        st, _, _, _ = c.raw("GET", "/api/v1/vms/web/console?ticket=" + t["ticket"], None,
+                            headers=WS_HANDSHAKE)
+        check(st == 409, "the ticket opens the console as its caller (409: not running): %d" % st)
+        st, doc, _, _ = c.raw("GET", "/api/v1/vms/web/console?ticket=" + t["ticket"], None,
+                              headers=WS_HANDSHAKE)
+        check(st == 401 and doc["error"]["field"] == "ticket", "a ticket is good once: %d" % st)
+    c.call("POST", "/api/v1/vms/{name}/console-ticket", vm, token=vic, want=403)
+    c.call("POST", "/api/v1/vms/{name}/console-ticket", {"name": "nothing"},
+           token=w.tok["operator"], want=404)
     # An upload: a raw image of 1 MiB with a pattern, into a raw volume of 2 MiB.
     c.change("POST", "/api/v1/volumes", token=ann,
              body={"name": "upvol", "size_bytes": 2 * MIB, "format": "raw"}, want=201)
@@ -1115,6 +1128,8 @@ def permissions(c, w, server):
         # passes), an upload of a small raw image.
         ("GET", "/api/v1/events"): lambda r: ({}, None),
         ("GET", "/api/v1/vms/{name}/console"): lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("POST", "/api/v1/vms/{name}/console-ticket"):
+            lambda r: ({"name": cached("vm", r, vm)}, None),
         ("PUT", "/api/v1/volumes/{name}/data"): lambda r: ({"name": raw_volume(r)}, None),
         ("GET", "/api/v1/operations/{op}"):
             lambda r: ({"op": cached("op", r, operation)}, None),

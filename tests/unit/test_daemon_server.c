@@ -6,7 +6,8 @@
  * gets a published event, the bound on long-lived connections (503), an upload that lands in
  * the hook's file with a 202 and its Location, an upload over the cap and one whose client
  * went away (the file removed, upload_end told), /metrics counting by route template, and a
- * server_stop() that ends open streams and consoles. */
+ * server_stop() that ends open streams and consoles; the web console's files (types, policy,
+ * no token, nothing outside its folder) and a console opened once with a ticket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -24,6 +25,8 @@
 #include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
+#include "daemon/ticket.h"
+#include "daemon/webui.h"
 #include "daemon/websocket.h"
 #include "test.h"
 
@@ -224,16 +227,19 @@ static unsigned ws_recv(int fd, uint8_t *out, size_t *len)
     return h[0] & 0x0f;
 }
 
-static int ws_open(const char *vm, char *resp, size_t cap)
+/* A console handshake for vm: with the administrator's token, or, when ticket is not NULL,
+ * with ?ticket= and no token (a browser's way, ticket.h). */
+static int ws_open_ticket(const char *vm, const char *ticket, char *resp, size_t cap)
 {
-    char head[512];
+    char head[512], auth[TOKEN_TEXT_LEN + 40];
     int fd = dial(api_sock);
 
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", admin);
     snprintf(head, sizeof(head),
-             "GET /api/v1/vms/%s/console HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+             "GET /api/v1/vms/%s/console%s%s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-             vm, admin);
+             "Sec-WebSocket-Version: 13\r\n%s\r\n",
+             vm, ticket ? "?ticket=" : "", ticket ? ticket : "", ticket ? "" : auth);
     resp[0] = '\0';
     if (fd < 0 || !send_all(fd, head, strlen(head)))
         return fd;
@@ -247,6 +253,11 @@ static int ws_open(const char *vm, char *resp, size_t cap)
         resp[len] = '\0';
     }
     return fd;
+}
+
+static int ws_open(const char *vm, char *resp, size_t cap)
+{
+    return ws_open_ticket(vm, NULL, resp, cap);
 }
 
 static void test_websocket(void)
@@ -288,6 +299,76 @@ static void test_websocket(void)
     close(fd);
     fd = ws_open("down", resp, sizeof(resp));
     CHECK(status_of(resp) == 409);
+    close(fd);
+}
+
+/* ---- The web console's files and a browser's console ticket ---- */
+
+static char web_dir[64];
+
+static void web_files(void)
+{
+    char path[128];
+    FILE *f;
+
+    snprintf(web_dir, sizeof(web_dir), "%s/web", dir);
+    CHECK(mkdir(web_dir, 0700) == 0);
+    snprintf(path, sizeof(path), "%s/index.html", web_dir);
+    CHECK((f = fopen(path, "w")) && fputs("<!doctype html><title>t</title>\n", f) >= 0 &&
+          fclose(f) == 0);
+    snprintf(path, sizeof(path), "%s/app.js", web_dir);
+    CHECK((f = fopen(path, "w")) && fputs("export {};\n", f) >= 0 && fclose(f) == 0);
+    snprintf(path, sizeof(path), "%s/link.js", web_dir);
+    CHECK(symlink("/etc/passwd", path) == 0);
+}
+
+static void test_web(void)
+{
+    char resp[4096], ticket[TICKET_TEXT_LEN + 1];
+    const char *t;
+    uint8_t out[64];
+    size_t len;
+    int fd;
+
+    /* The files: no token, typed, under the policy; nothing outside them. */
+    CHECK(request("GET", "/", NULL, resp, sizeof(resp)) == 200);
+    CHECK(strstr(resp, "Content-Type: text/html; charset=utf-8\r\n") != NULL);
+    CHECK(strstr(resp, "Content-Security-Policy: " WEBUI_CSP "\r\n") != NULL);
+    CHECK(strstr(resp, "<title>t</title>") != NULL);
+    CHECK(request("HEAD", "/", NULL, resp, sizeof(resp)) == 200 && !strstr(resp, "<title>"));
+    CHECK(request("GET", "/ui/app.js", NULL, resp, sizeof(resp)) == 200);
+    CHECK(strstr(resp, "Content-Type: text/javascript; charset=utf-8\r\n") != NULL);
+    CHECK(request("GET", "/ui/link.js", NULL, resp, sizeof(resp)) == 404);
+    CHECK(request("GET", "/ui/../api.sock", NULL, resp, sizeof(resp)) == 404);
+    CHECK(request("GET", "/ui/%2e%2e%2fapi.sock", NULL, resp, sizeof(resp)) == 404);
+    CHECK(request("GET", "/ui/none.js", NULL, resp, sizeof(resp)) == 404);
+    CHECK(request("GET", "/api/v1/vms", NULL, resp, sizeof(resp)) == 401);
+
+    /* Tickets: with a token only; for a VM the caller sees, running or not. */
+    CHECK(request("POST", "/api/v1/vms/web/console-ticket", NULL, resp, sizeof(resp)) == 401);
+    CHECK(request("POST", "/api/v1/vms/nosuch/console-ticket", admin, resp, sizeof(resp)) == 404);
+    CHECK(request("POST", "/api/v1/vms/down/console-ticket", admin, resp, sizeof(resp)) == 201);
+    CHECK(request("POST", "/api/v1/vms/web/console-ticket", admin, resp, sizeof(resp)) == 201);
+    t = strstr(resp, "\"ticket\":\"");
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    memcpy(ticket, t + 10, TICKET_TEXT_LEN);
+    ticket[TICKET_TEXT_LEN] = '\0';
+    CHECK(strspn(ticket, "0123456789abcdef") == TICKET_TEXT_LEN);
+    /* Another VM's name does not spend it; its own opens the console, once. */
+    fd = ws_open_ticket("down", ticket, resp, sizeof(resp));
+    CHECK(status_of(resp) == 401);
+    close(fd);
+    fd = ws_open_ticket("web", ticket, resp, sizeof(resp));
+    CHECK(status_of(resp) == 101);
+    ws_send(fd, WEBSOCKET_BINARY, "tick", 4);
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_BINARY && len == 4 && !memcmp(out, "tick", 4));
+    ws_send(fd, WEBSOCKET_CLOSE, "\x03\xe8", 2);
+    CHECK(ws_recv(fd, out, &len) == WEBSOCKET_CLOSE);
+    close(fd);
+    fd = ws_open_ticket("web", ticket, resp, sizeof(resp));
+    CHECK(status_of(resp) == 401);
     close(fd);
 }
 
@@ -436,6 +517,7 @@ int main(void)
     CHECK(api_bootstrap(st, &created, token, err) == 0 && created);
     snprintf(admin, sizeof(admin), "%s", token);
     test_authenticate(st);
+    web_files();
 
     con_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", con_sock);
@@ -454,7 +536,8 @@ int main(void)
                                     .metrics = metrics,
                                     .hooks = &hooks,
                                     .upload_max = 1 << 20,
-                                    .ping_s = 2};
+                                    .ping_s = 2,
+                                    .web_dir = web_dir};
         const char *bad[1] = {"http://10.0.0.1:80"};
 
         CHECK(server_start(&cfg, &srv, err) == 0);
@@ -465,6 +548,7 @@ int main(void)
     }
     if (srv) {
         test_websocket();
+        test_web();
         test_upload();
         test_events_and_metrics(bus);
         /* A console left open across the stop, once the closed streams' slots are back (a

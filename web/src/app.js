@@ -1,0 +1,370 @@
+// Tessera's web console (docs/web.md): login, the VM list kept live by the event stream, a VM's
+// page with its actions and snapshots, and its serial console in xterm.js.
+import { h, render } from 'preact';
+import { useEffect, useMemo, useRef, useState, useCallback } from 'preact/hooks';
+import htm from 'htm';
+// xterm.js is most of the bundle: its code is loaded when a console opens (its own chunk),
+// so the list comes up without it; its small stylesheet stays in app.css.
+import '@xterm/xterm/css/xterm.css';
+import './app.css';
+import { Client, abilities, applyEvent, consoleURL, needsReload } from './api.js';
+
+const html = htm.bind(h);
+const TOKEN_KEY = 'tessera.token';
+
+function useHash() {
+  const [hash, setHash] = useState(location.hash || '#/');
+  useEffect(() => {
+    const on = () => setHash(location.hash || '#/');
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+// A VM's template is {name, tenant} ("" for a shared one).
+function templateName(vm) {
+  const t = vm.template;
+  if (!t) return '';
+  return typeof t === 'string' ? t : `${t.tenant ? `${t.tenant}/` : ''}${t.name}`;
+}
+
+function ErrorLine({ error }) {
+  return error ? html`<p class="error" role="alert">${error}</p>` : null;
+}
+
+function Login({ onLogin }) {
+  const [token, setToken] = useState('');
+  const [error, setError] = useState('');
+  const submit = async (e) => {
+    e.preventDefault();
+    setError('');
+    const client = new Client(token.trim(), fetch.bind(window));
+    try {
+      const me = await client.whoami();
+      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      onLogin(client, me);
+    } catch (err) {
+      setError(err.message);
+    }
+  };
+  return html`<main class="login">
+    <h1>Tessera</h1>
+    <form onSubmit=${submit}>
+      <label for="token">API token</label>
+      <input id="token" name="token" type="password" autocomplete="off" value=${token}
+        onInput=${(e) => setToken(e.target.value)} placeholder="tsr_..." required />
+      <button type="submit">Log in</button>
+    </form>
+    <${ErrorLine} error=${error} />
+  </main>`;
+}
+
+function CreateDialog({ client, onClose }) {
+  const [templates, setTemplates] = useState([]);
+  const [name, setName] = useState('');
+  const [template, setTemplate] = useState('');
+  const [start, setStart] = useState(true);
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    client.call('GET', '/templates').then((doc) => {
+      const list = doc.templates || [];
+      setTemplates(list);
+      const def = list.find((t) => t.name === 'busybox') || list[0];
+      if (def) setTemplate(def.name);
+    }, (err) => setError(err.message));
+  }, [client]);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      await client.call('POST', '/vms', { name, template, start });
+      onClose();
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  // Escape closes it, as a dialog should for keyboard users.
+  const onKey = (e) => {
+    if (e.key === 'Escape') onClose();
+  };
+  return html`<div class="dialog" role="dialog" aria-modal="true" aria-labelledby="create-title"
+    onKeyDown=${onKey}>
+    <form onSubmit=${submit}>
+      <h2 id="create-title">New VM</h2>
+      <label for="vm-name">Name</label>
+      <input id="vm-name" autofocus value=${name} onInput=${(e) => setName(e.target.value)} required
+        pattern="[a-z0-9\\-]{1,59}" title="1 to 59 characters of a-z, 0-9 and -" />
+      <label for="vm-template">Template</label>
+      <select id="vm-template" value=${template} onChange=${(e) => setTemplate(e.target.value)}>
+        ${templates.map((t) => html`<option value=${t.name}>${t.name}</option>`)}
+      </select>
+      <label class="check"><input type="checkbox" checked=${start}
+        onChange=${(e) => setStart(e.target.checked)} /> Start it now</label>
+      <${ErrorLine} error=${error} />
+      <div class="buttons">
+        <button type="submit" disabled=${busy}>Create</button>
+        <button type="button" onClick=${onClose}>Cancel</button>
+      </div>
+    </form>
+  </div>`;
+}
+
+function VmList({ client, me, vms, error }) {
+  const can = abilities(me.role);
+  const [creating, setCreating] = useState(false);
+  return html`<main>
+    <div class="bar">
+      <h2>Virtual machines</h2>
+      ${can.create && html`<button id="create" onClick=${() => setCreating(true)}>New VM</button>`}
+    </div>
+    <${ErrorLine} error=${error} />
+    <div class="scroll"><table class="vms">
+      <thead><tr><th>Name</th><th>State</th><th>CPUs</th><th>Memory</th><th>Template</th></tr></thead>
+      <tbody>
+        ${vms.map((v) => html`<tr data-vm=${v.name}>
+          <td><a href=${`#/vm/${v.name}`}>${v.name}</a></td>
+          <td><span class=${`state state-${v.state}`} data-state=${v.state}>${v.state}</span></td>
+          <td>${v.cpus}</td>
+          <td>${v.memory_bytes ? `${Math.round(v.memory_bytes / 1048576)} MiB` : ''}</td>
+          <td>${templateName(v)}</td>
+        </tr>`)}
+      </tbody>
+    </table></div>
+    ${vms.length === 0 && html`<p class="empty">No VMs.</p>`}
+    ${creating && html`<${CreateDialog} client=${client} onClose=${() => setCreating(false)} />`}
+  </main>`;
+}
+
+function VmDetail({ client, me, vm, name }) {
+  const can = abilities(me.role);
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState('');
+  const [snaps, setSnaps] = useState([]);
+  const [snapName, setSnapName] = useState('');
+  const loadSnaps = useCallback(() => {
+    client.call('GET', `/vms/${name}/snapshots`).then((d) => setSnaps(d.snapshots || []),
+      () => setSnaps([]));
+  }, [client, name]);
+  useEffect(loadSnaps, [loadSnaps, vm && vm.state]);
+  if (!vm) return html`<main><p>No VM '${name}'. <a href="#/">Back to the list</a></p></main>`;
+  const act = async (what, fn) => {
+    setBusy(what);
+    setError('');
+    try {
+      await fn();
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy('');
+    }
+  };
+  const action = (a) => act(a, async () => {
+    const op = await client.call('POST', `/vms/${name}/actions/${a}`);
+    await client.wait(op.id);
+  });
+  const remove = () => act('delete', async () => {
+    await client.call('DELETE', `/vms/${name}`);
+    location.hash = '#/';
+  });
+  const snapshot = (e) => {
+    e.preventDefault();
+    act('snapshot', async () => {
+      await client.call('POST', `/vms/${name}/snapshots`, { name: snapName });
+      setSnapName('');
+      loadSnaps();
+    });
+  };
+  const stopped = vm.state === 'stopped' || vm.state === 'error';
+  const live = vm.state === 'running' || vm.state === 'paused';
+  return html`<main>
+    <p><a href="#/">← VMs</a></p>
+    <div class="bar">
+      <h2>${vm.name} <span class=${`state state-${vm.state}`} id="vm-state" data-state=${vm.state}>${vm.state}</span></h2>
+      ${busy && html`<span class="busy" aria-live="polite">${busy}…</span>`}
+    </div>
+    <div class="buttons">
+      ${can.power && stopped && html`<button id="start" disabled=${!!busy} onClick=${() => action('start')}>Start</button>`}
+      ${can.power && live && html`<button id="stop" disabled=${!!busy} onClick=${() => action('stop')}>Stop</button>`}
+      ${can.console && live && html`<a class="button" id="open-console" href=${`#/vm/${name}/console`}>Console</a>`}
+      ${can.delete && stopped && html`<button id="delete" class="danger" disabled=${!!busy} onClick=${remove}>Delete</button>`}
+    </div>
+    <${ErrorLine} error=${error || (vm.state === 'error' ? vm.error : '')} />
+    <dl class="config">
+      <dt>Template</dt><dd>${templateName(vm)}</dd>
+      <dt>CPUs</dt><dd>${vm.cpus}</dd>
+      <dt>Memory</dt><dd>${vm.memory_bytes ? `${Math.round(vm.memory_bytes / 1048576)} MiB` : ''}</dd>
+      <dt>Disk</dt><dd>${vm.disk_bytes ? `${Math.round(vm.disk_bytes / 1048576)} MiB` : ''}</dd>
+      <dt>Desired</dt><dd>${vm.desired}</dd>
+    </dl>
+    <h3>Snapshots</h3>
+    <ul class="snaps">${snaps.map((s) => html`<li data-snap=${s.name}>${s.name}</li>`)}</ul>
+    ${snaps.length === 0 && html`<p class="empty">No snapshots.</p>`}
+    ${can.snapshot && html`<form class="inline" onSubmit=${snapshot}>
+      <label for="snap-name">Snapshot name</label>
+      <input id="snap-name" value=${snapName} onInput=${(e) => setSnapName(e.target.value)} required />
+      <button id="snapshot" type="submit" disabled=${!!busy || !stopped}
+        title=${stopped ? '' : 'a VM is snapshotted while stopped'}>Take snapshot</button>
+    </form>`}
+  </main>`;
+}
+
+function Console({ client, name }) {
+  const box = useRef(null);
+  const [status, setStatus] = useState('connecting');
+  useEffect(() => {
+    let term = null;
+    let input = null;
+    let ws = null;
+    let closed = false;
+    const enc = new TextEncoder();
+    const ticket = client.call('POST', `/vms/${name}/console-ticket`);
+    Promise.all([import('@xterm/xterm'), ticket]).then(([{ Terminal }, t]) => {
+      if (closed) return;
+      term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14 });
+      term.open(box.current);
+      input = term.onData((d) => {
+        if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+      });
+      ws = new WebSocket(consoleURL(location, name, t.ticket));
+      ws.binaryType = 'arraybuffer';
+      ws.onopen = () => {
+        setStatus('connected');
+        term.focus();
+      };
+      ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data));
+      ws.onclose = (e) => setStatus(`closed${e.reason ? `: ${e.reason}` : ''}`);
+    }, (err) => setStatus(`refused: ${err.message}`));
+    return () => {
+      closed = true;
+      if (input) input.dispose();
+      if (ws) ws.close();
+      if (term) term.dispose();
+    };
+  }, [client, name]);
+  return html`<main>
+    <p><a href=${`#/vm/${name}`}>← ${name}</a></p>
+    <h2>Console of ${name} <span class="busy" id="console-status">${status}</span></h2>
+    <div class="term" ref=${box}></div>
+  </main>`;
+}
+
+// A platform administrator picks the tenant it acts in ('' : the platform's own scope).
+function TenantSwitch({ base, tenant, onChange }) {
+  const [tenants, setTenants] = useState([]);
+  useEffect(() => {
+    base.call('GET', '/tenants').then((d) => setTenants((d.tenants || []).map((t) => t.name)),
+      () => setTenants([]));
+  }, [base]);
+  return html`<label class="tenant">Tenant
+    <select id="tenant" value=${tenant} onChange=${(e) => onChange(e.target.value)}>
+      <option value="">(platform)</option>
+      ${tenants.map((t) => html`<option value=${t}>${t}</option>`)}
+    </select></label>`;
+}
+
+function App() {
+  const [session, setSession] = useState(null);
+  const [tenant, setTenant] = useState('');
+  const [vms, setVms] = useState([]);
+  const [error, setError] = useState('');
+  const [streamError, setStreamError] = useState('');
+  const [live, setLive] = useState(false);
+  const hash = useHash();
+  const platform = session !== null && session.me.role === 'platform-admin';
+  // The tenant the page shows, and a client acting in it.
+  const scope = session === null ? '' : platform ? tenant : session.me.tenant;
+  const client = useMemo(() => (session === null ? null : platform ? session.client.withTenant(tenant) : session.client),
+    [session, platform, tenant]);
+
+  useEffect(() => {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) return;
+    const client = new Client(token, fetch.bind(window));
+    client.whoami().then((me) => setSession({ client, me }),
+      () => sessionStorage.removeItem(TOKEN_KEY));
+  }, []);
+
+  // The event stream first, then the list (so no change falls between the two), then every
+  // change from the stream. Events that come while the list is being fetched wait and are
+  // applied on top of it in order: each vm.state carries its VM's whole document, so the last
+  // one wins. A change the stream cannot say in full (a delete, a gap) fetches the list again.
+  // A dropped stream reconnects after 2 s, resuming after the last event seen.
+  useEffect(() => {
+    if (!client) return undefined;
+    setVms([]);
+    const abort = new AbortController();
+    let lastId = null;
+    let ready = false;
+    let pending = [];
+    const apply = (ev) => {
+      if (needsReload(ev)) load();
+      else setVms((cur) => applyEvent(cur, ev, scope));
+    };
+    const load = () => {
+      ready = false;
+      return client.call('GET', '/vms').then((d) => {
+        setVms((d.vms || []).slice().sort((a, b) => a.name.localeCompare(b.name)));
+        setError('');
+      }, (err) => setError(err.message)).finally(() => {
+        ready = true;
+        const waiting = pending;
+        pending = [];
+        waiting.forEach(apply);
+      });
+    };
+    const run = async () => {
+      while (!abort.signal.aborted) {
+        try {
+          await client.follow((ev) => {
+            if (ev.id) lastId = ev.id;
+            if (ready) apply(ev);
+            else pending.push(ev);
+          }, abort.signal, lastId, () => {
+            setLive(true);
+            setStreamError('');
+            load();
+          });
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          setStreamError(`event stream: ${err.message}`);
+          if (!ready) load(); // the list as it is, at least
+        }
+        setLive(false);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    };
+    run();
+    return () => abort.abort();
+  }, [client, scope]);
+
+  if (!session) return html`<${Login} onLogin=${(c, me) => setSession({ client: c, me })} />`;
+  const { me } = session;
+  const logout = () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    setSession(null);
+    setTenant('');
+    setVms([]);
+  };
+  const m = /^#\/vm\/([a-z0-9-]+)(\/console)?$/.exec(hash);
+  let view;
+  if (m && m[2]) view = html`<${Console} client=${client} name=${m[1]} />`;
+  else if (m) view = html`<${VmDetail} client=${client} me=${me} name=${m[1]} vm=${vms.find((v) => v.name === m[1])} />`;
+  else view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
+  return html`<div>
+    <header>
+      <a class="brand" href="#/">Tessera</a>
+      <span class=${live ? 'live' : 'live off'} title="event stream">${live ? 'live' : 'offline'}</span>
+      ${platform && html`<${TenantSwitch} base=${session.client} tenant=${tenant} onChange=${setTenant} />`}
+      <span class="who" id="who">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</span>
+      <button id="logout" onClick=${logout}>Log out</button>
+    </header>
+    ${view}
+  </div>`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));
