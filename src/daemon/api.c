@@ -758,6 +758,11 @@ static const struct route routes[] = {
     {"POST", {"networks"}, api_networks_create, "network.create", ROLE_TENANT_ADMIN},
     {"GET", {"networks", "{name}"}, api_network_get, NULL, ROLE_VIEWER},
     {"DELETE", {"networks", "{name}"}, api_network_delete, "network.delete", ROLE_TENANT_ADMIN},
+    {"PUT",
+     {"networks", "{name}", "vxlan"},
+     api_network_vxlan_set,
+     "network.vxlan.set",
+     ROLE_TENANT_ADMIN},
     {"GET", {"operations"}, api_operations_list, NULL, ROLE_VIEWER},
     /* Served by the HTTP front end (server.c) before the core sees them; listed here so the
      * permission table (GET /roles) holds every route. */

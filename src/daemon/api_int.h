@@ -233,6 +233,7 @@ void api_networks_list(struct req *q);
 void api_networks_create(struct req *q);
 void api_network_get(struct req *q);
 void api_network_delete(struct req *q);
+void api_network_vxlan_set(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);
 

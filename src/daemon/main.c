@@ -46,7 +46,9 @@ static void usage(FILE *f)
             "  --tls-key FILE       PEM private key for https:// listeners\n"
             "  --upload-max BYTES   largest volume upload (default 1 TiB)\n"
             "  --cgroup-parent NAME the VMs' parent control group (default tessera)\n"
-            "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n",
+            "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n"
+            "  --vxlan-local ADDR   this host's underlay IPv4 address for networks across hosts\n"
+            "                       (VXLAN; docs/networks.md)\n",
             SERVER_LISTEN_MAX);
 }
 
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
         {"upload-max", required_argument, NULL, 'u'},
         {"cgroup-parent", required_argument, NULL, 'g'},
         {"no-cgroups", no_argument, NULL, 'G'},
+        {"vxlan-local", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1];
     const char *dir = NULL, *listen[SERVER_LISTEN_MAX], *cgroup_parent = "tessera";
+    const char *vxlan_local = NULL;
     struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
     static struct daemon d;
     struct server_hooks hooks = {.arg = &d,
@@ -140,6 +144,7 @@ int main(int argc, char **argv)
             cgroup_parent = optarg;
             break;
         case 'G': cgroup_parent = NULL; break;
+        case 'x': vxlan_local = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -185,6 +190,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (api_net_host_config(vxlan_local, err)) {
+        fprintf(stderr, "tesserad: %s\n", err);
+        return 2;
+    }
     ret = daemon_init(&d, dir, cgroup_parent, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);

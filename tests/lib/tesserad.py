@@ -91,8 +91,10 @@ class Daemon:
     after this test process), removed when the test program exits."""
     _serial = 0
 
-    def __init__(self, state, args=()):
+    def __init__(self, state, args=(), prefix=()):
+        """prefix: a command that runs tesserad (e.g. nsenter into a network namespace)."""
         self.state = state
+        self.prefix = list(prefix)
         self.sock = os.path.join(state, "tesserad.sock")
         self.args = list(args)
         if "--no-cgroups" not in self.args and "--cgroup-parent" not in self.args:
@@ -105,7 +107,7 @@ class Daemon:
 
     def start(self, timeout=20):
         self.log = open(os.path.join(os.path.dirname(self.state), "tesserad.log"), "ab")
-        self.proc = subprocess.Popen([TESSERAD, "--state-dir", self.state] + self.args,
+        self.proc = subprocess.Popen(self.prefix + [TESSERAD, "--state-dir", self.state] + self.args,
                                      stdout=self.log, stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -162,10 +162,23 @@ static int vnet_ports(const struct vnet_names *nm, struct dnsmasq_spec *spec, bo
     return ret;
 }
 
+void vnet_vxlan_name(const char *id, char out[IFNAMSIZ])
+{
+    snprintf(out, IFNAMSIZ, VNET_VXLAN_PREFIX "%.11s", id);
+}
+
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
             const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
             char *err)
 {
+    return vnet_up_overlay(state_dir, tenant, name, sn, dhcp, ports, nports, NULL, err);
+}
+
+int vnet_up_overlay(const char *state_dir, const char *tenant, const char *name,
+                    const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports,
+                    size_t nports, const struct vnet_overlay *ov, char *err)
+{
+    char vxdev[IFNAMSIZ];
     char top[PATH_MAX], cidr[20], gw[20], mask[16], lo[2][16], hi[2][16];
     uint32_t m = ~0u << (32 - sn->prefix), bcast = sn->net | ~m;
     struct dnsmasq_spec spec = {.iface = NETNS_BRIDGE};
@@ -184,6 +197,22 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
     ret = netns_create(nm.ns, cidr, err);
     if (ret)
         return ret;
+    if (ov && ov->vni) {
+        struct vxlan_spec vx = {.ns = nm.ns,
+                                .dir = nm.dir,
+                                .dev = vxdev,
+                                .vni = ov->vni,
+                                .local = ov->local,
+                                .gateway = gw,
+                                .peers = ov->peers,
+                                .npeers = ov->npeers};
+
+        vnet_vxlan_name(nm.id, vxdev);
+        ret = vxlan_up(&vx, err);
+        if (ret)
+            return ret;
+        spec.mtu = VXLAN_MTU;
+    }
     /* The leases: the subnet's host addresses around the gateway's. */
     vnet_addr_text(m, mask);
     if (sn->gateway > sn->net + 1) {
@@ -228,14 +257,17 @@ static int vnet_rmdir(const char *dir, char *err)
 
 static int vnet_down_id(const char *state_dir, const char *id, char *err)
 {
-    char dir[PATH_MAX], ns[NETNS_NAME_MAX];
+    char dir[PATH_MAX], ns[NETNS_NAME_MAX], vxdev[IFNAMSIZ];
     int ret;
 
     snprintf(dir, sizeof(dir), "%.3000s/networks/%.16s", state_dir, id);
     snprintf(ns, sizeof(ns), VNET_NS_PREFIX "%.16s", id);
+    vnet_vxlan_name(id, vxdev);
     ret = dnsmasq_stop(dir, err);
     if (!ret)
         ret = netns_delete(ns, err);
+    if (!ret)
+        ret = vxlan_remove(vxdev, err);
     if (!ret)
         ret = vnet_rmdir(dir, err);
     return ret;

@@ -22,11 +22,13 @@
 #include "daemon/net/dnsmasq.h"
 #include "daemon/net/netns.h"
 #include "daemon/net/portsec.h"
+#include "daemon/net/vxlan.h"
 
-#define VNET_NS_PREFIX  "tsrn-"
-#define VNET_TAP_PREFIX "tsr"
-#define VNET_NICS_MAX   4
-#define VNET_ID_LEN     17 /* 16 hex digits and the NUL */
+#define VNET_NS_PREFIX    "tsrn-"
+#define VNET_TAP_PREFIX   "tsr"
+#define VNET_VXLAN_PREFIX "tsrx"
+#define VNET_NICS_MAX     4
+#define VNET_ID_LEN       17 /* 16 hex digits and the NUL */
 
 /* An IPv4 subnet in host byte order. */
 struct vnet_subnet {
@@ -61,12 +63,29 @@ struct vnet_port {
                        * send from; NULL for a NIC made before addresses were fixed */
 };
 
+/* What a network has beyond its bridge (NULL members: none): a VXLAN segment across hosts
+ * (vxlan.h). */
+struct vnet_overlay {
+    uint32_t vni;             /* 0: no VXLAN */
+    const char *local;        /* this host's underlay address */
+    const char *const *peers; /* the other hosts' */
+    size_t npeers;
+};
+
 /* Makes (or repairs) the network: its folder, namespace and bridge with the gateway's address,
  * its ports' security rules (portsec.h), and with dhcp its dnsmasq serving the ports
  * (restarted when they changed). */
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
             const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
             char *err);
+/* vnet_up() with the overlay ov (NULL: none): with a VNI, the VXLAN device `tsrx` + 11 hex
+ * digits of the network's id on the bridge, peers exactly ov's, and DHCP giving the VMs
+ * VXLAN_MTU. Calling it again with other peers replaces them on the running network. */
+int vnet_up_overlay(const char *state_dir, const char *tenant, const char *name,
+                    const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports,
+                    size_t nports, const struct vnet_overlay *ov, char *err);
+/* The network's VXLAN device name (IFNAMSIZ). */
+void vnet_vxlan_name(const char *id, char out[IFNAMSIZ]);
 /* Removes everything the network made: dnsmasq, the namespace (with its bridge and taps) and
  * its folder. What is absent already is no error. */
 int vnet_down(const char *state_dir, const char *tenant, const char *name, char *err);

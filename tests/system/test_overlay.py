@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Networks across hosts (issue 11 part 5, docs/networks.md "Across hosts"), end to end: two
+tesserad stand for two hosts, each in a network namespace of its own (hostA, hostB: the
+hosts' network, joined by a veth pair, underlay 192.0.2.1 and .2). Each makes network `lan`
+(10.0.0.0/24, VNI 4242, the other host as peer); VM a on A (its first free address) and VM b
+on B (a fixed address, 10.0.0.9) get their leases from their own host's dnsmasq with the
+overlay's MTU, ping each other and fetch pages from each other (a large one too: full-size
+frames) through VXLAN on the underlay. Replacing A's peers live (PUT .../vxlan) cuts b off and
+putting B back heals it, with the VMs running on. After everything is deleted no namespace,
+VXLAN device, tap or dnsmasq of either daemon is left. Needs root, iproute2, dnsmasq, nft,
+nsenter and /dev/net/tun: skips with a message otherwise. Prints "overlay: N passed, N failed".
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+sys.path.insert(0, os.path.dirname(__file__))
+from tesserad import Daemon, network_cleanup  # noqa: E402
+from test_networks import Console, wait_booted, lease_of  # noqa: E402
+import test_networks  # noqa: E402
+
+passed = failed = 0
+BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
+HOSTS = {"A": ("tsrt-hostA", "192.0.2.1"), "B": ("tsrt-hostB", "192.0.2.2")}
+VNI = 4242
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def missing():
+    if os.geteuid() != 0:
+        return "not root (network namespaces and taps need CAP_NET_ADMIN)"
+    for tool in ("ip", "dnsmasq", "nft", "nsenter", "bridge"):
+        if not shutil.which(tool):
+            return "%s is not installed (scripts/install-deps.sh)" % tool
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "no /dev/net/tun"
+    return None
+
+
+def sh(*argv, ns=None):
+    pre = ["ip", "netns", "exec", ns] if ns else []
+    return subprocess.run(pre + list(argv), capture_output=True, text=True)
+
+
+def underlay_up():
+    for ns, _ in HOSTS.values():
+        sh("ip", "netns", "delete", ns)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    r = sh("ip", "link", "add", "tsrt-ua", "netns", HOSTS["A"][0], "type", "veth", "peer", "name",
+           "tsrt-ub", "netns", HOSTS["B"][0])
+    check(r.returncode == 0, "underlay veth: %s" % r.stderr)
+    for host, dev in (("A", "tsrt-ua"), ("B", "tsrt-ub")):
+        ns, addr = HOSTS[host]
+        sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+
+
+def underlay_udp(host):
+    """UDP datagrams to the VXLAN port seen leaving host's underlay (from its link counters:
+    the frames are all VXLAN, nothing else talks there but ARP)."""
+    ns, _ = HOSTS[host]
+    dev = "tsrt-ua" if host == "A" else "tsrt-ub"
+    r = sh("ip", "-j", "-s", "-n", ns, "link", "show", dev)
+    return json.loads(r.stdout)[0]["stats64"]["tx"]["packets"]
+
+
+def our_objects(states, ids):
+    """Each daemon's namespaces (tsrn-ID for the ids recorded), VXLAN devices (tsrx...) in its
+    host's namespace or a network's, and dnsmasq processes."""
+    ns_all = [n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines()]
+    namespaces = sorted("tsrn-" + i for i in ids if "tsrn-" + i in ns_all)
+    links = ""
+    for ns in [h[0] for h in HOSTS.values()] + namespaces:
+        links += sh("ip", "-n", ns, "-o", "link", "show").stdout
+    devs = sorted(set(re.findall(r"^\d+: (tsr[0-9a-z]+)[:@]", links, re.M)))
+    procs = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0] == b"dnsmasq" and any(s.encode() in a for s in states for a in argv):
+            procs.append(int(pid))
+    return {"namespaces": namespaces, "links": devs, "dnsmasq": sorted(procs)}
+
+
+def run(d, states):
+    ids = set()
+    for host in d:
+        d[host].ok("POST", "/api/v1/tenants", body={"name": "t"})
+    for host, other in (("A", "B"), ("B", "A")):
+        net = d[host].ok("POST", "/api/v1/networks?tenant=t",
+                         body={"name": "lan", "subnet": "10.0.0.0/24",
+                               "vxlan": {"vni": VNI, "peers": [HOSTS[other][1]]}})
+        check(net["vxlan"] == {"vni": VNI, "peers": [HOSTS[other][1]]},
+              "host %s: the network spans hosts: %s" % (host, net))
+        ids.update(os.listdir(os.path.join(states[host], "networks")))
+    # One VNI per network on a host, and a peer must be another host's unicast address.
+    st, _, _ = d["A"].call("POST", "/api/v1/networks?tenant=t",
+                           body={"name": "lan2", "subnet": "10.1.0.0/24",
+                                 "vxlan": {"vni": VNI, "peers": ["192.0.2.2"]}})
+    check(st == 409, "a VNI taken on the host is a 409 (got %d)" % st)
+    for bad in (["192.0.2.1"], ["224.0.0.1"], ["10.0.0.300"], ["192.0.2.2", "192.0.2.2"]):
+        st, _, _ = d["A"].call("POST", "/api/v1/networks?tenant=t",
+                               body={"name": "lan2", "subnet": "10.1.0.0/24",
+                                     "vxlan": {"vni": 7, "peers": bad}})
+        check(st == 400, "peers %s is a 400 (got %d)" % (bad, st))
+
+    a = d["A"].ok("POST", "/api/v1/vms?tenant=t", body={"name": "a", "template": "busybox",
+                                               "nics": [{"network": "lan"}], "start": True})
+    b = d["B"].ok("POST", "/api/v1/vms?tenant=t", body={"name": "b", "template": "busybox",
+                                               "nics": [{"network": "lan", "ip": "10.0.0.9"}],
+                                               "start": True})
+    check(b["nics"][0]["ip"] == "10.0.0.9", "b has the address it asked for: %s" % b["nics"])
+    for bad, code in (("10.0.0.9", 409), ("10.0.0.1", 400), ("10.0.1.5", 400), ("10.0.0.255", 400)):
+        st, _, body = d["B"].call("POST", "/api/v1/vms?tenant=t",
+                                  body={"name": "x", "template": "busybox",
+                                        "nics": [{"network": "lan", "ip": bad}]})
+        check(st == code, "a NIC asking for %s is a %d (got %d %s)" % (bad, code, st, body[:100]))
+    d["A"].wait_op(a)
+    d["B"].wait_op(b)
+    ip = {"a": a["nics"][0]["ip"], "b": "10.0.0.9"}
+    t0 = time.monotonic()
+    for host, n in (("A", "a"), ("B", "b")):
+        check(not wait_booted(d[host], "t", [n], BOOT_TIMEOUT), "%s booted" % n)
+    for host, n, vm in (("A", "a", a), ("B", "b", b)):
+        got = lease_of(d[host], states[host], "t", "lan", vm["nics"][0]["mac"], 90)
+        check(got == ip[n], "%s leased %s from its own host: %s" % (n, ip[n], got))
+    print("  two VMs on two hosts booted and leased in %.1fs: %s" % (time.monotonic() - t0, ip),
+          flush=True)
+    con = {"a": Console(d["A"], "t", "a"), "b": Console(d["B"], "t", "b")}
+    for n in con:
+        out, ok = con[n].ask("ip -o link show eth0")
+        check(ok and " mtu 1450 " in out, "%s's eth0 took the overlay's MTU: %r" % (n, out))
+        con[n].ask("mkdir -p /tmp/www && echo hello-from-%s > /tmp/www/index.html && "
+                   "dd if=/dev/zero of=/tmp/www/big bs=1k count=1024 2>/dev/null && "
+                   "httpd -p 8080 -h /tmp/www" % n)
+    udp0 = underlay_udp("A")
+    for src, dst in (("a", "b"), ("b", "a")):
+        out, ok = con[src].ask("ping -c 3 -W 3 %s" % ip[dst])
+        check(ok, "%s pings %s across the hosts: %r" % (src, dst, out))
+        out, ok = con[src].ask("wget -q -T 10 -O - http://%s:8080/" % ip[dst])
+        check(ok and "hello-from-%s" % dst in out, "%s fetches %s's page: %r" % (src, dst, out))
+        out, ok = con[src].ask("wget -q -T 30 -O - http://%s:8080/big | wc -c" % ip[dst], 120)
+        check(ok and "1048576" in out, "%s fetches 1 MiB from %s (full-size frames): %r" %
+              (src, dst, out))
+    out, ok = con["a"].ask("ping -c 10 -i 0.2 %s | tail -1" % ip["b"])
+    rtt = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", out)
+    if rtt:
+        print("  a to b across VXLAN: ping avg %s ms (min %s, max %s)" %
+              (rtt.group(2), rtt.group(1), rtt.group(3)), flush=True)
+    check(underlay_udp("A") - udp0 > 700, "the traffic went over host A's underlay: %d frames" %
+          (underlay_udp("A") - udp0))
+
+    # Peers replaced live: without B, a cannot reach b; with B again it can. The VMs, the
+    # device and the leases stay.
+    doc = d["A"].ok("PUT", "/api/v1/networks/lan/vxlan?tenant=t", body={"peers": ["192.0.2.7"]})
+    check(doc["vxlan"]["peers"] == ["192.0.2.7"], "peers replaced: %s" % doc)
+    out, ok = con["a"].ask("ip neigh flush dev eth0; ping -c 3 -W 2 %s" % ip["b"])
+    check(not ok, "without B among A's peers, a cannot ping b: %r" % out)
+    d["A"].ok("PUT", "/api/v1/networks/lan/vxlan?tenant=t", body={"peers": ["192.0.2.2"]})
+    out, ok = con["a"].ask("ping -c 3 -W 3 %s" % ip["b"])
+    check(ok, "with B back, a pings b again: %r" % out)
+    st, _, _ = d["A"].call("PUT", "/api/v1/networks/lan/vxlan?tenant=t", body={"peers": "192.0.2.2"})
+    check(st == 400, "peers must be a list (got %d)" % st)
+    for c in con.values():
+        c.close()
+
+    for host, n in (("A", "a"), ("B", "b")):
+        d[host].wait_op(d[host].ok("POST", "/api/v1/vms/%s/actions/stop?tenant=t" % n))
+        for _ in range(50):
+            st, _, body = d[host].call("DELETE", "/api/v1/vms/%s?tenant=t" % n)
+            if st != 409:
+                break
+            time.sleep(0.2)
+        check(st == 204, "VM %s deleted: %d %s" % (n, st, body[:200]))
+        d[host].ok("DELETE", "/api/v1/networks/lan?tenant=t")
+    objs = our_objects(list(states.values()), ids)
+    check(objs == {"namespaces": [], "links": [], "dnsmasq": []},
+          "nothing of the daemons' left after deleting everything: %s" % objs)
+
+
+def main():
+    why = missing()
+    if why:
+        print("overlay: skipped: %s" % why)
+        print("overlay: 0 passed, 0 failed")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="tsr-ovl-")
+    states, d = {}, {}
+    test_networks.check = check
+    try:
+        underlay_up()
+        for host, (ns, addr) in HOSTS.items():
+            os.makedirs(os.path.join(tmp, host))
+            states[host] = os.path.join(tmp, host, "state")
+            d[host] = Daemon(states[host], args=["--vxlan-local", addr],
+                             prefix=["nsenter", "--net=/run/netns/" + ns])
+            d[host].start()
+        t0 = time.monotonic()
+        run(d, states)
+        print("%s overlay (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
+    except (AssertionError, OSError, KeyError, RuntimeError, EOFError, ValueError) as e:
+        import traceback
+        traceback.print_exc()
+        check(False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        for x in d.values():
+            try:
+                x.stop()
+            except Exception:
+                pass
+        subprocess.run(["pkill", "-9", "-f", "tessera run --config %s" % tmp],
+                       stderr=subprocess.DEVNULL)
+        for s in states.values():
+            network_cleanup(s)
+        for ns, _ in HOSTS.values():
+            sh("ip", "netns", "delete", ns)
+        if not failed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print("logs in", tmp)
+    print("overlay: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
