@@ -56,6 +56,10 @@ packages=(
     # security groups that come next).
     # The switch is a Linux bridge (iproute2, above): untagged networks need nothing more
     dnsmasq-base nftables
+    # VLAN networks' tags: tesserad runs its own Open vSwitch with the userspace datapath
+    # (ovsdb-server and ovs-vswitchd, not the system service), since this CI's kernel has
+    # neither 802.1Q devices nor bridge VLAN filtering (docs/networks.md "VLAN tags")
+    openvswitch-switch
 )
 
 echo "install-deps: apt-get update"

@@ -64,6 +64,7 @@ stage "cli console" python3 tests/system/test_cli_console.py
 stage "daemon vms"  python3 tests/system/test_daemon_vms.py
 stage "resources"   python3 tests/system/test_resources.py
 stage "networks"    python3 tests/system/test_networks.py
+stage "overlay"     python3 tests/system/test_overlay.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh
 stage "block crash" tests/block/crash.sh

@@ -1,7 +1,7 @@
 /* Virtual networks (docs/networks.md): the tenant-scoped "network" documents
- * {name, tenant, subnet, gateway, dhcp, created[, vxlan {vni, peers}]} and the NICs of VMs on them.
- * The host side (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file decides
- * who may do what and keeps the documents, as api_vms.c does for VMs. */
+ * {name, tenant, subnet, gateway, dhcp, created[, vxlan {vni, peers}][, vlan]} and the NICs of VMs
+ * on them. The host side (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file
+ * decides who may do what and keeps the documents, as api_vms.c does for VMs. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +18,26 @@
  * (until the quotas count networks). */
 #define NET_TENANT_MAX 16
 
-/* tesserad --vxlan-local: written once by main() before any thread starts. */
+/* tesserad --vxlan-local and --vlan-trunk: written once by main() before any thread starts. */
 static char net_vxlan_local[16];
+static char net_vlan_trunk[IFNAMSIZ];
 
-int api_net_host_config(const char *vxlan_local, char *err)
+int api_net_host_config(const char *vxlan_local, const char *vlan_trunk, char *err)
 {
-    net_vxlan_local[0] = '\0';
+    net_vxlan_local[0] = net_vlan_trunk[0] = '\0';
+    if (vlan_trunk) {
+        size_t n = strlen(vlan_trunk);
+
+        if (!n || n >= IFNAMSIZ || vlan_trunk[0] == '-' ||
+            strspn(vlan_trunk,
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n) {
+            snprintf(err, STORE_ERR_LEN,
+                     "--vlan-trunk %.40s: expected a host interface's name (1 to 15 characters)",
+                     vlan_trunk);
+            return -EINVAL;
+        }
+        snprintf(net_vlan_trunk, sizeof(net_vlan_trunk), "%s", vlan_trunk);
+    }
     if (!vxlan_local)
         return 0;
     if (vxlan_check_addr(vxlan_local)) {
@@ -44,7 +58,8 @@ static void net_overlay(const json_t *net, struct vnet_overlay *ov,
     json_t *vx = json_object_get(net, "vxlan"), *p;
     size_t i;
 
-    *ov = (struct vnet_overlay){.local = net_vxlan_local, .peers = peers};
+    *ov = (struct vnet_overlay){.local = net_vxlan_local, .peers = peers, .trunk = net_vlan_trunk};
+    ov->vlan = (unsigned)json_integer_value(json_object_get(net, "vlan"));
     if (!json_is_object(vx))
         return;
     ov->vni = (uint32_t)json_integer_value(json_object_get(vx, "vni"));
@@ -109,6 +124,11 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
     if (ov.vni && !net_vxlan_local[0]) {
         snprintf(err, NETCMD_ERR_LEN,
                  "network %.63s spans hosts (VXLAN) but this tesserad has no --vxlan-local", w.net);
+        return -EINVAL;
+    }
+    if (ov.vlan && !net_vlan_trunk[0]) {
+        snprintf(err, NETCMD_ERR_LEN,
+                 "network %.63s has a VLAN tag but this tesserad has no --vlan-trunk", w.net);
         return -EINVAL;
     }
     w.vms = json_array();
@@ -435,9 +455,10 @@ static int body_peers(struct req *q, json_t *obj, const char *prefix, json_t **o
     return 0;
 }
 
-/* Another network of this daemon (any tenant) with VNI vni: its owner's names. */
+/* Another network of this daemon (any tenant) with VNI vni, or (vni 0) with VLAN tag vlan
+ * (vlan 0: with any tag): its owner's names. */
 struct vni_walk {
-    json_int_t vni;
+    json_int_t vni, vlan;
     const char *tenant, *name; /* the network itself, skipped */
     char owner[2 * STORE_NAME_LEN + 2];
 };
@@ -447,7 +468,11 @@ static int each_vni(void *arg, const char *tenant, const char *name, const char 
     struct vni_walk *w = arg;
     json_t *net = json_loads(doc, 0, NULL);
     json_int_t vni = json_integer_value(json_object_get(json_object_get(net, "vxlan"), "vni"));
-    int found = vni == w->vni && (strcmp(tenant, w->tenant) || strcmp(name, w->name));
+    json_int_t vlan = json_integer_value(json_object_get(net, "vlan"));
+    int found = (w->vni    ? vni == w->vni
+                 : w->vlan ? vlan == w->vlan
+                           : vlan != 0) &&
+                (strcmp(tenant, w->tenant) || strcmp(name, w->name));
 
     if (found)
         snprintf(w->owner, sizeof(w->owner), "%s/%s", tenant, name);
@@ -506,13 +531,57 @@ static int body_vxlan(struct req *q, json_t *body, const char *name, json_t **ou
     return 0;
 }
 
+/* The body's `vlan` (absent: 0), or the reply set: 409 without --vlan-trunk or for a tag
+ * another network of this host has (one tag is one segment on the trunk: two networks on
+ * it would be joined). */
+static int body_vlan(struct req *q, json_t *body, const char *name, uint64_t *vlan)
+{
+    struct vni_walk w = {.tenant = q->scope, .name = name};
+    bool present;
+    int ret;
+
+    if (body_u64(q, body, NULL, "vlan", false, 1, OVS_TAG_MAX, vlan, &present))
+        return -EINVAL;
+    if (!present) {
+        *vlan = 0;
+        return 0;
+    }
+    if (!net_vlan_trunk[0]) {
+        reply_error(q->r, 409, "vlan",
+                    "this host has no trunk for VLAN tags: start tesserad with --vlan-trunk "
+                    "IFNAME");
+        return -EINVAL;
+    }
+    w.vlan = (json_int_t)*vlan;
+    ret = q->s->ops->doc_list(q->s, "network", NULL, each_vni, &w);
+    if (ret > 0)
+        reply_error(q->r, 409, "vlan", "VLAN %llu is taken on this host (network %s)",
+                    (unsigned long long)*vlan, w.owner);
+    else if (ret)
+        reply_store(q, "network", ret);
+    return ret ? -EINVAL : 0;
+}
+
+/* Stops the host's switch once no network of this daemon has a tag. Caller holds d->lock. */
+static void net_vlan_gc(struct daemon *d)
+{
+    struct vni_walk w = {.tenant = "", .name = ""};
+    char err[NETCMD_ERR_LEN];
+
+    if (d->store->ops->doc_list(d->store, "network", NULL, each_vni, &w) == 0 &&
+        vnet_vlan_release(d->state_dir, err))
+        fprintf(stderr, "tesserad: networks: the VLAN switch: %s\n", err);
+}
+
 void api_networks_create(struct req *q)
 {
-    static const char *const fields[] = {"name", "subnet", "gateway", "dhcp", "vxlan", NULL};
+    static const char *const fields[] = {"name",  "subnet", "gateway", "dhcp",
+                                         "vxlan", "vlan",   NULL};
     char cidr[24], gw[24], err[NETCMD_ERR_LEN];
     const char *name, *subnet, *gateway = NULL;
     struct vnet_subnet sn;
     json_t *body, *net = NULL, *vx = NULL;
+    uint64_t vlan = 0;
     size_t count = 0;
     bool dhcp = true;
     int ret;
@@ -545,12 +614,13 @@ void api_networks_create(struct req *q)
                     count);
         goto done;
     }
-    if (body_vxlan(q, body, name, &vx))
+    if (body_vxlan(q, body, name, &vx) || body_vlan(q, body, name, &vlan))
         goto done;
     vnet_subnet_text(&sn, cidr, gw);
     net = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "name", name, "tenant", q->scope, "subnet", cidr,
                     "gateway", gw, "dhcp", dhcp, "created", (json_int_t)time(NULL));
-    if (!net || (vx && json_object_set(net, "vxlan", vx))) {
+    if (!net || (vx && json_object_set(net, "vxlan", vx)) ||
+        (vlan && json_object_set_new(net, "vlan", json_integer((json_int_t)vlan)))) {
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
@@ -663,6 +733,8 @@ void api_network_delete(struct req *q)
         reply_error(q->r, 500, NULL, "network '%s': %s", q->seg[1], err);
         goto done;
     }
+    if (json_object_get(net, "vlan"))
+        net_vlan_gc(q->d);
     reply_empty(q->r);
 done:
     json_decref(net);
@@ -729,6 +801,7 @@ void api_net_recover(struct daemon *d)
     /* Only once every network is known: what none claims goes. */
     if (vnet_sweep(d->state_dir, net_known, ids, err))
         fprintf(stderr, "tesserad: networks: %s\n", err);
+    net_vlan_gc(d); /* a switch a crash left with no network needing it */
     if (d->store->ops->doc_list(d->store, "vm", NULL, each_net_collect, vms))
         goto done;
     json_array_foreach(vms, i, vm) vm_plug(d, vm);

@@ -14,7 +14,10 @@ nsenter and /dev/net/tun: skips with a message otherwise. Prints "overlay: N pas
 import json
 import os
 import re
+import select
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,8 @@ passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 HOSTS = {"A": ("tsrt-hostA", "192.0.2.1"), "B": ("tsrt-hostB", "192.0.2.2")}
 VNI = 4242
+WIRE = "tsrt-wire"  # the namespace beyond host A's trunk: a tagged peer and a capture
+TRUNK = "tsrt-trunk"
 
 
 def check(cond, what):
@@ -45,7 +50,7 @@ def check(cond, what):
 def missing():
     if os.geteuid() != 0:
         return "not root (network namespaces and taps need CAP_NET_ADMIN)"
-    for tool in ("ip", "dnsmasq", "nft", "nsenter", "bridge"):
+    for tool in ("ip", "dnsmasq", "nft", "nsenter", "bridge", "ovs-vswitchd"):
         if not shutil.which(tool):
             return "%s is not installed (scripts/install-deps.sh)" % tool
     if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
@@ -63,6 +68,13 @@ def underlay_up():
         sh("ip", "netns", "delete", ns)
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
+    sh("ip", "netns", "delete", WIRE)
+    sh("ip", "netns", "add", WIRE)
+    r = sh("ip", "link", "add", TRUNK, "netns", HOSTS["A"][0], "type", "veth", "peer", "name",
+           "eth0", "netns", WIRE)
+    check(r.returncode == 0, "trunk veth: %s" % r.stderr)
+    sh("ip", "-n", HOSTS["A"][0], "link", "set", TRUNK, "up")
+    sh("ip", "-n", WIRE, "link", "set", "eth0", "up")
     r = sh("ip", "link", "add", "tsrt-ua", "netns", HOSTS["A"][0], "type", "veth", "peer", "name",
            "tsrt-ub", "netns", HOSTS["B"][0])
     check(r.returncode == 0, "underlay veth: %s" % r.stderr)
@@ -200,6 +212,170 @@ def run(d, states):
           "nothing of the daemons' left after deleting everything: %s" % objs)
 
 
+# ---- VLAN tags on host A's trunk, seen from the wire beyond it ----
+
+PEER_MAC = bytes.fromhex("020000000077")
+PEER_IP = "10.100.0.77"
+SOL_PACKET, PACKET_AUXDATA, TP_STATUS_VLAN_VALID = 263, 8, 1 << 4
+
+
+def wire_script(vm_ip, vm_mac, gw):
+    """Python run in the wire namespace: a tagged peer on eth0 (802.1Q header written inline;
+    the kernel may hand received tags over in PACKET_AUXDATA instead of the frame). It asks,
+    for VLAN 100, 200 and untagged, who has the VM's and the gateway's address, and pings the
+    VM over VLAN 100 and 200, answering the VM's ARP for the peer's address on the tag it came
+    with; then it reports what it saw as JSON."""
+    return r"""
+import json, select, socket, struct, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("eth0", 0))
+s.setsockopt(%(sol)d, %(aux)d, 1)
+me, me_ip = bytes.fromhex("%(mac)s"), socket.inet_aton("%(pip)s")
+vm_ip, gw = socket.inet_aton("%(vip)s"), socket.inet_aton("%(gw)s")
+def frame(vid, dst, etype, payload):
+    tag = struct.pack("!HH", 0x8100, vid) if vid else b""
+    return dst + me + tag + struct.pack("!H", etype) + payload
+def arp(op, tha, tip):
+    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, me, me_ip, tha, tip)
+def csum(b):
+    if len(b) %% 2: b += b"\0"
+    t = sum(struct.unpack("!%%dH" %% (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+def echo(seq):
+    icmp = struct.pack("!BBHHH", 8, 0, 0, 0x7777, seq) + b"tessera-vlan"
+    icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq, 0, 64, 1, 0, me_ip, vm_ip)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return ip + icmp
+seen = []  # (vid, src mac, ethertype, what)
+def pump(t):
+    end = time.time() + t
+    while time.time() < end:
+        if not select.select([s], [], [], max(0, end - time.time()))[0]:
+            break
+        data, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(32))
+        if addr[2] == socket.PACKET_OUTGOING:
+            continue
+        vid = 0
+        for lvl, typ, d in anc:
+            if lvl == %(sol)d and typ == %(aux)d:
+                st, _, _, _, _, tci, _ = struct.unpack("IIIHHHH", d[:20])
+                if st & %(valid)d:
+                    vid = tci & 0xfff
+        if data[12:14] == b"\x81\x00":
+            vid, data = struct.unpack("!H", data[14:16])[0] & 0xfff, data[:12] + data[16:]
+        etype, body, what = struct.unpack("!H", data[12:14])[0], data[14:], ""
+        if etype == 0x0806 and len(body) >= 28:
+            op, spa, tpa = struct.unpack("!H", body[6:8])[0], body[14:18], body[24:28]
+            what = "arp-%%s %%s>%%s" %% ("req" if op == 1 else "rep", socket.inet_ntoa(spa),
+                                      socket.inet_ntoa(tpa))
+            if op == 1 and tpa == me_ip:
+                s.send(frame(vid, data[6:12], 0x0806, arp(2, data[6:12], spa)))
+        elif etype == 0x0800 and len(body) >= 28 and body[9] == 1 and body[20] == 0:
+            what = "echo-reply %%s" %% socket.inet_ntoa(body[12:16])
+        seen.append((vid, data[6:12].hex(":"), etype, what))
+pump(0.5)
+for vid in (100, 200, 0):
+    for tip in (vm_ip, gw):
+        s.send(frame(vid, b"\xff" * 6, 0x0806, arp(1, b"\0" * 6, tip)))
+    pump(1.5)
+for vid in (100, 200):
+    for seq in range(3):
+        s.send(frame(vid, bytes.fromhex("%(vmac)s"), 0x0800, echo(seq + vid)))
+        pump(1.0)
+print(json.dumps(seen))
+""" % {"sol": SOL_PACKET, "aux": PACKET_AUXDATA, "valid": TP_STATUS_VLAN_VALID,
+       "mac": PEER_MAC.hex(), "pip": PEER_IP, "vip": vm_ip, "gw": gw,
+       "vmac": vm_mac.replace(":", "")}
+
+
+def ovs_procs(state):
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and any(state.encode() in a
+                                                                   for a in argv):
+            out.append(int(pid))
+    return out
+
+
+def run_vlan(d, state):
+    """Networks v100 (tag 100) and v200 (tag 200) on host A, one subnet for both; VM c on
+    v100. From the wire: c and v100's gateway answer only over VLAN 100, v200's gateway only
+    over VLAN 200, nothing untagged; c answers pings tagged 100, not 200; every frame of c's
+    carries tag 100."""
+    nets, nid = {}, {}
+    top = os.path.join(state, "networks")
+    for name, tag in (("v100", 100), ("v200", 200)):
+        before = set(os.listdir(top))
+        nets[name] = d.ok("POST", "/api/v1/networks?tenant=t",
+                          body={"name": name, "subnet": "10.100.0.0/24", "vlan": tag})
+        check(nets[name].get("vlan") == tag, "network %s has tag %d: %s" % (name, tag, nets[name]))
+        nid[name] = (set(os.listdir(top)) - before).pop()
+    st, _, _ = d.call("POST", "/api/v1/networks?tenant=t",
+                      body={"name": "v3", "subnet": "10.3.0.0/24", "vlan": 100})
+    check(st == 409, "a tag taken on the host is a 409 (got %d)" % st)
+    for bad in (0, 4095, "100"):
+        st, _, _ = d.call("POST", "/api/v1/networks?tenant=t",
+                          body={"name": "v3", "subnet": "10.3.0.0/24", "vlan": bad})
+        check(st == 400, "vlan %r is a 400 (got %d)" % (bad, st))
+    check(len(ovs_procs(state)) == 2, "the daemon's own ovsdb-server and ovs-vswitchd run: %s" %
+          ovs_procs(state))
+    c = d.ok("POST", "/api/v1/vms?tenant=t", body={"name": "c", "template": "busybox",
+                                                   "nics": [{"network": "v100"}], "start": True})
+    d.wait_op(c)
+    cip, cmac = c["nics"][0]["ip"], c["nics"][0]["mac"]
+    check(not wait_booted(d, "t", ["c"], BOOT_TIMEOUT), "c booted")
+    check(lease_of(d, state, "t", "v100", cmac, 90) == cip, "c leased %s" % cip)
+    r = sh("python3", "-c", wire_script(cip, cmac, "10.100.0.1"), ns=WIRE)
+    try:
+        seen = json.loads(r.stdout)
+    except ValueError:
+        check(False, "the wire's capture: %r %r" % (r.stdout[-300:], r.stderr[-300:]))
+        return
+    gw_mac = {}
+    for name in nets:
+        link = sh("ip", "-n", "tsrn-" + nid[name], "-j", "link", "show", "br0").stdout
+        gw_mac[name] = json.loads(link)[0]["address"] if link else None
+
+    def got(vid, what, mac=None):
+        return any(v == vid and w == what and (mac is None or m == mac) for v, m, _, w in seen)
+    ask_c, ask_gw = "arp-rep %s>%s" % (cip, PEER_IP), "arp-rep 10.100.0.1>%s" % PEER_IP
+    check(got(100, ask_c, cmac), "c answers ARP over VLAN 100: %s" % seen)
+    check(got(100, ask_gw, gw_mac["v100"]), "v100's gateway answers over VLAN 100: %s" % seen)
+    check(got(200, ask_gw, gw_mac["v200"]), "v200's gateway answers over VLAN 200: %s" % seen)
+    check(not got(200, ask_c) and not got(0, ask_c) and not got(0, ask_gw) and
+          not got(100, ask_gw, gw_mac["v200"]) and not got(200, ask_gw, gw_mac["v100"]),
+          "no answer on the wrong tag or untagged: %s" % seen)
+    check(got(100, "echo-reply %s" % cip, cmac), "c answers pings tagged 100: %s" % seen)
+    check(not got(200, "echo-reply %s" % cip), "c does not answer pings tagged 200: %s" % seen)
+    c_tags = sorted(set(v for v, m, _, _ in seen if m == cmac))
+    check(c_tags == [100], "every frame of c's on the trunk carries tag 100: %s" % c_tags)
+    print("  on the trunk: %d frames, tags %s" % (len(seen), sorted(set(v for v, *_ in seen))),
+          flush=True)
+
+    d.wait_op(d.ok("POST", "/api/v1/vms/c/actions/stop?tenant=t"))
+    for _ in range(50):
+        st, _, body = d.call("DELETE", "/api/v1/vms/c?tenant=t")
+        if st != 409:
+            break
+        time.sleep(0.2)
+    check(st == 204, "VM c deleted: %d" % st)
+    d.ok("DELETE", "/api/v1/networks/v100?tenant=t")
+    check(len(ovs_procs(state)) == 2, "the switch stays while v200 has a tag")
+    d.ok("DELETE", "/api/v1/networks/v200?tenant=t")
+    links = sh("ip", "-n", HOSTS["A"][0], "-o", "link", "show").stdout
+    left = re.findall(r"^\d+: (tsr[0-9a-z]+)[:@]", links, re.M)
+    check(not ovs_procs(state) and not left and not os.path.exists(os.path.join(state, "ovs")),
+          "no switch, port or link of ours left: %s %s" % (ovs_procs(state), left))
+
+
 def main():
     why = missing()
     if why:
@@ -214,11 +390,13 @@ def main():
         for host, (ns, addr) in HOSTS.items():
             os.makedirs(os.path.join(tmp, host))
             states[host] = os.path.join(tmp, host, "state")
-            d[host] = Daemon(states[host], args=["--vxlan-local", addr],
+            d[host] = Daemon(states[host], args=["--vxlan-local", addr] +
+                             (["--vlan-trunk", TRUNK] if host == "A" else []),
                              prefix=["nsenter", "--net=/run/netns/" + ns])
             d[host].start()
         t0 = time.monotonic()
         run(d, states)
+        run_vlan(d["A"], states["A"])
         print("%s overlay (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
     except (AssertionError, OSError, KeyError, RuntimeError, EOFError, ValueError) as e:
         import traceback
@@ -236,6 +414,7 @@ def main():
             network_cleanup(s)
         for ns, _ in HOSTS.values():
             sh("ip", "netns", "delete", ns)
+        sh("ip", "netns", "delete", WIRE)
         if not failed:
             shutil.rmtree(tmp, ignore_errors=True)
         else:

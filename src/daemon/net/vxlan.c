@@ -83,9 +83,8 @@ int vxlan_remove(const char *dev, char *err)
 /* The device made in our namespace (the underlay's) and moved into the network's. */
 static int vxlan_make(const struct vxlan_spec *sp, const char *vni, char *err)
 {
-    const char *add[] = {"ip",       "link",  "add",      sp->dev,     "type",
-                         "vxlan",    "id",    vni,        "local",     sp->local,
-                         "dstport",  VXLAN_PORT, "nolearning", NULL};
+    const char *add[] = {"ip", "link",  "add",     sp->dev,   "type",     "vxlan",      "id",
+                         vni,  "local", sp->local, "dstport", VXLAN_PORT, "nolearning", NULL};
     const char *move[] = {"ip", "link", "set", "dev", sp->dev, "netns", sp->ns, NULL};
     const char *del[] = {"ip", "-n", sp->ns, "link", "delete", "dev", sp->dev, NULL};
     int ret = 0;
@@ -107,14 +106,14 @@ static int vxlan_make(const struct vxlan_spec *sp, const char *vni, char *err)
  * appended per peer. Between the two, broadcasts reach no peer for the time of one command. */
 static int vxlan_peers(const struct vxlan_spec *sp, char *err)
 {
-    const char *flush[] = {"bridge", "-n", sp->ns, "fdb", "del", "00:00:00:00:00:00",
+    const char *flush[] = {"bridge", "-n",    sp->ns, "fdb", "del", "00:00:00:00:00:00",
                            "dev",    sp->dev, NULL};
     int ret = 0;
 
     netcmd_run(flush, err); /* absent when there were no peers */
     for (size_t i = 0; !ret && i < sp->npeers; i++) {
-        const char *add[] = {"bridge", "-n", sp->ns, "fdb", "append", "00:00:00:00:00:00",
-                             "dev",    sp->dev, "dst", sp->peers[i], NULL};
+        const char *add[] = {"bridge", "-n",    sp->ns, "fdb",        "append", "00:00:00:00:00:00",
+                             "dev",    sp->dev, "dst",  sp->peers[i], NULL};
 
         ret = netcmd_run(add, err);
     }
@@ -155,8 +154,8 @@ static int vxlan_table(const struct vxlan_spec *sp, char *err)
 int vxlan_up(const struct vxlan_spec *sp, char *err)
 {
     char vni[16], conf[64], mtu[8];
-    const char *master[] = {"ip",         "-n",  sp->ns, "link", "set", "dev", sp->dev, "master",
-                            NETNS_BRIDGE, "mtu", mtu,    "up",   NULL};
+    const char *master[] = {"ip",     "-n",         sp->ns, "link", "set", "dev", sp->dev,
+                            "master", NETNS_BRIDGE, "mtu",  mtu,    "up",  NULL};
     size_t n = strlen(sp->dev);
     int ret = 0;
 

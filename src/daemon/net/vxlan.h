@@ -35,12 +35,12 @@
 #define VXLAN_PEERS_MAX 64
 
 struct vxlan_spec {
-    const char *ns;      /* the network's namespace (its bridge is NETNS_BRIDGE) */
-    const char *dir;     /* the network's folder: vxlan.conf, vxlan.nft */
-    const char *dev;     /* the device's name */
-    uint32_t vni;        /* 1..VXLAN_VNI_MAX */
-    const char *local;   /* this host's underlay address */
-    const char *gateway; /* the network's gateway address, kept on this host */
+    const char *ns;           /* the network's namespace (its bridge is NETNS_BRIDGE) */
+    const char *dir;          /* the network's folder: vxlan.conf, vxlan.nft */
+    const char *dev;          /* the device's name */
+    uint32_t vni;             /* 1..VXLAN_VNI_MAX */
+    const char *local;        /* this host's underlay address */
+    const char *gateway;      /* the network's gateway address, kept on this host */
     const char *const *peers; /* the other hosts' underlay addresses */
     size_t npeers;
 };
