@@ -360,6 +360,20 @@ def run_vlan(d, state):
     print("  on the trunk: %d frames, tags %s" % (len(seen), sorted(set(v for v, *_ in seen))),
           flush=True)
 
+    # kill -9 of the daemon and a restart: the switch (same processes) and the tags go on.
+    procs = sorted(ovs_procs(state))
+    d.kill()
+    d.start()
+    check(sorted(ovs_procs(state)) == procs, "the restart kept the switch: %s -> %s" %
+          (procs, sorted(ovs_procs(state))))
+    r = sh("python3", "-c", wire_script(cip, cmac, "10.100.0.1"), ns=WIRE)
+    try:
+        seen = json.loads(r.stdout)
+    except ValueError:
+        seen = []
+    check(got(100, ask_c, cmac) and got(100, "echo-reply %s" % cip, cmac) and
+          not got(200, ask_c), "after the restart c still answers over VLAN 100 only: %s" % seen)
+
     d.wait_op(d.ok("POST", "/api/v1/vms/c/actions/stop?tenant=t"))
     for _ in range(50):
         st, _, body = d.call("DELETE", "/api/v1/vms/c?tenant=t")

@@ -115,8 +115,8 @@ static int ovs_spawn(const char *dir, const char *prog, const char *first, const
                      char *err)
 {
     char env[3][PATH_MAX + 16], pid[PATH_MAX + 16], ctl[PATH_MAX + 16], log[PATH_MAX + 16];
-    const char *argv[] = {"env", env[0], env[1], env[2], prog,     first,       pid,
-                          ctl,   log,    "--detach",     "--no-chdir", extra, NULL};
+    const char *argv[] = {"env", env[0], env[1],     env[2],       prog,  first, pid,
+                          ctl,   log,    "--detach", "--no-chdir", extra, NULL};
 
     snprintf(env[0], sizeof(env[0]), "OVS_RUNDIR=%.3000s", dir);
     snprintf(env[1], sizeof(env[1]), "OVS_LOGDIR=%.3000s", dir);
@@ -136,8 +136,9 @@ static int ovs_start(const char *dir, char *err)
     int ret = 0;
 
     if (!netcmd_have("ovs-vswitchd") || !netcmd_have("ovsdb-server")) {
-        snprintf(err, NETCMD_ERR_LEN, "Open vSwitch is not installed (Debian: "
-                                      "openvswitch-switch): a network with a VLAN tag needs it");
+        snprintf(err, NETCMD_ERR_LEN,
+                 "Open vSwitch is not installed (Debian: "
+                 "openvswitch-switch): a network with a VLAN tag needs it");
         return -ENOENT;
     }
     if (strlen(dir) + sizeof("/ovs-vswitchd.ctl") > sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -166,7 +167,7 @@ static int ovs_start(const char *dir, char *err)
 
 int ovs_ensure(const char *dir, const char *bridge, const char *trunk, char *err)
 {
-    const char *br[] = {"--may-exist", "add-br", bridge, "--", "set", "bridge", bridge,
+    const char *br[] = {"--may-exist",          "add-br", bridge, "--", "set", "bridge", bridge,
                         "datapath_type=netdev", NULL};
     const char *port[] = {"--may-exist", "add-port", bridge, trunk, NULL};
     int ret;
@@ -191,8 +192,8 @@ int ovs_ensure(const char *dir, const char *bridge, const char *trunk, char *err
 int ovs_port_add(const char *dir, const char *bridge, const char *port, unsigned tag, char *err)
 {
     char t[16];
-    const char *add[] = {"--may-exist", "add-port", bridge, port, "--", "set", "port", port, t,
-                         NULL};
+    const char *add[] = {"--may-exist", "add-port", bridge, port, "--",
+                         "set",         "port",     port,   t,    NULL};
 
     if (!ovs_name_ok(bridge) || !ovs_name_ok(port) || !tag || tag > OVS_TAG_MAX) {
         snprintf(err, NETCMD_ERR_LEN, "vlan: port %.20s or tag %u is malformed", port, tag);
