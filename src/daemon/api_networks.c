@@ -459,8 +459,9 @@ static int body_peers(struct req *q, json_t *obj, const char *prefix, json_t **o
  * (vlan 0: with any tag): its owner's names. */
 struct vni_walk {
     json_int_t vni, vlan;
-    const char *tenant, *name; /* the network itself, skipped */
-    char owner[2 * STORE_NAME_LEN + 2];
+    const char *tenant, *name;  /* the network itself, skipped */
+    char owner[STORE_NAME_LEN]; /* named only to its own tenant: others' names are theirs */
+    bool same;
 };
 
 static int each_vni(void *arg, const char *tenant, const char *name, const char *doc)
@@ -474,8 +475,10 @@ static int each_vni(void *arg, const char *tenant, const char *name, const char 
                            : vlan != 0) &&
                 (strcmp(tenant, w->tenant) || strcmp(name, w->name));
 
-    if (found)
-        snprintf(w->owner, sizeof(w->owner), "%s/%s", tenant, name);
+    if (found) {
+        snprintf(w->owner, sizeof(w->owner), "%s", name);
+        w->same = !strcmp(tenant, w->tenant);
+    }
     json_decref(net);
     return found;
 }
@@ -517,8 +520,10 @@ static int body_vxlan(struct req *q, json_t *body, const char *name, json_t **ou
         json_decref(peers);
         if (ret > 0)
             reply_error(q->r, 409, "vxlan",
-                        "VNI %llu is taken on this host (network %s): one VNI per network",
-                        (unsigned long long)vni, w.owner);
+                        "VNI %llu is taken on this host by another network%s%s: one VNI per "
+                        "network",
+                        (unsigned long long)vni, w.same ? " of this tenant: " : "",
+                        w.same ? w.owner : "");
         else
             reply_store(q, "network", ret);
         return -EINVAL;
@@ -555,8 +560,9 @@ static int body_vlan(struct req *q, json_t *body, const char *name, uint64_t *vl
     w.vlan = (json_int_t)*vlan;
     ret = q->s->ops->doc_list(q->s, "network", NULL, each_vni, &w);
     if (ret > 0)
-        reply_error(q->r, 409, "vlan", "VLAN %llu is taken on this host (network %s)",
-                    (unsigned long long)*vlan, w.owner);
+        reply_error(q->r, 409, "vlan", "VLAN %llu is taken on this host by another network%s%s",
+                    (unsigned long long)*vlan, w.same ? " of this tenant: " : "",
+                    w.same ? w.owner : "");
     else if (ret)
         reply_store(q, "network", ret);
     return ret ? -EINVAL : 0;
