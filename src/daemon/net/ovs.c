@@ -72,7 +72,17 @@ bool ovs_running(const char *dir)
     return ovs_pid(dir, "ovs-vswitchd") != 0;
 }
 
-/* SIGTERM, then SIGKILL after 2 s. */
+/* Whether pid still is prog (its pid file goes before it has quite exited; a zombie has no
+ * command line and counts as gone). */
+static bool ovs_alive(pid_t pid, const char *prog)
+{
+    char path[64], buf[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    return ovs_read_small(path, buf, sizeof(buf)) > 0 && !strcmp(buf, prog);
+}
+
+/* SIGTERM, then SIGKILL after 2 s; returns once the process is gone. */
 static int ovs_kill(const char *dir, const char *prog, char *err)
 {
     struct timespec ts = {0, 20 * 1000 * 1000};
@@ -82,14 +92,14 @@ static int ovs_kill(const char *dir, const char *prog, char *err)
     if (!pid)
         return 0;
     kill(pid, SIGTERM);
-    for (i = 0; i < 100 && ovs_pid(dir, prog); i++)
+    for (i = 0; i < 100 && ovs_alive(pid, prog); i++)
         nanosleep(&ts, NULL);
-    if ((pid = ovs_pid(dir, prog))) {
+    if (ovs_alive(pid, prog)) {
         kill(pid, SIGKILL);
-        for (i = 0; i < 50 && ovs_pid(dir, prog); i++)
+        for (i = 0; i < 50 && ovs_alive(pid, prog); i++)
             nanosleep(&ts, NULL);
     }
-    if ((pid = ovs_pid(dir, prog))) {
+    if (ovs_alive(pid, prog)) {
         snprintf(err, NETCMD_ERR_LEN, "%s %d of %.300s does not stop", prog, (int)pid, dir);
         return -EBUSY;
     }
