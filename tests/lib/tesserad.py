@@ -66,7 +66,7 @@ def cgroup_cleanup(name):
 def network_cleanup(state):
     """Removes what the virtual networks of the state directory STATE made, whatever the
     daemon left: their dnsmasq processes and namespaces (docs/networks.md: `tsrn-ID` for each
-    folder STATE/networks/ID)."""
+    folder STATE/networks/ID), and its Open vSwitch (STATE/ovs, for VLAN tags)."""
     top = os.path.join(state, "networks")
     ids = os.listdir(top) if os.path.isdir(top) else []
     for pid in os.listdir("/proc"):
@@ -77,7 +77,10 @@ def network_cleanup(state):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv):
+        ovs = os.path.join(state, "ovs") + "/"
+        if (argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv)) or \
+                (argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and
+                 any(ovs.encode() in a for a in argv)):
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:

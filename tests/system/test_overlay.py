@@ -94,7 +94,7 @@ def underlay_udp(host):
 
 
 def our_objects(states, ids):
-    """Each daemon's namespaces (tsrn-ID for the ids recorded), VXLAN devices (tsrx...) in its
+    """Each daemon's namespaces (tsrn-ID for the ids recorded), VXLAN devices (tsrw...) in its
     host's namespace or a network's, and dnsmasq processes."""
     ns_all = [n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines()]
     namespaces = sorted("tsrn-" + i for i in ids if "tsrn-" + i in ns_all)

@@ -243,20 +243,21 @@ static void ovs_rmdir(const char *dir)
 
 int ovs_shutdown(const char *dir, const char *bridge, char *err)
 {
-    const char *del[] = {"--if-exists", "del-br", bridge, NULL};
-    int ret = 0;
+    const char *link[] = {"ip", "link", "delete", "dev", bridge, NULL};
+    int ret;
 
     if (!ovs_name_ok(bridge)) {
         snprintf(err, NETCMD_ERR_LEN, "vlan: bridge %.20s is malformed", bridge);
         return -EINVAL;
     }
-    /* The bridge first, while the switch runs: it deletes the bridge's own device. */
-    if (ovs_running(dir) && ovs_pid(dir, "ovsdb-server"))
-        ret = ovs_vsctl(dir, del, err);
-    if (!ret)
-        ret = ovs_kill(dir, "ovs-vswitchd", err);
+    /* No del-br first: its database goes with it, and asking a switch that is dying (or
+     * dead with its pid file left) would wait for the timeout. */
+    ret = ovs_kill(dir, "ovs-vswitchd", err);
     if (!ret)
         ret = ovs_kill(dir, "ovsdb-server", err);
+    /* The bridge's own device (a tap of the userspace datapath) outlives the switch. */
+    if (!ret && if_nametoindex(bridge))
+        ret = netcmd_run(link, err);
     if (!ret)
         ovs_rmdir(dir);
     return ret;

@@ -33,7 +33,8 @@ int ovs_ensure(const char *dir, const char *bridge, const char *trunk, char *err
 int ovs_port_add(const char *dir, const char *bridge, const char *port, unsigned tag, char *err);
 /* Takes port off the switch; not there, or no switch running, is 0. */
 int ovs_port_del(const char *dir, const char *port, char *err);
-/* Deletes the bridge, stops both daemons and removes dir with its files. Not running is 0. */
+/* Stops both daemons, deletes the bridge's device and removes dir with its files. Not
+ * running is 0. */
 int ovs_shutdown(const char *dir, const char *bridge, char *err);
 /* Whether our ovs-vswitchd of dir runs. */
 bool ovs_running(const char *dir);

@@ -27,9 +27,9 @@
 
 #define VNET_NS_PREFIX     "tsrn-"
 #define VNET_TAP_PREFIX    "tsr"
-#define VNET_VXLAN_PREFIX  "tsrx"
+#define VNET_VXLAN_PREFIX  "tsrw"
 #define VNET_UPLINK_PREFIX "tsrv"
-#define VNET_OVS_PREFIX    "tsrb"
+#define VNET_OVS_PREFIX    "tsrs"
 #define VNET_UPLINK_NS     "up0"
 #define VNET_NICS_MAX      4
 #define VNET_ID_LEN        17 /* 16 hex digits and the NUL */
@@ -84,10 +84,10 @@ struct vnet_overlay {
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
             const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
             char *err);
-/* vnet_up() with the overlay ov (NULL: none): with a VNI, the VXLAN device `tsrx` + 11 hex
+/* vnet_up() with the overlay ov (NULL: none): with a VNI, the VXLAN device `tsrw` + 11 hex
  * digits of the network's id on the bridge, peers exactly ov's, and DHCP giving the VMs
  * VXLAN_MTU. Calling it again with other peers replaces them on the running network. With a
- * VLAN tag, the host's switch (ovs.h: STATE/ovs, bridge `tsrb` + 11 hex digits of the state
+ * VLAN tag, the host's switch (ovs.h: STATE/ovs, bridge `tsrs` + 11 hex digits of the state
  * directory's hash) runs with the trunk on it, and a veth pair joins the network's bridge
  * (end `up0`) to an access port of the tag (end `tsrv` + 11 hex digits of the id). */
 int vnet_up_overlay(const char *state_dir, const char *tenant, const char *name,

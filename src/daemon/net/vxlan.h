@@ -17,7 +17,7 @@
  * namespace keeps those local: ARP naming the gateway's address and DHCP (UDP 67, 68) never
  * cross the VXLAN device, so a VM only ever sees its own host's gateway and DHCP server.
  *
- * Names: dev is the caller's (vnet.h: `tsrx` + 11 hex digits of the network's id); addresses
+ * Names: dev is the caller's (vnet.h: `tsrw` + 11 hex digits of the network's id); addresses
  * are checked here again (dotted IPv4) before they reach a command line or nft file.
  * Every call returns 0 or -errno with err (NETCMD_ERR_LEN). Threads: any; the caller keeps
  * two calls on one network apart (tesserad's lock). */
