@@ -6,6 +6,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -87,6 +88,14 @@ def network_cleanup(state):
                 pass
     for i in ids:
         subprocess.run(["ip", "netns", "delete", "tsrn-" + i], stderr=subprocess.DEVNULL)
+    # The switch's bridge device outlives a killed switch; its database names it.
+    try:
+        with open(os.path.join(state, "ovs", "conf.db"), errors="replace") as f:
+            bridges = set(re.findall(r"\btsrs[0-9a-f]{11}\b", f.read()))
+    except OSError:
+        bridges = set()
+    for b in bridges:
+        subprocess.run(["ip", "link", "delete", b], stderr=subprocess.DEVNULL)
 
 
 class Daemon:

@@ -256,8 +256,8 @@ int ovs_shutdown(const char *dir, const char *bridge, char *err)
     if (!ret)
         ret = ovs_kill(dir, "ovsdb-server", err);
     /* The bridge's own device (a tap of the userspace datapath) outlives the switch. */
-    if (!ret && if_nametoindex(bridge))
-        ret = netcmd_run(link, err);
+    if (!ret && if_nametoindex(bridge) && netcmd_run(link, err) && if_nametoindex(bridge))
+        ret = -EIO;
     if (!ret)
         ovs_rmdir(dir);
     return ret;

@@ -178,12 +178,15 @@ static void vnet_ovs_names(const char *state_dir, char *dir, char bridge[IFNAMSI
     snprintf(dir, PATH_MAX, "%.3000s/ovs", state_dir);
 }
 
-/* Deletes dev from the host's namespace when it is there. */
+/* Deletes dev from the host's namespace when it is there. A veth whose other end was in a
+ * namespace just deleted goes by itself a moment later (the kernel dismantles namespaces
+ * asynchronously): gone by the time `ip` looks is as good. */
 static int vnet_link_remove(const char *dev, char *err)
 {
     const char *del[] = {"ip", "link", "delete", "dev", dev, NULL};
+    int ret = if_nametoindex(dev) ? netcmd_run(del, err) : 0;
 
-    return if_nametoindex(dev) ? netcmd_run(del, err) : 0;
+    return ret && !if_nametoindex(dev) ? 0 : ret;
 }
 
 /* The network's uplink: a veth pair from its bridge to an access port of the tag. */

@@ -74,10 +74,10 @@ static bool vxlan_in_ns(const char *ns, const char *dev)
 int vxlan_remove(const char *dev, char *err)
 {
     const char *del[] = {"ip", "link", "delete", "dev", dev, NULL};
+    int ret = if_nametoindex(dev) ? netcmd_run(del, err) : 0;
 
-    if (!if_nametoindex(dev))
-        return 0;
-    return netcmd_run(del, err);
+    /* Gone meanwhile (a namespace being dismantled) is as good. */
+    return ret && !if_nametoindex(dev) ? 0 : ret;
 }
 
 /* The device made in our namespace (the underlay's) and moved into the network's. */
