@@ -34,9 +34,10 @@ static int vxlan_write(const char *dir, const char *name, const char *text, char
     int fd, ret = 0;
 
     snprintf(path, sizeof(path), "%.3000s/%s", dir, name);
+    errno = 0;
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, text, len) != (ssize_t)len)
-        ret = -errno;
+        ret = errno ? -errno : -EIO; /* a short write sets no errno */
     if (fd >= 0 && close(fd) && !ret)
         ret = -errno;
     if (ret)
