@@ -230,20 +230,22 @@ static int nic_address(struct req *q, const char *field, const char *net, const 
     bcast = sn.net | ~(~0u << (32 - sn.prefix));
     if (want) {
         struct vnet_subnet one;
+        char fip[40];
 
+        snprintf(fip, sizeof(fip), "%s.ip", field);
         vnet_subnet_text(&sn, cidr, err);
         /* The subnet parser's gateway check is the host-address check. */
         ret = vnet_subnet_parse(cidr, want, &one, err);
         if (ret || one.gateway == sn.gateway) {
-            reply_error(q->r, 400, field, "%s.ip: '%s' is not a free host address of %s (%s)",
-                        field, want, cidr, ret ? "outside it" : "the gateway's");
+            reply_error(q->r, 400, fip, "%s: '%s' is not a free host address of %s (%s)", fip, want,
+                        cidr, ret ? "outside it" : "the gateway's");
             ret = -EINVAL;
             goto done;
         }
         a = one.gateway;
         snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
         if (json_object_get(w.taken, out)) {
-            reply_error(q->r, 409, field, "%s.ip: %s is taken on network '%s'", field, out, net);
+            reply_error(q->r, 409, fip, "%s: %s is taken on network '%s'", fip, out, net);
             ret = -EEXIST;
         }
         goto done;

@@ -16,6 +16,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -390,6 +391,24 @@ def run_vlan(d, state):
           "no switch, port or link of ours left: %s %s" % (ovs_procs(state), left))
 
 
+def kill_vmms(tmp):
+    """Kills the VMMs a failure left: processes whose command line names a file under tmp
+    (each VM's config), by pid."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"tessera") and any(a.startswith(tmp.encode() + b"/") for a in argv):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def main():
     why = missing()
     if why:
@@ -422,8 +441,7 @@ def main():
                 x.stop()
             except Exception:
                 pass
-        subprocess.run(["pkill", "-9", "-f", "tessera run --config %s" % tmp],
-                       stderr=subprocess.DEVNULL)
+        kill_vmms(tmp)
         for s in states.values():
             network_cleanup(s)
         for ns, _ in HOSTS.values():
