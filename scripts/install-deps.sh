@@ -64,6 +64,10 @@ packages=(
     # later: bookworm's own nodejs is 18, so CI takes node from a repository that has 20, which
     # brings npm along); its browser test drives Debian's Chromium headless
     nodejs chromium
+    # VLAN networks' tags: tesserad runs its own Open vSwitch with the userspace datapath
+    # (ovsdb-server and ovs-vswitchd, not the system service), since this CI's kernel has
+    # neither 802.1Q devices nor bridge VLAN filtering (docs/networks.md "VLAN tags")
+    openvswitch-switch
 )
 
 echo "install-deps: apt-get update"

@@ -80,6 +80,9 @@ static const struct opt_def opt_defs[CLIENT_OPT_COUNT] = {
     [CLIENT_OPT_BRIDGE] = {"bridge", true},
     [CLIENT_OPT_EXTERNAL] = {"external", true},
     [CLIENT_OPT_NO_SNAT] = {"no-snat", false},
+    [CLIENT_OPT_VLAN] = {"vlan", true},
+    [CLIENT_OPT_VXLAN_VNI] = {"vxlan-vni", true},
+    [CLIENT_OPT_VXLAN_PEER] = {"vxlan-peer", true},
 };
 
 #define BIT(o) (UINT64_C(1) << (o))
@@ -1077,12 +1080,50 @@ static int build_router_sub(const struct command *c, const struct client_args *a
         body ? path_set(r, a, err, "/routers", "%s", name, "/port-forwards", NULL) : -ENOMEM, err);
 }
 
-/* network create NAME --subnet CIDR [--gateway ADDR --no-dhcp] */
+/* Every --vxlan-peer ADDR, in order, as a new array (NULL: out of memory). */
+static json_t *vxlan_peers(const struct client_args *a)
+{
+    json_t *peers = json_array();
+
+    for (int i = 0; peers && i < a->nopts; i++) {
+        if (a->opts[i].opt == CLIENT_OPT_VXLAN_PEER &&
+            json_array_append_new(peers, json_string(a->opts[i].value))) {
+            json_decref(peers);
+            return NULL;
+        }
+    }
+    return peers;
+}
+
+/* network create NAME --subnet CIDR [--gateway ADDR --no-dhcp --vlan N
+ * --vxlan-vni N --vxlan-peer ADDR...] */
 static int build_network_create(const struct command *c, const struct client_args *a,
                                 const char *self, struct client_request *r, char *err)
 {
-    json_t *body = json_object();
+    json_t *body = json_object(), *vx = NULL;
     int ret = -ENOMEM;
+
+    if (client_args_has(a, CLIENT_OPT_VXLAN_PEER) && !client_args_has(a, CLIENT_OPT_VXLAN_VNI)) {
+        set_err(err, "--vxlan-peer goes with --vxlan-vni N (the network's VXLAN id)");
+        ret = -EINVAL;
+        goto free_body;
+    }
+    if (body && client_args_has(a, CLIENT_OPT_VXLAN_VNI)) {
+        vx = json_object();
+        if (!vx || json_object_set_new(vx, "peers", vxlan_peers(a)) ||
+            json_object_set_new(body, "vxlan", vx))
+            goto free_body;
+        ret = opt_count(a, CLIENT_OPT_VXLAN_VNI, vx, "vni", 16777215, false, err);
+        if (ret)
+            goto free_body;
+        ret = -ENOMEM;
+    }
+    if (body) {
+        ret = opt_count(a, CLIENT_OPT_VLAN, body, "vlan", 4094, false, err);
+        if (ret)
+            goto free_body;
+        ret = -ENOMEM;
+    }
 
     if (!client_args_get(a, CLIENT_OPT_SUBNET)) {
         set_err(err, "--subnet A.B.C.D/N is required (such as 10.0.0.0/24)");
@@ -1165,6 +1206,22 @@ static int build_vm_secgroups(const struct command *c, const struct client_args 
     return finish(r, body,
                   path_set(r, a, err, "/vms", "%s", word(c, a, 0), "/nics", "%s", word(c, a, 1),
                            "/security-groups", NULL),
+                  err);
+}
+
+/* network peers NAME [--vxlan-peer ADDR]...: the VXLAN peers replaced, live */
+static int build_network_peers(const struct command *c, const struct client_args *a,
+                               const char *self, struct client_request *r, char *err)
+{
+    json_t *body = json_object();
+
+    if (!body || json_object_set_new(body, "peers", vxlan_peers(a))) {
+        json_decref(body);
+        return -ENOMEM;
+    }
+    r->method = "PUT";
+    r->view = CLIENT_VIEW_OBJECT;
+    return finish(r, body, path_set(r, a, err, "/networks", "%s", word(c, a, 0), "/vxlan", NULL),
                   err);
 }
 
@@ -1631,9 +1688,13 @@ static const struct command commands[] = {
     {"network", "list", 0, 0, TENANT, "", "the virtual networks", build_list},
     {"network", "show", 1, 1, TENANT, "NAME", "one virtual network", build_show},
     {"network", "create", 1, 1,
-     BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) | BIT(CLIENT_OPT_NO_DHCP) | TENANT,
-     "NAME --subnet A.B.C.D/N [--gateway ADDR --no-dhcp]",
+     BIT(CLIENT_OPT_SUBNET) | BIT(CLIENT_OPT_GATEWAY) | BIT(CLIENT_OPT_NO_DHCP) |
+         BIT(CLIENT_OPT_VLAN) | BIT(CLIENT_OPT_VXLAN_VNI) | BIT(CLIENT_OPT_VXLAN_PEER) | TENANT,
+     "NAME --subnet A.B.C.D/N [--gateway ADDR --no-dhcp --vlan N --vxlan-vni N "
+     "--vxlan-peer ADDR...]",
      "create an isolated network with DHCP and DNS for its VMs", build_network_create},
+    {"network", "peers", 1, 1, BIT(CLIENT_OPT_VXLAN_PEER) | TENANT, "NAME [--vxlan-peer ADDR...]",
+     "replace a VXLAN network's peer hosts, live", build_network_peers},
     {"network", "delete", 1, 1, TENANT, "NAME", "delete a network (no VM may be on it)",
      build_delete},
     {"network", "check", 1, 1, TENANT, "NAME",

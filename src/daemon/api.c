@@ -835,6 +835,11 @@ static const struct route routes[] = {
      api_router_sub,
      "router.floating-ip-delete",
      ROLE_TENANT_ADMIN},
+    {"PUT",
+     {"networks", "{name}", "vxlan"},
+     api_network_vxlan_set,
+     "network.vxlan.set",
+     ROLE_TENANT_ADMIN},
     {"GET", {"operations"}, api_operations_list, NULL, ROLE_VIEWER},
     /* Served by the HTTP front end (server.c) before the core sees them; listed here so the
      * permission table (GET /roles) holds every route. */

@@ -95,6 +95,11 @@ void api_net_recover(struct daemon *d);
 /* After api_net_recover(): every router (docs/networks.md, "Routers and NAT") brought up again
  * as the store holds it, what no router claims removed. Failures are logged. d->lock held. */
 void api_router_recover(struct daemon *d);
+/* The host's part of the networks, from tesserad's options, before daemon_init(): the
+ * underlay address VXLAN networks use and the trunk interface VLAN networks' tags go out on
+ * (NULL: none, so no such network can be made). 0, or -EINVAL with a message in err
+ * (STORE_ERR_LEN). Process-wide; main() only. */
+int api_net_host_config(const char *vxlan_local, const char *vlan_trunk, char *err);
 
 /* Registers the templates that ship with tessera when their images exist (the default
  * BusyBox guest beside the binaries; the Debian template from its cache) and are not

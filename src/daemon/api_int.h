@@ -272,6 +272,7 @@ void api_router_get(struct req *q);
 void api_router_put(struct req *q);
 void api_router_delete(struct req *q);
 void api_router_sub(struct req *q);
+void api_network_vxlan_set(struct req *q);
 void api_operation_get(struct req *q);
 void api_operation_wait(struct req *q);
 

@@ -1,7 +1,7 @@
 /* Virtual networks (docs/networks.md): the tenant-scoped "network" documents
- * {name, tenant, subnet, gateway, dhcp, created} and the NICs of VMs on them. The host side
- * (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file decides who may do
- * what and keeps the documents, as api_vms.c does for VMs. */
+ * {name, tenant, subnet, gateway, dhcp, created[, vxlan {vni, peers}][, vlan]} and the NICs of VMs
+ * on them. The host side (namespaces, bridges, taps, dnsmasq) is src/daemon/net/vnet.h; this file
+ * decides who may do what and keeps the documents, as api_vms.c does for VMs. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,10 +14,63 @@
 #include "daemon/net/router.h"
 #include "daemon/net/vnic.h"
 #include "daemon/net/vnet.h"
+#include "daemon/net/vxlan.h"
 
 /* Each network is a namespace and a dnsmasq process on the host: a tenant may hold this many
  * (until the quotas count networks). */
 #define NET_TENANT_MAX 16
+
+/* tesserad --vxlan-local and --vlan-trunk: written once by main() before any thread starts. */
+static char net_vxlan_local[16];
+static char net_vlan_trunk[IFNAMSIZ];
+
+int api_net_host_config(const char *vxlan_local, const char *vlan_trunk, char *err)
+{
+    net_vxlan_local[0] = net_vlan_trunk[0] = '\0';
+    if (vlan_trunk) {
+        size_t n = strlen(vlan_trunk);
+
+        if (!n || n >= IFNAMSIZ || vlan_trunk[0] == '-' ||
+            strspn(vlan_trunk,
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n) {
+            snprintf(err, STORE_ERR_LEN,
+                     "--vlan-trunk %.40s: expected a host interface's name (1 to 15 characters)",
+                     vlan_trunk);
+            return -EINVAL;
+        }
+        snprintf(net_vlan_trunk, sizeof(net_vlan_trunk), "%s", vlan_trunk);
+    }
+    if (!vxlan_local)
+        return 0;
+    if (vxlan_check_addr(vxlan_local)) {
+        snprintf(err, STORE_ERR_LEN,
+                 "--vxlan-local %.40s: expected this host's IPv4 unicast address A.B.C.D",
+                 vxlan_local);
+        return -EINVAL;
+    }
+    snprintf(net_vxlan_local, sizeof(net_vxlan_local), "%s", vxlan_local);
+    return 0;
+}
+
+/* The network's overlay from its document's "vxlan" {vni, peers} (absent: none); peers
+ * points into the document. */
+static void net_overlay(const json_t *net, struct vnet_overlay *ov,
+                        const char *peers[VXLAN_PEERS_MAX])
+{
+    json_t *vx = json_object_get(net, "vxlan"), *p;
+    size_t i;
+
+    *ov = (struct vnet_overlay){.local = net_vxlan_local, .peers = peers, .trunk = net_vlan_trunk};
+    ov->vlan = (unsigned)json_integer_value(json_object_get(net, "vlan"));
+    if (!json_is_object(vx))
+        return;
+    ov->vni = (uint32_t)json_integer_value(json_object_get(vx, "vni"));
+    json_array_foreach(json_object_get(vx, "peers"), i, p)
+    {
+        if (json_is_string(p) && ov->npeers < VXLAN_PEERS_MAX)
+            peers[ov->npeers++] = json_string_value(p);
+    }
+}
 
 /* The network (tenant, name)'s subnet from its document. */
 static int net_subnet(const json_t *net, struct vnet_subnet *sn, char *err)
@@ -66,11 +119,24 @@ static int each_host(void *arg, const char *tenant, const char *name, const char
 static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net, char *err)
 {
     struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
+    const char *peers[VXLAN_PEERS_MAX];
+    struct vnet_overlay ov;
     struct vnet_subnet sn;
     int ret = net_subnet(net, &sn, err);
 
     if (ret)
         return ret;
+    net_overlay(net, &ov, peers);
+    if (ov.vni && !net_vxlan_local[0]) {
+        snprintf(err, NETCMD_ERR_LEN,
+                 "network %.63s spans hosts (VXLAN) but this tesserad has no --vxlan-local", w.net);
+        return -EINVAL;
+    }
+    if (ov.vlan && !net_vlan_trunk[0]) {
+        snprintf(err, NETCMD_ERR_LEN,
+                 "network %.63s has a VLAN tag but this tesserad has no --vlan-trunk", w.net);
+        return -EINVAL;
+    }
     w.vms = json_array();
     if (!w.vms)
         return -ENOMEM;
@@ -79,8 +145,8 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
         snprintf(err, NETCMD_ERR_LEN, "network %.63s: the store failed: %.400s", w.net,
                  store_error(d->store));
     else
-        ret = vnet_up(d->state_dir, tenant, w.net, &sn, json_is_true(json_object_get(net, "dhcp")),
-                      w.ports, w.n, err);
+        ret = vnet_up_overlay(d->state_dir, tenant, w.net, &sn,
+                              json_is_true(json_object_get(net, "dhcp")), w.ports, w.n, &ov, err);
     /* Its NICs' security groups, once the namespace is there. */
     if (!ret)
         ret = api_sg_net_sync(d, tenant, w.net, err);
@@ -143,10 +209,12 @@ static int each_taken(void *arg, const char *tenant, const char *name, const cha
     return 0;
 }
 
-/* A fixed address on network `net` (document netdoc) for a new NIC: the lowest host address
- * that is neither the gateway nor taken. 0, or the reply set (409 when the network is full). */
-static int nic_address(struct req *q, const char *net, const json_t *netdoc, const json_t *mine,
-                       char *out)
+/* A fixed address on network `net` (document netdoc) for a new NIC: `want` (NULL: the lowest
+ * host address that is neither the gateway nor taken). 0, or the reply set: 400 for a wanted
+ * address that is no host address of the subnet or the gateway's, 409 when it is taken or the
+ * network is full. */
+static int nic_address(struct req *q, const char *field, const char *net, const json_t *netdoc,
+                       const json_t *mine, const char *want, char *out)
 {
     struct taken_walk w = {net, json_deep_copy(mine)};
     char err[NETCMD_ERR_LEN], cidr[24];
@@ -169,6 +237,28 @@ static int nic_address(struct req *q, const char *net, const json_t *netdoc, con
         goto done;
     }
     bcast = sn.net | ~(~0u << (32 - sn.prefix));
+    if (want) {
+        struct vnet_subnet one;
+        char fip[40];
+
+        snprintf(fip, sizeof(fip), "%s.ip", field);
+        vnet_subnet_text(&sn, cidr, err);
+        /* The subnet parser's gateway check is the host-address check. */
+        ret = vnet_subnet_parse(cidr, want, &one, err);
+        if (ret || one.gateway == sn.gateway) {
+            reply_error(q->r, 400, fip, "%s: '%s' is not a free host address of %s (%s)", fip, want,
+                        cidr, ret ? "outside it" : "the gateway's");
+            ret = -EINVAL;
+            goto done;
+        }
+        a = one.gateway;
+        snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+        if (json_object_get(w.taken, out)) {
+            reply_error(q->r, 409, fip, "%s: %s is taken on network '%s'", fip, out, net);
+            ret = -EEXIST;
+        }
+        goto done;
+    }
     ret = -ENOSPC;
     for (a = sn.net + 1; a < bcast; a++) {
         if (a == sn.gateway)
@@ -214,8 +304,9 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
     }
     json_array_foreach(arr, i, nic)
     {
-        static const char *const keys[] = {"network", "security_groups", NULL};
+        static const char *const keys[] = {"network", "security_groups", "ip", NULL};
         json_t *groups;
+        const char *want = NULL;
 
         snprintf(field, sizeof(field), "nics[%zu]", i);
         if (!json_is_object(nic)) {
@@ -224,7 +315,7 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
         }
         if (body_keys(q, nic, field, keys) ||
             body_str(q, nic, field, "network", true, STORE_NAME_LEN - 1, &net) ||
-            check_name(q, "network", net))
+            body_str(q, nic, field, "ip", false, 15, &want) || check_name(q, "network", net))
             goto fail;
         ret = q->s->ops->doc_get(q->s, "network", q->scope, net, &text);
         if (ret == -ENOENT) {
@@ -237,7 +328,7 @@ int api_net_nics_parse(struct req *q, json_t *arr, const char *vm, json_t **out)
         }
         netdoc = json_loads(text, 0, NULL);
         free(text);
-        ret = netdoc ? nic_address(q, net, netdoc, mine, ip) : -EIO;
+        ret = netdoc ? nic_address(q, field, net, netdoc, mine, want, ip) : -EIO;
         json_decref(netdoc);
         if (ret == -EIO)
             reply_error(q->r, 500, NULL, "network '%s': its stored record is damaged", net);
@@ -346,13 +437,179 @@ static int each_count(void *arg, const char *tenant, const char *name, const cha
     return 0;
 }
 
+/* The body's `peers`: at most VXLAN_PEERS_MAX distinct IPv4 unicast addresses, none this
+ * host's. *out a new array, or the reply set. */
+static int body_peers(struct req *q, json_t *obj, const char *prefix, json_t **out)
+{
+    json_t *arr = json_object_get(obj, "peers");
+    char field[32];
+    const char *p;
+    size_t i;
+
+    snprintf(field, sizeof(field), "%s%speers", prefix, *prefix ? "." : "");
+    *out = NULL;
+    if (!json_is_array(arr) || json_array_size(arr) > VXLAN_PEERS_MAX) {
+        reply_error(q->r, 400, field,
+                    "field '%s' must be a list of at most %d IPv4 addresses (the other hosts')",
+                    field, VXLAN_PEERS_MAX);
+        return -EINVAL;
+    }
+    for (i = 0; i < json_array_size(arr); i++) {
+        if (body_str_at(q, arr, field, i, 15, &p))
+            return -EINVAL;
+        if (vxlan_check_addr(p) || !strcmp(p, net_vxlan_local)) {
+            reply_error(q->r, 400, field,
+                        "%s[%zu]: '%s' is not another host's IPv4 unicast address", field, i, p);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(p, json_string_value(json_array_get(arr, j)))) {
+                reply_error(q->r, 400, field, "%s[%zu]: %s is listed twice", field, i, p);
+                return -EINVAL;
+            }
+        }
+    }
+    *out = json_deep_copy(arr);
+    if (!*out) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Another network of this daemon (any tenant) with VNI vni, or (vni 0) with VLAN tag vlan
+ * (vlan 0: with any tag): its owner's names. */
+struct vni_walk {
+    json_int_t vni, vlan;
+    const char *tenant, *name;  /* the network itself, skipped */
+    char owner[STORE_NAME_LEN]; /* named only to its own tenant: others' names are theirs */
+    bool same;
+};
+
+static int each_vni(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    struct vni_walk *w = arg;
+    json_t *net = json_loads(doc, 0, NULL);
+    json_int_t vni = json_integer_value(json_object_get(json_object_get(net, "vxlan"), "vni"));
+    json_int_t vlan = json_integer_value(json_object_get(net, "vlan"));
+    int found = (w->vni    ? vni == w->vni
+                 : w->vlan ? vlan == w->vlan
+                           : vlan != 0) &&
+                (strcmp(tenant, w->tenant) || strcmp(name, w->name));
+
+    if (found) {
+        snprintf(w->owner, sizeof(w->owner), "%s", name);
+        w->same = !strcmp(tenant, w->tenant);
+    }
+    json_decref(net);
+    return found;
+}
+
+/* The body's `vxlan` {vni, peers}: *out the document's member (NULL when absent), or the
+ * reply set: 409 without --vxlan-local or for a VNI another network of this host has (the
+ * kernel gives one VNI one device per address and port). */
+static int body_vxlan(struct req *q, json_t *body, const char *name, json_t **out)
+{
+    static const char *const keys[] = {"vni", "peers", NULL};
+    json_t *vx = json_object_get(body, "vxlan"), *peers;
+    struct vni_walk w = {.tenant = q->scope, .name = name};
+    uint64_t vni;
+    bool present;
+    int ret;
+
+    *out = NULL;
+    if (!vx)
+        return 0;
+    if (!json_is_object(vx)) {
+        reply_error(q->r, 400, "vxlan",
+                    "field 'vxlan' must be an object {\"vni\": N, \"peers\": [ADDR, ...]}");
+        return -EINVAL;
+    }
+    if (body_keys(q, vx, "vxlan", keys) ||
+        body_u64(q, vx, "vxlan", "vni", true, 1, VXLAN_VNI_MAX, &vni, &present) ||
+        body_peers(q, vx, "vxlan", &peers))
+        return -EINVAL;
+    if (!net_vxlan_local[0]) {
+        json_decref(peers);
+        reply_error(q->r, 409, "vxlan",
+                    "this host has no underlay address for VXLAN: start tesserad with "
+                    "--vxlan-local ADDR");
+        return -EINVAL;
+    }
+    w.vni = (json_int_t)vni;
+    ret = q->s->ops->doc_list(q->s, "network", NULL, each_vni, &w);
+    if (ret) {
+        json_decref(peers);
+        if (ret > 0)
+            reply_error(q->r, 409, "vxlan",
+                        "VNI %llu is taken on this host by another network%s%s: one VNI per "
+                        "network",
+                        (unsigned long long)vni, w.same ? " of this tenant: " : "",
+                        w.same ? w.owner : "");
+        else
+            reply_store(q, "network", ret);
+        return -EINVAL;
+    }
+    *out = json_pack("{s:I,s:o}", "vni", (json_int_t)vni, "peers", peers);
+    if (!*out) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The body's `vlan` (absent: 0), or the reply set: 409 without --vlan-trunk or for a tag
+ * another network of this host has (one tag is one segment on the trunk: two networks on
+ * it would be joined). */
+static int body_vlan(struct req *q, json_t *body, const char *name, uint64_t *vlan)
+{
+    struct vni_walk w = {.tenant = q->scope, .name = name};
+    bool present;
+    int ret;
+
+    if (body_u64(q, body, NULL, "vlan", false, 1, OVS_TAG_MAX, vlan, &present))
+        return -EINVAL;
+    if (!present) {
+        *vlan = 0;
+        return 0;
+    }
+    if (!net_vlan_trunk[0]) {
+        reply_error(q->r, 409, "vlan",
+                    "this host has no trunk for VLAN tags: start tesserad with --vlan-trunk "
+                    "IFNAME");
+        return -EINVAL;
+    }
+    w.vlan = (json_int_t)*vlan;
+    ret = q->s->ops->doc_list(q->s, "network", NULL, each_vni, &w);
+    if (ret > 0)
+        reply_error(q->r, 409, "vlan", "VLAN %llu is taken on this host by another network%s%s",
+                    (unsigned long long)*vlan, w.same ? " of this tenant: " : "",
+                    w.same ? w.owner : "");
+    else if (ret)
+        reply_store(q, "network", ret);
+    return ret ? -EINVAL : 0;
+}
+
+/* Stops the host's switch once no network of this daemon has a tag. Caller holds d->lock. */
+static void net_vlan_gc(struct daemon *d)
+{
+    struct vni_walk w = {.tenant = "", .name = ""};
+    char err[NETCMD_ERR_LEN];
+
+    if (d->store->ops->doc_list(d->store, "network", NULL, each_vni, &w) == 0 &&
+        vnet_vlan_release(d->state_dir, err))
+        fprintf(stderr, "tesserad: networks: the VLAN switch: %s\n", err);
+}
+
 void api_networks_create(struct req *q)
 {
-    static const char *const fields[] = {"name", "subnet", "gateway", "dhcp", NULL};
+    static const char *const fields[] = {"name",  "subnet", "gateway", "dhcp",
+                                         "vxlan", "vlan",   NULL};
     char cidr[24], gw[24], err[NETCMD_ERR_LEN];
     const char *name, *subnet, *gateway = NULL;
     struct vnet_subnet sn;
-    json_t *body, *net = NULL;
+    json_t *body, *net = NULL, *vx = NULL;
+    uint64_t vlan = 0;
     size_t count = 0;
     bool dhcp = true;
     int ret;
@@ -385,10 +642,13 @@ void api_networks_create(struct req *q)
                     count);
         goto done;
     }
+    if (body_vxlan(q, body, name, &vx) || body_vlan(q, body, name, &vlan))
+        goto done;
     vnet_subnet_text(&sn, cidr, gw);
     net = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "name", name, "tenant", q->scope, "subnet", cidr,
                     "gateway", gw, "dhcp", dhcp, "created", (json_int_t)time(NULL));
-    if (!net) {
+    if (!net || (vx && json_object_set(net, "vxlan", vx)) ||
+        (vlan && json_object_set_new(net, "vlan", json_integer((json_int_t)vlan)))) {
         reply_error(q->r, 500, NULL, "out of memory");
         goto done;
     }
@@ -405,8 +665,49 @@ void api_networks_create(struct req *q)
     }
     reply_json(q->r, 201, json_incref(net));
 done:
+    json_decref(vx);
     json_decref(net);
     json_decref(body);
+}
+
+void api_network_vxlan_set(struct req *q)
+{
+    static const char *const fields[] = {"peers", NULL};
+    char err[NETCMD_ERR_LEN];
+    json_t *body = NULL, *net, *peers = NULL, *vx;
+
+    snprintf(q->target, sizeof(q->target), "%s", q->seg[1]);
+    net = doc_load(q, "network", q->scope, q->seg[1], "network");
+    if (!net || need_route_role(q, "changing a network's peers") ||
+        body_object(q, fields, "{\"peers\": [\"192.0.2.2\"]}", &body))
+        goto done;
+    vx = json_object_get(net, "vxlan");
+    if (!json_is_object(vx)) {
+        reply_error(q->r, 409, NULL, "network '%s' does not span hosts (it was made without vxlan)",
+                    q->seg[1]);
+        goto done;
+    }
+    if (!json_object_get(body, "peers")) {
+        reply_error(q->r, 400, "peers", "field 'peers' is required");
+        goto done;
+    }
+    if (body_peers(q, body, "", &peers))
+        goto done;
+    if (json_object_set_new(vx, "peers", peers)) {
+        reply_error(q->r, 500, NULL, "out of memory");
+        goto done;
+    }
+    if (doc_save(q, "network", q->scope, q->seg[1], net, STORE_PUT_UPDATE))
+        goto done;
+    /* Live: the device, bridge, VMs and leases stay; only the flood entries change. */
+    if (net_sync_doc(q->d, q->scope, net, err)) {
+        reply_error(q->r, 500, NULL, "network '%s': %s", q->seg[1], err);
+        goto done;
+    }
+    reply_json(q->r, 200, json_incref(net));
+done:
+    json_decref(body);
+    json_decref(net);
 }
 
 /* The first of the tenant's VMs with a NIC on the network. */
@@ -468,6 +769,8 @@ void api_network_delete(struct req *q)
         reply_error(q->r, 500, NULL, "network '%s': %s", q->seg[1], err);
         goto done;
     }
+    if (json_object_get(net, "vlan"))
+        net_vlan_gc(q->d);
     reply_empty(q->r);
 done:
     json_decref(net);
@@ -480,6 +783,12 @@ done:
 static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t *net,
                              const char *router_leg, char *err)
 {
+    const char *peers[VXLAN_PEERS_MAX];
+    struct netcheck_link own[3];
+    char vxdev[IFNAMSIZ];
+    struct vnet_overlay ov;
+    struct vnet_names nm;
+    size_t nown = 0;
     struct host_walk w = {.net = json_string_value(json_object_get(net, "name"))};
     struct netcheck_port ports[sizeof(w.ports) / sizeof(w.ports[0])];
     json_t *drift = json_array(), *out = NULL;
@@ -498,9 +807,20 @@ static json_t *net_check_doc(struct daemon *d, const char *tenant, const json_t 
     }
     for (size_t i = 0; !ret && i < w.n; i++)
         ports[i] = (struct netcheck_port){w.ports[i], w.running[i]};
+    /* Its own interfaces besides the bridge and the taps. */
+    vnet_names(d->state_dir, tenant, w.net, &nm);
+    net_overlay(net, &ov, peers);
+    if (router_leg)
+        own[nown++] = (struct netcheck_link){"router leg", router_leg};
+    if (ov.vni) {
+        vnet_vxlan_name(nm.id, vxdev);
+        own[nown++] = (struct netcheck_link){"vxlan device", vxdev};
+    }
+    if (ov.vlan)
+        own[nown++] = (struct netcheck_link){"vlan uplink", VNET_UPLINK_NS};
     if (!ret)
         ret = netcheck_network(d->state_dir, tenant, w.net, &sn,
-                               json_is_true(json_object_get(net, "dhcp")), ports, w.n, router_leg,
+                               json_is_true(json_object_get(net, "dhcp")), ports, w.n, own, nown,
                                drift, err);
     if (!ret)
         out = json_pack("{s:s, s:b, s:O}", "network", w.net, "ok", json_array_size(drift) == 0,
@@ -683,6 +1003,7 @@ void api_net_recover(struct daemon *d)
     /* Only once every network is known: what none claims goes. */
     if (vnet_sweep(d->state_dir, net_known, ids, err))
         fprintf(stderr, "tesserad: networks: %s\n", err);
+    net_vlan_gc(d); /* a switch a crash left with no network needing it */
     if (d->store->ops->doc_list(d->store, "vm", NULL, each_net_collect, vms))
         goto done;
     json_array_foreach(vms, i, vm) vm_plug(d, vm);

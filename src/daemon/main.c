@@ -48,7 +48,11 @@ static void usage(FILE *f)
             "  --cgroup-parent NAME the VMs' parent control group (default tessera)\n"
             "  --no-cgroups         run VMs without control groups (no CPU or memory limits)\n"
             "  --web-dir DIR        the web console's built files (default: web/ beside this\n"
-            "                       program, where make puts them)\n",
+            "                       program, where make puts them)\n"
+            "  --vxlan-local ADDR   this host's underlay IPv4 address for networks across hosts\n"
+            "                       (VXLAN; docs/networks.md)\n"
+            "  --vlan-trunk IFNAME  the host interface VLAN networks' tagged frames go out on\n"
+            "                       (802.1Q, through tesserad's own Open vSwitch)\n",
             SERVER_LISTEN_MAX);
 }
 
@@ -104,6 +108,8 @@ int main(int argc, char **argv)
         {"cgroup-parent", required_argument, NULL, 'g'},
         {"no-cgroups", no_argument, NULL, 'G'},
         {"web-dir", required_argument, NULL, 'w'},
+        {"vxlan-local", required_argument, NULL, 'x'},
+        {"vlan-trunk", required_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -111,6 +117,7 @@ int main(int argc, char **argv)
     char err[STORE_ERR_LEN > SERVER_ERR_LEN ? STORE_ERR_LEN : SERVER_ERR_LEN];
     char token[TOKEN_TEXT_LEN + 1], web_dir[PATH_MAX];
     const char *dir = NULL, *listen[SERVER_LISTEN_MAX], *cgroup_parent = "tessera";
+    const char *vxlan_local = NULL, *vlan_trunk = NULL;
     struct server_config cfg = {.listen = listen, .unix_mode = SOCKET_MODE};
     static struct daemon d;
     struct server_hooks hooks = {.arg = &d,
@@ -161,6 +168,8 @@ int main(int argc, char **argv)
             break;
         case 'G': cgroup_parent = NULL; break;
         case 'w': cfg.web_dir = optarg; break;
+        case 'x': vxlan_local = optarg; break;
+        case 'V': vlan_trunk = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -206,6 +215,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (api_net_host_config(vxlan_local, vlan_trunk, err)) {
+        fprintf(stderr, "tesserad: %s\n", err);
+        return 2;
+    }
     ret = daemon_init(&d, dir, cgroup_parent, err);
     if (ret) {
         fprintf(stderr, "tesserad: %s\n", err);

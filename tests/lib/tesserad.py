@@ -6,6 +6,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ def cgroup_cleanup(name):
 def network_cleanup(state):
     """Removes what the virtual networks of the state directory STATE made, whatever the
     daemon left: their dnsmasq processes and namespaces (docs/networks.md: `tsrn-ID` for each
-    folder STATE/networks/ID)."""
+    folder STATE/networks/ID), and its Open vSwitch (STATE/ovs, for VLAN tags)."""
     top = os.path.join(state, "networks")
     ids = os.listdir(top) if os.path.isdir(top) else []
     for pid in os.listdir("/proc"):
@@ -77,13 +78,24 @@ def network_cleanup(state):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv):
+        ovs = os.path.join(state, "ovs") + "/"
+        if (argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv)) or \
+                (argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and
+                 any(ovs.encode() in a for a in argv)):
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
     for i in ids:
         subprocess.run(["ip", "netns", "delete", "tsrn-" + i], stderr=subprocess.DEVNULL)
+    # The switch's bridge device outlives a killed switch; its database names it.
+    try:
+        with open(os.path.join(state, "ovs", "conf.db"), errors="replace") as f:
+            bridges = set(re.findall(r"\btsrs[0-9a-f]{11}\b", f.read()))
+    except OSError:
+        bridges = set()
+    for b in bridges:
+        subprocess.run(["ip", "link", "delete", b], stderr=subprocess.DEVNULL)
 
 
 class Daemon:
@@ -91,8 +103,10 @@ class Daemon:
     after this test process), removed when the test program exits."""
     _serial = 0
 
-    def __init__(self, state, args=()):
+    def __init__(self, state, args=(), prefix=()):
+        """prefix: a command that runs tesserad (e.g. nsenter into a network namespace)."""
         self.state = state
+        self.prefix = list(prefix)
         self.sock = os.path.join(state, "tesserad.sock")
         self.args = list(args)
         if "--no-cgroups" not in self.args and "--cgroup-parent" not in self.args:
@@ -105,7 +119,7 @@ class Daemon:
 
     def start(self, timeout=20):
         self.log = open(os.path.join(os.path.dirname(self.state), "tesserad.log"), "ab")
-        self.proc = subprocess.Popen([TESSERAD, "--state-dir", self.state] + self.args,
+        self.proc = subprocess.Popen(self.prefix + [TESSERAD, "--state-dir", self.state] + self.args,
                                      stdout=self.log, stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:

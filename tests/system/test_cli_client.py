@@ -74,13 +74,14 @@ def table(text):
 
 
 class Daemon:
-    def __init__(self, state):
+    def __init__(self, state, args=()):
         self.state = state
+        self.args = list(args)
         self.sock = os.path.join(state, "tesserad.sock")
 
     def start(self):
         self.log = open(self.state + ".log", "ab")
-        self.proc = subprocess.Popen([TESSERAD, "--state-dir", self.state],
+        self.proc = subprocess.Popen([TESSERAD, "--state-dir", self.state] + self.args,
                                      stdout=self.log, stderr=self.log)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -246,6 +247,33 @@ def run(d, tmp):
                                          host=host, token=admin), 0, out="deleted network lan")
         expect("network gone", tessera("network", "show", "lan", "--tenant", "acme", host=host,
                                        token=admin), 1, err="404")
+        # Across hosts (this daemon has --vxlan-local): VNI and peers, then peers replaced.
+        vni = str(300000 + os.getpid() % 100000)
+        out = expect("network create vxlan",
+                     tessera("network", "create", "span", "--subnet", "10.6.0.0/24", "--no-dhcp",
+                             "--vxlan-vni", vni, "--vxlan-peer", "192.0.2.2", "--vxlan-peer",
+                             "192.0.2.3", "--tenant", "acme", "--json", host=host, token=admin), 0)
+        check(json.loads(out or "{}").get("vxlan") == {"vni": int(vni),
+                                                      "peers": ["192.0.2.2", "192.0.2.3"]},
+              "the network spans hosts: %r" % out)
+        out = expect("network peers", tessera("network", "peers", "span", "--vxlan-peer",
+                                              "192.0.2.4", "--tenant", "acme", "--json",
+                                              host=host, token=admin), 0)
+        check(json.loads(out or "{}").get("vxlan", {}).get("peers") == ["192.0.2.4"],
+              "peers replaced: %r" % out)
+        expect("network peer without vni", tessera("network", "create", "x", "--subnet",
+                                                   "10.7.0.0/24", "--vxlan-peer", "192.0.2.2",
+                                                   "--tenant", "acme", host=host, token=admin),
+               2, err="--vxlan-vni")
+        expect("network bad vlan", tessera("network", "create", "x", "--subnet", "10.7.0.0/24",
+                                           "--vlan", "4095", "--tenant", "acme", host=host,
+                                           token=admin), 2, err="--vlan")
+        expect("network vlan without trunk", tessera("network", "create", "x", "--subnet",
+                                                     "10.7.0.0/24", "--vlan", "7", "--tenant",
+                                                     "acme", host=host, token=admin), 1,
+               err="--vlan-trunk")
+        expect("network delete span", tessera("network", "delete", "span", "--tenant", "acme",
+                                              host=host, token=admin), 0)
     expect("tenant delete", tessera("tenant", "delete", "beta-corp", host=host, token=admin), 0,
            out="deleted tenant beta-corp")
     expect("tenant delete again", tessera("tenant", "delete", "beta-corp", host=host,
@@ -318,7 +346,7 @@ def main():
         print("cli-client: 0 passed, 1 failed")
         return 1
     tmp = tempfile.mkdtemp(prefix="tessera-cli-client-")
-    d = Daemon(os.path.join(tmp, "state"))
+    d = Daemon(os.path.join(tmp, "state"), args=["--vxlan-local", "192.0.2.1"])
     try:
         d.start()
         try:

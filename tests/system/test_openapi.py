@@ -576,6 +576,56 @@ def walk_networks(c, w):
           "lowest free: the gateway is 10.0.0.254): %s" % vm)
     c.change("POST", "/api/v1/vms", token=ann,
              body={"name": "x", "template": "mine", "nics": [{"network": "nothing"}]}, want=404)
+    # A NIC may ask for its address: a free host address of the subnet, not the gateway's.
+    st, vm = c.change("POST", "/api/v1/vms", token=ann,
+                      body={"name": "fixed", "template": "mine",
+                            "nics": [{"network": "lan", "ip": "10.0.0.77"}]}, want=201)
+    check(st == 201 and vm["nics"][0]["ip"] == "10.0.0.77", "the address asked for: %s" % vm)
+    for ip, code, what in (("10.0.0.77", 409, "a taken address"),
+                           ("10.0.0.254", 400, "the gateway's address"),
+                           ("10.9.0.5", 400, "an address outside the subnet"),
+                           ("10.0.0.0", 400, "the network's own address"),
+                           ("nonsense", 400, "not an address")):
+        c.change("POST", "/api/v1/vms", token=ann,
+                 body={"name": "x", "template": "mine", "nics": [{"network": "lan", "ip": ip}]},
+                 want=code, what=what)
+    c.call("DELETE", "/api/v1/vms/{name}", {"name": "fixed"}, token=ann, want=204)
+    # A network across hosts (VXLAN; this daemon has --vxlan-local), its peers replaced live;
+    # a VLAN tag needs a trunk this daemon has not.
+    vni = 100000 + os.getpid() % 100000
+    st, net = c.change("POST", "/api/v1/networks", token=ann,
+                       body={"name": "span", "subnet": "10.4.0.0/24", "dhcp": False,
+                             "vxlan": {"vni": vni, "peers": ["192.0.2.2"]}}, want=201)
+    check(st == 201 and net["vxlan"] == {"vni": vni, "peers": ["192.0.2.2"]},
+          "the network spans hosts: %s" % net)
+    c.change("POST", "/api/v1/networks", token=ann,
+             body={"name": "span2", "subnet": "10.4.0.0/24", "dhcp": False,
+                   "vxlan": {"vni": vni, "peers": []}}, want=409, what="a VNI taken")
+    for bad in ({"vni": 0, "peers": []}, {"vni": 1 << 24, "peers": []}, {"vni": 5},
+                {"vni": 5, "peers": ["192.0.2.1"]}, {"vni": 5, "peers": ["239.1.1.1"]},
+                {"vni": 5, "peers": [], "group": "x"}, "5"):
+        c.call("POST", "/api/v1/networks", token=ann,
+               body={"name": "span2", "subnet": "10.4.0.0/24", "dhcp": False, "vxlan": bad},
+               want=400, what="vxlan %r" % (bad,))
+    st, net = c.change("PUT", "/api/v1/networks/{name}/vxlan", {"name": "span"}, token=ann,
+                       body={"peers": ["192.0.2.3", "192.0.2.4"]}, want=200)
+    check(st == 200 and net["vxlan"]["peers"] == ["192.0.2.3", "192.0.2.4"],
+          "peers replaced: %s" % net)
+    c.call("PUT", "/api/v1/networks/{name}/vxlan", {"name": "span"}, token=vic,
+           body={"peers": []}, want=403, what="a viewer")
+    c.change("PUT", "/api/v1/networks/{name}/vxlan", {"name": "span"}, token=ann,
+             body={"peers": ["192.0.2.3", "192.0.2.3"]}, want=400, what="a peer twice")
+    c.change("PUT", "/api/v1/networks/{name}/vxlan", {"name": "lan"}, token=ann,
+             body={"peers": []}, want=409, what="a network without vxlan")
+    c.call("PUT", "/api/v1/networks/{name}/vxlan", {"name": "nothing"}, token=ann,
+           body={"peers": []}, want=404, what="no such network")
+    c.call("DELETE", "/api/v1/networks/{name}", {"name": "span"}, token=ann, want=204)
+    c.change("POST", "/api/v1/networks", token=ann,
+             body={"name": "tagged", "subnet": "10.5.0.0/24", "dhcp": False, "vlan": 100},
+             want=409, what="a VLAN tag without --vlan-trunk")
+    c.call("POST", "/api/v1/networks", token=ann,
+           body={"name": "tagged", "subnet": "10.5.0.0/24", "dhcp": False, "vlan": 4095},
+           want=400, what="a tag over 4094")
     # A /29 has 5 addresses besides its gateway's: a 6th NIC finds none.
     c.change("POST", "/api/v1/networks", token=ann,
              body={"name": "tiny", "subnet": "10.3.0.0/29", "dhcp": False}, want=201)
@@ -988,6 +1038,16 @@ def permissions(c, w, server):
         return {"name": n, "address": [f["external_ip"] for f in doc["floating_ips"]
                                        if f["ip"] == ip][0]}
 
+    vnis = [200000 + os.getpid() % 100000]
+
+    def spanning(role):
+        n = w.fresh("px")
+        vnis[0] += 1
+        admin_in(role, "POST", "/api/v1/networks", None,
+                 {"name": n, "subnet": "10.9.0.0/24", "dhcp": False,
+                  "vxlan": {"vni": vnis[0], "peers": []}})
+        return n
+
     def operation(role):
         n = cached("vm", role, vm)
         st, doc = admin_in(role, "POST", "/api/v1/vms/{name}/actions/{action}",
@@ -1108,6 +1168,8 @@ def permissions(c, w, server):
                        {"ip": "10.9.0.%d" % (10 + unique())}),
         ("DELETE", "/api/v1/routers/{name}/floating-ips/{address}"):
             lambda r: (floating(r), None),
+        ("PUT", "/api/v1/networks/{name}/vxlan"):
+            lambda r: ({"name": cached("spanning", r, spanning)}, {"peers": ["192.0.2.9"]}),
         ("GET", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": cached("vm", r, vm)}, None),
         ("POST", "/api/v1/vms/{name}/snapshots"): lambda r: ({"name": vm(r)}, {"name": "s1"}),
         ("POST", "/api/v1/vms/{name}/snapshots/{snap}/revert"):
@@ -1205,6 +1267,7 @@ def cross_tenant(c, w, op_id):
          None, ""),
         ("PUT", "/api/v1/vms/{name}/nics/{nic}/security-groups", {"name": "web", "nic": "0"},
          {"security_groups": []}, ""),
+        ("PUT", "/api/v1/networks/{name}/vxlan", {"name": "lan2"}, {"peers": []}, ""),
         ("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, None, ""),
         ("GET", "/api/v1/routers/{name}", {"name": "gw"}, None, ""),
         ("PUT", "/api/v1/routers/{name}", {"name": "gw"}, {"snat": True}, ""),
@@ -1309,7 +1372,7 @@ def main():
             print("openapi: 0 passed, 1 failed")
             return 1
     tmp = tempfile.mkdtemp(prefix="tessera-openapi-")
-    d = Daemon(os.path.join(tmp, "state"))
+    d = Daemon(os.path.join(tmp, "state"), args=["--vxlan-local", "192.0.2.1"])
     try:
         d.start()
         run(d)

@@ -2,7 +2,9 @@
  * hostile text, the kernel names (fit IFNAMSIZ, apart between tenants), and, where we are root
  * with iproute2 and dnsmasq, a real network: namespace, bridge and dnsmasq made, a tap opened
  * as the VMM opens it, moved in and still carrying frames, a dnsmasq left alone when nothing
- * changed, and everything gone after a sweep. */
+ * changed, and everything gone after a sweep. Also the overlays: a VXLAN device with its
+ * peers' flood entries (replaced live) and, with Open vSwitch installed, a tagged network's
+ * access port on tesserad's own switch, and nothing of either left after. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,28 +272,28 @@ static void test_real(void)
 
         snprintf(want, sizeof(want), "tap %s", tap);
         CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, 0, drift, err) == 0);
         CHECK(json_array_size(drift) == 0);
         snprintf(cmd, sizeof(cmd), "ip -n %s link set %s nomaster", nm.ns, tap);
         CHECK(sh(cmd) == 0);
         snprintf(cmd, sizeof(cmd), "ip netns exec %s nft delete table bridge tessera", nm.ns);
         CHECK(sh(cmd) == 0);
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, 0, drift, err) == 0);
         CHECK(json_array_size(drift) == 2 && drift_names(drift, want) &&
               drift_names(drift, "nft table bridge tessera"));
         /* Told the network has no DHCP, its running dnsmasq is drift too; a stopped VM's
          * unplugged tap is not. */
         cp.running = false;
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, false, &cp, 1, NULL, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, false, &cp, 1, NULL, 0, drift, err) == 0);
         CHECK(json_array_size(drift) == 2 && drift_names(drift, "dnsmasq") &&
               !drift_names(drift, want));
         cp.running = true;
         CHECK(vnet_up(state, "unit", "lan", &sn, true, &mine, 1, err) == 0);
         CHECK(vnic_plug(tap, nm.ns, err) == 0);
         json_array_clear(drift);
-        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, drift, err) == 0);
+        CHECK(netcheck_network(state, "unit", "lan", &sn, true, &cp, 1, NULL, 0, drift, err) == 0);
         CHECK(json_array_size(drift) == 0);
         json_decref(drift);
     }
@@ -339,10 +342,135 @@ static void test_real(void)
     sh(cmd);
 }
 
+/* What cmd prints (at most len - 1 bytes). */
+static void sh_out(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, len - 1, p) : 0;
+
+    out[n] = '\0';
+    if (p)
+        pclose(p);
+}
+
+/* The underlay and peer addresses taken or refused before they reach a command line. */
+static void test_vxlan_addr(void)
+{
+    static const char *const good[] = {"192.0.2.1", "10.0.0.255", "1.2.3.4"};
+    static const char *const bad[] = {
+        "",           "0.0.0.0",   "255.255.255.255", "224.0.0.1", "239.9.9.9",
+        "1.2.3",      "1.2.3.4.5", "01.2.3.4",        "1.2.3.4 ",  "-1.2.3.4",
+        "1.2.3.4;rm", "::1",       "192.0.2.1/24"};
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        CHECK(vxlan_check_addr(good[i]) == 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(vxlan_check_addr(bad[i]) == -EINVAL);
+    CHECK(vxlan_check_addr(NULL) == -EINVAL);
+}
+
+/* A VXLAN network for real: the device on the bridge in the network's namespace, one flood
+ * entry per peer, replaced live, MTU 1450 on the bridge; gone with the network. Where Open
+ * vSwitch is installed, a tagged network's uplink is an access port of its tag on tesserad's
+ * own switch, which vnet_vlan_release() stops with nothing left. */
+static void test_overlay_real(void)
+{
+    const char *peers[] = {"192.0.2.2", "192.0.2.3"};
+    struct vnet_overlay ov = {.vni = 4000000 + (uint32_t)getpid() % 100000,
+                              .local = "192.0.2.1",
+                              .peers = peers,
+                              .npeers = 2};
+    char state[] = "/tmp/tessera-vnet-XXXXXX", err[NETCMD_ERR_LEN], cmd[PATH_MAX + 256];
+    char out[4096], dev[IFNAMSIZ], ovs[PATH_MAX];
+    struct vnet_subnet sn;
+    struct vnet_names nm;
+
+    if (geteuid() != 0 || !netcmd_have("ip") || !netcmd_have("bridge") || !netcmd_have("nft")) {
+        printf("vnet: skipping the real overlay (needs root, iproute2 and nftables)\n");
+        return;
+    }
+    if (!mkdtemp(state)) {
+        CHECK(0);
+        return;
+    }
+    vnet_names(state, "unit", "span", &nm);
+    vnet_vxlan_name(nm.id, dev);
+    CHECK(vnet_subnet_parse("10.232.0.0/24", NULL, &sn, err) == 0);
+    CHECK(vnet_up_overlay(state, "unit", "span", &sn, false, NULL, 0, &ov, err) == 0);
+    snprintf(cmd, sizeof(cmd), "bridge -n %s fdb show dev %s", nm.ns, dev);
+    sh_out(cmd, out, sizeof(out));
+    CHECK(strstr(out, "00:00:00:00:00:00 dst 192.0.2.2 ") && strstr(out, "dst 192.0.2.3 "));
+    snprintf(cmd, sizeof(cmd), "ip -n %s -d link show %s", nm.ns, dev);
+    sh_out(cmd, out, sizeof(out));
+    CHECK(strstr(out, "master br0") && strstr(out, "mtu 1450") && strstr(out, "nolearning") &&
+          strstr(out, "local 192.0.2.1"));
+    snprintf(cmd, sizeof(cmd), "ip -n %s link show br0", nm.ns);
+    sh_out(cmd, out, sizeof(out));
+    CHECK(strstr(out, "mtu 1450") != NULL);
+    /* Peers replaced on the running device. */
+    ov.peers = &peers[1];
+    ov.npeers = 1;
+    CHECK(vnet_up_overlay(state, "unit", "span", &sn, false, NULL, 0, &ov, err) == 0);
+    snprintf(cmd, sizeof(cmd), "bridge -n %s fdb show dev %s", nm.ns, dev);
+    sh_out(cmd, out, sizeof(out));
+    CHECK(!strstr(out, "192.0.2.2") && strstr(out, "dst 192.0.2.3 "));
+    /* A hostile peer never reaches a command line. */
+    peers[1] = "192.0.2.3 dev lo";
+    CHECK(vnet_up_overlay(state, "unit", "span", &sn, false, NULL, 0, &ov, err) == -EINVAL);
+    CHECK(vnet_down(state, "unit", "span", err) == 0);
+    CHECK(!netns_exists(nm.ns) && if_nametoindex(dev) == 0);
+
+    if (netcmd_have("ovs-vswitchd") &&
+        sh("ip link add tsrunitt0 type veth peer name tsrunitt1") == 0) {
+        struct vnet_overlay vl = {.vlan = 100, .trunk = "tsrunitt0"};
+        char uplink[IFNAMSIZ], bridge[64];
+        int ret;
+
+        vnet_names(state, "unit", "tagged", &nm);
+        snprintf(uplink, sizeof(uplink), VNET_UPLINK_PREFIX "%.11s", nm.id);
+        snprintf(ovs, sizeof(ovs), "%s/ovs", state);
+        CHECK(vnet_up_overlay(state, "unit", "tagged", &sn, false, NULL, 0, &vl, err) == 0);
+        CHECK(ovs_running(ovs));
+        snprintf(cmd, sizeof(cmd), "ovs-vsctl --db=unix:%s/db.sock get port %s tag", ovs, uplink);
+        sh_out(cmd, out, sizeof(out));
+        CHECK(!strcmp(out, "100\n"));
+        snprintf(cmd, sizeof(cmd), "ip -n %s link show up0", nm.ns);
+        sh_out(cmd, out, sizeof(out));
+        CHECK(strstr(out, "master br0") != NULL);
+        /* A missing trunk is a clear error, not a port of nothing. */
+        vl.trunk = "tsrunitnone";
+        CHECK(vnet_up_overlay(state, "unit", "tagged", &sn, false, NULL, 0, &vl, err) == -ENODEV);
+        CHECK(strstr(err, "tsrunitnone") != NULL);
+        CHECK(vnet_down(state, "unit", "tagged", err) == 0);
+        CHECK(if_nametoindex(uplink) == 0);
+        /* A switch killed (no chance to delete its bridge's device): the release still leaves
+         * nothing. */
+        snprintf(cmd, sizeof(cmd), "ovs-vsctl --db=unix:%s/db.sock list-br", ovs);
+        sh_out(cmd, bridge, sizeof(bridge));
+        bridge[strcspn(bridge, "\n")] = '\0';
+        CHECK(strlen(bridge) > 4 && if_nametoindex(bridge) != 0);
+        snprintf(cmd, sizeof(cmd), "kill -9 $(cat %s/ovs-vswitchd.pid)", ovs);
+        CHECK(sh(cmd) == 0);
+        ret = vnet_vlan_release(state, err);
+        CHECK(ret == 0);
+        if (ret)
+            printf("vnet: %s\n", err);
+        CHECK(!ovs_running(ovs) && access(ovs, F_OK) != 0);
+        CHECK(bridge[0] && if_nametoindex(bridge) == 0);
+        sh("ip link delete tsrunitt0");
+    } else {
+        printf("vnet: skipping the VLAN switch (needs Open vSwitch and veth)\n");
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+    sh(cmd);
+}
+
 int main(void)
 {
     test_subnet();
     test_names();
     test_real();
+    test_vxlan_addr();
+    test_overlay_real();
     return test_finish("vnet");
 }

@@ -107,6 +107,9 @@ static char *dnsmasq_conf_text(const struct dnsmasq_spec *sp)
             "dhcp-option=option:router,%s\n"
             "dhcp-option=option:dns-server,%s\n",
             sp->dir, sp->dir, sp->dir, sp->iface, sp->gateway, sp->gateway);
+    /* Forced: clients seldom ask for option 26, and dnsmasq sends only what is asked. */
+    if (sp->mtu)
+        fprintf(f, "dhcp-option-force=option:mtu,%u\n", sp->mtu);
     for (i = 0; i < sp->nranges; i++)
         fprintf(f, "dhcp-range=%s,%s,%s,1h\n", sp->range[i][0], sp->range[i][1], sp->mask);
     for (i = 0; i < sp->nhosts; i++)

@@ -40,6 +40,7 @@ struct dnsmasq_spec {
     size_t nranges;
     const struct dnsmasq_host *hosts;
     size_t nhosts;
+    unsigned mtu; /* 0, or the link MTU the leases give (DHCP option 26: an overlay's) */
 };
 
 /* Writes the conf file and (re)starts dnsmasq; returns once it serves (dnsmasq's parent waits

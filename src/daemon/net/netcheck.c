@@ -104,7 +104,7 @@ static void check_bridge(json_t *links, const char *ns, const struct vnet_subnet
 }
 
 static void check_links(json_t *links, const struct netcheck_port *ports, size_t n,
-                        const char *router_leg, json_t *drift)
+                        const struct netcheck_link *own, size_t nown, json_t *drift)
 {
     json_t *l;
     size_t i, k;
@@ -126,13 +126,13 @@ static void check_links(json_t *links, const struct netcheck_port *ports, size_t
         else if (!link_up(l))
             drift_add(drift, object, "down");
     }
-    if (router_leg) {
+    for (i = 0; i < nown; i++) {
         char object[64];
 
-        snprintf(object, sizeof(object), "router leg %s", router_leg);
-        l = link_find(links, router_leg);
+        snprintf(object, sizeof(object), "%.24s %.16s", own[i].what, own[i].ifname);
+        l = link_find(links, own[i].ifname);
         if (!l)
-            drift_add(drift, object, "missing: the network's router does not reach it");
+            drift_add(drift, object, "missing");
         else if (!link_up(l))
             drift_add(drift, object, "down");
     }
@@ -140,12 +140,13 @@ static void check_links(json_t *links, const struct netcheck_port *ports, size_t
     json_array_foreach(links, i, l)
     {
         const char *name = json_string_value(json_object_get(l, "ifname"));
-        bool known = !name || !strcmp(name, "lo") || !strcmp(name, NETNS_BRIDGE) ||
-                     (router_leg && !strcmp(name, router_leg));
+        bool known = !name || !strcmp(name, "lo") || !strcmp(name, NETNS_BRIDGE);
         char object[64];
 
         for (k = 0; !known && k < n; k++)
             known = !strcmp(name, ports[k].port.tap);
+        for (k = 0; !known && k < nown; k++)
+            known = !strcmp(name, own[k].ifname);
         if (!known) {
             snprintf(object, sizeof(object), "interface %.32s", name);
             drift_add(drift, object, "in the network's namespace, but no VM NIC of it is %s", name);
@@ -228,7 +229,8 @@ static void check_dnsmasq(const char *dir, bool dhcp, const struct netcheck_port
 
 int netcheck_network(const char *state_dir, const char *tenant, const char *name,
                      const struct vnet_subnet *sn, bool dhcp, const struct netcheck_port *ports,
-                     size_t nports, const char *router_leg, json_t *drift, char *err)
+                     size_t nports, const struct netcheck_link *own, size_t nown, json_t *drift,
+                     char *err)
 {
     struct vnet_names nm;
     char msg[NETCMD_ERR_LEN];
@@ -251,7 +253,7 @@ int netcheck_network(const char *state_dir, const char *tenant, const char *name
             return ret;
     }
     check_bridge(links, nm.ns, sn, drift, msg);
-    check_links(links, ports, nports, router_leg, drift);
+    check_links(links, ports, nports, own, nown, drift);
     check_rules(nm.ns, ports, nports, drift, msg);
     check_dnsmasq(nm.dir, dhcp, ports, nports, drift);
     json_decref(links);

@@ -4,8 +4,9 @@
  * bring-up (vnet_up) and the running VMs' taps plugged again.
  *
  * Looked at, in the network's namespace: the namespace itself, its folder, the bridge (up, the
- * gateway's address), each running VM NIC's tap (present, on the bridge, up), the leg of the
- * router it is attached to (present, up), interfaces no one made, the port-security table (a rule
+ * gateway's address), each running VM NIC's tap (present, on the bridge, up), its other
+ * interfaces (the leg of the router it is attached to, its VXLAN device, its VLAN uplink:
+ * present, up), interfaces no one made, the port-security table (a rule
  * for each port's MAC and address), and dnsmasq (running with a dhcp-host line for each port when
  * the network has DHCP; not running when it has none). Read-only: it changes nothing.
  *
@@ -22,17 +23,24 @@
 
 #include "daemon/net/vnet.h"
 
+/* An interface of the network's besides the bridge and the taps: a router's leg, the VXLAN
+ * device, the VLAN uplink. */
+struct netcheck_link {
+    const char *what;   /* "router leg", "vxlan device", "vlan uplink": the drift's object */
+    const char *ifname; /* its name in the network's namespace */
+};
+
 struct netcheck_port {
     struct vnet_port port; /* as vnet_up takes it */
     bool running;          /* its VM runs: its tap must be plugged */
 };
 
 /* Appends to the JSON array drift one {"object", "problem"} per difference found in network
- * (tenant, name) of state_dir whose subnet is sn. router_leg: the interface of the router the
- * network is attached to (router.h's router_net_leg()), which must be there and up; NULL when
- * it is on no router. */
+ * (tenant, name) of state_dir whose subnet is sn. links: the network's other interfaces, each
+ * of which must be there and up (and is no stray). */
 int netcheck_network(const char *state_dir, const char *tenant, const char *name,
                      const struct vnet_subnet *sn, bool dhcp, const struct netcheck_port *ports,
-                     size_t nports, const char *router_leg, json_t *drift, char *err);
+                     size_t nports, const struct netcheck_link *links, size_t nlinks, json_t *drift,
+                     char *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <net/if.h>
 #include <unistd.h>
 
 /* Exactly four dotted decimal octets, no leading zeros (inet_pton's reading, which takes no
@@ -170,10 +171,84 @@ static int vnet_ports(const struct vnet_names *nm, struct dnsmasq_spec *spec, bo
     return ret;
 }
 
+void vnet_vxlan_name(const char *id, char out[IFNAMSIZ])
+{
+    snprintf(out, IFNAMSIZ, VNET_VXLAN_PREFIX "%.11s", id);
+}
+
+/* The host's switch: its folder and bridge name. */
+static void vnet_ovs_names(const char *state_dir, char *dir, char bridge[IFNAMSIZ])
+{
+    char id[VNET_ID_LEN];
+
+    vnet_hash(state_dir, "ovs", "", "", id);
+    snprintf(bridge, IFNAMSIZ, VNET_OVS_PREFIX "%.11s", id);
+    snprintf(dir, PATH_MAX, "%.3000s/ovs", state_dir);
+}
+
+/* Deletes dev from the host's namespace when it is there. A veth whose other end was in a
+ * namespace just deleted goes by itself a moment later (the kernel dismantles namespaces
+ * asynchronously): gone by the time `ip` looks is as good. */
+static int vnet_link_remove(const char *dev, char *err)
+{
+    const char *del[] = {"ip", "link", "delete", "dev", dev, NULL};
+    int ret = if_nametoindex(dev) ? netcmd_run(del, err) : 0;
+
+    return ret && !if_nametoindex(dev) ? 0 : ret;
+}
+
+/* The network's uplink: a veth pair from its bridge to an access port of the tag. */
+static int vnet_vlan_up(const char *state_dir, const struct vnet_names *nm,
+                        const struct vnet_overlay *ov, char *err)
+{
+    char dir[PATH_MAX], bridge[IFNAMSIZ], host[IFNAMSIZ];
+    const char *show[] = {"ip", "-n", nm->ns, "link", "show", "dev", VNET_UPLINK_NS, NULL};
+    const char *add[] = {"ip",   "link", "add",          host,    "type", "veth",
+                         "peer", "name", VNET_UPLINK_NS, "netns", nm->ns, NULL};
+    const char *up[] = {"ip", "link", "set", "dev", host, "up", NULL};
+    const char *master[] = {"ip",           "-n",     nm->ns,       "link", "set", "dev",
+                            VNET_UPLINK_NS, "master", NETNS_BRIDGE, "up",   NULL};
+    int ret;
+
+    vnet_ovs_names(state_dir, dir, bridge);
+    snprintf(host, sizeof(host), VNET_UPLINK_PREFIX "%.11s", nm->id);
+    ret = ovs_ensure(dir, bridge, ov->trunk ? ov->trunk : "", err);
+    if (ret)
+        return ret;
+    if (netcmd_run(show, err) || !if_nametoindex(host)) {
+        ret = vnet_link_remove(host, err);
+        if (!ret)
+            ret = netcmd_run(add, err);
+    }
+    if (!ret)
+        ret = netcmd_run(up, err);
+    if (!ret)
+        ret = netcmd_run(master, err);
+    if (!ret)
+        ret = ovs_port_add(dir, bridge, host, ov->vlan, err);
+    return ret;
+}
+
+int vnet_vlan_release(const char *state_dir, char *err)
+{
+    char dir[PATH_MAX], bridge[IFNAMSIZ];
+
+    vnet_ovs_names(state_dir, dir, bridge);
+    return ovs_shutdown(dir, bridge, err);
+}
+
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
             const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
             char *err)
 {
+    return vnet_up_overlay(state_dir, tenant, name, sn, dhcp, ports, nports, NULL, err);
+}
+
+int vnet_up_overlay(const char *state_dir, const char *tenant, const char *name,
+                    const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports,
+                    size_t nports, const struct vnet_overlay *ov, char *err)
+{
+    char vxdev[IFNAMSIZ];
     char top[PATH_MAX], cidr[20], gw[20], mask[16], lo[2][16], hi[2][16];
     uint32_t m = ~0u << (32 - sn->prefix), bcast = sn->net | ~m;
     struct dnsmasq_spec spec = {.iface = NETNS_BRIDGE};
@@ -192,6 +267,27 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
     ret = netns_create(nm.ns, cidr, err);
     if (ret)
         return ret;
+    if (ov && ov->vni) {
+        struct vxlan_spec vx = {.ns = nm.ns,
+                                .dir = nm.dir,
+                                .dev = vxdev,
+                                .vni = ov->vni,
+                                .local = ov->local,
+                                .gateway = gw,
+                                .peers = ov->peers,
+                                .npeers = ov->npeers};
+
+        vnet_vxlan_name(nm.id, vxdev);
+        ret = vxlan_up(&vx, err);
+        if (ret)
+            return ret;
+        spec.mtu = VXLAN_MTU;
+    }
+    if (ov && ov->vlan) {
+        ret = vnet_vlan_up(state_dir, &nm, ov, err);
+        if (ret)
+            return ret;
+    }
     /* The leases: the subnet's host addresses around the gateway's. */
     vnet_addr_text(m, mask);
     if (sn->gateway > sn->net + 1) {
@@ -218,14 +314,24 @@ int vnet_up(const char *state_dir, const char *tenant, const char *name,
 /* Removes the network folder's files (all ours: no subfolders, no links followed). */
 static int vnet_down_id(const char *state_dir, const char *id, char *err)
 {
-    char dir[PATH_MAX], ns[NETNS_NAME_MAX];
+    char dir[PATH_MAX], ns[NETNS_NAME_MAX], vxdev[IFNAMSIZ], ovsdir[PATH_MAX];
+    char bridge[IFNAMSIZ], uplink[IFNAMSIZ];
     int ret;
 
     snprintf(dir, sizeof(dir), "%.3000s/networks/%.16s", state_dir, id);
     snprintf(ns, sizeof(ns), VNET_NS_PREFIX "%.16s", id);
+    vnet_vxlan_name(id, vxdev);
+    vnet_ovs_names(state_dir, ovsdir, bridge);
+    snprintf(uplink, sizeof(uplink), VNET_UPLINK_PREFIX "%.11s", id);
     ret = dnsmasq_stop(dir, err);
     if (!ret)
+        ret = ovs_port_del(ovsdir, uplink, err);
+    if (!ret)
         ret = netns_delete(ns, err);
+    if (!ret)
+        ret = vxlan_remove(vxdev, err);
+    if (!ret)
+        ret = vnet_link_remove(uplink, err);
     if (!ret && (ret = fsdir_remove_flat(dir)))
         snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", dir, strerror(-ret));
     return ret;

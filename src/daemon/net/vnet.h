@@ -21,12 +21,18 @@
 
 #include "daemon/net/dnsmasq.h"
 #include "daemon/net/netns.h"
+#include "daemon/net/ovs.h"
 #include "daemon/net/portsec.h"
+#include "daemon/net/vxlan.h"
 
-#define VNET_NS_PREFIX  "tsrn-"
-#define VNET_TAP_PREFIX "tsr"
-#define VNET_NICS_MAX   4
-#define VNET_ID_LEN     17 /* 16 hex digits and the NUL */
+#define VNET_NS_PREFIX     "tsrn-"
+#define VNET_TAP_PREFIX    "tsr"
+#define VNET_VXLAN_PREFIX  "tsrw"
+#define VNET_UPLINK_PREFIX "tsrv"
+#define VNET_OVS_PREFIX    "tsrs"
+#define VNET_UPLINK_NS     "up0"
+#define VNET_NICS_MAX      4
+#define VNET_ID_LEN        17 /* 16 hex digits and the NUL */
 
 /* An IPv4 subnet in host byte order. */
 struct vnet_subnet {
@@ -65,12 +71,36 @@ struct vnet_port {
                        * send from; NULL for a NIC made before addresses were fixed */
 };
 
+/* What a network has beyond its bridge: a VXLAN segment across hosts (vxlan.h), an 802.1Q
+ * tag on the host's trunk (ovs.h). */
+struct vnet_overlay {
+    uint32_t vni;             /* 0: no VXLAN */
+    const char *local;        /* this host's underlay address */
+    const char *const *peers; /* the other hosts' */
+    size_t npeers;
+    unsigned vlan;     /* 0: no tag; else 1..OVS_TAG_MAX */
+    const char *trunk; /* the host's trunk interface (a port of the switch carrying all tags) */
+};
+
 /* Makes (or repairs) the network: its folder, namespace and bridge with the gateway's address,
  * its ports' security rules (portsec.h), and with dhcp its dnsmasq serving the ports
  * (restarted when they changed). */
 int vnet_up(const char *state_dir, const char *tenant, const char *name,
             const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports, size_t nports,
             char *err);
+/* vnet_up() with the overlay ov (NULL: none): with a VNI, the VXLAN device `tsrw` + 11 hex
+ * digits of the network's id on the bridge, peers exactly ov's, and DHCP giving the VMs
+ * VXLAN_MTU. Calling it again with other peers replaces them on the running network. With a
+ * VLAN tag, the host's switch (ovs.h: STATE/ovs, bridge `tsrs` + 11 hex digits of the state
+ * directory's hash) runs with the trunk on it, and a veth pair joins the network's bridge
+ * (end `up0`) to an access port of the tag (end `tsrv` + 11 hex digits of the id). */
+int vnet_up_overlay(const char *state_dir, const char *tenant, const char *name,
+                    const struct vnet_subnet *sn, bool dhcp, const struct vnet_port *ports,
+                    size_t nports, const struct vnet_overlay *ov, char *err);
+/* The network's VXLAN device name (IFNAMSIZ). */
+void vnet_vxlan_name(const char *id, char out[IFNAMSIZ]);
+/* Deletes the host's switch (ovs_shutdown()): for when no network needs a tag any more. */
+int vnet_vlan_release(const char *state_dir, char *err);
 /* Removes everything the network made: dnsmasq, the namespace (with its bridge and taps) and
  * its folder. What is absent already is no error. */
 int vnet_down(const char *state_dir, const char *tenant, const char *name, char *err);

@@ -20,7 +20,17 @@
  * the receiver refuses the frame like a full ring, so the backend keeps it and stops reading
  * its socket or tap (a TCP sender behind it backs off; libslirp's own queue holds a few and
  * then drops, and TCP retransmits). One loop timer, armed for the earliest deadline, resumes
- * either direction; a limit change wakes both at once. */
+ * either direction; a limit change wakes both at once.
+ *
+ * Announce: after its state is loaded (an incoming migration, a restore) the NIC announces
+ * its MAC, as QEMU's announce-self does, so the switches between it and the other VMs learn
+ * its new port at once instead of when the guest next speaks: NET_ANNOUNCE_ROUNDS RARP
+ * frames (RFC 903, ethertype 0x8035, a reverse request naming the MAC as sender and target),
+ * the first after NET_ANNOUNCE_FIRST_MS, each gap NET_ANNOUNCE_STEP_MS longer than the one
+ * before (QEMU's defaults: 5 rounds, 50 ms, +100 ms). They go straight to the backend from a
+ * loop timer of their own, whether or not the guest's driver is up. The guest's own
+ * gratuitous ARP (VIRTIO_NET_F_GUEST_ANNOUNCE) needs a control queue, which this device does
+ * not have; the switches need only the MAC. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -49,6 +59,11 @@
 #define NET_TXQ        1
 #define NET_TX_BUDGET  256 /* frames per loop turn, so receive work is not starved */
 
+#define NET_ANNOUNCE_ROUNDS   5
+#define NET_ANNOUNCE_FIRST_MS 50
+#define NET_ANNOUNCE_STEP_MS  100
+#define NET_RARP_LEN          60 /* 14 + 28, padded to Ethernet's minimum without FCS */
+
 enum { NET_RL_RX, NET_RL_TX, NET_RL_COUNT };
 
 /* A direction's limit as the options give it (0: unlimited). */
@@ -74,6 +89,10 @@ struct virtio_net {
     uint64_t until[NET_RL_COUNT], since[NET_RL_COUNT];
     uint64_t throttled[NET_RL_COUNT], throttled_ns[NET_RL_COUNT];
     struct loop_timer *timer; /* fires at the earliest until[] */
+
+    /* Announce after a load, on the loop thread: rounds still to send (under `lock`). */
+    struct loop_timer *announce_timer;
+    unsigned announce_left;
 
     uint8_t frame[NET_FRAME_MAX]; /* transmit bounce buffer: guest bytes are copied once */
 };
@@ -309,6 +328,45 @@ static void vnet_resume(void *dev)
     vdev_kick_signal(&n->kick);
 }
 
+/* A RARP reverse request (RFC 903) from mac: broadcast, sender and target hardware
+ * addresses the MAC, protocol addresses zero, as QEMU's announce-self builds it. */
+static void vnet_rarp_frame(const uint8_t mac[6], uint8_t f[NET_RARP_LEN])
+{
+    static const uint8_t head[] = {0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03};
+
+    memset(f, 0, NET_RARP_LEN);
+    memset(f, 0xff, 6);
+    memcpy(f + 6, mac, 6);
+    memcpy(f + 12, head, sizeof(head));
+    memcpy(f + 22, mac, 6); /* sender hardware address; sender protocol address 0 */
+    memcpy(f + 32, mac, 6); /* target hardware address; target protocol address 0 */
+}
+
+/* Loop thread: one round, and the timer for the next. */
+static void vnet_on_announce(void *opaque)
+{
+    struct virtio_net *n = opaque;
+    uint8_t f[NET_RARP_LEN];
+    struct iovec iov = {f, sizeof(f)};
+    unsigned done;
+
+    pthread_mutex_lock(&n->lock);
+    if (!n->announce_left) {
+        pthread_mutex_unlock(&n->lock);
+        return;
+    }
+    vnet_rarp_frame(n->mac, f);
+    done = NET_ANNOUNCE_ROUNDS - --n->announce_left;
+    if (n->announce_left)
+        loop_mod_timer(n->loop, n->announce_timer,
+                       time_now_ns() +
+                           (uint64_t)(NET_ANNOUNCE_FIRST_MS + done * NET_ANNOUNCE_STEP_MS) *
+                               1000000u);
+    pthread_mutex_unlock(&n->lock);
+    /* A frame the host side has no room for is lost like any other; the next round follows. */
+    net_backend_send(n->nb, &iov, 1);
+}
+
 #define VNET_STATE_VERSION 1
 
 /* Version 1: u8 mac[6], bool link_up. */
@@ -339,6 +397,12 @@ static int vnet_load(void *dev, struct scur *in, uint32_t version)
     pthread_mutex_lock(&n->lock);
     memcpy(n->mac, mac, sizeof(mac));
     n->link_up = link_up;
+    /* The VM now runs behind this backend, maybe on another host: announce it. */
+    if (link_up) {
+        n->announce_left = NET_ANNOUNCE_ROUNDS;
+        loop_mod_timer(n->loop, n->announce_timer,
+                       time_now_ns() + NET_ANNOUNCE_FIRST_MS * 1000000ull);
+    }
     pthread_mutex_unlock(&n->lock);
     return 0;
 }
@@ -568,6 +632,11 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
         snprintf(err, VDEV_ERR_LEN, "--net: out of memory");
         goto free_dev;
     }
+    if (loop_add_timer(n->loop, LOOP_TIMER_OFF, vnet_on_announce, n, &n->announce_timer)) {
+        snprintf(err, VDEV_ERR_LEN, "--net: out of memory");
+        loop_del_timer(n->loop, n->timer);
+        goto free_dev;
+    }
     if (net_backend_open(spec, env->loop, &n->nb, nerr)) {
         snprintf(err, VDEV_ERR_LEN, "--net: %s", nerr);
         goto del_timer;
@@ -586,6 +655,7 @@ static int vnet_create(const struct vdev_env *env, const char *opts, void **dev,
     goto out;
 
 del_timer:
+    loop_del_timer(n->loop, n->announce_timer);
     loop_del_timer(n->loop, n->timer);
 free_dev:
     free(n);
@@ -604,6 +674,7 @@ static void vnet_destroy(void *dev)
     struct virtio_net *n = dev;
 
     loop_del_timer(n->loop, n->timer); /* first: it kicks and calls the backend */
+    loop_del_timer(n->loop, n->announce_timer);
     vdev_kick_destroy(&n->kick);
     net_backend_close(n->nb);
     pthread_mutex_destroy(&n->lock);
