@@ -70,6 +70,34 @@ def test_smp_sha256():
         v.close()
 
 
+def test_boot_loop():
+    """Twelve boots of the default guest with two virtio-blk disks on the default engine (the
+    JIT on x86-64): each reaches userspace with no kernel oops. A translation bug that
+    corrupts state now and then shows here first: one such bug oopsed one boot in ten in
+    kblockd while random-program tests passed."""
+    tmp = os.path.join(LOGS, "boot_loop")
+    os.makedirs(tmp, exist_ok=True)
+    disks = []
+    for name, size in (("a.raw", 64 << 20), ("b.raw", 1 << 20)):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        disks += ["--disk", path + ",format=raw"]
+    bad = []
+    for i in range(12):
+        v = vm("boot_loop", *disks, "--net", "user")
+        try:
+            v.expect(READY, BOOT_TIMEOUT)
+            v.drain(0.5)  # an oops right after the ready line counts too
+            out = v.buf.decode(errors="replace")
+            if re.search(r"Oops|Kernel panic|Unable to handle kernel", out):
+                bad.append(i)
+        finally:
+            v.kill()
+            v.close()
+    assert not bad, "boots %s oopsed (log: %s/boot_loop.log holds the last)" % (bad, LOGS)
+
+
 def test_reboot():
     """`reboot` resets the machine (test device 0x7777): the guest boots again."""
     v = vm("reboot")
@@ -233,6 +261,7 @@ def main():
     return run_tests("guest", [
         ("pipe_script", test_pipe_script),
         ("smp_sha256", test_smp_sha256),
+        ("boot_loop", test_boot_loop),
         ("reboot", test_reboot),
         ("guest_fault", test_guest_fault_is_contained),
         ("cpu_features", test_cpu_features),
