@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc -o build/fuzz_router tests/fuzz/fuzz_router.c src/daemon/net/router.c src/daemon/net/vnet.c src/daemon/net/netns.c src/daemon/net/netcmd.c src/daemon/net/dnsmasq.c src/daemon/net/portsec.c -lgnutls
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc -o build/fuzz_router tests/fuzz/fuzz_router.c src/daemon/net/router.c src/daemon/net/vnet.c src/daemon/net/netns.c src/daemon/net/netcmd.c src/daemon/net/dnsmasq.c src/daemon/net/portsec.c src/daemon/net/ovs.c src/daemon/net/vxlan.c src/base/fsdir.c -lgnutls
 // clang-format on
 /* libFuzzer target for the router's parsers and rules (src/daemon/net/router.h): the text a
  * request hands in (addresses, protocols, an external network's pool) and the nftables text
