@@ -1,6 +1,8 @@
 /* router.h: namespaces and veths with iproute2, the rules with `nft -f`. */
 #include "daemon/net/router.h"
 
+#include "base/fsdir.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -611,23 +613,14 @@ free_old:
     return ret;
 }
 
-/* Removes the router folder's files (all ours: no subfolders, no links followed). */
+/* Removes the router folder (all ours: no subfolders, no links followed). */
 static int router_rmdir(const char *dir, char *err)
 {
-    struct dirent *e;
-    DIR *dp = opendir(dir);
+    int ret = fsdir_remove_flat(dir);
 
-    if (!dp)
-        return errno == ENOENT ? 0 : -errno;
-    while ((e = readdir(dp)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(dp), e->d_name, 0);
-    closedir(dp);
-    if (rmdir(dir) && errno != ENOENT) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", dir, strerror(errno));
-        return -errno;
-    }
-    return 0;
+    if (ret)
+        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", dir, strerror(-ret));
+    return ret;
 }
 
 static int router_down_id(const char *state_dir, const char *id, char *err)
