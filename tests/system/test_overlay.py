@@ -25,27 +25,18 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from syskit import TALLY, check  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from tesserad import Daemon, network_cleanup  # noqa: E402
 from test_networks import Console, wait_booted, lease_of  # noqa: E402
 import test_networks  # noqa: E402
 
-passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 HOSTS = {"A": ("tsrt-hostA", "192.0.2.1"), "B": ("tsrt-hostB", "192.0.2.2")}
 VNI = 4242
 WIRE = "tsrt-wire"  # the namespace beyond host A's trunk: a tagged peer and a capture
 TRUNK = "tsrt-trunk"
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def missing():
@@ -436,7 +427,8 @@ def main():
         t0 = time.monotonic()
         run(d, states)
         run_vlan(d["A"], states["A"])
-        print("%s overlay (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
+        print("%s overlay (%.1fs)" % ("PASS" if not TALLY.failed else "FAIL",
+                                      time.monotonic() - t0))
     except (AssertionError, OSError, KeyError, RuntimeError, EOFError, ValueError) as e:
         import traceback
         traceback.print_exc()
@@ -453,12 +445,12 @@ def main():
         for ns, _ in HOSTS.values():
             sh("ip", "netns", "delete", ns)
         sh("ip", "netns", "delete", WIRE)
-        if not failed:
+        if not TALLY.failed:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("logs in", tmp)
-    print("overlay: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("overlay: %d passed, %d failed" % (TALLY.passed, TALLY.failed))
+    return 1 if TALLY.failed else 0
 
 
 if __name__ == "__main__":

@@ -31,11 +31,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from syskit import TALLY, check  # noqa: E402
 from tesserad import Daemon, network_cleanup  # noqa: E402
 from websocket import WebSocket, unix_socket  # noqa: E402
 
 TESSERA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tessera")
-passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 SUBNET = "10.79.0.0/24"
 N = os.getpid() % 10000
@@ -59,15 +59,6 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((sys.argv[1], 8000), H).serve_forever()
 """
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def missing():
@@ -393,7 +384,8 @@ def main():
         d.start()
         t0 = time.monotonic()
         run(d, state)
-        print("%s routers (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
+        print("%s routers (%.1fs)" % ("PASS" if not TALLY.failed else "FAIL",
+                                      time.monotonic() - t0))
     except (AssertionError, OSError, KeyError, RuntimeError, EOFError, TypeError) as e:
         import traceback
         traceback.print_exc()
@@ -416,12 +408,12 @@ def main():
             sh("ip", "netns", "delete", "tsrr-" + i)
         sh("ip", "netns", "delete", OUTSIDE)
         sh("ip", "link", "delete", BRIDGE)
-        if not failed:
+        if not TALLY.failed:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("logs in", tmp)
-    print("routers: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("routers: %d passed, %d failed" % (TALLY.passed, TALLY.failed))
+    return 1 if TALLY.failed else 0
 
 
 if __name__ == "__main__":

@@ -18,24 +18,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from syskit import TALLY, check  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from tesserad import Daemon, network_cleanup  # noqa: E402
 from test_networks import Console, missing, wait_booted  # noqa: E402
 
-passed = failed = 0
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 Q = "?tenant=red"
 VM_PIDS = []  # the VMMs the test started, killed by pid if a failure leaves them
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def tables(ns):
@@ -196,7 +187,8 @@ def main():
         d.start()
         t0 = time.monotonic()
         run(d, state)
-        print("%s secgroups (%.1fs)" % ("PASS" if not failed else "FAIL", time.monotonic() - t0))
+        print("%s secgroups (%.1fs)" % ("PASS" if not TALLY.failed else "FAIL",
+                                        time.monotonic() - t0))
     except (AssertionError, OSError, KeyError, IndexError, RuntimeError, EOFError) as e:
         import traceback
         traceback.print_exc()
@@ -215,12 +207,12 @@ def main():
             except (OSError, TypeError):
                 pass
         network_cleanup(state)
-        if not failed:
+        if not TALLY.failed:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("logs in", tmp)
-    print("secgroups: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("secgroups: %d passed, %d failed" % (TALLY.passed, TALLY.failed))
+    return 1 if TALLY.failed else 0
 
 
 if __name__ == "__main__":
