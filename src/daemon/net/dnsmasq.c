@@ -12,46 +12,15 @@
 #include <unistd.h>
 
 /* Reads at most len-1 bytes of a small file (no symlink followed). */
-static ssize_t dnsmasq_read_small(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    ssize_t n;
-
-    if (fd < 0)
-        return -errno;
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0)
-        return -errno;
-    buf[n] = '\0';
-    return n;
-}
-
 bool dnsmasq_running(const char *dir, pid_t *pid)
 {
-    char path[PATH_MAX], buf[PATH_MAX + 64], want[PATH_MAX + 32], *end;
-    ssize_t n;
-    long v;
+    char pidfile[PATH_MAX], want[PATH_MAX + 32];
 
-    snprintf(path, sizeof(path), "%s/dnsmasq.pid", dir);
-    if (dnsmasq_read_small(path, buf, 32) <= 0)
-        return false;
-    errno = 0;
-    v = strtol(buf, &end, 10);
-    if (errno || v <= 1 || v > INT_MAX || (*end && *end != '\n'))
-        return false;
-    /* The process must be dnsmasq with our conf file: argv[0] "dnsmasq", argv[1] the
-     * option (cmdline's arguments are NUL-separated). */
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", v);
-    n = dnsmasq_read_small(path, buf, sizeof(buf));
-    if (n <= 0)
-        return false;
+    /* Ours: dnsmasq reading our conf file. */
+    snprintf(pidfile, sizeof(pidfile), "%s/dnsmasq.pid", dir);
     snprintf(want, sizeof(want), "--conf-file=%s/dnsmasq.conf", dir);
-    if (strcmp(buf, "dnsmasq") || (size_t)n <= strlen(buf) + 1 ||
-        strcmp(buf + strlen(buf) + 1, want))
-        return false;
-    *pid = (pid_t)v;
-    return true;
+    *pid = netcmd_pidfile_pid(pidfile, "dnsmasq", want);
+    return *pid != 0;
 }
 
 int dnsmasq_stop(const char *dir, char *err)
@@ -216,7 +185,7 @@ int dnsmasq_start(const struct dnsmasq_spec *sp, char *err)
     snprintf(path, sizeof(path), "%s/dnsmasq.conf", sp->dir);
     old = malloc(strlen(text) + 2);
     if (old)
-        n = dnsmasq_read_small(path, old, strlen(text) + 2);
+        n = netcmd_read_small(path, old, strlen(text) + 2);
     if (n >= 0 && !strcmp(old, text) && dnsmasq_running(sp->dir, &pid)) {
         ret = 0;
         goto free_text;

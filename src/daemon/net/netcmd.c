@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,44 @@ int netcmd_have(const char *name)
         if (!stat(file, &st) && S_ISREG(st.st_mode) && !access(file, X_OK))
             return 1;
     }
+    return 0;
+}
+
+ssize_t netcmd_read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return n;
+}
+
+pid_t netcmd_pidfile_pid(const char *pidfile, const char *prog, const char *arg)
+{
+    char path[64], buf[8192], *end;
+    ssize_t n;
+    long v;
+
+    if (netcmd_read_small(pidfile, buf, 32) <= 0)
+        return 0;
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno || v <= 1 || v > INT_MAX || (*end && *end != '\n'))
+        return 0;
+    /* cmdline's arguments are NUL-separated. */
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", v);
+    n = netcmd_read_small(path, buf, sizeof(buf));
+    if (n <= 0 || strcmp(buf, prog))
+        return 0;
+    for (const char *a = buf + strlen(buf) + 1; a < buf + n; a += strlen(a) + 1)
+        if (!strcmp(a, arg))
+            return (pid_t)v;
     return 0;
 }
 

@@ -11,6 +11,8 @@
 #ifndef TESSERA_DAEMON_NET_NETCMD_H
 #define TESSERA_DAEMON_NET_NETCMD_H
 
+#include <sys/types.h>
+
 #define NETCMD_ERR_LEN 512
 
 int netcmd_run(const char *const argv[], char *err);
@@ -18,6 +20,15 @@ int netcmd_run(const char *const argv[], char *err);
  * NUL-terminated string the caller frees. More than NETCMD_OUT_MAX bytes is -E2BIG. */
 #define NETCMD_OUT_MAX (4 << 20)
 int netcmd_output(const char *const argv[], char **out, char *err);
+
+/* Reads at most len - 1 bytes of the file path (not following a final link) into buf and
+ * NUL-terminates them: the byte count, or -errno. */
+ssize_t netcmd_read_small(const char *path, char *buf, size_t len);
+
+/* The pid a daemon we started wrote to pidfile, when /proc says that process still is ours:
+ * its argv[0] is prog and one of its arguments is arg exactly (so a reused pid is never taken
+ * for ours); 0 otherwise. */
+pid_t netcmd_pidfile_pid(const char *pidfile, const char *prog, const char *arg);
 /* Whether the program `name` is found in PATH (as netcmd_run() would find it). */
 int netcmd_have(const char *name);
 

@@ -26,45 +26,15 @@ static bool ovs_name_ok(const char *s)
            s[0] != '-' && s[0] != '.';
 }
 
-static ssize_t ovs_read_small(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    ssize_t n;
-
-    if (fd < 0)
-        return -errno;
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0)
-        return -errno;
-    buf[n] = '\0';
-    return n;
-}
-
 /* The pid of our `prog` (its pid file DIR/PROG.pid, and /proc saying it is prog started with
  * that pid file), or 0. */
 static pid_t ovs_pid(const char *dir, const char *prog)
 {
-    char path[PATH_MAX], want[PATH_MAX + 16], buf[8192], *end;
-    ssize_t n;
-    long v;
+    char path[PATH_MAX], want[PATH_MAX + 16];
 
     snprintf(path, sizeof(path), "%.3000s/%s.pid", dir, prog);
-    if (ovs_read_small(path, buf, 32) <= 0)
-        return 0;
-    errno = 0;
-    v = strtol(buf, &end, 10);
-    if (errno || v <= 1 || v > INT_MAX || (*end && *end != '\n'))
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", v);
-    n = ovs_read_small(path, buf, sizeof(buf));
-    if (n <= 0 || strcmp(buf, prog))
-        return 0;
     snprintf(want, sizeof(want), "--pidfile=%.3000s/%s.pid", dir, prog);
-    for (const char *a = buf; a < buf + n; a += strlen(a) + 1)
-        if (!strcmp(a, want))
-            return (pid_t)v;
-    return 0;
+    return netcmd_pidfile_pid(path, prog, want);
 }
 
 bool ovs_running(const char *dir)
@@ -79,7 +49,7 @@ static bool ovs_alive(pid_t pid, const char *prog)
     char path[64], buf[64];
 
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    return ovs_read_small(path, buf, sizeof(buf)) > 0 && !strcmp(buf, prog);
+    return netcmd_read_small(path, buf, sizeof(buf)) > 0 && !strcmp(buf, prog);
 }
 
 /* SIGTERM, then SIGKILL after 2 s; returns once the process is gone. */
