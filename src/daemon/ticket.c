@@ -4,8 +4,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
+
+#include "daemon/token.h"
 
 void ticket_table_init(struct ticket_table *tab)
 {
@@ -25,23 +26,6 @@ int64_t ticket_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec;
-}
-
-static int random_fill(uint8_t *b, size_t n)
-{
-    size_t done = 0;
-    ssize_t r;
-
-    while (done < n) {
-        r = getrandom(b + done, n - done, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        done += (size_t)r;
-    }
-    return 0;
 }
 
 /* Compares every byte whatever the first difference, so that the time a guess takes tells
@@ -74,7 +58,7 @@ int ticket_issue(struct ticket_table *tab, const struct api_caller *caller, cons
     size_t i;
     int ret;
 
-    ret = random_fill(raw, sizeof(raw));
+    ret = token_random(raw, sizeof(raw));
     if (ret)
         return ret;
     for (i = 0; i < sizeof(raw); i++) {

@@ -29,9 +29,9 @@ static bool is_hex(const char *s, size_t n)
     return true;
 }
 
-/* Fills b with n random bytes; getrandom(2) returns at most 256 bytes at once without
- * blocking once the pool is initialised, and may be interrupted before that. */
-static int random_bytes(uint8_t *b, size_t n)
+/* getrandom(2) returns at most 256 bytes at once without blocking once the pool is
+ * initialised, and may be interrupted before that. */
+int token_random(uint8_t *b, size_t n)
 {
     size_t done = 0;
     ssize_t r;
@@ -58,7 +58,7 @@ int token_new(char *text, char *id, uint8_t hash[STORE_HASH_LEN])
     uint8_t raw[TOKEN_ID_HEX / 2 + TOKEN_SECRET];
     int ret;
 
-    ret = random_bytes(raw, sizeof(raw));
+    ret = token_random(raw, sizeof(raw));
     if (ret)
         return ret;
     memcpy(text, TOKEN_PREFIX, 4);

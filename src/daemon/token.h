@@ -23,6 +23,10 @@ int token_new(char *text, char *id, uint8_t hash[STORE_HASH_LEN]);
  * and hash. -EINVAL when it is not a token's shape. */
 int token_parse(const char *text, size_t n, char *id, uint8_t hash[STORE_HASH_LEN]);
 
+/* Fills b with n bytes from the kernel's random source (getrandom(2), retried when
+ * interrupted): 0 or -errno. Also what console tickets are made of. */
+int token_random(uint8_t *b, size_t n);
+
 /* a == b, in time that does not depend on where they differ. */
 bool token_hash_equal(const uint8_t a[STORE_HASH_LEN], const uint8_t b[STORE_HASH_LEN]);
 
