@@ -5,6 +5,7 @@ their own that outlive the daemon) or, after a failure, keeps it and says where.
 program is its own process, so the tally is this module's."""
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ import time
 import traceback
 
 from tesserad import Daemon
+from websocket import WebSocket, unix_socket
 
 
 class Tally:
@@ -32,6 +34,46 @@ class Tally:
 
 TALLY = Tally()
 check = TALLY.check
+
+
+def wait_booted(d, tenant, names, timeout):
+    """Waits until each VM of names (tenant's) shows the default guest's ready line in its
+    console log; returns the names that did not within timeout seconds."""
+    left = set(names)
+    deadline = time.time() + timeout
+    while left and time.time() < deadline:
+        for n in sorted(left):
+            st, doc, _ = d.call("GET", "/api/v1/vms/%s/log?tenant=%s" % (n, tenant))
+            if st == 200 and "TESSERA-GUEST-READY" in doc["log"]:
+                left.discard(n)
+        time.sleep(1)
+    return left
+
+
+class Console:
+    """A VM's console over the daemon's websocket, for shell commands with a yes/no answer."""
+
+    def __init__(self, d, tenant, vm):
+        self.ws = WebSocket(unix_socket(d.sock, timeout=120),
+                            "/api/v1/vms/%s/console?tenant=%s" % (vm, tenant), d.token)
+        self.vm = vm
+        self.seq = 0
+        check(self.ws.status == 101, "console of %s: %d" % (vm, self.ws.status))
+
+    def ask(self, command, timeout=60):
+        """Runs command in the guest's shell; its stdout (up to a marker) and whether it
+        exited 0. The marker is typed split ('MA''RK') so the echoed line never matches."""
+        self.seq += 1
+        tag = "%s-%d" % (self.vm, self.seq)
+        self.ws.send_frame(2, ("%s; echo \"MA\"\"RK-%s-$?\"\n" % (command, tag)).encode())
+        want = ("MARK-%s-" % tag).encode()
+        got = self.ws.recv_until(want, timeout)
+        got += self.ws.recv_until(b"\n", 5)
+        m = re.search(rb"MARK-" + re.escape(tag.encode()) + rb"-(\d+)", got)
+        return got.decode(errors="replace"), bool(m and m.group(1) == b"0")
+
+    def close(self):
+        self.ws.close()
 
 
 def kill_vms(tmp):
@@ -56,8 +98,8 @@ def run_suite(suite, tests, only=(), prefix="tsr-sys-", daemon_args=(), prepare=
     prepare(d) if given (a string it returns skips the suite with that reason), then each
     (name, fn) of TESTS that ONLY names (all when empty) as fn(d), printing "PASS|FAIL name
     (time)". Then stops the daemon, kills the VMs, calls cleanup(d) if given, and removes TMP
-    unless something failed. A test finds TMP as os.path.dirname(d.state). Prints "SUITE: N passed, N failed" and returns the
-    exit status."""
+    unless something failed. A test finds TMP as os.path.dirname(d.state). Prints "SUITE: N
+    passed, N failed" and returns the exit status."""
     tmp = tempfile.mkdtemp(prefix=prefix)
     d = Daemon(os.path.join(tmp, "state"), daemon_args)
     try:

@@ -64,12 +64,10 @@ def cgroup_cleanup(name):
                     time.sleep(0.1)
 
 
-def network_cleanup(state):
-    """Removes what the virtual networks of the state directory STATE made, whatever the
-    daemon left: their dnsmasq processes and namespaces (docs/networks.md: `tsrn-ID` for each
-    folder STATE/networks/ID), and its Open vSwitch (STATE/ovs, for VLAN tags)."""
-    top = os.path.join(state, "networks")
-    ids = os.listdir(top) if os.path.isdir(top) else []
+def procs(match):
+    """The pids, sorted, of the live processes whose argv (a list of bytes, from
+    /proc/PID/cmdline) match(argv) accepts; zombies have no command line and are left out."""
+    out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -78,14 +76,26 @@ def network_cleanup(state):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        ovs = os.path.join(state, "ovs") + "/"
-        if (argv[0] == b"dnsmasq" and any((top + "/").encode() in a for a in argv)) or \
-                (argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and
-                 any(ovs.encode() in a for a in argv)):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+        if argv[0] and match(argv):
+            out.append(int(pid))
+    return sorted(out)
+
+
+def network_cleanup(state):
+    """Removes what the virtual networks of the state directory STATE made, whatever the
+    daemon left: their dnsmasq processes and namespaces (docs/networks.md: `tsrn-ID` for each
+    folder STATE/networks/ID), and its Open vSwitch (STATE/ovs, for VLAN tags)."""
+    top = os.path.join(state, "networks")
+    ids = os.listdir(top) if os.path.isdir(top) else []
+    ovs = os.path.join(state, "ovs") + "/"
+    for pid in procs(lambda argv: (argv[0] == b"dnsmasq" and
+                                   any((top + "/").encode() in a for a in argv)) or
+                     (argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and
+                      any(ovs.encode() in a for a in argv))):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     for i in ids:
         subprocess.run(["ip", "netns", "delete", "tsrn-" + i], stderr=subprocess.DEVNULL)
     # The switch's bridge device outlives a killed switch; its database names it.

@@ -13,23 +13,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from syskit import check, run_suite  # noqa: E402
+from syskit import check, run_suite, wait_booted  # noqa: E402
 from websocket import WebSocket, unix_socket  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
-
-
-def wait_booted(d, tenant_q, names, timeout):
-    """Waits until every VM's console shows the default guest's ready line."""
-    left = set(names)
-    deadline = time.time() + timeout
-    while left and time.time() < deadline:
-        for n in sorted(left):
-            st, doc, _ = d.call("GET", "/api/v1/vms/%s/log%s" % (n, tenant_q))
-            if st == 200 and "TESSERA-GUEST-READY" in doc["log"]:
-                left.discard(n)
-        time.sleep(1)
-    return left
 
 
 def test_clones(d):
@@ -53,7 +40,7 @@ def test_clones(d):
           (times[10] * 1000, times[-1] * 1000))
     for n in names:
         d.ok("POST", "/api/v1/vms/%s/actions/start?tenant=acme" % n)
-    late = wait_booted(d, "?tenant=acme", names, BOOT_TIMEOUT)
+    late = wait_booted(d, "acme", names, BOOT_TIMEOUT)
     check(not late, "all 20 booted (not: %s)" % ", ".join(sorted(late)))
     vms = d.ok("GET", "/api/v1/vms?tenant=acme")["vms"]
     check(sum(v["state"] == "running" for v in vms) == 20, "20 running")
@@ -101,7 +88,7 @@ def test_survive(d):
     for n in names:
         d.wait_op(d.ok("POST", "/api/v1/vms?tenant=keep",
                        body={"name": n, "template": "busybox", "start": True}))
-    check(not wait_booted(d, "?tenant=keep", names, BOOT_TIMEOUT), "3 booted")
+    check(not wait_booted(d, "keep", names, BOOT_TIMEOUT), "3 booted")
     pids = {v["name"]: v["pid"] for v in d.ok("GET", "/api/v1/vms?tenant=keep")["vms"]}
     d.kill()
     for n in names:

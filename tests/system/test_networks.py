@@ -17,9 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from syskit import check, run_suite, skipped  # noqa: E402
-from tesserad import network_cleanup  # noqa: E402
-from websocket import WebSocket, unix_socket  # noqa: E402
+from syskit import Console, check, run_suite, skipped, wait_booted  # noqa: E402
+from tesserad import network_cleanup, procs  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 SUBNET = "10.77.0.0/24"
@@ -50,56 +49,9 @@ def host_objects(state, ns_ids, taps):
         links += subprocess.run(["ip", "-n", n, "-o", "link", "show"], capture_output=True,
                                 text=True).stdout
     found = sorted(t for t in taps if re.search(r"^\d+: %s[:@]" % t, links, re.M))
-    procs = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0] == b"dnsmasq" and any(state.encode() in a for a in argv):
-            procs.append(int(pid))
-    return {"namespaces": namespaces, "taps": found, "dnsmasq": sorted(procs)}
-
-
-def wait_booted(d, tenant, names, timeout):
-    left = set(names)
-    deadline = time.time() + timeout
-    while left and time.time() < deadline:
-        for n in sorted(left):
-            st, doc, _ = d.call("GET", "/api/v1/vms/%s/log?tenant=%s" % (n, tenant))
-            if st == 200 and "TESSERA-GUEST-READY" in doc["log"]:
-                left.discard(n)
-        time.sleep(1)
-    return left
-
-
-class Console:
-    """A VM's console over the daemon's websocket, for shell commands with a yes/no answer."""
-
-    def __init__(self, d, tenant, vm):
-        self.ws = WebSocket(unix_socket(d.sock, timeout=120),
-                            "/api/v1/vms/%s/console?tenant=%s" % (vm, tenant), d.token)
-        self.vm = vm
-        self.seq = 0
-        check(self.ws.status == 101, "console of %s: %d" % (vm, self.ws.status))
-
-    def ask(self, command, timeout=60):
-        """Runs command in the guest's shell; its stdout (up to a marker) and whether it
-        exited 0. The marker is typed split ('MA''RK') so the echoed line never matches."""
-        self.seq += 1
-        tag = "%s-%d" % (self.vm, self.seq)
-        self.ws.send_frame(2, ("%s; echo \"MA\"\"RK-%s-$?\"\n" % (command, tag)).encode())
-        want = ("MARK-%s-" % tag).encode()
-        got = self.ws.recv_until(want, timeout)
-        got += self.ws.recv_until(b"\n", 5)
-        m = re.search(rb"MARK-" + re.escape(tag.encode()) + rb"-(\d+)", got)
-        return got.decode(errors="replace"), bool(m and m.group(1) == b"0")
-
-    def close(self):
-        self.ws.close()
+    live = procs(lambda argv: argv[0] == b"dnsmasq" and
+                 any(state.encode() in a for a in argv))
+    return {"namespaces": namespaces, "taps": found, "dnsmasq": live}
 
 
 def lease_of(d, state, tenant, net, mac, timeout):

@@ -25,10 +25,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from syskit import TALLY, check  # noqa: E402
+from syskit import TALLY, Console, check, wait_booted  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
-from tesserad import Daemon, network_cleanup  # noqa: E402
-from test_networks import Console, wait_booted, lease_of  # noqa: E402
+from tesserad import Daemon, network_cleanup, procs  # noqa: E402
+from test_networks import lease_of  # noqa: E402
 import test_networks  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
@@ -94,18 +94,9 @@ def our_objects(states, ids):
     for ns in [h[0] for h in HOSTS.values()] + namespaces:
         links += sh("ip", "-n", ns, "-o", "link", "show").stdout
     devs = sorted(set(re.findall(r"^\d+: (tsr[0-9a-z]+)[:@]", links, re.M)))
-    procs = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0] == b"dnsmasq" and any(s.encode() in a for s in states for a in argv):
-            procs.append(int(pid))
-    return {"namespaces": namespaces, "links": devs, "dnsmasq": sorted(procs)}
+    live = procs(lambda argv: argv[0] == b"dnsmasq" and
+                 any(s.encode() in a for s in states for a in argv))
+    return {"namespaces": namespaces, "links": devs, "dnsmasq": live}
 
 
 def run(d, states):
@@ -286,19 +277,8 @@ print(json.dumps(seen))
 
 
 def ovs_procs(state):
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and any(state.encode() in a
-                                                                   for a in argv):
-            out.append(int(pid))
-    return out
+    return procs(lambda argv: argv[0] in (b"ovsdb-server", b"ovs-vswitchd") and
+                 any(state.encode() in a for a in argv))
 
 
 def run_vlan(d, state):

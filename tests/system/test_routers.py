@@ -31,9 +31,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from syskit import TALLY, check  # noqa: E402
-from tesserad import Daemon, network_cleanup  # noqa: E402
-from websocket import WebSocket, unix_socket  # noqa: E402
+from syskit import TALLY, Console, check, wait_booted  # noqa: E402
+from tesserad import Daemon, network_cleanup, procs  # noqa: E402
 
 TESSERA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tessera")
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
@@ -126,55 +125,10 @@ def host_objects(state, net_ids, rtr_ids):
         if n.startswith("tsrr-"):
             tables += [n + ":" + t for t in sh("ip", "netns", "exec", n, "nft", "list",
                                                "tables").stdout.split("\n") if t]
-    procs = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0] == b"dnsmasq" and any(state.encode() in a for a in argv):
-            procs.append(int(pid))
+    live = procs(lambda argv: argv[0] == b"dnsmasq" and
+                 any(state.encode() in a for a in argv))
     return {"namespaces": namespaces, "links": host_links, "tables": sorted(tables),
-            "dnsmasq": sorted(procs)}
-
-
-def wait_booted(d, tenant, names, timeout):
-    left = set(names)
-    deadline = time.time() + timeout
-    while left and time.time() < deadline:
-        for n in sorted(left):
-            st, doc, _ = d.call("GET", "/api/v1/vms/%s/log?tenant=%s" % (n, tenant))
-            if st == 200 and "TESSERA-GUEST-READY" in doc["log"]:
-                left.discard(n)
-        time.sleep(1)
-    return left
-
-
-class Console:
-    """A VM's console over the daemon's websocket, for shell commands with a yes/no answer."""
-
-    def __init__(self, d, tenant, vm):
-        self.ws = WebSocket(unix_socket(d.sock, timeout=120),
-                            "/api/v1/vms/%s/console?tenant=%s" % (vm, tenant), d.token)
-        self.vm = vm
-        self.seq = 0
-        check(self.ws.status == 101, "console of %s: %d" % (vm, self.ws.status))
-
-    def ask(self, command, timeout=60):
-        self.seq += 1
-        tag = "%s-%d" % (self.vm, self.seq)
-        self.ws.send_frame(2, ("%s; echo \"MA\"\"RK-%s-$?\"\n" % (command, tag)).encode())
-        want = ("MARK-%s-" % tag).encode()
-        got = self.ws.recv_until(want, timeout)
-        got += self.ws.recv_until(b"\n", 5)
-        m = re.search(rb"MARK-" + re.escape(tag.encode()) + rb"-(\d+)", got)
-        return got.decode(errors="replace"), bool(m and m.group(1) == b"0")
-
-    def close(self):
-        self.ws.close()
+            "dnsmasq": live}
 
 
 def wait_address(con, ip, timeout=90):
@@ -355,18 +309,8 @@ def run(d, state):
 
 def vm_pids(tmp):
     """The VMMs of this test's daemon (their command lines name its state directory)."""
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(tmp.encode() in a for a in argv) and b"tesserad" not in argv[0]:
-            pids.append(int(pid))
-    return pids
+    return procs(lambda argv: any(tmp.encode() in a for a in argv) and
+                 b"tesserad" not in argv[0])
 
 
 def main():

@@ -18,10 +18,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from syskit import TALLY, check  # noqa: E402
+from syskit import TALLY, Console, check, wait_booted  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from tesserad import Daemon, network_cleanup  # noqa: E402
-from test_networks import Console, missing, wait_booted  # noqa: E402
+from test_networks import missing  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 Q = "?tenant=red"
