@@ -43,6 +43,23 @@ ssize_t netcmd_read_small(const char *path, char *buf, size_t len)
     return n;
 }
 
+int netcmd_nft_apply(const char *ns, const char *path, const char *text, char *err)
+{
+    const char *argv[] = {"ip", "netns", "exec", ns, "nft", "-f", path, NULL};
+    size_t len = strlen(text);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    ssize_t w = fd >= 0 ? write(fd, text, len) : -1;
+
+    if (fd < 0 || w != (ssize_t)len || close(fd)) {
+        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path,
+                 fd >= 0 && w >= 0 && w != (ssize_t)len ? "short write" : strerror(errno));
+        if (fd >= 0 && w != (ssize_t)len)
+            close(fd);
+        return -EIO;
+    }
+    return netcmd_run(argv, err);
+}
+
 pid_t netcmd_pidfile_pid(const char *pidfile, const char *prog, const char *arg)
 {
     char path[64], buf[8192], *end;

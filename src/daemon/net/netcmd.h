@@ -21,6 +21,11 @@ int netcmd_run(const char *const argv[], char *err);
 #define NETCMD_OUT_MAX (4 << 20)
 int netcmd_output(const char *const argv[], char **out, char *err);
 
+/* Writes text (a whole nftables ruleset change) to path (0600, not through a link: the
+ * network's or router's folder keeps the last one applied, for people to read) and applies it
+ * in namespace ns with `nft -f` as one transaction. 0 or -errno with err. */
+int netcmd_nft_apply(const char *ns, const char *path, const char *text, char *err);
+
 /* Reads at most len - 1 bytes of the file path (not following a final link) into buf and
  * NUL-terminates them: the byte count, or -errno. */
 ssize_t netcmd_read_small(const char *path, char *buf, size_t len);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,11 +28,10 @@ static int portsec_check(const struct portsec_port *p)
 int portsec_apply(const char *ns, const char *dir, const struct portsec_port *ports, size_t n,
                   char *err)
 {
-    char path[PATH_MAX];
-    const char *argv[] = {"ip", "netns", "exec", ns, "nft", "-f", path, NULL};
+    char path[PATH_MAX], *text = NULL;
+    size_t i, len = 0;
     FILE *f;
-    size_t i;
-    int fd;
+    int ret;
 
     for (i = 0; i < n; i++) {
         if (portsec_check(&ports[i])) {
@@ -40,14 +40,10 @@ int portsec_apply(const char *ns, const char *dir, const struct portsec_port *po
             return -EINVAL;
         }
     }
-    snprintf(path, sizeof(path), "%s/ports.nft", dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    f = open_memstream(&text, &len);
     if (!f) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -EIO;
+        snprintf(err, NETCMD_ERR_LEN, "port security: out of memory");
+        return -ENOMEM;
     }
     /* "table" then "delete table": the delete never fails, whether the table existed or
      * not; the new table follows in the same transaction. */
@@ -69,8 +65,12 @@ int portsec_apply(const char *ns, const char *dir, const struct portsec_port *po
     }
     fprintf(f, "    }\n}\n");
     if (fclose(f)) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
-        return -EIO;
+        free(text);
+        snprintf(err, NETCMD_ERR_LEN, "port security: out of memory");
+        return -ENOMEM;
     }
-    return netcmd_run(argv, err);
+    snprintf(path, sizeof(path), "%s/ports.nft", dir);
+    ret = netcmd_nft_apply(ns, path, text, err);
+    free(text);
+    return ret;
 }

@@ -519,10 +519,8 @@ static void router_prune(const struct router_names *rn, const struct router_appl
 static int router_rules_apply(const struct router_names *rn, const struct router_spec *s, char *err)
 {
     char path[PATH_MAX];
-    const char *argv[] = {"ip", "netns", "exec", rn->ns, "nft", "-f", path, NULL};
     char *text = malloc(ROUTER_RULES_MAX);
-    int ret, fd;
-    ssize_t w;
+    int ret;
 
     if (!text) {
         snprintf(err, NETCMD_ERR_LEN, "router %s: out of memory", rn->id);
@@ -534,16 +532,7 @@ static int router_rules_apply(const struct router_names *rn, const struct router
         goto free_text;
     }
     snprintf(path, sizeof(path), "%.4000s/rules.nft", rn->dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    w = fd >= 0 ? write(fd, text, strlen(text)) : -1;
-    if (fd < 0 || w != (ssize_t)strlen(text) || close(fd)) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
-        if (fd >= 0 && w != (ssize_t)strlen(text))
-            close(fd);
-        ret = -EIO;
-        goto free_text;
-    }
-    ret = netcmd_run(argv, err);
+    ret = netcmd_nft_apply(rn->ns, path, text, err);
 free_text:
     free(text);
     return ret;

@@ -466,11 +466,8 @@ int secgroup_apply(const char *ns, const char *dir, const struct secgroup_group 
                    size_t ngroups, const struct secgroup_nic *nics, size_t nnics, char *err)
 {
     char path[PATH_MAX], *text;
-    const char *argv[] = {"ip", "netns", "exec", ns, "nft", "-f", path, NULL};
     bool any = false;
-    size_t len;
-    FILE *f;
-    int fd, ret;
+    int ret;
 
     ret = secgroup_render(groups, ngroups, nics, nnics, &text, err);
     if (ret)
@@ -483,22 +480,7 @@ int secgroup_apply(const char *ns, const char *dir, const struct secgroup_group 
             goto free_text;
     }
     snprintf(path, sizeof(path), "%s/secgroups.nft", dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        ret = -EIO;
-        goto free_text;
-    }
-    len = strlen(text);
-    if ((fwrite(text, 1, len, f) != len) | (fclose(f) != 0)) {
-        snprintf(err, NETCMD_ERR_LEN, "%.400s: %s", path, strerror(errno));
-        ret = -EIO;
-        goto free_text;
-    }
-    ret = netcmd_run(argv, err);
+    ret = netcmd_nft_apply(ns, path, text, err);
 free_text:
     free(text);
     return ret;

@@ -125,8 +125,6 @@ static int vxlan_peers(const struct vxlan_spec *sp, char *err)
 static int vxlan_table(const struct vxlan_spec *sp, char *err)
 {
     char path[PATH_MAX], text[2048];
-    const char *argv[] = {"ip", "netns", "exec", sp->ns, "nft", "-f", path, NULL};
-    int ret;
 
     snprintf(text, sizeof(text),
              "table bridge tessera_vxlan\n"
@@ -147,9 +145,8 @@ static int vxlan_table(const struct vxlan_spec *sp, char *err)
              "}\n",
              sp->dev, sp->gateway, sp->dev, sp->gateway, sp->dev, sp->dev, sp->gateway, sp->dev,
              sp->gateway, sp->dev);
-    ret = vxlan_write(sp->dir, "vxlan.nft", text, err);
     snprintf(path, sizeof(path), "%.3000s/vxlan.nft", sp->dir);
-    return ret ? ret : netcmd_run(argv, err);
+    return netcmd_nft_apply(sp->ns, path, text, err);
 }
 
 int vxlan_up(const struct vxlan_spec *sp, char *err)
