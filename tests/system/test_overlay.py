@@ -371,19 +371,12 @@ def run_vlan(d, state):
 def kill_vmms(tmp):
     """Kills the VMMs a failure left: processes whose command line names a file under tmp
     (each VM's config), by pid."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in procs(lambda argv: argv[0].endswith(b"tessera") and
+                     any(a.startswith(tmp.encode() + b"/") for a in argv)):
         try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
+            os.kill(pid, signal.SIGKILL)
         except OSError:
-            continue
-        if argv[0].endswith(b"tessera") and any(a.startswith(tmp.encode() + b"/") for a in argv):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+            pass
 
 
 def main():
