@@ -410,6 +410,47 @@ static void tenant_get(struct req *q)
         reply_json(q->r, 200, tenant_json(&t));
 }
 
+static int count_doc(void *arg, const char *tenant, const char *name, const char *doc)
+{
+    (void)tenant, (void)name, (void)doc;
+    ++*(uint64_t *)arg;
+    return 0;
+}
+
+/* What a tenant still owns, by kind ("2 VMs, 1 network"), so the refusal of its deletion
+ * names what to delete first. Kinds without a user-facing name count as "other objects". */
+static void tenant_owned_describe(struct req *q, const char *tenant, uint64_t owned, char *out,
+                                  size_t len)
+{
+    static const struct {
+        const char *kind, *one, *many;
+    } kinds[] = {
+        {"vm", "VM", "VMs"},
+        {"volume", "volume", "volumes"},
+        {"template", "template", "templates"},
+        {"network", "network", "networks"},
+        {"secgroup", "security group", "security groups"},
+        {"router", "router", "routers"},
+    };
+    uint64_t named = 0;
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        uint64_t n = 0;
+
+        if (q->s->ops->doc_list(q->s, kinds[i].kind, tenant, count_doc, &n) || !n)
+            continue;
+        named += n;
+        if (used < len)
+            used += (size_t)snprintf(out + used, len - used, "%s%" PRIu64 " %s", used ? ", " : "",
+                                     n, n == 1 ? kinds[i].one : kinds[i].many);
+    }
+    if (owned > named && used < len)
+        snprintf(out + used, len - used, "%s%" PRIu64 " %s", used ? ", " : "", owned - named,
+                 named ? "other objects" : "objects");
+}
+
 static void tenant_delete(struct req *q)
 {
     int ret;
@@ -432,10 +473,11 @@ static void tenant_delete(struct req *q)
     if (!ret)
         ret = q->s->ops->doc_count(q->s, q->seg[1], &owned);
     if (!ret && owned) {
-        reply_error(q->r, 409, "tenant",
-                    "tenant '%s' still owns %" PRIu64 " objects (VMs, volumes or templates); "
-                    "delete them first",
-                    q->seg[1], owned);
+        char what[256];
+
+        tenant_owned_describe(q, q->seg[1], owned, what, sizeof(what));
+        reply_error(q->r, 409, "tenant", "tenant '%s' still owns %s; delete them first",
+                    q->seg[1], what);
         return;
     }
     if (!ret)

@@ -475,8 +475,11 @@ def walk(cl, w):
     c.call("DELETE", "/api/v1/vms/{name}", {"name": "web2"}, token=ann, want=204)
     c.call("DELETE", "/api/v1/templates/{name}", {"name": "mine"}, token=ann, want=409,
            what="a VM was made from it")
-    c.call("DELETE", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, want=409,
-           what="it owns objects")
+    _, doc = c.call("DELETE", "/api/v1/tenants/{tenant}", {"tenant": "alpha"}, want=409,
+                    what="it owns objects")
+    msg = ((doc or {}).get("error") or {}).get("message", "")
+    check("VM" in msg and "delete them first" in msg,
+          "the refusal names what the tenant still owns: %r" % msg)
     return own
 
 
