@@ -476,8 +476,8 @@ static void tenant_delete(struct req *q)
         char what[256];
 
         tenant_owned_describe(q, q->seg[1], owned, what, sizeof(what));
-        reply_error(q->r, 409, "tenant", "tenant '%s' still owns %s; delete them first",
-                    q->seg[1], what);
+        reply_error(q->r, 409, "tenant", "tenant '%s' still owns %s; delete them first", q->seg[1],
+                    what);
         return;
     }
     if (!ret)

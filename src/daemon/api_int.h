@@ -212,6 +212,10 @@ int api_sg_net_sync(struct daemon *d, const char *tenant, const char *net, char 
 /* 1 with router (STORE_NAME_LEN) naming the scope's router that network net is attached to,
  * 0 when none is, -EIO when the store fails. */
 int api_router_of_network(struct req *q, const char *net, char *router);
+/* 1 with router (STORE_NAME_LEN) and what (e.g. "port forward tcp/8080") naming a forward or
+ * floating IP of the scope's routers that targets VM vm by name, 0 when none does, -EIO when
+ * the store fails. */
+int api_router_of_vm(struct req *q, const char *vm, char *router, char *what, size_t what_len);
 /* Brings router (tenant, name) back to what the store says (its namespace, legs, external
  * leg and rules), as a change or a restart does. 0 or -errno with err (NETCMD_ERR_LEN).
  * Caller holds d->lock. */

@@ -1070,6 +1070,40 @@ int api_router_of_network(struct req *q, const char *net, char *router)
     return found;
 }
 
+int api_router_of_vm(struct req *q, const char *vm, char *router, char *what, size_t what_len)
+{
+    json_t *all = docs_all(q->s, RTR_KIND, q->scope), *r, *v;
+    size_t i, j;
+    int found = 0;
+
+    if (!all)
+        return -EIO;
+    json_array_foreach(all, i, r)
+    {
+        json_array_foreach(json_object_get(r, "port_forwards"), j, v)
+        {
+            if (!found && jeq(v, "vm", vm)) {
+                snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
+                snprintf(what, what_len, "port forward %s/%" JSON_INTEGER_FORMAT,
+                         jstr(v, "protocol") ? jstr(v, "protocol") : "?",
+                         json_integer_value(json_object_get(v, "external_port")));
+                found = 1;
+            }
+        }
+        json_array_foreach(json_object_get(r, "floating_ips"), j, v)
+        {
+            if (!found && jeq(v, "vm", vm)) {
+                snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
+                snprintf(what, what_len, "floating IP %s",
+                         jstr(v, "external_ip") ? jstr(v, "external_ip") : "?");
+                found = 1;
+            }
+        }
+    }
+    json_decref(all);
+    return found;
+}
+
 static bool rtr_known(void *arg, const char *id)
 {
     return json_object_get(arg, id) != NULL;

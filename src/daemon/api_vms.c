@@ -663,7 +663,7 @@ done:
 
 void api_vm_delete(struct req *q)
 {
-    char volname[STORE_NAME_LEN], err[RT_ERR_LEN];
+    char volname[STORE_NAME_LEN], err[RT_ERR_LEN], router[STORE_NAME_LEN], what[64];
     const char *state;
     json_t *vm;
 
@@ -674,6 +674,20 @@ void api_vm_delete(struct req *q)
     state = json_string_value(json_object_get(vm, "state"));
     if (state && strcmp(state, "stopped") && strcmp(state, "error")) {
         reply_error(q->r, 409, NULL, "VM '%s' is %s; stop it first", q->seg[1], state);
+        goto done;
+    }
+    /* A forward or floating IP names its VM and holds the address the VM had: left behind, it
+     * would send outside traffic to whichever VM gets that address next, and every later
+     * change to the router would fail to find the VM. So it goes first, by its own route. */
+    int used = api_router_of_vm(q, q->seg[1], router, what, sizeof(what));
+
+    if (used < 0) {
+        reply_store(q, "VM delete", used);
+        goto done;
+    }
+    if (used) {
+        reply_error(q->r, 409, NULL, "VM '%s' is the target of router '%s''s %s; remove it first",
+                    q->seg[1], router, what);
         goto done;
     }
     vm_volume_name(q->seg[1], volname);
