@@ -212,6 +212,8 @@ int api_sg_net_sync(struct daemon *d, const char *tenant, const char *net, char 
 /* 1 with router (STORE_NAME_LEN) naming the scope's router that network net is attached to,
  * 0 when none is, -EIO when the store fails. */
 int api_router_of_network(struct req *q, const char *net, char *router);
+/* The same for any tenant, from the store s (for callers without a request). */
+int api_router_of_network_in(struct store *s, const char *tenant, const char *net, char *router);
 /* 1 with router (STORE_NAME_LEN) and what (e.g. "port forward tcp/8080") naming a forward or
  * floating IP of the scope's routers that targets VM vm by name, 0 when none does, -EIO when
  * the store fails. */

@@ -11,6 +11,7 @@
 
 #include "daemon/api_int.h"
 #include "daemon/net/netcheck.h"
+#include "daemon/net/netns.h"
 #include "daemon/net/router.h"
 #include "daemon/net/vnic.h"
 #include "daemon/net/vnet.h"
@@ -156,9 +157,11 @@ static int net_sync_doc(struct daemon *d, const char *tenant, const json_t *net,
 
 int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *err)
 {
-    char *text;
+    char *text, router[STORE_NAME_LEN], rerr[NETCMD_ERR_LEN];
+    struct vnet_names nm;
     json_t *net;
-    int ret = d->store->ops->doc_get(d->store, "network", tenant, name, &text);
+    bool fresh;
+    int on, ret = d->store->ops->doc_get(d->store, "network", tenant, name, &text);
 
     if (ret == -ENOENT)
         return 0;
@@ -168,10 +171,20 @@ int api_net_sync(struct daemon *d, const char *tenant, const char *name, char *e
     }
     net = json_loads(text, 0, NULL);
     free(text);
+    /* A namespace lost while the daemon ran (a VM's start makes it again here) comes back
+     * without its router leg: the router attached to the network makes it again. That is
+     * best effort: the router's other networks may be lost too, which `network repair` or a
+     * restart mends, and this network serves its VMs either way. */
+    vnet_names(d->state_dir, tenant, name, &nm);
+    fresh = !netns_exists(nm.ns);
     ret = net ? net_sync_doc(d, tenant, net, err) : -EIO;
     if (!net)
         snprintf(err, NETCMD_ERR_LEN, "network %s: its stored record is damaged", name);
     json_decref(net);
+    on = !ret && fresh ? api_router_of_network_in(d->store, tenant, name, router) : 0;
+    if (on > 0 && api_router_sync(d, tenant, router, rerr))
+        fprintf(stderr, "tesserad: network %s/%s made again; its router %s: %s\n", tenant, name,
+                router, rerr);
     return ret;
 }
 

@@ -1050,7 +1050,12 @@ int api_router_sync(struct daemon *d, const char *tenant, const char *name, char
 
 int api_router_of_network(struct req *q, const char *net, char *router)
 {
-    json_t *all = docs_all(q->s, RTR_KIND, q->scope), *r, *v;
+    return api_router_of_network_in(q->s, q->scope, net, router);
+}
+
+int api_router_of_network_in(struct store *s, const char *tenant, const char *net, char *router)
+{
+    json_t *all = docs_all(s, RTR_KIND, tenant), *r, *v;
     size_t i, j;
     int found = 0;
 

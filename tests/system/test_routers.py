@@ -180,6 +180,10 @@ def run(d, state):
     st, _, _ = d.call("DELETE", "/api/v1/networks/lan?tenant=red")
     check(st == 409, "a network attached to a router cannot be deleted: %d" % st)
 
+    # Both networks' namespaces are lost while the daemon runs: a VM's start makes each again,
+    # with its router's leg.
+    for n in NET_IDS:
+        sh("ip", "netns", "delete", "tsrn-" + n)
     vms = {}
     t0 = time.monotonic()
     for t, n in (("red", "a"), ("blue", "c")):
@@ -196,6 +200,11 @@ def run(d, state):
     for n, (t, ip) in vms.items():
         check(wait_address(con[n], ip), "%s has its lease %s" % (n, ip))
     print("  two VMs booted and leased in %.1fs" % (time.monotonic() - t0), flush=True)
+    legs = [n for n in NET_IDS for r in router_ids(state)
+            if subprocess.run(["ip", "-n", "tsrn-" + n, "link", "show", "r" + r[:12]],
+                              capture_output=True).returncode == 0]
+    check(sorted(legs) == sorted(NET_IDS),
+          "the namespaces made again have their router legs: %s of %s" % (legs, NET_IDS))
 
     # Out through source NAT: each tenant's VM, same subnet and address, reaches the outside,
     # which sees its router's address.
