@@ -6,7 +6,7 @@ BUILD     ?= build
 OPT       ?= -O2
 CFLAGS_COMMON := -std=c17 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                  -D_GNU_SOURCE -Isrc -pthread -MMD -MP $(shell pkg-config --cflags slirp gnutls sqlite3 libcurl)
-LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -pthread $(shell pkg-config --libs slirp gnutls sqlite3 libcurl)
+LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -lcrypt -pthread $(shell pkg-config --libs slirp gnutls sqlite3 libcurl)
 LDLIBS    += $(shell pkg-config --libs libseccomp)
 
 SRCS      := $(shell find src -name '*.c' | sort)

@@ -26,8 +26,8 @@ packages=(
     libslirp-dev libglib2.0-dev zlib1g-dev libzstd-dev
     # the control API: HTTP server and JSON
     libmicrohttpd-dev libjansson-dev
-    # tesserad's store
-    libsqlite3-dev
+    # tesserad's store; users' password hashes (libxcrypt's yescrypt, as /etc/shadow has)
+    libsqlite3-dev libcrypt-dev
     # the CLI as tesserad's client: HTTP over a unix socket or HTTPS (GnuTLS flavour, the TLS
     # stack the rest of tessera uses)
     libcurl4-gnutls-dev

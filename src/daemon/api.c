@@ -23,6 +23,7 @@
 
 /* ---- Roles ---- */
 const char *const role_names[] = {
+    [ROLE_NONE] = "anyone", /* a route's least role when it needs no token (POST /login) */
     [ROLE_VIEWER] = "viewer",
     [ROLE_OPERATOR] = "operator",
     [ROLE_TENANT_ADMIN] = "tenant-admin",
@@ -289,11 +290,12 @@ static json_t *user_json(const struct store_user *u)
                      "created", (json_int_t)u->created);
 }
 
-static json_t *token_json(const struct store_token *t)
+json_t *api_token_json(const struct store_token *t)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "id", t->id, "tenant", t->tenant, "user",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b,s:o}", "id", t->id, "tenant", t->tenant, "user",
                      t->user, "role", t->role, "description", t->description, "created",
-                     (json_int_t)t->created, "revoked", t->revoked);
+                     (json_int_t)t->created, "revoked", t->revoked, "expires",
+                     t->expires ? json_integer(t->expires) : json_null());
 }
 
 static json_t *audit_json(const struct store_audit *a)
@@ -322,7 +324,7 @@ static int each_user(void *arg, const struct store_user *u)
 
 static int each_token(void *arg, const struct store_token *t)
 {
-    return append(arg, token_json(t));
+    return append(arg, api_token_json(t));
 }
 
 static int each_audit(void *arg, const struct store_audit *a)
@@ -654,7 +656,7 @@ static void tokens_create(struct req *q)
         goto wipe;
     }
     /* The secret is shown this once; only its hash is kept. */
-    obj = token_json(&t);
+    obj = api_token_json(&t);
     if (obj && json_object_set_new(obj, "token", json_string(text))) {
         json_decref(obj);
         obj = NULL;
@@ -736,6 +738,9 @@ static const struct route routes[] = {
     {"GET", {"tokens"}, tokens_list, NULL, ROLE_VIEWER},
     {"POST", {"tokens"}, tokens_create, "token.create", ROLE_TENANT_ADMIN},
     {"DELETE", {"tokens", "{id}"}, token_revoke, "token.revoke", ROLE_TENANT_ADMIN},
+    {"POST", {"login"}, api_login, NULL, ROLE_NONE},
+    {"POST", {"logout"}, api_logout, "session.logout", ROLE_VIEWER},
+    {"PUT", {"password"}, api_password_set, NULL, ROLE_VIEWER},
     {"GET", {"audit"}, audit_list, NULL, ROLE_VIEWER},
     {"GET", {"roles"}, api_roles_list, NULL, ROLE_VIEWER},
     {"GET", {"host"}, api_host_get, NULL, ROLE_VIEWER},
@@ -1041,7 +1046,8 @@ int api_authenticate(struct store *s, const char *authorization, struct api_call
         return ret;
     if (ret && ret != -ENOENT)
         return -EIO;
-    if (ret || !token_hash_equal(hash, t.hash) || t.revoked)
+    if (ret || !token_hash_equal(hash, t.hash) || t.revoked ||
+        (t.expires && time(NULL) >= t.expires))
         return -EACCES;
     role = role_parse(t.role);
     if (role == ROLE_NONE || (role == ROLE_PLATFORM_ADMIN) != !t.tenant[0])
@@ -1083,6 +1089,13 @@ static int authenticate(struct req *q, const char *authorization)
 }
 
 /* ---- Audit records ---- */
+
+static void audit_write(struct req *q, const char *action);
+
+void api_audit(struct req *q, const char *action)
+{
+    audit_write(q, action);
+}
 
 static void audit_write(struct req *q, const char *action)
 {
@@ -1144,7 +1157,10 @@ void api_handle(struct daemon *d, const struct api_request *rq, struct api_respo
         reply_error(r, 413, NULL, "request body is %zu bytes; the limit is %u", len, API_BODY_MAX);
         goto audit;
     }
-    if (authenticate(&q, rq->authorization))
+    /* POST /login is how a token is had without one; any other method on it answers as the
+     * table says (405), after authentication like every other route. */
+    if (!(strcmp(path, "/api/v1/login") == 0 && strcmp(method, "POST") == 0) &&
+        authenticate(&q, rq->authorization))
         goto audit;
     if (q.c.role != ROLE_PLATFORM_ADMIN)
         snprintf(q.audit_tenant, sizeof(q.audit_tenant), "%s", q.c.tenant);

@@ -66,6 +66,14 @@ int check_name(struct req *q, const char *field, const char *name);
 bool tenant_visible(const struct req *q, const char *name);
 void reply_no_tenant(struct req *q, const char *name);
 int need_role(struct req *q, enum role need, const char *what);
+/* Writes q's audit record for action now (a route that is no transaction: api_login.c). */
+void api_audit(struct req *q, const char *action);
+/* A token as the API shows it (never its secret). */
+json_t *api_token_json(const struct store_token *t);
+/* ---- Password login (api_login.c) ---- */
+void api_login(struct req *q);
+void api_logout(struct req *q);
+void api_password_set(struct req *q);
 int path_tenant(struct req *q, const char *name);
 /* need_role() with the route's least role. */
 int need_route_role(struct req *q, const char *what);

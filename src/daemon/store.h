@@ -54,6 +54,7 @@ struct store_token {
     char description[STORE_TEXT_LEN];
     int64_t created;
     bool revoked;
+    int64_t expires; /* seconds since the epoch after which it is refused; 0: never */
 };
 
 /* One change, or one refused attempt at one. */
@@ -96,6 +97,11 @@ struct store_ops {
                      int (*each)(void *arg, const struct store_user *u), void *arg);
     /* How many users there are, in all tenants and the platform. */
     int (*user_count)(struct store *s, uint64_t *out);
+    /* A user's password hash (password.h; "" for none), set and read. -ENOENT: no such user. */
+    int (*user_password_set)(struct store *s, const char *tenant, const char *name,
+                             const char *hash);
+    int (*user_password_get)(struct store *s, const char *tenant, const char *name, char *out,
+                             size_t len);
 
     /* -ENOENT: its (tenant, user) does not exist. */
     int (*token_create)(struct store *s, const struct store_token *t);

@@ -44,6 +44,10 @@ static const char *const migrations[] = {
      * platform's objects; a tenant is only deleted once it owns none (the API checks). */
     "CREATE TABLE docs (kind TEXT NOT NULL, tenant TEXT NOT NULL, name TEXT NOT NULL,"
     " doc TEXT NOT NULL, PRIMARY KEY (kind, tenant, name)) WITHOUT ROWID;",
+    /* 5: password logins. A user's password as a crypt(3) hash ("" for none: token only);
+     * a token's end of life in seconds since the epoch (0: none), which login sessions have. */
+    "ALTER TABLE users ADD COLUMN password TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tokens ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define LEVEL_MAX (sizeof(migrations) / sizeof(migrations[0]))
@@ -61,6 +65,8 @@ enum stmt_id {
     ST_USER_GET,
     ST_USER_LIST,
     ST_USER_COUNT,
+    ST_USER_PASSWORD_SET,
+    ST_USER_PASSWORD_GET,
     ST_TOKEN_INSERT,
     ST_TOKEN_GET,
     ST_TOKEN_LIST,
@@ -82,7 +88,7 @@ enum stmt_id {
 #define TENANT_IS "((?1 = '' AND tenant_id IS NULL) OR tenant_id = " TENANT_ID ")"
 #define TOKEN_COLS                                                                        \
     "SELECT k.id, ifnull(t.name, ''), u.name, k.role, k.hash, k.description, k.created, " \
-    "k.revoked FROM tokens k JOIN users u ON u.id = k.user_id "                           \
+    "k.revoked, k.expires FROM tokens k JOIN users u ON u.id = k.user_id "                \
     "LEFT JOIN tenants t ON t.id = u.tenant_id "
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -98,9 +104,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_USER_GET] = "SELECT name, role, created FROM users WHERE " TENANT_IS " AND name = ?2",
     [ST_USER_LIST] = "SELECT name, role, created FROM users WHERE " TENANT_IS " ORDER BY name",
     [ST_USER_COUNT] = "SELECT count(*) FROM users",
+    [ST_USER_PASSWORD_SET] = "UPDATE users SET password = ?3 WHERE " TENANT_IS " AND name = ?2",
+    [ST_USER_PASSWORD_GET] = "SELECT password FROM users WHERE " TENANT_IS " AND name = ?2",
     [ST_TOKEN_INSERT] =
-        "INSERT INTO tokens (id, user_id, role, hash, description, created)"
-        " VALUES (?3, (SELECT id FROM users WHERE " TENANT_IS " AND name = ?2), ?4, ?5, ?6, ?7)",
+        "INSERT INTO tokens (id, user_id, role, hash, description, created, expires)"
+        " VALUES (?3, (SELECT id FROM users WHERE " TENANT_IS " AND name = ?2), ?4, ?5, ?6, ?7,"
+        " ?8)",
     [ST_TOKEN_GET] = TOKEN_COLS "WHERE k.id = ?1",
     [ST_TOKEN_LIST] = TOKEN_COLS "WHERE ?1 IS NULL OR ifnull(t.name, '') = ?1 ORDER BY k.id",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
@@ -561,6 +570,44 @@ static int sq_user_count(struct store *s, uint64_t *out)
     return rc == SQLITE_ROW ? 0 : fail(q, "user count", rc);
 }
 
+static int sq_user_password_set(struct store *s, const char *tenant, const char *name,
+                                const char *hash)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_USER_PASSWORD_SET);
+    int ret;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, name);
+    bind_text(st, 3, hash);
+    ret = run_done(q, st, "user password set");
+    if (!ret && sqlite3_changes(q->db) == 0)
+        ret = -ENOENT;
+    return ret;
+}
+
+static int sq_user_password_get(struct store *s, const char *tenant, const char *name, char *out,
+                                size_t len)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_USER_PASSWORD_GET);
+    int rc;
+
+    if (!st)
+        return -EIO;
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, name);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        col_text(st, 0, out, len);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOENT : fail(q, "user password get", rc);
+}
+
 /* ---- Tokens ---- */
 
 static int sq_token_create(struct store *s, const struct store_token *t)
@@ -583,6 +630,7 @@ static int sq_token_create(struct store *s, const struct store_token *t)
     sqlite3_bind_blob(st, 5, t->hash, STORE_HASH_LEN, SQLITE_STATIC);
     bind_text(st, 6, t->description);
     sqlite3_bind_int64(st, 7, t->created);
+    sqlite3_bind_int64(st, 8, t->expires);
     return run_done(q, st, "token create");
 }
 
@@ -602,6 +650,7 @@ static void token_row(sqlite3_stmt *st, struct store_token *t)
     col_text(st, 5, t->description, sizeof(t->description));
     t->created = sqlite3_column_int64(st, 6);
     t->revoked = sqlite3_column_int64(st, 7) != 0;
+    t->expires = sqlite3_column_int64(st, 8);
 }
 
 static int sq_token_get(struct store *s, const char *id, struct store_token *out)
@@ -835,6 +884,8 @@ static const struct store_ops sqlite_ops = {
     .user_count = sq_user_count,
     .token_create = sq_token_create,
     .token_get = sq_token_get,
+    .user_password_set = sq_user_password_set,
+    .user_password_get = sq_user_password_get,
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
     .audit_append = sq_audit_append,

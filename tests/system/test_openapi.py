@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import jsonschema
 import yaml
@@ -166,14 +167,14 @@ class Client:
         return r.status, doc, headers, payload
 
     def call(self, method, route, params=None, token=None, body=None, query="", want=None,
-             what=""):
+             what="", anon=False):
         """Sends METHOD route (with {x} from params) and checks the answer against the
         document: a listed status, a body of its schema, a 202's Location. Returns
         (status, doc)."""
         path = route
         for k, v in (params or {}).items():
             path = path.replace("{%s}" % k, v)
-        tok = token or self.d.token
+        tok = None if anon else token or self.d.token
         label = "%s %s%s %s" % (method, path, query, what)
         st, doc, headers, payload = self.raw(method, path + query, tok, body)
         self.exercised.setdefault((method, route), set()).add(st)
@@ -350,6 +351,7 @@ def walk(cl, w):
     w.tok["beta-admin"] = w.user("beta", "bob", "tenant-admin")
     w.tok["beta-viewer"] = w.user("beta", "val", "viewer")
     ann, oscar, vic = w.tok["tenant-admin"], w.tok["operator"], w.tok["viewer"]
+    walk_login(c, w)
     c.call("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, token=vic, want=200)
     c.call("GET", "/api/v1/tokens", token=ann, want=200)
     c.call("GET", "/api/v1/tokens", want=200)
@@ -485,6 +487,72 @@ def walk(cl, w):
 
 WS_HANDSHAKE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+PASSWORD = "correct horse battery"
+
+
+def walk_login(c, w):
+    """Passwords set by oneself and by a tenant-admin, a login's session token and its end."""
+    ann, vic = w.tok["tenant-admin"], w.tok["viewer"]
+    c.call("PUT", "/api/v1/password", token=ann, body={"password": PASSWORD}, want=204,
+           what="one's own")
+    c.call("PUT", "/api/v1/password", token=ann, body={"user": "oscar", "password": PASSWORD},
+           want=204, what="a tenant-admin sets an operator's")
+    c.call("PUT", "/api/v1/password", token=vic, body={"user": "oscar", "password": "x" * 9},
+           want=403, what="a viewer sets another's")
+    c.call("PUT", "/api/v1/password", token=ann, body={"user": "nobody", "password": PASSWORD},
+           want=404, what="no such user")
+    c.call("PUT", "/api/v1/password", token=ann, body={"password": "short"}, want=400,
+           what="too short")
+    c.call("PUT", "/api/v1/password", token=w.tok["beta-admin"],
+           body={"user": "oscar", "password": PASSWORD}, want=404,
+           what="another tenant's user is not there")
+    st, doc = c.call("POST", "/api/v1/login", anon=True, want=201, what="oscar",
+                     body={"tenant": "alpha", "user": "oscar", "password": PASSWORD})
+    session = doc["token"] if st == 201 else ""
+    check(st == 201 and doc["role"] == "operator" and doc["expires"] > time.time() + 7 * 3600,
+          "a login is a token with the user's role for 8 hours: %s" % doc)
+    c.call("GET", "/api/v1/tokens", token=session, want=200, what="with the session")
+    for body, what in (({"tenant": "alpha", "user": "oscar", "password": PASSWORD + "x"},
+                        "a wrong password"),
+                       ({"tenant": "alpha", "user": "vic", "password": PASSWORD},
+                        "a user without a password"),
+                       ({"tenant": "beta", "user": "oscar", "password": PASSWORD},
+                        "the wrong tenant"),
+                       ({"user": "nobody", "password": PASSWORD}, "no such user")):
+        st, doc = c.call("POST", "/api/v1/login", anon=True, body=body, want=401, what=what)
+        check(st == 401 and doc["error"]["message"] == "wrong tenant, user or password",
+              "%s gets the one message: %s" % (what, doc))
+    c.call("POST", "/api/v1/login", anon=True, body={"user": "oscar"}, want=400,
+           what="no password")
+    c.call("POST", "/api/v1/login", anon=True, want=400, what="a ttl of 0",
+           body={"tenant": "alpha", "user": "oscar", "password": PASSWORD, "ttl": 0})
+    # Guessing one name: free tries, then it must wait, and a right password waits too.
+    for i in range(5):
+        c.call("POST", "/api/v1/login", anon=True, want=401, what="guess %d" % i,
+               body={"tenant": "alpha", "user": "ann", "password": "guess-%d-xx" % i})
+    st, doc = c.call("POST", "/api/v1/login", anon=True, want=429, what="the sixth guess",
+                     body={"tenant": "alpha", "user": "ann", "password": PASSWORD})
+    check("try again in" in (doc or {}).get("error", {}).get("message", ""),
+          "the 429 says how long to wait: %s" % doc)
+    c.call("POST", "/api/v1/login", anon=True, want=201, what="another name is not held up",
+           body={"tenant": "alpha", "user": "oscar", "password": PASSWORD, "ttl": 1})
+    time.sleep(1.2)
+    st, doc = c.call("POST", "/api/v1/login", anon=True, want=201, what="after the wait",
+                     body={"tenant": "alpha", "user": "ann", "password": PASSWORD, "ttl": 1})
+    short = doc["token"] if st == 201 else ""
+    c.call("GET", "/api/v1/tokens", token=short, want=200, what="a 1 s session, at once")
+    time.sleep(2.1)
+    c.call("GET", "/api/v1/tokens", token=short, want=401, what="a 1 s session, expired")
+    # Logout revokes the session at once.
+    c.call("POST", "/api/v1/logout", token=session, want=204)
+    c.call("GET", "/api/v1/tokens", token=session, want=401, what="after logout")
+    st, doc = c.call("GET", "/api/v1/audit", token=ann, want=200)
+    logins = [a for a in doc["audit"] if a["action"] == "session.login"]
+    check(any(a["status"] == 201 and a["actor"] == "alpha/oscar" for a in logins) and
+          any(a["status"] == 429 and a["target"] == "alpha/ann" for a in logins),
+          "logins, good and refused, are in the tenant's audit log: %s" % logins[:4])
 
 
 def walk_front(c, w):
@@ -1072,8 +1140,20 @@ def permissions(c, w, server):
                                "description": "to revoke"})
         return doc["id"]
 
+    def fresh_token(role):
+        tenant = scope_of(role)
+        user = {"platform-admin": "admin", "tenant-admin": "ann", "operator": "oscar",
+                "viewer": "vic"}[role]
+        st, doc = c.call("POST", "/api/v1/tokens",
+                         body={"tenant": tenant, "user": user, "description": "to log out"})
+        return doc["token"]
+
     # (METHOD, route) -> role -> (params, body)
     fixtures = {
+        ("POST", "/api/v1/login"):
+            lambda r: ({}, {"tenant": "alpha", "user": "oscar", "password": PASSWORD}),
+        ("POST", "/api/v1/logout"): lambda r: ({}, None),
+        ("PUT", "/api/v1/password"): lambda r: ({}, {"password": PASSWORD}),
         ("GET", "/api/v1/tenants"): lambda r: ({}, None),
         ("POST", "/api/v1/tenants"): lambda r: ({}, {"name": w.fresh("pten")}),
         ("GET", "/api/v1/tenants/{tenant}"): lambda r: ({"tenant": own_tenant(r)}, None),
@@ -1208,7 +1288,7 @@ def permissions(c, w, server):
             continue
         for role in ROLES:
             params, body = make(role)
-            below = ROLES.index(role) < ROLES.index(least)
+            below = least != "anyone" and ROLES.index(role) < ROLES.index(least)
             # No ?tenant=: each caller acts in its own tenant.
             allowed = (200, 300)
             if route == "/api/v1/events":
@@ -1225,6 +1305,9 @@ def permissions(c, w, server):
                 if st == 202:
                     c.call("GET", "/api/v1/operations/{op}/wait", {"op": doc["id"]},
                            query="?timeout=60&tenant=" + scope_of(role))
+            elif route == "/api/v1/logout":
+                st, doc = c.call(method, route, params, token=fresh_token(role),
+                                 what="as " + role)
             else:
                 st, doc = c.call(method, route, params, token=w.tok[role], body=body,
                                  what="as " + role)

@@ -174,3 +174,18 @@ export class Client {
     }
   }
 }
+
+// Password login (POST /api/v1/login, the one route taken without a token): the session's
+// token text. tenant '' is a platform user. Throws ApiError with the daemon's message.
+export async function login(fetchFn, tenant, user, password) {
+  const body = { user, password };
+  if (tenant) body.tenant = tenant;
+  const r = await fetchFn('/api/v1/login', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const doc = parseJSON(await r.text());
+  if (!r.ok) throw new ApiError(r.status, doc);
+  return doc.token;
+}

@@ -7,7 +7,7 @@ import htm from 'htm';
 // so the list comes up without it; its small stylesheet stays in app.css.
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
-import { Client, abilities, applyEvent, consoleURL, needsReload } from './api.js';
+import { Client, abilities, applyEvent, consoleURL, login, needsReload } from './api.js';
 
 const html = htm.bind(h);
 const TOKEN_KEY = 'tessera.token';
@@ -33,28 +33,57 @@ function ErrorLine({ error }) {
   return error ? html`<p class="error" role="alert">${error}</p>` : null;
 }
 
+// Log in with a user's password (a session token that expires) or with an API token.
 function Login({ onLogin }) {
+  const [mode, setMode] = useState('password');
   const [token, setToken] = useState('');
+  const [tenant, setTenant] = useState('');
+  const [user, setUser] = useState('');
+  const [password, setPassword] = useState('');
   const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
   const submit = async (e) => {
     e.preventDefault();
     setError('');
-    const client = new Client(token.trim(), fetch.bind(window));
+    setBusy(true);
     try {
+      const text = mode === 'password'
+        ? await login(fetch.bind(window), tenant.trim(), user.trim(), password)
+        : token.trim();
+      const client = new Client(text, fetch.bind(window));
       const me = await client.whoami();
-      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      sessionStorage.setItem(TOKEN_KEY, text);
+      setPassword('');
       onLogin(client, me);
     } catch (err) {
       setError(err.message);
+    } finally {
+      setBusy(false);
     }
   };
   return html`<main class="login">
     <h1>Tessera</h1>
+    <div class="buttons" role="tablist">
+      <button type="button" role="tab" id="mode-password" aria-selected=${mode === 'password'}
+        class=${mode === 'password' ? 'on' : ''} onClick=${() => setMode('password')}>Password</button>
+      <button type="button" role="tab" id="mode-token" aria-selected=${mode === 'token'}
+        class=${mode === 'token' ? 'on' : ''} onClick=${() => setMode('token')}>API token</button>
+    </div>
     <form onSubmit=${submit}>
-      <label for="token">API token</label>
-      <input id="token" name="token" type="password" autocomplete="off" value=${token}
-        onInput=${(e) => setToken(e.target.value)} placeholder="tsr_..." required />
-      <button type="submit">Log in</button>
+      ${mode === 'password' ? html`
+        <label for="login-tenant">Tenant <span class="busy">(empty for a platform user)</span></label>
+        <input id="login-tenant" name="tenant" autocomplete="organization" value=${tenant}
+          onInput=${(e) => setTenant(e.target.value)} />
+        <label for="login-user">User</label>
+        <input id="login-user" name="user" autocomplete="username" value=${user}
+          onInput=${(e) => setUser(e.target.value)} required />
+        <label for="login-password">Password</label>
+        <input id="login-password" name="password" type="password" autocomplete="current-password"
+          value=${password} onInput=${(e) => setPassword(e.target.value)} required />` : html`
+        <label for="token">API token</label>
+        <input id="token" name="token" type="password" autocomplete="off" value=${token}
+          onInput=${(e) => setToken(e.target.value)} placeholder="tsr_..." required />`}
+      <button type="submit" disabled=${busy}>Log in</button>
     </form>
     <${ErrorLine} error=${error} />
   </main>`;
@@ -146,10 +175,13 @@ function VmDetail({ client, me, vm, name }) {
   const [busy, setBusy] = useState('');
   const [snaps, setSnaps] = useState([]);
   const [snapName, setSnapName] = useState('');
+  const exists = vm !== undefined;
   const loadSnaps = useCallback(() => {
+    // A VM just deleted (or not yet in the list) has no snapshots to ask for.
+    if (!exists) return;
     client.call('GET', `/vms/${name}/snapshots`).then((d) => setSnaps(d.snapshots || []),
       () => setSnaps([]));
-  }, [client, name]);
+  }, [client, name, exists]);
   useEffect(loadSnaps, [loadSnaps, vm && vm.state]);
   if (!vm) return html`<main><p>No VM '${name}'. <a href="#/">Back to the list</a></p></main>`;
   const act = async (what, fn) => {
@@ -345,6 +377,9 @@ function App() {
   if (!session) return html`<${Login} onLogin=${(c, me) => setSession({ client: c, me })} />`;
   const { me } = session;
   const logout = () => {
+    // A password login's session ends at the daemon too; an API token stays valid (it is
+    // the user's to revoke).
+    if (me.description === 'password login') session.client.call('POST', '/logout').catch(() => {});
     sessionStorage.removeItem(TOKEN_KEY);
     setSession(null);
     setTenant('');

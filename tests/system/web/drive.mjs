@@ -42,7 +42,24 @@ async function shot(page, name) {
 
 async function login(page, token) {
   await page.goto(url);
+  await page.click('#mode-token');
   await page.fill('#token', token);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#who', { timeout: 10000 });
+}
+
+// The password form: a wrong password gets the daemon's one message, the right one a session.
+async function loginPassword(page, tenant, user, password) {
+  await page.goto(url);
+  await page.fill('#login-tenant', tenant);
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', `${password}-wrong`);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.error');
+  check((await page.textContent('.error')).includes('wrong tenant, user or password'),
+    'a wrong password shows the API\'s message');
+  await shot(page, '01b-login-refused');
+  await page.fill('#login-password', password);
   await page.click('button[type=submit]');
   await page.waitForSelector('#who', { timeout: 10000 });
 }
@@ -113,7 +130,8 @@ async function asAdmin(page) {
 }
 
 async function asViewer(page) {
-  await login(page, process.env.WEB_VIEWER);
+  await loginPassword(page, 'acme', 'vic', process.env.WEB_VIEWER_PASSWORD);
+  check((await page.textContent('#who')).includes('acme/vic (viewer)'), 'the password login is the viewer');
   await page.waitForSelector('tr[data-vm=keep]');
   check(await page.locator('#create').count() === 0, 'a viewer has no New VM button');
   check(await page.locator('tr[data-vm=secret]').count() === 0, "a viewer never sees another tenant's VM");
@@ -167,9 +185,11 @@ async function main() {
   const problems = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(String(e)));
+  // Which request failed, for whoever reads a failure (Chromium's message names none).
+  page.on('response', (r) => { if (r.status() >= 400) console.log(`  (${r.status()} from ${r.request().method()} ${new URL(r.url()).pathname})`); });
   try {
     await page.goto(url);
-    await page.waitForSelector('#token');
+    await page.waitForSelector('#login-user');
     await shot(page, '01-login');
     await asAdmin(page);
     await asViewer(page);
@@ -182,8 +202,16 @@ async function main() {
   } finally {
     await browser.close();
   }
-  // The 409 of the duplicate create is logged by Chromium as a failed resource: expected.
-  const unexpected = problems.filter((p) => !/status of 409/.test(p));
+  // The 409 of the duplicate create and the 401 of the one wrong password are logged by
+  // Chromium as failed resources: expected.
+  let wrongPassword = 1;
+  const unexpected = problems.filter((p) => {
+    if (/status of 401/.test(p) && wrongPassword > 0) {
+      wrongPassword -= 1;
+      return false;
+    }
+    return !/status of 409/.test(p);
+  });
   check(unexpected.length === 0, `no script errors or CSP violations in the page: ${unexpected.join(' | ')}`);
   console.log(`drive: ${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);

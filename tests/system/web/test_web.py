@@ -129,6 +129,9 @@ def not_built(tmp):
         d.stop()
 
 
+VIEWER_PASSWORD = "viewer's own passphrase"
+
+
 def browser(d, base, admin, viewer):
     """drive.mjs in Chromium; its checks count here. Tenant many gets 200 stopped VMs first,
     for the list's measurement."""
@@ -138,7 +141,10 @@ def browser(d, base, admin, viewer):
         d.ok("POST", "/api/v1/vms", token=many, body={"name": "m%03d" % i,
                                                       "template": "busybox"})
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    # The viewer logs in with a password (its own, set with its token).
+    d.ok("PUT", "/api/v1/password", token=viewer, body={"password": VIEWER_PASSWORD})
     env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
+               WEB_VIEWER_PASSWORD=VIEWER_PASSWORD,
                WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
     p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__), "drive.mjs")],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -150,6 +156,11 @@ def browser(d, base, admin, viewer):
     if m:
         TALLY.passed += int(m.group(1))
         TALLY.failed += int(m.group(2))
+    st, doc, _ = d.call("GET", "/api/v1/tokens", token=admin)
+    sessions = [t for t in (doc or {}).get("tokens", []) if t["description"] == "password login"]
+    check(st == 200 and len(sessions) == 1 and sessions[0]["user"] == "vic" and
+          sessions[0]["revoked"] and sessions[0]["expires"],
+          "the viewer's password login was a session, revoked by Log out: %s" % sessions)
     st, doc, _ = d.call("GET", "/api/v1/vms", token=admin)
     check(st == 200 and [v["name"] for v in doc["vms"]] == ["keep"],
           "the API agrees: only 'keep' is left in acme (%s)" % doc)
