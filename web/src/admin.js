@@ -5,35 +5,12 @@
 import { h } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { ErrorLine, useAction } from './ui.js';
 import './admin.css';
 import { apiPath, list, quotaOf, tokensOf } from './api.js';
 import { TENANT_ROLES, adminAbilities, formatBytes, quotaBars, quotaBody, quotaFit, quotaForm, QUOTA_KEYS } from './policy.js';
 
 const html = htm.bind(h);
-
-function ErrorLine({ error }) {
-  return error ? html`<p class="error" role="alert">${error}</p>` : null;
-}
-
-// Runs fn, keeping its error's message (the API's) for the view; true when it succeeded.
-function useAction() {
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-  const run = useCallback(async (fn) => {
-    setBusy(true);
-    setError('');
-    try {
-      await fn();
-      return true;
-    } catch (err) {
-      setError(err.message);
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  }, []);
-  return { error, busy, run, setError };
-}
 
 function when(t) {
   return t ? new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ') : '';

@@ -6,6 +6,7 @@
 import { h } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { ErrorLine, useAction } from './ui.js';
 import { apiPath, list } from './api.js';
 import {
   adminAbilities, formatBytes, formatFloating, formatForward, formatRule, forwardBody, networkKind, ruleBody,
@@ -14,30 +15,6 @@ import {
 const html = htm.bind(h);
 const NAME_PATTERN = '[a-z0-9\\-]{1,63}';
 const NAME_TITLE = '1 to 63 characters of a-z, 0-9 and -';
-
-function ErrorLine({ error }) {
-  return error ? html`<p class="error" role="alert">${error}</p>` : null;
-}
-
-// Runs fn with busy and the API's message on failure; resolves true when it succeeded.
-function useAction() {
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-  const run = useCallback(async (fn) => {
-    setBusy(true);
-    setError('');
-    try {
-      await fn();
-      return true;
-    } catch (err) {
-      setError(err.message);
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  }, []);
-  return { error, busy, run };
-}
 
 // The list under key, loaded and reloaded on demand.
 function useList(client, key, path) {
