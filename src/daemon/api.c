@@ -552,6 +552,114 @@ done:
     json_decref(doc);
 }
 
+/* The user in the path, which the caller may change (after the tenant, role and body checks,
+ * as the API's order of checks says): 0, or -errno with the answer in q->r. Changing oneself
+ * is refused: a slip would lock its author out. */
+static int path_user_change(struct req *q, const char *what, struct store_user *u)
+{
+    int ret;
+
+    ret = q->s->ops->user_get(q->s, q->seg[1], q->seg[3], u);
+    if (ret == -ENOENT) {
+        reply_error(q->r, 404, "user", "user '%s' not found in tenant '%s'", q->seg[3], q->seg[1]);
+        return ret;
+    }
+    if (ret) {
+        reply_store(q, "user", ret);
+        return ret;
+    }
+    if (!strcmp(q->c.tenant, q->seg[1]) && !strcmp(q->c.user, q->seg[3])) {
+        reply_error(q->r, 409, "user", "%s: user '%s' is the caller; another admin must do it",
+                    what, q->seg[3]);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+struct narrow {
+    const char *user;
+    enum role role;
+    json_t *ids; /* the ids of its tokens wider than role */
+};
+
+/* Collects the user's tokens wider than its new role; they are changed after the walk, not
+ * under the store's open list. */
+static int narrow_token(void *arg, const struct store_token *t)
+{
+    struct narrow *n = arg;
+
+    if (strcmp(t->user, n->user) || role_parse(t->role) <= n->role)
+        return 0;
+    return append(n->ids, json_string(t->id));
+}
+
+static const struct field user_role_fields[] = {{"role", true}};
+static const struct schema user_role_schema = {user_role_fields, 1, "role",
+                                               "{\"role\": \"operator\"}"};
+
+/* PUT /tenants/{tenant}/users/{user} {"role"}: its tokens wider than the new role are
+ * narrowed to it in the same transaction, so a demotion takes effect at once. */
+static void user_set_role(struct req *q)
+{
+    char b[API_QUOTE_LEN];
+    struct store_user u;
+    struct narrow n;
+    const char *v[1];
+    json_t *doc;
+    size_t i;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s/%s", q->seg[1], q->seg[3]);
+    if (path_tenant(q, q->seg[1]) || need_role(q, ROLE_TENANT_ADMIN, "changing a user's role"))
+        return;
+    if (body_parse(q, &user_role_schema, &doc, v))
+        return;
+    n.role = role_parse(v[0]);
+    if (n.role == ROLE_NONE || n.role == ROLE_PLATFORM_ADMIN) {
+        reply_error(q->r, 400, "role",
+                    "role '%s' is not a tenant's role (expected tenant-admin, operator or "
+                    "viewer)",
+                    quote(v[0], b));
+        goto done;
+    }
+    if (path_user_change(q, "changing a user's role", &u))
+        goto done;
+    n.user = u.name;
+    n.ids = json_array();
+    ret = n.ids ? q->s->ops->user_set_role(q->s, u.tenant, u.name, role_names[n.role]) : -ENOMEM;
+    if (!ret)
+        ret = q->s->ops->token_list(q->s, u.tenant, narrow_token, &n);
+    for (i = 0; !ret && i < json_array_size(n.ids); i++)
+        ret = q->s->ops->token_set_role(q->s, json_string_value(json_array_get(n.ids, i)),
+                                        role_names[n.role]);
+    json_decref(n.ids);
+    if (ret) {
+        reply_store(q, "user set role", ret);
+        goto done;
+    }
+    snprintf(u.role, sizeof(u.role), "%s", role_names[n.role]);
+    reply_json(q->r, 200, user_json(&u));
+done:
+    json_decref(doc);
+}
+
+/* DELETE /tenants/{tenant}/users/{user}: with its tokens. */
+static void user_delete(struct req *q)
+{
+    struct store_user u;
+    int ret;
+
+    snprintf(q->target, sizeof(q->target), "%s/%s", q->seg[1], q->seg[3]);
+    if (path_tenant(q, q->seg[1]) || need_role(q, ROLE_TENANT_ADMIN, "deleting a user") ||
+        path_user_change(q, "deleting a user", &u))
+        return;
+    ret = q->s->ops->user_delete(q->s, u.tenant, u.name);
+    if (ret)
+        reply_store(q, "user delete", ret);
+    else
+        reply_empty(q->r);
+}
+
 /* ---- Tokens ---- */
 
 static void tokens_list(struct req *q)
@@ -727,6 +835,16 @@ static const struct route routes[] = {
     {"DELETE", {"tenants", "{tenant}"}, tenant_delete, "tenant.delete", ROLE_PLATFORM_ADMIN},
     {"GET", {"tenants", "{tenant}", "users"}, users_list, NULL, ROLE_VIEWER},
     {"POST", {"tenants", "{tenant}", "users"}, users_create, "user.create", ROLE_TENANT_ADMIN},
+    {"PUT",
+     {"tenants", "{tenant}", "users", "{user}"},
+     user_set_role,
+     "user.set-role",
+     ROLE_TENANT_ADMIN},
+    {"DELETE",
+     {"tenants", "{tenant}", "users", "{user}"},
+     user_delete,
+     "user.delete",
+     ROLE_TENANT_ADMIN},
     {"GET", {"tenants", "{tenant}", "quota"}, api_quota_get, NULL, ROLE_VIEWER},
     {"PUT", {"tenants", "{tenant}", "quota"}, api_quota_set, "quota.set", ROLE_PLATFORM_ADMIN},
     {"GET", {"tenants", "{tenant}", "resources"}, api_tenant_resources, NULL, ROLE_VIEWER},
@@ -964,6 +1082,8 @@ static int route_check_params(const struct route *rt, struct req *q)
         if (!strcmp(rt->pattern[i], "{name}") && check_name(q, "name", q->seg[i]))
             return -EINVAL;
         if (!strcmp(rt->pattern[i], "{snap}") && check_name(q, "snapshot", q->seg[i]))
+            return -EINVAL;
+        if (!strcmp(rt->pattern[i], "{user}") && check_name(q, "user", q->seg[i]))
             return -EINVAL;
         if (!strcmp(rt->pattern[i], "{op}")) {
             n = strlen(q->seg[i]);

@@ -101,8 +101,8 @@ void api_login(struct req *q)
     int ret;
 
     pthread_once(&throttle_once, throttle_init);
-    if (body_object(q, fields,
-                    "{\"tenant\": \"acme\", \"user\": \"alice\", \"password\": \"...\"}", &root) ||
+    if (body_object(q, fields, "{\"tenant\": \"acme\", \"user\": \"alice\", \"password\": \"...\"}",
+                    &root) ||
         body_str(q, root, "", "tenant", false, STORE_NAME_LEN - 1, &tenant) ||
         body_str(q, root, "", "user", true, STORE_NAME_LEN - 1, &user) ||
         body_str(q, root, "", "password", true, PASSWORD_MAX, &pw) ||

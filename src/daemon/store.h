@@ -102,6 +102,11 @@ struct store_ops {
                              const char *hash);
     int (*user_password_get)(struct store *s, const char *tenant, const char *name, char *out,
                              size_t len);
+    /* Sets the user's role; its tokens keep theirs (api.c narrows them). -ENOENT: no such
+     * user. */
+    int (*user_set_role)(struct store *s, const char *tenant, const char *name, const char *role);
+    /* Deletes the user with its tokens. -ENOENT: no such user. */
+    int (*user_delete)(struct store *s, const char *tenant, const char *name);
 
     /* -ENOENT: its (tenant, user) does not exist. */
     int (*token_create)(struct store *s, const struct store_token *t);
@@ -110,6 +115,9 @@ struct store_ops {
     int (*token_list)(struct store *s, const char *tenant,
                       int (*each)(void *arg, const struct store_token *t), void *arg);
     int (*token_revoke)(struct store *s, const char *id);
+    /* Sets the token's role (a user's narrowed role reaches its tokens). -ENOENT: no such
+     * token. */
+    int (*token_set_role)(struct store *s, const char *id, const char *role);
 
     /* Appends a record; its seq is assigned. */
     int (*audit_append)(struct store *s, const struct store_audit *a);

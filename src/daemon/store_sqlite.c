@@ -67,10 +67,13 @@ enum stmt_id {
     ST_USER_COUNT,
     ST_USER_PASSWORD_SET,
     ST_USER_PASSWORD_GET,
+    ST_USER_SET_ROLE,
+    ST_USER_DELETE,
     ST_TOKEN_INSERT,
     ST_TOKEN_GET,
     ST_TOKEN_LIST,
     ST_TOKEN_REVOKE,
+    ST_TOKEN_SET_ROLE,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
     ST_DOC_INSERT,
@@ -106,6 +109,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_USER_COUNT] = "SELECT count(*) FROM users",
     [ST_USER_PASSWORD_SET] = "UPDATE users SET password = ?3 WHERE " TENANT_IS " AND name = ?2",
     [ST_USER_PASSWORD_GET] = "SELECT password FROM users WHERE " TENANT_IS " AND name = ?2",
+    [ST_USER_SET_ROLE] = "UPDATE users SET role = ?3 WHERE " TENANT_IS " AND name = ?2",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE " TENANT_IS " AND name = ?2",
     [ST_TOKEN_INSERT] =
         "INSERT INTO tokens (id, user_id, role, hash, description, created, expires)"
         " VALUES (?3, (SELECT id FROM users WHERE " TENANT_IS " AND name = ?2), ?4, ?5, ?6, ?7,"
@@ -113,6 +118,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TOKEN_GET] = TOKEN_COLS "WHERE k.id = ?1",
     [ST_TOKEN_LIST] = TOKEN_COLS "WHERE ?1 IS NULL OR ifnull(t.name, '') = ?1 ORDER BY k.id",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+    [ST_TOKEN_SET_ROLE] = "UPDATE tokens SET role = ?2 WHERE id = ?1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (time, tenant, actor, action, target, status, message)"
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_AUDIT_LIST] = "SELECT seq, time, tenant, actor, action, target, status, message FROM audit"
@@ -570,22 +576,30 @@ static int sq_user_count(struct store *s, uint64_t *out)
     return rc == SQLITE_ROW ? 0 : fail(q, "user count", rc);
 }
 
-static int sq_user_password_set(struct store *s, const char *tenant, const char *name,
-                                const char *hash)
+/* Runs a statement that changes one row found by (tenant, name) or by id: -ENOENT when none
+ * was. b3 is bound to ?3 when not NULL. */
+static int change_one(struct sqlite_store *q, enum stmt_id id, const char *b1, const char *b2,
+                      const char *b3, const char *what)
 {
-    struct sqlite_store *q = to_sq(s);
-    sqlite3_stmt *st = stmt(q, ST_USER_PASSWORD_SET);
+    sqlite3_stmt *st = stmt(q, id);
     int ret;
 
     if (!st)
         return -EIO;
-    bind_text(st, 1, tenant);
-    bind_text(st, 2, name);
-    bind_text(st, 3, hash);
-    ret = run_done(q, st, "user password set");
+    bind_text(st, 1, b1);
+    bind_text(st, 2, b2);
+    if (b3)
+        bind_text(st, 3, b3);
+    ret = run_done(q, st, what);
     if (!ret && sqlite3_changes(q->db) == 0)
         ret = -ENOENT;
     return ret;
+}
+
+static int sq_user_password_set(struct store *s, const char *tenant, const char *name,
+                                const char *hash)
+{
+    return change_one(to_sq(s), ST_USER_PASSWORD_SET, tenant, name, hash, "user password set");
 }
 
 static int sq_user_password_get(struct store *s, const char *tenant, const char *name, char *out,
@@ -606,6 +620,17 @@ static int sq_user_password_get(struct store *s, const char *tenant, const char 
     if (rc == SQLITE_ROW)
         return 0;
     return rc == SQLITE_DONE ? -ENOENT : fail(q, "user password get", rc);
+}
+
+static int sq_user_set_role(struct store *s, const char *tenant, const char *name, const char *role)
+{
+    return change_one(to_sq(s), ST_USER_SET_ROLE, tenant, name, role, "user set role");
+}
+
+/* Its tokens go by the foreign key's ON DELETE CASCADE (foreign_keys is on). */
+static int sq_user_delete(struct store *s, const char *tenant, const char *name)
+{
+    return change_one(to_sq(s), ST_USER_DELETE, tenant, name, NULL, "user delete");
 }
 
 /* ---- Tokens ---- */
@@ -707,6 +732,11 @@ static int sq_token_revoke(struct store *s, const char *id)
     if (!ret && sqlite3_changes(q->db) == 0)
         ret = -ENOENT;
     return ret;
+}
+
+static int sq_token_set_role(struct store *s, const char *id, const char *role)
+{
+    return change_one(to_sq(s), ST_TOKEN_SET_ROLE, id, role, NULL, "token set role");
 }
 
 /* ---- Audit ---- */
@@ -882,12 +912,15 @@ static const struct store_ops sqlite_ops = {
     .user_get = sq_user_get,
     .user_list = sq_user_list,
     .user_count = sq_user_count,
+    .user_set_role = sq_user_set_role,
+    .user_delete = sq_user_delete,
     .token_create = sq_token_create,
     .token_get = sq_token_get,
     .user_password_set = sq_user_password_set,
     .user_password_get = sq_user_password_get,
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
+    .token_set_role = sq_token_set_role,
     .audit_append = sq_audit_append,
     .audit_list = sq_audit_list,
     .doc_put = sq_doc_put,

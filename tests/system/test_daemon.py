@@ -175,6 +175,23 @@ def run(d, state):
     st, doc = call_raw(d, head + b"Content-Length: 5\r\n\r\n", b"[1,2]")
     check(st == 400 and is_error(doc, 400), "raw small body: %d" % st)
 
+    # A user's role changes and a user goes, over HTTP: a demotion narrows its token at once,
+    # a deleted user's token stops; another tenant's admin, a viewer and oneself are refused.
+    o_tok, _ = make_user(d, a_admin, "alpha", "oli", "tenant-admin")
+    expect(d, "PUT", "/api/v1/tenants/alpha/users/oli", b_admin, 404, {"role": "viewer"},
+           what="cross role change")
+    expect(d, "PUT", "/api/v1/tenants/alpha/users/oli", a_view, 403, {"role": "viewer"})
+    expect(d, "PUT", "/api/v1/tenants/alpha/users/ann", a_admin, 409, {"role": "viewer"},
+           field="user", what="own role")
+    expect(d, "PUT", "/api/v1/tenants/alpha/users/..", a_admin, 400, {"role": "viewer"},
+           field="user")
+    doc = expect(d, "PUT", "/api/v1/tenants/alpha/users/oli", a_admin, 200, {"role": "operator"})
+    check(doc.get("role") == "operator", "the user's new role is answered")
+    expect(d, "POST", "/api/v1/tokens", o_tok, 403, {}, what="demoted token")
+    expect(d, "DELETE", "/api/v1/tenants/alpha/users/oli", b_admin, 404, what="cross delete user")
+    expect(d, "DELETE", "/api/v1/tenants/alpha/users/oli", admin, 204)
+    expect(d, "GET", "/api/v1/tenants/alpha", o_tok, 401, what="deleted user's token")
+
     # Revoked token: 401.
     expect(d, "GET", "/api/v1/tenants/beta", b_view, 200)
     expect(d, "DELETE", "/api/v1/tokens/" + b_view_id, b_view, 403, what="viewer revoke")
@@ -186,7 +203,8 @@ def run(d, state):
     seen = {(a["action"], a["status"]) for a in doc["audit"]}
     for want in (("tenant.create", 201), ("user.create", 201), ("token.create", 201),
                  ("token.revoke", 204), ("user.create", 403), ("user.create", 404),
-                 ("tenant.create", 400), ("tenant.delete", 404)):
+                 ("tenant.create", 400), ("tenant.delete", 404), ("user.set-role", 200),
+                 ("user.delete", 204), ("user.set-role", 409)):
         check(want in seen, "audit holds %s %d" % want)
     doc = expect(d, "GET", "/api/v1/audit", a_view, 200)
     check(all(a["tenant"] == "alpha" for a in doc["audit"]) and doc["audit"],

@@ -353,6 +353,17 @@ def walk(cl, w):
     ann, oscar, vic = w.tok["tenant-admin"], w.tok["operator"], w.tok["viewer"]
     walk_login(c, w)
     c.call("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, token=vic, want=200)
+    w.user("alpha", "tmp", "operator")
+    u = {"tenant": "alpha", "user": "tmp"}
+    st, doc = c.change("PUT", "/api/v1/tenants/{tenant}/users/{user}", u, token=ann,
+                       body={"role": "viewer"}, want=200)
+    check(st == 200 and doc["role"] == "viewer", "a user's new role: %s" % doc)
+    c.change("PUT", "/api/v1/tenants/{tenant}/users/{user}", {"tenant": "alpha", "user": "ann"},
+             token=ann, body={"role": "viewer"}, want=409, what="oneself")
+    c.call("PUT", "/api/v1/tenants/{tenant}/users/{user}", u, token=ann,
+           body={"role": "platform-admin"}, want=400)
+    c.call("DELETE", "/api/v1/tenants/{tenant}/users/{user}", u, token=ann, want=204)
+    c.call("DELETE", "/api/v1/tenants/{tenant}/users/{user}", u, token=ann, want=404)
     c.call("GET", "/api/v1/tokens", token=ann, want=200)
     c.call("GET", "/api/v1/tokens", want=200)
     st, own = c.change("POST", "/api/v1/tokens", body={"description": "spare"}, want=201)
@@ -1133,6 +1144,13 @@ def permissions(c, w, server):
         c.call("POST", "/api/v1/tenants", body={"name": n})
         return n
 
+    def fresh_user(role):
+        """A new viewer in the caller's tenant (a fresh tenant's for the platform-admin)."""
+        tenant, n = own_tenant(role), w.fresh("pu")
+        c.call("POST", "/api/v1/tenants/{tenant}/users", {"tenant": tenant},
+               body={"name": n, "role": "viewer"})
+        return {"tenant": tenant, "user": n}
+
     def token_id(role):
         tenant = scope_of(role)
         st, doc = c.call("POST", "/api/v1/tokens",
@@ -1161,6 +1179,9 @@ def permissions(c, w, server):
         ("GET", "/api/v1/tenants/{tenant}/users"): lambda r: ({"tenant": own_tenant(r)}, None),
         ("POST", "/api/v1/tenants/{tenant}/users"):
             lambda r: ({"tenant": own_tenant(r)}, {"name": w.fresh("pu"), "role": "viewer"}),
+        ("PUT", "/api/v1/tenants/{tenant}/users/{user}"):
+            lambda r: (fresh_user(r), {"role": "operator"}),
+        ("DELETE", "/api/v1/tenants/{tenant}/users/{user}"): lambda r: (fresh_user(r), None),
         ("GET", "/api/v1/tenants/{tenant}/quota"): lambda r: ({"tenant": own_tenant(r)}, None),
         ("PUT", "/api/v1/tenants/{tenant}/quota"):
             lambda r: ({"tenant": own_tenant(r)}, {"vms": None}),
@@ -1375,6 +1396,10 @@ def cross_tenant(c, w, op_id):
         ("GET", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"}, None, ""),
         ("POST", "/api/v1/tenants/{tenant}/users", {"tenant": "alpha"},
          {"name": "mallory", "role": "tenant-admin"}, ""),
+        ("PUT", "/api/v1/tenants/{tenant}/users/{user}", {"tenant": "alpha", "user": "vic"},
+         {"role": "operator"}, ""),
+        ("DELETE", "/api/v1/tenants/{tenant}/users/{user}", {"tenant": "alpha", "user": "vic"},
+         None, ""),
         ("GET", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"}, None, ""),
         ("PUT", "/api/v1/tenants/{tenant}/quota", {"tenant": "alpha"}, {"vms": None}, ""),
         ("DELETE", "/api/v1/tokens/{id}", {"id": w.token_ids["vic"]}, None, ""),

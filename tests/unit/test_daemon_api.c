@@ -298,6 +298,75 @@ static void test_inventory(const char *admin, const char *a_admin, const char *a
     CHECK(call("GET", "/api/v1/roles", a_view, NULL) == 200 && list_len("permissions") > 30);
 }
 
+/* The role of the token whose text is tok, from GET /tokens as `by` ("" when not listed). */
+static const char *token_role(const char *by, const char *tok)
+{
+    static char role[32];
+    json_t *t;
+    size_t i;
+
+    role[0] = '\0';
+    if (call("GET", "/api/v1/tokens", by, NULL) != 200)
+        return role;
+    json_array_foreach(json_object_get(last, "tokens"), i, t)
+    {
+        if (!strncmp(json_string_value(json_object_get(t, "id")) ?: "", tok + 4, TOKEN_ID_HEX))
+            snprintf(role, sizeof(role), "%s", json_string_value(json_object_get(t, "role")) ?: "");
+    }
+    return role;
+}
+
+/* Changing a user's role and deleting a user: a tenant-admin of its tenant or a platform
+ * administrator, never oneself; a demotion narrows the user's tokens at once; a deleted
+ * user's tokens stop working. */
+static void test_user_changes(const char *admin, const char *a_admin, const char *a_view,
+                              const char *b_admin)
+{
+    char op[TOKEN_TEXT_LEN + 1];
+    const char *path = "/api/v1/tenants/alpha/users/opx";
+
+    make_user(a_admin, "alpha", "opx", "tenant-admin", op);
+    CHECK(!strcmp(token_role(a_admin, op), "tenant-admin"));
+    CHECK(call("POST", "/api/v1/tokens", op, "{\"role\": \"viewer\"}") == 201);
+    CHECK(call("PUT", path, a_view, "{\"role\": \"viewer\"}") == 403);
+    CHECK(call("PUT", path, b_admin, "{\"role\": \"viewer\"}") == 404 &&
+          !strcmp(err_field() ?: "", "tenant"));
+    CHECK(call("PUT", path, a_admin, "{\"role\": \"platform-admin\"}") == 400 &&
+          !strcmp(err_field() ?: "", "role"));
+    CHECK(call("PUT", path, a_admin, "{\"role\": \"viewer\", \"x\": 1}") == 400);
+    CHECK(call("PUT", path, a_admin, "{}") == 400 && !strcmp(err_field() ?: "", "role"));
+    CHECK(call("PUT", "/api/v1/tenants/alpha/users/nobody", a_admin, "{\"role\": \"viewer\"}") ==
+              404 &&
+          !strcmp(err_field() ?: "", "user"));
+    CHECK(call("PUT", "/api/v1/tenants/alpha/users/Bad", a_admin, "{\"role\": \"viewer\"}") ==
+              400 &&
+          !strcmp(err_field() ?: "", "user"));
+    CHECK(call("PUT", "/api/v1/tenants/alpha/users/ann", a_admin, "{\"role\": \"viewer\"}") ==
+              409 &&
+          !strcmp(err_field() ?: "", "user"));
+
+    /* A demotion reaches the token at once: no more tokens or user changes by it. */
+    CHECK(call("PUT", path, a_admin, "{\"role\": \"viewer\"}") == 200);
+    CHECK(!strcmp(json_string_value(json_object_get(last, "role")) ?: "", "viewer"));
+    CHECK(!strcmp(token_role(a_admin, op), "viewer"));
+    CHECK(call("POST", "/api/v1/tokens", op, "{\"role\": \"viewer\"}") == 403);
+    CHECK(call("PUT", "/api/v1/tenants/alpha/users/vic", op, "{\"role\": \"operator\"}") == 403);
+    /* A promotion does not widen a token made for the narrower role. */
+    CHECK(call("PUT", path, admin, "{\"role\": \"tenant-admin\"}") == 200);
+    CHECK(!strcmp(token_role(a_admin, op), "viewer"));
+
+    CHECK(call("DELETE", path, a_view, NULL) == 403);
+    CHECK(call("DELETE", path, b_admin, NULL) == 404);
+    CHECK(call("DELETE", "/api/v1/tenants/alpha/users/ann", a_admin, NULL) == 409);
+    CHECK(call("GET", "/api/v1/tenants/alpha", op, NULL) == 200);
+    CHECK(call("DELETE", path, a_admin, NULL) == 204);
+    CHECK(call("GET", "/api/v1/tenants/alpha", op, NULL) == 401);
+    CHECK(call("DELETE", path, a_admin, NULL) == 404);
+    CHECK(call("GET", "/api/v1/audit", a_admin, NULL) == 200);
+    CHECK(audited("user.set-role", 200) && audited("user.set-role", 403) &&
+          audited("user.delete", 204) && audited("user.delete", 409));
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tessera-test-api-XXXXXX", path[256], err[STORE_ERR_LEN];
@@ -434,6 +503,8 @@ int main(void)
     CHECK(call("GET", "/api/v1/audit", a_view, NULL) == 200);
     CHECK(audited("user.create", 201) && audited("user.create", 403) &&
           !audited("token.revoke", 204) && !audited("bootstrap", 201));
+
+    test_user_changes(admin, a_admin, a_view, b_admin);
 
     /* Deleting a tenant takes its users and tokens. */
     CHECK(call("DELETE", "/api/v1/tenants/beta", admin, NULL) == 204);

@@ -239,6 +239,28 @@ static void test_objects(void)
     CHECK(s->ops->token_revoke(s, "00112233445566aa") == 0);
     CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0 && got.revoked);
     CHECK(s->ops->token_revoke(s, "ffffffffffffffff") == -ENOENT);
+    CHECK(s->ops->token_set_role(s, "00112233445566aa", "viewer") == 0);
+    CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0 && !strcmp(got.role, "viewer"));
+    CHECK(s->ops->token_set_role(s, "ffffffffffffffff", "viewer") == -ENOENT);
+
+    /* A user's role changes in its own tenant only; deleting it takes its tokens. */
+    CHECK(s->ops->user_set_role(s, "a", "alice", "operator") == 0);
+    CHECK(s->ops->user_get(s, "a", "alice", &gu) == 0 && !strcmp(gu.role, "operator"));
+    CHECK(s->ops->user_get(s, "b", "alice", &gu) == 0 && strcmp(gu.role, "operator"));
+    CHECK(s->ops->user_set_role(s, "a", "nobody", "viewer") == -ENOENT);
+    CHECK(s->ops->user_set_role(s, "", "alice", "viewer") == -ENOENT);
+    CHECK(s->ops->user_create(
+              s, &(struct store_user){.tenant = "a", .name = "gone", .role = "viewer"}) == 0);
+    snprintf(k.id, sizeof(k.id), "00112233445566cc");
+    snprintf(k.tenant, sizeof(k.tenant), "a");
+    snprintf(k.user, sizeof(k.user), "gone");
+    CHECK(s->ops->token_create(s, &k) == 0);
+    CHECK(s->ops->user_delete(s, "b", "gone") == -ENOENT);
+    CHECK(s->ops->user_delete(s, "a", "gone") == 0);
+    CHECK(s->ops->user_delete(s, "a", "gone") == -ENOENT);
+    CHECK(s->ops->user_get(s, "a", "gone", &gu) == -ENOENT);
+    CHECK(s->ops->token_get(s, "00112233445566cc", &got) == -ENOENT);
+    CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0);
 
     /* Deleting a tenant takes its users and their tokens, and nobody else's. */
     CHECK(s->ops->tenant_delete(s, "b") == 0);

@@ -189,3 +189,27 @@ export async function login(fetchFn, tenant, user, password) {
   if (!r.ok) throw new ApiError(r.status, doc);
   return doc.token;
 }
+
+// ---- Helpers of the admin and network views (web/src/admin.js, web/src/netviews.js) ----
+
+// An API path from its segments, each one encoded: apiPath('tenants', t, 'quota').
+export function apiPath(...segments) {
+  return `/${segments.map((s) => encodeURIComponent(String(s))).join('/')}`;
+}
+
+// The array under key of GET path ([] when absent): list(client, 'networks').
+export async function list(client, key, path = apiPath(key)) {
+  const doc = await client.call('GET', path);
+  return (doc && doc[key]) || [];
+}
+
+// The quota of tenant: {tenant, limits, usage} (GET /tenants/{tenant}/quota).
+export function quotaOf(client, tenant) {
+  return client.call('GET', apiPath('tenants', tenant, 'quota'));
+}
+
+// The tokens of tenant's users ("" the platform's): a platform administrator's list holds
+// every tenant's, a tenant's users see their own.
+export async function tokensOf(client, tenant) {
+  return (await list(client, 'tokens')).filter((t) => t.tenant === tenant);
+}

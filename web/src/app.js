@@ -8,6 +8,9 @@ import htm from 'htm';
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
 import { Client, abilities, applyEvent, consoleURL, login, needsReload } from './api.js';
+import { AdminView, QuotaPreview } from './admin.js';
+import { NetView, VmHardware } from './netviews.js';
+import { adminAbilities } from './policy.js';
 
 const html = htm.bind(h);
 const TOKEN_KEY = 'tessera.token';
@@ -89,27 +92,47 @@ function Login({ onLogin }) {
   </main>`;
 }
 
-function CreateDialog({ client, onClose }) {
+function CreateDialog({ client, scope, onClose }) {
   const [templates, setTemplates] = useState([]);
   const [name, setName] = useState('');
   const [template, setTemplate] = useState('');
   const [start, setStart] = useState(true);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  // CPUs and memory (MiB) start at the template's; the quota preview weighs what they ask.
+  const [cpus, setCpus] = useState('');
+  const [memMiB, setMemMiB] = useState('');
+  const [fit, setFit] = useState({ ok: true, reason: '' });
+  // Focus starts in the dialog (autofocus does not act on an element added after load), so
+  // Escape and Tab work from the keyboard at once.
+  const first = useRef(null);
+  useEffect(() => {
+    if (first.current) first.current.focus();
+  }, []);
+  const pick = (t) => {
+    setTemplate(t ? t.name : '');
+    setCpus(t ? String(t.cpus) : '');
+    setMemMiB(t ? String(Math.round(t.memory_bytes / 1048576)) : '');
+  };
   useEffect(() => {
     client.call('GET', '/templates').then((doc) => {
       const list = doc.templates || [];
       setTemplates(list);
-      const def = list.find((t) => t.name === 'busybox') || list[0];
-      if (def) setTemplate(def.name);
+      pick(list.find((t) => t.name === 'busybox') || list[0]);
     }, (err) => setError(err.message));
   }, [client]);
+  const tmpl = templates.find((t) => t.name === template);
+  const want = useMemo(() => ({ vcpus: Number(cpus) || 0, memory_bytes: (Number(memMiB) || 0) * 1048576,
+    disk_bytes: tmpl ? tmpl.disk_bytes : 0, vms: 1 }), [cpus, memMiB, tmpl]);
   const submit = async (e) => {
     e.preventDefault();
     setBusy(true);
     setError('');
     try {
-      await client.call('POST', '/vms', { name, template, start });
+      const body = { name, template, start };
+      if (tmpl && Number(cpus) !== tmpl.cpus) body.cpus = Number(cpus);
+      if (tmpl && want.memory_bytes !== tmpl.memory_bytes) body.memory_bytes = want.memory_bytes;
+      await client.call('POST', '/vms', body);
       onClose();
     } catch (err) {
       setError(err.message);
@@ -126,24 +149,29 @@ function CreateDialog({ client, onClose }) {
     <form onSubmit=${submit}>
       <h2 id="create-title">New VM</h2>
       <label for="vm-name">Name</label>
-      <input id="vm-name" autofocus value=${name} onInput=${(e) => setName(e.target.value)} required
+      <input id="vm-name" ref=${first} autofocus value=${name} onInput=${(e) => setName(e.target.value)} required
         pattern="[a-z0-9\\-]{1,59}" title="1 to 59 characters of a-z, 0-9 and -" />
       <label for="vm-template">Template</label>
-      <select id="vm-template" value=${template} onChange=${(e) => setTemplate(e.target.value)}>
+      <select id="vm-template" value=${template} onChange=${(e) => pick(templates.find((t) => t.name === e.target.value))}>
         ${templates.map((t) => html`<option value=${t.name}>${t.name}</option>`)}
       </select>
+      <label for="vm-cpus">CPUs</label>
+      <input id="vm-cpus" type="number" min="1" max="8" value=${cpus} onInput=${(e) => setCpus(e.target.value)} required />
+      <label for="vm-memory">Memory (MiB)</label>
+      <input id="vm-memory" type="number" min="16" max="65536" value=${memMiB} onInput=${(e) => setMemMiB(e.target.value)} required />
       <label class="check"><input type="checkbox" checked=${start}
         onChange=${(e) => setStart(e.target.checked)} /> Start it now</label>
+      <${QuotaPreview} client=${client} tenant=${scope} want=${want} onFit=${setFit} />
       <${ErrorLine} error=${error} />
       <div class="buttons">
-        <button type="submit" disabled=${busy}>Create</button>
+        <button type="submit" disabled=${busy || !fit.ok} title=${fit.reason}>Create</button>
         <button type="button" onClick=${onClose}>Cancel</button>
       </div>
     </form>
   </div>`;
 }
 
-function VmList({ client, me, vms, error }) {
+function VmList({ client, me, scope, vms, error }) {
   const can = abilities(me.role);
   const [creating, setCreating] = useState(false);
   return html`<main>
@@ -165,7 +193,7 @@ function VmList({ client, me, vms, error }) {
       </tbody>
     </table></div>
     ${vms.length === 0 && html`<p class="empty">No VMs.</p>`}
-    ${creating && html`<${CreateDialog} client=${client} onClose=${() => setCreating(false)} />`}
+    ${creating && html`<${CreateDialog} client=${client} scope=${scope} onClose=${() => setCreating(false)} />`}
   </main>`;
 }
 
@@ -242,6 +270,7 @@ function VmDetail({ client, me, vm, name }) {
       <button id="snapshot" type="submit" disabled=${!!busy || !stopped}
         title=${stopped ? '' : 'a VM is snapshotted while stopped'}>Take snapshot</button>
     </form>`}
+    <${VmHardware} client=${client} me=${me} name=${name} state=${vm.state} />
   </main>`;
 }
 
@@ -389,10 +418,17 @@ function App() {
   let view;
   if (m && m[2]) view = html`<${Console} client=${client} name=${m[1]} />`;
   else if (m) view = html`<${VmDetail} client=${client} me=${me} name=${m[1]} vm=${vms.find((v) => v.name === m[1])} />`;
-  else view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
+  else if (hash.startsWith('#/admin')) view = html`<${AdminView} client=${session.client} me=${me} hash=${hash} />`;
+  else if (/^#\/(networks|secgroups|routers)/.test(hash)) view = html`<${NetView} client=${client} me=${me} hash=${hash} />`;
+  else view = html`<${VmList} client=${client} me=${me} scope=${scope} vms=${vms} error=${error || streamError} />`;
   return html`<div>
     <header>
       <a class="brand" href="#/">Tessera</a>
+      <nav class="main-nav" aria-label="Views">
+        <a href="#/" id="nav-vms">VMs</a>
+        <a href="#/networks" id="nav-networks">Networks</a>
+        ${adminAbilities(me.role).admin && html`<a href="#/admin" id="nav-admin">Admin</a>`}
+      </nav>
       <span class=${live ? 'live' : 'live off'} title="event stream">${live ? 'live' : 'offline'}</span>
       ${platform && html`<${TenantSwitch} base=${session.client} tenant=${tenant} onChange=${setTenant} />`}
       <span class="who" id="who">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</span>
