@@ -125,8 +125,39 @@ function UsersPanel({ client, tenant, me, can, users, reload }) {
         ${TENANT_ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
       <button type="submit" id="user-create" disabled=${busy}>Add user</button>
     </form>`}
+    ${can.users && users.length > 0 && html`<${PasswordForm} client=${client.withTenant(tenant)}
+      users=${users.map((u) => u.name)} />`}
     <${ErrorLine} error=${error} />
   </section>`;
+}
+
+// Sets a password (PUT /password): a user's of the client's tenant when users lists them, the
+// caller's own otherwise. The password is never shown back, and the field clears when set.
+export function PasswordForm({ client, users }) {
+  const [user, setUser] = useState(users ? users[0] : '');
+  const [password, setPassword] = useState('');
+  const [done, setDone] = useState('');
+  const { error, busy, run } = useAction();
+  const submit = (e) => {
+    e.preventDefault();
+    setDone('');
+    run(async () => {
+      await client.call('PUT', '/password', users ? { user, password } : { password });
+      setPassword('');
+      setDone(users ? `The password of ${user} is set.` : 'Your password is set.');
+    });
+  };
+  return html`<form class="inline-row" id="password-form" onSubmit=${submit}>
+    ${users && html`<label>User <select id="password-user" value=${user}
+      onChange=${(e) => setUser(e.target.value)}>
+      ${users.map((u) => html`<option value=${u}>${u}</option>`)}</select></label>`}
+    <label>${users ? 'New password' : 'Your new password'} <input id="password-new" type="password"
+      autocomplete="new-password" minlength="8" maxlength="256" required value=${password}
+      onInput=${(e) => setPassword(e.target.value)} /></label>
+    <button type="submit" id="password-set" disabled=${busy}>Set password</button>
+    ${done && html`<span class="busy" role="status" id="password-done">${done}</span>`}
+    <${ErrorLine} error=${error} />
+  </form>`;
 }
 
 function TokensPanel({ client, tenant, me, can, users }) {

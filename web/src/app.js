@@ -8,7 +8,7 @@ import htm from 'htm';
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
 import { Client, abilities, applyEvent, consoleURL, login, needsReload } from './api.js';
-import { AdminView, QuotaPreview } from './admin.js';
+import { AdminView, PasswordForm, QuotaPreview } from './admin.js';
 import { NetView, VmHardware } from './netviews.js';
 import { adminAbilities } from './policy.js';
 
@@ -418,7 +418,11 @@ function App() {
   let view;
   if (m && m[2]) view = html`<${Console} client=${client} name=${m[1]} />`;
   else if (m) view = html`<${VmDetail} client=${client} me=${me} name=${m[1]} vm=${vms.find((v) => v.name === m[1])} />`;
-  else if (hash.startsWith('#/admin')) view = html`<${AdminView} client=${session.client} me=${me} hash=${hash} />`;
+  else if (hash === '#/account') {
+    view = html`<main><h2>Your account</h2>
+      <p>${me.tenant ? `${me.tenant}/` : ''}${me.user}, ${me.role}.</p>
+      <${PasswordForm} client=${session.client} /></main>`;
+  } else if (hash.startsWith('#/admin')) view = html`<${AdminView} client=${session.client} me=${me} hash=${hash} />`;
   else if (/^#\/(networks|secgroups|routers)/.test(hash)) view = html`<${NetView} client=${client} me=${me} hash=${hash} />`;
   else view = html`<${VmList} client=${client} me=${me} scope=${scope} vms=${vms} error=${error || streamError} />`;
   return html`<div>
@@ -431,7 +435,7 @@ function App() {
       </nav>
       <span class=${live ? 'live' : 'live off'} title="event stream">${live ? 'live' : 'offline'}</span>
       ${platform && html`<${TenantSwitch} base=${session.client} tenant=${tenant} onChange=${setTenant} />`}
-      <span class="who" id="who">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</span>
+      <a class="who" id="who" href="#/account" title="your account: set your password">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</a>
       <button id="logout" onClick=${logout}>Log out</button>
     </header>
     ${view}

@@ -132,6 +132,14 @@ async function asAdmin(page) {
 async function asViewer(page) {
   await loginPassword(page, 'acme', 'vic', process.env.WEB_VIEWER_PASSWORD);
   check((await page.textContent('#who')).includes('acme/vic (viewer)'), 'the password login is the viewer');
+  // Any role sets its own password on its account page.
+  await page.click('#who');
+  await page.fill('#password-new', process.env.WEB_VIEWER_PASSWORD2);
+  await page.click('#password-set');
+  await page.waitForSelector('#password-done');
+  check((await page.textContent('#password-done')).includes('Your password is set'), 'the viewer sets its own password');
+  await shot(page, '07b-account');
+  await page.click('#nav-vms');
   await page.waitForSelector('tr[data-vm=keep]');
   check(await page.locator('#create').count() === 0, 'a viewer has no New VM button');
   check(await page.locator('tr[data-vm=secret]').count() === 0, "a viewer never sees another tenant's VM");

@@ -135,6 +135,12 @@ async function asTenantAdmin(page, boss) {
   await page.selectOption('select[aria-label="role of opal"]', 'viewer');
   check(await until(async () => (await page.inputValue('select[aria-label="role of opal"]')) === 'viewer', 10000),
     "opal's role changes to viewer");
+  // A password for vera, set by her tenant-admin (the test logs her in with it afterwards).
+  await page.selectOption('#password-user', 'vera');
+  await page.fill('#password-new', 'vera-password-1');
+  await page.click('#password-set');
+  check(await until(async () => /password of vera is set/.test(await text(page, '#password-done')), 10000),
+    "a tenant-admin sets vera's password");
   await page.click('button[aria-label="delete user temp"]');
   check(await until(async () => (await count(page, '#users tr[data-user=temp]')) === 0, 10000), 'Delete deletes user temp');
   await shot(page, 'a03-tenant-admin');

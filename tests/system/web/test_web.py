@@ -144,7 +144,7 @@ def browser(d, base, admin, viewer):
     # The viewer logs in with a password (its own, set with its token).
     d.ok("PUT", "/api/v1/password", token=viewer, body={"password": VIEWER_PASSWORD})
     env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
-               WEB_VIEWER_PASSWORD=VIEWER_PASSWORD,
+               WEB_VIEWER_PASSWORD=VIEWER_PASSWORD, WEB_VIEWER_PASSWORD2=VIEWER_PASSWORD + "2",
                WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
     p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__), "drive.mjs")],
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -161,6 +161,9 @@ def browser(d, base, admin, viewer):
     check(st == 200 and len(sessions) == 1 and sessions[0]["user"] == "vic" and
           sessions[0]["revoked"] and sessions[0]["expires"],
           "the viewer's password login was a session, revoked by Log out: %s" % sessions)
+    st, doc, _ = d.call("POST", "/api/v1/login", token="",
+                        body={"tenant": "acme", "user": "vic", "password": VIEWER_PASSWORD + "2"})
+    check(st == 201, "the viewer's new password, set in the browser, logs in: %d %s" % (st, doc))
     st, doc, _ = d.call("GET", "/api/v1/vms", token=admin)
     check(st == 200 and [v["name"] for v in doc["vms"]] == ["keep"],
           "the API agrees: only 'keep' is left in acme (%s)" % doc)

@@ -81,6 +81,10 @@ def api_agrees(d, nets):
     users = {u["name"]: u["role"] for u in doc.get("users", [])} if st == 200 else {}
     check(users == {"boss": "tenant-admin", "opal": "viewer", "vera": "viewer"},
           "corp's users as the browser left them: %s" % users)
+    st, doc, _ = d.call("POST", "/api/v1/login", token="",
+                        body={"tenant": "corp", "user": "vera", "password": "vera-password-1"})
+    check(st == 201 and doc["role"] == "viewer",
+          "vera logs in with the password her tenant-admin set in the browser: %d %s" % (st, doc))
     st, doc, _ = d.call("GET", "/api/v1/tenants/corp/quota")
     check(st == 200 and doc["limits"] == {"vcpus": 2, "memory_bytes": 384 << 20,
                                           "disk_bytes": None, "vms": 4},
