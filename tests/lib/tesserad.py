@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,19 @@ def procs(match):
         if argv[0] and match(argv):
             out.append(int(pid))
     return sorted(out)
+
+
+def network_missing(tools=()):
+    """Why virtual networks cannot be made here (not root, a tool missing, no tun device), or
+    None. tools: what the test needs beyond ip, dnsmasq and nft."""
+    if os.geteuid() != 0:
+        return "not root (network namespaces and taps need CAP_NET_ADMIN)"
+    for tool in ("ip", "dnsmasq", "nft") + tuple(tools):
+        if not shutil.which(tool):
+            return "%s is not installed (scripts/install-deps.sh)" % tool
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "no /dev/net/tun"
+    return None
 
 
 def network_cleanup(state):

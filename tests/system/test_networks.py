@@ -11,29 +11,18 @@ namespace, tap or dnsmasq process the daemon made is left. Needs root, iproute2,
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from syskit import Console, check, run_suite, skipped, wait_booted  # noqa: E402
-from tesserad import network_cleanup, procs  # noqa: E402
+from tesserad import network_cleanup, network_missing, procs  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 SUBNET = "10.77.0.0/24"
 
 
-def missing():
-    """Why this machine cannot run the test, or None."""
-    if os.geteuid() != 0:
-        return "not root (network namespaces and taps need CAP_NET_ADMIN)"
-    for tool in ("ip", "dnsmasq", "nft"):
-        if not shutil.which(tool):
-            return "%s is not installed (scripts/install-deps.sh)" % tool
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
-        return "no /dev/net/tun"
-    return None
 
 
 def host_objects(state, ns_ids, taps):
@@ -275,7 +264,7 @@ def cleanup(d):
 
 
 def main():
-    why = missing()
+    why = network_missing()
     if why:
         return skipped("networks", why)
     return run_suite("networks", [("networks", lambda d: run(d, d.state))], prefix="tsr-net-",

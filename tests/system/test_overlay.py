@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from syskit import TALLY, Console, check, wait_booted  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
-from tesserad import Daemon, network_cleanup, procs  # noqa: E402
+from tesserad import Daemon, network_cleanup, network_missing, procs  # noqa: E402
 from test_networks import lease_of  # noqa: E402
 import test_networks  # noqa: E402
 
@@ -39,15 +39,6 @@ TRUNK = "tsrt-trunk"
 
 
 
-def missing():
-    if os.geteuid() != 0:
-        return "not root (network namespaces and taps need CAP_NET_ADMIN)"
-    for tool in ("ip", "dnsmasq", "nft", "nsenter", "bridge", "ovs-vswitchd"):
-        if not shutil.which(tool):
-            return "%s is not installed (scripts/install-deps.sh)" % tool
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
-        return "no /dev/net/tun"
-    return None
 
 
 def sh(*argv, ns=None):
@@ -380,7 +371,7 @@ def kill_vmms(tmp):
 
 
 def main():
-    why = missing()
+    why = network_missing(("nsenter", "bridge", "ovs-vswitchd"))
     if why:
         print("overlay: skipped: %s" % why)
         print("overlay: 0 passed, 0 failed")

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from syskit import TALLY, Console, check, wait_booted  # noqa: E402
-from tesserad import Daemon, network_cleanup, procs  # noqa: E402
+from tesserad import Daemon, network_cleanup, network_missing, procs  # noqa: E402
 
 TESSERA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tessera")
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
@@ -60,15 +60,6 @@ http.server.HTTPServer((sys.argv[1], 8000), H).serve_forever()
 
 
 
-def missing():
-    if os.geteuid() != 0:
-        return "not root (network namespaces and taps need CAP_NET_ADMIN)"
-    for tool in ("ip", "dnsmasq", "nft", "sysctl"):
-        if not shutil.which(tool):
-            return "%s is not installed (scripts/install-deps.sh)" % tool
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
-        return "no /dev/net/tun"
-    return None
 
 
 def sh(*argv):
@@ -333,7 +324,7 @@ def vm_pids(tmp):
 
 
 def main():
-    why = missing()
+    why = network_missing(("sysctl",))
     if why:
         print("routers: skipped: %s" % why)
         print("routers: 0 passed, 0 failed")

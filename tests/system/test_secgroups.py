@@ -20,8 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from syskit import TALLY, Console, check, wait_booted  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
-from tesserad import Daemon, network_cleanup  # noqa: E402
-from test_networks import missing  # noqa: E402
+from tesserad import Daemon, network_cleanup, network_missing  # noqa: E402
 
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
 Q = "?tenant=red"
@@ -175,7 +174,7 @@ def run(d, state):
 
 
 def main():
-    why = missing()
+    why = network_missing()
     if why:
         print("secgroups: skipped: %s" % why)
         print("secgroups: 0 passed, 0 failed")

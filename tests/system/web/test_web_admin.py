@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 from syskit import TALLY, check, kill_vms, skipped, summary  # noqa: E402
-from tesserad import ROOT, Daemon, network_cleanup  # noqa: E402
+from tesserad import ROOT, Daemon, network_cleanup, network_missing  # noqa: E402
 from test_web import CHROMIUM, WEB_DIR, node_path  # noqa: E402
 
 SUITE = "web-admin"
@@ -47,16 +47,6 @@ def why_no_browser():
     return None
 
 
-def why_no_networks():
-    """Why virtual networks cannot be made here, or None (tests/system/test_networks.py)."""
-    if os.geteuid() != 0:
-        return "not root (network namespaces need CAP_NET_ADMIN)"
-    for tool in ("ip", "dnsmasq", "nft"):
-        if not shutil.which(tool):
-            return "%s is not installed (scripts/install-deps.sh)" % tool
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
-        return "no /dev/net/tun"
-    return None
 
 
 def run_browser(d, base, nets):
@@ -109,7 +99,7 @@ def main():
     why = why_no_browser()
     if why:
         return skipped(SUITE, why)
-    no_nets = why_no_networks()
+    no_nets = network_missing()
     if no_nets:
         print("web-admin: networks and routers are skipped: %s" % no_nets)
     tmp = tempfile.mkdtemp(prefix="tsr-webadm-")
