@@ -64,6 +64,7 @@ stage "daemon http" python3 tests/system/test_daemon_http.py
 stage "cli console" python3 tests/system/test_cli_console.py
 stage "daemon vms"  python3 tests/system/test_daemon_vms.py
 stage "resources"   python3 tests/system/test_resources.py
+stage "history"     python3 tests/system/test_history.py
 stage "networks"    python3 tests/system/test_networks.py
 stage "secgroups"   python3 tests/system/test_secgroups.py
 stage "routers"     python3 tests/system/test_routers.py
