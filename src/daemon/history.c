@@ -63,7 +63,8 @@ static void bucket_close(struct history_ring *r)
     struct history_point p = {.t_ms = r->bucket * HISTORY_COARSE_S * 1000};
 
     for (unsigned i = 0; i < HISTORY_FIELDS; i++)
-        p.v[i] = i < r->nfields && r->bucket_n[i] ? r->bucket_sum[i] / r->bucket_n[i] : NAN;
+        p.v[i] =
+            i < r->nfields && r->bucket_n[i] ? (float)(r->bucket_sum[i] / r->bucket_n[i]) : NAN;
     ring_push(r->coarse, HISTORY_COARSE_N, &r->coarse_head, &r->coarse_n, &p);
     memset(r->bucket_n, 0, sizeof(r->bucket_n));
     memset(r->bucket_sum, 0, sizeof(r->bucket_sum));
@@ -87,7 +88,7 @@ void history_ring_add(struct history_ring *r, int64_t t_ms, const double *v)
     if (last && t_ms <= last->t_ms)
         return;
     for (unsigned i = 0; i < HISTORY_FIELDS; i++)
-        p.v[i] = i < r->nfields ? v[i] : NAN;
+        p.v[i] = i < r->nfields ? (float)v[i] : NAN;
     ring_push(r->fine, HISTORY_FINE_N, &r->fine_head, &r->fine_n, &p);
     if (r->bucket_open && b != r->bucket)
         bucket_close(r);
@@ -101,9 +102,15 @@ void history_ring_add(struct history_ring *r, int64_t t_ms, const double *v)
     }
 }
 
-static int column_add(json_t *col, double v)
+/* A float's own digits (%.7g), not its double's (0.1f would print as 0.10000000149011612). */
+static int column_add(json_t *col, float v)
 {
-    return json_array_append_new(col, isfinite(v) ? json_real(v) : json_null());
+    char text[32];
+
+    if (!isfinite(v))
+        return json_array_append_new(col, json_null());
+    snprintf(text, sizeof(text), "%.7g", (double)v);
+    return json_array_append_new(col, json_real(strtod(text, NULL)));
 }
 
 static int point_add(json_t *t, json_t **cols, unsigned n, const struct history_point *p)
@@ -115,8 +122,7 @@ static int point_add(json_t *t, json_t **cols, unsigned n, const struct history_
     return ret;
 }
 
-json_t *history_ring_json(const struct history_ring *r, const char *const *names,
-                          int64_t since_ms)
+json_t *history_ring_json(const struct history_ring *r, const char *const *names, int64_t since_ms)
 {
     json_t *out = json_object(), *t = json_array(), *cols[HISTORY_FIELDS] = {0};
     int64_t fine_from = r->fine_n ? r->fine[r->fine_head].t_ms : INT64_MAX;
@@ -274,13 +280,15 @@ static void counters_of(const json_t *st, struct history_counters *c, double *v)
     size_t i;
 
     c->cpu_s = json_number_value(json_object_get(json_object_get(st, "process"), "cpu_seconds"));
-    json_array_foreach (json_object_get(st, "disks"), i, e) {
+    json_array_foreach(json_object_get(st, "disks"), i, e)
+    {
         c->rd_bytes += u64_of(json_object_get(e, "read_bytes"));
         c->wr_bytes += u64_of(json_object_get(e, "write_bytes"));
         c->rd_ops += u64_of(json_object_get(e, "reads"));
         c->wr_ops += u64_of(json_object_get(e, "writes"));
     }
-    json_array_foreach (json_object_get(st, "nics"), i, e) {
+    json_array_foreach(json_object_get(st, "nics"), i, e)
+    {
         c->rx_bytes += u64_of(json_object_get(e, "rx_bytes"));
         c->tx_bytes += u64_of(json_object_get(e, "tx_bytes"));
     }
@@ -301,8 +309,8 @@ static int host_cpu(unsigned long long *busy, unsigned long long *total)
 
     if (!fp)
         return -errno;
-    n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
-               &f[4], &f[5], &f[6], &f[7]);
+    n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
+               &f[5], &f[6], &f[7]);
     fclose(fp);
     if (n < 4)
         return -EIO;
@@ -332,8 +340,8 @@ static double host_mem_used(void)
 }
 
 /* A VM's sample, taken outside every lock; recorded under the history's. */
-static void sample_vm(struct daemon *d, struct history *h, const struct vm_want *w,
-                      int64_t t_ms, unsigned *running)
+static void sample_vm(struct daemon *d, struct history *h, const struct vm_want *w, int64_t t_ms,
+                      unsigned *running)
 {
     struct history_counters c = {0};
     double v[HISTORY_FIELDS];

@@ -6,8 +6,8 @@
  * bounded ring per VM and one for the host. As Proxmox's RRD does, older points are kept at a
  * coarser step: the last HISTORY_FINE_N points at HISTORY_STEP_S (10 minutes), and
  * HISTORY_COARSE_N averages of HISTORY_COARSE_S seconds each (the hour). A ring is a fixed
- * array: about 37 KiB per VM (sizeof(struct history_ring)), HISTORY_VMS_MAX VMs at most, so
- * the history never holds more than about 38 MiB whatever the inventory.
+ * array: 34 KiB per VM (sizeof(struct history_ring): 720 points of 48 bytes), HISTORY_VMS_MAX
+ * VMs at most, so the history never holds more than 34 MiB whatever the inventory.
  *
  * Rates come from the difference of two samples of the same process: a VM that restarted (its
  * pid changed) or whose counters went back gets a point whose rates are unknown (NaN, null in
@@ -29,26 +29,26 @@
 
 struct daemon;
 
-#define HISTORY_STEP_S    2    /* a CPU-bound guest shows within two samples */
-#define HISTORY_FINE_N    300  /* 10 minutes at HISTORY_STEP_S */
-#define HISTORY_COARSE_S  30   /* older points: averages of this many seconds */
-#define HISTORY_COARSE_N  120  /* one hour of them */
-#define HISTORY_FIELDS    9    /* values per point, at most */
-#define HISTORY_VMS_MAX   1024 /* VMs with a history; more are not sampled */
-#define HISTORY_WINDOW_S  (HISTORY_COARSE_N * HISTORY_COARSE_S)
+#define HISTORY_STEP_S   1    /* a load that starts shows fully in the second sample */
+#define HISTORY_FINE_N   600  /* 10 minutes at HISTORY_STEP_S */
+#define HISTORY_COARSE_S 30   /* older points: averages of this many seconds */
+#define HISTORY_COARSE_N 120  /* one hour of them */
+#define HISTORY_FIELDS   9    /* values per point, at most */
+#define HISTORY_VMS_MAX  1024 /* VMs with a history; more are not sampled */
+#define HISTORY_WINDOW_S (HISTORY_COARSE_N * HISTORY_COARSE_S)
 
 /* One point: its time (Unix milliseconds, CLOCK_REALTIME, for people) and its values, NaN
- * where unknown. */
+ * where unknown. float: a graph needs no more than its 24 bits, and it halves the ring. */
 struct history_point {
     int64_t t_ms;
-    double v[HISTORY_FIELDS];
+    float v[HISTORY_FIELDS];
 };
 
 struct history_ring {
     unsigned nfields;
     size_t fine_head, fine_n; /* fine[fine_head] is the oldest of fine_n */
     size_t coarse_head, coarse_n;
-    int64_t bucket;                  /* the coarse bucket being filled: t_ms / HISTORY_COARSE_S s */
+    int64_t bucket; /* the coarse bucket being filled: t_ms / HISTORY_COARSE_S s */
     unsigned bucket_n[HISTORY_FIELDS]; /* its known values per field, and their sums */
     double bucket_sum[HISTORY_FIELDS];
     bool bucket_open;
@@ -66,8 +66,7 @@ void history_ring_add(struct history_ring *r, int64_t t_ms, const double *v);
 /* The points newer than since_ms, oldest first, as columns: {"t": [Unix seconds], names[0]:
  * [...], ...} (null for NaN), coarse points where no fine one exists yet, then the fine ones.
  * names: nfields names. NULL when out of memory. */
-json_t *history_ring_json(const struct history_ring *r, const char *const *names,
-                          int64_t since_ms);
+json_t *history_ring_json(const struct history_ring *r, const char *const *names, int64_t since_ms);
 
 /* A VM's values, in order (history_vm_names). */
 enum history_vm_field {

@@ -77,17 +77,18 @@ static void test_fine_ring(void)
 static void test_consolidation(void)
 {
     struct history_ring *r = ring_new();
-    const int n = 1800 + 60; /* an hour and two minutes of points, 2 s apart */
+    const int n = 3600 + 120; /* an hour and two minutes of points, 1 s apart */
     json_t *j, *t, *a, *b;
     size_t coarse, i;
     double v[2];
 
-    /* Bucket k (30 s: 15 points) holds a = k*15 .. k*15+14: its average is k*15 + 7. b is
-     * unknown in every other point, so its average is of the known ones alone. */
+    /* Bucket k (30 s: 30 points) holds a = k*30 .. k*30+29: its average is k*30 + 14.5. b is
+     * unknown in every other point, so its average is of the known (even) ones alone:
+     * 2 * (k*30 + 14). */
     for (int k = 0; k < n; k++) {
         v[0] = k;
         v[1] = k % 2 ? NAN : 2.0 * k;
-        history_ring_add(r, (int64_t)k * 2000, v);
+        history_ring_add(r, (int64_t)k * 1000, v);
     }
     j = history_ring_json(r, names, -1);
     t = json_object_get(j, "t");
@@ -95,20 +96,21 @@ static void test_consolidation(void)
     b = json_object_get(j, "b");
     CHECK(ascending(t));
     CHECK(json_array_size(a) == json_array_size(t) && json_array_size(b) == json_array_size(t));
-    /* The fine ring holds the last 300 points: 1560..1859 (3120 s to 3718 s). Buckets 0..122
-     * are complete (123 is still filling); the coarse ring keeps the last 120 of them, 3..122;
-     * shown are those that end before the first fine point: 3..103. */
+    /* The fine ring holds the last 600 points: 3120..3719 s. Buckets 0..122 are complete
+     * (123 is still filling); the coarse ring keeps the last 120 of them, 3..122; shown are
+     * those that end before the first fine point: 3..103. */
+    CHECK(HISTORY_FINE_N == 600 && HISTORY_COARSE_N == 120);
     coarse = json_array_size(t) - HISTORY_FINE_N;
     CHECK(coarse == 101);
-    CHECK(at(t, 0) == 3 * 30.0 && at(a, 0) == 3 * 15 + 7);
-    CHECK(at(b, 0) == 2.0 * (3 * 15 + 7)); /* the known (even) ones of 45..59: 46..58 */
-    CHECK(at(t, coarse - 1) == 103 * 30.0 && at(a, coarse - 1) == 103 * 15 + 7);
+    CHECK(at(t, 0) == 3 * 30.0 && at(a, 0) == 3 * 30 + 14.5);
+    CHECK(at(b, 0) == 2.0 * (3 * 30 + 14));
+    CHECK(at(t, coarse - 1) == 103 * 30.0 && at(a, coarse - 1) == 103 * 30 + 14.5);
     /* Then every fine point, with null where b was unknown. */
-    CHECK(at(t, coarse) == 1560 * 2.0 && at(a, coarse) == 1560);
-    CHECK(json_is_null(json_array_get(b, coarse + 1)) && at(b, coarse) == 3120);
-    CHECK(at(t, json_array_size(t) - 1) == (n - 1) * 2.0);
+    CHECK(at(t, coarse) == 3120.0 && at(a, coarse) == 3120);
+    CHECK(json_is_null(json_array_get(b, coarse + 1)) && at(b, coarse) == 6240);
+    CHECK(at(t, json_array_size(t) - 1) == (n - 1) * 1.0);
     for (i = 0; i < coarse; i++)
-        CHECK(at(a, i) == (3 + (double)i) * 15 + 7);
+        CHECK(at(a, i) == (3 + (double)i) * 30 + 14.5);
     json_decref(j);
 
     /* A field never known in a bucket averages to null, not 0. */
@@ -119,9 +121,16 @@ static void test_consolidation(void)
         history_ring_add(r, (int64_t)k * 2000, v);
     }
     CHECK(r->coarse_n == 2 && isnan(r->coarse[0].v[1]) && r->coarse[0].v[0] == 1);
+    /* The bound history.h states: a ring is about 34 KiB. */
+    CHECK(sizeof(struct history_ring) < 35 * 1024);
+    /* Values print with a float's digits, not a double's. */
+    history_ring_init(r, 2);
+    v[0] = 0.1;
+    v[1] = 1e9 / 3;
+    history_ring_add(r, 0, v);
+    j = history_ring_json(r, names, -1);
+    CHECK(at(json_object_get(j, "a"), 0) == 0.1 && at(json_object_get(j, "b"), 0) == 333333300);
     free(r);
-    /* The bound history.h states: a ring is about 37 KiB. */
-    CHECK(sizeof(struct history_ring) < 38 * 1024);
 }
 
 static void test_rates(void)
