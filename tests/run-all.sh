@@ -69,6 +69,7 @@ stage "networks"    python3 tests/system/test_networks.py
 stage "secgroups"   python3 tests/system/test_secgroups.py
 stage "routers"     python3 tests/system/test_routers.py
 stage "web browser" python3 tests/system/web/test_web.py
+stage "web metrics" python3 tests/system/web/test_web_metrics.py
 stage "overlay"     python3 tests/system/test_overlay.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh

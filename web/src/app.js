@@ -8,6 +8,8 @@ import htm from 'htm';
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
 import { Client, abilities, applyEvent, consoleURL, needsReload } from './api.js';
+import { VmGraphs } from './graphs.js';
+import { Dashboard } from './dashboard.js';
 
 const html = htm.bind(h);
 const TOKEN_KEY = 'tessera.token';
@@ -201,6 +203,7 @@ function VmDetail({ client, me, vm, name }) {
       <dt>Disk</dt><dd>${vm.disk_bytes ? `${Math.round(vm.disk_bytes / 1048576)} MiB` : ''}</dd>
       <dt>Desired</dt><dd>${vm.desired}</dd>
     </dl>
+    <${VmGraphs} client=${client} name=${name} />
     <h3>Snapshots</h3>
     <ul class="snaps">${snaps.map((s) => html`<li data-snap=${s.name}>${s.name}</li>`)}</ul>
     ${snaps.length === 0 && html`<p class="empty">No snapshots.</p>`}
@@ -222,11 +225,25 @@ function Console({ client, name }) {
     let ws = null;
     let closed = false;
     const enc = new TextEncoder();
+    let observer = null;
     const ticket = client.call('POST', `/vms/${name}/console-ticket`);
-    Promise.all([import('@xterm/xterm'), ticket]).then(([{ Terminal }, t]) => {
+    Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit'), ticket]).then(([{ Terminal }, { FitAddon }, t]) => {
       if (closed) return;
       term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14 });
+      // The terminal fills its box and follows it (docs/web.md "Console": a UART has no window
+      // size to tell the guest, so this is the browser's side alone).
+      const fit = new FitAddon();
+      term.loadAddon(fit);
       term.open(box.current);
+      const refit = () => {
+        if (closed || !box.current) return; // a last resize after the page left
+        fit.fit();
+        box.current.dataset.cols = term.cols;
+        box.current.dataset.rows = term.rows;
+      };
+      refit();
+      observer = new ResizeObserver(refit);
+      observer.observe(box.current);
       input = term.onData((d) => {
         if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
       });
@@ -241,6 +258,7 @@ function Console({ client, name }) {
     }, (err) => setStatus(`refused: ${err.message}`));
     return () => {
       closed = true;
+      if (observer) observer.disconnect();
       if (input) input.dispose();
       if (ws) ws.close();
       if (term) term.dispose();
@@ -354,10 +372,15 @@ function App() {
   let view;
   if (m && m[2]) view = html`<${Console} client=${client} name=${m[1]} />`;
   else if (m) view = html`<${VmDetail} client=${client} me=${me} name=${m[1]} vm=${vms.find((v) => v.name === m[1])} />`;
-  else view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
+  else if (hash === '#/vms') view = html`<${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
+  else {
+    view = html`<${Dashboard} base=${session.client} client=${client} me=${me} scope=${scope} vms=${vms} />
+      <${VmList} client=${client} me=${me} vms=${vms} error=${error || streamError} />`;
+  }
   return html`<div>
     <header>
       <a class="brand" href="#/">Tessera</a>
+      <nav class="nav"><a href="#/" id="nav-dashboard">Dashboard</a> <a href="#/vms" id="nav-vms">VMs</a></nav>
       <span class=${live ? 'live' : 'live off'} title="event stream">${live ? 'live' : 'offline'}</span>
       ${platform && html`<${TenantSwitch} base=${session.client} tenant=${tenant} onChange=${setTenant} />`}
       <span class="who" id="who">${me.tenant ? `${me.tenant}/` : ''}${me.user} (${me.role})</span>
