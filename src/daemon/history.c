@@ -1,7 +1,9 @@
 /* The daemon's short-term metric history (history.h; docs/daemon.md, "Metric history"). */
 #include "daemon/history.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 const char *const history_vm_names[HISTORY_VM_NFIELDS] = {
     [HISTORY_VM_CPU] = "cpu",
+    [HISTORY_VM_CPU_WAIT] = "cpu_wait",
     [HISTORY_VM_MEMORY] = "memory_bytes",
     [HISTORY_VM_BALLOON] = "balloon_bytes",
     [HISTORY_VM_DISK_RD_BPS] = "disk_read_bytes_per_s",
@@ -161,7 +164,8 @@ bool history_rates(const struct history_counters *prev, const struct history_cou
 {
     double dt;
 
-    v[HISTORY_VM_CPU] = v[HISTORY_VM_DISK_RD_BPS] = v[HISTORY_VM_DISK_WR_BPS] = NAN;
+    v[HISTORY_VM_CPU] = v[HISTORY_VM_CPU_WAIT] = NAN;
+    v[HISTORY_VM_DISK_RD_BPS] = v[HISTORY_VM_DISK_WR_BPS] = NAN;
     v[HISTORY_VM_DISK_RD_IOPS] = v[HISTORY_VM_DISK_WR_IOPS] = NAN;
     v[HISTORY_VM_NET_RX_BPS] = v[HISTORY_VM_NET_TX_BPS] = NAN;
     if (!prev || prev->pid != cur->pid || cur->mono_ns <= prev->mono_ns || !vcpus ||
@@ -172,6 +176,8 @@ bool history_rates(const struct history_counters *prev, const struct history_cou
         return false;
     dt = (double)(cur->mono_ns - prev->mono_ns) / 1e9;
     v[HISTORY_VM_CPU] = (cur->cpu_s - prev->cpu_s) / dt / vcpus;
+    if (prev->have_wait && cur->have_wait && cur->wait_ns >= prev->wait_ns)
+        v[HISTORY_VM_CPU_WAIT] = (double)(cur->wait_ns - prev->wait_ns) / 1e9 / dt / vcpus;
     v[HISTORY_VM_DISK_RD_BPS] = (double)(cur->rd_bytes - prev->rd_bytes) / dt;
     v[HISTORY_VM_DISK_WR_BPS] = (double)(cur->wr_bytes - prev->wr_bytes) / dt;
     v[HISTORY_VM_DISK_RD_IOPS] = (double)(cur->rd_ops - prev->rd_ops) / dt;
@@ -300,6 +306,38 @@ static void counters_of(const json_t *st, struct history_counters *c, double *v)
                                 : NAN;
 }
 
+/* The summed run-queue wait of every thread of pid: the second field of each
+ * /proc/PID/task/TID/schedstat (nanoseconds runnable but not running; Documentation/scheduler/
+ * sched-stats.rst). What GET /vms/{name}/stats reports as cpu.wait_ns, read the same way. */
+static bool sched_wait(int64_t pid, uint64_t *out)
+{
+    char path[64], file[96];
+    unsigned long long run, wait;
+    struct dirent *e;
+    DIR *dd;
+
+    *out = 0;
+    snprintf(path, sizeof(path), "/proc/%" PRId64 "/task", pid);
+    dd = opendir(path);
+    if (!dd)
+        return false;
+    while ((e = readdir(dd))) {
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof(file), "%s/%.20s/schedstat", path, e->d_name);
+        f = fopen(file, "re");
+        if (!f)
+            continue;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            *out += wait;
+        fclose(f);
+    }
+    closedir(dd);
+    return true;
+}
+
 /* Host CPU from /proc/stat's "cpu" line (proc(5)): busy is all but idle and iowait. */
 static int host_cpu(unsigned long long *busy, unsigned long long *total)
 {
@@ -351,6 +389,7 @@ static void sample_vm(struct daemon *d, struct history *h, const struct vm_want 
 
     if (ok) {
         c.pid = w->pid;
+        c.have_wait = w->pid > 0 && sched_wait(w->pid, &c.wait_ns);
         c.mono_ns = clock_ns(CLOCK_MONOTONIC);
         counters_of(st, &c, v);
         json_decref(st);

@@ -33,7 +33,7 @@ struct daemon;
 #define HISTORY_FINE_N   600  /* 10 minutes at HISTORY_STEP_S */
 #define HISTORY_COARSE_S 30   /* older points: averages of this many seconds */
 #define HISTORY_COARSE_N 120  /* one hour of them */
-#define HISTORY_FIELDS   9    /* values per point, at most */
+#define HISTORY_FIELDS   10   /* values per point, at most */
 #define HISTORY_VMS_MAX  1024 /* VMs with a history; more are not sampled */
 #define HISTORY_WINDOW_S (HISTORY_COARSE_N * HISTORY_COARSE_S)
 
@@ -71,6 +71,7 @@ json_t *history_ring_json(const struct history_ring *r, const char *const *names
 /* A VM's values, in order (history_vm_names). */
 enum history_vm_field {
     HISTORY_VM_CPU,          /* CPU used over the step, as a fraction of the VM's vCPUs */
+    HISTORY_VM_CPU_WAIT,     /* CPU its threads wanted and waited for, the same way */
     HISTORY_VM_MEMORY,       /* the VMM's resident memory, bytes */
     HISTORY_VM_BALLOON,      /* what the guest gave up to its balloon, bytes */
     HISTORY_VM_DISK_RD_BPS,  /* bytes read per second, all disks */
@@ -94,14 +95,17 @@ extern const char *const history_host_names[HISTORY_HOST_NFIELDS];
 /* One sample of a VM's counters (from GET /v1/vm/stats and its process). */
 struct history_counters {
     int64_t pid;
-    int64_t mono_ns; /* CLOCK_MONOTONIC when sampled */
-    double cpu_s;    /* the process's CPU time, seconds */
+    int64_t mono_ns;  /* CLOCK_MONOTONIC when sampled */
+    double cpu_s;     /* the process's CPU time, seconds */
+    uint64_t wait_ns; /* its threads' time runnable but not running (schedstat) */
+    bool have_wait;
     uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, rx_bytes, tx_bytes;
 };
 
 /* Fills v's rate fields (CPU, disk, network) from two samples of a VM with vcpus vCPUs (> 0):
  * true; false, with those fields NaN, when prev cannot serve (NULL, another process, no time
- * between them, or a counter that went back). */
+ * between them, or a counter that went back). The wait alone is NaN when either sample lacks
+ * it or it went back (it sums the threads alive now: one that exits takes its share along). */
 bool history_rates(const struct history_counters *prev, const struct history_counters *cur,
                    unsigned vcpus, double *v);
 

@@ -140,23 +140,33 @@ static void test_rates(void)
                                  .cpu_s = 5.0,
                                  .rd_bytes = 1000,
                                  .wr_ops = 3,
-                                 .rx_bytes = 50},
+                                 .rx_bytes = 50,
+                                 .wait_ns = 1000000000},
                             b = a;
     double v[HISTORY_FIELDS];
 
-    /* 2 s later: 3 s of CPU on 2 vCPUs is 0.75 of them; 4000 bytes read: 2000 B/s. */
+    /* 2 s later: 3 s of CPU on 2 vCPUs is 0.75 of them, 1 s waited 0.25; 4000 bytes read:
+     * 2000 B/s. */
+    a.have_wait = b.have_wait = true;
     b.mono_ns += 2000000000;
     b.cpu_s += 3.0;
+    b.wait_ns += 1000000000;
     b.rd_bytes += 4000;
     b.wr_ops += 10;
     b.tx_bytes += 1000;
     CHECK(history_rates(&a, &b, 2, v));
-    CHECK(fabs(v[HISTORY_VM_CPU] - 0.75) < 1e-9);
+    CHECK(fabs(v[HISTORY_VM_CPU] - 0.75) < 1e-9 && fabs(v[HISTORY_VM_CPU_WAIT] - 0.25) < 1e-9);
     CHECK(v[HISTORY_VM_DISK_RD_BPS] == 2000 && v[HISTORY_VM_DISK_WR_IOPS] == 5);
     CHECK(v[HISTORY_VM_NET_RX_BPS] == 0 && v[HISTORY_VM_NET_TX_BPS] == 500);
     /* No previous sample, a restarted VMM (another pid), a counter gone back, no time
      * between: no rates, all NaN. */
     CHECK(!history_rates(NULL, &b, 2, v) && isnan(v[HISTORY_VM_CPU]));
+    /* A wait that went back (a thread exited) or was not read: unknown, the rest stands. */
+    b.wait_ns = 0;
+    CHECK(history_rates(&a, &b, 2, v) && isnan(v[HISTORY_VM_CPU_WAIT]) && v[HISTORY_VM_CPU] > 0);
+    b.wait_ns = 2000000000;
+    b.have_wait = false;
+    CHECK(history_rates(&a, &b, 2, v) && isnan(v[HISTORY_VM_CPU_WAIT]));
     b.pid = 11;
     CHECK(!history_rates(&a, &b, 2, v) && isnan(v[HISTORY_VM_NET_TX_BPS]));
     b.pid = 10;

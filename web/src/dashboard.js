@@ -10,6 +10,7 @@ import { allocation, countStates, formatBytes } from './metrics.js';
 
 const html = htm.bind(h);
 const REFRESH_MS = 15000;
+const SETTLE_MS = 500;
 const EVENTS_SHOWN = 8;
 
 // One bar: a <meter> (native, read by screen readers) with the numbers beside it.
@@ -51,10 +52,14 @@ export function Dashboard({ base, client, me, scope, vms }) {
       else setQuota(null);
       client.call('GET', '/audit').then((d) => !gone && setAudit((d.audit || []).slice(0, EVENTS_SHOWN)), fail);
     };
-    load();
+    // Half a second after the last change of the list, and after the list itself: the list
+    // is what the page is for, and its first load must not queue behind these (the daemon
+    // answers one request at a time); a burst of state changes costs one load.
+    const first = setTimeout(load, SETTLE_MS);
     const timer = setInterval(load, REFRESH_MS);
     return () => {
       gone = true;
+      clearTimeout(first);
       clearInterval(timer);
     };
   }, [base, client, platform, scope, cue]);

@@ -87,8 +87,8 @@ function Chart({ id, title, lines, data, fmt, max, floor = 0, caption }) {
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
   }, [data]);
-  const last = data.length > 1 && data[1].length ? data[1][data[1].length - 1] : null;
-  return html`<figure class="chart" id=${id} data-latest=${last === null ? '' : String(last)}
+  const ends = data.slice(1).map((col) => (col.length && col[col.length - 1] !== null ? String(col[col.length - 1]) : ''));
+  return html`<figure class="chart" id=${id} data-latest=${ends.length ? ends[0] : ''} data-latest-all=${ends.join(',')}
     data-points=${data[0].length}>
     <figcaption><strong>${title}</strong> <span class="now">${caption}</span></figcaption>
     <div class="plot" ref=${box}></div>
@@ -99,7 +99,7 @@ function Chart({ id, title, lines, data, fmt, max, floor = 0, caption }) {
 export function VmGraphs({ client, name }) {
   const { doc, error } = useHistory(client, name);
   const s = doc ? doc.series : null;
-  const cpu = plotData(s, ['cpu'], 100);
+  const cpu = plotData(s, ['cpu', 'cpu_wait'], 100);
   const mem = plotData(s, ['memory_bytes', 'balloon_bytes']);
   const disk = plotData(s, ['disk_read_bytes_per_s', 'disk_write_bytes_per_s']);
   const iops = plotData(s, ['disk_reads_per_s', 'disk_writes_per_s']);
@@ -110,8 +110,9 @@ export function VmGraphs({ client, name }) {
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${doc && doc.series.t.length === 0 && html`<p class="empty">No samples yet: the history starts when the VM runs.</p>`}
     <div class="chart-grid">
-      <${Chart} id="graph-cpu" title="CPU" lines=${[{ label: 'CPU' }]} data=${cpu} fmt=${pct} max=${100}
-        caption=${`${formatPercent(latest(s, 'cpu'))} of ${doc ? doc.cpus : '?'} vCPU`} />
+      <${Chart} id="graph-cpu" title="CPU" lines=${[{ label: 'used' }, { label: 'waited for' }]} data=${cpu} fmt=${pct}
+        max=${100} caption=${`${formatPercent(latest(s, 'cpu'))} of ${doc ? doc.cpus : '?'} vCPU used, ${
+          formatPercent(latest(s, 'cpu_wait'))} waited for`} />
       <${Chart} id="graph-memory" title="Memory" lines=${[{ label: 'resident' }, { label: 'balloon' }]} data=${mem}
         fmt=${formatBytes} floor=${doc && doc.memory_bytes ? doc.memory_bytes : 0}
         caption=${`${formatBytes(latest(s, 'memory_bytes'))} resident, ${formatBytes(latest(s, 'balloon_bytes'))} in the balloon`} />
