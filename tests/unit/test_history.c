@@ -130,6 +130,7 @@ static void test_consolidation(void)
     history_ring_add(r, 0, v);
     j = history_ring_json(r, names, -1);
     CHECK(at(json_object_get(j, "a"), 0) == 0.1 && at(json_object_get(j, "b"), 0) == 333333300);
+    json_decref(j);
     free(r);
 }
 
