@@ -64,11 +64,13 @@ stage "daemon http" python3 tests/system/test_daemon_http.py
 stage "cli console" python3 tests/system/test_cli_console.py
 stage "daemon vms"  python3 tests/system/test_daemon_vms.py
 stage "resources"   python3 tests/system/test_resources.py
+stage "history"     python3 tests/system/test_history.py
 stage "networks"    python3 tests/system/test_networks.py
 stage "secgroups"   python3 tests/system/test_secgroups.py
 stage "routers"     python3 tests/system/test_routers.py
 stage "web browser" python3 tests/system/web/test_web.py
 stage "web admin"   python3 tests/system/web/test_web_admin.py
+stage "web metrics" python3 tests/system/web/test_web_metrics.py
 stage "overlay"     python3 tests/system/test_overlay.py
 stage "fuzz"        tests/fuzz/run.sh
 stage "hostile"     tests/hostile/run.sh

@@ -45,6 +45,7 @@ struct api_request {
     const char *path;          /* no query string */
     const char *tenant;        /* the query's ?tenant=, NULL when absent */
     const char *timeout;       /* the query's ?timeout= (operation waits), NULL when absent */
+    const char *since;         /* the query's ?since= (metric history), NULL when absent */
     const char *authorization; /* the header's value, NULL when absent */
     const char *body;          /* len bytes, need not be NUL-terminated; NULL when len is 0 */
     size_t len;

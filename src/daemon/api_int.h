@@ -259,6 +259,9 @@ void api_vm_delete(struct req *q);
 void api_vm_action(struct req *q);
 void api_vm_log(struct req *q);
 void api_vm_stats(struct req *q);
+/* api_history.c: the metric history (history.h). */
+void api_vm_stats_history(struct req *q);
+void api_host_stats_history(struct req *q);
 void api_vm_resources_set(struct req *q);
 void api_tenant_resources(struct req *q);
 void api_operations_list(struct req *q);

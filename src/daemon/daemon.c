@@ -14,6 +14,7 @@
 
 #include "daemon/api.h"
 #include "daemon/events.h"
+#include "daemon/history.h"
 #include "daemon/mempolicy.h"
 #include "daemon/metrics.h"
 #include "daemon/ops.h"
@@ -103,7 +104,14 @@ int daemon_init(struct daemon *d, const char *state_dir, const char *cgroup_pare
         snprintf(err, STORE_ERR_LEN, "the balloon policy's thread: %s", strerror(-ret));
         goto fini_rt;
     }
+    ret = history_start(d);
+    if (ret) {
+        snprintf(err, STORE_ERR_LEN, "the metric history's thread: %s", strerror(-ret));
+        goto stop_mempolicy;
+    }
     return 0;
+stop_mempolicy:
+    mempolicy_stop(d);
 fini_rt:
     rt_fini(d);
 fini_ops:
@@ -118,6 +126,7 @@ fini_ops:
 void daemon_fini(struct daemon *d)
 {
     /* The VMs run on: they are their own processes, found again on the next start. */
+    history_stop(d);
     mempolicy_stop(d);
     rt_fini(d);
     ops_fini(d);

@@ -41,6 +41,7 @@ struct daemon {
     /* The VMs' control groups (cgroup.h); mode CGROUP_NONE without them (cg.why says why). */
     struct cgroup_host cg;
     void *mempolicy; /* the balloon policy's thread (mempolicy.h) */
+    void *history;   /* the metric history's thread and rings (history.h) */
 };
 
 /* Opens the state directory (which exists, mode 0700): the store, the runtime (rt.h), the

@@ -96,7 +96,8 @@ int rt_vm_call(struct daemon *d, const char *tenant, const char *name, const cha
                const char *path, const json_t *body, json_t **out, char *err);
 
 /* The running VM's counters (GET /v1/vm/stats) with its process's CPU time added as
- * process.cpu_seconds: *out is a new reference. -ESRCH when it does not run. */
+ * process.cpu_seconds: *out is a new reference. -ESRCH when it does not run. Safe without
+ * d->lock, as rt_vm_call() is (the metric history's thread calls it so). */
 int rt_vm_stats(struct daemon *d, const char *tenant, const char *name, json_t **out);
 /* Replaces volume (tenant, name)'s image with the uploaded file at path (pool.h:
  * volume_import(): hostile input, at most max bytes of virtual size). */

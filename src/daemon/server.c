@@ -1222,6 +1222,7 @@ static enum MHD_Result mhd_request(void *cls, struct MHD_Connection *conn, const
             .path = url,
             .tenant = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
             .timeout = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout"),
+            .since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since"),
             .authorization =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
             .body = req->body,

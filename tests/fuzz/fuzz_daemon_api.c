@@ -56,7 +56,11 @@ static void request(const char *method, const char *path, const char *body, stru
     struct api_request rq = {
         .method = method, .path = path, .authorization = admin, .body = body, .len = strlen(body)};
 
+    /* api.h: callers hold the daemon's lock (its threads, the balloon policy's and the
+     * metric history's, take it to read the store). */
+    pthread_mutex_lock(&dm.lock);
     api_handle(&dm, &rq, r);
+    pthread_mutex_unlock(&dm.lock);
 }
 
 static void setup(void)
@@ -160,15 +164,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  .len = body ? size - (size_t)(body - (const char *)data) : 0};
         char *qs = strchr(path, '?');
 
-        /* A query: the front end hands ?tenant= and ?timeout= over apart. */
+        /* A query: the front end hands ?tenant=, ?timeout= and ?since= over apart. */
         if (qs) {
             *qs++ = '\0';
             if (data[1] & 8)
                 rq.tenant = qs;
+            else if (data[1] & 16)
+                rq.since = qs;
             else
                 rq.timeout = qs;
         }
+        pthread_mutex_lock(&dm.lock);
         api_handle(&dm, &rq, &r);
+        pthread_mutex_unlock(&dm.lock);
     }
     check_response(&r);
     api_response_free(&r);

@@ -1190,6 +1190,9 @@ def permissions(c, w, server):
         ("PUT", "/api/v1/tenants/{tenant}/resources"):
             lambda r: ({"tenant": own_tenant(r)}, {"cpu": {"shares": 1000}}),
         ("GET", "/api/v1/vms/{name}/stats"): lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("GET", "/api/v1/vms/{name}/stats/history"):
+            lambda r: ({"name": cached("vm", r, vm)}, None),
+        ("GET", "/api/v1/host/stats/history"): lambda r: ({}, None),
         ("PUT", "/api/v1/vms/{name}/resources"):
             lambda r: ({"name": cached("vm", r, vm)}, {"cpu": {"shares": 1500}}),
         ("GET", "/api/v1/tokens"): lambda r: ({}, None),
@@ -1354,6 +1357,7 @@ def cross_tenant(c, w, op_id):
         ("DELETE", "/api/v1/vms/{name}", n, None, ""),
         ("GET", "/api/v1/vms/{name}/log", n, None, ""),
         ("GET", "/api/v1/vms/{name}/stats", n, None, ""),
+        ("GET", "/api/v1/vms/{name}/stats/history", n, None, ""),
         ("PUT", "/api/v1/vms/{name}/resources", n, {"cpu": {"shares": 1}}, ""),
         ("GET", "/api/v1/tenants/{tenant}/resources", {"tenant": "alpha"}, None, ""),
         ("GET", "/api/v1/volumes/{name}", {"name": "data"}, None, ""),

@@ -213,3 +213,15 @@ export function quotaOf(client, tenant) {
 export async function tokensOf(client, tenant) {
   return (await list(client, 'tokens')).filter((t) => t.tenant === tenant);
 }
+
+// The daemon's metric history (docs/daemon.md, "Metric history"): a VM's (scoped as the VM)
+// and the host's (platform administrators). since: seconds back (1..3600), all of the hour
+// when left out.
+export function historyPath(vm, since) {
+  const base = vm === null ? '/host/stats/history' : `/vms/${encodeURIComponent(vm)}/stats/history`;
+  return since ? `${base}?since=${Math.floor(since)}` : base;
+}
+
+export function fetchHistory(client, vm, since) {
+  return client.call('GET', historyPath(vm, since));
+}

@@ -11,6 +11,8 @@ import { Client, abilities, applyEvent, consoleURL, login, needsReload } from '.
 import { AdminView, PasswordForm, QuotaPreview } from './admin.js';
 import { NetView, VmHardware } from './netviews.js';
 import { adminAbilities } from './policy.js';
+import { VmGraphs } from './graphs.js';
+import { Dashboard } from './dashboard.js';
 
 const html = htm.bind(h);
 const TOKEN_KEY = 'tessera.token';
@@ -261,6 +263,7 @@ function VmDetail({ client, me, vm, name }) {
       <dt>Disk</dt><dd>${vm.disk_bytes ? `${Math.round(vm.disk_bytes / 1048576)} MiB` : ''}</dd>
       <dt>Desired</dt><dd>${vm.desired}</dd>
     </dl>
+    <${VmGraphs} client=${client} name=${name} />
     <h3>Snapshots</h3>
     <ul class="snaps">${snaps.map((s) => html`<li data-snap=${s.name}>${s.name}</li>`)}</ul>
     ${snaps.length === 0 && html`<p class="empty">No snapshots.</p>`}
@@ -283,11 +286,25 @@ function Console({ client, name }) {
     let ws = null;
     let closed = false;
     const enc = new TextEncoder();
+    let observer = null;
     const ticket = client.call('POST', `/vms/${name}/console-ticket`);
-    Promise.all([import('@xterm/xterm'), ticket]).then(([{ Terminal }, t]) => {
+    Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit'), ticket]).then(([{ Terminal }, { FitAddon }, t]) => {
       if (closed) return;
       term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14 });
+      // The terminal fills its box and follows it (docs/web.md "Console": a UART has no window
+      // size to tell the guest, so this is the browser's side alone).
+      const fit = new FitAddon();
+      term.loadAddon(fit);
       term.open(box.current);
+      const refit = () => {
+        if (closed || !box.current) return; // a last resize after the page left
+        fit.fit();
+        box.current.dataset.cols = term.cols;
+        box.current.dataset.rows = term.rows;
+      };
+      refit();
+      observer = new ResizeObserver(refit);
+      observer.observe(box.current);
       input = term.onData((d) => {
         if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
       });
@@ -302,6 +319,7 @@ function Console({ client, name }) {
     }, (err) => setStatus(`refused: ${err.message}`));
     return () => {
       closed = true;
+      if (observer) observer.disconnect();
       if (input) input.dispose();
       if (ws) ws.close();
       if (term) term.dispose();
@@ -424,12 +442,17 @@ function App() {
       <${PasswordForm} client=${session.client} /></main>`;
   } else if (hash.startsWith('#/admin')) view = html`<${AdminView} client=${session.client} me=${me} hash=${hash} />`;
   else if (/^#\/(networks|secgroups|routers)/.test(hash)) view = html`<${NetView} client=${client} me=${me} hash=${hash} />`;
-  else view = html`<${VmList} client=${client} me=${me} scope=${scope} vms=${vms} error=${error || streamError} />`;
+  else if (hash === '#/vms') view = html`<${VmList} client=${client} me=${me} scope=${scope} vms=${vms} error=${error || streamError} />`;
+  else {
+    view = html`<${Dashboard} base=${session.client} client=${client} me=${me} scope=${scope} vms=${vms} />
+      <${VmList} client=${client} me=${me} scope=${scope} vms=${vms} error=${error || streamError} />`;
+  }
   return html`<div>
     <header>
       <a class="brand" href="#/">Tessera</a>
       <nav class="main-nav" aria-label="Views">
-        <a href="#/" id="nav-vms">VMs</a>
+        <a href="#/" id="nav-dashboard">Dashboard</a>
+        <a href="#/vms" id="nav-vms">VMs</a>
         <a href="#/networks" id="nav-networks">Networks</a>
         ${adminAbilities(me.role).admin && html`<a href="#/admin" id="nav-admin">Admin</a>`}
       </nav>
