@@ -40,6 +40,7 @@ async function shot(page, name) {
 
 async function login(page, token) {
   await page.goto(url);
+  await page.click('#mode-token');
   await page.fill('#token', token);
   await page.click('button[type=submit]');
   await page.waitForSelector('#who', { timeout: 10000 });
