@@ -147,6 +147,46 @@ void net_backend_rx_ready(struct net_backend *nb)
 
 /* ---- send: guest -> host ---- */
 
+/* net_vhdr_finish()'s output: one plain frame to the backend. */
+static int net_emit_soft(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct net_backend *nb = opaque;
+    struct iovec v = {.iov_base = (void *)frame, .iov_len = len};
+
+    return nb->ops->send(nb, NULL, &v, 1, len);
+}
+
+/* Software offload for a backend that takes plain frames only (user, socket): checksums
+ * completed and GSO frames segmented here (net_vhdr_finish()), each piece sent on its own.
+ * A piece the backend refuses ends the frame: TCP retransmits, as after any drop. */
+static int net_send_soft(struct net_backend *nb, const struct net_vhdr *hdr,
+                         const struct iovec *iov, int iovcnt, size_t len)
+{
+    const uint8_t *frame = iov[0].iov_base;
+    uint8_t *flat = NULL;
+    const char *why = NULL;
+    int r;
+
+    if (iovcnt > 1) {
+        size_t off = 0;
+
+        flat = malloc(len);
+        if (!flat)
+            return -ENOMEM;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        frame = flat;
+    }
+    r = net_vhdr_finish(hdr, frame, len, net_emit_soft, nb, &why);
+    if (r == -EINVAL && why)
+        log_guest("net %s: dropped a frame from the guest with a bad virtio-net header: %s",
+                  nb->ops->name, why);
+    free(flat);
+    return r;
+}
+
 int net_backend_send(struct net_backend *nb, const struct iovec *iov, int iovcnt)
 {
     return net_backend_send_vhdr(nb, NULL, iov, iovcnt);
@@ -178,6 +218,13 @@ int net_backend_send_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
         r = -EMSGSIZE;
         goto dropped;
     }
+    /* A host side without headers gets the work done here. */
+    if (hdr && (hdr->flags || hdr->gso_type != NET_VHDR_GSO_NONE) && !nb->offload_caps) {
+        r = net_send_soft(nb, hdr, iov, iovcnt, len);
+        if (r < 0)
+            goto dropped;
+        goto sent;
+    }
     if (hdr && net_vhdr_check(hdr, len, nb->offload_caps, false, &why) < 0) {
         log_guest("net %s: dropped a frame from the guest with a bad virtio-net header: %s",
                   nb->ops->name, why);
@@ -190,6 +237,7 @@ int net_backend_send_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
     r = nb->ops->send(nb, hdr, iov, iovcnt, len);
     if (r < 0)
         goto dropped;
+sent:
     atomic_fetch_add_explicit(&nb->tx_frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nb->tx_bytes, len, memory_order_relaxed);
     return 0;

@@ -37,13 +37,13 @@
  *
  * Offload (virtio 1.2 §5.1.6). A frame may travel with a virtio-net header (struct
  * net_vhdr) that asks for a partial checksum to be completed (NEEDS_CSUM) or a TCP segment
- * of up to 64 KiB to be cut into MSS-sized ones (GSO), so that neither the guest nor the
- * VMM touches every 1500-byte frame. Only the tap backend carries headers (IFF_VNET_HDR:
- * the kernel does the work, or hands the frame on whole to a peer that accepts it);
- * net_backend_offload_caps() says which, and the user and socket backends say none (a
- * device then does not offer the features, so a guest never sends them such frames).
- * Headers from the guest are hostile: net_vhdr_check() validates one before it reaches a
- * backend, and net_backend_send_vhdr() checks again against what the backend carries. */
+ * of up to 64 KiB to be cut into MSS-sized ones (GSO), so that the emulated guest does not
+ * checksum and send every 1500-byte frame itself. Only the tap backend carries headers
+ * (IFF_VNET_HDR: the kernel does the work, or hands the frame on whole to a peer that
+ * accepts it); net_backend_offload_caps() says which, and the user and socket backends say
+ * none: frames from the guest to them are finished here in software (net_vhdr_finish()),
+ * and frames to the guest from them are always plain. Headers from the guest are hostile:
+ * net_vhdr_check() validates one before anything acts on it. */
 #ifndef TESSERA_NET_NET_H
 #define TESSERA_NET_NET_H
 
@@ -114,6 +114,22 @@ int net_vhdr_check(const struct net_vhdr *h, size_t len, unsigned allowed, bool 
  * count). */
 unsigned net_vhdr_segments(const struct net_vhdr *h, size_t len);
 
+/* Receives one finished frame of net_vhdr_finish(); returns 0 to go on or a -errno that
+ * stops it. */
+typedef int (*net_vhdr_emit_fn)(void *opaque, const uint8_t *frame, size_t len);
+
+/* Does in software what a header asks, for a host side that takes only plain frames: checks
+ * it (any offload allowed), then hands emit() either the frame itself (nothing asked), a copy
+ * with the checksum completed (NEEDS_CSUM), or, for TCP GSO, each MSS-sized segment with its
+ * IPv4 total length, id and header checksum, IPv6 payload length, TCP sequence number and
+ * flags (FIN and PSH on the last, CWR on the first) and TCP checksum set, as a NIC's TSO
+ * would. GSO frames must be TCP right after an IPv4 header, or an IPv6 header without
+ * extension headers, after Ethernet and at most one 802.1Q tag. Returns 0, -EINVAL with a
+ * static reason in *why for a frame it cannot finish, -ENOMEM, or emit()'s error. Frames
+ * from the guest are hostile: nothing is read outside frame[0..len). */
+int net_vhdr_finish(const struct net_vhdr *h, const uint8_t *frame, size_t len,
+                    net_vhdr_emit_fn emit, void *opaque, const char **why);
+
 /* Delivers one frame from the host side to the device, on the loop thread. `frame` is valid
  * only during the call. `hdr` is NULL for a plain, fully checksummed frame, or the header the
  * host side sent with it (a tap after net_backend_set_offload()), already checked with
@@ -172,9 +188,10 @@ unsigned net_backend_offload_caps(const struct net_backend *nb);
 int net_backend_set_offload(struct net_backend *nb, unsigned offloads);
 
 /* net_backend_send() with a header: hdr NULL is a plain frame; otherwise it must pass
- * net_vhdr_check() against the backend's caps (a failing one is dropped with -EINVAL and
- * counted in tx_dropped). The counters count the frame as one, of its bytes without the
- * header. */
+ * net_vhdr_check() against the backend's caps, or, on a backend without caps, any offload,
+ * which net_vhdr_finish() then does before the pieces go to the backend (a failing one is
+ * dropped with -EINVAL and counted in tx_dropped). The counters count the frame as one, of
+ * its bytes without the header. */
 int net_backend_send_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
                           const struct iovec *iov, int iovcnt);
 

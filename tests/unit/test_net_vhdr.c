@@ -54,8 +54,8 @@ static bool ok(struct net_vhdr h, size_t len, unsigned allowed, bool incoming)
 
 static void test_check(void)
 {
-    struct net_vhdr plain = {0}, csum = {.flags = NET_VHDR_F_NEEDS_CSUM, .csum_start = 34,
-                                         .csum_offset = 16};
+    struct net_vhdr plain = {0},
+                    csum = {.flags = NET_VHDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16};
     struct net_vhdr h;
 
     /* Plain frames pass whatever was negotiated; hdr_len and gso_size are then ignored. */
@@ -152,8 +152,7 @@ static void test_random(void)
         if (net_vhdr_check(&h, len, allowed, in, NULL) < 0)
             continue;
         passed++;
-        if ((h.flags & NET_VHDR_F_NEEDS_CSUM) &&
-            (size_t)h.csum_start + h.csum_offset + 2 > len)
+        if ((h.flags & NET_VHDR_F_NEEDS_CSUM) && (size_t)h.csum_start + h.csum_offset + 2 > len)
             broken++;
         if (h.flags && !(allowed & NET_OFFLOAD_CSUM))
             broken++;
@@ -213,10 +212,11 @@ static void cleanup(void)
 struct rx {
     pthread_mutex_t lock;
     atomic_uint frames;
-    unsigned bad;      /* a checksum or a length that is wrong */
-    unsigned gso;      /* frames that came with a GSO header */
-    size_t bytes;      /* payload bytes */
-    size_t max_frame;  /* longest frame */
+    unsigned bad;     /* a checksum or a length that is wrong */
+    unsigned gso;     /* frames that came with a GSO header */
+    unsigned fins;    /* frames with FIN set */
+    size_t bytes;     /* payload bytes */
+    size_t max_frame; /* longest frame */
     uint8_t got[PAYLOAD];
 };
 
@@ -261,6 +261,8 @@ static ssize_t rx_receive(void *opaque, const struct net_vhdr *hdr, const void *
                fold(sum16(tcp, tcp_len, pseudo(ip, tcp_len))) != 0xffff) {
         r->bad++; /* a segment's checksums must be complete and right */
     }
+    if (tcp[13] & 0x01)
+        r->fins++;
     seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
     if (seq - SEQ0 + (tcp_len - 20) <= PAYLOAD) {
         memcpy(r->got + (seq - SEQ0), tcp + 20, tcp_len - 20);
@@ -318,10 +320,66 @@ static void rx_reset(struct rx *r)
 {
     pthread_mutex_lock(&r->lock);
     atomic_store(&r->frames, 0);
-    r->bad = r->gso = 0;
+    r->bad = r->gso = r->fins = 0;
     r->bytes = r->max_frame = 0;
     memset(r->got, 0, sizeof(r->got));
     pthread_mutex_unlock(&r->lock);
+}
+
+static int emit_rx(void *opaque, const uint8_t *frame, size_t len)
+{
+    return rx_receive(opaque, NULL, frame, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Software offload, for the user and socket backends: the same GSO frame cut here; a
+ * checksum-only frame completed; frames it cannot finish refused. */
+static void test_soft(void)
+{
+    static uint8_t payload[PAYLOAD], frame[54 + PAYLOAD];
+    static struct rx r = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct net_vhdr h = gso4(MSS),
+                    c = {.flags = NET_VHDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16};
+    const char *why = NULL;
+    size_t len;
+
+    for (size_t i = 0; i < PAYLOAD; i++)
+        payload[i] = (uint8_t)(i * 13 + i / 97);
+    len = build_tcp(frame, payload);
+    frame[34 + 13] |= 0x01; /* FIN: only the last segment keeps it */
+    CHECK(net_vhdr_finish(&h, frame, len, emit_rx, &r, &why) == 0);
+    CHECK_EQ_U64(atomic_load(&r.frames), PAYLOAD / MSS);
+    CHECK_EQ_U64(r.bad, 0);
+    CHECK_EQ_U64(r.bytes, PAYLOAD);
+    CHECK_EQ_U64(r.max_frame, 54 + MSS);
+    CHECK(!memcmp(r.got, payload, PAYLOAD));
+    CHECK_EQ_U64(r.fins, 1);
+
+    /* An odd last segment. */
+    rx_reset(&r);
+    h.gso_size = 1448;
+    CHECK(net_vhdr_finish(&h, frame, len, emit_rx, &r, &why) == 0);
+    CHECK_EQ_U64(atomic_load(&r.frames), (PAYLOAD + 1447) / 1448);
+    CHECK_EQ_U64(r.bad, 0);
+    CHECK(!memcmp(r.got, payload, PAYLOAD));
+
+    /* Checksum only: one frame, completed. */
+    rx_reset(&r);
+    CHECK(net_vhdr_finish(&c, frame, len, emit_rx, &r, &why) == 0);
+    CHECK_EQ_U64(atomic_load(&r.frames), 1);
+    CHECK_EQ_U64(r.bad, 0);
+
+    /* Not what it claims: a TCPv6 GSO frame that is IPv4, an IPv4 header length that does
+     * not reach csum_start, a checksum field that is not TCP's. */
+    h = gso4(MSS);
+    h.gso_type = NET_VHDR_GSO_TCPV6;
+    CHECK(net_vhdr_finish(&h, frame, len, emit_rx, &r, &why) == -EINVAL && why);
+    h = gso4(MSS);
+    h.csum_start = 38;
+    CHECK(net_vhdr_finish(&h, frame, len, emit_rx, &r, &why) == -EINVAL && why);
+    h = gso4(MSS);
+    h.csum_offset = 6;
+    CHECK(net_vhdr_finish(&h, frame, len, emit_rx, &r, &why) == -EINVAL && why);
+    CHECK_EQ_U64(atomic_load(&r.frames), 1);
 }
 
 static void test_taps(void)
@@ -407,6 +465,7 @@ int main(void)
     test_check();
     test_random();
     test_segments();
+    test_soft();
     if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 ||
         system("ip -V >/dev/null 2>&1") != 0) {
         printf("net_vhdr: taps skipped: needs root, /dev/net/tun and ip(8)\n");

@@ -166,10 +166,13 @@ static const struct {
 
 #define VNET_NOFFLOAD_BITS (sizeof(vnet_offload_bits) / sizeof(vnet_offload_bits[0]))
 
-/* The offload features are offered only when the backend carries them (a tap with
- * IFF_VNET_HDR): the others (user, socket) get plain frames, so nothing needs completing in
- * software. A state saved with them therefore does not load onto such a backend
- * (virtio_mmio_state.c refuses negotiated features the device does not offer). Large
+/* Transmit offload (CSUM, HOST_TSO4/6, HOST_ECN) is offered on every backend: a tap with
+ * IFF_VNET_HDR takes the header, and for the others (user, socket) net.c completes checksums
+ * and cuts GSO frames in software (net_vhdr_finish()), natively rather than in the emulated
+ * guest. Receive offload (GUEST_*) only where the backend carries headers: the others hand
+ * over plain frames. A state whose guest took GUEST_* therefore does not load onto a user or
+ * socket backend (virtio_mmio_state.c refuses negotiated features the device does not
+ * offer). Large
  * received frames go into the "big packets" buffers Linux posts when GUEST_TSO4/6 is
  * negotiated without MRG_RXBUF (64 KiB and more each). */
 static uint64_t vnet_features(void *dev)
@@ -179,7 +182,7 @@ static uint64_t vnet_features(void *dev)
     uint64_t f = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
 
     for (size_t i = 0; i < VNET_NOFFLOAD_BITS; i++) {
-        if ((caps & vnet_offload_bits[i].offload) == vnet_offload_bits[i].offload)
+        if (!vnet_offload_bits[i].rx || (caps & vnet_offload_bits[i].offload))
             f |= 1ull << vnet_offload_bits[i].bit;
     }
     return f;
