@@ -145,7 +145,9 @@ static void vhdr_complete_csum(uint8_t *f, size_t len, size_t start, size_t fiel
 {
     uint16_t c = (uint16_t)~vhdr_fold(vhdr_sum(f + start, len - start, 0));
 
-    vhdr_put_be16(f + field, c);
+    /* 0 and 0xffff are the same in ones' complement, but a UDP checksum of 0 means "none"
+     * (RFC 768), which IPv6 forbids: send 0xffff, as Linux does for UDP. */
+    vhdr_put_be16(f + field, c ? c : 0xffff);
 }
 
 /* Where the IP header starts (after Ethernet and at most one 802.1Q tag), and its version,
