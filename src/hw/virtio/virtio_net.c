@@ -22,6 +22,14 @@
  * then drops, and TCP retransmits). One loop timer, armed for the earliest deadline, resumes
  * either direction; a limit change wakes both at once.
  *
+ * Offload (§5.1.6, docs/networks.md): the 12-byte header in front of each frame carries
+ * checksum and TCP segmentation requests. Transmit: checked against what the guest
+ * negotiated (net_vhdr_check()), then handed to the backend with the frame (a tap passes it
+ * to the kernel, net.c finishes it in software for the others); a bad one drops the frame
+ * (tx_errors). Receive: the backend's header (a tap's) is checked against what the guest
+ * took and passed on; other backends' frames get a zero header. A GSO frame costs the rate
+ * limits its bytes and the segments it becomes.
+ *
  * Announce: after its state is loaded (an incoming migration, a restore) the NIC announces
  * its MAC, as QEMU's announce-self does, so the switches between it and the other VMs learn
  * its new port at once instead of when the guest next speaks: NET_ANNOUNCE_ROUNDS RARP
