@@ -107,6 +107,7 @@ struct virt_device_stats {
     /* Rate limiting: requests or frames that waited for their limit and how long in all. */
     uint64_t read_throttled, write_throttled;
     uint64_t read_throttled_ns, write_throttled_ns;
+    uint64_t read_errors, write_errors; /* dropped as malformed */
 };
 int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
                       struct virt_device_stats *out);

@@ -31,6 +31,8 @@ int virt_device_stats(struct virt_machine *m, unsigned slot, const char **type,
     out->write_throttled = vs.write_throttled;
     out->read_throttled_ns = vs.read_throttled_ns;
     out->write_throttled_ns = vs.write_throttled_ns;
+    out->read_errors = vs.read_errors;
+    out->write_errors = vs.write_errors;
     return 0;
 }
 

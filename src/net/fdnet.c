@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ struct fdnet {
                         * next attach or destroy */
     enum fdnet_framing framing;
     bool is_socket;
+    bool vhdr;      /* datagrams start with a virtio-net header (set before attach) */
     bool rx_paused; /* the device has no room: not reading */
     unsigned events;
     uint8_t *tx;
@@ -161,18 +163,31 @@ static enum fdnet_rx_state fdnet_rx_stream(struct fdnet *f, char *why, size_t wh
 /* Loop thread. One frame per datagram; the held frame (if any) goes first. */
 static enum fdnet_rx_state fdnet_rx_dgram(struct fdnet *f, char *why, size_t why_len)
 {
+    size_t hlen = f->vhdr ? NET_VHDR_LEN : 0;
+
     for (int i = 0;; i++) {
         ssize_t n;
 
         if (f->rx_pending) {
-            if (net_backend_deliver(f->nb, f->rx, f->rx_end) == NET_HELD)
+            enum net_delivery d;
+
+            if (f->vhdr) {
+                struct net_vhdr h;
+
+                net_vhdr_from_le(&h, f->rx);
+                d = net_backend_deliver_vhdr(f->nb, &h, f->rx + NET_VHDR_LEN,
+                                             f->rx_end - NET_VHDR_LEN);
+            } else {
+                d = net_backend_deliver(f->nb, f->rx, f->rx_end);
+            }
+            if (d == NET_HELD)
                 return FDNET_RX_HELD;
             f->rx_pending = false;
         }
         if (i == FDNET_READS)
             return FDNET_RX_OK;
         /* MSG_TRUNC: recv() returns the datagram's real length, so an over-long one shows. */
-        n = fdnet_read(f, f->rx, NET_FRAME_MAX + 1, MSG_TRUNC);
+        n = fdnet_read(f, f->rx, hlen + NET_FRAME_MAX + 1, MSG_TRUNC);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return FDNET_RX_OK;
@@ -182,10 +197,10 @@ static enum fdnet_rx_state fdnet_rx_dgram(struct fdnet *f, char *why, size_t why
             snprintf(why, why_len, "read failed: %s", strerror(errno));
             return FDNET_RX_DOWN;
         }
-        if ((size_t)n < NET_FRAME_MIN || (size_t)n > NET_FRAME_MAX) {
+        if ((size_t)n < hlen + NET_FRAME_MIN || (size_t)n > hlen + NET_FRAME_MAX) {
             net_backend_count_rx_drop(f->nb);
-            log_guest("%s: dropped a received frame of %zd bytes (allowed: %d..%d)", f->what, n,
-                      NET_FRAME_MIN, NET_FRAME_MAX);
+            log_guest("%s: dropped a received frame of %zd bytes (allowed: %d..%d)", f->what,
+                      n - (ssize_t)hlen, NET_FRAME_MIN, NET_FRAME_MAX);
             continue;
         }
         f->rx_end = (size_t)n;
@@ -366,6 +381,24 @@ int fdnet_send(struct fdnet *f, const struct iovec *iov, int iovcnt, size_t len)
         } while (n < 0 && (errno == EINTR || (errno == ECONNREFUSED && refused++ == 0)));
         r = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
     }
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
+
+void fdnet_set_vhdr(struct fdnet *f, bool on)
+{
+    f->vhdr = on;
+}
+
+int fdnet_ioctl(struct fdnet *f, unsigned long req, void *arg)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&f->lock);
+    if (f->fd < 0)
+        r = -ENOTCONN;
+    else if (ioctl(f->fd, req, arg) < 0)
+        r = -errno;
     pthread_mutex_unlock(&f->lock);
     return r;
 }

@@ -41,6 +41,15 @@ int fdnet_create(struct net_backend *nb, const char *what, fdnet_down_fn down, v
  * caller's). Set-up thread, or the loop thread. */
 int fdnet_attach(struct fdnet *f, int fd, enum fdnet_framing framing, bool is_socket);
 
+/* Datagram framing only, before fdnet_attach(): every datagram read starts with a virtio-net
+ * header (a tap with IFF_VNET_HDR and TUNSETVNETHDRSZ NET_VHDR_LEN), which is split off and
+ * delivered with the frame. Writers put the header in front themselves. */
+void fdnet_set_vhdr(struct fdnet *f, bool on);
+
+/* ioctl(fd, req, arg) on the attached fd, under the lock (the fd cannot be closed under it).
+ * Returns 0, -ENOTCONN when detached, or -errno. Any thread. */
+int fdnet_ioctl(struct fdnet *f, unsigned long req, void *arg);
+
 /* Writes one frame (len bytes, checked by net.c). Returns 0 (written or buffered), -ENOTCONN
  * when detached, -ENOBUFS when the transmit buffer is full or the fd's buffer is (datagram:
  * -EAGAIN), or the -errno of the write. Any thread. */

@@ -84,9 +84,22 @@ static void net_kick_cb(void *opaque, int fd, unsigned revents)
 
 enum net_delivery net_backend_deliver(struct net_backend *nb, const void *frame, size_t len)
 {
+    return net_backend_deliver_vhdr(nb, NULL, frame, len);
+}
+
+enum net_delivery net_backend_deliver_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
+                                           const void *frame, size_t len)
+{
+    const char *why;
     ssize_t n;
 
     if (len < NET_FRAME_MIN || len > NET_FRAME_MAX) {
+        atomic_fetch_add_explicit(&nb->rx_dropped, 1, memory_order_relaxed);
+        return NET_DROPPED;
+    }
+    if (hdr && net_vhdr_check(hdr, len, nb->offload_caps, true, &why) < 0) {
+        log_guest("net %s: dropped a received frame with a bad virtio-net header: %s",
+                  nb->ops->name, why);
         atomic_fetch_add_explicit(&nb->rx_dropped, 1, memory_order_relaxed);
         return NET_DROPPED;
     }
@@ -96,7 +109,7 @@ enum net_delivery net_backend_deliver(struct net_backend *nb, const void *frame,
         pthread_mutex_unlock(&nb->rx_lock);
         return NET_HELD;
     }
-    n = nb->rx_fn(nb->rx_opaque, frame, len);
+    n = nb->rx_fn(nb->rx_opaque, hdr, frame, len);
     pthread_mutex_unlock(&nb->rx_lock);
     if (n == 0)
         return NET_HELD;
@@ -134,8 +147,55 @@ void net_backend_rx_ready(struct net_backend *nb)
 
 /* ---- send: guest -> host ---- */
 
+/* net_vhdr_finish()'s output: one plain frame to the backend. */
+static int net_emit_soft(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct net_backend *nb = opaque;
+    struct iovec v = {.iov_base = (void *)frame, .iov_len = len};
+
+    return nb->ops->send(nb, NULL, &v, 1, len);
+}
+
+/* Software offload for a backend that takes plain frames only (user, socket): checksums
+ * completed and GSO frames segmented here (net_vhdr_finish()), each piece sent on its own.
+ * A piece the backend refuses ends the frame: TCP retransmits, as after any drop. */
+static int net_send_soft(struct net_backend *nb, const struct net_vhdr *hdr,
+                         const struct iovec *iov, int iovcnt, size_t len)
+{
+    const uint8_t *frame = iov[0].iov_base;
+    uint8_t *flat = NULL;
+    const char *why = NULL;
+    int r;
+
+    if (iovcnt > 1) {
+        size_t off = 0;
+
+        flat = malloc(len);
+        if (!flat)
+            return -ENOMEM;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        frame = flat;
+    }
+    r = net_vhdr_finish(hdr, frame, len, net_emit_soft, nb, &why);
+    if (r == -EINVAL && why)
+        log_guest("net %s: dropped a frame from the guest with a bad virtio-net header: %s",
+                  nb->ops->name, why);
+    free(flat);
+    return r;
+}
+
 int net_backend_send(struct net_backend *nb, const struct iovec *iov, int iovcnt)
 {
+    return net_backend_send_vhdr(nb, NULL, iov, iovcnt);
+}
+
+int net_backend_send_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
+                          const struct iovec *iov, int iovcnt)
+{
+    const char *why;
     size_t len = 0;
     int r;
 
@@ -158,9 +218,26 @@ int net_backend_send(struct net_backend *nb, const struct iovec *iov, int iovcnt
         r = -EMSGSIZE;
         goto dropped;
     }
-    r = nb->ops->send(nb, iov, iovcnt, len);
+    /* A host side without headers gets the work done here. */
+    if (hdr && (hdr->flags || hdr->gso_type != NET_VHDR_GSO_NONE) && !nb->offload_caps) {
+        r = net_send_soft(nb, hdr, iov, iovcnt, len);
+        if (r < 0)
+            goto dropped;
+        goto sent;
+    }
+    if (hdr && net_vhdr_check(hdr, len, nb->offload_caps, false, &why) < 0) {
+        log_guest("net %s: dropped a frame from the guest with a bad virtio-net header: %s",
+                  nb->ops->name, why);
+        r = -EINVAL;
+        goto dropped;
+    }
+    /* A header that asks nothing is a plain frame (what backends without caps get). */
+    if (hdr && !hdr->flags && hdr->gso_type == NET_VHDR_GSO_NONE)
+        hdr = NULL;
+    r = nb->ops->send(nb, hdr, iov, iovcnt, len);
     if (r < 0)
         goto dropped;
+sent:
     atomic_fetch_add_explicit(&nb->tx_frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nb->tx_bytes, len, memory_order_relaxed);
     return 0;
@@ -180,6 +257,20 @@ void net_backend_get_stats(struct net_backend *nb, struct net_stats *out)
     out->rx_frames = atomic_load_explicit(&nb->rx_frames, memory_order_relaxed);
     out->rx_bytes = atomic_load_explicit(&nb->rx_bytes, memory_order_relaxed);
     out->rx_dropped = atomic_load_explicit(&nb->rx_dropped, memory_order_relaxed);
+}
+
+unsigned net_backend_offload_caps(const struct net_backend *nb)
+{
+    return nb->offload_caps;
+}
+
+int net_backend_set_offload(struct net_backend *nb, unsigned offloads)
+{
+    if (offloads & ~nb->offload_caps)
+        return -EOPNOTSUPP;
+    if (!nb->ops->set_offload)
+        return 0; /* no caps: only 0 gets here, and plain frames are all there is */
+    return nb->ops->set_offload(nb, offloads);
 }
 
 const char *net_backend_kind(const struct net_backend *nb)

@@ -33,10 +33,21 @@
  *   never blocking on I/O (vCPU threads call them). Each backend's locks are leaf locks:
  *   nothing is called back while they are held, so a device may call these while holding its
  *   own lock.
- * The loop must outlive every backend opened on it. */
+ * The loop must outlive every backend opened on it.
+ *
+ * Offload (virtio 1.2 §5.1.6). A frame may travel with a virtio-net header (struct
+ * net_vhdr) that asks for a partial checksum to be completed (NEEDS_CSUM) or a TCP segment
+ * of up to 64 KiB to be cut into MSS-sized ones (GSO), so that the emulated guest does not
+ * checksum and send every 1500-byte frame itself. Only the tap backend carries headers
+ * (IFF_VNET_HDR: the kernel does the work, or hands the frame on whole to a peer that
+ * accepts it); net_backend_offload_caps() says which, and the user and socket backends say
+ * none: frames from the guest to them are finished here in software (net_vhdr_finish()),
+ * and frames to the guest from them are always plain. Headers from the guest are hostile:
+ * net_vhdr_check() validates one before anything acts on it. */
 #ifndef TESSERA_NET_NET_H
 #define TESSERA_NET_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,11 +62,83 @@ struct net_backend;
 #define NET_SPEC_MAX  4096         /* longest spec accepted */
 #define NET_IOV_MAX   64           /* most iovec pieces net_backend_send() takes per frame */
 
+/* The virtio-net header as virtio 1.x lays it out with VIRTIO_F_VERSION_1 (§5.1.6): 12
+ * bytes, fields little-endian on the wire; in this struct they are host order (see
+ * net_vhdr_from_le()). */
+struct net_vhdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;     /* bytes of headers (Ethernet to TCP) in a GSO frame: a hint */
+    uint16_t gso_size;    /* payload bytes per segment (the MSS) */
+    uint16_t csum_start;  /* offset where the checksum starts ... */
+    uint16_t csum_offset; /* ... and where it goes, relative to csum_start */
+    uint16_t num_buffers; /* receive side only; always 1 here (no VIRTIO_NET_F_MRG_RXBUF) */
+};
+
+#define NET_VHDR_LEN 12 /* its size on the wire */
+
+#define NET_VHDR_F_NEEDS_CSUM 1 /* complete the checksum at csum_start + csum_offset */
+#define NET_VHDR_F_DATA_VALID 2 /* receive only: the checksum was checked already */
+
+#define NET_VHDR_GSO_NONE  0
+#define NET_VHDR_GSO_TCPV4 1
+#define NET_VHDR_GSO_TCPV6 4
+#define NET_VHDR_GSO_ECN   0x80 /* with TCPV4/6: the segments carry ECN (CWR) */
+
+/* What a frame may ask of the other side, as a mask. */
+#define NET_OFFLOAD_CSUM (1u << 0) /* NEEDS_CSUM (and, received, DATA_VALID) */
+#define NET_OFFLOAD_TSO4 (1u << 1) /* GSO_TCPV4 */
+#define NET_OFFLOAD_TSO6 (1u << 2) /* GSO_TCPV6 */
+#define NET_OFFLOAD_ECN  (1u << 3) /* GSO_ECN */
+
+/* The smallest gso_size accepted: Linux's TCP_MIN_SND_MSS. A smaller one would let a guest
+ * make the host cut one 64 KiB frame into thousands of tiny ones. */
+#define NET_VHDR_MIN_GSO 48
+
+/* Reads a header from its 12 wire bytes, and writes one. */
+void net_vhdr_from_le(struct net_vhdr *h, const uint8_t wire[NET_VHDR_LEN]);
+void net_vhdr_to_le(const struct net_vhdr *h, uint8_t wire[NET_VHDR_LEN]);
+
+/* Checks header h of a frame of len bytes (the Ethernet frame after the header) against the
+ * offloads `allowed` (NET_OFFLOAD_*), for a frame going out (from the guest: NEEDS_CSUM
+ * only) or coming in (DATA_VALID allowed too). Rules (§5.1.6.2): only known flags and
+ * gso_type values, each needing its offload; NEEDS_CSUM's csum_start + csum_offset + 2
+ * within the frame; a GSO frame also sets NEEDS_CSUM, has NET_VHDR_MIN_GSO <= gso_size and
+ * hdr_len <= len. Returns 0, or -EINVAL with a static reason in *why (for a log line). Pure:
+ * any bytes are safe (the fuzz target feeds it). */
+int net_vhdr_check(const struct net_vhdr *h, size_t len, unsigned allowed, bool incoming,
+                   const char **why);
+
+/* How many frames a checked frame becomes on the wire: 1, or for GSO the TCP payload (after
+ * csum_start and a 20-byte TCP header) over gso_size, rounded up (what packet-rate limits
+ * count). */
+unsigned net_vhdr_segments(const struct net_vhdr *h, size_t len);
+
+/* Receives one finished frame of net_vhdr_finish(); returns 0 to go on or a -errno that
+ * stops it. */
+typedef int (*net_vhdr_emit_fn)(void *opaque, const uint8_t *frame, size_t len);
+
+/* Does in software what a header asks, for a host side that takes only plain frames: checks
+ * it (any offload allowed), then hands emit() either the frame itself (nothing asked), a copy
+ * with the checksum completed (NEEDS_CSUM), or, for TCP GSO, each MSS-sized segment with its
+ * IPv4 total length, id and header checksum, IPv6 payload length, TCP sequence number and
+ * flags (FIN and PSH on the last, CWR on the first) and TCP checksum set, as a NIC's TSO
+ * would. GSO frames must be TCP right after an IPv4 header, or an IPv6 header without
+ * extension headers, after Ethernet and at most one 802.1Q tag. Returns 0, -EINVAL with a
+ * static reason in *why for a frame it cannot finish, -ENOMEM, or emit()'s error. Frames
+ * from the guest are hostile: nothing is read outside frame[0..len). */
+int net_vhdr_finish(const struct net_vhdr *h, const uint8_t *frame, size_t len,
+                    net_vhdr_emit_fn emit, void *opaque, const char **why);
+
 /* Delivers one frame from the host side to the device, on the loop thread. `frame` is valid
- * only during the call. Returns len when the device took the frame, or 0 when it has no room
- * now: the backend then keeps the frame (and stops reading its fd) until the device calls
- * net_backend_rx_ready(). Any other value drops the frame, which is counted in rx_dropped. */
-typedef ssize_t (*net_receive_fn)(void *opaque, const void *frame, size_t len);
+ * only during the call. `hdr` is NULL for a plain, fully checksummed frame, or the header the
+ * host side sent with it (a tap after net_backend_set_offload()), already checked with
+ * net_vhdr_check() against the offloads set. Returns len when the device took the frame, or
+ * 0 when it has no room now: the backend then keeps the frame (and stops reading its fd)
+ * until the device calls net_backend_rx_ready(). Any other value drops the frame, which is
+ * counted in rx_dropped. */
+typedef ssize_t (*net_receive_fn)(void *opaque, const struct net_vhdr *hdr, const void *frame,
+                                  size_t len);
 
 struct net_stats {
     uint64_t tx_frames; /* guest -> host frames handed to the host side */
@@ -92,6 +175,25 @@ void net_backend_rx_ready(struct net_backend *nb);
  * is consumed either way: the device completes the guest's buffer and moves on, as a NIC on
  * a congested wire would. */
 int net_backend_send(struct net_backend *nb, const struct iovec *iov, int iovcnt);
+
+/* Which offloads (NET_OFFLOAD_*) the backend carries in both directions: a tap opened with
+ * IFF_VNET_HDR all of them, other backends none. Immutable after open; any thread. */
+unsigned net_backend_offload_caps(const struct net_backend *nb);
+
+/* Sets which offloads the host side may use in frames it sends to the guest (a subset of the
+ * caps; the tap's TUNSETOFFLOAD): 0 asks for plain, fully checksummed frames of at most the
+ * MTU. Returns 0, -EOPNOTSUPP for bits outside the caps, or the -errno of the host (the
+ * setting is then unchanged). Any thread; frames already read keep their old headers, so
+ * the receiver checks each one. */
+int net_backend_set_offload(struct net_backend *nb, unsigned offloads);
+
+/* net_backend_send() with a header: hdr NULL is a plain frame; otherwise it must pass
+ * net_vhdr_check() against the backend's caps, or, on a backend without caps, any offload,
+ * which net_vhdr_finish() then does before the pieces go to the backend (a failing one is
+ * dropped with -EINVAL and counted in tx_dropped). The counters count the frame as one, of
+ * its bytes without the header. */
+int net_backend_send_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
+                          const struct iovec *iov, int iovcnt);
 
 /* A snapshot of the counters (each read atomically; the set is not one instant). Any
  * thread. */

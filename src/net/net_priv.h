@@ -34,9 +34,15 @@ struct net_backend_ops {
      * at once. Returns 0 or -errno with a message in err. Set-up thread. */
     int (*open)(struct net_backend *nb, const void *cfg, char *err);
     /* Hands one frame on; `len` (sum of the iov lengths) is already checked to be within
-     * NET_FRAME_MIN..NET_FRAME_MAX and iovcnt within 1..NET_IOV_MAX. Returns 0 or -errno
-     * (dropped; net.c counts it). Any thread, non-blocking. */
-    int (*send)(struct net_backend *nb, const struct iovec *iov, int iovcnt, size_t len);
+     * NET_FRAME_MIN..NET_FRAME_MAX and iovcnt within 1..NET_IOV_MAX. hdr is NULL for a plain
+     * frame, or a header net.c checked against nb->offload_caps (so always NULL for a
+     * backend without caps). Returns 0 or -errno (dropped; net.c counts it). Any thread,
+     * non-blocking. */
+    int (*send)(struct net_backend *nb, const struct net_vhdr *hdr, const struct iovec *iov,
+                int iovcnt, size_t len);
+    /* Sets the offloads the host side may use towards the guest (net_backend_set_offload(),
+     * already checked against nb->offload_caps). Optional: only for backends with caps. */
+    int (*set_offload)(struct net_backend *nb, unsigned offloads);
     /* Loop thread, after net_backend_wake(): deliver what was held back, resume reading, do
      * queued work. Spurious calls must be harmless. */
     void (*kick)(struct net_backend *nb);
@@ -54,6 +60,7 @@ struct net_backend {
     const struct net_backend_ops *ops; /* immutable */
     struct loop *loop;                 /* immutable */
     void *priv;                        /* the backend's own state, set by ops->open */
+    unsigned offload_caps;             /* NET_OFFLOAD_*, set by ops->open, then immutable */
 
     int kickfd; /* eventfd: net_backend_wake() -> ops->kick on the loop thread */
     struct loop_fd *kick_h;
@@ -86,6 +93,11 @@ enum net_delivery {
 
 /* Loop thread only. Hands one frame from the host side to the receiver. */
 enum net_delivery net_backend_deliver(struct net_backend *nb, const void *frame, size_t len);
+
+/* The same for a frame with a header from the host side (hdr NULL: plain). The header is
+ * checked against the caps first: a bad one drops the frame (counted in rx_dropped). */
+enum net_delivery net_backend_deliver_vhdr(struct net_backend *nb, const struct net_vhdr *hdr,
+                                           const void *frame, size_t len);
 
 /* Schedules ops->kick on the loop thread. Any thread; async-signal-safe. */
 void net_backend_wake(struct net_backend *nb);

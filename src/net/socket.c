@@ -442,7 +442,8 @@ err_free:
     return r;
 }
 
-static int socket_send(struct net_backend *nb, const struct iovec *iov, int iovcnt, size_t len)
+static int socket_send(struct net_backend *nb, const struct net_vhdr *hdr, const struct iovec *iov,
+                       int iovcnt, size_t len)
 {
     struct socket_backend *sb = nb->priv;
 

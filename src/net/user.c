@@ -559,7 +559,8 @@ static const SlirpCb user_callbacks = {
 
 /* ---- send: guest -> slirp ---- */
 
-static int user_send(struct net_backend *nb, const struct iovec *iov, int iovcnt, size_t len)
+static int user_send(struct net_backend *nb, const struct net_vhdr *hdr, const struct iovec *iov,
+                     int iovcnt, size_t len)
 {
     struct user_backend *ub = nb->priv;
     struct user_frame *f = malloc(sizeof(*f) + len);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/if_tun.h>
 #include <linux/sched.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -112,10 +113,11 @@ static const int sandbox_allow[] = {
 
 /* ioctl requests, each allowed alone. */
 static const unsigned long sandbox_ioctls[] = {
-    FIONREAD,     /* slirp: bytes waiting on a UDP socket */
-    SIOCGIFINDEX, /* slirp re-reading /etc/resolv.conf: a nameserver's %iface (if_nametoindex) */
-    TCGETS,       /* console: isatty() */
-    TCSETS,       /* console: the terminal's mode restored at exit (tcsetattr TCSANOW) */
+    FIONREAD,      /* slirp: bytes waiting on a UDP socket */
+    SIOCGIFINDEX,  /* slirp re-reading /etc/resolv.conf: a nameserver's %iface (if_nametoindex) */
+    TCGETS,        /* console: isatty() */
+    TCSETS,        /* console: the terminal's mode restored at exit (tcsetattr TCSANOW) */
+    TUNSETOFFLOAD, /* tap backend: the offloads the guest's driver took, at each (re)start */
 };
 
 /* Path calls made directly (no broker: the VMM did not start as root, so there are no rights

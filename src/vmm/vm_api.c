@@ -329,14 +329,16 @@ static int api_stats(void *vm, json_t **out)
             else if (!strcmp(type, "net"))
                 json_array_append_new(
                     nics,
-                    json_pack("{s:i,s:I,s:I,s:I,s:I,s:o*,s:I,s:I,s:I,s:I}", "slot", (int)s,
+                    json_pack("{s:i,s:I,s:I,s:I,s:I,s:o*,s:I,s:I,s:I,s:I,s:I,s:I}", "slot", (int)s,
                               "rx_frames", (json_int_t)vs.reads, "tx_frames", (json_int_t)vs.writes,
                               "rx_bytes", (json_int_t)vs.read_bytes, "tx_bytes",
                               (json_int_t)vs.write_bytes, "limits", iolimits_get(m, s),
                               "rx_throttled_frames", (json_int_t)vs.read_throttled,
                               "tx_throttled_frames", (json_int_t)vs.write_throttled,
                               "rx_throttled_ns", (json_int_t)vs.read_throttled_ns,
-                              "tx_throttled_ns", (json_int_t)vs.write_throttled_ns));
+                              "tx_throttled_ns", (json_int_t)vs.write_throttled_ns, "rx_errors",
+                              (json_int_t)vs.read_errors, "tx_errors",
+                              (json_int_t)vs.write_errors));
         }
         json_object_set_new(*out, "disks", disks);
         json_object_set_new(*out, "nics", nics);

@@ -95,7 +95,8 @@ struct sink {
     atomic_size_t last_len;
 };
 
-static inline ssize_t sink_receive(void *opaque, const void *frame, size_t len)
+static inline ssize_t sink_receive(void *opaque, const struct net_vhdr *hdr, const void *frame,
+                                   size_t len)
 {
     struct sink *s = opaque;
     int mode = atomic_load(&s->mode);

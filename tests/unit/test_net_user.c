@@ -41,7 +41,7 @@ struct collector {
 
 static struct collector col = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static ssize_t collect(void *opaque, const void *frame, size_t len)
+static ssize_t collect(void *opaque, const struct net_vhdr *hdr, const void *frame, size_t len)
 {
     struct collector *c = opaque;
 

@@ -4,11 +4,15 @@
  * with their rings in guest RAM. Also: the dirty-page log sees every page a device writes, and
  * a corrupted or crafted section is refused with a message, never a crash (run under ASan). */
 #include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -782,6 +786,77 @@ static void test_net_announce(void)
     close(b[1]);
 }
 
+/* ETHTOOL_GTSO on interface `name`: 1 when TCP segmentation offload is on, 0 when off, -1
+ * when it cannot be read. On a tap it follows TUNSETOFFLOAD. */
+static int tap_tso(const char *name)
+{
+    struct ethtool_value ev = {.cmd = ETHTOOL_GTSO};
+    struct ifreq ifr = {0};
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
+
+    if (s < 0)
+        return -1;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    ifr.ifr_data = (void *)&ev;
+    if (ioctl(s, SIOCETHTOOL, &ifr) == 0)
+        r = ev.data != 0;
+    close(s);
+    return r;
+}
+
+/* Offload across a save and a load: a driver that takes checksum and TSO offload on a tap
+ * turns the tap's TSO on (TUNSETOFFLOAD), a reset turns it off; a new process's NIC on the
+ * same tap starts with it off and turns it on when it loads the state; a NIC on a backend
+ * that carries no offload (socket) refuses the state, naming the features. Needs root,
+ * /dev/net/tun and ip(8) for the tap. */
+static void test_net_offload_restore(void)
+{
+    const uint64_t offload = BIT(0) | BIT(1) | BIT(7) | BIT(11); /* CSUM GUEST_CSUM TSO4s */
+    char name[IFNAMSIZ], cmd[96], opts[64], err[STATE_ERR_LEN];
+    struct side src, dst;
+    struct dq q[2];
+    struct sbuf st;
+    int sp[2];
+
+    snprintf(name, sizeof(name), "tsrso%u", (unsigned)getpid() % 100000);
+    snprintf(cmd, sizeof(cmd), "ip tuntap add dev %s mode tap >/dev/null 2>&1", name);
+    if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0 || system(cmd) != 0) {
+        printf("state_virtio: net offload restore skipped (needs root, /dev/net/tun, ip)\n");
+        return;
+    }
+    snprintf(opts, sizeof(opts), "tap,ifname=%s", name);
+    if (!side_create(&src, "net", opts))
+        goto out_tap;
+    CHECK_EQ_U64(tap_tso(name), 0);
+    CHECK(drv_init(&src, q, 2, 8, BIT(VIRTIO_F_VERSION_1) | offload));
+    CHECK_EQ_U64(tap_tso(name), 1);
+    virtio_mmio_quiesce(src.vd);
+    save(&src, &st);
+    wr(&src, VIRTIO_MMIO_REG_STATUS, 0);
+    CHECK_EQ_U64(tap_tso(name), 0);
+    side_destroy(&src);
+
+    if (side_create(&dst, "net", opts)) {
+        CHECK_EQ_U64(tap_tso(name), 0);
+        CHECK_EQ_U64(load(&dst, st.data, st.len, NULL), 0);
+        CHECK_EQ_U64(tap_tso(name), 1);
+        side_destroy(&dst);
+    }
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) == 0) {
+        snprintf(opts, sizeof(opts), "socket,fd=%d", sp[0]);
+        if (side_create(&dst, "net", opts)) {
+            CHECK_EQ_U64(load(&dst, st.data, st.len, err), (uint64_t)-1);
+            CHECK(strstr(err, "does not offer") != NULL || !fprintf(stderr, "got: %s\n", err));
+            side_destroy(&dst);
+        }
+        close(sp[1]);
+    }
+    sbuf_free(&st);
+out_tap:
+    snprintf(cmd, sizeof(cmd), "ip link del dev %s >/dev/null 2>&1", name);
+    CHECK(system(cmd) == 0);
+}
+
 /* --- refusals ------------------------------------------------------------------------------- */
 
 static void put_le(uint8_t *p, uint64_t v, unsigned n)
@@ -927,6 +1002,7 @@ int main(void)
     test_balloon();
     test_console();
     test_net_announce();
+    test_net_offload_restore();
     test_refusals();
     loop_destroy(loop);
     return test_finish("test_state_virtio");

@@ -66,6 +66,8 @@ struct vdev_stats {
      * limit, and the time they waited in all, per direction as above. */
     uint64_t read_throttled, write_throttled;
     uint64_t read_throttled_ns, write_throttled_ns;
+    /* Frames or requests dropped as malformed (a NIC: a bad virtio-net header). */
+    uint64_t read_errors, write_errors;
 };
 
 struct vdev_type {

@@ -22,6 +22,14 @@
  * then drops, and TCP retransmits). One loop timer, armed for the earliest deadline, resumes
  * either direction; a limit change wakes both at once.
  *
+ * Offload (§5.1.6, docs/networks.md): the 12-byte header in front of each frame carries
+ * checksum and TCP segmentation requests. Transmit: checked against what the guest
+ * negotiated (net_vhdr_check()), then handed to the backend with the frame (a tap passes it
+ * to the kernel, net.c finishes it in software for the others); a bad one drops the frame
+ * (tx_errors). Receive: the backend's header (a tap's) is checked against what the guest
+ * took and passed on; other backends' frames get a zero header. A GSO frame costs the rate
+ * limits its bytes and the segments it becomes.
+ *
  * Announce: after its state is loaded (an incoming migration, a restore) the NIC announces
  * its MAC, as QEMU's announce-self does, so the switches between it and the other VMs learn
  * its new port at once instead of when the guest next speaks: NET_ANNOUNCE_ROUNDS RARP
@@ -49,12 +57,20 @@
 #include "net/net.h"
 #include "net/netspec.h"
 
-#define VIRTIO_NET_F_MAC     5
-#define VIRTIO_NET_F_STATUS  16
-#define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_F_CSUM       0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MAC        5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN  9
+#define VIRTIO_NET_F_HOST_TSO4  11
+#define VIRTIO_NET_F_HOST_TSO6  12
+#define VIRTIO_NET_F_HOST_ECN   13
+#define VIRTIO_NET_F_STATUS     16
+#define VIRTIO_NET_S_LINK_UP    1
 
 #define NET_QUEUE_SIZE 256
-#define NET_HDR_LEN    12 /* struct virtio_net_hdr with num_buffers (VERSION_1, §5.1.6) */
+#define NET_HDR_LEN    NET_VHDR_LEN /* with num_buffers: VERSION_1 always has it (§5.1.6) */
 #define NET_RXQ        0
 #define NET_TXQ        1
 #define NET_TX_BUDGET  256 /* frames per loop turn, so receive work is not starved */
@@ -82,13 +98,17 @@ struct virtio_net {
     bool quiesced; /* between quiesce() and resume(): no ring work */
     bool link_up;
     uint8_t mac[6];
+    /* NET_OFFLOAD_* the guest negotiated, set by activate(), cleared by reset(): tx what its
+     * frames may ask of the backend (CSUM, HOST_*), rx what it takes (GUEST_*). */
+    unsigned tx_offloads, rx_offloads;
 
     /* Rate limiting, under `lock`, per direction: until (0: not waiting) is when the
      * direction may go again, since (0: none waits) when the frame now held first waited. */
     struct ratelimit rl[NET_RL_COUNT];
     uint64_t until[NET_RL_COUNT], since[NET_RL_COUNT];
     uint64_t throttled[NET_RL_COUNT], throttled_ns[NET_RL_COUNT];
-    struct loop_timer *timer; /* fires at the earliest until[] */
+    uint64_t tx_errors, rx_errors; /* frames dropped for a bad virtio-net header */
+    struct loop_timer *timer;      /* fires at the earliest until[] */
 
     /* Announce after a load, on the loop thread: rounds still to send (under `lock`). */
     struct loop_timer *announce_timer;
@@ -112,14 +132,14 @@ static void vnet_arm_locked(struct virtio_net *n)
 /* Whether a frame of len bytes may cross in direction dir now. When it may not, the frame
  * is counted as throttled (once) and the timer armed; when it may, its cost is taken if
  * `take`. n->lock held. */
-static bool vnet_admit_locked(struct virtio_net *n, int dir, size_t len, bool take)
+static bool vnet_admit_locked(struct virtio_net *n, int dir, size_t len, unsigned pkts, bool take)
 {
     uint64_t now, wait;
 
     if (!ratelimit_limited(&n->rl[dir]))
         return true;
     now = time_now_ns();
-    if (!ratelimit_check(&n->rl[dir], len, 1, now, &wait)) {
+    if (!ratelimit_check(&n->rl[dir], len, pkts, now, &wait)) {
         if (!n->since[dir]) {
             n->since[dir] = now;
             n->throttled[dir]++;
@@ -129,7 +149,7 @@ static bool vnet_admit_locked(struct virtio_net *n, int dir, size_t len, bool ta
         return false;
     }
     if (take) {
-        ratelimit_take(&n->rl[dir], len, 1);
+        ratelimit_take(&n->rl[dir], len, pkts);
         if (n->since[dir])
             n->throttled_ns[dir] += now - n->since[dir];
         n->since[dir] = 0;
@@ -137,9 +157,59 @@ static bool vnet_admit_locked(struct virtio_net *n, int dir, size_t len, bool ta
     return true;
 }
 
+/* Each offload feature and what it lets frames carry (net.h), by direction. */
+static const struct {
+    unsigned bit, offload;
+    bool rx; /* GUEST_*: host -> guest */
+} vnet_offload_bits[] = {
+    {VIRTIO_NET_F_CSUM, NET_OFFLOAD_CSUM, false},
+    {VIRTIO_NET_F_HOST_TSO4, NET_OFFLOAD_TSO4, false},
+    {VIRTIO_NET_F_HOST_TSO6, NET_OFFLOAD_TSO6, false},
+    {VIRTIO_NET_F_HOST_ECN, NET_OFFLOAD_ECN, false},
+    {VIRTIO_NET_F_GUEST_CSUM, NET_OFFLOAD_CSUM, true},
+    {VIRTIO_NET_F_GUEST_TSO4, NET_OFFLOAD_TSO4, true},
+    {VIRTIO_NET_F_GUEST_TSO6, NET_OFFLOAD_TSO6, true},
+    {VIRTIO_NET_F_GUEST_ECN, NET_OFFLOAD_ECN, true},
+};
+
+#define VNET_NOFFLOAD_BITS (sizeof(vnet_offload_bits) / sizeof(vnet_offload_bits[0]))
+
+/* Transmit offload (CSUM, HOST_TSO4/6, HOST_ECN) is offered on every backend: a tap with
+ * IFF_VNET_HDR takes the header, and for the others (user, socket) net.c completes checksums
+ * and cuts GSO frames in software (net_vhdr_finish()), natively rather than in the emulated
+ * guest. Receive offload (GUEST_*) only where the backend carries headers: the others hand
+ * over plain frames. A state whose guest took GUEST_* therefore does not load onto a user or
+ * socket backend (virtio_mmio_state.c refuses negotiated features the device does not
+ * offer). Large
+ * received frames go into the "big packets" buffers Linux posts when GUEST_TSO4/6 is
+ * negotiated without MRG_RXBUF (64 KiB and more each). */
 static uint64_t vnet_features(void *dev)
 {
-    return (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+    struct virtio_net *n = dev;
+    unsigned caps = net_backend_offload_caps(n->nb);
+    uint64_t f = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+
+    for (size_t i = 0; i < VNET_NOFFLOAD_BITS; i++) {
+        if (!vnet_offload_bits[i].rx || (caps & vnet_offload_bits[i].offload))
+            f |= 1ull << vnet_offload_bits[i].bit;
+    }
+    return f;
+}
+
+/* What negotiated features let each direction's frames carry. A hostile driver may accept
+ * TSO without CSUM (the spec's dependency, §5.1.3.1): then TSO does not count, as no GSO
+ * frame passes net_vhdr_check() without NEEDS_CSUM. */
+static void vnet_offloads(uint64_t features, unsigned *tx, unsigned *rx)
+{
+    *tx = *rx = 0;
+    for (size_t i = 0; i < VNET_NOFFLOAD_BITS; i++) {
+        if (features & (1ull << vnet_offload_bits[i].bit))
+            *(vnet_offload_bits[i].rx ? rx : tx) |= vnet_offload_bits[i].offload;
+    }
+    if (!(*tx & NET_OFFLOAD_CSUM))
+        *tx = 0;
+    if (!(*rx & NET_OFFLOAD_CSUM))
+        *rx = 0;
 }
 
 /* struct virtio_net_config: mac[6], status, max_virtqueue_pairs. */
@@ -171,20 +241,35 @@ static bool vnet_tx_locked(struct virtio_net *n)
         return false;
     while (budget-- && (r = virtq_pop(vq, &req)) > 0) {
         size_t len = req.out_len;
+        uint8_t wire[NET_HDR_LEN];
+        struct net_vhdr h = {0};
+        const char *why = NULL;
 
-        if (len > NET_HDR_LEN && !vnet_admit_locked(n, NET_RL_TX, len - NET_HDR_LEN, true)) {
-            virtq_unpop(vq); /* the timer comes back for it */
-            r = 0;
-            break;
+        if (len >= NET_HDR_LEN + NET_FRAME_MIN && len <= NET_HDR_LEN + NET_FRAME_MAX) {
+            len -= NET_HDR_LEN;
+            /* Without offloads the header asks for nothing we honour: it is ignored. */
+            if (n->tx_offloads) {
+                virtq_req_read(&req, 0, wire, NET_HDR_LEN);
+                net_vhdr_from_le(&h, wire);
+                net_vhdr_check(&h, len, n->tx_offloads, false, &why);
+            }
+            /* A 64 KiB GSO frame costs its bytes and the segments it becomes. */
+            if (!why && !vnet_admit_locked(n, NET_RL_TX, len, net_vhdr_segments(&h, len), true)) {
+                virtq_unpop(vq); /* the timer comes back for it */
+                r = 0;
+                break;
+            }
+        } else {
+            why = "bad length";
         }
-        /* The header carries offload requests we did not offer; skip it (§5.1.6.2). */
-        if (len < NET_HDR_LEN + NET_FRAME_MIN || len > NET_HDR_LEN + NET_FRAME_MAX) {
-            log_guest("virtio-net: transmit of %zu bytes dropped (bad length)", len);
+        if (why) {
+            log_guest("virtio-net: transmit of %zu bytes dropped: %s", req.out_len, why);
+            n->tx_errors++;
         } else if (n->link_up) {
-            struct iovec iov = {n->frame, len - NET_HDR_LEN};
+            struct iovec iov = {n->frame, len};
 
-            virtq_req_read(&req, NET_HDR_LEN, n->frame, len - NET_HDR_LEN);
-            net_backend_send(n->nb, &iov, 1);
+            virtq_req_read(&req, NET_HDR_LEN, n->frame, len);
+            net_backend_send_vhdr(n->nb, n->tx_offloads ? &h : NULL, &iov, 1);
         }
         virtq_push(vq, &req, 0);
         pushed = true;
@@ -195,13 +280,15 @@ static bool vnet_tx_locked(struct virtio_net *n)
 }
 
 /* The backend's receiver: one frame for the guest. Loop thread. */
-static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
+static ssize_t vnet_receive(void *opaque, const struct net_vhdr *hdr, const void *frame, size_t len)
 {
     struct virtio_net *n = opaque;
     struct virtq *vq;
     static __thread struct virtq_req req;
-    uint8_t hdr[NET_HDR_LEN] = {0};
-    uint16_t num_buffers = 1;
+    uint8_t wire[NET_HDR_LEN];
+    struct net_vhdr h = {0};
+    const char *why;
+    unsigned pkts;
     ssize_t ret = (ssize_t)len;
 
     pthread_mutex_lock(&n->lock);
@@ -211,7 +298,21 @@ static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
     }
     if (!n->active || !n->link_up)
         goto out; /* dropped, as a cable would */
-    if (!vnet_admit_locked(n, NET_RL_RX, len, false)) {
+    /* The backend checked the header against what it carries; the guest may have taken
+     * less (or been reset since the frame was read). */
+    if (hdr) {
+        h = *hdr;
+        if (!n->rx_offloads)
+            h.flags &= (uint8_t)~NET_VHDR_F_DATA_VALID; /* a hint we may drop (§5.1.6.4) */
+        if (net_vhdr_check(&h, len, n->rx_offloads, true, &why) < 0) {
+            log_guest("virtio-net: received frame of %zu bytes dropped: %s", len, why);
+            n->rx_errors++;
+            ret = -1;
+            goto out;
+        }
+    }
+    pkts = net_vhdr_segments(&h, len);
+    if (!vnet_admit_locked(n, NET_RL_RX, len, pkts, false)) {
         ret = 0; /* over the limit: held by the backend until the timer calls rx_ready */
         goto out;
     }
@@ -220,14 +321,15 @@ static ssize_t vnet_receive(void *opaque, const void *frame, size_t len)
         ret = 0; /* no buffer: the backend holds the frame until we call rx_ready */
         goto out;
     }
-    vnet_admit_locked(n, NET_RL_RX, len, true); /* it crosses now: charge it */
+    vnet_admit_locked(n, NET_RL_RX, len, pkts, true); /* it crosses now: charge it */
     if (req.in_len < NET_HDR_LEN + len) {
         log_guest("virtio-net: %zu-byte frame does not fit a %zu-byte receive buffer", len,
                   req.in_len);
         virtq_push(vq, &req, 0);
     } else {
-        memcpy(hdr + 10, &num_buffers, 2);
-        virtq_req_write(&req, 0, hdr, NET_HDR_LEN);
+        h.num_buffers = 1;
+        net_vhdr_to_le(&h, wire);
+        virtq_req_write(&req, 0, wire, NET_HDR_LEN);
         virtq_req_write(&req, NET_HDR_LEN, frame, len);
         virtq_push(vq, &req, (uint32_t)(NET_HDR_LEN + len));
     }
@@ -283,11 +385,24 @@ static void vnet_queue_notify(void *dev, unsigned q)
     vdev_kick_signal(&((struct virtio_net *)dev)->kick);
 }
 
+/* Also after a load (a restore, an incoming migration): the backend is told again what the
+ * guest takes, so a tap opened fresh gets its TUNSETOFFLOAD. */
 static int vnet_activate(void *dev, uint64_t features)
 {
     struct virtio_net *n = dev;
+    unsigned tx, rx;
+    int r;
 
+    vnet_offloads(features, &tx, &rx);
+    r = net_backend_set_offload(n->nb, rx);
+    if (r < 0) {
+        log_error("virtio-net: the %s backend cannot take offload 0x%x: %s",
+                  net_backend_kind(n->nb), rx, strerror(-r));
+        return r;
+    }
     pthread_mutex_lock(&n->lock);
+    n->tx_offloads = tx;
+    n->rx_offloads = rx;
     n->active = true;
     pthread_mutex_unlock(&n->lock);
     vdev_kick_signal(&n->kick);
@@ -300,10 +415,14 @@ static void vnet_reset(void *dev)
 
     pthread_mutex_lock(&n->lock);
     n->active = false;
+    n->tx_offloads = n->rx_offloads = 0;
     for (int i = 0; i < NET_RL_COUNT; i++)
         n->until[i] = n->since[i] = 0;
     vnet_arm_locked(n);
     pthread_mutex_unlock(&n->lock);
+    /* Plain frames again until the next driver negotiates (a failure leaves frames the
+     * receiver then drops for their headers). */
+    net_backend_set_offload(n->nb, 0);
 }
 
 /* Saving thread, register lock held; never the loop thread, which may be waiting for `lock`
@@ -696,6 +815,8 @@ static void vnet_stats(void *dev, struct vdev_stats *out)
     out->write_throttled = n->throttled[NET_RL_TX];
     out->read_throttled_ns = n->throttled_ns[NET_RL_RX];
     out->write_throttled_ns = n->throttled_ns[NET_RL_TX];
+    out->read_errors = n->rx_errors;
+    out->write_errors = n->tx_errors;
     /* A frame held now has waited too. */
     if (n->since[NET_RL_RX])
         out->read_throttled_ns += time_now_ns() - n->since[NET_RL_RX];
