@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc $(pkg-config --cflags slirp) -o build/fuzz_netspec tests/fuzz/fuzz_netspec.c src/net/netspec.c src/net/net.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/base/loop.c src/base/log.c $(pkg-config --libs slirp) -pthread
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc $(pkg-config --cflags slirp) -o build/fuzz_netspec tests/fuzz/fuzz_netspec.c src/net/netspec.c src/net/net.c src/net/user.c src/net/tap.c src/net/socket.c src/net/fdnet.c src/net/vhdr.c src/base/loop.c src/base/log.c $(pkg-config --libs slirp) -pthread
 // clang-format on
 /* libFuzzer target for the network spec parser (src/net/netspec.c and the backends'
  * parse_key/parse_done hooks). Build and run from the repository root:
