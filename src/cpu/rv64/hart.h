@@ -87,6 +87,18 @@ enum rv_exc {
  * keeps translations per address space: see struct rv_tlb. */
 #define SATP_WRITABLE ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1))
 
+/* satp.MODE values this hart implements (privileged §4.1.11): Bare and Sv39, Sv48, Sv57, whose
+ * walks have 3, 4 and 5 levels. Writes of any other MODE are ignored. */
+#define SATP_MODE_BARE 0
+#define SATP_MODE_SV39 8
+#define SATP_MODE_SV48 9
+#define SATP_MODE_SV57 10
+
+static inline bool rv_satp_mode_ok(unsigned mode)
+{
+    return mode == SATP_MODE_BARE || (mode >= SATP_MODE_SV39 && mode <= SATP_MODE_SV57);
+}
+
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
 #define MIP_MSIP   (1ull << RV64_IRQ_MSI)
 #define MIP_STIP   (1ull << RV64_IRQ_STI)

@@ -1,5 +1,5 @@
-/* Address translation (Sv39, Sv48), physical memory protection, the software TLB's fill and
- * the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.5). */
+/* Address translation (Sv39, Sv48, Sv57), physical memory protection, the software TLB's fill
+ * and the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.6). */
 #include <stddef.h>
 
 #include "base/dirty.h"
@@ -16,10 +16,6 @@
 #define PTE_PPN_SHIFT 10
 #define PTE_PPN_MASK  ((1ull << 44) - 1)
 #define PTE_RESERVED  (0x3ffull << 54) /* PBMT, N and reserved bits: none implemented */
-
-#define SATP_MODE_BARE 0
-#define SATP_MODE_SV39 8
-#define SATP_MODE_SV48 9
 
 #define PMP_R     0x01
 #define PMP_W     0x02
@@ -230,8 +226,9 @@ static int fault(struct rv64_hart *h, uint64_t cause, uint64_t va)
     return -1;
 }
 
-/* Sv39/Sv48 translation (privileged §4.3.2). On success *pa is the physical address of va
- * and *pte_out the leaf PTE (with the A/D bits as now stored). */
+/* Sv39/Sv48/Sv57 translation (privileged §4.3.2; Sv48 and Sv57 are the same walk with a
+ * fourth and a fifth level, §4.5-4.6). On success *pa is the physical address of va and
+ * *pte_out the leaf PTE (with the A/D bits as now stored). */
 static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
                          uint64_t *pa, uint64_t *pte_out)
 {
@@ -246,9 +243,10 @@ static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, u
         *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
         return 0;
     }
-    levels = mode == SATP_MODE_SV48 ? 4 : 3;
+    levels = mode - SATP_MODE_SV39 + 3; /* csr.c lets only 8, 9 and 10 into satp */
     {
-        /* The VA must be the sign extension of its top translated bit. */
+        /* The VA must be the sign extension of its top translated bit: bits 63..39 equal
+         * bit 38 for Sv39, 63..48 bit 47 for Sv48, 63..57 bit 56 for Sv57. */
         unsigned bits = 12 + 9 * levels;
         int64_t sext = (int64_t)(va << (64 - bits)) >> (64 - bits);
 
