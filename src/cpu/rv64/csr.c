@@ -128,6 +128,7 @@ void rv_pmp_update(struct rv64_hart *h)
         if (h->pmpcfg[i] & 0x18)
             h->pmp_active = true;
     }
+    rv_pmp_decode(h);
     rv_tlb_flush(h);
 }
 

@@ -201,6 +201,12 @@ struct rv_block_cache {
 
 #define RV_PMP_COUNT 16
 
+/* A PMP entry that matches some address: the bytes [lo, hi) it covers and its pmpcfg. */
+struct rv_pmp_range {
+    uint64_t lo, hi;
+    uint8_t cfg;
+};
+
 struct rv64_hart {
     /* Hot: touched by nearly every instruction. */
     uint64_t x[33];
@@ -239,6 +245,11 @@ struct rv64_hart {
     uint8_t pmpcfg[RV_PMP_COUNT];
     uint64_t pmpaddr[RV_PMP_COUNT];
     bool pmp_active; /* some entry has A != OFF */
+    /* The entries that match some address, lowest-numbered (highest priority) first, their
+     * ranges decoded when a PMP register is written (rv_pmp_update) rather than on each of
+     * the checks of every TLB refill: firmware uses 2 or 3 of the 16. */
+    struct rv_pmp_range pmp_ranges[RV_PMP_COUNT];
+    unsigned pmp_nranges;
 
     struct rv_tlb *tlbs;   /* RV_TLB_SETS + 1 tables, one of them live */
     uint64_t tlb_switches; /* satp writes that changed the live table: ages the others */
@@ -293,6 +304,9 @@ void rv_set_priv(struct rv64_hart *h, unsigned priv);
 
 /* Recomputes pmp_active from pmpcfg and flushes the TLB, after a PMP register changed. */
 void rv_pmp_update(struct rv64_hart *h);
+
+/* Recomputes pmp_ranges from the PMP registers (rv_pmp_update calls it). */
+void rv_pmp_decode(struct rv64_hart *h);
 
 /* --- memory (mmu.c) --- */
 

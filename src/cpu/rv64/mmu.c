@@ -156,10 +156,24 @@ static bool pmp_range(const struct rv64_hart *h, unsigned i, uint64_t *lo, uint6
     }
 }
 
+void rv_pmp_decode(struct rv64_hart *h)
+{
+    h->pmp_nranges = 0;
+    for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
+        struct rv_pmp_range *r = &h->pmp_ranges[h->pmp_nranges];
+
+        if (pmp_range(h, i, &r->lo, &r->hi)) {
+            r->cfg = h->pmpcfg[i];
+            h->pmp_nranges++;
+        }
+    }
+}
+
 /* PMP decision for [pa, pa+len) (privileged §3.7.1): the lowest-numbered entry that matches
  * any byte decides; it must match all bytes. PMP_MIXED: an entry covers only part of the
  * range, so the answer differs inside it (used to refuse caching a page in the TLB). With no
- * active entry every access is allowed, as QEMU's virt does for bare-metal code. */
+ * active entry every access is allowed, as QEMU's virt does for bare-metal code. Entries that
+ * match nothing (off, or an empty TOR range) are not in pmp_ranges, and cannot decide. */
 static enum pmp_result pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_t len,
                                  unsigned priv, enum rv_access acc)
 {
@@ -167,13 +181,11 @@ static enum pmp_result pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_
 
     if (!h->pmp_active)
         return PMP_ALLOW;
-    for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
-        uint64_t lo, hi;
-        uint8_t cfg = h->pmpcfg[i];
+    for (unsigned i = 0; i < h->pmp_nranges; i++) {
+        uint64_t lo = h->pmp_ranges[i].lo, hi = h->pmp_ranges[i].hi;
+        uint8_t cfg = h->pmp_ranges[i].cfg;
         uint8_t need;
 
-        if (!pmp_range(h, i, &lo, &hi))
-            continue;
         if (end <= lo || pa >= hi)
             continue;
         if (pa < lo || end > hi)
