@@ -27,6 +27,7 @@
 #define PA_DATA    0x80500000   /* 16 data pages, page i starts with 0x1111_0000 + i */
 #define PA(i)      (PA_DATA + (i) * 0x1000)
 #define PA_MEGA    0x80600000   /* 2 MiB aligned */
+#define PA_MEGA2   0x80800000   /* another, for a changed megapage PTE */
 
 #define VA_4K      0x40000000
 #define VA(i)      (VA_4K + (i) * 0x1000)
@@ -49,6 +50,7 @@
 
 #define MARK(i)    (0x11110000 + (i))
 #define MARK_MEGA  0x2222000000000000
+#define MARK_MEGA2 0x2222000000000002
 #define CODE_LI42  0x02a00513   /* addi a0, zero, 42 */
 #define CODE_RET   0x00008067   /* jalr zero, 0(ra) */
 
@@ -384,6 +386,26 @@
     sfence.vma a1, zero
     ld a0, 0(a1)
     EXPECT a0, MARK(0)
+    /* A fence naming another 4 KiB page of a megapage drops the whole megapage's
+     * translation: it is one leaf PTE (§4.2.1), whichever page of it was used. */
+    li a1, VA_MEGA
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
+    li a2, PA_MEGA2     /* through the identity gigapage */
+    li a3, MARK_MEGA2
+    sd a3, 0(a2)
+    li a2, PT_L1 + 8 * 1
+    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    li a4, VA_MEGA + 0x5000
+    sfence.vma a4, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA2
+    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    sfence.vma a1, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
     BACK_TO_M
 
     CHECK (\b + 20)     /* U mode, running from the U alias gigapage */

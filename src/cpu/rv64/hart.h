@@ -171,11 +171,14 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * translations of the satp value (MODE, ASID and root together) it was last live under, so
  * that switching back (a satp write that selects an ASID seen before) finds them instead of
  * walking the page tables again; a switch only moves the pointer. A switch to a satp no table
- * holds takes the least recently left one and clears it. SFENCE.VMA with an ASID drops the
- * tables of that ASID (and clears the live one if it is that ASID's); every other flush drops
- * them all. Global mappings are cached per table, which only costs a refill (privileged
- * §4.2.1 lets an SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill
- * any time). */
+ * holds takes the least recently left one and clears it. SFENCE.VMA with an ASID and no
+ * address drops the tables of that ASID (and clears the live one if it is that ASID's); with
+ * neither it drops them all. SFENCE.VMA with an address (Linux runs one after every page fault
+ * it serves) drops only that page's entries, in the tables it names, unless the address lies
+ * in the range of a table's superpage entries (one 4 KiB entry per page used, so the other
+ * pages of a changed superpage could be cached too): then that whole table goes. Global
+ * mappings are cached per table, which only costs a refill (privileged §4.2.1 lets an
+ * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
 #define RV_TLB_SETS 8
 
 struct rv_tlb {
@@ -184,6 +187,11 @@ struct rv_tlb {
     uint64_t satp;    /* not live: the satp it was last live under */
     uint64_t left;    /* not live: when it stopped being live (a count of switches) */
     unsigned nfilled; /* entries filled since the last clear, RV_TLB_LOG + 1 if more */
+    /* Where entries filled from superpages lie since the last clear: no address when !big,
+     * else every address whose bits under big_mask equal big_addr's (one range that grows to
+     * cover each new superpage). */
+    bool big;
+    uint64_t big_addr, big_mask;
     uint16_t filled[RV_TLB_LOG]; /* their indexes into e[][] as one array */
 };
 
@@ -320,8 +328,12 @@ void rv_tlb_init(struct rv64_hart *h);
  * new_satp or starts empty. */
 void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp);
 
-/* SFENCE.VMA with rs2 != x0: drops the translations of ASID `asid`. */
+/* SFENCE.VMA with rs1 = x0 and rs2 != x0: drops the translations of ASID `asid`. */
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid);
+
+/* SFENCE.VMA with rs1 != x0: drops the translations of the page of `va` in every address
+ * space (by_asid false) or in those of ASID `asid` (privileged §4.2.1). */
+void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t asid);
 
 /* Slow paths behind the inline helpers below: translate, check PMP, fill the TLB, or go to
  * MMIO. Return 0, or -1 with h->exc_cause/exc_tval set. Misaligned and page-crossing

@@ -43,6 +43,25 @@ static void tlb_clear(struct rv_tlb *t)
         }
     }
     t->nfilled = 0;
+    t->big = false;
+}
+
+/* Notes that the entry for va was filled from a leaf that maps 2^shift bytes. */
+static void tlb_note_superpage(struct rv_tlb *t, uint64_t va, unsigned shift)
+{
+    uint64_t mask = ~((1ull << shift) - 1);
+
+    if (!t->big) {
+        t->big = true;
+        t->big_addr = va & mask;
+        t->big_mask = mask;
+        return;
+    }
+    /* Widen the range until it holds both (the bits above the highest that differ). */
+    t->big_mask &= mask;
+    while ((t->big_addr ^ va) & t->big_mask)
+        t->big_mask <<= 1;
+    t->big_addr &= t->big_mask;
 }
 
 static void tlb_clear_live(struct rv64_hart *h)
@@ -106,6 +125,38 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     next->valid = false;
     h->tlb = next;
     h->fetch_gen++; /* the fetch TLB changed under the block chains */
+}
+
+void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t asid)
+{
+    uint64_t page = va & RV_PAGE_MASK;
+    unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
+
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+        struct rv_tlb *t = &h->tlbs[i];
+        bool live = t == h->tlb;
+
+        if (!live && !t->valid)
+            continue;
+        if (by_asid && satp_asid(live ? h->satp : t->satp) != asid)
+            continue;
+        if (t->big && !((va ^ t->big_addr) & t->big_mask)) {
+            if (live)
+                tlb_clear(t);
+            else
+                t->valid = false;
+            continue;
+        }
+        for (unsigned idx = 0; idx < RV_MMU_COUNT; idx++) {
+            struct rv_tlb_entry *e = &t->e[idx][slot];
+
+            /* An entry's valid tags all name one page (mmu_resolve resets the others). */
+            if (e->tag_r == page || e->tag_w == page || e->tag_x == page)
+                e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
+        }
+    }
+    /* Block chains were found through the fetch TLB, also through entries evicted since. */
+    h->fetch_gen++;
 }
 
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
@@ -242,7 +293,7 @@ static int fault(struct rv64_hart *h, uint64_t cause, uint64_t va)
  * fourth and a fifth level, §4.5-4.6). On success *pa is the physical address of va and
  * *pte_out the leaf PTE (with the A/D bits as now stored). */
 static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
-                         uint64_t *pa, uint64_t *pte_out)
+                         uint64_t *pa, uint64_t *pte_out, unsigned *shift)
 {
     unsigned priv = mmu_idx_priv(idx);
     unsigned mode = (unsigned)(h->satp >> 60);
@@ -253,6 +304,7 @@ static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, u
     if (priv == RV_PRIV_M || mode == SATP_MODE_BARE) {
         *pa = va;
         *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+        *shift = RV_PAGE_SHIFT; /* no page table: nothing an SFENCE.VMA could change */
         return 0;
     }
     levels = mode - SATP_MODE_SV39 + 3; /* csr.c lets only 8, 9 and 10 into satp */
@@ -330,6 +382,7 @@ restart:
         ppn |= (va >> 12) & low_mask;
         *pa = (ppn << RV_PAGE_SHIFT) | (va & (RV_PAGE_SIZE - 1));
         *pte_out = pte;
+        *shift = RV_PAGE_SHIFT + 9 * (unsigned)level;
         return 0;
     }
     return fault(h, cause_page_fault(acc), va);
@@ -348,12 +401,12 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
                        unsigned len, uint64_t *pa, uint8_t **host)
 {
     uint64_t pte;
-    unsigned priv = mmu_idx_priv(idx);
+    unsigned priv = mmu_idx_priv(idx), shift;
     const struct rv64_mem_region *m;
     enum pmp_result pr;
     bool cacheable;
 
-    if (mmu_translate(h, va, acc, idx, pa, &pte))
+    if (mmu_translate(h, va, acc, idx, pa, &pte, &shift))
         return -1;
     m = mem_find(h, *pa);
     if (!m) {
@@ -389,6 +442,8 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
             else
                 t->nfilled = RV_TLB_LOG + 1;
         }
+        if (shift > RV_PAGE_SHIFT)
+            tlb_note_superpage(h->tlb, va, shift);
         if (e->addend != addend || (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
             e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
             e->addend = addend;
