@@ -201,7 +201,7 @@ static int virt_build_fdt(struct virt_machine *m, gpa_t initrd_start, gpa_t init
         FDT_CHECK(fdt_property_string(fdt, "riscv,isa-base", VIRT_ISA_BASE));
         FDT_CHECK(fdt_stringlist(fdt, "riscv,isa-extensions", virt_isa_extensions,
                                  sizeof(virt_isa_extensions) / sizeof(virt_isa_extensions[0])));
-        FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv48"));
+        FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv57"));
         FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
         FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
         FDT_CHECK(fdt_property(fdt, "interrupt-controller", NULL, 0));

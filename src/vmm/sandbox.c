@@ -44,7 +44,8 @@ static const int sandbox_allow[] = {
     SCMP_SYS(munmap),   /* their release */
     SCMP_SYS(mprotect), /* thread-stack guard pages; the JIT's code cache: RW, then RX */
     SCMP_SYS(mremap),   /* realloc of large blocks (qcow2 tables, API buffers) */
-    SCMP_SYS(madvise),  /* balloon, page reporting, reset: MADV_DONTNEED of guest RAM; stacks */
+    SCMP_SYS(madvise),  /* MADV_DONTNEED of guest RAM (balloon, reporting, reset); stacks;
+                           MADV_POPULATE_* of the JIT's code cache */
     /* threads and their synchronization */
     SCMP_SYS(futex),           /* every mutex and condition variable */
     SCMP_SYS(set_robust_list), /* glibc, at the start of each new thread */

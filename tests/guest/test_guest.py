@@ -132,8 +132,9 @@ def test_guest_fault_is_contained():
 
 def test_cpu_features():
     """What the guest kernel finds in the hart: the extensions the device tree reports
-    (Linux 6.1 lists the multi-letter ones it knows; of ours, Zihintpause) and 16-bit
-    ASIDs, so it stops flushing the whole TLB on every context switch."""
+    (Linux 6.1 lists the multi-letter ones it knows; of ours, Zihintpause), 16-bit
+    ASIDs, so it stops flushing the whole TLB on every context switch, and Sv57: the kernel
+    probes satp for the deepest paging mode and keeps the first that sticks."""
     v = vm("cpu_features")
     try:
         v.expect(READY, BOOT_TIMEOUT)
@@ -141,6 +142,8 @@ def test_cpu_features():
         assert "rv64imafdc" in isa and "zihintpause" in isa, "isa line %r" % isa
         asid = v.run("dmesg | grep -i 'ASID allocator'")
         assert "using 16 bits" in asid, "ASID allocator line %r" % asid
+        mmu = v.run("grep -m1 ^mmu /proc/cpuinfo")
+        assert "sv57" in mmu, "mmu line %r" % mmu
         v.send("poweroff\n")
         assert v.wait(60) == 0
     finally:

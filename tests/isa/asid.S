@@ -2,8 +2,9 @@
  * bits (ASIDLEN = 16, what Linux probes by writing all ones), the ASID never changes which
  * page table is walked, and what SFENCE.VMA guarantees with an ASID: after a PTE change,
  * "sfence.vma x0, asid" makes that address space see the new PTE, and "sfence.vma x0, x0"
- * makes every one see it, global mappings included. Whether a stale translation is still
- * used without the fence is left open by the spec and not tested. */
+ * makes every one see it, global mappings included, and "sfence.vma va, x0" makes every
+ * one see the new PTE of va. Whether a stale translation is still used without the fence is
+ * left open by the spec and not tested. */
 #include "isa.h"
 
 #define PTE_V (1 << 0)
@@ -121,6 +122,26 @@
     csrw satp, s3
     ld a0, 0(a1)
     EXPECT a0, MARK(3)
+
+    CHECK 7             /* an address fence with rs2 = x0 reaches every address space, also
+                           one not live: ASID 1's translation of VA_P, cached before the
+                           switch to ASID 0xffff, is dropped by a fence run under 0xffff */
+    li a1, VA_P
+    ld a0, 0(a1)
+    EXPECT a0, MARK(2)
+    csrw satp, s2
+    ld a0, 0(a1)
+    EXPECT a0, MARK(2)
+    csrw satp, s3
+    li a2, PT_L0 + 8 * 0x50
+    li a3, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    sfence.vma a1, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
+    csrw satp, s2
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
     BACK_TO_M
     csrw satp, zero
     sfence.vma

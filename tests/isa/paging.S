@@ -1,7 +1,9 @@
-/* Sv39 and Sv48 paging, page tables built at run time: 4 KiB pages, 2 MiB megapages, 1 GiB
- * gigapages (and a 512 GiB Sv48 terapage); load/store/fetch page faults (13/15/12) with
- * mtval = the virtual address for invalid PTEs, missing R/W/X, W-without-R, a pointer PTE at
- * the last level, misaligned superpages, non-canonical addresses; U/S protection with SUM
+/* Sv39, Sv48 and Sv57 paging, page tables built at run time: 4 KiB pages, 2 MiB megapages,
+ * 1 GiB gigapages, a 512 GiB terapage (Sv48, Sv57) and a 256 TiB petapage (Sv57);
+ * load/store/fetch page faults (13/15/12) with mtval = the virtual address for invalid PTEs,
+ * missing R/W/X, W-without-R, a pointer PTE at the last level, misaligned superpages at every
+ * level, non-canonical addresses (each of which a valid PTE would map, so only the
+ * canonical-address rule can make it fault); U/S protection with SUM
  * and MXR; A/D bits (hardware update or a page fault, both allowed); SFENCE.VMA; satp with
  * an unsupported MODE is ignored; MPRV with MPP = S/U translates M-mode loads/stores.
  * Page faults are not delegated: the M handler reports them (s9 cause, s10 tval). */
@@ -20,10 +22,12 @@
 #define PT_ROOT39  0x80400000   /* Sv39 root; also the Sv48 level-2 table for VPN[3] = 0 */
 #define PT_L1      0x80401000   /* VA 0x4000_0000 .. 0x7fff_ffff */
 #define PT_L0      0x80402000   /* VA 0x4000_0000 .. 0x401f_ffff */
-#define PT_ROOT48  0x80403000
+#define PT_ROOT48  0x80403000   /* Sv48 root; also the Sv57 level-3 table for VPN[4] = 0 */
+#define PT_ROOT57  0x80404000
 #define PA_DATA    0x80500000   /* 16 data pages, page i starts with 0x1111_0000 + i */
 #define PA(i)      (PA_DATA + (i) * 0x1000)
 #define PA_MEGA    0x80600000   /* 2 MiB aligned */
+#define PA_MEGA2   0x80800000   /* another, for a changed megapage PTE */
 
 #define VA_4K      0x40000000
 #define VA(i)      (VA_4K + (i) * 0x1000)
@@ -33,12 +37,20 @@
 #define VA_GIGA_BAD 0x100000000 /* root[4]: gigapage with PPN[1] != 0 */
 #define VA_BIT38   0x4000000000 /* root[256] gigapage -> 0x8000_0000: Sv39 non-canonical */
 #define VA_TERA    0x8000000000 /* Sv48 root[1]: terapage -> PA 0 (Sv39: non-canonical) */
-#define VA_NC48    0x800000000000 /* non-canonical in Sv39 and Sv48 */
+#define VA_NC48    0x800000000000 /* root48[256]: terapage -> PA 0; non-canonical in Sv39, Sv48 */
+#define VA_HI48    0xffff800000000000 /* Sv48: root48[256]; Sv57: root57[511] -> root48[256] */
+#define VA_TERA_BAD 0x10000000000 /* root48[2]: terapage with PPN[2] != 0 */
+#define VA_PETA    0x1000000000000 /* Sv57 root[1]: petapage -> PA 0 (Sv48: non-canonical) */
+#define VA_PETA_BAD 0x2000000000000 /* Sv57 root[2]: petapage with PPN[3] != 0 */
+#define VA_NC57    0x0100000000000000 /* root57[256] (bit 56 set, 63:57 clear): non-canonical */
+#define VA_HI57    0xff00000000000000 /* root57[256]: petapage -> PA 0, canonical in Sv57 */
 #define SATP39     ((8 << 60) | (PT_ROOT39 >> 12))
 #define SATP48     ((9 << 60) | (PT_ROOT48 >> 12))
+#define SATP57     ((10 << 60) | (PT_ROOT57 >> 12))
 
 #define MARK(i)    (0x11110000 + (i))
 #define MARK_MEGA  0x2222000000000000
+#define MARK_MEGA2 0x2222000000000002
 #define CODE_LI42  0x02a00513   /* addi a0, zero, 42 */
 #define CODE_RET   0x00008067   /* jalr zero, 0(ra) */
 
@@ -79,7 +91,7 @@
 /* Build (or reset) every page table.  Runs in M with satp = bare. */
 .macro BUILD_TABLES
     li a0, PT_ROOT39
-    li a1, PT_ROOT48 + 0x1000
+    li a1, PT_ROOT57 + 0x1000
 1:  sd zero, 0(a0)
     addi a0, a0, 8
     bltu a0, a1, 1b
@@ -107,6 +119,15 @@
     /* Sv48: root[0] -> the Sv39 root as level 2; root[1] = terapage at PA 0 */
     SETPTE PT_ROOT48, 0, PTE(PT_ROOT39, PTE_V)
     SETPTE PT_ROOT48, 1, PTE(0, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    SETPTE PT_ROOT48, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D) /* misaligned */
+    SETPTE PT_ROOT48, 256, PTE(0, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    /* Sv57: root[0] and root[511] -> the Sv48 root as level 3; root[1] and root[256] =
+     * petapages at PA 0 (root[256] also executable), root[2] a misaligned one */
+    SETPTE PT_ROOT57, 0, PTE(PT_ROOT48, PTE_V)
+    SETPTE PT_ROOT57, 511, PTE(PT_ROOT48, PTE_V)
+    SETPTE PT_ROOT57, 1, PTE(0, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    SETPTE PT_ROOT57, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    SETPTE PT_ROOT57, 256, PTE(0, PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D)
     /* data pages: marker in the first dword, zero elsewhere in the first 64 bytes */
     li a0, PA_DATA
     li a1, MARK(0)
@@ -140,11 +161,14 @@
     sfence.vma
 .endm
 
-/* The checks common to Sv39 and Sv48: numbered b+1 .. b+21; sv48 = 1 for Sv48 */
-.macro PAGING_CHECKS b, sv48
+/* The checks common to Sv39, Sv48 and Sv57: numbered b+1 .. b+25; lv = the levels of the walk
+ * (3, 4 or 5) */
+.macro PAGING_CHECKS b, lv
     CHECK (\b + 1)      /* satp holds the mode; M itself is never translated */
     csrr a0, satp
-    .if \sv48
+    .if \lv == 5
+    EXPECT a0, SATP57
+    .elseif \lv == 4
     EXPECT a0, SATP48
     .else
     EXPECT a0, SATP39
@@ -263,14 +287,14 @@
     li a1, VA_GIGA_BAD
     MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
     EXPECT s10, VA_GIGA_BAD
-    CHECK (\b + 14)     /* VA bit 38 set, bits 63:39 clear: non-canonical in Sv39; in Sv48 it
-                           is the gigapage root[0] -> L2[256] */
+    CHECK (\b + 14)     /* VA bit 38 set, bits 63:39 clear: non-canonical in Sv39; in Sv48
+                           (and Sv57) it is the gigapage root[0] -> L2[256] */
     li a1, VA_BIT38
     la a2, pdata
     li a3, 0x80000000
     sub a2, a2, a3
     add a1, a1, a2
-    .if \sv48
+    .if \lv >= 4
     ld a0, 0(a1)
     EXPECT a0, 0x0123456789abcdef
     .else
@@ -284,24 +308,43 @@
 2:  EXPECT s9, CAUSE_FETCH_PAGE
     EXPECT_EQ s10, a1
     .endif
-    CHECK (\b + 15)     /* Sv48 terapage at VA 0x80_0000_0000 -> PA 0 (Sv39: non-canonical) */
+    CHECK (\b + 15)     /* terapage at VA 0x80_0000_0000 -> PA 0 (Sv39: non-canonical) */
     li a1, VA_TERA + PA(0)
-    .if \sv48
+    .if \lv >= 4
     ld a0, 0(a1)
     EXPECT a0, MARK(0)
     .else
     MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
     EXPECT s10, VA_TERA + PA(0)
     .endif
-    CHECK (\b + 16)     /* bit 47 set: non-canonical in both */
-    li a1, VA_NC48
+    CHECK (\b + 16)     /* bit 47 set, 63:48 clear: root48[256], a terapage, but
+                           non-canonical in Sv39 and Sv48; Sv57 maps it */
+    li a1, VA_NC48 + PA(0)
+    .if \lv == 5
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
+    .else
     MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
-    EXPECT s10, VA_NC48
+    EXPECT s10, VA_NC48 + PA(0)
     MUST_TRAP CAUSE_STORE_PAGE, sd a0, 0(a1)
-    EXPECT s10, VA_NC48
-    li a1, 0xffff000000000000 | VA(0)   /* also non-canonical (bit 47 clear) */
+    EXPECT s10, VA_NC48 + PA(0)
+    .endif
+    li a1, 0xffff000000000000 | VA(0)   /* bit 47 clear: Sv57's root[511] -> VA(0) */
+    .if \lv == 5
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
+    .else
     MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
     EXPECT s10, 0xffff000000000000 | VA(0)
+    .endif
+    li a1, VA_HI48 + PA(0)  /* the top half of Sv48 (and of Sv57's root[511]) */
+    .if \lv >= 4
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
+    .else
+    MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
+    EXPECT s10, VA_HI48 + PA(0)
+    .endif
     CHECK (\b + 17)     /* A bit: a load either sets A (not D) or faults */
     li a1, VA(7)
     la tp, 2f
@@ -343,6 +386,26 @@
     sfence.vma a1, zero
     ld a0, 0(a1)
     EXPECT a0, MARK(0)
+    /* A fence naming another 4 KiB page of a megapage drops the whole megapage's
+     * translation: it is one leaf PTE (§4.2.1), whichever page of it was used. */
+    li a1, VA_MEGA
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
+    li a2, PA_MEGA2     /* through the identity gigapage */
+    li a3, MARK_MEGA2
+    sd a3, 0(a2)
+    li a2, PT_L1 + 8 * 1
+    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    li a4, VA_MEGA + 0x5000
+    sfence.vma a4, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA2
+    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    sfence.vma a1, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
     BACK_TO_M
 
     CHECK (\b + 20)     /* U mode, running from the U alias gigapage */
@@ -384,11 +447,73 @@
     li a1, PA(0)        /* MPRV off again: physical */
     ld a0, 24(a1)
     EXPECT a0, 0x31
+    ENTER_MODE PRV_S, 1f
+1:
+    CHECK (\b + 22)     /* misaligned terapage (PPN[2] != 0); Sv39: non-canonical */
+    li a1, VA_TERA_BAD + 0x18
+    MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
+    EXPECT s10, VA_TERA_BAD + 0x18
+    MUST_TRAP CAUSE_STORE_PAGE, sd a0, 0(a1)
+    EXPECT s10, VA_TERA_BAD + 0x18
+    CHECK (\b + 23)     /* Sv57 petapage at VA 1 << 48 -> PA 0 (others: non-canonical) */
+    li a1, VA_PETA + PA(0)
+    .if \lv == 5
+    ld a0, 0(a1)
+    EXPECT a0, MARK(0)
+    li a2, 0x5757
+    sd a2, 32(a1)
+    li a3, VA(0)        /* the same physical page through the 4 KiB mapping */
+    ld a0, 32(a3)
+    EXPECT a0, 0x5757
+    .else
+    MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
+    EXPECT s10, VA_PETA + PA(0)
+    MUST_TRAP CAUSE_STORE_PAGE, sd a0, 0(a1)
+    EXPECT s10, VA_PETA + PA(0)
+    .endif
+    CHECK (\b + 24)     /* misaligned petapage (PPN[3] != 0); others: non-canonical */
+    li a1, VA_PETA_BAD + 0x28
+    MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
+    EXPECT s10, VA_PETA_BAD + 0x28
+    MUST_TRAP CAUSE_STORE_PAGE, sd a0, 0(a1)
+    EXPECT s10, VA_PETA_BAD + 0x28
+    la tp, 2f
+    jalr ra, 0(a1)
+    j fail
+2:  EXPECT_PF CAUSE_FETCH_PAGE, VA_PETA_BAD + 0x28
+    CHECK (\b + 25)     /* bit 56 set, 63:57 clear: root57[256], an executable petapage, but
+                           non-canonical everywhere; 0xff00... (63:56 set) is Sv57's top half */
+    li a1, VA_NC57 + PA(2)
+    MUST_TRAP CAUSE_LOAD_PAGE, ld a0, 0(a1)
+    EXPECT s10, VA_NC57 + PA(2)
+    MUST_TRAP CAUSE_STORE_PAGE, sd a0, 0(a1)
+    EXPECT s10, VA_NC57 + PA(2)
+    la tp, 2f
+    jalr ra, 0(a1)
+    j fail
+2:  EXPECT_PF CAUSE_FETCH_PAGE, VA_NC57 + PA(2)
+    li a1, VA_HI57 + PA(2)
+    .if \lv == 5
+    lw a0, 0(a1)
+    EXPECT a0, CODE_LI42
+    li a0, 0
+    jalr ra, 0(a1)      /* fetch from the top of the 57-bit space */
+    EXPECT a0, 42
+    .else
+    MUST_TRAP CAUSE_LOAD_PAGE, lw a0, 0(a1)
+    EXPECT s10, VA_HI57 + PA(2)
+    la tp, 2f
+    jalr ra, 0(a1)
+    j fail
+2:  EXPECT_PF CAUSE_FETCH_PAGE, VA_HI57 + PA(2)
+    .endif
+    BACK_TO_M
 .endm
 
     TEST_BEGIN
 
-    CHECK 1             /* satp: Bare reads 0; an unsupported MODE write is ignored whole */
+    CHECK 1             /* satp: Bare reads 0; an unsupported MODE write (15, 1, and 11,
+                           reserved for Sv64) is ignored whole */
     csrr a0, satp
     EXPECT a0, 0
     BUILD_TABLES
@@ -402,9 +527,13 @@
     csrw satp, a1
     csrr a2, satp
     EXPECT a2, SATP39
+    li a1, (11 << 60) | (PT_ROOT57 >> 12)
+    csrw satp, a1
+    csrr a2, satp
+    EXPECT a2, SATP39
     sfence.vma
 
-    PAGING_CHECKS 10, 0
+    PAGING_CHECKS 10, 3
 
     CHECK 60            /* Sv48 */
     csrw satp, zero
@@ -415,9 +544,20 @@
     EXPECT a1, SATP48   /* Sv48 is required here */
     sfence.vma
 
-    PAGING_CHECKS 60, 1
+    PAGING_CHECKS 60, 4
 
-    CHECK 100
+    CHECK 110           /* Sv57 */
+    csrw satp, zero
+    BUILD_TABLES
+    li a0, SATP57
+    csrw satp, a0
+    csrr a1, satp
+    EXPECT a1, SATP57   /* Sv57 is required here */
+    sfence.vma
+
+    PAGING_CHECKS 110, 5
+
+    CHECK 150
     csrw satp, zero
     sfence.vma
 

@@ -860,6 +860,9 @@ static void test_hart_continue(void)
     uint8_t *bad;
     /* Byte offsets in the section: hartid, pc, x1..x31, f0..f31, fflags, frm, priv. */
     const size_t priv_at = 4 + 8 + 31 * 8 + 32 * 8 + 2;
+    /* Then mstatus, medeleg, mideleg, mie, mip, five M and five S trap CSRs, three u32
+     * counter enables, menvcfg, senvcfg: satp. */
+    const size_t satp_at = priv_at + 1 + 15 * 8 + 3 * 4 + 2 * 8;
 
     sbuf_init(&s_fresh);
     CHECK(hart_init(&a, 0, NULL) == 0);
@@ -923,6 +926,19 @@ static void test_hart_continue(void)
         save_hart(c.h, &s_c);
         CHECK(same_bytes(&s_c, &s_fresh));
         sbuf_free(&s_c);
+
+        /* satp: an Sv57 one (MODE 10) travels as saved; MODE 11 (reserved for Sv64) is no
+         * mode this hart has, so the load names the field. */
+        memcpy(bad, s1.data, s1.len);
+        CHECK_EQ_U64(field_u64(&s1, satp_at) >> 60, 8); /* the program's Sv39 */
+        bad[satp_at + 7] = (uint8_t)((bad[satp_at + 7] & 0x0f) | 0xa0);
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, RV64_STATE_VERSION, err) == 0);
+        save_hart(c.h, &s_c);
+        CHECK(s_c.len == s1.len && memcmp(s_c.data, bad, s1.len) == 0);
+        sbuf_free(&s_c);
+        bad[satp_at + 7] = (uint8_t)((bad[satp_at + 7] & 0x0f) | 0xb0);
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, RV64_STATE_VERSION, err) != 0);
+        CHECK(strstr(err, "field 'satp' has MODE 11") != NULL);
         hart_fini(&fresh);
         free(bad);
     }

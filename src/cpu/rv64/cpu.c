@@ -327,6 +327,7 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
     memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
     memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
     h->pmp_active = false;
+    h->pmp_nranges = 0;
     h->in_wfi = false;
     rv_set_priv(h, RV_PRIV_M);
     rv_tlb_flush(h);

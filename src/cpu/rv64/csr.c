@@ -128,6 +128,7 @@ void rv_pmp_update(struct rv64_hart *h)
         if (h->pmpcfg[i] & 0x18)
             h->pmp_active = true;
     }
+    rv_pmp_decode(h);
     rv_tlb_flush(h);
 }
 
@@ -315,7 +316,7 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         if (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
         /* An unsupported mode makes the whole write have no effect (§4.1.11). ASIDLEN is 16. */
-        if (mode != 0 && mode != 8 && mode != 9)
+        if (!rv_satp_mode_ok(mode))
             return 0;
         v &= SATP_WRITABLE;
         rv_tlb_switch(h, h->satp, v);

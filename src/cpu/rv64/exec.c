@@ -352,9 +352,11 @@ OP(sfence_vma)
 {
     if (h->priv == RV_PRIV_U || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM)))
         return rv_illegal(h, in);
-    /* rs2 = x0: every address space; otherwise the ASID in rs2 (whole, whatever rs1 says:
-     * a fence may drop more than the one address). */
-    if (in->rs2)
+    /* rs2 = x0: every address space; otherwise the ASID in rs2. rs1 = x0: every address;
+     * otherwise the page of the address in rs1 (§4.2.1). */
+    if (in->rs1)
+        rv_tlb_flush_page(h, X(in->rs1), in->rs2 != 0, X(in->rs2) & 0xffff);
+    else if (in->rs2)
         rv_tlb_flush_asid(h, X(in->rs2) & 0xffff);
     else
         rv_tlb_flush(h);

@@ -87,6 +87,18 @@ enum rv_exc {
  * keeps translations per address space: see struct rv_tlb. */
 #define SATP_WRITABLE ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1))
 
+/* satp.MODE values this hart implements (privileged §4.1.11): Bare and Sv39, Sv48, Sv57, whose
+ * walks have 3, 4 and 5 levels. Writes of any other MODE are ignored. */
+#define SATP_MODE_BARE 0
+#define SATP_MODE_SV39 8
+#define SATP_MODE_SV48 9
+#define SATP_MODE_SV57 10
+
+static inline bool rv_satp_mode_ok(unsigned mode)
+{
+    return mode == SATP_MODE_BARE || (mode >= SATP_MODE_SV39 && mode <= SATP_MODE_SV57);
+}
+
 #define MIP_SSIP   (1ull << RV64_IRQ_SSI)
 #define MIP_MSIP   (1ull << RV64_IRQ_MSI)
 #define MIP_STIP   (1ull << RV64_IRQ_STI)
@@ -159,11 +171,14 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * translations of the satp value (MODE, ASID and root together) it was last live under, so
  * that switching back (a satp write that selects an ASID seen before) finds them instead of
  * walking the page tables again; a switch only moves the pointer. A switch to a satp no table
- * holds takes the least recently left one and clears it. SFENCE.VMA with an ASID drops the
- * tables of that ASID (and clears the live one if it is that ASID's); every other flush drops
- * them all. Global mappings are cached per table, which only costs a refill (privileged
- * §4.2.1 lets an SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill
- * any time). */
+ * holds takes the least recently left one and clears it. SFENCE.VMA with an ASID and no
+ * address drops the tables of that ASID (and clears the live one if it is that ASID's); with
+ * neither it drops them all. SFENCE.VMA with an address (Linux runs one after every page fault
+ * it serves) drops only that page's entries, in the tables it names, unless the address lies
+ * in the range of a table's superpage entries (one 4 KiB entry per page used, so the other
+ * pages of a changed superpage could be cached too): then that whole table goes. Global
+ * mappings are cached per table, which only costs a refill (privileged §4.2.1 lets an
+ * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
 #define RV_TLB_SETS 8
 
 struct rv_tlb {
@@ -172,6 +187,11 @@ struct rv_tlb {
     uint64_t satp;    /* not live: the satp it was last live under */
     uint64_t left;    /* not live: when it stopped being live (a count of switches) */
     unsigned nfilled; /* entries filled since the last clear, RV_TLB_LOG + 1 if more */
+    /* Where entries filled from superpages lie since the last clear: no address when !big,
+     * else every address whose bits under big_mask equal big_addr's (one range that grows to
+     * cover each new superpage). */
+    bool big;
+    uint64_t big_addr, big_mask;
     uint16_t filled[RV_TLB_LOG]; /* their indexes into e[][] as one array */
 };
 
@@ -188,6 +208,12 @@ struct rv_block_cache {
 };
 
 #define RV_PMP_COUNT 16
+
+/* A PMP entry that matches some address: the bytes [lo, hi) it covers and its pmpcfg. */
+struct rv_pmp_range {
+    uint64_t lo, hi;
+    uint8_t cfg;
+};
 
 struct rv64_hart {
     /* Hot: touched by nearly every instruction. */
@@ -227,6 +253,11 @@ struct rv64_hart {
     uint8_t pmpcfg[RV_PMP_COUNT];
     uint64_t pmpaddr[RV_PMP_COUNT];
     bool pmp_active; /* some entry has A != OFF */
+    /* The entries that match some address, lowest-numbered (highest priority) first, their
+     * ranges decoded when a PMP register is written (rv_pmp_update) rather than on each of
+     * the checks of every TLB refill: firmware uses 2 or 3 of the 16. */
+    struct rv_pmp_range pmp_ranges[RV_PMP_COUNT];
+    unsigned pmp_nranges;
 
     struct rv_tlb *tlbs;   /* RV_TLB_SETS + 1 tables, one of them live */
     uint64_t tlb_switches; /* satp writes that changed the live table: ages the others */
@@ -282,6 +313,9 @@ void rv_set_priv(struct rv64_hart *h, unsigned priv);
 /* Recomputes pmp_active from pmpcfg and flushes the TLB, after a PMP register changed. */
 void rv_pmp_update(struct rv64_hart *h);
 
+/* Recomputes pmp_ranges from the PMP registers (rv_pmp_update calls it). */
+void rv_pmp_decode(struct rv64_hart *h);
+
 /* --- memory (mmu.c) --- */
 
 /* Drops every cached translation, of every address space. */
@@ -294,8 +328,12 @@ void rv_tlb_init(struct rv64_hart *h);
  * new_satp or starts empty. */
 void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp);
 
-/* SFENCE.VMA with rs2 != x0: drops the translations of ASID `asid`. */
+/* SFENCE.VMA with rs1 = x0 and rs2 != x0: drops the translations of ASID `asid`. */
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid);
+
+/* SFENCE.VMA with rs1 != x0: drops the translations of the page of `va` in every address
+ * space (by_asid false) or in those of ASID `asid` (privileged §4.2.1). */
+void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t asid);
 
 /* Slow paths behind the inline helpers below: translate, check PMP, fill the TLB, or go to
  * MMIO. Return 0, or -1 with h->exc_cause/exc_tval set. Misaligned and page-crossing

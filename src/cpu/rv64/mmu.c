@@ -1,5 +1,5 @@
-/* Address translation (Sv39, Sv48), physical memory protection, the software TLB's fill and
- * the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.5). */
+/* Address translation (Sv39, Sv48, Sv57), physical memory protection, the software TLB's fill
+ * and the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.6). */
 #include <stddef.h>
 
 #include "base/dirty.h"
@@ -16,10 +16,6 @@
 #define PTE_PPN_SHIFT 10
 #define PTE_PPN_MASK  ((1ull << 44) - 1)
 #define PTE_RESERVED  (0x3ffull << 54) /* PBMT, N and reserved bits: none implemented */
-
-#define SATP_MODE_BARE 0
-#define SATP_MODE_SV39 8
-#define SATP_MODE_SV48 9
 
 #define PMP_R     0x01
 #define PMP_W     0x02
@@ -47,6 +43,25 @@ static void tlb_clear(struct rv_tlb *t)
         }
     }
     t->nfilled = 0;
+    t->big = false;
+}
+
+/* Notes that the entry for va was filled from a leaf that maps 2^shift bytes. */
+static void tlb_note_superpage(struct rv_tlb *t, uint64_t va, unsigned shift)
+{
+    uint64_t mask = ~((1ull << shift) - 1);
+
+    if (!t->big) {
+        t->big = true;
+        t->big_addr = va & mask;
+        t->big_mask = mask;
+        return;
+    }
+    /* Widen the range until it holds both (the bits above the highest that differ). */
+    t->big_mask &= mask;
+    while ((t->big_addr ^ va) & t->big_mask)
+        t->big_mask <<= 1;
+    t->big_addr &= t->big_mask;
 }
 
 static void tlb_clear_live(struct rv64_hart *h)
@@ -112,6 +127,38 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     h->fetch_gen++; /* the fetch TLB changed under the block chains */
 }
 
+void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t asid)
+{
+    uint64_t page = va & RV_PAGE_MASK;
+    unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
+
+    for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
+        struct rv_tlb *t = &h->tlbs[i];
+        bool live = t == h->tlb;
+
+        if (!live && !t->valid)
+            continue;
+        if (by_asid && satp_asid(live ? h->satp : t->satp) != asid)
+            continue;
+        if (t->big && !((va ^ t->big_addr) & t->big_mask)) {
+            if (live)
+                tlb_clear(t);
+            else
+                t->valid = false;
+            continue;
+        }
+        for (unsigned idx = 0; idx < RV_MMU_COUNT; idx++) {
+            struct rv_tlb_entry *e = &t->e[idx][slot];
+
+            /* An entry's valid tags all name one page (mmu_resolve resets the others). */
+            if (e->tag_r == page || e->tag_w == page || e->tag_x == page)
+                e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
+        }
+    }
+    /* Block chains were found through the fetch TLB, also through entries evicted since. */
+    h->fetch_gen++;
+}
+
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
 {
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
@@ -160,10 +207,24 @@ static bool pmp_range(const struct rv64_hart *h, unsigned i, uint64_t *lo, uint6
     }
 }
 
+void rv_pmp_decode(struct rv64_hart *h)
+{
+    h->pmp_nranges = 0;
+    for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
+        struct rv_pmp_range *r = &h->pmp_ranges[h->pmp_nranges];
+
+        if (pmp_range(h, i, &r->lo, &r->hi)) {
+            r->cfg = h->pmpcfg[i];
+            h->pmp_nranges++;
+        }
+    }
+}
+
 /* PMP decision for [pa, pa+len) (privileged §3.7.1): the lowest-numbered entry that matches
  * any byte decides; it must match all bytes. PMP_MIXED: an entry covers only part of the
  * range, so the answer differs inside it (used to refuse caching a page in the TLB). With no
- * active entry every access is allowed, as QEMU's virt does for bare-metal code. */
+ * active entry every access is allowed, as QEMU's virt does for bare-metal code. Entries that
+ * match nothing (off, or an empty TOR range) are not in pmp_ranges, and cannot decide. */
 static enum pmp_result pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_t len,
                                  unsigned priv, enum rv_access acc)
 {
@@ -171,13 +232,11 @@ static enum pmp_result pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_
 
     if (!h->pmp_active)
         return PMP_ALLOW;
-    for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
-        uint64_t lo, hi;
-        uint8_t cfg = h->pmpcfg[i];
+    for (unsigned i = 0; i < h->pmp_nranges; i++) {
+        uint64_t lo = h->pmp_ranges[i].lo, hi = h->pmp_ranges[i].hi;
+        uint8_t cfg = h->pmp_ranges[i].cfg;
         uint8_t need;
 
-        if (!pmp_range(h, i, &lo, &hi))
-            continue;
         if (end <= lo || pa >= hi)
             continue;
         if (pa < lo || end > hi)
@@ -230,10 +289,11 @@ static int fault(struct rv64_hart *h, uint64_t cause, uint64_t va)
     return -1;
 }
 
-/* Sv39/Sv48 translation (privileged §4.3.2). On success *pa is the physical address of va
- * and *pte_out the leaf PTE (with the A/D bits as now stored). */
+/* Sv39/Sv48/Sv57 translation (privileged §4.3.2; Sv48 and Sv57 are the same walk with a
+ * fourth and a fifth level, §4.5-4.6). On success *pa is the physical address of va and
+ * *pte_out the leaf PTE (with the A/D bits as now stored). */
 static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
-                         uint64_t *pa, uint64_t *pte_out)
+                         uint64_t *pa, uint64_t *pte_out, unsigned *shift)
 {
     unsigned priv = mmu_idx_priv(idx);
     unsigned mode = (unsigned)(h->satp >> 60);
@@ -244,11 +304,13 @@ static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, u
     if (priv == RV_PRIV_M || mode == SATP_MODE_BARE) {
         *pa = va;
         *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+        *shift = RV_PAGE_SHIFT; /* no page table: nothing an SFENCE.VMA could change */
         return 0;
     }
-    levels = mode == SATP_MODE_SV48 ? 4 : 3;
+    levels = mode - SATP_MODE_SV39 + 3; /* csr.c lets only 8, 9 and 10 into satp */
     {
-        /* The VA must be the sign extension of its top translated bit. */
+        /* The VA must be the sign extension of its top translated bit: bits 63..39 equal
+         * bit 38 for Sv39, 63..48 bit 47 for Sv48, 63..57 bit 56 for Sv57. */
         unsigned bits = 12 + 9 * levels;
         int64_t sext = (int64_t)(va << (64 - bits)) >> (64 - bits);
 
@@ -320,6 +382,7 @@ restart:
         ppn |= (va >> 12) & low_mask;
         *pa = (ppn << RV_PAGE_SHIFT) | (va & (RV_PAGE_SIZE - 1));
         *pte_out = pte;
+        *shift = RV_PAGE_SHIFT + 9 * (unsigned)level;
         return 0;
     }
     return fault(h, cause_page_fault(acc), va);
@@ -338,12 +401,12 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
                        unsigned len, uint64_t *pa, uint8_t **host)
 {
     uint64_t pte;
-    unsigned priv = mmu_idx_priv(idx);
+    unsigned priv = mmu_idx_priv(idx), shift;
     const struct rv64_mem_region *m;
     enum pmp_result pr;
     bool cacheable;
 
-    if (mmu_translate(h, va, acc, idx, pa, &pte))
+    if (mmu_translate(h, va, acc, idx, pa, &pte, &shift))
         return -1;
     m = mem_find(h, *pa);
     if (!m) {
@@ -379,6 +442,8 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
             else
                 t->nfilled = RV_TLB_LOG + 1;
         }
+        if (shift > RV_PAGE_SHIFT)
+            tlb_note_superpage(h->tlb, va, shift);
         if (e->addend != addend || (e->tag_r != tag && e->tag_w != tag && e->tag_x != tag)) {
             e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
             e->addend = addend;

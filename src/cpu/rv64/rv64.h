@@ -106,8 +106,8 @@ void rv64_hart_flush_tlb(struct rv64_hart *h);
 void rv64_hart_save(const struct rv64_hart *h, struct sbuf *out);
 
 /* Loads what rv64_hart_save() wrote with section version `version` (1 only). Every field is
- * checked against what this hart can hold (privilege 0, 1 or 3; satp mode Bare, Sv39 or Sv48;
- * WARL fields holding legal values; the reservation inside a mem region; the same hartid),
+ * checked against what this hart can hold (privilege 0, 1 or 3; satp mode Bare, Sv39, Sv48 or
+ * Sv57; WARL fields holding legal values; the reservation inside a mem region; the same hartid),
  * and the whole payload must be consumed. Returns 0, or -1 with the reason in in->err; on
  * failure the hart is in its reset state with pc 0 (as rv64_hart_reset(h, 0) leaves it).
  * Flushes all caches (TLBs, decoded blocks). mip is restored as saved, device-driven bits

@@ -13,7 +13,7 @@
  *   u64 stvec, sscratch, sepc, scause, stval
  *   u32 mcounteren, scounteren, mcountinhibit
  *   u64 menvcfg, senvcfg (no fields implemented: 0)
- *   u64 satp            MODE Bare, Sv39 or Sv48; any 16-bit ASID
+ *   u64 satp            MODE Bare, Sv39, Sv48 or Sv57; any 16-bit ASID
  *   u64 instret, cycle_offset, instret_offset   (mcycle/minstret = instret + offset)
  *   u8  pmpcfg[16], u64 pmpaddr[16]
  *   bool in_wfi
@@ -214,8 +214,10 @@ static int state_validate(const struct rv64_hart *h, struct scur *in, const stru
         return -1;
     if (((s->mstatus & MSTATUS_MPP) >> 11) == 2)
         return scur_fail(in, "field 'mstatus' has MPP = 2, a reserved privilege");
-    if (satp_mode != 0 && satp_mode != 8 && satp_mode != 9)
-        return scur_fail(in, "field 'satp' has MODE %u, expected 0 (Bare), 8 (Sv39) or 9 (Sv48)",
+    if (!rv_satp_mode_ok(satp_mode))
+        return scur_fail(in,
+                         "field 'satp' has MODE %u, expected 0 (Bare), 8 (Sv39), 9 (Sv48) or "
+                         "10 (Sv57)",
                          satp_mode);
     for (unsigned i = 0; i < RV_PMP_COUNT; i++) {
         if ((s->pmpcfg[i] & ~PMPCFG_WRITABLE) || (s->pmpcfg[i] & 3) == 2)

@@ -25,6 +25,7 @@
 #if RV_JIT_HOST
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@
 #define JIT_CACHE_SIZE (32u << 20)
 #define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 16 KiB */
 #define JIT_ALIGN      16u
+/* The double-mapped cache's pages are faulted in this many bytes ahead of the translations
+ * (cache_populate). */
+#define JIT_POPULATE_CHUNK (1u << 20)
 /* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
 #define JIT_PROLOGUE_LEN 17u
 #define JIT_MAX_CACHED   8u
@@ -201,13 +205,43 @@ static const struct jit_op jit_ops[] = {
     {rv_op_bexti, JK_BIT_RI, X86_BT, false, false},
 };
 
+/* jit_ops[] by handler: an open-addressing table filled once (pthread_once, from the first
+ * rv_jit_create()) and only read afterwards, so harts that translate at once share it. Each
+ * instruction is looked up twice per translation; the linear search of jit_ops[] this replaces
+ * was a sixth of the translator's host instructions in a boot (callgrind). */
+#define JIT_OP_SLOTS 512u
+#define JIT_OP_COUNT (sizeof(jit_ops) / sizeof(jit_ops[0]))
+_Static_assert(2 * JIT_OP_COUNT <= JIT_OP_SLOTS, "the table is at most half full");
+
+static const struct jit_op *jit_op_slots[JIT_OP_SLOTS];
+static pthread_once_t jit_op_once = PTHREAD_ONCE_INIT;
+
+static unsigned jit_op_hash(rv_exec_fn fn)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)fn * 0x9e3779b97f4a7c15ull) >> 55); /* 9 bits */
+}
+
+/* Inserted in jit_ops[] order, so a handler listed twice finds its first entry, as the linear
+ * search did. */
+static void jit_op_index(void)
+{
+    for (size_t i = 0; i < JIT_OP_COUNT; i++) {
+        unsigned s = jit_op_hash(jit_ops[i].fn);
+
+        while (jit_op_slots[s])
+            s = (s + 1) & (JIT_OP_SLOTS - 1);
+        jit_op_slots[s] = &jit_ops[i];
+    }
+}
+
 static const struct jit_op *jit_op_find(rv_exec_fn fn)
 {
-    for (size_t i = 0; i < sizeof(jit_ops) / sizeof(jit_ops[0]); i++) {
-        if (jit_ops[i].fn == fn)
-            return &jit_ops[i];
+    for (unsigned s = jit_op_hash(fn);; s = (s + 1) & (JIT_OP_SLOTS - 1)) {
+        const struct jit_op *op = jit_op_slots[s];
+
+        if (!op || op->fn == fn)
+            return op;
     }
-    return NULL;
 }
 
 static bool fits_i32(int64_t v)
@@ -263,7 +297,8 @@ struct rv_jit {
      * where that failed: then `cache` is made read+write around each copy instead. */
     uint8_t *rw;
     size_t used;
-    uint8_t *stage; /* where a translation is emitted before it is copied in */
+    size_t populated; /* the cache's first `populated` bytes are mapped in both views */
+    uint8_t *stage;   /* where a translation is emitted before it is copied in */
     uint32_t threshold;
     struct rv_jit_stats stats;
     struct jit_ctx ctx; /* the translation in progress */
@@ -912,6 +947,29 @@ static int cache_map(struct rv_jit *j)
     return j->cache == MAP_FAILED ? -1 : 0;
 }
 
+/* Maps the double-mapped cache's pages in, in both views, up to at least `end` bytes, a
+ * JIT_POPULATE_CHUNK at a time. Without it every 4 KiB of new code costs a page fault on the
+ * write through `rw` (and more on the first runs through `cache`): a boot translates about 20
+ * MiB, and where the host is itself a virtual machine a fault costs microseconds. Best effort:
+ * a kernel without MADV_POPULATE_* (before 5.14) or short of memory leaves the pages to be
+ * faulted in one by one, as before. */
+static void cache_populate(struct rv_jit *j, size_t end)
+{
+    while (j->rw && j->populated < end) {
+        size_t len = JIT_CACHE_SIZE - j->populated;
+
+        if (len > JIT_POPULATE_CHUNK)
+            len = JIT_POPULATE_CHUNK;
+        if (madvise(j->rw + j->populated, len, MADV_POPULATE_WRITE) ||
+            madvise(j->cache + j->populated, len, MADV_POPULATE_READ)) {
+            log_debug("jit: cannot populate the code cache (%d); pages fault in one by one", errno);
+            j->populated = JIT_CACHE_SIZE;
+            return;
+        }
+        j->populated += len;
+    }
+}
+
 int rv_jit_create(struct rv_jit **out)
 {
     struct rv_jit *j = calloc(1, sizeof(*j));
@@ -919,6 +977,7 @@ int rv_jit_create(struct rv_jit **out)
 
     if (!j)
         return -ENOMEM;
+    pthread_once(&jit_op_once, jit_op_index);
     j->stage = malloc(JIT_STAGE_SIZE);
     if (!j->stage)
         goto free_jit;
@@ -1008,6 +1067,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     /* Nothing of this hart's code runs during the copy (it is this hart's thread that
      * copies), and no other thread runs this cache. */
     if (j->rw) {
+        cache_populate(j, start + b.len);
         memcpy(j->rw + start, b.p, b.len);
         goto done;
     }
