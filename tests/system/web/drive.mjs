@@ -3,50 +3,9 @@
 // its settings from the environment (WEB_URL, WEB_ADMIN, WEB_VIEWER, WEB_MANY, WEB_PLATFORM: tokens,
 // WEB_ARTIFACTS, CHROMIUM);
 // prints "FAIL: ..." per failed check and one last line "drive: N passed, N failed".
-import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { browse, check, finish, login, shot, until, url } from './common.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const { chromium } = createRequire(join(root, 'web', 'package.json'))('playwright-core');
-
-const url = process.env.WEB_URL;
-const artifacts = process.env.WEB_ARTIFACTS;
 const BOOT_MS = Number(process.env.TESSERA_BOOT_TIMEOUT || 300) * 1000;
-let passed = 0;
-let failed = 0;
-
-function check(cond, what) {
-  if (cond) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL: ${what}`);
-  }
-  return cond;
-}
-
-// Waits for fn() to hold; false after ms.
-async function until(fn, ms, every = 250) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return true;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  return false;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
-async function login(page, token) {
-  await page.goto(url);
-  await page.click('#mode-token');
-  await page.fill('#token', token);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#who', { timeout: 10000 });
-}
 
 // The password form: a wrong password gets the daemon's one message, the right one a session.
 async function loginPassword(page, tenant, user, password) {
@@ -187,12 +146,7 @@ async function many(page) {
 }
 
 async function main() {
-  mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ['--no-sandbox'] });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(String(e)));
+  const { browser, page, problems } = await browse({ width: 1100, height: 760 });
   // Which request failed, for whoever reads a failure (Chromium's message names none).
   page.on('response', (r) => { if (r.status() >= 400) console.log(`  (${r.status()} from ${r.request().method()} ${new URL(r.url()).pathname})`); });
   try {
@@ -221,8 +175,7 @@ async function main() {
     return !/status of 409/.test(p);
   });
   check(unexpected.length === 0, `no script errors or CSP violations in the page: ${unexpected.join(' | ')}`);
-  console.log(`drive: ${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  process.exit(finish('drive'));
 }
 
 main();

@@ -4,50 +4,10 @@
 // WEB_URL, WEB_PLATFORM (the platform administrator's token), WEB_ARTIFACTS, CHROMIUM,
 // WEB_NETWORKS ("1" when networks can be made here). Prints "FAIL: ..." per failed check and
 // one last line "drive-admin: N passed, N failed".
-import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { browse, check, finish, login, shot, until } from './common.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const { chromium } = createRequire(join(root, 'web', 'package.json'))('playwright-core');
-
-const url = process.env.WEB_URL;
-const artifacts = process.env.WEB_ARTIFACTS;
 const nets = process.env.WEB_NETWORKS === '1';
 const MiB = 1048576;
-let passed = 0;
-let failed = 0;
-
-function check(cond, what) {
-  if (cond) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL: ${what}`);
-  }
-  return cond;
-}
-
-async function until(fn, ms, every = 200) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return true;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  return false;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
-async function login(page, token) {
-  await page.goto(url);
-  await page.click('#mode-token');
-  await page.fill('#token', token);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#who', { timeout: 10000 });
-}
 
 const count = (page, sel) => page.locator(sel).count();
 const text = async (page, sel) => ((await count(page, sel)) ? page.textContent(sel) : '');
@@ -294,12 +254,7 @@ async function asViewer(page, vera) {
 }
 
 async function main() {
-  mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ['--no-sandbox'] });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(String(e)));
+  const { browser, page, problems } = await browse({ width: 1100, height: 800 });
   try {
     const boss = await asPlatform(page);
     const vera = await asTenantAdmin(page, boss);
@@ -322,8 +277,7 @@ async function main() {
   // failed resources: expected.
   const unexpected = problems.filter((p) => !/status of 409/.test(p));
   check(unexpected.length === 0, `no script errors or CSP violations in the page: ${unexpected.join(' | ')}`);
-  console.log(`drive-admin: ${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  process.exit(finish('drive-admin'));
 }
 
 main();

@@ -3,48 +3,7 @@
 // and its running, booted VM 'spin'. Settings from the environment: WEB_URL, WEB_ADMIN
 // (acme's tenant-admin), WEB_PLATFORM (tokens), WEB_ARTIFACTS, CHROMIUM. Prints "FAIL: ..."
 // per failed check and one last line "drive-metrics: N passed, N failed".
-import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const { chromium } = createRequire(join(root, 'web', 'package.json'))('playwright-core');
-
-const url = process.env.WEB_URL;
-const artifacts = process.env.WEB_ARTIFACTS;
-let passed = 0;
-let failed = 0;
-
-function check(cond, what) {
-  if (cond) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL: ${what}`);
-  }
-  return cond;
-}
-
-async function until(fn, ms, every = 100) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return true;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  return false;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
-async function login(page, token) {
-  await page.goto(url);
-  await page.click('#mode-token');
-  await page.fill('#token', token);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#who', { timeout: 10000 });
-}
+import { browse, check, finish, login, shot, until } from './common.mjs';
 
 // What a chart plots now: its first line's newest value (null when it has none), every
 // line's, and how many points.
@@ -152,12 +111,7 @@ async function tenant(page) {
 }
 
 async function main() {
-  mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ['--no-sandbox'] });
-  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(String(e)));
+  const { browser, page, problems } = await browse({ width: 1200, height: 800 });
   try {
     await platform(page);
     await tenant(page);
@@ -168,8 +122,7 @@ async function main() {
     await browser.close();
   }
   check(problems.length === 0, `no script errors or CSP violations in the page: ${problems.join(' | ')}`);
-  console.log(`drive-metrics: ${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  process.exit(finish('drive-metrics'));
 }
 
 main();

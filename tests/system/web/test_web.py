@@ -16,44 +16,18 @@ Prints "web: N passed, N failed"."""
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "lib"))
 from syskit import TALLY, check, kill_vms, skipped, summary  # noqa: E402
 from tesserad import ROOT, Daemon, UnixHTTPConnection  # noqa: E402
+from webkit import WEB_DIR, drive, http_base, screenshots, why_no_browser  # noqa: E402
 
 SUITE = "web"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-WEB_DIR = os.path.join(ROOT, "build", "web")
 ARTIFACTS = os.path.join(ROOT, "build", "web-artifacts")
-
-
-def node_path():
-    """The node the web build uses (the host's, or the pinned one it fetched when the host's is
-    too old), or None."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        return None
-    r = subprocess.run([os.path.join(ROOT, "scripts", "web-build.sh"), "node"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=600)
-    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
-
-
-def why_no_browser():
-    """Why the browser part cannot run, or None; the rest needs only tesserad."""
-    if not os.access(CHROMIUM, os.X_OK):
-        return "%s is missing (Debian: apt-get install chromium)" % CHROMIUM
-    if not node_path():
-        return "no node 20.19 or later (scripts/web-build.sh node says why)"
-    if not os.path.isdir(os.path.join(ROOT, "web", "node_modules", "playwright-core")):
-        return "web/node_modules has no playwright-core (make builds it)"
-    if not os.path.isfile(os.path.join(ROOT, "build", "guest", "Image")):
-        return "the default guest is not built (guest/build.sh)"
-    return None
 
 
 def get(url, headers=None, method="GET", data=None):
@@ -140,22 +114,12 @@ def browser(d, base, admin, viewer):
     for i in range(200):
         d.ok("POST", "/api/v1/vms", token=many, body={"name": "m%03d" % i,
                                                       "template": "busybox"})
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
     # The viewer logs in with a password (its own, set with its token).
     d.ok("PUT", "/api/v1/password", token=viewer, body={"password": VIEWER_PASSWORD})
-    env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
-               WEB_VIEWER_PASSWORD=VIEWER_PASSWORD, WEB_VIEWER_PASSWORD2=VIEWER_PASSWORD + "2",
-               WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
-    p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__), "drive.mjs")],
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=900)
-    print(p.stdout, end="")
-    m = re.search(r"^drive: (\d+) passed, (\d+) failed$", p.stdout, re.M)
-    check(m is not None and p.returncode == 0, "the browser run ended cleanly (rc %d)" %
-          p.returncode)
-    if m:
-        TALLY.passed += int(m.group(1))
-        TALLY.failed += int(m.group(2))
+    drive("drive.mjs", "drive", ARTIFACTS,
+          dict(WEB_URL=base, WEB_ADMIN=admin, WEB_VIEWER=viewer, WEB_MANY=many,
+               WEB_PLATFORM=d.token, WEB_VIEWER_PASSWORD=VIEWER_PASSWORD,
+               WEB_VIEWER_PASSWORD2=VIEWER_PASSWORD + "2"))
     st, doc, _ = d.call("GET", "/api/v1/tokens", token=admin)
     sessions = [t for t in (doc or {}).get("tokens", []) if t["description"] == "password login"]
     check(st == 200 and len(sessions) == 1 and sessions[0]["user"] == "vic" and
@@ -167,9 +131,7 @@ def browser(d, base, admin, viewer):
     st, doc, _ = d.call("GET", "/api/v1/vms", token=admin)
     check(st == 200 and [v["name"] for v in doc["vms"]] == ["keep"],
           "the API agrees: only 'keep' is left in acme (%s)" % doc)
-    shots = sorted(os.listdir(ARTIFACTS)) if os.path.isdir(ARTIFACTS) else []
-    check(len([s for s in shots if s.endswith(".png")]) >= 10,
-          "a screenshot of each view in %s: %s" % (ARTIFACTS, shots))
+    screenshots(ARTIFACTS, 10)
 
 
 def main():
@@ -182,14 +144,7 @@ def main():
                        "--listen", "http://127.0.0.1:0"])
     try:
         d.start()
-        base = None
-        for _ in range(50):
-            with open(os.path.join(tmp, "tesserad.log")) as f:
-                m = re.search(r"serving the API on (http://127\.0\.0\.1:\d+)", f.read())
-            if m:
-                base = m.group(1)
-                break
-            time.sleep(0.1)
+        base = http_base(tmp)
         if not check(base, "tesserad names its http:// listener"):
             return summary(SUITE)
         for t in ("acme", "other"):

@@ -18,51 +18,24 @@ playwright-core or the default guest (the busybox template is made from it). Pri
 "web-admin: N passed, N failed"."""
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 from syskit import TALLY, check, kill_vms, skipped, summary  # noqa: E402
 from tesserad import ROOT, Daemon, network_cleanup, network_missing  # noqa: E402
-from test_web import CHROMIUM, WEB_DIR, node_path  # noqa: E402
+from webkit import WEB_DIR, drive, http_base, why_no_browser  # noqa: E402
 
 SUITE = "web-admin"
 ARTIFACTS = os.path.join(ROOT, "build", "web-artifacts", "admin")
 
 
-def why_no_browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        return "%s is missing (Debian: apt-get install chromium)" % CHROMIUM
-    if not node_path():
-        return "no node 20.19 or later (scripts/web-build.sh node says why)"
-    if not os.path.isdir(os.path.join(ROOT, "web", "node_modules", "playwright-core")):
-        return "web/node_modules has no playwright-core (make builds it)"
-    if not os.path.isfile(os.path.join(ROOT, "build", "guest", "Image")):
-        return "the default guest is not built (guest/build.sh): the busybox template needs it"
-    return None
-
-
-
-
 def run_browser(d, base, nets):
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    env = dict(os.environ, WEB_URL=base, WEB_PLATFORM=d.token, WEB_ARTIFACTS=ARTIFACTS,
-               CHROMIUM=CHROMIUM, WEB_NETWORKS="1" if nets else "")
-    p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__), "drive_admin.mjs")],
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=600)
-    print(p.stdout, end="")
-    m = re.search(r"^drive-admin: (\d+) passed, (\d+) failed$", p.stdout, re.M)
-    check(m is not None and p.returncode == 0, "the browser run ended cleanly (rc %d)" %
-          p.returncode)
-    if m:
-        TALLY.passed += int(m.group(1))
-        TALLY.failed += int(m.group(2))
+    drive("drive_admin.mjs", "drive-admin", ARTIFACTS,
+          dict(WEB_URL=base, WEB_PLATFORM=d.token, WEB_NETWORKS="1" if nets else ""),
+          timeout=600)
 
 
 def api_agrees(d, nets):
@@ -108,14 +81,7 @@ def main():
                        "--listen", "http://127.0.0.1:0"])
     try:
         d.start()
-        base = None
-        for _ in range(50):
-            with open(os.path.join(tmp, "tesserad.log")) as f:
-                m = re.search(r"serving the API on (http://127\.0\.0\.1:\d+)", f.read())
-            if m:
-                base = m.group(1)
-                break
-            time.sleep(0.1)
+        base = http_base(tmp)
         if not check(base, "tesserad names its http:// listener"):
             return summary(SUITE)
         # Another tenant's objects, which no page of corp's may show.

@@ -11,32 +11,19 @@ build/web-artifacts/metrics/. Skips (saying why) without the built console, Chro
 playwright-core or the guest. Prints "web-metrics: N passed, N failed"."""
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 from syskit import TALLY, check, kill_vms, skipped, summary, wait_booted  # noqa: E402
 from tesserad import ROOT, Daemon  # noqa: E402
-from test_web import CHROMIUM, WEB_DIR, node_path, why_no_browser  # noqa: E402
+from webkit import WEB_DIR, drive, http_base, screenshots, why_no_browser  # noqa: E402
 
 SUITE = "web-metrics"
 ARTIFACTS = os.path.join(ROOT, "build", "web-artifacts", "metrics")
 BOOT_TIMEOUT = float(os.environ.get("TESSERA_BOOT_TIMEOUT", "300"))
-
-
-def http_base(tmp):
-    for _ in range(50):
-        with open(os.path.join(tmp, "tesserad.log")) as f:
-            m = re.search(r"serving the API on (http://127\.0\.0\.1:\d+)", f.read())
-        if m:
-            return m.group(1)
-        time.sleep(0.1)
-    return None
 
 
 def main():
@@ -64,23 +51,9 @@ def main():
                   token=admin)
         if not check(not wait_booted(d, "acme", ["spin"], BOOT_TIMEOUT), "spin booted"):
             return summary(SUITE)
-        shutil.rmtree(ARTIFACTS, ignore_errors=True)
-        env = dict(os.environ, WEB_URL=base, WEB_ADMIN=admin, WEB_PLATFORM=d.token,
-                   WEB_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
-        p = subprocess.run([node_path(), os.path.join(os.path.dirname(__file__),
-                                                      "drive_metrics.mjs")],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=600)
-        print(p.stdout, end="")
-        m = re.search(r"^drive-metrics: (\d+) passed, (\d+) failed$", p.stdout, re.M)
-        check(m is not None and p.returncode == 0, "the browser run ended cleanly (rc %d)" %
-              p.returncode)
-        if m:
-            TALLY.passed += int(m.group(1))
-            TALLY.failed += int(m.group(2))
-        shots = sorted(os.listdir(ARTIFACTS)) if os.path.isdir(ARTIFACTS) else []
-        check(len([s for s in shots if s.endswith(".png")]) >= 6,
-              "screenshots in %s: %s" % (ARTIFACTS, shots))
+        drive("drive_metrics.mjs", "drive-metrics", ARTIFACTS,
+              dict(WEB_URL=base, WEB_ADMIN=admin, WEB_PLATFORM=d.token), timeout=600)
+        screenshots(ARTIFACTS, 6)
     except Exception as e:  # the daemon would not start, a fixture failed
         check(False, "%s: %s" % (type(e).__name__, e))
     finally:
