@@ -21,6 +21,7 @@
 #include "daemon/api_int.h"
 #include "daemon/cgroup.h"
 #include "daemon/rt.h"
+#include "daemon/vmproc.h"
 #include "base/time.h"
 
 #define SHARES_DEFAULT 1000
@@ -560,38 +561,6 @@ int api_res_need_cgroups(struct req *q, const json_t *in)
     return -EOPNOTSUPP;
 }
 
-/* The summed run-queue wait of every thread of pid (/proc/PID/task/TID/schedstat, second
- * field: nanoseconds runnable but not running): the CPU the VM wanted and did not get. */
-static bool sched_wait_ns(int64_t pid, uint64_t *out)
-{
-    char path[64];
-    struct dirent *e;
-    DIR *dd;
-
-    *out = 0;
-    snprintf(path, sizeof(path), "/proc/%" PRId64 "/task", pid);
-    dd = opendir(path);
-    if (!dd)
-        return false;
-    while ((e = readdir(dd))) {
-        char file[96];
-        unsigned long long run, wait;
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(file, sizeof(file), "%s/%.20s/schedstat", path, e->d_name);
-        f = fopen(file, "re");
-        if (!f)
-            continue;
-        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
-            *out += wait;
-        fclose(f);
-    }
-    closedir(dd);
-    return true;
-}
-
 /* GET /vms/{name}/stats: what the VM used, from its control group and its process: CPU time
  * used, throttled by its limit and waited for, memory charged, and the VMM's own counters
  * (GET /v1/vm/stats: balloon, disks, NICs). Counters: a client takes differences. */
@@ -610,7 +579,7 @@ void api_res_usage(struct daemon *d, const char *tenant, const char *name, int64
         json_object_set_new(cpu, "throttled_ns", json_integer((json_int_t)u.throttled_ns));
         json_object_set_new(cpu, "nr_throttled", json_integer((json_int_t)u.nr_throttled));
     }
-    if (pid > 0 && sched_wait_ns(pid, &wait))
+    if (pid > 0 && vmproc_sched_wait_ns(pid, &wait))
         json_object_set_new(cpu, "wait_ns", json_integer((json_int_t)wait));
     if (u.have_memory)
         json_object_set_new(mem, "cgroup_bytes", json_integer((json_int_t)u.memory_bytes));

@@ -1,7 +1,6 @@
 /* The daemon's short-term metric history (history.h; docs/daemon.md, "Metric history"). */
 #include "daemon/history.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,6 +12,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/rt.h"
+#include "daemon/vmproc.h"
 
 const char *const history_vm_names[HISTORY_VM_NFIELDS] = {
     [HISTORY_VM_CPU] = "cpu",
@@ -306,38 +306,6 @@ static void counters_of(const json_t *st, struct history_counters *c, double *v)
                                 : NAN;
 }
 
-/* The summed run-queue wait of every thread of pid: the second field of each
- * /proc/PID/task/TID/schedstat (nanoseconds runnable but not running; Documentation/scheduler/
- * sched-stats.rst). What GET /vms/{name}/stats reports as cpu.wait_ns, read the same way. */
-static bool sched_wait(int64_t pid, uint64_t *out)
-{
-    char path[64], file[96];
-    unsigned long long run, wait;
-    struct dirent *e;
-    DIR *dd;
-
-    *out = 0;
-    snprintf(path, sizeof(path), "/proc/%" PRId64 "/task", pid);
-    dd = opendir(path);
-    if (!dd)
-        return false;
-    while ((e = readdir(dd))) {
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(file, sizeof(file), "%s/%.20s/schedstat", path, e->d_name);
-        f = fopen(file, "re");
-        if (!f)
-            continue;
-        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
-            *out += wait;
-        fclose(f);
-    }
-    closedir(dd);
-    return true;
-}
-
 /* Host CPU from /proc/stat's "cpu" line (proc(5)): busy is all but idle and iowait. */
 static int host_cpu(unsigned long long *busy, unsigned long long *total)
 {
@@ -389,7 +357,7 @@ static void sample_vm(struct daemon *d, struct history *h, const struct vm_want 
 
     if (ok) {
         c.pid = w->pid;
-        c.have_wait = w->pid > 0 && sched_wait(w->pid, &c.wait_ns);
+        c.have_wait = w->pid > 0 && vmproc_sched_wait_ns(w->pid, &c.wait_ns);
         c.mono_ns = clock_ns(CLOCK_MONOTONIC);
         counters_of(st, &c, v);
         json_decref(st);

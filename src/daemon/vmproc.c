@@ -2,8 +2,10 @@
 #include "daemon/vmproc.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1363,4 +1365,33 @@ void vmsup_destroy(struct vmsup *sup)
     pthread_mutex_destroy(&sup->lock);
     close(sup->wake_fd);
     free(sup);
+}
+
+bool vmproc_sched_wait_ns(int64_t pid, uint64_t *out)
+{
+    char path[64], file[96];
+    unsigned long long run, wait;
+    struct dirent *e;
+    DIR *dd;
+
+    *out = 0;
+    snprintf(path, sizeof(path), "/proc/%" PRId64 "/task", pid);
+    dd = opendir(path);
+    if (!dd)
+        return false;
+    while ((e = readdir(dd))) {
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof(file), "%s/%.20s/schedstat", path, e->d_name);
+        f = fopen(file, "re");
+        if (!f)
+            continue;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            *out += wait;
+        fclose(f);
+    }
+    closedir(dd);
+    return true;
 }

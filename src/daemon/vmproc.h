@@ -37,6 +37,7 @@
 #define TESSERA_DAEMON_VMPROC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -141,5 +142,12 @@ int vmsup_create(vmsup_exit_fn *on_exit, void *arg, struct vmsup **out);
 int vmsup_watch(struct vmsup *sup, const char *id, const char *dir, char *err);
 int vmsup_unwatch(struct vmsup *sup, const char *id);
 void vmsup_destroy(struct vmsup *sup);
+
+/* The summed run-queue wait of every thread of pid: the second field of each
+ * /proc/PID/task/TID/schedstat (nanoseconds runnable but not running; the kernel's
+ * Documentation/scheduler/sched-stats.rst): the CPU a VM wanted and did not get. What
+ * GET /vms/{name}/stats reports as cpu.wait_ns and the history samples. false when pid has no
+ * /proc entry (*out is then 0). */
+bool vmproc_sched_wait_ns(int64_t pid, uint64_t *out);
 
 #endif
