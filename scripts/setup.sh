@@ -2,9 +2,11 @@
 # From a fresh Debian 12 machine to a running platform: installs the dependencies, builds
 # Tessera, builds (or takes from the cache) the default guest, starts tesserad on its embedded
 # SQLite store (state in $TESSERA_STATE, default /var/lib/tesserad as root, else
-# ~/.local/share/tesserad), and boots a VM "demo" from the default template. Prints how to
-# reach its console, the API and the administrator's token. Run it again at any time: what is
-# there already (the daemon, the VM) is kept.
+# ~/.local/share/tesserad), and boots a VM "demo" from the default template. The web console
+# listens on http://127.0.0.1:$TESSERA_WEB_PORT (default 8006; loopback only), where the
+# administrator logs in with the password this script makes (STATE/admin.password). Prints how
+# to reach the console, the VM's console, the API and the administrator's token. Run it again at
+# any time: what is there already (the daemon, the VM, the password) is kept.
 #
 # The Debian 13 cloud template builds in the background (templates/debian/build.sh, about half
 # an hour the first time, cached like the guest); tesserad registers it when it is done.
@@ -20,6 +22,7 @@ else
     STATE=${TESSERA_STATE:-$HOME/.local/share/tesserad}
 fi
 SOCK=$STATE/tesserad.sock
+WEB=http://127.0.0.1:${TESSERA_WEB_PORT:-8006}
 
 step "Installing dependencies (Debian packages)"
 scripts/install-deps.sh
@@ -46,7 +49,7 @@ Description=Tessera host daemon
 After=network.target
 
 [Service]
-ExecStart=$ROOT/build/tesserad --state-dir $STATE
+ExecStart=$ROOT/build/tesserad --state-dir $STATE --listen unix:$SOCK --listen $WEB
 KillMode=process
 Delegate=yes
 Restart=on-failure
@@ -58,7 +61,8 @@ UNIT
         systemctl enable --now tesserad.service
         LOG="journalctl -u tesserad"
     else
-        setsid build/tesserad --state-dir "$STATE" >>"$STATE/tesserad.log" 2>&1 </dev/null &
+        setsid build/tesserad --state-dir "$STATE" --listen "unix:$SOCK" --listen "$WEB" \
+            >>"$STATE/tesserad.log" 2>&1 </dev/null &
         LOG="$STATE/tesserad.log"
     fi
     for _ in $(seq 100); do
@@ -66,6 +70,16 @@ UNIT
         sleep 0.1
     done
     cli host show >/dev/null || { echo "setup: tesserad did not start (see $LOG)" >&2; exit 1; }
+fi
+
+if [ ! -s "$STATE/admin.password" ]; then
+    step "Giving the administrator a password for the web console ($STATE/admin.password)"
+    # Kept only once the daemon took it, so a failed run leaves no password that is not set.
+    pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+    curl -fsS --unix-socket "$SOCK" -X PUT -H "Authorization: Bearer $(cat "$STATE/admin.token")" \
+        -H 'Content-Type: application/json' -d "{\"password\": \"$pw\"}" \
+        http://localhost/api/v1/password
+    (umask 077 && printf '%s\n' "$pw" >"$STATE/admin.password")
 fi
 
 if [ -e build/templates/debian-13/template.json ]; then
@@ -101,6 +115,8 @@ cat <<EOF2
 
 tesserad runs (state in $STATE, its SQLite database $STATE/tesserad.db) and the VM 'demo'
 booted from the default template.
+
+  web console: $WEB/   (tenant empty, user admin, the password in $STATE/admin.password)
 
   export TESSERA_HOST=unix:$SOCK
   export TESSERA_TOKEN=\$(cat $STATE/admin.token)   # the platform administrator's token
