@@ -16,9 +16,8 @@
 
 #include <sqlite3.h>
 
-#define SQLITE_APP_ID   0x54535244 /* "TSRD" */
-#define SQLITE_BUSY_MS  5000       /* another process holding the lock: wait this long */
-#define SQLITE_STMT_MAX 16         /* statements kept prepared */
+#define SQLITE_APP_ID  0x54535244 /* "TSRD" */
+#define SQLITE_BUSY_MS 5000       /* another process holding the lock: wait this long */
 
 static const char *const migrations[] = {
     /* 1: tenants and their users. The platform's users have no tenant (NULL). */
