@@ -12,7 +12,9 @@
  * Interrupts (RISC-V privileged spec 1.12 §3.1.9 mip, §3.2.1 mtime/mtimecmp): MSIP[h] follows
  * msip[h] bit 0; MTIP[h] is high exactly while mtime >= mtimecmp[h] (unsigned). A timer thread,
  * one per CLINT, raises MTIP when a deadline passes; mtimecmp and mtime writes set the lines to
- * their new level at once.
+ * their new level at once. The same thread keeps the harts' Sstc comparators (stimecmp, a hart
+ * CSR the hart hands over with clint_set_stimecmp()): STIP[h] is high exactly while
+ * mtime >= stimecmp[h], once clint_set_stip_lines() has wired the lines.
  *
  * Threads and locks: MMIO handlers run on any vCPU thread, the timer thread on its own; all
  * of them take the CLINT's mutex, and they call the irq lines while holding it (lock order:
