@@ -81,6 +81,13 @@ void vcpu_set_time_source(struct vcpu *v, uint64_t (*time)(void *opaque), void *
     v->engine->set_time_source(v->impl, time, opaque);
 }
 
+void vcpu_set_stimer(struct vcpu *v, void (*arm)(void *opaque, unsigned id, uint64_t cmp),
+                     void *opaque)
+{
+    if (v->engine->set_stimer)
+        v->engine->set_stimer(v->impl, arm, opaque);
+}
+
 void vcpu_reset(struct vcpu *v, uint64_t reset_pc)
 {
     v->engine->reset(v->impl, reset_pc);

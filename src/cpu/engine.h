@@ -67,6 +67,12 @@ struct cpu_engine {
     void (*destroy)(void *impl);
     /* The source of the time CSR (any thread may be asked). Set-up only, before run(). */
     void (*set_time_source)(void *impl, uint64_t (*time)(void *opaque), void *opaque);
+    /* The comparator behind the supervisor timer (RISC-V Sstc's stimecmp): the vcpu calls
+     * arm(opaque, id, cmp) when its comparator changes (on its own thread, or its stopped
+     * caller's), and arm must set the vcpu's VCPU_IRQ_STI line to (time >= cmp) at once and
+     * whenever that changes after. NULL op: the engine has no such timer. Set-up only. */
+    void (*set_stimer)(void *impl, void (*arm)(void *opaque, unsigned id, uint64_t cmp),
+                       void *opaque);
     /* Power-on state, then pc = reset_pc. Stopped only. */
     void (*reset)(void *impl, uint64_t reset_pc);
     /* Runs guest code on the calling thread until a stop is requested; returns 0. */
@@ -131,6 +137,9 @@ int vcpu_create(const struct cpu_engine *engine, const struct vcpu_config *cfg, 
 void vcpu_destroy(struct vcpu *v); /* NULL is ignored */
 const struct cpu_engine *vcpu_engine(const struct vcpu *v);
 void vcpu_set_time_source(struct vcpu *v, uint64_t (*time)(void *opaque), void *opaque);
+/* Does nothing for an engine without a supervisor timer. */
+void vcpu_set_stimer(struct vcpu *v, void (*arm)(void *opaque, unsigned id, uint64_t cmp),
+                     void *opaque);
 void vcpu_reset(struct vcpu *v, uint64_t reset_pc);
 int vcpu_run(struct vcpu *v);
 void vcpu_request_stop(struct vcpu *v);

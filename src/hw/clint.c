@@ -29,6 +29,7 @@ struct clint {
     uint64_t freq_hz;
     struct irq_line *msip_lines;
     struct irq_line *mtip_lines;
+    struct irq_line *stip_lines; /* NULL until clint_set_stip_lines(); then under `lock` */
 
     /* mtime = clint_ticks(host ns) + time_offset (mod 2^64). Written under `lock` (reset,
      * guest mtime writes), read without it by clint_time(). */
@@ -41,6 +42,8 @@ struct clint {
     uint32_t *msip;      /* [nharts], bit 0 only */
     uint64_t *mtimecmp;  /* [nharts] */
     bool *mtip;          /* [nharts], the level last set on mtip_lines[h] */
+    uint64_t *stimecmp;  /* [nharts], the harts' Sstc comparators (clint_set_stimecmp) */
+    bool *stip;          /* [nharts], the level last set on stip_lines[h] */
     pthread_t thread;
 };
 
@@ -89,13 +92,40 @@ static void clint_update_mtip_locked(struct clint *c, unsigned h, uint64_t mtime
     }
 }
 
+/* Caller holds c->lock. The same for hart h's supervisor timer, when its line is wired. */
+static void clint_update_stip_locked(struct clint *c, unsigned h, uint64_t mtime)
+{
+    bool level = mtime >= c->stimecmp[h];
+
+    if (c->stip_lines && level != c->stip[h]) {
+        c->stip[h] = level;
+        irq_set(&c->stip_lines[h], level);
+    }
+}
+
 static void clint_update_all_locked(struct clint *c)
 {
     uint64_t mtime = clint_mtime_at(c, time_now_ns());
 
-    for (unsigned h = 0; h < c->nharts; h++)
+    for (unsigned h = 0; h < c->nharts; h++) {
         clint_update_mtip_locked(c, h, mtime);
+        clint_update_stip_locked(c, h, mtime);
+    }
     pthread_cond_signal(&c->wake);
+}
+
+/* Ticks from `mtime` until a comparator `cmp` next changes its line's level, at most `wait`. */
+static uint64_t clint_until(uint64_t cmp, uint64_t mtime, uint64_t wait)
+{
+    uint64_t until;
+
+    if (cmp > mtime)
+        until = cmp - mtime; /* due then */
+    else if (cmp != 0)
+        until = 0 - mtime; /* due now; falls again when mtime wraps to 0 */
+    else
+        return wait; /* mtime >= 0 always holds */
+    return until < wait ? until : wait;
 }
 
 /* The timer thread: sleeps until the earliest moment some MTIP line must change, sets the
@@ -113,18 +143,12 @@ static void *clint_timer_main(void *opaque)
         struct timespec ts;
 
         for (unsigned h = 0; h < c->nharts; h++) {
-            uint64_t cmp = c->mtimecmp[h];
-            uint64_t until;
-
             clint_update_mtip_locked(c, h, mtime);
-            if (cmp > mtime)
-                until = cmp - mtime; /* due then */
-            else if (cmp != 0)
-                until = 0 - mtime; /* due now; falls again when mtime wraps to 0 */
-            else
-                continue; /* mtime >= 0 always holds */
-            if (until < wait)
-                wait = until;
+            wait = clint_until(c->mtimecmp[h], mtime, wait);
+            if (c->stip_lines) {
+                clint_update_stip_locked(c, h, mtime);
+                wait = clint_until(c->stimecmp[h], mtime, wait);
+            }
         }
         uint64_t deadline = now_ns + clint_ticks_to_ns(c, wait);
         ts.tv_sec = (time_t)(deadline / NS_PER_SEC);
@@ -154,6 +178,9 @@ static void clint_free(struct clint *c)
 {
     free(c->msip_lines);
     free(c->mtip_lines);
+    free(c->stip_lines);
+    free(c->stimecmp);
+    free(c->stip);
     free(c->msip);
     free(c->mtimecmp);
     free(c->mtip);
@@ -180,7 +207,10 @@ int clint_create(unsigned nharts, uint64_t freq_hz, const struct irq_line *msip_
     c->msip = calloc(nharts, sizeof(*c->msip));
     c->mtimecmp = calloc(nharts, sizeof(*c->mtimecmp));
     c->mtip = calloc(nharts, sizeof(*c->mtip));
-    if (!c->msip_lines || !c->mtip_lines || !c->msip || !c->mtimecmp || !c->mtip) {
+    c->stimecmp = calloc(nharts, sizeof(*c->stimecmp));
+    c->stip = calloc(nharts, sizeof(*c->stip));
+    if (!c->msip_lines || !c->mtip_lines || !c->msip || !c->mtimecmp || !c->mtip || !c->stimecmp ||
+        !c->stip) {
         err = -ENOMEM;
         goto err_free;
     }
@@ -188,6 +218,7 @@ int clint_create(unsigned nharts, uint64_t freq_hz, const struct irq_line *msip_
         c->msip_lines[h] = msip_lines[h];
         c->mtip_lines[h] = mtip_lines[h];
         c->mtimecmp[h] = UINT64_MAX;
+        c->stimecmp[h] = UINT64_MAX;
     }
     clint_set_mtime_locked(c, time_now_ns(), 0); /* no other thread can see c yet */
 
@@ -232,6 +263,37 @@ void clint_destroy(struct clint *c)
     clint_free(c);
 }
 
+int clint_set_stip_lines(struct clint *c, const struct irq_line *stip_lines)
+{
+    struct irq_line *lines = calloc(c->nharts, sizeof(*lines));
+
+    if (!lines)
+        return -ENOMEM;
+    for (unsigned h = 0; h < c->nharts; h++)
+        lines[h] = stip_lines[h];
+    pthread_mutex_lock(&c->lock);
+    free(c->stip_lines);
+    c->stip_lines = lines;
+    for (unsigned h = 0; h < c->nharts; h++)
+        c->stip[h] = false; /* the receivers are assumed low */
+    clint_update_all_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void clint_set_stimecmp(void *clint, unsigned hart, uint64_t cmp)
+{
+    struct clint *c = clint;
+
+    if (hart >= c->nharts)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stimecmp[hart] = cmp;
+    clint_update_stip_locked(c, hart, clint_time(c));
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void clint_reset(struct clint *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -243,7 +305,13 @@ void clint_reset(struct clint *c)
         /* Unconditionally: reset must leave the receivers low whatever they believed. */
         irq_set(&c->msip_lines[h], false);
         irq_set(&c->mtip_lines[h], false);
+        /* The harts reset stimecmp with themselves (and tell us); only the level restarts. */
+        if (c->stip_lines) {
+            c->stip[h] = false;
+            irq_set(&c->stip_lines[h], false);
+        }
     }
+    clint_update_all_locked(c); /* a stimecmp already set again may be due */
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
 }
@@ -314,6 +382,11 @@ int clint_load(struct clint *c, struct scur *in, uint32_t version)
         /* Unconditionally: the receivers may hold anything (a fresh machine, a loaded hart). */
         irq_set(&c->msip_lines[h], msip[h]);
         irq_set(&c->mtip_lines[h], c->mtip[h]);
+        /* stimecmp is the hart's state, loaded (and handed to us) before this section. */
+        if (c->stip_lines) {
+            c->stip[h] = mtime >= c->stimecmp[h];
+            irq_set(&c->stip_lines[h], c->stip[h]);
+        }
     }
     pthread_cond_signal(&c->wake); /* the timer thread re-plans from the new deadlines */
     pthread_mutex_unlock(&c->lock);

@@ -12,7 +12,9 @@
  * Interrupts (RISC-V privileged spec 1.12 §3.1.9 mip, §3.2.1 mtime/mtimecmp): MSIP[h] follows
  * msip[h] bit 0; MTIP[h] is high exactly while mtime >= mtimecmp[h] (unsigned). A timer thread,
  * one per CLINT, raises MTIP when a deadline passes; mtimecmp and mtime writes set the lines to
- * their new level at once.
+ * their new level at once. The same thread keeps the harts' Sstc comparators (stimecmp, a hart
+ * CSR the hart hands over with clint_set_stimecmp()): STIP[h] is high exactly while
+ * mtime >= stimecmp[h], once clint_set_stip_lines() has wired the lines.
  *
  * Threads and locks: MMIO handlers run on any vCPU thread, the timer thread on its own; all
  * of them take the CLINT's mutex, and they call the irq lines while holding it (lock order:
@@ -43,12 +45,28 @@ struct scur;
 int clint_create(unsigned nharts, uint64_t freq_hz, const struct irq_line *msip_lines,
                  const struct irq_line *mtip_lines, struct clint **out);
 
+/* Wires the supervisor timers (RISC-V Sstc): `stip_lines` is an array of `nharts` lines
+ * (copied) to each hart's STIP, which is then high exactly while mtime >= stimecmp[h], the
+ * value the hart last gave clint_set_stimecmp() (UINT64_MAX, never due, until then). The
+ * timer thread raises them as it does MTIP, so a hart sleeping in WFI wakes on time. The
+ * lines are assumed low and set at once to their level. Set-up thread, before the harts run;
+ * returns 0 or -ENOMEM. Without this call no STIP line is driven. */
+int clint_set_stip_lines(struct clint *clint, const struct irq_line *stip_lines);
+
+/* Hart `hart`'s stimecmp is now `cmp`: sets its STIP line to its level at once (before
+ * returning) and re-plans the timer thread. A hart out of range is ignored. `clint` is a
+ * struct clint *, so the hart can hold this as its comparator callback. Any thread that holds
+ * no lock the irq receivers take; takes the CLINT lock. stimecmp is not in the CLINT's saved
+ * state: it is the hart's, and the hart hands it over again when it loads. */
+void clint_set_stimecmp(void *clint, unsigned hart, uint64_t cmp);
+
 /* Stops and joins the timer thread and frees the CLINT. NULL is allowed. No MMIO access and
  * no clint_time() call may be running or follow. */
 void clint_destroy(struct clint *clint);
 
 /* Power-on state: mtime restarts at 0, every mtimecmp is UINT64_MAX (never due), every msip
- * is 0; every MSIP and MTIP line is set low. Any thread; takes the CLINT lock. */
+ * is 0; every MSIP, MTIP and STIP line is set low (STIP then follows the stimecmp values the
+ * harts hold: a hart resets its own). Any thread; takes the CLINT lock. */
 void clint_reset(struct clint *clint);
 
 /* mtime now, for the hart's `time` CSR (RISC-V unprivileged spec, "Zicntr" counters).
@@ -57,10 +75,10 @@ void clint_reset(struct clint *clint);
 uint64_t clint_time(void *clint);
 
 /* Makes mtime read `mtime` now and count on from there, exactly as an 8-byte guest store to
- * mtime (offset 0xbff8) does: every MTIP line is set to its new level at once and the timer
- * thread re-plans. For a board that stops the guest's clock while paused and restarts it
- * from the value it froze. Any thread that holds no lock the irq receivers take; takes the
- * CLINT lock. */
+ * mtime (offset 0xbff8) does: every MTIP and STIP line is set to its new level at once and the
+ * timer thread re-plans. For a board that stops the guest's clock while paused and restarts it from
+ * the value it froze. Any thread that holds no lock the irq receivers take; takes the CLINT lock.
+ */
 void clint_set_mtime(struct clint *clint, uint64_t mtime);
 
 /* Saved state, section version 1 (src/base/state.h encoding):
@@ -77,7 +95,7 @@ void clint_save(struct clint *c, struct sbuf *out);
  * hart count and frequency must match this CLINT, msip is 0 or 1, nothing may follow) and
  * changes nothing unless all are good; returns 0, or -1 with the reason in in->err. On
  * success mtime continues from the saved value from now on (not from host time), and every
- * MSIP and MTIP line is set to its level again, unconditionally (MTIP = mtime >= mtimecmp),
+ * MSIP, MTIP and STIP line is set to its level again, unconditionally (MTIP = mtime >= mtimecmp),
  * after which the timer thread re-plans. A board that froze the guest time while paused must
  * take clint_time() right after the load as its new frozen value. Machine stopped; the
  * calling thread, which must not hold a lock the irq receivers take; takes the CLINT lock. */

@@ -118,9 +118,9 @@ enum { PH_PLIC = 1, PH_TEST = 2, PH_CPU_INTC = 16 };
  * Documentation/devicetree/bindings/riscv/extensions.yaml). Multi-letter extensions go in
  * the ISA manual's canonical order (unprivileged 20191213 §27.11): Zi*, then Zb*, then S*. */
 #define VIRT_ISA_BASE "rv64i"
-#define VIRT_ISA      "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs"
+#define VIRT_ISA      "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
 static const char *const virt_isa_extensions[] = {
-    "i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zihintpause", "zba", "zbb", "zbs",
+    "i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zihintpause", "zba", "zbb", "zbs", "sstc",
 };
 
 /* Fresh entropy for one boot's device tree. */
@@ -501,7 +501,8 @@ static const struct mmio_ops rom_ops = {.min_size = 1, .max_size = 8};
 int virt_create(const struct virt_config *cfg, struct virt_machine **out)
 {
     struct virt_machine *m = xzalloc(sizeof(*m));
-    struct irq_line msip[VIRT_MAX_CPUS], mtip[VIRT_MAX_CPUS], ctx[2 * VIRT_MAX_CPUS];
+    struct irq_line msip[VIRT_MAX_CPUS], mtip[VIRT_MAX_CPUS], stip[VIRT_MAX_CPUS];
+    struct irq_line ctx[2 * VIRT_MAX_CPUS];
     struct irq_line uart_irq;
     const struct cpu_engine *engine;
     struct vcpu_config hc = {0};
@@ -556,10 +557,12 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
         }
         msip[i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MSI};
         mtip[i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MTI};
+        stip[i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_STI};
         ctx[2 * i] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_MEI};
         ctx[2 * i + 1] = (struct irq_line){vcpu_set_irq, m->harts[i], VCPU_IRQ_SEI};
     }
     if (clint_create(cfg->cpus, VIRT_TIMEBASE, msip, mtip, &m->clint) ||
+        clint_set_stip_lines(m->clint, stip) ||
         plic_create(VIRT_PLIC_NSRC, 2 * cfg->cpus, ctx, &m->plic)) {
         log_error("cannot create the interrupt controllers");
         goto fail;
@@ -572,8 +575,11 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     }
     if (cfg->console_ring)
         uart16550_set_output_ring(m->uart, cfg->console_ring);
-    for (unsigned i = 0; i < cfg->cpus; i++)
+    for (unsigned i = 0; i < cfg->cpus; i++) {
         vcpu_set_time_source(m->harts[i], clint_time, m->clint);
+        /* Sstc: each hart's stimecmp is one more comparator of the CLINT's timer thread. */
+        vcpu_set_stimer(m->harts[i], clint_set_stimecmp, m->clint);
+    }
     {
         const struct mmio_region regions[] = {
             {"rom", VIRT_ROM_BASE, VIRT_ROM_SIZE, &rom_ops, NULL},

@@ -133,8 +133,9 @@ def test_guest_fault_is_contained():
 def test_cpu_features():
     """What the guest kernel finds in the hart: the extensions the device tree reports
     (Linux 6.1 lists the multi-letter ones it knows; of ours, Zihintpause), 16-bit
-    ASIDs, so it stops flushing the whole TLB on every context switch, and Sv57: the kernel
-    probes satp for the deepest paging mode and keeps the first that sticks."""
+    ASIDs, so it stops flushing the whole TLB on every context switch, Sv57: the kernel
+    probes satp for the deepest paging mode and keeps the first that sticks, and Sstc, which
+    its timer driver then uses."""
     v = vm("cpu_features")
     try:
         v.expect(READY, BOOT_TIMEOUT)
@@ -144,6 +145,10 @@ def test_cpu_features():
         assert "using 16 bits" in asid, "ASID allocator line %r" % asid
         mmu = v.run("grep -m1 ^mmu /proc/cpuinfo")
         assert "sv57" in mmu, "mmu line %r" % mmu
+        # Sstc: the kernel programs stimecmp itself instead of calling the SBI for each tick.
+        assert "sstc" in isa, "isa line %r" % isa
+        timer = v.run("dmesg | grep -i 'sstc'")
+        assert "available via sstc" in timer, "timer line %r" % timer
         v.send("poweroff\n")
         assert v.wait(60) == 0
     finally:

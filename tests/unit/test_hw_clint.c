@@ -17,7 +17,7 @@
 #define FREQ     10000000ull /* 10 MHz, as on `virt` */
 #define MS_TICKS (FREQ / 1000)
 
-static struct fake_irq msip_rx[NHARTS], mtip_rx[NHARTS];
+static struct fake_irq msip_rx[NHARTS], mtip_rx[NHARTS], stip_rx[NHARTS];
 
 static uint64_t rd(struct clint *c, uint64_t off, unsigned size)
 {
@@ -287,14 +287,54 @@ static void test_concurrency(struct clint *c)
     }
 }
 
+/* Sstc: each hart's stimecmp drives its STIP line exactly as mtimecmp drives MTIP (at once
+ * on a write, by the timer thread when time reaches it, again on an mtime write), and the two
+ * comparators of a hart are independent. */
+static void test_stimecmp(struct clint *c)
+{
+    uint64_t now, cmp;
+
+    CHECK(!level(&stip_rx[0]) && !level(&stip_rx[1]));
+    clint_set_stimecmp(c, 1, 0);
+    CHECK(level(&stip_rx[1]));
+    CHECK(!level(&stip_rx[0]) && !level(&mtip_rx[1]));
+    clint_set_stimecmp(c, 1, UINT64_MAX);
+    CHECK(!level(&stip_rx[1]));
+    clint_set_stimecmp(c, NHARTS, 0); /* no such hart: ignored */
+
+    now = clint_time(c);
+    cmp = now + 2 * MS_TICKS;
+    wr(c, cmp_off(0), 8, now + 3600 * FREQ); /* MTIP far away: the thread sleeps towards it */
+    clint_set_stimecmp(c, 0, cmp);
+    CHECK(!level(&stip_rx[0]) || clint_time(c) >= cmp);
+    CHECK(wait_level(&stip_rx[0], true, 200));
+    CHECK(clint_time(c) >= cmp);
+    CHECK(!level(&mtip_rx[0]) && !level(&stip_rx[1]));
+
+    /* an mtime write moves it both ways at once */
+    clint_set_stimecmp(c, 0, 1000 * FREQ);
+    wr(c, 0xbff8, 8, 0);
+    CHECK(!level(&stip_rx[0]));
+    clint_set_mtime(c, 1000 * FREQ + 5);
+    CHECK(level(&stip_rx[0]));
+
+    /* reset lowers the line; the hart resets (and hands over) its own stimecmp */
+    clint_reset(c);
+    CHECK(!level(&stip_rx[0]));
+    clint_set_stimecmp(c, 0, UINT64_MAX);
+    sleep_ms(5);
+    CHECK(!level(&stip_rx[0]) && !level(&mtip_rx[0]));
+}
+
 int main(void)
 {
-    struct irq_line ms[NHARTS], mt[NHARTS];
+    struct irq_line ms[NHARTS], mt[NHARTS], st[NHARTS];
     struct clint *c = NULL;
 
     for (unsigned i = 0; i < NHARTS; i++) {
         ms[i] = (struct irq_line){.set = fake_irq_set, .opaque = msip_rx, .n = i};
         mt[i] = (struct irq_line){.set = fake_irq_set, .opaque = mtip_rx, .n = i};
+        st[i] = (struct irq_line){.set = fake_irq_set, .opaque = stip_rx, .n = i};
     }
     test_create_args(ms, mt);
     CHECK(clint_create(NHARTS, FREQ, ms, mt, &c) == 0);
@@ -312,6 +352,9 @@ int main(void)
     test_set_mtime(c);
     test_reset(c);
     test_concurrency(c);
+    clint_reset(c);
+    CHECK(clint_set_stip_lines(c, st) == 0);
+    test_stimecmp(c);
     clint_destroy(c);
     return test_finish("hw_clint");
 }

@@ -676,6 +676,14 @@ static int hart_init(struct test_hart *t, unsigned hartid, struct dirty_log *log
     return bus_add(&t->bus, &stop);
 }
 
+/* What a hart last handed its Sstc comparator callback. */
+static uint64_t stimer_seen;
+
+static void stimer_record(void *opaque, unsigned hartid, uint64_t cmp)
+{
+    stimer_seen = cmp;
+}
+
 static void hart_fini(struct test_hart *t)
 {
     rv64_hart_destroy(t->h);
@@ -910,7 +918,8 @@ static void test_hart_continue(void)
     CHECK(bad != NULL);
     if (bad) {
         memcpy(bad, s1.data, s1.len);
-        memset(bad + s1.len - 17, 0, 17); /* no reservation */
+        /* no reservation (the 17 bytes before version 2's stimecmp and stip_sw) */
+        memset(bad + s1.len - 9 - 17, 0, 17);
         CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, RV64_STATE_VERSION, err) == 0);
         CHECK(run_hart(c.h, 10000));
         CHECK_EQ_U64(rv64_hart_get_x(c.h, A4), 1);
@@ -939,6 +948,31 @@ static void test_hart_continue(void)
         bad[satp_at + 7] = (uint8_t)((bad[satp_at + 7] & 0x0f) | 0xb0);
         CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, RV64_STATE_VERSION, err) != 0);
         CHECK(strstr(err, "field 'satp' has MODE 11") != NULL);
+
+        /* Sstc: stimecmp travels and is handed to the timer on load; menvcfg.STCE is legal
+         * in version 2. A version 1 section (no stimecmp, no stip_sw) still loads, with
+         * stimecmp never due, but STCE is no field version 1 could hold. */
+        memcpy(bad, s1.data, s1.len);
+        bad[satp_at - 16 + 7] = 0x80; /* menvcfg.STCE */
+        for (unsigned i = 0; i < 8; i++)
+            bad[s1.len - 9 + i] = (uint8_t)(12345ull >> (8 * i));
+        rv64_hart_set_stimer(c.h, stimer_record, NULL);
+        CHECK_EQ_U64(stimer_seen, UINT64_MAX); /* the reset value, handed over at once */
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, RV64_STATE_VERSION, err) == 0);
+        CHECK_EQ_U64(stimer_seen, 12345);
+        save_hart(c.h, &s_c);
+        CHECK(s_c.len == s1.len && memcmp(s_c.data, bad, s1.len) == 0);
+        sbuf_free(&s_c);
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len - 9, 1, err) != 0);
+        CHECK(strstr(err, "field 'menvcfg'") != NULL);
+        CHECK_EQ_U64(stimer_seen, UINT64_MAX); /* the failed load reset the hart */
+        memcpy(bad, s1.data, s1.len);
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len - 9, 1, err) == 0);
+        save_hart(c.h, &s_c);
+        CHECK(s_c.len == s1.len && memcmp(s_c.data, s1.data, s1.len - 9) == 0);
+        CHECK_EQ_U64(field_u64(&s_c, s1.len - 9), UINT64_MAX);
+        sbuf_free(&s_c);
+        CHECK(load_bytes(hart_load_cb, c.h, bad, s1.len, 3, err) != 0);
         hart_fini(&fresh);
         free(bad);
     }

@@ -278,10 +278,10 @@ void rv64_hart_set_irq(void *hart, unsigned irq, bool level)
     struct rv64_hart *h = hart;
     uint64_t bit = 1ull << irq;
 
-    if (irq == RV64_IRQ_SEI) {
-        /* SEIP also has a software source that mip writes change (hart.h). */
-        atomic_store(&h->seip_line, level);
-        if (rv_mip_sync_seip(h))
+    if (irq == RV64_IRQ_SEI || irq == RV64_IRQ_STI) {
+        /* SEIP and STIP also have a software source that mip writes change (hart.h). */
+        atomic_store(irq == RV64_IRQ_SEI ? &h->seip_line : &h->stip_timer, level);
+        if (rv_mip_sync(h))
             kick(h);
         return;
     }
@@ -311,6 +311,8 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
     h->pc = reset_pc;
     /* The PLIC's line keeps its level across a hart reset; the software bit does not. */
     atomic_store(&h->seip_sw, false);
+    atomic_store(&h->stip_sw, false);
+    atomic_store(&h->stce, false);
     atomic_store(&h->mip, atomic_load(&h->seip_line) ? MIP_SEIP : 0);
     h->mie = 0;
     h->instret = 0;
@@ -323,6 +325,8 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
     h->menvcfg = h->senvcfg = 0;
     h->stvec = h->sscratch = h->sepc = h->scause = h->stval = 0;
     h->satp = 0;
+    h->stimecmp = UINT64_MAX; /* never due, like the CLINT's mtimecmp at reset */
+    rv_stimer_arm(h);
     h->cycle_offset = h->instret_offset = 0;
     memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
     memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
@@ -392,6 +396,14 @@ void rv64_hart_set_time_source(struct rv64_hart *h, uint64_t (*time)(void *), vo
 {
     h->cfg.time = time;
     h->cfg.time_opaque = opaque;
+}
+
+void rv64_hart_set_stimer(struct rv64_hart *h, void (*stimer)(void *, unsigned, uint64_t),
+                          void *opaque)
+{
+    h->cfg.stimer = stimer;
+    h->cfg.stimer_opaque = opaque;
+    rv_stimer_arm(h);
 }
 
 uint64_t rv64_hart_get_pc(const struct rv64_hart *h)

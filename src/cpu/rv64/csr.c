@@ -23,6 +23,7 @@ enum {
     CSR_SCAUSE = 0x142,
     CSR_STVAL = 0x143,
     CSR_SIP = 0x144,
+    CSR_STIMECMP = 0x14d,
     CSR_SATP = 0x180,
     CSR_MVENDORID = 0xf11,
     CSR_MARCHID = 0xf12,
@@ -112,6 +113,15 @@ static void mstatus_write(struct rv64_hart *h, uint64_t v, uint64_t mask)
     rv_update_mmu_idx(h);
 }
 
+/* Sstc 1.0: stimecmp is reachable from S-mode only while menvcfg.STCE and mcounteren.TM are
+ * both set; otherwise (and always from U-mode) an access is an illegal instruction. */
+static bool stimecmp_allowed(const struct rv64_hart *h)
+{
+    if (h->priv == RV_PRIV_M)
+        return true;
+    return (h->menvcfg & MENVCFG_STCE) && (h->mcounteren & 2u);
+}
+
 static bool counter_allowed(const struct rv64_hart *h, unsigned bit)
 {
     if (h->priv == RV_PRIV_M)
@@ -171,6 +181,11 @@ int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value)
     case CSR_SCAUSE: *value = h->scause; return 0;
     case CSR_STVAL: *value = h->stval; return 0;
     case CSR_SIP: *value = atomic_load(&h->mip) & h->mideleg; return 0;
+    case CSR_STIMECMP:
+        if (!stimecmp_allowed(h))
+            return -1;
+        *value = h->stimecmp;
+        return 0;
     case CSR_SATP:
         if (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
@@ -258,7 +273,7 @@ uint64_t rv_csr_rmw_base(struct rv64_hart *h, unsigned csr, uint64_t read)
     return (read & ~MIP_SEIP) | (atomic_load(&h->seip_sw) ? MIP_SEIP : 0);
 }
 
-bool rv_mip_sync_seip(struct rv64_hart *h)
+bool rv_mip_sync(struct rv64_hart *h)
 {
     uint64_t old = atomic_load(&h->mip), nv;
 
@@ -266,10 +281,17 @@ bool rv_mip_sync_seip(struct rv64_hart *h)
      * every source store that preceded it, and a later source store runs its own sync. */
     do {
         bool seip = atomic_load(&h->seip_line) || atomic_load(&h->seip_sw);
+        bool stip = atomic_load(&h->stce) ? atomic_load(&h->stip_timer) : atomic_load(&h->stip_sw);
 
-        nv = (old & ~MIP_SEIP) | (seip ? MIP_SEIP : 0);
+        nv = (old & ~(MIP_SEIP | MIP_STIP)) | (seip ? MIP_SEIP : 0) | (stip ? MIP_STIP : 0);
     } while (!atomic_compare_exchange_weak(&h->mip, &old, nv));
-    return !(old & MIP_SEIP) && (nv & MIP_SEIP);
+    return (~old & nv & (MIP_SEIP | MIP_STIP)) != 0;
+}
+
+void rv_stimer_arm(struct rv64_hart *h)
+{
+    if (h->cfg.stimer)
+        h->cfg.stimer(h->cfg.stimer_opaque, h->cfg.hartid, h->stimecmp);
 }
 
 int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
@@ -310,6 +332,15 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
                 atomic_fetch_and(&h->mip, ~MIP_SSIP);
         }
         return 0;
+    case CSR_STIMECMP:
+        if (!stimecmp_allowed(h))
+            return -1;
+        /* The timer sets STIP to its new level before this returns (rv64.h), so the next
+         * instruction already sees it, and the block ends here (a CSR write ends its block),
+         * so a now-pending interrupt is taken before the next instruction. */
+        h->stimecmp = v;
+        rv_stimer_arm(h);
+        return 0;
     case CSR_SATP: {
         unsigned mode = (unsigned)(v >> 60);
 
@@ -330,7 +361,13 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
     case CSR_MIE: h->mie = v & MIP_ALL; return 0;
     case CSR_MTVEC: h->mtvec = v & ~2ull; return 0;
     case CSR_MCOUNTEREN: h->mcounteren = (uint32_t)v; return 0;
-    case CSR_MENVCFG: return 0; /* no fields implemented */
+    case CSR_MENVCFG:
+        /* STCE only (Sstc 1.0); FIOM, CBIE, CBCFE, CBZE and PBMTE stay 0. Turning STCE on or
+         * off switches mip.STIP between the timer and the software bit. */
+        h->menvcfg = v & MENVCFG_STCE;
+        atomic_store(&h->stce, (v & MENVCFG_STCE) != 0);
+        rv_mip_sync(h);
+        return 0;
     case CSR_MCOUNTINHIBIT: h->mcountinhibit = (uint32_t)v & ~2u; return 0;
     case CSR_MSCRATCH: h->mscratch = v; return 0;
     case CSR_MEPC: h->mepc = v & ~1ull; return 0;
@@ -340,14 +377,16 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         /* SSIP, STIP and SEIP are writable by M (§3.1.9); the others follow the devices.
          * SEIP's written bit is only the software source: the PLIC's line may have risen
          * since the instruction read mip, and the write must not erase it (which left a
-         * guest waiting forever for an interrupt the PLIC had already signalled). */
+         * guest waiting forever for an interrupt the PLIC had already signalled). STIP is
+         * a source the same way, and read-only while menvcfg.STCE is set (Sstc 1.0). */
         uint64_t old = atomic_load(&h->mip);
 
         atomic_store(&h->seip_sw, (v & MIP_SEIP) != 0);
-        while (!atomic_compare_exchange_weak(
-            &h->mip, &old, (old & ~(MIP_SSIP | MIP_STIP)) | (v & (MIP_SSIP | MIP_STIP))))
+        if (!(h->menvcfg & MENVCFG_STCE))
+            atomic_store(&h->stip_sw, (v & MIP_STIP) != 0);
+        while (!atomic_compare_exchange_weak(&h->mip, &old, (old & ~MIP_SSIP) | (v & MIP_SSIP)))
             ;
-        rv_mip_sync_seip(h);
+        rv_mip_sync(h);
         return 0;
     }
     case CSR_MCYCLE: h->cycle_offset = v - h->instret; return 0;

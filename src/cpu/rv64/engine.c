@@ -47,6 +47,11 @@ static void interp_set_time_source(void *impl, uint64_t (*time)(void *), void *o
     rv64_hart_set_time_source(impl, time, opaque);
 }
 
+static void interp_set_stimer(void *impl, void (*arm)(void *, unsigned, uint64_t), void *opaque)
+{
+    rv64_hart_set_stimer(impl, arm, opaque);
+}
+
 static void interp_reset(void *impl, uint64_t reset_pc)
 {
     rv64_hart_reset(impl, reset_pc);
@@ -94,6 +99,7 @@ static const struct cpu_engine rv64_interp_engine = {
     .create = interp_create,
     .destroy = interp_destroy,
     .set_time_source = interp_set_time_source,
+    .set_stimer = interp_set_stimer,
     .reset = interp_reset,
     .run = interp_run,
     .request_stop = interp_request_stop,
@@ -120,6 +126,7 @@ static const struct cpu_engine rv64_jit_engine = {
     .create = jit_create,
     .destroy = interp_destroy,
     .set_time_source = interp_set_time_source,
+    .set_stimer = interp_set_stimer,
     .reset = interp_reset,
     .run = interp_run,
     .request_stop = interp_request_stop,

@@ -12,8 +12,8 @@
  * keeps this model (jit/jit.h).
  *
  * All of struct rv64_hart is owned by the hart's thread except `mip` (atomic; any thread
- * raises bits), `seip_line` and `seip_sw` (atomic), `stop` (atomic), and the lock/cond pair
- * used to sleep in WFI. */
+ * raises bits), the interrupt sources `seip_line`, `seip_sw`, `stip_timer`, `stip_sw` and
+ * `stce` (atomic), `stop` (atomic), and the lock/cond pair used to sleep in WFI. */
 #ifndef TESSERA_CPU_RV64_HART_H
 #define TESSERA_CPU_RV64_HART_H
 
@@ -107,6 +107,10 @@ static inline bool rv_satp_mode_ok(unsigned mode)
 #define MIP_MEIP   (1ull << RV64_IRQ_MEI)
 #define MIP_S_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
 #define MIP_ALL    (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
+
+/* menvcfg.STCE (Sstc 1.0): S-mode may use stimecmp, and mip.STIP follows time >= stimecmp.
+ * The only menvcfg field with storage. */
+#define MENVCFG_STCE (1ull << 63)
 
 /* Return values of instruction handlers. */
 #define RV_NEXT 0 /* fall through to the next instruction of the block */
@@ -248,6 +252,7 @@ struct rv64_hart {
     uint64_t menvcfg, senvcfg;
     uint64_t stvec, sscratch, sepc, scause, stval;
     uint64_t satp;
+    uint64_t stimecmp;       /* Sstc; the timer callback (cfg.stimer) holds a copy */
     uint64_t cycle_offset;   /* mcycle = instret + cycle_offset */
     uint64_t instret_offset; /* minstret = instret + instret_offset */
     uint8_t pmpcfg[RV_PMP_COUNT];
@@ -278,6 +283,13 @@ struct rv64_hart {
      * software's bit. Changed only with rv_mip_sync_seip(). */
     _Atomic bool seip_line;
     _Atomic bool seip_sw;
+    /* mip.STIP likewise (Sstc 1.0): with menvcfg.STCE set it is the timer's level (time >=
+     * stimecmp, raised by the board's timer through rv64_hart_set_irq(), any thread) and
+     * read-only; with STCE clear it is the bit M-mode software writes. `stce` mirrors
+     * menvcfg.STCE for the other threads. Changed only with rv_mip_sync(). */
+    _Atomic bool stip_timer;
+    _Atomic bool stip_sw;
+    _Atomic bool stce;
     pthread_mutex_t lock; /* protects the WFI sleep only */
     pthread_cond_t wake;
 };
@@ -300,9 +312,14 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t value);
  * (privileged §3.1.9), which would otherwise stick once written back. */
 uint64_t rv_csr_rmw_base(struct rv64_hart *h, unsigned csr, uint64_t read);
 
-/* Makes mip.SEIP the OR of seip_line and seip_sw, whatever other thread changes mip at the
- * same time. Any thread. Returns true when SEIP went from 0 to 1. */
-bool rv_mip_sync_seip(struct rv64_hart *h);
+/* Makes mip.SEIP the OR of seip_line and seip_sw, and mip.STIP stip_timer or stip_sw as stce
+ * selects, whatever other thread changes mip at the same time. Any thread. Returns true when
+ * SEIP or STIP went from 0 to 1. */
+bool rv_mip_sync(struct rv64_hart *h);
+
+/* Hands stimecmp to the board's timer (cfg.stimer), which sets stip_timer to time >= stimecmp
+ * now and again whenever that changes. Hart thread, or with the hart stopped. */
+void rv_stimer_arm(struct rv64_hart *h);
 
 /* Recomputes mmu_data/mmu_fetch after priv, MPRV, MPP or SUM changed. */
 void rv_update_mmu_idx(struct rv64_hart *h);

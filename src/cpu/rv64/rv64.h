@@ -40,6 +40,13 @@ struct rv64_config {
     /* The `time` CSR (and nothing else) reads this; callable from any thread. */
     uint64_t (*time)(void *opaque);
     void *time_opaque;
+    /* Sstc's comparator: the hart calls this with its hartid and the new value whenever its
+     * stimecmp changes (hart thread, or a stopped hart's caller: reset, load). The callee
+     * must call rv64_hart_set_irq(h, RV64_IRQ_STI, time >= cmp) before returning, and again
+     * whenever that level changes (from any thread, also while the hart sleeps in WFI), on
+     * the same time base as `time`. NULL: STIP never rises from stimecmp. */
+    void (*stimer)(void *opaque, unsigned hartid, uint64_t cmp);
+    void *stimer_opaque;
     /* Translate hot blocks to host code (src/cpu/rv64/jit/jit.h). Only where rv64_jit_host()
      * is true; creation fails with -ENOTSUP elsewhere. */
     bool jit;
@@ -65,13 +72,20 @@ void rv64_hart_destroy(struct rv64_hart *h);
 /* Sets the source of the `time` CSR; set-up only, before the hart runs. */
 void rv64_hart_set_time_source(struct rv64_hart *h, uint64_t (*time)(void *), void *opaque);
 
+/* Sets Sstc's comparator callback (rv64_config.stimer); set-up only, before the hart runs.
+ * Calls it once with the current stimecmp. */
+void rv64_hart_set_stimer(struct rv64_hart *h, void (*stimer)(void *, unsigned, uint64_t),
+                          void *opaque);
+
 /* Back to the power-on state (M-mode, mstatus/mie/mip cleared, PMP off, caches flushed),
  * then pc = reset_pc.
  * Only while the hart's thread is not inside rv64_hart_run(). */
 void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc);
 
 /* Raises or lowers interrupt bit `irq` (enum rv64_irq) of mip. Thread-safe, usable as an
- * irq_set_fn with the hart as opaque; wakes the hart if it sleeps in WFI. */
+ * irq_set_fn with the hart as opaque; wakes the hart if it sleeps in WFI. RV64_IRQ_STI is
+ * the Sstc comparator's level (rv64_config.stimer), which mip.STIP shows only while
+ * menvcfg.STCE is set. */
 void rv64_hart_set_irq(void *hart, unsigned irq, bool level);
 
 /* Runs guest code on the calling thread until rv64_hart_request_stop(). Returns 0. */
@@ -96,24 +110,26 @@ void rv64_hart_flush_tlb(struct rv64_hart *h);
 
 /* The layout version of rv64_hart_save()'s section (layout in state.c); a new field is a new
  * version. */
-#define RV64_STATE_VERSION 1
+#define RV64_STATE_VERSION 2
 
 /* Writes the hart's architectural state: hartid (checked on load), pc, x1..x31, f0..f31,
  * fflags, frm, privilege, every CSR with storage (mstatus, delegation, trap CSRs, counters,
- * counter enables, envcfg, satp, the 16 PMP entries), mip and mie, the LR reservation (as a
- * guest physical address) and whether the hart sleeps in WFI. Caches (TLBs, decoded blocks)
- * are not state. Only while the hart is stopped; allocation failure is left in out->oom. */
+ * counter enables, envcfg, satp, stimecmp, the 16 PMP entries), mip and mie, the LR reservation (as
+ * a guest physical address) and whether the hart sleeps in WFI. Caches (TLBs, decoded blocks) are
+ * not state. Only while the hart is stopped; allocation failure is left in out->oom. */
 void rv64_hart_save(const struct rv64_hart *h, struct sbuf *out);
 
-/* Loads what rv64_hart_save() wrote with section version `version` (1 only). Every field is
+/* Loads what rv64_hart_save() wrote with section version `version` (2, or 1 from builds before
+ * Sstc, which loads with stimecmp never due). Every field is
  * checked against what this hart can hold (privilege 0, 1 or 3; satp mode Bare, Sv39, Sv48 or
  * Sv57; WARL fields holding legal values; the reservation inside a mem region; the same hartid),
  * and the whole payload must be consumed. Returns 0, or -1 with the reason in in->err; on
  * failure the hart is in its reset state with pc 0 (as rv64_hart_reset(h, 0) leaves it).
  * Flushes all caches (TLBs, decoded blocks). mip is restored as saved, device-driven bits
- * (MSIP, MTIP, MEIP, SEIP) included: load harts before the CLINT and PLIC, whose loads drive
- * those lines again. Only while the hart is stopped, on the thread that will run it or with
- * a happens-before edge to it (thread start, a mutex). */
+ * (MSIP, MTIP, MEIP, SEIP, the timer's STIP) included: load harts before the CLINT and PLIC,
+ * whose loads drive those lines again (the load hands stimecmp to rv64_config.stimer first). Only
+ * while the hart is stopped, on the thread that will run it or with a happens-before edge to it
+ * (thread start, a mutex). */
 int rv64_hart_load(struct rv64_hart *h, struct scur *in, uint32_t version);
 
 #endif

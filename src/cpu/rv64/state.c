@@ -1,6 +1,6 @@
 /* The hart's saved state (see rv64_hart_save() in rv64.h for the contract).
  *
- * Section layout, version 1, every field little-endian (src/base/state.h):
+ * Section layout, version 2, every field little-endian (src/base/state.h):
  *   u32 hartid          must equal the loading hart's
  *   u64 pc              even (IALIGN 16, unprivileged §1.5 with C)
  *   u64 x1..x31
@@ -12,13 +12,20 @@
  *   u64 mtvec, mscratch, mepc, mcause, mtval
  *   u64 stvec, sscratch, sepc, scause, stval
  *   u32 mcounteren, scounteren, mcountinhibit
- *   u64 menvcfg, senvcfg (no fields implemented: 0)
+ *   u64 menvcfg         STCE (bit 63) only; 0 in version 1, which had no fields
+ *   u64 senvcfg         no fields implemented: 0
  *   u64 satp            MODE Bare, Sv39, Sv48 or Sv57; any 16-bit ASID
  *   u64 instret, cycle_offset, instret_offset   (mcycle/minstret = instret + offset)
  *   u8  pmpcfg[16], u64 pmpaddr[16]
  *   bool in_wfi
  *   bool reservation, u64 reservation address (guest physical), u64 value LR read
  *        (both 0 without a reservation)
+ * Version 2 adds, at the end (Sstc 1.0):
+ *   u64 stimecmp
+ *   bool stip_sw        the STIP bit M-mode last wrote, which mip.STIP shows while
+ *                       menvcfg.STCE is 0 (with STCE set, mip holds the timer's level)
+ * A version 1 section (written before Sstc) loads as stimecmp = 2^64 - 1 (never due) and
+ * stip_sw = mip.STIP.
  * Not saved, because they are caches or transient: the TLBs, decoded blocks and chains,
  * mmu_data/mmu_fetch and pmp_active (recomputed), exc_cause/exc_tval (valid only inside an
  * instruction), a pending FENCE.I (the load flushes the block cache anyway). */
@@ -46,6 +53,8 @@ struct rv_saved {
     uint64_t pmpaddr[RV_PMP_COUNT];
     bool in_wfi, res_valid;
     uint64_t res_pa, res_value;
+    uint64_t stimecmp;
+    bool stip_sw;
 };
 
 /* The mem region holding [pa, pa + len), or NULL. */
@@ -126,9 +135,11 @@ void rv64_hart_save(const struct rv64_hart *h, struct sbuf *out)
     sbuf_put_bool(out, res);
     sbuf_put_u64(out, res ? res_pa : 0);
     sbuf_put_u64(out, res ? h->res_value : 0);
+    sbuf_put_u64(out, h->stimecmp);
+    sbuf_put_bool(out, atomic_load(&h->stip_sw));
 }
 
-static void state_read(struct scur *in, struct rv_saved *s)
+static void state_read(struct scur *in, struct rv_saved *s, uint32_t version)
 {
     s->hartid = scur_get_u32(in);
     s->pc = scur_get_u64(in);
@@ -171,6 +182,13 @@ static void state_read(struct scur *in, struct rv_saved *s)
     s->res_valid = scur_get_bool(in);
     s->res_pa = scur_get_u64(in);
     s->res_value = scur_get_u64(in);
+    if (version >= 2) {
+        s->stimecmp = scur_get_u64(in);
+        s->stip_sw = scur_get_bool(in);
+    } else {
+        s->stimecmp = UINT64_MAX;
+        s->stip_sw = (s->mip & MIP_STIP) != 0;
+    }
 }
 
 /* A 64-bit field must have no bits outside `allowed` (a WARL field's legal values). */
@@ -183,7 +201,8 @@ static int state_check_mask(struct scur *in, const char *field, uint64_t v, uint
 }
 
 /* Every value against what this hart can hold; the first wrong field is reported. */
-static int state_validate(const struct rv64_hart *h, struct scur *in, const struct rv_saved *s)
+static int state_validate(const struct rv64_hart *h, struct scur *in, const struct rv_saved *s,
+                          uint32_t version)
 {
     unsigned satp_mode = (unsigned)(s->satp >> 60);
 
@@ -208,7 +227,7 @@ static int state_validate(const struct rv64_hart *h, struct scur *in, const stru
         state_check_mask(in, "stvec", s->stvec, ~2ull) ||
         state_check_mask(in, "sepc", s->sepc, ~1ull) ||
         state_check_mask(in, "mcountinhibit", s->mcountinhibit, ~2ull & 0xffffffffull) ||
-        state_check_mask(in, "menvcfg", s->menvcfg, 0) ||
+        state_check_mask(in, "menvcfg", s->menvcfg, version >= 2 ? MENVCFG_STCE : 0) ||
         state_check_mask(in, "senvcfg", s->senvcfg, 0) ||
         state_check_mask(in, "satp", s->satp, SATP_WRITABLE))
         return -1;
@@ -253,6 +272,11 @@ static void state_apply(struct rv64_hart *h, const struct rv_saved *s)
      * PLIC's own load then sets to its saved level. */
     atomic_store(&h->seip_sw, false);
     atomic_store(&h->seip_line, (s->mip & MIP_SEIP) != 0);
+    /* STIP: the software bit as saved; the timer's level as saved too, until the CLINT's
+     * load sets it again from the restored mtime and the stimecmp handed over below. */
+    atomic_store(&h->stip_sw, s->stip_sw);
+    atomic_store(&h->stce, (s->menvcfg & MENVCFG_STCE) != 0);
+    atomic_store(&h->stip_timer, (s->menvcfg & MENVCFG_STCE) && (s->mip & MIP_STIP));
     atomic_store(&h->mip, s->mip);
     h->mtvec = s->mtvec;
     h->mscratch = s->mscratch;
@@ -270,6 +294,8 @@ static void state_apply(struct rv64_hart *h, const struct rv_saved *s)
     h->menvcfg = s->menvcfg;
     h->senvcfg = s->senvcfg;
     h->satp = s->satp;
+    h->stimecmp = s->stimecmp;
+    rv_stimer_arm(h);
     h->instret = s->instret;
     h->cycle_offset = s->cycle_offset;
     h->instret_offset = s->instret_offset;
@@ -295,13 +321,13 @@ int rv64_hart_load(struct rv64_hart *h, struct scur *in, uint32_t version)
 {
     struct rv_saved s;
 
-    if (version != RV64_STATE_VERSION) {
-        scur_fail(in, "section version %" PRIu32 " is not supported (this build reads %u)", version,
-                  RV64_STATE_VERSION);
+    if (version < 1 || version > RV64_STATE_VERSION) {
+        scur_fail(in, "section version %" PRIu32 " is not supported (this build reads 1 to %u)",
+                  version, RV64_STATE_VERSION);
         goto reset;
     }
-    state_read(in, &s);
-    if (scur_ok(in) || state_validate(h, in, &s) || scur_finish(in))
+    state_read(in, &s, version);
+    if (scur_ok(in) || state_validate(h, in, &s, version) || scur_finish(in))
         goto reset;
     state_apply(h, &s);
     return 0;
