@@ -17,12 +17,12 @@
 #ifndef TESSERA_CPU_RV64_HART_H
 #define TESSERA_CPU_RV64_HART_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "base/park.h"
 #include "cpu/rv64/rv64.h"
 
 #define likely(x)   __builtin_expect(!!(x), 1)
@@ -290,8 +290,7 @@ struct rv64_hart {
     _Atomic bool stip_timer;
     _Atomic bool stip_sw;
     _Atomic bool stce;
-    pthread_mutex_t lock; /* protects the WFI sleep only */
-    pthread_cond_t wake;
+    struct park wfi_park; /* the hart sleeps here in WFI; set_irq() and request_stop() wake it */
 };
 
 /* --- traps and CSRs (csr.c) --- */

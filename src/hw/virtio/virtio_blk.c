@@ -5,6 +5,18 @@
  * vCPU never waits for the disk. `lock` protects the worker's state and is held while a batch
  * is processed, which is how reset() waits for requests in flight to finish.
  *
+ * A kick costs the vCPU as little as we can make it: it sets the atomic `kicked` and wakes the
+ * worker through a park (base/park.h), which is one FUTEX_WAKE when the worker sleeps and none
+ * when it is busy or polling; a kick never takes `lock`, so it never waits for a batch to
+ * finish. (A condition variable cost about five futex calls per request between the two
+ * threads, each expensive when the host is itself a VM: docs/performance.md.) After a batch the
+ * worker polls `kicked` for up to poll_ns without the lock before it sleeps, so the next
+ * request of a busy guest is taken without a wake-up. poll_ns adapts as KVM's halt polling does:
+ * it grows while polls catch kicks and shrinks to nothing while they do not, so an idle or
+ * slow guest costs no CPU; it never exceeds BLK_POLL_MAX_NS. Every batch ends with one interrupt
+ * (virtio_notify_queue(), which respects VIRTIO_F_RING_EVENT_IDX), and requests are performed
+ * one after another in ring order, so a flush follows the writes made available before it.
+ *
  * Quiesce works the same way: once quiesce() holds the lock the worker's batch is done (every
  * request it popped was performed and pushed), and the `quiesced` flag keeps it asleep; kicks
  * that arrive meanwhile are held, and resume() wakes the worker to poll the queue. The saved
@@ -13,19 +25,21 @@
  *
  * Rate limits (the iops and bps keys, base/ratelimit.h) apply where the worker takes requests
  * off the queue: a request its limits do not allow yet is given back to the ring unconsumed
- * (virtq_unpop()) and the worker sleeps until the limiter says it may go (a timed wait on
- * `wake`, so a kick, a limit change, quiesce or destroy wakes it early). A throttled request is
+ * (virtq_unpop()) and the worker sleeps until the limiter says it may go (a timed park, so a
+ * kick, a limit change, quiesce or destroy wakes it early). A throttled request is
  * never failed and never held half-done: it is queue state, so quiesce, snapshot and migration
  * see nothing in flight, and a restored or migrated VM takes it again from the ring. The
  * limits themselves are the device's options, so the config document carries them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "base/park.h"
 #include "base/ratelimit.h"
 #include "base/state.h"
 #include "base/time.h"
@@ -61,6 +75,12 @@
 #define BLK_ID_BYTES    20
 #define BLK_CONFIG_SIZE 60
 
+/* Polling after a batch (see the top comment): the bounds of poll_ns, the first value when a
+ * sleep turned out short, and the factor it grows or shrinks by. */
+#define BLK_POLL_MAX_NS   50000u
+#define BLK_POLL_START_NS 10000u
+#define BLK_POLL_MIN_NS   5000u
+
 /* The three limiters a request passes: all requests, then reads or writes. */
 enum { BLK_RL_TOTAL, BLK_RL_READ, BLK_RL_WRITE, BLK_RL_COUNT };
 
@@ -79,10 +99,12 @@ struct virtio_blk {
 
     pthread_t worker;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool kicked;     /* a kick arrived since the worker last looked */
-    bool active;     /* between activate() and reset() */
-    bool quit;       /* destroy() asks the worker to end */
+    struct park park;   /* the worker sleeps here; whoever changes its work wakes it */
+    atomic_bool kicked; /* a kick arrived since the worker last looked */
+    uint32_t poll_ns;   /* the worker's current poll window; worker only */
+    uint64_t polls_caught, polls_missed; /* worker only; logged at debug level on destroy */
+    bool active;                         /* between activate() and reset() */
+    bool quit;                           /* destroy() asks the worker to end */
     bool quiesced;   /* between quiesce() and resume(): the worker does not look at the queue */
     uint8_t *bounce; /* BLK_MAX_REQ bytes: data is copied, never parsed, from guest memory */
 
@@ -357,6 +379,69 @@ static void blk_process_locked(struct virtio_blk *b)
     }
 }
 
+static inline void blk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* After a batch, with kicks enabled: waits up to poll_ns for the next kick without the lock,
+ * so reset, quiesce and the saving thread are not held up (the caller looks at their flags
+ * again under the lock), and adapts poll_ns to whether polling paid. Caller holds b->lock. */
+static void blk_poll(struct virtio_blk *b)
+{
+    uint64_t start;
+    bool caught = false;
+
+    if (!b->poll_ns)
+        return;
+    pthread_mutex_unlock(&b->lock);
+    start = time_now_ns();
+    do {
+        if (atomic_load_explicit(&b->kicked, memory_order_relaxed)) {
+            caught = true;
+            break;
+        }
+        blk_cpu_relax();
+    } while (time_now_ns() - start < b->poll_ns);
+    pthread_mutex_lock(&b->lock);
+    if (caught) {
+        b->polls_caught++;
+        b->poll_ns = b->poll_ns * 2 > BLK_POLL_MAX_NS ? BLK_POLL_MAX_NS : b->poll_ns * 2;
+    } else {
+        b->polls_missed++;
+        b->poll_ns /= 2;
+        if (b->poll_ns < BLK_POLL_MIN_NS)
+            b->poll_ns = 0;
+    }
+}
+
+/* Sleeps until a kick, a wake from another thread or `until` (0: no deadline). The park is
+ * announced before `kicked` is read, so a kick either is seen here or finds the worker parked
+ * and wakes it (base/park.h); the other wakers change the worker's state under the lock we hold
+ * until just before parking. A sleep that a kick ends sooner than the longest poll window
+ * starts polling again. Caller holds b->lock; it is released while asleep. */
+static void blk_sleep(struct virtio_blk *b, bool may_run, uint64_t until)
+{
+    uint64_t start;
+
+    park_prepare(&b->park);
+    if (may_run && atomic_load(&b->kicked)) {
+        park_cancel(&b->park);
+        return;
+    }
+    pthread_mutex_unlock(&b->lock);
+    start = time_now_ns();
+    park_wait(&b->park, until);
+    pthread_mutex_lock(&b->lock);
+    if (may_run && !b->poll_ns && atomic_load(&b->kicked) &&
+        time_now_ns() - start < BLK_POLL_MAX_NS)
+        b->poll_ns = BLK_POLL_START_NS;
+}
+
 static void *blk_worker(void *opaque)
 {
     struct virtio_blk *b = opaque;
@@ -365,32 +450,26 @@ static void *blk_worker(void *opaque)
     while (!b->quit) {
         bool may_run = b->active && !b->quiesced;
 
-        if (may_run && (b->kicked || (b->throttle_until && time_now_ns() >= b->throttle_until))) {
-            b->kicked = false;
+        if (may_run && (atomic_exchange(&b->kicked, false) ||
+                        (b->throttle_until && time_now_ns() >= b->throttle_until))) {
             b->throttle_until = 0;
             blk_process_locked(b);
+            /* A throttled worker waits for its limiter, not for kicks. */
+            if (!b->throttle_until)
+                blk_poll(b);
             continue;
         }
-        if (may_run && b->throttle_until) {
-            struct timespec ts = {(time_t)(b->throttle_until / 1000000000ull),
-                                  (long)(b->throttle_until % 1000000000ull)};
-
-            /* `wake` runs on CLOCK_MONOTONIC (blk_create()), as time_now_ns(). */
-            pthread_cond_timedwait(&b->wake, &b->lock, &ts);
-            continue;
-        }
-        pthread_cond_wait(&b->wake, &b->lock);
+        blk_sleep(b, may_run, may_run ? b->throttle_until : 0);
     }
     pthread_mutex_unlock(&b->lock);
     return NULL;
 }
 
+/* vCPU thread: no lock, and a system call only when the worker sleeps (blk_sleep()). */
 static void blk_kick(struct virtio_blk *b)
 {
-    pthread_mutex_lock(&b->lock);
-    b->kicked = true;
-    pthread_cond_signal(&b->wake);
-    pthread_mutex_unlock(&b->lock);
+    atomic_store(&b->kicked, true);
+    park_wake(&b->park);
 }
 
 static void blk_queue_notify(void *dev, unsigned q)
@@ -404,8 +483,8 @@ static int blk_activate(void *dev, uint64_t features)
 
     pthread_mutex_lock(&b->lock);
     b->active = true;
-    b->kicked = true; /* buffers may be waiting from before DRIVER_OK */
-    pthread_cond_signal(&b->wake);
+    atomic_store(&b->kicked, true); /* buffers may be waiting from before DRIVER_OK */
+    park_wake(&b->park);
     pthread_mutex_unlock(&b->lock);
     return 0;
 }
@@ -417,7 +496,7 @@ static void blk_reset(void *dev)
     /* The worker holds the lock for a whole batch: once we have it, nothing is in flight. */
     pthread_mutex_lock(&b->lock);
     b->active = false;
-    b->kicked = false;
+    atomic_store(&b->kicked, false);
     b->throttle_until = 0; /* the request that waited went with the rings */
     b->throttle_since = 0;
     pthread_mutex_unlock(&b->lock);
@@ -440,8 +519,8 @@ static void blk_resume(void *dev)
 
     pthread_mutex_lock(&b->lock);
     b->quiesced = false;
-    b->kicked = true; /* kicks were held back; poll once (harmless when not active) */
-    pthread_cond_signal(&b->wake);
+    atomic_store(&b->kicked, true); /* kicks were held back; poll once (harmless when not active) */
+    park_wake(&b->park);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -581,7 +660,6 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     char path[4096], format[16], ro[8], serial[BLK_ID_BYTES + 1];
     const char *fmt = NULL;
     struct blk_limits limits;
-    pthread_condattr_t cattr;
     struct virtio_blk *b;
     char berr[BLOCK_ERR_LEN];
     int r;
@@ -648,11 +726,6 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     if (!b->bounce)
         goto close_bs;
     pthread_mutex_init(&b->lock, NULL);
-    /* The worker's timed waits for a rate limit are on the limiter's clock. */
-    pthread_condattr_init(&cattr);
-    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->wake, &cattr);
-    pthread_condattr_destroy(&cattr);
     if (pthread_create(&b->worker, NULL, blk_worker, b)) {
         snprintf(err, VDEV_ERR_LEN, "--disk %.300s: cannot start its I/O thread", path);
         goto free_bounce;
@@ -662,7 +735,6 @@ static int blk_create(const struct vdev_env *env, const char *opts, void **dev,
     return 0;
 
 free_bounce:
-    pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
     free(b->bounce);
 close_bs:
@@ -683,12 +755,13 @@ static void blk_destroy(void *dev)
 
     pthread_mutex_lock(&b->lock);
     b->quit = true;
-    pthread_cond_signal(&b->wake);
+    park_wake(&b->park);
     pthread_mutex_unlock(&b->lock);
     pthread_join(b->worker, NULL);
+    log_debug("virtio-blk %s: %" PRIu64 " polls caught the next kick, %" PRIu64 " did not",
+              b->serial, b->polls_caught, b->polls_missed);
     block_flush(b->bs);
     block_close(b->bs);
-    pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
     free(b->bounce);
     free(b);
@@ -747,8 +820,8 @@ static int blk_reconfigure(void *dev, const char *opts, char *err)
     pthread_mutex_lock(&b->lock);
     blk_limits_apply(b, &limits);
     if (b->throttle_until)
-        b->kicked = true;
-    pthread_cond_signal(&b->wake);
+        atomic_store(&b->kicked, true);
+    park_wake(&b->park);
     pthread_mutex_unlock(&b->lock);
     return 0;
 }
