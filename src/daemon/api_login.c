@@ -16,6 +16,7 @@
 
 #define LOGIN_TTL_DEFAULT (8 * 3600)  /* a working day */
 #define LOGIN_TTL_MAX     (7 * 86400) /* a week; API tokens are for longer */
+#define LOGIN_KEEP_S      86400       /* an expired session stays listed this long */
 
 static struct password_throttle throttle;
 static pthread_once_t throttle_once = PTHREAD_ONCE_INIT;
@@ -60,6 +61,7 @@ static void login_issue(struct req *q, const struct store_user *u, uint64_t ttl)
 {
     struct store_token t = {.created = time(NULL)};
     char text[TOKEN_TEXT_LEN + 1];
+    uint64_t pruned;
     json_t *obj;
     int ret;
 
@@ -68,6 +70,9 @@ static void login_issue(struct req *q, const struct store_user *u, uint64_t ttl)
     snprintf(t.role, sizeof(t.role), "%s", u->role);
     snprintf(t.description, sizeof(t.description), "password login");
     t.expires = t.created + (int64_t)ttl;
+    /* Sessions that ended a day ago go, so that logins do not grow the table without end;
+     * a failure to prune costs nothing but room. */
+    q->s->ops->token_prune(q->s, t.created - LOGIN_KEEP_S, &pruned);
     ret = token_new(text, t.id, t.hash);
     if (ret) {
         reply_error(q->r, 500, NULL, "no random numbers for a token: %s", strerror(-ret));

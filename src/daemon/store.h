@@ -115,6 +115,9 @@ struct store_ops {
     int (*token_list)(struct store *s, const char *tenant,
                       int (*each)(void *arg, const struct store_token *t), void *arg);
     int (*token_revoke)(struct store *s, const char *id);
+    /* Deletes every token that expired at or before `before` (login sessions; tokens without
+     * an end are kept); *pruned says how many. */
+    int (*token_prune)(struct store *s, int64_t before, uint64_t *pruned);
     /* Sets the token's role (a user's narrowed role reaches its tokens). -ENOENT: no such
      * token. */
     int (*token_set_role)(struct store *s, const char *id, const char *role);

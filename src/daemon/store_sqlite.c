@@ -72,6 +72,7 @@ enum stmt_id {
     ST_TOKEN_GET,
     ST_TOKEN_LIST,
     ST_TOKEN_REVOKE,
+    ST_TOKEN_PRUNE,
     ST_TOKEN_SET_ROLE,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
@@ -117,6 +118,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TOKEN_GET] = TOKEN_COLS "WHERE k.id = ?1",
     [ST_TOKEN_LIST] = TOKEN_COLS "WHERE ?1 IS NULL OR ifnull(t.name, '') = ?1 ORDER BY k.id",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+    [ST_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires != 0 AND expires <= ?1",
     [ST_TOKEN_SET_ROLE] = "UPDATE tokens SET role = ?2 WHERE id = ?1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (time, tenant, actor, action, target, status, message)"
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -718,6 +720,22 @@ static int sq_token_list(struct store *s, const char *tenant,
     return ret;
 }
 
+static int sq_token_prune(struct store *s, int64_t before, uint64_t *pruned)
+{
+    struct sqlite_store *q = to_sq(s);
+    sqlite3_stmt *st = stmt(q, ST_TOKEN_PRUNE);
+    int ret;
+
+    *pruned = 0;
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, before);
+    ret = run_done(q, st, "token prune");
+    if (!ret)
+        *pruned = (uint64_t)sqlite3_changes(q->db);
+    return ret;
+}
+
 static int sq_token_revoke(struct store *s, const char *id)
 {
     struct sqlite_store *q = to_sq(s);
@@ -919,6 +937,7 @@ static const struct store_ops sqlite_ops = {
     .user_password_get = sq_user_password_get,
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
+    .token_prune = sq_token_prune,
     .token_set_role = sq_token_set_role,
     .audit_append = sq_audit_append,
     .audit_list = sq_audit_list,

@@ -239,6 +239,20 @@ static void test_objects(void)
     CHECK(s->ops->token_revoke(s, "00112233445566aa") == 0);
     CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0 && got.revoked);
     CHECK(s->ops->token_revoke(s, "ffffffffffffffff") == -ENOENT);
+    /* Tokens with an end go once it is past; those without stay. */
+    {
+        struct store_token e = k;
+        uint64_t pruned = 99;
+
+        snprintf(e.id, sizeof(e.id), "00112233445566cc");
+        e.expires = 1000;
+        CHECK(s->ops->token_create(s, &e) == 0);
+        CHECK(s->ops->token_get(s, "00112233445566cc", &got) == 0 && got.expires == 1000);
+        CHECK(s->ops->token_prune(s, 999, &pruned) == 0 && pruned == 0);
+        CHECK(s->ops->token_prune(s, 1000, &pruned) == 0 && pruned == 1);
+        CHECK(s->ops->token_get(s, "00112233445566cc", &got) == -ENOENT);
+        CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0);
+    }
     CHECK(s->ops->token_set_role(s, "00112233445566aa", "viewer") == 0);
     CHECK(s->ops->token_get(s, "00112233445566aa", &got) == 0 && !strcmp(got.role, "viewer"));
     CHECK(s->ops->token_set_role(s, "ffffffffffffffff", "viewer") == -ENOENT);
