@@ -1048,6 +1048,42 @@ int api_router_sync(struct daemon *d, const char *tenant, const char *name, char
     return ret;
 }
 
+/* The first router of tenant's (by name) that match() takes: 1 with its name in router
+ * (STORE_NAME_LEN), 0 when none, -EIO when the store fails. */
+static int rtr_find(struct store *s, const char *tenant, bool (*match)(const json_t *r, void *arg),
+                    void *arg, char *router)
+{
+    json_t *all = docs_all(s, RTR_KIND, tenant), *r;
+    size_t i;
+    int found = 0;
+
+    if (!all)
+        return -EIO;
+    json_array_foreach(all, i, r)
+    {
+        if (match(r, arg)) {
+            snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
+            found = 1;
+            break;
+        }
+    }
+    json_decref(all);
+    return found;
+}
+
+static bool has_network(const json_t *r, void *net)
+{
+    json_t *v;
+    size_t j;
+
+    json_array_foreach(json_object_get(r, "networks"), j, v)
+    {
+        if (json_is_string(v) && !strcmp(json_string_value(v), net))
+            return true;
+    }
+    return false;
+}
+
 int api_router_of_network(struct req *q, const char *net, char *router)
 {
     return api_router_of_network_in(q->s, q->scope, net, router);
@@ -1055,58 +1091,47 @@ int api_router_of_network(struct req *q, const char *net, char *router)
 
 int api_router_of_network_in(struct store *s, const char *tenant, const char *net, char *router)
 {
-    json_t *all = docs_all(s, RTR_KIND, tenant), *r, *v;
-    size_t i, j;
-    int found = 0;
+    return rtr_find(s, tenant, has_network, (void *)net, router);
+}
 
-    if (!all)
-        return -EIO;
-    json_array_foreach(all, i, r)
+struct vm_target {
+    const char *vm;
+    char *what;
+    size_t what_len;
+};
+
+/* Whether a forward or floating IP of r names the VM; what says which. */
+static bool targets_vm(const json_t *r, void *arg)
+{
+    struct vm_target *t = arg;
+    json_t *v;
+    size_t j;
+
+    json_array_foreach(json_object_get(r, "port_forwards"), j, v)
     {
-        json_array_foreach(json_object_get(r, "networks"), j, v)
-        {
-            if (!found && json_is_string(v) && !strcmp(json_string_value(v), net)) {
-                snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
-                found = 1;
-            }
+        if (jeq(v, "vm", t->vm)) {
+            snprintf(t->what, t->what_len, "port forward %s/%" JSON_INTEGER_FORMAT,
+                     jstr(v, "protocol") ? jstr(v, "protocol") : "?",
+                     json_integer_value(json_object_get(v, "external_port")));
+            return true;
         }
     }
-    json_decref(all);
-    return found;
+    json_array_foreach(json_object_get(r, "floating_ips"), j, v)
+    {
+        if (jeq(v, "vm", t->vm)) {
+            snprintf(t->what, t->what_len, "floating IP %s",
+                     jstr(v, "external_ip") ? jstr(v, "external_ip") : "?");
+            return true;
+        }
+    }
+    return false;
 }
 
 int api_router_of_vm(struct req *q, const char *vm, char *router, char *what, size_t what_len)
 {
-    json_t *all = docs_all(q->s, RTR_KIND, q->scope), *r, *v;
-    size_t i, j;
-    int found = 0;
+    struct vm_target t = {vm, what, what_len};
 
-    if (!all)
-        return -EIO;
-    json_array_foreach(all, i, r)
-    {
-        json_array_foreach(json_object_get(r, "port_forwards"), j, v)
-        {
-            if (!found && jeq(v, "vm", vm)) {
-                snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
-                snprintf(what, what_len, "port forward %s/%" JSON_INTEGER_FORMAT,
-                         jstr(v, "protocol") ? jstr(v, "protocol") : "?",
-                         json_integer_value(json_object_get(v, "external_port")));
-                found = 1;
-            }
-        }
-        json_array_foreach(json_object_get(r, "floating_ips"), j, v)
-        {
-            if (!found && jeq(v, "vm", vm)) {
-                snprintf(router, STORE_NAME_LEN, "%s", jstr(r, "name"));
-                snprintf(what, what_len, "floating IP %s",
-                         jstr(v, "external_ip") ? jstr(v, "external_ip") : "?");
-                found = 1;
-            }
-        }
-    }
-    json_decref(all);
-    return found;
+    return rtr_find(q->s, q->scope, targets_vm, &t, router);
 }
 
 static bool rtr_known(void *arg, const char *id)
