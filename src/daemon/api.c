@@ -1177,6 +1177,7 @@ int api_authenticate(struct store *s, const char *authorization, struct api_call
     snprintf(out->tenant, sizeof(out->tenant), "%s", t.tenant);
     snprintf(out->user, sizeof(out->user), "%s", t.user);
     snprintf(out->role, sizeof(out->role), "%s", role_names[role]);
+    snprintf(out->token_id, sizeof(out->token_id), "%s", t.id);
     return 0;
 }
 
@@ -1206,20 +1207,14 @@ static int authenticate(struct req *q, const char *authorization)
     q->c.role = role_parse(c.role);
     snprintf(q->c.tenant, sizeof(q->c.tenant), "%s", c.tenant);
     snprintf(q->c.user, sizeof(q->c.user), "%s", c.user);
+    snprintf(q->c.token_id, sizeof(q->c.token_id), "%s", c.token_id);
     q->authenticated = true;
     return 0;
 }
 
 /* ---- Audit records ---- */
 
-static void audit_write(struct req *q, const char *action);
-
 void api_audit(struct req *q, const char *action)
-{
-    audit_write(q, action);
-}
-
-static void audit_write(struct req *q, const char *action)
 {
     struct store_audit a = {.time = time(NULL), .status = q->r->status};
     json_t *err;
@@ -1343,7 +1338,7 @@ void api_handle(struct daemon *d, const struct api_request *rq, struct api_respo
     }
     rt->handle(&q);
     if (r->status < 300) {
-        audit_write(&q, rt->action);
+        api_audit(&q, rt->action);
         if (s->ops->commit(s)) {
             reply_store(&q, rt->action, -EIO);
             s->ops->rollback(s);
@@ -1355,7 +1350,7 @@ void api_handle(struct daemon *d, const struct api_request *rq, struct api_respo
     s->ops->rollback(s);
 audit:
     if (change)
-        audit_write(&q, rt ? rt->action : "unknown");
+        api_audit(&q, rt ? rt->action : "unknown");
 }
 
 /* ---- First start ---- */

@@ -62,7 +62,8 @@ void api_response_free(struct api_response *r);
 struct api_caller {
     char tenant[STORE_NAME_LEN]; /* "" for a platform user */
     char user[STORE_NAME_LEN];
-    char role[STORE_ROLE_LEN]; /* the token's role: "platform-admin", "tenant-admin", ... */
+    char role[STORE_ROLE_LEN];         /* the token's role: "platform-admin", "tenant-admin", ... */
+    char token_id[STORE_TOKEN_ID_LEN]; /* the token's public id (logout revokes it) */
 };
 
 /* Checks the value of an Authorization header ("Bearer TOKEN"; NULL when absent) as

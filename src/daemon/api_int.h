@@ -30,7 +30,8 @@ enum role role_parse(const char *s);
 struct caller {
     char tenant[STORE_NAME_LEN]; /* "" for a platform user */
     char user[STORE_NAME_LEN];
-    enum role role; /* the token's (the user's or narrower) */
+    enum role role;                    /* the token's (the user's or narrower) */
+    char token_id[STORE_TOKEN_ID_LEN]; /* the token the request came with */
 };
 
 /* One request on its way through. */

@@ -162,23 +162,10 @@ audit:
 /* POST /logout: revokes the token the request came with. */
 void api_logout(struct req *q)
 {
-    uint8_t h[STORE_HASH_LEN];
-    char id[STORE_TOKEN_ID_LEN];
-    const char *a = q->rq->authorization, *p;
-    size_t n;
     int ret;
 
-    /* The request was authenticated with it, so its shape is known good. */
-    for (p = a + 7; *p == ' '; p++)
-        ;
-    for (n = strlen(p); n && (p[n - 1] == ' ' || p[n - 1] == '\t'); n--)
-        ;
-    if (token_parse(p, n, id, h)) {
-        reply_error(q->r, 500, NULL, "logout: the request's token cannot be read");
-        return;
-    }
-    snprintf(q->target, sizeof(q->target), "%s", id);
-    ret = q->s->ops->token_revoke(q->s, id);
+    snprintf(q->target, sizeof(q->target), "%s", q->c.token_id);
+    ret = q->s->ops->token_revoke(q->s, q->c.token_id);
     if (ret)
         reply_store(q, "logout", ret);
     else
