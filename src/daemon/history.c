@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/ticker.h"
 #include "daemon/daemon.h"
 #include "daemon/rt.h"
 #include "daemon/vmproc.h"
@@ -206,10 +207,8 @@ struct vm_want {
 };
 
 struct history {
-    pthread_t thread;
+    struct ticker tick;
     pthread_mutex_t lock; /* everything below but `want`, which only the thread touches */
-    pthread_cond_t cond;
-    bool stop;
     struct vm_hist **vms;
     size_t n;
     struct history_ring host;
@@ -436,56 +435,29 @@ static void round_once(struct daemon *d, struct history *h)
     pthread_mutex_unlock(&h->lock);
 }
 
-static void *history_thread(void *arg)
+static void history_round(void *arg)
 {
     struct daemon *d = arg;
-    struct history *h = hist_of(d);
-    struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    pthread_mutex_lock(&h->lock);
-    while (!h->stop) {
-        pthread_mutex_unlock(&h->lock);
-        round_once(d, h);
-        pthread_mutex_lock(&h->lock);
-        /* A fixed cadence: the next round is one step after the last one began. */
-        until.tv_sec += HISTORY_STEP_S;
-        {
-            struct timespec now;
-
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (until.tv_sec < now.tv_sec)
-                until = now;
-        }
-        while (!h->stop && pthread_cond_timedwait(&h->cond, &h->lock, &until) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&h->lock);
-    return NULL;
+    round_once(d, hist_of(d));
 }
 
 int history_start(struct daemon *d)
 {
     struct history *h = calloc(1, sizeof(*h));
-    pthread_condattr_t ca;
     int ret;
 
     if (!h)
         return -ENOMEM;
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cond, &ca);
-    pthread_condattr_destroy(&ca);
     history_ring_init(&h->host, HISTORY_HOST_NFIELDS);
     d->history = h;
-    ret = pthread_create(&h->thread, NULL, history_thread, d);
+    ret = ticker_start(&h->tick, HISTORY_STEP_S * 1000000000ull, history_round, d);
     if (ret) {
         d->history = NULL;
-        pthread_cond_destroy(&h->cond);
         pthread_mutex_destroy(&h->lock);
         free(h);
-        return -ret;
+        return ret;
     }
     return 0;
 }
@@ -496,12 +468,7 @@ void history_stop(struct daemon *d)
 
     if (!h)
         return;
-    pthread_mutex_lock(&h->lock);
-    h->stop = true;
-    pthread_cond_signal(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
-    pthread_cond_destroy(&h->cond);
+    ticker_stop(&h->tick);
     pthread_mutex_destroy(&h->lock);
     for (size_t i = 0; i < h->n; i++)
         free(h->vms[i]);

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "base/ticker.h"
 #include "daemon/cgroup.h"
 #include "daemon/daemon.h"
 #include "daemon/rt.h"
@@ -170,10 +171,8 @@ struct policy_vm {
 };
 
 struct mempolicy {
-    pthread_t thread;
-    pthread_mutex_t lock; /* stop, last */
-    pthread_cond_t cond;
-    bool stop;
+    struct ticker tick;
+    pthread_mutex_t lock; /* last */
     struct mempolicy_state last;
     struct policy_vm *vms;
     size_t n, cap;
@@ -341,51 +340,28 @@ static void round_once(struct daemon *d, struct mempolicy *mp)
     pthread_mutex_unlock(&mp->lock);
 }
 
-static void *policy_thread(void *arg)
+static void policy_round(void *arg)
 {
     struct daemon *d = arg;
-    struct mempolicy *mp = mp_of(d);
-    struct timespec until;
 
-    pthread_mutex_lock(&mp->lock);
-    while (!mp->stop) {
-        pthread_mutex_unlock(&mp->lock);
-        round_once(d, mp);
-        pthread_mutex_lock(&mp->lock);
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += ROUND_NS;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!mp->stop && pthread_cond_timedwait(&mp->cond, &mp->lock, &until) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&mp->lock);
-    return NULL;
+    round_once(d, mp_of(d));
 }
 
 int mempolicy_start(struct daemon *d)
 {
     struct mempolicy *mp = calloc(1, sizeof(*mp));
-    pthread_condattr_t ca;
     int ret;
 
     if (!mp)
         return -ENOMEM;
     pthread_mutex_init(&mp->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&mp->cond, &ca);
-    pthread_condattr_destroy(&ca);
     d->mempolicy = mp;
-    ret = pthread_create(&mp->thread, NULL, policy_thread, d);
+    ret = ticker_start(&mp->tick, ROUND_NS, policy_round, d);
     if (ret) {
         d->mempolicy = NULL;
-        pthread_cond_destroy(&mp->cond);
         pthread_mutex_destroy(&mp->lock);
         free(mp);
-        return -ret;
+        return ret;
     }
     return 0;
 }
@@ -396,12 +372,7 @@ void mempolicy_stop(struct daemon *d)
 
     if (!mp)
         return;
-    pthread_mutex_lock(&mp->lock);
-    mp->stop = true;
-    pthread_cond_signal(&mp->cond);
-    pthread_mutex_unlock(&mp->lock);
-    pthread_join(mp->thread, NULL);
-    pthread_cond_destroy(&mp->cond);
+    ticker_stop(&mp->tick);
     pthread_mutex_destroy(&mp->lock);
     free(mp->vms);
     free(mp);
