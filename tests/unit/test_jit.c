@@ -306,14 +306,18 @@ static void add_random(struct program *p, unsigned count)
         /* Raises MSI: the block goes on to its end, the interrupt is taken after it. */
         add(p, enc_s(0, 0, R_IRQ, 2), 4, -1);
     } else if (k < 99) {
-        /* fence.i, pause (Zihintpause: a FENCE with pred = W, succ = 0), zext.h */
-        static const uint32_t fixed[] = {0x0000100f, 0x0100000f};
-        unsigned c = rndn(3);
+        /* fence.i, pause (Zihintpause: a FENCE with pred = W, succ = 0), zext.h, and a FENCE
+         * with random fm, pred and succ (full barriers, the orders TSO keeps, FENCE.TSO,
+         * reserved fm values): none may change any state. */
+        static const uint32_t fixed[] = {0x0000100f, 0x0100000f, 0x8330000f};
+        unsigned c = rndn(5);
 
-        if (c < 2)
+        if (c < 3)
             add(p, fixed[c], 4, -1);
-        else
+        else if (c == 3)
             add(p, enc_r(0x04, 0, rs1, 4, rd, 0x3b), 4, -1);
+        else
+            add(p, (uint32_t)rndn(1u << 12) << 20 | 0x0f, 4, -1);
     } else if (k < 100) {
         add(p, ECALL, 4, -1);
     } else if (remaining > 12) {

@@ -18,6 +18,23 @@ static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
     return (raw >> lo) & ((1u << (hi - lo + 1)) - 1);
 }
 
+/* Whether FENCE r orders an earlier write before a later read (unprivileged ISA 20191213
+ * §2.7: pred and succ sets, bits 27:24 PI PO PR PW and 23:20 SI SO SR SW; fm 1000 with
+ * pred = succ = RW is FENCE.TSO, which orders all but write-to-read). A host with TSO
+ * ordering (x86-64) gives every other order for free, so only these fences need a full host
+ * barrier; Linux's acquire and release fences (r,rw and rw,w), smp_rmb and smp_wmb (r,r and
+ * w,w), FENCE.TSO and PAUSE (w,0) do not. Device accesses are function calls that complete
+ * before the hart goes on, so I and O count as R and W. Other fm values are reserved and
+ * treated as fm 0. */
+static bool fence_needs_full(uint32_t r)
+{
+    unsigned fm = bits(r, 31, 28), pred = bits(r, 27, 24), succ = bits(r, 23, 20);
+
+    if (fm == 8 && pred == 3 && succ == 3)
+        return false;
+    return (pred & 0x5) && (succ & 0xa); /* (PO or PW) and (SI or SR) */
+}
+
 static uint8_t xd(unsigned rd)
 {
     return rd ? (uint8_t)rd : RV_X_SINK;
@@ -421,7 +438,7 @@ static void decode32(uint32_t r, struct rv_insn *in)
     }
     case 0x0f:
         if (f3 == 0)
-            set(in, rv_op_fence, RV_X_SINK, 0, 0, 0);
+            set(in, fence_needs_full(r) ? rv_op_fence : rv_op_fence_order, RV_X_SINK, 0, 0, 0);
         else if (f3 == 1)
             set_end(in, rv_op_fence_i, RV_X_SINK, 0, 0, 0);
         else

@@ -281,11 +281,18 @@ ALU_IMM(bseti, a | (1ull << (b & 63)))
 
 /* --- system --- */
 
+/* A FENCE that orders an earlier write before a later read (decode.c): the one order a TSO
+ * host (x86-64) does not keep by itself, so a full barrier. */
 OP(fence)
 {
-    /* The host is at least as strongly ordered as needed for plain accesses on x86-64; a
-     * full barrier keeps the guarantee on weaker hosts. */
     atomic_thread_fence(memory_order_seq_cst);
+    return RV_NEXT;
+}
+
+/* Any other FENCE: free on x86-64 (a compiler barrier), a real barrier on weaker hosts. */
+OP(fence_order)
+{
+    atomic_thread_fence(memory_order_acq_rel);
     return RV_NEXT;
 }
 

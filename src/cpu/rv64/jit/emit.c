@@ -391,3 +391,10 @@ void emit_ret(struct x86_buf *b)
 {
     put8(b, 0xc3);
 }
+
+void emit_mfence(struct x86_buf *b)
+{
+    put8(b, 0x0f);
+    put8(b, 0xae);
+    put8(b, 0xf0);
+}

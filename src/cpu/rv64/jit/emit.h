@@ -171,5 +171,7 @@ void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);
 void emit_pop(struct x86_buf *b, enum x86_reg reg);
 void emit_ret(struct x86_buf *b);
+/* mfence: every earlier load and store is globally visible before any later one. */
+void emit_mfence(struct x86_buf *b);
 
 #endif

@@ -98,6 +98,7 @@ enum jit_kind {
     JK_REV8,    /* Zbb */
     JK_BIT_RR,  /* Zbs bclr, bset, binv, bext: arg: enum x86_bt (BT: bext) */
     JK_BIT_RI,  /* Zbs immediate forms */
+    JK_FENCE,   /* arg: 1 for MFENCE (write-to-read order, exec.c), 0 for none (TSO keeps it) */
 };
 
 struct jit_op {
@@ -203,6 +204,8 @@ static const struct jit_op jit_ops[] = {
     {rv_op_bseti, JK_BIT_RI, X86_BTS, false, false},
     {rv_op_binvi, JK_BIT_RI, X86_BTC, false, false},
     {rv_op_bexti, JK_BIT_RI, X86_BT, false, false},
+    {rv_op_fence, JK_FENCE, 1, false, false},
+    {rv_op_fence_order, JK_FENCE, 0, false, false},
 };
 
 /* jit_ops[] by handler: an open-addressing table filled once (pthread_once, from the first
@@ -805,6 +808,11 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
             emit_setcc(b, X86_CC_B, X86_RAX);
         set_x(c, in->rd, X86_RAX);
         return false;
+    case JK_FENCE:
+        /* Guest registers held in host registers are the hart's own: nothing to write back. */
+        if (op->arg)
+            emit_mfence(b);
+        return false;
     }
     emit_call_handler(c, in);
     return false;
@@ -816,7 +824,8 @@ static uint64_t insn_reads(const struct rv_insn *in, const struct jit_op *op)
     switch (op->kind) {
     case JK_LUI:
     case JK_AUIPC:
-    case JK_JAL: return 0;
+    case JK_JAL:
+    case JK_FENCE: return 0;
     case JK_JALR:
     case JK_LOAD:
     case JK_ALU_RI:
