@@ -8,12 +8,16 @@
 #include "cpu/rv64/insn.h"
 
 #define RV_BLOCK_MAX_INSNS 64
-#define RV_BC_BUCKETS      (1u << 15)
+#define RV_BC_BUCKETS_LOG2 16
+#define RV_BC_BUCKETS      (1u << RV_BC_BUCKETS_LOG2)
 #define RV_BC_ARENA_SIZE   (32u << 20)
 
+/* Fibonacci hashing of the key's address (instructions are 2-byte aligned): the top bits of
+ * the product depend on every bit of the key, so blocks at the same offset of many pages, or
+ * in pages a power of two apart, still spread over the buckets. */
 static unsigned bc_hash(uintptr_t key)
 {
-    return (unsigned)((key >> 1) ^ (key >> 16)) & (RV_BC_BUCKETS - 1);
+    return (unsigned)(((uint64_t)(key >> 1) * 0x9e3779b97f4a7c15ull) >> (64 - RV_BC_BUCKETS_LOG2));
 }
 
 void rv_block_cache_flush(struct rv64_hart *h)
@@ -48,17 +52,28 @@ static bool bc_still_valid(const struct rv_block *b)
  * memory on its next use, kept if unchanged, dropped from its chain if the code changed. */
 static struct rv_block *bc_lookup(struct rv64_hart *h, uintptr_t key)
 {
-    struct rv_block **link = &h->bc.buckets[bc_hash(key)];
+    struct rv_block **head = &h->bc.buckets[bc_hash(key)];
+    struct rv_block **link = head;
     struct rv_block *b;
 
     while ((b = *link) && b->key != key)
         link = &b->next;
-    if (b && unlikely(b->code_gen != h->bc.code_gen)) {
+    if (!b)
+        return NULL;
+    if (unlikely(b->code_gen != h->bc.code_gen)) {
         if (!bc_still_valid(b)) {
             *link = b->next; /* its arena space comes back at the next full flush */
             return NULL;
         }
         b->code_gen = h->bc.code_gen;
+    }
+    if (link != head) {
+        /* To the front: a chain also holds blocks of code long gone (a page freed and used
+         * again keeps its blocks until FENCE.I finds them changed or the arena is flushed),
+         * and each step of the walk is a cache miss, so the blocks in use should come first. */
+        *link = b->next;
+        b->next = *head;
+        *head = b;
     }
     return b;
 }
@@ -170,6 +185,18 @@ static void hart_wfi(struct rv64_hart *h)
         h->in_wfi = false;
 }
 
+/* Notes that a chain now leads into pc's page (rv_tlb_flush_page). */
+static void chain_page_note(struct rv64_hart *h, uint64_t pc)
+{
+    uint64_t bit = (pc >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
+
+    if (h->chain_pages_gen != h->fetch_gen) {
+        memset(h->chain_pages, 0, sizeof(h->chain_pages));
+        h->chain_pages_gen = h->fetch_gen;
+    }
+    h->chain_pages[bit / 64] |= 1ull << (bit % 64);
+}
+
 /* The block for h->pc: from chain entry c (of the block that ran last) when it is still
  * valid, else through the fetch TLB and the block cache (building it if needed), recording
  * the link in c. NULL when the pc's instruction crossed a page and was executed here, or when
@@ -202,6 +229,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
             c = NULL; /* the arena was recycled: c's block no longer exists */
     }
     if (c) {
+        chain_page_note(h, h->pc);
         c->pc = h->pc;
         c->gen = h->fetch_gen;
         c->fetch_idx = h->mmu_fetch;

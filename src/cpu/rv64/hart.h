@@ -183,7 +183,8 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * pages of a changed superpage could be cached too): then that whole table goes. Global
  * mappings are cached per table, which only costs a refill (privileged §4.2.1 lets an
  * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
-#define RV_TLB_SETS 8
+#define RV_TLB_SETS        8
+#define RV_CHAIN_PAGE_BITS 4096u
 
 struct rv_tlb {
     struct rv_tlb_entry e[RV_MMU_COUNT][RV_TLB_SIZE]; /* first: the JIT adds offsets to it */
@@ -271,6 +272,11 @@ struct rv64_hart {
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
     struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
     uint64_t fetch_gen;        /* bumped by TLB and block-cache flushes: invalidates block chains */
+    /* The virtual pages (bit: page number mod 4096) that block chains were recorded into while
+     * fetch_gen was chain_pages_gen: a page fence needs to bump fetch_gen only for these
+     * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
+    uint64_t chain_pages[RV_CHAIN_PAGE_BITS / 64];
+    uint64_t chain_pages_gen;
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 

@@ -127,10 +127,20 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     h->fetch_gen++; /* the fetch TLB changed under the block chains */
 }
 
+/* Block chains (block.h) name a successor by virtual pc and stay valid while h->fetch_gen
+ * does. A fence of one page can make wrong only the chains into that page, which
+ * h->chain_pages records (cpu.c), or, when a superpage covered it, into any page of the
+ * superpage; other fences leave the chains alone. Linux fences one page after every page fault
+ * it serves, nearly always a data page, and dropping every chain each time made a Debian boot
+ * look its blocks up 200 million times over. Tables that are not live hold no chain's target:
+ * the switch to one bumps the generation. */
 void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t asid)
 {
     uint64_t page = va & RV_PAGE_MASK;
     unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
+    uint64_t bit = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
+    bool chains =
+        h->chain_pages_gen == h->fetch_gen && (h->chain_pages[bit / 64] >> (bit % 64) & 1);
 
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
         struct rv_tlb *t = &h->tlbs[i];
@@ -141,10 +151,12 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
         if (by_asid && satp_asid(live ? h->satp : t->satp) != asid)
             continue;
         if (t->big && !((va ^ t->big_addr) & t->big_mask)) {
-            if (live)
+            if (live) {
                 tlb_clear(t);
-            else
+                chains = true;
+            } else {
                 t->valid = false;
+            }
             continue;
         }
         for (unsigned idx = 0; idx < RV_MMU_COUNT; idx++) {
@@ -155,8 +167,8 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
                 e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
         }
     }
-    /* Block chains were found through the fetch TLB, also through entries evicted since. */
-    h->fetch_gen++;
+    if (chains)
+        h->fetch_gen++;
 }
 
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)

@@ -1,0 +1,119 @@
+/* Code whose page is mapped again (privileged 20211203 §4.2.1): after a PTE of an executable
+ * page changes and "sfence.vma va" runs, a fetch from va runs the new page's code, also from a
+ * call site that has run many times (hot enough that the JIT translated it and chained its
+ * call to the old code), and a fence of another page, or of no page at all but data, leaves
+ * such a call running the right code. The engines keep the chains between blocks across page
+ * fences that cannot affect them (mmu.c), so these are the cases that must drop them. */
+#include "isa.h"
+
+#define PTE_V (1 << 0)
+#define PTE_R (1 << 1)
+#define PTE_W (1 << 2)
+#define PTE_X (1 << 3)
+#define PTE_G (1 << 5)
+#define PTE_A (1 << 6)
+#define PTE_D (1 << 7)
+#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
+#define CODE (PTE_V | PTE_R | PTE_X | PTE_A)
+#define DATA (PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+
+#define PT_ROOT  0x80400000
+#define PT_L1    0x80401000     /* VA 0x4000_0000 .. 0x7fff_ffff */
+#define PT_L0    0x80402000     /* VA 0x4000_0000 .. 0x401f_ffff */
+#define PA(i)    (0x80500000 + (i) * 0x1000)   /* page i: "li a0, i; ret" */
+#define VA_C     0x40060000     /* L0[0x60]: the code page that is mapped again */
+#define VA_D     0x40070000     /* L0[0x70]: a data page */
+#define SATP_39  ((8 << 60) | (PT_ROOT >> 12))
+#define LI_A0(i) (0x00000513 | ((i) << 20))
+#define RET      0x00008067
+#define TURNS    40             /* calls per step: well past the JIT's threshold of 8 */
+
+.macro SETPTE table, index, pte
+    li t0, \pte
+    li t1, (\table) + 8 * (\index)
+    sd t0, 0(t1)
+.endm
+
+/* Calls VA_C TURNS times from one call site (call_va_c, below: the same site every time, so
+ * its chain to the callee is what each step tests); each call must return \want in a0. */
+.macro CALLS want
+    li s6, \want
+    jal ra, call_va_c
+.endm
+
+    TEST_BEGIN
+    li a0, PT_ROOT
+    li a1, PT_L0 + 0x1000
+1:  sd zero, 0(a0)
+    addi a0, a0, 8
+    bltu a0, a1, 1b
+    SETPTE PT_ROOT, 1, PTE(PT_L1, PTE_V)
+    SETPTE PT_ROOT, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
+    SETPTE PT_L1, 0, PTE(PT_L0, PTE_V)
+    SETPTE PT_L0, 0x60, PTE(PA(1), CODE)
+    SETPTE PT_L0, 0x70, PTE(PA(0), DATA)
+    /* Pages 1 to 3 return their number. */
+    li a0, PA(1)
+    li a2, 1
+    li a3, RET
+2:  li a1, LI_A0(0)
+    slli t0, a2, 20
+    or a1, a1, t0
+    sw a1, 0(a0)
+    sw a3, 4(a0)
+    li t0, 0x1000
+    add a0, a0, t0
+    addi a2, a2, 1
+    li t0, 4
+    bltu a2, t0, 2b
+    fence.i
+    li a0, SATP_39
+    csrw satp, a0
+    sfence.vma
+    ENTER_MODE PRV_S, 1f
+1:
+    CHECK 1             /* the first mapping's code, from a hot call site */
+    CALLS 1
+
+    CHECK 2             /* fences of a data page, and stores to it, change nothing */
+    li s3, VA_D
+    li s4, 4
+3:  sd s4, 0(s3)
+    sfence.vma s3, zero
+    CALLS 1
+    addi s4, s4, -1
+    bnez s4, 3b
+
+    CHECK 3             /* VA_C mapped to page 2, "sfence.vma VA_C": the same call site
+                           runs page 2's code */
+    SETPTE PT_L0, 0x60, PTE(PA(2), CODE)
+    li a1, VA_C
+    sfence.vma a1, zero
+    CALLS 2
+
+    CHECK 4             /* mapped again, fenced by VA_C and ASID 0 (the live one) */
+    SETPTE PT_L0, 0x60, PTE(PA(3), CODE)
+    li a1, VA_C
+    li s5, 0
+    sfence.vma a1, s5
+    CALLS 3
+
+    CHECK 5             /* and back to page 1 with a fence of every page */
+    SETPTE PT_L0, 0x60, PTE(PA(1), CODE)
+    sfence.vma
+    CALLS 1
+
+    BACK_TO_M
+    csrw satp, zero
+    sfence.vma
+    TEST_END
+
+call_va_c:
+    mv s7, ra
+    li s2, TURNS
+1:  li a1, VA_C
+    jalr ra, 0(a1)
+    EXPECT_EQ a0, s6
+    addi s2, s2, -1
+    bnez s2, 1b
+    jr s7
