@@ -7,6 +7,7 @@
 #   bench/run.sh migrate    live migration and snapshot save/restore (bench/bench_migrate.py)
 #   bench/run.sh daemon     tesserad creating VMs from a template (bench/bench_daemon.py)
 #   bench/run.sh debian     the Debian template's boot to its first SSH login (bench/bench_debian.py)
+#   bench/run.sh smp        N copies of a program on N harts against one (bench/bench_smp.py)
 #   bench/run.sh resources  shares, limits and reservations measured (bench/bench_resources.py)
 # Extra arguments go to the script (--runs N, --smp N, --mem SIZE, ...).
 set -euo pipefail
@@ -26,6 +27,10 @@ fi
 if [ "${1:-}" = debian ]; then
     shift
     exec python3 bench/bench_debian.py "$@"
+fi
+if [ "${1:-}" = smp ]; then
+    shift
+    exec python3 bench/bench_smp.py "$@"
 fi
 if [ "${1:-}" = resources ]; then
     shift

@@ -95,7 +95,7 @@ def ssh_retry(v, port, key, command, timeout=300):
         v.drain(2)
 
 
-def boot(tpl, d, name, port, seed, log_path, cpus=None):
+def boot(tpl, d, name, port, seed, log_path, cpus=None, vmm="tessera"):
     """Starts the template's VM (build_debian()'s result: template.json's defaults) on a new overlay d/name.qcow2 of its
     disk, with the seed as a second, read-only disk and host port `port` forwarded to the
     guest's SSH port. Returns the VM."""
@@ -105,6 +105,8 @@ def boot(tpl, d, name, port, seed, log_path, cpus=None):
          "-b", os.path.join(tpl["dir"], tpl["volume"]), overlay],
         check=True,
     )
+    if vmm == "qemu":
+        return VM(qemu_argv(tpl, overlay, seed, port, cpus), log_path=log_path)
     argv = [
         TESSERA, "run",
         "--kernel", os.path.join(tpl["dir"], tpl["boot"]["kernel"]),
@@ -118,6 +120,31 @@ def boot(tpl, d, name, port, seed, log_path, cpus=None):
         "--device", "rng",
     ]
     return VM(argv, log_path=log_path)
+
+
+def qemu_argv(tpl, overlay, seed, port, cpus):
+    """The same machine under qemu-system-riscv64 (TCG), for bench/bench_debian.py: Debian's
+    OpenSBI (what Tessera loads when no --bios is given), the template's kernel, initrd and
+    command line, the overlay then the seed as virtio-mmio disks (QEMU's virt board gives the
+    first -device the first disk name, so root=/dev/vda is the overlay under both), user
+    networking with the same port forward, and a virtio RNG."""
+    return [
+        "qemu-system-riscv64", "-M", "virt", "-display", "none", "-serial", "stdio",
+        "-monitor", "none",
+        "-bios", "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin",
+        "-kernel", os.path.join(tpl["dir"], tpl["boot"]["kernel"]),
+        "-initrd", os.path.join(tpl["dir"], tpl["boot"]["initrd"]),
+        "-append", tpl["boot"]["cmdline"],
+        "-smp", str(cpus or tpl["cpus"]),
+        "-m", "%dM" % (tpl["memory_bytes"] >> 20),
+        "-drive", "if=none,id=root,format=qcow2,file=" + overlay,
+        "-device", "virtio-blk-device,drive=root",
+        "-drive", "if=none,id=seed,format=raw,readonly=on,file=" + seed,
+        "-device", "virtio-blk-device,drive=seed",
+        "-netdev", "user,id=net,hostfwd=tcp:127.0.0.1:%d-:22" % port,
+        "-device", "virtio-net-device,netdev=net",
+        "-device", "virtio-rng-device",
+    ]
 
 
 def wait_for_ssh(v, port, key, timeout):
