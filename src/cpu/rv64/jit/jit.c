@@ -45,7 +45,7 @@
 /* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
 #define JIT_PROLOGUE_LEN 17u
 #define JIT_MAX_CACHED   8u
-#define JIT_MAX_STUBS    64u
+#define JIT_MAX_STUBS    128u /* a block's loads and stores, in both copies (jit_fp.h) */
 #define JIT_TLB_REG      X86_RBP
 
 #define HART_OFF(field) ((int32_t)offsetof(struct rv64_hart, field))
@@ -1050,7 +1050,7 @@ void rv_jit_flush(struct rv_jit *j)
 rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
 {
     size_t start = (j->used + JIT_ALIGN - 1) & ~(size_t)(JIT_ALIGN - 1);
-    size_t lo, hi;
+    size_t lo, hi, slow;
     struct x86_buf b;
     struct jit_ctx *c = &j->ctx;
     bool left = false;
@@ -1069,11 +1069,27 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     }
     choose_cached(c);
     emit_body_entry(c);
+    slow = jit_fp_check(c);
     for (unsigned i = 0; i < blk->n && !left; i++)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
         emit_leave(c, blk->n, &blk->chain[0], false);
+    }
+    if (slow) {
+        /* The block again with its F and D instructions through their handlers, where the
+         * check at its start fails (jit_fp.h); its loop, if any, stays in this copy. */
+        emit_patch(&b, slow);
+        c->loop_head = b.len;
+        c->fp.off = true;
+        left = false;
+        for (unsigned i = 0; i < blk->n && !left; i++)
+            left = emit_insn(c, &blk->insn[i]);
+        if (!left) {
+            emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
+            emit_leave(c, blk->n, &blk->chain[0], false);
+        }
+        c->fp.off = false;
     }
     emit_stubs(c);
     jit_fp_emit_stubs(c);

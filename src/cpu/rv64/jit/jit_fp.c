@@ -52,53 +52,33 @@ struct fp_op {
 
 /* RISC-V fnmsub is -(a*b) + c, x86 vfnmadd; fnmadd is -(a*b) - c, x86 vfnmsub (§11.6; SDM). */
 static const struct fp_op fp_ops[] = {
-    {rv_op_flw, FK_LOAD, 4, false, false},
-    {rv_op_fld, FK_LOAD, 8, true, false},
-    {rv_op_fsw, FK_STORE, 4, false, false},
-    {rv_op_fsd, FK_STORE, 8, true, false},
-    {rv_op_fmv_x_w, FK_MV_X, 0, false, false},
-    {rv_op_fmv_x_d, FK_MV_X, 0, true, false},
-    {rv_op_fmv_w_x, FK_MV_F, 0, false, false},
-    {rv_op_fmv_d_x, FK_MV_F, 0, true, false},
-    {rv_op_fsgnj_s, FK_SGNJ, 0, false, false},
-    {rv_op_fsgnjn_s, FK_SGNJ, 1, false, false},
-    {rv_op_fsgnjx_s, FK_SGNJ, 2, false, false},
-    {rv_op_fsgnj_d, FK_SGNJ, 0, true, false},
-    {rv_op_fsgnjn_d, FK_SGNJ, 1, true, false},
-    {rv_op_fsgnjx_d, FK_SGNJ, 2, true, false},
-    {rv_op_fadd_s, FK_ARITH, 0x58, false, true},
-    {rv_op_fsub_s, FK_ARITH, 0x5c, false, true},
-    {rv_op_fmul_s, FK_ARITH, 0x59, false, true},
-    {rv_op_fdiv_s, FK_ARITH, 0x5e, false, true},
-    {rv_op_fsqrt_s, FK_ARITH, 0x51, false, true},
-    {rv_op_fadd_d, FK_ARITH, 0x58, true, true},
-    {rv_op_fsub_d, FK_ARITH, 0x5c, true, true},
-    {rv_op_fmul_d, FK_ARITH, 0x59, true, true},
-    {rv_op_fdiv_d, FK_ARITH, 0x5e, true, true},
-    {rv_op_fsqrt_d, FK_ARITH, 0x51, true, true},
-    {rv_op_fmadd_s, FK_FMA, 0xa9, false, true},
-    {rv_op_fmsub_s, FK_FMA, 0xab, false, true},
-    {rv_op_fnmsub_s, FK_FMA, 0xad, false, true},
-    {rv_op_fnmadd_s, FK_FMA, 0xaf, false, true},
-    {rv_op_fmadd_d, FK_FMA, 0xa9, true, true},
-    {rv_op_fmsub_d, FK_FMA, 0xab, true, true},
-    {rv_op_fnmsub_d, FK_FMA, 0xad, true, true},
-    {rv_op_fnmadd_d, FK_FMA, 0xaf, true, true},
-    {rv_op_feq_s, FK_CMP, 0, false, false},
-    {rv_op_flt_s, FK_CMP, 1, false, false},
-    {rv_op_fle_s, FK_CMP, 2, false, false},
-    {rv_op_feq_d, FK_CMP, 0, true, false},
-    {rv_op_flt_d, FK_CMP, 1, true, false},
-    {rv_op_fle_d, FK_CMP, 2, true, false},
-    {rv_op_fcvt_d_w, FK_CVT_D, 0, true, true},
-    {rv_op_fcvt_d_wu, FK_CVT_D, 1, true, true},
+    {rv_op_flw, FK_LOAD, 4, false, false},        {rv_op_fld, FK_LOAD, 8, true, false},
+    {rv_op_fsw, FK_STORE, 4, false, false},       {rv_op_fsd, FK_STORE, 8, true, false},
+    {rv_op_fmv_x_w, FK_MV_X, 0, false, false},    {rv_op_fmv_x_d, FK_MV_X, 0, true, false},
+    {rv_op_fmv_w_x, FK_MV_F, 0, false, false},    {rv_op_fmv_d_x, FK_MV_F, 0, true, false},
+    {rv_op_fsgnj_s, FK_SGNJ, 0, false, false},    {rv_op_fsgnjn_s, FK_SGNJ, 1, false, false},
+    {rv_op_fsgnjx_s, FK_SGNJ, 2, false, false},   {rv_op_fsgnj_d, FK_SGNJ, 0, true, false},
+    {rv_op_fsgnjn_d, FK_SGNJ, 1, true, false},    {rv_op_fsgnjx_d, FK_SGNJ, 2, true, false},
+    {rv_op_fadd_s, FK_ARITH, 0x58, false, true},  {rv_op_fsub_s, FK_ARITH, 0x5c, false, true},
+    {rv_op_fmul_s, FK_ARITH, 0x59, false, true},  {rv_op_fdiv_s, FK_ARITH, 0x5e, false, true},
+    {rv_op_fsqrt_s, FK_ARITH, 0x51, false, true}, {rv_op_fadd_d, FK_ARITH, 0x58, true, true},
+    {rv_op_fsub_d, FK_ARITH, 0x5c, true, true},   {rv_op_fmul_d, FK_ARITH, 0x59, true, true},
+    {rv_op_fdiv_d, FK_ARITH, 0x5e, true, true},   {rv_op_fsqrt_d, FK_ARITH, 0x51, true, true},
+    {rv_op_fmadd_s, FK_FMA, 0xa9, false, true},   {rv_op_fmsub_s, FK_FMA, 0xab, false, true},
+    {rv_op_fnmsub_s, FK_FMA, 0xad, false, true},  {rv_op_fnmadd_s, FK_FMA, 0xaf, false, true},
+    {rv_op_fmadd_d, FK_FMA, 0xa9, true, true},    {rv_op_fmsub_d, FK_FMA, 0xab, true, true},
+    {rv_op_fnmsub_d, FK_FMA, 0xad, true, true},   {rv_op_fnmadd_d, FK_FMA, 0xaf, true, true},
+    {rv_op_feq_s, FK_CMP, 0, false, false},       {rv_op_flt_s, FK_CMP, 1, false, false},
+    {rv_op_fle_s, FK_CMP, 2, false, false},       {rv_op_feq_d, FK_CMP, 0, true, false},
+    {rv_op_flt_d, FK_CMP, 1, true, false},        {rv_op_fle_d, FK_CMP, 2, true, false},
+    {rv_op_fcvt_d_w, FK_CVT_D, 0, true, true},    {rv_op_fcvt_d_wu, FK_CVT_D, 1, true, true},
     {rv_op_fcvt_d_l, FK_CVT_D, 2, true, true},
 };
 
 /* MXCSR's flag bits (IE 0, DE 1, ZE 2, OE 3, UE 4, PE 5) to fflags. */
-#define MX(i)                                                                                  \
-    (((i) & 1 ? FPU_NV : 0) | ((i) & 4 ? FPU_DZ : 0) | ((i) & 8 ? FPU_OF : 0) |                \
-     ((i) & 16 ? FPU_UF : 0) | ((i) & 32 ? FPU_NX : 0))
+#define MX(i)                                                                                     \
+    (((i)&1 ? FPU_NV : 0) | ((i)&4 ? FPU_DZ : 0) | ((i)&8 ? FPU_OF : 0) | ((i)&16 ? FPU_UF : 0) | \
+     ((i)&32 ? FPU_NX : 0))
 #define MX4(i)  MX(i), MX(i + 1), MX(i + 2), MX(i + 3)
 #define MX16(i) MX4(i), MX4(i + 4), MX4(i + 8), MX4(i + 12)
 static const uint8_t mxcsr_to_fflags[64] = {MX16(0), MX16(16), MX16(32), MX16(48)};
@@ -117,7 +97,7 @@ static const struct fp_op *fp_op_for(const struct jit_fp *fp, const struct rv_in
 {
     const struct fp_op *op = fp_op_find(in->fn);
 
-    if (!op)
+    if (!op || fp->off)
         return NULL;
     if (op->rm && in->rm != RM_RNE && in->rm != RM_DYN)
         return NULL;
@@ -134,7 +114,7 @@ void jit_fp_init(struct jit_fp *fp)
     __builtin_cpu_init();
     fp->fma = __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") &&
               !getenv("TESSERA_JIT_NO_FMA");
-    fp->flags = false;
+    fp->flags = fp->any = fp->dyn = fp->off = false;
     fp->nstubs = 0;
 }
 
@@ -162,11 +142,13 @@ bool jit_fp_is_mem(const struct rv_insn *in)
 
 void jit_fp_begin(struct jit_fp *fp, const struct rv_block *blk)
 {
-    fp->flags = false;
+    fp->flags = fp->any = fp->dyn = fp->off = false;
     fp->nstubs = 0;
     for (unsigned i = 0; i < blk->n; i++) {
         const struct fp_op *op = fp_op_for(fp, &blk->insn[i]);
 
+        fp->any |= op != NULL;
+        fp->dyn |= op && op->rm && blk->insn[i].rm == RM_DYN;
         if (op && (op->kind == FK_ARITH || op->kind == FK_FMA || op->kind == FK_CMP ||
                    op->kind == FK_CVT_D))
             fp->flags = true;
@@ -202,27 +184,26 @@ void jit_fp_fold(struct jit_ctx *c)
     emit_patch(b, none);
 }
 
-/* A jump to `in`'s handler stub, if cc (the stub is made at the first). */
+size_t jit_fp_check(struct jit_ctx *c)
+{
+    struct x86_buf *b = jit_ctx_buf(c);
+    const struct jit_fp *fp = jit_ctx_fp(c);
+
+    if (!fp->any)
+        return 0;
+    /* eax = (FS ^ Dirty) | frm: zero exactly when FS is Dirty (and frm is RNE). */
+    emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mstatus));
+    emit_alu_ri(b, X86_IMM_AND, false, X86_RAX, FS_DIRTY_OFF);
+    emit_alu_ri(b, X86_IMM_XOR, false, X86_RAX, FS_DIRTY_OFF);
+    if (fp->dyn)
+        emit_alu_rm(b, X86_OR, false, X86_RAX, X86_RBX, HART_OFF(frm));
+    return emit_jcc(b, X86_CC_NE);
+}
+
+/* A jump to `in`'s handler stub, if cc. */
 static void to_stub(struct jit_ctx *c, struct jit_fp_stub *s, enum x86_cc cc)
 {
     s->from[s->nfrom++] = emit_jcc(jit_ctx_buf(c), cc);
-}
-
-/* mstatus.FS must be Dirty, and frm RNE where rm is DYN (jit_fp.h). */
-static void emit_guard(struct jit_ctx *c, const struct rv_insn *in, const struct fp_op *op,
-                       struct jit_fp_stub *s)
-{
-    struct x86_buf *b = jit_ctx_buf(c);
-
-    emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mstatus));
-    emit_alu_ri(b, X86_IMM_AND, false, X86_RAX, FS_DIRTY_OFF);
-    emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, FS_DIRTY_OFF);
-    to_stub(c, s, X86_CC_NE);
-    if (op->rm && in->rm == RM_DYN) {
-        emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(frm));
-        emit_test_rr(b, false, X86_RAX);
-        to_stub(c, s, X86_CC_NE);
-    }
 }
 
 /* f[r] must be a NaN-boxed single (else the handler reads it as the canonical NaN). */
@@ -281,7 +262,6 @@ void jit_fp_emit(struct jit_ctx *c, const struct rv_insn *in)
     s = &fp->stubs[fp->nstubs++];
     s->in = in;
     s->nfrom = 0;
-    emit_guard(c, in, op, s);
     pre = op->d ? X86_SSE_F2 : X86_SSE_F3;
     switch (op->kind) {
     case FK_LOAD:
@@ -357,8 +337,8 @@ void jit_fp_emit(struct jit_ctx *c, const struct rv_insn *in)
         /* feq: ucomis (IE for signaling NaNs only), equal and ordered; flt, fle: comis (IE
          * for any NaN, §11.8) of rs2 with rs1, above or above-or-equal (unordered sets CF). */
         emit_sse_rm(b, pre, false, 0x10, 0, X86_RBX, FOFF(op->arg ? in->rs2 : in->rs1));
-        emit_sse_rm(b, op->d ? X86_SSE_66 : X86_SSE_NONE, false, op->arg ? 0x2f : 0x2e, 0,
-                    X86_RBX, FOFF(op->arg ? in->rs1 : in->rs2));
+        emit_sse_rm(b, op->d ? X86_SSE_66 : X86_SSE_NONE, false, op->arg ? 0x2f : 0x2e, 0, X86_RBX,
+                    FOFF(op->arg ? in->rs1 : in->rs2));
         if (op->arg == 0) {
             emit_setcc(b, X86_CC_E, X86_RAX);
             emit_setcc(b, X86_CC_NP, X86_RCX);

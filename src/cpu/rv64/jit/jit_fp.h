@@ -3,10 +3,14 @@
  *
  * Exactness. An inline instruction gives the interpreter's result and fflags bit for bit, or
  * calls the interpreter's handler (exec.c, fpu.c) at run time:
- *  - Only while mstatus.FS is Dirty: each inline instruction first checks it (FS Off must
- *    trap, and FS Initial or Clean must become Dirty, both the handler's work); an instruction
- *    with a rounding mode is inline only for rm = RNE, or rm = DYN where it also checks that
- *    frm is RNE (anything else: the handler, which also raises the illegal-instruction trap).
+ *  - Only while mstatus.FS is Dirty (FS Off must trap, and FS Initial or Clean must become
+ *    Dirty, both the handler's work), and an instruction with a rounding mode only for rm =
+ *    RNE, or rm = DYN while frm is RNE (else the handler, which also raises the illegal-
+ *    instruction trap for a reserved one). A block with inline FP code checks FS (and frm, if
+ *    it has a DYN instruction) where its body starts, and each turn of its loop; where that
+ *    fails it runs a second copy of itself, translated with every F and D instruction through
+ *    its handler. Nothing that runs inside a block and lets it go on changes FS but towards
+ *    Dirty, or changes frm (CSR instructions, traps and xRET end their block).
  *  - Arithmetic (add, sub, mul, div, sqrt; fmadd and friends with FMA3) runs on SSE, which in
  *    round-to-nearest gives the RISC-V result and flags except where the result is a NaN
  *    (fpu.c): a NaN result calls the handler instead, before rd is written. The host raised
@@ -46,6 +50,9 @@ struct jit_fp_stub {
 struct jit_fp {
     bool fma;   /* FMA3 usable (cpuid, and TESSERA_JIT_NO_FMA unset, at creation) */
     bool flags; /* the block in translation runs inline arithmetic: MXCSR's flags are live */
+    bool any;   /* the block has inline F or D instructions */
+    bool dyn;   /* ... among them one with rm = DYN */
+    bool off;   /* translating the block's copy without inline F and D */
     struct jit_fp_stub stubs[JIT_FP_MAX_STUBS];
     unsigned nstubs;
 };
@@ -60,6 +67,9 @@ bool jit_fp_is_mem(const struct rv_insn *in);
 
 /* A translation starts (before anything is emitted): scans the block. */
 void jit_fp_begin(struct jit_fp *fp, const struct rv_block *blk);
+/* Where the body starts: the check of FS and frm, unless the block has no inline F or D.
+ * Returns the offset of its jump to the copy without (for emit_patch()), or 0. */
+size_t jit_fp_check(struct jit_ctx *c);
 /* Where the body starts, and after every call from the block's code: MXCSR's flags cleared. */
 void jit_fp_clear(struct jit_ctx *c);
 /* Before every call to C and every exit: MXCSR's flags into h->fflags. Clobbers rax, rcx. */
