@@ -1,6 +1,6 @@
-"""A CPU-bound bare-metal program (bench/cpu/kernels.c: sieve, CRC-32, integer matrix multiply)
-on Tessera with each CPU engine (the interpreter and, on x86-64 hosts, the JIT) and on
-qemu-system-riscv64 (TCG), alternating runs so all see the same machine load. Each run is the
+"""A CPU-bound bare-metal program (bench/cpu/kernels.c: sieve, CRC-32, integer matrix multiply,
+a double-precision Mandelbrot loop) on Tessera with each CPU engine (the interpreter and, on
+x86-64 hosts, the JIT) and on qemu-system-riscv64 (TCG), alternating runs so all see the same machine load. Each run is the
 host wall time of the whole process and must end with the program's own pass code, so a wrong
 result is a failure, not a number. A program that only reports success measures each VMM's
 start-up and shut-down, which the "net" column subtracts. Prints each run, then medians and
@@ -27,6 +27,7 @@ VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu
 def build():
     cc = [CROSS + "gcc", "-O2", "-march=rv64gc", "-mabi=lp64d", "-nostdlib", "-nostartfiles",
           "-static", "-fno-pie", "-no-pie", "-mcmodel=medany", "-ffreestanding",
+          "-ffp-contract=off", "-fno-math-errno",
           "-Wl,--no-relax", "-Wl,--build-id=none", "-T", "tests/isa/link.ld"]
     os.makedirs(os.path.dirname(ELF), exist_ok=True)
     if not os.path.exists(ELF) or os.path.getmtime(ELF) < os.path.getmtime(SRC):
@@ -48,7 +49,7 @@ def one_run(vmm, elf=ELF):
                        stderr=subprocess.PIPE, timeout=600)
     t = time.monotonic() - t0
     if r.returncode != 0:
-        sys.exit("bench cpu: %s exited %d (1 sieve, 2 crc32, 3 matmul wrong)\n%s"
+        sys.exit("bench cpu: %s exited %d (1 sieve, 2 crc32, 3 matmul, 4 fploop wrong)\n%s"
                  % (vmm, r.returncode, r.stderr.decode(errors="replace")))
     return t
 
@@ -60,7 +61,8 @@ def main():
     build()
     res = {vmm: [] for vmm in VMMS}
     null = {vmm: [] for vmm in VMMS}
-    print("bench cpu: %d runs each; %s (sieve 2^22, CRC-32 of 4 MiB, 96x96 int matmul x12)"
+    print("bench cpu: %d runs each; %s (sieve 2^22, CRC-32 of 4 MiB, 96x96 int matmul x12, "
+          "Mandelbrot 256x160 x256 doubles)"
           % (args.runs, ELF))
     for i in range(args.runs):
         for vmm in VMMS:

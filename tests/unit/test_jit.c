@@ -1,16 +1,21 @@
 /* Engine "jit" against engine "interp", differentially: random RV64 programs (integer, M,
  * every Zba/Zbb/Zbs instruction, Zihintpause, compressed, loads and stores of every size at
  * aligned, misaligned and faulting addresses, forward branches and jumps, counter reads, FENCE.I,
- * ecall, stores that raise a machine software interrupt, taken at the next block boundary) run on
- * both, in M-mode with no translation and in S-mode under Sv39 with read-only, unmapped and
- * not-dirty data pages, and everything architectural must match: the saved hart state (pc, x, f,
- * privilege, every CSR, trap cause/epc/tval, instret) and all of RAM.
+ * ecall, stores that raise a machine software interrupt, taken at the next block boundary; F and
+ * D loads, stores, arithmetic, fused ops, compares, moves, sign injection and conversions on
+ * special values (signaling and quiet NaNs, singles not NaN-boxed, zeros, infinities,
+ * subnormals, values that overflow and underflow) with every rounding mode, static and dynamic,
+ * frm set to each mode and mstatus.FS in each state) run on both, in M-mode with no translation
+ * and in S-mode under Sv39 with read-only, unmapped and not-dirty data pages, and everything
+ * architectural must match: the saved hart state (pc, x, f, fflags, frm, privilege, every CSR,
+ * trap cause/epc/tval, instret) and all of RAM.
  *
  * Each program ends in a trap (its closing ecall, or any fault on the way) whose M-mode
  * handler writes the test's stop device. Three JIT harts run each program: one translating
  * every block before its first run, one after a block's first interpreted run, so both the
  * translated code and the hand-over from interpreted to translated runs are compared, and
- * one whose code cache is the fallback (one mapping, mprotect() around each copy). The
+ * one whose code cache is the fallback (one mapping, mprotect() around each copy), and one that
+ * does not use the host's FMA3 (fused ops through their handler). The
  * program body runs three times (a loop around it) so translated blocks run again on changed
  * data. The seed is printed on a mismatch; TEST_JIT_SEED=N replays one, TEST_JIT_PROGRAMS=N
  * runs N programs instead of PROGRAMS. */
@@ -28,6 +33,7 @@
 #define REGVALS     0x400u /* 31 initial register values */
 #define MSTATUS_VAL 0x500u /* the prologue's mstatus and satp values */
 #define SATP_VAL    0x508u
+#define FREGVALS    0x700u /* 32 initial f register values */
 #define STOP        0x600u /* the trap handler: write the stop device, then spin */
 #define STOP_DEV    0x40000000u
 #define IRQ_DEV     0x40100000u /* a store raises the machine software interrupt */
@@ -100,10 +106,11 @@ static uint32_t enc_u(uint32_t imm20, unsigned rd, unsigned op)
     return imm20 << 12 | rd << 7 | op;
 }
 
-#define CSRRS  2
-#define CSRRWI 5
-#define ECALL  0x00000073u
-#define MRET   0x30200073u
+#define CSRRS            2
+#define MSTATUS_FS_DIRTY 0x6000u
+#define CSRRWI           5
+#define ECALL            0x00000073u
+#define MRET             0x30200073u
 
 /* --- the program --- */
 
@@ -121,6 +128,8 @@ struct program {
     uint8_t data_perm[(DATA_END - DATA) / 4096]; /* S-mode: 0 RW, 1 R, 2 none, 3 RW not dirty */
     bool smode;
     unsigned irq_after; /* see irq_write() */
+    uint64_t fregs[32];
+    unsigned fs, frm, fflags; /* mstatus.FS, frm and fflags as the body starts */
 };
 
 static unsigned rnd_rd(void)
@@ -163,6 +172,104 @@ static uint64_t rnd_value(void)
 static void add(struct program *p, uint32_t bits, unsigned len, int target)
 {
     p->in[p->n++] = (struct insn){bits, len, target};
+}
+
+/* An f register value: doubles and NaN-boxed singles at the edges of IEEE 754 behaviour, an
+ * unboxed single now and then (it reads as the canonical NaN, §12.2), or random bits. */
+static uint64_t rnd_fvalue(void)
+{
+    static const uint64_t d[] = {
+        0,
+        0x8000000000000000ull,
+        0x7ff0000000000000ull,
+        0xfff0000000000000ull,
+        0x7ff8000000000000ull, /* canonical qNaN */
+        0x7ff0000000000001ull,
+        0xfff4000000000000ull, /* signaling */
+        0x7ffc00000000abcdull, /* quiet, with a payload */
+        1,
+        0x800fffffffffffffull, /* subnormals */
+        0x0010000000000000ull,
+        0x7fefffffffffffffull, /* min normal, max */
+        0x3ff0000000000000ull,
+        0xbff0000000000000ull,
+        0x4008000000000000ull, /* 1, -1, 3 */
+        0x3fb999999999999aull,
+        0x5fe0000000000000ull,
+        0x2010000000000000ull, /* 0.1, huge, tiny */
+        0x43e0000000000000ull,
+        0xc3e0000000000000ull, /* +-2^63 */
+    };
+    static const uint32_t f[] = {
+        0,           0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u,
+        0xffa00000u, 0x7fc0abcdu, 1,           0x807fffffu, 0x00800000u, 0x7f7fffffu,
+        0x3f800000u, 0xbf800000u, 0x40400000u, 0x3dcccccdu, 0x5f000000u, 0x20800000u,
+    };
+
+    switch (rndn(8)) {
+    case 0:
+    case 1:
+    case 2: return d[rndn(sizeof(d) / sizeof(d[0]))];
+    case 3:
+    case 4: return 0xffffffff00000000ull | f[rndn(sizeof(f) / sizeof(f[0]))];
+    case 5: return f[rndn(sizeof(f) / sizeof(f[0]))]; /* not boxed */
+    case 6: return 0xffffffff00000000ull | (uint32_t)rnd();
+    default: return rnd();
+    }
+}
+
+/* A rounding mode: mostly RNE and DYN (the ones the JIT inlines), each other mode, and now and
+ * then a reserved one (illegal). */
+static unsigned rnd_rm(void)
+{
+    unsigned k = rndn(16);
+
+    return k < 6 ? 7 : k < 11 ? 0 : k < 15 ? 1 + rndn(4) : 5 + rndn(2);
+}
+
+/* One F or D instruction (unprivileged chapters 11, 12, 24). */
+static void add_fp(struct program *p)
+{
+    unsigned rd = rndn(32), rs1 = rndn(32), rs2 = rndn(32), rs3 = rndn(32), fmt = rndn(2);
+    unsigned xrd = rnd_rd(), k = rndn(22), rm = rnd_rm();
+    int32_t imm = (int32_t)rndn(4096) - 2048;
+    unsigned base = rndn(8) ? R_PTR0 + rndn(R_PTRN - R_PTR0 + 1) : rnd_rs();
+
+    if (k < 2) { /* flw, fld */
+        add(p, enc_i(imm & ~(rndn(8) ? 7 : 0), base, 2 + fmt, rd, 0x07), 4, -1);
+    } else if (k < 4) { /* fsw, fsd */
+        add(p, (enc_s(imm & ~(rndn(8) ? 7 : 0), rs2, base, 2 + fmt) & ~0x7fu) | 0x27, 4, -1);
+    } else if (k < 9) { /* fadd, fsub, fmul, fdiv */
+        add(p, enc_r(rndn(4) << 2 | fmt, rs2, rs1, rm, rd, 0x53), 4, -1);
+    } else if (k < 10) { /* fsqrt */
+        add(p, enc_r(0x2c | fmt, 0, rs1, rm, rd, 0x53), 4, -1);
+    } else if (k < 12) { /* fmadd, fmsub, fnmsub, fnmadd */
+        add(p,
+            rs3 << 27 | fmt << 25 | rs2 << 20 | rs1 << 15 | rm << 12 | rd << 7 |
+                (0x43 + 4 * rndn(4)),
+            4, -1);
+    } else if (k < 13) { /* fsgnj, fsgnjn, fsgnjx */
+        add(p, enc_r(0x10 | fmt, rs2, rs1, rndn(3), rd, 0x53), 4, -1);
+    } else if (k < 14) { /* fmin, fmax */
+        add(p, enc_r(0x14 | fmt, rs2, rs1, rndn(2), rd, 0x53), 4, -1);
+    } else if (k < 16) { /* fle, flt, feq */
+        add(p, enc_r(0x50 | fmt, rs2, rs1, rndn(3), xrd, 0x53), 4, -1);
+    } else if (k < 17) { /* fcvt.s.{w,wu,l,lu}, fcvt.d.* from x[rs1] */
+        add(p, enc_r(0x68 | fmt, rndn(4), rnd_rs(), rm, rd, 0x53), 4, -1);
+    } else if (k < 18) { /* fcvt.{w,wu,l,lu}.s / .d to x[rd]; fcvt.s.d, fcvt.d.s */
+        if (rndn(2))
+            add(p, enc_r(0x60 | fmt, rndn(4), rs1, rm, xrd, 0x53), 4, -1);
+        else
+            add(p, enc_r(0x20 | fmt, !fmt, rs1, rm, rd, 0x53), 4, -1);
+    } else if (k < 19) { /* fmv.x.w / fmv.x.d, fclass */
+        add(p, enc_r(0x70 | fmt, 0, rs1, rndn(2), xrd, 0x53), 4, -1);
+    } else if (k < 20) { /* fmv.w.x / fmv.d.x */
+        add(p, enc_r(0x78 | fmt, 0, rnd_rs(), 0, rd, 0x53), 4, -1);
+    } else if (k < 21) { /* csrr of fflags, frm or fcsr: the flags accrued so far */
+        add(p, enc_i((int32_t)(1 + rndn(3)), 0, CSRRS, xrd, 0x73), 4, -1);
+    } else { /* csrrwi, csrrsi, csrrci of fflags, frm or fcsr: a new rounding mode mid-way */
+        add(p, enc_i((int32_t)(1 + rndn(3)), rndn(32), 5 + rndn(3), xrd, 0x73), 4, -1);
+    }
 }
 
 static void add_random(struct program *p, unsigned count);
@@ -216,7 +323,7 @@ static void add_random(struct program *p, unsigned count)
     static const unsigned unary_imm[][2] = {{1, 0x600}, {1, 0x601}, {1, 0x602}, {1, 0x604},
                                             {1, 0x605}, {5, 0x287}, {5, 0x6b8}};
     static const unsigned shamt_imm[][2] = {{1, 0x12}, {1, 0x1a}, {1, 0x0a}, {5, 0x18}, {5, 0x12}};
-    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(103);
+    unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs(), k = rndn(123);
     unsigned remaining = count - p->n;
     int32_t imm = (int32_t)rndn(4096) - 2048;
 
@@ -320,6 +427,8 @@ static void add_random(struct program *p, unsigned count)
             add(p, (uint32_t)rndn(1u << 12) << 20 | 0x0f, 4, -1);
     } else if (k < 100) {
         add(p, ECALL, 4, -1);
+    } else if (k >= 103) {
+        add_fp(p);
     } else if (remaining > 12) {
         add_loop(p, count);
     }
@@ -340,6 +449,13 @@ static void program_make(struct program *p, bool smode)
     p->regs[R_LOOP - 1] = 3;
     p->regs[R_IRQ - 1] = IRQ_DEV;
     p->irq_after = 1 + rndn(3);
+    for (unsigned i = 0; i < 32; i++)
+        p->fregs[i] = rnd_fvalue();
+    /* FS: mostly Dirty (inline code), also Off (FP traps), Initial and Clean (the handler
+     * dirties it); frm mostly RNE, every mode and now and then a reserved one. */
+    p->fs = rndn(16) ? (rndn(4) ? 3 : 1 + rndn(2)) : 0;
+    p->frm = rndn(2) ? 0 : rndn(8);
+    p->fflags = rndn(4) ? 0 : rndn(32);
     for (unsigned i = 0; i < sizeof(p->data_perm); i++)
         p->data_perm[i] = smode ? (uint8_t)(rndn(3) ? 0 : 1 + rndn(3)) : 0;
     count = 1 + rndn(MAX_INSNS);
@@ -373,6 +489,19 @@ static void program_write(const struct program *p, uint8_t *ram)
     put32(ram, off, enc_i(0x304, 8, 6, 0, 0x73)), off += 4;      /* csrsi mie, MSIE */
     if (!p->smode) /* in S, M-level interrupts are enabled whatever mstatus.MIE says */
         put32(ram, off, enc_i(0x300, 8, 6, 0, 0x73)), off += 4; /* csrsi mstatus, MIE */
+    /* FP state: FS Dirty to load f0-f31, fcsr, then FS as the program wants it. */
+    put32(ram, off, enc_u(MSTATUS_FS_DIRTY >> 12, 30, 0x37)), off += 4; /* lui x30 */
+    put32(ram, off, enc_i(0x300, 30, 2, 0, 0x73)), off += 4;            /* csrs mstatus */
+    for (unsigned r = 0; r < 32; r++)
+        put32(ram, off, enc_i((int32_t)(FREGVALS + 8 * r), 31, 3, r, 0x07)), off += 4; /* fld */
+    put32(ram, off, enc_i(0x002, p->frm, CSRRWI, 0, 0x73)), off += 4;                  /* frm */
+    put32(ram, off, enc_i(0x001, p->fflags, CSRRWI, 0, 0x73)), off += 4;               /* fflags */
+    if (p->fs != 3) {
+        put32(ram, off, enc_i(0x300, 30, 3, 0, 0x73)), off += 4; /* csrc mstatus, FS */
+        put32(ram, off, enc_u(p->fs << 1, 30, 0x37)), off += 4;  /* lui x30, FS << 13 */
+        put32(ram, off, enc_i(0x300, 30, 2, 0, 0x73)), off += 4; /* csrs mstatus */
+    }
+    memcpy(ram + FREGVALS, p->fregs, sizeof(p->fregs));
     if (p->smode) {
         /* PMP entry 0 grants S everything (no matching entry denies S, privileged §3.7.1). */
         put32(ram, off, enc_i(-1, 0, 0, 30, 0x13)), off += 4;           /* x30 = -1 */
@@ -561,10 +690,11 @@ int main(void)
 {
     static struct program prog;
     struct bus bus = {0};
-    struct hart h[4] = {{.name = "interp"},
+    struct hart h[5] = {{.name = "interp"},
                         {.name = "jit (threshold 0)"},
                         {.name = "jit (threshold 1)"},
-                        {.name = "jit (threshold 0, one mapping and mprotect)"}};
+                        {.name = "jit (threshold 0, one mapping and mprotect)"},
+                        {.name = "jit (threshold 0, no FMA3)"}};
     const char *seed_env = getenv("TEST_JIT_SEED");
     const char *count_env = getenv("TEST_JIT_PROGRAMS");
     unsigned programs = seed_env ? 1 : count_env ? (unsigned)atoi(count_env) : PROGRAMS;
@@ -584,17 +714,20 @@ int main(void)
     setenv("TESSERA_JIT_SINGLE_MAP", "1", 1);
     CHECK(hart_open(&h[3], "jit", "0", &bus) == 0);
     unsetenv("TESSERA_JIT_SINGLE_MAP");
+    setenv("TESSERA_JIT_NO_FMA", "1", 1);
+    CHECK(hart_open(&h[4], "jit", "0", &bus) == 0);
+    unsetenv("TESSERA_JIT_NO_FMA");
     for (unsigned i = 0; i < programs; i++) {
         uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : i + 1;
         bool ok;
 
         rng_state = seed * 0x9e3779b97f4a7c15ull + 1;
         program_make(&prog, i % 2);
-        for (unsigned k = 0; k < 4; k++)
+        for (unsigned k = 0; k < 5; k++)
             hart_run(&h[k], &prog);
-        ok = same(&h[0], &h[1]) && same(&h[0], &h[2]) && same(&h[0], &h[3]);
+        ok = same(&h[0], &h[1]) && same(&h[0], &h[2]) && same(&h[0], &h[3]) && same(&h[0], &h[4]);
         if (!ok && mismatches++ < 5) {
-            for (unsigned k = 1; k < 4; k++)
+            for (unsigned k = 1; k < 5; k++)
                 report(&h[0], &h[k], seed);
         }
         CHECK(ok);
@@ -607,7 +740,7 @@ int main(void)
         }
     }
     CHECK_EQ_U64(ended, programs);
-    for (unsigned k = 0; k < 4; k++) {
+    for (unsigned k = 0; k < 5; k++) {
         vcpu_destroy(h[k].v);
         free(h[k].ram);
         sbuf_free(&h[k].state);

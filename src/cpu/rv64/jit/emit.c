@@ -398,3 +398,42 @@ void emit_mfence(struct x86_buf *b)
     put8(b, 0xae);
     put8(b, 0xf0);
 }
+
+void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
+                 int32_t disp)
+{
+    op_mem(b, w64, (uint8_t)op, reg, base, disp);
+}
+
+void emit_sse_rm(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsigned reg,
+                 enum x86_reg base, int32_t disp)
+{
+    if (prefix)
+        put8(b, prefix);
+    rex(b, w64, reg, base, false);
+    put8(b, 0x0f);
+    put8(b, op);
+    modrm_mem(b, reg, base, disp);
+}
+
+void emit_sse_rr(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsigned reg, unsigned rm)
+{
+    if (prefix)
+        put8(b, prefix);
+    rex(b, w64, reg, rm, false);
+    put8(b, 0x0f);
+    put8(b, op);
+    modrm_reg(b, reg, rm);
+}
+
+/* The three-byte VEX prefix (SDM vol. 2 §2.3.5): C4, then R X B (inverted) and the opcode map
+ * (2: 0F38), then W, vvvv (src1, inverted), L (0: scalar) and pp (1: 66). */
+void emit_vex_fma(struct x86_buf *b, bool w1, uint8_t op, unsigned reg, unsigned src1,
+                  enum x86_reg base, int32_t disp)
+{
+    put8(b, 0xc4);
+    put8(b, (uint8_t)((~reg >> 3 & 1) << 7 | 1 << 6 | (~(unsigned)base >> 3 & 1) << 5 | 0x02));
+    put8(b, (uint8_t)((w1 ? 0x80 : 0) | (~src1 & 15) << 3 | 0x01));
+    put8(b, op);
+    modrm_mem(b, reg, base, disp);
+}

@@ -44,6 +44,8 @@ enum x86_cc {
     X86_CC_NE = 0x5,
     X86_CC_BE = 0x6, /* unsigned <= */
     X86_CC_A = 0x7,  /* unsigned > */
+    X86_CC_P = 0xa,  /* parity set: an unordered (NaN) comparison of ucomis/comis */
+    X86_CC_NP = 0xb,
     X86_CC_L = 0xc,  /* signed < */
     X86_CC_GE = 0xd, /* signed >= */
     X86_CC_LE = 0xe, /* signed <= */
@@ -169,6 +171,30 @@ void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);
+/* [base + disp] = [base + disp] OP reg (OP from enum x86_alu; 64 or 32 bits). */
+void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
+                 int32_t disp);
+
+/* SSE and VEX forms for floating point. `reg` is an xmm register number (or, for the forms
+ * that move between a general register and an xmm register, as the SDM names each). */
+#define X86_SSE_NONE 0x00
+#define X86_SSE_66   0x66 /* packed double / integer forms (ucomisd, movq) */
+#define X86_SSE_F2   0xf2 /* scalar double */
+#define X86_SSE_F3   0xf3 /* scalar single */
+/* prefix [REX] 0F op ModRM with xmm `reg` and [base + disp]: e.g. movsd xmm, m64 (F2 0F 10),
+ * movsd m64, xmm (F2 0F 11), addsd (58), mulsd (59), subsd (5C), divsd (5E), sqrtsd (51),
+ * ucomisd (66 0F 2E), comisd (66 0F 2F), ldmxcsr (0F AE /2) and stmxcsr (/3) with reg = the
+ * digit. */
+void emit_sse_rm(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsigned reg,
+                 enum x86_reg base, int32_t disp);
+/* The same with a register operand rm: movd/movq r/m, xmm (66 0F 7E, reg = xmm, rm = general
+ * register), cvtsi2sd xmm, r/m (F2 0F 2A). */
+void emit_sse_rr(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsigned reg,
+                 unsigned rm);
+/* The FMA3 scalar forms (VEX.LIG.66.0F38, W1 double, W0 single): reg = src1 * reg OP
+ * [base + disp] for op 0xA9 vfmadd213, 0xAB vfmsub213, 0xAD vfnmadd213, 0xAF vfnmsub213. */
+void emit_vex_fma(struct x86_buf *b, bool w1, uint8_t op, unsigned reg, unsigned src1,
+                  enum x86_reg base, int32_t disp);
 void emit_pop(struct x86_buf *b, enum x86_reg reg);
 void emit_ret(struct x86_buf *b);
 /* mfence: every earlier load and store is globally visible before any later one. */

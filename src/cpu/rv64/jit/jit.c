@@ -34,6 +34,7 @@
 #include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 #include "cpu/rv64/jit/emit.h"
+#include "cpu/rv64/jit/jit_fp.h"
 
 #define JIT_CACHE_SIZE (32u << 20)
 #define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 16 KiB */
@@ -44,7 +45,7 @@
 /* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
 #define JIT_PROLOGUE_LEN 17u
 #define JIT_MAX_CACHED   8u
-#define JIT_MAX_STUBS    64u
+#define JIT_MAX_STUBS    128u /* a block's loads and stores, in both copies (jit_fp.h) */
 #define JIT_TLB_REG      X86_RBP
 
 #define HART_OFF(field) ((int32_t)offsetof(struct rv64_hart, field))
@@ -292,6 +293,7 @@ struct jit_ctx {
     bool loops; /* jumps back to its own start: JIT_LOOP_COUNT counts the loop's instret */
     struct jit_stub stubs[JIT_MAX_STUBS];
     unsigned nstubs;
+    struct jit_fp fp; /* inline F and D (jit_fp.c) */
 };
 
 struct rv_jit {
@@ -372,6 +374,7 @@ static void reload_after_call(struct jit_ctx *c, unsigned rd)
     }
     if (c->loops)
         emit_alu_rr(c->b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
+    jit_fp_clear(c);
 }
 
 static void emit_prologue(struct x86_buf *b)
@@ -440,10 +443,12 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
         emit_jcc_back(b, X86_CC_E, c->loop_head);
         for (unsigned i = 0; i < n; i++)
             emit_patch(b, out[i]);
+        jit_fp_fold(c);
         write_back(c);
         emit_return(b, slot);
         return;
     }
+    jit_fp_fold(c);
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
@@ -482,6 +487,7 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     struct x86_buf *b = c->b;
     size_t next;
 
+    jit_fp_fold(c);
     write_back(c);
     emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
     emit_mov_ri(b, X86_RSI, (uint64_t)(uintptr_t)in);
@@ -560,6 +566,7 @@ static void emit_stubs(struct jit_ctx *c)
         write_back(c);
         emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
         emit_alu_rr(b, X86_MOV, true, X86_RSI, X86_RAX);
+        jit_fp_fold(c);
         emit_mov_ri(b, X86_RDX, s->size);
         emit_mov_ri(b, X86_RCX, s->write);
         emit_call(b, (const void *)rv_tlb_fill);
@@ -645,7 +652,10 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
     size_t taken;
 
     if (!op) {
-        emit_call_handler(c, in);
+        if (jit_fp_inline(&c->fp, in))
+            jit_fp_emit(c, in);
+        else
+            emit_call_handler(c, in);
         return false;
     }
     switch (op->kind) {
@@ -867,8 +877,12 @@ static void choose_cached(struct jit_ctx *c)
         const struct jit_op *op = jit_op_for(in);
         uint64_t reads;
 
-        if (!op)
+        if (!op) {
+            reads = jit_fp_inline(&c->fp, in) ? jit_fp_int_reads(in) : 0;
+            for (unsigned r = 1; r < RV_X_SINK; r++)
+                uses[r] += (unsigned)(reads >> r & 1);
             continue;
+        }
         reads = insn_reads(in, op);
         for (unsigned r = 1; r < RV_X_SINK; r++)
             uses[r] += (unsigned)(reads >> r & 1);
@@ -911,6 +925,7 @@ static void emit_body_entry(struct jit_ctx *c)
         const struct jit_op *op = jit_op_for(&c->blk->insn[i]);
 
         mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
+        mem |= !op && jit_fp_inline(&c->fp, &c->blk->insn[i]) && jit_fp_is_mem(&c->blk->insn[i]);
     }
     if (mem) {
         emit_load(b, false, X86_RDX, X86_RBX, HART_OFF(mmu_data));
@@ -922,6 +937,7 @@ static void emit_body_entry(struct jit_ctx *c)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     if (c->loops)
         emit_alu_rr(b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
+    jit_fp_clear(c);
     c->loop_head = b->len;
 }
 
@@ -987,6 +1003,7 @@ int rv_jit_create(struct rv_jit **out)
     if (!j)
         return -ENOMEM;
     pthread_once(&jit_op_once, jit_op_index);
+    jit_fp_init(&j->ctx.fp);
     j->stage = malloc(JIT_STAGE_SIZE);
     if (!j->stage)
         goto free_jit;
@@ -1042,7 +1059,7 @@ void rv_jit_flush(struct rv_jit *j)
 rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
 {
     size_t start = (j->used + JIT_ALIGN - 1) & ~(size_t)(JIT_ALIGN - 1);
-    size_t lo, hi;
+    size_t lo, hi, slow;
     struct x86_buf b;
     struct jit_ctx *c = &j->ctx;
     bool left = false;
@@ -1053,6 +1070,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     c->blk = blk;
     c->nstubs = 0;
     c->loops = block_loops(blk);
+    jit_fp_begin(&c->fp, blk);
     emit_prologue(&b);
     if (b.len != JIT_PROLOGUE_LEN) {
         log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
@@ -1060,13 +1078,30 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     }
     choose_cached(c);
     emit_body_entry(c);
+    slow = jit_fp_check(c);
     for (unsigned i = 0; i < blk->n && !left; i++)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
         emit_leave(c, blk->n, &blk->chain[0], false);
     }
+    if (slow) {
+        /* The block again with its F and D instructions through their handlers, where the
+         * check at its start fails (jit_fp.h); its loop, if any, stays in this copy. */
+        emit_patch(&b, slow);
+        c->loop_head = b.len;
+        c->fp.off = true;
+        left = false;
+        for (unsigned i = 0; i < blk->n && !left; i++)
+            left = emit_insn(c, &blk->insn[i]);
+        if (!left) {
+            emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
+            emit_leave(c, blk->n, &blk->chain[0], false);
+        }
+        c->fp.off = false;
+    }
     emit_stubs(c);
+    jit_fp_emit_stubs(c);
     if (b.overflow)
         return NULL;
     if (start + b.len > JIT_CACHE_SIZE) {
@@ -1106,6 +1141,44 @@ done:
 void rv_jit_get_stats(const struct rv_jit *j, struct rv_jit_stats *out)
 {
     *out = j->stats;
+}
+
+/* For jit_fp.c (jit_fp.h). */
+struct x86_buf *jit_ctx_buf(struct jit_ctx *c)
+{
+    return c->b;
+}
+
+struct jit_fp *jit_ctx_fp(struct jit_ctx *c)
+{
+    return &c->fp;
+}
+
+int jit_ctx_get_x(struct jit_ctx *c, unsigned r, int scratch)
+{
+    return (int)get_x(c, r, (enum x86_reg)scratch);
+}
+
+void jit_ctx_set_x(struct jit_ctx *c, unsigned rd, int src)
+{
+    set_x(c, rd, (enum x86_reg)src);
+}
+
+void jit_ctx_mem_probe(struct jit_ctx *c, const struct rv_insn *in, unsigned size, bool write)
+{
+    emit_tlb_probe(c, in, size,
+                   write ? offsetof(struct rv_tlb_entry, tag_w)
+                         : offsetof(struct rv_tlb_entry, tag_r));
+}
+
+void jit_ctx_mem_done(struct jit_ctx *c)
+{
+    c->stubs[c->nstubs - 1].done = c->b->len;
+}
+
+void jit_ctx_call_handler(struct jit_ctx *c, const struct rv_insn *in)
+{
+    emit_call_handler(c, in);
 }
 
 #else /* !RV_JIT_HOST: no translator; engine "jit" is not registered. */

@@ -10,8 +10,12 @@
  * instructions inline (RV64I, M, Zba, Zbs and Zbb but clz, ctz, cpop and orc.b, loads and
  * stores through an inline TLB probe) with the block's most used guest registers in host
  * registers, and every other instruction by calling the interpreter's own handler with the
- * block's decoded instruction, after writing the registers back to h->x[]. A load or store
- * that misses the TLB, is misaligned or faults calls the handler too, which takes the slow
+ * block's decoded instruction, after writing the registers back to h->x[]. The common F and D
+ * instructions (loads, stores, moves, sign injection, add, sub, mul, div, sqrt, fused ops where
+ * the host has FMA3, compares, fcvt.d from integers) run inline on SSE in round-to-nearest, with
+ * h->fflags exact at every call and exit and a handler call wherever the host's result could
+ * differ (FS not Dirty, another rounding mode, a NaN result, an unboxed single): jit_fp.h. A load
+ * or store that misses the TLB, is misaligned or faults calls the handler too, which takes the slow
  * path and raises the trap with the same pc and tval. Interrupts, stop requests and FENCE.I
  * are handled between blocks by the interpreter's loop, as without the JIT.
  *
