@@ -40,7 +40,7 @@
 #define JIT_ALIGN      16u
 /* The double-mapped cache's pages are faulted in this many bytes ahead of the translations
  * (cache_populate). */
-#define JIT_POPULATE_CHUNK (1u << 20)
+#define JIT_POPULATE_CHUNK (256u << 10)
 /* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
 #define JIT_PROLOGUE_LEN 17u
 #define JIT_MAX_CACHED   8u
@@ -297,7 +297,11 @@ struct rv_jit {
      * where that failed: then `cache` is made read+write around each copy instead. */
     uint8_t *rw;
     size_t used;
-    size_t populated; /* the cache's first `populated` bytes are mapped in both views */
+    /* Since the last flush, the cache's bytes [rw_lo, populated) are mapped in the read+write
+     * view and [0, populated) in the read+execute one (cache_populate). */
+    size_t populated;
+    size_t rw_lo;
+    bool no_populate; /* the kernel cannot: pages fault in one by one */
     uint8_t *stage;   /* where a translation is emitted before it is copied in */
     uint32_t threshold;
     struct rv_jit_stats stats;
@@ -948,14 +952,24 @@ static int cache_map(struct rv_jit *j)
 }
 
 /* Maps the double-mapped cache's pages in, in both views, up to at least `end` bytes, a
- * JIT_POPULATE_CHUNK at a time. Without it every 4 KiB of new code costs a page fault on the
- * write through `rw` (and more on the first runs through `cache`): a boot translates about 20
- * MiB, and where the host is itself a virtual machine a fault costs microseconds. Best effort:
- * a kernel without MADV_POPULATE_* (before 5.14) or short of memory leaves the pages to be
- * faulted in one by one, as before. */
-static void cache_populate(struct rv_jit *j, size_t end)
+ * JIT_POPULATE_CHUNK at a time, and drops the read+write view's pages below `start` (where
+ * translations are written until the next flush). Without the first every 4 KiB of new code
+ * costs a page fault on the write through `rw` (and more on the first runs through `cache`):
+ * where the host is itself a virtual machine a fault costs microseconds. Without the second
+ * each page of code would be mapped twice, and a process's RSS counts a shared page once per
+ * mapping: the code would count double. MADV_DONTNEED on a shared mapping only unmaps there;
+ * the page stays in the memfd and in the read+execute view. Best effort: a kernel without
+ * MADV_POPULATE_* (before 5.14) or short of memory leaves the pages to be faulted in one by
+ * one, as before. */
+static void cache_populate(struct rv_jit *j, size_t start, size_t end)
 {
-    while (j->rw && j->populated < end) {
+    size_t lo = start & ~(size_t)(RV_PAGE_SIZE - 1);
+
+    if (!j->rw || j->no_populate || j->populated >= end)
+        return;
+    if (lo > j->rw_lo && !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
+        j->rw_lo = lo;
+    while (j->populated < end) {
         size_t len = JIT_CACHE_SIZE - j->populated;
 
         if (len > JIT_POPULATE_CHUNK)
@@ -963,7 +977,7 @@ static void cache_populate(struct rv_jit *j, size_t end)
         if (madvise(j->rw + j->populated, len, MADV_POPULATE_WRITE) ||
             madvise(j->cache + j->populated, len, MADV_POPULATE_READ)) {
             log_debug("jit: cannot populate the code cache (%d); pages fault in one by one", errno);
-            j->populated = JIT_CACHE_SIZE;
+            j->no_populate = true;
             return;
         }
         j->populated += len;
@@ -1026,6 +1040,9 @@ uint32_t rv_jit_threshold(const struct rv_jit *j)
 void rv_jit_flush(struct rv_jit *j)
 {
     j->used = 0;
+    /* Translations are written from the start again: map the read+write view there anew
+     * (the pages are in the memfd already, so this costs no allocation). */
+    j->populated = j->rw_lo = 0;
     j->stats.bytes = 0;
     j->stats.flushes++;
 }
@@ -1067,7 +1084,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     /* Nothing of this hart's code runs during the copy (it is this hart's thread that
      * copies), and no other thread runs this cache. */
     if (j->rw) {
-        cache_populate(j, start + b.len);
+        cache_populate(j, start, start + b.len);
         memcpy(j->rw + start, b.p, b.len);
         goto done;
     }
