@@ -9,7 +9,11 @@
 
 #define RV_BLOCK_MAX_INSNS 64
 #define RV_BC_BUCKETS      (1u << 15)
-#define RV_BC_ARENA_SIZE   (32u << 20)
+/* Decoded blocks one hart keeps; full: flush all (with the JIT's translations, which refer to
+ * them). A Linux boot to userspace decodes about 10 MiB of blocks, most of them run a few
+ * times; 4 MiB keeps the hot ones between the few flushes a boot makes, and the VMM's
+ * resident memory near 37 MB for a 256 MiB guest (docs/hart.md, "Memory"). */
+#define RV_BC_ARENA_SIZE (4u << 20)
 
 static unsigned bc_hash(uintptr_t key)
 {

@@ -35,7 +35,6 @@
 #include "cpu/rv64/insn.h"
 #include "cpu/rv64/jit/emit.h"
 
-#define JIT_CACHE_SIZE (32u << 20)
 #define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 16 KiB */
 #define JIT_ALIGN      16u
 /* The double-mapped cache's pages are faulted in this many bytes ahead of the translations
@@ -292,7 +291,7 @@ struct jit_ctx {
 };
 
 struct rv_jit {
-    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute */
+    uint8_t *cache; /* RV_JIT_CACHE_SIZE bytes, read+execute */
     /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
      * where that failed: then `cache` is made read+write around each copy instead. */
     uint8_t *rw;
@@ -930,23 +929,23 @@ static int cache_map(struct rv_jit *j)
     int fd = getenv("TESSERA_JIT_SINGLE_MAP") ? -1 : memfd_create("tessera-jit", MFD_CLOEXEC);
 
     j->rw = NULL;
-    if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
-        j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-        j->rw = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0 && ftruncate(fd, RV_JIT_CACHE_SIZE) == 0) {
+        j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        j->rw = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
             close(fd);
             return 0;
         }
         if (j->cache != MAP_FAILED)
-            munmap(j->cache, JIT_CACHE_SIZE);
+            munmap(j->cache, RV_JIT_CACHE_SIZE);
         if (j->rw != MAP_FAILED)
-            munmap(j->rw, JIT_CACHE_SIZE);
+            munmap(j->rw, RV_JIT_CACHE_SIZE);
         j->rw = NULL;
     }
     if (fd >= 0)
         close(fd);
     log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
-    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
+    j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return j->cache == MAP_FAILED ? -1 : 0;
 }
@@ -970,7 +969,7 @@ static void cache_populate(struct rv_jit *j, size_t start, size_t end)
     if (lo > j->rw_lo && !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
         j->rw_lo = lo;
     while (j->populated < end) {
-        size_t len = JIT_CACHE_SIZE - j->populated;
+        size_t len = RV_JIT_CACHE_SIZE - j->populated;
 
         if (len > JIT_POPULATE_CHUNK)
             len = JIT_POPULATE_CHUNK;
@@ -1025,9 +1024,9 @@ void rv_jit_destroy(struct rv_jit *j)
         return;
     log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
               j->stats.flushes);
-    munmap(j->cache, JIT_CACHE_SIZE);
+    munmap(j->cache, RV_JIT_CACHE_SIZE);
     if (j->rw)
-        munmap(j->rw, JIT_CACHE_SIZE);
+        munmap(j->rw, RV_JIT_CACHE_SIZE);
     free(j->stage);
     free(j);
 }
@@ -1040,8 +1039,11 @@ uint32_t rv_jit_threshold(const struct rv_jit *j)
 void rv_jit_flush(struct rv_jit *j)
 {
     j->used = 0;
-    /* Translations are written from the start again: map the read+write view there anew
-     * (the pages are in the memfd already, so this costs no allocation). */
+    /* Translations are written from the start again: the read+write view's pages at the end
+     * go, and its pages at the start are mapped anew as the translations reach them (they
+     * are in the memfd already: no allocation). */
+    if (j->rw && j->populated > j->rw_lo)
+        madvise(j->rw + j->rw_lo, j->populated - j->rw_lo, MADV_DONTNEED);
     j->populated = j->rw_lo = 0;
     j->stats.bytes = 0;
     j->stats.flushes++;
@@ -1077,7 +1079,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     emit_stubs(c);
     if (b.overflow)
         return NULL;
-    if (start + b.len > JIT_CACHE_SIZE) {
+    if (start + b.len > RV_JIT_CACHE_SIZE) {
         *full = true;
         return NULL;
     }
