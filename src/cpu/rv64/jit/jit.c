@@ -964,7 +964,16 @@ static void cache_populate(struct rv_jit *j, size_t start, size_t end)
 {
     size_t lo = start & ~(size_t)(RV_PAGE_SIZE - 1);
 
-    if (!j->rw || j->no_populate || j->populated >= end)
+    if (!j->rw)
+        return;
+    if (j->no_populate) {
+        /* Pages fault in as they are written; drop them a chunk at a time all the same. */
+        if (lo >= j->rw_lo + JIT_POPULATE_CHUNK &&
+            !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
+            j->rw_lo = lo;
+        return;
+    }
+    if (j->populated >= end)
         return;
     if (lo > j->rw_lo && !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
         j->rw_lo = lo;
@@ -1038,12 +1047,12 @@ uint32_t rv_jit_threshold(const struct rv_jit *j)
 
 void rv_jit_flush(struct rv_jit *j)
 {
-    j->used = 0;
     /* Translations are written from the start again: the read+write view's pages at the end
      * go, and its pages at the start are mapped anew as the translations reach them (they
      * are in the memfd already: no allocation). */
-    if (j->rw && j->populated > j->rw_lo)
-        madvise(j->rw + j->rw_lo, j->populated - j->rw_lo, MADV_DONTNEED);
+    if (j->rw && j->used > j->rw_lo)
+        madvise(j->rw + j->rw_lo, RV_JIT_CACHE_SIZE - j->rw_lo, MADV_DONTNEED);
+    j->used = 0;
     j->populated = j->rw_lo = 0;
     j->stats.bytes = 0;
     j->stats.flushes++;
