@@ -26,6 +26,15 @@ def qemu_argv(mem, extra=()):
             "stdio"] + list(extra)
 
 
+def peak_rss_mb(pid):
+    """The process's peak resident set (VmHWM of /proc/PID/status), in MB (10^6 bytes)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError("/proc/%d/status has no VmHWM" % pid)
+
+
 def need_guest():
     for f in (KERNEL, INITRD, BIOS, TESSERA):
         if not os.path.exists(f):

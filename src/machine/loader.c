@@ -13,64 +13,82 @@
 
 #define LOADER_MAX_FILE (4ull << 30)
 
-int loader_read_file(const char *path, struct loader_file *f, char *err)
+/* Reads f's open file whole into a new buffer, from its start. 0 or -1 with err set. */
+static int read_whole(struct loader_file *f, char *err)
 {
     struct stat st;
     size_t done = 0;
-    int fd;
 
-    memset(f, 0, sizeof(*f));
-    f->path = path;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, LOADER_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, LOADER_ERR_LEN, "%s: not a regular file", f->path);
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, LOADER_ERR_LEN, "%s: not a regular file", path);
-        goto close_fd;
-    }
     if (st.st_size == 0) {
-        snprintf(err, LOADER_ERR_LEN, "%s: file is empty", path);
-        goto close_fd;
+        snprintf(err, LOADER_ERR_LEN, "%s: file is empty", f->path);
+        return -1;
     }
     if ((uint64_t)st.st_size > LOADER_MAX_FILE) {
-        snprintf(err, LOADER_ERR_LEN, "%s: file is larger than 4 GiB", path);
-        goto close_fd;
+        snprintf(err, LOADER_ERR_LEN, "%s: file is larger than 4 GiB", f->path);
+        return -1;
     }
     f->size = (size_t)st.st_size;
     f->data = malloc(f->size);
     if (!f->data) {
-        snprintf(err, LOADER_ERR_LEN, "%s: out of memory reading %zu bytes", path, f->size);
-        goto close_fd;
+        snprintf(err, LOADER_ERR_LEN, "%s: out of memory reading %zu bytes", f->path, f->size);
+        return -1;
     }
     while (done < f->size) {
-        ssize_t n = read(fd, f->data + done, f->size - done);
+        ssize_t n = pread(f->fd, f->data + done, f->size - done, (off_t)done);
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf(err, LOADER_ERR_LEN, "%s: read failed: %s", path,
+            snprintf(err, LOADER_ERR_LEN, "%s: read failed: %s", f->path,
                      n < 0 ? strerror(errno) : "file shrank while reading");
-            goto free_data;
+            loader_drop_data(f);
+            return -1;
         }
         done += (size_t)n;
     }
-    close(fd);
     return 0;
+}
 
-free_data:
+int loader_read_file(const char *path, struct loader_file *f, char *err)
+{
+    memset(f, 0, sizeof(*f));
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+        snprintf(err, LOADER_ERR_LEN, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    f->path = path;
+    if (read_whole(f, err)) {
+        loader_free_file(f);
+        return -1;
+    }
+    return 0;
+}
+
+int loader_reread_file(struct loader_file *f, char *err)
+{
+    if (f->data)
+        return 0;
+    return read_whole(f, err);
+}
+
+void loader_drop_data(struct loader_file *f)
+{
     free(f->data);
     f->data = NULL;
-close_fd:
-    close(fd);
-    return -1;
 }
 
 void loader_free_file(struct loader_file *f)
 {
-    free(f->data);
-    f->data = NULL;
+    loader_drop_data(f);
+    if (f->path)
+        close(f->fd);
+    f->path = NULL;
+    f->fd = -1;
 }
 
 static int place(struct guest_ram *ram, gpa_t addr, const uint8_t *src, uint64_t filesz,

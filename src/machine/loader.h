@@ -13,15 +13,26 @@
 
 #define LOADER_ERR_LEN 512
 
-/* A file read whole into memory. */
+/* A file kept open, and read whole into memory while it is being loaded. The buffer can be
+ * dropped once the image is in guest RAM (a guest reset reads the file again, from the same
+ * open file, so a file renamed or deleted meanwhile still loads): a kernel and initrd kept
+ * in memory for a reset that may never come cost their size in the VMM's RSS. */
 struct loader_file {
-    const char *path;
-    uint8_t *data;
+    const char *path; /* NULL: not open */
+    int fd;
+    uint8_t *data; /* NULL while dropped */
     size_t size;
 };
 
-/* Reads `path` whole. Refuses missing, unreadable and empty files. 0 or -1 with err set. */
+/* Opens `path` and reads it whole. Refuses missing, unreadable and empty files. 0 or -1 with
+ * err set (f is then not open). */
 int loader_read_file(const char *path, struct loader_file *f, char *err);
+/* Reads an open file whose data was dropped whole again (what it holds now). 0 (also when the
+ * data is there) or -1 with err set. */
+int loader_reread_file(struct loader_file *f, char *err);
+/* Frees the data, keeps the file open. */
+void loader_drop_data(struct loader_file *f);
+/* Frees the data and closes the file; f must be open or zeroed by loader_read_file(). */
 void loader_free_file(struct loader_file *f);
 
 /* What was placed where. */

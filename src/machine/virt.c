@@ -343,18 +343,26 @@ static int load_optional(const char *path, struct loader_file *f)
 {
     char err[LOADER_ERR_LEN];
 
-    if (!path || f->data)
+    if (!path)
         return 0;
-    if (loader_read_file(path, f, err)) {
+    if (f->path ? loader_reread_file(f, err) : loader_read_file(path, f, err)) {
         log_error("%s", err);
         return -1;
     }
     return 0;
 }
 
+static void virt_drop_images(struct virt_machine *m)
+{
+    loader_drop_data(&m->bios);
+    loader_drop_data(&m->kernel);
+    loader_drop_data(&m->initrd);
+}
+
 /* Places firmware, kernel, initrd and device tree in RAM and writes the ROM. Called at
- * creation and on every reset. The image files are read at the first call: a restored
- * machine has them in RAM already and reads them only if the guest resets. */
+ * creation and on every reset. The image files are opened at the first call (a restored
+ * machine has them in RAM already and opens them only if the guest resets) and read again,
+ * from the same open files, at every call: their data is dropped once it is in RAM. */
 static int virt_load(struct virt_machine *m)
 {
     char err[LOADER_ERR_LEN];
@@ -425,10 +433,12 @@ static int virt_load(struct virt_machine *m)
     }
     memcpy(guest_ram_ptr(&m->ram, m->fdt_addr, fdt_size), m->fdt, fdt_size);
     virt_write_rom(m, fw.entry, kern.size ? kern.entry : 0);
+    virt_drop_images(m);
     return 0;
 
 fail:
     log_error("%s", err);
+    virt_drop_images(m);
     return -1;
 }
 

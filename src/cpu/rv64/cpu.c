@@ -8,9 +8,13 @@
 #include "cpu/rv64/insn.h"
 
 #define RV_BLOCK_MAX_INSNS 64
-#define RV_BC_BUCKETS_LOG2 16
+#define RV_BC_BUCKETS_LOG2 15
 #define RV_BC_BUCKETS      (1u << RV_BC_BUCKETS_LOG2)
-#define RV_BC_ARENA_SIZE   (32u << 20)
+/* Decoded blocks one hart keeps; full: flush all (with the JIT's translations, which refer to
+ * them). A Linux boot to userspace decodes about 10 MiB of blocks, most of them run a few
+ * times; 4 MiB keeps the hot ones between the few flushes a boot makes, and the VMM's
+ * resident memory near 37 MB for a 256 MiB guest (docs/hart.md, "Memory"). */
+#define RV_BC_ARENA_SIZE (4u << 20)
 
 /* Fibonacci hashing of the key's address (instructions are 2-byte aligned): the top bits of
  * the product depend on every bit of the key, so blocks at the same offset of many pages, or

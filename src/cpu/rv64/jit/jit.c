@@ -36,12 +36,11 @@
 #include "cpu/rv64/jit/emit.h"
 #include "cpu/rv64/jit/jit_fp.h"
 
-#define JIT_CACHE_SIZE (32u << 20)
 #define JIT_STAGE_SIZE (64u << 10) /* one block of at most 64 instructions needs < 16 KiB */
 #define JIT_ALIGN      16u
 /* The double-mapped cache's pages are faulted in this many bytes ahead of the translations
  * (cache_populate). */
-#define JIT_POPULATE_CHUNK (1u << 20)
+#define JIT_POPULATE_CHUNK (256u << 10)
 /* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
 #define JIT_PROLOGUE_LEN 17u
 #define JIT_MAX_CACHED   8u
@@ -297,12 +296,16 @@ struct jit_ctx {
 };
 
 struct rv_jit {
-    uint8_t *cache; /* JIT_CACHE_SIZE bytes, read+execute */
+    uint8_t *cache; /* RV_JIT_CACHE_SIZE bytes, read+execute */
     /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
      * where that failed: then `cache` is made read+write around each copy instead. */
     uint8_t *rw;
     size_t used;
-    size_t populated; /* the cache's first `populated` bytes are mapped in both views */
+    /* Since the last flush, the cache's bytes [rw_lo, populated) are mapped in the read+write
+     * view and [0, populated) in the read+execute one (cache_populate). */
+    size_t populated;
+    size_t rw_lo;
+    bool no_populate; /* the kernel cannot: pages fault in one by one */
     uint8_t *stage;   /* where a translation is emitted before it is copied in */
     uint32_t threshold;
     struct rv_jit_stats stats;
@@ -951,44 +954,63 @@ static int cache_map(struct rv_jit *j)
     int fd = getenv("TESSERA_JIT_SINGLE_MAP") ? -1 : memfd_create("tessera-jit", MFD_CLOEXEC);
 
     j->rw = NULL;
-    if (fd >= 0 && ftruncate(fd, JIT_CACHE_SIZE) == 0) {
-        j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-        j->rw = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0 && ftruncate(fd, RV_JIT_CACHE_SIZE) == 0) {
+        j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        j->rw = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
             close(fd);
             return 0;
         }
         if (j->cache != MAP_FAILED)
-            munmap(j->cache, JIT_CACHE_SIZE);
+            munmap(j->cache, RV_JIT_CACHE_SIZE);
         if (j->rw != MAP_FAILED)
-            munmap(j->rw, JIT_CACHE_SIZE);
+            munmap(j->rw, RV_JIT_CACHE_SIZE);
         j->rw = NULL;
     }
     if (fd >= 0)
         close(fd);
     log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
-    j->cache = mmap(NULL, JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
+    j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return j->cache == MAP_FAILED ? -1 : 0;
 }
 
 /* Maps the double-mapped cache's pages in, in both views, up to at least `end` bytes, a
- * JIT_POPULATE_CHUNK at a time. Without it every 4 KiB of new code costs a page fault on the
- * write through `rw` (and more on the first runs through `cache`): a boot translates about 20
- * MiB, and where the host is itself a virtual machine a fault costs microseconds. Best effort:
- * a kernel without MADV_POPULATE_* (before 5.14) or short of memory leaves the pages to be
- * faulted in one by one, as before. */
-static void cache_populate(struct rv_jit *j, size_t end)
+ * JIT_POPULATE_CHUNK at a time, and drops the read+write view's pages below `start` (where
+ * translations are written until the next flush). Without the first every 4 KiB of new code
+ * costs a page fault on the write through `rw` (and more on the first runs through `cache`):
+ * where the host is itself a virtual machine a fault costs microseconds. Without the second
+ * each page of code would be mapped twice, and a process's RSS counts a shared page once per
+ * mapping: the code would count double. MADV_DONTNEED on a shared mapping only unmaps there;
+ * the page stays in the memfd and in the read+execute view. Best effort: a kernel without
+ * MADV_POPULATE_* (before 5.14) or short of memory leaves the pages to be faulted in one by
+ * one, as before. */
+static void cache_populate(struct rv_jit *j, size_t start, size_t end)
 {
-    while (j->rw && j->populated < end) {
-        size_t len = JIT_CACHE_SIZE - j->populated;
+    size_t lo = start & ~(size_t)(RV_PAGE_SIZE - 1);
+
+    if (!j->rw)
+        return;
+    if (j->no_populate) {
+        /* Pages fault in as they are written; drop them a chunk at a time all the same. */
+        if (lo >= j->rw_lo + JIT_POPULATE_CHUNK &&
+            !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
+            j->rw_lo = lo;
+        return;
+    }
+    if (j->populated >= end)
+        return;
+    if (lo > j->rw_lo && !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
+        j->rw_lo = lo;
+    while (j->populated < end) {
+        size_t len = RV_JIT_CACHE_SIZE - j->populated;
 
         if (len > JIT_POPULATE_CHUNK)
             len = JIT_POPULATE_CHUNK;
         if (madvise(j->rw + j->populated, len, MADV_POPULATE_WRITE) ||
             madvise(j->cache + j->populated, len, MADV_POPULATE_READ)) {
             log_debug("jit: cannot populate the code cache (%d); pages fault in one by one", errno);
-            j->populated = JIT_CACHE_SIZE;
+            j->no_populate = true;
             return;
         }
         j->populated += len;
@@ -1037,9 +1059,9 @@ void rv_jit_destroy(struct rv_jit *j)
         return;
     log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
               j->stats.flushes);
-    munmap(j->cache, JIT_CACHE_SIZE);
+    munmap(j->cache, RV_JIT_CACHE_SIZE);
     if (j->rw)
-        munmap(j->rw, JIT_CACHE_SIZE);
+        munmap(j->rw, RV_JIT_CACHE_SIZE);
     free(j->stage);
     free(j);
 }
@@ -1051,7 +1073,13 @@ uint32_t rv_jit_threshold(const struct rv_jit *j)
 
 void rv_jit_flush(struct rv_jit *j)
 {
+    /* Translations are written from the start again: the read+write view's pages at the end
+     * go, and its pages at the start are mapped anew as the translations reach them (they
+     * are in the memfd already: no allocation). */
+    if (j->rw && j->used > j->rw_lo)
+        madvise(j->rw + j->rw_lo, RV_JIT_CACHE_SIZE - j->rw_lo, MADV_DONTNEED);
     j->used = 0;
+    j->populated = j->rw_lo = 0;
     j->stats.bytes = 0;
     j->stats.flushes++;
 }
@@ -1104,14 +1132,14 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     jit_fp_emit_stubs(c);
     if (b.overflow)
         return NULL;
-    if (start + b.len > JIT_CACHE_SIZE) {
+    if (start + b.len > RV_JIT_CACHE_SIZE) {
         *full = true;
         return NULL;
     }
     /* Nothing of this hart's code runs during the copy (it is this hart's thread that
      * copies), and no other thread runs this cache. */
     if (j->rw) {
-        cache_populate(j, start + b.len);
+        cache_populate(j, start, start + b.len);
         memcpy(j->rw + start, b.p, b.len);
         goto done;
     }

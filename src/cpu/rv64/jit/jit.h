@@ -38,11 +38,22 @@
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
  * the hart when it runs), so mode switches, satp writes and SFENCE.VMA need not drop any.
  *
+ * Memory. The cache holds RV_JIT_CACHE_SIZE bytes of code. When a translation does not fit,
+ * rv_jit_compile() says so and the hart flushes its block cache and with it every translation
+ * (as QEMU does when its code buffer is full); hot blocks are translated again as they run.
+ * The bound, and that of the block cache's arena (cpu.c), keep the VMM's resident memory for
+ * a 256 MiB guest booting Linux near 37 MB (docs/hart.md, "Memory"); a boot fills the cache
+ * a few times.
+ *
  * W^X: no address of the cache is ever writable and executable. The cache is one memfd
  * mapped twice, read+execute where code runs and read+write where translations are copied in
- * (from a staging buffer). Where that cannot be set up, one read+execute mapping has the
- * touched pages made read+write, not executable, for each copy (slow: mprotect() shoots down
- * every CPU's TLB); TESSERA_JIT_SINGLE_MAP (read at creation) forces that, for tests.
+ * (from a staging buffer); the read+write view keeps only the pages around the cache's end
+ * mapped, so that a page of code counts once in the process's RSS. Where that cannot be set
+ * up, one read+execute mapping has the touched pages made read+write, not executable, for
+ * each copy (slow: mprotect() shoots down every CPU's TLB); TESSERA_JIT_SINGLE_MAP (read at
+ * creation) forces that, for tests. The cache's addresses are written again after each flush:
+ * valgrind, which does not look for code changes in file mappings (a memfd is one) by
+ * default, needs --smc-check=all, or TESSERA_JIT_SINGLE_MAP.
  *
  * Threads: one struct rv_jit per hart, used only by that hart's thread. */
 #ifndef TESSERA_CPU_RV64_JIT_JIT_H
@@ -58,10 +69,15 @@
 #endif
 
 /* A block runs interpreted this many times before it is translated: code that runs once
- * (firmware set-up, boot-time initialisation) is not worth translating. The environment
+ * (firmware set-up, boot-time initialisation) is not worth translating, and with a bounded
+ * cache every translation brings the next flush nearer (16 rather than 8: a third fewer
+ * translations in a boot, none slower; docs/hart.md, "Memory"). The environment
  * variable TESSERA_JIT_THRESHOLD (read at creation; 0 to 1000000) overrides it, so that tests
  * can translate every block before its first run (0). */
-#define RV_JIT_THRESHOLD 8
+#define RV_JIT_THRESHOLD 16
+
+/* Bytes of host code one hart's cache holds (see "Memory" above). */
+#define RV_JIT_CACHE_SIZE (4u << 20)
 
 struct rv64_hart;
 struct rv_block;
