@@ -129,6 +129,25 @@ int main(void)
     rw = cache_rss_kb("rw-s");
     CHECK(rw >= 0 && rw <= 512);
 
+    /* Grown after a flush (the hart does so when flushes come often): twice the code fits,
+     * the read+write view still holds only the end, and it grows no further than
+     * RV_JIT_CACHE_MAX however often it is asked. */
+    rv_jit_flush(j);
+    rv_jit_grow(j);
+    second = fill(j, b);
+    CHECK(second + 1 >= 2 * first && second <= 2 * first + 1); /* the slack at the end */
+    rv_jit_get_stats(j, &st);
+    CHECK(st.bytes > RV_JIT_CACHE_SIZE && st.bytes <= 2 * RV_JIT_CACHE_SIZE);
+    CHECK(cache_rss_kb("r-xs") <= (long)(2 * RV_JIT_CACHE_SIZE / 1024));
+    rw = cache_rss_kb("rw-s");
+    CHECK(rw >= 0 && rw <= 512);
+    for (int i = 0; i < 10; i++)
+        rv_jit_grow(j);
+    rv_jit_flush(j);
+    fill(j, b);
+    rv_jit_get_stats(j, &st);
+    CHECK(st.bytes > RV_JIT_CACHE_MAX - 64 * 1024 && st.bytes <= RV_JIT_CACHE_MAX);
+
     rv_jit_destroy(j);
     free(b);
     return test_finish("jit_cache");

@@ -208,6 +208,8 @@ struct rv_block_cache {
     struct rv_block **buckets; /* RV_BC_BUCKETS chains keyed by host address */
     uint8_t *arena;            /* blocks are bump-allocated; full arena = flush all */
     size_t arena_used;
+    size_t arena_limit;        /* bytes of the arena in use: grows on frequent flushes (cpu.c) */
+    unsigned flushes_at_limit; /* flushes since arena_limit last changed */
     uint64_t flushes;
     uint64_t code_gen; /* bumped by FENCE.I; see bc_lookup() */
 };

@@ -296,11 +296,12 @@ struct jit_ctx {
 };
 
 struct rv_jit {
-    uint8_t *cache; /* RV_JIT_CACHE_SIZE bytes, read+execute */
+    uint8_t *cache; /* RV_JIT_CACHE_MAX bytes, read+execute; `limit` of them in use */
     /* The same memory mapped read+write at another address (a memfd mapped twice), or NULL
      * where that failed: then `cache` is made read+write around each copy instead. */
     uint8_t *rw;
     size_t used;
+    size_t limit; /* RV_JIT_CACHE_SIZE, doubled by rv_jit_grow() */
     /* Since the last flush, the cache's bytes [rw_lo, populated) are mapped in the read+write
      * view and [0, populated) in the read+execute one (cache_populate). */
     size_t populated;
@@ -954,23 +955,23 @@ static int cache_map(struct rv_jit *j)
     int fd = getenv("TESSERA_JIT_SINGLE_MAP") ? -1 : memfd_create("tessera-jit", MFD_CLOEXEC);
 
     j->rw = NULL;
-    if (fd >= 0 && ftruncate(fd, RV_JIT_CACHE_SIZE) == 0) {
-        j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-        j->rw = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0 && ftruncate(fd, RV_JIT_CACHE_MAX) == 0) {
+        j->cache = mmap(NULL, RV_JIT_CACHE_MAX, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        j->rw = mmap(NULL, RV_JIT_CACHE_MAX, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (j->cache != MAP_FAILED && j->rw != MAP_FAILED) {
             close(fd);
             return 0;
         }
         if (j->cache != MAP_FAILED)
-            munmap(j->cache, RV_JIT_CACHE_SIZE);
+            munmap(j->cache, RV_JIT_CACHE_MAX);
         if (j->rw != MAP_FAILED)
-            munmap(j->rw, RV_JIT_CACHE_SIZE);
+            munmap(j->rw, RV_JIT_CACHE_MAX);
         j->rw = NULL;
     }
     if (fd >= 0)
         close(fd);
     log_debug("jit: no double-mapped code cache (%d); translations use mprotect", errno);
-    j->cache = mmap(NULL, RV_JIT_CACHE_SIZE, PROT_READ | PROT_EXEC,
+    j->cache = mmap(NULL, RV_JIT_CACHE_MAX, PROT_READ | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return j->cache == MAP_FAILED ? -1 : 0;
 }
@@ -1003,7 +1004,7 @@ static void cache_populate(struct rv_jit *j, size_t start, size_t end)
     if (lo > j->rw_lo && !madvise(j->rw + j->rw_lo, lo - j->rw_lo, MADV_DONTNEED))
         j->rw_lo = lo;
     while (j->populated < end) {
-        size_t len = RV_JIT_CACHE_SIZE - j->populated;
+        size_t len = j->limit - j->populated;
 
         if (len > JIT_POPULATE_CHUNK)
             len = JIT_POPULATE_CHUNK;
@@ -1031,6 +1032,7 @@ int rv_jit_create(struct rv_jit **out)
         goto free_jit;
     if (cache_map(j))
         goto free_stage;
+    j->limit = RV_JIT_CACHE_SIZE;
     j->threshold = RV_JIT_THRESHOLD;
     env = getenv("TESSERA_JIT_THRESHOLD");
     if (env && *env) {
@@ -1059,9 +1061,9 @@ void rv_jit_destroy(struct rv_jit *j)
         return;
     log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
               j->stats.flushes);
-    munmap(j->cache, RV_JIT_CACHE_SIZE);
+    munmap(j->cache, RV_JIT_CACHE_MAX);
     if (j->rw)
-        munmap(j->rw, RV_JIT_CACHE_SIZE);
+        munmap(j->rw, RV_JIT_CACHE_MAX);
     free(j->stage);
     free(j);
 }
@@ -1077,11 +1079,17 @@ void rv_jit_flush(struct rv_jit *j)
      * go, and its pages at the start are mapped anew as the translations reach them (they
      * are in the memfd already: no allocation). */
     if (j->rw && j->used > j->rw_lo)
-        madvise(j->rw + j->rw_lo, RV_JIT_CACHE_SIZE - j->rw_lo, MADV_DONTNEED);
+        madvise(j->rw + j->rw_lo, j->limit - j->rw_lo, MADV_DONTNEED);
     j->used = 0;
     j->populated = j->rw_lo = 0;
     j->stats.bytes = 0;
     j->stats.flushes++;
+}
+
+void rv_jit_grow(struct rv_jit *j)
+{
+    if (j->limit < RV_JIT_CACHE_MAX)
+        j->limit *= 2;
 }
 
 rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
@@ -1132,7 +1140,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     jit_fp_emit_stubs(c);
     if (b.overflow)
         return NULL;
-    if (start + b.len > RV_JIT_CACHE_SIZE) {
+    if (start + b.len > j->limit) {
         *full = true;
         return NULL;
     }
@@ -1229,6 +1237,11 @@ uint32_t rv_jit_threshold(const struct rv_jit *j)
 }
 
 void rv_jit_flush(struct rv_jit *j)
+{
+    (void)j;
+}
+
+void rv_jit_grow(struct rv_jit *j)
 {
     (void)j;
 }

@@ -38,12 +38,15 @@
  * the physical page. It depends on no privilege, MMU mode or virtual pc (those are read from
  * the hart when it runs), so mode switches, satp writes and SFENCE.VMA need not drop any.
  *
- * Memory. The cache holds RV_JIT_CACHE_SIZE bytes of code. When a translation does not fit,
- * rv_jit_compile() says so and the hart flushes its block cache and with it every translation
- * (as QEMU does when its code buffer is full); hot blocks are translated again as they run.
- * The bound, and that of the block cache's arena (cpu.c), keep the VMM's resident memory for
- * a 256 MiB guest booting Linux near 37 MB (docs/hart.md, "Memory"); a boot fills the cache
- * a few times.
+ * Memory. The cache holds RV_JIT_CACHE_SIZE bytes of code at first. When a translation does
+ * not fit, rv_jit_compile() says so and the hart flushes its block cache and with it every
+ * translation (as QEMU does when its code buffer is full); hot blocks are translated again as
+ * they run. The bound, and that of the block cache's arena (cpu.c), keep the VMM's resident
+ * memory for a 256 MiB guest booting Linux near 37 MB (docs/hart.md, "Memory"); a boot fills
+ * the cache a few times. A guest whose code does not fit (a Debian boot flushed 3,000 times
+ * in 50 s at 4 MiB) makes the hart double both, after RV_BC_GROW_FLUSHES flushes at one size
+ * (cpu.c), up to RV_JIT_CACHE_MAX: the mappings are that large from the start, and only what
+ * is written becomes resident.
  *
  * W^X: no address of the cache is ever writable and executable. The cache is one memfd
  * mapped twice, read+execute where code runs and read+write where translations are copied in
@@ -76,8 +79,10 @@
  * can translate every block before its first run (0). */
 #define RV_JIT_THRESHOLD 16
 
-/* Bytes of host code one hart's cache holds (see "Memory" above). */
+/* Bytes of host code one hart's cache holds at first, and at most once it has grown (see
+ * "Memory" above). */
 #define RV_JIT_CACHE_SIZE (4u << 20)
+#define RV_JIT_CACHE_MAX  (32u << 20)
 
 struct rv64_hart;
 struct rv_block;
@@ -95,6 +100,9 @@ uint32_t rv_jit_threshold(const struct rv_jit *j);
 
 /* Forgets every translation (the block cache was flushed: nothing points into it now). */
 void rv_jit_flush(struct rv_jit *j);
+
+/* Doubles the bytes the cache holds, up to RV_JIT_CACHE_MAX; call right after a flush. */
+void rv_jit_grow(struct rv_jit *j);
 
 /* Translates block b (block.h). The code stays valid until rv_jit_flush(), which must come
  * with every flush of the block cache: it refers to b and to the chain entries of b, and
