@@ -171,8 +171,10 @@ def wait_for_ssh(v, port, key, timeout):
 def poweroff(v, port, key):
     """Powers the guest off over SSH; returns the VMM's exit status."""
     # The poweroff closes the connection under ssh; its status does not matter, the VMM's does.
+    # A connection that cloud-init's restart of sshd closed before the command ran fails the
+    # same way (ssh's 255), so it is tried again until the VMM exits (ssh_retry stops then).
     try:
-        ssh(port, key, "sudo systemctl poweroff", timeout=60)
+        ssh_retry(v, port, key, "sudo systemctl poweroff", timeout=120)
     except subprocess.TimeoutExpired:
         pass
     return v.wait(300)

@@ -70,6 +70,17 @@ static bool bc_still_valid(const struct rv_block *b)
     return true;
 }
 
+/* Whether block b still holds the bytes at its key: after a FENCE.I, compared once. */
+static bool bc_current(struct rv64_hart *h, struct rv_block *b)
+{
+    if (likely(b->code_gen == h->bc.code_gen))
+        return true;
+    if (!bc_still_valid(b))
+        return false;
+    b->code_gen = h->bc.code_gen;
+    return true;
+}
+
 /* The cached block for `key`, or NULL. FENCE.I only bumps code_gen (privileged-spec
  * visibility of stores to fetch needs no more): a block decoded before it is compared with
  * memory on its next use, kept if unchanged, dropped from its chain if the code changed. */
@@ -83,12 +94,9 @@ static struct rv_block *bc_lookup(struct rv64_hart *h, uintptr_t key)
         link = &b->next;
     if (!b)
         return NULL;
-    if (unlikely(b->code_gen != h->bc.code_gen)) {
-        if (!bc_still_valid(b)) {
-            *link = b->next; /* its arena space comes back at the next full flush */
-            return NULL;
-        }
-        b->code_gen = h->bc.code_gen;
+    if (unlikely(!bc_current(h, b))) {
+        *link = b->next; /* its arena space comes back at the next full flush */
+        return NULL;
     }
     if (link != head) {
         /* To the front: a chain also holds blocks of code long gone (a page freed and used
@@ -240,7 +248,13 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
         rv_trap(h, h->exc_cause, h->exc_tval, h->pc);
         return NULL;
     }
-    b = bc_lookup(h, (uintptr_t)host);
+    /* A chain entry whose generation moved (a FENCE.I, a switch of address space and back, a
+     * fence of a page it leads into) still names, most often, the block for this address: when
+     * it does, that is what the lookup would find, without its walk (a cache miss or more). */
+    if (c && c->blk && c->blk->key == (uintptr_t)host && bc_current(h, c->blk))
+        b = c->blk;
+    else
+        b = bc_lookup(h, (uintptr_t)host);
     if (unlikely(!b)) {
         flushes = h->bc.flushes;
         b = bc_build(h, h->pc, host);
