@@ -20,7 +20,7 @@
  * the start, and only the pages written become resident. */
 #define RV_BC_ARENA_SIZE   (4u << 20)
 #define RV_BC_ARENA_MAX    (32u << 20)
-#define RV_BC_GROW_FLUSHES 8
+#define RV_BC_GROW_FLUSHES 4
 
 /* Fibonacci hashing of the key's address (instructions are 2-byte aligned): the top bits of
  * the product depend on every bit of the key, so blocks at the same offset of many pages, or
