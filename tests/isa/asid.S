@@ -7,15 +7,6 @@
  * left open by the spec and not tested. */
 #include "isa.h"
 
-#define PTE_V (1 << 0)
-#define PTE_R (1 << 1)
-#define PTE_W (1 << 2)
-#define PTE_X (1 << 3)
-#define PTE_G (1 << 5)
-#define PTE_A (1 << 6)
-#define PTE_D (1 << 7)
-#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
-
 #define PT_ROOT  0x80400000
 #define PT_L1    0x80401000     /* VA 0x4000_0000 .. 0x7fff_ffff */
 #define PT_L0    0x80402000     /* VA 0x4000_0000 .. 0x401f_ffff */
@@ -26,12 +17,6 @@
 #define VA_G     0x40051000     /* L0[0x51]: a global page */
 #define ASID_SH  44
 #define SATP(asid) ((8 << 60) | ((asid) << ASID_SH) | (PT_ROOT >> 12))
-
-.macro SETPTE table, index, pte
-    li t0, \pte
-    li t1, (\table) + 8 * (\index)
-    sd t0, 0(t1)
-.endm
 
     TEST_BEGIN
     /* Root: the RAM gigapage (global, RWX) keeps this code running under every ASID. */

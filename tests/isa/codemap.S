@@ -6,14 +6,6 @@
  * fences that cannot affect them (mmu.c), so these are the cases that must drop them. */
 #include "isa.h"
 
-#define PTE_V (1 << 0)
-#define PTE_R (1 << 1)
-#define PTE_W (1 << 2)
-#define PTE_X (1 << 3)
-#define PTE_G (1 << 5)
-#define PTE_A (1 << 6)
-#define PTE_D (1 << 7)
-#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
 #define CODE (PTE_V | PTE_R | PTE_X | PTE_A)
 #define DATA (PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
 
@@ -27,12 +19,6 @@
 #define LI_A0(i) (0x00000513 | ((i) << 20))
 #define RET      0x00008067
 #define TURNS    40             /* calls per step: well past the JIT's threshold of 8 */
-
-.macro SETPTE table, index, pte
-    li t0, \pte
-    li t1, (\table) + 8 * (\index)
-    sd t0, 0(t1)
-.endm
 
 /* Calls VA_C TURNS times from one call site (call_va_c, below: the same site every time, so
  * its chain to the callee is what each step tests); each call must return \want in a0. */

@@ -553,6 +553,24 @@ test_body:
     .balign 8
 .endm
 
+/* Page tables (privileged 20211203 §4.3.1): PTE bits, a leaf or pointer PTE for physical
+ * address pa, and a store of one into entry `index` of the table at `table` (clobbers t0, t1). */
+#define PTE_V (1 << 0)
+#define PTE_R (1 << 1)
+#define PTE_W (1 << 2)
+#define PTE_X (1 << 3)
+#define PTE_U (1 << 4)
+#define PTE_G (1 << 5)
+#define PTE_A (1 << 6)
+#define PTE_D (1 << 7)
+#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
+
+.macro SETPTE table, index, pte
+    li t0, \pte
+    li t1, (\table) + 8 * (\index)
+    sd t0, 0(t1)
+.endm
+
 /* Data section helper */
 .macro TEST_DATA
     .section .data

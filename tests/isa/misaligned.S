@@ -11,7 +11,6 @@
 #define PA_A     0x80500000     /* VA 0x4000_0000 */
 #define PA_B     0x80507000     /* VA 0x4000_1000 */
 #define VA_X     0x40000ff0     /* 16 bytes before the page boundary */
-#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
 #define PTE_RWAD 0xc7           /* V R W A D */
 #define STORE_VAL 0x1122334455667788
 

@@ -9,16 +9,6 @@
  * Page faults are not delegated: the M handler reports them (s9 cause, s10 tval). */
 #include "isa.h"
 
-#define PTE_V (1 << 0)
-#define PTE_R (1 << 1)
-#define PTE_W (1 << 2)
-#define PTE_X (1 << 3)
-#define PTE_U (1 << 4)
-#define PTE_G (1 << 5)
-#define PTE_A (1 << 6)
-#define PTE_D (1 << 7)
-#define PTE(pa, flags) ((((pa) >> 12) << 10) | (flags))
-
 #define PT_ROOT39  0x80400000   /* Sv39 root; also the Sv48 level-2 table for VPN[3] = 0 */
 #define PT_L1      0x80401000   /* VA 0x4000_0000 .. 0x7fff_ffff */
 #define PT_L0      0x80402000   /* VA 0x4000_0000 .. 0x401f_ffff */
@@ -53,12 +43,6 @@
 #define MARK_MEGA2 0x2222000000000002
 #define CODE_LI42  0x02a00513   /* addi a0, zero, 42 */
 #define CODE_RET   0x00008067   /* jalr zero, 0(ra) */
-
-.macro SETPTE table, index, pte
-    li t0, \pte
-    li t1, (\table) + 8 * (\index)
-    sd t0, 0(t1)
-.endm
 
 /* expected page fault: cause and tval */
 .macro EXPECT_PF cause, va
