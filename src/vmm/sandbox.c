@@ -51,6 +51,7 @@ static const int sandbox_allow[] = {
     SCMP_SYS(set_robust_list), /* glibc, at the start of each new thread */
     SCMP_SYS(rseq),            /* glibc >= 2.35 registers restartable sequences per thread */
     SCMP_SYS(gettid),          /* glibc (mutex owners, pthread_kill) */
+    SCMP_SYS(sched_yield),     /* a hart spinning on PAUSE gives its CPU away (exec.c) */
     SCMP_SYS(getpid),          /* glibc (raise, pthread_kill) */
     SCMP_SYS(exit),            /* a thread's end */
     SCMP_SYS(exit_group),      /* the process's end */

@@ -26,6 +26,9 @@ static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
  * w,w), FENCE.TSO and PAUSE (w,0) do not. Device accesses are function calls that complete
  * before the hart goes on, so I and O count as R and W. Other fm values are reserved and
  * treated as fm 0. */
+/* PAUSE (Zihintpause): FENCE with pred = W, succ = 0, fm = 0, rs1 = rd = x0. */
+#define RV_PAUSE 0x0100000fu
+
 static bool fence_needs_full(uint32_t r)
 {
     unsigned fm = bits(r, 31, 28), pred = bits(r, 27, 24), succ = bits(r, 23, 20);
@@ -438,7 +441,11 @@ static void decode32(uint32_t r, struct rv_insn *in)
     }
     case 0x0f:
         if (f3 == 0)
-            set(in, fence_needs_full(r) ? rv_op_fence : rv_op_fence_order, RV_X_SINK, 0, 0, 0);
+            set(in,
+                r == RV_PAUSE         ? rv_op_pause
+                : fence_needs_full(r) ? rv_op_fence
+                                      : rv_op_fence_order,
+                RV_X_SINK, 0, 0, 0);
         else if (f3 == 1)
             set_end(in, rv_op_fence_i, RV_X_SINK, 0, 0, 0);
         else

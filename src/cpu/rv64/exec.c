@@ -2,6 +2,8 @@
  * extracted (RISC-V unprivileged 20191213 for the semantics, privileged 20211203 for the
  * system instructions). Each returns RV_NEXT, RV_JUMP or RV_TRAP (see hart.h). Inside a block
  * h->pc is the block's first pc, so an instruction's own pc is h->pc + in->pc_off. */
+#include <sched.h>
+
 #include "cpu/rv64/fpu.h"
 #include "cpu/rv64/insn.h"
 
@@ -293,6 +295,24 @@ OP(fence)
 OP(fence_order)
 {
     atomic_thread_fence(memory_order_acq_rel);
+    return RV_NEXT;
+}
+
+/* PAUSE (Zihintpause) is what a spinning guest runs (Linux's cpu_relax()): it waits for
+ * another hart. When the harts outnumber the host CPUs free to run them, the hart it waits
+ * for may not be running at all, and spinning on only keeps it off the CPU until the host
+ * preempts this one, a whole time slice later; KVM's pause-loop exiting answers the same by
+ * yielding. Here every RV_PAUSE_YIELD pauses give the host CPU away once: a spin that ends
+ * soon never reaches it, one that goes on costs one sched_yield() per so many turns. */
+#define RV_PAUSE_YIELD 64
+
+OP(pause)
+{
+    (void)in;
+    if (++h->pauses >= RV_PAUSE_YIELD) {
+        h->pauses = 0;
+        sched_yield();
+    }
     return RV_NEXT;
 }
 

@@ -279,6 +279,7 @@ struct rv64_hart {
      * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
     uint64_t chain_pages[RV_CHAIN_PAGE_BITS / 64];
     uint64_t chain_pages_gen;
+    unsigned pauses; /* PAUSE instructions since the hart last gave its host CPU away */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 
