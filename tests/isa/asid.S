@@ -20,14 +20,7 @@
 
     TEST_BEGIN
     /* Root: the RAM gigapage (global, RWX) keeps this code running under every ASID. */
-    li a0, PT_ROOT
-    li a1, PT_L0 + 0x1000
-1:  sd zero, 0(a0)
-    addi a0, a0, 8
-    bltu a0, a1, 1b
-    SETPTE PT_ROOT, 1, PTE(PT_L1, PTE_V)
-    SETPTE PT_ROOT, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
-    SETPTE PT_L1, 0, PTE(PT_L0, PTE_V)
+    SV39_TABLES PT_ROOT, PT_L1, PT_L0
     SETPTE PT_L0, 0x50, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
     SETPTE PT_L0, 0x51, PTE(PA(0), PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D)
     li a0, PA(0)

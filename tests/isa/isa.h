@@ -571,6 +571,20 @@ test_body:
     sd t0, 0(t1)
 .endm
 
+/* Three Sv39 tables at root, l1 and l0 (consecutive pages), cleared: root[1] -> l1, l1[0] -> l0
+ * (so l0 maps VA 0x4000_0000 to 0x401f_ffff), and root[2] the RAM gigapage, global and RWX, so
+ * that the test's own code runs under any satp (clobbers a0, a1, t0, t1). */
+.macro SV39_TABLES root, l1, l0
+    li a0, \root
+    li a1, (\l0) + 0x1000
+1:  sd zero, 0(a0)
+    addi a0, a0, 8
+    bltu a0, a1, 1b
+    SETPTE \root, 1, PTE(\l1, PTE_V)
+    SETPTE \root, 2, PTE(0x80000000, PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
+    SETPTE \l1, 0, PTE(\l0, PTE_V)
+.endm
+
 /* Data section helper */
 .macro TEST_DATA
     .section .data
