@@ -105,10 +105,10 @@ guest-test: $(BUILD)/tessera guest
 	tests/guest/run.sh
 
 format:
-	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/fuzz/*.[ch]')
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 'guest/*.[ch]')
 
 check-format:
-	@clang-format --dry-run -Werror $$(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]' 'tests/fuzz/*.[ch]') && echo "format: ok"
+	@clang-format --dry-run -Werror $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 'guest/*.[ch]') && echo "format: ok"
 
 bench: $(BUILD)/tessera guest
 	bench/run.sh

@@ -153,8 +153,7 @@ static uint32_t fploop(void)
 #ifdef BENCH_HOST
 int main(void)
 {
-    printf("sieve %u crc32 0x%08x matmul %u fploop 0x%08x\n", sieve(), crc32(), matmul(),
-           fploop());
+    printf("sieve %u crc32 0x%08x matmul %u fploop 0x%08x\n", sieve(), crc32(), matmul(), fploop());
     return 0;
 }
 #else
