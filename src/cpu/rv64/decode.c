@@ -18,6 +18,9 @@ static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
     return (raw >> lo) & ((1u << (hi - lo + 1)) - 1);
 }
 
+/* PAUSE (Zihintpause): FENCE with pred = W, succ = 0, fm = 0, rs1 = rd = x0. */
+#define RV_PAUSE 0x0100000fu
+
 /* Whether FENCE r orders an earlier write before a later read (unprivileged ISA 20191213
  * §2.7: pred and succ sets, bits 27:24 PI PO PR PW and 23:20 SI SO SR SW; fm 1000 with
  * pred = succ = RW is FENCE.TSO, which orders all but write-to-read). A host with TSO
@@ -26,9 +29,6 @@ static unsigned bits(uint32_t raw, unsigned hi, unsigned lo)
  * w,w), FENCE.TSO and PAUSE (w,0) do not. Device accesses are function calls that complete
  * before the hart goes on, so I and O count as R and W. Other fm values are reserved and
  * treated as fm 0. */
-/* PAUSE (Zihintpause): FENCE with pred = W, succ = 0, fm = 0, rs1 = rd = x0. */
-#define RV_PAUSE 0x0100000fu
-
 static bool fence_needs_full(uint32_t r)
 {
     unsigned fm = bits(r, 31, 28), pred = bits(r, 27, 24), succ = bits(r, 23, 20);

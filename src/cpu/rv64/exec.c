@@ -308,7 +308,6 @@ OP(fence_order)
 
 OP(pause)
 {
-    (void)in;
     if (++h->pauses >= RV_PAUSE_YIELD) {
         h->pauses = 0;
         sched_yield();

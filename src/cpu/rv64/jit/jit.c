@@ -881,16 +881,13 @@ static void choose_cached(struct jit_ctx *c)
         const struct jit_op *op = jit_op_for(in);
         uint64_t reads;
 
-        if (!op) {
+        if (op)
+            reads = insn_reads(in, op);
+        else
             reads = jit_fp_inline(&c->fp, in) ? jit_fp_int_reads(in) : 0;
-            for (unsigned r = 1; r < RV_X_SINK; r++)
-                uses[r] += (unsigned)(reads >> r & 1);
-            continue;
-        }
-        reads = insn_reads(in, op);
         for (unsigned r = 1; r < RV_X_SINK; r++)
             uses[r] += (unsigned)(reads >> r & 1);
-        if (op->kind != JK_BRANCH && op->kind != JK_STORE)
+        if (op && op->kind != JK_BRANCH && op->kind != JK_STORE)
             uses[in->rd]++;
     }
     memset(c->slot, -1, sizeof(c->slot));
@@ -1092,13 +1089,26 @@ void rv_jit_grow(struct rv_jit *j)
         j->limit *= 2;
 }
 
+/* The block's instructions, to the exit after its last one unless one of them left. */
+static void emit_body(struct jit_ctx *c)
+{
+    struct rv_block *blk = c->blk;
+    bool left = false;
+
+    for (unsigned i = 0; i < blk->n && !left; i++)
+        left = emit_insn(c, &blk->insn[i]);
+    if (!left) {
+        emit_add_mi(c->b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
+        emit_leave(c, blk->n, &blk->chain[0], false);
+    }
+}
+
 rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
 {
     size_t start = (j->used + JIT_ALIGN - 1) & ~(size_t)(JIT_ALIGN - 1);
     size_t lo, hi, slow;
     struct x86_buf b;
     struct jit_ctx *c = &j->ctx;
-    bool left = false;
 
     *full = false;
     x86_buf_init(&b, j->stage, JIT_STAGE_SIZE);
@@ -1115,25 +1125,14 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     choose_cached(c);
     emit_body_entry(c);
     slow = jit_fp_check(c);
-    for (unsigned i = 0; i < blk->n && !left; i++)
-        left = emit_insn(c, &blk->insn[i]);
-    if (!left) {
-        emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(c, blk->n, &blk->chain[0], false);
-    }
+    emit_body(c);
     if (slow) {
         /* The block again with its F and D instructions through their handlers, where the
          * check at its start fails (jit_fp.h); its loop, if any, stays in this copy. */
         emit_patch(&b, slow);
         c->loop_head = b.len;
         c->fp.off = true;
-        left = false;
-        for (unsigned i = 0; i < blk->n && !left; i++)
-            left = emit_insn(c, &blk->insn[i]);
-        if (!left) {
-            emit_add_mi(&b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-            emit_leave(c, blk->n, &blk->chain[0], false);
-        }
+        emit_body(c);
         c->fp.off = false;
     }
     emit_stubs(c);
