@@ -146,9 +146,6 @@ static inline uint64_t fpu_bits_from_double(double d)
 /* ---- The host's floating-point environment ---------------------------------------------- */
 
 #if defined(FPU_HOST_MXCSR)
-/* MXCSR (Intel SDM vol. 1 §10.2.3): exceptions masked (0x1f80), no FTZ/DAZ, flags clear. */
-#define FPU_MXCSR_BASE 0x1f80u
-
 static const unsigned fpu_mxcsr_rc[4] = {
     [FPU_RNE] = 0x0000, [FPU_RTZ] = 0x6000, [FPU_RDN] = 0x2000, [FPU_RUP] = 0x4000};
 
@@ -165,9 +162,7 @@ static inline unsigned fpu_host_leave(unsigned rm)
 
     if (rm != FPU_RNE)
         _mm_setcsr(FPU_MXCSR_BASE);
-    /* IE -> NV, ZE -> DZ, OE -> OF, UE -> UF, PE -> NX; DE (denormal operand) has no peer. */
-    return ((csr & 0x01u) << 4) | ((csr & 0x04u) << 1) | ((csr & 0x08u) >> 1) |
-           ((csr & 0x10u) >> 3) | ((csr & 0x20u) >> 5);
+    return FPU_FLAGS_OF_MXCSR(csr);
 }
 #else
 static const int fpu_fenv_round[4] = {[FPU_RNE] = FE_TONEAREST,

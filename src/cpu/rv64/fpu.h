@@ -27,6 +27,17 @@ enum fpu_rm { FPU_RNE = 0, FPU_RTZ = 1, FPU_RDN = 2, FPU_RUP = 3, FPU_RMM = 4 };
 #define FPU_DZ 0x08u /* divide by zero */
 #define FPU_NV 0x10u /* invalid operation */
 
+/* The x86-64 host's MXCSR (Intel SDM vol. 1 §10.2.3), for fpu.c and the JIT's inline FP: the
+ * state both keep while C code runs (all exceptions masked, round to nearest, no FTZ/DAZ,
+ * flags clear), the sticky flags that have RISC-V peers (IE, ZE, OE, UE, PE; not DE, the
+ * denormal operand, which has none), and the fflags those bits mean: IE -> NV, ZE -> DZ,
+ * OE -> OF, UE -> UF, PE -> NX. A constant expression, so the JIT can tabulate it. */
+#define FPU_MXCSR_BASE  0x1f80u
+#define FPU_MXCSR_FLAGS 0x3du
+#define FPU_FLAGS_OF_MXCSR(csr)                                                                  \
+    ((((csr)&0x01u) << 4) | (((csr)&0x04u) << 1) | (((csr)&0x08u) >> 1) | (((csr)&0x10u) >> 3) | \
+     (((csr)&0x20u) >> 5))
+
 #define FPU_DECLARE_PREC(p)                                                                      \
     uint64_t fpu_add_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \
     uint64_t fpu_sub_##p(uint64_t a, uint64_t b, unsigned rm, unsigned *fflags);                 \

@@ -20,8 +20,6 @@
 #define FOFF_HI(r)      (FOFF(r) + 4) /* the upper half: all ones when NaN-boxed */
 
 #define FP_BOX       0xffffffff00000000ull
-#define MXCSR_C      0x1f80u /* all exceptions masked, round to nearest, flags clear */
-#define MXCSR_FLAGS  0x3du   /* IE, ZE, OE, UE, PE (not DE, bit 1) */
 #define RM_RNE       0u
 #define RM_DYN       7u
 #define FS_DIRTY_OFF 0x6000u /* mstatus.FS (bits 14:13), Dirty when both set */
@@ -76,10 +74,9 @@ static const struct fp_op fp_ops[] = {
 };
 
 /* MXCSR's flag bits (IE 0, DE 1, ZE 2, OE 3, UE 4, PE 5) to fflags. */
-#define MX(i)                                                                                     \
-    (((i)&1 ? FPU_NV : 0) | ((i)&4 ? FPU_DZ : 0) | ((i)&8 ? FPU_OF : 0) | ((i)&16 ? FPU_UF : 0) | \
-     ((i)&32 ? FPU_NX : 0))
-#define MX4(i)  MX(i), MX(i + 1), MX(i + 2), MX(i + 3)
+#define MX4(i)                                                                   \
+    FPU_FLAGS_OF_MXCSR(i), FPU_FLAGS_OF_MXCSR(i + 1), FPU_FLAGS_OF_MXCSR(i + 2), \
+        FPU_FLAGS_OF_MXCSR(i + 3)
 #define MX16(i) MX4(i), MX4(i + 4), MX4(i + 8), MX4(i + 12)
 static const uint8_t mxcsr_to_fflags[64] = {MX16(0), MX16(16), MX16(32), MX16(48)};
 
@@ -161,7 +158,7 @@ void jit_fp_clear(struct jit_ctx *c)
 
     if (!jit_ctx_fp(c)->flags)
         return;
-    emit_mov_ri(b, X86_RAX, MXCSR_C);
+    emit_mov_ri(b, X86_RAX, FPU_MXCSR_BASE);
     emit_store(b, false, X86_RAX, X86_RSP, 0);
     emit_sse_rm(b, X86_SSE_NONE, false, 0xae, 2, X86_RSP, 0); /* ldmxcsr [rsp] */
 }
@@ -175,7 +172,7 @@ void jit_fp_fold(struct jit_ctx *c)
         return;
     emit_sse_rm(b, X86_SSE_NONE, false, 0xae, 3, X86_RSP, 0); /* stmxcsr [rsp] */
     emit_load(b, false, X86_RAX, X86_RSP, 0);
-    emit_alu_ri(b, X86_IMM_AND, false, X86_RAX, MXCSR_FLAGS);
+    emit_alu_ri(b, X86_IMM_AND, false, X86_RAX, FPU_MXCSR_FLAGS);
     none = emit_jcc(b, X86_CC_E);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)mxcsr_to_fflags);
     emit_alu_rr(b, X86_ADD, true, X86_RCX, X86_RAX);
@@ -216,6 +213,13 @@ static void emit_boxed(struct jit_ctx *c, unsigned r, struct jit_fp_stub *s)
     to_stub(c, s, X86_CC_NE);
 }
 
+/* rax |= the NaN box: the upper half of a single's f register all ones (§12.2). */
+static void emit_nan_box(struct x86_buf *b)
+{
+    emit_mov_ri(b, X86_RCX, FP_BOX);
+    emit_alu_rr(b, X86_OR, true, X86_RAX, X86_RCX);
+}
+
 /* f[rd] = xmm0's low single, NaN-boxed, or its double. */
 static void emit_store_result(struct x86_buf *b, bool d, unsigned rd)
 {
@@ -224,8 +228,7 @@ static void emit_store_result(struct x86_buf *b, bool d, unsigned rd)
         return;
     }
     emit_sse_rr(b, X86_SSE_66, false, 0x7e, 0, X86_RAX); /* movd eax, xmm0 */
-    emit_mov_ri(b, X86_RCX, FP_BOX);
-    emit_alu_rr(b, X86_OR, true, X86_RAX, X86_RCX);
+    emit_nan_box(b);
     emit_store(b, true, X86_RAX, X86_RBX, FOFF(rd));
 }
 
@@ -268,8 +271,7 @@ void jit_fp_emit(struct jit_ctx *c, const struct rv_insn *in)
         jit_ctx_mem_probe(c, in, op->arg, false);
         emit_load(b, op->d, X86_RAX, X86_RAX, 0);
         if (!op->d) {
-            emit_mov_ri(b, X86_RCX, FP_BOX);
-            emit_alu_rr(b, X86_OR, true, X86_RAX, X86_RCX);
+            emit_nan_box(b);
         }
         emit_store(b, true, X86_RAX, X86_RBX, FOFF(in->rd));
         jit_ctx_mem_done(c);
@@ -290,8 +292,7 @@ void jit_fp_emit(struct jit_ctx *c, const struct rv_insn *in)
         src = jit_ctx_get_x(c, in->rs1, X86_RAX);
         if (!op->d) {
             emit_alu_rr(b, X86_MOV, false, X86_RAX, (enum x86_reg)src); /* zero-extends */
-            emit_mov_ri(b, X86_RCX, FP_BOX);
-            emit_alu_rr(b, X86_OR, true, X86_RAX, X86_RCX);
+            emit_nan_box(b);
             src = X86_RAX;
         }
         emit_store(b, true, (enum x86_reg)src, X86_RBX, FOFF(in->rd));
