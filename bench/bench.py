@@ -11,37 +11,25 @@ prints TESSERA-GUEST-READY (the issue's goal: 40 MB for a 256 MiB guest with the
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
-from benchkit import READY, need_guest, peak_rss_mb, qemu_argv, tessera_argv
+from benchkit import READY, VMMS, need_guest, peak_rss_mb, timed, vmm_argv
 from vmdrive import VM
+
 WORKLOAD = "dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum"
 
 
-# The VMMs compared: Tessera with each engine this host has, then QEMU.
-VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu"]
-
-
-def argv_for(vmm, smp, mem):
-    if vmm != "qemu":
-        return tessera_argv(mem, ["--cpus", str(smp), "--cpu-engine", vmm])
-    return qemu_argv(mem, ["-smp", str(smp), "-monitor", "none"])
-
-
 def one_run(vmm, smp, mem, logdir, i):
-    v = VM(argv_for(vmm, smp, mem), log_path=os.path.join(logdir, "%s-%d.log" % (vmm, i)))
+    v = VM(vmm_argv(vmm, smp, mem), log_path=os.path.join(logdir, "%s-%d.log" % (vmm, i)))
     try:
         _, boot = v.expect(READY, 300)
         rss = peak_rss_mb(v.proc.pid)
         time.sleep(0.5)  # let the shell settle so the workload timing sees no boot noise
-        v.send("echo WL-BEGIN; %s; echo WL-END\n" % WORKLOAD)
-        _, t0 = v.expect(rb"\nWL-BEGIN", 120)
-        _, t1 = v.expect(rb"\nWL-END", 600)
+        cpu = timed(v, WORKLOAD, "WL")
         v.send("poweroff\n")
         v.wait(120)
-        return boot, t1 - t0, rss
+        return boot, cpu, rss
     finally:
         v.close()
 

@@ -12,33 +12,17 @@ speedup with N. Prints each run, then medians.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
-from benchkit import READY, need_guest, qemu_argv, tessera_argv
+from benchkit import READY, VMMS, need_guest, timed, vmm_argv
 from vmdrive import VM
 
 ONE = "dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum >/dev/null"
-VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu"]
-
-
-def argv_for(vmm, harts, mem):
-    if vmm != "qemu":
-        return tessera_argv(mem, ["--cpus", str(harts), "--cpu-engine", vmm])
-    return qemu_argv(mem, ["-smp", str(harts), "-monitor", "none"])
-
-
-def timed(v, command, tag):
-    """Runs command in the guest's shell; returns the host seconds between its two markers."""
-    v.send("echo %s-BEGIN; %s; echo %s-END\n" % (tag, command, tag))
-    _, t0 = v.expect(rb"\n" + tag.encode() + rb"-BEGIN", 120)
-    _, t1 = v.expect(rb"\n" + tag.encode() + rb"-END", 900)
-    return t1 - t0
 
 
 def one_run(vmm, harts, mem, logdir, i):
-    v = VM(argv_for(vmm, harts, mem), log_path=os.path.join(logdir, "smp-%s-%d.log" % (vmm, i)))
+    v = VM(vmm_argv(vmm, harts, mem), log_path=os.path.join(logdir, "smp-%s-%d.log" % (vmm, i)))
     try:
         v.expect(READY, 300)
         time.sleep(0.5)  # let the shell settle so the first timing sees no boot noise

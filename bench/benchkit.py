@@ -2,6 +2,7 @@
 initramfs), the command lines that boot it, and the check that it has been built."""
 
 import os
+import platform
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
@@ -11,6 +12,8 @@ KERNEL = "build/guest/Image"
 INITRD = "build/guest/initramfs.cpio.gz"
 APPEND = "console=ttyS0"
 READY = rb"TESSERA-GUEST-READY"
+# The VMMs compared: Tessera with each CPU engine this host has, then QEMU.
+VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu"]
 TESSERA = "build/tessera"
 
 
@@ -24,6 +27,23 @@ def qemu_argv(mem, extra=()):
     return ["qemu-system-riscv64", "-M", "virt", "-m", mem, "-bios", BIOS, "-kernel", KERNEL,
             "-initrd", INITRD, "-append", APPEND, "-display", "none", "-serial",
             "stdio"] + list(extra)
+
+
+def vmm_argv(vmm, harts, mem):
+    """The default guest with `harts` harts and `mem` of RAM, on Tessera with CPU engine `vmm`
+    ("interp" or "jit") or, for "qemu", on QEMU."""
+    if vmm != "qemu":
+        return tessera_argv(mem, ["--cpus", str(harts), "--cpu-engine", vmm])
+    return qemu_argv(mem, ["-smp", str(harts), "-monitor", "none"])
+
+
+def timed(v, command, tag):
+    """Runs command in the guest's shell; returns the host seconds between the markers the
+    guest prints before and after it (tag-BEGIN, tag-END)."""
+    v.send("echo %s-BEGIN; %s; echo %s-END\n" % (tag, command, tag))
+    _, t0 = v.expect(rb"\n" + tag.encode() + rb"-BEGIN", 120)
+    _, t1 = v.expect(rb"\n" + tag.encode() + rb"-END", 900)
+    return t1 - t0
 
 
 def peak_rss_mb(pid):

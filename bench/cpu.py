@@ -9,11 +9,12 @@ ratios to QEMU.
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from benchkit import VMMS
 
 TESSERA = os.environ.get("TESSERA", "build/tessera")
 SRC = "bench/cpu/kernels.c"
@@ -21,7 +22,6 @@ ELF = "build/bench/kernels.elf"
 NULL_ELF = "build/bench/null.elf"
 NULL_SRC = ".globl _start\n_start:\n li t0, 0x100000\n li t1, 0x5555\n sw t1, 0(t0)\n1: j 1b\n"
 CROSS = os.environ.get("ISA_CROSS", "riscv64-linux-gnu-")
-VMMS = ["interp"] + (["jit"] if platform.machine() == "x86_64" else []) + ["qemu"]
 
 
 def build():
