@@ -21,14 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from benchkit import need_guest  # noqa: E402
 from tesserad import Daemon  # noqa: E402
-
-
-def cpu_seconds(pid):
-    """utime + stime of pid and its reaped children, in seconds (proc(5): fields 14-17)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = sum(int(x) for x in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+from testkit import proc_cpu_seconds  # noqa: E402
 
 
 def by_hand(tmp, base, n):
@@ -63,11 +56,11 @@ def main():
         d.ok("PUT", "/api/v1/host", body={"cpu_overcommit": 64, "memory_overcommit": 4})
         walls, cpus, sizes = [], [], []
         for i in range(args.runs):
-            c0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+            c0, t0 = proc_cpu_seconds(d.proc.pid, children=True), time.monotonic()
             d.ok("POST", "/api/v1/vms?tenant=", body={"name": "b%d" % i, "template": "busybox",
                                                       "memory_bytes": 64 << 20})
             walls.append(time.monotonic() - t0)
-            cpus.append(cpu_seconds(d.proc.pid) - c0)
+            cpus.append(proc_cpu_seconds(d.proc.pid, children=True) - c0)
             sizes.append(d.ok("GET", "/api/v1/volumes/vm-b%d?tenant=" % i)["allocated_bytes"])
         base = os.path.join(tmp, "state", "pools", "default", "_shared", "busybox.qcow2")
         hand = by_hand(tmp, base, args.runs)

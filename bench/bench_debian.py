@@ -18,14 +18,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
 import cloudvm  # noqa: E402
-from testkit import free_port  # noqa: E402
-
-
-def cpu_seconds(pid):
-    """The host CPU time (user + system, all threads) process pid has used so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from testkit import free_port, proc_cpu_seconds  # noqa: E402
 
 
 def one_run(tpl, d, vmm, i, cpus, timeout, logdir):
@@ -37,7 +30,7 @@ def one_run(tpl, d, vmm, i, cpus, timeout, logdir):
                      cpus=cpus, vmm=vmm)
     try:
         t = cloudvm.wait_for_ssh(v, port, key, timeout)
-        cpu = cpu_seconds(v.proc.pid)
+        cpu = proc_cpu_seconds(v.proc.pid)
         # A login before cloud-init has set the hostname would not be the boot we measure.
         r = cloudvm.ssh_retry(v, port, key, "hostname")
         assert r.stdout.strip() == "bench-%d" % i, "hostname %r after the login" % r.stdout

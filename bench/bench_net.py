@@ -24,6 +24,7 @@ import threading
 import time
 
 from benchkit import READY, need_guest, qemu_argv, tessera_argv
+from testkit import proc_cpu_seconds
 from vmdrive import VM, poweroff
 
 SUBNET = "10.98.0.%d"
@@ -60,13 +61,6 @@ def argv_for(vmm, mem, i):
                            "virtio-net-device,netdev=n0,mac=%s" % MACS[i]])
 
 
-def cpu_secs(pid):
-    """User plus system time of process pid and its reaped children, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def tx_bytes(tap):
     with open("/sys/class/net/%s/statistics/tx_bytes" % tap) as f:
         return int(f.read())
@@ -94,7 +88,7 @@ def one_run(vmm, mem, mib, logdir, n):
         def sample():
             while not stop.is_set():
                 samples.append((time.monotonic(), tx_bytes(TAPS[1]),
-                                sum(cpu_secs(p) for p in pids)))
+                                sum(proc_cpu_seconds(p, children=True) for p in pids)))
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)

@@ -6,6 +6,7 @@ import platform
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
+from testkit import proc_status_kb  # noqa: E402
 
 BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
 KERNEL = "build/guest/Image"
@@ -48,11 +49,7 @@ def timed(v, command, tag):
 
 def peak_rss_mb(pid):
     """The process's peak resident set (VmHWM of /proc/PID/status), in MB (10^6 bytes)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError("/proc/%d/status has no VmHWM" % pid)
+    return proc_status_kb(pid, "VmHWM") * 1024 / 1e6
 
 
 def need_guest():

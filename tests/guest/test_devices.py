@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from testkit import free_port, run_tests  # noqa: E402
+from testkit import free_port, proc_status_kb, run_tests  # noqa: E402
 from vmdrive import VM, VMError, poweroff  # noqa: E402
 
 TESSERA = os.path.abspath(os.environ.get("TESSERA", "build/tessera"))
@@ -389,11 +389,7 @@ def test_jit():
 
 
 def vm_rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return (proc_status_kb(pid, "VmRSS") or 0) // 1024
 
 
 def test_balloon():

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from testkit import run_tests  # noqa: E402
+from testkit import proc_status_kb, run_tests  # noqa: E402
 from vmdrive import VM  # noqa: E402
 
 TESSERA = os.environ.get("TESSERA", "build/tessera")
@@ -98,15 +98,6 @@ def test_boot_loop():
     assert not bad, "boots %s oopsed (log: %s/boot_loop.log holds the last)" % (bad, LOGS)
 
 
-def vm_status_kb(pid, field):
-    """A size field of /proc/PID/status (VmHWM, VmRSS...), in kB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("/proc/%d/status has no %s" % (pid, field))
-
-
 # The issue's goal is 40 MB for a 256 MiB guest with the JIT's code cache (measured about
 # 37 MB at the ready line); the bound leaves room for a host whose load makes the guest's
 # timer tick more often during boot (more code runs before userspace).
@@ -121,7 +112,7 @@ def test_peak_rss():
     v = vm("peak_rss", "--mem", "256M")
     try:
         v.expect(READY, BOOT_TIMEOUT)
-        hwm = vm_status_kb(v.proc.pid, "VmHWM")
+        hwm = proc_status_kb(v.proc.pid, "VmHWM")
         assert hwm < PEAK_RSS_LIMIT_KB, "VmHWM %d kB at the ready line, want under %d kB" % (
             hwm, PEAK_RSS_LIMIT_KB)
         v.send("poweroff\n")

@@ -1,7 +1,9 @@
 """What the guest-level test programs share: picking tests by name from the command line,
 running each with its time and a PASS/FAIL line that points at its logs, the closing
-"SUITE: N passed, N failed" line that tests/run-all.sh counts, and a free TCP port."""
+"SUITE: N passed, N failed" line that tests/run-all.sh counts, a free TCP port, and what
+/proc says of a process (its memory, its CPU time), for the tests and the benchmarks."""
 
+import os
 import socket
 import subprocess
 import time
@@ -18,6 +20,24 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def proc_status_kb(pid, field):
+    """A size field of /proc/PID/status (VmHWM, VmRSS, ...) in kB; None where it has none (a
+    process that has exited)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def proc_cpu_seconds(pid, children=False):
+    """The user plus system CPU time process pid has used (all its threads), with that of its
+    reaped children when `children` is set, in seconds (proc(5): stat fields 14 to 17)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def run_tests(suite, tests, only, logs):
