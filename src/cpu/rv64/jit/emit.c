@@ -116,9 +116,10 @@ void emit_alu_rm(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg,
     op_mem(b, w64, (uint8_t)(op + 2), reg, base, disp);
 }
 
-void emit_add_mr(struct x86_buf *b, enum x86_reg reg, enum x86_reg base, int32_t disp)
+void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
+                 int32_t disp)
 {
-    op_mem(b, true, X86_ADD, reg, base, disp);
+    op_mem(b, w64, (uint8_t)op, reg, base, disp);
 }
 
 void emit_alu_rr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg dst, enum x86_reg src)
@@ -397,12 +398,6 @@ void emit_mfence(struct x86_buf *b)
     put8(b, 0x0f);
     put8(b, 0xae);
     put8(b, 0xf0);
-}
-
-void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
-                 int32_t disp)
-{
-    op_mem(b, w64, (uint8_t)op, reg, base, disp);
 }
 
 void emit_sse_rm(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsigned reg,

@@ -109,8 +109,9 @@ void emit_alu_rm(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg,
  * rsp). */
 void emit_alu_rm_indexed(struct x86_buf *b, enum x86_alu op, enum x86_reg reg, enum x86_reg base,
                          enum x86_reg index, int32_t disp);
-/* [base + disp] += reg (64 bits). */
-void emit_add_mr(struct x86_buf *b, enum x86_reg reg, enum x86_reg base, int32_t disp);
+/* [base + disp] = [base + disp] OP reg (OP from enum x86_alu; 64 or 32 bits). */
+void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
+                 int32_t disp);
 /* dst = dst OP src. */
 void emit_alu_rr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg dst, enum x86_reg src);
 /* dst = dst OP imm (sign-extended to 64 bits when w64). */
@@ -171,9 +172,7 @@ void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);
-/* [base + disp] = [base + disp] OP reg (OP from enum x86_alu; 64 or 32 bits). */
-void emit_alu_mr(struct x86_buf *b, enum x86_alu op, bool w64, enum x86_reg reg, enum x86_reg base,
-                 int32_t disp);
+void emit_pop(struct x86_buf *b, enum x86_reg reg);
 
 /* SSE and VEX forms for floating point. `reg` is an xmm register number (or, for the forms
  * that move between a general register and an xmm register, as the SDM names each). */
@@ -195,7 +194,6 @@ void emit_sse_rr(struct x86_buf *b, uint8_t prefix, bool w64, uint8_t op, unsign
  * [base + disp] for op 0xA9 vfmadd213, 0xAB vfmsub213, 0xAD vfnmadd213, 0xAF vfnmsub213. */
 void emit_vex_fma(struct x86_buf *b, bool w1, uint8_t op, unsigned reg, unsigned src1,
                   enum x86_reg base, int32_t disp);
-void emit_pop(struct x86_buf *b, enum x86_reg reg);
 void emit_ret(struct x86_buf *b);
 /* mfence: every earlier load and store is globally visible before any later one. */
 void emit_mfence(struct x86_buf *b);

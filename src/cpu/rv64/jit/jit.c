@@ -366,7 +366,7 @@ static void write_back(struct jit_ctx *c)
             emit_store(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     }
     if (c->loops)
-        emit_add_mr(c->b, JIT_LOOP_COUNT, X86_RBX, HART_OFF(instret));
+        emit_alu_mr(c->b, X86_ADD, true, JIT_LOOP_COUNT, X86_RBX, HART_OFF(instret));
 }
 
 /* After a handler returned RV_NEXT: r8-r11 were clobbered and rd may have been written. */
@@ -501,7 +501,7 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, RV_JUMP);
     emit_setcc(b, X86_CC_E, X86_RCX);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
-    emit_add_mr(b, X86_RCX, X86_RBX, HART_OFF(instret));
+    emit_alu_mr(b, X86_ADD, true, X86_RCX, X86_RBX, HART_OFF(instret));
     emit_return(b, &c->blk->chain[1]);
     emit_patch(b, next);
     reload_after_call(c, in->rd);
