@@ -13,11 +13,11 @@
 
 #define LOADER_MAX_FILE (4ull << 30)
 
-/* Reads f's open file whole into a new buffer, from its start. 0 or -1 with err set. */
-static int read_whole(struct loader_file *f, char *err)
+/* Checks that f's open file is a regular, non-empty file of at most LOADER_MAX_FILE bytes and
+ * records its size now (a reset loads what the file holds then). 0 or -1 with err set. */
+static int file_check(struct loader_file *f, char *err)
 {
     struct stat st;
-    size_t done = 0;
 
     if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, LOADER_ERR_LEN, "%s: not a regular file", f->path);
@@ -31,29 +31,34 @@ static int read_whole(struct loader_file *f, char *err)
         snprintf(err, LOADER_ERR_LEN, "%s: file is larger than 4 GiB", f->path);
         return -1;
     }
-    f->size = (size_t)st.st_size;
-    f->data = malloc(f->size);
-    if (!f->data) {
-        snprintf(err, LOADER_ERR_LEN, "%s: out of memory reading %zu bytes", f->path, f->size);
-        return -1;
-    }
-    while (done < f->size) {
-        ssize_t n = pread(f->fd, f->data + done, f->size - done, (off_t)done);
+    f->size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Reads len bytes at offset off of the file into dst; the caller has checked that they lie
+ * within f->size. 0 or -1 with err set. */
+static int file_read_at(const struct loader_file *f, uint64_t off, void *dst, uint64_t len,
+                        char *err)
+{
+    uint64_t done = 0;
+
+    while (done < len) {
+        size_t chunk = len - done > (1u << 30) ? 1u << 30 : (size_t)(len - done);
+        ssize_t n = pread(f->fd, (uint8_t *)dst + done, chunk, (off_t)(off + done));
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             snprintf(err, LOADER_ERR_LEN, "%s: read failed: %s", f->path,
                      n < 0 ? strerror(errno) : "file shrank while reading");
-            loader_drop_data(f);
             return -1;
         }
-        done += (size_t)n;
+        done += (uint64_t)n;
     }
     return 0;
 }
 
-int loader_read_file(const char *path, struct loader_file *f, char *err)
+int loader_open_file(const char *path, struct loader_file *f, char *err)
 {
     memset(f, 0, sizeof(*f));
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -62,37 +67,32 @@ int loader_read_file(const char *path, struct loader_file *f, char *err)
         return -1;
     }
     f->path = path;
-    if (read_whole(f, err)) {
-        loader_free_file(f);
+    if (file_check(f, err)) {
+        loader_close_file(f);
         return -1;
     }
     return 0;
 }
 
-int loader_reread_file(struct loader_file *f, char *err)
+int loader_check_file(struct loader_file *f, char *err)
 {
-    if (f->data)
-        return 0;
-    return read_whole(f, err);
+    return file_check(f, err);
 }
 
-void loader_drop_data(struct loader_file *f)
+void loader_close_file(struct loader_file *f)
 {
-    free(f->data);
-    f->data = NULL;
-}
-
-void loader_free_file(struct loader_file *f)
-{
-    loader_drop_data(f);
     if (f->path)
         close(f->fd);
     f->path = NULL;
     f->fd = -1;
 }
 
-static int place(struct guest_ram *ram, gpa_t addr, const uint8_t *src, uint64_t filesz,
-                 uint64_t memsz, const char *path, const char *what, char *err)
+/* Reads filesz bytes at file offset `off` straight into guest RAM at addr, where memsz bytes
+ * must fit. The rest, up to memsz (an ELF segment's bss, an Image's), is left as it is: RAM is
+ * zero where images are placed (loader.h), and writing zeros again would only fault in pages
+ * the guest may never touch. */
+static int place(struct guest_ram *ram, gpa_t addr, const struct loader_file *f, uint64_t off,
+                 uint64_t filesz, uint64_t memsz, const char *what, char *err)
 {
     uint8_t *dst = guest_ram_ptr(ram, addr, memsz);
 
@@ -100,17 +100,23 @@ static int place(struct guest_ram *ram, gpa_t addr, const uint8_t *src, uint64_t
         snprintf(err, LOADER_ERR_LEN,
                  "%s: %s at 0x%" PRIx64 " (%" PRIu64 " bytes) does not fit in RAM 0x%" PRIx64
                  "-0x%" PRIx64 " (use a larger --mem?)",
-                 path, what, addr, memsz, ram->base, ram->base + ram->size - 1);
+                 f->path, what, addr, memsz, ram->base, ram->base + ram->size - 1);
         return -1;
     }
-    memcpy(dst, src, filesz);
-    memset(dst + filesz, 0, memsz - filesz);
-    return 0;
+    return file_read_at(f, off, dst, filesz, err);
 }
 
-static bool is_elf(const struct loader_file *f)
+/* 1 when the file starts with the ELF magic, 0 when not, -1 with err set when it cannot be
+ * read. */
+static int is_elf(const struct loader_file *f, char *err)
 {
-    return f->size >= 4 && memcmp(f->data, ELFMAG, SELFMAG) == 0;
+    uint8_t magic[SELFMAG];
+
+    if (f->size < SELFMAG)
+        return 0;
+    if (file_read_at(f, 0, magic, SELFMAG, err))
+        return -1;
+    return memcmp(magic, ELFMAG, SELFMAG) == 0;
 }
 
 /* Loads every PT_LOAD segment at its physical address after checking the headers against the
@@ -123,10 +129,12 @@ static int load_elf(const struct loader_file *f, struct guest_ram *ram, struct l
     unsigned loaded = 0;
 
     if (f->size < sizeof(eh)) {
-        snprintf(err, LOADER_ERR_LEN, "%s: truncated ELF header (%zu bytes)", f->path, f->size);
+        snprintf(err, LOADER_ERR_LEN, "%s: truncated ELF header (%" PRIu64 " bytes)", f->path,
+                 f->size);
         return -1;
     }
-    memcpy(&eh, f->data, sizeof(eh));
+    if (file_read_at(f, 0, &eh, sizeof(eh), err))
+        return -1;
     if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
         snprintf(err, LOADER_ERR_LEN, "%s: not a 64-bit little-endian ELF (RISC-V RV64 expected)",
                  f->path);
@@ -141,26 +149,26 @@ static int load_elf(const struct loader_file *f, struct guest_ram *ram, struct l
         (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > f->size - eh.e_phoff) {
         snprintf(err, LOADER_ERR_LEN,
                  "%s: program headers (offset 0x%" PRIx64 ", %u entries) lie outside the file "
-                 "(%zu bytes): truncated or corrupt ELF",
+                 "(%" PRIu64 " bytes): truncated or corrupt ELF",
                  f->path, (uint64_t)eh.e_phoff, eh.e_phnum, f->size);
         return -1;
     }
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
 
-        memcpy(&ph, f->data + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+        if (file_read_at(f, eh.e_phoff + i * sizeof(ph), &ph, sizeof(ph), err))
+            return -1;
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
         if (ph.p_filesz > ph.p_memsz || ph.p_offset > f->size ||
             ph.p_filesz > f->size - ph.p_offset) {
             snprintf(err, LOADER_ERR_LEN,
                      "%s: segment %u (file offset 0x%" PRIx64 ", %" PRIu64
-                     " bytes) lies outside the file (%zu bytes): truncated or corrupt ELF",
+                     " bytes) lies outside the file (%" PRIu64 " bytes): truncated or corrupt ELF",
                      f->path, i, (uint64_t)ph.p_offset, (uint64_t)ph.p_filesz, f->size);
             return -1;
         }
-        if (place(ram, ph.p_paddr, f->data + ph.p_offset, ph.p_filesz, ph.p_memsz, f->path,
-                  "ELF segment", err))
+        if (place(ram, ph.p_paddr, f, ph.p_offset, ph.p_filesz, ph.p_memsz, "ELF segment", err))
             return -1;
         if (ph.p_paddr < lo)
             lo = ph.p_paddr;
@@ -187,9 +195,11 @@ static int load_elf(const struct loader_file *f, struct guest_ram *ram, struct l
 int loader_load_firmware(const struct loader_file *f, struct guest_ram *ram,
                          struct loader_span *out, char *err)
 {
-    if (is_elf(f))
-        return load_elf(f, ram, out, err);
-    if (place(ram, ram->base, f->data, f->size, f->size, f->path, "flat binary", err))
+    int elf = is_elf(f, err);
+
+    if (elf)
+        return elf < 0 ? -1 : load_elf(f, ram, out, err);
+    if (place(ram, ram->base, f, 0, f->size, f->size, "flat binary", err))
         return -1;
     out->start = out->entry = ram->base;
     out->size = f->size;
@@ -214,16 +224,19 @@ int loader_load_kernel(const struct loader_file *f, struct guest_ram *ram, gpa_t
 {
     struct riscv_image_header hdr;
     uint64_t memsz;
+    int elf = is_elf(f, err);
 
-    if (is_elf(f))
-        return load_elf(f, ram, out, err);
+    if (elf)
+        return elf < 0 ? -1 : load_elf(f, ram, out, err);
     if (f->size < sizeof(hdr)) {
         snprintf(err, LOADER_ERR_LEN,
-                 "%s: %zu bytes is too small for a RISC-V Linux Image (header is %zu bytes)",
+                 "%s: %" PRIu64
+                 " bytes is too small for a RISC-V Linux Image (header is %zu bytes)",
                  f->path, f->size, sizeof(hdr));
         return -1;
     }
-    memcpy(&hdr, f->data, sizeof(hdr));
+    if (file_read_at(f, 0, &hdr, sizeof(hdr), err))
+        return -1;
     if (memcmp(&hdr.magic2, "RSC\x05", 4) != 0 && memcmp(&hdr.magic, "RISCV\0\0\0", 8) != 0) {
         snprintf(err, LOADER_ERR_LEN,
                  "%s: not a RISC-V Linux kernel (no \"RSC\\x05\" Image magic at offset 56 and not "
@@ -241,7 +254,7 @@ int loader_load_kernel(const struct loader_file *f, struct guest_ram *ram, gpa_t
                  f->path, memsz, ram->size);
         return -1;
     }
-    if (place(ram, load_addr, f->data, f->size, memsz, f->path, "kernel image", err))
+    if (place(ram, load_addr, f, 0, f->size, memsz, "kernel image", err))
         return -1;
     out->start = out->entry = load_addr;
     out->size = memsz;
@@ -251,7 +264,7 @@ int loader_load_kernel(const struct loader_file *f, struct guest_ram *ram, gpa_t
 int loader_load_raw(const struct loader_file *f, struct guest_ram *ram, gpa_t addr,
                     struct loader_span *out, char *err)
 {
-    if (place(ram, addr, f->data, f->size, f->size, f->path, "image", err))
+    if (place(ram, addr, f, 0, f->size, f->size, "image", err))
         return -1;
     out->start = out->entry = addr;
     out->size = f->size;

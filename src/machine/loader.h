@@ -13,27 +13,24 @@
 
 #define LOADER_ERR_LEN 512
 
-/* A file kept open, and read whole into memory while it is being loaded. The buffer can be
- * dropped once the image is in guest RAM (a guest reset reads the file again, from the same
- * open file, so a file renamed or deleted meanwhile still loads): a kernel and initrd kept
- * in memory for a reset that may never come cost their size in the VMM's RSS. */
+/* An image file, kept open from the first load on. Each load reads it again, from the same
+ * open file, straight into guest RAM: a file renamed or deleted meanwhile still loads, and no
+ * copy of it stays in the VMM (a kernel and initrd kept for a reset that may never come would
+ * cost their size in its RSS, and reading them into a buffer first would fault that buffer's
+ * pages in and copy everything twice). */
 struct loader_file {
     const char *path; /* NULL: not open */
     int fd;
-    uint8_t *data; /* NULL while dropped */
-    size_t size;
+    uint64_t size; /* at the last open or check */
 };
 
-/* Opens `path` and reads it whole. Refuses missing, unreadable and empty files. 0 or -1 with
- * err set (f is then not open). */
-int loader_read_file(const char *path, struct loader_file *f, char *err);
-/* Reads an open file whose data was dropped whole again (what it holds now). 0 (also when the
- * data is there) or -1 with err set. */
-int loader_reread_file(struct loader_file *f, char *err);
-/* Frees the data, keeps the file open. */
-void loader_drop_data(struct loader_file *f);
-/* Frees the data and closes the file; f must be open or zeroed by loader_read_file(). */
-void loader_free_file(struct loader_file *f);
+/* Opens `path`. Refuses missing, unreadable, empty and non-regular files and files over 4 GiB.
+ * 0 or -1 with err set (f is then not open). */
+int loader_open_file(const char *path, struct loader_file *f, char *err);
+/* The same checks on an open file again, before a reset loads what it holds now. 0 or -1. */
+int loader_check_file(struct loader_file *f, char *err);
+/* Closes the file; f must be open or zeroed by loader_open_file(). */
+void loader_close_file(struct loader_file *f);
 
 /* What was placed where. */
 struct loader_span {
@@ -41,6 +38,10 @@ struct loader_span {
     uint64_t size; /* bytes the image occupies in RAM, including zero-filled parts (bss) */
     gpa_t entry;
 };
+
+/* The loaders below read into RAM that reads as zero (virt_load() clears it first): what an
+ * image leaves unwritten (an ELF segment's bss, a kernel's image_size beyond the file) is not
+ * zeroed again. */
 
 /* Firmware (--bios): a RISC-V ELF64 loaded at its own physical addresses, or else a flat
  * binary at RAM base. 0 or -1 with err. */
@@ -52,7 +53,7 @@ int loader_load_firmware(const struct loader_file *f, struct guest_ram *ram,
 int loader_load_kernel(const struct loader_file *f, struct guest_ram *ram, gpa_t load_addr,
                        struct loader_span *out, char *err);
 
-/* Copies raw bytes (an initrd) to `addr`; refuses if they do not fit in RAM. */
+/* Reads raw bytes (an initrd) to `addr`; refuses if they do not fit in RAM. */
 int loader_load_raw(const struct loader_file *f, struct guest_ram *ram, gpa_t addr,
                     struct loader_span *out, char *err);
 

@@ -345,24 +345,17 @@ static int load_optional(const char *path, struct loader_file *f)
 
     if (!path)
         return 0;
-    if (f->path ? loader_reread_file(f, err) : loader_read_file(path, f, err)) {
+    if (f->path ? loader_check_file(f, err) : loader_open_file(path, f, err)) {
         log_error("%s", err);
         return -1;
     }
     return 0;
 }
 
-static void virt_drop_images(struct virt_machine *m)
-{
-    loader_drop_data(&m->bios);
-    loader_drop_data(&m->kernel);
-    loader_drop_data(&m->initrd);
-}
-
 /* Places firmware, kernel, initrd and device tree in RAM and writes the ROM. Called at
  * creation and on every reset. The image files are opened at the first call (a restored
  * machine has them in RAM already and opens them only if the guest resets) and read again,
- * from the same open files, at every call: their data is dropped once it is in RAM. */
+ * from the same open files, straight into the cleared RAM at every call (loader.h). */
 static int virt_load(struct virt_machine *m)
 {
     char err[LOADER_ERR_LEN];
@@ -376,7 +369,7 @@ static int virt_load(struct virt_machine *m)
     guest_ram_clear(&m->ram);
     if (loader_load_firmware(&m->bios, &m->ram, &fw, err))
         goto fail;
-    if (m->kernel.data) {
+    if (m->kernel.path) {
         gpa_t kaddr = m->ram.base + VIRT_KERNEL_OFF;
 
         if (overlaps(fw.start, fw.size, kaddr, 1)) {
@@ -389,7 +382,7 @@ static int virt_load(struct virt_machine *m)
         if (loader_load_kernel(&m->kernel, &m->ram, kaddr, &kern, err))
             goto fail;
     }
-    if (m->initrd.data) {
+    if (m->initrd.path) {
         /* As QEMU: half-way into RAM below 256 MiB, else 128 MiB above the kernel, so that
          * the kernel can grow into its bss and early allocations below it. */
         uint64_t gap = m->ram.size < (256ull << 20) ? m->ram.size / 2 : 128ull << 20;
@@ -433,12 +426,10 @@ static int virt_load(struct virt_machine *m)
     }
     memcpy(guest_ram_ptr(&m->ram, m->fdt_addr, fdt_size), m->fdt, fdt_size);
     virt_write_rom(m, fw.entry, kern.size ? kern.entry : 0);
-    virt_drop_images(m);
     return 0;
 
 fail:
     log_error("%s", err);
-    virt_drop_images(m);
     return -1;
 }
 
@@ -823,9 +814,9 @@ void virt_destroy(struct virt_machine *m)
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
         free(m->owned_opts[i]);
     free(m->rom);
-    loader_free_file(&m->bios);
-    loader_free_file(&m->kernel);
-    loader_free_file(&m->initrd);
+    loader_close_file(&m->bios);
+    loader_close_file(&m->kernel);
+    loader_close_file(&m->initrd);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     free(m);
