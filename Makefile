@@ -6,7 +6,9 @@ BUILD     ?= build
 OPT       ?= -O2
 CFLAGS_COMMON := -std=c17 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                  -D_GNU_SOURCE -Isrc -pthread -MMD -MP $(shell pkg-config --cflags slirp gnutls sqlite3 libcurl)
-LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -lcrypt -pthread $(shell pkg-config --libs slirp gnutls sqlite3 libcurl)
+# libcurl is not linked: the CLI client loads it when a command talks to the daemon
+# (src/cli/client_http.h), so the VMM and the daemon start without it and its dependencies.
+LDLIBS    := -lfdt -lm -lz -lzstd -lmicrohttpd -ljansson -lcrypt -pthread $(shell pkg-config --libs slirp gnutls sqlite3)
 LDLIBS    += $(shell pkg-config --libs libseccomp)
 
 SRCS      := $(shell find src -name '*.c' | sort)

@@ -10,8 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/client_http.h"
@@ -469,7 +467,7 @@ int cli_client(int argc, char **argv)
 {
     struct client c = {0};
     struct client_request req;
-    char err[CLIENT_ERR_LEN], tenant[128];
+    char err[CLIENT_ERR_LEN], herr[CLIENT_HTTP_ERR_LEN], tenant[128];
     int ret;
 
     snprintf(c.cmd, sizeof(c.cmd), "tessera");
@@ -491,9 +489,9 @@ int cli_client(int argc, char **argv)
         fprintf(stderr, "tessera: %s%s\n", err, ret == -EINVAL ? " (try `tessera --help`)" : "");
         return ret == -ENOMEM ? 1 : 2;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+    if (client_http_global_init(herr)) {
         client_request_free(&req);
-        return fail(&c, 1, "cannot start libcurl");
+        return fail(&c, 1, "%s", herr);
     }
     ret = connect_setup(&c);
     if (ret)
@@ -514,6 +512,6 @@ cleanup:
     client_request_free(&req);
     client_http_close(c.http);
     explicit_bzero(c.token, sizeof(c.token));
-    curl_global_cleanup();
+    client_http_global_cleanup();
     return ret;
 }

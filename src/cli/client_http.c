@@ -1,4 +1,5 @@
 /* The client's transport on libcurl (client_http.h). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,25 @@ struct client_http {
     bool insecure;
 };
 
+/* libcurl's entry points, from dlopen() (client_http.h says why). The names are libcurl's
+ * own: calls read as they would against the linked library. */
+static struct {
+    void *handle;
+    CURLcode (*global_init)(long flags);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *curl);
+    void (*easy_reset)(CURL *curl);
+    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+    CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
+    CURLcode (*easy_perform)(CURL *curl);
+    CURLcode (*easy_send)(CURL *curl, const void *buf, size_t n, size_t *sent);
+    CURLcode (*easy_recv)(CURL *curl, void *buf, size_t n, size_t *got);
+    const char *(*easy_strerror)(CURLcode rc);
+    struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
+    void (*slist_free_all)(struct curl_slist *list);
+} lib;
+
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_err(char *err, const char *fmt, ...)
@@ -33,6 +53,62 @@ static void set_err(char *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, CLIENT_HTTP_ERR_LEN, fmt, ap);
     va_end(ap);
+}
+
+/* The sonames of libcurl 4's builds on GnuTLS (Debian's libcurl3-gnutls, what
+ * scripts/install-deps.sh installs) and on OpenSSL: one ABI. */
+static const char *const curl_sonames[] = {"libcurl-gnutls.so.4", "libcurl.so.4"};
+
+#define CURL_SYM(name)                                                                      \
+    do {                                                                                    \
+        *(void **)&lib.name = dlsym(lib.handle, "curl_" #name);                             \
+        if (!lib.name) {                                                                    \
+            set_err(err, "libcurl lacks curl_%s (libcurl 7.83 or later is needed)", #name); \
+            goto close_lib;                                                                 \
+        }                                                                                   \
+    } while (0)
+
+int client_http_global_init(char *err)
+{
+    for (size_t i = 0; i < sizeof(curl_sonames) / sizeof(curl_sonames[0]) && !lib.handle; i++)
+        lib.handle = dlopen(curl_sonames[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib.handle) {
+        set_err(err, "cannot load libcurl (%s or %s): install libcurl3-gnutls", curl_sonames[0],
+                curl_sonames[1]);
+        return -ENOENT;
+    }
+    CURL_SYM(global_init);
+    CURL_SYM(global_cleanup);
+    CURL_SYM(easy_init);
+    CURL_SYM(easy_cleanup);
+    CURL_SYM(easy_reset);
+    CURL_SYM(easy_setopt);
+    CURL_SYM(easy_getinfo);
+    CURL_SYM(easy_perform);
+    CURL_SYM(easy_send);
+    CURL_SYM(easy_recv);
+    CURL_SYM(easy_strerror);
+    CURL_SYM(slist_append);
+    CURL_SYM(slist_free_all);
+    if (lib.global_init(CURL_GLOBAL_DEFAULT)) {
+        set_err(err, "cannot start libcurl");
+        goto close_lib;
+    }
+    return 0;
+
+close_lib:
+    dlclose(lib.handle);
+    memset(&lib, 0, sizeof(lib));
+    return -ENOENT;
+}
+
+void client_http_global_cleanup(void)
+{
+    if (!lib.handle)
+        return;
+    lib.global_cleanup();
+    dlclose(lib.handle);
+    memset(&lib, 0, sizeof(lib));
 }
 
 int client_http_parse_host(const char *host, char *sock_path, size_t sock_len, char *base_url,
@@ -120,7 +196,7 @@ int client_http_open(const char *host, const char *token, const char *ca_cert, b
         ret = -ENOMEM;
         goto free_h;
     }
-    h->curl = curl_easy_init();
+    h->curl = lib.easy_init();
     if (!h->curl) {
         set_err(err, "cannot start libcurl");
         ret = -ENOMEM;
@@ -139,7 +215,7 @@ void client_http_close(struct client_http *h)
 {
     if (!h)
         return;
-    curl_easy_cleanup(h->curl);
+    lib.easy_cleanup(h->curl);
     explicit_bzero(h->auth, sizeof(h->auth));
     free(h->ca_cert);
     free(h);
@@ -202,18 +278,18 @@ static int progress_show(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_o
 /* The options every connection takes: where, TLS, timeouts. */
 static void setup(struct client_http *h)
 {
-    curl_easy_reset(h->curl);
-    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->curl_err);
+    lib.easy_reset(h->curl);
+    lib.easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->curl_err);
     if (h->sock_path[0])
-        curl_easy_setopt(h->curl, CURLOPT_UNIX_SOCKET_PATH, h->sock_path);
-    curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-    curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        lib.easy_setopt(h->curl, CURLOPT_UNIX_SOCKET_PATH, h->sock_path);
+    lib.easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+    lib.easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+    lib.easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     if (h->ca_cert)
-        curl_easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_cert);
+        lib.easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_cert);
     if (h->insecure) {
-        curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        lib.easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+        lib.easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     h->curl_err[0] = 0;
 }
@@ -222,7 +298,7 @@ static void setup(struct client_http *h)
 static int failure(struct client_http *h, CURLcode rc, char *err)
 {
     const char *where = h->sock_path[0] ? h->sock_path : h->base_url;
-    const char *why = h->curl_err[0] ? h->curl_err : curl_easy_strerror(rc);
+    const char *why = h->curl_err[0] ? h->curl_err : lib.easy_strerror(rc);
 
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
@@ -259,27 +335,27 @@ int client_http_call(struct client_http *h, const char *method, const char *path
     memset(out, 0, sizeof(*out));
     snprintf(url, sizeof(url), "%s%s", h->base_url, path);
     setup(h);
-    curl_easy_setopt(h->curl, CURLOPT_URL, url);
-    curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
-    headers = curl_slist_append(NULL, h->auth);
-    more = headers ? curl_slist_append(headers, "Accept: application/json") : NULL;
+    lib.easy_setopt(h->curl, CURLOPT_URL, url);
+    lib.easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
+    lib.easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
+    lib.easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
+    headers = lib.slist_append(NULL, h->auth);
+    more = headers ? lib.slist_append(headers, "Accept: application/json") : NULL;
     if (more && body)
-        more = curl_slist_append(headers, "Content-Type: application/json");
+        more = lib.slist_append(headers, "Content-Type: application/json");
     if (more && upload)
-        more = curl_slist_append(headers, "Content-Type: application/octet-stream");
+        more = lib.slist_append(headers, "Content-Type: application/octet-stream");
     if (!more) {
         set_err(err, "out of memory");
         ret = -ENOMEM;
         goto free_headers;
     }
-    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
+    lib.easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
     if (body || (!upload && (!strcmp(method, "POST") || !strcmp(method, "PUT")))) {
         /* A change without a body still says Content-Length: 0. */
-        curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(body ? strlen(body) : 0));
+        lib.easy_setopt(h->curl, CURLOPT_POSTFIELDS, body ? body : "");
+        lib.easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                        (curl_off_t)(body ? strlen(body) : 0));
     } else if (upload) {
         file = fopen(upload, "rb");
         if (!file || fstat(fileno(file), &st)) {
@@ -288,16 +364,16 @@ int client_http_call(struct client_http *h, const char *method, const char *path
             goto close_file;
         }
         prog.total = st.st_size;
-        curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h->curl, CURLOPT_READDATA, file);
-        curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+        lib.easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
+        lib.easy_setopt(h->curl, CURLOPT_READDATA, file);
+        lib.easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
         if (isatty(STDERR_FILENO)) {
-            curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
-            curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, progress_show);
-            curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA, &prog);
+            lib.easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+            lib.easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, progress_show);
+            lib.easy_setopt(h->curl, CURLOPT_XFERINFODATA, &prog);
         }
     }
-    rc = curl_easy_perform(h->curl);
+    rc = lib.easy_perform(h->curl);
     if (prog.last >= 0)
         fputc('\n', stderr);
     if (rc == CURLE_WRITE_ERROR && sink.too_big) {
@@ -309,7 +385,7 @@ int client_http_call(struct client_http *h, const char *method, const char *path
         ret = failure(h, rc, err);
         goto close_file;
     }
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    lib.easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
     out->status = (unsigned)status;
     out->body = sink.buf ? sink.buf : strdup("");
     out->len = sink.len;
@@ -322,7 +398,7 @@ close_file:
     if (file)
         fclose(file);
 free_headers:
-    curl_slist_free_all(headers);
+    lib.slist_free_all(headers);
     free(sink.buf);
     return ret;
 }
@@ -333,12 +409,12 @@ int client_http_connect(struct client_http *h, int *fd, const char **host_header
     CURLcode rc;
 
     setup(h);
-    curl_easy_setopt(h->curl, CURLOPT_URL, h->base_url);
-    curl_easy_setopt(h->curl, CURLOPT_CONNECT_ONLY, 1L);
-    rc = curl_easy_perform(h->curl);
+    lib.easy_setopt(h->curl, CURLOPT_URL, h->base_url);
+    lib.easy_setopt(h->curl, CURLOPT_CONNECT_ONLY, 1L);
+    rc = lib.easy_perform(h->curl);
     if (rc)
         return failure(h, rc, err);
-    rc = curl_easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &sock);
+    rc = lib.easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &sock);
     if (rc || sock == CURL_SOCKET_BAD) {
         set_err(err, "%s: libcurl gave no socket", h->base_url);
         return -EPROTO;
@@ -352,7 +428,7 @@ ssize_t client_http_send(void *arg, const void *buf, size_t n)
 {
     struct client_http *h = arg;
     size_t sent = 0;
-    CURLcode rc = curl_easy_send(h->curl, buf, n, &sent);
+    CURLcode rc = lib.easy_send(h->curl, buf, n, &sent);
 
     if (rc == CURLE_AGAIN)
         return -EAGAIN;
@@ -363,7 +439,7 @@ ssize_t client_http_recv(void *arg, void *buf, size_t n)
 {
     struct client_http *h = arg;
     size_t got = 0;
-    CURLcode rc = curl_easy_recv(h->curl, buf, n, &got);
+    CURLcode rc = lib.easy_recv(h->curl, buf, n, &got);
 
     if (rc == CURLE_AGAIN)
         return -EAGAIN;

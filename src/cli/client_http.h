@@ -5,8 +5,13 @@
  * well.
  *
  * Every request carries "Authorization: Bearer TOKEN". Replies are outside input: bodies are
- * capped at CLIENT_HTTP_BODY_MAX. One struct client_http per thread; call curl_global_init()
- * once before the first client_http_open(). */
+ * capped at CLIENT_HTTP_BODY_MAX. One struct client_http per thread; call
+ * client_http_global_init() once before the first client_http_open().
+ *
+ * libcurl is loaded with dlopen() there, not linked: `tessera` is also the VMM that the
+ * daemon starts for every VM, and libcurl with the libraries it needs (Kerberos, LDAP, SSH,
+ * HTTP/2, ...) made up half of the shared libraries loaded at every start, about 7 ms of a
+ * VM's start-up on a 2-core host, for nothing a VM uses. */
 #ifndef TESSERA_CLI_CLIENT_HTTP_H
 #define TESSERA_CLI_CLIENT_HTTP_H
 
@@ -25,6 +30,13 @@ struct client_http_reply {
     char *body;      /* malloc'd, NUL-terminated, len bytes before the NUL; "" for none */
     size_t len;
 };
+
+/* Loads libcurl and runs its global set-up: once per process, before any other call, while
+ * no other thread runs. Returns 0, or -ENOENT with err (CLIENT_HTTP_ERR_LEN) naming what is
+ * missing. */
+int client_http_global_init(char *err);
+/* Undoes client_http_global_init() once every connection is closed. */
+void client_http_global_cleanup(void);
 
 /* What --host names: a unix socket ("unix:PATH", or a PATH that starts with '/' or '.') or
  * "https://HOST:PORT". Gives the socket's path ("" for https) and the URL requests go to
