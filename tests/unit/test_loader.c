@@ -79,11 +79,10 @@ static void test_elf_bss(struct guest_ram *ram)
     struct loader_span sp;
     char err[LOADER_ERR_LEN];
     uint8_t *p = guest_ram_ptr(ram, RAM_BASE, RAM_SIZE);
+    size_t len = make_elf(buf, RAM_BASE + 0x1000, 0x800, 0x3000);
 
     memset(p, 0xee, RAM_SIZE); /* the last boot's memory */
-    CHECK(loader_open_file(write_file("fw.elf", buf, make_elf(buf, RAM_BASE + 0x1000, 0x800,
-                                                              0x3000)),
-                           &f, err) == 0);
+    CHECK(loader_open_file(write_file("fw.elf", buf, len), &f, err) == 0);
     guest_ram_clear(ram); /* what virt_load() does before loading */
     CHECK(loader_load_firmware(&f, ram, &sp, err) == 0);
     CHECK_EQ_U64(sp.start, RAM_BASE + 0x1000);
