@@ -16,6 +16,10 @@ int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
 
     if (p == MAP_FAILED)
         return -errno;
+    /* Guest RAM is the VMM's alone: a process it forks (the file broker) must not share it.
+     * Shared, every page loaded before the fork (firmware, kernel, initrd) would be
+     * copy-on-write, and the guest's first write to each would copy it. Best effort. */
+    madvise(p, size, MADV_DONTFORK);
     if (dirty_log_init(&ram->dirty, size >> DIRTY_PAGE_SHIFT)) {
         munmap(p, size);
         return -ENOMEM;
