@@ -302,7 +302,7 @@ int rv64_hart_run(struct rv64_hart *h)
         struct rv_block *b;
         uint64_t pc;
 
-        if (unlikely(atomic_load_explicit(&h->mip, memory_order_relaxed) & h->mie))
+        if (unlikely(atomic_load_explicit(&h->mip, memory_order_relaxed) & h->irq_enable))
             rv_check_interrupts(h);
         if (unlikely(h->in_wfi)) {
             hart_wfi(h);

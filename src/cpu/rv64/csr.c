@@ -84,10 +84,21 @@ void rv_update_mmu_idx(struct rv64_hart *h)
     h->mmu_fetch = h->priv == RV_PRIV_M ? RV_MMU_M : h->priv == RV_PRIV_U ? RV_MMU_U : RV_MMU_S;
 }
 
+void rv_update_irq_enable(struct rv64_hart *h)
+{
+    /* As rv_check_interrupts() decides (privileged spec §3.1.9): M-level interrupts are taken
+     * below M always and in M with MIE set; S-level ones below S always and in S with SIE. */
+    bool m_on = h->priv < RV_PRIV_M || (h->mstatus & MSTATUS_MIE);
+    bool s_on = h->priv < RV_PRIV_S || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_SIE));
+
+    h->irq_enable = h->mie & ((m_on ? ~h->mideleg : 0) | (s_on ? h->mideleg : 0));
+}
+
 void rv_set_priv(struct rv64_hart *h, unsigned priv)
 {
     h->priv = priv;
     rv_update_mmu_idx(h);
+    rv_update_irq_enable(h);
 }
 
 static uint64_t mstatus_read(const struct rv64_hart *h)
@@ -111,6 +122,7 @@ static void mstatus_write(struct rv64_hart *h, uint64_t v, uint64_t mask)
     if ((old ^ nv) & MSTATUS_MXR)
         rv_tlb_flush(h);
     rv_update_mmu_idx(h);
+    rv_update_irq_enable(h);
 }
 
 /* Sstc 1.0: stimecmp is reachable from S-mode only while menvcfg.STCE and mcounteren.TM are
@@ -315,7 +327,10 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         h->mstatus |= MSTATUS_FS;
         return 0;
     case CSR_SSTATUS: mstatus_write(h, v, SSTATUS_MASK & MSTATUS_WRITABLE); return 0;
-    case CSR_SIE: h->mie = (h->mie & ~h->mideleg) | (v & h->mideleg); return 0;
+    case CSR_SIE:
+        h->mie = (h->mie & ~h->mideleg) | (v & h->mideleg);
+        rv_update_irq_enable(h);
+        return 0;
     case CSR_STVEC: h->stvec = v & ~2ull; return 0; /* modes 0 and 1 only */
     case CSR_SCOUNTEREN: h->scounteren = (uint32_t)v; return 0;
     case CSR_SENVCFG: return 0; /* no fields implemented (FIOM etc. read 0) */
@@ -357,8 +372,14 @@ int rv_csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
     case CSR_MSTATUS: mstatus_write(h, v, MSTATUS_WRITABLE); return 0;
     case CSR_MISA: return 0; /* WARL, not writable */
     case CSR_MEDELEG: h->medeleg = v & MEDELEG_WRITABLE; return 0;
-    case CSR_MIDELEG: h->mideleg = v & MIP_S_MASK; return 0;
-    case CSR_MIE: h->mie = v & MIP_ALL; return 0;
+    case CSR_MIDELEG:
+        h->mideleg = v & MIP_S_MASK;
+        rv_update_irq_enable(h);
+        return 0;
+    case CSR_MIE:
+        h->mie = v & MIP_ALL;
+        rv_update_irq_enable(h);
+        return 0;
     case CSR_MTVEC: h->mtvec = v & ~2ull; return 0;
     case CSR_MCOUNTEREN: h->mcounteren = (uint32_t)v; return 0;
     case CSR_MENVCFG:
@@ -488,22 +509,15 @@ static int pick_irq(uint64_t pending)
 
 bool rv_check_interrupts(struct rv64_hart *h)
 {
-    uint64_t pending = atomic_load_explicit(&h->mip, memory_order_acquire) & h->mie;
-    uint64_t m_pending, s_pending;
-    int irq = -1;
+    uint64_t pending = atomic_load_explicit(&h->mip, memory_order_acquire) & h->irq_enable;
+    int irq;
 
     if (!pending)
         return false;
-    /* M-level interrupts are taken in U and S always, in M when MIE is set. */
-    m_pending = pending & ~h->mideleg;
-    if (m_pending && (h->priv < RV_PRIV_M || (h->mstatus & MSTATUS_MIE)))
-        irq = pick_irq(m_pending);
-    if (irq < 0) {
-        s_pending = pending & h->mideleg;
-        if (s_pending &&
-            (h->priv < RV_PRIV_S || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_SIE))))
-            irq = pick_irq(s_pending);
-    }
+    /* M-level interrupts come before S-level ones, whatever their numbers (§3.1.9). */
+    irq = pick_irq(pending & ~h->mideleg);
+    if (irq < 0)
+        irq = pick_irq(pending & h->mideleg);
     if (irq < 0)
         return false;
     h->in_wfi = false;

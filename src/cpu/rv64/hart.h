@@ -231,6 +231,13 @@ struct rv64_hart {
     struct rv_tlb *tlb; /* the live translations: one of tlbs[] (struct rv_tlb) */
     _Atomic uint64_t mip;
     uint64_t mie;
+    /* The bits of mie whose interrupts would be taken now: mie as the privilege mode,
+     * mstatus.MIE/SIE and mideleg let through (rv_update_irq_enable). mip & irq_enable is
+     * nonzero exactly when rv_check_interrupts() would trap, so the run loop and translated
+     * code test it to know that they must stop, and an interrupt pending but masked (firmware
+     * in M-mode with a supervisor timer pending, a kernel with interrupts off) does not send
+     * every block back to the run loop. */
+    uint64_t irq_enable;
     unsigned priv;
     uint64_t instret;
 
@@ -334,6 +341,9 @@ void rv_update_mmu_idx(struct rv64_hart *h);
 
 /* Sets the privilege mode (trap entry and return). */
 void rv_set_priv(struct rv64_hart *h, unsigned priv);
+
+/* Recomputes irq_enable after priv, mstatus.MIE/SIE, mie or mideleg changed. */
+void rv_update_irq_enable(struct rv64_hart *h);
 
 /* Recomputes pmp_active from pmpcfg and flushes the TLB, after a PMP register changed. */
 void rv_pmp_update(struct rv64_hart *h);

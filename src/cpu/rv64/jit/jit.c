@@ -415,13 +415,13 @@ static void emit_return(struct x86_buf *b, struct rv_chain *slot)
 }
 
 /* Jumps to the patch offsets out[] (appended, *n counted) when a stop is requested or an
- * interrupt is pending and enabled (mip & mie): then the run loop must run. */
+ * interrupt is pending and would be taken (mip & irq_enable): then the run loop must run. */
 static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
 {
     emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
     out[(*n)++] = emit_jcc(b, X86_CC_NE);
     emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
-    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
     out[(*n)++] = emit_jcc(b, X86_CC_NE);
 }
 
@@ -443,7 +443,7 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
         emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
         out[n++] = emit_jcc(b, X86_CC_NE);
         emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
-        emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
+        emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
         emit_jcc_back(b, X86_CC_E, c->loop_head);
         for (unsigned i = 0; i < n; i++)
             emit_patch(b, out[i]);

@@ -24,7 +24,7 @@
  * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
  * and fetch context, so the same host bytes), the successor had code when the loop last went
  * through the entry (struct rv_chain's `code`), no stop is requested
- * and no interrupt is pending and enabled (mip & mie). Otherwise it returns to the loop with
+ * and no interrupt is pending and enabled (mip & irq_enable). Otherwise it returns to the loop with
  * the entry in h->jit_link, where the loop records the successor. A jump or branch to a pc on
  * the block's own page needs no comparison of pcs (the same page's translation gives the same
  * host bytes), so a translated block keeps its entry [1] for that target alone (block.h).
