@@ -1056,8 +1056,10 @@ void rv_jit_destroy(struct rv_jit *j)
 {
     if (!j)
         return;
-    log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
-              j->stats.flushes);
+    log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " bytes of code (%" PRIu64
+              " per block), %" PRIu64 " cache flushes",
+              j->stats.blocks, j->stats.emitted,
+              j->stats.blocks ? j->stats.emitted / j->stats.blocks : 0, j->stats.flushes);
     munmap(j->cache, RV_JIT_CACHE_MAX);
     if (j->rw)
         munmap(j->rw, RV_JIT_CACHE_MAX);
@@ -1170,6 +1172,7 @@ done:
     j->used = start + b.len;
     j->stats.blocks++;
     j->stats.bytes = j->used;
+    j->stats.emitted += b.len;
     return (rv_jit_fn)(uintptr_t)(j->cache + start);
 }
 
