@@ -369,22 +369,6 @@ void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to)
     put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
 }
 
-size_t emit_call_fwd(struct x86_buf *b)
-{
-    put8(b, 0xe8);
-    put32(b, 0);
-    return b->len - 4;
-}
-
-size_t emit_lea_rip_fwd(struct x86_buf *b, enum x86_reg dst)
-{
-    rex(b, true, dst, 0, false);
-    put8(b, 0x8d);
-    put8(b, (uint8_t)((dst & 7) << 3 | 5)); /* mod 00, rm 101: [rip + disp32] */
-    put32(b, 0);
-    return b->len - 4;
-}
-
 void emit_call_back(struct x86_buf *b, size_t to)
 {
     put8(b, 0xe8);

@@ -171,10 +171,6 @@ void emit_jmp_back(struct x86_buf *b, size_t to);
 void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to);
 /* call offset `to` of the buffer (emitted before): rel32, the return address pushed. */
 void emit_call_back(struct x86_buf *b, size_t to);
-/* call, and dst = the address of (lea dst, [rip + disp32]), an offset of the buffer emitted
- * later: each returns the offset of its rel32 for emit_patch(), as the forward jumps do. */
-size_t emit_call_fwd(struct x86_buf *b);
-size_t emit_lea_rip_fwd(struct x86_buf *b, enum x86_reg dst);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);

@@ -314,8 +314,6 @@ struct jit_ctx {
     unsigned nlink;
     size_t to_epi[JIT_MAX_TAILS];
     unsigned nepi;
-    size_t to_leave[JIT_MAX_TAILS]; /* calls of the shared chain check (emit_leave_common) */
-    unsigned nleave;
     struct jit_fp fp; /* inline F and D (jit_fp.c) */
 };
 
@@ -463,15 +461,17 @@ static void emit_return(struct jit_ctx *c, struct rv_chain *slot)
     jump_to_tail(c, true, -1);
 }
 
-/* Jumps to the patch offsets out[] (appended, *n counted) when a stop is requested or an
- * interrupt is pending and enabled (mip & mie): then the run loop must run. */
-static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
+/* Jumps to the shared tail's `to_link` (rcx holds the chain entry) when a stop is requested
+ * or an interrupt is pending and enabled (mip & mie): then the run loop must run. */
+static void emit_need_loop(struct jit_ctx *c)
 {
+    struct x86_buf *b = c->b;
+
     emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
     emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(mie));
-    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
 }
 
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
@@ -500,69 +500,25 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
         emit_return(c, slot);
         return;
     }
+    jit_fp_fold(c);
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
-    if (slot == &c->blk->chain[0])
-        emit_alu_rr(b, X86_XOR, false, X86_RSI, X86_RSI);
-    else
-        emit_mov_ri(b, X86_RSI, sizeof(struct rv_chain));
-    if (c->nleave == JIT_MAX_TAILS) {
-        b->overflow = true;
-        return;
-    }
-    c->to_leave[c->nleave++] = emit_call_fwd(b);
-    emit_jmp_reg(b, X86_RAX);
-}
-
-/* What every exit of emit_leave() but a loop's turn shares, called with rsi = the offset of
- * its chain entry in blk->chain (the instret of the exit counted): fflags folded, the cached
- * registers written back (the same ones at every exit), rcx = the chain entry, and the
- * entry's checks; returns rax = where the exit jumps: the successor's body, or the shared
- * tail that sets h->jit_link = rcx and returns to the run loop. Each exit keeps its own
- * `jmp rax`, so that the host predicts each exit's successor from its own jump; the call and
- * its `ret` keep the return stack balanced. This is some 100 bytes, once per block instead
- * of at each exit (a block has two or three, four in its FP copy). */
-static void emit_leave_common(struct jit_ctx *c)
-{
-    struct x86_buf *b = c->b;
-    size_t out[8];
-    unsigned n = 0;
-
-    if (!c->nleave)
-        return;
-    for (unsigned i = 0; i < c->nleave; i++)
-        emit_patch(b, c->to_leave[i]);
-    if (c->fp.flags) {
-        /* jit_fp_fold() uses [rsp]: below the return address. */
-        emit_alu_ri(b, X86_IMM_SUB, true, X86_RSP, 8);
-        jit_fp_fold(c);
-        emit_alu_ri(b, X86_IMM_ADD, true, X86_RSP, 8);
-    }
     write_back(c);
-    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)&c->blk->chain[0]);
-    emit_alu_rr(b, X86_ADD, true, X86_RCX, X86_RSI);
+    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
     emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(code));
     emit_test_rr(b, true, X86_RAX);
-    out[n++] = emit_jcc(b, X86_CC_E);
-    emit_need_loop(b, out, &n);
+    jump_to_tail(c, true, X86_CC_E);
+    emit_need_loop(c);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, JIT_PROLOGUE_LEN);
-    emit_ret(b);
-    for (unsigned i = 0; i < n; i++)
-        emit_patch(b, out[i]);
-    if (c->nlink == JIT_MAX_TAILS) {
-        b->overflow = true;
-        return;
-    }
-    c->to_link[c->nlink++] = emit_lea_rip_fwd(b, X86_RAX);
-    emit_ret(b);
+    emit_jmp_reg(b, X86_RAX);
 }
 
 /* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
@@ -1293,7 +1249,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     x86_buf_init(&b, j->stage, JIT_STAGE_SIZE);
     c->b = &b;
     c->blk = blk;
-    c->nstubs = c->nexits = c->nlink = c->nepi = c->nleave = 0;
+    c->nstubs = c->nexits = c->nlink = c->nepi = 0;
     c->loops = block_loops(blk);
     jit_fp_begin(&c->fp, blk);
     emit_prologue(&b);
@@ -1319,7 +1275,6 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     jit_fp_emit_stubs(c);
     emit_mem_slow(c);
     emit_handler_exit(c);
-    emit_leave_common(c);
     emit_tails(c);
     if (b.overflow)
         return NULL;
