@@ -369,6 +369,12 @@ void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to)
     put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
 }
 
+void emit_call_back(struct x86_buf *b, size_t to)
+{
+    put8(b, 0xe8);
+    put32(b, (uint32_t)(int32_t)((int64_t)to - (int64_t)(b->len + 4)));
+}
+
 void emit_call(struct x86_buf *b, const void *fn)
 {
     emit_mov_ri(b, X86_RAX, (uint64_t)(uintptr_t)fn);

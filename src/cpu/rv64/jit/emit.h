@@ -169,6 +169,8 @@ void emit_patch(struct x86_buf *b, size_t at);
 /* Backward jump to offset `to` of the buffer (emitted before), always or if cc. */
 void emit_jmp_back(struct x86_buf *b, size_t to);
 void emit_jcc_back(struct x86_buf *b, enum x86_cc cc, size_t to);
+/* call offset `to` of the buffer (emitted before): rel32, the return address pushed. */
+void emit_call_back(struct x86_buf *b, size_t to);
 /* call the absolute address fn (through rax, which it clobbers). */
 void emit_call(struct x86_buf *b, const void *fn);
 void emit_push(struct x86_buf *b, enum x86_reg reg);

@@ -16,7 +16,17 @@
  * before anything that reads h->x[] or leaves: a call to an interpreter handler, a TLB miss's
  * slow path, and every exit. After a call, which may write its rd and clobbers r8-r11, those
  * are loaded again. A branch back to the block's own start (a loop that fits one block) keeps
- * every register where it is and only checks for stop requests and interrupts. */
+ * every register where it is and only checks for stop requests and interrupts.
+ *
+ * Layout: the body (twice where the block has inline FP: jit_fp.h), then the cold code its
+ * sites share, one copy per block (which registers are cached, and which of them written back,
+ * is the same at every point of a block): the FP handler stubs; the slow path of loads and
+ * stores (emit_mem_slow; each miss has a 21-byte stub that calls it); the exit of handler calls
+ * that leave (emit_handler_exit; a 10-byte stub per call); and the tail that stores
+ * h->jit_link and pops the frame (emit_tails). Each site had its own copy of these before: a
+ * boot wrote 732 bytes of code per block, now 478 (docs/hart.md, "Size of the translated
+ * code"). The exits' chain checks stay one per exit: shared, they cost more host instructions
+ * than their bytes saved (the commit that put them back says how much). */
 #include "cpu/rv64/jit/jit.h"
 
 #include <errno.h>
@@ -269,8 +279,9 @@ static const struct jit_op *jit_op_for(const struct rv_insn *in)
     return op;
 }
 
-/* A load or store whose TLB probe missed (or was misaligned): its handler runs out of line,
- * after the block's code, and comes back to `done`. */
+/* A load or store whose TLB probe missed (or was misaligned): its few bytes of stub, after
+ * the block's code, call the block's one slow path (emit_mem_slow) and come back to retry the
+ * probe or to `done`. */
 struct jit_stub {
     const struct rv_insn *in;
     size_t probe; /* where the probe starts, to retry after a refill */
@@ -279,6 +290,19 @@ struct jit_stub {
     unsigned size;
     bool write;
 };
+
+/* A handler call that left the block (RV_JUMP or RV_TRAP): its jump to a stub that loads the
+ * instruction's index and goes to the block's one exit for handlers (emit_handler_exit). */
+struct jit_exit {
+    size_t from;
+    uint8_t idx;
+};
+
+/* A block's handler calls, in both copies (jit_fp.h) and its FP stubs: at most 64 of each. */
+#define JIT_MAX_EXITS 256u
+/* Jumps to the block's shared tail (emit_tails): its exits' chain checks (4 or 5 each, at most
+ * two exits per copy), the loop exits, the handler exit and the slow path. */
+#define JIT_MAX_TAILS 32u
 
 /* One translation in progress. */
 struct jit_ctx {
@@ -292,6 +316,14 @@ struct jit_ctx {
     bool loops; /* jumps back to its own start: JIT_LOOP_COUNT counts the loop's instret */
     struct jit_stub stubs[JIT_MAX_STUBS];
     unsigned nstubs;
+    struct jit_exit exits[JIT_MAX_EXITS];
+    unsigned nexits;
+    /* Forward jumps to the shared tail: to_link with rcx = the chain entry for h->jit_link,
+     * to_epi with the frame as emit_epilogue() pops it. */
+    size_t to_link[JIT_MAX_TAILS];
+    unsigned nlink;
+    size_t to_epi[JIT_MAX_TAILS];
+    unsigned nepi;
     struct jit_fp fp; /* inline F and D (jit_fp.c) */
 };
 
@@ -369,6 +401,17 @@ static void write_back(struct jit_ctx *c)
         emit_alu_mr(c->b, X86_ADD, true, JIT_LOOP_COUNT, X86_RBX, HART_OFF(instret));
 }
 
+/* After the slow path's call: every cached register from h->x[] (a handler may have written
+ * its rd, and r8-r11 are gone), so that one copy of this serves every load and store. */
+static void reload_all(struct jit_ctx *c)
+{
+    for (unsigned i = 0; i < c->ncached; i++)
+        emit_load(c->b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
+    if (c->loops)
+        emit_alu_rr(c->b, X86_XOR, false, JIT_LOOP_COUNT, JIT_LOOP_COUNT);
+    jit_fp_clear(c);
+}
+
 /* After a handler returned RV_NEXT: r8-r11 were clobbered and rd may have been written. */
 static void reload_after_call(struct jit_ctx *c, unsigned rd)
 {
@@ -406,23 +449,40 @@ static void emit_epilogue(struct x86_buf *b)
     emit_ret(b);
 }
 
-/* h->jit_link = slot, then back to the run loop. */
-static void emit_return(struct x86_buf *b, struct rv_chain *slot)
+/* A forward jump (if cc, or always for cc < 0) to the block's shared tail: `to_link`
+ * (h->jit_link = rcx, then back to the run loop) or `to_epi` (back to the run loop). A block
+ * with more than JIT_MAX_TAILS of them overflows, and is left to the interpreter. */
+static void jump_to_tail(struct jit_ctx *c, bool link, int cc)
 {
-    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
-    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
-    emit_epilogue(b);
+    size_t at = cc < 0 ? emit_jmp(c->b) : emit_jcc(c->b, (enum x86_cc)cc);
+
+    if (link && c->nlink < JIT_MAX_TAILS)
+        c->to_link[c->nlink++] = at;
+    else if (!link && c->nepi < JIT_MAX_TAILS)
+        c->to_epi[c->nepi++] = at;
+    else
+        c->b->overflow = true;
 }
 
-/* Jumps to the patch offsets out[] (appended, *n counted) when a stop is requested or an
- * interrupt is pending and would be taken (mip & irq_enable): then the run loop must run. */
-static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
+/* h->jit_link = slot, then back to the run loop. */
+static void emit_return(struct jit_ctx *c, struct rv_chain *slot)
 {
+    emit_mov_ri(c->b, X86_RCX, (uint64_t)(uintptr_t)slot);
+    jump_to_tail(c, true, -1);
+}
+
+/* Jumps to the shared tail's `to_link` (rcx holds the chain entry) when a stop is requested
+ * or an interrupt is pending and would be taken (mip & irq_enable): then the run loop must
+ * run. */
+static void emit_need_loop(struct jit_ctx *c)
+{
+    struct x86_buf *b = c->b;
+
     emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
     emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
-    out[(*n)++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
 }
 
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
@@ -434,22 +494,21 @@ static void emit_need_loop(struct x86_buf *b, size_t *out, unsigned *n)
 static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot, bool self)
 {
     struct x86_buf *b = c->b;
-    size_t out[8];
-    unsigned n = 0;
 
     if (self) {
         /* emit_need_loop()'s tests, the last one jumping back when nothing needs the loop. */
+        size_t stop;
+
         emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
         emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-        out[n++] = emit_jcc(b, X86_CC_NE);
+        stop = emit_jcc(b, X86_CC_NE);
         emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
         emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
         emit_jcc_back(b, X86_CC_E, c->loop_head);
-        for (unsigned i = 0; i < n; i++)
-            emit_patch(b, out[i]);
+        emit_patch(b, stop);
         jit_fp_fold(c);
         write_back(c);
-        emit_return(b, slot);
+        emit_return(c, slot);
         return;
     }
     jit_fp_fold(c);
@@ -458,23 +517,19 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
     emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
-    out[n++] = emit_jcc(b, X86_CC_NE);
+    jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(code));
     emit_test_rr(b, true, X86_RAX);
-    out[n++] = emit_jcc(b, X86_CC_E);
-    emit_need_loop(b, out, &n);
+    jump_to_tail(c, true, X86_CC_E);
+    emit_need_loop(c);
     emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, JIT_PROLOGUE_LEN);
     emit_jmp_reg(b, X86_RAX);
-    for (unsigned i = 0; i < n; i++)
-        emit_patch(b, out[i]);
-    emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
-    emit_epilogue(b);
 }
 
 /* The chain entry the run loop would use after a jump of `off` bytes from the block's start:
@@ -485,11 +540,10 @@ static struct rv_chain *slot_for(struct rv_block *blk, int64_t off)
 }
 
 /* Calls the handler of `in` with h->x[] current; a nonzero result (RV_JUMP, RV_TRAP) leaves
- * the block, back to the run loop, with instret counted as exec_block() counts it. */
+ * the block through its one handler exit (emit_handler_exit), back to the run loop. */
 static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
 {
     struct x86_buf *b = c->b;
-    size_t next;
 
     jit_fp_fold(c);
     write_back(c);
@@ -497,14 +551,39 @@ static void emit_call_handler(struct jit_ctx *c, const struct rv_insn *in)
     emit_mov_ri(b, X86_RSI, (uint64_t)(uintptr_t)in);
     emit_call(b, (const void *)in->fn);
     emit_test_rr(b, false, X86_RAX);
-    next = emit_jcc(b, X86_CC_E);
-    emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, RV_JUMP);
-    emit_setcc(b, X86_CC_E, X86_RCX);
-    emit_alu_ri(b, X86_IMM_ADD, true, X86_RCX, in->idx);
-    emit_alu_mr(b, X86_ADD, true, X86_RCX, X86_RBX, HART_OFF(instret));
-    emit_return(b, &c->blk->chain[1]);
-    emit_patch(b, next);
+    if (c->nexits == JIT_MAX_EXITS) {
+        b->overflow = true;
+        return;
+    }
+    c->exits[c->nexits].from = emit_jcc(b, X86_CC_NE);
+    c->exits[c->nexits++].idx = in->idx;
     reload_after_call(c, in->rd);
+}
+
+/* The exit of every handler call of the block that returned RV_JUMP or RV_TRAP, with eax =
+ * that result: each call's stub sets ecx = the instruction's index in the block, and this
+ * counts instret as exec_block() does (the instructions before it, and it too when it
+ * retired: RV_JUMP) and returns to the run loop through chain entry [1]. One copy per block,
+ * where each call had its own (some 50 bytes), since a block calls a handler or two on
+ * average and leaves through one only on a jump, a trap or a CSR write. */
+static void emit_handler_exit(struct jit_ctx *c)
+{
+    struct x86_buf *b = c->b;
+    size_t exit;
+
+    if (!c->nexits)
+        return;
+    exit = b->len;
+    emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, RV_JUMP);
+    emit_setcc(b, X86_CC_E, X86_RDX);
+    emit_alu_rr(b, X86_ADD, true, X86_RCX, X86_RDX);
+    emit_alu_mr(b, X86_ADD, true, X86_RCX, X86_RBX, HART_OFF(instret));
+    emit_return(c, &c->blk->chain[1]);
+    for (unsigned i = 0; i < c->nexits; i++) {
+        emit_patch(b, c->exits[i].from);
+        emit_mov_ri(b, X86_RCX, c->exits[i].idx);
+        emit_jmp_back(b, exit);
+    }
 }
 
 /* rax = guest address, rdx = its TLB entry's offset from rbp; jumps to a stub (recorded)
@@ -555,34 +634,99 @@ static void emit_mem(struct jit_ctx *c, const struct rv_insn *in, const struct j
     c->stubs[c->nstubs - 1].done = b->len;
 }
 
-/* The slow paths of the block's loads and stores, after its code: a miss (rax = the guest
- * address) first tries to refill the TLB entry and probe again; what that cannot serve
- * (misaligned, MMIO, faults) goes to the instruction's handler. */
-static void emit_stubs(struct jit_ctx *c)
+/* What jit_mem_slow() tells the slow path: probe again, go on after the access, or the
+ * handler left the block (instret counted, h->jit_link set). */
+#define JIT_SLOW_RETRY 0
+#define JIT_SLOW_NEXT  1
+#define JIT_SLOW_LEFT  2
+
+/* A load's or store's `site`: its index in the block (bits 7:0), size (11:8), store (12). */
+#define JIT_SITE(in, size, write) \
+    ((uint32_t)(in)->idx | (uint32_t)(size) << 8 | (uint32_t)(write) << 12)
+
+/* The slow path of a load or store of blk whose inline probe missed: h->x[] and h->fflags
+ * are current. Refills the TLB entry where the access can be served from it (the probe is
+ * tried again), else runs the instruction's handler, which takes the interpreter's slow path
+ * (misaligned, MMIO, dirty logging's write-protected pages, page faults with their tval), and
+ * where that leaves the block counts instret as emit_handler_exit() does. Called only from
+ * translated code, on the hart's thread. */
+static int jit_mem_slow(struct rv64_hart *h, uint64_t va, uint32_t site, struct rv_block *blk)
+{
+    const struct rv_insn *in = &blk->insn[site & 0xff];
+    int r;
+
+    if (rv_tlb_fill(h, va, site >> 8 & 0xf, site >> 12 & 1))
+        return JIT_SLOW_RETRY;
+    r = in->fn(h, in);
+    if (r == RV_NEXT)
+        return JIT_SLOW_NEXT;
+    h->instret += in->idx + (r == RV_JUMP);
+    h->jit_link = &blk->chain[1];
+    return JIT_SLOW_LEFT;
+}
+
+/* The slow paths of the block's loads and stores, after its code. Each miss (rax = the guest
+ * address) has a stub of 21 bytes: edx = its site, a call to the block's one slow path, then
+ * back to its probe (JIT_SLOW_RETRY, zero flag set) or past its access. The slow path writes
+ * the cached registers back and folds fflags once for all of them (the cached set and what
+ * is written are the same at every point of the block), calls jit_mem_slow(), and reloads
+ * every cached register. A call, rather than a jump with the way back in a register: the
+ * return address is the way back, and the stub's `ret` is predicted. Before, each access had
+ * its own copy of all this and of a handler call with its exit, some 250 bytes: most of a
+ * block's code. */
+static void emit_mem_slow(struct jit_ctx *c)
+{
+    struct x86_buf *b = c->b;
+    size_t slow, left;
+
+    if (!c->nstubs)
+        return;
+    slow = b->len;
+    /* The call pushed 8 bytes: 8 more align the stack for jit_mem_slow() and give
+     * jit_fp_fold() and jit_fp_clear() their [rsp] (the return address is above it). */
+    emit_alu_ri(b, X86_IMM_SUB, true, X86_RSP, 8);
+    emit_alu_rr(b, X86_MOV, true, X86_RSI, X86_RAX);
+    write_back(c);
+    jit_fp_fold(c);
+    emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
+    emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)c->blk);
+    emit_call(b, (const void *)jit_mem_slow);
+    emit_alu_ri(b, X86_IMM_CMP, false, X86_RAX, JIT_SLOW_LEFT);
+    left = emit_jcc(b, X86_CC_E);
+    emit_alu_rr(b, X86_MOV, false, X86_RSI, X86_RAX);
+    reload_all(c);
+    emit_alu_ri(b, X86_IMM_ADD, true, X86_RSP, 8);
+    emit_test_rr(b, false, X86_RSI);
+    emit_ret(b);
+    emit_patch(b, left);
+    emit_alu_ri(b, X86_IMM_ADD, true, X86_RSP, 16); /* the 8 above and the return address */
+    jump_to_tail(c, false, -1);
+    for (unsigned i = 0; i < c->nstubs; i++) {
+        const struct jit_stub *s = &c->stubs[i];
+
+        emit_patch(b, s->miss);
+        emit_mov_ri(b, X86_RDX, JIT_SITE(s->in, s->size, s->write));
+        emit_call_back(b, slow);
+        emit_jcc_back(b, X86_CC_E, s->probe);
+        emit_jmp_back(b, s->done);
+    }
+}
+
+/* The block's shared way back to the run loop, reached by forward jumps from its exits:
+ * h->jit_link = rcx, then the frame popped (emit_epilogue(), once per block rather than at
+ * every exit). */
+static void emit_tails(struct jit_ctx *c)
 {
     struct x86_buf *b = c->b;
 
-    for (unsigned i = 0; i < c->nstubs; i++) {
-        const struct jit_stub *s = &c->stubs[i];
-        size_t handler;
-
-        emit_patch(b, s->miss);
-        write_back(c);
-        emit_alu_rr(b, X86_MOV, true, X86_RDI, X86_RBX);
-        emit_alu_rr(b, X86_MOV, true, X86_RSI, X86_RAX);
-        jit_fp_fold(c);
-        emit_mov_ri(b, X86_RDX, s->size);
-        emit_mov_ri(b, X86_RCX, s->write);
-        emit_call(b, (const void *)rv_tlb_fill);
-        emit_test_rr(b, false, X86_RAX);
-        handler = emit_jcc(b, X86_CC_E);
-        reload_after_call(c, RV_X_SINK);
-        emit_jmp_back(b, s->probe);
-        emit_patch(b, handler);
-        reload_after_call(c, RV_X_SINK); /* r8-r11 are gone, and written back already */
-        emit_call_handler(c, s->in);
-        emit_jmp_back(c->b, s->done);
-    }
+    for (unsigned i = 0; i < c->nlink; i++)
+        emit_patch(b, c->to_link[i]);
+    if (c->nlink)
+        emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(jit_link));
+    for (unsigned i = 0; i < c->nepi; i++)
+        emit_patch(b, c->to_epi[i]);
+    if (c->nlink || c->nepi)
+        emit_epilogue(b);
 }
 
 /* rax or rdx = x[rs1] / x[rs2] or the remainder, with RISC-V's results where x86 would
@@ -1056,8 +1200,10 @@ void rv_jit_destroy(struct rv_jit *j)
 {
     if (!j)
         return;
-    log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " cache flushes", j->stats.blocks,
-              j->stats.flushes);
+    log_debug("jit: %" PRIu64 " blocks translated, %" PRIu64 " bytes of code (%" PRIu64
+              " per block), %" PRIu64 " cache flushes",
+              j->stats.blocks, j->stats.emitted,
+              j->stats.blocks ? j->stats.emitted / j->stats.blocks : 0, j->stats.flushes);
     munmap(j->cache, RV_JIT_CACHE_MAX);
     if (j->rw)
         munmap(j->rw, RV_JIT_CACHE_MAX);
@@ -1114,7 +1260,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     x86_buf_init(&b, j->stage, JIT_STAGE_SIZE);
     c->b = &b;
     c->blk = blk;
-    c->nstubs = 0;
+    c->nstubs = c->nexits = c->nlink = c->nepi = 0;
     c->loops = block_loops(blk);
     jit_fp_begin(&c->fp, blk);
     emit_prologue(&b);
@@ -1135,8 +1281,12 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
         emit_body(c);
         c->fp.off = false;
     }
-    emit_stubs(c);
+    /* The FP stubs call handlers, and every handler call can leave through the handler exit;
+     * all leave through the tails. */
     jit_fp_emit_stubs(c);
+    emit_mem_slow(c);
+    emit_handler_exit(c);
+    emit_tails(c);
     if (b.overflow)
         return NULL;
     if (start + b.len > j->limit) {
@@ -1170,6 +1320,7 @@ done:
     j->used = start + b.len;
     j->stats.blocks++;
     j->stats.bytes = j->used;
+    j->stats.emitted += b.len;
     return (rv_jit_fn)(uintptr_t)(j->cache + start);
 }
 

@@ -115,6 +115,7 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *b, bool *full);
 struct rv_jit_stats {
     uint64_t blocks;  /* translations made */
     uint64_t bytes;   /* host code bytes in use */
+    uint64_t emitted; /* host code bytes written since creation, flushes or not */
     uint64_t flushes; /* rv_jit_flush() calls */
 };
 void rv_jit_get_stats(const struct rv_jit *j, struct rv_jit_stats *out);
