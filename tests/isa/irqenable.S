@@ -21,6 +21,20 @@
     EXPECT_EQ s11, t0
 .endm
 
+/* MRET into `mode` with a supervisor software interrupt pending that mode takes: the trap
+ * must come before the first instruction there. */
+.macro SSI_AT_ENTRY mode
+    la tp, .Lt\@ + RESUME_HANDLER_MODE + RESUME_IRQ_OFF
+    ENTER_MODE \mode, .Ln\@
+.Ln\@:
+    j fail
+    ALIGN4
+.Lt\@:
+    EXPECT s9, INTERRUPT_BIT | IRQ_SSI
+    la t0, .Ln\@
+    EXPECT_EQ s11, t0
+.endm
+
     TEST_BEGIN
     li a0, -1
     li a1, CLINT_MTIMECMP
@@ -84,26 +98,14 @@
                            S instruction */
     csrs mip, a0
     csrsi mstatus, MSTATUS_SIE
-    la tp, 2f + RESUME_HANDLER_MODE + RESUME_IRQ_OFF
-    ENTER_MODE PRV_S, 1f
-1:  j fail
-    ALIGN4
-2:  EXPECT s9, INTERRUPT_BIT | IRQ_SSI
-    la t0, 1b
-    EXPECT_EQ s11, t0
+    SSI_AT_ENTRY PRV_S
     csrc sip, a0
     BACK_TO_M
 
     CHECK 8             /* MRET into U with SSIP pending and SIE off: taken in U at once */
     csrs mip, a0
     csrci mstatus, MSTATUS_SIE
-    la tp, 2f + RESUME_HANDLER_MODE + RESUME_IRQ_OFF
-    ENTER_MODE PRV_U, 1f
-1:  j fail
-    ALIGN4
-2:  EXPECT s9, INTERRUPT_BIT | IRQ_SSI
-    la t0, 1b
-    EXPECT_EQ s11, t0
+    SSI_AT_ENTRY PRV_U
     csrc sip, a0
     BACK_TO_M
 
