@@ -117,7 +117,8 @@ async function asTenantAdmin(page, boss) {
   await page.fill('#vm-memory', '512');
   check(await until(async () => /Memory needs 512 MiB, only 384 MiB/.test(await text(page, '#quota-reason')), 5000),
     'more memory than the quota leaves: the dialog says why');
-  check(await submit.isDisabled(), '... and the submit is disabled');
+  // The preview tells the dialog from an effect, so the button follows one render later.
+  check(await until(async () => submit.isDisabled(), 5000), '... and the submit is disabled');
   await page.fill('#vm-memory', '256');
   await page.fill('#vm-name', 'small');
   await page.uncheck('.dialog label.check input');
