@@ -59,13 +59,13 @@ static void set_err(char *err, const char *fmt, ...)
  * scripts/install-deps.sh installs) and on OpenSSL: one ABI. */
 static const char *const curl_sonames[] = {"libcurl-gnutls.so.4", "libcurl.so.4"};
 
-#define CURL_SYM(name)                                                                      \
-    do {                                                                                    \
-        *(void **)&lib.name = dlsym(lib.handle, "curl_" #name);                             \
-        if (!lib.name) {                                                                    \
-            set_err(err, "libcurl lacks curl_%s (libcurl 7.83 or later is needed)", #name); \
-            goto close_lib;                                                                 \
-        }                                                                                   \
+#define CURL_SYM(name)                                          \
+    do {                                                        \
+        *(void **)&lib.name = dlsym(lib.handle, "curl_" #name); \
+        if (!lib.name) {                                        \
+            set_err(err, "libcurl lacks curl_%s", #name);       \
+            goto close_lib;                                     \
+        }                                                       \
     } while (0)
 
 int client_http_global_init(char *err)

@@ -13,9 +13,9 @@
 
 #define LOADER_MAX_FILE (4ull << 30)
 
-/* Checks that f's open file is a regular, non-empty file of at most LOADER_MAX_FILE bytes and
- * records its size now (a reset loads what the file holds then). 0 or -1 with err set. */
-static int file_check(struct loader_file *f, char *err)
+/* Records the open file's size now (a reset loads what the file holds then), after checking
+ * that it is a regular, non-empty file of at most LOADER_MAX_FILE bytes. */
+int loader_check_file(struct loader_file *f, char *err)
 {
     struct stat st;
 
@@ -67,16 +67,11 @@ int loader_open_file(const char *path, struct loader_file *f, char *err)
         return -1;
     }
     f->path = path;
-    if (file_check(f, err)) {
+    if (loader_check_file(f, err)) {
         loader_close_file(f);
         return -1;
     }
     return 0;
-}
-
-int loader_check_file(struct loader_file *f, char *err)
-{
-    return file_check(f, err);
 }
 
 void loader_close_file(struct loader_file *f)

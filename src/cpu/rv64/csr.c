@@ -86,8 +86,8 @@ void rv_update_mmu_idx(struct rv64_hart *h)
 
 void rv_update_irq_enable(struct rv64_hart *h)
 {
-    /* As rv_check_interrupts() decides (privileged spec §3.1.9): M-level interrupts are taken
-     * below M always and in M with MIE set; S-level ones below S always and in S with SIE. */
+    /* Privileged spec §3.1.9: M-level interrupts (not delegated) are taken below M always and
+     * in M with MIE set; S-level ones (delegated) below S always and in S with SIE set. */
     bool m_on = h->priv < RV_PRIV_M || (h->mstatus & MSTATUS_MIE);
     bool s_on = h->priv < RV_PRIV_S || (h->priv == RV_PRIV_S && (h->mstatus & MSTATUS_SIE));
 

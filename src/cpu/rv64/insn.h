@@ -23,7 +23,8 @@
     X(max) X(maxu) X(min) X(minu) X(sext_b) X(sext_h) X(zext_h)                                    \
     X(rol) X(rolw) X(ror) X(rorw) X(rori) X(roriw) X(orc_b) X(rev8)                                \
     X(bclr) X(bclri) X(bext) X(bexti) X(binv) X(binvi) X(bset) X(bseti)                            \
-    X(fence) X(fence_order) X(pause) X(fence_i) X(ecall) X(ebreak) X(mret) X(sret) X(wfi) X(sfence_vma)                    \
+    X(fence) X(fence_order) X(pause) X(fence_i) X(ecall) X(ebreak) X(mret) X(sret) X(wfi)          \
+    X(sfence_vma)                                                                                  \
     X(csrrw) X(csrrs) X(csrrc)                                                                     \
     X(lr_w) X(sc_w) X(lr_d) X(sc_d)                                                                \
     X(amoswap_w) X(amoadd_w) X(amoxor_w) X(amoand_w) X(amoor_w)                                    \
