@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct bus;
+struct code_watch;
 struct dirty_log;
 struct sbuf;
 struct scur;
@@ -34,6 +35,9 @@ struct vcpu_mem_region {
     /* NULL: never logged (ROM). Otherwise, while the log is on, every page the vcpu writes
      * is marked in it (src/base/dirty.h); see vcpu_dirty_rearm(). */
     struct dirty_log *dirty;
+    /* NULL: none. The pages vcpus decoded code from, and who wrote them since
+     * (src/base/codewatch.h), shared by every vcpu and device of the machine. */
+    struct code_watch *code;
 };
 
 #define VCPU_MAX_MEM_REGIONS 4

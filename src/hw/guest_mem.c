@@ -24,6 +24,11 @@ int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
         munmap(p, size);
         return -ENOMEM;
     }
+    if (code_watch_init(&ram->code, size >> CODE_WATCH_PAGE_SHIFT)) {
+        dirty_log_destroy(&ram->dirty);
+        munmap(p, size);
+        return -ENOMEM;
+    }
     ram->base = base;
     ram->size = size;
     ram->host = p;
@@ -39,6 +44,7 @@ void guest_ram_destroy(struct guest_ram *ram)
         munmap(ram->host, ram->size);
     ram->host = NULL;
     dirty_log_destroy(&ram->dirty);
+    code_watch_destroy(&ram->code);
 }
 
 int guest_ram_set_mergeable(struct guest_ram *ram, bool on)
@@ -52,6 +58,7 @@ void guest_ram_clear(struct guest_ram *ram)
     if (madvise(ram->host, ram->size, MADV_DONTNEED) != 0)
         memset(ram->host, 0, ram->size);
     dirty_log_mark(&ram->dirty, 0, ram->size);
+    code_watch_write(&ram->code, 0, ram->size);
 }
 
 /* /proc/self/pagemap: one u64 per virtual page of this process; bit 63 set when a page is

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/codewatch.h"
 #include "base/dirty.h"
 
 typedef uint64_t gpa_t;
@@ -18,6 +19,9 @@ struct guest_ram {
     /* Pages written while logging is on (migration, snapshots). Devices mark what they wrote
      * with guest_ram_mark_dirty() before they hand a buffer back to the driver. */
     struct dirty_log dirty;
+    /* The pages harts decoded code from (base/codewatch.h): devices report what they wrote
+     * with guest_ram_mark_dirty(), so that a hart's next FENCE.I drops what it decoded. */
+    struct code_watch code;
 };
 
 /* Maps `size` bytes of anonymous memory for RAM at `base`. 0 or -errno. */
@@ -53,8 +57,9 @@ static inline void *guest_ram_ptr(const struct guest_ram *ram, gpa_t gpa, uint64
     return ram->host + off;
 }
 
-/* Marks the host range [p, p + len) of RAM dirty if logging is on; p must come from
- * guest_ram_ptr() (other pointers are ignored). Any thread. */
+/* Records that a device wrote the host range [p, p + len) of RAM: dirty if logging is on,
+ * and written for the harts holding code decoded from it; p must come from guest_ram_ptr()
+ * (other pointers are ignored). Any thread. */
 static inline void guest_ram_mark_dirty(const struct guest_ram *ram, const void *p, uint64_t len)
 {
     const uint8_t *b = p;
@@ -62,6 +67,7 @@ static inline void guest_ram_mark_dirty(const struct guest_ram *ram, const void 
     if (b < ram->host || b >= ram->host + ram->size)
         return;
     dirty_log_mark((struct dirty_log *)&ram->dirty, (uint64_t)(b - ram->host), len);
+    code_watch_write((struct code_watch *)&ram->code, (uint64_t)(b - ram->host), len);
 }
 
 #endif

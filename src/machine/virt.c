@@ -546,9 +546,9 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
         goto fail;
     }
     hc.bus = &m->bus;
-    hc.mem[0] =
-        (struct vcpu_mem_region){m->ram.base, m->ram.size, m->ram.host, false, &m->ram.dirty};
-    hc.mem[1] = (struct vcpu_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true, NULL};
+    hc.mem[0] = (struct vcpu_mem_region){m->ram.base, m->ram.size,   m->ram.host,
+                                         false,       &m->ram.dirty, &m->ram.code};
+    hc.mem[1] = (struct vcpu_mem_region){VIRT_ROM_BASE, VIRT_ROM_SIZE, m->rom, true, NULL, NULL};
     hc.mem_count = 2;
     for (unsigned i = 0; i < cfg->cpus; i++) {
         hc.id = i;

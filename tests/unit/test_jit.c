@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "base/codewatch.h"
 #include "base/state.h"
 #include "cpu/engine.h"
 #include "hw/bus.h"
@@ -610,6 +611,7 @@ struct hart {
     const char *name;
     struct vcpu *v;
     uint8_t *ram;
+    struct code_watch cw; /* so that a FENCE.I keeps what no store changed, as on a board */
     struct sbuf state;
 };
 
@@ -619,9 +621,10 @@ static int hart_open(struct hart *t, const char *engine, const char *threshold,
     struct vcpu_config cfg = {.id = 0, .bus = bus, .mem_count = 1};
 
     t->ram = calloc(1, RAM_SIZE);
-    if (!t->ram)
+    if (!t->ram || code_watch_init(&t->cw, RAM_SIZE / 4096))
         return -1;
-    cfg.mem[0] = (struct vcpu_mem_region){RAM_BASE, RAM_SIZE, t->ram, false, NULL};
+    cfg.mem[0] = (struct vcpu_mem_region){
+        .base = RAM_BASE, .size = RAM_SIZE, .host = t->ram, .code = &t->cw};
     setenv("TESSERA_JIT_THRESHOLD", threshold, 1);
     if (vcpu_create(cpu_engine_find(engine), &cfg, &t->v))
         return -1;
@@ -743,6 +746,7 @@ int main(void)
     for (unsigned k = 0; k < 5; k++) {
         vcpu_destroy(h[k].v);
         free(h[k].ram);
+        code_watch_destroy(&h[k].cw);
         sbuf_free(&h[k].state);
     }
     return test_finish("jit");

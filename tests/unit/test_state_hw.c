@@ -669,7 +669,8 @@ static int hart_init(struct test_hart *t, unsigned hartid, struct dirty_log *log
         return -1;
     memset(t->ram, 0, RAM_SIZE);
     cfg.bus = &t->bus;
-    cfg.mem[0] = (struct rv64_mem_region){RAM_BASE, RAM_SIZE, t->ram, false, log};
+    cfg.mem[0] =
+        (struct rv64_mem_region){.base = RAM_BASE, .size = RAM_SIZE, .host = t->ram, .dirty = log};
     if (rv64_hart_create(&cfg, &t->h))
         return -1;
     stop.opaque = t->h;

@@ -25,6 +25,7 @@ struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
     uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
+    _Atomic uint8_t *watch;   /* its page's code-watch byte (base/codewatch.h), or NULL */
     uint32_t n;               /* instructions */
     uint32_t bytes;           /* their total length */
     uint32_t runs;            /* interpreted runs, until the JIT translates the block */

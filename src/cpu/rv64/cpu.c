@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "base/codewatch.h"
 #include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 
@@ -39,6 +40,7 @@ void rv_block_cache_flush(struct rv64_hart *h)
     if (h->jit)
         rv_jit_flush(h->jit); /* translations hang off blocks, which are gone */
     h->bc_flush_pending = false;
+    h->cw_unwatched = false;
 }
 
 /* The flush when the arena or the code cache is full, which also grows them when it comes
@@ -52,6 +54,118 @@ static void bc_flush_full(struct rv64_hart *h)
         if (h->jit)
             rv_jit_grow(h->jit);
     }
+}
+
+/* --- The code watch (base/codewatch.h): FENCE.I keeps what no write changed --- */
+
+/* Sweeps the live TLB for the watch's epoch and acknowledges that epoch. */
+static void code_sweep(struct rv64_hart *h)
+{
+    uint64_t e = atomic_load(&h->cw->epoch);
+
+    rv_tlb_sweep_code(h, h->tlb);
+    h->cw_seen = e;
+    atomic_store(&h->cw->hart[h->cfg.hartid].ack, e);
+}
+
+void rv_code_table_live(struct rv64_hart *h)
+{
+    if (h->cw && h->tlb->cw_epoch != h->cw_seen)
+        rv_tlb_sweep_code(h, h->tlb);
+}
+
+/* The hart stops running guest code (WFI, or out of rv64_hart_run): it cannot write, and
+ * sweeps in code_unpark() before it runs again, so no hart need wait for it. */
+static void code_park(struct rv64_hart *h)
+{
+    if (h->cw)
+        atomic_store(&h->cw->hart[h->cfg.hartid].ack, CODE_WATCH_PARKED);
+}
+
+static void code_unpark(struct rv64_hart *h)
+{
+    struct code_watch_hart *me;
+
+    if (!h->cw)
+        return;
+    me = &h->cw->hart[h->cfg.hartid];
+    /* WAKING first: a hart that read PARKED moved the epoch before this reads it. */
+    atomic_store(&me->ack, CODE_WATCH_WAKING);
+    if (atomic_load(&h->cw->epoch) != h->cw_seen)
+        code_sweep(h);
+    else
+        atomic_store(&me->ack, h->cw_seen);
+}
+
+/* Notes, before the block at `host` is decoded or compared with memory, that the hart holds
+ * code of that page (byte: its code-watch byte, NULL if none), so that a write from now on is
+ * counted. A page that held no code moves the epoch: the hart's own writable mappings of it go
+ * now, the other harts' at their next sweep. */
+static void code_note(struct rv64_hart *h, _Atomic uint8_t *byte, uintptr_t host)
+{
+    uint64_t need;
+    unsigned old;
+
+    if (!byte || (atomic_load(byte) & h->cw_bit))
+        return;
+    old = atomic_fetch_or(byte, (uint8_t)h->cw_bit);
+    if (old & h->cw_bit)
+        return;
+    if (old) {
+        need = atomic_load(&h->cw->epoch); /* its epoch moved when it became code */
+    } else {
+        uint64_t e;
+
+        rv_tlb_drop_writable(h, host & ~(uintptr_t)(RV_PAGE_SIZE - 1));
+        e = atomic_fetch_add(&h->cw->epoch, 1);
+        need = e + 1;
+        if (e == h->cw_seen) {
+            /* Only this page moved it, and the live table maps it writable no more. */
+            h->cw_seen = need;
+            atomic_store(&h->cw->hart[h->cfg.hartid].ack, need);
+        }
+    }
+    if (need > h->cw_need)
+        h->cw_need = need;
+}
+
+/* Whether this FENCE.I can keep every block: no page this hart holds code of was written since
+ * its blocks were last compared with memory, as far as every hart has swept. */
+static bool code_unchanged(struct rv64_hart *h)
+{
+    struct code_watch *cw = h->cw;
+    _Atomic uint64_t *writes;
+    uint64_t w;
+
+    if (!cw || h->cw_unwatched)
+        return false;
+    writes = &cw->hart[h->cfg.hartid].writes;
+    if (atomic_load(&cw->epoch) != h->cw_seen)
+        code_sweep(h);
+    if (!code_watch_acked(cw, h->cfg.hartid, h->cw_need)) {
+        h->cw_writes = atomic_load(writes);
+        return false;
+    }
+    w = atomic_load(writes);
+    if (w == h->cw_writes)
+        return true;
+    h->cw_writes = w;
+    return false;
+}
+
+/* FENCE.I (Zifencei): makes stores to instruction memory visible to this hart's fetches. When
+ * the code watch cannot show that none of the hart's code was written, blocks decoded before
+ * are compared with memory on their next use, and chains, which skip that, are dropped. */
+static void fence_i(struct rv64_hart *h)
+{
+    h->bc_flush_pending = false;
+    if (code_unchanged(h)) {
+        h->bc.fences_kept++;
+        return;
+    }
+    h->bc.fences_check++;
+    h->bc.code_gen++;
+    h->fetch_gen++;
 }
 
 /* True when the instruction bytes in memory are still the ones the block was decoded from. */
@@ -75,6 +189,7 @@ static bool bc_current(struct rv64_hart *h, struct rv_block *b)
 {
     if (likely(b->code_gen == h->bc.code_gen))
         return true;
+    code_note(h, b->watch, b->key);
     if (!bc_still_valid(b))
         return false;
     b->code_gen = h->bc.code_gen;
@@ -118,10 +233,13 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     unsigned avail_page = (unsigned)(RV_PAGE_SIZE - (pc & (RV_PAGE_SIZE - 1)));
     unsigned off = 0, n = 0;
     struct rv_block *b;
+    _Atomic uint8_t *watch;
 
     if (h->bc.arena_used + max > h->bc.arena_limit)
         bc_flush_full(h);
     b = (struct rv_block *)(h->bc.arena + h->bc.arena_used);
+    watch = rv_code_byte(h, host, &h->cw_unwatched);
+    code_note(h, watch, (uintptr_t)host); /* before its bytes are read */
     while (n < RV_BLOCK_MAX_INSNS && avail_page - off >= 2) {
         struct rv_insn *in = &b->insn[n];
         uint16_t lo;
@@ -146,6 +264,7 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     if (n == 0)
         return NULL;
     b->key = (uintptr_t)host;
+    b->watch = watch;
     b->code_gen = h->bc.code_gen;
     memset(b->chain, 0, sizeof(b->chain));
     b->runs = 0;
@@ -204,6 +323,7 @@ static void exec_cross_page(struct rv64_hart *h, const uint8_t *host)
  * condition variable cost three to four futex calls per interrupt a device thread raised.) */
 static void hart_wfi(struct rv64_hart *h)
 {
+    code_park(h);
     for (;;) {
         park_prepare(&h->wfi_park);
         if ((atomic_load(&h->mip) & h->mie) || atomic_load(&h->stop)) {
@@ -214,6 +334,7 @@ static void hart_wfi(struct rv64_hart *h)
     }
     if (!atomic_load(&h->stop))
         h->in_wfi = false;
+    code_unpark(h);
 }
 
 /* Notes that a chain now leads into pc's page (rv_tlb_flush_page). */
@@ -298,10 +419,14 @@ int rv64_hart_run(struct rv64_hart *h)
 {
     struct rv_chain *link = NULL; /* where the block that ran last records its successor */
 
+    code_unpark(h);
     while (likely(!atomic_load_explicit(&h->stop, memory_order_relaxed))) {
         struct rv_block *b;
         uint64_t pc;
 
+        if (h->cw &&
+            unlikely(atomic_load_explicit(&h->cw->epoch, memory_order_relaxed) != h->cw_seen))
+            code_sweep(h);
         if (unlikely(atomic_load_explicit(&h->mip, memory_order_relaxed) & h->irq_enable))
             rv_check_interrupts(h);
         if (unlikely(h->in_wfi)) {
@@ -329,13 +454,10 @@ int rv64_hart_run(struct rv64_hart *h)
             exec_block(h, b);
             link = &b->chain[h->pc != pc + b->bytes];
         }
-        if (unlikely(h->bc_flush_pending)) {
-            /* FENCE.I: revalidate blocks lazily; chains must go through the lookup. */
-            h->bc_flush_pending = false;
-            h->bc.code_gen++;
-            h->fetch_gen++;
-        }
+        if (unlikely(h->bc_flush_pending))
+            fence_i(h);
     }
+    code_park(h);
     return 0;
 }
 
@@ -417,6 +539,14 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     if (!h)
         return -ENOMEM;
     h->cfg = *cfg;
+    for (unsigned i = 0; i < cfg->mem_count && !h->cw; i++) {
+        struct code_watch *cw = cfg->mem[i].code;
+
+        if (cw && code_watch_join(cw, cfg->hartid)) {
+            h->cw = cw;
+            h->cw_bit = 1u << cfg->hartid;
+        }
+    }
     h->tlbs = calloc(RV_TLB_SETS + 1, sizeof(h->tlbs[0]));
     if (!h->tlbs)
         goto free_hart;
@@ -445,6 +575,8 @@ free_buckets:
 free_sets:
     free(h->tlbs);
 free_hart:
+    if (h->cw)
+        code_watch_leave(h->cw, cfg->hartid);
     free(h);
     return err;
 }
@@ -453,6 +585,8 @@ void rv64_hart_destroy(struct rv64_hart *h)
 {
     if (!h)
         return;
+    if (h->cw)
+        code_watch_leave(h->cw, h->cfg.hartid);
     rv_jit_destroy(h->jit);
     munmap(h->bc.arena, RV_BC_ARENA_MAX);
     free(h->bc.buckets);

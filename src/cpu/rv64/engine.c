@@ -24,7 +24,8 @@ static int hart_create(const struct vcpu_config *cfg, bool jit, void **impl)
     for (unsigned i = 0; i < cfg->mem_count && i < VCPU_MAX_MEM_REGIONS; i++) {
         const struct vcpu_mem_region *r = &cfg->mem[i];
 
-        rc.mem[i] = (struct rv64_mem_region){r->base, r->size, r->host, r->readonly, r->dirty};
+        rc.mem[i] =
+            (struct rv64_mem_region){r->base, r->size, r->host, r->readonly, r->dirty, r->code};
     }
     ret = rv64_hart_create(&rc, &h);
     if (!ret)

@@ -168,7 +168,8 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * logged); a table filled more is cleared whole. Flushes come often (every SFENCE.VMA and
  * every switch to an address space not kept), so a flush after few fills costs as many
  * stores as there were fills, not the 4096 entries' worth a whole table costs. */
-#define RV_TLB_LOG 256
+#define RV_TLB_LOG  256
+#define RV_TLB_WLOG 128
 
 /* One address space's translations, in every context. The hart keeps RV_TLB_SETS + 1 of
  * them: the live one (h->tlb, whatever satp selects now) and the others, each holding the
@@ -198,6 +199,11 @@ struct rv_tlb {
     bool big;
     uint64_t big_addr, big_mask;
     uint16_t filled[RV_TLB_LOG]; /* their indexes into e[][] as one array */
+    /* The entries given a write tag since the last clear (indexes as in filled[]; some may
+     * have been refilled since), RV_TLB_WLOG + 1 if more: what a code-watch sweep visits. */
+    unsigned nwritable;
+    uint16_t writable[RV_TLB_WLOG];
+    uint64_t cw_epoch; /* the code-watch epoch this table was last swept for (cpu.c) */
 };
 
 struct rv_block;
@@ -211,7 +217,9 @@ struct rv_block_cache {
     size_t arena_limit;        /* bytes of the arena in use: grows on frequent flushes (cpu.c) */
     unsigned flushes_at_limit; /* flushes since arena_limit last changed */
     uint64_t flushes;
-    uint64_t code_gen; /* bumped by FENCE.I; see bc_lookup() */
+    uint64_t code_gen;     /* bumped by FENCE.I; see bc_lookup() */
+    uint64_t fences_kept;  /* FENCE.Is the code watch let keep every block (cpu.c) */
+    uint64_t fences_check; /* FENCE.Is after which every block is compared again */
 };
 
 #define RV_PMP_COUNT 16
@@ -286,7 +294,15 @@ struct rv64_hart {
      * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
     uint64_t chain_pages[RV_CHAIN_PAGE_BITS / 64];
     uint64_t chain_pages_gen;
-    unsigned pauses; /* PAUSE instructions since the hart last gave its host CPU away */
+    /* FENCE.I without a full revalidation (src/base/codewatch.h, cpu.c): the watch of the
+     * memory the hart runs code from, NULL if none or if the hart cannot take part. */
+    struct code_watch *cw;
+    unsigned cw_bit;    /* 1 << hartid */
+    uint64_t cw_seen;   /* the epoch the live TLB was last swept for, and acknowledged */
+    uint64_t cw_need;   /* every other hart must have swept for this epoch to trust cw_writes */
+    uint64_t cw_writes; /* the hart's count of writes as of its last full revalidation */
+    bool cw_unwatched;  /* holds blocks of writable memory no watch covers: trust nothing */
+    unsigned pauses;    /* PAUSE instructions since the hart last gave its host CPU away */
     bool in_wfi;
     bool bc_flush_pending; /* FENCE.I ran: act on it once the block is left */
 
@@ -355,6 +371,20 @@ void rv_pmp_decode(struct rv64_hart *h);
 
 /* Drops every cached translation, of every address space. */
 void rv_tlb_flush(struct rv64_hart *h);
+
+/* Drops the write tags of table t's entries that map a page holding code now (h->cw), and
+ * counts a write for the harts named there: this hart may have written through them. */
+void rv_tlb_sweep_code(struct rv64_hart *h, struct rv_tlb *t);
+
+/* Drops the write tags of the live table's entries that map the host page `page`. */
+void rv_tlb_drop_writable(struct rv64_hart *h, uintptr_t page);
+
+/* The code-watch byte of the page of host address p (h->cw), or NULL: not watched, and then
+ * *unwatched set if p is writable memory. */
+_Atomic uint8_t *rv_code_byte(const struct rv64_hart *h, const void *p, bool *unwatched);
+
+/* Makes the live table current with the code watch after a switch to it (cpu.c). */
+void rv_code_table_live(struct rv64_hart *h);
 
 /* Makes every table of h->tlbs empty and the first one live, once they are allocated. */
 void rv_tlb_init(struct rv64_hart *h);

@@ -2,6 +2,7 @@
  * and the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.6). */
 #include <stddef.h>
 
+#include "base/codewatch.h"
 #include "base/dirty.h"
 #include "cpu/rv64/hart.h"
 #include "hw/bus.h"
@@ -43,6 +44,7 @@ static void tlb_clear(struct rv_tlb *t)
         }
     }
     t->nfilled = 0;
+    t->nwritable = 0;
     t->big = false;
 }
 
@@ -101,6 +103,7 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
 
     if (old_satp == new_satp)
         return;
+    h->tlb->cw_epoch = h->cw_seen; /* swept while live, up to now */
     h->tlb->valid = true;
     h->tlb->satp = old_satp;
     h->tlb->left = ++h->tlb_switches;
@@ -125,6 +128,7 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     next->valid = false;
     h->tlb = next;
     h->fetch_gen++; /* the fetch TLB changed under the block chains */
+    rv_code_table_live(h);
 }
 
 /* Block chains (block.h) name a successor by virtual pc and stay valid while h->fetch_gen
@@ -169,6 +173,78 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
     }
     if (chains)
         h->fetch_gen++;
+}
+
+_Atomic uint8_t *rv_code_byte(const struct rv64_hart *h, const void *p, bool *unwatched)
+{
+    const uint8_t *b = p;
+
+    for (unsigned i = 0; i < h->cfg.mem_count; i++) {
+        const struct rv64_mem_region *m = &h->cfg.mem[i];
+
+        if (b < m->host || (uint64_t)(b - m->host) >= m->size)
+            continue;
+        if (m->code && m->code == h->cw)
+            return &m->code->code[(uint64_t)(b - m->host) >> CODE_WATCH_PAGE_SHIFT];
+        if (!m->readonly)
+            *unwatched = true;
+        return NULL;
+    }
+    return NULL;
+}
+
+/* The entries of t that may hold a write tag: those logged, or every entry. */
+static unsigned tlb_writable_count(const struct rv_tlb *t)
+{
+    return t->nwritable > RV_TLB_WLOG ? RV_MMU_COUNT * RV_TLB_SIZE : t->nwritable;
+}
+
+static struct rv_tlb_entry *tlb_writable(struct rv_tlb *t, unsigned i)
+{
+    unsigned idx = t->nwritable > RV_TLB_WLOG ? i : t->writable[i];
+
+    return &t->e[idx / RV_TLB_SIZE][idx % RV_TLB_SIZE];
+}
+
+void rv_tlb_sweep_code(struct rv64_hart *h, struct rv_tlb *t)
+{
+    unsigned n = tlb_writable_count(t), kept = 0;
+    bool unwatched = false;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct rv_tlb_entry *e = tlb_writable(t, i);
+        _Atomic uint8_t *byte;
+        unsigned bits;
+
+        if (e->tag_w == RV_TLB_INVALID)
+            continue;
+        byte = rv_code_byte(h, (const void *)(uintptr_t)(e->tag_w + e->addend), &unwatched);
+        bits = byte ? atomic_load(byte) : 0;
+        if (bits) {
+            code_watch_count(h->cw, bits);
+            e->tag_w = RV_TLB_INVALID;
+        } else if (kept < RV_TLB_WLOG) {
+            /* Compacted in place: kept <= i, and a full scan does not read the log. */
+            t->writable[kept++] = (uint16_t)((size_t)(e - &t->e[0][0]));
+        } else {
+            kept = RV_TLB_WLOG + 1;
+        }
+    }
+    t->nwritable = kept;
+}
+
+void rv_tlb_drop_writable(struct rv64_hart *h, uintptr_t page)
+{
+    struct rv_tlb *t = h->tlb;
+    unsigned n = tlb_writable_count(t);
+
+    for (unsigned i = 0; i < n; i++) {
+        struct rv_tlb_entry *e = tlb_writable(t, i);
+
+        if (e->tag_w != RV_TLB_INVALID &&
+            ((uintptr_t)(e->tag_w + e->addend) & ~(uintptr_t)(RV_PAGE_SIZE - 1)) == page)
+            e->tag_w = RV_TLB_INVALID;
+    }
 }
 
 void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
@@ -386,6 +462,7 @@ restart:
                 return fault(h, cause_access_fault(acc), va);
             /* A store to RAM that no TLB entry covers: log it before making it. */
             dirty_log_mark(m->dirty, pte_pa - m->base, 8);
+            code_watch_write(m->code, pte_pa - m->base, 8);
             if (!__atomic_compare_exchange_n(pte_host, &pte, want, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE))
                 goto restart;
@@ -408,7 +485,9 @@ restart:
  * the host pointer returned here for RV_ACCESS_WRITE (slow paths, AMOs, SC), and page-table
  * A/D updates (mmu_translate()). So a successful write resolution marks its page in the
  * region's log before the entry exists or the pointer is used, and the store fast path needs
- * no test of its own: with logging off the cost is one test of `on` per write fill. */
+ * no test of its own: with logging off the cost is one test of `on` per write fill. The code
+ * watch (base/codewatch.h) is told the same way: a page that holds code stops holding it for
+ * the watch as it is mapped for writing, and the harts that held it count a write. */
 static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, unsigned idx,
                        unsigned len, uint64_t *pa, uint8_t **host)
 {
@@ -437,8 +516,10 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         pr = pmp_check_access(h, *pa, len, priv, acc);
     if (pr != PMP_ALLOW)
         return fault(h, cause_access_fault(acc), va);
-    if (acc == RV_ACCESS_WRITE)
+    if (acc == RV_ACCESS_WRITE) {
         dirty_log_mark(m->dirty, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
+        code_watch_write(m->code, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
+    }
     if (cacheable) {
         struct rv_tlb_entry *e = rv_tlb_entry(h, idx, va);
         uint64_t tag = va & RV_PAGE_MASK;
@@ -463,6 +544,14 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         if (acc == RV_ACCESS_READ)
             e->tag_r = tag;
         else if (acc == RV_ACCESS_WRITE) {
+            struct rv_tlb *t = h->tlb;
+
+            if (e->tag_w != tag) {
+                if (t->nwritable < RV_TLB_WLOG)
+                    t->writable[t->nwritable++] = (uint16_t)(e - &t->e[0][0]);
+                else
+                    t->nwritable = RV_TLB_WLOG + 1;
+            }
             e->tag_w = tag;
             /* A store set A and D, so a later load needs no walk if the page is readable
              * and PMP agrees. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct bus;
+struct code_watch;
 struct dirty_log;
 struct rv64_hart;
 struct sbuf;
@@ -28,6 +29,11 @@ struct rv64_mem_region {
      * atomics, page-crossing stores) before it makes it. After harvesting, call
      * rv64_hart_flush_tlb() on every hart so that the next store to a page marks it again. */
     struct dirty_log *dirty;
+    /* NULL: no block decoded from here is kept across a FENCE.I, unless the region is
+     * readonly. Otherwise the pages harts decoded code from, and who else wrote them
+     * (src/base/codewatch.h): every hart of the machine, and every device that writes the
+     * region, must report to the same one. */
+    struct code_watch *code;
 };
 
 #define RV64_MAX_MEM_REGIONS 4
