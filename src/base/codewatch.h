@@ -47,7 +47,7 @@ struct code_watch_hart {
 
 struct code_watch {
     uint64_t pages;
-    _Atomic uint8_t *code; /* per page: bit i while hart i holds code decoded from it */
+    _Atomic uint8_t *code;  /* per page: bit i while hart i holds code decoded from it */
     _Atomic unsigned harts; /* bit i: hart i takes part (code_watch_join) */
     _Atomic bool broken;    /* a hart that cannot take part runs: trust nobody's count */
     char pad0[40];          /* the epoch on a cache line of its own, read between blocks */

@@ -146,8 +146,8 @@ static void test_one(const char *engine, enum report report)
     memcpy(t.ram, one_hart, sizeof(one_hart));
     memcpy(t.ram + PAGE_P, code, sizeof(code));
     CHECK(bus_add(&bus, &(struct mmio_region){"dev", DEV, 0x1000, &one_ops, &t}) == 0);
-    cfg.mem[0] = (struct vcpu_mem_region){
-        .base = RAM_BASE, .size = RAM_SIZE, .host = t.ram, .code = t.cw};
+    cfg.mem[0] =
+        (struct vcpu_mem_region){.base = RAM_BASE, .size = RAM_SIZE, .host = t.ram, .code = t.cw};
     CHECK(vcpu_create(cpu_engine_find(engine), &cfg, &t.v) == 0);
     vcpu_reset(t.v, RAM_BASE);
     vcpu_run(t.v);
