@@ -390,6 +390,47 @@
     sfence.vma a1, zero
     ld a0, 0(a1)
     EXPECT a0, MARK_MEGA
+    /* The same with six more megapages in use, 16 MiB apart (L1[8], [16], ... [48]), more
+     * than the ranges the TLB keeps of superpage entries: with all six loaded from, the fence
+     * of a page of any one of them still drops it. */
+    li a2, PT_L1 + 8 * 8
+    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    li a5, 6
+1:  sd a3, 0(a2)
+    addi a2, a2, 8 * 8
+    addi a5, a5, -1
+    bnez a5, 1b
+    sfence.vma
+    li a6, 0            /* the megapage changed: a6 = 0..5 */
+2:  li a4, VA_4K + 8 * 0x200000
+    li a5, 6
+1:  ld a0, 0(a4)
+    EXPECT a0, MARK_MEGA
+    li t0, 0x1000000
+    add a4, a4, t0
+    addi a5, a5, -1
+    bnez a5, 1b
+    slli t0, a6, 6      /* its PTE: L1[8 + 8 * a6] */
+    li a2, PT_L1 + 8 * 8
+    add a2, a2, t0
+    slli t0, a6, 24     /* its address: 16 MiB apart */
+    li a1, VA_4K + 8 * 0x200000
+    add a1, a1, t0
+    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    li t0, 0x7000
+    add a4, a1, t0
+    sfence.vma a4, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA2
+    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    sfence.vma a1, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
+    addi a6, a6, 1
+    li t0, 6
+    bltu a6, t0, 2b
     BACK_TO_M
 
     CHECK (\b + 20)     /* U mode, running from the U alias gigapage */

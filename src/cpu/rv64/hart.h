@@ -185,6 +185,7 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * mappings are cached per table, which only costs a refill (privileged §4.2.1 lets an
  * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
 #define RV_TLB_SETS        8
+#define RV_TLB_BIG         4
 #define RV_CHAIN_PAGE_BITS 4096u
 
 struct rv_tlb {
@@ -193,11 +194,11 @@ struct rv_tlb {
     uint64_t satp;    /* not live: the satp it was last live under */
     uint64_t left;    /* not live: when it stopped being live (a count of switches) */
     unsigned nfilled; /* entries filled since the last clear, RV_TLB_LOG + 1 if more */
-    /* Where entries filled from superpages lie since the last clear: no address when !big,
-     * else every address whose bits under big_mask equal big_addr's (one range that grows to
-     * cover each new superpage). */
-    bool big;
-    uint64_t big_addr, big_mask;
+    /* Where entries filled from superpages lie since the last clear: nbig ranges of
+     * addresses, [big_first[i], big_last[i]], that hold every such superpage (adjacent ones
+     * merged; when there would be more than RV_TLB_BIG, the two closest become one). */
+    unsigned nbig;
+    uint64_t big_first[RV_TLB_BIG + 1], big_last[RV_TLB_BIG + 1]; /* + 1: a new one, merging */
     uint16_t filled[RV_TLB_LOG]; /* their indexes into e[][] as one array */
     /* The entries given a write tag since the last clear (indexes as in filled[]; some may
      * have been refilled since), RV_TLB_WLOG + 1 if more: what a code-watch sweep visits. */

@@ -45,25 +45,86 @@ static void tlb_clear(struct rv_tlb *t)
     }
     t->nfilled = 0;
     t->nwritable = 0;
-    t->big = false;
+    t->nbig = 0;
 }
 
-/* Notes that the entry for va was filled from a leaf that maps 2^shift bytes. */
+/* The gap between ranges i and j of t (0 when they touch or overlap). */
+static uint64_t big_gap(const struct rv_tlb *t, unsigned i, unsigned j)
+{
+    if (t->big_first[j] > t->big_last[i])
+        return t->big_first[j] - t->big_last[i] - 1;
+    if (t->big_first[i] > t->big_last[j])
+        return t->big_first[i] - t->big_last[j] - 1;
+    return 0;
+}
+
+/* Range i of t grows to hold range j too, and range j goes. */
+static void big_merge(struct rv_tlb *t, unsigned i, unsigned j)
+{
+    if (t->big_first[j] < t->big_first[i])
+        t->big_first[i] = t->big_first[j];
+    if (t->big_last[j] > t->big_last[i])
+        t->big_last[i] = t->big_last[j];
+    t->nbig--;
+    t->big_first[j] = t->big_first[t->nbig];
+    t->big_last[j] = t->big_last[t->nbig];
+}
+
+/* Notes that the entry for va was filled from a leaf that maps 2^shift bytes. A kernel maps
+ * RAM and its own image with superpages, and fences pages elsewhere (its fixmap, vmalloc
+ * space) thousands of times in a boot: one range grown to cover all of them (as this was)
+ * covered those too, and each such fence cleared the table and every block chain. */
 static void tlb_note_superpage(struct rv_tlb *t, uint64_t va, unsigned shift)
 {
-    uint64_t mask = ~((1ull << shift) - 1);
+    uint64_t first = va & ~((1ull << shift) - 1), last = first + ((1ull << shift) - 1);
+    unsigned n = t->nbig, best_i = 0, best_j = 0;
+    uint64_t best = UINT64_MAX;
 
-    if (!t->big) {
-        t->big = true;
-        t->big_addr = va & mask;
-        t->big_mask = mask;
+    for (unsigned i = 0; i < n; i++) {
+        if (first >= t->big_first[i] && last <= t->big_last[i])
+            return; /* the usual case: a superpage noted before */
+    }
+    t->big_first[n] = first;
+    t->big_last[n] = last;
+    t->nbig = ++n;
+    /* Merge it with a range it touches; with none and no room, the two closest ranges. */
+    for (unsigned i = 0; i + 1 < n; i++) {
+        uint64_t gap = big_gap(t, i, n - 1);
+
+        if (gap < best) {
+            best = gap;
+            best_i = i;
+            best_j = n - 1;
+        }
+    }
+    if (best == 0) {
+        big_merge(t, best_i, best_j);
         return;
     }
-    /* Widen the range until it holds both (the bits above the highest that differ). */
-    t->big_mask &= mask;
-    while ((t->big_addr ^ va) & t->big_mask)
-        t->big_mask <<= 1;
-    t->big_addr &= t->big_mask;
+    if (n <= RV_TLB_BIG)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned j = i + 1; j < n; j++) {
+            uint64_t gap = big_gap(t, i, j);
+
+            if (gap < best) {
+                best = gap;
+                best_i = i;
+                best_j = j;
+            }
+        }
+    }
+    big_merge(t, best_i, best_j);
+}
+
+/* Whether va lies in a range of t's superpage entries. */
+static bool tlb_in_big(const struct rv_tlb *t, uint64_t va)
+{
+    for (unsigned i = 0; i < t->nbig; i++) {
+        if (va >= t->big_first[i] && va <= t->big_last[i])
+            return true;
+    }
+    return false;
 }
 
 static void tlb_clear_live(struct rv64_hart *h)
@@ -154,7 +215,7 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
             continue;
         if (by_asid && satp_asid(live ? h->satp : t->satp) != asid)
             continue;
-        if (t->big && !((va ^ t->big_addr) & t->big_mask)) {
+        if (tlb_in_big(t, va)) {
             if (live) {
                 tlb_clear(t);
                 chains = true;
