@@ -15,6 +15,7 @@
 #define PA(i)    (0x80500000 + (i) * 0x1000)   /* page i: "li a0, i; ret" */
 #define VA_C     0x40060000     /* L0[0x60]: the code page that is mapped again */
 #define VA_D     0x40070000     /* L0[0x70]: a data page */
+#define VA_E     0x40068000     /* L0[0x68]: a second code page, called from the same site */
 #define SATP_39  ((8 << 60) | (PT_ROOT >> 12))
 #define LI_A0(i) (0x00000513 | ((i) << 20))
 #define RET      0x00008067
@@ -27,11 +28,19 @@
     jal ra, call_va_c
 .endm
 
+/* Calls VA_C and VA_E in turn, TURNS times each, from one call site (call_alt): VA_C must
+ * return \want and VA_E s4. */
+.macro CALLS_ALT want
+    li s6, \want
+    jal ra, call_alt
+.endm
+
     TEST_BEGIN
     SV39_TABLES PT_ROOT, PT_L1, PT_L0
     SETPTE PT_L0, 0x60, PTE(PA(1), CODE)
     SETPTE PT_L0, 0x70, PTE(PA(0), DATA)
-    /* Pages 1 to 3 return their number. */
+    SETPTE PT_L0, 0x68, PTE(PA(4), CODE)
+    /* Pages 1 to 4 return their number. */
     li a0, PA(1)
     li a2, 1
     li a3, RET
@@ -43,7 +52,7 @@
     li t0, 0x1000
     add a0, a0, t0
     addi a2, a2, 1
-    li t0, 4
+    li t0, 5
     bltu a2, t0, 2b
     fence.i
     li a0, SATP_39
@@ -82,10 +91,47 @@
     sfence.vma
     CALLS 1
 
+    /* One call site (one block, one jalr) whose callee alternates between VA_C and VA_E, so
+     * that its chain entry names the other callee half of the time. */
+    CHECK 6
+    li s4, 4
+    CALLS_ALT 1
+
+    CHECK 7             /* VA_C mapped to page 2 and fenced: the site runs it */
+    SETPTE PT_L0, 0x60, PTE(PA(2), CODE)
+    li a1, VA_C
+    sfence.vma a1, zero
+    CALLS_ALT 2
+
+    CHECK 8             /* and VA_E to page 3 */
+    SETPTE PT_L0, 0x68, PTE(PA(3), CODE)
+    li a1, VA_E
+    sfence.vma a1, zero
+    li s4, 3
+    CALLS_ALT 2
+
     BACK_TO_M
     csrw satp, zero
     sfence.vma
     TEST_END
+
+call_alt:
+    mv s7, ra
+    li s2, 2 * TURNS
+1:  andi t0, s2, 1    /* one block, no branch before the jalr: odd turns call VA_E */
+    neg t0, t0
+    li a1, VA_C
+    li t2, VA_E ^ VA_C
+    and t2, t2, t0
+    xor a1, a1, t2
+    xor t1, s6, s4
+    and t1, t1, t0
+    xor t1, t1, s6
+    jalr ra, 0(a1)
+    EXPECT_EQ a0, t1
+    addi s2, s2, -1
+    bnez s2, 1b
+    jr s7
 
 call_va_c:
     mv s7, ra

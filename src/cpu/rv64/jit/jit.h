@@ -3,7 +3,8 @@
  * the interpreter's hart with this attached; it exists only where RV_JIT_HOST is 1.
  *
  * Execution model. The interpreter's block cache stays the one index of guest code: a block
- * is found, validated (FENCE.I compares its bytes with memory) and chained exactly as without
+ * is found, validated (after a FENCE.I the code watch cannot clear, its bytes are compared
+ * with memory: hart.h, base/codewatch.h) and chained exactly as without
  * the JIT, and a block that ran RV_JIT_THRESHOLD times gets host code hung on it. That code
  * does what exec_block() does for the same block, bit for bit: it keeps the same invariant
  * (h->pc is the block's first pc until the block is left), and it runs the common integer
