@@ -44,6 +44,23 @@
 #define CODE_LI42  0x02a00513   /* addi a0, zero, 42 */
 #define CODE_RET   0x00008067   /* jalr zero, 0(ra) */
 
+/* The megapage at a1, its PTE at a2, moved to PA_MEGA2: after a fence naming the page \off
+ * bytes into it, a load from a1 reads PA_MEGA2; moved back and fenced by a1, PA_MEGA. */
+.macro MEGA_MOVED off
+    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    li t0, \off
+    add a4, a1, t0
+    sfence.vma a4, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA2
+    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
+    sd a3, 0(a2)
+    sfence.vma a1, zero
+    ld a0, 0(a1)
+    EXPECT a0, MARK_MEGA
+.endm
+
 /* expected page fault: cause and tval */
 .macro EXPECT_PF cause, va
     EXPECT s9, \cause
@@ -379,17 +396,7 @@
     li a3, MARK_MEGA2
     sd a3, 0(a2)
     li a2, PT_L1 + 8 * 1
-    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-    sd a3, 0(a2)
-    li a4, VA_MEGA + 0x5000
-    sfence.vma a4, zero
-    ld a0, 0(a1)
-    EXPECT a0, MARK_MEGA2
-    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-    sd a3, 0(a2)
-    sfence.vma a1, zero
-    ld a0, 0(a1)
-    EXPECT a0, MARK_MEGA
+    MEGA_MOVED 0x5000
     /* The same with six more megapages in use, 16 MiB apart (L1[8], [16], ... [48]), more
      * than the ranges the TLB keeps of superpage entries: with all six loaded from, the fence
      * of a page of any one of them still drops it. */
@@ -416,18 +423,7 @@
     slli t0, a6, 24     /* its address: 16 MiB apart */
     li a1, VA_4K + 8 * 0x200000
     add a1, a1, t0
-    li a3, PTE(PA_MEGA2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-    sd a3, 0(a2)
-    li t0, 0x7000
-    add a4, a1, t0
-    sfence.vma a4, zero
-    ld a0, 0(a1)
-    EXPECT a0, MARK_MEGA2
-    li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-    sd a3, 0(a2)
-    sfence.vma a1, zero
-    ld a0, 0(a1)
-    EXPECT a0, MARK_MEGA
+    MEGA_MOVED 0x7000
     addi a6, a6, 1
     li t0, 6
     bltu a6, t0, 2b
