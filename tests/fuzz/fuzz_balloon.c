@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/hw/virtio/virtio_balloon.c src/hw/virtio/virtio_mmio.c src/hw/virtio/vdev.c src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c src/base/log.c src/base/loop.c src/base/state.c src/base/ratelimit.c src/base/units.c tests/fuzz/fuzz_balloon.c -ljansson -pthread -o build/fuzz_balloon
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc src/hw/virtio/virtio_balloon.c src/hw/virtio/virtio_mmio.c src/hw/virtio/vdev.c src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c src/base/codewatch.c src/base/log.c src/base/loop.c src/base/state.c src/base/ratelimit.c src/base/units.c tests/fuzz/fuzz_balloon.c -ljansson -pthread -o build/fuzz_balloon
 // run:   build/fuzz_balloon -max_total_time=60 -max_len=70000 [corpus-dir]
 // clang-format on
 /* libFuzzer target for virtio-balloon as a hostile driver sees it: the real device behind the

@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc -o build/fuzz_loader tests/fuzz/fuzz_loader.c src/machine/loader.c src/hw/guest_mem.c src/base/dirty.c
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE -Isrc -o build/fuzz_loader tests/fuzz/fuzz_loader.c src/machine/loader.c src/hw/guest_mem.c src/base/dirty.c src/base/codewatch.c
 // run:   build/fuzz_loader -max_total_time=60 [corpus-dir]
 // clang-format on
 /* libFuzzer target for the image loader (src/machine/loader.c), which reads whatever file a

@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE -Isrc src/vmm/stream.c src/vmm/transport.c src/hw/guest_mem.c src/base/dirty.c tests/fuzz/fuzz_stream.c -lz -lzstd -o build/fuzz_stream
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE -Isrc src/vmm/stream.c src/vmm/transport.c src/hw/guest_mem.c src/base/dirty.c src/base/codewatch.c tests/fuzz/fuzz_stream.c -lz -lzstd -o build/fuzz_stream
 // clang-format on
 /* The state stream reader on hostile bytes: a snapshot file or a migration connection is
  * outside input. Each input is fed through a pipe-like memfd into a 1 MiB RAM; the reader must

@@ -1,5 +1,5 @@
 // clang-format off
-// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c src/base/log.c tests/fuzz/fuzz_virtqueue.c -o build/fuzz_virtqueue
+// build: clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc src/hw/virtio/virtqueue.c src/hw/guest_mem.c src/base/dirty.c src/base/codewatch.c src/base/log.c tests/fuzz/fuzz_virtqueue.c -o build/fuzz_virtqueue
 // run:   build/fuzz_virtqueue -max_total_time=60 -max_len=70000 [corpus-dir]
 // clang-format on
 /* libFuzzer target for the device side of the split virtqueue: the input is a hostile driver.
