@@ -103,13 +103,14 @@ static void code_unpark(struct rv64_hart *h)
  * now, the other harts' at their next sweep. */
 static void code_note(struct rv64_hart *h, _Atomic uint8_t *byte, uintptr_t host)
 {
+    uint8_t bit = (uint8_t)(1u << h->cfg.hartid); /* < CODE_WATCH_HARTS when h->cw is set */
     uint64_t need;
     unsigned old;
 
-    if (!byte || (atomic_load(byte) & h->cw_bit))
+    if (!byte || (atomic_load(byte) & bit))
         return;
-    old = atomic_fetch_or(byte, (uint8_t)h->cw_bit);
-    if (old & h->cw_bit)
+    old = atomic_fetch_or(byte, bit);
+    if (old & bit)
         return;
     if (old) {
         need = atomic_load(&h->cw->epoch); /* its epoch moved when it became code */
@@ -134,22 +135,19 @@ static void code_note(struct rv64_hart *h, _Atomic uint8_t *byte, uintptr_t host
 static bool code_unchanged(struct rv64_hart *h)
 {
     struct code_watch *cw = h->cw;
-    _Atomic uint64_t *writes;
+    bool acked;
     uint64_t w;
 
     if (!cw || h->cw_unwatched)
         return false;
-    writes = &cw->hart[h->cfg.hartid].writes;
     if (atomic_load(&cw->epoch) != h->cw_seen)
         code_sweep(h);
-    if (!code_watch_acked(cw, h->cfg.hartid, h->cw_need)) {
-        h->cw_writes = atomic_load(writes);
-        return false;
-    }
-    w = atomic_load(writes);
-    if (w == h->cw_writes)
+    /* The acknowledgements first: a sweep counts its writes before it acknowledges. */
+    acked = code_watch_acked(cw, h->cfg.hartid, h->cw_need);
+    w = atomic_load(&cw->hart[h->cfg.hartid].writes);
+    if (acked && w == h->cw_writes)
         return true;
-    h->cw_writes = w;
+    h->cw_writes = w; /* every block is compared with memory after this */
     return false;
 }
 
@@ -159,11 +157,8 @@ static bool code_unchanged(struct rv64_hart *h)
 static void fence_i(struct rv64_hart *h)
 {
     h->bc_flush_pending = false;
-    if (code_unchanged(h)) {
-        h->bc.fences_kept++;
+    if (code_unchanged(h))
         return;
-    }
-    h->bc.fences_check++;
     h->bc.code_gen++;
     h->fetch_gen++;
 }
@@ -542,10 +537,8 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     for (unsigned i = 0; i < cfg->mem_count && !h->cw; i++) {
         struct code_watch *cw = cfg->mem[i].code;
 
-        if (cw && code_watch_join(cw, cfg->hartid)) {
+        if (cw && code_watch_join(cw, cfg->hartid))
             h->cw = cw;
-            h->cw_bit = 1u << cfg->hartid;
-        }
     }
     h->tlbs = calloc(RV_TLB_SETS + 1, sizeof(h->tlbs[0]));
     if (!h->tlbs)

@@ -218,9 +218,7 @@ struct rv_block_cache {
     size_t arena_limit;        /* bytes of the arena in use: grows on frequent flushes (cpu.c) */
     unsigned flushes_at_limit; /* flushes since arena_limit last changed */
     uint64_t flushes;
-    uint64_t code_gen;     /* bumped by FENCE.I; see bc_lookup() */
-    uint64_t fences_kept;  /* FENCE.Is the code watch let keep every block (cpu.c) */
-    uint64_t fences_check; /* FENCE.Is after which every block is compared again */
+    uint64_t code_gen; /* bumped by a FENCE.I that cannot keep every block; see bc_lookup() */
 };
 
 #define RV_PMP_COUNT 16
@@ -298,7 +296,6 @@ struct rv64_hart {
     /* FENCE.I without a full revalidation (src/base/codewatch.h, cpu.c): the watch of the
      * memory the hart runs code from, NULL if none or if the hart cannot take part. */
     struct code_watch *cw;
-    unsigned cw_bit;    /* 1 << hartid */
     uint64_t cw_seen;   /* the epoch the live TLB was last swept for, and acknowledged */
     uint64_t cw_need;   /* every other hart must have swept for this epoch to trust cw_writes */
     uint64_t cw_writes; /* the hart's count of writes as of its last full revalidation */
