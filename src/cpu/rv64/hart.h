@@ -377,6 +377,9 @@ void rv_tlb_sweep_code(struct rv64_hart *h, struct rv_tlb *t);
 /* Drops the write tags of the live table's entries that map the host page `page`. */
 void rv_tlb_drop_writable(struct rv64_hart *h, uintptr_t page);
 
+/* The mem region whose host mapping holds p, or NULL. */
+const struct rv64_mem_region *rv_mem_of_host(const struct rv64_hart *h, const void *p);
+
 /* The code-watch byte of the page of host address p (h->cw), or NULL: not watched, and then
  * *unwatched set if p is writable memory. */
 _Atomic uint8_t *rv_code_byte(const struct rv64_hart *h, const void *p, bool *unwatched);

@@ -236,21 +236,29 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
         h->fetch_gen++;
 }
 
-_Atomic uint8_t *rv_code_byte(const struct rv64_hart *h, const void *p, bool *unwatched)
+const struct rv64_mem_region *rv_mem_of_host(const struct rv64_hart *h, const void *p)
 {
     const uint8_t *b = p;
 
     for (unsigned i = 0; i < h->cfg.mem_count; i++) {
         const struct rv64_mem_region *m = &h->cfg.mem[i];
 
-        if (b < m->host || (uint64_t)(b - m->host) >= m->size)
-            continue;
-        if (m->code && m->code == h->cw)
-            return &m->code->code[(uint64_t)(b - m->host) >> CODE_WATCH_PAGE_SHIFT];
-        if (!m->readonly)
-            *unwatched = true;
-        return NULL;
+        if (b >= m->host && (uint64_t)(b - m->host) < m->size)
+            return m;
     }
+    return NULL;
+}
+
+_Atomic uint8_t *rv_code_byte(const struct rv64_hart *h, const void *p, bool *unwatched)
+{
+    const struct rv64_mem_region *m = rv_mem_of_host(h, p);
+
+    if (!m)
+        return NULL;
+    if (m->code && m->code == h->cw)
+        return &m->code->code[(uint64_t)((const uint8_t *)p - m->host) >> CODE_WATCH_PAGE_SHIFT];
+    if (!m->readonly)
+        *unwatched = true;
     return NULL;
 }
 
@@ -438,6 +446,14 @@ static int fault(struct rv64_hart *h, uint64_t cause, uint64_t va)
     return -1;
 }
 
+/* Tells region m's dirty log and code watch that [off, off + len) of it is about to be written
+ * other than through a TLB write entry: see mmu_resolve(). */
+static void mem_written(const struct rv64_mem_region *m, uint64_t off, uint64_t len)
+{
+    dirty_log_mark(m->dirty, off, len);
+    code_watch_write(m->code, off, len);
+}
+
 /* Sv39/Sv48/Sv57 translation (privileged §4.3.2; Sv48 and Sv57 are the same walk with a
  * fourth and a fifth level, §4.5-4.6). On success *pa is the physical address of va and
  * *pte_out the leaf PTE (with the A/D bits as now stored). */
@@ -522,8 +538,7 @@ restart:
             if (pmp_check_access(h, pte_pa, 8, RV_PRIV_S, RV_ACCESS_WRITE) != PMP_ALLOW)
                 return fault(h, cause_access_fault(acc), va);
             /* A store to RAM that no TLB entry covers: log it before making it. */
-            dirty_log_mark(m->dirty, pte_pa - m->base, 8);
-            code_watch_write(m->code, pte_pa - m->base, 8);
+            mem_written(m, pte_pa - m->base, 8);
             if (!__atomic_compare_exchange_n(pte_host, &pte, want, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE))
                 goto restart;
@@ -577,10 +592,8 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
         pr = pmp_check_access(h, *pa, len, priv, acc);
     if (pr != PMP_ALLOW)
         return fault(h, cause_access_fault(acc), va);
-    if (acc == RV_ACCESS_WRITE) {
-        dirty_log_mark(m->dirty, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
-        code_watch_write(m->code, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
-    }
+    if (acc == RV_ACCESS_WRITE)
+        mem_written(m, (*pa - m->base) & RV_PAGE_MASK, RV_PAGE_SIZE);
     if (cacheable) {
         struct rv_tlb_entry *e = rv_tlb_entry(h, idx, va);
         uint64_t tag = va & RV_PAGE_MASK;

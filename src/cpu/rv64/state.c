@@ -76,18 +76,12 @@ static const struct rv64_mem_region *state_region_of_pa(const struct rv64_hart *
 static bool state_reservation_pa(const struct rv64_hart *h, uint64_t *pa)
 {
     const uint8_t *p = h->res_host;
+    const struct rv64_mem_region *m = p ? rv_mem_of_host(h, p) : NULL;
 
-    if (!p)
+    if (!m)
         return false;
-    for (unsigned i = 0; i < h->cfg.mem_count; i++) {
-        const struct rv64_mem_region *m = &h->cfg.mem[i];
-
-        if (p >= m->host && p < m->host + m->size) {
-            *pa = m->base + (uint64_t)(p - m->host);
-            return true;
-        }
-    }
-    return false;
+    *pa = m->base + (uint64_t)(p - m->host);
+    return true;
 }
 
 void rv64_hart_save(const struct rv64_hart *h, struct sbuf *out)
