@@ -399,7 +399,22 @@
     MEGA_MOVED 0x5000
     /* The same with six more megapages in use, 16 MiB apart (L1[8], [16], ... [48]), more
      * than the ranges the TLB keeps of superpage entries: with all six loaded from, the fence
-     * of a page of any one of them still drops it. */
+     * of a page of any one of them still drops it. Megapage k is read at page k of it, whose
+     * TLB slot no other megapage's read takes (their pages are 4096 apart: one slot each),
+     * so that a stale entry of every one of them would be seen. They are read in rising
+     * order (a7 = 0), then in falling order (a7 = 1): ranges merge both ways. */
+    li a2, PA_MEGA      /* through the identity gigapage: page k of both starts with a mark */
+    li a3, PA_MEGA2
+    li a4, MARK_MEGA
+    li a5, MARK_MEGA2
+    li t1, 6
+1:  sd a4, 0(a2)
+    sd a5, 0(a3)
+    li t0, 0x1000
+    add a2, a2, t0
+    add a3, a3, t0
+    addi t1, t1, -1
+    bnez t1, 1b
     li a2, PT_L1 + 8 * 8
     li a3, PTE(PA_MEGA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
     li a5, 6
@@ -408,25 +423,34 @@
     addi a5, a5, -1
     bnez a5, 1b
     sfence.vma
-    li a6, 0            /* the megapage changed: a6 = 0..5 */
+    li a7, 0
+3:  li a6, 0            /* the megapage changed: a6 = 0..5 */
 2:  li a4, VA_4K + 8 * 0x200000
-    li a5, 6
+    li t1, 0x1001000    /* from one megapage to the next, one page further into it */
+    beqz a7, 1f
+    li t0, 5 * 0x1001000
+    add a4, a4, t0      /* falling: from the last */
+    neg t1, t1
+1:  li a5, 6
 1:  ld a0, 0(a4)
     EXPECT a0, MARK_MEGA
-    li t0, 0x1000000
-    add a4, a4, t0
+    add a4, a4, t1
     addi a5, a5, -1
     bnez a5, 1b
     slli t0, a6, 6      /* its PTE: L1[8 + 8 * a6] */
     li a2, PT_L1 + 8 * 8
     add a2, a2, t0
-    slli t0, a6, 24     /* its address: 16 MiB apart */
+    li t0, 0x1001000    /* its address: 16 MiB apart, read at page a6 */
+    mul t0, t0, a6
     li a1, VA_4K + 8 * 0x200000
     add a1, a1, t0
     MEGA_MOVED 0x7000
     addi a6, a6, 1
     li t0, 6
     bltu a6, t0, 2b
+    addi a7, a7, 1
+    li t0, 2
+    bltu a7, t0, 3b
     BACK_TO_M
 
     CHECK (\b + 20)     /* U mode, running from the U alias gigapage */
