@@ -87,22 +87,7 @@ static void tlb_note_superpage(struct rv_tlb *t, uint64_t va, unsigned shift)
     t->big_first[n] = first;
     t->big_last[n] = last;
     t->nbig = ++n;
-    /* Merge it with a range it touches; with none and no room, the two closest ranges. */
-    for (unsigned i = 0; i + 1 < n; i++) {
-        uint64_t gap = big_gap(t, i, n - 1);
-
-        if (gap < best) {
-            best = gap;
-            best_i = i;
-            best_j = n - 1;
-        }
-    }
-    if (best == 0) {
-        big_merge(t, best_i, best_j);
-        return;
-    }
-    if (n <= RV_TLB_BIG)
-        return;
+    /* The two closest ranges merge when they touch, or when there are too many. */
     for (unsigned i = 0; i < n; i++) {
         for (unsigned j = i + 1; j < n; j++) {
             uint64_t gap = big_gap(t, i, j);
@@ -114,7 +99,8 @@ static void tlb_note_superpage(struct rv_tlb *t, uint64_t va, unsigned shift)
             }
         }
     }
-    big_merge(t, best_i, best_j);
+    if (best == 0 || n > RV_TLB_BIG)
+        big_merge(t, best_i, best_j);
 }
 
 /* Whether va lies in a range of t's superpage entries. */
