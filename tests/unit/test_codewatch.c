@@ -74,23 +74,29 @@ static void test_watch(void)
 
 /* --- one hart, and a device that rewrites its code --- */
 
+/* li s3, 40; then jalr s2 (call P), addi s3, s3, -1, bnez s3 back to the jalr. */
+#define CALL_P_40_TIMES 0x02800993, 0x000900e7, 0xfff98993, 0xfe099ce3
+
+/* addi rd, rs1, imm (imm: 12 bits, signed). */
+#define ADDI(rd, rs1, imm) \
+    ((((uint32_t)(imm)&0xfffu) << 20) | ((uint32_t)(rs1) << 15) | ((uint32_t)(rd) << 7) | 0x13u)
+
+/* For a program at RAM_BASE + at: s2 = P, s4 = the flags (RAM_BASE + 0x2000), s1 = DEV:
+ * auipc s2, 0x1; addi s2, s2, -at; auipc s4, 0x2; addi s4, s4, -(at + 8); lui s1, 0x10000. */
+#define HART_SETUP(at) \
+    0x00001917, ADDI(18, 18, -(at)), 0x00002a17, ADDI(20, 20, -((at) + 8)), 0x100004b7
+
 /* Calls P 40 times and reports a0 (the device then rewrites P), runs fence.i, calls P 40
  * times again and reports a0. */
 static const uint32_t one_hart[] = {
-    0x00001917, /* auipc s2, 0x1: P */
-    0x100004b7, /* lui s1, 0x10000: DEV */
-    0x02800993, /* li s3, 40 */
-    0x000900e7, /* jalr s2 */
-    0xfff98993, /* addi s3, s3, -1 */
-    0xfe099ce3, /* bnez s3, -8 */
-    0x00a4b023, /* sd a0, 0(s1): the first result; the device rewrites P */
-    0x0000100f, /* fence.i */
-    0x02800993, /* li s3, 40 */
-    0x000900e7, /* jalr s2 */
-    0xfff98993, /* addi s3, s3, -1 */
-    0xfe099ce3, /* bnez s3, -8 */
-    0x00a4b423, /* sd a0, 8(s1): the second result; stop */
-    0x0000006f, /* j . */
+    0x00001917,      /* auipc s2, 0x1: P */
+    0x100004b7,      /* lui s1, 0x10000: DEV */
+    CALL_P_40_TIMES, /* call P 40 times */
+    0x00a4b023,      /* sd a0, 0(s1): the first result; the device rewrites P */
+    0x0000100f,      /* fence.i */
+    CALL_P_40_TIMES, /* call P 40 times */
+    0x00a4b423,      /* sd a0, 8(s1): the second result; stop */
+    0x0000006f,      /* j . */
 };
 
 enum report { REPORT, SILENT, NO_WATCH };
@@ -168,71 +174,57 @@ static void test_one(const char *engine, enum report report)
  * "li a0, 1" while flag 2 is clear and "li a0, 2" once it is set, through the mapping it cached
  * before P held code, and copies flag 2 to flag 3. */
 static const uint32_t hart_b[] = {
-    0x00001917, /* auipc s2, 0x1 */
-    0xf0090913, /* addi s2, s2, -256: P */
-    0x00002a17, /* auipc s4, 0x2 */
-    0xef8a0a13, /* addi s4, s4, -264: the flags */
-    0x100004b7, /* lui s1, 0x10000: DEV */
-    0x00800293, /* li t0, 8 */
-    0x00593423, /* sd t0, 8(s2) */
-    0xfff28293, /* addi t0, t0, -1 */
-    0xfe029ce3, /* bnez t0, -8 */
-    0x00100337, /* lui t1, 0x100 */
-    0x5133031b, /* addiw t1, t1, 1299: li a0, 1 */
-    0x00692023, /* sw t1, 0(s2) */
-    0x00008337, /* lui t1, 0x8 */
-    0x0673031b, /* addiw t1, t1, 103: ret */
-    0x00692223, /* sw t1, 4(s2) */
-    0x00100293, /* li t0, 1 */
-    0x005a3023, /* sd t0, 0(s4) */
-    0x001003b7, /* lui t2, 0x100 */
-    0x5133839b, /* addiw t2, t2, 1299: li a0, 1 */
-    0x00300e37, /* lui t3, 0x300: li a0, 1 ^ li a0, 2 */
-    0x001f0f13, /* addi t5, t5, 1 */
-    0x01ea3c23, /* sd t5, 24(s4): flag 0, the turns */
-    0x008a3283, /* ld t0, 8(s4): flag 2 */
-    0x40500eb3, /* neg t4, t0 */
-    0x01cefeb3, /* and t4, t4, t3 */
-    0x007eceb3, /* xor t4, t4, t2: li a0, 1 or li a0, 2 */
-    0x01d92023, /* sw t4, 0(s2) */
-    0x0110000f, /* fence w, w */
-    0x005a3823, /* sd t0, 16(s4): flag 3 */
-    0xfd9ff06f, /* j -40 */
+    HART_SETUP(0x100), /* s2 = P, s4 = the flags, s1 = DEV */
+    0x00800293,        /* li t0, 8 */
+    0x00593423,        /* sd t0, 8(s2) */
+    0xfff28293,        /* addi t0, t0, -1 */
+    0xfe029ce3,        /* bnez t0, -8 */
+    0x00100337,        /* lui t1, 0x100 */
+    0x5133031b,        /* addiw t1, t1, 1299: li a0, 1 */
+    0x00692023,        /* sw t1, 0(s2) */
+    0x00008337,        /* lui t1, 0x8 */
+    0x0673031b,        /* addiw t1, t1, 103: ret */
+    0x00692223,        /* sw t1, 4(s2) */
+    0x00100293,        /* li t0, 1 */
+    0x005a3023,        /* sd t0, 0(s4) */
+    0x001003b7,        /* lui t2, 0x100 */
+    0x5133839b,        /* addiw t2, t2, 1299: li a0, 1 */
+    0x00300e37,        /* lui t3, 0x300: li a0, 1 ^ li a0, 2 */
+    0x001f0f13,        /* addi t5, t5, 1 */
+    0x01ea3c23,        /* sd t5, 24(s4): flag 0, the turns */
+    0x008a3283,        /* ld t0, 8(s4): flag 2 */
+    0x40500eb3,        /* neg t4, t0 */
+    0x01cefeb3,        /* and t4, t4, t3 */
+    0x007eceb3,        /* xor t4, t4, t2: li a0, 1 or li a0, 2 */
+    0x01d92023,        /* sw t4, 0(s2) */
+    0x0110000f,        /* fence w, w */
+    0x005a3823,        /* sd t0, 16(s4): flag 3 */
+    0xfd9ff06f,        /* j -40 */
 };
 
 /* Hart A, at +0x200: waits until B's loop has turned twice (B is then inside its block),
  * fence.i, calls P 40 times (P now holds code) and reports a0; sets flag 2, waits for flag 3,
  * fence.i, calls P 40 times and reports a0, and stops B and itself. */
 static const uint32_t hart_a[] = {
-    0x00001917, /* auipc s2, 0x1 */
-    0xe0090913, /* addi s2, s2, -512: P */
-    0x00002a17, /* auipc s4, 0x2 */
-    0xdf8a0a13, /* addi s4, s4, -520: the flags */
-    0x100004b7, /* lui s1, 0x10000: DEV */
-    0x00200313, /* li t1, 2 */
-    0x018a3283, /* ld t0, 24(s4) */
-    0xfe62eee3, /* bltu t0, t1, -4: until flag 0 >= 2 */
-    0x0330000f, /* fence rw, rw */
-    0x0000100f, /* fence.i */
-    0x02800993, /* li s3, 40 */
-    0x000900e7, /* jalr s2 */
-    0xfff98993, /* addi s3, s3, -1 */
-    0xfe099ce3, /* bnez s3, -8 */
-    0x00a4b023, /* sd a0, 0(s1): the first result */
-    0x00100293, /* li t0, 1 */
-    0x005a3423, /* sd t0, 8(s4): flag 2 */
-    0x010a3283, /* ld t0, 16(s4) */
-    0xfe028ee3, /* beqz t0, -4: until flag 3 */
-    0x0330000f, /* fence rw, rw */
-    0x0000100f, /* fence.i */
-    0x02800993, /* li s3, 40 */
-    0x000900e7, /* jalr s2 */
-    0xfff98993, /* addi s3, s3, -1 */
-    0xfe099ce3, /* bnez s3, -8 */
-    0x00a4b423, /* sd a0, 8(s1): the second result */
-    0x0004bc23, /* sd zero, 24(s1): stop B */
-    0x0004b823, /* sd zero, 16(s1): stop A */
-    0x0000006f, /* j . */
+    HART_SETUP(0x200), /* s2 = P, s4 = the flags, s1 = DEV */
+    0x00200313,        /* li t1, 2 */
+    0x018a3283,        /* ld t0, 24(s4) */
+    0xfe62eee3,        /* bltu t0, t1, -4: until flag 0 >= 2 */
+    0x0330000f,        /* fence rw, rw */
+    0x0000100f,        /* fence.i */
+    CALL_P_40_TIMES,   /* call P 40 times */
+    0x00a4b023,        /* sd a0, 0(s1): the first result */
+    0x00100293,        /* li t0, 1 */
+    0x005a3423,        /* sd t0, 8(s4): flag 2 */
+    0x010a3283,        /* ld t0, 16(s4) */
+    0xfe028ee3,        /* beqz t0, -4: until flag 3 */
+    0x0330000f,        /* fence rw, rw */
+    0x0000100f,        /* fence.i */
+    CALL_P_40_TIMES,   /* call P 40 times */
+    0x00a4b423,        /* sd a0, 8(s1): the second result */
+    0x0004bc23,        /* sd zero, 24(s1): stop B */
+    0x0004b823,        /* sd zero, 16(s1): stop A */
+    0x0000006f,        /* j . */
 };
 
 struct two {
