@@ -15,10 +15,11 @@ struct rv_chain {
     uint64_t gen;
     struct rv_block *blk;
     unsigned fetch_idx;
-    /* blk's translation as of the last time the run loop went through this entry (NULL: not
+    /* Where translated code goes on into blk's translation (its body, past the prologue:
+     * rv_jit_entry()) as of the last time the run loop went through this entry (NULL: not
      * translated then), so that translated code tests one pointer, not two; blk->code is
      * only ever set once, so a stale NULL costs one more trip through the loop. */
-    rv_jit_fn code;
+    const void *entry;
 };
 
 struct rv_block {

@@ -356,7 +356,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
 
     if (c && likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch &&
                     c->blk)) {
-        c->code = c->blk->code;
+        c->entry = rv_jit_entry(c->blk->code);
         return c->blk;
     }
     host = rv_fetch_ptr(h, h->pc);
@@ -387,7 +387,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
         c->gen = h->fetch_gen;
         c->fetch_idx = h->mmu_fetch;
         c->blk = b;
-        c->code = b->code;
+        c->entry = rv_jit_entry(b->code);
     }
     return b;
 }

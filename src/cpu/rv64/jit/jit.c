@@ -1,14 +1,15 @@
 /* The translator and its code cache (jit.h).
  *
  * Generated code. A block's code is one function `void f(struct rv64_hart *h)` under the
- * System V AMD64 ABI. Its prologue (JIT_PROLOGUE_LEN bytes, the same for every block) saves
+ * System V AMD64 ABI. Its prologue (RV_JIT_PROLOGUE_LEN bytes, the same for every block) saves
  * the callee-saved registers and aligns the stack for the calls it makes; a block that goes
  * on into a successor jumps past the successor's prologue, so the chain shares one frame, and
  * whichever block returns to the run loop pops it. In the code:
  *   rbx  the hart (callee-saved, so it survives calls to handlers);
- *   rbp  &h->tlb->e[h->mmu_data][0], set where the body starts (mmu_data and the live table
- *        cannot change inside a block: what changes them, CSR writes, SFENCE.VMA and xRET,
- *        ends the block);
+ *   rbp  &h->tlb->e[h->mmu_data][0], set by the prologue, so once per entry from the run
+ *        loop and not again in the successors a chain goes on into (mmu_data and the live
+ *        table cannot change while translated code runs: what changes them, CSR writes,
+ *        SFENCE.VMA, xRET and traps, leaves through a handler to the run loop);
  *   r12-r15, r8-r11  up to eight guest registers the block uses most (the "cached" ones);
  *   rax, rcx, rdx, rsi, rdi  scratch.
  * A cached register is loaded from h->x[] where the body starts, lives in its host register
@@ -51,11 +52,9 @@
 /* The double-mapped cache's pages are faulted in this many bytes ahead of the translations
  * (cache_populate). */
 #define JIT_POPULATE_CHUNK (256u << 10)
-/* push rbx, rbp, r12-r15 (10 bytes), sub rsp, 8 (4), mov rbx, rdi (3). */
-#define JIT_PROLOGUE_LEN 17u
-#define JIT_MAX_CACHED   8u
-#define JIT_MAX_STUBS    128u /* a block's loads and stores, in both copies (jit_fp.h) */
-#define JIT_TLB_REG      X86_RBP
+#define JIT_MAX_CACHED     8u
+#define JIT_MAX_STUBS      128u /* a block's loads and stores, in both copies (jit_fp.h) */
+#define JIT_TLB_REG        X86_RBP
 
 #define HART_OFF(field) ((int32_t)offsetof(struct rv64_hart, field))
 #define XOFF(r)         ((int32_t)(offsetof(struct rv64_hart, x) + 8u * (r)))
@@ -434,6 +433,10 @@ static void emit_prologue(struct x86_buf *b)
     emit_push(b, X86_R15);
     emit_alu_ri(b, X86_IMM_SUB, true, X86_RSP, 8);
     emit_alu_rr(b, X86_MOV, true, X86_RBX, X86_RDI);
+    emit_load(b, false, X86_RDX, X86_RBX, HART_OFF(mmu_data));
+    emit_shift_ri(b, X86_SHL, false, X86_RDX, RV_TLB_BITS + 5);
+    emit_load(b, true, JIT_TLB_REG, X86_RBX, HART_OFF(tlb));
+    emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RDX);
 }
 
 /* Back to the run loop: the frame of emit_prologue() popped. */
@@ -524,11 +527,10 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
     emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
     jump_to_tail(c, true, X86_CC_NE);
-    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(code));
+    emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(entry));
     emit_test_rr(b, true, X86_RAX);
     jump_to_tail(c, true, X86_CC_E);
     emit_need_loop(c);
-    emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, JIT_PROLOGUE_LEN);
     emit_jmp_reg(b, X86_RAX);
 }
 
@@ -1057,27 +1059,12 @@ static void choose_cached(struct jit_ctx *c)
     }
 }
 
-/* Where the body starts (the prologue's end, and the target of chained jumps): rbp = the
- * data TLB of the current mmu_data (where the block has inline loads or stores), the cached
+/* Where the body starts (the prologue's end, and the target of chained jumps): the cached
  * registers loaded. */
 static void emit_body_entry(struct jit_ctx *c)
 {
     struct x86_buf *b = c->b;
 
-    bool mem = false;
-
-    for (unsigned i = 0; i < c->blk->n; i++) {
-        const struct jit_op *op = jit_op_for(&c->blk->insn[i]);
-
-        mem |= op && (op->kind == JK_LOAD || op->kind == JK_STORE);
-        mem |= !op && jit_fp_inline(&c->fp, &c->blk->insn[i]) && jit_fp_is_mem(&c->blk->insn[i]);
-    }
-    if (mem) {
-        emit_load(b, false, X86_RDX, X86_RBX, HART_OFF(mmu_data));
-        emit_shift_ri(b, X86_SHL, false, X86_RDX, RV_TLB_BITS + 5);
-        emit_load(b, true, JIT_TLB_REG, X86_RBX, HART_OFF(tlb));
-        emit_alu_rr(b, X86_ADD, true, JIT_TLB_REG, X86_RDX);
-    }
     for (unsigned i = 0; i < c->ncached; i++)
         emit_load(b, true, cache_host[i], X86_RBX, XOFF(c->cached[i]));
     if (c->loops)
@@ -1264,8 +1251,8 @@ rv_jit_fn rv_jit_compile(struct rv_jit *j, struct rv_block *blk, bool *full)
     c->loops = block_loops(blk);
     jit_fp_begin(&c->fp, blk);
     emit_prologue(&b);
-    if (b.len != JIT_PROLOGUE_LEN) {
-        log_error("jit: the prologue is %zu bytes, not %u", b.len, JIT_PROLOGUE_LEN);
+    if (b.len != RV_JIT_PROLOGUE_LEN) {
+        log_error("jit: the prologue is %zu bytes, not %u", b.len, RV_JIT_PROLOGUE_LEN);
         return NULL;
     }
     choose_cached(c);

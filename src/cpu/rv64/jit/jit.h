@@ -64,6 +64,7 @@
 #define TESSERA_CPU_RV64_JIT_JIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -91,6 +92,16 @@ struct rv_jit;
 
 /* Host code for one block: behaves as exec_block() on the same instructions. */
 typedef void (*rv_jit_fn)(struct rv64_hart *h);
+
+/* Bytes of every translation's prologue (jit.c), which translated code going on into the
+ * translation skips. */
+#define RV_JIT_PROLOGUE_LEN 36u
+
+/* Where translated code goes on into translation `code` (NULL for none). */
+static inline const void *rv_jit_entry(rv_jit_fn code)
+{
+    return code ? (const void *)((uintptr_t)code + RV_JIT_PROLOGUE_LEN) : NULL;
+}
 
 /* A code cache. 0, -ENOMEM, or -ENOTSUP where RV_JIT_HOST is 0. */
 int rv_jit_create(struct rv_jit **out);
