@@ -415,10 +415,17 @@ int rv64_hart_run(struct rv64_hart *h)
     struct rv_chain *link = NULL; /* where the block that ran last records its successor */
 
     code_unpark(h);
-    while (likely(!atomic_load_explicit(&h->stop, memory_order_relaxed))) {
+    for (;;) {
         struct rv_block *b;
         uint64_t pc;
 
+        /* Cleared before stop and mip are read: a kick that set it after this read it set
+         * again, and one before is seen in what the reads return (kick() releases, this
+         * acquires). */
+        if (unlikely(atomic_load_explicit(&h->need_loop, memory_order_relaxed)))
+            atomic_exchange_explicit(&h->need_loop, false, memory_order_acq_rel);
+        if (unlikely(atomic_load_explicit(&h->stop, memory_order_relaxed)))
+            break;
         if (h->cw &&
             unlikely(atomic_load_explicit(&h->cw->epoch, memory_order_relaxed) != h->cw_seen))
             code_sweep(h);
@@ -456,8 +463,11 @@ int rv64_hart_run(struct rv64_hart *h)
     return 0;
 }
 
+/* After an interrupt was raised or a stop requested: translated code leaves for the run loop
+ * (need_loop, hart.h), a hart in WFI wakes. */
 static void kick(struct rv64_hart *h)
 {
+    atomic_store_explicit(&h->need_loop, true, memory_order_release);
     park_wake(&h->wfi_park);
 }
 

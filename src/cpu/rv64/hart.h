@@ -307,6 +307,12 @@ struct rv64_hart {
     /* Configuration and host plumbing. */
     struct rv64_config cfg;
     _Atomic bool stop;
+    /* Set by any thread that raises an interrupt or requests a stop (kick(), cpu.c), after it
+     * did so; cleared by the run loop before it looks at stop and mip. Translated code tests
+     * this one byte to leave for the loop, where it tested stop and mip & irq_enable: an
+     * interrupt that becomes pending and enabled otherwise comes from a CSR write, a trap or
+     * an xRET, which leave through a handler to the loop anyway. */
+    _Atomic bool need_loop;
     /* mip.SEIP has two sources (privileged §3.1.9): the PLIC's S-mode line (any thread) and
      * a bit only M-mode software writes (this thread). mip holds their OR; these hold the
      * sources, so that a write of mip never erases the line's level, nor the line the

@@ -61,7 +61,7 @@
 
 #define CHAIN_OFF(field) ((int32_t)offsetof(struct rv_chain, field))
 
-_Static_assert(sizeof(((struct rv64_hart *)0)->stop) == 1, "stop is tested as one byte");
+_Static_assert(sizeof(((struct rv64_hart *)0)->need_loop) == 1, "need_loop is tested as one byte");
 _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_fetch) == 4 &&
                    sizeof(((struct rv_chain *)0)->fetch_idx) == 4,
                "fetch contexts are compared as 32 bits");
@@ -474,17 +474,11 @@ static void emit_return(struct jit_ctx *c, struct rv_chain *slot)
     jump_to_tail(c, true, -1);
 }
 
-/* Jumps to the shared tail's `to_link` (rcx holds the chain entry) when a stop is requested
- * or an interrupt is pending and would be taken (mip & irq_enable): then the run loop must
- * run. */
+/* Jumps to the shared tail's `to_link` (rcx holds the chain entry) when the run loop must
+ * run: a stop was requested or an interrupt raised (h->need_loop). */
 static void emit_need_loop(struct jit_ctx *c)
 {
-    struct x86_buf *b = c->b;
-
-    emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-    jump_to_tail(c, true, X86_CC_NE);
-    emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
-    emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
+    emit_cmp_m8_zero(c->b, X86_RBX, HART_OFF(need_loop));
     jump_to_tail(c, true, X86_CC_NE);
 }
 
@@ -499,16 +493,10 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     struct x86_buf *b = c->b;
 
     if (self) {
-        /* emit_need_loop()'s tests, the last one jumping back when nothing needs the loop. */
-        size_t stop;
-
+        /* emit_need_loop()'s test, jumping back when nothing needs the loop. */
         emit_alu_ri(b, X86_IMM_ADD, true, JIT_LOOP_COUNT, (int32_t)retired);
-        emit_cmp_m8_zero(b, X86_RBX, HART_OFF(stop));
-        stop = emit_jcc(b, X86_CC_NE);
-        emit_load(b, true, X86_RDX, X86_RBX, HART_OFF(mip));
-        emit_alu_rm(b, X86_AND, true, X86_RDX, X86_RBX, HART_OFF(irq_enable));
+        emit_cmp_m8_zero(b, X86_RBX, HART_OFF(need_loop));
         emit_jcc_back(b, X86_CC_E, c->loop_head);
-        emit_patch(b, stop);
         jit_fp_fold(c);
         write_back(c);
         emit_return(c, slot);
