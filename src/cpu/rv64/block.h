@@ -12,9 +12,8 @@
  * same host bytes, or the ISA lets us keep using the old translation (no SFENCE.VMA yet). */
 struct rv_chain {
     uint64_t pc;
-    uint64_t gen;
+    uint64_t key; /* h->fetch_key (hart.h) when the entry was recorded */
     struct rv_block *blk;
-    unsigned fetch_idx;
     /* Where translated code goes on into blk's translation (its body, past the prologue:
      * rv_jit_entry()) as of the last time the run loop went through this entry (NULL: not
      * translated then), so that translated code tests one pointer, not two; blk->code is

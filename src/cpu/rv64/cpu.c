@@ -36,7 +36,7 @@ void rv_block_cache_flush(struct rv64_hart *h)
     memset(h->bc.buckets, 0, RV_BC_BUCKETS * sizeof(h->bc.buckets[0]));
     h->bc.arena_used = 0;
     h->bc.flushes++;
-    h->fetch_gen++;
+    rv_fetch_gen_bump(h);
     if (h->jit)
         rv_jit_flush(h->jit); /* translations hang off blocks, which are gone */
     h->bc_flush_pending = false;
@@ -160,7 +160,7 @@ static void fence_i(struct rv64_hart *h)
     if (code_unchanged(h))
         return;
     h->bc.code_gen++;
-    h->fetch_gen++;
+    rv_fetch_gen_bump(h);
 }
 
 /* True when the instruction bytes in memory are still the ones the block was decoded from. */
@@ -354,8 +354,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
     struct rv_block *b;
     uint64_t flushes;
 
-    if (c && likely(c->pc == h->pc && c->gen == h->fetch_gen && c->fetch_idx == h->mmu_fetch &&
-                    c->blk)) {
+    if (c && likely(c->pc == h->pc && c->key == h->fetch_key && c->blk)) {
         c->entry = rv_jit_entry(c->blk->code);
         return c->blk;
     }
@@ -384,8 +383,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
     if (c) {
         chain_page_note(h, h->pc);
         c->pc = h->pc;
-        c->gen = h->fetch_gen;
-        c->fetch_idx = h->mmu_fetch;
+        c->key = h->fetch_key;
         c->blk = b;
         c->entry = rv_jit_entry(b->code);
     }

@@ -161,6 +161,7 @@ struct rv_tlb_entry {
 /* Translation contexts: the effective privilege and, for S, SUM (which decides whether S may
  * touch U pages). Keeping them apart means mode switches and SUM toggles flush nothing. */
 enum rv_mmu_idx { RV_MMU_M, RV_MMU_S, RV_MMU_S_SUM, RV_MMU_U, RV_MMU_COUNT };
+_Static_assert(RV_MMU_COUNT <= 4, "fetch_key holds mmu_fetch in two bits");
 
 enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
 
@@ -288,6 +289,9 @@ struct rv64_hart {
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
     struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
     uint64_t fetch_gen;        /* bumped by TLB and block-cache flushes: invalidates block chains */
+    /* fetch_gen << 2 | mmu_fetch, kept by rv_fetch_gen_bump() and rv_update_mmu_idx(): what a
+     * chain entry still holds for (block.h), compared in one go. */
+    uint64_t fetch_key;
     /* The virtual pages (bit: page number mod 4096) that block chains were recorded into while
      * fetch_gen was chain_pages_gen: a page fence needs to bump fetch_gen only for these
      * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
@@ -358,6 +362,13 @@ void rv_stimer_arm(struct rv64_hart *h);
 
 /* Recomputes mmu_data/mmu_fetch after priv, MPRV, MPP or SUM changed. */
 void rv_update_mmu_idx(struct rv64_hart *h);
+
+/* Drops every block chain: the fetch TLB or the block cache changed under them. */
+static inline void rv_fetch_gen_bump(struct rv64_hart *h)
+{
+    h->fetch_gen++;
+    h->fetch_key = h->fetch_gen << 2 | h->mmu_fetch;
+}
 
 /* Sets the privilege mode (trap entry and return). */
 void rv_set_priv(struct rv64_hart *h, unsigned priv);

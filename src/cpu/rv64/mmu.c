@@ -115,7 +115,7 @@ static bool tlb_in_big(const struct rv_tlb *t, uint64_t va)
 
 static void tlb_clear_live(struct rv64_hart *h)
 {
-    h->fetch_gen++; /* block chains were found through the fetch TLB */
+    rv_fetch_gen_bump(h); /* block chains were found through the fetch TLB */
     tlb_clear(h->tlb);
 }
 
@@ -174,7 +174,7 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     }
     next->valid = false;
     h->tlb = next;
-    h->fetch_gen++; /* the fetch TLB changed under the block chains */
+    rv_fetch_gen_bump(h); /* the fetch TLB changed under the block chains */
     rv_code_table_live(h);
 }
 
@@ -219,7 +219,7 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
         }
     }
     if (chains)
-        h->fetch_gen++;
+        rv_fetch_gen_bump(h);
 }
 
 const struct rv64_mem_region *rv_mem_of_host(const struct rv64_hart *h, const void *p)

@@ -62,9 +62,6 @@
 #define CHAIN_OFF(field) ((int32_t)offsetof(struct rv_chain, field))
 
 _Static_assert(sizeof(((struct rv64_hart *)0)->need_loop) == 1, "need_loop is tested as one byte");
-_Static_assert(sizeof(((struct rv64_hart *)0)->mmu_fetch) == 4 &&
-                   sizeof(((struct rv_chain *)0)->fetch_idx) == 4,
-               "fetch contexts are compared as 32 bits");
 _Static_assert(sizeof(struct rv_tlb_entry) == 32, "the TLB probe scales the index by 32");
 _Static_assert(sizeof(((struct rv64_hart *)0)->mmu_data) == 4, "mmu_data is read as 32 bits");
 _Static_assert(offsetof(struct rv_tlb, e) == 0, "the live TLB's pointer is its first entry");
@@ -509,11 +506,8 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
     jump_to_tail(c, true, X86_CC_NE);
-    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_gen));
-    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(gen));
-    jump_to_tail(c, true, X86_CC_NE);
-    emit_load(b, false, X86_RAX, X86_RBX, HART_OFF(mmu_fetch));
-    emit_alu_rm(b, X86_CMP, false, X86_RAX, X86_RCX, CHAIN_OFF(fetch_idx));
+    emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_key));
+    emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(key));
     jump_to_tail(c, true, X86_CC_NE);
     emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(entry));
     emit_test_rr(b, true, X86_RAX);
