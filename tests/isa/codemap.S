@@ -3,7 +3,8 @@
  * call site that has run many times (hot enough that the JIT translated it and chained its
  * call to the old code), and a fence of another page, or of no page at all but data, leaves
  * such a call running the right code. The engines keep the chains between blocks across page
- * fences that cannot affect them (mmu.c), so these are the cases that must drop them. */
+ * fences that cannot affect them (mmu.c), so these are the cases that must drop them; and a
+ * chain recorded in one privilege mode must not hold in another that translates differently. */
 #include "isa.h"
 
 #define CODE (PTE_V | PTE_R | PTE_X | PTE_A)
@@ -17,6 +18,10 @@
 #define VA_D     0x40070000     /* L0[0x70]: a data page */
 #define VA_E     0x40068000     /* L0[0x68]: a second code page, called from the same site */
 #define SATP_39  ((8 << 60) | (PT_ROOT >> 12))
+#define PT_L1R   0x80403000     /* check 9: the RAM gigapage in megapages */
+#define MEGA     (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
+#define VA_T     0x80600000     /* check 9: megapage 3, physical in M ... */
+#define PA_T_S   0x80800000     /* ... and mapped here in S */
 #define LI_A0(i) (0x00000513 | ((i) << 20))
 #define RET      0x00008067
 #define TURNS    40             /* calls per step: well past the JIT's threshold of 8 */
@@ -111,9 +116,53 @@
     CALLS_ALT 2
 
     BACK_TO_M
+
+    /* One call site runs in M, then in S at the same pc, to a target pc that S maps to other
+     * code: the chain the site's jalr recorded in M (physical fetch) must not hold in S, though
+     * no fence or satp write comes between. */
+    CHECK 9
+    li a0, PT_L1R       /* the RAM gigapage as 512 identity megapages ... */
+    li a1, PTE(0x80000000, MEGA)
+    li a2, 512
+    li t2, PTE(0x200000, 0)
+4:  sd a1, 0(a0)
+    addi a0, a0, 8
+    add a1, a1, t2
+    addi a2, a2, -1
+    bnez a2, 4b
+    SETPTE PT_L1R, 3, PTE(PA_T_S, MEGA)    /* ... but VA_T's, which S sees at PA_T_S */
+    SETPTE PT_ROOT, 2, PTE(PT_L1R, PTE_V)
+    li a0, VA_T
+    li a1, LI_A0(5)
+    sw a1, 0(a0)
+    li a1, RET
+    sw a1, 4(a0)
+    li a0, PA_T_S
+    li a1, LI_A0(6)
+    sw a1, 0(a0)
+    li a1, RET
+    sw a1, 4(a0)
+    fence.i
+    sfence.vma
+    li s6, 5
+    jal ra, call_t      /* M: VA_T is physical */
+    ENTER_MODE PRV_S, 5f
+5:  li s6, 6
+    jal ra, call_t
+    BACK_TO_M
     csrw satp, zero
     sfence.vma
     TEST_END
+
+call_t:
+    mv s7, ra
+    li s2, TURNS
+1:  li a1, VA_T
+    jalr ra, 0(a1)
+    EXPECT_EQ a0, s6
+    addi s2, s2, -1
+    bnez s2, 1b
+    jr s7
 
 call_alt:
     mv s7, ra
