@@ -24,13 +24,15 @@ struct rv_chain {
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
-    uint64_t code_gen;        /* h->bc.code_gen when the bytes were last known to match */
-    _Atomic uint8_t *watch;   /* its page's code-watch byte (base/codewatch.h), or NULL */
-    uint32_t n;               /* instructions */
-    uint32_t bytes;           /* their total length */
-    uint32_t runs;            /* interpreted runs, until the JIT translates the block */
-    rv_jit_fn code;           /* the block's translation, or NULL */
-    struct rv_chain chain[2]; /* [0]: fall-through successor, [1]: any other */
+    uint64_t code_gen;      /* h->bc.code_gen when the bytes were last known to match */
+    _Atomic uint8_t *watch; /* its page's code-watch byte (base/codewatch.h), or NULL */
+    uint32_t n;             /* instructions */
+    uint32_t bytes;         /* their total length */
+    uint32_t runs;          /* interpreted runs, until the JIT translates the block */
+    rv_jit_fn code;         /* the block's translation, or NULL */
+    /* [0]: fall-through successor, [1]: any other; translated code that leaves by a jalr, which
+     * has no fall-through, tries both, and has the run loop record a new target in [0]. */
+    struct rv_chain chain[2];
     struct rv_insn insn[];
 };
 

@@ -482,10 +482,13 @@ static void emit_need_loop(struct jit_ctx *c)
 /* Leaves the block once h->pc holds the next pc, with `retired` instructions retired in all,
  * through chain entry `slot` of the block (jit.h, "Chaining"): into the successor's code when
  * the entry holds and nothing needs the run loop, else back to the loop with h->jit_link =
- * slot. A jump back to the block's own start (`self`) stays in this code: the chain entry
- * would hold, since the pc is the same and nothing inside a block changes the fetch context
- * or generation (what does, ends the block through a handler). */
-static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot, bool self)
+ * slot. With `alt` (a jalr's exit), the entry of the two whose pc is h->pc, else alt: the
+ * loop records a new target there, and slot keeps its own. A jump back to the block's own
+ * start (`self`) stays in this code: the chain entry would hold, since the pc is the same and
+ * nothing inside a block changes the fetch context or generation (what does, ends the block
+ * through a handler). */
+static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot,
+                       struct rv_chain *alt, bool self)
 {
     struct x86_buf *b = c->b;
 
@@ -505,7 +508,16 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
-    jump_to_tail(c, true, X86_CC_NE);
+    if (alt) {
+        size_t hit = emit_jcc(b, X86_CC_E);
+
+        emit_lea(b, X86_RCX, X86_RCX, (int32_t)((uintptr_t)alt - (uintptr_t)slot));
+        emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
+        jump_to_tail(c, true, X86_CC_NE);
+        emit_patch(b, hit);
+    } else {
+        jump_to_tail(c, true, X86_CC_NE);
+    }
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_key));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(key));
     jump_to_tail(c, true, X86_CC_NE);
@@ -811,7 +823,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         set_x(c, in->rd, X86_RAX);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0);
         return true;
     case JK_JALR:
         load_x(c, X86_RCX, in->rs1);
@@ -822,7 +834,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         set_x(c, in->rd, X86_RAX);
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(c, in->idx + 1u, &blk->chain[1], false);
+        emit_leave(c, in->idx + 1u, &blk->chain[1], &blk->chain[0], false);
         return true;
     case JK_BRANCH:
         src = get_x(c, in->rs1, X86_RAX);
@@ -831,19 +843,19 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
             /* A loop's closing branch: the turn back is the straight path (one taken jump
              * per turn, backward), the exit jumps forward. */
             taken = emit_jcc(b, x86_cc_not((enum x86_cc)op->arg));
-            emit_leave(c, in->idx + 1u, slot_for(blk, 0), true);
+            emit_leave(c, in->idx + 1u, slot_for(blk, 0), NULL, true);
             emit_patch(b, taken);
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
+            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false);
             return true;
         }
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), false);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false);
         emit_patch(b, taken);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0);
         return true;
     case JK_LOAD:
     case JK_STORE: emit_mem(c, in, op); return false;
@@ -1214,7 +1226,7 @@ static void emit_body(struct jit_ctx *c)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(c->b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(c, blk->n, &blk->chain[0], false);
+        emit_leave(c, blk->n, &blk->chain[0], NULL, false);
     }
 }
 
