@@ -214,43 +214,49 @@ static const struct jit_op jit_ops[] = {
     {rv_op_fence_order, JK_FENCE, 0, false, false},
 };
 
-/* jit_ops[] by handler: an open-addressing table filled once (pthread_once, from the first
- * rv_jit_create()) and only read afterwards, so harts that translate at once share it. Each
- * instruction is looked up twice per translation; the linear search of jit_ops[] this replaces
- * was a sixth of the translator's host instructions in a boot (callgrind). */
-#define JIT_OP_SLOTS 512u
+/* jit_ops[] by handler (jit_fp.h), filled from the first rv_jit_create(). */
 #define JIT_OP_COUNT (sizeof(jit_ops) / sizeof(jit_ops[0]))
-_Static_assert(2 * JIT_OP_COUNT <= JIT_OP_SLOTS, "the table is at most half full");
+_Static_assert(2 * JIT_OP_COUNT <= JIT_FN_SLOTS, "the index is at most half full");
 
-static const struct jit_op *jit_op_slots[JIT_OP_SLOTS];
+static struct jit_fn_index jit_op_index;
 static pthread_once_t jit_op_once = PTHREAD_ONCE_INIT;
 
-static unsigned jit_op_hash(rv_exec_fn fn)
+static unsigned jit_fn_hash(rv_exec_fn fn)
 {
     return (unsigned)(((uint64_t)(uintptr_t)fn * 0x9e3779b97f4a7c15ull) >> 55); /* 9 bits */
 }
+_Static_assert(JIT_FN_SLOTS == 1u << 9, "the hash gives 9 bits");
 
-/* Inserted in jit_ops[] order, so a handler listed twice finds its first entry, as the linear
- * search did. */
-static void jit_op_index(void)
+void jit_fn_index_add(struct jit_fn_index *ix, rv_exec_fn fn, const void *entry)
 {
-    for (size_t i = 0; i < JIT_OP_COUNT; i++) {
-        unsigned s = jit_op_hash(jit_ops[i].fn);
+    unsigned s = jit_fn_hash(fn);
 
-        while (jit_op_slots[s])
-            s = (s + 1) & (JIT_OP_SLOTS - 1);
-        jit_op_slots[s] = &jit_ops[i];
+    while (ix->fn[s] && ix->fn[s] != fn)
+        s = (s + 1) & (JIT_FN_SLOTS - 1);
+    if (!ix->fn[s]) {
+        ix->fn[s] = fn;
+        ix->entry[s] = entry;
     }
+}
+
+const void *jit_fn_index_find(const struct jit_fn_index *ix, rv_exec_fn fn)
+{
+    for (unsigned s = jit_fn_hash(fn);; s = (s + 1) & (JIT_FN_SLOTS - 1)) {
+        if (!ix->fn[s] || ix->fn[s] == fn)
+            return ix->entry[s];
+    }
+}
+
+/* Inserted in jit_ops[] order, so a handler listed twice finds its first entry. */
+static void jit_op_index_fill(void)
+{
+    for (size_t i = 0; i < JIT_OP_COUNT; i++)
+        jit_fn_index_add(&jit_op_index, jit_ops[i].fn, &jit_ops[i]);
 }
 
 static const struct jit_op *jit_op_find(rv_exec_fn fn)
 {
-    for (unsigned s = jit_op_hash(fn);; s = (s + 1) & (JIT_OP_SLOTS - 1)) {
-        const struct jit_op *op = jit_op_slots[s];
-
-        if (!op || op->fn == fn)
-            return op;
-    }
+    return jit_fn_index_find(&jit_op_index, fn);
 }
 
 static bool fits_i32(int64_t v)
@@ -1147,7 +1153,7 @@ int rv_jit_create(struct rv_jit **out)
 
     if (!j)
         return -ENOMEM;
-    pthread_once(&jit_op_once, jit_op_index);
+    pthread_once(&jit_op_once, jit_op_index_fill);
     jit_fp_init(&j->ctx.fp);
     j->stage = malloc(JIT_STAGE_SIZE);
     if (!j->stage)

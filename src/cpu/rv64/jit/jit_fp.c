@@ -8,6 +8,7 @@
 
 #if RV_JIT_HOST
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "cpu/rv64/block.h"
@@ -80,13 +81,21 @@ static const struct fp_op fp_ops[] = {
 #define MX16(i) MX4(i), MX4(i + 4), MX4(i + 8), MX4(i + 12)
 static const uint8_t mxcsr_to_fflags[64] = {MX16(0), MX16(16), MX16(32), MX16(48)};
 
+#define FP_OP_COUNT (sizeof(fp_ops) / sizeof(fp_ops[0]))
+_Static_assert(2 * FP_OP_COUNT <= JIT_FN_SLOTS, "the index is at most half full");
+
+static struct jit_fn_index fp_index;
+static pthread_once_t fp_index_once = PTHREAD_ONCE_INIT;
+
+static void fp_index_fill(void)
+{
+    for (size_t i = 0; i < FP_OP_COUNT; i++)
+        jit_fn_index_add(&fp_index, fp_ops[i].fn, &fp_ops[i]);
+}
+
 static const struct fp_op *fp_op_find(rv_exec_fn fn)
 {
-    for (size_t i = 0; i < sizeof(fp_ops) / sizeof(fp_ops[0]); i++) {
-        if (fp_ops[i].fn == fn)
-            return &fp_ops[i];
-    }
-    return NULL;
+    return jit_fn_index_find(&fp_index, fn);
 }
 
 /* The inline form of `in`, or NULL. */
@@ -108,6 +117,7 @@ static const struct fp_op *fp_op_for(const struct jit_fp *fp, const struct rv_in
 
 void jit_fp_init(struct jit_fp *fp)
 {
+    pthread_once(&fp_index_once, fp_index_fill);
     __builtin_cpu_init();
     fp->fma = __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") &&
               !getenv("TESSERA_JIT_NO_FMA");
@@ -128,13 +138,6 @@ uint64_t jit_fp_int_reads(const struct rv_insn *in)
                op->kind == FK_CVT_D))
         return 1ull << in->rs1;
     return 0;
-}
-
-bool jit_fp_is_mem(const struct rv_insn *in)
-{
-    const struct fp_op *op = fp_op_find(in->fn);
-
-    return op && (op->kind == FK_LOAD || op->kind == FK_STORE);
 }
 
 void jit_fp_begin(struct jit_fp *fp, const struct rv_block *blk)
