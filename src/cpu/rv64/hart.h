@@ -192,6 +192,7 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
 struct rv_tlb {
     struct rv_tlb_entry e[RV_MMU_COUNT][RV_TLB_SIZE]; /* first: the JIT adds offsets to it */
     bool valid;       /* not live: holds satp's translations (the live table ignores it) */
+    bool mapped;      /* its pages were mapped in at its first clear (tlb_clear, mmu.c) */
     uint64_t satp;    /* not live: the satp it was last live under */
     uint64_t left;    /* not live: when it stopped being live (a count of switches) */
     unsigned nfilled; /* entries filled since the last clear, RV_TLB_LOG + 1 if more */
@@ -217,6 +218,8 @@ struct rv_block_cache {
     uint8_t *arena;            /* blocks are bump-allocated; full arena = flush all */
     size_t arena_used;
     size_t arena_limit;        /* bytes of the arena in use: grows on frequent flushes (cpu.c) */
+    size_t populated;          /* the arena's bytes mapped in ahead of use (bc_populate) */
+    bool no_populate;          /* the kernel cannot: pages fault in one by one */
     unsigned flushes_at_limit; /* flushes since arena_limit last changed */
     uint64_t flushes;
     uint64_t code_gen; /* bumped by a FENCE.I that cannot keep every block; see bc_lookup() */
