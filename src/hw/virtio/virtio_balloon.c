@@ -229,9 +229,10 @@ static void balloon_parse_stats(struct virtio_balloon *b, const struct virtq_req
 /* Loop thread, b->lock held. */
 static void balloon_process_locked(struct virtio_balloon *b)
 {
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
 
-    if (!b->active || b->quiesced)
+    if (!req || !b->active || b->quiesced)
         return;
     for (unsigned q = BALLOON_INFLATEQ; q <= BALLOON_DEFLATEQ; q++) {
         struct virtq *vq = virtio_get_queue(b->vdev, q);
@@ -239,10 +240,10 @@ static void balloon_process_locked(struct virtio_balloon *b)
 
         if (!virtq_ready(vq))
             continue;
-        while (virtq_pop(vq, &req) > 0) {
+        while (virtq_pop(vq, req) > 0) {
             if (q == BALLOON_INFLATEQ)
-                balloon_inflate(b, &req);
-            virtq_push(vq, &req, 0);
+                balloon_inflate(b, req);
+            virtq_push(vq, req, 0);
             pushed = true;
         }
         if (pushed)
@@ -254,9 +255,9 @@ static void balloon_process_locked(struct virtio_balloon *b)
 
         if (!balloon_is_reportq(b, q) || !virtq_ready(vq))
             continue;
-        while (virtq_pop(vq, &req) > 0) {
-            balloon_report(b, &req);
-            virtq_push(vq, &req, 0);
+        while (virtq_pop(vq, req) > 0) {
+            balloon_report(b, req);
+            virtq_push(vq, req, 0);
             pushed = true;
         }
         if (pushed)

@@ -350,23 +350,24 @@ static bool blk_admit(struct virtio_blk *b, const struct virtq_req *req)
 static void blk_process_locked(struct virtio_blk *b)
 {
     struct virtq *vq = virtio_get_queue(b->vdev, 0);
-    static __thread struct virtq_req req; /* large: not on the worker's stack */
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
 
-    if (!virtq_ready(vq))
+    if (!req || !virtq_ready(vq))
         return;
     for (;;) {
         bool pushed = false;
         int r;
 
         virtq_disable_notify(vq);
-        while ((r = virtq_pop(vq, &req)) > 0) {
-            if (!blk_admit(b, &req)) {
+        while ((r = virtq_pop(vq, req)) > 0) {
+            if (!blk_admit(b, req)) {
                 /* Back to the ring; the worker comes back at throttle_until. Kicks stay
                  * off meanwhile: they could not make it go sooner. */
                 virtq_unpop(vq);
                 break;
             }
-            virtq_push(vq, &req, blk_handle(b, &req));
+            virtq_push(vq, req, blk_handle(b, req));
             pushed = true;
         }
         if (pushed)

@@ -130,16 +130,17 @@ static void con_ctrl_send(struct virtio_console *c, uint32_t id, uint16_t event,
 static void con_ctrl_flush(struct virtio_console *c)
 {
     struct virtq *vq = virtio_get_queue(c->vdev, CON_CTRL_RX);
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     unsigned sent = 0;
 
-    if (!virtq_ready(vq))
+    if (!req || !virtq_ready(vq))
         return;
-    while (sent < c->nctrl && virtq_pop(vq, &req) > 0) {
-        size_t n = virtq_req_write(&req, 0, &c->ctrl[sent].msg, sizeof(c->ctrl[sent].msg));
+    while (sent < c->nctrl && virtq_pop(vq, req) > 0) {
+        size_t n = virtq_req_write(req, 0, &c->ctrl[sent].msg, sizeof(c->ctrl[sent].msg));
 
-        n += virtq_req_write(&req, n, c->ctrl[sent].name, c->ctrl[sent].name_len);
-        virtq_push(vq, &req, (uint32_t)n);
+        n += virtq_req_write(req, n, c->ctrl[sent].name, c->ctrl[sent].name_len);
+        virtq_push(vq, req, (uint32_t)n);
         sent++;
     }
     if (sent) {
@@ -165,15 +166,16 @@ static void con_port_announce(struct virtio_console *c, struct con_port *p)
 static void con_ctrl_receive(struct virtio_console *c)
 {
     struct virtq *vq = virtio_get_queue(c->vdev, CON_CTRL_TX);
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     bool pushed = false;
 
-    if (!virtq_ready(vq))
+    if (!req || !virtq_ready(vq))
         return;
-    while (virtq_pop(vq, &req) > 0) {
+    while (virtq_pop(vq, req) > 0) {
         struct con_ctrl_msg m;
 
-        if (virtq_req_read(&req, 0, &m, sizeof(m)) == sizeof(m)) {
+        if (virtq_req_read(req, 0, &m, sizeof(m)) == sizeof(m)) {
             struct con_port *p = m.id < CON_NPORTS ? &c->ports[m.id] : NULL;
 
             if (m.event == CON_DEVICE_READY && m.value == 1) {
@@ -189,7 +191,7 @@ static void con_ctrl_receive(struct virtio_console *c)
                 log_guest("virtio-console: control message %u for port %u ignored", m.event, m.id);
             }
         }
-        virtq_push(vq, &req, 0);
+        virtq_push(vq, req, 0);
         pushed = true;
     }
     if (pushed)
@@ -230,21 +232,22 @@ static void con_tx_drain(struct virtio_console *c, struct con_port *p)
 static void con_port_tx(struct virtio_console *c, struct con_port *p)
 {
     struct virtq *vq = virtio_get_queue(c->vdev, port_rxq(p->id) + 1);
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     bool pushed = false;
 
-    if (!virtq_ready(vq))
+    if (!req || !virtq_ready(vq))
         return;
     con_tx_drain(c, p);
-    while (p->tx_len < CON_TX_LIMIT && virtq_pop(vq, &req) > 0) {
+    while (p->tx_len < CON_TX_LIMIT && virtq_pop(vq, req) > 0) {
         size_t room = CON_TX_LIMIT - p->tx_len;
-        size_t n = req.out_len < room ? req.out_len : room;
+        size_t n = req->out_len < room ? req->out_len : room;
 
         if (p->client_fd >= 0) {
-            virtq_req_read(&req, 0, p->tx + p->tx_len, n);
+            virtq_req_read(req, 0, p->tx + p->tx_len, n);
             p->tx_len += n;
         }
-        virtq_push(vq, &req, 0);
+        virtq_push(vq, req, 0);
         pushed = true;
         con_tx_drain(c, p);
     }
@@ -258,13 +261,14 @@ static void con_port_tx(struct virtio_console *c, struct con_port *p)
 static void con_port_rx(struct virtio_console *c, struct con_port *p)
 {
     struct virtq *vq = virtio_get_queue(c->vdev, port_rxq(p->id));
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     bool pushed = false;
 
-    if (!virtq_ready(vq) || p->client_fd < 0)
+    if (!req || !virtq_ready(vq) || p->client_fd < 0)
         return;
     for (;;) {
-        int r = virtq_pop(vq, &req);
+        int r = virtq_pop(vq, req);
         ssize_t n;
 
         if (r <= 0) {
@@ -272,14 +276,14 @@ static void con_port_rx(struct virtio_console *c, struct con_port *p)
             loop_mod_fd(c->loop, p->client_h, p->tx_len ? LOOP_OUT : 0);
             break;
         }
-        if (req.in_len == 0) {
+        if (req->in_len == 0) {
             /* Nothing writable: readv would return 0, which must not read as the client's
              * end of file. Give the buffer back empty. */
-            virtq_push(vq, &req, 0);
+            virtq_push(vq, req, 0);
             pushed = true;
             continue;
         }
-        n = readv(p->client_fd, req.in, (int)req.nin);
+        n = readv(p->client_fd, req->in, (int)req->nin);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             virtq_unpop(vq);
             loop_mod_fd(c->loop, p->client_h, LOOP_IN | (p->tx_len ? LOOP_OUT : 0));
@@ -290,7 +294,7 @@ static void con_port_rx(struct virtio_console *c, struct con_port *p)
             con_client_close(c, p);
             break;
         }
-        virtq_push(vq, &req, (uint32_t)n);
+        virtq_push(vq, req, (uint32_t)n);
         pushed = true;
     }
     if (pushed)

@@ -232,15 +232,16 @@ static void vnet_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
 static bool vnet_tx_locked(struct virtio_net *n)
 {
     struct virtq *vq = virtio_get_queue(n->vdev, NET_TXQ);
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     unsigned budget = NET_TX_BUDGET;
     bool pushed = false;
     int r = 0;
 
-    if (!virtq_ready(vq))
+    if (!req || !virtq_ready(vq))
         return false;
-    while (budget-- && (r = virtq_pop(vq, &req)) > 0) {
-        size_t len = req.out_len;
+    while (budget-- && (r = virtq_pop(vq, req)) > 0) {
+        size_t len = req->out_len;
         uint8_t wire[NET_HDR_LEN];
         struct net_vhdr h = {0};
         const char *why = NULL;
@@ -249,7 +250,7 @@ static bool vnet_tx_locked(struct virtio_net *n)
             len -= NET_HDR_LEN;
             /* Without offloads the header asks for nothing we honour: it is ignored. */
             if (n->tx_offloads) {
-                virtq_req_read(&req, 0, wire, NET_HDR_LEN);
+                virtq_req_read(req, 0, wire, NET_HDR_LEN);
                 net_vhdr_from_le(&h, wire);
                 net_vhdr_check(&h, len, n->tx_offloads, false, &why);
             }
@@ -263,15 +264,15 @@ static bool vnet_tx_locked(struct virtio_net *n)
             why = "bad length";
         }
         if (why) {
-            log_guest("virtio-net: transmit of %zu bytes dropped: %s", req.out_len, why);
+            log_guest("virtio-net: transmit of %zu bytes dropped: %s", req->out_len, why);
             n->tx_errors++;
         } else if (n->link_up) {
             struct iovec iov = {n->frame, len};
 
-            virtq_req_read(&req, NET_HDR_LEN, n->frame, len);
+            virtq_req_read(req, NET_HDR_LEN, n->frame, len);
             net_backend_send_vhdr(n->nb, n->tx_offloads ? &h : NULL, &iov, 1);
         }
-        virtq_push(vq, &req, 0);
+        virtq_push(vq, req, 0);
         pushed = true;
     }
     if (pushed)
@@ -284,7 +285,8 @@ static ssize_t vnet_receive(void *opaque, const struct net_vhdr *hdr, const void
 {
     struct virtio_net *n = opaque;
     struct virtq *vq;
-    static __thread struct virtq_req req;
+    static __thread struct virtq_req *req_site;
+    struct virtq_req *req = virtq_req_for_thread(&req_site);
     uint8_t wire[NET_HDR_LEN];
     struct net_vhdr h = {0};
     const char *why;
@@ -317,21 +319,21 @@ static ssize_t vnet_receive(void *opaque, const struct net_vhdr *hdr, const void
         goto out;
     }
     vq = virtio_get_queue(n->vdev, NET_RXQ);
-    if (!virtq_ready(vq) || virtq_pop(vq, &req) <= 0) {
+    if (!req || !virtq_ready(vq) || virtq_pop(vq, req) <= 0) {
         ret = 0; /* no buffer: the backend holds the frame until we call rx_ready */
         goto out;
     }
     vnet_admit_locked(n, NET_RL_RX, len, pkts, true); /* it crosses now: charge it */
-    if (req.in_len < NET_HDR_LEN + len) {
+    if (req->in_len < NET_HDR_LEN + len) {
         log_guest("virtio-net: %zu-byte frame does not fit a %zu-byte receive buffer", len,
-                  req.in_len);
-        virtq_push(vq, &req, 0);
+                  req->in_len);
+        virtq_push(vq, req, 0);
     } else {
         h.num_buffers = 1;
         net_vhdr_to_le(&h, wire);
-        virtq_req_write(&req, 0, wire, NET_HDR_LEN);
-        virtq_req_write(&req, NET_HDR_LEN, frame, len);
-        virtq_push(vq, &req, (uint32_t)(NET_HDR_LEN + len));
+        virtq_req_write(req, 0, wire, NET_HDR_LEN);
+        virtq_req_write(req, NET_HDR_LEN, frame, len);
+        virtq_push(vq, req, (uint32_t)(NET_HDR_LEN + len));
     }
     virtio_notify_queue(n->vdev, vq);
 out:

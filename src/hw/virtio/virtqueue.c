@@ -4,7 +4,9 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -439,4 +441,61 @@ size_t virtq_req_write(const struct virtq_req *req, size_t off, const void *buf,
         off = 0;
     }
     return done;
+}
+
+/* The requests virtq_req_for_thread() made for one thread, freed when it exits. */
+#define VIRTQ_REQ_SITES 16
+
+struct req_sites {
+    struct virtq_req *req[VIRTQ_REQ_SITES];
+    unsigned n;
+};
+
+static pthread_key_t req_key;
+static pthread_once_t req_once = PTHREAD_ONCE_INIT;
+static bool req_key_ok;
+
+static void req_sites_free(void *p)
+{
+    struct req_sites *s = p;
+
+    for (unsigned i = 0; i < s->n; i++)
+        free(s->req[i]);
+    free(s);
+}
+
+static void req_key_create(void)
+{
+    req_key_ok = pthread_key_create(&req_key, req_sites_free) == 0;
+}
+
+struct virtq_req *virtq_req_for_thread(struct virtq_req **site)
+{
+    struct req_sites *s;
+
+    if (*site)
+        return *site;
+    pthread_once(&req_once, req_key_create);
+    if (!req_key_ok)
+        return NULL;
+    s = pthread_getspecific(req_key);
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s || pthread_setspecific(req_key, s)) {
+            free(s);
+            log_error("virtio: no memory for a thread's requests");
+            return NULL;
+        }
+    }
+    if (s->n == VIRTQ_REQ_SITES) {
+        log_error("virtio: more than %u request sites on one thread", VIRTQ_REQ_SITES);
+        return NULL;
+    }
+    *site = calloc(1, sizeof(**site));
+    if (!*site) {
+        log_error("virtio: no memory for a request");
+        return NULL;
+    }
+    s->req[s->n++] = *site;
+    return *site;
 }

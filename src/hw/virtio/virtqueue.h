@@ -89,6 +89,14 @@ struct virtq_req {
     struct iovec iov[VIRTQ_MAX_SEGS];
 };
 
+/* The request of one call site for the calling thread: the site keeps a `static __thread
+ * struct virtq_req *` of its own, which this fills at the site's first call on the thread
+ * (the request is freed when the thread exits). A request is 16 KiB, too big for a worker's
+ * stack; held in thread-local storage itself, it was zeroed, and resident, in every thread of
+ * the VMM, device worker or not (eight sites made each thread's TLS 128 KiB). NULL when out
+ * of memory: the site serves nothing then. */
+struct virtq_req *virtq_req_for_thread(struct virtq_req **site);
+
 /* Where the three areas are and what was negotiated: the transport's QueueNum, QueueDesc,
  * QueueDriver and QueueDevice registers plus the ring feature bits. */
 struct virtq_config {
