@@ -22,13 +22,13 @@
  *
  * Chaining. A block's code that leaves by a jump, a branch or its end continues straight into
  * the successor's code, without the run loop, when the loop would have done no more than run
- * it: the chain entry the loop recorded for that exit still holds (same pc, fetch generation
- * and fetch context, so the same host bytes), the successor had code when the loop last went
- * through the entry (struct rv_chain's `code`), no stop is requested
- * and no interrupt is pending and enabled (mip & irq_enable). Otherwise it returns to the loop with
- * the entry in h->jit_link, where the loop records the successor. A jump or branch to a pc on
- * the block's own page needs no comparison of pcs (the same page's translation gives the same
- * host bytes), so a translated block keeps its entry [1] for that target alone (block.h).
+ * it: the chain entry the loop recorded for that exit still holds (same pc, and the same
+ * h->fetch_key: fetch generation and fetch context, so the same host bytes), the successor had
+ * code when the loop last went through the entry (struct rv_chain's `entry`), and nothing asked
+ * for the loop (h->need_loop: a stop request, or an interrupt raised by another thread).
+ * Otherwise it returns to the loop with the entry in h->jit_link, where the loop records the
+ * successor. A jalr's exit tries entries [1] and [0] (a block that ends in a jalr has no
+ * fall-through), and has the loop record a new target in [0] (block.h).
  * Exits through a handler (traps, CSRs, xRET, WFI, FENCE.I) always return to the loop. A jump
  * back to the block's own first instruction (a loop that is one block) needs no chain entry:
  * nothing that runs inside a block changes the pc of its start, the fetch generation or the
