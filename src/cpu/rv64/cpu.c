@@ -361,9 +361,9 @@ static void chain_page_note(struct rv64_hart *h, uint64_t pc)
 {
     uint64_t bit = (pc >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
 
-    if (h->chain_pages_gen != h->fetch_gen) {
+    if (h->chain_pages_gen != rv_fetch_gen(h)) {
         memset(h->chain_pages, 0, sizeof(h->chain_pages));
-        h->chain_pages_gen = h->fetch_gen;
+        h->chain_pages_gen = rv_fetch_gen(h);
     }
     h->chain_pages[bit / 64] |= 1ull << (bit % 64);
 }

@@ -81,8 +81,9 @@ void rv_update_mmu_idx(struct rv64_hart *h)
     case RV_PRIV_U: h->mmu_data = RV_MMU_U; break;
     default: h->mmu_data = (h->mstatus & MSTATUS_SUM) ? RV_MMU_S_SUM : RV_MMU_S; break;
     }
-    h->mmu_fetch = h->priv == RV_PRIV_M ? RV_MMU_M : h->priv == RV_PRIV_U ? RV_MMU_U : RV_MMU_S;
-    h->fetch_key = h->fetch_gen << 2 | h->mmu_fetch;
+    h->fetch_key = (h->fetch_key & ~3ull) | (h->priv == RV_PRIV_M   ? RV_MMU_M
+                                             : h->priv == RV_PRIV_U ? RV_MMU_U
+                                                                    : RV_MMU_S);
 }
 
 void rv_update_irq_enable(struct rv64_hart *h)

@@ -161,7 +161,7 @@ struct rv_tlb_entry {
 /* Translation contexts: the effective privilege and, for S, SUM (which decides whether S may
  * touch U pages). Keeping them apart means mode switches and SUM toggles flush nothing. */
 enum rv_mmu_idx { RV_MMU_M, RV_MMU_S, RV_MMU_S_SUM, RV_MMU_U, RV_MMU_COUNT };
-_Static_assert(RV_MMU_COUNT <= 4, "fetch_key holds mmu_fetch in two bits");
+_Static_assert(RV_MMU_COUNT <= 4, "fetch_key holds the fetch context in two bits");
 
 enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
 
@@ -238,7 +238,10 @@ struct rv64_hart {
     uint64_t x[33];
     uint64_t pc;       /* inside a block: the pc of the block's first instruction */
     unsigned mmu_data; /* enum rv_mmu_idx for loads and stores */
-    unsigned mmu_fetch;
+    /* Bits 1:0, the enum rv_mmu_idx of instruction fetch (rv_mmu_fetch(), set by
+     * rv_update_mmu_idx()); above them the fetch generation (rv_fetch_gen_bump()). A chain
+     * entry (block.h) holds while the key it recorded is the hart's: one compare. */
+    uint64_t fetch_key;
     struct rv_tlb *tlb; /* the live translations: one of tlbs[] (struct rv_tlb) */
     _Atomic uint64_t mip;
     uint64_t mie;
@@ -291,12 +294,8 @@ struct rv64_hart {
     struct rv_block_cache bc;
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
     struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
-    uint64_t fetch_gen;        /* bumped by TLB and block-cache flushes: invalidates block chains */
-    /* fetch_gen << 2 | mmu_fetch, kept by rv_fetch_gen_bump() and rv_update_mmu_idx(): what a
-     * chain entry still holds for (block.h), compared in one go. */
-    uint64_t fetch_key;
     /* The virtual pages (bit: page number mod 4096) that block chains were recorded into while
-     * fetch_gen was chain_pages_gen: a page fence needs to bump fetch_gen only for these
+     * the fetch generation was chain_pages_gen: a page fence needs to bump it only for these
      * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
     uint64_t chain_pages[RV_CHAIN_PAGE_BITS / 64];
     uint64_t chain_pages_gen;
@@ -363,14 +362,25 @@ bool rv_mip_sync(struct rv64_hart *h);
  * now and again whenever that changes. Hart thread, or with the hart stopped. */
 void rv_stimer_arm(struct rv64_hart *h);
 
-/* Recomputes mmu_data/mmu_fetch after priv, MPRV, MPP or SUM changed. */
+/* Recomputes mmu_data and the fetch context (fetch_key) after priv, MPRV, MPP or SUM changed. */
 void rv_update_mmu_idx(struct rv64_hart *h);
+
+/* The enum rv_mmu_idx of instruction fetch. */
+static inline unsigned rv_mmu_fetch(const struct rv64_hart *h)
+{
+    return (unsigned)(h->fetch_key & 3);
+}
+
+/* The fetch generation: moved by every change of the fetch TLB or the block cache. */
+static inline uint64_t rv_fetch_gen(const struct rv64_hart *h)
+{
+    return h->fetch_key >> 2;
+}
 
 /* Drops every block chain: the fetch TLB or the block cache changed under them. */
 static inline void rv_fetch_gen_bump(struct rv64_hart *h)
 {
-    h->fetch_gen++;
-    h->fetch_key = h->fetch_gen << 2 | h->mmu_fetch;
+    h->fetch_key += 4;
 }
 
 /* Sets the privilege mode (trap entry and return). */

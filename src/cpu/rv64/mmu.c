@@ -190,7 +190,7 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     rv_code_table_live(h);
 }
 
-/* Block chains (block.h) name a successor by virtual pc and stay valid while h->fetch_gen
+/* Block chains (block.h) name a successor by virtual pc and stay valid while h->fetch_key
  * does. A fence of one page can make wrong only the chains into that page, which
  * h->chain_pages records (cpu.c), or, when a superpage covered it, into any page of the
  * superpage; other fences leave the chains alone. Linux fences one page after every page fault
@@ -203,7 +203,7 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
     unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
     uint64_t bit = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
     bool chains =
-        h->chain_pages_gen == h->fetch_gen && (h->chain_pages[bit / 64] >> (bit % 64) & 1);
+        h->chain_pages_gen == rv_fetch_gen(h) && (h->chain_pages[bit / 64] >> (bit % 64) & 1);
 
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
         struct rv_tlb *t = &h->tlbs[i];
@@ -759,13 +759,13 @@ void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr)
 
 uint8_t *rv_fetch_ptr(struct rv64_hart *h, uint64_t va)
 {
-    struct rv_tlb_entry *e = rv_tlb_entry(h, h->mmu_fetch, va);
+    struct rv_tlb_entry *e = rv_tlb_entry(h, rv_mmu_fetch(h), va);
     uint64_t pa;
     uint8_t *host;
 
     if (likely(e->tag_x == (va & RV_PAGE_MASK)))
         return (uint8_t *)(uintptr_t)(va + e->addend);
-    if (mmu_resolve(h, va, RV_ACCESS_EXEC, h->mmu_fetch, 2, &pa, &host))
+    if (mmu_resolve(h, va, RV_ACCESS_EXEC, rv_mmu_fetch(h), 2, &pa, &host))
         return NULL;
     if (!host) {
         fault(h, RV_EXC_INSN_ACCESS, va);

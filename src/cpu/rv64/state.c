@@ -27,8 +27,8 @@
  * A version 1 section (written before Sstc) loads as stimecmp = 2^64 - 1 (never due) and
  * stip_sw = mip.STIP.
  * Not saved, because they are caches or transient: the TLBs, decoded blocks and chains,
- * mmu_data/mmu_fetch and pmp_active (recomputed), exc_cause/exc_tval (valid only inside an
- * instruction), a pending FENCE.I (the load flushes the block cache anyway). */
+ * mmu_data, the fetch context in fetch_key and pmp_active (recomputed), exc_cause/exc_tval (valid
+ * only inside an instruction), a pending FENCE.I (the load flushes the block cache anyway). */
 #include <inttypes.h>
 
 #include "base/state.h"
