@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/populate.h"
 
 #define LOADER_MAX_FILE (4ull << 30)
 
@@ -86,10 +87,9 @@ void loader_close_file(struct loader_file *f)
 /* Reads filesz bytes at file offset `off` straight into guest RAM at addr, where memsz bytes
  * must fit. The rest, up to memsz (an ELF segment's bss, an Image's), is left as it is: RAM is
  * zero where images are placed (loader.h), and writing zeros again would only fault in pages
- * the guest may never touch. The pages read into are mapped in first, in one call: the read
- * would fault each in (1,360 faults for a default guest's kernel and initramfs, which cost
- * microseconds each where the host is itself a virtual machine). Best effort: a kernel
- * without MADV_POPULATE_WRITE (before 5.14) faults them in as before. */
+ * the guest may never touch. The pages read into are mapped in first, in one call
+ * (base/populate.h): the read would fault each in, 1,360 faults for a default guest's kernel
+ * and initramfs. */
 static int place(struct guest_ram *ram, gpa_t addr, const struct loader_file *f, uint64_t off,
                  uint64_t filesz, uint64_t memsz, const char *what, char *err)
 {
@@ -102,12 +102,7 @@ static int place(struct guest_ram *ram, gpa_t addr, const struct loader_file *f,
                  f->path, what, addr, memsz, ram->base, ram->base + ram->size - 1);
         return -1;
     }
-    if (filesz) {
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = (uintptr_t)dst & ~(page - 1);
-
-        madvise((void *)lo, (uintptr_t)dst + filesz - lo, MADV_POPULATE_WRITE);
-    }
+    mem_populate(dst, filesz);
     return file_read_at(f, off, dst, filesz, err);
 }
 

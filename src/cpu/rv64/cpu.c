@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "base/codewatch.h"
+#include "base/populate.h"
 #include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 
@@ -26,11 +27,9 @@
 /* The arena's pages are mapped in this many bytes at a time, ahead of the blocks. */
 #define RV_BC_POPULATE_CHUNK (256u << 10)
 
-/* Maps the arena's pages in up to at least `end` (bc_build). Each 4 KiB of blocks would
- * otherwise cost a page fault where it is first written, and where the host is itself a
- * virtual machine a fault costs microseconds: the arena's were 1,500 of the 6,800 faults of
- * a default boot. Best effort, as for the JIT's code cache: a kernel without
- * MADV_POPULATE_WRITE (before 5.14) leaves the pages to fault in one by one. */
+/* Maps the arena's pages in up to at least `end` (bc_build), rather than a page fault per 4 KiB
+ * of blocks (base/populate.h): the arena's were 1,500 of the 6,800 faults of a default boot.
+ * Where the kernel cannot, the pages fault in one by one. */
 static void bc_populate(struct rv64_hart *h, size_t end)
 {
     while (h->bc.populated < end && !h->bc.no_populate) {
@@ -38,7 +37,7 @@ static void bc_populate(struct rv64_hart *h, size_t end)
 
         if (len > RV_BC_POPULATE_CHUNK)
             len = RV_BC_POPULATE_CHUNK;
-        if (madvise(h->bc.arena + h->bc.populated, len, MADV_POPULATE_WRITE))
+        if (mem_populate(h->bc.arena + h->bc.populated, len))
             h->bc.no_populate = true;
         else
             h->bc.populated += len;

@@ -1,10 +1,10 @@
 /* Address translation (Sv39, Sv48, Sv57), physical memory protection, the software TLB's fill
  * and the slow paths of guest memory access (RISC-V privileged 20211203, §3.7 and §4.3-4.6). */
 #include <stddef.h>
-#include <sys/mman.h>
 
 #include "base/codewatch.h"
 #include "base/dirty.h"
+#include "base/populate.h"
 #include "cpu/rv64/hart.h"
 #include "hw/bus.h"
 
@@ -37,14 +37,7 @@ static void tlb_clear(struct rv_tlb *t)
 
     if (t->nfilled > RV_TLB_LOG) {
         if (!t->mapped) {
-            /* The first clear: its 32 pages in one call, not a page fault each (which costs
-             * microseconds where the host is itself a virtual machine: bc_populate(), cpu.c).
-             * Best effort. */
-            uintptr_t lo = ((uintptr_t)t->e + RV_PAGE_SIZE - 1) & ~(uintptr_t)(RV_PAGE_SIZE - 1);
-            uintptr_t hi = ((uintptr_t)t->e + sizeof(t->e)) & ~(uintptr_t)(RV_PAGE_SIZE - 1);
-
-            if (hi > lo)
-                madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+            mem_populate(t->e, sizeof(t->e)); /* the first clear: 32 pages in one call */
             t->mapped = true;
         }
         memset(t->e, 0xff, sizeof(t->e)); /* every tag RV_TLB_INVALID */

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/populate.h"
 #include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
 #include "cpu/rv64/jit/emit.h"
@@ -1136,7 +1137,7 @@ static void cache_populate(struct rv_jit *j, size_t start, size_t end)
 
         if (len > JIT_POPULATE_CHUNK)
             len = JIT_POPULATE_CHUNK;
-        if (madvise(j->rw + j->populated, len, MADV_POPULATE_WRITE) ||
+        if (mem_populate(j->rw + j->populated, len) ||
             madvise(j->cache + j->populated, len, MADV_POPULATE_READ)) {
             log_debug("jit: cannot populate the code cache (%d); pages fault in one by one", errno);
             j->no_populate = true;
