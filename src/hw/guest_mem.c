@@ -20,13 +20,6 @@ int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
      * Shared, every page loaded before the fork (firmware, kernel, initrd) would be
      * copy-on-write, and the guest's first write to each would copy it. Best effort. */
     madvise(p, size, MADV_DONTFORK);
-    /* Transparent huge pages where the host allows them (QEMU asks the same): a guest's
-     * first touch of RAM is then one fault per 2 MiB instead of per 4 KiB. Faults cost
-     * 10-15 us each on a host that is itself a VM, and a default boot took 2,900 of them in
-     * guest RAM (3,380 in all, 490 with this). RSS grows by the untouched rest of each huge
-     * page (33.4 -> 37.0 MB at a default boot's READY); the balloon and free page reporting
-     * still give back what they free, splitting a huge page where needed. Best effort. */
-    madvise(p, size, MADV_HUGEPAGE);
     if (dirty_log_init(&ram->dirty, size >> DIRTY_PAGE_SHIFT)) {
         munmap(p, size);
         return -ENOMEM;
@@ -57,6 +50,11 @@ void guest_ram_destroy(struct guest_ram *ram)
 int guest_ram_set_mergeable(struct guest_ram *ram, bool on)
 {
     return madvise(ram->host, ram->size, on ? MADV_MERGEABLE : MADV_UNMERGEABLE) ? -errno : 0;
+}
+
+int guest_ram_set_huge(struct guest_ram *ram)
+{
+    return madvise(ram->host, ram->size, MADV_HUGEPAGE) ? -errno : 0;
 }
 
 void guest_ram_clear(struct guest_ram *ram)

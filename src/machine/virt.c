@@ -533,6 +533,11 @@ int virt_create(const struct virt_config *cfg, struct virt_machine **out)
     if (err && !cfg->mem_merge_off)
         log_warn("memory_merge: the host kernel cannot merge pages (%s); guest RAM is not shared",
                  strerror(-err));
+    /* As QEMU asks for its RAM blocks. A default boot took 3,380 page faults, 2,900 of them
+     * guest RAM's first touch, and a fault costs 10-15 us where the host is itself a VM;
+     * with huge pages, 494, and peak RSS at READY went from 33.4 to 37.0 MB. */
+    if (guest_ram_set_huge(&m->ram))
+        log_debug("guest RAM: no transparent huge pages on this host");
     err = 0;
     m->rom = xzalloc(VIRT_ROM_SIZE);
 
