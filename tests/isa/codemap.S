@@ -3,8 +3,9 @@
  * call site that has run many times (hot enough that the JIT translated it and chained its
  * call to the old code), and a fence of another page, or of no page at all but data, leaves
  * such a call running the right code. The engines keep the chains between blocks across page
- * fences that cannot affect them (mmu.c), so these are the cases that must drop them; and a
- * chain recorded in one privilege mode must not hold in another that translates differently. */
+ * fences that cannot affect them (mmu.c), so these are the cases that must drop them; a
+ * chain recorded in one privilege mode must not hold in another that translates differently,
+ * nor one recorded in one address space (ASID) or translation mode in another. */
 #include "isa.h"
 
 #define CODE (PTE_V | PTE_R | PTE_X | PTE_A)
@@ -22,6 +23,11 @@
 #define MEGA     (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
 #define VA_T     0x80600000     /* check 9: megapage 3, physical in M ... */
 #define PA_T_S   0x80800000     /* ... and mapped here in S */
+#define PT_ROOT2 0x80404000     /* check 11: a second address space, ASID 2 ... */
+#define PT_L1_2  0x80405000
+#define PT_L0_2  0x80406000
+#define SATP_A   ((8 << 60) | (1 << 44) | (PT_ROOT >> 12))     /* ... and the first, ASID 1 */
+#define SATP_B   ((8 << 60) | (2 << 44) | (PT_ROOT2 >> 12))
 #define LI_A0(i) (0x00000513 | ((i) << 20))
 #define RET      0x00008067
 #define TURNS    40             /* calls per step: well past the JIT's threshold of 8 */
@@ -149,6 +155,42 @@
     ENTER_MODE PRV_S, 5f
 5:  li s6, 6
     jal ra, call_t
+    BACK_TO_M
+
+    /* A change of translation mode takes effect at once, with no fence (§4.1.11), for a
+     * hot call site's chain too, also into a page mapped global (the same in every address
+     * space, which a hart may keep across satp writes of one mode): VA_T is PA_T_S's code
+     * in S under Sv39, and its own in Bare. */
+    CHECK 10
+    ENTER_MODE PRV_S, 6f
+6:  li s6, 6
+    jal ra, call_t
+    csrw satp, zero
+    li s6, 5
+    jal ra, call_t
+    li a0, SATP_39
+    csrw satp, a0
+    li s6, 6
+    jal ra, call_t
+    BACK_TO_M
+
+    /* Chains into pages not mapped global do not hold across a switch of address space:
+     * VA_C is page 1 under ASID 1 and page 3 under ASID 2, and satp alone switches. */
+    CHECK 11
+    SV39_TABLES PT_ROOT2, PT_L1_2, PT_L0_2
+    SETPTE PT_L0_2, 0x60, PTE(PA(3), CODE)
+    SETPTE PT_L0, 0x60, PTE(PA(1), CODE)
+    li a0, SATP_A
+    csrw satp, a0
+    sfence.vma
+    ENTER_MODE PRV_S, 7f
+7:  CALLS 1
+    li a0, SATP_B
+    csrw satp, a0
+    CALLS 3
+    li a0, SATP_A
+    csrw satp, a0
+    CALLS 1
     BACK_TO_M
     csrw satp, zero
     sfence.vma
