@@ -259,14 +259,28 @@ static void test_cursor(void)
     sbuf_free(&b);
 }
 
+/* Writes all of `ram` as a stream of RAM records alone into fd and checks that every page was
+ * sent, all but one of them as a zero page. */
+static void write_ram_one_page(int fd, const struct guest_ram *ram)
+{
+    uint64_t sent = 0, zeros = 0;
+    struct stream_writer *w;
+
+    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
+    CHECK(stream_write_header(w, "{}", 0) == 0);
+    CHECK(stream_write_ram(w, ram, NULL, &sent, &zeros) == 0 && stream_write_end(w) == 0);
+    stream_writer_destroy(w);
+    CHECK_EQ_U64(sent, RAM_SIZE / 4096);
+    CHECK_EQ_U64(zeros, RAM_SIZE / 4096 - 1);
+}
+
 /* Untouched RAM is known to be zero without looking: a snapshot of a mostly idle guest maps
  * no host memory for it, on either side. */
 static void test_untouched_pages(void)
 {
     struct guest_ram a, b;
     unsigned char res[RAM_SIZE / 4096];
-    uint64_t mask, sent = 0, zeros = 0;
-    struct stream_writer *w;
+    uint64_t mask;
     char err[512];
     unsigned sections;
     int fd = memfd_create("untouched", 0);
@@ -279,12 +293,7 @@ static void test_untouched_pages(void)
     CHECK(guest_ram_untouched(&a, 0, 64, &mask) == 0 && mask == (UINT64_MAX & ~(UINT64_C(1) << 3)));
     CHECK(guest_ram_untouched(&a, 64, 10, &mask) == 0 && mask == 0x3bf);
     CHECK(guest_ram_untouched(&a, RAM_SIZE / 4096 - 1, 2, &mask) == -EINVAL);
-    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
-    CHECK(stream_write_header(w, "{}", 0) == 0);
-    CHECK(stream_write_ram(w, &a, NULL, &sent, &zeros) == 0 && stream_write_end(w) == 0);
-    stream_writer_destroy(w);
-    CHECK_EQ_U64(sent, RAM_SIZE / 4096);
-    CHECK_EQ_U64(zeros, RAM_SIZE / 4096 - 1);
+    write_ram_one_page(fd, &a);
     CHECK(mincore(a.host, RAM_SIZE, res) == 0);
     CHECK((res[100] & 1) == 0); /* the writer did not map what it did not need to look at */
     CHECK(read_stream(fd, &b, err, sizeof(err), &sections) == 0 || !fprintf(stderr, "%s\n", err));
@@ -303,8 +312,6 @@ static void test_untouched_pages(void)
 static void test_huge_pages(void)
 {
     struct guest_ram a, b;
-    uint64_t sent = 0, zeros = 0;
-    struct stream_writer *w;
     char err[512];
     unsigned sections;
     int fd = memfd_create("huge", 0);
@@ -314,12 +321,7 @@ static void test_huge_pages(void)
     (void)guest_ram_set_huge(&a); /* -EINVAL where the kernel has no THP: same result */
     a.host[5 * 4096 + 1] = 9;
     a.host[300 * 4096] = 0;
-    CHECK(stream_writer_create(fd, "test", 1, &w) == 0);
-    CHECK(stream_write_header(w, "{}", 0) == 0);
-    CHECK(stream_write_ram(w, &a, NULL, &sent, &zeros) == 0 && stream_write_end(w) == 0);
-    stream_writer_destroy(w);
-    CHECK_EQ_U64(sent, RAM_SIZE / 4096);
-    CHECK_EQ_U64(zeros, RAM_SIZE / 4096 - 1);
+    write_ram_one_page(fd, &a);
     CHECK(read_stream(fd, &b, err, sizeof(err), &sections) == 0 || !fprintf(stderr, "%s\n", err));
     CHECK(memcmp(a.host, b.host, RAM_SIZE) == 0 && b.host[5 * 4096 + 1] == 9);
     close(fd);
