@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/populate.h"
+
 static void pagemap_open_once(void);
 
 int guest_ram_init(struct guest_ram *ram, gpa_t base, uint64_t size)
@@ -54,7 +56,7 @@ int guest_ram_set_mergeable(struct guest_ram *ram, bool on)
 
 int guest_ram_set_huge(struct guest_ram *ram)
 {
-    return madvise(ram->host, ram->size, MADV_HUGEPAGE) ? -errno : 0;
+    return mem_huge(ram->host, ram->size) ? -errno : 0;
 }
 
 void guest_ram_clear(struct guest_ram *ram)

@@ -34,12 +34,11 @@ void guest_ram_destroy(struct guest_ram *ram);
  * -errno (-EINVAL: a kernel without KSM), and RAM works the same either way. Set-up thread. */
 int guest_ram_set_mergeable(struct guest_ram *ram, bool on);
 
-/* Asks the host for transparent huge pages behind RAM (madvise MADV_HUGEPAGE), where its
- * setting allows them: the guest's first touch of RAM is then one fault per 2 MiB instead of
- * per 4 KiB, and its accesses miss the host's TLB less. RSS grows by the untouched rest of
- * each huge page; the balloon and free page reporting still give back what they free
- * (splitting a huge page), and guest_ram_untouched() sees a whole huge page as touched.
- * 0, or -errno (-EINVAL: a kernel without THP), and RAM works the same either way. */
+/* Asks the host for transparent huge pages behind RAM (mem_huge(), base/populate.h): the
+ * guest's first touch of RAM is then one fault per 2 MiB instead of per 4 KiB. The balloon and
+ * free page reporting still give back what they free (splitting a huge page), and
+ * guest_ram_untouched() sees a whole huge page as touched. 0, or -errno (-EINVAL: a kernel
+ * without THP), and RAM works the same either way. */
 int guest_ram_set_huge(struct guest_ram *ram);
 
 /* Makes all of RAM read as zero again and gives its pages back to the host (no touching of

@@ -583,10 +583,9 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)
         goto free_buckets;
-    /* Huge pages where the host allows them, as for guest RAM (hw/guest_mem.c): the run
-     * loop reads block headers all over an arena that grows to 32 MiB for a larger guest,
-     * and on 4 KiB pages most of those reads also missed the host's TLB. Best effort. */
-    madvise(h->bc.arena, RV_BC_ARENA_MAX, MADV_HUGEPAGE);
+    /* The run loop reads block headers all over an arena that grows to 32 MiB for a larger
+     * guest: on 4 KiB pages most of those reads also missed the host's TLB. */
+    mem_huge(h->bc.arena, RV_BC_ARENA_MAX);
     if (cfg->jit) {
         err = rv_jit_create(&h->jit);
         if (err)
