@@ -18,6 +18,7 @@
 #define VA_C     0x40060000     /* L0[0x60]: the code page that is mapped again */
 #define VA_D     0x40070000     /* L0[0x70]: a data page */
 #define VA_E     0x40068000     /* L0[0x68]: a second code page, called from the same site */
+#define VA_G     0x40064000     /* L0[0x64]: checks 12 and 13, a code page mapped global */
 #define SATP_39  ((8 << 60) | (PT_ROOT >> 12))
 #define PT_L1R   0x80403000     /* check 9: the RAM gigapage in megapages */
 #define MEGA     (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
@@ -37,6 +38,13 @@
 .macro CALLS want
     li s6, \want
     jal ra, call_va_c
+.endm
+
+/* The same for the code at \va, from another call site (call_at). */
+.macro CALLS_AT va, want
+    li s6, \want
+    li a2, \va
+    jal ra, call_at
 .endm
 
 /* Calls VA_C and VA_E in turn, TURNS times each, from one call site (call_alt): VA_C must
@@ -192,9 +200,73 @@
     csrw satp, a0
     CALLS 1
     BACK_TO_M
+
+    /* A chain into a page mapped global may outlive satp switches and fences by ASID (those
+     * do not order accesses through global mappings, §4.2.1), but not a fence of its page or
+     * of every page with rs2 = x0. */
+    CHECK 12
+    SETPTE PT_L0, 0x64, PTE(PA(1), CODE | PTE_G)
+    SETPTE PT_L0_2, 0x64, PTE(PA(1), CODE | PTE_G)
+    sfence.vma
+    ENTER_MODE PRV_S, 8f
+8:  CALLS_AT VA_G, 1
+    li a0, SATP_B       /* the same global mapping in the other address space */
+    csrw satp, a0
+    CALLS_AT VA_G, 1
+    li a0, SATP_A
+    csrw satp, a0
+    CALLS_AT VA_G, 1
+    SETPTE PT_L0, 0x64, PTE(PA(2), CODE | PTE_G)
+    li a1, VA_G
+    sfence.vma a1, zero
+    CALLS_AT VA_G, 2
+    SETPTE PT_L0, 0x64, PTE(PA(3), CODE | PTE_G)
+    sfence.vma
+    CALLS_AT VA_G, 3
+    BACK_TO_M
+
+    /* S-mode code that keeps calling pages not mapped global (a kernel that marks nothing
+     * global): past the hart's limit of such calls (RV_S_NONGLOBAL_MAX, 1024) its chains go
+     * by address space, as U's do, and checks 11, 3 and 4 must hold there too, as well as a
+     * call into a global page. */
+    CHECK 13
+    ENTER_MODE PRV_S, 9f
+9:  li s3, 40           /* 40 x TURNS calls of VA_C */
+10: CALLS 1
+    addi s3, s3, -1
+    bnez s3, 10b
+    li a0, SATP_B
+    csrw satp, a0
+    CALLS 3
+    li a0, SATP_A
+    csrw satp, a0
+    CALLS 1
+    SETPTE PT_L0, 0x60, PTE(PA(2), CODE)
+    li a1, VA_C
+    sfence.vma a1, zero
+    CALLS 2
+    SETPTE PT_L0, 0x60, PTE(PA(4), CODE)
+    li a1, VA_C
+    li s5, 1            /* ASID 1, the live one */
+    sfence.vma a1, s5
+    CALLS 4
+    SETPTE PT_L0, 0x64, PTE(PA(4), CODE | PTE_G)
+    li a1, VA_G
+    sfence.vma a1, zero
+    CALLS_AT VA_G, 4
+    BACK_TO_M
     csrw satp, zero
     sfence.vma
     TEST_END
+
+call_at:
+    mv s7, ra
+    li s2, TURNS
+1:  jalr ra, 0(a2)
+    EXPECT_EQ a0, s6
+    addi s2, s2, -1
+    bnez s2, 1b
+    jr s7
 
 call_t:
     mv s7, ra

@@ -8,7 +8,8 @@
  * changes nothing.
  *
  * The engines keep decoded blocks and chains across a fence.i when no page holding code was
- * written (src/base/codewatch.h): each case here is a way a write could go unnoticed. */
+ * written (src/base/codewatch.h): each case here is a way a write could go unnoticed. Check
+ * 12: a chain between two blocks of one page, which holds with no lookup of its target. */
 #include "isa.h"
 
 #define CODE (PTE_V | PTE_R | PTE_X | PTE_A)
@@ -28,6 +29,9 @@
 #define SATP(asid) ((8 << 60) | ((asid) << 44) | (PT_ROOT >> 12))
 #define LI_A0(i) (0x00000513 | ((i) << 20))
 #define RET      0x00008067
+#define J_8      0x0080006f     /* jal x0, 8 */
+#define NOP      0x00000013
+#define PAGE_L   0x80504000     /* check 12: a jump to code of the same page */
 #define TURNS    40             /* calls per step: well past the JIT's threshold of 8 */
 
 /* Calls the code at \addr TURNS times from one call site (hot_calls: the same site each time,
@@ -147,6 +151,22 @@
     BACK_TO_M
     csrw satp, zero
     sfence.vma
+
+    /* "j 8; nop; li a0, n; ret": the jump's block goes on into the next in its own page,
+     * which the engines chain without looking the target up again (block.h, `local`); a
+     * fence.i after the target was rewritten must reach that chain too. */
+    CHECK 12
+    li t0, PAGE_L
+    li t1, J_8
+    sw t1, 0(t0)
+    li t1, NOP
+    sw t1, 4(t0)
+    PUT_CODE PAGE_L + 8, 12
+    fence.i
+    CALLS PAGE_L, 12
+    PUT_CODE PAGE_L + 8, 13
+    fence.i
+    CALLS PAGE_L, 13
     TEST_END
 
 hot_calls:

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "base/codewatch.h"
+#include "base/log.h"
 #include "base/populate.h"
 #include "cpu/rv64/block.h"
 #include "cpu/rv64/insn.h"
@@ -181,6 +182,7 @@ static void fence_i(struct rv64_hart *h)
     if (code_unchanged(h))
         return;
     h->bc.code_gen++;
+    h->local_gen++;
     rv_fetch_gen_bump(h);
 }
 
@@ -240,6 +242,34 @@ static struct rv_block *bc_lookup(struct rv64_hart *h, uintptr_t key)
     return b;
 }
 
+/* Whether `in` jumps, when it does, to its own pc plus its immediate. */
+static bool insn_direct(const struct rv_insn *in)
+{
+    return in->fn == rv_op_jal || in->fn == rv_op_beq || in->fn == rv_op_bne ||
+           in->fn == rv_op_blt || in->fn == rv_op_bge || in->fn == rv_op_bltu ||
+           in->fn == rv_op_bgeu;
+}
+
+/* b->local (block.h) for a block at page offset `at`. */
+static void block_locals(struct rv_block *b, unsigned at)
+{
+    const struct rv_insn *last = &b->insn[b->n - 1];
+    bool direct = insn_direct(last);
+
+    b->local[0] = b->local[1] = RV_NO_LOCAL;
+    if (!direct && (last->flags & RV_INSN_ENDS_BLOCK))
+        return;
+    if (at + b->bytes < RV_PAGE_SIZE)
+        b->local[0] = (int16_t)b->bytes;
+    if (direct) {
+        int64_t t = (int64_t)last->pc_off + last->imm;
+
+        if ((int64_t)at + t >= 0 && (int64_t)at + t < (int64_t)RV_PAGE_SIZE &&
+            t != (int64_t)b->bytes)
+            b->local[1] = (int16_t)t;
+    }
+}
+
 /* Decodes a block starting at guest pc whose bytes are at `host` (valid to the end of the
  * page). Returns NULL when the first instruction crosses into the next page; the caller then
  * runs it on its own. */
@@ -289,6 +319,7 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     b->code = NULL;
     b->n = n;
     b->bytes = off;
+    block_locals(b, (unsigned)(pc & (RV_PAGE_SIZE - 1)));
     h->bc.arena_used += sizeof(struct rv_block) + n * sizeof(struct rv_insn);
     h->bc.arena_used = (h->bc.arena_used + 15) & ~(size_t)15;
     b->next = h->bc.buckets[bc_hash(b->key)];
@@ -355,16 +386,71 @@ static void hart_wfi(struct rv64_hart *h)
     code_unpark(h);
 }
 
-/* Notes that a chain now leads into pc's page (rv_tlb_flush_page). */
-static void chain_page_note(struct rv64_hart *h, uint64_t pc)
+/* Notes in map (of `bits` bits, cleared when *map_gen is not gen) that a chain now leads
+ * into pc's page (rv_tlb_flush_page). */
+static void chain_page_note(uint64_t *map, unsigned bits, uint64_t *map_gen, uint64_t gen,
+                            uint64_t pc)
 {
-    uint64_t bit = (pc >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
+    uint64_t bit = (pc >> RV_PAGE_SHIFT) % bits;
 
-    if (h->chain_pages_gen != rv_fetch_gen(h)) {
-        memset(h->chain_pages, 0, sizeof(h->chain_pages));
-        h->chain_pages_gen = rv_fetch_gen(h);
+    if (*map_gen != gen) {
+        memset(map, 0, bits / 8);
+        *map_gen = gen;
     }
-    h->chain_pages[bit / 64] |= 1ull << (bit % 64);
+    map[bit / 64] |= 1ull << (bit % 64);
+}
+
+/* The key that a chain into pc, just fetched, records (hart.h, gen_g and gen_a), with its
+ * page noted for page fences. In S while s_global holds, a chain into a page not mapped
+ * global gets RV_CHAIN_NO_KEY, which no fetch_key equals (its context is never S with SUM):
+ * such a chain would wrongly survive a switch of address space. */
+static uint64_t chain_key(struct rv64_hart *h, uint64_t pc)
+{
+    switch (rv_mmu_fetch(h)) {
+    case RV_MMU_M: return h->fetch_key; /* no translation: no fence can change it */
+    case RV_MMU_S:
+        if (!h->s_global)
+            break;
+        if (rv_tlb_fetch_global(h, pc)) {
+            chain_page_note(h->chain_pages_g, RV_CHAIN_PAGE_BITS_G, &h->chain_pages_g_gen, h->gen_g,
+                            pc);
+            return h->fetch_key;
+        }
+        if (++h->s_nonglobal < RV_S_NONGLOBAL_MAX)
+            return RV_CHAIN_NO_KEY;
+        log_debug("hart %u: S-mode code runs from pages not mapped global; its block chains "
+                  "now go by address space",
+                  h->cfg.hartid);
+        h->s_global = false;
+        rv_fetch_key_set(h);
+        break;
+    default: break;
+    }
+    chain_page_note(h->chain_pages_a, RV_CHAIN_PAGE_BITS, &h->chain_pages_a_gen, h->gen_a, pc);
+    return h->fetch_key;
+}
+
+/* The block that chain entry c belongs to, and which of its two entries c is (*i): blocks
+ * start 16-byte aligned in the arena (bc_build) and an entry's size is 8 past a multiple of 16
+ * (block.h), so of the two places the block could start, only one is aligned. */
+static const struct rv_block *chain_owner(const struct rv_chain *c, unsigned *i)
+{
+    uintptr_t at = (uintptr_t)c - offsetof(struct rv_block, chain);
+
+    *i = (at & 15) != 0;
+    return (const struct rv_block *)(at - *i * sizeof(*c));
+}
+
+/* c->lkey for entry c leading to b (block.h). */
+static uint64_t chain_lkey(const struct rv64_hart *h, const struct rv_chain *c,
+                           const struct rv_block *b)
+{
+    unsigned i;
+    const struct rv_block *o = chain_owner(c, &i);
+
+    if (o->local[i] == RV_NO_LOCAL || b->key != o->key + (uintptr_t)(intptr_t)o->local[i])
+        return 0;
+    return h->local_gen;
 }
 
 /* The block for h->pc: from chain entry c (of the block that ran last) when it is still
@@ -378,7 +464,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
     uint64_t flushes;
 
     if (c && likely(c->pc == h->pc && c->key == h->fetch_key && c->blk)) {
-        c->entry = rv_jit_entry(c->blk->code);
+        c->entry = rv_jit_entry(c->blk->code); /* lkey holds: local_gen moves fetch_key too */
         return c->blk;
     }
     host = rv_fetch_ptr(h, h->pc);
@@ -404,11 +490,11 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
             c = NULL; /* the arena was recycled: c's block no longer exists */
     }
     if (c) {
-        chain_page_note(h, h->pc);
         c->pc = h->pc;
-        c->key = h->fetch_key;
+        c->key = chain_key(h, h->pc);
         c->blk = b;
         c->entry = rv_jit_entry(b->code);
+        c->lkey = chain_lkey(h, c, b);
     }
     return b;
 }
@@ -552,6 +638,8 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
     h->pmp_active = false;
     h->pmp_nranges = 0;
     h->in_wfi = false;
+    h->s_global = true;
+    h->s_nonglobal = 0;
     rv_set_priv(h, RV_PRIV_M);
     rv_tlb_flush(h);
     rv_block_cache_flush(h);
@@ -559,11 +647,12 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t reset_pc)
 
 int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
 {
-    struct rv64_hart *h = calloc(1, sizeof(*h));
+    struct rv64_hart *h = aligned_alloc(_Alignof(struct rv64_hart), sizeof(*h));
     int err = -ENOMEM;
 
     if (!h)
         return -ENOMEM;
+    memset(h, 0, sizeof(*h));
     h->cfg = *cfg;
     for (unsigned i = 0; i < cfg->mem_count && !h->cw; i++) {
         struct code_watch *cw = cfg->mem[i].code;
@@ -579,6 +668,7 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     if (!h->bc.buckets)
         goto free_sets;
     h->bc.arena_limit = RV_BC_ARENA_SIZE;
+    h->local_gen = 1; /* a chain entry's lkey of 0 never holds */
     h->bc.arena = mmap(NULL, RV_BC_ARENA_MAX, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)

@@ -81,9 +81,8 @@ void rv_update_mmu_idx(struct rv64_hart *h)
     case RV_PRIV_U: h->mmu_data = RV_MMU_U; break;
     default: h->mmu_data = (h->mstatus & MSTATUS_SUM) ? RV_MMU_S_SUM : RV_MMU_S; break;
     }
-    h->fetch_key = (h->fetch_key & ~3ull) | (h->priv == RV_PRIV_M   ? RV_MMU_M
-                                             : h->priv == RV_PRIV_U ? RV_MMU_U
-                                                                    : RV_MMU_S);
+    h->fetch_key = h->priv == RV_PRIV_M ? RV_MMU_M : h->priv == RV_PRIV_U ? RV_MMU_U : RV_MMU_S;
+    rv_fetch_key_set(h);
 }
 
 void rv_update_irq_enable(struct rv64_hart *h)
@@ -154,6 +153,7 @@ void rv_pmp_update(struct rv64_hart *h)
     }
     rv_pmp_decode(h);
     rv_tlb_flush(h);
+    h->local_gen++; /* PMP may forbid fetches that chains in a page skip (block.h) */
 }
 
 int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value)

@@ -185,9 +185,11 @@ enum rv_access { RV_ACCESS_READ, RV_ACCESS_WRITE, RV_ACCESS_EXEC };
  * pages of a changed superpage could be cached too): then that whole table goes. Global
  * mappings are cached per table, which only costs a refill (privileged §4.2.1 lets an
  * SFENCE.VMA with an ASID leave global mappings alone, and lets a hart refill any time). */
-#define RV_TLB_SETS        8
-#define RV_TLB_BIG         4
-#define RV_CHAIN_PAGE_BITS 4096u
+#define RV_TLB_SETS          8
+#define RV_TLB_BIG           4
+#define RV_CHAIN_PAGE_BITS   4096u
+#define RV_CHAIN_PAGE_BITS_G 32768u
+#define RV_S_NONGLOBAL_MAX   1024u
 
 struct rv_tlb {
     struct rv_tlb_entry e[RV_MMU_COUNT][RV_TLB_SIZE]; /* first: the JIT adds offsets to it */
@@ -207,6 +209,9 @@ struct rv_tlb {
     unsigned nwritable;
     uint16_t writable[RV_TLB_WLOG];
     uint64_t cw_epoch; /* the code-watch epoch this table was last swept for (cpu.c) */
+    /* Bit i: e[RV_MMU_S][i]'s fetch tag was filled from a leaf PTE with G set (as of that
+     * fill; a bit of an entry without a fetch tag means nothing): rv_tlb_fetch_global(). */
+    uint64_t s_exec_global[RV_TLB_SIZE / 64];
 };
 
 struct rv_block;
@@ -239,9 +244,13 @@ struct rv64_hart {
     uint64_t pc;       /* inside a block: the pc of the block's first instruction */
     unsigned mmu_data; /* enum rv_mmu_idx for loads and stores */
     /* Bits 1:0, the enum rv_mmu_idx of instruction fetch (rv_mmu_fetch(), set by
-     * rv_update_mmu_idx()); above them the fetch generation (rv_fetch_gen_bump()). A chain
-     * entry (block.h) holds while the key it recorded is the hart's: one compare. */
+     * rv_update_mmu_idx()); above them the fetch generation its chains live under: gen_g or
+     * gen_a (rv_fetch_key_set()). A chain entry (block.h) holds while the key it recorded is
+     * the hart's: one compare. */
     uint64_t fetch_key;
+    /* What a chain entry to a pc of its block's own page (block.h, `local`) holds under: moved
+     * when code may have changed (FENCE.I) or PMP may forbid a fetch it allowed; never 0. */
+    uint64_t local_gen;
     struct rv_tlb *tlb; /* the live translations: one of tlbs[] (struct rv_tlb) */
     _Atomic uint64_t mip;
     uint64_t mie;
@@ -294,11 +303,29 @@ struct rv64_hart {
     struct rv_block_cache bc;
     struct rv_jit *jit; /* engine "jit": translates hot blocks (jit/jit.h); NULL: interpret */
     struct rv_chain *jit_link; /* set by translated code as it returns (block.h, jit.h) */
-    /* The virtual pages (bit: page number mod 4096) that block chains were recorded into while
-     * the fetch generation was chain_pages_gen: a page fence needs to bump it only for these
-     * (rv_tlb_flush_page). Cleared lazily, on the first record under a new generation. */
-    uint64_t chain_pages[RV_CHAIN_PAGE_BITS / 64];
-    uint64_t chain_pages_gen;
+    /* The fetch generations (multiples of 4, each new one drawn from gen_next, so a value is
+     * never seen twice). Chains recorded in M, and in S while s_global holds, lead into pages
+     * mapped global (S records no other chain then: chain_key(), cpu.c) and live under gen_g,
+     * which only what can change a global mapping moves (rv_fetch_gen_bump()). Chains of U,
+     * and of S once s_global is off, live under gen_a, which a switch of address space or a
+     * fence by ASID moves too (rv_fetch_gen_bump_local()). The kernel's chains then survive
+     * the context switches and per-process fences that dropped them all before. */
+    uint64_t gen_g, gen_a, gen_next;
+    /* S records chains into global pages only; off for good (S then keys its chains by gen_a,
+     * as U does) once RV_S_NONGLOBAL_MAX chains into other pages were refused: a kernel that
+     * does not mark its mappings global would go through the run loop at every exit. */
+    bool s_global;
+    unsigned s_nonglobal;
+    /* The virtual pages (bit: page number mod the map's size) that block chains living under
+     * gen_g (chain_pages_g) and gen_a (chain_pages_a) were recorded into while those were
+     * chain_pages_g_gen and chain_pages_a_gen: a page fence needs to bump a generation only
+     * for these (rv_tlb_flush_page). Each is cleared lazily, on the first record under a new
+     * generation. The global map is larger: it holds the kernel's pages for as long as no
+     * global change comes, and a fence of a user page that falls on one of their bits would
+     * drop every chain. */
+    uint64_t chain_pages_g[RV_CHAIN_PAGE_BITS_G / 64];
+    uint64_t chain_pages_a[RV_CHAIN_PAGE_BITS / 64];
+    uint64_t chain_pages_g_gen, chain_pages_a_gen;
     /* FENCE.I without a full revalidation (src/base/codewatch.h, cpu.c): the watch of the
      * memory the hart runs code from, NULL if none or if the hart cannot take part. */
     struct code_watch *cw;
@@ -312,7 +339,12 @@ struct rv64_hart {
 
     /* Configuration and host plumbing. */
     struct rv64_config cfg;
-    _Atomic bool stop;
+    /* From here on, what other threads write (stop, mip's sources, the WFI park) and what
+     * translated code reads at every chained exit (need_loop): on cache lines of their own,
+     * the struct being allocated aligned (rv64_hart_create), so that no other data shares
+     * them. A heap neighbour written by another thread on need_loop's line halved the speed
+     * of translated code (docs/hart.md). */
+    _Alignas(64) _Atomic bool stop;
     /* Set by any thread that raises an interrupt or requests a stop (kick(), cpu.c), after it
      * did so; cleared by the run loop before it looks at stop and mip. Translated code tests
      * this one byte to leave for the loop, where it tested stop and mip & irq_enable: an
@@ -371,16 +403,36 @@ static inline unsigned rv_mmu_fetch(const struct rv64_hart *h)
     return (unsigned)(h->fetch_key & 3);
 }
 
-/* The fetch generation: moved by every change of the fetch TLB or the block cache. */
-static inline uint64_t rv_fetch_gen(const struct rv64_hart *h)
+/* Whether the fetch context's chains live under gen_g (hart.h). */
+static inline bool rv_fetch_global(const struct rv64_hart *h)
 {
-    return h->fetch_key >> 2;
+    unsigned ctx = rv_mmu_fetch(h);
+
+    return ctx == RV_MMU_M || (ctx == RV_MMU_S && h->s_global);
+}
+
+/* fetch_key = the fetch context's generation and the context. */
+static inline void rv_fetch_key_set(struct rv64_hart *h)
+{
+    h->fetch_key = (rv_fetch_global(h) ? h->gen_g : h->gen_a) | rv_mmu_fetch(h);
 }
 
 /* Drops every block chain: the fetch TLB or the block cache changed under them. */
 static inline void rv_fetch_gen_bump(struct rv64_hart *h)
 {
-    h->fetch_key += 4;
+    h->gen_next += 4;
+    h->gen_g = h->gen_a = h->gen_next;
+    rv_fetch_key_set(h);
+}
+
+/* Drops the chains that may lead into pages not mapped global: what changed can only be
+ * such a page's mapping (a switch of address space of one translation mode, a fence by
+ * ASID, privileged §4.2.1 and §4.3.1). */
+static inline void rv_fetch_gen_bump_local(struct rv64_hart *h)
+{
+    h->gen_next += 4;
+    h->gen_a = h->gen_next;
+    rv_fetch_key_set(h);
 }
 
 /* Sets the privilege mode (trap entry and return). */
@@ -453,6 +505,11 @@ void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr);
 /* Host pointer to the instruction bytes at va (at least up to the end of its page), or NULL
  * with the exception set (instruction page fault / access fault). */
 uint8_t *rv_fetch_ptr(struct rv64_hart *h, uint64_t va);
+
+/* Whether the live table's S-mode fetch entry for va holds va's page, mapped global (a leaf
+ * PTE with G set, or no translation at all). False where it holds no entry for va, as after a
+ * fetch from a page the TLB could not cache. */
+bool rv_tlb_fetch_global(const struct rv64_hart *h, uint64_t va);
 
 /* --- execution (exec.c, decode.c, cpu.c) --- */
 

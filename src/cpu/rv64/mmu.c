@@ -13,6 +13,7 @@
 #define PTE_W         (1ull << 2)
 #define PTE_X         (1ull << 3)
 #define PTE_U         (1ull << 4)
+#define PTE_G         (1ull << 5)
 #define PTE_A         (1ull << 6)
 #define PTE_D         (1ull << 7)
 #define PTE_PPN_SHIFT 10
@@ -118,9 +119,14 @@ static bool tlb_in_big(const struct rv_tlb *t, uint64_t va)
     return false;
 }
 
-static void tlb_clear_live(struct rv64_hart *h)
+/* Clears the live table; `global`: global mappings may have changed too. */
+static void tlb_clear_live(struct rv64_hart *h, bool global)
 {
-    rv_fetch_gen_bump(h); /* block chains were found through the fetch TLB */
+    /* Block chains were found through the fetch TLB. */
+    if (global)
+        rv_fetch_gen_bump(h);
+    else
+        rv_fetch_gen_bump_local(h);
     tlb_clear(h->tlb);
 }
 
@@ -134,12 +140,12 @@ void rv_tlb_init(struct rv64_hart *h)
         h->tlbs[i].valid = false;
     }
     h->tlb = &h->tlbs[0];
-    tlb_clear_live(h);
+    tlb_clear_live(h, true);
 }
 
 void rv_tlb_flush(struct rv64_hart *h)
 {
-    tlb_clear_live(h);
+    tlb_clear_live(h, true);
     for (unsigned i = 0; i <= RV_TLB_SETS; i++)
         h->tlbs[i].valid = false;
 }
@@ -179,7 +185,13 @@ void rv_tlb_switch(struct rv64_hart *h, uint64_t old_satp, uint64_t new_satp)
     }
     next->valid = false;
     h->tlb = next;
-    rv_fetch_gen_bump(h); /* the fetch TLB changed under the block chains */
+    /* The fetch TLB changed under the block chains. Global mappings are the same in every
+     * address space of one translation mode (privileged §4.3.1: where software broke that,
+     * either mapping may be used), so only a change of mode moves gen_g. */
+    if ((old_satp ^ new_satp) >> 60)
+        rv_fetch_gen_bump(h);
+    else
+        rv_fetch_gen_bump_local(h);
     rv_code_table_live(h);
 }
 
@@ -194,9 +206,14 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
 {
     uint64_t page = va & RV_PAGE_MASK;
     unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
-    uint64_t bit = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
-    bool chains =
-        h->chain_pages_gen == rv_fetch_gen(h) && (h->chain_pages[bit / 64] >> (bit % 64) & 1);
+    uint64_t bit_g = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS_G;
+    uint64_t bit_a = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
+    /* A fence by ASID orders no access through a global mapping, nor any of another address
+     * space than the live one's (gen_a chains were all recorded under the live satp). */
+    bool global = !by_asid && h->chain_pages_g_gen == h->gen_g &&
+                  (h->chain_pages_g[bit_g / 64] >> (bit_g % 64) & 1);
+    bool local = (!by_asid || asid == satp_asid(h->satp)) && h->chain_pages_a_gen == h->gen_a &&
+                 (h->chain_pages_a[bit_a / 64] >> (bit_a % 64) & 1);
 
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
         struct rv_tlb *t = &h->tlbs[i];
@@ -209,7 +226,8 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
         if (tlb_in_big(t, va)) {
             if (live) {
                 tlb_clear(t);
-                chains = true;
+                local = true;
+                global |= !by_asid;
             } else {
                 t->valid = false;
             }
@@ -223,8 +241,10 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
                 e->tag_r = e->tag_w = e->tag_x = RV_TLB_INVALID;
         }
     }
-    if (chains)
+    if (global)
         rv_fetch_gen_bump(h);
+    else if (local)
+        rv_fetch_gen_bump_local(h);
 }
 
 const struct rv64_mem_region *rv_mem_of_host(const struct rv64_hart *h, const void *p)
@@ -314,7 +334,7 @@ void rv_tlb_flush_asid(struct rv64_hart *h, uint64_t asid)
             h->tlbs[i].valid = false;
     }
     if (satp_asid(h->satp) == asid)
-        tlb_clear_live(h);
+        tlb_clear_live(h, false); /* no global mapping is fenced (§4.2.1) */
 }
 
 static unsigned mmu_idx_priv(unsigned idx)
@@ -459,7 +479,7 @@ static int mmu_translate(struct rv64_hart *h, uint64_t va, enum rv_access acc, u
 
     if (priv == RV_PRIV_M || mode == SATP_MODE_BARE) {
         *pa = va;
-        *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+        *pte_out = PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D;
         *shift = RV_PAGE_SHIFT; /* no page table: nothing an SFENCE.VMA could change */
         return 0;
     }
@@ -623,8 +643,18 @@ static int mmu_resolve(struct rv64_hart *h, uint64_t va, enum rv_access acc, uns
             if ((pte & PTE_R) &&
                 pmp_check(h, *pa & RV_PAGE_MASK, RV_PAGE_SIZE, priv, RV_ACCESS_READ) == PMP_ALLOW)
                 e->tag_r = tag;
-        } else
+        } else {
             e->tag_x = tag;
+            if (idx == RV_MMU_S) {
+                unsigned i = (unsigned)(e - h->tlb->e[RV_MMU_S]);
+                uint64_t bit = 1ull << (i % 64);
+
+                if (pte & PTE_G)
+                    h->tlb->s_exec_global[i / 64] |= bit;
+                else
+                    h->tlb->s_exec_global[i / 64] &= ~bit;
+            }
+        }
     }
     return 0;
 }
@@ -748,6 +778,14 @@ void *rv_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, bool is_lr)
         return NULL;
     }
     return host;
+}
+
+bool rv_tlb_fetch_global(const struct rv64_hart *h, uint64_t va)
+{
+    unsigned i = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
+
+    return h->tlb->e[RV_MMU_S][i].tag_x == (va & RV_PAGE_MASK) &&
+           (h->tlb->s_exec_global[i / 64] >> (i % 64) & 1);
 }
 
 uint8_t *rv_fetch_ptr(struct rv64_hart *h, uint64_t va)

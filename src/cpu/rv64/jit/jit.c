@@ -495,9 +495,10 @@ static void emit_need_loop(struct jit_ctx *c)
  * nothing inside a block changes the fetch context or generation (what does, ends the block
  * through a handler). */
 static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slot,
-                       struct rv_chain *alt, bool self)
+                       struct rv_chain *alt, bool self, int64_t target)
 {
     struct x86_buf *b = c->b;
+    int16_t local = c->blk->local[slot - c->blk->chain];
 
     if (self) {
         /* emit_need_loop()'s test, jumping back when nothing needs the loop. */
@@ -513,6 +514,14 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_add_mi(b, X86_RBX, HART_OFF(instret), (int32_t)retired);
     write_back(c);
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
+    if (!alt && local != RV_NO_LOCAL && local == target) {
+        /* An exit to a pc of the block's own page (block.h, `local`): the same host bytes as
+         * when the entry was recorded unless the code changed since (or PMP: local_gen). */
+        emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(local_gen));
+        emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(lkey));
+        jump_to_tail(c, true, X86_CC_NE);
+        goto entry;
+    }
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(pc));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(pc));
     if (alt) {
@@ -528,6 +537,7 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(fetch_key));
     emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(key));
     jump_to_tail(c, true, X86_CC_NE);
+entry:
     emit_load(b, true, X86_RAX, X86_RCX, CHAIN_OFF(entry));
     emit_test_rr(b, true, X86_RAX);
     jump_to_tail(c, true, X86_CC_E);
@@ -830,7 +840,8 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         set_x(c, in->rd, X86_RAX);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0,
+                   off + in->imm);
         return true;
     case JK_JALR:
         load_x(c, X86_RCX, in->rs1);
@@ -841,7 +852,7 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
         emit_alu_ri(b, X86_IMM_ADD, true, X86_RAX, (int32_t)(off + in->len));
         set_x(c, in->rd, X86_RAX);
         emit_store(b, true, X86_RCX, X86_RBX, HART_OFF(pc));
-        emit_leave(c, in->idx + 1u, &blk->chain[1], &blk->chain[0], false);
+        emit_leave(c, in->idx + 1u, &blk->chain[1], &blk->chain[0], false, 0);
         return true;
     case JK_BRANCH:
         src = get_x(c, in->rs1, X86_RAX);
@@ -850,19 +861,20 @@ static bool emit_insn(struct jit_ctx *c, const struct rv_insn *in)
             /* A loop's closing branch: the turn back is the straight path (one taken jump
              * per turn, backward), the exit jumps forward. */
             taken = emit_jcc(b, x86_cc_not((enum x86_cc)op->arg));
-            emit_leave(c, in->idx + 1u, slot_for(blk, 0), NULL, true);
+            emit_leave(c, in->idx + 1u, slot_for(blk, 0), NULL, true, 0);
             emit_patch(b, taken);
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false);
+            emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false, off + in->len);
             return true;
         }
         taken = emit_jcc(b, (enum x86_cc)op->arg);
         emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->len));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->len), NULL, false, off + in->len);
         emit_patch(b, taken);
         if (off + in->imm != 0)
             emit_add_mi(b, X86_RBX, HART_OFF(pc), (int32_t)(off + in->imm));
-        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0);
+        emit_leave(c, in->idx + 1u, slot_for(blk, off + in->imm), NULL, off + in->imm == 0,
+                   off + in->imm);
         return true;
     case JK_LOAD:
     case JK_STORE: emit_mem(c, in, op); return false;
@@ -1233,7 +1245,7 @@ static void emit_body(struct jit_ctx *c)
         left = emit_insn(c, &blk->insn[i]);
     if (!left) {
         emit_add_mi(c->b, X86_RBX, HART_OFF(pc), (int32_t)blk->bytes);
-        emit_leave(c, blk->n, &blk->chain[0], NULL, false);
+        emit_leave(c, blk->n, &blk->chain[0], NULL, false, (int64_t)blk->bytes);
     }
 }
 
