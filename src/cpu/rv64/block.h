@@ -28,7 +28,8 @@ struct rv_chain {
 };
 
 /* chain_owner() (cpu.c) tells a block's two entries apart by their addresses. */
-_Static_assert(sizeof(struct rv_chain) % 16 == 8, "a chain entry is 8 bytes past a multiple of 16");
+_Static_assert(sizeof(struct rv_chain) % 16 == 8,
+               "a chain entry is 8 bytes past a multiple of 16 (a 64-bit host)");
 
 /* A chain entry's key that never holds (chain_key(), cpu.c): the fetch context is never S
  * with SUM. */
@@ -39,11 +40,10 @@ _Static_assert(sizeof(struct rv_chain) % 16 == 8, "a chain entry is 8 bytes past
 struct rv_block {
     uintptr_t key; /* host address of the first instruction */
     struct rv_block *next;
-    uint64_t code_gen;      /* h->bc.code_gen when the bytes were last known to match */
-    _Atomic uint8_t *watch; /* its page's code-watch byte (base/codewatch.h), or NULL */
-    uint32_t n;             /* instructions */
-    uint32_t bytes;         /* their total length */
-    uint32_t runs;          /* interpreted runs, until the JIT translates the block */
+    uint64_t code_gen; /* h->bc.code_gen when the bytes were last known to match */
+    uint32_t n;        /* instructions */
+    uint32_t bytes;    /* their total length */
+    uint32_t runs;     /* interpreted runs, until the JIT translates the block */
     /* For chain[i]: where (the offset from the block's first instruction) a jump, branch or
      * fall-through at the block's end goes through that entry, when the block ends in a jump
      * or branch to a pc known from the instruction, or in an instruction that changes no
@@ -59,5 +59,9 @@ struct rv_block {
     struct rv_chain chain[2];
     struct rv_insn insn[];
 };
+
+/* Blocks are bump-allocated at 16-byte alignment: a header of 128 bytes (120 before the chain
+ * entries' lkey) wastes nothing before the instructions. */
+_Static_assert(sizeof(struct rv_block) == 128, "the block header is 128 bytes (a 64-bit host)");
 
 #endif

@@ -207,7 +207,10 @@ static bool bc_current(struct rv64_hart *h, struct rv_block *b)
 {
     if (likely(b->code_gen == h->bc.code_gen))
         return true;
-    code_note(h, b->watch, b->key);
+    /* The watch byte is looked up again rather than kept in every block: this runs once per
+     * block after a FENCE.I that changed code, and the block stays 128 bytes before its
+     * instructions. */
+    code_note(h, rv_code_byte(h, (const void *)b->key, &h->cw_unwatched), b->key);
     if (!bc_still_valid(b))
         return false;
     b->code_gen = h->bc.code_gen;
@@ -312,7 +315,6 @@ static struct rv_block *bc_build(struct rv64_hart *h, uint64_t pc, const uint8_t
     if (n == 0)
         return NULL;
     b->key = (uintptr_t)host;
-    b->watch = watch;
     b->code_gen = h->bc.code_gen;
     memset(b->chain, 0, sizeof(b->chain));
     b->runs = 0;
