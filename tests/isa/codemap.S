@@ -40,6 +40,17 @@
     jal ra, call_va_c
 .endm
 
+/* Under ASID 2, where VA_C is page 3, then under ASID 1 again, where it is page 1 (checks 11
+ * and 13), switched by satp alone. */
+.macro ASID_ROUND
+    li a0, SATP_B
+    csrw satp, a0
+    CALLS 3
+    li a0, SATP_A
+    csrw satp, a0
+    CALLS 1
+.endm
+
 /* The same for the code at \va, from another call site (call_at). */
 .macro CALLS_AT va, want
     li s6, \want
@@ -193,12 +204,7 @@
     sfence.vma
     ENTER_MODE PRV_S, 7f
 7:  CALLS 1
-    li a0, SATP_B
-    csrw satp, a0
-    CALLS 3
-    li a0, SATP_A
-    csrw satp, a0
-    CALLS 1
+    ASID_ROUND
     BACK_TO_M
 
     /* A chain into a page mapped global may outlive satp switches and fences by ASID (those
@@ -235,12 +241,7 @@
 10: CALLS 1
     addi s3, s3, -1
     bnez s3, 10b
-    li a0, SATP_B
-    csrw satp, a0
-    CALLS 3
-    li a0, SATP_A
-    csrw satp, a0
-    CALLS 1
+    ASID_ROUND
     SETPTE PT_L0, 0x60, PTE(PA(2), CODE)
     li a1, VA_C
     sfence.vma a1, zero
