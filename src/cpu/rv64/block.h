@@ -21,7 +21,7 @@ struct rv_chain {
      * translated then), so that translated code tests one pointer, not two; blk->code is
      * only ever set once, so a stale NULL costs one more trip through the loop. */
     const void *entry;
-    /* h->local_gen when the entry was recorded, if blk is the block at the entry's local
+    /* h->bc.code_gen when the entry was recorded, if blk is the block at the entry's local
      * target (struct rv_block's `local`), else 0: what translated code compares at an exit
      * to that target (jit.h, "Chaining"). */
     uint64_t lkey;

@@ -182,7 +182,6 @@ static void fence_i(struct rv64_hart *h)
     if (code_unchanged(h))
         return;
     h->bc.code_gen++;
-    h->local_gen++;
     rv_fetch_gen_bump(h);
 }
 
@@ -388,20 +387,6 @@ static void hart_wfi(struct rv64_hart *h)
     code_unpark(h);
 }
 
-/* Notes in map (of `bits` bits, cleared when *map_gen is not gen) that a chain now leads
- * into pc's page (rv_tlb_flush_page). */
-static void chain_page_note(uint64_t *map, unsigned bits, uint64_t *map_gen, uint64_t gen,
-                            uint64_t pc)
-{
-    uint64_t bit = (pc >> RV_PAGE_SHIFT) % bits;
-
-    if (*map_gen != gen) {
-        memset(map, 0, bits / 8);
-        *map_gen = gen;
-    }
-    map[bit / 64] |= 1ull << (bit % 64);
-}
-
 /* The key that a chain into pc, just fetched, records (hart.h, gen_g and gen_a), with its
  * page noted for page fences. In S while s_global holds, a chain into a page not mapped
  * global gets RV_CHAIN_NO_KEY, which no fetch_key equals (its context is never S with SUM):
@@ -414,8 +399,8 @@ static uint64_t chain_key(struct rv64_hart *h, uint64_t pc)
         if (!h->s_global)
             break;
         if (rv_tlb_fetch_global(h, pc)) {
-            chain_page_note(h->chain_pages_g, RV_CHAIN_PAGE_BITS_G, &h->chain_pages_g_gen, h->gen_g,
-                            pc);
+            rv_chain_page_note(h->chain_pages_g, RV_CHAIN_PAGE_BITS_G, &h->chain_pages_g_gen,
+                               h->gen_g, pc);
             return h->fetch_key;
         }
         if (++h->s_nonglobal < RV_S_NONGLOBAL_MAX)
@@ -428,7 +413,7 @@ static uint64_t chain_key(struct rv64_hart *h, uint64_t pc)
         break;
     default: break;
     }
-    chain_page_note(h->chain_pages_a, RV_CHAIN_PAGE_BITS, &h->chain_pages_a_gen, h->gen_a, pc);
+    rv_chain_page_note(h->chain_pages_a, RV_CHAIN_PAGE_BITS, &h->chain_pages_a_gen, h->gen_a, pc);
     return h->fetch_key;
 }
 
@@ -452,7 +437,7 @@ static uint64_t chain_lkey(const struct rv64_hart *h, const struct rv_chain *c,
 
     if (o->local[i] == RV_NO_LOCAL || b->key != o->key + (uintptr_t)(intptr_t)o->local[i])
         return 0;
-    return h->local_gen;
+    return h->bc.code_gen;
 }
 
 /* The block for h->pc: from chain entry c (of the block that ran last) when it is still
@@ -466,7 +451,7 @@ static struct rv_block *next_block(struct rv64_hart *h, struct rv_chain *c)
     uint64_t flushes;
 
     if (c && likely(c->pc == h->pc && c->key == h->fetch_key && c->blk)) {
-        c->entry = rv_jit_entry(c->blk->code); /* lkey holds: local_gen moves fetch_key too */
+        c->entry = rv_jit_entry(c->blk->code); /* lkey holds: code_gen moves fetch_key too */
         return c->blk;
     }
     host = rv_fetch_ptr(h, h->pc);
@@ -670,7 +655,7 @@ int rv64_hart_create(const struct rv64_config *cfg, struct rv64_hart **out)
     if (!h->bc.buckets)
         goto free_sets;
     h->bc.arena_limit = RV_BC_ARENA_SIZE;
-    h->local_gen = 1; /* a chain entry's lkey of 0 never holds */
+    h->bc.code_gen = 1; /* a chain entry's lkey of 0 never holds */
     h->bc.arena = mmap(NULL, RV_BC_ARENA_MAX, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (h->bc.arena == MAP_FAILED)

@@ -153,7 +153,9 @@ void rv_pmp_update(struct rv64_hart *h)
     }
     rv_pmp_decode(h);
     rv_tlb_flush(h);
-    h->local_gen++; /* PMP may forbid fetches that chains in a page skip (block.h) */
+    /* PMP may now forbid fetches that chains within a page skip (block.h, `lkey`); the
+     * blocks are compared with memory once more, which costs little at a PMP write. */
+    h->bc.code_gen++;
 }
 
 int rv_csr_read(struct rv64_hart *h, unsigned csr, uint64_t *value)

@@ -227,7 +227,10 @@ struct rv_block_cache {
     bool no_populate;          /* the kernel cannot: pages fault in one by one */
     unsigned flushes_at_limit; /* flushes since arena_limit last changed */
     uint64_t flushes;
-    uint64_t code_gen; /* bumped by a FENCE.I that cannot keep every block; see bc_lookup() */
+    /* Bumped by a FENCE.I that cannot keep every block (see bc_lookup()) and by a PMP write;
+     * never 0. A chain entry to a pc of its block's own page holds while it is unchanged
+     * (block.h, `lkey`). */
+    uint64_t code_gen;
 };
 
 #define RV_PMP_COUNT 16
@@ -248,9 +251,6 @@ struct rv64_hart {
      * gen_a (rv_fetch_key_set()). A chain entry (block.h) holds while the key it recorded is
      * the hart's: one compare. */
     uint64_t fetch_key;
-    /* What a chain entry to a pc of its block's own page (block.h, `local`) holds under: moved
-     * when code may have changed (FENCE.I) or PMP may forbid a fetch it allowed; never 0. */
-    uint64_t local_gen;
     struct rv_tlb *tlb; /* the live translations: one of tlbs[] (struct rv_tlb) */
     _Atomic uint64_t mip;
     uint64_t mie;
@@ -342,8 +342,8 @@ struct rv64_hart {
     /* From here on, what other threads write (stop, mip's sources, the WFI park) and what
      * translated code reads at every chained exit (need_loop): on cache lines of their own,
      * the struct being allocated aligned (rv64_hart_create), so that no other data shares
-     * them. A heap neighbour written by another thread on need_loop's line halved the speed
-     * of translated code (docs/hart.md). */
+     * them. With the struct 8 bytes larger and calloc'd, translated code ran at about half
+     * speed; which neighbour on need_loop's line did it was not found (docs/hart.md). */
     _Alignas(64) _Atomic bool stop;
     /* Set by any thread that raises an interrupt or requests a stop (kick(), cpu.c), after it
      * did so; cleared by the run loop before it looks at stop and mip. Translated code tests
@@ -415,6 +415,30 @@ static inline bool rv_fetch_global(const struct rv64_hart *h)
 static inline void rv_fetch_key_set(struct rv64_hart *h)
 {
     h->fetch_key = (rv_fetch_global(h) ? h->gen_g : h->gen_a) | rv_mmu_fetch(h);
+}
+
+/* A map of the virtual pages that chains under one generation lead into (hart.h,
+ * chain_pages_g and chain_pages_a): `nbits` bits, page number mod nbits, valid while *map_gen
+ * is that generation. Notes va's page, clearing the map first if the generation moved. */
+static inline void rv_chain_page_note(uint64_t *map, unsigned nbits, uint64_t *map_gen,
+                                      uint64_t gen, uint64_t va)
+{
+    uint64_t bit = (va >> RV_PAGE_SHIFT) % nbits;
+
+    if (*map_gen != gen) {
+        memset(map, 0, nbits / 8);
+        *map_gen = gen;
+    }
+    map[bit / 64] |= 1ull << (bit % 64);
+}
+
+/* Whether the map may hold va's page under generation gen. */
+static inline bool rv_chain_page_hit(const uint64_t *map, unsigned nbits, uint64_t map_gen,
+                                     uint64_t gen, uint64_t va)
+{
+    uint64_t bit = (va >> RV_PAGE_SHIFT) % nbits;
+
+    return map_gen == gen && (map[bit / 64] >> (bit % 64) & 1);
 }
 
 /* Drops every block chain: the fetch TLB or the block cache changed under them. */

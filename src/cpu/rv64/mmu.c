@@ -206,14 +206,13 @@ void rv_tlb_flush_page(struct rv64_hart *h, uint64_t va, bool by_asid, uint64_t 
 {
     uint64_t page = va & RV_PAGE_MASK;
     unsigned slot = (unsigned)(va >> RV_PAGE_SHIFT) & (RV_TLB_SIZE - 1);
-    uint64_t bit_g = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS_G;
-    uint64_t bit_a = (va >> RV_PAGE_SHIFT) % RV_CHAIN_PAGE_BITS;
     /* A fence by ASID orders no access through a global mapping, nor any of another address
      * space than the live one's (gen_a chains were all recorded under the live satp). */
-    bool global = !by_asid && h->chain_pages_g_gen == h->gen_g &&
-                  (h->chain_pages_g[bit_g / 64] >> (bit_g % 64) & 1);
-    bool local = (!by_asid || asid == satp_asid(h->satp)) && h->chain_pages_a_gen == h->gen_a &&
-                 (h->chain_pages_a[bit_a / 64] >> (bit_a % 64) & 1);
+    bool global = !by_asid && rv_chain_page_hit(h->chain_pages_g, RV_CHAIN_PAGE_BITS_G,
+                                                h->chain_pages_g_gen, h->gen_g, va);
+    bool local =
+        (!by_asid || asid == satp_asid(h->satp)) &&
+        rv_chain_page_hit(h->chain_pages_a, RV_CHAIN_PAGE_BITS, h->chain_pages_a_gen, h->gen_a, va);
 
     for (unsigned i = 0; i <= RV_TLB_SETS; i++) {
         struct rv_tlb *t = &h->tlbs[i];

@@ -516,8 +516,8 @@ static void emit_leave(struct jit_ctx *c, unsigned retired, struct rv_chain *slo
     emit_mov_ri(b, X86_RCX, (uint64_t)(uintptr_t)slot);
     if (!alt && local != RV_NO_LOCAL && local == target) {
         /* An exit to a pc of the block's own page (block.h, `local`): the same host bytes as
-         * when the entry was recorded unless the code changed since (or PMP: local_gen). */
-        emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(local_gen));
+         * when the entry was recorded unless the code changed since (or PMP: code_gen). */
+        emit_load(b, true, X86_RAX, X86_RBX, HART_OFF(bc.code_gen));
         emit_alu_rm(b, X86_CMP, true, X86_RAX, X86_RCX, CHAIN_OFF(lkey));
         jump_to_tail(c, true, X86_CC_NE);
         goto entry;

@@ -24,7 +24,7 @@
  * the successor's code, without the run loop, when the loop would have done no more than run
  * it: the chain entry the loop recorded for that exit still holds (same pc, and the same
  * h->fetch_key: fetch generation and fetch context, so the same host bytes; for an exit to a
- * pc of the block's own page, lkey against h->local_gen alone: block.h), the successor had
+ * pc of the block's own page, lkey against h->bc.code_gen alone: block.h), the successor had
  * code when the loop last went through the entry (struct rv_chain's `entry`), and nothing asked
  * for the loop (h->need_loop: a stop request, or an interrupt raised by another thread).
  * Otherwise it returns to the loop with the entry in h->jit_link, where the loop records the
